@@ -1,0 +1,83 @@
+"""Strict little-endian reader and writer for the canonical binary formats.
+
+Every decoder reads through `Reader`, so a short, long or malformed input always raises a
+`DecodeError` subclass and never `IndexError` or `struct.error`.
+"""
+
+from __future__ import annotations
+
+from .errors import OversizedError, TrailingBytesError, TruncatedError
+
+U8_MAX = 0xFF
+U16_MAX = 0xFFFF
+U32_MAX = 0xFFFF_FFFF
+U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class Reader:
+    """A cursor over immutable bytes; each read checks that the bytes are there."""
+
+    __slots__ = ("_data", "_pos", "_what")
+
+    def __init__(self, data: bytes | bytearray | memoryview, what: str) -> None:
+        self._data = bytes(data)
+        self._pos = 0
+        self._what = what
+
+    @property
+    def remaining(self) -> int:
+        return len(self._data) - self._pos
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self.remaining:
+            raise TruncatedError(f"{self._what}.{what}", n, self.remaining)
+        start = self._pos
+        self._pos += n
+        return self._data[start : self._pos]
+
+    def _uint(self, width: int, what: str) -> int:
+        return int.from_bytes(self.take(width, what), "little")
+
+    def u8(self, what: str) -> int:
+        return self._uint(1, what)
+
+    def u16(self, what: str) -> int:
+        return self._uint(2, what)
+
+    def u32(self, what: str) -> int:
+        return self._uint(4, what)
+
+    def u64(self, what: str) -> int:
+        return self._uint(8, what)
+
+    def sized(self, width: int, limit: int, what: str) -> bytes:
+        """A length prefix of `width` bytes (at most `limit`), then that many bytes."""
+        n = self._uint(width, f"{what}.length")
+        if n > limit:
+            raise OversizedError(f"{self._what}.{what} length", n, limit)
+        return self.take(n, what)
+
+    def finish(self) -> None:
+        """Raise `TrailingBytesError` unless every byte was consumed."""
+        if self.remaining:
+            raise TrailingBytesError(self._what, self.remaining)
+
+
+def u8(value: int) -> bytes:
+    return value.to_bytes(1, "little")
+
+
+def u16(value: int) -> bytes:
+    return value.to_bytes(2, "little")
+
+
+def u32(value: int) -> bytes:
+    return value.to_bytes(4, "little")
+
+
+def u64(value: int) -> bytes:
+    return value.to_bytes(8, "little")
+
+
+def sized(width: int, data: bytes) -> bytes:
+    return len(data).to_bytes(width, "little") + data
