@@ -6,7 +6,7 @@ Every decoder reads through `Reader`, so a short, long or malformed input always
 
 from __future__ import annotations
 
-from .errors import OversizedError, TrailingBytesError, TruncatedError
+from .errors import InvalidFieldError, OversizedError, TrailingBytesError, TruncatedError
 
 U8_MAX = 0xFF
 U16_MAX = 0xFFFF
@@ -81,3 +81,19 @@ def u64(value: int) -> bytes:
 
 def sized(width: int, data: bytes) -> bytes:
     return len(data).to_bytes(width, "little") + data
+
+
+def require_uint(field: str, value: int, maximum: int, minimum: int = 0) -> None:
+    """Raise `InvalidFieldError` unless `minimum <= value <= maximum` (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidFieldError(field, f"expected an integer, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise InvalidFieldError(field, f"{value} is outside [{minimum}, {maximum}]")
+
+
+def require_bytes(field: str, value: bytes, maximum: int) -> None:
+    """Raise `InvalidFieldError` unless `value` is bytes of at most `maximum` length."""
+    if not isinstance(value, bytes):
+        raise InvalidFieldError(field, f"expected bytes, got {type(value).__name__}")
+    if len(value) > maximum:
+        raise InvalidFieldError(field, f"{len(value)} bytes, at most {maximum} allowed")

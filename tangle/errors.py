@@ -10,7 +10,8 @@ TangleError
 │   ├── OversizedError           a length above its bound
 │   ├── NonCanonicalError        valid meaning, forbidden spelling (unsorted, duplicate, ...)
 │   ├── UnknownVersionError      protocol version this node does not speak
-│   └── UnknownTypeError         payload / output / unlock type not defined
+│   ├── UnknownTypeError         payload / output / unlock type not defined
+│   └── MalformedError           a field decoded, but its value is not allowed
 ├── InvalidFieldError            a value out of its range (also raised by constructors)
 ├── WrongNetworkError            a message for another network
 ├── WorkError
@@ -21,7 +22,18 @@ TangleError
 │   ├── DuplicatePayloadError    payload already has a live attachment (one gossip slot each)
 │   ├── UnknownMessageError      no such message in the window
 │   └── NoTipsError              tip selection found nothing to approve
-└── (ledger, milestone and storage errors live in the same tree, see below)
+├── LedgerError
+│   ├── InvalidGenesisError      a genesis snapshot that breaks the supply rules
+│   └── InvalidTransactionError  a transaction no node may attach (bad signature, dust, ...)
+├── MilestoneError               a milestone no node may apply; nothing was applied
+│   ├── IndexGapError            not the successor of the confirmed milestone
+│   ├── ChainMismatchError       `previous` is not the id of the confirmed milestone
+│   ├── UnknownSignerError       signed by a key outside the key set in force
+│   ├── BadSignatureError        a committee signature that does not verify
+│   ├── TooFewSignaturesError    fewer valid signatures than the threshold
+│   ├── MissingConeError         part of its past cone is not known yet
+│   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
+└── StorageError                 the database is unusable or inconsistent
 ```
 """
 
@@ -89,6 +101,10 @@ class UnknownTypeError(DecodeError):
         self.tag = tag
 
 
+class MalformedError(DecodeError):
+    """A field was read, but its value is not allowed (wraps the `InvalidFieldError`)."""
+
+
 # -- field values ----------------------------------------------------------------------------
 
 
@@ -151,3 +167,96 @@ class UnknownMessageError(DagError):
 
 class NoTipsError(DagError):
     """Tip selection found no message to approve."""
+
+
+# -- ledger ----------------------------------------------------------------------------------
+
+
+class LedgerError(TangleError):
+    """Failures of the UTXO ledger."""
+
+
+class InvalidGenesisError(LedgerError):
+    """A genesis snapshot that does not mint exactly the supply into valid outputs."""
+
+
+class InvalidTransactionError(LedgerError):
+    """A transaction that can never be applied (checked before a node attaches it)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid transaction: {reason}")
+        self.reason = reason
+
+
+# -- milestones ------------------------------------------------------------------------------
+
+
+class MilestoneError(TangleError):
+    """A milestone that must not be applied; the ledger is unchanged."""
+
+
+class IndexGapError(MilestoneError):
+    """The milestone is not the successor of the confirmed milestone."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"milestone index {got}, expected {expected}")
+        self.expected = expected
+        self.got = got
+
+
+class ChainMismatchError(MilestoneError):
+    """The milestone's `previous` is not the confirmed milestone's id."""
+
+
+class UnknownSignerError(MilestoneError):
+    """A signature by a key that is not in the key set in force at the milestone's index."""
+
+    def __init__(self, public_key: bytes, index: int) -> None:
+        super().__init__(f"key {public_key.hex()} is not in the key set for milestone {index}")
+        self.public_key = public_key
+        self.index = index
+
+
+class BadSignatureError(MilestoneError):
+    """A committee signature that does not verify."""
+
+    def __init__(self, public_key: bytes) -> None:
+        super().__init__(f"signature by {public_key.hex()} does not verify")
+        self.public_key = public_key
+
+
+class TooFewSignaturesError(MilestoneError):
+    """Fewer valid committee signatures than the threshold."""
+
+    def __init__(self, valid: int, threshold: int) -> None:
+        super().__init__(f"{valid} valid signatures, {threshold} required")
+        self.valid = valid
+        self.threshold = threshold
+
+
+class MissingConeError(MilestoneError):
+    """The milestone's past cone has messages this node does not have yet."""
+
+    def __init__(self, missing: frozenset[bytes]) -> None:
+        super().__init__(f"{len(missing)} messages of the past cone are missing")
+        self.missing = missing
+
+
+class MerkleRootMismatchError(MilestoneError):
+    """This node's white-flag result differs from the milestone's: the node must stop."""
+
+    def __init__(self, index: int, expected: bytes, computed: bytes) -> None:
+        super().__init__(
+            f"milestone {index}: applied Merkle root {computed.hex()} differs from the "
+            f"committee's {expected.hex()}; refusing to continue"
+        )
+        self.index = index
+        self.expected = expected
+        self.computed = computed
+
+
+# -- storage ---------------------------------------------------------------------------------
+
+
+class StorageError(TangleError):
+    """The database is unusable, of another network, or inconsistent."""

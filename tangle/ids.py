@@ -59,3 +59,41 @@ class Address(FixedBytes):
 
 class WorkRoot(FixedBytes):
     """BLAKE2b-256 of the parts of a message that its proof-of-work covers."""
+
+
+class MilestoneId(FixedBytes):
+    """BLAKE2b-256 of a milestone's essence (what the committee signs)."""
+
+
+class MerkleRoot(FixedBytes):
+    """Root of an RFC 6962 style Merkle tree."""
+
+
+class PublicKey(FixedBytes):
+    """An ed25519 public key."""
+
+
+class Signature(FixedBytes):
+    """An ed25519 signature."""
+
+    SIZE = 64
+
+
+class OutputId(FixedBytes):
+    """A transaction id followed by a little-endian u16 output index."""
+
+    SIZE = HASH_SIZE + 2
+
+    @classmethod
+    def of(cls, transaction_id: TransactionId, index: int) -> OutputId:
+        if not 0 <= index <= 0xFFFF:
+            raise InvalidFieldError("OutputId.index", f"{index} is not a u16")
+        return cls(transaction_id + index.to_bytes(2, "little"))
+
+    @property
+    def transaction_id(self) -> TransactionId:
+        return TransactionId(self[:HASH_SIZE])
+
+    @property
+    def index(self) -> int:
+        return int.from_bytes(self[HASH_SIZE:], "little")

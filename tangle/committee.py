@@ -1,0 +1,88 @@
+"""The coordinator committee: which keys sign which milestones, and milestone verification.
+
+A node accepts milestone N only if it follows the confirmed milestone (index N-1, `previous`
+equal to its id), belongs to this network, and carries valid signatures from at least
+`threshold` keys of the key set in force at N. Any signature by a key outside that set, or one
+that does not verify, rejects the whole milestone, so a milestone is valid or not independently
+of which subset of signatures a peer forwarded. A milestone may announce a new key set, which is
+in force from its activation index on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import (
+    BadSignatureError,
+    ChainMismatchError,
+    IndexGapError,
+    InvalidFieldError,
+    TooFewSignaturesError,
+    UnknownSignerError,
+    WrongNetworkError,
+)
+from .ids import MilestoneId
+from .milestone import KeySet, Milestone, signing_message
+from .signature import is_valid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeySchedule:
+    """Key sets by the milestone index from which each is in force."""
+
+    entries: tuple[tuple[int, KeySet], ...]
+    """(activation index, key set), strictly increasing indexes, the first at index 1."""
+
+    def __post_init__(self) -> None:
+        if not self.entries or self.entries[0][0] != 1:
+            raise InvalidFieldError("KeySchedule.entries", "must start at milestone 1")
+        starts = [start for start, _ in self.entries]
+        if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
+            raise InvalidFieldError("KeySchedule.entries", "activation indexes must increase")
+
+    def key_set_at(self, index: int) -> KeySet:
+        current = self.entries[0][1]
+        for start, key_set in self.entries:
+            if start > index:
+                break
+            current = key_set
+        return current
+
+    def after(self, milestone: Milestone) -> KeySchedule:
+        """The schedule once `milestone` is applied (with its announced rotation, if any)."""
+        change = milestone.essence.key_set_change
+        if change is None:
+            return self
+        kept = tuple(e for e in self.entries if e[0] < change.activation_index)
+        return KeySchedule(entries=(*kept, (change.activation_index, change.key_set)))
+
+
+def verify_milestone(
+    milestone: Milestone,
+    *,
+    network_id: int,
+    confirmed_index: int,
+    confirmed_id: MilestoneId,
+    schedule: KeySchedule,
+) -> None:
+    """Raise a `MilestoneError` unless `milestone` may follow the confirmed milestone."""
+    essence = milestone.essence
+    if essence.network_id != network_id:
+        raise WrongNetworkError(network_id, essence.network_id)
+    if essence.index != confirmed_index + 1:
+        raise IndexGapError(confirmed_index + 1, essence.index)
+    if essence.previous != confirmed_id:
+        raise ChainMismatchError(
+            f"milestone {essence.index} follows {essence.previous.hex()}, "
+            f"not the confirmed {confirmed_id.hex()}"
+        )
+    key_set = schedule.key_set_at(essence.index)
+    allowed = set(key_set.public_keys)
+    message = signing_message(milestone.id)
+    for sig in milestone.signatures:
+        if sig.public_key not in allowed:
+            raise UnknownSignerError(sig.public_key, essence.index)
+        if not is_valid(sig.public_key, message, sig.signature):
+            raise BadSignatureError(sig.public_key)
+    if len(milestone.signatures) < key_set.threshold:
+        raise TooFewSignaturesError(len(milestone.signatures), key_set.threshold)

@@ -1,0 +1,217 @@
+"""The UTXO ledger: genesis, transaction rules, and the state the milestones move forward.
+
+Rules a transaction must meet before any node attaches it (`validate_transaction`, stateless):
+its network id, every output at least `min_output_amount` (the storage deposit that keeps dust
+from bloating the ledger), and every signature unlock a valid ed25519 signature of the
+transaction's signing message.
+
+Rules checked when a milestone applies it (`white_flag.py`, stateful): every input unspent, each
+input's address is the BLAKE2b-256 of its unlock's public key, and inputs and outputs sum to the
+same amount. A transaction failing them stays in the tangle, marked conflicting with a `Conflict`.
+
+The ledger state hash is a digest of the UTXO set at the confirmed milestone: the sum, modulo
+2**256, of BLAKE2b-256(output id || output) over unspent outputs, hashed with the milestone index.
+Being a sum, it is updated in O(1) per created or consumed output and does not depend on the order
+in which outputs were applied. It is a consistency check between nodes, not a commitment a light
+client may rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Final
+
+from .codec import U32_MAX, U64_MAX, require_uint, u32, u64
+from .errors import IndexGapError, InvalidGenesisError, InvalidTransactionError, WrongNetworkError
+from .ids import Address, OutputId, TransactionId, blake2b_256
+from .signature import is_valid
+from .transaction import (
+    BasicOutput,
+    Output,
+    ReferenceUnlock,
+    SignatureUnlock,
+    Transaction,
+    encode_output,
+    signing_message,
+)
+
+STATE_DOMAIN: Final = b"tanglepay/ledger-state/v1"
+GENESIS_DOMAIN: Final = b"tanglepay/genesis/v1"
+_MOD: Final = 1 << 256
+
+
+class Inclusion(IntEnum):
+    """What a milestone made of a referenced message."""
+
+    NO_TRANSACTION = 0
+    INCLUDED = 1
+    CONFLICTING = 2
+
+
+class Conflict(IntEnum):
+    """Why a referenced transaction was not applied."""
+
+    NONE = 0
+    INPUT_NOT_FOUND = 1
+    INPUT_SPENT = 2
+    AMOUNT_MISMATCH = 3
+    UNLOCK_ADDRESS_MISMATCH = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Genesis:
+    """The snapshot a network starts from: the whole supply, minted once."""
+
+    network_id: int
+    """The network."""
+    supply: int
+    """Total base units; never changes afterwards."""
+    allocations: tuple[tuple[Address, int], ...]
+    """Initial outputs (address, amount); they sum to `supply`."""
+
+    def __post_init__(self) -> None:
+        require_uint("Genesis.network_id", self.network_id, U64_MAX)
+        require_uint("Genesis.supply", self.supply, U64_MAX, minimum=1)
+        if not 1 <= len(self.allocations) <= 0xFFFF:
+            raise InvalidGenesisError(f"{len(self.allocations)} allocations")
+        for address, amount in self.allocations:
+            if not isinstance(address, Address):
+                raise InvalidGenesisError("allocation addresses must be Addresses")
+            require_uint("Genesis.allocations.amount", amount, U64_MAX, minimum=1)
+        if sum(amount for _, amount in self.allocations) != self.supply:
+            raise InvalidGenesisError("allocations do not sum to the supply")
+
+    @property
+    def transaction_id(self) -> TransactionId:
+        """The pseudo-transaction whose outputs are the allocations."""
+        return TransactionId(blake2b_256(GENESIS_DOMAIN, u64(self.network_id)))
+
+    def outputs(self) -> dict[OutputId, Output]:
+        tx_id = self.transaction_id
+        return {
+            OutputId.of(tx_id, i): BasicOutput(address=address, amount=amount)
+            for i, (address, amount) in enumerate(self.allocations)
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spend:
+    """An output consumed by a milestone."""
+
+    output_id: OutputId
+    """The output."""
+    output: Output
+    """What it held."""
+    transaction_id: TransactionId
+    """The transaction that spent it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerDiff:
+    """The ledger changes of one milestone."""
+
+    index: int
+    """The milestone index."""
+    created: tuple[tuple[OutputId, Output], ...]
+    """New outputs, in white-flag order."""
+    consumed: tuple[Spend, ...]
+    """Outputs spent, in white-flag order."""
+
+
+def output_leaf(output_id: OutputId, output: Output) -> int:
+    return int.from_bytes(blake2b_256(output_id, encode_output(output)), "little")
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """The UTXO set at the confirmed milestone. Change it only with `apply_diff`."""
+
+    network_id: int
+    supply: int
+    milestone_index: int = 0
+    unspent: dict[OutputId, Output] = field(default_factory=dict)
+    accumulator: int = 0
+
+    @property
+    def state_hash(self) -> bytes:
+        return ledger_state_hash(self.milestone_index, self.accumulator)
+
+
+def ledger_state_hash(index: int, accumulator: int) -> bytes:
+    return blake2b_256(STATE_DOMAIN, u32(index), accumulator.to_bytes(32, "little"))
+
+
+def accumulate(outputs: Iterable[tuple[OutputId, Output]]) -> int:
+    """The state accumulator of a set of unspent outputs (for replay and snapshot checks)."""
+    return sum(output_leaf(oid, out) for oid, out in outputs) % _MOD
+
+
+def genesis_state(genesis: Genesis) -> LedgerState:
+    outputs = genesis.outputs()
+    return LedgerState(
+        network_id=genesis.network_id,
+        supply=genesis.supply,
+        unspent=outputs,
+        accumulator=accumulate(outputs.items()),
+    )
+
+
+def restore_state(
+    network_id: int, supply: int, index: int, unspent: Mapping[OutputId, Output]
+) -> LedgerState:
+    """A ledger state loaded from storage or a snapshot; refuses one that breaks the supply."""
+    require_uint("LedgerState.milestone_index", index, U32_MAX)
+    held = sum(o.amount for o in unspent.values())
+    if held != supply:
+        raise InvalidGenesisError(f"outputs hold {held}, the supply is {supply}")
+    outputs = dict(unspent)
+    return LedgerState(
+        network_id=network_id,
+        supply=supply,
+        milestone_index=index,
+        unspent=outputs,
+        accumulator=accumulate(outputs.items()),
+    )
+
+
+def apply_diff(state: LedgerState, diff: LedgerDiff) -> None:
+    """Move `state` to milestone `diff.index`."""
+    if diff.index != state.milestone_index + 1:
+        raise IndexGapError(state.milestone_index + 1, diff.index)
+    acc = state.accumulator
+    for spend in diff.consumed:
+        del state.unspent[spend.output_id]
+        acc -= output_leaf(spend.output_id, spend.output)
+    for oid, output in diff.created:
+        state.unspent[oid] = output
+        acc += output_leaf(oid, output)
+    state.accumulator = acc % _MOD
+    state.milestone_index = diff.index
+
+
+def unlock_key(tx: Transaction, input_position: int) -> bytes:
+    """The public key that unlocks input `input_position`."""
+    unlock = tx.unlocks[input_position]
+    if isinstance(unlock, ReferenceUnlock):
+        # Transaction construction guarantees a reference names a signature unlock.
+        unlock = tx.unlocks[unlock.index]
+    return unlock.public_key  # type: ignore[union-attr]
+
+
+def validate_transaction(tx: Transaction, network_id: int, min_output_amount: int) -> None:
+    """The stateless checks a node makes before it attaches a transaction."""
+    if tx.essence.network_id != network_id:
+        raise WrongNetworkError(network_id, tx.essence.network_id)
+    for i, output in enumerate(tx.essence.outputs):
+        if output.amount < min_output_amount:
+            raise InvalidTransactionError(
+                f"output {i} holds {output.amount}, below the deposit of {min_output_amount}"
+            )
+    message = signing_message(tx.id)
+    for i, unlock in enumerate(tx.unlocks):
+        if isinstance(unlock, SignatureUnlock) and not is_valid(
+            unlock.public_key, message, unlock.signature
+        ):
+            raise InvalidTransactionError(f"signature unlock {i} does not verify")

@@ -1,0 +1,16 @@
+"""The one ed25519 verifier every node uses (PyNaCl, that is libsodium), so that all nodes accept
+exactly the same signatures."""
+
+from __future__ import annotations
+
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError, ValueError as NaclValueError
+
+
+def is_valid(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True iff `signature` is a valid ed25519 signature of `message` by `public_key`."""
+    try:
+        crypto_sign_open(signature + message, public_key)
+    except (BadSignatureError, NaclValueError):
+        return False
+    return True

@@ -1,0 +1,128 @@
+"""Small builders for signed transactions and milestones used across the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nacl.signing import SigningKey
+
+from tangle.committee import KeySchedule
+from tangle.ids import Address, MerkleRoot, MessageId, MilestoneId, OutputId, PublicKey, Signature
+from tangle.ledger import Genesis
+from tangle.milestone import (
+    CommitteeSignature,
+    KeySet,
+    KeySetChange,
+    Milestone,
+    MilestoneEssence,
+    signing_message as milestone_signing_message,
+)
+from tangle.transaction import (
+    BasicOutput,
+    ReferenceUnlock,
+    SignatureUnlock,
+    Transaction,
+    TransactionEssence,
+    Unlock,
+    address_of,
+    signing_message,
+    transaction_id,
+)
+
+NET = 42
+
+
+def key(seed: int) -> SigningKey:
+    return SigningKey(seed.to_bytes(32, "little"))
+
+
+def address(signer: SigningKey) -> Address:
+    return address_of(bytes(signer.verify_key))
+
+
+def genesis(holders: Sequence[tuple[SigningKey, int]], network_id: int = NET) -> Genesis:
+    allocations = tuple((address(k), amount) for k, amount in holders)
+    return Genesis(
+        network_id=network_id, supply=sum(a for _, a in allocations), allocations=allocations
+    )
+
+
+def transfer(
+    spends: Sequence[tuple[OutputId, SigningKey]],
+    outputs: Sequence[tuple[Address, int]],
+    network_id: int = NET,
+    memo: bytes = b"",
+) -> Transaction:
+    essence = TransactionEssence(
+        network_id=network_id,
+        inputs=tuple(oid for oid, _ in spends),
+        outputs=tuple(BasicOutput(address=a, amount=v) for a, v in outputs),
+        memo=memo,
+    )
+    message = signing_message(transaction_id(essence))
+    unlocks: list[Unlock] = []
+    first: dict[bytes, int] = {}
+    for position, (_, signer) in enumerate(spends):
+        pk = bytes(signer.verify_key)
+        if pk in first:
+            unlocks.append(ReferenceUnlock(index=first[pk]))
+        else:
+            first[pk] = position
+            unlocks.append(
+                SignatureUnlock(
+                    public_key=PublicKey(pk), signature=Signature(signer.sign(message).signature)
+                )
+            )
+    return Transaction(essence=essence, unlocks=tuple(unlocks))
+
+
+def committee(n: int, threshold: int, offset: int = 1000) -> tuple[list[SigningKey], KeySet]:
+    keys = sorted((key(offset + i) for i in range(n)), key=lambda k: bytes(k.verify_key))
+    key_set = KeySet(
+        threshold=threshold, public_keys=tuple(PublicKey(bytes(k.verify_key)) for k in keys)
+    )
+    return keys, key_set
+
+
+def schedule(key_set: KeySet) -> KeySchedule:
+    return KeySchedule(entries=((1, key_set),))
+
+
+def milestone(
+    *,
+    index: int,
+    previous: MilestoneId,
+    parents: tuple[MessageId, ...],
+    root: MerkleRoot,
+    signers: Sequence[SigningKey],
+    network_id: int = NET,
+    timestamp_ms: int = 0,
+    change: KeySetChange | None = None,
+) -> Milestone:
+    essence = MilestoneEssence(
+        network_id=network_id,
+        index=index,
+        timestamp_ms=timestamp_ms,
+        previous=previous,
+        parents=tuple(sorted(parents)),
+        applied_merkle_root=root,
+        key_set_change=change,
+    )
+    draft = Milestone(
+        essence=essence,
+        signatures=(
+            CommitteeSignature(public_key=PublicKey(bytes(32)), signature=Signature(bytes(64))),
+        ),
+    )
+    message = milestone_signing_message(draft.id)
+    sigs = sorted(
+        (
+            CommitteeSignature(
+                public_key=PublicKey(bytes(k.verify_key)),
+                signature=Signature(k.sign(message).signature),
+            )
+            for k in signers
+        ),
+        key=lambda s: s.public_key,
+    )
+    return Milestone(essence=essence, signatures=tuple(sigs))
