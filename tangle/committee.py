@@ -10,7 +10,9 @@ in force from its activation index on.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import (
     BadSignatureError,
@@ -21,9 +23,11 @@ from .errors import (
     UnknownSignerError,
     WrongNetworkError,
 )
-from .ids import MilestoneId
 from .milestone import KeySet, Milestone, signing_message
 from .signature import is_valid
+
+if TYPE_CHECKING:
+    from .ids import MilestoneId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +41,7 @@ class KeySchedule:
         if not self.entries or self.entries[0][0] != 1:
             raise InvalidFieldError("KeySchedule.entries", "must start at milestone 1")
         starts = [start for start, _ in self.entries]
-        if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
+        if any(a >= b for a, b in itertools.pairwise(starts)):
             raise InvalidFieldError("KeySchedule.entries", "activation indexes must increase")
 
     def key_set_at(self, index: int) -> KeySet:

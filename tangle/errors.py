@@ -16,7 +16,8 @@ TangleError
 ├── WrongNetworkError            a message for another network
 ├── WorkError
 │   ├── InsufficientWorkError    the nonce does not meet the target
-│   └── WorkCancelledError       a nonce search was cancelled
+│   ├── WorkCancelledError       a nonce search was cancelled
+│   └── NonceSpaceExhaustedError no valid nonce left up to 2**64 - 1
 ├── DagError
 │   ├── DuplicateMessageError    message already attached
 │   ├── DuplicatePayloadError    payload already has a live attachment (one gossip slot each)
@@ -27,13 +28,15 @@ TangleError
 │   └── InvalidTransactionError  a transaction no node may attach (bad signature, dust, ...)
 ├── MilestoneError               a milestone no node may apply; nothing was applied
 │   ├── IndexGapError            not the successor of the confirmed milestone
+│   ├── StaleMilestoneError      an index this node has already confirmed
 │   ├── ChainMismatchError       `previous` is not the id of the confirmed milestone
 │   ├── UnknownSignerError       signed by a key outside the key set in force
 │   ├── BadSignatureError        a committee signature that does not verify
 │   ├── TooFewSignaturesError    fewer valid signatures than the threshold
 │   ├── MissingConeError         part of its past cone is not known yet
 │   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
-└── StorageError                 the database is unusable or inconsistent
+├── StorageError                 the database is unusable or inconsistent
+└── NodeHaltedError              the node stopped after a fatal inconsistency
 ```
 """
 
@@ -146,6 +149,10 @@ class WorkCancelledError(WorkError):
     """A nonce search was cancelled before it found a nonce."""
 
 
+class NonceSpaceExhaustedError(WorkError):
+    """A nonce search reached 2**64 - 1 without finding a valid nonce."""
+
+
 # -- the DAG ---------------------------------------------------------------------------------
 
 
@@ -202,6 +209,19 @@ class IndexGapError(MilestoneError):
         super().__init__(f"milestone index {got}, expected {expected}")
         self.expected = expected
         self.got = got
+
+
+class StaleMilestoneError(MilestoneError):
+    """A milestone for an index that is already confirmed."""
+
+    def __init__(self, index: int, confirmed: int) -> None:
+        super().__init__(f"milestone {index} is at or below the confirmed index {confirmed}")
+        self.index = index
+        self.confirmed = confirmed
+
+
+class NodeHaltedError(TangleError):
+    """The node stopped after a fatal inconsistency and refuses further input."""
 
 
 class ChainMismatchError(MilestoneError):

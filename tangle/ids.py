@@ -95,5 +95,5 @@ class OutputId(FixedBytes):
         return TransactionId(self[:HASH_SIZE])
 
     @property
-    def index(self) -> int:
+    def output_index(self) -> int:
         return int.from_bytes(self[HASH_SIZE:], "little")

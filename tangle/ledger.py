@@ -18,10 +18,9 @@ client may rely on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .codec import U32_MAX, U64_MAX, require_uint, u32, u64
 from .errors import IndexGapError, InvalidGenesisError, InvalidTransactionError, WrongNetworkError
@@ -36,6 +35,9 @@ from .transaction import (
     encode_output,
     signing_message,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 STATE_DOMAIN: Final = b"tanglepay/ledger-state/v1"
 GENESIS_DOMAIN: Final = b"tanglepay/genesis/v1"

@@ -10,9 +10,12 @@ The prefixes keep leaves and inner nodes apart, so no inner node can pass as a l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .ids import MerkleRoot, blake2b_256
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _LEAF = b"\x00"
 _NODE = b"\x01"

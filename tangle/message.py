@@ -19,6 +19,7 @@ changes the work required.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final
 
@@ -86,7 +87,9 @@ class Unsent:
 
     def attach(self, parents: tuple[MessageId, ...], nonce: int) -> Message:
         """The message with these parents; the nonce stays valid for any parents."""
-        return Message(network_id=self.network_id, parents=parents, payload=self.payload, nonce=nonce)
+        return Message(
+            network_id=self.network_id, parents=parents, payload=self.payload, nonce=nonce
+        )
 
 
 def prepare(network_id: int, payload: Payload, work_per_kib: int) -> Unsent:
@@ -95,9 +98,13 @@ def prepare(network_id: int, payload: Payload, work_per_kib: int) -> Unsent:
     root = _work_root(network_id, body)
     size = _FIXED_SIZE + MAX_PARENTS * 32 + len(body)
     if size > MAX_MESSAGE_SIZE:
-        raise InvalidFieldError("payload", f"message would be {size} bytes, over {MAX_MESSAGE_SIZE}")
+        raise InvalidFieldError(
+            "payload", f"message would be {size} bytes, over {MAX_MESSAGE_SIZE}"
+        )
     target = work.target(work.work_units(size), work_per_kib)
-    return Unsent(network_id=network_id, payload=payload, payload_bytes=body, root=root, target=target)
+    return Unsent(
+        network_id=network_id, payload=payload, payload_bytes=body, root=root, target=target
+    )
 
 
 def _work_root(network_id: int, payload_bytes: bytes) -> WorkRoot:
@@ -154,7 +161,7 @@ def decode_message(data: bytes | bytearray | memoryview) -> Parsed:
     if not MIN_PARENTS <= count <= MAX_PARENTS:
         raise NonCanonicalError(f"parent count {count} is outside {MIN_PARENTS}..{MAX_PARENTS}")
     parents = tuple(MessageId(r.take(32, "parent")) for _ in range(count))
-    if any(a >= b for a, b in zip(parents, parents[1:], strict=False)):
+    if any(a >= b for a, b in itertools.pairwise(parents)):
         raise NonCanonicalError("parents are not sorted and unique")
     body = r.sized(4, MAX_MESSAGE_SIZE, "payload")
     body_reader = Reader(body, "payload")

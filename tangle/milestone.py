@@ -23,6 +23,7 @@ u8   signature_count (1..MAX_COMMITTEE), then (PublicKey 32, Signature 64) sorte
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,7 +37,7 @@ SIGNING_DOMAIN: Final = b"tanglepay/milestone/v1"
 
 
 def _strictly_increasing(items: tuple[bytes, ...]) -> bool:
-    return all(a < b for a, b in zip(items, items[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(items))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,8 @@ exactly the same signatures."""
 from __future__ import annotations
 
 from nacl.bindings import crypto_sign_open
-from nacl.exceptions import BadSignatureError, ValueError as NaclValueError
+from nacl.exceptions import BadSignatureError
+from nacl.exceptions import ValueError as NaclValueError
 
 
 def is_valid(public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import MissingConeError
 from .ids import Address, MerkleRoot, MessageId, OutputId, blake2b_256
 from .ledger import Conflict, LedgerDiff, Spend, unlock_key
 from .merkle import merkle_root
-from .transaction import Output, Transaction
+
+if TYPE_CHECKING:
+    from .transaction import Output, Transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey
 
@@ -15,6 +15,8 @@ from tangle.milestone import (
     KeySetChange,
     Milestone,
     MilestoneEssence,
+)
+from tangle.milestone import (
     signing_message as milestone_signing_message,
 )
 from tangle.transaction import (
@@ -28,6 +30,9 @@ from tangle.transaction import (
     signing_message,
     transaction_id,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 NET = 42
 

@@ -34,9 +34,7 @@ parents = st.lists(message_ids, min_size=1, max_size=8, unique=True).map(
     lambda ps: tuple(sorted(ps))
 )
 
-tagged_data = st.builds(
-    TaggedData, tag=st.binary(max_size=64), data=st.binary(max_size=512)
-)
+tagged_data = st.builds(TaggedData, tag=st.binary(max_size=64), data=st.binary(max_size=512))
 
 basic_outputs = st.builds(
     BasicOutput,
@@ -48,7 +46,9 @@ basic_outputs = st.builds(
 @st.composite
 def transactions(draw: st.DrawFn, network_id: int | None = None) -> Transaction:
     inputs = draw(
-        st.lists(st.binary(min_size=34, max_size=34).map(OutputId), min_size=1, max_size=6, unique=True)
+        st.lists(
+            st.binary(min_size=34, max_size=34).map(OutputId), min_size=1, max_size=6, unique=True
+        )
     )
     outputs = draw(st.lists(basic_outputs, min_size=1, max_size=6))
     essence = TransactionEssence(
@@ -59,13 +59,13 @@ def transactions(draw: st.DrawFn, network_id: int | None = None) -> Transaction:
     )
     unlocks: list[Unlock] = []
     for position in range(len(inputs)):
-        signature_positions = [
-            i for i, u in enumerate(unlocks) if isinstance(u, SignatureUnlock)
-        ]
+        signature_positions = [i for i, u in enumerate(unlocks) if isinstance(u, SignatureUnlock)]
         if signature_positions and draw(st.booleans()):
             unlocks.append(ReferenceUnlock(index=draw(st.sampled_from(signature_positions))))
         else:
-            unlocks.append(SignatureUnlock(public_key=draw(public_keys), signature=draw(signatures)))
+            unlocks.append(
+                SignatureUnlock(public_key=draw(public_keys), signature=draw(signatures))
+            )
         assert len(unlocks) == position + 1
     return Transaction(essence=essence, unlocks=tuple(unlocks))
 
@@ -97,9 +97,7 @@ def milestones(
         key_set_change=change,
     )
     signers = sorted(draw(st.lists(public_keys, min_size=1, max_size=4, unique=True)))
-    sigs = tuple(
-        CommitteeSignature(public_key=k, signature=draw(signatures)) for k in signers
-    )
+    sigs = tuple(CommitteeSignature(public_key=k, signature=draw(signatures)) for k in signers)
     return Milestone(essence=essence, signatures=sigs)
 
 

@@ -66,9 +66,7 @@ def test_stateless_rules() -> None:
     assert isinstance(unlock, SignatureUnlock)
     forged = Transaction(
         essence=tx.essence,
-        unlocks=(
-            SignatureUnlock(public_key=unlock.public_key, signature=Signature(bytes(64))),
-        ),
+        unlocks=(SignatureUnlock(public_key=unlock.public_key, signature=Signature(bytes(64))),),
     )
     with pytest.raises(InvalidTransactionError, match="signature"):
         validate_transaction(forged, NET, min_output_amount=10)
@@ -137,7 +135,10 @@ def test_chained_spends_inside_one_cone() -> None:
 @pytest.mark.parametrize(
     ("build", "reason"),
     [
-        (lambda oid: transfer([(oid, BOB)], [(address(BOB), 1000)]), Conflict.UNLOCK_ADDRESS_MISMATCH),
+        (
+            lambda oid: transfer([(oid, BOB)], [(address(BOB), 1000)]),
+            Conflict.UNLOCK_ADDRESS_MISMATCH,
+        ),
         (lambda oid: transfer([(oid, ALICE)], [(address(BOB), 999)]), Conflict.AMOUNT_MISMATCH),
         (
             lambda oid: transfer([(OutputId(bytes(34)), ALICE)], [(address(BOB), 1)]),
@@ -180,7 +181,9 @@ KEYS, KEY_SET = committee(5, 3)
 GENESIS_MS = MilestoneId(bytes(32))
 
 
-def _ms(signers, index: int = 1, previous: MilestoneId = GENESIS_MS, network_id: int = NET) -> Milestone:  # type: ignore[no-untyped-def]
+def _ms(
+    signers, index: int = 1, previous: MilestoneId = GENESIS_MS, network_id: int = NET
+) -> Milestone:  # type: ignore[no-untyped-def]
     return milestone(
         index=index,
         previous=previous,
