@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING
 from nacl.signing import SigningKey
 
 from tangle.committee import KeySchedule
+from tangle.dag import GENESIS_ID
+from tangle.errors import NoTipsError
 from tangle.ids import Address, MerkleRoot, MessageId, MilestoneId, OutputId, PublicKey, Signature
 from tangle.ledger import Genesis
+from tangle.message import encode_message, prepare
 from tangle.milestone import (
     CommitteeSignature,
     KeySet,
@@ -19,6 +22,8 @@ from tangle.milestone import (
 from tangle.milestone import (
     signing_message as milestone_signing_message,
 )
+from tangle.pow import search
+from tangle.tip_selection import UniformRandomTips
 from tangle.transaction import (
     BasicOutput,
     ReferenceUnlock,
@@ -33,6 +38,11 @@ from tangle.transaction import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import numpy as np
+
+    from tangle.core import NodeCore
+    from tangle.payload import Payload
 
 NET = 42
 
@@ -131,3 +141,25 @@ def milestone(
         key=lambda s: s.public_key,
     )
     return Milestone(essence=essence, signatures=tuple(sigs))
+
+
+def message(
+    payload: Payload,
+    parents: tuple[MessageId, ...],
+    *,
+    work_per_kib: int,
+    network_id: int = NET,
+) -> bytes:
+    """A message carrying `payload` with valid proof-of-work."""
+    unsent = prepare(network_id, payload, work_per_kib)
+    nonce = search(unsent.root, unsent.target, threads=1)
+    return encode_message(unsent.attach(tuple(sorted(parents)), nonce))
+
+
+def on_tips(core: NodeCore, payload: Payload, rng: np.random.Generator, count: int = 2) -> bytes:
+    """A message carrying `payload` on tips of `core` chosen by URTS."""
+    try:
+        parents = UniformRandomTips().select(core.dag, rng, count)
+    except NoTipsError:
+        parents = (GENESIS_ID,)
+    return message(payload, parents, work_per_kib=core.params.work_per_kib)

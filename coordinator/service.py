@@ -1,0 +1,156 @@
+"""The coordinator service: issues a milestone every interval for the node it runs beside.
+
+Order of every issuance, so that no index ever gets two different milestones:
+
+1. build the checkpoints and the milestone (proof-of-work in a worker thread), attaching the
+   checkpoints to the local node so the white-flag preview sees them;
+2. record the whole issue in the journal (`synchronous=FULL`): from here on the index is taken;
+3. publish: submit every message to the local node, then hand it to `publish` (gossip).
+
+A coordinator killed at any point and restarted runs `recover` first: if the journal holds an
+index its node has not confirmed, it republishes exactly those bytes; it never builds that index
+again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from tangle import pow as work
+from tangle.errors import DuplicateMessageError
+from tangle.message import decode_message, encode_message, prepare
+
+from .errors import JournalError, NotConfirmedError
+from .issuer import MAX_PARENTS, checkpoint_payload, group, milestone_essence, tips_to_confirm
+from .journal import Issue, Journal
+from .signers import Signer, sign_milestone
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from tangle.ids import MessageId
+    from tangle.ledger_node import LedgerNode
+    from tangle.milestone import KeySetChange
+    from tangle.payload import Payload
+
+
+async def _solve(root: bytes, target: int) -> int:
+    return await work.solve(root, target)
+
+
+class Coordinator:
+    """Issues milestones signed by the committee members at hand."""
+
+    __slots__ = ("_clock_ms", "_journal", "_node", "_rotation", "_signers", "_solve")
+
+    def __init__(
+        self,
+        node: LedgerNode,
+        journal: Journal,
+        signers: Sequence[Signer],
+        *,
+        solve: Callable[[bytes, int], Awaitable[int]] = _solve,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._node = node
+        self._journal = journal
+        self._signers = tuple(signers)
+        self._solve = solve
+        self._clock_ms = clock_ms
+        self._rotation: KeySetChange | None = None
+
+    def schedule_rotation(self, change: KeySetChange) -> None:
+        """Announce `change` in the next milestone (and keep announcing until it is applied)."""
+        self._rotation = change
+
+    def _pending_rotation(self) -> KeySetChange | None:
+        change = self._rotation
+        schedule = self._node.core.schedule
+        if change is None or schedule.key_set_at(change.activation_index) == change.key_set:
+            return None
+        return change
+
+    async def _message(self, payload: Payload, parents: tuple[MessageId, ...]) -> bytes:
+        params = self._node.core.params
+        unsent = prepare(params.network_id, payload, params.work_per_kib)
+        nonce = await self._solve(unsent.root, unsent.target)
+        return encode_message(unsent.attach(parents, nonce))
+
+    async def build(self) -> Issue:
+        """Build the next milestone and its checkpoints (steps 1 of the module docstring)."""
+        node = self._node
+        index = node.core.confirmed_index + 1
+        tips = tips_to_confirm(node.core)
+        messages: list[bytes] = []
+        while len(tips) > MAX_PARENTS:
+            layer = []
+            for parents in group(tips):
+                raw = await self._message(checkpoint_payload(index, len(messages)), parents)
+                node.submit(raw)
+                messages.append(raw)
+                layer.append(decode_message(raw).id)
+            tips = tuple(sorted(layer))
+        parents = tuple(sorted(tips))
+        essence = milestone_essence(
+            node.core,
+            parents=parents,
+            timestamp_ms=self._clock_ms(),
+            key_set_change=self._pending_rotation(),
+        )
+        milestone = sign_milestone(essence, self._signers, node.core.schedule.key_set_at(index))
+        messages.append(await self._message(milestone, parents))
+        return Issue(index=index, messages=tuple(messages))
+
+    async def issue(self, publish: Callable[[bytes], Awaitable[None]]) -> Issue:
+        """Build, journal, then publish the next milestone."""
+        issue = await self.build()
+        self._journal.record(issue)
+        await self._publish(issue, publish)
+        return issue
+
+    async def _publish(self, issue: Issue, publish: Callable[[bytes], Awaitable[None]]) -> None:
+        for raw in issue.messages:
+            with contextlib.suppress(DuplicateMessageError):
+                self._node.submit(raw)
+            await publish(raw)
+        confirmed = self._node.core.confirmed_index
+        if confirmed != issue.index:
+            raise NotConfirmedError(f"issued milestone {issue.index}, the node is at {confirmed}")
+
+    async def recover(self, publish: Callable[[bytes], Awaitable[None]]) -> None:
+        """Republish a journaled milestone the node has not confirmed; check the rest agrees."""
+        last = self._journal.last()
+        confirmed = self._node.core.confirmed_index
+        if last is None:
+            if confirmed:
+                raise JournalError(f"the node is at milestone {confirmed}; the journal is empty")
+            return
+        if last.index == confirmed + 1:
+            await self._publish(last, publish)
+            return
+        record = self._node.storage.milestone(last.index)
+        if last.index != confirmed or record is None or record.raw != last.messages[-1]:
+            raise JournalError(
+                f"journal ends at milestone {last.index}, the node confirmed {confirmed} "
+                "with other bytes: another coordinator issued with these keys"
+            )
+
+    async def run(
+        self,
+        publish: Callable[[bytes], Awaitable[None]],
+        interval_s: float,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Recover, report ready, then issue one milestone every `interval_s` seconds."""
+        await self.recover(publish)
+        task_status.started()
+        deadline = trio.current_time()
+        while True:
+            deadline += interval_s
+            await trio.sleep_until(deadline)
+            await self.issue(publish)

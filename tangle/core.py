@@ -1,0 +1,279 @@
+"""The sans-I/O node: raw messages in, events out.
+
+`NodeCore` checks each message (format, network, proof-of-work, transaction rules), attaches it
+to the DAG window, and applies milestones in index order as their cones become solid. It never
+touches a socket, a file or a clock: the adapter around it persists what `Accepted` and
+`Confirmed` events carry, gossips accepted messages, and requests the ids in `Requested`.
+
+The ledger state in memory moves forward as soon as a milestone is applied; the adapter must
+write the `Confirmed` event (one storage transaction) before it tells anyone about it. After a
+crash the node restarts from storage, which holds milestone N or N-1, and re-applies the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from .codec import U64_MAX, require_uint
+from .committee import KeySchedule, verify_milestone
+from .dag import GENESIS_ID, Dag, TipRules
+from .errors import (
+    DuplicateMessageError,
+    MerkleRootMismatchError,
+    MilestoneError,
+    NodeHaltedError,
+    StaleMilestoneError,
+)
+from .ids import MessageId, MilestoneId, OutputId
+from .ledger import LedgerState, apply_diff, validate_transaction
+from .message import Parsed, check_message, decode_message
+from .milestone import Milestone
+from .storage import MilestoneRecord, milestone_record
+from .transaction import Transaction
+from .white_flag import ConeMessage, WhiteFlagResult, white_flag
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+GENESIS_MILESTONE_ID: Final = MilestoneId(bytes(32))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parameters:
+    """What every node of a network must agree on."""
+
+    network_id: int
+    """The network; messages, transactions and milestones of others are refused."""
+    work_per_kib: int
+    """Expected proof-of-work hashes per KiB of message."""
+    min_output_amount: int
+    """Storage deposit: the least an output may hold (dust protection)."""
+    tip_rules: TipRules = field(default_factory=TipRules)
+    """Tip scoring thresholds, in milestones."""
+
+    def __post_init__(self) -> None:
+        require_uint("Parameters.network_id", self.network_id, U64_MAX)
+        require_uint("Parameters.work_per_kib", self.work_per_kib, 1 << 40, minimum=1)
+        require_uint("Parameters.min_output_amount", self.min_output_amount, U64_MAX, minimum=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """A new valid message: persist it and gossip it."""
+
+    parsed: Parsed
+    """The message."""
+    solid: tuple[MessageId, ...]
+    """Messages that became solid through it (itself first, if it is)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Requested:
+    """Parents nobody has sent yet: ask peers for them."""
+
+    ids: tuple[MessageId, ...]
+    """The missing ids."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confirmed:
+    """A milestone was applied: write it to storage (one transaction) before announcing it."""
+
+    record: MilestoneRecord
+    """The milestone."""
+    result: WhiteFlagResult
+    """What it referenced, included and rejected, and the ledger diff."""
+    state_hash: bytes
+    """The ledger state hash after it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MilestoneRejected:
+    """A solid milestone message that failed verification; nothing was applied."""
+
+    message_id: MessageId
+    """The milestone's message."""
+    error: MilestoneError
+    """Why."""
+
+
+Event = Accepted | Requested | Confirmed | MilestoneRejected
+
+
+class NodeCore:
+    """One node's view of the tangle and the ledger."""
+
+    def __init__(
+        self,
+        params: Parameters,
+        *,
+        ledger: LedgerState,
+        confirmed_id: MilestoneId,
+        schedule: KeySchedule,
+        is_spent: Callable[[OutputId], bool],
+        entry_points: Mapping[MessageId, int] | None = None,
+        applied_milestone: Callable[[int], MilestoneId | None] | None = None,
+    ) -> None:
+        """A node at the confirmed milestone of `ledger`. `entry_points` (id -> milestone index)
+        are the referenced messages the window starts from (default: the genesis);
+        `applied_milestone` gives the id of an applied milestone by index (storage's lookup), so
+        that messages of applied milestones are still accepted as plain messages."""
+        points = dict(entry_points) if entry_points else {GENESIS_ID: ledger.milestone_index}
+        self._params = params
+        self._ledger = ledger
+        self._confirmed_id = confirmed_id
+        self._schedule = schedule
+        self._is_spent = is_spent
+        self._applied_milestone = applied_milestone
+        self._dag = Dag(entry_points=points, rules=params.tip_rules)
+        self._entry_points = set(points)
+        self._messages: dict[MessageId, ConeMessage] = {}
+        self._referenced_at: dict[int, list[MessageId]] = {}
+        self._milestone_messages: dict[MessageId, tuple[Parsed, Milestone]] = {}
+        self._candidates: dict[int, list[MessageId]] = {}
+        self._halted: MerkleRootMismatchError | None = None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def params(self) -> Parameters:
+        return self._params
+
+    @property
+    def dag(self) -> Dag:
+        """The window, for tip selection (read only)."""
+        return self._dag
+
+    @property
+    def ledger(self) -> LedgerState:
+        """The ledger at the confirmed milestone (read only)."""
+        return self._ledger
+
+    @property
+    def confirmed_index(self) -> int:
+        return self._ledger.milestone_index
+
+    @property
+    def confirmed_id(self) -> MilestoneId:
+        return self._confirmed_id
+
+    @property
+    def schedule(self) -> KeySchedule:
+        return self._schedule
+
+    def knows(self, message_id: MessageId) -> bool:
+        return message_id in self._messages or message_id in self._entry_points
+
+    def preview(self, index: int, parents: tuple[MessageId, ...]) -> WhiteFlagResult:
+        """What a milestone `index` with these parents would do, changing nothing."""
+        return white_flag(
+            index=index,
+            parents=parents,
+            lookup=self._messages.get,
+            is_entry_point=self._entry_points.__contains__,
+            unspent=self._ledger.unspent,
+            is_spent=self._is_spent,
+        )
+
+    # -- input -------------------------------------------------------------------------------
+
+    def receive(self, raw: bytes) -> list[Event]:
+        """Check and attach one message; raises a `TangleError` for an invalid or duplicate one
+        (nothing changes then), returns what the adapter must do otherwise."""
+        if self._halted is not None:
+            raise NodeHaltedError(str(self._halted))
+        parsed = decode_message(raw)
+        if self.knows(parsed.id):
+            raise DuplicateMessageError(parsed.id.hex())
+        params = self._params
+        check_message(parsed, params.network_id, params.work_per_kib)
+        message = parsed.message
+        payload = message.payload
+        transaction = payload if isinstance(payload, Transaction) else None
+        milestone = payload if isinstance(payload, Milestone) else None
+        if transaction is not None:
+            validate_transaction(transaction, params.network_id, params.min_output_amount)
+        if milestone is not None and milestone.essence.index <= self.confirmed_index:
+            if not self._was_applied(milestone):
+                raise StaleMilestoneError(milestone.essence.index, self.confirmed_index)
+            milestone = None  # an applied milestone's message: a plain message from now on
+        attached = self._dag.attach(parsed.id, message.parents, parsed.root)
+        self._messages[parsed.id] = ConeMessage(
+            parents=message.parents, transaction=transaction, referenced=False
+        )
+        if milestone is not None:
+            self._milestone_messages[parsed.id] = (parsed, milestone)
+        events: list[Event] = [Accepted(parsed=parsed, solid=attached.solid)]
+        if attached.missing:
+            events.append(Requested(ids=attached.missing))
+        for solid_id in attached.solid:
+            held = self._milestone_messages.get(solid_id)
+            if held is not None:
+                self._candidates.setdefault(held[1].essence.index, []).append(solid_id)
+        events.extend(self._apply_ready())
+        return events
+
+    def _was_applied(self, milestone: Milestone) -> bool:
+        index = milestone.essence.index
+        if index == self.confirmed_index:
+            return milestone.id == self._confirmed_id
+        return (
+            self._applied_milestone is not None and self._applied_milestone(index) == milestone.id
+        )
+
+    def _apply_ready(self) -> list[Event]:
+        events: list[Event] = []
+        while (candidates := self._candidates.pop(self.confirmed_index + 1, None)) is not None:
+            for message_id in candidates:
+                parsed, milestone = self._milestone_messages.pop(message_id)
+                try:
+                    events.append(self._apply(parsed, milestone))
+                except MerkleRootMismatchError as exc:
+                    self._halted = exc
+                    raise
+                except MilestoneError as exc:
+                    events.append(MilestoneRejected(message_id=message_id, error=exc))
+                    continue
+                break
+        return events
+
+    def _apply(self, parsed: Parsed, milestone: Milestone) -> Confirmed:
+        essence = milestone.essence
+        verify_milestone(
+            milestone,
+            network_id=self._params.network_id,
+            confirmed_index=self.confirmed_index,
+            confirmed_id=self._confirmed_id,
+            schedule=self._schedule,
+        )
+        result = self.preview(essence.index, essence.parents)
+        if result.merkle_root != essence.applied_merkle_root:
+            raise MerkleRootMismatchError(
+                essence.index, essence.applied_merkle_root, result.merkle_root
+            )
+        apply_diff(self._ledger, result.diff)
+        self._dag.mark_referenced(result.referenced, essence.index)
+        for message_id in result.referenced:
+            self._messages[message_id] = dataclasses.replace(
+                self._messages[message_id], referenced=True
+            )
+        self._referenced_at[essence.index] = list(result.referenced)
+        self._schedule = self._schedule.after(milestone)
+        self._confirmed_id = milestone.id
+        return Confirmed(
+            record=milestone_record(parsed), result=result, state_hash=self._ledger.state_hash
+        )
+
+    def prune(self, below_index: int) -> int:
+        """Drop messages referenced below milestone `below_index` from memory (those still
+        approved stay as entry points); returns how many were dropped."""
+        self._dag.prune(below_index)
+        self._entry_points = set(self._dag.entry_points())
+        dropped = 0
+        for index in [i for i in self._referenced_at if i < below_index]:
+            for message_id in self._referenced_at.pop(index):
+                del self._messages[message_id]
+                dropped += 1
+        return dropped

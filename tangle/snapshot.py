@@ -1,0 +1,248 @@
+"""Ledger snapshots: the UTXO set at a confirmed milestone, in one canonical file.
+
+```
+6    magic            b"TPSNAP"
+u8   version          1
+u64  network_id
+u64  supply
+u32  milestone_index  the confirmed milestone the ledger is at (0: genesis)
+32   milestone_id     its id, the `previous` of the next milestone (all zero for genesis)
+u64  output_count
+     output_count x (OutputId 34 || output encoding), strictly increasing by OutputId
+32   state_hash       ledger state hash at milestone_index
+```
+
+Decoding is strict: the outputs must hold exactly `supply` and hash to `state_hash`, so a
+snapshot that decodes is one a node may start from, and `encode_snapshot(decode_snapshot(b)) == b`.
+A node started from a snapshot continues the milestone chain at `milestone_index + 1`. The
+snapshot carries no messages: solid entry points come from the peers that serve the next cone.
+
+```
+StorageError                     (errors.py)
+└── SnapshotError                a snapshot that cannot be read, written or used
+    ├── BadMagicError            not a snapshot file (also a DecodeError)
+    ├── SupplyMismatchError      outputs that do not hold the supply
+    └── StateHashMismatchError   outputs that do not hash to the recorded state hash
+```
+Other structural defects raise the `DecodeError` of `errors.py` that names them: truncated,
+trailing bytes, unsorted or duplicate outputs (`NonCanonicalError`), unknown version or output type.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .codec import U32_MAX, U64_MAX, Reader, require_uint, u8, u32, u64
+from .errors import (
+    DecodeError,
+    InvalidFieldError,
+    MalformedError,
+    NonCanonicalError,
+    StorageError,
+    TruncatedError,
+    UnknownVersionError,
+)
+from .ids import HASH_SIZE, MilestoneId, OutputId
+from .ledger import accumulate, ledger_state_hash, restore_state
+from .storage import Storage
+from .transaction import Output, decode_output, encode_output
+
+MAGIC: Final = b"TPSNAP"
+FORMAT_VERSION: Final = 1
+_MIN_ENTRY_SIZE: Final = OutputId.SIZE + 1 + 32 + 8  # id, output type, address, amount
+
+
+class SnapshotError(StorageError):
+    """A snapshot that cannot be read, written or used."""
+
+
+class BadMagicError(SnapshotError, DecodeError):
+    """The file does not start with the snapshot magic."""
+
+    def __init__(self, found: bytes) -> None:
+        super().__init__(f"not a snapshot: starts with {found!r}, expected {MAGIC!r}")
+        self.found = found
+
+
+class SupplyMismatchError(SnapshotError):
+    """The outputs do not hold exactly the supply."""
+
+    def __init__(self, held: int, supply: int) -> None:
+        super().__init__(f"snapshot outputs hold {held}, the supply is {supply}")
+        self.held = held
+        self.supply = supply
+
+
+class StateHashMismatchError(SnapshotError):
+    """The outputs do not hash to the state hash the snapshot records."""
+
+    def __init__(self, recorded: bytes, computed: bytes) -> None:
+        super().__init__(
+            f"snapshot records state hash {recorded.hex()}, its outputs hash to {computed.hex()}"
+        )
+        self.recorded = recorded
+        self.computed = computed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The ledger at a confirmed milestone."""
+
+    network_id: int
+    """The network."""
+    supply: int
+    """Total base units; the outputs hold exactly this."""
+    milestone_index: int
+    """The confirmed milestone the ledger is at."""
+    milestone_id: MilestoneId
+    """Id of that milestone (all zero at genesis): the next milestone's `previous`."""
+    outputs: tuple[tuple[OutputId, Output], ...]
+    """The unspent outputs, strictly increasing by output id."""
+    state_hash: bytes
+    """Ledger state hash at `milestone_index`."""
+
+    def __post_init__(self) -> None:
+        require_uint("Snapshot.network_id", self.network_id, U64_MAX)
+        require_uint("Snapshot.supply", self.supply, U64_MAX, minimum=1)
+        require_uint("Snapshot.milestone_index", self.milestone_index, U32_MAX)
+        if not isinstance(self.milestone_id, MilestoneId):
+            raise InvalidFieldError("Snapshot.milestone_id", "must be a MilestoneId")
+        ids = [oid for oid, _ in self.outputs]
+        if not all(isinstance(oid, OutputId) for oid in ids):
+            raise InvalidFieldError("Snapshot.outputs", "ids must be OutputIds")
+        if any(a >= b for a, b in itertools.pairwise(ids)):
+            raise InvalidFieldError("Snapshot.outputs", "must be sorted by id and unique")
+        if not isinstance(self.state_hash, bytes) or len(self.state_hash) != HASH_SIZE:
+            raise InvalidFieldError("Snapshot.state_hash", f"must be {HASH_SIZE} bytes")
+
+
+def verify_snapshot(snapshot: Snapshot) -> None:
+    """Raise unless the outputs hold the supply and hash to the recorded state hash."""
+    held = sum(output.amount for _, output in snapshot.outputs)
+    if held != snapshot.supply:
+        raise SupplyMismatchError(held, snapshot.supply)
+    computed = ledger_state_hash(snapshot.milestone_index, accumulate(snapshot.outputs))
+    if computed != snapshot.state_hash:
+        raise StateHashMismatchError(snapshot.state_hash, computed)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    return b"".join(
+        (
+            MAGIC,
+            u8(FORMAT_VERSION),
+            u64(snapshot.network_id),
+            u64(snapshot.supply),
+            u32(snapshot.milestone_index),
+            snapshot.milestone_id,
+            u64(len(snapshot.outputs)),
+            *(oid + encode_output(output) for oid, output in snapshot.outputs),
+            snapshot.state_hash,
+        )
+    )
+
+
+def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
+    """Decode and verify a snapshot; every defect raises a `DecodeError` or `SnapshotError`."""
+    r = Reader(data, "snapshot")
+    magic = r.take(len(MAGIC), "magic")
+    if magic != MAGIC:
+        raise BadMagicError(magic)
+    version = r.u8("version")
+    if version != FORMAT_VERSION:
+        raise UnknownVersionError(version)
+    network_id = r.u64("network_id")
+    supply = r.u64("supply")
+    index = r.u32("milestone_index")
+    ms_id = MilestoneId(r.take(HASH_SIZE, "milestone_id"))
+    count = r.u64("output_count")
+    # Refuse an impossible count before allocating anything for it.
+    needed = count * _MIN_ENTRY_SIZE + HASH_SIZE
+    if needed > r.remaining:
+        raise TruncatedError("snapshot.outputs", needed, r.remaining)
+    outputs: list[tuple[OutputId, Output]] = []
+    for _ in range(count):
+        oid = OutputId(r.take(OutputId.SIZE, "output_id"))
+        if outputs and oid <= outputs[-1][0]:
+            raise NonCanonicalError(f"snapshot output {oid.hex()} is out of order or repeated")
+        outputs.append((oid, decode_output(r)))
+    state_hash = r.take(HASH_SIZE, "state_hash")
+    r.finish()
+    try:
+        snapshot = Snapshot(
+            network_id=network_id,
+            supply=supply,
+            milestone_index=index,
+            milestone_id=ms_id,
+            outputs=tuple(outputs),
+            state_hash=state_hash,
+        )
+    except InvalidFieldError as exc:
+        raise MalformedError(str(exc)) from exc
+    verify_snapshot(snapshot)
+    return snapshot
+
+
+def read_snapshot(path: str | Path) -> Snapshot:
+    """Read and verify the snapshot file at `path`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+    return decode_snapshot(data)
+
+
+def write_snapshot(snapshot: Snapshot, path: str | Path) -> None:
+    """Write `snapshot` to `path` atomically: a temporary file, fsync, rename, fsync the folder."""
+    path = Path(path)
+    data = encode_snapshot(snapshot)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise SnapshotError(f"cannot write snapshot {path}: {exc}") from exc
+
+
+def export_snapshot(storage: Storage, path: str | Path) -> Snapshot:
+    """Write the ledger at the confirmed milestone of `storage` to `path`; returns what it wrote."""
+    state = storage.load_ledger()
+    ms_id = storage.milestone_id(state.milestone_index)
+    if ms_id is None:
+        raise SnapshotError(f"no milestone id stored for index {state.milestone_index}")
+    snapshot = Snapshot(
+        network_id=state.network_id,
+        supply=state.supply,
+        milestone_index=state.milestone_index,
+        milestone_id=ms_id,
+        outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
+        state_hash=state.state_hash,
+    )
+    write_snapshot(snapshot, path)
+    return snapshot
+
+
+def create_from_snapshot(path_db: str | Path, snapshot: Snapshot) -> Storage:
+    """A new database at `path_db` whose ledger is `snapshot`, verified first."""
+    verify_snapshot(snapshot)
+    state = restore_state(
+        snapshot.network_id, snapshot.supply, snapshot.milestone_index, dict(snapshot.outputs)
+    )
+    storage = Storage.create_from_ledger(path_db, state, snapshot.milestone_id)
+    if storage.head().state_hash != snapshot.state_hash:
+        storage.close()
+        raise SnapshotError(f"{path_db}: the stored ledger does not match the snapshot")
+    return storage

@@ -1,0 +1,137 @@
+"""The coordinator beside its node: issuance, checkpoints, the committee, rotation, recovery."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from coordinator import Coordinator, Journal, JournalError, KeySigner, NotEnoughSignersError
+from tangle.committee import KeySchedule
+from tangle.core import Parameters
+from tangle.ledger import Inclusion
+from tangle.ledger_node import LedgerNode
+from tangle.message import decode_message
+from tangle.milestone import KeySet, KeySetChange, Milestone
+from tangle.payload import TaggedData
+
+from .builders import NET, address, genesis, key, message, on_tips, transfer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
+SIGNERS = sorted((KeySigner(bytes([i]) * 32) for i in range(1, 6)), key=lambda s: s.public_key)
+KEY_SET = KeySet(threshold=3, public_keys=tuple(s.public_key for s in SIGNERS))
+ALICE, BOB = key(1), key(2)
+GENESIS = genesis([(ALICE, 1_000_000)])
+
+
+def _open(tmp_path: Path) -> LedgerNode:
+    return LedgerNode.open(
+        tmp_path / "node.db",
+        genesis=GENESIS,
+        params=PARAMS,
+        schedule=KeySchedule(entries=((1, KEY_SET),)),
+    )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
+
+    async def __call__(self, raw: bytes) -> None:
+        self.published.append(raw)
+
+
+async def test_milestones_confirm_transfers(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    coordinator = Coordinator(node, Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    sink = Sink()
+    rng = np.random.default_rng(1)
+    (oid,) = GENESIS.outputs()
+    tx = transfer([(oid, ALICE)], [(address(BOB), 400_000), (address(ALICE), 600_000)])
+    raw = on_tips(node.core, tx, rng)
+    node.submit(raw)
+    issue = await coordinator.issue(sink)
+    assert issue.index == node.core.confirmed_index == 1
+    assert sink.published == list(issue.messages)
+    metadata = node.storage.metadata(decode_message(raw).id)
+    assert metadata is not None
+    assert metadata.referenced_by == 1
+    assert metadata.inclusion is Inclusion.INCLUDED
+    assert node.storage.balance(address(BOB)) == 400_000
+    assert node.storage.head().state_hash == node.core.ledger.state_hash
+    await coordinator.issue(sink)
+    assert node.core.confirmed_index == 2
+
+
+async def test_more_tips_than_parents_go_through_checkpoints(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    coordinator = Coordinator(node, Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    await coordinator.issue(Sink())
+    (milestone_tip,) = node.core.dag.tips()
+    for i in range(70):
+        payload = TaggedData(tag=b"s", data=i.to_bytes(4, "little"))
+        node.submit(message(payload, (milestone_tip,), work_per_kib=PARAMS.work_per_kib))
+    assert len(node.core.dag.tips()) == 70
+    issue = await coordinator.issue(Sink())
+    assert len(issue.messages) == 1 + 9 + 2  # two layers of checkpoints, then the milestone
+    assert node.core.confirmed_index == 2
+    assert node.core.dag.tips() == (decode_message(issue.messages[-1]).id,)
+
+
+async def test_too_few_signers_issue_nothing(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    journal = Journal.open(tmp_path / "journal.db")
+    with pytest.raises(NotEnoughSignersError):
+        await Coordinator(node, journal, SIGNERS[:2]).issue(Sink())
+    assert journal.last() is None
+    assert node.core.confirmed_index == 0
+
+
+async def test_rotation_hands_over_to_the_new_committee(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    journal = Journal.open(tmp_path / "journal.db")
+    new = sorted((KeySigner(bytes([i]) * 32) for i in range(10, 13)), key=lambda s: s.public_key)
+    new_set = KeySet(threshold=2, public_keys=tuple(s.public_key for s in new))
+    old_coordinator = Coordinator(node, journal, SIGNERS[:3])
+    old_coordinator.schedule_rotation(KeySetChange(activation_index=3, key_set=new_set))
+    first = await old_coordinator.issue(Sink())
+    payload = decode_message(first.messages[-1]).message.payload
+    assert isinstance(payload, Milestone)
+    assert payload.essence.key_set_change is not None
+    await old_coordinator.issue(Sink())
+    with pytest.raises(NotEnoughSignersError):
+        await old_coordinator.issue(Sink())
+    new_coordinator = Coordinator(node, journal, new)
+    await new_coordinator.issue(Sink())
+    assert node.core.confirmed_index == 3
+    node.close()
+    reopened = _open(tmp_path)
+    assert reopened.core.schedule.key_set_at(3) == new_set
+
+
+async def test_recovery_republishes_the_journaled_bytes(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    journal = Journal.open(tmp_path / "journal.db")
+    await Coordinator(node, journal, SIGNERS[:3]).issue(Sink())
+    issue = await Coordinator(node, journal, SIGNERS[:3]).build()
+    journal.record(issue)  # crash after journaling, before publishing
+    node.close()
+    node = _open(tmp_path)
+    assert node.core.confirmed_index == 1
+    sink = Sink()
+    await Coordinator(node, journal, SIGNERS[3:] + SIGNERS[:1]).recover(sink)
+    assert sink.published == list(issue.messages)
+    assert node.core.confirmed_index == 2
+    with pytest.raises(JournalError):
+        journal.record(issue)
+
+
+async def test_a_foreign_journal_is_refused(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    await Coordinator(node, Journal.open(tmp_path / "a.db"), SIGNERS[:3]).issue(Sink())
+    with pytest.raises(JournalError):
+        await Coordinator(node, Journal.open(tmp_path / "b.db"), SIGNERS[:3]).recover(Sink())

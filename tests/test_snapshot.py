@@ -1,0 +1,211 @@
+"""Snapshots: canonical round trips, a fresh node from a snapshot, named errors for bad files."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tangle.errors import (
+    DecodeError,
+    InvalidFieldError,
+    NonCanonicalError,
+    StorageError,
+    TrailingBytesError,
+    TruncatedError,
+    UnknownTypeError,
+    UnknownVersionError,
+)
+from tangle.ids import Address, MilestoneId, OutputId
+from tangle.ledger import genesis_state
+from tangle.snapshot import (
+    MAGIC,
+    BadMagicError,
+    Snapshot,
+    SnapshotError,
+    StateHashMismatchError,
+    SupplyMismatchError,
+    create_from_snapshot,
+    decode_snapshot,
+    encode_snapshot,
+    export_snapshot,
+    read_snapshot,
+    write_snapshot,
+)
+from tangle.storage import ZERO_MILESTONE_ID, Storage
+from tangle.transaction import BasicOutput
+
+from .builders import NET, address
+from .test_storage import KEYS, Step, assert_ledger, build_chain, make_genesis, replay, store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tangle.ledger import Genesis
+
+HEADER = len(MAGIC) + 1 + 8 + 8 + 4 + 32 + 8
+"""Bytes before the first output."""
+ENTRY = 34 + 1 + 32 + 8
+"""Bytes per output."""
+
+
+@pytest.fixture(scope="module")
+def chain() -> tuple[Genesis, list[Step]]:
+    return build_chain(10, seed=3)
+
+
+def small_snapshot() -> bytes:
+    state = genesis_state(make_genesis())
+    return encode_snapshot(
+        Snapshot(
+            network_id=NET,
+            supply=state.supply,
+            milestone_index=0,
+            milestone_id=ZERO_MILESTONE_ID,
+            outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
+            state_hash=state.state_hash,
+        )
+    )
+
+
+def test_export_read_create_continue(tmp_path: Path, chain: tuple[Genesis, list[Step]]) -> None:
+    g, steps = chain
+    with Storage.create(tmp_path / "a.db", g) as source:
+        for step in steps[:6]:
+            store(source, step)
+        written = export_snapshot(source, tmp_path / "ledger.snap")
+        source_head = source.head()
+    raw = (tmp_path / "ledger.snap").read_bytes()
+    snapshot = read_snapshot(tmp_path / "ledger.snap")
+    assert snapshot == written
+    assert encode_snapshot(snapshot) == raw
+    assert (snapshot.milestone_index, snapshot.milestone_id) == (6, steps[5].record.milestone_id)
+    assert snapshot.state_hash == source_head.state_hash == replay(g, steps, 6).state_hash
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    with create_from_snapshot(tmp_path / "b.db", snapshot) as fresh:
+        assert fresh.head() == replace(source_head, pruned_index=6)
+        assert fresh.milestone_id(6) == steps[5].record.milestone_id
+        assert fresh.milestone(6) is None  # the record itself is not in the snapshot
+        assert_ledger(fresh, replay(g, steps, 6))
+        for k in KEYS:
+            assert fresh.balance(address(k)) == sum(
+                o.amount for o in replay(g, steps, 6).unspent.values() if o.address == address(k)
+            )
+        # The chain goes on from the snapshot's milestone.
+        for step in steps[6:]:
+            store(fresh, step)
+        assert_ledger(fresh, replay(g, steps, len(steps)))
+        assert export_snapshot(fresh, tmp_path / "ledger.snap").milestone_index == len(steps)
+    with pytest.raises(StorageError, match="already holds"):
+        create_from_snapshot(tmp_path / "b.db", snapshot)
+
+
+def test_genesis_snapshot(tmp_path: Path) -> None:
+    g = make_genesis()
+    with Storage.create(tmp_path / "db", g) as storage:
+        snapshot = export_snapshot(storage, tmp_path / "genesis.snap")
+    assert encode_snapshot(snapshot) == small_snapshot()
+    assert snapshot.milestone_id == ZERO_MILESTONE_ID
+    with create_from_snapshot(tmp_path / "copy", read_snapshot(tmp_path / "genesis.snap")) as copy:
+        assert_ledger(copy, genesis_state(g))
+
+
+def test_named_errors_for_each_defect() -> None:
+    raw = small_snapshot()
+    with pytest.raises(BadMagicError):
+        decode_snapshot(b"TPSNAQ" + raw[6:])
+    with pytest.raises(UnknownVersionError):
+        decode_snapshot(raw[:6] + b"\x02" + raw[7:])
+    with pytest.raises(TrailingBytesError):
+        decode_snapshot(raw + b"\x00")
+    with pytest.raises(TruncatedError):
+        decode_snapshot(raw[:-1])
+    huge_count = raw[: HEADER - 8] + (2**64 - 1).to_bytes(8, "little") + raw[HEADER:]
+    with pytest.raises(TruncatedError):
+        decode_snapshot(huge_count)
+    first, second = raw[HEADER : HEADER + ENTRY], raw[HEADER + ENTRY : HEADER + 2 * ENTRY]
+    swapped = raw[:HEADER] + second + first + raw[HEADER + 2 * ENTRY :]
+    with pytest.raises(NonCanonicalError, match="out of order"):
+        decode_snapshot(swapped)
+    repeated = raw[:HEADER] + first + first + raw[HEADER + 2 * ENTRY :]
+    with pytest.raises(NonCanonicalError, match="repeated"):
+        decode_snapshot(repeated)
+    with pytest.raises(UnknownTypeError):
+        decode_snapshot(raw[: HEADER + 34] + b"\x07" + raw[HEADER + 35 :])
+    zero_amount = raw[: HEADER + ENTRY - 8] + bytes(8) + raw[HEADER + ENTRY :]
+    with pytest.raises(NonCanonicalError, match="amount 0"):
+        decode_snapshot(zero_amount)
+    supply_at = len(MAGIC) + 1 + 8
+    more = int.from_bytes(raw[supply_at : supply_at + 8], "little") + 1
+    with pytest.raises(SupplyMismatchError):
+        decode_snapshot(raw[:supply_at] + more.to_bytes(8, "little") + raw[supply_at + 8 :])
+    with pytest.raises(StateHashMismatchError):
+        decode_snapshot(raw[:-1] + bytes([raw[-1] ^ 1]))
+    index_at = supply_at + 8
+    with pytest.raises(StateHashMismatchError):  # the state hash commits to the index
+        decode_snapshot(raw[:index_at] + (1).to_bytes(4, "little") + raw[index_at + 4 :])
+
+
+def test_every_truncation_is_a_truncated_error() -> None:
+    raw = small_snapshot()
+    for cut in range(len(raw)):
+        with pytest.raises(TruncatedError):
+            decode_snapshot(raw[:cut])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutations_decode_canonically_or_raise_named_errors(data: st.DataObject) -> None:
+    raw = bytearray(small_snapshot())
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] ^= data.draw(st.integers(1, 255))
+    try:
+        snapshot = decode_snapshot(bytes(raw))
+    except (DecodeError, SnapshotError):
+        return
+    assert encode_snapshot(snapshot) == bytes(raw)  # only fields the hash does not cover
+
+
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_escape_the_error_tree(raw: bytes) -> None:
+    with pytest.raises((DecodeError, SnapshotError)):
+        decode_snapshot(MAGIC + raw)
+
+
+def test_snapshot_objects_are_checked(tmp_path: Path) -> None:
+    good = decode_snapshot(small_snapshot())
+    with pytest.raises(InvalidFieldError):
+        replace(good, outputs=tuple(reversed(good.outputs)))
+    with pytest.raises(InvalidFieldError):
+        replace(good, supply=0)
+    with pytest.raises(InvalidFieldError):
+        replace(good, state_hash=b"short")
+    extra = (OutputId(b"\xff" * 34), BasicOutput(address=Address(bytes(32)), amount=1))
+    with pytest.raises(SupplyMismatchError):
+        create_from_snapshot(tmp_path / "db", replace(good, outputs=(*good.outputs, extra)))
+    with pytest.raises(StateHashMismatchError):
+        create_from_snapshot(tmp_path / "db", replace(good, milestone_index=3))
+    assert not (tmp_path / "db").exists()
+    bad_id = replace(good, milestone_id=MilestoneId(b"\x01" * 32))
+    assert decode_snapshot(encode_snapshot(bad_id)) == bad_id  # the id is carried, not hashed
+
+
+def test_writes_are_atomic(tmp_path: Path) -> None:
+    good = decode_snapshot(small_snapshot())
+    target = tmp_path / "ledger.snap"
+    write_snapshot(good, target)
+    write_snapshot(replace(good, milestone_id=MilestoneId(b"\x02" * 32)), target)
+    assert read_snapshot(target).milestone_id == MilestoneId(b"\x02" * 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.snap"]
+    with pytest.raises(SnapshotError, match="cannot write"):
+        write_snapshot(good, tmp_path / "missing" / "ledger.snap")
+    with pytest.raises(SnapshotError, match="cannot read"):
+        read_snapshot(tmp_path / "missing.snap")
+    (tmp_path / "ledger.snap").write_bytes(b"TPSNAP")
+    with pytest.raises(TruncatedError):
+        read_snapshot(tmp_path / "ledger.snap")
