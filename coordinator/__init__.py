@@ -8,5 +8,4 @@ from .journal import Issue as Issue
 from .journal import Journal as Journal
 from .service import Coordinator as Coordinator
 from .signers import KeySigner as KeySigner
-from .signers import Signer as Signer
 from .signers import sign_milestone as sign_milestone

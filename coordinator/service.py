@@ -27,7 +27,7 @@ from tangle.message import decode_message, encode_message, prepare
 from .errors import JournalError, NotConfirmedError
 from .issuer import MAX_PARENTS, checkpoint_payload, group, milestone_essence, tips_to_confirm
 from .journal import Issue, Journal
-from .signers import Signer, sign_milestone
+from .signers import sign_milestone
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tangle.ledger_node import LedgerNode
     from tangle.milestone import KeySetChange
     from tangle.payload import Payload
+    from tangle.signature import Signer
 
 
 async def _solve(root: bytes, target: int) -> int:

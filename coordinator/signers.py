@@ -6,7 +6,7 @@ operator keeps its key in its own signer and only the `Signer` protocol crosses 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey
 
@@ -25,14 +25,7 @@ from .errors import NotEnoughSignersError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-
-class Signer(Protocol):
-    """One committee member."""
-
-    @property
-    def public_key(self) -> PublicKey: ...
-
-    def sign(self, message: bytes) -> Signature: ...
+    from tangle.signature import Signer
 
 
 class KeySigner:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey
 
+from coordinator.signers import KeySigner
 from tangle.committee import KeySchedule
 from tangle.dag import GENESIS_ID
 from tangle.errors import NoTipsError
@@ -26,15 +27,11 @@ from tangle.pow import search
 from tangle.tip_selection import UniformRandomTips
 from tangle.transaction import (
     BasicOutput,
-    ReferenceUnlock,
-    SignatureUnlock,
     Transaction,
     TransactionEssence,
-    Unlock,
     address_of,
-    signing_message,
-    transaction_id,
 )
+from wallet.transfer import sign_transaction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -74,21 +71,7 @@ def transfer(
         outputs=tuple(BasicOutput(address=a, amount=v) for a, v in outputs),
         memo=memo,
     )
-    message = signing_message(transaction_id(essence))
-    unlocks: list[Unlock] = []
-    first: dict[bytes, int] = {}
-    for position, (_, signer) in enumerate(spends):
-        pk = bytes(signer.verify_key)
-        if pk in first:
-            unlocks.append(ReferenceUnlock(index=first[pk]))
-        else:
-            first[pk] = position
-            unlocks.append(
-                SignatureUnlock(
-                    public_key=PublicKey(pk), signature=Signature(signer.sign(message).signature)
-                )
-            )
-    return Transaction(essence=essence, unlocks=tuple(unlocks))
+    return sign_transaction(essence, [KeySigner(bytes(signer)) for _, signer in spends])
 
 
 def committee(n: int, threshold: int, offset: int = 1000) -> tuple[list[SigningKey], KeySet]:

@@ -33,6 +33,7 @@ from .errors import MnemonicError as MnemonicError
 from .errors import MnemonicLengthError as MnemonicLengthError
 from .errors import NonHardenedError as NonHardenedError
 from .errors import PaddingError as PaddingError
+from .errors import SigningError as SigningError
 from .errors import TamperedKeystoreError as TamperedKeystoreError
 from .errors import TruncatedKeystoreError as TruncatedKeystoreError
 from .errors import UnknownKeystoreVersionError as UnknownKeystoreVersionError
@@ -69,3 +70,4 @@ from .mnemonic import mnemonic_to_entropy as mnemonic_to_entropy
 from .mnemonic import mnemonic_to_seed as mnemonic_to_seed
 from .mnemonic import normalize_mnemonic as normalize_mnemonic
 from .mnemonic import validate_mnemonic as validate_mnemonic
+from .transfer import sign_transaction as sign_transaction

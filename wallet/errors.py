@@ -25,6 +25,7 @@ WalletError
 │   │   └── PaddingError           more than 4 padding bits, or non-zero padding
 │   ├── WrongPrefixError           a valid address of another network
 │   └── AddressLengthError         a payload that is not 32 bytes
+├── SigningError                   a transfer that cannot be signed as asked
 └── KeystoreError                  the encrypted key file
     ├── KeystoreFormatError        not a keystore: bad JSON, missing or mistyped field
     │   └── TruncatedKeystoreError the file ends early
@@ -177,6 +178,10 @@ class PaddingError(Bech32Error):
     def __init__(self, reason: str) -> None:
         super().__init__(f"invalid padding: {reason}")
         self.reason = reason
+
+
+class SigningError(WalletError):
+    """A transfer that cannot be signed as asked (signers and inputs do not match)."""
 
 
 class WrongPrefixError(AddressError):
