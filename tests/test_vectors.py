@@ -26,7 +26,6 @@ from tangle.milestone import KeySet, KeySetChange, MilestoneEssence
 from tangle.payload import Payload, TaggedData
 from tangle.pow import search_reference, work_value
 from tangle.signature import is_valid
-from tangle.transaction import signing_message
 
 from .builders import address, genesis, key, transfer
 
