@@ -1,0 +1,147 @@
+"""Bad milestones reaching a node: each refused with its own error, nothing applied."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tangle.committee import KeySchedule
+from tangle.core import Confirmed, MilestoneRejected, Parameters
+from tangle.dag import GENESIS_ID
+from tangle.errors import (
+    BadSignatureError,
+    ChainMismatchError,
+    MerkleRootMismatchError,
+    NodeHaltedError,
+    StaleMilestoneError,
+    TooFewSignaturesError,
+    UnknownSignerError,
+    WrongNetworkError,
+)
+from tangle.ids import MerkleRoot, MilestoneId, Signature
+from tangle.ledger_node import LedgerNode
+from tangle.merkle import merkle_root
+from tangle.message import decode_message
+from tangle.milestone import CommitteeSignature, Milestone
+from tangle.payload import TaggedData
+
+from .builders import NET, committee, genesis, key, message, milestone
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nacl.signing import SigningKey
+
+    from tangle.ids import MessageId
+
+PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
+KEYS, KEY_SET = committee(4, 3)
+GENESIS = genesis([(key(1), 1_000)])
+ZERO = MilestoneId(bytes(32))
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> LedgerNode:
+    opened = LedgerNode.open(
+        tmp_path / "node.db",
+        genesis=GENESIS,
+        params=PARAMS,
+        schedule=KeySchedule(entries=((1, KEY_SET),)),
+    )
+    yield opened  # type: ignore[misc]
+    opened.close()
+
+
+def _send(payload: TaggedData | Milestone, parents: tuple[MessageId, ...], net: int = NET) -> bytes:
+    return message(payload, parents, work_per_kib=PARAMS.work_per_kib, network_id=net)
+
+
+def _milestone(
+    signers: list[SigningKey],
+    *,
+    index: int = 1,
+    previous: MilestoneId = ZERO,
+    root: MerkleRoot | None = None,
+    network_id: int = NET,
+) -> Milestone:
+    return milestone(
+        index=index,
+        previous=previous,
+        parents=(GENESIS_ID,),
+        root=root if root is not None else merkle_root([]),
+        signers=signers,
+        network_id=network_id,
+    )
+
+
+def _rejected(node: LedgerNode, ms: Milestone) -> Exception:
+    events = node.submit(_send(ms, (GENESIS_ID,)))
+    (rejected,) = [e for e in events if isinstance(e, MilestoneRejected)]
+    assert node.core.confirmed_index == 0
+    assert node.storage.confirmed_index() == 0
+    return rejected.error
+
+
+def test_too_few_signatures(node: LedgerNode) -> None:
+    assert isinstance(_rejected(node, _milestone(KEYS[:2])), TooFewSignaturesError)
+
+
+def test_unknown_signer(node: LedgerNode) -> None:
+    assert isinstance(_rejected(node, _milestone([*KEYS[:3], key(77)])), UnknownSignerError)
+
+
+def test_bad_signature(node: LedgerNode) -> None:
+    good = _milestone(KEYS[:3])
+    first = good.signatures[0]
+    forged = Milestone(
+        essence=good.essence,
+        signatures=(
+            CommitteeSignature(public_key=first.public_key, signature=Signature(bytes(64))),
+            *good.signatures[1:],
+        ),
+    )
+    assert isinstance(_rejected(node, forged), BadSignatureError)
+
+
+def test_broken_chain(node: LedgerNode) -> None:
+    ms = _milestone(KEYS[:3], previous=MilestoneId(b"\x01" * 32))
+    assert isinstance(_rejected(node, ms), ChainMismatchError)
+
+
+def test_another_networks_milestone_is_refused(node: LedgerNode) -> None:
+    with pytest.raises(WrongNetworkError):
+        node.submit(_send(_milestone(KEYS[:3], network_id=NET + 1), (GENESIS_ID,), net=NET + 1))
+    with pytest.raises(WrongNetworkError):
+        node.submit(_send(_milestone(KEYS[:3], network_id=NET + 1), (GENESIS_ID,)))
+    assert node.core.confirmed_index == 0
+
+
+def test_a_rejected_milestone_leaves_room_for_the_good_one(node: LedgerNode) -> None:
+    _rejected(node, _milestone(KEYS[:2]))
+    node.submit(_send(_milestone(KEYS[1:]), (GENESIS_ID,)))
+    assert node.core.confirmed_index == node.storage.confirmed_index() == 1
+
+
+def test_early_milestone_waits_for_its_predecessor(node: LedgerNode) -> None:
+    first = _milestone(KEYS[:3])
+    second = _milestone(KEYS[:3], index=2, previous=first.id)
+    events = node.submit(_send(second, (GENESIS_ID,)))
+    assert not [e for e in events if isinstance(e, Confirmed | MilestoneRejected)]
+    assert node.core.confirmed_index == 0
+    node.submit(_send(first, (GENESIS_ID,)))
+    assert node.core.confirmed_index == 2
+    rival = _milestone(KEYS[1:], index=2, previous=first.id, root=MerkleRoot(b"\x02" * 32))
+    with pytest.raises(StaleMilestoneError):
+        node.submit(_send(rival, (GENESIS_ID,)))
+
+
+def test_wrong_merkle_root_halts_the_node(node: LedgerNode) -> None:
+    data = _send(TaggedData(tag=b"", data=b"x"), (GENESIS_ID,))
+    node.submit(data)
+    ms = _milestone(KEYS[:3], root=MerkleRoot(b"\x07" * 32))
+    with pytest.raises(MerkleRootMismatchError):
+        node.submit(_send(ms, (GENESIS_ID,)))
+    assert node.core.confirmed_index == node.storage.confirmed_index() == 0
+    with pytest.raises(NodeHaltedError):
+        node.submit(_send(TaggedData(tag=b"", data=b"y"), (decode_message(data).id,)))
