@@ -401,7 +401,7 @@ def walk(
         chosen = approver_idx[end - 1]
         acc = 0.0
         for j in range(first, end):
-            acc += math.exp(-0.5 * alpha * np.float64(heaviest - weights[approver_idx[j]]))
+            acc += math.exp(-alpha * np.float64(heaviest - weights[approver_idx[j]]))
             if target < acc:
                 chosen = approver_idx[j]
                 break

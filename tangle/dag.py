@@ -54,6 +54,17 @@ MAX_PARENTS: Final = kernels.MAX_PARENTS
 GENESIS_ID: Final = MessageId(bytes(32))
 _INITIAL_CAPACITY: Final = 1024
 _T = TypeVar("_T", bound=np.generic)
+_ROW_ARRAYS: Final = (
+    "_parents",
+    "_parent_count",
+    "_first_approver",
+    "_next_approver",
+    "_approver_count",
+    "_referenced",
+    "_entry",
+    "_ocri",
+    "_ycri",
+)
 
 
 class Score(IntEnum):
@@ -526,31 +537,10 @@ class Dag:
         self._ycri = np.zeros(capacity, np.int32)
 
     def _grow(self) -> None:
-        old: tuple[NDArray[Any], ...] = (
-            self._parents,
-            self._parent_count,
-            self._first_approver,
-            self._next_approver,
-            self._approver_count,
-            self._referenced,
-            self._entry,
-            self._ocri,
-            self._ycri,
-        )
+        old: list[NDArray[Any]] = [getattr(self, name) for name in _ROW_ARRAYS]
         self._allocate(2 * self._parents.shape[0])
-        new: tuple[NDArray[Any], ...] = (
-            self._parents,
-            self._parent_count,
-            self._first_approver,
-            self._next_approver,
-            self._approver_count,
-            self._referenced,
-            self._entry,
-            self._ocri,
-            self._ycri,
-        )
-        for src, dst in zip(old, new, strict=True):
-            dst[: src.shape[0]] = src
+        for name, array in zip(_ROW_ARRAYS, old, strict=True):
+            getattr(self, name)[: array.shape[0]] = array
 
     def _new_row(self, message_id: MessageId, work_root: WorkRoot | None) -> int:
         row = self._size

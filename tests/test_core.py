@@ -29,6 +29,7 @@ from tangle.payload import TaggedData
 from .builders import NET, committee, genesis, key, message, milestone
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from nacl.signing import SigningKey
@@ -42,14 +43,14 @@ ZERO = MilestoneId(bytes(32))
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> LedgerNode:
+def node(tmp_path: Path) -> Iterator[LedgerNode]:
     opened = LedgerNode.open(
         tmp_path / "node.db",
         genesis=GENESIS,
         params=PARAMS,
         schedule=KeySchedule(entries=((1, KEY_SET),)),
     )
-    yield opened  # type: ignore[misc]
+    yield opened
     opened.close()
 
 
