@@ -13,7 +13,8 @@ edges         (child, parent) approvals; INDEX (parent): solid entry points
 unspent       output_id -> address, output encoding, created_at; INDEX (address)
 spent         output_id (PRIMARY KEY: spent at most once) -> address, output, created_at,
               spent_by (transaction id), spent_at; INDEX (spent_at): pruning
-entry_points  message_id -> milestone index, for messages pruned while still approved
+entry_points  message_id -> milestone index: referenced messages the file no longer (or never)
+              held that may still be approved: recorded by pruning, or a snapshot's
 ```
 
 Integers that may exceed 2**63 - 1 are never sqlite integers: amounts live inside the output
@@ -92,15 +93,20 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
 # -- queries ---------------------------------------------------------------------------------
 
 SOLID_ENTRY_POINTS: Final = """
-    SELECT e.parent, min(coalesce(p.referenced_by, ep.milestone_index))
-    FROM edges AS e
-    JOIN metadata AS c ON c.message_id = e.child
-    LEFT JOIN metadata AS p ON p.message_id = e.parent
-    LEFT JOIN entry_points AS ep ON ep.message_id = e.parent
-    WHERE (c.referenced_by IS NULL OR c.referenced_by > :index)
-      AND coalesce(p.referenced_by, ep.milestone_index) <= :index
-    GROUP BY e.parent ORDER BY e.parent"""
-"""(message id, referencing milestone) of referenced messages approved by later ones."""
+    SELECT r.message_id, min(r.at) FROM (
+        SELECT message_id, referenced_by AS at FROM metadata WHERE referenced_by <= :index
+        UNION ALL
+        SELECT message_id, milestone_index FROM entry_points WHERE milestone_index <= :index
+    ) AS r
+    WHERE NOT EXISTS (SELECT 1 FROM edges AS e WHERE e.parent = r.message_id)
+       OR EXISTS (
+            SELECT 1 FROM edges AS e JOIN metadata AS c ON c.message_id = e.child
+            WHERE e.parent = r.message_id
+              AND (c.referenced_by IS NULL OR c.referenced_by > :index))
+    GROUP BY r.message_id ORDER BY r.message_id"""
+"""(message id, referencing milestone) of the messages referenced at or below the index (stored,
+or kept as entry points) that are approved by no stored message (tips) or by one unreferenced
+or referenced later."""
 
 REFERENCE: Final = """
     INSERT INTO metadata VALUES (?, 1, ?, ?, ?, ?)
@@ -121,9 +127,10 @@ MOVE_TO_SPENT: Final = """
 PRUNABLE_MESSAGES: Final = """
     SELECT message_id FROM metadata WHERE referenced_by <= :bound
     UNION ALL
-    SELECT message_id FROM metadata WHERE referenced_by IS NULL AND stored_at <= :bound
+    SELECT message_id FROM metadata WHERE referenced_by IS NULL AND stored_at <= :expired
     LIMIT :limit"""
-"""Messages referenced at or below the bound, and orphans stored that long ago."""
+"""Messages referenced at or below the bound, and orphans stored at or below `confirmed - keep`
+(the bound of a database created from a snapshot starts at its index, not at its messages)."""
 
 PRUNE_MESSAGE: Final = (
     "DELETE FROM messages WHERE message_id = ?",
@@ -136,8 +143,10 @@ PRUNE_SPENT: Final = """
     (SELECT output_id FROM spent WHERE spent_at <= ? LIMIT ?)"""
 
 DROP_STALE_ENTRY_POINTS: Final = """
-    DELETE FROM entry_points
-    WHERE NOT EXISTS (SELECT 1 FROM edges WHERE parent = entry_points.message_id)"""
+    DELETE FROM entry_points WHERE milestone_index <= :expired
+      AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = entry_points.message_id)"""
+"""Entry points nothing stored approves any more, referenced at or below `confirmed - keep`
+(a tip that old is below max depth: no confirmable message can approve it)."""
 
 # -- the file --------------------------------------------------------------------------------
 
@@ -195,8 +204,9 @@ def create_database(
     meta: Mapping[str, str],
     ledger_row: tuple[object, ...],
     unspent_rows: Iterable[tuple[object, ...]],
+    entry_point_rows: Iterable[tuple[object, ...]],
 ) -> sqlite3.Connection:
-    """Create the schema and the initial ledger in one durable transaction."""
+    """Create the schema, the initial ledger and its entry points in one durable transaction."""
     db = connect(path, read_only=False)
     try:
         if _has_tables(db):
@@ -214,6 +224,7 @@ def create_database(
         )
         db.execute("INSERT INTO ledger VALUES (0, ?, ?, ?, ?, ?)", ledger_row)
         db.executemany("INSERT INTO unspent VALUES (?, ?, ?, ?)", unspent_rows)
+        db.executemany("INSERT INTO entry_points VALUES (?, ?)", entry_point_rows)
         db.execute("COMMIT")
         db.execute("PRAGMA synchronous = NORMAL")
     except BaseException as exc:

@@ -1,31 +1,56 @@
-"""Ledger snapshots: the UTXO set at a confirmed milestone, in one canonical file.
+"""Ledger snapshots: the UTXO set and the solid entry points at a confirmed milestone, in one
+canonical file.
 
 ```
-6    magic            b"TPSNAP"
-u8   version          1
+6    magic              b"TPSNAP"
+u8   version            1
 u64  network_id
 u64  supply
-u32  milestone_index  the confirmed milestone the ledger is at (0: genesis)
-32   milestone_id     its id, the `previous` of the next milestone (all zero for genesis)
+u32  milestone_index    the confirmed milestone the ledger is at (0: genesis)
+32   milestone_id       its id, the `previous` of the next milestone (all zero for genesis)
 u64  output_count
      output_count x (OutputId 34 || output encoding), strictly increasing by OutputId
-32   state_hash       ledger state hash at milestone_index
+u32  entry_point_count
+     entry_point_count x (MessageId 32 || u32 milestone_index), strictly increasing by
+     MessageId, each milestone_index at most the snapshot's
+32   state_hash         ledger state hash at milestone_index
 ```
 
 Decoding is strict: the outputs must hold exactly `supply` and hash to `state_hash`, so a
 snapshot that decodes is one a node may start from, and `encode_snapshot(decode_snapshot(b)) == b`.
-A node started from a snapshot continues the milestone chain at `milestone_index + 1`. The
-snapshot carries no messages: solid entry points come from the peers that serve the next cone.
+The state hash covers the outputs and the index only; the milestone id and the entry points are
+carried as they are.
+
+A node started from a snapshot continues the milestone chain at `milestone_index + 1`. It has
+none of the messages the snapshot's milestones referenced, so its window starts from the solid
+entry points (SEPs): the referenced messages that a message it will still receive may approve.
+`export_snapshot` records `Storage.solid_entry_points(milestone_index)`:
+
+- every referenced message approved by a stored message that no milestone has referenced yet
+  (it reaches the new node as one of `Storage.unreferenced_messages()`, or by gossip), at any
+  depth: the new node must solidify everything the old one holds;
+- every referenced message that no stored message approves: it is still a tip, and a new
+  message may approve it. Tips referenced more than below-max-depth ago can no longer be
+  approved by a message a milestone confirms; pruning, which must keep more than
+  below-max-depth milestones, drops them.
+
+A referenced message whose approvers are all referenced is not one: tip selection and the
+coordinator only build on tips. The milestone message of `milestone_index` is not one either:
+a milestone references its parents' cone, never its own message, which stays unreferenced until
+the next milestone; it travels with the unreferenced messages and its parents are SEPs.
 
 ```
 StorageError                     (errors.py)
 └── SnapshotError                a snapshot that cannot be read, written or used
     ├── BadMagicError            not a snapshot file (also a DecodeError)
     ├── SupplyMismatchError      outputs that do not hold the supply
-    └── StateHashMismatchError   outputs that do not hash to the recorded state hash
+    ├── StateHashMismatchError   outputs that do not hash to the recorded state hash
+    └── LateEntryPointError      an entry point referenced after the snapshot's milestone
+                                 (also a MalformedError)
 ```
 Other structural defects raise the `DecodeError` of `errors.py` that names them: truncated,
-trailing bytes, unsorted or duplicate outputs (`NonCanonicalError`), unknown version or output type.
+trailing bytes, unsorted or duplicate outputs or entry points (`NonCanonicalError`), unknown
+version or output type.
 """
 
 from __future__ import annotations
@@ -46,7 +71,7 @@ from .errors import (
     TruncatedError,
     UnknownVersionError,
 )
-from .ids import HASH_SIZE, MilestoneId, OutputId
+from .ids import HASH_SIZE, MessageId, MilestoneId, OutputId
 from .ledger import accumulate, ledger_state_hash, restore_state
 from .storage import Storage
 from .transaction import Output, decode_output, encode_output
@@ -54,6 +79,7 @@ from .transaction import Output, decode_output, encode_output
 MAGIC: Final = b"TPSNAP"
 FORMAT_VERSION: Final = 1
 _MIN_ENTRY_SIZE: Final = OutputId.SIZE + 1 + 32 + 8  # id, output type, address, amount
+_ENTRY_POINT_SIZE: Final = MessageId.SIZE + 4  # id, milestone index
 
 
 class SnapshotError(StorageError):
@@ -88,9 +114,22 @@ class StateHashMismatchError(SnapshotError):
         self.computed = computed
 
 
+class LateEntryPointError(SnapshotError, MalformedError):
+    """An entry point referenced by a milestone after the snapshot's."""
+
+    def __init__(self, message_id: MessageId, index: int, snapshot_index: int) -> None:
+        super().__init__(
+            f"snapshot entry point {message_id.hex()} is referenced at milestone {index}, "
+            f"after the snapshot's milestone {snapshot_index}"
+        )
+        self.message_id = message_id
+        self.index = index
+        self.snapshot_index = snapshot_index
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
-    """The ledger at a confirmed milestone."""
+    """The ledger and the solid entry points at a confirmed milestone."""
 
     network_id: int
     """The network."""
@@ -102,6 +141,10 @@ class Snapshot:
     """Id of that milestone (all zero at genesis): the next milestone's `previous`."""
     outputs: tuple[tuple[OutputId, Output], ...]
     """The unspent outputs, strictly increasing by output id."""
+    entry_points: tuple[tuple[MessageId, int], ...]
+    """Solid entry points: (message id, index of the milestone that referenced it), strictly
+    increasing by id, each index at most `milestone_index`; the referenced messages a node
+    started here may see approved (module docstring)."""
     state_hash: bytes
     """Ledger state hash at `milestone_index`."""
 
@@ -116,6 +159,13 @@ class Snapshot:
             raise InvalidFieldError("Snapshot.outputs", "ids must be OutputIds")
         if any(a >= b for a, b in itertools.pairwise(ids)):
             raise InvalidFieldError("Snapshot.outputs", "must be sorted by id and unique")
+        points = [mid for mid, _ in self.entry_points]
+        if not all(isinstance(mid, MessageId) for mid in points):
+            raise InvalidFieldError("Snapshot.entry_points", "ids must be MessageIds")
+        if any(a >= b for a, b in itertools.pairwise(points)):
+            raise InvalidFieldError("Snapshot.entry_points", "must be sorted by id and unique")
+        for _, index in self.entry_points:
+            require_uint("Snapshot.entry_points index", index, self.milestone_index)
         if not isinstance(self.state_hash, bytes) or len(self.state_hash) != HASH_SIZE:
             raise InvalidFieldError("Snapshot.state_hash", f"must be {HASH_SIZE} bytes")
 
@@ -141,6 +191,8 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
             snapshot.milestone_id,
             u64(len(snapshot.outputs)),
             *(oid + encode_output(output) for oid, output in snapshot.outputs),
+            u32(len(snapshot.entry_points)),
+            *(mid + u32(index) for mid, index in snapshot.entry_points),
             snapshot.state_hash,
         )
     )
@@ -160,8 +212,9 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
     index = r.u32("milestone_index")
     ms_id = MilestoneId(r.take(HASH_SIZE, "milestone_id"))
     count = r.u64("output_count")
-    # Refuse an impossible count before allocating anything for it.
-    needed = count * _MIN_ENTRY_SIZE + HASH_SIZE
+    # Refuse an impossible count before allocating anything for it (the outputs are followed
+    # by at least the entry point count and the state hash).
+    needed = count * _MIN_ENTRY_SIZE + 4 + HASH_SIZE
     if needed > r.remaining:
         raise TruncatedError("snapshot.outputs", needed, r.remaining)
     outputs: list[tuple[OutputId, Output]] = []
@@ -170,6 +223,19 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
         if outputs and oid <= outputs[-1][0]:
             raise NonCanonicalError(f"snapshot output {oid.hex()} is out of order or repeated")
         outputs.append((oid, decode_output(r)))
+    count = r.u32("entry_point_count")
+    needed = count * _ENTRY_POINT_SIZE + HASH_SIZE
+    if needed > r.remaining:
+        raise TruncatedError("snapshot.entry_points", needed, r.remaining)
+    entry_points: list[tuple[MessageId, int]] = []
+    for _ in range(count):
+        mid = MessageId(r.take(MessageId.SIZE, "entry_point_id"))
+        at = r.u32("entry_point_index")
+        if entry_points and mid <= entry_points[-1][0]:
+            raise NonCanonicalError(f"snapshot entry point {mid.hex()} is out of order or repeated")
+        if at > index:
+            raise LateEntryPointError(mid, at, index)
+        entry_points.append((mid, at))
     state_hash = r.take(HASH_SIZE, "state_hash")
     r.finish()
     try:
@@ -179,6 +245,7 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
             milestone_index=index,
             milestone_id=ms_id,
             outputs=tuple(outputs),
+            entry_points=tuple(entry_points),
             state_hash=state_hash,
         )
     except InvalidFieldError as exc:
@@ -218,7 +285,9 @@ def write_snapshot(snapshot: Snapshot, path: str | Path) -> None:
 
 
 def export_snapshot(storage: Storage, path: str | Path) -> Snapshot:
-    """Write the ledger at the confirmed milestone of `storage` to `path`; returns what it wrote."""
+    """Write the ledger and the solid entry points at the confirmed milestone of `storage` to
+    `path`; returns what it wrote. A node started from it needs the stored unreferenced messages
+    too (`Storage.unreferenced_messages`, or gossip): the entry points are where they end."""
     state = storage.load_ledger()
     ms_id = storage.milestone_id(state.milestone_index)
     if ms_id is None:
@@ -229,6 +298,7 @@ def export_snapshot(storage: Storage, path: str | Path) -> Snapshot:
         milestone_index=state.milestone_index,
         milestone_id=ms_id,
         outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
+        entry_points=tuple(storage.solid_entry_points(state.milestone_index)),
         state_hash=state.state_hash,
     )
     write_snapshot(snapshot, path)
@@ -236,12 +306,15 @@ def export_snapshot(storage: Storage, path: str | Path) -> Snapshot:
 
 
 def create_from_snapshot(path_db: str | Path, snapshot: Snapshot) -> Storage:
-    """A new database at `path_db` whose ledger is `snapshot`, verified first."""
+    """A new database at `path_db` whose ledger is `snapshot`, verified first; its solid entry
+    points (`Storage.solid_entry_points` at the snapshot's index) are the snapshot's."""
     verify_snapshot(snapshot)
     state = restore_state(
         snapshot.network_id, snapshot.supply, snapshot.milestone_index, dict(snapshot.outputs)
     )
-    storage = Storage.create_from_ledger(path_db, state, snapshot.milestone_id)
+    storage = Storage.create_from_ledger(
+        path_db, state, snapshot.milestone_id, entry_points=snapshot.entry_points
+    )
     if storage.head().state_hash != snapshot.state_hash:
         storage.close()
         raise SnapshotError(f"{path_db}: the stored ledger does not match the snapshot")

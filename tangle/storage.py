@@ -27,7 +27,10 @@ caller's state hash. After a crash the database is at milestone N or N-1, never 
 **Pruning.** `prune(keep)` forgets, in short batches, the messages referenced at or below
 `confirmed - keep`, messages stored that long ago and still unreferenced (orphans below max
 depth), and outputs spent that long ago. It keeps the UTXO set and every milestone record, and
-first records the solid entry points at the new boundary. Freed pages go back to the file system
+first records the solid entry points at the new boundary; an entry point goes once nothing
+stored approves it and it was referenced that long ago (a database created from a snapshot
+starts with the snapshot's entry points and its boundary at the snapshot's index; its own
+messages expire from their arrival like any other). Freed pages go back to the file system
 (`auto_vacuum=INCREMENTAL`, then a WAL checkpoint). Spent outputs older than the window are
 forgotten, so `is_spent` is only authoritative inside it (a conflict reason INPUT_SPENT may read
 INPUT_NOT_FOUND on a pruned node; the included set and the ledger never differ).
@@ -187,13 +190,27 @@ class Storage:
 
     @classmethod
     def create_from_ledger(
-        cls, path: str | Path, state: LedgerState, milestone_id: MilestoneId
+        cls,
+        path: str | Path,
+        state: LedgerState,
+        milestone_id: MilestoneId,
+        *,
+        entry_points: Iterable[tuple[MessageId, int]] = (),
     ) -> Self:
-        """A new database whose ledger is `state`, confirmed by milestone `milestone_id`."""
+        """A new database whose ledger is `state`, confirmed by milestone `milestone_id`, whose
+        window starts from `entry_points` (message id, referencing milestone index; a
+        snapshot's): they are its solid entry points until something approves them or pruning
+        passes them."""
         path = Path(path)
         if accumulate(state.unspent.items()) != state.accumulator:
             raise InconsistentWriteError("the state's accumulator does not match its outputs")
         index = state.milestone_index
+        points = list(entry_points)
+        late = [mid.hex() for mid, at in points if at > index]
+        if late:
+            raise InconsistentWriteError(
+                f"entry points {late} are referenced after milestone {index}"
+            )
         meta = {
             "network_id": str(state.network_id),
             "supply": str(state.supply),
@@ -207,6 +224,7 @@ class Storage:
             meta,
             (index, milestone_id, acc, state.state_hash, index),
             ((oid, out.address, encode_output(out), index) for oid, out in outputs),
+            points,
         )
         return cls(schema.Database(path, db, meta))
 
@@ -456,10 +474,13 @@ class Storage:
     def solid_entry_points(self, index: int) -> list[tuple[MessageId, int]]:
         """Where the DAG of a node that forgot everything referenced at or below `index` ends.
 
-        Messages referenced at or below `index` (with that milestone index) and approved by a
-        stored message that is unreferenced or referenced after `index`. A restarted node uses
+        Messages referenced at or below `index` (with that milestone index; stored, or kept as
+        entry points by pruning or a snapshot) that a message the node may still receive can
+        approve: those approved by a stored message that is unreferenced or referenced after
+        `index`, and those no stored message approves (tips). A restarted node uses
         `solid_entry_points(confirmed_index())`, plus its genesis entry points, to end white-flag
-        walks and solidification. `index` must lie between the pruning and the confirmed index.
+        walks and solidification; a snapshot records them. `index` must lie between the pruning
+        and the confirmed index.
         """
         with self._db.read() as db:
             confirmed, pruned = db.execute(
@@ -493,19 +514,20 @@ class Storage:
                     {"index": bound},
                 )
                 db.execute("UPDATE ledger SET pruned_index = ?", (bound,))
+        expired = confirmed - keep_milestones
         messages = spent = 0
-        while batch := self._prune_messages(bound, batch_size):
+        while batch := self._prune_messages(bound, expired, batch_size):
             messages += batch
         while batch := self._prune_spent(bound, batch_size):
             spent += batch
         with self._db.write(durable=False) as db:
-            db.execute(schema.DROP_STALE_ENTRY_POINTS)
+            db.execute(schema.DROP_STALE_ENTRY_POINTS, {"expired": expired})
         self._db.compact(batch_size)
         return PruneResult(pruned_index=bound, messages=messages, spent_outputs=spent)
 
-    def _prune_messages(self, bound: int, limit: int) -> int:
+    def _prune_messages(self, bound: int, expired: int, limit: int) -> int:
         with self._db.write(durable=False) as db:
-            params = {"bound": bound, "limit": limit}
+            params = {"bound": bound, "expired": expired, "limit": limit}
             ids = db.execute(schema.PRUNABLE_MESSAGES, params).fetchall()
             for statement in schema.PRUNE_MESSAGE:
                 db.executemany(statement, ids)

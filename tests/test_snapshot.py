@@ -1,4 +1,5 @@
-"""Snapshots: canonical round trips, a fresh node from a snapshot, named errors for bad files."""
+"""Snapshots: canonical round trips, a fresh database from a snapshot and its solid entry points,
+named errors for bad files."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from tangle.errors import (
     UnknownTypeError,
     UnknownVersionError,
 )
-from tangle.ids import Address, MilestoneId, OutputId
+from tangle.ids import Address, MessageId, MilestoneId, OutputId
 from tangle.ledger import genesis_state
+from tangle.message import decode_message
 from tangle.snapshot import (
     MAGIC,
     BadMagicError,
+    LateEntryPointError,
     Snapshot,
     SnapshotError,
     StateHashMismatchError,
@@ -50,6 +53,10 @@ HEADER = len(MAGIC) + 1 + 8 + 8 + 4 + 32 + 8
 """Bytes before the first output."""
 ENTRY = 34 + 1 + 32 + 8
 """Bytes per output."""
+POINT = 32 + 4
+"""Bytes per entry point."""
+POINTS = ((MessageId(b"\x01" * 32), 0), (MessageId(b"\x02" * 32), 0))
+"""Entry points of the small snapshot (carried as they are: no hash covers them)."""
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,7 @@ def chain() -> tuple[Genesis, list[Step]]:
     return build_chain(10, seed=3)
 
 
-def small_snapshot() -> bytes:
+def small_snapshot(entry_points: tuple[tuple[MessageId, int], ...] = POINTS) -> bytes:
     state = genesis_state(make_genesis())
     return encode_snapshot(
         Snapshot(
@@ -66,6 +73,7 @@ def small_snapshot() -> bytes:
             milestone_index=0,
             milestone_id=ZERO_MILESTONE_ID,
             outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
+            entry_points=entry_points,
             state_hash=state.state_hash,
         )
     )
@@ -83,6 +91,9 @@ def test_export_read_create_continue(tmp_path: Path, chain: tuple[Genesis, list[
     assert snapshot == written
     assert encode_snapshot(snapshot) == raw
     assert (snapshot.milestone_index, snapshot.milestone_id) == (6, steps[5].record.milestone_id)
+    # Milestone 6's own message is unreferenced: what it approves is where its past ends.
+    (cone_tip,) = steps[5].messages[-1].message.parents
+    assert snapshot.entry_points == ((cone_tip, 6),)
     assert snapshot.state_hash == source_head.state_hash == replay(g, steps, 6).state_hash
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -90,6 +101,7 @@ def test_export_read_create_continue(tmp_path: Path, chain: tuple[Genesis, list[
         assert fresh.head() == replace(source_head, pruned_index=6)
         assert fresh.milestone_id(6) == steps[5].record.milestone_id
         assert fresh.milestone(6) is None  # the record itself is not in the snapshot
+        assert fresh.solid_entry_points(6) == list(snapshot.entry_points)
         assert_ledger(fresh, replay(g, steps, 6))
         for k in KEYS:
             assert fresh.balance(address(k)) == sum(
@@ -104,11 +116,44 @@ def test_export_read_create_continue(tmp_path: Path, chain: tuple[Genesis, list[
         create_from_snapshot(tmp_path / "b.db", snapshot)
 
 
+def test_entry_points_of_a_fresh_database_agree_with_its_source(
+    tmp_path: Path, chain: tuple[Genesis, list[Step]]
+) -> None:
+    """Entry points nothing approves yet are tips: a second snapshot carries them on and pruning
+    keeps them inside the window. Once the fresh database has the unreferenced messages and the
+    later milestones, its entry points are those of the database it came from."""
+    g, steps = chain
+    with Storage.create(tmp_path / "a.db", g) as source:
+        for step in steps[:6]:
+            store(source, step)
+        snapshot = export_snapshot(source, tmp_path / "a.snap")
+        unreferenced = [decode_message(raw) for raw in source.unreferenced_messages()]
+        for step in steps[6:]:
+            store(source, step)
+        expected = {i: source.solid_entry_points(i) for i in range(6, len(steps) + 1)}
+        source.prune(keep_milestones=3)
+        pruned = {i: source.solid_entry_points(i) for i in range(len(steps) - 3, len(steps) + 1)}
+    assert [p.id for p in unreferenced] == [steps[5].messages[-1].id]
+    with create_from_snapshot(tmp_path / "b.db", snapshot) as fresh:
+        assert export_snapshot(fresh, tmp_path / "b.snap") == snapshot
+        fresh.prune(keep_milestones=3)
+        assert fresh.solid_entry_points(6) == list(snapshot.entry_points)
+        fresh.put_messages(unreferenced)
+        fresh.prune(keep_milestones=3)
+        assert fresh.unreferenced_messages() == [p.raw for p in unreferenced]
+        assert fresh.solid_entry_points(6) == list(snapshot.entry_points)
+        for step in steps[6:]:
+            store(fresh, step)
+        assert {i: fresh.solid_entry_points(i) for i in expected} == expected
+        fresh.prune(keep_milestones=3)
+        assert {i: fresh.solid_entry_points(i) for i in pruned} == pruned
+
+
 def test_genesis_snapshot(tmp_path: Path) -> None:
     g = make_genesis()
     with Storage.create(tmp_path / "db", g) as storage:
         snapshot = export_snapshot(storage, tmp_path / "genesis.snap")
-    assert encode_snapshot(snapshot) == small_snapshot()
+    assert encode_snapshot(snapshot) == small_snapshot(entry_points=())
     assert snapshot.milestone_id == ZERO_MILESTONE_ID
     with create_from_snapshot(tmp_path / "copy", read_snapshot(tmp_path / "genesis.snap")) as copy:
         assert_ledger(copy, genesis_state(g))
@@ -150,6 +195,31 @@ def test_named_errors_for_each_defect() -> None:
         decode_snapshot(raw[:index_at] + (1).to_bytes(4, "little") + raw[index_at + 4 :])
 
 
+def test_named_errors_for_each_entry_point_defect() -> None:
+    raw = small_snapshot()
+    at = len(raw) - 32 - len(POINTS) * POINT - 4  # the entry point count
+    first, second = raw[at + 4 : at + 4 + POINT], raw[at + 4 + POINT : at + 4 + 2 * POINT]
+    state_hash = raw[-32:]
+    assert decode_snapshot(raw).entry_points == POINTS
+    huge_count = raw[:at] + (2**32 - 1).to_bytes(4, "little") + raw[at + 4 :]
+    with pytest.raises(TruncatedError, match="entry_points"):
+        decode_snapshot(huge_count)
+    with pytest.raises(NonCanonicalError, match="out of order"):
+        decode_snapshot(raw[: at + 4] + second + first + state_hash)
+    with pytest.raises(NonCanonicalError, match="repeated"):
+        decode_snapshot(raw[: at + 4] + first + first + state_hash)
+    late = first[:32] + (1).to_bytes(4, "little")
+    with pytest.raises(LateEntryPointError, match="after the snapshot's milestone 0") as caught:
+        decode_snapshot(raw[: at + 4] + late + second + state_hash)
+    assert (caught.value.message_id, caught.value.index) == (POINTS[0][0], 1)
+    assert isinstance(caught.value, DecodeError)
+    with pytest.raises(TrailingBytesError):  # one entry point fewer than the bytes hold
+        decode_snapshot(raw[:at] + (1).to_bytes(4, "little") + raw[at + 4 :])
+    none = small_snapshot(entry_points=())
+    assert none == raw[:at] + bytes(4) + state_hash
+    assert decode_snapshot(none).entry_points == ()
+
+
 def test_every_truncation_is_a_truncated_error() -> None:
     raw = small_snapshot()
     for cut in range(len(raw)):
@@ -185,6 +255,14 @@ def test_snapshot_objects_are_checked(tmp_path: Path) -> None:
         replace(good, supply=0)
     with pytest.raises(InvalidFieldError):
         replace(good, state_hash=b"short")
+    with pytest.raises(InvalidFieldError, match="sorted"):
+        replace(good, entry_points=tuple(reversed(good.entry_points)))
+    with pytest.raises(InvalidFieldError, match="sorted"):
+        replace(good, entry_points=good.entry_points[:1] * 2)
+    with pytest.raises(InvalidFieldError, match="index"):
+        replace(good, entry_points=((POINTS[0][0], 1),))
+    with pytest.raises(InvalidFieldError, match="MessageIds"):
+        replace(good, entry_points=((bytes(32), 0),))  # type: ignore[arg-type]
     extra = (OutputId(b"\xff" * 34), BasicOutput(address=Address(bytes(32)), amount=1))
     with pytest.raises(SupplyMismatchError):
         create_from_snapshot(tmp_path / "db", replace(good, outputs=(*good.outputs, extra)))
@@ -193,6 +271,8 @@ def test_snapshot_objects_are_checked(tmp_path: Path) -> None:
     assert not (tmp_path / "db").exists()
     bad_id = replace(good, milestone_id=MilestoneId(b"\x01" * 32))
     assert decode_snapshot(encode_snapshot(bad_id)) == bad_id  # the id is carried, not hashed
+    other_points = replace(good, entry_points=((MessageId(b"\x03" * 32), 0),))
+    assert decode_snapshot(encode_snapshot(other_points)) == other_points  # so are these
 
 
 def test_writes_are_atomic(tmp_path: Path) -> None:

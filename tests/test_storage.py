@@ -149,16 +149,24 @@ class Model:
             state_hash=self.state.state_hash,
         )
 
-    def entry_points(self, index: int) -> list[tuple[MessageId, int]]:
-        """Referenced at or below `index` and approved by a message unreferenced at `index`."""
+    def entry_points(self, index: int, pruned: int = -1) -> list[tuple[MessageId, int]]:
+        """Referenced at or below `index` and approved by a message unreferenced at `index`, or
+        approved by no message (a tip) and referenced after `pruned` (older tips were dropped)."""
         found: dict[MessageId, int] = {}
+        approved: set[MessageId] = set()
         for child, msg in self.cone.items():
+            approved.update(msg.parents)
             if self.referenced.get(child, index + 1) <= index:
                 continue
             for parent in msg.parents:
                 at = self.referenced.get(parent)
                 if at is not None and at <= index:
                     found[parent] = at
+        found.update(
+            (mid, at)
+            for mid, at in self.referenced.items()
+            if pruned < at <= index and mid not in approved
+        )
         return sorted(found.items())
 
 
@@ -267,6 +275,18 @@ def test_open_refuses_foreign_files(tmp_path: Path) -> None:
         Storage.open(tmp_path / "db", network_id=NET)
 
 
+def test_entry_points_must_precede_the_origin(tmp_path: Path) -> None:
+    state = genesis_state(make_genesis())
+    late = [(MessageId(b"\x01" * 32), 0), (MessageId(b"\x02" * 32), 1)]
+    with pytest.raises(InconsistentWriteError, match=r"\['0202.*referenced after milestone 0"):
+        Storage.create_from_ledger(tmp_path / "db", state, ZERO_MILESTONE_ID, entry_points=late)
+    assert not (tmp_path / "db").exists()
+    with Storage.create_from_ledger(
+        tmp_path / "db", state, ZERO_MILESTONE_ID, entry_points=late[:1]
+    ) as storage:
+        assert storage.solid_entry_points(0) == late[:1]
+
+
 def test_open_or_create_creates_once(tmp_path: Path) -> None:
     g = make_genesis()
     with Storage.open_or_create(tmp_path / "db", g) as storage:
@@ -344,22 +364,32 @@ def test_messages_are_stored_once_and_marked_solid(
         assert storage.unreferenced_messages() == [messages[-1].raw]  # the milestone's message
 
 
+@pytest.mark.parametrize("lost_carriers", [False, True])
 def test_solid_entry_points_match_the_model(
-    tmp_path: Path, chain: tuple[Genesis, list[Step]]
+    tmp_path: Path, chain: tuple[Genesis, list[Step]], lost_carriers: bool
 ) -> None:
+    """With `lost_carriers`, the messages of odd milestones never arrive: nothing stored
+    approves the tips of those cones, so they stay entry points until pruning passes them."""
     g, steps = chain
+    lost = {s.messages[-1].id for s in steps if lost_carriers and s.record.index % 2}
     model = Model(state=genesis_state(g))
-    model.cone = {p.id: cone_message(p) for step in steps for p in step.messages}
+    model.cone = {p.id: cone_message(p) for s in steps for p in s.messages if p.id not in lost}
     model.referenced = {mid: s.record.index for s in steps for mid in s.result.referenced}
     with Storage.create(tmp_path / "db", g) as storage:
         for step in steps:
-            store(storage, step)
+            storage.put_messages(p for p in step.messages if p.id not in lost)
+            storage.apply_milestone(step.record, step.result, step.state_hash)
         for index in range(len(steps) + 1):
             assert storage.solid_entry_points(index) == model.entry_points(index)
         assert storage.solid_entry_points(len(steps))  # the last cone is approved
+        tips = {mid for mid, _ in model.entry_points(len(steps))} - {
+            parent for p in model.cone.values() for parent in p.parents
+        }
+        assert len(tips) == (len(steps) // 2 if lost_carriers else 0)
         storage.prune(keep_milestones=4)
-        for index in range(len(steps) - 4, len(steps) + 1):
-            assert storage.solid_entry_points(index) == model.entry_points(index)
+        bound = len(steps) - 4
+        for index in range(bound, len(steps) + 1):
+            assert storage.solid_entry_points(index) == model.entry_points(index, pruned=bound)
         with pytest.raises(StorageError, match="outside"):
             storage.solid_entry_points(len(steps) - 5)
         with pytest.raises(StorageError, match="outside"):
@@ -545,6 +575,25 @@ def test_prune_keeps_the_ledger_and_milestones(
         assert_ledger(storage, replay(g, steps, len(steps)))
 
 
+def test_orphans_expire_from_their_arrival(
+    tmp_path: Path, chain: tuple[Genesis, list[Step]]
+) -> None:
+    """A message stored at the origin's index is not older than the keep window just because
+    the pruning boundary starts there (at 0 for a genesis, at a snapshot's index)."""
+    g, steps = chain
+    orphan = Model(state=genesis_state(g)).attach(TaggedData(tag=b"early", data=b""))
+    with Storage.create(tmp_path / "db", g) as storage:
+        storage.put_messages([orphan])
+        for step in steps[:3]:
+            store(storage, step)
+        assert storage.prune(keep_milestones=5).messages == 0
+        assert storage.message(orphan.id) == orphan.raw
+        for step in steps[3:5]:
+            store(storage, step)
+        storage.prune(keep_milestones=5)
+        assert storage.message(orphan.id) is None  # stored at 0, confirmed 5: expired
+
+
 def file_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
@@ -631,9 +680,11 @@ class StorageAgreesWithReplay(RuleBasedStateMachine):
     @rule()
     def restore_from_snapshot(self) -> None:
         snapshot = export_snapshot(self.storage, Path(self.folder.name) / "snap")
+        assert list(snapshot.entry_points) == self.storage.solid_entry_points(self.applied)
         self.storage.close()
         self.generation += 1
         self.storage = create_from_snapshot(self.db_path(), snapshot)
+        assert self.storage.solid_entry_points(self.applied) == list(snapshot.entry_points)
 
     @invariant()
     def ledger_agrees(self) -> None:
