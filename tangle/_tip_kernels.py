@@ -6,8 +6,9 @@ the next edge of the same parent. Cone graphs are local copies of one entry poin
 renumbered 0..m-1 in the same order, with parents and approvers as CSR (`ptr`, `idx`); local
 approver lists are ascending.
 
-Every kernel here has a plain-Python twin in `tip_selection.py` (`*_reference`) under the same
-differential tests; change both or neither.
+The tip-selection kernels (`cone_graph`, `cumulative_weights*`, `walk`) have plain-Python twins
+in `tip_selection.py` (`*_reference`) under the same differential tests: change both or neither.
+The window-maintenance kernels are checked against brute-force recomputation in the DAG tests.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ class WeightedWalk:
 
     def select(self, dag: Dag, rng: np.random.Generator, count: int) -> tuple[MessageId, ...]:
         """`count` walks on one weight computation; distinct end points, sorted (so possibly
-        fewer than `count`). A walk may end on an entry point that has no approvers."""
+        fewer than `count`). Never raises `NoTipsError`: a walk always ends somewhere, on the
+        entry itself if nothing approves it (the genesis of an empty window)."""
         _check_count(count)
         entry = self.entry if self.entry is not None else default_entry(dag, self.depth)
         if self.implementation == "numba":
@@ -202,8 +203,6 @@ class WeightedWalk:
                 walk_to_tip_reference(cone, reference_weights, self.alpha, rng)
                 for _ in range(count)
             }
-        if not ends:
-            raise NoTipsError("the walk found no tip")
         return tuple(sorted(dag.message_id(int(cone.rows[v])) for v in ends))
 
 
@@ -243,7 +242,9 @@ def cone_graph_reference(dag: Dag, entry: MessageId) -> ConeGraph:
 
 
 def cumulative_weights_reference(cone: ConeGraph) -> list[int]:
-    """H for every node, by the kernel's block algorithm in plain Python (one block at a time)."""
+    """H for every node by the kernel's algorithm in plain Python: the same blocks, words and
+    candidate order, one block at a time, with per-source counts kept directly rather than in
+    bit-sliced counters."""
     parent_ptr = cone.parent_ptr.tolist()
     parent_idx = cone.parent_idx.tolist()
     approver_ptr = cone.approver_ptr.tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tangle.dag import GENESIS_ID, Dag, Score, TipRules
+from tangle.dag import GENESIS_ID, AttachResult, Dag, Score, TipRules
 from tangle.errors import (
     DuplicateMessageError,
     DuplicatePayloadError,
@@ -21,6 +23,9 @@ from tangle.errors import (
     UnknownMessageError,
 )
 from tangle.ids import MessageId, WorkRoot, blake2b_256
+
+if TYPE_CHECKING:
+    import random
 
 
 def mid(n: int) -> MessageId:
@@ -31,7 +36,7 @@ def root(n: int) -> WorkRoot:
     return WorkRoot(blake2b_256(b"payload", n.to_bytes(4, "little")))
 
 
-def attach(dag: Dag, n: int, *parents: MessageId, payload: int | None = None):  # type: ignore[no-untyped-def]
+def attach(dag: Dag, n: int, *parents: MessageId, payload: int | None = None) -> AttachResult:
     return dag.attach(mid(n), sorted(set(parents)), root(n if payload is None else payload))
 
 
@@ -352,14 +357,16 @@ def number_id(n: int) -> MessageId:
 
 @given(shape=tangles(), order=st.randoms(use_true_random=False))
 @settings(max_examples=100, deadline=None)
-def test_arrival_order_does_not_change_the_window(shape: list[tuple[int, ...]], order) -> None:  # type: ignore[no-untyped-def]
+def test_arrival_order_does_not_change_the_window(
+    shape: list[tuple[int, ...]], order: random.Random
+) -> None:
     messages = list(enumerate(shape, start=1))
     shuffled = messages.copy()
     order.shuffle(shuffled)
     views = []
     for sequence in (messages, shuffled):
         dag = Dag()
-        solid = []
+        solid: list[MessageId] = []
         for n, parents in sequence:
             solid += dag.attach(mid(n), sorted(number_id(p) for p in parents), root(n)).solid
         assert sorted(solid) == sorted(mid(n) for n, _ in messages)
@@ -403,7 +410,8 @@ class WindowMachine(RuleBasedStateMachine):
         tips = [m for m in tips if self.dag.tip_info(m).is_tip]
         self.milestone += 1
         cone: tuple[MessageId, ...] = ()
-        if tips and data.draw(st.booleans()):
+        on_a_tip = data.draw(st.booleans())
+        if tips and on_a_tip:
             cone = self.dag.unreferenced_past_cone(data.draw(st.sampled_from(tips)))
         self.dag.mark_referenced(cone, self.milestone)
 
