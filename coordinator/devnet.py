@@ -29,14 +29,14 @@ import trio
 
 from tangle import pow as work
 from tangle.committee import KeySchedule
-from tangle.core import Confirmed, Parameters
+from tangle.core import Parameters
 from tangle.dag import GENESIS_ID
 from tangle.errors import NoTipsError
-from tangle.ids import MessageId, blake2b_256
 from tangle.ledger import Genesis
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message, encode_message, prepare
 from tangle.milestone import KeySet
+from tangle.node import Node
 from tangle.tip_selection import UniformRandomTips
 from tangle.transaction import BasicOutput, Transaction, TransactionEssence
 from wallet import AccountKey, sign_transaction
@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tangle.ids import OutputId
+    from tangle.core import NodeCore
+    from tangle.ids import MessageId, OutputId
     from wallet import AddressKey
 
 NETWORK_ID: Final = int.from_bytes(b"tpdev", "big")
@@ -170,35 +171,39 @@ class _Traffic:
         return None if sent is None else time.monotonic() - sent
 
 
-def _reporter(traffic: _Traffic, say: Callable[[str], None]) -> Callable[[Confirmed], None]:
-    def report(event: Confirmed) -> None:
-        latencies = [
-            latency
-            for mid in event.result.referenced
-            if (latency := traffic.settle(mid)) is not None
-        ]
-        p50 = f"{statistics.median(latencies):.2f} s" if latencies else "-"
-        say(
-            f"milestone {event.record.index:>5}  "
-            f"{len(event.result.included):>4} transfers confirmed (p50 {p50})  "
-            f"{len(event.result.conflicts)} conflicting  "
-            f"ledger {event.state_hash.hex()[:16]}"
-        )
-
-    return report
-
-
-async def _send(
-    node: LedgerNode, devnet: Devnet, traffic: _Traffic, rng: np.random.Generator
+async def _report(
+    node: Node, traffic: _Traffic, say: Callable[[str], None], *, task_status: trio.TaskStatus[None]
 ) -> None:
+    """Say what each milestone confirmed and how long our transfers took."""
+    with node.subscribe() as notices:
+        task_status.started()
+        async for notice in notices:
+            event = notice.confirmed
+            latencies = [
+                latency
+                for mid in event.result.referenced
+                if (latency := traffic.settle(mid)) is not None
+            ]
+            p50 = f"{statistics.median(latencies):.2f} s" if latencies else "-"
+            say(
+                f"milestone {event.record.index:>5}  "
+                f"{len(event.result.included):>4} transfers confirmed (p50 {p50})  "
+                f"{len(event.result.conflicts)} conflicting  "
+                f"ledger {event.state_hash.hex()[:16]}"
+            )
+
+
+async def _send(node: Node, devnet: Devnet, traffic: _Traffic, rng: np.random.Generator) -> None:
+    """Send one transfer between devnet accounts, from a confirmed output not in flight."""
     keys = {key.address: key for key in devnet.accounts}
-    candidates = [
-        (oid, out)
-        for oid, out in node.core.ledger.unspent.items()
-        if oid not in traffic.in_flight
-        and out.address in keys
-        and out.amount >= 2 * PARAMS.min_output_amount
-    ]
+    least = 2 * PARAMS.min_output_amount
+    candidates = await node.read_core(
+        lambda core: [
+            (oid, out)
+            for oid, out in core.ledger.unspent.items()
+            if oid not in traffic.in_flight and out.address in keys and out.amount >= least
+        ]
+    )
     if not candidates:
         return
     oid, output = candidates[int(rng.integers(len(candidates)))]
@@ -215,15 +220,18 @@ async def _send(
     tx = sign_transaction(essence, [keys[output.address]])
     unsent = prepare(NETWORK_ID, tx, PARAMS.work_per_kib)
     nonce = await work.solve(unsent.root, unsent.target)
-    try:
-        parents = UniformRandomTips().select(node.core.dag, rng, 2)
-    except NoTipsError:
-        parents = (GENESIS_ID,)
+    parents = await node.read_core(lambda core: _tips(core, rng))
     raw = encode_message(unsent.attach(parents, nonce))
-    node.submit(raw)
-    mid = MessageId(blake2b_256(raw))
+    mid = (await node.submit(raw)).id
     traffic.reserve(mid, (oid,))
     traffic.sent_at[mid] = time.monotonic()
+
+
+def _tips(core: NodeCore, rng: np.random.Generator) -> tuple[MessageId, ...]:
+    try:
+        return UniformRandomTips().select(core.dag, rng, 2)
+    except NoTipsError:
+        return (GENESIS_ID,)
 
 
 async def run(options: DevnetOptions, say: Callable[[str], None] = print) -> int:
@@ -232,23 +240,23 @@ async def run(options: DevnetOptions, say: Callable[[str], None] = print) -> int
     devnet = load_or_create(options.data_dir)
     work.warm_up()
     traffic = _Traffic()
-    node = LedgerNode.open(
+    ledger = LedgerNode.open(
         options.data_dir / "node.db",
         genesis=devnet.genesis,
         params=PARAMS,
         schedule=devnet.schedule,
-        on_confirmed=_reporter(traffic, say),
     )
     journal = Journal.open(options.data_dir / "coordinator.db")
-    for raw in node.storage.unreferenced_messages():  # transfers sent before a restart
+    for raw in ledger.storage.unreferenced_messages():  # transfers sent before a restart
         parsed = decode_message(raw)
         if isinstance(parsed.message.payload, Transaction):
             traffic.reserve(parsed.id, parsed.message.payload.essence.inputs)
+    node = Node(ledger)
     try:
         say(
             f"devnet {options.data_dir}: network {NETWORK_ID:#x}, committee "
             f"{THRESHOLD}-of-{COMMITTEE_SIZE}, milestone every {options.interval_s:g} s, "
-            f"resuming at milestone {node.core.confirmed_index}"
+            f"resuming at milestone {ledger.core.confirmed_index}"
         )
         coordinator = Coordinator(node, journal, devnet.signers)
 
@@ -259,11 +267,12 @@ async def run(options: DevnetOptions, say: Callable[[str], None] = print) -> int
         duration = options.duration_s if options.duration_s is not None else math.inf
         with trio.move_on_after(duration):
             async with trio.open_nursery() as nursery:
+                await nursery.start(_report, node, traffic, say)
                 await nursery.start(coordinator.run, publish, options.interval_s)
                 while True:
                     await _send(node, devnet, traffic, rng)
                     await trio.sleep(1 / options.tps)
-        return node.core.confirmed_index
+        return await node.read_core(lambda core: core.confirmed_index)
     finally:
         journal.close()
-        node.close()
+        ledger.close()

@@ -22,7 +22,7 @@ import trio
 
 from tangle import pow as work
 from tangle.errors import DuplicateMessageError
-from tangle.message import decode_message, encode_message, prepare
+from tangle.message import encode_message, prepare
 
 from .errors import JournalError, NotConfirmedError
 from .issuer import MAX_PARENTS, checkpoint_payload, group, milestone_essence, tips_to_confirm
@@ -32,9 +32,10 @@ from .signers import sign_milestone
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+    from tangle.core import NodeCore, Parameters
     from tangle.ids import MessageId
-    from tangle.ledger_node import LedgerNode
-    from tangle.milestone import KeySetChange
+    from tangle.milestone import KeySet, KeySetChange, MilestoneEssence
+    from tangle.node import Node
     from tangle.payload import Payload
     from tangle.signature import Signer
 
@@ -50,7 +51,7 @@ class Coordinator:
 
     def __init__(
         self,
-        node: LedgerNode,
+        node: Node,
         journal: Journal,
         signers: Sequence[Signer],
         *,
@@ -68,64 +69,71 @@ class Coordinator:
         """Announce `change` in the next milestone (and keep announcing until it is applied)."""
         self._rotation = change
 
-    def _pending_rotation(self) -> KeySetChange | None:
+    def _pending_rotation(self, core: NodeCore) -> KeySetChange | None:
         change = self._rotation
-        schedule = self._node.core.schedule
-        if change is None or schedule.key_set_at(change.activation_index) == change.key_set:
+        if change is None or core.schedule.key_set_at(change.activation_index) == change.key_set:
             return None
         return change
 
-    async def _message(self, payload: Payload, parents: tuple[MessageId, ...]) -> bytes:
-        params = self._node.core.params
+    async def _message(
+        self, params: Parameters, payload: Payload, parents: tuple[MessageId, ...]
+    ) -> bytes:
         unsent = prepare(params.network_id, payload, params.work_per_kib)
         nonce = await self._solve(unsent.root, unsent.target)
         return encode_message(unsent.attach(parents, nonce))
 
     async def build(self) -> Issue:
-        """Build the next milestone and its checkpoints (steps 1 of the module docstring)."""
+        """Build the next milestone and its checkpoints (step 1 of the module docstring)."""
         node = self._node
-        index = node.core.confirmed_index + 1
-        tips = tips_to_confirm(node.core)
+        index, params, tips = await node.read_core(
+            lambda core: (core.confirmed_index + 1, core.params, tips_to_confirm(core))
+        )
         messages: list[bytes] = []
         while len(tips) > MAX_PARENTS:
             layer = []
             for parents in group(tips):
-                raw = await self._message(checkpoint_payload(index, len(messages)), parents)
-                node.submit(raw)
+                payload = checkpoint_payload(index, len(messages))
+                raw = await self._message(params, payload, parents)
+                layer.append((await node.submit(raw)).id)
                 messages.append(raw)
-                layer.append(decode_message(raw).id)
             tips = tuple(sorted(layer))
         parents = tuple(sorted(tips))
-        essence = milestone_essence(
-            node.core,
-            parents=parents,
-            timestamp_ms=self._clock_ms(),
-            key_set_change=self._pending_rotation(),
-        )
-        milestone = sign_milestone(essence, self._signers, node.core.schedule.key_set_at(index))
-        messages.append(await self._message(milestone, parents))
+        timestamp_ms = self._clock_ms()
+
+        def essence_and_keys(core: NodeCore) -> tuple[MilestoneEssence, KeySet]:
+            essence = milestone_essence(
+                core,
+                parents=parents,
+                timestamp_ms=timestamp_ms,
+                key_set_change=self._pending_rotation(core),
+            )
+            return essence, core.schedule.key_set_at(index)
+
+        essence, key_set = await node.read_core(essence_and_keys)
+        milestone = sign_milestone(essence, self._signers, key_set)
+        messages.append(await self._message(params, milestone, parents))
         return Issue(index=index, messages=tuple(messages))
 
     async def issue(self, publish: Callable[[bytes], Awaitable[None]]) -> Issue:
         """Build, journal, then publish the next milestone."""
         issue = await self.build()
-        self._journal.record(issue)
+        await trio.to_thread.run_sync(self._journal.record, issue)
         await self._publish(issue, publish)
         return issue
 
     async def _publish(self, issue: Issue, publish: Callable[[bytes], Awaitable[None]]) -> None:
         for raw in issue.messages:
             with contextlib.suppress(DuplicateMessageError):
-                self._node.submit(raw)
+                await self._node.submit(raw)
             await publish(raw)
-        confirmed = self._node.core.confirmed_index
+        confirmed = await self._node.read_core(lambda core: core.confirmed_index)
         if confirmed != issue.index:
             raise NotConfirmedError(f"issued milestone {issue.index}, the node is at {confirmed}")
 
     async def recover(self, publish: Callable[[bytes], Awaitable[None]]) -> None:
         """Republish a journaled milestone the node has not confirmed; check the rest agrees."""
         last = self._journal.last()
-        confirmed = self._node.core.confirmed_index
+        confirmed = await self._node.read_core(lambda core: core.confirmed_index)
         if last is None:
             if confirmed:
                 raise JournalError(f"the node is at milestone {confirmed}; the journal is empty")
@@ -133,7 +141,7 @@ class Coordinator:
         if last.index == confirmed + 1:
             await self._publish(last, publish)
             return
-        record = self._node.storage.milestone(last.index)
+        record = await self._node.read_storage(lambda storage: storage.milestone(last.index))
         if last.index != confirmed or record is None or record.raw != last.messages[-1]:
             raise JournalError(
                 f"journal ends at milestone {last.index}, the node confirmed {confirmed} "

@@ -21,7 +21,7 @@ from .milestone import Milestone
 from .storage import Storage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
     from pathlib import Path
 
     from .committee import KeySchedule
@@ -42,17 +42,11 @@ class Submitted:
 class LedgerNode:
     """A node's core and its database, kept in step."""
 
-    __slots__ = ("_core", "_on_confirmed", "_storage")
+    __slots__ = ("_core", "_storage")
 
-    def __init__(
-        self,
-        core: NodeCore,
-        storage: Storage,
-        on_confirmed: Callable[[Confirmed], None] | None = None,
-    ) -> None:
+    def __init__(self, core: NodeCore, storage: Storage) -> None:
         self._core = core
         self._storage = storage
-        self._on_confirmed = on_confirmed
 
     @classmethod
     def open(
@@ -62,10 +56,8 @@ class LedgerNode:
         genesis: Genesis,
         params: Parameters,
         schedule: KeySchedule,
-        on_confirmed: Callable[[Confirmed], None] | None = None,
     ) -> LedgerNode:
-        """Open (or create from `genesis`) the database at `path` and rebuild the node;
-        `on_confirmed` hears of every milestone once it is durable."""
+        """Open (or create from `genesis`) the database at `path` and rebuild the node."""
         storage = Storage.open_or_create(path, genesis)
         try:
             head = storage.head()
@@ -88,7 +80,7 @@ class LedgerNode:
                 entry_points=points,
                 applied_milestone=storage.milestone_id,
             )
-            node = cls(core, storage, on_confirmed)
+            node = cls(core, storage)
             node.submit_many(storage.unreferenced_messages())
         except BaseException:
             storage.close()
@@ -132,8 +124,6 @@ class LedgerNode:
                 elif isinstance(event, Confirmed):
                     self._flush(unsaved, solid)
                     self._storage.apply_milestone(event.record, event.result, event.state_hash)
-                    if self._on_confirmed is not None:
-                        self._on_confirmed(event)
             events.extend(produced)
         self._flush(unsaved, solid)
         return Submitted(events=tuple(events), rejected=tuple(rejected))

@@ -22,6 +22,7 @@ from tangle.committee import KeySchedule
 from tangle.core import Parameters
 from tangle.ledger_node import LedgerNode
 from tangle.milestone import KeySet
+from tangle.node import Node
 from tangle.transaction import address_of
 
 from .builders import NET, genesis, key, on_tips, transfer
@@ -62,7 +63,7 @@ async def main(directory: Path, seed: int, rounds: int) -> None:
     node = open_node(directory)
     for raw in node.storage.unreferenced_messages():
         await publish(raw)
-    coordinator = Coordinator(node, Journal.open(directory / "journal.db"), SIGNERS[:3])
+    coordinator = Coordinator(Node(node), Journal.open(directory / "journal.db"), SIGNERS[:3])
     await coordinator.recover(publish)
     rng = np.random.default_rng(seed)
     owners = {address_of(bytes(k.verify_key)): k for k in OWNERS}

@@ -14,6 +14,7 @@ from tangle.ledger import Inclusion
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message
 from tangle.milestone import KeySet, KeySetChange, Milestone
+from tangle.node import Node
 from tangle.payload import TaggedData
 
 from .builders import NET, address, genesis, key, message, on_tips, transfer
@@ -47,7 +48,7 @@ class Sink:
 
 async def test_milestones_confirm_transfers(tmp_path: Path) -> None:
     node = _open(tmp_path)
-    coordinator = Coordinator(node, Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    coordinator = Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
     sink = Sink()
     rng = np.random.default_rng(1)
     (oid,) = GENESIS.outputs()
@@ -69,7 +70,7 @@ async def test_milestones_confirm_transfers(tmp_path: Path) -> None:
 
 async def test_more_tips_than_parents_go_through_checkpoints(tmp_path: Path) -> None:
     node = _open(tmp_path)
-    coordinator = Coordinator(node, Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    coordinator = Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
     await coordinator.issue(Sink())
     (milestone_tip,) = node.core.dag.tips()
     for i in range(70):
@@ -86,7 +87,7 @@ async def test_too_few_signers_issue_nothing(tmp_path: Path) -> None:
     node = _open(tmp_path)
     journal = Journal.open(tmp_path / "journal.db")
     with pytest.raises(NotEnoughSignersError):
-        await Coordinator(node, journal, SIGNERS[:2]).issue(Sink())
+        await Coordinator(Node(node), journal, SIGNERS[:2]).issue(Sink())
     assert journal.last() is None
     assert node.core.confirmed_index == 0
 
@@ -96,7 +97,7 @@ async def test_rotation_hands_over_to_the_new_committee(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path / "journal.db")
     new = sorted((KeySigner(bytes([i]) * 32) for i in range(10, 13)), key=lambda s: s.public_key)
     new_set = KeySet(threshold=2, public_keys=tuple(s.public_key for s in new))
-    old_coordinator = Coordinator(node, journal, SIGNERS[:3])
+    old_coordinator = Coordinator(Node(node), journal, SIGNERS[:3])
     old_coordinator.schedule_rotation(KeySetChange(activation_index=3, key_set=new_set))
     first = await old_coordinator.issue(Sink())
     payload = decode_message(first.messages[-1]).message.payload
@@ -105,7 +106,7 @@ async def test_rotation_hands_over_to_the_new_committee(tmp_path: Path) -> None:
     await old_coordinator.issue(Sink())
     with pytest.raises(NotEnoughSignersError):
         await old_coordinator.issue(Sink())
-    new_coordinator = Coordinator(node, journal, new)
+    new_coordinator = Coordinator(Node(node), journal, new)
     await new_coordinator.issue(Sink())
     assert node.core.confirmed_index == 3
     node.close()
@@ -116,14 +117,14 @@ async def test_rotation_hands_over_to_the_new_committee(tmp_path: Path) -> None:
 async def test_recovery_republishes_the_journaled_bytes(tmp_path: Path) -> None:
     node = _open(tmp_path)
     journal = Journal.open(tmp_path / "journal.db")
-    await Coordinator(node, journal, SIGNERS[:3]).issue(Sink())
-    issue = await Coordinator(node, journal, SIGNERS[:3]).build()
+    await Coordinator(Node(node), journal, SIGNERS[:3]).issue(Sink())
+    issue = await Coordinator(Node(node), journal, SIGNERS[:3]).build()
     journal.record(issue)  # crash after journaling, before publishing
     node.close()
     node = _open(tmp_path)
     assert node.core.confirmed_index == 1
     sink = Sink()
-    await Coordinator(node, journal, SIGNERS[3:] + SIGNERS[:1]).recover(sink)
+    await Coordinator(Node(node), journal, SIGNERS[3:] + SIGNERS[:1]).recover(sink)
     assert sink.published == list(issue.messages)
     assert node.core.confirmed_index == 2
     with pytest.raises(JournalError):
@@ -132,6 +133,6 @@ async def test_recovery_republishes_the_journaled_bytes(tmp_path: Path) -> None:
 
 async def test_a_foreign_journal_is_refused(tmp_path: Path) -> None:
     node = _open(tmp_path)
-    await Coordinator(node, Journal.open(tmp_path / "a.db"), SIGNERS[:3]).issue(Sink())
+    await Coordinator(Node(node), Journal.open(tmp_path / "a.db"), SIGNERS[:3]).issue(Sink())
     with pytest.raises(JournalError):
-        await Coordinator(node, Journal.open(tmp_path / "b.db"), SIGNERS[:3]).recover(Sink())
+        await Coordinator(Node(node), Journal.open(tmp_path / "b.db"), SIGNERS[:3]).recover(Sink())

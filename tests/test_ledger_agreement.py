@@ -26,6 +26,7 @@ from tangle.errors import DuplicateMessageError
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message
 from tangle.milestone import KeySet
+from tangle.node import Node
 
 from .builders import NET, address, genesis, key, on_tips, transfer
 
@@ -58,7 +59,9 @@ class LedgerAgreement(RuleBasedStateMachine):
             LedgerNode.open(root / f"f{i}.db", genesis=GENESIS, params=PARAMS, schedule=SCHEDULE)
             for i in range(FOLLOWERS)
         ]
-        self.coordinator = Coordinator(self.origin, Journal.open(root / "journal.db"), SIGNERS)
+        self.coordinator = Coordinator(
+            Node(self.origin), Journal.open(root / "journal.db"), SIGNERS
+        )
         self.rng = np.random.default_rng(0)
         # Every output ever created (owner, amount), spent or not: double spends pick from it.
         self.outputs: list[tuple[OutputId, int, int]] = [

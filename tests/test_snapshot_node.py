@@ -20,6 +20,7 @@ from tangle.dag import Score
 from tangle.ledger import Conflict
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message
+from tangle.node import Node
 from tangle.payload import TaggedData
 from tangle.snapshot import create_from_snapshot, export_snapshot, read_snapshot
 
@@ -49,7 +50,9 @@ class Network:
 
     def __init__(self, tmp_path: Path) -> None:
         self.a = open_node(tmp_path / "a.db")
-        self.coordinator = Coordinator(self.a, Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+        self.coordinator = Coordinator(
+            Node(self.a), Journal.open(tmp_path / "journal.db"), SIGNERS[:3]
+        )
         self.followers: list[LedgerNode] = []
         self.rng = np.random.default_rng(11)
         self.used: set[OutputId] = set()

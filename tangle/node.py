@@ -1,0 +1,167 @@
+"""The node on trio: the `LedgerNode` behind one writer thread, and the fan-out of its events.
+
+Every change to the node's state (`NodeCore` and its sqlite writes) runs in one worker thread,
+one call at a time, through `trio.to_thread` with a capacity-1 limiter, so the event loop never
+blocks on sqlite or signature checks and the core is never touched by two threads at once.
+Reads that only need committed data (`read_storage`) use storage's read connection in other
+worker threads. Confirmed milestones are published to subscribers (the HTTP event stream, the
+traffic reporter) as `Notice`s on bounded memory channels: a subscriber that falls behind is
+dropped, never allowed to slow the node down.
+
+This module holds what a node does locally; `peering.py` connects it to its peers and `api.py`
+serves it over HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
+
+from .core import Accepted, Confirmed, Requested
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from .core import NodeCore
+    from .errors import TangleError
+    from .ids import MessageId
+    from .ledger_node import LedgerNode, Submitted
+    from .message import Parsed
+    from .storage import Storage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice:
+    """A milestone made durable, as subscribers see it."""
+
+    confirmed: Confirmed
+    """The milestone, its white-flag result and ledger state hash."""
+    applied_at: float
+    """`trio.current_time()` when the node stored it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What one batch did, for the gossip layer."""
+
+    accepted: tuple[Parsed, ...]
+    """New valid messages, in order: to relay."""
+    requested: tuple[MessageId, ...]
+    """Missing parents: to ask peers for."""
+    confirmed: tuple[Confirmed, ...]
+    """Milestones applied."""
+    rejected: tuple[tuple[int, TangleError], ...]
+    """(position in the batch, error) of refused messages."""
+
+
+@dataclass(slots=True)
+class Counters:
+    """Monotonic counters for metrics."""
+
+    messages_accepted: int = 0
+    messages_rejected: int = 0
+    milestones_applied: int = 0
+    transactions_included: int = 0
+    transactions_conflicting: int = 0
+    subscribers_dropped: int = 0
+
+
+class Node:
+    """One node's state on trio."""
+
+    __slots__ = ("_counters", "_ledger", "_subscribers", "_writer")
+
+    def __init__(self, ledger: LedgerNode) -> None:
+        self._ledger = ledger
+        self._writer = trio.CapacityLimiter(1)
+        self._subscribers: set[trio.MemorySendChannel[Notice]] = set()
+        self._counters = Counters()
+
+    @property
+    def counters(self) -> Counters:
+        return self._counters
+
+    @property
+    def network_id(self) -> int:
+        return self._ledger.core.params.network_id
+
+    async def submit_many(self, raws: Sequence[bytes]) -> Outcome:
+        """Check, attach and persist `raws` in order (one group commit); refusals are reported,
+        not raised."""
+        submitted: Submitted = await trio.to_thread.run_sync(
+            self._ledger.submit_many, raws, limiter=self._writer
+        )
+        return self._outcome(submitted)
+
+    async def submit(self, raw: bytes) -> Parsed:
+        """Check, attach and persist one message; raises its `TangleError` if refused."""
+        outcome = await self.submit_many((raw,))
+        if outcome.rejected:
+            raise outcome.rejected[0][1]
+        return outcome.accepted[0]
+
+    async def read_core(self, read: Callable[[NodeCore], T]) -> T:
+        """Run `read` on the core in the writer thread (the only thread that touches it)."""
+        return await trio.to_thread.run_sync(read, self._ledger.core, limiter=self._writer)
+
+    async def write(self, change: Callable[[LedgerNode], T]) -> T:
+        """Run `change` on the ledger node in the writer thread (pruning, administration)."""
+        return await trio.to_thread.run_sync(change, self._ledger, limiter=self._writer)
+
+    async def read_storage(self, read: Callable[[Storage], T]) -> T:
+        """Run `read` against committed data, beside the writer."""
+        return await trio.to_thread.run_sync(read, self._ledger.storage)
+
+    @contextlib.contextmanager
+    def subscribe(self, buffer: int = 256) -> Iterator[trio.MemoryReceiveChannel[Notice]]:
+        """Receive every milestone applied from now on; dropped if `buffer` notices pile up."""
+        send, receive = trio.open_memory_channel[Notice](buffer)
+        self._subscribers.add(send)
+        try:
+            yield receive
+        finally:
+            self._subscribers.discard(send)
+            send.close()
+
+    def _outcome(self, submitted: Submitted) -> Outcome:
+        accepted: list[Parsed] = []
+        requested: list[MessageId] = []
+        confirmed: list[Confirmed] = []
+        for event in submitted.events:
+            if isinstance(event, Accepted):
+                accepted.append(event.parsed)
+            elif isinstance(event, Requested):
+                requested.extend(event.ids)
+            elif isinstance(event, Confirmed):
+                confirmed.append(event)
+        counters = self._counters
+        counters.messages_accepted += len(accepted)
+        counters.messages_rejected += len(submitted.rejected)
+        now = trio.current_time()
+        for event in confirmed:
+            counters.milestones_applied += 1
+            counters.transactions_included += len(event.result.included)
+            counters.transactions_conflicting += len(event.result.conflicts)
+            self._publish(Notice(confirmed=event, applied_at=now))
+        return Outcome(
+            accepted=tuple(accepted),
+            requested=tuple(dict.fromkeys(requested)),
+            confirmed=tuple(confirmed),
+            rejected=submitted.rejected,
+        )
+
+    def _publish(self, notice: Notice) -> None:
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(notice)
+            except trio.WouldBlock:
+                self._subscribers.discard(send)
+                send.close()
+                self._counters.subscribers_dropped += 1
+            except trio.BrokenResourceError:
+                self._subscribers.discard(send)
