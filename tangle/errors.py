@@ -36,6 +36,7 @@ TangleError
 │   ├── MissingConeError         part of its past cone is not known yet
 │   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
 ├── StorageError                 the database is unusable or inconsistent
+├── ConfigError                  a configuration file that cannot be used
 └── NodeHaltedError              the node stopped after a fatal inconsistency
 ```
 """
@@ -273,6 +274,13 @@ class MerkleRootMismatchError(MilestoneError):
         self.index = index
         self.expected = expected
         self.computed = computed
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+class ConfigError(TangleError):
+    """A configuration file that is missing, not JSON, or has a bad or unknown key."""
 
 
 # -- storage ---------------------------------------------------------------------------------

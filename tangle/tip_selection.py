@@ -24,19 +24,16 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _tip_kernels as kernels
-from .dag import Score
+from .dag import GENESIS_ID, Dag, Score
 from .errors import InvalidFieldError, NoTipsError
-
-if TYPE_CHECKING:
-    from .dag import Dag
-    from .ids import MessageId
+from .ids import MessageId, WorkRoot
 
 MAX_TIPS: Final = 8
 WALK_CHUNK: Final = 64
@@ -331,3 +328,21 @@ def walk_to_tip_reference(
         return x, approver_ptr[x] == approver_ptr[x + 1]
 
     return _walk(step, rng)
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's cache) every window and tip-selection kernel, with the
+    argument types used here, on a three-message window."""
+    dag = Dag()
+    ids = [MessageId(bytes([n]) * 32) for n in (1, 2, 3)]
+    dag.attach(ids[0], (GENESIS_ID,), WorkRoot(ids[0]))
+    dag.attach(ids[1], (ids[0],), WorkRoot(ids[1]))
+    dag.attach(ids[2], (ids[0],), WorkRoot(ids[2]))
+    dag.unreferenced_past_cone(ids[1])
+    rng = np.random.default_rng(0)
+    cone = cone_graph(dag, GENESIS_ID)
+    args = (cone.parent_ptr, cone.parent_idx, cone.approver_ptr, cone.approver_idx)
+    kernels.cumulative_weights_parallel(*args, 2)
+    walk_to_tip(cone, cumulative_weights(cone), 0.001, rng)
+    dag.mark_referenced((ids[0],), 1)
+    dag.prune(1)

@@ -51,12 +51,6 @@ EASY = U64_MAX // 500
 THREAD_COUNTS = sorted({1, max_threads()})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_kernels() -> None:
-    """Compile (or load from Numba's cache) every kernel once, outside any hypothesis deadline."""
-    work.warm_up()
-
-
 # -- the rule --------------------------------------------------------------------------------
 
 

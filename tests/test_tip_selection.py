@@ -76,15 +76,6 @@ def all_weights(cone: ConeGraph) -> list[list[int]]:
     ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_kernels() -> None:
-    """Compile (or load from cache) every kernel once, outside any hypothesis deadline."""
-    dag = build([(0,), (0, 1), (2,)])
-    cone = cone_graph(dag, GENESIS_ID)
-    all_weights(cone)
-    walk_to_tip(cone, cumulative_weights(cone), 0.1, np.random.default_rng(0))
-
-
 @pytest.fixture(scope="module")
 def window() -> Dag:
     """A grown window with milestones, plus stragglers whose parents are all far back (they

@@ -1,0 +1,96 @@
+"""Node configuration files: strict parsing with named errors."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tangle.config import load_node_config, network_document, parse_network
+from tangle.errors import ConfigError
+
+from .builders import committee, genesis, key
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_, KEY_SET = committee(3, 2)
+GENESIS = genesis([(key(1), 1_000)], network_id=7)
+NETWORK: dict[str, Any] = {
+    "network_id": 7,
+    "work_per_kib": 16,
+    "min_output_amount": 1,
+    "genesis": {
+        "supply": GENESIS.supply,
+        "allocations": [[a.hex(), v] for a, v in GENESIS.allocations],
+    },
+    "committee": {"threshold": 2, "public_keys": [k.hex() for k in KEY_SET.public_keys]},
+}
+NODE: dict[str, Any] = {
+    "network": "network.json",
+    "data_dir": "node-a",
+    "p2p": {"host": "127.0.0.1", "port": 0, "peers": ["127.0.0.1:15601"]},
+    "api": {"host": "127.0.0.1", "port": 0, "admin_token": "x" * 32},
+    "prune": {"keep_milestones": 100, "every_s": 30},
+}
+
+
+def _write(tmp_path: Path, node: dict[str, Any], network: dict[str, Any] = NETWORK) -> Path:
+    (tmp_path / "network.json").write_text(json.dumps(network))
+    path = tmp_path / "node.json"
+    path.write_text(json.dumps(node))
+    return path
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    config = load_node_config(_write(tmp_path, NODE))
+    assert config.network.genesis == GENESIS
+    assert config.network.key_set == KEY_SET
+    assert network_document(config.network) == NETWORK
+    assert config.data_dir == tmp_path / "node-a"
+    assert [str(p) for p in config.peers] == ["127.0.0.1:15601"]
+    assert parse_network(network_document(config.network)) == config.network
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda n: n.update(extra=1), "unknown keys"),
+        (lambda n: n["p2p"].update(port=70000), "not a TCP port"),
+        (lambda n: n["p2p"].update(peers=["nohost"]), "host:port"),
+        (lambda n: n["api"].update(admin_token="short"), "at least 16"),
+        (lambda n: n["prune"].update(keep_milestones=3), "must exceed"),
+        (lambda n: n["prune"].update(every_s=True), "a number"),
+        (lambda n: n.pop("data_dir"), "missing 'data_dir'"),
+    ],
+)
+def test_bad_node_files(tmp_path: Path, change: Any, match: str) -> None:
+    node = json.loads(json.dumps(NODE))
+    change(node)
+    with pytest.raises(ConfigError, match=match):
+        load_node_config(_write(tmp_path, node))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda n: n["genesis"].update(supply=999), "sum to the supply"),
+        (lambda n: n["committee"].update(threshold=5), "threshold"),
+        (lambda n: n["committee"].update(public_keys=["zz"]), "not hex"),
+        (lambda n: n.update(work_per_kib=0), "work_per_kib"),
+    ],
+)
+def test_bad_network_files(tmp_path: Path, change: Any, match: str) -> None:
+    network = json.loads(json.dumps(NETWORK))
+    change(network)
+    with pytest.raises(ConfigError, match=match):
+        load_node_config(_write(tmp_path, NODE, network))
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_node_config(tmp_path / "absent.json")
+    (tmp_path / "node.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not JSON"):
+        load_node_config(tmp_path / "node.json")
