@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .core import Accepted, Confirmed, Event, NodeCore, Parameters
 from .dag import GENESIS_ID
-from .errors import TangleError
+from .errors import InvalidFieldError, TangleError
 from .message import Parsed, decode_message
 from .milestone import Milestone
 from .storage import Storage
@@ -37,6 +37,20 @@ class Submitted:
     """Events of the accepted messages, in order."""
     rejected: tuple[tuple[int, TangleError], ...]
     """(position in the batch, error) of each message that was refused."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pruned:
+    """What one `LedgerNode.prune` removed."""
+
+    pruned_index: int
+    """Messages referenced at or below this milestone are gone from disk."""
+    messages: int
+    """Messages deleted from disk."""
+    spent_outputs: int
+    """Spent-output records deleted."""
+    window_dropped: int
+    """Messages dropped from the in-memory window."""
 
 
 class LedgerNode:
@@ -127,6 +141,25 @@ class LedgerNode:
             events.extend(produced)
         self._flush(unsaved, solid)
         return Submitted(events=tuple(events), rejected=tuple(rejected))
+
+    def prune(self, keep_milestones: int) -> Pruned:
+        """Forget messages referenced more than `keep_milestones` milestones ago, on disk and in
+        memory; the UTXO set and the milestone records stay. `keep_milestones` must exceed the
+        tip rules' below-max-depth, so that nothing that can still be approved is lost."""
+        below_max_depth = self._core.params.tip_rules.below_max_depth
+        if keep_milestones <= below_max_depth:
+            raise InvalidFieldError(
+                "keep_milestones",
+                f"{keep_milestones} must exceed below-max-depth {below_max_depth}",
+            )
+        stored = self._storage.prune(keep_milestones)
+        dropped = self._core.prune(max(0, self._core.confirmed_index - keep_milestones + 1))
+        return Pruned(
+            pruned_index=stored.pruned_index,
+            messages=stored.messages,
+            spent_outputs=stored.spent_outputs,
+            window_dropped=dropped,
+        )
 
     def _flush(self, unsaved: list[Parsed], solid: list[MessageId]) -> None:
         if unsaved:

@@ -10,6 +10,7 @@ import pytest
 from coordinator import Coordinator, Journal, JournalError, KeySigner, NotEnoughSignersError
 from tangle.committee import KeySchedule
 from tangle.core import Parameters
+from tangle.errors import InvalidFieldError
 from tangle.ledger import Inclusion
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message
@@ -136,3 +137,30 @@ async def test_a_foreign_journal_is_refused(tmp_path: Path) -> None:
     await Coordinator(Node(node), Journal.open(tmp_path / "a.db"), SIGNERS[:3]).issue(Sink())
     with pytest.raises(JournalError):
         await Coordinator(Node(node), Journal.open(tmp_path / "b.db"), SIGNERS[:3]).recover(Sink())
+
+
+async def test_pruning_bounds_the_window_and_survives_a_restart(tmp_path: Path) -> None:
+    node = _open(tmp_path)
+    coordinator = Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    rng = np.random.default_rng(3)
+    first = None
+    for i in range(30):
+        raw = on_tips(node.core, TaggedData(tag=b"p", data=i.to_bytes(2, "little")), rng)
+        node.submit(raw)
+        first = first or decode_message(raw).id
+        await coordinator.issue(Sink())
+    with pytest.raises(InvalidFieldError):
+        node.prune(15)
+    pruned = node.prune(16)
+    assert pruned.pruned_index == 30 - 16
+    assert pruned.messages > 0
+    assert pruned.window_dropped > 0
+    assert first is not None
+    assert node.storage.message(first) is None
+    assert not node.core.knows(first)
+    state = node.core.ledger.state_hash
+    node.close()
+    node = _open(tmp_path)
+    assert node.core.ledger.state_hash == state
+    await Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3]).issue(Sink())
+    assert node.core.confirmed_index == 31

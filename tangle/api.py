@@ -1,0 +1,706 @@
+"""The node's HTTP API: an ASGI app (Starlette) over a trio `Node`, served by hypercorn on trio.
+
+```
+GET    /api/v1/info                          200 status, health, network parameters
+POST   /api/v1/messages                      201 {"id"}; raw bytes or {"message": hex}
+POST   /api/v1/messages/pow                  201 {"id"}; {"payload": hex}, the node does the work
+GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: octet-stream)
+GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
+GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
+GET    /api/v1/addresses/{address}/outputs   200 unspent outputs
+GET    /api/v1/addresses/{address}/balance   200 balance
+GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
+GET    /api/v1/events?address=...            200 server-sent events (see `_api_events.py`)
+GET    /metrics                              200 Prometheus text exposition
+GET    /openapi.json                         200 the OpenAPI 3.1 document of all of these
+GET    /api/v1/admin/peers                   200   admin: `Authorization: Bearer <token>`;
+POST   /api/v1/admin/peers                   201   401 without a token, 403 with a wrong one;
+DELETE /api/v1/admin/peers/{peer}            204   no admin route exists (404) unless
+POST   /api/v1/admin/prune                   200   `ApiConfig.admin_token` is set
+```
+
+Errors are `{"error": {"code", "message"}}` with the codes of `_api_schema.py`: 404 unknown
+route, 405 wrong method, 400 malformed input or a message the node refused (the code names the
+`TangleError`), 413 a body over the limit (enforced while it is read), 415 an unknown body type,
+429 proof-of-work limits (with `Retry-After`). An unexpected exception becomes a 500 with code
+`internal_error` and is logged, never shown to the client.
+
+**Proof-of-work at the node** (for devices too small to do it): each client address may have one
+search in flight and `pow_per_minute` searches a minute (a token bucket of that size, refilled
+continuously); at most `pow_concurrency` searches run at once in the whole node.
+
+**Health**: healthy while the confirmed milestone was issued (its timestamp) at most
+`health_window_s` seconds ago by this machine's clock: the node follows a live network.
+
+**Serving**: in the node process's trio run, `port = await nursery.start(serve_api, app, host,
+port)`; cancelling the nursery stops the server. `serve_api` runs the app's lifespan, which
+follows the node's milestone notices for the confirmation-latency histogram.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import numpy as np
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from . import pow as work
+from ._api_events import EventStream, Telemetry
+from ._api_schema import (
+    API_ERROR_CODES,
+    error_body,
+    openapi_document,
+    render_message,
+    render_metadata,
+    render_milestone,
+    render_output,
+    tangle_error_code,
+    tangle_error_status,
+)
+from .codec import U32_MAX, Reader
+from .errors import InvalidFieldError, MalformedError, NoTipsError, TangleError
+from .ids import Address, MessageId
+from .ledger import validate_transaction
+from .message import (
+    MAX_MESSAGE_SIZE,
+    MAX_PARENTS,
+    PROTOCOL_VERSION,
+    decode_message,
+    encode_message,
+    prepare,
+)
+from .milestone import Milestone
+from .payload import Payload, decode_payload
+from .tip_selection import UniformRandomTips
+from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from .core import NodeCore, Parameters
+    from .message import Parsed
+    from .node import Node
+    from .storage import Storage
+
+logger = logging.getLogger(__name__)
+
+JSON_BODY_LIMIT: Final = 2 * MAX_MESSAGE_SIZE + 1024
+"""Largest JSON body: a maximal message in hex, and room for the keys."""
+MAX_EVENT_ADDRESSES: Final = 16
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_ID = re.compile(r"[0-9a-fA-F]{64}")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiConfig:
+    """How the API serves one node."""
+
+    admin_token: str | None = None
+    """Bearer token of the admin endpoints; None: they do not exist (404)."""
+    pow_per_minute: int = 6
+    """Proofs-of-work one client address may ask for per minute (also the burst size)."""
+    pow_concurrency: int = 2
+    """Proofs-of-work the node runs at once, for all clients."""
+    pow_threads: int = 1
+    """Threads each proof-of-work search uses (capped at Numba's pool)."""
+    max_event_streams: int = 256
+    """Event streams served at once."""
+    event_buffer: int = 64
+    """Milestones an event stream may fall behind before the node drops it."""
+    keepalive_s: float = 15.0
+    """Seconds without an event after which a stream sends a keep-alive comment."""
+    health_window_s: float = 60.0
+    """The node is healthy while its confirmed milestone is at most this old."""
+    latency_tracked: int = 100_000
+    """Unconfirmed submitted messages remembered for the latency histogram."""
+
+    def __post_init__(self) -> None:
+        if self.admin_token is not None and not self.admin_token:
+            raise InvalidFieldError("ApiConfig.admin_token", "must not be empty")
+        for name in ("pow_per_minute", "pow_concurrency", "pow_threads", "max_event_streams"):
+            if getattr(self, name) < 1:
+                raise InvalidFieldError(f"ApiConfig.{name}", "must be at least 1")
+        if self.event_buffer < 1 or self.latency_tracked < 1:
+            raise InvalidFieldError("ApiConfig", "buffers must hold at least 1")
+        if not (self.keepalive_s > 0 and self.health_window_s > 0):
+            raise InvalidFieldError("ApiConfig", "intervals must be positive")
+
+
+class PeerAdmin(Protocol):
+    """What the admin endpoints need from the gossip layer. Peers are rendered as JSON objects:
+    the mappings' values may be str, int, float, bool, None, bytes (as hex) or nested lists and
+    mappings of those; anything else is rendered with `str`."""
+
+    def peers(self) -> Sequence[Mapping[str, object]]:
+        """One mapping per peer (at least an `"id"` the DELETE route accepts, by convention)."""
+        ...
+
+    async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
+        """Add (and connect to) a peer; return it as `peers` would. Raise `ValueError` with a
+        message for a peer that cannot be added (duplicate, refused address)."""
+        ...
+
+    async def remove_peer(self, peer: str) -> bool:
+        """Disconnect and forget `peer` (its id); False if there is no such peer."""
+        ...
+
+
+class ApiError(Exception):
+    """A request the API refuses, with one of `API_ERROR_CODES`."""
+
+    def __init__(self, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = API_ERROR_CODES[code][0]
+        self.headers = dict(headers or {})
+
+
+def _error(
+    code: str, message: str, status: int, headers: Mapping[str, str] | None = None
+) -> Response:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+# -- proof-of-work limits ----------------------------------------------------------------------
+
+
+class PowLimits:
+    """Per client: one search in flight and a token bucket of `per_minute`; for the node: at most
+    `concurrency` searches. Time is the caller's (trio's clock)."""
+
+    __slots__ = ("_buckets", "_concurrency", "_in_flight", "_max_clients", "_per_minute")
+
+    def __init__(self, per_minute: int, concurrency: int, max_clients: int = 10_000) -> None:
+        self._per_minute = per_minute
+        self._concurrency = concurrency
+        self._max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._in_flight: set[str] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, at = self._buckets.get(client, (float(self._per_minute), now))
+        return min(float(self._per_minute), tokens + (now - at) * self._per_minute / 60.0)
+
+    @contextlib.contextmanager
+    def admit(self, client: str, now: float) -> Iterator[None]:
+        """Hold a search for `client`, or raise a 429 `ApiError` saying when to retry."""
+        if client in self._in_flight:
+            raise ApiError("pow_in_flight", "one proof-of-work at a time", {"Retry-After": "1"})
+        if len(self._in_flight) >= self._concurrency:
+            raise ApiError("pow_capacity", "the node is busy", {"Retry-After": "1"})
+        tokens = self._tokens(client, now)
+        if tokens < 1.0:
+            wait = (1.0 - tokens) * 60.0 / self._per_minute
+            raise ApiError(
+                "pow_rate_limited",
+                f"{self._per_minute} proofs-of-work a minute",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        self._buckets[client] = (tokens - 1.0, now)
+        if len(self._buckets) > self._max_clients:
+            full = [c for c in self._buckets if self._tokens(c, now) >= self._per_minute]
+            for c in full:
+                del self._buckets[c]
+        self._in_flight.add(client)
+        try:
+            yield
+        finally:
+            self._in_flight.discard(client)
+
+
+# -- request helpers ---------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not _DIGITS.fullmatch(length):
+            raise ApiError("invalid_header", "Content-Length is not a number")
+        if int(length) > limit:
+            raise ApiError("body_too_large", f"the body is over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("body_too_large", f"the body is over {limit} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_json(request: Request) -> dict[str, Any]:
+    raw = await _read_body(request, JSON_BODY_LIMIT)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError("invalid_json", "the body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ApiError("invalid_body", "the body must be a JSON object")
+    return doc
+
+
+def _field(doc: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
+    if kind is int and isinstance(value, bool):
+        value = None
+    if not isinstance(value, kind):
+        expected = {int: "an integer", str: "a string"}.get(kind, kind.__name__)
+        raise ApiError("invalid_body", f"{name!r} must be {expected}")
+    return value
+
+
+def _hex(text: str, name: str) -> bytes:
+    if not _HEX.fullmatch(text):
+        raise ApiError("invalid_hex", f"{name!r} is not hex of whole bytes")
+    return bytes.fromhex(text)
+
+
+def _message_id(text: str) -> MessageId:
+    if not _ID.fullmatch(text):
+        raise ApiError("invalid_id", "a message id is 64 hex digits")
+    return MessageId.from_hex(text)
+
+
+def _address(text: str) -> Address:
+    if not _ID.fullmatch(text):
+        raise ApiError("invalid_id", "an address is 64 hex digits")
+    return Address.from_hex(text)
+
+
+def _uint(text: str, name: str, minimum: int, maximum: int) -> int:
+    if not _DIGITS.fullmatch(text) or not minimum <= int(text) <= maximum:
+        raise ApiError("invalid_parameter", f"{name} must be an integer in {minimum}..{maximum}")
+    return int(text)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _decode_payload(data: bytes) -> Payload:
+    reader = Reader(data, "payload")
+    try:
+        payload = decode_payload(reader)
+    except InvalidFieldError as exc:
+        raise MalformedError(str(exc)) from exc
+    reader.finish()
+    return payload
+
+
+def _jsonable(value: object, depth: int = 0) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    if depth < 8 and isinstance(value, dict | list | tuple):
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+        return [_jsonable(v, depth + 1) for v in value]
+    return str(value)
+
+
+# -- the app -----------------------------------------------------------------------------------
+
+
+class _Api:
+    """The state behind the routes of one app."""
+
+    def __init__(
+        self,
+        node: Node,
+        config: ApiConfig,
+        peers: PeerAdmin | None,
+        solve: Callable[[bytes, int], Awaitable[int]] | None,
+    ) -> None:
+        self.node = node
+        self.config = config
+        self.peers = peers
+        self.solve = solve or self._solve
+        self.limits = PowLimits(config.pow_per_minute, config.pow_concurrency)
+        self.telemetry = Telemetry(node, config.latency_tracked)
+        self.rng = np.random.default_rng()
+        self.params: Parameters | None = None
+
+    async def _solve(self, root: bytes, target: int) -> int:
+        return await work.solve(
+            root, target, threads=min(self.config.pow_threads, work.max_threads())
+        )
+
+    async def parameters(self) -> Parameters:
+        if self.params is None:
+            self.params = await self.node.read_core(lambda core: core.params)
+        return self.params
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(self.telemetry.latency.run, self.node))
+            yield
+            nursery.cancel_scope.cancel()
+
+    def choose_tips(self, count: int) -> Callable[[NodeCore], tuple[MessageId, ...]]:
+        def choose(core: NodeCore) -> tuple[MessageId, ...]:
+            try:
+                return UniformRandomTips().select(core.dag, self.rng, count)
+            except NoTipsError:
+                points = core.dag.entry_points()
+                return (max(points, key=lambda m: (points[m], m)),)
+
+        return choose
+
+    async def submit_raw(self, raw: bytes) -> Parsed:
+        try:
+            parsed = await self.node.submit(raw)
+        except TangleError:
+            self.telemetry.submitted(None)
+            raise
+        self.telemetry.submitted(parsed)
+        return parsed
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def info(self, request: Request) -> Response:
+        def read(storage: Storage) -> tuple[int, bytes, int, int | None]:
+            head = storage.head()
+            record = storage.milestone(head.index) if head.index else None
+            stamp = None if record is None else record.timestamp_ms
+            return head.index, head.state_hash, head.pruned_index, stamp
+
+        index, state_hash, pruned, stamp = await self.node.read_storage(read)
+        params = await self.parameters()
+        age_s = None if stamp is None else time.time() - stamp / 1000
+        return JSONResponse(
+            {
+                "network_id": str(params.network_id),
+                "protocol_version": PROTOCOL_VERSION,
+                "confirmed_milestone_index": index,
+                "latest_milestone_index": max(index, self.telemetry.latest_seen),
+                "latest_milestone_timestamp_ms": stamp,
+                "ledger_state_hash": state_hash.hex(),
+                "pruned_index": pruned,
+                "peers": None if self.peers is None else len(self.peers.peers()),
+                "healthy": age_s is not None and age_s <= self.config.health_window_s,
+                "work_per_kib": params.work_per_kib,
+                "min_output_amount": str(params.min_output_amount),
+            }
+        )
+
+    async def submit(self, request: Request) -> Response:
+        media = _media_type(request)
+        if media == "application/octet-stream":
+            raw = await _read_body(request, MAX_MESSAGE_SIZE)
+        elif media == "application/json":
+            raw = _hex(_field(await _read_json(request), "message", str), "message")
+        else:
+            raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
+        parsed = await self.submit_raw(raw)
+        return JSONResponse({"id": parsed.id.hex()}, status_code=201)
+
+    async def submit_pow(self, request: Request) -> Response:
+        payload = _decode_payload(
+            _hex(_field(await _read_json(request), "payload", str), "payload")
+        )
+        params = await self.parameters()
+        if isinstance(payload, Milestone):
+            raise ApiError("invalid_body", "a milestone names its parents: submit the message")
+        if isinstance(payload, Transaction):
+            await trio.to_thread.run_sync(
+                validate_transaction, payload, params.network_id, params.min_output_amount
+            )
+        unsent = prepare(params.network_id, payload, params.work_per_kib)
+        client = request.client.host if request.client is not None else "unknown"
+        with self.limits.admit(client, trio.current_time()):
+            nonce = await self.solve(unsent.root, unsent.target)
+        parents = await self.node.read_core(self.choose_tips(MAX_PARENTS))
+        parsed = await self.submit_raw(encode_message(unsent.attach(parents, nonce)))
+        return JSONResponse({"id": parsed.id.hex()}, status_code=201)
+
+    async def message(self, request: Request) -> Response:
+        message_id = _message_id(request.path_params["message_id"])
+        raw = await self.node.read_storage(lambda storage: storage.message(message_id))
+        if raw is None:
+            raise ApiError("unknown_message", f"no message {message_id.hex()}")
+        accept = request.headers.get("accept", "").lower()
+        if "application/octet-stream" in accept and "application/json" not in accept:
+            return Response(raw, media_type="application/octet-stream")
+        return JSONResponse(render_message(decode_message(raw)))
+
+    async def metadata(self, request: Request) -> Response:
+        message_id = _message_id(request.path_params["message_id"])
+        found = await self.node.read_storage(lambda storage: storage.metadata(message_id))
+        if found is None:
+            raise ApiError("unknown_message", f"no message {message_id.hex()}")
+        return JSONResponse(render_metadata(message_id, found))
+
+    async def tips(self, request: Request) -> Response:
+        text = request.query_params.get("count")
+        count = MAX_PARENTS if text is None else _uint(text, "count", 1, MAX_PARENTS)
+        tips = await self.node.read_core(self.choose_tips(count))
+        return JSONResponse({"tips": [t.hex() for t in tips]})
+
+    async def outputs(self, request: Request) -> Response:
+        address = _address(request.path_params["address"])
+
+        def read(storage: Storage) -> tuple[int, list[dict[str, Any]]]:
+            index = storage.confirmed_index()
+            return index, [render_output(o, out) for o, out in storage.outputs_of(address)]
+
+        index, outputs = await self.node.read_storage(read)
+        return JSONResponse({"address": address.hex(), "ledger_index": index, "outputs": outputs})
+
+    async def balance(self, request: Request) -> Response:
+        address = _address(request.path_params["address"])
+
+        def read(storage: Storage) -> tuple[int, int, int]:
+            outputs = storage.outputs_of(address)
+            total = sum(output.amount for _, output in outputs)
+            return storage.confirmed_index(), total, len(outputs)
+
+        index, total, count = await self.node.read_storage(read)
+        return JSONResponse(
+            {
+                "address": address.hex(),
+                "ledger_index": index,
+                "balance": str(total),
+                "output_count": count,
+            }
+        )
+
+    async def milestone(self, request: Request) -> Response:
+        text = request.path_params.get("index")
+        wanted = None if text is None else _uint(text, "index", 1, U32_MAX)
+
+        def read(storage: Storage) -> dict[str, Any] | None:
+            index = storage.confirmed_index() if wanted is None else wanted
+            record = storage.milestone(index) if index else None
+            if record is None:
+                return None
+            payload = decode_message(record.raw).message.payload
+            return render_milestone(record, payload) if isinstance(payload, Milestone) else None
+
+        found = await self.node.read_storage(read)
+        if found is None:
+            raise ApiError("unknown_milestone", "no such milestone was applied")
+        return JSONResponse(found)
+
+    async def events(self, request: Request) -> Response:
+        texts = request.query_params.getlist("address")
+        if len(texts) > MAX_EVENT_ADDRESSES:
+            raise ApiError("invalid_parameter", f"at most {MAX_EVENT_ADDRESSES} addresses")
+        addresses = [_address(t) for t in texts]
+        if request.method == "HEAD":
+            return Response(media_type="text/event-stream")
+        if self.telemetry.hub.streams >= self.config.max_event_streams:
+            raise ApiError("too_many_streams", "too many event streams", {"Retry-After": "5"})
+        return EventStream(
+            self.telemetry.hub,
+            self.node,
+            addresses,
+            buffer=self.config.event_buffer,
+            keepalive_s=self.config.keepalive_s,
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        text = await self.telemetry.exposition(
+            self.node,
+            peers=None if self.peers is None else len(self.peers.peers()),
+            pow_in_flight=self.limits.in_flight,
+        )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    # -- admin -------------------------------------------------------------------------------
+
+    def check_admin(self, request: Request) -> None:
+        token = self.config.admin_token
+        if token is None:  # no admin route exists then; kept as a second line of defence
+            raise ApiError("not_found", "no such route")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise ApiError(
+                "unauthorized", "admin needs a bearer token", {"WWW-Authenticate": "Bearer"}
+            )
+        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise ApiError("forbidden", "wrong token")
+
+    def peer_admin(self, request: Request) -> PeerAdmin:
+        self.check_admin(request)
+        if self.peers is None:
+            raise ApiError("not_found", "this node runs without peering")
+        return self.peers
+
+    async def list_peers(self, request: Request) -> Response:
+        peers = self.peer_admin(request).peers()
+        return JSONResponse({"peers": [_jsonable(dict(p)) for p in peers]})
+
+    async def add_peer(self, request: Request) -> Response:
+        admin = self.peer_admin(request)
+        doc = await _read_json(request)
+        host, port = _field(doc, "host", str), _field(doc, "port", int)
+        if not 0 < len(host) <= 253 or not 0 < port < 65536:
+            raise ApiError("invalid_parameter", "host must be 1..253 characters, port 1..65535")
+        try:
+            peer = await admin.add_peer(host, port)
+        except ValueError as exc:
+            raise ApiError("invalid_parameter", str(exc) or "the peer cannot be added") from None
+        return JSONResponse({"peer": _jsonable(dict(peer))}, status_code=201)
+
+    async def remove_peer(self, request: Request) -> Response:
+        admin = self.peer_admin(request)
+        peer = request.path_params["peer"]
+        if not await admin.remove_peer(peer):
+            raise ApiError("unknown_peer", "no such peer")
+        return Response(status_code=204)
+
+    async def prune(self, request: Request) -> Response:
+        self.check_admin(request)
+        keep = _field(await _read_json(request), "keep_milestones", int)
+        depth = (await self.parameters()).tip_rules.below_max_depth
+        if not depth < keep <= U32_MAX:
+            raise ApiError("invalid_parameter", f"keep_milestones must exceed {depth}")
+        pruned = await self.node.write(lambda ledger: ledger.prune(keep))
+        return JSONResponse(
+            {
+                "pruned_index": pruned.pruned_index,
+                "messages": pruned.messages,
+                "spent_outputs": pruned.spent_outputs,
+                "window_dropped": pruned.window_dropped,
+            }
+        )
+
+
+# -- errors and the guard ----------------------------------------------------------------------
+
+
+async def _refusal(request: Request, exc: Exception) -> Response:
+    """The response to an error a route raised on purpose."""
+    if isinstance(exc, ApiError):
+        return _error(exc.code, str(exc), exc.status, exc.headers)
+    if isinstance(exc, TangleError):
+        return _error(tangle_error_code(exc), str(exc), tangle_error_status(exc))
+    if isinstance(exc, HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        status = exc.status_code if 400 <= exc.status_code < 500 else 400
+        return _error(code, exc.detail, status, exc.headers)
+    raise exc
+
+
+class _Guard:
+    """Outermost of our middleware: counts responses by status and turns any exception that
+    escapes a route into a logged 500 (or, once the response has started, a closed stream)."""
+
+    def __init__(self, app: ASGIApp, api: _Api) -> None:
+        self._app = app
+        self._api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status: int | None = None
+
+        async def tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracked)
+        except ClientDisconnect:
+            pass
+        except Exception:
+            logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if status is None:
+                response = _error("internal_error", "the node failed to answer", 500)
+                await response(scope, receive, tracked)
+        finally:
+            self._api.telemetry.responded(status)
+
+
+def create_app(
+    node: Node,
+    config: ApiConfig,
+    peers: PeerAdmin | None = None,
+    *,
+    solve: Callable[[bytes, int], Awaitable[int]] | None = None,
+) -> Starlette:
+    """The ASGI app serving `node`. `solve` replaces the proof-of-work search (tests)."""
+    api = _Api(node, config, peers, solve)
+    routes = [
+        Route("/api/v1/info", api.info, methods=["GET"]),
+        Route("/api/v1/messages", api.submit, methods=["POST"]),
+        Route("/api/v1/messages/pow", api.submit_pow, methods=["POST"]),
+        Route("/api/v1/messages/{message_id}", api.message, methods=["GET"]),
+        Route("/api/v1/messages/{message_id}/metadata", api.metadata, methods=["GET"]),
+        Route("/api/v1/tips", api.tips, methods=["GET"]),
+        Route("/api/v1/addresses/{address}/outputs", api.outputs, methods=["GET"]),
+        Route("/api/v1/addresses/{address}/balance", api.balance, methods=["GET"]),
+        Route("/api/v1/milestones/latest", api.milestone, methods=["GET"]),
+        Route("/api/v1/milestones/{index}", api.milestone, methods=["GET"]),
+        Route("/api/v1/events", api.events, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+    ]
+    if config.admin_token is not None:
+        routes += [
+            Route("/api/v1/admin/peers", api.list_peers, methods=["GET"]),
+            Route("/api/v1/admin/peers", api.add_peer, methods=["POST"]),
+            Route("/api/v1/admin/peers/{peer}", api.remove_peer, methods=["DELETE"]),
+            Route("/api/v1/admin/prune", api.prune, methods=["POST"]),
+        ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_Guard, api=api)],
+        exception_handlers={ApiError: _refusal, TangleError: _refusal, HTTPException: _refusal},
+        lifespan=api.lifespan,
+    )
+    app.router.redirect_slashes = False  # a machine API: one spelling per route, else 404
+    return app
+
+
+async def serve_api(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` with hypercorn on `host:port` (0: any free port) in the caller's trio run;
+    reports the bound port through `task_status` and stops when cancelled."""
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger(f"{__name__}.server")
+    config.include_server_header = False
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(partial(hypercorn_serve, app, config))  # type: ignore[arg-type]
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))

@@ -1,0 +1,821 @@
+"""The HTTP API against a real node: a `LedgerNode` on sqlite, a coordinator issuing milestones."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+import pytest
+import trio
+import trio.testing
+from starlette.types import Message
+
+import tangle.errors
+from coordinator import Coordinator, Journal, KeySigner
+from tangle._api_schema import (
+    API_ERROR_CODES,
+    TANGLE_ERROR_CODES,
+    openapi_document,
+    tangle_error_code,
+)
+from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
+from tangle.committee import KeySchedule
+from tangle.core import Parameters
+from tangle.errors import TangleError
+from tangle.ids import MessageId
+from tangle.ledger_node import LedgerNode
+from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
+from tangle.milestone import KeySet
+from tangle.node import Node
+from tangle.payload import TaggedData, encode_payload
+from tangle.pow import work_value
+from tangle.storage import InconsistentWriteError
+from tangle.transaction import Transaction
+
+from .builders import NET, address, genesis, key, on_tips, transfer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from pathlib import Path
+
+    from nacl.signing import SigningKey
+    from starlette.types import ASGIApp
+
+PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
+SIGNERS = sorted((KeySigner(bytes([i]) * 32) for i in range(1, 4)), key=lambda s: s.public_key)
+KEY_SET = KeySet(threshold=2, public_keys=tuple(s.public_key for s in SIGNERS))
+ALICE, BOB, CAROL = key(1), key(2), key(3)
+GENESIS = genesis([(ALICE, 1_000_000)])
+TOKEN = "an-admin-token-of-some-length"
+SAMPLE = re.compile(
+    r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+    r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*\})? (-?[0-9.e+-]+|\+Inf|NaN)'
+)
+
+
+def open_ledger(path: Path) -> LedgerNode:
+    return LedgerNode.open(
+        path, genesis=GENESIS, params=PARAMS, schedule=KeySchedule(entries=((1, KEY_SET),))
+    )
+
+
+class FakePeers:
+    """A `PeerAdmin` holding peers in a dict."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, dict[str, object]] = {
+            "p1": {"id": "p1", "host": "10.0.0.1", "port": 14666, "key": b"\x01\x02"}
+        }
+
+    def peers(self) -> Sequence[Mapping[str, object]]:
+        return list(self.table.values())
+
+    async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
+        if host == "refused.example":
+            raise ValueError("refused")
+        peer = {"id": f"{host}:{port}", "host": host, "port": port}
+        self.table[f"{host}:{port}"] = peer
+        return peer
+
+    async def remove_peer(self, peer: str) -> bool:
+        return self.table.pop(peer, None) is not None
+
+
+async def _publish(raw: bytes) -> None:
+    pass
+
+
+@dataclass
+class Net:
+    ledger: LedgerNode
+    node: Node
+    coordinator: Coordinator
+    app: ASGIApp
+    client: httpx.AsyncClient
+    rng: np.random.Generator
+
+    async def milestone(self) -> int:
+        return (await self.coordinator.issue(_publish)).index
+
+
+@contextlib.asynccontextmanager
+async def network(
+    tmp_path: Path, config: ApiConfig | None = None, **app_args: Any
+) -> AsyncIterator[Net]:
+    ledger = open_ledger(tmp_path / "node.db")
+    journal = Journal.open(tmp_path / "journal.db")
+    node = Node(ledger)
+    app = create_app(node, config or ApiConfig(admin_token=TOKEN), **app_args)
+    transport = httpx.ASGITransport(app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            yield Net(
+                ledger=ledger,
+                node=node,
+                coordinator=Coordinator(node, journal, SIGNERS),
+                app=app,
+                client=client,
+                rng=np.random.default_rng(7),
+            )
+    finally:
+        journal.close()
+        ledger.close()
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan, as a server does."""
+    to_app, app_in = trio.open_memory_channel[dict[str, Any]](1)
+    app_out, from_app = trio.open_memory_channel[Message](1)
+    async with trio.open_nursery() as nursery:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        nursery.start_soon(app, scope, app_in.receive, app_out.send)
+        await to_app.send({"type": "lifespan.startup"})
+        assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+        yield
+        await to_app.send({"type": "lifespan.shutdown"})
+        assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+
+
+@dataclass
+class Stream:
+    """A response read chunk by chunk, straight from the ASGI app."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: trio.MemoryReceiveChannel[bytes]
+    requested: Callable[[], int]
+    """How many pieces of the request body the app has read."""
+    pending: str = ""
+
+    async def event(self) -> tuple[str, dict[str, Any]]:
+        """The next server-sent event (comments skipped)."""
+        while True:
+            while "\n\n" not in self.pending:
+                self.pending += (await self.chunks.receive()).decode()
+            block, self.pending = self.pending.split("\n\n", 1)
+            fields = dict(
+                line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
+            )
+            if "event" in fields:
+                return fields["event"], json.loads(fields["data"])
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    app: ASGIApp,
+    path: str,
+    query: str = "",
+    headers: Sequence[tuple[str, str]] = (),
+    *,
+    method: str = "GET",
+    body: Sequence[bytes] = (),
+) -> AsyncIterator[Stream]:
+    """Call the app directly with `body` in pieces, handing over the response body chunk by
+    chunk (the app waits until each is read); the client disconnects on exit."""
+    chunks_in, chunks = trio.open_memory_channel[bytes](0)
+    head: dict[str, Any] = {}
+    started = trio.Event()
+    gone = trio.Event()
+    pieces = list(body) or [b""]
+    sent = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent < len(pieces):
+            sent += 1
+            return {
+                "type": "http.request",
+                "body": pieces[sent - 1],
+                "more_body": sent < len(pieces),
+            }
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            head["status"] = message["status"]
+            head["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+            started.set()
+        elif message["type"] == "http.response.body":
+            if message.get("body"):
+                await chunks_in.send(message["body"])
+            if not message.get("more_body"):
+                chunks_in.close()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.1"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+        "client": ("127.0.0.1", 4000),
+        "server": ("node", 80),
+    }
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(app, scope, receive, send)
+        await started.wait()
+        yield Stream(
+            status=head["status"], headers=head["headers"], chunks=chunks, requested=lambda: sent
+        )
+        gone.set()
+
+
+def error_code(response: httpx.Response) -> str:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert isinstance(body["error"]["message"], str)
+    code: str = body["error"]["code"]
+    return code
+
+
+def spend_genesis(to: Sequence[tuple[SigningKey, int]]) -> Transaction:
+    (oid,) = GENESIS.outputs()
+    return transfer([(oid, ALICE)], [(address(k), v) for k, v in to])
+
+
+# -- submitting and reading ---------------------------------------------------------------------
+
+
+async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        tx = spend_genesis([(BOB, 400_000), (ALICE, 600_000)])
+        raw = on_tips(net.ledger.core, tx, net.rng)
+        headers = {"content-type": "application/octet-stream"}
+        response = await net.client.post("/api/v1/messages", content=raw, headers=headers)
+        assert response.status_code == 201
+        message_id = response.json()["id"]
+        assert message_id == decode_message(raw).id.hex()
+
+        metadata = (await net.client.get(f"/api/v1/messages/{message_id}/metadata")).json()
+        assert metadata == {
+            "id": message_id,
+            "solid": True,
+            "referenced_by": None,
+            "inclusion": "no_transaction",
+            "conflict": "none",
+        }
+        assert await net.milestone() == 1
+        metadata = (await net.client.get(f"/api/v1/messages/{message_id}/metadata")).json()
+        assert metadata["referenced_by"] == 1
+        assert metadata["inclusion"] == "included"
+
+        bob = address(BOB).hex()
+        balance = (await net.client.get(f"/api/v1/addresses/{bob}/balance")).json()
+        assert balance == {
+            "address": bob,
+            "ledger_index": 1,
+            "balance": "400000",
+            "output_count": 1,
+        }
+        outputs = (await net.client.get(f"/api/v1/addresses/{bob}/outputs")).json()
+        (output,) = outputs["outputs"]
+        assert output["transaction_id"] == tx.id.hex()
+        assert output["output_index"] == 0
+        assert output["amount"] == "400000"
+
+        message = (await net.client.get(f"/api/v1/messages/{message_id}")).json()
+        assert message["raw"] == raw.hex()
+        assert message["payload"]["type"] == "transaction"
+        assert message["payload"]["outputs"][0] == {
+            "type": "basic",
+            "address": bob,
+            "amount": "400000",
+        }
+        binary = await net.client.get(
+            f"/api/v1/messages/{message_id}", headers={"accept": "application/octet-stream"}
+        )
+        assert binary.headers["content-type"] == "application/octet-stream"
+        assert binary.content == raw
+
+        latest = (await net.client.get("/api/v1/milestones/latest")).json()
+        assert latest == (await net.client.get("/api/v1/milestones/1")).json()
+        assert latest["index"] == 1
+        record = net.ledger.storage.milestone(1)
+        assert record is not None
+        assert latest["message_id"] == record.message_id.hex()
+        assert latest["milestone_id"] == record.milestone_id.hex()
+
+        info = (await net.client.get("/api/v1/info")).json()
+        assert info["confirmed_milestone_index"] == info["latest_milestone_index"] == 1
+        assert info["ledger_state_hash"] == net.ledger.storage.head().state_hash.hex()
+        assert info["healthy"] is True
+        assert info["network_id"] == str(NET)
+        assert info["work_per_kib"] == 16
+        assert info["min_output_amount"] == "1"
+        assert info["peers"] is None
+
+        tips = (await net.client.get("/api/v1/tips")).json()["tips"]
+        assert tips == [net.ledger.core.dag.tips()[0].hex()]  # the milestone is the only tip
+        assert (await net.client.get("/api/v1/tips?count=1")).json()["tips"] == tips
+
+
+async def test_json_submission_and_refusals(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        tx = spend_genesis([(BOB, 1_000_000)])
+        raw = on_tips(net.ledger.core, tx, net.rng)
+        post = net.client.post
+        response = await post("/api/v1/messages", json={"message": raw.hex()})
+        assert response.status_code == 201
+        response = await post("/api/v1/messages", json={"message": raw.hex()})
+        assert (response.status_code, error_code(response)) == (400, "duplicate_message")
+
+        unsent = prepare(NET, TaggedData(tag=b"t", data=b"no work"), PARAMS.work_per_kib)
+        nonce = next(n for n in range(1000) if work_value(unsent.root, n) > unsent.target)
+        lazy = encode_message(unsent.attach(tuple(net.ledger.core.dag.tips()), nonce))
+        response = await post("/api/v1/messages", json={"message": lazy.hex()})
+        assert (response.status_code, error_code(response)) == (400, "insufficient_work")
+        assert "work value" in response.json()["error"]["message"]
+
+        other = prepare(NET + 1, TaggedData(tag=b"", data=b""), PARAMS.work_per_kib)
+        nonce = next(n for n in range(10_000) if work_value(other.root, n) <= other.target)
+        foreign = encode_message(other.attach(tuple(net.ledger.core.dag.tips()), nonce))
+        response = await post("/api/v1/messages", json={"message": foreign.hex()})
+        assert error_code(response) == "wrong_network"
+
+        octets = {"content-type": "application/octet-stream"}
+        cases: list[tuple[dict[str, Any], int, str]] = [
+            ({"content": raw[:-3], "headers": octets}, 400, "truncated"),
+            ({"content": raw + b"\0", "headers": octets}, 400, "trailing_bytes"),
+            ({"content": b"\x07" + raw[1:], "headers": octets}, 400, "unknown_version"),
+            ({"content": bytes(MAX_MESSAGE_SIZE + 1), "headers": octets}, 413, "body_too_large"),
+            ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, ""),
+            ({"json": {"message": "xyz"}}, 400, "invalid_hex"),
+            ({"json": {"message": "abc"}}, 400, "invalid_hex"),
+            ({"json": {"msg": raw.hex()}}, 400, "invalid_body"),
+            ({"json": [raw.hex()]}, 400, "invalid_body"),
+            ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, ""),
+            ({"json": {"message": "00" * (MAX_MESSAGE_SIZE + 1)}}, 400, "oversized"),
+            ({"json": {"message": "00" * (MAX_MESSAGE_SIZE + 1000)}}, 413, "body_too_large"),
+        ]
+        for request, status, code in cases:
+            response = await post("/api/v1/messages", **request)
+            assert response.status_code == status, request
+            assert code in error_code(response)
+        pieces = [bytes(1000)] * 100  # no Content-Length: the limit holds while reading
+        head = list(octets.items())
+        async with open_stream(
+            net.app, "/api/v1/messages", "", head, method="POST", body=pieces
+        ) as streamed:
+            assert streamed.status == 413
+            assert b"body_too_large" in await streamed.chunks.receive()
+            assert streamed.requested() == 33
+
+
+async def test_bad_routes_ids_and_indexes(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        get = net.client.get
+        response = await get("/api/v2/nothing")
+        assert (response.status_code, error_code(response)) == (404, "not_found")
+        response = await net.client.delete("/api/v1/info")
+        assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+        assert "GET" in response.headers["allow"]
+        response = await get("/api/v1/messages/" + "00" * 32)
+        assert (response.status_code, error_code(response)) == (404, "unknown_message")
+        response = await get("/api/v1/messages/" + "00" * 32 + "/metadata")
+        assert (response.status_code, error_code(response)) == (404, "unknown_message")
+        for bad in ("zz" * 32, "00" * 31, "00" * 33):
+            response = await get(f"/api/v1/messages/{bad}")
+            assert (response.status_code, error_code(response)) == (400, "invalid_id")
+            response = await get(f"/api/v1/addresses/{bad}/balance")
+            assert (response.status_code, error_code(response)) == (400, "invalid_id")
+        response = await get("/api/v1/milestones/latest")
+        assert (response.status_code, error_code(response)) == (404, "unknown_milestone")
+        response = await get("/api/v1/milestones/3")
+        assert (response.status_code, error_code(response)) == (404, "unknown_milestone")
+        for bad in ("0", "-1", "x", str(2**32), "1" * 30):
+            response = await get(f"/api/v1/milestones/{bad}")
+            assert (response.status_code, error_code(response)) == (400, "invalid_parameter")
+        for count in ("0", "9", "two"):
+            response = await get(f"/api/v1/tips?count={count}")
+            assert (response.status_code, error_code(response)) == (400, "invalid_parameter")
+        nobody = (await get(f"/api/v1/addresses/{'ab' * 32}/balance")).json()
+        assert nobody["balance"] == "0"
+        # before any milestone the genesis entry point is the only parent there is
+        assert (await get("/api/v1/tips")).json()["tips"] == ["00" * 32]
+
+
+# -- proof-of-work at the node ------------------------------------------------------------------
+
+
+async def test_the_node_does_the_work_for_a_payload(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        payload = TaggedData(tag=b"sensor", data=b"21.5C")
+        response = await net.client.post(
+            "/api/v1/messages/pow", json={"payload": encode_payload(payload).hex()}
+        )
+        assert response.status_code == 201
+        stored = net.ledger.storage.message(MessageId.from_hex(response.json()["id"]))
+        assert stored is not None
+        parsed = decode_message(stored)
+        assert parsed.message.payload == payload
+        assert parsed.message.parents == (bytes(32),)
+
+        tx = spend_genesis([(BOB, 1_000_000)])
+        response = await net.client.post(
+            "/api/v1/messages/pow", json={"payload": encode_payload(tx).hex()}
+        )
+        assert response.status_code == 201
+        assert await net.milestone() == 1
+        bob = address(BOB).hex()
+        balance = (await net.client.get(f"/api/v1/addresses/{bob}/balance")).json()
+        assert balance["balance"] == "1000000"
+
+        other = spend_genesis([(BOB, 999_999), (CAROL, 1)])
+        forged = Transaction(essence=other.essence, unlocks=tx.unlocks)  # another tx's signature
+        response = await net.client.post(
+            "/api/v1/messages/pow", json={"payload": encode_payload(forged).hex()}
+        )
+        assert (response.status_code, error_code(response)) == (400, "invalid_transaction")
+        record = net.ledger.storage.milestone(1)
+        assert record is not None
+        milestone_payload = decode_message(record.raw).message.payload
+        cases = [
+            ({"payload": encode_payload(milestone_payload).hex()}, "invalid_body"),
+            ({"payload": "05"}, "unknown_type"),
+            ({"payload": "00"}, "truncated"),
+            ({"payload": encode_payload(payload).hex() + "00"}, "trailing_bytes"),
+            ({"payload": 5}, "invalid_body"),
+            ({"payload": "0"}, "invalid_hex"),
+        ]
+        for body, code in cases:
+            response = await net.client.post("/api/v1/messages/pow", json=body)
+            assert (response.status_code, error_code(response)) == (400, code)
+
+
+class GatedSolver:
+    """A proof-of-work search that waits for the test to open its gate."""
+
+    def __init__(self) -> None:
+        self.entered = trio.Event()
+        self.gate = trio.Event()
+
+    async def __call__(self, root: bytes, target: int) -> int:
+        self.entered.set()
+        await self.gate.wait()
+        return next(n for n in range(1 << 20) if work_value(root, n) <= target)
+
+
+async def test_proof_of_work_limits_per_client_and_node(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    solver = GatedSolver()
+    config = ApiConfig(pow_per_minute=2, pow_concurrency=1)
+    async with network(tmp_path, config, solve=solver) as net:
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(net.app, client=("10.9.9.9", 1)), base_url="http://n"
+        )
+        payloads = iter(
+            encode_payload(TaggedData(tag=b"n", data=bytes([i]))).hex() for i in range(10)
+        )
+
+        async def ask(client: httpx.AsyncClient) -> httpx.Response:
+            return await client.post("/api/v1/messages/pow", json={"payload": next(payloads)})
+
+        results: list[httpx.Response] = []
+
+        async def first() -> None:
+            results.append(await ask(net.client))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first)
+            await solver.entered.wait()
+            busy = await ask(net.client)
+            assert (busy.status_code, error_code(busy)) == (429, "pow_in_flight")
+            assert busy.headers["retry-after"] == "1"
+            full = await ask(other)
+            assert (full.status_code, error_code(full)) == (429, "pow_capacity")
+            solver.gate.set()
+        assert results[0].status_code == 201
+        assert (await ask(net.client)).status_code == 201
+        limited = await ask(net.client)
+        assert (limited.status_code, error_code(limited)) == (429, "pow_rate_limited")
+        assert limited.headers["retry-after"] == "30"
+        assert (await ask(other)).status_code == 201  # a bucket per client
+        mock_clock.jump(30)
+        assert (await ask(net.client)).status_code == 201
+        await other.aclose()
+
+
+def test_token_buckets_refill_continuously() -> None:
+    limits = PowLimits(per_minute=3, concurrency=5, max_clients=2)
+    for _ in range(3):
+        with limits.admit("a", 0.0):
+            pass
+    with pytest.raises(ApiError, match="3 proofs-of-work a minute"):
+        limits.admit("a", 10.0).__enter__()
+    with limits.admit("a", 20.0):  # one token back after 20 s
+        assert limits.in_flight == 1
+    for client in "bcd":
+        with limits.admit(client, 100.0):
+            pass
+    assert limits.in_flight == 0
+
+
+# -- the event stream ----------------------------------------------------------------------------
+
+
+async def test_events_carry_milestones_and_address_filtered_transactions(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        (oid,) = GENESIS.outputs()
+        first = transfer([(oid, ALICE)], [(address(BOB), 1_000_000)])
+        second = transfer([(oid, ALICE)], [(address(CAROL), 1_000_000)])  # a double spend
+        bob, carol = address(BOB).hex(), address(CAROL).hex()
+        async with (
+            open_stream(net.app, "/api/v1/events", f"address={bob}") as to_bob,
+            open_stream(net.app, "/api/v1/events", f"address={carol}") as to_carol,
+            open_stream(net.app, "/api/v1/events") as to_all,
+        ):
+            assert to_bob.status == 200
+            assert to_bob.headers["content-type"].startswith("text/event-stream")
+            raw_first = on_tips(net.ledger.core, first, net.rng)
+            await net.client.post("/api/v1/messages", json={"message": raw_first.hex()})
+            raw_second = on_tips(net.ledger.core, second, net.rng, count=1)
+            await net.client.post("/api/v1/messages", json={"message": raw_second.hex()})
+            await net.milestone()
+            name, milestone = await to_bob.event()
+            assert (name, milestone["index"], milestone["included"]) == ("milestone", 1, 1)
+            assert milestone["conflicting"] == 1
+            name, included = await to_bob.event()
+            assert name == "transaction"
+            assert included["message_id"] == decode_message(raw_first).id.hex()
+            assert included["inclusion"] == "included"
+            assert bob in included["addresses"]
+            assert address(ALICE).hex() in included["addresses"]
+
+            assert (await to_carol.event())[0] == "milestone"
+            name, conflicting = await to_carol.event()
+            assert name == "transaction"
+            assert conflicting["message_id"] == decode_message(raw_second).id.hex()
+            assert (conflicting["inclusion"], conflicting["conflict"]) == (
+                "conflicting",
+                "input_spent",
+            )
+
+            assert (await to_all.event())[0] == "milestone"
+            seen = {(await to_all.event())[1]["inclusion"] for _ in range(2)}
+            assert seen == {"included", "conflicting"}
+            await net.milestone()
+            assert (await to_bob.event())[1]["index"] == 2  # nothing of bob's in it
+            assert (await to_carol.event())[1]["index"] == 2
+        response = await net.client.get("/api/v1/events", params={"address": "nothex"})
+        assert (response.status_code, error_code(response)) == (400, "invalid_id")
+
+
+async def test_a_slow_event_client_is_dropped_not_waited_for(tmp_path: Path) -> None:
+    config = ApiConfig(event_buffer=1, keepalive_s=3600)
+    async with (
+        network(tmp_path, config) as net,
+        open_stream(net.app, "/api/v1/events") as stream,
+    ):
+        assert b"connected" in await stream.chunks.receive()
+        for _ in range(4):  # the client reads nothing meanwhile
+            await net.milestone()
+        assert net.node.counters.subscribers_dropped == 1
+        names = []
+        while True:
+            name, _data = await stream.event()
+            names.append(name)
+            if name == "dropped":
+                break
+        assert names == ["milestone", "milestone", "dropped"]
+        with pytest.raises(trio.EndOfChannel):
+            await stream.chunks.receive()
+
+
+async def test_an_idle_stream_sends_keep_alive_comments(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with (
+        network(tmp_path, ApiConfig(keepalive_s=5)) as net,
+        open_stream(net.app, "/api/v1/events") as stream,
+    ):
+        assert b"connected" in await stream.chunks.receive()
+        assert await stream.chunks.receive() == b": keep-alive\n\n"
+
+
+async def test_too_many_streams_are_refused(tmp_path: Path) -> None:
+    async with (
+        network(tmp_path, ApiConfig(max_event_streams=1)) as net,
+        open_stream(net.app, "/api/v1/events") as stream,
+    ):
+        await stream.chunks.receive()
+        response = await net.client.get("/api/v1/events")
+        assert (response.status_code, error_code(response)) == (429, "too_many_streams")
+
+
+# -- metrics, health, admin, the document --------------------------------------------------------
+
+
+async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> None:
+    async with network(tmp_path) as net, lifespan(net.app):
+        raw = on_tips(net.ledger.core, spend_genesis([(BOB, 1_000_000)]), net.rng)
+        await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+        await net.client.post("/api/v1/messages", json={"message": "00"})
+        await net.milestone()
+        await trio.testing.wait_all_tasks_blocked()
+        response = await net.client.get("/metrics")
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        samples: dict[str, float] = {}
+        for line in response.text.splitlines():
+            if line.startswith("#"):
+                assert re.fullmatch(r"# (HELP|TYPE) [a-z_]+ .+", line), line
+                continue
+            assert SAMPLE.fullmatch(line), line
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+        assert samples["tangle_confirmed_milestone_index"] == 1
+        assert samples["tangle_milestones_applied_total"] == 1
+        assert samples["tangle_transactions_included_total"] == 1
+        assert samples['tangle_api_messages_submitted_total{outcome="accepted"}'] == 1
+        assert samples['tangle_api_messages_submitted_total{outcome="rejected"}'] == 1
+        assert samples["tangle_api_confirmation_latency_seconds_count"] == 1
+        assert samples['tangle_api_confirmation_latency_seconds_bucket{le="+Inf"}'] == 1
+        assert samples["tangle_api_latency_waiting"] == 0
+        assert samples['tangle_api_responses_total{status="201"}'] == 1
+        assert samples['tangle_tips{score="non_lazy"}'] == 1
+
+
+async def test_health_follows_the_milestone_timestamp(tmp_path: Path) -> None:
+    async with network(tmp_path, ApiConfig(health_window_s=60)) as net:
+        assert (await net.client.get("/api/v1/info")).json()["healthy"] is False
+        journal = Journal.open(tmp_path / "old.db")
+        net.coordinator = Coordinator(net.node, journal, SIGNERS, clock_ms=lambda: 1_000)
+        await net.milestone()
+        journal.close()
+        info = (await net.client.get("/api/v1/info")).json()
+        assert (info["healthy"], info["latest_milestone_timestamp_ms"]) == (False, 1_000)
+
+
+async def test_admin_needs_the_token(tmp_path: Path) -> None:
+    async with network(tmp_path, ApiConfig()) as net:
+        response = await net.client.get("/api/v1/admin/peers")
+        assert (response.status_code, error_code(response)) == (404, "not_found")
+        response = await net.client.post("/api/v1/admin/prune", json={"keep_milestones": 20})
+        assert response.status_code == 404
+    peers = FakePeers()
+    async with network(tmp_path, ApiConfig(admin_token=TOKEN), peers=peers) as net:
+        client = net.client
+        response = await client.get("/api/v1/admin/peers")
+        assert (response.status_code, error_code(response)) == (401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer"
+        wrong = {"authorization": "Bearer not-the-token"}
+        response = await client.get("/api/v1/admin/peers", headers=wrong)
+        assert (response.status_code, error_code(response)) == (403, "forbidden")
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        listed = (await client.get("/api/v1/admin/peers", headers=auth)).json()
+        assert listed == {"peers": [{"id": "p1", "host": "10.0.0.1", "port": 14666, "key": "0102"}]}
+        added = await client.post(
+            "/api/v1/admin/peers", json={"host": "10.0.0.2", "port": 14666}, headers=auth
+        )
+        assert added.status_code == 201
+        assert added.json()["peer"]["id"] == "10.0.0.2:14666"
+        for body in ({"host": "refused.example", "port": 1}, {"host": "h", "port": 0}, {}):
+            response = await client.post("/api/v1/admin/peers", json=body, headers=auth)
+            assert response.status_code == 400, body
+        response = await client.delete("/api/v1/admin/peers/10.0.0.2:14666", headers=auth)
+        assert response.status_code == 204
+        response = await client.delete("/api/v1/admin/peers/10.0.0.2:14666", headers=auth)
+        assert (response.status_code, error_code(response)) == (404, "unknown_peer")
+        assert (await client.get("/api/v1/info")).json()["peers"] == 1
+
+        for _ in range(3):
+            await net.milestone()
+        response = await client.post(
+            "/api/v1/admin/prune", json={"keep_milestones": 15}, headers=auth
+        )
+        assert (response.status_code, error_code(response)) == (400, "invalid_parameter")
+        response = await client.post(
+            "/api/v1/admin/prune", json={"keep_milestones": 16}, headers=auth
+        )
+        assert response.status_code == 200
+        assert response.json()["pruned_index"] == 0
+        response = await client.post("/api/v1/admin/prune", json={"keep_milestones": 16})
+        assert response.status_code == 401
+
+
+def test_every_error_has_a_code_derived_from_its_class() -> None:
+    classes = [
+        cls
+        for cls in vars(tangle.errors).values()
+        if isinstance(cls, type) and issubclass(cls, TangleError)
+    ]
+    assert set(classes) == set(TANGLE_ERROR_CODES)
+    for cls, code in TANGLE_ERROR_CODES.items():
+        words = re.findall(r"[A-Z][a-z]*", cls.__name__.removesuffix("Error"))
+        assert code == "_".join(w.lower() for w in words)
+    assert tangle_error_code(tangle.errors.InsufficientWorkError(2, 1)) == "insufficient_work"
+    assert tangle_error_code(tangle.errors.DecodeError()) == "decode"
+    assert tangle_error_code(InconsistentWriteError("x")) == "inconsistent_write"
+    assert set(API_ERROR_CODES) & set(TANGLE_ERROR_CODES.values()) == {"unknown_message"}
+    assert all(400 <= status < 600 for status, _ in API_ERROR_CODES.values())
+
+
+async def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        document = (await net.client.get("/openapi.json")).json()
+    assert document == openapi_document()
+    assert document["openapi"].startswith("3.1")
+    assert {"title", "version"} <= set(document["info"])
+    app = create_app(net.node, ApiConfig(admin_token=TOKEN))
+    served = {
+        (route.path, method.lower())  # type: ignore[attr-defined]
+        for route in app.routes
+        for method in route.methods - {"HEAD"}  # type: ignore[attr-defined]
+    }
+    documented = {(path, m) for path, item in document["paths"].items() for m in item}
+    assert served == documented
+    schemas = document["components"]["schemas"]
+    codes = set(schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+    assert codes == set(API_ERROR_CODES) | set(TANGLE_ERROR_CODES.values())
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if "$ref" in node else []
+            return found + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for ref in refs(document):
+        assert ref.startswith("#/components/schemas/")
+        assert ref.removeprefix("#/components/schemas/") in schemas
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert operation["summary"], (path, method)
+            statuses = set(operation["responses"])
+            assert all(re.fullmatch(r"[1-5][0-9][0-9]", s) for s in statuses)
+            assert any(s.startswith("2") for s in statuses), (path, method)
+            assert "500" in statuses
+            for status, response in operation["responses"].items():
+                assert response["description"]
+                if status >= "400":
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/Error"
+                    }
+            params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert params == set(re.findall(r"\{(\w+)\}", path)), path
+
+
+# -- on a real socket ----------------------------------------------------------------------------
+
+
+async def test_serves_on_loopback_with_hypercorn(tmp_path: Path) -> None:
+    async with network(tmp_path) as net, trio.open_nursery() as nursery:
+        port = await nursery.start(serve_api, net.app, "127.0.0.1", 0)
+        assert port > 0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            info = await client.get("/api/v1/info")
+            assert info.status_code == 200
+            assert info.json()["confirmed_milestone_index"] == 0
+            raw = on_tips(net.ledger.core, spend_genesis([(BOB, 1_000_000)]), net.rng)
+            submitted = await client.post(
+                "/api/v1/messages",
+                content=raw,
+                headers={"content-type": "application/octet-stream"},
+            )
+            assert submitted.status_code == 201
+            response = await client.post(
+                "/api/v1/messages",
+                content=bytes(2 * MAX_MESSAGE_SIZE),
+                headers={"content-type": "application/octet-stream"},
+            )
+            assert (response.status_code, error_code(response)) == (413, "body_too_large")
+            bob = address(BOB).hex()
+            async with client.stream("GET", f"/api/v1/events?address={bob}") as events:
+                assert events.headers["content-type"].startswith("text/event-stream")
+                lines = events.aiter_lines()
+                assert await anext(lines) == "retry: 5000"
+                assert await anext(lines) == ": connected"
+                nursery.start_soon(net.milestone)
+                received = []
+                async for line in lines:
+                    if line.startswith("event: "):
+                        received.append(line.removeprefix("event: "))
+                    if len(received) == 2:
+                        break
+                assert received == ["milestone", "transaction"]
+            wanted = (
+                "tangle_api_confirmation_latency_seconds_count 1\n",
+                "tangle_api_event_streams 0\n",
+            )
+            for _ in range(200):  # the server notices the disconnect when the socket says so
+                metrics = (await client.get("/metrics")).text
+                if all(line in metrics for line in wanted):
+                    break
+                await trio.sleep(0.01)
+            assert all(line in metrics for line in wanted), metrics
+        nursery.cancel_scope.cancel()
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{port}/api/v1/info")
