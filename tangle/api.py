@@ -164,6 +164,10 @@ class PeerAdmin(Protocol):
         """Disconnect and forget `peer` (its id); False if there is no such peer."""
         ...
 
+    async def publish(self, raw: bytes) -> None:
+        """Push a message submitted through this API to every peer."""
+        ...
+
 
 class ApiError(Exception):
     """A request the API refuses, with one of `API_ERROR_CODES`."""
@@ -381,6 +385,8 @@ class _Api:
             self.telemetry.submitted(None)
             raise
         self.telemetry.submitted(parsed)
+        if self.peers is not None:
+            await self.peers.publish(parsed.raw)
         return parsed
 
     # -- routes ------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class FakePeers:
     """A `PeerAdmin` holding peers in a dict."""
 
     def __init__(self) -> None:
+        self.published: list[bytes] = []
         self.table: dict[str, dict[str, object]] = {
             "p1": {"id": "p1", "host": "10.0.0.1", "port": 14666, "key": b"\x01\x02"}
         }
@@ -84,6 +85,9 @@ class FakePeers:
 
     async def remove_peer(self, peer: str) -> bool:
         return self.table.pop(peer, None) is not None
+
+    async def publish(self, raw: bytes) -> None:
+        self.published.append(raw)
 
 
 async def _publish(raw: bytes) -> None:
