@@ -37,7 +37,25 @@ TangleError
 │   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
 ├── StorageError                 the database is unusable or inconsistent
 ├── ConfigError                  a configuration file that cannot be used
-└── NodeHaltedError              the node stopped after a fatal inconsistency
+├── NodeHaltedError              the node stopped after a fatal inconsistency
+└── GossipError                  a peer broke the gossip protocol, or was refused (gossip.py)
+    ├── FrameError               a frame that is not a canonical encoding (garbage, oversized)
+    ├── UnexpectedFrameError     a frame the connection's state does not allow
+    ├── HandshakeError           the peer is not one this node may talk to
+    │   ├── ProtocolVersionMismatchError  another gossip protocol version
+    │   ├── NetworkMismatchError          another network id
+    │   ├── KeySetMismatchError           another committee (key-set digest)
+    │   ├── SelfConnectionError           the peer is this node
+    │   ├── DuplicateConnectionError      already connected to that node
+    │   └── TooManyPeersError             no room for another peer
+    ├── PeerTimeoutError
+    │   ├── HandshakeTimeoutError         no handshake in time
+    │   ├── FrameTimeoutError             a frame begun and not finished in time (slowloris)
+    │   └── IdleTimeoutError              nothing received, not even a heartbeat
+    ├── RateLimitedError         far above its frame or byte rate
+    ├── SlowPeerError            does not read what this node sends
+    ├── MisbehavingPeerError     sent a message the node refused for cause (work, signature, ...)
+    └── PeerBannedError          a connection from or to a banned peer
 ```
 """
 
@@ -288,3 +306,115 @@ class ConfigError(TangleError):
 
 class StorageError(TangleError):
     """The database is unusable, of another network, or inconsistent."""
+
+
+# -- gossip ----------------------------------------------------------------------------------
+
+
+class GossipError(TangleError):
+    """A peer broke the gossip protocol or was refused; the connection is closed."""
+
+
+class FrameError(GossipError):
+    """A frame that is not a canonical encoding (the `DecodeError` is its `__cause__`)."""
+
+    def __init__(self, frame_type: int | None, reason: str) -> None:
+        what = "frame" if frame_type is None else f"frame of type {frame_type}"
+        super().__init__(f"bad {what}: {reason}")
+        self.frame_type = frame_type
+        self.reason = reason
+
+
+class UnexpectedFrameError(GossipError):
+    """A well-formed frame that the connection's state does not allow (e.g. before the
+    handshake, or a second handshake)."""
+
+
+class HandshakeError(GossipError):
+    """The peer's handshake shows a node this node may not talk to."""
+
+
+class ProtocolVersionMismatchError(HandshakeError):
+    """The peer speaks another gossip protocol version."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"gossip protocol version {got}, this node speaks {expected}")
+        self.expected = expected
+        self.got = got
+
+
+class NetworkMismatchError(HandshakeError):
+    """The peer belongs to another network."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"peer is on network {got}, this node on {expected}")
+        self.expected = expected
+        self.got = got
+
+
+class KeySetMismatchError(HandshakeError):
+    """The peer follows another coordinator committee."""
+
+    def __init__(self, expected: bytes, got: bytes) -> None:
+        super().__init__(f"committee key-set digest {got.hex()}, expected {expected.hex()}")
+        self.expected = expected
+        self.got = got
+
+
+class SelfConnectionError(HandshakeError):
+    """The peer is this node (its node id is ours)."""
+
+
+class DuplicateConnectionError(HandshakeError):
+    """Another connection to the same node id is kept instead of this one."""
+
+
+class TooManyPeersError(HandshakeError):
+    """The node already has as many peers as it is configured for."""
+
+
+class PeerTimeoutError(GossipError):
+    """The peer did not send what it had to in time."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(f"{what} within {seconds:g} s")
+        self.seconds = seconds
+
+
+class HandshakeTimeoutError(PeerTimeoutError):
+    """No handshake arrived in time."""
+
+
+class FrameTimeoutError(PeerTimeoutError):
+    """A frame was begun and not finished in time (slowloris)."""
+
+
+class IdleTimeoutError(PeerTimeoutError):
+    """Nothing arrived for too long, not even a heartbeat."""
+
+
+class RateLimitedError(GossipError):
+    """The peer sent far more frames or bytes than its rate allows."""
+
+    def __init__(self, what: str, rate: float, burst: float) -> None:
+        super().__init__(f"{what} above {rate:g}/s with a burst of {burst:g}")
+        self.what = what
+        self.rate = rate
+        self.burst = burst
+
+
+class SlowPeerError(GossipError):
+    """The peer does not read what this node sends (its queue stayed full)."""
+
+
+class MisbehavingPeerError(GossipError):
+    """The peer sent a message the node refused for cause (the refusal is `__cause__`)."""
+
+
+class PeerBannedError(GossipError):
+    """A connection from or to a peer that is banned."""
+
+    def __init__(self, peer: str, until: float) -> None:
+        super().__init__(f"peer {peer} is banned until {until:.1f}")
+        self.peer = peer
+        self.until = until
