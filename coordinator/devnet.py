@@ -1,56 +1,59 @@
-"""`tanglepay devnet`: a local network on embedded sqlite, in one trio process.
+"""`tanglepay devnet`: a coordinator and N nodes on loopback, each its own process on embedded
+sqlite, and a faucet-funded traffic generator that sends signed transfers through the nodes'
+HTTP APIs and reports each milestone and how long its transfers took to confirm.
 
-A coordinator issues a milestone every interval for the node beside it; a faucet-funded traffic
-generator sends signed transfers between devnet accounts and reports each milestone and how long
-its transfers took to confirm. Everything lives under the data directory:
+Everything lives under the data directory:
 
 ```
-devnet.json      network id, genesis, committee key set, database paths (public)
-secrets.json     committee seeds and the faucet wallet seed (0600; devnet only)
-node.db          the node's sqlite database (WAL)
-coordinator.db   the coordinator's issuance journal
+devnet.json           what runs where: API URLs and p2p addresses (public)
+network.json          network id, genesis, committee key set (shared by every node)
+secrets.json          committee seeds and the faucet wallet seed (0600; devnet only)
+coordinator/          coordinator.json, signers.json (0600), node.json, node.db, journal, log
+node1/ ... nodeN/     node.json, node.db, log
 ```
-Running it again resumes from the data directory; Ctrl-C stops it cleanly.
+The first run picks free loopback ports and writes the files; later runs reuse them and resume
+from the databases. Ctrl-C (or `duration_s`) stops every process cleanly.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
 import secrets
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import httpx
 import numpy as np
 import trio
 
 from tangle import pow as work
-from tangle.committee import KeySchedule
+from tangle.config import NetworkSpec, network_document
 from tangle.core import Parameters
-from tangle.dag import GENESIS_ID
-from tangle.errors import NoTipsError
+from tangle.errors import ConfigError
+from tangle.ids import MessageId, OutputId
 from tangle.ledger import Genesis
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message, encode_message, prepare
+from tangle.message import encode_message, prepare
 from tangle.milestone import KeySet
-from tangle.node import Node
-from tangle.tip_selection import UniformRandomTips
-from tangle.transaction import BasicOutput, Transaction, TransactionEssence
+from tangle.transaction import BasicOutput, TransactionEssence
 from wallet import AccountKey, sign_transaction
 
-from .journal import Journal
-from .service import Coordinator
 from .signers import KeySigner
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tangle.core import NodeCore
-    from tangle.ids import MessageId, OutputId
+    from tangle.ids import Address
     from wallet import AddressKey
 
 NETWORK_ID: Final = int.from_bytes(b"tpdev", "big")
@@ -59,6 +62,8 @@ COMMITTEE_SIZE: Final = 5
 THRESHOLD: Final = 3
 ACCOUNTS: Final = 8
 PARAMS: Final = Parameters(network_id=NETWORK_ID, work_per_kib=1 << 12, min_output_amount=1_000)
+HOST: Final = "127.0.0.1"
+STARTUP_S: Final = 90.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +72,8 @@ class DevnetOptions:
 
     data_dir: Path
     """Where its files live."""
+    nodes: int = 3
+    """Nodes beside the coordinator."""
     interval_s: float = 1.0
     """Milestone interval."""
     tps: float = 20.0
@@ -76,203 +83,326 @@ class DevnetOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """One process of the devnet."""
+
+    name: str
+    """`coordinator`, `node1`, ..."""
+    command: tuple[str, ...]
+    """How to start it."""
+    api: str
+    """Its HTTP API base URL."""
+    p2p: str
+    """Its gossip address."""
+    directory: Path
+    """Its files."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Devnet:
-    """A devnet's fixed setup, as stored in its data directory."""
+    """A devnet as its data directory describes it."""
 
-    genesis: Genesis
-    """The genesis allocations (one per traffic account)."""
-    schedule: KeySchedule
-    """The committee key set."""
-    signers: tuple[KeySigner, ...]
-    """The committee members (all held here: a devnet)."""
+    members: tuple[Member, ...]
+    """The coordinator first, then the nodes."""
     accounts: tuple[AddressKey, ...]
-    """The traffic generator's keys."""
+    """The traffic generator's (faucet) keys."""
 
 
-def load_or_create(data_dir: Path) -> Devnet:
-    """Read the devnet under `data_dir`, creating its keys and genesis on first use."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secrets_path = data_dir / "secrets.json"
-    if not secrets_path.exists():
-        fresh = {
-            "committee_seeds": [secrets.token_hex(32) for _ in range(COMMITTEE_SIZE)],
-            "faucet_seed": secrets.token_hex(64),
-        }
-        _write_private(secrets_path, json.dumps(fresh, indent=2))
-    stored = json.loads(secrets_path.read_text())
-    signers = tuple(
-        sorted(
-            (KeySigner(bytes.fromhex(s)) for s in stored["committee_seeds"]),
-            key=lambda s: s.public_key,
-        )
-    )
-    faucet = AccountKey(bytes.fromhex(stored["faucet_seed"]), 0)
-    accounts = tuple(faucet.address_key(i) for i in range(ACCOUNTS))
-    genesis = Genesis(
-        network_id=NETWORK_ID,
-        supply=SUPPLY,
-        allocations=tuple((key.address, SUPPLY // ACCOUNTS) for key in accounts),
-    )
-    key_set = KeySet(threshold=THRESHOLD, public_keys=tuple(s.public_key for s in signers))
-    devnet = Devnet(
-        genesis=genesis,
-        schedule=KeySchedule(entries=((1, key_set),)),
-        signers=signers,
-        accounts=accounts,
-    )
-    _write_description(data_dir, devnet)
-    return devnet
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write(path: Path, doc: object, *, private: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "w") as f:
-        f.write(text)
+        f.write(json.dumps(doc, indent=2) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def _write_description(data_dir: Path, devnet: Devnet) -> None:
-    key_set = devnet.schedule.key_set_at(1)
-    description = {
-        "network_id": NETWORK_ID,
-        "work_per_kib": PARAMS.work_per_kib,
-        "min_output_amount": PARAMS.min_output_amount,
-        "supply": SUPPLY,
-        "committee": {
-            "threshold": key_set.threshold,
-            "public_keys": [k.hex() for k in key_set.public_keys],
+def _create(data_dir: Path, nodes: int) -> None:
+    seeds = [secrets.token_hex(32) for _ in range(COMMITTEE_SIZE)]
+    faucet_seed = secrets.token_hex(64)
+    _write(data_dir / "secrets.json", {"committee": seeds, "faucet": faucet_seed}, private=True)
+    signers = sorted((KeySigner(bytes.fromhex(s)) for s in seeds), key=lambda s: s.public_key)
+    faucet = AccountKey(bytes.fromhex(faucet_seed), 0)
+    spec = NetworkSpec(
+        params=PARAMS,
+        genesis=Genesis(
+            network_id=NETWORK_ID,
+            supply=SUPPLY,
+            allocations=tuple((faucet.address(i), SUPPLY // ACCOUNTS) for i in range(ACCOUNTS)),
+        ),
+        key_set=KeySet(threshold=THRESHOLD, public_keys=tuple(s.public_key for s in signers)),
+    )
+    _write(data_dir / "network.json", network_document(spec))
+    names = ["coordinator", *(f"node{i}" for i in range(1, nodes + 1))]
+    ports = _free_ports(2 * len(names))
+    p2p = {name: ports[2 * i] for i, name in enumerate(names)}
+    api = {name: ports[2 * i + 1] for i, name in enumerate(names)}
+    for i, name in enumerate(names):
+        _write(
+            data_dir / name / "node.json",
+            {
+                "network": "../network.json",
+                "data_dir": ".",
+                # Each process dials the ones after it: a full mesh, one link per pair.
+                "p2p": {
+                    "host": HOST,
+                    "port": p2p[name],
+                    "peers": [f"{HOST}:{p2p[other]}" for other in names[i + 1 :]],
+                },
+                "api": {"host": HOST, "port": api[name], "admin_token": secrets.token_hex(16)},
+                "prune": {"keep_milestones": 1000, "every_s": 60},
+            },
+        )
+    _write(data_dir / "coordinator" / "signers.json", {"seeds": seeds}, private=True)
+    _write(
+        data_dir / "coordinator" / "coordinator.json",
+        {
+            "node": "node.json",
+            "journal": "journal.db",
+            "interval_s": 1.0,
+            "signers": "signers.json",
         },
-        "nodes": [{"database": str(data_dir / "node.db")}],
-        "coordinator": {"journal": str(data_dir / "coordinator.db")},
-    }
-    (data_dir / "devnet.json").write_text(json.dumps(description, indent=2) + "\n")
+    )
+    _write(
+        data_dir / "devnet.json",
+        {
+            "network_id": NETWORK_ID,
+            "committee": {"threshold": THRESHOLD, "size": COMMITTEE_SIZE},
+            "members": [
+                {
+                    "name": name,
+                    "api": f"http://{HOST}:{api[name]}",
+                    "p2p": f"{HOST}:{p2p[name]}",
+                    "data_dir": name,
+                }
+                for name in names
+            ],
+        },
+    )
+
+
+def load_or_create(data_dir: Path, nodes: int, interval_s: float) -> Devnet:
+    """Read the devnet under `data_dir`, creating it on first use."""
+    if not (data_dir / "devnet.json").exists():
+        _create(data_dir, nodes)
+    description = json.loads((data_dir / "devnet.json").read_text())
+    if len(description["members"]) != nodes + 1:
+        raise ConfigError(
+            f"{data_dir} holds a devnet of {len(description['members']) - 1} nodes, not {nodes}; "
+            "use --nodes accordingly or another --data-dir"
+        )
+    coordinator_file = data_dir / "coordinator" / "coordinator.json"
+    coordinator_doc = json.loads(coordinator_file.read_text())
+    if coordinator_doc["interval_s"] != interval_s:
+        coordinator_doc["interval_s"] = interval_s
+        _write(coordinator_file, coordinator_doc)
+    cli = (sys.executable, "-m", "tangle.cli")
+    members = []
+    for entry in description["members"]:
+        directory = data_dir / entry["data_dir"]
+        name = entry["name"]
+        command = (
+            (*cli, "coordinator", "--config", str(coordinator_file))
+            if name == "coordinator"
+            else (*cli, "node", "--config", str(directory / "node.json"))
+        )
+        members.append(
+            Member(
+                name=name, command=command, api=entry["api"], p2p=entry["p2p"], directory=directory
+            )
+        )
+    faucet = AccountKey(
+        bytes.fromhex(json.loads((data_dir / "secrets.json").read_text())["faucet"]), 0
+    )
+    return Devnet(
+        members=tuple(members), accounts=tuple(faucet.address_key(i) for i in range(ACCOUNTS))
+    )
+
+
+async def _stop_gently(process: trio.Process) -> None:
+    """Cancel delivery for a devnet process: SIGTERM, then SIGKILL after 15 s."""
+    process.send_signal(signal.SIGTERM)
+    with trio.move_on_after(15):
+        await process.wait()
+        return
+    process.kill()
+
+
+async def _start(member: Member, nursery: trio.Nursery) -> tuple[trio.Process, Path]:
+    member.directory.mkdir(parents=True, exist_ok=True)
+    log = member.directory / "log"
+    with log.open("ab") as sink:
+        run = functools.partial(
+            trio.run_process,
+            member.command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            check=False,
+            deliver_cancel=_stop_gently,
+        )
+        process: trio.Process = await nursery.start(run)
+    return process, log
+
+
+async def _ready(
+    member: Member, process: trio.Process, log: Path, client: httpx.AsyncClient
+) -> None:
+    with trio.move_on_after(STARTUP_S):
+        while process.returncode is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{member.api}/api/v1/info")).status_code == 200:
+                    return
+            await trio.sleep(0.2)
+        raise ConfigError(f"{member.name} exited ({process.returncode}); see {log}")
+    raise ConfigError(f"{member.name} did not answer in {STARTUP_S:g} s; see {log}")
 
 
 @dataclass(slots=True)
 class _Traffic:
-    """The traffic generator's bookkeeping."""
+    """The traffic generator's view of its accounts."""
 
-    sent_at: dict[MessageId, float] = field(default_factory=dict)
-    reserved: dict[MessageId, tuple[OutputId, ...]] = field(default_factory=dict)
+    keys: dict[Address, AddressKey]
+    unspent: dict[OutputId, tuple[Address, int]] = field(default_factory=dict)
     in_flight: set[OutputId] = field(default_factory=set)
+    sent: dict[str, tuple[float, tuple[OutputId, ...]]] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
 
-    def reserve(self, message_id: MessageId, inputs: tuple[OutputId, ...]) -> None:
-        self.reserved[message_id] = inputs
-        self.in_flight.update(inputs)
+    def settle(self, message_id: str, included: bool) -> None:
+        """A transfer of ours was confirmed (or refused): its inputs are free (or gone)."""
+        sent = self.sent.pop(message_id, None)
+        if sent is None:
+            return
+        self.latencies.append(time.monotonic() - sent[0])
+        self.in_flight.difference_update(sent[1])
+        if included:
+            for oid in sent[1]:
+                self.unspent.pop(oid, None)
 
-    def settle(self, message_id: MessageId) -> float | None:
-        """Forget a referenced transfer; its latency if it was ours."""
-        for oid in self.reserved.pop(message_id, ()):
-            self.in_flight.discard(oid)
-        sent = self.sent_at.pop(message_id, None)
-        return None if sent is None else time.monotonic() - sent
+
+async def _refresh(traffic: _Traffic, client: httpx.AsyncClient, api: str) -> None:
+    unspent: dict[OutputId, tuple[Address, int]] = {}
+    for address in traffic.keys:
+        body = (await client.get(f"{api}/api/v1/addresses/{address.hex()}/outputs")).json()
+        for out in body["outputs"]:
+            unspent[OutputId.from_hex(out["output_id"])] = (address, int(out["amount"]))
+    traffic.unspent = unspent
 
 
-async def _report(
-    node: Node, traffic: _Traffic, say: Callable[[str], None], *, task_status: trio.TaskStatus[None]
+async def _send(
+    traffic: _Traffic, client: httpx.AsyncClient, api: str, rng: np.random.Generator
 ) -> None:
-    """Say what each milestone confirmed and how long our transfers took."""
-    with node.subscribe() as notices:
-        task_status.started()
-        async for notice in notices:
-            event = notice.confirmed
-            latencies = [
-                latency
-                for mid in event.result.referenced
-                if (latency := traffic.settle(mid)) is not None
-            ]
-            p50 = f"{statistics.median(latencies):.2f} s" if latencies else "-"
-            say(
-                f"milestone {event.record.index:>5}  "
-                f"{len(event.result.included):>4} transfers confirmed (p50 {p50})  "
-                f"{len(event.result.conflicts)} conflicting  "
-                f"ledger {event.state_hash.hex()[:16]}"
-            )
-
-
-async def _send(node: Node, devnet: Devnet, traffic: _Traffic, rng: np.random.Generator) -> None:
-    """Send one transfer between devnet accounts, from a confirmed output not in flight."""
-    keys = {key.address: key for key in devnet.accounts}
     least = 2 * PARAMS.min_output_amount
-    candidates = await node.read_core(
-        lambda core: [
-            (oid, out)
-            for oid, out in core.ledger.unspent.items()
-            if oid not in traffic.in_flight and out.address in keys and out.amount >= least
-        ]
-    )
+    candidates = [
+        (oid, held)
+        for oid, held in traffic.unspent.items()
+        if oid not in traffic.in_flight and held[1] >= least
+    ]
     if not candidates:
         return
-    oid, output = candidates[int(rng.integers(len(candidates)))]
-    to = devnet.accounts[int(rng.integers(len(devnet.accounts)))]
-    amount = int(rng.integers(PARAMS.min_output_amount, output.amount // 2 + 1))
+    oid, (owner, amount) = candidates[int(rng.integers(len(candidates)))]
+    to = list(traffic.keys)[int(rng.integers(len(traffic.keys)))]
+    paid = int(rng.integers(PARAMS.min_output_amount, amount // 2 + 1))
     essence = TransactionEssence(
         network_id=NETWORK_ID,
         inputs=(oid,),
         outputs=(
-            BasicOutput(address=to.address, amount=amount),
-            BasicOutput(address=output.address, amount=output.amount - amount),
+            BasicOutput(address=to, amount=paid),
+            BasicOutput(address=owner, amount=amount - paid),
         ),
     )
-    tx = sign_transaction(essence, [keys[output.address]])
-    unsent = prepare(NETWORK_ID, tx, PARAMS.work_per_kib)
+    unsent = prepare(NETWORK_ID, sign_transaction(essence, [traffic.keys[owner]]), 1 << 12)
     nonce = await work.solve(unsent.root, unsent.target)
-    parents = await node.read_core(lambda core: _tips(core, rng))
-    raw = encode_message(unsent.attach(parents, nonce))
-    mid = (await node.submit(raw)).id
-    traffic.reserve(mid, (oid,))
-    traffic.sent_at[mid] = time.monotonic()
+    tips = (await client.get(f"{api}/api/v1/tips", params={"count": 2})).json()["tips"]
+    raw = encode_message(unsent.attach(tuple(MessageId.from_hex(t) for t in tips), nonce))
+    traffic.in_flight.add(oid)
+    response = await client.post(
+        f"{api}/api/v1/messages",
+        content=raw,
+        headers={"content-type": "application/octet-stream"},
+    )
+    if response.status_code == 201:
+        traffic.sent[response.json()["id"]] = (time.monotonic(), (oid,))
+    else:
+        traffic.in_flight.discard(oid)
 
 
-def _tips(core: NodeCore, rng: np.random.Generator) -> tuple[MessageId, ...]:
-    try:
-        return UniformRandomTips().select(core.dag, rng, 2)
-    except NoTipsError:
-        return (GENESIS_ID,)
+async def _follow(
+    traffic: _Traffic,
+    client: httpx.AsyncClient,
+    api: str,
+    say: Callable[[str], None],
+    *,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    """Report each milestone from the event stream and keep the generator's view current."""
+    started = False
+    async with client.stream("GET", f"{api}/api/v1/events", timeout=None) as stream:
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+                continue
+            if not line.startswith("data: "):
+                continue
+            data: dict[str, Any] = json.loads(line.removeprefix("data: "))
+            if event == "transaction":
+                traffic.settle(data["message_id"], data["inclusion"] == "included")
+            elif event == "milestone":
+                latencies, traffic.latencies = traffic.latencies, []
+                p50 = f"{statistics.median(latencies):.2f} s" if latencies else "-"
+                say(
+                    f"milestone {data['index']:>5}  {data['included']:>4} transfers confirmed "
+                    f"(ours {len(latencies)}, p50 {p50})  {data['conflicting']} conflicting  "
+                    f"ledger {data['ledger_state_hash'][:16]}"
+                )
+                await _refresh(traffic, client, api)
+                if not started:
+                    started = True
+                    task_status.started()
 
 
 async def run(options: DevnetOptions, say: Callable[[str], None] = print) -> int:
-    """Run the devnet until `options.duration_s` has passed or the caller is cancelled;
-    returns the confirmed milestone index it stopped at."""
-    devnet = load_or_create(options.data_dir)
+    """Run the devnet until `options.duration_s` has passed or the caller is cancelled; returns
+    the confirmed milestone index it stopped at."""
+    devnet = load_or_create(options.data_dir, options.nodes, options.interval_s)
     work.warm_up()
-    traffic = _Traffic()
-    ledger = LedgerNode.open(
-        options.data_dir / "node.db",
-        genesis=devnet.genesis,
-        params=PARAMS,
-        schedule=devnet.schedule,
-    )
-    journal = Journal.open(options.data_dir / "coordinator.db")
-    for raw in ledger.storage.unreferenced_messages():  # transfers sent before a restart
-        parsed = decode_message(raw)
-        if isinstance(parsed.message.payload, Transaction):
-            traffic.reserve(parsed.id, parsed.message.payload.essence.inputs)
-    node = Node(ledger)
-    try:
+    traffic = _Traffic(keys={key.address: key for key in devnet.accounts})
+    rng = np.random.default_rng()
+    coordinator, *nodes = devnet.members
+    async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as processes:
+        started = [await _start(member, processes) for member in devnet.members]
+        for member, (process, log) in zip(devnet.members, started, strict=True):
+            await _ready(member, process, log, client)
+            say(f"{member.name:<12} api {member.api}  p2p {member.p2p}")
         say(
             f"devnet {options.data_dir}: network {NETWORK_ID:#x}, committee "
-            f"{THRESHOLD}-of-{COMMITTEE_SIZE}, milestone every {options.interval_s:g} s, "
-            f"resuming at milestone {ledger.core.confirmed_index}"
+            f"{THRESHOLD}-of-{COMMITTEE_SIZE}, a milestone every {options.interval_s:g} s; "
+            f"endpoints in {options.data_dir / 'devnet.json'}"
         )
-        coordinator = Coordinator(node, journal, devnet.signers)
-
-        async def publish(raw: bytes) -> None:
-            del raw  # a single-node devnet: nobody else to gossip to
-
-        rng = np.random.default_rng()
         duration = options.duration_s if options.duration_s is not None else math.inf
         with trio.move_on_after(duration):
-            async with trio.open_nursery() as nursery:
-                await nursery.start(_report, node, traffic, say)
-                await nursery.start(coordinator.run, publish, options.interval_s)
+            async with trio.open_nursery() as work_nursery:
+                await work_nursery.start(_follow, traffic, client, nodes[0].api, say)
+                turn = 0
                 while True:
-                    await _send(node, devnet, traffic, rng)
+                    await _send(traffic, client, nodes[turn % len(nodes)].api, rng)
+                    turn += 1
                     await trio.sleep(1 / options.tps)
-        return await node.read_core(lambda core: core.confirmed_index)
-    finally:
-        journal.close()
-        ledger.close()
+        info = (await client.get(f"{coordinator.api}/api/v1/info")).json()
+        processes.cancel_scope.cancel()
+    return int(info["confirmed_milestone_index"])

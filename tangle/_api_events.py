@@ -13,7 +13,8 @@ event: dropped       data: {"reason"}         the node dropped this slow client;
 : keep-alive                                  a comment every `keepalive_s` without an event
 ```
 
-Every milestone is sent; a `transaction` event is sent for each transaction message the milestone
+Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction`
+event is sent for each transaction message the milestone
 included or marked conflicting, or, when the client named addresses, only for those touching one
 of them. A transaction touches the addresses of the outputs it creates and of the outputs it
 spends: for an included one, the addresses of its outputs and of the outputs the ledger diff says
@@ -273,10 +274,10 @@ class EventStream(Response):
             if notice is None:
                 await self._body(send, b": keep-alive\n\n")
                 continue
-            await self._body(send, format_event("milestone", milestone_data(notice)))
             for event in await self._hub.transactions(notice.confirmed):
                 if not self._addresses or event.addresses & self._addresses:
                     await self._body(send, format_event("transaction", event.data()))
+            await self._body(send, format_event("milestone", milestone_data(notice)))
 
     @staticmethod
     async def _body(send: Send, chunk: bytes) -> None:

@@ -547,17 +547,16 @@ async def test_events_carry_milestones_and_address_filtered_transactions(tmp_pat
             raw_second = on_tips(net.ledger.core, second, net.rng, count=1)
             await net.client.post("/api/v1/messages", json={"message": raw_second.hex()})
             await net.milestone()
-            name, milestone = await to_bob.event()
-            assert (name, milestone["index"], milestone["included"]) == ("milestone", 1, 1)
-            assert milestone["conflicting"] == 1
             name, included = await to_bob.event()
             assert name == "transaction"
             assert included["message_id"] == decode_message(raw_first).id.hex()
             assert included["inclusion"] == "included"
             assert bob in included["addresses"]
             assert address(ALICE).hex() in included["addresses"]
+            name, milestone = await to_bob.event()
+            assert (name, milestone["index"], milestone["included"]) == ("milestone", 1, 1)
+            assert milestone["conflicting"] == 1
 
-            assert (await to_carol.event())[0] == "milestone"
             name, conflicting = await to_carol.event()
             assert name == "transaction"
             assert conflicting["message_id"] == decode_message(raw_second).id.hex()
@@ -565,10 +564,11 @@ async def test_events_carry_milestones_and_address_filtered_transactions(tmp_pat
                 "conflicting",
                 "input_spent",
             )
+            assert (await to_carol.event())[0] == "milestone"
 
-            assert (await to_all.event())[0] == "milestone"
             seen = {(await to_all.event())[1]["inclusion"] for _ in range(2)}
             assert seen == {"included", "conflicting"}
+            assert (await to_all.event())[0] == "milestone"
             await net.milestone()
             assert (await to_bob.event())[1]["index"] == 2  # nothing of bob's in it
             assert (await to_carol.event())[1]["index"] == 2
@@ -808,7 +808,7 @@ async def test_serves_on_loopback_with_hypercorn(tmp_path: Path) -> None:
                         received.append(line.removeprefix("event: "))
                     if len(received) == 2:
                         break
-                assert received == ["milestone", "transaction"]
+                assert received == ["transaction", "milestone"]
             wanted = (
                 "tangle_api_confirmation_latency_seconds_count 1\n",
                 "tangle_api_event_streams 0\n",

@@ -1,0 +1,126 @@
+"""A whole node on one trio run: ledger, gossip, HTTP API and periodic pruning.
+
+`run_node` is what `tanglepay node` runs, and what the coordinator process runs under its
+coordinator: it opens the database (rebuilding the node after a crash), starts the peering and
+the API, reports both bound ports through `task_status.started(Running(...))`, prunes every
+`prune_every_s`, and closes the database when cancelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._peering_config import PeeringConfig
+from .api import ApiConfig, create_app, serve_api
+from .errors import InvalidFieldError
+from .ledger_node import LedgerNode
+from .node import Node
+from .peering import Peering
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._peering_config import PeerInfo
+    from .config import NodeConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Running:
+    """A started node."""
+
+    node: Node
+    """Its state."""
+    peering: Peering
+    """Its peers."""
+    p2p_port: int
+    """Where it accepts peers."""
+    api_port: int
+    """Where it serves the HTTP API."""
+
+
+def _render(info: PeerInfo) -> dict[str, object]:
+    fields = dataclasses.asdict(info)
+    fields["id"] = info.node_id.hex() if info.node_id is not None else info.address
+    return fields
+
+
+class PeeringAdmin:
+    """The HTTP API's view of a `Peering` (its `PeerAdmin` protocol)."""
+
+    __slots__ = ("_peering",)
+
+    def __init__(self, peering: Peering) -> None:
+        self._peering = peering
+
+    def peers(self) -> list[Mapping[str, object]]:
+        return [_render(info) for info in self._peering.peers()]
+
+    async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
+        if not host or not 0 < port < 65536:
+            raise ValueError(f"not a peer address: {host}:{port}")
+        address = self._peering.add_peer(host, port)
+        return {"id": str(address), "address": str(address), "connected": False}
+
+    async def remove_peer(self, peer: str) -> bool:
+        try:
+            key: str | bytes = bytes.fromhex(peer) if len(peer) == 64 else peer
+            return self._peering.remove_peer(key)
+        except (ValueError, InvalidFieldError):
+            return False
+
+    async def publish(self, raw: bytes) -> None:
+        await self._peering.publish(raw)
+
+
+async def _prune_forever(node: Node, keep: int, every_s: float) -> None:
+    while True:
+        await trio.sleep(every_s)
+        confirmed = await node.read_core(lambda core: core.confirmed_index)
+        if confirmed > keep:
+            pruned = await node.write(lambda ledger: ledger.prune(keep))
+            log.info("pruned below milestone %d: %d messages", pruned.pruned_index, pruned.messages)
+
+
+async def run_node(
+    config: NodeConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the node of `config` until cancelled."""
+    network = config.network
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    ledger = await trio.to_thread.run_sync(
+        lambda: LedgerNode.open(
+            config.data_dir / "node.db",
+            genesis=network.genesis,
+            params=network.params,
+            schedule=network.schedule,
+        )
+    )
+    try:
+        node = Node(ledger)
+        peering = Peering(
+            node,
+            PeeringConfig(
+                host=config.p2p.host,
+                port=config.p2p.port,
+                peers=tuple((p.host, p.port) for p in config.peers),
+            ),
+        )
+        async with trio.open_nursery() as nursery:
+            p2p_port = await nursery.start(peering.run)
+            app = create_app(
+                node, ApiConfig(admin_token=config.admin_token), peers=PeeringAdmin(peering)
+            )
+            api_port = await nursery.start(serve_api, app, config.api.host, config.api.port)
+            nursery.start_soon(_prune_forever, node, config.keep_milestones, config.prune_every_s)
+            task_status.started(
+                Running(node=node, peering=peering, p2p_port=p2p_port, api_port=api_port)
+            )
+    finally:
+        ledger.close()
