@@ -96,6 +96,20 @@ class Member:
     """Its gossip address."""
     directory: Path
     """Its files."""
+    admin_token: str
+    """Bearer token of its admin endpoints."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Launched:
+    """A devnet process that answers on its API."""
+
+    member: Member
+    """Which one."""
+    process: trio.Process
+    """The running process."""
+    log: Path
+    """Where its output goes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,9 +235,15 @@ def load_or_create(data_dir: Path, nodes: int, interval_s: float) -> Devnet:
             if name == "coordinator"
             else (*cli, "node", "--config", str(directory / "node.json"))
         )
+        node_doc = json.loads((directory / "node.json").read_text())
         members.append(
             Member(
-                name=name, command=command, api=entry["api"], p2p=entry["p2p"], directory=directory
+                name=name,
+                command=command,
+                api=entry["api"],
+                p2p=entry["p2p"],
+                directory=directory,
+                admin_token=node_doc["api"]["admin_token"],
             )
         )
     faucet = AccountKey(
@@ -243,33 +263,41 @@ async def _stop_gently(process: trio.Process) -> None:
     process.kill()
 
 
-async def _start(member: Member, nursery: trio.Nursery) -> tuple[trio.Process, Path]:
-    member.directory.mkdir(parents=True, exist_ok=True)
-    log = member.directory / "log"
-    with log.open("ab") as sink:
-        run = functools.partial(
-            trio.run_process,
-            member.command,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            check=False,
-            deliver_cancel=_stop_gently,
-        )
-        process: trio.Process = await nursery.start(run)
-    return process, log
+async def launch(
+    members: tuple[Member, ...], nursery: trio.Nursery, client: httpx.AsyncClient
+) -> list[Launched]:
+    """Start `members` as processes in `nursery` (cancelling it stops them: SIGTERM, then
+    SIGKILL after 15 s) and wait until each answers on its API."""
+    started = []
+    for member in members:
+        member.directory.mkdir(parents=True, exist_ok=True)
+        log = member.directory / "log"
+        with log.open("ab") as sink:
+            run = functools.partial(
+                trio.run_process,
+                member.command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                check=False,
+                deliver_cancel=_stop_gently,
+            )
+            process: trio.Process = await nursery.start(run)
+        started.append(Launched(member=member, process=process, log=log))
+    for launched in started:
+        await _ready(launched, client)
+    return started
 
 
-async def _ready(
-    member: Member, process: trio.Process, log: Path, client: httpx.AsyncClient
-) -> None:
+async def _ready(launched: Launched, client: httpx.AsyncClient) -> None:
+    member, process = launched.member, launched.process
     with trio.move_on_after(STARTUP_S):
         while process.returncode is None:
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"{member.api}/api/v1/info")).status_code == 200:
                     return
             await trio.sleep(0.2)
-        raise ConfigError(f"{member.name} exited ({process.returncode}); see {log}")
-    raise ConfigError(f"{member.name} did not answer in {STARTUP_S:g} s; see {log}")
+        raise ConfigError(f"{member.name} exited ({process.returncode}); see {launched.log}")
+    raise ConfigError(f"{member.name} did not answer in {STARTUP_S:g} s; see {launched.log}")
 
 
 @dataclass(slots=True)
@@ -385,9 +413,8 @@ async def run(options: DevnetOptions, say: Callable[[str], None] = print) -> int
     rng = np.random.default_rng()
     coordinator, *nodes = devnet.members
     async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as processes:
-        started = [await _start(member, processes) for member in devnet.members]
-        for member, (process, log) in zip(devnet.members, started, strict=True):
-            await _ready(member, process, log, client)
+        for launched in await launch(devnet.members, processes, client):
+            member = launched.member
             say(f"{member.name:<12} api {member.api}  p2p {member.p2p}")
         say(
             f"devnet {options.data_dir}: network {NETWORK_ID:#x}, committee "

@@ -44,7 +44,7 @@ from .milestone import Milestone
 from .transaction import SignatureUnlock, Transaction, address_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from starlette.types import Message, Receive, Scope, Send
 
@@ -376,7 +376,14 @@ class Telemetry:
         key = "disconnected" if status is None else str(status)
         self.responses[key] = self.responses.get(key, 0) + 1
 
-    async def exposition(self, node: Node, *, peers: int | None, pow_in_flight: int) -> str:
+    async def exposition(
+        self,
+        node: Node,
+        *,
+        peers: int | None,
+        gossip: Mapping[str, float] | None,
+        pow_in_flight: int,
+    ) -> str:
         window = await node.read_core(_window_figures)
         counters = node.counters
         out = _Exposition()
@@ -408,6 +415,10 @@ class Telemetry:
         ):
             if gauge is not None:
                 out.add(f"tangle_{name}", "gauge", help_text, [({}, gauge)])
+        for key, figure in sorted((gossip or {}).items()):
+            kind = "counter" if key.endswith("_total") else "gauge"
+            about = f"Gossip: {key.replace('_', ' ')}."
+            out.add(f"tangle_gossip_{key}", kind, about, [({}, figure)])
         tips = [({"score": s.name.lower()}, window[f"tips_{s.name.lower()}"]) for s in Score]
         out.add("tangle_tips", "gauge", "Tips by score.", tips)
         submissions = [({"outcome": k}, v) for k, v in self.submissions.items()]
@@ -447,7 +458,7 @@ class _Exposition:
         self.lines: list[str] = []
 
     def add(
-        self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], int]]
+        self, name: str, kind: str, help_text: str, samples: Sequence[tuple[dict[str, str], float]]
     ) -> None:
         self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         self.lines += [f"{name}{_labels(labels)} {value}" for labels, value in samples]

@@ -168,6 +168,11 @@ class PeerAdmin(Protocol):
         """Push a message submitted through this API to every peer."""
         ...
 
+    def gossip_counters(self) -> Mapping[str, float]:
+        """Gossip figures for `/metrics`, exposed as `tangle_gossip_<name>`: counters end in
+        `_total`, the rest are gauges."""
+        ...
+
 
 class ApiError(Exception):
     """A request the API refuses, with one of `API_ERROR_CODES`."""
@@ -536,6 +541,7 @@ class _Api:
         text = await self.telemetry.exposition(
             self.node,
             peers=None if self.peers is None else len(self.peers.peers()),
+            gossip=None if self.peers is None else self.peers.gossip_counters(),
             pow_in_flight=self.limits.in_flight,
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

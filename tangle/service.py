@@ -78,6 +78,22 @@ class PeeringAdmin:
     async def publish(self, raw: bytes) -> None:
         await self._peering.publish(raw)
 
+    def gossip_counters(self) -> dict[str, float]:
+        peering = self._peering
+        counters = peering.counters
+        return {
+            "bytes_received_total": counters.traffic.total_in,
+            "bytes_sent_total": counters.traffic.total_out,
+            "unique_message_bytes_total": counters.unique_message_bytes,
+            "messages_received_total": counters.messages_received,
+            "messages_duplicate_total": counters.messages_duplicate,
+            "messages_published_total": counters.published,
+            "bans_total": counters.bans,
+            "bytes_received_per_unique_message_byte": (
+                peering.bytes_received_per_unique_message_byte
+            ),
+        }
+
 
 async def _prune_forever(node: Node, keep: int, every_s: float) -> None:
     while True:

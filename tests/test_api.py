@@ -89,6 +89,9 @@ class FakePeers:
     async def publish(self, raw: bytes) -> None:
         self.published.append(raw)
 
+    def gossip_counters(self) -> Mapping[str, float]:
+        return {"bytes_received_total": 0}
+
 
 async def _publish(raw: bytes) -> None:
     pass
