@@ -35,12 +35,16 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import numpy as np
 import trio
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from tangle import pow as work
+from tangle.api import serve_api
 from tangle.config import NetworkSpec, network_document
 from tangle.core import Parameters
-from tangle.errors import ConfigError
-from tangle.ids import MessageId, OutputId
+from tangle.errors import ConfigError, TangleError
+from tangle.ids import Address, MessageId, OutputId
 from tangle.ledger import Genesis
 from tangle.message import encode_message, prepare
 from tangle.milestone import KeySet
@@ -53,7 +57,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tangle.ids import Address
+    from starlette.requests import Request
+
     from wallet import AddressKey
 
 NETWORK_ID: Final = int.from_bytes(b"tpdev", "big")
@@ -63,6 +68,8 @@ THRESHOLD: Final = 3
 ACCOUNTS: Final = 8
 PARAMS: Final = Parameters(network_id=NETWORK_ID, work_per_kib=1 << 12, min_output_amount=1_000)
 HOST: Final = "127.0.0.1"
+FAUCET_AMOUNT: Final = 10_000_000
+FAUCET_MAX: Final = 1_000_000_000
 STARTUP_S: Final = 90.0
 
 
@@ -120,6 +127,8 @@ class Devnet:
     """The coordinator first, then the nodes."""
     accounts: tuple[AddressKey, ...]
     """The traffic generator's (faucet) keys."""
+    faucet_port: int
+    """Where the faucet listens."""
 
 
 def _free_ports(count: int) -> list[int]:
@@ -163,7 +172,7 @@ def _create(data_dir: Path, nodes: int) -> None:
     )
     _write(data_dir / "network.json", network_document(spec))
     names = ["coordinator", *(f"node{i}" for i in range(1, nodes + 1))]
-    ports = _free_ports(2 * len(names))
+    ports = _free_ports(2 * len(names) + 1)
     p2p = {name: ports[2 * i] for i, name in enumerate(names)}
     api = {name: ports[2 * i + 1] for i, name in enumerate(names)}
     for i, name in enumerate(names):
@@ -197,6 +206,7 @@ def _create(data_dir: Path, nodes: int) -> None:
         {
             "network_id": NETWORK_ID,
             "committee": {"threshold": THRESHOLD, "size": COMMITTEE_SIZE},
+            "faucet": f"http://{HOST}:{ports[-1]}/faucet",
             "members": [
                 {
                     "name": name,
@@ -250,7 +260,9 @@ def load_or_create(data_dir: Path, nodes: int, interval_s: float) -> Devnet:
         bytes.fromhex(json.loads((data_dir / "secrets.json").read_text())["faucet"]), 0
     )
     return Devnet(
-        members=tuple(members), accounts=tuple(faucet.address_key(i) for i in range(ACCOUNTS))
+        members=tuple(members),
+        accounts=tuple(faucet.address_key(i) for i in range(ACCOUNTS)),
+        faucet_port=int(description["faucet"].rsplit(":", 1)[1].split("/")[0]),
     )
 
 
@@ -331,42 +343,87 @@ async def _refresh(traffic: _Traffic, client: httpx.AsyncClient, api: str) -> No
     traffic.unspent = unspent
 
 
-async def _send(
-    traffic: _Traffic, client: httpx.AsyncClient, api: str, rng: np.random.Generator
-) -> None:
-    least = 2 * PARAMS.min_output_amount
+async def _pay(
+    traffic: _Traffic,
+    client: httpx.AsyncClient,
+    api: str,
+    to: Address,
+    amount: int | None,
+    rng: np.random.Generator,
+) -> str | None:
+    """Send `amount` (None: a random amount) from one of the generator's confirmed outputs to
+    `to`, the change back; returns the message id, or None if no output can pay it."""
+    floor = PARAMS.min_output_amount
+    least = floor + (floor if amount is None else amount)
     candidates = [
         (oid, held)
         for oid, held in traffic.unspent.items()
         if oid not in traffic.in_flight and held[1] >= least
     ]
     if not candidates:
-        return
-    oid, (owner, amount) = candidates[int(rng.integers(len(candidates)))]
-    to = list(traffic.keys)[int(rng.integers(len(traffic.keys)))]
-    paid = int(rng.integers(PARAMS.min_output_amount, amount // 2 + 1))
-    essence = TransactionEssence(
-        network_id=NETWORK_ID,
-        inputs=(oid,),
-        outputs=(
-            BasicOutput(address=to, amount=paid),
-            BasicOutput(address=owner, amount=amount - paid),
-        ),
-    )
-    unsent = prepare(NETWORK_ID, sign_transaction(essence, [traffic.keys[owner]]), 1 << 12)
-    nonce = await work.solve(unsent.root, unsent.target)
-    tips = (await client.get(f"{api}/api/v1/tips", params={"count": 2})).json()["tips"]
-    raw = encode_message(unsent.attach(tuple(MessageId.from_hex(t) for t in tips), nonce))
+        return None
+    oid, (owner, held) = candidates[int(rng.integers(len(candidates)))]
     traffic.in_flight.add(oid)
-    response = await client.post(
-        f"{api}/api/v1/messages",
-        content=raw,
-        headers={"content-type": "application/octet-stream"},
-    )
-    if response.status_code == 201:
-        traffic.sent[response.json()["id"]] = (time.monotonic(), (oid,))
-    else:
+    try:
+        paid = int(rng.integers(floor, held - floor + 1)) if amount is None else amount
+        essence = TransactionEssence(
+            network_id=NETWORK_ID,
+            inputs=(oid,),
+            outputs=(
+                BasicOutput(address=to, amount=paid),
+                BasicOutput(address=owner, amount=held - paid),
+            ),
+        )
+        unsent = prepare(NETWORK_ID, sign_transaction(essence, [traffic.keys[owner]]), 1 << 12)
+        nonce = await work.solve(unsent.root, unsent.target)
+        tips = (await client.get(f"{api}/api/v1/tips", params={"count": 2})).json()["tips"]
+        raw = encode_message(unsent.attach(tuple(MessageId.from_hex(t) for t in tips), nonce))
+        response = await client.post(
+            f"{api}/api/v1/messages",
+            content=raw,
+            headers={"content-type": "application/octet-stream"},
+        )
+    except BaseException:
         traffic.in_flight.discard(oid)
+        raise
+    if response.status_code != 201:
+        traffic.in_flight.discard(oid)
+        return None
+    message_id: str = response.json()["id"]
+    traffic.sent[message_id] = (time.monotonic(), (oid,))
+    return message_id
+
+
+async def _send(
+    traffic: _Traffic, client: httpx.AsyncClient, api: str, rng: np.random.Generator
+) -> None:
+    """One transfer of a random amount between the generator's own accounts."""
+    to = list(traffic.keys)[int(rng.integers(len(traffic.keys)))]
+    await _pay(traffic, client, api, to, None, rng)
+
+
+def faucet_app(traffic: _Traffic, client: httpx.AsyncClient, api: str) -> Starlette:
+    """`POST /faucet` with `{"address": hex, "amount": int}` (amount optional, at most
+    FAUCET_MAX): pays the address from the faucet accounts; 201 `{"message_id"}`."""
+    rng = np.random.default_rng()
+
+    async def pay(request: Request) -> Response:
+        try:
+            body = await request.json()
+            address = Address.from_hex(str(body["address"]))
+            amount = int(body.get("amount", FAUCET_AMOUNT))
+        except (ValueError, KeyError, TypeError, TangleError):
+            return JSONResponse({"error": "expected {'address': hex, 'amount': int}"}, 400)
+        if not PARAMS.min_output_amount <= amount <= FAUCET_MAX:
+            return JSONResponse(
+                {"error": f"amount must be in {PARAMS.min_output_amount}..{FAUCET_MAX}"}, 400
+            )
+        message_id = await _pay(traffic, client, api, address, amount, rng)
+        if message_id is None:
+            return JSONResponse({"error": "the faucet is busy; try again after a milestone"}, 503)
+        return JSONResponse({"message_id": message_id, "amount": amount}, 201)
+
+    return Starlette(routes=[Route("/faucet", pay, methods=["POST"])])
 
 
 async def _follow(
@@ -425,6 +482,9 @@ async def run(options: DevnetOptions, say: Callable[[str], None] = print) -> int
         with trio.move_on_after(duration):
             async with trio.open_nursery() as work_nursery:
                 await work_nursery.start(_follow, traffic, client, nodes[0].api, say)
+                app = faucet_app(traffic, client, nodes[0].api)
+                await work_nursery.start(serve_api, app, HOST, devnet.faucet_port)
+                say(f"faucet       POST http://{HOST}:{devnet.faucet_port}/faucet")
                 turn = 0
                 while True:
                     await _send(traffic, client, nodes[turn % len(nodes)].api, rng)

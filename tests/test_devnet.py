@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+import trio
 
 from coordinator.devnet import DevnetOptions, run
 
@@ -29,8 +31,42 @@ async def test_devnet_confirms_transfers_and_resumes(tmp_path: Path) -> None:
     description = json.loads((tmp_path / "devnet.json").read_text())
     assert [m["name"] for m in description["members"]] == ["coordinator", "node1", "node2"]
     lines.clear()
-    second = await run(options, lines.append)
-    assert second > first
+    paid = bytes(range(32)).hex()
+    async with trio.open_nursery() as nursery:
+        result: list[int] = []
+
+        async def resume() -> None:
+            result.append(await run(options, lines.append))
+
+        nursery.start_soon(resume)
+        balance = await _faucet_pays(tmp_path, paid)
+    assert balance == 5_000_000
+    assert result[0] > first
+
+
+async def _faucet_pays(data_dir: Path, address: str) -> int:
+    """Ask the running devnet's faucet for funds; the balance once a node confirmed them."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        description = json.loads((data_dir / "devnet.json").read_text())
+        with trio.fail_after(60):
+            while True:
+                try:
+                    response = await client.post(
+                        description["faucet"], json={"address": address, "amount": 5_000_000}
+                    )
+                except httpx.ConnectError:  # not up yet
+                    await trio.sleep(0.2)
+                    continue
+                if response.status_code != 503:  # 503: no confirmed output free yet
+                    break
+                await trio.sleep(0.2)
+            assert response.status_code == 201, response.text
+            api = description["members"][1]["api"]
+            while True:
+                body = (await client.get(f"{api}/api/v1/addresses/{address}/balance")).json()
+                if int(body["balance"]):
+                    return int(body["balance"])
+                await trio.sleep(0.2)
 
 
 @pytest.mark.slow
