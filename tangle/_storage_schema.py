@@ -122,7 +122,7 @@ UNREFERENCED_MESSAGES: Final = """
 
 MOVE_TO_SPENT: Final = """
     INSERT INTO spent SELECT output_id, address, output, created_at, ?, ?
-    FROM unspent WHERE output_id = ?"""
+    FROM unspent WHERE output_id = ? AND output = ?"""
 
 PRUNABLE_MESSAGES: Final = """
     SELECT message_id FROM metadata WHERE referenced_by <= :bound

@@ -134,6 +134,9 @@ class NodeCore:
         self._milestone_messages: dict[MessageId, tuple[Parsed, Milestone]] = {}
         self._candidates: dict[int, list[MessageId]] = {}
         self._halted: MerkleRootMismatchError | None = None
+        # The last preview: valid until the ledger or the referenced set changes (an apply or a
+        # prune), since new messages never enter the past cone of fixed parents.
+        self._previewed: tuple[int, tuple[MessageId, ...], WhiteFlagResult] | None = None
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -167,8 +170,13 @@ class NodeCore:
         return message_id in self._messages or message_id in self._entry_points
 
     def preview(self, index: int, parents: tuple[MessageId, ...]) -> WhiteFlagResult:
-        """What a milestone `index` with these parents would do, changing nothing."""
-        return white_flag(
+        """What a milestone `index` with these parents would do, changing nothing. The result
+        is kept, so that the coordinator's node applies its own milestone without a second
+        white-flag walk."""
+        cached = self._previewed
+        if cached is not None and cached[0] == index and cached[1] == parents:
+            return cached[2]
+        result = white_flag(
             index=index,
             parents=parents,
             lookup=self._messages.get,
@@ -176,6 +184,8 @@ class NodeCore:
             unspent=self._ledger.unspent,
             is_spent=self._is_spent,
         )
+        self._previewed = (index, parents, result)
+        return result
 
     # -- input -------------------------------------------------------------------------------
 
@@ -253,6 +263,7 @@ class NodeCore:
             raise MerkleRootMismatchError(
                 essence.index, essence.applied_merkle_root, result.merkle_root
             )
+        self._previewed = None
         apply_diff(self._ledger, result.diff)
         self._dag.mark_referenced(result.referenced, essence.index)
         for message_id in result.referenced:
@@ -269,6 +280,7 @@ class NodeCore:
     def prune(self, below_index: int) -> int:
         """Drop messages referenced below milestone `below_index` from memory (those still
         approved stay as entry points); returns how many were dropped."""
+        self._previewed = None
         self._dag.prune(below_index)
         self._entry_points = set(self._dag.entry_points())
         dropped = 0

@@ -162,9 +162,12 @@ class LedgerNode:
         )
 
     def _flush(self, unsaved: list[Parsed], solid: list[MessageId]) -> None:
+        """Store `unsaved` (those in `solid` as solid) and mark the rest of `solid`."""
+        became = set(solid)
         if unsaved:
-            self._storage.put_messages(unsaved)
+            self._storage.put_messages(unsaved, became)
+            became.difference_update(p.id for p in unsaved)
             unsaved.clear()
-        if solid:
-            self._storage.mark_solid(solid)
-            solid.clear()
+        if became:
+            self._storage.mark_solid(became)
+        solid.clear()

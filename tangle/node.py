@@ -15,6 +15,7 @@ serves it over HTTP.
 from __future__ import annotations
 
 import contextlib
+import gc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -143,6 +144,12 @@ class Node:
         counters.messages_accepted += len(accepted)
         counters.messages_rejected += len(submitted.rejected)
         now = trio.current_time()
+        if confirmed:
+            # What a node holds is long-lived and free of reference cycles: move it out of the
+            # cyclic collector's generations, which otherwise rescan the whole window over and
+            # over (15-20% of the time at thousands of transfers per second). Objects are still
+            # freed by reference counting when pruned.
+            gc.freeze()
         for event in confirmed:
             counters.milestones_applied += 1
             counters.transactions_included += len(event.result.included)

@@ -63,7 +63,7 @@ from .milestone import Milestone
 from .transaction import Output, decode_output, encode_output
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Container, Iterable
 
     from .message import Parsed
     from .white_flag import WhiteFlagResult
@@ -271,8 +271,9 @@ class Storage:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def put_messages(self, batch: Iterable[Parsed]) -> int:
-        """Store messages (unsolid, unreferenced) in one transaction; returns how many were new."""
+    def put_messages(self, batch: Iterable[Parsed], solid: Container[MessageId] = ()) -> int:
+        """Store messages (unreferenced; solid if in `solid`) in one transaction; returns how
+        many were new."""
         rows = [(p.id, p.raw, p.message.parents) for p in batch]
         with self._db.write(durable=False) as db:
             (now,) = db.execute("SELECT confirmed_index FROM ledger").fetchone()
@@ -280,8 +281,8 @@ class Storage:
                 "INSERT OR IGNORE INTO messages VALUES (?, ?)", ((m, raw) for m, raw, _ in rows)
             ).rowcount
             db.executemany(
-                "INSERT OR IGNORE INTO metadata VALUES (?, 0, NULL, 0, 0, ?)",
-                ((m, now) for m, _, _ in rows),
+                "INSERT OR IGNORE INTO metadata VALUES (?, ?, NULL, 0, 0, ?)",
+                ((m, int(m in solid), now) for m, _, _ in rows),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO edges VALUES (?, ?)",
@@ -381,15 +382,15 @@ class Storage:
                 "INSERT INTO unspent VALUES (?, ?, ?, ?)",
                 ((oid, out.address, encode_output(out), index) for oid, out in diff.created),
             )
-            for spend in diff.consumed:
-                oid = spend.output_id
-                row = db.execute("SELECT output FROM unspent WHERE output_id = ?", (oid,))
-                if row.fetchone() != (encode_output(spend.output),):
-                    raise InconsistentWriteError(
-                        f"milestone {index} spends {oid.hex()}, not an unspent output as given"
-                    )
-                db.execute(schema.MOVE_TO_SPENT, (spend.transaction_id, index, oid))
-                db.execute("DELETE FROM unspent WHERE output_id = ?", (oid,))
+            spends = [
+                (spend.transaction_id, index, spend.output_id, encode_output(spend.output))
+                for spend in diff.consumed
+            ]
+            if db.executemany(schema.MOVE_TO_SPENT, spends).rowcount != len(spends):
+                raise InconsistentWriteError(
+                    f"milestone {index} spends an output that is not unspent as given"
+                )
+            db.executemany("DELETE FROM unspent WHERE output_id = ?", ((s[2],) for s in spends))
             db.execute(
                 "UPDATE ledger SET confirmed_index = ?, milestone_id = ?, accumulator = ?, "
                 "state_hash = ?",

@@ -493,9 +493,9 @@ def test_a_failure_midway_leaves_nothing_behind(
         twice = Spend(
             output_id=unspent_id, output=unspent_output, transaction_id=spent.transaction_id
         )
-        with pytest.raises(InconsistentWriteError, match="not an unspent output"):
+        with pytest.raises(InconsistentWriteError, match="UNIQUE constraint failed: spent"):
             spend_again(storage, two, LedgerDiff(index=2, created=(), consumed=(twice, twice)))
-        with pytest.raises(InconsistentWriteError, match="not an unspent output"):
+        with pytest.raises(InconsistentWriteError, match="not unspent as given"):
             spend_again(storage, two, LedgerDiff(index=2, created=(), consumed=(spent,)))
         # A message milestone 1 already referenced.
         again = replace(two.result, referenced=(*two.result.referenced, one.result.referenced[0]))
