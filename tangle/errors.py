@@ -65,6 +65,20 @@ from __future__ import annotations
 class TangleError(Exception):
     """Root of every error raised by the `tangle` package."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take their own constructor arguments; rebuild from args and attributes
+        # instead, so errors cross process boundaries (multiprocessing, pickling) intact.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[TangleError], args: tuple[object, ...], state: dict[str, object]
+) -> TangleError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 # -- decoding --------------------------------------------------------------------------------
 

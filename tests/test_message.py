@@ -192,3 +192,19 @@ def test_check_message_rejects_wrong_network_and_missing_work() -> None:
 def test_oversized_payload_is_refused_before_work() -> None:
     with pytest.raises(InvalidFieldError):
         prepare(NET, TaggedData(tag=b"", data=bytes(MAX_MESSAGE_SIZE - 200)), work_per_kib=1)
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    from tangle.errors import IndexGapError
+
+    for error in (
+        InvalidFieldError("Message.nonce", "too big"),
+        IndexGapError(3, 5),
+        TruncatedError("message.parent", 32, 7),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.__dict__ == error.__dict__
