@@ -549,6 +549,17 @@ def openapi_document() -> dict[str, Any]:
                 admin=True,
             )
         },
+        "/api/v1/admin/snapshot": {
+            "get": _op(
+                "The ledger snapshot at the confirmed milestone (docs/PROTOCOL.md section 8)",
+                200,
+                None,
+                admin=True,
+            )
+        },
+    }
+    paths["/api/v1/admin/snapshot"]["get"]["responses"]["200"]["content"] = {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
     }
     paths["/api/v1/events"]["get"]["responses"]["200"]["content"] = {
         "text/event-stream": {"schema": {"type": "string"}}

@@ -17,6 +17,7 @@ GET    /api/v1/admin/peers                   200   admin: `Authorization: Bearer
 POST   /api/v1/admin/peers                   201   401 without a token, 403 with a wrong one;
 DELETE /api/v1/admin/peers/{peer}            204   no admin route exists (404) unless
 POST   /api/v1/admin/prune                   200   `ApiConfig.admin_token` is set
+GET    /api/v1/admin/snapshot                200   the ledger snapshot (octet-stream)
 ```
 
 Errors are `{"error": {"code", "message"}}` with the codes of `_api_schema.py`: 404 unknown
@@ -88,6 +89,7 @@ from .message import (
 )
 from .milestone import Milestone
 from .payload import Payload, decode_payload
+from .snapshot import encode_snapshot, take_snapshot
 from .tip_selection import UniformRandomTips
 from .transaction import Transaction
 
@@ -608,6 +610,16 @@ class _Api:
             }
         )
 
+    async def snapshot(self, request: Request) -> Response:
+        self.check_admin(request)
+        # In the writer thread, so no milestone lands between the ledger and its entry points.
+        taken = await self.node.write(lambda ledger: take_snapshot(ledger.storage))
+        return Response(
+            encode_snapshot(taken),
+            media_type="application/octet-stream",
+            headers={"content-disposition": f'attachment; filename="{taken.milestone_index}.snap"'},
+        )
+
 
 # -- errors and the guard ----------------------------------------------------------------------
 
@@ -688,6 +700,7 @@ def create_app(
             Route("/api/v1/admin/peers", api.add_peer, methods=["POST"]),
             Route("/api/v1/admin/peers/{peer}", api.remove_peer, methods=["DELETE"]),
             Route("/api/v1/admin/prune", api.prune, methods=["POST"]),
+            Route("/api/v1/admin/snapshot", api.snapshot, methods=["GET"]),
         ]
     app = Starlette(
         routes=routes,

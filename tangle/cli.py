@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     devnet.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     node = commands.add_parser("node", help="run one node from its configuration file")
     node.add_argument("--config", type=Path, required=True, help="the node's node.json")
+    node.add_argument(
+        "--snapshot", type=Path, help="start a new node from this ledger snapshot file"
+    )
     coordinator = commands.add_parser("coordinator", help="run the coordinator and its node")
     coordinator.add_argument("--config", type=Path, required=True, help="coordinator.json")
     return parser
@@ -62,9 +65,11 @@ async def _until_signalled(start: Callable[[trio.Nursery], Awaitable[None]]) -> 
 
 def _node(args: argparse.Namespace) -> int:
     from tangle.config import load_node_config
-    from tangle.service import run_node
+    from tangle.service import run_node, start_from_snapshot
 
     config = load_node_config(args.config)
+    if args.snapshot is not None:
+        start_from_snapshot(config, args.snapshot)
 
     async def start(nursery: trio.Nursery) -> None:
         running = await nursery.start(run_node, config)

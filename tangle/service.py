@@ -17,13 +17,15 @@ import trio
 
 from ._peering_config import PeeringConfig
 from .api import ApiConfig, create_app, serve_api
-from .errors import InvalidFieldError
+from .errors import ConfigError, InvalidFieldError
 from .ledger_node import LedgerNode
 from .node import Node
 from .peering import Peering
+from .snapshot import create_from_snapshot, read_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from ._peering_config import PeerInfo
     from .config import NodeConfig
@@ -102,6 +104,23 @@ async def _prune_forever(node: Node, keep: int, every_s: float) -> None:
         if confirmed > keep:
             pruned = await node.write(lambda ledger: ledger.prune(keep))
             log.info("pruned below milestone %d: %d messages", pruned.pruned_index, pruned.messages)
+
+
+def start_from_snapshot(config: NodeConfig, path: Path) -> None:
+    """Create the node's database from the snapshot file at `path` (refused if it exists or if
+    the snapshot belongs to another network)."""
+    database = config.data_dir / "node.db"
+    if database.exists():
+        raise ConfigError(f"{database} exists; a snapshot only starts a new node")
+    snapshot = read_snapshot(path)
+    network = config.network
+    if (snapshot.network_id, snapshot.supply) != (
+        network.params.network_id,
+        network.genesis.supply,
+    ):
+        raise ConfigError(f"{path} is a snapshot of another network")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    create_from_snapshot(database, snapshot).close()
 
 
 async def run_node(

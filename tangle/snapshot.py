@@ -285,9 +285,17 @@ def write_snapshot(snapshot: Snapshot, path: str | Path) -> None:
 
 
 def export_snapshot(storage: Storage, path: str | Path) -> Snapshot:
-    """Write the ledger and the solid entry points at the confirmed milestone of `storage` to
-    `path`; returns what it wrote. A node started from it needs the stored unreferenced messages
-    too (`Storage.unreferenced_messages`, or gossip): the entry points are where they end."""
+    """Write `take_snapshot(storage)` to `path`; returns what it wrote."""
+    snapshot = take_snapshot(storage)
+    write_snapshot(snapshot, path)
+    return snapshot
+
+
+def take_snapshot(storage: Storage) -> Snapshot:
+    """The ledger and the solid entry points at the confirmed milestone of `storage` (call it
+    where no milestone is applied meanwhile: the node's writer thread). A node started from it
+    needs the unreferenced messages too (`Storage.unreferenced_messages`, or gossip): the entry
+    points are where they end."""
     state = storage.load_ledger()
     ms_id = storage.milestone_id(state.milestone_index)
     if ms_id is None:
@@ -301,7 +309,6 @@ def export_snapshot(storage: Storage, path: str | Path) -> Snapshot:
         entry_points=tuple(storage.solid_entry_points(state.milestone_index)),
         state_hash=state.state_hash,
     )
-    write_snapshot(snapshot, path)
     return snapshot
 
 

@@ -826,3 +826,27 @@ async def test_serves_on_loopback_with_hypercorn(tmp_path: Path) -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{port}/api/v1/info")
+
+
+async def test_admin_snapshot_starts_a_new_node(tmp_path: Path) -> None:
+    from tangle.snapshot import create_from_snapshot, decode_snapshot
+
+    async with network(tmp_path, ApiConfig(admin_token=TOKEN)) as net:
+        await net.milestone()
+        await net.milestone()
+        forbidden = await net.client.get("/api/v1/admin/snapshot")
+        assert forbidden.status_code == 401
+        response = await net.client.get(
+            "/api/v1/admin/snapshot", headers={"authorization": f"Bearer {TOKEN}"}
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/octet-stream"
+        snapshot = decode_snapshot(response.content)
+        assert snapshot.milestone_index == net.ledger.core.confirmed_index == 2
+        create_from_snapshot(tmp_path / "fresh.db", snapshot).close()
+        fresh = open_ledger(tmp_path / "fresh.db")
+        try:
+            assert fresh.core.ledger.state_hash == net.ledger.core.ledger.state_hash
+            assert fresh.core.confirmed_id == net.ledger.core.confirmed_id
+        finally:
+            fresh.close()

@@ -37,6 +37,7 @@ NODE: dict[str, Any] = {
 
 
 def _write(tmp_path: Path, node: dict[str, Any], network: dict[str, Any] = NETWORK) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "network.json").write_text(json.dumps(network))
     path = tmp_path / "node.json"
     path.write_text(json.dumps(node))
@@ -94,3 +95,23 @@ def test_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "node.json").write_text("{not json")
     with pytest.raises(ConfigError, match="not JSON"):
         load_node_config(tmp_path / "node.json")
+
+
+def test_a_node_starts_from_a_snapshot_of_its_network_only(tmp_path: Path) -> None:
+    from tangle.service import start_from_snapshot
+    from tangle.snapshot import export_snapshot
+    from tangle.storage import Storage
+
+    config = load_node_config(_write(tmp_path, NODE))
+    with Storage.create(tmp_path / "source.db", GENESIS) as source:
+        export_snapshot(source, tmp_path / "ours.snap")
+    start_from_snapshot(config, tmp_path / "ours.snap")
+    assert (config.data_dir / "node.db").exists()
+    with pytest.raises(ConfigError, match="exists"):
+        start_from_snapshot(config, tmp_path / "ours.snap")
+    other = genesis([(key(1), 1_000)], network_id=8)
+    with Storage.create(tmp_path / "other.db", other) as source:
+        export_snapshot(source, tmp_path / "other.snap")
+    fresh = load_node_config(_write(tmp_path / "second", {**NODE, "data_dir": "b"}))
+    with pytest.raises(ConfigError, match="another network"):
+        start_from_snapshot(fresh, tmp_path / "other.snap")
