@@ -35,6 +35,21 @@ WalletError
     ├── TamperedKeystoreError      the right password, but the header or ciphertext changed
     ├── EmptyPasswordError         refusing to encrypt under an empty password
     └── KeystoreExistsError        refusing to overwrite an existing file
+├── WalletConfigError              a `WalletConfig` or `RetryPolicy` value out of range
+├── WalletStateError               the state file is unreadable, or belongs to another account
+├── ClientError                    talking to a node (`wallet.client`); never a bare httpx error
+│   ├── NodeUnavailableError       no usable answer after the retries: connection, timeout, 5xx
+│   │   └── EventStreamError       the event stream did not open, broke, ended or was dropped
+│   ├── RateLimitedError           still 429 after the retries (`code`, `retry_after_s`)
+│   ├── RejectedError              the node refused the request (`code` as the node names it)
+│   │   └── NotFoundError          404: no such message, milestone or route
+│   └── InvalidResponseError       an answer that is not what the API documents
+└── SendError                      a transfer that cannot be made or did not complete
+    ├── AmountError                an amount below the network's minimum output, or over u64
+    ├── InsufficientFundsError     not enough unreserved funds (or in more than 128 inputs)
+    ├── IdempotencyConflictError   an idempotency key reused for a different payment
+    ├── TransferFailedError        the ledger marked the transfer conflicting (inputs spent)
+    └── TransferTimeoutError       not confirmed in time; still pending, a repeat resumes it
 ```
 """
 
@@ -264,3 +279,142 @@ class KeystoreExistsError(KeystoreError):
     def __init__(self, path: Path) -> None:
         super().__init__(f"{path} already exists; refusing to overwrite it")
         self.path = path
+
+
+# -- configuration and state -----------------------------------------------------------------
+
+
+class WalletConfigError(WalletError):
+    """A configuration value out of its range (`field` names it)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class WalletStateError(WalletError):
+    """The wallet state file cannot be used: unreadable, a newer schema, another account or
+    another network than the one it was created for."""
+
+
+# -- talking to a node -----------------------------------------------------------------------
+
+
+class ClientError(WalletError):
+    """A request to a node that did not give a usable answer. Messages name the method and
+    path, never the node's URL (which may carry credentials)."""
+
+
+class NodeUnavailableError(ClientError):
+    """No usable answer after the retries: the connection failed or timed out, or the node
+    answered 5xx (`status`; `reason` holds the node's error code and message, if any)."""
+
+    def __init__(self, request: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"{request}: node unavailable: {reason}")
+        self.request = request
+        self.reason = reason
+        self.status = status
+
+
+class EventStreamError(NodeUnavailableError):
+    """The event stream did not open in time, broke, ended, or the node dropped this client."""
+
+
+class RateLimitedError(ClientError):
+    """The node still answered 429 when the retries ran out; `retry_after_s` is its hint."""
+
+    def __init__(self, request: str, code: str, retry_after_s: float | None) -> None:
+        super().__init__(f"{request}: rate limited by the node ({code})")
+        self.request = request
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+class RejectedError(ClientError):
+    """The node refused the request; `code` is the node's error code (`insufficient_work`,
+    `duplicate_payload`, `invalid_transaction`, ...), `status` the HTTP status."""
+
+    def __init__(self, request: str, code: str, status: int, message: str) -> None:
+        super().__init__(f"{request}: refused ({status} {code}): {message}")
+        self.request = request
+        self.code = code
+        self.status = status
+        self.node_message = message
+
+
+class NotFoundError(RejectedError):
+    """404: no such message, milestone or route."""
+
+
+class InvalidResponseError(ClientError):
+    """The node answered something the API does not document (not JSON, a missing field)."""
+
+    def __init__(self, request: str, reason: str) -> None:
+        super().__init__(f"{request}: unexpected answer: {reason}")
+        self.request = request
+        self.reason = reason
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+class SendError(WalletError):
+    """A transfer that cannot be made, or did not complete."""
+
+
+class AmountError(SendError):
+    """An amount below the network's minimum output (the dust deposit) or above u64."""
+
+    def __init__(self, amount: int, minimum: int) -> None:
+        super().__init__(f"amount {amount} is outside {minimum}..2**64 - 1")
+        self.amount = amount
+        self.minimum = minimum
+
+
+class InsufficientFundsError(SendError):
+    """The unreserved outputs cannot pay `needed` without dust change; `available` is their
+    sum. `fragmented` is True when the sum would do but not within the input limit (128)."""
+
+    def __init__(self, needed: int, available: int, *, fragmented: bool = False) -> None:
+        if available < needed:
+            why = f"cannot pay {needed}: {available} available"
+        elif fragmented:
+            why = f"cannot pay {needed} from {available} available in at most 128 inputs"
+        else:
+            why = f"cannot pay {needed} from {available} available without dust change"
+        super().__init__(why)
+        self.needed = needed
+        self.available = available
+        self.fragmented = fragmented
+
+
+class IdempotencyConflictError(SendError):
+    """An idempotency key already used for a payment with another recipient, amount or memo.
+    The key itself is not repeated here: it may be meaningful to someone."""
+
+    def __init__(self, transaction_id: str) -> None:
+        super().__init__(
+            f"this idempotency key was used for another payment (transaction {transaction_id})"
+        )
+        self.transaction_id = transaction_id
+
+
+class TransferFailedError(SendError):
+    """The ledger will never apply the transfer: a milestone marked it conflicting (`reason`,
+    e.g. `input_spent`: its inputs were spent elsewhere), or the node refused it outright."""
+
+    def __init__(self, transaction_id: str, reason: str) -> None:
+        super().__init__(f"transfer {transaction_id} failed: {reason}")
+        self.transaction_id = transaction_id
+        self.reason = reason
+
+
+class TransferTimeoutError(SendError):
+    """Not confirmed within `timeout_s`. The transfer stays pending in the wallet state: a
+    repeat of the send with the same idempotency key, or `Wallet.wait`, picks it up again."""
+
+    def __init__(self, transaction_id: str, timeout_s: float) -> None:
+        super().__init__(f"transfer {transaction_id} not confirmed within {timeout_s:g} s")
+        self.transaction_id = transaction_id
+        self.timeout_s = timeout_s

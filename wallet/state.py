@@ -1,0 +1,676 @@
+"""The wallet's persistent state: one sqlite file per account, shared safely by every task and
+process that sends from that account.
+
+```
+meta          key PK, value                     schema_version, account (public fingerprint),
+                                                network_id: a file serves one account, one network
+addresses     (chain, idx) PK, address UNIQUE,  derived addresses; used = seen funded, or handed
+              used                              out as change (so it is never handed out twice)
+outputs       output_id PK, address, amount,    unspent outputs of our addresses as last seen
+              ledger_index                      (by a sync, or added by a confirmation)
+transfers     key_hash PK, transaction_id       one row per idempotency key (its BLAKE2b hash; the
+              UNIQUE, payload, request,         key is not stored): the signed transaction, the
+              recipient, amount, nonce, status, request fingerprint (recipient, amount, memo),
+              confirmed_index, failure,         the proof-of-work nonce once known, the status
+              created_ms, updated_ms            (`TransferStatus`) and its outcome
+attachments   (key_hash, sequence) PK,          every attachment, recorded before it is
+              message_id, raw, cmi, at_ms       submitted: message id (NULL while the node's
+                                                proof-of-work answer is awaited, or if it was
+                                                lost), its bytes when built here, and the node's
+                                                confirmed index read just before submitting
+reservations  output_id PK, key_hash, since_ms  inputs held by a transfer that may still confirm
+spent         output_id PK, key_hash            inputs of confirmed transfers: a sync from a
+                                                node that lags never brings them back
+```
+Amounts (u64) and nonces are stored as decimal TEXT: sqlite integers are signed 64-bit.
+
+**Exclusive choice of inputs.** `create_transfer` runs coin selection and signing inside one
+`BEGIN IMMEDIATE` transaction: it sees every reservation committed by any process, and no other
+writer can commit between its read of the free outputs and its insert of its own reservations.
+Two wallets on one file therefore never pick the same input. The same transaction records the
+idempotency key, so two concurrent sends with one key make one transfer.
+
+**Durability.** `synchronous=FULL` in WAL mode: a transfer and its attachment row are on disk
+before the message is submitted, so a crash at any point leaves a record to resume from.
+
+Status changes follow `TRANSITIONS`; anything else raises `WalletStateError`. Every method is
+blocking and thread-safe (one connection per `WalletState`, one lock); async code calls them in
+a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from tangle.codec import Reader
+from tangle.errors import TangleError
+from tangle.ids import Address, MessageId, OutputId, TransactionId
+from tangle.payload import decode_payload, encode_payload
+from tangle.transaction import Transaction
+
+from .coin_selection import Coin
+from .errors import IdempotencyConflictError, WalletStateError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+
+SCHEMA_VERSION: Final = 1
+T = TypeVar("T")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS addresses (
+    chain INTEGER NOT NULL, idx INTEGER NOT NULL, address BLOB NOT NULL UNIQUE,
+    used INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chain, idx));
+CREATE TABLE IF NOT EXISTS outputs (
+    output_id BLOB PRIMARY KEY, address BLOB NOT NULL, amount TEXT NOT NULL,
+    ledger_index INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outputs_by_address ON outputs (address);
+CREATE TABLE IF NOT EXISTS transfers (
+    key_hash BLOB PRIMARY KEY, transaction_id BLOB NOT NULL UNIQUE, payload BLOB NOT NULL,
+    request BLOB NOT NULL, recipient BLOB NOT NULL, amount TEXT NOT NULL, nonce TEXT,
+    status TEXT NOT NULL, confirmed_index INTEGER, failure TEXT,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
+CREATE TABLE IF NOT EXISTS attachments (
+    key_hash BLOB NOT NULL REFERENCES transfers (key_hash), sequence INTEGER NOT NULL,
+    message_id BLOB, raw BLOB, cmi INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (key_hash, sequence));
+CREATE TABLE IF NOT EXISTS reservations (
+    output_id BLOB PRIMARY KEY, key_hash BLOB NOT NULL REFERENCES transfers (key_hash),
+    since_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS spent (
+    output_id BLOB PRIMARY KEY, key_hash BLOB NOT NULL REFERENCES transfers (key_hash));
+"""
+
+
+class TransferStatus(StrEnum):
+    """Where a transfer stands."""
+
+    SIGNED = "signed"
+    """Recorded and signed, inputs reserved; never submitted."""
+    SUBMITTED = "submitted"
+    """Handed to a node at least once (perhaps without an answer); inputs reserved."""
+    EXPIRED = "expired"
+    """Unconfirmed with every attachment below max depth: it can only confirm if re-attached.
+    Its inputs are released (spending one of them elsewhere cancels it for good)."""
+    CONFIRMED = "confirmed"
+    """Included by a milestone; its inputs are spent."""
+    FAILED = "failed"
+    """Never applicable: conflicting, refused by the node, or abandoned before submission."""
+
+
+TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
+    TransferStatus.SIGNED: frozenset({TransferStatus.SUBMITTED, TransferStatus.FAILED}),
+    TransferStatus.SUBMITTED: frozenset(
+        {
+            TransferStatus.SIGNED,  # its only attachment was refused: nothing was published
+            TransferStatus.SUBMITTED,
+            TransferStatus.EXPIRED,
+            TransferStatus.CONFIRMED,
+            TransferStatus.FAILED,
+        }
+    ),
+    TransferStatus.EXPIRED: frozenset(
+        {TransferStatus.SUBMITTED, TransferStatus.CONFIRMED, TransferStatus.FAILED}
+    ),
+    TransferStatus.CONFIRMED: frozenset(),
+    TransferStatus.FAILED: frozenset(),
+}
+"""The status changes allowed; `SIGNED -> FAILED` only for a transfer never published."""
+FINAL: Final = frozenset({TransferStatus.CONFIRMED, TransferStatus.FAILED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """One attachment of a transfer's transaction to the tangle."""
+
+    sequence: int
+    """0 for the first, then 1, 2, ... for re-attachments."""
+    message_id: MessageId | None
+    """The message; None while the node's proof-of-work answer is awaited, or if it was lost."""
+    raw: bytes | None
+    """The message bytes, when the wallet built it (so it can submit it again)."""
+    cmi: int
+    """The node's confirmed milestone index read just before submitting: every cone root of
+    the message is at most this, so it is below max depth once the index exceeds it by 15."""
+    at_ms: int
+    """When it was recorded (ms since the epoch)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transfer:
+    """A payment the wallet made or is making, as recorded in the state."""
+
+    key_hash: bytes
+    """BLAKE2b-256 of the idempotency key (the key itself is not stored)."""
+    transaction: Transaction
+    """The signed transaction; re-attachments carry exactly this payload."""
+    recipient: Address
+    """Who is paid."""
+    amount: int
+    """What they get."""
+    nonce: int | None
+    """The proof-of-work nonce for the payload, once known (valid for any parents)."""
+    status: TransferStatus
+    """Where it stands."""
+    attachments: tuple[Attachment, ...]
+    """Its attachments, oldest first."""
+    confirmed_index: int | None
+    """The milestone that included it; when only the ledger's outputs showed it included (its
+    attachment unknown to the node), the ledger index at which they were seen."""
+    failure: str | None
+    """Why it failed (`input_spent`, a node error code, `abandoned`)."""
+    created_ms: int
+    """When it was recorded."""
+    updated_ms: int
+    """When its row last changed."""
+
+    @property
+    def transaction_id(self) -> TransactionId:
+        return self.transaction.id
+
+    @property
+    def message_ids(self) -> tuple[MessageId, ...]:
+        return tuple(a.message_id for a in self.attachments if a.message_id is not None)
+
+    @property
+    def inputs(self) -> tuple[OutputId, ...]:
+        return self.transaction.essence.inputs
+
+    @property
+    def change(self) -> int:
+        return self.transaction.essence.total_output - self.amount
+
+    @property
+    def last_cmi(self) -> int | None:
+        """The confirmed index before the latest attachment, None if never attached."""
+        return self.attachments[-1].cmi if self.attachments else None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Balance:
+    """The account's funds as the state knows them (after the last sync or confirmation)."""
+
+    total: int
+    """All known unspent outputs."""
+    reserved: int
+    """Held as inputs by transfers in flight."""
+    outputs: int
+    """How many unspent outputs."""
+
+    @property
+    def available(self) -> int:
+        return self.total - self.reserved
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddressRow:
+    """A derived address of the account."""
+
+    chain: int
+    """0 receiving, 1 change."""
+    index: int
+    """Its index on the chain."""
+    address: Address
+    """The address."""
+    used: bool
+    """Seen funded, or handed out as change."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Draft:
+    """What `create_transfer`'s builder returns: a signed transaction and its bookkeeping."""
+
+    transaction: Transaction
+    """Signed."""
+    recipient: Address
+    """Who is paid."""
+    amount: int
+    """What they get."""
+    change: tuple[int, Address] | None
+    """The change address (its index on chain 1, and it), if there is change."""
+
+
+def _encode_tx(tx: Transaction) -> bytes:
+    return encode_payload(tx)
+
+
+def _decode_tx(blob: bytes) -> Transaction:
+    reader = Reader(blob, "stored transaction")
+    try:
+        payload = decode_payload(reader)
+        reader.finish()
+    except TangleError as exc:
+        raise WalletStateError(f"a stored transaction does not decode: {exc}") from None
+    if not isinstance(payload, Transaction):
+        raise WalletStateError("a stored transfer is not a transaction")
+    return payload
+
+
+class WalletState:
+    """The sqlite state of one account (see the module docstring)."""
+
+    __slots__ = ("_db", "_lock", "path")
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        """Internal; use `open`."""
+        self._db = db
+        self._lock = threading.Lock()
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, account: bytes) -> WalletState:
+        """Open or create the state at `path` for the account identified by `account` (a
+        public fingerprint); a file made for another account is refused."""
+        try:
+            db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise WalletStateError(f"cannot open {path}: {exc}") from None
+        state = cls(db, path)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            with state._write() as tx:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                state._claim(tx, "schema_version", str(SCHEMA_VERSION))
+                state._claim(tx, "account", account.hex())
+        except sqlite3.Error as exc:
+            db.close()
+            raise WalletStateError(f"cannot open {path}: {exc}") from None
+        except BaseException:
+            db.close()
+            raise
+        return state
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"WalletState(path={str(self.path)!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One exclusive (IMMEDIATE) transaction."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise WalletStateError(f"{self.path}: {exc}") from None
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise WalletStateError(f"{self.path}: {exc}") from None
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise WalletStateError(f"{self.path}: {exc}") from None
+
+    def _read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """`read` on one consistent snapshot."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN")
+                try:
+                    return read(db)
+                finally:
+                    db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise WalletStateError(f"{self.path}: {exc}") from None
+
+    def _claim(self, db: sqlite3.Connection, key: str, value: str) -> None:
+        """Set meta `key` to `value`, or check that it already has that value."""
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        elif row[0] != value:
+            raise WalletStateError(f"{self.path}: {key} is {row[0]}, not {value}")
+
+    def bind_network(self, network_id: int) -> None:
+        """Record the network the account's transfers are for; another one is refused."""
+        with self._write() as db:
+            self._claim(db, "network_id", str(network_id))
+
+    # -- addresses and outputs ---------------------------------------------------------------
+
+    def addresses(self) -> list[AddressRow]:
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT chain, idx, address, used FROM addresses ORDER BY chain, idx"
+            ).fetchall()
+        )
+        return [
+            AddressRow(chain=c, index=i, address=Address(a), used=bool(u)) for c, i, a, u in rows
+        ]
+
+    def remember_addresses(self, rows: Iterable[tuple[int, int, Address]], *, used: bool) -> None:
+        """Store derived addresses; with `used`, mark them used (they stay used)."""
+        with self._write() as db:
+            for chain, index, address in rows:
+                db.execute(
+                    "INSERT INTO addresses (chain, idx, address, used) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (chain, idx) DO UPDATE SET used = max(used, excluded.used)",
+                    (chain, index, address, int(used)),
+                )
+
+    def replace_outputs(
+        self, addresses: Iterable[Address], coins: Iterable[Coin], index: int
+    ) -> None:
+        """The node's view of `addresses` at ledger `index`: their outputs become `coins`."""
+        with self._write() as db:
+            for address in addresses:
+                db.execute(
+                    "DELETE FROM outputs WHERE address = ? AND ledger_index <= ?", (address, index)
+                )
+            for coin in coins:
+                if db.execute(
+                    "SELECT 1 FROM spent WHERE output_id = ?", (coin.output_id,)
+                ).fetchone():
+                    continue
+                db.execute(
+                    "INSERT OR IGNORE INTO outputs (output_id, address, amount, ledger_index) "
+                    "VALUES (?, ?, ?, ?)",
+                    (coin.output_id, coin.address, str(coin.amount), index),
+                )
+                db.execute("UPDATE addresses SET used = 1 WHERE address = ?", (coin.address,))
+
+    def coins(self, *, free: bool = False) -> list[Coin]:
+        """Known unspent outputs; with `free`, only those no transfer has reserved."""
+        sql = "SELECT o.output_id, o.address, o.amount FROM outputs o"
+        if free:
+            sql += " WHERE o.output_id NOT IN (SELECT output_id FROM reservations)"
+        rows = self._read(lambda db: db.execute(sql + " ORDER BY o.output_id").fetchall())
+        return [_coin(row) for row in rows]
+
+    def balance(self) -> Balance:
+        def read(db: sqlite3.Connection) -> Balance:
+            rows = db.execute(
+                "SELECT o.amount, r.output_id IS NOT NULL FROM outputs o "
+                "LEFT JOIN reservations r ON r.output_id = o.output_id"
+            ).fetchall()
+            total = sum(int(amount) for amount, _ in rows)
+            reserved = sum(int(amount) for amount, held in rows if held)
+            return Balance(total=total, reserved=reserved, outputs=len(rows))
+
+        return self._read(read)
+
+    # -- transfers ---------------------------------------------------------------------------
+
+    def create_transfer(
+        self,
+        key_hash: bytes,
+        request: bytes,
+        build: Callable[[list[Coin], int], Draft],
+        now_ms: int,
+    ) -> tuple[Transfer, bool]:
+        """The transfer of `key_hash`: the recorded one (False), or a new one (True) that
+        `build` makes from the free coins and the next change index, recorded with its inputs
+        reserved, all in one exclusive transaction. `request` fingerprints the payment: a key
+        recorded with another fingerprint raises `IdempotencyConflictError`."""
+        with self._write() as db:
+            found = db.execute(
+                "SELECT request, transaction_id FROM transfers WHERE key_hash = ?", (key_hash,)
+            ).fetchone()
+            if found is not None:
+                if bytes(found[0]) != request:
+                    raise IdempotencyConflictError(bytes(found[1]).hex())
+                return self._transfer(db, key_hash), False
+            rows = db.execute(
+                "SELECT output_id, address, amount FROM outputs WHERE output_id NOT IN "
+                "(SELECT output_id FROM reservations) ORDER BY output_id"
+            ).fetchall()
+            change_index = db.execute(
+                "SELECT coalesce(max(idx) + 1, 0) FROM addresses WHERE chain = 1 AND used = 1"
+            ).fetchone()[0]
+            draft = build([_coin(row) for row in rows], change_index)
+            tx = draft.transaction
+            db.execute(
+                "INSERT INTO transfers (key_hash, transaction_id, payload, request, recipient, "
+                "amount, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key_hash,
+                    tx.id,
+                    _encode_tx(tx),
+                    request,
+                    draft.recipient,
+                    str(draft.amount),
+                    TransferStatus.SIGNED.value,
+                    now_ms,
+                    now_ms,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO reservations (output_id, key_hash, since_ms) VALUES (?, ?, ?)",
+                [(oid, key_hash, now_ms) for oid in tx.essence.inputs],
+            )
+            if draft.change is not None:
+                db.execute(
+                    "INSERT INTO addresses (chain, idx, address, used) VALUES (1, ?, ?, 1) "
+                    "ON CONFLICT (chain, idx) DO UPDATE SET used = 1",
+                    draft.change,
+                )
+            return self._transfer(db, key_hash), True
+
+    def transfer(self, key_hash: bytes) -> Transfer | None:
+        def read(db: sqlite3.Connection) -> Transfer | None:
+            found = db.execute("SELECT 1 FROM transfers WHERE key_hash = ?", (key_hash,))
+            return None if found.fetchone() is None else self._transfer(db, key_hash)
+
+        return self._read(read)
+
+    def transfers(self, statuses: Iterable[TransferStatus] | None = None) -> list[Transfer]:
+        """Transfers (with one of `statuses`), oldest first."""
+        wanted = None if statuses is None else {s.value for s in statuses}
+
+        def read(db: sqlite3.Connection) -> list[Transfer]:
+            rows = db.execute(
+                "SELECT key_hash, status FROM transfers ORDER BY created_ms, key_hash"
+            ).fetchall()
+            return [self._transfer(db, bytes(k)) for k, s in rows if wanted is None or s in wanted]
+
+        return self._read(read)
+
+    def set_nonce(self, key_hash: bytes, nonce: int, now_ms: int) -> Transfer:
+        with self._write() as db:
+            db.execute(
+                "UPDATE transfers SET nonce = ?, updated_ms = ? WHERE key_hash = ?",
+                (str(nonce), now_ms, key_hash),
+            )
+            return self._transfer(db, key_hash)
+
+    def add_attachment(
+        self,
+        key_hash: bytes,
+        *,
+        message_id: MessageId | None,
+        raw: bytes | None,
+        cmi: int,
+        now_ms: int,
+    ) -> Transfer:
+        """Record an attachment about to be submitted; the transfer becomes SUBMITTED. An
+        EXPIRED transfer takes back those of its inputs that no other transfer reserved
+        meanwhile. A final transfer is never attached again (`WalletStateError`)."""
+        with self._write() as db:
+            transfer = self._transfer(db, key_hash)
+            self._move(db, transfer, TransferStatus.SUBMITTED, now_ms)
+            sequence = transfer.attachments[-1].sequence + 1 if transfer.attachments else 0
+            db.execute(
+                "INSERT INTO attachments (key_hash, sequence, message_id, raw, cmi, at_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key_hash, sequence, message_id, raw, cmi, now_ms),
+            )
+            if transfer.status is TransferStatus.EXPIRED:
+                db.executemany(
+                    "INSERT OR IGNORE INTO reservations (output_id, key_hash, since_ms) "
+                    "VALUES (?, ?, ?)",
+                    [(oid, key_hash, now_ms) for oid in transfer.inputs],
+                )
+            return self._transfer(db, key_hash)
+
+    def name_attachment(
+        self, key_hash: bytes, sequence: int, message_id: MessageId, raw: bytes | None
+    ) -> Transfer:
+        """Fill in the message id (and bytes) of an attachment the node made."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE attachments SET message_id = ?, raw = coalesce(?, raw) "
+                "WHERE key_hash = ? AND sequence = ?",
+                (message_id, raw, key_hash, sequence),
+            )
+            return self._transfer(db, key_hash)
+
+    def drop_attachment(self, key_hash: bytes, sequence: int, now_ms: int) -> Transfer:
+        """Forget an attachment the node refused (it was not stored anywhere); without
+        attachments left, the transfer is SIGNED again (never published)."""
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM attachments WHERE key_hash = ? AND sequence = ?", (key_hash, sequence)
+            )
+            transfer = self._transfer(db, key_hash)
+            if not transfer.attachments and transfer.status is TransferStatus.SUBMITTED:
+                self._move(db, transfer, TransferStatus.SIGNED, now_ms)
+            return self._transfer(db, key_hash)
+
+    def confirm(
+        self, key_hash: bytes, index: int, own_outputs: Iterable[Coin], now_ms: int
+    ) -> Transfer:
+        """The transfer was included at milestone `index`: its inputs are spent, its outputs
+        to our addresses (`own_outputs`) are ours, its reservations go."""
+        with self._write() as db:
+            transfer = self._transfer(db, key_hash)
+            if transfer.status is TransferStatus.CONFIRMED:
+                return transfer
+            self._move(db, transfer, TransferStatus.CONFIRMED, now_ms)
+            db.execute(
+                "UPDATE transfers SET confirmed_index = ? WHERE key_hash = ?", (index, key_hash)
+            )
+            db.executemany(
+                "DELETE FROM outputs WHERE output_id = ?", [(i,) for i in transfer.inputs]
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO spent (output_id, key_hash) VALUES (?, ?)",
+                [(i, key_hash) for i in transfer.inputs],
+            )
+            for coin in own_outputs:
+                db.execute(
+                    "INSERT OR IGNORE INTO outputs (output_id, address, amount, ledger_index) "
+                    "VALUES (?, ?, ?, ?)",
+                    (coin.output_id, coin.address, str(coin.amount), index),
+                )
+                db.execute("UPDATE addresses SET used = 1 WHERE address = ?", (coin.address,))
+            db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
+            return self._transfer(db, key_hash)
+
+    def fail(self, key_hash: bytes, reason: str, now_ms: int) -> Transfer:
+        """The transfer can never apply: record why and release its inputs."""
+        with self._write() as db:
+            transfer = self._transfer(db, key_hash)
+            if transfer.status is TransferStatus.FAILED:
+                return transfer
+            self._move(db, transfer, TransferStatus.FAILED, now_ms)
+            db.execute("UPDATE transfers SET failure = ? WHERE key_hash = ?", (reason, key_hash))
+            db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
+            return self._transfer(db, key_hash)
+
+    def expire(self, key_hash: bytes, now_ms: int) -> Transfer:
+        """Every attachment is below max depth: release the inputs (see EXPIRED)."""
+        with self._write() as db:
+            transfer = self._transfer(db, key_hash)
+            if transfer.status is not TransferStatus.SUBMITTED:
+                return transfer
+            self._move(db, transfer, TransferStatus.EXPIRED, now_ms)
+            db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
+            return self._transfer(db, key_hash)
+
+    def abandon(self, key_hash: bytes, older_than_ms: int, now_ms: int) -> Transfer:
+        """Fail a SIGNED transfer (never published) whose row has not changed since
+        `older_than_ms`: its sender is gone. Its inputs are released."""
+        with self._write() as db:
+            transfer = self._transfer(db, key_hash)
+            if transfer.status is not TransferStatus.SIGNED or transfer.updated_ms > older_than_ms:
+                return transfer
+            self._move(db, transfer, TransferStatus.FAILED, now_ms)
+            db.execute("UPDATE transfers SET failure = 'abandoned' WHERE key_hash = ?", (key_hash,))
+            db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
+            return self._transfer(db, key_hash)
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def _move(
+        self, db: sqlite3.Connection, transfer: Transfer, to: TransferStatus, now_ms: int
+    ) -> None:
+        if to not in TRANSITIONS[transfer.status]:
+            raise WalletStateError(
+                f"transfer {transfer.transaction_id.hex()} is {transfer.status.value}; "
+                f"it cannot become {to.value}"
+            )
+        db.execute(
+            "UPDATE transfers SET status = ?, updated_ms = ? WHERE key_hash = ?",
+            (to.value, now_ms, transfer.key_hash),
+        )
+
+    @staticmethod
+    def _transfer(db: sqlite3.Connection, key_hash: bytes) -> Transfer:
+        row = db.execute(
+            "SELECT payload, recipient, amount, nonce, status, confirmed_index, failure, "
+            "created_ms, updated_ms FROM transfers WHERE key_hash = ?",
+            (key_hash,),
+        ).fetchone()
+        if row is None:
+            raise WalletStateError("no transfer with this idempotency key")
+        payload, recipient, amount, nonce, status, confirmed, failure, created, updated = row
+        attachments = tuple(
+            Attachment(
+                sequence=sequence,
+                message_id=None if mid is None else MessageId(mid),
+                raw=None if raw is None else bytes(raw),
+                cmi=cmi,
+                at_ms=at_ms,
+            )
+            for sequence, mid, raw, cmi, at_ms in db.execute(
+                "SELECT sequence, message_id, raw, cmi, at_ms FROM attachments "
+                "WHERE key_hash = ? ORDER BY sequence",
+                (key_hash,),
+            )
+        )
+        return Transfer(
+            key_hash=bytes(key_hash),
+            transaction=_decode_tx(bytes(payload)),
+            recipient=Address(recipient),
+            amount=int(amount),
+            nonce=None if nonce is None else int(nonce),
+            status=TransferStatus(status),
+            attachments=attachments,
+            confirmed_index=confirmed,
+            failure=failure,
+            created_ms=created,
+            updated_ms=updated,
+        )
+
+
+def _coin(row: tuple[bytes, bytes, str]) -> Coin:
+    output_id, address, amount = row
+    return Coin(output_id=OutputId(output_id), address=Address(address), amount=int(amount))
