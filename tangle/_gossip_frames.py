@@ -37,6 +37,8 @@ from .ids import FixedBytes, MessageId, blake2b_256
 from .message import MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .milestone import KeySet
 
 GOSSIP_VERSION: Final = 1
@@ -336,28 +338,28 @@ class FrameReader:
         if self._started is not None:
             self._started += seconds
 
-    def feed(self, data: bytes, now: float) -> list[tuple[Frame, int]]:
-        """Append `data`; return the frames it completes with their size on the wire."""
-        buffer = self._buffer
-        buffer += data
-        frames: list[tuple[Frame, int]] = []
-        start = 0
-        while start < len(buffer):
-            kind = _frame_kind(buffer[start])  # garbage is refused from its first byte
-            if len(buffer) - start < HEADER_SIZE:
-                break
-            length = int.from_bytes(buffer[start + 1 : start + HEADER_SIZE], "little")
-            _check_length(kind, length)  # and an oversized frame before its body arrives
-            end = start + HEADER_SIZE + length
-            if end > len(buffer):
-                break
-            body = bytes(buffer[start + HEADER_SIZE : end])
-            frames.append((decode_body(kind, body), end - start))
-            start = end
-            self._started = None
-        del buffer[:start]
-        if not buffer:
-            self._started = None
-        elif self._started is None:
+    def feed(self, data: bytes, now: float) -> Iterator[tuple[Frame, int]]:
+        """Append `data`; yield the frames it completes, with their size on the wire, one at a
+        time: a frame is consumed before the next is checked, so an error about a later frame
+        comes after the earlier ones were handled (a handshake is known when a bad frame that
+        followed it in the same segment gets the peer banned)."""
+        self._buffer += data
+        if self._buffer and self._started is None:
             self._started = now
-        return frames
+        return self._frames(now)
+
+    def _frames(self, now: float) -> Iterator[tuple[Frame, int]]:
+        buffer = self._buffer
+        while buffer:
+            kind = _frame_kind(buffer[0])  # garbage is refused from its first byte
+            if len(buffer) < HEADER_SIZE:
+                return
+            length = int.from_bytes(buffer[1:HEADER_SIZE], "little")
+            _check_length(kind, length)  # and an oversized frame before its body arrives
+            end = HEADER_SIZE + length
+            if end > len(buffer):
+                return
+            body = bytes(buffer[HEADER_SIZE:end])
+            del buffer[:end]
+            self._started = now if buffer else None
+            yield decode_body(kind, body), end

@@ -116,6 +116,7 @@ class Link:
         "protocol",
         "remote_confirmed",
         "since",
+        "source",
         "stream",
         "unique_bytes_in",
     )
@@ -133,6 +134,9 @@ class Link:
         self.protocol = protocol
         self.address = address
         """The peer's listening address (its source address until its handshake)."""
+        self.source = address
+        """The address this connection really goes to: the one dialed, or the one it came from
+        (never what the peer claims: bans are keyed by it)."""
         self.outbound = outbound
         """True if this node dialed."""
         self.since: float | None = None

@@ -129,6 +129,7 @@ class Peering:
         self._bans: dict[NodeId | PeerAddress, _Ban] = {}
         self._errors: dict[NodeId | PeerAddress, str] = {}
         self._addresses: dict[NodeId, PeerAddress] = {}
+        self._sources: dict[NodeId, PeerAddress] = {}
         self._port: int | None = None
         self.counters = PeeringCounters()
         """Monotonic counters over all peers."""
@@ -355,7 +356,9 @@ class Peering:
         if node_id is not None:
             _remember(self._errors, node_id, str(error))
         if isinstance(error, BANNED_FOR):
-            self._ban(node_id, link.address)
+            # By node id and by the observed address: a peer's claimed listening port could
+            # name an honest neighbour on the same host.
+            self._ban(node_id, link.source)
 
     def _ban(self, node_id: NodeId | None, address: PeerAddress) -> None:
         now = trio.current_time()
@@ -372,7 +375,7 @@ class Peering:
             link.close(error)  # banned as it closes
         else:
             _remember(self._errors, peer, str(error))
-            self._ban(peer, self._addresses.get(peer, PeerAddress("unknown", 0)))
+            self._ban(peer, self._sources.get(peer, PeerAddress("unknown", 0)))
 
     # -- what each link asks of the peering --------------------------------------------------------
 
@@ -383,9 +386,9 @@ class Peering:
         node_id = remote.node_id
         if not link.outbound and remote.listen_port:
             link.address = PeerAddress(link.address.host, remote.listen_port)
-        ban = self._ban_of(node_id, link.address, trio.current_time())
+        ban = self._ban_of(node_id, link.source, trio.current_time())
         if ban is not None:
-            raise PeerBannedError(str(link.address), ban.until)
+            raise PeerBannedError(str(link.source), ban.until)
         existing = self._links.get(node_id)
         if existing is not None:
             if not _preferred(link.outbound, self._node_id, node_id):
@@ -397,6 +400,7 @@ class Peering:
         self._links[node_id] = link
         link.since = trio.current_time()
         _remember(self._addresses, node_id, link.address)
+        _remember(self._sources, node_id, link.source)
         dial = self._dials.get(link.address) if link.outbound else None
         if dial is not None:
             dial.node_id = node_id

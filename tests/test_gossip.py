@@ -242,21 +242,21 @@ def test_the_reader_cuts_any_split_stream(case: tuple[Frame, list[int]]) -> None
 
 def test_the_reader_refuses_garbage_and_oversize_before_the_body() -> None:
     with pytest.raises(FrameError) as info:
-        FrameReader().feed(b"\xff", 0.0)
+        list(FrameReader().feed(b"\xff", 0.0))
     assert isinstance(info.value.__cause__, UnknownTypeError)
     with pytest.raises(FrameError) as info:
-        FrameReader().feed(b"\x01" + (1 << 30).to_bytes(4, "little"), 0.0)
+        list(FrameReader().feed(b"\x01" + (1 << 30).to_bytes(4, "little"), 0.0))
     assert isinstance(info.value.__cause__, OversizedError)
 
 
 def test_the_reader_dates_an_unfinished_frame_from_its_first_byte() -> None:
     reader = FrameReader()
     data = encode_frame(Heartbeat(confirmed_index=3, pruned_index=0, peer_count=1))
-    assert reader.feed(data[:3], 1.0) == []
+    assert list(reader.feed(data[:3], 1.0)) == []
     assert reader.partial_since == 1.0
-    assert reader.feed(data[3:7], 2.0) == []
+    assert list(reader.feed(data[3:7], 2.0)) == []
     assert reader.partial_since == 1.0
-    frames = reader.feed(data[7:] + data[:2], 3.0)
+    frames = list(reader.feed(data[7:] + data[:2], 3.0))
     assert len(frames) == 1
     assert reader.partial_since == 3.0
     reader.shift(0.5)
