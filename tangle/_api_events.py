@@ -274,10 +274,14 @@ class EventStream(Response):
             if notice is None:
                 await self._body(send, b": keep-alive\n\n")
                 continue
-            for event in await self._hub.transactions(notice.confirmed):
-                if not self._addresses or event.addresses & self._addresses:
-                    await self._body(send, format_event("transaction", event.data()))
-            await self._body(send, format_event("milestone", milestone_data(notice)))
+            # One chunk per milestone: a send per event costs more than the event itself.
+            chunk = [
+                format_event("transaction", event.data())
+                for event in await self._hub.transactions(notice.confirmed)
+                if not self._addresses or event.addresses & self._addresses
+            ]
+            chunk.append(format_event("milestone", milestone_data(notice)))
+            await self._body(send, b"".join(chunk))
 
     @staticmethod
     async def _body(send: Send, chunk: bytes) -> None:

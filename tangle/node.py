@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
@@ -60,6 +60,25 @@ class Outcome:
     """(position in the batch, error) of refused messages."""
 
 
+GROUP_MAX: Final = 256
+"""Most messages submitted in one group."""
+
+
+_NOT_SUBMITTED: Final = RuntimeError("the group did not submit this message")
+
+
+class _Waiting:
+    """One caller of `Node.submit` in a group."""
+
+    __slots__ = ("done", "outcome", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.done = trio.Event()
+        self.outcome: Parsed | Exception = _NOT_SUBMITTED
+        """The accepted message or the error, set before `done`."""
+
+
 @dataclass(slots=True)
 class Counters:
     """Monotonic counters for metrics."""
@@ -75,13 +94,15 @@ class Counters:
 class Node:
     """One node's state on trio."""
 
-    __slots__ = ("_counters", "_ledger", "_subscribers", "_writer")
+    __slots__ = ("_counters", "_group", "_ledger", "_submitting", "_subscribers", "_writer")
 
     def __init__(self, ledger: LedgerNode) -> None:
         self._ledger = ledger
         self._writer = trio.CapacityLimiter(1)
         self._subscribers: set[trio.MemorySendChannel[Notice]] = set()
         self._counters = Counters()
+        self._group: list[_Waiting] = []
+        self._submitting = trio.Lock()
 
     @property
     def counters(self) -> Counters:
@@ -100,11 +121,38 @@ class Node:
         return self._outcome(submitted)
 
     async def submit(self, raw: bytes) -> Parsed:
-        """Check, attach and persist one message; raises its `TangleError` if refused."""
-        outcome = await self.submit_many((raw,))
-        if outcome.rejected:
-            raise outcome.rejected[0][1]
-        return outcome.accepted[0]
+        """Check, attach and persist one message; raises its `TangleError` if refused.
+
+        Concurrent callers are grouped (group commit): callers that arrive while a submission is
+        in the writer thread queue up, and the next one to get the (fair) lock submits all that
+        are queued in one `submit_many` (one thread hop, one sqlite transaction); each caller
+        gets its own result, and a caller whose message went with an earlier group just returns
+        it. Submissions are shielded, so a cancelled caller never strands the others.
+        """
+        waiting = _Waiting(raw)
+        self._group.append(waiting)
+        async with self._submitting:
+            with trio.CancelScope(shield=True):
+                while not waiting.done.is_set():
+                    batch, self._group = self._group[:GROUP_MAX], self._group[GROUP_MAX:]
+                    await self._submit_group(batch)
+        if isinstance(waiting.outcome, BaseException):
+            raise waiting.outcome
+        return waiting.outcome
+
+    async def _submit_group(self, batch: list[_Waiting]) -> None:
+        try:
+            outcome = await self.submit_many([w.raw for w in batch])
+        except Exception as exc:  # a storage failure: every caller of the group hears it
+            for w in batch:
+                w.outcome = exc
+                w.done.set()
+            return
+        refused = dict(outcome.rejected)
+        accepted = iter(outcome.accepted)
+        for position, w in enumerate(batch):
+            w.outcome = refused[position] if position in refused else next(accepted)
+            w.done.set()
 
     async def read_core(self, read: Callable[[NodeCore], T]) -> T:
         """Run `read` on the core in the writer thread (the only thread that touches it)."""

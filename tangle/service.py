@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from . import tip_selection
 from ._peering_config import PeeringConfig
 from .api import ApiConfig, create_app, serve_api
 from .errors import ConfigError, InvalidFieldError
@@ -129,6 +130,8 @@ async def run_node(
     """Run the node of `config` until cancelled."""
     network = config.network
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    # Compile (or load from Numba's cache) the window kernels now, not in the first milestone.
+    await trio.to_thread.run_sync(tip_selection.warm_up)
     ledger = await trio.to_thread.run_sync(
         lambda: LedgerNode.open(
             config.data_dir / "node.db",

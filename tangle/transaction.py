@@ -22,7 +22,7 @@ unlock:  u8 type; 0 = signature: PublicKey (32) + Signature (64)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from .codec import U16_MAX, U64_MAX, Reader, require_bytes, require_uint, sized, u8, u16, u64
@@ -123,6 +123,8 @@ class Transaction:
     """What is signed."""
     unlocks: tuple[Unlock, ...]
     """Unlock i authorises input i."""
+    id: TransactionId = field(init=False, repr=False, compare=False)
+    """BLAKE2b-256 of the essence, computed once."""
 
     def __post_init__(self) -> None:
         if len(self.unlocks) != len(self.essence.inputs):
@@ -141,10 +143,7 @@ class Transaction:
                     )
             elif not isinstance(unlock, SignatureUnlock):
                 raise InvalidFieldError("Transaction.unlocks", "unknown unlock object")
-
-    @property
-    def id(self) -> TransactionId:
-        return transaction_id(self.essence)
+        object.__setattr__(self, "id", transaction_id(self.essence))
 
     def output_id(self, index: int) -> OutputId:
         return OutputId.of(self.id, index)
