@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -38,6 +37,7 @@ from starlette.responses import Response
 
 from .dag import Score
 from .errors import TangleError
+from .events import TransactionEvent
 from .ledger import Conflict, Inclusion
 from .message import decode_message
 from .milestone import Milestone
@@ -56,34 +56,6 @@ if TYPE_CHECKING:
 
 CACHED_MILESTONES: Final = 16
 LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransactionEvent:
-    """A transaction message a milestone included or marked conflicting."""
-
-    message_id: MessageId
-    """The message."""
-    transaction_id: TransactionId
-    """Its transaction."""
-    milestone_index: int
-    """The milestone that referenced it."""
-    inclusion: Inclusion
-    """INCLUDED or CONFLICTING."""
-    conflict: Conflict
-    """Why it conflicts (NONE if included)."""
-    addresses: frozenset[Address]
-    """The addresses it touches."""
-
-    def data(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id.hex(),
-            "transaction_id": self.transaction_id.hex(),
-            "milestone_index": self.milestone_index,
-            "inclusion": self.inclusion.name.lower(),
-            "conflict": self.conflict.name.lower(),
-            "addresses": sorted(a.hex() for a in self.addresses),
-        }
 
 
 def transaction_events(

@@ -1,6 +1,8 @@
 """The tanglepay wallet: BIP-39 mnemonics, SLIP-0010 ed25519 keys, bech32m addresses and an
 encrypted keystore. Everything public is re-exported here; the modules are private detail."""
 
+from tangle.events import TransactionEvent as TransactionEvent
+
 from .account import MEMO_TAG as MEMO_TAG
 from .account import Counters as Counters
 from .account import SyncResult as SyncResult
@@ -31,7 +33,6 @@ from .client import NodeEvent as NodeEvent
 from .client import NodeInfo as NodeInfo
 from .client import OutputInfo as OutputInfo
 from .client import RetryPolicy as RetryPolicy
-from .client import TransactionEvent as TransactionEvent
 from .coin_selection import Coin as Coin
 from .coin_selection import Selection as Selection
 from .coin_selection import select_coins as select_coins

@@ -55,6 +55,7 @@ import anyio
 import anyio.to_thread
 
 from tangle.codec import U64_MAX, u8, u64
+from tangle.events import TransactionEvent
 from tangle.ids import Address, MessageId, OutputId, blake2b_256
 from tangle.ledger import Inclusion
 from tangle.message import Message, encode_message, prepare
@@ -62,7 +63,7 @@ from tangle.pow import search
 from tangle.transaction import MAX_MEMO, BasicOutput, TransactionEssence
 
 from .address import DEVNET, Network, decode_address, encode_address
-from .client import AddressOutputs, NodeClient, TransactionEvent
+from .client import AddressOutputs, NodeClient
 from .coin_selection import Coin, select_coins
 from .errors import (
     AmountError,

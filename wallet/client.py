@@ -35,6 +35,7 @@ import anyio
 import httpx
 
 from tangle.errors import TangleError
+from tangle.events import TransactionEvent
 from tangle.ids import Address, MessageId, MilestoneId, OutputId, TransactionId, blake2b_256
 from tangle.ledger import Conflict, Inclusion
 from tangle.message import Parsed, decode_message
@@ -165,24 +166,6 @@ class MilestoneEvent:
     """The message that carried it."""
     timestamp_ms: int
     """When the coordinator issued it."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransactionEvent:
-    """A transaction a milestone included or marked conflicting."""
-
-    message_id: MessageId
-    """The attachment the milestone referenced."""
-    transaction_id: TransactionId
-    """Its transaction."""
-    milestone_index: int
-    """The milestone."""
-    inclusion: Inclusion
-    """INCLUDED or CONFLICTING."""
-    conflict: Conflict
-    """Why it conflicts (NONE if included)."""
-    addresses: frozenset[Address]
-    """The addresses it touches."""
 
 
 NodeEvent = MilestoneEvent | TransactionEvent
