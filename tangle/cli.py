@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     coordinator = commands.add_parser("coordinator", help="run the coordinator and its node")
     coordinator.add_argument("--config", type=Path, required=True, help="coordinator.json")
+    # `wallet.cli` parses its own arguments: no prefix character, so every one is passed on.
+    wallet = commands.add_parser(
+        "wallet", help="the wallet (see tanglepay wallet --help)", add_help=False, prefix_chars="\0"
+    )
+    wallet.add_argument("args", nargs="*")
     return parser
 
 
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             return _devnet(args)
         if args.command == "node":
             return _node(args)
+        if args.command == "wallet":
+            return _wallet(args)
         return _coordinator(args)
     except TangleError as exc:
         print(f"tanglepay {args.command}: {exc}", file=sys.stderr)
@@ -101,6 +108,12 @@ def _coordinator(args: argparse.Namespace) -> int:
     trio.run(_until_signalled, start)
     print("coordinator stopped", flush=True)
     return 0
+
+
+def _wallet(args: argparse.Namespace) -> int:
+    from wallet.cli import main as wallet_main
+
+    return wallet_main(args.args)
 
 
 def _devnet(args: argparse.Namespace) -> int:
