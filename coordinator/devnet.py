@@ -26,6 +26,7 @@ import secrets
 import signal
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import time
@@ -49,7 +50,8 @@ from tangle.ledger import Genesis
 from tangle.message import encode_message, prepare
 from tangle.milestone import KeySet
 from tangle.transaction import BasicOutput, TransactionEssence
-from wallet import AccountKey, sign_transaction
+from wallet import DEVNET as DEVNET_NETWORK
+from wallet import AccountKey, WalletError, decode_address, sign_transaction
 
 from .signers import KeySigner
 
@@ -402,6 +404,13 @@ async def _send(
     await _pay(traffic, client, api, to, None, rng)
 
 
+def _address(text: str) -> Address:
+    """A devnet address in bech32m (`tpdev1...`) or 64 hex digits."""
+    if len(text) == 2 * Address.SIZE and all(c in string.hexdigits for c in text):
+        return Address.from_hex(text)
+    return decode_address(text, DEVNET_NETWORK)
+
+
 def faucet_app(traffic: _Traffic, client: httpx.AsyncClient, api: str) -> Starlette:
     """`POST /faucet` with `{"address": hex, "amount": int}` (amount optional, at most
     FAUCET_MAX): pays the address from the faucet accounts; 201 `{"message_id"}`."""
@@ -410,10 +419,12 @@ def faucet_app(traffic: _Traffic, client: httpx.AsyncClient, api: str) -> Starle
     async def pay(request: Request) -> Response:
         try:
             body = await request.json()
-            address = Address.from_hex(str(body["address"]))
+            address = _address(str(body["address"]))
             amount = int(body.get("amount", FAUCET_AMOUNT))
-        except (ValueError, KeyError, TypeError, TangleError):
-            return JSONResponse({"error": "expected {'address': hex, 'amount': int}"}, 400)
+        except (ValueError, KeyError, TypeError, TangleError, WalletError):
+            return JSONResponse(
+                {"error": "expected {'address': tpdev1... or hex, 'amount': int}"}, 400
+            )
         if not PARAMS.min_output_amount <= amount <= FAUCET_MAX:
             return JSONResponse(
                 {"error": f"amount must be in {PARAMS.min_output_amount}..{FAUCET_MAX}"}, 400

@@ -92,3 +92,17 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
     assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_the_faucet_takes_bech32m_or_hex_addresses() -> None:
+    from coordinator.devnet import _address
+    from tangle.ids import Address
+    from wallet import DEVNET, TESTNET, WalletError, WrongPrefixError, encode_address
+
+    address = Address(bytes(range(32)))
+    assert _address(encode_address(address, DEVNET)) == address
+    assert _address(address.hex()) == address
+    with pytest.raises(WrongPrefixError):
+        _address(encode_address(address, TESTNET))
+    with pytest.raises(WalletError):
+        _address(encode_address(address, DEVNET)[:-1] + "q")
