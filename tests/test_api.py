@@ -33,14 +33,16 @@ from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, pre
 from tangle.milestone import KeySet
 from tangle.node import Node
 from tangle.payload import TaggedData, encode_payload
+from tangle.peering import Peering
 from tangle.pow import work_value
+from tangle.service import PeeringAdmin
 from tangle.storage import InconsistentWriteError
 from tangle.transaction import Transaction
 
 from .builders import NET, address, genesis, key, on_tips, transfer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
     from nacl.signing import SigningKey
@@ -64,35 +66,6 @@ def open_ledger(path: Path) -> LedgerNode:
     )
 
 
-class FakePeers:
-    """A `PeerAdmin` holding peers in a dict."""
-
-    def __init__(self) -> None:
-        self.published: list[bytes] = []
-        self.table: dict[str, dict[str, object]] = {
-            "p1": {"id": "p1", "host": "10.0.0.1", "port": 14666, "key": b"\x01\x02"}
-        }
-
-    def peers(self) -> Sequence[Mapping[str, object]]:
-        return list(self.table.values())
-
-    async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
-        if host == "refused.example":
-            raise ValueError("refused")
-        peer = {"id": f"{host}:{port}", "host": host, "port": port}
-        self.table[f"{host}:{port}"] = peer
-        return peer
-
-    async def remove_peer(self, peer: str) -> bool:
-        return self.table.pop(peer, None) is not None
-
-    async def publish(self, raw: bytes) -> None:
-        self.published.append(raw)
-
-    def gossip_counters(self) -> Mapping[str, float]:
-        return {"bytes_received_total": 0}
-
-
 async def _publish(raw: bytes) -> None:
     pass
 
@@ -112,11 +85,13 @@ class Net:
 
 @contextlib.asynccontextmanager
 async def network(
-    tmp_path: Path, config: ApiConfig | None = None, **app_args: Any
+    tmp_path: Path, config: ApiConfig | None = None, *, peering: bool = False, **app_args: Any
 ) -> AsyncIterator[Net]:
     ledger = open_ledger(tmp_path / "node.db")
     journal = Journal.open(tmp_path / "journal.db")
     node = Node(ledger)
+    if peering:  # the real gossip layer, not started: no peer is dialed
+        app_args["peers"] = PeeringAdmin(Peering(node))
     app = create_app(node, config or ApiConfig(admin_token=TOKEN), **app_args)
     transport = httpx.ASGITransport(app)
     try:
@@ -670,8 +645,7 @@ async def test_admin_needs_the_token(tmp_path: Path) -> None:
         assert (response.status_code, error_code(response)) == (404, "not_found")
         response = await net.client.post("/api/v1/admin/prune", json={"keep_milestones": 20})
         assert response.status_code == 404
-    peers = FakePeers()
-    async with network(tmp_path, ApiConfig(admin_token=TOKEN), peers=peers) as net:
+    async with network(tmp_path, ApiConfig(admin_token=TOKEN), peering=True) as net:
         client = net.client
         response = await client.get("/api/v1/admin/peers")
         assert (response.status_code, error_code(response)) == (401, "unauthorized")
@@ -681,20 +655,24 @@ async def test_admin_needs_the_token(tmp_path: Path) -> None:
         assert (response.status_code, error_code(response)) == (403, "forbidden")
         auth = {"authorization": f"Bearer {TOKEN}"}
         listed = (await client.get("/api/v1/admin/peers", headers=auth)).json()
-        assert listed == {"peers": [{"id": "p1", "host": "10.0.0.1", "port": 14666, "key": "0102"}]}
+        assert listed == {"peers": []}
         added = await client.post(
             "/api/v1/admin/peers", json={"host": "10.0.0.2", "port": 14666}, headers=auth
         )
         assert added.status_code == 201
         assert added.json()["peer"]["id"] == "10.0.0.2:14666"
-        for body in ({"host": "refused.example", "port": 1}, {"host": "h", "port": 0}, {}):
+        listed = (await client.get("/api/v1/admin/peers", headers=auth)).json()["peers"]
+        assert [(p["address"], p["connected"], p["outbound"]) for p in listed] == [
+            ("10.0.0.2:14666", False, True)
+        ]
+        for body in ({"host": "", "port": 1}, {"host": "h", "port": 0}, {}):
             response = await client.post("/api/v1/admin/peers", json=body, headers=auth)
             assert response.status_code == 400, body
         response = await client.delete("/api/v1/admin/peers/10.0.0.2:14666", headers=auth)
         assert response.status_code == 204
         response = await client.delete("/api/v1/admin/peers/10.0.0.2:14666", headers=auth)
         assert (response.status_code, error_code(response)) == (404, "unknown_peer")
-        assert (await client.get("/api/v1/info")).json()["peers"] == 1
+        assert (await client.get("/api/v1/info")).json()["peers"] == 0
 
         for _ in range(3):
             await net.milestone()

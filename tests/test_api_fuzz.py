@@ -21,6 +21,8 @@ from tangle.api import ApiConfig, create_app
 from tangle.message import decode_message
 from tangle.node import Node
 from tangle.payload import TaggedData, encode_payload
+from tangle.peering import Peering
+from tangle.service import PeeringAdmin
 
 from .builders import address, message, on_tips
 from .test_api import (
@@ -29,7 +31,6 @@ from .test_api import (
     KEY_SET,
     SIGNERS,
     TOKEN,
-    FakePeers,
     open_ledger,
     open_stream,
     spend_genesis,
@@ -180,7 +181,7 @@ async def test_no_request_gets_a_server_error(
 ) -> None:
     if path.startswith("/api/v1/events"):
         return  # a stream: fuzzed below
-    app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=FakePeers())
+    app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=_peers(ledger))
     async with _client(app) as client:
         url = httpx.URL(scheme="http", host="node", path=path, params=query)
         check(await client.request(method, url, headers=headers, content=body))
@@ -198,7 +199,7 @@ async def test_known_routes_with_fuzzed_inputs(
     method = data.draw(st.sampled_from([METHODS[route]] * 4 + ["GET", "POST", "DELETE"]))
     mutated = data.draw(_mutations(raw))
     auth = {"authorization": f"Bearer {TOKEN}"}
-    app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=FakePeers())
+    app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=_peers(ledger))
     async with _client(app) as client:
         url = httpx.URL(scheme="http", host="node", path=route.format(fill))
         if use_json:
@@ -210,6 +211,11 @@ async def test_known_routes_with_fuzzed_inputs(
             response = await client.request(method, url, content=mutated, headers=octets)
         check(response)
         await _answer_info(client)
+
+
+def _peers(ledger: LedgerNode) -> PeeringAdmin:
+    """The real gossip layer's admin view (not started: nothing is dialed)."""
+    return PeeringAdmin(Peering(Node(ledger)))
 
 
 def _mutations(raw: bytes) -> st.SearchStrategy[bytes]:
@@ -256,7 +262,7 @@ async def test_raw_asgi_requests_and_event_streams(
 ) -> None:
     """What a client library would never send: bad Content-Length, bytes in the query, odd
     paths, bodies in pieces; and the event stream, which is read up to its first chunk."""
-    app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=FakePeers())
+    app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=_peers(ledger))
     async with open_stream(app, path, query, head, method=method, body=body) as response:
         assert response.status // 100 in (2, 4)
         event(f"status {response.status}")
