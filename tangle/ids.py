@@ -69,6 +69,10 @@ class MerkleRoot(FixedBytes):
     """Root of an RFC 6962 style Merkle tree."""
 
 
+class ChannelId(FixedBytes):
+    """A payment channel's id: fixed when it opens, kept over top-ups and state updates."""
+
+
 class PublicKey(FixedBytes):
     """An ed25519 public key."""
 
