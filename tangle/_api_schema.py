@@ -17,9 +17,10 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 
 from . import errors
+from .channel import ChannelOutput
 from .message import PROTOCOL_VERSION
 from .payload import TaggedData
-from .transaction import SignatureUnlock, Transaction
+from .transaction import ReferenceUnlock, SignatureUnlock, Transaction
 
 if TYPE_CHECKING:
     from .ids import MessageId, OutputId
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .milestone import Milestone
     from .payload import Payload
     from .storage import MessageMetadata, MilestoneRecord
-    from .transaction import Output
+    from .transaction import Output, Unlock
 
 # -- error codes -------------------------------------------------------------------------------
 
@@ -105,21 +106,9 @@ def render_payload(payload: Payload) -> dict[str, Any]:
             "transaction_id": payload.id.hex(),
             "network_id": str(essence.network_id),
             "inputs": [i.hex() for i in essence.inputs],
-            "outputs": [
-                {"type": "basic", "address": o.address.hex(), "amount": str(o.amount)}
-                for o in essence.outputs
-            ],
+            "outputs": [_render_output_body(o) for o in essence.outputs],
             "memo": essence.memo.hex(),
-            "unlocks": [
-                {
-                    "type": "signature",
-                    "public_key": u.public_key.hex(),
-                    "signature": u.signature.hex(),
-                }
-                if isinstance(u, SignatureUnlock)
-                else {"type": "reference", "index": u.index}
-                for u in payload.unlocks
-            ],
+            "unlocks": [_render_unlock(u) for u in payload.unlocks],
         }
     return {"type": "milestone", **render_milestone_payload(payload)}
 
@@ -180,9 +169,64 @@ def render_output(output_id: OutputId, output: Output) -> dict[str, Any]:
         "output_id": output_id.hex(),
         "transaction_id": output_id.transaction_id.hex(),
         "output_index": output_id.output_index,
+        **_render_output_body(output),
+    }
+
+
+def _render_output_body(output: Output) -> dict[str, Any]:
+    """An output's fields; a channel's `address` is its channel id (what it is indexed by)."""
+    body: dict[str, Any] = {
+        "type": "basic",
         "address": output.address.hex(),
         "amount": str(output.amount),
     }
+    if isinstance(output, ChannelOutput):
+        body |= {
+            "type": "channel",
+            "channel_id": output.channel_id.hex(),
+            "payer": output.payer.hex(),
+            "payee": output.payee.hex(),
+            "bidirectional": output.bidirectional,
+            "challenge_period": output.challenge_period,
+            "expiry": output.expiry,
+            "sequence": str(output.sequence),
+            "payee_balance": str(output.payee_balance),
+            "closing_since": output.closing_since,
+        }
+    return body
+
+
+def _render_unlock(unlock: Unlock) -> dict[str, Any]:
+    if isinstance(unlock, SignatureUnlock):
+        return {
+            "type": "signature",
+            "public_key": unlock.public_key.hex(),
+            "signature": unlock.signature.hex(),
+        }
+    if isinstance(unlock, ReferenceUnlock):
+        return {"type": "reference", "index": unlock.index}
+    proof = unlock.proof
+    return {
+        "type": "channel",
+        "op": unlock.op.name.lower(),
+        "channel_id": unlock.channel_id.hex(),
+        "payer": unlock.payer.hex(),
+        "payee": unlock.payee.hex(),
+        "payer_signature": _hex_or_none(unlock.payer_signature),
+        "payee_signature": _hex_or_none(unlock.payee_signature),
+        "proof": None
+        if proof is None
+        else {
+            "sequence": str(proof.proof.sequence),
+            "payee_balance": str(proof.proof.payee_balance),
+            "payer_signature": proof.payer_signature.hex(),
+            "payee_signature": _hex_or_none(proof.payee_signature),
+        },
+    }
+
+
+def _hex_or_none(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
 
 
 # -- the OpenAPI document ----------------------------------------------------------------------
@@ -244,9 +288,27 @@ _SCHEMAS: dict[str, Any] = {
     "SubmitJson": _object({"message": _HEX}),
     "PowRequest": _object({"payload": _HEX}),
     "Submitted": _object({"id": _ID}),
-    "Output": _object(
-        {"type": {"const": "basic"}, "address": _ID, "amount": _U64},
-    ),
+    "Output": {
+        "oneOf": [
+            _object({"type": {"const": "basic"}, "address": _ID, "amount": _U64}),
+            _object(
+                {
+                    "type": {"const": "channel"},
+                    "address": _ID,
+                    "amount": _U64,
+                    "channel_id": _ID,
+                    "payer": _ID,
+                    "payee": _ID,
+                    "bidirectional": {"type": "boolean"},
+                    "challenge_period": _UINT,
+                    "expiry": _UINT,
+                    "sequence": _U64,
+                    "payee_balance": _U64,
+                    "closing_since": _UINT,
+                }
+            ),
+        ]
+    },
     "Payload": {
         "oneOf": [
             _object({"type": {"const": "tagged_data"}, "tag": _HEX, "data": _HEX}),

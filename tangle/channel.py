@@ -171,21 +171,18 @@ def decode_channel_output(r: Reader) -> ChannelOutput:
         r.u64("channel.payee_balance"),
         r.u32("channel.closing_since"),
     )
-    try:
-        return ChannelOutput(
-            channel_id=channel_id,
-            payer=payer,
-            payee=payee,
-            amount=amount,
-            bidirectional=bidirectional,
-            challenge_period=values[0],
-            expiry=values[1],
-            sequence=values[2],
-            payee_balance=values[3],
-            closing_since=values[4],
-        )
-    except InvalidFieldError as e:
-        raise NonCanonicalError(f"channel output: {e}") from None
+    return ChannelOutput(
+        channel_id=channel_id,
+        payer=payer,
+        payee=payee,
+        amount=amount,
+        bidirectional=bidirectional,
+        challenge_period=values[0],
+        expiry=values[1],
+        sequence=values[2],
+        payee_balance=values[3],
+        closing_since=values[4],
+    )
 
 
 # -- balance proofs --------------------------------------------------------------------------

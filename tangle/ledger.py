@@ -2,12 +2,14 @@
 
 Rules a transaction must meet before any node attaches it (`validate_transaction`, stateless):
 its network id, every output at least `min_output_amount` (the storage deposit that keeps dust
-from bloating the ledger), and every signature unlock a valid ed25519 signature of the
-transaction's signing message.
+from bloating the ledger; a channel's payout is exempt), every signature a valid ed25519
+signature of the transaction's signing message, at most one channel spent, a balance proof's
+signatures valid, and a new channel output with the id and the initial state of a new channel.
 
 Rules checked when a milestone applies it (`white_flag.py`, stateful): every input unspent, each
-input's address is the BLAKE2b-256 of its unlock's public key, and inputs and outputs sum to the
-same amount. A transaction failing them stays in the tangle, marked conflicting with a `Conflict`.
+input's address is the BLAKE2b-256 of its unlock's public key (or the channel rules of
+`channel_rules.py` allow the spend), and inputs and outputs sum to the same amount. A
+transaction failing them stays in the tangle, marked conflicting with a `Conflict`.
 
 The ledger state hash is a digest of the UTXO set at the confirmed milestone: the sum, modulo
 2**256, of BLAKE2b-256(output id || output) over unspent outputs, hashed with the milestone index.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
+from .channel import ChannelOp, ChannelOutput, ChannelUnlock, channel_id_of
 from .codec import U32_MAX, U64_MAX, require_uint, u32, u64
 from .errors import IndexGapError, InvalidGenesisError, InvalidTransactionError, WrongNetworkError
 from .ids import Address, OutputId, TransactionId, blake2b_256
@@ -60,6 +63,16 @@ class Conflict(IntEnum):
     INPUT_SPENT = 2
     AMOUNT_MISMATCH = 3
     UNLOCK_ADDRESS_MISMATCH = 4
+    CHANNEL_UNLOCK_MISMATCH = 5
+    """A channel unlock on a basic output, or one naming another channel or other keys."""
+    CHANNEL_NOT_AUTHORISED = 6
+    """The operation lacks a signature it needs (the payer's, or both parties')."""
+    CHANNEL_WRONG_STATE = 7
+    """The operation is not allowed now (channel closing, expired, not yet mature, wrong kind)."""
+    CHANNEL_STALE_PROOF = 8
+    """The balance proof is missing, not newer than the ledger's state, or beyond the deposit."""
+    CHANNEL_BAD_OUTPUTS = 9
+    """The continuing channel output or the payout is not what the operation requires."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,27 +206,68 @@ def apply_diff(state: LedgerState, diff: LedgerDiff) -> None:
     state.milestone_index = diff.index
 
 
-def unlock_key(tx: Transaction, input_position: int) -> bytes:
-    """The public key that unlocks input `input_position`."""
+def unlock_key(tx: Transaction, input_position: int) -> bytes | None:
+    """The public key that unlocks input `input_position`; None for a channel unlock."""
     unlock = tx.unlocks[input_position]
     if isinstance(unlock, ReferenceUnlock):
         # Transaction construction guarantees a reference names a signature unlock.
         unlock = tx.unlocks[unlock.index]
-    return unlock.public_key  # type: ignore[union-attr]
+    return unlock.public_key if isinstance(unlock, SignatureUnlock) else None
 
 
 def validate_transaction(tx: Transaction, network_id: int, min_output_amount: int) -> None:
     """The stateless checks a node makes before it attaches a transaction."""
     if tx.essence.network_id != network_id:
         raise WrongNetworkError(network_id, tx.essence.network_id)
+    channel_unlocks = [u for u in tx.unlocks if isinstance(u, ChannelUnlock)]
+    if len(channel_unlocks) > 1:
+        raise InvalidTransactionError("a transaction spends at most one channel")
+    spent = channel_unlocks[0] if channel_unlocks else None
+    pays_out = spent is not None and spent.op in (ChannelOp.PAYEE_CLOSE, ChannelOp.SETTLE)
     for i, output in enumerate(tx.essence.outputs):
-        if output.amount < min_output_amount:
+        if output.amount < min_output_amount and not pays_out:
             raise InvalidTransactionError(
                 f"output {i} holds {output.amount}, below the deposit of {min_output_amount}"
             )
+        if isinstance(output, ChannelOutput) and (
+            spent is None or output.channel_id != spent.channel_id
+        ):
+            _validate_new_channel(tx, i, output)
     message = signing_message(tx.id)
     for i, unlock in enumerate(tx.unlocks):
         if isinstance(unlock, SignatureUnlock) and not is_valid(
             unlock.public_key, message, unlock.signature
         ):
             raise InvalidTransactionError(f"signature unlock {i} does not verify")
+        if isinstance(unlock, ChannelUnlock):
+            _validate_channel_signatures(i, unlock, message)
+
+
+def _validate_new_channel(tx: Transaction, position: int, output: ChannelOutput) -> None:
+    if output.channel_id != channel_id_of(tx.essence.inputs[0], position):
+        raise InvalidTransactionError(
+            f"output {position} opens a channel whose id is not derived from the first input"
+        )
+    if output.sequence != 0 or output.closing_since != 0:
+        raise InvalidTransactionError(f"output {position} opens a channel with a later state")
+    if not output.bidirectional and output.payee_balance != 0:
+        raise InvalidTransactionError(
+            f"output {position} opens a one-way channel that already owes the payee"
+        )
+
+
+def _validate_channel_signatures(position: int, unlock: ChannelUnlock, message: bytes) -> None:
+    for key, signature in unlock.signers():
+        if not is_valid(key, message, signature):
+            raise InvalidTransactionError(f"channel unlock {position}: a signature does not verify")
+    proof = unlock.proof
+    if proof is None:
+        return
+    signed = proof.proof.message()
+    payee_signature = proof.payee_signature
+    if not is_valid(unlock.payer, signed, proof.payer_signature) or (
+        payee_signature is not None and not is_valid(unlock.payee, signed, payee_signature)
+    ):
+        raise InvalidTransactionError(
+            f"channel unlock {position}: the balance proof's signature does not verify"
+        )

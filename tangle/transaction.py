@@ -15,8 +15,10 @@ essence:
 u16  unlock_count (== input_count), then unlock_count x unlock
 
 output:  u8 type; 0 = basic: Address (32) + u64 amount (1..U64_MAX)
+                  1 = channel lock: see channel.py
 unlock:  u8 type; 0 = signature: PublicKey (32) + Signature (64)
                   1 = reference: u16 index of an earlier signature unlock
+                  2 = channel: see channel.py (its balance proof takes the essence's network id)
 ```
 """
 
@@ -25,6 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from .channel import (
+    ChannelOutput,
+    ChannelUnlock,
+    decode_channel_output,
+    decode_channel_unlock,
+    encode_channel_output,
+    encode_channel_unlock,
+)
 from .codec import U16_MAX, U64_MAX, Reader, require_bytes, require_uint, sized, u8, u16, u64
 from .errors import InvalidFieldError, NonCanonicalError, UnknownTypeError
 from .ids import Address, OutputId, PublicKey, Signature, TransactionId, blake2b_256
@@ -35,8 +45,10 @@ MAX_MEMO: Final = 64
 SIGNING_DOMAIN: Final = b"tanglepay/transaction/v1"
 
 OUTPUT_BASIC: Final = 0
+OUTPUT_CHANNEL: Final = 1
 UNLOCK_SIGNATURE: Final = 0
 UNLOCK_REFERENCE: Final = 1
+UNLOCK_CHANNEL: Final = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +66,7 @@ class BasicOutput:
         require_uint("BasicOutput.amount", self.amount, U64_MAX, minimum=1)
 
 
-Output = BasicOutput
+Output = BasicOutput | ChannelOutput
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +90,7 @@ class ReferenceUnlock:
         require_uint("ReferenceUnlock.index", self.index, U16_MAX)
 
 
-Unlock = SignatureUnlock | ReferenceUnlock
+Unlock = SignatureUnlock | ReferenceUnlock | ChannelUnlock
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +116,7 @@ class TransactionEssence:
             raise InvalidFieldError("TransactionEssence.inputs", "an input appears twice")
         if not 1 <= len(self.outputs) <= MAX_OUTPUTS:
             raise InvalidFieldError("TransactionEssence.outputs", f"count {len(self.outputs)}")
-        if not all(isinstance(o, BasicOutput) for o in self.outputs):
+        if not all(isinstance(o, BasicOutput | ChannelOutput) for o in self.outputs):
             raise InvalidFieldError("TransactionEssence.outputs", "unknown output object")
         if sum(o.amount for o in self.outputs) > U64_MAX:
             raise InvalidFieldError("TransactionEssence.outputs", "total amount overflows u64")
@@ -141,7 +153,7 @@ class Transaction:
                         "Transaction.unlocks",
                         f"reference at {position} must name an earlier signature unlock",
                     )
-            elif not isinstance(unlock, SignatureUnlock):
+            elif not isinstance(unlock, SignatureUnlock | ChannelUnlock):
                 raise InvalidFieldError("Transaction.unlocks", "unknown unlock object")
         object.__setattr__(self, "id", transaction_id(self.essence))
 
@@ -167,6 +179,8 @@ def address_of(public_key: bytes) -> Address:
 
 
 def encode_output(output: Output) -> bytes:
+    if isinstance(output, ChannelOutput):
+        return u8(OUTPUT_CHANNEL) + encode_channel_output(output)
     return u8(OUTPUT_BASIC) + output.address + u64(output.amount)
 
 
@@ -186,6 +200,8 @@ def encode_essence(essence: TransactionEssence) -> bytes:
 def _encode_unlock(unlock: Unlock) -> bytes:
     if isinstance(unlock, SignatureUnlock):
         return u8(UNLOCK_SIGNATURE) + unlock.public_key + unlock.signature
+    if isinstance(unlock, ChannelUnlock):
+        return u8(UNLOCK_CHANNEL) + encode_channel_unlock(unlock)
     return u8(UNLOCK_REFERENCE) + u16(unlock.index)
 
 
@@ -204,6 +220,8 @@ def _count(r: Reader, what: str, maximum: int) -> int:
 
 def decode_output(r: Reader) -> Output:
     tag = r.u8("output.type")
+    if tag == OUTPUT_CHANNEL:
+        return decode_channel_output(r)
     if tag != OUTPUT_BASIC:
         raise UnknownTypeError("output", tag)
     address = Address(r.take(32, "output.address"))
@@ -225,7 +243,7 @@ def _decode_essence(r: Reader) -> TransactionEssence:
     return TransactionEssence(network_id=network_id, inputs=inputs, outputs=outputs, memo=memo)
 
 
-def _decode_unlock(r: Reader) -> Unlock:
+def _decode_unlock(r: Reader, network_id: int) -> Unlock:
     tag = r.u8("unlock.type")
     if tag == UNLOCK_SIGNATURE:
         return SignatureUnlock(
@@ -234,11 +252,14 @@ def _decode_unlock(r: Reader) -> Unlock:
         )
     if tag == UNLOCK_REFERENCE:
         return ReferenceUnlock(index=r.u16("unlock.index"))
+    if tag == UNLOCK_CHANNEL:
+        return decode_channel_unlock(r, network_id)
     raise UnknownTypeError("unlock", tag)
 
 
 def decode_transaction(r: Reader) -> Transaction:
     """Read a transaction body; the caller checks that nothing trails it."""
     essence = _decode_essence(r)
-    unlocks = tuple(_decode_unlock(r) for _ in range(_count(r, "unlocks", MAX_INPUTS)))
+    count = _count(r, "unlocks", MAX_INPUTS)
+    unlocks = tuple(_decode_unlock(r, essence.network_id) for _ in range(count))
     return Transaction(essence=essence, unlocks=unlocks)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .channel import ChannelOutput, ChannelUnlock
+from .channel_rules import check_channel_spend, recorded_outputs
 from .errors import MissingConeError
 from .ids import Address, MerkleRoot, MessageId, OutputId, blake2b_256
 from .ledger import Conflict, LedgerDiff, Spend, unlock_key
@@ -115,7 +117,7 @@ def white_flag(
         tx = msg.transaction
         if tx is None:
             continue
-        conflict = _check(tx, unspent, created, consumed, is_spent)
+        conflict = _check(tx, index, unspent, created, consumed, is_spent)
         if conflict is not Conflict.NONE:
             conflicts.append((mid, conflict))
             continue
@@ -123,7 +125,8 @@ def white_flag(
         for oid in tx.essence.inputs:
             output = created[oid] if oid in created else unspent[oid]
             consumed[oid] = Spend(output_id=oid, output=output, transaction_id=tx_id)
-        for i, output in enumerate(tx.essence.outputs):
+        channel_unlock = next((u for u in tx.unlocks if isinstance(u, ChannelUnlock)), None)
+        for i, output in enumerate(recorded_outputs(tx, channel_unlock, index)):
             created[OutputId.of(tx_id, i)] = output
         included.append(mid)
     # An output created and spent inside the same cone never reaches the UTXO set.
@@ -143,6 +146,7 @@ def white_flag(
 
 def _check(
     tx: Transaction,
+    index: int,
     unspent: Mapping[OutputId, Output],
     created: Mapping[OutputId, Output],
     consumed: Mapping[OutputId, Spend],
@@ -155,7 +159,14 @@ def _check(
         output = created[oid] if oid in created else unspent.get(oid)
         if output is None:
             return Conflict.INPUT_SPENT if is_spent(oid) else Conflict.INPUT_NOT_FOUND
-        if output.address != Address(blake2b_256(unlock_key(tx, position))):
+        unlock = tx.unlocks[position]
+        if isinstance(unlock, ChannelUnlock):
+            conflict = check_channel_spend(tx, unlock, output, index)
+            if conflict is not Conflict.NONE:
+                return conflict
+        elif isinstance(output, ChannelOutput):
+            return Conflict.CHANNEL_UNLOCK_MISMATCH
+        elif output.address != Address(blake2b_256(unlock_key(tx, position) or b"")):
             return Conflict.UNLOCK_ADDRESS_MISMATCH
         total_in += output.amount
     if total_in != tx.essence.total_output:

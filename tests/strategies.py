@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from tangle.channel import (
+    MAX_CHALLENGE_PERIOD,
+    BalanceProof,
+    ChannelOp,
+    ChannelOutput,
+    ChannelUnlock,
+    SignedBalanceProof,
+)
 from tangle.codec import U32_MAX, U64_MAX
 from tangle.ids import (
     Address,
+    ChannelId,
     MerkleRoot,
     MessageId,
     MilestoneId,
@@ -41,6 +50,56 @@ basic_outputs = st.builds(
     address=st.binary(min_size=32, max_size=32).map(Address),
     amount=st.integers(1, U64_MAX // 128),
 )
+channel_ids = st.binary(min_size=32, max_size=32).map(ChannelId)
+
+
+@st.composite
+def channel_outputs(draw: st.DrawFn) -> ChannelOutput:
+    amount = draw(st.integers(1, U64_MAX // 128))
+    payer, payee = draw(st.lists(public_keys, min_size=2, max_size=2, unique=True))
+    return ChannelOutput(
+        channel_id=draw(channel_ids),
+        payer=payer,
+        payee=payee,
+        amount=amount,
+        bidirectional=draw(st.booleans()),
+        challenge_period=draw(st.integers(1, MAX_CHALLENGE_PERIOD)),
+        expiry=draw(st.integers(1, U32_MAX)),
+        sequence=draw(u64s),
+        payee_balance=draw(st.integers(0, amount)),
+        closing_since=draw(st.integers(0, U32_MAX)),
+    )
+
+
+@st.composite
+def channel_unlocks(draw: st.DrawFn, network_id: int) -> ChannelUnlock:
+    channel_id = draw(channel_ids)
+    payer_sig, payee_sig = draw(
+        st.sampled_from([(True, False), (False, True), (True, True)]).map(
+            lambda mask: tuple(draw(signatures) if on else None for on in mask)
+        )
+    )
+    proof = None
+    if draw(st.booleans()):
+        proof = SignedBalanceProof(
+            proof=BalanceProof(
+                network_id=network_id,
+                channel_id=channel_id,
+                sequence=draw(u64s),
+                payee_balance=draw(u64s),
+            ),
+            payer_signature=draw(signatures),
+            payee_signature=draw(st.none() | signatures),
+        )
+    return ChannelUnlock(
+        op=draw(st.sampled_from(ChannelOp)),
+        channel_id=channel_id,
+        payer=draw(public_keys),
+        payee=draw(public_keys),
+        payer_signature=payer_sig,
+        payee_signature=payee_sig,
+        proof=proof,
+    )
 
 
 @st.composite
@@ -50,9 +109,10 @@ def transactions(draw: st.DrawFn, network_id: int | None = None) -> Transaction:
             st.binary(min_size=34, max_size=34).map(OutputId), min_size=1, max_size=6, unique=True
         )
     )
-    outputs = draw(st.lists(basic_outputs, min_size=1, max_size=6))
+    outputs = draw(st.lists(basic_outputs | channel_outputs(), min_size=1, max_size=6))
+    network = draw(u64s) if network_id is None else network_id
     essence = TransactionEssence(
-        network_id=draw(u64s) if network_id is None else network_id,
+        network_id=network,
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         memo=draw(st.binary(max_size=64)),
@@ -62,6 +122,8 @@ def transactions(draw: st.DrawFn, network_id: int | None = None) -> Transaction:
         signature_positions = [i for i, u in enumerate(unlocks) if isinstance(u, SignatureUnlock)]
         if signature_positions and draw(st.booleans()):
             unlocks.append(ReferenceUnlock(index=draw(st.sampled_from(signature_positions))))
+        elif draw(st.integers(0, 3)) == 0:
+            unlocks.append(draw(channel_unlocks(network)))
         else:
             unlocks.append(
                 SignatureUnlock(public_key=draw(public_keys), signature=draw(signatures))
