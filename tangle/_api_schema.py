@@ -68,6 +68,7 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "not_found": (404, "no such route"),
     "unknown_message": (404, "no message with this id is stored"),
     "unknown_milestone": (404, "no milestone with this index was applied"),
+    "unknown_channel": (404, "no channel with this id is open or closing on the ledger"),
     "unknown_peer": (404, "no such peer"),
     "method_not_allowed": (405, "the route exists, the method does not"),
     "body_too_large": (413, "the body is over the size limit (checked while it is read)"),
@@ -372,19 +373,18 @@ _SCHEMAS: dict[str, Any] = {
         {
             "address": _ID,
             "ledger_index": _UINT,
-            "outputs": _array(
-                _object(
-                    {
-                        "output_id": {"type": "string"},
-                        "transaction_id": _ID,
-                        "output_index": _UINT,
-                        "address": _ID,
-                        "amount": _U64,
-                    }
-                )
-            ),
+            "outputs": _array(_ref("UnspentOutput")),
         }
     ),
+    "UnspentOutput": {
+        "allOf": [
+            _object(
+                {"output_id": {"type": "string"}, "transaction_id": _ID, "output_index": _UINT}
+            ),
+            _ref("Output"),
+        ]
+    },
+    "Channel": _object({"ledger_index": _UINT, "output": _ref("UnspentOutput")}),
     "Balance": _object(
         {"address": _ID, "ledger_index": _UINT, "balance": _U64, "output_count": _UINT}
     ),
@@ -534,6 +534,16 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/addresses/{address}/balance": {
             "get": _op("Balance of an address", 200, "Balance", "invalid_id", params=(_ADDRESS,))
+        },
+        "/api/v1/channels/{channel_id}": {
+            "get": _op(
+                "A payment channel's output on the ledger (gone once it is settled)",
+                200,
+                "Channel",
+                "invalid_id",
+                "unknown_channel",
+                params=(_path_param("channel_id", _ID),),
+            )
         },
         "/api/v1/milestones/latest": {
             "get": _op("The confirmed milestone", 200, "Milestone", "unknown_milestone")

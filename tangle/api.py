@@ -9,6 +9,7 @@ GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
 GET    /api/v1/addresses/{address}/outputs   200 unspent outputs
 GET    /api/v1/addresses/{address}/balance   200 balance
+GET    /api/v1/channels/{channel_id}         200 a payment channel's output
 GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
 GET    /api/v1/events?address=...            200 server-sent events (see `_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
@@ -75,6 +76,7 @@ from ._api_schema import (
     tangle_error_code,
     tangle_error_status,
 )
+from .channel import ChannelOutput
 from .codec import U32_MAX, Reader
 from .errors import InvalidFieldError, MalformedError, NoTipsError, TangleError
 from .ids import Address, MessageId
@@ -99,9 +101,11 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from .core import NodeCore, Parameters
+    from .ids import OutputId
     from .message import Parsed
     from .node import Node
     from .storage import Storage
+    from .transaction import Output
 
 logger = logging.getLogger(__name__)
 
@@ -505,6 +509,18 @@ class _Api:
             }
         )
 
+    async def channel(self, request: Request) -> Response:
+        channel_id = _address(request.path_params["channel_id"])
+
+        def read(storage: Storage) -> tuple[int, list[tuple[OutputId, Output]]]:
+            return storage.confirmed_index(), storage.outputs_of(channel_id)
+
+        index, found = await self.node.read_storage(read)
+        channels = [(o, out) for o, out in found if isinstance(out, ChannelOutput)]
+        if not channels:
+            raise ApiError("unknown_channel", f"no channel {channel_id.hex()} on the ledger")
+        return JSONResponse({"ledger_index": index, "output": render_output(*channels[0])})
+
     async def milestone(self, request: Request) -> Response:
         text = request.path_params.get("index")
         wanted = None if text is None else _uint(text, "index", 1, U32_MAX)
@@ -688,6 +704,7 @@ def create_app(
         Route("/api/v1/tips", api.tips, methods=["GET"]),
         Route("/api/v1/addresses/{address}/outputs", api.outputs, methods=["GET"]),
         Route("/api/v1/addresses/{address}/balance", api.balance, methods=["GET"]),
+        Route("/api/v1/channels/{channel_id}", api.channel, methods=["GET"]),
         Route("/api/v1/milestones/latest", api.milestone, methods=["GET"]),
         Route("/api/v1/milestones/{index}", api.milestone, methods=["GET"]),
         Route("/api/v1/events", api.events, methods=["GET"]),

@@ -4,7 +4,7 @@
 u8 type:  0 = tagged data     u8 tag_length (0..MAX_TAG), tag, u32 data_length, data
           1 = transaction     see transaction.py
           2 = milestone       see milestone.py
-          3..15 reserved for channel operations; anything else is unknown
+          anything else is unknown (payment channels are transactions: channel.py)
 ```
 """
 
