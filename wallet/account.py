@@ -89,8 +89,16 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from tangle.signature import Signer
+    from tangle.transaction import Transaction
+
     from .client import NodeInfo, RetryPolicy
     from .keys import AccountKey, AddressKey
+
+    Funding = Sequence[tuple[OutputId, Signer]]
+    """Coins chosen to fund a transaction, each with the key that spends it."""
+    Compose = Callable[[Funding, tuple[Address, int] | None], Transaction]
+    """Builds and signs a transaction from its funding and its change (address, amount)."""
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -326,6 +334,11 @@ class Wallet:
         """The address at `index` on chain `change`."""
         return self._keys.key(change, index).address
 
+    def channel_key(self, index: int) -> AddressKey:
+        """The key of receiving address `index`, to hold a payment channel with: a channel pays
+        its payer's share back to this key's address, which `sync` watches."""
+        return self._keys.key(RECEIVE, index)
+
     async def receive_address(self) -> str:
         """The first receiving address after every used one, in bech32m."""
         rows = await self._db(self._state.addresses)
@@ -449,13 +462,101 @@ class Wallet:
         if not info.min_output_amount <= amount <= U64_MAX:
             raise AmountError(amount, info.min_output_amount)
         request = request_fingerprint(to, amount, memo)
+
+        def compose(funding: Funding, change: tuple[Address, int] | None) -> Transaction:
+            outputs = [BasicOutput(address=to, amount=amount)]
+            if change is not None:
+                outputs.append(BasicOutput(address=change[0], amount=change[1]))
+            essence = TransactionEssence(
+                network_id=info.network_id,
+                inputs=tuple(oid for oid, _ in funding),
+                outputs=tuple(outputs),
+                memo=full_memo,
+            )
+            return sign_transaction(essence, [signer for _, signer in funding])
+
+        return await self._fund(
+            key_hash,
+            request,
+            amount,
+            compose,
+            remote_pow=remote_pow,
+            wait=wait,
+            timeout_s=timeout_s,
+        )
+
+    async def pay_with(
+        self,
+        compose: Compose,
+        amount: int,
+        *,
+        request: bytes,
+        idempotency_key: str | bytes,
+        remote_pow: bool | None = None,
+        wait: bool = True,
+        timeout_s: float | None = None,
+    ) -> Transfer:
+        """`send`'s general form: fund `amount` from this wallet's coins into a transaction that
+        `compose(funding, change)` builds and signs (a channel opening or top-up, say). The
+        transaction's first output is what the transfer watches; `request` fingerprints it for
+        the idempotency check, as in `send`."""
+        if not 1 <= amount <= U64_MAX:
+            raise AmountError(amount, 1)
+        return await self._fund(
+            idempotency_hash(idempotency_key),
+            request,
+            amount,
+            compose,
+            remote_pow=remote_pow,
+            wait=wait,
+            timeout_s=timeout_s,
+        )
+
+    async def submit(
+        self,
+        transaction: Transaction,
+        *,
+        idempotency_key: str | bytes,
+        remote_pow: bool | None = None,
+        wait: bool = True,
+        timeout_s: float | None = None,
+    ) -> Transfer:
+        """Attach a transaction signed elsewhere that spends none of this wallet's coins (a
+        channel close or settlement) and follow it to confirmation, re-attaching as `send`
+        does; idempotent per key."""
+        key_hash = idempotency_hash(idempotency_key)
+        request = blake2b_256(_REQUEST_DOMAIN, transaction.id)
+        first = transaction.essence.outputs[0]
+
+        def build(_coins: list[Coin], _change_index: int) -> Draft:
+            return Draft(
+                transaction=transaction, recipient=first.address, amount=first.amount, change=None
+            )
+
+        transfer, _created = await self._db(
+            self._state.create_transfer, key_hash, request, build, _now_ms()
+        )
+        return await self._complete(transfer, remote_pow=remote_pow, wait=wait, timeout_s=timeout_s)
+
+    async def _fund(
+        self,
+        key_hash: bytes,
+        request: bytes,
+        amount: int,
+        compose: Compose,
+        *,
+        remote_pow: bool | None,
+        wait: bool,
+        timeout_s: float | None,
+    ) -> Transfer:
         await self._load_owners()
+        info = await self._info()
         try:
-            transfer = await self._create(key_hash, request, to, amount, full_memo, info)
+            transfer = await self._create(key_hash, request, amount, compose, info)
         except InsufficientFundsError:
             if not await self.settle():
                 raise
-            transfer = await self._create(key_hash, request, to, amount, full_memo, info)
+            transfer = await self._create(key_hash, request, amount, compose, info)
         return await self._complete(transfer, remote_pow=remote_pow, wait=wait, timeout_s=timeout_s)
 
     async def resume(
@@ -473,38 +574,21 @@ class Wallet:
         return await self._complete(transfer, remote_pow=remote_pow, wait=True, timeout_s=timeout_s)
 
     async def _create(
-        self,
-        key_hash: bytes,
-        request: bytes,
-        to: Address,
-        amount: int,
-        memo: bytes,
-        info: NodeInfo,
+        self, key_hash: bytes, request: bytes, amount: int, compose: Compose, info: NodeInfo
     ) -> Transfer:
         keys = self._keys
 
         def build(coins: list[Coin], change_index: int) -> Draft:
             spendable = [c for c in coins if c.address in keys.owners]
             selection = select_coins(spendable, amount, min_output=info.min_output_amount)
-            outputs = [BasicOutput(address=to, amount=amount)]
             change: tuple[int, Address] | None = None
             if selection.change:
                 change = (change_index, keys.key(CHANGE, change_index).address)
-                outputs.append(BasicOutput(address=change[1], amount=selection.change))
             inputs = sorted(selection.inputs, key=lambda c: c.output_id)
-            essence = TransactionEssence(
-                network_id=info.network_id,
-                inputs=tuple(c.output_id for c in inputs),
-                outputs=tuple(outputs),
-                memo=memo,
-            )
-            signers = [keys.key(*keys.owners[c.address]) for c in inputs]
-            return Draft(
-                transaction=sign_transaction(essence, signers),
-                recipient=to,
-                amount=amount,
-                change=change,
-            )
+            funding = [(c.output_id, keys.key(*keys.owners[c.address])) for c in inputs]
+            tx = compose(funding, None if change is None else (change[1], selection.change))
+            first = tx.essence.outputs[0]
+            return Draft(transaction=tx, recipient=first.address, amount=amount, change=change)
 
         transfer, _created = await self._db(
             self._state.create_transfer, key_hash, request, build, _now_ms()
