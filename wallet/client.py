@@ -34,9 +34,19 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 import anyio
 import httpx
 
+from tangle.channel import ChannelOutput
 from tangle.errors import TangleError
 from tangle.events import TransactionEvent
-from tangle.ids import Address, MessageId, MilestoneId, OutputId, TransactionId, blake2b_256
+from tangle.ids import (
+    Address,
+    ChannelId,
+    MessageId,
+    MilestoneId,
+    OutputId,
+    PublicKey,
+    TransactionId,
+    blake2b_256,
+)
 from tangle.ledger import Conflict, Inclusion
 from tangle.message import Parsed, decode_message
 from tangle.payload import Payload, encode_payload
@@ -120,6 +130,18 @@ class OutputInfo:
     """Where it is locked."""
     amount: int
     """Base units."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelInfo:
+    """`GET /api/v1/channels/{channel_id}`."""
+
+    ledger_index: int
+    """The confirmed milestone the answer reflects."""
+    output_id: OutputId
+    """The channel output's id (it changes with every top-up and close step)."""
+    output: ChannelOutput
+    """The channel as the ledger records it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -505,6 +527,37 @@ class NodeClient:
             )
         return AddressOutputs(
             address=address, ledger_index=doc.integer("ledger_index"), outputs=tuple(outputs)
+        )
+
+    async def channel(self, channel_id: ChannelId) -> ChannelInfo | None:
+        """A payment channel's unspent output, or None once it is settled (or never was)."""
+        request = "GET /api/v1/channels/{channel_id}"
+        try:
+            doc = await self._get_json(f"/api/v1/channels/{channel_id.hex()}")
+        except NotFoundError:
+            return None
+        entry = doc.child("output")
+        if entry.text("type") != "channel":
+            raise InvalidResponseError(request, "the output is not a channel")
+        try:
+            output = ChannelOutput(
+                channel_id=ChannelId(entry.hexbytes("channel_id")),
+                payer=PublicKey(entry.hexbytes("payer")),
+                payee=PublicKey(entry.hexbytes("payee")),
+                amount=entry.decimal("amount"),
+                bidirectional=entry.boolean("bidirectional"),
+                challenge_period=entry.integer("challenge_period"),
+                expiry=entry.integer("expiry"),
+                sequence=entry.decimal("sequence"),
+                payee_balance=entry.decimal("payee_balance"),
+                closing_since=entry.integer("closing_since"),
+            )
+        except TangleError as exc:
+            raise InvalidResponseError(request, f"not a valid channel output: {exc}") from None
+        return ChannelInfo(
+            ledger_index=doc.integer("ledger_index"),
+            output_id=_fixed(request, OutputId, entry.hexbytes("output_id")),
+            output=output,
         )
 
     async def balance(self, address: Address) -> int:
