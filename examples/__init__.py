@@ -1,0 +1,1 @@
+"""Runnable examples of pay-per-use on tanglepay (`python -m examples.NAME --help`)."""

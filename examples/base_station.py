@@ -1,0 +1,336 @@
+"""A 5G micro base station paid per MB by a carrier: metered streaming payments over HTTP.
+
+The station (payee) delivers the carrier's traffic and meters every byte it delivers
+(`payments.metering.Meter`, 50 base units per MB, rounded up, billed cumulatively). It lets the
+carrier run up at most 2 MB unpaid (`credit_limit`): past that it delivers nothing until it is
+paid. The carrier (payer) counts the bytes it receives (`PayerMeter`), fetches the station's
+invoice, refuses any bill above its own count (`OverchargeError`), pays the difference through
+its channel (topping the channel up on the ledger when it runs low), and checks the station's
+signed receipt of every payment: channel, sequence, amount, cumulative units.
+
+```
+GET  /stream?bytes=N      Payment-Channel: <hex>   up to N bytes (fewer when payment is due)
+GET  /invoice             Payment-Channel: <hex>   {"units", "amount", "paid"} of the session
+POST /pay                 Payment-Proof: <base64url signed proof>
+                          -> 200, Payment-Receipt: <base64url METERED receipt>
+```
+
+A payment is checked by the channel core and committed to the station's channel store before the
+receipt is sent (`payments.cashier.Cashier`).
+
+Self-contained (station, carrier and an in-process ledger in one command, over loopback HTTP):
+
+    python -m examples.base_station --self-contained [--megabytes 20] [--json]
+
+Against a devnet: run `./dev devnet` in one terminal (it writes `data/devnet/devnet.json`), then
+
+    python -m examples.base_station serve --devnet data/devnet/devnet.json --port 8401
+    python -m examples.base_station carrier --devnet data/devnet/devnet.json \\
+        --url http://127.0.0.1:8401 --payee <the key `serve` prints> --megabytes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from coordinator.signers import KeySigner
+from payments.channel import PayerChannel
+from payments.errors import PaymentError
+from payments.metering import Invoice, Meter, PayerMeter, Tariff
+from payments.offer import PROOF_HEADER, RECEIPT_HEADER
+from payments.paywall import refusal_of
+from payments.receipt import b64url_decode, receipt_from_header, receipt_to_header
+from payments.state import Role
+from payments.store import ChannelStore, read_records
+from payments.wire import decode_signed_proof, encode_signed_proof
+from tangle.api import serve_api
+from tangle.errors import TangleError
+from tangle.ids import ChannelId, PublicKey
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from starlette.requests import Request
+
+    from payments.auth import ChannelFunder
+    from payments.cashier import Cashier
+    from tangle.signature import Signer
+
+    Handler = Callable[[Request], Awaitable[Response]]
+
+TARIFF = Tariff.per_mb(50)
+"""What the carrier pays the station: 50 base units per MB."""
+CREDIT_LIMIT = 100
+"""Unpaid usage the station tolerates: 2 MB."""
+CHUNK = 256 * 1024
+"""Bytes the carrier asks for at a time."""
+CHANNEL_HEADER = "payment-channel"
+SELF_CONTAINED_NETWORK = 4243
+
+
+def station_app(signer: Signer, cashier: Cashier) -> Starlette:
+    """The station's HTTP face (see the module docstring)."""
+    meters: dict[bytes, Meter] = {}
+
+    async def meter_of(request: Request) -> Meter:
+        channel_id = ChannelId.from_hex(request.headers.get(CHANNEL_HEADER, ""))
+        meter = meters.get(channel_id)
+        if meter is None:
+            await cashier.open(channel_id)  # an acceptable open channel to this station
+            meter = Meter(
+                TARIFF,
+                signer=signer,
+                network_id=cashier.network_id,
+                channel_id=channel_id,
+                session=channel_id,
+                credit_limit=CREDIT_LIMIT,
+            )
+            meters[channel_id] = meter
+        return meter
+
+    async def stream(request: Request) -> Response:
+        meter = await meter_of(request)
+        n = meter.deliverable(int(request.query_params.get("bytes", str(CHUNK))))
+        meter.record(n)
+        return Response(os.urandom(n), media_type="application/octet-stream")
+
+    async def invoice(request: Request) -> Response:
+        bill = (await meter_of(request)).invoice()
+        return JSONResponse({"units": bill.units, "amount": bill.amount, "paid": bill.paid})
+
+    async def pay(request: Request) -> Response:
+        raw = b64url_decode(request.headers.get(PROOF_HEADER, ""), ValueError)
+        signed = decode_signed_proof(raw)
+        meter = meters[signed.proof.channel_id]
+        credit = await cashier.accept(signed, price=1)
+        receipt = meter.credit(signed.proof, credit.credited)
+        return Response(status_code=200, headers={RECEIPT_HEADER: receipt_to_header(receipt)})
+
+    def refusing(handler: Handler) -> Handler:
+        """`handler`, answering a refused payment or a malformed request with a 4xx."""
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PaymentError as e:
+                status, code = refusal_of(e)
+                message = str(e)
+            except (TangleError, ValueError, KeyError) as e:
+                status, code, message = 400, "bad_request", str(e)
+            return JSONResponse({"error": {"code": code, "message": message}}, status)
+
+        return guarded
+
+    return Starlette(
+        routes=[
+            Route("/stream", refusing(stream)),
+            Route("/invoice", refusing(invoice)),
+            Route("/pay", refusing(pay), methods=["POST"]),
+        ]
+    )
+
+
+class Carrier:
+    """The carrier's side: counts bytes, checks bills, pays, checks receipts."""
+
+    def __init__(self, signer: Signer, network_id: int, funder: ChannelFunder) -> None:
+        self.signer = signer
+        self.network_id = network_id
+        self.funder = funder
+        self.channel: PayerChannel | None = None
+        self.meter: PayerMeter | None = None
+        self.receipts = 0
+        self.top_ups = 0
+
+    async def open(self, station: PublicKey, deposit: int) -> None:
+        terms = await self.funder.open(station, deposit)
+        self.channel = PayerChannel(terms, self.signer)
+        self.meter = PayerMeter(
+            TARIFF,
+            payee=station,
+            network_id=self.network_id,
+            channel_id=terms.channel_id,
+            session=terms.channel_id,
+        )
+
+    async def run(self, client: httpx.AsyncClient, total: int) -> None:
+        channel, meter = self.channel, self.meter
+        if channel is None or meter is None:
+            raise RuntimeError("open a channel first")
+        headers = {CHANNEL_HEADER: channel.terms.channel_id.hex()}
+        while meter.units < total:
+            response = await client.get(
+                "/stream", params={"bytes": min(CHUNK, total - meter.units)}, headers=headers
+            )
+            response.raise_for_status()
+            meter.observe(len(response.content))
+            doc = (await client.get("/invoice", headers=headers)).json()
+            bill = Invoice(
+                channel_id=channel.terms.channel_id,
+                units=doc["units"],
+                amount=doc["amount"],
+                paid=doc["paid"],
+            )
+            amount = meter.accept(bill)
+            if amount:
+                await self.pay(client, channel, meter, bill, amount)
+
+    async def pay(
+        self,
+        client: httpx.AsyncClient,
+        channel: PayerChannel,
+        meter: PayerMeter,
+        bill: Invoice,
+        amount: int,
+    ) -> None:
+        if channel.payer_balance < amount:
+            terms = await self.funder.top_up(channel.terms, channel.terms.deposit)
+            channel.top_up(terms.deposit)
+            self.top_ups += 1
+        proof = channel.pay(amount)
+        meter.paying(proof.proof, amount, bill)
+        value = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
+        response = await client.post("/pay", headers={PROOF_HEADER: value})
+        response.raise_for_status()
+        meter.check_receipt(receipt_from_header(response.headers[RECEIPT_HEADER]))
+        self.receipts += 1
+
+
+def summary(carrier: Carrier, store_path: Path | None) -> dict[str, Any]:
+    channel, meter = carrier.channel, carrier.meter
+    if channel is None or meter is None:
+        raise RuntimeError("no channel")
+    doc: dict[str, Any] = {
+        "bytes": meter.units,
+        "megabytes": meter.units / 1e6,
+        "paid": meter.paid,
+        "owed": TARIFF.cost(meter.units),
+        "receipts": carrier.receipts,
+        "top_ups": carrier.top_ups,
+        "channel": channel.terms.channel_id.hex(),
+        "payer_sequence": channel.sequence,
+    }
+    if store_path is not None:
+        [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
+        latest = record.latest
+        doc["station_durable_sequence"] = record.sequence
+        doc["station_durable_balance"] = 0 if latest is None else latest.proof.payee_balance
+    return doc
+
+
+async def self_contained(megabytes: int) -> dict[str, Any]:
+    """Station, carrier and ledger in this process; the station on a loopback port."""
+    from payments.cashier import Cashier
+
+    from ._local_ledger import LocalDirectory, LocalFunder, LocalLedger
+
+    carrier_key = KeySigner(os.urandom(32))
+    station_key = KeySigner(os.urandom(32))
+    ledger = LocalLedger(SELF_CONTAINED_NETWORK, [(carrier_key.public_key, 10**9)])
+    funder = LocalFunder(ledger, carrier_key)
+    with tempfile.TemporaryDirectory(prefix="base-station-") as tmp:
+        store_path = Path(tmp) / "station-channels.sqlite"
+        store = ChannelStore(store_path)
+        cashier = Cashier(
+            payee=station_key.public_key,
+            network_id=SELF_CONTAINED_NETWORK,
+            directory=LocalDirectory(ledger),
+            store=store,
+        )
+        carrier = Carrier(carrier_key, SELF_CONTAINED_NETWORK, funder)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_api, station_app(station_key, cashier), "127.0.0.1", 0)
+            await carrier.open(station_key.public_key, deposit=5 * TARIFF.price)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await carrier.run(client, megabytes * 1_000_000)
+            nursery.cancel_scope.cancel()
+        await store.aclose()
+        return summary(carrier, store_path)
+
+
+async def serve(devnet: Path, data: Path, host: str, port: int) -> None:
+    from payments.cashier import Cashier
+
+    from ._devnet import devnet_directory, payee_seed
+
+    signer = KeySigner(payee_seed(data))
+    store = ChannelStore(data / "station-channels.sqlite")
+    async with devnet_directory(devnet) as (directory, network_id):
+        cashier = Cashier(
+            payee=signer.public_key, network_id=network_id, directory=directory, store=store
+        )
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(serve_api, station_app(signer, cashier), host, port)
+            print(f"station on http://{host}:{bound}, payee key {signer.public_key.hex()}")
+            await trio.sleep_forever()
+
+
+async def carrier_main(
+    devnet: Path, data: Path, url: str, payee: PublicKey, megabytes: int
+) -> dict[str, Any]:
+    from ._devnet import devnet_payer
+
+    needed = 4 * TARIFF.cost(megabytes * 1_000_000) + 20_000
+    async with devnet_payer(devnet, data, needed) as (funder, key, network_id, min_output):
+        carrier = Carrier(key, network_id, funder)
+        await carrier.open(payee, deposit=max(5 * TARIFF.price, min_output))
+        async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+            await carrier.run(client, megabytes * 1_000_000)
+    return summary(carrier, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["serve", "carrier"])
+    parser.add_argument("--self-contained", action="store_true", help="everything in-process")
+    parser.add_argument("--megabytes", type=int, default=20)
+    parser.add_argument("--devnet", type=Path, default=Path("data/devnet/devnet.json"))
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--url", default="http://127.0.0.1:8401")
+    parser.add_argument("--payee", default=None, help="the station's key (hex), for `carrier`")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8401)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = parser.parse_args(argv)
+    if args.self_contained:
+        doc = trio.run(self_contained, args.megabytes)
+    elif args.mode == "serve":
+        data = args.data or Path("data/examples/station")
+        trio.run(serve, args.devnet, data, args.host, args.port)
+        return 0
+    elif args.mode == "carrier":
+        if args.payee is None:
+            parser.error("carrier needs --payee (the key `serve` prints)")
+        data = args.data or Path("data/examples/carrier")
+        payee = PublicKey.from_hex(args.payee)
+        doc = trio.run(carrier_main, args.devnet, data, args.url, payee, args.megabytes)
+    else:
+        parser.error("give --self-contained, or serve / carrier")
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        for key, value in doc.items():
+            print(f"{key:>26}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):  # `python examples/base_station.py`
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from examples.base_station import main as _main
+
+        sys.exit(_main())
+    sys.exit(main())

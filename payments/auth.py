@@ -1,0 +1,368 @@
+"""The device's side of pay-per-use: an httpx auth flow that pays `402 Payment Required` answers.
+
+```python
+auth = PaymentAuth(
+    signer=device_key, network_id=7, funder=funder,
+    budget=Budget(total=10_000, per_request=50),
+    funding=FundingPolicy(deposit=2_000, top_up=2_000),
+)
+async with httpx.AsyncClient(auth=auth) as client:     # or httpx.Client(auth=auth)
+    response = await client.get("https://sensor.example/readings/latest")
+```
+
+On a 402 the flow reads the `Offer` (`payments.offer`), checks it (the network, a pinned payee if
+one is given, a minimum deposit the funding policy can meet) and the budget (`BudgetExceededError`
+before anything is opened, topped up or signed), makes sure it has a channel to the payee with
+room for the price (opening one through the `ChannelFunder`, or topping it up when what is left
+would fall below `FundingPolicy.low_water`), signs the proof that pays the price, and sends the
+request again with `Payment-Proof`. The answer must carry the payee's receipt of exactly that
+payment for exactly that request (`ReceiptError` otherwise); a payment the payee refuses raises
+`PaymentRejectedError` with its status and code.
+
+A signed proof counts as spent even if the payee refuses it or the answer is lost: the payee holds
+it and could settle with it. Paid requests through one `PaymentAuth` go one at a time (proofs of a
+channel must arrive in order); the lock covers the request and its answer. The sync flow runs the
+funder's coroutines with `anyio.run` (a device's sync code runs no event loop of its own), or in
+the caller's loop through `anyio.from_thread` when called from one of its worker threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+import anyio
+import anyio.from_thread
+import httpx
+
+from tangle.codec import U64_MAX
+
+from .billing_errors import (
+    BudgetExceededError,
+    FundingError,
+    MalformedReceiptError,
+    OfferError,
+    PaymentRejectedError,
+    ReceiptMismatchError,
+    TariffError,
+)
+from .channel import ChannelTerms, PayerChannel
+from .offer import PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
+from .receipt import Receipt, ReceiptKind, receipt_from_header
+from .wire import encode_signed_proof
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+
+    from tangle.channel import SignedBalanceProof
+    from tangle.ids import PublicKey
+    from tangle.signature import Signer
+
+    _FunderCoroutine: TypeAlias = Callable[[], Coroutine[Any, Any, ChannelTerms]]
+
+
+_NO_EVENT_LOOP: type[Exception] = getattr(anyio, "NoEventLoopError", RuntimeError)
+"""What `anyio.from_thread.run` raises outside a worker thread (older anyio: a RuntimeError)."""
+
+
+class ChannelFunder(Protocol):
+    """Opens and tops up channels on the ledger (`payments.funding` on a real network)."""
+
+    async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
+        """Lock `deposit` in a new one-way channel to `payee`; return its terms once the ledger
+        confirmed it."""
+        ...
+
+    async def top_up(self, terms: ChannelTerms, amount: int) -> ChannelTerms:
+        """Add `amount` to the channel's deposit; return the new terms once confirmed."""
+        ...
+
+
+def _u64(field: str, value: int, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= U64_MAX:
+        raise TariffError(field, f"must be an integer in {minimum}..U64_MAX")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """What the device's owner lets it spend."""
+
+    total: int
+    """The most all payments together may cost (base units)."""
+    per_request: int
+    """The most one request may cost."""
+
+    def __post_init__(self) -> None:
+        _u64("Budget.total", self.total)
+        _u64("Budget.per_request", self.per_request)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingPolicy:
+    """How channels are funded."""
+
+    deposit: int
+    """The deposit of a new channel (raised to the payee's minimum if that is higher, up to
+    `max_deposit`)."""
+    top_up: int
+    """How much a top-up adds (more if one payment needs more)."""
+    low_water: int = 0
+    """Top up when what is left after a payment would fall below this."""
+    max_deposit: int = U64_MAX
+    """The largest deposit a new channel may lock."""
+
+    def __post_init__(self) -> None:
+        _u64("FundingPolicy.deposit", self.deposit, minimum=1)
+        _u64("FundingPolicy.top_up", self.top_up, minimum=1)
+        _u64("FundingPolicy.low_water", self.low_water)
+        _u64("FundingPolicy.max_deposit", self.max_deposit, minimum=self.deposit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Open:
+    payee: PublicKey
+    deposit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TopUp:
+    terms: ChannelTerms
+    amount: int
+
+
+_FunderCall = _Open | _TopUp
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paid:
+    """One payment and the request it paid for."""
+
+    offer: Offer
+    """What the payee asked."""
+    proof: SignedBalanceProof
+    """The proof that paid it."""
+    tag: bytes
+    """The request's tag (`offer.request_tag`)."""
+
+
+class PaymentAuth(httpx.Auth):
+    """The auth flow (see the module docstring)."""
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        *,
+        signer: Signer,
+        network_id: int,
+        funder: ChannelFunder,
+        budget: Budget,
+        funding: FundingPolicy,
+        payee: PublicKey | None = None,
+    ) -> None:
+        """`payee`, if given, is the only key this device pays (any other offer is refused)."""
+        self._signer = signer
+        self.network_id = network_id
+        self._funder = funder
+        self.budget = budget
+        self.funding = funding
+        self.payee = payee
+        self.spent = 0
+        """Base units paid (signed away) so far."""
+        self.receipts: list[Receipt] = []
+        """Every receipt received, oldest first."""
+        self.channels: dict[bytes, PayerChannel] = {}
+        """The channel to each payee, by the payee's key."""
+        self._async_lock = anyio.Lock()
+        self._sync_lock = threading.Lock()
+
+    # -- the flows -----------------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        request.read()
+        response = yield request
+        if response.status_code != 402:
+            return
+        response.read()
+        offer = self._offer(response)
+        with self._sync_lock:
+            steps = self._pay(offer)
+            proof = _drive_sync(steps, self._funder)
+            paid = self._attach(request, offer, proof)
+            response = yield request
+            response.read()
+            self._check_answer(response, paid)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await request.aread()
+        response = yield request
+        if response.status_code != 402:
+            return
+        await response.aread()
+        offer = self._offer(response)
+        async with self._async_lock:
+            steps = self._pay(offer)
+            proof = await _drive_async(steps, self._funder)
+            paid = self._attach(request, offer, proof)
+            response = yield request
+            await response.aread()
+            self._check_answer(response, paid)
+
+    # -- the steps (no I/O) --------------------------------------------------------------------
+
+    def _offer(self, response: httpx.Response) -> Offer:
+        offer = parse_offer(response.headers)
+        if offer.network_id != self.network_id:
+            raise OfferError(f"network {offer.network_id}, this device pays on {self.network_id}")
+        if self.payee is not None and offer.payee != self.payee:
+            raise OfferError("the payee is not the one this device pays")
+        if offer.channel.min_deposit > self.funding.max_deposit:
+            raise OfferError(
+                f"the payee wants a deposit of {offer.channel.min_deposit}, "
+                f"the funding policy allows {self.funding.max_deposit}"
+            )
+        return offer
+
+    def _check_budget(self, price: int) -> None:
+        if price > self.budget.per_request:
+            raise BudgetExceededError("per-request", price, self.budget.per_request)
+        left = self.budget.total - self.spent
+        if price > left:
+            raise BudgetExceededError("total", price, max(0, left))
+
+    def _pay(self, offer: Offer) -> Generator[_FunderCall, ChannelTerms, SignedBalanceProof]:
+        """The steps of one payment: funder calls out, their terms in, the signed proof last."""
+        price = offer.price
+        self._check_budget(price)
+        if price == 0:
+            raise OfferError("a 402 with a price of 0")
+        channel = self.channels.get(offer.payee)
+        if channel is None:
+            deposit = min(
+                max(self.funding.deposit, offer.channel.min_deposit, price),
+                self.funding.max_deposit,
+            )
+            if deposit < price:
+                raise BudgetExceededError("deposit", price, deposit)
+            terms = yield _Open(payee=offer.payee, deposit=deposit)
+            channel = self._adopt(terms, offer, deposit)
+        left = channel.payer_balance
+        if left < price or left - price < self.funding.low_water:
+            amount = max(self.funding.top_up, price - left)
+            terms = yield _TopUp(terms=channel.terms, amount=amount)
+            self._apply_top_up(channel, terms, amount)
+        proof = channel.pay(price)
+        self.spent += price
+        return proof
+
+    def _adopt(self, terms: ChannelTerms, offer: Offer, deposit: int) -> PayerChannel:
+        checks = (
+            ("payee", terms.payee == offer.payee),
+            ("payer", terms.payer == self._signer.public_key),
+            ("network_id", terms.network_id == self.network_id),
+            ("bidirectional", not terms.bidirectional),
+            ("deposit", terms.deposit >= deposit),
+            ("challenge_period", terms.challenge_period >= offer.channel.min_challenge_period),
+        )
+        for field, ok in checks:
+            if not ok:
+                raise FundingError(field, "differs from what was asked for")
+        channel = PayerChannel(terms, self._signer)
+        self.channels[offer.payee] = channel
+        return channel
+
+    def _apply_top_up(self, channel: PayerChannel, terms: ChannelTerms, amount: int) -> None:
+        old = channel.terms
+        if terms.channel_id != old.channel_id or terms.payee != old.payee:
+            raise FundingError("channel_id", "the top-up returned another channel")
+        if terms.deposit < old.deposit + amount:
+            raise FundingError("deposit", f"{terms.deposit} after adding {amount} to {old.deposit}")
+        channel.top_up(terms.deposit)
+
+    def _attach(self, request: httpx.Request, offer: Offer, proof: SignedBalanceProof) -> Paid:
+        value = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
+        request.headers[PROOF_HEADER] = value
+        raw_path = request.url.raw_path.split(b"?", 1)[0]
+        tag = request_tag(request.method, raw_path, request.url.query)
+        return Paid(offer=offer, proof=proof, tag=tag)
+
+    def _check_answer(self, response: httpx.Response, paid: Paid) -> None:
+        header = response.headers.get(RECEIPT_HEADER)
+        if header is None:
+            if 400 <= response.status_code < 500:
+                code, message = _error_of(response)
+                raise PaymentRejectedError(response.status_code, code, message)
+            raise MalformedReceiptError(f"a {response.status_code} answer without a receipt")
+        receipt = receipt_from_header(header)
+        terms = self.channels[paid.offer.payee].terms
+        receipt.verify(terms.payee)
+        proof = paid.proof.proof
+        checks: tuple[tuple[str, object, object], ...] = (
+            ("kind", ReceiptKind.REQUEST, receipt.kind),
+            ("network_id", proof.network_id, receipt.network_id),
+            ("channel_id", proof.channel_id, receipt.channel_id),
+            ("sequence", proof.sequence, receipt.sequence),
+            ("cumulative_amount", proof.payee_balance, receipt.cumulative_amount),
+            ("credited", paid.offer.price, receipt.credited),
+            ("units", paid.offer.units, receipt.units),
+            ("tag", paid.tag, receipt.tag),
+        )
+        for field, want, got in checks:
+            if want != got:
+                raise ReceiptMismatchError(field, want, got)
+        self.receipts.append(receipt)
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    """The `{"error": {"code", "message"}}` of a refusal, or `http_<status>`."""
+    try:
+        error = response.json()["error"]
+        code, message = error["code"], error["message"]
+    except (ValueError, KeyError, TypeError):
+        return f"http_{response.status_code}", response.reason_phrase
+    if not isinstance(code, str) or not isinstance(message, str):
+        return f"http_{response.status_code}", response.reason_phrase
+    return code, message[:300]
+
+
+def _call(funder: ChannelFunder, step: _FunderCall) -> _FunderCoroutine:
+    if isinstance(step, _Open):
+        return lambda: funder.open(step.payee, step.deposit)
+    return lambda: funder.top_up(step.terms, step.amount)
+
+
+async def _drive_async(
+    steps: Generator[_FunderCall, ChannelTerms, SignedBalanceProof], funder: ChannelFunder
+) -> SignedBalanceProof:
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await _call(funder, step)())
+    except StopIteration as done:
+        result: SignedBalanceProof = done.value
+        return result
+
+
+def _run_blocking(call: _FunderCoroutine) -> ChannelTerms:
+    """Run a funder coroutine from sync code: in the caller's event loop from one of its anyio
+    worker threads, else in a fresh one."""
+    try:
+        return anyio.from_thread.run(call)
+    except _NO_EVENT_LOOP:
+        return anyio.run(call)
+
+
+def _drive_sync(
+    steps: Generator[_FunderCall, ChannelTerms, SignedBalanceProof], funder: ChannelFunder
+) -> SignedBalanceProof:
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(_run_blocking(_call(funder, step)))
+    except StopIteration as done:
+        result: SignedBalanceProof = done.value
+        return result

@@ -1,0 +1,464 @@
+"""Sans-I/O channel cores: what each party of a payment channel knows and may do, without I/O.
+
+A one-way channel (`PayerChannel`, `PayeeChannel`): every payment is a new `BalanceProof` that
+the payer alone signs, with the next sequence number and the cumulative amount paid as the
+payee's balance. A newer proof supersedes every older one, so the payee only ever keeps (and
+settles with) the latest.
+
+A two-way channel (`TwoWayChannel`, one class for both parties): each state is signed by both.
+Either party proposes the next state (`propose`), the other countersigns it (`countersign`) and
+the proposer completes it with that signature (`complete`). A party only countersigns states
+that do not lower its own share: a proposal is a payment by the proposer.
+
+The cores hold no clocks, sockets or databases: transports feed them proofs and persist what they
+return. Every check raises a named `PaymentError` before anything changes, so a refused input
+leaves the core exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Self
+
+from tangle.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProof
+from tangle.codec import U32_MAX, U64_MAX
+from tangle.ids import ChannelId, PublicKey, Signature
+from tangle.signature import is_valid
+
+from .errors import (
+    BalanceDecreasedError,
+    ChannelClosedError,
+    ChannelKindError,
+    InsufficientDepositError,
+    InvalidAmountError,
+    InvalidProofError,
+    InvalidTermsError,
+    NoPendingProposalError,
+    StaleProofError,
+    WrongChannelError,
+)
+from .state import PAYING_STATES, UPDATABLE_STATES, ChannelState, transition
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tangle.channel import ChannelOutput
+    from tangle.signature import Signer
+
+
+def _uint(field: str, value: int, maximum: int, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidAmountError(field, value, "not an integer")
+    if not minimum <= value <= maximum:
+        raise InvalidAmountError(field, value, f"outside [{minimum}, {maximum}]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelTerms:
+    """What both parties agreed when the channel opened (and the deposit after top-ups)."""
+
+    network_id: int
+    """The network the channel lives on; every proof is bound to it."""
+    channel_id: ChannelId
+    """The channel output's id; every proof is bound to it."""
+    payer: PublicKey
+    """Party A: funds the deposit and signs every proof."""
+    payee: PublicKey
+    """Party B: is paid; co-signs the states of a two-way channel."""
+    deposit: int
+    """The amount locked, 1..U64_MAX; a payee balance never exceeds it."""
+    bidirectional: bool
+    """True for a two-way channel (states signed by both parties)."""
+    challenge_period: int
+    """Milestones between the start of a close and settlement."""
+    expiry: int
+    """Milestone index after which the channel counts as closing."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.network_id, bool) or not isinstance(self.network_id, int):
+            raise InvalidTermsError("network_id", "must be an integer")
+        if not 0 <= self.network_id <= U64_MAX:
+            raise InvalidTermsError("network_id", f"{self.network_id} is not a u64")
+        if not isinstance(self.channel_id, ChannelId):
+            raise InvalidTermsError("channel_id", "must be a ChannelId")
+        if not isinstance(self.payer, PublicKey) or not isinstance(self.payee, PublicKey):
+            raise InvalidTermsError("payer/payee", "must be PublicKeys")
+        if self.payer == self.payee:
+            raise InvalidTermsError("payee", "payer and payee are the same key")
+        _uint("ChannelTerms.deposit", self.deposit, U64_MAX, minimum=1)
+        if not isinstance(self.bidirectional, bool):
+            raise InvalidTermsError("bidirectional", "must be a bool")
+        _uint("ChannelTerms.challenge_period", self.challenge_period, MAX_CHALLENGE_PERIOD, 1)
+        _uint("ChannelTerms.expiry", self.expiry, U32_MAX, minimum=1)
+
+    @classmethod
+    def from_output(cls, network_id: int, output: ChannelOutput) -> Self:
+        """The terms of a channel output confirmed on network `network_id`."""
+        return cls(
+            network_id=network_id,
+            channel_id=output.channel_id,
+            payer=output.payer,
+            payee=output.payee,
+            deposit=output.amount,
+            bidirectional=output.bidirectional,
+            challenge_period=output.challenge_period,
+            expiry=output.expiry,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    """A two-way state signed by the party that proposes it, awaiting the other's signature."""
+
+    proof: BalanceProof
+    """The proposed state (the next sequence number)."""
+    signature: Signature
+    """The proposer's signature of `proof.message()`."""
+
+
+def check_binding(terms: ChannelTerms, proof: BalanceProof) -> None:
+    """Raise `WrongChannelError` unless `proof` is for this network and this channel."""
+    if proof.network_id != terms.network_id:
+        raise WrongChannelError("network_id", terms.network_id, proof.network_id)
+    if proof.channel_id != terms.channel_id:
+        raise WrongChannelError("channel_id", terms.channel_id.hex(), proof.channel_id.hex())
+
+
+def check_signed(terms: ChannelTerms, signed: SignedBalanceProof) -> None:
+    """Raise unless `signed` is bound to this channel, within the deposit, and carries every
+    signature the channel kind needs (one-way: the payer's; two-way: both)."""
+    proof = signed.proof
+    check_binding(terms, proof)
+    if proof.payee_balance > terms.deposit:
+        raise InsufficientDepositError(proof.payee_balance, terms.deposit)
+    if terms.bidirectional and signed.payee_signature is None:
+        raise InvalidProofError(proof.sequence, "a two-way state needs the payee's signature")
+    if not signed.verify(terms.payer, terms.payee, bidirectional=terms.bidirectional):
+        raise InvalidProofError(proof.sequence, "a signature does not verify")
+
+
+class _Core:
+    """What every party holds: the terms, the life-cycle state and the latest agreed proof."""
+
+    __slots__ = ("_latest", "_state", "_terms")
+
+    def __init__(
+        self, terms: ChannelTerms, state: ChannelState, latest: SignedBalanceProof | None
+    ) -> None:
+        if not isinstance(state, ChannelState):
+            raise InvalidTermsError("state", "must be a ChannelState")
+        if latest is not None:
+            check_signed(terms, latest)
+        self._terms = terms
+        self._state = state
+        self._latest = latest
+
+    @property
+    def terms(self) -> ChannelTerms:
+        return self._terms
+
+    @property
+    def state(self) -> ChannelState:
+        return self._state
+
+    @property
+    def latest(self) -> SignedBalanceProof | None:
+        """The newest proof both sides hold (None before the first payment)."""
+        return self._latest
+
+    @property
+    def sequence(self) -> int:
+        """The latest proof's sequence number (0 before the first payment)."""
+        return 0 if self._latest is None else self._latest.proof.sequence
+
+    @property
+    def payee_balance(self) -> int:
+        """The payee's share of the deposit in the latest state."""
+        return 0 if self._latest is None else self._latest.proof.payee_balance
+
+    @property
+    def payer_balance(self) -> int:
+        """The payer's share: `deposit - payee_balance`."""
+        return self._terms.deposit - self.payee_balance
+
+    def advance(self, state: ChannelState) -> None:
+        """Move to `state` if `state.TRANSITIONS` allows it (`InvalidTransitionError` if not)."""
+        self._state = transition(self._state, state)
+
+    def top_up(self, new_deposit: int) -> None:
+        """Record a confirmed top-up: the deposit grows to `new_deposit`; proofs stay valid."""
+        _uint("new_deposit", new_deposit, U64_MAX, minimum=1)
+        if new_deposit <= self._terms.deposit:
+            raise InvalidAmountError("new_deposit", new_deposit, "a top-up must raise the deposit")
+        if self._state not in PAYING_STATES:
+            raise ChannelClosedError(self._state)
+        self._terms = replace(self._terms, deposit=new_deposit)
+
+    def _require_paying(self) -> None:
+        if self._state not in PAYING_STATES:
+            raise ChannelClosedError(self._state)
+
+
+class PayerChannel(_Core):
+    """The payer's side of a one-way channel: signs the next proof for each payment."""
+
+    __slots__ = ("_signer",)
+
+    def __init__(
+        self,
+        terms: ChannelTerms,
+        signer: Signer,
+        *,
+        state: ChannelState = ChannelState.OPEN,
+        latest: SignedBalanceProof | None = None,
+    ) -> None:
+        if terms.bidirectional:
+            raise ChannelKindError("PayerChannel", bidirectional=True)
+        if signer.public_key != terms.payer:
+            raise InvalidTermsError("signer", "the signer's key is not the channel's payer")
+        super().__init__(terms, state, latest)
+        self._signer = signer
+
+    @classmethod
+    def restore(
+        cls,
+        terms: ChannelTerms,
+        signer: Signer,
+        latest: SignedBalanceProof | None,
+        state: ChannelState,
+    ) -> Self:
+        """The channel as it was when `latest` was the newest proof (from a store or the payee)."""
+        return cls(terms, signer, state=state, latest=latest)
+
+    def pay(self, amount: int) -> SignedBalanceProof:
+        """Sign and adopt the proof that pays `amount` more: sequence + 1, payee balance +
+        amount. Raises `InsufficientDepositError` beyond the deposit, `ChannelClosedError` unless
+        the channel takes payments."""
+        _uint("amount", amount, U64_MAX, minimum=1)
+        self._require_paying()
+        balance = self.payee_balance + amount
+        if balance > self._terms.deposit:
+            raise InsufficientDepositError(balance, self._terms.deposit)
+        terms = self._terms
+        proof = BalanceProof(
+            network_id=terms.network_id,
+            channel_id=terms.channel_id,
+            sequence=self.sequence + 1,
+            payee_balance=balance,
+        )
+        signed = SignedBalanceProof(proof=proof, payer_signature=self._signer.sign(proof.message()))
+        self._latest = signed
+        return signed
+
+    def recover(self, proof: SignedBalanceProof) -> bool:
+        """Adopt the payee's latest proof if it is newer than ours (after this side lost its
+        database); it must carry our own valid signature. Returns True if adopted."""
+        check_signed(self._terms, proof)
+        if proof.proof.sequence <= self.sequence:
+            return False
+        self._latest = proof
+        return True
+
+
+class PayeeChannel(_Core):
+    """The payee's side of a one-way channel: checks each proof and credits the difference."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        terms: ChannelTerms,
+        *,
+        state: ChannelState = ChannelState.OPEN,
+        latest: SignedBalanceProof | None = None,
+    ) -> None:
+        if terms.bidirectional:
+            raise ChannelKindError("PayeeChannel", bidirectional=True)
+        super().__init__(terms, state, latest)
+
+    @classmethod
+    def restore(
+        cls, terms: ChannelTerms, latest: SignedBalanceProof | None, state: ChannelState
+    ) -> Self:
+        """The channel as it was when `latest` was the newest accepted proof."""
+        return cls(terms, state=state, latest=latest)
+
+    def _check_next(self, signed: SignedBalanceProof, sequence: int, balance: int) -> None:
+        """The checks of `receive` but the signature, against a previous (sequence, balance)."""
+        proof = signed.proof
+        check_binding(self._terms, proof)
+        if proof.sequence <= sequence:
+            raise StaleProofError(proof.sequence, sequence)
+        if proof.payee_balance < balance:
+            raise BalanceDecreasedError(proof.payee_balance, balance)
+        if proof.payee_balance > self._terms.deposit:
+            raise InsufficientDepositError(proof.payee_balance, self._terms.deposit)
+
+    def receive(self, signed: SignedBalanceProof) -> int:
+        """Accept `signed` as the newest proof and return the amount it newly credits.
+
+        In order: the network and channel (`WrongChannelError`), the channel takes payments
+        (`ChannelClosedError`), the sequence is above the latest (`StaleProofError`), the
+        balance does not decrease (`BalanceDecreasedError`) nor exceed the deposit
+        (`InsufficientDepositError`), the payer's signature verifies (`InvalidProofError`)."""
+        check_binding(self._terms, signed.proof)
+        self._require_paying()
+        self._check_next(signed, self.sequence, self.payee_balance)
+        if not signed.verify(self._terms.payer, self._terms.payee, bidirectional=False):
+            raise InvalidProofError(signed.proof.sequence, "the payer's signature does not verify")
+        credited = signed.proof.payee_balance - self.payee_balance
+        self._latest = signed
+        return credited
+
+    def receive_batch(self, batch: Sequence[SignedBalanceProof]) -> int:
+        """Accept a run of proofs at once; all or nothing. Returns the amount newly credited.
+
+        Every proof gets every check but the signature, each against the one before it; only
+        the newest proof's signature is verified. That is enough: proofs are cumulative, the
+        newest supersedes every earlier one, the payee keeps and acknowledges only the newest,
+        and its balance is at least that of every earlier proof of the batch. So every sequence
+        number acknowledged up to the newest is covered by a verified proof. If anything fails,
+        nothing is adopted and the error of the first failing proof (or the newest's signature
+        error) is raised; the caller may then `receive` the proofs one by one."""
+        if not batch:
+            return 0
+        self._require_paying()
+        sequence, balance = self.sequence, self.payee_balance
+        for signed in batch:
+            self._check_next(signed, sequence, balance)
+            sequence, balance = signed.proof.sequence, signed.proof.payee_balance
+        newest = batch[-1]
+        if not newest.verify(self._terms.payer, self._terms.payee, bidirectional=False):
+            raise InvalidProofError(sequence, "the payer's signature does not verify")
+        credited = balance - self.payee_balance
+        self._latest = newest
+        return credited
+
+
+class TwoWayChannel(_Core):
+    """Either party of a two-way channel: states are proposed by one and countersigned by the
+    other; both signatures make a state final."""
+
+    __slots__ = ("_is_payer", "_pending", "_signer")
+
+    def __init__(
+        self,
+        terms: ChannelTerms,
+        signer: Signer,
+        *,
+        state: ChannelState = ChannelState.OPEN,
+        latest: SignedBalanceProof | None = None,
+    ) -> None:
+        if not terms.bidirectional:
+            raise ChannelKindError("TwoWayChannel", bidirectional=False)
+        if signer.public_key not in (terms.payer, terms.payee):
+            raise InvalidTermsError("signer", "the signer is neither party of the channel")
+        super().__init__(terms, state, latest)
+        self._signer = signer
+        self._is_payer = signer.public_key == terms.payer
+        self._pending: Proposal | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        terms: ChannelTerms,
+        signer: Signer,
+        latest: SignedBalanceProof | None,
+        state: ChannelState,
+    ) -> Self:
+        """The channel as it was when `latest` was the newest co-signed state."""
+        return cls(terms, signer, state=state, latest=latest)
+
+    @property
+    def own_balance(self) -> int:
+        """This party's share of the deposit in the latest state."""
+        return self.payer_balance if self._is_payer else self.payee_balance
+
+    @property
+    def pending(self) -> Proposal | None:
+        """Our outstanding proposal, if any."""
+        return self._pending
+
+    def _share(self, payee_balance: int, *, own: bool) -> int:
+        """The share of this party (`own`) or of the other one, given the payee's balance."""
+        is_payer = self._is_payer if own else not self._is_payer
+        return self._terms.deposit - payee_balance if is_payer else payee_balance
+
+    def propose(self, new_payee_balance: int) -> Proposal:
+        """Sign the next state (sequence + 1) with the payee's balance `new_payee_balance`; it
+        must not raise this party's own share (a proposal pays the other party)."""
+        _uint("new_payee_balance", new_payee_balance, U64_MAX)
+        if self._state not in UPDATABLE_STATES:
+            raise ChannelClosedError(self._state)
+        if new_payee_balance > self._terms.deposit:
+            raise InsufficientDepositError(new_payee_balance, self._terms.deposit)
+        if self._share(new_payee_balance, own=False) < self._share(self.payee_balance, own=False):
+            raise BalanceDecreasedError(
+                self._share(new_payee_balance, own=False),
+                self._share(self.payee_balance, own=False),
+            )
+        terms = self._terms
+        proof = BalanceProof(
+            network_id=terms.network_id,
+            channel_id=terms.channel_id,
+            sequence=self.sequence + 1,
+            payee_balance=new_payee_balance,
+        )
+        self._pending = Proposal(proof=proof, signature=self._signer.sign(proof.message()))
+        return self._pending
+
+    def countersign(self, proposal: Proposal) -> SignedBalanceProof:
+        """Check the other party's `proposal`, sign it and adopt the co-signed state.
+
+        Refused: another network or channel, a state that takes no updates, a stale sequence,
+        a balance above the deposit, a lower share for this party, a bad proposer signature."""
+        proof = proposal.proof
+        check_binding(self._terms, proof)
+        if self._state not in UPDATABLE_STATES:
+            raise ChannelClosedError(self._state)
+        if proof.sequence <= self.sequence:
+            raise StaleProofError(proof.sequence, self.sequence)
+        if proof.payee_balance > self._terms.deposit:
+            raise InsufficientDepositError(proof.payee_balance, self._terms.deposit)
+        ours, before = self._share(proof.payee_balance, own=True), self.own_balance
+        if ours < before:
+            raise BalanceDecreasedError(ours, before)
+        proposer = self._terms.payee if self._is_payer else self._terms.payer
+        if not is_valid(proposer, proof.message(), proposal.signature):
+            raise InvalidProofError(proof.sequence, "the proposer's signature does not verify")
+        signed = self._assemble(
+            proof, own=self._signer.sign(proof.message()), other=proposal.signature
+        )
+        self._latest = signed
+        self._pending = None
+        return signed
+
+    def complete(self, sequence: int, signature: Signature) -> SignedBalanceProof:
+        """Adopt our pending proposal `sequence` with the other party's countersignature."""
+        pending = self._pending
+        if pending is None or pending.proof.sequence != sequence:
+            raise NoPendingProposalError(sequence, "no proposal of ours has that sequence")
+        other = self._terms.payee if self._is_payer else self._terms.payer
+        if not is_valid(other, pending.proof.message(), signature):
+            raise InvalidProofError(sequence, "the countersignature does not verify")
+        if pending.proof.sequence <= self.sequence:
+            raise StaleProofError(pending.proof.sequence, self.sequence)
+        signed = self._assemble(pending.proof, own=pending.signature, other=signature)
+        self._latest = signed
+        self._pending = None
+        return signed
+
+    def recover(self, proof: SignedBalanceProof) -> bool:
+        """Adopt a co-signed state from the other party if it is newer than ours."""
+        check_signed(self._terms, proof)
+        if proof.proof.sequence <= self.sequence:
+            return False
+        self._latest = proof
+        self._pending = None
+        return True
+
+    def _assemble(
+        self, proof: BalanceProof, *, own: Signature, other: Signature
+    ) -> SignedBalanceProof:
+        payer_sig, payee_sig = (own, other) if self._is_payer else (other, own)
+        return SignedBalanceProof(proof=proof, payer_signature=payer_sig, payee_signature=payee_sig)

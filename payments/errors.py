@@ -1,0 +1,236 @@
+"""The error tree of the `payments` package.
+
+Every failure the package reports is one of these; callers catch `PaymentError` to catch them all.
+A refused input never changes any state: the error is raised before anything is mutated.
+
+```
+PaymentError
+├── ProtocolError                 the counterparty broke the off-chain protocol
+│   ├── FrameError                bytes that are not a canonical frame (garbage, oversized, ...)
+│   ├── UnexpectedFrameError      a frame the connection's state or role does not allow
+│   ├── VersionMismatchError      another protocol version in Hello
+│   └── ConnectionClosedError     data or events after the connection closed
+├── ProofError                    a balance proof this channel must refuse
+│   ├── WrongChannelError         for another network or another channel
+│   ├── InvalidProofError         a signature that is missing or does not verify
+│   ├── StaleProofError           a sequence number not above the latest one
+│   ├── BalanceDecreasedError     a one-way proof that pays the payee less than before
+│   └── InsufficientDepositError  a payee balance above the deposit
+├── InvalidAmountError            an amount that is not a positive integer in range
+├── InvalidTermsError             channel terms (or a signer for them) that cannot be used
+├── ChannelKindError              a one-way operation on a two-way channel, or the reverse
+├── ChannelStateError             the channel is in the wrong state for the operation
+│   ├── InvalidTransitionError    a state change the transitions table does not allow
+│   ├── ChannelClosedError        paying on a channel that is closing or settled
+│   └── NoPendingProposalError    a countersignature with no matching proposal (two-way)
+├── RejectedError                 the counterparty refused a payment (its Reject code)
+├── UnknownChannelError           no such channel (in a store or at the counterparty)
+└── StoreError                    the channel database is unusable or inconsistent
+```
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .state import ChannelState
+
+
+class PaymentError(Exception):
+    """Root of every error raised by the `payments` package."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take their own constructor arguments: rebuild from args and attributes so
+        # errors cross process boundaries intact.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[PaymentError], args: tuple[object, ...], state: dict[str, object]
+) -> PaymentError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+# -- the wire protocol -----------------------------------------------------------------------
+
+
+class ProtocolError(PaymentError):
+    """The counterparty broke the off-chain protocol; the connection should be dropped."""
+
+
+class FrameError(ProtocolError):
+    """Bytes that are not a canonical frame: unknown type, oversized, truncated, trailing."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"bad {what} frame: {reason}")
+        self.what = what
+        self.reason = reason
+
+
+class UnexpectedFrameError(ProtocolError):
+    """A well-formed frame that the connection's state or role does not allow."""
+
+    def __init__(self, frame: str, reason: str) -> None:
+        super().__init__(f"unexpected {frame}: {reason}")
+        self.frame = frame
+        self.reason = reason
+
+
+class VersionMismatchError(ProtocolError):
+    """The counterparty speaks another version of the channel protocol."""
+
+    def __init__(self, ours: int, theirs: int) -> None:
+        super().__init__(f"channel protocol version {theirs}, this side speaks {ours}")
+        self.ours = ours
+        self.theirs = theirs
+
+
+class ConnectionClosedError(ProtocolError):
+    """Data was fed, or an event sent, after the connection closed."""
+
+
+# -- balance proofs --------------------------------------------------------------------------
+
+
+class ProofError(PaymentError):
+    """A balance proof that this channel must refuse."""
+
+
+class WrongChannelError(ProofError):
+    """A proof bound to another network or another channel."""
+
+    def __init__(self, field: str, expected: object, got: object) -> None:
+        super().__init__(f"proof {field} is {got!r}, this channel's is {expected!r}")
+        self.field = field
+        self.expected = expected
+        self.got = got
+
+
+class InvalidProofError(ProofError):
+    """A signature the channel needs is missing or does not verify."""
+
+    def __init__(self, sequence: int, reason: str) -> None:
+        super().__init__(f"proof {sequence}: {reason}")
+        self.sequence = sequence
+        self.reason = reason
+
+
+class StaleProofError(ProofError):
+    """A sequence number that is not above the latest accepted one (a replay, or old state)."""
+
+    def __init__(self, sequence: int, latest: int) -> None:
+        super().__init__(f"proof sequence {sequence} is not above the latest {latest}")
+        self.sequence = sequence
+        self.latest = latest
+
+
+class BalanceDecreasedError(ProofError):
+    """A one-way proof whose payee balance is below the latest (payments are cumulative)."""
+
+    def __init__(self, payee_balance: int, latest: int) -> None:
+        super().__init__(f"payee balance {payee_balance} is below the latest {latest}")
+        self.payee_balance = payee_balance
+        self.latest = latest
+
+
+class InsufficientDepositError(ProofError):
+    """A payee balance (or a payment that would make one) above the channel's deposit."""
+
+    def __init__(self, payee_balance: int, deposit: int) -> None:
+        super().__init__(f"payee balance {payee_balance} is above the deposit {deposit}")
+        self.payee_balance = payee_balance
+        self.deposit = deposit
+
+
+# -- values and terms ------------------------------------------------------------------------
+
+
+class InvalidAmountError(PaymentError):
+    """An amount that is not an integer in its allowed range."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"invalid {field} {value!r}: {reason}")
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+
+class InvalidTermsError(PaymentError):
+    """Channel terms (or a signer for them) that cannot be used."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid channel terms {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ChannelKindError(PaymentError):
+    """A one-way operation on a two-way channel, or the reverse."""
+
+    def __init__(self, operation: str, bidirectional: bool) -> None:
+        kind = "two-way" if bidirectional else "one-way"
+        super().__init__(f"{operation} is not available on a {kind} channel")
+        self.operation = operation
+        self.bidirectional = bidirectional
+
+
+# -- channel state ---------------------------------------------------------------------------
+
+
+class ChannelStateError(PaymentError):
+    """The channel is in the wrong state for the operation."""
+
+
+class InvalidTransitionError(ChannelStateError):
+    """A state change that `state.TRANSITIONS` does not allow."""
+
+    def __init__(self, current: ChannelState, requested: ChannelState) -> None:
+        super().__init__(f"channel cannot go from {current.name} to {requested.name}")
+        self.current = current
+        self.requested = requested
+
+
+class ChannelClosedError(ChannelStateError):
+    """A payment or a state update on a channel that no longer takes them."""
+
+    def __init__(self, state: ChannelState) -> None:
+        super().__init__(f"the channel is {state.name} and takes no payments")
+        self.state = state
+
+
+class NoPendingProposalError(ChannelStateError):
+    """A countersignature that matches no outstanding proposal of this party."""
+
+    def __init__(self, sequence: int, reason: str) -> None:
+        super().__init__(f"countersignature for {sequence}: {reason}")
+        self.sequence = sequence
+        self.reason = reason
+
+
+# -- transports and storage ------------------------------------------------------------------
+
+
+class RejectedError(PaymentError):
+    """The counterparty refused a payment or a session; `code` is its `RejectCode`."""
+
+    def __init__(self, code: int, sequence: int, reason: str) -> None:
+        super().__init__(f"rejected (code {code}) at sequence {sequence}: {reason}")
+        self.code = code
+        self.sequence = sequence
+        self.reason = reason
+
+
+class UnknownChannelError(PaymentError):
+    """No such channel in the store, or the counterparty does not know it."""
+
+    def __init__(self, channel_id: bytes) -> None:
+        super().__init__(f"unknown channel {channel_id.hex()}")
+        self.channel_id = channel_id
+
+
+class StoreError(PaymentError):
+    """The channel database is unusable or its content is inconsistent."""

@@ -1,0 +1,130 @@
+"""The channel protocol over HTTP: a Starlette endpoint for the payee and an httpx client.
+
+```
+POST /channels/{channel_id hex}/payments
+    body: encode_signed_proof(proof)       (application/octet-stream)
+200 {"sequence": n, "payee_balance": b, "credited": c}   the proof is durable at the payee
+4xx {"code": RejectCode, "error": name, "detail": text}  refused; nothing changed
+```
+
+The same `PayeeService` as the TCP server checks the proof and makes it durable before the
+answer. This is a transport for the channel core, not pay-per-use: the 402 flow lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tangle.errors import InvalidFieldError
+from tangle.ids import ChannelId
+
+from .errors import (
+    FrameError,
+    PaymentError,
+    RejectedError,
+    StaleProofError,
+    UnknownChannelError,
+    WrongChannelError,
+)
+from .service import Receipt, reject_code
+from .wire import MAX_BODY, RejectCode, decode_signed_proof, encode_signed_proof
+
+if TYPE_CHECKING:
+    import httpx
+    from starlette.requests import Request
+
+    from tangle.channel import SignedBalanceProof
+
+    from .channel import PayerChannel
+    from .service import PayeeService
+
+CONTENT_TYPE: Final = "application/octet-stream"
+
+
+def _status(error: PaymentError) -> int:
+    if isinstance(error, UnknownChannelError):
+        return 404
+    if isinstance(error, StaleProofError):
+        return 409
+    return 400
+
+
+def _refusal(error: PaymentError) -> JSONResponse:
+    code = reject_code(error)
+    body = {"code": int(code), "error": type(error).__name__, "detail": str(error)}
+    return JSONResponse(body, status_code=_status(error))
+
+
+def payee_app(service: PayeeService) -> Starlette:
+    """An ASGI app serving `POST /channels/{id}/payments` for the channels of `service`."""
+
+    async def payments(request: Request) -> JSONResponse:
+        try:
+            channel_id = ChannelId.from_hex(request.path_params["channel_id"])
+        except InvalidFieldError as e:
+            return _refusal(FrameError("channel id", str(e)))
+        body = await request.body()
+        try:
+            if len(body) > MAX_BODY:
+                raise FrameError("signed proof", f"{len(body)} bytes is oversized")
+            proof = decode_signed_proof(body)
+            if proof.proof.channel_id != channel_id:
+                raise WrongChannelError(
+                    "channel_id", channel_id.hex(), proof.proof.channel_id.hex()
+                )
+            receipt = await service.receive(proof)
+        except PaymentError as e:
+            return _refusal(e)
+        return JSONResponse(
+            {
+                "sequence": receipt.sequence,
+                "payee_balance": receipt.payee_balance,
+                "credited": receipt.credited,
+            }
+        )
+
+    return Starlette(routes=[Route("/channels/{channel_id}/payments", payments, methods=["POST"])])
+
+
+async def post_proof(client: httpx.AsyncClient, url: str, proof: SignedBalanceProof) -> Receipt:
+    """Send `proof` to the payee at base `url`; the durable `Receipt`, or `RejectedError`."""
+    channel = proof.proof.channel_id.hex()
+    response = await client.post(
+        f"{url.rstrip('/')}/channels/{channel}/payments",
+        content=encode_signed_proof(proof),
+        headers={"content-type": CONTENT_TYPE},
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "answer is not JSON")
+    if response.status_code != 200:
+        code = body.get("code")
+        code = code if isinstance(code, int) else int(RejectCode.PROTOCOL)
+        raise RejectedError(code, proof.proof.sequence, str(body.get("detail", ""))[:200])
+    values = [body.get(key) for key in ("sequence", "payee_balance", "credited")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "malformed receipt")
+    sequence, balance, credited = (int(v) for v in values)  # type: ignore[arg-type]
+    return Receipt(sequence=sequence, payee_balance=balance, credited=credited)
+
+
+class HttpPayer:
+    """Pays over HTTP, one request per payment, on a `PayerChannel`."""
+
+    __slots__ = ("_client", "_url", "channel")
+
+    def __init__(self, channel: PayerChannel, client: httpx.AsyncClient, url: str) -> None:
+        self.channel = channel
+        self._client = client
+        self._url = url
+
+    async def pay(self, amount: int) -> Receipt:
+        """Sign the next proof and post it; returns once the payee made it durable."""
+        return await post_proof(self._client, self._url, self.channel.pay(amount))

@@ -1,0 +1,256 @@
+"""ASGI middleware that puts any ASGI HTTP app behind `402 Payment Required`.
+
+```python
+app = Paywall(
+    Starlette(routes=...),
+    signer=payee_key, network_id=7, tariff=Tariff.per_request(10),
+    directory=ledger_directory, store=ChannelStore(path),
+)
+```
+
+For every HTTP request (`exempt(scope)` aside):
+
+* no `Payment-Proof` header: `402` with the `Offer` (price, units, tariff, payee key, network,
+  accepted channels) in `Payment-*` headers and in the JSON body (see `payments.offer`); the app
+  is not called;
+* a `Payment-Proof` header (base64url of `payments.wire.encode_signed_proof`): the proof goes to
+  the `Cashier`, which checks it, requires it to raise the channel's balance by at least the
+  price, and saves the new state durably; only then is the request passed to the app, and its
+  answer carries `Payment-Receipt`: a `ReceiptKind.REQUEST` receipt, signed by the payee, of the
+  channel, sequence, amount credited and the request's tag (`offer.request_tag`);
+* a payment the paywall refuses is answered with the error below and changes nothing.
+
+| status | code                   | when                                                        |
+| ------ | ---------------------- | ----------------------------------------------------------- |
+| 400    | `malformed_payment`    | the header is not one base64url encoded signed proof        |
+| 402    | `insufficient_payment` | it raises the balance by less than the price                |
+| 402    | `insufficient_deposit` | it pays beyond the deposit (the payer must top up)          |
+| 403    | `wrong_channel`        | it is for another network                                   |
+| 403    | `unknown_channel`      | no open channel with that id pays this payee                |
+| 403    | `unacceptable_channel` | the channel's terms are not accepted (`ChannelRequirements`)|
+| 403    | `invalid_proof`        | the payer's signature does not verify (forged)              |
+| 403    | `channel_closed`       | the channel is closing or settled                           |
+| 409    | `stale_proof`          | a sequence already seen (a replay)                          |
+| 409    | `balance_decreased`    | a balance below the latest                                  |
+
+Every 402 carries the offer's headers, so a payer can pay again from any of them. WebSocket
+connections are closed (1008, policy violation): the paywall only prices HTTP requests. Only anyio
+is used, so the middleware runs under trio and asyncio alike.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Final
+
+from .billing_errors import (
+    InsufficientPaymentError,
+    MalformedPaymentError,
+    PaywallError,
+    UnacceptableChannelError,
+)
+from .cashier import Cashier
+from .errors import (
+    BalanceDecreasedError,
+    ChannelClosedError,
+    FrameError,
+    InsufficientDepositError,
+    InvalidProofError,
+    PaymentError,
+    StaleProofError,
+    UnknownChannelError,
+    WrongChannelError,
+)
+from .offer import (
+    PROOF_HEADER,
+    RECEIPT_HEADER,
+    ChannelRequirements,
+    Offer,
+    request_tag,
+)
+from .receipt import ReceiptKind, b64url_decode, issue_receipt, receipt_to_header
+from .wire import decode_signed_proof
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from tangle.signature import Signer
+
+    from .cashier import ChannelDirectory
+    from .metering import Tariff
+    from .receipt import Receipt
+    from .store import ChannelStore
+
+REFUSALS: Final[dict[type[PaymentError], tuple[int, str]]] = {
+    MalformedPaymentError: (400, "malformed_payment"),
+    InsufficientPaymentError: (402, "insufficient_payment"),
+    InsufficientDepositError: (402, "insufficient_deposit"),
+    WrongChannelError: (403, "wrong_channel"),
+    UnknownChannelError: (403, "unknown_channel"),
+    UnacceptableChannelError: (403, "unacceptable_channel"),
+    InvalidProofError: (403, "invalid_proof"),
+    ChannelClosedError: (403, "channel_closed"),
+    StaleProofError: (409, "stale_proof"),
+    BalanceDecreasedError: (409, "balance_decreased"),
+}
+"""Each refused payment's HTTP status and error code (the table of the module docstring)."""
+
+REFUSED: Final = tuple(REFUSALS)
+
+
+def refusal_of(error: PaymentError) -> tuple[int, str]:
+    """The status and code a refused payment is answered with."""
+    for cls in type(error).__mro__:
+        if cls in REFUSALS:
+            return REFUSALS[cls]
+    return 400, "payment_refused"
+
+
+def _one_header(scope: Scope, name: bytes) -> str | None:
+    """The value of header `name` (lower case), None if absent; `MalformedPaymentError` if it
+    is repeated or not ASCII."""
+    values = [value for key, value in scope.get("headers", ()) if key.lower() == name]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise MalformedPaymentError(f"{name.decode()} is repeated")
+    try:
+        return bytes(values[0]).decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedPaymentError(f"{name.decode()} is not ASCII") from None
+
+
+def _tag_of(scope: Scope) -> bytes:
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    path = bytes(raw_path).split(b"?", 1)[0]
+    return request_tag(scope["method"], path, bytes(scope.get("query_string", b"")))
+
+
+def _one_unit(scope: Scope) -> int:
+    return 1
+
+
+def _nothing_exempt(scope: Scope) -> bool:
+    return False
+
+
+class Paywall:
+    """The middleware (see the module docstring)."""
+
+    __slots__ = ("_app", "_exempt", "_signer", "_units", "cashier", "requirements", "tariff")
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        signer: Signer,
+        network_id: int,
+        tariff: Tariff,
+        directory: ChannelDirectory,
+        store: ChannelStore,
+        requirements: ChannelRequirements | None = None,
+        units: Callable[[Scope], int] = _one_unit,
+        exempt: Callable[[Scope], bool] = _nothing_exempt,
+    ) -> None:
+        """`signer` holds the payee key (channels must pay it; receipts are signed with it);
+        `units(scope)` prices a request in the tariff's units (1 by default); `exempt(scope)`
+        lets a request through unpaid (health checks, the API description)."""
+        self._app = app
+        self._signer = signer
+        self.tariff = tariff
+        self.requirements = requirements or ChannelRequirements()
+        self._units = units
+        self._exempt = exempt
+        self.cashier = Cashier(
+            payee=signer.public_key,
+            network_id=network_id,
+            directory=directory,
+            store=store,
+            requirements=self.requirements,
+        )
+
+    def offer(self, scope: Scope) -> Offer:
+        """The price of the request `scope` and how to pay it."""
+        units = self._units(scope)
+        return Offer(
+            network_id=self.cashier.network_id,
+            payee=self._signer.public_key,
+            tariff=self.tariff,
+            units=units,
+            price=self.tariff.cost(units),
+            channel=self.requirements,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "payment required"})
+            return
+        if scope["type"] != "http" or self._exempt(scope):
+            await self._app(scope, receive, send)
+            return
+        offer = self.offer(scope)
+        try:
+            header = _one_header(scope, PROOF_HEADER.encode())
+            if header is None:
+                await self._refuse(
+                    send,
+                    offer,
+                    402,
+                    "payment_required",
+                    f"this request costs {offer.price} base units; pay with a Payment-Proof header",
+                )
+                return
+            receipt = await self._charge(header, offer, _tag_of(scope))
+        except REFUSED as e:
+            status, code = refusal_of(e)
+            await self._refuse(send, offer, status, code, str(e))
+            return
+        await self._app(scope, receive, _with_receipt(send, receipt_to_header(receipt)))
+
+    async def _charge(self, header: str, offer: Offer, tag: bytes) -> Receipt:
+        """Decode, check, credit and save the payment; the signed receipt for it."""
+        try:
+            signed = decode_signed_proof(b64url_decode(header, MalformedPaymentError))
+        except FrameError as e:
+            raise MalformedPaymentError(f"not a signed balance proof: {e.reason}") from None
+        credit = await self.cashier.accept(signed, price=offer.price)
+        proof = credit.proof.proof
+        return issue_receipt(
+            self._signer,
+            kind=ReceiptKind.REQUEST,
+            network_id=proof.network_id,
+            channel_id=proof.channel_id,
+            sequence=proof.sequence,
+            cumulative_amount=proof.payee_balance,
+            credited=credit.credited,
+            units=offer.units,
+            tag=tag,
+        )
+
+    async def _refuse(self, send: Send, offer: Offer, status: int, code: str, message: str) -> None:
+        body: dict[str, object] = {"error": {"code": code, "message": message}}
+        headers = [(b"content-type", b"application/json")]
+        if status == 402:
+            body["payment"] = offer.document()
+            headers += [(k.encode(), v.encode()) for k, v in offer.headers().items()]
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        headers.append((b"content-length", str(len(raw)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})
+
+
+def _with_receipt(send: Send, receipt: str) -> Send:
+    """`send` that adds the receipt header to the response's start."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (RECEIPT_HEADER.encode(), receipt.encode())]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
+
+
+__all__ = ["REFUSALS", "Paywall", "PaywallError", "refusal_of"]

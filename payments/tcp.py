@@ -1,0 +1,387 @@
+"""The channel protocol over TCP on trio: a payee server and a pipelining payer client.
+
+**Payee** (`serve_payee`). Per connection, after the HELLO exchange, two tasks share the
+channel's core. The reader decodes every frame that has arrived and hands all the payments of
+one read to `PayeeChannel.receive_batch`, which checks each against the one before it and
+verifies only the newest signature (proofs are cumulative: the newest covers every earlier
+payment; if the batch is refused the proofs are taken one by one and the bad ones rejected).
+The committer waits until the core is ahead of what is durable, saves the core's latest state
+(`ChannelStore.save`, a group commit with every other save in flight) and only then sends ACK
+with the sequence number that save made durable. So an ACK never runs ahead of the disk, and
+every acknowledged sequence number is covered by a verified, durable proof.
+
+**Payer** (`open_payer`). `PayerClient.send` signs the next proof and queues its PAY frame
+without waiting for an ACK; at most `window` payments are unacknowledged at a time. A writer task
+sends whatever is queued in one write, a reader task takes ACKs (each covers every sequence up to
+it) and REJECTs. On connect the payer sends HELLO with its latest proof and the payee answers with
+its own: a newer one (signed by us, so checked against our key) is adopted, so a payer that lost
+its database continues where the payee is; if ours is newer, it is sent again as a PAY, so
+payments the payee lost in flight are recovered too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from .connection import Closed, Connection, NeedData
+from .errors import PaymentError, ProtocolError, RejectedError, UnexpectedFrameError
+from .service import PayeeService, reject_code
+from .state import Role
+from .store import ChannelRecord
+from .wire import Ack, Hello, Pay, Reject, RejectCode
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from tangle.channel import SignedBalanceProof
+
+    from .channel import PayeeChannel, PayerChannel
+    from .store import ChannelStore
+    from .wire import Event
+
+READ_SIZE: Final = 1 << 16
+DEFAULT_WINDOW: Final = 128
+"""Most unacknowledged payments a payer keeps in flight."""
+HELLO_TIMEOUT_S: Final = 10.0
+
+
+async def _next_event(stream: trio.SocketStream, conn: Connection) -> Event | Closed:
+    while True:
+        event = conn.next_event()
+        if not isinstance(event, NeedData):
+            return event
+        conn.receive_data(await stream.receive_some(READ_SIZE))
+
+
+# -- payee -----------------------------------------------------------------------------------
+
+
+class _PayeeSession:
+    """One payer connection on one channel."""
+
+    def __init__(
+        self, stream: trio.SocketStream, conn: Connection, service: PayeeService, core: PayeeChannel
+    ) -> None:
+        self.stream = stream
+        self.conn = conn
+        self.service = service
+        self.core = core
+        self.network_id = core.terms.network_id
+        self.channel_id = core.terms.channel_id
+        self.acked = core.sequence
+        self.dirty = trio.Event()
+        self.send_lock = trio.Lock()
+
+    async def send(self, event: Event) -> None:
+        data = self.conn.send(event)
+        async with self.send_lock:
+            await self.stream.send_all(data)
+
+    def take(self, proofs: list[SignedBalanceProof]) -> list[Reject]:
+        """Adopt a run of proofs; the REJECTs of the ones refused."""
+        try:
+            self.core.receive_batch(proofs)
+        except PaymentError:
+            rejects = []
+            for proof in proofs:
+                try:
+                    self.core.receive(proof)
+                except PaymentError as e:
+                    rejects.append(_reject(proof.proof.sequence, e))
+            return rejects
+        return []
+
+    async def read(self) -> None:
+        conn = self.conn
+        while True:
+            data = await self.stream.receive_some(READ_SIZE)
+            conn.receive_data(data)
+            proofs: list[SignedBalanceProof] = []
+            while True:
+                event = conn.next_event()
+                if isinstance(event, Pay):
+                    proofs.append(event.to_proof(self.network_id, self.channel_id))
+                elif isinstance(event, NeedData):
+                    break
+                elif isinstance(event, Closed):
+                    await self.flush(proofs)
+                    return
+                elif not isinstance(event, Reject):
+                    raise UnexpectedFrameError(type(event).__name__, "not on a one-way channel")
+            await self.flush(proofs)
+
+    async def flush(self, proofs: list[SignedBalanceProof]) -> None:
+        if not proofs:
+            return
+        for reject in self.take(proofs):
+            await self.send(reject)
+        if self.core.sequence > self.acked:
+            self.dirty.set()
+
+    async def commit(self) -> None:
+        while True:
+            await self.dirty.wait()
+            self.dirty = trio.Event()
+            durable = await self.service.commit(self.core)
+            if durable > self.acked:
+                self.acked = durable
+                await self.send(Ack(sequence=durable))
+
+
+def _reject(sequence: int, error: PaymentError) -> Reject:
+    return Reject(sequence=sequence, code=reject_code(error), reason=str(error)[:200])
+
+
+async def _serve_connection(stream: trio.SocketStream, service: PayeeService) -> None:
+    conn = Connection(Role.PAYEE)
+    try:
+        with trio.fail_after(HELLO_TIMEOUT_S):
+            hello = await _next_event(stream, conn)
+        if not isinstance(hello, Hello):
+            return
+        try:
+            core = await service.channel(hello.channel_id)
+        except PaymentError as e:
+            await stream.send_all(conn.send(_reject(0, e)))
+            return
+        if core.terms.network_id != hello.network_id:
+            reject = Reject(sequence=0, code=RejectCode.WRONG_CHANNEL, reason="another network")
+            await stream.send_all(conn.send(reject))
+            return
+        session = _PayeeSession(stream, conn, service, core)
+        if hello.latest is not None and hello.latest.proof.sequence > core.sequence:
+            await session.flush([hello.latest])  # the payer's newest: payments lost in flight
+        session.acked = await service.commit(core)  # the HELLO answer must be durable too
+        reply = Hello(network_id=hello.network_id, channel_id=hello.channel_id, latest=core.latest)
+        await session.send(reply)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.commit)
+            await session.read()
+            nursery.cancel_scope.cancel()
+        # the payer closed its end: keep what arrived, and acknowledge it if it still listens
+        durable = await service.commit(core)
+        if durable > session.acked:
+            await session.send(Ack(sequence=durable))
+    except* (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+        pass  # the payer broke the protocol or went away: drop the connection
+    finally:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.aclose()
+
+
+async def serve_payee(
+    store: ChannelStore,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    service: PayeeService | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept payer connections on `host:port` (0: any free port) until cancelled; reports the
+    bound port through `task_status.started(port)`. Channels are those of `store` (role PAYEE),
+    or of `service` if given (which must use the same store)."""
+    payees = service if service is not None else PayeeService(store)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    task_status.started(listeners[0].socket.getsockname()[1])
+
+    async def handle(stream: trio.SocketStream) -> None:
+        await _serve_connection(stream, payees)
+
+    await trio.serve_listeners(handle, listeners)
+
+
+# -- payer -----------------------------------------------------------------------------------
+
+
+class PayerClient:
+    """A payer's session with the payee over one TCP connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        channel: PayerChannel,
+        stream: trio.SocketStream,
+        conn: Connection,
+        *,
+        window: int,
+        store: ChannelStore | None,
+        on_ack: Callable[[int], None] | None,
+    ) -> None:
+        self.channel = channel
+        self._stream = stream
+        self._conn = conn
+        self._window = window
+        self._store = store
+        self._on_ack = on_ack
+        self._acked = 0
+        self._outbox: list[bytes] = []
+        self._has_output = trio.Event()
+        self._progress = trio.Event()
+        self._rejected: dict[int, RejectedError] = {}
+        self._failure: BaseException | None = None
+        self._saved = 0
+
+    @property
+    def acked(self) -> int:
+        """The highest sequence number the payee has acknowledged (made durable)."""
+        return self._acked
+
+    async def send(self, amount: int, tag: bytes = b"") -> int:
+        """Pay `amount` without waiting for the ACK; returns the payment's sequence number. Waits
+        while `window` payments are unacknowledged."""
+        if self._failure is not None:
+            raise self._failure
+        while self.channel.sequence - self._acked >= self._window:
+            await self._wait_progress()
+        signed = self.channel.pay(amount)
+        self._outbox.append(self._conn.send(Pay.of(signed, tag)))
+        self._has_output.set()
+        await trio.lowlevel.checkpoint()  # let the writer send it now: pipelining, not batching
+        return signed.proof.sequence
+
+    async def wait_acked(self, sequence: int) -> None:
+        """Return once `sequence` is acknowledged; `RejectedError` if the payee refused it."""
+        while self._acked < sequence:
+            rejected = self._rejected.get(sequence)
+            if rejected is not None:
+                raise rejected
+            await self._wait_progress()
+
+    async def pay(self, amount: int, tag: bytes = b"") -> int:
+        """Pay `amount` and wait until the payee acknowledged it; returns its sequence."""
+        sequence = await self.send(amount, tag)
+        await self.wait_acked(sequence)
+        return sequence
+
+    async def drain(self) -> None:
+        """Wait until every payment sent so far is acknowledged."""
+        await self.wait_acked(self.channel.sequence)
+
+    async def _wait_progress(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        await self._progress.wait()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def _write(self) -> None:
+        while True:
+            await self._has_output.wait()
+            self._has_output = trio.Event()
+            data, self._outbox = b"".join(self._outbox), []
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                self._failure = e
+                self._wake()
+                return
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                event = await _next_event(self._stream, self._conn)
+                if isinstance(event, Ack):
+                    if event.sequence > self.channel.sequence:
+                        raise UnexpectedFrameError("Ack", "for a payment never sent")
+                    if event.sequence > self._acked:
+                        self._acked = event.sequence
+                        if self._on_ack is not None:
+                            self._on_ack(event.sequence)
+                elif isinstance(event, Reject):
+                    error = RejectedError(event.code, event.sequence, event.reason)
+                    if event.sequence == 0:
+                        raise error
+                    self._rejected[event.sequence] = error
+                elif isinstance(event, Closed):
+                    raise trio.BrokenResourceError("the payee closed the connection")
+                else:
+                    raise UnexpectedFrameError(type(event).__name__, "not on a one-way channel")
+                self._wake()
+        except (PaymentError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self._failure = e
+            self._wake()
+
+    async def _persist(self) -> None:
+        """Keep the payer's store at the newest proof it has signed (coalesced saves)."""
+        store = self._store
+        if store is None:
+            return
+        with contextlib.suppress(PaymentError, trio.BrokenResourceError, trio.ClosedResourceError):
+            while True:
+                if self.channel.sequence == self._saved:
+                    await self._wait_progress()
+                    continue
+                record = _payer_record(self.channel)
+                await store.save(record)
+                self._saved = record.sequence
+
+
+def _payer_record(channel: PayerChannel) -> ChannelRecord:
+    return ChannelRecord(
+        terms=channel.terms, role=Role.PAYER, state=channel.state, latest=channel.latest
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_payer(
+    channel: PayerChannel,
+    host: str,
+    port: int,
+    *,
+    store: ChannelStore | None = None,
+    window: int = DEFAULT_WINDOW,
+    on_ack: Callable[[int], None] | None = None,
+) -> AsyncIterator[PayerClient]:
+    """Connect to the payee at `host:port`, exchange HELLOs (recovering the channel's newest
+    state, see the module docstring) and yield a `PayerClient`. On exit, waits for the ACKs of
+    everything sent, then closes. `store`, if given, keeps the payer's newest proof durable."""
+    stream = await trio.open_tcp_stream(host, port)
+    conn = Connection(Role.PAYER)
+    terms = channel.terms
+    async with stream:
+        await stream.send_all(
+            conn.send(
+                Hello(
+                    network_id=terms.network_id, channel_id=terms.channel_id, latest=channel.latest
+                )
+            )
+        )
+        with trio.fail_after(HELLO_TIMEOUT_S):
+            answer = await _next_event(stream, conn)
+        if isinstance(answer, Reject):
+            raise RejectedError(answer.code, answer.sequence, answer.reason)
+        if not isinstance(answer, Hello):
+            raise trio.BrokenResourceError("the payee closed the connection during HELLO")
+        if answer.latest is not None:
+            channel.recover(answer.latest)
+        payee_sequence = 0 if answer.latest is None else answer.latest.proof.sequence
+        client = PayerClient(channel, stream, conn, window=window, store=store, on_ack=on_ack)
+        client._acked = payee_sequence
+        if store is not None:
+            await store.save(_payer_record(channel))
+            client._saved = channel.sequence
+        latest = channel.latest
+        if latest is not None and latest.proof.sequence > payee_sequence:
+            await stream.send_all(conn.send(Pay.of(latest)))  # the payee missed these
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client._read)
+                nursery.start_soon(client._write)
+                nursery.start_soon(client._persist)
+                yield client
+                await client.drain()
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _single(group) from None
+        if store is not None:
+            await store.save(_payer_record(channel))
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception of a nursery's group (the background tasks never raise), else the
+    group itself."""
+    return group.exceptions[0] if len(group.exceptions) == 1 else group

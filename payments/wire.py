@@ -1,0 +1,421 @@
+"""Canonical binary encodings of the off-chain channel protocol: signed proofs and frames.
+
+A standalone signed balance proof (HTTP headers and bodies, files):
+
+```
+u64 network_id || 32 channel_id || u64 sequence || u64 payee_balance || 64 payer_signature
+|| u8 has_payee_signature (0 or 1) || 64 payee_signature if 1                  (121 or 185 bytes)
+```
+
+A frame on a stream (TCP), all integers little-endian:
+
+```
+frame        u32 body_length || u8 type || body       (body_length bounded per type)
+0 HELLO        u8 version || u64 network_id || 32 channel_id || u8 has_proof
+               || if 1: u64 sequence || u64 payee_balance || 64 payer_signature
+                        || u8 has_payee_signature || 64 payee_signature if 1
+1 PAY          u64 sequence || u64 payee_balance || 64 payer_signature || u8 tag_length (<= 64)
+               || tag
+2 ACK          u64 sequence                    every payment up to it is durable at the payee
+3 REJECT       u64 sequence || u16 code || u8 reason_length || reason (UTF-8)
+4 PROPOSE      u64 sequence || u64 payee_balance || 64 proposer_signature       (two-way)
+5 COUNTERSIGN  u64 sequence || 64 countersigner_signature                       (two-way)
+```
+
+The payer opens with HELLO carrying its latest proof (or none); the payee answers with HELLO
+carrying its own latest proof, so a payer that lost its database learns the newest state it
+signed (as µRaiden's receiver returns the last balance proof), and a payee that lost payments in
+flight gets the payer's newest proof again. Every decoder is strict (`FrameError` for anything but
+the one canonical encoding) and `decode(encode(x)) == x`, `encode(decode(b)) == b`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from tangle.channel import BalanceProof, SignedBalanceProof
+from tangle.codec import U16_MAX, U64_MAX
+from tangle.errors import TangleError
+from tangle.ids import ChannelId, Signature
+
+from .errors import FrameError, InvalidAmountError
+
+PROTOCOL_VERSION: Final = 1
+HEADER: Final = struct.Struct("<IB")
+HEADER_SIZE: Final = HEADER.size
+MAX_TAG: Final = 64
+"""Longest request tag a PAY may carry (bytes)."""
+MAX_REASON: Final = 200
+"""Longest REJECT reason (UTF-8 bytes)."""
+
+_PROOF: Final = struct.Struct("<Q32sQQ64sB")
+_SIGNATURE = 64
+_PAY: Final = struct.Struct("<QQ64sB")
+_ACK: Final = struct.Struct("<Q")
+_PROPOSE: Final = struct.Struct("<QQ64s")
+_COUNTERSIGN: Final = struct.Struct("<Q64s")
+_HELLO: Final = struct.Struct("<BQ32sB")
+_STATE: Final = struct.Struct("<QQ64sB")
+_REJECT: Final = struct.Struct("<QHB")
+
+
+class FrameType(enum.IntEnum):
+    HELLO = 0
+    PAY = 1
+    ACK = 2
+    REJECT = 3
+    PROPOSE = 4
+    COUNTERSIGN = 5
+
+
+BODY_LIMITS: Final = {
+    FrameType.HELLO: _HELLO.size + _STATE.size + _SIGNATURE,
+    FrameType.PAY: _PAY.size + MAX_TAG,
+    FrameType.ACK: _ACK.size,
+    FrameType.REJECT: _REJECT.size + MAX_REASON,
+    FrameType.PROPOSE: _PROPOSE.size,
+    FrameType.COUNTERSIGN: _COUNTERSIGN.size,
+}
+"""The largest body of each frame type; a longer length is refused from the header alone."""
+MAX_BODY: Final = max(BODY_LIMITS.values())
+
+
+class RejectCode(enum.IntEnum):
+    """Why a REJECT was sent (an unknown code from a newer peer is kept as a plain int)."""
+
+    PROTOCOL = 1
+    UNKNOWN_CHANNEL = 2
+    WRONG_CHANNEL = 3
+    INVALID_PROOF = 4
+    STALE_PROOF = 5
+    BALANCE_DECREASED = 6
+    INSUFFICIENT_DEPOSIT = 7
+    CHANNEL_CLOSED = 8
+    INVALID_AMOUNT = 9
+    INTERNAL = 10
+
+
+def _u64(field: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64_MAX:
+        raise InvalidAmountError(field, value, "not a u64")
+
+
+def _signature(field: str, value: Signature) -> None:
+    if not isinstance(value, Signature):
+        raise InvalidAmountError(field, value, "must be a Signature")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """Opens a session on one channel, both ways; carries the sender's latest proof."""
+
+    network_id: int
+    """The channel's network."""
+    channel_id: ChannelId
+    """The channel this connection is about."""
+    latest: SignedBalanceProof | None = None
+    """The sender's newest proof of this channel (None: it has none)."""
+    version: int = PROTOCOL_VERSION
+    """The channel protocol version the sender speaks."""
+
+    def __post_init__(self) -> None:
+        _u64("Hello.network_id", self.network_id)
+        if not isinstance(self.channel_id, ChannelId):
+            raise InvalidAmountError("Hello.channel_id", self.channel_id, "must be a ChannelId")
+        if not 0 <= self.version <= 0xFF:
+            raise InvalidAmountError("Hello.version", self.version, "not a u8")
+        latest = self.latest
+        if latest is not None and (
+            latest.proof.network_id != self.network_id or latest.proof.channel_id != self.channel_id
+        ):
+            raise InvalidAmountError("Hello.latest", latest.proof, "for another channel")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pay:
+    """One payment of a one-way channel: the payer's next signed proof (payer to payee)."""
+
+    sequence: int
+    """The proof's sequence number."""
+    payee_balance: int
+    """The cumulative amount paid."""
+    payer_signature: Signature
+    """The payer's signature of the proof."""
+    tag: bytes = b""
+    """An opaque request tag (<= 64 bytes) the payee may tie the payment to."""
+
+    def __post_init__(self) -> None:
+        _u64("Pay.sequence", self.sequence)
+        _u64("Pay.payee_balance", self.payee_balance)
+        _signature("Pay.payer_signature", self.payer_signature)
+        if not isinstance(self.tag, bytes) or len(self.tag) > MAX_TAG:
+            raise InvalidAmountError("Pay.tag", self.tag, f"must be bytes of at most {MAX_TAG}")
+
+    @classmethod
+    def of(cls, signed: SignedBalanceProof, tag: bytes = b"") -> Pay:
+        return cls(
+            sequence=signed.proof.sequence,
+            payee_balance=signed.proof.payee_balance,
+            payer_signature=signed.payer_signature,
+            tag=tag,
+        )
+
+    def to_proof(self, network_id: int, channel_id: ChannelId) -> SignedBalanceProof:
+        """The signed proof this payment carries, on the session's channel."""
+        proof = BalanceProof(
+            network_id=network_id,
+            channel_id=channel_id,
+            sequence=self.sequence,
+            payee_balance=self.payee_balance,
+        )
+        return SignedBalanceProof(proof=proof, payer_signature=self.payer_signature)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """Every payment up to `sequence` is durable at the payee (payee to payer)."""
+
+    sequence: int
+    """The highest durable sequence number."""
+
+    def __post_init__(self) -> None:
+        _u64("Ack.sequence", self.sequence)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reject:
+    """A refusal: of the payment or proposal `sequence`, or of the session (sequence 0)."""
+
+    sequence: int
+    """The refused sequence number (0: the session itself)."""
+    code: int
+    """A `RejectCode` (a u16)."""
+    reason: str = ""
+    """Human-readable detail, at most 200 UTF-8 bytes."""
+
+    def __post_init__(self) -> None:
+        _u64("Reject.sequence", self.sequence)
+        if isinstance(self.code, bool) or not isinstance(self.code, int):
+            raise InvalidAmountError("Reject.code", self.code, "not an integer")
+        if not 0 <= self.code <= U16_MAX:
+            raise InvalidAmountError("Reject.code", self.code, "not a u16")
+        try:
+            size = len(self.reason.encode()) if isinstance(self.reason, str) else MAX_REASON + 1
+        except UnicodeEncodeError:
+            raise InvalidAmountError("Reject.reason", self.reason, "not UTF-8 text") from None
+        if size > MAX_REASON:
+            raise InvalidAmountError("Reject.reason", self.reason, f"at most {MAX_REASON} bytes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Propose:
+    """A two-way state signed by its proposer (either party)."""
+
+    sequence: int
+    """The proposed sequence number."""
+    payee_balance: int
+    """The proposed payee (party B) share."""
+    signature: Signature
+    """The proposer's signature of the state."""
+
+    def __post_init__(self) -> None:
+        _u64("Propose.sequence", self.sequence)
+        _u64("Propose.payee_balance", self.payee_balance)
+        _signature("Propose.signature", self.signature)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Countersign:
+    """The other party's signature of the proposed state `sequence`."""
+
+    sequence: int
+    """The countersigned sequence number."""
+    signature: Signature
+    """The countersigner's signature."""
+
+    def __post_init__(self) -> None:
+        _u64("Countersign.sequence", self.sequence)
+        _signature("Countersign.signature", self.signature)
+
+
+Event = Hello | Pay | Ack | Reject | Propose | Countersign
+
+
+# -- standalone signed proofs ----------------------------------------------------------------
+
+
+def encode_signed_proof(signed: SignedBalanceProof) -> bytes:
+    """The standalone encoding of `signed` (121 or 185 bytes)."""
+    p = signed.proof
+    extra = signed.payee_signature
+    head = _PROOF.pack(
+        p.network_id,
+        p.channel_id,
+        p.sequence,
+        p.payee_balance,
+        signed.payer_signature,
+        0 if extra is None else 1,
+    )
+    return head if extra is None else head + extra
+
+
+def decode_signed_proof(data: bytes) -> SignedBalanceProof:
+    """Decode a standalone signed proof; `FrameError` unless `data` is exactly one canonical
+    encoding."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise FrameError("signed proof", f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < _PROOF.size:
+        raise FrameError("signed proof", f"{len(data)} bytes, at least {_PROOF.size} needed")
+    network_id, channel_id, sequence, balance, payer_sig, flag = _PROOF.unpack_from(data)
+    expected = _PROOF.size + (_SIGNATURE if flag == 1 else 0)
+    if flag > 1:
+        raise FrameError("signed proof", f"has_payee_signature is {flag}, not 0 or 1")
+    if len(data) != expected:
+        raise FrameError("signed proof", f"{len(data)} bytes, expected {expected}")
+    proof = BalanceProof(
+        network_id=network_id,
+        channel_id=ChannelId(channel_id),
+        sequence=sequence,
+        payee_balance=balance,
+    )
+    payee_sig = Signature(data[_PROOF.size :]) if flag == 1 else None
+    return SignedBalanceProof(
+        proof=proof, payer_signature=Signature(payer_sig), payee_signature=payee_sig
+    )
+
+
+# -- frames ----------------------------------------------------------------------------------
+
+
+def _frame(kind: FrameType, body: bytes) -> bytes:
+    return HEADER.pack(len(body), kind) + body
+
+
+def encode_event(event: Event) -> bytes:
+    """The frame (header and body) of `event`."""
+    if isinstance(event, Pay):
+        body = _PAY.pack(event.sequence, event.payee_balance, event.payer_signature, len(event.tag))
+        return _frame(FrameType.PAY, body + event.tag)
+    if isinstance(event, Ack):
+        return _frame(FrameType.ACK, _ACK.pack(event.sequence))
+    if isinstance(event, Hello):
+        latest = event.latest
+        body = _HELLO.pack(event.version, event.network_id, event.channel_id, latest is not None)
+        if latest is not None:
+            extra = latest.payee_signature
+            body += _STATE.pack(
+                latest.proof.sequence,
+                latest.proof.payee_balance,
+                latest.payer_signature,
+                extra is not None,
+            ) + (extra or b"")
+        return _frame(FrameType.HELLO, body)
+    if isinstance(event, Reject):
+        reason = event.reason.encode()
+        return _frame(
+            FrameType.REJECT, _REJECT.pack(event.sequence, event.code, len(reason)) + reason
+        )
+    if isinstance(event, Propose):
+        body = _PROPOSE.pack(event.sequence, event.payee_balance, event.signature)
+        return _frame(FrameType.PROPOSE, body)
+    return _frame(FrameType.COUNTERSIGN, _COUNTERSIGN.pack(event.sequence, event.signature))
+
+
+def check_header(kind_byte: int, length: int) -> FrameType:
+    """The frame type of a header; `FrameError` for an unknown type or an oversized length."""
+    if kind_byte > max(FrameType):
+        raise FrameError("frame", f"unknown type {kind_byte}")
+    kind = FrameType(kind_byte)
+    if length > BODY_LIMITS[kind]:
+        raise FrameError(kind.name, f"body of {length} bytes, at most {BODY_LIMITS[kind]}")
+    return kind
+
+
+def _exact(kind: FrameType, body: bytes, size: int) -> None:
+    if len(body) != size:
+        raise FrameError(kind.name, f"body of {len(body)} bytes, expected {size}")
+
+
+def _flag(kind: FrameType, value: int, what: str) -> bool:
+    if value > 1:
+        raise FrameError(kind.name, f"{what} is {value}, not 0 or 1")
+    return value == 1
+
+
+def decode_body(kind: FrameType, body: bytes) -> Event:
+    """Decode one frame body of type `kind`; `FrameError` unless canonical."""
+    try:
+        return _decode_body(kind, body)
+    except (TangleError, InvalidAmountError, UnicodeDecodeError) as e:
+        raise FrameError(kind.name, str(e)) from e
+
+
+def _decode_body(kind: FrameType, body: bytes) -> Event:
+    if kind is FrameType.PAY:
+        if len(body) < _PAY.size:
+            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {_PAY.size}")
+        sequence, balance, signature, tag_length = _PAY.unpack_from(body)
+        _exact(kind, body, _PAY.size + tag_length)
+        return Pay(
+            sequence=sequence,
+            payee_balance=balance,
+            payer_signature=Signature(signature),
+            tag=body[_PAY.size :],
+        )
+    if kind is FrameType.ACK:
+        _exact(kind, body, _ACK.size)
+        return Ack(sequence=_ACK.unpack(body)[0])
+    if kind is FrameType.HELLO:
+        if len(body) < _HELLO.size:
+            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {_HELLO.size}")
+        version, network_id, channel_id, has_proof = _HELLO.unpack_from(body)
+        if not _flag(kind, has_proof, "has_proof"):
+            _exact(kind, body, _HELLO.size)
+            return Hello(version=version, network_id=network_id, channel_id=ChannelId(channel_id))
+        if len(body) < _HELLO.size + _STATE.size:
+            raise FrameError(kind.name, f"body of {len(body)} bytes ends inside the proof")
+        sequence, balance, payer_sig, has_payee = _STATE.unpack_from(body, _HELLO.size)
+        two = _flag(kind, has_payee, "has_payee_signature")
+        _exact(kind, body, _HELLO.size + _STATE.size + (_SIGNATURE if two else 0))
+        proof = BalanceProof(
+            network_id=network_id,
+            channel_id=ChannelId(channel_id),
+            sequence=sequence,
+            payee_balance=balance,
+        )
+        signed = SignedBalanceProof(
+            proof=proof,
+            payer_signature=Signature(payer_sig),
+            payee_signature=Signature(body[_HELLO.size + _STATE.size :]) if two else None,
+        )
+        return Hello(
+            version=version, network_id=network_id, channel_id=ChannelId(channel_id), latest=signed
+        )
+    if kind is FrameType.REJECT:
+        if len(body) < _REJECT.size:
+            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {_REJECT.size}")
+        sequence, code, length = _REJECT.unpack_from(body)
+        _exact(kind, body, _REJECT.size + length)
+        return Reject(sequence=sequence, code=code, reason=body[_REJECT.size :].decode())
+    if kind is FrameType.PROPOSE:
+        _exact(kind, body, _PROPOSE.size)
+        sequence, balance, signature = _PROPOSE.unpack(body)
+        return Propose(sequence=sequence, payee_balance=balance, signature=Signature(signature))
+    _exact(kind, body, _COUNTERSIGN.size)
+    sequence, signature = _COUNTERSIGN.unpack(body)
+    return Countersign(sequence=sequence, signature=Signature(signature))
+
+
+def decode_frame(data: bytes) -> Event:
+    """Decode exactly one whole frame (header and body)."""
+    if len(data) < HEADER_SIZE:
+        raise FrameError("frame", f"{len(data)} bytes, shorter than the header")
+    length, kind_byte = HEADER.unpack_from(data)
+    kind = check_header(kind_byte, length)
+    if len(data) != HEADER_SIZE + length:
+        raise FrameError(kind.name, f"{len(data)} bytes, the header says {HEADER_SIZE + length}")
+    return decode_body(kind, data[HEADER_SIZE:])

@@ -1,0 +1,152 @@
+"""Payment channels end to end on a real devnet (a coordinator and two nodes as processes):
+open through a wallet, pay 10,000 times over TCP, close, and read the split off the ledger; then
+a unilateral close by the payer answered by the payee's watch service while the payee is offline.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+import trio
+
+from coordinator.devnet import launch, load_or_create
+from payments import funding
+from payments.channel import ChannelTerms, PayerChannel
+from payments.service import PayeeService
+from payments.state import Role
+from payments.store import ChannelStore
+from payments.tcp import open_payer, serve_payee
+from payments.watch import Watchtower, run_watch_service
+from tangle.transaction import address_of
+from wallet import AccountKey, Wallet, WalletConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from wallet.keys import AddressKey
+
+FUNDS = 5_000_000
+DEPOSIT = 1_000_000
+PRICE = 7
+PAYMENTS = 10_000
+
+
+async def _fund(data_dir: Path, api: str, state: Path, to: bytes, amount: int) -> None:
+    seed = bytes.fromhex(json.loads((data_dir / "secrets.json").read_text())["faucet"])
+    config = WalletConfig(confirm_timeout_s=30, pow_threads=1)
+    async with Wallet.open(AccountKey(seed, 0), url=api, state_path=state, config=config) as w:
+        await w.sync()
+        await w.send(address_of(to), amount, idempotency_key=f"faucet:{to.hex()}")
+
+
+async def _accept(
+    service: PayeeService, wallet: Wallet, terms: ChannelTerms, me: AddressKey
+) -> None:
+    """What a payee does before it takes payments: read the channel off its own node."""
+    found = await wallet.client.channel(terms.channel_id)
+    assert found is not None
+    on_ledger = ChannelTerms.from_output(terms.network_id, found.output)
+    assert on_ledger == terms
+    assert on_ledger.payee == me.public_key
+    await service.open_channel(on_ledger)
+
+
+async def _until(check, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(timeout_s):
+        while True:
+            if await check():
+                return
+            await trio.sleep(0.2)
+
+
+@pytest.mark.slow
+async def test_open_pay_ten_thousand_times_close_and_survive_an_offline_payee(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "devnet"
+    devnet = load_or_create(data_dir, nodes=2, interval_s=0.5)
+    config = WalletConfig(confirm_timeout_s=40, pow_threads=1)
+    payer_account = AccountKey(secrets.token_bytes(32), 0)
+    payee_account = AccountKey(secrets.token_bytes(32), 0)
+    payee_key = payee_account.address_key(0)
+    async with httpx.AsyncClient(timeout=10) as http, trio.open_nursery() as nursery:
+        _, node1, node2 = await launch(devnet.members, nursery, http)
+        async with (
+            Wallet.open(
+                payer_account, url=node1.member.api, state_path=tmp_path / "payer.db", config=config
+            ) as payer_wallet,
+            Wallet.open(
+                payee_account, url=node2.member.api, state_path=tmp_path / "payee.db", config=config
+            ) as payee_wallet,
+            ChannelStore(tmp_path / "payee-channels.db") as payee_store,
+        ):
+            payer_key = payer_wallet.channel_key(0)
+            await _fund(
+                data_dir, node1.member.api, tmp_path / "faucet.db", payer_key.public_key, FUNDS
+            )
+            await _until(
+                lambda: _balance_is(payer_wallet, address_of(payer_key.public_key), FUNDS), 30
+            )
+            await payer_wallet.sync()
+            funder = funding.LedgerFunder(payer_wallet, payer_key)
+            service = PayeeService(payee_store)
+
+            # 1. open, pay 10,000 times over TCP, the payee closes with the latest proof
+            terms = await funder.open(payee_key.public_key, DEPOSIT)
+            await _accept(service, payee_wallet, terms, payee_key)
+            port = await nursery.start(functools.partial(serve_payee, payee_store, service=service))
+            channel = PayerChannel(terms, payer_key)
+            async with open_payer(channel, "127.0.0.1", port) as client:
+                for _ in range(PAYMENTS):
+                    await client.send(PRICE)
+            payee_channel = await service.channel(terms.channel_id)
+            assert payee_channel.payee_balance == PRICE * PAYMENTS
+            latest = payee_channel.latest
+            assert latest is not None
+            assert latest.proof.sequence == PAYMENTS
+            await funding.close_with_proof(payee_wallet, payee_key, latest)
+            paid = PRICE * PAYMENTS
+            assert await payee_wallet.client.balance(address_of(payee_key.public_key)) == paid
+            payer_address = address_of(payer_key.public_key)
+            # the deposit's rest came back to the channel key; the wallet holds the rest
+            await _until(lambda: _balance_is(payer_wallet, payer_address, DEPOSIT - paid), 10)
+            await payer_wallet.sync()
+            assert (await payer_wallet.balance()).total == FUNDS - paid
+            assert await payer_wallet.client.channel(terms.channel_id) is None
+
+            # 2. a second channel; the payee goes offline; the payer closes unilaterally with
+            # nothing recorded; the payee's watch service answers with the latest proof
+            await payer_wallet.sync()
+            second = await funder.open(payee_key.public_key, DEPOSIT // 2)
+            await _accept(service, payee_wallet, second, payee_key)
+            async with open_payer(PayerChannel(second, payer_key), "127.0.0.1", port) as client:
+                for _ in range(100):
+                    await client.send(PRICE * 10)
+            tower = Watchtower()
+            await nursery.start(
+                lambda task_status: run_watch_service(
+                    tower,
+                    payee_wallet,
+                    {payee_key.public_key: payee_key},
+                    store_path=tmp_path / "payee-channels.db",
+                    poll_s=0.5,
+                    task_status=task_status,
+                )
+            )
+            await funding.start_close(payer_wallet, payer_key, second.channel_id, second.network_id)
+            owed = paid + 100 * PRICE * 10
+            await _until(
+                lambda: _balance_is(payee_wallet, address_of(payee_key.public_key), owed), 30
+            )
+            records = {r.terms.channel_id: r for r in await payee_store.records(Role.PAYEE)}
+            assert records[second.channel_id].latest is not None
+        nursery.cancel_scope.cancel()
+
+
+async def _balance_is(wallet: Wallet, address: bytes, expected: int) -> bool:
+    return await wallet.client.balance(address) == expected  # type: ignore[arg-type]

@@ -1,0 +1,605 @@
+"""The 402 paywall (`payments.paywall`) and the paying httpx auth flow (`payments.auth`), over a
+real Starlette app, the real channel cores and a real sqlite `ChannelStore`. Channels come from
+`UnitTestOnlyFunder` (valid terms, no ledger)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from coordinator.signers import KeySigner
+from payments.auth import Budget, FundingPolicy, PaymentAuth
+from payments.billing_errors import (
+    BudgetExceededError,
+    OfferError,
+    PaymentRejectedError,
+    ReceiptMismatchError,
+    ReceiptSignatureError,
+)
+from payments.channel import ChannelTerms, PayerChannel
+from payments.metering import Tariff
+from payments.offer import ChannelRequirements, parse_offer, request_tag
+from payments.paywall import REFUSALS, Paywall
+from payments.receipt import ReceiptKind, receipt_from_header
+from payments.state import Role
+from payments.store import ChannelStore, read_records
+from payments.wire import encode_signed_proof
+from tangle.api import serve_api
+from tangle.channel import BalanceProof, SignedBalanceProof
+from tangle.ids import ChannelId
+
+from .unit_test_funder import UnitTestOnlyFunder
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+NET = 7
+PRICE = 10
+PAYER = KeySigner(b"\x11" * 32)
+PAYEE = KeySigner(b"\x22" * 32)
+OTHER_PAYEE = KeySigner(b"\x33" * 32)
+MALLORY = KeySigner(b"\x44" * 32)
+BASE = "http://sensor.test"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def header_of(proof: SignedBalanceProof) -> dict[str, str]:
+    return {"Payment-Proof": b64(encode_signed_proof(proof))}
+
+
+class Service:
+    """A sensor-style app behind the paywall, recording what reached it."""
+
+    def __init__(self, tmp_path: Path, *, tariff: Tariff | None = None, **paywall: Any) -> None:
+        self.funder = UnitTestOnlyFunder(network_id=NET, payer=PAYER.public_key)
+        self.path = tmp_path / "payee.sqlite"
+        self.store = ChannelStore(self.path)
+        self.calls: list[tuple[str, int]] = []
+        """(path, sequence durable on disk when the app saw the request)."""
+
+        async def reading(request: Request) -> Response:
+            durable = max((r.sequence for r in read_records(self.path)), default=0)
+            self.calls.append((request.url.path, durable))
+            return JSONResponse({"celsius": 21.5})
+
+        app = Starlette(routes=[Route("/reading", reading), Route("/readings", reading)])
+        self.paywall = Paywall(
+            app,
+            signer=PAYEE,
+            network_id=NET,
+            tariff=tariff or Tariff.per_request(PRICE),
+            directory=self.funder,
+            store=self.store,
+            **paywall,
+        )
+
+    def client(self, auth: httpx.Auth | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(self.paywall), base_url=BASE, auth=auth
+        )
+
+    def auth(
+        self,
+        *,
+        budget: Budget | None = None,
+        funding: FundingPolicy | None = None,
+        **kwargs: Any,
+    ) -> PaymentAuth:
+        return PaymentAuth(
+            signer=PAYER,
+            network_id=NET,
+            funder=self.funder,
+            budget=budget or Budget(total=10_000, per_request=100),
+            funding=funding or FundingPolicy(deposit=1_000, top_up=1_000),
+            **kwargs,
+        )
+
+    def durable(self) -> dict[bytes, tuple[int, int]]:
+        """channel id -> (sequence, payee balance) as committed in the payee's database."""
+        return {
+            r.terms.channel_id: (
+                r.sequence,
+                0 if r.latest is None else r.latest.proof.payee_balance,
+            )
+            for r in read_records(self.path)
+            if r.role is Role.PAYEE
+        }
+
+    def in_memory(self) -> dict[bytes, tuple[int, int, int]]:
+        """channel id -> (sequence, payee balance, deposit) as the paywall holds it."""
+        found = {}
+        for channel_id in self.funder.channels:
+            channel = self.paywall.cashier.channel(ChannelId(channel_id))
+            if channel is not None:
+                found[channel_id] = (channel.sequence, channel.payee_balance, channel.terms.deposit)
+        return found
+
+    async def channel(self, payee: KeySigner = PAYEE, deposit: int = 1_000) -> PayerChannel:
+        """A funded channel from PAYER to `payee`, known to the directory."""
+        return PayerChannel(await self.funder.open(payee.public_key, deposit), PAYER)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> Any:
+    svc = Service(tmp_path)
+    yield svc
+    await svc.store.aclose()
+
+
+# -- the 402 ---------------------------------------------------------------------------------
+
+
+async def test_an_unpaid_request_gets_402_with_the_terms(service: Service) -> None:
+    async with service.client() as client:
+        response = await client.get("/reading")
+    assert response.status_code == 402
+    offer = parse_offer(response.headers)
+    assert offer.price == PRICE
+    assert offer.units == 1
+    assert offer.payee == PAYEE.public_key
+    assert offer.network_id == NET
+    assert response.headers["payment-tariff"] == "10/1 request"
+    body = response.json()
+    assert body["error"]["code"] == "payment_required"
+    assert body["payment"]["price"] == "10"
+    assert body["payment"]["payee"] == PAYEE.public_key.hex()
+    assert body["payment"]["channel"]["bidirectional"] is False
+    assert service.calls == []
+
+
+async def test_units_price_each_request(tmp_path: Path) -> None:
+    def count(scope: Any) -> int:
+        query = dict(part.split("=") for part in scope["query_string"].decode().split("&") if part)
+        return int(query.get("count", "1"))
+
+    svc = Service(tmp_path, tariff=Tariff(price=3, per=2, unit="reading"), units=count)
+    try:
+        async with svc.client() as client:
+            response = await client.get("/readings?count=5")
+        assert response.headers["payment-price"] == "8"
+        assert response.headers["payment-units"] == "5"
+        auth = svc.auth()
+        async with svc.client(auth) as client:
+            response = await client.get("/readings?count=5")
+        assert response.status_code == 200
+        assert auth.receipts[-1].units == 5
+        assert auth.receipts[-1].credited == 8
+    finally:
+        await svc.store.aclose()
+
+
+# -- paying ----------------------------------------------------------------------------------
+
+
+async def test_the_auth_flow_pays_each_request_durably(service: Service) -> None:
+    auth = service.auth()
+    async with service.client(auth) as client:
+        for n in range(1, 6):
+            response = await client.get("/reading", params={"n": n})
+            assert response.status_code == 200
+            assert response.json() == {"celsius": 21.5}
+            receipt = receipt_from_header(response.headers["payment-receipt"])
+            receipt.verify(PAYEE.public_key)
+            assert receipt.kind is ReceiptKind.REQUEST
+            assert receipt.sequence == n
+            assert receipt.credited == PRICE
+            assert receipt.cumulative_amount == n * PRICE
+            assert receipt.tag == request_tag("GET", b"/reading", f"n={n}".encode())
+    assert auth.spent == 5 * PRICE
+    assert len(auth.receipts) == 5
+    assert service.funder.opens == [(PAYEE.public_key, 1_000)]
+    # Each request reached the app only after its payment was committed to disk.
+    assert service.calls == [("/reading", n) for n in range(1, 6)]
+    [(sequence, balance)] = service.durable().values()
+    assert (sequence, balance) == (5, 5 * PRICE)
+
+
+def test_the_paywall_and_auth_flow_run_under_asyncio(tmp_path: Path) -> None:
+    async def main() -> None:
+        svc = Service(tmp_path)
+        auth = svc.auth()
+        async with svc.client(auth) as client:
+            for _ in range(3):
+                assert (await client.get("/reading")).status_code == 200
+        await svc.store.aclose()
+        assert auth.spent == 3 * PRICE
+        [(sequence, balance)] = svc.durable().values()
+        assert (sequence, balance) == (3, 3 * PRICE)
+
+    anyio.run(main, backend="asyncio")
+
+
+def test_the_sync_flow_pays_through_a_sync_client(tmp_path: Path) -> None:
+    """A sync `httpx.Client` over real loopback HTTP (hypercorn on trio in another thread)."""
+    svc = Service(tmp_path)
+    auth = svc.auth()
+    with anyio.from_thread.start_blocking_portal(backend="trio") as portal:
+        server, port = portal.start_task(serve_api, svc.paywall, "127.0.0.1", 0)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=auth) as client:
+                for _ in range(3):
+                    response = client.get("/reading")
+                    assert response.status_code == 200
+        finally:
+            server.cancel()
+            portal.call(svc.store.aclose)
+    assert auth.spent == 3 * PRICE
+    assert [r.sequence for r in auth.receipts] == [1, 2, 3]
+    assert svc.funder.opens == [(PAYEE.public_key, 1_000)]
+
+
+async def test_a_post_body_is_sent_again_with_the_payment(service: Service) -> None:
+    seen: list[bytes] = []
+
+    async def echo(request: Request) -> Response:
+        seen.append(await request.body())
+        return JSONResponse({"ok": True})
+
+    paywall = Paywall(
+        Starlette(routes=[Route("/upload", echo, methods=["POST"])]),
+        signer=PAYEE,
+        network_id=NET,
+        tariff=Tariff.per_request(PRICE),
+        directory=service.funder,
+        store=service.store,
+    )
+    auth = service.auth()
+    transport = httpx.ASGITransport(paywall)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, auth=auth) as client:
+        response = await client.post("/upload", content=b"reading:21.5")
+    assert response.status_code == 200
+    assert seen == [b"reading:21.5"]
+
+
+# -- budget and funding ----------------------------------------------------------------------
+
+
+async def test_a_price_over_the_per_request_budget_pays_nothing(service: Service) -> None:
+    auth = service.auth(budget=Budget(total=1_000, per_request=PRICE - 1))
+    async with service.client(auth) as client:
+        with pytest.raises(BudgetExceededError) as info:
+            await client.get("/reading")
+    assert info.value.limit == "per-request"
+    assert auth.spent == 0
+    assert service.funder.opens == []
+    assert auth.channels == {}
+    assert service.calls == []
+    assert service.durable() == {}
+
+
+async def test_the_total_budget_stops_payments(service: Service) -> None:
+    auth = service.auth(budget=Budget(total=3 * PRICE + 5, per_request=PRICE))
+    async with service.client(auth) as client:
+        for _ in range(3):
+            assert (await client.get("/reading")).status_code == 200
+        with pytest.raises(BudgetExceededError) as info:
+            await client.get("/reading")
+    assert info.value.limit == "total"
+    assert info.value.allowed == 5
+    assert auth.spent == 3 * PRICE
+    channel = next(iter(auth.channels.values()))
+    assert channel.sequence == 3
+    assert len(service.calls) == 3
+
+
+async def test_the_channel_is_topped_up_when_it_runs_low(service: Service) -> None:
+    auth = service.auth(funding=FundingPolicy(deposit=25, top_up=40, low_water=5))
+    async with service.client(auth) as client:
+        for _ in range(8):
+            assert (await client.get("/reading")).status_code == 200
+    channel = next(iter(auth.channels.values()))
+    # 25: pays 10, 20 (left 5 >= 5); 3rd: left 5 < 10 -> +40 = 65; ... 8 payments = 80.
+    assert [amount for _, amount in service.funder.top_ups] == [40, 40]
+    assert channel.terms.deposit == 105
+    assert channel.payee_balance == 80
+    payee_side = service.paywall.cashier.channel(channel.terms.channel_id)
+    assert payee_side is not None
+    assert payee_side.terms.deposit == 105
+    assert service.durable()[channel.terms.channel_id] == (8, 80)
+
+
+async def test_an_offer_on_another_network_is_refused(service: Service) -> None:
+    auth = PaymentAuth(
+        signer=PAYER,
+        network_id=NET + 1,
+        funder=service.funder,
+        budget=Budget(total=100, per_request=100),
+        funding=FundingPolicy(deposit=100, top_up=100),
+    )
+    async with service.client(auth) as client:
+        with pytest.raises(OfferError):
+            await client.get("/reading")
+    assert service.funder.opens == []
+
+
+async def test_a_pinned_payee_is_the_only_one_paid(service: Service) -> None:
+    auth = service.auth(payee=OTHER_PAYEE.public_key)
+    async with service.client(auth) as client:
+        with pytest.raises(OfferError):
+            await client.get("/reading")
+    assert auth.spent == 0
+
+
+async def test_a_refused_payment_raises_with_the_payees_code(tmp_path: Path) -> None:
+    svc = Service(tmp_path, requirements=ChannelRequirements(min_challenge_period=1))
+    svc.funder.channels.clear()
+    auth = svc.auth()
+
+    class Forgetful(UnitTestOnlyFunder):
+        async def lookup(self, channel_id: ChannelId) -> ChannelTerms | None:
+            return None
+
+    svc.paywall.cashier._directory = Forgetful(network_id=NET, payer=PAYER.public_key)
+    try:
+        async with svc.client(auth) as client:
+            with pytest.raises(PaymentRejectedError) as info:
+                await client.get("/reading")
+        assert (info.value.status, info.value.code) == (403, "unknown_channel")
+        assert auth.spent == PRICE  # signed away: the payee holds the proof
+        assert svc.calls == []
+    finally:
+        await svc.store.aclose()
+
+
+# -- refused payments change nothing ---------------------------------------------------------
+
+
+async def refused(
+    service: Service, headers: Mapping[str, str | bytes] | list[tuple[str, str]]
+) -> tuple[int, str, httpx.Response]:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    raw = [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in pairs]
+    before = service.durable(), service.in_memory()
+    async with service.client() as client:
+        response = await client.get("/reading", headers=raw)
+    assert (service.durable(), service.in_memory()) == before
+    assert service.calls == []
+    assert "payment-receipt" not in response.headers
+    return response.status_code, response.json()["error"]["code"], response
+
+
+async def test_a_forged_proof_is_refused(service: Service) -> None:
+    channel = await service.channel()
+    proof = BalanceProof(
+        network_id=NET, channel_id=channel.terms.channel_id, sequence=1, payee_balance=PRICE
+    )
+    forged = SignedBalanceProof(proof=proof, payer_signature=MALLORY.sign(proof.message()))
+    status, code, _ = await refused(service, header_of(forged))
+    assert (status, code) == (403, "invalid_proof")
+
+
+async def test_a_replayed_proof_is_refused(service: Service) -> None:
+    channel = await service.channel()
+    proof = channel.pay(PRICE)
+    async with service.client() as client:
+        assert (await client.get("/reading", headers=header_of(proof))).status_code == 200
+    service.calls.clear()
+    status, code, _ = await refused(service, header_of(proof))
+    assert (status, code) == (409, "stale_proof")
+    assert service.durable()[channel.terms.channel_id] == (1, PRICE)
+
+
+async def test_concurrent_requests_with_one_proof_are_served_once(service: Service) -> None:
+    channel = await service.channel()
+    proof = channel.pay(PRICE)
+    statuses: list[int] = []
+    async with service.client() as client:
+
+        async def send() -> None:
+            statuses.append((await client.get("/reading", headers=header_of(proof))).status_code)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(send)
+    assert sorted(statuses) == [200, 409, 409, 409, 409]
+    assert len(service.calls) == 1
+
+
+async def test_proofs_of_other_channels_are_refused(service: Service) -> None:
+    to_other = await service.channel(OTHER_PAYEE)
+    status, code, _ = await refused(service, header_of(to_other.pay(PRICE)))
+    assert (status, code) == (403, "unknown_channel")
+
+    unknown_terms = ChannelTerms(
+        network_id=NET,
+        channel_id=ChannelId(b"\x99" * 32),
+        payer=PAYER.public_key,
+        payee=PAYEE.public_key,
+        deposit=1_000,
+        bidirectional=False,
+        challenge_period=10,
+        expiry=1000,
+    )
+    status, code, _ = await refused(service, header_of(PayerChannel(unknown_terms, PAYER).pay(5)))
+    assert (status, code) == (403, "unknown_channel")
+
+
+async def test_a_proof_for_another_network_is_refused(service: Service) -> None:
+    channel = await service.channel()
+    proof = BalanceProof(
+        network_id=NET + 1, channel_id=channel.terms.channel_id, sequence=1, payee_balance=PRICE
+    )
+    signed = SignedBalanceProof(proof=proof, payer_signature=PAYER.sign(proof.message()))
+    status, code, _ = await refused(service, header_of(signed))
+    assert (status, code) == (403, "wrong_channel")
+    assert service.funder.lookups == 0
+
+
+async def test_an_unacceptable_channel_is_refused(tmp_path: Path) -> None:
+    svc = Service(tmp_path, requirements=ChannelRequirements(min_deposit=5_000))
+    try:
+        channel = await svc.channel(deposit=1_000)
+        status, code, _ = await refused(svc, header_of(channel.pay(PRICE)))
+        assert (status, code) == (403, "unacceptable_channel")
+    finally:
+        await svc.store.aclose()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["!!!", b64(b"garbage"), b64(b"\x00" * 137) + "A", "é".encode(), ""],
+)
+async def test_malformed_payment_headers_are_refused(service: Service, value: str | bytes) -> None:
+    status, code, _ = await refused(service, {"Payment-Proof": value})
+    assert (status, code) == (400, "malformed_payment")
+
+
+async def test_a_repeated_payment_header_is_refused(service: Service) -> None:
+    channel = await service.channel()
+    value = header_of(channel.pay(PRICE))["Payment-Proof"]
+    status, code, _ = await refused(service, [("Payment-Proof", value), ("Payment-Proof", value)])
+    assert (status, code) == (400, "malformed_payment")
+
+
+async def test_an_underpaying_proof_is_refused_and_a_later_one_credits_all(
+    service: Service,
+) -> None:
+    channel = await service.channel()
+    short = channel.pay(PRICE - 1)
+    status, code, response = await refused(service, header_of(short))
+    assert (status, code) == (402, "insufficient_payment")
+    assert parse_offer(response.headers).price == PRICE  # the terms come with every 402
+    full = channel.pay(PRICE)
+    async with service.client() as client:
+        response = await client.get("/reading", headers=header_of(full))
+    assert response.status_code == 200
+    receipt = receipt_from_header(response.headers["payment-receipt"])
+    assert (receipt.sequence, receipt.credited) == (2, 2 * PRICE - 1)
+
+
+async def test_a_proof_beyond_the_deposit_is_refused(service: Service) -> None:
+    channel = await service.channel(deposit=1_000)
+    proof = BalanceProof(
+        network_id=NET, channel_id=channel.terms.channel_id, sequence=1, payee_balance=1_001
+    )
+    signed = SignedBalanceProof(proof=proof, payer_signature=PAYER.sign(proof.message()))
+    status, code, _ = await refused(service, header_of(signed))
+    assert (status, code) == (402, "insufficient_deposit")
+
+
+async def test_a_forged_proof_beyond_the_deposit_does_not_reach_the_ledger(
+    service: Service,
+) -> None:
+    channel = await service.channel(deposit=1_000)
+    async with service.client() as client:
+        await client.get("/reading", headers=header_of(channel.pay(PRICE)))
+    lookups = service.funder.lookups
+    service.calls.clear()
+    proof = BalanceProof(
+        network_id=NET, channel_id=channel.terms.channel_id, sequence=2, payee_balance=10**9
+    )
+    forged = SignedBalanceProof(proof=proof, payer_signature=MALLORY.sign(proof.message()))
+    status, code, _ = await refused(service, header_of(forged))
+    assert (status, code) == (403, "invalid_proof")
+    assert service.funder.lookups == lookups
+
+
+def test_every_refusal_has_a_4xx_status_and_a_unique_code() -> None:
+    codes = [code for _, code in REFUSALS.values()]
+    assert len(set(codes)) == len(codes)
+    assert all(400 <= status < 500 for status, _ in REFUSALS.values())
+
+
+# -- receipts checked by the payer -----------------------------------------------------------
+
+
+def _swap_receipt(app: Any, replacement: list[bytes]) -> Any:
+    """An ASGI wrapper that replaces each receipt with the previous response's."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def swapping(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = []
+                for key, value in message["headers"]:
+                    if key == b"payment-receipt":
+                        replacement.append(value)
+                        value = replacement[0]
+                    headers.append((key, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, swapping)
+
+    return wrapped
+
+
+async def test_a_receipt_for_another_payment_is_refused(service: Service) -> None:
+    auth = service.auth()
+    transport = httpx.ASGITransport(_swap_receipt(service.paywall, []))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, auth=auth) as client:
+        assert (await client.get("/reading")).status_code == 200
+        with pytest.raises(ReceiptMismatchError) as info:
+            await client.get("/reading")
+    assert info.value.field == "sequence"
+
+
+async def test_a_receipt_not_signed_by_the_payee_is_refused(service: Service) -> None:
+    async def impostor(scope: Any, receive: Any, send: Any) -> None:
+        async def resign(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = []
+                for key, value in message["headers"]:
+                    if key == b"payment-receipt":
+                        raw = bytearray(base64.urlsafe_b64decode(value + b"=" * 3))
+                        raw[-1] ^= 1
+                        value = b64(bytes(raw)).encode()
+                    headers.append((key, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await service.paywall(scope, receive, resign)
+
+    auth = service.auth()
+    transport = httpx.ASGITransport(impostor)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, auth=auth) as client:
+        with pytest.raises(ReceiptSignatureError):
+            await client.get("/reading")
+
+
+async def test_the_json_body_matches_the_headers(service: Service) -> None:
+    async with service.client() as client:
+        response = await client.get("/reading")
+    doc = json.loads(response.content)["payment"]
+    offer = parse_offer(response.headers)
+    assert doc["tariff"] == {"price": "10", "per": "1", "unit": "request"}
+    assert int(doc["price"]) == offer.price
+    assert int(doc["channel"]["min_deposit"]) == offer.channel.min_deposit
+
+
+async def test_after_a_restart_the_paywall_continues_from_its_store(tmp_path: Path) -> None:
+    first = Service(tmp_path)
+    channel = await first.channel()
+    proofs = [channel.pay(PRICE) for _ in range(3)]
+    async with first.client() as client:
+        for proof in proofs:
+            assert (await client.get("/reading", headers=header_of(proof))).status_code == 200
+    await first.store.aclose()
+
+    second = Service(tmp_path)  # a new process: a fresh paywall over the same database
+    second.funder.channels.update(first.funder.channels)
+    try:
+        async with second.client() as client:
+            replay = await client.get("/reading", headers=header_of(proofs[-1]))
+            assert (replay.status_code, replay.json()["error"]["code"]) == (409, "stale_proof")
+            fresh = await client.get("/reading", headers=header_of(channel.pay(PRICE)))
+        assert fresh.status_code == 200
+        assert receipt_from_header(fresh.headers["payment-receipt"]).cumulative_amount == 4 * PRICE
+        assert second.funder.lookups == 0  # the store knew the channel
+    finally:
+        await second.store.aclose()
