@@ -1,8 +1,9 @@
 """Durable off-chain payments over TCP: `python -m benchmarks.channels [--json] [--quick]`.
 
 Two processes on loopback, one one-way channel. This process is the payer (`open_payer`); it
-starts a payee process (`serve_payee` over a `ChannelStore` in a temporary directory: sqlite in WAL
-mode with `synchronous=FULL`, so every ACK follows the fsync'd commit that holds the payment).
+starts a payee process (`serve_payee` over a `PayeeService` and a `ChannelStore` in a temporary
+directory: sqlite in WAL mode with `synchronous=FULL`, so every ACK follows the fsync'd commit
+that holds the payment).
 The payer pipelines: `PayerClient.send` signs each payment (one ed25519 signature per payment)
 and sends it at once, with at most `WINDOW` payments unacknowledged. The payee verifies the
 newest proof of each read (the newest proof covers every earlier one), group-commits, then ACKs.
@@ -136,9 +137,10 @@ def sign_verify_pairs_per_s() -> float:
 async def payee_process(directory: Path) -> None:
     """The payee: serve until stdin closes, then print the store's counters as JSON."""
     async with ChannelStore(directory / "payee.db") as store:
-        await PayeeService(store).open_channel(TERMS)
+        service = PayeeService(store)
+        await service.open_channel(TERMS)
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve, store)
+            port = await nursery.start(serve, service)
             print(port, flush=True)
             await trio.to_thread.run_sync(sys.stdin.read)
             nursery.cancel_scope.cancel()

@@ -1,5 +1,11 @@
-"""What the examples need from a running `./dev devnet`: a funded payer wallet with the real
-`payments.funding.LedgerFunder`, and the payee's `LedgerDirectory` on a node."""
+"""What the examples need from a devnet: a funded payer wallet with the real
+`payments.funding.LedgerFunder`, the payee's `LedgerDirectory` on a node, and, for
+`--self-contained`, a devnet of their own (a coordinator and one node as processes).
+
+A devnet started by `./dev devnet` pays the device from its faucet (`POST /faucet`); a devnet of
+the examples' own runs no faucet service and no traffic, so nothing else spends the faucet's
+accounts and the device is paid with the faucet's key, from `secrets.json`.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,32 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
+import trio
 
+from coordinator.devnet import launch, load_or_create
 from payments.cashier import LedgerDirectory
 from payments.funding import LedgerFunder
-from wallet import AccountKey, Wallet
+from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from payments.channel import ChannelTerms
+    from tangle.ids import Address, ChannelId, PublicKey
     from wallet.keys import AddressKey
 
 FUNDING_TIMEOUT_S = 120.0
+MILESTONE_INTERVAL_S = 0.5
+"""The milestone interval of an examples' own devnet."""
 
 
 def read_devnet(path: Path) -> tuple[int, str, str]:
-    """(network id, the first node's API URL, the faucet URL) from `devnet.json`."""
+    """(network id, the first member's API URL, the faucet URL) from `devnet.json`."""
     doc = json.loads(Path(path).read_text())
     return int(doc["network_id"]), str(doc["members"][0]["api"]), str(doc["faucet"])
 
@@ -46,29 +58,93 @@ def payee_seed(work_dir: Path) -> bytes:
 
 
 @contextlib.asynccontextmanager
+async def local_devnet(data_dir: Path) -> AsyncIterator[Path]:
+    """A devnet of the caller's own under `data_dir` (created on first use): the coordinator and
+    one node as processes, a milestone every `MILESTONE_INTERVAL_S`. Yields its `devnet.json`
+    once both answer; stops them on exit."""
+    devnet = load_or_create(data_dir, nodes=1, interval_s=MILESTONE_INTERVAL_S)
+    async with httpx.AsyncClient(timeout=10.0) as http, trio.open_nursery() as nursery:
+        await launch(devnet.members, nursery, http)
+        yield data_dir / "devnet.json"
+        nursery.cancel_scope.cancel()
+
+
+class CountingFunder:
+    """The `ChannelFunder` of a devnet payer: the real `LedgerFunder`, counting its ledger steps
+    for the examples' summaries."""
+
+    def __init__(self, funder: LedgerFunder) -> None:
+        self._funder = funder
+        self.opened = 0
+        """Channels opened on the ledger."""
+        self.topped_up = 0
+        """Top-ups confirmed on the ledger."""
+
+    async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
+        terms = await self._funder.open(payee, deposit)
+        self.opened += 1
+        return terms
+
+    async def top_up(self, terms: ChannelTerms, amount: int) -> ChannelTerms:
+        terms = await self._funder.top_up(terms, amount)
+        self.topped_up += 1
+        return terms
+
+    async def ledger_state(self, channel_id: ChannelId) -> dict[str, Any]:
+        """The channel as the ledger holds it now: deposit, parties, open or closing."""
+        found = await self._funder.channel(channel_id)
+        output = found.output
+        return {
+            "ledger_index": found.ledger_index,
+            "ledger_deposit": output.amount,
+            "ledger_payer": output.payer.hex(),
+            "ledger_payee": output.payee.hex(),
+            "ledger_closing": output.is_closing(found.ledger_index),
+        }
+
+
+async def _ask_faucet(faucet: str, to: Address, amount: int) -> None:
+    """Ask a `./dev devnet`'s faucet service to pay `amount` to `to`."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(faucet, json={"address": to.hex(), "amount": amount})
+        response.raise_for_status()
+
+
+async def _pay_with_faucet_key(devnet: Path, api: str, to: Address, amount: int) -> None:
+    """Pay `amount` to `to` from the faucet's accounts of a devnet of the examples' own, with the
+    faucet's key (its wallet state beside `devnet.json`)."""
+    seed = bytes.fromhex(json.loads((devnet.parent / "secrets.json").read_text())["faucet"])
+    state = devnet.parent / "faucet-wallet.sqlite"
+    config = WalletConfig(confirm_timeout_s=FUNDING_TIMEOUT_S, pow_threads=1)
+    async with Wallet.open(AccountKey(seed, 0), url=api, state_path=state, config=config) as w:
+        await w.sync()
+        await w.send(to, amount, idempotency_key=b"examples-faucet:" + to)
+
+
+@contextlib.asynccontextmanager
 async def devnet_payer(
-    devnet: Path, work_dir: Path, needed: int
-) -> AsyncIterator[tuple[LedgerFunder, AddressKey, int, int]]:
-    """A wallet with at least `needed` base units (asked from the faucet if short), its channel
-    key, a `LedgerFunder` over it, the network id and the least amount an output may hold (a
-    deposit or a top-up below it is refused by the ledger)."""
+    devnet: Path, work_dir: Path, needed: int, *, faucet_key: bool = False
+) -> AsyncIterator[tuple[CountingFunder, AddressKey, int, int]]:
+    """A wallet with at least `needed` base units (paid by the faucet if short: its service, or
+    with `faucet_key` its key), its channel key, a `CountingFunder` over it, the network id and
+    the least amount an output may hold (a deposit or a top-up below it is refused by the
+    ledger)."""
     network_id, api, faucet = read_devnet(devnet)
     account = AccountKey(_seed(work_dir, "device.seed"), 0)
     async with Wallet.open(account, url=api, state_path=work_dir / "wallet.sqlite") as wallet:
         if (await wallet.sync()).balance.available < needed:
-            async with httpx.AsyncClient() as http:
-                response = await http.post(
-                    faucet, json={"address": wallet.address(0).hex(), "amount": needed}
-                )
-                response.raise_for_status()
+            if faucet_key:
+                await _pay_with_faucet_key(devnet, api, wallet.address(0), needed)
+            else:
+                await _ask_faucet(faucet, wallet.address(0), needed)
             with anyio.fail_after(FUNDING_TIMEOUT_S):
                 while True:  # the faucet's transfer confirms with a milestone
                     if (await wallet.sync()).balance.available >= needed:
                         break
-                    await anyio.sleep(1.0)
+                    await anyio.sleep(MILESTONE_INTERVAL_S)
         key = wallet.channel_key(0)
         min_output = (await wallet.client.info()).min_output_amount
-        yield LedgerFunder(wallet, key), key, network_id, min_output
+        yield CountingFunder(LedgerFunder(wallet, key)), key, network_id, min_output
 
 
 @contextlib.asynccontextmanager

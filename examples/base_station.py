@@ -1,7 +1,7 @@
 """A 5G micro base station paid per MB by a carrier: metered streaming payments over HTTP.
 
 The station (payee) delivers the carrier's traffic and meters every byte it delivers
-(`payments.metering.Meter`, 50 base units per MB, rounded up, billed cumulatively). It lets the
+(`payments.metering.Meter`, 500 base units per MB, rounded up, billed cumulatively). It lets the
 carrier run up at most 2 MB unpaid (`credit_limit`): past that it delivers nothing until it is
 paid. The carrier (payer) counts the bytes it receives (`PayerMeter`), fetches the station's
 invoice, refuses any bill above its own count (`OverchargeError`), pays the difference through
@@ -18,7 +18,8 @@ POST /pay                 Payment-Proof: <base64url signed proof>
 A payment is checked by the channel core and committed to the station's channel store before the
 receipt is sent (`payments.cashier.Cashier`).
 
-Self-contained (station, carrier and an in-process ledger in one command, over loopback HTTP):
+Self-contained (a devnet of its own, a coordinator and one node as processes, then the station
+and the carrier, over loopback HTTP, all under a temporary directory):
 
     python -m examples.base_station --self-contained [--megabytes 20] [--json]
 
@@ -53,6 +54,7 @@ from payments.metering import Invoice, Meter, PayerMeter, Tariff
 from payments.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.paywall import refusal_of
 from payments.receipt import b64url_decode, receipt_from_header, receipt_to_header
+from payments.service import PayeeService
 from payments.state import Role
 from payments.store import ChannelStore, read_records
 from payments.wire import decode_signed_proof, encode_signed_proof
@@ -71,14 +73,15 @@ if TYPE_CHECKING:
 
     Handler = Callable[[Request], Awaitable[Response]]
 
-TARIFF = Tariff.per_mb(50)
-"""What the carrier pays the station: 50 base units per MB."""
-CREDIT_LIMIT = 100
+TARIFF = Tariff.per_mb(500)
+"""What the carrier pays the station: 500 base units per MB."""
+CREDIT_LIMIT = TARIFF.cost(2_000_000)
 """Unpaid usage the station tolerates: 2 MB."""
 CHUNK = 256 * 1024
 """Bytes the carrier asks for at a time."""
 CHANNEL_HEADER = "payment-channel"
-SELF_CONTAINED_NETWORK = 4243
+STORE = "station-channels.sqlite"
+"""The station's channel store, under its data directory."""
 
 
 def station_app(signer: Signer, cashier: Cashier) -> Starlette:
@@ -209,11 +212,12 @@ class Carrier:
         self.receipts += 1
 
 
-def summary(carrier: Carrier, store_path: Path | None) -> dict[str, Any]:
+def summary(carrier: Carrier) -> dict[str, Any]:
+    """What the carrier received and paid, as it knows it."""
     channel, meter = carrier.channel, carrier.meter
     if channel is None or meter is None:
         raise RuntimeError("no channel")
-    doc: dict[str, Any] = {
+    return {
         "bytes": meter.units,
         "megabytes": meter.units / 1e6,
         "paid": meter.paid,
@@ -221,81 +225,105 @@ def summary(carrier: Carrier, store_path: Path | None) -> dict[str, Any]:
         "receipts": carrier.receipts,
         "top_ups": carrier.top_ups,
         "channel": channel.terms.channel_id.hex(),
+        "deposit": channel.terms.deposit,
         "payer_sequence": channel.sequence,
     }
-    if store_path is not None:
-        [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
-        latest = record.latest
-        doc["station_durable_sequence"] = record.sequence
-        doc["station_durable_balance"] = 0 if latest is None else latest.proof.payee_balance
-    return doc
 
 
-async def self_contained(megabytes: int) -> dict[str, Any]:
-    """Station, carrier and ledger in this process; the station on a loopback port."""
-    from payments.cashier import Cashier
-
-    from ._local_ledger import LocalDirectory, LocalFunder, LocalLedger
-
-    carrier_key = KeySigner(os.urandom(32))
-    station_key = KeySigner(os.urandom(32))
-    ledger = LocalLedger(SELF_CONTAINED_NETWORK, [(carrier_key.public_key, 10**9)])
-    funder = LocalFunder(ledger, carrier_key)
-    with tempfile.TemporaryDirectory(prefix="base-station-") as tmp:
-        store_path = Path(tmp) / "station-channels.sqlite"
-        store = ChannelStore(store_path)
-        cashier = Cashier(
-            payee=station_key.public_key,
-            network_id=SELF_CONTAINED_NETWORK,
-            directory=LocalDirectory(ledger),
-            store=store,
-        )
-        carrier = Carrier(carrier_key, SELF_CONTAINED_NETWORK, funder)
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_api, station_app(station_key, cashier), "127.0.0.1", 0)
-            await carrier.open(station_key.public_key, deposit=5 * TARIFF.price)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await carrier.run(client, megabytes * 1_000_000)
-            nursery.cancel_scope.cancel()
-        await store.aclose()
-        return summary(carrier, store_path)
+def station_durable(store_path: Path) -> dict[str, Any]:
+    """What the station's channel store holds (read once the station stopped)."""
+    [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
+    latest = record.latest
+    return {
+        "station_durable_sequence": record.sequence,
+        "station_durable_balance": 0 if latest is None else latest.proof.payee_balance,
+    }
 
 
-async def serve(devnet: Path, data: Path, host: str, port: int) -> None:
+async def serve(
+    devnet: Path,
+    data: Path,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The station on `host:port` (0: any free port) until cancelled; reports the bound port.
+    Its key and channel store live under `data`."""
     from payments.cashier import Cashier
 
     from ._devnet import devnet_directory, payee_seed
 
     signer = KeySigner(payee_seed(data))
-    store = ChannelStore(data / "station-channels.sqlite")
-    async with devnet_directory(devnet) as (directory, network_id):
+    async with (
+        ChannelStore(data / STORE) as store,
+        devnet_directory(devnet) as (directory, network_id),
+    ):
         cashier = Cashier(
-            payee=signer.public_key, network_id=network_id, directory=directory, store=store
+            payee=signer.public_key,
+            network_id=network_id,
+            directory=directory,
+            service=PayeeService(store),
         )
-        async with trio.open_nursery() as nursery:
-            bound = await nursery.start(serve_api, station_app(signer, cashier), host, port)
-            print(f"station on http://{host}:{bound}, payee key {signer.public_key.hex()}")
-            await trio.sleep_forever()
+        await serve_api(station_app(signer, cashier), host, port, task_status=task_status)
 
 
 async def carrier_main(
-    devnet: Path, data: Path, url: str, payee: PublicKey, megabytes: int
+    devnet: Path,
+    data: Path,
+    url: str,
+    payee: PublicKey,
+    megabytes: int,
+    *,
+    faucet_key: bool = False,
 ) -> dict[str, Any]:
+    """Take `megabytes` MB from the station at `url`, paying through a channel on the devnet (a
+    wallet under `data`, paid by the faucet); the summary, with the ledger's channel."""
     from ._devnet import devnet_payer
 
     needed = 4 * TARIFF.cost(megabytes * 1_000_000) + 20_000
-    async with devnet_payer(devnet, data, needed) as (funder, key, network_id, min_output):
+    async with devnet_payer(devnet, data, needed, faucet_key=faucet_key) as payer:
+        funder, key, network_id, min_output = payer
         carrier = Carrier(key, network_id, funder)
         await carrier.open(payee, deposit=max(5 * TARIFF.price, min_output))
         async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
             await carrier.run(client, megabytes * 1_000_000)
-    return summary(carrier, None)
+        doc = summary(carrier)
+        doc |= await funder.ledger_state(ChannelId.from_hex(doc["channel"]))
+    return doc
+
+
+async def self_contained(megabytes: int) -> dict[str, Any]:
+    """A devnet of its own (coordinator and node as processes), the station on a loopback port,
+    and the carrier, all under a temporary directory."""
+    from ._devnet import local_devnet, payee_seed
+
+    with tempfile.TemporaryDirectory(prefix="base-station-") as tmp:
+        work = Path(tmp)
+        station = KeySigner(payee_seed(work / "station")).public_key
+        async with local_devnet(work / "devnet") as devnet, trio.open_nursery() as nursery:
+            port = await nursery.start(serve, devnet, work / "station", "127.0.0.1", 0)
+            url = f"http://127.0.0.1:{port}"
+            doc = await carrier_main(
+                devnet, work / "carrier", url, station, megabytes, faucet_key=True
+            )
+            nursery.cancel_scope.cancel()
+        return doc | station_durable(work / "station" / STORE)
+
+
+async def serve_forever(devnet: Path, data: Path, host: str, port: int) -> None:
+    from ._devnet import payee_seed
+
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(serve, devnet, data, host, port)
+        key = KeySigner(payee_seed(data)).public_key
+        print(f"station on http://{host}:{bound}, payee key {key.hex()}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=["serve", "carrier"])
-    parser.add_argument("--self-contained", action="store_true", help="everything in-process")
+    parser.add_argument("--self-contained", action="store_true", help="run a devnet of its own too")
     parser.add_argument("--megabytes", type=int, default=20)
     parser.add_argument("--devnet", type=Path, default=Path("data/devnet/devnet.json"))
     parser.add_argument("--data", type=Path, default=None)
@@ -309,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = trio.run(self_contained, args.megabytes)
     elif args.mode == "serve":
         data = args.data or Path("data/examples/station")
-        trio.run(serve, args.devnet, data, args.host, args.port)
+        trio.run(serve_forever, args.devnet, data, args.host, args.port)
         return 0
     elif args.mode == "carrier":
         if args.payee is None:

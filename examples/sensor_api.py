@@ -1,13 +1,14 @@
 """A sensor data API paid per reading, and a device that reads 100 readings, paying for each.
 
 The sensor is a Starlette app behind `payments.paywall.Paywall`: every `GET /readings/latest`
-costs 10 base units, paid through a one-way channel to the sensor's key; the payment is checked
+costs 100 base units, paid through a one-way channel to the sensor's key; the payment is checked
 and committed to the sensor's channel store before the reading is served, and the answer carries
 the sensor's signed receipt. The device is an `httpx.AsyncClient` with `payments.auth.PaymentAuth`:
 it opens a channel on the first 402, tops it up as it runs low, stays within its owner's budget
 and checks every receipt.
 
-Self-contained (sensor, device and an in-process ledger in one command, over loopback HTTP):
+Self-contained (a devnet of its own, a coordinator and one node as processes, then the sensor and
+the device, over loopback HTTP, all under a temporary directory):
 
     python -m examples.sensor_api --self-contained [--readings 100] [--json]
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +43,7 @@ from coordinator.signers import KeySigner
 from payments.auth import Budget, FundingPolicy, PaymentAuth
 from payments.metering import Tariff
 from payments.paywall import Paywall
+from payments.service import PayeeService
 from payments.state import Role
 from payments.store import ChannelStore, read_records
 from tangle.api import serve_api
@@ -56,9 +57,10 @@ if TYPE_CHECKING:
     from payments.cashier import ChannelDirectory
     from tangle.signature import Signer
 
-PRICE = 10
+PRICE = 100
 """Base units per reading."""
-SELF_CONTAINED_NETWORK = 4242
+STORE = "sensor-channels.sqlite"
+"""The sensor's channel store, under its data directory."""
 
 
 def sensor_app() -> Starlette:
@@ -82,7 +84,7 @@ def _health_is_free(scope: Scope) -> bool:
 
 
 def paid_sensor(
-    signer: Signer, network_id: int, directory: ChannelDirectory, store: ChannelStore
+    signer: Signer, network_id: int, directory: ChannelDirectory, service: PayeeService
 ) -> Paywall:
     """The sensor app behind the paywall (`/health` free)."""
     return Paywall(
@@ -91,7 +93,7 @@ def paid_sensor(
         network_id=network_id,
         tariff=Tariff.per_request(PRICE),
         directory=directory,
-        store=store,
+        service=service,
         exempt=_health_is_free,
     )
 
@@ -99,8 +101,8 @@ def paid_sensor(
 def device_auth(
     signer: Signer, network_id: int, funder: ChannelFunder, readings: int, min_output: int = 1
 ) -> PaymentAuth:
-    """The device's payment flow: a budget of exactly `readings` readings, at most 20 a piece,
-    channels of 30 readings topped up by 30 more (or the ledger's least output, if more)."""
+    """The device's payment flow: a budget of exactly `readings` readings, at most two prices a
+    piece, channels of 30 readings topped up by 30 more (or the ledger's least output, if more)."""
     step = max(30 * PRICE, min_output)
     return PaymentAuth(
         signer=signer,
@@ -122,11 +124,10 @@ async def read_all(url: str, auth: PaymentAuth, readings: int) -> list[dict[str,
     return got
 
 
-def summary(
-    auth: PaymentAuth, got: list[dict[str, Any]], store_path: Path | None
-) -> dict[str, Any]:
+def summary(auth: PaymentAuth, got: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the device read and paid, as it knows it."""
     channel = next(iter(auth.channels.values()))
-    doc: dict[str, Any] = {
+    return {
         "readings": len(got),
         "paid": auth.spent,
         "receipts": len(auth.receipts),
@@ -134,65 +135,85 @@ def summary(
         "deposit": channel.terms.deposit,
         "payer_sequence": channel.sequence,
     }
-    if store_path is not None:
-        [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
-        doc["payee_durable_sequence"] = record.sequence
-        latest = record.latest
-        doc["payee_durable_balance"] = 0 if latest is None else latest.proof.payee_balance
+
+
+def payee_durable(store_path: Path) -> dict[str, Any]:
+    """What the sensor's channel store holds (read once the sensor stopped)."""
+    [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
+    latest = record.latest
+    return {
+        "payee_durable_sequence": record.sequence,
+        "payee_durable_balance": 0 if latest is None else latest.proof.payee_balance,
+    }
+
+
+async def serve(
+    devnet: Path,
+    data: Path,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The paid sensor on `host:port` (0: any free port) until cancelled; reports the bound
+    port. Its key and channel store live under `data`."""
+    from ._devnet import devnet_directory, payee_seed
+
+    signer = KeySigner(payee_seed(data))
+    async with (
+        ChannelStore(data / STORE) as store,
+        devnet_directory(devnet) as (directory, network_id),
+    ):
+        app = paid_sensor(signer, network_id, directory, PayeeService(store))
+        await serve_api(app, host, port, task_status=task_status)
+
+
+async def device(
+    devnet: Path, data: Path, url: str, readings: int, *, faucet_key: bool = False
+) -> dict[str, Any]:
+    """Read `readings` readings from the sensor at `url`, paying through a channel on the devnet
+    (a wallet under `data`, paid by the faucet); the summary, with the ledger's channel."""
+    from ._devnet import devnet_payer
+
+    needed = 2 * readings * PRICE + 10_000
+    async with devnet_payer(devnet, data, needed, faucet_key=faucet_key) as payer:
+        funder, key, network_id, min_output = payer
+        auth = device_auth(key, network_id, funder, readings, min_output)
+        got = await read_all(url, auth, readings)
+        doc = summary(auth, got)
+        doc |= await funder.ledger_state(next(iter(auth.channels.values())).terms.channel_id)
+        doc |= {"opened": funder.opened, "topped_up": funder.topped_up}
     return doc
 
 
 async def self_contained(readings: int) -> dict[str, Any]:
-    """Sensor, device and ledger in this process; the sensor on a loopback port."""
-    from ._local_ledger import LocalDirectory, LocalFunder, LocalLedger
+    """A devnet of its own (coordinator and node as processes), the sensor on a loopback port,
+    and the device, all under a temporary directory."""
+    from ._devnet import local_devnet
 
-    payer = KeySigner(os.urandom(32))
-    payee = KeySigner(os.urandom(32))
-    ledger = LocalLedger(SELF_CONTAINED_NETWORK, [(payer.public_key, 10 * readings * PRICE)])
-    funder = LocalFunder(ledger, payer)
     with tempfile.TemporaryDirectory(prefix="sensor-api-") as tmp:
-        store_path = Path(tmp) / "sensor-channels.sqlite"
-        store = ChannelStore(store_path)
-        app = paid_sensor(payee, SELF_CONTAINED_NETWORK, LocalDirectory(ledger), store)
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_api, app, "127.0.0.1", 0)
-            auth = device_auth(payer, SELF_CONTAINED_NETWORK, funder, readings)
-            got = await read_all(f"http://127.0.0.1:{port}", auth, readings)
+        work = Path(tmp)
+        async with local_devnet(work / "devnet") as devnet, trio.open_nursery() as nursery:
+            port = await nursery.start(serve, devnet, work / "sensor", "127.0.0.1", 0)
+            url = f"http://127.0.0.1:{port}"
+            doc = await device(devnet, work / "device", url, readings, faucet_key=True)
             nursery.cancel_scope.cancel()
-        await store.aclose()
-        doc = summary(auth, got, store_path)
-    doc["opened"] = funder.opened
-    doc["topped_up"] = funder.topped_up
-    return doc
+        return doc | payee_durable(work / "sensor" / STORE)
 
 
-async def serve(devnet: Path, data: Path, host: str, port: int) -> None:
-    from ._devnet import devnet_directory, payee_seed
+async def serve_forever(devnet: Path, data: Path, host: str, port: int) -> None:
+    from ._devnet import payee_seed
 
-    signer = KeySigner(payee_seed(data))
-    store = ChannelStore(data / "sensor-channels.sqlite")
-    async with devnet_directory(devnet) as (directory, network_id):
-        app = paid_sensor(signer, network_id, directory, store)
-        async with trio.open_nursery() as nursery:
-            bound = await nursery.start(serve_api, app, host, port)
-            print(f"sensor on http://{host}:{bound}, payee key {signer.public_key.hex()}")
-            await trio.sleep_forever()
-
-
-async def device(devnet: Path, data: Path, url: str, readings: int) -> dict[str, Any]:
-    from ._devnet import devnet_payer
-
-    needed = 2 * readings * PRICE + 10_000
-    async with devnet_payer(devnet, data, needed) as (funder, key, network_id, min_output):
-        auth = device_auth(key, network_id, funder, readings, min_output)
-        got = await read_all(url, auth, readings)
-    return summary(auth, got, None)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(serve, devnet, data, host, port)
+        key = KeySigner(payee_seed(data)).public_key
+        print(f"sensor on http://{host}:{bound}, payee key {key.hex()}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=["serve", "device"])
-    parser.add_argument("--self-contained", action="store_true", help="everything in-process")
+    parser.add_argument("--self-contained", action="store_true", help="run a devnet of its own too")
     parser.add_argument("--readings", type=int, default=100)
     parser.add_argument("--devnet", type=Path, default=Path("data/devnet/devnet.json"))
     parser.add_argument("--data", type=Path, default=None)
@@ -205,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = trio.run(self_contained, args.readings)
     elif args.mode == "serve":
         data = args.data or Path("data/examples/sensor")
-        trio.run(serve, args.devnet, data, args.host, args.port)
+        trio.run(serve_forever, args.devnet, data, args.host, args.port)
         return 0
     elif args.mode == "device":
         data = args.data or Path("data/examples/sensor-device")

@@ -1,11 +1,35 @@
-"""Payment channels: sans-I/O channel cores, the off-chain wire protocol, a durable store, and
-TCP and HTTP transports."""
+"""Payment channels: sans-I/O channel cores, the off-chain wire protocol, a durable store, TCP
+and HTTP transports and the payee service they share; channels on the ledger and their watch
+service; pay-per-use: the 402 paywall, the paying httpx auth flow, tariffs, meters and signed
+receipts."""
 
+from .auth import Budget as Budget
+from .auth import ChannelFunder as ChannelFunder
+from .auth import FundingPolicy as FundingPolicy
+from .auth import PaymentAuth as PaymentAuth
+from .billing_errors import BillingError as BillingError
+from .billing_errors import BudgetExceededError as BudgetExceededError
+from .billing_errors import FundingError as FundingError
+from .billing_errors import InsufficientPaymentError as InsufficientPaymentError
+from .billing_errors import MalformedPaymentError as MalformedPaymentError
+from .billing_errors import MalformedReceiptError as MalformedReceiptError
+from .billing_errors import MeterOverflowError as MeterOverflowError
+from .billing_errors import OfferError as OfferError
+from .billing_errors import OverchargeError as OverchargeError
+from .billing_errors import PayerError as PayerError
+from .billing_errors import PaymentRejectedError as PaymentRejectedError
+from .billing_errors import PaywallError as PaywallError
+from .billing_errors import ReceiptError as ReceiptError
+from .billing_errors import ReceiptMismatchError as ReceiptMismatchError
+from .billing_errors import ReceiptSignatureError as ReceiptSignatureError
+from .billing_errors import TariffError as TariffError
+from .billing_errors import UnacceptableChannelError as UnacceptableChannelError
+from .cashier import Cashier as Cashier
+from .cashier import ChannelDirectory as ChannelDirectory
+from .cashier import LedgerDirectory as LedgerDirectory
 from .channel import ChannelTerms as ChannelTerms
 from .channel import PayeeChannel as PayeeChannel
 from .channel import PayerChannel as PayerChannel
-from .channel import Proposal as Proposal
-from .channel import TwoWayChannel as TwoWayChannel
 from .channel import check_binding as check_binding
 from .channel import check_signed as check_signed
 from .connection import CLOSED as CLOSED
@@ -15,7 +39,9 @@ from .connection import Connection as Connection
 from .connection import NeedData as NeedData
 from .connection import SessionState as SessionState
 from .errors import BalanceDecreasedError as BalanceDecreasedError
+from .errors import BelowMinimumOutputError as BelowMinimumOutputError
 from .errors import ChannelClosedError as ChannelClosedError
+from .errors import ChannelExpiringError as ChannelExpiringError
 from .errors import ChannelKindError as ChannelKindError
 from .errors import ChannelStateError as ChannelStateError
 from .errors import ConnectionClosedError as ConnectionClosedError
@@ -36,11 +62,30 @@ from .errors import UnexpectedFrameError as UnexpectedFrameError
 from .errors import UnknownChannelError as UnknownChannelError
 from .errors import VersionMismatchError as VersionMismatchError
 from .errors import WrongChannelError as WrongChannelError
+from .frames import decode_frame as decode_frame
+from .frames import encode_event as encode_event
+from .funding import ChannelPolicy as ChannelPolicy
+from .funding import LedgerFunder as LedgerFunder
 from .http import HttpPayer as HttpPayer
 from .http import payee_app as payee_app
 from .http import post_proof as post_proof
+from .metering import Invoice as Invoice
+from .metering import Meter as Meter
+from .metering import PayerMeter as PayerMeter
+from .metering import Tariff as Tariff
+from .offer import ChannelRequirements as ChannelRequirements
+from .offer import Offer as Offer
+from .offer import parse_offer as parse_offer
+from .paywall import Paywall as Paywall
+from .paywall import refusal_of as refusal_of
+from .receipt import Receipt as Receipt
+from .receipt import ReceiptKind as ReceiptKind
+from .receipt import issue_receipt as issue_receipt
+from .receipt import receipt_from_header as receipt_from_header
+from .receipt import receipt_to_header as receipt_to_header
+from .service import Credit as Credit
 from .service import PayeeService as PayeeService
-from .service import Receipt as Receipt
+from .service import Taken as Taken
 from .service import reject_code as reject_code
 from .state import TRANSITIONS as TRANSITIONS
 from .state import ChannelState as ChannelState
@@ -53,6 +98,10 @@ from .store import read_records as read_records
 from .tcp import PayerClient as PayerClient
 from .tcp import open_payer as open_payer
 from .tcp import serve_payee as serve_payee
+from .twoway import Proposal as Proposal
+from .twoway import TwoWayChannel as TwoWayChannel
+from .watch import Watchtower as Watchtower
+from .watch import run_watch_service as run_watch_service
 from .wire import PROTOCOL_VERSION as PROTOCOL_VERSION
 from .wire import Ack as Ack
 from .wire import Countersign as Countersign
@@ -62,7 +111,5 @@ from .wire import Pay as Pay
 from .wire import Propose as Propose
 from .wire import Reject as Reject
 from .wire import RejectCode as RejectCode
-from .wire import decode_frame as decode_frame
 from .wire import decode_signed_proof as decode_signed_proof
-from .wire import encode_event as encode_event
 from .wire import encode_signed_proof as encode_signed_proof

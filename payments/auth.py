@@ -24,6 +24,15 @@ it and could settle with it. Paid requests through one `PaymentAuth` go one at a
 channel must arrive in order); the lock covers the request and its answer. The sync flow runs the
 funder's coroutines with `anyio.run` (a device's sync code runs no event loop of its own), or in
 the caller's loop through `anyio.from_thread` when called from one of its worker threads.
+
+**Recovery.** Given a `ChannelStore`, the flow keeps its channels there (role PAYER): it loads them
+before its first payment (a restarted device goes on where it was) and saves the channel (with any
+new terms from the funder) after each signed proof, before the proof is sent. A device that lost
+its database signs a proof the payee already has a newer one for; the payee refuses it as stale and
+answers with its latest proof (`Payment-Latest`, see `payments.offer`). The flow adopts that proof
+if it carries the device's own signature and is newer (`PayerChannel.recover`), and pays once more
+from there; the refused proof is then not counted as spent, since the new proof pays the payee at
+least as much (one request is never paid twice).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -49,9 +58,12 @@ from .billing_errors import (
     TariffError,
 )
 from .channel import ChannelTerms, PayerChannel
-from .offer import PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
-from .receipt import Receipt, ReceiptKind, receipt_from_header
-from .wire import encode_signed_proof
+from .errors import FrameError
+from .offer import LATEST_HEADER, PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
+from .receipt import Receipt, ReceiptKind, b64url_decode, receipt_from_header
+from .state import PAYING_STATES, Role
+from .store import ChannelRecord
+from .wire import decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
@@ -60,8 +72,12 @@ if TYPE_CHECKING:
     from tangle.ids import PublicKey
     from tangle.signature import Signer
 
+    from .store import ChannelStore
+
     _FunderCoroutine: TypeAlias = Callable[[], Coroutine[Any, Any, ChannelTerms]]
 
+
+_T = TypeVar("_T")
 
 _NO_EVENT_LOOP: type[Exception] = getattr(anyio, "NoEventLoopError", RuntimeError)
 """What `anyio.from_thread.run` raises outside a worker thread (older anyio: a RuntimeError)."""
@@ -161,8 +177,10 @@ class PaymentAuth(httpx.Auth):
         budget: Budget,
         funding: FundingPolicy,
         payee: PublicKey | None = None,
+        store: ChannelStore | None = None,
     ) -> None:
-        """`payee`, if given, is the only key this device pays (any other offer is refused)."""
+        """`payee`, if given, is the only key this device pays (any other offer is refused);
+        `store`, if given, keeps the channels across restarts (see the module docstring)."""
         self._signer = signer
         self.network_id = network_id
         self._funder = funder
@@ -175,6 +193,8 @@ class PaymentAuth(httpx.Auth):
         """Every receipt received, oldest first."""
         self.channels: dict[bytes, PayerChannel] = {}
         """The channel to each payee, by the payee's key."""
+        self._store = store
+        self._loaded = store is None
         self._async_lock = anyio.Lock()
         self._sync_lock = threading.Lock()
 
@@ -188,11 +208,17 @@ class PaymentAuth(httpx.Auth):
         response.read()
         offer = self._offer(response)
         with self._sync_lock:
-            steps = self._pay(offer)
-            proof = _drive_sync(steps, self._funder)
-            paid = self._attach(request, offer, proof)
-            response = yield request
-            response.read()
+            _run_blocking(self._load)
+            retried = False
+            while True:
+                proof = _drive_sync(self._pay(offer), self._funder)
+                _run_blocking(lambda: self._save(offer.payee))
+                paid = self._attach(request, offer, proof)
+                response = yield request
+                response.read()
+                if retried or not self._recover(response, paid):
+                    break
+                retried = True
             self._check_answer(response, paid)
 
     async def async_auth_flow(
@@ -205,12 +231,44 @@ class PaymentAuth(httpx.Auth):
         await response.aread()
         offer = self._offer(response)
         async with self._async_lock:
-            steps = self._pay(offer)
-            proof = await _drive_async(steps, self._funder)
-            paid = self._attach(request, offer, proof)
-            response = yield request
-            await response.aread()
+            await self._load()
+            retried = False
+            while True:
+                proof = await _drive_async(self._pay(offer), self._funder)
+                await self._save(offer.payee)
+                paid = self._attach(request, offer, proof)
+                response = yield request
+                await response.aread()
+                if retried or not self._recover(response, paid):
+                    break
+                retried = True
             self._check_answer(response, paid)
+
+    # -- the channel store ---------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        """Load this device's open channels from the store, once."""
+        if self._loaded or self._store is None:
+            return
+        for record in await self._store.records(Role.PAYER):
+            terms = record.terms
+            ours = terms.payer == self._signer.public_key and terms.network_id == self.network_id
+            if ours and not terms.bidirectional and record.state in PAYING_STATES:
+                self.channels[terms.payee] = PayerChannel.restore(
+                    terms, self._signer, record.latest, record.state
+                )
+        self._loaded = True
+
+    async def _save(self, payee: PublicKey) -> None:
+        """Make the channel to `payee` durable (before its newest proof leaves the device)."""
+        if self._store is None:
+            return
+        channel = self.channels[payee]
+        await self._store.save(
+            ChannelRecord(
+                terms=channel.terms, role=Role.PAYER, state=channel.state, latest=channel.latest
+            )
+        )
 
     # -- the steps (no I/O) --------------------------------------------------------------------
 
@@ -290,6 +348,22 @@ class PaymentAuth(httpx.Auth):
         tag = request_tag(request.method, raw_path, request.url.query)
         return Paid(offer=offer, proof=proof, tag=tag)
 
+    def _recover(self, response: httpx.Response, paid: Paid) -> bool:
+        """Adopt the payee's latest proof from a stale refusal, if it is newer and ours (else
+        `InvalidProofError`); True if the payment should be made again from there."""
+        header = response.headers.get(LATEST_HEADER)
+        if response.status_code != 409 or header is None:
+            return False
+        try:
+            latest = decode_signed_proof(b64url_decode(header, MalformedReceiptError))
+        except (FrameError, MalformedReceiptError):
+            return False
+        if not self.channels[paid.offer.payee].recover(latest):
+            return False
+        if latest.proof.payee_balance + paid.offer.price >= paid.proof.proof.payee_balance:
+            self.spent -= paid.offer.price  # the payment made again supersedes the refused one
+        return True
+
     def _check_answer(self, response: httpx.Response, paid: Paid) -> None:
         header = response.headers.get(RECEIPT_HEADER)
         if header is None:
@@ -347,9 +421,9 @@ async def _drive_async(
         return result
 
 
-def _run_blocking(call: _FunderCoroutine) -> ChannelTerms:
-    """Run a funder coroutine from sync code: in the caller's event loop from one of its anyio
-    worker threads, else in a fresh one."""
+def _run_blocking(call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine (the funder's, the store's) from sync code: in the caller's event loop
+    from one of its anyio worker threads, else in a fresh one."""
     try:
         return anyio.from_thread.run(call)
     except _NO_EVENT_LOOP:

@@ -3,12 +3,8 @@
 A one-way channel (`PayerChannel`, `PayeeChannel`): every payment is a new `BalanceProof` that
 the payer alone signs, with the next sequence number and the cumulative amount paid as the
 payee's balance. A newer proof supersedes every older one, so the payee only ever keeps (and
-settles with) the latest.
-
-A two-way channel (`TwoWayChannel`, one class for both parties): each state is signed by both.
-Either party proposes the next state (`propose`), the other countersigns it (`countersign`) and
-the proposer completes it with that signature (`complete`). A party only countersigns states
-that do not lower its own share: a proposal is a payment by the proposer.
+settles with) the latest. What every party holds (`ChannelTerms`, the life-cycle state, the
+latest proof) is `ChannelCore`; the two-way channel builds on it in `twoway.py`.
 
 The cores hold no clocks, sockets or databases: transports feed them proofs and persist what they
 return. Every check raises a named `PaymentError` before anything changes, so a refused input
@@ -22,8 +18,7 @@ from typing import TYPE_CHECKING, Self
 
 from tangle.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProof
 from tangle.codec import U32_MAX, U64_MAX
-from tangle.ids import ChannelId, PublicKey, Signature
-from tangle.signature import is_valid
+from tangle.ids import ChannelId, PublicKey
 
 from .errors import (
     BalanceDecreasedError,
@@ -33,11 +28,10 @@ from .errors import (
     InvalidAmountError,
     InvalidProofError,
     InvalidTermsError,
-    NoPendingProposalError,
     StaleProofError,
     WrongChannelError,
 )
-from .state import PAYING_STATES, UPDATABLE_STATES, ChannelState, transition
+from .state import PAYING_STATES, ChannelState, transition
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +40,8 @@ if TYPE_CHECKING:
     from tangle.signature import Signer
 
 
-def _uint(field: str, value: int, maximum: int, minimum: int = 0) -> None:
+def check_uint(field: str, value: int, maximum: int, minimum: int = 0) -> None:
+    """Raise `InvalidAmountError` unless `value` is an integer in `[minimum, maximum]`."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidAmountError(field, value, "not an integer")
     if not minimum <= value <= maximum:
@@ -85,11 +80,11 @@ class ChannelTerms:
             raise InvalidTermsError("payer/payee", "must be PublicKeys")
         if self.payer == self.payee:
             raise InvalidTermsError("payee", "payer and payee are the same key")
-        _uint("ChannelTerms.deposit", self.deposit, U64_MAX, minimum=1)
+        check_uint("ChannelTerms.deposit", self.deposit, U64_MAX, minimum=1)
         if not isinstance(self.bidirectional, bool):
             raise InvalidTermsError("bidirectional", "must be a bool")
-        _uint("ChannelTerms.challenge_period", self.challenge_period, MAX_CHALLENGE_PERIOD, 1)
-        _uint("ChannelTerms.expiry", self.expiry, U32_MAX, minimum=1)
+        check_uint("ChannelTerms.challenge_period", self.challenge_period, MAX_CHALLENGE_PERIOD, 1)
+        check_uint("ChannelTerms.expiry", self.expiry, U32_MAX, minimum=1)
 
     @classmethod
     def from_output(cls, network_id: int, output: ChannelOutput) -> Self:
@@ -104,16 +99,6 @@ class ChannelTerms:
             challenge_period=output.challenge_period,
             expiry=output.expiry,
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Proposal:
-    """A two-way state signed by the party that proposes it, awaiting the other's signature."""
-
-    proof: BalanceProof
-    """The proposed state (the next sequence number)."""
-    signature: Signature
-    """The proposer's signature of `proof.message()`."""
 
 
 def check_binding(terms: ChannelTerms, proof: BalanceProof) -> None:
@@ -137,7 +122,7 @@ def check_signed(terms: ChannelTerms, signed: SignedBalanceProof) -> None:
         raise InvalidProofError(proof.sequence, "a signature does not verify")
 
 
-class _Core:
+class ChannelCore:
     """What every party holds: the terms, the life-cycle state and the latest agreed proof."""
 
     __slots__ = ("_latest", "_state", "_terms")
@@ -187,7 +172,7 @@ class _Core:
 
     def top_up(self, new_deposit: int) -> None:
         """Record a confirmed top-up: the deposit grows to `new_deposit`; proofs stay valid."""
-        _uint("new_deposit", new_deposit, U64_MAX, minimum=1)
+        check_uint("new_deposit", new_deposit, U64_MAX, minimum=1)
         if new_deposit <= self._terms.deposit:
             raise InvalidAmountError("new_deposit", new_deposit, "a top-up must raise the deposit")
         if self._state not in PAYING_STATES:
@@ -199,7 +184,7 @@ class _Core:
             raise ChannelClosedError(self._state)
 
 
-class PayerChannel(_Core):
+class PayerChannel(ChannelCore):
     """The payer's side of a one-way channel: signs the next proof for each payment."""
 
     __slots__ = ("_signer",)
@@ -234,7 +219,7 @@ class PayerChannel(_Core):
         """Sign and adopt the proof that pays `amount` more: sequence + 1, payee balance +
         amount. Raises `InsufficientDepositError` beyond the deposit, `ChannelClosedError` unless
         the channel takes payments."""
-        _uint("amount", amount, U64_MAX, minimum=1)
+        check_uint("amount", amount, U64_MAX, minimum=1)
         self._require_paying()
         balance = self.payee_balance + amount
         if balance > self._terms.deposit:
@@ -260,7 +245,7 @@ class PayerChannel(_Core):
         return True
 
 
-class PayeeChannel(_Core):
+class PayeeChannel(ChannelCore):
     """The payee's side of a one-way channel: checks each proof and credits the difference."""
 
     __slots__ = ()
@@ -333,132 +318,3 @@ class PayeeChannel(_Core):
         credited = balance - self.payee_balance
         self._latest = newest
         return credited
-
-
-class TwoWayChannel(_Core):
-    """Either party of a two-way channel: states are proposed by one and countersigned by the
-    other; both signatures make a state final."""
-
-    __slots__ = ("_is_payer", "_pending", "_signer")
-
-    def __init__(
-        self,
-        terms: ChannelTerms,
-        signer: Signer,
-        *,
-        state: ChannelState = ChannelState.OPEN,
-        latest: SignedBalanceProof | None = None,
-    ) -> None:
-        if not terms.bidirectional:
-            raise ChannelKindError("TwoWayChannel", bidirectional=False)
-        if signer.public_key not in (terms.payer, terms.payee):
-            raise InvalidTermsError("signer", "the signer is neither party of the channel")
-        super().__init__(terms, state, latest)
-        self._signer = signer
-        self._is_payer = signer.public_key == terms.payer
-        self._pending: Proposal | None = None
-
-    @classmethod
-    def restore(
-        cls,
-        terms: ChannelTerms,
-        signer: Signer,
-        latest: SignedBalanceProof | None,
-        state: ChannelState,
-    ) -> Self:
-        """The channel as it was when `latest` was the newest co-signed state."""
-        return cls(terms, signer, state=state, latest=latest)
-
-    @property
-    def own_balance(self) -> int:
-        """This party's share of the deposit in the latest state."""
-        return self.payer_balance if self._is_payer else self.payee_balance
-
-    @property
-    def pending(self) -> Proposal | None:
-        """Our outstanding proposal, if any."""
-        return self._pending
-
-    def _share(self, payee_balance: int, *, own: bool) -> int:
-        """The share of this party (`own`) or of the other one, given the payee's balance."""
-        is_payer = self._is_payer if own else not self._is_payer
-        return self._terms.deposit - payee_balance if is_payer else payee_balance
-
-    def propose(self, new_payee_balance: int) -> Proposal:
-        """Sign the next state (sequence + 1) with the payee's balance `new_payee_balance`; it
-        must not raise this party's own share (a proposal pays the other party)."""
-        _uint("new_payee_balance", new_payee_balance, U64_MAX)
-        if self._state not in UPDATABLE_STATES:
-            raise ChannelClosedError(self._state)
-        if new_payee_balance > self._terms.deposit:
-            raise InsufficientDepositError(new_payee_balance, self._terms.deposit)
-        if self._share(new_payee_balance, own=False) < self._share(self.payee_balance, own=False):
-            raise BalanceDecreasedError(
-                self._share(new_payee_balance, own=False),
-                self._share(self.payee_balance, own=False),
-            )
-        terms = self._terms
-        proof = BalanceProof(
-            network_id=terms.network_id,
-            channel_id=terms.channel_id,
-            sequence=self.sequence + 1,
-            payee_balance=new_payee_balance,
-        )
-        self._pending = Proposal(proof=proof, signature=self._signer.sign(proof.message()))
-        return self._pending
-
-    def countersign(self, proposal: Proposal) -> SignedBalanceProof:
-        """Check the other party's `proposal`, sign it and adopt the co-signed state.
-
-        Refused: another network or channel, a state that takes no updates, a stale sequence,
-        a balance above the deposit, a lower share for this party, a bad proposer signature."""
-        proof = proposal.proof
-        check_binding(self._terms, proof)
-        if self._state not in UPDATABLE_STATES:
-            raise ChannelClosedError(self._state)
-        if proof.sequence <= self.sequence:
-            raise StaleProofError(proof.sequence, self.sequence)
-        if proof.payee_balance > self._terms.deposit:
-            raise InsufficientDepositError(proof.payee_balance, self._terms.deposit)
-        ours, before = self._share(proof.payee_balance, own=True), self.own_balance
-        if ours < before:
-            raise BalanceDecreasedError(ours, before)
-        proposer = self._terms.payee if self._is_payer else self._terms.payer
-        if not is_valid(proposer, proof.message(), proposal.signature):
-            raise InvalidProofError(proof.sequence, "the proposer's signature does not verify")
-        signed = self._assemble(
-            proof, own=self._signer.sign(proof.message()), other=proposal.signature
-        )
-        self._latest = signed
-        self._pending = None
-        return signed
-
-    def complete(self, sequence: int, signature: Signature) -> SignedBalanceProof:
-        """Adopt our pending proposal `sequence` with the other party's countersignature."""
-        pending = self._pending
-        if pending is None or pending.proof.sequence != sequence:
-            raise NoPendingProposalError(sequence, "no proposal of ours has that sequence")
-        other = self._terms.payee if self._is_payer else self._terms.payer
-        if not is_valid(other, pending.proof.message(), signature):
-            raise InvalidProofError(sequence, "the countersignature does not verify")
-        if pending.proof.sequence <= self.sequence:
-            raise StaleProofError(pending.proof.sequence, self.sequence)
-        signed = self._assemble(pending.proof, own=pending.signature, other=signature)
-        self._latest = signed
-        self._pending = None
-        return signed
-
-    def recover(self, proof: SignedBalanceProof) -> bool:
-        """Adopt a co-signed state from the other party if it is newer than ours."""
-        check_signed(self._terms, proof)
-        if proof.proof.sequence <= self.sequence:
-            return False
-        self._latest = proof
-        self._pending = None
-        return True
-
-    def _assemble(
-        self, proof: BalanceProof, *, own: Signature, other: Signature
-    ) -> SignedBalanceProof:
-        payer_sig, payee_sig = (own, other) if self._is_payer else (other, own)
-        return SignedBalanceProof(proof=proof, payer_signature=payer_sig, payee_signature=payee_sig)

@@ -23,21 +23,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import ConnectionClosedError, FrameError, UnexpectedFrameError, VersionMismatchError
+from .frames import HEADER, HEADER_SIZE, check_header, decode_body, encode_event
 from .state import Role
-from .wire import (
-    HEADER,
-    HEADER_SIZE,
-    MAX_BODY,
-    PROTOCOL_VERSION,
-    Ack,
-    Event,
-    Hello,
-    Pay,
-    Reject,
-    check_header,
-    decode_body,
-    encode_event,
-)
+from .wire import MAX_BODY, PROTOCOL_VERSION, Ack, Event, Hello, Pay, Reject
 
 _COMPACT_AT: Final = 1 << 16
 """Consumed bytes after which the receive buffer is compacted."""

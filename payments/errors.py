@@ -17,11 +17,13 @@ PaymentError
 │   ├── BalanceDecreasedError     a one-way proof that pays the payee less than before
 │   └── InsufficientDepositError  a payee balance above the deposit
 ├── InvalidAmountError            an amount that is not a positive integer in range
+│   └── BelowMinimumOutputError   a deposit or top-up below the network's min_output_amount
 ├── InvalidTermsError             channel terms (or a signer for them) that cannot be used
 ├── ChannelKindError              a one-way operation on a two-way channel, or the reverse
 ├── ChannelStateError             the channel is in the wrong state for the operation
 │   ├── InvalidTransitionError    a state change the transitions table does not allow
 │   ├── ChannelClosedError        paying on a channel that is closing or settled
+│   ├── ChannelExpiringError      paying within the challenge period of the expiry
 │   └── NoPendingProposalError    a countersignature with no matching proposal (two-way)
 ├── RejectedError                 the counterparty refused a payment (its Reject code)
 ├── UnknownChannelError           no such channel (in a store or at the counterparty)
@@ -159,6 +161,14 @@ class InvalidAmountError(PaymentError):
         self.reason = reason
 
 
+class BelowMinimumOutputError(InvalidAmountError):
+    """A deposit or top-up below the network's `min_output_amount`: the ledger refuses it."""
+
+    def __init__(self, field: str, value: int, minimum: int) -> None:
+        super().__init__(field, value, f"below the network's min_output_amount {minimum}")
+        self.minimum = minimum
+
+
 class InvalidTermsError(PaymentError):
     """Channel terms (or a signer for them) that cannot be used."""
 
@@ -200,6 +210,20 @@ class ChannelClosedError(ChannelStateError):
     def __init__(self, state: ChannelState) -> None:
         super().__init__(f"the channel is {state.name} and takes no payments")
         self.state = state
+
+
+class ChannelExpiringError(ChannelStateError):
+    """A payment the payee could not settle safely: the ledger's index is within the channel's
+    challenge period of its expiry (after it, a settlement of the old state could win)."""
+
+    def __init__(self, index: int, expiry: int, challenge_period: int) -> None:
+        super().__init__(
+            f"milestone {index} is within the challenge period ({challenge_period}) of the "
+            f"expiry {expiry}; the channel takes no more payments"
+        )
+        self.index = index
+        self.expiry = expiry
+        self.challenge_period = challenge_period
 
 
 class NoPendingProposalError(ChannelStateError):

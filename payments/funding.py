@@ -21,7 +21,7 @@ from tangle.ids import Address, ChannelId, blake2b_256
 from wallet import channel_tx
 
 from .channel import ChannelTerms
-from .errors import UnknownChannelError
+from .errors import BelowMinimumOutputError, UnknownChannelError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,8 +66,12 @@ class LedgerFunder:
         self._timeout_s = timeout_s
 
     async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
-        """Lock `deposit` in a new channel to `payee`; its terms once a milestone confirmed it."""
+        """Lock `deposit` in a new channel to `payee`; its terms once a milestone confirmed it.
+        `BelowMinimumOutputError` before anything is spent if `deposit` is below the network's
+        `min_output_amount`."""
         info = await self._wallet.client.info()
+        if deposit < info.min_output_amount:
+            raise BelowMinimumOutputError("deposit", deposit, info.min_output_amount)
         policy = self._policy
         expiry = info.confirmed_milestone_index + policy.lifetime
         opened: list[ChannelId] = []
@@ -99,9 +103,13 @@ class LedgerFunder:
         return await self._terms(ChannelId(transfer.recipient), info.network_id)
 
     async def top_up(self, terms: ChannelTerms, amount: int) -> ChannelTerms:
-        """Add `amount` to the deposit (moving the expiry a lifetime ahead); the new terms."""
-        found = await self.channel(terms.channel_id)
+        """Add `amount` to the deposit (moving the expiry a lifetime ahead); the new terms.
+        `BelowMinimumOutputError` before anything is spent if `amount` is below the network's
+        `min_output_amount` (the wallet funds it as an output of its own)."""
         info = await self._wallet.client.info()
+        if amount < info.min_output_amount:
+            raise BelowMinimumOutputError("amount", amount, info.min_output_amount)
+        found = await self.channel(terms.channel_id)
         expiry = max(found.output.expiry, info.confirmed_milestone_index + self._policy.lifetime)
 
         def compose(

@@ -30,7 +30,7 @@ from .errors import (
     UnknownChannelError,
     WrongChannelError,
 )
-from .service import Receipt, reject_code
+from .service import Credit, reject_code
 from .wire import MAX_BODY, RejectCode, decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
@@ -76,22 +76,23 @@ def payee_app(service: PayeeService) -> Starlette:
                 raise WrongChannelError(
                     "channel_id", channel_id.hex(), proof.proof.channel_id.hex()
                 )
-            receipt = await service.receive(proof)
+            credit = await service.receive(proof)
         except PaymentError as e:
             return _refusal(e)
         return JSONResponse(
             {
-                "sequence": receipt.sequence,
-                "payee_balance": receipt.payee_balance,
-                "credited": receipt.credited,
+                "sequence": credit.sequence,
+                "payee_balance": credit.payee_balance,
+                "credited": credit.credited,
             }
         )
 
     return Starlette(routes=[Route("/channels/{channel_id}/payments", payments, methods=["POST"])])
 
 
-async def post_proof(client: httpx.AsyncClient, url: str, proof: SignedBalanceProof) -> Receipt:
-    """Send `proof` to the payee at base `url`; the durable `Receipt`, or `RejectedError`."""
+async def post_proof(client: httpx.AsyncClient, url: str, proof: SignedBalanceProof) -> Credit:
+    """Send `proof` to the payee at base `url`; the `Credit` the payee made durable, or
+    `RejectedError`."""
     channel = proof.proof.channel_id.hex()
     response = await client.post(
         f"{url.rstrip('/')}/channels/{channel}/payments",
@@ -112,7 +113,9 @@ async def post_proof(client: httpx.AsyncClient, url: str, proof: SignedBalancePr
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "malformed receipt")
     sequence, balance, credited = (int(v) for v in values)  # type: ignore[arg-type]
-    return Receipt(sequence=sequence, payee_balance=balance, credited=credited)
+    if (sequence, balance) != (proof.proof.sequence, proof.proof.payee_balance):
+        raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "answer for another proof")
+    return Credit(proof=proof, credited=credited)
 
 
 class HttpPayer:
@@ -125,6 +128,6 @@ class HttpPayer:
         self._client = client
         self._url = url
 
-    async def pay(self, amount: int) -> Receipt:
+    async def pay(self, amount: int) -> Credit:
         """Sign the next proof and post it; returns once the payee made it durable."""
         return await post_proof(self._client, self._url, self.channel.pay(amount))

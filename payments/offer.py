@@ -18,6 +18,11 @@ The payer retries with `Payment-Proof: <base64url of payments.wire.encode_signed
 that raises its channel's balance by at least the price; the answer carries `Payment-Receipt:
 <base64url of payments.receipt.encode_receipt>`, a `ReceiptKind.REQUEST` receipt whose tag is
 `request_tag(method, path, query)`.
+
+A proof refused as stale (409 `stale_proof` or `balance_decreased`) whose payer signature
+verifies is answered with `Payment-Latest: <base64url of encode_signed_proof>`, the channel's
+latest proof at the payee (as the TCP HELLO answer): a payer that lost its channel database
+adopts it (its own signature) and pays again from there.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 SCHEME: Final = "tanglepay-channel-v1"
 PROOF_HEADER: Final = "payment-proof"
 RECEIPT_HEADER: Final = "payment-receipt"
+LATEST_HEADER: Final = "payment-latest"
 REQUEST_TAG_DOMAIN: Final = b"tanglepay/request/v1"
 
 _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,19}")

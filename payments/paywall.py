@@ -4,7 +4,7 @@
 app = Paywall(
     Starlette(routes=...),
     signer=payee_key, network_id=7, tariff=Tariff.per_request(10),
-    directory=ledger_directory, store=ChannelStore(path),
+    directory=LedgerDirectory(node, 7), service=PayeeService(ChannelStore(path)),
 )
 ```
 
@@ -15,10 +15,13 @@ For every HTTP request (`exempt(scope)` aside):
   is not called;
 * a `Payment-Proof` header (base64url of `payments.wire.encode_signed_proof`): the proof goes to
   the `Cashier`, which checks it, requires it to raise the channel's balance by at least the
-  price, and saves the new state durably; only then is the request passed to the app, and its
+  price, and has the `PayeeService` (shared with the process's TCP and HTTP transports) save
+  the new state durably; only then is the request passed to the app, and its
   answer carries `Payment-Receipt`: a `ReceiptKind.REQUEST` receipt, signed by the payee, of the
   channel, sequence, amount credited and the request's tag (`offer.request_tag`);
-* a payment the paywall refuses is answered with the error below and changes nothing.
+* a payment the paywall refuses is answered with the error below and changes nothing; a 409
+  for a proof the payer signed carries the channel's latest proof in `Payment-Latest`, so a
+  device that lost its channel database recovers (`payments.offer`).
 
 | status | code                   | when                                                        |
 | ------ | ---------------------- | ----------------------------------------------------------- |
@@ -30,6 +33,8 @@ For every HTTP request (`exempt(scope)` aside):
 | 403    | `unacceptable_channel` | the channel's terms are not accepted (`ChannelRequirements`)|
 | 403    | `invalid_proof`        | the payer's signature does not verify (forged)              |
 | 403    | `channel_closed`       | the channel is closing or settled                           |
+| 403    | `channel_expiring`     | the ledger is within the challenge period of the expiry     |
+| 403    | `invalid_terms`        | the ledger's channel no longer matches the one held         |
 | 409    | `stale_proof`          | a sequence already seen (a replay)                          |
 | 409    | `balance_decreased`    | a balance below the latest                                  |
 
@@ -40,6 +45,7 @@ is used, so the middleware runs under trio and asyncio alike.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import TYPE_CHECKING, Final
 
@@ -53,15 +59,18 @@ from .cashier import Cashier
 from .errors import (
     BalanceDecreasedError,
     ChannelClosedError,
+    ChannelExpiringError,
     FrameError,
     InsufficientDepositError,
     InvalidProofError,
+    InvalidTermsError,
     PaymentError,
     StaleProofError,
     UnknownChannelError,
     WrongChannelError,
 )
 from .offer import (
+    LATEST_HEADER,
     PROOF_HEADER,
     RECEIPT_HEADER,
     ChannelRequirements,
@@ -69,19 +78,20 @@ from .offer import (
     request_tag,
 )
 from .receipt import ReceiptKind, b64url_decode, issue_receipt, receipt_to_header
-from .wire import decode_signed_proof
+from .wire import decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from tangle.channel import SignedBalanceProof
     from tangle.signature import Signer
 
     from .cashier import ChannelDirectory
     from .metering import Tariff
     from .receipt import Receipt
-    from .store import ChannelStore
+    from .service import PayeeService
 
 REFUSALS: Final[dict[type[PaymentError], tuple[int, str]]] = {
     MalformedPaymentError: (400, "malformed_payment"),
@@ -92,6 +102,8 @@ REFUSALS: Final[dict[type[PaymentError], tuple[int, str]]] = {
     UnacceptableChannelError: (403, "unacceptable_channel"),
     InvalidProofError: (403, "invalid_proof"),
     ChannelClosedError: (403, "channel_closed"),
+    ChannelExpiringError: (403, "channel_expiring"),
+    InvalidTermsError: (403, "invalid_terms"),
     StaleProofError: (409, "stale_proof"),
     BalanceDecreasedError: (409, "balance_decreased"),
 }
@@ -139,7 +151,16 @@ def _nothing_exempt(scope: Scope) -> bool:
 class Paywall:
     """The middleware (see the module docstring)."""
 
-    __slots__ = ("_app", "_exempt", "_signer", "_units", "cashier", "requirements", "tariff")
+    __slots__ = (
+        "_app",
+        "_exempt",
+        "_signer",
+        "_units",
+        "cashier",
+        "requirements",
+        "service",
+        "tariff",
+    )
 
     def __init__(
         self,
@@ -149,25 +170,27 @@ class Paywall:
         network_id: int,
         tariff: Tariff,
         directory: ChannelDirectory,
-        store: ChannelStore,
+        service: PayeeService,
         requirements: ChannelRequirements | None = None,
         units: Callable[[Scope], int] = _one_unit,
         exempt: Callable[[Scope], bool] = _nothing_exempt,
     ) -> None:
         """`signer` holds the payee key (channels must pay it; receipts are signed with it);
         `units(scope)` prices a request in the tariff's units (1 by default); `exempt(scope)`
-        lets a request through unpaid (health checks, the API description)."""
+        lets a request through unpaid (health checks, the API description); `service` holds
+        the channels (one per process, shared with its other transports)."""
         self._app = app
         self._signer = signer
         self.tariff = tariff
         self.requirements = requirements or ChannelRequirements()
         self._units = units
         self._exempt = exempt
+        self.service = service
         self.cashier = Cashier(
             payee=signer.public_key,
             network_id=network_id,
             directory=directory,
-            store=store,
+            service=service,
             requirements=self.requirements,
         )
 
@@ -191,6 +214,7 @@ class Paywall:
             await self._app(scope, receive, send)
             return
         offer = self.offer(scope)
+        signed: SignedBalanceProof | None = None
         try:
             header = _one_header(scope, PROOF_HEADER.encode())
             if header is None:
@@ -202,19 +226,17 @@ class Paywall:
                     f"this request costs {offer.price} base units; pay with a Payment-Proof header",
                 )
                 return
-            receipt = await self._charge(header, offer, _tag_of(scope))
+            signed = _decode_proof(header)
+            receipt = await self._charge(signed, offer, _tag_of(scope))
         except REFUSED as e:
             status, code = refusal_of(e)
-            await self._refuse(send, offer, status, code, str(e))
+            latest = self._latest_for(signed) if status == 409 else None
+            await self._refuse(send, offer, status, code, str(e), latest)
             return
         await self._app(scope, receive, _with_receipt(send, receipt_to_header(receipt)))
 
-    async def _charge(self, header: str, offer: Offer, tag: bytes) -> Receipt:
-        """Decode, check, credit and save the payment; the signed receipt for it."""
-        try:
-            signed = decode_signed_proof(b64url_decode(header, MalformedPaymentError))
-        except FrameError as e:
-            raise MalformedPaymentError(f"not a signed balance proof: {e.reason}") from None
+    async def _charge(self, signed: SignedBalanceProof, offer: Offer, tag: bytes) -> Receipt:
+        """Check, credit and save the payment; the signed receipt for it."""
         credit = await self.cashier.accept(signed, price=offer.price)
         proof = credit.proof.proof
         return issue_receipt(
@@ -229,9 +251,28 @@ class Paywall:
             tag=tag,
         )
 
-    async def _refuse(self, send: Send, offer: Offer, status: int, code: str, message: str) -> None:
+    def _latest_for(self, signed: SignedBalanceProof | None) -> SignedBalanceProof | None:
+        """The channel's latest proof, for a refused proof that its payer signed."""
+        held = None if signed is None else self.service.held(signed.proof.channel_id)
+        if signed is None or held is None:
+            return None
+        if not signed.verify(held.terms.payer, held.terms.payee, bidirectional=False):
+            return None
+        return held.latest
+
+    async def _refuse(
+        self,
+        send: Send,
+        offer: Offer,
+        status: int,
+        code: str,
+        message: str,
+        latest: SignedBalanceProof | None = None,
+    ) -> None:
         body: dict[str, object] = {"error": {"code": code, "message": message}}
         headers = [(b"content-type", b"application/json")]
+        if latest is not None:
+            headers.append((LATEST_HEADER.encode(), _b64url(encode_signed_proof(latest))))
         if status == 402:
             body["payment"] = offer.document()
             headers += [(k.encode(), v.encode()) for k, v in offer.headers().items()]
@@ -239,6 +280,17 @@ class Paywall:
         headers.append((b"content-length", str(len(raw)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
+
+
+def _decode_proof(header: str) -> SignedBalanceProof:
+    try:
+        return decode_signed_proof(b64url_decode(header, MalformedPaymentError))
+    except FrameError as e:
+        raise MalformedPaymentError(f"not a signed balance proof: {e.reason}") from None
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _with_receipt(send: Send, receipt: str) -> Send:

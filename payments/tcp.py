@@ -1,14 +1,16 @@
 """The channel protocol over TCP on trio: a payee server and a pipelining payer client.
 
-**Payee** (`serve_payee`). Per connection, after the HELLO exchange, two tasks share the
-channel's core. The reader decodes every frame that has arrived and hands all the payments of
-one read to `PayeeChannel.receive_batch`, which checks each against the one before it and
-verifies only the newest signature (proofs are cumulative: the newest covers every earlier
-payment; if the batch is refused the proofs are taken one by one and the bad ones rejected).
-The committer waits until the core is ahead of what is durable, saves the core's latest state
-(`ChannelStore.save`, a group commit with every other save in flight) and only then sends ACK
-with the sequence number that save made durable. So an ACK never runs ahead of the disk, and
-every acknowledged sequence number is covered by a verified, durable proof.
+**Payee** (`serve_payee`). The channels are those of a `PayeeService`, shared with the
+process's other transports. Per connection, after the HELLO exchange, two tasks share the work.
+The reader decodes every frame that has arrived and queues the payments. The committer hands
+everything queued to `PayeeService.receive_batch` as one run: it checks each proof against the
+one before it on a trial copy of the channel, verifies only the newest signature (proofs are
+cumulative: the newest covers every earlier payment; if the run is refused the proofs are taken
+one by one and the bad ones rejected), saves the result (`ChannelStore.save`, a group commit
+with every other save in flight) and only then adopts it; the committer then sends the REJECTs
+and the ACK of the sequence number that is now durable. While a run is being saved the reader
+queues the next one. So an ACK never runs ahead of the disk, and every acknowledged sequence
+number is covered by a verified, durable proof.
 
 **Payer** (`open_payer`). `PayerClient.send` signs the next proof and queues its PAY frame
 without waiting for an ACK; at most `window` payments are unacknowledged at a time. A writer task
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
     from tangle.channel import SignedBalanceProof
 
-    from .channel import PayeeChannel, PayerChannel
+    from .channel import PayerChannel
     from .store import ChannelStore
     from .wire import Event
 
@@ -63,16 +65,17 @@ class _PayeeSession:
     """One payer connection on one channel."""
 
     def __init__(
-        self, stream: trio.SocketStream, conn: Connection, service: PayeeService, core: PayeeChannel
+        self, stream: trio.SocketStream, conn: Connection, service: PayeeService, hello: Hello
     ) -> None:
         self.stream = stream
         self.conn = conn
         self.service = service
-        self.core = core
-        self.network_id = core.terms.network_id
-        self.channel_id = core.terms.channel_id
-        self.acked = core.sequence
-        self.dirty = trio.Event()
+        self.network_id = hello.network_id
+        self.channel_id = hello.channel_id
+        self.acked = 0
+        self.durable = 0
+        self.pending: list[SignedBalanceProof] = []
+        self.arrived = trio.Event()
         self.send_lock = trio.Lock()
 
     async def send(self, event: Event) -> None:
@@ -80,55 +83,48 @@ class _PayeeSession:
         async with self.send_lock:
             await self.stream.send_all(data)
 
-    def take(self, proofs: list[SignedBalanceProof]) -> list[Reject]:
-        """Adopt a run of proofs; the REJECTs of the ones refused."""
-        try:
-            self.core.receive_batch(proofs)
-        except PaymentError:
-            rejects = []
-            for proof in proofs:
-                try:
-                    self.core.receive(proof)
-                except PaymentError as e:
-                    rejects.append(_reject(proof.proof.sequence, e))
-            return rejects
-        return []
-
     async def read(self) -> None:
+        """Decode every frame that arrived; queue the payments for the committer."""
         conn = self.conn
         while True:
             data = await self.stream.receive_some(READ_SIZE)
             conn.receive_data(data)
-            proofs: list[SignedBalanceProof] = []
             while True:
                 event = conn.next_event()
                 if isinstance(event, Pay):
-                    proofs.append(event.to_proof(self.network_id, self.channel_id))
+                    self.pending.append(event.to_proof(self.network_id, self.channel_id))
                 elif isinstance(event, NeedData):
                     break
                 elif isinstance(event, Closed):
-                    await self.flush(proofs)
                     return
                 elif not isinstance(event, Reject):
                     raise UnexpectedFrameError(type(event).__name__, "not on a one-way channel")
-            await self.flush(proofs)
+            if self.pending:
+                self.arrived.set()
 
-    async def flush(self, proofs: list[SignedBalanceProof]) -> None:
-        if not proofs:
-            return
-        for reject in self.take(proofs):
-            await self.send(reject)
-        if self.core.sequence > self.acked:
-            self.dirty.set()
+    async def take(self) -> None:
+        """Hand what is queued to the service as one run (saved before it returns), and send
+        the REJECTs of the refused proofs."""
+        proofs, self.pending = self.pending, []
+        if proofs:
+            with trio.CancelScope(shield=True):  # proofs taken off the queue are never dropped
+                taken = await self.service.receive_batch(self.channel_id, proofs)
+            self.durable = max(self.durable, taken.sequence)
+            for sequence, error in taken.refused:
+                await self.send(_reject(sequence, error))
+
+    async def acknowledge(self) -> None:
+        """Send the ACK of what is durable, if the payer has not had it yet."""
+        if self.durable > self.acked:
+            self.acked = self.durable
+            await self.send(Ack(sequence=self.durable))
 
     async def commit(self) -> None:
         while True:
-            await self.dirty.wait()
-            self.dirty = trio.Event()
-            durable = await self.service.commit(self.core)
-            if durable > self.acked:
-                self.acked = durable
-                await self.send(Ack(sequence=durable))
+            await self.arrived.wait()
+            self.arrived = trio.Event()
+            await self.take()
+            await self.acknowledge()
 
 
 def _reject(sequence: int, error: PaymentError) -> Reject:
@@ -151,10 +147,12 @@ async def _serve_connection(stream: trio.SocketStream, service: PayeeService) ->
             reject = Reject(sequence=0, code=RejectCode.WRONG_CHANNEL, reason="another network")
             await stream.send_all(conn.send(reject))
             return
-        session = _PayeeSession(stream, conn, service, core)
+        session = _PayeeSession(stream, conn, service, hello)
         if hello.latest is not None and hello.latest.proof.sequence > core.sequence:
-            await session.flush([hello.latest])  # the payer's newest: payments lost in flight
-        session.acked = await service.commit(core)  # the HELLO answer must be durable too
+            session.pending.append(hello.latest)  # the payer's newest: payments lost in flight
+            await session.take()
+        core = await service.channel(hello.channel_id)
+        session.acked = session.durable = core.sequence  # what the service holds is durable
         reply = Hello(network_id=hello.network_id, channel_id=hello.channel_id, latest=core.latest)
         await session.send(reply)
         async with trio.open_nursery() as nursery:
@@ -162,9 +160,8 @@ async def _serve_connection(stream: trio.SocketStream, service: PayeeService) ->
             await session.read()
             nursery.cancel_scope.cancel()
         # the payer closed its end: keep what arrived, and acknowledge it if it still listens
-        durable = await service.commit(core)
-        if durable > session.acked:
-            await session.send(Ack(sequence=durable))
+        await session.take()
+        await session.acknowledge()
     except* (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
         pass  # the payer broke the protocol or went away: drop the connection
     finally:
@@ -173,22 +170,19 @@ async def _serve_connection(stream: trio.SocketStream, service: PayeeService) ->
 
 
 async def serve_payee(
-    store: ChannelStore,
+    service: PayeeService,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    service: PayeeService | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Accept payer connections on `host:port` (0: any free port) until cancelled; reports the
-    bound port through `task_status.started(port)`. Channels are those of `store` (role PAYEE),
-    or of `service` if given (which must use the same store)."""
-    payees = service if service is not None else PayeeService(store)
+    """Accept payer connections on `host:port` (0: any free port) until cancelled, for the
+    channels of `service`; reports the bound port through `task_status.started(port)`."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners[0].socket.getsockname()[1])
 
     async def handle(stream: trio.SocketStream) -> None:
-        await _serve_connection(stream, payees)
+        await _serve_connection(stream, service)
 
     await trio.serve_listeners(handle, listeners)
 

@@ -1,4 +1,4 @@
-"""Canonical binary encodings of the off-chain channel protocol: signed proofs and frames.
+"""The off-chain channel protocol's messages, their byte layouts, and signed proofs as bytes.
 
 A standalone signed balance proof (HTTP headers and bodies, files):
 
@@ -7,7 +7,8 @@ u64 network_id || 32 channel_id || u64 sequence || u64 payee_balance || 64 payer
 || u8 has_payee_signature (0 or 1) || 64 payee_signature if 1                  (121 or 185 bytes)
 ```
 
-A frame on a stream (TCP), all integers little-endian:
+The messages of a session (`Event`), each the body of one frame on a stream (TCP; the frame codec
+is `frames.py`), all integers little-endian:
 
 ```
 frame        u32 body_length || u8 type || body       (body_length bounded per type)
@@ -38,31 +39,35 @@ from typing import Final
 
 from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.codec import U16_MAX, U64_MAX
-from tangle.errors import TangleError
 from tangle.ids import ChannelId, Signature
 
 from .errors import FrameError, InvalidAmountError
 
 PROTOCOL_VERSION: Final = 1
-HEADER: Final = struct.Struct("<IB")
-HEADER_SIZE: Final = HEADER.size
 MAX_TAG: Final = 64
 """Longest request tag a PAY may carry (bytes)."""
 MAX_REASON: Final = 200
 """Longest REJECT reason (UTF-8 bytes)."""
 
-_PROOF: Final = struct.Struct("<Q32sQQ64sB")
-_SIGNATURE = 64
-_PAY: Final = struct.Struct("<QQ64sB")
-_ACK: Final = struct.Struct("<Q")
-_PROPOSE: Final = struct.Struct("<QQ64s")
-_COUNTERSIGN: Final = struct.Struct("<Q64s")
-_HELLO: Final = struct.Struct("<BQ32sB")
-_STATE: Final = struct.Struct("<QQ64sB")
-_REJECT: Final = struct.Struct("<QHB")
+SIGNATURE_SIZE: Final = 64
+PROOF_LAYOUT: Final = struct.Struct("<Q32sQQ64sB")
+"""A standalone signed proof up to its flag (the payee's signature, if any, follows)."""
+PAY_LAYOUT: Final = struct.Struct("<QQ64sB")
+"""A PAY body up to its tag."""
+ACK_LAYOUT: Final = struct.Struct("<Q")
+PROPOSE_LAYOUT: Final = struct.Struct("<QQ64s")
+COUNTERSIGN_LAYOUT: Final = struct.Struct("<Q64s")
+HELLO_LAYOUT: Final = struct.Struct("<BQ32sB")
+"""A HELLO body up to its has_proof flag (`STATE_LAYOUT` follows if it is 1)."""
+STATE_LAYOUT: Final = struct.Struct("<QQ64sB")
+"""The proof a HELLO carries, up to its flag (the payee's signature, if any, follows)."""
+REJECT_LAYOUT: Final = struct.Struct("<QHB")
+"""A REJECT body up to its reason."""
 
 
 class FrameType(enum.IntEnum):
+    """The type byte of a frame: which message its body holds."""
+
     HELLO = 0
     PAY = 1
     ACK = 2
@@ -72,12 +77,12 @@ class FrameType(enum.IntEnum):
 
 
 BODY_LIMITS: Final = {
-    FrameType.HELLO: _HELLO.size + _STATE.size + _SIGNATURE,
-    FrameType.PAY: _PAY.size + MAX_TAG,
-    FrameType.ACK: _ACK.size,
-    FrameType.REJECT: _REJECT.size + MAX_REASON,
-    FrameType.PROPOSE: _PROPOSE.size,
-    FrameType.COUNTERSIGN: _COUNTERSIGN.size,
+    FrameType.HELLO: HELLO_LAYOUT.size + STATE_LAYOUT.size + SIGNATURE_SIZE,
+    FrameType.PAY: PAY_LAYOUT.size + MAX_TAG,
+    FrameType.ACK: ACK_LAYOUT.size,
+    FrameType.REJECT: REJECT_LAYOUT.size + MAX_REASON,
+    FrameType.PROPOSE: PROPOSE_LAYOUT.size,
+    FrameType.COUNTERSIGN: COUNTERSIGN_LAYOUT.size,
 }
 """The largest body of each frame type; a longer length is refused from the header alone."""
 MAX_BODY: Final = max(BODY_LIMITS.values())
@@ -96,6 +101,7 @@ class RejectCode(enum.IntEnum):
     CHANNEL_CLOSED = 8
     INVALID_AMOUNT = 9
     INTERNAL = 10
+    CHANNEL_EXPIRING = 11
 
 
 def _u64(field: str, value: int) -> None:
@@ -244,14 +250,11 @@ class Countersign:
 Event = Hello | Pay | Ack | Reject | Propose | Countersign
 
 
-# -- standalone signed proofs ----------------------------------------------------------------
-
-
 def encode_signed_proof(signed: SignedBalanceProof) -> bytes:
     """The standalone encoding of `signed` (121 or 185 bytes)."""
     p = signed.proof
     extra = signed.payee_signature
-    head = _PROOF.pack(
+    head = PROOF_LAYOUT.pack(
         p.network_id,
         p.channel_id,
         p.sequence,
@@ -268,10 +271,10 @@ def decode_signed_proof(data: bytes) -> SignedBalanceProof:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FrameError("signed proof", f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
-    if len(data) < _PROOF.size:
-        raise FrameError("signed proof", f"{len(data)} bytes, at least {_PROOF.size} needed")
-    network_id, channel_id, sequence, balance, payer_sig, flag = _PROOF.unpack_from(data)
-    expected = _PROOF.size + (_SIGNATURE if flag == 1 else 0)
+    if len(data) < PROOF_LAYOUT.size:
+        raise FrameError("signed proof", f"{len(data)} bytes, at least {PROOF_LAYOUT.size} needed")
+    network_id, channel_id, sequence, balance, payer_sig, flag = PROOF_LAYOUT.unpack_from(data)
+    expected = PROOF_LAYOUT.size + (SIGNATURE_SIZE if flag == 1 else 0)
     if flag > 1:
         raise FrameError("signed proof", f"has_payee_signature is {flag}, not 0 or 1")
     if len(data) != expected:
@@ -282,140 +285,7 @@ def decode_signed_proof(data: bytes) -> SignedBalanceProof:
         sequence=sequence,
         payee_balance=balance,
     )
-    payee_sig = Signature(data[_PROOF.size :]) if flag == 1 else None
+    payee_sig = Signature(data[PROOF_LAYOUT.size :]) if flag == 1 else None
     return SignedBalanceProof(
         proof=proof, payer_signature=Signature(payer_sig), payee_signature=payee_sig
     )
-
-
-# -- frames ----------------------------------------------------------------------------------
-
-
-def _frame(kind: FrameType, body: bytes) -> bytes:
-    return HEADER.pack(len(body), kind) + body
-
-
-def encode_event(event: Event) -> bytes:
-    """The frame (header and body) of `event`."""
-    if isinstance(event, Pay):
-        body = _PAY.pack(event.sequence, event.payee_balance, event.payer_signature, len(event.tag))
-        return _frame(FrameType.PAY, body + event.tag)
-    if isinstance(event, Ack):
-        return _frame(FrameType.ACK, _ACK.pack(event.sequence))
-    if isinstance(event, Hello):
-        latest = event.latest
-        body = _HELLO.pack(event.version, event.network_id, event.channel_id, latest is not None)
-        if latest is not None:
-            extra = latest.payee_signature
-            body += _STATE.pack(
-                latest.proof.sequence,
-                latest.proof.payee_balance,
-                latest.payer_signature,
-                extra is not None,
-            ) + (extra or b"")
-        return _frame(FrameType.HELLO, body)
-    if isinstance(event, Reject):
-        reason = event.reason.encode()
-        return _frame(
-            FrameType.REJECT, _REJECT.pack(event.sequence, event.code, len(reason)) + reason
-        )
-    if isinstance(event, Propose):
-        body = _PROPOSE.pack(event.sequence, event.payee_balance, event.signature)
-        return _frame(FrameType.PROPOSE, body)
-    return _frame(FrameType.COUNTERSIGN, _COUNTERSIGN.pack(event.sequence, event.signature))
-
-
-def check_header(kind_byte: int, length: int) -> FrameType:
-    """The frame type of a header; `FrameError` for an unknown type or an oversized length."""
-    if kind_byte > max(FrameType):
-        raise FrameError("frame", f"unknown type {kind_byte}")
-    kind = FrameType(kind_byte)
-    if length > BODY_LIMITS[kind]:
-        raise FrameError(kind.name, f"body of {length} bytes, at most {BODY_LIMITS[kind]}")
-    return kind
-
-
-def _exact(kind: FrameType, body: bytes, size: int) -> None:
-    if len(body) != size:
-        raise FrameError(kind.name, f"body of {len(body)} bytes, expected {size}")
-
-
-def _flag(kind: FrameType, value: int, what: str) -> bool:
-    if value > 1:
-        raise FrameError(kind.name, f"{what} is {value}, not 0 or 1")
-    return value == 1
-
-
-def decode_body(kind: FrameType, body: bytes) -> Event:
-    """Decode one frame body of type `kind`; `FrameError` unless canonical."""
-    try:
-        return _decode_body(kind, body)
-    except (TangleError, InvalidAmountError, UnicodeDecodeError) as e:
-        raise FrameError(kind.name, str(e)) from e
-
-
-def _decode_body(kind: FrameType, body: bytes) -> Event:
-    if kind is FrameType.PAY:
-        if len(body) < _PAY.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {_PAY.size}")
-        sequence, balance, signature, tag_length = _PAY.unpack_from(body)
-        _exact(kind, body, _PAY.size + tag_length)
-        return Pay(
-            sequence=sequence,
-            payee_balance=balance,
-            payer_signature=Signature(signature),
-            tag=body[_PAY.size :],
-        )
-    if kind is FrameType.ACK:
-        _exact(kind, body, _ACK.size)
-        return Ack(sequence=_ACK.unpack(body)[0])
-    if kind is FrameType.HELLO:
-        if len(body) < _HELLO.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {_HELLO.size}")
-        version, network_id, channel_id, has_proof = _HELLO.unpack_from(body)
-        if not _flag(kind, has_proof, "has_proof"):
-            _exact(kind, body, _HELLO.size)
-            return Hello(version=version, network_id=network_id, channel_id=ChannelId(channel_id))
-        if len(body) < _HELLO.size + _STATE.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes ends inside the proof")
-        sequence, balance, payer_sig, has_payee = _STATE.unpack_from(body, _HELLO.size)
-        two = _flag(kind, has_payee, "has_payee_signature")
-        _exact(kind, body, _HELLO.size + _STATE.size + (_SIGNATURE if two else 0))
-        proof = BalanceProof(
-            network_id=network_id,
-            channel_id=ChannelId(channel_id),
-            sequence=sequence,
-            payee_balance=balance,
-        )
-        signed = SignedBalanceProof(
-            proof=proof,
-            payer_signature=Signature(payer_sig),
-            payee_signature=Signature(body[_HELLO.size + _STATE.size :]) if two else None,
-        )
-        return Hello(
-            version=version, network_id=network_id, channel_id=ChannelId(channel_id), latest=signed
-        )
-    if kind is FrameType.REJECT:
-        if len(body) < _REJECT.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {_REJECT.size}")
-        sequence, code, length = _REJECT.unpack_from(body)
-        _exact(kind, body, _REJECT.size + length)
-        return Reject(sequence=sequence, code=code, reason=body[_REJECT.size :].decode())
-    if kind is FrameType.PROPOSE:
-        _exact(kind, body, _PROPOSE.size)
-        sequence, balance, signature = _PROPOSE.unpack(body)
-        return Propose(sequence=sequence, payee_balance=balance, signature=Signature(signature))
-    _exact(kind, body, _COUNTERSIGN.size)
-    sequence, signature = _COUNTERSIGN.unpack(body)
-    return Countersign(sequence=sequence, signature=Signature(signature))
-
-
-def decode_frame(data: bytes) -> Event:
-    """Decode exactly one whole frame (header and body)."""
-    if len(data) < HEADER_SIZE:
-        raise FrameError("frame", f"{len(data)} bytes, shorter than the header")
-    length, kind_byte = HEADER.unpack_from(data)
-    kind = check_header(kind_byte, length)
-    if len(data) != HEADER_SIZE + length:
-        raise FrameError(kind.name, f"{len(data)} bytes, the header says {HEADER_SIZE + length}")
-    return decode_body(kind, data[HEADER_SIZE:])

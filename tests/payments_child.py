@@ -30,7 +30,7 @@ async def payee(directory: Path) -> None:
         service = PayeeService(store)
         await service.open_channel(terms(deposit=DEPOSIT))
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_payee, store)
+            port = await nursery.start(serve_payee, service)
             (directory / "port.tmp").write_text(str(port))
             os.replace(directory / "port.tmp", directory / "port")
 

@@ -5,7 +5,6 @@ a unilateral close by the payer answered by the payee's watch service while the 
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 from typing import TYPE_CHECKING
@@ -99,7 +98,7 @@ async def test_open_pay_ten_thousand_times_close_and_survive_an_offline_payee(
             # 1. open, pay 10,000 times over TCP, the payee closes with the latest proof
             terms = await funder.open(payee_key.public_key, DEPOSIT)
             await _accept(service, payee_wallet, terms, payee_key)
-            port = await nursery.start(functools.partial(serve_payee, payee_store, service=service))
+            port = await nursery.start(serve_payee, service)
             channel = PayerChannel(terms, payer_key)
             async with open_payer(channel, "127.0.0.1", port) as client:
                 for _ in range(PAYMENTS):

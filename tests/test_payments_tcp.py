@@ -45,8 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 async def _payee(tmp_path: Path, nursery: trio.Nursery) -> tuple[ChannelStore, int]:
     store = ChannelStore(tmp_path / "payee.db")
-    await PayeeService(store).open_channel(terms())
-    port: int = await nursery.start(serve_payee, store)
+    service = PayeeService(store)
+    await service.open_channel(terms())
+    port: int = await nursery.start(serve_payee, service)
     return store, port
 
 

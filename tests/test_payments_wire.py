@@ -28,7 +28,8 @@ from payments import (
     encode_event,
     encode_signed_proof,
 )
-from payments.wire import BODY_LIMITS, HEADER, FrameType
+from payments.frames import HEADER
+from payments.wire import BODY_LIMITS, FrameType
 
 from .payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
 

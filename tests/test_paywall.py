@@ -31,6 +31,7 @@ from payments.metering import Tariff
 from payments.offer import ChannelRequirements, parse_offer, request_tag
 from payments.paywall import REFUSALS, Paywall
 from payments.receipt import ReceiptKind, receipt_from_header
+from payments.service import PayeeService
 from payments.state import Role
 from payments.store import ChannelStore, read_records
 from payments.wire import encode_signed_proof
@@ -85,7 +86,7 @@ class Service:
             network_id=NET,
             tariff=tariff or Tariff.per_request(PRICE),
             directory=self.funder,
-            store=self.store,
+            service=PayeeService(self.store),
             **paywall,
         )
 
@@ -125,7 +126,7 @@ class Service:
         """channel id -> (sequence, payee balance, deposit) as the paywall holds it."""
         found = {}
         for channel_id in self.funder.channels:
-            channel = self.paywall.cashier.channel(ChannelId(channel_id))
+            channel = self.paywall.service.held(ChannelId(channel_id))
             if channel is not None:
                 found[channel_id] = (channel.sequence, channel.payee_balance, channel.terms.deposit)
         return found
@@ -257,7 +258,7 @@ async def test_a_post_body_is_sent_again_with_the_payment(service: Service) -> N
         network_id=NET,
         tariff=Tariff.per_request(PRICE),
         directory=service.funder,
-        store=service.store,
+        service=service.paywall.service,
     )
     auth = service.auth()
     transport = httpx.ASGITransport(paywall)
@@ -308,7 +309,7 @@ async def test_the_channel_is_topped_up_when_it_runs_low(service: Service) -> No
     assert [amount for _, amount in service.funder.top_ups] == [40, 40]
     assert channel.terms.deposit == 105
     assert channel.payee_balance == 80
-    payee_side = service.paywall.cashier.channel(channel.terms.channel_id)
+    payee_side = service.paywall.service.held(channel.terms.channel_id)
     assert payee_side is not None
     assert payee_side.terms.deposit == 105
     assert service.durable()[channel.terms.channel_id] == (8, 80)
@@ -510,6 +511,22 @@ async def test_a_forged_proof_beyond_the_deposit_does_not_reach_the_ledger(
     assert service.funder.lookups == lookups
 
 
+async def test_no_payment_is_taken_within_the_challenge_period_of_the_expiry(
+    service: Service,
+) -> None:
+    channel = await service.channel()
+    terms = channel.terms
+    service.funder.index = terms.expiry - terms.challenge_period - 1  # the last safe milestone
+    async with service.client() as client:
+        response = await client.get("/reading", headers=header_of(channel.pay(PRICE)))
+    assert response.status_code == 200
+    assert service.durable()[terms.channel_id] == (1, PRICE)
+    service.calls.clear()
+    service.funder.index += 1
+    status, code, _ = await refused(service, header_of(channel.pay(PRICE)))
+    assert (status, code) == (403, "channel_expiring")
+
+
 def test_every_refusal_has_a_4xx_status_and_a_unique_code() -> None:
     codes = [code for _, code in REFUSALS.values()]
     assert len(set(codes)) == len(codes)
@@ -603,3 +620,77 @@ async def test_after_a_restart_the_paywall_continues_from_its_store(tmp_path: Pa
         assert second.funder.lookups == 0  # the store knew the channel
     finally:
         await second.store.aclose()
+
+
+# -- device recovery -------------------------------------------------------------------------
+
+
+async def test_a_restarted_device_continues_from_its_store(
+    service: Service, tmp_path: Path
+) -> None:
+    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
+        first = service.auth(store=device_store)
+        async with service.client(first) as client:
+            for _ in range(3):
+                assert (await client.get("/reading")).status_code == 200
+    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
+        restarted = service.auth(store=device_store)  # a new process, the same database
+        async with service.client(restarted) as client:
+            for _ in range(2):
+                assert (await client.get("/reading")).status_code == 200
+    assert [r.sequence for r in restarted.receipts] == [4, 5]
+    assert restarted.spent == 2 * PRICE
+    assert len(service.funder.opens) == 1
+    [(sequence, balance)] = service.durable().values()
+    assert (sequence, balance) == (5, 5 * PRICE)
+    [record] = read_records(tmp_path / "device.sqlite")
+    assert (record.role, record.sequence) == (Role.PAYER, 5)
+
+
+async def test_a_device_that_lost_its_store_recovers_from_the_payee(
+    service: Service, tmp_path: Path
+) -> None:
+    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
+        first = service.auth(store=device_store)
+        async with service.client(first) as client:
+            for _ in range(3):
+                assert (await client.get("/reading")).status_code == 200
+    (tmp_path / "device.sqlite").unlink()  # the device lost its database
+    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
+        fresh = service.auth(store=device_store)
+        async with service.client(fresh) as client:
+            response = await client.get("/reading")
+            assert response.status_code == 200
+            assert (await client.get("/reading")).status_code == 200
+    # its first proof (sequence 1) was refused as stale; it adopted the payee's sequence 3 and
+    # paid the request once, as sequence 4
+    assert [(r.sequence, r.credited) for r in fresh.receipts] == [(4, PRICE), (5, PRICE)]
+    assert fresh.spent == 2 * PRICE
+    assert len(service.funder.opens) == 1
+    assert len(service.calls) == 5
+    [(sequence, balance)] = service.durable().values()
+    assert (sequence, balance) == (5, 5 * PRICE)
+    [record] = read_records(tmp_path / "device.sqlite")
+    assert record.sequence == 5
+
+
+async def test_a_stale_refusal_carries_the_latest_proof_only_to_its_payer(
+    service: Service,
+) -> None:
+    channel = await service.channel()
+    proofs = [channel.pay(PRICE) for _ in range(2)]
+    async with service.client() as client:
+        for proof in proofs:
+            assert (await client.get("/reading", headers=header_of(proof))).status_code == 200
+    service.calls.clear()
+    _, code, response = await refused(service, header_of(proofs[0]))
+    assert code == "stale_proof"
+    latest = response.headers["payment-latest"]
+    assert latest == header_of(proofs[1])["Payment-Proof"]
+    forged = BalanceProof(
+        network_id=NET, channel_id=channel.terms.channel_id, sequence=1, payee_balance=PRICE
+    )
+    signed = SignedBalanceProof(proof=forged, payer_signature=MALLORY.sign(forged.message()))
+    _, code, response = await refused(service, header_of(signed))
+    assert code == "stale_proof"
+    assert "payment-latest" not in response.headers

@@ -1,7 +1,7 @@
 """FOR UNIT TESTS ONLY: a channel funder and directory that hand out valid `ChannelTerms` without
 any ledger. Nothing is locked, signed or confirmed; it only lets the paywall, the auth flow and
 the metering tests run without a network. Real code uses the ledger-backed `payments.funding`
-(the examples use a real in-process ledger, `examples/_local_ledger.py`)."""
+(the examples run on a devnet of their own, `examples/_devnet.py`)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,15 @@ class UnitTestOnlyFunder:
         self.opens: list[tuple[PublicKey, int]] = []
         self.top_ups: list[tuple[ChannelId, int]] = []
         self.lookups = 0
+        self.index = 1
+        """The ledger index `ledger_index` reports."""
 
     async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
-        channel_id = ChannelId(blake2b_256(b"unit-test-channel", len(self.opens).to_bytes(8)))
+        """Like `payments.funding.LedgerFunder`, idempotent: asked again for the same payee and
+        deposit, it returns that channel (as it is now), not a second one."""
+        channel_id = ChannelId(blake2b_256(b"unit-test-channel", payee, deposit.to_bytes(8)))
+        if channel_id in self.channels:
+            return self.channels[channel_id]
         terms = ChannelTerms(
             network_id=self.network_id,
             channel_id=channel_id,
@@ -57,3 +63,6 @@ class UnitTestOnlyFunder:
     async def lookup(self, channel_id: ChannelId) -> ChannelTerms | None:
         self.lookups += 1
         return self.channels.get(channel_id)
+
+    async def ledger_index(self) -> int:
+        return self.index

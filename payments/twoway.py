@@ -1,0 +1,175 @@
+"""The two-way channel core: one class for both parties, every state signed by both.
+
+Either party proposes the next state (`propose`, a `Proposal` signed by the proposer), the other
+countersigns it (`countersign`) and the proposer completes it with that signature (`complete`).
+A party only countersigns states that do not lower its own share: a proposal is a payment by the
+proposer. Like the one-way cores (`channel.py`), it holds no clocks, sockets or databases, and
+every check raises a named `PaymentError` before anything changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
+
+from tangle.channel import BalanceProof, SignedBalanceProof
+from tangle.codec import U64_MAX
+from tangle.signature import is_valid
+
+from .channel import ChannelCore, check_binding, check_signed, check_uint
+from .errors import (
+    BalanceDecreasedError,
+    ChannelClosedError,
+    ChannelKindError,
+    InsufficientDepositError,
+    InvalidProofError,
+    InvalidTermsError,
+    NoPendingProposalError,
+    StaleProofError,
+)
+from .state import UPDATABLE_STATES, ChannelState
+
+if TYPE_CHECKING:
+    from tangle.ids import Signature
+    from tangle.signature import Signer
+
+    from .channel import ChannelTerms
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    """A two-way state signed by the party that proposes it, awaiting the other's signature."""
+
+    proof: BalanceProof
+    """The proposed state (the next sequence number)."""
+    signature: Signature
+    """The proposer's signature of `proof.message()`."""
+
+
+class TwoWayChannel(ChannelCore):
+    """Either party of a two-way channel: states are proposed by one and countersigned by the
+    other; both signatures make a state final."""
+
+    __slots__ = ("_is_payer", "_pending", "_signer")
+
+    def __init__(
+        self,
+        terms: ChannelTerms,
+        signer: Signer,
+        *,
+        state: ChannelState = ChannelState.OPEN,
+        latest: SignedBalanceProof | None = None,
+    ) -> None:
+        if not terms.bidirectional:
+            raise ChannelKindError("TwoWayChannel", bidirectional=False)
+        if signer.public_key not in (terms.payer, terms.payee):
+            raise InvalidTermsError("signer", "the signer is neither party of the channel")
+        super().__init__(terms, state, latest)
+        self._signer = signer
+        self._is_payer = signer.public_key == terms.payer
+        self._pending: Proposal | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        terms: ChannelTerms,
+        signer: Signer,
+        latest: SignedBalanceProof | None,
+        state: ChannelState,
+    ) -> Self:
+        """The channel as it was when `latest` was the newest co-signed state."""
+        return cls(terms, signer, state=state, latest=latest)
+
+    @property
+    def own_balance(self) -> int:
+        """This party's share of the deposit in the latest state."""
+        return self.payer_balance if self._is_payer else self.payee_balance
+
+    @property
+    def pending(self) -> Proposal | None:
+        """Our outstanding proposal, if any."""
+        return self._pending
+
+    def _share(self, payee_balance: int, *, own: bool) -> int:
+        """The share of this party (`own`) or of the other one, given the payee's balance."""
+        is_payer = self._is_payer if own else not self._is_payer
+        return self._terms.deposit - payee_balance if is_payer else payee_balance
+
+    def propose(self, new_payee_balance: int) -> Proposal:
+        """Sign the next state (sequence + 1) with the payee's balance `new_payee_balance`; it
+        must not raise this party's own share (a proposal pays the other party)."""
+        check_uint("new_payee_balance", new_payee_balance, U64_MAX)
+        if self._state not in UPDATABLE_STATES:
+            raise ChannelClosedError(self._state)
+        if new_payee_balance > self._terms.deposit:
+            raise InsufficientDepositError(new_payee_balance, self._terms.deposit)
+        if self._share(new_payee_balance, own=False) < self._share(self.payee_balance, own=False):
+            raise BalanceDecreasedError(
+                self._share(new_payee_balance, own=False),
+                self._share(self.payee_balance, own=False),
+            )
+        terms = self._terms
+        proof = BalanceProof(
+            network_id=terms.network_id,
+            channel_id=terms.channel_id,
+            sequence=self.sequence + 1,
+            payee_balance=new_payee_balance,
+        )
+        self._pending = Proposal(proof=proof, signature=self._signer.sign(proof.message()))
+        return self._pending
+
+    def countersign(self, proposal: Proposal) -> SignedBalanceProof:
+        """Check the other party's `proposal`, sign it and adopt the co-signed state.
+
+        Refused: another network or channel, a state that takes no updates, a stale sequence,
+        a balance above the deposit, a lower share for this party, a bad proposer signature."""
+        proof = proposal.proof
+        check_binding(self._terms, proof)
+        if self._state not in UPDATABLE_STATES:
+            raise ChannelClosedError(self._state)
+        if proof.sequence <= self.sequence:
+            raise StaleProofError(proof.sequence, self.sequence)
+        if proof.payee_balance > self._terms.deposit:
+            raise InsufficientDepositError(proof.payee_balance, self._terms.deposit)
+        ours, before = self._share(proof.payee_balance, own=True), self.own_balance
+        if ours < before:
+            raise BalanceDecreasedError(ours, before)
+        proposer = self._terms.payee if self._is_payer else self._terms.payer
+        if not is_valid(proposer, proof.message(), proposal.signature):
+            raise InvalidProofError(proof.sequence, "the proposer's signature does not verify")
+        signed = self._assemble(
+            proof, own=self._signer.sign(proof.message()), other=proposal.signature
+        )
+        self._latest = signed
+        self._pending = None
+        return signed
+
+    def complete(self, sequence: int, signature: Signature) -> SignedBalanceProof:
+        """Adopt our pending proposal `sequence` with the other party's countersignature."""
+        pending = self._pending
+        if pending is None or pending.proof.sequence != sequence:
+            raise NoPendingProposalError(sequence, "no proposal of ours has that sequence")
+        other = self._terms.payee if self._is_payer else self._terms.payer
+        if not is_valid(other, pending.proof.message(), signature):
+            raise InvalidProofError(sequence, "the countersignature does not verify")
+        if pending.proof.sequence <= self.sequence:
+            raise StaleProofError(pending.proof.sequence, self.sequence)
+        signed = self._assemble(pending.proof, own=pending.signature, other=signature)
+        self._latest = signed
+        self._pending = None
+        return signed
+
+    def recover(self, proof: SignedBalanceProof) -> bool:
+        """Adopt a co-signed state from the other party if it is newer than ours."""
+        check_signed(self._terms, proof)
+        if proof.proof.sequence <= self.sequence:
+            return False
+        self._latest = proof
+        self._pending = None
+        return True
+
+    def _assemble(
+        self, proof: BalanceProof, *, own: Signature, other: Signature
+    ) -> SignedBalanceProof:
+        payer_sig, payee_sig = (own, other) if self._is_payer else (other, own)
+        return SignedBalanceProof(proof=proof, payer_signature=payer_sig, payee_signature=payee_sig)
