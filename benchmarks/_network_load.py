@@ -22,11 +22,16 @@ window (`transfer_messages`):
 Each message is then approved by its lane's next message and by the one `other_offset` after it,
 so the tip pool holds about `tps * APPROVE_LAG_S` messages for the coordinator to reference.
 
-**The client.** `send` POSTs transfer `n` (raw bytes) at `start + n / tps` to node `n % nodes`,
-at most `in_flight` outstanding per node, through httpx `AsyncClient`s with keep-alive, each
-node's requests spread over its own clients of `POOL_SIZE` connections (httpcore scans its whole
-pool on every request, so a request's cost grows with the pool it is in). A transfer that cannot
-start on time starts late; the achieved rate is what the benchmark reports. `follow` reads one
+**The client.** Transfer `n` is due at `start + n / tps` and goes to node `n % nodes`. Two ways
+to send, as two kinds of client would: `send` POSTs each transfer alone (raw bytes to
+`/api/v1/messages`, as a device talking to a node directly); `send_batches` plays one gateway
+per node that fronts that node's devices and every `window_s` POSTs the transfers that came due
+meanwhile in one batch (`/api/v1/messages/batch`, octet framing, at most `MAX_BATCH` a request).
+Either keeps at most `in_flight` requests outstanding per node, through httpx `AsyncClient`s
+with keep-alive, each node's requests spread over its own clients of `POOL_SIZE` connections
+(httpcore scans its whole pool on every request, so a request's cost grows with the pool it is
+in). A request that cannot start on time starts late; the achieved rate is what the benchmark
+reports. `follow` reads one
 node's event stream and records, on the client's clock (`trio.current_time()`), the
 `transaction` events of the transfers sent to that node and (on the first node) those of the
 fan-out and the milestones. `probe` measures what a request costs the client.
@@ -45,6 +50,7 @@ import httpx
 import trio
 
 from tangle import pow as work
+from tangle._api_batch import MAX_BATCH, encode_batch
 from tangle.ids import MessageId, OutputId, blake2b_256
 from tangle.message import encode_message, prepare
 from tangle.transaction import BasicOutput, TransactionEssence
@@ -395,6 +401,79 @@ async def send(
                 limiters[k].release_on_behalf_of(n)
                 break
             nursery.start_soon(one, n, k)
+
+
+async def _post_batch(
+    client: httpx.AsyncClient, url: str, raws: Sequence[bytes], ns: Sequence[int], tracker: Tracker
+) -> None:
+    """POST transfers `ns` (encoded: `raws`) as one batch, again if the connection failed; a
+    transfer the node refused gets status 400, all of them the status of a refused batch."""
+    began = trio.current_time()
+    for n in ns:
+        tracker.started[n] = began
+    body = encode_batch(raws)
+    response: httpx.Response | None = None
+    for _ in range(RETRIES + 1):
+        try:
+            response = await client.post(url, content=body, headers=OCTETS)
+            break
+        except httpx.TransportError:
+            continue
+    now = trio.current_time()
+    if response is None or response.status_code != 200:
+        status = -1 if response is None else response.status_code
+        for n in ns:
+            tracker.status[n] = status
+        return
+    for n, result in zip(ns, response.json()["results"], strict=True):
+        tracker.status[n] = 400 if "error" in result else 201
+        if "error" not in result:
+            tracker.posted[n] = now
+
+
+async def send_batches(
+    clients: Sequence[Sequence[httpx.AsyncClient]],
+    apis: Sequence[str],
+    raws: Sequence[bytes],
+    tracker: Tracker,
+    *,
+    start: float,
+    stop: float,
+    tps: float,
+    in_flight: int,
+    window_s: float,
+) -> None:
+    """Every `window_s` from `start` until `stop`, POST to each node `k` the transfers `n`
+    (`k = n % len(apis)`) that came due since the last time, in batches of at most `MAX_BATCH`
+    (with one of `clients[k]`, in turn), at most `in_flight` batches outstanding per node."""
+    nodes = len(apis)
+    limiters = [trio.CapacityLimiter(in_flight) for _ in apis]
+    urls = [f"{api}/api/v1/messages/batch" for api in apis]
+    due_before_stop = min(len(raws), math.ceil((stop - start) * tps))
+    sent = 0
+    posts = 0
+
+    async def one(k: int, ns: list[int], token: int) -> None:
+        try:
+            own = clients[k]
+            body = [raws[n] for n in ns]
+            await _post_batch(own[token % len(own)], urls[k], body, ns, tracker)
+        finally:
+            limiters[k].release_on_behalf_of(token)
+
+    async with trio.open_nursery() as nursery:
+        flush = start
+        while sent < due_before_stop and flush < stop:
+            flush = min(flush + window_s, stop)
+            await trio.sleep_until(flush)
+            due = min(due_before_stop, math.floor((trio.current_time() - start) * tps) + 1)
+            for k in range(nodes):
+                mine = [n for n in range(sent, due) if n % nodes == k]
+                for at in range(0, len(mine), MAX_BATCH):
+                    posts += 1
+                    await limiters[k].acquire_on_behalf_of(posts)
+                    nursery.start_soon(one, k, mine[at : at + MAX_BATCH], posts)
+            sent = max(sent, due)
 
 
 async def fan_out(

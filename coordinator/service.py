@@ -3,9 +3,10 @@
 Order of every issuance, so that no index ever gets two different milestones:
 
 1. build the checkpoints and the milestone (proof-of-work in a worker thread), attaching the
-   checkpoints to the local node so the white-flag preview sees them;
+   checkpoints to the local node, a layer at a time, so the white-flag preview sees them;
 2. record the whole issue in the journal (`synchronous=FULL`): from here on the index is taken;
-3. publish: submit every message to the local node, then hand it to `publish` (gossip).
+3. publish: submit every message to the local node (one submission), then hand each to
+   `publish` (gossip).
 
 A coordinator killed at any point and restarted runs `recover` first: if the journal holds an
 index its node has not confirmed, it republishes exactly those bytes; it never builds that index
@@ -14,7 +15,6 @@ again.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,25 @@ class Coordinator:
         nonce = await self._solve(unsent.root, unsent.target)
         return encode_message(unsent.attach(parents, nonce))
 
+    async def _checkpoints(
+        self,
+        params: Parameters,
+        index: int,
+        first: int,
+        parent_sets: Sequence[tuple[MessageId, ...]],
+    ) -> list[bytes]:
+        """Checkpoints `first`, `first + 1`, ... of milestone `index`, one approving each of
+        `parent_sets`, their proofs-of-work done concurrently (each is a thread round trip)."""
+        layer = [b""] * len(parent_sets)
+
+        async def one(n: int, parents: tuple[MessageId, ...]) -> None:
+            layer[n] = await self._message(params, checkpoint_payload(index, first + n), parents)
+
+        async with trio.open_nursery() as nursery:
+            for n, parents in enumerate(parent_sets):
+                nursery.start_soon(one, n, parents)
+        return layer
+
     async def build(self) -> Issue:
         """Build the next milestone and its checkpoints (step 1 of the module docstring)."""
         node = self._node
@@ -90,13 +109,14 @@ class Coordinator:
         )
         messages: list[bytes] = []
         while len(tips) > MAX_PARENTS:
-            layer = []
-            for parents in group(tips):
-                payload = checkpoint_payload(index, len(messages))
-                raw = await self._message(params, payload, parents)
-                layer.append((await node.submit(raw)).id)
-                messages.append(raw)
-            tips = tuple(sorted(layer))
+            layer = await self._checkpoints(params, index, len(messages), group(tips))
+            # One submission per layer: the writer thread is shared with the gossip and the API,
+            # and a wait for it per checkpoint would delay the milestone.
+            outcome = await node.submit_many(layer)
+            if outcome.rejected:
+                raise outcome.rejected[0][1]
+            messages += layer
+            tips = tuple(sorted(parsed.id for parsed in outcome.accepted))
         parents = tuple(sorted(tips))
         timestamp_ms = self._clock_ms()
 
@@ -122,9 +142,13 @@ class Coordinator:
         return issue
 
     async def _publish(self, issue: Issue, publish: Callable[[bytes], Awaitable[None]]) -> None:
+        # One submission for the whole issue (the checkpoints are there already, unless this is
+        # a recovery): a wait for the shared writer thread per message would delay the milestone.
+        outcome = await self._node.submit_many(issue.messages)
+        for _, error in outcome.rejected:
+            if not isinstance(error, DuplicateMessageError):
+                raise error
         for raw in issue.messages:
-            with contextlib.suppress(DuplicateMessageError):
-                await self._node.submit(raw)
             await publish(raw)
         confirmed = await self._node.read_core(lambda core: core.confirmed_index)
         if confirmed != issue.index:

@@ -21,8 +21,9 @@ spends: for an included one, the addresses of its outputs and of the outputs the
 it consumed; for a conflicting one (its inputs may not exist), the addresses of its outputs and of
 the keys in its signature unlocks. Each stream is its own bounded `Node.subscribe` subscription:
 a client that reads too slowly is dropped by the node, never slows it down; it receives what was
-buffered, then `dropped`. The transaction events of a milestone are derived once (one storage
-read for all streams) and cached for the last few milestones.
+buffered, then `dropped`. The transaction events of a milestone are derived once for all streams,
+from the transactions the node's core holds (`Confirmed.transactions`, no storage read), and
+cached, formatted, for the last few milestones.
 """
 
 from __future__ import annotations
@@ -36,12 +37,10 @@ import trio
 from starlette.responses import Response
 
 from .dag import Score
-from .errors import TangleError
 from .events import TransactionEvent
 from .ledger import Conflict, Inclusion
-from .message import decode_message
 from .milestone import Milestone
-from .transaction import SignatureUnlock, Transaction, address_of
+from .transaction import SignatureUnlock, address_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -52,17 +51,13 @@ if TYPE_CHECKING:
     from .ids import Address, MessageId, TransactionId
     from .message import Parsed
     from .node import Node, Notice
-    from .storage import Storage
 
 CACHED_MILESTONES: Final = 16
 LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
-def transaction_events(
-    confirmed: Confirmed, raws: Mapping[MessageId, bytes | None]
-) -> tuple[TransactionEvent, ...]:
-    """The transaction events of one milestone, in white-flag order; `raws` holds the bytes of
-    its included and conflicting messages (None if pruned meanwhile: skipped)."""
+def transaction_events(confirmed: Confirmed) -> tuple[TransactionEvent, ...]:
+    """The transaction events of one milestone, in white-flag order."""
     result = confirmed.result
     index = confirmed.record.index
     consumed: dict[TransactionId, set[Address]] = {}
@@ -70,31 +65,26 @@ def transaction_events(
         consumed.setdefault(spend.transaction_id, set()).add(spend.output.address)
     conflicts = dict(result.conflicts)
     included_ids = set(result.included)
+    transactions = confirmed.transactions
     events = []
     for message_id in result.referenced:
+        transaction = transactions.get(message_id)
+        if transaction is None:
+            continue
         included = message_id in included_ids
-        if not included and message_id not in conflicts:
-            continue
-        raw = raws.get(message_id)
-        if raw is None:
-            continue
-        try:
-            payload = decode_message(raw).message.payload
-        except TangleError:
-            continue
-        if not isinstance(payload, Transaction):
-            continue
-        touched = {o.address for o in payload.essence.outputs}
+        touched = {o.address for o in transaction.essence.outputs}
         if included:
-            touched |= consumed.get(payload.id, set())
+            touched |= consumed.get(transaction.id, set())
         else:
             touched |= {
-                address_of(u.public_key) for u in payload.unlocks if isinstance(u, SignatureUnlock)
+                address_of(u.public_key)
+                for u in transaction.unlocks
+                if isinstance(u, SignatureUnlock)
             }
         events.append(
             TransactionEvent(
                 message_id=message_id,
-                transaction_id=payload.id,
+                transaction_id=transaction.id,
                 milestone_index=index,
                 inclusion=Inclusion.INCLUDED if included else Inclusion.CONFLICTING,
                 conflict=conflicts.get(message_id, Conflict.NONE),
@@ -126,15 +116,13 @@ def format_event(event: str, data: Mapping[str, Any]) -> bytes:
 
 class EventHub:
     """What the event streams of one app share: their count, and each milestone's transaction
-    events, derived once."""
+    events, derived and formatted once."""
 
-    __slots__ = ("_done", "_node", "_running", "_streams")
+    __slots__ = ("_done", "_streams")
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self) -> None:
         self._streams: set[trio.MemoryReceiveChannel[Notice]] = set()
-        self._done: OrderedDict[int, tuple[TransactionEvent, ...]] = OrderedDict()
-        self._running: dict[int, trio.Event] = {}
+        self._done: OrderedDict[int, tuple[tuple[TransactionEvent, bytes], ...]] = OrderedDict()
 
     @property
     def streams(self) -> int:
@@ -150,32 +138,18 @@ class EventHub:
         """Notices waiting in the streams' subscriptions."""
         return sum(s.statistics().current_buffer_used for s in self._streams)
 
-    async def transactions(self, confirmed: Confirmed) -> tuple[TransactionEvent, ...]:
+    def transactions(self, confirmed: Confirmed) -> tuple[tuple[TransactionEvent, bytes], ...]:
+        """The milestone's transaction events, each with its server-sent event."""
         index = confirmed.record.index
-        while index not in self._done:
-            running = self._running.get(index)
-            if running is None:
-                return await self._derive(confirmed)
-            await running.wait()  # if that task was cancelled, the loop derives it here
-        return self._done[index]
-
-    async def _derive(self, confirmed: Confirmed) -> tuple[TransactionEvent, ...]:
-        index = confirmed.record.index
-        done = self._running[index] = trio.Event()
-        wanted = (*confirmed.result.included, *(m for m, _ in confirmed.result.conflicts))
-
-        def read(storage: Storage) -> tuple[TransactionEvent, ...]:
-            return transaction_events(confirmed, {m: storage.message(m) for m in wanted})
-
-        try:
-            events = await self._node.read_storage(read) if wanted else ()
-            self._done[index] = events
+        done = self._done.get(index)
+        if done is None:
+            done = self._done[index] = tuple(
+                (event, format_event("transaction", event.data()))
+                for event in transaction_events(confirmed)
+            )
             while len(self._done) > CACHED_MILESTONES:
                 self._done.popitem(last=False)
-        finally:
-            del self._running[index]
-            done.set()
-        return events
+        return done
 
 
 class EventStream(Response):
@@ -248,8 +222,8 @@ class EventStream(Response):
                 continue
             # One chunk per milestone: a send per event costs more than the event itself.
             chunk = [
-                format_event("transaction", event.data())
-                for event in await self._hub.transactions(notice.confirmed)
+                sse
+                for event, sse in self._hub.transactions(notice.confirmed)
                 if not self._addresses or event.addresses & self._addresses
             ]
             chunk.append(format_event("milestone", milestone_data(notice)))
@@ -330,7 +304,7 @@ class Telemetry:
     __slots__ = ("hub", "latency", "latest_seen", "responses", "submissions")
 
     def __init__(self, node: Node, latency_tracked: int) -> None:
-        self.hub = EventHub(node)
+        self.hub = EventHub()
         self.latency = LatencyTracker(latency_tracked)
         self.latest_seen = 0
         """The highest milestone index submitted through the API."""

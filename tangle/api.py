@@ -4,6 +4,7 @@
 GET    /api/v1/info                          200 status, health, network parameters
 POST   /api/v1/messages                      201 {"id"}; raw bytes or {"message": hex}
 POST   /api/v1/messages/pow                  201 {"id"}; {"payload": hex}, the node does the work
+POST   /api/v1/messages/batch                200 a result per message (see `_api_batch.py`)
 GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: octet-stream)
 GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
@@ -64,6 +65,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import pow as work
+from ._api_batch import (
+    BATCH_BODY_LIMIT,
+    BATCH_JSON_LIMIT,
+    MAX_BATCH,
+    batch_result,
+    decode_batch,
+    with_batch,
+)
 from ._api_events import EventStream, Telemetry
 from ._api_schema import (
     API_ERROR_CODES,
@@ -269,8 +278,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _read_json(request: Request) -> dict[str, Any]:
-    raw = await _read_body(request, JSON_BODY_LIMIT)
+async def _read_json(request: Request, limit: int = JSON_BODY_LIMIT) -> dict[str, Any]:
+    raw = await _read_body(request, limit)
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
@@ -439,6 +448,35 @@ class _Api:
         parsed = await self.submit_raw(raw)
         return JSONResponse({"id": parsed.id.hex()}, status_code=201)
 
+    async def submit_batch(self, request: Request) -> Response:
+        media = _media_type(request)
+        if media == "application/octet-stream":
+            raws = decode_batch(await _read_body(request, BATCH_BODY_LIMIT))
+        elif media == "application/json":
+            texts = _field(await _read_json(request, BATCH_JSON_LIMIT), "messages", list)
+            if not 1 <= len(texts) <= MAX_BATCH:
+                raise ApiError("invalid_body", f"'messages' must hold 1..{MAX_BATCH} messages")
+            if not all(isinstance(t, str) for t in texts):
+                raise ApiError("invalid_body", "'messages' must be strings")
+            raws = [_hex(t, "messages") for t in texts]
+        else:
+            raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
+        with trio.CancelScope(shield=True):  # what the node accepted is relayed, as for one
+            outcome = await self.node.submit_many(raws)
+            results = outcome.results(len(raws))
+            for result in results:
+                accepted = None if isinstance(result, TangleError) else result
+                self.telemetry.submitted(accepted)
+                if accepted is not None and self.peers is not None:
+                    await self.peers.publish(accepted.raw)
+        return JSONResponse(
+            {
+                "accepted": len(outcome.accepted),
+                "rejected": len(outcome.rejected),
+                "results": [batch_result(r, o) for r, o in zip(raws, results, strict=True)],
+            }
+        )
+
     async def submit_pow(self, request: Request) -> Response:
         payload = _decode_payload(
             _hex(_field(await _read_json(request), "payload", str), "payload")
@@ -565,7 +603,7 @@ class _Api:
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_document())
+        return JSONResponse(with_batch(openapi_document()))
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -699,6 +737,7 @@ def create_app(
         Route("/api/v1/info", api.info, methods=["GET"]),
         Route("/api/v1/messages", api.submit, methods=["POST"]),
         Route("/api/v1/messages/pow", api.submit_pow, methods=["POST"]),
+        Route("/api/v1/messages/batch", api.submit_batch, methods=["POST"]),
         Route("/api/v1/messages/{message_id}", api.message, methods=["GET"]),
         Route("/api/v1/messages/{message_id}/metadata", api.metadata, methods=["GET"]),
         Route("/api/v1/tips", api.tips, methods=["GET"]),

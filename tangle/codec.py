@@ -6,6 +6,9 @@ Every decoder reads through `Reader`, so a short, long or malformed input always
 
 from __future__ import annotations
 
+import struct
+from typing import Final
+
 from .errors import InvalidFieldError, OversizedError, TrailingBytesError, TruncatedError
 
 U8_MAX = 0xFF
@@ -14,8 +17,15 @@ U32_MAX = 0xFFFF_FFFF
 U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_U64: Final = struct.Struct("<Q")
+
+
 class Reader:
-    """A cursor over immutable bytes; each read checks that the bytes are there."""
+    """A cursor over immutable bytes; each read checks that the bytes are there. The fixed-width
+    reads unpack in place (`struct`) rather than slice and convert: decoding is on every
+    message's path."""
 
     __slots__ = ("_data", "_pos", "_what")
 
@@ -28,39 +38,52 @@ class Reader:
     def remaining(self) -> int:
         return len(self._data) - self._pos
 
-    def take(self, n: int, what: str) -> bytes:
-        if n > self.remaining:
-            raise TruncatedError(f"{self._what}.{what}", n, self.remaining)
-        start = self._pos
-        self._pos += n
-        return self._data[start : self._pos]
+    def _short(self, n: int, what: str) -> TruncatedError:
+        return TruncatedError(f"{self._what}.{what}", n, len(self._data) - self._pos)
 
-    def _uint(self, width: int, what: str) -> int:
-        return int.from_bytes(self.take(width, what), "little")
+    def take(self, n: int, what: str) -> bytes:
+        start = self._pos
+        end = start + n
+        if end > len(self._data):
+            raise self._short(n, what)
+        self._pos = end
+        return self._data[start:end]
+
+    def _unpack(self, fmt: struct.Struct, what: str) -> int:
+        pos = self._pos
+        if pos + fmt.size > len(self._data):
+            raise self._short(fmt.size, what)
+        self._pos = pos + fmt.size
+        value: int = fmt.unpack_from(self._data, pos)[0]
+        return value
 
     def u8(self, what: str) -> int:
-        return self._uint(1, what)
+        pos = self._pos
+        if pos >= len(self._data):
+            raise self._short(1, what)
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self, what: str) -> int:
-        return self._uint(2, what)
+        return self._unpack(_U16, what)
 
     def u32(self, what: str) -> int:
-        return self._uint(4, what)
+        return self._unpack(_U32, what)
 
     def u64(self, what: str) -> int:
-        return self._uint(8, what)
+        return self._unpack(_U64, what)
 
     def sized(self, width: int, limit: int, what: str) -> bytes:
         """A length prefix of `width` bytes (at most `limit`), then that many bytes."""
-        n = self._uint(width, f"{what}.length")
+        n = int.from_bytes(self.take(width, f"{what}.length"), "little")
         if n > limit:
             raise OversizedError(f"{self._what}.{what} length", n, limit)
         return self.take(n, what)
 
     def finish(self) -> None:
         """Raise `TrailingBytesError` unless every byte was consumed."""
-        if self.remaining:
-            raise TrailingBytesError(self._what, self.remaining)
+        if self._pos != len(self._data):
+            raise TrailingBytesError(self._what, len(self._data) - self._pos)
 
 
 def u8(value: int) -> bytes:

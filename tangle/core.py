@@ -12,7 +12,6 @@ crash the node restarts from storage, which holds milestone N or N-1, and re-app
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -87,6 +86,9 @@ class Confirmed:
     """What it referenced, included and rejected, and the ledger diff."""
     state_hash: bytes
     """The ledger state hash after it."""
+    transactions: Mapping[MessageId, Transaction]
+    """The transactions of the messages it included or marked conflicting, by message id (what
+    the event stream tells, without reading them back from storage)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,15 +268,25 @@ class NodeCore:
         self._previewed = None
         apply_diff(self._ledger, result.diff)
         self._dag.mark_referenced(result.referenced, essence.index)
+        messages = self._messages
         for message_id in result.referenced:
-            self._messages[message_id] = dataclasses.replace(
-                self._messages[message_id], referenced=True
+            cone = messages[message_id]
+            messages[message_id] = ConeMessage(
+                parents=cone.parents, transaction=cone.transaction, referenced=True
             )
         self._referenced_at[essence.index] = list(result.referenced)
         self._schedule = self._schedule.after(milestone)
         self._confirmed_id = milestone.id
+        transactions = {}
+        for message_id in (*result.included, *(m for m, _ in result.conflicts)):
+            transaction = messages[message_id].transaction
+            if transaction is not None:
+                transactions[message_id] = transaction
         return Confirmed(
-            record=milestone_record(parsed), result=result, state_hash=self._ledger.state_hash
+            record=milestone_record(parsed),
+            result=result,
+            state_hash=self._ledger.state_hash,
+            transactions=transactions,
         )
 
     def prune(self, below_index: int) -> int:

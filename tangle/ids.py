@@ -28,7 +28,7 @@ class FixedBytes(bytes):
     SIZE: ClassVar[int] = HASH_SIZE
 
     def __new__(cls, value: bytes | bytearray | memoryview) -> Self:
-        raw = bytes(value)
+        raw = value if type(value) is bytes else bytes(value)
         if len(raw) != cls.SIZE:
             raise InvalidFieldError(cls.__name__, f"must be {cls.SIZE} bytes, got {len(raw)}")
         return super().__new__(cls, raw)

@@ -59,6 +59,13 @@ class Outcome:
     rejected: tuple[tuple[int, TangleError], ...]
     """(position in the batch, error) of refused messages."""
 
+    def results(self, count: int) -> list[Parsed | TangleError]:
+        """What became of each of the batch's `count` messages, in order: the accepted message
+        or the refusal."""
+        refused = dict(self.rejected)
+        accepted = iter(self.accepted)
+        return [refused[i] if i in refused else next(accepted) for i in range(count)]
+
 
 GROUP_MAX: Final = 256
 """Most messages submitted in one group."""
@@ -148,10 +155,8 @@ class Node:
                 w.outcome = exc
                 w.done.set()
             return
-        refused = dict(outcome.rejected)
-        accepted = iter(outcome.accepted)
-        for position, w in enumerate(batch):
-            w.outcome = refused[position] if position in refused else next(accepted)
+        for w, result in zip(batch, outcome.results(len(batch)), strict=True):
+            w.outcome = result
             w.done.set()
 
     async def read_core(self, read: Callable[[NodeCore], T]) -> T:

@@ -17,6 +17,7 @@ from starlette.types import Message
 
 import tangle.errors
 from coordinator import Coordinator, Journal, KeySigner
+from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch, with_batch
 from tangle._api_schema import (
     API_ERROR_CODES,
     TANGLE_ERROR_CODES,
@@ -27,7 +28,7 @@ from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
 from tangle.committee import KeySchedule
 from tangle.core import Parameters
 from tangle.errors import TangleError
-from tangle.ids import MessageId
+from tangle.ids import MessageId, blake2b_256
 from tangle.ledger_node import LedgerNode
 from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
 from tangle.milestone import KeySet
@@ -39,7 +40,7 @@ from tangle.service import PeeringAdmin
 from tangle.storage import InconsistentWriteError
 from tangle.transaction import Transaction
 
-from .builders import NET, address, genesis, key, on_tips, transfer
+from .builders import NET, address, genesis, key, message, on_tips, transfer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -352,6 +353,64 @@ async def test_json_submission_and_refusals(tmp_path: Path) -> None:
             assert streamed.status == 413
             assert b"body_too_large" in await streamed.chunks.receive()
             assert streamed.requested() == 33
+
+
+async def test_a_gateway_submits_a_batch_with_a_result_per_message(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        first = spend_genesis([(BOB, 400_000), (ALICE, 600_000)])
+        raw1 = on_tips(net.ledger.core, first, net.rng)
+        second = transfer([(first.output_id(0), BOB)], [(address(CAROL), 400_000)])
+        raw2 = message(second, (decode_message(raw1).id,), work_per_kib=PARAMS.work_per_kib)
+        garbage = b"\x01\x02"
+        octets = {"content-type": "application/octet-stream"}
+        body = encode_batch([raw1, raw2, garbage, raw1])
+        response = await net.client.post("/api/v1/messages/batch", content=body, headers=octets)
+        assert response.status_code == 200
+        doc = response.json()
+        assert (doc["accepted"], doc["rejected"]) == (2, 2)
+        ids = [blake2b_256(r).hex() for r in (raw1, raw2, garbage, raw1)]
+        assert [r["id"] for r in doc["results"]] == ids
+        assert "error" not in doc["results"][0]
+        assert "error" not in doc["results"][1]
+        assert doc["results"][2]["error"]["code"] == "truncated"
+        assert doc["results"][3]["error"]["code"] == "duplicate_message"
+        assert net.ledger.core.knows(MessageId(bytes.fromhex(ids[1])))
+
+        again = await net.client.post("/api/v1/messages/batch", json={"messages": [raw2.hex()]})
+        assert again.status_code == 200
+        assert again.json()["results"] == [
+            {"id": ids[1], "error": again.json()["results"][0]["error"]}
+        ]
+        assert again.json()["results"][0]["error"]["code"] == "duplicate_message"
+
+        assert await net.milestone() == 1
+        carol = address(CAROL).hex()
+        balance = (await net.client.get(f"/api/v1/addresses/{carol}/balance")).json()
+        assert balance["balance"] == "400000"
+
+        post = net.client.post
+        cases: list[tuple[dict[str, Any], int, str]] = [
+            ({"content": body[:-1], "headers": octets}, 400, "truncated"),
+            ({"content": body + b"\0", "headers": octets}, 400, "trailing_bytes"),
+            ({"content": bytes(2), "headers": octets}, 400, "non_canonical"),
+            ({"content": (MAX_BATCH + 1).to_bytes(2, "little"), "headers": octets}, 400, "non"),
+            (
+                {"content": b"\1\0" + (1 << 20).to_bytes(4, "little"), "headers": octets},
+                400,
+                "over",
+            ),
+            ({"content": bytes(BATCH_BODY_LIMIT + 1), "headers": octets}, 413, "body_too_large"),
+            ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, ""),
+            ({"json": {"messages": []}}, 400, "invalid_body"),
+            ({"json": {"messages": [raw1.hex()] * (MAX_BATCH + 1)}}, 400, "invalid_body"),
+            ({"json": {"messages": [1]}}, 400, "invalid_body"),
+            ({"json": {"messages": raw1.hex()}}, 400, "invalid_body"),
+            ({"json": {"messages": ["xyz"]}}, 400, "invalid_hex"),
+        ]
+        for request, status, code in cases:
+            response = await post("/api/v1/messages/batch", **request)
+            assert response.status_code == status, request
+            assert code in error_code(response), request
 
 
 async def test_bad_routes_ids_and_indexes(tmp_path: Path) -> None:
@@ -709,7 +768,7 @@ def test_every_error_has_a_code_derived_from_its_class() -> None:
 async def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
     async with network(tmp_path) as net:
         document = (await net.client.get("/openapi.json")).json()
-    assert document == openapi_document()
+    assert document == with_batch(openapi_document())
     assert document["openapi"].startswith("3.1")
     assert {"title", "version"} <= set(document["info"])
     app = create_app(net.node, ApiConfig(admin_token=TOKEN))

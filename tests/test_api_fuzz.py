@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from coordinator.issuer import milestone_essence, tips_to_confirm
 from coordinator.signers import sign_milestone
+from tangle._api_batch import encode_batch
 from tangle.api import ApiConfig, create_app
 from tangle.message import decode_message
 from tangle.node import Node
@@ -77,6 +78,7 @@ METHODS = {
     "/api/v1/info": "GET",
     "/api/v1/messages": "POST",
     "/api/v1/messages/pow": "POST",
+    "/api/v1/messages/batch": "POST",
     "/api/v1/messages/{}": "GET",
     "/api/v1/messages/{}/metadata": "GET",
     "/api/v1/tips": "GET",
@@ -121,6 +123,12 @@ payload_hex = st.builds(
 json_bodies = st.one_of(
     json_values,
     st.fixed_dictionaries({"message": st.binary(max_size=300).map(bytes.hex) | words}),
+    st.fixed_dictionaries(
+        {
+            "messages": st.lists(st.binary(max_size=300).map(bytes.hex) | words, max_size=5)
+            | json_values
+        }
+    ),
     st.fixed_dictionaries({"payload": payload_hex | st.binary(max_size=300).map(bytes.hex)}),
     st.fixed_dictionaries({"keep_milestones": st.integers(-5, 2**40) | json_values}),
     st.fixed_dictionaries({"host": words | json_values, "port": st.integers(-5, 70_000)}),
@@ -198,6 +206,9 @@ async def test_known_routes_with_fuzzed_inputs(
     fill = data.draw(st.sampled_from([message_id, owner, "1", "latest"]) | segments)
     method = data.draw(st.sampled_from([METHODS[route]] * 4 + ["GET", "POST", "DELETE"]))
     mutated = data.draw(_mutations(raw))
+    if route == "/api/v1/messages/batch" and data.draw(st.booleans()):
+        batch = data.draw(st.lists(_mutations(raw) | st.just(raw), min_size=1, max_size=4))
+        mutated = data.draw(_mutations(encode_batch(batch)) | st.just(encode_batch(batch)))
     auth = {"authorization": f"Bearer {TOKEN}"}
     app = create_app(Node(ledger), ApiConfig(admin_token=TOKEN), peers=_peers(ledger))
     async with _client(app) as client:

@@ -1,0 +1,131 @@
+"""Batch submission, `POST /api/v1/messages/batch`: for gateways that front many devices and
+forward their messages together (one HTTP request, one trip to the node's writer thread and one
+storage commit for up to `MAX_BATCH` messages, where one request each costs the gateway and the
+node far more than checking the message itself).
+
+The body is one of
+
+```
+application/octet-stream   u16 count (1..MAX_BATCH), then count x (u32 length, message bytes):
+                           each length at most MAX_MESSAGE_SIZE, nothing after the last message;
+                           the whole body at most BATCH_BODY_LIMIT bytes
+application/json           {"messages": [hex, ...]} with 1..MAX_BATCH messages
+```
+
+A body that cannot be read as a batch is refused as a whole, with the codes of the single
+endpoint (a malformed octet framing with the `DecodeError` code that names it). Otherwise the
+answer is 200 and one result per message, in the order sent: `{"id"}` if the node accepted it,
+`{"id", "error": {"code", "message"}}` if it refused it (the codes of a refused single message:
+`duplicate_message` means it is already there). The id is BLAKE2b-256 of the bytes sent, so a
+gateway can match results to messages either way. Messages are checked in order, so a message
+may approve one sent before it in the same batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, Final
+
+from ._api_schema import (
+    _BAD_BODY,
+    _HEX,
+    _ID,
+    _TANGLE_CODES,
+    _UINT,
+    _array,
+    _object,
+    _op,
+    _ref,
+    tangle_error_code,
+)
+from .codec import Reader
+from .errors import NonCanonicalError, TangleError
+from .ids import blake2b_256
+from .message import MAX_MESSAGE_SIZE
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .message import Parsed
+
+MAX_BATCH: Final = 256
+"""Most messages in one batch (the node's group commit takes as many at once)."""
+BATCH_BODY_LIMIT: Final = 1 << 20
+"""Largest octet-stream body; a JSON body may be twice that (hex) and a little more."""
+BATCH_JSON_LIMIT: Final = 2 * BATCH_BODY_LIMIT + 1024
+
+
+def decode_batch(body: bytes) -> list[bytes]:
+    """The messages of an octet-stream batch body; a `DecodeError` if it is not one."""
+    r = Reader(body, "batch")
+    count = r.u16("count")
+    if not 1 <= count <= MAX_BATCH:
+        raise NonCanonicalError(f"batch count {count} is outside 1..{MAX_BATCH}")
+    messages = [r.sized(4, MAX_MESSAGE_SIZE, "message") for _ in range(count)]
+    r.finish()
+    return messages
+
+
+def encode_batch(messages: Sequence[bytes]) -> bytes:
+    """The octet-stream body of a batch of `messages` (what a gateway sends)."""
+    if not 1 <= len(messages) <= MAX_BATCH:
+        raise NonCanonicalError(f"batch count {len(messages)} is outside 1..{MAX_BATCH}")
+    parts = [len(messages).to_bytes(2, "little")]
+    for raw in messages:
+        parts += (len(raw).to_bytes(4, "little"), raw)
+    return b"".join(parts)
+
+
+def batch_result(raw: bytes, result: Parsed | TangleError) -> dict[str, Any]:
+    """The JSON result of one message of a batch."""
+    if isinstance(result, TangleError):
+        return {
+            "id": blake2b_256(raw).hex(),
+            "error": {"code": tangle_error_code(result), "message": str(result)},
+        }
+    return {"id": result.id.hex()}
+
+
+_SCHEMAS: Final[dict[str, Any]] = {
+    "SubmitBatchJson": _object(
+        {"messages": {**_array(_HEX), "minItems": 1, "maxItems": MAX_BATCH}}
+    ),
+    "BatchResult": _object(
+        {"id": _ID},
+        {
+            "error": _object(
+                {"code": {"type": "string", "enum": _TANGLE_CODES}, "message": {"type": "string"}}
+            )
+        },
+    ),
+    "Batch": _object(
+        {
+            "accepted": _UINT,
+            "rejected": _UINT,
+            "results": _array(_ref("BatchResult")),
+        }
+    ),
+}
+
+
+def with_batch(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` (the API's OpenAPI document) with the batch endpoint described."""
+    out = copy.deepcopy(document)
+    operation = _op(
+        "Submit up to 256 messages at once (gateways); one result per message, in order",
+        200,
+        "Batch",
+        *_BAD_BODY,
+        "unsupported_media_type",
+        body={
+            "application/octet-stream": {
+                "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+            },
+            "application/json": {"schema": _ref("SubmitBatchJson")},
+        },
+        refusals=True,
+    )
+    operation["description"] = __doc__
+    out["paths"]["/api/v1/messages/batch"] = {"post": operation}
+    out["components"]["schemas"].update(_SCHEMAS)
+    return out
