@@ -69,6 +69,9 @@ from .funding import LedgerFunder as LedgerFunder
 from .http import HttpPayer as HttpPayer
 from .http import payee_app as payee_app
 from .http import post_proof as post_proof
+from .ledger_feed import LedgerUpdate as LedgerUpdate
+from .ledger_feed import ledger_update as ledger_update
+from .ledger_feed import run_ledger_feed as run_ledger_feed
 from .metering import Invoice as Invoice
 from .metering import Meter as Meter
 from .metering import PayerMeter as PayerMeter
@@ -100,6 +103,9 @@ from .tcp import open_payer as open_payer
 from .tcp import serve_payee as serve_payee
 from .twoway import Proposal as Proposal
 from .twoway import TwoWayChannel as TwoWayChannel
+from .twoway_tcp import TwoWaySession as TwoWaySession
+from .twoway_tcp import open_two_way as open_two_way
+from .twoway_tcp import serve_two_way as serve_two_way
 from .watch import Watchtower as Watchtower
 from .watch import run_watch_service as run_watch_service
 from .wire import PROTOCOL_VERSION as PROTOCOL_VERSION

@@ -23,7 +23,8 @@ close is mature: `challenge_period` milestones after the expiry at the latest. T
 no payment once the ledger's milestone index is within `challenge_period` of the expiry
 (`expiry - index <= challenge_period`), nor on a channel that is closing (its state). It learns
 the index from its caller (`observe_index`, sans-I/O: the paywall feeds it from its directory, a
-TCP operator from its node); until it is told one it cannot check the expiry.
+TCP operator from its node through `ledger_feed.run_ledger_feed`, which also applies top-ups and
+closes); until it is told one it cannot check the expiry.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ DEFAULT_WINDOW: Final = 128
 HELLO_TIMEOUT_S: Final = 10.0
 
 
-async def _next_event(stream: trio.SocketStream, conn: Connection) -> Event | Closed:
+async def receive_event(stream: trio.SocketStream, conn: Connection) -> Event | Closed:
+    """The next event of `conn`, reading from `stream` as needed."""
     while True:
         event = conn.next_event()
         if not isinstance(event, NeedData):
@@ -111,7 +112,7 @@ class _PayeeSession:
                 taken = await self.service.receive_batch(self.channel_id, proofs)
             self.durable = max(self.durable, taken.sequence)
             for sequence, error in taken.refused:
-                await self.send(_reject(sequence, error))
+                await self.send(reject_of(sequence, error))
 
     async def acknowledge(self) -> None:
         """Send the ACK of what is durable, if the payer has not had it yet."""
@@ -127,7 +128,8 @@ class _PayeeSession:
             await self.acknowledge()
 
 
-def _reject(sequence: int, error: PaymentError) -> Reject:
+def reject_of(sequence: int, error: PaymentError) -> Reject:
+    """The REJECT that tells the counterparty about `error` (sequence 0: the session)."""
     return Reject(sequence=sequence, code=reject_code(error), reason=str(error)[:200])
 
 
@@ -135,13 +137,13 @@ async def _serve_connection(stream: trio.SocketStream, service: PayeeService) ->
     conn = Connection(Role.PAYEE)
     try:
         with trio.fail_after(HELLO_TIMEOUT_S):
-            hello = await _next_event(stream, conn)
+            hello = await receive_event(stream, conn)
         if not isinstance(hello, Hello):
             return
         try:
             core = await service.channel(hello.channel_id)
         except PaymentError as e:
-            await stream.send_all(conn.send(_reject(0, e)))
+            await stream.send_all(conn.send(reject_of(0, e)))
             return
         if core.terms.network_id != hello.network_id:
             reject = Reject(sequence=0, code=RejectCode.WRONG_CHANNEL, reason="another network")
@@ -277,7 +279,7 @@ class PayerClient:
     async def _read(self) -> None:
         try:
             while True:
-                event = await _next_event(self._stream, self._conn)
+                event = await receive_event(self._stream, self._conn)
                 if isinstance(event, Ack):
                     if event.sequence > self.channel.sequence:
                         raise UnexpectedFrameError("Ack", "for a payment never sent")
@@ -345,7 +347,7 @@ async def open_payer(
             )
         )
         with trio.fail_after(HELLO_TIMEOUT_S):
-            answer = await _next_event(stream, conn)
+            answer = await receive_event(stream, conn)
         if isinstance(answer, Reject):
             raise RejectedError(answer.code, answer.sequence, answer.reason)
         if not isinstance(answer, Hello):
@@ -370,12 +372,12 @@ async def open_payer(
                 await client.drain()
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _single(group) from None
+            raise single_error(group) from None
         if store is not None:
             await store.save(_payer_record(channel))
 
 
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception of a nursery's group (the background tasks never raise), else the
     group itself."""
     return group.exceptions[0] if len(group.exceptions) == 1 else group

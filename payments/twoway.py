@@ -3,8 +3,19 @@
 Either party proposes the next state (`propose`, a `Proposal` signed by the proposer), the other
 countersigns it (`countersign`) and the proposer completes it with that signature (`complete`).
 A party only countersigns states that do not lower its own share: a proposal is a payment by the
-proposer. Like the one-way cores (`channel.py`), it holds no clocks, sockets or databases, and
-every check raises a named `PaymentError` before anything changes.
+proposer.
+
+**Crossing proposals.** Both parties may propose at once, so two proposals can cross. A party
+never signs two states with one sequence number: the payer proposes odd sequence numbers only,
+the payee even ones, each above both the latest state and its own outstanding proposal, and a
+party countersigns only a proposal above its own outstanding one. Of two crossing proposals the
+higher is countersigned and the lower refused (`StaleProofError`); the refused one stays below
+the agreed state, so neither party can ever settle with it. (A party that loses its database
+while a proposal of its own is outstanding forgets that proposal and may sign its sequence
+again; only the other party could exploit that.)
+
+Like the one-way cores (`channel.py`), it holds no clocks, sockets or databases, and every check
+raises a named `PaymentError` before anything changes.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from .errors import (
     NoPendingProposalError,
     StaleProofError,
 )
-from .state import UPDATABLE_STATES, ChannelState
+from .state import UPDATABLE_STATES, ChannelState, Role
 
 if TYPE_CHECKING:
     from tangle.ids import Signature
@@ -81,6 +92,11 @@ class TwoWayChannel(ChannelCore):
         return cls(terms, signer, state=state, latest=latest)
 
     @property
+    def role(self) -> Role:
+        """Which party this side is (the key it signs with)."""
+        return Role.PAYER if self._is_payer else Role.PAYEE
+
+    @property
     def own_balance(self) -> int:
         """This party's share of the deposit in the latest state."""
         return self.payer_balance if self._is_payer else self.payee_balance
@@ -95,9 +111,18 @@ class TwoWayChannel(ChannelCore):
         is_payer = self._is_payer if own else not self._is_payer
         return self._terms.deposit - payee_balance if is_payer else payee_balance
 
+    @property
+    def next_sequence(self) -> int:
+        """The sequence number of this party's next proposal: the first one of its parity (the
+        payer's odd, the payee's even) above the latest state and its outstanding proposal."""
+        pending = self._pending
+        above = self.sequence if pending is None else max(self.sequence, pending.proof.sequence)
+        parity = 1 if self._is_payer else 0
+        return above + 1 if (above + 1) % 2 == parity else above + 2
+
     def propose(self, new_payee_balance: int) -> Proposal:
-        """Sign the next state (sequence + 1) with the payee's balance `new_payee_balance`; it
-        must not raise this party's own share (a proposal pays the other party)."""
+        """Sign the next state (`next_sequence`) with the payee's balance `new_payee_balance`;
+        it must not raise this party's own share (a proposal pays the other party)."""
         check_uint("new_payee_balance", new_payee_balance, U64_MAX)
         if self._state not in UPDATABLE_STATES:
             raise ChannelClosedError(self._state)
@@ -112,7 +137,7 @@ class TwoWayChannel(ChannelCore):
         proof = BalanceProof(
             network_id=terms.network_id,
             channel_id=terms.channel_id,
-            sequence=self.sequence + 1,
+            sequence=self.next_sequence,
             payee_balance=new_payee_balance,
         )
         self._pending = Proposal(proof=proof, signature=self._signer.sign(proof.message()))
@@ -121,14 +146,19 @@ class TwoWayChannel(ChannelCore):
     def countersign(self, proposal: Proposal) -> SignedBalanceProof:
         """Check the other party's `proposal`, sign it and adopt the co-signed state.
 
-        Refused: another network or channel, a state that takes no updates, a stale sequence,
-        a balance above the deposit, a lower share for this party, a bad proposer signature."""
+        Refused: another network or channel, a state that takes no updates, a sequence not above
+        the latest state and our outstanding proposal (a crossing one, see the module
+        docstring), a balance above the deposit, a lower share for this party, a bad proposer
+        signature."""
         proof = proposal.proof
         check_binding(self._terms, proof)
         if self._state not in UPDATABLE_STATES:
             raise ChannelClosedError(self._state)
         if proof.sequence <= self.sequence:
             raise StaleProofError(proof.sequence, self.sequence)
+        pending = self._pending
+        if pending is not None and proof.sequence <= pending.proof.sequence:
+            raise StaleProofError(proof.sequence, pending.proof.sequence)
         if proof.payee_balance > self._terms.deposit:
             raise InsufficientDepositError(proof.payee_balance, self._terms.deposit)
         ours, before = self._share(proof.payee_balance, own=True), self.own_balance

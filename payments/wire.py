@@ -26,8 +26,13 @@ frame        u32 body_length || u8 type || body       (body_length bounded per t
 The payer opens with HELLO carrying its latest proof (or none); the payee answers with HELLO
 carrying its own latest proof, so a payer that lost its database learns the newest state it
 signed (as µRaiden's receiver returns the last balance proof), and a payee that lost payments in
-flight gets the payer's newest proof again. Every decoder is strict (`FrameError` for anything but
-the one canonical encoding) and `decode(encode(x)) == x`, `encode(decode(b)) == b`.
+flight gets the payer's newest proof again. On a two-way channel the dialer opens the same way
+with its latest co-signed state; then either party sends PROPOSE (a payment to the other, at the
+next sequence number of its parity: the payer's odd, the payee's even), and the other answers
+COUNTERSIGN once the state is durable, or REJECT (`twoway_tcp.py`).
+
+Every decoder is strict (`FrameError` for anything but the one canonical encoding) and
+`decode(encode(x)) == x`, `encode(decode(b)) == b`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Payment channels end to end on a real devnet (a coordinator and two nodes as processes):
-open through a wallet, pay 10,000 times over TCP, close, and read the split off the ledger; then
-a unilateral close by the payer answered by the payee's watch service while the payee is offline.
+"""Payment channels end to end on a real devnet (a coordinator and nodes as processes): open
+through a wallet, pay 10,000 times over TCP, close, and read the split off the ledger; then a
+unilateral close by the payer answered by the payee's watch service while the payee is offline;
+and a TCP payee kept up to date by its ledger feed (a top-up, then the payer's close).
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import trio
 from coordinator.devnet import launch, load_or_create
 from payments import funding
 from payments.channel import ChannelTerms, PayerChannel
+from payments.errors import RejectedError
+from payments.ledger_feed import run_ledger_feed
 from payments.service import PayeeService
-from payments.state import Role
+from payments.state import ChannelState, Role
 from payments.store import ChannelStore
 from payments.tcp import open_payer, serve_payee
 from payments.watch import Watchtower, run_watch_service
+from payments.wire import RejectCode
 from tangle.transaction import address_of
 from wallet import AccountKey, Wallet, WalletConfig
+from wallet.client import NodeClient
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -149,3 +154,81 @@ async def test_open_pay_ten_thousand_times_close_and_survive_an_offline_payee(
 
 async def _balance_is(wallet: Wallet, address: bytes, expected: int) -> bool:
     return await wallet.client.balance(address) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+async def test_a_tcp_payee_follows_top_ups_and_the_payers_close_through_its_ledger_feed(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "devnet"
+    devnet = load_or_create(data_dir, nodes=1, interval_s=0.5)
+    config = WalletConfig(confirm_timeout_s=40, pow_threads=1)
+    payer_account = AccountKey(secrets.token_bytes(32), 0)
+    payee_key = AccountKey(secrets.token_bytes(32), 0).address_key(0)
+    deposit, top_up = 200_000, 100_000
+    async with httpx.AsyncClient(timeout=10) as http, trio.open_nursery() as nursery:
+        _, node = await launch(devnet.members, nursery, http)
+        async with (
+            Wallet.open(
+                payer_account, url=node.member.api, state_path=tmp_path / "payer.db", config=config
+            ) as payer_wallet,
+            NodeClient(node.member.api) as payee_node,
+            ChannelStore(tmp_path / "payee-channels.db") as payee_store,
+        ):
+            payer_key = payer_wallet.channel_key(0)
+            await _fund(
+                data_dir, node.member.api, tmp_path / "faucet.db", payer_key.public_key, FUNDS
+            )
+            await _until(
+                lambda: _balance_is(payer_wallet, address_of(payer_key.public_key), FUNDS), 30
+            )
+            await payer_wallet.sync()
+            funder = funding.LedgerFunder(payer_wallet, payer_key)
+            terms = await funder.open(payee_key.public_key, deposit)
+            service = PayeeService(payee_store)
+            await service.open_channel(terms)
+            port = await nursery.start(serve_payee, service)
+            await nursery.start(
+                lambda task_status: run_ledger_feed(
+                    service, payee_node, poll_s=0.2, task_status=task_status
+                )
+            )
+            assert service.index > 0
+            channel = PayerChannel(terms, payer_key)
+            async with open_payer(channel, "127.0.0.1", port) as client:
+                for _ in range(4):
+                    await client.pay(deposit // 4)  # the whole deposit
+
+            # 1. a top-up on the ledger: the feed raises the payee's deposit, so payments beyond
+            # the old one are accepted
+            topped = await funder.top_up(terms, top_up)
+            assert topped.deposit == deposit + top_up
+            channel.top_up(topped.deposit)
+
+            async def _payee_deposit_is_raised() -> bool:
+                return (await service.channel(terms.channel_id)).terms.deposit == topped.deposit
+
+            await _until(_payee_deposit_is_raised, 10)
+            async with open_payer(channel, "127.0.0.1", port) as client:
+                await client.pay(top_up // 2)
+            held = await service.channel(terms.channel_id)
+            assert held.payee_balance == deposit + top_up // 2 > deposit
+            record = await payee_store.load(terms.channel_id, Role.PAYEE)
+            assert record is not None
+            assert (record.terms.deposit, record.latest) == (topped.deposit, held.latest)
+
+            # 2. the payer starts a unilateral close: the feed moves the channel to CLOSING and
+            # the payee refuses every new payment
+            await funding.start_close(payer_wallet, payer_key, terms.channel_id, terms.network_id)
+
+            async def _payee_sees_the_close() -> bool:
+                return (await service.channel(terms.channel_id)).state is ChannelState.CLOSING
+
+            await _until(_payee_sees_the_close, 10)
+            with pytest.raises(RejectedError) as info:
+                async with open_payer(channel, "127.0.0.1", port) as client:
+                    await client.pay(1)
+            assert info.value.code == RejectCode.CHANNEL_CLOSED
+            after = await service.channel(terms.channel_id)
+            assert (after.sequence, after.payee_balance) == (held.sequence, held.payee_balance)
+        nursery.cancel_scope.cancel()

@@ -189,8 +189,11 @@ def test_two_way_refusals_change_nothing() -> None:
         b.countersign(dataclasses.replace(a.propose(55), signature=MALLORY.sign(b"x")))
     with pytest.raises(NoPendingProposalError):
         a.complete(9, PAYEE.sign(b"x"))
+    pending = a.pending
+    assert pending is not None
+    assert pending.proof.sequence == 5  # A's odd sequence numbers, above its outstanding 3
     with pytest.raises(InvalidProofError):
-        a.complete(2, MALLORY.sign(a.pending.proof.message()))  # type: ignore[union-attr]
+        a.complete(5, MALLORY.sign(pending.proof.message()))
     assert (a.sequence, b.sequence, a.own_balance, b.own_balance) == (1, 1, 50, 50)
     one_signature = SignedBalanceProof(proof=state.proof, payer_signature=state.payer_signature)
     with pytest.raises(InvalidProofError):

@@ -1,5 +1,6 @@
 """The two-way channel core under a stateful property test: two honest parties paying each other,
-and a network that loses, replays and forges proposals and countersignatures."""
+proposals that cross, and a network that loses, replays and forges proposals and
+countersignatures."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ DEPOSIT = 1_000
 TERMS = terms(deposit=DEPOSIT, bidirectional=True)
 
 
+def _unused_sequence(party: TwoWayChannel) -> int:
+    """A sequence number above the party's latest state and its outstanding proposal."""
+    pending = party.pending
+    return max(party.sequence, 0 if pending is None else pending.proof.sequence) + 1
+
+
 def _snapshot(party: TwoWayChannel) -> tuple[object, ...]:
     return (party.sequence, party.payee_balance, party.latest, party.pending, party.state)
 
@@ -40,6 +47,15 @@ class TwoWayChannels(RuleBasedStateMachine):
         self.parties = {True: TwoWayChannel(TERMS, PAYER), False: TwoWayChannel(TERMS, PAYEE)}
         self.proposals: list[Proposal] = []
         self.high_water = 0
+        self.signed: dict[int, Proposal] = {}
+        """Every proposal signed since the last database loss, by sequence number."""
+
+    def propose(self, is_a: bool, target: int) -> Proposal:
+        proposal = self.parties[is_a].propose(target)
+        assert proposal.proof.sequence % 2 == (1 if is_a else 0)
+        assert self.signed.setdefault(proposal.proof.sequence, proposal) == proposal
+        self.proposals.append(proposal)
+        return proposal
 
     def refused(self, party: TwoWayChannel, error: type[Exception], call: object) -> None:
         before = _snapshot(party)
@@ -60,8 +76,11 @@ class TwoWayChannels(RuleBasedStateMachine):
             error = InsufficientDepositError if target > DEPOSIT else InvalidAmountError
             self.refused(proposer, error, lambda: proposer.propose(target))
             return
-        proposal = proposer.propose(target)
-        self.proposals.append(proposal)
+        proposal = self.propose(is_a, target)
+        pending = other.pending
+        if pending is not None and pending.proof.sequence >= proposal.proof.sequence:
+            self.refused(other, StaleProofError, lambda: other.countersign(proposal))
+            return  # crossed a higher proposal of the other party: it stays outstanding
         own_before = other.own_balance
         state = other.countersign(proposal)
         assert other.own_balance == own_before + amount  # never lowers the countersigner
@@ -75,7 +94,25 @@ class TwoWayChannels(RuleBasedStateMachine):
         proposer = self.parties[is_a]
         target = self.target(proposer, is_a, amount)
         if 0 <= target <= DEPOSIT:
-            self.proposals.append(proposer.propose(target))  # the other never sees it
+            self.propose(is_a, target)  # the other never sees it
+
+    @rule(amount_a=st.integers(1, 100), amount_b=st.integers(1, 100))
+    def cross(self, amount_a: int, amount_b: int) -> None:
+        """Both propose at once: the higher proposal is countersigned, the lower refused."""
+        a, b = self.parties[True], self.parties[False]
+        target_a, target_b = self.target(a, True, amount_a), self.target(b, False, amount_b)
+        if not (0 <= target_a <= DEPOSIT and 0 <= target_b <= DEPOSIT):
+            return
+        from_a, from_b = self.propose(True, target_a), self.propose(False, target_b)
+        high_is_a = from_a.proof.sequence > from_b.proof.sequence
+        high, low = (from_a, from_b) if high_is_a else (from_b, from_a)
+        proposer, countersigner = self.parties[high_is_a], self.parties[not high_is_a]
+        self.refused(proposer, StaleProofError, lambda: proposer.countersign(low))
+        state = countersigner.countersign(high)
+        countersignature = state.payee_signature if high_is_a else state.payer_signature
+        assert countersignature is not None
+        assert proposer.complete(high.proof.sequence, countersignature) == state
+        assert state.proof.sequence > low.proof.sequence  # the refused one can never win
 
     @precondition(lambda self: self.proposals)
     @rule(index=st.integers(0, 10_000), to_a=st.booleans())
@@ -94,7 +131,7 @@ class TwoWayChannels(RuleBasedStateMachine):
             proof = BalanceProof(
                 network_id=NETWORK,
                 channel_id=TERMS.channel_id,
-                sequence=other.sequence + 1,
+                sequence=_unused_sequence(other),
                 payee_balance=balance,
             )
             grab = Proposal(proof=proof, signature=key.sign(proof.message()))
@@ -108,7 +145,7 @@ class TwoWayChannels(RuleBasedStateMachine):
         proof = BalanceProof(
             network_id=NETWORK,
             channel_id=ChannelId(b"\x0b" * 32) if elsewhere else TERMS.channel_id,
-            sequence=party.sequence + 1,
+            sequence=_unused_sequence(party),
             payee_balance=balance,
         )
         forged = Proposal(proof=proof, signature=MALLORY.sign(proof.message()))
@@ -134,6 +171,7 @@ class TwoWayChannels(RuleBasedStateMachine):
         if other.latest is not None:
             assert fresh.recover(other.latest)
         self.parties[is_a] = fresh
+        self.signed.clear()  # a lost outstanding proposal may be signed again (not recorded)
 
     @invariant()
     def balances_sum_to_the_deposit(self) -> None:

@@ -1,0 +1,318 @@
+"""Two-way channels over TCP on loopback: operators paying each other, recovery of a lost
+database from the other side's HELLO, refused proposals, and the last co-signed state settled on
+a white-flag ledger."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from payments import (
+    NEED_DATA,
+    ChannelStore,
+    ChannelTerms,
+    Connection,
+    Countersign,
+    Hello,
+    InvalidAmountError,
+    Propose,
+    Reject,
+    RejectCode,
+    RejectedError,
+    Role,
+    TwoWayChannel,
+    TwoWaySession,
+    open_two_way,
+    read_records,
+    serve_two_way,
+)
+from tangle.channel import BalanceProof, SignedBalanceProof
+from tangle.ids import ChannelId
+from tangle.ledger import Conflict, Genesis
+from tangle.transaction import address_of
+from wallet import channel_tx
+
+from .builders import NET
+from .channel_chain import Chain
+from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from payments.wire import Event
+    from tangle.ids import Signature
+    from wallet.keys import AddressKey
+
+DEPOSIT = 10_000
+TERMS = terms(deposit=DEPOSIT, bidirectional=True)
+A_AMOUNTS = [1 + i % 7 for i in range(80)]
+B_AMOUNTS = [2 + i % 5 for i in range(80)]
+
+
+async def _pay_both_ways(
+    a: TwoWayChannel, a_store: ChannelStore, b: TwoWayChannel, b_store: ChannelStore
+) -> None:
+    """A (the dialer) gives B a float of 1000, then both pay their amounts at the same time."""
+    b_done = trio.Event()
+    float_paid = trio.Event()
+
+    async def b_pays(session: TwoWaySession) -> None:
+        await float_paid.wait()
+        for amount in B_AMOUNTS:
+            await session.pay(amount)
+        b_done.set()
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            partial(serve_two_way, {a.terms.channel_id: b}, b_store, on_session=b_pays)
+        )
+        async with open_two_way(a, a_store, "127.0.0.1", port) as session:
+            await session.pay(1000)
+            float_paid.set()
+            for amount in A_AMOUNTS:
+                state = await session.pay(amount)
+                assert state == a.latest
+            await b_done.wait()
+        nursery.cancel_scope.cancel()
+
+
+def _durable(path: Path) -> SignedBalanceProof | None:
+    (record,) = read_records(path)
+    return record.latest
+
+
+async def test_both_operators_pay_each_other_and_agree_on_one_durable_state(
+    tmp_path: Path,
+) -> None:
+    a, b = TwoWayChannel(TERMS, PAYER), TwoWayChannel(TERMS, PAYEE)
+    async with (
+        ChannelStore(tmp_path / "a.db") as a_store,
+        ChannelStore(tmp_path / "b.db") as b_store,
+    ):
+        await _pay_both_ways(a, a_store, b, b_store)
+    expected = 1000 + sum(A_AMOUNTS) - sum(B_AMOUNTS)
+    assert a.latest is not None
+    assert a.latest == b.latest == _durable(tmp_path / "a.db") == _durable(tmp_path / "b.db")
+    assert a.latest.verify(PAYER.public_key, PAYEE.public_key, bidirectional=True)
+    assert b.payee_balance == expected
+    assert a.own_balance + b.own_balance == DEPOSIT
+    assert a.sequence >= 1 + len(A_AMOUNTS) + len(B_AMOUNTS)
+    assert (a.pending, b.pending) == (None, None)
+
+
+async def test_a_side_that_lost_its_database_recovers_from_the_other(tmp_path: Path) -> None:
+    a, b = TwoWayChannel(TERMS, PAYER), TwoWayChannel(TERMS, PAYEE)
+    async with (
+        ChannelStore(tmp_path / "a.db") as a_store,
+        ChannelStore(tmp_path / "b.db") as b_store,
+    ):
+        await _pay_both_ways(a, a_store, b, b_store)
+    latest = a.latest
+    assert latest is not None
+    # the dialer starts empty: the listener's HELLO brings the latest state back, saved at once
+    fresh_a = TwoWayChannel(TERMS, PAYER)
+    async with (
+        ChannelStore(tmp_path / "a-fresh.db") as a_store,
+        ChannelStore(tmp_path / "b.db") as b_store,
+        trio.open_nursery() as nursery,
+    ):
+        port = await nursery.start(serve_two_way, {CHANNEL: b}, b_store)
+        async with open_two_way(fresh_a, a_store, "127.0.0.1", port) as session:
+            assert fresh_a.latest == latest
+            assert _durable(tmp_path / "a-fresh.db") == latest
+            after = await session.pay(5)
+        nursery.cancel_scope.cancel()
+    assert after.proof.sequence > latest.proof.sequence
+    assert after.proof.payee_balance == latest.proof.payee_balance + 5
+    # the listener starts empty: the dialer's HELLO brings the latest state back
+    fresh_b = TwoWayChannel(TERMS, PAYEE)
+    async with (
+        ChannelStore(tmp_path / "a-fresh.db") as a_store,
+        ChannelStore(tmp_path / "b-fresh.db") as b_store,
+        trio.open_nursery() as nursery,
+    ):
+        port = await nursery.start(serve_two_way, {CHANNEL: fresh_b}, b_store)
+        async with open_two_way(fresh_a, a_store, "127.0.0.1", port) as session:
+            assert fresh_b.latest == after
+            assert _durable(tmp_path / "b-fresh.db") == after
+            final = await session.pay(1)
+        nursery.cancel_scope.cancel()
+    assert fresh_b.latest == final == _durable(tmp_path / "b-fresh.db")
+
+
+class _RawDialer:
+    """Party A speaking the protocol frame by frame, to send what an honest session never does."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.conn = Connection(Role.PAYER)
+
+    async def send(self, event: Event) -> None:
+        await self.stream.send_all(self.conn.send(event))
+
+    async def receive(self) -> object:
+        while (event := self.conn.next_event()) is NEED_DATA:
+            self.conn.receive_data(await self.stream.receive_some(4096))
+        return event
+
+
+def _signature(key: AddressKey, sequence: int, balance: int) -> Signature:
+    proof = BalanceProof(
+        network_id=NETWORK, channel_id=CHANNEL, sequence=sequence, payee_balance=balance
+    )
+    return key.sign(proof.message())
+
+
+def _proposal(key: AddressKey, sequence: int, balance: int) -> Propose:
+    return Propose(
+        sequence=sequence, payee_balance=balance, signature=_signature(key, sequence, balance)
+    )
+
+
+async def test_forged_and_stale_proposals_are_refused_and_change_nothing(tmp_path: Path) -> None:
+    b = TwoWayChannel(TERMS, PAYEE)
+    async with ChannelStore(tmp_path / "b.db") as store, trio.open_nursery() as nursery:
+        port = await nursery.start(serve_two_way, {CHANNEL: b}, store)
+        dialer = _RawDialer(await trio.open_tcp_stream("127.0.0.1", port))
+        await dialer.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
+        assert await dialer.receive() == Hello(network_id=NETWORK, channel_id=CHANNEL)
+        await dialer.send(_proposal(PAYER, 1, 100))
+        answer = await dialer.receive()
+        assert isinstance(answer, Countersign)
+        assert answer.sequence == 1
+        state = b.latest
+        refusals = [
+            (_proposal(MALLORY, 3, 200), RejectCode.INVALID_PROOF),  # forged
+            (_proposal(PAYER, 1, 300), RejectCode.STALE_PROOF),  # a replayed sequence
+            (_proposal(PAYER, 3, 50), RejectCode.BALANCE_DECREASED),  # takes from B
+            (_proposal(PAYER, 3, DEPOSIT + 1), RejectCode.INSUFFICIENT_DEPOSIT),
+        ]
+        for proposal, code in refusals:
+            await dialer.send(proposal)
+            reject = await dialer.receive()
+            assert isinstance(reject, Reject)
+            assert (reject.sequence, reject.code) == (proposal.sequence, code)
+            assert b.latest == state
+            assert _durable(tmp_path / "b.db") == state
+        await dialer.stream.aclose()
+
+        # a forged state in HELLO is refused with the session, and changes nothing
+        dialer = _RawDialer(await trio.open_tcp_stream("127.0.0.1", port))
+        proof = BalanceProof(
+            network_id=NETWORK, channel_id=CHANNEL, sequence=9, payee_balance=DEPOSIT
+        )
+        forged = SignedBalanceProof(
+            proof=proof,
+            payer_signature=PAYER.sign(proof.message()),
+            payee_signature=MALLORY.sign(proof.message()),
+        )
+        await dialer.send(Hello(network_id=NETWORK, channel_id=CHANNEL, latest=forged))
+        reject = await dialer.receive()
+        assert isinstance(reject, Reject)
+        assert (reject.sequence, reject.code) == (0, RejectCode.INVALID_PROOF)
+        assert b.latest == state == _durable(tmp_path / "b.db")
+        await dialer.stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_crossing_proposals_the_lower_one_is_proposed_again(tmp_path: Path) -> None:
+    b = TwoWayChannel(TERMS, PAYEE)
+    b_pays, b_paid = trio.Event(), trio.Event()
+    paid: list[SignedBalanceProof] = []
+
+    async def on_session(session: TwoWaySession) -> None:
+        await b_pays.wait()
+        paid.append(await session.pay(30))
+        b_paid.set()
+
+    async with ChannelStore(tmp_path / "b.db") as store, trio.open_nursery() as nursery:
+        port = await nursery.start(
+            partial(serve_two_way, {CHANNEL: b}, store, on_session=on_session)
+        )
+        dialer = _RawDialer(await trio.open_tcp_stream("127.0.0.1", port))
+        await dialer.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
+        await dialer.receive()
+        await dialer.send(_proposal(PAYER, 1, 100))
+        assert isinstance(await dialer.receive(), Countersign)
+        b_pays.set()
+        assert await dialer.receive() == _proposal(PAYEE, 2, 70)  # B's proposal...
+        await dialer.send(_proposal(PAYER, 3, 110))  # ...crosses A's higher one
+        await dialer.send(Reject(sequence=2, code=RejectCode.STALE_PROOF, reason="crossed"))
+        assert await dialer.receive() == Countersign(
+            sequence=3, signature=_signature(PAYEE, 3, 110)
+        )
+        again = await dialer.receive()  # B pays again, on top of the state A proposed
+        assert again == _proposal(PAYEE, 4, 80)
+        await dialer.send(Countersign(sequence=4, signature=_signature(PAYER, 4, 80)))
+        await b_paid.wait()
+        assert paid[0] == b.latest == _durable(tmp_path / "b.db")
+        assert (b.sequence, b.payee_balance, b.pending) == (4, 80, None)
+        await dialer.stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_unknown_channel_and_overspending_are_refused(tmp_path: Path) -> None:
+    other = TwoWayChannel(terms(bidirectional=True, channel=ChannelId(b"\x44" * 32)), PAYER)
+    async with (
+        ChannelStore(tmp_path / "a.db") as a_store,
+        ChannelStore(tmp_path / "b.db") as b_store,
+        trio.open_nursery() as nursery,
+    ):
+        port = await nursery.start(serve_two_way, {CHANNEL: TwoWayChannel(TERMS, PAYEE)}, b_store)
+        with pytest.raises(RejectedError) as info:
+            async with open_two_way(other, a_store, "127.0.0.1", port):
+                pass
+        assert info.value.code == RejectCode.UNKNOWN_CHANNEL
+        a = TwoWayChannel(TERMS, PAYER)
+        with pytest.raises(InvalidAmountError):
+            async with open_two_way(a, a_store, "127.0.0.1", port) as session:
+                await session.pay(DEPOSIT + 1)
+        assert a.latest is None
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_last_co_signed_state_settles_on_the_ledger(tmp_path: Path) -> None:
+    payer_address, payee_address = address_of(PAYER.public_key), address_of(PAYEE.public_key)
+    chain = Chain(Genesis(network_id=NET, supply=50_000, allocations=((payer_address, 50_000),)))
+    (coin,) = chain.state.unspent
+    opening = channel_tx.open_channel(
+        network_id=NET,
+        funding=[(coin, PAYER)],
+        payer=PAYER.public_key,
+        payee=PAYEE.public_key,
+        deposit=DEPOSIT,
+        challenge_period=5,
+        expiry=1000,
+        bidirectional=True,
+        change=(payer_address, 40_000),
+    )
+    assert chain.apply(opening) is Conflict.NONE
+    found = chain.channel(opening.essence.outputs[0].channel_id)  # type: ignore[union-attr]
+    assert found is not None
+    on_ledger = ChannelTerms.from_output(NET, found[1])
+    a, b = TwoWayChannel(on_ledger, PAYER), TwoWayChannel(on_ledger, PAYEE)
+    async with (
+        ChannelStore(tmp_path / "a.db") as a_store,
+        ChannelStore(tmp_path / "b.db") as b_store,
+    ):
+        await _pay_both_ways(a, a_store, b, b_store)
+    final = _durable(tmp_path / "b.db")
+    assert final is not None
+    assert final == a.latest
+
+    oid, channel = found
+    start = channel_tx.start_close(
+        network_id=NET, channel_input=oid, channel=channel, signer=PAYEE, proof=final
+    )
+    assert chain.apply(start) is Conflict.NONE
+    oid, closing = chain.channel(channel.channel_id)  # type: ignore[misc]
+    assert (closing.sequence, closing.payee_balance) == (final.proof.sequence, b.payee_balance)
+    chain.advance_to(closing.closing_since + 5 - 1)
+    settle = channel_tx.settle(network_id=NET, channel_input=oid, channel=closing, signer=PAYER)
+    assert chain.apply(settle) is Conflict.NONE
+    assert chain.channel(channel.channel_id) is None
+    assert chain.held_by(payee_address) == b.payee_balance == 1000 + sum(A_AMOUNTS) - sum(B_AMOUNTS)
+    assert chain.held_by(payer_address) == 40_000 + a.own_balance
