@@ -44,10 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
-import math
-import re
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -74,9 +71,22 @@ from ._api_batch import (
     with_batch,
 )
 from ._api_events import EventStream, Telemetry
+from ._api_pow import PowLimits as PowLimits
+from ._api_request import (
+    ApiError,
+    decode_payload_bytes,
+    error_response,
+    hex_field,
+    json_field,
+    jsonable,
+    media_type,
+    path_id,
+    path_message_id,
+    query_uint,
+    read_body,
+    read_json,
+)
 from ._api_schema import (
-    API_ERROR_CODES,
-    error_body,
     openapi_document,
     render_message,
     render_metadata,
@@ -86,9 +96,8 @@ from ._api_schema import (
     tangle_error_status,
 )
 from .channel import ChannelOutput
-from .codec import U32_MAX, Reader
-from .errors import InvalidFieldError, MalformedError, NoTipsError, TangleError
-from .ids import Address, MessageId
+from .codec import U32_MAX
+from .errors import InvalidFieldError, NoTipsError, TangleError
 from .ledger import validate_transaction
 from .message import (
     MAX_MESSAGE_SIZE,
@@ -99,18 +108,17 @@ from .message import (
     prepare,
 )
 from .milestone import Milestone
-from .payload import Payload, decode_payload
 from .snapshot import encode_snapshot, take_snapshot
 from .tip_selection import UniformRandomTips
 from .transaction import Transaction
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from .core import NodeCore, Parameters
-    from .ids import OutputId
+    from .ids import MessageId, OutputId
     from .message import Parsed
     from .node import Node
     from .storage import Storage
@@ -118,12 +126,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-JSON_BODY_LIMIT: Final = 2 * MAX_MESSAGE_SIZE + 1024
-"""Largest JSON body: a maximal message in hex, and room for the keys."""
 MAX_EVENT_ADDRESSES: Final = 16
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
-_ID = re.compile(r"[0-9a-fA-F]{64}")
-_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,166 +190,6 @@ class PeerAdmin(Protocol):
         """Gossip figures for `/metrics`, exposed as `tangle_gossip_<name>`: counters end in
         `_total`, the rest are gauges."""
         ...
-
-
-class ApiError(Exception):
-    """A request the API refuses, with one of `API_ERROR_CODES`."""
-
-    def __init__(self, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = API_ERROR_CODES[code][0]
-        self.headers = dict(headers or {})
-
-
-def _error(
-    code: str, message: str, status: int, headers: Mapping[str, str] | None = None
-) -> Response:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-
-# -- proof-of-work limits ----------------------------------------------------------------------
-
-
-class PowLimits:
-    """Per client: one search in flight and a token bucket of `per_minute`; for the node: at most
-    `concurrency` searches. Time is the caller's (trio's clock)."""
-
-    __slots__ = ("_buckets", "_concurrency", "_in_flight", "_max_clients", "_per_minute")
-
-    def __init__(self, per_minute: int, concurrency: int, max_clients: int = 10_000) -> None:
-        self._per_minute = per_minute
-        self._concurrency = concurrency
-        self._max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
-        self._in_flight: set[str] = set()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
-    def _tokens(self, client: str, now: float) -> float:
-        tokens, at = self._buckets.get(client, (float(self._per_minute), now))
-        return min(float(self._per_minute), tokens + (now - at) * self._per_minute / 60.0)
-
-    @contextlib.contextmanager
-    def admit(self, client: str, now: float) -> Iterator[None]:
-        """Hold a search for `client`, or raise a 429 `ApiError` saying when to retry."""
-        if client in self._in_flight:
-            raise ApiError("pow_in_flight", "one proof-of-work at a time", {"Retry-After": "1"})
-        if len(self._in_flight) >= self._concurrency:
-            raise ApiError("pow_capacity", "the node is busy", {"Retry-After": "1"})
-        tokens = self._tokens(client, now)
-        if tokens < 1.0:
-            wait = (1.0 - tokens) * 60.0 / self._per_minute
-            raise ApiError(
-                "pow_rate_limited",
-                f"{self._per_minute} proofs-of-work a minute",
-                {"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-        self._buckets[client] = (tokens - 1.0, now)
-        if len(self._buckets) > self._max_clients:
-            full = [c for c in self._buckets if self._tokens(c, now) >= self._per_minute]
-            for c in full:
-                del self._buckets[c]
-        self._in_flight.add(client)
-        try:
-            yield
-        finally:
-            self._in_flight.discard(client)
-
-
-# -- request helpers ---------------------------------------------------------------------------
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not _DIGITS.fullmatch(length):
-            raise ApiError("invalid_header", "Content-Length is not a number")
-        if int(length) > limit:
-            raise ApiError("body_too_large", f"the body is over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async with contextlib.aclosing(request.stream()) as stream:
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise ApiError("body_too_large", f"the body is over {limit} bytes")
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_json(request: Request, limit: int = JSON_BODY_LIMIT) -> dict[str, Any]:
-    raw = await _read_body(request, limit)
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ApiError("invalid_json", "the body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError("invalid_body", "the body must be a JSON object")
-    return doc
-
-
-def _field(doc: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = doc.get(name)
-    if kind is int and isinstance(value, bool):
-        value = None
-    if not isinstance(value, kind):
-        expected = {int: "an integer", str: "a string"}.get(kind, kind.__name__)
-        raise ApiError("invalid_body", f"{name!r} must be {expected}")
-    return value
-
-
-def _hex(text: str, name: str) -> bytes:
-    if not _HEX.fullmatch(text):
-        raise ApiError("invalid_hex", f"{name!r} is not hex of whole bytes")
-    return bytes.fromhex(text)
-
-
-def _message_id(text: str) -> MessageId:
-    if not _ID.fullmatch(text):
-        raise ApiError("invalid_id", "a message id is 64 hex digits")
-    return MessageId.from_hex(text)
-
-
-def _address(text: str) -> Address:
-    if not _ID.fullmatch(text):
-        raise ApiError("invalid_id", "an address is 64 hex digits")
-    return Address.from_hex(text)
-
-
-def _uint(text: str, name: str, minimum: int, maximum: int) -> int:
-    if not _DIGITS.fullmatch(text) or not minimum <= int(text) <= maximum:
-        raise ApiError("invalid_parameter", f"{name} must be an integer in {minimum}..{maximum}")
-    return int(text)
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _decode_payload(data: bytes) -> Payload:
-    reader = Reader(data, "payload")
-    try:
-        payload = decode_payload(reader)
-    except InvalidFieldError as exc:
-        raise MalformedError(str(exc)) from exc
-    reader.finish()
-    return payload
-
-
-def _jsonable(value: object, depth: int = 0) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    if depth < 8 and isinstance(value, dict | list | tuple):
-        if isinstance(value, dict):
-            return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-        return [_jsonable(v, depth + 1) for v in value]
-    return str(value)
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -438,27 +281,27 @@ class _Api:
         )
 
     async def submit(self, request: Request) -> Response:
-        media = _media_type(request)
+        media = media_type(request)
         if media == "application/octet-stream":
-            raw = await _read_body(request, MAX_MESSAGE_SIZE)
+            raw = await read_body(request, MAX_MESSAGE_SIZE)
         elif media == "application/json":
-            raw = _hex(_field(await _read_json(request), "message", str), "message")
+            raw = hex_field(json_field(await read_json(request), "message", str), "message")
         else:
             raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
         parsed = await self.submit_raw(raw)
         return JSONResponse({"id": parsed.id.hex()}, status_code=201)
 
     async def submit_batch(self, request: Request) -> Response:
-        media = _media_type(request)
+        media = media_type(request)
         if media == "application/octet-stream":
-            raws = decode_batch(await _read_body(request, BATCH_BODY_LIMIT))
+            raws = decode_batch(await read_body(request, BATCH_BODY_LIMIT))
         elif media == "application/json":
-            texts = _field(await _read_json(request, BATCH_JSON_LIMIT), "messages", list)
+            texts = json_field(await read_json(request, BATCH_JSON_LIMIT), "messages", list)
             if not 1 <= len(texts) <= MAX_BATCH:
                 raise ApiError("invalid_body", f"'messages' must hold 1..{MAX_BATCH} messages")
             if not all(isinstance(t, str) for t in texts):
                 raise ApiError("invalid_body", "'messages' must be strings")
-            raws = [_hex(t, "messages") for t in texts]
+            raws = [hex_field(t, "messages") for t in texts]
         else:
             raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
         with trio.CancelScope(shield=True):  # what the node accepted is relayed, as for one
@@ -478,8 +321,8 @@ class _Api:
         )
 
     async def submit_pow(self, request: Request) -> Response:
-        payload = _decode_payload(
-            _hex(_field(await _read_json(request), "payload", str), "payload")
+        payload = decode_payload_bytes(
+            hex_field(json_field(await read_json(request), "payload", str), "payload")
         )
         params = await self.parameters()
         if isinstance(payload, Milestone):
@@ -497,7 +340,7 @@ class _Api:
         return JSONResponse({"id": parsed.id.hex()}, status_code=201)
 
     async def message(self, request: Request) -> Response:
-        message_id = _message_id(request.path_params["message_id"])
+        message_id = path_message_id(request.path_params["message_id"])
         raw = await self.node.read_storage(lambda storage: storage.message(message_id))
         if raw is None:
             raise ApiError("unknown_message", f"no message {message_id.hex()}")
@@ -507,7 +350,7 @@ class _Api:
         return JSONResponse(render_message(decode_message(raw)))
 
     async def metadata(self, request: Request) -> Response:
-        message_id = _message_id(request.path_params["message_id"])
+        message_id = path_message_id(request.path_params["message_id"])
         found = await self.node.read_storage(lambda storage: storage.metadata(message_id))
         if found is None:
             raise ApiError("unknown_message", f"no message {message_id.hex()}")
@@ -515,12 +358,12 @@ class _Api:
 
     async def tips(self, request: Request) -> Response:
         text = request.query_params.get("count")
-        count = MAX_PARENTS if text is None else _uint(text, "count", 1, MAX_PARENTS)
+        count = MAX_PARENTS if text is None else query_uint(text, "count", 1, MAX_PARENTS)
         tips = await self.node.read_core(self.choose_tips(count))
         return JSONResponse({"tips": [t.hex() for t in tips]})
 
     async def outputs(self, request: Request) -> Response:
-        address = _address(request.path_params["address"])
+        address = path_id(request.path_params["address"])
 
         def read(storage: Storage) -> tuple[int, list[dict[str, Any]]]:
             index = storage.confirmed_index()
@@ -530,7 +373,7 @@ class _Api:
         return JSONResponse({"address": address.hex(), "ledger_index": index, "outputs": outputs})
 
     async def balance(self, request: Request) -> Response:
-        address = _address(request.path_params["address"])
+        address = path_id(request.path_params["address"])
 
         def read(storage: Storage) -> tuple[int, int, int]:
             outputs = storage.outputs_of(address)
@@ -548,7 +391,7 @@ class _Api:
         )
 
     async def channel(self, request: Request) -> Response:
-        channel_id = _address(request.path_params["channel_id"])
+        channel_id = path_id(request.path_params["channel_id"])
 
         def read(storage: Storage) -> tuple[int, list[tuple[OutputId, Output]]]:
             return storage.confirmed_index(), storage.outputs_of(channel_id)
@@ -561,7 +404,7 @@ class _Api:
 
     async def milestone(self, request: Request) -> Response:
         text = request.path_params.get("index")
-        wanted = None if text is None else _uint(text, "index", 1, U32_MAX)
+        wanted = None if text is None else query_uint(text, "index", 1, U32_MAX)
 
         def read(storage: Storage) -> dict[str, Any] | None:
             index = storage.confirmed_index() if wanted is None else wanted
@@ -580,7 +423,7 @@ class _Api:
         texts = request.query_params.getlist("address")
         if len(texts) > MAX_EVENT_ADDRESSES:
             raise ApiError("invalid_parameter", f"at most {MAX_EVENT_ADDRESSES} addresses")
-        addresses = [_address(t) for t in texts]
+        addresses = [path_id(t) for t in texts]
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
         if self.telemetry.hub.streams >= self.config.max_event_streams:
@@ -627,19 +470,19 @@ class _Api:
 
     async def list_peers(self, request: Request) -> Response:
         peers = self.peer_admin(request).peers()
-        return JSONResponse({"peers": [_jsonable(dict(p)) for p in peers]})
+        return JSONResponse({"peers": [jsonable(dict(p)) for p in peers]})
 
     async def add_peer(self, request: Request) -> Response:
         admin = self.peer_admin(request)
-        doc = await _read_json(request)
-        host, port = _field(doc, "host", str), _field(doc, "port", int)
+        doc = await read_json(request)
+        host, port = json_field(doc, "host", str), json_field(doc, "port", int)
         if not 0 < len(host) <= 253 or not 0 < port < 65536:
             raise ApiError("invalid_parameter", "host must be 1..253 characters, port 1..65535")
         try:
             peer = await admin.add_peer(host, port)
         except ValueError as exc:
             raise ApiError("invalid_parameter", str(exc) or "the peer cannot be added") from None
-        return JSONResponse({"peer": _jsonable(dict(peer))}, status_code=201)
+        return JSONResponse({"peer": jsonable(dict(peer))}, status_code=201)
 
     async def remove_peer(self, request: Request) -> Response:
         admin = self.peer_admin(request)
@@ -650,7 +493,7 @@ class _Api:
 
     async def prune(self, request: Request) -> Response:
         self.check_admin(request)
-        keep = _field(await _read_json(request), "keep_milestones", int)
+        keep = json_field(await read_json(request), "keep_milestones", int)
         depth = (await self.parameters()).tip_rules.below_max_depth
         if not depth < keep <= U32_MAX:
             raise ApiError("invalid_parameter", f"keep_milestones must exceed {depth}")
@@ -681,13 +524,13 @@ class _Api:
 async def _refusal(request: Request, exc: Exception) -> Response:
     """The response to an error a route raised on purpose."""
     if isinstance(exc, ApiError):
-        return _error(exc.code, str(exc), exc.status, exc.headers)
+        return error_response(exc.code, str(exc), exc.status, exc.headers)
     if isinstance(exc, TangleError):
-        return _error(tangle_error_code(exc), str(exc), tangle_error_status(exc))
+        return error_response(tangle_error_code(exc), str(exc), tangle_error_status(exc))
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return _error(code, exc.detail, status, exc.headers)
+        return error_response(code, exc.detail, status, exc.headers)
     raise exc
 
 
@@ -718,7 +561,7 @@ class _Guard:
         except Exception:
             logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if status is None:
-                response = _error("internal_error", "the node failed to answer", 500)
+                response = error_response("internal_error", "the node failed to answer", 500)
                 await response(scope, receive, tracked)
         finally:
             self._api.telemetry.responded(status)
