@@ -6,7 +6,6 @@ from tangle.events import TransactionEvent as TransactionEvent
 from .account import MEMO_TAG as MEMO_TAG
 from .account import Counters as Counters
 from .account import SyncResult as SyncResult
-from .account import SyncWallet as SyncWallet
 from .account import Wallet as Wallet
 from .account import WalletConfig as WalletConfig
 from .account import account_fingerprint as account_fingerprint
@@ -113,4 +112,5 @@ from .state import Balance as Balance
 from .state import Transfer as Transfer
 from .state import TransferStatus as TransferStatus
 from .state import WalletState as WalletState
+from .sync_wallet import SyncWallet as SyncWallet
 from .transfer import sign_transaction as sign_transaction

@@ -1,8 +1,8 @@
 """One account of a wallet, on one node: address discovery, balance, and payments that confirm
 exactly once.
 
-Async on anyio (trio or asyncio): `Wallet`. Blocking, for simple device code: `SyncWallet`,
-which runs each call in its own event loop with `anyio.run`.
+Async on anyio (trio or asyncio): `Wallet`. Blocking, for simple device code: `SyncWallet`
+(`sync_wallet.py`), which runs each call in its own event loop with `anyio.run`.
 
 **Discovery.** Addresses are `m/44'/21584'/account'/change'/index'` (chain 0 receiving, chain 1
 change). `sync` scans each chain from index 0 and stops after `gap_limit` consecutive unused
@@ -49,7 +49,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -84,7 +84,7 @@ from .state import Balance, Draft, Transfer, TransferStatus, WalletState
 from .transfer import sign_transaction
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
     import httpx
@@ -235,7 +235,7 @@ class _Verdict:
 
 
 @dataclass(slots=True)
-class _Keys:
+class KeyRing:
     """Derived address keys and which (chain, index) each address is, shared by the wallets
     of one `SyncWallet`."""
 
@@ -265,9 +265,9 @@ class Wallet:
         state: WalletState,
         network: Network = DEVNET,
         config: WalletConfig | None = None,
-        _keys: _Keys | None = None,
+        _keys: KeyRing | None = None,
     ) -> None:
-        self._keys = _keys or _Keys(account)
+        self._keys = _keys or KeyRing(account)
         self._client = client
         self._state = state
         self._network = network
@@ -900,92 +900,3 @@ class Wallet:
             if after.status is not transfer.status:
                 changed.append(after)
         return changed
-
-
-class SyncWallet:
-    """The blocking face of `Wallet`, for simple device code: each call runs in its own event
-    loop (`anyio.run`, asyncio by default), with a fresh HTTP client. Close it when done."""
-
-    __slots__ = (
-        "_backend",
-        "_config",
-        "_keys",
-        "_network",
-        "_retry",
-        "_state",
-        "_transport",
-        "_url",
-    )
-
-    def __init__(
-        self,
-        account: AccountKey,
-        *,
-        url: str,
-        state_path: Path,
-        network: Network = DEVNET,
-        config: WalletConfig | None = None,
-        retry: RetryPolicy | None = None,
-        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
-        backend: Literal["asyncio", "trio"] = "asyncio",
-    ) -> None:
-        """`transport_factory` makes the transport of each call (default: real HTTP); each
-        call runs on `backend`."""
-        self._state = WalletState.open(state_path, account=account_fingerprint(account))
-        self._keys = _Keys(account)
-        self._url = url
-        self._network = network
-        self._config = config
-        self._retry = retry
-        self._transport = transport_factory
-        self._backend = backend
-
-    def __enter__(self) -> SyncWallet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._state.close()
-
-    def __repr__(self) -> str:
-        return f"SyncWallet(account={self._keys.account.account}, state={self._state!r})"
-
-    def _run(self, call: Callable[[Wallet], Awaitable[T]]) -> T:
-        async def main() -> T:
-            transport = None if self._transport is None else self._transport()
-            async with NodeClient(self._url, transport=transport, retry=self._retry) as client:
-                wallet = Wallet(
-                    self._keys.account,
-                    client=client,
-                    state=self._state,
-                    network=self._network,
-                    config=self._config,
-                    _keys=self._keys,
-                )
-                return await call(wallet)
-
-        return anyio.run(main, backend=self._backend)
-
-    def sync(self) -> SyncResult:
-        return self._run(lambda w: w.sync())
-
-    def balance(self) -> Balance:
-        return self._run(lambda w: w.balance())
-
-    def receive_address(self) -> str:
-        return self._run(lambda w: w.receive_address())
-
-    def send(self, recipient: str | Address, amount: int, **options: Any) -> Transfer:
-        """`Wallet.send` (same keyword options)."""
-        return self._run(lambda w: w.send(recipient, amount, **options))
-
-    def resume(self, idempotency_key: str | bytes, **options: Any) -> Transfer:
-        return self._run(lambda w: w.resume(idempotency_key, **options))
-
-    def settle(self) -> list[Transfer]:
-        return self._run(lambda w: w.settle())
-
-    def transfers(self) -> list[Transfer]:
-        return self._run(lambda w: w.transfers())
