@@ -1,6 +1,7 @@
 """What the examples need from a devnet: a funded payer wallet with the real
-`payments.funding.LedgerFunder`, the payee's `LedgerDirectory` on a node, and, for
-`--self-contained`, a devnet of their own (a coordinator and one node as processes).
+`payments.funding.LedgerFunder`, the payee's app served over its channel store and its
+`LedgerDirectory` on a node, and, for `--self-contained`, a devnet of their own (a coordinator and
+one node as processes) with the payee and the payer on it.
 
 A devnet started by `./dev devnet` pays the device from its faucet (`POST /faucet`); a devnet of
 the examples' own runs no faucet service and no traffic, so nothing else spends the faucet's
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +22,32 @@ import httpx
 import trio
 
 from coordinator.devnet import launch, load_or_create
+from coordinator.signers import KeySigner
 from payments.cashier import LedgerDirectory
 from payments.funding import LedgerFunder
+from payments.service import PayeeService
+from payments.state import Role
+from payments.store import ChannelStore, read_records
+from tangle.api import serve_api
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from starlette.types import ASGIApp
 
     from payments.channel import ChannelTerms
     from tangle.ids import Address, ChannelId, PublicKey
+    from tangle.signature import Signer
     from wallet.keys import AddressKey
+
+    PayeeApp = Callable[[Signer, int, LedgerDirectory, PayeeService], ASGIApp]
+    """An example's payee: its app, given its key, the network id, the ledger's channels and its
+    channel service."""
+    Payer = Callable[[Path, Path, str, PublicKey], Awaitable[dict[str, Any]]]
+    """An example's payer: given `devnet.json`, its data directory, the payee's URL and key, it
+    pays and returns its summary."""
 
 FUNDING_TIMEOUT_S = 120.0
 MILESTONE_INTERVAL_S = 0.5
@@ -110,15 +127,16 @@ async def _ask_faucet(faucet: str, to: Address, amount: int) -> None:
         response.raise_for_status()
 
 
-async def _pay_with_faucet_key(devnet: Path, api: str, to: Address, amount: int) -> None:
-    """Pay `amount` to `to` from the faucet's accounts of a devnet of the examples' own, with the
-    faucet's key (its wallet state beside `devnet.json`)."""
-    seed = bytes.fromhex(json.loads((devnet.parent / "secrets.json").read_text())["faucet"])
-    state = devnet.parent / "faucet-wallet.sqlite"
+async def pay_with_faucet_key(data_dir: Path, api: str, to: Address, amount: int) -> None:
+    """Pay `amount` to `to` (through the node at `api`) from the faucet's accounts of the devnet
+    under `data_dir`, with the faucet's key from its `secrets.json`; the faucet's wallet state
+    lives beside it. Returns once a milestone confirmed the payment."""
+    seed = bytes.fromhex(json.loads((data_dir / "secrets.json").read_text())["faucet"])
+    state = data_dir / "faucet-wallet.sqlite"
     config = WalletConfig(confirm_timeout_s=FUNDING_TIMEOUT_S, pow_threads=1)
     async with Wallet.open(AccountKey(seed, 0), url=api, state_path=state, config=config) as w:
         await w.sync()
-        await w.send(to, amount, idempotency_key=b"examples-faucet:" + to)
+        await w.send(to, amount, idempotency_key=b"faucet:" + to)
 
 
 @contextlib.asynccontextmanager
@@ -134,7 +152,7 @@ async def devnet_payer(
     async with Wallet.open(account, url=api, state_path=work_dir / "wallet.sqlite") as wallet:
         if (await wallet.sync()).balance.available < needed:
             if faucet_key:
-                await _pay_with_faucet_key(devnet, api, wallet.address(0), needed)
+                await pay_with_faucet_key(devnet.parent, api, wallet.address(0), needed)
             else:
                 await _ask_faucet(faucet, wallet.address(0), needed)
             with anyio.fail_after(FUNDING_TIMEOUT_S):
@@ -153,3 +171,63 @@ async def devnet_directory(devnet: Path) -> AsyncIterator[tuple[LedgerDirectory,
     network_id, api, _ = read_devnet(devnet)
     async with NodeClient(api) as client:
         yield LedgerDirectory(client, network_id), network_id
+
+
+async def serve_payee_app(
+    app: PayeeApp,
+    store: str,
+    devnet: Path,
+    data: Path,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The payee's `app` on `host:port` (0: any free port) until cancelled; reports the bound
+    port. Its key and its channel store (the file `store`) live under `data`."""
+    signer = KeySigner(payee_seed(data))
+    async with (
+        ChannelStore(data / store) as channels,
+        devnet_directory(devnet) as (directory, network_id),
+    ):
+        served = app(signer, network_id, directory, PayeeService(channels))
+        await serve_api(served, host, port, task_status=task_status)
+
+
+async def serve_forever(
+    name: str, app: PayeeApp, store: str, devnet: Path, data: Path, host: str, port: int
+) -> None:
+    """`serve_payee_app` until interrupted, saying where the payee `name` listens and its key."""
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(serve_payee_app, app, store, devnet, data, host, port)
+        key = KeySigner(payee_seed(data)).public_key
+        print(f"{name} on http://{host}:{bound}, payee key {key.hex()}")
+
+
+def payee_durable(store_path: Path, prefix: str) -> dict[str, Any]:
+    """What the payee's channel store holds (read once the payee stopped): the sequence and the
+    balance of its one channel, as `{prefix}_durable_sequence` and `{prefix}_durable_balance`."""
+    [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
+    latest = record.latest
+    return {
+        f"{prefix}_durable_sequence": record.sequence,
+        f"{prefix}_durable_balance": 0 if latest is None else latest.proof.payee_balance,
+    }
+
+
+async def self_contained(
+    name: str, app: PayeeApp, store: str, payer: Payer, *, durable: str
+) -> dict[str, Any]:
+    """A devnet of its own (coordinator and node as processes), the payee `name` on a loopback
+    port, and the payer, all under a temporary directory: the payer's summary and what the
+    payee's store holds once it stopped (`payee_durable` with the prefix `durable`)."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        work = Path(tmp)
+        payee = KeySigner(payee_seed(work / name)).public_key
+        async with local_devnet(work / "devnet") as devnet, trio.open_nursery() as nursery:
+            port = await nursery.start(
+                serve_payee_app, app, store, devnet, work / name, "127.0.0.1", 0
+            )
+            doc = await payer(devnet, work / "payer", f"http://127.0.0.1:{port}", payee)
+            nursery.cancel_scope.cancel()
+        return doc | payee_durable(work / name / store, durable)

@@ -33,11 +33,10 @@ Against a devnet: run `./dev devnet` in one terminal (it writes `data/devnet/dev
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,18 +46,19 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from coordinator.signers import KeySigner
+from payments.cashier import Cashier
 from payments.channel import PayerChannel
 from payments.errors import PaymentError
 from payments.metering import Invoice, Meter, PayerMeter, Tariff
 from payments.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.paywall import refusal_of
-from payments.receipt import b64url_decode, receipt_from_header, receipt_to_header
-from payments.service import PayeeService
-from payments.state import Role
-from payments.store import ChannelStore, read_records
+from payments.receipt import (
+    b64url_decode,
+    b64url_encode,
+    receipt_from_header,
+    receipt_to_header,
+)
 from payments.wire import decode_signed_proof, encode_signed_proof
-from tangle.api import serve_api
 from tangle.errors import TangleError
 from tangle.ids import ChannelId, PublicKey
 
@@ -68,7 +68,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from payments.auth import ChannelFunder
-    from payments.cashier import Cashier
+    from payments.cashier import ChannelDirectory
+    from payments.service import PayeeService
     from tangle.signature import Signer
 
     Handler = Callable[[Request], Awaitable[Response]]
@@ -84,8 +85,14 @@ STORE = "station-channels.sqlite"
 """The station's channel store, under its data directory."""
 
 
-def station_app(signer: Signer, cashier: Cashier) -> Starlette:
-    """The station's HTTP face (see the module docstring)."""
+def station_app(
+    signer: Signer, network_id: int, directory: ChannelDirectory, service: PayeeService
+) -> Starlette:
+    """The station's HTTP face (see the module docstring); `signer` is its key, `directory` the
+    ledger's channels and `service` its channels."""
+    cashier = Cashier(
+        payee=signer.public_key, network_id=network_id, directory=directory, service=service
+    )
     meters: dict[bytes, Meter] = {}
 
     async def meter_of(request: Request) -> Meter:
@@ -205,7 +212,7 @@ class Carrier:
             self.top_ups += 1
         proof = channel.pay(amount)
         meter.paying(proof.proof, amount, bill)
-        value = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
+        value = b64url_encode(encode_signed_proof(proof))
         response = await client.post("/pay", headers={PROOF_HEADER: value})
         response.raise_for_status()
         meter.check_receipt(receipt_from_header(response.headers[RECEIPT_HEADER]))
@@ -230,44 +237,6 @@ def summary(carrier: Carrier) -> dict[str, Any]:
     }
 
 
-def station_durable(store_path: Path) -> dict[str, Any]:
-    """What the station's channel store holds (read once the station stopped)."""
-    [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
-    latest = record.latest
-    return {
-        "station_durable_sequence": record.sequence,
-        "station_durable_balance": 0 if latest is None else latest.proof.payee_balance,
-    }
-
-
-async def serve(
-    devnet: Path,
-    data: Path,
-    host: str,
-    port: int,
-    *,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """The station on `host:port` (0: any free port) until cancelled; reports the bound port.
-    Its key and channel store live under `data`."""
-    from payments.cashier import Cashier
-
-    from ._devnet import devnet_directory, payee_seed
-
-    signer = KeySigner(payee_seed(data))
-    async with (
-        ChannelStore(data / STORE) as store,
-        devnet_directory(devnet) as (directory, network_id),
-    ):
-        cashier = Cashier(
-            payee=signer.public_key,
-            network_id=network_id,
-            directory=directory,
-            service=PayeeService(store),
-        )
-        await serve_api(station_app(signer, cashier), host, port, task_status=task_status)
-
-
 async def carrier_main(
     devnet: Path,
     data: Path,
@@ -279,7 +248,7 @@ async def carrier_main(
 ) -> dict[str, Any]:
     """Take `megabytes` MB from the station at `url`, paying through a channel on the devnet (a
     wallet under `data`, paid by the faucet); the summary, with the ledger's channel."""
-    from ._devnet import devnet_payer
+    from ._devnet import devnet_payer  # see `main`
 
     needed = 4 * TARIFF.cost(megabytes * 1_000_000) + 20_000
     async with devnet_payer(devnet, data, needed, faucet_key=faucet_key) as payer:
@@ -293,34 +262,11 @@ async def carrier_main(
     return doc
 
 
-async def self_contained(megabytes: int) -> dict[str, Any]:
-    """A devnet of its own (coordinator and node as processes), the station on a loopback port,
-    and the carrier, all under a temporary directory."""
-    from ._devnet import local_devnet, payee_seed
-
-    with tempfile.TemporaryDirectory(prefix="base-station-") as tmp:
-        work = Path(tmp)
-        station = KeySigner(payee_seed(work / "station")).public_key
-        async with local_devnet(work / "devnet") as devnet, trio.open_nursery() as nursery:
-            port = await nursery.start(serve, devnet, work / "station", "127.0.0.1", 0)
-            url = f"http://127.0.0.1:{port}"
-            doc = await carrier_main(
-                devnet, work / "carrier", url, station, megabytes, faucet_key=True
-            )
-            nursery.cancel_scope.cancel()
-        return doc | station_durable(work / "station" / STORE)
-
-
-async def serve_forever(devnet: Path, data: Path, host: str, port: int) -> None:
-    from ._devnet import payee_seed
-
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(serve, devnet, data, host, port)
-        key = KeySigner(payee_seed(data)).public_key
-        print(f"station on http://{host}:{bound}, payee key {key.hex()}")
-
-
 def main(argv: list[str] | None = None) -> int:
+    # `._devnet` is imported in the functions that use it: run as a script, this module has no
+    # package until the `__main__` block below imports it as `examples.base_station`.
+    from ._devnet import self_contained, serve_forever
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=["serve", "carrier"])
     parser.add_argument("--self-contained", action="store_true", help="run a devnet of its own too")
@@ -334,10 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     if args.self_contained:
-        doc = trio.run(self_contained, args.megabytes)
+        pay = partial(carrier_main, megabytes=args.megabytes, faucet_key=True)
+        doc = trio.run(
+            partial(self_contained, "station", station_app, STORE, pay, durable="station")
+        )
     elif args.mode == "serve":
         data = args.data or Path("data/examples/station")
-        trio.run(serve_forever, args.devnet, data, args.host, args.port)
+        trio.run(
+            serve_forever, "station", station_app, STORE, args.devnet, data, args.host, args.port
+        )
         return 0
     elif args.mode == "carrier":
         if args.payee is None:

@@ -29,7 +29,7 @@ import argparse
 import json
 import math
 import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +39,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from coordinator.signers import KeySigner
 from payments.auth import Budget, FundingPolicy, PaymentAuth
 from payments.metering import Tariff
 from payments.paywall import Paywall
-from payments.service import PayeeService
-from payments.state import Role
-from payments.store import ChannelStore, read_records
-from tangle.api import serve_api
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -55,6 +50,8 @@ if TYPE_CHECKING:
 
     from payments.auth import ChannelFunder
     from payments.cashier import ChannelDirectory
+    from payments.service import PayeeService
+    from tangle.ids import PublicKey
     from tangle.signature import Signer
 
 PRICE = 100
@@ -137,43 +134,12 @@ def summary(auth: PaymentAuth, got: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def payee_durable(store_path: Path) -> dict[str, Any]:
-    """What the sensor's channel store holds (read once the sensor stopped)."""
-    [record] = [r for r in read_records(store_path) if r.role is Role.PAYEE]
-    latest = record.latest
-    return {
-        "payee_durable_sequence": record.sequence,
-        "payee_durable_balance": 0 if latest is None else latest.proof.payee_balance,
-    }
-
-
-async def serve(
-    devnet: Path,
-    data: Path,
-    host: str,
-    port: int,
-    *,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """The paid sensor on `host:port` (0: any free port) until cancelled; reports the bound
-    port. Its key and channel store live under `data`."""
-    from ._devnet import devnet_directory, payee_seed
-
-    signer = KeySigner(payee_seed(data))
-    async with (
-        ChannelStore(data / STORE) as store,
-        devnet_directory(devnet) as (directory, network_id),
-    ):
-        app = paid_sensor(signer, network_id, directory, PayeeService(store))
-        await serve_api(app, host, port, task_status=task_status)
-
-
 async def device(
     devnet: Path, data: Path, url: str, readings: int, *, faucet_key: bool = False
 ) -> dict[str, Any]:
     """Read `readings` readings from the sensor at `url`, paying through a channel on the devnet
     (a wallet under `data`, paid by the faucet); the summary, with the ledger's channel."""
-    from ._devnet import devnet_payer
+    from ._devnet import devnet_payer  # see `main`
 
     needed = 2 * readings * PRICE + 10_000
     async with devnet_payer(devnet, data, needed, faucet_key=faucet_key) as payer:
@@ -186,31 +152,11 @@ async def device(
     return doc
 
 
-async def self_contained(readings: int) -> dict[str, Any]:
-    """A devnet of its own (coordinator and node as processes), the sensor on a loopback port,
-    and the device, all under a temporary directory."""
-    from ._devnet import local_devnet
-
-    with tempfile.TemporaryDirectory(prefix="sensor-api-") as tmp:
-        work = Path(tmp)
-        async with local_devnet(work / "devnet") as devnet, trio.open_nursery() as nursery:
-            port = await nursery.start(serve, devnet, work / "sensor", "127.0.0.1", 0)
-            url = f"http://127.0.0.1:{port}"
-            doc = await device(devnet, work / "device", url, readings, faucet_key=True)
-            nursery.cancel_scope.cancel()
-        return doc | payee_durable(work / "sensor" / STORE)
-
-
-async def serve_forever(devnet: Path, data: Path, host: str, port: int) -> None:
-    from ._devnet import payee_seed
-
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(serve, devnet, data, host, port)
-        key = KeySigner(payee_seed(data)).public_key
-        print(f"sensor on http://{host}:{bound}, payee key {key.hex()}")
-
-
 def main(argv: list[str] | None = None) -> int:
+    # `._devnet` is imported in the functions that use it: run as a script, this module has no
+    # package until the `__main__` block below imports it as `examples.sensor_api`.
+    from ._devnet import self_contained, serve_forever
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=["serve", "device"])
     parser.add_argument("--self-contained", action="store_true", help="run a devnet of its own too")
@@ -223,10 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     if args.self_contained:
-        doc = trio.run(self_contained, args.readings)
+
+        async def pay(devnet: Path, data: Path, url: str, _: PublicKey) -> dict[str, Any]:
+            return await device(devnet, data, url, args.readings, faucet_key=True)
+
+        doc = trio.run(partial(self_contained, "sensor", paid_sensor, STORE, pay, durable="payee"))
     elif args.mode == "serve":
         data = args.data or Path("data/examples/sensor")
-        trio.run(serve_forever, args.devnet, data, args.host, args.port)
+        trio.run(
+            serve_forever, "sensor", paid_sensor, STORE, args.devnet, data, args.host, args.port
+        )
         return 0
     elif args.mode == "device":
         data = args.data or Path("data/examples/sensor-device")

@@ -37,7 +37,6 @@ least as much (one request is never paid twice).
 
 from __future__ import annotations
 
-import base64
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
@@ -60,7 +59,7 @@ from .billing_errors import (
 from .channel import ChannelTerms, PayerChannel
 from .errors import FrameError
 from .offer import LATEST_HEADER, PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
-from .receipt import Receipt, ReceiptKind, b64url_decode, receipt_from_header
+from .receipt import Receipt, ReceiptKind, b64url_decode, b64url_encode, receipt_from_header
 from .state import PAYING_STATES, Role
 from .store import ChannelRecord
 from .wire import decode_signed_proof, encode_signed_proof
@@ -263,12 +262,7 @@ class PaymentAuth(httpx.Auth):
         """Make the channel to `payee` durable (before its newest proof leaves the device)."""
         if self._store is None:
             return
-        channel = self.channels[payee]
-        await self._store.save(
-            ChannelRecord(
-                terms=channel.terms, role=Role.PAYER, state=channel.state, latest=channel.latest
-            )
-        )
+        await self._store.save(ChannelRecord.of(self.channels[payee], Role.PAYER))
 
     # -- the steps (no I/O) --------------------------------------------------------------------
 
@@ -342,8 +336,7 @@ class PaymentAuth(httpx.Auth):
         channel.top_up(terms.deposit)
 
     def _attach(self, request: httpx.Request, offer: Offer, proof: SignedBalanceProof) -> Paid:
-        value = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
-        request.headers[PROOF_HEADER] = value
+        request.headers[PROOF_HEADER] = b64url_encode(encode_signed_proof(proof))
         raw_path = request.url.raw_path.split(b"?", 1)[0]
         tag = request_tag(request.method, raw_path, request.url.query)
         return Paid(offer=offer, proof=proof, tag=tag)

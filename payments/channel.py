@@ -4,7 +4,8 @@ A one-way channel (`PayerChannel`, `PayeeChannel`): every payment is a new `Bala
 the payer alone signs, with the next sequence number and the cumulative amount paid as the
 payee's balance. A newer proof supersedes every older one, so the payee only ever keeps (and
 settles with) the latest. What every party holds (`ChannelTerms`, the life-cycle state, the
-latest proof) is `ChannelCore`; the two-way channel builds on it in `twoway.py`.
+latest proof) is `ChannelCore`; a party that signs states with its own key is a `SigningChannel`,
+which the two-way channel builds on in `twoway.py`.
 
 The cores hold no clocks, sockets or databases: transports feed them proofs and persist what they
 return. Every check raises a named `PaymentError` before anything changes, so a refused input
@@ -183,11 +184,61 @@ class ChannelCore:
         if self._state not in PAYING_STATES:
             raise ChannelClosedError(self._state)
 
+    def balance_proof(self, sequence: int, payee_balance: int) -> BalanceProof:
+        """The unsigned state `sequence` of this channel (its network and id) with the payee's
+        balance `payee_balance`."""
+        return BalanceProof(
+            network_id=self._terms.network_id,
+            channel_id=self._terms.channel_id,
+            sequence=sequence,
+            payee_balance=payee_balance,
+        )
 
-class PayerChannel(ChannelCore):
-    """The payer's side of a one-way channel: signs the next proof for each payment."""
+
+class SigningChannel(ChannelCore):
+    """A party that signs the channel's states with its own key: the payer of a one-way channel
+    (`PayerChannel`) or either party of a two-way one (`twoway.TwoWayChannel`)."""
 
     __slots__ = ("_signer",)
+
+    def __init__(
+        self,
+        terms: ChannelTerms,
+        signer: Signer,
+        *,
+        state: ChannelState = ChannelState.OPEN,
+        latest: SignedBalanceProof | None = None,
+    ) -> None:
+        super().__init__(terms, state, latest)
+        self._signer = signer
+
+    @classmethod
+    def restore(
+        cls,
+        terms: ChannelTerms,
+        signer: Signer,
+        latest: SignedBalanceProof | None,
+        state: ChannelState,
+    ) -> Self:
+        """The channel as it was when `latest` was the newest agreed state (from a store or the
+        other party)."""
+        return cls(terms, signer, state=state, latest=latest)
+
+    def recover(self, proof: SignedBalanceProof) -> bool:
+        """Adopt the other party's latest state if it is newer than ours (after this side lost
+        its database); it must carry every signature the channel needs, our own valid one
+        included. Returns True if adopted."""
+        check_signed(self._terms, proof)
+        if proof.proof.sequence <= self.sequence:
+            return False
+        self._latest = proof
+        return True
+
+
+class PayerChannel(SigningChannel):
+    """The payer's side of a one-way channel: signs the next proof for each payment."""
+
+    __slots__ = ()
 
     def __init__(
         self,
@@ -201,19 +252,7 @@ class PayerChannel(ChannelCore):
             raise ChannelKindError("PayerChannel", bidirectional=True)
         if signer.public_key != terms.payer:
             raise InvalidTermsError("signer", "the signer's key is not the channel's payer")
-        super().__init__(terms, state, latest)
-        self._signer = signer
-
-    @classmethod
-    def restore(
-        cls,
-        terms: ChannelTerms,
-        signer: Signer,
-        latest: SignedBalanceProof | None,
-        state: ChannelState,
-    ) -> Self:
-        """The channel as it was when `latest` was the newest proof (from a store or the payee)."""
-        return cls(terms, signer, state=state, latest=latest)
+        super().__init__(terms, signer, state=state, latest=latest)
 
     def pay(self, amount: int) -> SignedBalanceProof:
         """Sign and adopt the proof that pays `amount` more: sequence + 1, payee balance +
@@ -224,25 +263,10 @@ class PayerChannel(ChannelCore):
         balance = self.payee_balance + amount
         if balance > self._terms.deposit:
             raise InsufficientDepositError(balance, self._terms.deposit)
-        terms = self._terms
-        proof = BalanceProof(
-            network_id=terms.network_id,
-            channel_id=terms.channel_id,
-            sequence=self.sequence + 1,
-            payee_balance=balance,
-        )
+        proof = self.balance_proof(self.sequence + 1, balance)
         signed = SignedBalanceProof(proof=proof, payer_signature=self._signer.sign(proof.message()))
         self._latest = signed
         return signed
-
-    def recover(self, proof: SignedBalanceProof) -> bool:
-        """Adopt the payee's latest proof if it is newer than ours (after this side lost its
-        database); it must carry our own valid signature. Returns True if adopted."""
-        check_signed(self._terms, proof)
-        if proof.proof.sequence <= self.sequence:
-            return False
-        self._latest = proof
-        return True
 
 
 class PayeeChannel(ChannelCore):

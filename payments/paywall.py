@@ -45,7 +45,6 @@ is used, so the middleware runs under trio and asyncio alike.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import TYPE_CHECKING, Final
 
@@ -77,7 +76,7 @@ from .offer import (
     Offer,
     request_tag,
 )
-from .receipt import ReceiptKind, b64url_decode, issue_receipt, receipt_to_header
+from .receipt import ReceiptKind, b64url_decode, b64url_encode, issue_receipt, receipt_to_header
 from .wire import decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
@@ -272,7 +271,8 @@ class Paywall:
         body: dict[str, object] = {"error": {"code": code, "message": message}}
         headers = [(b"content-type", b"application/json")]
         if latest is not None:
-            headers.append((LATEST_HEADER.encode(), _b64url(encode_signed_proof(latest))))
+            value = b64url_encode(encode_signed_proof(latest))
+            headers.append((LATEST_HEADER.encode(), value.encode()))
         if status == 402:
             body["payment"] = offer.document()
             headers += [(k.encode(), v.encode()) for k, v in offer.headers().items()]
@@ -287,10 +287,6 @@ def _decode_proof(header: str) -> SignedBalanceProof:
         return decode_signed_proof(b64url_decode(header, MalformedPaymentError))
     except FrameError as e:
         raise MalformedPaymentError(f"not a signed balance proof: {e.reason}") from None
-
-
-def _b64url(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _with_receipt(send: Send, receipt: str) -> Send:

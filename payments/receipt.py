@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
@@ -100,15 +100,17 @@ class Receipt:
 
     def body(self) -> bytes:
         """The encoded fields, without the signature."""
-        return _body(
-            self.kind,
-            self.network_id,
-            self.channel_id,
-            self.sequence,
-            self.cumulative_amount,
-            self.credited,
-            self.units,
-            self.tag,
+        return b"".join(
+            (
+                u8(self.kind),
+                u64(self.network_id),
+                self.channel_id,
+                u64(self.sequence),
+                u64(self.cumulative_amount),
+                u64(self.credited),
+                u64(self.units),
+                self.tag,
+            )
         )
 
     def message(self) -> bytes:
@@ -119,30 +121,6 @@ class Receipt:
         """Raise `ReceiptSignatureError` unless `payee` signed this receipt."""
         if not is_valid(payee, self.message(), self.signature):
             raise ReceiptSignatureError
-
-
-def _body(
-    kind: ReceiptKind,
-    network_id: int,
-    channel_id: ChannelId,
-    sequence: int,
-    cumulative_amount: int,
-    credited: int,
-    units: int,
-    tag: bytes,
-) -> bytes:
-    return b"".join(
-        (
-            u8(kind),
-            u64(network_id),
-            channel_id,
-            u64(sequence),
-            u64(cumulative_amount),
-            u64(credited),
-            u64(units),
-            tag,
-        )
-    )
 
 
 def issue_receipt(
@@ -169,17 +147,7 @@ def issue_receipt(
         tag=tag,
         signature=Signature(bytes(64)),
     )
-    return Receipt(
-        kind=kind,
-        network_id=network_id,
-        channel_id=channel_id,
-        sequence=sequence,
-        cumulative_amount=cumulative_amount,
-        credited=credited,
-        units=units,
-        tag=tag,
-        signature=signer.sign(unsigned.message()),
-    )
+    return replace(unsigned, signature=signer.sign(unsigned.message()))
 
 
 def encode_receipt(receipt: Receipt) -> bytes:
@@ -214,12 +182,17 @@ def decode_receipt(data: bytes) -> Receipt:
 
 def receipt_to_header(receipt: Receipt) -> str:
     """Unpadded base64url of the receipt's bytes, for an HTTP header."""
-    return base64.urlsafe_b64encode(encode_receipt(receipt)).rstrip(b"=").decode("ascii")
+    return b64url_encode(encode_receipt(receipt))
 
 
 def receipt_from_header(value: str) -> Receipt:
     """The receipt in a header written by `receipt_to_header`."""
     return decode_receipt(b64url_decode(value, MalformedReceiptError))
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url, as HTTP headers carry proofs and receipts."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(value: str, error: Callable[[str], Exception]) -> bytes:
@@ -231,6 +204,6 @@ def b64url_decode(value: str, error: Callable[[str], Exception]) -> bytes:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise error("not base64url") from None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text.rstrip("="):
+    if b64url_encode(raw) != text.rstrip("="):
         raise error("not canonical base64url")
     return raw

@@ -275,10 +275,7 @@ class PayeeService:
             raise ChannelExpiringError(index, terms.expiry, terms.challenge_period)
 
     async def _adopt(self, trial: PayeeChannel) -> PayeeChannel:
-        record = ChannelRecord(
-            terms=trial.terms, role=Role.PAYEE, state=trial.state, latest=trial.latest
-        )
         with anyio.CancelScope(shield=True):
-            await self._store.save(record)
+            await self._store.save(ChannelRecord.of(trial, Role.PAYEE))
             self._channels[trial.terms.channel_id] = trial
         return trial

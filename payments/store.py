@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from tangle.ids import ChannelId, PublicKey
 
-from .channel import ChannelTerms, check_binding
+from .channel import ChannelCore, ChannelTerms, check_binding
 from .errors import FrameError, InsufficientDepositError, PaymentError, StoreError
 from .state import ChannelState, Role
 from .wire import decode_signed_proof, encode_signed_proof
@@ -77,6 +77,11 @@ class ChannelRecord:
     """Where the channel is in its life."""
     latest: SignedBalanceProof | None
     """The newest proof (None before the first payment)."""
+
+    @classmethod
+    def of(cls, channel: ChannelCore, role: Role) -> Self:
+        """The record of `channel` as it is now, for the party `role`."""
+        return cls(terms=channel.terms, role=role, state=channel.state, latest=channel.latest)
 
     @property
     def sequence(self) -> int:

@@ -24,23 +24,30 @@ payments the payee lost in flight are recovered too.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 import trio
 
 from .connection import Closed, Connection, NeedData
-from .errors import PaymentError, ProtocolError, RejectedError, UnexpectedFrameError
+from .errors import (
+    PaymentError,
+    ProtocolError,
+    RejectedError,
+    UnexpectedFrameError,
+    WrongChannelError,
+)
 from .service import PayeeService, reject_code
 from .state import Role
 from .store import ChannelRecord
-from .wire import Ack, Hello, Pay, Reject, RejectCode
+from .wire import Ack, Hello, Pay, Reject
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from tangle.channel import SignedBalanceProof
 
-    from .channel import PayerChannel
+    from .channel import ChannelCore, PayerChannel
     from .store import ChannelStore
     from .wire import Event
 
@@ -48,6 +55,8 @@ READ_SIZE: Final = 1 << 16
 DEFAULT_WINDOW: Final = 128
 """Most unacknowledged payments a payer keeps in flight."""
 HELLO_TIMEOUT_S: Final = 10.0
+CLOSED_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
+"""What trio raises on a stream the other side broke or that is closed."""
 
 
 async def receive_event(stream: trio.SocketStream, conn: Connection) -> Event | Closed:
@@ -133,42 +142,80 @@ def reject_of(sequence: int, error: PaymentError) -> Reject:
     return Reject(sequence=sequence, code=reject_code(error), reason=str(error)[:200])
 
 
-async def _serve_connection(stream: trio.SocketStream, service: PayeeService) -> None:
-    conn = Connection(Role.PAYEE)
-    try:
-        with trio.fail_after(HELLO_TIMEOUT_S):
-            hello = await receive_event(stream, conn)
-        if not isinstance(hello, Hello):
-            return
+async def refuse_session(stream: trio.SocketStream, conn: Connection, error: PaymentError) -> None:
+    """Tell the dialer that the session is refused (a REJECT of sequence 0), and why."""
+    await stream.send_all(conn.send(reject_of(0, error)))
+
+
+async def listen(
+    session: Callable[[trio.SocketStream, Connection, Hello], Awaitable[None]],
+    *,
+    host: str,
+    port: int,
+    task_status: trio.TaskStatus[int],
+) -> None:
+    """Accept connections on `host:port` (0: any free port) until cancelled; reports the bound
+    port through `task_status.started(port)`. Each connection waits at most `HELLO_TIMEOUT_S` for
+    the dialer's HELLO, then runs `session(stream, conn, hello)`. A dialer that breaks the
+    protocol or goes away ends only its connection; the connection is closed in any case."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    task_status.started(listeners[0].socket.getsockname()[1])
+
+    async def handle(stream: trio.SocketStream) -> None:
+        conn = Connection(Role.PAYEE)
         try:
-            core = await service.channel(hello.channel_id)
-        except PaymentError as e:
-            await stream.send_all(conn.send(reject_of(0, e)))
-            return
-        if core.terms.network_id != hello.network_id:
-            reject = Reject(sequence=0, code=RejectCode.WRONG_CHANNEL, reason="another network")
-            await stream.send_all(conn.send(reject))
-            return
-        session = _PayeeSession(stream, conn, service, hello)
-        if hello.latest is not None and hello.latest.proof.sequence > core.sequence:
-            session.pending.append(hello.latest)  # the payer's newest: payments lost in flight
-            await session.take()
+            with trio.fail_after(HELLO_TIMEOUT_S):
+                hello = await receive_event(stream, conn)
+            if isinstance(hello, Hello):
+                await session(stream, conn, hello)
+        except* (ProtocolError, *CLOSED_ERRORS, trio.TooSlowError):
+            pass  # the dialer broke the protocol or went away: drop the connection
+        finally:
+            with contextlib.suppress(*CLOSED_ERRORS):
+                await stream.aclose()
+
+    await trio.serve_listeners(handle, listeners)
+
+
+async def dial_hello(stream: trio.SocketStream, conn: Connection, channel: ChannelCore) -> Hello:
+    """Send `channel`'s HELLO to the listener and return its answer, waiting at most
+    `HELLO_TIMEOUT_S`; `RejectedError` if it refuses the session."""
+    await stream.send_all(conn.send(Hello.of(channel)))
+    with trio.fail_after(HELLO_TIMEOUT_S):
+        answer = await receive_event(stream, conn)
+    if isinstance(answer, Reject):
+        raise RejectedError(answer.code, answer.sequence, answer.reason)
+    if not isinstance(answer, Hello):
+        raise trio.BrokenResourceError("the other side closed the connection during HELLO")
+    return answer
+
+
+async def _serve_session(
+    service: PayeeService, stream: trio.SocketStream, conn: Connection, hello: Hello
+) -> None:
+    try:
         core = await service.channel(hello.channel_id)
-        session.acked = session.durable = core.sequence  # what the service holds is durable
-        reply = Hello(network_id=hello.network_id, channel_id=hello.channel_id, latest=core.latest)
-        await session.send(reply)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.commit)
-            await session.read()
-            nursery.cancel_scope.cancel()
-        # the payer closed its end: keep what arrived, and acknowledge it if it still listens
+    except PaymentError as e:
+        await refuse_session(stream, conn, e)
+        return
+    if core.terms.network_id != hello.network_id:
+        error = WrongChannelError("network_id", core.terms.network_id, hello.network_id)
+        await refuse_session(stream, conn, error)
+        return
+    session = _PayeeSession(stream, conn, service, hello)
+    if hello.latest is not None and hello.latest.proof.sequence > core.sequence:
+        session.pending.append(hello.latest)  # the payer's newest: payments lost in flight
         await session.take()
-        await session.acknowledge()
-    except* (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
-        pass  # the payer broke the protocol or went away: drop the connection
-    finally:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.aclose()
+    core = await service.channel(hello.channel_id)
+    session.acked = session.durable = core.sequence  # what the service holds is durable
+    await session.send(Hello.of(core))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.commit)
+        await session.read()
+        nursery.cancel_scope.cancel()
+    # the payer closed its end: keep what arrived, and acknowledge it if it still listens
+    await session.take()
+    await session.acknowledge()
 
 
 async def serve_payee(
@@ -180,13 +227,7 @@ async def serve_payee(
 ) -> None:
     """Accept payer connections on `host:port` (0: any free port) until cancelled, for the
     channels of `service`; reports the bound port through `task_status.started(port)`."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    task_status.started(listeners[0].socket.getsockname()[1])
-
-    async def handle(stream: trio.SocketStream) -> None:
-        await _serve_connection(stream, service)
-
-    await trio.serve_listeners(handle, listeners)
+    await listen(partial(_serve_session, service), host=host, port=port, task_status=task_status)
 
 
 # -- payer -----------------------------------------------------------------------------------
@@ -271,7 +312,7 @@ class PayerClient:
             data, self._outbox = b"".join(self._outbox), []
             try:
                 await self._stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            except CLOSED_ERRORS as e:
                 self._failure = e
                 self._wake()
                 return
@@ -297,7 +338,7 @@ class PayerClient:
                 else:
                     raise UnexpectedFrameError(type(event).__name__, "not on a one-way channel")
                 self._wake()
-        except (PaymentError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
+        except (PaymentError, *CLOSED_ERRORS) as e:
             self._failure = e
             self._wake()
 
@@ -306,20 +347,14 @@ class PayerClient:
         store = self._store
         if store is None:
             return
-        with contextlib.suppress(PaymentError, trio.BrokenResourceError, trio.ClosedResourceError):
+        with contextlib.suppress(PaymentError, *CLOSED_ERRORS):
             while True:
                 if self.channel.sequence == self._saved:
                     await self._wait_progress()
                     continue
-                record = _payer_record(self.channel)
+                record = ChannelRecord.of(self.channel, Role.PAYER)
                 await store.save(record)
                 self._saved = record.sequence
-
-
-def _payer_record(channel: PayerChannel) -> ChannelRecord:
-    return ChannelRecord(
-        terms=channel.terms, role=Role.PAYER, state=channel.state, latest=channel.latest
-    )
 
 
 @contextlib.asynccontextmanager
@@ -337,28 +372,15 @@ async def open_payer(
     everything sent, then closes. `store`, if given, keeps the payer's newest proof durable."""
     stream = await trio.open_tcp_stream(host, port)
     conn = Connection(Role.PAYER)
-    terms = channel.terms
     async with stream:
-        await stream.send_all(
-            conn.send(
-                Hello(
-                    network_id=terms.network_id, channel_id=terms.channel_id, latest=channel.latest
-                )
-            )
-        )
-        with trio.fail_after(HELLO_TIMEOUT_S):
-            answer = await receive_event(stream, conn)
-        if isinstance(answer, Reject):
-            raise RejectedError(answer.code, answer.sequence, answer.reason)
-        if not isinstance(answer, Hello):
-            raise trio.BrokenResourceError("the payee closed the connection during HELLO")
+        answer = await dial_hello(stream, conn, channel)
         if answer.latest is not None:
             channel.recover(answer.latest)
         payee_sequence = 0 if answer.latest is None else answer.latest.proof.sequence
         client = PayerClient(channel, stream, conn, window=window, store=store, on_ack=on_ack)
         client._acked = payee_sequence
         if store is not None:
-            await store.save(_payer_record(channel))
+            await store.save(ChannelRecord.of(channel, Role.PAYER))
             client._saved = channel.sequence
         latest = channel.latest
         if latest is not None and latest.proof.sequence > payee_sequence:
@@ -374,7 +396,7 @@ async def open_payer(
         except BaseExceptionGroup as group:
             raise single_error(group) from None
         if store is not None:
-            await store.save(_payer_record(channel))
+            await store.save(ChannelRecord.of(channel, Role.PAYER))
 
 
 def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

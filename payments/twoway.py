@@ -21,13 +21,13 @@ raises a named `PaymentError` before anything changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.codec import U64_MAX
 from tangle.signature import is_valid
 
-from .channel import ChannelCore, check_binding, check_signed, check_uint
+from .channel import SigningChannel, check_binding, check_uint
 from .errors import (
     BalanceDecreasedError,
     ChannelClosedError,
@@ -57,11 +57,11 @@ class Proposal:
     """The proposer's signature of `proof.message()`."""
 
 
-class TwoWayChannel(ChannelCore):
+class TwoWayChannel(SigningChannel):
     """Either party of a two-way channel: states are proposed by one and countersigned by the
     other; both signatures make a state final."""
 
-    __slots__ = ("_is_payer", "_pending", "_signer")
+    __slots__ = ("_is_payer", "_pending")
 
     def __init__(
         self,
@@ -75,21 +75,9 @@ class TwoWayChannel(ChannelCore):
             raise ChannelKindError("TwoWayChannel", bidirectional=False)
         if signer.public_key not in (terms.payer, terms.payee):
             raise InvalidTermsError("signer", "the signer is neither party of the channel")
-        super().__init__(terms, state, latest)
-        self._signer = signer
+        super().__init__(terms, signer, state=state, latest=latest)
         self._is_payer = signer.public_key == terms.payer
         self._pending: Proposal | None = None
-
-    @classmethod
-    def restore(
-        cls,
-        terms: ChannelTerms,
-        signer: Signer,
-        latest: SignedBalanceProof | None,
-        state: ChannelState,
-    ) -> Self:
-        """The channel as it was when `latest` was the newest co-signed state."""
-        return cls(terms, signer, state=state, latest=latest)
 
     @property
     def role(self) -> Role:
@@ -133,13 +121,7 @@ class TwoWayChannel(ChannelCore):
                 self._share(new_payee_balance, own=False),
                 self._share(self.payee_balance, own=False),
             )
-        terms = self._terms
-        proof = BalanceProof(
-            network_id=terms.network_id,
-            channel_id=terms.channel_id,
-            sequence=self.next_sequence,
-            payee_balance=new_payee_balance,
-        )
+        proof = self.balance_proof(self.next_sequence, new_payee_balance)
         self._pending = Proposal(proof=proof, signature=self._signer.sign(proof.message()))
         return self._pending
 
@@ -190,11 +172,9 @@ class TwoWayChannel(ChannelCore):
         return signed
 
     def recover(self, proof: SignedBalanceProof) -> bool:
-        """Adopt a co-signed state from the other party if it is newer than ours."""
-        check_signed(self._terms, proof)
-        if proof.proof.sequence <= self.sequence:
+        """`SigningChannel.recover`; an adopted state also ends our outstanding proposal."""
+        if not super().recover(proof):
             return False
-        self._latest = proof
         self._pending = None
         return True
 

@@ -30,11 +30,11 @@ already open on it (its peer may be gone without closing).
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 import trio
 
-from tangle.channel import BalanceProof
 from tangle.codec import U64_MAX
 
 from .channel import check_uint
@@ -42,7 +42,6 @@ from .connection import Closed, Connection
 from .errors import (
     InvalidAmountError,
     PaymentError,
-    ProtocolError,
     RejectedError,
     UnexpectedFrameError,
     UnknownChannelError,
@@ -50,7 +49,15 @@ from .errors import (
 )
 from .state import Role
 from .store import ChannelRecord
-from .tcp import HELLO_TIMEOUT_S, receive_event, reject_of, single_error
+from .tcp import (
+    CLOSED_ERRORS,
+    dial_hello,
+    listen,
+    receive_event,
+    refuse_session,
+    reject_of,
+    single_error,
+)
 from .twoway import Proposal
 from .wire import Countersign, Hello, Propose, Reject, RejectCode
 
@@ -63,8 +70,6 @@ if TYPE_CHECKING:
     from .store import ChannelStore
     from .twoway import TwoWayChannel
     from .wire import Event
-
-_CLOSED_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 class TwoWaySession:
@@ -137,27 +142,13 @@ class TwoWaySession:
         await self._stream.send_all(self._conn.send(event))
 
     async def _save(self) -> None:
-        channel = self.channel
-        record = ChannelRecord(
-            terms=channel.terms, role=channel.role, state=channel.state, latest=channel.latest
-        )
-        await self._store.save(record)
+        await self._store.save(ChannelRecord.of(self.channel, self.channel.role))
 
     async def _recover(self, latest: SignedBalanceProof | None) -> None:
         """Adopt the other side's HELLO state if it is newer than ours, and save it."""
         async with self._lock:
             if latest is not None and self.channel.recover(latest):
                 await self._save()
-
-    async def _hello(self) -> None:
-        terms = self.channel.terms
-        await self._send(
-            Hello(
-                network_id=terms.network_id,
-                channel_id=terms.channel_id,
-                latest=self.channel.latest,
-            )
-        )
 
     async def _run(self) -> None:
         """Answer the other side's frames until it closes or breaks the protocol; the reason
@@ -175,19 +166,13 @@ class TwoWaySession:
                     raise trio.BrokenResourceError("the other party closed the session")
                 else:
                     raise UnexpectedFrameError(type(event).__name__, "not on a two-way channel")
-        except (PaymentError, *_CLOSED_ERRORS) as e:
+        except (PaymentError, *CLOSED_ERRORS) as e:
             self._failure = e
             self._answered.set()
 
     async def _countersign(self, event: Propose) -> None:
         async with self._lock:
-            terms = self.channel.terms
-            proof = BalanceProof(
-                network_id=terms.network_id,
-                channel_id=terms.channel_id,
-                sequence=event.sequence,
-                payee_balance=event.payee_balance,
-            )
+            proof = self.channel.balance_proof(event.sequence, event.payee_balance)
             try:
                 signed = self.channel.countersign(Proposal(proof=proof, signature=event.signature))
             except PaymentError as e:
@@ -238,49 +223,40 @@ class _Sessions:
         return self.locks.setdefault(channel_id, trio.Lock())
 
 
-async def _serve_connection(
-    stream: trio.SocketStream,
+async def _serve_session(
     channels: Mapping[ChannelId, TwoWayChannel],
     store: ChannelStore,
     sessions: _Sessions,
     on_session: Callable[[TwoWaySession], Awaitable[None]] | None,
+    stream: trio.SocketStream,
+    conn: Connection,
+    hello: Hello,
 ) -> None:
-    conn = Connection(Role.PAYEE)
-    try:
-        with trio.fail_after(HELLO_TIMEOUT_S):
-            hello = await receive_event(stream, conn)
-        if not isinstance(hello, Hello):
-            return
-        channel = channels.get(hello.channel_id)
-        if channel is None:
-            await stream.send_all(conn.send(reject_of(0, UnknownChannelError(hello.channel_id))))
-            return
-        if channel.terms.network_id != hello.network_id:
-            error = WrongChannelError("network_id", channel.terms.network_id, hello.network_id)
-            await stream.send_all(conn.send(reject_of(0, error)))
-            return
-        async with sessions.take_over(hello.channel_id):
-            with trio.CancelScope() as scope:
-                sessions.scopes[hello.channel_id] = scope
-                session = TwoWaySession(channel, store, stream, conn)
-                try:
-                    await session._recover(hello.latest)
-                except PaymentError as e:
-                    await stream.send_all(conn.send(reject_of(0, e)))
-                    return
-                await session._hello()
-                async with trio.open_nursery() as nursery:
-                    if on_session is not None:
-                        nursery.start_soon(on_session, session)
-                    await session._run()
-                    nursery.cancel_scope.cancel()
-            if sessions.scopes.get(hello.channel_id) is scope:
-                del sessions.scopes[hello.channel_id]
-    except* (ProtocolError, *_CLOSED_ERRORS, trio.TooSlowError):
-        pass  # the dialer broke the protocol or went away: drop the connection
-    finally:
-        with contextlib.suppress(*_CLOSED_ERRORS):
-            await stream.aclose()
+    channel = channels.get(hello.channel_id)
+    if channel is None:
+        await refuse_session(stream, conn, UnknownChannelError(hello.channel_id))
+        return
+    if channel.terms.network_id != hello.network_id:
+        error = WrongChannelError("network_id", channel.terms.network_id, hello.network_id)
+        await refuse_session(stream, conn, error)
+        return
+    async with sessions.take_over(hello.channel_id):
+        with trio.CancelScope() as scope:
+            sessions.scopes[hello.channel_id] = scope
+            session = TwoWaySession(channel, store, stream, conn)
+            try:
+                await session._recover(hello.latest)
+            except PaymentError as e:
+                await refuse_session(stream, conn, e)
+                return
+            await session._send(Hello.of(channel))
+            async with trio.open_nursery() as nursery:
+                if on_session is not None:
+                    nursery.start_soon(on_session, session)
+                await session._run()
+                nursery.cancel_scope.cancel()
+        if sessions.scopes.get(hello.channel_id) is scope:
+            del sessions.scopes[hello.channel_id]
 
 
 async def serve_two_way(
@@ -297,14 +273,8 @@ async def serve_two_way(
     bound port through `task_status.started(port)`. `on_session(session)`, if given, runs while
     each session is open (this side pays through it) and is cancelled when the session ends; a
     broken connection ends only its session, any other error it raises ends the server."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    task_status.started(listeners[0].socket.getsockname()[1])
-    sessions = _Sessions()
-
-    async def handle(stream: trio.SocketStream) -> None:
-        await _serve_connection(stream, channels, store, sessions, on_session)
-
-    await trio.serve_listeners(handle, listeners)
+    session = partial(_serve_session, channels, store, _Sessions(), on_session)
+    await listen(session, host=host, port=port, task_status=task_status)
 
 
 # -- dialer -----------------------------------------------------------------------------------
@@ -320,14 +290,8 @@ async def open_two_way(
     stream = await trio.open_tcp_stream(host, port)
     conn = Connection(Role.PAYER)
     async with stream:
+        answer = await dial_hello(stream, conn, channel)
         session = TwoWaySession(channel, store, stream, conn)
-        await session._hello()
-        with trio.fail_after(HELLO_TIMEOUT_S):
-            answer = await receive_event(stream, conn)
-        if isinstance(answer, Reject):
-            raise RejectedError(answer.code, answer.sequence, answer.reason)
-        if not isinstance(answer, Hello):
-            raise trio.BrokenResourceError("the other party closed the session during HELLO")
         await session._recover(answer.latest)
         try:
             async with trio.open_nursery() as nursery:

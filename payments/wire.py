@@ -40,13 +40,16 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.codec import U16_MAX, U64_MAX
 from tangle.ids import ChannelId, Signature
 
 from .errors import FrameError, InvalidAmountError
+
+if TYPE_CHECKING:
+    from .channel import ChannelCore
 
 PROTOCOL_VERSION: Final = 1
 MAX_TAG: Final = 64
@@ -143,6 +146,12 @@ class Hello:
             latest.proof.network_id != self.network_id or latest.proof.channel_id != self.channel_id
         ):
             raise InvalidAmountError("Hello.latest", latest.proof, "for another channel")
+
+    @classmethod
+    def of(cls, channel: ChannelCore) -> Hello:
+        """The HELLO of `channel`, carrying its latest state."""
+        terms = channel.terms
+        return cls(network_id=terms.network_id, channel_id=terms.channel_id, latest=channel.latest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordinator.signers import KeySigner
 from payments.billing_errors import (
     MalformedReceiptError,
     MeterOverflowError,
@@ -18,7 +17,7 @@ from payments.billing_errors import (
     ReceiptSignatureError,
     TariffError,
 )
-from payments.channel import ChannelTerms, PayeeChannel, PayerChannel
+from payments.channel import PayeeChannel, PayerChannel
 from payments.errors import InvalidAmountError
 from payments.metering import Invoice, Meter, PayerMeter, Tariff
 from payments.receipt import (
@@ -34,11 +33,9 @@ from payments.receipt import (
 from tangle.codec import U64_MAX
 from tangle.ids import ChannelId, Signature
 
-NET = 7
-PAYER = KeySigner(b"\x01" * 32)
-PAYEE = KeySigner(b"\x02" * 32)
-STRANGER = KeySigner(b"\x03" * 32)
-CHANNEL = ChannelId(b"\xc1" * 32)
+from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
+
+TERMS = terms(deposit=10**12)
 SESSION = b"\x5e" * 32
 
 u64s = st.integers(0, U64_MAX)
@@ -48,19 +45,6 @@ tariffs = st.builds(
 small_tariffs = st.builds(
     Tariff, price=st.integers(1, 10_000), per=st.integers(1, 10**7), unit=st.just("byte")
 )
-
-
-def terms(deposit: int = 10**12) -> ChannelTerms:
-    return ChannelTerms(
-        network_id=NET,
-        channel_id=CHANNEL,
-        payer=PAYER.public_key,
-        payee=PAYEE.public_key,
-        deposit=deposit,
-        bidirectional=False,
-        challenge_period=10,
-        expiry=1000,
-    )
 
 
 # -- tariffs -----------------------------------------------------------------------------------
@@ -149,7 +133,7 @@ def test_tariff_refuses_bad_values(price: int, per: int, unit: str) -> None:
 def a_receipt(**changes: object) -> Receipt:
     fields: dict[str, object] = {
         "kind": ReceiptKind.METERED,
-        "network_id": NET,
+        "network_id": NETWORK,
         "channel_id": CHANNEL,
         "sequence": 3,
         "cumulative_amount": 30,
@@ -187,7 +171,7 @@ def test_receipt_round_trips_and_verifies(
     assert receipt_from_header(receipt_to_header(receipt)) == receipt
     receipt.verify(PAYEE.public_key)
     with pytest.raises(ReceiptSignatureError):
-        receipt.verify(STRANGER.public_key)
+        receipt.verify(MALLORY.public_key)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +182,7 @@ def test_receipt_round_trips_and_verifies(
         {"credited": 11},
         {"units": 3_000_001},
         {"tag": b"\x00" * 32},
-        {"network_id": NET + 1},
+        {"network_id": NETWORK + 1},
         {"channel_id": ChannelId(b"\xc2" * 32)},
         {"kind": ReceiptKind.REQUEST},
     ],
@@ -230,12 +214,12 @@ def test_malformed_receipts_are_refused() -> None:
 def session(
     tariff: Tariff, *, credit_limit: int = 0, tolerance: int = 0
 ) -> tuple[PayerChannel, PayeeChannel, Meter, PayerMeter]:
-    payer = PayerChannel(terms(), PAYER)
-    payee = PayeeChannel(terms())
+    payer = PayerChannel(TERMS, PAYER)
+    payee = PayeeChannel(TERMS)
     meter = Meter(
         tariff,
         signer=PAYEE,
-        network_id=NET,
+        network_id=NETWORK,
         channel_id=CHANNEL,
         session=SESSION,
         credit_limit=credit_limit,
@@ -243,7 +227,7 @@ def session(
     payer_meter = PayerMeter(
         tariff,
         payee=PAYEE.public_key,
-        network_id=NET,
+        network_id=NETWORK,
         channel_id=CHANNEL,
         session=SESSION,
         tolerance=tolerance,
@@ -276,7 +260,7 @@ def test_a_metered_session_pays_exactly_the_rounded_up_usage(
         assert meter.due() == 0
         assert payer_meter.paid == meter.paid == payee.payee_balance
         assert payer_meter.paid == tariff.cost(payer_meter.units)
-    assert payee.payee_balance + payer.payer_balance == terms().deposit
+    assert payee.payee_balance + payer.payer_balance == TERMS.deposit
 
 
 def test_credit_limit_gates_delivery() -> None:
@@ -299,7 +283,7 @@ def test_credit_limit_gates_delivery() -> None:
 def test_deliverable_is_the_most_the_credit_limit_allows(
     tariff: Tariff, limit: int, paid: int, used: int, wanted: int
 ) -> None:
-    meter = Meter(tariff, signer=PAYEE, network_id=NET, channel_id=CHANNEL, credit_limit=limit)
+    meter = Meter(tariff, signer=PAYEE, network_id=NETWORK, channel_id=CHANNEL, credit_limit=limit)
     meter.record(used)
     meter.paid = paid
     n = meter.deliverable(wanted)
@@ -359,9 +343,9 @@ def test_receipts_that_differ_from_the_payment_are_refused() -> None:
     with pytest.raises(OverchargeError):
         payer_meter.check_receipt(overbilled)
     forged = issue_receipt(
-        STRANGER,
+        MALLORY,
         kind=good.kind,
-        network_id=NET,
+        network_id=NETWORK,
         channel_id=CHANNEL,
         sequence=good.sequence,
         cumulative_amount=good.cumulative_amount,

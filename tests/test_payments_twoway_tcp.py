@@ -4,6 +4,7 @@ a white-flag ledger."""
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ from .channel_chain import Chain
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from payments.wire import Event
@@ -52,10 +54,30 @@ A_AMOUNTS = [1 + i % 7 for i in range(80)]
 B_AMOUNTS = [2 + i % 5 for i in range(80)]
 
 
-async def _pay_both_ways(
-    a: TwoWayChannel, a_store: ChannelStore, b: TwoWayChannel, b_store: ChannelStore
-) -> None:
-    """A (the dialer) gives B a float of 1000, then both pay their amounts at the same time."""
+@contextlib.asynccontextmanager
+async def _session(
+    dialer: TwoWayChannel,
+    dialer_store: Path,
+    listener: TwoWayChannel,
+    listener_store: Path,
+    on_session: Callable[[TwoWaySession], Awaitable[None]] | None = None,
+) -> AsyncIterator[TwoWaySession]:
+    """The `dialer`'s session with the `listener` on loopback, each party with its own store."""
+    async with (
+        ChannelStore(dialer_store) as a_store,
+        ChannelStore(listener_store) as b_store,
+        trio.open_nursery() as nursery,
+    ):
+        channels = {listener.terms.channel_id: listener}
+        port = await nursery.start(partial(serve_two_way, channels, b_store, on_session=on_session))
+        async with open_two_way(dialer, a_store, "127.0.0.1", port) as session:
+            yield session
+        nursery.cancel_scope.cancel()
+
+
+async def _pay_both_ways(a: TwoWayChannel, b: TwoWayChannel, tmp_path: Path) -> None:
+    """A (the dialer, store `a.db`) gives B (store `b.db`) a float of 1000, then both pay their
+    amounts at the same time."""
     b_done = trio.Event()
     float_paid = trio.Event()
 
@@ -65,18 +87,13 @@ async def _pay_both_ways(
             await session.pay(amount)
         b_done.set()
 
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            partial(serve_two_way, {a.terms.channel_id: b}, b_store, on_session=b_pays)
-        )
-        async with open_two_way(a, a_store, "127.0.0.1", port) as session:
-            await session.pay(1000)
-            float_paid.set()
-            for amount in A_AMOUNTS:
-                state = await session.pay(amount)
-                assert state == a.latest
-            await b_done.wait()
-        nursery.cancel_scope.cancel()
+    async with _session(a, tmp_path / "a.db", b, tmp_path / "b.db", b_pays) as session:
+        await session.pay(1000)
+        float_paid.set()
+        for amount in A_AMOUNTS:
+            state = await session.pay(amount)
+            assert state == a.latest
+        await b_done.wait()
 
 
 def _durable(path: Path) -> SignedBalanceProof | None:
@@ -88,11 +105,7 @@ async def test_both_operators_pay_each_other_and_agree_on_one_durable_state(
     tmp_path: Path,
 ) -> None:
     a, b = TwoWayChannel(TERMS, PAYER), TwoWayChannel(TERMS, PAYEE)
-    async with (
-        ChannelStore(tmp_path / "a.db") as a_store,
-        ChannelStore(tmp_path / "b.db") as b_store,
-    ):
-        await _pay_both_ways(a, a_store, b, b_store)
+    await _pay_both_ways(a, b, tmp_path)
     expected = 1000 + sum(A_AMOUNTS) - sum(B_AMOUNTS)
     assert a.latest is not None
     assert a.latest == b.latest == _durable(tmp_path / "a.db") == _durable(tmp_path / "b.db")
@@ -105,41 +118,25 @@ async def test_both_operators_pay_each_other_and_agree_on_one_durable_state(
 
 async def test_a_side_that_lost_its_database_recovers_from_the_other(tmp_path: Path) -> None:
     a, b = TwoWayChannel(TERMS, PAYER), TwoWayChannel(TERMS, PAYEE)
-    async with (
-        ChannelStore(tmp_path / "a.db") as a_store,
-        ChannelStore(tmp_path / "b.db") as b_store,
-    ):
-        await _pay_both_ways(a, a_store, b, b_store)
+    await _pay_both_ways(a, b, tmp_path)
     latest = a.latest
     assert latest is not None
     # the dialer starts empty: the listener's HELLO brings the latest state back, saved at once
     fresh_a = TwoWayChannel(TERMS, PAYER)
-    async with (
-        ChannelStore(tmp_path / "a-fresh.db") as a_store,
-        ChannelStore(tmp_path / "b.db") as b_store,
-        trio.open_nursery() as nursery,
-    ):
-        port = await nursery.start(serve_two_way, {CHANNEL: b}, b_store)
-        async with open_two_way(fresh_a, a_store, "127.0.0.1", port) as session:
-            assert fresh_a.latest == latest
-            assert _durable(tmp_path / "a-fresh.db") == latest
-            after = await session.pay(5)
-        nursery.cancel_scope.cancel()
+    async with _session(fresh_a, tmp_path / "a-fresh.db", b, tmp_path / "b.db") as session:
+        assert fresh_a.latest == latest
+        assert _durable(tmp_path / "a-fresh.db") == latest
+        after = await session.pay(5)
     assert after.proof.sequence > latest.proof.sequence
     assert after.proof.payee_balance == latest.proof.payee_balance + 5
     # the listener starts empty: the dialer's HELLO brings the latest state back
     fresh_b = TwoWayChannel(TERMS, PAYEE)
-    async with (
-        ChannelStore(tmp_path / "a-fresh.db") as a_store,
-        ChannelStore(tmp_path / "b-fresh.db") as b_store,
-        trio.open_nursery() as nursery,
-    ):
-        port = await nursery.start(serve_two_way, {CHANNEL: fresh_b}, b_store)
-        async with open_two_way(fresh_a, a_store, "127.0.0.1", port) as session:
-            assert fresh_b.latest == after
-            assert _durable(tmp_path / "b-fresh.db") == after
-            final = await session.pay(1)
-        nursery.cancel_scope.cancel()
+    async with _session(
+        fresh_a, tmp_path / "a-fresh.db", fresh_b, tmp_path / "b-fresh.db"
+    ) as session:
+        assert fresh_b.latest == after
+        assert _durable(tmp_path / "b-fresh.db") == after
+        final = await session.pay(1)
     assert fresh_b.latest == final == _durable(tmp_path / "b-fresh.db")
 
 
@@ -294,11 +291,7 @@ async def test_the_last_co_signed_state_settles_on_the_ledger(tmp_path: Path) ->
     assert found is not None
     on_ledger = ChannelTerms.from_output(NET, found[1])
     a, b = TwoWayChannel(on_ledger, PAYER), TwoWayChannel(on_ledger, PAYEE)
-    async with (
-        ChannelStore(tmp_path / "a.db") as a_store,
-        ChannelStore(tmp_path / "b.db") as b_store,
-    ):
-        await _pay_both_ways(a, a_store, b, b_store)
+    await _pay_both_ways(a, b, tmp_path)
     final = _durable(tmp_path / "b.db")
     assert final is not None
     assert final == a.latest

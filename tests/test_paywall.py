@@ -625,19 +625,22 @@ async def test_after_a_restart_the_paywall_continues_from_its_store(tmp_path: Pa
 # -- device recovery -------------------------------------------------------------------------
 
 
+async def _read_with_a_store(service: Service, path: Path, readings: int) -> PaymentAuth:
+    """A device (a new process each time) keeping its channels in the store at `path` reads
+    `readings` readings; its payment flow."""
+    async with ChannelStore(path) as device_store:
+        auth = service.auth(store=device_store)
+        async with service.client(auth) as client:
+            for _ in range(readings):
+                assert (await client.get("/reading")).status_code == 200
+    return auth
+
+
 async def test_a_restarted_device_continues_from_its_store(
     service: Service, tmp_path: Path
 ) -> None:
-    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
-        first = service.auth(store=device_store)
-        async with service.client(first) as client:
-            for _ in range(3):
-                assert (await client.get("/reading")).status_code == 200
-    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
-        restarted = service.auth(store=device_store)  # a new process, the same database
-        async with service.client(restarted) as client:
-            for _ in range(2):
-                assert (await client.get("/reading")).status_code == 200
+    await _read_with_a_store(service, tmp_path / "device.sqlite", 3)
+    restarted = await _read_with_a_store(service, tmp_path / "device.sqlite", 2)
     assert [r.sequence for r in restarted.receipts] == [4, 5]
     assert restarted.spent == 2 * PRICE
     assert len(service.funder.opens) == 1
@@ -650,18 +653,9 @@ async def test_a_restarted_device_continues_from_its_store(
 async def test_a_device_that_lost_its_store_recovers_from_the_payee(
     service: Service, tmp_path: Path
 ) -> None:
-    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
-        first = service.auth(store=device_store)
-        async with service.client(first) as client:
-            for _ in range(3):
-                assert (await client.get("/reading")).status_code == 200
+    await _read_with_a_store(service, tmp_path / "device.sqlite", 3)
     (tmp_path / "device.sqlite").unlink()  # the device lost its database
-    async with ChannelStore(tmp_path / "device.sqlite") as device_store:
-        fresh = service.auth(store=device_store)
-        async with service.client(fresh) as client:
-            response = await client.get("/reading")
-            assert response.status_code == 200
-            assert (await client.get("/reading")).status_code == 200
+    fresh = await _read_with_a_store(service, tmp_path / "device.sqlite", 2)
     # its first proof (sequence 1) was refused as stale; it adopted the payee's sequence 3 and
     # paid the request once, as sequence 4
     assert [(r.sequence, r.credited) for r in fresh.receipts] == [(4, PRICE), (5, PRICE)]
