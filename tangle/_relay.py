@@ -15,6 +15,7 @@ import trio
 
 from .codec import U16_MAX
 from .errors import (
+    BadSignatureError,
     DecodeError,
     DuplicateMessageError,
     DuplicatePayloadError,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .storage import Storage
 
 REFUSED_FOR_CAUSE: Final = (
+    BadSignatureError,
     InsufficientWorkError,
     InvalidTransactionError,
     DecodeError,

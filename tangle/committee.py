@@ -61,6 +61,20 @@ class KeySchedule:
         return KeySchedule(entries=(*kept, (change.activation_index, change.key_set)))
 
 
+def check_signatures(milestone: Milestone) -> None:
+    """Raise `BadSignatureError` unless every signature is a valid ed25519 signature of the
+    milestone by its stated key.
+
+    A node checks this when a milestone arrives, before it holds or relays it: it needs no key
+    schedule (which may change before the milestone's index), so an honest node never relays a
+    milestone that fails it, and a peer that sends one is misbehaving. Whether the signers are
+    the committee of that index is checked when the milestone is applied."""
+    message = signing_message(milestone.id)
+    for sig in milestone.signatures:
+        if not is_valid(sig.public_key, message, sig.signature):
+            raise BadSignatureError(sig.public_key)
+
+
 def verify_milestone(
     milestone: Milestone,
     *,
@@ -82,11 +96,9 @@ def verify_milestone(
         )
     key_set = schedule.key_set_at(essence.index)
     allowed = set(key_set.public_keys)
-    message = signing_message(milestone.id)
     for sig in milestone.signatures:
         if sig.public_key not in allowed:
             raise UnknownSignerError(sig.public_key, essence.index)
-        if not is_valid(sig.public_key, message, sig.signature):
-            raise BadSignatureError(sig.public_key)
+    check_signatures(milestone)
     if len(milestone.signatures) < key_set.threshold:
         raise TooFewSignaturesError(len(milestone.signatures), key_set.threshold)

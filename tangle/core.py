@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from .codec import U64_MAX, require_uint
-from .committee import KeySchedule, verify_milestone
+from .committee import KeySchedule, check_signatures, verify_milestone
 from .dag import GENESIS_ID, Dag, TipRules
 from .errors import (
     DuplicateMessageError,
@@ -211,6 +211,8 @@ class NodeCore:
             if not self._was_applied(milestone):
                 raise StaleMilestoneError(milestone.essence.index, self.confirmed_index)
             milestone = None  # an applied milestone's message: a plain message from now on
+        if milestone is not None:
+            check_signatures(milestone)
         attached = self._dag.attach(parsed.id, message.parents, parsed.root)
         self._messages[parsed.id] = ConeMessage(
             parents=message.parents, transaction=transaction, referenced=False

@@ -102,7 +102,12 @@ def test_bad_signature(node: LedgerNode) -> None:
             *good.signatures[1:],
         ),
     )
-    assert isinstance(_rejected(node, forged), BadSignatureError)
+    # Refused on arrival (no key schedule needed), before the node holds or relays it.
+    with pytest.raises(BadSignatureError):
+        node.submit(_send(forged, (GENESIS_ID,)))
+    assert node.core.confirmed_index == node.storage.confirmed_index() == 0
+    node.submit(_send(good, (GENESIS_ID,)))
+    assert node.core.confirmed_index == 1
 
 
 def test_broken_chain(node: LedgerNode) -> None:

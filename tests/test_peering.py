@@ -8,6 +8,7 @@ few real milliseconds, not at once. The others run on the real clock with the sh
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,8 +21,11 @@ from tangle.gossip import (
     NodeId,
     encode_frame,
 )
+from tangle.ids import MilestoneId, Signature
 from tangle.ledger import Inclusion
+from tangle.merkle import merkle_root
 from tangle.message import decode_message, encode_message, prepare
+from tangle.milestone import Milestone
 from tangle.payload import TaggedData
 from tangle.peering import PeeringConfig
 from tangle.pow import work_value
@@ -39,7 +43,7 @@ from ._gossip_net import (
     send_transfer,
     until,
 )
-from .builders import NET
+from .builders import NET, key, message, milestone
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -156,6 +160,23 @@ def _bad_work() -> bytes:
     return encode_frame(MessageFrame(raw=_bad_work_message()))
 
 
+def _forged_milestone() -> bytes:
+    """A milestone with valid proof-of-work whose one signature does not verify."""
+    ms = milestone(
+        index=1,
+        previous=MilestoneId(bytes(32)),
+        parents=(GENESIS_ID,),
+        root=merkle_root([]),
+        signers=[key(4242)],
+    )
+    forged = Milestone(
+        essence=ms.essence,
+        signatures=(replace(ms.signatures[0], signature=Signature(bytes(64))),),
+    )
+    raw = message(forged, (GENESIS_ID,), work_per_kib=PARAMS.work_per_kib)
+    return encode_frame(MessageFrame(raw=raw))
+
+
 @pytest.mark.parametrize(
     ("misbehaviour", "error", "reason"),
     [
@@ -163,6 +184,7 @@ def _bad_work() -> bytes:
         (_oversized, "FrameError", "above the limit of 32768"),
         (_half_frame, "FrameTimeoutError", "frame not finished within 10 s"),
         (_bad_work, "MisbehavingPeerError", "is above the target"),
+        (_forged_milestone, "MisbehavingPeerError", "signature"),
     ],
 )
 async def test_a_misbehaving_peer_is_dropped_and_banned(
