@@ -481,8 +481,9 @@ async def fan_out(
 ) -> list[MessageId]:
     """Send the fan-out to `api` (approving two of its tips) and wait until the event stream
     (`follow` of node 0, already running) shows it all INCLUDED; returns its message ids."""
-    tips = (await client.get(f"{api}/api/v1/tips", params={"count": 2})).json()["tips"]
-    raws = fanout_messages(plan, [MessageId.from_hex(t) for t in tips])
+    answer = await client.get(f"{api}/api/v1/tips", params={"count": 2})
+    answer.raise_for_status()
+    raws = fanout_messages(plan, [MessageId.from_hex(t) for t in answer.json()["tips"]])
     ids = [message_id(raw) for raw in raws]
     for raw in raws:
         response = await client.post(f"{api}/api/v1/messages", content=raw, headers=OCTETS)

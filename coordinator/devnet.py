@@ -378,7 +378,11 @@ async def _pay(
         )
         unsent = prepare(NETWORK_ID, sign_transaction(essence, [traffic.keys[owner]]), 1 << 12)
         nonce = await work.solve(unsent.root, unsent.target)
-        tips = (await client.get(f"{api}/api/v1/tips", params={"count": 2})).json()["tips"]
+        answer = await client.get(f"{api}/api/v1/tips", params={"count": 2})
+        if answer.status_code != 200:  # 503 while the node catches up: the next turn retries
+            traffic.in_flight.discard(oid)
+            return None
+        tips = answer.json()["tips"]
         raw = encode_message(unsent.attach(tuple(MessageId.from_hex(t) for t in tips), nonce))
         response = await client.post(
             f"{api}/api/v1/messages",

@@ -39,7 +39,6 @@ from starlette.responses import Response
 from .dag import Score
 from .events import TransactionEvent
 from .ledger import Conflict, Inclusion
-from .milestone import Milestone
 from .transaction import SignatureUnlock, address_of
 
 if TYPE_CHECKING:
@@ -301,12 +300,11 @@ class LatencyTracker:
 class Telemetry:
     """What one app counts and observes, and its Prometheus exposition."""
 
-    __slots__ = ("hub", "latency", "latest_seen", "responses", "submissions")
+    __slots__ = ("hub", "latency", "responses", "submissions")
 
     def __init__(self, node: Node, latency_tracked: int) -> None:
         self.hub = EventHub()
         self.latency = LatencyTracker(latency_tracked)
-        self.latest_seen = 0
         """The highest milestone index submitted through the API."""
         self.submissions = {"accepted": 0, "rejected": 0}
         self.responses: dict[str, int] = {}
@@ -318,9 +316,6 @@ class Telemetry:
             return
         self.submissions["accepted"] += 1
         self.latency.submitted(parsed.id, trio.current_time())
-        payload = parsed.message.payload
-        if isinstance(payload, Milestone):
-            self.latest_seen = max(self.latest_seen, payload.essence.index)
 
     def responded(self, status: int | None) -> None:
         key = "disconnected" if status is None else str(status)
@@ -350,10 +345,9 @@ class Telemetry:
             ("subscribers_dropped", "Slow subscribers dropped.", counters.subscribers_dropped),
         ):
             out.add(f"tangle_{name}_total", "counter", help_text, [({}, value)])
-        latest = max(window["confirmed"], self.latest_seen)
         for name, help_text, gauge in (
             ("confirmed_milestone_index", "Confirmed milestone index.", window["confirmed"]),
-            ("latest_milestone_index", "Highest milestone index seen.", latest),
+            ("latest_milestone_index", "Highest milestone index seen.", window["latest"]),
             ("window_messages", "Messages in the in-memory window.", window["window"]),
             ("pending_messages", "Messages waiting for their parents.", window["pending"]),
             ("missing_messages", "Parents requested, not yet received.", window["missing"]),
@@ -392,6 +386,7 @@ def _window_figures(core: NodeCore) -> dict[str, int]:
     dag = core.dag
     return {
         "confirmed": core.confirmed_index,
+        "latest": core.latest_index,
         "window": len(dag),
         "pending": dag.pending_count(),
         "missing": len(dag.missing()),

@@ -78,6 +78,7 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "pow_capacity": (429, "the node runs as many proofs-of-work as it allows"),
     "too_many_streams": (429, "the node serves as many event streams as it allows"),
     "internal_error": (500, "a bug; the node keeps running"),
+    "node_unsynced": (503, "the node is catching up with the network (see Retry-After)"),
 }
 """Codes of errors the API itself raises: code -> (HTTP status, meaning)."""
 
@@ -435,7 +436,12 @@ def _op(
     ok: dict[str, Any] = {"description": "success"}
     if schema is not None:
         ok.update(_json(schema))
-    responses = {str(status): ok, **_errors(*codes), **(_refused() if refusals else {})}
+    responses = {str(status): ok, **(_refused() if refusals else {})}
+    for status_key, response in _errors(*codes).items():
+        if status_key in responses:  # one status, two kinds of refusal: name both
+            both = f"{responses[status_key]['description']}; {response['description']}"
+            response = {**response, "description": both}
+        responses[status_key] = response
     if admin:
         responses.update(_errors("unauthorized", "forbidden"))
     op: dict[str, Any] = {"summary": summary, "responses": dict(sorted(responses.items()))}
@@ -487,6 +493,7 @@ def openapi_document() -> dict[str, Any]:
                 "pow_rate_limited",
                 "pow_in_flight",
                 "pow_capacity",
+                "node_unsynced",
                 body={"application/json": {"schema": _ref("PowRequest")}},
                 refusals=True,
             )
@@ -517,6 +524,7 @@ def openapi_document() -> dict[str, Any]:
                 200,
                 "Tips",
                 "invalid_parameter",
+                "node_unsynced",
                 params=(
                     {
                         "name": "count",

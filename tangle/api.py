@@ -34,6 +34,10 @@ continuously); at most `pow_concurrency` searches run at once in the whole node.
 
 **Health**: healthy while the confirmed milestone was issued (its timestamp) at most
 `health_window_s` seconds ago by this machine's clock: the node follows a live network.
+**Synced**: a node more than `SYNC_SLACK` milestones behind the highest committee-signed
+milestone it has received is catching up; it answers `/tips` and the proof-of-work endpoint with
+503 `node_unsynced` (as Hornet refuses tips while unsynced), since messages on its stale tips
+would soon fall below max depth.
 
 **Serving**: in the node process's trio run, `port = await nursery.start(serve_api, app, host,
 port)`; cancelling the nursery stops the server. `serve_api` runs the app's lifespan, which
@@ -127,6 +131,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_EVENT_ADDRESSES: Final = 16
+SYNC_SLACK: Final = 2
+"""Milestones a node may be behind the highest one it knows and still serve tips."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +237,19 @@ class _Api:
             yield
             nursery.cancel_scope.cancel()
 
+    async def require_synced(self) -> None:
+        """Refuse (503 `node_unsynced`) while the node is catching up: its tips would be stale
+        and messages on them would soon fall below max depth."""
+        confirmed, latest = await self.node.read_core(
+            lambda core: (core.confirmed_index, core.latest_index)
+        )
+        if latest - confirmed > SYNC_SLACK:
+            raise ApiError(
+                "node_unsynced",
+                f"confirmed milestone {confirmed}, the network is at {latest}: catching up",
+                {"Retry-After": "1"},
+            )
+
     def choose_tips(self, count: int) -> Callable[[NodeCore], tuple[MessageId, ...]]:
         def choose(core: NodeCore) -> tuple[MessageId, ...]:
             try:
@@ -262,6 +281,7 @@ class _Api:
             return head.index, head.state_hash, head.pruned_index, stamp
 
         index, state_hash, pruned, stamp = await self.node.read_storage(read)
+        latest = await self.node.read_core(lambda core: core.latest_index)
         params = await self.parameters()
         age_s = None if stamp is None else time.time() - stamp / 1000
         return JSONResponse(
@@ -269,7 +289,7 @@ class _Api:
                 "network_id": str(params.network_id),
                 "protocol_version": PROTOCOL_VERSION,
                 "confirmed_milestone_index": index,
-                "latest_milestone_index": max(index, self.telemetry.latest_seen),
+                "latest_milestone_index": max(index, latest),
                 "latest_milestone_timestamp_ms": stamp,
                 "ledger_state_hash": state_hash.hex(),
                 "pruned_index": pruned,
@@ -331,6 +351,7 @@ class _Api:
             await trio.to_thread.run_sync(
                 validate_transaction, payload, params.network_id, params.min_output_amount
             )
+        await self.require_synced()
         unsent = prepare(params.network_id, payload, params.work_per_kib)
         client = request.client.host if request.client is not None else "unknown"
         with self.limits.admit(client, trio.current_time()):
@@ -359,6 +380,7 @@ class _Api:
     async def tips(self, request: Request) -> Response:
         text = request.query_params.get("count")
         count = MAX_PARENTS if text is None else query_uint(text, "count", 1, MAX_PARENTS)
+        await self.require_synced()
         tips = await self.node.read_core(self.choose_tips(count))
         return JSONResponse({"tips": [t.hex() for t in tips]})
 

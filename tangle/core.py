@@ -136,6 +136,7 @@ class NodeCore:
         self._milestone_messages: dict[MessageId, tuple[Parsed, Milestone]] = {}
         self._candidates: dict[int, list[MessageId]] = {}
         self._halted: MerkleRootMismatchError | None = None
+        self._latest_seen = 0
         # The last preview: valid until the ledger or the referenced set changes (an apply or a
         # prune), since new messages never enter the past cone of fixed parents.
         self._previewed: tuple[int, tuple[MessageId, ...], WhiteFlagResult] | None = None
@@ -159,6 +160,14 @@ class NodeCore:
     @property
     def confirmed_index(self) -> int:
         return self._ledger.milestone_index
+
+    @property
+    def latest_index(self) -> int:
+        """The highest milestone index known: the confirmed one, or a milestone received (its
+        signatures valid, its signers enough of the key set the applied chain puts in force at
+        its index) but not applied yet. A node further behind than a milestone or two is
+        catching up, and its tips are stale."""
+        return max(self.confirmed_index, self._latest_seen)
 
     @property
     def confirmed_id(self) -> MilestoneId:
@@ -213,6 +222,11 @@ class NodeCore:
             milestone = None  # an applied milestone's message: a plain message from now on
         if milestone is not None:
             check_signatures(milestone)
+            index = milestone.essence.index
+            key_set = self._schedule.key_set_at(index)
+            signers = {sig.public_key for sig in milestone.signatures}
+            if len(signers & set(key_set.public_keys)) >= key_set.threshold:
+                self._latest_seen = max(self._latest_seen, index)
         attached = self._dag.attach(parsed.id, message.parents, parsed.root)
         self._messages[parsed.id] = ConeMessage(
             parents=message.parents, transaction=transaction, referenced=False

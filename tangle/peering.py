@@ -18,7 +18,8 @@ receives each message about once, plus a 32-byte id from each other peer.
 the channel fills and the readers stop reading from their sockets. Accepted messages are relayed,
 missing parents requested (first from the peer that sent the child), and the senders of messages
 refused for cause (`InsufficientWorkError`, `InvalidTransactionError`, `BadSignatureError` of a
-milestone, `DecodeError`, `WrongNetworkError`) disconnected and banned; duplicates and stale milestones are only counted.
+milestone, `DecodeError`, `WrongNetworkError`) disconnected and banned; duplicates and stale
+milestones are only counted.
 
 **Catch-up.** The solidifier re-requests ids that pending messages still miss; when a peer's
 handshake or heartbeat shows a higher confirmed index, the milestones after ours are requested

@@ -233,6 +233,8 @@ class Payer:
     """Message id (hex) of each transfer a node answered 201 -> that node's name."""
     refused: list[str] = field(default_factory=list)
     """Other answers to our submissions."""
+    unsynced: int = 0
+    """Turns skipped because the node was catching up (503 on its tips)."""
 
     @classmethod
     def of(cls, keys: Iterable[AddressKey], seed: int) -> Payer:
@@ -273,8 +275,12 @@ class Payer:
         )
         nonce = await work.solve(unsent.root, unsent.target, threads=1)
         api = net.member(name).api
-        tips = (await net.client.get(f"{api}/api/v1/tips", params={"count": 2})).json()["tips"]
-        parents = tuple(sorted(MessageId.from_hex(t) for t in tips))
+        answer = await net.client.get(f"{api}/api/v1/tips", params={"count": 2})
+        if answer.status_code == 503:  # the node is catching up: try another turn
+            self.used.discard(oid)
+            self.unsynced += 1
+            return None
+        parents = tuple(sorted(MessageId.from_hex(t) for t in answer.json()["tips"]))
         response = await net.client.post(
             f"{api}/api/v1/messages",
             content=encode_message(unsent.attach(parents, nonce)),

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import trio
 import trio.testing
+from nacl.signing import SigningKey
 from starlette.types import Message
 
 import tangle.errors
@@ -27,9 +28,11 @@ from tangle._api_schema import (
 from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
 from tangle.committee import KeySchedule
 from tangle.core import Parameters
+from tangle.dag import GENESIS_ID
 from tangle.errors import TangleError
-from tangle.ids import MessageId, blake2b_256
+from tangle.ids import MessageId, MilestoneId, blake2b_256
 from tangle.ledger_node import LedgerNode
+from tangle.merkle import merkle_root
 from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
 from tangle.milestone import KeySet
 from tangle.node import Node
@@ -40,13 +43,12 @@ from tangle.service import PeeringAdmin
 from tangle.storage import InconsistentWriteError
 from tangle.transaction import Transaction
 
-from .builders import NET, address, genesis, key, message, on_tips, transfer
+from .builders import NET, address, genesis, key, message, milestone, on_tips, transfer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
-    from nacl.signing import SigningKey
     from starlette.types import ASGIApp
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
@@ -301,6 +303,50 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         tips = (await net.client.get("/api/v1/tips")).json()["tips"]
         assert tips == [net.ledger.core.dag.tips()[0].hex()]  # the milestone is the only tip
         assert (await net.client.get("/api/v1/tips?count=1")).json()["tips"] == tips
+
+
+async def test_a_node_that_is_catching_up_serves_no_tips(tmp_path: Path) -> None:
+    """Milestones 2..4 arrive before 1 (committee-signed, so they count as the network's
+    progress): the node refuses tips until it has applied them; an attacker's milestone signed
+    by other keys does not make it think it is behind."""
+    committee = [SigningKey(bytes([i]) * 32) for i in range(1, 4)]
+    chain, previous = [], MilestoneId(bytes(32))
+    for index in range(1, 5):
+        ms = milestone(
+            index=index,
+            previous=previous,
+            parents=(GENESIS_ID,),
+            root=merkle_root([]),
+            signers=committee[:2],
+        )
+        chain.append(message(ms, (GENESIS_ID,), work_per_kib=PARAMS.work_per_kib))
+        previous = ms.id
+    async with network(tmp_path) as net:
+        forged = milestone(
+            index=99,
+            previous=previous,
+            parents=(GENESIS_ID,),
+            root=merkle_root([]),
+            signers=[key(66), key(67)],
+        )
+        await net.node.submit(message(forged, (GENESIS_ID,), work_per_kib=PARAMS.work_per_kib))
+        assert (await net.client.get("/api/v1/tips")).status_code == 200
+        for raw in chain[1:]:
+            await net.node.submit(raw)
+        info = (await net.client.get("/api/v1/info")).json()
+        assert (info["confirmed_milestone_index"], info["latest_milestone_index"]) == (0, 4)
+        refused = await net.client.get("/api/v1/tips")
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "node_unsynced"
+        assert refused.headers["retry-after"] == "1"
+        pow_refused = await net.client.post(
+            "/api/v1/messages/pow",
+            json={"payload": encode_payload(TaggedData(tag=b"t", data=b"d")).hex()},
+        )
+        assert pow_refused.json()["error"]["code"] == "node_unsynced"
+        await net.node.submit(chain[0])
+        assert net.ledger.core.confirmed_index == 4
+        assert (await net.client.get("/api/v1/tips")).status_code == 200
 
 
 async def test_json_submission_and_refusals(tmp_path: Path) -> None:
