@@ -15,7 +15,7 @@ leaves the core exactly as it was.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Final, Self
 
 from tangle.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProof
 from tangle.codec import U32_MAX, U64_MAX
@@ -102,6 +102,12 @@ class ChannelTerms:
         )
 
 
+ONE_WAY_PAYEE_SIGNATURE: Final = (
+    "a one-way proof carries no payee signature (the ledger would check it, and a bad one would "
+    "make the proof unusable for the close)"
+)
+
+
 def check_binding(terms: ChannelTerms, proof: BalanceProof) -> None:
     """Raise `WrongChannelError` unless `proof` is for this network and this channel."""
     if proof.network_id != terms.network_id:
@@ -119,6 +125,8 @@ def check_signed(terms: ChannelTerms, signed: SignedBalanceProof) -> None:
         raise InsufficientDepositError(proof.payee_balance, terms.deposit)
     if terms.bidirectional and signed.payee_signature is None:
         raise InvalidProofError(proof.sequence, "a two-way state needs the payee's signature")
+    if not terms.bidirectional and signed.payee_signature is not None:
+        raise InvalidProofError(proof.sequence, ONE_WAY_PAYEE_SIGNATURE)
     if not signed.verify(terms.payer, terms.payee, bidirectional=terms.bidirectional):
         raise InvalidProofError(proof.sequence, "a signature does not verify")
 
@@ -296,6 +304,8 @@ class PayeeChannel(ChannelCore):
         """The checks of `receive` but the signature, against a previous (sequence, balance)."""
         proof = signed.proof
         check_binding(self._terms, proof)
+        if signed.payee_signature is not None:
+            raise InvalidProofError(proof.sequence, ONE_WAY_PAYEE_SIGNATURE)
         if proof.sequence <= sequence:
             raise StaleProofError(proof.sequence, sequence)
         if proof.payee_balance < balance:
@@ -307,7 +317,8 @@ class PayeeChannel(ChannelCore):
         """Accept `signed` as the newest proof and return the amount it newly credits.
 
         In order: the network and channel (`WrongChannelError`), the channel takes payments
-        (`ChannelClosedError`), the sequence is above the latest (`StaleProofError`), the
+        (`ChannelClosedError`), no payee signature (`InvalidProofError`: the ledger would check
+        it), the sequence is above the latest (`StaleProofError`), the
         balance does not decrease (`BalanceDecreasedError`) nor exceed the deposit
         (`InsufficientDepositError`), the payer's signature verifies (`InvalidProofError`)."""
         check_binding(self._terms, signed.proof)

@@ -250,9 +250,12 @@ def _validate_new_channel(tx: Transaction, position: int, output: ChannelOutput)
         )
     if output.sequence != 0 or output.closing_since != 0:
         raise InvalidTransactionError(f"output {position} opens a channel with a later state")
-    if not output.bidirectional and output.payee_balance != 0:
+    if output.payee_balance != 0:
+        # A two-way channel that the payee co-funds records the payee's share as a co-signed
+        # state (sequence 1) signed before the opening transaction, never in the output: every
+        # state the parties sign then starts from a known zero.
         raise InvalidTransactionError(
-            f"output {position} opens a one-way channel that already owes the payee"
+            f"output {position} opens a channel that already owes the payee"
         )
 
 

@@ -351,6 +351,7 @@ def test_new_channels_must_start_fresh() -> None:
         (replace(good, channel_id=channel_id_of(coin, 1)), "derived"),
         (replace(good, sequence=4), "later state"),
         (replace(good, payee_balance=10), "already owes"),
+        (replace(good, bidirectional=True, payee_balance=10), "already owes"),
     ):
         essence = TransactionEssence(network_id=NET, inputs=(coin,), outputs=(bad,))
         with pytest.raises(InvalidTransactionError, match=reason):

@@ -31,9 +31,18 @@ from payments import (
     transition,
 )
 from tangle.channel import ChannelOutput, SignedBalanceProof
-from tangle.ids import ChannelId
+from tangle.ids import ChannelId, Signature
 
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
+from .payments_support import (
+    CHANNEL,
+    MALLORY,
+    NETWORK,
+    PAYEE,
+    PAYER,
+    signatures,
+    signed,
+    terms,
+)
 
 OTHER = ChannelId(b"\x0a" * 32)
 
@@ -262,6 +271,14 @@ class OneWayChannels(RuleBasedStateMachine):
         else:
             proof = signed(PAYER, sequence, balance, channel=OTHER)
         self.refused(proof, WrongChannelError)
+
+    @rule(junk=signatures, extra=st.integers(1, 100))
+    def payee_signature_on_a_one_way_proof(self, junk: Signature, extra: int) -> None:
+        """A proof the ledger would refuse to close with (it checks a payee signature when one is
+        present) is refused here too, even if the payer's signature is good."""
+        balance = min(self.payee.payee_balance + extra, self.payee.terms.deposit)
+        good = signed(PAYER, self.payee.sequence + 1, balance)
+        self.refused(dataclasses.replace(good, payee_signature=junk), InvalidProofError)
 
     @rule(extra=st.integers(0, 100))
     def forged_signature(self, extra: int) -> None:

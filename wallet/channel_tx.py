@@ -39,7 +39,6 @@ def open_channel(
     challenge_period: int,
     expiry: int,
     bidirectional: bool = False,
-    payee_balance: int = 0,
     change: tuple[Address, int] | None = None,
     memo: bytes = b"",
 ) -> Transaction:
@@ -55,7 +54,6 @@ def open_channel(
         bidirectional=bidirectional,
         challenge_period=challenge_period,
         expiry=expiry,
-        payee_balance=payee_balance,
     )
     essence = TransactionEssence(
         network_id=network_id,
@@ -99,6 +97,8 @@ def payee_close(
     proof: SignedBalanceProof,
 ) -> Transaction:
     """The payee of a one-way channel settles at once with the payer's latest proof."""
+    if proof.payee_signature is not None:
+        raise SigningError("a one-way proof carries no payee signature")
     if proof.proof.payee_balance > channel.amount:
         raise SigningError(
             f"the proof pays {proof.proof.payee_balance}, the deposit is {channel.amount}"
