@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle.channel import ChannelOutput, channel_id_of
 from tangle.codec import u64
 from tangle.ids import Address, ChannelId, blake2b_256
 from wallet import channel_tx
+from wallet.state import TransferStatus
 
 from .channel import ChannelTerms
 from .errors import BelowMinimumOutputError, UnknownChannelError
@@ -26,7 +26,7 @@ from .errors import BelowMinimumOutputError, UnknownChannelError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.channel import SignedBalanceProof
+    from tangle.channel import ChannelOutput, SignedBalanceProof
     from tangle.ids import OutputId, PublicKey
     from tangle.signature import Signer
     from tangle.transaction import Transaction
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from wallet.state import Transfer
 
 _REQUEST_DOMAIN = b"tanglepay/payments/funding/v1"
+_IN_FLIGHT = frozenset({TransferStatus.SIGNED, TransferStatus.SUBMITTED, TransferStatus.EXPIRED})
+"""A recorded open in one of these states is driven on under its own key."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,12 +76,10 @@ class LedgerFunder:
             raise BelowMinimumOutputError("deposit", deposit, info.min_output_amount)
         policy = self._policy
         expiry = info.confirmed_milestone_index + policy.lifetime
-        opened: list[ChannelId] = []
 
         def compose(
             funding: Sequence[tuple[OutputId, Signer]], change: tuple[Address, int] | None
         ) -> Transaction:
-            opened.append(channel_id_of(funding[0][0], 0))
             return channel_tx.open_channel(
                 network_id=info.network_id,
                 funding=funding,
@@ -93,14 +93,30 @@ class LedgerFunder:
             )
 
         request = blake2b_256(_REQUEST_DOMAIN, b"open", self._payer.public_key, payee, u64(deposit))
+        key = await self._open_key(request, info.network_id, info.confirmed_milestone_index)
+        if isinstance(key, ChannelTerms):
+            return key
         transfer = await self._wallet.pay_with(
-            compose,
-            deposit,
-            request=request,
-            idempotency_key=b"channel-open:" + request,
-            timeout_s=self._timeout_s,
+            compose, deposit, request=request, idempotency_key=key, timeout_s=self._timeout_s
         )
         return await self._terms(ChannelId(transfer.recipient), info.network_id)
+
+    async def _open_key(self, request: bytes, network_id: int, index: int) -> bytes | ChannelTerms:
+        """The idempotency key of this open: the n-th open of these terms gets key n. A
+        recorded open still in flight is resumed under its key; one whose channel is still
+        open on the ledger is returned as it is (an open repeated after a crash gets the same
+        channel); one that failed, or whose channel is closing or settled, makes way for n+1."""
+        n = 0
+        while True:
+            key = b"channel-open:" + request + u64(n)
+            recorded = await self._wallet.transfer(key)
+            if recorded is None or recorded.status in _IN_FLIGHT:
+                return key
+            if recorded.status is TransferStatus.CONFIRMED:
+                found = await self._wallet.client.channel(ChannelId(recorded.recipient))
+                if found is not None and not found.output.is_closing(index + 1):
+                    return ChannelTerms.from_output(network_id, found.output)
+            n += 1
 
     async def top_up(self, terms: ChannelTerms, amount: int) -> ChannelTerms:
         """Add `amount` to the deposit (moving the expiry a lifetime ahead); the new terms.
