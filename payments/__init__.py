@@ -53,6 +53,7 @@ from .errors import InvalidTermsError as InvalidTermsError
 from .errors import InvalidTransitionError as InvalidTransitionError
 from .errors import NoPendingProposalError as NoPendingProposalError
 from .errors import PaymentError as PaymentError
+from .errors import PaymentInDoubtError as PaymentInDoubtError
 from .errors import ProofError as ProofError
 from .errors import ProtocolError as ProtocolError
 from .errors import RejectedError as RejectedError
@@ -62,6 +63,7 @@ from .errors import UnexpectedFrameError as UnexpectedFrameError
 from .errors import UnknownChannelError as UnknownChannelError
 from .errors import VersionMismatchError as VersionMismatchError
 from .errors import WrongChannelError as WrongChannelError
+from .errors import WrongParityError as WrongParityError
 from .frames import decode_frame as decode_frame
 from .frames import encode_event as encode_event
 from .funding import ChannelPolicy as ChannelPolicy

@@ -20,10 +20,18 @@ payment for exactly that request (`ReceiptError` otherwise); a payment the payee
 `PaymentRejectedError` with its status and code.
 
 A signed proof counts as spent even if the payee refuses it or the answer is lost: the payee holds
-it and could settle with it. Paid requests through one `PaymentAuth` go one at a time (proofs of a
-channel must arrive in order); the lock covers the request and its answer. The sync flow runs the
-funder's coroutines with `anyio.run` (a device's sync code runs no event loop of its own), or in
-the caller's loop through `anyio.from_thread` when called from one of its worker threads.
+it and could settle with it. A refusal that changed nothing at the payee (a 400, 402, 403 or 503
+answer, see `payments.paywall`) leaves that proof the channel's latest: the next payment to that
+payee sends the same proof again (ed25519 signatures are deterministic: nothing new is signed),
+signing on top only what a higher price asks beyond it, so the payee never credits one request
+twice. A channel the payee refuses as `channel_closed` or `channel_expiring`, or twice in a row
+as `unknown_channel` (the first may come from a payee whose node has not yet seen a channel just
+confirmed), is retired: saved as CLOSING in the store, and the next payment to that payee opens a
+new channel through the funder. Paid requests through one `PaymentAuth` go one at a time (proofs
+of a channel must arrive in order); the lock covers the request and its answer. The sync flow
+runs the funder's coroutines with `anyio.run` (a device's sync code runs no event loop of its
+own), or in the caller's loop through `anyio.from_thread` when called from one of its worker
+threads.
 
 **Recovery.** Given a `ChannelStore`, the flow keeps its channels there (role PAYER): it loads them
 before its first payment (a restarted device goes on where it was) and saves the channel (with any
@@ -39,7 +47,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -60,7 +68,7 @@ from .channel import ChannelTerms, PayerChannel
 from .errors import FrameError
 from .offer import LATEST_HEADER, PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
 from .receipt import Receipt, ReceiptKind, b64url_decode, b64url_encode, receipt_from_header
-from .state import PAYING_STATES, Role
+from .state import PAYING_STATES, ChannelState, Role
 from .store import ChannelRecord
 from .wire import decode_signed_proof, encode_signed_proof
 
@@ -160,6 +168,28 @@ class Paid:
     """The proof that paid it."""
     tag: bytes
     """The request's tag (`offer.request_tag`)."""
+    credit: int
+    """What the proof adds to the balance the payee holds (the price, or more when a refused
+    proof that paid more is sent again)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Signed:
+    proof: SignedBalanceProof
+    credit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Refused:
+    proof: SignedBalanceProof
+    credit: int
+    code: str
+
+
+UNCHANGED_STATUSES: Final = frozenset({400, 402, 403, 503})
+"""Refusals after which the payee holds what it held before (`payments.paywall`)."""
+RETIRING_CODES: Final = frozenset({"channel_closed", "channel_expiring"})
+"""Refusals that end a channel for payments at once; `unknown_channel` does the second time."""
 
 
 class PaymentAuth(httpx.Auth):
@@ -192,6 +222,8 @@ class PaymentAuth(httpx.Auth):
         """Every receipt received, oldest first."""
         self.channels: dict[bytes, PayerChannel] = {}
         """The channel to each payee, by the payee's key."""
+        self._refused: dict[bytes, _Refused] = {}
+        """The last proof to each payee that it refused without taking it (sent again)."""
         self._store = store
         self._loaded = store is None
         self._async_lock = anyio.Lock()
@@ -210,14 +242,20 @@ class PaymentAuth(httpx.Auth):
             _run_blocking(self._load)
             retried = False
             while True:
-                proof = _drive_sync(self._pay(offer), self._funder)
+                signed = _drive_sync(self._pay(offer), self._funder)
                 _run_blocking(lambda: self._save(offer.payee))
-                paid = self._attach(request, offer, proof)
+                paid = self._attach(request, offer, signed)
                 response = yield request
                 response.read()
                 if retried or not self._recover(response, paid):
                     break
                 retried = True
+            refusal = self._refusal(response, paid)
+            if refusal is not None:
+                error, retire = refusal
+                if retire:
+                    _run_blocking(lambda: self._retire(offer.payee))
+                raise error
             self._check_answer(response, paid)
 
     async def async_auth_flow(
@@ -233,14 +271,20 @@ class PaymentAuth(httpx.Auth):
             await self._load()
             retried = False
             while True:
-                proof = await _drive_async(self._pay(offer), self._funder)
+                signed = await _drive_async(self._pay(offer), self._funder)
                 await self._save(offer.payee)
-                paid = self._attach(request, offer, proof)
+                paid = self._attach(request, offer, signed)
                 response = yield request
                 await response.aread()
                 if retried or not self._recover(response, paid):
                     break
                 retried = True
+            refusal = self._refusal(response, paid)
+            if refusal is not None:
+                error, retire = refusal
+                if retire:
+                    await self._retire(offer.payee)
+                raise error
             self._check_answer(response, paid)
 
     # -- the channel store ---------------------------------------------------------------------
@@ -264,6 +308,18 @@ class PaymentAuth(httpx.Auth):
             return
         await self._store.save(ChannelRecord.of(self.channels[payee], Role.PAYER))
 
+    async def _retire(self, payee: PublicKey) -> None:
+        """Stop paying on the channel to `payee`: saved as CLOSING, then forgotten (the next
+        payment opens a new one)."""
+        held = self.channels[payee]
+        if self._store is not None:
+            closing = PayerChannel.restore(held.terms, self._signer, held.latest, held.state)
+            closing.advance(ChannelState.CLOSING)
+            with anyio.CancelScope(shield=True):
+                await self._store.save(ChannelRecord.of(closing, Role.PAYER))
+        del self.channels[payee]
+        self._refused.pop(payee, None)
+
     # -- the steps (no I/O) --------------------------------------------------------------------
 
     def _offer(self, response: httpx.Response) -> Offer:
@@ -279,20 +335,29 @@ class PaymentAuth(httpx.Auth):
             )
         return offer
 
-    def _check_budget(self, price: int) -> None:
+    def _check_budget(self, price: int, new: int) -> None:
+        """`price` is the request's, `new` what must be signed away beyond what already was."""
         if price > self.budget.per_request:
             raise BudgetExceededError("per-request", price, self.budget.per_request)
         left = self.budget.total - self.spent
-        if price > left:
-            raise BudgetExceededError("total", price, max(0, left))
+        if new > left:
+            raise BudgetExceededError("total", new, max(0, left))
 
-    def _pay(self, offer: Offer) -> Generator[_FunderCall, ChannelTerms, SignedBalanceProof]:
-        """The steps of one payment: funder calls out, their terms in, the signed proof last."""
+    def _pay(self, offer: Offer) -> Generator[_FunderCall, ChannelTerms, _Signed]:
+        """The steps of one payment: funder calls out, their terms in, the proof to send last
+        (a refused one again if it pays the price, see the module docstring)."""
         price = offer.price
-        self._check_budget(price)
+        channel = self.channels.get(offer.payee)
+        refused = self._refused.get(offer.payee)
+        owed = 0
+        if refused is not None and channel is not None and channel.latest == refused.proof:
+            owed = refused.credit
+        self._check_budget(price, max(0, price - owed))
         if price == 0:
             raise OfferError("a 402 with a price of 0")
-        channel = self.channels.get(offer.payee)
+        if refused is not None and price <= owed:
+            return _Signed(proof=refused.proof, credit=owed)
+        price -= owed
         if channel is None:
             deposit = min(
                 max(self.funding.deposit, offer.channel.min_deposit, price),
@@ -309,7 +374,7 @@ class PaymentAuth(httpx.Auth):
             self._apply_top_up(channel, terms, amount)
         proof = channel.pay(price)
         self.spent += price
-        return proof
+        return _Signed(proof=proof, credit=owed + price)
 
     def _adopt(self, terms: ChannelTerms, offer: Offer, deposit: int) -> PayerChannel:
         checks = (
@@ -335,11 +400,11 @@ class PaymentAuth(httpx.Auth):
             raise FundingError("deposit", f"{terms.deposit} after adding {amount} to {old.deposit}")
         channel.top_up(terms.deposit)
 
-    def _attach(self, request: httpx.Request, offer: Offer, proof: SignedBalanceProof) -> Paid:
-        request.headers[PROOF_HEADER] = b64url_encode(encode_signed_proof(proof))
+    def _attach(self, request: httpx.Request, offer: Offer, signed: _Signed) -> Paid:
+        request.headers[PROOF_HEADER] = b64url_encode(encode_signed_proof(signed.proof))
         raw_path = request.url.raw_path.split(b"?", 1)[0]
         tag = request_tag(request.method, raw_path, request.url.query)
-        return Paid(offer=offer, proof=proof, tag=tag)
+        return Paid(offer=offer, proof=signed.proof, tag=tag, credit=signed.credit)
 
     def _recover(self, response: httpx.Response, paid: Paid) -> bool:
         """Adopt the payee's latest proof from a stale refusal, if it is newer and ours (else
@@ -353,16 +418,32 @@ class PaymentAuth(httpx.Auth):
             return False
         if not self.channels[paid.offer.payee].recover(latest):
             return False
+        self._refused.pop(paid.offer.payee, None)
         if latest.proof.payee_balance + paid.offer.price >= paid.proof.proof.payee_balance:
             self.spent -= paid.offer.price  # the payment made again supersedes the refused one
         return True
 
+    def _refusal(
+        self, response: httpx.Response, paid: Paid
+    ) -> tuple[PaymentRejectedError, bool] | None:
+        """The payee's refusal of the payment, if the answer is one, and whether it retires
+        the channel; a refusal that changed nothing at the payee keeps the proof to be sent
+        again (see the module docstring)."""
+        payee = paid.offer.payee
+        status = response.status_code
+        before = self._refused.pop(payee, None)
+        if RECEIPT_HEADER in response.headers or not (400 <= status < 500 or status == 503):
+            return None
+        code, message = _error_of(response)
+        if status in UNCHANGED_STATUSES:
+            self._refused[payee] = _Refused(proof=paid.proof, credit=paid.credit, code=code)
+        again = before is not None and before.code == code and before.proof == paid.proof
+        retire = code in RETIRING_CODES or (code == "unknown_channel" and again)
+        return PaymentRejectedError(status, code, message), retire
+
     def _check_answer(self, response: httpx.Response, paid: Paid) -> None:
         header = response.headers.get(RECEIPT_HEADER)
         if header is None:
-            if 400 <= response.status_code < 500:
-                code, message = _error_of(response)
-                raise PaymentRejectedError(response.status_code, code, message)
             raise MalformedReceiptError(f"a {response.status_code} answer without a receipt")
         receipt = receipt_from_header(header)
         terms = self.channels[paid.offer.payee].terms
@@ -374,7 +455,7 @@ class PaymentAuth(httpx.Auth):
             ("channel_id", proof.channel_id, receipt.channel_id),
             ("sequence", proof.sequence, receipt.sequence),
             ("cumulative_amount", proof.payee_balance, receipt.cumulative_amount),
-            ("credited", paid.offer.price, receipt.credited),
+            ("credited", paid.credit, receipt.credited),
             ("units", paid.offer.units, receipt.units),
             ("tag", paid.tag, receipt.tag),
         )
@@ -403,14 +484,14 @@ def _call(funder: ChannelFunder, step: _FunderCall) -> _FunderCoroutine:
 
 
 async def _drive_async(
-    steps: Generator[_FunderCall, ChannelTerms, SignedBalanceProof], funder: ChannelFunder
-) -> SignedBalanceProof:
+    steps: Generator[_FunderCall, ChannelTerms, _Signed], funder: ChannelFunder
+) -> _Signed:
     try:
         step = next(steps)
         while True:
             step = steps.send(await _call(funder, step)())
     except StopIteration as done:
-        result: SignedBalanceProof = done.value
+        result: _Signed = done.value
         return result
 
 
@@ -424,12 +505,12 @@ def _run_blocking(call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 
 
 def _drive_sync(
-    steps: Generator[_FunderCall, ChannelTerms, SignedBalanceProof], funder: ChannelFunder
-) -> SignedBalanceProof:
+    steps: Generator[_FunderCall, ChannelTerms, _Signed], funder: ChannelFunder
+) -> _Signed:
     try:
         step = next(steps)
         while True:
             step = steps.send(_run_blocking(_call(funder, step)))
     except StopIteration as done:
-        result: SignedBalanceProof = done.value
+        result: _Signed = done.value
         return result

@@ -15,7 +15,8 @@ PaymentError
 │   ├── InvalidProofError         a signature that is missing or does not verify
 │   ├── StaleProofError           a sequence number not above the latest one
 │   ├── BalanceDecreasedError     a one-way proof that pays the payee less than before
-│   └── InsufficientDepositError  a payee balance above the deposit
+│   ├── InsufficientDepositError  a payee balance above the deposit
+│   └── WrongParityError          a two-way proposal with a sequence number of the other parity
 ├── InvalidAmountError            an amount that is not a positive integer in range
 │   └── BelowMinimumOutputError   a deposit or top-up below the network's min_output_amount
 ├── InvalidTermsError             channel terms (or a signer for them) that cannot be used
@@ -26,6 +27,7 @@ PaymentError
 │   ├── ChannelExpiringError      paying within the challenge period of the expiry
 │   └── NoPendingProposalError    a countersignature with no matching proposal (two-way)
 ├── RejectedError                 the counterparty refused a payment (its Reject code)
+├── PaymentInDoubtError           a two-way payment sent, but its outcome is not saved here
 ├── UnknownChannelError           no such channel (in a store or at the counterparty)
 └── StoreError                    the channel database is unusable or inconsistent
 ```
@@ -36,6 +38,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tangle.channel import SignedBalanceProof
+
     from .state import ChannelState
 
 
@@ -148,6 +152,16 @@ class InsufficientDepositError(ProofError):
         self.deposit = deposit
 
 
+class WrongParityError(ProofError):
+    """A two-way proposal whose sequence number has the parity of the receiving party (the
+    payer proposes odd sequence numbers only, the payee even ones)."""
+
+    def __init__(self, sequence: int, proposer: str) -> None:
+        super().__init__(f"proposal {sequence}: the {proposer} proposes the other parity only")
+        self.sequence = sequence
+        self.proposer = proposer
+
+
 # -- values and terms ------------------------------------------------------------------------
 
 
@@ -246,6 +260,24 @@ class RejectedError(PaymentError):
         self.code = code
         self.sequence = sequence
         self.reason = reason
+
+
+class PaymentInDoubtError(PaymentError):
+    """A two-way payment whose proposal (`sequence`) was sent but whose co-signed state this
+    side has not saved: the session ended before the answer (`reason`), or the answer came and
+    saving it failed. `signed` is the co-signed state if the countersignature arrived: the
+    payment is then made, the other party holds it. Either way the other party may hold it:
+    reconnect (its HELLO brings the newest co-signed state) and look at the balance before
+    paying again."""
+
+    def __init__(
+        self, sequence: int, reason: str, *, signed: SignedBalanceProof | None = None
+    ) -> None:
+        made = "made, not saved here" if signed is not None else "in doubt"
+        super().__init__(f"payment {sequence} {made}: {reason}")
+        self.sequence = sequence
+        self.reason = reason
+        self.signed = signed
 
 
 class UnknownChannelError(PaymentError):

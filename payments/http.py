@@ -5,7 +5,12 @@ POST /channels/{channel_id hex}/payments
     body: encode_signed_proof(proof)       (application/octet-stream)
 200 {"sequence": n, "payee_balance": b, "credited": c}   the proof is durable at the payee
 4xx {"code": RejectCode, "error": name, "detail": text}  refused; nothing changed
+503 {"code": RejectCode, "error": "StoreError", ...}     the store failed; nothing changed,
+                                                         send it again after Retry-After
 ```
+
+A body over `MAX_BODY` bytes is refused (400, `FrameError`) from its Content-Length, or as soon
+as more than that has arrived, without reading the rest.
 
 The same `PayeeService` as the TCP server checks the proof and makes it durable before the
 answer. This is a transport for the channel core, not pay-per-use: the 402 flow lives elsewhere.
@@ -13,6 +18,7 @@ answer. This is a transport for the channel core, not pay-per-use: the 402 flow 
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Final
 
 from starlette.applications import Starlette
@@ -27,6 +33,7 @@ from .errors import (
     PaymentError,
     RejectedError,
     StaleProofError,
+    StoreError,
     UnknownChannelError,
     WrongChannelError,
 )
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
     from .service import PayeeService
 
 CONTENT_TYPE: Final = "application/octet-stream"
+RETRY_AFTER_S: Final = 1
+"""The `Retry-After` of a 503 (a failed store)."""
 
 
 def _status(error: PaymentError) -> int:
@@ -50,13 +59,31 @@ def _status(error: PaymentError) -> int:
         return 404
     if isinstance(error, StaleProofError):
         return 409
+    if isinstance(error, StoreError):
+        return 503
     return 400
 
 
 def _refusal(error: PaymentError) -> JSONResponse:
     code = reject_code(error)
     body = {"code": int(code), "error": type(error).__name__, "detail": str(error)}
-    return JSONResponse(body, status_code=_status(error))
+    status = _status(error)
+    headers = {"retry-after": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request's body; `FrameError` once it is known to exceed `MAX_BODY`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise FrameError("signed proof", f"{declared} bytes is oversized")
+    body = bytearray()
+    async with contextlib.aclosing(request.stream()) as chunks:
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise FrameError("signed proof", f"more than {MAX_BODY} bytes is oversized")
+    return bytes(body)
 
 
 def payee_app(service: PayeeService) -> Starlette:
@@ -67,11 +94,8 @@ def payee_app(service: PayeeService) -> Starlette:
             channel_id = ChannelId.from_hex(request.path_params["channel_id"])
         except InvalidFieldError as e:
             return _refusal(FrameError("channel id", str(e)))
-        body = await request.body()
         try:
-            if len(body) > MAX_BODY:
-                raise FrameError("signed proof", f"{len(body)} bytes is oversized")
-            proof = decode_signed_proof(body)
+            proof = decode_signed_proof(await _read_body(request))
             if proof.proof.channel_id != channel_id:
                 raise WrongChannelError(
                     "channel_id", channel_id.hex(), proof.proof.channel_id.hex()

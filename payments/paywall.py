@@ -37,6 +37,11 @@ For every HTTP request (`exempt(scope)` aside):
 | 403    | `invalid_terms`        | the ledger's channel no longer matches the one held         |
 | 409    | `stale_proof`          | a sequence already seen (a replay)                          |
 | 409    | `balance_decreased`    | a balance below the latest                                  |
+| 503    | `store_unavailable`    | the payee's channel database failed (`StoreError`)          |
+| 503    | `ledger_unavailable`   | the payee's node did not answer (`NodeUnavailableError`)    |
+| 503    | `ledger_rate_limited`  | the payee's node rate-limits it (`RateLimitedError`)        |
+
+A 503 carries `Retry-After` (seconds): nothing changed, the same proof may be sent again.
 
 Every 402 carries the offer's headers, so a payer can pay again from any of them. WebSocket
 connections are closed (1008, policy violation): the paywall only prices HTTP requests. Only anyio
@@ -47,6 +52,8 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Final
+
+from wallet.errors import NodeUnavailableError, RateLimitedError
 
 from .billing_errors import (
     InsufficientPaymentError,
@@ -63,8 +70,8 @@ from .errors import (
     InsufficientDepositError,
     InvalidProofError,
     InvalidTermsError,
-    PaymentError,
     StaleProofError,
+    StoreError,
     UnknownChannelError,
     WrongChannelError,
 )
@@ -92,7 +99,7 @@ if TYPE_CHECKING:
     from .receipt import Receipt
     from .service import PayeeService
 
-REFUSALS: Final[dict[type[PaymentError], tuple[int, str]]] = {
+REFUSALS: Final[dict[type[Exception], tuple[int, str]]] = {
     MalformedPaymentError: (400, "malformed_payment"),
     InsufficientPaymentError: (402, "insufficient_payment"),
     InsufficientDepositError: (402, "insufficient_deposit"),
@@ -105,14 +112,21 @@ REFUSALS: Final[dict[type[PaymentError], tuple[int, str]]] = {
     InvalidTermsError: (403, "invalid_terms"),
     StaleProofError: (409, "stale_proof"),
     BalanceDecreasedError: (409, "balance_decreased"),
+    StoreError: (503, "store_unavailable"),
+    NodeUnavailableError: (503, "ledger_unavailable"),
+    RateLimitedError: (503, "ledger_rate_limited"),
 }
 """Each refused payment's HTTP status and error code (the table of the module docstring)."""
 
 REFUSED: Final = tuple(REFUSALS)
 
+RETRY_AFTER_S: Final = 1
+"""The `Retry-After` of a 503: the store or the node is asked again on the next request."""
 
-def refusal_of(error: PaymentError) -> tuple[int, str]:
-    """The status and code a refused payment is answered with."""
+
+def refusal_of(error: Exception) -> tuple[int, str]:
+    """The status and code a refused payment is answered with (`400 payment_refused` for a
+    `PaymentError` outside `REFUSALS`, which an app's own handlers may raise)."""
     for cls in type(error).__mro__:
         if cls in REFUSALS:
             return REFUSALS[cls]
@@ -273,6 +287,8 @@ class Paywall:
         if latest is not None:
             value = b64url_encode(encode_signed_proof(latest))
             headers.append((LATEST_HEADER.encode(), value.encode()))
+        if status == 503:
+            headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
         if status == 402:
             body["payment"] = offer.document()
             headers += [(k.encode(), v.encode()) for k, v in offer.headers().items()]

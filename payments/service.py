@@ -29,6 +29,7 @@ closes); until it is told one it cannot check the expiry.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -52,13 +53,14 @@ from .errors import (
     StaleProofError,
     UnknownChannelError,
     WrongChannelError,
+    WrongParityError,
 )
 from .state import ChannelState, Role
 from .store import ChannelRecord
 from .wire import RejectCode
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from tangle.channel import SignedBalanceProof
     from tangle.ids import ChannelId
@@ -79,6 +81,7 @@ _CODES: tuple[tuple[type[PaymentError], RejectCode], ...] = (
     (ChannelExpiringError, RejectCode.CHANNEL_EXPIRING),
     (ChannelStateError, RejectCode.CHANNEL_CLOSED),
     (InvalidAmountError, RejectCode.INVALID_AMOUNT),
+    (WrongParityError, RejectCode.INVALID_PROOF),
 )
 
 
@@ -130,6 +133,16 @@ def _same_channel(held: ChannelTerms, known: ChannelTerms) -> bool:
     )
 
 
+class _Gate:
+    """A channel's lock and the tasks holding or awaiting it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = anyio.Lock()
+        self.users = 0
+
+
 class PayeeService:
     """The payee's channel cores over one store (see the module docstring)."""
 
@@ -138,7 +151,7 @@ class PayeeService:
     def __init__(self, store: ChannelStore) -> None:
         self._store = store
         self._channels: dict[bytes, PayeeChannel] = {}
-        self._locks: dict[bytes, anyio.Lock] = {}
+        self._locks: dict[bytes, _Gate] = {}
         self._index = 0
 
     @property
@@ -239,11 +252,21 @@ class PayeeService:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _lock(self, channel_id: ChannelId) -> anyio.Lock:
-        lock = self._locks.get(channel_id)
-        if lock is None:
-            lock = self._locks[channel_id] = anyio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _lock(self, channel_id: ChannelId) -> AsyncIterator[None]:
+        """Hold the channel's lock. A lock is kept only while the service holds the channel or
+        a task uses it: asking about unknown channel ids leaves nothing behind."""
+        gate = self._locks.get(channel_id)
+        if gate is None:
+            gate = self._locks[channel_id] = _Gate()
+        gate.users += 1
+        try:
+            async with gate.lock:
+                yield
+        finally:
+            gate.users -= 1
+            if not gate.users and channel_id not in self._channels:
+                del self._locks[channel_id]
 
     async def _trial(self, channel_id: ChannelId, known: ChannelTerms | None) -> PayeeChannel:
         try:

@@ -18,7 +18,9 @@ sends whatever is queued in one write, a reader task takes ACKs (each covers eve
 it) and REJECTs. On connect the payer sends HELLO with its latest proof and the payee answers with
 its own: a newer one (signed by us, so checked against our key) is adopted, so a payer that lost
 its database continues where the payee is; if ours is newer, it is sent again as a PAY, so
-payments the payee lost in flight are recovered too.
+payments the payee lost in flight are recovered too. The payee answers HELLO first and only then
+REJECTs a refused HELLO proof (by its sequence number); only a REJECT of sequence 0 in place of
+its HELLO refuses the session.
 """
 
 from __future__ import annotations
@@ -112,16 +114,25 @@ class _PayeeSession:
             if self.pending:
                 self.arrived.set()
 
-    async def take(self) -> None:
-        """Hand what is queued to the service as one run (saved before it returns), and send
-        the REJECTs of the refused proofs."""
+    async def commit_pending(self) -> tuple[tuple[int, PaymentError], ...]:
+        """Hand what is queued to the service as one run (saved before it returns); the
+        sequence number and error of each refused proof."""
         proofs, self.pending = self.pending, []
-        if proofs:
-            with trio.CancelScope(shield=True):  # proofs taken off the queue are never dropped
-                taken = await self.service.receive_batch(self.channel_id, proofs)
-            self.durable = max(self.durable, taken.sequence)
-            for sequence, error in taken.refused:
-                await self.send(reject_of(sequence, error))
+        if not proofs:
+            return ()
+        with trio.CancelScope(shield=True):  # proofs taken off the queue are never dropped
+            taken = await self.service.receive_batch(self.channel_id, proofs)
+        self.durable = max(self.durable, taken.sequence)
+        return taken.refused
+
+    async def reject(self, refused: tuple[tuple[int, PaymentError], ...]) -> None:
+        """Send the REJECTs of refused proofs."""
+        for sequence, error in refused:
+            await self.send(reject_of(sequence, error))
+
+    async def take(self) -> None:
+        """Commit what is queued and send the REJECTs of the refused proofs."""
+        await self.reject(await self.commit_pending())
 
     async def acknowledge(self) -> None:
         """Send the ACK of what is durable, if the payer has not had it yet."""
@@ -179,11 +190,15 @@ async def listen(
 
 async def dial_hello(stream: trio.SocketStream, conn: Connection, channel: ChannelCore) -> Hello:
     """Send `channel`'s HELLO to the listener and return its answer, waiting at most
-    `HELLO_TIMEOUT_S`; `RejectedError` if it refuses the session."""
+    `HELLO_TIMEOUT_S`; `RejectedError` if it refuses the session (a REJECT of sequence 0). A
+    listener answers HELLO before it refuses anything else (the proof in our HELLO, say), so
+    another REJECT in its place breaks the protocol."""
     await stream.send_all(conn.send(Hello.of(channel)))
     with trio.fail_after(HELLO_TIMEOUT_S):
         answer = await receive_event(stream, conn)
     if isinstance(answer, Reject):
+        if answer.sequence != 0:
+            raise UnexpectedFrameError("Reject", f"of proof {answer.sequence} before HELLO")
         raise RejectedError(answer.code, answer.sequence, answer.reason)
     if not isinstance(answer, Hello):
         raise trio.BrokenResourceError("the other side closed the connection during HELLO")
@@ -203,12 +218,14 @@ async def _serve_session(
         await refuse_session(stream, conn, error)
         return
     session = _PayeeSession(stream, conn, service, hello)
+    refused: tuple[tuple[int, PaymentError], ...] = ()
     if hello.latest is not None and hello.latest.proof.sequence > core.sequence:
         session.pending.append(hello.latest)  # the payer's newest: payments lost in flight
-        await session.take()
+        refused = await session.commit_pending()
     core = await service.channel(hello.channel_id)
     session.acked = session.durable = core.sequence  # what the service holds is durable
     await session.send(Hello.of(core))
+    await session.reject(refused)  # after HELLO: a REJECT before it refuses the session
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.commit)
         await session.read()

@@ -8,7 +8,8 @@ proposer.
 **Crossing proposals.** Both parties may propose at once, so two proposals can cross. A party
 never signs two states with one sequence number: the payer proposes odd sequence numbers only,
 the payee even ones, each above both the latest state and its own outstanding proposal, and a
-party countersigns only a proposal above its own outstanding one. Of two crossing proposals the
+party countersigns only a proposal of the other party's parity (`WrongParityError` otherwise)
+above its own outstanding one. Of two crossing proposals the
 higher is countersigned and the lower refused (`StaleProofError`); the refused one stays below
 the agreed state, so neither party can ever settle with it. (A party that loses its database
 while a proposal of its own is outstanding forgets that proposal and may sign its sequence
@@ -20,6 +21,7 @@ raises a named `PaymentError` before anything changes.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,7 @@ from .errors import (
     InvalidTermsError,
     NoPendingProposalError,
     StaleProofError,
+    WrongParityError,
 )
 from .state import UPDATABLE_STATES, ChannelState, Role
 
@@ -130,8 +133,8 @@ class TwoWayChannel(SigningChannel):
 
         Refused: another network or channel, a state that takes no updates, a sequence not above
         the latest state and our outstanding proposal (a crossing one, see the module
-        docstring), a balance above the deposit, a lower share for this party, a bad proposer
-        signature."""
+        docstring), a sequence of our own parity (`WrongParityError`), a balance above the
+        deposit, a lower share for this party, a bad proposer signature."""
         proof = proposal.proof
         check_binding(self._terms, proof)
         if self._state not in UPDATABLE_STATES:
@@ -141,6 +144,8 @@ class TwoWayChannel(SigningChannel):
         pending = self._pending
         if pending is not None and proof.sequence <= pending.proof.sequence:
             raise StaleProofError(proof.sequence, pending.proof.sequence)
+        if proof.sequence % 2 == (1 if self._is_payer else 0):
+            raise WrongParityError(proof.sequence, "payee" if self._is_payer else "payer")
         if proof.payee_balance > self._terms.deposit:
             raise InsufficientDepositError(proof.payee_balance, self._terms.deposit)
         ours, before = self._share(proof.payee_balance, own=True), self.own_balance
@@ -170,6 +175,17 @@ class TwoWayChannel(SigningChannel):
         self._latest = signed
         self._pending = None
         return signed
+
+    def copy(self) -> TwoWayChannel:
+        """A copy to try a change on; `adopt` takes its state once it is saved."""
+        return copy.copy(self)
+
+    def adopt(self, trial: TwoWayChannel) -> None:
+        """Take the state of `trial`, a `copy` of this channel changed (and saved) since."""
+        if trial._terms.channel_id != self._terms.channel_id or trial.role is not self.role:
+            raise InvalidTermsError("trial", "a copy of another channel or party")
+        self._terms, self._state = trial._terms, trial._state
+        self._latest, self._pending = trial._latest, trial._pending
 
     def recover(self, proof: SignedBalanceProof) -> bool:
         """`SigningChannel.recover`; an adopted state also ends our outstanding proposal."""

@@ -19,12 +19,18 @@ and only then answers COUNTERSIGN; the payer completes the state (`TwoWayChannel
 saves it before `pay` returns. A refused proposal is answered with a REJECT and the error's code
 (`service.reject_code`) and changes nothing. When two proposals cross, the higher one is
 countersigned and the lower one refused as stale (see `twoway.py`); `pay` then proposes its
-payment again on top of the new state. Each side has at most one proposal outstanding.
+payment again on top of the new state. Each side has at most one proposal outstanding. If the
+session ends after the proposal was sent and before its co-signed state is saved here, `pay`
+raises `PaymentInDoubtError` (with the co-signed state if the countersignature arrived): the
+other party may hold the payment, so the caller reconnects, and the HELLO exchange tells.
 
-Every change of the channel, its save and the frame that announces it happen under the session's
-lock: no frame ever announces a state before it is durable, and no proposal rests on a state that
-is not saved yet. A failed save ends the session. A new connection on a channel ends the session
-already open on it (its peer may be gone without closing).
+Every change of the channel is made on a copy (`TwoWayChannel.copy`), saved, and only then
+adopted, the save and the adoption shielded from cancellation (a new session's takeover), so
+the channel in memory is never ahead of the disk and a HELLO never announces an unsaved state.
+All of it, and the frame that announces the change, happens under the session's lock: no frame
+ever announces a state before it is durable, and no proposal rests on a state that is not saved
+yet. A failed save (`StoreError`) changes nothing and ends the session. A new connection on a
+channel ends the session already open on it (its peer may be gone without closing).
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ from .connection import Closed, Connection
 from .errors import (
     InvalidAmountError,
     PaymentError,
+    PaymentInDoubtError,
     RejectedError,
+    StoreError,
     UnexpectedFrameError,
     UnknownChannelError,
     WrongChannelError,
@@ -98,14 +106,20 @@ class TwoWaySession:
 
     async def pay(self, amount: int) -> SignedBalanceProof:
         """Pay `amount` to the other party; returns the new co-signed state once it is durable
-        at both. `RejectedError` if the other party refused it, `InvalidAmountError` beyond our
-        share of the deposit."""
+        at both. `RejectedError` if the other party refused it and `InvalidAmountError` beyond
+        our share of the deposit (nothing paid); the reason the session ended if it ended
+        before the proposal was sent (nothing paid), `PaymentInDoubtError` if after."""
         check_uint("amount", amount, U64_MAX, minimum=1)
         async with self._paying:
             while True:
                 proposal = await self._propose(amount)
                 while self._answer is None:
-                    self._check_failure()
+                    failure = self._failure
+                    if isinstance(failure, PaymentInDoubtError):
+                        raise failure
+                    if failure is not None:
+                        sequence = proposal.proof.sequence
+                        raise PaymentInDoubtError(sequence, str(failure)) from failure
                     await self._answered.wait()
                 answer, self._answer, self._awaiting = self._answer, None, 0
                 if not isinstance(answer, RejectedError):
@@ -124,6 +138,7 @@ class TwoWaySession:
             balance = channel.payee_balance + (amount if paid_by_payer else -amount)
             proposal = channel.propose(balance)
             self._awaiting = proposal.proof.sequence
+            self._answer = None  # an answer to a proposal whose `pay` was cancelled
             self._answered = trio.Event()
             await self._send(
                 Propose(
@@ -141,14 +156,18 @@ class TwoWaySession:
     async def _send(self, event: Event) -> None:
         await self._stream.send_all(self._conn.send(event))
 
-    async def _save(self) -> None:
-        await self._store.save(ChannelRecord.of(self.channel, self.channel.role))
+    async def _adopt(self, trial: TwoWayChannel) -> None:
+        """Save `trial` (a changed copy of the channel), then adopt it; neither is cancelled."""
+        with trio.CancelScope(shield=True):
+            await self._store.save(ChannelRecord.of(trial, trial.role))
+            self.channel.adopt(trial)
 
     async def _recover(self, latest: SignedBalanceProof | None) -> None:
-        """Adopt the other side's HELLO state if it is newer than ours, and save it."""
+        """Save the other side's HELLO state if it is newer than ours, and adopt it."""
         async with self._lock:
-            if latest is not None and self.channel.recover(latest):
-                await self._save()
+            trial = self.channel.copy()
+            if latest is not None and trial.recover(latest):
+                await self._adopt(trial)
 
     async def _run(self) -> None:
         """Answer the other side's frames until it closes or breaks the protocol; the reason
@@ -172,18 +191,15 @@ class TwoWaySession:
 
     async def _countersign(self, event: Propose) -> None:
         async with self._lock:
-            proof = self.channel.balance_proof(event.sequence, event.payee_balance)
+            trial = self.channel.copy()
+            proof = trial.balance_proof(event.sequence, event.payee_balance)
             try:
-                signed = self.channel.countersign(Proposal(proof=proof, signature=event.signature))
+                signed = trial.countersign(Proposal(proof=proof, signature=event.signature))
             except PaymentError as e:
                 await self._send(reject_of(event.sequence, e))
                 return
-            await self._save()
-            ours = (
-                signed.payer_signature
-                if self.channel.role is Role.PAYER
-                else signed.payee_signature
-            )
+            await self._adopt(trial)
+            ours = signed.payer_signature if trial.role is Role.PAYER else signed.payee_signature
             # a co-signed state carries both signatures
             await self._send(
                 Countersign(sequence=event.sequence, signature=cast("Signature", ours))
@@ -191,8 +207,12 @@ class TwoWaySession:
 
     async def _complete(self, event: Countersign) -> None:
         async with self._lock:
-            signed = self.channel.complete(event.sequence, event.signature)
-            await self._save()
+            trial = self.channel.copy()
+            signed = trial.complete(event.sequence, event.signature)
+            try:
+                await self._adopt(trial)
+            except StoreError as e:
+                raise PaymentInDoubtError(event.sequence, str(e), signed=signed) from e
             self._answer = signed
             self._answered.set()
 

@@ -12,20 +12,35 @@ answers with the `Action` that protects the party:
   `StartClose` with it);
 - any party: once the close is mature, `Settle` (a payer gets its deposit back this way).
 
-It emits each action once per channel output (a new output, after a top-up or a close step, can
-call for a new one). `run_watch_service` is the trio adapter: each poll it reads the latest
-proofs from the party's channel store (`read_records`), the channel outputs from a node, and
-submits what the tower asks through a wallet (`funding.py`), holding the party's key.
+It asks for an action again at each observation of the same channel output until told that the
+action was confirmed (`done`); a new output, after a top-up or a close step, can call for a new
+one. `run_watch_service` is the trio adapter: each poll it reads the latest proofs from the
+party's channel store (`read_records`), the channel outputs from a node, and submits what the
+tower asks through a wallet (`funding.py`), holding the party's key, waiting for confirmation.
+Errors are handled per channel: a node that is unavailable or rate-limits, a transaction that
+failed (its input was spent first, say by the payer's own SETTLE) or was not confirmed in time,
+or a channel gone in between, are logged and the channel is looked at again at the next poll
+(a repeated submission of the same transaction resumes it: the wallet's idempotency key is its
+id). Other errors end the service.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import trio
 
+from wallet.errors import (
+    NodeUnavailableError,
+    RateLimitedError,
+    TransferFailedError,
+    TransferTimeoutError,
+)
+
 from . import funding
+from .errors import UnknownChannelError
 from .state import Role
 from .store import read_records
 
@@ -37,11 +52,23 @@ if TYPE_CHECKING:
     from tangle.ids import ChannelId, OutputId, PublicKey
     from tangle.signature import Signer
     from wallet import Wallet
+    from wallet.client import NodeInfo
 
     from .channel import ChannelTerms
 
 DEFAULT_MARGIN: Final = 3
 """Milestones before the expiry at which a guarded payee closes on its own."""
+
+RETRIED: Final = (
+    NodeUnavailableError,
+    RateLimitedError,
+    TransferFailedError,
+    TransferTimeoutError,
+    UnknownChannelError,
+)
+"""What `run_watch_service` logs and tries again at the next poll (per channel)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,10 +160,14 @@ class Watchtower:
         output_id, output = found
         if guarded.acted_on == output_id:
             return None
-        action = self._decide(guarded, output, index + 1)
-        if action is not None:
+        return self._decide(guarded, output, index + 1)
+
+    def done(self, channel_id: ChannelId, output_id: OutputId) -> None:
+        """The action asked for channel output `output_id` was confirmed: ask nothing more of
+        that output (a node that still shows it has not caught up)."""
+        guarded = self._guarded.get(channel_id)
+        if guarded is not None:
             guarded.acted_on = output_id
-        return action
 
     def _decide(self, guarded: _Guarded, output: ChannelOutput, at: int) -> Action | None:
         """The action for a transaction that lands at milestone `at` at the earliest."""
@@ -169,27 +200,47 @@ async def run_watch_service(
 ) -> None:
     """Guard the tower's channels until cancelled: each `poll_s`, take the latest proofs from
     the channel store at `store_path` (if given), read each channel from the wallet's node, and
-    submit the tower's actions signed with the guarded party's key from `keys`."""
+    submit the tower's actions signed with the guarded party's key from `keys` (`RETRIED`
+    errors are logged and tried again at the next poll, see the module docstring)."""
     task_status.started()
     while True:
         if store_path is not None:
             for record in await trio.to_thread.run_sync(read_records, store_path):
                 if record.terms.payer in keys or record.terms.payee in keys:
                     tower.guard(record.terms, record.role, record.latest)
-        info = await wallet.client.info()
-        for channel_id in tower.channels:
-            found = await wallet.client.channel(channel_id)
-            if found is None:
-                tower.observe(channel_id, None, info.confirmed_milestone_index)
-                continue
-            output = found.output
-            action = tower.observe(
-                channel_id, (found.output_id, output), info.confirmed_milestone_index
-            )
-            signer = keys.get(output.payee) or keys.get(output.payer)
-            if action is not None and signer is not None:
-                await _carry_out(action, wallet, signer, info.network_id)
+        try:
+            info = await wallet.client.info()
+        except (NodeUnavailableError, RateLimitedError) as e:
+            log.warning("watch: no ledger index (%s); trying again at the next poll", e)
+        else:
+            for channel_id in tower.channels:
+                try:
+                    await _watch(tower, wallet, keys, channel_id, info)
+                except RETRIED as e:
+                    log.warning(
+                        "watch: channel %s: %s; trying again at the next poll", channel_id.hex(), e
+                    )
         await trio.sleep(poll_s)
+
+
+async def _watch(
+    tower: Watchtower,
+    wallet: Wallet,
+    keys: Mapping[PublicKey, Signer],
+    channel_id: ChannelId,
+    info: NodeInfo,
+) -> None:
+    """Observe one channel and carry out the tower's action, if any, until it is confirmed."""
+    found = await wallet.client.channel(channel_id)
+    if found is None:
+        tower.observe(channel_id, None, info.confirmed_milestone_index)
+        return
+    output = found.output
+    action = tower.observe(channel_id, (found.output_id, output), info.confirmed_milestone_index)
+    signer = keys.get(output.payee) or keys.get(output.payer)
+    if action is not None and signer is not None:
+        await _carry_out(action, wallet, signer, info.network_id)
+        tower.done(channel_id, found.output_id)
 
 
 async def _carry_out(action: Action, wallet: Wallet, signer: Signer, network_id: int) -> None:

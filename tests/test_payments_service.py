@@ -31,6 +31,7 @@ from payments import (
     StaleProofError,
     StoreError,
     Tariff,
+    UnknownChannelError,
     encode_signed_proof,
     open_payer,
     payee_app,
@@ -38,6 +39,8 @@ from payments import (
     read_records,
     serve_payee,
 )
+from tangle.channel import BalanceProof, SignedBalanceProof
+from tangle.ids import ChannelId, blake2b_256
 
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
 from .unit_test_funder import UnitTestOnlyFunder
@@ -229,3 +232,24 @@ async def test_one_channel_over_tcp_http_and_the_paywall_has_one_state(tmp_path:
         assert (held.sequence, held.payee_balance) == (6, 6 * price)
         assert durable(tmp_path / "payee.db") == (6, 6 * price)
         nursery.cancel_scope.cancel()
+
+
+async def test_unknown_channel_ids_leave_nothing_behind(tmp_path: Path) -> None:
+    async with ChannelStore(tmp_path / "payee.db") as store:
+        service = PayeeService(store)
+        await service.open_channel(terms())
+        signature = PAYER.sign(b"unchecked: the channel is unknown")
+        for i in range(10_000):
+            channel_id = ChannelId(blake2b_256(b"unknown", i.to_bytes(4)))
+            proof = BalanceProof(
+                network_id=NETWORK, channel_id=channel_id, sequence=1, payee_balance=1
+            )
+            unknown = SignedBalanceProof(proof=proof, payer_signature=signature)
+            with pytest.raises(UnknownChannelError):
+                await service.receive(unknown)
+            with pytest.raises(UnknownChannelError):
+                await service.receive_batch(channel_id, [unknown])
+            with pytest.raises(UnknownChannelError):
+                await service.advance(channel_id, ChannelState.CLOSING)
+        assert list(service._locks) == [CHANNEL]  # only the channel the service holds
+        assert service.held(CHANNEL) is not None

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -36,9 +37,13 @@ from payments import (
     read_records,
     serve_payee,
 )
+from payments.wire import MAX_BODY
 from tangle.ids import ChannelId
 
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -289,3 +294,75 @@ def test_sigkill_payer_recovers_every_acknowledged_payment(tmp_path: Path) -> No
         payee.stop()
     (record,) = read_records(tmp_path / "payee.db")
     assert record.sequence >= acked
+
+
+async def test_a_refused_hello_proof_does_not_refuse_the_session(tmp_path: Path) -> None:
+    # the payer counts a top-up the payee has not seen yet: its newest proof is beyond the
+    # payee's deposit, and the payee refuses it after its own HELLO, not the session
+    topped_up = terms(deposit=2_000_000)
+    channel = PayerChannel(topped_up, PAYER)
+    beyond = channel.pay(1_500_000)
+    opened = False
+
+    async def session(port: int) -> None:
+        nonlocal opened
+        async with open_payer(channel, "127.0.0.1", port) as client:
+            opened = True
+            with pytest.raises(RejectedError) as refused:
+                await client.wait_acked(beyond.proof.sequence)
+            assert refused.value.code == RejectCode.INSUFFICIENT_DEPOSIT
+            assert client.acked == 0
+
+    async with trio.open_nursery() as nursery:
+        _, port = await _payee(tmp_path, nursery)
+        with pytest.raises(RejectedError) as info:  # on leaving: the refused payment is unacked
+            await session(port)
+        assert opened
+        assert (info.value.sequence, info.value.code) == (1, RejectCode.INSUFFICIENT_DEPOSIT)
+        nursery.cancel_scope.cancel()
+    (payee,) = read_records(tmp_path / "payee.db")
+    assert payee.latest is None
+
+
+async def test_http_refuses_an_oversized_body_without_reading_it_all(tmp_path: Path) -> None:
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(10_000):
+            sent += 1
+            yield b"\x00" * 1024
+
+    async with ChannelStore(tmp_path / "payee.db") as store:
+        service = PayeeService(store)
+        await service.open_channel(terms())
+        transport = httpx.ASGITransport(app=payee_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://payee") as client:
+            url = f"/channels/{CHANNEL.hex()}/payments"
+            declared = await client.post(
+                url, content=b"", headers={"content-length": str(MAX_BODY + 1)}
+            )
+            assert declared.status_code == 400
+            assert declared.json()["error"] == "FrameError"
+            streamed = await client.post(url, content=endless())
+            assert streamed.status_code == 400
+            assert streamed.json()["error"] == "FrameError"
+            assert sent <= MAX_BODY // 1024 + 2  # stopped once it was too long
+
+
+async def test_http_answers_a_failed_store_with_503_and_retry_after(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path / "payee.db")
+    service = PayeeService(store)
+    await service.open_channel(terms())
+    await store.aclose()  # every save fails from now on
+    transport = httpx.ASGITransport(app=payee_app(service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://payee") as client:
+        response = await client.post(
+            f"/channels/{CHANNEL.hex()}/payments",
+            content=encode_signed_proof(PayerChannel(terms(), PAYER).pay(5)),
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "StoreError"
+    assert service.held(CHANNEL) is not None
+    assert service.held(CHANNEL).sequence == 0  # type: ignore[union-attr]

@@ -16,9 +16,11 @@ from payments import (
     InvalidProofError,
     NoPendingProposalError,
     Proposal,
+    Role,
     StaleProofError,
     TwoWayChannel,
     WrongChannelError,
+    WrongParityError,
 )
 from tangle.channel import BalanceProof
 from tangle.ids import ChannelId
@@ -30,9 +32,11 @@ TERMS = terms(deposit=DEPOSIT, bidirectional=True)
 
 
 def _unused_sequence(party: TwoWayChannel) -> int:
-    """A sequence number above the party's latest state and its outstanding proposal."""
+    """A sequence number of the other party's parity (the payer's odd, the payee's even) above
+    the party's latest state and its outstanding proposal."""
     pending = party.pending
-    return max(party.sequence, 0 if pending is None else pending.proof.sequence) + 1
+    above = max(party.sequence, 0 if pending is None else pending.proof.sequence) + 1
+    return above if above % 2 == (0 if party.role is Role.PAYER else 1) else above + 1
 
 
 def _snapshot(party: TwoWayChannel) -> tuple[object, ...]:
@@ -189,3 +193,19 @@ class TwoWayChannels(RuleBasedStateMachine):
 
 TwoWayChannels.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestTwoWayChannels = TwoWayChannels.TestCase
+
+
+@pytest.mark.parametrize("proposer_is_payer", [True, False])
+def test_a_proposal_of_the_countersigners_parity_is_refused(proposer_is_payer: bool) -> None:
+    proposer_key, other_key = (PAYER, PAYEE) if proposer_is_payer else (PAYEE, PAYER)
+    other = TwoWayChannel(TERMS, other_key)
+    sequence = 2 if proposer_is_payer else 1  # the countersigner's own parity
+    balance = 10 if proposer_is_payer else 0
+    proof = BalanceProof(
+        network_id=NETWORK, channel_id=TERMS.channel_id, sequence=sequence, payee_balance=balance
+    )
+    proposal = Proposal(proof=proof, signature=proposer_key.sign(proof.message()))
+    with pytest.raises(WrongParityError) as info:
+        other.countersign(proposal)
+    assert info.value.sequence == sequence
+    assert (other.latest, other.pending) == (None, None)

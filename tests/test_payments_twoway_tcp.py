@@ -15,15 +15,18 @@ from payments import (
     NEED_DATA,
     ChannelStore,
     ChannelTerms,
+    Closed,
     Connection,
     Countersign,
     Hello,
     InvalidAmountError,
+    PaymentInDoubtError,
     Propose,
     Reject,
     RejectCode,
     RejectedError,
     Role,
+    StoreError,
     TwoWayChannel,
     TwoWaySession,
     open_two_way,
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
+    from payments.store import ChannelRecord
     from payments.wire import Event
     from tangle.ids import Signature
     from wallet.keys import AddressKey
@@ -309,3 +313,128 @@ async def test_the_last_co_signed_state_settles_on_the_ledger(tmp_path: Path) ->
     assert chain.channel(channel.channel_id) is None
     assert chain.held_by(payee_address) == b.payee_balance == 1000 + sum(A_AMOUNTS) - sum(B_AMOUNTS)
     assert chain.held_by(payer_address) == 40_000 + a.own_balance
+
+
+class _FragileStore:
+    """A store whose next save fails (`fail`) or waits for `gate` (shielded or not)."""
+
+    def __init__(self, inner: ChannelStore) -> None:
+        self.inner = inner
+        self.fail = False
+        self.gate: trio.Event | None = None
+        self.entered = trio.Event()
+
+    async def save(self, record: ChannelRecord) -> None:
+        if self.fail:
+            raise StoreError("the disk is full")
+        if self.gate is not None:
+            self.entered.set()
+            await self.gate.wait()
+        await self.inner.save(record)
+
+
+class _SeenChannels(dict[ChannelId, TwoWayChannel]):
+    """The listener's channels, telling when a HELLO has looked its channel up `n` times."""
+
+    def __init__(self, channel: TwoWayChannel) -> None:
+        super().__init__({channel.terms.channel_id: channel})
+        self.looked_up = 0
+        self.second = trio.Event()
+
+    def get(self, key: ChannelId, default: object = None) -> TwoWayChannel | None:  # type: ignore[override]
+        self.looked_up += 1
+        if self.looked_up == 2:
+            self.second.set()
+        return super().get(key)
+
+
+async def test_a_takeover_during_a_save_leaves_memory_equal_to_disk(tmp_path: Path) -> None:
+    b = TwoWayChannel(TERMS, PAYEE)
+    channels = _SeenChannels(b)
+    async with ChannelStore(tmp_path / "b.db") as inner, trio.open_nursery() as nursery:
+        store = _FragileStore(inner)
+        port = await nursery.start(serve_two_way, channels, store)
+        first = _RawDialer(await trio.open_tcp_stream("127.0.0.1", port))
+        await first.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
+        await first.receive()
+        store.gate = trio.Event()
+        await first.send(_proposal(PAYER, 1, 100))
+        await store.entered.wait()  # B is saving the co-signed state 1...
+        second = _RawDialer(await trio.open_tcp_stream("127.0.0.1", port))
+        await second.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
+        await channels.second.wait()  # ...when a new connection cancels the first session
+        store.gate.set()
+        hello = await second.receive()
+        assert isinstance(hello, Hello)
+        assert hello.latest == b.latest == _durable(tmp_path / "b.db")
+        assert b.sequence == 1  # the save went through, and only then was it adopted
+        await first.stream.aclose()
+        await second.stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_failed_save_of_a_countersignature_changes_nothing(tmp_path: Path) -> None:
+    b = TwoWayChannel(TERMS, PAYEE)
+    async with ChannelStore(tmp_path / "b.db") as inner, trio.open_nursery() as nursery:
+        store = _FragileStore(inner)
+        port = await nursery.start(serve_two_way, {CHANNEL: b}, store)
+        dialer = _RawDialer(await trio.open_tcp_stream("127.0.0.1", port))
+        await dialer.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
+        await dialer.receive()
+        store.fail = True
+        await dialer.send(_proposal(PAYER, 1, 100))
+        with contextlib.suppress(trio.BrokenResourceError):
+            assert isinstance(await dialer.receive(), Closed)  # the session ended, unanswered
+        assert (b.latest, b.pending) == (None, None)
+        assert read_records(tmp_path / "b.db") == []
+        await dialer.stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_payment_countersigned_but_not_saved_is_reported_as_made(tmp_path: Path) -> None:
+    a, b = TwoWayChannel(TERMS, PAYER), TwoWayChannel(TERMS, PAYEE)
+    async with (
+        ChannelStore(tmp_path / "a.db") as a_inner,
+        ChannelStore(tmp_path / "b.db") as b_store,
+        trio.open_nursery() as nursery,
+    ):
+        a_store = _FragileStore(a_inner)
+        port = await nursery.start(serve_two_way, {CHANNEL: b}, b_store)
+
+        async def pay_twice() -> None:
+            async with open_two_way(a, a_store, "127.0.0.1", port) as session:  # type: ignore[arg-type]
+                await session.pay(7)
+                a_store.fail = True
+                await session.pay(100)
+
+        with pytest.raises(PaymentInDoubtError) as info:
+            await pay_twice()
+        made = info.value.signed
+        assert made is not None
+        assert made == b.latest == _durable(tmp_path / "b.db")  # B holds the payment
+        assert a.sequence == 1  # A kept what it saved, no further
+        assert a.latest == _durable(tmp_path / "a.db")
+        a_store.fail = False
+        async with open_two_way(a, a_store, "127.0.0.1", port):  # type: ignore[arg-type]
+            assert a.latest == made  # B's HELLO brings it back: nobody pays twice
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_session_that_ends_after_the_proposal_leaves_the_payment_in_doubt(
+    tmp_path: Path,
+) -> None:
+    a, b = TwoWayChannel(TERMS, PAYER), TwoWayChannel(TERMS, PAYEE)
+    async with (
+        ChannelStore(tmp_path / "a.db") as a_store,
+        ChannelStore(tmp_path / "b.db") as b_inner,
+        trio.open_nursery() as nursery,
+    ):
+        store = _FragileStore(b_inner)
+        port = await nursery.start(serve_two_way, {CHANNEL: b}, store)
+        store.fail = True
+        with pytest.raises(PaymentInDoubtError) as info:
+            async with open_two_way(a, a_store, "127.0.0.1", port) as session:
+                await session.pay(100)
+        assert (info.value.sequence, info.value.signed) == (1, None)
+        assert a.latest is b.latest is None
+        nursery.cancel_scope.cancel()

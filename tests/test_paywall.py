@@ -32,12 +32,13 @@ from payments.offer import ChannelRequirements, parse_offer, request_tag
 from payments.paywall import REFUSALS, Paywall
 from payments.receipt import ReceiptKind, receipt_from_header
 from payments.service import PayeeService
-from payments.state import Role
+from payments.state import ChannelState, Role
 from payments.store import ChannelStore, read_records
 from payments.wire import encode_signed_proof
 from tangle.api import serve_api
 from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.ids import ChannelId
+from tangle.ids import ChannelId, PublicKey
+from wallet.errors import NodeUnavailableError
 
 from .unit_test_funder import UnitTestOnlyFunder
 
@@ -527,10 +528,59 @@ async def test_no_payment_is_taken_within_the_challenge_period_of_the_expiry(
     assert (status, code) == (403, "channel_expiring")
 
 
-def test_every_refusal_has_a_4xx_status_and_a_unique_code() -> None:
+def test_every_refusal_has_a_4xx_or_503_status_and_a_unique_code() -> None:
     codes = [code for _, code in REFUSALS.values()]
     assert len(set(codes)) == len(codes)
-    assert all(400 <= status < 500 for status, _ in REFUSALS.values())
+    assert all(400 <= status < 500 or status == 503 for status, _ in REFUSALS.values())
+    unavailable = {code for status, code in REFUSALS.values() if status == 503}
+    assert unavailable == {"store_unavailable", "ledger_unavailable", "ledger_rate_limited"}
+
+
+async def test_a_failed_store_is_a_503_and_changes_nothing(tmp_path: Path) -> None:
+    svc = Service(tmp_path)
+    channel = await svc.channel()
+    async with svc.client() as client:
+        assert (await client.get("/reading", headers=header_of(channel.pay(PRICE)))).is_success
+        before = svc.in_memory()
+        svc.calls.clear()
+        await svc.store.aclose()  # every save fails from now on
+        response = await client.get("/reading", headers=header_of(channel.pay(PRICE)))
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "store_unavailable")
+    assert response.headers["retry-after"] == "1"
+    assert svc.calls == []
+    assert svc.in_memory() == before
+
+
+class _FlakyNode(UnitTestOnlyFunder):
+    """A directory whose node is unavailable for the first `down` lookups."""
+
+    def __init__(self, *, down: int) -> None:
+        super().__init__(network_id=NET, payer=PAYER.public_key)
+        self.down = down
+
+    async def lookup(self, channel_id: ChannelId) -> ChannelTerms | None:
+        if self.down:
+            self.down -= 1
+            raise NodeUnavailableError("GET /api/v1/channels", "connection refused")
+        return await super().lookup(channel_id)
+
+
+async def test_an_unavailable_node_is_a_503_and_the_proof_is_sent_again(tmp_path: Path) -> None:
+    svc = Service(tmp_path)
+    node = _FlakyNode(down=1)
+    svc.funder = node
+    svc.paywall.cashier._directory = node
+    auth = svc.auth()
+    try:
+        async with svc.client(auth) as client:
+            with pytest.raises(PaymentRejectedError) as info:
+                await client.get("/reading")
+            assert (info.value.status, info.value.code) == (503, "ledger_unavailable")
+            assert (await client.get("/reading")).status_code == 200
+        assert [(r.sequence, r.credited) for r in auth.receipts] == [(1, PRICE)]
+        assert auth.spent == PRICE
+    finally:
+        await svc.store.aclose()
 
 
 # -- receipts checked by the payer -----------------------------------------------------------
@@ -688,3 +738,110 @@ async def test_a_stale_refusal_carries_the_latest_proof_only_to_its_payer(
     _, code, response = await refused(service, header_of(signed))
     assert code == "stale_proof"
     assert "payment-latest" not in response.headers
+
+
+# -- refusals the payer gets past ------------------------------------------------------------
+
+
+class _LaggingLedger(UnitTestOnlyFunder):
+    """Opens a new channel each time; the payee's node misses the first `blind` lookups."""
+
+    def __init__(self, *, blind: int) -> None:
+        super().__init__(network_id=NET, payer=PAYER.public_key)
+        self.blind = blind
+
+    async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
+        return await super().open(payee, deposit + len(self.opens))  # another id each time
+
+    async def lookup(self, channel_id: ChannelId) -> ChannelTerms | None:
+        if self.blind:
+            self.blind -= 1
+            return None
+        return await super().lookup(channel_id)
+
+
+def _lagging(tmp_path: Path, blind: int) -> tuple[Service, _LaggingLedger]:
+    svc = Service(tmp_path)
+    ledger = _LaggingLedger(blind=blind)
+    svc.funder = ledger
+    svc.paywall.cashier._directory = ledger
+    return svc, ledger
+
+
+async def _refused_with(client: httpx.AsyncClient, code: str) -> None:
+    with pytest.raises(PaymentRejectedError) as info:
+        await client.get("/reading")
+    assert info.value.code == code
+
+
+async def test_a_proof_refused_for_a_channel_the_payee_has_not_seen_is_sent_again(
+    tmp_path: Path,
+) -> None:
+    svc, ledger = _lagging(tmp_path, blind=1)
+    auth = svc.auth()
+    try:
+        async with svc.client(auth) as client:
+            await _refused_with(client, "unknown_channel")
+            assert (await client.get("/reading")).status_code == 200  # the same proof again
+            assert (await client.get("/reading")).status_code == 200
+        assert [(r.sequence, r.credited) for r in auth.receipts] == [(1, PRICE), (2, PRICE)]
+        assert auth.spent == 2 * PRICE
+        assert len(ledger.opens) == 1
+        assert svc.durable() == {next(iter(ledger.channels)): (2, 2 * PRICE)}
+    finally:
+        await svc.store.aclose()
+
+
+async def test_a_refused_proof_that_paid_less_is_completed_not_doubled(tmp_path: Path) -> None:
+    svc, _ = _lagging(tmp_path, blind=1)
+    auth = svc.auth()
+    try:
+        async with svc.client(auth) as client:
+            await _refused_with(client, "unknown_channel")
+            svc.paywall.tariff = Tariff.per_request(3 * PRICE)
+            assert (await client.get("/reading")).status_code == 200
+        [receipt] = auth.receipts
+        assert (receipt.sequence, receipt.credited, receipt.cumulative_amount) == (
+            2,
+            3 * PRICE,
+            3 * PRICE,
+        )
+        assert auth.spent == 3 * PRICE
+    finally:
+        await svc.store.aclose()
+
+
+async def test_a_channel_unknown_twice_is_retired_and_a_new_one_opened(tmp_path: Path) -> None:
+    svc, ledger = _lagging(tmp_path, blind=2)
+    try:
+        async with ChannelStore(tmp_path / "device.sqlite") as device_store:
+            auth = svc.auth(store=device_store)
+            async with svc.client(auth) as client:
+                await _refused_with(client, "unknown_channel")
+                await _refused_with(client, "unknown_channel")
+                assert (await client.get("/reading")).status_code == 200
+        first, second = ledger.channels
+        assert len(ledger.opens) == 2
+        assert auth.channels[PAYEE.public_key].terms.channel_id == second
+        states = {r.terms.channel_id: r.state for r in read_records(tmp_path / "device.sqlite")}
+        assert states == {first: ChannelState.CLOSING, second: ChannelState.OPEN}
+        assert [(r.channel_id, r.sequence) for r in auth.receipts] == [(second, 1)]
+    finally:
+        await svc.store.aclose()
+
+
+async def test_a_closed_channel_is_retired_at_once(tmp_path: Path) -> None:
+    svc, ledger = _lagging(tmp_path, blind=0)
+    auth = svc.auth()
+    try:
+        async with svc.client(auth) as client:
+            assert (await client.get("/reading")).status_code == 200
+            (first,) = ledger.channels
+            await svc.paywall.service.advance(ChannelId(first), ChannelState.CLOSING)
+            await _refused_with(client, "channel_closed")
+            assert PAYEE.public_key not in auth.channels
+            assert (await client.get("/reading")).status_code == 200
+        assert len(ledger.opens) == 2
+        assert auth.receipts[-1].channel_id != first
+    finally:
+        await svc.store.aclose()
