@@ -276,14 +276,24 @@ class ChannelStore:
     def _select_one(
         self, channel_id: bytes, role: int
     ) -> tuple[bytes, int, bytes, int, bytes, bytes | None] | None:
-        cursor = self._db.execute(
+        rows = self._query(
             f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ? AND role = ?", (channel_id, role)
         )
-        row: tuple[bytes, int, bytes, int, bytes, bytes | None] | None = cursor.fetchone()
-        return row
+        return rows[0] if rows else None
 
     def _select_all(self) -> list[tuple[bytes, int, bytes, int, bytes, bytes | None]]:
-        return list(self._db.execute(f"SELECT {_COLUMNS} FROM channels"))
+        return self._query(f"SELECT {_COLUMNS} FROM channels", ())
+
+    def _query(
+        self, sql: str, params: tuple[object, ...]
+    ) -> list[tuple[bytes, int, bytes, int, bytes, bytes | None]]:
+        """Rows of a read; a closed or failing database is a `StoreError`."""
+        if self._closed:
+            raise StoreError("the channel store is closed")
+        try:
+            return list(self._db.execute(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
 
     async def __aenter__(self) -> Self:
         return self

@@ -21,7 +21,7 @@ from payments import (
 )
 from tangle.ids import ChannelId
 
-from .payments_support import PAYER, terms
+from .payments_support import CHANNEL, PAYER, terms
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,6 +102,10 @@ async def test_commit_failure_is_reported_to_every_caller(tmp_path: Path) -> Non
     await store.aclose()
     with pytest.raises(StoreError):
         await store.save(_record(1))
+    with pytest.raises(StoreError, match="closed"):
+        await store.load(CHANNEL, Role.PAYEE)
+    with pytest.raises(StoreError, match="closed"):
+        await store.records()
 
 
 def test_unreadable_rows_are_store_errors(tmp_path: Path) -> None:
