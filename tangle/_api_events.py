@@ -305,7 +305,6 @@ class Telemetry:
     def __init__(self, node: Node, latency_tracked: int) -> None:
         self.hub = EventHub()
         self.latency = LatencyTracker(latency_tracked)
-        """The highest milestone index submitted through the API."""
         self.submissions = {"accepted": 0, "rejected": 0}
         self.responses: dict[str, int] = {}
 

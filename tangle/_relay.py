@@ -282,6 +282,10 @@ class Relay:
         counters = self._counters
         if isinstance(error, BENIGN):
             counters.refused_benign += 1
+        elif isinstance(error, BadSignatureError) and item.history:
+            # We asked for this id (a child approves it), and a node may have stored it before
+            # milestones were checked on arrival: serving it is not the peer's fault.
+            counters.refused_other += 1
         elif isinstance(error, REFUSED_FOR_CAUSE):
             counters.refused_for_cause += 1
             reason = MisbehavingPeerError(f"sent {item.message_id.hex()[:16]}: {error}")

@@ -136,7 +136,9 @@ class NodeCore:
         self._milestone_messages: dict[MessageId, tuple[Parsed, Milestone]] = {}
         self._candidates: dict[int, list[MessageId]] = {}
         self._halted: MerkleRootMismatchError | None = None
-        self._latest_seen = 0
+        self._ahead: dict[MessageId, int] = {}
+        # Held milestone messages signed as the committee of their index must sign (by the
+        # schedule as applied so far): id -> index. Their highest index is `latest_index`.
         # The last preview: valid until the ledger or the referenced set changes (an apply or a
         # prune), since new messages never enter the past cone of fixed parents.
         self._previewed: tuple[int, tuple[MessageId, ...], WhiteFlagResult] | None = None
@@ -163,11 +165,12 @@ class NodeCore:
 
     @property
     def latest_index(self) -> int:
-        """The highest milestone index known: the confirmed one, or a milestone received (its
-        signatures valid, its signers enough of the key set the applied chain puts in force at
-        its index) but not applied yet. A node further behind than a milestone or two is
-        catching up, and its tips are stale."""
-        return max(self.confirmed_index, self._latest_seen)
+        """The highest milestone index known: the confirmed one, or that of a milestone held
+        but not applied yet whose signers are, as far as the applied chain tells, the committee
+        of its index (only such milestones count, so no one else can make the node look
+        behind). A node further behind than a milestone or two is catching up, and its tips are
+        stale."""
+        return max(self.confirmed_index, max(self._ahead.values(), default=0))
 
     @property
     def confirmed_id(self) -> MilestoneId:
@@ -222,17 +225,14 @@ class NodeCore:
             milestone = None  # an applied milestone's message: a plain message from now on
         if milestone is not None:
             check_signatures(milestone)
-            index = milestone.essence.index
-            key_set = self._schedule.key_set_at(index)
-            signers = {sig.public_key for sig in milestone.signatures}
-            if len(signers & set(key_set.public_keys)) >= key_set.threshold:
-                self._latest_seen = max(self._latest_seen, index)
         attached = self._dag.attach(parsed.id, message.parents, parsed.root)
         self._messages[parsed.id] = ConeMessage(
             parents=message.parents, transaction=transaction, referenced=False
         )
         if milestone is not None:
             self._milestone_messages[parsed.id] = (parsed, milestone)
+            if self._by_committee(milestone):
+                self._ahead[parsed.id] = milestone.essence.index
         events: list[Event] = [Accepted(parsed=parsed, solid=attached.solid)]
         if attached.missing:
             events.append(Requested(ids=attached.missing))
@@ -242,6 +242,23 @@ class NodeCore:
                 self._candidates.setdefault(held[1].essence.index, []).append(solid_id)
         events.extend(self._apply_ready())
         return events
+
+    def _by_committee(self, milestone: Milestone) -> bool:
+        """Signed as apply requires: every signer in the key set the schedule (as applied so
+        far) puts in force at the milestone's index, and at least its threshold of them."""
+        key_set = self._schedule.key_set_at(milestone.essence.index)
+        signers = {sig.public_key for sig in milestone.signatures}
+        return signers <= set(key_set.public_keys) and len(signers) >= key_set.threshold
+
+    def _reassess(self) -> None:
+        """After an apply: forget milestones at or below the confirmed index, and re-judge the
+        rest against the schedule as it now stands (a key rotation may have come into force)."""
+        self._ahead = {
+            message_id: index
+            for message_id, (_, milestone) in self._milestone_messages.items()
+            if (index := milestone.essence.index) > self.confirmed_index
+            and self._by_committee(milestone)
+        }
 
     def _was_applied(self, milestone: Milestone) -> bool:
         index = milestone.essence.index
@@ -265,6 +282,8 @@ class NodeCore:
                     events.append(MilestoneRejected(message_id=message_id, error=exc))
                     continue
                 break
+        if events:
+            self._reassess()
         return events
 
     def _apply(self, parsed: Parsed, milestone: Milestone) -> Confirmed:

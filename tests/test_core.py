@@ -151,3 +151,20 @@ def test_wrong_merkle_root_halts_the_node(node: LedgerNode) -> None:
     assert node.core.confirmed_index == node.storage.confirmed_index() == 0
     with pytest.raises(NodeHaltedError):
         node.submit(_send(TaggedData(tag=b"", data=b"y"), (decode_message(data).id,)))
+
+
+def test_latest_index_counts_only_milestones_the_committee_could_have_signed(
+    node: LedgerNode,
+) -> None:
+    first = _milestone(KEYS[:3])
+    outsider = _milestone([*KEYS[:3], key(77)], index=9, previous=first.id)
+    node.submit(_send(outsider, (GENESIS_ID,)))
+    assert node.core.latest_index == 0  # a signer outside the key set: as apply would refuse
+    bogus = _milestone(KEYS[:3], index=2, previous=MilestoneId(b"\x05" * 32))
+    node.submit(_send(bogus, (GENESIS_ID,)))
+    assert node.core.latest_index == 2  # the committee's signatures: the network is ahead
+    events = node.submit(_send(first, (GENESIS_ID,)))
+    assert [type(e.error) for e in events if isinstance(e, MilestoneRejected)] == [
+        ChainMismatchError
+    ]
+    assert node.core.confirmed_index == node.core.latest_index == 1  # the rejected one is gone
