@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
-    from payments.auth import ChannelFunder
+    from payments.budget import ChannelFunder
     from payments.cashier import ChannelDirectory
     from payments.service import PayeeService
     from tangle.signature import Signer

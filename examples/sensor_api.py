@@ -39,7 +39,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from payments.auth import Budget, FundingPolicy, PaymentAuth
+from payments.auth import PaymentAuth
+from payments.budget import Budget, FundingPolicy
 from payments.metering import Tariff
 from payments.paywall import Paywall
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.types import Scope
 
-    from payments.auth import ChannelFunder
+    from payments.budget import ChannelFunder
     from payments.cashier import ChannelDirectory
     from payments.service import PayeeService
     from tangle.ids import PublicKey

@@ -3,9 +3,6 @@ and HTTP transports and the payee service they share; channels on the ledger and
 service; pay-per-use: the 402 paywall, the paying httpx auth flow, tariffs, meters and signed
 receipts."""
 
-from .auth import Budget as Budget
-from .auth import ChannelFunder as ChannelFunder
-from .auth import FundingPolicy as FundingPolicy
 from .auth import PaymentAuth as PaymentAuth
 from .billing_errors import BillingError as BillingError
 from .billing_errors import BudgetExceededError as BudgetExceededError
@@ -24,6 +21,9 @@ from .billing_errors import ReceiptMismatchError as ReceiptMismatchError
 from .billing_errors import ReceiptSignatureError as ReceiptSignatureError
 from .billing_errors import TariffError as TariffError
 from .billing_errors import UnacceptableChannelError as UnacceptableChannelError
+from .budget import Budget as Budget
+from .budget import ChannelFunder as ChannelFunder
+from .budget import FundingPolicy as FundingPolicy
 from .cashier import Cashier as Cashier
 from .cashier import ChannelDirectory as ChannelDirectory
 from .cashier import LedgerDirectory as LedgerDirectory

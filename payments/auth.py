@@ -47,13 +47,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.from_thread
 import httpx
-
-from tangle.codec import U64_MAX
 
 from .billing_errors import (
     BudgetExceededError,
@@ -62,8 +60,8 @@ from .billing_errors import (
     OfferError,
     PaymentRejectedError,
     ReceiptMismatchError,
-    TariffError,
 )
+from .budget import OpenChannel, TopUp, drive_async, drive_sync, run_blocking
 from .channel import ChannelTerms, PayerChannel
 from .errors import FrameError
 from .offer import LATEST_HEADER, PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
@@ -73,89 +71,14 @@ from .store import ChannelRecord
 from .wire import decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+    from collections.abc import AsyncGenerator, Generator
 
     from tangle.channel import SignedBalanceProof
     from tangle.ids import PublicKey
     from tangle.signature import Signer
 
+    from .budget import Budget, ChannelFunder, FunderCall, FundingPolicy
     from .store import ChannelStore
-
-    _FunderCoroutine: TypeAlias = Callable[[], Coroutine[Any, Any, ChannelTerms]]
-
-
-_T = TypeVar("_T")
-
-_NO_EVENT_LOOP: type[Exception] = getattr(anyio, "NoEventLoopError", RuntimeError)
-"""What `anyio.from_thread.run` raises outside a worker thread (older anyio: a RuntimeError)."""
-
-
-class ChannelFunder(Protocol):
-    """Opens and tops up channels on the ledger (`payments.funding` on a real network)."""
-
-    async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
-        """Lock `deposit` in a new one-way channel to `payee`; return its terms once the ledger
-        confirmed it."""
-        ...
-
-    async def top_up(self, terms: ChannelTerms, amount: int) -> ChannelTerms:
-        """Add `amount` to the channel's deposit; return the new terms once confirmed."""
-        ...
-
-
-def _u64(field: str, value: int, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= U64_MAX:
-        raise TariffError(field, f"must be an integer in {minimum}..U64_MAX")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Budget:
-    """What the device's owner lets it spend."""
-
-    total: int
-    """The most all payments together may cost (base units)."""
-    per_request: int
-    """The most one request may cost."""
-
-    def __post_init__(self) -> None:
-        _u64("Budget.total", self.total)
-        _u64("Budget.per_request", self.per_request)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FundingPolicy:
-    """How channels are funded."""
-
-    deposit: int
-    """The deposit of a new channel (raised to the payee's minimum if that is higher, up to
-    `max_deposit`)."""
-    top_up: int
-    """How much a top-up adds (more if one payment needs more)."""
-    low_water: int = 0
-    """Top up when what is left after a payment would fall below this."""
-    max_deposit: int = U64_MAX
-    """The largest deposit a new channel may lock."""
-
-    def __post_init__(self) -> None:
-        _u64("FundingPolicy.deposit", self.deposit, minimum=1)
-        _u64("FundingPolicy.top_up", self.top_up, minimum=1)
-        _u64("FundingPolicy.low_water", self.low_water)
-        _u64("FundingPolicy.max_deposit", self.max_deposit, minimum=self.deposit)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Open:
-    payee: PublicKey
-    deposit: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _TopUp:
-    terms: ChannelTerms
-    amount: int
-
-
-_FunderCall = _Open | _TopUp
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,11 +162,11 @@ class PaymentAuth(httpx.Auth):
         response.read()
         offer = self._offer(response)
         with self._sync_lock:
-            _run_blocking(self._load)
+            run_blocking(self._load)
             retried = False
             while True:
-                signed = _drive_sync(self._pay(offer), self._funder)
-                _run_blocking(lambda: self._save(offer.payee))
+                signed = drive_sync(self._pay(offer), self._funder)
+                run_blocking(lambda: self._save(offer.payee))
                 paid = self._attach(request, offer, signed)
                 response = yield request
                 response.read()
@@ -254,7 +177,7 @@ class PaymentAuth(httpx.Auth):
             if refusal is not None:
                 error, retire = refusal
                 if retire:
-                    _run_blocking(lambda: self._retire(offer.payee))
+                    run_blocking(lambda: self._retire(offer.payee))
                 raise error
             self._check_answer(response, paid)
 
@@ -271,7 +194,7 @@ class PaymentAuth(httpx.Auth):
             await self._load()
             retried = False
             while True:
-                signed = await _drive_async(self._pay(offer), self._funder)
+                signed = await drive_async(self._pay(offer), self._funder)
                 await self._save(offer.payee)
                 paid = self._attach(request, offer, signed)
                 response = yield request
@@ -343,7 +266,7 @@ class PaymentAuth(httpx.Auth):
         if new > left:
             raise BudgetExceededError("total", new, max(0, left))
 
-    def _pay(self, offer: Offer) -> Generator[_FunderCall, ChannelTerms, _Signed]:
+    def _pay(self, offer: Offer) -> Generator[FunderCall, ChannelTerms, _Signed]:
         """The steps of one payment: funder calls out, their terms in, the proof to send last
         (a refused one again if it pays the price, see the module docstring)."""
         price = offer.price
@@ -365,12 +288,12 @@ class PaymentAuth(httpx.Auth):
             )
             if deposit < price:
                 raise BudgetExceededError("deposit", price, deposit)
-            terms = yield _Open(payee=offer.payee, deposit=deposit)
+            terms = yield OpenChannel(payee=offer.payee, deposit=deposit)
             channel = self._adopt(terms, offer, deposit)
         left = channel.payer_balance
         if left < price or left - price < self.funding.low_water:
             amount = max(self.funding.top_up, price - left)
-            terms = yield _TopUp(terms=channel.terms, amount=amount)
+            terms = yield TopUp(terms=channel.terms, amount=amount)
             self._apply_top_up(channel, terms, amount)
         proof = channel.pay(price)
         self.spent += price
@@ -475,42 +398,3 @@ def _error_of(response: httpx.Response) -> tuple[str, str]:
     if not isinstance(code, str) or not isinstance(message, str):
         return f"http_{response.status_code}", response.reason_phrase
     return code, message[:300]
-
-
-def _call(funder: ChannelFunder, step: _FunderCall) -> _FunderCoroutine:
-    if isinstance(step, _Open):
-        return lambda: funder.open(step.payee, step.deposit)
-    return lambda: funder.top_up(step.terms, step.amount)
-
-
-async def _drive_async(
-    steps: Generator[_FunderCall, ChannelTerms, _Signed], funder: ChannelFunder
-) -> _Signed:
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(await _call(funder, step)())
-    except StopIteration as done:
-        result: _Signed = done.value
-        return result
-
-
-def _run_blocking(call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run a coroutine (the funder's, the store's) from sync code: in the caller's event loop
-    from one of its anyio worker threads, else in a fresh one."""
-    try:
-        return anyio.from_thread.run(call)
-    except _NO_EVENT_LOOP:
-        return anyio.run(call)
-
-
-def _drive_sync(
-    steps: Generator[_FunderCall, ChannelTerms, _Signed], funder: ChannelFunder
-) -> _Signed:
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(_run_blocking(_call(funder, step)))
-    except StopIteration as done:
-        result: _Signed = done.value
-        return result

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from coordinator.signers import KeySigner
-from payments.auth import Budget, FundingPolicy, PaymentAuth
+from payments.auth import PaymentAuth
 from payments.billing_errors import (
     BudgetExceededError,
     OfferError,
@@ -26,6 +26,7 @@ from payments.billing_errors import (
     ReceiptMismatchError,
     ReceiptSignatureError,
 )
+from payments.budget import Budget, FundingPolicy
 from payments.channel import ChannelTerms, PayerChannel
 from payments.metering import Tariff
 from payments.offer import ChannelRequirements, parse_offer, request_tag

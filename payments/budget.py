@@ -1,0 +1,143 @@
+"""What a device's owner sets for pay-per-use: the spending `Budget`, the `FundingPolicy` of its
+channels, and the `ChannelFunder` that opens and tops them up on the ledger
+(`payments.funding.LedgerFunder` on a real network); and the drivers that run a payment's funder
+steps (`OpenChannel`, `TopUp`) from async code or from blocking code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+
+import anyio
+import anyio.from_thread
+
+from tangle.codec import U64_MAX
+
+from .billing_errors import TariffError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Generator
+
+    from tangle.ids import PublicKey
+
+    from .channel import ChannelTerms
+
+    _FunderCoroutine: TypeAlias = Callable[[], Coroutine[Any, Any, ChannelTerms]]
+
+
+class ChannelFunder(Protocol):
+    """Opens and tops up channels on the ledger (`payments.funding` on a real network)."""
+
+    async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
+        """Lock `deposit` in a new one-way channel to `payee`; return its terms once the ledger
+        confirmed it."""
+        ...
+
+    async def top_up(self, terms: ChannelTerms, amount: int) -> ChannelTerms:
+        """Add `amount` to the channel's deposit; return the new terms once confirmed."""
+        ...
+
+
+def _u64(field: str, value: int, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= U64_MAX:
+        raise TariffError(field, f"must be an integer in {minimum}..U64_MAX")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """What the device's owner lets it spend."""
+
+    total: int
+    """The most all payments together may cost (base units)."""
+    per_request: int
+    """The most one request may cost."""
+
+    def __post_init__(self) -> None:
+        _u64("Budget.total", self.total)
+        _u64("Budget.per_request", self.per_request)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingPolicy:
+    """How channels are funded."""
+
+    deposit: int
+    """The deposit of a new channel (raised to the payee's minimum if that is higher, up to
+    `max_deposit`)."""
+    top_up: int
+    """How much a top-up adds (more if one payment needs more)."""
+    low_water: int = 0
+    """Top up when what is left after a payment would fall below this."""
+    max_deposit: int = U64_MAX
+    """The largest deposit a new channel may lock."""
+
+    def __post_init__(self) -> None:
+        _u64("FundingPolicy.deposit", self.deposit, minimum=1)
+        _u64("FundingPolicy.top_up", self.top_up, minimum=1)
+        _u64("FundingPolicy.low_water", self.low_water)
+        _u64("FundingPolicy.max_deposit", self.max_deposit, minimum=self.deposit)
+
+
+_NO_EVENT_LOOP: type[Exception] = getattr(anyio, "NoEventLoopError", RuntimeError)
+"""What `anyio.from_thread.run` raises outside a worker thread (older anyio: a RuntimeError)."""
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenChannel:
+    """A step of a payment: the funder opens a channel to `payee` with `deposit`."""
+
+    payee: PublicKey
+    """The payee."""
+    deposit: int
+    """The deposit."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopUp:
+    """A step of a payment: the funder adds `amount` to the channel of `terms`."""
+
+    terms: ChannelTerms
+    """The channel."""
+    amount: int
+    """What to add."""
+
+
+FunderCall = OpenChannel | TopUp
+"""What a payment's generator asks of the funder; the drivers below run it, sync or async."""
+
+
+def _call(funder: ChannelFunder, step: FunderCall) -> _FunderCoroutine:
+    if isinstance(step, OpenChannel):
+        return lambda: funder.open(step.payee, step.deposit)
+    return lambda: funder.top_up(step.terms, step.amount)
+
+
+async def drive_async(steps: Generator[FunderCall, ChannelTerms, _R], funder: ChannelFunder) -> _R:
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await _call(funder, step)())
+    except StopIteration as done:
+        result: _R = done.value
+        return result
+
+
+def run_blocking(call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine (the funder's, the store's) from sync code: in the caller's event loop
+    from one of its anyio worker threads, else in a fresh one."""
+    try:
+        return anyio.from_thread.run(call)
+    except _NO_EVENT_LOOP:
+        return anyio.run(call)
+
+
+def drive_sync(steps: Generator[FunderCall, ChannelTerms, _R], funder: ChannelFunder) -> _R:
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(run_blocking(_call(funder, step)))
+    except StopIteration as done:
+        result: _R = done.value
+        return result
