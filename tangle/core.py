@@ -8,6 +8,13 @@ touches a socket, a file or a clock: the adapter around it persists what `Accept
 The ledger state in memory moves forward as soon as a milestone is applied; the adapter must
 write the `Confirmed` event (one storage transaction) before it tells anyone about it. After a
 crash the node restarts from storage, which holds milestone N or N-1, and re-applies the rest.
+
+Every table input can grow is bounded: pending messages per source and in total, and by age
+(`Dag`); milestones held until their turn by how far ahead they are (`MILESTONE_LOOKAHEAD`) and,
+for those whose signers the applied chain does not show to be the committee of their index, by
+count (`MAX_UNJUDGED_MILESTONES`). A message a held committee milestone waits for is always
+taken. Two milestones for one index signed as the committee must sign are an equivocation: the
+core keeps both as evidence (`alarms`) and applies no further milestone until an operator acts.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from .committee import KeySchedule, check_signatures, verify_milestone
 from .dag import GENESIS_ID, Dag, TipRules
 from .errors import (
     DuplicateMessageError,
+    EquivocationError,
+    HeldMilestoneLimitError,
     MerkleRootMismatchError,
     MilestoneError,
+    MilestoneTooFarAheadError,
     NodeHaltedError,
     StaleMilestoneError,
 )
@@ -34,9 +44,17 @@ from .transaction import Transaction
 from .white_flag import ConeMessage, WhiteFlagResult, white_flag
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Hashable, Mapping
+
+    from ._dag_pending import PendingLimits
 
 GENESIS_MILESTONE_ID: Final = MilestoneId(bytes(32))
+MILESTONE_LOOKAHEAD: Final = 256
+"""A milestone more than this above the confirmed index is refused (milestone sync fetches it
+when its turn comes)."""
+MAX_UNJUDGED_MILESTONES: Final = 16
+"""Most held milestones whose signers are not the committee of their index as the applied chain
+tells (they may be a rotation not applied yet, or forgeries by outside keys)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +69,8 @@ class Parameters:
     """Storage deposit: the least an output may hold (dust protection)."""
     tip_rules: TipRules = field(default_factory=TipRules)
     """Tip scoring thresholds, in milestones."""
+    pending_limits: PendingLimits | None = None
+    """Bounds of the pending-message table (None: `PendingLimits()`); local, not consensus."""
 
     def __post_init__(self) -> None:
         require_uint("Parameters.network_id", self.network_id, U64_MAX)
@@ -101,7 +121,16 @@ class MilestoneRejected:
     """Why."""
 
 
-Event = Accepted | Requested | Confirmed | MilestoneRejected
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expired:
+    """Messages dropped from memory: pending ones that waited too long, or unreferenced ones
+    below the pruning index. Their sources may send them again."""
+
+    ids: tuple[MessageId, ...]
+    """The messages."""
+
+
+Event = Accepted | Requested | Confirmed | MilestoneRejected | Expired
 
 
 class NodeCore:
@@ -129,13 +158,16 @@ class NodeCore:
         self._schedule = schedule
         self._is_spent = is_spent
         self._applied_milestone = applied_milestone
-        self._dag = Dag(entry_points=points, rules=params.tip_rules)
+        self._dag = Dag(
+            entry_points=points, rules=params.tip_rules, pending_limits=params.pending_limits
+        )
         self._entry_points = set(points)
         self._messages: dict[MessageId, ConeMessage] = {}
         self._referenced_at: dict[int, list[MessageId]] = {}
         self._milestone_messages: dict[MessageId, tuple[Parsed, Milestone]] = {}
         self._candidates: dict[int, list[MessageId]] = {}
         self._halted: MerkleRootMismatchError | None = None
+        self._alarms: list[EquivocationError] = []
         self._ahead: dict[MessageId, int] = {}
         # Held milestone messages signed as the committee of their index must sign (by the
         # schedule as applied so far): id -> index. Their highest index is `latest_index`.
@@ -180,6 +212,15 @@ class NodeCore:
     def schedule(self) -> KeySchedule:
         return self._schedule
 
+    @property
+    def alarms(self) -> tuple[EquivocationError, ...]:
+        """Equivocations seen (evidence); while there is one, no milestone is applied."""
+        return tuple(self._alarms)
+
+    def held_milestones(self) -> int:
+        """Milestones held until their index comes up."""
+        return len(self._milestone_messages)
+
     def knows(self, message_id: MessageId) -> bool:
         return message_id in self._messages or message_id in self._entry_points
 
@@ -203,8 +244,9 @@ class NodeCore:
 
     # -- input -------------------------------------------------------------------------------
 
-    def receive(self, raw: bytes) -> list[Event]:
-        """Check and attach one message; raises a `TangleError` for an invalid or duplicate one
+    def receive(self, raw: bytes, source: Hashable | None = None) -> list[Event]:
+        """Check and attach one message from `source` (an opaque key the adapter chooses: pending
+        messages count against it); raises a `TangleError` for an invalid or duplicate one
         (nothing changes then), returns what the adapter must do otherwise."""
         if self._halted is not None:
             raise NodeHaltedError(str(self._halted))
@@ -219,19 +261,22 @@ class NodeCore:
         milestone = payload if isinstance(payload, Milestone) else None
         if transaction is not None:
             validate_transaction(transaction, params.network_id, params.min_output_amount)
-        if milestone is not None and milestone.essence.index <= self.confirmed_index:
-            if not self._was_applied(milestone):
-                raise StaleMilestoneError(milestone.essence.index, self.confirmed_index)
-            milestone = None  # an applied milestone's message: a plain message from now on
         if milestone is not None:
-            check_signatures(milestone)
-        attached = self._dag.attach(parsed.id, message.parents, parsed.root)
+            milestone = self._admit_milestone(milestone)
+        committee = milestone is not None and self._by_committee(milestone)
+        attached = self._dag.attach(
+            parsed.id,
+            message.parents,
+            parsed.root,
+            source=source,
+            needed=self._ahead.keys() | {parsed.id} if committee else self._ahead,
+        )
         self._messages[parsed.id] = ConeMessage(
             parents=message.parents, transaction=transaction, referenced=False
         )
         if milestone is not None:
             self._milestone_messages[parsed.id] = (parsed, milestone)
-            if self._by_committee(milestone):
+            if committee:
                 self._ahead[parsed.id] = milestone.essence.index
         events: list[Event] = [Accepted(parsed=parsed, solid=attached.solid)]
         if attached.missing:
@@ -243,6 +288,38 @@ class NodeCore:
         events.extend(self._apply_ready())
         return events
 
+    def _admit_milestone(self, milestone: Milestone) -> Milestone | None:
+        """The milestone to hold, None for an applied one's message (a plain message from now
+        on); raises for one the node must not hold."""
+        index = milestone.essence.index
+        confirmed = self.confirmed_index
+        if index <= confirmed:
+            if self._was_applied(milestone):
+                return None
+            check_signatures(milestone)
+            if self._by_committee(milestone):
+                applied = self._confirmed_id if index == confirmed else self._applied_id(index)
+                self._alarm(EquivocationError(index, bytes(applied or b""), milestone.id))
+            raise StaleMilestoneError(index, confirmed)
+        if index > confirmed + MILESTONE_LOOKAHEAD:
+            raise MilestoneTooFarAheadError(index, confirmed, MILESTONE_LOOKAHEAD)
+        check_signatures(milestone)
+        if self._by_committee(milestone):
+            for held_id, held_index in self._ahead.items():
+                other = self._milestone_messages[held_id][1].id
+                if held_index == index and other != milestone.id:
+                    self._alarm(EquivocationError(index, other, milestone.id))
+        elif len(self._milestone_messages) - len(self._ahead) >= MAX_UNJUDGED_MILESTONES:
+            raise HeldMilestoneLimitError(
+                f"{MAX_UNJUDGED_MILESTONES} milestones with signers not yet judged are held"
+            )
+        return milestone
+
+    def _alarm(self, error: EquivocationError) -> None:
+        """Keep the evidence, stop applying milestones, and refuse the second milestone."""
+        self._alarms.append(error)
+        raise error
+
     def _by_committee(self, milestone: Milestone) -> bool:
         """Signed as apply requires: every signer in the key set the schedule (as applied so
         far) puts in force at the milestone's index, and at least its threshold of them."""
@@ -253,6 +330,13 @@ class NodeCore:
     def _reassess(self) -> None:
         """After an apply: forget milestones at or below the confirmed index, and re-judge the
         rest against the schedule as it now stands (a key rotation may have come into force)."""
+        confirmed = self.confirmed_index
+        for message_id in [
+            m for m, (_, ms) in self._milestone_messages.items() if ms.essence.index <= confirmed
+        ]:
+            del self._milestone_messages[message_id]
+        for index in [i for i in self._candidates if i <= confirmed]:
+            del self._candidates[index]
         self._ahead = {
             message_id: index
             for message_id, (_, milestone) in self._milestone_messages.items()
@@ -264,13 +348,17 @@ class NodeCore:
         index = milestone.essence.index
         if index == self.confirmed_index:
             return milestone.id == self._confirmed_id
-        return (
-            self._applied_milestone is not None and self._applied_milestone(index) == milestone.id
-        )
+        return self._applied_id(index) == milestone.id
+
+    def _applied_id(self, index: int) -> MilestoneId | None:
+        return None if self._applied_milestone is None else self._applied_milestone(index)
 
     def _apply_ready(self) -> list[Event]:
         events: list[Event] = []
-        while (candidates := self._candidates.pop(self.confirmed_index + 1, None)) is not None:
+        while (
+            not self._alarms
+            and (candidates := self._candidates.pop(self.confirmed_index + 1, None)) is not None
+        ):
             for message_id in candidates:
                 parsed, milestone = self._milestone_messages.pop(message_id)
                 try:
@@ -284,7 +372,18 @@ class NodeCore:
                 break
         if events:
             self._reassess()
+            expired = self._dag.expire_pending(self._ahead)
+            if expired:
+                self._forget(expired)
+                events.append(Expired(ids=expired))
         return events
+
+    def _forget(self, message_ids: tuple[MessageId, ...]) -> None:
+        """Drop messages the window dropped (never referenced ones)."""
+        for message_id in message_ids:
+            del self._messages[message_id]
+            self._milestone_messages.pop(message_id, None)
+            self._ahead.pop(message_id, None)
 
     def _apply(self, parsed: Parsed, milestone: Milestone) -> Confirmed:
         essence = milestone.essence
@@ -326,11 +425,13 @@ class NodeCore:
 
     def prune(self, below_index: int) -> int:
         """Drop messages referenced below milestone `below_index` from memory (those still
-        approved stay as entry points); returns how many were dropped."""
+        approved stay as entry points), and unreferenced ones that can no longer be confirmed;
+        returns how many were dropped."""
         self._previewed = None
-        self._dag.prune(below_index)
+        result = self._dag.prune(below_index)
+        self._forget(result.dropped)
         self._entry_points = set(self._dag.entry_points())
-        dropped = 0
+        dropped = len(result.dropped)
         for index in [i for i in self._referenced_at if i < below_index]:
             for message_id in self._referenced_at.pop(index):
                 del self._messages[message_id]

@@ -21,14 +21,20 @@ does: lazy if CMI - OCRI > below_max_depth or CMI - YCRI > max_delta_ycri, semi-
 CMI - OCRI > max_delta_ocri, else non-lazy. Scores change only when the CMI or the cone roots
 do, so tips are scored on attach and all rescored on each milestone.
 
-One gossip slot per payload: a second attachment of a work root is refused while the first is
-pending, referenced or not yet below max depth.
+One gossip slot per payload: only a solid attachment holds its work root's slot, while it is
+referenced or not yet below max depth; a second attachment of that work root is refused then.
+A pending message holds no slot, so a copy of a payload attached to parents that never come
+blocks nothing. A new solid message below max depth is refused (a replay of history). Both
+refusals give way when a milestone the node holds waits for the message (`needed_by`): what a
+milestone references is always taken. Pending messages are bounded per source and in total and
+dropped after a bounded number of milestones (`_dag_pending.py`); `prune` also drops unreferenced
+messages whose cone roots fell below the pruning index (they can never be confirmed).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import pairwise
 from types import MappingProxyType
@@ -37,16 +43,19 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import numpy as np
 
 from . import _tip_kernels as kernels
+from ._dag_pending import PendingLimits, PendingTable
 from .errors import (
+    BelowMaxDepthError,
     DuplicateMessageError,
     DuplicatePayloadError,
     InvalidFieldError,
+    PendingLimitError,
     UnknownMessageError,
 )
 from .ids import MessageId, WorkRoot
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Container, Hashable, Iterable, Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -144,6 +153,9 @@ class PruneResult:
     """Rows dropped from the window."""
     entry_points: tuple[MessageId, ...]
     """Pruned messages kept as solid entry points (still approved), in row order."""
+    dropped: tuple[MessageId, ...] = field(default=())
+    """Unreferenced messages dropped because their cone fell below the pruning index, and the
+    pending messages that approved them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,17 +203,6 @@ class _RowSet:
             self.positions[last] = at
 
 
-class _Pending:
-    """A message waiting for parents; `unresolved` counts parents that are not rows yet."""
-
-    __slots__ = ("parents", "unresolved", "work_root")
-
-    def __init__(self, parents: tuple[MessageId, ...], work_root: WorkRoot, unresolved: int):
-        self.parents = parents
-        self.work_root = work_root
-        self.unresolved = unresolved
-
-
 class Dag:
     """The message window. Change it only through `attach`, `discard_pending`,
     `mark_referenced` and `prune`."""
@@ -214,7 +215,6 @@ class Dag:
         "_ids",
         "_index",
         "_milestones",
-        "_missing",
         "_next_approver",
         "_ocri",
         "_parent_count",
@@ -226,13 +226,16 @@ class Dag:
         "_size",
         "_slots",
         "_tip_score",
-        "_waiters",
         "_work_roots",
         "_ycri",
     )
 
     def __init__(
-        self, *, entry_points: Mapping[MessageId, int] | None = None, rules: TipRules | None = None
+        self,
+        *,
+        entry_points: Mapping[MessageId, int] | None = None,
+        rules: TipRules | None = None,
+        pending_limits: PendingLimits | None = None,
     ) -> None:
         """A window holding only `entry_points` (id -> milestone index; default: the genesis at
         0). The confirmed milestone index starts at the highest entry point index."""
@@ -247,9 +250,7 @@ class Dag:
         self._ids: list[MessageId] = []
         self._work_roots: list[WorkRoot | None] = []
         self._index: dict[MessageId, int] = {}
-        self._pending: dict[MessageId, _Pending] = {}
-        self._waiters: dict[MessageId, list[MessageId]] = {}
-        self._missing: set[MessageId] = set()
+        self._pending = PendingTable(pending_limits or PendingLimits())
         self._slots: dict[WorkRoot, MessageId] = {}
         self._milestones: dict[int, MessageId] = {}
         self._pools = (_RowSet(), _RowSet(), _RowSet())
@@ -285,9 +286,22 @@ class Dag:
     def pending_count(self) -> int:
         return len(self._pending)
 
+    @property
+    def pending_limits(self) -> PendingLimits:
+        return self._pending.limits
+
+    def pending_sources(self) -> int:
+        """How many sources have messages pending."""
+        return self._pending.sources()
+
     def missing(self) -> frozenset[MessageId]:
         """Ids that pending messages approve and the window has never seen."""
-        return frozenset(self._missing)
+        return self._pending.missing()
+
+    def needed_by(self, message_id: MessageId, milestones: Container[MessageId]) -> bool:
+        """Whether `message_id` is one of `milestones` (milestone messages the node holds or
+        is about to) or one of them waits for it, directly or through pending messages."""
+        return message_id in milestones or self._pending.waits_for(message_id, milestones)
 
     def row(self, message_id: MessageId) -> int:
         """The row of a window message (rows change when `prune` compacts)."""
@@ -384,9 +398,17 @@ class Dag:
     # -- changes -----------------------------------------------------------------------------
 
     def attach(
-        self, message_id: MessageId, parents: Sequence[MessageId], work_root: WorkRoot
+        self,
+        message_id: MessageId,
+        parents: Sequence[MessageId],
+        work_root: WorkRoot,
+        *,
+        source: Hashable | None = None,
+        needed: Container[MessageId] = (),
     ) -> AttachResult:
-        """Add a message; it turns solid at once if all its parents are rows, else it waits."""
+        """Add a message; it turns solid at once if all its parents are rows, else it waits
+        (counted against `source`). The payload-slot, below-max-depth and pending-limit rules
+        give way if a message in `needed` (the milestones the node holds) waits for it."""
         parent_ids = tuple(parents)
         if message_id in self._index or message_id in self._pending:
             raise DuplicateMessageError(message_id.hex())
@@ -397,37 +419,41 @@ class Dag:
         if message_id in parent_ids:
             raise InvalidFieldError("parents", "a message cannot approve itself")
         holder = self._slots.get(work_root)
-        if holder is not None and self._is_live(holder):
+        if holder is not None and self._is_live(holder) and not self.needed_by(message_id, needed):
             raise DuplicatePayloadError(f"{work_root.hex()} is attached as {holder.hex()}")
-        self._slots[work_root] = message_id
-        self._missing.discard(message_id)
         unresolved = [p for p in parent_ids if p not in self._index]
         if not unresolved:
+            ocri = min(self._ocri.item(self._index[p]) for p in parent_ids)
+            if self._cmi - ocri > self._rules.below_max_depth and not self.needed_by(
+                message_id, needed
+            ):
+                raise BelowMaxDepthError(
+                    f"{message_id.hex()} approves a cone confirmed at {ocri}, "
+                    f"more than {self._rules.below_max_depth} below {self._cmi}"
+                )
+            self._pending.arrived(message_id)
             return AttachResult(solid=self._solidify(message_id, parent_ids, work_root), missing=())
-        for parent in unresolved:
-            self._waiters.setdefault(parent, []).append(message_id)
-            if parent not in self._pending:
-                self._missing.add(parent)
-        self._pending[message_id] = _Pending(parent_ids, work_root, len(unresolved))
-        return AttachResult(solid=(), missing=tuple(p for p in unresolved if p in self._missing))
+        try:
+            self._pending.check_room(source)
+        except PendingLimitError:
+            if not self.needed_by(message_id, needed):
+                raise
+        missing = self._pending.add(
+            message_id, parent_ids, unresolved, work_root, source=source, since=self._cmi
+        )
+        return AttachResult(solid=(), missing=missing)
 
     def discard_pending(self, message_id: MessageId) -> None:
-        """Give up on a pending message (its parents never came); frees its payload slot."""
-        pending = self._pending.pop(message_id, None)
-        if pending is None:
-            raise UnknownMessageError(message_id.hex())
-        for parent in pending.parents:
-            waiting = self._waiters.get(parent)
-            if waiting is None or message_id not in waiting:
-                continue
-            waiting.remove(message_id)
-            if not waiting:
-                del self._waiters[parent]
-                self._missing.discard(parent)
-        if message_id in self._waiters:
-            self._missing.add(message_id)
-        if self._slots.get(pending.work_root) == message_id:
-            del self._slots[pending.work_root]
+        """Give up on a pending message (its parents never came)."""
+        self._pending.discard(message_id)
+
+    def expire_pending(self, protected: Container[MessageId] = ()) -> tuple[MessageId, ...]:
+        """Drop the pending messages that have waited longer than the limits allow, except those
+        a message in `protected` waits for; returns them."""
+        expired = self._pending.expired(self._cmi, protected)
+        for message_id in expired:
+            self._pending.discard(message_id)
+        return tuple(expired)
 
     def mark_referenced(self, message_ids: Iterable[MessageId], milestone_index: int) -> None:
         """Apply milestone `milestone_index`, which newly referenced `message_ids` (a cone: every
@@ -459,17 +485,24 @@ class Dag:
 
     def prune(self, below_milestone_index: int) -> PruneResult:
         """Drop messages referenced by milestones below `below_milestone_index` (entry points
-        too); those still approved by a remaining or pending message stay as entry points."""
+        too); those still approved by a remaining or pending message stay as entry points.
+        Unreferenced messages whose oldest cone root is below it go too (with their future,
+        which is as old), and the pending messages that approve them."""
         if not 0 <= below_milestone_index <= self._cmi:
             raise InvalidFieldError("below_milestone_index", f"must be in 0..{self._cmi}")
         n = self._size
         referenced = self._referenced[:n]
         old = ((referenced > 0) | self._entry[:n]) & (referenced < below_milestone_index)
-        keep = ~old
+        stale = (referenced == 0) & ~self._entry[:n] & (self._ocri[:n] < below_milestone_index)
+        stale_ids = {self._ids[row] for row in np.flatnonzero(stale).tolist()}
+        orphans = self._pending.pending_with_parent_in(stale_ids)
+        for message_id in orphans:
+            self._pending.discard(message_id)
+        keep = ~(old | stale)
         children = np.flatnonzero(keep)
         held = self._parents[children][self._parents[children] >= 0]
         pending_parents = [
-            self._index[p] for q in self._pending.values() for p in q.parents if p in self._index
+            self._index[p] for p in self._pending.parents_of_all() if p in self._index
         ]
         still_approved = np.zeros(n, np.bool_)
         still_approved[held] = True
@@ -478,6 +511,7 @@ class Dag:
         keep |= new_entries
         rows = np.flatnonzero(keep)
         removed = n - rows.size
+        dropped = (*sorted(stale_ids), *orphans)
         remap = np.full(n + 1, -1, np.int32)  # remap[-1] stays -1 for padding
         remap[rows] = np.arange(rows.size, dtype=np.int32)
         parents = remap[self._parents[rows]]
@@ -507,8 +541,7 @@ class Dag:
             self._approver_count,
             self._size,
         )
-        dropped = np.flatnonzero(~keep).tolist()
-        for row in dropped:
+        for row in np.flatnonzero(~keep).tolist():
             work_root = self._work_roots[row]
             if work_root is not None and self._slots.get(work_root) == self._ids[row]:
                 del self._slots[work_root]
@@ -521,6 +554,7 @@ class Dag:
         return PruneResult(
             removed=removed,
             entry_points=tuple(self._ids[row] for row in remap[np.flatnonzero(new_entries)]),
+            dropped=dropped,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -553,10 +587,10 @@ class Dag:
         return row
 
     def _is_live(self, holder: MessageId) -> bool:
-        """Whether the attachment holding a payload slot may still be confirmed."""
-        if holder in self._pending:
-            return True
-        row = self._index[holder]
+        """Whether the solid attachment holding a payload slot may still be confirmed."""
+        row = self._index.get(holder)
+        if row is None:
+            return False
         if self._referenced.item(row) or self._entry.item(row):
             return True
         return self._cmi - self._ocri.item(row) <= self._rules.below_max_depth
@@ -571,17 +605,15 @@ class Dag:
             current, current_parents, current_root = queue.popleft()
             self._add_row(current, current_parents, current_root)
             solid.append(current)
-            for child in self._waiters.pop(current, ()):
-                pending = self._pending[child]
-                pending.unresolved -= 1
-                if pending.unresolved == 0:
-                    del self._pending[child]
-                    queue.append((child, pending.parents, pending.work_root))
+            queue.extend(self._pending.resolve(current))
         return tuple(solid)
 
     def _add_row(
         self, message_id: MessageId, parents: tuple[MessageId, ...], root: WorkRoot
     ) -> None:
+        holder = self._slots.get(root)
+        if holder is None or not self._is_live(holder):
+            self._slots[root] = message_id
         row = self._new_row(message_id, root)
         parent_rows = [self._index[p] for p in parents]
         self._parents[row, : len(parent_rows)] = parent_rows

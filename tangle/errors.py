@@ -21,6 +21,8 @@ TangleError
 ├── DagError
 │   ├── DuplicateMessageError    message already attached
 │   ├── DuplicatePayloadError    payload already has a live attachment (one gossip slot each)
+│   ├── BelowMaxDepthError       a new message that could only attach below max depth
+│   ├── PendingLimitError        no room to wait for parents (per source or in total)
 │   ├── UnknownMessageError      no such message in the window
 │   └── NoTipsError              tip selection found nothing to approve
 ├── LedgerError
@@ -34,6 +36,9 @@ TangleError
 │   ├── BadSignatureError        a committee signature that does not verify
 │   ├── TooFewSignaturesError    fewer valid signatures than the threshold
 │   ├── MissingConeError         part of its past cone is not known yet
+│   ├── MilestoneTooFarAheadError  an index too far above the confirmed one to hold
+│   ├── HeldMilestoneLimitError  too many held milestones whose signers are not yet judged
+│   ├── EquivocationError        the committee signed two milestones for one index: stop
 │   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
 ├── StorageError                 the database is unusable or inconsistent
 ├── ConfigError                  a configuration file that cannot be used
@@ -201,6 +206,16 @@ class DuplicatePayloadError(DagError):
     """The payload already has a live attachment in the window (one gossip slot per payload)."""
 
 
+class BelowMaxDepthError(DagError):
+    """A new message whose past cone is below max depth: no milestone can confirm it (a replay
+    of history, or a message attached to stale parents)."""
+
+
+class PendingLimitError(DagError):
+    """A message whose parents are missing, from a source (or a node) that already has as many
+    messages waiting as it may."""
+
+
 class UnknownMessageError(DagError):
     """No message with that id is in the window."""
 
@@ -293,6 +308,38 @@ class MissingConeError(MilestoneError):
     def __init__(self, missing: frozenset[bytes]) -> None:
         super().__init__(f"{len(missing)} messages of the past cone are missing")
         self.missing = missing
+
+
+class MilestoneTooFarAheadError(MilestoneError):
+    """A milestone too far above the confirmed index to hold until its turn."""
+
+    def __init__(self, index: int, confirmed: int, lookahead: int) -> None:
+        super().__init__(
+            f"milestone {index} is more than {lookahead} above the confirmed index {confirmed}"
+        )
+        self.index = index
+        self.confirmed = confirmed
+
+
+class HeldMilestoneLimitError(MilestoneError):
+    """Too many milestones are held whose signers are not the committee of their index as far
+    as the applied chain tells; more are refused until those are judged."""
+
+
+class EquivocationError(MilestoneError):
+    """Two milestones for one index, each signed as the committee of that index must sign:
+    proof that the committee (or its keys) misbehaved. The node stops applying milestones."""
+
+    def __init__(self, index: int, first: bytes, second: bytes) -> None:
+        super().__init__(
+            f"equivocation at milestone {index}: {first.hex()} and {second.hex()} are both "
+            "signed by the committee"
+        )
+        self.index = index
+        self.first = first
+        """Id of the milestone applied or held first."""
+        self.second = second
+        """Id of the other one."""
 
 
 class MerkleRootMismatchError(MilestoneError):

@@ -21,7 +21,7 @@ from .milestone import Milestone
 from .storage import Storage
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Hashable, Iterable, Sequence
     from pathlib import Path
 
     from .committee import KeySchedule
@@ -119,15 +119,18 @@ class LedgerNode:
             raise result.rejected[0][1]
         return result.events
 
-    def submit_many(self, raws: Iterable[bytes]) -> Submitted:
-        """Receive messages in order, persisting them in one group; refusals are collected."""
+    def submit_many(
+        self, raws: Iterable[bytes], sources: Sequence[Hashable | None] | None = None
+    ) -> Submitted:
+        """Receive messages in order, persisting them in one group; refusals are collected.
+        `sources[i]` is who sent `raws[i]` (pending messages count against it)."""
         events: list[Event] = []
         rejected: list[tuple[int, TangleError]] = []
         unsaved: list[Parsed] = []
         solid: list[MessageId] = []
         for position, raw in enumerate(raws):
             try:
-                produced = self._core.receive(raw)
+                produced = self._core.receive(raw, None if sources is None else sources[position])
             except TangleError as exc:
                 rejected.append((position, exc))
                 continue

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
-from .core import Accepted, Confirmed, Requested
+from .core import Accepted, Confirmed, Expired, Requested
+from .errors import EquivocationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Hashable, Iterator, Sequence
 
     from .core import NodeCore
     from .errors import TangleError
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from .storage import Storage
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +54,10 @@ class Outcome:
     """What one batch did, for the gossip layer."""
 
     accepted: tuple[Parsed, ...]
-    """New valid messages, in order: to relay."""
+    """New valid messages, in order."""
+    solid: tuple[MessageId, ...]
+    """Messages that became solid, in order (accepted ones, and pending ones they completed):
+    to relay. A pending message is relayed only once it is solid."""
     requested: tuple[MessageId, ...]
     """Missing parents: to ask peers for."""
     confirmed: tuple[Confirmed, ...]
@@ -96,6 +102,8 @@ class Counters:
     transactions_included: int = 0
     transactions_conflicting: int = 0
     subscribers_dropped: int = 0
+    messages_expired: int = 0
+    equivocations: int = 0
 
 
 class Node:
@@ -119,11 +127,13 @@ class Node:
     def network_id(self) -> int:
         return self._ledger.core.params.network_id
 
-    async def submit_many(self, raws: Sequence[bytes]) -> Outcome:
+    async def submit_many(
+        self, raws: Sequence[bytes], sources: Sequence[Hashable | None] | None = None
+    ) -> Outcome:
         """Check, attach and persist `raws` in order (one group commit); refusals are reported,
-        not raised."""
+        not raised. `sources[i]` is who sent `raws[i]` (pending messages count against it)."""
         submitted: Submitted = await trio.to_thread.run_sync(
-            self._ledger.submit_many, raws, limiter=self._writer
+            self._ledger.submit_many, raws, sources, limiter=self._writer
         )
         return self._outcome(submitted)
 
@@ -184,16 +194,24 @@ class Node:
 
     def _outcome(self, submitted: Submitted) -> Outcome:
         accepted: list[Parsed] = []
+        solid: list[MessageId] = []
         requested: list[MessageId] = []
         confirmed: list[Confirmed] = []
         for event in submitted.events:
             if isinstance(event, Accepted):
                 accepted.append(event.parsed)
+                solid.extend(event.solid)
             elif isinstance(event, Requested):
                 requested.extend(event.ids)
             elif isinstance(event, Confirmed):
                 confirmed.append(event)
+            elif isinstance(event, Expired):
+                self._counters.messages_expired += len(event.ids)
         counters = self._counters
+        for _, error in submitted.rejected:
+            if isinstance(error, EquivocationError):
+                counters.equivocations += 1
+                log.error("%s; milestones are no longer applied until an operator acts", error)
         counters.messages_accepted += len(accepted)
         counters.messages_rejected += len(submitted.rejected)
         now = trio.current_time()
@@ -210,6 +228,7 @@ class Node:
             self._publish(Notice(confirmed=event, applied_at=now))
         return Outcome(
             accepted=tuple(accepted),
+            solid=tuple(solid),
             requested=tuple(dict.fromkeys(requested)),
             confirmed=tuple(confirmed),
             rejected=submitted.rejected,

@@ -7,12 +7,21 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tangle.committee import KeySchedule
-from tangle.core import Confirmed, MilestoneRejected, Parameters
+from tangle.core import (
+    MAX_UNJUDGED_MILESTONES,
+    MILESTONE_LOOKAHEAD,
+    Confirmed,
+    MilestoneRejected,
+    Parameters,
+)
 from tangle.dag import GENESIS_ID
 from tangle.errors import (
     BadSignatureError,
     ChainMismatchError,
+    EquivocationError,
+    HeldMilestoneLimitError,
     MerkleRootMismatchError,
+    MilestoneTooFarAheadError,
     NodeHaltedError,
     StaleMilestoneError,
     TooFewSignaturesError,
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
 KEYS, KEY_SET = committee(4, 3)
+OUTSIDERS = [key(90 + n) for n in range(3)]
 GENESIS = genesis([(key(1), 1_000)])
 ZERO = MilestoneId(bytes(32))
 
@@ -137,9 +147,54 @@ def test_early_milestone_waits_for_its_predecessor(node: LedgerNode) -> None:
     assert node.core.confirmed_index == 0
     node.submit(_send(first, (GENESIS_ID,)))
     assert node.core.confirmed_index == 2
-    rival = _milestone(KEYS[1:], index=2, previous=first.id, root=MerkleRoot(b"\x02" * 32))
+    forged = _milestone(OUTSIDERS, index=2, previous=first.id, root=MerkleRoot(b"\x02" * 32))
     with pytest.raises(StaleMilestoneError):
+        node.submit(_send(forged, (GENESIS_ID,)))  # not the committee: no proof of anything
+    assert node.core.alarms == ()
+
+
+# -- equivocation: the committee signs two milestones for one index ---------------------------
+
+
+def test_equivocation_on_a_confirmed_index_is_kept_as_evidence_and_stops_applying(
+    node: LedgerNode,
+) -> None:
+    first = _milestone(KEYS[:3])
+    node.submit(_send(first, (GENESIS_ID,)))
+    rival = _milestone(KEYS[1:], root=MerkleRoot(b"\x02" * 32))
+    with pytest.raises(EquivocationError) as raised:
         node.submit(_send(rival, (GENESIS_ID,)))
+    assert (raised.value.index, raised.value.first, raised.value.second) == (1, first.id, rival.id)
+    assert node.core.alarms == (raised.value,)
+    second = _milestone(KEYS[:3], index=2, previous=first.id)
+    node.submit(_send(second, (GENESIS_ID,)))  # held, never applied while the alarm stands
+    assert node.core.confirmed_index == 1
+
+
+def test_equivocation_between_held_milestones_is_detected(node: LedgerNode) -> None:
+    first = _milestone(KEYS[:3])
+    node.submit(_send(first, (GENESIS_ID,)))
+    second = _milestone(KEYS[:3], index=3, previous=first.id)  # waits for milestone 2
+    rival = _milestone(KEYS[1:], index=3, previous=first.id, root=MerkleRoot(b"\x03" * 32))
+    node.submit(_send(second, (GENESIS_ID,)))
+    with pytest.raises(EquivocationError):
+        node.submit(_send(rival, (GENESIS_ID,)))
+    assert [alarm.index for alarm in node.core.alarms] == [3]
+
+
+def test_far_future_and_forged_milestones_are_bounded(node: LedgerNode) -> None:
+    with pytest.raises(MilestoneTooFarAheadError):
+        node.submit(_send(_milestone(KEYS[:3], index=MILESTONE_LOOKAHEAD + 1), (GENESIS_ID,)))
+    for index in range(2, 2 + MAX_UNJUDGED_MILESTONES):  # signed by keys outside the committee
+        node.submit(_send(_milestone(OUTSIDERS, index=index), (GENESIS_ID,)))
+    with pytest.raises(HeldMilestoneLimitError):
+        node.submit(_send(_milestone(OUTSIDERS, index=100), (GENESIS_ID,)))
+    assert node.core.held_milestones() == MAX_UNJUDGED_MILESTONES
+    node.submit(_send(_milestone(KEYS[:3], index=200), (GENESIS_ID,)))  # the committee's: held
+    assert node.core.held_milestones() == MAX_UNJUDGED_MILESTONES + 1
+    node.submit(_send(_milestone(KEYS[:3]), (GENESIS_ID,)))
+    assert node.core.confirmed_index == 1
+    assert node.core.held_milestones() == MAX_UNJUDGED_MILESTONES  # index 2's forgery is gone
 
 
 def test_wrong_merkle_root_halts_the_node(node: LedgerNode) -> None:

@@ -15,11 +15,14 @@ from hypothesis.stateful import (
     rule,
 )
 
+from tangle._dag_pending import PendingLimits
 from tangle.dag import GENESIS_ID, AttachResult, Dag, Score, TipRules
 from tangle.errors import (
+    BelowMaxDepthError,
     DuplicateMessageError,
     DuplicatePayloadError,
     InvalidFieldError,
+    PendingLimitError,
     UnknownMessageError,
 )
 from tangle.ids import MessageId, WorkRoot, blake2b_256
@@ -201,9 +204,8 @@ def test_one_live_attachment_per_payload() -> None:
     attach(dag, 1, GENESIS_ID, payload=7)
     with pytest.raises(DuplicatePayloadError):
         attach(dag, 2, GENESIS_ID, payload=7)
-    attach(dag, 3, mid(9), payload=8)  # pending attachments hold their slot too
     with pytest.raises(DuplicatePayloadError):
-        attach(dag, 4, GENESIS_ID, payload=8)
+        attach(dag, 3, mid(9), payload=7)  # nor can a copy wait for parents
     dag.mark_referenced([mid(1)], 1)
     for index in range(2, 40):  # a referenced attachment never frees its slot
         dag.mark_referenced([], index)
@@ -223,6 +225,97 @@ def test_reattachment_is_allowed_once_the_first_is_below_max_depth() -> None:
     assert attach(dag, 2, mid(20), payload=7).solid == (mid(2),)
     with pytest.raises(DuplicatePayloadError):
         attach(dag, 3, mid(20), payload=7)  # the slot moved to message 2
+
+
+# -- hostile input: squatting, replays, pending floods ---------------------------------------
+
+
+def test_payload_squatting_on_a_missing_parent_holds_no_slot() -> None:
+    dag = Dag()
+    attach(dag, 2, mid(99), payload=7)  # a copy of payload 7 on a parent that never comes
+    assert attach(dag, 1, GENESIS_ID, payload=7).solid == (mid(1),)  # the real one is taken
+    with pytest.raises(DuplicatePayloadError):
+        attach(dag, 3, GENESIS_ID, payload=7)  # and it holds the slot now
+
+
+def test_a_milestone_waiting_for_a_message_takes_it_whatever_holds_its_slot() -> None:
+    dag = Dag()
+    attach(dag, 2, GENESIS_ID, payload=7)  # a squatter's solid copy holds the slot
+    attach(dag, 10, mid(1))  # a milestone that references the real attachment waits for it
+    with pytest.raises(DuplicatePayloadError):
+        attach(dag, 1, GENESIS_ID, payload=7)
+    assert dag.attach(mid(1), [GENESIS_ID], root(7), needed={mid(10)}).solid == (mid(1), mid(10))
+    with pytest.raises(DuplicatePayloadError):
+        attach(dag, 3, GENESIS_ID, payload=7)  # the slot stays with the first holder
+
+
+def test_replayed_history_below_max_depth_is_refused() -> None:
+    dag = Dag(rules=TipRules(max_delta_ycri=1, max_delta_ocri=2, below_max_depth=3))
+    attach(dag, 1, GENESIS_ID)
+    for index in range(1, 6):
+        dag.mark_referenced([mid(1)] if index == 1 else [], index)
+    with pytest.raises(BelowMaxDepthError):
+        attach(dag, 2, mid(1))  # approves only history confirmed 4 milestones ago (M = 3)
+    assert len(dag) == 2
+    attach(dag, 3, mid(99))  # a milestone waits for it through message 3
+    assert dag.attach(mid(99), [mid(1)], root(99), needed={mid(3)}).solid == (mid(99), mid(3))
+
+
+def test_pending_messages_are_bounded_per_source_and_in_total() -> None:
+    dag = Dag(pending_limits=PendingLimits(max_total=5, max_per_source=3))
+    for n in range(3):
+        attach_from(dag, 10 + n, "flooder")
+    with pytest.raises(PendingLimitError):
+        attach_from(dag, 13, "flooder")
+    attach_from(dag, 20, "honest")
+    attach_from(dag, 21, None)
+    with pytest.raises(PendingLimitError):
+        attach_from(dag, 22, "honest")  # the total is reached
+    assert dag.pending_count() == 5
+    assert dag.pending_sources() == 3
+    attach(dag, 30, GENESIS_ID)  # a solid message is never refused for room
+    dag.attach(mid(90), [mid(91)], root(90), needed={mid(90)})  # nor a held milestone
+    with pytest.raises(PendingLimitError):
+        attach(dag, 91, mid(92))
+    assert dag.attach(mid(91), [mid(92)], root(91), needed={mid(90)}).missing == (mid(92),)
+
+
+def attach_from(dag: Dag, n: int, source: str | None) -> AttachResult:
+    return dag.attach(mid(n), [mid(1000 + n)], root(n), source=source)
+
+
+def test_pending_messages_expire_unless_a_held_milestone_waits_for_them() -> None:
+    dag = Dag(pending_limits=PendingLimits(max_age=2))
+    attach_from(dag, 10, "squatter")
+    attach(dag, 20, mid(21))  # milestone 20 waits for 21, which waits for 22
+    attach(dag, 21, mid(22))
+    for index in range(1, 3):
+        dag.mark_referenced([], index)
+        assert dag.expire_pending({mid(20)}) == ()
+    dag.mark_referenced([], 3)
+    assert dag.expire_pending({mid(20)}) == (mid(10),)
+    assert dag.pending_count() == 2
+    assert dag.missing() == {mid(22)}
+    assert attach(dag, 10, mid(1010)).missing == (mid(1010),)  # it may come again
+
+
+def test_prune_drops_unreferenced_messages_that_can_never_be_confirmed() -> None:
+    dag = Dag(rules=TipRules(max_delta_ycri=1, max_delta_ocri=2, below_max_depth=3))
+    attach(dag, 1, GENESIS_ID)
+    attach(dag, 2, GENESIS_ID)  # lazy once the CMI moves on
+    attach(dag, 3, mid(2))
+    attach(dag, 4, mid(3), mid(5))  # pending, approves the lazy 3
+    dag.mark_referenced([mid(1)], 1)
+    for index in range(2, 6):  # a chain of referenced messages 12..15
+        attach(dag, 10 + index, mid(10 + index - 1) if index > 2 else mid(1))
+        dag.mark_referenced([mid(10 + index)], index)
+    result = dag.prune(2)
+    assert set(result.dropped) == {mid(2), mid(3), mid(4)}
+    assert mid(2) not in dag
+    assert not dag.is_pending(mid(4))
+    assert dag.missing() == frozenset()
+    assert attach(dag, 6, mid(15), payload=2).solid == (mid(6),)  # its slot is free
+    check_window(dag)
 
 
 # -- milestones and tip scores ---------------------------------------------------------------
@@ -399,7 +492,13 @@ class WindowMachine(RuleBasedStateMachine):
         self.unsent.remove(n)
         parents = sorted(number_id(p) for p in self.shape[n - 1])
         unknown = {p for p in parents if p not in self.dag and not self.dag.is_pending(p)}
-        result = self.dag.attach(mid(n), parents, root(n))
+        try:
+            result = self.dag.attach(mid(n), parents, root(n))
+        except BelowMaxDepthError:  # refused only if it could attach solid, below max depth
+            assert not unknown
+            ocri = min(self.dag.tip_info(p).oldest_cone_root_index for p in parents)
+            assert self.dag.confirmed_milestone_index - ocri > self.dag.rules.below_max_depth
+            return
         assert set(result.missing) == unknown
         assert unknown <= self.dag.missing()
         assert mid(n) not in self.dag.missing()
