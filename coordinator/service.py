@@ -15,6 +15,7 @@ again.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -25,15 +26,24 @@ from tangle.errors import DuplicateMessageError
 from tangle.message import encode_message, prepare
 
 from .errors import JournalError, NotConfirmedError
-from .issuer import MAX_PARENTS, checkpoint_payload, group, milestone_essence, tips_to_confirm
+from .issuer import (
+    MAX_PARENTS,
+    checkpoint_payload,
+    group,
+    milestone_essence,
+    newest_entry_point,
+    tips_to_confirm,
+)
 from .journal import Issue, Journal
 from .signers import sign_milestone
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from tangle.core import NodeCore, Parameters
-    from tangle.ids import MessageId
+    from tangle.ids import MessageId, MilestoneId
     from tangle.milestone import KeySet, KeySetChange, MilestoneEssence
     from tangle.node import Node
     from tangle.payload import Payload
@@ -86,6 +96,7 @@ class Coordinator:
         self,
         params: Parameters,
         index: int,
+        previous: MilestoneId,
         first: int,
         parent_sets: Sequence[tuple[MessageId, ...]],
     ) -> list[bytes]:
@@ -94,7 +105,8 @@ class Coordinator:
         layer = [b""] * len(parent_sets)
 
         async def one(n: int, parents: tuple[MessageId, ...]) -> None:
-            layer[n] = await self._message(params, checkpoint_payload(index, first + n), parents)
+            payload = checkpoint_payload(index, first + n, previous)
+            layer[n] = await self._message(params, payload, parents)
 
         async with trio.open_nursery() as nursery:
             for n, parents in enumerate(parent_sets):
@@ -102,21 +114,35 @@ class Coordinator:
         return layer
 
     async def build(self) -> Issue:
-        """Build the next milestone and its checkpoints (step 1 of the module docstring)."""
+        """Build the next milestone and its checkpoints (step 1 of the module docstring).
+
+        A checkpoint the local node refuses (its tips went lazy meanwhile, say) is left out, and
+        the tips it approved wait for the next milestone: one refusal never stops issuance."""
         node = self._node
-        index, params, tips = await node.read_core(
-            lambda core: (core.confirmed_index + 1, core.params, tips_to_confirm(core))
+        index, previous, params, tips = await node.read_core(
+            lambda core: (
+                core.confirmed_index + 1,
+                core.confirmed_id,
+                core.params,
+                tips_to_confirm(core),
+            )
         )
         messages: list[bytes] = []
+        sequence = 0
         while len(tips) > MAX_PARENTS:
-            layer = await self._checkpoints(params, index, len(messages), group(tips))
+            parent_sets = group(tips)
+            layer = await self._checkpoints(params, index, previous, sequence, parent_sets)
+            sequence += len(layer)
             # One submission per layer: the writer thread is shared with the gossip and the API,
             # and a wait for it per checkpoint would delay the milestone.
             outcome = await node.submit_many(layer)
-            if outcome.rejected:
-                raise outcome.rejected[0][1]
-            messages += layer
+            for position, error in outcome.rejected:
+                log.warning("checkpoint %d of milestone %d refused: %s", position, index, error)
+            refused = {position for position, _ in outcome.rejected}
+            messages += [raw for n, raw in enumerate(layer) if n not in refused]
             tips = tuple(sorted(parsed.id for parsed in outcome.accepted))
+            if not tips:
+                tips = await node.read_core(newest_entry_point)
         parents = tuple(sorted(tips))
         timestamp_ms = self._clock_ms()
 

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from coordinator import Coordinator, Journal, JournalError, KeySigner, NotEnoughSignersError
+from coordinator.issuer import checkpoint_payload
 from tangle.committee import KeySchedule
 from tangle.core import Parameters
 from tangle.errors import InvalidFieldError
+from tangle.ids import MessageId, MilestoneId
 from tangle.ledger import Inclusion
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message
@@ -82,6 +84,40 @@ async def test_more_tips_than_parents_go_through_checkpoints(tmp_path: Path) -> 
     assert len(issue.messages) == 1 + 9 + 2  # two layers of checkpoints, then the milestone
     assert node.core.confirmed_index == 2
     assert node.core.dag.tips() == (decode_message(issue.messages[-1]).id,)
+
+
+def test_checkpoint_payloads_cannot_be_predicted() -> None:
+    previous = MilestoneId(b"\x05" * 32)
+    first, second = (checkpoint_payload(7, 0, previous) for _ in range(2))
+    assert first.data[:38] == second.data[:38] == (7).to_bytes(4, "little") + bytes(2) + previous
+    assert first.data != second.data  # 16 fresh random bytes each time
+
+
+async def test_checkpoint_squatting_does_not_stop_issuance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A squatter who knows a checkpoint's payload before the coordinator publishes it (as
+    anyone did when it was `index || sequence`) attaches copies first: one on real tips (it
+    holds the payload's slot), one on a parent that does not exist. Issuance goes on."""
+    node = _open(tmp_path)
+    coordinator = Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    await coordinator.issue(Sink())
+    (milestone_tip,) = node.core.dag.tips()
+    for i in range(20):
+        payload = TaggedData(tag=b"s", data=i.to_bytes(4, "little"))
+        node.submit(message(payload, (milestone_tip,), work_per_kib=PARAMS.work_per_kib))
+    salt = b"\x11" * 16
+    monkeypatch.setattr("coordinator.issuer.secrets.token_bytes", lambda n: salt[:n])
+    previous = node.core.confirmed_id
+    tips = node.core.dag.tips()
+    node.submit(message(checkpoint_payload(2, 0, previous), tips[:2], work_per_kib=16))
+    fake_parent = (MessageId(b"\xee" * 32),)
+    node.submit(message(checkpoint_payload(2, 1, previous), fake_parent, work_per_kib=16))
+    issue = await coordinator.issue(Sink())
+    assert node.core.confirmed_index == 2
+    assert len(issue.messages) == 1 + 2  # checkpoint 0 was refused; 1 and the milestone went
+    await coordinator.issue(Sink())  # the tips checkpoint 0 would have covered come next
+    assert node.core.confirmed_index == 3
 
 
 async def test_too_few_signers_issue_nothing(tmp_path: Path) -> None:
@@ -164,3 +200,25 @@ async def test_pruning_bounds_the_window_and_survives_a_restart(tmp_path: Path) 
     assert node.core.ledger.state_hash == state
     await Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3]).issue(Sink())
     assert node.core.confirmed_index == 31
+
+
+async def test_pending_messages_from_before_a_restart_expire(tmp_path: Path) -> None:
+    """A message whose parent never came is stored, and comes back pending after a restart
+    (issue 16's `tangle_pending_messages` that stayed for minutes): it is dropped from memory
+    once it has waited longer than the pending limit allows."""
+    node = _open(tmp_path)
+    orphan = message(TaggedData(tag=b"o", data=b""), (MessageId(b"\xaa" * 32),), work_per_kib=16)
+    node.submit(orphan)
+    node.close()
+    node = _open(tmp_path)
+    assert node.core.dag.pending_count() == 1
+    assert node.core.dag.missing() == {MessageId(b"\xaa" * 32)}
+    coordinator = Coordinator(Node(node), Journal.open(tmp_path / "journal.db"), SIGNERS[:3])
+    max_age = node.core.dag.pending_limits.max_age
+    for _ in range(max_age):
+        await coordinator.issue(Sink())
+    assert node.core.dag.pending_count() == 1
+    await coordinator.issue(Sink())
+    assert node.core.dag.pending_count() == 0
+    assert node.core.dag.missing() == frozenset()
+    assert not node.core.knows(decode_message(orphan).id)  # it may be sent again
