@@ -10,15 +10,17 @@ import pytest
 from coordinator import Coordinator, Journal, JournalError, KeySigner, NotEnoughSignersError
 from coordinator.issuer import checkpoint_payload
 from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.errors import InvalidFieldError
+from tangle.core import Parameters, Requested
+from tangle.dag import GENESIS_ID
+from tangle.errors import DuplicatePayloadError, InvalidFieldError
 from tangle.ids import MessageId, MilestoneId
 from tangle.ledger import Inclusion
 from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message
+from tangle.message import decode_message, encode_message, prepare
 from tangle.milestone import KeySet, KeySetChange, Milestone
 from tangle.node import Node
 from tangle.payload import TaggedData
+from tangle.pow import search
 
 from .builders import NET, address, genesis, key, message, on_tips, transfer
 
@@ -222,3 +224,31 @@ async def test_pending_messages_from_before_a_restart_expire(tmp_path: Path) -> 
     assert node.core.dag.pending_count() == 0
     assert node.core.dag.missing() == frozenset()
     assert not node.core.knows(decode_message(orphan).id)  # it may be sent again
+
+
+async def test_a_squatted_transfer_is_confirmed_on_every_node(tmp_path: Path) -> None:
+    """Node B receives a copy of a transfer's payload and nonce on other parents before the
+    transfer itself, so it refuses the real one; the milestone that confirms the real one then
+    reaches B, which takes the real message when it comes again and follows the chain."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _open(tmp_path / "a"), _open(tmp_path / "b")
+    other = message(TaggedData(tag=b"t", data=b""), (GENESIS_ID,), work_per_kib=16)
+    (oid,) = GENESIS.outputs()
+    unsent = prepare(NET, transfer([(oid, ALICE)], [(address(BOB), 1_000_000)]), 16)
+    nonce = search(unsent.root, unsent.target, threads=1)
+    real = encode_message(unsent.attach((GENESIS_ID,), nonce))
+    copy = encode_message(unsent.attach((decode_message(other).id,), nonce))
+    for raw in (other, real):
+        a.submit(raw)
+    for raw in (other, copy):
+        b.submit(raw)
+    with pytest.raises(DuplicatePayloadError):
+        b.submit(real)
+    issue = await Coordinator(Node(a), Journal.open(tmp_path / "j.db"), SIGNERS[:3]).issue(Sink())
+    events = b.submit(issue.messages[-1])  # the milestone waits for the real transfer
+    assert [e.ids for e in events if isinstance(e, Requested)] == [(decode_message(real).id,)]
+    b.submit(real)
+    assert b.core.confirmed_index == 1
+    assert b.core.ledger.state_hash == a.core.ledger.state_hash
+    assert b.storage.balance(address(BOB)) == 1_000_000
