@@ -74,7 +74,7 @@ from tangle import pow as work
 from tangle.config import parse_network
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from coordinator.devnet import Launched, Member
 
@@ -369,9 +369,15 @@ def profile_top(path: Path, count: int = 25) -> dict[str, list[dict[str, Any]]]:
 # -- one run -----------------------------------------------------------------------------------
 
 
-async def run(options: Options, say: Callable[[str], None]) -> RunResult:
+async def run(
+    options: Options,
+    say: Callable[[str], None],
+    beside: Callable[[Sequence[Launched], Path], Awaitable[None]] | None = None,
+) -> RunResult:
     """Create a devnet in a temporary directory, load it, measure, stop it, remove it. SIGTERM
-    (like Ctrl-C) stops the devnet and removes the directory before the benchmark exits."""
+    (like Ctrl-C) stops the devnet and removes the directory before the benchmark exits.
+    `beside(members, directory)` runs from when the load starts until the measurement ends
+    (another load, an attacker: `benchmarks.hostile`)."""
     with trio.open_signal_receiver(signal.SIGTERM) as terminated:
         async with trio.open_nursery() as nursery:
 
@@ -380,12 +386,16 @@ async def run(options: Options, say: Callable[[str], None]) -> RunResult:
                     raise KeyboardInterrupt("SIGTERM")
 
             nursery.start_soon(interrupt)
-            result = await _run(options, say)
+            result = await _run(options, say, beside)
             nursery.cancel_scope.cancel()
     return result
 
 
-async def _run(options: Options, say: Callable[[str], None]) -> RunResult:
+async def _run(
+    options: Options,
+    say: Callable[[str], None],
+    beside: Callable[[Sequence[Launched], Path], Awaitable[None]] | None,
+) -> RunResult:
     loadavg = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tanglepay-network-") as tmp:
         devnet = load_or_create(Path(tmp), options.nodes, INTERVAL_S)
@@ -422,7 +432,9 @@ async def _run(options: Options, say: Callable[[str], None]) -> RunResult:
             try:
                 launched = await launch(members, processes, control)
                 say(f"devnet: a coordinator and {options.nodes} nodes answer")
-                result = await _measure(options, plan, launched, control, streams, posters, say)
+                result = await _measure(
+                    options, plan, launched, control, streams, posters, say, beside, Path(tmp)
+                )
             finally:
                 processes.cancel_scope.cancel()  # SIGTERM, and wait for them
     top = profile_top(options.profile_path) if options.profile is not None else None
@@ -461,6 +473,8 @@ async def _measure(
     streams: httpx.AsyncClient,
     posters: Sequence[Sequence[httpx.AsyncClient]],
     say: Callable[[str], None],
+    beside: Callable[[Sequence[Launched], Path], Awaitable[None]] | None,
+    directory: Path,
 ) -> RunResult:
     nodes = [m for m in launched if m.member.name != "coordinator"]
     apis = [m.member.api for m in nodes]
@@ -507,6 +521,8 @@ async def _measure(
             )
 
         nursery.start_soon(sender)
+        if beside is not None:
+            nursery.start_soon(beside, launched, directory)
         await trio.sleep_until(opens)
         first = await _sample(control, launched)
         await trio.sleep_until(closes)
