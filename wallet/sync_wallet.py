@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .address import Network
     from .client import RetryPolicy
     from .keys import AccountKey
-    from .state import Balance, Transfer
+    from .records import Balance, Transfer
 
 T = TypeVar("T")
 
