@@ -264,7 +264,7 @@ async def cmd_history(ctx: Context, args: argparse.Namespace, unlocked: Unlocked
         if ctx.node is not None:
             await opened.sync()
         transfers = await opened.transfers()
-        received = await trio.to_thread.run_sync(opened.state.received)
+        received = await opened.received()
     sent = [(t.created_ms, transfer_json(t, network)) for t in transfers]
     came = [(r.seen_ms, _received_json(r, network)) for r in received]
     rows = [(ms, "sent", r) for ms, r in sent] + [(ms, "received", r) for ms, r in came]

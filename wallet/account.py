@@ -81,7 +81,7 @@ from .errors import (
     WalletConfigError,
     WalletStateError,
 )
-from .records import Balance, Draft, Transfer, TransferStatus
+from .records import Balance, Draft, Received, Transfer, TransferStatus
 from .state import WalletState
 from .transfer import sign_transaction
 
@@ -430,6 +430,10 @@ class Wallet:
 
     async def transfers(self, statuses: Sequence[TransferStatus] | None = None) -> list[Transfer]:
         return await self._db(self._state.transfers, statuses)
+
+    async def received(self) -> list[Received]:
+        """Outputs paid to the account by others, as its syncs saw them, oldest first."""
+        return await self._db(self._state.received)
 
     async def transfer(self, idempotency_key: str | bytes) -> Transfer | None:
         return await self._db(self._state.transfer, idempotency_hash(idempotency_key))
