@@ -492,3 +492,22 @@ async def test_send_failures_say_what_the_user_can_do() -> None:
     assert "4000 more are held by pending transfers" in str(caught.value)
     with pytest.raises(InsufficientFundsError):
         await pay(_Refusing(short, None, 0), args, 5000, "k")
+
+
+def test_an_address_is_shown_in_both_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    cli = Cli(capsys, tmp_path / "w")
+    first = created(cli, password)["address"]
+    both = cli.json("address", "--password-file", password)
+    assert both["address"] == first
+    assert both["hex"] == decode_address(first, DEVNET).hex()
+    code, out, _ = cli.run("address", "--hex", "--password-file", password)
+    assert (code, out) == (0, both["hex"] + "\n")
+    code, out, _ = cli.run("address", "--index", "3", "--hex", "--password-file", password)
+    assert (
+        out.strip()
+        == decode_address(
+            cli.json("address", "--index", "3", "--password-file", password)["address"], DEVNET
+        ).hex()
+    )
