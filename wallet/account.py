@@ -37,7 +37,11 @@ reserved in the same exclusive transaction that chooses them, across every proce
 state file. Reservations are released only when the ledger says so: on confirmation or
 conflict, or once every attachment is below max depth (the transfer is then EXPIRED and can
 only confirm if re-attached, so spending one of its inputs elsewhere cancels it for good), or
-for a transfer never submitted whose sender has been silent for `abandon_after_s`.
+for a transfer never submitted whose sender has been silent for `abandon_after_s`, or when the
+owner abandons a transfer that can no longer confirm (`wallet.pending`).
+
+**Keys.** The state keeps each transfer's idempotency key (a send without one gets a random
+text key), so a key whose printout was lost is read back from `transfers()`.
 """
 
 from __future__ import annotations

@@ -442,7 +442,7 @@ class TransferFailedError(SendError):
 
 class TransferTimeoutError(SendError):
     """Not confirmed within `timeout_s`. The transfer stays pending in the wallet state: a
-    repeat of the send with the same idempotency key, or `Wallet.wait`, picks it up again."""
+    repeat of the send with the same idempotency key, or `Wallet.resume`, picks it up again."""
 
     def __init__(self, transaction_id: str, timeout_s: float) -> None:
         super().__init__(f"transfer {transaction_id} not confirmed within {timeout_s:g} s")
