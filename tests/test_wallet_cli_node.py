@@ -12,7 +12,7 @@ import pytest
 
 from tangle.cli import main
 from wallet import DEVNET, Wallet, encode_address
-from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_USAGE
+from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_NOT_ABANDONED, EXIT_USAGE
 
 from .builders import address
 from .test_wallet_cli import CHEAP, secret_file
@@ -127,3 +127,9 @@ def test_history_shows_received_outputs_and_each_transfers_key(
     again = wallet_cli.json("resume", history["transfers"][1]["transaction_id"][:10])
     assert again["status"] == "confirmed"
     assert again["transaction_id"] == history["transfers"][1]["transaction_id"]
+    code, out, err = wallet_cli.run("abandon", "order-9")  # its payment is made
+    assert (code, out) == (EXIT_NOT_ABANDONED, "")
+    assert "was confirmed by milestone" in err
+    code, out, err = wallet_cli.run("abandon", "order-10")
+    assert code == EXIT_USAGE
+    assert "order-10" not in err  # a key may mean something to someone

@@ -200,9 +200,9 @@ async def cmd_send(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWal
         transfer, elapsed = await _with_progress(ctx, opened, key_hash, args.remote_pow, run)
     ctx.hint = ""
     data = {
-        "idempotency_key": key,
-        "repeat": before is not None,
         **transfer_json(transfer, network),
+        "idempotency_key": key,  # also for a transfer recorded before the state kept keys
+        "repeat": before is not None,
         "elapsed_s": round(elapsed, 3),
     }
     done = "sent" if before is None else "already sent" if before.final else "resumed and sent"
@@ -247,12 +247,14 @@ async def cmd_abandon(ctx: Context, args: argparse.Namespace, unlocked: Unlocked
         recorded = await _found(opened, args.id)
         transfer = await abandon(opened, recorded, online=ctx.node is not None)
     data = transfer_json(transfer, network)
+    tx = data["transaction_id"]
     if recorded.status is TransferStatus.FAILED:
-        line = f"transfer {data['transaction_id']} had already failed ({transfer.failure})"
+        line = f"transfer {tx} had already failed ({transfer.failure})"
+    elif transfer.failure != "abandoned":
+        line = f"transfer {tx} failed meanwhile ({transfer.failure}); its inputs are free"
     else:
-        held = "" if recorded.status is TransferStatus.EXPIRED else " its inputs are free again;"
         line = (
-            f"abandoned transfer {data['transaction_id']} of {transfer.amount}:{held} "
+            f"abandoned transfer {tx} of {transfer.amount}: its inputs are free; "
             "it will never be attached again"
         )
     return Outcome(data=data, lines=[line])
