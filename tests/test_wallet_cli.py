@@ -32,6 +32,7 @@ from wallet import (
     encode_address,
     parse_address,
 )
+from wallet._cli_transfers import pay
 from wallet.cli import (
     EXIT_INSUFFICIENT_FUNDS,
     EXIT_NO_WALLET,
@@ -40,7 +41,6 @@ from wallet.cli import (
     EXIT_USAGE,
     EXIT_WRONG_PASSWORD,
     CliError,
-    _pay,
     classify,
     phase,
 )
@@ -333,7 +333,7 @@ def test_no_wallet_no_node_and_an_unreachable_node(
         password,
         expect=EXIT_NODE_UNAVAILABLE,
     )
-    assert line.endswith("repeat with --idempotency-key order-1 to resume it safely")
+    assert "resume" not in line  # the node was never reached: nothing was recorded
 
 
 def test_usage_errors_are_one_line_with_exit_code_2(
@@ -393,11 +393,11 @@ def test_json_shapes_of_offline_commands(
     assert json.loads(out)["keystore"] == str(tmp_path / "env" / "keystore.json")
     cli = Cli(capsys, tmp_path / "env")
     address = cli.json("address", "--password-file", password)
-    assert set(address) == {"command", "address", "index", "network"}
+    assert set(address) == {"command", "address", "hex", "index", "network"}
     assert address["index"] == 0
     assert address["address"].startswith("tpdev1")
     history = cli.json("history", "--password-file", password)
-    assert history == {"command": "history", "network": "devnet", "transfers": []}
+    assert history == {"command": "history", "network": "devnet", "transfers": [], "received": []}
     # the state file lives next to the keystore, one per account and network
     assert stat.S_IMODE((tmp_path / "env" / "devnet-account0.db").stat().st_mode) == 0o600
     second = cli.json("--account", "1", "address", "--password-file", password)
@@ -414,7 +414,9 @@ def test_json_shapes_of_offline_commands(
 
 
 def test_errors_map_to_their_exit_codes() -> None:
-    assert classify(InsufficientFundsError(10, 5)).exit_code == EXIT_INSUFFICIENT_FUNDS
+    assert (
+        classify(InsufficientFundsError(10, 5, min_output=1)).exit_code == EXIT_INSUFFICIENT_FUNDS
+    )
     assert classify(TransferTimeoutError("ab", 3)).code == "timeout"
     refused = classify(RejectedError("POST /api/v1/messages", "insufficient_work", 400, "low"))
     assert (refused.exit_code, refused.code) == (1, "node_refused")
@@ -478,15 +480,34 @@ async def test_send_failures_say_what_the_user_can_do() -> None:
     refused = RejectedError("POST /api/v1/messages", "invalid_transaction", 400, "bad input")
     failed = _Refusing(refused, TransferStatus.FAILED, 0)
     with pytest.raises(CliError) as caught:
-        await _pay(failed, args, 5000, "k")
+        await pay(failed, args, 5000, "k")
     assert caught.value.exit_code == EXIT_TRANSFER_FAILED  # as a repeat would report it
     assert "invalid_transaction" in str(caught.value)
     with pytest.raises(RejectedError):  # still pending: not failed for good
-        await _pay(_Refusing(refused, TransferStatus.SUBMITTED, 0), args, 5000, "k")
-    short = InsufficientFundsError(5000, 1000)
+        await pay(_Refusing(refused, TransferStatus.SUBMITTED, 0), args, 5000, "k")
+    short = InsufficientFundsError(5000, 1000, min_output=1000)
     with pytest.raises(CliError) as caught:
-        await _pay(_Refusing(short, None, 4000), args, 5000, "k")
+        await pay(_Refusing(short, None, 4000), args, 5000, "k")
     assert caught.value.exit_code == EXIT_INSUFFICIENT_FUNDS
     assert "4000 more are held by pending transfers" in str(caught.value)
     with pytest.raises(InsufficientFundsError):
-        await _pay(_Refusing(short, None, 0), args, 5000, "k")
+        await pay(_Refusing(short, None, 0), args, 5000, "k")
+
+
+def test_an_address_is_shown_in_both_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    cli = Cli(capsys, tmp_path / "w")
+    first = created(cli, password)["address"]
+    both = cli.json("address", "--password-file", password)
+    assert both["address"] == first
+    assert both["hex"] == decode_address(first, DEVNET).hex()
+    code, out, _ = cli.run("address", "--hex", "--password-file", password)
+    assert (code, out) == (0, both["hex"] + "\n")
+    code, out, _ = cli.run("address", "--index", "3", "--hex", "--password-file", password)
+    assert (
+        out.strip()
+        == decode_address(
+            cli.json("address", "--index", "3", "--password-file", password)["address"], DEVNET
+        ).hex()
+    )

@@ -46,6 +46,7 @@ from wallet import (
     InsufficientFundsError,
     NodeClient,
     NodeUnavailableError,
+    NodeUrlError,
     NotFoundError,
     RejectedError,
     RetryPolicy,
@@ -65,7 +66,7 @@ from wallet import (
 from wallet.account import MEMO_TAG, account_fingerprint, idempotency_hash
 from wallet.coin_selection import Coin, select_coins
 from wallet.keys import ExtendedKey, address_path
-from wallet.state import Draft
+from wallet.records import Draft
 
 from .builders import NET, address, key, message, transfer
 
@@ -706,7 +707,7 @@ def _reserve_in_process(state_path: str, start: int, count: int) -> list[list[by
                 return Draft(transaction=tx, recipient=address(BOB), amount=1_500, change=None)
 
             key = idempotency_hash(f"process-{i}")
-            made, created = state.create_transfer(key, key, build, i)
+            made, created = state.create_transfer(f"process-{i}".encode(), key, key, build, i)
             assert created
             chosen.append([bytes(oid) for oid in made.inputs])
     finally:
@@ -722,7 +723,7 @@ def test_processes_sharing_a_state_file_reserve_disjoint_inputs(tmp_path: Path) 
         Coin(output_id=OutputId.of(TransactionId(bytes(32)), i), address=owner, amount=1_000)
         for i in range(60)
     ]
-    state.replace_outputs([owner], coins, 1)
+    state.replace_outputs([owner], coins, 1, 0)
     state.close()
     context = multiprocessing.get_context("spawn")
     with context.Pool(3) as pool:
@@ -818,13 +819,9 @@ def test_unusable_state_files_and_urls_are_named_errors(tmp_path: Path) -> None:
         NodeClient("http://[::1")
     with pytest.raises(WalletConfigError):
         WalletConfig(reattach_after=15)
-
-    async def unreachable() -> None:
-        async with NodeClient("ftp://node", retry=RetryPolicy(attempts=1)) as client:
-            await client.info()
-
-    with pytest.raises(NodeUnavailableError, match="UnsupportedProtocol"):
-        anyio.run(unreachable, backend="asyncio")
+    for url in ("127.0.0.1:8080", "localhost:8080", "ftp://node", "http://", "http:///api"):
+        with pytest.raises(NodeUrlError, match="expected http://HOST:PORT"):
+            NodeClient(url)
 
 
 # -- the asyncio backend and the blocking API ---------------------------------------------------

@@ -37,6 +37,8 @@ from .coin_selection import Selection as Selection
 from .coin_selection import select_coins as select_coins
 from .errors import AddressError as AddressError
 from .errors import AddressLengthError as AddressLengthError
+from .errors import AlreadyConfirmedError as AlreadyConfirmedError
+from .errors import AmbiguousTransferError as AmbiguousTransferError
 from .errors import AmountError as AmountError
 from .errors import Bech32ChecksumError as Bech32ChecksumError
 from .errors import Bech32Error as Bech32Error
@@ -60,6 +62,7 @@ from .errors import MnemonicChecksumError as MnemonicChecksumError
 from .errors import MnemonicError as MnemonicError
 from .errors import MnemonicLengthError as MnemonicLengthError
 from .errors import NodeUnavailableError as NodeUnavailableError
+from .errors import NodeUrlError as NodeUrlError
 from .errors import NonHardenedError as NonHardenedError
 from .errors import NotFoundError as NotFoundError
 from .errors import PaddingError as PaddingError
@@ -67,12 +70,14 @@ from .errors import RateLimitedError as RateLimitedError
 from .errors import RejectedError as RejectedError
 from .errors import SendError as SendError
 from .errors import SigningError as SigningError
+from .errors import StillPendingError as StillPendingError
 from .errors import TamperedKeystoreError as TamperedKeystoreError
 from .errors import TransferFailedError as TransferFailedError
 from .errors import TransferTimeoutError as TransferTimeoutError
 from .errors import TruncatedKeystoreError as TruncatedKeystoreError
 from .errors import UnknownKeystoreVersionError as UnknownKeystoreVersionError
 from .errors import UnknownNetworkError as UnknownNetworkError
+from .errors import UnknownTransferError as UnknownTransferError
 from .errors import UnknownWordError as UnknownWordError
 from .errors import UnsupportedAlgorithmError as UnsupportedAlgorithmError
 from .errors import WalletConfigError as WalletConfigError
@@ -107,10 +112,11 @@ from .mnemonic import mnemonic_to_entropy as mnemonic_to_entropy
 from .mnemonic import mnemonic_to_seed as mnemonic_to_seed
 from .mnemonic import normalize_mnemonic as normalize_mnemonic
 from .mnemonic import validate_mnemonic as validate_mnemonic
-from .state import Attachment as Attachment
-from .state import Balance as Balance
-from .state import Transfer as Transfer
-from .state import TransferStatus as TransferStatus
+from .records import Attachment as Attachment
+from .records import Balance as Balance
+from .records import Received as Received
+from .records import Transfer as Transfer
+from .records import TransferStatus as TransferStatus
 from .state import WalletState as WalletState
 from .sync_wallet import SyncWallet as SyncWallet
 from .transfer import sign_transaction as sign_transaction

@@ -37,7 +37,11 @@ reserved in the same exclusive transaction that chooses them, across every proce
 state file. Reservations are released only when the ledger says so: on confirmation or
 conflict, or once every attachment is below max depth (the transfer is then EXPIRED and can
 only confirm if re-attached, so spending one of its inputs elsewhere cancels it for good), or
-for a transfer never submitted whose sender has been silent for `abandon_after_s`.
+for a transfer never submitted whose sender has been silent for `abandon_after_s`, or when the
+owner abandons a transfer that can no longer confirm (`wallet.pending`).
+
+**Keys.** The state keeps each transfer's idempotency key (a send without one gets a random
+text key), so a key whose printout was lost is read back from `transfers()`.
 """
 
 from __future__ import annotations
@@ -77,10 +81,12 @@ from .errors import (
     SendError,
     TransferFailedError,
     TransferTimeoutError,
+    UnknownTransferError,
     WalletConfigError,
     WalletStateError,
 )
-from .state import Balance, Draft, Transfer, TransferStatus, WalletState
+from .records import Balance, Draft, Received, Transfer, TransferStatus
+from .state import WalletState
 from .transfer import sign_transaction
 
 if TYPE_CHECKING:
@@ -115,10 +121,13 @@ _ACCOUNT_DOMAIN: Final = b"tanglepay/wallet-state/v1"
 
 
 def idempotency_hash(key: str | bytes) -> bytes:
-    """BLAKE2b-256 of a domain tag and the key (UTF-8 for text): what the state and the memo
-    hold instead of the key."""
-    raw = key.encode() if isinstance(key, str) else bytes(key)
-    return blake2b_256(_KEY_DOMAIN, raw)
+    """BLAKE2b-256 of a domain tag and the key (UTF-8 for text): what the memo carries and the
+    state is keyed by."""
+    return blake2b_256(_KEY_DOMAIN, _key_bytes(key))
+
+
+def _key_bytes(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else bytes(key)
 
 
 def request_fingerprint(recipient: Address, amount: int, memo: bytes) -> bytes:
@@ -311,6 +320,10 @@ class Wallet:
     def state(self) -> WalletState:
         return self._state
 
+    @property
+    def config(self) -> WalletConfig:
+        return self._config
+
     async def _db(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A state call, in a worker thread (never abandoned: it always completes)."""
         return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
@@ -379,7 +392,9 @@ class Wallet:
                 scanned += len(addresses)
                 ledger_index = min(a.ledger_index for a in found.values())
                 await self._db(self._state.remember_addresses, rows, used=False)
-                await self._db(self._state.replace_outputs, addresses, coins, ledger_index)
+                await self._db(
+                    self._state.replace_outputs, addresses, coins, ledger_index, _now_ms()
+                )
                 index = window.stop
         await self.settle()
         receiving = [i for c, i in used if c == RECEIVE]
@@ -420,6 +435,10 @@ class Wallet:
     async def transfers(self, statuses: Sequence[TransferStatus] | None = None) -> list[Transfer]:
         return await self._db(self._state.transfers, statuses)
 
+    async def received(self) -> list[Received]:
+        """Outputs paid to the account by others, as its syncs saw them, oldest first."""
+        return await self._db(self._state.received)
+
     async def transfer(self, idempotency_key: str | bytes) -> Transfer | None:
         return await self._db(self._state.transfer, idempotency_hash(idempotency_key))
 
@@ -449,18 +468,17 @@ class Wallet:
             else decode_address(recipient, self._network)
         )
         if idempotency_key is None:
-            key_hash = idempotency_hash(secrets.token_bytes(32))
+            key = _key_bytes(secrets.token_hex(16))
             full_memo = memo
         else:
-            key_hash = idempotency_hash(idempotency_key)
-            full_memo = MEMO_TAG + key_hash + memo
+            key = _key_bytes(idempotency_key)
+            full_memo = MEMO_TAG + idempotency_hash(key) + memo
         if len(full_memo) > MAX_MEMO:
             raise SendError(
                 f"memo is {len(memo)} bytes; at most {MAX_MEMO - len(full_memo) + len(memo)} fit"
             )
+        await self.check_amount(amount)
         info = await self._info()
-        if not info.min_output_amount <= amount <= U64_MAX:
-            raise AmountError(amount, info.min_output_amount)
         request = request_fingerprint(to, amount, memo)
 
         def compose(funding: Funding, change: tuple[Address, int] | None) -> Transaction:
@@ -476,7 +494,7 @@ class Wallet:
             return sign_transaction(essence, [signer for _, signer in funding])
 
         return await self._fund(
-            key_hash,
+            key,
             request,
             amount,
             compose,
@@ -503,7 +521,7 @@ class Wallet:
         if not 1 <= amount <= U64_MAX:
             raise AmountError(amount, 1)
         return await self._fund(
-            idempotency_hash(idempotency_key),
+            _key_bytes(idempotency_key),
             request,
             amount,
             compose,
@@ -524,7 +542,7 @@ class Wallet:
         """Attach a transaction signed elsewhere that spends none of this wallet's coins (a
         channel close or settlement) and follow it to confirmation, re-attaching as `send`
         does; idempotent per key."""
-        key_hash = idempotency_hash(idempotency_key)
+        key = _key_bytes(idempotency_key)
         request = blake2b_256(_REQUEST_DOMAIN, transaction.id)
         first = transaction.essence.outputs[0]
 
@@ -534,13 +552,13 @@ class Wallet:
             )
 
         transfer, _created = await self._db(
-            self._state.create_transfer, key_hash, request, build, _now_ms()
+            self._state.create_transfer, key, idempotency_hash(key), request, build, _now_ms()
         )
         return await self._complete(transfer, remote_pow=remote_pow, wait=wait, timeout_s=timeout_s)
 
     async def _fund(
         self,
-        key_hash: bytes,
+        key: bytes,
         request: bytes,
         amount: int,
         compose: Compose,
@@ -552,29 +570,37 @@ class Wallet:
         await self._load_owners()
         info = await self._info()
         try:
-            transfer = await self._create(key_hash, request, amount, compose, info)
+            transfer = await self._create(key, request, amount, compose, info)
         except InsufficientFundsError:
             if not await self.settle():
                 raise
-            transfer = await self._create(key_hash, request, amount, compose, info)
+            transfer = await self._create(key, request, amount, compose, info)
         return await self._complete(transfer, remote_pow=remote_pow, wait=wait, timeout_s=timeout_s)
+
+    async def check_amount(self, amount: int) -> None:
+        """Raise `AmountError` unless `amount` can be an output on the node's network: at least
+        its minimum output (the dust deposit), at most 2**64 - 1."""
+        info = await self._info()
+        if not info.min_output_amount <= amount <= U64_MAX:
+            raise AmountError(amount, info.min_output_amount)
 
     async def resume(
         self,
-        idempotency_key: str | bytes,
+        which: str | bytes | Transfer,
         *,
         remote_pow: bool | None = None,
         timeout_s: float | None = None,
     ) -> Transfer:
-        """Drive the transfer recorded under `idempotency_key` to its end, as a repeat of its
-        `send` would (without needing its arguments)."""
-        transfer = await self.transfer(idempotency_key)
+        """Drive a recorded transfer (`which`, or the one recorded under idempotency key
+        `which`) to its end, as a repeat of its `send` would (without needing its arguments).
+        Raises `UnknownTransferError` for a key nothing was recorded under."""
+        transfer = which if isinstance(which, Transfer) else await self.transfer(which)
         if transfer is None:
-            raise SendError("no transfer was recorded under this idempotency key")
+            raise UnknownTransferError
         return await self._complete(transfer, remote_pow=remote_pow, wait=True, timeout_s=timeout_s)
 
     async def _create(
-        self, key_hash: bytes, request: bytes, amount: int, compose: Compose, info: NodeInfo
+        self, key: bytes, request: bytes, amount: int, compose: Compose, info: NodeInfo
     ) -> Transfer:
         keys = self._keys
 
@@ -591,7 +617,7 @@ class Wallet:
             return Draft(transaction=tx, recipient=first.address, amount=amount, change=change)
 
         transfer, _created = await self._db(
-            self._state.create_transfer, key_hash, request, build, _now_ms()
+            self._state.create_transfer, key, idempotency_hash(key), request, build, _now_ms()
         )
         return transfer
 
@@ -863,7 +889,9 @@ class Wallet:
                     Coin(output_id=o.output_id, address=o.address, amount=o.amount)
                     for o in answer.outputs
                 ]
-                await self._db(self._state.replace_outputs, [address], coins, answer.ledger_index)
+                await self._db(
+                    self._state.replace_outputs, [address], coins, answer.ledger_index, _now_ms()
+                )
         return transfer
 
     # -- housekeeping ------------------------------------------------------------------------

@@ -7,11 +7,14 @@ create   [--words N] [--passphrase-file F] [--kdf-memory-mib M]
          a new wallet: writes the keystore, shows the mnemonic once
 restore  [--mnemonic-file F] [--passphrase-file F] [--kdf-memory-mib M]
          a wallet from its mnemonic (default: a prompt without echo)
-address  [--index I]       the next receiving address (or the one at I), bech32m
+address  [--index I] [--hex]  the next receiving address (or the one at I), bech32m (or hex)
 balance                    sync with the node, then the account's funds
 send     ADDRESS AMOUNT [--idempotency-key K] [--remote-pow] [--no-wait] [--timeout S]
          pay AMOUNT base units, exactly once per key
-history                    the account's transfers with their status
+history                    payments sent (status, idempotency key) and received
+resume   ID [--remote-pow] [--timeout S]
+         drive a recorded transfer to its end (ID: its idempotency key or transaction id)
+abandon  ID                give up a transfer that can no longer confirm, freeing its funds
 export   PATH [--new-password-file F] [--kdf-memory-mib M]
          a copy of the keystore under a new password
 import   PATH [--new-password-file F] [--kdf-memory-mib M]
@@ -31,8 +34,10 @@ file the password is asked for without echo, a new one twice. `--kdf-memory-mib`
 memory for a file written (default 256; 64 suits small devices; less is for tests only); the
 file records it, so opening needs no option.
 
-**Node.** `balance` and `send` need one; `address` and `history` use it when one is given (to
-discover used addresses, to bring pending transfers up to date) and work offline otherwise.
+**Node.** Given as a URL, `http://HOST:PORT` (a bare `HOST:PORT` is a usage error).
+`balance`, `send` and `resume` need one; `address`, `history` and `abandon` use it when one is
+given (to discover used addresses and incoming outputs, to bring pending transfers up to date)
+and work offline otherwise.
 
 **Sending** is exactly once per idempotency key (see `wallet.account`). Without
 `--idempotency-key` a random key is made and printed on stderr as the send starts; either way
@@ -40,7 +45,20 @@ the result, and the error of a send that may still be pending, name it: a send t
 interrupted, timed out or lost its node is repeated safely with the same key (the repeat
 resumes the recorded transfer and never pays twice). While the proof-of-work and the
 confirmation run, a status line on stderr shows where the transfer stands (only when stderr is
-a terminal and without `--json`).
+a terminal and without `--json`). The key is printed only once the amount is known to be
+valid for the node's network (at least its minimum output).
+
+**Pending transfers.** `history` shows every transfer with its status, transaction id and
+idempotency key (transfers recorded by wallets older than that show none), and the outputs
+received from others (as far as this wallet's syncs saw them: the node keeps no history).
+`resume ID` finishes a pending transfer as repeating its send would; ID is its idempotency key,
+or its transaction id or a prefix of it (8 hex digits at least) as history shows it.
+`abandon ID` fails a transfer for good and frees its funds only when its transaction can no
+longer confirm (`wallet.pending`): one never handed to a node (`signed`), or one whose every
+attachment is below max depth (`expired`). A `submitted` transfer may still confirm and is
+refused (exit 9): resume it, or abandon it once it has expired (20 milestones after its last
+attachment; with `--node`, the wallet checks first). Its payment is then never made by this
+wallet; a new send needs a new key.
 
 **Output.** Lines for people on stdout; with `--json` exactly one JSON object on stdout, whose
 `command` names the command (amounts are integers in base units). Errors are one line on stderr
@@ -55,13 +73,15 @@ Exit codes (`error.code` in brackets):
 1    any other failure: the node refused a request, showing its code [node_refused]; an
      unusable state file or node answer [failed]
 2    usage or input: arguments, addresses, amounts, mnemonics, unreadable or invalid files, an
-     existing wallet, an idempotency key reused for another payment, no node given [usage]
+     existing wallet, an idempotency key reused for another payment, no node given or a node
+     that is not a URL, a transfer ID that names none or several [usage]
 3    wrong password [wrong_password]
 4    no wallet in DIR [no_wallet]
 5    node unreachable after the retries, or rate limiting [node_unavailable]
 6    insufficient funds [insufficient_funds]
 7    not confirmed within --timeout; still pending, a repeat with the key resumes it [timeout]
 8    the transfer failed for good: conflicting, or refused before publication [transfer_failed]
+9    not abandoned: it may still confirm [still_pending], or it is confirmed [confirmed]
 130  interrupted [interrupted]
 ```
 """
@@ -69,27 +89,43 @@ Exit codes (`error.code` in brackets):
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import functools
 import getpass
 import json
 import math
 import os
-import secrets
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
 
-from .account import Wallet, idempotency_hash
-from .address import NETWORKS, Network, decode_address, encode_address, network_named
-from .client import RetryPolicy
+from ._cli_base import (
+    EXIT_FAILURE,
+    EXIT_INSUFFICIENT_FUNDS,
+    EXIT_INTERRUPTED,
+    EXIT_NO_WALLET,
+    EXIT_NODE_UNAVAILABLE,
+    EXIT_NOT_ABANDONED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_TRANSFER_FAILED,
+    EXIT_USAGE,
+    EXIT_WRONG_PASSWORD,
+    PROG,
+    CliError,
+    Context,
+    Outcome,
+    network_of,
+    open_wallet,
+)
+from ._cli_transfers import cmd_abandon, cmd_history, cmd_resume, cmd_send, phase
+from .address import NETWORKS, encode_address, network_named
+from .client import RetryPolicy, check_node_url
 from .errors import (
     AddressError,
+    AlreadyConfirmedError,
+    AmbiguousTransferError,
     AmountError,
     IdempotencyConflictError,
     InsufficientFundsError,
@@ -98,8 +134,10 @@ from .errors import (
     NodeUnavailableError,
     RateLimitedError,
     RejectedError,
+    StillPendingError,
     TransferFailedError,
     TransferTimeoutError,
+    UnknownTransferError,
     WalletConfigError,
     WalletError,
     WrongPasswordError,
@@ -116,52 +154,17 @@ from .keystore import (
     open_keystore,
 )
 from .mnemonic import WORD_COUNTS, WalletSecret
-from .state import Transfer, TransferStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import Callable, Sequence
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_WRONG_PASSWORD: Final = 3
-EXIT_NO_WALLET: Final = 4
-EXIT_NODE_UNAVAILABLE: Final = 5
-EXIT_INSUFFICIENT_FUNDS: Final = 6
-EXIT_TIMEOUT: Final = 7
-EXIT_TRANSFER_FAILED: Final = 8
-EXIT_INTERRUPTED: Final = 130
-
-PROG: Final = "tanglepay wallet"
-KEYSTORE_NAME: Final = "keystore.json"
-OFFLINE_URL: Final = "http://offline.invalid"
-"""The node URL of a wallet opened without `--node`; offline commands never contact it."""
-_SPINNER: Final = "|/-\\"
-
+    from .address import Network
 
 _EPILOG: Final = """exit codes:
   0 success            3 wrong password          6 insufficient funds
   1 other failure      4 no wallet in DIR        7 not confirmed in time (still pending)
-  2 usage or input     5 node unavailable        8 transfer failed   130 interrupted"""
-
-
-class CliError(Exception):
-    """A failure with its exit code and JSON error code; the message is the one line shown."""
-
-    def __init__(self, exit_code: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """What a command produced: the JSON object, and the lines for people."""
-
-    data: dict[str, Any]
-    """Printed as one JSON object with `--json` (with `command` added)."""
-    lines: list[str]
-    """Printed otherwise."""
+  2 usage or input     5 node unavailable        8 transfer failed
+  9 not abandoned (it may still confirm, or did)                      130 interrupted"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -234,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _kdf_option(restore)
     address = command("address", "the next receiving address")
     address.add_argument("--index", type=int, help="the receiving address at this index")
+    address.add_argument("--hex", action="store_true", help="print it as hex, not bech32m")
     command("balance", "sync with the node and show the funds")
     send = command("send", "pay AMOUNT base units to ADDRESS, exactly once per key")
     send.add_argument("address")
@@ -242,7 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--remote-pow", action="store_true", help="the node does the work")
     send.add_argument("--no-wait", action="store_true", help="return once submitted")
     send.add_argument("--timeout", type=float, help="seconds to wait for confirmation")
-    command("history", "the account's transfers and their status")
+    command("history", "payments sent (with their idempotency keys) and received")
+    resume = command("resume", "drive a pending transfer to its end: ID as history shows it")
+    resume.add_argument("id", metavar="ID", help="its idempotency key or transaction id (prefix)")
+    resume.add_argument("--remote-pow", action="store_true", help="the node does the work")
+    resume.add_argument("--timeout", type=float, help="seconds to wait for confirmation")
+    abandon = command(
+        "abandon",
+        "give up a pending transfer that can no longer confirm and free its funds: one never "
+        "handed to a node, or expired (below max depth); one that may still confirm is refused",
+    )
+    abandon.add_argument("id", metavar="ID", help="its idempotency key or transaction id (prefix)")
     export = command("export", "write a copy of the keystore under a new password")
     export.add_argument("path", type=Path)
     export.add_argument("--new-password-file", help="the copy's password (default: a prompt)")
@@ -254,42 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(slots=True, kw_only=True)
-class Context:
-    """The parsed invocation."""
-
-    directory: Path
-    """Where the keystore and state files live."""
-    node: str | None
-    """The node's API URL, if any."""
-    network: Network | None
-    """The network asked for (None: the keystore's)."""
-    account: int
-    """The BIP-44 account."""
-    retry: RetryPolicy
-    """How requests are retried."""
-    json: bool
-    """One JSON object on stdout."""
-    hint: str = ""
-    """Appended to an error message (the idempotency key of a send under way)."""
-
-    @property
-    def keystore(self) -> Path:
-        return self.directory / KEYSTORE_NAME
-
-    def state_path(self, network: Network) -> Path:
-        return self.directory / f"{network.name}-account{self.account}.db"
-
-
 def _context(args: argparse.Namespace) -> Context:
     if not 0 <= args.account < 2**31:
         raise CliError(EXIT_USAGE, "usage", "--account must be in 0..2**31 - 1")
     if not 0 <= args.retries <= 20:
         raise CliError(EXIT_USAGE, "usage", "--retries must be in 0..20")
     directory = args.dir or os.environ.get("TANGLEPAY_WALLET_DIR") or Path.home() / ".tanglepay"
+    node = args.node or os.environ.get("TANGLEPAY_NODE") or None
+    if node is not None:
+        try:
+            check_node_url(node)
+        except WalletConfigError as exc:
+            origin = "--node" if args.node else "TANGLEPAY_NODE"
+            raise CliError(EXIT_USAGE, "usage", f"{origin}: {exc}") from None
     return Context(
         directory=Path(directory).expanduser(),
-        node=args.node or os.environ.get("TANGLEPAY_NODE") or None,
+        node=node,
         network=None if args.network is None else network_named(args.network),
         account=args.account,
         retry=RetryPolicy(attempts=args.retries + 1),
@@ -361,26 +355,6 @@ def _unlock(ctx: Context, args: argparse.Namespace) -> UnlockedWallet:
     return open_keystore(ctx.keystore, _password(args.password_file))
 
 
-def _network(ctx: Context, unlocked: UnlockedWallet) -> Network:
-    return ctx.network or unlocked.network
-
-
-@contextlib.asynccontextmanager
-async def _open(ctx: Context, unlocked: UnlockedWallet) -> AsyncIterator[Wallet]:
-    """The account's wallet on the node (or offline), its 0600 state next to the keystore."""
-    network = _network(ctx, unlocked)
-    state_path = ctx.state_path(network)
-    os.close(os.open(state_path, os.O_WRONLY | os.O_CREAT, 0o600))
-    async with Wallet.open(
-        unlocked.account(ctx.account),
-        url=ctx.node or OFFLINE_URL,
-        state_path=state_path,
-        network=network,
-        retry=ctx.retry,
-    ) as opened:
-        yield opened
-
-
 # -- commands --------------------------------------------------------------------------------
 
 
@@ -443,8 +417,8 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> Outcome:
 
 
 async def cmd_address(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
-    network = _network(ctx, unlocked)
-    async with _open(ctx, unlocked) as opened:
+    network = network_of(ctx, unlocked)
+    async with open_wallet(ctx, unlocked) as opened:
         if args.index is not None:
             if not 0 <= args.index < 2**31:
                 raise CliError(EXIT_USAGE, "usage", "--index must be in 0..2**31 - 1")
@@ -458,16 +432,17 @@ async def cmd_address(ctx: Context, args: argparse.Namespace, unlocked: Unlocked
             index = next(
                 r.index for r in rows if r.chain == 0 and encode_address(r.address, network) == text
             )
-    data = {"address": text, "index": index, "network": network.name}
-    return Outcome(data=data, lines=[text])
+        raw = opened.address(index).hex()
+    data = {"address": text, "hex": raw, "index": index, "network": network.name}
+    return Outcome(data=data, lines=[raw if args.hex else text])
 
 
 async def cmd_balance(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
-    async with _open(ctx, unlocked) as opened:
+    async with open_wallet(ctx, unlocked) as opened:
         synced = await opened.sync()
     balance = synced.balance
     data = {
-        "network": _network(ctx, unlocked).name,
+        "network": network_of(ctx, unlocked).name,
         "total": balance.total,
         "available": balance.available,
         "reserved": balance.reserved,
@@ -479,165 +454,6 @@ async def cmd_balance(ctx: Context, args: argparse.Namespace, unlocked: Unlocked
         data=data,
         lines=[f"balance {line} in {balance.outputs} outputs at milestone {synced.ledger_index}"],
     )
-
-
-def _transfer_json(transfer: Transfer, network: Network) -> dict[str, Any]:
-    return {
-        "transaction_id": transfer.transaction_id.hex(),
-        "status": transfer.status.value,
-        "recipient": encode_address(transfer.recipient, network),
-        "amount": transfer.amount,
-        "change": transfer.change,
-        "message_ids": [m.hex() for m in transfer.message_ids],
-        "attachments": len(transfer.attachments),
-        "confirmed_index": transfer.confirmed_index,
-        "failure": transfer.failure,
-        "created": _iso(transfer.created_ms),
-    }
-
-
-def _iso(ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def phase(transfer: Transfer | None, *, remote: bool) -> str:
-    """What the progress line says about a send whose recorded transfer is `transfer`."""
-    if transfer is None:
-        return "syncing and signing"
-    if transfer.status is TransferStatus.SIGNED:
-        if transfer.nonce is None:
-            return "proof of work at the node" if remote else "proof of work"
-        return "submitting"
-    if transfer.status is TransferStatus.SUBMITTED:
-        n = len(transfer.attachments)
-        return "waiting for a milestone" + (f" (attachment {n})" if n > 1 else "")
-    if transfer.status is TransferStatus.EXPIRED:
-        return "expired; re-attaching"
-    return transfer.status.value
-
-
-async def _show_progress(opened: Wallet, key_hash: bytes, remote: bool, began: float) -> None:
-    """A status line on stderr, redrawn until cancelled (then erased)."""
-    frame = 0
-    text = phase(None, remote=remote)
-    try:
-        while True:
-            if frame % 2 == 0:
-                found = await trio.to_thread.run_sync(opened.state.transfer, key_hash)
-                text = phase(found, remote=remote)
-            spin = _SPINNER[frame % len(_SPINNER)]
-            sys.stderr.write(f"\r\x1b[2K{spin} {text}  {time.monotonic() - began:.1f} s")
-            sys.stderr.flush()
-            frame += 1
-            await trio.sleep(0.1)
-    finally:
-        sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
-
-
-def _send_amount(args: argparse.Namespace) -> int:
-    try:
-        amount = int(args.amount)
-    except ValueError:
-        raise CliError(EXIT_USAGE, "usage", f"amount {args.amount!r} is not an integer") from None
-    if amount <= 0:
-        raise CliError(EXIT_USAGE, "usage", "the amount must be positive")
-    if args.timeout is not None and not args.timeout > 0:
-        raise CliError(EXIT_USAGE, "usage", "--timeout must be positive")
-    if args.idempotency_key == "":
-        raise CliError(EXIT_USAGE, "usage", "the idempotency key must not be empty")
-    return amount
-
-
-async def _pay(opened: Wallet, args: argparse.Namespace, amount: int, key: str) -> Transfer:
-    """`Wallet.send`. A refusal that failed the transfer for good is `EXIT_TRANSFER_FAILED`,
-    as a repeat would report it; running short while pending transfers hold funds says so."""
-    try:
-        return await opened.send(
-            args.address,
-            amount,
-            idempotency_key=key,
-            remote_pow=args.remote_pow,
-            wait=not args.no_wait,
-            timeout_s=args.timeout,
-        )
-    except RejectedError as exc:
-        recorded = await opened.transfer(key)
-        if recorded is None or recorded.status is not TransferStatus.FAILED:
-            raise
-        raise CliError(
-            EXIT_TRANSFER_FAILED,
-            "transfer_failed",
-            f"the node refused the transfer ({exc.code}): {exc.node_message}; it failed for good",
-        ) from None
-    except InsufficientFundsError as exc:
-        reserved = (await opened.balance()).reserved
-        if not reserved:
-            raise
-        raise CliError(
-            EXIT_INSUFFICIENT_FUNDS,
-            "insufficient_funds",
-            f"insufficient funds: {exc}; {reserved} more are held by pending transfers "
-            "(see history; repeat their sends with their keys to finish them)",
-        ) from None
-
-
-async def cmd_send(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
-    network = _network(ctx, unlocked)
-    amount = _send_amount(args)
-    decode_address(args.address, network)
-    key: str = args.idempotency_key or secrets.token_hex(16)
-    ctx.hint = f"; repeat with --idempotency-key {key} to resume it safely"
-    if not ctx.json and args.idempotency_key is None:
-        print(f"idempotency key {key} (repeat with it to retry safely)", file=sys.stderr)
-    began = time.monotonic()
-    async with _open(ctx, unlocked) as opened:
-        before = await opened.transfer(key)
-        async with trio.open_nursery() as nursery:
-            if not ctx.json and sys.stderr.isatty():
-                progress = functools.partial(_show_progress, opened, idempotency_hash(key))
-                nursery.start_soon(progress, args.remote_pow, began)
-            if before is None:
-                await opened.sync()
-            transfer = await _pay(opened, args, amount, key)
-            nursery.cancel_scope.cancel()
-    elapsed = time.monotonic() - began
-    ctx.hint = ""
-    data = {
-        "idempotency_key": key,
-        "repeat": before is not None,
-        **_transfer_json(transfer, network),
-        "elapsed_s": round(elapsed, 3),
-    }
-    done = "sent" if before is None else "already sent" if before.final else "resumed and sent"
-    where = (
-        f"confirmed by milestone {transfer.confirmed_index}"
-        if transfer.status is TransferStatus.CONFIRMED
-        else transfer.status.value
-    )
-    lines = [
-        f"{done} {amount} to {data['recipient']}: {where}",
-        f"transaction {data['transaction_id']}  ({elapsed:.1f} s, idempotency key {key})",
-    ]
-    return Outcome(data=data, lines=lines)
-
-
-async def cmd_history(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
-    network = _network(ctx, unlocked)
-    async with _open(ctx, unlocked) as opened:
-        if ctx.node is not None:
-            await opened.settle()
-        transfers = await opened.transfers()
-    rows = [_transfer_json(t, network) for t in transfers]
-    lines = [
-        f"{r['created']}  {r['status']:<9}  {r['amount']:>14}  {r['recipient']}  "
-        f"tx {r['transaction_id'][:16]}"
-        + (f"  milestone {r['confirmed_index']}" if r["confirmed_index"] is not None else "")
-        + (f"  ({r['failure']})" if r["failure"] else "")
-        for r in rows
-    ] or ["no transfers yet"]
-    return Outcome(data={"network": network.name, "transfers": rows}, lines=lines)
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
@@ -665,7 +481,7 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> Outcome:
         new_password = _read_line(args.new_password_file)
     _make_directory(ctx.directory)
     unlocked = import_keystore(source, password, ctx.keystore, new_password=new_password, kdf=kdf)
-    network = _network(ctx, unlocked)
+    network = network_of(ctx, unlocked)
     first = encode_address(unlocked.account(ctx.account).address(0), network)
     data = {"keystore": str(ctx.keystore), "network": network.name, "address": first}
     return Outcome(data=data, lines=[f"wallet imported into {ctx.keystore}", f"address {first}"])
@@ -677,11 +493,13 @@ _OFFLINE: Final[dict[str, Callable[[Context, argparse.Namespace], Outcome]]] = {
     "import": cmd_import,
 }
 _UNLOCKED: Final = {"export": cmd_export}
-_ONLINE: Final = frozenset({"balance", "send"})
+_ONLINE: Final = frozenset({"balance", "send", "resume"})
 _ASYNC: Final = {
     "address": cmd_address,
     "balance": cmd_balance,
     "send": cmd_send,
+    "resume": cmd_resume,
+    "abandon": cmd_abandon,
     "history": cmd_history,
 }
 
@@ -725,6 +543,10 @@ def classify(exc: BaseException) -> CliError:
         return CliError(EXIT_TIMEOUT, "timeout", f"{exc}; it is still pending")
     if isinstance(exc, TransferFailedError):
         return CliError(EXIT_TRANSFER_FAILED, "transfer_failed", str(exc))
+    if isinstance(exc, StillPendingError):
+        return CliError(EXIT_NOT_ABANDONED, "still_pending", str(exc))
+    if isinstance(exc, AlreadyConfirmedError):
+        return CliError(EXIT_NOT_ABANDONED, "confirmed", str(exc))
     if isinstance(exc, RejectedError):
         return CliError(
             EXIT_FAILURE,
@@ -733,10 +555,12 @@ def classify(exc: BaseException) -> CliError:
         )
     usage = (
         AddressError,
+        AmbiguousTransferError,
         AmountError,
         IdempotencyConflictError,
         KeystoreError,
         MnemonicError,
+        UnknownTransferError,
         WalletConfigError,
     )
     if isinstance(exc, usage):
@@ -796,4 +620,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-__all__ = ["CliError", "Context", "Outcome", "build_parser", "classify", "main", "phase"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INSUFFICIENT_FUNDS",
+    "EXIT_INTERRUPTED",
+    "EXIT_NODE_UNAVAILABLE",
+    "EXIT_NOT_ABANDONED",
+    "EXIT_NO_WALLET",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_TRANSFER_FAILED",
+    "EXIT_USAGE",
+    "EXIT_WRONG_PASSWORD",
+    "CliError",
+    "Context",
+    "Outcome",
+    "build_parser",
+    "classify",
+    "main",
+    "phase",
+]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
@@ -55,6 +56,7 @@ from .errors import (
     EventStreamError,
     InvalidResponseError,
     NodeUnavailableError,
+    NodeUrlError,
     NotFoundError,
     RateLimitedError,
     RejectedError,
@@ -307,6 +309,18 @@ def _refusal(request: str, response: httpx.Response) -> RejectedError:
 # -- the client ------------------------------------------------------------------------------
 
 
+def check_node_url(url: str) -> None:
+    """Raise `NodeUrlError` unless `url` is `http://` or `https://` with a host (a bare
+    `HOST:PORT` is the usual slip)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise NodeUrlError from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise NodeUrlError
+
+
 class NodeClient:
     """Typed calls to one node's HTTP API (see `tangle.api`). Use as an async context manager,
     or call `aclose` when done."""
@@ -329,6 +343,7 @@ class NodeClient:
         bounds the silence on the event stream (the node sends a keep-alive every 15 s)."""
         if timeout_s <= 0 or stream_read_timeout_s <= 0:
             raise WalletConfigError("NodeClient timeouts", "must be positive")
+        check_node_url(base_url)
         try:
             self._http = httpx.AsyncClient(
                 base_url=base_url,

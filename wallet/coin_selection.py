@@ -83,7 +83,7 @@ def select_coins(
     ordered = _ordered(coins)
     available = sum(c.amount for c in ordered)
     if available < amount:
-        raise InsufficientFundsError(amount, available)
+        raise InsufficientFundsError(amount, available, min_output=min_output)
     single = _single(ordered, amount, min_output)
     if single is not None:
         return Selection(inputs=(single,), amount=amount, change=single.amount - amount)
@@ -95,7 +95,7 @@ def select_coins(
             total = sum(c.amount for c in chosen)
             return Selection(inputs=tuple(chosen), amount=amount, change=total - amount)
     fragmented = fewest > max_inputs or prefix[min(len(prefix), max_inputs) - 1] < available
-    raise InsufficientFundsError(amount, available, fragmented=fragmented)
+    raise InsufficientFundsError(amount, available, min_output=min_output, fragmented=fragmented)
 
 
 def _single(ordered: Sequence[Coin], amount: int, min_output: int) -> Coin | None:

@@ -36,6 +36,7 @@ WalletError
     ├── EmptyPasswordError         refusing to encrypt under an empty password
     └── KeystoreExistsError        refusing to overwrite an existing file
 ├── WalletConfigError              a `WalletConfig` or `RetryPolicy` value out of range
+│   └── NodeUrlError               a node URL that is not http(s)://HOST[:PORT][/PATH]
 ├── WalletStateError               the state file is unreadable, or belongs to another account
 ├── ClientError                    talking to a node (`wallet.client`); never a bare httpx error
 │   ├── NodeUnavailableError       no usable answer after the retries: connection, timeout, 5xx
@@ -49,7 +50,11 @@ WalletError
     ├── InsufficientFundsError     not enough unreserved funds (or in more than 128 inputs)
     ├── IdempotencyConflictError   an idempotency key reused for a different payment
     ├── TransferFailedError        the ledger marked the transfer conflicting (inputs spent)
-    └── TransferTimeoutError       not confirmed in time; still pending, a repeat resumes it
+    ├── TransferTimeoutError       not confirmed in time; still pending, a repeat resumes it
+    ├── UnknownTransferError       no recorded transfer has that idempotency key or id
+    ├── AmbiguousTransferError     a transaction id prefix that names several transfers
+    ├── StillPendingError          not abandoned: its transaction may still confirm
+    └── AlreadyConfirmedError      not abandoned: a milestone confirmed it
 ```
 """
 
@@ -293,6 +298,16 @@ class WalletConfigError(WalletError):
         self.reason = reason
 
 
+class NodeUrlError(WalletConfigError):
+    """A node URL without an `http://` or `https://` scheme, or without a host. The URL is not
+    repeated: it may carry credentials."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "node URL", "expected http://HOST:PORT or https://HOST:PORT, e.g. http://127.0.0.1:8080"
+        )
+
+
 class WalletStateError(WalletError):
     """The wallet state file cannot be used: unreadable, a newer schema, another account or
     another network than the one it was created for."""
@@ -367,25 +382,40 @@ class AmountError(SendError):
     """An amount below the network's minimum output (the dust deposit) or above u64."""
 
     def __init__(self, amount: int, minimum: int) -> None:
-        super().__init__(f"amount {amount} is outside {minimum}..2**64 - 1")
+        if amount < minimum:
+            why = f"amount {amount} is too small: an output must be at least {minimum}"
+        else:
+            why = f"amount {amount} is too large: at most 2**64 - 1"
+        super().__init__(why)
         self.amount = amount
         self.minimum = minimum
 
 
 class InsufficientFundsError(SendError):
-    """The unreserved outputs cannot pay `needed` without dust change; `available` is their
-    sum. `fragmented` is True when the sum would do but not within the input limit (128)."""
+    """The unreserved outputs cannot pay `needed` without dust change (change below
+    `min_output`, the network's minimum output); `available` is their sum. `fragmented` is True
+    when the sum would do but not within the input limit (128)."""
 
-    def __init__(self, needed: int, available: int, *, fragmented: bool = False) -> None:
+    def __init__(
+        self, needed: int, available: int, *, min_output: int, fragmented: bool = False
+    ) -> None:
         if available < needed:
             why = f"cannot pay {needed}: {available} available"
         elif fragmented:
             why = f"cannot pay {needed} from {available} available in at most 128 inputs"
         else:
-            why = f"cannot pay {needed} from {available} available without dust change"
+            most = available - min_output
+            options = f"exactly {available}" + (
+                f", or at most {most}" if most >= min_output else ""
+            )
+            why = (
+                f"cannot pay {needed} from {available} available: the change would be below "
+                f"the minimum output of {min_output} (pay {options})"
+            )
         super().__init__(why)
         self.needed = needed
         self.available = available
+        self.min_output = min_output
         self.fragmented = fragmented
 
 
@@ -412,9 +442,59 @@ class TransferFailedError(SendError):
 
 class TransferTimeoutError(SendError):
     """Not confirmed within `timeout_s`. The transfer stays pending in the wallet state: a
-    repeat of the send with the same idempotency key, or `Wallet.wait`, picks it up again."""
+    repeat of the send with the same idempotency key, or `Wallet.resume`, picks it up again."""
 
     def __init__(self, transaction_id: str, timeout_s: float) -> None:
         super().__init__(f"transfer {transaction_id} not confirmed within {timeout_s:g} s")
         self.transaction_id = transaction_id
         self.timeout_s = timeout_s
+
+
+class UnknownTransferError(SendError):
+    """No recorded transfer has this idempotency key, nor a transaction id starting with it.
+    What was asked for is not repeated: a key may be meaningful to someone."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no transfer has this idempotency key or a transaction id starting with it "
+            "(see history)"
+        )
+
+
+class AmbiguousTransferError(SendError):
+    """A transaction id prefix shared by several recorded transfers (`count`)."""
+
+    def __init__(self, prefix: str, count: int) -> None:
+        super().__init__(f"{count} transfers have a transaction id starting with {prefix}")
+        self.prefix = prefix
+        self.count = count
+
+
+class StillPendingError(SendError):
+    """Not abandoned: the transfer was handed to a node and its transaction may still confirm,
+    so its inputs stay reserved. `expires_at` is the confirmed milestone index from which a
+    node-backed check may find it expired (None: unknown without a node)."""
+
+    def __init__(self, transaction_id: str, expires_at: int | None) -> None:
+        when = (
+            f"once milestone {expires_at} is confirmed without it, abandon it again with a node"
+            if expires_at is not None
+            else "abandon it with a node (--node) to learn whether it expired"
+        )
+        super().__init__(
+            f"transfer {transaction_id} may still confirm, so it was not abandoned: resume it, "
+            f"or {when}"
+        )
+        self.transaction_id = transaction_id
+        self.expires_at = expires_at
+
+
+class AlreadyConfirmedError(SendError):
+    """Not abandoned: a milestone confirmed the transfer; its payment is made."""
+
+    def __init__(self, transaction_id: str, index: int | None) -> None:
+        super().__init__(
+            f"transfer {transaction_id} was confirmed by milestone {index}; nothing to abandon"
+        )
+        self.transaction_id = transaction_id
+        self.index = index

@@ -8,11 +8,12 @@ addresses     (chain, idx) PK, address UNIQUE,  derived addresses; used = seen f
               used                              out as change (so it is never handed out twice)
 outputs       output_id PK, address, amount,    unspent outputs of our addresses as last seen
               ledger_index                      (by a sync, or added by a confirmation)
-transfers     key_hash PK, transaction_id       one row per idempotency key (its BLAKE2b hash; the
-              UNIQUE, payload, request,         key is not stored): the signed transaction, the
-              recipient, amount, nonce, status, request fingerprint (recipient, amount, memo),
-              confirmed_index, failure,         the proof-of-work nonce once known, the status
-              created_ms, updated_ms            (`TransferStatus`) and its outcome
+transfers     key_hash PK, transaction_id       one row per idempotency key (by its BLAKE2b
+              UNIQUE, payload, request,         hash; the key itself too, to show it): the signed
+              recipient, amount, nonce, status, transaction, the request fingerprint (recipient,
+              confirmed_index, failure,         amount, memo), the proof-of-work nonce once known,
+              created_ms, updated_ms,           the status (`TransferStatus`) and its outcome
+              idempotency_key
 attachments   (key_hash, sequence) PK,          every attachment, recorded before it is
               message_id, raw, cmi, at_ms       submitted: message id (NULL while the node's
                                                 proof-of-work answer is awaited, or if it was
@@ -21,7 +22,10 @@ attachments   (key_hash, sequence) PK,          every attachment, recorded befor
 reservations  output_id PK, key_hash, since_ms  inputs held by a transfer that may still confirm
 spent         output_id PK, key_hash            inputs of confirmed transfers: a sync from a
                                                 node that lags never brings them back
+received      output_id PK, address, amount,    incoming outputs (not made by a transfer of this
+              ledger_index, seen_ms             state) as first seen by a sync; kept once spent
 ```
+The schema and the upgrade of older files are in `wallet._state_schema`.
 Amounts (u64) and nonces are stored as decimal TEXT: sqlite integers are signed 64-bit.
 
 **Exclusive choice of inputs.** `create_transfer` runs coin selection and signing inside one
@@ -43,203 +47,34 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Final, TypeVar
+import time
+from typing import TYPE_CHECKING, TypeVar
 
 from tangle.codec import Reader
 from tangle.errors import TangleError
-from tangle.ids import Address, MessageId, OutputId, TransactionId
+from tangle.ids import Address, MessageId, OutputId
 from tangle.payload import decode_payload, encode_payload
 from tangle.transaction import Transaction
 
+from ._state_schema import RECORD_RECEIVED, prepare
 from .coin_selection import Coin
 from .errors import IdempotencyConflictError, WalletStateError
+from .records import (
+    TRANSITIONS,
+    AddressRow,
+    Attachment,
+    Balance,
+    Draft,
+    Received,
+)
+from .records import Transfer as Transfer  # re-exported: callers import it from here
+from .records import TransferStatus as TransferStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
-SCHEMA_VERSION: Final = 1
 T = TypeVar("T")
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS addresses (
-    chain INTEGER NOT NULL, idx INTEGER NOT NULL, address BLOB NOT NULL UNIQUE,
-    used INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chain, idx));
-CREATE TABLE IF NOT EXISTS outputs (
-    output_id BLOB PRIMARY KEY, address BLOB NOT NULL, amount TEXT NOT NULL,
-    ledger_index INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS outputs_by_address ON outputs (address);
-CREATE TABLE IF NOT EXISTS transfers (
-    key_hash BLOB PRIMARY KEY, transaction_id BLOB NOT NULL UNIQUE, payload BLOB NOT NULL,
-    request BLOB NOT NULL, recipient BLOB NOT NULL, amount TEXT NOT NULL, nonce TEXT,
-    status TEXT NOT NULL, confirmed_index INTEGER, failure TEXT,
-    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
-CREATE TABLE IF NOT EXISTS attachments (
-    key_hash BLOB NOT NULL REFERENCES transfers (key_hash), sequence INTEGER NOT NULL,
-    message_id BLOB, raw BLOB, cmi INTEGER NOT NULL, at_ms INTEGER NOT NULL,
-    PRIMARY KEY (key_hash, sequence));
-CREATE TABLE IF NOT EXISTS reservations (
-    output_id BLOB PRIMARY KEY, key_hash BLOB NOT NULL REFERENCES transfers (key_hash),
-    since_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS spent (
-    output_id BLOB PRIMARY KEY, key_hash BLOB NOT NULL REFERENCES transfers (key_hash));
-"""
-
-
-class TransferStatus(StrEnum):
-    """Where a transfer stands."""
-
-    SIGNED = "signed"
-    """Recorded and signed, inputs reserved; never submitted."""
-    SUBMITTED = "submitted"
-    """Handed to a node at least once (perhaps without an answer); inputs reserved."""
-    EXPIRED = "expired"
-    """Unconfirmed with every attachment below max depth: it can only confirm if re-attached.
-    Its inputs are released (spending one of them elsewhere cancels it for good)."""
-    CONFIRMED = "confirmed"
-    """Included by a milestone; its inputs are spent."""
-    FAILED = "failed"
-    """Never applicable: conflicting, refused by the node, or abandoned before submission."""
-
-
-TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
-    TransferStatus.SIGNED: frozenset({TransferStatus.SUBMITTED, TransferStatus.FAILED}),
-    TransferStatus.SUBMITTED: frozenset(
-        {
-            TransferStatus.SIGNED,  # its only attachment was refused: nothing was published
-            TransferStatus.SUBMITTED,
-            TransferStatus.EXPIRED,
-            TransferStatus.CONFIRMED,
-            TransferStatus.FAILED,
-        }
-    ),
-    TransferStatus.EXPIRED: frozenset(
-        {TransferStatus.SUBMITTED, TransferStatus.CONFIRMED, TransferStatus.FAILED}
-    ),
-    TransferStatus.CONFIRMED: frozenset(),
-    TransferStatus.FAILED: frozenset(),
-}
-"""The status changes allowed; `SIGNED -> FAILED` only for a transfer never published."""
-FINAL: Final = frozenset({TransferStatus.CONFIRMED, TransferStatus.FAILED})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attachment:
-    """One attachment of a transfer's transaction to the tangle."""
-
-    sequence: int
-    """0 for the first, then 1, 2, ... for re-attachments."""
-    message_id: MessageId | None
-    """The message; None while the node's proof-of-work answer is awaited, or if it was lost."""
-    raw: bytes | None
-    """The message bytes, when the wallet built it (so it can submit it again)."""
-    cmi: int
-    """The node's confirmed milestone index read just before submitting: every cone root of
-    the message is at most this, so it is below max depth once the index exceeds it by 15."""
-    at_ms: int
-    """When it was recorded (ms since the epoch)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Transfer:
-    """A payment the wallet made or is making, as recorded in the state."""
-
-    key_hash: bytes
-    """BLAKE2b-256 of the idempotency key (the key itself is not stored)."""
-    transaction: Transaction
-    """The signed transaction; re-attachments carry exactly this payload."""
-    recipient: Address
-    """Who is paid."""
-    amount: int
-    """What they get."""
-    nonce: int | None
-    """The proof-of-work nonce for the payload, once known (valid for any parents)."""
-    status: TransferStatus
-    """Where it stands."""
-    attachments: tuple[Attachment, ...]
-    """Its attachments, oldest first."""
-    confirmed_index: int | None
-    """The milestone that included it; when only the ledger's outputs showed it included (its
-    attachment unknown to the node), the ledger index at which they were seen."""
-    failure: str | None
-    """Why it failed (`input_spent`, a node error code, `abandoned`)."""
-    created_ms: int
-    """When it was recorded."""
-    updated_ms: int
-    """When its row last changed."""
-
-    @property
-    def transaction_id(self) -> TransactionId:
-        return self.transaction.id
-
-    @property
-    def message_ids(self) -> tuple[MessageId, ...]:
-        return tuple(a.message_id for a in self.attachments if a.message_id is not None)
-
-    @property
-    def inputs(self) -> tuple[OutputId, ...]:
-        return self.transaction.essence.inputs
-
-    @property
-    def change(self) -> int:
-        return self.transaction.essence.total_output - self.amount
-
-    @property
-    def last_cmi(self) -> int | None:
-        """The confirmed index before the latest attachment, None if never attached."""
-        return self.attachments[-1].cmi if self.attachments else None
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Balance:
-    """The account's funds as the state knows them (after the last sync or confirmation)."""
-
-    total: int
-    """All known unspent outputs."""
-    reserved: int
-    """Held as inputs by transfers in flight."""
-    outputs: int
-    """How many unspent outputs."""
-
-    @property
-    def available(self) -> int:
-        return self.total - self.reserved
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AddressRow:
-    """A derived address of the account."""
-
-    chain: int
-    """0 receiving, 1 change."""
-    index: int
-    """Its index on the chain."""
-    address: Address
-    """The address."""
-    used: bool
-    """Seen funded, or handed out as change."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Draft:
-    """What `create_transfer`'s builder returns: a signed transaction and its bookkeeping."""
-
-    transaction: Transaction
-    """Signed."""
-    recipient: Address
-    """Who is paid."""
-    amount: int
-    """What they get."""
-    change: tuple[int, Address] | None
-    """The change address (its index on chain 1, and it), if there is change."""
 
 
 def _encode_tx(tx: Transaction) -> bytes:
@@ -283,10 +118,7 @@ class WalletState:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             with state._write() as tx:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
-                state._claim(tx, "schema_version", str(SCHEMA_VERSION))
+                prepare(tx, path, time.time_ns() // 1_000_000)
                 state._claim(tx, "account", account.hex())
         except sqlite3.Error as exc:
             db.close()
@@ -377,9 +209,10 @@ class WalletState:
                 )
 
     def replace_outputs(
-        self, addresses: Iterable[Address], coins: Iterable[Coin], index: int
+        self, addresses: Iterable[Address], coins: Iterable[Coin], index: int, now_ms: int
     ) -> None:
-        """The node's view of `addresses` at ledger `index`: their outputs become `coins`."""
+        """The node's view of `addresses` at ledger `index`: their outputs become `coins`;
+        those no transfer of this state made are recorded as received."""
         with self._write() as db:
             for address in addresses:
                 db.execute(
@@ -395,7 +228,30 @@ class WalletState:
                     "VALUES (?, ?, ?, ?)",
                     (coin.output_id, coin.address, str(coin.amount), index),
                 )
+                db.execute(
+                    RECORD_RECEIVED,
+                    (coin.output_id, coin.address, str(coin.amount), index, now_ms),
+                )
                 db.execute("UPDATE addresses SET used = 1 WHERE address = ?", (coin.address,))
+
+    def received(self) -> list[Received]:
+        """Every incoming output seen, oldest first."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT output_id, address, amount, ledger_index, seen_ms FROM received "
+                "ORDER BY seen_ms, ledger_index, output_id"
+            ).fetchall()
+        )
+        return [
+            Received(
+                output_id=OutputId(oid),
+                address=Address(address),
+                amount=int(amount),
+                ledger_index=index,
+                seen_ms=seen,
+            )
+            for oid, address, amount, index, seen in rows
+        ]
 
     def coins(self, *, free: bool = False) -> list[Coin]:
         """Known unspent outputs; with `free`, only those no transfer has reserved."""
@@ -421,15 +277,17 @@ class WalletState:
 
     def create_transfer(
         self,
+        key: bytes,
         key_hash: bytes,
         request: bytes,
         build: Callable[[list[Coin], int], Draft],
         now_ms: int,
     ) -> tuple[Transfer, bool]:
-        """The transfer of `key_hash`: the recorded one (False), or a new one (True) that
-        `build` makes from the free coins and the next change index, recorded with its inputs
-        reserved, all in one exclusive transaction. `request` fingerprints the payment: a key
-        recorded with another fingerprint raises `IdempotencyConflictError`."""
+        """The transfer of idempotency `key` (whose hash is `key_hash`): the recorded one
+        (False), or a new one (True) that `build` makes from the free coins and the next change
+        index, recorded with its inputs reserved, all in one exclusive transaction. `request`
+        fingerprints the payment: a key recorded with another fingerprint raises
+        `IdempotencyConflictError`."""
         with self._write() as db:
             found = db.execute(
                 "SELECT request, transaction_id FROM transfers WHERE key_hash = ?", (key_hash,)
@@ -449,7 +307,8 @@ class WalletState:
             tx = draft.transaction
             db.execute(
                 "INSERT INTO transfers (key_hash, transaction_id, payload, request, recipient, "
-                "amount, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "amount, status, created_ms, updated_ms, idempotency_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key_hash,
                     tx.id,
@@ -460,6 +319,7 @@ class WalletState:
                     TransferStatus.SIGNED.value,
                     now_ms,
                     now_ms,
+                    key,
                 ),
             )
             db.executemany(
@@ -606,11 +466,17 @@ class WalletState:
             return self._transfer(db, key_hash)
 
     def abandon(self, key_hash: bytes, older_than_ms: int, now_ms: int) -> Transfer:
-        """Fail a SIGNED transfer (never published) whose row has not changed since
-        `older_than_ms`: its sender is gone. Its inputs are released."""
+        """Fail, as `abandoned`, a transfer that cannot confirm unless it is attached again and
+        whose row has not changed since `older_than_ms`: SIGNED (never handed to a node) or
+        EXPIRED (every attachment below max depth). Its inputs are released (an EXPIRED one's
+        already were), and no repeat of its send attaches it again. Any other transfer is
+        returned as it stands. The change is exclusive: a sender that attaches the transfer at
+        the same moment either records its attachment first (and the transfer is not abandoned)
+        or finds it failed and attaches nothing."""
+        abandonable = (TransferStatus.SIGNED, TransferStatus.EXPIRED)
         with self._write() as db:
             transfer = self._transfer(db, key_hash)
-            if transfer.status is not TransferStatus.SIGNED or transfer.updated_ms > older_than_ms:
+            if transfer.status not in abandonable or transfer.updated_ms > older_than_ms:
                 return transfer
             self._move(db, transfer, TransferStatus.FAILED, now_ms)
             db.execute("UPDATE transfers SET failure = 'abandoned' WHERE key_hash = ?", (key_hash,))
@@ -636,12 +502,12 @@ class WalletState:
     def _transfer(db: sqlite3.Connection, key_hash: bytes) -> Transfer:
         row = db.execute(
             "SELECT payload, recipient, amount, nonce, status, confirmed_index, failure, "
-            "created_ms, updated_ms FROM transfers WHERE key_hash = ?",
+            "created_ms, updated_ms, idempotency_key FROM transfers WHERE key_hash = ?",
             (key_hash,),
         ).fetchone()
         if row is None:
             raise WalletStateError("no transfer with this idempotency key")
-        payload, recipient, amount, nonce, status, confirmed, failure, created, updated = row
+        payload, recipient, amount, nonce, status, confirmed, failure, created, updated, key = row
         attachments = tuple(
             Attachment(
                 sequence=sequence,
@@ -658,6 +524,7 @@ class WalletState:
         )
         return Transfer(
             key_hash=bytes(key_hash),
+            idempotency_key=None if key is None else bytes(key),
             transaction=_decode_tx(bytes(payload)),
             recipient=Address(recipient),
             amount=int(amount),

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .address import Network
     from .client import RetryPolicy
     from .keys import AccountKey
-    from .state import Balance, Transfer
+    from .records import Balance, Received, Transfer
 
 T = TypeVar("T")
 
@@ -115,3 +115,6 @@ class SyncWallet:
 
     def transfers(self) -> list[Transfer]:
         return self._run(lambda w: w.transfers())
+
+    def received(self) -> list[Received]:
+        return self._run(lambda w: w.received())

@@ -1,0 +1,87 @@
+"""The sqlite schema of the wallet state (`wallet.state`), and the upgrade of older files.
+
+Version 2 added `transfers.idempotency_key` (the key itself, so `history` can show it; NULL for
+transfers recorded under version 1) and the `received` table (incoming outputs, kept after they
+are spent). A version 1 file is upgraded in place when it is opened: the column is added and
+`received` is filled from the unspent outputs that no recorded transfer made. A file of a newer
+version is refused.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from .errors import WalletStateError
+
+if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+
+SCHEMA_VERSION: Final = 2
+
+_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS addresses (
+    chain INTEGER NOT NULL, idx INTEGER NOT NULL, address BLOB NOT NULL UNIQUE,
+    used INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chain, idx));
+CREATE TABLE IF NOT EXISTS outputs (
+    output_id BLOB PRIMARY KEY, address BLOB NOT NULL, amount TEXT NOT NULL,
+    ledger_index INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outputs_by_address ON outputs (address);
+CREATE TABLE IF NOT EXISTS transfers (
+    key_hash BLOB PRIMARY KEY, transaction_id BLOB NOT NULL UNIQUE, payload BLOB NOT NULL,
+    request BLOB NOT NULL, recipient BLOB NOT NULL, amount TEXT NOT NULL, nonce TEXT,
+    status TEXT NOT NULL, confirmed_index INTEGER, failure TEXT,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, idempotency_key BLOB);
+CREATE INDEX IF NOT EXISTS transfers_by_status ON transfers (status);
+CREATE TABLE IF NOT EXISTS attachments (
+    key_hash BLOB NOT NULL REFERENCES transfers (key_hash), sequence INTEGER NOT NULL,
+    message_id BLOB, raw BLOB, cmi INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (key_hash, sequence));
+CREATE TABLE IF NOT EXISTS reservations (
+    output_id BLOB PRIMARY KEY, key_hash BLOB NOT NULL REFERENCES transfers (key_hash),
+    since_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS spent (
+    output_id BLOB PRIMARY KEY, key_hash BLOB NOT NULL REFERENCES transfers (key_hash));
+CREATE TABLE IF NOT EXISTS received (
+    output_id BLOB PRIMARY KEY, address BLOB NOT NULL, amount TEXT NOT NULL,
+    ledger_index INTEGER NOT NULL, seen_ms INTEGER NOT NULL);
+"""
+
+RECORD_RECEIVED: Final = (
+    "INSERT OR IGNORE INTO received (output_id, address, amount, ledger_index, seen_ms) "
+    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS "
+    "(SELECT 1 FROM transfers WHERE transaction_id = substr(?1, 1, 32))"
+)
+"""Record an output (id, address, amount, ledger index, now) as received, unless one of the
+account's own transfers made it (change, or a payment to itself)."""
+
+
+def prepare(db: sqlite3.Connection, path: Path, now_ms: int) -> None:
+    """Create the tables of a new file, or upgrade an older one, inside the caller's exclusive
+    transaction."""
+    before = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+    version = None
+    if before is not None:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = None if row is None else row[0]
+    if version not in (None, "1", str(SCHEMA_VERSION)):
+        raise WalletStateError(
+            f"{path} has schema version {version}; this wallet reads versions 1 and "
+            f"{SCHEMA_VERSION}"
+        )
+    if version == "1":
+        db.execute("ALTER TABLE transfers ADD COLUMN idempotency_key BLOB")
+    for statement in _TABLES.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    if version == "1":
+        for output_id, address, amount, index in db.execute(
+            "SELECT output_id, address, amount, ledger_index FROM outputs"
+        ).fetchall():
+            db.execute(RECORD_RECEIVED, (output_id, address, amount, index, now_ms))
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+    elif version is None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
