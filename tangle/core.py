@@ -270,6 +270,7 @@ class NodeCore:
             parsed.root,
             source=source,
             needed=self._ahead.keys() | {parsed.id} if committee else self._ahead,
+            latest_index=self.latest_index,
         )
         self._messages[parsed.id] = ConeMessage(
             parents=message.parents, transaction=transaction, referenced=False
@@ -372,7 +373,7 @@ class NodeCore:
                 break
         if events:
             self._reassess()
-            expired = self._dag.expire_pending(self._ahead)
+            expired = self._dag.expire_pending(self._ahead, self.latest_index)
             if expired:
                 self._forget(expired)
                 events.append(Expired(ids=expired))

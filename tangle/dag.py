@@ -405,10 +405,13 @@ class Dag:
         *,
         source: Hashable | None = None,
         needed: Container[MessageId] = (),
+        latest_index: int | None = None,
     ) -> AttachResult:
         """Add a message; it turns solid at once if all its parents are rows, else it waits
-        (counted against `source`). The payload-slot, below-max-depth and pending-limit rules
-        give way if a message in `needed` (the milestones the node holds) waits for it."""
+        (counted against `source`, its age counted from `latest_index`, the network's latest
+        milestone index as far as the caller knows; default the CMI). The payload-slot,
+        below-max-depth and pending-limit rules give way if a message in `needed` (the
+        milestones the node holds) waits for it."""
         parent_ids = tuple(parents)
         if message_id in self._index or message_id in self._pending:
             raise DuplicateMessageError(message_id.hex())
@@ -438,8 +441,9 @@ class Dag:
         except PendingLimitError:
             if not self.needed_by(message_id, needed):
                 raise
+        since = self._cmi if latest_index is None else latest_index
         missing = self._pending.add(
-            message_id, parent_ids, unresolved, work_root, source=source, since=self._cmi
+            message_id, parent_ids, unresolved, work_root, source=source, since=since
         )
         return AttachResult(solid=(), missing=missing)
 
@@ -447,10 +451,16 @@ class Dag:
         """Give up on a pending message (its parents never came)."""
         self._pending.discard(message_id)
 
-    def expire_pending(self, protected: Container[MessageId] = ()) -> tuple[MessageId, ...]:
-        """Drop the pending messages that have waited longer than the limits allow, except those
-        a message in `protected` waits for; returns them."""
-        expired = self._pending.expired(self._cmi, protected)
+    def expire_pending(
+        self, protected: Container[MessageId] = (), latest_index: int | None = None
+    ) -> tuple[MessageId, ...]:
+        """Drop the pending messages that have waited longer than the limits allow (counted in
+        milestones up to `latest_index`, default the CMI), except those a message in
+        `protected` waits for; returns them. A node catching up applies milestones faster than
+        the network issues them: counting in the network's milestones keeps what it fetched
+        ahead."""
+        now = self._cmi if latest_index is None else latest_index
+        expired = self._pending.expired(now, protected)
         for message_id in expired:
             self._pending.discard(message_id)
         return tuple(expired)
