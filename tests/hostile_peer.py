@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from tangle.dag import GENESIS_ID
 from tangle.gossip import (
     MAX_IDS,
     Announce,
@@ -41,7 +42,9 @@ from tangle.gossip import (
     key_set_digest,
 )
 from tangle.ids import MessageId
-from tangle.message import Message, decode_message, encode_message
+from tangle.message import Message, decode_message, encode_message, prepare
+from tangle.payload import TaggedData
+from tangle.pow import work_value
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable
@@ -64,6 +67,8 @@ class Target:
     """Its network."""
     key_set_digest: bytes
     """`key_set_digest` of its first committee key set."""
+    work_per_kib: int
+    """Its proof-of-work difficulty."""
 
     @classmethod
     def of(cls, peer: Peer) -> Target:
@@ -75,6 +80,7 @@ class Target:
             port=peer.port,
             network_id=PARAMS.network_id,
             key_set_digest=key_set_digest(KEY_SET),
+            work_per_kib=PARAMS.work_per_kib,
         )
 
     @classmethod
@@ -86,12 +92,21 @@ class Target:
             port=port,
             network_id=spec.params.network_id,
             key_set_digest=key_set_digest(spec.key_set),
+            work_per_kib=spec.params.work_per_kib,
         )
 
 
 def random_ids(count: int) -> list[MessageId]:
     """`count` random message ids (nobody has them)."""
     return [MessageId(secrets.token_bytes(32)) for _ in range(count)]
+
+
+def bad_work(target: Target, parents: tuple[MessageId, ...] = (GENESIS_ID,)) -> bytes:
+    """A well-formed message whose nonce misses its proof-of-work target (the node refuses it
+    for cause and bans the sender)."""
+    unsent = prepare(target.network_id, TaggedData(tag=b"spam", data=b"x"), target.work_per_kib)
+    nonce = next(n for n in range(1 << 16) if work_value(unsent.root, n) > unsent.target)
+    return encode_message(unsent.attach(parents, nonce))
 
 
 def reattach(raw: bytes, parents: Iterable[MessageId]) -> bytes:
