@@ -10,9 +10,9 @@ Once every candidate was asked the id waits a pause that doubles each round, and
 `max_attempts` requests it is given up (until a new peer connects). Ids wanted on announces
 alone are bounded per announcer and in total.
 
-`MilestoneSync` asks for the milestones between this node's confirmed index and the highest a
-peer reports, in windows of `window` indexes with at most `in_flight` windows outstanding; their
-past cones then arrive through `Requests` as missing parents.
+`MilestoneSync` (in `_milestone_sync.py`) asks for the milestones between this node's confirmed
+index and the highest a peer reports, in windows; their past cones then arrive through
+`Requests` as missing parents.
 
 Peers are named by their `NodeId`; time is a float passed in.
 """
@@ -24,6 +24,8 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ._milestone_sync import MilestoneSync as MilestoneSync
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
@@ -77,6 +79,7 @@ class Requests:
         "_max_announced",
         "_max_attempts",
         "_max_per_peer",
+        "_of_peer",
         "_rotation",
         "_sequence",
         "_timeout_s",
@@ -108,6 +111,7 @@ class Requests:
         self._sequence = itertools.count()
         self._announced = 0
         self._by_peer: dict[NodeId, int] = {}
+        self._of_peer: dict[NodeId, set[MessageId]] = {}
         self._abandoned: set[MessageId] = set()
         self._rotation = itertools.count()
         self.given_up = 0
@@ -147,7 +151,7 @@ class Requests:
             want = self._wants.get(message_id)
             if want is not None and want.history:
                 if peer not in want.sources:
-                    want.sources.append(peer)
+                    self._add_source(message_id, want, peer)
                 continue
             if want is not None and peer in want.sources:
                 continue
@@ -161,7 +165,7 @@ class Requests:
                 self._announced += 1
                 self._schedule(message_id, want)
                 added += 1
-            want.sources.append(peer)
+            self._add_source(message_id, want, peer)
             self._by_peer[peer] = self._by_peer.get(peer, 0) + 1
         return added
 
@@ -171,7 +175,7 @@ class Requests:
         for message_id in ids:
             want = self._need(message_id, now)
             if source is not None and source not in want.sources:
-                want.sources.insert(0, source)
+                self._add_source(message_id, want, source, first=True)
 
     def still_missing(self, ids: Iterable[MessageId], now: float) -> int:
         """Ids the solidifier found missing: want those not given up already. Returns how
@@ -200,7 +204,7 @@ class Requests:
         want = self._wants.pop(message_id, None)
         if want is None:
             return False
-        self._release(want)
+        self._forget(message_id, want)
         return want.history
 
     def peer_added(self) -> None:
@@ -209,9 +213,11 @@ class Requests:
 
     def peer_gone(self, peer: NodeId, now: float) -> None:
         """`peer` left: what only it announced is no longer wanted (nobody else is asked for
-        it); what it was asked for is asked of the next candidate."""
+        it); what it was asked for is asked of the next candidate. Costs what `peer` was
+        named for, not the size of the table."""
         dropped: list[MessageId] = []
-        for message_id, want in self._wants.items():
+        for message_id in self._of_peer.pop(peer, ()):
+            want = self._wants[message_id]
             if peer in want.sources:
                 want.sources.remove(peer)
                 if not want.history:
@@ -225,8 +231,27 @@ class Requests:
                 self._schedule(message_id, want)
         self._by_peer.pop(peer, None)
         for message_id in dropped:
-            del self._wants[message_id]
-            self._announced -= 1
+            self._forget(message_id, self._wants.pop(message_id))
+
+    def _add_source(
+        self, message_id: MessageId, want: _Want, peer: NodeId, *, first: bool = False
+    ) -> None:
+        want.sources.insert(0 if first else len(want.sources), peer)
+        self._of_peer.setdefault(peer, set()).add(message_id)
+
+    def _forget(self, message_id: MessageId, want: _Want) -> None:
+        """`want` was removed from the table: drop it from every index."""
+        self._release(want)
+        for peer in (*want.sources, want.asked):
+            if peer is not None:
+                self._unindex(peer, message_id)
+
+    def _unindex(self, peer: NodeId, message_id: MessageId) -> None:
+        ids = self._of_peer.get(peer)
+        if ids is not None:
+            ids.discard(message_id)
+            if not ids:
+                del self._of_peer[peer]
 
     def _release(self, want: _Want) -> None:
         """`want` stops counting against the announce bounds (it arrived or is needed)."""
@@ -264,10 +289,12 @@ class Requests:
         for message_id, want in expired:
             if want.asked is not None:
                 want.tried.add(want.asked)
+                if want.asked not in want.sources:
+                    self._unindex(want.asked, message_id)
                 want.asked = None
             if want.attempts >= self._max_attempts:
                 del self._wants[message_id]
-                self._release(want)
+                self._forget(message_id, want)
                 if want.history:
                     self._abandoned.add(message_id)
                 self.given_up += 1
@@ -282,6 +309,7 @@ class Requests:
                 want.asked = peer
                 want.asked_at = now
                 want.attempts += 1
+                self._of_peer.setdefault(peer, set()).add(message_id)
                 plan.setdefault(peer, []).append(message_id)
             self._schedule(message_id, want)
         return plan
@@ -305,125 +333,3 @@ class Requests:
         while heap and self._live(heap[0]) is None:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
-
-
-@dataclass(slots=True)
-class _PeerHeight:
-    index: int
-    since: float
-
-
-class MilestoneSync:
-    """The milestone windows to ask for while peers are ahead of this node."""
-
-    __slots__ = (
-        "_asked",
-        "_confirmed",
-        "_grace_s",
-        "_in_flight",
-        "_peers",
-        "_received",
-        "_timeout_s",
-        "_window",
-        "requested",
-    )
-
-    def __init__(
-        self, *, confirmed: int, window: int, in_flight: int, timeout_s: float, grace_s: float
-    ) -> None:
-        self._confirmed = confirmed
-        self._window = window
-        self._in_flight = in_flight
-        self._timeout_s = timeout_s
-        self._grace_s = grace_s
-        self._peers: dict[NodeId, _PeerHeight] = {}
-        self._received: set[int] = set()
-        self._asked: dict[int, tuple[NodeId, float]] = {}
-        self.requested = 0
-        """Milestone indexes asked for so far."""
-
-    @property
-    def confirmed(self) -> int:
-        return self._confirmed
-
-    def local(self, confirmed: int) -> None:
-        """This node's confirmed index moved."""
-        if confirmed <= self._confirmed:
-            return
-        self._confirmed = confirmed
-        self._received = {i for i in self._received if i > confirmed}
-        self._asked = {i: a for i, a in self._asked.items() if i > confirmed}
-
-    def peer(self, peer: NodeId, confirmed: int, now: float) -> None:
-        """`peer` reports `confirmed` (handshake or heartbeat)."""
-        height = self._peers.get(peer)
-        if height is None or height.index != confirmed:
-            self._peers[peer] = _PeerHeight(confirmed, now)
-
-    def peer_gone(self, peer: NodeId) -> None:
-        self._peers.pop(peer, None)
-        self._asked = {i: a for i, a in self._asked.items() if a[0] != peer}
-
-    def received(self, index: int) -> bool:
-        """A milestone message arrived; returns whether this sync asked for it."""
-        asked = self._asked.pop(index, None) is not None
-        if index > self._confirmed:
-            self._received.add(index)
-        return asked
-
-    def target(self, now: float) -> int:
-        """The highest index to fetch: a peer's newest milestone only after `grace_s` (it is
-        normally pushed to us by then)."""
-        best = self._confirmed
-        for height in self._peers.values():
-            settled = height.index if now >= height.since + self._grace_s else height.index - 1
-            best = max(best, settled)
-        return best
-
-    def due(self, now: float) -> list[tuple[NodeId, int, int]]:
-        """(peer, start, count) requests to send now."""
-        last = min(self.target(now), self._confirmed + self._window * self._in_flight)
-        wanted = [
-            i
-            for i in range(self._confirmed + 1, last + 1)
-            if i not in self._received
-            and (i not in self._asked or now >= self._asked[i][1] + self._timeout_s)
-        ]
-        plan: list[tuple[NodeId, int, int]] = []
-        run: list[int] = []
-        for index in [*wanted, -1]:
-            if run and (index != run[-1] + 1 or len(run) == self._window):
-                peer = self._choose(run, now)
-                if peer is None:  # nobody has them (any more): forget they were asked
-                    for i in run:
-                        self._asked.pop(i, None)
-                else:
-                    plan.append((peer, run[0], len(run)))
-                    for i in run:
-                        self._asked[i] = (peer, now)
-                    self.requested += len(run)
-                run = []
-            if index != -1:
-                run.append(index)
-        return plan
-
-    def _choose(self, run: list[int], now: float) -> NodeId | None:
-        """A peer that has the whole run, other than one that let it time out; fewest
-        windows in flight first."""
-        previous = {self._asked[i][0] for i in run if i in self._asked}
-        load = dict.fromkeys(self._peers, 0)
-        for peer, at in self._asked.values():
-            if peer in load and now < at + self._timeout_s:
-                load[peer] += 1
-        able = [p for p, h in self._peers.items() if h.index >= run[-1]]
-        fresh = [p for p in able if p not in previous] or able
-        return min(fresh, key=lambda p: (load[p], p), default=None)
-
-    def next_deadline(self, now: float) -> float | None:
-        times = [at + self._timeout_s for _, at in self._asked.values()]
-        times += [
-            h.since + self._grace_s
-            for h in self._peers.values()
-            if h.index > self._confirmed and now < h.since + self._grace_s
-        ]
-        return min(times, default=None)

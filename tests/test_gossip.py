@@ -552,6 +552,48 @@ def test_ids_the_node_needs_are_wanted_beyond_the_announce_bounds() -> None:
     assert set(planner.due(0.1, {CAROL})[CAROL]) == {mid(1), mid(3), mid(4), mid(5)}
 
 
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["announced", "missing", "still_missing", "arrived", "due", "gone"]),
+        st.sampled_from([ALICE, BOB, CAROL]),
+        st.lists(st.integers(0, 30), max_size=8),
+    ),
+    max_size=60,
+)
+
+
+@given(_OPS)
+def test_the_announce_bounds_hold_under_any_sequence(
+    ops: list[tuple[str, NodeId, list[int]]],
+) -> None:
+    planner = requests(max_per_peer=5, max_announced=8)
+    peers = {ALICE, BOB, CAROL}
+    now = 0.0
+    for op, peer, numbers in ops:
+        ids = [mid(n) for n in numbers]
+        now += 0.5
+        if op == "announced":
+            planner.announced(peer, ids, now)
+        elif op == "missing":
+            planner.missing(ids, peer, now)
+        elif op == "still_missing":
+            planner.still_missing(ids, now)
+        elif op == "arrived":
+            for i in ids:
+                planner.arrived(i)
+        elif op == "due":
+            planner.due(now, peers)
+        else:
+            planner.peer_gone(peer, now)
+        assert planner.announced_only <= 8
+        assert all(planner.announced_by(p) <= 5 for p in peers)
+        assert planner.scheduled <= 2 * len(planner) + 64 + 1
+    for peer in peers:
+        planner.peer_gone(peer, now)
+    assert planner.announced_only == 0
+    assert all(planner.is_history(mid(n)) for n in range(31) if mid(n) in planner)
+
+
 def test_due_takes_only_what_is_due_from_a_large_table() -> None:
     planner = requests(max_per_peer=20_000, max_announced=20_000)
     planner.announced(BOB, [mid(i) for i in range(10_000)], 5.0)

@@ -86,7 +86,9 @@ async def test_announce_flood_is_bounded(tmp_path: Path) -> None:
         assert largest["wanted_announced"] == 1500
         assert largest["wanted"] <= 1500 + 10
         assert largest["request_schedule"] <= 2 * largest["wanted"] + 64
-        assert node.peering.sizes().wanted == 0  # both announcers left: nothing wanted
+        with trio.fail_after(10):
+            await connected(node, count=1)  # both announcers left: nothing is wanted
+        assert node.peering.sizes().wanted == 0
 
 
 async def test_announcer_leaving_is_not_reasked(tmp_path: Path) -> None:
