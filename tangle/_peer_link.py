@@ -5,9 +5,10 @@ The reader hands every frame to the `LinkHandler` (the peering) in order and wai
 busy node stops the reader and TCP pushes back on the peer; the time it spends waiting does not
 count against the peer's deadlines. REQUEST and MILESTONE_REQUEST frames go to the request server
 through a short queue, so serving a peer never stops reading from it; requests beyond the queue
-are dropped (the peer asks again). The writer sends what the outbox holds, coalescing frames;
-relays are queued without waiting and dropped when the outbox is full, and a peer whose outbox
-stays full, or that does not take a write in time, is dropped as too slow.
+are dropped (the peer asks again), and answers are queued without waiting, within the peer's
+serving budget (`serve_budget`), the rest dropped. The writer sends what the outbox holds,
+coalescing frames; relays are queued without waiting and dropped when the outbox is full, and a
+peer whose outbox stays full, or that does not take a write in time, is dropped as too slow.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import trio
 
 from .errors import GossipError, InvalidFieldError, SlowPeerError
-from .gossip import MAX_IDS, Announce, Handshake, MilestoneRequest, Request
+from .gossip import MAX_IDS, Announce, Handshake, MilestoneRequest, Request, TokenBucket
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -75,6 +76,10 @@ class LinkSettings:
     """Longest a single write may take."""
     slow_peer_timeout_s: float
     """Longest the outbox may stay full."""
+    serve_bytes_per_s: float
+    """Bytes of messages served per second, sustained."""
+    serve_burst_bytes: float
+    """Bytes above that rate served at once."""
 
 
 class LinkHandler(Protocol):
@@ -115,6 +120,7 @@ class Link:
         "outbound",
         "protocol",
         "remote_confirmed",
+        "serve_budget",
         "since",
         "source",
         "stream",
@@ -148,6 +154,10 @@ class Link:
         self.unique_bytes_in = 0
         self.dropped_frames = 0
         self.dropped_requests = 0
+        self.serve_budget = TokenBucket(
+            settings.serve_bytes_per_s, settings.serve_burst_bytes, trio.current_time()
+        )
+        """Bytes of messages this node may still send in answer to the peer's requests."""
         self._settings = settings
         self._out_send, self._out_receive = trio.open_memory_channel[bytes](settings.outbox_frames)
         self._serve_send, self._serve_receive = trio.open_memory_channel[
@@ -190,10 +200,6 @@ class Link:
             return False
         self._out_send.send_nowait(self.protocol.send(frame))
         return True
-
-    async def send(self, frame: Frame) -> None:
-        """Queue `frame`, waiting for room (answers to this peer's own requests)."""
-        await self._out_send.send(self.protocol.send(frame))
 
     def announce(self, ids: Iterable[MessageId]) -> int:
         """Queue the ids the peer is not known to have for the next ANNOUNCE."""

@@ -28,6 +28,12 @@ class PeeringConfig:
     """Static peers (host, port) to dial and keep dialing."""
     max_peers: int = 32
     """Most connected peers."""
+    max_inbound: int = 24
+    """Most peers that dialed in: the other `max_peers - max_inbound` slots are kept for the
+    peers this node dials (static or added), and a dialed peer that finds every slot taken
+    replaces the newest inbound one."""
+    max_inbound_per_host: int = 8
+    """Most connections from one IP address (one /64 for IPv6), handshaken or not."""
     limits: Limits = field(default_factory=Limits)
     """Per-peer rate limits and deadlines."""
     heartbeat_interval_s: float = 5.0
@@ -54,6 +60,15 @@ class PeeringConfig:
     """Wait for a requested message before asking another peer."""
     request_attempts: int = 8
     """Requests for one id before it is given up."""
+    max_wanted_per_peer: int = 2048
+    """Most ids wanted on one peer's announces alone (more are not requested)."""
+    max_wanted_announced: int = 16_384
+    """Most ids wanted on announces alone, from all peers."""
+    serve_bytes_per_s: float = 8 * 1024 * 1024
+    """Bytes of messages served to one peer per second, sustained; requests beyond the budget
+    are answered in part or not at all (the peer asks again or elsewhere)."""
+    serve_burst_bytes: float = 16 * 1024 * 1024
+    """Bytes above the sustained serving rate one peer may be sent at once."""
     retry_backoff_s: float = 1.0
     """First pause once every peer was asked for an id; doubles each round."""
     retry_backoff_max_s: float = 30.0
@@ -73,7 +88,8 @@ class PeeringConfig:
     reconnect_max_s: float = 30.0
     """Longest pause before redialing."""
     ban_s: float = 600.0
-    """How long a misbehaving peer stays banned (by node id and address)."""
+    """How long a misbehaving peer stays banned: by node id, and by IP address (/64 for IPv6)
+    for connections in, by the dialed address for connections out."""
     known_recent: int = 65_536
     """Message ids remembered as received or sent (duplicate suppression)."""
 
@@ -90,6 +106,8 @@ class PeeringConfig:
                 least_ok = 0.0 if f.name in _MAY_BE_ZERO else 1e-9
                 if not isinstance(value, int | float) or not value >= least_ok:
                     raise InvalidFieldError(f"PeeringConfig.{f.name}", "must be positive")
+        if self.max_inbound > self.max_peers:
+            raise InvalidFieldError("PeeringConfig.max_inbound", "above max_peers")
         if self.sync_window > MAX_MILESTONE_WINDOW:
             raise InvalidFieldError("PeeringConfig.sync_window", f"above {MAX_MILESTONE_WINDOW}")
 
@@ -156,6 +174,9 @@ class PeeringCounters:
     """Milestone indexes asked of peers."""
     messages_served: int = 0
     """Messages sent in answer to requests."""
+    messages_not_served: int = 0
+    """Messages asked for and held but not sent: over the peer's serving budget, or its
+    outbox full."""
     connections: int = 0
     """Connections opened (both directions)."""
     handshakes: int = 0
@@ -164,3 +185,29 @@ class PeeringCounters:
     """Peers banned."""
     dropped: dict[str, int] = field(default_factory=dict)
     """Connections this node closed, by the name of the reason's error class."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeeringSizes:
+    """The sizes, at one moment, of the tables peers can make grow (each one bounded)."""
+
+    links: int
+    """Handshaken connections (at most `max_peers`)."""
+    inbound_links: int
+    """... of which dialed in (at most `max_inbound`)."""
+    inbound_connections: int
+    """Connections in, handshaken or not (at most twice `max_inbound`)."""
+    inbound_hosts: int
+    """Hosts (IPv4 addresses, IPv6 /64s) they come from."""
+    wanted: int
+    """Message ids wanted from peers."""
+    wanted_announced: int
+    """... on announces alone (at most `max_wanted_announced`)."""
+    wanted_by_one_peer: int
+    """... the most on one connected peer's announces (at most `max_wanted_per_peer`)."""
+    request_schedule: int
+    """Entries in the request deadline heap (at most about twice `wanted`)."""
+    bans: int
+    """Ban entries kept (at most 4096)."""
+    errors: int
+    """Closing reasons kept (at most 4096)."""

@@ -113,6 +113,8 @@ class Relay:
             max_attempts=config.request_attempts,
             backoff_s=config.retry_backoff_s,
             backoff_max_s=config.retry_backoff_max_s,
+            max_per_peer=config.max_wanted_per_peer,
+            max_announced=config.max_wanted_announced,
         )
         self._sync = MilestoneSync(
             confirmed=0,
@@ -135,9 +137,9 @@ class Relay:
         return self._confirmed
 
     @property
-    def wanted(self) -> int:
-        """Message ids wanted from peers now."""
-        return len(self._requests)
+    def requests(self) -> Requests:
+        """The message ids wanted from peers (read only: for sizes)."""
+        return self._requests
 
     async def load(self) -> None:
         """Read where the node's ledger is (before the first handshake)."""
@@ -208,17 +210,29 @@ class Relay:
             self._wake_requests()
 
     async def serve(self, link: Link, frame: Request | MilestoneRequest) -> None:
-        """Answer a request from storage with the messages this node has."""
+        """Answer a request from storage with the messages this node has, as far as the peer's
+        serving budget goes and its outbox has room; never waits for either."""
+        counters = self._counters
+        budget = link.serve_budget
+        if budget.tokens(trio.current_time()) <= 0:  # spent: not even a storage read
+            counters.messages_not_served += (
+                len(frame.ids) if isinstance(frame, Request) else frame.count
+            )
+            return
         if isinstance(frame, Request):
             ids = frame.ids
             raws = await self._node.read_storage(lambda s: [s.message(i) for i in ids])
         else:
             indexes = range(frame.start, frame.start + frame.count)
             raws = await self._node.read_storage(lambda s: _milestones(s, indexes))
-        for raw in raws:
-            if raw is not None:
-                await link.send(MessageFrame(raw=raw))
-                self._counters.messages_served += 1
+        held = [raw for raw in raws if raw is not None]
+        now = trio.current_time()
+        for sent, raw in enumerate(held):
+            if budget.tokens(now) < len(raw) or not link.push(MessageFrame(raw=raw)):
+                counters.messages_not_served += len(held) - sent
+                return
+            budget.charge(len(raw), now)
+            counters.messages_served += 1
 
     # -- the pipeline --------------------------------------------------------------------------
 

@@ -6,6 +6,12 @@ connected (handshake checks, duplicates, bans, administration); one connection i
 `_peer_link.py`, what flows over them is `_relay.py`, what to request when is `sync.py`, and the
 protocol itself is `gossip.py` (docs/PROTOCOL.md section 9).
 
+**Admission.** Of `max_peers` slots, peers that dialed in take at most `max_inbound`: the rest
+are kept for the peers this node dials, and a dialed peer that finds every slot taken replaces
+the newest inbound one. One host (IPv4 address, IPv6 /64) may hold `max_inbound_per_host`
+connections in, handshaken or not. Bans are by node id and by host for connections in, by node
+id and dialed address for connections out (`_admission.py`).
+
 **Relay.** A message that originates here (`publish`: the HTTP API's submissions, the
 coordinator's milestones) is pushed in full to every peer. A message from a peer that the node
 accepts is *announced*: its id goes, batched every `announce_interval_s`, to every peer not known
@@ -31,15 +37,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ._admission import Admission, ban_key, remember
 from ._peer_link import Link, LinkSettings
 from ._peer_link import PeerAddress as PeerAddress
 from ._peering_config import PeerInfo as PeerInfo
 from ._peering_config import PeeringConfig as PeeringConfig
 from ._peering_config import PeeringCounters as PeeringCounters
+from ._peering_config import PeeringSizes as PeeringSizes
 from ._relay import BENIGN as BENIGN
 from ._relay import REFUSED_FOR_CAUSE as REFUSED_FOR_CAUSE
 from ._relay import Relay
@@ -74,10 +82,6 @@ BANNED_FOR: Final = (
     MisbehavingPeerError,
 )
 """Reasons to close a connection that also get the peer banned."""
-_MAX_REMEMBERED: Final = 4096
-"""Most closing reasons, addresses and bans kept about peers."""
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass(slots=True)
@@ -87,24 +91,9 @@ class _Dial:
     node_id: NodeId | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Ban:
-    until: float
-    node_id: NodeId | None
-    address: PeerAddress
-
-
 def _preferred(outbound: bool, ours: NodeId, theirs: NodeId) -> bool:
     """Of two connections between the same nodes, both keep the one the lower id dialed."""
     return outbound == (ours < theirs)
-
-
-def _remember(table: dict[K, V], key: K, value: V) -> None:
-    """Set `table[key]` as its newest entry, forgetting the oldest beyond `_MAX_REMEMBERED`."""
-    table.pop(key, None)
-    table[key] = value
-    while len(table) > _MAX_REMEMBERED:
-        del table[next(iter(table))]
 
 
 class Peering:
@@ -122,15 +111,17 @@ class Peering:
             heartbeat_interval_s=config.heartbeat_interval_s,
             write_timeout_s=config.write_timeout_s,
             slow_peer_timeout_s=config.slow_peer_timeout_s,
+            serve_bytes_per_s=config.serve_bytes_per_s,
+            serve_burst_bytes=config.serve_burst_bytes,
         )
         self._local: LocalNode | None = None
         self._nursery: trio.Nursery | None = None
         self._links: dict[NodeId, Link] = {}
         self._dials: dict[PeerAddress, _Dial] = {}
-        self._bans: dict[NodeId | PeerAddress, _Ban] = {}
+        self._admission = Admission(config)
         self._errors: dict[NodeId | PeerAddress, str] = {}
         self._addresses: dict[NodeId, PeerAddress] = {}
-        self._sources: dict[NodeId, PeerAddress] = {}
+        self._sources: dict[NodeId, tuple[str | PeerAddress, PeerAddress]] = {}
         self._port: int | None = None
         self.counters = PeeringCounters()
         """Monotonic counters over all peers."""
@@ -183,12 +174,18 @@ class Peering:
                     last_error=None,
                 )
             )
-        offline = [(dial.node_id, address, True) for address, dial in self._dials.items()]
-        offline += [(ban.node_id, ban.address, False) for ban in self._bans.values()]
-        for peer_id, address, outbound in offline:
+        admission = self._admission
+        offline = [
+            (dial.node_id, address, admission.ban_of(dial.node_id, address, now))
+            for address, dial in self._dials.items()
+        ]
+        offline += [(ban.node_id, ban.address, ban) for ban in admission.banned()]
+        for peer_id, address, ban in offline:
             if address in seen or (peer_id is not None and peer_id in seen):
                 continue
-            ban = self._ban_of(peer_id, address, now)
+            outbound = address in self._dials
+            if ban is not None and ban.until <= now:
+                ban = None
             if not outbound and ban is None:
                 continue
             seen.update((peer_id, address))
@@ -213,12 +210,21 @@ class Peering:
             )
         return infos
 
-    def _ban_of(self, node_id: NodeId | None, address: PeerAddress, now: float) -> _Ban | None:
-        for key in (node_id, address):
-            ban = self._bans.get(key) if key is not None else None
-            if ban is not None and ban.until > now:
-                return ban
-        return None
+    def sizes(self) -> PeeringSizes:
+        """The sizes of the tables peers can grow, now."""
+        requests = self._relay.requests
+        return PeeringSizes(
+            links=len(self._links),
+            inbound_links=sum(not link.outbound for link in self._links.values()),
+            inbound_connections=self._admission.inbound_connections,
+            inbound_hosts=self._admission.hosts,
+            wanted=len(requests),
+            wanted_announced=requests.announced_only,
+            wanted_by_one_peer=max(map(requests.announced_by, self._links), default=0),
+            request_schedule=requests.scheduled,
+            bans=self._admission.bans,
+            errors=len(self._errors),
+        )
 
     # -- administration ------------------------------------------------------------------------
 
@@ -292,10 +298,18 @@ class Peering:
     async def _accept(self, stream: trio.SocketStream) -> None:
         try:
             host, port = stream.socket.getpeername()[:2]
+            key = self._admission.open_inbound(str(host))
         except OSError:  # gone already
             await trio.aclose_forcefully(stream)
             return
-        await self._run_link(stream, PeerAddress(str(host), int(port)), outbound=False)
+        except TooManyPeersError as exc:  # refused before reading a byte
+            self._count_drop(exc)
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            await self._run_link(stream, PeerAddress(str(host), int(port)), outbound=False)
+        finally:
+            self._admission.close_inbound(key)
 
     async def _dial(self, dial: _Dial) -> None:
         config = self._config
@@ -303,7 +317,7 @@ class Peering:
         backoff = config.reconnect_min_s
         with dial.scope:
             while True:
-                ban = self._ban_of(dial.node_id, address, trio.current_time())
+                ban = self._admission.ban_of(dial.node_id, address, trio.current_time())
                 if ban is not None:
                     await trio.sleep_until(ban.until)
                     continue
@@ -315,7 +329,7 @@ class Peering:
                 try:
                     stream = await trio.open_tcp_stream(address.host, address.port)
                 except OSError as exc:
-                    _remember(self._errors, address, f"cannot connect: {exc}")
+                    remember(self._errors, address, f"cannot connect: {exc}")
                 else:
                     link = await self._run_link(stream, address, outbound=True)
                     dial.node_id = link.node_id or dial.node_id
@@ -351,22 +365,21 @@ class Peering:
         error = link.error
         if error is None:
             return
+        self._count_drop(error)
+        remember(self._errors, link.address, str(error))
+        if node_id is not None:
+            remember(self._errors, node_id, str(error))
+        if isinstance(error, BANNED_FOR):
+            # By node id and by the observed host (or dialed address), never by what the peer
+            # claims: its listening port could name an honest neighbour on the same host.
+            self._ban(node_id, ban_key(link), link.source)
+
+    def _count_drop(self, error: Exception) -> None:
         dropped = self.counters.dropped
         dropped[type(error).__name__] = dropped.get(type(error).__name__, 0) + 1
-        _remember(self._errors, link.address, str(error))
-        if node_id is not None:
-            _remember(self._errors, node_id, str(error))
-        if isinstance(error, BANNED_FOR):
-            # By node id and by the observed address: a peer's claimed listening port could
-            # name an honest neighbour on the same host.
-            self._ban(node_id, link.source)
 
-    def _ban(self, node_id: NodeId | None, address: PeerAddress) -> None:
-        now = trio.current_time()
-        ban = _Ban(until=now + self._config.ban_s, node_id=node_id, address=address)
-        _remember(self._bans, address, ban)
-        if node_id is not None:
-            _remember(self._bans, node_id, ban)
+    def _ban(self, node_id: NodeId | None, key: str | PeerAddress, address: PeerAddress) -> None:
+        self._admission.ban(node_id, key, address, trio.current_time())
         self.counters.bans += 1
 
     def _punish(self, peer: NodeId, error: MisbehavingPeerError) -> None:
@@ -375,8 +388,10 @@ class Peering:
         if link is not None:
             link.close(error)  # banned as it closes
         else:
-            _remember(self._errors, peer, str(error))
-            self._ban(peer, self._sources.get(peer, PeerAddress("unknown", 0)))
+            remember(self._errors, peer, str(error))
+            unknown = PeerAddress("unknown", 0)
+            key, address = self._sources.get(peer, (unknown, unknown))
+            self._ban(peer, key, address)
 
     # -- what each link asks of the peering --------------------------------------------------------
 
@@ -387,7 +402,7 @@ class Peering:
         node_id = remote.node_id
         if not link.outbound and remote.listen_port:
             link.address = PeerAddress(link.address.host, remote.listen_port)
-        ban = self._ban_of(node_id, link.source, trio.current_time())
+        ban = self._admission.ban_of(node_id, ban_key(link), trio.current_time())
         if ban is not None:
             raise PeerBannedError(str(link.source), ban.until)
         existing = self._links.get(node_id)
@@ -396,12 +411,16 @@ class Peering:
                 raise DuplicateConnectionError(f"already connected to {node_id.hex()[:16]}")
             del self._links[node_id]
             existing.close(DuplicateConnectionError("replaced by the preferred connection"))
-        elif len(self._links) >= self._config.max_peers:
-            raise TooManyPeersError(f"{len(self._links)} peers already")
+        else:
+            evicted = self._admission.slot(self._links, link)
+            if evicted is not None and evicted.node_id is not None:
+                del self._links[evicted.node_id]
+                self._relay.left(evicted.node_id)
+                evicted.close(TooManyPeersError("its slot went to a peer this node dials"))
         self._links[node_id] = link
         link.since = trio.current_time()
-        _remember(self._addresses, node_id, link.address)
-        _remember(self._sources, node_id, link.source)
+        remember(self._addresses, node_id, link.address)
+        remember(self._sources, node_id, (ban_key(link), link.source))
         dial = self._dials.get(link.address) if link.outbound else None
         if dial is not None:
             dial.node_id = node_id

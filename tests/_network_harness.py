@@ -470,10 +470,13 @@ def script(*steps: bytes, trickle: bool = False) -> Script:
     return run
 
 
-async def probe(address: tuple[str, int], sends: Script, *, within: float) -> Probe:
-    """Connect, run `sends` (a `script`), read everything until the node closes the connection
-    or `within` seconds pass, then close our end."""
-    stream = await trio.open_tcp_stream(*address)
+async def probe(
+    address: tuple[str, int], sends: Script, *, within: float, local_host: str | None = None
+) -> Probe:
+    """Connect (from `local_host`, another loopback address, to stand for another host), run
+    `sends` (a `script`), read everything until the node closes the connection or `within`
+    seconds pass, then close our end."""
+    stream = await trio.open_tcp_stream(*address, local_address=local_host)
     async with stream:
         result = Probe(local_port=stream.socket.getsockname()[1], opened_at=trio.current_time())
 

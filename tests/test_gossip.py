@@ -441,8 +441,16 @@ def test_the_peer_is_known_to_have_what_it_sent_or_was_sent() -> None:
 # -- request planning ------------------------------------------------------------------------------
 
 
-def requests() -> Requests:
-    return Requests(delay_s=0.05, timeout_s=2.0, max_attempts=4, backoff_s=1.0, backoff_max_s=8)
+def requests(*, max_per_peer: int = 100, max_announced: int = 1000) -> Requests:
+    return Requests(
+        delay_s=0.05,
+        timeout_s=2.0,
+        max_attempts=4,
+        backoff_s=1.0,
+        backoff_max_s=8,
+        max_per_peer=max_per_peer,
+        max_announced=max_announced,
+    )
 
 
 def test_an_announced_id_is_asked_of_one_announcer_after_the_delay() -> None:
@@ -495,10 +503,109 @@ def test_an_id_is_given_up_after_its_attempts_until_a_peer_joins() -> None:
 def test_a_peer_leaving_hands_its_requests_to_another() -> None:
     planner = requests()
     planner.announced(BOB, [mid(1)], 0.0)
+    planner.announced(CAROL, [mid(1)], 0.0)
     planner.missing([mid(2)], BOB, 0.0)
+    assert planner.due(1.0, {BOB, CAROL}) == {BOB: [mid(2), mid(1)]}
+    planner.peer_gone(BOB, 1.5)
+    assert planner.due(1.5, {CAROL}) == {CAROL: [mid(2), mid(1)]}
+
+
+def test_announcer_leaving_is_not_reasked() -> None:
+    """Ids only a departed peer announced are dropped: nobody else is asked for them."""
+    planner = requests()
+    planner.announced(BOB, [mid(1), mid(2)], 0.0)
     assert planner.due(1.0, {BOB, CAROL}) == {BOB: [mid(1), mid(2)]}
     planner.peer_gone(BOB, 1.5)
-    assert planner.due(1.5, {CAROL}) == {CAROL: [mid(1), mid(2)]}
+    assert len(planner) == 0
+    assert planner.announced_only == planner.announced_by(BOB) == 0
+    assert planner.due(30.0, {CAROL}) == {}
+    assert planner.next_deadline() is None
+
+
+def test_announce_flood_is_bounded_per_peer_and_in_total() -> None:
+    planner = requests(max_per_peer=100, max_announced=250)
+    assert planner.announced(BOB, [mid(i) for i in range(1000)], 0.0) == 100
+    assert planner.announced_by(BOB) == 100
+    assert planner.announced(CAROL, [mid(i) for i in range(1000, 2000)], 0.0) == 100
+    dave = NodeId(bytes([4]) * 32)
+    assert planner.announced(dave, [mid(i) for i in range(2000, 3000)], 0.0) == 50
+    assert len(planner) == planner.announced_only == 250
+    assert planner.refused == 900 + 900 + 950
+    # A bounded peer still adds itself as a source of ids it has room for; once the ids it
+    # announced arrive, it has room again.
+    for i in range(100):
+        planner.arrived(mid(i))
+    assert planner.announced_by(BOB) == 0
+    assert planner.announced(BOB, [mid(1000)], 0.0) == 0
+    assert planner.announced_by(BOB) == 1
+
+
+def test_ids_the_node_needs_are_wanted_beyond_the_announce_bounds() -> None:
+    planner = requests(max_per_peer=2, max_announced=2)
+    planner.announced(BOB, [mid(1), mid(2)], 0.0)
+    planner.missing([mid(3), mid(4)], None, 0.0)
+    assert planner.still_missing([mid(5)], 0.0) == 1
+    planner.missing([mid(1)], None, 0.0)  # announced, and now needed: kept when BOB leaves
+    assert planner.announced_only == 1
+    assert planner.announced_by(BOB) == 1
+    planner.peer_gone(BOB, 0.0)
+    assert set(planner.due(0.1, {CAROL})[CAROL]) == {mid(1), mid(3), mid(4), mid(5)}
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["announced", "missing", "still_missing", "arrived", "due", "gone"]),
+        st.sampled_from([ALICE, BOB, CAROL]),
+        st.lists(st.integers(0, 30), max_size=8),
+    ),
+    max_size=60,
+)
+
+
+@given(_OPS)
+def test_the_announce_bounds_hold_under_any_sequence(
+    ops: list[tuple[str, NodeId, list[int]]],
+) -> None:
+    planner = requests(max_per_peer=5, max_announced=8)
+    peers = {ALICE, BOB, CAROL}
+    now = 0.0
+    for op, peer, numbers in ops:
+        ids = [mid(n) for n in numbers]
+        now += 0.5
+        if op == "announced":
+            planner.announced(peer, ids, now)
+        elif op == "missing":
+            planner.missing(ids, peer, now)
+        elif op == "still_missing":
+            planner.still_missing(ids, now)
+        elif op == "arrived":
+            for i in ids:
+                planner.arrived(i)
+        elif op == "due":
+            planner.due(now, peers)
+        else:
+            planner.peer_gone(peer, now)
+        assert planner.announced_only <= 8
+        assert all(planner.announced_by(p) <= 5 for p in peers)
+        assert planner.scheduled <= 2 * len(planner) + 64 + 1
+    for peer in peers:
+        planner.peer_gone(peer, now)
+    assert planner.announced_only == 0
+    assert all(planner.is_history(mid(n)) for n in range(31) if mid(n) in planner)
+
+
+def test_due_takes_only_what_is_due_from_a_large_table() -> None:
+    planner = requests(max_per_peer=20_000, max_announced=20_000)
+    planner.announced(BOB, [mid(i) for i in range(10_000)], 5.0)
+    planner.missing([mid(10_000)], None, 0.0)
+    assert planner.scheduled == 10_001
+    assert planner.due(1.0, {BOB}) == {BOB: [mid(10_000)]}
+    assert planner.scheduled == 10_001  # one taken, one scheduled for its timeout
+    assert planner.next_deadline() == 3.0
+    for i in range(10_000):  # arrivals leave stale entries; the heap is rebuilt, not grown
+        planner.arrived(mid(i))
+    planner.missing([mid(10_001)], None, 3.0)
+    assert planner.scheduled <= 2 * len(planner) + 64 + 1
 
 
 def test_nothing_is_asked_without_peers() -> None:

@@ -319,7 +319,9 @@ async def test_hostile_peers_are_closed_and_banned_while_the_node_keeps_confirmi
         net.nursery.start_soon(watch_api)
 
         # What each connection sends (steps half a second apart, so that the node reads the
-        # handshake on its own), and when the node must close it after our last bytes.
+        # handshake on its own), and when the node must close it after our last bytes. Each
+        # comes from its own loopback address (bans are by host): "banned again" reuses the
+        # node id of "bad work" from yet another host.
         slow_id, bad_id, big_id = _node_id(), _node_id(), _node_id()
         spec = net.spec
         attacks: dict[str, tuple[Script, float, float]] = {
@@ -331,11 +333,14 @@ async def test_hostile_peers_are_closed_and_banned_while_the_node_keeps_confirmi
             "bad work": (script(handshake(spec, bad_id), bad_work_frame(spec)), 0, 3),
             "banned again": (script(handshake(spec, bad_id)), 0, 3),
         }
+        hosts = {name: f"127.0.0.{n}" for n, name in enumerate(attacks, start=2)}
         probes: dict[str, Probe] = {}
 
         async def attack(name: str) -> None:
             hostile, _, latest = attacks[name]
-            probes[name] = await probe(net.p2p(target), hostile, within=latest + 5)
+            probes[name] = await probe(
+                net.p2p(target), hostile, within=latest + 5, local_host=hosts[name]
+            )
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(attack, "slowloris")
@@ -359,10 +364,10 @@ async def test_hostile_peers_are_closed_and_banned_while_the_node_keeps_confirmi
         peers = {p["id"]: p for p in await net.peers(target)}
         banned = {
             # Before its handshake a peer is known by its source address only.
-            "garbage": (f"127.0.0.1:{probes['garbage'].local_port}", "bad frame of type 71"),
+            "garbage": (f"127.0.0.2:{probes['garbage'].local_port}", "bad frame of type 71"),
             "oversized": (big_id.hex(), "bad frame of type 1: frame body is 4294967295"),
             "slowloris": (slow_id.hex(), "frame not finished within 10 s"),
-            "banned again": (bad_id.hex(), "peer 127.0.0.1"),
+            "banned again": (bad_id.hex(), "peer 127.0.0.7"),
         }
         for name, (key, error) in banned.items():
             peer = peers.get(key, {})
@@ -394,7 +399,8 @@ async def test_a_bad_frame_in_the_handshake_segment_still_bans_the_node_id(
         packed = script(handshake(net.spec, node_id) + _HUGE_HEADER)
         first = await probe(net.p2p("node1"), packed, within=5)
         assert first.closed_at is not None
-        second = await probe(net.p2p("node1"), script(handshake(net.spec, node_id)), within=3)
+        again = script(handshake(net.spec, node_id))  # from another host: the node id is banned
+        second = await probe(net.p2p("node1"), again, within=3, local_host="127.0.0.2")
         bans = {p["id"]: p["last_error"] for p in await net.peers("node1") if p["banned_until"]}
         assert second.closed_at is not None, f"node id {node_id.hex()[:16]} got in; bans: {bans}"
         assert node_id.hex() in bans

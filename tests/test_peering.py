@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
+from tangle._admission import Admission, host_key
 from tangle.dag import GENESIS_ID
+from tangle.errors import InvalidFieldError, TooManyPeersError
 from tangle.gossip import (
     Heartbeat,
     MessageFrame,
@@ -492,3 +494,36 @@ async def test_a_restarted_node_catches_up_on_thousands_of_milestones(tmp_path: 
         with trio.fail_after(60):
             await until(lambda: _same_ledger([coo, restarted]), poll=0.2)
         print(f"caught up on 2001 milestones in {trio.current_time() - started:.2f} s")
+
+
+# -- admission rules, sans I/O -------------------------------------------------------------------
+
+
+def test_hosts_are_ipv4_addresses_and_ipv6_slash_64s() -> None:
+    assert host_key("192.0.2.7") == "192.0.2.7"
+    assert host_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert (
+        host_key("2001:db8:1:2:aaaa::1")
+        == host_key("2001:db8:1:2:ffff::9")
+        == ("2001:db8:1:2::/64")
+    )
+    assert host_key("2001:db8:1:3::1") != host_key("2001:db8:1:2::1")
+    assert host_key("fe80::1%eth0") == "fe80::/64"
+    assert host_key("peer.example") == "peer.example"
+
+
+def test_connections_from_one_ipv6_slash_64_count_together() -> None:
+    admission = Admission(PeeringConfig(max_inbound_per_host=2))
+    first = admission.open_inbound("2001:db8::1")
+    admission.open_inbound("2001:db8::2")
+    with pytest.raises(TooManyPeersError, match="2 connections from 2001:db8::/64"):
+        admission.open_inbound("2001:db8::3")
+    admission.open_inbound("2001:db8:0:1::3")  # another /64
+    admission.close_inbound(first)
+    admission.open_inbound("2001:db8::3")
+    assert (admission.inbound_connections, admission.hosts) == (3, 2)
+
+
+def test_inbound_slots_cannot_exceed_the_peer_slots() -> None:
+    with pytest.raises(InvalidFieldError, match="max_inbound"):
+        PeeringConfig(max_peers=4, max_inbound=5)
