@@ -109,15 +109,16 @@ async def _prune_forever(node: Node, keep: int, every_s: float) -> None:
 
 def start_from_snapshot(config: NodeConfig, path: Path) -> None:
     """Create the node's database from the snapshot file at `path` (refused if it exists or if
-    the snapshot belongs to another network)."""
+    the snapshot belongs to another network: id, supply or committee at genesis differ)."""
     database = config.data_dir / "node.db"
     if database.exists():
         raise ConfigError(f"{database} exists; a snapshot only starts a new node")
     snapshot = read_snapshot(path)
     network = config.network
-    if (snapshot.network_id, snapshot.supply) != (
+    if (snapshot.network_id, snapshot.supply, snapshot.key_schedule.key_set_at(1)) != (
         network.params.network_id,
         network.genesis.supply,
+        network.key_set,
     ):
         raise ConfigError(f"{path} is a snapshot of another network")
     config.data_dir.mkdir(parents=True, exist_ok=True)
