@@ -361,12 +361,13 @@ async def run(
     coordinator, *nodes = devnet.members
     duration = options.duration_s if options.duration_s is not None else math.inf
     async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as processes:
-        with trio.move_on_after(duration) as running:
+        with trio.CancelScope() as running:
             if stop is not None:
                 processes.start_soon(_cancel_when_set, stop, running)
             for launched in await launch(devnet.members, processes, client):
                 member = launched.member
                 say(f"{member.name:<12} api {member.api}  p2p {member.p2p}")
+            running.deadline = trio.current_time() + duration  # counted once all are up
             say(
                 f"devnet {options.data_dir}: network {NETWORK_ID:#x}, committee "
                 f"{THRESHOLD}-of-{COMMITTEE_SIZE}, a milestone every {options.interval_s:g} s; "

@@ -6,6 +6,7 @@ The devnet writes its secrets readable by its owner only."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import socket
@@ -219,3 +220,34 @@ def test_ctrl_c_stops_a_devnet_and_its_processes_cleanly(tmp_path: Path) -> None
         log = (tmp_path / name / "log").read_text()  # each stopped by the devnet's SIGTERM
         assert "Traceback" not in log
         assert log.splitlines()[-1] == last
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["tangle", "numba"])
+def test_numba_caches_in_one_user_folder_whoever_imports_it_first(
+    tmp_path: Path, first: str
+) -> None:
+    """`tanglepay`, `./dev` and the tests share one kernel cache: `NUMBA_CACHE_DIR` if set, else
+    the user's cache folder, even if Numba was imported before `tangle`."""
+    script = f"import {first}, tangle, numba.core.config as c; print(c.CACHE_DIR)"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    default = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert default.stdout.strip() == str(tmp_path / "tanglepay" / "numba")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
+    chosen = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert chosen.stdout.strip() == str(tmp_path / "mine")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["bench", "run"])
+def test_dev_without_a_name_prints_its_usage(command: str) -> None:
+    result = subprocess.run(
+        [str(ROOT / "dev"), command], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(f"usage: ./dev {command} ")
