@@ -1,8 +1,8 @@
 """The `tanglepay` command: one entry point, a subcommand per job.
 
 Each subcommand's implementation is imported when it runs, from the package that owns it, so
-that `tangle` does not depend on the packages built on top of it. Errors are one line on stderr,
-no tracebacks, exit status 2: bad usage, bad configuration, anything that stops a process
+that `tangle` does not depend on the packages built on top of it. Our errors are one line on
+stderr, no tracebacks, exit status 2: bad usage, bad configuration, anything that stops a process
 starting (a port taken, a database it cannot open: the line names the cause and the fix).
 SIGINT (Ctrl-C) or SIGTERM stops a process cleanly: one line on stdout, exit status 0 (130 if
 it came before the process could handle it).

@@ -76,7 +76,7 @@ class LedgerNode:
         storage = Storage.open_or_create(path, genesis)
         try:
             head = storage.head()
-            if storage.key_schedule() is None:  # created from genesis
+            if storage.key_schedule() is None:  # created from genesis (or before it was kept)
                 storage.record_key_schedule(schedule)
             schedule = stored_key_schedule(storage)
             points: dict[MessageId, int] = dict(storage.solid_entry_points(head.index))

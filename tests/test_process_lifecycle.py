@@ -58,9 +58,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], *words: str) -> No
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     """A loopback port another process listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
+    with _listen_on(0) as s:
         yield int(s.getsockname()[1])
 
 
@@ -149,6 +147,35 @@ def test_a_damaged_devnet_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "devnet.json").write_text('{"members": 3}')
     result = tanglepay("devnet", "--data-dir", str(tmp_path), "--nodes", "1")
     assert_one_line(result, "damaged devnet files", "delete the folder")
+
+
+def _listen_on(port: int) -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    return s
+
+
+@pytest.mark.slow
+def test_a_devnet_member_that_cannot_start_is_one_line_quoting_its_cause(tmp_path: Path) -> None:
+    load_or_create(tmp_path, 1, 1.0)
+    description = json.loads((tmp_path / "devnet.json").read_text())
+    port = int(description["members"][0]["p2p"].rsplit(":", 1)[1])
+    with _listen_on(port):
+        result = tanglepay("devnet", "--data-dir", str(tmp_path), "--nodes", "1")
+    assert_one_line(result, "coordinator exited (2)", f"127.0.0.1:{port}", "p2p.port")
+
+
+@pytest.mark.slow
+def test_a_taken_faucet_port_is_one_line(tmp_path: Path) -> None:
+    load_or_create(tmp_path, 1, 1.0)
+    description = json.loads((tmp_path / "devnet.json").read_text())
+    port = int(description["faucet"].rsplit(":", 1)[1].split("/")[0])
+    with _listen_on(port):
+        result = tanglepay("devnet", "--data-dir", str(tmp_path), "--nodes", "1")
+    assert_one_line(result, "the faucet", f"127.0.0.1:{port}", "devnet.json")
+    for name in ("coordinator", "node1"):  # stopped, not left running
+        assert (tmp_path / name / "log").read_text().splitlines()[-1].endswith("stopped")
 
 
 def test_the_devnet_writes_secrets_for_its_owner_only(tmp_path: Path) -> None:
