@@ -144,7 +144,8 @@ def _write(path: Path, doc: object, *, private: bool = False) -> None:
     never loosened first), in a folder readable by the owner only."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    tmp.unlink(missing_ok=True)  # one left by a crash keeps its mode: create a new one
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(doc, indent=2) + "\n")
         f.flush()

@@ -186,10 +186,14 @@ def test_the_devnet_writes_secrets_for_its_owner_only(tmp_path: Path) -> None:
     for name in private:
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     assert "admin_token" in (data_dir / "node1" / "node.json").read_text()
-    # A devnet written before node.json was private gets it rewritten when it is loaded.
+    # A devnet written before node.json was private gets it rewritten when it is loaded, even
+    # where a crash left a world-readable temporary file behind.
     (data_dir / "node1" / "node.json").chmod(0o644)
+    (data_dir / "node1" / "node.tmp").write_text("left by a crash")
+    (data_dir / "node1" / "node.tmp").chmod(0o644)
     load_or_create(data_dir, 2, 1.0)
     assert stat.S_IMODE((data_dir / "node1" / "node.json").stat().st_mode) == 0o600
+    assert not (data_dir / "node1" / "node.tmp").exists()
 
 
 def interrupted(argv: tuple[str, ...], ready: str, timeout: float = 120) -> tuple[int, str, str]:
