@@ -2,8 +2,10 @@
 with white-flag confirmation, milestone verification, storage, and the sans-I/O node core.
 
 The public API is re-exported here; the modules are the detail. Errors are in `tangle.errors`.
+`_numba_cache` is imported first: it sets Numba's cache folder before Numba loads.
 """
 
+from ._numba_cache import numba_cache_dir as numba_cache_dir
 from .committee import KeySchedule as KeySchedule
 from .committee import verify_milestone as verify_milestone
 from .core import Accepted as Accepted

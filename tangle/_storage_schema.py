@@ -3,6 +3,7 @@
 ```
 meta          key/value text: schema_version, network_id, supply, origin_index,
               origin_milestone_id (the ledger the file was created from: genesis or a snapshot)
+              key_schedule (hex `encode_key_schedule`: the committee after the origin)
 ledger        one row: confirmed_index, milestone_id, accumulator (u256 LE), state_hash,
               pruned_index
 milestones    idx -> milestone_id (UNIQUE), message_id, timestamp_ms, raw      never pruned

@@ -1,8 +1,11 @@
 """The `tanglepay` command: one entry point, a subcommand per job.
 
 Each subcommand's implementation is imported when it runs, from the package that owns it, so
-that `tangle` does not depend on the packages built on top of it. Errors are one line on stderr
-with exit status 2 (bad usage or configuration) or 1 (failure at run time); no tracebacks.
+that `tangle` does not depend on the packages built on top of it. Our errors are one line on
+stderr, no tracebacks, exit status 2: bad usage, bad configuration, anything that stops a process
+starting (a port taken, a database it cannot open: the line names the cause and the fix).
+SIGINT (Ctrl-C) or SIGTERM stops a process cleanly: one line on stdout, exit status 0 (130 if
+it came before the process could handle it).
 """
 
 from __future__ import annotations
@@ -45,29 +48,71 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "devnet": _devnet,
+        "node": _node,
+        "coordinator": _coordinator,
+        "wallet": _wallet,
+    }
     from tangle.errors import TangleError
 
+    known: tuple[type[Exception], ...] = (TangleError,)
+    if args.command in ("coordinator", "devnet"):
+        from coordinator.errors import CoordinatorError
+
+        known += (CoordinatorError,)
     try:
-        if args.command == "devnet":
-            return _devnet(args)
-        if args.command == "node":
-            return _node(args)
-        if args.command == "wallet":
-            return _wallet(args)
-        return _coordinator(args)
-    except TangleError as exc:
-        print(f"tanglepay {args.command}: {exc}", file=sys.stderr)
+        return commands[args.command](args)
+    except BaseException as exc:
+        status = _report(args.command, exc, known)
+        if status is None:
+            raise
+        return status
+
+
+def _report(command: str, exc: BaseException, known: tuple[type[Exception], ...]) -> int | None:
+    """Print the one line `exc` deserves and return the exit status, or None for a bug (whose
+    traceback is the report): 2 for a `known` error (usage, configuration or start-up), 130 for
+    an interrupt before the process could handle signals itself."""
+    leaves = _leaves(exc)
+    errors = [leaf for leaf in leaves if isinstance(leaf, known)]
+    if errors and len(errors) == len(leaves):
+        print(f"tanglepay {command}: {errors[0]}", file=sys.stderr)
         return 2
+    if leaves and all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        print(f"tanglepay {command}: interrupted", file=sys.stderr)
+        return 130
+    return None
 
 
-async def _until_signalled(start: Callable[[trio.Nursery], Awaitable[None]]) -> None:
-    """Run `start`'s services until SIGINT or SIGTERM, then cancel them cleanly."""
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside `exc`'s groups (trio's nurseries wrap what they propagate),
+    without the cancellations they caused."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [] if isinstance(exc, trio.Cancelled) else [exc]
+
+
+async def _on_signal(act: Callable[[], object], *, task_status: trio.TaskStatus[None]) -> None:
+    """Call `act` on each SIGINT or SIGTERM (Ctrl-C, or a supervisor's stop)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for _ in signals:
+            act()
+
+
+def _serve(name: str, start: Callable[[trio.Nursery], Awaitable[str]]) -> int:
+    """Run `start`'s services until SIGINT or SIGTERM, then cancel them cleanly; `start`
+    returns the line that says the process is ready."""
+
+    async def serve() -> None:
         async with trio.open_nursery() as nursery:
-            await start(nursery)
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
+            await nursery.start(_on_signal, nursery.cancel_scope.cancel)
+            print(await start(nursery), flush=True)
+
+    trio.run(serve)
+    print(f"{name} stopped", flush=True)
+    return 0
 
 
 def _node(args: argparse.Namespace) -> int:
@@ -78,17 +123,14 @@ def _node(args: argparse.Namespace) -> int:
     if args.snapshot is not None:
         start_from_snapshot(config, args.snapshot)
 
-    async def start(nursery: trio.Nursery) -> None:
+    async def start(nursery: trio.Nursery) -> str:
         running = await nursery.start(run_node, config)
-        print(
+        return (
             f"node ready: api http://{config.api.host}:{running.api_port} "
-            f"p2p {config.p2p.host}:{running.p2p_port}",
-            flush=True,
+            f"p2p {config.p2p.host}:{running.p2p_port}"
         )
 
-    trio.run(_until_signalled, start)
-    print("node stopped", flush=True)
-    return 0
+    return _serve("node", start)
 
 
 def _coordinator(args: argparse.Namespace) -> int:
@@ -96,18 +138,15 @@ def _coordinator(args: argparse.Namespace) -> int:
 
     config = load_coordinator_config(args.config)
 
-    async def start(nursery: trio.Nursery) -> None:
+    async def start(nursery: trio.Nursery) -> str:
         running = await nursery.start(run_coordinator, config)
-        print(
+        return (
             f"coordinator ready: api http://{config.node.api.host}:{running.api_port} "
             f"p2p {config.node.p2p.host}:{running.p2p_port}, "
-            f"a milestone every {config.interval_s:g} s",
-            flush=True,
+            f"a milestone every {config.interval_s:g} s"
         )
 
-    trio.run(_until_signalled, start)
-    print("coordinator stopped", flush=True)
-    return 0
+    return _serve("coordinator", start)
 
 
 def _wallet(args: argparse.Namespace) -> int:
@@ -132,8 +171,20 @@ def _devnet(args: argparse.Namespace) -> int:
         tps=args.tps,
         duration_s=args.duration,
     )
-    index = trio.run(run, options)
-    print(f"devnet stopped at milestone {index}; run it again to resume", flush=True)
+
+    async def devnet() -> int | None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_on_signal, stop.set)
+            index = await run(options, stop=stop)
+            nursery.cancel_scope.cancel()
+        return index
+
+    index = trio.run(devnet)
+    if index is None:
+        print("devnet stopped before it was ready", flush=True)
+    else:
+        print(f"devnet stopped at milestone {index}; run it again to resume", flush=True)
     return 0
 
 

@@ -6,28 +6,44 @@ equal to its id), belongs to this network, and carries valid signatures from at 
 that does not verify, rejects the whole milestone, so a milestone is valid or not independently
 of which subset of signatures a peer forwarded. A milestone may announce a new key set, which is
 in force from its activation index on.
+
+A key schedule is encoded (in snapshots, and in the database of a node started from one) as
+```
+u32  entry_count (>= 1)
+     entry_count x (u32 activation_index, u8 threshold, u8 key_count (1..MAX_COMMITTEE),
+                    key_count x PublicKey 32, sorted, unique)
+     activation indexes strictly increasing, the first 1
+```
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+from .codec import U32_MAX, require_uint, u8, u32
 from .errors import (
     BadSignatureError,
     ChainMismatchError,
     IndexGapError,
     InvalidFieldError,
+    MalformedError,
+    NonCanonicalError,
     TooFewSignaturesError,
+    TruncatedError,
     UnknownSignerError,
     WrongNetworkError,
 )
-from .milestone import KeySet, Milestone, signing_message
+from .ids import PublicKey
+from .milestone import MAX_COMMITTEE, KeySet, Milestone, signing_message
 from .signature import is_valid
 
 if TYPE_CHECKING:
+    from .codec import Reader
     from .ids import MilestoneId
+
+_MIN_ENTRY_SIZE: Final = 4 + 1 + 1 + PublicKey.SIZE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +57,10 @@ class KeySchedule:
         if not self.entries or self.entries[0][0] != 1:
             raise InvalidFieldError("KeySchedule.entries", "must start at milestone 1")
         starts = [start for start, _ in self.entries]
+        for start in starts:
+            require_uint("KeySchedule.entries activation index", start, U32_MAX, minimum=1)
+        if not all(isinstance(key_set, KeySet) for _, key_set in self.entries):
+            raise InvalidFieldError("KeySchedule.entries", "must hold KeySets")
         if any(a >= b for a, b in itertools.pairwise(starts)):
             raise InvalidFieldError("KeySchedule.entries", "activation indexes must increase")
 
@@ -59,6 +79,35 @@ class KeySchedule:
             return self
         kept = tuple(e for e in self.entries if e[0] < change.activation_index)
         return KeySchedule(entries=(*kept, (change.activation_index, change.key_set)))
+
+
+def encode_key_schedule(schedule: KeySchedule) -> bytes:
+    """The canonical encoding of `schedule` (module docstring)."""
+    parts = [u32(len(schedule.entries))]
+    for start, key_set in schedule.entries:
+        keys = key_set.public_keys
+        parts += (u32(start), u8(key_set.threshold), u8(len(keys)), *keys)
+    return b"".join(parts)
+
+
+def decode_key_schedule(r: Reader) -> KeySchedule:
+    """Read a key schedule; every defect raises a `DecodeError`."""
+    count = r.u32("key_schedule_count")
+    if count * _MIN_ENTRY_SIZE > r.remaining:
+        raise TruncatedError("key_schedule", count * _MIN_ENTRY_SIZE, r.remaining)
+    entries: list[tuple[int, KeySet]] = []
+    try:
+        for _ in range(count):
+            start = r.u32("activation_index")
+            threshold = r.u8("threshold")
+            key_count = r.u8("key_count")
+            if not 1 <= key_count <= MAX_COMMITTEE:
+                raise NonCanonicalError(f"key_count {key_count} is outside 1..{MAX_COMMITTEE}")
+            keys = tuple(PublicKey(r.take(PublicKey.SIZE, "key")) for _ in range(key_count))
+            entries.append((start, KeySet(threshold=threshold, public_keys=keys)))
+        return KeySchedule(entries=tuple(entries))
+    except InvalidFieldError as exc:
+        raise MalformedError(str(exc)) from exc
 
 
 def check_signatures(milestone: Milestone) -> None:

@@ -42,6 +42,8 @@ TangleError
 │   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
 ├── StorageError                 the database is unusable or inconsistent
 ├── ConfigError                  a configuration file that cannot be used
+├── StartupError                 a process that cannot start (a port taken, a database it
+│                                cannot open); the message names the cause and the fix
 ├── NodeHaltedError              the node stopped after a fatal inconsistency
 └── GossipError                  a peer broke the gossip protocol, or was refused (gossip.py)
     ├── FrameError               a frame that is not a canonical encoding (garbage, oversized)
@@ -360,6 +362,10 @@ class MerkleRootMismatchError(MilestoneError):
 
 class ConfigError(TangleError):
     """A configuration file that is missing, not JSON, or has a bad or unknown key."""
+
+
+class StartupError(TangleError):
+    """A process that cannot start: a port taken, a database it cannot open."""
 
 
 # -- storage ---------------------------------------------------------------------------------

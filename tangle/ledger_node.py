@@ -4,7 +4,7 @@ This is the synchronous adapter the trio node runs in its one writer thread, the
 runs beside its node, and the ledger benchmark drives directly. Accepted messages are written in
 groups (one transaction per `submit_many` call, flushed before any milestone that may reference
 them); each milestone is one durable transaction. After a crash, `open` rebuilds the core from
-storage: the ledger at the confirmed milestone, the key schedule from the stored milestones, the
+storage: the ledger at the confirmed milestone, the key schedule (`stored_key_schedule`), the
 solid entry points, and the stored messages no milestone has referenced yet.
 """
 
@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from .core import Accepted, Confirmed, Event, NodeCore, Parameters
 from .dag import GENESIS_ID
 from .errors import InvalidFieldError, TangleError
-from .message import Parsed, decode_message
-from .milestone import Milestone
+from .snapshot import stored_key_schedule
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from .committee import KeySchedule
     from .ids import MessageId
     from .ledger import Genesis
+    from .message import Parsed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,17 +71,14 @@ class LedgerNode:
         params: Parameters,
         schedule: KeySchedule,
     ) -> LedgerNode:
-        """Open (or create from `genesis`) the database at `path` and rebuild the node."""
+        """Open (or create from `genesis`) the database at `path` and rebuild the node;
+        `schedule` (the committee at genesis) is recorded in a database that holds none."""
         storage = Storage.open_or_create(path, genesis)
         try:
             head = storage.head()
-            for index in range(1, head.index + 1):
-                record = storage.milestone(index)
-                if record is None:
-                    continue  # the database started from a snapshot after this index
-                payload = decode_message(record.raw).message.payload
-                if isinstance(payload, Milestone):
-                    schedule = schedule.after(payload)
+            if storage.key_schedule() is None:  # created from genesis (or before it was kept)
+                storage.record_key_schedule(schedule)
+            schedule = stored_key_schedule(storage)
             points: dict[MessageId, int] = dict(storage.solid_entry_points(head.index))
             if not points or max(points.values()) < head.index:
                 points[GENESIS_ID] = head.index

@@ -2,8 +2,10 @@
 
 `run_node` is what `tanglepay node` runs, and what the coordinator process runs under its
 coordinator: it opens the database (rebuilding the node after a crash), starts the peering and
-the API, reports both bound ports through `task_status.started(Running(...))`, prunes every
-`prune_every_s`, and closes the database when cancelled.
+the API, warms the kernels up, reports both bound ports through
+`task_status.started(Running(...))`, prunes every `prune_every_s`, and closes the database when
+cancelled. What stops it starting (a database it cannot open, a port taken) is one
+`StartupError` whose message names the cause and the fix, before the slow warm-up.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from . import tip_selection
 from ._peering_config import PeeringConfig
 from .api import ApiConfig, create_app, serve_api
-from .errors import ConfigError, InvalidFieldError
+from .errors import ConfigError, InvalidFieldError, StartupError, StorageError
 from .ledger_node import LedgerNode
 from .node import Node
 from .peering import Peering
 from .snapshot import create_from_snapshot, read_snapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from ._peering_config import PeerInfo
@@ -109,37 +112,79 @@ async def _prune_forever(node: Node, keep: int, every_s: float) -> None:
 
 def start_from_snapshot(config: NodeConfig, path: Path) -> None:
     """Create the node's database from the snapshot file at `path` (refused if it exists or if
-    the snapshot belongs to another network)."""
+    the snapshot belongs to another network: id, supply or committee at genesis differ)."""
     database = config.data_dir / "node.db"
     if database.exists():
         raise ConfigError(f"{database} exists; a snapshot only starts a new node")
     snapshot = read_snapshot(path)
     network = config.network
-    if (snapshot.network_id, snapshot.supply) != (
+    if (snapshot.network_id, snapshot.supply, snapshot.key_schedule.key_set_at(1)) != (
         network.params.network_id,
         network.genesis.supply,
+        network.key_set,
     ):
         raise ConfigError(f"{path} is a snapshot of another network")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     create_from_snapshot(database, snapshot).close()
 
 
+def _bind_error(exc: BaseException) -> OSError | None:
+    """The `OSError` that `exc` is, or that a group of one holds (how a listener that cannot
+    bind fails inside a nursery)."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _bind_error(exc.exceptions[0])
+    return exc if isinstance(exc, OSError) else None
+
+
+async def start_listener(
+    nursery: trio.Nursery, serve: Callable[..., Any], *, what: str, where: str, fix: str
+) -> int:
+    """Start `serve` (a listener that reports its port) in `nursery`; an address it cannot bind
+    is a `StartupError` naming `what` listens `where`, why not, and `fix`."""
+    try:
+        port: int = await nursery.start(serve)
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _bind_error(exc)
+        if error is None:
+            raise
+        raise StartupError(
+            f"cannot listen for {what} on {where}: {error.strerror or error}; {fix}"
+        ) from None
+    return port
+
+
+def _fix(section: str) -> str:
+    return f"stop what uses it, or set another {section}.port in the node's node.json"
+
+
+def _open_ledger(config: NodeConfig) -> LedgerNode:
+    database = config.data_dir / "node.db"
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        return LedgerNode.open(
+            database,
+            genesis=config.network.genesis,
+            params=config.network.params,
+            schedule=config.network.schedule,
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"cannot create the data directory {config.data_dir}: {exc.strerror}; "
+            "fix its permissions or set another data_dir"
+        ) from None
+    except StorageError as exc:
+        raise StartupError(
+            f"cannot open the database {database}: {exc}; restore it from a backup, or move "
+            "it away and start the node again (from a snapshot with --snapshot)"
+        ) from None
+
+
 async def run_node(
     config: NodeConfig, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run the node of `config` until cancelled."""
-    network = config.network
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    # Compile (or load from Numba's cache) the window kernels now, not in the first milestone.
-    await trio.to_thread.run_sync(tip_selection.warm_up)
-    ledger = await trio.to_thread.run_sync(
-        lambda: LedgerNode.open(
-            config.data_dir / "node.db",
-            genesis=network.genesis,
-            params=network.params,
-            schedule=network.schedule,
-        )
-    )
+    """Run the node of `config` until cancelled. A database it cannot open or a port it cannot
+    bind is a `StartupError`, raised before the kernels warm up."""
+    ledger = await trio.to_thread.run_sync(_open_ledger, config)
     try:
         node = Node(ledger)
         peering = Peering(
@@ -151,11 +196,19 @@ async def run_node(
             ),
         )
         async with trio.open_nursery() as nursery:
-            p2p_port = await nursery.start(peering.run)
+            p2p_port = await start_listener(
+                nursery, peering.run, what="peers", where=str(config.p2p), fix=_fix("p2p")
+            )
             app = create_app(
                 node, ApiConfig(admin_token=config.admin_token), peers=PeeringAdmin(peering)
             )
-            api_port = await nursery.start(serve_api, app, config.api.host, config.api.port)
+            serve = partial(serve_api, app, config.api.host, config.api.port)
+            api_port = await start_listener(
+                nursery, serve, what="the API", where=str(config.api), fix=_fix("api")
+            )
+            # Compile (or load from Numba's cache) the window kernels now, not in the first
+            # milestone; after binding, so that a taken port fails fast.
+            await trio.to_thread.run_sync(tip_selection.warm_up)
             nursery.start_soon(_prune_forever, node, config.keep_milestones, config.prune_every_s)
             task_status.started(
                 Running(node=node, peering=peering, p2p_port=p2p_port, api_port=api_port)

@@ -3,11 +3,14 @@ canonical file.
 
 ```
 6    magic              b"TPSNAP"
-u8   version            1
+u8   version            2
 u64  network_id
 u64  supply
 u32  milestone_index    the confirmed milestone the ledger is at (0: genesis)
 32   milestone_id       its id, the `previous` of the next milestone (all zero for genesis)
+     key_schedule       the committee key sets in force and scheduled after milestone_index
+                        (`encode_key_schedule` in committee.py: u32 count, then per key set
+                        u32 activation index, u8 threshold, u8 key count, keys)
 u64  output_count
      output_count x (OutputId 34 || output encoding), strictly increasing by OutputId
 u32  entry_point_count
@@ -18,8 +21,15 @@ u32  entry_point_count
 
 Decoding is strict: the outputs must hold exactly `supply` and hash to `state_hash`, so a
 snapshot that decodes is one a node may start from, and `encode_snapshot(decode_snapshot(b)) == b`.
-The state hash covers the outputs and the index only; the milestone id and the entry points are
-carried as they are.
+The state hash covers the outputs and the index only; the milestone id, the key schedule and the
+entry points are carried as they are (a snapshot is as trusted as the node it came from).
+Version 1 lacked the key schedule and is refused (`UnknownVersionError`).
+
+**The key schedule.** A node checks milestone N against the key set in force at N, which the
+milestones before it announced. A node started from a snapshot has none of those milestones, so
+the snapshot carries the schedule (`stored_key_schedule`: the one recorded at the database's
+origin, then the rotations of its stored milestones), `create_from_snapshot` records it in the
+new database, and `LedgerNode.open` rebuilds it from there.
 
 A node started from a snapshot continues the milestone chain at `milestone_index + 1`. It has
 none of the messages the snapshot's milestones referenced, so its window starts from the solid
@@ -62,6 +72,7 @@ from pathlib import Path
 from typing import Final
 
 from .codec import U32_MAX, U64_MAX, Reader, require_uint, u8, u32, u64
+from .committee import KeySchedule, decode_key_schedule, encode_key_schedule
 from .errors import (
     DecodeError,
     InvalidFieldError,
@@ -73,11 +84,13 @@ from .errors import (
 )
 from .ids import HASH_SIZE, MessageId, MilestoneId, OutputId
 from .ledger import accumulate, ledger_state_hash, restore_state
+from .message import decode_message
+from .milestone import Milestone
 from .storage import Storage
 from .transaction import Output, decode_output, encode_output
 
 MAGIC: Final = b"TPSNAP"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 _MIN_ENTRY_SIZE: Final = OutputId.SIZE + 1 + 32 + 8  # id, output type, address, amount
 _ENTRY_POINT_SIZE: Final = MessageId.SIZE + 4  # id, milestone index
 
@@ -139,6 +152,8 @@ class Snapshot:
     """The confirmed milestone the ledger is at."""
     milestone_id: MilestoneId
     """Id of that milestone (all zero at genesis): the next milestone's `previous`."""
+    key_schedule: KeySchedule
+    """The committee key sets in force and scheduled after `milestone_index`."""
     outputs: tuple[tuple[OutputId, Output], ...]
     """The unspent outputs, strictly increasing by output id."""
     entry_points: tuple[tuple[MessageId, int], ...]
@@ -154,6 +169,8 @@ class Snapshot:
         require_uint("Snapshot.milestone_index", self.milestone_index, U32_MAX)
         if not isinstance(self.milestone_id, MilestoneId):
             raise InvalidFieldError("Snapshot.milestone_id", "must be a MilestoneId")
+        if not isinstance(self.key_schedule, KeySchedule):
+            raise InvalidFieldError("Snapshot.key_schedule", "must be a KeySchedule")
         ids = [oid for oid, _ in self.outputs]
         if not all(isinstance(oid, OutputId) for oid in ids):
             raise InvalidFieldError("Snapshot.outputs", "ids must be OutputIds")
@@ -189,6 +206,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
             u64(snapshot.supply),
             u32(snapshot.milestone_index),
             snapshot.milestone_id,
+            encode_key_schedule(snapshot.key_schedule),
             u64(len(snapshot.outputs)),
             *(oid + encode_output(output) for oid, output in snapshot.outputs),
             u32(len(snapshot.entry_points)),
@@ -211,6 +229,7 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
     supply = r.u64("supply")
     index = r.u32("milestone_index")
     ms_id = MilestoneId(r.take(HASH_SIZE, "milestone_id"))
+    schedule = decode_key_schedule(r)
     count = r.u64("output_count")
     # Refuse an impossible count before allocating anything for it (the outputs are followed
     # by at least the entry point count and the state hash).
@@ -244,6 +263,7 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
             supply=supply,
             milestone_index=index,
             milestone_id=ms_id,
+            key_schedule=schedule,
             outputs=tuple(outputs),
             entry_points=tuple(entry_points),
             state_hash=state_hash,
@@ -305,11 +325,29 @@ def take_snapshot(storage: Storage) -> Snapshot:
         supply=state.supply,
         milestone_index=state.milestone_index,
         milestone_id=ms_id,
+        key_schedule=stored_key_schedule(storage),
         outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
         entry_points=tuple(storage.solid_entry_points(state.milestone_index)),
         state_hash=state.state_hash,
     )
     return snapshot
+
+
+def stored_key_schedule(storage: Storage) -> KeySchedule:
+    """The committee key schedule after the confirmed milestone of `storage`: the one recorded
+    at its origin (genesis or a snapshot), then each key-set change its stored milestones
+    announced (milestone records are never pruned)."""
+    schedule = storage.key_schedule()
+    if schedule is None:
+        raise SnapshotError(f"{storage.path} records no key schedule (open it as a node first)")
+    for index in range(1, storage.confirmed_index() + 1):
+        record = storage.milestone(index)
+        if record is None:
+            continue  # at or before the origin
+        payload = decode_message(record.raw).message.payload
+        if isinstance(payload, Milestone):
+            schedule = schedule.after(payload)
+    return schedule
 
 
 def create_from_snapshot(path_db: str | Path, snapshot: Snapshot) -> Storage:
@@ -320,7 +358,11 @@ def create_from_snapshot(path_db: str | Path, snapshot: Snapshot) -> Storage:
         snapshot.network_id, snapshot.supply, snapshot.milestone_index, dict(snapshot.outputs)
     )
     storage = Storage.create_from_ledger(
-        path_db, state, snapshot.milestone_id, entry_points=snapshot.entry_points
+        path_db,
+        state,
+        snapshot.milestone_id,
+        entry_points=snapshot.entry_points,
+        key_schedule=snapshot.key_schedule,
     )
     if storage.head().state_hash != snapshot.state_hash:
         storage.close()

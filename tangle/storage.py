@@ -46,6 +46,7 @@ from . import _storage_schema as schema
 from ._storage_schema import IncompatibleDatabaseError as IncompatibleDatabaseError
 from ._storage_schema import InconsistentWriteError as InconsistentWriteError
 from .codec import U32_MAX, U64_MAX, Reader, require_uint
+from .committee import KeySchedule, decode_key_schedule, encode_key_schedule
 from .errors import DecodeError, InvalidFieldError, InvalidGenesisError, StorageError
 from .ids import Address, MessageId, MilestoneId, OutputId
 from .ledger import (
@@ -196,11 +197,13 @@ class Storage:
         milestone_id: MilestoneId,
         *,
         entry_points: Iterable[tuple[MessageId, int]] = (),
+        key_schedule: KeySchedule | None = None,
     ) -> Self:
         """A new database whose ledger is `state`, confirmed by milestone `milestone_id`, whose
         window starts from `entry_points` (message id, referencing milestone index; a
         snapshot's): they are its solid entry points until something approves them or pruning
-        passes them."""
+        passes them. `key_schedule`: the committee keys in force after that milestone (a
+        snapshot's; see `key_schedule`)."""
         path = Path(path)
         if accumulate(state.unspent.items()) != state.accumulator:
             raise InconsistentWriteError("the state's accumulator does not match its outputs")
@@ -217,6 +220,8 @@ class Storage:
             "origin_index": str(index),
             "origin_milestone_id": milestone_id.hex(),
         }
+        if key_schedule is not None:
+            meta["key_schedule"] = encode_key_schedule(key_schedule).hex()
         acc = state.accumulator.to_bytes(32, "little")
         outputs = sorted(state.unspent.items(), key=lambda item: item[0])
         db = schema.create_database(
@@ -250,6 +255,24 @@ class Storage:
 
     def close(self) -> None:
         self._db.close()
+
+    def key_schedule(self) -> KeySchedule | None:
+        """The committee key schedule in force after the origin milestone, if recorded: a
+        snapshot's, or the configured one a node recorded in a database it created."""
+        text = self._db.meta.get("key_schedule")
+        if text is None:
+            return None
+        r = Reader(bytes.fromhex(text), "meta.key_schedule")
+        schedule = decode_key_schedule(r)
+        r.finish()
+        return schedule
+
+    def record_key_schedule(self, schedule: KeySchedule) -> None:
+        """Record the key schedule in force after the origin, where none is recorded yet."""
+        text = encode_key_schedule(schedule).hex()
+        with self._db.write(durable=True) as db:
+            db.execute("INSERT INTO meta VALUES ('key_schedule', ?)", (text,))
+        self._db.meta["key_schedule"] = text
 
     def __enter__(self) -> Self:
         return self

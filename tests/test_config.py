@@ -15,6 +15,9 @@ from .builders import committee, genesis, key
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tangle.ledger import Genesis
+    from tangle.milestone import KeySet
+
 _, KEY_SET = committee(3, 2)
 GENESIS = genesis([(key(1), 1_000)], network_id=7)
 NETWORK: dict[str, Any] = {
@@ -98,20 +101,26 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_a_node_starts_from_a_snapshot_of_its_network_only(tmp_path: Path) -> None:
+    from tangle.committee import KeySchedule
     from tangle.service import start_from_snapshot
     from tangle.snapshot import export_snapshot
     from tangle.storage import Storage
 
+    def snapshot_of(g: Genesis, key_set: KeySet, name: str) -> Path:
+        with Storage.create(tmp_path / f"{name}.db", g) as source:
+            source.record_key_schedule(KeySchedule(entries=((1, key_set),)))
+            export_snapshot(source, tmp_path / f"{name}.snap")
+        return tmp_path / f"{name}.snap"
+
     config = load_node_config(_write(tmp_path, NODE))
-    with Storage.create(tmp_path / "source.db", GENESIS) as source:
-        export_snapshot(source, tmp_path / "ours.snap")
-    start_from_snapshot(config, tmp_path / "ours.snap")
+    ours = snapshot_of(GENESIS, KEY_SET, "ours")
+    start_from_snapshot(config, ours)
     assert (config.data_dir / "node.db").exists()
     with pytest.raises(ConfigError, match="exists"):
-        start_from_snapshot(config, tmp_path / "ours.snap")
-    other = genesis([(key(1), 1_000)], network_id=8)
-    with Storage.create(tmp_path / "other.db", other) as source:
-        export_snapshot(source, tmp_path / "other.snap")
-    fresh = load_node_config(_write(tmp_path / "second", {**NODE, "data_dir": "b"}))
-    with pytest.raises(ConfigError, match="another network"):
-        start_from_snapshot(fresh, tmp_path / "other.snap")
+        start_from_snapshot(config, ours)
+    other_network = snapshot_of(genesis([(key(1), 1_000)], network_id=8), KEY_SET, "other")
+    other_committee = snapshot_of(GENESIS, committee(3, 2, offset=2000)[1], "committee")
+    for other in (other_network, other_committee):
+        fresh = load_node_config(_write(tmp_path / "second", {**NODE, "data_dir": "b"}))
+        with pytest.raises(ConfigError, match="another network"):
+            start_from_snapshot(fresh, other)

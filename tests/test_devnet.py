@@ -22,6 +22,7 @@ async def test_devnet_confirms_transfers_and_resumes(tmp_path: Path) -> None:
     lines: list[str] = []
     options = DevnetOptions(data_dir=tmp_path, nodes=2, interval_s=0.5, tps=30, duration_s=5)
     first = await run(options, lines.append)
+    assert first is not None
     assert first >= 3
     milestones = [line for line in lines if line.startswith("milestone")]
     assert any("(ours 0," not in line for line in milestones)
@@ -95,14 +96,14 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_the_faucet_takes_bech32m_or_hex_addresses() -> None:
-    from coordinator.devnet import _address
+    from coordinator.traffic import parse_address
     from tangle.ids import Address
     from wallet import DEVNET, TESTNET, WalletError, WrongPrefixError, encode_address
 
     address = Address(bytes(range(32)))
-    assert _address(encode_address(address, DEVNET)) == address
-    assert _address(address.hex()) == address
+    assert parse_address(encode_address(address, DEVNET)) == address
+    assert parse_address(address.hex()) == address
     with pytest.raises(WrongPrefixError):
-        _address(encode_address(address, TESTNET))
+        parse_address(encode_address(address, TESTNET))
     with pytest.raises(WalletError):
-        _address(encode_address(address, DEVNET)[:-1] + "q")
+        parse_address(encode_address(address, DEVNET)[:-1] + "q")

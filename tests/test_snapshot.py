@@ -1,5 +1,5 @@
-"""Snapshots: canonical round trips, a fresh database from a snapshot and its solid entry points,
-named errors for bad files."""
+"""Snapshots: canonical round trips, a fresh database from a snapshot, its solid entry points and
+its committee key schedule, named errors for bad files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tangle.committee import KeySchedule, encode_key_schedule
 from tangle.errors import (
     DecodeError,
     InvalidFieldError,
+    MalformedError,
     NonCanonicalError,
     StorageError,
     TrailingBytesError,
@@ -38,10 +40,10 @@ from tangle.snapshot import (
     read_snapshot,
     write_snapshot,
 )
-from tangle.storage import ZERO_MILESTONE_ID, Storage
+from tangle.storage import ZERO_MILESTONE_ID, InconsistentWriteError, Storage
 from tangle.transaction import BasicOutput
 
-from .builders import NET, address
+from .builders import NET, address, committee
 from .test_storage import KEYS, Step, assert_ledger, build_chain, make_genesis, replay, store
 
 if TYPE_CHECKING:
@@ -49,7 +51,11 @@ if TYPE_CHECKING:
 
     from tangle.ledger import Genesis
 
-HEADER = len(MAGIC) + 1 + 8 + 8 + 4 + 32 + 8
+SCHEDULE = KeySchedule(entries=((1, committee(3, 2)[1]), (5, committee(2, 2, offset=2000)[1])))
+"""A committee at genesis and a rotation to another from milestone 5."""
+SCHEDULE_AT = len(MAGIC) + 1 + 8 + 8 + 4 + 32
+"""Where the key schedule starts."""
+HEADER = SCHEDULE_AT + len(encode_key_schedule(SCHEDULE)) + 8
 """Bytes before the first output."""
 ENTRY = 34 + 1 + 32 + 8
 """Bytes per output."""
@@ -57,6 +63,13 @@ POINT = 32 + 4
 """Bytes per entry point."""
 POINTS = ((MessageId(b"\x01" * 32), 0), (MessageId(b"\x02" * 32), 0))
 """Entry points of the small snapshot (carried as they are: no hash covers them)."""
+
+
+def create_source(path: Path, g: Genesis) -> Storage:
+    """A database created from genesis, with the key schedule a node records in it."""
+    storage = Storage.create(path, g)
+    storage.record_key_schedule(SCHEDULE)
+    return storage
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +85,7 @@ def small_snapshot(entry_points: tuple[tuple[MessageId, int], ...] = POINTS) -> 
             supply=state.supply,
             milestone_index=0,
             milestone_id=ZERO_MILESTONE_ID,
+            key_schedule=SCHEDULE,
             outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
             entry_points=entry_points,
             state_hash=state.state_hash,
@@ -81,7 +95,7 @@ def small_snapshot(entry_points: tuple[tuple[MessageId, int], ...] = POINTS) -> 
 
 def test_export_read_create_continue(tmp_path: Path, chain: tuple[Genesis, list[Step]]) -> None:
     g, steps = chain
-    with Storage.create(tmp_path / "a.db", g) as source:
+    with create_source(tmp_path / "a.db", g) as source:
         for step in steps[:6]:
             store(source, step)
         written = export_snapshot(source, tmp_path / "ledger.snap")
@@ -123,7 +137,7 @@ def test_entry_points_of_a_fresh_database_agree_with_its_source(
     keeps them inside the window. Once the fresh database has the unreferenced messages and the
     later milestones, its entry points are those of the database it came from."""
     g, steps = chain
-    with Storage.create(tmp_path / "a.db", g) as source:
+    with create_source(tmp_path / "a.db", g) as source:
         for step in steps[:6]:
             store(source, step)
         snapshot = export_snapshot(source, tmp_path / "a.snap")
@@ -151,7 +165,7 @@ def test_entry_points_of_a_fresh_database_agree_with_its_source(
 
 def test_genesis_snapshot(tmp_path: Path) -> None:
     g = make_genesis()
-    with Storage.create(tmp_path / "db", g) as storage:
+    with create_source(tmp_path / "db", g) as storage:
         snapshot = export_snapshot(storage, tmp_path / "genesis.snap")
     assert encode_snapshot(snapshot) == small_snapshot(entry_points=())
     assert snapshot.milestone_id == ZERO_MILESTONE_ID
@@ -164,7 +178,9 @@ def test_named_errors_for_each_defect() -> None:
     with pytest.raises(BadMagicError):
         decode_snapshot(b"TPSNAQ" + raw[6:])
     with pytest.raises(UnknownVersionError):
-        decode_snapshot(raw[:6] + b"\x02" + raw[7:])
+        decode_snapshot(raw[:6] + b"\x03" + raw[7:])
+    with pytest.raises(UnknownVersionError):  # version 1 had no key schedule
+        decode_snapshot(raw[:6] + b"\x01" + raw[7:])
     with pytest.raises(TrailingBytesError):
         decode_snapshot(raw + b"\x00")
     with pytest.raises(TruncatedError):
@@ -220,6 +236,33 @@ def test_named_errors_for_each_entry_point_defect() -> None:
     assert decode_snapshot(none).entry_points == ()
 
 
+def test_named_errors_for_each_key_schedule_defect() -> None:
+    raw = small_snapshot()
+    end = HEADER - 8
+    entry = 4 + 1 + 1 + 3 * 32  # the first key set: three keys
+    second = SCHEDULE_AT + 4 + entry  # where the second entry starts
+    assert decode_snapshot(raw).key_schedule == SCHEDULE
+
+    def patched(at: int, data: bytes) -> bytes:
+        return raw[:at] + data + raw[at + len(data) :]
+
+    with pytest.raises(TruncatedError, match="key_schedule"):
+        decode_snapshot(patched(SCHEDULE_AT, (2**32 - 1).to_bytes(4, "little")))
+    with pytest.raises(MalformedError, match="must start at milestone 1"):
+        decode_snapshot(patched(SCHEDULE_AT + 4, (2).to_bytes(4, "little")))
+    with pytest.raises(MalformedError, match="must start at milestone 1"):  # an empty schedule
+        decode_snapshot(raw[:SCHEDULE_AT] + bytes(4) + raw[end:])
+    with pytest.raises(MalformedError, match="must increase"):
+        decode_snapshot(patched(second, (1).to_bytes(4, "little")))
+    with pytest.raises(MalformedError, match="threshold"):
+        decode_snapshot(patched(second + 4, b"\x03"))  # 3 of 2 keys
+    with pytest.raises(NonCanonicalError, match="key_count 0"):
+        decode_snapshot(patched(second + 5, b"\x00"))
+    keys = raw[second + 6 : end]
+    with pytest.raises(MalformedError, match="sorted and unique"):
+        decode_snapshot(patched(second + 6, keys[32:] + keys[:32]))
+
+
 def test_every_truncation_is_a_truncated_error() -> None:
     raw = small_snapshot()
     for cut in range(len(raw)):
@@ -273,6 +316,25 @@ def test_snapshot_objects_are_checked(tmp_path: Path) -> None:
     assert decode_snapshot(encode_snapshot(bad_id)) == bad_id  # the id is carried, not hashed
     other_points = replace(good, entry_points=((MessageId(b"\x03" * 32), 0),))
     assert decode_snapshot(encode_snapshot(other_points)) == other_points  # so are these
+    genesis_only = replace(good, key_schedule=KeySchedule(entries=SCHEDULE.entries[:1]))
+    assert decode_snapshot(encode_snapshot(genesis_only)) == genesis_only  # and the schedule
+    with pytest.raises(InvalidFieldError, match="KeySchedule"):
+        replace(good, key_schedule=SCHEDULE.entries)  # type: ignore[arg-type]
+
+
+def test_the_database_records_its_key_schedule_once(tmp_path: Path) -> None:
+    with Storage.create(tmp_path / "db", make_genesis()) as storage:
+        assert storage.key_schedule() is None
+        with pytest.raises(SnapshotError, match="records no key schedule"):
+            export_snapshot(storage, tmp_path / "ledger.snap")
+        storage.record_key_schedule(SCHEDULE)
+        with pytest.raises(InconsistentWriteError):
+            storage.record_key_schedule(KeySchedule(entries=SCHEDULE.entries[:1]))
+    with Storage.open(tmp_path / "db", network_id=NET) as storage:
+        assert storage.key_schedule() == SCHEDULE
+        snapshot = export_snapshot(storage, tmp_path / "ledger.snap")
+    with create_from_snapshot(tmp_path / "copy.db", snapshot) as copy:
+        assert copy.key_schedule() == SCHEDULE
 
 
 def test_writes_are_atomic(tmp_path: Path) -> None:

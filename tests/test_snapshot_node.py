@@ -4,7 +4,8 @@ Node A (a `LedgerNode` with its coordinator) confirms signed transfers for a few
 holds some it has not confirmed yet; its snapshot starts node B. B receives A's unreferenced
 messages, then everything A receives: more transfers, and every milestone with its checkpoints.
 B must solidify and apply each milestone and end where A is: same confirmed index, ledger state
-hash, UTXO set and message metadata.
+hash, UTXO set and message metadata. After a committee rotation, B takes the key schedule from
+the snapshot and applies the milestones the new committee signs.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from coordinator import Coordinator, Journal
+from coordinator import Coordinator, Journal, KeySigner
 from tangle.committee import KeySchedule
 from tangle.dag import Score
 from tangle.ledger import Conflict
 from tangle.ledger_node import LedgerNode
 from tangle.message import decode_message
+from tangle.milestone import KeySet, KeySetChange
 from tangle.node import Node
 from tangle.payload import TaggedData
 from tangle.snapshot import create_from_snapshot, export_snapshot, read_snapshot
@@ -50,9 +52,8 @@ class Network:
 
     def __init__(self, tmp_path: Path) -> None:
         self.a = open_node(tmp_path / "a.db")
-        self.coordinator = Coordinator(
-            Node(self.a), Journal.open(tmp_path / "journal.db"), SIGNERS[:3]
-        )
+        self.journal = Journal.open(tmp_path / "journal.db")
+        self.coordinator = Coordinator(Node(self.a), self.journal, SIGNERS[:3])
         self.followers: list[LedgerNode] = []
         self.rng = np.random.default_rng(11)
         self.used: set[OutputId] = set()
@@ -182,3 +183,51 @@ async def test_a_node_from_a_snapshot_applies_every_later_milestone(
     }
     b.close()
     a.close()
+
+
+async def test_a_snapshot_after_a_committee_rotation_starts_a_node(tmp_path: Path) -> None:
+    """A snapshot taken while a rotation is scheduled, and one taken after it took effect: a node
+    started from either applies the milestones the new committee signs (the configuration still
+    names only the committee at genesis), and so does each after a restart."""
+    net = Network(tmp_path)
+    new = sorted((KeySigner(bytes([i]) * 32) for i in range(20, 23)), key=lambda s: s.public_key)
+    new_set = KeySet(threshold=2, public_keys=tuple(s.public_key for s in new))
+    net.coordinator.schedule_rotation(KeySetChange(activation_index=3, key_set=new_set))
+    net.pay()
+    await net.milestone()
+    net.pay()
+    await net.milestone()  # milestone 2: the old committee's last
+    scheduled = export_snapshot(net.a.storage, tmp_path / "scheduled.snap")
+    assert scheduled.key_schedule.entries == ((1, KEY_SET), (3, new_set))
+
+    def start(name: str) -> LedgerNode:
+        create_from_snapshot(tmp_path / f"{name}.db", read_snapshot(tmp_path / f"{name}.snap"))
+        node = open_node(tmp_path / f"{name}.db")
+        assert node.submit_many(net.a.storage.unreferenced_messages()).rejected == ()
+        net.followers.append(node)
+        return node
+
+    early = start("scheduled")
+    net.coordinator = Coordinator(Node(net.a), net.journal, new)
+    net.pay()
+    await net.milestone()  # milestone 3, signed by the new committee only
+    net.pay()
+    await net.milestone()
+    rotated = export_snapshot(net.a.storage, tmp_path / "rotated.snap")
+    assert rotated.milestone_index == 4
+    assert rotated.key_schedule == scheduled.key_schedule
+    late = start("rotated")
+    for _ in range(2):
+        net.pay()
+        await net.milestone()  # the followers assert they applied it
+    for node in (early, late):
+        assert node.core.confirmed_index == net.a.core.confirmed_index == 6
+        assert node.core.schedule.key_set_at(7) == new_set
+        node.close()
+    net.followers = [open_node(tmp_path / "scheduled.db"), open_node(tmp_path / "rotated.db")]
+    net.pay()
+    await net.milestone()
+    for node in net.followers:
+        assert node.storage.head().state_hash == net.a.core.ledger.state_hash
+        node.close()
+    net.a.close()

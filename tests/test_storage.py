@@ -54,7 +54,7 @@ from tangle.storage import (
 from tangle.transaction import Transaction
 from tangle.white_flag import ConeMessage, WhiteFlagResult, white_flag
 
-from .builders import NET, address, committee, genesis, key, milestone, transfer
+from .builders import NET, address, committee, genesis, key, milestone, schedule, transfer
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = [key(seed) for seed in range(1, 7)]
@@ -649,6 +649,7 @@ class StorageAgreesWithReplay(RuleBasedStateMachine):
         self.folder = tempfile.TemporaryDirectory()
         self.generation = 0
         self.storage = Storage.create(self.db_path(), self.genesis)
+        self.storage.record_key_schedule(schedule(committee(1, 1)[1]))  # as a node does
 
     def db_path(self) -> Path:
         return Path(self.folder.name) / f"db{self.generation}"
@@ -685,6 +686,7 @@ class StorageAgreesWithReplay(RuleBasedStateMachine):
         self.generation += 1
         self.storage = create_from_snapshot(self.db_path(), snapshot)
         assert self.storage.solid_entry_points(self.applied) == list(snapshot.entry_points)
+        assert self.storage.key_schedule() == snapshot.key_schedule
 
     @invariant()
     def ledger_agrees(self) -> None:
