@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import trio
 
+from benchmarks import _network_load as load
 from benchmarks import network
 from tangle.config import parse_network
 from tangle.gossip import MAX_IDS, Announce, MessageFrame
@@ -196,7 +197,7 @@ async def _amplify(target: Target, squatter: Squatter, watch: Watch) -> None:
         while not bad.closed.is_set():
             kept = squatter.kept[-MAX_IDS:]
             if kept:
-                await bad.request(network.load.message_id(raw) for raw in kept)
+                await bad.request(load.message_id(raw) for raw in kept)
                 watch.count("requested_ids", len(kept))
             bad.frames.clear()
             await trio.sleep(0.05)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ._admission import host_key
 from .codec import U16_MAX
 from .errors import (
     BadSignatureError,
@@ -66,6 +67,8 @@ class _Inbound:
     raw: bytes
     message_id: MessageId
     history: bool
+    source: str
+    """The sender's host key: pending messages count against it."""
 
 
 def _milestones(storage: Storage, indexes: range) -> list[bytes | None]:
@@ -199,7 +202,8 @@ class Relay:
                 self._counters.messages_duplicate += 1
                 return
             history = self._requests.arrived(message_id)
-            await self._inbound_send.send(_Inbound(peer, frame.raw, message_id, history))
+            source = host_key(link.source.host)
+            await self._inbound_send.send(_Inbound(peer, frame.raw, message_id, history, source))
         elif isinstance(frame, Announce):
             fresh = [i for i in frame.ids if i not in self._recent]
             if fresh and self._requests.announced(peer, fresh, trio.current_time()):
@@ -246,14 +250,16 @@ class Relay:
             with trio.move_on_after(config.batch_window_s):
                 while len(batch) < config.max_batch:
                     batch.append(await receive.receive())
-            outcome = await self._node.submit_many([item.raw for item in batch])
+            outcome = await self._node.submit_many(
+                [item.raw for item in batch], [item.source for item in batch]
+            )
             self._digest(batch, outcome)
 
     def _digest(self, batch: list[_Inbound], outcome: Outcome) -> None:
         """Relay, request and punish after one batch."""
         counters = self._counters
         sender = {item.message_id: item for item in batch}
-        relay: list[MessageId] = []
+        fetched: set[MessageId] = set()  # for the past: the peers have them
         for parsed in outcome.accepted:
             item = sender[parsed.id]
             counters.messages_accepted += 1
@@ -261,16 +267,19 @@ class Relay:
             link = self._links.get(item.peer)
             if link is not None:
                 link.unique_bytes_in += len(parsed.raw)
-            fetched = item.history
             payload = parsed.message.payload
-            if isinstance(payload, Milestone) and self._sync.received(payload.essence.index):
-                fetched = True
-            if not fetched:  # messages fetched for the past: the peers have them
-                relay.append(parsed.id)
+            if item.history or (
+                isinstance(payload, Milestone) and self._sync.received(payload.essence.index)
+            ):
+                fetched.add(parsed.id)
+        # Relayed once solid: a message waiting for parents may never be confirmable.
+        relay = [message_id for message_id in outcome.solid if message_id not in fetched]
         if outcome.requested:
             self._request_parents(outcome, sender)
         for position, error in outcome.rejected:
             self._refused(batch[position], error)
+        for message_id in outcome.expired:  # the node forgot them: they may come again
+            self._recent.discard(message_id)
         if outcome.confirmed:
             self._set_confirmed(max(event.record.index for event in outcome.confirmed))
         if relay:
@@ -305,8 +314,13 @@ class Relay:
             reason = MisbehavingPeerError(f"sent {item.message_id.hex()[:16]}: {error}")
             reason.__cause__ = error
             self._punish(item.peer, reason)
+            return
         else:
             counters.refused_other += 1
+        if not isinstance(error, DuplicateMessageError):
+            # Refused for now, not for good (a copy held its slot, a milestone too far ahead, no
+            # room to wait): when a milestone needs it, a request must reach the node again.
+            self._recent.discard(item.message_id)
 
     # -- timers --------------------------------------------------------------------------------
 

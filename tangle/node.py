@@ -62,6 +62,8 @@ class Outcome:
     """Missing parents: to ask peers for."""
     confirmed: tuple[Confirmed, ...]
     """Milestones applied."""
+    expired: tuple[MessageId, ...]
+    """Messages the node dropped from memory unconfirmed (they may be received again)."""
     rejected: tuple[tuple[int, TangleError], ...]
     """(position in the batch, error) of refused messages."""
 
@@ -197,6 +199,7 @@ class Node:
         solid: list[MessageId] = []
         requested: list[MessageId] = []
         confirmed: list[Confirmed] = []
+        expired: list[MessageId] = []
         for event in submitted.events:
             if isinstance(event, Accepted):
                 accepted.append(event.parsed)
@@ -206,13 +209,14 @@ class Node:
             elif isinstance(event, Confirmed):
                 confirmed.append(event)
             elif isinstance(event, Expired):
-                self._counters.messages_expired += len(event.ids)
+                expired.extend(event.ids)
         counters = self._counters
         for _, error in submitted.rejected:
             if isinstance(error, EquivocationError):
                 counters.equivocations += 1
                 log.error("%s; milestones are no longer applied until an operator acts", error)
         counters.messages_accepted += len(accepted)
+        counters.messages_expired += len(expired)
         counters.messages_rejected += len(submitted.rejected)
         now = trio.current_time()
         if confirmed:
@@ -231,6 +235,7 @@ class Node:
             solid=tuple(solid),
             requested=tuple(dict.fromkeys(requested)),
             confirmed=tuple(confirmed),
+            expired=tuple(expired),
             rejected=submitted.rejected,
         )
 
