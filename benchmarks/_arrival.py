@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tangle.dag import GENESIS_ID, Dag
 from tangle.errors import NoTipsError
-from tangle.ids import MessageId, WorkRoot
-from tangle.tip_selection import UniformRandomTips
+from tangle.protocol.ids import MessageId, WorkRoot
+from tangle.window.dag import GENESIS_ID, Dag
+from tangle.window.tip_selection import UniformRandomTips
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,19 +28,17 @@ from typing import TYPE_CHECKING, Final, Self
 from nacl.signing import SigningKey
 
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.codec import u64
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.dag import GENESIS_ID
-from tangle.ids import MessageId, OutputId, PublicKey, Signature, blake2b_256
-from tangle.ledger import Genesis
-from tangle.ledger_node import LedgerNode
-from tangle.message import encode_message, prepare
-from tangle.milestone import KeySet
-from tangle.node import Node
-from tangle.payload import TaggedData
-from tangle.pow import search
-from tangle.transaction import (
+from tangle.ledger.committee import KeySchedule
+from tangle.ledger.ledger import Genesis
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.codec import u64
+from tangle.protocol.ids import MessageId, OutputId, PublicKey, Signature, blake2b_256
+from tangle.protocol.message import encode_message, prepare
+from tangle.protocol.milestone import KeySet
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.transaction import (
     BasicOutput,
     SignatureUnlock,
     Transaction,
@@ -49,11 +47,13 @@ from tangle.transaction import (
     signing_message,
     transaction_id,
 )
+from tangle.window.dag import GENESIS_ID
+from tangle.work import search
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from tangle.payload import Payload
+    from tangle.protocol.payload import Payload
 
 NETWORK_ID: Final = 0xDE7
 DEVNET_WORK_PER_KIB: Final = 1 << 12

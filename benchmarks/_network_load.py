@@ -49,21 +49,21 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import trio
 
-from tangle import pow as work
+from tangle import work
 from tangle._api_batch import MAX_BATCH, encode_batch
-from tangle.ids import MessageId, OutputId, blake2b_256
-from tangle.message import encode_message, prepare
-from tangle.transaction import BasicOutput, TransactionEssence
+from tangle.protocol.ids import MessageId, OutputId, blake2b_256
+from tangle.protocol.message import encode_message, prepare
+from tangle.protocol.transaction import BasicOutput, TransactionEssence
 from wallet import sign_transaction
 
 if TYPE_CHECKING:
     import contextlib
     from collections.abc import Callable, Sequence
 
-    from tangle.core import Parameters
-    from tangle.ids import Address, TransactionId
-    from tangle.ledger import Genesis
-    from tangle.message import Unsent
+    from tangle.ledger.ledger import Genesis
+    from tangle.node.core import Parameters
+    from tangle.protocol.ids import Address, TransactionId
+    from tangle.protocol.message import Unsent
     from wallet import AddressKey
 
 FANOUT_WIDTH: Final = 127

@@ -50,8 +50,8 @@ from payments import (
     read_records,
 )
 from payments import serve_payee as serve
-from tangle.channel import BalanceProof
-from tangle.ids import ChannelId
+from tangle.protocol.channel import BalanceProof
+from tangle.protocol.ids import ChannelId
 from wallet.keys import AddressKey, ExtendedKey
 
 if TYPE_CHECKING:

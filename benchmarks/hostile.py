@@ -37,16 +37,16 @@ import trio
 
 from benchmarks import _network_load as load
 from benchmarks import network
-from tangle.config import parse_network
-from tangle.gossip import MAX_IDS, Announce, MessageFrame
-from tangle.payload import TaggedData, encode_payload
+from tangle.node.config import parse_network
+from tangle.p2p.gossip import MAX_IDS, Announce, MessageFrame
+from tangle.protocol.payload import TaggedData, encode_payload
 from tests.hostile_peer import HostilePeer, Target, hostile, random_ids, reattach, swarm
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from coordinator.devnet import Launched
+    from tanglepay.devnet import Launched
 
 TARGET_RATIO: Final = 0.8
 TARGET_RSS_GROWTH_MB: Final = 50.0

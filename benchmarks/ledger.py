@@ -2,8 +2,8 @@
 
 Every figure is measured in this run, on sqlite databases in temporary directories:
 
-* `pynacl_verify_per_s`: `tangle.signature.is_valid` over pre-signed 100-byte messages on one
-  core, best of `VERIFY_REPEATS` (the ceiling for signed transfers);
+* `pynacl_verify_per_s`: `tangle.protocol.signature.is_valid` over pre-signed 100-byte
+  messages on one core, best of `VERIFY_REPEATS` (the ceiling for signed transfers);
 * `transfers_per_s`: signed transfers (each spends a distinct genesis output, proof-of-work done
   by its sender at the devnet difficulty ahead of time, 2 parents among recent messages) given
   to one `tangle.node.Node` (the `LedgerNode` behind its writer thread) in groups of `BATCH` per
@@ -42,18 +42,18 @@ import trio
 from nacl.signing import SigningKey
 
 from benchmarks import _ledger_workload as workload
-from tangle import pow as work
-from tangle.core import Confirmed
+from tangle import work
 from tangle.errors import TangleError
-from tangle.ids import MessageId, blake2b_256
-from tangle.ledger import Inclusion
-from tangle.signature import is_valid
+from tangle.ledger.ledger import Inclusion
+from tangle.node.core import Confirmed
+from tangle.protocol.ids import MessageId, blake2b_256
+from tangle.protocol.signature import is_valid
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from coordinator import Issue
-    from tangle.ledger_node import LedgerNode
+    from tangle.node.ledger_node import LedgerNode
 
 TARGET_TRANSFERS_PER_S: Final = 5000.0
 TARGET_RSS_MB: Final = 1000.0

@@ -2,7 +2,7 @@
 `python -m benchmarks.network [--json] [--nodes 3] [--tps 1100] [--seconds 30] [--single]
 [--quick]`.
 
-A coordinator and `--nodes` nodes run as separate processes (`coordinator.devnet`, a temporary
+A coordinator and `--nodes` nodes run as separate processes (`tanglepay.devnet`, a temporary
 data directory, a milestone every second) on this machine, beside this client. Every transfer is
 signed and worked before the devnet starts, the faucet's genesis outputs are fanned out to the
 lanes and confirmed, then the transfers are sent at `--tps`, round-robin over the nodes, and
@@ -69,14 +69,14 @@ import httpx
 import trio
 
 from benchmarks import _network_load as load
-from coordinator.devnet import PARAMS, launch, load_or_create
-from tangle import pow as work
-from tangle.config import parse_network
+from tangle import work
+from tangle.node.config import parse_network
+from tanglepay.devnet import PARAMS, launch, load_or_create
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from coordinator.devnet import Launched, Member
+    from tanglepay.devnet import Launched, Member
 
 TARGET_CONFIRMED_TPS: Final = 1000.0
 OFFERED_TPS: Final = 1100.0
@@ -98,7 +98,7 @@ def start_thread(*_):
 threading.setprofile(start_thread)
 main = cProfile.Profile(time.thread_time); profiles.append(main); main.enable()
 try:
-    runpy.run_module("tangle.cli", run_name="__main__")
+    runpy.run_module("tanglepay.cli", run_name="__main__")
 except SystemExit:
     pass
 finally:
@@ -111,7 +111,7 @@ finally:
             stats.add(p)
     stats.dump_stats(out)
 """
-"""Runs `tangle.cli` under one profiler for the main thread and one for each thread started
+"""Runs `tanglepay.cli` under one profiler for the main thread and one for each thread started
 later, each on its thread's CPU clock (so neither waiting nor being preempted by the other
 processes counts), merged into one pstats file at exit."""
 WAITS: Final = frozenset(
@@ -337,7 +337,7 @@ async def _sample(client: httpx.AsyncClient, members: Sequence[Launched]) -> _Sa
 
 def _profiled(member: Member, out: Path) -> Member:
     """`member` started under `_PROFILE_BOOT`, writing its pstats to `out`."""
-    cli_args = member.command[member.command.index("tangle.cli") + 1 :]
+    cli_args = member.command[member.command.index("tanglepay.cli") + 1 :]
     return dataclasses.replace(
         member, command=(sys.executable, "-c", _PROFILE_BOOT, str(out), *cli_args)
     )

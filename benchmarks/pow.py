@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle import pow as work
-from tangle.ids import blake2b_256
+from tangle import work
+from tangle.protocol.ids import blake2b_256
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from benchmarks._arrival import ArrivalProcess, grow_window
-from tangle.tip_selection import (
+from tangle.window.tip_selection import (
     TipSelector,
     UniformRandomTips,
     WeightedWalk,
@@ -38,7 +38,7 @@ from tangle.tip_selection import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tangle.dag import Dag
+    from tangle.window.dag import Dag
 
 ALPHA = 0.001
 DEPTH = 3

@@ -1,6 +1,6 @@
 """Wallet latencies: `python -m benchmarks.wallet [--json] [--quick]`.
 
-A coordinator and two nodes run as separate processes (`coordinator.devnet`, a temporary data
+A coordinator and two nodes run as separate processes (`tanglepay.devnet`, a temporary data
 directory, a milestone every second) on this machine, beside this client. The sending wallet is
 funded from the devnet's faucet account (its genesis keys), then measured in this run:
 
@@ -42,10 +42,10 @@ import httpx
 import numpy as np
 import trio
 
-from coordinator.devnet import NETWORK_ID, launch, load_or_create
-from tangle import pow as work
-from tangle.ids import Address, OutputId, TransactionId
-from tangle.transaction import BasicOutput, TransactionEssence
+from tangle import work
+from tangle.protocol.ids import Address, OutputId, TransactionId
+from tangle.protocol.transaction import BasicOutput, TransactionEssence
+from tanglepay.devnet import NETWORK_ID, launch, load_or_create
 from wallet import (
     DEFAULT_KDF,
     MEMO_TAG,

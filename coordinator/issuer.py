@@ -16,16 +16,16 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Final
 
-from tangle.codec import u16, u32
-from tangle.dag import Score
-from tangle.ids import MerkleRoot, MessageId, MilestoneId
-from tangle.milestone import KeySetChange, MilestoneEssence
-from tangle.payload import TaggedData
+from tangle.protocol.codec import u16, u32
+from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId
+from tangle.protocol.milestone import KeySetChange, MilestoneEssence
+from tangle.protocol.payload import TaggedData
+from tangle.window.dag import Score
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.core import NodeCore
+    from tangle.node.core import NodeCore
 
 MAX_PARENTS: Final = 8
 CHECKPOINT_TAG: Final = b"tanglepay/checkpoint"

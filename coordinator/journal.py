@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
-from tangle.codec import Reader, sized
+from tangle.protocol.codec import Reader, sized
 
 from .errors import JournalError
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import trio
 
-from tangle.config import NodeConfig, load_node_config
 from tangle.errors import ConfigError
+from tangle.node.config import NodeConfig, load_node_config
 from tangle.service import Running, run_node
 
 from .journal import Journal

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from tangle import pow as work
+from tangle import work
 from tangle.errors import DuplicateMessageError
-from tangle.message import encode_message, prepare
+from tangle.protocol.message import encode_message, prepare
 
 from .errors import JournalError, NotConfirmedError
 from .issuer import (
@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from tangle.core import NodeCore, Parameters
-    from tangle.ids import MessageId, MilestoneId
-    from tangle.milestone import KeySet, KeySetChange, MilestoneEssence
-    from tangle.node import Node
-    from tangle.payload import Payload
-    from tangle.signature import Signer
+    from tangle.node.core import NodeCore, Parameters
+    from tangle.node.node import Node
+    from tangle.protocol.ids import MessageId, MilestoneId
+    from tangle.protocol.milestone import KeySet, KeySetChange, MilestoneEssence
+    from tangle.protocol.payload import Payload
+    from tangle.protocol.signature import Signer
 
 
 async def _solve(root: bytes, target: int) -> int:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey
 
-from tangle.ids import PublicKey, Signature
-from tangle.milestone import (
+from tangle.protocol.ids import PublicKey, Signature
+from tangle.protocol.milestone import (
     CommitteeSignature,
     KeySet,
     Milestone,
@@ -25,7 +25,7 @@ from .errors import NotEnoughSignersError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.signature import Signer
+    from tangle.protocol.signature import Signer
 
 
 class KeySigner:

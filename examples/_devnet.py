@@ -21,7 +21,6 @@ import anyio
 import httpx
 import trio
 
-from coordinator.devnet import launch, load_or_create
 from coordinator.signers import KeySigner
 from payments.cashier import LedgerDirectory
 from payments.funding import LedgerFunder
@@ -29,6 +28,7 @@ from payments.service import PayeeService
 from payments.state import Role
 from payments.store import ChannelStore, read_records
 from tangle.api import serve_api
+from tanglepay.devnet import launch, load_or_create
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
 
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from payments.channel import ChannelTerms
-    from tangle.ids import Address, ChannelId, PublicKey
-    from tangle.signature import Signer
+    from tangle.protocol.ids import Address, ChannelId, PublicKey
+    from tangle.protocol.signature import Signer
     from wallet.keys import AddressKey
 
     PayeeApp = Callable[[Signer, int, LedgerDirectory, PayeeService], ASGIApp]

@@ -60,7 +60,7 @@ from payments.receipt import (
 )
 from payments.wire import decode_signed_proof, encode_signed_proof
 from tangle.errors import TangleError
-from tangle.ids import ChannelId, PublicKey
+from tangle.protocol.ids import ChannelId, PublicKey
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from payments.budget import ChannelFunder
     from payments.cashier import ChannelDirectory
     from payments.service import PayeeService
-    from tangle.signature import Signer
+    from tangle.protocol.signature import Signer
 
     Handler = Callable[[Request], Awaitable[Response]]
 

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from payments.budget import ChannelFunder
     from payments.cashier import ChannelDirectory
     from payments.service import PayeeService
-    from tangle.ids import PublicKey
-    from tangle.signature import Signer
+    from tangle.protocol.ids import PublicKey
+    from tangle.protocol.signature import Signer
 
 PRICE = 100
 """Base units per reading."""

@@ -73,9 +73,9 @@ from .wire import decode_signed_proof, encode_signed_proof
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
 
-    from tangle.channel import SignedBalanceProof
-    from tangle.ids import PublicKey
-    from tangle.signature import Signer
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.ids import PublicKey
+    from tangle.protocol.signature import Signer
 
     from .budget import Budget, ChannelFunder, FunderCall, FundingPolicy
     from .store import ChannelStore

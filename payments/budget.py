@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 import anyio
 import anyio.from_thread
 
-from tangle.codec import U64_MAX
+from tangle.protocol.codec import U64_MAX
 
 from .billing_errors import TariffError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Generator
 
-    from tangle.ids import PublicKey
+    from tangle.protocol.ids import PublicKey
 
     from .channel import ChannelTerms
 

@@ -29,8 +29,8 @@ from .errors import InvalidProofError, UnknownChannelError, WrongChannelError
 from .offer import ChannelRequirements
 
 if TYPE_CHECKING:
-    from tangle.channel import SignedBalanceProof
-    from tangle.ids import ChannelId, PublicKey
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.ids import ChannelId, PublicKey
     from wallet.client import NodeClient
 
     from .service import Credit, PayeeService

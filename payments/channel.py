@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Self
 
-from tangle.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProof
-from tangle.codec import U32_MAX, U64_MAX
-from tangle.ids import ChannelId, PublicKey
+from tangle.protocol.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProof
+from tangle.protocol.codec import U32_MAX, U64_MAX
+from tangle.protocol.ids import ChannelId, PublicKey
 
 from .errors import (
     BalanceDecreasedError,
@@ -37,8 +37,8 @@ from .state import PAYING_STATES, ChannelState, transition
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.channel import ChannelOutput
-    from tangle.signature import Signer
+    from tangle.protocol.channel import ChannelOutput
+    from tangle.protocol.signature import Signer
 
 
 def check_uint(field: str, value: int, maximum: int, minimum: int = 0) -> None:

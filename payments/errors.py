@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tangle.channel import SignedBalanceProof
+    from tangle.protocol.channel import SignedBalanceProof
 
     from .state import ChannelState
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.errors import TangleError
-from tangle.ids import ChannelId, Signature
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.ids import ChannelId, Signature
 
 from .errors import FrameError, InvalidAmountError
 from .wire import (

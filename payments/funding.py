@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle.codec import u64
-from tangle.ids import Address, ChannelId, blake2b_256
+from tangle.protocol.codec import u64
+from tangle.protocol.ids import Address, ChannelId, blake2b_256
 from wallet import channel_tx
 from wallet.state import TransferStatus
 
@@ -26,10 +26,10 @@ from .errors import BelowMinimumOutputError, UnknownChannelError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.channel import ChannelOutput, SignedBalanceProof
-    from tangle.ids import OutputId, PublicKey
-    from tangle.signature import Signer
-    from tangle.transaction import Transaction
+    from tangle.protocol.channel import ChannelOutput, SignedBalanceProof
+    from tangle.protocol.ids import OutputId, PublicKey
+    from tangle.protocol.signature import Signer
+    from tangle.protocol.transaction import Transaction
     from wallet import Wallet
     from wallet.client import ChannelInfo
     from wallet.state import Transfer

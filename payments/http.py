@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tangle.errors import InvalidFieldError
-from tangle.ids import ChannelId
+from tangle.protocol.ids import ChannelId
 
 from .errors import (
     FrameError,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import httpx
     from starlette.requests import Request
 
-    from tangle.channel import SignedBalanceProof
+    from tangle.protocol.channel import SignedBalanceProof
 
     from .channel import PayerChannel
     from .service import PayeeService

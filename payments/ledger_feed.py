@@ -34,7 +34,7 @@ from .channel import ChannelTerms
 from .state import PAYING_STATES, ChannelState, Role
 
 if TYPE_CHECKING:
-    from tangle.channel import ChannelOutput
+    from tangle.protocol.channel import ChannelOutput
     from wallet.client import NodeClient
 
     from .channel import ChannelCore

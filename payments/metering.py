@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Self
 
-from tangle.codec import U64_MAX
-from tangle.ids import HASH_SIZE
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.ids import HASH_SIZE
 
 from .billing_errors import (
     MeterOverflowError,
@@ -43,9 +43,9 @@ from .errors import InvalidAmountError
 from .receipt import NO_TAG, Receipt, ReceiptKind, issue_receipt
 
 if TYPE_CHECKING:
-    from tangle.channel import BalanceProof
-    from tangle.ids import ChannelId, PublicKey
-    from tangle.signature import Signer
+    from tangle.protocol.channel import BalanceProof
+    from tangle.protocol.ids import ChannelId, PublicKey
+    from tangle.protocol.signature import Signer
 
 __all__ = ["Invoice", "Meter", "PayerMeter", "Receipt", "Tariff", "checked_add"]
 

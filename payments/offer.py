@@ -31,9 +31,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tangle.codec import U64_MAX
 from tangle.errors import InvalidFieldError
-from tangle.ids import PublicKey, blake2b_256
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.ids import PublicKey, blake2b_256
 
 from .billing_errors import MeterOverflowError, OfferError, TariffError
 from .errors import InvalidAmountError

@@ -91,8 +91,8 @@ if TYPE_CHECKING:
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from tangle.channel import SignedBalanceProof
-    from tangle.signature import Signer
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.signature import Signer
 
     from .cashier import ChannelDirectory
     from .metering import Tariff

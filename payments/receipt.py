@@ -30,17 +30,17 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
-from tangle.codec import U64_MAX, Reader, u8, u64
 from tangle.errors import DecodeError, InvalidFieldError
-from tangle.ids import HASH_SIZE, ChannelId, PublicKey, Signature
-from tangle.signature import is_valid
+from tangle.protocol.codec import U64_MAX, Reader, u8, u64
+from tangle.protocol.ids import HASH_SIZE, ChannelId, PublicKey, Signature
+from tangle.protocol.signature import is_valid
 
 from .billing_errors import MalformedReceiptError, ReceiptSignatureError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tangle.signature import Signer
+    from tangle.protocol.signature import Signer
 
 RECEIPT_DOMAIN: Final = b"tanglepay/receipt/v1"
 RECEIPT_SIZE: Final = 1 + 8 + 32 + 8 + 8 + 8 + 8 + 32 + 64

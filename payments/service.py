@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from tangle.codec import U64_MAX
+from tangle.protocol.codec import U64_MAX
 
 from .billing_errors import InsufficientPaymentError
 from .channel import PayeeChannel
@@ -62,8 +62,8 @@ from .wire import RejectCode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from tangle.channel import SignedBalanceProof
-    from tangle.ids import ChannelId
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.ids import ChannelId
 
     from .channel import ChannelTerms
     from .store import ChannelStore

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final, Self
 import anyio
 import anyio.to_thread
 
-from tangle.ids import ChannelId, PublicKey
+from tangle.protocol.ids import ChannelId, PublicKey
 
 from .channel import ChannelCore, ChannelTerms, check_binding
 from .errors import FrameError, InsufficientDepositError, PaymentError, StoreError
@@ -40,7 +40,7 @@ from .wire import decode_signed_proof, encode_signed_proof
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from tangle.channel import SignedBalanceProof
+    from tangle.protocol.channel import SignedBalanceProof
 
 _TERMS: Final = struct.Struct("<Q32s32s32sQBII")
 _SEQUENCE: Final = struct.Struct(">Q")

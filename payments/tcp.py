@@ -47,7 +47,7 @@ from .wire import Ack, Hello, Pay, Reject
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from tangle.channel import SignedBalanceProof
+    from tangle.protocol.channel import SignedBalanceProof
 
     from .channel import ChannelCore, PayerChannel
     from .store import ChannelStore

@@ -25,9 +25,9 @@ import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.codec import U64_MAX
-from tangle.signature import is_valid
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.signature import is_valid
 
 from .channel import SigningChannel, check_binding, check_uint
 from .errors import (
@@ -44,8 +44,8 @@ from .errors import (
 from .state import UPDATABLE_STATES, ChannelState, Role
 
 if TYPE_CHECKING:
-    from tangle.ids import Signature
-    from tangle.signature import Signer
+    from tangle.protocol.ids import Signature
+    from tangle.protocol.signature import Signer
 
     from .channel import ChannelTerms
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, cast
 
 import trio
 
-from tangle.codec import U64_MAX
+from tangle.protocol.codec import U64_MAX
 
 from .channel import check_uint
 from .connection import Closed, Connection
@@ -72,8 +72,8 @@ from .wire import Countersign, Hello, Propose, Reject, RejectCode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
-    from tangle.channel import SignedBalanceProof
-    from tangle.ids import ChannelId, Signature
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.ids import ChannelId, Signature
 
     from .store import ChannelStore
     from .twoway import TwoWayChannel

@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from tangle.channel import ChannelOutput, SignedBalanceProof
-    from tangle.ids import ChannelId, OutputId, PublicKey
-    from tangle.signature import Signer
+    from tangle.protocol.channel import ChannelOutput, SignedBalanceProof
+    from tangle.protocol.ids import ChannelId, OutputId, PublicKey
+    from tangle.protocol.signature import Signer
     from wallet import Wallet
     from wallet.client import NodeInfo
 

@@ -42,9 +42,9 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.codec import U16_MAX, U64_MAX
-from tangle.ids import ChannelId, Signature
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.codec import U16_MAX, U64_MAX
+from tangle.protocol.ids import ChannelId, Signature
 
 from .errors import FrameError, InvalidAmountError
 

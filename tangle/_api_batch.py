@@ -26,6 +26,10 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
+from tangle.protocol.codec import Reader
+from tangle.protocol.ids import blake2b_256
+from tangle.protocol.message import MAX_MESSAGE_SIZE
+
 from ._api_schema import (
     _BAD_BODY,
     _HEX,
@@ -38,15 +42,12 @@ from ._api_schema import (
     _ref,
     tangle_error_code,
 )
-from .codec import Reader
 from .errors import NonCanonicalError, TangleError
-from .ids import blake2b_256
-from .message import MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .message import Parsed
+    from tangle.protocol.message import Parsed
 
 MAX_BATCH: Final = 256
 """Most messages in one batch (the node's group commit takes as many at once)."""

@@ -36,20 +36,21 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 from starlette.responses import Response
 
-from .dag import Score
+from tangle.ledger.ledger import Conflict, Inclusion
+from tangle.protocol.transaction import SignatureUnlock, address_of
+from tangle.window.dag import Score
+
 from .events import TransactionEvent
-from .ledger import Conflict, Inclusion
-from .transaction import SignatureUnlock, address_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from starlette.types import Message, Receive, Scope, Send
 
-    from .core import Confirmed, NodeCore
-    from .ids import Address, MessageId, TransactionId
-    from .message import Parsed
-    from .node import Node, Notice
+    from tangle.node.core import Confirmed, NodeCore
+    from tangle.node.node import Node, Notice
+    from tangle.protocol.ids import Address, MessageId, TransactionId
+    from tangle.protocol.message import Parsed
 
 CACHED_MILESTONES: Final = 16
 LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from starlette.responses import JSONResponse, Response
 
+from tangle.protocol.codec import Reader
+from tangle.protocol.ids import Address, MessageId
+from tangle.protocol.message import MAX_MESSAGE_SIZE
+from tangle.protocol.payload import Payload, decode_payload
+
 from ._api_schema import API_ERROR_CODES, error_body
-from .codec import Reader
 from .errors import InvalidFieldError, MalformedError
-from .ids import Address, MessageId
-from .message import MAX_MESSAGE_SIZE
-from .payload import Payload, decode_payload
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

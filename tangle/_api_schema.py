@@ -16,19 +16,20 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from . import errors
-from .channel import ChannelOutput
-from .message import PROTOCOL_VERSION
-from .payload import TaggedData
-from .transaction import ReferenceUnlock, SignatureUnlock, Transaction
+from tangle import errors
+from tangle.protocol.channel import ChannelOutput
+from tangle.protocol.message import PROTOCOL_VERSION
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.transaction import ReferenceUnlock, SignatureUnlock, Transaction
 
 if TYPE_CHECKING:
-    from .ids import MessageId, OutputId
-    from .message import Parsed
-    from .milestone import Milestone
-    from .payload import Payload
-    from .storage import MessageMetadata, MilestoneRecord
-    from .transaction import Output, Unlock
+    from tangle.ledger.records import MilestoneRecord
+    from tangle.protocol.ids import MessageId, OutputId
+    from tangle.protocol.message import Parsed
+    from tangle.protocol.milestone import Milestone
+    from tangle.protocol.payload import Payload
+    from tangle.protocol.transaction import Output, Unlock
+    from tangle.storage.storage import MessageMetadata
 
 # -- error codes -------------------------------------------------------------------------------
 

@@ -66,7 +66,23 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import pow as work
+from tangle import work
+from tangle.ledger.ledger import validate_transaction
+from tangle.protocol.channel import ChannelOutput
+from tangle.protocol.codec import U32_MAX
+from tangle.protocol.message import (
+    MAX_MESSAGE_SIZE,
+    MAX_PARENTS,
+    PROTOCOL_VERSION,
+    decode_message,
+    encode_message,
+    prepare,
+)
+from tangle.protocol.milestone import Milestone
+from tangle.protocol.transaction import Transaction
+from tangle.storage.snapshot import encode_snapshot, take_snapshot
+from tangle.window.tip_selection import UniformRandomTips
+
 from ._api_batch import (
     BATCH_BODY_LIMIT,
     BATCH_JSON_LIMIT,
@@ -100,34 +116,19 @@ from ._api_schema import (
     tangle_error_code,
     tangle_error_status,
 )
-from .channel import ChannelOutput
-from .codec import U32_MAX
 from .errors import InvalidFieldError, NoTipsError, TangleError
-from .ledger import validate_transaction
-from .message import (
-    MAX_MESSAGE_SIZE,
-    MAX_PARENTS,
-    PROTOCOL_VERSION,
-    decode_message,
-    encode_message,
-    prepare,
-)
-from .milestone import Milestone
-from .snapshot import encode_snapshot, take_snapshot
-from .tip_selection import UniformRandomTips
-from .transaction import Transaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .core import NodeCore, Parameters
-    from .ids import MessageId, OutputId
-    from .message import Parsed
-    from .node import Node
-    from .storage import Storage
-    from .transaction import Output
+    from tangle.node.core import NodeCore, Parameters
+    from tangle.node.node import Node
+    from tangle.protocol.ids import MessageId, OutputId
+    from tangle.protocol.message import Parsed
+    from tangle.protocol.transaction import Output
+    from tangle.storage.storage import Storage
 
 logger = logging.getLogger(__name__)
 

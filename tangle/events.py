@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .ids import Address, MessageId, TransactionId
-    from .ledger import Conflict, Inclusion
+    from tangle.ledger.ledger import Conflict, Inclusion
+    from tangle.protocol.ids import Address, MessageId, TransactionId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

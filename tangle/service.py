@@ -18,21 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import tip_selection
-from ._peering_config import PeeringConfig
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.p2p._peering_config import PeeringConfig
+from tangle.p2p.peering import Peering
+from tangle.storage.snapshot import create_from_snapshot, read_snapshot
+from tangle.window import tip_selection
+
 from .api import ApiConfig, create_app, serve_api
 from .errors import ConfigError, InvalidFieldError, StartupError, StorageError
-from .ledger_node import LedgerNode
-from .node import Node
-from .peering import Peering
-from .snapshot import create_from_snapshot, read_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from ._peering_config import PeerInfo
-    from .config import NodeConfig
+    from tangle.node.config import NodeConfig
+    from tangle.p2p._peering_config import PeerInfo
 
 log = logging.getLogger(__name__)
 

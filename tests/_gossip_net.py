@@ -13,18 +13,18 @@ import numpy as np
 import trio
 
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.dag import GENESIS_ID
 from tangle.errors import NoTipsError
-from tangle.gossip import Handshake, NodeId, encode_frame, key_set_digest
-from tangle.ledger_node import LedgerNode
-from tangle.message import encode_message, prepare
-from tangle.milestone import KeySet
-from tangle.node import Node
-from tangle.peering import PeerInfo, Peering, PeeringConfig
-from tangle.pow import search
-from tangle.tip_selection import UniformRandomTips
+from tangle.ledger.committee import KeySchedule
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.p2p.gossip import Handshake, NodeId, encode_frame, key_set_digest
+from tangle.p2p.peering import PeerInfo, Peering, PeeringConfig
+from tangle.protocol.message import encode_message, prepare
+from tangle.protocol.milestone import KeySet
+from tangle.window.dag import GENESIS_ID
+from tangle.window.tip_selection import UniformRandomTips
+from tangle.work import search
 
 from .builders import NET, address, genesis, key, transfer
 
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     from nacl.signing import SigningKey
 
-    from tangle.core import NodeCore
-    from tangle.ids import MessageId, OutputId
-    from tangle.payload import Payload
+    from tangle.node.core import NodeCore
+    from tangle.protocol.ids import MessageId, OutputId
+    from tangle.protocol.payload import Payload
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
 SIGNERS = sorted((KeySigner(bytes([i]) * 32) for i in range(1, 6)), key=lambda s: s.public_key)

@@ -2,7 +2,7 @@
 transfers through their HTTP APIs, follow their event streams, administer their peers, and
 speak raw gossip frames to their p2p ports.
 
-A `Cluster` is the devnet of `coordinator.devnet` (a coordinator process and N node processes on
+A `Cluster` is the devnet of `tanglepay.devnet` (a coordinator process and N node processes on
 loopback) with its processes in one nursery: leaving `cluster(...)` stops them all, on success
 or failure. Waits poll with a deadline; one that runs out fails with the tail of the logs of the
 processes concerned, and any failure inside `cluster` carries the tail of every log.
@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import httpx
 import trio
 
-from coordinator.devnet import NETWORK_ID, PARAMS, Devnet, Launched, Member, launch, load_or_create
-from tangle import pow as work
-from tangle.config import NetworkSpec, parse_network
-from tangle.gossip import (
+from tangle import work
+from tangle.node.config import NetworkSpec, parse_network
+from tangle.p2p.gossip import (
     FrameReader,
     Handshake,
     MessageFrame,
@@ -34,18 +33,20 @@ from tangle.gossip import (
     encode_frame,
     key_set_digest,
 )
-from tangle.ids import MessageId, OutputId
-from tangle.message import encode_message, prepare
-from tangle.payload import TaggedData
-from tangle.transaction import BasicOutput, TransactionEssence
+from tangle.protocol.ids import MessageId, OutputId
+from tangle.protocol.message import encode_message, prepare
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
+from tangle.protocol.transaction import BasicOutput, TransactionEssence
+from tanglepay.devnet import NETWORK_ID, PARAMS, Devnet, Launched, Member, launch, load_or_create
 from wallet import sign_transaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
     from pathlib import Path
 
-    from tangle.gossip import Frame
-    from tangle.ids import Address
+    from tangle.p2p.gossip import Frame
+    from tangle.protocol.ids import Address
     from wallet import AddressKey
 
 LOG_TAIL_LINES: Final = 25
@@ -419,7 +420,7 @@ def bad_work_frame(spec: NetworkSpec) -> bytes:
     params = spec.params
     payload = TaggedData(tag=b"hostile", data=b"no work")
     unsent = prepare(params.network_id, payload, params.work_per_kib)
-    nonce = next(n for n in range(1 << 16) if work.work_value(unsent.root, n) > unsent.target)
+    nonce = next(n for n in range(1 << 16) if work_value(unsent.root, n) > unsent.target)
     raw = encode_message(unsent.attach((MessageId(bytes(32)),), nonce))
     return encode_frame(MessageFrame(raw=raw))
 

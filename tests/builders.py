@@ -7,30 +7,38 @@ from typing import TYPE_CHECKING
 from nacl.signing import SigningKey
 
 from coordinator.signers import KeySigner
-from tangle.committee import KeySchedule
-from tangle.dag import GENESIS_ID
 from tangle.errors import NoTipsError
-from tangle.ids import Address, MerkleRoot, MessageId, MilestoneId, OutputId, PublicKey, Signature
-from tangle.ledger import Genesis
-from tangle.message import encode_message, prepare
-from tangle.milestone import (
+from tangle.ledger.committee import KeySchedule
+from tangle.ledger.ledger import Genesis
+from tangle.protocol.ids import (
+    Address,
+    MerkleRoot,
+    MessageId,
+    MilestoneId,
+    OutputId,
+    PublicKey,
+    Signature,
+)
+from tangle.protocol.message import encode_message, prepare
+from tangle.protocol.milestone import (
     CommitteeSignature,
     KeySet,
     KeySetChange,
     Milestone,
     MilestoneEssence,
 )
-from tangle.milestone import (
+from tangle.protocol.milestone import (
     signing_message as milestone_signing_message,
 )
-from tangle.pow import search
-from tangle.tip_selection import UniformRandomTips
-from tangle.transaction import (
+from tangle.protocol.transaction import (
     BasicOutput,
     Transaction,
     TransactionEssence,
     address_of,
 )
+from tangle.window.dag import GENESIS_ID
+from tangle.window.tip_selection import UniformRandomTips
+from tangle.work import search
 from wallet.transfer import sign_transaction
 
 if TYPE_CHECKING:
@@ -38,8 +46,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from tangle.core import NodeCore
-    from tangle.payload import Payload
+    from tangle.node.core import NodeCore
+    from tangle.protocol.payload import Payload
 
 NET = 42
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tangle.channel import BalanceProof, ChannelId, ChannelOutput, SignedBalanceProof
-from tangle.ids import MessageId, OutputId, Signature
-from tangle.ledger import Conflict, Genesis, apply_diff, genesis_state, validate_transaction
-from tangle.white_flag import ConeMessage, white_flag
+from tangle.ledger.ledger import Conflict, Genesis, apply_diff, genesis_state, validate_transaction
+from tangle.ledger.white_flag import ConeMessage, white_flag
+from tangle.protocol.channel import BalanceProof, ChannelId, ChannelOutput, SignedBalanceProof
+from tangle.protocol.ids import MessageId, OutputId, Signature
 
 from .builders import NET
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
 
-    from tangle.transaction import Transaction
+    from tangle.protocol.transaction import Transaction
 
 ENTRY = MessageId(bytes(32))
 

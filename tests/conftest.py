@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tangle import pow as work
-from tangle import tip_selection
+from tangle import work
+from tangle.window import tip_selection
 
 
 @pytest.fixture(scope="session", autouse=True)

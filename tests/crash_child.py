@@ -18,12 +18,12 @@ import numpy as np
 import trio
 
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.ledger_node import LedgerNode
-from tangle.milestone import KeySet
-from tangle.node import Node
-from tangle.transaction import address_of
+from tangle.ledger.committee import KeySchedule
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.milestone import KeySet
+from tangle.protocol.transaction import address_of
 
 from .builders import NET, genesis, key, on_tips, transfer
 

@@ -1,4 +1,4 @@
-"""A hostile gossip peer: speaks the real protocol (the frame codec of `tangle.gossip`) over
+"""A hostile gossip peer: speaks the real protocol (the frame codec of `tangle.p2p.gossip`) over
 loopback TCP to a node's p2p port, and sends whatever a test wants.
 
 Start nodes as the other tests do (`_gossip_net.network` in one process, or
@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tangle.dag import GENESIS_ID
-from tangle.gossip import (
+from tangle.p2p.gossip import (
     MAX_IDS,
     Announce,
     FrameReader,
@@ -41,16 +40,17 @@ from tangle.gossip import (
     encode_frame,
     key_set_digest,
 )
-from tangle.ids import MessageId
-from tangle.message import Message, decode_message, encode_message, prepare
-from tangle.payload import TaggedData
-from tangle.pow import work_value
+from tangle.protocol.ids import MessageId
+from tangle.protocol.message import Message, decode_message, encode_message, prepare
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
+from tangle.window.dag import GENESIS_ID
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable
 
-    from tangle.config import NetworkSpec
-    from tangle.gossip import Frame
+    from tangle.node.config import NetworkSpec
+    from tangle.p2p.gossip import Frame
 
     from ._gossip_net import Peer
 

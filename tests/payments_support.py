@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from payments.channel import ChannelTerms
 from payments.wire import MAX_REASON, MAX_TAG, Ack, Countersign, Event, Hello, Pay, Propose, Reject
-from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.codec import U64_MAX
-from tangle.ids import ChannelId, Signature
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.ids import ChannelId, Signature
 from wallet.keys import AddressKey, ExtendedKey
 
 NETWORK: Final = 7

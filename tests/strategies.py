@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tangle.channel import (
+from tangle.protocol.channel import (
     MAX_CHALLENGE_PERIOD,
     BalanceProof,
     ChannelOp,
@@ -12,8 +12,8 @@ from tangle.channel import (
     ChannelUnlock,
     SignedBalanceProof,
 )
-from tangle.codec import U32_MAX, U64_MAX
-from tangle.ids import (
+from tangle.protocol.codec import U32_MAX, U64_MAX
+from tangle.protocol.ids import (
     Address,
     ChannelId,
     MerkleRoot,
@@ -23,10 +23,16 @@ from tangle.ids import (
     PublicKey,
     Signature,
 )
-from tangle.message import Message
-from tangle.milestone import CommitteeSignature, KeySet, KeySetChange, Milestone, MilestoneEssence
-from tangle.payload import Payload, TaggedData
-from tangle.transaction import (
+from tangle.protocol.message import Message
+from tangle.protocol.milestone import (
+    CommitteeSignature,
+    KeySet,
+    KeySetChange,
+    Milestone,
+    MilestoneEssence,
+)
+from tangle.protocol.payload import Payload, TaggedData
+from tangle.protocol.transaction import (
     BasicOutput,
     ReferenceUnlock,
     SignatureUnlock,

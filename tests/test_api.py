@@ -26,22 +26,22 @@ from tangle._api_schema import (
     tangle_error_code,
 )
 from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.dag import GENESIS_ID
 from tangle.errors import TangleError
-from tangle.ids import MessageId, MilestoneId, blake2b_256
-from tangle.ledger_node import LedgerNode
-from tangle.merkle import merkle_root
-from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
-from tangle.milestone import KeySet
-from tangle.node import Node
-from tangle.payload import TaggedData, encode_payload
-from tangle.peering import Peering
-from tangle.pow import work_value
+from tangle.ledger.committee import KeySchedule
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.p2p.peering import Peering
+from tangle.protocol.ids import MessageId, MilestoneId, blake2b_256
+from tangle.protocol.merkle import merkle_root
+from tangle.protocol.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
+from tangle.protocol.milestone import KeySet
+from tangle.protocol.payload import TaggedData, encode_payload
+from tangle.protocol.pow import work_value
+from tangle.protocol.transaction import Transaction
 from tangle.service import PeeringAdmin
-from tangle.storage import InconsistentWriteError
-from tangle.transaction import Transaction
+from tangle.storage.storage import InconsistentWriteError
+from tangle.window.dag import GENESIS_ID
 
 from .builders import NET, address, genesis, key, message, milestone, on_tips, transfer
 
@@ -912,7 +912,7 @@ async def test_serves_on_loopback_with_hypercorn(tmp_path: Path) -> None:
 
 
 async def test_admin_snapshot_starts_a_new_node(tmp_path: Path) -> None:
-    from tangle.snapshot import create_from_snapshot, decode_snapshot
+    from tangle.storage.snapshot import create_from_snapshot, decode_snapshot
 
     async with network(tmp_path, ApiConfig(admin_token=TOKEN)) as net:
         await net.milestone()

@@ -19,10 +19,10 @@ from coordinator.issuer import milestone_essence, tips_to_confirm
 from coordinator.signers import sign_milestone
 from tangle._api_batch import encode_batch
 from tangle.api import ApiConfig, create_app
-from tangle.message import decode_message
-from tangle.node import Node
-from tangle.payload import TaggedData, encode_payload
-from tangle.peering import Peering
+from tangle.node.node import Node
+from tangle.p2p.peering import Peering
+from tangle.protocol.message import decode_message
+from tangle.protocol.payload import TaggedData, encode_payload
 from tangle.service import PeeringAdmin
 
 from .builders import address, message, on_tips
@@ -40,7 +40,7 @@ from .test_api import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tangle.ledger_node import LedgerNode
+    from tangle.node.ledger_node import LedgerNode
 
 CODE = re.compile(r"[a-z][a-z0-9_]*")
 FUZZ = settings(

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from coordinator.signers import KeySigner
-from tangle.channel import ChannelOp, ChannelOutput, ChannelUnlock, channel_id_of
-from tangle.codec import Reader
 from tangle.errors import InvalidFieldError, InvalidTransactionError
-from tangle.ids import OutputId, PublicKey
-from tangle.ledger import Conflict
-from tangle.transaction import (
+from tangle.ledger.ledger import Conflict
+from tangle.protocol.channel import ChannelOp, ChannelOutput, ChannelUnlock, channel_id_of
+from tangle.protocol.codec import Reader
+from tangle.protocol.ids import OutputId, PublicKey
+from tangle.protocol.transaction import (
     BasicOutput,
     Transaction,
     TransactionEssence,
@@ -264,7 +264,7 @@ def test_cooperative_close_needs_both_parties(chain_and_coin) -> None:  # type: 
             BasicOutput(address=address(OTHER), amount=400),
         ],
     )
-    from tangle.transaction import signing_message, transaction_id
+    from tangle.protocol.transaction import signing_message, transaction_id
 
     message = signing_message(transaction_id(essence))
     payer_sig = KeySigner(bytes(PAYER)).sign(message)

@@ -14,7 +14,6 @@ import httpx
 import pytest
 import trio
 
-from coordinator.devnet import launch, load_or_create
 from examples._devnet import pay_with_faucet_key
 from payments import funding
 from payments.channel import ChannelTerms, PayerChannel
@@ -26,7 +25,8 @@ from payments.store import ChannelStore
 from payments.tcp import open_payer, serve_payee
 from payments.watch import Watchtower, run_watch_service
 from payments.wire import RejectCode
-from tangle.transaction import address_of
+from tangle.protocol.transaction import address_of
+from tanglepay.devnet import launch, load_or_create
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
 

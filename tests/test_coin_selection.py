@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from tangle.ids import Address, OutputId, TransactionId
-from tangle.transaction import MAX_INPUTS
+from tangle.protocol.ids import Address, OutputId, TransactionId
+from tangle.protocol.transaction import MAX_INPUTS
 from wallet.coin_selection import Coin, Selection, select_coins
 from wallet.errors import AmountError, InsufficientFundsError
 

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tangle.config import load_node_config, network_document, parse_network
 from tangle.errors import ConfigError
+from tangle.node.config import load_node_config, network_document, parse_network
 
 from .builders import committee, genesis, key
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tangle.ledger import Genesis
-    from tangle.milestone import KeySet
+    from tangle.ledger.ledger import Genesis
+    from tangle.protocol.milestone import KeySet
 
 _, KEY_SET = committee(3, 2)
 GENESIS = genesis([(key(1), 1_000)], network_id=7)
@@ -101,10 +101,10 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_a_node_starts_from_a_snapshot_of_its_network_only(tmp_path: Path) -> None:
-    from tangle.committee import KeySchedule
+    from tangle.ledger.committee import KeySchedule
     from tangle.service import start_from_snapshot
-    from tangle.snapshot import export_snapshot
-    from tangle.storage import Storage
+    from tangle.storage.snapshot import export_snapshot
+    from tangle.storage.storage import Storage
 
     def snapshot_of(g: Genesis, key_set: KeySet, name: str) -> Path:
         with Storage.create(tmp_path / f"{name}.db", g) as source:

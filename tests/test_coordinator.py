@@ -9,18 +9,18 @@ import pytest
 
 from coordinator import Coordinator, Journal, JournalError, KeySigner, NotEnoughSignersError
 from coordinator.issuer import checkpoint_payload
-from tangle.committee import KeySchedule
-from tangle.core import Parameters, Requested
-from tangle.dag import GENESIS_ID
 from tangle.errors import DuplicatePayloadError, InvalidFieldError
-from tangle.ids import MessageId, MilestoneId
-from tangle.ledger import Inclusion
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message, encode_message, prepare
-from tangle.milestone import KeySet, KeySetChange, Milestone
-from tangle.node import Node
-from tangle.payload import TaggedData
-from tangle.pow import search
+from tangle.ledger.committee import KeySchedule
+from tangle.ledger.ledger import Inclusion
+from tangle.node.core import Parameters, Requested
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.ids import MessageId, MilestoneId
+from tangle.protocol.message import decode_message, encode_message, prepare
+from tangle.protocol.milestone import KeySet, KeySetChange, Milestone
+from tangle.protocol.payload import TaggedData
+from tangle.window.dag import GENESIS_ID
+from tangle.work import search
 
 from .builders import NET, address, genesis, key, message, on_tips, transfer
 

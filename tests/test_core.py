@@ -6,15 +6,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tangle.committee import KeySchedule
-from tangle.core import (
-    MAX_UNJUDGED_MILESTONES,
-    MILESTONE_LOOKAHEAD,
-    Confirmed,
-    MilestoneRejected,
-    Parameters,
-)
-from tangle.dag import GENESIS_ID
 from tangle.errors import (
     BadSignatureError,
     ChainMismatchError,
@@ -28,12 +19,21 @@ from tangle.errors import (
     UnknownSignerError,
     WrongNetworkError,
 )
-from tangle.ids import MerkleRoot, MilestoneId, Signature
-from tangle.ledger_node import LedgerNode
-from tangle.merkle import merkle_root
-from tangle.message import decode_message
-from tangle.milestone import CommitteeSignature, Milestone
-from tangle.payload import TaggedData
+from tangle.ledger.committee import KeySchedule
+from tangle.node.core import (
+    MAX_UNJUDGED_MILESTONES,
+    MILESTONE_LOOKAHEAD,
+    Confirmed,
+    MilestoneRejected,
+    Parameters,
+)
+from tangle.node.ledger_node import LedgerNode
+from tangle.protocol.ids import MerkleRoot, MilestoneId, Signature
+from tangle.protocol.merkle import merkle_root
+from tangle.protocol.message import decode_message
+from tangle.protocol.milestone import CommitteeSignature, Milestone
+from tangle.protocol.payload import TaggedData
+from tangle.window.dag import GENESIS_ID
 
 from .builders import NET, committee, genesis, key, message, milestone
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from nacl.signing import SigningKey
 
-    from tangle.ids import MessageId
+    from tangle.protocol.ids import MessageId
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
 KEYS, KEY_SET = committee(4, 3)

@@ -16,9 +16,9 @@ import pytest
 
 from coordinator import Journal
 from tangle.errors import DuplicateMessageError
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message
-from tangle.milestone import Milestone
+from tangle.node.ledger_node import LedgerNode
+from tangle.protocol.message import decode_message
+from tangle.protocol.milestone import Milestone
 
 from .crash_child import GENESIS, PARAMS, SCHEDULE, open_node, read_wire
 

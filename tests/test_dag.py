@@ -15,8 +15,6 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tangle._dag_pending import PendingLimits
-from tangle.dag import GENESIS_ID, AttachResult, Dag, Score, TipRules
 from tangle.errors import (
     BelowMaxDepthError,
     DuplicateMessageError,
@@ -25,7 +23,9 @@ from tangle.errors import (
     PendingLimitError,
     UnknownMessageError,
 )
-from tangle.ids import MessageId, WorkRoot, blake2b_256
+from tangle.protocol.ids import MessageId, WorkRoot, blake2b_256
+from tangle.window._dag_pending import PendingLimits
+from tangle.window.dag import GENESIS_ID, AttachResult, Dag, Score, TipRules
 
 if TYPE_CHECKING:
     import random

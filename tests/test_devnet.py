@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from coordinator.devnet import DevnetOptions, run
+from tanglepay.devnet import DevnetOptions, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ async def _faucet_pays(data_dir: Path, address: str) -> int:
 @pytest.mark.slow
 def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
     bad = subprocess.run(
-        [sys.executable, "-m", "tangle.cli", "devnet", "--tps", "0"],
+        [sys.executable, "-m", "tanglepay.cli", "devnet", "--tps", "0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -83,7 +83,7 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "must be positive" in bad.stderr
     missing = subprocess.run(
-        [sys.executable, "-m", "tangle.cli", "node", "--config", str(tmp_path / "none.json")],
+        [sys.executable, "-m", "tanglepay.cli", "node", "--config", str(tmp_path / "none.json")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -96,8 +96,8 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_the_faucet_takes_bech32m_or_hex_addresses() -> None:
-    from coordinator.traffic import parse_address
-    from tangle.ids import Address
+    from tangle.protocol.ids import Address
+    from tanglepay.traffic import parse_address
     from wallet import DEVNET, TESTNET, WalletError, WrongPrefixError, encode_address
 
     address = Address(bytes(range(32)))

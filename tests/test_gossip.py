@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tangle.codec import U32_MAX
 from tangle.errors import (
     FrameError,
     FrameTimeoutError,
@@ -29,7 +28,7 @@ from tangle.errors import (
     UnexpectedFrameError,
     UnknownTypeError,
 )
-from tangle.gossip import (
+from tangle.p2p.gossip import (
     BODY_LIMITS,
     GOSSIP_VERSION,
     HANDSHAKE_SIZE,
@@ -57,10 +56,11 @@ from tangle.gossip import (
     encode_frame,
     key_set_digest,
 )
-from tangle.ids import MessageId, PublicKey, blake2b_256
-from tangle.message import MAX_MESSAGE_SIZE
-from tangle.milestone import KeySet
-from tangle.sync import MilestoneSync, Requests
+from tangle.p2p.sync import MilestoneSync, Requests
+from tangle.protocol.codec import U32_MAX
+from tangle.protocol.ids import MessageId, PublicKey, blake2b_256
+from tangle.protocol.message import MAX_MESSAGE_SIZE
+from tangle.protocol.milestone import KeySet
 
 from .strategies import key_sets, message_ids
 

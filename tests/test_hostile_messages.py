@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from tangle.dag import GENESIS_ID
-from tangle.message import decode_message
-from tangle.payload import TaggedData
+from tangle.protocol.message import decode_message
+from tangle.protocol.payload import TaggedData
+from tangle.window.dag import GENESIS_ID
 
 from ._gossip_net import (
     ACCOUNTS,

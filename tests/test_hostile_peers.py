@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from tangle.gossip import FrameType, Handshake, MessageFrame, Request
-from tangle.message import decode_message
-from tangle.payload import TaggedData
+from tangle.p2p.gossip import FrameType, Handshake, MessageFrame, Request
+from tangle.protocol.message import decode_message
+from tangle.protocol.payload import TaggedData
 
 from ._gossip_net import FAST, connected, info, link, network, rng, send, until
 from .hostile_peer import HostilePeer, Target, bad_work, hostile, random_ids, swarm
@@ -23,7 +23,7 @@ from .hostile_peer import HostilePeer, Target, bad_work, hostile, random_ids, sw
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tangle.peering import PeeringSizes
+    from tangle.p2p.peering import PeeringSizes
 
     from ._gossip_net import Peer
 

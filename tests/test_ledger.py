@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tangle.committee import KeySchedule, verify_milestone
 from tangle.errors import (
     BadSignatureError,
     ChainMismatchError,
@@ -17,8 +16,8 @@ from tangle.errors import (
     UnknownSignerError,
     WrongNetworkError,
 )
-from tangle.ids import MerkleRoot, MessageId, MilestoneId, OutputId, Signature
-from tangle.ledger import (
+from tangle.ledger.committee import KeySchedule, verify_milestone
+from tangle.ledger.ledger import (
     Conflict,
     Genesis,
     accumulate,
@@ -27,10 +26,11 @@ from tangle.ledger import (
     restore_state,
     validate_transaction,
 )
-from tangle.merkle import merkle_root
-from tangle.milestone import CommitteeSignature, KeySetChange, Milestone
-from tangle.transaction import SignatureUnlock, Transaction
-from tangle.white_flag import ConeMessage, white_flag
+from tangle.ledger.white_flag import ConeMessage, white_flag
+from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId, OutputId, Signature
+from tangle.protocol.merkle import merkle_root
+from tangle.protocol.milestone import CommitteeSignature, KeySetChange, Milestone
+from tangle.protocol.transaction import SignatureUnlock, Transaction
 
 from .builders import NET, address, committee, genesis, key, milestone, schedule, transfer
 

@@ -20,18 +20,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
 from tangle.errors import DuplicateMessageError
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message
-from tangle.milestone import KeySet
-from tangle.node import Node
+from tangle.ledger.committee import KeySchedule
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.message import decode_message
+from tangle.protocol.milestone import KeySet
 
 from .builders import NET, address, genesis, key, on_tips, transfer
 
 if TYPE_CHECKING:
-    from tangle.ids import OutputId
+    from tangle.protocol.ids import OutputId
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
 SIGNERS = [KeySigner(bytes([i]) * 32) for i in (1, 2, 3)]

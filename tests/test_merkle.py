@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tangle.ids import blake2b_256
-from tangle.merkle import merkle_root
+from tangle.protocol.ids import blake2b_256
+from tangle.protocol.merkle import merkle_root
 
 
 def _reference(leaves: list[bytes]) -> bytes:

@@ -19,8 +19,8 @@ from tangle.errors import (
     UnknownVersionError,
     WrongNetworkError,
 )
-from tangle.ids import MessageId, blake2b_256
-from tangle.message import (
+from tangle.protocol.ids import MessageId, blake2b_256
+from tangle.protocol.message import (
     MAX_MESSAGE_SIZE,
     Message,
     check_message,
@@ -29,8 +29,8 @@ from tangle.message import (
     message_id,
     prepare,
 )
-from tangle.payload import TaggedData
-from tangle.pow import search_reference
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import search_reference
 
 from .strategies import messages, parents
 
@@ -120,9 +120,9 @@ def test_milestone_parents_must_match_message_parents() -> None:
     raw = bytearray(encode_message(_tagged()))
     raw[-8:] = bytes(8)
     # A milestone whose essence parents differ from the message's is malformed.
-    from tangle.ids import MerkleRoot, MilestoneId, PublicKey, Signature
-    from tangle.milestone import CommitteeSignature, Milestone, MilestoneEssence
-    from tangle.payload import encode_payload
+    from tangle.protocol.ids import MerkleRoot, MilestoneId, PublicKey, Signature
+    from tangle.protocol.milestone import CommitteeSignature, Milestone, MilestoneEssence
+    from tangle.protocol.payload import encode_payload
 
     essence = MilestoneEssence(
         network_id=NET,

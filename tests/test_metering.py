@@ -30,8 +30,8 @@ from payments.receipt import (
     receipt_from_header,
     receipt_to_header,
 )
-from tangle.codec import U64_MAX
-from tangle.ids import ChannelId, Signature
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.ids import ChannelId, Signature
 
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from tangle.gossip import Handshake, NodeId
+from tangle.p2p.gossip import Handshake, NodeId
 
 from ._network_harness import (
     Cluster,

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.dag import GENESIS_ID
 from tangle.errors import InsufficientWorkError, TangleError
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message, encode_message, prepare
-from tangle.node import Node
-from tangle.payload import TaggedData
-from tangle.pow import work_value
+from tangle.ledger.committee import KeySchedule
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.message import decode_message, encode_message, prepare
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
+from tangle.window.dag import GENESIS_ID
 
 from .builders import NET, committee, genesis, key, message
 

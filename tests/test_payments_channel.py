@@ -30,8 +30,8 @@ from payments import (
     WrongChannelError,
     transition,
 )
-from tangle.channel import ChannelOutput, SignedBalanceProof
-from tangle.ids import ChannelId, Signature
+from tangle.protocol.channel import ChannelOutput, SignedBalanceProof
+from tangle.protocol.ids import ChannelId, Signature
 
 from .payments_support import (
     CHANNEL,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from payments import ChannelState, LedgerUpdate, PayeeChannel, ledger_update
-from tangle.channel import ChannelOutput
+from tangle.protocol.channel import ChannelOutput
 
 from .payments_support import NETWORK, terms
 

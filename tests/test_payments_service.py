@@ -39,8 +39,8 @@ from payments import (
     read_records,
     serve_payee,
 )
-from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.ids import ChannelId, blake2b_256
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.ids import ChannelId, blake2b_256
 
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
 from .unit_test_funder import UnitTestOnlyFunder

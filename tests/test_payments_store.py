@@ -19,7 +19,7 @@ from payments import (
     WrongChannelError,
     read_records,
 )
-from tangle.ids import ChannelId
+from tangle.protocol.ids import ChannelId
 
 from .payments_support import CHANNEL, PAYER, terms
 

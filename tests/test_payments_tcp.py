@@ -38,7 +38,7 @@ from payments import (
     serve_payee,
 )
 from payments.wire import MAX_BODY
-from tangle.ids import ChannelId
+from tangle.protocol.ids import ChannelId
 
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
 

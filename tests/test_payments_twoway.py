@@ -22,8 +22,8 @@ from payments import (
     WrongChannelError,
     WrongParityError,
 )
-from tangle.channel import BalanceProof
-from tangle.ids import ChannelId
+from tangle.protocol.channel import BalanceProof
+from tangle.protocol.ids import ChannelId
 
 from .payments_support import MALLORY, NETWORK, PAYEE, PAYER, terms
 

@@ -33,10 +33,10 @@ from payments import (
     read_records,
     serve_two_way,
 )
-from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.ids import ChannelId
-from tangle.ledger import Conflict, Genesis
-from tangle.transaction import address_of
+from tangle.ledger.ledger import Conflict, Genesis
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.ids import ChannelId
+from tangle.protocol.transaction import address_of
 from wallet import channel_tx
 
 from .builders import NET
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from payments.store import ChannelRecord
     from payments.wire import Event
-    from tangle.ids import Signature
+    from tangle.protocol.ids import Signature
     from wallet.keys import AddressKey
 
 DEPOSIT = 10_000

@@ -34,7 +34,7 @@ from payments.wire import BODY_LIMITS, FrameType
 from .payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
 
 if TYPE_CHECKING:
-    from tangle.channel import SignedBalanceProof
+    from tangle.protocol.channel import SignedBalanceProof
 
 
 @given(signed_proofs)

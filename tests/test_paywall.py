@@ -37,8 +37,8 @@ from payments.state import ChannelState, Role
 from payments.store import ChannelStore, read_records
 from payments.wire import encode_signed_proof
 from tangle.api import serve_api
-from tangle.channel import BalanceProof, SignedBalanceProof
-from tangle.ids import ChannelId, PublicKey
+from tangle.protocol.channel import BalanceProof, SignedBalanceProof
+from tangle.protocol.ids import ChannelId, PublicKey
 from wallet.errors import NodeUnavailableError
 
 from .unit_test_funder import UnitTestOnlyFunder

@@ -14,23 +14,23 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from tangle._admission import Admission, host_key
-from tangle.dag import GENESIS_ID
 from tangle.errors import InvalidFieldError, TooManyPeersError
-from tangle.gossip import (
+from tangle.ledger.ledger import Inclusion
+from tangle.p2p._admission import Admission, host_key
+from tangle.p2p.gossip import (
     Heartbeat,
     MessageFrame,
     NodeId,
     encode_frame,
 )
-from tangle.ids import MilestoneId, Signature
-from tangle.ledger import Inclusion
-from tangle.merkle import merkle_root
-from tangle.message import decode_message, encode_message, prepare
-from tangle.milestone import Milestone
-from tangle.payload import TaggedData
-from tangle.peering import PeeringConfig
-from tangle.pow import work_value
+from tangle.p2p.peering import PeeringConfig
+from tangle.protocol.ids import MilestoneId, Signature
+from tangle.protocol.merkle import merkle_root
+from tangle.protocol.message import decode_message, encode_message, prepare
+from tangle.protocol.milestone import Milestone
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
+from tangle.window.dag import GENESIS_ID
 
 from ._gossip_net import (
     PARAMS,
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 
     from trio.testing import MockClock
 
-    from tangle.ids import MessageId
-    from tangle.storage import Storage
+    from tangle.protocol.ids import MessageId
+    from tangle.storage.storage import Storage
 
 IDLE_WAIT = 0.02
 """Real seconds everything must be idle before the virtual clock jumps (sockets, threads)."""

@@ -14,28 +14,23 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tangle import _pow_kernel
-from tangle import pow as work
-from tangle.codec import U64_MAX
 from tangle.errors import (
     InsufficientWorkError,
     InvalidFieldError,
     NonceSpaceExhaustedError,
     WorkCancelledError,
 )
-from tangle.pow import (
-    kernel_work_hash,
-    max_threads,
-    search,
-    search_range,
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.pow import (
     search_reference,
-    solve,
     target,
     verify_work,
     work_hash,
     work_units,
     work_value,
 )
+from tangle.work import _kernel as _pow_kernel
+from tangle.work import kernel_work_hash, max_threads, search, search_range, solve, solver
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -225,7 +220,7 @@ async def test_cancelling_solve_stops_the_search(monkeypatch: pytest.MonkeyPatch
         finally:
             finished.set()
 
-    monkeypatch.setattr(work, "search", spy)
+    monkeypatch.setattr(solver, "search", spy)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_solve_impossible)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from coordinator.devnet import load_or_create
+from tanglepay.devnet import load_or_create
 
 from .test_config import NETWORK, NODE
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = (sys.executable, "-m", "tangle.cli")
+CLI = (sys.executable, "-m", "tanglepay.cli")
 
 
 def node_config(tmp_path: Path, change: Callable[[dict[str, Any]], object] = dict) -> Path:
@@ -96,8 +96,8 @@ def test_a_database_of_another_network_is_one_line(tmp_path: Path) -> None:
 
 
 def _create_database(config: Path) -> None:
-    from tangle.config import load_node_config
-    from tangle.ledger_node import LedgerNode
+    from tangle.node.config import load_node_config
+    from tangle.node.ledger_node import LedgerNode
 
     loaded = load_node_config(config)
     loaded.data_dir.mkdir(parents=True, exist_ok=True)

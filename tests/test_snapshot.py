@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tangle.committee import KeySchedule, encode_key_schedule
 from tangle.errors import (
     DecodeError,
     InvalidFieldError,
@@ -22,10 +21,12 @@ from tangle.errors import (
     UnknownTypeError,
     UnknownVersionError,
 )
-from tangle.ids import Address, MessageId, MilestoneId, OutputId
-from tangle.ledger import genesis_state
-from tangle.message import decode_message
-from tangle.snapshot import (
+from tangle.ledger.committee import KeySchedule, encode_key_schedule
+from tangle.ledger.ledger import genesis_state
+from tangle.protocol.ids import Address, MessageId, MilestoneId, OutputId
+from tangle.protocol.message import decode_message
+from tangle.protocol.transaction import BasicOutput
+from tangle.storage.snapshot import (
     MAGIC,
     BadMagicError,
     LateEntryPointError,
@@ -40,8 +41,7 @@ from tangle.snapshot import (
     read_snapshot,
     write_snapshot,
 )
-from tangle.storage import ZERO_MILESTONE_ID, InconsistentWriteError, Storage
-from tangle.transaction import BasicOutput
+from tangle.storage.storage import ZERO_MILESTONE_ID, InconsistentWriteError, Storage
 
 from .builders import NET, address, committee
 from .test_storage import KEYS, Step, assert_ledger, build_chain, make_genesis, replay, store
@@ -49,7 +49,7 @@ from .test_storage import KEYS, Step, assert_ledger, build_chain, make_genesis, 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tangle.ledger import Genesis
+    from tangle.ledger.ledger import Genesis
 
 SCHEDULE = KeySchedule(entries=((1, committee(3, 2)[1]), (5, committee(2, 2, offset=2000)[1])))
 """A committee at genesis and a rotation to another from milestone 5."""

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.committee import KeySchedule
-from tangle.dag import Score
-from tangle.ledger import Conflict
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message
-from tangle.milestone import KeySet, KeySetChange
-from tangle.node import Node
-from tangle.payload import TaggedData
-from tangle.snapshot import create_from_snapshot, export_snapshot, read_snapshot
+from tangle.ledger.committee import KeySchedule
+from tangle.ledger.ledger import Conflict
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.message import decode_message
+from tangle.protocol.milestone import KeySet, KeySetChange
+from tangle.protocol.payload import TaggedData
+from tangle.storage.snapshot import create_from_snapshot, export_snapshot, read_snapshot
+from tangle.window.dag import Score
 
 from .builders import address, genesis, key, message, on_tips, transfer
 from .test_coordinator import KEY_SET, PARAMS, SIGNERS
@@ -32,9 +32,9 @@ from .test_coordinator import KEY_SET, PARAMS, SIGNERS
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tangle.ids import MessageId, OutputId
-    from tangle.payload import Payload
-    from tangle.transaction import Transaction
+    from tangle.protocol.ids import MessageId, OutputId
+    from tangle.protocol.payload import Payload
+    from tangle.protocol.transaction import Transaction
 
 KEYS = [key(seed) for seed in range(1, 5)]
 OWNER = {address(k): k for k in KEYS}

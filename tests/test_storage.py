@@ -27,8 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tangle.errors import InvalidFieldError, StorageError
-from tangle.ids import MessageId, MilestoneId, OutputId
-from tangle.ledger import (
+from tangle.ledger.ledger import (
     Conflict,
     Genesis,
     Inclusion,
@@ -40,19 +39,19 @@ from tangle.ledger import (
     ledger_state_hash,
     output_leaf,
 )
-from tangle.message import Message, Parsed, decode_message, encode_message
-from tangle.payload import Payload, TaggedData
-from tangle.snapshot import create_from_snapshot, export_snapshot
-from tangle.storage import (
+from tangle.ledger.records import MilestoneRecord, milestone_record
+from tangle.ledger.white_flag import ConeMessage, WhiteFlagResult, white_flag
+from tangle.protocol.ids import MessageId, MilestoneId, OutputId
+from tangle.protocol.message import Message, Parsed, decode_message, encode_message
+from tangle.protocol.payload import Payload, TaggedData
+from tangle.protocol.transaction import Transaction
+from tangle.storage.snapshot import create_from_snapshot, export_snapshot
+from tangle.storage.storage import (
     ZERO_MILESTONE_ID,
     IncompatibleDatabaseError,
     InconsistentWriteError,
-    MilestoneRecord,
     Storage,
-    milestone_record,
 )
-from tangle.transaction import Transaction
-from tangle.white_flag import ConeMessage, WhiteFlagResult, white_flag
 
 from .builders import NET, address, committee, genesis, key, milestone, schedule, transfer
 

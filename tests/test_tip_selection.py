@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks._arrival import ArrivalProcess, grow_window
-from tangle import _tip_kernels as kernels
-from tangle.dag import GENESIS_ID, Dag, Score
 from tangle.errors import InvalidFieldError, NoTipsError
-from tangle.ids import MessageId, WorkRoot, blake2b_256
-from tangle.tip_selection import (
+from tangle.protocol.ids import MessageId, WorkRoot, blake2b_256
+from tangle.window import _tip_kernels as kernels
+from tangle.window.dag import GENESIS_ID, Dag, Score
+from tangle.window.tip_selection import (
     ConeGraph,
     UniformRandomTips,
     WeightedWalk,

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from coordinator.signers import KeySigner, sign_milestone
-from tangle.ids import MerkleRoot, MessageId, MilestoneId, blake2b_256
-from tangle.ledger import genesis_state
-from tangle.merkle import merkle_root
-from tangle.message import check_message, decode_message, encode_message, prepare
-from tangle.milestone import KeySet, KeySetChange, MilestoneEssence
-from tangle.payload import Payload, TaggedData
-from tangle.pow import search_reference, work_value
-from tangle.signature import is_valid
+from tangle.ledger.ledger import genesis_state
+from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId, blake2b_256
+from tangle.protocol.merkle import merkle_root
+from tangle.protocol.message import check_message, decode_message, encode_message, prepare
+from tangle.protocol.milestone import KeySet, KeySetChange, MilestoneEssence
+from tangle.protocol.payload import Payload, TaggedData
+from tangle.protocol.pow import search_reference, work_value
+from tangle.protocol.signature import is_valid
 
 from .builders import address, genesis, key, transfer
 

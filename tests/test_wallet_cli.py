@@ -1,5 +1,5 @@
 """`tanglepay wallet` without a node: create, restore, address, export and import, the exit
-codes and the one-line errors, `--json` shapes. Driven in-process through `tangle.cli.main`
+codes and the one-line errors, `--json` shapes. Driven in-process through `tanglepay.cli.main`
 (and, to see what a user sees, a few times as a subprocess). Keystores are written with the
 documented `--kdf-memory-mib 1`, so each unlock takes milliseconds instead of ~0.4 s."""
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tangle.cli import main
+from tanglepay.cli import main
 from wallet import (
     DEVNET,
     TESTNET,
@@ -431,7 +431,7 @@ def test_as_a_process_errors_are_one_line_without_a_traceback(
 ) -> None:
     def tanglepay(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tangle.cli", "wallet", "--dir", str(tmp_path / "w"), *argv],
+            [sys.executable, "-m", "tanglepay.cli", "wallet", "--dir", str(tmp_path / "w"), *argv],
             cwd=ROOT,
             capture_output=True,
             text=True,

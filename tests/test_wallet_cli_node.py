@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from tangle.cli import main
+from tanglepay.cli import main
 from wallet import DEVNET, Wallet, encode_address
 from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_NOT_ABANDONED, EXIT_USAGE
 

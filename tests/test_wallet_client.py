@@ -28,17 +28,17 @@ import trio
 import wallet
 from coordinator import Coordinator, Journal, KeySigner
 from tangle.api import ApiConfig, create_app, serve_api
-from tangle.committee import KeySchedule
-from tangle.core import Parameters
-from tangle.ids import Address, MessageId, OutputId, TransactionId
-from tangle.ledger import Genesis
-from tangle.ledger_node import LedgerNode
-from tangle.message import decode_message, encode_message, prepare
-from tangle.milestone import KeySet
-from tangle.node import Node
-from tangle.payload import TaggedData
-from tangle.pow import work_value
-from tangle.transaction import BasicOutput, TransactionEssence
+from tangle.ledger.committee import KeySchedule
+from tangle.ledger.ledger import Genesis
+from tangle.node.core import Parameters
+from tangle.node.ledger_node import LedgerNode
+from tangle.node.node import Node
+from tangle.protocol.ids import Address, MessageId, OutputId, TransactionId
+from tangle.protocol.message import decode_message, encode_message, prepare
+from tangle.protocol.milestone import KeySet
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
+from tangle.protocol.transaction import BasicOutput, TransactionEssence
 from wallet import (
     AccountKey,
     AmountError,

@@ -1,9 +1,9 @@
 """`tanglepay wallet` against a real devnet: a coordinator and two nodes as processes
-(`coordinator.devnet.load_or_create` + `launch`), the CLI as a subprocess per command.
+(`tanglepay.devnet.load_or_create` + `launch`), the CLI as a subprocess per command.
 
 The wallet is funded from the devnet's faucet account (its genesis keys in `secrets.json`),
 paid by a library `Wallet` in this process: the faucet's HTTP service runs only inside
-`coordinator.devnet.run`, which owns its processes, and this test must kill one of them.
+`tanglepay.devnet.run`, which owns its processes, and this test must kill one of them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpx
 import pytest
 import trio
 
-from coordinator.devnet import launch, load_or_create
+from tanglepay.devnet import launch, load_or_create
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_NODE_UNAVAILABLE
 
@@ -43,7 +43,7 @@ class WalletCli:
         return [
             sys.executable,
             "-m",
-            "tangle.cli",
+            "tanglepay.cli",
             "wallet",
             "--dir",
             str(self.directory),

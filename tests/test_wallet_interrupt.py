@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 
-from coordinator.devnet import launch, load_or_create
+from tanglepay.devnet import launch, load_or_create
 from wallet.cli import EXIT_INTERRUPTED, EXIT_NOT_ABANDONED
 
 from .test_wallet_devnet import FUNDS, ROOT, WalletCli, _pay_from_faucet

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tangle.ids import Address
-from tangle.signature import is_valid
-from tangle.transaction import address_of
+from tangle.protocol.ids import Address
+from tangle.protocol.signature import is_valid
+from tangle.protocol.transaction import address_of
 from wallet import errors
 from wallet.address import (
     DEVNET,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tangle.ids import OutputId, TransactionId
+from tangle.protocol.ids import OutputId, TransactionId
 from wallet import (
     AlreadyConfirmedError,
     AmbiguousTransferError,

@@ -20,9 +20,9 @@ from payments.watch import (
     Watchtower,
     run_watch_service,
 )
-from tangle.channel import ChannelOutput, channel_id_of
-from tangle.ids import ChannelId, PublicKey
-from tangle.ledger import Conflict
+from tangle.ledger.ledger import Conflict
+from tangle.protocol.channel import ChannelOutput, channel_id_of
+from tangle.protocol.ids import ChannelId, PublicKey
 from wallet import channel_tx
 from wallet.client import ChannelInfo, NodeInfo
 from wallet.errors import (
@@ -38,7 +38,7 @@ from .channel_chain import Chain, sign_proof
 if TYPE_CHECKING:
     from trio.testing import MockClock
 
-    from tangle.transaction import Transaction
+    from tangle.protocol.transaction import Transaction
 
 PAYER, PAYEE = key(21), key(22)
 PERIOD = 6

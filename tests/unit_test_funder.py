@@ -9,10 +9,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from payments.channel import ChannelTerms
-from tangle.ids import ChannelId, blake2b_256
+from tangle.protocol.ids import ChannelId, blake2b_256
 
 if TYPE_CHECKING:
-    from tangle.ids import PublicKey
+    from tangle.protocol.ids import PublicKey
 
 
 class UnitTestOnlyFunder:

@@ -50,7 +50,6 @@ import contextlib
 import functools
 import math
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
@@ -58,13 +57,13 @@ from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
-from tangle.codec import U64_MAX, u8, u64
 from tangle.events import TransactionEvent
-from tangle.ids import Address, MessageId, OutputId, blake2b_256
-from tangle.ledger import Inclusion
-from tangle.message import Message, encode_message, prepare
-from tangle.pow import search
-from tangle.transaction import MAX_MEMO, BasicOutput, TransactionEssence
+from tangle.ledger.ledger import Inclusion
+from tangle.protocol.codec import U64_MAX, u8, u64
+from tangle.protocol.ids import Address, MessageId, OutputId, blake2b_256
+from tangle.protocol.message import Message, encode_message, prepare
+from tangle.protocol.transaction import MAX_MEMO, BasicOutput, TransactionEssence
+from tangle.work import solve
 
 from .address import DEVNET, Network, decode_address, encode_address
 from .client import AddressOutputs, NodeClient
@@ -95,8 +94,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from tangle.signature import Signer
-    from tangle.transaction import Transaction
+    from tangle.protocol.signature import Signer
+    from tangle.protocol.transaction import Transaction
 
     from .client import NodeInfo, RetryPolicy
     from .keys import AccountKey, AddressKey
@@ -147,14 +146,9 @@ def _now_ms() -> int:
 
 
 async def find_nonce(root: bytes, target: int, *, threads: int | None = None) -> int:
-    """The proof-of-work nonce for `root`, by `tangle.pow.search` in a worker thread; works
+    """The proof-of-work nonce for `root`, by `tangle.work.solve` (a worker thread); works
     under trio and asyncio. Cancelling the caller stops the search at its next batch."""
-    cancel = threading.Event()
-    run = functools.partial(search, root, target, threads=threads, cancel=cancel)
-    try:
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-    finally:
-        cancel.set()
+    return await solve(root, target, threads=threads)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tangle.ids import Address
+from tangle.protocol.ids import Address
 
 from .errors import (
     AddressLengthError,

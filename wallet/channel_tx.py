@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from tangle.channel import ChannelOp, ChannelOutput, ChannelUnlock, channel_id_of
-from tangle.channel_rules import settlement_outputs
-from tangle.transaction import BasicOutput, Transaction, TransactionEssence
+from tangle.ledger.channel_rules import settlement_outputs
+from tangle.protocol.channel import ChannelOp, ChannelOutput, ChannelUnlock, channel_id_of
+from tangle.protocol.transaction import BasicOutput, Transaction, TransactionEssence
 
 from .errors import SigningError
 from .transfer import ChannelAuthority, sign_transaction
@@ -23,10 +23,10 @@ from .transfer import ChannelAuthority, sign_transaction
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.channel import SignedBalanceProof
-    from tangle.ids import Address, OutputId, PublicKey, Signature
-    from tangle.signature import Signer
-    from tangle.transaction import Output
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.ids import Address, OutputId, PublicKey, Signature
+    from tangle.protocol.signature import Signer
+    from tangle.protocol.transaction import Output
 
 
 def open_channel(

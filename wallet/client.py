@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 import anyio
 import httpx
 
-from tangle.channel import ChannelOutput
 from tangle.errors import TangleError
 from tangle.events import TransactionEvent
-from tangle.ids import (
+from tangle.ledger.ledger import Conflict, Inclusion
+from tangle.protocol.channel import ChannelOutput
+from tangle.protocol.ids import (
     Address,
     ChannelId,
     MessageId,
@@ -48,9 +49,8 @@ from tangle.ids import (
     TransactionId,
     blake2b_256,
 )
-from tangle.ledger import Conflict, Inclusion
-from tangle.message import Parsed, decode_message
-from tangle.payload import Payload, encode_payload
+from tangle.protocol.message import Parsed, decode_message
+from tangle.protocol.payload import Payload, encode_payload
 
 from .errors import (
     EventStreamError,

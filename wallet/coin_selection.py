@@ -22,15 +22,15 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle.codec import U64_MAX
-from tangle.transaction import MAX_INPUTS
+from tangle.protocol.codec import U64_MAX
+from tangle.protocol.transaction import MAX_INPUTS
 
 from .errors import AmountError, InsufficientFundsError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from tangle.ids import Address, OutputId
+    from tangle.protocol.ids import Address, OutputId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

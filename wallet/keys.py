@@ -27,8 +27,8 @@ from typing import Final, Self
 
 from nacl.signing import SigningKey
 
-from tangle.ids import Address, PublicKey, Signature
-from tangle.transaction import address_of
+from tangle.protocol.ids import Address, PublicKey, Signature
+from tangle.protocol.transaction import address_of
 
 from .errors import InvalidPathError, InvalidSeedError, NonHardenedError
 

@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from tangle.ids import Address, MessageId, OutputId, TransactionId
-    from tangle.transaction import Transaction
+    from tangle.protocol.ids import Address, MessageId, OutputId, TransactionId
+    from tangle.protocol.transaction import Transaction
 
 
 class TransferStatus(StrEnum):

@@ -50,11 +50,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, TypeVar
 
-from tangle.codec import Reader
 from tangle.errors import TangleError
-from tangle.ids import Address, MessageId, OutputId
-from tangle.payload import decode_payload, encode_payload
-from tangle.transaction import Transaction
+from tangle.protocol.codec import Reader
+from tangle.protocol.ids import Address, MessageId, OutputId
+from tangle.protocol.payload import decode_payload, encode_payload
+from tangle.protocol.transaction import Transaction
 
 from ._state_schema import RECORD_RECEIVED, prepare
 from .coin_selection import Coin

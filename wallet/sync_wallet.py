@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from tangle.ids import Address
+    from tangle.protocol.ids import Address
 
     from .account import SyncResult, WalletConfig
     from .address import Network

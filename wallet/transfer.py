@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle.channel import ChannelOp, ChannelOutput, ChannelUnlock
-from tangle.transaction import (
+from tangle.protocol.channel import ChannelOp, ChannelOutput, ChannelUnlock
+from tangle.protocol.transaction import (
     ReferenceUnlock,
     SignatureUnlock,
     Transaction,
@@ -22,8 +22,8 @@ from .errors import SigningError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tangle.channel import SignedBalanceProof
-    from tangle.signature import Signer
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.signature import Signer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
