@@ -25,8 +25,7 @@ from tangle.protocol.milestone import KeySet
 from tangle.window.dag import GENESIS_ID
 from tangle.window.tip_selection import UniformRandomTips
 from tangle.work import search
-
-from .builders import NET, address, genesis, key, transfer
+from tests.builders import NET, address, genesis, key, transfer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

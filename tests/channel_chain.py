@@ -9,8 +9,7 @@ from tangle.ledger.ledger import Conflict, Genesis, apply_diff, genesis_state, v
 from tangle.ledger.white_flag import ConeMessage, white_flag
 from tangle.protocol.channel import BalanceProof, ChannelId, ChannelOutput, SignedBalanceProof
 from tangle.protocol.ids import MessageId, OutputId, Signature
-
-from .builders import NET
+from tests.builders import NET
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey

@@ -24,8 +24,7 @@ from tangle.node.ledger_node import LedgerNode
 from tangle.node.node import Node
 from tangle.protocol.milestone import KeySet
 from tangle.protocol.transaction import address_of
-
-from .builders import NET, genesis, key, on_tips, transfer
+from tests.builders import NET, genesis, key, on_tips, transfer
 
 PARAMS = Parameters(network_id=NET, work_per_kib=64, min_output_amount=1)
 SIGNERS = [KeySigner(bytes([i]) * 32) for i in (1, 2, 3, 4)]

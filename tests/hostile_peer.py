@@ -51,8 +51,7 @@ if TYPE_CHECKING:
 
     from tangle.node.config import NetworkSpec
     from tangle.p2p.gossip import Frame
-
-    from ._gossip_net import Peer
+    from tests._gossip_net import Peer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +72,7 @@ class Target:
     @classmethod
     def of(cls, peer: Peer) -> Target:
         """A node of `_gossip_net.Network`."""
-        from ._gossip_net import KEY_SET, PARAMS
+        from tests._gossip_net import KEY_SET, PARAMS
 
         return cls(
             host="127.0.0.1",

@@ -19,8 +19,7 @@ from pathlib import Path
 import trio
 
 from payments import ChannelStore, PayeeService, PayerChannel, Role, open_payer, serve_payee
-
-from .payments_support import PAYER, terms
+from tests.payments_support import PAYER, terms
 
 DEPOSIT = 10**15
 

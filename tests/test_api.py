@@ -42,8 +42,7 @@ from tangle.protocol.transaction import Transaction
 from tangle.service import PeeringAdmin
 from tangle.storage.storage import InconsistentWriteError
 from tangle.window.dag import GENESIS_ID
-
-from .builders import NET, address, genesis, key, message, milestone, on_tips, transfer
+from tests.builders import NET, address, genesis, key, message, milestone, on_tips, transfer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence

@@ -24,9 +24,8 @@ from tangle.p2p.peering import Peering
 from tangle.protocol.message import decode_message
 from tangle.protocol.payload import TaggedData, encode_payload
 from tangle.service import PeeringAdmin
-
-from .builders import address, message, on_tips
-from .test_api import (
+from tests.builders import address, message, on_tips
+from tests.test_api import (
     ALICE,
     BOB,
     KEY_SET,

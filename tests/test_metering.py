@@ -32,8 +32,7 @@ from payments.receipt import (
 )
 from tangle.protocol.codec import U64_MAX
 from tangle.protocol.ids import ChannelId, Signature
-
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
+from tests.payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 
 TERMS = terms(deposit=10**12)
 SESSION = b"\x5e" * 32

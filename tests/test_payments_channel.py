@@ -32,8 +32,7 @@ from payments import (
 )
 from tangle.protocol.channel import ChannelOutput, SignedBalanceProof
 from tangle.protocol.ids import ChannelId, Signature
-
-from .payments_support import (
+from tests.payments_support import (
     CHANNEL,
     MALLORY,
     NETWORK,

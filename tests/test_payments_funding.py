@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from payments import BelowMinimumOutputError, LedgerFunder, funding
-
-from .payments_support import PAYEE, PAYER, terms
-from .test_wallet_client import MIN_OUTPUT, open_wallet, running
+from tests.payments_support import PAYEE, PAYER, terms
+from tests.test_wallet_client import MIN_OUTPUT, open_wallet, running
 
 if TYPE_CHECKING:
     from pathlib import Path

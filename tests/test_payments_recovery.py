@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from payments import ChannelStore, PayeeService, PayerChannel, open_payer, read_records, serve_payee
-
-from .payments_support import PAYER, terms
+from tests.payments_support import PAYER, terms
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -41,9 +41,8 @@ from payments import (
 )
 from tangle.protocol.channel import BalanceProof, SignedBalanceProof
 from tangle.protocol.ids import ChannelId, blake2b_256
-
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
-from .unit_test_funder import UnitTestOnlyFunder
+from tests.payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
+from tests.unit_test_funder import UnitTestOnlyFunder
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,8 +20,7 @@ from payments import (
     read_records,
 )
 from tangle.protocol.ids import ChannelId
-
-from .payments_support import CHANNEL, PAYER, terms
+from tests.payments_support import CHANNEL, PAYER, terms
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -39,8 +39,7 @@ from payments import (
 )
 from payments.wire import MAX_BODY
 from tangle.protocol.ids import ChannelId
-
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
+from tests.payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -24,8 +24,7 @@ from payments import (
 )
 from tangle.protocol.channel import BalanceProof
 from tangle.protocol.ids import ChannelId
-
-from .payments_support import MALLORY, NETWORK, PAYEE, PAYER, terms
+from tests.payments_support import MALLORY, NETWORK, PAYEE, PAYER, terms
 
 DEPOSIT = 1_000
 TERMS = terms(deposit=DEPOSIT, bidirectional=True)

@@ -37,11 +37,10 @@ from tangle.ledger.ledger import Conflict, Genesis
 from tangle.protocol.channel import BalanceProof, SignedBalanceProof
 from tangle.protocol.ids import ChannelId
 from tangle.protocol.transaction import address_of
+from tests.builders import NET
+from tests.channel_chain import Chain
+from tests.payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 from wallet import channel_tx
-
-from .builders import NET
-from .channel_chain import Chain
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -30,8 +30,7 @@ from payments import (
 )
 from payments.frames import HEADER
 from payments.wire import BODY_LIMITS, FrameType
-
-from .payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
+from tests.payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
 
 if TYPE_CHECKING:
     from tangle.protocol.channel import SignedBalanceProof

@@ -39,9 +39,8 @@ from payments.wire import encode_signed_proof
 from tangle.api import serve_api
 from tangle.protocol.channel import BalanceProof, SignedBalanceProof
 from tangle.protocol.ids import ChannelId, PublicKey
+from tests.unit_test_funder import UnitTestOnlyFunder
 from wallet.errors import NodeUnavailableError
-
-from .unit_test_funder import UnitTestOnlyFunder
 
 if TYPE_CHECKING:
     from pathlib import Path

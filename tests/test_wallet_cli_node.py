@@ -11,12 +11,11 @@ import anyio
 import pytest
 
 from tanglepay.cli import main
+from tests.builders import address
+from tests.test_wallet_cli import CHEAP, secret_file
+from tests.test_wallet_client import ACCOUNT, BOB, CONFIG, MIN_OUTPUT, RETRY, node_in_a_thread
 from wallet import DEVNET, Wallet, encode_address
 from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_NOT_ABANDONED, EXIT_USAGE
-
-from .builders import address
-from .test_wallet_cli import CHEAP, secret_file
-from .test_wallet_client import ACCOUNT, BOB, CONFIG, MIN_OUTPUT, RETRY, node_in_a_thread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -39,6 +39,7 @@ from tangle.protocol.milestone import KeySet
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.pow import work_value
 from tangle.protocol.transaction import BasicOutput, TransactionEssence
+from tests.builders import NET, address, key, message, transfer
 from wallet import (
     AccountKey,
     AmountError,
@@ -67,8 +68,6 @@ from wallet.account import MEMO_TAG, account_fingerprint, idempotency_hash
 from wallet.coin_selection import Coin, select_coins
 from wallet.keys import ExtendedKey, address_path
 from wallet.records import Draft
-
-from .builders import NET, address, key, message, transfer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence

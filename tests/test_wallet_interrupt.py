@@ -22,9 +22,8 @@ import pytest
 import trio
 
 from tanglepay.devnet import launch, load_or_create
+from tests.test_wallet_devnet import FUNDS, ROOT, WalletCli, _pay_from_faucet
 from wallet.cli import EXIT_INTERRUPTED, EXIT_NOT_ABANDONED
-
-from .test_wallet_devnet import FUNDS, ROOT, WalletCli, _pay_from_faucet
 
 if TYPE_CHECKING:
     from pathlib import Path

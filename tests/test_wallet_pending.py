@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tangle.protocol.ids import OutputId, TransactionId
+from tests.builders import address
+from tests.test_wallet_client import ACCOUNT, BOB, CAROL, CONFIG, RETRY, open_wallet, running
 from wallet import (
     AlreadyConfirmedError,
     AmbiguousTransferError,
@@ -26,9 +28,6 @@ from wallet import (
 )
 from wallet.account import account_fingerprint
 from wallet.pending import abandon, find_transfer
-
-from .builders import address
-from .test_wallet_client import ACCOUNT, BOB, CAROL, CONFIG, RETRY, open_wallet, running
 
 VECTORS = Path(__file__).parent / "vectors"
 V1_SHA256 = "34c647e67ae05761f0f38ce63cdf233f1668be69aa6597e8ff6b94da15708d76"

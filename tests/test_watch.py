@@ -23,6 +23,8 @@ from payments.watch import (
 from tangle.ledger.ledger import Conflict
 from tangle.protocol.channel import ChannelOutput, channel_id_of
 from tangle.protocol.ids import ChannelId, PublicKey
+from tests.builders import NET, address, genesis, key
+from tests.channel_chain import Chain, sign_proof
 from wallet import channel_tx
 from wallet.client import ChannelInfo, NodeInfo
 from wallet.errors import (
@@ -31,9 +33,6 @@ from wallet.errors import (
     TransferFailedError,
     TransferTimeoutError,
 )
-
-from .builders import NET, address, genesis, key
-from .channel_chain import Chain, sign_proof
 
 if TYPE_CHECKING:
     from trio.testing import MockClock

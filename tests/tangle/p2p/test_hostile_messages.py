@@ -12,8 +12,7 @@ import trio
 from tangle.protocol.message import decode_message
 from tangle.protocol.payload import TaggedData
 from tangle.window.dag import GENESIS_ID
-
-from ._gossip_net import (
+from tests._gossip_net import (
     ACCOUNTS,
     FUNDS,
     PARAMS,
@@ -25,13 +24,13 @@ from ._gossip_net import (
     send_transfer,
     until,
 )
-from .builders import address, message, transfer
-from .hostile_peer import Target, hostile, random_ids, reattach
+from tests.builders import address, message, transfer
+from tests.hostile_peer import Target, hostile, random_ids, reattach
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ._gossip_net import Peer
+    from tests._gossip_net import Peer
 
 
 async def _same(a: Peer, b: Peer) -> bool:

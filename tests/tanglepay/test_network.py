@@ -15,8 +15,7 @@ import pytest
 import trio
 
 from tangle.p2p.gossip import Handshake, NodeId
-
-from ._network_harness import (
+from tests._network_harness import (
     Cluster,
     Follower,
     Load,
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from pathlib import Path
 
-    from ._network_harness import Script
+    from tests._network_harness import Script
 
 
 async def _advance(

@@ -16,16 +16,14 @@ import trio
 from tangle.p2p.gossip import FrameType, Handshake, MessageFrame, Request
 from tangle.protocol.message import decode_message
 from tangle.protocol.payload import TaggedData
-
-from ._gossip_net import FAST, connected, info, link, network, rng, send, until
-from .hostile_peer import HostilePeer, Target, bad_work, hostile, random_ids, swarm
+from tests._gossip_net import FAST, connected, info, link, network, rng, send, until
+from tests.hostile_peer import HostilePeer, Target, bad_work, hostile, random_ids, swarm
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tangle.p2p.peering import PeeringSizes
-
-    from ._gossip_net import Peer
+    from tests._gossip_net import Peer
 
 
 async def test_the_hostile_peer_is_greeted_and_served(tmp_path: Path) -> None:

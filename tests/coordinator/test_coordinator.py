@@ -21,8 +21,7 @@ from tangle.protocol.milestone import KeySet, KeySetChange, Milestone
 from tangle.protocol.payload import TaggedData
 from tangle.window.dag import GENESIS_ID
 from tangle.work import search
-
-from .builders import NET, address, genesis, key, message, on_tips, transfer
+from tests.builders import NET, address, genesis, key, message, on_tips, transfer
 
 if TYPE_CHECKING:
     from pathlib import Path

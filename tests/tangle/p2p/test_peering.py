@@ -31,8 +31,7 @@ from tangle.protocol.milestone import Milestone
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.pow import work_value
 from tangle.window.dag import GENESIS_ID
-
-from ._gossip_net import (
+from tests._gossip_net import (
     PARAMS,
     Peer,
     connected,
@@ -45,7 +44,7 @@ from ._gossip_net import (
     send_transfer,
     until,
 )
-from .builders import NET, key, message, milestone
+from tests.builders import NET, key, message, milestone
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -34,8 +34,7 @@ from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import CommitteeSignature, Milestone
 from tangle.protocol.payload import TaggedData
 from tangle.window.dag import GENESIS_ID
-
-from .builders import NET, committee, genesis, key, message, milestone
+from tests.builders import NET, committee, genesis, key, message, milestone
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -16,8 +16,7 @@ from tangle.protocol.message import decode_message, encode_message, prepare
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.pow import work_value
 from tangle.window.dag import GENESIS_ID
-
-from .builders import NET, committee, genesis, key, message
+from tests.builders import NET, committee, genesis, key, message
 
 if TYPE_CHECKING:
     from pathlib import Path

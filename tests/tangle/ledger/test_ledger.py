@@ -31,8 +31,7 @@ from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId, OutputId, Si
 from tangle.protocol.merkle import merkle_root
 from tangle.protocol.milestone import CommitteeSignature, KeySetChange, Milestone
 from tangle.protocol.transaction import SignatureUnlock, Transaction
-
-from .builders import NET, address, committee, genesis, key, milestone, schedule, transfer
+from tests.builders import NET, address, committee, genesis, key, milestone, schedule, transfer
 
 ALICE, BOB, CAROL = key(1), key(2), key(3)
 ZERO = MessageId(bytes(32))

@@ -19,10 +19,9 @@ from tangle.errors import DuplicateMessageError
 from tangle.node.ledger_node import LedgerNode
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
+from tests.crash_child import GENESIS, PARAMS, SCHEDULE, open_node, read_wire
 
-from .crash_child import GENESIS, PARAMS, SCHEDULE, open_node, read_wire
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _child(directory: Path, seed: int, rounds: int) -> subprocess.Popen[bytes]:

@@ -25,9 +25,8 @@ from tangle.protocol.milestone import KeySet, KeySetChange
 from tangle.protocol.payload import TaggedData
 from tangle.storage.snapshot import create_from_snapshot, export_snapshot, read_snapshot
 from tangle.window.dag import Score
-
-from .builders import address, genesis, key, message, on_tips, transfer
-from .test_coordinator import KEY_SET, PARAMS, SIGNERS
+from tests.builders import address, genesis, key, message, on_tips, transfer
+from tests.coordinator.test_coordinator import KEY_SET, PARAMS, SIGNERS
 
 if TYPE_CHECKING:
     from pathlib import Path

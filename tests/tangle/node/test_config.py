@@ -9,8 +9,7 @@ import pytest
 
 from tangle.errors import ConfigError
 from tangle.node.config import load_node_config, network_document, parse_network
-
-from .builders import committee, genesis, key
+from tests.builders import committee, genesis, key
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -31,8 +31,7 @@ from tangle.protocol.message import (
 )
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.pow import search_reference
-
-from .strategies import messages, parents
+from tests.strategies import messages, parents
 
 NET = 7
 

@@ -52,10 +52,9 @@ from tangle.storage.storage import (
     InconsistentWriteError,
     Storage,
 )
+from tests.builders import NET, address, committee, genesis, key, milestone, schedule, transfer
 
-from .builders import NET, address, committee, genesis, key, milestone, schedule, transfer
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 KEYS = [key(seed) for seed in range(1, 7)]
 OWNER = {address(k): k for k in KEYS}
 COMMITTEE, _ = committee(1, 1)

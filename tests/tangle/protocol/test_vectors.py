@@ -26,10 +26,9 @@ from tangle.protocol.milestone import KeySet, KeySetChange, MilestoneEssence
 from tangle.protocol.payload import Payload, TaggedData
 from tangle.protocol.pow import search_reference, work_value
 from tangle.protocol.signature import is_valid
+from tests.builders import address, genesis, key, transfer
 
-from .builders import address, genesis, key, transfer
-
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 NETWORK = 0x7470646576
 WORK_PER_KIB = 1 << 12
 PARENTS = (MessageId(b"\x11" * 32), MessageId(b"\x22" * 32))
@@ -102,7 +101,10 @@ def _protocol_vectors() -> dict[str, Any]:
     milestone = sign_milestone(essence, committee[:2], key_set)
     leaves = [bytes([i]) * 32 for i in range(1, 6)]
     return {
-        "about": "Produced by tests/test_vectors.py; see docs/PROTOCOL.md for every layout.",
+        "about": (
+            "Produced by tests/tangle/protocol/test_vectors.py; "
+            "see docs/PROTOCOL.md for every layout."
+        ),
         "network_id": NETWORK,
         "work_per_kib": WORK_PER_KIB,
         "messages": [

@@ -61,8 +61,7 @@ from tangle.protocol.codec import U32_MAX
 from tangle.protocol.ids import MessageId, PublicKey, blake2b_256
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 from tangle.protocol.milestone import KeySet
-
-from .strategies import key_sets, message_ids
+from tests.strategies import key_sets, message_ids
 
 NET = 42
 DIGEST = bytes(range(32))

@@ -14,7 +14,7 @@ import trio
 
 from tanglepay.devnet import DevnetOptions, run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tanglepay.devnet import load_or_create
-
-from .test_config import NETWORK, NODE
+from tests.tangle.node.test_config import NETWORK, NODE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = (sys.executable, "-m", "tanglepay.cli")
 
 

@@ -23,12 +23,11 @@ from tangle.protocol.transaction import (
     decode_transaction,
     encode_transaction,
 )
+from tests.builders import NET, address, genesis, key
+from tests.channel_chain import Chain, sign_proof
 from wallet import channel_tx
 from wallet.errors import SigningError
 from wallet.transfer import sign_transaction
-
-from .builders import NET, address, genesis, key
-from .channel_chain import Chain, sign_proof
 
 PAYER, PAYEE, OTHER = key(11), key(12), key(13)
 PERIOD = 5

@@ -27,8 +27,7 @@ from tangle.node.ledger_node import LedgerNode
 from tangle.node.node import Node
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import KeySet
-
-from .builders import NET, address, genesis, key, on_tips, transfer
+from tests.builders import NET, address, genesis, key, on_tips, transfer
 
 if TYPE_CHECKING:
     from tangle.protocol.ids import OutputId

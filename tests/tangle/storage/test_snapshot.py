@@ -42,9 +42,16 @@ from tangle.storage.snapshot import (
     write_snapshot,
 )
 from tangle.storage.storage import ZERO_MILESTONE_ID, InconsistentWriteError, Storage
-
-from .builders import NET, address, committee
-from .test_storage import KEYS, Step, assert_ledger, build_chain, make_genesis, replay, store
+from tests.builders import NET, address, committee
+from tests.tangle.storage.test_storage import (
+    KEYS,
+    Step,
+    assert_ledger,
+    build_chain,
+    make_genesis,
+    replay,
+    store,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
