@@ -2,11 +2,11 @@
 
 The subcommands are in `tanglepay.commands`, imported once the arguments are parsed (so `--help`
 loads neither trio nor Numba); each imports its implementation from the package that owns it.
+
 Our errors are one line on stderr, no tracebacks, exit status 2: bad usage, bad configuration,
 anything that stops a process starting (a port taken, a database it cannot open: the line names
-the cause and the fix).
-SIGINT (Ctrl-C) or SIGTERM stops a process cleanly: one line on stdout, exit status 0 (130 if
-it came before the process could handle it).
+the cause and the fix). SIGINT (Ctrl-C) or SIGTERM stops a process cleanly: one line on stdout,
+exit status 0 (130 if it came before the process could handle it).
 """
 
 from __future__ import annotations
