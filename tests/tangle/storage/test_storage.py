@@ -708,7 +708,7 @@ test_storage_agrees_with_replay = StorageAgreesWithReplay.TestCase
 # -- crash safety ----------------------------------------------------------------------------
 
 CRASH_CHAIN = 500
-CHILD = "import sys, tests.test_storage as t; t.crash_child(sys.argv[1])"
+CHILD = "import sys, tests.tangle.storage.test_storage as t; t.crash_child(sys.argv[1])"
 
 
 def crash_child(path: str) -> None:
