@@ -332,16 +332,18 @@ class EquivocationError(MilestoneError):
     """Two milestones for one index, each signed as the committee of that index must sign:
     proof that the committee (or its keys) misbehaved. The node stops applying milestones."""
 
-    def __init__(self, index: int, first: bytes, second: bytes) -> None:
+    def __init__(self, index: int, first: bytes, second: bytes, *, repeated: bool = False) -> None:
         super().__init__(
             f"equivocation at milestone {index}: {first.hex()} and {second.hex()} are both "
-            "signed by the committee"
+            "signed by the committee" + (" (seen before)" if repeated else "")
         )
         self.index = index
         self.first = first
         """Id of the milestone applied or held first."""
         self.second = second
         """Id of the other one."""
+        self.repeated = repeated
+        """True if this pair was reported before (the evidence is kept once)."""
 
 
 class MerkleRootMismatchError(MilestoneError):
