@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
-from ._api_schema import (
+from ._api_openapi import (
     _BAD_BODY,
     _HEX,
     _ID,
@@ -36,8 +36,8 @@ from ._api_schema import (
     _object,
     _op,
     _ref,
-    tangle_error_code,
 )
+from ._api_schema import tangle_error_code
 from .codec import Reader
 from .errors import NonCanonicalError, TangleError
 from .ids import blake2b_256

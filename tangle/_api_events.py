@@ -1,6 +1,5 @@
-"""What the HTTP API observes: the server-sent event stream of the node's milestone notices, the
-confirmation latency of messages submitted through the API, and the Prometheus exposition of
-those and of the node's own counters (`GET /metrics`, text format 0.0.4).
+"""The server-sent event stream of the HTTP API (`GET /api/v1/events`): the node's milestone
+notices and the transactions they confirmed.
 
 **Event stream** (`text/event-stream`, one stream per `GET /api/v1/events`):
 
@@ -36,23 +35,20 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 from starlette.responses import Response
 
-from .dag import Score
 from .events import TransactionEvent
 from .ledger import Conflict, Inclusion
 from .transaction import SignatureUnlock, address_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping
 
     from starlette.types import Message, Receive, Scope, Send
 
-    from .core import Confirmed, NodeCore
-    from .ids import Address, MessageId, TransactionId
-    from .message import Parsed
+    from .core import Confirmed
+    from .ids import Address, TransactionId
     from .node import Node, Notice
 
 CACHED_MILESTONES: Final = 16
-LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 def transaction_events(confirmed: Confirmed) -> tuple[TransactionEvent, ...]:
@@ -231,201 +227,3 @@ class EventStream(Response):
     @staticmethod
     async def _body(send: Send, chunk: bytes) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-
-class Histogram:
-    """A Prometheus histogram: cumulative counts per upper bound, sum and count."""
-
-    __slots__ = ("bounds", "count", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * len(bounds)
-        self.count = 0
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        for i, bound in enumerate(self.bounds):
-            if value <= bound:
-                self.counts[i] += 1
-
-
-class LatencyTracker:
-    """Confirmation latency of messages submitted through the API: submit to the notice of the
-    milestone that referenced them, on the trio clock. Remembers at most `capacity` unconfirmed
-    messages (the oldest are forgotten: lazy ones never confirm)."""
-
-    __slots__ = ("_capacity", "_submitted", "histogram", "resubscribed")
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._submitted: dict[MessageId, float] = {}
-        self.histogram = Histogram(LATENCY_BUCKETS)
-        self.resubscribed = 0
-
-    @property
-    def waiting(self) -> int:
-        return len(self._submitted)
-
-    def submitted(self, message_id: MessageId, at: float) -> None:
-        self._submitted[message_id] = at
-        while len(self._submitted) > self._capacity:
-            del self._submitted[next(iter(self._submitted))]
-
-    def confirmed(self, notice: Notice) -> None:
-        submitted = self._submitted
-        if not submitted:
-            return
-        for message_id in notice.confirmed.result.referenced:
-            at = submitted.pop(message_id, None)
-            if at is not None:
-                self.histogram.observe(max(0.0, notice.applied_at - at))
-
-    async def run(
-        self, node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Follow the node's notices for ever (subscribing again if dropped)."""
-        while True:
-            with node.subscribe(1024) as notices:
-                task_status.started()
-                task_status = trio.TASK_STATUS_IGNORED
-                async for notice in notices:
-                    self.confirmed(notice)
-            self.resubscribed += 1
-            await trio.lowlevel.checkpoint()
-
-
-class Telemetry:
-    """What one app counts and observes, and its Prometheus exposition."""
-
-    __slots__ = ("hub", "latency", "responses", "submissions")
-
-    def __init__(self, node: Node, latency_tracked: int) -> None:
-        self.hub = EventHub()
-        self.latency = LatencyTracker(latency_tracked)
-        self.submissions = {"accepted": 0, "rejected": 0}
-        self.responses: dict[str, int] = {}
-
-    def submitted(self, parsed: Parsed | None) -> None:
-        """A message submitted through the API: accepted (`parsed`) or refused (None)."""
-        if parsed is None:
-            self.submissions["rejected"] += 1
-            return
-        self.submissions["accepted"] += 1
-        self.latency.submitted(parsed.id, trio.current_time())
-
-    def responded(self, status: int | None) -> None:
-        key = "disconnected" if status is None else str(status)
-        self.responses[key] = self.responses.get(key, 0) + 1
-
-    async def exposition(
-        self,
-        node: Node,
-        *,
-        peers: int | None,
-        gossip: Mapping[str, float] | None,
-        pow_in_flight: int,
-    ) -> str:
-        window = await node.read_core(_window_figures)
-        counters = node.counters
-        out = _Exposition()
-        for name, help_text, value in (
-            ("messages_accepted", "Messages the node accepted.", counters.messages_accepted),
-            ("messages_rejected", "Messages the node refused.", counters.messages_rejected),
-            ("milestones_applied", "Milestones applied.", counters.milestones_applied),
-            ("transactions_included", "Transactions included.", counters.transactions_included),
-            (
-                "transactions_conflicting",
-                "Transactions conflicting.",
-                counters.transactions_conflicting,
-            ),
-            ("subscribers_dropped", "Slow subscribers dropped.", counters.subscribers_dropped),
-        ):
-            out.add(f"tangle_{name}_total", "counter", help_text, [({}, value)])
-        for name, help_text, gauge in (
-            ("confirmed_milestone_index", "Confirmed milestone index.", window["confirmed"]),
-            ("latest_milestone_index", "Highest milestone index seen.", window["latest"]),
-            ("window_messages", "Messages in the in-memory window.", window["window"]),
-            ("pending_messages", "Messages waiting for their parents.", window["pending"]),
-            ("missing_messages", "Parents requested, not yet received.", window["missing"]),
-            ("peers", "Peers (absent without peering).", peers),
-            ("api_event_streams", "Open event streams.", self.hub.streams),
-            ("api_event_queue_depth", "Notices queued for event streams.", self.hub.queued()),
-            ("api_pow_in_flight", "Proofs-of-work running for clients.", pow_in_flight),
-            ("api_latency_waiting", "API submissions not yet confirmed.", self.latency.waiting),
-        ):
-            if gauge is not None:
-                out.add(f"tangle_{name}", "gauge", help_text, [({}, gauge)])
-        for key, figure in sorted((gossip or {}).items()):
-            kind = "counter" if key.endswith("_total") else "gauge"
-            about = f"Gossip: {key.replace('_', ' ')}."
-            out.add(f"tangle_gossip_{key}", kind, about, [({}, figure)])
-        tips = [({"score": s.name.lower()}, window[f"tips_{s.name.lower()}"]) for s in Score]
-        out.add("tangle_tips", "gauge", "Tips by score.", tips)
-        submissions = [({"outcome": k}, v) for k, v in self.submissions.items()]
-        out.add(
-            "tangle_api_messages_submitted_total",
-            "counter",
-            "Messages submitted through the API, by outcome.",
-            submissions,
-        )
-        responses = [({"status": k}, v) for k, v in sorted(self.responses.items())]
-        out.add("tangle_api_responses_total", "counter", "API responses by status.", responses)
-        out.histogram(
-            "tangle_api_confirmation_latency_seconds",
-            "Submit (through the API) to the milestone notice.",
-            self.latency.histogram,
-        )
-        return out.text()
-
-
-def _window_figures(core: NodeCore) -> dict[str, int]:
-    dag = core.dag
-    return {
-        "confirmed": core.confirmed_index,
-        "latest": core.latest_index,
-        "window": len(dag),
-        "pending": dag.pending_count(),
-        "missing": len(dag.missing()),
-        **{f"tips_{s.name.lower()}": len(dag.tip_rows(s)) for s in Score},
-    }
-
-
-class _Exposition:
-    """Lines of the Prometheus text format 0.0.4."""
-
-    __slots__ = ("lines",)
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(
-        self, name: str, kind: str, help_text: str, samples: Sequence[tuple[dict[str, str], float]]
-    ) -> None:
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        self.lines += [f"{name}{_labels(labels)} {value}" for labels, value in samples]
-
-    def histogram(self, name: str, help_text: str, h: Histogram) -> None:
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        for bound, count in zip(h.bounds, h.counts, strict=True):
-            self.lines.append(f'{name}_bucket{{le="{bound!r}"}} {count}')
-        self.lines += [
-            f'{name}_bucket{{le="+Inf"}} {h.count}',
-            f"{name}_sum {h.total!r}",
-            f"{name}_count {h.count}",
-        ]
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    escaped = (
-        (k, v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
-        for k, v in labels.items()
-    )
-    return "{" + ",".join(f'{k}="{v}"' for k, v in escaped) + "}"

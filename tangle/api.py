@@ -48,12 +48,10 @@ follows the node's milestone notices for the confirmation-latency histogram.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import trio
@@ -62,11 +60,11 @@ from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import pow as work
+from ._api_admin import Admin
 from ._api_batch import (
     BATCH_BODY_LIMIT,
     BATCH_JSON_LIMIT,
@@ -75,15 +73,18 @@ from ._api_batch import (
     decode_batch,
     with_batch,
 )
-from ._api_events import EventStream, Telemetry
+from ._api_config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
+from ._api_config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
+from ._api_events import EventStream
+from ._api_guard import Guard, refusal
+from ._api_metrics import Telemetry
+from ._api_openapi import openapi_document
 from ._api_pow import PowLimits as PowLimits
 from ._api_request import (
     ApiError,
     decode_payload_bytes,
-    error_response,
     hex_field,
     json_field,
-    jsonable,
     media_type,
     path_id,
     path_message_id,
@@ -92,17 +93,14 @@ from ._api_request import (
     read_json,
 )
 from ._api_schema import (
-    openapi_document,
     render_message,
     render_metadata,
     render_milestone,
     render_output,
-    tangle_error_code,
-    tangle_error_status,
 )
 from .channel import ChannelOutput
 from .codec import U32_MAX
-from .errors import InvalidFieldError, NoTipsError, TangleError
+from .errors import NoTipsError, TangleError
 from .ledger import validate_transaction
 from .message import (
     MAX_MESSAGE_SIZE,
@@ -113,14 +111,14 @@ from .message import (
     prepare,
 )
 from .milestone import Milestone
-from .snapshot import encode_snapshot, take_snapshot
 from .tip_selection import UniformRandomTips
 from .transaction import Transaction
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.requests import Request
+    from starlette.types import ASGIApp
 
     from .core import NodeCore, Parameters
     from .ids import MessageId, OutputId
@@ -129,74 +127,10 @@ if TYPE_CHECKING:
     from .storage import Storage
     from .transaction import Output
 
-logger = logging.getLogger(__name__)
 
 MAX_EVENT_ADDRESSES: Final = 16
 SYNC_SLACK: Final = 2
 """Milestones a node may be behind the highest one it knows and still serve tips."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiConfig:
-    """How the API serves one node."""
-
-    admin_token: str | None = None
-    """Bearer token of the admin endpoints; None: they do not exist (404)."""
-    pow_per_minute: int = 6
-    """Proofs-of-work one client address may ask for per minute (also the burst size)."""
-    pow_concurrency: int = 2
-    """Proofs-of-work the node runs at once, for all clients."""
-    pow_threads: int = 1
-    """Threads each proof-of-work search uses (capped at Numba's pool)."""
-    max_event_streams: int = 256
-    """Event streams served at once."""
-    event_buffer: int = 64
-    """Milestones an event stream may fall behind before the node drops it."""
-    keepalive_s: float = 15.0
-    """Seconds without an event after which a stream sends a keep-alive comment."""
-    health_window_s: float = 60.0
-    """The node is healthy while its confirmed milestone is at most this old."""
-    latency_tracked: int = 100_000
-    """Unconfirmed submitted messages remembered for the latency histogram."""
-
-    def __post_init__(self) -> None:
-        if self.admin_token is not None and not self.admin_token:
-            raise InvalidFieldError("ApiConfig.admin_token", "must not be empty")
-        for name in ("pow_per_minute", "pow_concurrency", "pow_threads", "max_event_streams"):
-            if getattr(self, name) < 1:
-                raise InvalidFieldError(f"ApiConfig.{name}", "must be at least 1")
-        if self.event_buffer < 1 or self.latency_tracked < 1:
-            raise InvalidFieldError("ApiConfig", "buffers must hold at least 1")
-        if not (self.keepalive_s > 0 and self.health_window_s > 0):
-            raise InvalidFieldError("ApiConfig", "intervals must be positive")
-
-
-class PeerAdmin(Protocol):
-    """What the admin endpoints need from the gossip layer. Peers are rendered as JSON objects:
-    the mappings' values may be str, int, float, bool, None, bytes (as hex) or nested lists and
-    mappings of those; anything else is rendered with `str`."""
-
-    def peers(self) -> Sequence[Mapping[str, object]]:
-        """One mapping per peer (at least an `"id"` the DELETE route accepts, by convention)."""
-        ...
-
-    async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
-        """Add (and connect to) a peer; return it as `peers` would. Raise `ValueError` with a
-        message for a peer that cannot be added (duplicate, refused address)."""
-        ...
-
-    async def remove_peer(self, peer: str) -> bool:
-        """Disconnect and forget `peer` (its id); False if there is no such peer."""
-        ...
-
-    async def publish(self, raw: bytes) -> None:
-        """Push a message submitted through this API to every peer."""
-        ...
-
-    def gossip_counters(self) -> Mapping[str, float]:
-        """Gossip figures for `/metrics`, exposed as `tangle_gossip_<name>`: counters end in
-        `_total`, the rest are gauges."""
-        ...
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -471,124 +405,6 @@ class _Api:
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(with_batch(openapi_document()))
 
-    # -- admin -------------------------------------------------------------------------------
-
-    def check_admin(self, request: Request) -> None:
-        token = self.config.admin_token
-        if token is None:  # no admin route exists then; kept as a second line of defence
-            raise ApiError("not_found", "no such route")
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise ApiError(
-                "unauthorized", "admin needs a bearer token", {"WWW-Authenticate": "Bearer"}
-            )
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise ApiError("forbidden", "wrong token")
-
-    def peer_admin(self, request: Request) -> PeerAdmin:
-        self.check_admin(request)
-        if self.peers is None:
-            raise ApiError("not_found", "this node runs without peering")
-        return self.peers
-
-    async def list_peers(self, request: Request) -> Response:
-        peers = self.peer_admin(request).peers()
-        return JSONResponse({"peers": [jsonable(dict(p)) for p in peers]})
-
-    async def add_peer(self, request: Request) -> Response:
-        admin = self.peer_admin(request)
-        doc = await read_json(request)
-        host, port = json_field(doc, "host", str), json_field(doc, "port", int)
-        if not 0 < len(host) <= 253 or not 0 < port < 65536:
-            raise ApiError("invalid_parameter", "host must be 1..253 characters, port 1..65535")
-        try:
-            peer = await admin.add_peer(host, port)
-        except ValueError as exc:
-            raise ApiError("invalid_parameter", str(exc) or "the peer cannot be added") from None
-        return JSONResponse({"peer": jsonable(dict(peer))}, status_code=201)
-
-    async def remove_peer(self, request: Request) -> Response:
-        admin = self.peer_admin(request)
-        peer = request.path_params["peer"]
-        if not await admin.remove_peer(peer):
-            raise ApiError("unknown_peer", "no such peer")
-        return Response(status_code=204)
-
-    async def prune(self, request: Request) -> Response:
-        self.check_admin(request)
-        keep = json_field(await read_json(request), "keep_milestones", int)
-        depth = (await self.parameters()).tip_rules.below_max_depth
-        if not depth < keep <= U32_MAX:
-            raise ApiError("invalid_parameter", f"keep_milestones must exceed {depth}")
-        pruned = await self.node.write(lambda ledger: ledger.prune(keep))
-        return JSONResponse(
-            {
-                "pruned_index": pruned.pruned_index,
-                "messages": pruned.messages,
-                "spent_outputs": pruned.spent_outputs,
-                "window_dropped": pruned.window_dropped,
-            }
-        )
-
-    async def snapshot(self, request: Request) -> Response:
-        self.check_admin(request)
-        # In the writer thread, so no milestone lands between the ledger and its entry points.
-        taken = await self.node.write(lambda ledger: take_snapshot(ledger.storage))
-        return Response(
-            encode_snapshot(taken),
-            media_type="application/octet-stream",
-            headers={"content-disposition": f'attachment; filename="{taken.milestone_index}.snap"'},
-        )
-
-
-# -- errors and the guard ----------------------------------------------------------------------
-
-
-async def _refusal(request: Request, exc: Exception) -> Response:
-    """The response to an error a route raised on purpose."""
-    if isinstance(exc, ApiError):
-        return error_response(exc.code, str(exc), exc.status, exc.headers)
-    if isinstance(exc, TangleError):
-        return error_response(tangle_error_code(exc), str(exc), tangle_error_status(exc))
-    if isinstance(exc, HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return error_response(code, exc.detail, status, exc.headers)
-    raise exc
-
-
-class _Guard:
-    """Outermost of our middleware: counts responses by status and turns any exception that
-    escapes a route into a logged 500 (or, once the response has started, a closed stream)."""
-
-    def __init__(self, app: ASGIApp, api: _Api) -> None:
-        self._app = app
-        self._api = api
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        status: int | None = None
-
-        async def tracked(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self._app(scope, receive, tracked)
-        except ClientDisconnect:
-            pass
-        except Exception:
-            logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
-            if status is None:
-                response = error_response("internal_error", "the node failed to answer", 500)
-                await response(scope, receive, tracked)
-        finally:
-            self._api.telemetry.responded(status)
-
 
 def create_app(
     node: Node,
@@ -617,17 +433,11 @@ def create_app(
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
     if config.admin_token is not None:
-        routes += [
-            Route("/api/v1/admin/peers", api.list_peers, methods=["GET"]),
-            Route("/api/v1/admin/peers", api.add_peer, methods=["POST"]),
-            Route("/api/v1/admin/peers/{peer}", api.remove_peer, methods=["DELETE"]),
-            Route("/api/v1/admin/prune", api.prune, methods=["POST"]),
-            Route("/api/v1/admin/snapshot", api.snapshot, methods=["GET"]),
-        ]
+        routes += Admin(node, config.admin_token, peers, api.parameters).routes()
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_Guard, api=api)],
-        exception_handlers={ApiError: _refusal, TangleError: _refusal, HTTPException: _refusal},
+        middleware=[Middleware(Guard, telemetry=api.telemetry)],
+        exception_handlers={ApiError: refusal, TangleError: refusal, HTTPException: refusal},
         lifespan=api.lifespan,
     )
     app.router.redirect_slashes = False  # a machine API: one spelling per route, else 404
