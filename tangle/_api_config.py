@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .bech32 import DEVNET, Network
 from .errors import InvalidFieldError
 
 if TYPE_CHECKING:
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 class ApiConfig:
     """How the API serves one node."""
 
+    network: Network = DEVNET
+    """Whose bech32m prefix addresses are answered with (and accepted with, besides hex)."""
     admin_token: str | None = None
     """Bearer token of the admin endpoints; None: they do not exist (404)."""
     pow_per_minute: int = 6
@@ -53,7 +56,9 @@ class PeerAdmin(Protocol):
     mappings of those; anything else is rendered with `str`."""
 
     def peers(self) -> Sequence[Mapping[str, object]]:
-        """One mapping per peer (at least an `"id"` the DELETE route accepts, by convention)."""
+        """One mapping per peer: at least an `"id"` the DELETE route accepts, `"outbound"`
+        (True for a configured peer this node dials) and `"connected"` (True while a connection
+        with it is up), by convention."""
         ...
 
     async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
@@ -70,6 +75,7 @@ class PeerAdmin(Protocol):
         ...
 
     def gossip_counters(self) -> Mapping[str, float]:
-        """Gossip figures for `/metrics`, exposed as `tangle_gossip_<name>`: counters end in
-        `_total`, the rest are gauges."""
+        """Gossip figures for `/metrics`, exposed as `tangle_gossip_<name>`, named as Prometheus
+        wants (`received_bytes_total`: the unit, then `_total` for a counter; ratios are left
+        to PromQL); counters end in `_total`, the rest are gauges."""
         ...

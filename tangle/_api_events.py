@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from starlette.types import Message, Receive, Scope, Send
 
+    from .bech32 import Network
     from .core import Confirmed
     from .ids import Address, TransactionId
     from .node import Node, Notice
@@ -113,9 +114,10 @@ class EventHub:
     """What the event streams of one app share: their count, and each milestone's transaction
     events, derived and formatted once."""
 
-    __slots__ = ("_done", "_streams")
+    __slots__ = ("_done", "_network", "_streams")
 
-    def __init__(self) -> None:
+    def __init__(self, network: Network) -> None:
+        self._network = network
         self._streams: set[trio.MemoryReceiveChannel[Notice]] = set()
         self._done: OrderedDict[int, tuple[tuple[TransactionEvent, bytes], ...]] = OrderedDict()
 
@@ -139,7 +141,7 @@ class EventHub:
         done = self._done.get(index)
         if done is None:
             done = self._done[index] = tuple(
-                (event, format_event("transaction", event.data()))
+                (event, format_event("transaction", event.data(self._network)))
                 for event in transaction_events(confirmed)
             )
             while len(self._done) > CACHED_MILESTONES:

@@ -14,12 +14,26 @@ from .dag import Score
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from .bech32 import Network
     from .core import NodeCore
     from .ids import MessageId
     from .message import Parsed
     from .node import Node, Notice
 
 LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+GOSSIP_HELP: Final = {
+    "received_bytes_total": "Bytes received from peers.",
+    "sent_bytes_total": "Bytes sent to peers.",
+    "unique_message_bytes_total": (
+        "Bytes of messages received from peers that were new to this node "
+        "(received_bytes_total over this, as rates in PromQL, is the gossip overhead)."
+    ),
+    "messages_received_total": "Messages received from peers.",
+    "messages_duplicate_total": "Messages received from peers that this node already had.",
+    "messages_published_total": "Messages this node pushed to its peers.",
+    "bans_total": "Peers banned for misbehaving.",
+}
+"""Plain-words HELP of the figures `PeerAdmin.gossip_counters` gives (others get a generic one)."""
 
 
 class Histogram:
@@ -55,7 +69,7 @@ class LatencyTracker:
         self.resubscribed = 0
 
     @property
-    def waiting(self) -> int:
+    def unconfirmed(self) -> int:
         return len(self._submitted)
 
     def submitted(self, message_id: MessageId, at: float) -> None:
@@ -91,8 +105,8 @@ class Telemetry:
 
     __slots__ = ("hub", "latency", "responses", "submissions")
 
-    def __init__(self, node: Node, latency_tracked: int) -> None:
-        self.hub = EventHub()
+    def __init__(self, network: Network, latency_tracked: int) -> None:
+        self.hub = EventHub(network)
         self.latency = LatencyTracker(latency_tracked)
         self.submissions = {"accepted": 0, "rejected": 0}
         self.responses: dict[str, int] = {}
@@ -113,46 +127,65 @@ class Telemetry:
         self,
         node: Node,
         *,
-        peers: int | None,
+        peers: Mapping[str, int | None],
         gossip: Mapping[str, float] | None,
         pow_in_flight: int,
     ) -> str:
+        """The text at `GET /metrics`: `peers` as `peer_counts` gives them, `gossip` as
+        `PeerAdmin.gossip_counters` does (None without peering)."""
         window = await node.read_core(_window_figures)
         counters = node.counters
         out = _Exposition()
         for name, help_text, value in (
-            ("messages_accepted", "Messages the node accepted.", counters.messages_accepted),
-            ("messages_rejected", "Messages the node refused.", counters.messages_rejected),
-            ("milestones_applied", "Milestones applied.", counters.milestones_applied),
-            ("transactions_included", "Transactions included.", counters.transactions_included),
+            ("messages_accepted", "Messages this node accepted.", counters.messages_accepted),
+            ("messages_rejected", "Messages this node refused.", counters.messages_rejected),
+            ("milestones_applied", "Milestones this node applied.", counters.milestones_applied),
+            (
+                "transactions_included",
+                "Transactions that milestones applied to the ledger.",
+                counters.transactions_included,
+            ),
             (
                 "transactions_conflicting",
-                "Transactions conflicting.",
+                "Transactions that milestones referenced but could not apply.",
                 counters.transactions_conflicting,
             ),
-            ("subscribers_dropped", "Slow subscribers dropped.", counters.subscribers_dropped),
+            (
+                "subscribers_dropped",
+                "Notice subscribers (event streams included) dropped for reading too slowly.",
+                counters.subscribers_dropped,
+            ),
         ):
             out.add(f"tangle_{name}_total", "counter", help_text, [({}, value)])
         for name, help_text, gauge in (
-            ("confirmed_milestone_index", "Confirmed milestone index.", window["confirmed"]),
+            ("confirmed_milestone_index", "Index of the confirmed milestone.", window["confirmed"]),
             ("latest_milestone_index", "Highest milestone index seen.", window["latest"]),
-            ("window_messages", "Messages in the in-memory window.", window["window"]),
+            ("window_messages", "Messages held in the in-memory window.", window["window"]),
             ("pending_messages", "Messages waiting for their parents.", window["pending"]),
-            ("missing_messages", "Parents requested, not yet received.", window["missing"]),
-            ("peers", "Peers (absent without peering).", peers),
-            ("api_event_streams", "Open event streams.", self.hub.streams),
-            ("api_event_queue_depth", "Notices queued for event streams.", self.hub.queued()),
-            ("api_pow_in_flight", "Proofs-of-work running for clients.", pow_in_flight),
-            ("api_latency_waiting", "API submissions not yet confirmed.", self.latency.waiting),
+            ("missing_messages", "Parents asked for and not received yet.", window["missing"]),
+            ("peers_configured", "Peers this node dials.", peers["peers_configured"]),
+            ("peers_connected", "Peers with a connection up.", peers["peers_connected"]),
+            ("api_event_streams", "Event streams open now.", self.hub.streams),
+            (
+                "api_event_queue_depth",
+                "Notices waiting to be sent on event streams.",
+                self.hub.queued(),
+            ),
+            ("api_pow_in_flight", "Proofs-of-work running now for clients.", pow_in_flight),
+            (
+                "api_unconfirmed_submissions",
+                "Messages submitted through the API and not confirmed yet.",
+                self.latency.unconfirmed,
+            ),
         ):
             if gauge is not None:
                 out.add(f"tangle_{name}", "gauge", help_text, [({}, gauge)])
         for key, figure in sorted((gossip or {}).items()):
             kind = "counter" if key.endswith("_total") else "gauge"
-            about = f"Gossip: {key.replace('_', ' ')}."
+            about = GOSSIP_HELP.get(key, f"Gossip figure {key!r}.")
             out.add(f"tangle_gossip_{key}", kind, about, [({}, figure)])
         tips = [({"score": s.name.lower()}, window[f"tips_{s.name.lower()}"]) for s in Score]
-        out.add("tangle_tips", "gauge", "Tips by score.", tips)
+        out.add("tangle_tips", "gauge", "Tips in the window, by score.", tips)
         submissions = [({"outcome": k}, v) for k, v in self.submissions.items()]
         out.add(
             "tangle_api_messages_submitted_total",
@@ -161,10 +194,12 @@ class Telemetry:
             submissions,
         )
         responses = [({"status": k}, v) for k, v in sorted(self.responses.items())]
-        out.add("tangle_api_responses_total", "counter", "API responses by status.", responses)
+        out.add(
+            "tangle_api_responses_total", "counter", "API responses, by HTTP status.", responses
+        )
         out.histogram(
             "tangle_api_confirmation_latency_seconds",
-            "Submit (through the API) to the milestone notice.",
+            "Seconds from a message's submission through the API to the milestone confirming it.",
             self.latency.histogram,
         )
         return out.text()

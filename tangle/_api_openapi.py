@@ -13,6 +13,22 @@ _HEX = {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 _U64 = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "u64, decimal"}
 _UINT = {"type": "integer", "minimum": 0}
+_BECH32 = {
+    "type": "string",
+    "pattern": "^[a-z]{1,83}1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$",
+    "description": "bech32m address with the node's network prefix",
+}
+_ADDRESS_FIELDS = {"address": _BECH32, "address_hex": _ID}
+_ADDRESS_TEXT = {
+    "anyOf": [
+        _ID,
+        {
+            **_BECH32,
+            "pattern": "^([a-z]{1,83}1[02-9ac-hj-np-z]{58}|[A-Z]{1,83}1[02-9AC-HJ-NP-Z]{58})$",
+        },
+    ],
+    "description": "an address: 64 hex digits, or bech32m with the node's network prefix",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -57,7 +73,14 @@ _SCHEMAS: dict[str, Any] = {
             "latest_milestone_timestamp_ms": _nullable(_UINT),
             "ledger_state_hash": _ID,
             "pruned_index": _UINT,
-            "peers": _nullable(_UINT),
+            "peers_configured": {
+                **_nullable(_UINT),
+                "description": "peers this node dials (configured or added); null without peering",
+            },
+            "peers_connected": {
+                **_nullable(_UINT),
+                "description": "peers with a connection up now, either way; null without peering",
+            },
             "healthy": {"type": "boolean"},
             "work_per_kib": _UINT,
             "min_output_amount": _U64,
@@ -68,11 +91,11 @@ _SCHEMAS: dict[str, Any] = {
     "Submitted": _object({"id": _ID}),
     "Output": {
         "oneOf": [
-            _object({"type": {"const": "basic"}, "address": _ID, "amount": _U64}),
+            _object({"type": {"const": "basic"}, **_ADDRESS_FIELDS, "amount": _U64}),
             _object(
                 {
                     "type": {"const": "channel"},
-                    "address": _ID,
+                    **_ADDRESS_FIELDS,
                     "amount": _U64,
                     "channel_id": _ID,
                     "payer": _ID,
@@ -148,7 +171,7 @@ _SCHEMAS: dict[str, Any] = {
     ),
     "Outputs": _object(
         {
-            "address": _ID,
+            **_ADDRESS_FIELDS,
             "ledger_index": _UINT,
             "outputs": _array(_ref("UnspentOutput")),
         }
@@ -163,7 +186,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Channel": _object({"ledger_index": _UINT, "output": _ref("UnspentOutput")}),
     "Balance": _object(
-        {"address": _ID, "ledger_index": _UINT, "balance": _U64, "output_count": _UINT}
+        {**_ADDRESS_FIELDS, "ledger_index": _UINT, "balance": _U64, "output_count": _UINT}
     ),
     "Peers": _object({"peers": _array({"type": "object"})}),
     "AddPeer": _object({"host": {"type": "string"}, "port": {"type": "integer"}}),
@@ -235,7 +258,7 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _MESSAGE_ID = _path_param("message_id", _ID)
-_ADDRESS = _path_param("address", _ID)
+_ADDRESS = _path_param("address", _ADDRESS_TEXT)
 _BAD_BODY = ("invalid_json", "invalid_body", "invalid_hex", "body_too_large")
 
 
@@ -313,11 +336,17 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/addresses/{address}/outputs": {
             "get": _op(
-                "Unspent outputs of an address", 200, "Outputs", "invalid_id", params=(_ADDRESS,)
+                "Unspent outputs of an address",
+                200,
+                "Outputs",
+                "invalid_address",
+                params=(_ADDRESS,),
             )
         },
         "/api/v1/addresses/{address}/balance": {
-            "get": _op("Balance of an address", 200, "Balance", "invalid_id", params=(_ADDRESS,))
+            "get": _op(
+                "Balance of an address", 200, "Balance", "invalid_address", params=(_ADDRESS,)
+            )
         },
         "/api/v1/channels/{channel_id}": {
             "get": _op(
@@ -352,7 +381,7 @@ def openapi_document() -> dict[str, Any]:
                     "the connection alive",
                     200,
                     None,
-                    "invalid_id",
+                    "invalid_address",
                     "invalid_parameter",
                     "too_many_streams",
                     params=(
@@ -360,7 +389,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "address",
                             "in": "query",
                             "required": False,
-                            "schema": _array(_ID),
+                            "schema": {**_array(_ADDRESS_TEXT), "maxItems": 16},
                             "style": "form",
                             "explode": True,
                         },

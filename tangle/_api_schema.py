@@ -1,10 +1,13 @@
-"""The wire format of the HTTP API: error codes, JSON views of ledger objects, and the OpenAPI
-document that describes both.
+"""The wire format of the HTTP API: error codes and JSON views of ledger objects (the OpenAPI
+document in `_api_openapi.py` describes both).
 
-Conventions of every JSON body: ids, addresses, keys and byte strings are lowercase hex without a
-prefix; amounts, network ids and nonces (u64 values that can exceed 2**53) are decimal strings;
-indexes and timestamps are JSON numbers. Every error is `{"error": {"code": ..., "message": ...}}`
-with one of the codes below; codes are stable, messages are for people.
+Conventions of every JSON body: addresses are bech32m with the node's network prefix
+(`tpdev1...`, see `bech32.py`) under `address`, with the same address in hex under
+`address_hex`; where a path or query takes an address, either form is accepted. Ids, keys and
+byte strings are lowercase hex without a prefix; amounts, network ids and nonces (u64 values
+that can exceed 2**53) are decimal strings; indexes and timestamps are JSON numbers. Every error
+is `{"error": {"code": ..., "message": ...}}` with one of the codes below; codes are stable,
+messages are for people.
 
 A refused message's code is derived from its `TangleError` class: the class name without its
 `Error` suffix, in snake case (`InsufficientWorkError` -> `insufficient_work`,
@@ -17,13 +20,15 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 
 from . import errors
+from .bech32 import encode_address
 from .channel import ChannelOutput
 from .message import PROTOCOL_VERSION
 from .payload import TaggedData
 from .transaction import ReferenceUnlock, SignatureUnlock, Transaction
 
 if TYPE_CHECKING:
-    from .ids import MessageId, OutputId
+    from .bech32 import Network
+    from .ids import Address, MessageId, OutputId
     from .message import Parsed
     from .milestone import Milestone
     from .payload import Payload
@@ -61,6 +66,7 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "invalid_body": (400, "the JSON body lacks a field or has one of the wrong type"),
     "invalid_hex": (400, "a body field is not lowercase or uppercase hex of whole bytes"),
     "invalid_id": (400, "an id or address in the path or query is not 64 hex digits"),
+    "invalid_address": (400, "an address is neither 64 hex digits nor bech32m of this network"),
     "invalid_parameter": (400, "a path or query parameter is out of range"),
     "invalid_header": (400, "a header (Content-Length) cannot be read"),
     "unauthorized": (401, "an admin endpoint was called without a bearer token"),
@@ -98,7 +104,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 # -- JSON views --------------------------------------------------------------------------------
 
 
-def render_payload(payload: Payload) -> dict[str, Any]:
+def render_payload(payload: Payload, network: Network) -> dict[str, Any]:
     if isinstance(payload, TaggedData):
         return {"type": "tagged_data", "tag": payload.tag.hex(), "data": payload.data.hex()}
     if isinstance(payload, Transaction):
@@ -108,7 +114,7 @@ def render_payload(payload: Payload) -> dict[str, Any]:
             "transaction_id": payload.id.hex(),
             "network_id": str(essence.network_id),
             "inputs": [i.hex() for i in essence.inputs],
-            "outputs": [_render_output_body(o) for o in essence.outputs],
+            "outputs": [_render_output_body(o, network) for o in essence.outputs],
             "memo": essence.memo.hex(),
             "unlocks": [_render_unlock(u) for u in payload.unlocks],
         }
@@ -139,14 +145,14 @@ def render_milestone_payload(milestone: Milestone) -> dict[str, Any]:
     }
 
 
-def render_message(parsed: Parsed) -> dict[str, Any]:
+def render_message(parsed: Parsed, network: Network) -> dict[str, Any]:
     message = parsed.message
     return {
         "id": parsed.id.hex(),
         "protocol_version": PROTOCOL_VERSION,
         "network_id": str(message.network_id),
         "parents": [p.hex() for p in message.parents],
-        "payload": render_payload(message.payload),
+        "payload": render_payload(message.payload, network),
         "nonce": str(message.nonce),
         "raw": parsed.raw.hex(),
     }
@@ -166,20 +172,25 @@ def render_milestone(record: MilestoneRecord, milestone: Milestone) -> dict[str,
     return {**render_milestone_payload(milestone), "message_id": record.message_id.hex()}
 
 
-def render_output(output_id: OutputId, output: Output) -> dict[str, Any]:
+def render_address(address: Address, network: Network) -> dict[str, str]:
+    """An address in both forms: `address` (bech32m) and `address_hex`."""
+    return {"address": encode_address(address, network), "address_hex": address.hex()}
+
+
+def render_output(output_id: OutputId, output: Output, network: Network) -> dict[str, Any]:
     return {
         "output_id": output_id.hex(),
         "transaction_id": output_id.transaction_id.hex(),
         "output_index": output_id.output_index,
-        **_render_output_body(output),
+        **_render_output_body(output, network),
     }
 
 
-def _render_output_body(output: Output) -> dict[str, Any]:
-    """An output's fields; a channel's `address` is its channel id (what it is indexed by)."""
+def _render_output_body(output: Output, network: Network) -> dict[str, Any]:
+    """An output's fields; a channel's address is its channel id (what it is indexed by)."""
     body: dict[str, Any] = {
         "type": "basic",
-        "address": output.address.hex(),
+        **render_address(output.address, network),
         "amount": str(output.amount),
     }
     if isinstance(output, ChannelOutput):

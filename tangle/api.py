@@ -86,6 +86,7 @@ from ._api_request import (
     hex_field,
     json_field,
     media_type,
+    path_address,
     path_id,
     path_message_id,
     query_uint,
@@ -93,6 +94,7 @@ from ._api_request import (
     read_json,
 )
 from ._api_schema import (
+    render_address,
     render_message,
     render_metadata,
     render_milestone,
@@ -151,7 +153,7 @@ class _Api:
         self.peers = peers
         self.solve = solve or self._solve
         self.limits = PowLimits(config.pow_per_minute, config.pow_concurrency)
-        self.telemetry = Telemetry(node, config.latency_tracked)
+        self.telemetry = Telemetry(config.network, config.latency_tracked)
         self.rng = np.random.default_rng()
         self.params: Parameters | None = None
 
@@ -206,6 +208,17 @@ class _Api:
             await self.peers.publish(parsed.raw)
         return parsed
 
+    def peer_counts(self) -> dict[str, int | None]:
+        """Configured peers (dialed by this node) and peers connected now; None without
+        peering."""
+        if self.peers is None:
+            return {"peers_configured": None, "peers_connected": None}
+        peers = self.peers.peers()
+        return {
+            "peers_configured": sum(1 for p in peers if p.get("outbound") is True),
+            "peers_connected": sum(1 for p in peers if p.get("connected") is True),
+        }
+
     # -- routes ------------------------------------------------------------------------------
 
     async def info(self, request: Request) -> Response:
@@ -228,7 +241,7 @@ class _Api:
                 "latest_milestone_timestamp_ms": stamp,
                 "ledger_state_hash": state_hash.hex(),
                 "pruned_index": pruned,
-                "peers": None if self.peers is None else len(self.peers.peers()),
+                **self.peer_counts(),
                 "healthy": age_s is not None and age_s <= self.config.health_window_s,
                 "work_per_kib": params.work_per_kib,
                 "min_output_amount": str(params.min_output_amount),
@@ -303,7 +316,7 @@ class _Api:
         accept = request.headers.get("accept", "").lower()
         if "application/octet-stream" in accept and "application/json" not in accept:
             return Response(raw, media_type="application/octet-stream")
-        return JSONResponse(render_message(decode_message(raw)))
+        return JSONResponse(render_message(decode_message(raw), self.config.network))
 
     async def metadata(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
@@ -320,17 +333,21 @@ class _Api:
         return JSONResponse({"tips": [t.hex() for t in tips]})
 
     async def outputs(self, request: Request) -> Response:
-        address = path_id(request.path_params["address"])
+        network = self.config.network
+        address = path_address(request.path_params["address"], network)
 
         def read(storage: Storage) -> tuple[int, list[dict[str, Any]]]:
             index = storage.confirmed_index()
-            return index, [render_output(o, out) for o, out in storage.outputs_of(address)]
+            found = storage.outputs_of(address)
+            return index, [render_output(o, out, network) for o, out in found]
 
         index, outputs = await self.node.read_storage(read)
-        return JSONResponse({"address": address.hex(), "ledger_index": index, "outputs": outputs})
+        return JSONResponse(
+            {**render_address(address, network), "ledger_index": index, "outputs": outputs}
+        )
 
     async def balance(self, request: Request) -> Response:
-        address = path_id(request.path_params["address"])
+        address = path_address(request.path_params["address"], self.config.network)
 
         def read(storage: Storage) -> tuple[int, int, int]:
             outputs = storage.outputs_of(address)
@@ -340,7 +357,7 @@ class _Api:
         index, total, count = await self.node.read_storage(read)
         return JSONResponse(
             {
-                "address": address.hex(),
+                **render_address(address, self.config.network),
                 "ledger_index": index,
                 "balance": str(total),
                 "output_count": count,
@@ -357,7 +374,8 @@ class _Api:
         channels = [(o, out) for o, out in found if isinstance(out, ChannelOutput)]
         if not channels:
             raise ApiError("unknown_channel", f"no channel {channel_id.hex()} on the ledger")
-        return JSONResponse({"ledger_index": index, "output": render_output(*channels[0])})
+        output = render_output(*channels[0], self.config.network)
+        return JSONResponse({"ledger_index": index, "output": output})
 
     async def milestone(self, request: Request) -> Response:
         text = request.path_params.get("index")
@@ -380,7 +398,7 @@ class _Api:
         texts = request.query_params.getlist("address")
         if len(texts) > MAX_EVENT_ADDRESSES:
             raise ApiError("invalid_parameter", f"at most {MAX_EVENT_ADDRESSES} addresses")
-        addresses = [path_id(t) for t in texts]
+        addresses = [path_address(t, self.config.network) for t in texts]
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
         if self.telemetry.hub.streams >= self.config.max_event_streams:
@@ -396,7 +414,7 @@ class _Api:
     async def metrics(self, request: Request) -> Response:
         text = await self.telemetry.exposition(
             self.node,
-            peers=None if self.peers is None else len(self.peers.peers()),
+            peers=self.peer_counts(),
             gossip=None if self.peers is None else self.peers.gossip_counters(),
             pow_in_flight=self.limits.in_flight,
         )

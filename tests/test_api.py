@@ -22,11 +22,12 @@ from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch, with_ba
 from tangle._api_openapi import openapi_document
 from tangle._api_schema import API_ERROR_CODES, TANGLE_ERROR_CODES, tangle_error_code
 from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
+from tangle.bech32 import DEVNET, TESTNET, encode_address
 from tangle.committee import KeySchedule
 from tangle.core import Parameters
 from tangle.dag import GENESIS_ID
 from tangle.errors import TangleError
-from tangle.ids import MessageId, MilestoneId, blake2b_256
+from tangle.ids import Address, MessageId, MilestoneId, blake2b_256
 from tangle.ledger_node import LedgerNode
 from tangle.merkle import merkle_root
 from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
@@ -251,15 +252,17 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert metadata["referenced_by"] == 1
         assert metadata["inclusion"] == "included"
 
-        bob = address(BOB).hex()
-        balance = (await net.client.get(f"/api/v1/addresses/{bob}/balance")).json()
+        bob, bob_hex = encode_address(address(BOB), DEVNET), address(BOB).hex()
+        balance = (await net.client.get(f"/api/v1/addresses/{bob_hex}/balance")).json()
         assert balance == {
             "address": bob,
+            "address_hex": bob_hex,
             "ledger_index": 1,
             "balance": "400000",
             "output_count": 1,
         }
         outputs = (await net.client.get(f"/api/v1/addresses/{bob}/outputs")).json()
+        assert (outputs["address"], outputs["address_hex"]) == (bob, bob_hex)
         (output,) = outputs["outputs"]
         assert output["transaction_id"] == tx.id.hex()
         assert output["output_index"] == 0
@@ -271,6 +274,7 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert message["payload"]["outputs"][0] == {
             "type": "basic",
             "address": bob,
+            "address_hex": bob_hex,
             "amount": "400000",
         }
         binary = await net.client.get(
@@ -294,7 +298,7 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert info["network_id"] == str(NET)
         assert info["work_per_kib"] == 16
         assert info["min_output_amount"] == "1"
-        assert info["peers"] is None
+        assert (info["peers_configured"], info["peers_connected"]) == (None, None)
 
         tips = (await net.client.get("/api/v1/tips")).json()["tips"]
         assert tips == [net.ledger.core.dag.tips()[0].hex()]  # the milestone is the only tip
@@ -471,7 +475,7 @@ async def test_bad_routes_ids_and_indexes(tmp_path: Path) -> None:
             response = await get(f"/api/v1/messages/{bad}")
             assert (response.status_code, error_code(response)) == (400, "invalid_id")
             response = await get(f"/api/v1/addresses/{bad}/balance")
-            assert (response.status_code, error_code(response)) == (400, "invalid_id")
+            assert (response.status_code, error_code(response)) == (400, "invalid_address")
         response = await get("/api/v1/milestones/latest")
         assert (response.status_code, error_code(response)) == (404, "unknown_milestone")
         response = await get("/api/v1/milestones/3")
@@ -630,8 +634,11 @@ async def test_events_carry_milestones_and_address_filtered_transactions(tmp_pat
             assert name == "transaction"
             assert included["message_id"] == decode_message(raw_first).id.hex()
             assert included["inclusion"] == "included"
-            assert bob in included["addresses"]
-            assert address(ALICE).hex() in included["addresses"]
+            assert bob in included["addresses_hex"]
+            assert encode_address(address(ALICE), DEVNET) in included["addresses"]
+            assert included["addresses"] == [
+                encode_address(Address.from_hex(a), DEVNET) for a in included["addresses_hex"]
+            ]
             name, milestone = await to_bob.event()
             assert (name, milestone["index"], milestone["included"]) == ("milestone", 1, 1)
             assert milestone["conflicting"] == 1
@@ -652,7 +659,41 @@ async def test_events_carry_milestones_and_address_filtered_transactions(tmp_pat
             assert (await to_bob.event())[1]["index"] == 2  # nothing of bob's in it
             assert (await to_carol.event())[1]["index"] == 2
         response = await net.client.get("/api/v1/events", params={"address": "nothex"})
-        assert (response.status_code, error_code(response)) == (400, "invalid_id")
+        assert (response.status_code, error_code(response)) == (400, "invalid_address")
+
+
+async def test_addresses_are_read_in_hex_or_bech32m_and_answered_in_bech32m(
+    tmp_path: Path,
+) -> None:
+    async with network(tmp_path) as net:
+        raw = on_tips(net.ledger.core, spend_genesis([(BOB, 1_000_000)]), net.rng)
+        bob = encode_address(address(BOB), DEVNET)
+        async with open_stream(net.app, "/api/v1/events", f"address={bob.upper()}") as to_bob:
+            await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+            await net.milestone()
+            name, event = await to_bob.event()
+            assert (name, event["addresses"]) == ("transaction", sorted_forms(ALICE, BOB)[0])
+            assert event["addresses_hex"] == sorted_forms(ALICE, BOB)[1]
+        answers = [
+            (await net.client.get(f"/api/v1/addresses/{form}/balance")).json()
+            for form in (bob, bob.upper(), address(BOB).hex(), address(BOB).hex().upper())
+        ]
+        assert all(a == answers[0] for a in answers)
+        assert (answers[0]["address"], answers[0]["balance"]) == (bob, "1000000")
+        outputs = (await net.client.get(f"/api/v1/addresses/{bob}/outputs")).json()
+        assert outputs["outputs"][0]["address"] == bob
+        elsewhere = encode_address(address(BOB), TESTNET)
+        typo = bob[:-1] + ("q" if bob[-1] != "q" else "p")
+        for bad in (elsewhere, typo, bob[:10] + bob[10:].upper(), "tpdev1"):
+            for path in (f"/api/v1/addresses/{bad}/balance", f"/api/v1/events?address={bad}"):
+                response = await net.client.get(path)
+                assert (response.status_code, error_code(response)) == (400, "invalid_address")
+
+
+def sorted_forms(*keys: SigningKey) -> tuple[list[str], list[str]]:
+    """The addresses of `keys` in bech32m and in hex, in the order events list them."""
+    ordered = sorted(address(k) for k in keys)
+    return [encode_address(a, DEVNET) for a in ordered], [a.hex() for a in ordered]
 
 
 async def test_a_slow_event_client_is_dropped_not_waited_for(tmp_path: Path) -> None:
@@ -724,7 +765,7 @@ async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> N
         assert samples['tangle_api_messages_submitted_total{outcome="rejected"}'] == 1
         assert samples["tangle_api_confirmation_latency_seconds_count"] == 1
         assert samples['tangle_api_confirmation_latency_seconds_bucket{le="+Inf"}'] == 1
-        assert samples["tangle_api_latency_waiting"] == 0
+        assert samples["tangle_api_unconfirmed_submissions"] == 0
         assert samples['tangle_api_responses_total{status="201"}'] == 1
         assert samples['tangle_tips{score="non_lazy"}'] == 1
 
@@ -773,7 +814,8 @@ async def test_admin_needs_the_token(tmp_path: Path) -> None:
         assert response.status_code == 204
         response = await client.delete("/api/v1/admin/peers/10.0.0.2:14666", headers=auth)
         assert (response.status_code, error_code(response)) == (404, "unknown_peer")
-        assert (await client.get("/api/v1/info")).json()["peers"] == 0
+        info = (await client.get("/api/v1/info")).json()
+        assert (info["peers_configured"], info["peers_connected"]) == (0, 0)
 
         for _ in range(3):
             await net.milestone()

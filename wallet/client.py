@@ -521,7 +521,7 @@ class NodeClient:
             outputs.append(
                 OutputInfo(
                     output_id=_fixed(request, OutputId, entry.hexbytes("output_id")),
-                    address=_fixed(request, Address, entry.hexbytes("address")),
+                    address=_fixed(request, Address, entry.hexbytes("address_hex")),
                     amount=entry.decimal("amount"),
                 )
             )
@@ -658,7 +658,7 @@ class EventReader:
         except KeyError:
             raise InvalidResponseError(request, "unknown inclusion or conflict") from None
         addresses = []
-        for item in doc.items("addresses"):
+        for item in doc.items("addresses_hex"):
             if not isinstance(item, str):
                 raise InvalidResponseError(request, "an address is not a string")
             try:
