@@ -29,6 +29,10 @@ class ApiConfig:
     """Threads each proof-of-work search uses (capped at Numba's pool)."""
     max_event_streams: int = 256
     """Event streams served at once."""
+    max_event_streams_per_client: int = 8
+    """Event streams served at once to one client address."""
+    event_history: int = 64
+    """Milestones whose events a reconnecting stream is sent again (`Last-Event-ID`)."""
     event_buffer: int = 64
     """Milestones an event stream may fall behind before the node drops it."""
     keepalive_s: float = 15.0
@@ -41,7 +45,14 @@ class ApiConfig:
     def __post_init__(self) -> None:
         if self.admin_token is not None and not self.admin_token:
             raise InvalidFieldError("ApiConfig.admin_token", "must not be empty")
-        for name in ("pow_per_minute", "pow_concurrency", "pow_threads", "max_event_streams"):
+        for name in (
+            "pow_per_minute",
+            "pow_concurrency",
+            "pow_threads",
+            "max_event_streams",
+            "max_event_streams_per_client",
+            "event_history",
+        ):
             if getattr(self, name) < 1:
                 raise InvalidFieldError(f"ApiConfig.{name}", "must be at least 1")
         if self.event_buffer < 1 or self.latency_tracked < 1:

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ._api_events import EventHub
 from .dag import Score
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from .bech32 import Network
+    from ._api_events import EventHub
     from .core import NodeCore
     from .ids import MessageId
     from .message import Parsed
@@ -105,8 +104,8 @@ class Telemetry:
 
     __slots__ = ("hub", "latency", "responses", "submissions")
 
-    def __init__(self, network: Network, latency_tracked: int) -> None:
-        self.hub = EventHub(network)
+    def __init__(self, hub: EventHub, latency_tracked: int) -> None:
+        self.hub = hub
         self.latency = LatencyTracker(latency_tracked)
         self.submissions = {"accepted": 0, "rejected": 0}
         self.responses: dict[str, int] = {}

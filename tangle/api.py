@@ -75,7 +75,8 @@ from ._api_batch import (
 )
 from ._api_config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
 from ._api_config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
-from ._api_events import EventStream
+from ._api_event_stream import EventStream
+from ._api_events import EventHub
 from ._api_guard import Guard, refusal
 from ._api_metrics import Telemetry
 from ._api_openapi import openapi_document
@@ -153,7 +154,13 @@ class _Api:
         self.peers = peers
         self.solve = solve or self._solve
         self.limits = PowLimits(config.pow_per_minute, config.pow_concurrency)
-        self.telemetry = Telemetry(config.network, config.latency_tracked)
+        hub = EventHub(
+            config.network,
+            capacity=config.event_history,
+            max_streams=config.max_event_streams,
+            max_per_client=config.max_event_streams_per_client,
+        )
+        self.telemetry = Telemetry(hub, config.latency_tracked)
         self.rng = np.random.default_rng()
         self.params: Parameters | None = None
 
@@ -171,6 +178,7 @@ class _Api:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(self.telemetry.latency.run, self.node))
+            await nursery.start(partial(self.telemetry.hub.run, self.node))
             yield
             nursery.cancel_scope.cancel()
 
@@ -289,20 +297,21 @@ class _Api:
         )
 
     async def submit_pow(self, request: Request) -> Response:
-        payload = decode_payload_bytes(
-            hex_field(json_field(await read_json(request), "payload", str), "payload")
-        )
-        params = await self.parameters()
-        if isinstance(payload, Milestone):
-            raise ApiError("invalid_body", "a milestone names its parents: submit the message")
-        if isinstance(payload, Transaction):
-            await trio.to_thread.run_sync(
-                validate_transaction, payload, params.network_id, params.min_output_amount
+        # The limits are charged before anything else: reading the body and checking up to
+        # 128 signatures costs the node too much to do for free.
+        with self.limits.admit(_client_of(request), trio.current_time()):
+            payload = decode_payload_bytes(
+                hex_field(json_field(await read_json(request), "payload", str), "payload")
             )
-        await self.require_synced()
-        unsent = prepare(params.network_id, payload, params.work_per_kib)
-        client = request.client.host if request.client is not None else "unknown"
-        with self.limits.admit(client, trio.current_time()):
+            params = await self.parameters()
+            if isinstance(payload, Milestone):
+                raise ApiError("invalid_body", "a milestone names its parents: submit the message")
+            if isinstance(payload, Transaction):
+                await trio.to_thread.run_sync(
+                    validate_transaction, payload, params.network_id, params.min_output_amount
+                )
+            await self.require_synced()
+            unsent = prepare(params.network_id, payload, params.work_per_kib)
             nonce = await self.solve(unsent.root, unsent.target)
         parents = await self.node.read_core(self.choose_tips(MAX_PARENTS))
         parsed = await self.submit_raw(encode_message(unsent.attach(parents, nonce)))
@@ -401,12 +410,12 @@ class _Api:
         addresses = [path_address(t, self.config.network) for t in texts]
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
-        if self.telemetry.hub.streams >= self.config.max_event_streams:
-            raise ApiError("too_many_streams", "too many event streams", {"Retry-After": "5"})
         return EventStream(
             self.telemetry.hub,
             self.node,
             addresses,
+            client=_client_of(request),
+            last_event_id=request.headers.get("last-event-id"),
             buffer=self.config.event_buffer,
             keepalive_s=self.config.keepalive_s,
         )
@@ -422,6 +431,11 @@ class _Api:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(with_batch(openapi_document()))
+
+
+def _client_of(request: Request) -> str:
+    """The client's address: what per-client limits count by."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def create_app(

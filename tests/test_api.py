@@ -134,6 +134,8 @@ class Stream:
     requested: Callable[[], int]
     """How many pieces of the request body the app has read."""
     pending: str = ""
+    last_id: str | None = None
+    """The id of the last event read that had one (what a reconnect sends back)."""
 
     async def event(self) -> tuple[str, dict[str, Any]]:
         """The next server-sent event (comments skipped)."""
@@ -144,6 +146,8 @@ class Stream:
             fields = dict(
                 line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
             )
+            if "id" in fields:
+                self.last_id = fields["id"]
             if "event" in fields:
                 return fields["event"], json.loads(fields["data"])
 
@@ -157,6 +161,7 @@ async def open_stream(
     *,
     method: str = "GET",
     body: Sequence[bytes] = (),
+    client: str = "127.0.0.1",
 ) -> AsyncIterator[Stream]:
     """Call the app directly with `body` in pieces, handing over the response body chunk by
     chunk (the app waits until each is read); the client disconnects on exit."""
@@ -201,7 +206,7 @@ async def open_stream(
         "query_string": query.encode(),
         "root_path": "",
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-        "client": ("127.0.0.1", 4000),
+        "client": (client, 4000),
         "server": ("node", 80),
     }
     async with trio.open_nursery() as nursery:
@@ -496,7 +501,7 @@ async def test_bad_routes_ids_and_indexes(tmp_path: Path) -> None:
 
 
 async def test_the_node_does_the_work_for_a_payload(tmp_path: Path) -> None:
-    async with network(tmp_path) as net:
+    async with network(tmp_path, ApiConfig(pow_per_minute=60)) as net:
         payload = TaggedData(tag=b"sensor", data=b"21.5C")
         response = await net.client.post(
             "/api/v1/messages/pow", json={"payload": encode_payload(payload).hex()}
@@ -538,6 +543,24 @@ async def test_the_node_does_the_work_for_a_payload(tmp_path: Path) -> None:
         for body, code in cases:
             response = await net.client.post("/api/v1/messages/pow", json=body)
             assert (response.status_code, error_code(response)) == (400, code)
+
+
+async def test_pow_requests_that_fail_validation_are_charged_before_parsing(
+    tmp_path: Path,
+) -> None:
+    """The attack: POST payloads with many signatures to make the node parse and verify them
+    for free, as often as the connection allows."""
+    async with network(tmp_path, ApiConfig(pow_per_minute=2)) as net:
+        tx = spend_genesis([(BOB, 999_999), (CAROL, 1)])
+        forged = Transaction(essence=tx.essence, unlocks=spend_genesis([(BOB, 1)]).unlocks)
+        body = {"payload": encode_payload(forged).hex()}
+        for _ in range(2):
+            response = await net.client.post("/api/v1/messages/pow", json=body)
+            assert (response.status_code, error_code(response)) == (400, "invalid_transaction")
+        for refused in (body, {"payload": "zz"}, {"nothing": 1}):
+            response = await net.client.post("/api/v1/messages/pow", json=refused)
+            assert (response.status_code, error_code(response)) == (429, "pow_rate_limited")
+            assert int(response.headers["retry-after"]) >= 1
 
 
 class GatedSolver:
