@@ -18,8 +18,8 @@ import hmac
 from typing import TYPE_CHECKING, Final
 
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from ._api_guard import route
 from ._api_request import ApiError, json_field, jsonable, read_json
 from .codec import U32_MAX
 from .snapshot import encode_snapshot, take_snapshot
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from starlette.requests import Request
+    from starlette.routing import Route
 
     from ._api_config import PeerAdmin
     from .core import Parameters
@@ -54,11 +55,10 @@ class Admin:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/v1/admin/peers", self.list_peers, methods=["GET"]),
-            Route("/api/v1/admin/peers", self.add_peer, methods=["POST"]),
-            Route("/api/v1/admin/peers/{peer}", self.remove_peer, methods=["DELETE"]),
-            Route("/api/v1/admin/prune", self.prune, methods=["POST"]),
-            Route("/api/v1/admin/snapshot", self.snapshot, methods=["GET"]),
+            route("/api/v1/admin/peers", get=self.list_peers, post=self.add_peer),
+            route("/api/v1/admin/peers/{peer}", delete=self.remove_peer),
+            route("/api/v1/admin/prune", post=self.prune),
+            route("/api/v1/admin/snapshot", get=self.snapshot),
         ]
 
     def check_admin(self, request: Request) -> None:

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._api_openapi import (
     _BAD_BODY,
-    _HEX,
     _ID,
+    _MESSAGE_HEX,
     _TANGLE_CODES,
     _UINT,
     _array,
@@ -88,7 +88,7 @@ def batch_result(raw: bytes, result: Parsed | TangleError) -> dict[str, Any]:
 
 _SCHEMAS: Final[dict[str, Any]] = {
     "SubmitBatchJson": _object(
-        {"messages": {**_array(_HEX), "minItems": 1, "maxItems": MAX_BATCH}}
+        {"messages": {**_array(_MESSAGE_HEX), "minItems": 1, "maxItems": MAX_BATCH}}
     ),
     "BatchResult": _object(
         {"id": _ID},

@@ -5,13 +5,17 @@ events and ids are described in `_api_events.py`)."""
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Final
+import copy
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 from starlette.responses import Response
 
+from . import _api_events
 from ._api_events import format_event, parse_event_id
+from ._api_openapi import _BECH32, _ID, _UINT, _array, _object, _ref
 from ._api_request import error_response
+from .ledger import Conflict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -143,3 +147,80 @@ class EventStream(Response):
     @staticmethod
     async def _body(send: Send, chunk: bytes) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+# -- the events in the OpenAPI document ----------------------------------------------------------
+
+_EVENT_DATA: Final[dict[str, dict[str, Any]]] = {
+    "MilestoneEvent": _object(
+        {
+            "index": _UINT,
+            "milestone_id": _ID,
+            "message_id": _ID,
+            "timestamp_ms": _UINT,
+            "ledger_state_hash": _ID,
+            "referenced": _UINT,
+            "included": _UINT,
+            "conflicting": _UINT,
+        }
+    ),
+    "TransactionEvent": _object(
+        {
+            "message_id": _ID,
+            "transaction_id": _ID,
+            "milestone_index": _UINT,
+            "inclusion": {"enum": ["included", "conflicting"]},
+            "conflict": {"enum": [c.name.lower() for c in Conflict]},
+            "addresses": _array(_BECH32),
+            "addresses_hex": _array(_ID),
+        }
+    ),
+    "ResetEvent": _object({"reason": {"type": "string"}, "confirmed_milestone_index": _UINT}),
+    "DroppedEvent": _object({"reason": {"type": "string"}}),
+}
+_EVENT_NAMES: Final = {
+    "MilestoneEvent": "milestone",
+    "TransactionEvent": "transaction",
+    "ResetEvent": "reset",
+    "DroppedEvent": "dropped",
+}
+
+
+def with_events(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with the event stream's events described: one schema per event type for the
+    `data` of each, and the stream's items as a server-sent event parser reads them (`event`,
+    `data` as JSON text, `id`, `retry`)."""
+    out = copy.deepcopy(document)
+    out["components"]["schemas"].update(_EVENT_DATA)
+    item = {
+        "oneOf": [
+            _object(
+                {
+                    "event": {"const": name},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": _ref(schema),
+                    },
+                },
+                {
+                    "id": {"type": "string", "pattern": "^[0-9]{1,10}(\\.[0-9]{1,6})?$"},
+                    "retry": _UINT,
+                },
+            )
+            for schema, name in _EVENT_NAMES.items()
+        ]
+    }
+    operation = out["paths"]["/api/v1/events"]["get"]
+    operation["description"] = _api_events.__doc__
+    operation["parameters"].append(
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "the id of the last event received, to resume after it",
+            "schema": {"type": "string", "maxLength": 64},
+        }
+    )
+    operation["responses"]["200"]["content"] = {"text/event-stream": {"schema": item}}
+    return out

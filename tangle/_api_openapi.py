@@ -7,9 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from . import _api_schema
+from ._api_admin import MAX_HOST_LENGTH
 from ._api_schema import API_ERROR_CODES, TANGLE_ERROR_CODES
+from .codec import U32_MAX
+from .message import MAX_MESSAGE_SIZE, MAX_PARENTS
 
 _HEX = {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}
+_MESSAGE_HEX = {
+    "type": "string",
+    "pattern": "^([0-9a-fA-F]{2})+$",
+    "maxLength": 2 * MAX_MESSAGE_SIZE,
+    "description": "bytes in hex, at least one",
+}
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 _U64 = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "u64, decimal"}
 _UINT = {"type": "integer", "minimum": 0}
@@ -86,8 +95,8 @@ _SCHEMAS: dict[str, Any] = {
             "min_output_amount": _U64,
         }
     ),
-    "SubmitJson": _object({"message": _HEX}),
-    "PowRequest": _object({"payload": _HEX}),
+    "SubmitJson": _object({"message": _MESSAGE_HEX}),
+    "PowRequest": _object({"payload": _MESSAGE_HEX}),
     "Submitted": _object({"id": _ID}),
     "Output": {
         "oneOf": [
@@ -189,8 +198,12 @@ _SCHEMAS: dict[str, Any] = {
         {**_ADDRESS_FIELDS, "ledger_index": _UINT, "balance": _U64, "output_count": _UINT}
     ),
     "Peers": _object({"peers": _array({"type": "object"})}),
-    "AddPeer": _object({"host": {"type": "string"}, "port": {"type": "integer"}}),
-    "Prune": _object({"keep_milestones": _UINT}),
+    "AddPeer": _object(
+        {
+            "host": {"type": "string", "minLength": 1, "maxLength": MAX_HOST_LENGTH},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        }
+    ),
     "Pruned": _object(
         {"pruned_index": _UINT, "messages": _UINT, "spent_outputs": _UINT, "window_dropped": _UINT}
     ),
@@ -262,9 +275,20 @@ _ADDRESS = _path_param("address", _ADDRESS_TEXT)
 _BAD_BODY = ("invalid_json", "invalid_body", "invalid_hex", "body_too_large")
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of every endpoint `create_app` serves."""
-    index = _path_param("index", {"type": "integer", "minimum": 1, "maximum": 2**32 - 1})
+def openapi_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every endpoint `create_app` serves (the batch endpoint
+    and the event stream's events are added by `with_batch` and `with_events`); pruning must
+    keep at least `keep_milestones_minimum` milestones (the network's max depth, and one)."""
+    prune = _object(
+        {
+            "keep_milestones": {
+                "type": "integer",
+                "minimum": keep_milestones_minimum,
+                "maximum": U32_MAX,
+            }
+        }
+    )
+    index = _path_param("index", {"type": "integer", "minimum": 1, "maximum": U32_MAX})
     paths: dict[str, Any] = {
         "/api/v1/info": {"get": _op("Node and network status", 200, "Info")},
         "/api/v1/messages": {
@@ -329,7 +353,7 @@ def openapi_document() -> dict[str, Any]:
                         "name": "count",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 8},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PARENTS},
                     },
                 ),
             )
@@ -430,7 +454,7 @@ def openapi_document() -> dict[str, Any]:
                 "Pruned",
                 *_BAD_BODY,
                 "invalid_parameter",
-                body={"application/json": {"schema": _ref("Prune")}},
+                body={"application/json": {"schema": prune}},
                 admin=True,
             )
         },
@@ -445,9 +469,6 @@ def openapi_document() -> dict[str, Any]:
     }
     paths["/api/v1/admin/snapshot"]["get"]["responses"]["200"]["content"] = {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-    }
-    paths["/api/v1/events"]["get"]["responses"]["200"]["content"] = {
-        "text/event-stream": {"schema": {"type": "string"}}
     }
     paths["/metrics"]["get"]["responses"]["200"]["content"] = {
         "text/plain": {"schema": {"type": "string"}}

@@ -125,6 +125,11 @@ def query_uint(text: str, name: str, minimum: int, maximum: int) -> int:
     return int(text)
 
 
+def client_of(request: Request) -> str:
+    """The client's address: what per-client limits count by."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 

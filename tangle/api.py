@@ -53,7 +53,6 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
@@ -61,38 +60,25 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from . import pow as work
 from ._api_admin import Admin
-from ._api_batch import (
-    BATCH_BODY_LIMIT,
-    BATCH_JSON_LIMIT,
-    MAX_BATCH,
-    batch_result,
-    decode_batch,
-    with_batch,
-)
+from ._api_batch import with_batch
 from ._api_config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
 from ._api_config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
-from ._api_event_stream import EventStream
+from ._api_event_stream import EventStream, with_events
 from ._api_events import EventHub
-from ._api_guard import Guard, refusal
+from ._api_guard import Guard, refusal, route
 from ._api_metrics import Telemetry
 from ._api_openapi import openapi_document
 from ._api_pow import PowLimits as PowLimits
 from ._api_request import (
     ApiError,
-    decode_payload_bytes,
-    hex_field,
-    json_field,
-    media_type,
+    client_of,
     path_address,
     path_id,
     path_message_id,
     query_uint,
-    read_body,
-    read_json,
 )
 from ._api_schema import (
     render_address,
@@ -101,21 +87,12 @@ from ._api_schema import (
     render_milestone,
     render_output,
 )
+from ._api_submit import Submission
 from .channel import ChannelOutput
 from .codec import U32_MAX
-from .errors import NoTipsError, TangleError
-from .ledger import validate_transaction
-from .message import (
-    MAX_MESSAGE_SIZE,
-    MAX_PARENTS,
-    PROTOCOL_VERSION,
-    decode_message,
-    encode_message,
-    prepare,
-)
+from .errors import TangleError
+from .message import PROTOCOL_VERSION, decode_message
 from .milestone import Milestone
-from .tip_selection import UniformRandomTips
-from .transaction import Transaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -123,17 +100,14 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp
 
-    from .core import NodeCore, Parameters
-    from .ids import MessageId, OutputId
-    from .message import Parsed
+    from .core import Parameters
+    from .ids import OutputId
     from .node import Node
     from .storage import Storage
     from .transaction import Output
 
 
 MAX_EVENT_ADDRESSES: Final = 16
-SYNC_SLACK: Final = 2
-"""Milestones a node may be behind the highest one it knows and still serve tips."""
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -152,8 +126,6 @@ class _Api:
         self.node = node
         self.config = config
         self.peers = peers
-        self.solve = solve or self._solve
-        self.limits = PowLimits(config.pow_per_minute, config.pow_concurrency)
         hub = EventHub(
             config.network,
             capacity=config.event_history,
@@ -161,8 +133,15 @@ class _Api:
             max_per_client=config.max_event_streams_per_client,
         )
         self.telemetry = Telemetry(hub, config.latency_tracked)
-        self.rng = np.random.default_rng()
         self.params: Parameters | None = None
+        self.submission = Submission(
+            node,
+            config,
+            peers,
+            self.telemetry,
+            solve=solve or self._solve,
+            parameters=self.parameters,
+        )
 
     async def _solve(self, root: bytes, target: int) -> int:
         return await work.solve(
@@ -181,40 +160,6 @@ class _Api:
             await nursery.start(partial(self.telemetry.hub.run, self.node))
             yield
             nursery.cancel_scope.cancel()
-
-    async def require_synced(self) -> None:
-        """Refuse (503 `node_unsynced`) while the node is catching up: its tips would be stale
-        and messages on them would soon fall below max depth."""
-        confirmed, latest = await self.node.read_core(
-            lambda core: (core.confirmed_index, core.latest_index)
-        )
-        if latest - confirmed > SYNC_SLACK:
-            raise ApiError(
-                "node_unsynced",
-                f"confirmed milestone {confirmed}, the network is at {latest}: catching up",
-                {"Retry-After": "1"},
-            )
-
-    def choose_tips(self, count: int) -> Callable[[NodeCore], tuple[MessageId, ...]]:
-        def choose(core: NodeCore) -> tuple[MessageId, ...]:
-            try:
-                return UniformRandomTips().select(core.dag, self.rng, count)
-            except NoTipsError:
-                points = core.dag.entry_points()
-                return (max(points, key=lambda m: (points[m], m)),)
-
-        return choose
-
-    async def submit_raw(self, raw: bytes) -> Parsed:
-        try:
-            parsed = await self.node.submit(raw)
-        except TangleError:
-            self.telemetry.submitted(None)
-            raise
-        self.telemetry.submitted(parsed)
-        if self.peers is not None:
-            await self.peers.publish(parsed.raw)
-        return parsed
 
     def peer_counts(self) -> dict[str, int | None]:
         """Configured peers (dialed by this node) and peers connected now; None without
@@ -256,67 +201,6 @@ class _Api:
             }
         )
 
-    async def submit(self, request: Request) -> Response:
-        media = media_type(request)
-        if media == "application/octet-stream":
-            raw = await read_body(request, MAX_MESSAGE_SIZE)
-        elif media == "application/json":
-            raw = hex_field(json_field(await read_json(request), "message", str), "message")
-        else:
-            raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
-        parsed = await self.submit_raw(raw)
-        return JSONResponse({"id": parsed.id.hex()}, status_code=201)
-
-    async def submit_batch(self, request: Request) -> Response:
-        media = media_type(request)
-        if media == "application/octet-stream":
-            raws = decode_batch(await read_body(request, BATCH_BODY_LIMIT))
-        elif media == "application/json":
-            texts = json_field(await read_json(request, BATCH_JSON_LIMIT), "messages", list)
-            if not 1 <= len(texts) <= MAX_BATCH:
-                raise ApiError("invalid_body", f"'messages' must hold 1..{MAX_BATCH} messages")
-            if not all(isinstance(t, str) for t in texts):
-                raise ApiError("invalid_body", "'messages' must be strings")
-            raws = [hex_field(t, "messages") for t in texts]
-        else:
-            raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
-        with trio.CancelScope(shield=True):  # what the node accepted is relayed, as for one
-            outcome = await self.node.submit_many(raws)
-            results = outcome.results(len(raws))
-            for result in results:
-                accepted = None if isinstance(result, TangleError) else result
-                self.telemetry.submitted(accepted)
-                if accepted is not None and self.peers is not None:
-                    await self.peers.publish(accepted.raw)
-        return JSONResponse(
-            {
-                "accepted": len(outcome.accepted),
-                "rejected": len(outcome.rejected),
-                "results": [batch_result(r, o) for r, o in zip(raws, results, strict=True)],
-            }
-        )
-
-    async def submit_pow(self, request: Request) -> Response:
-        # The limits are charged before anything else: reading the body and checking up to
-        # 128 signatures costs the node too much to do for free.
-        with self.limits.admit(_client_of(request), trio.current_time()):
-            payload = decode_payload_bytes(
-                hex_field(json_field(await read_json(request), "payload", str), "payload")
-            )
-            params = await self.parameters()
-            if isinstance(payload, Milestone):
-                raise ApiError("invalid_body", "a milestone names its parents: submit the message")
-            if isinstance(payload, Transaction):
-                await trio.to_thread.run_sync(
-                    validate_transaction, payload, params.network_id, params.min_output_amount
-                )
-            await self.require_synced()
-            unsent = prepare(params.network_id, payload, params.work_per_kib)
-            nonce = await self.solve(unsent.root, unsent.target)
-        parents = await self.node.read_core(self.choose_tips(MAX_PARENTS))
-        parsed = await self.submit_raw(encode_message(unsent.attach(parents, nonce)))
-        return JSONResponse({"id": parsed.id.hex()}, status_code=201)
-
     async def message(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
         raw = await self.node.read_storage(lambda storage: storage.message(message_id))
@@ -333,13 +217,6 @@ class _Api:
         if found is None:
             raise ApiError("unknown_message", f"no message {message_id.hex()}")
         return JSONResponse(render_metadata(message_id, found))
-
-    async def tips(self, request: Request) -> Response:
-        text = request.query_params.get("count")
-        count = MAX_PARENTS if text is None else query_uint(text, "count", 1, MAX_PARENTS)
-        await self.require_synced()
-        tips = await self.node.read_core(self.choose_tips(count))
-        return JSONResponse({"tips": [t.hex() for t in tips]})
 
     async def outputs(self, request: Request) -> Response:
         network = self.config.network
@@ -414,7 +291,7 @@ class _Api:
             self.telemetry.hub,
             self.node,
             addresses,
-            client=_client_of(request),
+            client=client_of(request),
             last_event_id=request.headers.get("last-event-id"),
             buffer=self.config.event_buffer,
             keepalive_s=self.config.keepalive_s,
@@ -425,17 +302,20 @@ class _Api:
             self.node,
             peers=self.peer_counts(),
             gossip=None if self.peers is None else self.peers.gossip_counters(),
-            pow_in_flight=self.limits.in_flight,
+            pow_in_flight=self.submission.limits.in_flight,
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(with_batch(openapi_document()))
+        depth = (await self.parameters()).tip_rules.below_max_depth
+        return JSONResponse(api_document(keep_milestones_minimum=depth + 1))
 
 
-def _client_of(request: Request) -> str:
-    """The client's address: what per-client limits count by."""
-    return request.client.host if request.client is not None else "unknown"
+def api_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
+    """The OpenAPI document `/openapi.json` serves (see `_api_openapi.openapi_document`)."""
+    return with_events(
+        with_batch(openapi_document(keep_milestones_minimum=keep_milestones_minimum))
+    )
 
 
 def create_app(
@@ -447,22 +327,23 @@ def create_app(
 ) -> Starlette:
     """The ASGI app serving `node`. `solve` replaces the proof-of-work search (tests)."""
     api = _Api(node, config, peers, solve)
+    submit = api.submission
     routes = [
-        Route("/api/v1/info", api.info, methods=["GET"]),
-        Route("/api/v1/messages", api.submit, methods=["POST"]),
-        Route("/api/v1/messages/pow", api.submit_pow, methods=["POST"]),
-        Route("/api/v1/messages/batch", api.submit_batch, methods=["POST"]),
-        Route("/api/v1/messages/{message_id}", api.message, methods=["GET"]),
-        Route("/api/v1/messages/{message_id}/metadata", api.metadata, methods=["GET"]),
-        Route("/api/v1/tips", api.tips, methods=["GET"]),
-        Route("/api/v1/addresses/{address}/outputs", api.outputs, methods=["GET"]),
-        Route("/api/v1/addresses/{address}/balance", api.balance, methods=["GET"]),
-        Route("/api/v1/channels/{channel_id}", api.channel, methods=["GET"]),
-        Route("/api/v1/milestones/latest", api.milestone, methods=["GET"]),
-        Route("/api/v1/milestones/{index}", api.milestone, methods=["GET"]),
-        Route("/api/v1/events", api.events, methods=["GET"]),
-        Route("/metrics", api.metrics, methods=["GET"]),
-        Route("/openapi.json", api.openapi, methods=["GET"]),
+        route("/api/v1/info", get=api.info),
+        route("/api/v1/messages", post=submit.submit),
+        route("/api/v1/messages/pow", post=submit.submit_pow),
+        route("/api/v1/messages/batch", post=submit.submit_batch),
+        route("/api/v1/messages/{message_id:message_id}", get=api.message),
+        route("/api/v1/messages/{message_id:message_id}/metadata", get=api.metadata),
+        route("/api/v1/tips", get=submit.tips),
+        route("/api/v1/addresses/{address}/outputs", get=api.outputs),
+        route("/api/v1/addresses/{address}/balance", get=api.balance),
+        route("/api/v1/channels/{channel_id}", get=api.channel),
+        route("/api/v1/milestones/latest", get=api.milestone),
+        route("/api/v1/milestones/{index}", get=api.milestone),
+        route("/api/v1/events", get=api.events),
+        route("/metrics", get=api.metrics),
+        route("/openapi.json", get=api.openapi),
     ]
     if config.admin_token is not None:
         routes += Admin(node, config.admin_token, peers, api.parameters).routes()

@@ -14,14 +14,14 @@ import pytest
 import trio
 import trio.testing
 from nacl.signing import SigningKey
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message
 
 import tangle.errors
 from coordinator import Coordinator, Journal, KeySigner
-from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch, with_batch
-from tangle._api_openapi import openapi_document
+from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch
 from tangle._api_schema import API_ERROR_CODES, TANGLE_ERROR_CODES, tangle_error_code
-from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
+from tangle.api import ApiConfig, ApiError, PowLimits, api_document, create_app, serve_api
 from tangle.bech32 import DEVNET, TESTNET, encode_address
 from tangle.committee import KeySchedule
 from tangle.core import Parameters
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
+    from prometheus_client.metrics_core import Metric
     from starlette.types import ASGIApp
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
@@ -54,10 +55,6 @@ KEY_SET = KeySet(threshold=2, public_keys=tuple(s.public_key for s in SIGNERS))
 ALICE, BOB, CAROL = key(1), key(2), key(3)
 GENESIS = genesis([(ALICE, 1_000_000)])
 TOKEN = "an-admin-token-of-some-length"
-SAMPLE = re.compile(
-    r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
-    r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*\})? (-?[0-9.e+-]+|\+Inf|NaN)'
-)
 
 
 def open_ledger(path: Path) -> LedgerNode:
@@ -765,7 +762,7 @@ async def test_too_many_streams_are_refused(tmp_path: Path) -> None:
 
 
 async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> None:
-    async with network(tmp_path) as net, lifespan(net.app):
+    async with network(tmp_path, peering=True) as net, lifespan(net.app):
         raw = on_tips(net.ledger.core, spend_genesis([(BOB, 1_000_000)]), net.rng)
         await net.client.post("/api/v1/messages", json={"message": raw.hex()})
         await net.client.post("/api/v1/messages", json={"message": "00"})
@@ -774,13 +771,11 @@ async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> N
         response = await net.client.get("/metrics")
         assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
         samples: dict[str, float] = {}
-        for line in response.text.splitlines():
-            if line.startswith("#"):
-                assert re.fullmatch(r"# (HELP|TYPE) [a-z_]+ .+", line), line
-                continue
-            assert SAMPLE.fullmatch(line), line
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
+        for family in text_string_to_metric_families(response.text):  # the official parser
+            _check_conventions(family)
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+                samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
         assert samples["tangle_confirmed_milestone_index"] == 1
         assert samples["tangle_milestones_applied_total"] == 1
         assert samples["tangle_transactions_included_total"] == 1
@@ -791,6 +786,24 @@ async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> N
         assert samples["tangle_api_unconfirmed_submissions"] == 0
         assert samples['tangle_api_responses_total{status="201"}'] == 1
         assert samples['tangle_tips{score="non_lazy"}'] == 1
+        assert samples["tangle_gossip_received_bytes_total"] == 0
+        assert samples["tangle_peers_configured"] == samples["tangle_peers_connected"] == 0
+
+
+def _check_conventions(family: Metric) -> None:
+    """Prometheus naming: units last (before `_total`), no ratios but `_ratio`, counters in
+    `_total`, HELP a sentence."""
+    name = family.name
+    assert re.fullmatch(r"tangle_[a-z0-9_]+", name), name
+    words = name.split("_")
+    for unit in ("bytes", "seconds"):
+        if unit in words:
+            assert words[-1] == unit, name
+    assert "per" not in words or words[-1] == "ratio", name
+    assert "waiting" not in words, name
+    assert re.fullmatch(r"[A-Z][^\n]+\.", family.documentation), (name, family.documentation)
+    if family.type == "counter":
+        assert all(s.name == name + "_total" for s in family.samples), name
 
 
 async def test_health_follows_the_milestone_timestamp(tmp_path: Path) -> None:
@@ -875,14 +888,14 @@ def test_every_error_has_a_code_derived_from_its_class() -> None:
 async def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
     async with network(tmp_path) as net:
         document = (await net.client.get("/openapi.json")).json()
-    assert document == with_batch(openapi_document())
+    assert document == api_document(keep_milestones_minimum=16)
     assert document["openapi"].startswith("3.1")
     assert {"title", "version"} <= set(document["info"])
     app = create_app(net.node, ApiConfig(admin_token=TOKEN))
     served = {
-        (route.path, method.lower())  # type: ignore[attr-defined]
+        (re.sub(r":\w+\}", "}", route.path), method.lower())  # type: ignore[attr-defined]
         for route in app.routes
-        for method in route.methods - {"HEAD"}  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD", "OPTIONS"}  # type: ignore[attr-defined]
     }
     documented = {(path, m) for path, item in document["paths"].items() for m in item}
     assert served == documented
@@ -916,6 +929,31 @@ async def test_the_openapi_document_describes_every_route(tmp_path: Path) -> Non
                     }
             params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert params == set(re.findall(r"\{(\w+)\}", path)), path
+
+
+async def test_get_of_a_post_route_was_routed_to_the_message_route(tmp_path: Path) -> None:
+    """`GET /messages/pow` answered 400 invalid_id (as a message id), and each method of a
+    path with two routes named only its own in `Allow`."""
+    async with network(tmp_path) as net:
+        document = (await net.client.get("/openapi.json")).json()
+        for path, item in document["paths"].items():
+            url = re.sub(r"\{\w+\}", "ab" * 32, path).replace("{index}", "1")
+            documented = {m.upper() for m in item} | ({"HEAD"} if "get" in item else set())
+            response = await net.client.options(url)
+            assert response.status_code == 204, path
+            assert _allowed(response) == documented | {"OPTIONS"}, path
+            other = next(m for m in ("PATCH", "PUT", "DELETE") if m not in documented)
+            response = await net.client.request(other, url)
+            assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+            assert _allowed(response) == documented | {"OPTIONS"}, path
+        for path in ("/api/v1/messages/pow", "/api/v1/messages/batch"):
+            response = await net.client.get(path)
+            assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+            assert _allowed(response) == {"POST", "OPTIONS"}
+
+
+def _allowed(response: httpx.Response) -> set[str]:
+    return {m.strip() for m in response.headers["allow"].split(",")}
 
 
 # -- on a real socket ----------------------------------------------------------------------------
