@@ -26,17 +26,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
-from ._api_openapi import (
-    _BAD_BODY,
-    _ID,
-    _MESSAGE_HEX,
-    _TANGLE_CODES,
-    _UINT,
-    _array,
-    _object,
-    _op,
-    _ref,
-)
+from ._api_components import _ID, _MESSAGE_HEX, _TANGLE_CODES, _UINT, _array, _object, _ref
+from ._api_openapi import _BAD_BODY, _op
 from ._api_schema import tangle_error_code
 from .codec import Reader
 from .errors import NonCanonicalError, TangleError

@@ -12,8 +12,8 @@ import trio
 from starlette.responses import Response
 
 from . import _api_events
+from ._api_components import _BECH32, _ID, _UINT, _array, _object, _ref
 from ._api_events import format_event, parse_event_id
-from ._api_openapi import _BECH32, _ID, _UINT, _array, _object, _ref
 from ._api_request import error_response
 from .ledger import Conflict
 
