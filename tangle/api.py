@@ -8,30 +8,31 @@ POST   /api/v1/messages/batch                200 a result per message (see `_api
 GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: octet-stream)
 GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
-GET    /api/v1/addresses/{address}/outputs   200 unspent outputs
-GET    /api/v1/addresses/{address}/balance   200 balance
+GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: hex or bech32m
+GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
 GET    /api/v1/channels/{channel_id}         200 a payment channel's output
 GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
-GET    /api/v1/events?address=...            200 server-sent events (see `_api_events.py`)
+GET    /api/v1/events?address=...            200 server-sent events, resumable (`_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
 GET    /openapi.json                         200 the OpenAPI 3.1 document of all of these
-GET    /api/v1/admin/peers                   200   admin: `Authorization: Bearer <token>`;
-POST   /api/v1/admin/peers                   201   401 without a token, 403 with a wrong one;
-DELETE /api/v1/admin/peers/{peer}            204   no admin route exists (404) unless
-POST   /api/v1/admin/prune                   200   `ApiConfig.admin_token` is set
-GET    /api/v1/admin/snapshot                200   the ledger snapshot (octet-stream)
+/api/v1/admin/...                            peers, pruning, snapshots (`_api_admin.py`)
 ```
+
+Each path answers `OPTIONS` (204) and refuses a method it lacks with 405 and an `Allow` header
+naming all of its methods.
 
 Errors are `{"error": {"code", "message"}}` with the codes of `_api_schema.py`: 404 unknown
 route, 405 wrong method, 400 malformed input or a message the node refused (the code names the
 `TangleError`), 413 a body over the limit (enforced while it is read), 415 an unknown body type,
-429 proof-of-work limits (with `Retry-After`), 503 a node that halted, whose storage failed, or
-that is catching up (`node_unsynced`, with `Retry-After`). An unexpected exception becomes a
-500 with code `internal_error` and is logged, never shown to the client.
+429 proof-of-work and event-stream limits (with `Retry-After`), 503 a node that halted, whose
+storage failed, or that is catching up (`node_unsynced`, with `Retry-After`). An unexpected
+exception becomes a 500 with code `internal_error` and is logged, never shown to the client.
 
 **Proof-of-work at the node** (for devices too small to do it): each client address may have one
 search in flight and `pow_per_minute` searches a minute (a token bucket of that size, refilled
-continuously); at most `pow_concurrency` searches run at once in the whole node.
+continuously); at most `pow_concurrency` searches run at once in the whole node. The limits are
+charged before the body is read (`_api_submit.py`). **Event streams**: at most
+`max_event_streams` in all and `max_event_streams_per_client` per client address.
 
 **Health**: healthy while the confirmed milestone was issued (its timestamp) at most
 `health_window_s` seconds ago by this machine's clock: the node follows a live network.
@@ -42,7 +43,8 @@ would soon fall below max depth.
 
 **Serving**: in the node process's trio run, `port = await nursery.start(serve_api, app, host,
 port)`; cancelling the nursery stops the server. `serve_api` runs the app's lifespan, which
-follows the node's milestone notices for the confirmation-latency histogram.
+follows the node's milestone notices for the confirmation-latency histogram and the event
+streams' history.
 """
 
 from __future__ import annotations
