@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -129,7 +128,7 @@ def parse_event_id(text: str) -> tuple[int, int | None] | None:
     return int(index), int(position) if position else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Recorded:
     """One milestone's events, formatted with their ids."""
 
@@ -175,7 +174,7 @@ class EventHub:
         self.max_per_client = max_per_client
         self._streams: set[trio.MemoryReceiveChannel[Notice]] = set()
         self._clients: dict[str, int] = {}
-        self._history: OrderedDict[int, Recorded] = OrderedDict()
+        self._history: dict[int, Recorded] = {}
         self._recorded = trio.Event()
 
     @property
@@ -219,8 +218,8 @@ class EventHub:
                 ),
                 milestone=format_event("milestone", milestone_data(notice), str(index)),
             )
-            while len(self._history) > self._capacity:
-                self._history.popitem(last=False)
+            while len(self._history) > self._capacity:  # the oldest milestone goes first
+                del self._history[min(self._history)]
             self._recorded.set()
             self._recorded = trio.Event()
         return found
@@ -229,7 +228,7 @@ class EventHub:
         """Wait (at most `timeout_s`) until milestone `index` is in the history: the recorder
         may not have seen a milestone the node has just applied."""
         with trio.move_on_after(timeout_s):
-            while self._history and next(reversed(self._history)) < index:
+            while self._history and max(self._history) < index:
                 await self._recorded.wait()
 
     def replay(
