@@ -85,19 +85,15 @@ class PeeringAdmin:
         await self._peering.publish(raw)
 
     def gossip_counters(self) -> dict[str, float]:
-        peering = self._peering
-        counters = peering.counters
+        counters = self._peering.counters
         return {
-            "bytes_received_total": counters.traffic.total_in,
-            "bytes_sent_total": counters.traffic.total_out,
+            "received_bytes_total": counters.traffic.total_in,
+            "sent_bytes_total": counters.traffic.total_out,
             "unique_message_bytes_total": counters.unique_message_bytes,
             "messages_received_total": counters.messages_received,
             "messages_duplicate_total": counters.messages_duplicate,
             "messages_published_total": counters.published,
             "bans_total": counters.bans,
-            "bytes_received_per_unique_message_byte": (
-                peering.bytes_received_per_unique_message_byte
-            ),
         }
 
 

@@ -19,8 +19,10 @@ id being the hash of the bytes), and a second proof-of-work request for a payloa
 already attached is refused as `duplicate_payload`, which the caller can recognise.
 
 **Events.** `events(addresses)` opens `GET /api/v1/events` and yields a reader of
-`TransactionEvent`s and `MilestoneEvent`s; a stream that breaks, ends, or is dropped by the node
-for reading too slowly raises `EventStreamError` (the caller reconnects or polls).
+`TransactionEvent`s and `MilestoneEvent`s. A stream that breaks, ends, or is dropped by the node
+for reading too slowly is opened again with the `Last-Event-ID` of the last event received, and
+the node sends what was missed; when it cannot (the node answers `reset`, or the retries run
+out) the reader raises `EventStreamError` and the caller re-reads the state and polls.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
     from types import TracebackType
 
 OCTETS: Final = "application/octet-stream"
@@ -536,7 +538,7 @@ class NodeClient:
             outputs.append(
                 OutputInfo(
                     output_id=_fixed(request, OutputId, entry.hexbytes("output_id")),
-                    address=_fixed(request, Address, entry.hexbytes("address")),
+                    address=_fixed(request, Address, entry.hexbytes("address_hex")),
                     amount=entry.decimal("amount"),
                 )
             )
@@ -582,16 +584,27 @@ class NodeClient:
     # -- events ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def events(self, addresses: Sequence[Address] = ()) -> AsyncIterator[EventReader]:
+    async def events(
+        self, addresses: Sequence[Address] = (), *, last_event_id: str | None = None
+    ) -> AsyncIterator[EventReader]:
         """Follow `GET /api/v1/events` (transactions touching `addresses`, at most 16, or all;
-        every milestone). Opening it is not retried: the caller decides to reconnect or poll."""
+        every milestone), after event `last_event_id` if given. Opening it is not retried; a
+        stream that breaks later is resumed where it broke (see `EventReader`)."""
         request = "GET /api/v1/events"
         params = httpx.QueryParams([("address", a.hex()) for a in addresses])
-        try:
-            async with contextlib.AsyncExitStack() as stack:
+
+        async def open_lines(
+            resume_after: str | None, stack: contextlib.AsyncExitStack
+        ) -> AsyncIterator[str]:
+            headers = {} if resume_after is None else {"Last-Event-ID": resume_after}
+            try:
                 response = await stack.enter_async_context(
                     self._http.stream(
-                        "GET", "/api/v1/events", params=params, timeout=self._stream_timeout
+                        "GET",
+                        "/api/v1/events",
+                        params=params,
+                        headers=headers,
+                        timeout=self._stream_timeout,
                     )
                 )
                 if response.status_code != 200:
@@ -602,30 +615,96 @@ class NodeClient:
                     if response.status_code >= 500:
                         raise EventStreamError(request, f"status {response.status_code}")
                     raise _refusal(request, response)
-                lines = response.aiter_lines()
-                aclose = getattr(lines, "aclose", None)  # an async generator: close it here
-                if aclose is not None:
-                    stack.push_async_callback(aclose)
-                yield EventReader(request, lines)
-        except httpx.HTTPError as exc:
-            raise EventStreamError(request, _describe(exc)) from None
+            except httpx.HTTPError as exc:
+                raise EventStreamError(request, _describe(exc)) from None
+            lines = response.aiter_lines()
+            aclose = getattr(lines, "aclose", None)  # an async generator: close it here
+            if aclose is not None:
+                stack.push_async_callback(aclose)
+            return lines
+
+        reader = EventReader(
+            request, open_lines, last_event_id=last_event_id, retry=self._retry, rng=self._rng
+        )
+        try:
+            await reader.connect()
+            yield reader
+        finally:
+            await reader.aclose()
+
+
+class _Reset(Exception):
+    """The node cannot replay what this stream missed (a `reset` event)."""
 
 
 class EventReader:
-    """Server-sent events of one stream, parsed; iterate with `async for`. It never ends
-    quietly: a broken, finished or dropped stream raises `EventStreamError`."""
+    """Server-sent events of one stream, parsed; iterate with `async for`. A stream that breaks,
+    ends or is dropped by the node for reading too slowly is opened again with `Last-Event-ID`
+    (as the `RetryPolicy` allows), and the node sends what was missed: nothing is lost across
+    a reconnect. It never ends quietly: when the stream cannot be resumed, or the node answers
+    `reset` (it no longer holds what was missed), it raises `EventStreamError`, and the caller
+    re-reads the state it follows (balances, metadata) before following events again."""
 
-    __slots__ = ("_lines", "_request")
+    __slots__ = ("_connection", "_last_event_id", "_lines", "_open", "_request", "_retry", "_rng")
 
-    def __init__(self, request: str, lines: AsyncIterator[str]) -> None:
+    def __init__(
+        self,
+        request: str,
+        open_lines: Callable[
+            [str | None, contextlib.AsyncExitStack], Awaitable[AsyncIterator[str]]
+        ],
+        *,
+        last_event_id: str | None,
+        retry: RetryPolicy,
+        rng: random.Random,
+    ) -> None:
         self._request = request
-        self._lines = lines
+        self._open = open_lines
+        self._last_event_id = last_event_id
+        self._retry = retry
+        self._rng = rng
+        self._connection = contextlib.AsyncExitStack()
+        self._lines: AsyncIterator[str] | None = None
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The id of the last event received (what a reconnect resumes after)."""
+        return self._last_event_id
+
+    async def connect(self) -> None:
+        """(Re)open the stream, after the last event received if there was one."""
+        await self.aclose()
+        self._connection = contextlib.AsyncExitStack()
+        self._lines = await self._open(self._last_event_id, self._connection)
+
+    async def aclose(self) -> None:
+        await self._connection.aclose()
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> NodeEvent:
+        failures = 0
+        while True:
+            try:
+                return await self._next()
+            except _Reset:
+                raise EventStreamError(
+                    self._request, "the node no longer holds the events missed; re-read the state"
+                ) from None
+            except EventStreamError:
+                if self._last_event_id is None or failures + 1 >= self._retry.attempts:
+                    raise
+            await anyio.sleep(self._retry.delay(failures, self._rng))
+            failures += 1
+            with contextlib.suppress(EventStreamError):  # tried again above, as allowed
+                await self.connect()
+
+    async def _next(self) -> NodeEvent:
+        if self._lines is None:
+            raise EventStreamError(self._request, "the stream could not be opened again")
         name = ""
+        event_id: str | None = None
         data: list[str] = []
         while True:
             try:
@@ -642,11 +721,15 @@ class EventReader:
                         name = value
                     elif field == "data":
                         data.append(value)
+                    elif field == "id" and "\0" not in value:
+                        event_id = value
                 continue
+            if event_id is not None:  # an event is received when its blank line is
+                self._last_event_id = event_id
             if not name and not data:
                 continue
             event = self._event(name or "message", "\n".join(data))
-            name, data = "", []
+            name, event_id, data = "", None, []
             if event is not None:
                 return event
 
@@ -654,6 +737,8 @@ class EventReader:
         request = self._request
         if name == "dropped":
             raise EventStreamError(request, "the node dropped this stream (read too slowly)")
+        if name == "reset":
+            raise _Reset()
         if name not in ("milestone", "transaction"):
             return None
         try:
@@ -673,7 +758,7 @@ class EventReader:
         except KeyError:
             raise InvalidResponseError(request, "unknown inclusion or conflict") from None
         addresses = []
-        for item in doc.items("addresses"):
+        for item in doc.items("addresses_hex"):
             if not isinstance(item, str):
                 raise InvalidResponseError(request, "an address is not a string")
             try:
