@@ -162,6 +162,24 @@ _SCHEMAS: dict[str, Any] = {
         }
     ),
     "Tips": _object({"tips": _array(_ID)}),
+    "Alarms": _object(
+        {
+            "applying_milestones": {"type": "boolean"},
+            "equivocations": _array(
+                _object(
+                    {
+                        "index": _UINT,
+                        "milestone_ids": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": "^([0-9a-f]{64})?$"},
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
+                    }
+                )
+            ),
+        }
+    ),
     "Milestone": _object(
         {
             "milestone_id": _ID,

@@ -31,6 +31,16 @@ GOSSIP_HELP: Final = {
     "messages_duplicate_total": "Messages received from peers that this node already had.",
     "messages_published_total": "Messages this node pushed to its peers.",
     "bans_total": "Peers banned for misbehaving.",
+    "links": "Peer connections past their handshake.",
+    "inbound_links": "Peer connections past their handshake that the peer dialed.",
+    "inbound_connections": "Connections dialed in, handshaken or not.",
+    "inbound_hosts": "Hosts (IPv4 addresses, IPv6 /64s) connections come in from.",
+    "wanted_ids": "Message ids wanted from peers.",
+    "wanted_announced_ids": "Message ids wanted only because a peer announced them.",
+    "wanted_by_one_peer_ids": "The most message ids wanted on one peer's announces.",
+    "request_schedule_entries": "Entries in the schedule of requests to peers.",
+    "ban_entries": "Bans kept, by node id and by host.",
+    "closing_reasons": "Reasons kept for closed peer connections.",
 }
 """Plain-words HELP of the figures `PeerAdmin.gossip_counters` gives (others get a generic one)."""
 
@@ -150,6 +160,16 @@ class Telemetry:
                 counters.transactions_conflicting,
             ),
             (
+                "messages_expired",
+                "Messages dropped from memory unconfirmed (waited too long, or unconfirmable).",
+                counters.messages_expired,
+            ),
+            (
+                "equivocations",
+                "Equivocations seen: committee-signed milestones that contradict each other.",
+                counters.equivocations,
+            ),
+            (
                 "subscribers_dropped",
                 "Notice subscribers (event streams included) dropped for reading too slowly.",
                 counters.subscribers_dropped,
@@ -162,6 +182,21 @@ class Telemetry:
             ("window_messages", "Messages held in the in-memory window.", window["window"]),
             ("pending_messages", "Messages waiting for their parents.", window["pending"]),
             ("missing_messages", "Parents asked for and not received yet.", window["missing"]),
+            (
+                "pending_sources",
+                "Senders (hosts) with messages waiting for parents.",
+                window["pending_sources"],
+            ),
+            (
+                "held_milestones",
+                "Milestones held until their index comes up.",
+                window["held_milestones"],
+            ),
+            (
+                "alarms",
+                "Equivocations kept as evidence; above 0 the node applies no milestone.",
+                window["alarms"],
+            ),
             ("peers_configured", "Peers this node dials.", peers["peers_configured"]),
             ("peers_connected", "Peers with a connection up.", peers["peers_connected"]),
             ("api_event_streams", "Event streams open now.", self.hub.streams),
@@ -212,6 +247,9 @@ def _window_figures(core: NodeCore) -> dict[str, int]:
         "window": len(dag),
         "pending": dag.pending_count(),
         "missing": len(dag.missing()),
+        "pending_sources": dag.pending_sources(),
+        "held_milestones": core.held_milestones(),
+        "alarms": len(core.alarms),
         **{f"tips_{s.name.lower()}": len(dag.tip_rows(s)) for s in Score},
     }
 

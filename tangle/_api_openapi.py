@@ -193,6 +193,14 @@ def openapi_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
                 params=(_path_param("channel_id", _ID),),
             )
         },
+        "/api/v1/alarms": {
+            "get": _op(
+                "Equivocations seen (two committee-signed milestones for one index); while any "
+                "is listed the node applies no milestone until an operator restarts it",
+                200,
+                "Alarms",
+            )
+        },
         "/api/v1/milestones/latest": {
             "get": _op("The confirmed milestone", 200, "Milestone", "unknown_milestone")
         },

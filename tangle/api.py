@@ -102,7 +102,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp
 
-    from .core import Parameters
+    from .core import NodeCore, Parameters
     from .ids import OutputId
     from .node import Node
     from .storage import Storage
@@ -252,6 +252,18 @@ class _Api:
             }
         )
 
+    async def alarms(self, request: Request) -> Response:
+        """Equivocations this node has seen: while there is one, it applies no milestone."""
+
+        def read(core: NodeCore) -> list[dict[str, Any]]:
+            return [
+                {"index": a.index, "milestone_ids": [a.first.hex(), a.second.hex()]}
+                for a in core.alarms
+            ]
+
+        found = await self.node.read_core(read)
+        return JSONResponse({"applying_milestones": not found, "equivocations": found})
+
     async def channel(self, request: Request) -> Response:
         channel_id = path_id(request.path_params["channel_id"])
 
@@ -341,6 +353,7 @@ def create_app(
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
         route("/api/v1/channels/{channel_id}", get=api.channel),
+        route("/api/v1/alarms", get=api.alarms),
         route("/api/v1/milestones/latest", get=api.milestone),
         route("/api/v1/milestones/{index}", get=api.milestone),
         route("/api/v1/events", get=api.events),

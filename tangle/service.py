@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -94,7 +94,26 @@ class PeeringAdmin:
             "messages_duplicate_total": counters.messages_duplicate,
             "messages_published_total": counters.published,
             "bans_total": counters.bans,
+            **{
+                SIZE_NAMES[name]: float(value)
+                for name, value in dataclasses.asdict(self._peering.sizes()).items()
+            },
         }
+
+
+SIZE_NAMES: Final = {
+    "links": "links",
+    "inbound_links": "inbound_links",
+    "inbound_connections": "inbound_connections",
+    "inbound_hosts": "inbound_hosts",
+    "wanted": "wanted_ids",
+    "wanted_announced": "wanted_announced_ids",
+    "wanted_by_one_peer": "wanted_by_one_peer_ids",
+    "request_schedule": "request_schedule_entries",
+    "bans": "ban_entries",
+    "errors": "closing_reasons",
+}
+"""Gauge names (`tangle_gossip_<name>`) of the bounded tables `Peering.sizes` reports."""
 
 
 async def _prune_forever(node: Node, keep: int, every_s: float) -> None:

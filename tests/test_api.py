@@ -27,7 +27,7 @@ from tangle.committee import KeySchedule
 from tangle.core import Parameters
 from tangle.dag import GENESIS_ID
 from tangle.errors import TangleError
-from tangle.ids import Address, MessageId, MilestoneId, blake2b_256
+from tangle.ids import Address, MerkleRoot, MessageId, MilestoneId, blake2b_256
 from tangle.ledger_node import LedgerNode
 from tangle.merkle import merkle_root
 from tangle.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
@@ -1032,3 +1032,34 @@ async def test_admin_snapshot_starts_a_new_node(tmp_path: Path) -> None:
             assert fresh.core.confirmed_id == net.ledger.core.confirmed_id
         finally:
             fresh.close()
+
+
+async def test_an_equivocation_is_shown_at_alarms_and_in_metrics(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        assert (await net.client.get("/api/v1/alarms")).json() == {
+            "applying_milestones": True,
+            "equivocations": [],
+        }
+        await net.milestone()
+        first = net.ledger.core.confirmed_id
+        rival = milestone(
+            index=1,
+            previous=MilestoneId(bytes(32)),
+            parents=(GENESIS_ID,),
+            root=MerkleRoot(b"\x02" * 32),
+            signers=[SigningKey(bytes([i]) * 32) for i in (1, 2)],
+        )
+        raw = message(rival, (GENESIS_ID,), work_per_kib=PARAMS.work_per_kib)
+        refused = await net.client.post(
+            "/api/v1/messages", content=raw, headers={"content-type": "application/octet-stream"}
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "equivocation"
+        alarms = (await net.client.get("/api/v1/alarms")).json()
+        assert alarms == {
+            "applying_milestones": False,
+            "equivocations": [{"index": 1, "milestone_ids": [first.hex(), rival.id.hex()]}],
+        }
+        metrics = (await net.client.get("/metrics")).text
+        assert "\ntangle_alarms 1\n" in metrics
+        assert "\ntangle_equivocations_total 1\n" in metrics
