@@ -596,6 +596,10 @@ def _report(error: CliError, ctx: Context | None, as_json: bool) -> int:
     return error.exit_code
 
 
+def _ignore_unraisable(_: object) -> None:
+    """`sys.unraisablehook` for a process that is exiting after an interrupt."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `tanglepay wallet` with `argv` (the arguments after `wallet`); the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -615,6 +619,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.get("TANGLEPAY_DEBUG") and not isinstance(leaf, WalletError | CliError)
         ):
             raise
+        if isinstance(leaf, KeyboardInterrupt):
+            # Async generators the interrupted run left open (an HTTP body being read) are
+            # finalized after trio.run has returned, and trio can only complain about it then:
+            # the one line below is what the user gets to read.
+            sys.unraisablehook = _ignore_unraisable
         return _report(classify(leaf), ctx, as_json)
     _emit(outcome, args.command, as_json)
     return EXIT_OK
