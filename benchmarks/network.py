@@ -313,8 +313,12 @@ def rss_mb(pid: int) -> float:
 
 
 async def scrape(client: httpx.AsyncClient, api: str) -> dict[str, float]:
-    """The samples of a member's `/metrics`, by name (labels included)."""
-    text = (await client.get(f"{api}/metrics")).text
+    """The samples of a member's `/metrics`, by name (labels included). Asked again once if the
+    connection breaks (the server may close an idle keep-alive connection as it is reused)."""
+    try:
+        text = (await client.get(f"{api}/metrics")).text
+    except httpx.TransportError:
+        text = (await client.get(f"{api}/metrics")).text
     return {name: float(value) for name, value in _METRIC.findall(text)}
 
 
