@@ -16,16 +16,16 @@ import trio
 
 from coordinator.devnet import launch, load_or_create
 from examples._devnet import pay_with_faucet_key
-from payments import funding
-from payments.channel import ChannelTerms, PayerChannel
-from payments.errors import RejectedError
-from payments.ledger_feed import run_ledger_feed
-from payments.service import PayeeService
-from payments.state import ChannelState, Role
-from payments.store import ChannelStore
-from payments.tcp import open_payer, serve_payee
-from payments.watch import Watchtower, run_watch_service
-from payments.wire import RejectCode
+from payments.channels.core import ChannelTerms, PayerChannel
+from payments.channels.service import PayeeService
+from payments.channels.state import ChannelState, Role
+from payments.channels.store import ChannelStore
+from payments.channels.wire import RejectCode
+from payments.errors import CounterpartyRejectedError
+from payments.ledger.feed import run_ledger_feed
+from payments.ledger.funder import LedgerFunder, close_with_proof, start_close
+from payments.ledger.watch import Watchtower, run_watch_service
+from payments.transports.tcp import open_payer, serve_payee
 from tangle.transaction import address_of
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
@@ -57,7 +57,7 @@ async def _devnet(tmp_path: Path, nodes: int) -> AsyncIterator[tuple[trio.Nurser
 @contextlib.asynccontextmanager
 async def _funded_payer(
     tmp_path: Path, api: str
-) -> AsyncIterator[tuple[Wallet, AddressKey, funding.LedgerFunder]]:
+) -> AsyncIterator[tuple[Wallet, AddressKey, LedgerFunder]]:
     """A new payer's wallet on the node at `api`, its channel key (paid `FUNDS` by the faucet of
     the devnet under `tmp_path`, confirmed and synced) and a `LedgerFunder` over both."""
     account = AccountKey(secrets.token_bytes(32), 0)
@@ -68,7 +68,7 @@ async def _funded_payer(
         await pay_with_faucet_key(tmp_path / "devnet", api, address_of(key.public_key), FUNDS)
         await _until(lambda: _balance_is(wallet, address_of(key.public_key), FUNDS), 30)
         await wallet.sync()
-        yield wallet, key, funding.LedgerFunder(wallet, key)
+        yield wallet, key, LedgerFunder(wallet, key)
 
 
 async def _accept(
@@ -120,7 +120,7 @@ async def test_open_pay_ten_thousand_times_close_and_survive_an_offline_payee(
         latest = payee_channel.latest
         assert latest is not None
         assert latest.proof.sequence == PAYMENTS
-        await funding.close_with_proof(payee_wallet, payee_key, latest)
+        await close_with_proof(payee_wallet, payee_key, latest)
         paid = PRICE * PAYMENTS
         assert await payee_wallet.client.balance(address_of(payee_key.public_key)) == paid
         payer_address = address_of(payer_key.public_key)
@@ -149,7 +149,7 @@ async def test_open_pay_ten_thousand_times_close_and_survive_an_offline_payee(
                 task_status=task_status,
             )
         )
-        await funding.start_close(payer_wallet, payer_key, second.channel_id, second.network_id)
+        await start_close(payer_wallet, payer_key, second.channel_id, second.network_id)
         owed = paid + 100 * PRICE * 10
         await _until(lambda: _balance_is(payee_wallet, address_of(payee_key.public_key), owed), 30)
         records = {r.terms.channel_id: r for r in await payee_store.records(Role.PAYEE)}
@@ -207,13 +207,13 @@ async def test_a_tcp_payee_follows_top_ups_and_the_payers_close_through_its_ledg
 
         # 2. the payer starts a unilateral close: the feed moves the channel to CLOSING and
         # the payee refuses every new payment
-        await funding.start_close(payer_wallet, payer_key, terms.channel_id, terms.network_id)
+        await start_close(payer_wallet, payer_key, terms.channel_id, terms.network_id)
 
         async def _payee_sees_the_close() -> bool:
             return (await service.channel(terms.channel_id)).state is ChannelState.CLOSING
 
         await _until(_payee_sees_the_close, 10)
-        with pytest.raises(RejectedError) as info:
+        with pytest.raises(CounterpartyRejectedError) as info:
             async with open_payer(channel, "127.0.0.1", port) as client:
                 await client.pay(1)
         assert info.value.code == RejectCode.CHANNEL_CLOSED

@@ -1,5 +1,5 @@
-"""Metering (`payments.metering`) and receipts (`payments.receipt`): tariff arithmetic, the
-payee's meter and the payer's checks, over the real one-way channel cores."""
+"""Metering (`payments.payperuse.metering`) and receipts (`payments.payperuse.receipt`): tariff
+arithmetic, the payee's meter and the payer's checks, over the real one-way channel cores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payments.billing_errors import (
+from payments.channels.core import PayeeChannel, PayerChannel
+from payments.errors import (
+    InvalidAmountError,
     MalformedReceiptError,
     MeterOverflowError,
     OverchargeError,
@@ -17,10 +19,8 @@ from payments.billing_errors import (
     ReceiptSignatureError,
     TariffError,
 )
-from payments.channel import PayeeChannel, PayerChannel
-from payments.errors import InvalidAmountError
-from payments.metering import Invoice, Meter, PayerMeter, Tariff
-from payments.receipt import (
+from payments.payperuse.metering import Invoice, Meter, PayerMeter, Tariff
+from payments.payperuse.receipt import (
     RECEIPT_SIZE,
     Receipt,
     ReceiptKind,

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from payments import BelowMinimumOutputError, LedgerFunder, funding
+from payments import BelowMinimumOutputError, LedgerFunder
+from payments.ledger.funder import start_close
 
 from .payments_support import PAYEE, PAYER, terms
 from .test_wallet_client import MIN_OUTPUT, open_wallet, running
@@ -47,7 +48,7 @@ async def test_an_open_is_idempotent_while_its_channel_is_open_and_new_after_it_
         first = await funder.open(PAYEE.public_key, 10 * MIN_OUTPUT)
         assert await funder.open(PAYEE.public_key, 10 * MIN_OUTPUT) == first  # a repeat
         assert len(await wallet.transfers()) == 1
-        await funding.start_close(wallet, payer, first.channel_id, first.network_id)
+        await start_close(wallet, payer, first.channel_id, first.network_id)
         second = await funder.open(PAYEE.public_key, 10 * MIN_OUTPUT)
         assert second.channel_id != first.channel_id  # the first is closing: a new channel
         assert await funder.open(PAYEE.public_key, 10 * MIN_OUTPUT) == second

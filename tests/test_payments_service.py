@@ -1,5 +1,6 @@
-"""The one payee path (`payments.service.PayeeService`): trial, durable save, then adoption; a
-price; the expiry; one channel served by TCP, HTTP and the 402 paywall in one process."""
+"""The one payee path (`payments.channels.service.PayeeService`): trial, durable save, then
+adoption; a price; the expiry; one channel served by TCP, HTTP and the 402 paywall in one
+process."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from payments import (
     ChannelExpiringError,
     ChannelState,
     ChannelStore,
+    CounterpartyRejectedError,
     InsufficientPaymentError,
     InvalidAmountError,
     InvalidProofError,
@@ -27,7 +29,6 @@ from payments import (
     PayerChannel,
     Paywall,
     RejectCode,
-    RejectedError,
     StaleProofError,
     StoreError,
     Tariff,
@@ -170,7 +171,7 @@ async def test_tcp_rejects_payments_near_the_expiry(tmp_path: Path) -> None:
                 service.observe_index(LAST_SAFE_INDEX + 1)  # the operator's node says so
                 await client.pay(3)
 
-        with pytest.raises(RejectedError) as info:
+        with pytest.raises(CounterpartyRejectedError) as info:
             await pay_past_the_limit()
         assert (info.value.code, info.value.sequence) == (RejectCode.CHANNEL_EXPIRING, 2)
         assert "challenge period" in info.value.reason
@@ -221,7 +222,7 @@ async def test_one_channel_over_tcp_http_and_the_paywall_has_one_state(tmp_path:
             payer.pay(price)
             assert await paywall_pays(5) == 200
             assert await paywall_pays(5) == 409  # the paywall's own replay
-            with pytest.raises(RejectedError) as info:
+            with pytest.raises(CounterpartyRejectedError) as info:
                 await post_proof(http, "http://payee/pay", payer.latest)  # type: ignore[arg-type]
             assert info.value.code == RejectCode.STALE_PROOF
             async with open_payer(payer, "127.0.0.1", port) as client:

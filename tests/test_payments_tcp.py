@@ -21,6 +21,7 @@ from payments import (
     Ack,
     ChannelStore,
     Connection,
+    CounterpartyRejectedError,
     Hello,
     HttpPayer,
     Pay,
@@ -28,7 +29,6 @@ from payments import (
     PayerChannel,
     Reject,
     RejectCode,
-    RejectedError,
     Role,
     encode_signed_proof,
     open_payer,
@@ -37,7 +37,7 @@ from payments import (
     read_records,
     serve_payee,
 )
-from payments.wire import MAX_BODY
+from payments.channels.wire import MAX_BODY
 from tangle.ids import ChannelId
 
 from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
@@ -108,7 +108,7 @@ async def test_unknown_channel_is_rejected(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         _, port = await _payee(tmp_path, nursery)
         other = PayerChannel(terms(channel=ChannelId(b"\x44" * 32)), PAYER)
-        with pytest.raises(RejectedError) as info:
+        with pytest.raises(CounterpartyRejectedError) as info:
             async with open_payer(other, "127.0.0.1", port):
                 pass
         assert info.value.code == RejectCode.UNKNOWN_CHANNEL
@@ -165,7 +165,7 @@ async def test_http_transport(tmp_path: Path) -> None:
             ]
             for proof, code in refusals:
                 assert proof is not None
-                with pytest.raises(RejectedError) as info:
+                with pytest.raises(CounterpartyRejectedError) as info:
                     await post_proof(client, "http://payee", proof)
                 assert info.value.code == code
             wrong_path = await client.post(
@@ -308,14 +308,16 @@ async def test_a_refused_hello_proof_does_not_refuse_the_session(tmp_path: Path)
         nonlocal opened
         async with open_payer(channel, "127.0.0.1", port) as client:
             opened = True
-            with pytest.raises(RejectedError) as refused:
+            with pytest.raises(CounterpartyRejectedError) as refused:
                 await client.wait_acked(beyond.proof.sequence)
             assert refused.value.code == RejectCode.INSUFFICIENT_DEPOSIT
             assert client.acked == 0
 
     async with trio.open_nursery() as nursery:
         _, port = await _payee(tmp_path, nursery)
-        with pytest.raises(RejectedError) as info:  # on leaving: the refused payment is unacked
+        with pytest.raises(
+            CounterpartyRejectedError
+        ) as info:  # on leaving: the refused payment is unacked
             await session(port)
         assert opened
         assert (info.value.sequence, info.value.code) == (1, RejectCode.INSUFFICIENT_DEPOSIT)
@@ -343,10 +345,10 @@ async def test_http_refuses_an_oversized_body_without_reading_it_all(tmp_path: P
                 url, content=b"", headers={"content-length": str(MAX_BODY + 1)}
             )
             assert declared.status_code == 400
-            assert declared.json()["error"] == "FrameError"
+            assert declared.json()["error"] == "ChannelFrameError"
             streamed = await client.post(url, content=endless())
             assert streamed.status_code == 400
-            assert streamed.json()["error"] == "FrameError"
+            assert streamed.json()["error"] == "ChannelFrameError"
             assert sent <= MAX_BODY // 1024 + 2  # stopped once it was too long
 
 

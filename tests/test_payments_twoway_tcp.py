@@ -17,6 +17,7 @@ from payments import (
     ChannelTerms,
     Closed,
     Connection,
+    CounterpartyRejectedError,
     Countersign,
     Hello,
     InvalidAmountError,
@@ -24,7 +25,6 @@ from payments import (
     Propose,
     Reject,
     RejectCode,
-    RejectedError,
     Role,
     StoreError,
     TwoWayChannel,
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
-    from payments.store import ChannelRecord
-    from payments.wire import Event
+    from payments.channels.store import ChannelRecord
+    from payments.channels.wire import Event
     from tangle.ids import Signature
     from wallet.keys import AddressKey
 
@@ -263,7 +263,7 @@ async def test_unknown_channel_and_overspending_are_refused(tmp_path: Path) -> N
         trio.open_nursery() as nursery,
     ):
         port = await nursery.start(serve_two_way, {CHANNEL: TwoWayChannel(TERMS, PAYEE)}, b_store)
-        with pytest.raises(RejectedError) as info:
+        with pytest.raises(CounterpartyRejectedError) as info:
             async with open_two_way(other, a_store, "127.0.0.1", port):
                 pass
         assert info.value.code == RejectCode.UNKNOWN_CHANNEL

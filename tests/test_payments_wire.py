@@ -12,24 +12,24 @@ from payments import (
     CLOSED,
     NEED_DATA,
     Ack,
+    ChannelFrameError,
     Connection,
     ConnectionClosedError,
     Event,
-    FrameError,
     Hello,
     Pay,
     PaymentError,
     Reject,
     Role,
-    UnexpectedFrameError,
+    UnexpectedChannelFrameError,
     VersionMismatchError,
     decode_frame,
     decode_signed_proof,
     encode_event,
     encode_signed_proof,
 )
-from payments.frames import HEADER
-from payments.wire import BODY_LIMITS, FrameType
+from payments.channels.frames import HEADER
+from payments.channels.wire import BODY_LIMITS, FrameType
 
 from .payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
 
@@ -51,13 +51,13 @@ def test_signed_proof_rejects_truncation_trailing_and_flags(
 ) -> None:
     raw = encode_signed_proof(proof)
     cut = data.draw(st.integers(0, len(raw) - 1))
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         decode_signed_proof(raw[:cut])
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         decode_signed_proof(raw + data.draw(st.binary(min_size=1, max_size=70)))
     flag = 120
     bad = raw[:flag] + bytes([data.draw(st.integers(2, 255))]) + raw[flag + 1 :]
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         decode_signed_proof(bad)
 
 
@@ -65,7 +65,7 @@ def test_signed_proof_rejects_truncation_trailing_and_flags(
 def test_signed_proof_garbage_is_refused_or_canonical(raw: bytes) -> None:
     try:
         proof = decode_signed_proof(raw)
-    except FrameError:
+    except ChannelFrameError:
         return
     assert encode_signed_proof(proof) == raw
 
@@ -86,7 +86,7 @@ def test_mutated_frames_are_refused_or_canonical(event: Event, data: st.DataObje
     frame[position] = data.draw(st.integers(0, 255))
     try:
         decoded = decode_frame(bytes(frame))
-    except FrameError:
+    except ChannelFrameError:
         return
     assert encode_event(decoded) == bytes(frame)
 
@@ -140,26 +140,26 @@ def test_any_split_of_the_stream_gives_the_same_events(
 def test_oversized_frame_is_refused_from_its_header() -> None:
     conn, _ = _session(Role.PAYEE)
     conn.receive_data(HEADER.pack(BODY_LIMITS[FrameType.ACK] + 1, FrameType.ACK))
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         conn.next_event()
-    with pytest.raises(FrameError):  # and it stays refused
+    with pytest.raises(ChannelFrameError):  # and it stays refused
         conn.next_event()
     huge = Connection(Role.PAYEE)
     huge.receive_data((1 << 30).to_bytes(4, "little"))  # before the type byte arrives
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         huge.next_event()
 
 
 def test_unknown_type_and_torn_frame() -> None:
     conn = Connection(Role.PAYEE)
     conn.receive_data(HEADER.pack(0, 99))
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         conn.next_event()
     torn = Connection(Role.PAYEE)
     torn.receive_data(encode_event(Hello(network_id=1, channel_id=CHANNEL))[:-1])
     assert torn.next_event() is NEED_DATA
     torn.receive_data(b"")
-    with pytest.raises(FrameError):
+    with pytest.raises(ChannelFrameError):
         torn.next_event()
     with pytest.raises(ConnectionClosedError):
         torn.receive_data(b"more")
@@ -169,19 +169,19 @@ def test_session_rules() -> None:
     pay = Pay.of(signed(PAYER, 1, 1))
     first = Connection(Role.PAYEE)
     first.receive_data(encode_event(pay))
-    with pytest.raises(UnexpectedFrameError):
+    with pytest.raises(UnexpectedChannelFrameError):
         first.next_event()  # the first frame must be HELLO
     payer, _ = _session(Role.PAYER)
     payer.receive_data(encode_event(pay))
-    with pytest.raises(UnexpectedFrameError):
+    with pytest.raises(UnexpectedChannelFrameError):
         payer.next_event()  # payees do not pay
     payee, _ = _session(Role.PAYEE)
-    with pytest.raises(UnexpectedFrameError):
+    with pytest.raises(UnexpectedChannelFrameError):
         payee.send(pay)
-    with pytest.raises(UnexpectedFrameError):
+    with pytest.raises(UnexpectedChannelFrameError):
         payee.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
     payee.receive_data(encode_event(Ack(sequence=1)))
-    with pytest.raises(UnexpectedFrameError):
+    with pytest.raises(UnexpectedChannelFrameError):
         payee.next_event()  # payers do not acknowledge
     old = Connection(Role.PAYEE)
     old.receive_data(encode_event(Hello(network_id=NETWORK, channel_id=CHANNEL, version=2)))
@@ -193,7 +193,7 @@ def test_payee_hello_must_name_the_same_channel() -> None:
     conn = Connection(Role.PAYER)
     conn.send(Hello(network_id=NETWORK, channel_id=CHANNEL))
     conn.receive_data(encode_event(Hello(network_id=NETWORK + 1, channel_id=CHANNEL)))
-    with pytest.raises(UnexpectedFrameError):
+    with pytest.raises(UnexpectedChannelFrameError):
         conn.next_event()
 
 

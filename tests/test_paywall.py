@@ -1,6 +1,6 @@
-"""The 402 paywall (`payments.paywall`) and the paying httpx auth flow (`payments.auth`), over a
-real Starlette app, the real channel cores and a real sqlite `ChannelStore`. Channels come from
-`UnitTestOnlyFunder` (valid terms, no ledger)."""
+"""The 402 paywall (`payments.payperuse.paywall`) and the paying httpx auth flow
+(`payments.payperuse.auth`), over a real Starlette app, the real channel cores and a real sqlite
+`ChannelStore`. Channels come from `UnitTestOnlyFunder` (valid terms, no ledger)."""
 
 from __future__ import annotations
 
@@ -18,24 +18,24 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from coordinator.signers import KeySigner
-from payments.auth import PaymentAuth
-from payments.billing_errors import (
+from payments.channels.core import ChannelTerms, PayerChannel
+from payments.channels.service import PayeeService
+from payments.channels.state import ChannelState, Role
+from payments.channels.store import ChannelStore, read_records
+from payments.channels.wire import encode_signed_proof
+from payments.errors import (
     BudgetExceededError,
     OfferError,
     PaymentRejectedError,
     ReceiptMismatchError,
     ReceiptSignatureError,
 )
-from payments.budget import Budget, FundingPolicy
-from payments.channel import ChannelTerms, PayerChannel
-from payments.metering import Tariff
-from payments.offer import ChannelRequirements, parse_offer, request_tag
-from payments.paywall import REFUSALS, Paywall
-from payments.receipt import ReceiptKind, receipt_from_header
-from payments.service import PayeeService
-from payments.state import ChannelState, Role
-from payments.store import ChannelStore, read_records
-from payments.wire import encode_signed_proof
+from payments.payperuse.auth import PaymentAuth
+from payments.payperuse.budget import Budget, FundingPolicy
+from payments.payperuse.metering import Tariff
+from payments.payperuse.offer import ChannelRequirements, parse_offer, request_tag
+from payments.payperuse.paywall import REFUSALS, Paywall
+from payments.payperuse.receipt import ReceiptKind, receipt_from_header
 from tangle.api import serve_api
 from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.ids import ChannelId, PublicKey

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from coordinator.signers import KeySigner
-from payments.channel import ChannelTerms
-from payments.state import Role
-from payments.watch import (
+from payments.channels.core import ChannelTerms
+from payments.channels.state import Role
+from payments.ledger.watch import (
     Challenge,
     CloseWithProof,
     Settle,

@@ -3,7 +3,7 @@
 A frame is `u32 body_length || u8 type || body`, little-endian. `check_header` refuses an unknown
 type or a body longer than its type allows from the header alone, before the body arrives;
 `decode_body` decodes a body of a known type; `decode_frame` one whole frame. Every decoder is
-strict (`FrameError` for anything but the one canonical encoding) and
+strict (`ChannelFrameError` for anything but the one canonical encoding) and
 `decode_frame(encode_event(e)) == e`, `encode_event(decode_frame(b)) == b`.
 """
 
@@ -16,7 +16,7 @@ from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.errors import TangleError
 from tangle.ids import ChannelId, Signature
 
-from .errors import FrameError, InvalidAmountError
+from ..errors import ChannelFrameError, InvalidAmountError
 from .wire import (
     ACK_LAYOUT,
     BODY_LIMITS,
@@ -81,38 +81,41 @@ def encode_event(event: Event) -> bytes:
 
 
 def check_header(kind_byte: int, length: int) -> FrameType:
-    """The frame type of a header; `FrameError` for an unknown type or an oversized length."""
+    """The frame type of a header; `ChannelFrameError` for an unknown type or an oversized
+    length."""
     if kind_byte > max(FrameType):
-        raise FrameError("frame", f"unknown type {kind_byte}")
+        raise ChannelFrameError("frame", f"unknown type {kind_byte}")
     kind = FrameType(kind_byte)
     if length > BODY_LIMITS[kind]:
-        raise FrameError(kind.name, f"body of {length} bytes, at most {BODY_LIMITS[kind]}")
+        raise ChannelFrameError(kind.name, f"body of {length} bytes, at most {BODY_LIMITS[kind]}")
     return kind
 
 
 def _exact(kind: FrameType, body: bytes, size: int) -> None:
     if len(body) != size:
-        raise FrameError(kind.name, f"body of {len(body)} bytes, expected {size}")
+        raise ChannelFrameError(kind.name, f"body of {len(body)} bytes, expected {size}")
 
 
 def _flag(kind: FrameType, value: int, what: str) -> bool:
     if value > 1:
-        raise FrameError(kind.name, f"{what} is {value}, not 0 or 1")
+        raise ChannelFrameError(kind.name, f"{what} is {value}, not 0 or 1")
     return value == 1
 
 
 def decode_body(kind: FrameType, body: bytes) -> Event:
-    """Decode one frame body of type `kind`; `FrameError` unless canonical."""
+    """Decode one frame body of type `kind`; `ChannelFrameError` unless canonical."""
     try:
         return _decode_body(kind, body)
     except (TangleError, InvalidAmountError, UnicodeDecodeError) as e:
-        raise FrameError(kind.name, str(e)) from e
+        raise ChannelFrameError(kind.name, str(e)) from e
 
 
 def _decode_body(kind: FrameType, body: bytes) -> Event:
     if kind is FrameType.PAY:
         if len(body) < PAY_LAYOUT.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {PAY_LAYOUT.size}")
+            raise ChannelFrameError(
+                kind.name, f"body of {len(body)} bytes, at least {PAY_LAYOUT.size}"
+            )
         sequence, balance, signature, tag_length = PAY_LAYOUT.unpack_from(body)
         _exact(kind, body, PAY_LAYOUT.size + tag_length)
         return Pay(
@@ -126,14 +129,16 @@ def _decode_body(kind: FrameType, body: bytes) -> Event:
         return Ack(sequence=ACK_LAYOUT.unpack(body)[0])
     if kind is FrameType.HELLO:
         if len(body) < HELLO_LAYOUT.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {HELLO_LAYOUT.size}")
+            raise ChannelFrameError(
+                kind.name, f"body of {len(body)} bytes, at least {HELLO_LAYOUT.size}"
+            )
         version, network_id, channel_id, has_proof = HELLO_LAYOUT.unpack_from(body)
         if not _flag(kind, has_proof, "has_proof"):
             _exact(kind, body, HELLO_LAYOUT.size)
             return Hello(version=version, network_id=network_id, channel_id=ChannelId(channel_id))
         end = HELLO_LAYOUT.size + STATE_LAYOUT.size
         if len(body) < end:
-            raise FrameError(kind.name, f"body of {len(body)} bytes ends inside the proof")
+            raise ChannelFrameError(kind.name, f"body of {len(body)} bytes ends inside the proof")
         sequence, balance, payer_sig, has_payee = STATE_LAYOUT.unpack_from(body, HELLO_LAYOUT.size)
         two = _flag(kind, has_payee, "has_payee_signature")
         _exact(kind, body, end + (SIGNATURE_SIZE if two else 0))
@@ -153,7 +158,9 @@ def _decode_body(kind: FrameType, body: bytes) -> Event:
         )
     if kind is FrameType.REJECT:
         if len(body) < REJECT_LAYOUT.size:
-            raise FrameError(kind.name, f"body of {len(body)} bytes, at least {REJECT_LAYOUT.size}")
+            raise ChannelFrameError(
+                kind.name, f"body of {len(body)} bytes, at least {REJECT_LAYOUT.size}"
+            )
         sequence, code, length = REJECT_LAYOUT.unpack_from(body)
         _exact(kind, body, REJECT_LAYOUT.size + length)
         return Reject(sequence=sequence, code=code, reason=body[REJECT_LAYOUT.size :].decode())
@@ -169,9 +176,11 @@ def _decode_body(kind: FrameType, body: bytes) -> Event:
 def decode_frame(data: bytes) -> Event:
     """Decode exactly one whole frame (header and body)."""
     if len(data) < HEADER_SIZE:
-        raise FrameError("frame", f"{len(data)} bytes, shorter than the header")
+        raise ChannelFrameError("frame", f"{len(data)} bytes, shorter than the header")
     length, kind_byte = HEADER.unpack_from(data)
     kind = check_header(kind_byte, length)
     if len(data) != HEADER_SIZE + length:
-        raise FrameError(kind.name, f"{len(data)} bytes, the header says {HEADER_SIZE + length}")
+        raise ChannelFrameError(
+            kind.name, f"{len(data)} bytes, the header says {HEADER_SIZE + length}"
+        )
     return decode_body(kind, data[HEADER_SIZE:])

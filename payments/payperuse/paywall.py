@@ -11,17 +11,17 @@ app = Paywall(
 For every HTTP request (`exempt(scope)` aside):
 
 * no `Payment-Proof` header: `402` with the `Offer` (price, units, tariff, payee key, network,
-  accepted channels) in `Payment-*` headers and in the JSON body (see `payments.offer`); the app
-  is not called;
-* a `Payment-Proof` header (base64url of `payments.wire.encode_signed_proof`): the proof goes to
-  the `Cashier`, which checks it, requires it to raise the channel's balance by at least the
+  accepted channels) in `Payment-*` headers and in the JSON body (see `payments.payperuse.offer`);
+  the app is not called;
+* a `Payment-Proof` header (base64url of `payments.channels.wire.encode_signed_proof`): the proof
+  goes to the `Cashier`, which checks it, requires it to raise the channel's balance by at least the
   price, and has the `PayeeService` (shared with the process's TCP and HTTP transports) save
   the new state durably; only then is the request passed to the app, and its
   answer carries `Payment-Receipt`: a `ReceiptKind.REQUEST` receipt, signed by the payee, of the
   channel, sequence, amount credited and the request's tag (`offer.request_tag`);
 * a payment the paywall refuses is answered with the error below and changes nothing; a 409
   for a proof the payer signed carries the channel's latest proof in `Payment-Latest`, so a
-  device that lost its channel database recovers (`payments.offer`).
+  device that lost its channel database recovers (`payments.payperuse.offer`).
 
 | status | code                   | when                                                        |
 | ------ | ---------------------- | ----------------------------------------------------------- |
@@ -55,26 +55,25 @@ from typing import TYPE_CHECKING, Final
 
 from wallet.errors import NodeUnavailableError, RateLimitedError
 
-from .billing_errors import (
-    InsufficientPaymentError,
-    MalformedPaymentError,
-    PaywallError,
-    UnacceptableChannelError,
-)
-from .cashier import Cashier
-from .errors import (
+from ..channels.wire import decode_signed_proof, encode_signed_proof
+from ..errors import (
     BalanceDecreasedError,
     ChannelClosedError,
     ChannelExpiringError,
-    FrameError,
+    ChannelFrameError,
     InsufficientDepositError,
+    InsufficientPaymentError,
     InvalidProofError,
     InvalidTermsError,
+    MalformedPaymentError,
+    PaywallError,
     StaleProofError,
     StoreError,
+    UnacceptableChannelError,
     UnknownChannelError,
     WrongChannelError,
 )
+from .cashier import Cashier
 from .offer import (
     LATEST_HEADER,
     PROOF_HEADER,
@@ -84,7 +83,6 @@ from .offer import (
     request_tag,
 )
 from .receipt import ReceiptKind, b64url_decode, b64url_encode, issue_receipt, receipt_to_header
-from .wire import decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,10 +92,10 @@ if TYPE_CHECKING:
     from tangle.channel import SignedBalanceProof
     from tangle.signature import Signer
 
+    from ..channels.service import PayeeService
     from .cashier import ChannelDirectory
     from .metering import Tariff
     from .receipt import Receipt
-    from .service import PayeeService
 
 REFUSALS: Final[dict[type[Exception], tuple[int, str]]] = {
     MalformedPaymentError: (400, "malformed_payment"),
@@ -301,7 +299,7 @@ class Paywall:
 def _decode_proof(header: str) -> SignedBalanceProof:
     try:
         return decode_signed_proof(b64url_decode(header, MalformedPaymentError))
-    except FrameError as e:
+    except ChannelFrameError as e:
         raise MalformedPaymentError(f"not a signed balance proof: {e.reason}") from None
 
 

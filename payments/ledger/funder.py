@@ -20,8 +20,8 @@ from tangle.ids import Address, ChannelId, blake2b_256
 from wallet import channel_tx
 from wallet.state import TransferStatus
 
-from .channel import ChannelTerms
-from .errors import BelowMinimumOutputError, UnknownChannelError
+from ..channels.core import ChannelTerms
+from ..errors import BelowMinimumOutputError, UnknownChannelError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

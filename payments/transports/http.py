@@ -9,8 +9,8 @@ POST /channels/{channel_id hex}/payments
                                                          send it again after Retry-After
 ```
 
-A body over `MAX_BODY` bytes is refused (400, `FrameError`) from its Content-Length, or as soon
-as more than that has arrived, without reading the rest.
+A body over `MAX_BODY` bytes is refused (400, `ChannelFrameError`) from its Content-Length, or as
+soon as more than that has arrived, without reading the rest.
 
 The same `PayeeService` as the TCP server checks the proof and makes it durable before the
 answer. This is a transport for the channel core, not pay-per-use: the 402 flow lives elsewhere.
@@ -28,17 +28,17 @@ from starlette.routing import Route
 from tangle.errors import InvalidFieldError
 from tangle.ids import ChannelId
 
-from .errors import (
-    FrameError,
+from ..channels.service import Credit, reject_code
+from ..channels.wire import MAX_BODY, RejectCode, decode_signed_proof, encode_signed_proof
+from ..errors import (
+    ChannelFrameError,
+    CounterpartyRejectedError,
     PaymentError,
-    RejectedError,
     StaleProofError,
     StoreError,
     UnknownChannelError,
     WrongChannelError,
 )
-from .service import Credit, reject_code
-from .wire import MAX_BODY, RejectCode, decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
     import httpx
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
     from tangle.channel import SignedBalanceProof
 
-    from .channel import PayerChannel
-    from .service import PayeeService
+    from ..channels.core import PayerChannel
+    from ..channels.service import PayeeService
 
 CONTENT_TYPE: Final = "application/octet-stream"
 RETRY_AFTER_S: Final = 1
@@ -73,16 +73,16 @@ def _refusal(error: PaymentError) -> JSONResponse:
 
 
 async def _read_body(request: Request) -> bytes:
-    """The request's body; `FrameError` once it is known to exceed `MAX_BODY`."""
+    """The request's body; `ChannelFrameError` once it is known to exceed `MAX_BODY`."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
-        raise FrameError("signed proof", f"{declared} bytes is oversized")
+        raise ChannelFrameError("signed proof", f"{declared} bytes is oversized")
     body = bytearray()
     async with contextlib.aclosing(request.stream()) as chunks:
         async for chunk in chunks:
             body += chunk
             if len(body) > MAX_BODY:
-                raise FrameError("signed proof", f"more than {MAX_BODY} bytes is oversized")
+                raise ChannelFrameError("signed proof", f"more than {MAX_BODY} bytes is oversized")
     return bytes(body)
 
 
@@ -93,7 +93,7 @@ def payee_app(service: PayeeService) -> Starlette:
         try:
             channel_id = ChannelId.from_hex(request.path_params["channel_id"])
         except InvalidFieldError as e:
-            return _refusal(FrameError("channel id", str(e)))
+            return _refusal(ChannelFrameError("channel id", str(e)))
         try:
             proof = decode_signed_proof(await _read_body(request))
             if proof.proof.channel_id != channel_id:
@@ -116,7 +116,7 @@ def payee_app(service: PayeeService) -> Starlette:
 
 async def post_proof(client: httpx.AsyncClient, url: str, proof: SignedBalanceProof) -> Credit:
     """Send `proof` to the payee at base `url`; the `Credit` the payee made durable, or
-    `RejectedError`."""
+    `CounterpartyRejectedError`."""
     channel = proof.proof.channel_id.hex()
     response = await client.post(
         f"{url.rstrip('/')}/channels/{channel}/payments",
@@ -128,17 +128,25 @@ async def post_proof(client: httpx.AsyncClient, url: str, proof: SignedBalancePr
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "answer is not JSON")
+        raise CounterpartyRejectedError(
+            RejectCode.PROTOCOL, proof.proof.sequence, "answer is not JSON"
+        )
     if response.status_code != 200:
         code = body.get("code")
         code = code if isinstance(code, int) else int(RejectCode.PROTOCOL)
-        raise RejectedError(code, proof.proof.sequence, str(body.get("detail", ""))[:200])
+        raise CounterpartyRejectedError(
+            code, proof.proof.sequence, str(body.get("detail", ""))[:200]
+        )
     values = [body.get(key) for key in ("sequence", "payee_balance", "credited")]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "malformed receipt")
+        raise CounterpartyRejectedError(
+            RejectCode.PROTOCOL, proof.proof.sequence, "malformed receipt"
+        )
     sequence, balance, credited = (int(v) for v in values)  # type: ignore[arg-type]
     if (sequence, balance) != (proof.proof.sequence, proof.proof.payee_balance):
-        raise RejectedError(RejectCode.PROTOCOL, proof.proof.sequence, "answer for another proof")
+        raise CounterpartyRejectedError(
+            RejectCode.PROTOCOL, proof.proof.sequence, "answer for another proof"
+        )
     return Credit(proof=proof, credited=credited)
 
 

@@ -21,7 +21,7 @@ from tangle.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProo
 from tangle.codec import U32_MAX, U64_MAX
 from tangle.ids import ChannelId, PublicKey
 
-from .errors import (
+from ..errors import (
     BalanceDecreasedError,
     ChannelClosedError,
     ChannelKindError,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from .errors import InvalidTransitionError
+from ..errors import InvalidTransitionError
 
 
 class ChannelState(enum.IntEnum):

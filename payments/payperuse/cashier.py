@@ -23,9 +23,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from .billing_errors import UnacceptableChannelError
-from .channel import ChannelTerms, PayeeChannel
-from .errors import InvalidProofError, UnknownChannelError, WrongChannelError
+from ..channels.core import ChannelTerms, PayeeChannel
+from ..errors import (
+    InvalidProofError,
+    UnacceptableChannelError,
+    UnknownChannelError,
+    WrongChannelError,
+)
 from .offer import ChannelRequirements
 
 if TYPE_CHECKING:
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
     from tangle.ids import ChannelId, PublicKey
     from wallet.client import NodeClient
 
-    from .service import Credit, PayeeService
+    from ..channels.service import Credit, PayeeService
 
 INDEX_MAX_AGE_S = 0.5
 """How long `LedgerDirectory` reuses the ledger index it read (well under a milestone)."""

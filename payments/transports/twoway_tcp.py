@@ -43,20 +43,22 @@ import trio
 
 from tangle.codec import U64_MAX
 
-from .channel import check_uint
-from .connection import Closed, Connection
-from .errors import (
+from ..channels.connection import Closed, Connection
+from ..channels.core import check_uint
+from ..channels.state import Role
+from ..channels.store import ChannelRecord
+from ..channels.twoway import Proposal
+from ..channels.wire import Countersign, Hello, Propose, Reject, RejectCode
+from ..errors import (
+    CounterpartyRejectedError,
     InvalidAmountError,
     PaymentError,
     PaymentInDoubtError,
-    RejectedError,
     StoreError,
-    UnexpectedFrameError,
+    UnexpectedChannelFrameError,
     UnknownChannelError,
     WrongChannelError,
 )
-from .state import Role
-from .store import ChannelRecord
 from .tcp import (
     CLOSED_ERRORS,
     dial_hello,
@@ -66,8 +68,6 @@ from .tcp import (
     reject_of,
     single_error,
 )
-from .twoway import Proposal
-from .wire import Countersign, Hello, Propose, Reject, RejectCode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -75,9 +75,9 @@ if TYPE_CHECKING:
     from tangle.channel import SignedBalanceProof
     from tangle.ids import ChannelId, Signature
 
-    from .store import ChannelStore
-    from .twoway import TwoWayChannel
-    from .wire import Event
+    from ..channels.store import ChannelStore
+    from ..channels.twoway import TwoWayChannel
+    from ..channels.wire import Event
 
 
 class TwoWaySession:
@@ -100,14 +100,14 @@ class TwoWaySession:
         """Held by the one `pay` whose proposal is outstanding."""
         self._awaiting = 0
         """The sequence of our outstanding proposal (0: none)."""
-        self._answer: SignedBalanceProof | RejectedError | None = None
+        self._answer: SignedBalanceProof | CounterpartyRejectedError | None = None
         self._answered = trio.Event()
         self._failure: BaseException | None = None
 
     async def pay(self, amount: int) -> SignedBalanceProof:
         """Pay `amount` to the other party; returns the new co-signed state once it is durable
-        at both. `RejectedError` if the other party refused it and `InvalidAmountError` beyond
-        our share of the deposit (nothing paid); the reason the session ended if it ended
+        at both. `CounterpartyRejectedError` if the other party refused it and `InvalidAmountError`
+        beyond our share of the deposit (nothing paid); the reason the session ended if it ended
         before the proposal was sent (nothing paid), `PaymentInDoubtError` if after."""
         check_uint("amount", amount, U64_MAX, minimum=1)
         async with self._paying:
@@ -122,7 +122,7 @@ class TwoWaySession:
                         raise PaymentInDoubtError(sequence, str(failure)) from failure
                     await self._answered.wait()
                 answer, self._answer, self._awaiting = self._answer, None, 0
-                if not isinstance(answer, RejectedError):
+                if not isinstance(answer, CounterpartyRejectedError):
                     return answer
                 crossed = self.channel.sequence > proposal.proof.sequence
                 if answer.code != RejectCode.STALE_PROOF or not crossed:
@@ -184,7 +184,9 @@ class TwoWaySession:
                 elif isinstance(event, Closed):
                     raise trio.BrokenResourceError("the other party closed the session")
                 else:
-                    raise UnexpectedFrameError(type(event).__name__, "not on a two-way channel")
+                    raise UnexpectedChannelFrameError(
+                        type(event).__name__, "not on a two-way channel"
+                    )
         except (PaymentError, *CLOSED_ERRORS) as e:
             self._failure = e
             self._answered.set()
@@ -217,11 +219,13 @@ class TwoWaySession:
             self._answered.set()
 
     def _refused(self, event: Reject) -> None:
-        error = RejectedError(event.code, event.sequence, event.reason)
+        error = CounterpartyRejectedError(event.code, event.sequence, event.reason)
         if event.sequence == 0:
             raise error
         if event.sequence != self._awaiting:
-            raise UnexpectedFrameError("Reject", f"no proposal {event.sequence} is outstanding")
+            raise UnexpectedChannelFrameError(
+                "Reject", f"no proposal {event.sequence} is outstanding"
+            )
         self._answer = error
         self._answered.set()
 
@@ -306,7 +310,7 @@ async def open_two_way(
 ) -> AsyncIterator[TwoWaySession]:
     """Connect to the other party at `host:port`, exchange HELLOs (recovering the newest
     co-signed state, see the module docstring) and yield the session; states are saved in
-    `store`. `RejectedError` if the other party refuses the session."""
+    `store`. `CounterpartyRejectedError` if the other party refuses the session."""
     stream = await trio.open_tcp_stream(host, port)
     conn = Connection(Role.PAYER)
     async with stream:

@@ -20,8 +20,8 @@ payee (Meter)                                   payer (PayerMeter)
    the store saved it)                               units: all must match)
 ```
 
-`Receipt` (`payments.receipt`) is re-exported here: a metered receipt carries the cumulative units
-billed and the channel's cumulative amount after the payment it answers.
+`Receipt` (`payments.payperuse.receipt`) is re-exported here: a metered receipt carries the
+cumulative units billed and the channel's cumulative amount after the payment it answers.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Final, Self
 from tangle.codec import U64_MAX
 from tangle.ids import HASH_SIZE
 
-from .billing_errors import (
+from ..errors import (
+    InvalidAmountError,
     MeterOverflowError,
     OverchargeError,
     ReceiptMismatchError,
     TariffError,
 )
-from .errors import InvalidAmountError
 from .receipt import NO_TAG, Receipt, ReceiptKind, issue_receipt
 
 if TYPE_CHECKING:

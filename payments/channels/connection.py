@@ -9,11 +9,11 @@ transport.write(conn.send(Ack(sequence=n)))
 ```
 
 The connection cuts the byte stream into frames (any split of the stream gives the same events),
-refuses garbage and oversized frames from their header before the body arrives (`FrameError`),
-and enforces the session rules (`UnexpectedFrameError`): each side's first frame is HELLO (or a
-REJECT of the session), HELLO is sent once, only the payer sends PAY, only the payee sends ACK,
-and the payee's HELLO names the channel the payer asked for. After an error every further call
-raises it again; it performs no I/O and reads no clock.
+refuses garbage and oversized frames from their header before the body arrives
+(`ChannelFrameError`), and enforces the session rules (`UnexpectedChannelFrameError`): each side's
+first frame is HELLO (or a REJECT of the session), HELLO is sent once, only the payer sends PAY,
+only the payee sends ACK, and the payee's HELLO names the channel the payer asked for. After an
+error every further call raises it again; it performs no I/O and reads no clock.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import ConnectionClosedError, FrameError, UnexpectedFrameError, VersionMismatchError
+from ..errors import (
+    ChannelFrameError,
+    ConnectionClosedError,
+    UnexpectedChannelFrameError,
+    VersionMismatchError,
+)
 from .frames import HEADER, HEADER_SIZE, check_header, decode_body, encode_event
 from .state import Role
 from .wire import MAX_BODY, PROTOCOL_VERSION, Ack, Event, Hello, Pay, Reject
@@ -110,7 +115,7 @@ class Connection:
         if available >= 4:  # an oversized length is refused before the type byte arrives
             length = int.from_bytes(buffer[pos : pos + 4], "little")
             if length > MAX_BODY:
-                raise FrameError("frame", f"length {length} is above {MAX_BODY}")
+                raise ChannelFrameError("frame", f"length {length} is above {MAX_BODY}")
         if available < HEADER_SIZE:
             return self._starved(available)
         length, kind_byte = HEADER.unpack_from(buffer, pos)
@@ -135,7 +140,7 @@ class Connection:
         if not self._eof:
             return NEED_DATA
         if available:
-            raise FrameError("frame", f"the stream ended inside a frame ({available} bytes)")
+            raise ChannelFrameError("frame", f"the stream ended inside a frame ({available} bytes)")
         self.their_state = SessionState.CLOSED
         return CLOSED
 
@@ -145,27 +150,31 @@ class Connection:
             if isinstance(event, Reject):
                 return
             if not isinstance(event, Hello):
-                raise UnexpectedFrameError(name, "the first frame must be HELLO")
+                raise UnexpectedChannelFrameError(name, "the first frame must be HELLO")
             if event.version != PROTOCOL_VERSION:
                 raise VersionMismatchError(PROTOCOL_VERSION, event.version)
             if self.our_role is Role.PAYER and self.our_state is SessionState.AWAIT_HELLO:
-                raise UnexpectedFrameError(name, "the payee answered before the payer's HELLO")
+                raise UnexpectedChannelFrameError(
+                    name, "the payee answered before the payer's HELLO"
+                )
             self._bind(event, name)
             self.their_state = SessionState.READY
             return
         if isinstance(event, Hello):
-            raise UnexpectedFrameError(name, "HELLO was already received")
+            raise UnexpectedChannelFrameError(name, "HELLO was already received")
         if isinstance(event, Pay) and self.our_role is Role.PAYER:
-            raise UnexpectedFrameError(name, "only the payer sends payments")
+            raise UnexpectedChannelFrameError(name, "only the payer sends payments")
         if isinstance(event, Ack) and self.our_role is Role.PAYEE:
-            raise UnexpectedFrameError(name, "only the payee acknowledges")
+            raise UnexpectedChannelFrameError(name, "only the payee acknowledges")
 
     def _bind(self, hello: Hello, name: str) -> None:
         first = self._hello
         if first is None:
             self._hello = hello
         elif (first.network_id, first.channel_id) != (hello.network_id, hello.channel_id):
-            raise UnexpectedFrameError(name, "the HELLO names another channel than the session's")
+            raise UnexpectedChannelFrameError(
+                name, "the HELLO names another channel than the session's"
+            )
 
     def send(self, event: Event) -> bytes:
         """The bytes that send `event`; raises if the session's rules do not allow it."""
@@ -175,17 +184,17 @@ class Connection:
         if self.our_state is SessionState.AWAIT_HELLO:
             if isinstance(event, Hello):
                 if self.our_role is Role.PAYEE and self.their_state is not SessionState.READY:
-                    raise UnexpectedFrameError(name, "the payee answers the payer's HELLO")
+                    raise UnexpectedChannelFrameError(name, "the payee answers the payer's HELLO")
                 self._bind(event, name)
                 self.our_state = SessionState.READY
             elif not isinstance(event, Reject):
-                raise UnexpectedFrameError(name, "the first frame must be HELLO")
+                raise UnexpectedChannelFrameError(name, "the first frame must be HELLO")
         elif isinstance(event, Hello):
-            raise UnexpectedFrameError(name, "HELLO was already sent")
+            raise UnexpectedChannelFrameError(name, "HELLO was already sent")
         elif isinstance(event, Pay) and self.our_role is Role.PAYEE:
-            raise UnexpectedFrameError(name, "only the payer sends payments")
+            raise UnexpectedChannelFrameError(name, "only the payer sends payments")
         elif isinstance(event, Ack) and self.our_role is Role.PAYER:
-            raise UnexpectedFrameError(name, "only the payee acknowledges")
+            raise UnexpectedChannelFrameError(name, "only the payee acknowledges")
         return encode_event(event)
 
     def close(self) -> None:

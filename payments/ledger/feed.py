@@ -30,15 +30,15 @@ import trio
 
 from wallet.errors import NodeUnavailableError, RateLimitedError
 
-from .channel import ChannelTerms
-from .state import PAYING_STATES, ChannelState, Role
+from ..channels.core import ChannelTerms
+from ..channels.state import PAYING_STATES, ChannelState, Role
 
 if TYPE_CHECKING:
     from tangle.channel import ChannelOutput
     from wallet.client import NodeClient
 
-    from .channel import ChannelCore
-    from .service import PayeeService
+    from ..channels.core import ChannelCore
+    from ..channels.service import PayeeService
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ It asks for an action again at each observation of the same channel output until
 action was confirmed (`done`); a new output, after a top-up or a close step, can call for a new
 one. `run_watch_service` is the trio adapter: each poll it reads the latest proofs from the
 party's channel store (`read_records`), the channel outputs from a node, and submits what the
-tower asks through a wallet (`funding.py`), holding the party's key, waiting for confirmation.
+tower asks through a wallet (`funder.py`), holding the party's key, waiting for confirmation.
 Errors are handled per channel: a node that is unavailable or rate-limits, a transaction that
 failed (its input was spent first, say by the payer's own SETTLE) or was not confirmed in time,
 or a channel gone in between, are logged and the channel is looked at again at the next poll
@@ -39,10 +39,10 @@ from wallet.errors import (
     TransferTimeoutError,
 )
 
-from . import funding
-from .errors import UnknownChannelError
-from .state import Role
-from .store import read_records
+from ..channels.state import Role
+from ..channels.store import read_records
+from ..errors import UnknownChannelError
+from . import funder
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from wallet import Wallet
     from wallet.client import NodeInfo
 
-    from .channel import ChannelTerms
+    from ..channels.core import ChannelTerms
 
 DEFAULT_MARGIN: Final = 3
 """Milestones before the expiry at which a guarded payee closes on its own."""
@@ -245,10 +245,10 @@ async def _watch(
 
 async def _carry_out(action: Action, wallet: Wallet, signer: Signer, network_id: int) -> None:
     if isinstance(action, CloseWithProof):
-        await funding.close_with_proof(wallet, signer, action.proof)
+        await funder.close_with_proof(wallet, signer, action.proof)
     elif isinstance(action, StartClose):
-        await funding.start_close(wallet, signer, action.channel_id, network_id, action.proof)
+        await funder.start_close(wallet, signer, action.channel_id, network_id, action.proof)
     elif isinstance(action, Challenge):
-        await funding.challenge(wallet, signer, action.proof)
+        await funder.challenge(wallet, signer, action.proof)
     else:
-        await funding.settle(wallet, signer, action.channel_id, network_id)
+        await funder.settle(wallet, signer, action.channel_id, network_id)

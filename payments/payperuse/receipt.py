@@ -35,7 +35,7 @@ from tangle.errors import DecodeError, InvalidFieldError
 from tangle.ids import HASH_SIZE, ChannelId, PublicKey, Signature
 from tangle.signature import is_valid
 
-from .billing_errors import MalformedReceiptError, ReceiptSignatureError
+from ..errors import MalformedReceiptError, ReceiptSignatureError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

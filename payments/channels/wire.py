@@ -31,7 +31,7 @@ with its latest co-signed state; then either party sends PROPOSE (a payment to t
 next sequence number of its parity: the payer's odd, the payee's even), and the other answers
 COUNTERSIGN once the state is durable, or REJECT (`twoway_tcp.py`).
 
-Every decoder is strict (`FrameError` for anything but the one canonical encoding) and
+Every decoder is strict (`ChannelFrameError` for anything but the one canonical encoding) and
 `decode(encode(x)) == x`, `encode(decode(b)) == b`.
 """
 
@@ -46,10 +46,10 @@ from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.codec import U16_MAX, U64_MAX
 from tangle.ids import ChannelId, Signature
 
-from .errors import FrameError, InvalidAmountError
+from ..errors import ChannelFrameError, InvalidAmountError
 
 if TYPE_CHECKING:
-    from .channel import ChannelCore
+    from .core import ChannelCore
 
 PROTOCOL_VERSION: Final = 1
 MAX_TAG: Final = 64
@@ -280,19 +280,21 @@ def encode_signed_proof(signed: SignedBalanceProof) -> bytes:
 
 
 def decode_signed_proof(data: bytes) -> SignedBalanceProof:
-    """Decode a standalone signed proof; `FrameError` unless `data` is exactly one canonical
+    """Decode a standalone signed proof; `ChannelFrameError` unless `data` is exactly one canonical
     encoding."""
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise FrameError("signed proof", f"expected bytes, got {type(data).__name__}")
+        raise ChannelFrameError("signed proof", f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
     if len(data) < PROOF_LAYOUT.size:
-        raise FrameError("signed proof", f"{len(data)} bytes, at least {PROOF_LAYOUT.size} needed")
+        raise ChannelFrameError(
+            "signed proof", f"{len(data)} bytes, at least {PROOF_LAYOUT.size} needed"
+        )
     network_id, channel_id, sequence, balance, payer_sig, flag = PROOF_LAYOUT.unpack_from(data)
     expected = PROOF_LAYOUT.size + (SIGNATURE_SIZE if flag == 1 else 0)
     if flag > 1:
-        raise FrameError("signed proof", f"has_payee_signature is {flag}, not 0 or 1")
+        raise ChannelFrameError("signed proof", f"has_payee_signature is {flag}, not 0 or 1")
     if len(data) != expected:
-        raise FrameError("signed proof", f"{len(data)} bytes, expected {expected}")
+        raise ChannelFrameError("signed proof", f"{len(data)} bytes, expected {expected}")
     proof = BalanceProof(
         network_id=network_id,
         channel_id=ChannelId(channel_id),

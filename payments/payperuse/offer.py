@@ -14,10 +14,10 @@ Payment-Tariff: 10/1 request                price / per unit: the tariff behind 
 Payment-Channel: one-way; min-deposit=1000; min-challenge-period=10
 ```
 
-The payer retries with `Payment-Proof: <base64url of payments.wire.encode_signed_proof>`, a proof
-that raises its channel's balance by at least the price; the answer carries `Payment-Receipt:
-<base64url of payments.receipt.encode_receipt>`, a `ReceiptKind.REQUEST` receipt whose tag is
-`request_tag(method, path, query)`.
+The payer retries with `Payment-Proof: <base64url of payments.channels.wire.encode_signed_proof>`, a
+proof that raises its channel's balance by at least the price; the answer carries `Payment-Receipt:
+<base64url of payments.payperuse.receipt.encode_receipt>`, a `ReceiptKind.REQUEST` receipt whose tag
+is `request_tag(method, path, query)`.
 
 A proof refused as stale (409 `stale_proof` or `balance_decreased`) whose payer signature
 verifies is answered with `Payment-Latest: <base64url of encode_signed_proof>`, the channel's
@@ -35,8 +35,7 @@ from tangle.codec import U64_MAX
 from tangle.errors import InvalidFieldError
 from tangle.ids import PublicKey, blake2b_256
 
-from .billing_errors import MeterOverflowError, OfferError, TariffError
-from .errors import InvalidAmountError
+from ..errors import InvalidAmountError, MeterOverflowError, OfferError, TariffError
 from .metering import Tariff
 
 if TYPE_CHECKING:

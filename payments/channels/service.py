@@ -37,14 +37,13 @@ import anyio
 
 from tangle.codec import U64_MAX
 
-from .billing_errors import InsufficientPaymentError
-from .channel import PayeeChannel
-from .errors import (
+from ..errors import (
     BalanceDecreasedError,
     ChannelClosedError,
     ChannelExpiringError,
     ChannelStateError,
     InsufficientDepositError,
+    InsufficientPaymentError,
     InvalidAmountError,
     InvalidProofError,
     InvalidTermsError,
@@ -55,6 +54,7 @@ from .errors import (
     WrongChannelError,
     WrongParityError,
 )
+from .core import PayeeChannel
 from .state import ChannelState, Role
 from .store import ChannelRecord
 from .wire import RejectCode
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from tangle.channel import SignedBalanceProof
     from tangle.ids import ChannelId
 
-    from .channel import ChannelTerms
+    from .core import ChannelTerms
     from .store import ChannelStore
 
 
@@ -96,7 +96,7 @@ def reject_code(error: PaymentError) -> RejectCode:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Credit:
     """A payment the payee accepted and made durable (unsigned; the paywall's signed receipt
-    is `payments.receipt.Receipt`)."""
+    is `payments.payperuse.receipt.Receipt`)."""
 
     proof: SignedBalanceProof
     """The accepted proof: the channel's latest state, durable at the payee."""

@@ -32,8 +32,8 @@ import anyio.to_thread
 
 from tangle.ids import ChannelId, PublicKey
 
-from .channel import ChannelCore, ChannelTerms, check_binding
-from .errors import FrameError, InsufficientDepositError, PaymentError, StoreError
+from ..errors import ChannelFrameError, InsufficientDepositError, PaymentError, StoreError
+from .core import ChannelCore, ChannelTerms, check_binding
 from .state import ChannelState, Role
 from .wire import decode_signed_proof, encode_signed_proof
 
@@ -115,10 +115,10 @@ def encode_terms(terms: ChannelTerms) -> bytes:
 
 def decode_terms(data: bytes) -> ChannelTerms:
     if len(data) != _TERMS.size:
-        raise FrameError("channel terms", f"{len(data)} bytes, expected {_TERMS.size}")
+        raise ChannelFrameError("channel terms", f"{len(data)} bytes, expected {_TERMS.size}")
     network_id, channel_id, payer, payee, deposit, two, period, expiry = _TERMS.unpack(data)
     if two > 1:
-        raise FrameError("channel terms", f"bidirectional flag {two}")
+        raise ChannelFrameError("channel terms", f"bidirectional flag {two}")
     return ChannelTerms(
         network_id=network_id,
         channel_id=ChannelId(channel_id),

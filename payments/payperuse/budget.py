@@ -1,7 +1,7 @@
 """What a device's owner sets for pay-per-use: the spending `Budget`, the `FundingPolicy` of its
 channels, and the `ChannelFunder` that opens and tops them up on the ledger
-(`payments.funding.LedgerFunder` on a real network); and the drivers that run a payment's funder
-steps (`OpenChannel`, `TopUp`) from async code or from blocking code."""
+(`payments.ledger.funder.LedgerFunder` on a real network); and the drivers that run a payment's
+funder steps (`OpenChannel`, `TopUp`) from async code or from blocking code."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ import anyio.from_thread
 
 from tangle.codec import U64_MAX
 
-from .billing_errors import TariffError
+from ..errors import TariffError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Generator
 
     from tangle.ids import PublicKey
 
-    from .channel import ChannelTerms
+    from ..channels.core import ChannelTerms
 
     _FunderCoroutine: TypeAlias = Callable[[], Coroutine[Any, Any, ChannelTerms]]
 
 
 class ChannelFunder(Protocol):
-    """Opens and tops up channels on the ledger (`payments.funding` on a real network)."""
+    """Opens and tops up channels on the ledger (`payments.ledger.funder` on a real network)."""
 
     async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
         """Lock `deposit` in a new one-way channel to `payee`; return its terms once the ledger

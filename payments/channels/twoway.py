@@ -29,8 +29,7 @@ from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.codec import U64_MAX
 from tangle.signature import is_valid
 
-from .channel import SigningChannel, check_binding, check_uint
-from .errors import (
+from ..errors import (
     BalanceDecreasedError,
     ChannelClosedError,
     ChannelKindError,
@@ -41,13 +40,14 @@ from .errors import (
     StaleProofError,
     WrongParityError,
 )
+from .core import SigningChannel, check_binding, check_uint
 from .state import UPDATABLE_STATES, ChannelState, Role
 
 if TYPE_CHECKING:
     from tangle.ids import Signature
     from tangle.signature import Signer
 
-    from .channel import ChannelTerms
+    from .core import ChannelTerms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

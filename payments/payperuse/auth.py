@@ -10,22 +10,22 @@ async with httpx.AsyncClient(auth=auth) as client:     # or httpx.Client(auth=au
     response = await client.get("https://sensor.example/readings/latest")
 ```
 
-On a 402 the flow reads the `Offer` (`payments.offer`), checks it (the network, a pinned payee if
-one is given, a minimum deposit the funding policy can meet) and the budget (`BudgetExceededError`
-before anything is opened, topped up or signed), makes sure it has a channel to the payee with
-room for the price (opening one through the `ChannelFunder`, or topping it up when what is left
-would fall below `FundingPolicy.low_water`), signs the proof that pays the price, and sends the
-request again with `Payment-Proof`. The answer must carry the payee's receipt of exactly that
-payment for exactly that request (`ReceiptError` otherwise); a payment the payee refuses raises
+On a 402 the flow reads the `Offer` (`payments.payperuse.offer`), checks it (the network, a pinned
+payee if one is given, a minimum deposit the funding policy can meet) and the budget
+(`BudgetExceededError` before anything is opened, topped up or signed), makes sure it has a channel
+to the payee with room for the price (opening one through the `ChannelFunder`, or topping it up when
+what is left would fall below `FundingPolicy.low_water`), signs the proof that pays the price, and
+sends the request again with `Payment-Proof`. The answer must carry the payee's receipt of exactly
+that payment for exactly that request (`ReceiptError` otherwise); a payment the payee refuses raises
 `PaymentRejectedError` with its status and code.
 
 A signed proof counts as spent even if the payee refuses it or the answer is lost: the payee holds
 it and could settle with it. A refusal that changed nothing at the payee (a 400, 402, 403 or 503
-answer, see `payments.paywall`) leaves that proof the channel's latest: the next payment to that
-payee sends the same proof again (ed25519 signatures are deterministic: nothing new is signed),
-signing on top only what a higher price asks beyond it, so the payee never credits one request
-twice. A channel the payee refuses as `channel_closed` or `channel_expiring`, or twice in a row
-as `unknown_channel` (the first may come from a payee whose node has not yet seen a channel just
+answer, see `payments.payperuse.paywall`) leaves that proof the channel's latest: the next payment
+to that payee sends the same proof again (ed25519 signatures are deterministic: nothing new is
+signed), signing on top only what a higher price asks beyond it, so the payee never credits one
+request twice. A channel the payee refuses as `channel_closed` or `channel_expiring`, or twice in a
+row as `unknown_channel` (the first may come from a payee whose node has not yet seen a channel just
 confirmed), is retired: saved as CLOSING in the store, and the next payment to that payee opens a
 new channel through the funder. Paid requests through one `PaymentAuth` go one at a time (proofs
 of a channel must arrive in order); the lock covers the request and its answer. The sync flow
@@ -37,10 +37,10 @@ threads.
 before its first payment (a restarted device goes on where it was) and saves the channel (with any
 new terms from the funder) after each signed proof, before the proof is sent. A device that lost
 its database signs a proof the payee already has a newer one for; the payee refuses it as stale and
-answers with its latest proof (`Payment-Latest`, see `payments.offer`). The flow adopts that proof
-if it carries the device's own signature and is newer (`PayerChannel.recover`), and pays once more
-from there; the refused proof is then not counted as spent, since the new proof pays the payee at
-least as much (one request is never paid twice).
+answers with its latest proof (`Payment-Latest`, see `payments.payperuse.offer`). The flow adopts
+that proof if it carries the device's own signature and is newer (`PayerChannel.recover`), and pays
+once more from there; the refused proof is then not counted as spent, since the new proof pays the
+payee at least as much (one request is never paid twice).
 """
 
 from __future__ import annotations
@@ -53,8 +53,13 @@ import anyio
 import anyio.from_thread
 import httpx
 
-from .billing_errors import (
+from ..channels.core import ChannelTerms, PayerChannel
+from ..channels.state import PAYING_STATES, ChannelState, Role
+from ..channels.store import ChannelRecord
+from ..channels.wire import decode_signed_proof, encode_signed_proof
+from ..errors import (
     BudgetExceededError,
+    ChannelFrameError,
     FundingError,
     MalformedReceiptError,
     OfferError,
@@ -62,13 +67,8 @@ from .billing_errors import (
     ReceiptMismatchError,
 )
 from .budget import OpenChannel, TopUp, drive_async, drive_sync, run_blocking
-from .channel import ChannelTerms, PayerChannel
-from .errors import FrameError
 from .offer import LATEST_HEADER, PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
 from .receipt import Receipt, ReceiptKind, b64url_decode, b64url_encode, receipt_from_header
-from .state import PAYING_STATES, ChannelState, Role
-from .store import ChannelRecord
-from .wire import decode_signed_proof, encode_signed_proof
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
@@ -77,8 +77,8 @@ if TYPE_CHECKING:
     from tangle.ids import PublicKey
     from tangle.signature import Signer
 
+    from ..channels.store import ChannelStore
     from .budget import Budget, ChannelFunder, FunderCall, FundingPolicy
-    from .store import ChannelStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +110,7 @@ class _Refused:
 
 
 UNCHANGED_STATUSES: Final = frozenset({400, 402, 403, 503})
-"""Refusals after which the payee holds what it held before (`payments.paywall`)."""
+"""Refusals after which the payee holds what it held before (`payments.payperuse.paywall`)."""
 RETIRING_CODES: Final = frozenset({"channel_closed", "channel_expiring"})
 """Refusals that end a channel for payments at once; `unknown_channel` does the second time."""
 
@@ -337,7 +337,7 @@ class PaymentAuth(httpx.Auth):
             return False
         try:
             latest = decode_signed_proof(b64url_decode(header, MalformedReceiptError))
-        except (FrameError, MalformedReceiptError):
+        except (ChannelFrameError, MalformedReceiptError):
             return False
         if not self.channels[paid.offer.payee].recover(latest):
             return False

@@ -31,27 +31,27 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from .connection import Closed, Connection, NeedData
-from .errors import (
+from ..channels.connection import Closed, Connection, NeedData
+from ..channels.service import PayeeService, reject_code
+from ..channels.state import Role
+from ..channels.store import ChannelRecord
+from ..channels.wire import Ack, Hello, Pay, Reject
+from ..errors import (
+    CounterpartyRejectedError,
     PaymentError,
     ProtocolError,
-    RejectedError,
-    UnexpectedFrameError,
+    UnexpectedChannelFrameError,
     WrongChannelError,
 )
-from .service import PayeeService, reject_code
-from .state import Role
-from .store import ChannelRecord
-from .wire import Ack, Hello, Pay, Reject
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from tangle.channel import SignedBalanceProof
 
-    from .channel import ChannelCore, PayerChannel
-    from .store import ChannelStore
-    from .wire import Event
+    from ..channels.core import ChannelCore, PayerChannel
+    from ..channels.store import ChannelStore
+    from ..channels.wire import Event
 
 READ_SIZE: Final = 1 << 16
 DEFAULT_WINDOW: Final = 128
@@ -110,7 +110,9 @@ class _PayeeSession:
                 elif isinstance(event, Closed):
                     return
                 elif not isinstance(event, Reject):
-                    raise UnexpectedFrameError(type(event).__name__, "not on a one-way channel")
+                    raise UnexpectedChannelFrameError(
+                        type(event).__name__, "not on a one-way channel"
+                    )
             if self.pending:
                 self.arrived.set()
 
@@ -190,16 +192,16 @@ async def listen(
 
 async def dial_hello(stream: trio.SocketStream, conn: Connection, channel: ChannelCore) -> Hello:
     """Send `channel`'s HELLO to the listener and return its answer, waiting at most
-    `HELLO_TIMEOUT_S`; `RejectedError` if it refuses the session (a REJECT of sequence 0). A
-    listener answers HELLO before it refuses anything else (the proof in our HELLO, say), so
+    `HELLO_TIMEOUT_S`; `CounterpartyRejectedError` if it refuses the session (a REJECT of sequence
+    0). A listener answers HELLO before it refuses anything else (the proof in our HELLO, say), so
     another REJECT in its place breaks the protocol."""
     await stream.send_all(conn.send(Hello.of(channel)))
     with trio.fail_after(HELLO_TIMEOUT_S):
         answer = await receive_event(stream, conn)
     if isinstance(answer, Reject):
         if answer.sequence != 0:
-            raise UnexpectedFrameError("Reject", f"of proof {answer.sequence} before HELLO")
-        raise RejectedError(answer.code, answer.sequence, answer.reason)
+            raise UnexpectedChannelFrameError("Reject", f"of proof {answer.sequence} before HELLO")
+        raise CounterpartyRejectedError(answer.code, answer.sequence, answer.reason)
     if not isinstance(answer, Hello):
         raise trio.BrokenResourceError("the other side closed the connection during HELLO")
     return answer
@@ -273,7 +275,7 @@ class PayerClient:
         self._outbox: list[bytes] = []
         self._has_output = trio.Event()
         self._progress = trio.Event()
-        self._rejected: dict[int, RejectedError] = {}
+        self._rejected: dict[int, CounterpartyRejectedError] = {}
         self._failure: BaseException | None = None
         self._saved = 0
 
@@ -296,7 +298,8 @@ class PayerClient:
         return signed.proof.sequence
 
     async def wait_acked(self, sequence: int) -> None:
-        """Return once `sequence` is acknowledged; `RejectedError` if the payee refused it."""
+        """Return once `sequence` is acknowledged; `CounterpartyRejectedError` if the payee refused
+        it."""
         while self._acked < sequence:
             rejected = self._rejected.get(sequence)
             if rejected is not None:
@@ -340,20 +343,22 @@ class PayerClient:
                 event = await receive_event(self._stream, self._conn)
                 if isinstance(event, Ack):
                     if event.sequence > self.channel.sequence:
-                        raise UnexpectedFrameError("Ack", "for a payment never sent")
+                        raise UnexpectedChannelFrameError("Ack", "for a payment never sent")
                     if event.sequence > self._acked:
                         self._acked = event.sequence
                         if self._on_ack is not None:
                             self._on_ack(event.sequence)
                 elif isinstance(event, Reject):
-                    error = RejectedError(event.code, event.sequence, event.reason)
+                    error = CounterpartyRejectedError(event.code, event.sequence, event.reason)
                     if event.sequence == 0:
                         raise error
                     self._rejected[event.sequence] = error
                 elif isinstance(event, Closed):
                     raise trio.BrokenResourceError("the payee closed the connection")
                 else:
-                    raise UnexpectedFrameError(type(event).__name__, "not on a one-way channel")
+                    raise UnexpectedChannelFrameError(
+                        type(event).__name__, "not on a one-way channel"
+                    )
                 self._wake()
         except (PaymentError, *CLOSED_ERRORS) as e:
             self._failure = e
