@@ -21,7 +21,7 @@ from payments import (
 )
 from tangle.ids import ChannelId
 
-from .payments_support import CHANNEL, PAYER, terms
+from ...payments_support import CHANNEL, PAYER, terms
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -33,7 +33,7 @@ from payments import (
 from tangle.channel import ChannelOutput, SignedBalanceProof
 from tangle.ids import ChannelId, Signature
 
-from .payments_support import (
+from ...payments_support import (
     CHANNEL,
     MALLORY,
     NETWORK,

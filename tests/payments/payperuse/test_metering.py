@@ -33,7 +33,7 @@ from payments.payperuse.receipt import (
 from tangle.codec import U64_MAX
 from tangle.ids import ChannelId, Signature
 
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
+from ...payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 
 TERMS = terms(deposit=10**12)
 SESSION = b"\x5e" * 32

@@ -54,8 +54,8 @@ from wallet.mnemonic import (
     validate_mnemonic,
 )
 
-VECTORS = Path(__file__).parent / "vectors"
-SHARED_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 
 
 def load(name: str) -> Any:

@@ -40,12 +40,12 @@ from payments import (
 from payments.channels.wire import MAX_BODY
 from tangle.ids import ChannelId
 
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
+from ...payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def _payee(tmp_path: Path, nursery: trio.Nursery) -> tuple[ChannelStore, int]:

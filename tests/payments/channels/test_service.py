@@ -43,8 +43,8 @@ from payments import (
 from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.ids import ChannelId, blake2b_256
 
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
-from .unit_test_funder import UnitTestOnlyFunder
+from ...payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, signed, terms
+from ...unit_test_funder import UnitTestOnlyFunder
 
 if TYPE_CHECKING:
     from pathlib import Path

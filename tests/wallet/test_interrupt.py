@@ -24,7 +24,7 @@ import trio
 from coordinator.devnet import launch, load_or_create
 from wallet.cli import EXIT_INTERRUPTED, EXIT_NOT_ABANDONED
 
-from .test_wallet_devnet import FUNDS, ROOT, WalletCli, _pay_from_faucet
+from .test_devnet import FUNDS, ROOT, WalletCli, _pay_from_faucet
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -31,7 +31,7 @@ from payments import (
 from payments.channels.frames import HEADER
 from payments.channels.wire import BODY_LIMITS, FrameType
 
-from .payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
+from ...payments_support import CHANNEL, NETWORK, PAYER, events, signed, signed_proofs
 
 if TYPE_CHECKING:
     from tangle.channel import SignedBalanceProof

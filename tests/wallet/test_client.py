@@ -68,7 +68,7 @@ from wallet.coin_selection import Coin, select_coins
 from wallet.keys import ExtendedKey, address_path
 from wallet.records import Draft
 
-from .builders import NET, address, key, message, transfer
+from ..builders import NET, address, key, message, transfer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence

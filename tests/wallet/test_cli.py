@@ -46,7 +46,7 @@ from wallet.cli import (
 )
 from wallet.errors import InsufficientFundsError, RejectedError, TransferTimeoutError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHEAP = ("--kdf-memory-mib", "1")
 MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 """A BIP-39 test vector (12 words)."""

@@ -32,8 +32,8 @@ from wallet.errors import (
     TransferTimeoutError,
 )
 
-from .builders import NET, address, genesis, key
-from .channel_chain import Chain, sign_proof
+from ...builders import NET, address, genesis, key
+from ...channel_chain import Chain, sign_proof
 
 if TYPE_CHECKING:
     from trio.testing import MockClock

@@ -8,7 +8,7 @@ from dataclasses import replace
 from payments import ChannelState, LedgerUpdate, PayeeChannel, ledger_update
 from tangle.channel import ChannelOutput
 
-from .payments_support import NETWORK, terms
+from ...payments_support import NETWORK, terms
 
 TERMS = terms(deposit=1_000)
 OUTPUT = ChannelOutput(

@@ -27,10 +27,10 @@ from wallet import (
 from wallet.account import account_fingerprint
 from wallet.pending import abandon, find_transfer
 
-from .builders import address
-from .test_wallet_client import ACCOUNT, BOB, CAROL, CONFIG, RETRY, open_wallet, running
+from ..builders import address
+from .test_client import ACCOUNT, BOB, CAROL, CONFIG, RETRY, open_wallet, running
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 V1_SHA256 = "34c647e67ae05761f0f38ce63cdf233f1668be69aa6597e8ff6b94da15708d76"
 
 

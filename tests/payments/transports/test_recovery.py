@@ -9,7 +9,7 @@ import trio
 
 from payments import ChannelStore, PayeeService, PayerChannel, open_payer, read_records, serve_payee
 
-from .payments_support import PAYER, terms
+from ...payments_support import PAYER, terms
 
 if TYPE_CHECKING:
     from pathlib import Path

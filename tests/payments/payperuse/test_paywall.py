@@ -41,7 +41,7 @@ from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.ids import ChannelId, PublicKey
 from wallet.errors import NodeUnavailableError
 
-from .unit_test_funder import UnitTestOnlyFunder
+from ...unit_test_funder import UnitTestOnlyFunder
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,9 +14,9 @@ from tangle.cli import main
 from wallet import DEVNET, Wallet, encode_address
 from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_NOT_ABANDONED, EXIT_USAGE
 
-from .builders import address
-from .test_wallet_cli import CHEAP, secret_file
-from .test_wallet_client import ACCOUNT, BOB, CONFIG, MIN_OUTPUT, RETRY, node_in_a_thread
+from ..builders import address
+from .test_cli import CHEAP, secret_file
+from .test_client import ACCOUNT, BOB, CONFIG, MIN_OUTPUT, RETRY, node_in_a_thread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -46,7 +46,7 @@ PASSWORD = "hunter2 but longer"
 SECRET = WalletSecret.from_mnemonic(MNEMONIC, "a passphrase")
 METADATA = KeystoreMetadata(network="devnet", accounts=1)
 
-FIXTURE = Path(__file__).parent / "vectors" / "keystore_v1.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "vectors" / "keystore_v1.json"
 FIXTURE_SHA256 = "d670b5acd517b932811c5ca93091126c33b03dd0723bd034292392a479f53bdc"
 FIXTURE_PASSWORD = "Grüße aus tanglepay"
 FIXTURE_MNEMONIC = (

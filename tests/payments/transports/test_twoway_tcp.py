@@ -39,9 +39,9 @@ from tangle.ledger import Conflict, Genesis
 from tangle.transaction import address_of
 from wallet import channel_tx
 
-from .builders import NET
-from .channel_chain import Chain
-from .payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
+from ...builders import NET
+from ...channel_chain import Chain
+from ...payments_support import CHANNEL, MALLORY, NETWORK, PAYEE, PAYER, terms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

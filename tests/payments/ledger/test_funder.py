@@ -11,8 +11,8 @@ import pytest
 from payments import BelowMinimumOutputError, LedgerFunder
 from payments.ledger.funder import start_close
 
-from .payments_support import PAYEE, PAYER, terms
-from .test_wallet_client import MIN_OUTPUT, open_wallet, running
+from ...payments_support import PAYEE, PAYER, terms
+from ...wallet.test_client import MIN_OUTPUT, open_wallet, running
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -27,7 +27,7 @@ from wallet.cli import EXIT_INSUFFICIENT_FUNDS, EXIT_NODE_UNAVAILABLE
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FUNDS = 5_000_000
 
 

@@ -25,7 +25,7 @@ from payments import (
 from tangle.channel import BalanceProof
 from tangle.ids import ChannelId
 
-from .payments_support import MALLORY, NETWORK, PAYEE, PAYER, terms
+from ...payments_support import MALLORY, NETWORK, PAYEE, PAYER, terms
 
 DEPOSIT = 1_000
 TERMS = terms(deposit=DEPOSIT, bidirectional=True)
