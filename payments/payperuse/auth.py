@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 import anyio
 import anyio.from_thread
@@ -66,12 +66,12 @@ from ..errors import (
     PaymentRejectedError,
     ReceiptMismatchError,
 )
-from .budget import OpenChannel, TopUp, drive_async, drive_sync, run_blocking
+from .budget import OpenChannel, TopUp, funder_call, run_blocking
 from .offer import LATEST_HEADER, PROOF_HEADER, RECEIPT_HEADER, Offer, parse_offer, request_tag
 from .receipt import Receipt, ReceiptKind, b64url_decode, b64url_encode, receipt_from_header
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Generator
+    from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 
     from tangle.channel import SignedBalanceProof
     from tangle.ids import PublicKey
@@ -79,6 +79,11 @@ if TYPE_CHECKING:
 
     from ..channels.store import ChannelStore
     from .budget import Budget, ChannelFunder, FunderCall, FundingPolicy
+
+    _Step: TypeAlias = FunderCall | "_StoreCall" | httpx.Request
+    """What the paid flow asks its driver to do."""
+    _Answer: TypeAlias = ChannelTerms | httpx.Response | None
+    """What the driver sends back: the funder's new terms, the response (body read), or None."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +112,22 @@ class _Refused:
     proof: SignedBalanceProof
     credit: int
     code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StoreCall:
+    """A step of the paid flow: run this store coroutine (load, save, retire)."""
+
+    call: Callable[[], Coroutine[Any, Any, None]]
+    """The coroutine function."""
+
+
+def _next(steps: Generator[_Step, _Answer, None], answer: _Answer) -> _Step | None:
+    """The flow's next step given the last one's outcome; None once it is done."""
+    try:
+        return steps.send(answer)
+    except StopIteration:
+        return None
 
 
 UNCHANGED_STATUSES: Final = frozenset({400, 402, 403, 503})
@@ -160,26 +181,18 @@ class PaymentAuth(httpx.Auth):
         if response.status_code != 402:
             return
         response.read()
-        offer = self._offer(response)
         with self._sync_lock:
-            run_blocking(self._load)
-            retried = False
-            while True:
-                signed = drive_sync(self._pay(offer), self._funder)
-                run_blocking(lambda: self._save(offer.payee))
-                paid = self._attach(request, offer, signed)
-                response = yield request
-                response.read()
-                if retried or not self._recover(response, paid):
-                    break
-                retried = True
-            refusal = self._refusal(response, paid)
-            if refusal is not None:
-                error, retire = refusal
-                if retire:
-                    run_blocking(lambda: self._retire(offer.payee))
-                raise error
-            self._check_answer(response, paid)
+            steps = self._paid_flow(request, self._offer(response))
+            answer: _Answer = None
+            while (step := _next(steps, answer)) is not None:
+                if isinstance(step, httpx.Request):
+                    answer = yield step
+                    answer.read()
+                elif isinstance(step, _StoreCall):
+                    run_blocking(step.call)
+                    answer = None
+                else:
+                    answer = run_blocking(funder_call(self._funder, step))
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -189,26 +202,40 @@ class PaymentAuth(httpx.Auth):
         if response.status_code != 402:
             return
         await response.aread()
-        offer = self._offer(response)
         async with self._async_lock:
-            await self._load()
-            retried = False
-            while True:
-                signed = await drive_async(self._pay(offer), self._funder)
-                await self._save(offer.payee)
-                paid = self._attach(request, offer, signed)
-                response = yield request
-                await response.aread()
-                if retried or not self._recover(response, paid):
-                    break
-                retried = True
-            refusal = self._refusal(response, paid)
-            if refusal is not None:
-                error, retire = refusal
-                if retire:
-                    await self._retire(offer.payee)
-                raise error
-            self._check_answer(response, paid)
+            steps = self._paid_flow(request, self._offer(response))
+            answer: _Answer = None
+            while (step := _next(steps, answer)) is not None:
+                if isinstance(step, httpx.Request):
+                    answer = yield step
+                    await answer.aread()
+                elif isinstance(step, _StoreCall):
+                    await step.call()
+                    answer = None
+                else:
+                    answer = await funder_call(self._funder, step)()
+
+    def _paid_flow(self, request: httpx.Request, offer: Offer) -> Generator[_Step, _Answer, None]:
+        """The paid part of a flow, sans I/O: it yields what to do (a store call, a funder
+        call, the request to send) and takes its outcome (None, the new terms, the response
+        with its body read); the two flows above only carry these out, sync or async."""
+        yield _StoreCall(call=self._load)
+        retried = False
+        while True:
+            signed = yield from self._pay(offer)
+            yield _StoreCall(call=lambda: self._save(offer.payee))
+            paid = self._attach(request, offer, signed)
+            response = cast("httpx.Response", (yield request))
+            if retried or not self._recover(response, paid):
+                break
+            retried = True
+        refusal = self._refusal(response, paid)
+        if refusal is not None:
+            error, retire = refusal
+            if retire:
+                yield _StoreCall(call=lambda: self._retire(offer.payee))
+            raise error
+        self._check_answer(response, paid)
 
     # -- the channel store ---------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """What a device's owner sets for pay-per-use: the spending `Budget`, the `FundingPolicy` of its
 channels, and the `ChannelFunder` that opens and tops them up on the ledger
-(`payments.ledger.funder.LedgerFunder` on a real network); and the drivers that run a payment's
-funder steps (`OpenChannel`, `TopUp`) from async code or from blocking code."""
+(`payments.ledger.funder.LedgerFunder` on a real network); and the funder steps of a payment
+(`OpenChannel`, `TopUp`) with the means to run them from blocking code."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tangle.codec import U64_MAX
 from ..errors import TariffError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Generator
+    from collections.abc import Callable, Coroutine
 
     from tangle.ids import PublicKey
 
@@ -105,23 +105,14 @@ class TopUp:
 
 
 FunderCall = OpenChannel | TopUp
-"""What a payment's generator asks of the funder; the drivers below run it, sync or async."""
+"""What a payment's steps ask of the funder; `PaymentAuth`'s flows run it, sync or async."""
 
 
-def _call(funder: ChannelFunder, step: FunderCall) -> _FunderCoroutine:
+def funder_call(funder: ChannelFunder, step: FunderCall) -> _FunderCoroutine:
+    """The funder's coroutine function for one step of a payment."""
     if isinstance(step, OpenChannel):
         return lambda: funder.open(step.payee, step.deposit)
     return lambda: funder.top_up(step.terms, step.amount)
-
-
-async def drive_async(steps: Generator[FunderCall, ChannelTerms, _R], funder: ChannelFunder) -> _R:
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(await _call(funder, step)())
-    except StopIteration as done:
-        result: _R = done.value
-        return result
 
 
 def run_blocking(call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -131,13 +122,3 @@ def run_blocking(call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         return anyio.from_thread.run(call)
     except _NO_EVENT_LOOP:
         return anyio.run(call)
-
-
-def drive_sync(steps: Generator[FunderCall, ChannelTerms, _R], funder: ChannelFunder) -> _R:
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(run_blocking(_call(funder, step)))
-    except StopIteration as done:
-        result: _R = done.value
-        return result
