@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
-from tangle.codec import U64_MAX, u8, u64
+from tangle.codec import u8, u64
 from tangle.events import TransactionEvent
 from tangle.ids import Address, MessageId, OutputId, blake2b_256
 from tangle.ledger import Inclusion
@@ -68,9 +68,8 @@ from tangle.transaction import MAX_MEMO, BasicOutput, TransactionEssence
 
 from .address import DEVNET, Network, decode_address, encode_address
 from .client import AddressOutputs, NodeClient
-from .coin_selection import Coin, select_coins
+from .coin_selection import Coin, require_amount, select_coins
 from .errors import (
-    AmountError,
     ClientError,
     EventStreamError,
     InsufficientFundsError,
@@ -518,8 +517,7 @@ class Wallet:
         `compose(funding, change)` builds and signs (a channel opening or top-up, say). The
         transaction's first output is what the transfer watches; `request` fingerprints it for
         the idempotency check, as in `send`."""
-        if not 1 <= amount <= U64_MAX:
-            raise AmountError(amount, 1)
+        require_amount(amount, 1)
         return await self._fund(
             _key_bytes(idempotency_key),
             request,
@@ -580,9 +578,7 @@ class Wallet:
     async def check_amount(self, amount: int) -> None:
         """Raise `AmountError` unless `amount` can be an output on the node's network: at least
         its minimum output (the dust deposit), at most 2**64 - 1."""
-        info = await self._info()
-        if not info.min_output_amount <= amount <= U64_MAX:
-            raise AmountError(amount, info.min_output_amount)
+        require_amount(amount, (await self._info()).min_output_amount)
 
     async def resume(
         self,

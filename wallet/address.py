@@ -118,7 +118,7 @@ def bech32m_encode(hrp: str, data: Sequence[int]) -> str:
     if len(hrp) + 1 + len(data) + CHECKSUM_LENGTH > MAX_LENGTH:
         raise Bech32FormatError(f"longer than {MAX_LENGTH} characters")
     if any(not 0 <= value < 32 for value in data):
-        raise ValueError("bech32m data values are 5-bit")
+        raise Bech32FormatError("data values must be 5-bit")
     hrp = hrp.lower()
     return hrp + "1" + "".join(CHARSET[v] for v in (*data, *_checksum(hrp, data)))
 

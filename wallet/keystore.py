@@ -65,6 +65,7 @@ from .errors import (
     EmptyPasswordError,
     KeystoreExistsError,
     KeystoreFormatError,
+    NoKeystoreFileError,
     TamperedKeystoreError,
     TruncatedKeystoreError,
     UnknownKeystoreVersionError,
@@ -450,7 +451,7 @@ def save_keystore(
 ) -> None:
     """Re-encrypt `wallet` (new salt and nonce) over its own file, e.g. after new metadata."""
     if wallet.path is None:
-        raise ValueError("this wallet has no file; use create_keystore")
+        raise NoKeystoreFileError
     data = seal(wallet.secret, wallet.metadata, password, kdf=kdf)
     _write_atomically(wallet.path, data, overwrite=True)
 

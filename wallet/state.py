@@ -58,6 +58,7 @@ from tangle.transaction import Transaction
 
 from ._state_schema import RECORD_RECEIVED, prepare
 from .coin_selection import Coin
+from .database import open_database
 from .errors import IdempotencyConflictError, WalletStateError
 from .records import (
     TRANSITIONS,
@@ -109,14 +110,11 @@ class WalletState:
         """Open or create the state at `path` for the account identified by `account` (a
         public fingerprint); a file made for another account is refused."""
         try:
-            db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db = open_database(path)
         except sqlite3.Error as exc:
             raise WalletStateError(f"cannot open {path}: {exc}") from None
         state = cls(db, path)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
             with state._write() as tx:
                 prepare(tx, path, time.time_ns() // 1_000_000)
                 state._claim(tx, "account", account.hex())

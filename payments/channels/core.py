@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Self
 
 from tangle.channel import MAX_CHALLENGE_PERIOD, BalanceProof, SignedBalanceProof
-from tangle.codec import U32_MAX, U64_MAX
+from tangle.codec import U32_MAX, U64_MAX, require_uint
+from tangle.errors import InvalidFieldError
 from tangle.ids import ChannelId, PublicKey
 
 from ..errors import (
@@ -42,11 +43,12 @@ if TYPE_CHECKING:
 
 
 def check_uint(field: str, value: int, maximum: int, minimum: int = 0) -> None:
-    """Raise `InvalidAmountError` unless `value` is an integer in `[minimum, maximum]`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidAmountError(field, value, "not an integer")
-    if not minimum <= value <= maximum:
-        raise InvalidAmountError(field, value, f"outside [{minimum}, {maximum}]")
+    """Raise `InvalidAmountError` unless `value` is an integer in `[minimum, maximum]`: tangle's
+    `require_uint`, reported in the payments error tree."""
+    try:
+        require_uint(field, value, maximum, minimum)
+    except InvalidFieldError as e:
+        raise InvalidAmountError(field, value, e.reason) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,10 +73,10 @@ class ChannelTerms:
     """Milestone index after which the channel counts as closing."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.network_id, bool) or not isinstance(self.network_id, int):
-            raise InvalidTermsError("network_id", "must be an integer")
-        if not 0 <= self.network_id <= U64_MAX:
-            raise InvalidTermsError("network_id", f"{self.network_id} is not a u64")
+        try:
+            require_uint("network_id", self.network_id, U64_MAX)
+        except InvalidFieldError as e:
+            raise InvalidTermsError("network_id", e.reason) from None
         if not isinstance(self.channel_id, ChannelId):
             raise InvalidTermsError("channel_id", "must be a ChannelId")
         if not isinstance(self.payer, PublicKey) or not isinstance(self.payee, PublicKey):

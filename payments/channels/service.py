@@ -54,7 +54,7 @@ from ..errors import (
     WrongChannelError,
     WrongParityError,
 )
-from .core import PayeeChannel
+from .core import PayeeChannel, check_uint
 from .state import ChannelState, Role
 from .store import ChannelRecord
 from .wire import RejectCode
@@ -165,8 +165,7 @@ class PayeeService:
 
     def observe_index(self, index: int) -> None:
         """Learn the ledger's confirmed milestone index; the highest one seen counts."""
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= U64_MAX:
-            raise InvalidAmountError("index", index, "not a milestone index (u64)")
+        check_uint("index", index, U64_MAX)
         self._index = max(self._index, index)
 
     def held(self, channel_id: ChannelId) -> PayeeChannel | None:

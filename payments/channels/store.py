@@ -31,6 +31,7 @@ import anyio
 import anyio.to_thread
 
 from tangle.ids import ChannelId, PublicKey
+from wallet.database import open_database
 
 from ..errors import ChannelFrameError, InsufficientDepositError, PaymentError, StoreError
 from .core import ChannelCore, ChannelTerms, check_binding
@@ -158,9 +159,7 @@ def _record(row: tuple[bytes, int, bytes, int, bytes, bytes | None]) -> ChannelR
 
 def _connect(path: Path) -> sqlite3.Connection:
     try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db = open_database(path)
         db.execute(_SCHEMA)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open the channel store {path}: {e}") from e

@@ -47,6 +47,7 @@ from tangle.codec import U16_MAX, U64_MAX
 from tangle.ids import ChannelId, Signature
 
 from ..errors import ChannelFrameError, InvalidAmountError
+from .core import check_uint
 
 if TYPE_CHECKING:
     from .core import ChannelCore
@@ -113,8 +114,7 @@ class RejectCode(enum.IntEnum):
 
 
 def _u64(field: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64_MAX:
-        raise InvalidAmountError(field, value, "not a u64")
+    check_uint(field, value, U64_MAX)
 
 
 def _signature(field: str, value: Signature) -> None:

@@ -13,6 +13,7 @@ party whose key is given; the watch service (`watch.py`) uses them too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from tangle.codec import u64
@@ -24,9 +25,9 @@ from ..channels.core import ChannelTerms
 from ..errors import BelowMinimumOutputError, UnknownChannelError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from tangle.channel import ChannelOutput, SignedBalanceProof
+    from tangle.channel import SignedBalanceProof
     from tangle.ids import OutputId, PublicKey
     from tangle.signature import Signer
     from tangle.transaction import Transaction
@@ -172,15 +173,10 @@ async def close_with_proof(
     wallet: Wallet, payee: Signer, proof: SignedBalanceProof, *, timeout_s: float | None = None
 ) -> Transfer:
     """The payee of a one-way channel settles with its latest proof (at once, any time)."""
-    found = await channel_on_ledger(wallet, proof.proof.channel_id)
-    tx = channel_tx.payee_close(
-        network_id=proof.proof.network_id,
-        channel_input=found.output_id,
-        channel=found.output,
-        payee=payee,
-        proof=proof,
+    build = partial(
+        channel_tx.payee_close, network_id=proof.proof.network_id, payee=payee, proof=proof
     )
-    return await _submit(wallet, tx, found.output, "payee-close", timeout_s)
+    return await _spend_channel(wallet, proof.proof.channel_id, "payee-close", build, timeout_s)
 
 
 async def start_close(
@@ -193,30 +189,18 @@ async def start_close(
     timeout_s: float | None = None,
 ) -> Transfer:
     """Start the challenge period (a two-way party may record its latest co-signed state)."""
-    found = await channel_on_ledger(wallet, channel_id)
-    tx = channel_tx.start_close(
-        network_id=network_id,
-        channel_input=found.output_id,
-        channel=found.output,
-        signer=signer,
-        proof=proof,
-    )
-    return await _submit(wallet, tx, found.output, "start-close", timeout_s)
+    build = partial(channel_tx.start_close, network_id=network_id, signer=signer, proof=proof)
+    return await _spend_channel(wallet, channel_id, "start-close", build, timeout_s)
 
 
 async def challenge(
     wallet: Wallet, signer: Signer, proof: SignedBalanceProof, *, timeout_s: float | None = None
 ) -> Transfer:
     """Record a newer co-signed state of a closing two-way channel."""
-    found = await channel_on_ledger(wallet, proof.proof.channel_id)
-    tx = channel_tx.challenge(
-        network_id=proof.proof.network_id,
-        channel_input=found.output_id,
-        channel=found.output,
-        signer=signer,
-        proof=proof,
+    build = partial(
+        channel_tx.challenge, network_id=proof.proof.network_id, signer=signer, proof=proof
     )
-    return await _submit(wallet, tx, found.output, "challenge", timeout_s)
+    return await _spend_channel(wallet, proof.proof.channel_id, "challenge", build, timeout_s)
 
 
 async def settle(
@@ -228,15 +212,20 @@ async def settle(
     timeout_s: float | None = None,
 ) -> Transfer:
     """Pay out the ledger's state once the challenge period is over."""
-    found = await channel_on_ledger(wallet, channel_id)
-    tx = channel_tx.settle(
-        network_id=network_id, channel_input=found.output_id, channel=found.output, signer=signer
-    )
-    return await _submit(wallet, tx, found.output, "settle", timeout_s)
+    build = partial(channel_tx.settle, network_id=network_id, signer=signer)
+    return await _spend_channel(wallet, channel_id, "settle", build, timeout_s)
 
 
-async def _submit(
-    wallet: Wallet, tx: Transaction, channel: ChannelOutput, step: str, timeout_s: float | None
+async def _spend_channel(
+    wallet: Wallet,
+    channel_id: ChannelId,
+    step: str,
+    build: Callable[..., Transaction],
+    timeout_s: float | None,
 ) -> Transfer:
-    key = f"channel-{step}:{channel.channel_id.hex()}:{tx.id.hex()}"
+    """The body every close step shares: `build` the step's transaction on the channel's output
+    as the ledger holds it now, and submit it under a key of the step and the transaction."""
+    found = await channel_on_ledger(wallet, channel_id)
+    tx = build(channel_input=found.output_id, channel=found.output)
+    key = f"channel-{step}:{channel_id.hex()}:{tx.id.hex()}"
     return await wallet.submit(tx, idempotency_key=key, timeout_s=timeout_s)

@@ -13,7 +13,7 @@ import anyio.from_thread
 
 from tangle.codec import U64_MAX
 
-from ..errors import TariffError
+from .metering import tariff_uint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -38,11 +38,6 @@ class ChannelFunder(Protocol):
         ...
 
 
-def _u64(field: str, value: int, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= U64_MAX:
-        raise TariffError(field, f"must be an integer in {minimum}..U64_MAX")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Budget:
     """What the device's owner lets it spend."""
@@ -53,8 +48,8 @@ class Budget:
     """The most one request may cost."""
 
     def __post_init__(self) -> None:
-        _u64("Budget.total", self.total)
-        _u64("Budget.per_request", self.per_request)
+        tariff_uint("Budget.total", self.total)
+        tariff_uint("Budget.per_request", self.per_request)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,10 +67,10 @@ class FundingPolicy:
     """The largest deposit a new channel may lock."""
 
     def __post_init__(self) -> None:
-        _u64("FundingPolicy.deposit", self.deposit, minimum=1)
-        _u64("FundingPolicy.top_up", self.top_up, minimum=1)
-        _u64("FundingPolicy.low_water", self.low_water)
-        _u64("FundingPolicy.max_deposit", self.max_deposit, minimum=self.deposit)
+        tariff_uint("FundingPolicy.deposit", self.deposit, minimum=1)
+        tariff_uint("FundingPolicy.top_up", self.top_up, minimum=1)
+        tariff_uint("FundingPolicy.low_water", self.low_water)
+        tariff_uint("FundingPolicy.max_deposit", self.max_deposit, minimum=self.deposit)
 
 
 _NO_EVENT_LOOP: type[Exception] = getattr(anyio, "NoEventLoopError", RuntimeError)

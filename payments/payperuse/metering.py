@@ -30,9 +30,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Self
 
-from tangle.codec import U64_MAX
+from tangle.codec import U64_MAX, require_uint
+from tangle.errors import InvalidFieldError
 from tangle.ids import HASH_SIZE
 
+from ..channels.core import check_uint
 from ..errors import (
     InvalidAmountError,
     MeterOverflowError,
@@ -50,6 +52,15 @@ if TYPE_CHECKING:
 __all__ = ["Invoice", "Meter", "PayerMeter", "Receipt", "Tariff", "checked_add"]
 
 _UNIT_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}")
+
+
+def tariff_uint(field: str, value: int, minimum: int = 0) -> None:
+    """Raise `TariffError` unless `value` is an integer in `minimum..U64_MAX` (tangle's
+    `require_uint`, reported as a tariff or policy value out of range)."""
+    try:
+        require_uint(field, value, U64_MAX, minimum)
+    except InvalidFieldError as e:
+        raise TariffError(field, e.reason) from None
 
 
 def checked_add(what: str, a: int, b: int) -> int:
@@ -77,10 +88,7 @@ class Tariff:
     def __post_init__(self) -> None:
         for field in ("price", "per"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TariffError(f"Tariff.{field}", "must be an integer")
-            if not 1 <= value <= U64_MAX:
-                raise TariffError(f"Tariff.{field}", f"{value} is outside 1..U64_MAX")
+            tariff_uint(f"Tariff.{field}", value, minimum=1)
         if not isinstance(self.unit, str) or not _UNIT_NAME.fullmatch(self.unit):
             raise TariffError("Tariff.unit", "must be 1-16 ASCII letters, digits or _")
 
@@ -140,8 +148,7 @@ class Invoice:
     def __post_init__(self) -> None:
         for field in ("units", "amount", "paid"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64_MAX:
-                raise InvalidAmountError(f"Invoice.{field}", value, "must be a u64")
+            check_uint(f"Invoice.{field}", value, U64_MAX)
 
     @property
     def due(self) -> int:
@@ -178,8 +185,7 @@ class Meter:
         payee lets the payer run up (`may_deliver`); `session` tags every receipt."""
         if len(session) != HASH_SIZE:
             raise TariffError("Meter.session", f"must be {HASH_SIZE} bytes")
-        if isinstance(credit_limit, bool) or not 0 <= credit_limit <= U64_MAX:
-            raise TariffError("Meter.credit_limit", "must be a u64")
+        tariff_uint("Meter.credit_limit", credit_limit)
         self.tariff = tariff
         self._signer = signer
         self.network_id = network_id
@@ -284,8 +290,7 @@ class PayerMeter:
     ) -> None:
         """`tolerance`: units the payee may bill beyond this side's own count (for units in
         flight when the count was taken)."""
-        if isinstance(tolerance, bool) or not 0 <= tolerance <= U64_MAX:
-            raise TariffError("PayerMeter.tolerance", "must be a u64")
+        tariff_uint("PayerMeter.tolerance", tolerance)
         self.tariff = tariff
         self.payee = payee
         self.network_id = network_id

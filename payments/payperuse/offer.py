@@ -31,12 +31,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tangle.codec import U64_MAX
+from tangle.codec import U64_MAX, require_uint
 from tangle.errors import InvalidFieldError
 from tangle.ids import PublicKey, blake2b_256
 
 from ..errors import InvalidAmountError, MeterOverflowError, OfferError, TariffError
-from .metering import Tariff
+from .metering import Tariff, tariff_uint
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -72,8 +72,7 @@ class ChannelRequirements:
     """The shortest challenge period (milestones) it accepts: time to act on a close."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_deposit, bool) or not 1 <= self.min_deposit <= U64_MAX:
-            raise TariffError("ChannelRequirements.min_deposit", "must be in 1..U64_MAX")
+        tariff_uint("ChannelRequirements.min_deposit", self.min_deposit, minimum=1)
         if isinstance(self.min_challenge_period, bool) or not self.min_challenge_period >= 1:
             raise TariffError("ChannelRequirements.min_challenge_period", "must be at least 1")
 
@@ -96,8 +95,10 @@ class Offer:
     """The channels the payee accepts."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.network_id, bool) or not 0 <= self.network_id <= U64_MAX:
-            raise OfferError("the network id is not a u64")
+        try:
+            require_uint("network_id", self.network_id, U64_MAX)
+        except InvalidFieldError:
+            raise OfferError("the network id is not a u64") from None
         if not isinstance(self.payee, PublicKey):
             raise OfferError("the payee is not a public key")
         try:

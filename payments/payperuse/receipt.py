@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
-from tangle.codec import U64_MAX, Reader, u8, u64
+from tangle.codec import U64_MAX, Reader, require_uint, u8, u64
 from tangle.errors import DecodeError, InvalidFieldError
 from tangle.ids import HASH_SIZE, ChannelId, PublicKey, Signature
 from tangle.signature import is_valid
@@ -57,8 +57,10 @@ class ReceiptKind(IntEnum):
 
 
 def _require_u64(field: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64_MAX:
-        raise MalformedReceiptError(f"{field} must be a u64, got {value!r}")
+    try:
+        require_uint(field, value, U64_MAX)
+    except InvalidFieldError:
+        raise MalformedReceiptError(f"{field} must be a u64, got {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tangle.ids import Address, OutputId, TransactionId
 from tangle.transaction import MAX_INPUTS
 from wallet.coin_selection import Coin, Selection, select_coins
-from wallet.errors import AmountError, InsufficientFundsError
+from wallet.errors import AmountError, InputLimitError, InsufficientFundsError
 
 TX = TransactionId(bytes(32))
 OWNER = Address(bytes(range(32)))
@@ -168,7 +168,17 @@ def test_worked_cases() -> None:
     assert chosen.change == 0
 
 
-@pytest.mark.parametrize(("amount", "minimum"), [(0, 1), (99, 100), (2**64, 1), (5, 0)])
+@pytest.mark.parametrize(("amount", "minimum"), [(0, 1), (99, 100), (2**64, 1), (5, 0), (True, 1)])
 def test_amounts_outside_the_rules_are_refused(amount: int, minimum: int) -> None:
     with pytest.raises(AmountError):
         select_coins(coins_of(10**9), amount, min_output=minimum)
+
+
+@pytest.mark.parametrize("limit", [0, MAX_INPUTS + 1])
+def test_an_input_limit_outside_the_protocol_is_a_wallet_error_not_a_value_error(
+    limit: int,
+) -> None:
+    with pytest.raises(InputLimitError) as refused:
+        select_coins(coins_of(1000), 500, min_output=1, max_inputs=limit)
+    assert not isinstance(refused.value, ValueError)
+    assert refused.value.max_inputs == limit

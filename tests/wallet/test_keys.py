@@ -408,3 +408,15 @@ def test_single_substitution_is_detected(address: Address, position: int, data: 
         return
     with pytest.raises(errors.Bech32ChecksumError):
         decode_address(text[:position] + replacement + text[position + 1 :], MAINNET)
+
+
+def test_an_extended_key_of_the_wrong_length_is_a_derivation_error_not_a_value_error() -> None:
+    with pytest.raises(errors.KeyLengthError) as refused:
+        ExtendedKey(key=bytes(31), chain_code=bytes(32), path=MASTER)
+    assert isinstance(refused.value, errors.DerivationError)
+    assert (refused.value.key_size, refused.value.chain_code_size) == (31, 32)
+
+
+def test_bech32m_data_values_beyond_5_bits_are_a_format_error_not_a_value_error() -> None:
+    with pytest.raises(errors.Bech32FormatError):
+        bech32m_encode("tp", [0, 32])

@@ -150,7 +150,7 @@ def test_save_rewrites_metadata(tmp_path: Path) -> None:
     save_keystore(grown, PASSWORD, kdf=CHEAP)
     assert path.read_bytes() != before
     assert open_keystore(path, PASSWORD).metadata.accounts == 3
-    with pytest.raises(ValueError, match="no file"):
+    with pytest.raises(errors.NoKeystoreFileError):
         save_keystore(UnlockedWallet(secret=SECRET, metadata=METADATA, path=None), PASSWORD)
 
 
