@@ -20,9 +20,9 @@ from ._cli_base import (
     network_of,
     open_wallet,
 )
-from .account import idempotency_hash
 from .address import decode_address, encode_address
 from .errors import InsufficientFundsError, RejectedError
+from .idempotency import idempotency_hash
 from .pending import abandon, find_transfer
 from .records import TransferStatus
 

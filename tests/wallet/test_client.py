@@ -63,8 +63,8 @@ from wallet import (
     find_nonce,
     sign_transaction,
 )
-from wallet.account import MEMO_TAG, account_fingerprint, idempotency_hash
 from wallet.coin_selection import Coin, select_coins
+from wallet.idempotency import MEMO_TAG, account_fingerprint, idempotency_hash
 from wallet.keys import ExtendedKey, address_path
 from wallet.records import Draft
 

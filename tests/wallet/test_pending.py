@@ -24,7 +24,7 @@ from wallet import (
     WalletState,
     WalletStateError,
 )
-from wallet.account import account_fingerprint
+from wallet.idempotency import account_fingerprint
 from wallet.pending import abandon, find_transfer
 
 from ..builders import address
