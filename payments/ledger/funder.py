@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from tangle.codec import u64
 from tangle.ids import Address, ChannelId, blake2b_256
 from wallet import channel_tx
-from wallet.state import TransferStatus
+from wallet.records import TransferStatus
 
 from ..channels.core import ChannelTerms
 from ..errors import BelowMinimumOutputError, UnknownChannelError
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tangle.transaction import Transaction
     from wallet import Wallet
     from wallet.client import ChannelInfo
-    from wallet.state import Transfer
+    from wallet.records import Transfer
 
 _REQUEST_DOMAIN = b"tanglepay/payments/funding/v1"
 _IN_FLIGHT = frozenset({TransferStatus.SIGNED, TransferStatus.SUBMITTED, TransferStatus.EXPIRED})
