@@ -47,6 +47,8 @@ WalletError
 │   ├── RejectedError              the node refused the request (`code` as the node names it)
 │   │   └── NotFoundError          404: no such message, milestone or route
 │   └── InvalidResponseError       an answer that is not what the API documents
+├── CliError                       `tanglepay wallet` failed (`exit_code`, `code`): every failure
+│                                  on the command line ends as one
 └── SendError                      a transfer that cannot be made or did not complete
     ├── AmountError                an amount below the network's minimum output, or over u64
     ├── InsufficientFundsError     not enough unreserved funds (or in more than 128 inputs)
@@ -61,7 +63,7 @@ WalletError
 ```
 
 The classes live in `_keys` (secrets: mnemonics to keystore), `_node` (configuration, state,
-client) and `_send` (sending); import them from here.
+client, command line) and `_send` (sending); import them from here.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ from ._keys import UnsupportedAlgorithmError as UnsupportedAlgorithmError
 from ._keys import WrongPasswordError as WrongPasswordError
 from ._keys import WrongPrefixError as WrongPrefixError
 from ._node import ClientError as ClientError
+from ._node import CliError as CliError
 from ._node import EventStreamError as EventStreamError
 from ._node import InvalidResponseError as InvalidResponseError
 from ._node import NodeUnavailableError as NodeUnavailableError

@@ -1,4 +1,4 @@
-"""Errors of the wallet's configuration, its state file and its node client."""
+"""Errors of the wallet's configuration, its state file, its node client and its command line."""
 
 from __future__ import annotations
 
@@ -87,3 +87,16 @@ class InvalidResponseError(ClientError):
         super().__init__(f"{request}: unexpected answer: {reason}")
         self.request = request
         self.reason = reason
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+class CliError(WalletError):
+    """A failure of `tanglepay wallet` with its exit code and JSON error code; the message is the
+    one line shown (`wallet.cli.classify` turns every other failure into one)."""
+
+    def __init__(self, exit_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.code = code
