@@ -1,7 +1,21 @@
-"""Payment channels: sans-I/O channel cores, the off-chain wire protocol, a durable store, TCP
-and HTTP transports and the payee service they share; channels on the ledger and their watch
-service; pay-per-use: the 402 paywall, the paying httpx auth flow, tariffs, meters and signed
-receipts."""
+"""Payments over tangle channels, by concern; the public API is re-exported here.
+
+```
+errors.py     the one error tree (PaymentError); imports nothing of the package
+channels/     what two parties hold and say off the ledger: the sans-I/O cores (one-way, two-way),
+              their states, the wire format and the connection rules, the durable store, and the
+              payee service every transport shares
+transports/   thin adapters carrying the channel protocol: one-way TCP, two-way TCP, HTTP
+ledger/       channels on the ledger through a wallet: the funder (open, top up, close), the
+              watch service that answers a close, the feed of the ledger into the payee service
+payperuse/    HTTP 402 pay-per-use on top: offers and tariffs, meters, receipts, the paywall and
+              its cashier, the paying httpx auth flow under a budget
+```
+
+`channels/` imports only `errors`; `transports/`, `ledger/` and `payperuse/` import `channels/`
+and `errors`, never each other (tests/payments/test_layout.py checks these arrows). Roaming
+settlement or EV billing would sit beside `payperuse/` as siblings of their own.
+"""
 
 from .channels.connection import CLOSED as CLOSED
 from .channels.connection import NEED_DATA as NEED_DATA
