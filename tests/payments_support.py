@@ -6,8 +6,18 @@ from typing import Final
 
 from hypothesis import strategies as st
 
-from payments.channel import ChannelTerms
-from payments.wire import MAX_REASON, MAX_TAG, Ack, Countersign, Event, Hello, Pay, Propose, Reject
+from payments.channels.core import ChannelTerms
+from payments.channels.wire import (
+    MAX_REASON,
+    MAX_TAG,
+    Ack,
+    Countersign,
+    Event,
+    Hello,
+    Pay,
+    Propose,
+    Reject,
+)
 from tangle.channel import BalanceProof, SignedBalanceProof
 from tangle.codec import U64_MAX
 from tangle.ids import ChannelId, Signature

@@ -3,14 +3,9 @@ encrypted keystore. Everything public is re-exported here; the modules are priva
 
 from tangle.events import TransactionEvent as TransactionEvent
 
-from .account import MEMO_TAG as MEMO_TAG
-from .account import Counters as Counters
+from ._base import Counters as Counters
 from .account import SyncResult as SyncResult
 from .account import Wallet as Wallet
-from .account import WalletConfig as WalletConfig
-from .account import account_fingerprint as account_fingerprint
-from .account import find_nonce as find_nonce
-from .account import idempotency_hash as idempotency_hash
 from .address import DEVNET as DEVNET
 from .address import MAINNET as MAINNET
 from .address import NETWORKS as NETWORKS
@@ -35,6 +30,8 @@ from .client import RetryPolicy as RetryPolicy
 from .coin_selection import Coin as Coin
 from .coin_selection import Selection as Selection
 from .coin_selection import select_coins as select_coins
+from .config import WalletConfig as WalletConfig
+from .confirmation import find_nonce as find_nonce
 from .errors import AddressError as AddressError
 from .errors import AddressLengthError as AddressLengthError
 from .errors import AlreadyConfirmedError as AlreadyConfirmedError
@@ -85,6 +82,9 @@ from .errors import WalletError as WalletError
 from .errors import WalletStateError as WalletStateError
 from .errors import WrongPasswordError as WrongPasswordError
 from .errors import WrongPrefixError as WrongPrefixError
+from .idempotency import MEMO_TAG as MEMO_TAG
+from .idempotency import account_fingerprint as account_fingerprint
+from .idempotency import idempotency_hash as idempotency_hash
 from .keys import COIN_TYPE as COIN_TYPE
 from .keys import AccountKey as AccountKey
 from .keys import AddressKey as AddressKey
