@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from tangle.ids import Address
 
-    from .client import AddressOutputs, NodeClient, NodeInfo
+    from ._responses import AddressOutputs, NodeInfo
+    from .client import NodeClient
     from .keys import AccountKey, AddressKey
     from .records import Transfer
     from .state import WalletState

@@ -98,7 +98,8 @@ if TYPE_CHECKING:
     from tangle.signature import Signer
     from tangle.transaction import Transaction
 
-    from .client import NodeInfo, RetryPolicy
+    from ._responses import NodeInfo
+    from .client import RetryPolicy
     from .keys import AccountKey, AddressKey
 
     Funding = Sequence[tuple[OutputId, Signer]]

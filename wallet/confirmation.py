@@ -36,7 +36,7 @@ from .reattach import Verdict, expire_due, reattach_due
 from .records import TransferStatus
 
 if TYPE_CHECKING:
-    from .client import NodeInfo
+    from ._responses import NodeInfo
     from .records import Transfer
 
 

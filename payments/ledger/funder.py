@@ -31,8 +31,7 @@ if TYPE_CHECKING:
     from tangle.ids import OutputId, PublicKey
     from tangle.signature import Signer
     from tangle.transaction import Transaction
-    from wallet import Wallet
-    from wallet.client import ChannelInfo
+    from wallet import ChannelInfo, Wallet
     from wallet.records import Transfer
 
 _REQUEST_DOMAIN = b"tanglepay/payments/funding/v1"

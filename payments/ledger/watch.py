@@ -51,8 +51,7 @@ if TYPE_CHECKING:
     from tangle.channel import ChannelOutput, SignedBalanceProof
     from tangle.ids import ChannelId, OutputId, PublicKey
     from tangle.signature import Signer
-    from wallet import Wallet
-    from wallet.client import NodeInfo
+    from wallet import NodeInfo, Wallet
 
     from ..channels.core import ChannelTerms
 

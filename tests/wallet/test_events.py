@@ -10,8 +10,7 @@ import pytest
 
 from tangle.api import ApiConfig
 from tangle.events import TransactionEvent
-from wallet import EventStreamError, NodeClient, RetryPolicy
-from wallet.client import MilestoneEvent
+from wallet import EventStreamError, MilestoneEvent, NodeClient, RetryPolicy
 
 from ..builders import address, on_tips
 from ..test_api import BOB, lifespan, network, spend_genesis

@@ -23,8 +23,7 @@ from payments.ledger.watch import (
 from tangle.channel import ChannelOutput, channel_id_of
 from tangle.ids import ChannelId, PublicKey
 from tangle.ledger import Conflict
-from wallet import channel_tx
-from wallet.client import ChannelInfo, NodeInfo
+from wallet import ChannelInfo, NodeInfo, channel_tx
 from wallet.errors import (
     NodeUnavailableError,
     RateLimitedError,
