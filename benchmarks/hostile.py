@@ -54,13 +54,21 @@ PRUNE_KEEP: Final = 20
 PRUNE_EVERY_S: Final = 10.0
 REPLAY_KEPT: Final = 20_000
 TABLES: Final = (
+    "tangle_window_messages",
     "tangle_pending_messages",
+    "tangle_pending_sources",
     "tangle_missing_messages",
     "tangle_held_milestones",
-    "tangle_window_messages",
+    "tangle_gossip_links",
+    "tangle_gossip_inbound_connections",
+    "tangle_gossip_inbound_hosts",
     "tangle_gossip_wanted_ids",
-    "tangle_gossip_peers",
-    "tangle_event_streams",
+    "tangle_gossip_wanted_announced_ids",
+    "tangle_gossip_request_schedule_entries",
+    "tangle_gossip_ban_entries",
+    "tangle_gossip_closing_reasons",
+    "tangle_api_event_streams",
+    "tangle_api_pow_in_flight",
 )
 """Gauges of the tables an attacker can grow (those a node exports)."""
 

@@ -25,7 +25,7 @@ window's edges), whatever the network could do. Measured in this run, over the w
   `latency_from_schedule_p50_s` counts from when the transfer was due instead (open loop: an
   overloaded devnet shows here, as the POSTs wait for a free slot and take longer);
 * `gossip_bytes_per_unique_byte`: per member, the delta over the window of
-  `tangle_gossip_bytes_received_total` over that of `tangle_gossip_unique_message_bytes_total`;
+  `tangle_gossip_received_bytes_total` over that of `tangle_gossip_unique_message_bytes_total`;
 * `cpu_cores`: CPU seconds per second over the window of each process and of this client (from
   `/proc/<pid>/stat` and `getrusage`); `cpu_main_thread_cores`: the event-loop thread's part
   (`/proc/<pid>/task/<pid>/stat`; the rest is the writer and reader worker threads);
@@ -313,8 +313,12 @@ def rss_mb(pid: int) -> float:
 
 
 async def scrape(client: httpx.AsyncClient, api: str) -> dict[str, float]:
-    """The samples of a member's `/metrics`, by name (labels included)."""
-    text = (await client.get(f"{api}/metrics")).text
+    """The samples of a member's `/metrics`, by name (labels included). Asked again once if the
+    connection breaks (the server may close an idle keep-alive connection as it is reused)."""
+    try:
+        text = (await client.get(f"{api}/metrics")).text
+    except httpx.TransportError:
+        text = (await client.get(f"{api}/metrics")).text
     return {name: float(value) for name, value in _METRIC.findall(text)}
 
 
@@ -569,7 +573,7 @@ def _result(
         before = first.metrics[name]
         received, unique = (
             after[f"tangle_gossip_{key}_total"] - before[f"tangle_gossip_{key}_total"]
-            for key in ("bytes_received", "unique_message_bytes")
+            for key in ("received_bytes", "unique_message_bytes")
         )
         gossip[name] = received / unique if unique else None
     elapsed = last.at - first.at

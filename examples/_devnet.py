@@ -1,5 +1,5 @@
 """What the examples need from a devnet: a funded payer wallet with the real
-`payments.funding.LedgerFunder`, the payee's app served over its channel store and its
+`payments.ledger.funder.LedgerFunder`, the payee's app served over its channel store and its
 `LedgerDirectory` on a node, and, for `--self-contained`, a devnet of their own (a coordinator and
 one node as processes) with the payee and the payer on it.
 
@@ -22,11 +22,11 @@ import httpx
 import trio
 
 from coordinator.signers import KeySigner
-from payments.cashier import LedgerDirectory
-from payments.funding import LedgerFunder
-from payments.service import PayeeService
-from payments.state import Role
-from payments.store import ChannelStore, read_records
+from payments.channels.service import PayeeService
+from payments.channels.state import Role
+from payments.channels.store import ChannelStore, read_records
+from payments.ledger.funder import LedgerFunder
+from payments.payperuse.cashier import LedgerDirectory
 from tangle.api import serve_api
 from tanglepay.devnet import launch, load_or_create
 from wallet import AccountKey, Wallet, WalletConfig
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from starlette.types import ASGIApp
 
-    from payments.channel import ChannelTerms
+    from payments.channels.core import ChannelTerms
     from tangle.protocol.ids import Address, ChannelId, PublicKey
     from tangle.protocol.signature import Signer
     from wallet.keys import AddressKey

@@ -1,9 +1,9 @@
 """A 5G micro base station paid per MB by a carrier: metered streaming payments over HTTP.
 
 The station (payee) delivers the carrier's traffic and meters every byte it delivers
-(`payments.metering.Meter`, 500 base units per MB, rounded up, billed cumulatively). It lets the
-carrier run up at most 2 MB unpaid (`credit_limit`): past that it delivers nothing until it is
-paid. The carrier (payer) counts the bytes it receives (`PayerMeter`), fetches the station's
+(`payments.payperuse.metering.Meter`, 500 base units per MB, rounded up, billed cumulatively). It
+lets the carrier run up at most 2 MB unpaid (`credit_limit`): past that it delivers nothing until it
+is paid. The carrier (payer) counts the bytes it receives (`PayerMeter`), fetches the station's
 invoice, refuses any bill above its own count (`OverchargeError`), pays the difference through
 its channel (topping the channel up on the ledger when it runs low), and checks the station's
 signed receipt of every payment: channel, sequence, amount, cumulative units.
@@ -16,7 +16,7 @@ POST /pay                 Payment-Proof: <base64url signed proof>
 ```
 
 A payment is checked by the channel core and committed to the station's channel store before the
-receipt is sent (`payments.cashier.Cashier`).
+receipt is sent (`payments.payperuse.cashier.Cashier`).
 
 Self-contained (a devnet of its own, a coordinator and one node as processes, then the station
 and the carrier, over loopback HTTP, all under a temporary directory):
@@ -46,19 +46,19 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from payments.cashier import Cashier
-from payments.channel import PayerChannel
+from payments.channels.core import PayerChannel
+from payments.channels.wire import decode_signed_proof, encode_signed_proof
 from payments.errors import PaymentError
-from payments.metering import Invoice, Meter, PayerMeter, Tariff
-from payments.offer import PROOF_HEADER, RECEIPT_HEADER
-from payments.paywall import refusal_of
-from payments.receipt import (
+from payments.payperuse.cashier import Cashier
+from payments.payperuse.metering import Invoice, Meter, PayerMeter, Tariff
+from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
+from payments.payperuse.paywall import refusal_of
+from payments.payperuse.receipt import (
     b64url_decode,
     b64url_encode,
     receipt_from_header,
     receipt_to_header,
 )
-from payments.wire import decode_signed_proof, encode_signed_proof
 from tangle.errors import TangleError
 from tangle.protocol.ids import ChannelId, PublicKey
 
@@ -67,9 +67,9 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
-    from payments.budget import ChannelFunder
-    from payments.cashier import ChannelDirectory
-    from payments.service import PayeeService
+    from payments.channels.service import PayeeService
+    from payments.payperuse.budget import ChannelFunder
+    from payments.payperuse.cashier import ChannelDirectory
     from tangle.protocol.signature import Signer
 
     Handler = Callable[[Request], Awaitable[Response]]

@@ -1,11 +1,11 @@
 """A sensor data API paid per reading, and a device that reads 100 readings, paying for each.
 
-The sensor is a Starlette app behind `payments.paywall.Paywall`: every `GET /readings/latest`
-costs 100 base units, paid through a one-way channel to the sensor's key; the payment is checked
-and committed to the sensor's channel store before the reading is served, and the answer carries
-the sensor's signed receipt. The device is an `httpx.AsyncClient` with `payments.auth.PaymentAuth`:
-it opens a channel on the first 402, tops it up as it runs low, stays within its owner's budget
-and checks every receipt.
+The sensor is a Starlette app behind `payments.payperuse.paywall.Paywall`: every `GET
+/readings/latest` costs 100 base units, paid through a one-way channel to the sensor's key; the
+payment is checked and committed to the sensor's channel store before the reading is served, and the
+answer carries the sensor's signed receipt. The device is an `httpx.AsyncClient` with
+`payments.payperuse.auth.PaymentAuth`: it opens a channel on the first 402, tops it up as it runs
+low, stays within its owner's budget and checks every receipt.
 
 Self-contained (a devnet of its own, a coordinator and one node as processes, then the sensor and
 the device, over loopback HTTP, all under a temporary directory):
@@ -20,7 +20,7 @@ Against a devnet: run `./dev devnet` in one terminal (it writes `data/devnet/dev
 
 The sensor keeps its key and channel store under `--data` (default `data/examples/sensor`); the
 device funds a wallet of its own from the devnet's faucet and opens its channel on the ledger with
-`payments.funding.LedgerFunder`.
+`payments.ledger.funder.LedgerFunder`.
 """
 
 from __future__ import annotations
@@ -39,19 +39,19 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from payments.auth import PaymentAuth
-from payments.budget import Budget, FundingPolicy
-from payments.metering import Tariff
-from payments.paywall import Paywall
+from payments.payperuse.auth import PaymentAuth
+from payments.payperuse.budget import Budget, FundingPolicy
+from payments.payperuse.metering import Tariff
+from payments.payperuse.paywall import Paywall
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.types import Scope
 
-    from payments.budget import ChannelFunder
-    from payments.cashier import ChannelDirectory
-    from payments.service import PayeeService
+    from payments.channels.service import PayeeService
+    from payments.payperuse.budget import ChannelFunder
+    from payments.payperuse.cashier import ChannelDirectory
     from tangle.protocol.ids import PublicKey
     from tangle.protocol.signature import Signer
 

@@ -1,35 +1,54 @@
 """The error tree of the `payments` package.
 
 Every failure the package reports is one of these; callers catch `PaymentError` to catch them all.
-A refused input never changes any state: the error is raised before anything is mutated.
+A refused input never changes any state: the error is raised before anything is mutated. This
+module imports nothing from the package, so every module may import it without a cycle.
 
 ```
 PaymentError
-├── ProtocolError                 the counterparty broke the off-chain protocol
-│   ├── FrameError                bytes that are not a canonical frame (garbage, oversized, ...)
-│   ├── UnexpectedFrameError      a frame the connection's state or role does not allow
-│   ├── VersionMismatchError      another protocol version in Hello
-│   └── ConnectionClosedError     data or events after the connection closed
-├── ProofError                    a balance proof this channel must refuse
-│   ├── WrongChannelError         for another network or another channel
-│   ├── InvalidProofError         a signature that is missing or does not verify
-│   ├── StaleProofError           a sequence number not above the latest one
-│   ├── BalanceDecreasedError     a one-way proof that pays the payee less than before
-│   ├── InsufficientDepositError  a payee balance above the deposit
-│   └── WrongParityError          a two-way proposal with a sequence number of the other parity
-├── InvalidAmountError            an amount that is not a positive integer in range
-│   └── BelowMinimumOutputError   a deposit or top-up below the network's min_output_amount
-├── InvalidTermsError             channel terms (or a signer for them) that cannot be used
-├── ChannelKindError              a one-way operation on a two-way channel, or the reverse
-├── ChannelStateError             the channel is in the wrong state for the operation
-│   ├── InvalidTransitionError    a state change the transitions table does not allow
-│   ├── ChannelClosedError        paying on a channel that is closing or settled
-│   ├── ChannelExpiringError      paying within the challenge period of the expiry
-│   └── NoPendingProposalError    a countersignature with no matching proposal (two-way)
-├── RejectedError                 the counterparty refused a payment (its Reject code)
-├── PaymentInDoubtError           a two-way payment sent, but its outcome is not saved here
-├── UnknownChannelError           no such channel (in a store or at the counterparty)
-└── StoreError                    the channel database is unusable or inconsistent
+├── ProtocolError                      the counterparty broke the off-chain protocol
+│   ├── ChannelFrameError              bytes that are not a canonical frame (garbage, oversized)
+│   ├── UnexpectedChannelFrameError    a frame the connection's state or role does not allow
+│   ├── VersionMismatchError           another protocol version in Hello
+│   └── ConnectionClosedError          data or events after the connection closed
+├── ProofError                         a balance proof this channel must refuse
+│   ├── WrongChannelError              for another network or another channel
+│   ├── InvalidProofError              a signature that is missing or does not verify
+│   ├── StaleProofError                a sequence number not above the latest one
+│   ├── BalanceDecreasedError          a one-way proof that pays the payee less than before
+│   ├── InsufficientDepositError       a payee balance above the deposit
+│   └── WrongParityError               a two-way proposal with the other party's parity
+├── InvalidAmountError                 an amount that is not a positive integer in range
+│   └── BelowMinimumOutputError        a deposit or top-up below the network's min_output_amount
+├── InvalidTermsError                  channel terms (or a signer for them) that cannot be used
+├── ChannelKindError                   a one-way operation on a two-way channel, or the reverse
+├── ChannelStateError                  the channel is in the wrong state for the operation
+│   ├── InvalidTransitionError         a state change the transitions table does not allow
+│   ├── ChannelClosedError             paying on a channel that is closing or settled
+│   ├── ChannelExpiringError           paying within the challenge period of the expiry
+│   └── NoPendingProposalError         a countersignature with no matching proposal (two-way)
+├── CounterpartyRejectedError          the counterparty refused a payment (its Reject code)
+├── PaymentInDoubtError                a two-way payment sent, but its outcome is not saved here
+├── UnknownChannelError                no such channel (in a store or at the counterparty)
+├── StoreError                         the channel database is unusable or inconsistent
+└── BillingError                       pay-per-use
+    ├── TariffError                    a tariff or budget value out of range
+    ├── MeterOverflowError             units or an amount beyond u64
+    ├── ReceiptError                   a receipt that cannot be accepted
+    │   ├── MalformedReceiptError      bytes that are not a canonical receipt
+    │   ├── ReceiptSignatureError      not signed by the payee
+    │   ├── ReceiptMismatchError       channel, sequence, amount or tag differ from the payment
+    │   └── OverchargeError            the payee bills more than the payer metered
+    ├── PaywallError                   a paid request the paywall refuses (besides the core's
+    │   │                              ProofError, UnknownChannelError, ChannelClosedError)
+    │   ├── MalformedPaymentError      the payment header is not base64url of a proof
+    │   ├── UnacceptableChannelError   the channel's terms are outside what the payee accepts
+    │   └── InsufficientPaymentError   the proof raises the balance by less than the price
+    └── PayerError                     the paying client (`payments.payperuse.auth`)
+        ├── BudgetExceededError        the price is over the owner's budget; nothing was paid
+        ├── OfferError                 a 402 whose terms cannot be read or are not acceptable
+        ├── FundingError               the funder's channel terms are not what was asked for
+        └── PaymentRejectedError       the payee refused a paid request (`status`, `code`)
 ```
 """
 
@@ -38,9 +57,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tangle.protocol.channel import SignedBalanceProof
+    from enum import Enum
 
-    from .state import ChannelState
+    from tangle.protocol.channel import SignedBalanceProof
 
 
 class PaymentError(Exception):
@@ -68,7 +87,7 @@ class ProtocolError(PaymentError):
     """The counterparty broke the off-chain protocol; the connection should be dropped."""
 
 
-class FrameError(ProtocolError):
+class ChannelFrameError(ProtocolError):
     """Bytes that are not a canonical frame: unknown type, oversized, truncated, trailing."""
 
     def __init__(self, what: str, reason: str) -> None:
@@ -77,7 +96,7 @@ class FrameError(ProtocolError):
         self.reason = reason
 
 
-class UnexpectedFrameError(ProtocolError):
+class UnexpectedChannelFrameError(ProtocolError):
     """A well-formed frame that the connection's state or role does not allow."""
 
     def __init__(self, frame: str, reason: str) -> None:
@@ -210,9 +229,9 @@ class ChannelStateError(PaymentError):
 
 
 class InvalidTransitionError(ChannelStateError):
-    """A state change that `state.TRANSITIONS` does not allow."""
+    """A state change that `payments.channels.state.TRANSITIONS` does not allow."""
 
-    def __init__(self, current: ChannelState, requested: ChannelState) -> None:
+    def __init__(self, current: Enum, requested: Enum) -> None:
         super().__init__(f"channel cannot go from {current.name} to {requested.name}")
         self.current = current
         self.requested = requested
@@ -221,7 +240,7 @@ class InvalidTransitionError(ChannelStateError):
 class ChannelClosedError(ChannelStateError):
     """A payment or a state update on a channel that no longer takes them."""
 
-    def __init__(self, state: ChannelState) -> None:
+    def __init__(self, state: Enum) -> None:
         super().__init__(f"the channel is {state.name} and takes no payments")
         self.state = state
 
@@ -252,7 +271,7 @@ class NoPendingProposalError(ChannelStateError):
 # -- transports and storage ------------------------------------------------------------------
 
 
-class RejectedError(PaymentError):
+class CounterpartyRejectedError(PaymentError):
     """The counterparty refused a payment or a session; `code` is its `RejectCode`."""
 
     def __init__(self, code: int, sequence: int, reason: str) -> None:
@@ -290,3 +309,140 @@ class UnknownChannelError(PaymentError):
 
 class StoreError(PaymentError):
     """The channel database is unusable or its content is inconsistent."""
+
+
+class BillingError(PaymentError):
+    """Root of the pay-per-use errors."""
+
+
+class TariffError(BillingError):
+    """A tariff, budget or policy value out of its range."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class MeterOverflowError(BillingError):
+    """Metered units or an amount that does not fit a u64."""
+
+    def __init__(self, what: str, value: int) -> None:
+        super().__init__(f"{what} {value} is beyond u64")
+        self.what = what
+        self.value = value
+
+
+# -- receipts --------------------------------------------------------------------------------
+
+
+class ReceiptError(BillingError):
+    """A receipt the payer cannot accept."""
+
+
+class MalformedReceiptError(ReceiptError):
+    """Bytes (or a header) that are not the canonical encoding of a receipt."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"malformed receipt: {reason}")
+        self.reason = reason
+
+
+class ReceiptSignatureError(ReceiptError):
+    """The receipt's signature is not the payee's."""
+
+    def __init__(self) -> None:
+        super().__init__("the receipt is not signed by the channel's payee")
+
+
+class ReceiptMismatchError(ReceiptError):
+    """A receipt field differs from the payment it should acknowledge."""
+
+    def __init__(self, field: str, expected: object, got: object) -> None:
+        super().__init__(f"receipt {field} is {got!r}, the payment had {expected!r}")
+        self.field = field
+        self.expected = expected
+        self.got = got
+
+
+class OverchargeError(ReceiptError):
+    """The payee bills more units or more money than the payer's own meter allows."""
+
+    def __init__(self, what: str, billed: int, allowed: int) -> None:
+        super().__init__(f"billed {what} {billed}, at most {allowed} metered")
+        self.what = what
+        self.billed = billed
+        self.allowed = allowed
+
+
+# -- the paywall -----------------------------------------------------------------------------
+
+
+class PaywallError(BillingError):
+    """A payment the paywall refuses for a reason of its own; nothing was credited or stored
+    (`paywall.refusal_of` gives each refusal, the channel core's too, its status and code)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedPaymentError(PaywallError):
+    """The payment header is not base64url of an encoded signed balance proof."""
+
+
+class UnacceptableChannelError(PaywallError):
+    """The channel exists but its terms are outside what the payee accepts."""
+
+
+class InsufficientPaymentError(PaywallError):
+    """The proof raises the payee's balance by less than the price."""
+
+    def __init__(self, credited: int, price: int) -> None:
+        super().__init__(f"the proof pays {credited}, the price is {price}")
+        self.credited = credited
+        self.price = price
+
+
+# -- the paying client -----------------------------------------------------------------------
+
+
+class PayerError(BillingError):
+    """The paying client could not or would not pay."""
+
+
+class BudgetExceededError(PayerError):
+    """Paying would exceed the owner's budget; nothing was paid."""
+
+    def __init__(self, limit: str, price: int, allowed: int) -> None:
+        super().__init__(f"price {price} is over the {limit} budget (at most {allowed} left)")
+        self.limit = limit
+        self.price = price
+        self.allowed = allowed
+
+
+class OfferError(PayerError):
+    """A 402 answer whose payment terms cannot be read or cannot be accepted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"payment terms: {reason}")
+        self.reason = reason
+
+
+class FundingError(PayerError):
+    """The funder returned channel terms that do not match what was asked for."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"funded channel {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class PaymentRejectedError(PayerError):
+    """The payee answered a paid request with a refusal."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"payment refused ({status} {code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message

@@ -30,18 +30,9 @@ from tangle.protocol.codec import Reader
 from tangle.protocol.ids import blake2b_256
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 
-from ._api_schema import (
-    _BAD_BODY,
-    _HEX,
-    _ID,
-    _TANGLE_CODES,
-    _UINT,
-    _array,
-    _object,
-    _op,
-    _ref,
-    tangle_error_code,
-)
+from ._api_components import _ID, _MESSAGE_HEX, _TANGLE_CODES, _UINT, _array, _object, _ref
+from ._api_openapi import _BAD_BODY, _op
+from ._api_schema import tangle_error_code
 from .errors import NonCanonicalError, TangleError
 
 if TYPE_CHECKING:
@@ -89,7 +80,7 @@ def batch_result(raw: bytes, result: Parsed | TangleError) -> dict[str, Any]:
 
 _SCHEMAS: Final[dict[str, Any]] = {
     "SubmitBatchJson": _object(
-        {"messages": {**_array(_HEX), "minItems": 1, "maxItems": MAX_BATCH}}
+        {"messages": {**_array(_MESSAGE_HEX), "minItems": 1, "maxItems": MAX_BATCH}}
     ),
     "BatchResult": _object(
         {"id": _ID},

@@ -10,18 +10,21 @@ from typing import TYPE_CHECKING, Any, Final
 
 from starlette.responses import JSONResponse, Response
 
+from tangle.protocol.bech32 import decode_address
 from tangle.protocol.codec import Reader
 from tangle.protocol.ids import Address, MessageId
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 from tangle.protocol.payload import Payload, decode_payload
 
 from ._api_schema import API_ERROR_CODES, error_body
-from .errors import InvalidFieldError, MalformedError
+from .errors import AddressError, InvalidFieldError, MalformedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from starlette.requests import Request
+
+    from tangle.protocol.bech32 import Network
 
 JSON_BODY_LIMIT: Final = 2 * MAX_MESSAGE_SIZE + 1024
 """Largest JSON body: a maximal message in hex, and room for the keys."""
@@ -99,15 +102,33 @@ def path_message_id(text: str) -> MessageId:
 
 
 def path_id(text: str) -> Address:
+    """A channel id (or another 32-byte id indexed like an address): 64 hex digits."""
     if not ID.fullmatch(text):
-        raise ApiError("invalid_id", "an address is 64 hex digits")
+        raise ApiError("invalid_id", "an id is 64 hex digits")
     return Address.from_hex(text)
+
+
+def path_address(text: str, network: Network) -> Address:
+    """An address in hex (64 digits) or in bech32m with `network`'s prefix."""
+    if ID.fullmatch(text):
+        return Address.from_hex(text)
+    try:
+        return decode_address(text, network)
+    except AddressError as exc:
+        raise ApiError(
+            "invalid_address", f"not 64 hex digits nor a {network.hrp}1... address: {exc}"
+        ) from None
 
 
 def query_uint(text: str, name: str, minimum: int, maximum: int) -> int:
     if not DIGITS.fullmatch(text) or not minimum <= int(text) <= maximum:
         raise ApiError("invalid_parameter", f"{name} must be an integer in {minimum}..{maximum}")
     return int(text)
+
+
+def client_of(request: Request) -> str:
+    """The client's address: what per-client limits count by."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def media_type(request: Request) -> str:

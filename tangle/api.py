@@ -8,30 +8,31 @@ POST   /api/v1/messages/batch                200 a result per message (see `_api
 GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: octet-stream)
 GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
-GET    /api/v1/addresses/{address}/outputs   200 unspent outputs
-GET    /api/v1/addresses/{address}/balance   200 balance
+GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: hex or bech32m
+GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
 GET    /api/v1/channels/{channel_id}         200 a payment channel's output
 GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
-GET    /api/v1/events?address=...            200 server-sent events (see `_api_events.py`)
+GET    /api/v1/events?address=...            200 server-sent events, resumable (`_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
 GET    /openapi.json                         200 the OpenAPI 3.1 document of all of these
-GET    /api/v1/admin/peers                   200   admin: `Authorization: Bearer <token>`;
-POST   /api/v1/admin/peers                   201   401 without a token, 403 with a wrong one;
-DELETE /api/v1/admin/peers/{peer}            204   no admin route exists (404) unless
-POST   /api/v1/admin/prune                   200   `ApiConfig.admin_token` is set
-GET    /api/v1/admin/snapshot                200   the ledger snapshot (octet-stream)
+/api/v1/admin/...                            peers, pruning, snapshots (`_api_admin.py`)
 ```
+
+Each path answers `OPTIONS` (204) and refuses a method it lacks with 405 and an `Allow` header
+naming all of its methods.
 
 Errors are `{"error": {"code", "message"}}` with the codes of `_api_schema.py`: 404 unknown
 route, 405 wrong method, 400 malformed input or a message the node refused (the code names the
 `TangleError`), 413 a body over the limit (enforced while it is read), 415 an unknown body type,
-429 proof-of-work limits (with `Retry-After`), 503 a node that halted, whose storage failed, or
-that is catching up (`node_unsynced`, with `Retry-After`). An unexpected exception becomes a
-500 with code `internal_error` and is logged, never shown to the client.
+429 proof-of-work and event-stream limits (with `Retry-After`), 503 a node that halted, whose
+storage failed, or that is catching up (`node_unsynced`, with `Retry-After`). An unexpected
+exception becomes a 500 with code `internal_error` and is logged, never shown to the client.
 
 **Proof-of-work at the node** (for devices too small to do it): each client address may have one
 search in flight and `pow_per_minute` searches a minute (a token bucket of that size, refilled
-continuously); at most `pow_concurrency` searches run at once in the whole node.
+continuously); at most `pow_concurrency` searches run at once in the whole node. The limits are
+charged before the body is read (`_api_submit.py`). **Event streams**: at most
+`max_event_streams` in all and `max_event_streams_per_client` per client address.
 
 **Health**: healthy while the confirmed milestone was issued (its timestamp) at most
 `health_window_s` seconds ago by this machine's clock: the node follows a live network.
@@ -42,162 +43,74 @@ would soon fall below max depth.
 
 **Serving**: in the node process's trio run, `port = await nursery.start(serve_api, app, host,
 port)`; cancelling the nursery stops the server. `serve_api` runs the app's lifespan, which
-follows the node's milestone notices for the confirmation-latency histogram.
+follows the node's milestone notices for the confirmation-latency histogram and the event
+streams' history.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from tangle import work
-from tangle.ledger.ledger import validate_transaction
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.codec import U32_MAX
-from tangle.protocol.message import (
-    MAX_MESSAGE_SIZE,
-    MAX_PARENTS,
-    PROTOCOL_VERSION,
-    decode_message,
-    encode_message,
-    prepare,
-)
+from tangle.protocol.message import PROTOCOL_VERSION, decode_message
 from tangle.protocol.milestone import Milestone
-from tangle.protocol.transaction import Transaction
-from tangle.storage.snapshot import encode_snapshot, take_snapshot
-from tangle.window.tip_selection import UniformRandomTips
 
-from ._api_batch import (
-    BATCH_BODY_LIMIT,
-    BATCH_JSON_LIMIT,
-    MAX_BATCH,
-    batch_result,
-    decode_batch,
-    with_batch,
-)
-from ._api_events import EventStream, Telemetry
+from ._api_admin import Admin
+from ._api_batch import with_batch
+from ._api_config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
+from ._api_config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
+from ._api_event_stream import EventStream, with_events
+from ._api_events import EventHub
+from ._api_guard import Guard, refusal, route
+from ._api_metrics import Telemetry
+from ._api_openapi import openapi_document
 from ._api_pow import PowLimits as PowLimits
 from ._api_request import (
     ApiError,
-    decode_payload_bytes,
-    error_response,
-    hex_field,
-    json_field,
-    jsonable,
-    media_type,
+    client_of,
+    path_address,
     path_id,
     path_message_id,
     query_uint,
-    read_body,
-    read_json,
 )
 from ._api_schema import (
-    openapi_document,
+    render_address,
     render_message,
     render_metadata,
     render_milestone,
     render_output,
-    tangle_error_code,
-    tangle_error_status,
 )
-from .errors import InvalidFieldError, NoTipsError, TangleError
+from ._api_submit import Submission
+from .errors import TangleError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.requests import Request
+    from starlette.types import ASGIApp
 
     from tangle.node.core import NodeCore, Parameters
     from tangle.node.node import Node
-    from tangle.protocol.ids import MessageId, OutputId
-    from tangle.protocol.message import Parsed
+    from tangle.protocol.ids import OutputId
     from tangle.protocol.transaction import Output
     from tangle.storage.storage import Storage
 
-logger = logging.getLogger(__name__)
 
 MAX_EVENT_ADDRESSES: Final = 16
-SYNC_SLACK: Final = 2
-"""Milestones a node may be behind the highest one it knows and still serve tips."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiConfig:
-    """How the API serves one node."""
-
-    admin_token: str | None = None
-    """Bearer token of the admin endpoints; None: they do not exist (404)."""
-    pow_per_minute: int = 6
-    """Proofs-of-work one client address may ask for per minute (also the burst size)."""
-    pow_concurrency: int = 2
-    """Proofs-of-work the node runs at once, for all clients."""
-    pow_threads: int = 1
-    """Threads each proof-of-work search uses (capped at Numba's pool)."""
-    max_event_streams: int = 256
-    """Event streams served at once."""
-    event_buffer: int = 64
-    """Milestones an event stream may fall behind before the node drops it."""
-    keepalive_s: float = 15.0
-    """Seconds without an event after which a stream sends a keep-alive comment."""
-    health_window_s: float = 60.0
-    """The node is healthy while its confirmed milestone is at most this old."""
-    latency_tracked: int = 100_000
-    """Unconfirmed submitted messages remembered for the latency histogram."""
-
-    def __post_init__(self) -> None:
-        if self.admin_token is not None and not self.admin_token:
-            raise InvalidFieldError("ApiConfig.admin_token", "must not be empty")
-        for name in ("pow_per_minute", "pow_concurrency", "pow_threads", "max_event_streams"):
-            if getattr(self, name) < 1:
-                raise InvalidFieldError(f"ApiConfig.{name}", "must be at least 1")
-        if self.event_buffer < 1 or self.latency_tracked < 1:
-            raise InvalidFieldError("ApiConfig", "buffers must hold at least 1")
-        if not (self.keepalive_s > 0 and self.health_window_s > 0):
-            raise InvalidFieldError("ApiConfig", "intervals must be positive")
-
-
-class PeerAdmin(Protocol):
-    """What the admin endpoints need from the gossip layer. Peers are rendered as JSON objects:
-    the mappings' values may be str, int, float, bool, None, bytes (as hex) or nested lists and
-    mappings of those; anything else is rendered with `str`."""
-
-    def peers(self) -> Sequence[Mapping[str, object]]:
-        """One mapping per peer (at least an `"id"` the DELETE route accepts, by convention)."""
-        ...
-
-    async def add_peer(self, host: str, port: int) -> Mapping[str, object]:
-        """Add (and connect to) a peer; return it as `peers` would. Raise `ValueError` with a
-        message for a peer that cannot be added (duplicate, refused address)."""
-        ...
-
-    async def remove_peer(self, peer: str) -> bool:
-        """Disconnect and forget `peer` (its id); False if there is no such peer."""
-        ...
-
-    async def publish(self, raw: bytes) -> None:
-        """Push a message submitted through this API to every peer."""
-        ...
-
-    def gossip_counters(self) -> Mapping[str, float]:
-        """Gossip figures for `/metrics`, exposed as `tangle_gossip_<name>`: counters end in
-        `_total`, the rest are gauges."""
-        ...
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -216,11 +129,22 @@ class _Api:
         self.node = node
         self.config = config
         self.peers = peers
-        self.solve = solve or self._solve
-        self.limits = PowLimits(config.pow_per_minute, config.pow_concurrency)
-        self.telemetry = Telemetry(node, config.latency_tracked)
-        self.rng = np.random.default_rng()
+        hub = EventHub(
+            config.network,
+            capacity=config.event_history,
+            max_streams=config.max_event_streams,
+            max_per_client=config.max_event_streams_per_client,
+        )
+        self.telemetry = Telemetry(hub, config.latency_tracked)
         self.params: Parameters | None = None
+        self.submission = Submission(
+            node,
+            config,
+            peers,
+            self.telemetry,
+            solve=solve or self._solve,
+            parameters=self.parameters,
+        )
 
     async def _solve(self, root: bytes, target: int) -> int:
         return await work.solve(
@@ -236,42 +160,20 @@ class _Api:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(self.telemetry.latency.run, self.node))
+            await nursery.start(partial(self.telemetry.hub.run, self.node))
             yield
             nursery.cancel_scope.cancel()
 
-    async def require_synced(self) -> None:
-        """Refuse (503 `node_unsynced`) while the node is catching up: its tips would be stale
-        and messages on them would soon fall below max depth."""
-        confirmed, latest = await self.node.read_core(
-            lambda core: (core.confirmed_index, core.latest_index)
-        )
-        if latest - confirmed > SYNC_SLACK:
-            raise ApiError(
-                "node_unsynced",
-                f"confirmed milestone {confirmed}, the network is at {latest}: catching up",
-                {"Retry-After": "1"},
-            )
-
-    def choose_tips(self, count: int) -> Callable[[NodeCore], tuple[MessageId, ...]]:
-        def choose(core: NodeCore) -> tuple[MessageId, ...]:
-            try:
-                return UniformRandomTips().select(core.dag, self.rng, count)
-            except NoTipsError:
-                points = core.dag.entry_points()
-                return (max(points, key=lambda m: (points[m], m)),)
-
-        return choose
-
-    async def submit_raw(self, raw: bytes) -> Parsed:
-        try:
-            parsed = await self.node.submit(raw)
-        except TangleError:
-            self.telemetry.submitted(None)
-            raise
-        self.telemetry.submitted(parsed)
-        if self.peers is not None:
-            await self.peers.publish(parsed.raw)
-        return parsed
+    def peer_counts(self) -> dict[str, int | None]:
+        """Configured peers (dialed by this node) and peers connected now; None without
+        peering."""
+        if self.peers is None:
+            return {"peers_configured": None, "peers_connected": None}
+        peers = self.peers.peers()
+        return {
+            "peers_configured": sum(1 for p in peers if p.get("outbound") is True),
+            "peers_connected": sum(1 for p in peers if p.get("connected") is True),
+        }
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -295,72 +197,12 @@ class _Api:
                 "latest_milestone_timestamp_ms": stamp,
                 "ledger_state_hash": state_hash.hex(),
                 "pruned_index": pruned,
-                "peers": None if self.peers is None else len(self.peers.peers()),
+                **self.peer_counts(),
                 "healthy": age_s is not None and age_s <= self.config.health_window_s,
                 "work_per_kib": params.work_per_kib,
                 "min_output_amount": str(params.min_output_amount),
             }
         )
-
-    async def submit(self, request: Request) -> Response:
-        media = media_type(request)
-        if media == "application/octet-stream":
-            raw = await read_body(request, MAX_MESSAGE_SIZE)
-        elif media == "application/json":
-            raw = hex_field(json_field(await read_json(request), "message", str), "message")
-        else:
-            raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
-        parsed = await self.submit_raw(raw)
-        return JSONResponse({"id": parsed.id.hex()}, status_code=201)
-
-    async def submit_batch(self, request: Request) -> Response:
-        media = media_type(request)
-        if media == "application/octet-stream":
-            raws = decode_batch(await read_body(request, BATCH_BODY_LIMIT))
-        elif media == "application/json":
-            texts = json_field(await read_json(request, BATCH_JSON_LIMIT), "messages", list)
-            if not 1 <= len(texts) <= MAX_BATCH:
-                raise ApiError("invalid_body", f"'messages' must hold 1..{MAX_BATCH} messages")
-            if not all(isinstance(t, str) for t in texts):
-                raise ApiError("invalid_body", "'messages' must be strings")
-            raws = [hex_field(t, "messages") for t in texts]
-        else:
-            raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
-        with trio.CancelScope(shield=True):  # what the node accepted is relayed, as for one
-            outcome = await self.node.submit_many(raws)
-            results = outcome.results(len(raws))
-            for result in results:
-                accepted = None if isinstance(result, TangleError) else result
-                self.telemetry.submitted(accepted)
-                if accepted is not None and self.peers is not None:
-                    await self.peers.publish(accepted.raw)
-        return JSONResponse(
-            {
-                "accepted": len(outcome.accepted),
-                "rejected": len(outcome.rejected),
-                "results": [batch_result(r, o) for r, o in zip(raws, results, strict=True)],
-            }
-        )
-
-    async def submit_pow(self, request: Request) -> Response:
-        payload = decode_payload_bytes(
-            hex_field(json_field(await read_json(request), "payload", str), "payload")
-        )
-        params = await self.parameters()
-        if isinstance(payload, Milestone):
-            raise ApiError("invalid_body", "a milestone names its parents: submit the message")
-        if isinstance(payload, Transaction):
-            await trio.to_thread.run_sync(
-                validate_transaction, payload, params.network_id, params.min_output_amount
-            )
-        await self.require_synced()
-        unsent = prepare(params.network_id, payload, params.work_per_kib)
-        client = request.client.host if request.client is not None else "unknown"
-        with self.limits.admit(client, trio.current_time()):
-            nonce = await self.solve(unsent.root, unsent.target)
-        parents = await self.node.read_core(self.choose_tips(MAX_PARENTS))
-        parsed = await self.submit_raw(encode_message(unsent.attach(parents, nonce)))
-        return JSONResponse({"id": parsed.id.hex()}, status_code=201)
 
     async def message(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
@@ -370,7 +212,7 @@ class _Api:
         accept = request.headers.get("accept", "").lower()
         if "application/octet-stream" in accept and "application/json" not in accept:
             return Response(raw, media_type="application/octet-stream")
-        return JSONResponse(render_message(decode_message(raw)))
+        return JSONResponse(render_message(decode_message(raw), self.config.network))
 
     async def metadata(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
@@ -379,25 +221,22 @@ class _Api:
             raise ApiError("unknown_message", f"no message {message_id.hex()}")
         return JSONResponse(render_metadata(message_id, found))
 
-    async def tips(self, request: Request) -> Response:
-        text = request.query_params.get("count")
-        count = MAX_PARENTS if text is None else query_uint(text, "count", 1, MAX_PARENTS)
-        await self.require_synced()
-        tips = await self.node.read_core(self.choose_tips(count))
-        return JSONResponse({"tips": [t.hex() for t in tips]})
-
     async def outputs(self, request: Request) -> Response:
-        address = path_id(request.path_params["address"])
+        network = self.config.network
+        address = path_address(request.path_params["address"], network)
 
         def read(storage: Storage) -> tuple[int, list[dict[str, Any]]]:
             index = storage.confirmed_index()
-            return index, [render_output(o, out) for o, out in storage.outputs_of(address)]
+            found = storage.outputs_of(address)
+            return index, [render_output(o, out, network) for o, out in found]
 
         index, outputs = await self.node.read_storage(read)
-        return JSONResponse({"address": address.hex(), "ledger_index": index, "outputs": outputs})
+        return JSONResponse(
+            {**render_address(address, network), "ledger_index": index, "outputs": outputs}
+        )
 
     async def balance(self, request: Request) -> Response:
-        address = path_id(request.path_params["address"])
+        address = path_address(request.path_params["address"], self.config.network)
 
         def read(storage: Storage) -> tuple[int, int, int]:
             outputs = storage.outputs_of(address)
@@ -407,12 +246,24 @@ class _Api:
         index, total, count = await self.node.read_storage(read)
         return JSONResponse(
             {
-                "address": address.hex(),
+                **render_address(address, self.config.network),
                 "ledger_index": index,
                 "balance": str(total),
                 "output_count": count,
             }
         )
+
+    async def alarms(self, request: Request) -> Response:
+        """Equivocations this node has seen: while there is one, it applies no milestone."""
+
+        def read(core: NodeCore) -> list[dict[str, Any]]:
+            return [
+                {"index": a.index, "milestone_ids": [a.first.hex(), a.second.hex()]}
+                for a in core.alarms
+            ]
+
+        found = await self.node.read_core(read)
+        return JSONResponse({"applying_milestones": not found, "equivocations": found})
 
     async def channel(self, request: Request) -> Response:
         channel_id = path_id(request.path_params["channel_id"])
@@ -424,7 +275,8 @@ class _Api:
         channels = [(o, out) for o, out in found if isinstance(out, ChannelOutput)]
         if not channels:
             raise ApiError("unknown_channel", f"no channel {channel_id.hex()} on the ledger")
-        return JSONResponse({"ledger_index": index, "output": render_output(*channels[0])})
+        output = render_output(*channels[0], self.config.network)
+        return JSONResponse({"ledger_index": index, "output": output})
 
     async def milestone(self, request: Request) -> Response:
         text = request.path_params.get("index")
@@ -447,15 +299,15 @@ class _Api:
         texts = request.query_params.getlist("address")
         if len(texts) > MAX_EVENT_ADDRESSES:
             raise ApiError("invalid_parameter", f"at most {MAX_EVENT_ADDRESSES} addresses")
-        addresses = [path_id(t) for t in texts]
+        addresses = [path_address(t, self.config.network) for t in texts]
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
-        if self.telemetry.hub.streams >= self.config.max_event_streams:
-            raise ApiError("too_many_streams", "too many event streams", {"Retry-After": "5"})
         return EventStream(
             self.telemetry.hub,
             self.node,
             addresses,
+            client=client_of(request),
+            last_event_id=request.headers.get("last-event-id"),
             buffer=self.config.event_buffer,
             keepalive_s=self.config.keepalive_s,
         )
@@ -463,132 +315,22 @@ class _Api:
     async def metrics(self, request: Request) -> Response:
         text = await self.telemetry.exposition(
             self.node,
-            peers=None if self.peers is None else len(self.peers.peers()),
+            peers=self.peer_counts(),
             gossip=None if self.peers is None else self.peers.gossip_counters(),
-            pow_in_flight=self.limits.in_flight,
+            pow_in_flight=self.submission.limits.in_flight,
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(with_batch(openapi_document()))
-
-    # -- admin -------------------------------------------------------------------------------
-
-    def check_admin(self, request: Request) -> None:
-        token = self.config.admin_token
-        if token is None:  # no admin route exists then; kept as a second line of defence
-            raise ApiError("not_found", "no such route")
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise ApiError(
-                "unauthorized", "admin needs a bearer token", {"WWW-Authenticate": "Bearer"}
-            )
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise ApiError("forbidden", "wrong token")
-
-    def peer_admin(self, request: Request) -> PeerAdmin:
-        self.check_admin(request)
-        if self.peers is None:
-            raise ApiError("not_found", "this node runs without peering")
-        return self.peers
-
-    async def list_peers(self, request: Request) -> Response:
-        peers = self.peer_admin(request).peers()
-        return JSONResponse({"peers": [jsonable(dict(p)) for p in peers]})
-
-    async def add_peer(self, request: Request) -> Response:
-        admin = self.peer_admin(request)
-        doc = await read_json(request)
-        host, port = json_field(doc, "host", str), json_field(doc, "port", int)
-        if not 0 < len(host) <= 253 or not 0 < port < 65536:
-            raise ApiError("invalid_parameter", "host must be 1..253 characters, port 1..65535")
-        try:
-            peer = await admin.add_peer(host, port)
-        except ValueError as exc:
-            raise ApiError("invalid_parameter", str(exc) or "the peer cannot be added") from None
-        return JSONResponse({"peer": jsonable(dict(peer))}, status_code=201)
-
-    async def remove_peer(self, request: Request) -> Response:
-        admin = self.peer_admin(request)
-        peer = request.path_params["peer"]
-        if not await admin.remove_peer(peer):
-            raise ApiError("unknown_peer", "no such peer")
-        return Response(status_code=204)
-
-    async def prune(self, request: Request) -> Response:
-        self.check_admin(request)
-        keep = json_field(await read_json(request), "keep_milestones", int)
         depth = (await self.parameters()).tip_rules.below_max_depth
-        if not depth < keep <= U32_MAX:
-            raise ApiError("invalid_parameter", f"keep_milestones must exceed {depth}")
-        pruned = await self.node.write(lambda ledger: ledger.prune(keep))
-        return JSONResponse(
-            {
-                "pruned_index": pruned.pruned_index,
-                "messages": pruned.messages,
-                "spent_outputs": pruned.spent_outputs,
-                "window_dropped": pruned.window_dropped,
-            }
-        )
-
-    async def snapshot(self, request: Request) -> Response:
-        self.check_admin(request)
-        # In the writer thread, so no milestone lands between the ledger and its entry points.
-        taken = await self.node.write(lambda ledger: take_snapshot(ledger.storage))
-        return Response(
-            encode_snapshot(taken),
-            media_type="application/octet-stream",
-            headers={"content-disposition": f'attachment; filename="{taken.milestone_index}.snap"'},
-        )
+        return JSONResponse(api_document(keep_milestones_minimum=depth + 1))
 
 
-# -- errors and the guard ----------------------------------------------------------------------
-
-
-async def _refusal(request: Request, exc: Exception) -> Response:
-    """The response to an error a route raised on purpose."""
-    if isinstance(exc, ApiError):
-        return error_response(exc.code, str(exc), exc.status, exc.headers)
-    if isinstance(exc, TangleError):
-        return error_response(tangle_error_code(exc), str(exc), tangle_error_status(exc))
-    if isinstance(exc, HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        return error_response(code, exc.detail, status, exc.headers)
-    raise exc
-
-
-class _Guard:
-    """Outermost of our middleware: counts responses by status and turns any exception that
-    escapes a route into a logged 500 (or, once the response has started, a closed stream)."""
-
-    def __init__(self, app: ASGIApp, api: _Api) -> None:
-        self._app = app
-        self._api = api
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        status: int | None = None
-
-        async def tracked(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self._app(scope, receive, tracked)
-        except ClientDisconnect:
-            pass
-        except Exception:
-            logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
-            if status is None:
-                response = error_response("internal_error", "the node failed to answer", 500)
-                await response(scope, receive, tracked)
-        finally:
-            self._api.telemetry.responded(status)
+def api_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
+    """The OpenAPI document `/openapi.json` serves (see `_api_openapi.openapi_document`)."""
+    return with_events(
+        with_batch(openapi_document(keep_milestones_minimum=keep_milestones_minimum))
+    )
 
 
 def create_app(
@@ -600,35 +342,31 @@ def create_app(
 ) -> Starlette:
     """The ASGI app serving `node`. `solve` replaces the proof-of-work search (tests)."""
     api = _Api(node, config, peers, solve)
+    submit = api.submission
     routes = [
-        Route("/api/v1/info", api.info, methods=["GET"]),
-        Route("/api/v1/messages", api.submit, methods=["POST"]),
-        Route("/api/v1/messages/pow", api.submit_pow, methods=["POST"]),
-        Route("/api/v1/messages/batch", api.submit_batch, methods=["POST"]),
-        Route("/api/v1/messages/{message_id}", api.message, methods=["GET"]),
-        Route("/api/v1/messages/{message_id}/metadata", api.metadata, methods=["GET"]),
-        Route("/api/v1/tips", api.tips, methods=["GET"]),
-        Route("/api/v1/addresses/{address}/outputs", api.outputs, methods=["GET"]),
-        Route("/api/v1/addresses/{address}/balance", api.balance, methods=["GET"]),
-        Route("/api/v1/channels/{channel_id}", api.channel, methods=["GET"]),
-        Route("/api/v1/milestones/latest", api.milestone, methods=["GET"]),
-        Route("/api/v1/milestones/{index}", api.milestone, methods=["GET"]),
-        Route("/api/v1/events", api.events, methods=["GET"]),
-        Route("/metrics", api.metrics, methods=["GET"]),
-        Route("/openapi.json", api.openapi, methods=["GET"]),
+        route("/api/v1/info", get=api.info),
+        route("/api/v1/messages", post=submit.submit),
+        route("/api/v1/messages/pow", post=submit.submit_pow),
+        route("/api/v1/messages/batch", post=submit.submit_batch),
+        route("/api/v1/messages/{message_id:message_id}", get=api.message),
+        route("/api/v1/messages/{message_id:message_id}/metadata", get=api.metadata),
+        route("/api/v1/tips", get=submit.tips),
+        route("/api/v1/addresses/{address}/outputs", get=api.outputs),
+        route("/api/v1/addresses/{address}/balance", get=api.balance),
+        route("/api/v1/channels/{channel_id}", get=api.channel),
+        route("/api/v1/alarms", get=api.alarms),
+        route("/api/v1/milestones/latest", get=api.milestone),
+        route("/api/v1/milestones/{index}", get=api.milestone),
+        route("/api/v1/events", get=api.events),
+        route("/metrics", get=api.metrics),
+        route("/openapi.json", get=api.openapi),
     ]
     if config.admin_token is not None:
-        routes += [
-            Route("/api/v1/admin/peers", api.list_peers, methods=["GET"]),
-            Route("/api/v1/admin/peers", api.add_peer, methods=["POST"]),
-            Route("/api/v1/admin/peers/{peer}", api.remove_peer, methods=["DELETE"]),
-            Route("/api/v1/admin/prune", api.prune, methods=["POST"]),
-            Route("/api/v1/admin/snapshot", api.snapshot, methods=["GET"]),
-        ]
+        routes += Admin(node, config.admin_token, peers, api.parameters).routes()
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_Guard, api=api)],
-        exception_handlers={ApiError: _refusal, TangleError: _refusal, HTTPException: _refusal},
+        middleware=[Middleware(Guard, telemetry=api.telemetry)],
+        exception_handlers={ApiError: refusal, TangleError: refusal, HTTPException: refusal},
         lifespan=api.lifespan,
     )
     app.router.redirect_slashes = False  # a machine API: one spelling per route, else 404

@@ -14,6 +14,16 @@ TangleError
 │   └── MalformedError           a field decoded, but its value is not allowed
 ├── InvalidFieldError            a value out of its range (also raised by constructors)
 ├── WrongNetworkError            a message for another network
+├── AddressError                 text that is not a bech32m address (bech32.py)
+│   ├── UnknownNetworkError      no network has that name or prefix
+│   ├── Bech32Error              not a valid bech32m string
+│   │   ├── MixedCaseError       upper and lower case letters
+│   │   ├── InvalidCharacterError  a character outside the allowed range or charset
+│   │   ├── Bech32FormatError    no separator, empty prefix, short checksum, too long
+│   │   ├── Bech32ChecksumError  the checksum does not verify
+│   │   └── PaddingError         5-bit groups that do not end in at most 4 zero bits
+│   ├── WrongPrefixError         another network's address
+│   └── AddressLengthError       a payload that is not 32 bytes
 ├── WorkError
 │   ├── InsufficientWorkError    the nonce does not meet the target
 │   ├── WorkCancelledError       a nonce search was cancelled
@@ -167,6 +177,81 @@ class WrongNetworkError(TangleError):
         super().__init__(f"network id {got} does not match this network ({expected})")
         self.expected = expected
         self.got = got
+
+
+# -- addresses -------------------------------------------------------------------------------
+
+
+class AddressError(TangleError):
+    """Text that is not a bech32m address (of the expected network)."""
+
+
+class UnknownNetworkError(AddressError):
+    """No network has that name (or human-readable prefix)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown network {name!r}")
+        self.name = name
+
+
+class Bech32Error(AddressError):
+    """The text is not a valid bech32m string (BIP-173 with the BIP-350 constant)."""
+
+
+class MixedCaseError(Bech32Error):
+    """Both upper and lower case letters; bech32 strings are all one case."""
+
+    def __init__(self) -> None:
+        super().__init__("bech32m string mixes upper and lower case")
+
+
+class InvalidCharacterError(Bech32Error):
+    """A prefix character outside ASCII 33..126, or a data character outside the charset."""
+
+    def __init__(self, position: int, code_point: int) -> None:
+        super().__init__(f"invalid character U+{code_point:04X} at position {position}")
+        self.position = position
+        self.code_point = code_point
+
+
+class Bech32FormatError(Bech32Error):
+    """No separator, an empty prefix, a checksum under 6 characters, or over 90 characters."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"malformed bech32m string: {reason}")
+        self.reason = reason
+
+
+class Bech32ChecksumError(Bech32Error):
+    """The checksum does not verify (a typo, or a bech32 rather than bech32m string)."""
+
+    def __init__(self) -> None:
+        super().__init__("bech32m checksum does not verify")
+
+
+class PaddingError(Bech32Error):
+    """Converting 5-bit groups to bytes left 5 or more bits, or non-zero bits."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid padding: {reason}")
+        self.reason = reason
+
+
+class WrongPrefixError(AddressError):
+    """A valid bech32m string whose human-readable prefix is not the expected network's."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"address prefix {got!r} is not this network's {expected!r}")
+        self.expected = expected
+        self.got = got
+
+
+class AddressLengthError(AddressError):
+    """The decoded payload is not 32 bytes."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"address payload is {size} bytes, expected 32")
+        self.size = size
 
 
 # -- proof of work ---------------------------------------------------------------------------
@@ -332,16 +417,18 @@ class EquivocationError(MilestoneError):
     """Two milestones for one index, each signed as the committee of that index must sign:
     proof that the committee (or its keys) misbehaved. The node stops applying milestones."""
 
-    def __init__(self, index: int, first: bytes, second: bytes) -> None:
+    def __init__(self, index: int, first: bytes, second: bytes, *, repeated: bool = False) -> None:
         super().__init__(
             f"equivocation at milestone {index}: {first.hex()} and {second.hex()} are both "
-            "signed by the committee"
+            "signed by the committee" + (" (seen before)" if repeated else "")
         )
         self.index = index
         self.first = first
         """Id of the milestone applied or held first."""
         self.second = second
         """Id of the other one."""
+        self.repeated = repeated
+        """True if this pair was reported before (the evidence is kept once)."""
 
 
 class MerkleRootMismatchError(MilestoneError):

@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tangle.protocol.bech32 import encode_address
+
 if TYPE_CHECKING:
     from tangle.ledger.ledger import Conflict, Inclusion
+    from tangle.protocol.bech32 import Network
     from tangle.protocol.ids import Address, MessageId, TransactionId
 
 
@@ -28,12 +31,16 @@ class TransactionEvent:
     addresses: frozenset[Address]
     """The addresses it touches."""
 
-    def data(self) -> dict[str, Any]:
+    def data(self, network: Network) -> dict[str, Any]:
+        """The event's JSON: `addresses` in bech32m on `network`, `addresses_hex` the same
+        addresses in hex, in the same order."""
+        touched = sorted(self.addresses)
         return {
             "message_id": self.message_id.hex(),
             "transaction_id": self.transaction_id.hex(),
             "milestone_index": self.milestone_index,
             "inclusion": self.inclusion.name.lower(),
             "conflict": self.conflict.name.lower(),
-            "addresses": sorted(a.hex() for a in self.addresses),
+            "addresses": [encode_address(a, network) for a in touched],
+            "addresses_hex": [a.hex() for a in touched],
         }

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -86,20 +86,35 @@ class PeeringAdmin:
         await self._peering.publish(raw)
 
     def gossip_counters(self) -> dict[str, float]:
-        peering = self._peering
-        counters = peering.counters
+        counters = self._peering.counters
         return {
-            "bytes_received_total": counters.traffic.total_in,
-            "bytes_sent_total": counters.traffic.total_out,
+            "received_bytes_total": counters.traffic.total_in,
+            "sent_bytes_total": counters.traffic.total_out,
             "unique_message_bytes_total": counters.unique_message_bytes,
             "messages_received_total": counters.messages_received,
             "messages_duplicate_total": counters.messages_duplicate,
             "messages_published_total": counters.published,
             "bans_total": counters.bans,
-            "bytes_received_per_unique_message_byte": (
-                peering.bytes_received_per_unique_message_byte
-            ),
+            **{
+                SIZE_NAMES[name]: float(value)
+                for name, value in dataclasses.asdict(self._peering.sizes()).items()
+            },
         }
+
+
+SIZE_NAMES: Final = {
+    "links": "links",
+    "inbound_links": "inbound_links",
+    "inbound_connections": "inbound_connections",
+    "inbound_hosts": "inbound_hosts",
+    "wanted": "wanted_ids",
+    "wanted_announced": "wanted_announced_ids",
+    "wanted_by_one_peer": "wanted_by_one_peer_ids",
+    "request_schedule": "request_schedule_entries",
+    "bans": "ban_entries",
+    "errors": "closing_reasons",
+}
+"""Gauge names (`tangle_gossip_<name>`) of the bounded tables `Peering.sizes` reports."""
 
 
 async def _prune_forever(node: Node, keep: int, every_s: float) -> None:

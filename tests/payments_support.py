@@ -6,8 +6,18 @@ from typing import Final
 
 from hypothesis import strategies as st
 
-from payments.channel import ChannelTerms
-from payments.wire import MAX_REASON, MAX_TAG, Ack, Countersign, Event, Hello, Pay, Propose, Reject
+from payments.channels.core import ChannelTerms
+from payments.channels.wire import (
+    MAX_REASON,
+    MAX_TAG,
+    Ack,
+    Countersign,
+    Event,
+    Hello,
+    Pay,
+    Propose,
+    Reject,
+)
 from tangle.protocol.channel import BalanceProof, SignedBalanceProof
 from tangle.protocol.codec import U64_MAX
 from tangle.protocol.ids import ChannelId, Signature

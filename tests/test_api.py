@@ -14,25 +14,22 @@ import pytest
 import trio
 import trio.testing
 from nacl.signing import SigningKey
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message
 
 import tangle.errors
 from coordinator import Coordinator, Journal, KeySigner
-from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch, with_batch
-from tangle._api_schema import (
-    API_ERROR_CODES,
-    TANGLE_ERROR_CODES,
-    openapi_document,
-    tangle_error_code,
-)
-from tangle.api import ApiConfig, ApiError, PowLimits, create_app, serve_api
+from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch
+from tangle._api_schema import API_ERROR_CODES, TANGLE_ERROR_CODES, tangle_error_code
+from tangle.api import ApiConfig, ApiError, PowLimits, api_document, create_app, serve_api
 from tangle.errors import TangleError
 from tangle.ledger.committee import KeySchedule
 from tangle.node.core import Parameters
 from tangle.node.ledger_node import LedgerNode
 from tangle.node.node import Node
 from tangle.p2p.peering import Peering
-from tangle.protocol.ids import MessageId, MilestoneId, blake2b_256
+from tangle.protocol.bech32 import DEVNET, TESTNET, encode_address
+from tangle.protocol.ids import Address, MerkleRoot, MessageId, MilestoneId, blake2b_256
 from tangle.protocol.merkle import merkle_root
 from tangle.protocol.message import MAX_MESSAGE_SIZE, decode_message, encode_message, prepare
 from tangle.protocol.milestone import KeySet
@@ -48,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
+    from prometheus_client.metrics_core import Metric
     from starlette.types import ASGIApp
 
 PARAMS = Parameters(network_id=NET, work_per_kib=16, min_output_amount=1)
@@ -56,10 +54,6 @@ KEY_SET = KeySet(threshold=2, public_keys=tuple(s.public_key for s in SIGNERS))
 ALICE, BOB, CAROL = key(1), key(2), key(3)
 GENESIS = genesis([(ALICE, 1_000_000)])
 TOKEN = "an-admin-token-of-some-length"
-SAMPLE = re.compile(
-    r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
-    r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*\})? (-?[0-9.e+-]+|\+Inf|NaN)'
-)
 
 
 def open_ledger(path: Path) -> LedgerNode:
@@ -136,6 +130,8 @@ class Stream:
     requested: Callable[[], int]
     """How many pieces of the request body the app has read."""
     pending: str = ""
+    last_id: str | None = None
+    """The id of the last event read that had one (what a reconnect sends back)."""
 
     async def event(self) -> tuple[str, dict[str, Any]]:
         """The next server-sent event (comments skipped)."""
@@ -146,6 +142,8 @@ class Stream:
             fields = dict(
                 line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
             )
+            if "id" in fields:
+                self.last_id = fields["id"]
             if "event" in fields:
                 return fields["event"], json.loads(fields["data"])
 
@@ -159,6 +157,7 @@ async def open_stream(
     *,
     method: str = "GET",
     body: Sequence[bytes] = (),
+    client: str = "127.0.0.1",
 ) -> AsyncIterator[Stream]:
     """Call the app directly with `body` in pieces, handing over the response body chunk by
     chunk (the app waits until each is read); the client disconnects on exit."""
@@ -203,7 +202,7 @@ async def open_stream(
         "query_string": query.encode(),
         "root_path": "",
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-        "client": ("127.0.0.1", 4000),
+        "client": (client, 4000),
         "server": ("node", 80),
     }
     async with trio.open_nursery() as nursery:
@@ -254,15 +253,17 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert metadata["referenced_by"] == 1
         assert metadata["inclusion"] == "included"
 
-        bob = address(BOB).hex()
-        balance = (await net.client.get(f"/api/v1/addresses/{bob}/balance")).json()
+        bob, bob_hex = encode_address(address(BOB), DEVNET), address(BOB).hex()
+        balance = (await net.client.get(f"/api/v1/addresses/{bob_hex}/balance")).json()
         assert balance == {
             "address": bob,
+            "address_hex": bob_hex,
             "ledger_index": 1,
             "balance": "400000",
             "output_count": 1,
         }
         outputs = (await net.client.get(f"/api/v1/addresses/{bob}/outputs")).json()
+        assert (outputs["address"], outputs["address_hex"]) == (bob, bob_hex)
         (output,) = outputs["outputs"]
         assert output["transaction_id"] == tx.id.hex()
         assert output["output_index"] == 0
@@ -274,6 +275,7 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert message["payload"]["outputs"][0] == {
             "type": "basic",
             "address": bob,
+            "address_hex": bob_hex,
             "amount": "400000",
         }
         binary = await net.client.get(
@@ -297,7 +299,7 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert info["network_id"] == str(NET)
         assert info["work_per_kib"] == 16
         assert info["min_output_amount"] == "1"
-        assert info["peers"] is None
+        assert (info["peers_configured"], info["peers_connected"]) == (None, None)
 
         tips = (await net.client.get("/api/v1/tips")).json()["tips"]
         assert tips == [net.ledger.core.dag.tips()[0].hex()]  # the milestone is the only tip
@@ -474,7 +476,7 @@ async def test_bad_routes_ids_and_indexes(tmp_path: Path) -> None:
             response = await get(f"/api/v1/messages/{bad}")
             assert (response.status_code, error_code(response)) == (400, "invalid_id")
             response = await get(f"/api/v1/addresses/{bad}/balance")
-            assert (response.status_code, error_code(response)) == (400, "invalid_id")
+            assert (response.status_code, error_code(response)) == (400, "invalid_address")
         response = await get("/api/v1/milestones/latest")
         assert (response.status_code, error_code(response)) == (404, "unknown_milestone")
         response = await get("/api/v1/milestones/3")
@@ -495,7 +497,7 @@ async def test_bad_routes_ids_and_indexes(tmp_path: Path) -> None:
 
 
 async def test_the_node_does_the_work_for_a_payload(tmp_path: Path) -> None:
-    async with network(tmp_path) as net:
+    async with network(tmp_path, ApiConfig(pow_per_minute=60)) as net:
         payload = TaggedData(tag=b"sensor", data=b"21.5C")
         response = await net.client.post(
             "/api/v1/messages/pow", json={"payload": encode_payload(payload).hex()}
@@ -537,6 +539,24 @@ async def test_the_node_does_the_work_for_a_payload(tmp_path: Path) -> None:
         for body, code in cases:
             response = await net.client.post("/api/v1/messages/pow", json=body)
             assert (response.status_code, error_code(response)) == (400, code)
+
+
+async def test_pow_requests_that_fail_validation_are_charged_before_parsing(
+    tmp_path: Path,
+) -> None:
+    """The attack: POST payloads with many signatures to make the node parse and verify them
+    for free, as often as the connection allows."""
+    async with network(tmp_path, ApiConfig(pow_per_minute=2)) as net:
+        tx = spend_genesis([(BOB, 999_999), (CAROL, 1)])
+        forged = Transaction(essence=tx.essence, unlocks=spend_genesis([(BOB, 1)]).unlocks)
+        body = {"payload": encode_payload(forged).hex()}
+        for _ in range(2):
+            response = await net.client.post("/api/v1/messages/pow", json=body)
+            assert (response.status_code, error_code(response)) == (400, "invalid_transaction")
+        for refused in (body, {"payload": "zz"}, {"nothing": 1}):
+            response = await net.client.post("/api/v1/messages/pow", json=refused)
+            assert (response.status_code, error_code(response)) == (429, "pow_rate_limited")
+            assert int(response.headers["retry-after"]) >= 1
 
 
 class GatedSolver:
@@ -633,8 +653,11 @@ async def test_events_carry_milestones_and_address_filtered_transactions(tmp_pat
             assert name == "transaction"
             assert included["message_id"] == decode_message(raw_first).id.hex()
             assert included["inclusion"] == "included"
-            assert bob in included["addresses"]
-            assert address(ALICE).hex() in included["addresses"]
+            assert bob in included["addresses_hex"]
+            assert encode_address(address(ALICE), DEVNET) in included["addresses"]
+            assert included["addresses"] == [
+                encode_address(Address.from_hex(a), DEVNET) for a in included["addresses_hex"]
+            ]
             name, milestone = await to_bob.event()
             assert (name, milestone["index"], milestone["included"]) == ("milestone", 1, 1)
             assert milestone["conflicting"] == 1
@@ -655,7 +678,41 @@ async def test_events_carry_milestones_and_address_filtered_transactions(tmp_pat
             assert (await to_bob.event())[1]["index"] == 2  # nothing of bob's in it
             assert (await to_carol.event())[1]["index"] == 2
         response = await net.client.get("/api/v1/events", params={"address": "nothex"})
-        assert (response.status_code, error_code(response)) == (400, "invalid_id")
+        assert (response.status_code, error_code(response)) == (400, "invalid_address")
+
+
+async def test_addresses_are_read_in_hex_or_bech32m_and_answered_in_bech32m(
+    tmp_path: Path,
+) -> None:
+    async with network(tmp_path) as net:
+        raw = on_tips(net.ledger.core, spend_genesis([(BOB, 1_000_000)]), net.rng)
+        bob = encode_address(address(BOB), DEVNET)
+        async with open_stream(net.app, "/api/v1/events", f"address={bob.upper()}") as to_bob:
+            await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+            await net.milestone()
+            name, event = await to_bob.event()
+            assert (name, event["addresses"]) == ("transaction", sorted_forms(ALICE, BOB)[0])
+            assert event["addresses_hex"] == sorted_forms(ALICE, BOB)[1]
+        answers = [
+            (await net.client.get(f"/api/v1/addresses/{form}/balance")).json()
+            for form in (bob, bob.upper(), address(BOB).hex(), address(BOB).hex().upper())
+        ]
+        assert all(a == answers[0] for a in answers)
+        assert (answers[0]["address"], answers[0]["balance"]) == (bob, "1000000")
+        outputs = (await net.client.get(f"/api/v1/addresses/{bob}/outputs")).json()
+        assert outputs["outputs"][0]["address"] == bob
+        elsewhere = encode_address(address(BOB), TESTNET)
+        typo = bob[:-1] + ("q" if bob[-1] != "q" else "p")
+        for bad in (elsewhere, typo, bob[:10] + bob[10:].upper(), "tpdev1"):
+            for path in (f"/api/v1/addresses/{bad}/balance", f"/api/v1/events?address={bad}"):
+                response = await net.client.get(path)
+                assert (response.status_code, error_code(response)) == (400, "invalid_address")
+
+
+def sorted_forms(*keys: SigningKey) -> tuple[list[str], list[str]]:
+    """The addresses of `keys` in bech32m and in hex, in the order events list them."""
+    ordered = sorted(address(k) for k in keys)
+    return [encode_address(a, DEVNET) for a in ordered], [a.hex() for a in ordered]
 
 
 async def test_a_slow_event_client_is_dropped_not_waited_for(tmp_path: Path) -> None:
@@ -704,7 +761,7 @@ async def test_too_many_streams_are_refused(tmp_path: Path) -> None:
 
 
 async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> None:
-    async with network(tmp_path) as net, lifespan(net.app):
+    async with network(tmp_path, peering=True) as net, lifespan(net.app):
         raw = on_tips(net.ledger.core, spend_genesis([(BOB, 1_000_000)]), net.rng)
         await net.client.post("/api/v1/messages", json={"message": raw.hex()})
         await net.client.post("/api/v1/messages", json={"message": "00"})
@@ -713,13 +770,11 @@ async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> N
         response = await net.client.get("/metrics")
         assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
         samples: dict[str, float] = {}
-        for line in response.text.splitlines():
-            if line.startswith("#"):
-                assert re.fullmatch(r"# (HELP|TYPE) [a-z_]+ .+", line), line
-                continue
-            assert SAMPLE.fullmatch(line), line
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
+        for family in text_string_to_metric_families(response.text):  # the official parser
+            _check_conventions(family)
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+                samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
         assert samples["tangle_confirmed_milestone_index"] == 1
         assert samples["tangle_milestones_applied_total"] == 1
         assert samples["tangle_transactions_included_total"] == 1
@@ -727,9 +782,27 @@ async def test_metrics_parse_and_count_confirmation_latency(tmp_path: Path) -> N
         assert samples['tangle_api_messages_submitted_total{outcome="rejected"}'] == 1
         assert samples["tangle_api_confirmation_latency_seconds_count"] == 1
         assert samples['tangle_api_confirmation_latency_seconds_bucket{le="+Inf"}'] == 1
-        assert samples["tangle_api_latency_waiting"] == 0
+        assert samples["tangle_api_unconfirmed_submissions"] == 0
         assert samples['tangle_api_responses_total{status="201"}'] == 1
         assert samples['tangle_tips{score="non_lazy"}'] == 1
+        assert samples["tangle_gossip_received_bytes_total"] == 0
+        assert samples["tangle_peers_configured"] == samples["tangle_peers_connected"] == 0
+
+
+def _check_conventions(family: Metric) -> None:
+    """Prometheus naming: units last (before `_total`), no ratios but `_ratio`, counters in
+    `_total`, HELP a sentence."""
+    name = family.name
+    assert re.fullmatch(r"tangle_[a-z0-9_]+", name), name
+    words = name.split("_")
+    for unit in ("bytes", "seconds"):
+        if unit in words:
+            assert words[-1] == unit, name
+    assert "per" not in words or words[-1] == "ratio", name
+    assert "waiting" not in words, name
+    assert re.fullmatch(r"[A-Z][^\n]+\.", family.documentation), (name, family.documentation)
+    if family.type == "counter":
+        assert all(s.name == name + "_total" for s in family.samples), name
 
 
 async def test_health_follows_the_milestone_timestamp(tmp_path: Path) -> None:
@@ -776,7 +849,8 @@ async def test_admin_needs_the_token(tmp_path: Path) -> None:
         assert response.status_code == 204
         response = await client.delete("/api/v1/admin/peers/10.0.0.2:14666", headers=auth)
         assert (response.status_code, error_code(response)) == (404, "unknown_peer")
-        assert (await client.get("/api/v1/info")).json()["peers"] == 0
+        info = (await client.get("/api/v1/info")).json()
+        assert (info["peers_configured"], info["peers_connected"]) == (0, 0)
 
         for _ in range(3):
             await net.milestone()
@@ -801,7 +875,7 @@ def test_every_error_has_a_code_derived_from_its_class() -> None:
     ]
     assert set(classes) == set(TANGLE_ERROR_CODES)
     for cls, code in TANGLE_ERROR_CODES.items():
-        words = re.findall(r"[A-Z][a-z]*", cls.__name__.removesuffix("Error"))
+        words = re.findall(r"[A-Z][a-z0-9]*", cls.__name__.removesuffix("Error"))
         assert code == "_".join(w.lower() for w in words)
     assert tangle_error_code(tangle.errors.InsufficientWorkError(2, 1)) == "insufficient_work"
     assert tangle_error_code(tangle.errors.DecodeError()) == "decode"
@@ -813,14 +887,14 @@ def test_every_error_has_a_code_derived_from_its_class() -> None:
 async def test_the_openapi_document_describes_every_route(tmp_path: Path) -> None:
     async with network(tmp_path) as net:
         document = (await net.client.get("/openapi.json")).json()
-    assert document == with_batch(openapi_document())
+    assert document == api_document(keep_milestones_minimum=16)
     assert document["openapi"].startswith("3.1")
     assert {"title", "version"} <= set(document["info"])
     app = create_app(net.node, ApiConfig(admin_token=TOKEN))
     served = {
-        (route.path, method.lower())  # type: ignore[attr-defined]
+        (re.sub(r":\w+\}", "}", route.path), method.lower())  # type: ignore[attr-defined]
         for route in app.routes
-        for method in route.methods - {"HEAD"}  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD", "OPTIONS"}  # type: ignore[attr-defined]
     }
     documented = {(path, m) for path, item in document["paths"].items() for m in item}
     assert served == documented
@@ -854,6 +928,31 @@ async def test_the_openapi_document_describes_every_route(tmp_path: Path) -> Non
                     }
             params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert params == set(re.findall(r"\{(\w+)\}", path)), path
+
+
+async def test_get_of_a_post_route_was_routed_to_the_message_route(tmp_path: Path) -> None:
+    """`GET /messages/pow` answered 400 invalid_id (as a message id), and each method of a
+    path with two routes named only its own in `Allow`."""
+    async with network(tmp_path) as net:
+        document = (await net.client.get("/openapi.json")).json()
+        for path, item in document["paths"].items():
+            url = re.sub(r"\{\w+\}", "ab" * 32, path).replace("{index}", "1")
+            documented = {m.upper() for m in item} | ({"HEAD"} if "get" in item else set())
+            response = await net.client.options(url)
+            assert response.status_code == 204, path
+            assert _allowed(response) == documented | {"OPTIONS"}, path
+            other = next(m for m in ("PATCH", "PUT", "DELETE") if m not in documented)
+            response = await net.client.request(other, url)
+            assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+            assert _allowed(response) == documented | {"OPTIONS"}, path
+        for path in ("/api/v1/messages/pow", "/api/v1/messages/batch"):
+            response = await net.client.get(path)
+            assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+            assert _allowed(response) == {"POST", "OPTIONS"}
+
+
+def _allowed(response: httpx.Response) -> set[str]:
+    return {m.strip() for m in response.headers["allow"].split(",")}
 
 
 # -- on a real socket ----------------------------------------------------------------------------
@@ -932,3 +1031,34 @@ async def test_admin_snapshot_starts_a_new_node(tmp_path: Path) -> None:
             assert fresh.core.confirmed_id == net.ledger.core.confirmed_id
         finally:
             fresh.close()
+
+
+async def test_an_equivocation_is_shown_at_alarms_and_in_metrics(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        assert (await net.client.get("/api/v1/alarms")).json() == {
+            "applying_milestones": True,
+            "equivocations": [],
+        }
+        await net.milestone()
+        first = net.ledger.core.confirmed_id
+        rival = milestone(
+            index=1,
+            previous=MilestoneId(bytes(32)),
+            parents=(GENESIS_ID,),
+            root=MerkleRoot(b"\x02" * 32),
+            signers=[SigningKey(bytes([i]) * 32) for i in (1, 2)],
+        )
+        raw = message(rival, (GENESIS_ID,), work_per_kib=PARAMS.work_per_kib)
+        refused = await net.client.post(
+            "/api/v1/messages", content=raw, headers={"content-type": "application/octet-stream"}
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "equivocation"
+        alarms = (await net.client.get("/api/v1/alarms")).json()
+        assert alarms == {
+            "applying_milestones": False,
+            "equivocations": [{"index": 1, "milestone_ids": [first.hex(), rival.id.hex()]}],
+        }
+        metrics = (await net.client.get("/metrics")).text
+        assert "\ntangle_alarms 1\n" in metrics
+        assert "\ntangle_equivocations_total 1\n" in metrics

@@ -32,6 +32,14 @@ TANGLE_ROOT_MODULES: Final = {
     "tangle._api_pow": "http",
     "tangle._api_request": "http",
     "tangle._api_schema": "http",
+    "tangle._api_admin": "http",
+    "tangle._api_components": "http",
+    "tangle._api_config": "http",
+    "tangle._api_event_stream": "http",
+    "tangle._api_guard": "http",
+    "tangle._api_metrics": "http",
+    "tangle._api_openapi": "http",
+    "tangle._api_submit": "http",
     "tangle.events": "http",
 }
 _BELOW_NODE: Final = frozenset({"errors", "protocol", "ledger", "window", "storage"})

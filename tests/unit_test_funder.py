@@ -1,6 +1,6 @@
 """FOR UNIT TESTS ONLY: a channel funder and directory that hand out valid `ChannelTerms` without
 any ledger. Nothing is locked, signed or confirmed; it only lets the paywall, the auth flow and
-the metering tests run without a network. Real code uses the ledger-backed `payments.funding`
+the metering tests run without a network. Real code uses the ledger-backed `payments.ledger.funder`
 (the examples run on a devnet of their own, `examples/_devnet.py`)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from payments.channel import ChannelTerms
+from payments.channels.core import ChannelTerms
 from tangle.protocol.ids import ChannelId, blake2b_256
 
 if TYPE_CHECKING:
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 class UnitTestOnlyFunder:
-    """Implements `payments.auth.ChannelFunder` and `payments.cashier.ChannelDirectory` from a
-    dict. FOR UNIT TESTS ONLY (see the module docstring)."""
+    """Implements `payments.payperuse.auth.ChannelFunder` and
+    `payments.payperuse.cashier.ChannelDirectory` from a dict. FOR UNIT TESTS ONLY (see the module
+    docstring)."""
 
     def __init__(
         self, *, network_id: int, payer: PublicKey, challenge_period: int = 10, expiry: int = 10**6
@@ -34,8 +35,8 @@ class UnitTestOnlyFunder:
         """The ledger index `ledger_index` reports."""
 
     async def open(self, payee: PublicKey, deposit: int) -> ChannelTerms:
-        """Like `payments.funding.LedgerFunder`, idempotent: asked again for the same payee and
-        deposit, it returns that channel (as it is now), not a second one."""
+        """Like `payments.ledger.funder.LedgerFunder`, idempotent: asked again for the same payee
+        and deposit, it returns that channel (as it is now), not a second one."""
         channel_id = ChannelId(blake2b_256(b"unit-test-channel", payee, deposit.to_bytes(8)))
         if channel_id in self.channels:
             return self.channels[channel_id]

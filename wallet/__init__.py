@@ -3,14 +3,16 @@ encrypted keystore. Everything public is re-exported here; the modules are priva
 
 from tangle.events import TransactionEvent as TransactionEvent
 
-from .account import MEMO_TAG as MEMO_TAG
-from .account import Counters as Counters
+from ._base import Counters as Counters
+from ._responses import AddressOutputs as AddressOutputs
+from ._responses import ChannelInfo as ChannelInfo
+from ._responses import Metadata as Metadata
+from ._responses import MilestoneEvent as MilestoneEvent
+from ._responses import NodeEvent as NodeEvent
+from ._responses import NodeInfo as NodeInfo
+from ._responses import OutputInfo as OutputInfo
 from .account import SyncResult as SyncResult
 from .account import Wallet as Wallet
-from .account import WalletConfig as WalletConfig
-from .account import account_fingerprint as account_fingerprint
-from .account import find_nonce as find_nonce
-from .account import idempotency_hash as idempotency_hash
 from .address import DEVNET as DEVNET
 from .address import MAINNET as MAINNET
 from .address import NETWORKS as NETWORKS
@@ -23,18 +25,13 @@ from .address import encode_address as encode_address
 from .address import network_named as network_named
 from .address import network_with_prefix as network_with_prefix
 from .address import parse_address as parse_address
-from .client import AddressOutputs as AddressOutputs
-from .client import EventReader as EventReader
-from .client import Metadata as Metadata
-from .client import MilestoneEvent as MilestoneEvent
 from .client import NodeClient as NodeClient
-from .client import NodeEvent as NodeEvent
-from .client import NodeInfo as NodeInfo
-from .client import OutputInfo as OutputInfo
 from .client import RetryPolicy as RetryPolicy
 from .coin_selection import Coin as Coin
 from .coin_selection import Selection as Selection
 from .coin_selection import select_coins as select_coins
+from .config import WalletConfig as WalletConfig
+from .confirmation import find_nonce as find_nonce
 from .errors import AddressError as AddressError
 from .errors import AddressLengthError as AddressLengthError
 from .errors import AlreadyConfirmedError as AlreadyConfirmedError
@@ -85,6 +82,10 @@ from .errors import WalletError as WalletError
 from .errors import WalletStateError as WalletStateError
 from .errors import WrongPasswordError as WrongPasswordError
 from .errors import WrongPrefixError as WrongPrefixError
+from .event_reader import EventReader as EventReader
+from .idempotency import MEMO_TAG as MEMO_TAG
+from .idempotency import account_fingerprint as account_fingerprint
+from .idempotency import idempotency_hash as idempotency_hash
 from .keys import COIN_TYPE as COIN_TYPE
 from .keys import AccountKey as AccountKey
 from .keys import AddressKey as AddressKey

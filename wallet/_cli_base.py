@@ -36,15 +36,6 @@ OFFLINE_URL: Final = "http://offline.invalid"
 """The node URL of a wallet opened without `--node`; offline commands never contact it."""
 
 
-class CliError(Exception):
-    """A failure with its exit code and JSON error code; the message is the one line shown."""
-
-    def __init__(self, exit_code: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.code = code
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """What a command produced: the JSON object, and the lines for people."""

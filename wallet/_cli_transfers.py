@@ -1,5 +1,5 @@
-"""The payment commands of `tanglepay wallet` (`wallet.cli`): `send`, `resume`, `abandon` and
-`history`, with the progress line a send shows while it runs."""
+"""The account commands of `tanglepay wallet` (`wallet.cli`): `address`, `balance`, `send`,
+`resume`, `abandon` and `history`, with the progress line a send shows while it runs."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ from ._cli_base import (
     EXIT_INSUFFICIENT_FUNDS,
     EXIT_TRANSFER_FAILED,
     EXIT_USAGE,
-    CliError,
     Outcome,
     network_of,
     open_wallet,
 )
-from .account import idempotency_hash
 from .address import decode_address, encode_address
-from .errors import InsufficientFundsError, RejectedError
+from .errors import CliError, InsufficientFundsError, RejectedError
+from .idempotency import idempotency_hash
 from .pending import abandon, find_transfer
 from .records import TransferStatus
 
@@ -304,3 +303,43 @@ __all__ = [
     "phase",
     "transfer_json",
 ]
+
+
+async def cmd_address(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
+    network = network_of(ctx, unlocked)
+    async with open_wallet(ctx, unlocked) as opened:
+        if args.index is not None:
+            if not 0 <= args.index < 2**31:
+                raise CliError(EXIT_USAGE, "usage", "--index must be in 0..2**31 - 1")
+            index = args.index
+            text = encode_address(opened.address(index), network)
+        else:
+            if ctx.node is not None:
+                await opened.sync()
+            text = await opened.receive_address()
+            rows = await trio.to_thread.run_sync(opened.state.addresses)
+            index = next(
+                r.index for r in rows if r.chain == 0 and encode_address(r.address, network) == text
+            )
+        raw = opened.address(index).hex()
+    data = {"address": text, "hex": raw, "index": index, "network": network.name}
+    return Outcome(data=data, lines=[raw if args.hex else text])
+
+
+async def cmd_balance(ctx: Context, args: argparse.Namespace, unlocked: UnlockedWallet) -> Outcome:
+    async with open_wallet(ctx, unlocked) as opened:
+        synced = await opened.sync()
+    balance = synced.balance
+    data = {
+        "network": network_of(ctx, unlocked).name,
+        "total": balance.total,
+        "available": balance.available,
+        "reserved": balance.reserved,
+        "outputs": balance.outputs,
+        "ledger_index": synced.ledger_index,
+    }
+    line = f"{balance.total} (available {balance.available}, reserved {balance.reserved})"
+    return Outcome(
+        data=data,
+        lines=[f"balance {line} in {balance.outputs} outputs at milestone {synced.ledger_index}"],
+    )

@@ -1,5 +1,31 @@
 """The sqlite schema of the wallet state (`wallet.state`), and the upgrade of older files.
 
+```
+meta          key PK, value                     schema_version, account (public fingerprint),
+                                                network_id: a file serves one account, one network
+addresses     (chain, idx) PK, address UNIQUE,  derived addresses; used = seen funded, or handed
+              used                              out as change (so it is never handed out twice)
+outputs       output_id PK, address, amount,    unspent outputs of our addresses as last seen
+              ledger_index                      (by a sync, or added by a confirmation)
+transfers     key_hash PK, transaction_id       one row per idempotency key (by its BLAKE2b
+              UNIQUE, payload, request,         hash; the key itself too, to show it): the signed
+              recipient, amount, nonce, status, transaction, the request fingerprint (recipient,
+              confirmed_index, failure,         amount, memo), the proof-of-work nonce once known,
+              created_ms, updated_ms,           the status (`TransferStatus`) and its outcome
+              idempotency_key
+attachments   (key_hash, sequence) PK,          every attachment, recorded before it is
+              message_id, raw, cmi, at_ms       submitted: message id (NULL while the node's
+                                                proof-of-work answer is awaited, or if it was
+                                                lost), its bytes when built here, and the node's
+                                                confirmed index read just before submitting
+reservations  output_id PK, key_hash, since_ms  inputs held by a transfer that may still confirm
+spent         output_id PK, key_hash            inputs of confirmed transfers: a sync from a
+                                                node that lags never brings them back
+received      output_id PK, address, amount,    incoming outputs (not made by a transfer of this
+              ledger_index, seen_ms             state) as first seen by a sync; kept once spent
+```
+Amounts (u64) and nonces are stored as decimal TEXT: sqlite integers are signed 64-bit.
+
 Version 2 added `transfers.idempotency_key` (the key itself, so `history` can show it; NULL for
 transfers recorded under version 1) and the `received` table (incoming outputs, kept after they
 are spent). A version 1 file is upgraded in place when it is opened: the column is added and

@@ -19,39 +19,51 @@ id being the hash of the bytes), and a second proof-of-work request for a payloa
 already attached is refused as `duplicate_payload`, which the caller can recognise.
 
 **Events.** `events(addresses)` opens `GET /api/v1/events` and yields a reader of
-`TransactionEvent`s and `MilestoneEvent`s; a stream that breaks, ends, or is dropped by the node
-for reading too slowly raises `EventStreamError` (the caller reconnects or polls).
+`TransactionEvent`s and `MilestoneEvent`s. A stream that breaks, ends, or is dropped by the node
+for reading too slowly is opened again with the `Last-Event-ID` of the last event received, and
+the node sends what was missed; when it cannot (the node answers `reset`, or the retries run
+out) the reader raises `EventStreamError` and the caller re-reads the state and polls.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import anyio
 import httpx
 
 from tangle.errors import TangleError
-from tangle.events import TransactionEvent
 from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.ids import (
     Address,
     ChannelId,
     MessageId,
-    MilestoneId,
     OutputId,
     PublicKey,
-    TransactionId,
     blake2b_256,
 )
 from tangle.protocol.message import Parsed, decode_message
 from tangle.protocol.payload import Payload, encode_payload
 
+from ._responses import (
+    AddressOutputs,
+    ChannelInfo,
+    Doc,
+    Metadata,
+    NodeInfo,
+    OutputInfo,
+    describe,
+    error_of,
+    fixed,
+    parse_json,
+    refusal,
+    retry_after,
+)
 from .errors import (
     EventStreamError,
     InvalidResponseError,
@@ -62,13 +74,13 @@ from .errors import (
     RejectedError,
     WalletConfigError,
 )
+from .event_reader import EventReader
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
     from types import TracebackType
 
 OCTETS: Final = "application/octet-stream"
-_Id = TypeVar("_Id", bound=bytes)
 _RETRIED_STATUSES: Final = frozenset({500, 502, 503, 504})
 
 
@@ -97,216 +109,6 @@ class RetryPolicy:
         """The backoff before retry number `retry` (0 first): full size to half, at random."""
         ceiling = min(self.max_delay_s, self.base_delay_s * 2.0**retry)
         return ceiling * (0.5 + rng.random() / 2)
-
-
-# -- typed answers ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NodeInfo:
-    """`GET /api/v1/info`: the node's status and the network's parameters."""
-
-    network_id: int
-    """The network the node follows."""
-    confirmed_milestone_index: int
-    """Its confirmed milestone."""
-    latest_milestone_index: int
-    """The highest milestone it has seen."""
-    healthy: bool
-    """Whether its confirmed milestone is recent: it follows a live network."""
-    work_per_kib: int
-    """Proof-of-work hashes expected per KiB."""
-    min_output_amount: int
-    """The least an output may hold (dust deposit)."""
-    pruned_index: int
-    """Messages referenced at or below this milestone are forgotten."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OutputInfo:
-    """One unspent output."""
-
-    output_id: OutputId
-    """Its id (transaction id and index)."""
-    address: Address
-    """Where it is locked."""
-    amount: int
-    """Base units."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelInfo:
-    """`GET /api/v1/channels/{channel_id}`."""
-
-    ledger_index: int
-    """The confirmed milestone the answer reflects."""
-    output_id: OutputId
-    """The channel output's id (it changes with every top-up and close step)."""
-    output: ChannelOutput
-    """The channel as the ledger records it."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AddressOutputs:
-    """`GET /api/v1/addresses/{address}/outputs`."""
-
-    address: Address
-    """The address asked about."""
-    ledger_index: int
-    """The confirmed milestone the answer reflects."""
-    outputs: tuple[OutputInfo, ...]
-    """Its unspent outputs, by output id."""
-
-    @property
-    def balance(self) -> int:
-        return sum(o.amount for o in self.outputs)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Metadata:
-    """`GET /api/v1/messages/{id}/metadata`."""
-
-    message_id: MessageId
-    """The message."""
-    solid: bool
-    """Whether its past cone is complete."""
-    referenced_by: int | None
-    """The milestone that referenced it, None while unreferenced."""
-    inclusion: Inclusion
-    """What that milestone made of it."""
-    conflict: Conflict
-    """Why its transaction was not applied (NONE unless conflicting)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MilestoneEvent:
-    """A confirmed milestone, sent after the transaction events it caused."""
-
-    index: int
-    """Its index: the node's confirmed milestone index from now on."""
-    milestone_id: MilestoneId
-    """Its id."""
-    message_id: MessageId
-    """The message that carried it."""
-    timestamp_ms: int
-    """When the coordinator issued it."""
-
-
-NodeEvent = MilestoneEvent | TransactionEvent
-
-
-# -- parsing helpers -------------------------------------------------------------------------
-
-
-class _Doc:
-    """Typed access to a JSON object, each miss an `InvalidResponseError`."""
-
-    __slots__ = ("_doc", "_request")
-
-    def __init__(self, request: str, doc: object) -> None:
-        if not isinstance(doc, dict):
-            raise InvalidResponseError(request, "expected a JSON object")
-        self._request = request
-        self._doc: dict[str, Any] = doc
-
-    def _get(self, key: str, kind: type | tuple[type, ...]) -> Any:
-        value = self._doc.get(key)
-        if isinstance(value, bool) and kind is int:
-            value = None
-        if not isinstance(value, kind):
-            raise InvalidResponseError(self._request, f"field {key!r} is missing or mistyped")
-        return value
-
-    def integer(self, key: str) -> int:
-        value: int = self._get(key, int)
-        return value
-
-    def optional_integer(self, key: str) -> int | None:
-        if self._doc.get(key) is None:
-            return None
-        return self.integer(key)
-
-    def boolean(self, key: str) -> bool:
-        value: bool = self._get(key, bool)
-        return value
-
-    def text(self, key: str) -> str:
-        value: str = self._get(key, str)
-        return value
-
-    def decimal(self, key: str) -> int:
-        text = self.text(key)
-        if not text.isdecimal() or not text.isascii():
-            raise InvalidResponseError(self._request, f"field {key!r} is not a decimal")
-        return int(text)
-
-    def hexbytes(self, key: str) -> bytes:
-        try:
-            return bytes.fromhex(self.text(key))
-        except ValueError:
-            raise InvalidResponseError(self._request, f"field {key!r} is not hex") from None
-
-    def items(self, key: str) -> list[Any]:
-        value: list[Any] = self._get(key, list)
-        return value
-
-    def enum_name(self, key: str) -> str:
-        return self.text(key).upper()
-
-    def sub(self, value: object) -> _Doc:
-        return _Doc(self._request, value)
-
-    def child(self, key: str) -> _Doc:
-        return _Doc(self._request, self._doc.get(key))
-
-
-def _parse_json(request: str, response: httpx.Response) -> _Doc:
-    try:
-        return _Doc(request, json.loads(response.content))
-    except (ValueError, RecursionError):
-        raise InvalidResponseError(request, "the body is not JSON") from None
-
-
-def _fixed(request: str, cls: type[_Id], raw: bytes) -> _Id:
-    try:
-        return cls(raw)
-    except TangleError:
-        raise InvalidResponseError(request, f"a {cls.__name__} of the wrong size") from None
-
-
-def _describe(exc: Exception) -> str:
-    """A transport failure in words: the class and, for network errors, the OS's reason."""
-    shown = httpx.NetworkError | httpx.TimeoutException | httpx.UnsupportedProtocol
-    detail = str(exc) if isinstance(exc, shown) else ""
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    text = response.headers.get("retry-after", "")
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _error_of(request: str, response: httpx.Response) -> tuple[str, str]:
-    """The node's error code and message (`{"error": {"code", "message"}}`), or, for a body
-    of another shape, `http_<status>` and the reason phrase."""
-    try:
-        error = _parse_json(request, response).child("error")
-        return error.text("code"), error.text("message")
-    except InvalidResponseError:
-        return f"http_{response.status_code}", response.reason_phrase or "no message"
-
-
-def _refusal(request: str, response: httpx.Response) -> RejectedError:
-    code, message = _error_of(request, response)
-    cls = NotFoundError if response.status_code == 404 else RejectedError
-    return cls(request, code, response.status_code, message[:300])
-
-
-# -- the client ------------------------------------------------------------------------------
 
 
 def check_node_url(url: str) -> None:
@@ -407,16 +209,16 @@ class NodeClient:
                     headers=dict(headers or {}),
                 )
             except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
-                failure = NodeUnavailableError(request, _describe(exc))
+                failure = NodeUnavailableError(request, describe(exc))
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a bad URL or scheme
-                raise NodeUnavailableError(request, _describe(exc)) from None
+                raise NodeUnavailableError(request, describe(exc)) from None
             else:
                 status = response.status_code
                 if status < 400:
                     return response
                 if status == 429:
-                    code, _ = _error_of(request, response)
-                    wait = _retry_after(response)
+                    code, _ = error_of(request, response)
+                    wait = retry_after(response)
                     limited = RateLimitedError(request, code, wait)
                     if attempt + 1 == policy.attempts or (wait or 0) > policy.max_retry_after_s:
                         raise limited
@@ -424,17 +226,17 @@ class NodeClient:
                     await anyio.sleep(pause)
                     continue
                 if status in _RETRIED_STATUSES:
-                    code, message = _error_of(request, response)
+                    code, message = error_of(request, response)
                     failure = NodeUnavailableError(request, f"{code}: {message}", status=status)
                 else:
-                    raise _refusal(request, response)
+                    raise refusal(request, response)
             if attempt + 1 < policy.attempts:
                 await anyio.sleep(policy.delay(attempt, self._rng))
         raise failure
 
-    async def _get_json(self, path: str, params: Sequence[tuple[str, str]] = ()) -> _Doc:
+    async def _get_json(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Doc:
         response = await self._request("GET", path, params=params)
-        return _parse_json(f"GET {path}", response)
+        return parse_json(f"GET {path}", response)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -459,7 +261,7 @@ class NodeClient:
             if not isinstance(item, str):
                 raise InvalidResponseError(request, "a tip is not a string")
             try:
-                tips.append(_fixed(request, MessageId, bytes.fromhex(item)))
+                tips.append(fixed(request, MessageId, bytes.fromhex(item)))
             except ValueError:
                 raise InvalidResponseError(request, "a tip is not hex") from None
         if not tips:
@@ -478,7 +280,7 @@ class NodeClient:
             if exc.code == "duplicate_message":
                 return message_id
             raise
-        doc = _parse_json("POST /api/v1/messages", response)
+        doc = parse_json("POST /api/v1/messages", response)
         if doc.hexbytes("id") != message_id:
             raise InvalidResponseError("POST /api/v1/messages", "the id is not the message's")
         return message_id
@@ -491,7 +293,7 @@ class NodeClient:
             "POST", "/api/v1/messages/pow", json_body={"payload": encode_payload(payload).hex()}
         )
         request = "POST /api/v1/messages/pow"
-        return _fixed(request, MessageId, _parse_json(request, response).hexbytes("id"))
+        return fixed(request, MessageId, parse_json(request, response).hexbytes("id"))
 
     async def message_bytes(self, message_id: MessageId) -> bytes:
         """The stored message, raw (`NotFoundError` if the node does not hold it)."""
@@ -535,8 +337,8 @@ class NodeClient:
             entry = doc.sub(item)
             outputs.append(
                 OutputInfo(
-                    output_id=_fixed(request, OutputId, entry.hexbytes("output_id")),
-                    address=_fixed(request, Address, entry.hexbytes("address")),
+                    output_id=fixed(request, OutputId, entry.hexbytes("output_id")),
+                    address=fixed(request, Address, entry.hexbytes("address_hex")),
                     amount=entry.decimal("amount"),
                 )
             )
@@ -571,7 +373,7 @@ class NodeClient:
             raise InvalidResponseError(request, f"not a valid channel output: {exc}") from None
         return ChannelInfo(
             ledger_index=doc.integer("ledger_index"),
-            output_id=_fixed(request, OutputId, entry.hexbytes("output_id")),
+            output_id=fixed(request, OutputId, entry.hexbytes("output_id")),
             output=output,
         )
 
@@ -582,109 +384,50 @@ class NodeClient:
     # -- events ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def events(self, addresses: Sequence[Address] = ()) -> AsyncIterator[EventReader]:
+    async def events(
+        self, addresses: Sequence[Address] = (), *, last_event_id: str | None = None
+    ) -> AsyncIterator[EventReader]:
         """Follow `GET /api/v1/events` (transactions touching `addresses`, at most 16, or all;
-        every milestone). Opening it is not retried: the caller decides to reconnect or poll."""
+        every milestone), after event `last_event_id` if given. Opening it is not retried; a
+        stream that breaks later is resumed where it broke (see `EventReader`)."""
         request = "GET /api/v1/events"
         params = httpx.QueryParams([("address", a.hex()) for a in addresses])
-        try:
-            async with contextlib.AsyncExitStack() as stack:
+
+        async def open_lines(
+            resume_after: str | None, stack: contextlib.AsyncExitStack
+        ) -> AsyncIterator[str]:
+            headers = {} if resume_after is None else {"Last-Event-ID": resume_after}
+            try:
                 response = await stack.enter_async_context(
                     self._http.stream(
-                        "GET", "/api/v1/events", params=params, timeout=self._stream_timeout
+                        "GET",
+                        "/api/v1/events",
+                        params=params,
+                        headers=headers,
+                        timeout=self._stream_timeout,
                     )
                 )
                 if response.status_code != 200:
                     await response.aread()
                     if response.status_code == 429:
-                        code, _ = _error_of(request, response)
-                        raise RateLimitedError(request, code, _retry_after(response))
+                        code, _ = error_of(request, response)
+                        raise RateLimitedError(request, code, retry_after(response))
                     if response.status_code >= 500:
                         raise EventStreamError(request, f"status {response.status_code}")
-                    raise _refusal(request, response)
-                lines = response.aiter_lines()
-                aclose = getattr(lines, "aclose", None)  # an async generator: close it here
-                if aclose is not None:
-                    stack.push_async_callback(aclose)
-                yield EventReader(request, lines)
-        except httpx.HTTPError as exc:
-            raise EventStreamError(request, _describe(exc)) from None
-
-
-class EventReader:
-    """Server-sent events of one stream, parsed; iterate with `async for`. It never ends
-    quietly: a broken, finished or dropped stream raises `EventStreamError`."""
-
-    __slots__ = ("_lines", "_request")
-
-    def __init__(self, request: str, lines: AsyncIterator[str]) -> None:
-        self._request = request
-        self._lines = lines
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> NodeEvent:
-        name = ""
-        data: list[str] = []
-        while True:
-            try:
-                line = await anext(self._lines)
-            except StopAsyncIteration:
-                raise EventStreamError(self._request, "the stream ended") from None
+                    raise refusal(request, response)
             except httpx.HTTPError as exc:
-                raise EventStreamError(self._request, _describe(exc)) from None
-            if line:
-                if not line.startswith(":"):
-                    field, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if field == "event":
-                        name = value
-                    elif field == "data":
-                        data.append(value)
-                continue
-            if not name and not data:
-                continue
-            event = self._event(name or "message", "\n".join(data))
-            name, data = "", []
-            if event is not None:
-                return event
+                raise EventStreamError(request, describe(exc)) from None
+            lines = response.aiter_lines()
+            aclose = getattr(lines, "aclose", None)  # an async generator: close it here
+            if aclose is not None:
+                stack.push_async_callback(aclose)
+            return lines
 
-    def _event(self, name: str, data: str) -> NodeEvent | None:
-        request = self._request
-        if name == "dropped":
-            raise EventStreamError(request, "the node dropped this stream (read too slowly)")
-        if name not in ("milestone", "transaction"):
-            return None
-        try:
-            doc = _Doc(request, json.loads(data))
-        except (ValueError, RecursionError):
-            raise InvalidResponseError(request, f"a {name} event is not JSON") from None
-        if name == "milestone":
-            return MilestoneEvent(
-                index=doc.integer("index"),
-                milestone_id=_fixed(request, MilestoneId, doc.hexbytes("milestone_id")),
-                message_id=_fixed(request, MessageId, doc.hexbytes("message_id")),
-                timestamp_ms=doc.integer("timestamp_ms"),
-            )
-        try:
-            inclusion = Inclusion[doc.enum_name("inclusion")]
-            conflict = Conflict[doc.enum_name("conflict")]
-        except KeyError:
-            raise InvalidResponseError(request, "unknown inclusion or conflict") from None
-        addresses = []
-        for item in doc.items("addresses"):
-            if not isinstance(item, str):
-                raise InvalidResponseError(request, "an address is not a string")
-            try:
-                addresses.append(_fixed(request, Address, bytes.fromhex(item)))
-            except ValueError:
-                raise InvalidResponseError(request, "an address is not hex") from None
-        return TransactionEvent(
-            message_id=_fixed(request, MessageId, doc.hexbytes("message_id")),
-            transaction_id=_fixed(request, TransactionId, doc.hexbytes("transaction_id")),
-            milestone_index=doc.integer("milestone_index"),
-            inclusion=inclusion,
-            conflict=conflict,
-            addresses=frozenset(addresses),
+        reader = EventReader(
+            request, open_lines, last_event_id=last_event_id, retry=self._retry, rng=self._rng
         )
+        try:
+            await reader.connect()
+            yield reader
+        finally:
+            await reader.aclose()

@@ -22,10 +22,11 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tangle.protocol.codec import U64_MAX
+from tangle.errors import InvalidFieldError
+from tangle.protocol.codec import U64_MAX, require_uint
 from tangle.protocol.transaction import MAX_INPUTS
 
-from .errors import AmountError, InsufficientFundsError
+from .errors import AmountError, InputLimitError, InsufficientFundsError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -70,16 +71,24 @@ def _pays(total: int, amount: int, min_output: int) -> bool:
     return total == amount or total - amount >= min_output
 
 
+def require_amount(amount: int, minimum: int) -> None:
+    """Raise `AmountError` unless `amount` can be an output: an integer from `minimum` (the
+    network's `min_output_amount`) to U64_MAX (tangle's `require_uint`, in the wallet's tree)."""
+    try:
+        require_uint("amount", amount, U64_MAX, minimum)
+    except InvalidFieldError:
+        raise AmountError(amount, minimum) from None
+
+
 def select_coins(
     coins: Sequence[Coin], amount: int, *, min_output: int, max_inputs: int = MAX_INPUTS
 ) -> Selection:
     """The inputs that pay `amount`, by the rules of the module docstring."""
     if min_output < 1:
         raise AmountError(amount, min_output)
-    if not min_output <= amount <= U64_MAX:
-        raise AmountError(amount, min_output)
+    require_amount(amount, min_output)
     if not 1 <= max_inputs <= MAX_INPUTS:
-        raise ValueError(f"max_inputs must be in 1..{MAX_INPUTS}")
+        raise InputLimitError(max_inputs, MAX_INPUTS)
     ordered = _ordered(coins)
     available = sum(c.amount for c in ordered)
     if available < amount:

@@ -30,7 +30,7 @@ from nacl.signing import SigningKey
 from tangle.protocol.ids import Address, PublicKey, Signature
 from tangle.protocol.transaction import address_of
 
-from .errors import InvalidPathError, InvalidSeedError, NonHardenedError
+from .errors import InvalidPathError, InvalidSeedError, KeyLengthError, NonHardenedError
 
 CURVE_KEY: Final = b"ed25519 seed"
 HARDENED: Final = 0x8000_0000
@@ -119,7 +119,7 @@ class ExtendedKey:
 
     def __init__(self, *, key: bytes, chain_code: bytes, path: DerivationPath) -> None:
         if len(key) != 32 or len(chain_code) != 32:
-            raise ValueError("an ed25519 extended key is a 32-byte key and a 32-byte chain code")
+            raise KeyLengthError(len(key), len(chain_code))
         self._key = bytes(key)
         self._chain_code = bytes(chain_code)
         self.path = path

@@ -60,11 +60,13 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
 
+from ._keystore_fields import json_hex, json_int, json_object, json_str, unclosed
 from .address import Network, network_named
 from .errors import (
     EmptyPasswordError,
     KeystoreExistsError,
     KeystoreFormatError,
+    NoKeystoreFileError,
     TamperedKeystoreError,
     TruncatedKeystoreError,
     UnknownKeystoreVersionError,
@@ -270,64 +272,6 @@ def seal(
     return (json.dumps(document, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
-def _object(value: object, fields: frozenset[str], where: str) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise KeystoreFormatError(f"{where or 'the file'} must be a JSON object")
-    if set(value) != fields:
-        raise KeystoreFormatError(f"{where or 'the file'} must have exactly {sorted(fields)}")
-    return value
-
-
-def _int(obj: dict[str, object], name: str, where: str) -> int:
-    value = obj[name]
-    if type(value) is not int:  # bool is a subclass of int, and is refused
-        raise KeystoreFormatError(f"{where}{name} must be an integer")
-    return value
-
-
-def _str(obj: dict[str, object], name: str, where: str) -> str:
-    value = obj[name]
-    if type(value) is not str:
-        raise KeystoreFormatError(f"{where}{name} must be a string")
-    return value
-
-
-def _hex(obj: dict[str, object], name: str, where: str, size: int | None = None) -> bytes:
-    text = _str(obj, name, where)
-    if text != text.lower():
-        raise KeystoreFormatError(f"{where}{name} must be lower-case hex")
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise KeystoreFormatError(f"{where}{name} is not hex") from None
-    if size is not None and len(raw) != size:
-        raise KeystoreFormatError(f"{where}{name} must be {size} bytes")
-    return raw
-
-
-def _unclosed(text: str) -> bool:
-    """True if `text` is empty or ends inside a string or an unclosed object or array: what every
-    proper prefix of a JSON object looks like."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-    return not text.strip() or in_string or depth > 0
-
-
 def unseal(data: bytes, password: str) -> tuple[WalletSecret, KeystoreMetadata]:
     """The secret and metadata of a keystore file's bytes, checked in the order above."""
     try:
@@ -337,7 +281,7 @@ def unseal(data: bytes, password: str) -> tuple[WalletSecret, KeystoreMetadata]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        if _unclosed(text):
+        if unclosed(text):
             raise TruncatedKeystoreError("the file ends inside the JSON object") from None
         raise KeystoreFormatError(f"not JSON ({error.msg} at offset {error.pos})") from None
     except (ValueError, RecursionError):  # a number too long to convert, nesting too deep
@@ -351,33 +295,34 @@ def unseal(data: bytes, password: str) -> tuple[WalletSecret, KeystoreMetadata]:
 
 
 def _unseal_v1(document: dict[str, object], password: str) -> tuple[WalletSecret, KeystoreMetadata]:
-    document = _object(document, _TOP_FIELDS, "")
-    kdf_obj = _object(document["kdf"], _KDF_FIELDS, "kdf.")
-    cipher_obj = _object(document["cipher"], _CIPHER_FIELDS, "cipher.")
-    metadata_obj = _object(document["metadata"], _METADATA_FIELDS, "metadata.")
+    document = json_object(document, _TOP_FIELDS, "")
+    kdf_obj = json_object(document["kdf"], _KDF_FIELDS, "kdf.")
+    cipher_obj = json_object(document["cipher"], _CIPHER_FIELDS, "cipher.")
+    metadata_obj = json_object(document["metadata"], _METADATA_FIELDS, "metadata.")
 
-    if _str(kdf_obj, "name", "kdf.") != KDF_NAME:
+    if json_str(kdf_obj, "name", "kdf.") != KDF_NAME:
         raise UnsupportedAlgorithmError("kdf", f"{kdf_obj['name']!r} (only {KDF_NAME!r})")
-    if _int(kdf_obj, "version", "kdf.") != ARGON2_VERSION:
+    if json_int(kdf_obj, "version", "kdf.") != ARGON2_VERSION:
         raise UnsupportedAlgorithmError("kdf", "only Argon2 version 19 (0x13)")
-    if _int(kdf_obj, "parallelism", "kdf.") != 1:
+    if json_int(kdf_obj, "parallelism", "kdf.") != 1:
         raise UnsupportedAlgorithmError("kdf", "only parallelism 1")
     kdf = Argon2idParams(
-        ops_limit=_int(kdf_obj, "ops_limit", "kdf."), mem_limit=_int(kdf_obj, "mem_limit", "kdf.")
+        ops_limit=json_int(kdf_obj, "ops_limit", "kdf."),
+        mem_limit=json_int(kdf_obj, "mem_limit", "kdf."),
     )
-    salt = _hex(kdf_obj, "salt", "kdf.", SALT_SIZE)
-    if _str(cipher_obj, "name", "cipher.") != CIPHER_NAME:
+    salt = json_hex(kdf_obj, "salt", "kdf.", SALT_SIZE)
+    if json_str(cipher_obj, "name", "cipher.") != CIPHER_NAME:
         raise UnsupportedAlgorithmError("cipher", f"{cipher_obj['name']!r} (only {CIPHER_NAME!r})")
-    nonce = _hex(cipher_obj, "nonce", "cipher.", NONCE_SIZE)
-    network = _str(metadata_obj, "network", "metadata.")
+    nonce = json_hex(cipher_obj, "nonce", "cipher.", NONCE_SIZE)
+    network = json_str(metadata_obj, "network", "metadata.")
     try:
         metadata = KeystoreMetadata(
-            network=network, accounts=_int(metadata_obj, "accounts", "metadata.")
+            network=network, accounts=json_int(metadata_obj, "accounts", "metadata.")
         )
     except UnknownNetworkError:
         raise KeystoreFormatError(f"metadata.network {network!r} is not a known network") from None
-    check = _hex(document, "check", "", CHECK_SIZE)
-    ciphertext = _hex(document, "ciphertext", "")
+    check = json_hex(document, "check", "", CHECK_SIZE)
+    ciphertext = json_hex(document, "ciphertext", "")
     if len(ciphertext) < TAG_SIZE + 2:
         raise KeystoreFormatError("ciphertext is shorter than a tag and a secret header")
 
@@ -450,7 +395,7 @@ def save_keystore(
 ) -> None:
     """Re-encrypt `wallet` (new salt and nonce) over its own file, e.g. after new metadata."""
     if wallet.path is None:
-        raise ValueError("this wallet has no file; use create_keystore")
+        raise NoKeystoreFileError
     data = seal(wallet.secret, wallet.metadata, password, kdf=kdf)
     _write_atomically(wallet.path, data, overwrite=True)
 

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Final
 
 import anyio.to_thread
 
-from .account import idempotency_hash
 from .errors import (
     AlreadyConfirmedError,
     AmbiguousTransferError,
     StillPendingError,
     UnknownTransferError,
 )
+from .idempotency import idempotency_hash
 from .records import Transfer, TransferStatus
 
 if TYPE_CHECKING:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from .errors import WalletStateError
+
 if TYPE_CHECKING:
     from tangle.protocol.ids import Address, MessageId, OutputId, TransactionId
     from tangle.protocol.transaction import Transaction
@@ -47,6 +49,15 @@ TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
 }
 """The status changes allowed; `SIGNED -> FAILED` only for a transfer never published."""
 FINAL: Final = frozenset({TransferStatus.CONFIRMED, TransferStatus.FAILED})
+
+
+def check_transition(transfer: Transfer, to: TransferStatus) -> None:
+    """Raise `WalletStateError` unless `TRANSITIONS` lets `transfer` become `to`."""
+    if to not in TRANSITIONS[transfer.status]:
+        raise WalletStateError(
+            f"transfer {transfer.transaction_id.hex()} is {transfer.status.value}; "
+            f"it cannot become {to.value}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,32 +1,7 @@
 """The wallet's persistent state: one sqlite file per account, shared safely by every task and
 process that sends from that account.
 
-```
-meta          key PK, value                     schema_version, account (public fingerprint),
-                                                network_id: a file serves one account, one network
-addresses     (chain, idx) PK, address UNIQUE,  derived addresses; used = seen funded, or handed
-              used                              out as change (so it is never handed out twice)
-outputs       output_id PK, address, amount,    unspent outputs of our addresses as last seen
-              ledger_index                      (by a sync, or added by a confirmation)
-transfers     key_hash PK, transaction_id       one row per idempotency key (by its BLAKE2b
-              UNIQUE, payload, request,         hash; the key itself too, to show it): the signed
-              recipient, amount, nonce, status, transaction, the request fingerprint (recipient,
-              confirmed_index, failure,         amount, memo), the proof-of-work nonce once known,
-              created_ms, updated_ms,           the status (`TransferStatus`) and its outcome
-              idempotency_key
-attachments   (key_hash, sequence) PK,          every attachment, recorded before it is
-              message_id, raw, cmi, at_ms       submitted: message id (NULL while the node's
-                                                proof-of-work answer is awaited, or if it was
-                                                lost), its bytes when built here, and the node's
-                                                confirmed index read just before submitting
-reservations  output_id PK, key_hash, since_ms  inputs held by a transfer that may still confirm
-spent         output_id PK, key_hash            inputs of confirmed transfers: a sync from a
-                                                node that lags never brings them back
-received      output_id PK, address, amount,    incoming outputs (not made by a transfer of this
-              ledger_index, seen_ms             state) as first seen by a sync; kept once spent
-```
-The schema and the upgrade of older files are in `wallet._state_schema`.
-Amounts (u64) and nonces are stored as decimal TEXT: sqlite integers are signed 64-bit.
+The tables (and the upgrade of older files) are drawn in `wallet._state_schema`.
 
 **Exclusive choice of inputs.** `create_transfer` runs coin selection and signing inside one
 `BEGIN IMMEDIATE` transaction: it sees every reservation committed by any process, and no other
@@ -50,47 +25,29 @@ import threading
 import time
 from typing import TYPE_CHECKING, TypeVar
 
-from tangle.errors import TangleError
-from tangle.protocol.codec import Reader
 from tangle.protocol.ids import Address, MessageId, OutputId
-from tangle.protocol.payload import decode_payload, encode_payload
-from tangle.protocol.transaction import Transaction
 
+from ._state_rows import coin_of, encode_transaction, read_transfer
 from ._state_schema import RECORD_RECEIVED, prepare
-from .coin_selection import Coin
+from .database import open_database
 from .errors import IdempotencyConflictError, WalletStateError
 from .records import (
-    TRANSITIONS,
     AddressRow,
-    Attachment,
     Balance,
     Draft,
     Received,
+    Transfer,
+    TransferStatus,
+    check_transition,
 )
-from .records import Transfer as Transfer  # re-exported: callers import it from here
-from .records import TransferStatus as TransferStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
+    from .coin_selection import Coin
+
 T = TypeVar("T")
-
-
-def _encode_tx(tx: Transaction) -> bytes:
-    return encode_payload(tx)
-
-
-def _decode_tx(blob: bytes) -> Transaction:
-    reader = Reader(blob, "stored transaction")
-    try:
-        payload = decode_payload(reader)
-        reader.finish()
-    except TangleError as exc:
-        raise WalletStateError(f"a stored transaction does not decode: {exc}") from None
-    if not isinstance(payload, Transaction):
-        raise WalletStateError("a stored transfer is not a transaction")
-    return payload
 
 
 class WalletState:
@@ -109,14 +66,11 @@ class WalletState:
         """Open or create the state at `path` for the account identified by `account` (a
         public fingerprint); a file made for another account is refused."""
         try:
-            db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db = open_database(path)
         except sqlite3.Error as exc:
             raise WalletStateError(f"cannot open {path}: {exc}") from None
         state = cls(db, path)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
             with state._write() as tx:
                 prepare(tx, path, time.time_ns() // 1_000_000)
                 state._claim(tx, "account", account.hex())
@@ -259,7 +213,7 @@ class WalletState:
         if free:
             sql += " WHERE o.output_id NOT IN (SELECT output_id FROM reservations)"
         rows = self._read(lambda db: db.execute(sql + " ORDER BY o.output_id").fetchall())
-        return [_coin(row) for row in rows]
+        return [coin_of(row) for row in rows]
 
     def balance(self) -> Balance:
         def read(db: sqlite3.Connection) -> Balance:
@@ -295,7 +249,7 @@ class WalletState:
             if found is not None:
                 if bytes(found[0]) != request:
                     raise IdempotencyConflictError(bytes(found[1]).hex())
-                return self._transfer(db, key_hash), False
+                return read_transfer(db, key_hash), False
             rows = db.execute(
                 "SELECT output_id, address, amount FROM outputs WHERE output_id NOT IN "
                 "(SELECT output_id FROM reservations) ORDER BY output_id"
@@ -303,7 +257,7 @@ class WalletState:
             change_index = db.execute(
                 "SELECT coalesce(max(idx) + 1, 0) FROM addresses WHERE chain = 1 AND used = 1"
             ).fetchone()[0]
-            draft = build([_coin(row) for row in rows], change_index)
+            draft = build([coin_of(row) for row in rows], change_index)
             tx = draft.transaction
             db.execute(
                 "INSERT INTO transfers (key_hash, transaction_id, payload, request, recipient, "
@@ -312,7 +266,7 @@ class WalletState:
                 (
                     key_hash,
                     tx.id,
-                    _encode_tx(tx),
+                    encode_transaction(tx),
                     request,
                     draft.recipient,
                     str(draft.amount),
@@ -332,12 +286,12 @@ class WalletState:
                     "ON CONFLICT (chain, idx) DO UPDATE SET used = 1",
                     draft.change,
                 )
-            return self._transfer(db, key_hash), True
+            return read_transfer(db, key_hash), True
 
     def transfer(self, key_hash: bytes) -> Transfer | None:
         def read(db: sqlite3.Connection) -> Transfer | None:
             found = db.execute("SELECT 1 FROM transfers WHERE key_hash = ?", (key_hash,))
-            return None if found.fetchone() is None else self._transfer(db, key_hash)
+            return None if found.fetchone() is None else read_transfer(db, key_hash)
 
         return self._read(read)
 
@@ -349,7 +303,7 @@ class WalletState:
             rows = db.execute(
                 "SELECT key_hash, status FROM transfers ORDER BY created_ms, key_hash"
             ).fetchall()
-            return [self._transfer(db, bytes(k)) for k, s in rows if wanted is None or s in wanted]
+            return [read_transfer(db, bytes(k)) for k, s in rows if wanted is None or s in wanted]
 
         return self._read(read)
 
@@ -359,7 +313,7 @@ class WalletState:
                 "UPDATE transfers SET nonce = ?, updated_ms = ? WHERE key_hash = ?",
                 (str(nonce), now_ms, key_hash),
             )
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def add_attachment(
         self,
@@ -374,7 +328,7 @@ class WalletState:
         EXPIRED transfer takes back those of its inputs that no other transfer reserved
         meanwhile. A final transfer is never attached again (`WalletStateError`)."""
         with self._write() as db:
-            transfer = self._transfer(db, key_hash)
+            transfer = read_transfer(db, key_hash)
             self._move(db, transfer, TransferStatus.SUBMITTED, now_ms)
             sequence = transfer.attachments[-1].sequence + 1 if transfer.attachments else 0
             db.execute(
@@ -388,7 +342,7 @@ class WalletState:
                     "VALUES (?, ?, ?)",
                     [(oid, key_hash, now_ms) for oid in transfer.inputs],
                 )
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def name_attachment(
         self, key_hash: bytes, sequence: int, message_id: MessageId, raw: bytes | None
@@ -400,7 +354,7 @@ class WalletState:
                 "WHERE key_hash = ? AND sequence = ?",
                 (message_id, raw, key_hash, sequence),
             )
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def drop_attachment(self, key_hash: bytes, sequence: int, now_ms: int) -> Transfer:
         """Forget an attachment the node refused (it was not stored anywhere); without
@@ -409,10 +363,10 @@ class WalletState:
             db.execute(
                 "DELETE FROM attachments WHERE key_hash = ? AND sequence = ?", (key_hash, sequence)
             )
-            transfer = self._transfer(db, key_hash)
+            transfer = read_transfer(db, key_hash)
             if not transfer.attachments and transfer.status is TransferStatus.SUBMITTED:
                 self._move(db, transfer, TransferStatus.SIGNED, now_ms)
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def confirm(
         self, key_hash: bytes, index: int, own_outputs: Iterable[Coin], now_ms: int
@@ -420,7 +374,7 @@ class WalletState:
         """The transfer was included at milestone `index`: its inputs are spent, its outputs
         to our addresses (`own_outputs`) are ours, its reservations go."""
         with self._write() as db:
-            transfer = self._transfer(db, key_hash)
+            transfer = read_transfer(db, key_hash)
             if transfer.status is TransferStatus.CONFIRMED:
                 return transfer
             self._move(db, transfer, TransferStatus.CONFIRMED, now_ms)
@@ -442,28 +396,28 @@ class WalletState:
                 )
                 db.execute("UPDATE addresses SET used = 1 WHERE address = ?", (coin.address,))
             db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def fail(self, key_hash: bytes, reason: str, now_ms: int) -> Transfer:
         """The transfer can never apply: record why and release its inputs."""
         with self._write() as db:
-            transfer = self._transfer(db, key_hash)
+            transfer = read_transfer(db, key_hash)
             if transfer.status is TransferStatus.FAILED:
                 return transfer
             self._move(db, transfer, TransferStatus.FAILED, now_ms)
             db.execute("UPDATE transfers SET failure = ? WHERE key_hash = ?", (reason, key_hash))
             db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def expire(self, key_hash: bytes, now_ms: int) -> Transfer:
         """Every attachment is below max depth: release the inputs (see EXPIRED)."""
         with self._write() as db:
-            transfer = self._transfer(db, key_hash)
+            transfer = read_transfer(db, key_hash)
             if transfer.status is not TransferStatus.SUBMITTED:
                 return transfer
             self._move(db, transfer, TransferStatus.EXPIRED, now_ms)
             db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     def abandon(self, key_hash: bytes, older_than_ms: int, now_ms: int) -> Transfer:
         """Fail, as `abandoned`, a transfer that cannot confirm unless it is attached again and
@@ -475,69 +429,21 @@ class WalletState:
         or finds it failed and attaches nothing."""
         abandonable = (TransferStatus.SIGNED, TransferStatus.EXPIRED)
         with self._write() as db:
-            transfer = self._transfer(db, key_hash)
+            transfer = read_transfer(db, key_hash)
             if transfer.status not in abandonable or transfer.updated_ms > older_than_ms:
                 return transfer
             self._move(db, transfer, TransferStatus.FAILED, now_ms)
             db.execute("UPDATE transfers SET failure = 'abandoned' WHERE key_hash = ?", (key_hash,))
             db.execute("DELETE FROM reservations WHERE key_hash = ?", (key_hash,))
-            return self._transfer(db, key_hash)
+            return read_transfer(db, key_hash)
 
     # -- rows --------------------------------------------------------------------------------
 
     def _move(
         self, db: sqlite3.Connection, transfer: Transfer, to: TransferStatus, now_ms: int
     ) -> None:
-        if to not in TRANSITIONS[transfer.status]:
-            raise WalletStateError(
-                f"transfer {transfer.transaction_id.hex()} is {transfer.status.value}; "
-                f"it cannot become {to.value}"
-            )
+        check_transition(transfer, to)
         db.execute(
             "UPDATE transfers SET status = ?, updated_ms = ? WHERE key_hash = ?",
             (to.value, now_ms, transfer.key_hash),
         )
-
-    @staticmethod
-    def _transfer(db: sqlite3.Connection, key_hash: bytes) -> Transfer:
-        row = db.execute(
-            "SELECT payload, recipient, amount, nonce, status, confirmed_index, failure, "
-            "created_ms, updated_ms, idempotency_key FROM transfers WHERE key_hash = ?",
-            (key_hash,),
-        ).fetchone()
-        if row is None:
-            raise WalletStateError("no transfer with this idempotency key")
-        payload, recipient, amount, nonce, status, confirmed, failure, created, updated, key = row
-        attachments = tuple(
-            Attachment(
-                sequence=sequence,
-                message_id=None if mid is None else MessageId(mid),
-                raw=None if raw is None else bytes(raw),
-                cmi=cmi,
-                at_ms=at_ms,
-            )
-            for sequence, mid, raw, cmi, at_ms in db.execute(
-                "SELECT sequence, message_id, raw, cmi, at_ms FROM attachments "
-                "WHERE key_hash = ? ORDER BY sequence",
-                (key_hash,),
-            )
-        )
-        return Transfer(
-            key_hash=bytes(key_hash),
-            idempotency_key=None if key is None else bytes(key),
-            transaction=_decode_tx(bytes(payload)),
-            recipient=Address(recipient),
-            amount=int(amount),
-            nonce=None if nonce is None else int(nonce),
-            status=TransferStatus(status),
-            attachments=attachments,
-            confirmed_index=confirmed,
-            failure=failure,
-            created_ms=created,
-            updated_ms=updated,
-        )
-
-
-def _coin(row: tuple[bytes, bytes, str]) -> Coin:
-    output_id, address, amount = row
-    return Coin(output_id=OutputId(output_id), address=Address(address), amount=int(amount))

@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
-from .account import KeyRing, Wallet, account_fingerprint
+from ._base import KeyRing
+from .account import Wallet
 from .address import DEVNET
 from .client import NodeClient
+from .idempotency import account_fingerprint
 from .state import WalletState
 
 if TYPE_CHECKING:
@@ -19,9 +21,10 @@ if TYPE_CHECKING:
 
     from tangle.protocol.ids import Address
 
-    from .account import SyncResult, WalletConfig
+    from .account import SyncResult
     from .address import Network
     from .client import RetryPolicy
+    from .config import WalletConfig
     from .keys import AccountKey
     from .records import Balance, Received, Transfer
 

@@ -19,11 +19,13 @@ core keeps both as evidence (`alarms`) and applies no further milestone until an
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from tangle.errors import (
     DuplicateMessageError,
+    DuplicatePayloadError,
     EquivocationError,
     HeldMilestoneLimitError,
     MerkleRootMismatchError,
@@ -167,8 +169,9 @@ class NodeCore:
         self._milestone_messages: dict[MessageId, tuple[Parsed, Milestone]] = {}
         self._candidates: dict[int, list[MessageId]] = {}
         self._halted: MerkleRootMismatchError | None = None
-        self._alarms: list[EquivocationError] = []
+        self._alarms: dict[tuple[int, frozenset[bytes]], EquivocationError] = {}
         self._ahead: dict[MessageId, int] = {}
+        self._ahead_max = 0
         # Held milestone messages signed as the committee of their index must sign (by the
         # schedule as applied so far): id -> index. Their highest index is `latest_index`.
         # The last preview: valid until the ledger or the referenced set changes (an apply or a
@@ -202,7 +205,7 @@ class NodeCore:
         of its index (only such milestones count, so no one else can make the node look
         behind). A node further behind than a milestone or two is catching up, and its tips are
         stale."""
-        return max(self.confirmed_index, max(self._ahead.values(), default=0))
+        return max(self.confirmed_index, self._ahead_max)
 
     @property
     def confirmed_id(self) -> MilestoneId:
@@ -215,7 +218,7 @@ class NodeCore:
     @property
     def alarms(self) -> tuple[EquivocationError, ...]:
         """Equivocations seen (evidence); while there is one, no milestone is applied."""
-        return tuple(self._alarms)
+        return tuple(self._alarms.values())
 
     def held_milestones(self) -> int:
         """Milestones held until their index comes up."""
@@ -269,7 +272,7 @@ class NodeCore:
             message.parents,
             parsed.root,
             source=source,
-            needed=self._ahead.keys() | {parsed.id} if committee else self._ahead,
+            protected=committee,
             latest_index=self.latest_index,
         )
         self._messages[parsed.id] = ConeMessage(
@@ -279,6 +282,7 @@ class NodeCore:
             self._milestone_messages[parsed.id] = (parsed, milestone)
             if committee:
                 self._ahead[parsed.id] = milestone.essence.index
+                self._ahead_max = max(self._ahead_max, milestone.essence.index)
         events: list[Event] = [Accepted(parsed=parsed, solid=attached.solid)]
         if attached.missing:
             events.append(Requested(ids=attached.missing))
@@ -295,30 +299,40 @@ class NodeCore:
         index = milestone.essence.index
         confirmed = self.confirmed_index
         if index <= confirmed:
-            if self._was_applied(milestone):
+            applied = self._confirmed_id if index == confirmed else self._applied_id(index)
+            if applied == milestone.id:
                 return None
-            check_signatures(milestone)
-            if self._by_committee(milestone):
-                applied = self._confirmed_id if index == confirmed else self._applied_id(index)
-                self._alarm(EquivocationError(index, bytes(applied or b""), milestone.id))
+            if applied is not None:  # unknown below a snapshot's start: nothing to compare
+                check_signatures(milestone)
+                if self._by_committee(milestone):
+                    self._alarm(index, applied, milestone.id)
             raise StaleMilestoneError(index, confirmed)
         if index > confirmed + MILESTONE_LOOKAHEAD:
             raise MilestoneTooFarAheadError(index, confirmed, MILESTONE_LOOKAHEAD)
+        for _, held in self._milestone_messages.values():
+            if held.id == milestone.id:  # another nonce: one message per milestone is held
+                raise DuplicatePayloadError(f"milestone {milestone.id.hex()} is held already")
         check_signatures(milestone)
         if self._by_committee(milestone):
             for held_id, held_index in self._ahead.items():
                 other = self._milestone_messages[held_id][1].id
-                if held_index == index and other != milestone.id:
-                    self._alarm(EquivocationError(index, other, milestone.id))
+                if held_index == index:
+                    self._alarm(index, other, milestone.id)
         elif len(self._milestone_messages) - len(self._ahead) >= MAX_UNJUDGED_MILESTONES:
             raise HeldMilestoneLimitError(
                 f"{MAX_UNJUDGED_MILESTONES} milestones with signers not yet judged are held"
             )
         return milestone
 
-    def _alarm(self, error: EquivocationError) -> None:
-        """Keep the evidence, stop applying milestones, and refuse the second milestone."""
-        self._alarms.append(error)
+    def _alarm(self, index: int, first: bytes, second: bytes) -> None:
+        """Keep the evidence (once per pair), stop applying milestones, and refuse the second
+        milestone."""
+        key = (index, frozenset((bytes(first), bytes(second))))
+        known = self._alarms.get(key)
+        if known is not None:
+            raise EquivocationError(index, known.first, known.second, repeated=True)
+        error = EquivocationError(index, first, second)
+        self._alarms[key] = error
         raise error
 
     def _by_committee(self, milestone: Milestone) -> bool:
@@ -338,12 +352,22 @@ class NodeCore:
             del self._milestone_messages[message_id]
         for index in [i for i in self._candidates if i <= confirmed]:
             del self._candidates[index]
-        self._ahead = {
-            message_id: index
-            for message_id, (_, milestone) in self._milestone_messages.items()
-            if (index := milestone.essence.index) > self.confirmed_index
-            and self._by_committee(milestone)
-        }
+        self._ahead = {}
+        by_index: dict[int, MilestoneId] = {}
+        for message_id, (_, milestone) in self._milestone_messages.items():
+            index = milestone.essence.index
+            if not self._by_committee(milestone):
+                continue
+            self._ahead[message_id] = index
+            other = by_index.setdefault(index, milestone.id)
+            if other != milestone.id:  # both held before a rotation made them judgeable
+                with contextlib.suppress(EquivocationError):
+                    self._alarm(index, other, milestone.id)
+        self._protect()
+
+    def _protect(self) -> None:
+        self._ahead_max = max(self._ahead.values(), default=0)
+        self._dag.protect(self._ahead)
 
     def _was_applied(self, milestone: Milestone) -> bool:
         index = milestone.essence.index
@@ -361,7 +385,10 @@ class NodeCore:
             and (candidates := self._candidates.pop(self.confirmed_index + 1, None)) is not None
         ):
             for message_id in candidates:
-                parsed, milestone = self._milestone_messages.pop(message_id)
+                held = self._milestone_messages.pop(message_id, None)
+                if held is None:
+                    continue
+                parsed, milestone = held
                 try:
                     events.append(self._apply(parsed, milestone))
                 except MerkleRootMismatchError as exc:
@@ -373,7 +400,7 @@ class NodeCore:
                 break
         if events:
             self._reassess()
-            expired = self._dag.expire_pending(self._ahead, self.latest_index)
+            expired = self._dag.expire_pending(self.latest_index)
             if expired:
                 self._forget(expired)
                 events.append(Expired(ids=expired))
@@ -383,8 +410,17 @@ class NodeCore:
         """Drop messages the window dropped (never referenced ones)."""
         for message_id in message_ids:
             del self._messages[message_id]
-            self._milestone_messages.pop(message_id, None)
-            self._ahead.pop(message_id, None)
+            held = self._milestone_messages.pop(message_id, None)
+            if held is None:
+                continue
+            index = held[1].essence.index
+            waiting = self._candidates.get(index)
+            if waiting is not None and message_id in waiting:
+                waiting.remove(message_id)
+                if not waiting:
+                    del self._candidates[index]
+            if self._ahead.pop(message_id, None) is not None:
+                self._protect()
 
     def _apply(self, parsed: Parsed, milestone: Milestone) -> Confirmed:
         essence = milestone.essence

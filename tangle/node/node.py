@@ -214,7 +214,7 @@ class Node:
                 expired.extend(event.ids)
         counters = self._counters
         for _, error in submitted.rejected:
-            if isinstance(error, EquivocationError):
+            if isinstance(error, EquivocationError) and not error.repeated:
                 counters.equivocations += 1
                 log.error("%s; milestones are no longer applied until an operator acts", error)
         counters.messages_accepted += len(accepted)

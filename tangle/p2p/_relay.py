@@ -86,6 +86,7 @@ class Relay:
         "_config",
         "_confirmed",
         "_counters",
+        "_fetched",
         "_inbound_receive",
         "_inbound_send",
         "_links",
@@ -112,6 +113,9 @@ class Relay:
         self._links = links
         self._punish = punish
         self._recent = KnownIds(config.known_recent)
+        self._fetched = KnownIds(config.known_recent)
+        """Ids fetched for the past (the peers have them): never relayed, even when they turn
+        solid in a later batch."""
         self._requests = Requests(
             delay_s=config.request_delay_s,
             timeout_s=config.request_timeout_s,
@@ -261,7 +265,7 @@ class Relay:
         """Relay, request and punish after one batch."""
         counters = self._counters
         sender = {item.message_id: item for item in batch}
-        fetched: set[MessageId] = set()  # for the past: the peers have them
+        fetched = self._fetched
         for parsed in outcome.accepted:
             item = sender[parsed.id]
             counters.messages_accepted += 1

@@ -2,21 +2,23 @@
 
 A pending message holds no payload slot (only a solid attachment does: PROTOCOL.md section 2),
 counts against the quota of the source that sent it until it turns solid or is dropped, and is
-dropped once it has waited `max_age` milestones, unless a milestone held by the node waits for
-it. The source is an opaque key the adapter chooses (a peer's address, an API client); `None`
-stands for the node itself and its local clients and has a quota like any other.
+dropped once it has waited `max_age` milestones, unless it is *protected*: a milestone held by the
+node (a protected root) waits for it, directly or through pending messages. Protection is kept
+incrementally (each id is marked once as the pending cone of a root grows), so asking whether a
+message is protected costs O(1) on the hot path; `protect` rebuilds it from the roots. The
+source is an opaque key the adapter chooses (a peer's address, an API client); `None` stands for
+the node itself and its local clients and has a quota like any other.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tangle.errors import InvalidFieldError, PendingLimitError, UnknownMessageError
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Hashable
+    from collections.abc import Container, Hashable, Iterable
 
     from tangle.protocol.ids import MessageId, WorkRoot
 
@@ -63,7 +65,7 @@ class _Entry:
 class PendingTable:
     """The pending messages of a window, who waits for which id, and the ids nobody has."""
 
-    __slots__ = ("_entries", "_limits", "_missing", "_per_source", "_waiters")
+    __slots__ = ("_entries", "_limits", "_missing", "_per_source", "_protected", "_waiters")
 
     def __init__(self, limits: PendingLimits) -> None:
         self._limits = limits
@@ -71,6 +73,8 @@ class PendingTable:
         self._waiters: dict[MessageId, list[MessageId]] = {}
         self._missing: set[MessageId] = set()
         self._per_source: dict[Hashable | None, int] = {}
+        self._protected: set[MessageId] = set()
+        """Pending or missing ids a protected root waits for (the roots too)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -96,19 +100,32 @@ class PendingTable:
         """Every parent id of every pending message (with repeats)."""
         return [p for entry in self._entries.values() for p in entry.parents]
 
-    def waits_for(self, message_id: MessageId, targets: Container[MessageId]) -> bool:
-        """Whether a message in `targets` waits, directly or through pending messages, for
-        `message_id`."""
-        seen = {message_id}
-        queue = deque([message_id])
-        while queue:
-            for child in self._waiters.get(queue.popleft(), ()):
-                if child in targets:
-                    return True
-                if child not in seen:
-                    seen.add(child)
-                    queue.append(child)
-        return False
+    def is_protected(self, message_id: MessageId) -> bool:
+        """Whether a protected root waits for `message_id` (or it is one)."""
+        return message_id in self._protected
+
+    def protect(self, roots: Iterable[MessageId]) -> None:
+        """Make `roots` (and the pending past cone of each) the protected set."""
+        self._protected = set()
+        for root in roots:
+            self._mark(root)
+
+    def _mark(self, message_id: MessageId) -> None:
+        """Protect `message_id` and, if it is pending, its pending or missing parents."""
+        if message_id in self._protected:
+            return
+        self._protected.add(message_id)
+        stack = [message_id]
+        while stack:
+            entry = self._entries.get(stack.pop())
+            if entry is None:
+                continue
+            for parent in entry.parents:
+                if parent not in self._protected and (
+                    parent in self._entries or parent in self._missing
+                ):
+                    self._protected.add(parent)
+                    stack.append(parent)
 
     def check_room(self, source: Hashable | None) -> None:
         """Raise `PendingLimitError` if a message from `source` may not wait now."""
@@ -127,8 +144,10 @@ class PendingTable:
         *,
         source: Hashable | None,
         since: int,
+        protected: bool = False,
     ) -> tuple[MessageId, ...]:
-        """Make a message wait for its `unresolved` parents; returns those nobody has sent."""
+        """Make a message wait for its `unresolved` parents; returns those nobody has sent. A
+        `protected` one is a protected root."""
         self._missing.discard(message_id)
         for parent in unresolved:
             self._waiters.setdefault(parent, []).append(message_id)
@@ -136,11 +155,15 @@ class PendingTable:
                 self._missing.add(parent)
         self._entries[message_id] = _Entry(parents, work_root, len(unresolved), source, since)
         self._per_source[source] = self._per_source.get(source, 0) + 1
+        if protected or message_id in self._protected:
+            self._protected.discard(message_id)
+            self._mark(message_id)
         return tuple(p for p in unresolved if p in self._missing)
 
     def arrived(self, message_id: MessageId) -> None:
         """`message_id` is a window row now (or being attached as one)."""
         self._missing.discard(message_id)
+        self._protected.discard(message_id)
 
     def resolve(self, parent: MessageId) -> list[tuple[MessageId, tuple[MessageId, ...], WorkRoot]]:
         """`parent` became a row: the waiting messages it completes, taken out of the table."""
@@ -158,6 +181,7 @@ class PendingTable:
         entry = self._entries.get(message_id)
         if entry is None:
             raise UnknownMessageError(message_id.hex())
+        was_protected = message_id in self._protected
         self._take(message_id)
         for parent in entry.parents:
             waiting = self._waiters.get(parent)
@@ -169,35 +193,25 @@ class PendingTable:
                 self._missing.discard(parent)
         if message_id in self._waiters:
             self._missing.add(message_id)
+            if was_protected:
+                self._protected.add(message_id)
 
-    def expired(self, confirmed_index: int, protected: Container[MessageId]) -> list[MessageId]:
-        """Pending messages that have waited more than `max_age` milestones and that no message
-        in `protected` (milestones the node holds) waits for, oldest first."""
-        oldest = confirmed_index - self._limits.max_age
-        old = [m for m, entry in self._entries.items() if entry.since < oldest]
-        if not old:
-            return []
-        kept = self._cones_of(protected)
-        return [m for m in old if m not in kept]
+    def expired(self, latest_index: int) -> list[MessageId]:
+        """Pending messages that have waited more than `max_age` milestones up to
+        `latest_index` and are not protected, oldest first."""
+        oldest = latest_index - self._limits.max_age
+        protected = self._protected
+        return [
+            m for m, entry in self._entries.items() if entry.since < oldest and m not in protected
+        ]
 
     def pending_with_parent_in(self, ids: Container[MessageId]) -> list[MessageId]:
         """Pending messages that approve one of `ids`."""
         return [m for m, e in self._entries.items() if any(p in ids for p in e.parents)]
 
-    def _cones_of(self, protected: Container[MessageId]) -> set[MessageId]:
-        """The pending messages in the pending past cones of the pending `protected` ones."""
-        roots = [m for m in self._entries if m in protected]
-        cone = set(roots)
-        queue = deque(roots)
-        while queue:
-            for parent in self._entries[queue.popleft()].parents:
-                if parent in self._entries and parent not in cone:
-                    cone.add(parent)
-                    queue.append(parent)
-        return cone
-
     def _take(self, message_id: MessageId) -> None:
         entry = self._entries.pop(message_id)
+        self._protected.discard(message_id)
         count = self._per_source[entry.source] - 1
         if count:
             self._per_source[entry.source] = count

@@ -25,7 +25,7 @@ One gossip slot per payload: only a solid attachment holds its work root's slot,
 referenced or not yet below max depth; a second attachment of that work root is refused then.
 A pending message holds no slot, so a copy of a payload attached to parents that never come
 blocks nothing. A new solid message below max depth is refused (a replay of history). Both
-refusals give way when a milestone the node holds waits for the message (`needed_by`): what a
+refusals give way when a milestone the node holds waits for the message (`protect`): what a
 milestone references is always taken. Pending messages are bounded per source and in total and
 dropped after a bounded number of milestones (`_dag_pending.py`); `prune` also drops unreferenced
 messages whose cone roots fell below the pruning index (they can never be confirmed).
@@ -47,7 +47,6 @@ from tangle.errors import (
     DuplicateMessageError,
     DuplicatePayloadError,
     InvalidFieldError,
-    PendingLimitError,
     UnknownMessageError,
 )
 from tangle.protocol.ids import MessageId, WorkRoot
@@ -56,7 +55,7 @@ from . import _tip_kernels as kernels
 from ._dag_pending import PendingLimits, PendingTable
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Hashable, Iterable, Mapping, Sequence
+    from collections.abc import Hashable, Iterable, Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -299,10 +298,15 @@ class Dag:
         """Ids that pending messages approve and the window has never seen."""
         return self._pending.missing()
 
-    def needed_by(self, message_id: MessageId, milestones: Container[MessageId]) -> bool:
-        """Whether `message_id` is one of `milestones` (milestone messages the node holds or
-        is about to) or one of them waits for it, directly or through pending messages."""
-        return message_id in milestones or self._pending.waits_for(message_id, milestones)
+    def is_protected(self, message_id: MessageId) -> bool:
+        """Whether a protected milestone (`protect`) waits for `message_id`, directly or through
+        pending messages, or it is one."""
+        return self._pending.is_protected(message_id)
+
+    def protect(self, milestones: Iterable[MessageId]) -> None:
+        """Make `milestones` (milestone messages the node holds) the protected ones: what they
+        wait for is taken whatever holds its slot, and never expires while they wait."""
+        self._pending.protect(milestones)
 
     def row(self, message_id: MessageId) -> int:
         """The row of a window message (rows change when `prune` compacts)."""
@@ -405,14 +409,14 @@ class Dag:
         work_root: WorkRoot,
         *,
         source: Hashable | None = None,
-        needed: Container[MessageId] = (),
+        protected: bool = False,
         latest_index: int | None = None,
     ) -> AttachResult:
         """Add a message; it turns solid at once if all its parents are rows, else it waits
         (counted against `source`, its age counted from `latest_index`, the network's latest
         milestone index as far as the caller knows; default the CMI). The payload-slot,
-        below-max-depth and pending-limit rules give way if a message in `needed` (the
-        milestones the node holds) waits for it."""
+        below-max-depth and pending-limit rules give way for a `protected` message (a milestone
+        the node holds) and for what a protected one waits for."""
         parent_ids = tuple(parents)
         if message_id in self._index or message_id in self._pending:
             raise DuplicateMessageError(message_id.hex())
@@ -423,28 +427,30 @@ class Dag:
         if message_id in parent_ids:
             raise InvalidFieldError("parents", "a message cannot approve itself")
         holder = self._slots.get(work_root)
-        if holder is not None and self._is_live(holder) and not self.needed_by(message_id, needed):
+        protected = protected or self._pending.is_protected(message_id)
+        if holder is not None and self._is_live(holder) and not protected:
             raise DuplicatePayloadError(f"{work_root.hex()} is attached as {holder.hex()}")
         unresolved = [p for p in parent_ids if p not in self._index]
         if not unresolved:
             ocri = min(self._ocri.item(self._index[p]) for p in parent_ids)
-            if self._cmi - ocri > self._rules.below_max_depth and not self.needed_by(
-                message_id, needed
-            ):
+            if self._cmi - ocri > self._rules.below_max_depth and not protected:
                 raise BelowMaxDepthError(
                     f"{message_id.hex()} approves a cone confirmed at {ocri}, "
                     f"more than {self._rules.below_max_depth} below {self._cmi}"
                 )
             self._pending.arrived(message_id)
             return AttachResult(solid=self._solidify(message_id, parent_ids, work_root), missing=())
-        try:
+        if not protected:
             self._pending.check_room(source)
-        except PendingLimitError:
-            if not self.needed_by(message_id, needed):
-                raise
         since = self._cmi if latest_index is None else latest_index
         missing = self._pending.add(
-            message_id, parent_ids, unresolved, work_root, source=source, since=since
+            message_id,
+            parent_ids,
+            unresolved,
+            work_root,
+            source=source,
+            since=since,
+            protected=protected,
         )
         return AttachResult(solid=(), missing=missing)
 
@@ -452,16 +458,13 @@ class Dag:
         """Give up on a pending message (its parents never came)."""
         self._pending.discard(message_id)
 
-    def expire_pending(
-        self, protected: Container[MessageId] = (), latest_index: int | None = None
-    ) -> tuple[MessageId, ...]:
+    def expire_pending(self, latest_index: int | None = None) -> tuple[MessageId, ...]:
         """Drop the pending messages that have waited longer than the limits allow (counted in
-        milestones up to `latest_index`, default the CMI), except those a message in
-        `protected` waits for; returns them. A node catching up applies milestones faster than
-        the network issues them: counting in the network's milestones keeps what it fetched
-        ahead."""
+        milestones up to `latest_index`, default the CMI), except protected ones; returns them.
+        A node catching up applies milestones faster than the network issues them: counting in
+        the network's milestones keeps what it fetched ahead."""
         now = self._cmi if latest_index is None else latest_index
-        expired = self._pending.expired(now, protected)
+        expired = self._pending.expired(now)
         for message_id in expired:
             self._pending.discard(message_id)
         return tuple(expired)

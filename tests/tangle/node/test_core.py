@@ -9,6 +9,7 @@ import pytest
 from tangle.errors import (
     BadSignatureError,
     ChainMismatchError,
+    DuplicatePayloadError,
     EquivocationError,
     HeldMilestoneLimitError,
     MerkleRootMismatchError,
@@ -30,9 +31,10 @@ from tangle.node.core import (
 from tangle.node.ledger_node import LedgerNode
 from tangle.protocol.ids import MerkleRoot, MilestoneId, Signature
 from tangle.protocol.merkle import merkle_root
-from tangle.protocol.message import decode_message
-from tangle.protocol.milestone import CommitteeSignature, Milestone
+from tangle.protocol.message import decode_message, encode_message, prepare
+from tangle.protocol.milestone import CommitteeSignature, KeySetChange, Milestone
 from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
 from tangle.window.dag import GENESIS_ID
 from tests.builders import NET, committee, genesis, key, message, milestone
 
@@ -222,3 +224,99 @@ def test_latest_index_counts_only_milestones_the_committee_could_have_signed(
         ChainMismatchError
     ]
     assert node.core.confirmed_index == node.core.latest_index == 1  # the rejected one is gone
+
+
+def _chain(node: LedgerNode, count: int, first: int = 1) -> list[bytes]:
+    """Milestones `first`..`first + count - 1` of the committee, each on the previous one's
+    message, submitted to `node`; returns their messages."""
+    raws: list[bytes] = []
+    previous = node.core.confirmed_id
+    parent = GENESIS_ID
+    for index in range(first, first + count):
+        ms = milestone(
+            index=index,
+            previous=previous,
+            parents=(parent,),
+            root=merkle_root([]),
+            signers=KEYS[:3],
+        )
+        raw = _send(ms, (parent,))
+        node.submit(raw)
+        raws.append(raw)
+        previous, parent = ms.id, decode_message(raw).id
+    return raws
+
+
+def test_a_forged_milestone_dropped_by_pruning_does_not_stop_the_chain(node: LedgerNode) -> None:
+    """A milestone signed by outside keys for index 30, held while the node confirms 1..20 and
+    prunes it away as unconfirmable: milestone 30 of the committee still applies."""
+    node.submit(_send(_milestone(OUTSIDERS, index=30), (GENESIS_ID,)))
+    raws = _chain(node, 20)
+    node.prune(17)
+    assert node.core.held_milestones() == 0
+    previous = decode_message(raws[-1])
+    tail = decode_message(raws[-1]).message.payload
+    assert isinstance(tail, Milestone)
+    parent, prior = previous.id, tail.id
+    for index in range(21, 31):
+        ms = milestone(
+            index=index, previous=prior, parents=(parent,), root=merkle_root([]), signers=KEYS[:3]
+        )
+        raw = _send(ms, (parent,))
+        node.submit(raw)
+        parent, prior = decode_message(raw).id, ms.id
+    assert node.core.confirmed_index == 30
+
+
+def test_another_nonce_of_a_held_milestone_is_not_held_twice(node: LedgerNode) -> None:
+    ms = _milestone(KEYS[:3], index=2, previous=MilestoneId(b"\x09" * 32))
+    unsent = prepare(NET, ms, PARAMS.work_per_kib)
+    nonces = [n for n in range(4096) if work_value(unsent.root, n) <= unsent.target][:2]
+    first, second = (encode_message(unsent.attach((GENESIS_ID,), n)) for n in nonces)
+    node.submit(first)
+    with pytest.raises(DuplicatePayloadError):
+        node.submit(second)
+    assert node.core.held_milestones() == 1
+    assert node.core.alarms == ()
+
+
+def test_one_equivocation_is_kept_once_however_often_it_is_sent(node: LedgerNode) -> None:
+    first = _milestone(KEYS[:3])
+    node.submit(_send(first, (GENESIS_ID,)))
+    rival = _milestone(KEYS[1:], root=MerkleRoot(b"\x02" * 32))
+    raised = []
+    for _ in range(3):
+        with pytest.raises(EquivocationError) as error:
+            node.submit(_send(rival, (GENESIS_ID,)))
+        raised.append(error.value.repeated)
+    assert raised == [False, True, True]
+    assert len(node.core.alarms) == 1
+
+
+def test_equivocation_between_milestones_held_before_a_rotation_is_detected(
+    node: LedgerNode,
+) -> None:
+    """Two milestones for index 3 signed by the committee a rotation in milestone 1 brings in:
+    unjudged when they arrive, judged (and compared) once milestone 1 is applied."""
+    new_keys, new_set = committee(3, 2, offset=2000)
+    rotation = KeySetChange(activation_index=3, key_set=new_set)
+    one = milestone(
+        index=1,
+        previous=ZERO,
+        parents=(GENESIS_ID,),
+        root=merkle_root([]),
+        signers=KEYS[:3],
+        change=rotation,
+    )
+    for n in (1, 2):
+        rival = milestone(
+            index=3,
+            previous=MilestoneId(bytes([n]) * 32),
+            parents=(GENESIS_ID,),
+            root=merkle_root([]),
+            signers=new_keys,
+        )
+        node.submit(_send(rival, (GENESIS_ID,)))
+    assert node.core.alarms == ()
+    node.submit(_send(one, (GENESIS_ID,)))
+    assert [alarm.index for alarm in node.core.alarms] == [3]

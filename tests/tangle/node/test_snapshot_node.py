@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from coordinator import Coordinator, Journal, KeySigner
+from tangle.errors import StaleMilestoneError
 from tangle.ledger.committee import KeySchedule
 from tangle.ledger.ledger import Conflict
 from tangle.node.ledger_node import LedgerNode
@@ -230,3 +231,21 @@ async def test_a_snapshot_after_a_committee_rotation_starts_a_node(tmp_path: Pat
         assert node.storage.head().state_hash == net.a.core.ledger.state_hash
         node.close()
     net.a.close()
+
+
+async def test_old_milestones_replayed_to_a_snapshot_node_raise_no_alarm(tmp_path: Path) -> None:
+    """A node started from a snapshot at milestone 3 does not know the ids of milestones 1 and
+    2: their messages sent again are stale, not evidence of an equivocation."""
+    net = Network(tmp_path)
+    for _ in range(3):
+        net.pay()
+        await net.milestone()
+    old = [record.raw for i in (1, 2) if (record := net.a.storage.milestone(i)) is not None]
+    export_snapshot(net.a.storage, tmp_path / "a.snap")
+    create_from_snapshot(tmp_path / "b.db", read_snapshot(tmp_path / "a.snap")).close()
+    b = open_node(tmp_path / "b.db")
+    for raw in old:
+        with pytest.raises(StaleMilestoneError):
+            b.submit(raw)
+    assert b.core.alarms == ()
+    b.close()

@@ -244,7 +244,9 @@ def test_a_milestone_waiting_for_a_message_takes_it_whatever_holds_its_slot() ->
     attach(dag, 10, mid(1))  # a milestone that references the real attachment waits for it
     with pytest.raises(DuplicatePayloadError):
         attach(dag, 1, GENESIS_ID, payload=7)
-    assert dag.attach(mid(1), [GENESIS_ID], root(7), needed={mid(10)}).solid == (mid(1), mid(10))
+    dag.protect([mid(10)])  # once the node holds that milestone
+    assert dag.is_protected(mid(1))
+    assert attach(dag, 1, GENESIS_ID, payload=7).solid == (mid(1), mid(10))
     with pytest.raises(DuplicatePayloadError):
         attach(dag, 3, GENESIS_ID, payload=7)  # the slot stays with the first holder
 
@@ -258,7 +260,8 @@ def test_replayed_history_below_max_depth_is_refused() -> None:
         attach(dag, 2, mid(1))  # approves only history confirmed 4 milestones ago (M = 3)
     assert len(dag) == 2
     attach(dag, 3, mid(99))  # a milestone waits for it through message 3
-    assert dag.attach(mid(99), [mid(1)], root(99), needed={mid(3)}).solid == (mid(99), mid(3))
+    dag.protect([mid(3)])
+    assert attach(dag, 99, mid(1)).solid == (mid(99), mid(3))
 
 
 def test_pending_messages_are_bounded_per_source_and_in_total() -> None:
@@ -274,10 +277,10 @@ def test_pending_messages_are_bounded_per_source_and_in_total() -> None:
     assert dag.pending_count() == 5
     assert dag.pending_sources() == 3
     attach(dag, 30, GENESIS_ID)  # a solid message is never refused for room
-    dag.attach(mid(90), [mid(91)], root(90), needed={mid(90)})  # nor a held milestone
+    dag.attach(mid(90), [mid(91)], root(90), protected=True)  # nor a held milestone
+    assert attach(dag, 91, mid(92)).missing == (mid(92),)  # nor what it waits for
     with pytest.raises(PendingLimitError):
-        attach(dag, 91, mid(92))
-    assert dag.attach(mid(91), [mid(92)], root(91), needed={mid(90)}).missing == (mid(92),)
+        attach(dag, 93, mid(94))
 
 
 def attach_from(dag: Dag, n: int, source: str | None) -> AttachResult:
@@ -288,12 +291,13 @@ def test_pending_messages_expire_unless_a_held_milestone_waits_for_them() -> Non
     dag = Dag(pending_limits=PendingLimits(max_age=2))
     attach_from(dag, 10, "squatter")
     attach(dag, 20, mid(21))  # milestone 20 waits for 21, which waits for 22
+    dag.protect([mid(20)])
     attach(dag, 21, mid(22))
     for index in range(1, 3):
         dag.mark_referenced([], index)
-        assert dag.expire_pending({mid(20)}) == ()
+        assert dag.expire_pending() == ()
     dag.mark_referenced([], 3)
-    assert dag.expire_pending({mid(20)}) == (mid(10),)
+    assert dag.expire_pending() == (mid(10),)
     assert dag.pending_count() == 2
     assert dag.missing() == {mid(22)}
     assert attach(dag, 10, mid(1010)).missing == (mid(1010),)  # it may come again

@@ -1,0 +1,67 @@
+"""The bech32m codec the node and the wallet share (`tangle.protocol.bech32`), against BIP-350's
+vectors and with the tangle errors a node's API turns into `invalid_address`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tangle import errors
+from tangle.protocol.bech32 import (
+    DEVNET,
+    MAINNET,
+    bech32m_decode,
+    bech32m_encode,
+    decode_address,
+    encode_address,
+    from_5bit,
+    parse_address,
+)
+from tangle.protocol.ids import Address
+
+BIP350: dict[str, Any] = json.loads((Path(__file__).parent / "vectors" / "bip350.json").read_text())
+ADDRESS = Address(bytes(range(32)))
+
+
+def witness_program(text: str) -> bytes:
+    """Decode as BIP-350 does for segwit: checksum, then the program after the version value."""
+    _, data = bech32m_decode(text)
+    return from_5bit(data[1:])
+
+
+@pytest.mark.parametrize("text", BIP350["valid_bech32m"])
+def test_bip350_valid(text: str) -> None:
+    hrp, data = bech32m_decode(text)
+    assert bech32m_encode(hrp, data) == text.lower()
+
+
+@pytest.mark.parametrize(
+    "case", BIP350["invalid_bech32m"] + BIP350["invalid_segwit"], ids=lambda c: c["reason"]
+)
+def test_bip350_invalid(case: dict[str, str]) -> None:
+    with pytest.raises(getattr(errors, case["error"])):
+        witness_program(case["string"])
+
+
+def test_addresses_round_trip_and_name_their_network() -> None:
+    text = encode_address(ADDRESS, DEVNET)
+    assert text.startswith("tpdev1")
+    assert decode_address(text.upper(), DEVNET) == ADDRESS
+    assert parse_address(text) == (DEVNET, ADDRESS)
+    with pytest.raises(errors.WrongPrefixError):
+        decode_address(text, MAINNET)
+
+
+def test_the_wallet_raises_its_own_errors_for_the_shared_codec() -> None:
+    from wallet import errors as wallet_errors
+    from wallet.address import decode_address as wallet_decode
+
+    text = encode_address(ADDRESS, DEVNET)
+    with pytest.raises(wallet_errors.WrongPrefixError) as caught:
+        wallet_decode(text, MAINNET)
+    assert (caught.value.expected, caught.value.got) == ("tp", "tpdev")
+    with pytest.raises(wallet_errors.Bech32ChecksumError):
+        wallet_decode(text[:-1] + ("q" if text[-1] != "q" else "p"), DEVNET)

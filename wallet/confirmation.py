@@ -1,0 +1,322 @@
+"""Attaching a recorded transfer and following it to its end: proof-of-work (local or by the
+node), each attachment recorded before it is submitted, confirmation from the event stream or by
+polling, re-attachment by the policy in `reattach.py`, and `settle` for every unfinished transfer
+of the state. Steps 2 to 4 of sending in `account.py`'s docstring."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from tangle.events import TransactionEvent
+from tangle.ledger.ledger import Inclusion
+from tangle.protocol.ids import MessageId, OutputId, blake2b_256
+from tangle.protocol.message import Message, encode_message, prepare
+from tangle.work import solve
+
+from ._base import WalletBase, now_ms
+from .coin_selection import Coin
+from .errors import (
+    ClientError,
+    EventStreamError,
+    NodeUnavailableError,
+    NotFoundError,
+    RateLimitedError,
+    RejectedError,
+    TransferFailedError,
+    WalletStateError,
+)
+from .reattach import Verdict, expire_due, reattach_due
+from .records import TransferStatus
+
+if TYPE_CHECKING:
+    from ._responses import NodeInfo
+    from .records import Transfer
+
+
+async def find_nonce(root: bytes, target: int, *, threads: int | None = None) -> int:
+    """The proof-of-work nonce for `root`, by `tangle.work.solve` (a worker thread); works
+    under trio and asyncio. Cancelling the caller stops the search at its next batch."""
+    return await solve(root, target, threads=threads)
+
+
+class ConfirmingWallet(WalletBase):
+    """A wallet's attaching and waiting (see the module docstring); `account.Wallet` adds
+    discovery and sending on top."""
+
+    __slots__ = ()
+
+    # -- attaching ---------------------------------------------------------------------------
+
+    async def _attach(self, transfer: Transfer, remote: bool) -> Transfer:
+        """Attach the transfer's payload to fresh tips: with its stored nonce, else after a
+        local search, else (remote) by the node's proof-of-work."""
+        info = await self._info()
+        if transfer.nonce is None and remote:
+            return await self._attach_at_node(transfer, info)
+        nonce = transfer.nonce
+        if nonce is None:
+            unsent = prepare(info.network_id, transfer.transaction, info.work_per_kib)
+            nonce = await find_nonce(unsent.root, unsent.target, threads=self._config.pow_threads)
+            transfer = await self._db(self._state.set_nonce, transfer.key_hash, nonce, now_ms())
+        tips = await self._client.tips()
+        message = Message(
+            network_id=info.network_id,
+            parents=tips,
+            payload=transfer.transaction,
+            nonce=nonce,
+        )
+        raw = encode_message(message)
+        message_id = MessageId(blake2b_256(raw))
+        transfer = await self._record_attachment(transfer, message_id, raw, info)
+        sequence = transfer.attachments[-1].sequence
+        try:
+            await self._client.submit(raw)
+        except (RejectedError, RateLimitedError) as exc:
+            return await self._refused(transfer, sequence, exc)
+        self.counters.attachments += 1
+        return transfer
+
+    async def _attach_at_node(self, transfer: Transfer, info: NodeInfo) -> Transfer:
+        transfer = await self._record_attachment(transfer, None, None, info)
+        sequence = transfer.attachments[-1].sequence
+        try:
+            message_id = await self._client.submit_pow(transfer.transaction)
+        except (RejectedError, RateLimitedError) as exc:
+            if isinstance(exc, RejectedError) and exc.code == "duplicate_payload":
+                return transfer  # an earlier try whose answer was lost: the node holds it
+            return await self._refused(transfer, sequence, exc)
+        self.counters.attachments += 1
+        transfer = await self._db(
+            self._state.name_attachment, transfer.key_hash, sequence, message_id, None
+        )
+        with contextlib.suppress(ClientError):  # the nonce only saves work later
+            parsed = await self._client.message(message_id)
+            if parsed.message.payload == transfer.transaction:
+                await self._db(
+                    self._state.name_attachment, transfer.key_hash, sequence, message_id, parsed.raw
+                )
+                transfer = await self._db(
+                    self._state.set_nonce, transfer.key_hash, parsed.message.nonce, now_ms()
+                )
+        return transfer
+
+    async def _record_attachment(
+        self, transfer: Transfer, message_id: MessageId | None, raw: bytes | None, info: NodeInfo
+    ) -> Transfer:
+        """Record an attachment before submitting it. If another process settled the transfer
+        meanwhile (abandoned, confirmed), nothing is recorded and it is reported as it stands."""
+        try:
+            return await self._db(
+                self._state.add_attachment,
+                transfer.key_hash,
+                message_id=message_id,
+                raw=raw,
+                cmi=info.confirmed_milestone_index,
+                now_ms=now_ms(),
+            )
+        except WalletStateError:
+            current = await self._reload(transfer)
+            if current.status is TransferStatus.FAILED:
+                raise TransferFailedError(
+                    current.transaction_id.hex(), current.failure or "failed"
+                ) from None
+            raise
+
+    async def _refused(
+        self, transfer: Transfer, sequence: int, exc: RejectedError | RateLimitedError
+    ) -> Transfer:
+        """The node did not store this attachment: forget it. `duplicate_payload` means an
+        earlier attachment still holds the payload's slot (keep waiting); any other refusal of
+        a transfer never published fails it, and is raised."""
+        transfer = await self._db(
+            self._state.drop_attachment, transfer.key_hash, sequence, now_ms()
+        )
+        if isinstance(exc, RejectedError) and exc.code == "duplicate_payload":
+            return transfer
+        if isinstance(exc, RejectedError) and not transfer.attachments:
+            await self._db(self._state.fail, transfer.key_hash, exc.code, now_ms())
+        raise exc
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def _await_final(self, transfer: Transfer, remote: bool) -> Transfer:
+        """Follow the event stream; while it is unavailable, poll."""
+        while True:
+            try:
+                return await self._follow_events(transfer, remote)
+            except (EventStreamError, RateLimitedError, NodeUnavailableError):
+                self.counters.stream_failures += 1
+            transfer = await self._reload(transfer)
+            transfer, final = await self._poll(transfer, remote, self._config.stream_retry_s)
+            if final:
+                return transfer
+
+    async def _follow_events(self, transfer: Transfer, remote: bool) -> Transfer:
+        watched = transfer.transaction.essence.outputs[0].address
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                with anyio.fail_after(self._config.stream_open_timeout_s):
+                    events = await stack.enter_async_context(self._client.events([watched]))
+            except TimeoutError:
+                raise EventStreamError("GET /api/v1/events", "no answer in time") from None
+            self.counters.streams_opened += 1
+            transfer, final = await self._step(transfer, remote, None)
+            if final:
+                return transfer
+            async for event in events:
+                if isinstance(event, TransactionEvent):
+                    if event.transaction_id != transfer.transaction_id:
+                        continue
+                    if event.inclusion is Inclusion.INCLUDED:
+                        return await self._confirmed(transfer, event.milestone_index)
+                    transfer, final = await self._step(transfer, remote, None)
+                elif reattach_due(transfer, event.index, self._config.reattach_after):
+                    transfer, final = await self._step(transfer, remote, event.index)
+                if final:
+                    return transfer
+        raise EventStreamError("GET /api/v1/events", "the stream ended")  # pragma: no cover
+
+    async def _poll(
+        self, transfer: Transfer, remote: bool, duration_s: float
+    ) -> tuple[Transfer, bool]:
+        """Poll for `duration_s` (at least once); a node that does not answer is tried again."""
+        rounds = max(1, math.ceil(duration_s / self._config.poll_interval_s))
+        for _ in range(rounds):
+            self.counters.polls += 1
+            with contextlib.suppress(NodeUnavailableError, RateLimitedError):
+                transfer, final = await self._step(transfer, remote, None)
+                if final:
+                    return transfer, True
+            await anyio.sleep(self._config.poll_interval_s)
+        return transfer, False
+
+    async def _step(
+        self, transfer: Transfer, remote: bool, cmi: int | None
+    ) -> tuple[Transfer, bool]:
+        """Ask the ledger about the transfer; finish it, or re-attach it when due, or submit
+        its latest attachment again if the node lost it."""
+        verdict = await self._verdict(transfer)
+        if verdict.confirmed_index is not None:
+            return await self._confirmed(transfer, verdict.confirmed_index), True
+        if verdict.conflict is not None:
+            return await self._failed(transfer, verdict.conflict), True
+        transfer = await self._reload(transfer)
+        if transfer.final:
+            return transfer, True
+        if cmi is None:
+            cmi = (await self._info()).confirmed_milestone_index
+        if reattach_due(transfer, cmi, self._config.reattach_after):
+            if transfer.status is not TransferStatus.SIGNED:
+                self.counters.reattachments += 1
+            return await self._attach(transfer, remote), False
+        latest = transfer.attachments[-1] if transfer.attachments else None
+        if verdict.missing and latest is not None and latest.raw is not None:
+            self.counters.resubmissions += 1
+            with contextlib.suppress(RejectedError):  # duplicate_payload: another holds the slot
+                await self._client.submit(latest.raw)
+        return transfer, False
+
+    async def _verdict(self, transfer: Transfer) -> Verdict:
+        """Included (at which milestone), conflicting (why), or neither, from the metadata of
+        its attachments and, when those cannot tell, the ledger's outputs."""
+        conflict: str | None = None
+        known = 0
+        missing = False
+        for attachment in transfer.attachments:
+            if attachment.message_id is None:
+                continue
+            try:
+                metadata = await self._client.metadata(attachment.message_id)
+            except NotFoundError:
+                missing = attachment is transfer.attachments[-1]
+                continue
+            known += 1
+            if metadata.referenced_by is None:
+                continue
+            if metadata.inclusion is Inclusion.INCLUDED:
+                return Verdict(confirmed_index=metadata.referenced_by)
+            if metadata.inclusion is Inclusion.CONFLICTING:
+                conflict = metadata.conflict.name.lower()
+        unnamed = any(a.message_id is None for a in transfer.attachments)
+        if conflict is not None or known == 0 or unnamed:
+            index = await self._on_ledger(transfer)
+            if index is not None:
+                return Verdict(confirmed_index=index)
+        return Verdict(conflict=conflict, missing=missing)
+
+    async def _on_ledger(self, transfer: Transfer) -> int | None:
+        """The ledger index at which an output of the transaction is seen unspent (the change
+        first: nobody else spends it), or None."""
+        outputs = list(enumerate(transfer.transaction.essence.outputs))
+        for position, output in reversed(outputs[-2:]):
+            answer = await self._client.outputs(output.address)
+            wanted = OutputId.of(transfer.transaction_id, position)
+            if any(o.output_id == wanted for o in answer.outputs):
+                return answer.ledger_index
+        return None
+
+    async def _confirmed(self, transfer: Transfer, index: int) -> Transfer:
+        await self._load_owners()
+        tx = transfer.transaction
+        own = [
+            Coin(output_id=OutputId.of(tx.id, i), address=o.address, amount=o.amount)
+            for i, o in enumerate(tx.essence.outputs)
+            if o.address in self._keys.owners
+        ]
+        return await self._db(self._state.confirm, transfer.key_hash, index, own, now_ms())
+
+    async def _failed(self, transfer: Transfer, reason: str) -> Transfer:
+        """Record the failure, then refresh the inputs' addresses: some inputs were spent
+        elsewhere, the others are free again."""
+        transfer = await self._db(self._state.fail, transfer.key_hash, reason, now_ms())
+        await self._load_owners()
+        addresses = {
+            c.address for c in await self._db(self._state.coins) if c.output_id in transfer.inputs
+        }
+        with contextlib.suppress(ClientError):
+            found = await self._query_outputs(sorted(addresses))
+            for address, answer in found.items():
+                coins = [
+                    Coin(output_id=o.output_id, address=o.address, amount=o.amount)
+                    for o in answer.outputs
+                ]
+                await self._db(
+                    self._state.replace_outputs, [address], coins, answer.ledger_index, now_ms()
+                )
+        return transfer
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    async def settle(self) -> list[Transfer]:
+        """Bring every unfinished transfer of the state (any process's) up to date with the
+        ledger, without attaching anything: confirm or fail what milestones decided, expire
+        transfers `expire_after` milestones past their last attachment, and fail transfers
+        never submitted whose sender has been silent for `abandon_after_s`. Returns the
+        transfers that changed."""
+        info = await self._info()
+        now = now_ms()
+        silent_since = now - int(self._config.abandon_after_s * 1000)
+        expire_after = self._config.expire_after
+        pending = (TransferStatus.SIGNED, TransferStatus.SUBMITTED, TransferStatus.EXPIRED)
+        changed = []
+        for transfer in await self._db(self._state.transfers, pending):
+            if transfer.status is TransferStatus.SIGNED:
+                after = await self._db(self._state.abandon, transfer.key_hash, silent_since, now)
+            else:
+                verdict = await self._verdict(transfer)
+                if verdict.confirmed_index is not None:
+                    after = await self._confirmed(transfer, verdict.confirmed_index)
+                elif verdict.conflict is not None:
+                    after = await self._failed(transfer, verdict.conflict)
+                elif expire_due(transfer, info.confirmed_milestone_index, expire_after):
+                    after = await self._db(self._state.expire, transfer.key_hash, now)
+                else:
+                    continue
+            if after.status is not transfer.status:
+                changed.append(after)
+        return changed

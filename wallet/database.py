@@ -1,0 +1,35 @@
+"""How the wallet's state and the payment channel store open their sqlite files: one opener, so
+both keep the same durability.
+
+Autocommit mode (every transaction is an explicit `BEGIN`), usable from any thread (each store
+serialises its own access), WAL journaling (readers do not block the writer), `synchronous=FULL`
+(a committed transaction survives a power cut: a payment or a reservation is never forgotten) and
+foreign keys enforced.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+BUSY_TIMEOUT_S: Final = 30.0
+"""How long a statement waits for another process's write lock before `sqlite3.OperationalError`."""
+PRAGMAS: Final = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON")
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """The database at `path` (created if absent) with the settings above. Raises
+    `sqlite3.Error`; each caller maps it to its own error."""
+    db = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        for pragma in PRAGMAS:
+            db.execute(pragma)
+    except BaseException:
+        db.close()
+        raise
+    return db
