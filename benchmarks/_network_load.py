@@ -50,7 +50,7 @@ import httpx
 import trio
 
 from tangle import work
-from tangle._api_batch import MAX_BATCH, encode_batch
+from tangle.http._batch import MAX_BATCH, encode_batch
 from tangle.protocol.ids import MessageId, OutputId, blake2b_256
 from tangle.protocol.message import encode_message, prepare
 from tangle.protocol.transaction import BasicOutput, TransactionEssence

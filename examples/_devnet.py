@@ -27,7 +27,7 @@ from payments.channels.state import Role
 from payments.channels.store import ChannelStore, read_records
 from payments.ledger.funder import LedgerFunder
 from payments.payperuse.cashier import LedgerDirectory
-from tangle.api import serve_api
+from tangle.http.api import serve_api
 from tanglepay.devnet import launch, load_or_create
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient

@@ -8,6 +8,7 @@ work       the proof-of-work solver (Numba kernel, worker threads)
 storage    sqlite storage and snapshots
 node       the sans-I/O node core, the node over storage, the trio runtime, node config
 p2p        gossip frames and peer state machines, peer links, relay, admission, sync
+http       the HTTP API: app, views, OpenAPI document, event stream, batch and PoW endpoints
 service    the node process: storage, node, p2p and the HTTP API wired together
 ```
 

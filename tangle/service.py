@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from tangle.http.api import ApiConfig, create_app, serve_api
 from tangle.node.ledger_node import LedgerNode
 from tangle.node.node import Node
 from tangle.p2p._peering_config import PeeringConfig
@@ -25,7 +26,6 @@ from tangle.p2p.peering import Peering
 from tangle.storage.snapshot import create_from_snapshot, read_snapshot
 from tangle.window import tip_selection
 
-from .api import ApiConfig, create_app, serve_api
 from .errors import ConfigError, InvalidFieldError, StartupError, StorageError
 
 if TYPE_CHECKING:

@@ -41,8 +41,8 @@ import trio
 
 from coordinator.signers import KeySigner
 from tangle import work
-from tangle.api import serve_api
 from tangle.errors import ConfigError, StartupError, TangleError
+from tangle.http.api import serve_api
 from tangle.ledger.ledger import Genesis
 from tangle.node.config import NetworkSpec, network_document
 from tangle.node.core import Parameters

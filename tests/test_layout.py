@@ -25,22 +25,6 @@ TANGLE_ROOT_MODULES: Final = {
     "tangle._numba_cache": "tangle",
     "tangle.errors": "errors",
     "tangle.service": "service",
-    # The HTTP API, until it moves to tangle/http/.
-    "tangle.api": "http",
-    "tangle._api_batch": "http",
-    "tangle._api_events": "http",
-    "tangle._api_pow": "http",
-    "tangle._api_request": "http",
-    "tangle._api_schema": "http",
-    "tangle._api_admin": "http",
-    "tangle._api_components": "http",
-    "tangle._api_config": "http",
-    "tangle._api_event_stream": "http",
-    "tangle._api_guard": "http",
-    "tangle._api_metrics": "http",
-    "tangle._api_openapi": "http",
-    "tangle._api_submit": "http",
-    "tangle.events": "http",
 }
 _BELOW_NODE: Final = frozenset({"errors", "protocol", "ledger", "window", "storage"})
 ALLOWED: Final[dict[str, frozenset[str]]] = {
@@ -63,8 +47,6 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     ),
 }
 """Which rooms each room may import, besides itself and the light `tangle` package."""
-CLIENT_TYPES: Final = frozenset({"tangle.events"})
-"""Modules of the HTTP API that hold the types its clients share (wallet and payments)."""
 PROTOCOL_THIRD_PARTY: Final = frozenset({"nacl", "numpy", "numba"})
 SANS_IO: Final = frozenset(
     {"tangle.node.core", "tangle.p2p.gossip", "tangle.p2p._gossip_frames", "tangle.p2p.sync"}
@@ -161,8 +143,6 @@ def _forbidden(imports: list[Import]) -> list[str]:
             broken.append(f"{found.importer}:{found.line} (sans-I/O) imports {found.target}")
             continue
         if source is None or target is None or target in (source, "tangle"):
-            continue
-        if source in ("wallet", "payments") and found.target in CLIENT_TYPES:
             continue
         if target not in ALLOWED[source]:
             broken.append(f"{found.importer}:{found.line} ({source}) imports {found.target}")

@@ -1,7 +1,7 @@
 """The tanglepay wallet: BIP-39 mnemonics, SLIP-0010 ed25519 keys, bech32m addresses and an
 encrypted keystore. Everything public is re-exported here; the modules are private detail."""
 
-from tangle.events import TransactionEvent as TransactionEvent
+from tangle.ledger.events import TransactionEvent as TransactionEvent
 
 from ._base import Counters as Counters
 from ._responses import AddressOutputs as AddressOutputs

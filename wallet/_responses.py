@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from tangle.errors import TangleError
-from tangle.events import TransactionEvent
+from tangle.ledger.events import TransactionEvent
 
 from .errors import (
     InvalidResponseError,

@@ -124,7 +124,7 @@ def check_node_url(url: str) -> None:
 
 
 class NodeClient:
-    """Typed calls to one node's HTTP API (see `tangle.api`). Use as an async context manager,
+    """Typed calls to one node's HTTP API (see `tangle.http.api`). Use as an async context manager,
     or call `aclose` when done."""
 
     __slots__ = ("_http", "_retry", "_rng", "_stream_timeout", "retries")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from tangle.events import TransactionEvent
+from tangle.ledger.events import TransactionEvent
 from tangle.ledger.ledger import Inclusion
 from tangle.protocol.ids import MessageId, OutputId, blake2b_256
 from tangle.protocol.message import Message, encode_message, prepare

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Self
 import anyio
 import httpx
 
-from tangle.events import TransactionEvent
+from tangle.ledger.events import TransactionEvent
 from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.ids import (
     Address,

@@ -5,6 +5,7 @@ milestone verification, and the record of an applied milestone.
 
 from .committee import KeySchedule as KeySchedule
 from .committee import verify_milestone as verify_milestone
+from .events import TransactionEvent as TransactionEvent
 from .ledger import Conflict as Conflict
 from .ledger import Genesis as Genesis
 from .ledger import Inclusion as Inclusion

@@ -27,7 +27,7 @@ import trio
 
 import wallet
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.api import ApiConfig, create_app, serve_api
+from tangle.http.api import ApiConfig, create_app, serve_api
 from tangle.ledger.committee import KeySchedule
 from tangle.ledger.ledger import Genesis
 from tangle.node.core import Parameters

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from tangle.api import ApiConfig
-from tangle.events import TransactionEvent
+from tangle.http.api import ApiConfig
+from tangle.ledger.events import TransactionEvent
 from tests.builders import address, on_tips
-from tests.test_api import BOB, lifespan, network, spend_genesis
+from tests.tangle.http.test_api import BOB, lifespan, network, spend_genesis
 from tests.wallet.test_client import StreamingASGITransport
 from wallet import EventStreamError, MilestoneEvent, NodeClient, RetryPolicy
 

@@ -36,7 +36,7 @@ from payments.payperuse.metering import Tariff
 from payments.payperuse.offer import ChannelRequirements, parse_offer, request_tag
 from payments.payperuse.paywall import REFUSALS, Paywall
 from payments.payperuse.receipt import ReceiptKind, receipt_from_header
-from tangle.api import serve_api
+from tangle.http.api import serve_api
 from tangle.protocol.channel import BalanceProof, SignedBalanceProof
 from tangle.protocol.ids import ChannelId, PublicKey
 from tests.unit_test_funder import UnitTestOnlyFunder

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tangle import _api_schema
 from tangle.protocol.codec import U32_MAX
 from tangle.protocol.message import MAX_PARENTS
 
-from ._api_components import (
+from . import _schema as _api_schema
+from ._components import (
     _ADDRESS_TEXT,
     _ID,
     _SCHEMAS,
@@ -19,7 +19,7 @@ from ._api_components import (
     _object,
     _ref,
 )
-from ._api_schema import API_ERROR_CODES
+from ._schema import API_ERROR_CODES
 
 
 def _json(schema: str) -> dict[str, Any]:

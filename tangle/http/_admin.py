@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 from tangle.protocol.codec import U32_MAX
 from tangle.storage.snapshot import encode_snapshot, take_snapshot
 
-from ._api_guard import route
-from ._api_request import ApiError, json_field, jsonable, read_json
+from ._guard import route
+from ._request import ApiError, json_field, jsonable, read_json
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from tangle.node.core import Parameters
     from tangle.node.node import Node
 
-    from ._api_config import PeerAdmin
+    from ._config import PeerAdmin
 
 MAX_HOST_LENGTH: Final = 253
 """Longest host name a peer may be added with (DNS)."""

@@ -6,7 +6,7 @@ import contextlib
 import math
 from typing import TYPE_CHECKING
 
-from ._api_request import ApiError
+from ._request import ApiError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -26,14 +26,14 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
+from tangle.errors import NonCanonicalError, TangleError
 from tangle.protocol.codec import Reader
 from tangle.protocol.ids import blake2b_256
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 
-from ._api_components import _ID, _MESSAGE_HEX, _TANGLE_CODES, _UINT, _array, _object, _ref
-from ._api_openapi import _BAD_BODY, _op
-from ._api_schema import tangle_error_code
-from .errors import NonCanonicalError, TangleError
+from ._components import _ID, _MESSAGE_HEX, _TANGLE_CODES, _UINT, _array, _object, _ref
+from ._openapi import _BAD_BODY, _op
+from ._schema import tangle_error_code
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

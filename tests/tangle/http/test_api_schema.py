@@ -25,11 +25,13 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tangle.api import ApiConfig, api_document, create_app
+from tangle.http.api import ApiConfig, api_document, create_app
 from tangle.node.node import Node
-from tests.test_api import TOKEN, open_stream
-from tests.test_api_fuzz import _peers
-from tests.test_api_fuzz import ledger as ledger  # the fuzz tests' node: one confirmed transfer
+from tests.tangle.http.test_api import TOKEN, open_stream
+from tests.tangle.http.test_api_fuzz import _peers
+from tests.tangle.http.test_api_fuzz import (
+    ledger as ledger,  # the fuzz tests' node: one confirmed transfer
+)
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp

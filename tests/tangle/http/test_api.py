@@ -19,10 +19,10 @@ from starlette.types import Message
 
 import tangle.errors
 from coordinator import Coordinator, Journal, KeySigner
-from tangle._api_batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch
-from tangle._api_schema import API_ERROR_CODES, TANGLE_ERROR_CODES, tangle_error_code
-from tangle.api import ApiConfig, ApiError, PowLimits, api_document, create_app, serve_api
 from tangle.errors import TangleError
+from tangle.http._batch import BATCH_BODY_LIMIT, MAX_BATCH, encode_batch
+from tangle.http._schema import API_ERROR_CODES, TANGLE_ERROR_CODES, tangle_error_code
+from tangle.http.api import ApiConfig, ApiError, PowLimits, api_document, create_app, serve_api
 from tangle.ledger.committee import KeySchedule
 from tangle.node.core import Parameters
 from tangle.node.ledger_node import LedgerNode

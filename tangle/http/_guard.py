@@ -13,9 +13,10 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._api_request import ApiError, error_response
-from ._api_schema import tangle_error_code, tangle_error_status
-from .errors import TangleError
+from tangle.errors import TangleError
+
+from ._request import ApiError, error_response
+from ._schema import tangle_error_code, tangle_error_status
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from ._api_metrics import Telemetry
+    from ._metrics import Telemetry
 
-logger = logging.getLogger("tangle.api")
+logger = logging.getLogger("tangle.http.api")
 
 
 class MessageIdConvertor(Convertor[str]):

@@ -64,22 +64,23 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tangle import work
+from tangle.errors import TangleError
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.codec import U32_MAX
 from tangle.protocol.message import PROTOCOL_VERSION, decode_message
 from tangle.protocol.milestone import Milestone
 
-from ._api_admin import Admin
-from ._api_batch import with_batch
-from ._api_config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
-from ._api_config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
-from ._api_event_stream import EventStream, with_events
-from ._api_events import EventHub
-from ._api_guard import Guard, refusal, route
-from ._api_metrics import Telemetry
-from ._api_openapi import openapi_document
-from ._api_pow import PowLimits as PowLimits
-from ._api_request import (
+from ._admin import Admin
+from ._batch import with_batch
+from ._config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
+from ._config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
+from ._event_stream import EventStream, with_events
+from ._events import EventHub
+from ._guard import Guard, refusal, route
+from ._metrics import Telemetry
+from ._openapi import openapi_document
+from ._pow import PowLimits as PowLimits
+from ._request import (
     ApiError,
     client_of,
     path_address,
@@ -87,15 +88,14 @@ from ._api_request import (
     path_message_id,
     query_uint,
 )
-from ._api_schema import (
+from ._schema import (
     render_address,
     render_message,
     render_metadata,
     render_milestone,
     render_output,
 )
-from ._api_submit import Submission
-from .errors import TangleError
+from ._submit import Submission
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

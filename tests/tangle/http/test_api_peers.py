@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 import trio
 
-from tangle.api import ApiConfig, create_app
+from tangle.http.api import ApiConfig, create_app
 from tangle.service import PeeringAdmin
 from tests._gossip_net import connected, link, network
 

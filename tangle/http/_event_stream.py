@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 from starlette.responses import Response
 
-from tangle import _api_events
 from tangle.ledger.ledger import Conflict
 
-from ._api_components import _BECH32, _ID, _UINT, _array, _object, _ref
-from ._api_events import format_event, parse_event_id
-from ._api_request import error_response
+from . import _events as _api_events
+from ._components import _BECH32, _ID, _UINT, _array, _object, _ref
+from ._events import format_event, parse_event_id
+from ._request import error_response
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tangle.node.node import Node, Notice
     from tangle.protocol.ids import Address
 
-    from ._api_events import EventHub
+    from ._events import EventHub
 
 RECORDER_WAIT_S: Final = 1.0
 """How long a resuming stream waits for the hub to record a milestone the node just applied."""

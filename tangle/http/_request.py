@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from starlette.responses import JSONResponse, Response
 
+from tangle.errors import AddressError, InvalidFieldError, MalformedError
 from tangle.protocol.bech32 import decode_address
 from tangle.protocol.codec import Reader
 from tangle.protocol.ids import Address, MessageId
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 from tangle.protocol.payload import Payload, decode_payload
 
-from ._api_schema import API_ERROR_CODES, error_body
-from .errors import AddressError, InvalidFieldError, MalformedError
+from ._schema import API_ERROR_CODES, error_body
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

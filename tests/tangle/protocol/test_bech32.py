@@ -22,7 +22,9 @@ from tangle.protocol.bech32 import (
 )
 from tangle.protocol.ids import Address
 
-BIP350: dict[str, Any] = json.loads((Path(__file__).parent / "vectors" / "bip350.json").read_text())
+BIP350: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[2] / "vectors" / "bip350.json").read_text()
+)
 ADDRESS = Address(bytes(range(32)))
 
 

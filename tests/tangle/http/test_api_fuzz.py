@@ -17,15 +17,15 @@ from hypothesis import strategies as st
 
 from coordinator.issuer import milestone_essence, tips_to_confirm
 from coordinator.signers import sign_milestone
-from tangle._api_batch import encode_batch
-from tangle.api import ApiConfig, create_app
+from tangle.http._batch import encode_batch
+from tangle.http.api import ApiConfig, create_app
 from tangle.node.node import Node
 from tangle.p2p.peering import Peering
 from tangle.protocol.message import decode_message
 from tangle.protocol.payload import TaggedData, encode_payload
 from tangle.service import PeeringAdmin
 from tests.builders import address, message, on_tips
-from tests.test_api import (
+from tests.tangle.http.test_api import (
     ALICE,
     BOB,
     KEY_SET,

@@ -7,8 +7,8 @@ from typing import Any
 
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 
-from ._api_admin import MAX_HOST_LENGTH
-from ._api_schema import API_ERROR_CODES, TANGLE_ERROR_CODES
+from ._admin import MAX_HOST_LENGTH
+from ._schema import API_ERROR_CODES, TANGLE_ERROR_CODES
 
 _HEX = {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}
 _MESSAGE_HEX = {

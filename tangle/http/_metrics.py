@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import MessageId
     from tangle.protocol.message import Parsed
 
-    from ._api_events import EventHub
+    from ._events import EventHub
 
 LATENCY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 GOSSIP_HELP: Final = {

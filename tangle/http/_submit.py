@@ -9,15 +9,16 @@ import numpy as np
 import trio
 from starlette.responses import JSONResponse
 
+from tangle.errors import NoTipsError, TangleError
 from tangle.ledger.ledger import validate_transaction
 from tangle.protocol.message import MAX_MESSAGE_SIZE, MAX_PARENTS, encode_message, prepare
 from tangle.protocol.milestone import Milestone
 from tangle.protocol.transaction import Transaction
 from tangle.window.tip_selection import UniformRandomTips
 
-from ._api_batch import BATCH_BODY_LIMIT, BATCH_JSON_LIMIT, MAX_BATCH, batch_result, decode_batch
-from ._api_pow import PowLimits
-from ._api_request import (
+from ._batch import BATCH_BODY_LIMIT, BATCH_JSON_LIMIT, MAX_BATCH, batch_result, decode_batch
+from ._pow import PowLimits
+from ._request import (
     ApiError,
     client_of,
     decode_payload_bytes,
@@ -28,7 +29,6 @@ from ._api_request import (
     read_body,
     read_json,
 )
-from .errors import NoTipsError, TangleError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import MessageId
     from tangle.protocol.message import Parsed
 
-    from ._api_config import ApiConfig, PeerAdmin
-    from ._api_metrics import Telemetry
+    from ._config import ApiConfig, PeerAdmin
+    from ._metrics import Telemetry
 
 SYNC_SLACK: Final = 2
 """Milestones a node may be behind the highest one it knows and still serve tips."""

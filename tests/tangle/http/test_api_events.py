@@ -7,16 +7,25 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tangle.api import ApiConfig
+from tangle.http.api import ApiConfig
 from tangle.protocol.message import decode_message
 from tests.builders import address, on_tips, transfer
-from tests.test_api import ALICE, BOB, GENESIS, TOKEN, error_code, lifespan, network, open_stream
+from tests.tangle.http.test_api import (
+    ALICE,
+    BOB,
+    GENESIS,
+    TOKEN,
+    error_code,
+    lifespan,
+    network,
+    open_stream,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tangle.protocol.ids import OutputId
-    from tests.test_api import Net, Stream
+    from tests.tangle.http.test_api import Net, Stream
 
 
 async def _pay(net: Net, paid: list[OutputId]) -> str:

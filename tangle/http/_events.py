@@ -45,10 +45,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from tangle.ledger.events import TransactionEvent
 from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.transaction import SignatureUnlock, address_of
-
-from .events import TransactionEvent
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

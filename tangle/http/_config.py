@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from tangle.errors import InvalidFieldError
 from tangle.protocol.bech32 import DEVNET, Network
-
-from .errors import InvalidFieldError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
