@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API (`GET /openapi.json`): every route, its parameters
 with the limits the server enforces, its bodies, responses and error codes, and the events of
-the event stream. The wire conventions it describes are those of `_api_schema.py`."""
+the event stream. The wire conventions it describes are those of `_schema.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from tangle.protocol.codec import U32_MAX
 from tangle.protocol.message import MAX_PARENTS
 
-from . import _schema as _api_schema
+from . import _schema
 from ._components import (
     _ADDRESS_TEXT,
     _ID,
@@ -301,7 +301,7 @@ def openapi_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
         "info": {
             "title": "tanglepay node API",
             "version": "1.0.0",
-            "description": _api_schema.__doc__,
+            "description": _schema.__doc__,
         },
         "paths": paths,
         "components": {

@@ -1,5 +1,5 @@
 """The wire format of the HTTP API: error codes and JSON views of ledger objects (the OpenAPI
-document in `_api_openapi.py` describes both).
+document in `_openapi.py` describes both).
 
 Conventions of every JSON body: addresses are bech32m with the node's network prefix
 (`tpdev1...`, see `bech32.py`) under `address`, with the same address in hex under
