@@ -37,6 +37,7 @@ import trio
 
 from benchmarks import _network_load as load
 from benchmarks import network
+from tangle.errors import TangleError
 from tangle.node.config import parse_network
 from tangle.p2p.gossip import MAX_IDS, Announce, MessageFrame
 from tangle.protocol.payload import TaggedData, encode_payload
@@ -140,6 +141,8 @@ class Squatter:
         self.targets = targets
         self.watch = watch
         self.links: dict[int, HostilePeer] = {}
+        self.sending: dict[int, trio.Lock] = {}
+        """One sender at a time per link."""
         self.kept: list[bytes] = []
         self.copies: trio.MemorySendChannel[bytes]
         self.copies, self._copies = trio.open_memory_channel[bytes](10_000)
@@ -154,12 +157,14 @@ class Squatter:
     async def _link(self, k: int) -> None:
         async with hostile(self.targets[k], local_host=_host(20)) as bad:
             self.links[k] = bad
+            self.sending[id(bad)] = lock = trio.Lock()
             seen = 0
             while not bad.closed.is_set():
                 frames, bad.frames = bad.frames, []
                 wanted = [i for f in frames if isinstance(f, Announce) for i in f.ids]
                 if wanted:
-                    await bad.request(wanted)
+                    async with lock:
+                        await bad.request(wanted)
                 for frame in frames:
                     if isinstance(frame, MessageFrame):
                         seen += 1
@@ -171,9 +176,13 @@ class Squatter:
 
     async def _squat(self) -> None:
         async for raw in self._copies:
-            copy = reattach(raw, random_ids(1))
+            try:
+                copy = reattach(raw, random_ids(1))
+            except TangleError:  # a milestone names its parents: it cannot be copied
+                continue
             for link in list(self.links.values()):
-                await link.message(copy)
+                async with self.sending[id(link)]:
+                    await link.message(copy)
             self.watch.count("squatted_copies")
 
     async def _replay(self) -> None:
@@ -182,7 +191,8 @@ class Squatter:
             old = self.kept[: len(self.kept) // 2]
             for raw in old:
                 for link in list(self.links.values()):
-                    await link.message(raw)
+                    async with self.sending[id(link)]:
+                        await link.message(raw)
             self.watch.count("replayed", len(old))
 
 
@@ -239,7 +249,10 @@ async def _api(nodes: Sequence[Launched], squatter: Squatter, watch: Watch) -> N
                     response = await client.post(f"{api}/api/v1/messages/pow", json=junk)
                     watch.count(f"pow_{response.status_code}")
                     if squatter.kept:
-                        raw = reattach(squatter.kept[-1], random_ids(1))
+                        try:
+                            raw = reattach(squatter.kept[-1], random_ids(1))
+                        except TangleError:
+                            continue
                         response = await client.post(
                             f"{api}/api/v1/messages",
                             content=raw,
