@@ -161,7 +161,9 @@ class Squatter:
             seen = 0
             while not bad.closed.is_set():
                 frames, bad.frames = bad.frames, []
-                wanted = [i for f in frames if isinstance(f, Announce) for i in f.ids]
+                wanted = list(
+                    dict.fromkeys(i for f in frames if isinstance(f, Announce) for i in f.ids)
+                )
                 if wanted:
                     async with lock:
                         await bad.request(wanted)
@@ -215,7 +217,7 @@ async def _amplify(target: Target, squatter: Squatter, watch: Watch) -> None:
         while not bad.closed.is_set():
             kept = squatter.kept[-MAX_IDS:]
             if kept:
-                await bad.request(load.message_id(raw) for raw in kept)
+                await bad.request(dict.fromkeys(load.message_id(raw) for raw in kept))
                 watch.count("requested_ids", len(kept))
             bad.frames.clear()
             await trio.sleep(0.05)
