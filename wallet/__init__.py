@@ -26,10 +26,10 @@ from .address import network_named as network_named
 from .address import network_with_prefix as network_with_prefix
 from .address import parse_address as parse_address
 from .client import NodeClient as NodeClient
-from .client import RetryPolicy as RetryPolicy
 from .coin_selection import Coin as Coin
 from .coin_selection import Selection as Selection
 from .coin_selection import select_coins as select_coins
+from .config import RetryPolicy as RetryPolicy
 from .config import WalletConfig as WalletConfig
 from .confirmation import find_nonce as find_nonce
 from .errors import AddressError as AddressError

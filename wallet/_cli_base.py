@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .address import Network
-    from .client import RetryPolicy
+    from .config import RetryPolicy
     from .keystore import UnlockedWallet
 
 EXIT_OK: Final = 0

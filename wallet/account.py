@@ -99,7 +99,7 @@ if TYPE_CHECKING:
     from tangle.protocol.transaction import Transaction
 
     from ._responses import NodeInfo
-    from .client import RetryPolicy
+    from .config import RetryPolicy
     from .keys import AccountKey, AddressKey
 
     Funding = Sequence[tuple[OutputId, Signer]]

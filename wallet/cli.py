@@ -125,7 +125,8 @@ from ._cli_transfers import (
     phase,
 )
 from .address import NETWORKS, network_named
-from .client import RetryPolicy, check_node_url
+from .client import check_node_url
+from .config import RetryPolicy
 from .errors import (
     AddressError,
     AlreadyConfirmedError,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import random
 import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import anyio
@@ -64,6 +63,7 @@ from ._responses import (
     refusal,
     retry_after,
 )
+from .config import RetryPolicy
 from .errors import (
     EventStreamError,
     InvalidResponseError,
@@ -82,33 +82,6 @@ if TYPE_CHECKING:
 
 OCTETS: Final = "application/octet-stream"
 _RETRIED_STATUSES: Final = frozenset({500, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """How often and how patiently a request is repeated."""
-
-    attempts: int = 6
-    """Tries in all (1: no retry)."""
-    base_delay_s: float = 0.25
-    """The first backoff; it doubles with each retry, up to `max_delay_s`, with jitter."""
-    max_delay_s: float = 8.0
-    """The longest backoff between two tries."""
-    max_retry_after_s: float = 30.0
-    """The longest `Retry-After` (429) honoured; a longer one ends the retries."""
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise WalletConfigError("RetryPolicy.attempts", "must be at least 1")
-        if not 0 <= self.base_delay_s <= self.max_delay_s:
-            raise WalletConfigError("RetryPolicy.base_delay_s", "must be in 0..max_delay_s")
-        if self.max_retry_after_s < 0:
-            raise WalletConfigError("RetryPolicy.max_retry_after_s", "must not be negative")
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """The backoff before retry number `retry` (0 first): full size to half, at random."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0**retry)
-        return ceiling * (0.5 + rng.random() / 2)
 
 
 def check_node_url(url: str) -> None:

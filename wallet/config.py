@@ -4,9 +4,12 @@ an account's addresses."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .errors import WalletConfigError
+
+if TYPE_CHECKING:
+    import random
 
 RECEIVE: Final = 0
 """The chain of receiving addresses."""
@@ -64,3 +67,30 @@ class WalletConfig:
                 raise WalletConfigError(f"WalletConfig.{name}", "must be positive")
         if self.sync_concurrency < 1:
             raise WalletConfigError("WalletConfig.sync_concurrency", "must be at least 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often and how patiently a request is repeated."""
+
+    attempts: int = 6
+    """Tries in all (1: no retry)."""
+    base_delay_s: float = 0.25
+    """The first backoff; it doubles with each retry, up to `max_delay_s`, with jitter."""
+    max_delay_s: float = 8.0
+    """The longest backoff between two tries."""
+    max_retry_after_s: float = 30.0
+    """The longest `Retry-After` (429) honoured; a longer one ends the retries."""
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise WalletConfigError("RetryPolicy.attempts", "must be at least 1")
+        if not 0 <= self.base_delay_s <= self.max_delay_s:
+            raise WalletConfigError("RetryPolicy.base_delay_s", "must be in 0..max_delay_s")
+        if self.max_retry_after_s < 0:
+            raise WalletConfigError("RetryPolicy.max_retry_after_s", "must not be negative")
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        """The backoff before retry number `retry` (0 first): full size to half, at random."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0**retry)
+        return ceiling * (0.5 + rng.random() / 2)

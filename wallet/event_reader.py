@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import random
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from .client import RetryPolicy
+    from .config import RetryPolicy
 
 
 from ._responses import Doc, MilestoneEvent, NodeEvent, describe, fixed

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
 
     from .account import SyncResult
     from .address import Network
-    from .client import RetryPolicy
-    from .config import WalletConfig
+    from .config import RetryPolicy, WalletConfig
     from .keys import AccountKey
     from .records import Balance, Received, Transfer
 
