@@ -143,11 +143,26 @@ def text(o: Json, key: str, path: str, *, max_len: int, required: bool = True) -
     return value
 
 
-def need_text(o: Json, key: str, path: str, *, max_len: int) -> str:
-    value = text(o, key, path, max_len=max_len)
-    if value is None:  # pragma: no cover - text() raised already
-        raise OcpiFieldError(f"{path}.{key}", "missing")
+def _present(value: E | None, path: str) -> E:
+    if value is None:  # the reader raises first for a required field; this narrows the type
+        raise OcpiFieldError(path, "missing")
     return value
+
+
+def need_text(o: Json, key: str, path: str, *, max_len: int) -> str:
+    return _present(text(o, key, path, max_len=max_len), f"{path}.{key}")
+
+
+def need_scaled(o: Json, key: str, path: str, digits: int, *, signed: bool = False) -> int:
+    return _present(scaled(o, key, path, digits, signed=signed), f"{path}.{key}")
+
+
+def need_member(enum: type[E], o: Json, key: str, path: str) -> E:
+    return _present(member(enum, o, key, path), f"{path}.{key}")
+
+
+def need_timestamp(o: Json, key: str, path: str) -> dt.datetime:
+    return _present(timestamp(o, key, path), f"{path}.{key}")
 
 
 def integer(o: Json, key: str, path: str, *, required: bool = True) -> int | None:

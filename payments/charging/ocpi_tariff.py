@@ -37,14 +37,12 @@ _PRICE_DIGITS = len(str(PRICE_SUBUNITS)) - 1
 _RESERVATION_DIMENSIONS = frozenset({TariffDimensionType.FLAT, TariffDimensionType.TIME})
 
 
-def parse_price(value: object, path: str, currency: str) -> Price:
-    """An OCPI Price in exact minor units of `currency`."""
+def parse_price(value: object, path: str, currency: str, *, signed: bool = False) -> Price:
+    """An OCPI Price in exact minor units of `currency` (negative only if `signed`)."""
     o = j.obj(value, path)
     digits = j.currency_digits(currency)
-    excl = j.scaled(o, "excl_vat", path, digits)
-    incl = j.scaled(o, "incl_vat", path, digits, required=False)
-    if excl is None:  # pragma: no cover - scaled() raised already
-        raise OcpiFieldError(f"{path}.excl_vat", "missing")
+    excl = j.need_scaled(o, "excl_vat", path, digits, signed=signed)
+    incl = j.scaled(o, "incl_vat", path, digits, required=False, signed=signed)
     return Price(excl_vat=excl, incl_vat=incl)
 
 
@@ -66,12 +64,10 @@ def parse_display_text(value: object, path: str) -> DisplayText:
 
 def _component(value: object, path: str, digits: int) -> PriceComponent:
     o = j.obj(value, path)
-    kind = j.member(TariffDimensionType, o, "type", path)
-    price = j.scaled(o, "price", path, digits + _PRICE_DIGITS)
+    kind = j.need_member(TariffDimensionType, o, "type", path)
+    price = j.need_scaled(o, "price", path, digits + _PRICE_DIGITS)
     vat = j.scaled(o, "vat", path, 2, required=False)
-    step = j.integer(o, "step_size", path)
-    if kind is None or price is None or step is None:  # pragma: no cover - raised already
-        raise OcpiFieldError(path, "missing")
+    step = j.integer(o, "step_size", path) or 0
     if step < 0:
         raise OcpiFieldError(f"{path}.step_size", "negative")
     return PriceComponent(type=kind, price=price, vat=vat, step_size=step)
@@ -136,9 +132,7 @@ def parse_tariff(value: object, path: str = "tariff") -> Tariff:
     )
     alt = j.items(o.get("tariff_alt_text"), f"{path}.tariff_alt_text", required=False)
     mix = o.get("energy_mix")
-    last_updated = j.timestamp(o, "last_updated", path)
-    if last_updated is None:  # pragma: no cover - timestamp() raised already
-        raise OcpiFieldError(f"{path}.last_updated", "missing")
+    last_updated = j.need_timestamp(o, "last_updated", path)
     tariff = Tariff(
         country_code=j.need_text(o, "country_code", path, max_len=2),
         party_id=j.need_text(o, "party_id", path, max_len=3),
