@@ -121,11 +121,15 @@ def ocpi_app(
 
     async def body_of(request: Request) -> object:
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > j.MAX_DOCUMENT_BYTES:
-                raise OcpiFieldError("body", f"more than {j.MAX_DOCUMENT_BYTES} bytes")
-            chunks.append(chunk)
+        stream = request.stream()
+        try:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > j.MAX_DOCUMENT_BYTES:
+                    raise OcpiFieldError("body", f"more than {j.MAX_DOCUMENT_BYTES} bytes")
+                chunks.append(chunk)
+        finally:
+            await stream.aclose()
         return j.loads(b"".join(chunks))
 
     def endpoints(request: Request) -> tuple[Endpoint, ...]:
