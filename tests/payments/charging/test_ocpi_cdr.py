@@ -24,9 +24,9 @@ from payments.charging.ocpi_cdr import (
     cdr_to_json,
     credit_cdr,
     parse_cdr,
-    parse_cdr_location,
     usage_from_cdr,
 )
+from payments.charging.ocpi_location import parse_cdr_location
 from payments.charging.ocpi_session import (
     CdrDimensionType,
     Session,
