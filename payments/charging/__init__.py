@@ -4,7 +4,8 @@ module server pieces a charge-point operator (CPO) needs to roam with an eMSP.
 ```
 errors.py            the charging error tree, rooted in payments' PaymentError (a flat list)
 tariff.py            tariff value objects, what a session used (`Usage`), what it costs (`Cost`)
-tariff_pricing.py    `price(tariff, usage) -> Cost`: restrictions, step_size, VAT, min/max
+tariff_pricing.py    `price(tariff, usage) -> Cost`: restrictions, step_size, VAT, min/max;
+                     `tariff_in_force`: which of a connector's tariffs prices a session
 ocpi_json.py         strict OCPI JSON reading (decimals to exact integers), canonical writing
 ocpi_tariff.py       the OCPI Tariff object <-> `Tariff`
 ocpi_session.py      OCPI Session and Token objects, and the CDR parts they share
@@ -64,3 +65,4 @@ from .tariff import TariffRestrictions as TariffRestrictions
 from .tariff import TariffType as TariffType
 from .tariff import Usage as Usage
 from .tariff_pricing import price as price
+from .tariff_pricing import tariff_in_force as tariff_in_force

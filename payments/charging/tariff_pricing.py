@@ -45,6 +45,7 @@ from .tariff import (
     TariffDimensionType,
     TariffElement,
     TariffRestrictions,
+    TariffType,
     Usage,
 )
 
@@ -363,3 +364,20 @@ def _bounded(tariff: Tariff, total: _Bucket) -> Price:
         if incl is not None and bound.incl_vat is not None:
             incl = max(incl, bound.incl_vat) if below else min(incl, bound.incl_vat)
     return Price(excl_vat=excl, incl_vat=incl)
+
+
+def tariff_in_force(
+    tariffs: tuple[Tariff, ...], when: dt.datetime, profile: TariffType | None = None
+) -> Tariff | None:
+    """The tariff a session starting at `when` is priced by: the first of a connector's
+    `tariffs` valid then (`start_date_time` inclusive, `end_date_time` exclusive) whose `type`
+    is `profile` or absent (valid for every session). OCPI leaves the order to the CPO; the
+    driver accepts the tariff in force when the session starts."""
+    for tariff in tariffs:
+        if tariff.start_date_time is not None and when < tariff.start_date_time:
+            continue
+        if tariff.end_date_time is not None and when >= tariff.end_date_time:
+            continue
+        if tariff.type is None or tariff.type == profile:
+            return tariff
+    return None

@@ -186,6 +186,20 @@ async def test_handshake_then_cdr_push_and_paginated_lists() -> None:
             url = None if link is None else link.split(">")[0].removeprefix("<")
         assert seen == ["CDR-0", "CDR-1", "CDR-2"]
 
+        # tariffs and sessions are served as the CPO holds them
+        tariff = parse_tariff(load("tariff_4_complex.json"))
+        world.cpo.store.put_tariff(tariff)
+        session = parse_session(load("session_example_2_short_finished.json"))
+        world.cpo.store.put_session(session)
+        base = f"{world.cpo_url}/ocpi/cpo/2.2.1"
+        served = await world.emsp.client.call("GET", f"{base}/tariffs", "token-C0")
+        assert [parse_tariff(t) for t in served] == [tariff]  # type: ignore[attr-defined]
+        served = await world.emsp.client.call("GET", f"{base}/sessions", "token-C0")
+        assert [parse_session(t) for t in served] == [session]  # type: ignore[attr-defined]
+        with pytest.raises(OcpiPartnerError) as refused:
+            await world.emsp.client.call("GET", f"{base}/cdrs?limit=-1", "token-C0")
+        assert refused.value.status_code == 2001
+
         # a date window
         window = await world.emsp.client.call(
             "GET",

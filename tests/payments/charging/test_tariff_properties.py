@@ -200,3 +200,25 @@ def test_step_size_rounds_the_last_run_only(
     assert cost.billed_time_s == billed
     denominator = 10_000 * 3_600
     assert cost.total.excl_vat == (2 * exact + denominator) // (2 * denominator)
+
+
+def test_the_spec_step_rule_can_bill_a_longer_session_less() -> None:
+    """Why the monotonicity properties use one element per dimension or step_size 1: under the
+    spec's rule a session that runs into a cheaper element with a smaller step pays less than
+    a shorter one rounded up at the dearer price (from 09:35, switching at 10:00: 24 min bill
+    30 min at 2.00/h, 1.00; 26 min bill 25 min at 2.00/h and 1 min at 0.50/h, 0.84)."""
+
+    def element(p: int, step: int, start: int, end: int) -> TariffElement:
+        return TariffElement(
+            price_components=(PriceComponent(type=TIME, price=p, vat=None, step_size=step),),
+            restrictions=TariffRestrictions(start_time=start, end_time=end),
+        )
+
+    t = tariff((element(2_000_000, 1_800, 0, 600), element(500_000, 60, 600, 0)), None, None)
+    start = dt.datetime(2026, 3, 6, 9, 35, tzinfo=dt.UTC)
+
+    def cost(minutes: int) -> int:
+        return price(t, usage(start, (PeriodKind.CHARGING, minutes, 0))).total.excl_vat
+
+    assert cost(24) == 100
+    assert cost(26) == 84
