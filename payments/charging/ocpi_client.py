@@ -4,7 +4,7 @@ It speaks the transport rules: `Authorization: Token <base64 of the token>`, a f
 `X-Request-ID` per request and an `X-Correlation-ID` per exchange, the response envelope
 (`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
 `status_code` outside 1xxx raises `OcpiPartnerError`. It registers with a party (the client
-side of the Token A/B/C handshake), reads versions, and pushes CDRs to an eMSP.
+side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from .ocpi_credentials import (
     parse_endpoints,
     parse_versions,
 )
+from .ocpi_session import token_to_json
 
 if TYPE_CHECKING:
     import httpx
 
     from .ocpi_cdr import Cdr
+    from .ocpi_session import Token
 
 MAX_RESPONSE_BYTES = j.MAX_DOCUMENT_BYTES
 
@@ -111,3 +113,11 @@ class OcpiClient:
         if url is None:
             raise HandshakeError("the party has no CDRs receiver endpoint")
         await self.call("POST", url, party.credentials.token, body=cdr_to_json(cdr))
+
+    async def push_token(self, party: Party, token: Token) -> None:
+        """PUT `token` to the party's (a CPO's) tokens receiver endpoint."""
+        url = party.endpoint("tokens", InterfaceRole.RECEIVER)
+        if url is None:
+            raise HandshakeError("the party has no tokens receiver endpoint")
+        where = f"{url}/{token.country_code}/{token.party_id}/{token.uid}"
+        await self.call("PUT", where, party.credentials.token, body=token_to_json(token))
