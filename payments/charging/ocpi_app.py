@@ -37,7 +37,6 @@ from .errors import (
     HandshakeError,
     OcpiAuthError,
     OcpiFieldError,
-    OcpiPartnerError,
     UnknownObjectError,
 )
 from .ocpi_cdr import cdr_to_json, parse_cdr
@@ -215,7 +214,7 @@ def ocpi_app(
                 raise _Refused(405, 2000, str(error)) from None
         try:
             found = await client.endpoints(theirs.url, theirs.token)
-        except (OcpiPartnerError, ChargingError, OSError) as error:
+        except ChargingError as error:
             raise _Refused(400, 3001, f"unable to use the client's API: {error}") from None
         ours = registry.register(token, theirs, found, new_token())
         return envelope(request, credentials_to_json(ours))

@@ -3,7 +3,8 @@
 It speaks the transport rules: `Authorization: Token <base64 of the token>`, a fresh
 `X-Request-ID` per request and an `X-Correlation-ID` per exchange, the response envelope
 (`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
-`status_code` outside 1xxx raises `OcpiPartnerError`. It registers with a party (the client
+`status_code` outside 1xxx raises `OcpiPartnerError`, and so does a transport failure or an
+answer over `MAX_RESPONSE_BYTES` (read no further). It registers with a party (the client
 side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import base64
 import uuid
 from typing import TYPE_CHECKING
+
+import httpx
 
 from . import ocpi_json as j
 from .errors import HandshakeError, OcpiFieldError, OcpiPartnerError
@@ -30,8 +33,6 @@ from .ocpi_credentials import (
 from .ocpi_session import token_to_json
 
 if TYPE_CHECKING:
-    import httpx
-
     from .ocpi_cdr import Cdr
     from .ocpi_session import Token
 
@@ -68,10 +69,17 @@ class OcpiClient:
         if body is not None:
             content = j.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        response = await self._http.request(method, url, headers=headers, content=content)
-        raw = response.content[: MAX_RESPONSE_BYTES + 1]
         try:
-            envelope = j.obj(j.loads(raw), "response")
+            async with self._http.stream(method, url, headers=headers, content=content) as response:
+                raw = bytearray()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_RESPONSE_BYTES:
+                        break
+        except httpx.HTTPError as error:
+            raise OcpiPartnerError(0, 0, f"{method} {url}: {error!r}") from None
+        try:
+            envelope = j.obj(j.loads(bytes(raw)), "response")
             status = j.integer(envelope, "status_code", "response")
         except OcpiFieldError as error:
             raise OcpiPartnerError(

@@ -308,4 +308,17 @@ async def test_over_real_loopback_sockets() -> None:
         assert cpo_view is not None
         await world.cpo.client.push_cdr(cpo_view, _cdr())
         assert list(world.emsp.store.cdrs.rows) == ["CDR-1"]
+        # a party whose versions URL refuses connections: 3001, nothing registered
+        world.cpo.registry.issue("token-A2")
+        gone = credentials_to_json(
+            dataclasses.replace(
+                world.emsp.registry.ours, token="token-B2", url="http://127.0.0.1:1/ocpi/versions"
+            )
+        )
+        with pytest.raises(OcpiPartnerError) as refused:
+            await world.emsp.client.call(
+                "POST", f"{world.cpo_url}/ocpi/2.2.1/credentials", "token-A2", body=gone
+            )
+        assert refused.value.status_code == 3001
+        assert "token-A2" in world.cpo.registry.pending
         nursery.cancel_scope.cancel()
