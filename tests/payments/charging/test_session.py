@@ -1,0 +1,163 @@
+"""The sans-I/O session core (`payments.charging.session`): events applied once in any order,
+energy from register readings, and the stop decisions of pay as you charge and prepaid."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payments.charging.errors import EventConflictError, MalformedEventError, SessionLimitError
+from payments.charging.session import (
+    MAX_SESSIONS_PER_CHARGE_POINT,
+    EventKind,
+    SessionBook,
+    SessionLimits,
+    StopReason,
+    TransactionEvent,
+)
+
+
+def per_kwh(energy_wh: int, duration_s: int) -> int:
+    """300 minor units per kWh, rounded up."""
+    del duration_s
+    return -(-energy_wh * 300 // 1000)
+
+
+def event(seq: int, kind: EventKind, t: int, wh: int | None, **extra: object) -> TransactionEvent:
+    return TransactionEvent(
+        charge_point="CP1",
+        transaction_id="tx1",
+        seq_no=seq,
+        kind=kind,
+        timestamp_s=t,
+        register_wh=wh,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+SESSION = [
+    event(0, EventKind.STARTED, 1000, 5000, id_token="TOKEN"),
+    *(event(i, EventKind.UPDATED, 1000 + 60 * i, 5000 + 250 * i) for i in range(1, 9)),
+    event(9, EventKind.ENDED, 1600, 7300, signed_meter_value="OCMF|{...}"),
+]
+
+
+def test_in_order_session_bills_the_register_difference() -> None:
+    book = SessionBook(per_kwh)
+    for e in SESSION:
+        assert book.apply(e).new
+    session = book.sessions[("CP1", "tx1")]
+    assert session.ended
+    assert session.energy_wh == 2300
+    assert session.duration_s == 600
+    assert session.billed() == per_kwh(2300, 600) == 690
+    assert session.id_token == "TOKEN"
+    assert [s.data for s in session.signed] == ["OCMF|{...}"]
+
+
+@given(st.permutations(SESSION), st.lists(st.sampled_from(SESSION), max_size=10))
+def test_any_order_with_repeats_gives_the_same_session(
+    order: list[TransactionEvent], repeats: list[TransactionEvent]
+) -> None:
+    book = SessionBook(per_kwh)
+    news = [book.apply(e).new for e in [*order, *repeats]]
+    assert sum(news) == len(SESSION)
+    session = book.sessions[("CP1", "tx1")]
+    assert (session.energy_wh, session.duration_s, session.billed()) == (2300, 600, 690)
+    assert session.start_wh == 5000
+
+
+def test_a_repeated_seq_changes_nothing() -> None:
+    book = SessionBook(per_kwh)
+    book.apply(SESSION[0])
+    book.apply(SESSION[1])
+    again = book.apply(event(1, EventKind.UPDATED, 9999, 9_999_999))
+    assert not again.new
+    assert again.session.energy_wh == 250
+
+
+def test_conflicting_events_are_refused_and_change_nothing() -> None:
+    book = SessionBook(per_kwh)
+    book.apply(SESSION[0])
+    with pytest.raises(EventConflictError):
+        book.apply(event(5, EventKind.STARTED, 1000, 5000))
+    with pytest.raises(EventConflictError):
+        book.apply(event(6, EventKind.UPDATED, 1100, 4999))
+    book.apply(SESSION[-1])
+    with pytest.raises(EventConflictError):
+        book.apply(event(10, EventKind.ENDED, 1700, 8000))
+    session = book.sessions[("CP1", "tx1")]
+    assert session.seen == {0, 9}
+    assert session.energy_wh == 2300
+
+
+def test_a_late_start_above_a_reading_is_refused() -> None:
+    book = SessionBook(per_kwh)
+    book.apply(SESSION[3])
+    with pytest.raises(EventConflictError):
+        book.apply(event(0, EventKind.STARTED, 1000, 6000))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"seq_no": -1},
+        {"seq_no": True},
+        {"register_wh": 10**16},
+        {"transaction_id": ""},
+        {"charge_point": "x" * 65},
+        {"signed_meter_value": "x" * 9000},
+        {"timestamp_s": -5},
+    ],
+)
+def test_malformed_events_are_refused(fields: dict[str, object]) -> None:
+    base: dict[str, object] = {
+        "charge_point": "CP1",
+        "transaction_id": "tx",
+        "seq_no": 1,
+        "kind": EventKind.UPDATED,
+        "timestamp_s": 1,
+        "register_wh": 1,
+    }
+    with pytest.raises(MalformedEventError):
+        TransactionEvent(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_payment_lag_beyond_the_margin_stops_once() -> None:
+    book = SessionBook(per_kwh, SessionLimits(margin=100))
+    for e in SESSION[:4]:
+        applied = book.apply(e)
+        applied.session.credit(applied.session.due())  # the driver keeps up
+        assert applied.stop is None
+    stops = [book.apply(e).stop for e in SESSION[4:]]
+    # paid 225 for 750 Wh at seq 3; 75 per 250 Wh after: 75 due at seq 4, 150 > 100 at seq 5
+    assert stops[0] is None
+    assert stops[1] is not None
+    assert stops[1].reason is StopReason.PAYMENT_LAG
+    assert stops[2:] == [None] * (len(stops) - 2)
+
+
+def test_prepaid_energy_and_time() -> None:
+    book = SessionBook(per_kwh)
+    book.open(("CP1", "tx1"), SessionLimits(energy_wh=1000))
+    reasons = [a.stop.reason for e in SESSION if (a := book.apply(e)).stop is not None]
+    assert reasons == [StopReason.PREPAID_ENERGY]
+    book = SessionBook(per_kwh)
+    book.open(("CP1", "tx1"), SessionLimits(duration_s=300))
+    book.apply(SESSION[0])
+    assert book.tick(1299) == []
+    [stop] = book.tick(1300)
+    assert stop.reason is StopReason.PREPAID_TIME
+    assert book.tick(1400) == []
+
+
+def test_sessions_are_bounded_per_charge_point() -> None:
+    book = SessionBook(per_kwh)
+    for i in range(MAX_SESSIONS_PER_CHARGE_POINT):
+        book.open(("CP1", f"t{i}"))
+    with pytest.raises(SessionLimitError):
+        book.open(("CP1", "one-more"))
+    book.close(("CP1", "t0"))
+    book.open(("CP1", "one-more"))
+    book.open(("CP2", "t0"))
