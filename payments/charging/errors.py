@@ -1,14 +1,24 @@
 """The error tree of `payments.charging`, rooted in the package's `PaymentError`.
 
+A flat list: one class per rule a caller must tell apart, each with typed context. Input from a
+partner (an eMSP's JSON, a charger's figures) that breaks a rule raises one of these before any
+state changes. This module imports only the package's root error.
+
 ```
 PaymentError
-└── SessionError                    a charging session event or command the CSMS must refuse
-    ├── MalformedEventError         a field out of range (ids, seqNo, register, timestamps)
-    ├── EventConflictError          a second Started/Ended with another seqNo, or a meter
-    │                               register below the session's start
-    ├── SessionLimitError           too many sessions for one charge point or in total
-    ├── UnknownSessionError         no such session
-    └── StationAuthError            unknown station or wrong password
+└── ChargingError                    EV charging (`payments.charging`)
+    ├── OcpiFieldError               a JSON field missing, of the wrong type or out of range
+    ├── UnknownEnumError             an enum value OCPI 2.2.1 does not define
+    ├── ExcessPrecisionError         a decimal finer than its exact integer unit
+    ├── UnknownCurrencyError         not an ISO 4217 code this module knows the minor unit of
+    ├── InvalidTariffError           a tariff that parses but cannot be priced
+    ├── InvalidUsageError            a session description that is not a valid timeline
+    ├── CurrencyMismatchError        a tariff and a session, CDR or price in other currencies
+    ├── CdrSentError                 changing a CDR after it was sent (OCPI: immutable)
+    ├── UnknownObjectError           no such tariff, session, CDR or token
+    ├── OcpiAuthError                a request without a valid credentials token
+    ├── HandshakeError               a credentials exchange step out of order or refused
+    └── OcpiPartnerError             the partner answered with an OCPI error status
 ```
 """
 
@@ -17,7 +27,130 @@ from __future__ import annotations
 from ..errors import PaymentError
 
 
-class SessionError(PaymentError):
+class ChargingError(PaymentError):
+    """Root of the EV charging errors."""
+
+
+class OcpiFieldError(ChargingError):
+    """A field of an OCPI object that is missing, of the wrong JSON type, or out of range."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class UnknownEnumError(ChargingError):
+    """A value that is not one of the members OCPI 2.2.1 defines for the enum."""
+
+    def __init__(self, field: str, value: object, enum: str) -> None:
+        super().__init__(f"{field}: {value!r} is not a {enum}")
+        self.field = field
+        self.value = value
+        self.enum = enum
+
+
+class ExcessPrecisionError(ChargingError):
+    """A decimal with more digits than the exact integer unit it is stored in."""
+
+    def __init__(self, field: str, value: object, digits: int) -> None:
+        super().__init__(f"{field}: {value} has more than {digits} decimal digits")
+        self.field = field
+        self.value = value
+        self.digits = digits
+
+
+class UnknownCurrencyError(ChargingError):
+    """A currency that is not a three-letter ISO 4217 code with a known minor unit."""
+
+    def __init__(self, currency: object) -> None:
+        super().__init__(f"unknown currency {currency!r}")
+        self.currency = currency
+
+
+class InvalidTariffError(ChargingError):
+    """A tariff that is well formed JSON but cannot be priced (no elements, min above max)."""
+
+    def __init__(self, tariff_id: str, reason: str) -> None:
+        super().__init__(f"tariff {tariff_id!r}: {reason}")
+        self.tariff_id = tariff_id
+        self.reason = reason
+
+
+class InvalidUsageError(ChargingError):
+    """A session description that is not a timeline: periods out of order or outside the
+    session, negative energy, an end before the start, a naive timestamp."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"session {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class CurrencyMismatchError(ChargingError):
+    """Two amounts or objects that must share a currency do not."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"currency {got}, expected {expected}")
+        self.expected = expected
+        self.got = got
+
+
+class CdrSentError(ChargingError):
+    """A change to a CDR that was already sent: correct it with a credit CDR instead."""
+
+    def __init__(self, cdr_id: str) -> None:
+        super().__init__(f"CDR {cdr_id!r} was sent and is immutable; issue a credit CDR")
+        self.cdr_id = cdr_id
+
+
+class UnknownObjectError(ChargingError):
+    """No tariff, session, CDR, token or party with this id."""
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        super().__init__(f"unknown {kind} {object_id!r}")
+        self.kind = kind
+        self.object_id = object_id
+
+
+class OcpiAuthError(ChargingError):
+    """An OCPI request whose `Authorization: Token ...` header is missing or not accepted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"OCPI authorization: {reason}")
+        self.reason = reason
+
+
+class HandshakeError(ChargingError):
+    """A credentials (Token A/B/C) step that is out of order, or refused by the partner."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"credentials handshake: {reason}")
+        self.reason = reason
+
+
+class OcpiPartnerError(ChargingError):
+    """The partner answered with an HTTP error or an OCPI `status_code` other than 1xxx."""
+
+    def __init__(self, http_status: int, status_code: int, message: str) -> None:
+        super().__init__(f"partner answered HTTP {http_status}, OCPI {status_code}: {message}")
+        self.http_status = http_status
+        self.status_code = status_code
+        self.message = message
+
+
+# -- the CSMS (`session`, `store`, `csms`, `payment`) -----------------------------------------
+#
+# ChargingError
+# └── SessionError                  a charging session event or command the CSMS must refuse
+#     ├── MalformedEventError       a field out of range (ids, seqNo, register, timestamps)
+#     ├── EventConflictError        a second Started/Ended, or a register below the start
+#     ├── SessionLimitError         too many sessions for one charge point or in total
+#     ├── UnknownSessionError       no such session
+#     └── StationAuthError          unknown station or wrong password
+
+
+class SessionError(ChargingError):
     """A charging session event or command the CSMS refuses; nothing was applied."""
 
 

@@ -18,6 +18,12 @@ ALLOWED = {
     "payments.transports": {"payments.errors", "payments.channels", "payments.transports"},
     "payments.ledger": {"payments.errors", "payments.channels", "payments.ledger"},
     "payments.payperuse": {"payments.errors", "payments.channels", "payments.payperuse"},
+    "payments.charging": {
+        "payments.errors",
+        "payments.channels",
+        "payments.payperuse",
+        "payments.charging",
+    },
 }
 
 
