@@ -218,7 +218,7 @@ class ChargingSession:
         """What the driver owes now."""
         return max(0, self.billed() - self.paid)
 
-    def _check(self, event: TransactionEvent) -> None:
+    def check(self, event: TransactionEvent) -> None:
         """Every refusal of `apply`, before anything changes."""
         if event.key != self.key:
             raise EventConflictError(self.key, f"event for {event.key}")
@@ -239,7 +239,7 @@ class ChargingSession:
         """Apply `event` once; False (and nothing changes) if its seq was applied already."""
         if event.seq_no in self.seen:
             return False
-        self._check(event)
+        self.check(event)
         self.seen.add(event.seq_no)
         t, reading = event.timestamp_s, event.register_wh
         self.first_s = t if self.first_s is None else min(self.first_s, t)
