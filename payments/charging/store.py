@@ -308,3 +308,15 @@ class CsmsStore:
         if row is None:
             raise RuntimeError("transaction id vanished")
         return int(row[0])
+
+    async def sessions(self, limit: int = 1000) -> list[dict[str, object]]:
+        """A summary row per session, newest first: events, first and last register, bill."""
+        query = """
+            SELECT e.charge_point, e.transaction_id, count(*), min(e.register_wh),
+                   max(e.register_wh), min(e.timestamp_s), max(e.timestamp_s), b.amount
+            FROM events e LEFT JOIN bills b
+              ON b.charge_point = e.charge_point AND b.transaction_id = e.transaction_id
+            GROUP BY e.charge_point, e.transaction_id ORDER BY min(e.timestamp_s) DESC LIMIT ?"""
+        names = "charge_point transaction_id events first_wh last_wh start_s last_s billed".split()
+        async with self.db.execute(query, (limit,)) as rows:
+            return [dict(zip(names, r, strict=True)) async for r in rows]
