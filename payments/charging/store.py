@@ -317,6 +317,15 @@ class CsmsStore:
             FROM events e LEFT JOIN bills b
               ON b.charge_point = e.charge_point AND b.transaction_id = e.transaction_id
             GROUP BY e.charge_point, e.transaction_id ORDER BY min(e.timestamp_s) DESC LIMIT ?"""
-        names = "charge_point transaction_id events first_wh last_wh start_s last_s billed".split()
+        names = [
+            "charge_point",
+            "transaction_id",
+            "events",
+            "first_wh",
+            "last_wh",
+            "start_s",
+            "last_s",
+            "billed",
+        ]
         async with self.db.execute(query, (limit,)) as rows:
             return [dict(zip(names, r, strict=True)) async for r in rows]
