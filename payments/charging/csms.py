@@ -67,6 +67,8 @@ class Csms:
     book: SessionBook = field(init=False)
     stations: dict[str, StationConnection] = field(default_factory=dict)
     stops: list[StopSession] = field(default_factory=list)
+    by_token: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The latest session each accepted id token started."""
     on_bill: list[Callable[[Bill], Awaitable[None]]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -80,6 +82,8 @@ class Csms:
             binding = await self.store.binding(key)
             session = self.book.open(key, binding.limits if binding else None)
             session.paid = binding.paid if binding else 0
+            if binding is not None and binding.id_token is not None:
+                self.by_token[binding.id_token] = key
             for event in await self.store.events(key):
                 session.apply(event)
             if session.ended:
@@ -91,14 +95,18 @@ class Csms:
         await self.store.check_password(station, password)
 
     async def start(self, event: TransactionEvent) -> bool:
-        """A Started event with an id token: bind the session (if the token is accepted) and
-        apply it. Returns whether the token was accepted."""
-        binding = await self.authorize(event.id_token) if event.id_token else None
+        """A Started event with an id token: bind the session (if the token is accepted; a
+        resent start keeps the binding it got the first time) and apply it. Returns whether the
+        token was accepted."""
+        binding = await self.store.binding(event.key)
+        if binding is None and event.id_token is not None:
+            binding = await self.authorize(event.id_token)
+            if binding is not None:
+                await self.store.bind(event.key, binding)
         if binding is not None:
-            await self.store.bind(event.key, binding)
-            stored = await self.store.binding(event.key) or binding
-            session = self.book.open(event.key, stored.limits)
-            session.paid = max(session.paid, stored.paid)
+            session = self.book.open(event.key, binding.limits)
+            session.paid = max(session.paid, binding.paid)
+            self.by_token[binding.id_token or ""] = event.key
         await self.event(event)
         return binding is not None
 

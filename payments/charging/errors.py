@@ -147,7 +147,8 @@ class OcpiPartnerError(ChargingError):
 #     ├── EventConflictError        a second Started/Ended, or a register below the start
 #     ├── SessionLimitError         too many sessions for one charge point or in total
 #     ├── UnknownSessionError       no such session
-#     └── StationAuthError          unknown station or wrong password
+#     ├── StationAuthError          unknown station or wrong password
+#     └── TokenBindingError         a token not bound to (or not signed for) the channel
 
 
 class SessionError(ChargingError):
@@ -195,3 +196,12 @@ class StationAuthError(SessionError):
     def __init__(self, station: str) -> None:
         super().__init__(f"station {station!r} refused")
         self.station = station
+
+
+class TokenBindingError(SessionError):
+    """An id token that cannot be bound to, or paid through, the channel given."""
+
+    def __init__(self, id_token: str, reason: str) -> None:
+        super().__init__(f"token {id_token!r}: {reason}")
+        self.id_token = id_token
+        self.reason = reason

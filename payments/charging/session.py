@@ -17,8 +17,9 @@ latest) one. A reading below the start register is refused (`EventConflictError`
 
 After each event the session is priced with the `Pricing` callable it was given (the OCPI tariff
 engine's price, or a flat per-kWh price) and checked against its `SessionLimits`: it emits one
-`StopSession` decision when the unpaid amount passes the margin (pay as you charge) or when the
-prepaid energy or time is reached. `tick(now)` checks the time limit between meter values.
+`StopSession` decision when the unpaid amount would pass the margin by the next meter value (the
+energy of the last step again, unpaid: pay as you charge), or when the prepaid energy or time is
+reached. `tick(now)` checks the time limit between meter values.
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ class ChargingSession:
     started_seq: int | None = None
     ended_seq: int | None = None
     paid: int = 0
+    step_wh: int = 0
     stop_sent: bool = False
     signed: list[SignedReading] = field(default_factory=list)
 
@@ -245,6 +247,8 @@ class ChargingSession:
         self.first_s = t if self.first_s is None else min(self.first_s, t)
         self.last_s = t if self.last_s is None else max(self.last_s, t)
         if reading is not None:
+            if self.high_wh is not None and reading > self.high_wh:
+                self.step_wh = reading - self.high_wh
             self.low_wh = reading if self.low_wh is None else min(self.low_wh, reading)
             self.high_wh = reading if self.high_wh is None else max(self.high_wh, reading)
         if event.kind is EventKind.STARTED:
@@ -281,8 +285,12 @@ class ChargingSession:
 
     def _reason(self, now_s: int | None) -> StopReason | None:
         limits = self.limits
-        if limits.margin is not None and self.due() > limits.margin:
-            return StopReason.PAYMENT_LAG
+        if limits.margin is not None:
+            # stop when the driver would owe more than the margin one meter interval from now
+            # (the charger stops within one interval): the last step's energy again, unpaid
+            projected = self.pricing(self.energy_wh + self.step_wh, self.duration_s) - self.paid
+            if projected > limits.margin:
+                return StopReason.PAYMENT_LAG
         if limits.energy_wh is not None and self.energy_wh >= limits.energy_wh:
             return StopReason.PREPAID_ENERGY
         if limits.duration_s is not None:

@@ -16,6 +16,7 @@ sessions(charge_point, transaction_id, id_token, channel_id, margin, energy_wh, 
          PK(charge_point, transaction_id))
 bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_point,
       transaction_id))
+tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
 ```
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS bills (
     charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, energy_wh INTEGER NOT NULL,
     duration_s INTEGER NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (charge_point, transaction_id));
+CREATE TABLE IF NOT EXISTS tokens (
+    id_token TEXT PRIMARY KEY, channel_id BLOB NOT NULL, prepaid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions16 (
     id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
     connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL, meter_start INTEGER NOT NULL,
@@ -329,3 +332,17 @@ class CsmsStore:
         ]
         async with self.db.execute(query, (limit,)) as rows:
             return [dict(zip(names, r, strict=True)) async for r in rows]
+
+    async def save_token(self, id_token: str, channel_id: bytes, prepaid: int) -> None:
+        """Bind `id_token` to a driver's channel (with what it prepaid, 0 for pay as you go)."""
+        await self.db.execute(
+            "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
+        )
+        await self.db.commit()
+
+    async def token(self, id_token: str) -> tuple[bytes, int] | None:
+        """The channel `id_token` is bound to and its prepaid amount, if bound."""
+        query = "SELECT channel_id, prepaid FROM tokens WHERE id_token = ?"
+        async with self.db.execute(query, (id_token,)) as c:
+            row = await c.fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]))

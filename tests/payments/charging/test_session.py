@@ -125,13 +125,15 @@ def test_malformed_events_are_refused(fields: dict[str, object]) -> None:
 
 
 def test_payment_lag_beyond_the_margin_stops_once() -> None:
-    book = SessionBook(per_kwh, SessionLimits(margin=100))
+    book = SessionBook(per_kwh, SessionLimits(margin=200))
     for e in SESSION[:4]:
         applied = book.apply(e)
         applied.session.credit(applied.session.due())  # the driver keeps up
         assert applied.stop is None
     stops = [book.apply(e).stop for e in SESSION[4:]]
-    # paid 225 for 750 Wh at seq 3; 75 per 250 Wh after: 75 due at seq 4, 150 > 100 at seq 5
+    # paid 225 for 750 Wh at seq 3; 75 per 250 Wh step: 75 due at seq 4 (150 by the next step),
+    # 150 due at seq 5 and 225 > 200 by the next step: the stop comes at seq 5, while the driver
+    # owes less than the margin
     assert stops[0] is None
     assert stops[1] is not None
     assert stops[1].reason is StopReason.PAYMENT_LAG
