@@ -11,11 +11,17 @@ request, 401 without the operator token, 404 for an unknown session, station or 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
+import logging
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,7 +37,7 @@ from ..payperuse.receipt import b64url_decode, receipt_to_header
 from .errors import StationAuthError, TokenBindingError, UnknownSessionError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.requests import Request
 
@@ -269,3 +275,28 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
         "paths": paths,
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+@contextlib.asynccontextmanager
+async def serve_backoffice(app: Starlette, host: str, port: int) -> AsyncIterator[int]:
+    """Serve `app` with hypercorn on the running asyncio loop; yields the bound port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+    config = HypercornConfig()
+    config.bind = [f"fd://{listener.fileno()}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger(f"{__name__}.server")
+    config.include_server_header = False
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    )
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        listener.close()

@@ -1,16 +1,22 @@
 """`tanglepay charging ...`: run the CSMS and look after its stations, sessions and bills.
 
 ```
-tanglepay charging serve --db csms.sqlite [--host 127.0.0.1] [--port 8180] [--price-per-kwh 30]
+tanglepay charging serve --db csms.sqlite [--host 127.0.0.1] [--port 8180] [--api-port 8181]
+                         [--price-per-kwh 30] [--node-api http://127.0.0.1:14265
+                          --network-id N --cpo-seed-file cpo.seed --margin 100]
 tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
 tanglepay charging stations list [--json]
 tanglepay charging sessions [--json]
 tanglepay charging cdrs [--json]
 ```
 
-`serve` runs the CSMS on asyncio until SIGINT or SIGTERM and prints one line (with `--json`, one
-JSON object) naming the URL charge points connect to: `ws://HOST:PORT/ocpp/<station id>`. A CSMS
-restarted on the same database resumes every unbilled session. `cdrs` lists the final bill of
+`serve` runs the CSMS and its back-office API (`backoffice.py`) on asyncio until SIGINT or
+SIGTERM and prints one line (with `--json`, one JSON object) naming the URL charge points connect
+to, `ws://HOST:PORT/ocpp/<station id>`, and the API's URL. The operator token is read from
+`$CSMS_OPERATOR_TOKEN` (operator routes answer 401 while it is unset). With `--node-api`, drivers
+pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API;
+the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. A CSMS restarted on
+the same database resumes every unbilled session. `cdrs` lists the final bill of
 each ended session. Errors are one line on stderr, exit status 2.
 """
 
@@ -18,19 +24,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wallet.client import NodeClient
+from wallet.keys import AddressKey, ExtendedKey
+
+from ..channels.service import PayeeService
+from ..channels.store import ChannelStore
 from ..errors import PaymentError
+from ..payperuse.cashier import Cashier, LedgerDirectory
+from ..payperuse.metering import Tariff
+from .backoffice import backoffice_app, serve_backoffice
 from .csms import Csms, serve_csms
+from .payment import ChargePayments
 from .store import CsmsStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the CSMS")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8180)
+    serve.add_argument("--api-port", type=int, default=8181, help="the back-office API")
     serve.add_argument("--price-per-kwh", type=int, default=30, help="minor units per kWh")
+    serve.add_argument("--node-api", help="a node's HTTP API: take channel payments")
+    serve.add_argument("--network-id", type=int, default=0)
+    serve.add_argument("--cpo-seed-file", type=Path, help="the CPO's channel key seed (hex)")
+    serve.add_argument("--margin", type=int, default=100, help="most a driver may owe")
     stations = commands.add_parser("stations", help="add or list charge points")
     actions = stations.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="register a station (or set its password)")
@@ -53,31 +75,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def per_kwh(price: int) -> Callable[[int, int], int]:
-    """`price` minor units per kWh, rounded up, whatever the duration."""
-
-    def pricing(energy_wh: int, duration_s: int) -> int:
-        del duration_s
-        return -(-energy_wh * price // 1000)
-
-    return pricing
-
-
 async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with CsmsStore(args.db) as store:
-        csms = Csms(store=store, pricing=per_kwh(args.price_per_kwh))
+    tariff = Tariff.per_kwh(args.price_per_kwh)
+    operator = os.environ.get("CSMS_OPERATOR_TOKEN") or secrets.token_hex(32)
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(CsmsStore(args.db))
+        csms = Csms(store=store, pricing=lambda wh, s: tariff.cost(wh))
+        payments = None
+        if args.node_api:
+            payments = await stack.enter_async_context(_payments(args, csms, tariff))
+            csms.authorize = payments.authorize
         resumed = await csms.restore()
-        async with serve_csms(csms, args.host, args.port) as server:
-            host, port = next(iter(server.sockets)).getsockname()[:2]
-            url = f"ws://{host}:{port}/ocpp"
-            line = {"url": url, "resumed_sessions": resumed, "pid": os.getpid()}
-            print(json.dumps(line) if args.json else f"CSMS at {url}/<station>", flush=True)
-            await stop.wait()
+        server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
+        app = backoffice_app(csms, payments, operator)
+        api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))
+        host, port = next(iter(server.sockets)).getsockname()[:2]
+        url = f"ws://{host}:{port}/ocpp"
+        line = {
+            "url": url,
+            "api": f"http://{host}:{api_port}",
+            "resumed_sessions": resumed,
+            "payments": payments is not None,
+            "pid": os.getpid(),
+        }
+        print(json.dumps(line) if args.json else f"CSMS at {url}/<station>", flush=True)
+        await stop.wait()
     print("stopped" if not args.json else json.dumps({"stopped": True}), flush=True)
+
+
+@contextlib.asynccontextmanager
+async def _payments(
+    args: argparse.Namespace, csms: Csms, tariff: Tariff
+) -> AsyncIterator[ChargePayments]:
+    if args.cpo_seed_file is None:
+        raise SystemExit("error: --node-api needs --cpo-seed-file")
+    seed = bytes.fromhex(args.cpo_seed_file.read_text().strip())
+    signer = AddressKey(ExtendedKey.from_seed(seed))
+    async with (
+        NodeClient(args.node_api) as node,
+        ChannelStore(args.db.with_suffix(".channels.sqlite")) as channels,
+    ):
+        cashier = Cashier(
+            payee=signer.public_key,
+            network_id=args.network_id,
+            directory=LedgerDirectory(node, args.network_id),
+            service=PayeeService(channels),
+        )
+        yield ChargePayments(
+            csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin
+        )
 
 
 async def _query(args: argparse.Namespace) -> object:

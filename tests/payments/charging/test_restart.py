@@ -48,6 +48,8 @@ class CsmsProcess:
                 "serve",
                 "--port",
                 "0",
+                "--api-port",
+                "0",
             ],
             stdout=subprocess.PIPE,
             env=env,
