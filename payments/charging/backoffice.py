@@ -299,4 +299,5 @@ async def serve_backoffice(app: Starlette, host: str, port: int) -> AsyncIterato
     finally:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
-        listener.close()
+        with contextlib.suppress(OSError):  # hypercorn closes the descriptor it was given
+            listener.close()
