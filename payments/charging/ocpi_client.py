@@ -1,0 +1,113 @@
+"""An OCPI 2.2.1 client over an `httpx.AsyncClient` (anyio: runs under asyncio or trio).
+
+It speaks the transport rules: `Authorization: Token <base64 of the token>`, a fresh
+`X-Request-ID` per request and an `X-Correlation-ID` per exchange, the response envelope
+(`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
+`status_code` outside 1xxx raises `OcpiPartnerError`. It registers with a party (the client
+side of the Token A/B/C handshake), reads versions, and pushes CDRs to an eMSP.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import TYPE_CHECKING
+
+from . import ocpi_json as j
+from .errors import HandshakeError, OcpiFieldError, OcpiPartnerError
+from .ocpi_cdr import cdr_to_json
+from .ocpi_credentials import (
+    VERSION,
+    Credentials,
+    Endpoint,
+    InterfaceRole,
+    Party,
+    credentials_to_json,
+    parse_credentials,
+    parse_endpoints,
+    parse_versions,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .ocpi_cdr import Cdr
+
+MAX_RESPONSE_BYTES = j.MAX_DOCUMENT_BYTES
+
+
+def authorization(token: str) -> str:
+    """The Authorization header value for `token` (OCPI 2.2: base64 of the token)."""
+    return "Token " + base64.b64encode(token.encode()).decode()
+
+
+class OcpiClient:
+    """Calls one party's OCPI endpoints with the token it gave us."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        body: object = None,
+        correlation_id: str | None = None,
+    ) -> object:
+        """One request; returns the envelope's `data`."""
+        headers = {
+            "Authorization": authorization(token),
+            "X-Request-ID": str(uuid.uuid4()),
+            "X-Correlation-ID": correlation_id or str(uuid.uuid4()),
+        }
+        content = None
+        if body is not None:
+            content = j.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        response = await self._http.request(method, url, headers=headers, content=content)
+        raw = response.content[: MAX_RESPONSE_BYTES + 1]
+        try:
+            envelope = j.obj(j.loads(raw), "response")
+            status = j.integer(envelope, "status_code", "response")
+        except OcpiFieldError as error:
+            raise OcpiPartnerError(
+                response.status_code, 0, f"not an OCPI response: {error}"
+            ) from None
+        message = j.text(envelope, "status_message", "response", max_len=512, required=False)
+        if response.status_code >= 400 or status is None or not 1000 <= status < 2000:
+            raise OcpiPartnerError(response.status_code, status or 0, message or "")
+        return envelope.get("data")
+
+    async def versions(self, url: str, token: str) -> dict[str, str]:
+        return parse_versions(await self.call("GET", url, token))
+
+    async def endpoints(self, versions_url: str, token: str) -> tuple[Endpoint, ...]:
+        """The endpoints of version 2.2.1 from a party's versions URL."""
+        details = (await self.versions(versions_url, token)).get(VERSION)
+        if details is None:
+            raise HandshakeError(f"the party does not offer OCPI {VERSION}")
+        version, endpoints = parse_endpoints(await self.call("GET", details, token))
+        if version != VERSION:
+            raise HandshakeError(f"version details for {version}, asked for {VERSION}")
+        return endpoints
+
+    async def register(self, versions_url: str, token_a: str, ours: Credentials) -> Party:
+        """The client side of registration: with Token A, POST `ours` (carrying our Token B)
+        to the party's credentials endpoint; returns the party with its Token C."""
+        endpoints = await self.endpoints(versions_url, token_a)
+        url = next((e.url for e in endpoints if e.identifier == "credentials"), None)
+        if url is None:
+            raise HandshakeError("the party has no credentials endpoint")
+        theirs = parse_credentials(
+            await self.call("POST", url, token_a, body=credentials_to_json(ours))
+        )
+        return Party(credentials=theirs, endpoints=endpoints, token=ours.token)
+
+    async def push_cdr(self, party: Party, cdr: Cdr) -> None:
+        """POST `cdr` to the party's CDRs receiver endpoint, with the token it gave us."""
+        url = party.endpoint("cdrs", InterfaceRole.RECEIVER)
+        if url is None:
+            raise HandshakeError("the party has no CDRs receiver endpoint")
+        await self.call("POST", url, party.credentials.token, body=cdr_to_json(cdr))
