@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -56,7 +57,7 @@ from payments.channels.wire import encode_signed_proof
 from payments.charging.backoffice import backoffice_app, serve_backoffice
 from payments.charging.csms import Csms, serve_csms
 from payments.charging.payment import ChargePayments, DriverWallet
-from payments.charging.simulator import Charger16, connect_charger
+from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
 from payments.payperuse.metering import Invoice, Tariff
@@ -152,69 +153,96 @@ async def csms_process(directory: Path, count: int) -> None:
             print(json.dumps({"cpu_s": cpu_seconds() - began}), flush=True)
 
 
+def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
+    """Open the measured window once every charge point is in its session (or failed)."""
+    if out["connected"] + out["failed"] == plan["count"] and not plan["ready"].is_set():
+        plan["start_at"] = time.perf_counter() + 0.5
+        plan["stop_at"] = plan["start_at"] + plan["measure_s"]
+        plan["ready"].set()
+
+
 async def one_charge_point(
     url: str, api: httpx.AsyncClient, i: int, plan: dict[str, Any], out: dict[str, Any]
 ) -> None:
     """Charge point `i`: connect, start, and once every charge point of this process is in its
-    session, meter every `INTERVAL_S` for the measured window, paying every `PAY_EVERY`."""
+    session, meter every `INTERVAL_S` for the measured window, paying every `pay_every`. A
+    charge point that fails is counted (and its error kept), not raised."""
     version = "1.6" if i % 2 else "2.0.1"
     key, terms = driver(i)
-    async with connect_charger(url, f"CP{i}", PASSWORD, version) as charger:
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            async with plan["connecting"]:  # a bounded number of handshakes at once
+                charger = await stack.enter_async_context(
+                    connect_charger(url, f"CP{i}", PASSWORD, version)
+                )
+                if isinstance(charger, Charger16):
+                    tx, _ = await charger.start_session(f"TOKEN{i}", 0, time.time())
+                    session = (f"CP{i}", str(tx))
+                else:
+                    await charger.event("Started", f"B{i}", 0, 0, time.time(), id_token=f"TOKEN{i}")
+                    session = (f"CP{i}", f"B{i}")
+            wallet = DriverWallet(PayerChannel(terms, key), TARIFF, CPO.public_key, session)
+            out["connected"] += 1
+            _maybe_ready(plan, out)
+            await plan["ready"].wait()
+            await _meter_and_pay(charger, api, wallet, session, i, plan, out)
+    except Exception as e:  # counted and reported: the run says how many charge points failed
+        out["failed"] += 1
+        out["errors"] = [*out.get("errors", [])[:3], repr(e)]
+        _maybe_ready(plan, out)
+
+
+async def _meter_and_pay(
+    charger: Charger16 | Charger201,
+    api: httpx.AsyncClient,
+    wallet: DriverWallet,
+    session: tuple[str, str],
+    i: int,
+    plan: dict[str, Any],
+    out: dict[str, Any],
+) -> None:
+    stop_at: float = plan["stop_at"]
+    n = 0
+    next_at = plan["start_at"] + (i % 97) / 97 * INTERVAL_S  # spread over the interval
+    while True:
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        sent = time.perf_counter()
+        if sent >= stop_at:
+            return
+        out["lag"].append(sent - next_at)
+        n += 1
+        wh = STEP_WH * n
         if isinstance(charger, Charger16):
-            tx, _ = await charger.start_session(f"TOKEN{i}", 0, time.time())
-            session = (f"CP{i}", str(tx))
+            await charger.meter(int(session[1]), wh, time.time())
         else:
-            await charger.event("Started", f"B{i}", 0, 0, time.time(), id_token=f"TOKEN{i}")
-            session = (f"CP{i}", f"B{i}")
-        wallet = DriverWallet(PayerChannel(terms, key), TARIFF, CPO.public_key, session)
-        out["connected"] += 1
-        if out["connected"] == plan["count"]:
-            plan["start_at"] = time.perf_counter() + 0.5
-            plan["stop_at"] = plan["start_at"] + plan["measure_s"]
-            plan["ready"].set()
-        await plan["ready"].wait()
-        stop_at: float = plan["stop_at"]
-        n = 0
-        # spread the charge points over the interval
-        next_at = plan["start_at"] + (i % 97) / 97 * INTERVAL_S
-        while True:
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-            sent = time.perf_counter()
-            if sent >= stop_at:
-                return
-            out["lag"].append(sent - next_at)
-            n += 1
-            wh = STEP_WH * n
-            if isinstance(charger, Charger16):
-                await charger.meter(int(session[1]), wh, time.time())
-            else:
-                await charger.event("Updated", session[1], n, wh, time.time())
-            out["meter"].append(time.perf_counter() - sent)
-            wallet.observe(wh, 0)
-            if n % plan["pay_every"] == 0:
-                began = time.perf_counter()
-                doc = (await api.get(f"/api/tokens/TOKEN{i}/invoice")).json()
-                proof = wallet.settle(Invoice(channel_id=terms.channel_id, **doc))
-                if proof is not None:
-                    header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
-                    paid = await api.post(
-                        f"/api/tokens/TOKEN{i}/payments", headers={PROOF_HEADER: header.decode()}
-                    )
-                    wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
-                    out["pay"].append(time.perf_counter() - began)
-            next_at += INTERVAL_S
+            await charger.event("Updated", session[1], n, wh, time.time())
+        out["meter"].append(time.perf_counter() - sent)
+        wallet.observe(wh, 0)
+        if n % plan["pay_every"] == 0:
+            began = time.perf_counter()
+            doc = (await api.get(f"/api/tokens/TOKEN{i}/invoice")).json()
+            proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
+            if proof is not None:
+                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
+                paid = await api.post(
+                    f"/api/tokens/TOKEN{i}/payments", headers={PROOF_HEADER: header.decode()}
+                )
+                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
+                out["pay"].append(time.perf_counter() - began)
+        next_at += INTERVAL_S
 
 
 async def simulator_process(
     url: str, api: str, first: int, count: int, measure_s: float, pay_every: int
 ) -> None:
     """Charge points `first..first+count`; prints their figures as JSON."""
-    out: dict[str, Any] = {"connected": 0, "lag": [], "meter": [], "pay": []}
+    out: dict[str, Any] = {"connected": 0, "failed": 0, "lag": [], "meter": [], "pay": []}
     plan: dict[str, Any] = {
         "count": count,
         "measure_s": measure_s,
         "pay_every": pay_every,
         "ready": asyncio.Event(),
+        "connecting": asyncio.Semaphore(32),
     }
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=30) as client:
@@ -306,6 +334,8 @@ def measure(stations: int, quick: bool) -> dict[str, Any]:
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else 0.0
     doc: dict[str, Any] = {
         "connected_charge_points": sum(r["connected"] for r in results),
+        "failed_charge_points": sum(r["failed"] for r in results),
+        "errors": [e for r in results for e in r.get("errors", [])][:4],
         "meter_values_per_s": round(rate, 1),
         "meter_values_offered_per_s": round(stations / INTERVAL_S, 1),
         "meter_values": committed,

@@ -172,6 +172,7 @@ async def connect_charger(
         subprotocols=[Subprotocol(f"ocpp{version}")],
         additional_headers={"Authorization": f"Basic {token}"},
         ping_interval=None,
+        open_timeout=60,
     ) as ws:
         charger = Charger16(station, ws) if version == "1.6" else Charger201(station, ws)
         task = asyncio.create_task(charger.start())

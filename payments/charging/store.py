@@ -109,6 +109,9 @@ class CsmsStore:
         self._db: aiosqlite.Connection | None = None
         self._pending: list[tuple[TransactionEvent, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._verified: dict[str, bytes] = {}
+        """station -> SHA-256 of the password last verified with scrypt, so that a station
+        reconnecting costs no scrypt (bounded by the stations registered)."""
 
     async def __aenter__(self) -> Self:
         self._db = await aiosqlite.connect(self.path)
@@ -143,6 +146,7 @@ class CsmsStore:
             "INSERT OR REPLACE INTO stations VALUES (?, ?, ?)", (station, salt, key)
         )
         await self.db.commit()
+        self._verified.pop(station, None)
 
     async def stations(self) -> list[str]:
         """Every registered station id."""
@@ -151,6 +155,10 @@ class CsmsStore:
 
     async def check_password(self, station: str, password: str) -> None:
         """Return if `password` is `station`'s; else `StationAuthError`."""
+        digest = hashlib.sha256(password.encode()).digest()
+        known = self._verified.get(station)
+        if known is not None and hmac.compare_digest(known, digest):
+            return
         async with self.db.execute("SELECT salt, key FROM stations WHERE id = ?", (station,)) as c:
             row = await c.fetchone()
         if row is None:
@@ -158,6 +166,7 @@ class CsmsStore:
         key = await asyncio.to_thread(_password_key, password, row[0])
         if not hmac.compare_digest(key, row[1]):
             raise StationAuthError(station)
+        self._verified[station] = digest
 
     # -- events --------------------------------------------------------------------------------
 
