@@ -128,7 +128,7 @@ async def csms_process(directory: Path, count: int) -> None:
         for i in range(count):
             await store.add_station(f"CP{i}", PASSWORD)
             await store.save_token(f"TOKEN{i}", driver(i)[1].channel_id, 0)
-        csms = Csms(store=store, pricing=lambda wh, s: TARIFF.cost(wh))
+        csms = Csms(store=store, pricing=lambda t, wh, s: TARIFF.cost(wh))
         cashier = Cashier(
             payee=CPO.public_key,
             network_id=NETWORK,
@@ -139,6 +139,7 @@ async def csms_process(directory: Path, count: int) -> None:
             csms=csms, cashier=cashier, signer=CPO, tariff=TARIFF, margin=10**9
         )
         csms.authorize = payments.authorize
+        csms.channel_pricing = payments.pricing
         app = backoffice_app(csms, payments, os.urandom(16).hex())
         async with serve_csms(csms) as server, serve_backoffice(app, "127.0.0.1", 0) as api:
             port = next(iter(server.sockets)).getsockname()[1]

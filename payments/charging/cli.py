@@ -84,11 +84,12 @@ async def _serve(args: argparse.Namespace) -> None:
     operator = os.environ.get("CSMS_OPERATOR_TOKEN") or secrets.token_hex(32)
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CsmsStore(args.db))
-        csms = Csms(store=store, pricing=lambda wh, s: tariff.cost(wh))
+        csms = Csms(store=store, pricing=lambda t, wh, s: tariff.cost(wh))
         payments = None
         if args.node_api:
             payments = await stack.enter_async_context(_payments(args, csms, tariff))
             csms.authorize = payments.authorize
+            csms.channel_pricing = payments.pricing
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
         app = backoffice_app(csms, payments, operator)

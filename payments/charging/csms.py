@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final
 
+from ocpp import messages as ocpp_messages  # type: ignore[import-untyped]
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -63,10 +64,15 @@ class Csms:
     store: CsmsStore
     pricing: Pricing
     authorize: Authorizer = accept_every_token
+    channel_pricing: Pricing | None = None
+    """The price of sessions paid through a channel (the channel's per-kWh tariff, which the
+    driver's wallet checks every bill against); `pricing` prices the others."""
     clock: Callable[[], float] = time.time
     book: SessionBook = field(init=False)
     stations: dict[str, StationConnection] = field(default_factory=dict)
     stops: list[StopSession] = field(default_factory=list)
+    bindings: dict[tuple[str, str], Binding] = field(default_factory=dict)
+    """How each open session is paid (as saved in the store)."""
     by_token: dict[str, tuple[str, str]] = field(default_factory=dict)
     """The latest session each accepted id token started."""
     on_bill: list[Callable[[Bill], Awaitable[None]]] = field(default_factory=list)
@@ -80,8 +86,12 @@ class Csms:
         keys = await self.store.unbilled()
         for key in keys:
             binding = await self.store.binding(key)
-            session = self.book.open(key, binding.limits if binding else None)
+            session = self.book.open(
+                key, binding.limits if binding else None, pricing=self._pricing_of(binding)
+            )
             session.paid = binding.paid if binding else 0
+            if binding is not None:
+                self.bindings[key] = binding
             if binding is not None and binding.id_token is not None:
                 self.by_token[binding.id_token] = key
             for event in await self.store.events(key):
@@ -104,14 +114,26 @@ class Csms:
             if binding is not None:
                 await self.store.bind(event.key, binding)
         if binding is not None:
-            session = self.book.open(event.key, binding.limits)
+            session = self.book.open(event.key, binding.limits, pricing=self._pricing_of(binding))
             session.paid = max(session.paid, binding.paid)
+            self.bindings[event.key] = binding
             self.by_token[binding.id_token or ""] = event.key
         await self.event(event)
         return binding is not None
 
-    async def event(self, event: TransactionEvent) -> ChargingSession:
-        """Apply one transaction event once, durably, then act on the core's decision."""
+    def _pricing_of(self, binding: Binding | None) -> Pricing | None:
+        if binding is not None and binding.channel_id is not None:
+            return self.channel_pricing
+        return None
+
+    async def event(self, event: TransactionEvent) -> ChargingSession | None:
+        """Apply one transaction event once, durably, then act on the core's decision. An
+        event of a session already billed and closed (a late offline event) is kept in the
+        store; the bill stands (the energy is the register's highest reading, which the Ended
+        event carried)."""
+        if event.key not in self.book.sessions and await self.store.bill_of(event.key):
+            await self.store.record(event)
+            return None
         session = self.book.open(event.key)
         if event.seq_no in session.seen:
             return session
@@ -143,6 +165,18 @@ class Csms:
         if await self.store.bill(bill):
             for hook in self.on_bill:
                 await hook(bill)
+        self.settle_if_done(session)
+
+    def settle_if_done(self, session: ChargingSession) -> None:
+        """Forget an ended session once nothing more is expected for it: at once if it is not
+        paid through a channel (its bill is final), else once the driver has paid it all."""
+        binding = self.bindings.get(session.key)
+        paid_by_channel = binding is not None and binding.channel_id is not None
+        if session.ended and (not paid_by_channel or session.due() == 0):
+            self.book.close(session.key)
+            self.bindings.pop(session.key, None)
+            if binding is not None and self.by_token.get(binding.id_token or "") == session.key:
+                del self.by_token[binding.id_token or ""]
 
     async def _stop(self, stop: StopSession) -> None:
         connection = self.stations.get(stop.charge_point)
@@ -242,6 +276,10 @@ async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> Asyn
     async def handler(connection: ServerConnection) -> None:
         await _connection_handler(csms, connection)
 
+    # The `ocpp` library validates each message against its JSON schema in a worker thread by
+    # default; a validation takes ~0.3 ms and holds the GIL, so the thread hops cost more than
+    # they free: validate on the loop.
+    ocpp_messages.ASYNC_VALIDATION = False
     async with serve(
         handler,
         host,

@@ -74,9 +74,9 @@ class ChargePayments:
     increment_wh: int = 1000
     """The first increment Authorize requires the channel to cover."""
 
-    def pricing(self, energy_wh: int, duration_s: int) -> int:
-        """The price of a session: the tariff's cost of its energy."""
-        del duration_s
+    def pricing(self, start_s: int, energy_wh: int, duration_s: int) -> int:
+        """The price of a session paid through a channel: the tariff's cost of its energy."""
+        del start_s, duration_s
         return self.tariff.cost(energy_wh)
 
     async def bind(self, id_token: str, channel_id: ChannelId, signature: bytes) -> None:
@@ -124,9 +124,12 @@ class ChargePayments:
         return session
 
     async def invoice(self, key: tuple[str, str]) -> Invoice:
-        """The session's bill so far: energy, its price, what was paid."""
+        """The session's bill so far: energy, its price, what was paid (the final bill once the
+        session ended and was paid in full)."""
+        if key not in self.csms.book.sessions:
+            return await self._final_invoice(key)
         session = self._session(key)
-        binding = await self.csms.store.binding(key)
+        binding = self.csms.bindings.get(key)
         if binding is None or binding.channel_id is None:
             raise UnknownSessionError(key)
         return Invoice(
@@ -136,11 +139,23 @@ class ChargePayments:
             paid=session.paid,
         )
 
+    async def _final_invoice(self, key: tuple[str, str]) -> Invoice:
+        bill = await self.csms.store.bill_of(key)
+        binding = await self.csms.store.binding(key)
+        if bill is None or binding is None or binding.channel_id is None:
+            raise UnknownSessionError(key)
+        return Invoice(
+            channel_id=ChannelId(binding.channel_id),
+            units=bill.energy_wh,
+            amount=bill.amount,
+            paid=binding.paid,
+        )
+
     async def pay(self, key: tuple[str, str], signed: SignedBalanceProof) -> Receipt:
         """Take one payment for session `key` (the channel core's checks and the durable save
         in the cashier), count it, and sign its receipt."""
         session = self._session(key)
-        binding = await self.csms.store.binding(key)
+        binding = self.csms.bindings.get(key)
         if binding is None or binding.channel_id != signed.proof.channel_id:
             raise TokenBindingError(session.id_token or "", "the proof's channel is not bound")
         credit = await self.cashier.accept(signed, price=1)
@@ -148,7 +163,9 @@ class ChargePayments:
         await self.csms.store.add_paid(key, credit.credited)
         meter = self._meter(signed.proof.channel_id, key)
         meter.record(session.energy_wh)
-        return meter.credit(signed.proof, credit.credited)
+        receipt = meter.credit(signed.proof, credit.credited)
+        self.csms.settle_if_done(session)
+        return receipt
 
     def _meter(self, channel_id: ChannelId, key: tuple[str, str]) -> Meter:
         return Meter(

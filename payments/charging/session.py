@@ -33,8 +33,9 @@ from .errors import EventConflictError, MalformedEventError, SessionLimitError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    Pricing = Callable[[int, int], int]
-    """The price in minor units of `(energy_wh, duration_s)`, never decreasing in either."""
+    Pricing = Callable[[int, int, int], int]
+    """The price in minor units of a session `(start_s, energy_wh, duration_s)`: its start
+    (Unix seconds, for tariffs by time of day), energy and length."""
 
 STOP_SEQ: Final = 2**31 - 1
 """The seq of an OCPP 1.6 StopTransaction (2.0.1 seqNo values stay below it in practice)."""
@@ -204,6 +205,12 @@ class ChargingSession:
         return self.high_wh - start
 
     @property
+    def start_time_s(self) -> int:
+        """When the session started (the Started event, or the earliest one; 0 before any)."""
+        start = self.start_s if self.start_s is not None else self.first_s
+        return 0 if start is None else start
+
+    @property
     def duration_s(self) -> int:
         """Seconds from the start (or earliest event) to the end (or latest event)."""
         start = self.start_s if self.start_s is not None else self.first_s
@@ -214,7 +221,7 @@ class ChargingSession:
 
     def billed(self) -> int:
         """What the session costs so far."""
-        return self.pricing(self.energy_wh, self.duration_s)
+        return self.pricing(self.start_time_s, self.energy_wh, self.duration_s)
 
     def due(self) -> int:
         """What the driver owes now."""
@@ -288,7 +295,8 @@ class ChargingSession:
         if limits.margin is not None:
             # stop when the driver would owe more than the margin one meter interval from now
             # (the charger stops within one interval): the last step's energy again, unpaid
-            projected = self.pricing(self.energy_wh + self.step_wh, self.duration_s) - self.paid
+            next_wh = self.energy_wh + self.step_wh
+            projected = self.pricing(self.start_time_s, next_wh, self.duration_s) - self.paid
             if projected > limits.margin:
                 return StopReason.PAYMENT_LAG
         if limits.energy_wh is not None and self.energy_wh >= limits.energy_wh:
@@ -333,12 +341,15 @@ class SessionBook:
         *,
         pricing: Pricing | None = None,
     ) -> ChargingSession:
-        """The session `key`, created (with `limits`) if new; `SessionLimitError` beyond the
-        bounds."""
+        """The session `key`, created if new; `limits` and `pricing`, if given, replace the
+        book's defaults (a session first seen through a late event is bound when its Started
+        event arrives). `SessionLimitError` beyond the bounds."""
         found = self.sessions.get(key)
         if found is not None:
             if limits is not None:
                 found.limits = limits
+            if pricing is not None:
+                found.pricing = pricing
             return found
         _check_id("charge_point", key[0])
         _check_id("transaction_id", key[1])

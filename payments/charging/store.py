@@ -3,10 +3,11 @@ bindings and payments, and the final bill of each session.
 
 WAL mode with `synchronous=FULL`: a commit is fsync'd before it returns, and the CSMS answers a
 charger only after the event is committed, so a SIGKILLed CSMS loses no meter value the charger
-saw acknowledged (the charger resends what was not). `record` is a group commit: events that
-arrive while a commit is in flight go together into the next transaction (one fsync for many
-chargers). Events are keyed by (charge point, transaction id, seq) and inserted with `OR IGNORE`,
-and a bill is keyed by its session, so a replay after a restart records and bills nothing twice.
+saw acknowledged (the charger resends what was not). `record` (and `add_paid`) are a group
+commit: writes that arrive while a commit is in flight go together into the next transaction (one
+fsync for many chargers and drivers). Events are keyed by (charge point, transaction id, seq) and
+inserted with `OR IGNORE`, and a bill is keyed by its session, so a replay after a restart
+records and bills nothing twice.
 
 ```
 stations(id TEXT PK, salt BLOB, key BLOB)                         scrypt of the password
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS transactions16 (
     UNIQUE (charge_point, connector_id, timestamp_s));
 """
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
+_INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ADD_PAID: Final = (
+    "UPDATE sessions SET paid = paid + ? WHERE charge_point = ? AND transaction_id = ?"
+)
 MAX_BATCH: Final = 1024
 """The most events one group commit writes."""
 
@@ -107,7 +112,7 @@ class CsmsStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        self._pending: list[tuple[TransactionEvent, asyncio.Future[None]]] = []
+        self._pending: list[tuple[str, tuple[object, ...], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
@@ -172,8 +177,23 @@ class CsmsStore:
 
     async def record(self, event: TransactionEvent) -> None:
         """Make `event` durable; returns after the commit that holds it (group commit)."""
+        row = (
+            event.charge_point,
+            event.transaction_id,
+            event.seq_no,
+            event.kind.value,
+            event.timestamp_s,
+            event.register_wh,
+            event.signed_meter_value,
+            int(event.offline),
+            event.id_token,
+        )
+        await self._write(_INSERT_EVENT, row)
+
+    async def _write(self, sql: str, row: tuple[object, ...]) -> None:
+        """Run `sql` with `row` in the next group commit; return after that commit."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, future))
+        self._pending.append((sql, row, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(future)
@@ -181,31 +201,21 @@ class CsmsStore:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            rows = [
-                (
-                    e.charge_point,
-                    e.transaction_id,
-                    e.seq_no,
-                    e.kind.value,
-                    e.timestamp_s,
-                    e.register_wh,
-                    e.signed_meter_value,
-                    int(e.offline),
-                    e.id_token,
-                )
-                for e, _ in batch
-            ]
             try:
-                await self.db.executemany(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                start = 0
+                while start < len(batch):  # each run of one statement in one executemany
+                    end = start
+                    while end < len(batch) and batch[end][0] == batch[start][0]:
+                        end += 1
+                    await self.db.executemany(batch[start][0], [w[1] for w in batch[start:end]])
+                    start = end
                 await self.db.commit()
             except Exception as error:  # the database failed: every waiter learns it
-                for _, future in batch:
+                for *_, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 raise
-            for _, future in batch:
+            for *_, future in batch:
                 if not future.done():
                     future.set_result(None)
 
@@ -272,11 +282,7 @@ class CsmsStore:
 
     async def add_paid(self, key: tuple[str, str], amount: int) -> None:
         """Count `amount` paid for session `key` (after the channel store saved the proof)."""
-        await self.db.execute(
-            "UPDATE sessions SET paid = paid + ? WHERE charge_point = ? AND transaction_id = ?",
-            (amount, *key),
-        )
-        await self.db.commit()
+        await self._write(_ADD_PAID, (amount, *key))
 
     async def bill(self, bill: Bill) -> bool:
         """Save the final bill; False if the session was billed already (nothing changes)."""
@@ -286,6 +292,17 @@ class CsmsStore:
         )
         await self.db.commit()
         return cursor.rowcount == 1
+
+    async def bill_of(self, key: tuple[str, str]) -> Bill | None:
+        """The bill of session `key`, if it was billed."""
+        query = "SELECT * FROM bills WHERE charge_point = ? AND transaction_id = ?"
+        async with self.db.execute(query, key) as c:
+            r = await c.fetchone()
+        if r is None:
+            return None
+        return Bill(
+            charge_point=r[0], transaction_id=r[1], energy_wh=r[2], duration_s=r[3], amount=r[4]
+        )
 
     async def bills(self) -> list[Bill]:
         """Every bill, oldest session first."""

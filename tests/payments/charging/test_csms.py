@@ -15,10 +15,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
+from payments.charging import ocpi_json
 from payments.charging.csms import Csms, serve_csms
+from payments.charging.ocpi_tariff import parse_tariff
+from payments.charging.pricing import ocpi_pricing, session_usage
 from payments.charging.session import SessionLimits, StopReason
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.store import Binding, CsmsStore
+from payments.charging.tariff_pricing import price
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,9 +32,9 @@ T0 = 1_780_000_000.0
 PASSWORD = "s3cret-password"
 
 
-def per_kwh(energy_wh: int, duration_s: int) -> int:
+def per_kwh(start_s: int, energy_wh: int, duration_s: int) -> int:
     """250 minor units per kWh, rounded up."""
-    del duration_s
+    del start_s, duration_s
     return -(-energy_wh * 250 // 1000)
 
 
@@ -39,7 +43,8 @@ def run(tmp_path: Path, body: Callable[[Csms, str], Awaitable[None]], **csms: An
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
             for station in ("CP16", "CP201"):
                 await store.add_station(station, PASSWORD)
-            service = Csms(store=store, pricing=per_kwh, clock=lambda: T0, **csms)
+            csms.setdefault("pricing", per_kwh)
+            service = Csms(store=store, clock=lambda: T0, **csms)
             await service.restore()
             async with serve_csms(service) as server:
                 port = next(iter(server.sockets)).getsockname()[1]
@@ -60,7 +65,7 @@ def test_a_16_session_is_billed_the_register_difference(tmp_path: Path) -> None:
             await charger.stop_session(tx, 17_345, T0 + 300)
         [bill] = await csms.store.bills()
         assert (bill.energy_wh, bill.duration_s) == (7_345, 300)
-        assert bill.amount == per_kwh(7_345, 300) == 1837
+        assert bill.amount == per_kwh(0, 7_345, 300) == 1837
         assert len(await csms.store.events(("CP16", str(tx)))) == 6
 
     run(tmp_path, body)
@@ -81,10 +86,10 @@ def test_a_201_session_with_offline_events_out_of_order(tmp_path: Path) -> None:
             await charger.event("Updated", "T-1", 1, 3_000, T0 + 60, offline=True)
         [bill] = await csms.store.bills()
         assert (bill.energy_wh, bill.duration_s, bill.amount) == (4_000, 240, 1000)
-        session = csms.book.sessions[("CP201", "T-1")]
-        assert session.seen == {0, 1, 2, 3, 4}
-        assert [s.data for s in session.signed] == ["S3"]
-        assert len(await csms.store.events(("CP201", "T-1"))) == 5
+        assert ("CP201", "T-1") not in csms.book.sessions  # billed, nothing more expected
+        events = await csms.store.events(("CP201", "T-1"))
+        assert [e.seq_no for e in events] == [0, 1, 2, 3, 4]
+        assert [e.signed_meter_value for e in events if e.signed_meter_value] == ["S3"]
 
     run(tmp_path, body)
 
@@ -216,3 +221,32 @@ def test_remote_start_and_charging_profile_reach_both_versions(tmp_path: Path) -
                 assert await csms.set_charging_profile(station, 1, 7_400)
 
     run(tmp_path, body)
+
+
+# Our own tariff in OCPI 2.2.1 JSON: 0.25 EUR per kWh, 10 % VAT, billed per Wh.
+PER_KWH_TARIFF = """{
+    "country_code": "NL", "party_id": "TPY", "id": "E25", "currency": "EUR",
+    "elements": [{"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 10.0,
+                                        "step_size": 1}]}],
+    "last_updated": "2026-01-01T00:00:00Z"
+}"""
+
+
+def test_a_session_priced_by_an_ocpi_tariff_bills_the_register_difference(
+    tmp_path: Path,
+) -> None:
+    tariff = parse_tariff(ocpi_json.loads(PER_KWH_TARIFF))
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.event("Started", "O-1", 0, 1_000, T0, id_token="ROAM")
+            await charger.event("Updated", "O-1", 1, 4_000, T0 + 900)
+            await charger.event("Ended", "O-1", 2, 8_345, T0 + 1800)
+        [bill] = await csms.store.bills()
+        assert bill.energy_wh == 7_345
+        expected = price(tariff, session_usage(int(T0), 7_345, 1_800)).total
+        # 7.345 kWh x 0.25 = 1.83625 EUR; with 10 % VAT 2.019875 EUR: 202 cents, half up
+        assert bill.amount == expected.incl_vat == 202
+
+    run(tmp_path, body, pricing=ocpi_pricing(tariff))

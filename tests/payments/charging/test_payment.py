@@ -70,7 +70,7 @@ def run(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
         ):
             for station in ("CP16", "CP201"):
                 await store.add_station(station, PASSWORD)
-            csms = Csms(store=store, pricing=lambda wh, s: TARIFF.cost(wh))
+            csms = Csms(store=store, pricing=lambda t, wh, s: TARIFF.cost(wh))
             cashier = Cashier(
                 payee=CPO.public_key,
                 network_id=NET,
@@ -81,6 +81,7 @@ def run(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
                 csms=csms, cashier=cashier, signer=CPO, tariff=TARIFF, margin=MARGIN
             )
             csms.authorize = payments.authorize
+            csms.channel_pricing = payments.pricing
             world = World(csms, payments, funder)
             async with serve_csms(csms) as server:
                 world.url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
@@ -136,7 +137,7 @@ def test_a_paying_driver_pays_exactly_the_metered_energy(tmp_path: Path, version
         assert bill.energy_wh == 2_000
         assert bill.amount == TARIFF.cost(2_000) == 600 == wallet.meter.paid
         assert wallet.channel.payee_balance == 600
-        assert world.csms.book.sessions[key].due() == 0
+        assert key not in world.csms.book.sessions  # paid in full: forgotten
         assert world.csms.stops == []
 
     run(tmp_path, body)

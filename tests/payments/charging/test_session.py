@@ -18,9 +18,9 @@ from payments.charging.session import (
 )
 
 
-def per_kwh(energy_wh: int, duration_s: int) -> int:
+def per_kwh(start_s: int, energy_wh: int, duration_s: int) -> int:
     """300 minor units per kWh, rounded up."""
-    del duration_s
+    del start_s, duration_s
     return -(-energy_wh * 300 // 1000)
 
 
@@ -51,7 +51,7 @@ def test_in_order_session_bills_the_register_difference() -> None:
     assert session.ended
     assert session.energy_wh == 2300
     assert session.duration_s == 600
-    assert session.billed() == per_kwh(2300, 600) == 690
+    assert session.billed() == per_kwh(0, 2300, 600) == 690
     assert session.id_token == "TOKEN"
     assert [s.data for s in session.signed] == ["OCMF|{...}"]
 
