@@ -74,7 +74,8 @@ class Csms:
     bindings: dict[tuple[str, str], Binding] = field(default_factory=dict)
     """How each open session is paid (as saved in the store)."""
     by_token: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """The latest session each accepted id token started."""
+    """The latest session each accepted id token started (kept after the session closes, so a
+    driver can still read its final bill; one entry per token)."""
     on_bill: list[Callable[[Bill], Awaitable[None]]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -175,8 +176,6 @@ class Csms:
         if session.ended and (not paid_by_channel or session.due() == 0):
             self.book.close(session.key)
             self.bindings.pop(session.key, None)
-            if binding is not None and self.by_token.get(binding.id_token or "") == session.key:
-                del self.by_token[binding.id_token or ""]
 
     async def _stop(self, stop: StopSession) -> None:
         connection = self.stations.get(stop.charge_point)

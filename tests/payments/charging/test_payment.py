@@ -138,6 +138,8 @@ def test_a_paying_driver_pays_exactly_the_metered_energy(tmp_path: Path, version
         assert bill.amount == TARIFF.cost(2_000) == 600 == wallet.meter.paid
         assert wallet.channel.payee_balance == 600
         assert key not in world.csms.book.sessions  # paid in full: forgotten
+        final = await world.payments.invoice(key)  # the final bill, from the store
+        assert (final.units, final.amount, final.paid, final.due) == (2_000, 600, 600, 0)
         assert world.csms.stops == []
 
     run(tmp_path, body)
