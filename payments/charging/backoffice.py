@@ -34,7 +34,9 @@ from ..errors import PaymentError
 from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
+from . import ocpi_json
 from .errors import StationAuthError, TokenBindingError, UnknownSessionError
+from .ocpi_tariff import tariff_to_json
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
     from .csms import Csms
     from .payment import ChargePayments
+    from .tariff import Tariff
 
     Handler = Callable[[Request], Awaitable[Response]]
 
@@ -88,8 +91,11 @@ def _proof(request: Request) -> Any:
     return decode_signed_proof(b64url_decode(values[0], BadRequestError))
 
 
-def backoffice_app(csms: Csms, payments: ChargePayments | None, operator_token: str) -> Starlette:
-    """The API of `csms` (payment routes answer 404 when `payments` is None)."""
+def backoffice_app(
+    csms: Csms, payments: ChargePayments | None, operator_token: str, tariff: Tariff | None = None
+) -> Starlette:
+    """The API of `csms` (payment routes answer 404 when `payments` is None); `tariff` is the
+    OCPI tariff sessions not paid by channel are priced with, if any."""
 
     def payments_of() -> ChargePayments:
         if payments is None:
@@ -102,6 +108,15 @@ def backoffice_app(csms: Csms, payments: ChargePayments | None, operator_token: 
         if key is None:
             raise UnknownSessionError((token, "no session"))
         return key
+
+    async def tariffs(request: Request) -> Response:
+        offered: list[dict[str, object]] = []
+        if payments is not None:
+            t = payments.tariff
+            offered.append({"channel_tariff": {"price": t.price, "per": t.per, "unit": t.unit}})
+        if tariff is not None:
+            offered.append({"ocpi": tariff_to_json(tariff)})
+        return Response(ocpi_json.dumps(offered), media_type="application/json")
 
     async def stations(request: Request) -> Response:
         connected = set(csms.stations)
@@ -198,6 +213,7 @@ def backoffice_app(csms: Csms, payments: ChargePayments | None, operator_token: 
         return Response(status_code=200, headers={RECEIPT_HEADER: receipt_to_header(receipt)})
 
     table = [
+        Operation("GET", "/api/tariffs", "The tariffs sessions are priced with", False, tariffs),
         Operation("GET", "/api/stations", "Registered stations", True, stations),
         Operation("POST", "/api/stations", "Register a station", True, add_station),
         Operation("POST", "/api/stations/{station}/remote-start", "Start", True, remote_start),

@@ -41,13 +41,18 @@ from ..channels.store import ChannelStore
 from ..errors import PaymentError
 from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
+from . import ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
 from .csms import Csms, serve_csms
+from .ocpi_tariff import parse_tariff
 from .payment import ChargePayments
+from .pricing import ocpi_pricing
 from .store import CsmsStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from .session import Pricing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8180)
     serve.add_argument("--api-port", type=int, default=8181, help="the back-office API")
     serve.add_argument("--price-per-kwh", type=int, default=30, help="minor units per kWh")
+    serve.add_argument(
+        "--tariff", type=Path, help="an OCPI 2.2.1 tariff (JSON) for sessions not paid by channel"
+    )
     serve.add_argument("--node-api", help="a node's HTTP API: take channel payments")
     serve.add_argument("--network-id", type=int, default=0)
     serve.add_argument("--cpo-seed-file", type=Path, help="the CPO's channel key seed (hex)")
@@ -75,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def per_kwh(tariff: Tariff) -> Pricing:
+    """Sessions priced by the energy alone, at `tariff`."""
+
+    def pricing(start_s: int, energy_wh: int, duration_s: int) -> int:
+        del start_s, duration_s
+        return tariff.cost(energy_wh)
+
+    return pricing
+
+
 async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,7 +102,12 @@ async def _serve(args: argparse.Namespace) -> None:
     operator = os.environ.get("CSMS_OPERATOR_TOKEN") or secrets.token_hex(32)
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(CsmsStore(args.db))
-        csms = Csms(store=store, pricing=lambda t, wh, s: tariff.cost(wh))
+        pricing: Pricing = per_kwh(tariff)
+        ocpi = None
+        if args.tariff is not None:
+            ocpi = parse_tariff(ocpi_json.loads(args.tariff.read_bytes()))
+            pricing = ocpi_pricing(ocpi)
+        csms = Csms(store=store, pricing=pricing)
         payments = None
         if args.node_api:
             payments = await stack.enter_async_context(_payments(args, csms, tariff))
@@ -92,7 +115,7 @@ async def _serve(args: argparse.Namespace) -> None:
             csms.channel_pricing = payments.pricing
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
-        app = backoffice_app(csms, payments, operator)
+        app = backoffice_app(csms, payments, operator, tariff=ocpi)
         api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))
         host, port = next(iter(server.sockets)).getsockname()[:2]
         url = f"ws://{host}:{port}/ocpp"

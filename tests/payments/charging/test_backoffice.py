@@ -5,16 +5,20 @@ errors, and an OpenAPI document naming every route the app serves."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import TYPE_CHECKING
 
 import httpx
 
 from payments.channels.wire import encode_signed_proof
+from payments.charging import ocpi_json
 from payments.charging.backoffice import backoffice_app
+from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.simulator import Charger201, connect_charger
 from payments.payperuse.metering import Invoice
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
+from tests.payments.charging.test_csms import PER_KWH_TARIFF
 from tests.payments.charging.test_payment import DRIVER, PASSWORD, T0, World, run
 
 if TYPE_CHECKING:
@@ -116,5 +120,19 @@ def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:
         assert doc["paths"]["/api/tokens/{token}/payments"]["post"]["parameters"][1]["name"] == (
             PROOF_HEADER
         )
+
+    run(tmp_path, body)
+
+
+def test_the_tariffs_route_shows_the_channel_and_ocpi_tariffs(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        tariff = parse_tariff(ocpi_json.loads(PER_KWH_TARIFF))
+        app = backoffice_app(world.csms, world.payments, OPERATOR, tariff=tariff)
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://csms.test") as http:
+            offered = (await http.get("/api/tariffs")).json()
+        assert offered[0] == {"channel_tariff": {"price": 300, "per": 1000, "unit": "Wh"}}
+        assert offered[1]["ocpi"]["id"] == "E25"
+        assert parse_tariff(ocpi_json.loads(json.dumps(offered[1]["ocpi"]))) == tariff
 
     run(tmp_path, body)

@@ -163,3 +163,21 @@ def test_sessions_are_bounded_per_charge_point() -> None:
     book.close(("CP1", "t0"))
     book.open(("CP1", "one-more"))
     book.open(("CP2", "t0"))
+
+
+def test_the_session_core_is_sans_io() -> None:
+    """`session.py` imports no event loop, socket, database or clock."""
+    import ast
+    from pathlib import Path
+
+    import payments.charging.session as core
+
+    banned = {"asyncio", "trio", "anyio", "socket", "sqlite3", "aiosqlite", "time", "websockets"}
+    tree = ast.parse(Path(core.__file__).read_text())
+    imported = {
+        (alias.name if isinstance(node, ast.Import) else (node.module or "")).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not imported & banned
