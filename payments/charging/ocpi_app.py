@@ -5,6 +5,7 @@ GET                 /ocpi/versions                       versions (any known tok
 GET                 /ocpi/2.2.1                          version details: our endpoints
 GET POST PUT DELETE /ocpi/2.2.1/credentials              the Token A/B/C handshake
 GET                 /ocpi/cpo/2.2.1/{tariffs,sessions,cdrs}   CPO, Sender: paginated lists
+GET PUT PATCH       /ocpi/cpo/2.2.1/tokens/{cc}/{party}/{uid}   CPO, Receiver: an eMSP's tokens
 POST                /ocpi/emsp/2.2.1/cdrs                eMSP, Receiver: a CDR pushed by a CPO
 GET                 /ocpi/emsp/2.2.1/cdrs/{id}           eMSP, Receiver: a CDR received
 ```
@@ -36,7 +37,6 @@ from .errors import (
     HandshakeError,
     OcpiAuthError,
     OcpiFieldError,
-    OcpiPartnerError,
     UnknownObjectError,
 )
 from .ocpi_cdr import cdr_to_json, parse_cdr
@@ -52,7 +52,7 @@ from .ocpi_credentials import (
     endpoints_to_json,
     parse_credentials,
 )
-from .ocpi_session import session_to_json
+from .ocpi_session import parse_token, patch_token, session_to_json, token_to_json
 from .ocpi_store import OcpiStore, page
 from .ocpi_tariff import tariff_to_json
 
@@ -146,6 +146,13 @@ def ocpi_app(
                 Endpoint(identifier=m, role=InterfaceRole.SENDER, url=f"{base}/cpo/{VERSION}/{m}")
                 for m in ("tariffs", "sessions", "cdrs")
             ]
+            found.append(
+                Endpoint(
+                    identifier="tokens",
+                    role=InterfaceRole.RECEIVER,
+                    url=f"{base}/cpo/{VERSION}/tokens",
+                )
+            )
         else:
             found.append(
                 Endpoint(
@@ -207,7 +214,7 @@ def ocpi_app(
                 raise _Refused(405, 2000, str(error)) from None
         try:
             found = await client.endpoints(theirs.url, theirs.token)
-        except (OcpiPartnerError, ChargingError, OSError) as error:
+        except ChargingError as error:
             raise _Refused(400, 3001, f"unable to use the client's API: {error}") from None
         ours = registry.register(token, theirs, found, new_token())
         return envelope(request, credentials_to_json(ours))
@@ -258,6 +265,23 @@ def ocpi_app(
     async def get_cdr(request: Request, party: Party | None) -> Response:
         return envelope(request, cdr_to_json(store.cdrs.get(request.path_params["cdr_id"])))
 
+    async def token_receiver(request: Request, party: Party | None) -> Response:
+        country, owner, uid = (request.path_params[k] for k in ("country_code", "party_id", "uid"))
+        roles = () if party is None else party.credentials.roles
+        if not any(r.country_code == country and r.party_id == owner for r in roles):
+            raise OcpiAuthError(f"the party is not {country}/{owner}")
+        if request.method == "GET":
+            return envelope(request, token_to_json(store.tokens.get(uid)))
+        body = await body_of(request)
+        if request.method == "PATCH":
+            token = patch_token(store.tokens.get(uid), body)
+        else:
+            token = parse_token(body)
+        if (token.country_code, token.party_id, token.uid) != (country, owner, uid):
+            raise OcpiFieldError("token", "country_code, party_id and uid differ from the URL")
+        store.put_token(token)
+        return envelope(request, None)
+
     routes = [
         Route("/ocpi/versions", guarded(versions, pending_allowed=True)),
         Route(f"/ocpi/{VERSION}", guarded(details, pending_allowed=True)),
@@ -272,6 +296,13 @@ def ocpi_app(
             Route(f"/ocpi/cpo/{VERSION}/{m}", guarded(listing(m)))
             for m in ("tariffs", "sessions", "cdrs")
         ]
+        routes.append(
+            Route(
+                f"/ocpi/cpo/{VERSION}/tokens/{{country_code}}/{{party_id}}/{{uid}}",
+                guarded(token_receiver),
+                methods=["GET", "PUT", "PATCH"],
+            )
+        )
     else:
         routes += [
             Route(f"/ocpi/emsp/{VERSION}/cdrs", guarded(receive_cdr), methods=["POST"]),

@@ -3,8 +3,9 @@
 It speaks the transport rules: `Authorization: Token <base64 of the token>`, a fresh
 `X-Request-ID` per request and an `X-Correlation-ID` per exchange, the response envelope
 (`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
-`status_code` outside 1xxx raises `OcpiPartnerError`. It registers with a party (the client
-side of the Token A/B/C handshake), reads versions, and pushes CDRs to an eMSP.
+`status_code` outside 1xxx raises `OcpiPartnerError`, and so does a transport failure or an
+answer over `MAX_RESPONSE_BYTES` (read no further). It registers with a party (the client
+side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import base64
 import uuid
 from typing import TYPE_CHECKING
+
+import httpx
 
 from . import ocpi_json as j
 from .errors import HandshakeError, OcpiFieldError, OcpiPartnerError
@@ -27,11 +30,11 @@ from .ocpi_credentials import (
     parse_endpoints,
     parse_versions,
 )
+from .ocpi_session import token_to_json
 
 if TYPE_CHECKING:
-    import httpx
-
     from .ocpi_cdr import Cdr
+    from .ocpi_session import Token
 
 MAX_RESPONSE_BYTES = j.MAX_DOCUMENT_BYTES
 
@@ -66,10 +69,17 @@ class OcpiClient:
         if body is not None:
             content = j.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        response = await self._http.request(method, url, headers=headers, content=content)
-        raw = response.content[: MAX_RESPONSE_BYTES + 1]
         try:
-            envelope = j.obj(j.loads(raw), "response")
+            async with self._http.stream(method, url, headers=headers, content=content) as response:
+                raw = bytearray()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_RESPONSE_BYTES:
+                        break
+        except httpx.HTTPError as error:
+            raise OcpiPartnerError(0, 0, f"{method} {url}: {error!r}") from None
+        try:
+            envelope = j.obj(j.loads(bytes(raw)), "response")
             status = j.integer(envelope, "status_code", "response")
         except OcpiFieldError as error:
             raise OcpiPartnerError(
@@ -111,3 +121,11 @@ class OcpiClient:
         if url is None:
             raise HandshakeError("the party has no CDRs receiver endpoint")
         await self.call("POST", url, party.credentials.token, body=cdr_to_json(cdr))
+
+    async def push_token(self, party: Party, token: Token) -> None:
+        """PUT `token` to the party's (a CPO's) tokens receiver endpoint."""
+        url = party.endpoint("tokens", InterfaceRole.RECEIVER)
+        if url is None:
+            raise HandshakeError("the party has no tokens receiver endpoint")
+        where = f"{url}/{token.country_code}/{token.party_id}/{token.uid}"
+        await self.call("PUT", where, party.credentials.token, body=token_to_json(token))

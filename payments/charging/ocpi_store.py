@@ -70,6 +70,13 @@ class OcpiStore:
         self.sessions.put(session.id, session)
 
     def put_token(self, token: Token) -> None:
+        """Add or replace a token; a uid held for another eMSP is refused."""
+        held = self.tokens.rows.get(token.uid)
+        if held is not None and (held.country_code, held.party_id) != (
+            token.country_code,
+            token.party_id,
+        ):
+            raise OcpiFieldError("token", f"uid {token.uid!r} belongs to another party")
         self.tokens.put(token.uid, token)
 
     def add_cdr(self, cdr: Cdr) -> None:

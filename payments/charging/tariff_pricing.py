@@ -161,7 +161,7 @@ def _segments(tariff: Tariff, usage: Usage) -> list[_Segment]:
             if number + 1 < len(usage.periods)
             else (session_end)
         )
-        reserving = period.kind == PeriodKind.RESERVATION or charging_start is None
+        reserving = period.kind == PeriodKind.RESERVATION
         origin = _epoch(usage.start) if reserving or charging_start is None else charging_start
         length = end - start
         points = _cut_points(tariff, usage, start, end)

@@ -29,7 +29,7 @@ from payments.charging.ocpi_credentials import (
     credentials_to_json,
     parse_credentials,
 )
-from payments.charging.ocpi_session import SessionStatus, parse_session
+from payments.charging.ocpi_session import SessionStatus, parse_session, parse_token
 from payments.charging.ocpi_store import OcpiStore
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.tariff import PeriodKind
@@ -200,6 +200,18 @@ async def test_handshake_then_cdr_push_and_paginated_lists() -> None:
             await world.emsp.client.call("GET", f"{base}/cdrs?limit=-1", "token-C0")
         assert refused.value.status_code == 2001
 
+        # the eMSP pushes a token to the CPO's tokens receiver, then revokes it by PATCH
+        token = parse_token(load("token_example_2_full_rfid.json"))
+        mine = dataclasses.replace(token, country_code="NL", party_id="MSP")
+        await world.emsp.client.push_token(party, mine)
+        assert world.cpo.store.tokens.get(mine.uid) == mine
+        patch_url = f"{base}/tokens/NL/MSP/{mine.uid}"
+        await world.emsp.client.call("PATCH", patch_url, "token-C0", body={"valid": False})
+        assert not world.cpo.store.tokens.get(mine.uid).valid
+        with pytest.raises(OcpiPartnerError) as refused:  # not this eMSP's party id
+            await world.emsp.client.push_token(party, token)
+        assert refused.value.http_status == 401
+
         # a date window
         window = await world.emsp.client.call(
             "GET",
@@ -296,4 +308,17 @@ async def test_over_real_loopback_sockets() -> None:
         assert cpo_view is not None
         await world.cpo.client.push_cdr(cpo_view, _cdr())
         assert list(world.emsp.store.cdrs.rows) == ["CDR-1"]
+        # a party whose versions URL refuses connections: 3001, nothing registered
+        world.cpo.registry.issue("token-A2")
+        gone = credentials_to_json(
+            dataclasses.replace(
+                world.emsp.registry.ours, token="token-B2", url="http://127.0.0.1:1/ocpi/versions"
+            )
+        )
+        with pytest.raises(OcpiPartnerError) as refused:
+            await world.emsp.client.call(
+                "POST", f"{world.cpo_url}/ocpi/2.2.1/credentials", "token-A2", body=gone
+            )
+        assert refused.value.status_code == 3001
+        assert "token-A2" in world.cpo.registry.pending
         nursery.cancel_scope.cancel()
