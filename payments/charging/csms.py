@@ -20,6 +20,7 @@ import binascii
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final
@@ -29,8 +30,16 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from .csms16 import Station16
+from .csms201 import Station201
 from .errors import SessionError, StationAuthError
-from .session import SessionBook, SessionLimits, StopSession, TransactionEvent
+from .session import (
+    MAX_EVENTS_PER_SESSION,
+    SessionBook,
+    SessionLimits,
+    StopSession,
+    TransactionEvent,
+)
 from .store import Bill, Binding, CsmsStore
 
 if TYPE_CHECKING:
@@ -48,7 +57,9 @@ if TYPE_CHECKING:
 SUBPROTOCOLS: Final = (Subprotocol("ocpp2.0.1"), Subprotocol("ocpp1.6"))
 MAX_MESSAGE: Final = 64 * 1024
 """The largest OCPP frame accepted (websockets closes the connection beyond it)."""
-HEARTBEAT_S: Final = 300
+MAX_RECENT_STOPS: Final = 1024
+MAX_TOKENS: Final = 100_000
+"""Id tokens indexed to their latest session (the least recently started are forgotten)."""
 LOG: Final = logging.getLogger(__name__)
 
 
@@ -70,7 +81,8 @@ class Csms:
     clock: Callable[[], float] = time.time
     book: SessionBook = field(init=False)
     stations: dict[str, StationConnection] = field(default_factory=dict)
-    stops: list[StopSession] = field(default_factory=list)
+    stops: deque[StopSession] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_STOPS))
+    """The latest stop decisions, newest last."""
     bindings: dict[tuple[str, str], Binding] = field(default_factory=dict)
     """How each open session is paid (as saved in the store)."""
     by_token: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -94,7 +106,7 @@ class Csms:
             if binding is not None:
                 self.bindings[key] = binding
             if binding is not None and binding.id_token is not None:
-                self.by_token[binding.id_token] = key
+                self._index_token(binding.id_token, key)
             for event in await self.store.events(key):
                 session.apply(event)
             if session.ended:
@@ -118,9 +130,15 @@ class Csms:
             session = self.book.open(event.key, binding.limits, pricing=self._pricing_of(binding))
             session.paid = max(session.paid, binding.paid)
             self.bindings[event.key] = binding
-            self.by_token[binding.id_token or ""] = event.key
+            self._index_token(binding.id_token or "", event.key)
         await self.event(event)
         return binding is not None
+
+    def _index_token(self, id_token: str, key: tuple[str, str]) -> None:
+        self.by_token.pop(id_token, None)
+        self.by_token[id_token] = key
+        while len(self.by_token) > MAX_TOKENS:  # the least recently started token goes
+            del self.by_token[next(iter(self.by_token))]
 
     def _pricing_of(self, binding: Binding | None) -> Pricing | None:
         if binding is not None and binding.channel_id is not None:
@@ -133,7 +151,8 @@ class Csms:
         store; the bill stands (the energy is the register's highest reading, which the Ended
         event carried)."""
         if event.key not in self.book.sessions and await self.store.bill_of(event.key):
-            await self.store.record(event)
+            if await self.store.event_count(event.key) < MAX_EVENTS_PER_SESSION:
+                await self.store.record(event)
             return None
         session = self.book.open(event.key)
         if event.seq_no in session.seen:
@@ -235,16 +254,13 @@ def station_of(path: str) -> str:
 
 
 async def _connection_handler(csms: Csms, connection: ServerConnection) -> None:
-    from .csms16 import Station16
-    from .csms201 import Station201
-
     station = station_of(connection.request.path if connection.request else "")
     kind = Station201 if connection.subprotocol == "ocpp2.0.1" else Station16
     handler = kind(station, connection, csms)
     previous = csms.stations.get(station)
     csms.stations[station] = handler
     if previous is not None:  # the station reconnected: its old socket is dead
-        await previous._connection.close()
+        await previous.close()
     try:
         await handler.start()
     except ConnectionClosed:

@@ -134,6 +134,10 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
                 self._answers.popitem(last=False)
         await self._connection.send(message)
 
+    async def close(self) -> None:
+        """Close the station's WebSocket (it reconnected on another one)."""
+        await self._connection.close()
+
     async def guarded(self, work: Callable[[], Any]) -> Any:
         """`await work()`, with a refused event answered as a PropertyConstraintViolation."""
         try:

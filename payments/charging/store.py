@@ -238,6 +238,13 @@ class CsmsStore:
                 async for r in rows
             ]
 
+    async def event_count(self, key: tuple[str, str]) -> int:
+        """How many events of session `key` are recorded."""
+        query = "SELECT count(*) FROM events WHERE charge_point = ? AND transaction_id = ?"
+        async with self.db.execute(query, key) as c:
+            row = await c.fetchone()
+        return 0 if row is None else int(row[0])
+
     async def unbilled(self) -> list[tuple[str, str]]:
         """Sessions with events and no bill yet: what a restarted CSMS resumes."""
         query = (

@@ -140,7 +140,7 @@ def test_a_paying_driver_pays_exactly_the_metered_energy(tmp_path: Path, version
         assert key not in world.csms.book.sessions  # paid in full: forgotten
         final = await world.payments.invoice(key)  # the final bill, from the store
         assert (final.units, final.amount, final.paid, final.due) == (2_000, 600, 600, 0)
-        assert world.csms.stops == []
+        assert not world.csms.stops
 
     run(tmp_path, body)
 
