@@ -148,6 +148,27 @@ def test_schema_invalid_payloads_get_the_named_callerror_and_the_socket_survives
     run(tmp_path, body)
 
 
+def test_schema_invalid_201_payloads_get_the_named_callerror_and_the_socket_survives(
+    tmp_path: Path,
+) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP201", "ocpp2.0.1"):
+            assert ws.subprotocol == "ocpp2.0.1"
+            await ws.send(json.dumps([2, "bad-1", "Heartbeat", {"extra": 1}]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-1", "FormatViolation"]  # OCPP 2.0.1 spells it so
+            status = {"timestamp": "2026-06-01T00:00:00Z", "connectorStatus": "Available"}
+            status |= {"evseId": "one", "connectorId": 1}
+            await ws.send(json.dumps([2, "bad-2", "StatusNotification", status]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-2", "TypeConstraintViolation"]
+            await ws.send(json.dumps([2, "ok-1", "Heartbeat", {}]))
+            answer = json.loads(await ws.recv())
+            assert answer[:2] == [3, "ok-1"]
+
+    run(tmp_path, body)
+
+
 def test_a_repeated_unique_id_gets_the_same_answer_once(tmp_path: Path) -> None:
     async def body(csms: Csms, url: str) -> None:
         async for ws in _raw(url, "CP16", "ocpp1.6"):
