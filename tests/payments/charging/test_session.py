@@ -4,7 +4,7 @@ energy from register readings, and the stop decisions of pay as you charge and p
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from payments.charging.errors import EventConflictError, MalformedEventError, SessionLimitError
@@ -181,3 +181,37 @@ def test_the_session_core_is_sans_io() -> None:
         for alias in node.names
     }
     assert not imported & banned
+
+
+@given(
+    margin=st.integers(0, 2_000),
+    step_wh=st.integers(1, 2_000),
+    paid_steps=st.integers(0, 10),
+    price=st.integers(1, 1_000),
+)
+def test_a_driver_who_stops_paying_is_stopped_owing_at_most_the_margin(
+    margin: int, step_wh: int, paid_steps: int, price: int
+) -> None:
+    """At a steady power, the stop comes at the first meter value after which one more step
+    unpaid would pass the margin: when it comes the driver owes at most the margin (unless a
+    single step already costs more than the margin allows)."""
+    assume(step_wh * price >= 1000)  # every step costs at least one unit: the debt grows
+
+    def pricing(start_s: int, energy_wh: int, duration_s: int) -> int:
+        del start_s, duration_s
+        return -(-energy_wh * price // 1000)
+
+    book = SessionBook(pricing, SessionLimits(margin=margin))
+    book.apply(event(0, EventKind.STARTED, 0, 0))
+    stop = None
+    for i in range(1, 10_000):
+        applied = book.apply(event(i, EventKind.UPDATED, 60 * i, step_wh * i))
+        session = applied.session
+        if applied.stop is not None:
+            stop = applied.stop
+            break
+        if i <= paid_steps:
+            session.credit(session.due())
+    assert stop is not None
+    assert stop.reason is StopReason.PAYMENT_LAG
+    assert session.due() <= margin or i <= paid_steps + 1  # a first step dearer than the margin
