@@ -21,6 +21,7 @@ from ocpp.charge_point import ChargePoint as _LibChargePoint  # type: ignore[imp
 from ocpp.exceptions import (  # type: ignore[import-untyped]
     PropertyConstraintViolationError as _PropertyConstraintViolation,
 )
+from ocpp.messages import validate_payload  # type: ignore[import-untyped]
 from ocpp.routing import on as _lib_on  # type: ignore[import-untyped]
 
 from .errors import MalformedEventError, SessionError
@@ -39,9 +40,12 @@ LibChargePoint: type[Any] = _LibChargePoint
 PropertyConstraintViolation: Any = _PropertyConstraintViolation
 
 
-def on(action: str) -> Callable[[F], F]:
-    """The `ocpp` library's `@on(action)`, typed."""
-    return cast("Callable[[F], F]", _lib_on(action))
+def on(action: str, *, request_only: bool = False) -> Callable[[F], F]:
+    """The `ocpp` library's `@on(action)`, typed. With `request_only`, the request is checked
+    against its JSON schema (by `StationConnection`) but our answer is not: the meter value
+    routes answer a constant shape, and a schema check costs as much as the rest of the
+    handling."""
+    return cast("Callable[[F], F]", _lib_on(action, skip_schema_validation=request_only))
 
 
 def parse_time(field: str, value: object) -> int:
@@ -133,6 +137,12 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             while len(self._answers) > MAX_ANSWERS:
                 self._answers.popitem(last=False)
         await self._connection.send(message)
+
+    async def _handle_call(self, msg: Any) -> Any:
+        handlers = self.route_map.get(msg.action, {})
+        if handlers.get("_skip_schema_validation", False):  # `on(..., request_only=True)`
+            await validate_payload(msg, self._ocpp_version)
+        return await super()._handle_call(msg)
 
     async def close(self) -> None:
         """Close the station's WebSocket (it reconnected on another one)."""

@@ -141,6 +141,11 @@ def test_schema_invalid_payloads_get_the_named_callerror_and_the_socket_survives
             await ws.send(json.dumps([2, "bad-2", "Heartbeat", {"extra": 1}]))
             error = json.loads(await ws.recv())
             assert error[:3] == [4, "bad-2", "FormationViolation"]
+            values = {"connectorId": 1, "transactionId": 5, "meterValue": [{"sampledValue": []}]}
+            await ws.send(json.dumps([2, "bad-3", "MeterValues", values]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-3", "FormationViolation"]  # the request schema refuses
+            assert csms.book.sessions == {}
             await ws.send(json.dumps([2, "ok-1", "Heartbeat", {}]))
             answer = json.loads(await ws.recv())
             assert answer[:2] == [3, "ok-1"]
@@ -157,11 +162,20 @@ def test_schema_invalid_201_payloads_get_the_named_callerror_and_the_socket_surv
             await ws.send(json.dumps([2, "bad-1", "Heartbeat", {"extra": 1}]))
             error = json.loads(await ws.recv())
             assert error[:3] == [4, "bad-1", "FormatViolation"]  # OCPP 2.0.1 spells it so
-            status = {"timestamp": "2026-06-01T00:00:00Z", "connectorStatus": "Available"}
+            status: dict[str, object] = {"timestamp": "2026-06-01T00:00:00Z"}
+            status |= {"connectorStatus": "Available"}
             status |= {"evseId": "one", "connectorId": 1}
             await ws.send(json.dumps([2, "bad-2", "StatusNotification", status]))
             error = json.loads(await ws.recv())
             assert error[:3] == [4, "bad-2", "TypeConstraintViolation"]
+            event: dict[str, object] = {"eventType": "Updated"}
+            event |= {"timestamp": "2026-06-01T00:00:00Z"}
+            event |= {"triggerReason": "MeterValuePeriodic", "seqNo": "7"}
+            event |= {"transactionInfo": {"transactionId": "T"}}
+            await ws.send(json.dumps([2, "bad-3", "TransactionEvent", event]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-3", "TypeConstraintViolation"]  # seqNo is a string
+            assert csms.book.sessions == {}
             await ws.send(json.dumps([2, "ok-1", "Heartbeat", {}]))
             answer = json.loads(await ws.recv())
             assert answer[:2] == [3, "ok-1"]
