@@ -253,7 +253,7 @@ async def simulator_process(
         "ready": asyncio.Event(),
         "connecting": asyncio.Semaphore(32),
     }
-    limits = httpx.Limits(max_connections=64)
+    limits = httpx.Limits(max_connections=count)  # one per driver, as each has its own phone
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=30) as client:
         tasks = [
             asyncio.create_task(one_charge_point(url, client, first + k, plan, out))

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     Handler = Callable[[Request], Awaitable[Response]]
 
 MAX_BODY: Final = 16 * 1024
+KEEP_ALIVE_S: Final = 75
+"""How long an idle client connection is kept (drivers' wallets pay every meter interval)."""
 
 
 class BadRequestError(Exception):
@@ -306,6 +308,7 @@ async def serve_backoffice(app: Starlette, host: str, port: int) -> AsyncIterato
     config.accesslog = None
     config.errorlog = logging.getLogger(f"{__name__}.server")
     config.include_server_header = False
+    config.keep_alive_timeout = KEEP_ALIVE_S
     stop = asyncio.Event()
     task = asyncio.create_task(
         hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
