@@ -4,7 +4,7 @@
 into the session core's (`session.SessionBook`), makes each durable (`store.CsmsStore`) before
 the charger gets its answer, bills each session once when it ends, and carries out the core's
 stop decisions by asking the station to stop (RemoteStopTransaction / RequestStopTransaction).
-A restarted CSMS first rebuilds every unbilled session from its store (`restore`).
+A restarted CSMS first rebuilds every unsettled session from its store (`restore`).
 
 `serve` listens for charge points at `ws://HOST:PORT/ocpp/<station id>`, negotiating the
 subprotocol `ocpp2.0.1` or `ocpp1.6`, and authenticates them with OCPP security profile 1 (HTTP
@@ -95,8 +95,9 @@ class Csms:
         self.book = SessionBook(self.pricing)
 
     async def restore(self) -> int:
-        """Rebuild every unbilled session from the store; returns how many."""
-        keys = await self.store.unbilled()
+        """Rebuild every unbilled session, and every billed one a driver still owes on, from
+        the store; returns how many."""
+        keys = await self.store.unsettled()
         for key in keys:
             binding = await self.store.binding(key)
             session = self.book.open(

@@ -245,13 +245,17 @@ class CsmsStore:
             row = await c.fetchone()
         return 0 if row is None else int(row[0])
 
-    async def unbilled(self) -> list[tuple[str, str]]:
-        """Sessions with events and no bill yet: what a restarted CSMS resumes."""
-        query = (
-            "SELECT DISTINCT charge_point, transaction_id FROM events e WHERE NOT EXISTS "
-            "(SELECT 1 FROM bills b WHERE b.charge_point = e.charge_point "
-            "AND b.transaction_id = e.transaction_id)"
-        )
+    async def unsettled(self) -> list[tuple[str, str]]:
+        """What a restarted CSMS resumes: sessions with events and no bill yet, and billed
+        sessions paid through a channel that the driver has not paid in full."""
+        query = """
+            SELECT DISTINCT charge_point, transaction_id FROM events e WHERE NOT EXISTS
+              (SELECT 1 FROM bills b WHERE b.charge_point = e.charge_point
+               AND b.transaction_id = e.transaction_id)
+            UNION
+            SELECT b.charge_point, b.transaction_id FROM bills b JOIN sessions s
+              ON s.charge_point = b.charge_point AND s.transaction_id = b.transaction_id
+            WHERE s.channel_id IS NOT NULL AND s.paid < b.amount"""
         async with self.db.execute(query) as rows:
             return [(r[0], r[1]) async for r in rows]
 

@@ -82,6 +82,7 @@ def run(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
             )
             csms.authorize = payments.authorize
             csms.channel_pricing = payments.pricing
+            await csms.restore()
             world = World(csms, payments, funder)
             async with serve_csms(csms) as server:
                 world.url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
@@ -243,3 +244,33 @@ def test_a_prepaid_session_stops_at_the_energy_paid_for(tmp_path: Path) -> None:
             assert await world.payments.authorize("CARD-6") is not None  # back to pay as you go
 
     run(tmp_path, body)
+
+
+def test_a_restarted_csms_still_takes_the_last_payment_of_an_ended_session(
+    tmp_path: Path,
+) -> None:
+    """The session ended owing one step; the CSMS restarts; the driver pays the rest."""
+    wallets: list[DriverWallet] = []
+
+    async def first(world: World) -> None:
+        async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
+            wallet = await world.driver(("CP201", "T1"))
+            wallets.append(wallet)
+            await world.bind(wallet, "CARD-7")
+            key = await _start(charger, "CARD-7", 0)
+            await _meter(charger, key, 1, 500)
+            wallet.observe(500, 0)
+            await world.pay_due(wallet, key)
+            await _end(charger, key, 2, 1_000)
+            wallet.observe(1_000, 0)
+
+    async def second(world: World) -> None:
+        key = ("CP201", "T1")
+        assert world.csms.book.sessions[key].due() == 150  # resumed: billed, owing one step
+        await world.pay_due(wallets[0], key)
+        assert key not in world.csms.book.sessions
+        [bill] = await world.csms.store.bills()
+        assert bill.amount == wallets[0].meter.paid == 300
+
+    run(tmp_path, first)
+    run(tmp_path, second)
