@@ -33,11 +33,15 @@ import httpx
 
 from payments.channels.core import PayerChannel
 from payments.channels.wire import encode_signed_proof
+from payments.charging.commitment import COMMIT_TAG, session_digest
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.payperuse.metering import Invoice, Tariff
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
+from tangle.protocol.ids import MessageId
+from tangle.protocol.payload import TaggedData
+from wallet.client import NodeClient
 
 if TYPE_CHECKING:
     from tangle.protocol.ids import PublicKey
@@ -143,7 +147,7 @@ def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
     if child.stdout is None:
         raise SystemExit("the CSMS process has no pipe")
     try:
-        yield json.loads(child.stdout.readline())
+        yield {**json.loads(child.stdout.readline()), "node_api": doc["members"][0]["api"]}
     finally:
         child.terminate()
         child.wait(30)
@@ -160,6 +164,34 @@ async def pay_due(http: httpx.AsyncClient, wallet: DriverWallet, token: str) -> 
     paid = await http.post(f"/api/tokens/{token}/payments", headers={PROOF_HEADER: header})
     wallet.check(receipt_from_header(paid.raise_for_status().headers[RECEIPT_HEADER]))
     return 1
+
+
+async def check_commitment(
+    http: httpx.AsyncClient, node_api: str, key: tuple[str, str]
+) -> dict[str, Any]:
+    """What a driver does to check the energy billed: fetch the session's meter record from the
+    CSMS, hash it, and find that hash in the ledger message the CSMS names."""
+    doc: dict[str, Any] = {}
+    for _ in range(120):  # the CSMS commits after the bill, with the node's proof-of-work
+        doc = (await http.get(f"/api/sessions/{key[0]}/{key[1]}/commitment")).json()
+        if doc["message_id"] is not None:
+            break
+        await asyncio.sleep(0.5)
+    record = bytes.fromhex(doc["record"])
+    digest = session_digest(record)
+    async with NodeClient(node_api) as node:
+        message = await node.message(MessageId.from_hex(doc["message_id"]))
+    payload = message.message.payload
+    matches = (
+        isinstance(payload, TaggedData)
+        and payload.tag == COMMIT_TAG
+        and payload.data == digest == bytes.fromhex(doc["digest"])
+    )
+    return {
+        "message_id": doc["message_id"],
+        "digest_matches_ledger": matches,
+        "signed_readings_in_record": record.count(b"OCMF|example reading"),
+    }
 
 
 async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) -> dict[str, Any]:
@@ -228,6 +260,9 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
             "energy_wh": register,
         }
         summary["cdrs"] = (await http.get("/api/cdrs", headers=admin)).json()
+        summary["ledger_commitment"] = await check_commitment(
+            http, csms["node_api"], ("CP-201", "S-1")
+        )
         summary["channel"] = {"deposit": terms.deposit, "paid_to_cpo": channel.payee_balance}
         summary["ledger"] = await funder.ledger_state(terms.channel_id)
     return summary

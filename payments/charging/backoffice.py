@@ -35,6 +35,7 @@ from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
+from .commitment import session_digest, session_record
 from .errors import StationAuthError, TokenBindingError, UnknownSessionError
 from .ocpi_tariff import tariff_to_json
 
@@ -177,6 +178,21 @@ def backoffice_app(
             }
         )
 
+    async def commitment(request: Request) -> Response:
+        key = (request.path_params["station"], request.path_params["transaction"])
+        bill = await csms.store.bill_of(key)
+        if bill is None:
+            raise UnknownSessionError(key)
+        record = session_record(bill, await csms.store.events(key))
+        committed = await csms.store.commitment(key)
+        return JSONResponse(
+            {
+                "record": record.hex(),
+                "digest": session_digest(record).hex(),
+                "message_id": None if committed is None else committed[1].hex(),
+            }
+        )
+
     async def cdrs(request: Request) -> Response:
         bills = await csms.store.bills()
         return JSONResponse(
@@ -225,6 +241,13 @@ def backoffice_app(
         Operation("GET", "/api/sessions", "Sessions, newest first", True, sessions),
         Operation("GET", "/api/sessions/{station}/{transaction}", "A session", True, session),
         Operation("GET", "/api/cdrs", "Bills of ended sessions", True, cdrs),
+        Operation(
+            "GET",
+            "/api/sessions/{station}/{transaction}/commitment",
+            "A billed session's meter record and its message on the ledger",
+            False,
+            commitment,
+        ),
         Operation("PUT", "/api/tokens/{token}", "Bind a token to a channel", False, bind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
         Operation("POST", "/api/tokens/{token}/payments", "Pay the session", False, pay),

@@ -14,7 +14,8 @@ tanglepay charging cdrs [--json]
 SIGTERM and prints one line (with `--json`, one JSON object) naming the URL charge points connect
 to, `ws://HOST:PORT/ocpp/<station id>`, and the API's URL. The operator token is read from
 `$CSMS_OPERATOR_TOKEN` (operator routes answer 401 while it is unset). With `--node-api`, drivers
-pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API;
+pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API,
+and each billed session's meter record is committed to the ledger through it (`commitment.py`);
 the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. A CSMS restarted on
 the same database resumes every unbilled session. `cdrs` lists the final bill of
 each ended session. Errors are one line on stderr, exit status 2.
@@ -43,6 +44,7 @@ from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
 from . import ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
+from .commitment import LedgerCommitter
 from .csms import Csms, serve_csms
 from .ocpi_tariff import parse_tariff
 from .payment import ChargePayments
@@ -110,9 +112,11 @@ async def _serve(args: argparse.Namespace) -> None:
         csms = Csms(store=store, pricing=pricing)
         payments = None
         if args.node_api:
-            payments = await stack.enter_async_context(_payments(args, csms, tariff))
+            node = await stack.enter_async_context(NodeClient(args.node_api))
+            payments = await stack.enter_async_context(_payments(args, csms, tariff, node))
             csms.authorize = payments.authorize
             csms.channel_pricing = payments.pricing
+            csms.on_bill.append(LedgerCommitter(store, node))
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
         app = backoffice_app(csms, payments, operator, tariff=ocpi)
@@ -133,16 +137,13 @@ async def _serve(args: argparse.Namespace) -> None:
 
 @contextlib.asynccontextmanager
 async def _payments(
-    args: argparse.Namespace, csms: Csms, tariff: Tariff
+    args: argparse.Namespace, csms: Csms, tariff: Tariff, node: NodeClient
 ) -> AsyncIterator[ChargePayments]:
     if args.cpo_seed_file is None:
         raise SystemExit("error: --node-api needs --cpo-seed-file")
     seed = bytes.fromhex(args.cpo_seed_file.read_text().strip())
     signer = AddressKey(ExtendedKey.from_seed(seed))
-    async with (
-        NodeClient(args.node_api) as node,
-        ChannelStore(args.db.with_suffix(".channels.sqlite")) as channels,
-    ):
+    async with ChannelStore(args.db.with_suffix(".channels.sqlite")) as channels:
         cashier = Cashier(
             payee=signer.public_key,
             network_id=args.network_id,

@@ -184,8 +184,8 @@ class Csms:
             amount=session.billed(),
         )
         if await self.store.bill(bill):
-            for hook in self.on_bill:
-                await hook(bill)
+            for hook in self.on_bill:  # after the charger's answer; a hook logs its failures
+                self._spawn(hook(bill))
         self.settle_if_done(session)
 
     def settle_if_done(self, session: ChargingSession) -> None:

@@ -17,6 +17,7 @@ sessions(charge_point, transaction_id, id_token, channel_id, margin, energy_wh, 
          PK(charge_point, transaction_id))
 bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_point,
       transaction_id))
+commitments(charge_point, transaction_id, digest, message_id)    a session on the ledger
 tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
@@ -56,6 +57,9 @@ CREATE TABLE IF NOT EXISTS bills (
     charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, energy_wh INTEGER NOT NULL,
     duration_s INTEGER NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (charge_point, transaction_id));
+CREATE TABLE IF NOT EXISTS commitments (
+    charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, digest BLOB NOT NULL,
+    message_id BLOB NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     id_token TEXT PRIMARY KEY, channel_id BLOB NOT NULL, prepaid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions16 (
@@ -369,6 +373,23 @@ class CsmsStore:
         ]
         async with self.db.execute(query, (limit,)) as rows:
             return [dict(zip(names, r, strict=True)) async for r in rows]
+
+    async def save_commitment(self, key: tuple[str, str], digest: bytes, message: bytes) -> None:
+        """Record that session `key`'s digest is on the ledger in message `message`."""
+        await self.db.execute(
+            "INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (*key, digest, message)
+        )
+        await self.db.commit()
+
+    async def commitment(self, key: tuple[str, str]) -> tuple[bytes, bytes] | None:
+        """(digest, message id) of session `key` on the ledger, if committed."""
+        query = (
+            "SELECT digest, message_id FROM commitments WHERE charge_point = ? "
+            "AND transaction_id = ?"
+        )
+        async with self.db.execute(query, key) as c:
+            row = await c.fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
 
     async def save_token(self, id_token: str, channel_id: bytes, prepaid: int) -> None:
         """Bind `id_token` to a driver's channel (with what it prepaid, 0 for pay as you go)."""

@@ -215,3 +215,31 @@ def test_a_driver_who_stops_paying_is_stopped_owing_at_most_the_margin(
     assert stop is not None
     assert stop.reason is StopReason.PAYMENT_LAG
     assert session.due() <= margin or i <= paid_steps + 1  # a first step dearer than the margin
+
+
+def test_the_session_record_is_canonical_and_binds_every_reading() -> None:
+    """`commitment.session_record`: the same bill and readings in any order give the same bytes;
+    a changed register or signed value gives another digest."""
+    import random
+
+    from payments.charging.commitment import session_digest, session_record
+    from payments.charging.store import Bill
+
+    bill = Bill(charge_point="CP1", transaction_id="tx1", energy_wh=2300, duration_s=600, amount=1)
+    shuffled = list(SESSION)
+    random.Random(7).shuffle(shuffled)
+    record = session_record(bill, SESSION)
+    assert session_record(bill, shuffled) == record
+    assert len(record) == 2 + 3 + 2 + 3 + 8 * 3 + 4 + len(SESSION) * (8 + 1 + 8 + 2) + len(
+        b"OCMF|{...}"
+    )
+    tampered = [
+        *SESSION[:-1],
+        event(9, EventKind.ENDED, 1600, 7300, signed_meter_value="OCMF|{..}"),
+    ]
+    assert session_digest(session_record(bill, tampered)) != session_digest(record)
+    fewer_wh = [
+        *SESSION[:-1],
+        event(9, EventKind.ENDED, 1600, 7299, signed_meter_value="OCMF|{...}"),
+    ]
+    assert session_digest(session_record(bill, fewer_wh)) != session_digest(record)
