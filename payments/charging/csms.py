@@ -215,6 +215,17 @@ class Csms:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def resend_stops(self, station: str) -> None:
+        """Ask a (re)connected station again to stop each of its running sessions the core
+        decided to stop (the station may have been offline when the decision was taken)."""
+        for session in list(self.book.sessions.values()):
+            reason = session.stopped_for
+            if session.key[0] == station and reason is not None and not session.ended:
+                stop = StopSession(
+                    charge_point=station, transaction_id=session.key[1], reason=reason
+                )
+                self._spawn(self._stop(stop))
+
     async def tick(self) -> None:
         """Check the prepaid time limits against the clock."""
         now = int(self.clock())
@@ -262,6 +273,7 @@ async def _connection_handler(csms: Csms, connection: ServerConnection) -> None:
     csms.stations[station] = handler
     if previous is not None:  # the station reconnected: its old socket is dead
         await previous.close()
+    csms.resend_stops(station)
     try:
         await handler.start()
     except ConnectionClosed:

@@ -189,7 +189,8 @@ class ChargingSession:
     ended_seq: int | None = None
     paid: int = 0
     step_wh: int = 0
-    stop_sent: bool = False
+    stopped_for: StopReason | None = None
+    """Why the core asked to stop the session (it asks once)."""
     signed: list[SignedReading] = field(default_factory=list)
 
     @property
@@ -282,12 +283,12 @@ class ChargingSession:
     def decide(self, now_s: int | None = None) -> StopSession | None:
         """A `StopSession` the first time a limit is passed while the session runs; `now_s`, if
         given, extends the duration for the time limit (a clock tick between meter values)."""
-        if self.ended or self.stop_sent:
+        if self.ended or self.stopped_for is not None:
             return None
         reason = self._reason(now_s)
         if reason is None:
             return None
-        self.stop_sent = True
+        self.stopped_for = reason
         return StopSession(charge_point=self.key[0], transaction_id=self.key[1], reason=reason)
 
     def _reason(self, now_s: int | None) -> StopReason | None:

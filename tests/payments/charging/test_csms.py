@@ -285,3 +285,32 @@ def test_a_session_priced_by_an_ocpi_tariff_bills_the_register_difference(
         assert bill.amount == expected.incl_vat == 202
 
     run(tmp_path, body, pricing=ocpi_pricing(tariff))
+
+
+async def _for_an_hour(id_token: str) -> Binding | None:
+    return Binding(
+        id_token=id_token, channel_id=None, limits=SessionLimits(duration_s=3600), paid=0
+    )
+
+
+def test_a_stop_decided_while_the_station_is_offline_reaches_it_when_it_reconnects(
+    tmp_path: Path,
+) -> None:
+    now = [T0]
+
+    async def body(csms: Csms, url: str) -> None:
+        csms.clock = lambda: now[0]
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.event("Started", "H", 0, 0, T0, id_token="HOUR")
+        for _ in range(100):  # the CSMS notices the socket closed
+            if "CP201" not in csms.stations:
+                break
+            await asyncio.sleep(0.01)
+        now[0] = T0 + 3600
+        await csms.tick()  # the hour is up while the station is offline
+        assert [s.reason for s in csms.stops] == [StopReason.PREPAID_TIME]
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as again:
+            await asyncio.wait_for(again.stop_requested.wait(), 5)
+
+    run(tmp_path, body, authorize=_for_an_hour)
