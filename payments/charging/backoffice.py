@@ -75,9 +75,11 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise BadRequestError(f"body over {MAX_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():  # read no more than the limit allows
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequestError(f"body over {MAX_BODY} bytes")
     try:
         doc = json.loads(body)
     except ValueError:

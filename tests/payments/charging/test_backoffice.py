@@ -53,6 +53,8 @@ def test_operator_routes_need_the_token(tmp_path: Path) -> None:
             assert missing.status_code == 404
             garbage = await http.post("/api/stations", content=b"[1", headers=ADMIN)
             assert garbage.status_code == 400
+            huge = await http.post("/api/stations", content=b" " * 100_000, headers=ADMIN)
+            assert (huge.status_code, huge.json()["error"]["code"]) == (400, "bad_request")
 
     run(tmp_path, body)
 
