@@ -37,11 +37,22 @@ def _parser() -> argparse.ArgumentParser:
         "wallet", help="the wallet (see tanglepay wallet --help)", add_help=False, prefix_chars="\0"
     )
     wallet.add_argument("args", nargs="*")
+    charging = commands.add_parser(
+        "charging",
+        help="the OCPP CSMS (see tanglepay charging --help)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    charging.add_argument("args", nargs="*")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "charging":  # on asyncio: imports nothing of trio
+        from payments.charging.cli import main as charging_main
+
+        return charging_main(args.args)
     from tangle.errors import TangleError
 
     from . import commands

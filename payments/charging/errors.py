@@ -137,3 +137,71 @@ class OcpiPartnerError(ChargingError):
         self.http_status = http_status
         self.status_code = status_code
         self.message = message
+
+
+# -- the CSMS (`session`, `store`, `csms`, `payment`) -----------------------------------------
+#
+# ChargingError
+# └── SessionError                  a charging session event or command the CSMS must refuse
+#     ├── MalformedEventError       a field out of range (ids, seqNo, register, timestamps)
+#     ├── EventConflictError        a second Started/Ended, or a register below the start
+#     ├── SessionLimitError         too many sessions for one charge point or in total
+#     ├── UnknownSessionError       no such session
+#     ├── StationAuthError          unknown station or wrong password
+#     └── TokenBindingError         a token not bound to (or not signed for) the channel
+
+
+class SessionError(ChargingError):
+    """A charging session event or command the CSMS refuses; nothing was applied."""
+
+
+class MalformedEventError(SessionError):
+    """A session event with a field out of range."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class EventConflictError(SessionError):
+    """An event that contradicts what the session already holds."""
+
+    def __init__(self, key: tuple[str, str], reason: str) -> None:
+        super().__init__(f"session {key[0]}/{key[1]}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class SessionLimitError(SessionError):
+    """A new session beyond the bound per charge point or in total."""
+
+    def __init__(self, scope: str, limit: int) -> None:
+        super().__init__(f"more than {limit} open sessions ({scope})")
+        self.scope = scope
+        self.limit = limit
+
+
+class UnknownSessionError(SessionError):
+    """No session with this key."""
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        super().__init__(f"no session {key[0]}/{key[1]}")
+        self.key = key
+
+
+class StationAuthError(SessionError):
+    """A charge point that is not registered, or that gave the wrong password."""
+
+    def __init__(self, station: str) -> None:
+        super().__init__(f"station {station!r} refused")
+        self.station = station
+
+
+class TokenBindingError(SessionError):
+    """An id token that cannot be bound to, or paid through, the channel given."""
+
+    def __init__(self, id_token: str, reason: str) -> None:
+        super().__init__(f"token {id_token!r}: {reason}")
+        self.id_token = id_token
+        self.reason = reason

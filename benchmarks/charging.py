@@ -1,0 +1,408 @@
+"""The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]`.
+
+One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
+and the back-office API for payments), and `SIMULATORS` simulator processes holding the charge
+points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on its own
+WebSocket over loopback, authenticated with HTTP Basic. Every charge point starts a session and
+then sends a meter value every `INTERVAL_S` seconds (an open-loop schedule, so a slow CSMS shows
+as latency, not as a lower offered rate); every `PAY_EVERY`-th meter value (`--quick`: every
+second one) its driver fetches the invoice and pays it through its one-way channel over the
+back-office API (a balance proof signed by the driver, verified, committed to the CPO's channel
+store, and answered with a signed receipt).
+
+* `connected_charge_points`: charge points connected and in a session;
+* `meter_values_per_s`: meter values the CSMS committed in the measured window, per second (read
+  back from its database afterwards), and `meter_values_offered_per_s`;
+* `response_p50_ms` / `response_p99_ms`: per meter value, from the send to the CSMS's answer (the
+  answer follows the fsync'd commit);
+* `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt) per second;
+* the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
+  with the CSMS's settings on this disk (what the CSMS would reach committing each meter value
+  alone), and `ratio_to_fsync_ceiling`;
+* simulators are not the bottleneck when `simulator_cpu_share_max` (a simulator's CPU seconds per
+  wall second) stays well under 1 and `simulator_loop_lag_p99_ms` (how late a simulator's event
+  loop wakes a 20 ms sleeper: its own backlog) stays small: both are reported, and
+  `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
+* `host_load_1m`: the machine's load average at the end (the run shares the machine).
+
+Channels for the drivers are built from deterministic keys in both processes (no ledger: the CPO's
+channel directory here is a table of those channels, as `benchmarks.channels` builds its terms).
+Targets: 1,000 charge points, at least 1,000 meter values/s, p99 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import numpy as np
+
+from coordinator.signers import KeySigner
+from payments.channels.core import ChannelTerms, PayerChannel
+from payments.channels.service import PayeeService
+from payments.channels.store import ChannelStore
+from payments.channels.wire import encode_signed_proof
+from payments.charging.backoffice import backoffice_app, serve_backoffice
+from payments.charging.csms import Csms, serve_csms
+from payments.charging.payment import ChargePayments, DriverWallet
+from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.store import CsmsStore
+from payments.payperuse.cashier import Cashier
+from payments.payperuse.metering import Invoice, Tariff
+from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
+from payments.payperuse.receipt import receipt_from_header
+from tangle.protocol.ids import ChannelId, blake2b_256
+
+STATIONS: Final = 1000
+QUICK_STATIONS: Final = 40
+SIMULATORS: Final = 4
+QUICK_SIMULATORS: Final = 2
+INTERVAL_S: Final = 1.0
+PAY_EVERY: Final = 4
+QUICK_PAY_EVERY: Final = 2
+MEASURE_S: Final = 20.0
+QUICK_MEASURE_S: Final = 3.0
+NETWORK: Final = 1
+PASSWORD: Final = "benchmark-password"
+TARIFF: Final = Tariff.per_kwh(300)
+STEP_WH: Final = 50
+TARGET_STATIONS: Final = 1000
+TARGET_METER_VALUES_PER_S: Final = 1000
+TARGET_P99_MS: Final = 50.0
+CPO: Final = KeySigner(blake2b_256(b"benchmarks.charging cpo"))
+
+
+def driver(i: int) -> tuple[KeySigner, ChannelTerms]:
+    """Driver `i`'s key and channel to the CPO."""
+    key = KeySigner(blake2b_256(b"benchmarks.charging driver", i.to_bytes(4, "little")))
+    terms = ChannelTerms(
+        network_id=NETWORK,
+        channel_id=ChannelId(blake2b_256(b"benchmarks.charging channel", key.public_key)),
+        payer=key.public_key,
+        payee=CPO.public_key,
+        deposit=10**12,
+        bidirectional=False,
+        challenge_period=100,
+        expiry=10**6,
+    )
+    return key, terms
+
+
+class ChannelTable:
+    """The CPO's channel directory in this benchmark: the drivers' channels (see the module
+    docstring)."""
+
+    def __init__(self, count: int) -> None:
+        self.terms = {t.channel_id: t for t in (driver(i)[1] for i in range(count))}
+
+    async def lookup(self, channel_id: ChannelId) -> ChannelTerms | None:
+        return self.terms.get(channel_id)
+
+    async def ledger_index(self) -> int:
+        return 1
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def csms_process(directory: Path, count: int) -> None:
+    """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
+    async with (
+        CsmsStore(directory / "csms.sqlite") as store,
+        ChannelStore(directory / "channels.sqlite") as channels,
+    ):
+        for i in range(count):
+            await store.add_station(f"CP{i}", PASSWORD)
+            await store.save_token(f"TOKEN{i}", driver(i)[1].channel_id, 0)
+        csms = Csms(store=store, pricing=lambda t, wh, s: TARIFF.cost(wh))
+        cashier = Cashier(
+            payee=CPO.public_key,
+            network_id=NETWORK,
+            directory=ChannelTable(count),
+            service=PayeeService(channels),
+        )
+        payments = ChargePayments(
+            csms=csms, cashier=cashier, signer=CPO, tariff=TARIFF, margin=10**9
+        )
+        csms.authorize = payments.authorize
+        csms.channel_pricing = payments.pricing
+        app = backoffice_app(csms, payments, os.urandom(16).hex())
+        async with serve_csms(csms) as server, serve_backoffice(app, "127.0.0.1", 0) as api:
+            port = next(iter(server.sockets)).getsockname()[1]
+            print(
+                json.dumps(
+                    {"url": f"ws://127.0.0.1:{port}/ocpp", "api": f"http://127.0.0.1:{api}"}
+                ),
+                flush=True,
+            )
+            began = cpu_seconds()
+            await asyncio.to_thread(sys.stdin.read)
+            print(json.dumps({"cpu_s": cpu_seconds() - began}), flush=True)
+
+
+def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
+    """Open the measured window once every charge point is in its session (or failed)."""
+    if out["connected"] + out["failed"] == plan["count"] and not plan["ready"].is_set():
+        plan["start_at"] = time.perf_counter() + 0.5
+        plan["stop_at"] = plan["start_at"] + plan["measure_s"]
+        plan["ready"].set()
+
+
+async def one_charge_point(
+    url: str, api: httpx.AsyncClient, i: int, plan: dict[str, Any], out: dict[str, Any]
+) -> None:
+    """Charge point `i`: connect, start, and once every charge point of this process is in its
+    session, meter every `INTERVAL_S` for the measured window, paying every `pay_every`. A
+    charge point that fails is counted (and its error kept), not raised."""
+    version = "1.6" if i % 2 else "2.0.1"
+    key, terms = driver(i)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            async with plan["connecting"]:  # a bounded number of handshakes at once
+                charger = await stack.enter_async_context(
+                    connect_charger(url, f"CP{i}", PASSWORD, version)
+                )
+                if isinstance(charger, Charger16):
+                    tx, _ = await charger.start_session(f"TOKEN{i}", 0, time.time())
+                    session = (f"CP{i}", str(tx))
+                else:
+                    await charger.event("Started", f"B{i}", 0, 0, time.time(), id_token=f"TOKEN{i}")
+                    session = (f"CP{i}", f"B{i}")
+            wallet = DriverWallet(PayerChannel(terms, key), TARIFF, CPO.public_key, session)
+            out["connected"] += 1
+            _maybe_ready(plan, out)
+            await plan["ready"].wait()
+            await _meter_and_pay(charger, api, wallet, session, i, plan, out)
+    except Exception as e:  # counted and reported: the run says how many charge points failed
+        out["failed"] += 1
+        out["errors"] = [*out.get("errors", [])[:3], repr(e)]
+        _maybe_ready(plan, out)
+
+
+async def _meter_and_pay(
+    charger: Charger16 | Charger201,
+    api: httpx.AsyncClient,
+    wallet: DriverWallet,
+    session: tuple[str, str],
+    i: int,
+    plan: dict[str, Any],
+    out: dict[str, Any],
+) -> None:
+    stop_at: float = plan["stop_at"]
+    n = 0
+    next_at = plan["start_at"] + (i % 97) / 97 * INTERVAL_S  # spread over the interval
+    while True:
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        sent = time.perf_counter()
+        if sent >= stop_at:
+            return
+        n += 1
+        wh = STEP_WH * n
+        if isinstance(charger, Charger16):
+            await charger.meter(int(session[1]), wh, time.time())
+        else:
+            await charger.event("Updated", session[1], n, wh, time.time())
+        out["meter"].append(time.perf_counter() - sent)
+        wallet.observe(wh, 0)
+        if n % plan["pay_every"] == 0:
+            began = time.perf_counter()
+            doc = (await api.get(f"/api/tokens/TOKEN{i}/invoice")).json()
+            proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
+            if proof is not None:
+                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
+                paid = await api.post(
+                    f"/api/tokens/TOKEN{i}/payments", headers={PROOF_HEADER: header.decode()}
+                )
+                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
+                out["pay"].append(time.perf_counter() - began)
+        next_at += INTERVAL_S
+
+
+async def _loop_lag(samples: list[float], every_s: float = 0.02) -> None:
+    """How late this process's event loop wakes a sleeper (its own load), until cancelled."""
+    while True:
+        began = time.perf_counter()
+        await asyncio.sleep(every_s)
+        samples.append(time.perf_counter() - began - every_s)
+
+
+async def simulator_process(
+    url: str, api: str, first: int, count: int, measure_s: float, pay_every: int
+) -> None:
+    """Charge points `first..first+count`; prints their figures as JSON."""
+    out: dict[str, Any] = {"connected": 0, "failed": 0, "lag": [], "meter": [], "pay": []}
+    plan: dict[str, Any] = {
+        "count": count,
+        "measure_s": measure_s,
+        "pay_every": pay_every,
+        "ready": asyncio.Event(),
+        "connecting": asyncio.Semaphore(32),
+    }
+    limits = httpx.Limits(max_connections=count)  # one per driver, as each has its own phone
+    async with httpx.AsyncClient(base_url=api, limits=limits, timeout=30) as client:
+        tasks = [
+            asyncio.create_task(one_charge_point(url, client, first + k, plan, out))
+            for k in range(count)
+        ]
+        await asyncio.wait_for(plan["ready"].wait(), 300)
+        began_cpu = cpu_seconds()
+        monitor = asyncio.create_task(_loop_lag(out["lag"]))
+        await asyncio.gather(*tasks)
+        monitor.cancel()
+    out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - plan["start_at"])
+    out["window"] = [time.time() - time.perf_counter() + plan["start_at"], 0.0]
+    out["window"][1] = out["window"][0] + measure_s
+    print(json.dumps(out), flush=True)
+
+
+def fsync_commits_per_s(directory: Path, count: int = 200) -> float:
+    """One-row commits per second with the CSMS's settings (WAL, synchronous=FULL)."""
+    db = sqlite3.connect(directory / "ceiling.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    began = time.perf_counter()
+    for k in range(count):
+        db.execute("INSERT INTO t VALUES (?, ?)", (k, b"x" * 64))
+        db.commit()
+    rate = count / (time.perf_counter() - began)
+    db.close()
+    return rate
+
+
+def _committed(directory: Path) -> int:
+    """Meter values committed (all are sent within the measured window)."""
+    db = sqlite3.connect(directory / "csms.sqlite")
+    try:
+        (n,) = db.execute("SELECT count(*) FROM events WHERE kind = 'Updated'").fetchone()
+    finally:
+        db.close()
+    return int(n)
+
+
+def measure(stations: int, quick: bool) -> dict[str, Any]:
+    measure_s = QUICK_MEASURE_S if quick else MEASURE_S
+    sims = min(QUICK_SIMULATORS if quick else SIMULATORS, stations)
+    with tempfile.TemporaryDirectory(prefix="tanglepay-charging-bench-") as tmp:
+        ceiling = fsync_commits_per_s(Path(tmp))
+        me = [sys.executable, "-m", "benchmarks.charging"]
+        csms = subprocess.Popen(
+            [*me, "--csms", tmp, "--stations", str(stations)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if csms.stdout is None or csms.stdin is None:
+            raise SystemExit("the CSMS process has no pipes")
+        try:
+            where = json.loads(csms.stdout.readline())
+            share = -(-stations // sims)
+            children = [
+                subprocess.Popen(
+                    [
+                        *me,
+                        "--simulate",
+                        where["url"],
+                        where["api"],
+                        str(first),
+                        str(min(share, stations - first)),
+                        str(measure_s),
+                        str(QUICK_PAY_EVERY if quick else PAY_EVERY),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for first in range(0, stations, share)
+            ]
+            results = [json.loads(c.communicate(timeout=600)[0]) for c in children]
+        finally:
+            csms.stdin.close()
+            csms_cpu = json.loads(csms.stdout.readline() or "{}").get("cpu_s", -1.0)
+            csms.wait(60)
+            csms.stdout.close()
+        committed = _committed(Path(tmp))
+    meter = np.array([x for r in results for x in r["meter"]]) * 1e3
+    pays = np.array([x for r in results for x in r["pay"]]) * 1e3
+    lag = np.array([x for r in results for x in r["lag"]]) * 1e3
+    window = max(r["window"][1] for r in results) - min(r["window"][0] for r in results)
+    rate = committed / window
+    cpu_share_max = max(r["cpu_share"] for r in results)
+    lag_p99 = float(np.percentile(lag, 99)) if lag.size else 0.0
+    load = os.getloadavg()[0]
+    doc: dict[str, Any] = {
+        "connected_charge_points": sum(r["connected"] for r in results),
+        "failed_charge_points": sum(r["failed"] for r in results),
+        "errors": [e for r in results for e in r.get("errors", [])][:4],
+        "meter_values_per_s": round(rate, 1),
+        "meter_values_offered_per_s": round(stations / INTERVAL_S, 1),
+        "meter_values": committed,
+        "response_p50_ms": round(float(np.percentile(meter, 50)), 2),
+        "response_p99_ms": round(float(np.percentile(meter, 99)), 2),
+        "payments_per_s": round(pays.size / window, 1),
+        "payment_p50_ms": round(float(np.percentile(pays, 50)), 2) if pays.size else None,
+        "payment_p99_ms": round(float(np.percentile(pays, 99)), 2) if pays.size else None,
+        "sqlite_fsync_commits_per_s": round(ceiling, 1),
+        "ratio_to_fsync_ceiling": round(rate / ceiling, 2),
+        "csms_cpu_share": round(csms_cpu / window, 2),
+        "simulators": len(results),
+        "simulator_cpu_share_max": round(cpu_share_max, 2),
+        "simulator_loop_lag_p99_ms": round(lag_p99, 2),
+        "simulators_saturated": cpu_share_max > 0.8 or lag_p99 > 10.0,
+        "host_load_1m": round(load, 2),
+        "window_s": round(window, 2),
+        "cores": os.cpu_count() or 1,
+        "durability": "sqlite WAL, synchronous=FULL; answer after the commit",
+        "target_connected_charge_points": TARGET_STATIONS,
+        "target_meter_values_per_s": TARGET_METER_VALUES_PER_S,
+        "target_response_p99_ms": TARGET_P99_MS,
+    }
+    doc["targets_met"] = (
+        doc["connected_charge_points"] >= TARGET_STATIONS
+        and rate >= TARGET_METER_VALUES_PER_S
+        and doc["response_p99_ms"] < TARGET_P99_MS
+    )
+    return doc
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--quick", action="store_true", help="few charge points, a short run")
+    parser.add_argument("--stations", type=int, default=None)
+    parser.add_argument("--csms", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--simulate", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
+    if args.csms is not None:
+        asyncio.run(csms_process(args.csms, stations))
+        return
+    if args.simulate is not None:
+        url, api, first, count, measure_s, pay_every = args.simulate
+        asyncio.run(
+            simulator_process(url, api, int(first), int(count), float(measure_s), int(pay_every))
+        )
+        return
+    doc = measure(stations, args.quick)
+    if not args.json:
+        for key, value in doc.items():
+            print(f"{key:>32}: {value}")
+    print(json.dumps(doc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""EV charging paid over payment channels: a CSMS, OCPP 1.6J and 2.0.1 chargers, two drivers.
+
+`python -m examples.charging --self-contained [--json]` runs, under a temporary directory:
+
+* a devnet of its own (a coordinator and one node, as processes: `examples._devnet`);
+* the CSMS as its own asyncio process, `tanglepay charging serve --node-api ...`: it looks the
+  drivers' channels up on the node's HTTP API and takes their payments;
+* a 2.0.1 charger whose driver pays as she charges: she opens a channel to the CPO on the
+  ledger, binds her RFID token to it, and after each meter value fetches the invoice, checks it
+  against her car's own meter, pays the difference and checks the CPO's signed receipt;
+* a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered.
+
+Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic. The summary
+shows each session's energy, its bill, what each driver paid through the channel, the stops the
+CSMS asked for, and the channel as the ledger holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from payments.channels.core import PayerChannel
+from payments.channels.wire import encode_signed_proof
+from payments.charging.commitment import COMMIT_TAG, session_digest
+from payments.charging.payment import DriverWallet
+from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.payperuse.metering import Invoice, Tariff
+from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
+from payments.payperuse.receipt import receipt_from_header
+from tangle.protocol.ids import MessageId
+from tangle.protocol.payload import TaggedData
+from wallet.client import NodeClient
+
+if TYPE_CHECKING:
+    from tangle.protocol.ids import PublicKey
+
+PRICE_PER_KWH = 300
+TARIFF = Tariff.per_kwh(PRICE_PER_KWH)
+MARGIN = 400
+PASSWORD = "example-station-password"
+T0 = 1_780_000_000.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tanglepay(*args: str) -> list[str]:
+    """The command line of `tanglepay ARGS` in a fresh interpreter."""
+    code = "import sys; from tanglepay.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+@contextlib.contextmanager
+def devnet_process(work: Path) -> Any:
+    """A devnet of the example's own in a trio process of its own; yields `devnet.json`."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "examples.charging", "--devnet-process", str(work / "devnet")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    if child.stdout is None or child.stdin is None:
+        raise SystemExit("the devnet process has no pipes")
+    try:
+        yield Path(json.loads(child.stdout.readline())["devnet"])
+    finally:
+        child.stdin.close()
+        child.wait(60)
+        child.stdout.close()
+
+
+def _devnet_main(data_dir: Path) -> None:
+    import trio
+
+    from ._devnet import local_devnet
+
+    async def run() -> None:
+        async with local_devnet(data_dir) as path:
+            print(json.dumps({"devnet": str(path)}), flush=True)
+            await trio.to_thread.run_sync(sys.stdin.read)
+
+    trio.run(run)
+
+
+@contextlib.contextmanager
+def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
+    """The CSMS (`tanglepay charging serve`) paid over the devnet; yields its start line."""
+    doc = json.loads(devnet.read_text())
+    db = work / "csms.sqlite"
+    for station in ("CP-201", "CP-16"):
+        subprocess.run(
+            _tanglepay(
+                "charging",
+                "--db",
+                str(db),
+                "stations",
+                "add",
+                station,
+                "--password-env",
+                "STATION_PASSWORD",
+            ),
+            env=_env(STATION_PASSWORD=PASSWORD),
+            check=True,
+            capture_output=True,
+        )
+    child = subprocess.Popen(
+        _tanglepay(
+            "charging",
+            "--db",
+            str(db),
+            "--json",
+            "serve",
+            "--port",
+            "0",
+            "--api-port",
+            "0",
+            "--price-per-kwh",
+            str(PRICE_PER_KWH),
+            "--margin",
+            str(MARGIN),
+            "--node-api",
+            doc["members"][0]["api"],
+            "--network-id",
+            str(doc["network_id"]),
+            "--cpo-seed-file",
+            str(cpo_seed),
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(CSMS_OPERATOR_TOKEN="example-operator"),
+    )
+    if child.stdout is None:
+        raise SystemExit("the CSMS process has no pipe")
+    try:
+        yield {**json.loads(child.stdout.readline()), "node_api": doc["members"][0]["api"]}
+    finally:
+        child.terminate()
+        child.wait(30)
+        child.stdout.close()
+
+
+async def pay_due(http: httpx.AsyncClient, wallet: DriverWallet, token: str) -> int:
+    """Fetch the invoice, pay what is due (checked against the car's meter), check the receipt."""
+    doc = (await http.get(f"/api/tokens/{token}/invoice")).raise_for_status().json()
+    proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
+    if proof is None:
+        return 0
+    header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
+    paid = await http.post(f"/api/tokens/{token}/payments", headers={PROOF_HEADER: header})
+    wallet.check(receipt_from_header(paid.raise_for_status().headers[RECEIPT_HEADER]))
+    return 1
+
+
+async def check_commitment(
+    http: httpx.AsyncClient, node_api: str, key: tuple[str, str]
+) -> dict[str, Any]:
+    """What a driver does to check the energy billed: fetch the session's meter record from the
+    CSMS, hash it, and find that hash in the ledger message the CSMS names."""
+    doc: dict[str, Any] = {}
+    for _ in range(120):  # the CSMS commits after the bill, with the node's proof-of-work
+        doc = (await http.get(f"/api/sessions/{key[0]}/{key[1]}/commitment")).json()
+        if doc["message_id"] is not None:
+            break
+        await asyncio.sleep(0.5)
+    record = bytes.fromhex(doc["record"])
+    digest = session_digest(record)
+    async with NodeClient(node_api) as node:
+        message = await node.message(MessageId.from_hex(doc["message_id"]))
+    payload = message.message.payload
+    matches = (
+        isinstance(payload, TaggedData)
+        and payload.tag == COMMIT_TAG
+        and payload.data == digest == bytes.fromhex(doc["digest"])
+    )
+    return {
+        "message_id": doc["message_id"],
+        "digest_matches_ledger": matches,
+        "signed_readings_in_record": record.count(b"OCMF|example reading"),
+    }
+
+
+async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) -> dict[str, Any]:
+    from ._devnet import devnet_payer
+
+    summary: dict[str, Any] = {}
+    admin = {"Authorization": "Bearer example-operator"}
+    async with (
+        devnet_payer(devnet, work / "driver", 50_000, faucet_key=True) as payer,
+        httpx.AsyncClient(base_url=csms["api"], timeout=30) as http,
+    ):
+        funder, key, _, min_output = payer
+        terms = await funder.open(cpo, max(20_000, min_output))
+        channel = PayerChannel(terms, key)
+        # pay as you charge, on the 2.0.1 charger
+        wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", "S-1"))
+        bound = await http.put(
+            "/api/tokens/RFID-ANNA",
+            json={
+                "channel_id": terms.channel_id.hex(),
+                "signature": wallet.bind_signature(key, "RFID-ANNA").hex(),
+            },
+        )
+        bound.raise_for_status()
+        receipts = 0
+        async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.event("Started", "S-1", 0, 40_000, T0, id_token="RFID-ANNA")
+            for i in range(1, 7):
+                register = 40_000 + 1_100 * i
+                await charger.event(
+                    "Updated", "S-1", i, register, T0 + 300 * i, signed=f"OCMF|example reading {i}"
+                )
+                wallet.observe(register, 40_000)
+                receipts += await pay_due(http, wallet, "RFID-ANNA")
+            await charger.event("Ended", "S-1", 7, 46_600, T0 + 2_100)
+            receipts += await pay_due(http, wallet, "RFID-ANNA")
+        # prepaid, on the 1.6 charger: 450 minor units buy 1.5 kWh
+        prepaid = channel.pay(450)
+        header = base64.urlsafe_b64encode(encode_signed_proof(prepaid)).rstrip(b"=").decode()
+        (
+            await http.post("/api/tokens/RFID-ANNA/prepay", headers={PROOF_HEADER: header})
+        ).raise_for_status()
+        async with connect_charger(csms["url"], "CP-16", PASSWORD, "1.6") as charger16:
+            assert isinstance(charger16, Charger16)
+            tx, status = await charger16.start_session("RFID-ANNA", 0, T0)
+            register = 0
+            for i in range(1, 10):
+                register = 400 * i
+                await charger16.meter(tx, register, T0 + 60 * i)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(charger16.stop_requested.wait(), 0.2)
+                if charger16.stop_requested.is_set():
+                    break
+            await charger16.stop_session(tx, register, T0 + 60 * 10)
+        summary["pay_as_you_charge"] = {
+            "energy_wh": wallet.meter.units,
+            "paid": wallet.meter.paid,
+            "owed_by_tariff": TARIFF.cost(wallet.meter.units),
+            "receipts_checked": receipts,
+        }
+        summary["prepaid"] = {
+            "prepaid": 450,
+            "start_status": status,
+            "stop_requested_by_csms": charger16.stop_requested.is_set(),
+            "energy_wh": register,
+        }
+        summary["cdrs"] = (await http.get("/api/cdrs", headers=admin)).json()
+        summary["ledger_commitment"] = await check_commitment(
+            http, csms["node_api"], ("CP-201", "S-1")
+        )
+        summary["channel"] = {"deposit": terms.deposit, "paid_to_cpo": channel.payee_balance}
+        summary["ledger"] = await funder.ledger_state(terms.channel_id)
+    return summary
+
+
+def self_contained() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tanglepay-charging-example-") as tmp:
+        work = Path(tmp)
+        seed = os.urandom(32)
+        (work / "cpo.seed").write_text(seed.hex())
+        from wallet.keys import AddressKey, ExtendedKey
+
+        cpo = AddressKey(ExtendedKey.from_seed(seed)).public_key
+        with devnet_process(work) as devnet, csms_process(work, devnet, work / "cpo.seed") as csms:
+            return asyncio.run(drive(devnet, work, csms, cpo))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--self-contained", action="store_true", help="a devnet of its own")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--devnet-process", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.devnet_process is not None:
+        _devnet_main(args.devnet_process)
+        return 0
+    if not args.self_contained:
+        parser.error("give --self-contained")
+    doc = self_contained()
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        for name, value in doc.items():
+            print(f"{name:>18}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

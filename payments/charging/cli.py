@@ -1,0 +1,202 @@
+"""`tanglepay charging ...`: run the CSMS and look after its stations, sessions and bills.
+
+```
+tanglepay charging serve --db csms.sqlite [--host 127.0.0.1] [--port 8180] [--api-port 8181]
+                         [--price-per-kwh 30] [--node-api http://127.0.0.1:14265
+                          --network-id N --cpo-seed-file cpo.seed --margin 100]
+tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
+tanglepay charging stations list [--json]
+tanglepay charging sessions [--json]
+tanglepay charging cdrs [--json]
+```
+
+`serve` runs the CSMS and its back-office API (`backoffice.py`) on asyncio until SIGINT or
+SIGTERM and prints one line (with `--json`, one JSON object) naming the URL charge points connect
+to, `ws://HOST:PORT/ocpp/<station id>`, and the API's URL. The operator token is read from
+`$CSMS_OPERATOR_TOKEN` (operator routes answer 401 while it is unset). With `--node-api`, drivers
+pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API,
+and each billed session's meter record is committed to the ledger through it (`commitment.py`);
+the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. A CSMS restarted on
+the same database resumes every unbilled session. `cdrs` lists the final bill of
+each ended session. Errors are one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wallet.client import NodeClient
+from wallet.keys import AddressKey, ExtendedKey
+
+from ..channels.service import PayeeService
+from ..channels.store import ChannelStore
+from ..errors import PaymentError
+from ..payperuse.cashier import Cashier, LedgerDirectory
+from ..payperuse.metering import Tariff
+from . import ocpi_json
+from .backoffice import backoffice_app, serve_backoffice
+from .commitment import LedgerCommitter
+from .csms import Csms, serve_csms
+from .ocpi_tariff import parse_tariff
+from .payment import ChargePayments
+from .pricing import ocpi_pricing
+from .store import CsmsStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from .session import Pricing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tanglepay charging", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=Path("data/charging/csms.sqlite"))
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the CSMS")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8180)
+    serve.add_argument("--api-port", type=int, default=8181, help="the back-office API")
+    serve.add_argument("--price-per-kwh", type=int, default=30, help="minor units per kWh")
+    serve.add_argument(
+        "--tariff", type=Path, help="an OCPI 2.2.1 tariff (JSON) for sessions not paid by channel"
+    )
+    serve.add_argument("--node-api", help="a node's HTTP API: take channel payments")
+    serve.add_argument("--network-id", type=int, default=0)
+    serve.add_argument("--cpo-seed-file", type=Path, help="the CPO's channel key seed (hex)")
+    serve.add_argument("--margin", type=int, default=100, help="most a driver may owe")
+    stations = commands.add_parser("stations", help="add or list charge points")
+    actions = stations.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="register a station (or set its password)")
+    add.add_argument("station")
+    add.add_argument("--password-env", required=True, help="the variable holding its password")
+    actions.add_parser("list", help="list the stations")
+    commands.add_parser("sessions", help="list the sessions")
+    commands.add_parser("cdrs", help="list the bills of ended sessions")
+    return parser
+
+
+def per_kwh(tariff: Tariff) -> Pricing:
+    """Sessions priced by the energy alone, at `tariff`."""
+
+    def pricing(start_s: int, energy_wh: int, duration_s: int) -> int:
+        del start_s, duration_s
+        return tariff.cost(energy_wh)
+
+    return pricing
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tariff = Tariff.per_kwh(args.price_per_kwh)
+    operator = os.environ.get("CSMS_OPERATOR_TOKEN") or secrets.token_hex(32)
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(CsmsStore(args.db))
+        pricing: Pricing = per_kwh(tariff)
+        ocpi = None
+        if args.tariff is not None:
+            ocpi = parse_tariff(ocpi_json.loads(args.tariff.read_bytes()))
+            pricing = ocpi_pricing(ocpi)
+        csms = Csms(store=store, pricing=pricing)
+        payments = None
+        if args.node_api:
+            node = await stack.enter_async_context(NodeClient(args.node_api))
+            payments = await stack.enter_async_context(_payments(args, csms, tariff, node))
+            csms.authorize = payments.authorize
+            csms.channel_pricing = payments.pricing
+            csms.on_bill.append(LedgerCommitter(store, node))
+        resumed = await csms.restore()
+        server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
+        app = backoffice_app(csms, payments, operator, tariff=ocpi)
+        api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))
+        host, port = next(iter(server.sockets)).getsockname()[:2]
+        url = f"ws://{host}:{port}/ocpp"
+        line = {
+            "url": url,
+            "api": f"http://{host}:{api_port}",
+            "resumed_sessions": resumed,
+            "payments": payments is not None,
+            "pid": os.getpid(),
+        }
+        print(json.dumps(line) if args.json else f"CSMS at {url}/<station>", flush=True)
+        await stop.wait()
+    print("stopped" if not args.json else json.dumps({"stopped": True}), flush=True)
+
+
+@contextlib.asynccontextmanager
+async def _payments(
+    args: argparse.Namespace, csms: Csms, tariff: Tariff, node: NodeClient
+) -> AsyncIterator[ChargePayments]:
+    if args.cpo_seed_file is None:
+        raise SystemExit("error: --node-api needs --cpo-seed-file")
+    seed = bytes.fromhex(args.cpo_seed_file.read_text().strip())
+    signer = AddressKey(ExtendedKey.from_seed(seed))
+    async with ChannelStore(args.db.with_suffix(".channels.sqlite")) as channels:
+        cashier = Cashier(
+            payee=signer.public_key,
+            network_id=args.network_id,
+            directory=LedgerDirectory(node, args.network_id),
+            service=PayeeService(channels),
+        )
+        yield ChargePayments(
+            csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin
+        )
+
+
+async def _query(args: argparse.Namespace) -> object:
+    async with CsmsStore(args.db) as store:
+        if args.command == "stations":
+            if args.action == "add":
+                password = os.environ.get(args.password_env)
+                if not password:
+                    raise SystemExit(f"error: ${args.password_env} is empty or not set")
+                await store.add_station(args.station, password)
+                return {"added": args.station}
+            return await store.stations()
+        if args.command == "sessions":
+            return await store.sessions()
+        return [
+            {
+                "charge_point": b.charge_point,
+                "transaction_id": b.transaction_id,
+                "energy_wh": b.energy_wh,
+                "duration_s": b.duration_s,
+                "amount": b.amount,
+            }
+            for b in await store.bills()
+        ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(args))
+            return 0
+        result = asyncio.run(_query(args))
+    except (PaymentError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json or not isinstance(result, list):
+        print(json.dumps(result))
+    else:
+        for row in result:
+            print(row if isinstance(row, str) else "  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A session's meter data committed to the ledger, so a driver can check the energy billed
+without trusting the CPO.
+
+When a session is billed, the CSMS encodes its record (the bill and every meter reading with its
+signed meter value, in seq order) canonically, and attaches the BLAKE2b-256 of the record to the
+ledger in a tagged-data message (tag `COMMIT_TAG`), through the node's HTTP API (the node does
+the proof-of-work). The back office serves the record; the driver recomputes its hash, finds the
+message on the ledger, and checks the signed readings with the meter's public key.
+
+Record encoding (little-endian; strings UTF-8 with a u16 length):
+
+```
+  str  charge_point
+  str  transaction_id
+  u64  energy_wh      u64  duration_s      u64  amount
+  u32  readings
+  per reading:  u64 seq_no, u8 has_register, u64 register_wh, str signed_meter_value ("" if none)
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import TYPE_CHECKING, Final
+
+from tangle.errors import TangleError
+from tangle.protocol.ids import blake2b_256
+from tangle.protocol.payload import TaggedData
+from wallet.errors import WalletError
+
+if TYPE_CHECKING:
+    from tangle.protocol.ids import MessageId
+    from wallet.client import NodeClient
+
+    from .session import TransactionEvent
+    from .store import Bill, CsmsStore
+
+COMMIT_TAG: Final = b"tanglepay/charging/session/v1"
+LOG: Final = logging.getLogger(__name__)
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    return struct.pack("<H", len(raw)) + raw
+
+
+def session_record(bill: Bill, events: list[TransactionEvent]) -> bytes:
+    """The canonical record of a billed session (see the module docstring)."""
+    readings = sorted((e for e in events if e.register_wh is not None), key=lambda e: e.seq_no)
+    parts = [
+        _text(bill.charge_point),
+        _text(bill.transaction_id),
+        struct.pack("<QQQI", bill.energy_wh, bill.duration_s, bill.amount, len(readings)),
+    ]
+    for e in readings:
+        parts.append(struct.pack("<QBQ", e.seq_no, 1, e.register_wh or 0))
+        parts.append(_text(e.signed_meter_value or ""))
+    return b"".join(parts)
+
+
+def session_digest(record: bytes) -> bytes:
+    """What is committed to the ledger for `record`."""
+    return blake2b_256(COMMIT_TAG, record)
+
+
+class LedgerCommitter:
+    """The CSMS's `on_bill` hook: commits each billed session's digest through a node."""
+
+    __slots__ = ("node", "store")
+
+    def __init__(self, store: CsmsStore, node: NodeClient) -> None:
+        self.store = store
+        self.node = node
+
+    async def __call__(self, bill: Bill) -> None:
+        """Commit `bill`'s session; a node that fails is logged (the bill stands, and the
+        commitment can be made again from the store)."""
+        key = (bill.charge_point, bill.transaction_id)
+        record = session_record(bill, await self.store.events(key))
+        digest = session_digest(record)
+        try:
+            message: MessageId = await self.node.submit_pow(TaggedData(tag=COMMIT_TAG, data=digest))
+        except (WalletError, TangleError) as e:
+            LOG.warning("session %s/%s not committed: %r", *key, e)
+            return
+        await self.store.save_commitment(key, digest, bytes(message))

@@ -1,0 +1,338 @@
+"""The CSMS process: OCPP 1.6J and 2.0.1 charge points over WebSockets, on asyncio.
+
+`Csms` is the service both versions' handlers (`csms16`, `csms201`) call: it turns their events
+into the session core's (`session.SessionBook`), makes each durable (`store.CsmsStore`) before
+the charger gets its answer, bills each session once when it ends, and carries out the core's
+stop decisions by asking the station to stop (RemoteStopTransaction / RequestStopTransaction).
+A restarted CSMS first rebuilds every unsettled session from its store (`restore`).
+
+`serve` listens for charge points at `ws://HOST:PORT/ocpp/<station id>`, negotiating the
+subprotocol `ocpp2.0.1` or `ocpp1.6`, and authenticates them with OCPP security profile 1 (HTTP
+Basic, the station id and its password) in `process_request`, before the WebSocket opens: an
+unknown station or a wrong password gets 401, a missing or unknown subprotocol 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Final
+
+from ocpp import messages as ocpp_messages  # type: ignore[import-untyped]
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from .csms16 import Station16
+from .csms201 import Station201
+from .errors import SessionError, StationAuthError
+from .session import (
+    MAX_EVENTS_PER_SESSION,
+    SessionBook,
+    SessionLimits,
+    StopSession,
+    TransactionEvent,
+)
+from .store import Bill, Binding, CsmsStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from websockets.asyncio.server import Server
+    from websockets.http11 import Request, Response
+
+    from .session import ChargingSession, Pricing
+    from .station import StationConnection
+
+    Authorizer = Callable[[str], Awaitable[Binding | None]]
+    """Decides an id token: how a session started with it is paid, or None to refuse it."""
+
+SUBPROTOCOLS: Final = (Subprotocol("ocpp2.0.1"), Subprotocol("ocpp1.6"))
+MAX_MESSAGE: Final = 64 * 1024
+"""The largest OCPP frame accepted (websockets closes the connection beyond it)."""
+MAX_RECENT_STOPS: Final = 1024
+MAX_TOKENS: Final = 100_000
+"""Id tokens indexed to their latest session (the least recently started are forgotten)."""
+LOG: Final = logging.getLogger(__name__)
+
+
+async def accept_every_token(id_token: str) -> Binding | None:
+    """The authorizer of a CSMS without payments: every token, no limits."""
+    return Binding(id_token=id_token, channel_id=None, limits=SessionLimits(), paid=0)
+
+
+@dataclass(slots=True)
+class Csms:
+    """The charging service behind every station connection (see the module docstring)."""
+
+    store: CsmsStore
+    pricing: Pricing
+    authorize: Authorizer = accept_every_token
+    channel_pricing: Pricing | None = None
+    """The price of sessions paid through a channel (the channel's per-kWh tariff, which the
+    driver's wallet checks every bill against); `pricing` prices the others."""
+    clock: Callable[[], float] = time.time
+    book: SessionBook = field(init=False)
+    stations: dict[str, StationConnection] = field(default_factory=dict)
+    stops: deque[StopSession] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_STOPS))
+    """The latest stop decisions, newest last."""
+    bindings: dict[tuple[str, str], Binding] = field(default_factory=dict)
+    """How each open session is paid (as saved in the store)."""
+    by_token: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The latest session each accepted id token started (kept after the session closes, so a
+    driver can still read its final bill; one entry per token)."""
+    on_bill: list[Callable[[Bill], Awaitable[None]]] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.book = SessionBook(self.pricing)
+
+    async def restore(self) -> int:
+        """Rebuild every unbilled session, and every billed one a driver still owes on, from
+        the store; returns how many."""
+        keys = await self.store.unsettled()
+        for key in keys:
+            binding = await self.store.binding(key)
+            session = self.book.open(
+                key, binding.limits if binding else None, pricing=self._pricing_of(binding)
+            )
+            session.paid = binding.paid if binding else 0
+            if binding is not None:
+                self.bindings[key] = binding
+            if binding is not None and binding.id_token is not None:
+                self._index_token(binding.id_token, key)
+            for event in await self.store.events(key):
+                session.apply(event)
+            if session.ended:
+                await self._bill(session)
+        return len(keys)
+
+    async def check_station(self, station: str, password: str) -> None:
+        """`StationAuthError` unless `password` is `station`'s."""
+        await self.store.check_password(station, password)
+
+    async def start(self, event: TransactionEvent) -> bool:
+        """A Started event with an id token: bind the session (if the token is accepted; a
+        resent start keeps the binding it got the first time) and apply it. Returns whether the
+        token was accepted."""
+        binding = await self.store.binding(event.key)
+        if binding is None and event.id_token is not None:
+            binding = await self.authorize(event.id_token)
+            if binding is not None:
+                await self.store.bind(event.key, binding)
+        if binding is not None:
+            session = self.book.open(event.key, binding.limits, pricing=self._pricing_of(binding))
+            session.paid = max(session.paid, binding.paid)
+            self.bindings[event.key] = binding
+            self._index_token(binding.id_token or "", event.key)
+        await self.event(event)
+        return binding is not None
+
+    def _index_token(self, id_token: str, key: tuple[str, str]) -> None:
+        self.by_token.pop(id_token, None)
+        self.by_token[id_token] = key
+        while len(self.by_token) > MAX_TOKENS:  # the least recently started token goes
+            del self.by_token[next(iter(self.by_token))]
+
+    def _pricing_of(self, binding: Binding | None) -> Pricing | None:
+        if binding is not None and binding.channel_id is not None:
+            return self.channel_pricing
+        return None
+
+    async def event(self, event: TransactionEvent) -> ChargingSession | None:
+        """Apply one transaction event once, durably, then act on the core's decision. An
+        event of a session already billed and closed (a late offline event) is kept in the
+        store; the bill stands (the energy is the register's highest reading, which the Ended
+        event carried)."""
+        if event.key not in self.book.sessions and await self.store.bill_of(event.key):
+            if await self.store.event_count(event.key) < MAX_EVENTS_PER_SESSION:
+                await self.store.record(event)
+            return None
+        session = self.book.open(event.key)
+        if event.seq_no in session.seen:
+            return session
+        session.check(event)
+        await self.store.record(event)
+        if event.seq_no in session.seen:  # applied while the commit was in flight
+            return session
+        session.apply(event)
+        self.decide(session)
+        if session.ended:
+            await self._bill(session)
+        return session
+
+    def decide(self, session: ChargingSession, now_s: int | None = None) -> None:
+        """Ask the station to stop if the core says so."""
+        stop = session.decide(now_s)
+        if stop is not None:
+            self.stops.append(stop)
+            self._spawn(self._stop(stop))
+
+    async def _bill(self, session: ChargingSession) -> None:
+        bill = Bill(
+            charge_point=session.key[0],
+            transaction_id=session.key[1],
+            energy_wh=session.energy_wh,
+            duration_s=session.duration_s,
+            amount=session.billed(),
+        )
+        if await self.store.bill(bill):
+            for hook in self.on_bill:  # after the charger's answer; a hook logs its failures
+                self._spawn(hook(bill))
+        self.settle_if_done(session)
+
+    def settle_if_done(self, session: ChargingSession) -> None:
+        """Forget an ended session once nothing more is expected for it: at once if it is not
+        paid through a channel (its bill is final), else once the driver has paid it all."""
+        binding = self.bindings.get(session.key)
+        paid_by_channel = binding is not None and binding.channel_id is not None
+        if session.ended and (not paid_by_channel or session.due() == 0):
+            self.book.close(session.key)
+            self.bindings.pop(session.key, None)
+
+    async def _stop(self, stop: StopSession) -> None:
+        connection = self.stations.get(stop.charge_point)
+        if connection is None:
+            LOG.warning("cannot stop %s/%s: not connected", stop.charge_point, stop.transaction_id)
+            return
+        await connection.request_stop(stop.transaction_id)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except (TimeoutError, ConnectionClosed, SessionError) as e:
+                LOG.warning("station call failed: %r", e)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def resend_stops(self, station: str) -> None:
+        """Ask a (re)connected station again to stop each of its running sessions the core
+        decided to stop (the station may have been offline when the decision was taken)."""
+        for session in list(self.book.sessions.values()):
+            reason = session.stopped_for
+            if session.key[0] == station and reason is not None and not session.ended:
+                stop = StopSession(
+                    charge_point=station, transaction_id=session.key[1], reason=reason
+                )
+                self._spawn(self._stop(stop))
+
+    async def tick(self) -> None:
+        """Check the prepaid time limits against the clock."""
+        now = int(self.clock())
+        for session in list(self.book.sessions.values()):
+            self.decide(session, now)
+
+    async def remote_start(self, station: str, id_token: str, connector: int = 1) -> bool:
+        """Ask `station` to start a session for `id_token` (1.6 RemoteStartTransaction, 2.0.1
+        RequestStartTransaction); True if it accepted."""
+        return bool(await self._connected(station).request_start(id_token, connector))
+
+    async def set_charging_profile(self, station: str, connector: int, limit_w: int) -> bool:
+        """Cap `station`'s connector at `limit_w` watts (a TxDefaultProfile)."""
+        return bool(await self._connected(station).set_power_limit(connector, limit_w))
+
+    def _connected(self, station: str) -> StationConnection:
+        connection = self.stations.get(station)
+        if connection is None:
+            raise StationAuthError(station)
+        return connection
+
+
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def station_of(path: str) -> str:
+    """The station id in a request path `/ocpp/<id>` (or just `/<id>`)."""
+    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+async def _connection_handler(csms: Csms, connection: ServerConnection) -> None:
+    station = station_of(connection.request.path if connection.request else "")
+    kind = Station201 if connection.subprotocol == "ocpp2.0.1" else Station16
+    handler = kind(station, connection, csms)
+    previous = csms.stations.get(station)
+    csms.stations[station] = handler
+    if previous is not None:  # the station reconnected: its old socket is dead
+        await previous.close()
+    csms.resend_stops(station)
+    try:
+        await handler.start()
+    except ConnectionClosed:
+        pass
+    finally:
+        if csms.stations.get(station) is handler:
+            del csms.stations[station]
+
+
+@contextlib.asynccontextmanager
+async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Server]:
+    """Listen for charge points (see the module docstring) until the context exits."""
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        station = station_of(request.path)
+        credentials = _basic_auth(request)
+        if credentials is None or credentials[0] != station:
+            return _refuse(connection, HTTPStatus.UNAUTHORIZED)
+        try:
+            await csms.check_station(station, credentials[1])
+        except StationAuthError:
+            return _refuse(connection, HTTPStatus.UNAUTHORIZED)
+        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+        if not {p.strip() for p in offered.split(",")} & set(SUBPROTOCOLS):
+            return connection.respond(HTTPStatus.BAD_REQUEST, "no OCPP subprotocol offered\n")
+        return None
+
+    async def handler(connection: ServerConnection) -> None:
+        await _connection_handler(csms, connection)
+
+    # The `ocpp` library validates each message against its JSON schema in a worker thread by
+    # default; a validation takes ~0.3 ms and holds the GIL, so the thread hops cost more than
+    # they free: validate on the loop.
+    ocpp_messages.ASYNC_VALIDATION = False
+    async with serve(
+        handler,
+        host,
+        port,
+        subprotocols=[*SUBPROTOCOLS],
+        process_request=process_request,
+        max_size=MAX_MESSAGE,
+        ping_interval=None,
+    ) as server:
+        ticker = asyncio.create_task(_tick_forever(csms))
+        try:
+            yield server
+        finally:
+            for task in (ticker, *csms._tasks):
+                task.cancel()
+            await asyncio.gather(ticker, *csms._tasks, return_exceptions=True)
+
+
+def _refuse(connection: ServerConnection, status: HTTPStatus) -> Response:
+    response = connection.respond(status, "station unknown or wrong password\n")
+    response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
+    return response
+
+
+async def _tick_forever(csms: Csms, every_s: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await csms.tick()

@@ -1,0 +1,156 @@
+"""OCPP 1.6J: one station's connection, its handlers and the CSMS's calls to it.
+
+StartTransaction is the session's seq 0 and gets its transaction id from the store (the same id
+for a resent start); each MeterValues sample becomes an Updated event keyed by its timestamp in
+milliseconds; StopTransaction (with its `transactionData`) is the Ended event at `STOP_SEQ`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ocpp.v16 import call, call_result  # type: ignore[import-untyped]
+
+from .session import STOP_SEQ, EventKind, TransactionEvent
+from .station import StationConnection, now_iso, on, parse_time, register_wh
+
+_ACCEPTED = {"status": "Accepted"}
+_INVALID = {"status": "Invalid"}
+
+
+class Station16(StationConnection):
+    """A 1.6J station (see the module docstring)."""
+
+    _call = call
+    _call_result = call_result
+    _ocpp_version = "1.6"
+    renamed_errors: ClassVar[dict[str, str]] = {"FormatViolation": "FormationViolation"}
+    """OCPP 1.6 section 4.2.3 names the code FormationViolation (the library sends the 2.0.1
+    name, FormatViolation)."""
+
+    @on("BootNotification")
+    async def on_boot(self, **_: Any) -> Any:
+        return call_result.BootNotification(
+            current_time=now_iso(self.csms.clock()), interval=300, status="Accepted"
+        )
+
+    @on("Heartbeat")
+    async def on_heartbeat(self, **_: Any) -> Any:
+        return call_result.Heartbeat(current_time=now_iso(self.csms.clock()))
+
+    @on("StatusNotification")
+    async def on_status(self, **_: Any) -> Any:
+        return call_result.StatusNotification()
+
+    @on("Authorize")
+    async def on_authorize(self, id_tag: str, **_: Any) -> Any:
+        binding = await self.csms.authorize(id_tag)
+        return call_result.Authorize(id_tag_info=_ACCEPTED if binding else _INVALID)
+
+    @on("StartTransaction")
+    async def on_start(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
+    ) -> Any:
+        async def work() -> Any:
+            at = parse_time("timestamp", timestamp)
+            tx = await self.csms.store.transaction_id_16(self.id, connector_id, at, meter_start)
+            accepted = await self.csms.start(
+                TransactionEvent(
+                    charge_point=self.id,
+                    transaction_id=str(tx),
+                    seq_no=0,
+                    kind=EventKind.STARTED,
+                    timestamp_s=at,
+                    register_wh=meter_start,
+                    id_token=id_tag,
+                )
+            )
+            return call_result.StartTransaction(
+                transaction_id=tx, id_tag_info=_ACCEPTED if accepted else _INVALID
+            )
+
+        return await self.guarded(work)
+
+    def _samples(self, transaction_id: int, meter_value: list[Any]) -> list[TransactionEvent]:
+        events = []
+        for sample in meter_value:
+            wh, signed = register_wh([sample])
+            at = parse_time("meter_value.timestamp", sample.get("timestamp"))
+            events.append(
+                TransactionEvent(
+                    charge_point=self.id,
+                    transaction_id=str(transaction_id),
+                    seq_no=at * 1000,
+                    kind=EventKind.UPDATED,
+                    timestamp_s=at,
+                    register_wh=wh,
+                    signed_meter_value=signed,
+                )
+            )
+        return events
+
+    @on("MeterValues", request_only=True)
+    async def on_meter_values(
+        self, connector_id: int, meter_value: list[Any], transaction_id: int | None = None, **_: Any
+    ) -> Any:
+        async def work() -> Any:
+            if transaction_id is not None:
+                for event in self._samples(transaction_id, meter_value):
+                    await self.csms.event(event)
+            return call_result.MeterValues()
+
+        return await self.guarded(work)
+
+    @on("StopTransaction")
+    async def on_stop(
+        self,
+        meter_stop: int,
+        timestamp: str,
+        transaction_id: int,
+        transaction_data: list[Any] | None = None,
+        **_: Any,
+    ) -> Any:
+        async def work() -> Any:
+            for event in self._samples(transaction_id, transaction_data or []):
+                await self.csms.event(event)
+            await self.csms.event(
+                TransactionEvent(
+                    charge_point=self.id,
+                    transaction_id=str(transaction_id),
+                    seq_no=STOP_SEQ,
+                    kind=EventKind.ENDED,
+                    timestamp_s=parse_time("timestamp", timestamp),
+                    register_wh=meter_stop,
+                )
+            )
+            return call_result.StopTransaction(id_tag_info=_ACCEPTED)
+
+        return await self.guarded(work)
+
+    # -- calls to the station ------------------------------------------------------------------
+
+    async def request_stop(self, transaction_id: str) -> bool:
+        result = await self.call(call.RemoteStopTransaction(transaction_id=int(transaction_id)))
+        return result is not None and result.status == "Accepted"
+
+    async def request_start(self, id_token: str, connector: int) -> bool:
+        result = await self.call(
+            call.RemoteStartTransaction(id_tag=id_token, connector_id=connector)
+        )
+        return result is not None and result.status == "Accepted"
+
+    async def set_power_limit(self, connector: int, limit_w: int) -> bool:
+        profile = {
+            "chargingProfileId": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_w}],
+            },
+        }
+        result = await self.call(
+            call.SetChargingProfile(connector_id=connector, cs_charging_profiles=profile)
+        )
+        return result is not None and result.status == "Accepted"

@@ -1,0 +1,224 @@
+"""Paying for a charge over a payment channel: the CPO's side (`ChargePayments`) and the
+driver's (`DriverWallet`), on the metering and receipts of `payments.payperuse`.
+
+*Pay as you charge.* The driver binds an id token (RFID card, app token) to the one-way channel
+it pays from, signing `BIND_DOMAIN || channel id || token` with the channel's payer key. Authorize
+accepts the token only if the channel, as the ledger has it (the `Cashier`'s directory: a node's
+HTTP API in production), is open to this CPO and its payer balance covers the first increment
+(`increment_wh` at the tariff). A session started with the token is bound to the channel and may
+owe at most `margin`; the session core stops it when it owes more (within one meter interval:
+the check runs on every meter value). As meter values arrive the driver fetches the invoice
+(cumulative: energy so far, its price, what was paid), checks it against its own measure of the
+energy (`PayerMeter`: a bill above the meter is refused with `OverchargeError`), pays the
+difference with the next balance proof, and gets a METERED receipt signed with the CPO's channel
+key for each increment, checked in turn.
+
+*Prepaid.* The driver pays an amount up front through the channel (`prepay`); its sessions stop
+once the energy that amount buys is delivered. The unused rest is owed back to the driver and
+shown on the bill (`refund`); a one-way channel cannot carry money back, so the CPO returns it
+by a ledger transfer or over a two-way channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from tangle.protocol.ids import ChannelId
+from tangle.protocol.signature import is_valid
+
+from ..payperuse.metering import Invoice, Meter, PayerMeter
+from ..payperuse.receipt import NO_TAG
+from .errors import TokenBindingError, UnknownSessionError
+from .session import SessionLimits
+from .store import Binding
+
+if TYPE_CHECKING:
+    from tangle.protocol.channel import SignedBalanceProof
+    from tangle.protocol.ids import PublicKey
+    from tangle.protocol.signature import Signer
+
+    from ..channels.core import PayerChannel
+    from ..payperuse.cashier import Cashier
+    from ..payperuse.metering import Tariff
+    from ..payperuse.receipt import Receipt
+    from .csms import Csms
+    from .session import ChargingSession
+
+BIND_DOMAIN: Final = b"tanglepay/charging/bind/v1"
+
+
+def bind_message(channel_id: ChannelId, id_token: str) -> bytes:
+    """What the channel's payer signs to bind `id_token` to it."""
+    return BIND_DOMAIN + channel_id + id_token.encode()
+
+
+def session_tag(key: tuple[str, str]) -> bytes:
+    """The 32-byte tag of a session's receipts: its key, padded (ids are at most 64 chars, so
+    longer keys are cut; the channel and sequence bind a receipt all the same)."""
+    raw = f"{key[0]}/{key[1]}".encode()[:32]
+    return raw + NO_TAG[len(raw) :]
+
+
+@dataclass(slots=True)
+class ChargePayments:
+    """The CPO's side (see the module docstring): authorizes tokens, prices sessions with a
+    per-kWh `Tariff`, takes payments and signs receipts."""
+
+    csms: Csms
+    cashier: Cashier
+    signer: Signer
+    tariff: Tariff
+    margin: int
+    """The most a pay-as-you-charge driver may owe, in minor units."""
+    increment_wh: int = 1000
+    """The first increment Authorize requires the channel to cover."""
+
+    def pricing(self, start_s: int, energy_wh: int, duration_s: int) -> int:
+        """The price of a session paid through a channel: the tariff's cost of its energy."""
+        del start_s, duration_s
+        return self.tariff.cost(energy_wh)
+
+    async def bind(self, id_token: str, channel_id: ChannelId, signature: bytes) -> None:
+        """Bind `id_token` to the driver's channel; `TokenBindingError` unless the channel's
+        payer signed `bind_message` (the channel must be acceptable to the cashier)."""
+        channel = await self.cashier.open(channel_id)
+        if not is_valid(channel.terms.payer, bind_message(channel_id, id_token), signature):
+            raise TokenBindingError(id_token, "not signed by the channel's payer")
+        await self.csms.store.save_token(id_token, channel_id, 0)
+
+    async def prepay(self, id_token: str, signed: SignedBalanceProof) -> Receipt:
+        """Take a payment up front for the token's next session (the token must be bound)."""
+        bound = await self.csms.store.token(id_token)
+        if bound is None or bound[0] != signed.proof.channel_id:
+            raise TokenBindingError(id_token, "not bound to this proof's channel")
+        credit = await self.cashier.accept(signed, price=1)
+        await self.csms.store.save_token(id_token, bound[0], bound[1] + credit.credited)
+        meter = self._meter(signed.proof.channel_id, (id_token, "prepaid"))
+        return meter.credit(signed.proof, credit.credited)
+
+    async def authorize(self, id_token: str) -> Binding | None:
+        """How a session with `id_token` is paid, or None: unbound token, or a channel that
+        cannot cover the first increment (nor a prepaid amount that does)."""
+        bound = await self.csms.store.token(id_token)
+        if bound is None:
+            return None
+        channel_id, prepaid = ChannelId(bound[0]), bound[1]
+        first = self.tariff.cost(self.increment_wh)
+        if prepaid:
+            if prepaid < first:
+                return None
+            limits = SessionLimits(energy_wh=self.tariff.units_for(prepaid))
+            await self.csms.store.save_token(id_token, channel_id, 0)  # used by this session
+            return Binding(id_token=id_token, channel_id=channel_id, limits=limits, paid=prepaid)
+        channel = await self.cashier.open(channel_id)
+        if channel.payer_balance < first:
+            return None
+        limits = SessionLimits(margin=self.margin)
+        return Binding(id_token=id_token, channel_id=channel_id, limits=limits, paid=0)
+
+    def _session(self, key: tuple[str, str]) -> ChargingSession:
+        session = self.csms.book.sessions.get(key)
+        if session is None:
+            raise UnknownSessionError(key)
+        return session
+
+    async def invoice(self, key: tuple[str, str]) -> Invoice:
+        """The session's bill so far: energy, its price, what was paid (the final bill once the
+        session ended and was paid in full)."""
+        if key not in self.csms.book.sessions:
+            return await self._final_invoice(key)
+        session = self._session(key)
+        binding = self.csms.bindings.get(key)
+        if binding is None or binding.channel_id is None:
+            raise UnknownSessionError(key)
+        return Invoice(
+            channel_id=ChannelId(binding.channel_id),
+            units=session.energy_wh,
+            amount=session.billed(),
+            paid=session.paid,
+        )
+
+    async def _final_invoice(self, key: tuple[str, str]) -> Invoice:
+        bill = await self.csms.store.bill_of(key)
+        binding = await self.csms.store.binding(key)
+        if bill is None or binding is None or binding.channel_id is None:
+            raise UnknownSessionError(key)
+        return Invoice(
+            channel_id=ChannelId(binding.channel_id),
+            units=bill.energy_wh,
+            amount=bill.amount,
+            paid=binding.paid,
+        )
+
+    async def pay(self, key: tuple[str, str], signed: SignedBalanceProof) -> Receipt:
+        """Take one payment for session `key` (the channel core's checks and the durable save
+        in the cashier), count it, and sign its receipt."""
+        session = self._session(key)
+        binding = self.csms.bindings.get(key)
+        if binding is None or binding.channel_id != signed.proof.channel_id:
+            raise TokenBindingError(session.id_token or "", "the proof's channel is not bound")
+        credit = await self.cashier.accept(signed, price=1)
+        session.credit(credit.credited)
+        await self.csms.store.add_paid(key, credit.credited)
+        meter = self._meter(signed.proof.channel_id, key)
+        meter.record(session.energy_wh)
+        receipt = meter.credit(signed.proof, credit.credited)
+        self.csms.settle_if_done(session)
+        return receipt
+
+    def _meter(self, channel_id: ChannelId, key: tuple[str, str]) -> Meter:
+        return Meter(
+            self.tariff,
+            signer=self.signer,
+            network_id=self.cashier.network_id,
+            channel_id=channel_id,
+            session=session_tag(key),
+        )
+
+    def refund(self, session: ChargingSession) -> int:
+        """What a prepaid session's driver is owed back: paid beyond the bill."""
+        return max(0, session.paid - session.billed())
+
+
+class DriverWallet:
+    """The driver's side of one session: its own measure of the energy, the bills it accepts,
+    the payments it signs and the receipts it checks."""
+
+    __slots__ = ("channel", "meter")
+
+    def __init__(
+        self, channel: PayerChannel, tariff: Tariff, cpo: PublicKey, key: tuple[str, str]
+    ) -> None:
+        self.channel = channel
+        self.meter = PayerMeter(
+            tariff,
+            payee=cpo,
+            network_id=channel.terms.network_id,
+            channel_id=channel.terms.channel_id,
+            session=session_tag(key),
+        )
+
+    def bind_signature(self, signer: Signer, id_token: str) -> bytes:
+        """The payer's signature binding `id_token` to this channel."""
+        return bytes(signer.sign(bind_message(self.channel.terms.channel_id, id_token)))
+
+    def observe(self, register_wh: int, start_wh: int) -> None:
+        """The car's own meter: `register_wh - start_wh` delivered so far."""
+        delivered = register_wh - start_wh
+        if delivered > self.meter.units:
+            self.meter.observe(delivered - self.meter.units)
+
+    def settle(self, invoice: Invoice) -> SignedBalanceProof | None:
+        """The proof paying what `invoice` says is due, or None; `OverchargeError` if it bills
+        more than this side measured."""
+        amount = self.meter.accept(invoice)
+        if not amount:
+            return None
+        proof = self.channel.pay(amount)
+        self.meter.paying(proof.proof, amount, invoice)
+        return proof
+
+    def check(self, receipt: Receipt) -> None:
+        """Accept the receipt of the last payment, or raise (see `PayerMeter.check_receipt`)."""
+        self.meter.check_receipt(receipt)

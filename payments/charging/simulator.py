@@ -1,0 +1,184 @@
+"""Simulated charge points on the `ocpp` library, for the example, the benchmark and the tests.
+
+A `Charger16` or `Charger201` connects to a CSMS as a real station would (`connect_charger`:
+WebSocket subprotocol `ocpp1.6` / `ocpp2.0.1`, HTTP Basic with its password) and drives a
+session with the library's own `call` messages. It answers the CSMS's stop requests by recording
+them (`stop_requested`), so a caller sees when the CSMS asked it to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from ocpp.v16 import call as call16  # type: ignore[import-untyped]
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import call as call201  # type: ignore[import-untyped]
+from ocpp.v201 import call_result as result201
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from .station import LibChargePoint, now_iso, on
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+def _reading(register_wh: int, at: float, signed: str | None = None) -> dict[str, Any]:
+    """A 2.0.1 meter value (1.6 carries the value as a string)."""
+    sample: dict[str, Any] = {
+        "value": register_wh,
+        "measurand": "Energy.Active.Import.Register",
+    }
+    if signed is not None:
+        sample["signedMeterValue"] = {
+            "signedMeterData": signed,
+            "signingMethod": "ECDSA-secp256r1-SHA256",
+            "encodingMethod": "OCMF",
+            "publicKey": "",
+        }
+    return {"timestamp": now_iso(at), "sampledValue": [sample]}
+
+
+class Charger16(LibChargePoint):  # type: ignore[misc]
+    """A 1.6J station (see the module docstring)."""
+
+    _call = call16
+    _call_result = result16
+    _ocpp_version = "1.6"
+
+    def __init__(self, station: str, connection: Any) -> None:
+        super().__init__(station, connection, response_timeout=10)
+        self.stop_requested: asyncio.Event = asyncio.Event()
+
+    @on("RemoteStopTransaction")
+    async def on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
+        self.stop_requested.set()
+        return result16.RemoteStopTransaction(status="Accepted")
+
+    @on("RemoteStartTransaction")
+    async def on_remote_start(self, id_tag: str, **_: Any) -> Any:
+        return result16.RemoteStartTransaction(status="Accepted")
+
+    @on("SetChargingProfile")
+    async def on_profile(self, **_: Any) -> Any:
+        return result16.SetChargingProfile(status="Accepted")
+
+    async def boot(self) -> None:
+        await self.call(call16.BootNotification(charge_point_model="sim", charge_point_vendor="tp"))
+
+    async def start_session(self, id_tag: str, meter_start: int, at: float) -> tuple[int, str]:
+        """Start a transaction; returns its id and the id tag status."""
+        result = await self.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag=id_tag, meter_start=meter_start, timestamp=now_iso(at)
+            )
+        )
+        return result.transaction_id, result.id_tag_info["status"]
+
+    async def meter(self, transaction_id: int, register_wh: int, at: float) -> None:
+        await self.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": now_iso(at),
+                        "sampledValue": [{"value": str(register_wh), "unit": "Wh"}],
+                    }
+                ],
+            )
+        )
+
+    async def stop_session(self, transaction_id: int, meter_stop: int, at: float) -> None:
+        await self.call(
+            call16.StopTransaction(
+                meter_stop=meter_stop, timestamp=now_iso(at), transaction_id=transaction_id
+            )
+        )
+
+
+class Charger201(LibChargePoint):  # type: ignore[misc]
+    """A 2.0.1 station (see the module docstring)."""
+
+    _call = call201
+    _call_result = result201
+    _ocpp_version = "2.0.1"
+
+    def __init__(self, station: str, connection: Any) -> None:
+        super().__init__(station, connection, response_timeout=10)
+        self.stop_requested: asyncio.Event = asyncio.Event()
+
+    @on("RequestStopTransaction")
+    async def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
+        self.stop_requested.set()
+        return result201.RequestStopTransaction(status="Accepted")
+
+    @on("RequestStartTransaction")
+    async def on_request_start(self, **_: Any) -> Any:
+        return result201.RequestStartTransaction(status="Accepted")
+
+    @on("SetChargingProfile")
+    async def on_profile(self, **_: Any) -> Any:
+        return result201.SetChargingProfile(status="Accepted")
+
+    async def boot(self) -> None:
+        await self.call(
+            call201.BootNotification(
+                charging_station={"model": "sim", "vendorName": "tp"}, reason="PowerUp"
+            )
+        )
+
+    async def event(
+        self,
+        kind: str,
+        transaction_id: str,
+        seq_no: int,
+        register_wh: int,
+        at: float,
+        *,
+        id_token: str | None = None,
+        offline: bool = False,
+        signed: str | None = None,
+    ) -> Any:
+        """Send one TransactionEvent; returns the CSMS's answer."""
+        return await self.call(
+            call201.TransactionEvent(
+                event_type=kind,
+                timestamp=now_iso(at),
+                trigger_reason={"Started": "Authorized", "Ended": "StopAuthorized"}.get(
+                    kind, "MeterValuePeriodic"
+                ),
+                seq_no=seq_no,
+                transaction_info={"transactionId": transaction_id},
+                meter_value=[_reading(register_wh, at, signed)],
+                offline=offline or None,
+                id_token=None if id_token is None else {"idToken": id_token, "type": "ISO14443"},
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def connect_charger(
+    url: str, station: str, password: str, version: str
+) -> AsyncIterator[Charger16 | Charger201]:
+    """A charger `station` of `version` ("1.6" or "2.0.1") connected to the CSMS at `url`
+    (`ws://host:port/ocpp`), serving its socket until the context exits."""
+    token = base64.b64encode(f"{station}:{password}".encode()).decode()
+    async with connect(
+        f"{url}/{station}",
+        subprotocols=[Subprotocol(f"ocpp{version}")],
+        additional_headers={"Authorization": f"Basic {token}"},
+        ping_interval=None,
+        open_timeout=60,
+    ) as ws:
+        charger = Charger16(station, ws) if version == "1.6" else Charger201(station, ws)
+        task = asyncio.create_task(charger.start())
+        try:
+            yield charger
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

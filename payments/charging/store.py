@@ -1,0 +1,406 @@
+"""The CSMS's durable state on sqlite through aiosqlite: stations, transaction events, sessions'
+bindings and payments, and the final bill of each session.
+
+WAL mode with `synchronous=FULL`: a commit is fsync'd before it returns, and the CSMS answers a
+charger only after the event is committed, so a SIGKILLed CSMS loses no meter value the charger
+saw acknowledged (the charger resends what was not). `record` (and `add_paid`) are a group
+commit: writes that arrive while a commit is in flight go together into the next transaction (one
+fsync for many chargers and drivers). Events are keyed by (charge point, transaction id, seq) and
+inserted with `OR IGNORE`, and a bill is keyed by its session, so a replay after a restart
+records and bills nothing twice.
+
+```
+stations(id TEXT PK, salt BLOB, key BLOB)                         scrypt of the password
+events(charge_point, transaction_id, seq_no, kind, timestamp_s, register_wh, signed, offline,
+       id_token, PK(charge_point, transaction_id, seq_no))
+sessions(charge_point, transaction_id, id_token, channel_id, margin, energy_wh, duration_s, paid,
+         PK(charge_point, transaction_id))
+bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_point,
+      transaction_id))
+commitments(charge_point, transaction_id, digest, message_id)    a session on the ledger
+tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
+transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
+               UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Self
+
+import aiosqlite
+
+from .errors import StationAuthError
+from .session import EventKind, SessionLimits, TransactionEvent
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS stations (id TEXT PRIMARY KEY, salt BLOB NOT NULL, key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, seq_no INTEGER NOT NULL,
+    kind TEXT NOT NULL, timestamp_s INTEGER NOT NULL, register_wh INTEGER, signed TEXT,
+    offline INTEGER NOT NULL, id_token TEXT,
+    PRIMARY KEY (charge_point, transaction_id, seq_no)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, id_token TEXT, channel_id BLOB,
+    margin INTEGER, energy_wh INTEGER, duration_s INTEGER, paid INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bills (
+    charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, energy_wh INTEGER NOT NULL,
+    duration_s INTEGER NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (charge_point, transaction_id));
+CREATE TABLE IF NOT EXISTS commitments (
+    charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, digest BLOB NOT NULL,
+    message_id BLOB NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    id_token TEXT PRIMARY KEY, channel_id BLOB NOT NULL, prepaid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS transactions16 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
+    connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL, meter_start INTEGER NOT NULL,
+    UNIQUE (charge_point, connector_id, timestamp_s));
+"""
+_SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
+_INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ADD_PAID: Final = (
+    "UPDATE sessions SET paid = paid + ? WHERE charge_point = ? AND transaction_id = ?"
+)
+MAX_BATCH: Final = 1024
+"""The most events one group commit writes."""
+
+
+def _password_key(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bill:
+    """The final bill of an ended session."""
+
+    charge_point: str
+    """The station."""
+    transaction_id: str
+    """The transaction."""
+    energy_wh: int
+    """Energy delivered: the register difference."""
+    duration_s: int
+    """The session's length."""
+    amount: int
+    """What it cost, in minor units."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    """How a session is paid: its id token, the driver's channel and the limits."""
+
+    id_token: str | None
+    """The driver's token."""
+    channel_id: bytes | None
+    """Pay as you charge or prepaid: the channel the driver pays from."""
+    limits: SessionLimits
+    """When to stop."""
+    paid: int
+    """What the driver paid so far."""
+
+
+class CsmsStore:
+    """The CSMS's database; open with `async with CsmsStore(path) as store`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._pending: list[tuple[str, tuple[object, ...], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._verified: dict[str, bytes] = {}
+        """station -> SHA-256 of the password last verified with scrypt, so that a station
+        reconnecting costs no scrypt (bounded by the stations registered)."""
+
+    async def __aenter__(self) -> Self:
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.executescript(_SCHEMA)
+        await self._db.commit()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    # -- stations ------------------------------------------------------------------------------
+
+    async def add_station(self, station: str, password: str) -> None:
+        """Register `station` (or replace its password)."""
+        salt = os.urandom(16)
+        key = await asyncio.to_thread(_password_key, password, salt)
+        await self.db.execute(
+            "INSERT OR REPLACE INTO stations VALUES (?, ?, ?)", (station, salt, key)
+        )
+        await self.db.commit()
+        self._verified.pop(station, None)
+
+    async def stations(self) -> list[str]:
+        """Every registered station id."""
+        async with self.db.execute("SELECT id FROM stations ORDER BY id") as rows:
+            return [row[0] async for row in rows]
+
+    async def check_password(self, station: str, password: str) -> None:
+        """Return if `password` is `station`'s; else `StationAuthError`."""
+        digest = hashlib.sha256(password.encode()).digest()
+        known = self._verified.get(station)
+        if known is not None and hmac.compare_digest(known, digest):
+            return
+        async with self.db.execute("SELECT salt, key FROM stations WHERE id = ?", (station,)) as c:
+            row = await c.fetchone()
+        if row is None:
+            raise StationAuthError(station)
+        key = await asyncio.to_thread(_password_key, password, row[0])
+        if not hmac.compare_digest(key, row[1]):
+            raise StationAuthError(station)
+        self._verified[station] = digest
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def record(self, event: TransactionEvent) -> None:
+        """Make `event` durable; returns after the commit that holds it (group commit)."""
+        row = (
+            event.charge_point,
+            event.transaction_id,
+            event.seq_no,
+            event.kind.value,
+            event.timestamp_s,
+            event.register_wh,
+            event.signed_meter_value,
+            int(event.offline),
+            event.id_token,
+        )
+        await self._write(_INSERT_EVENT, row)
+
+    async def _write(self, sql: str, row: tuple[object, ...]) -> None:
+        """Run `sql` with `row` in the next group commit; return after that commit."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, row, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                start = 0
+                while start < len(batch):  # each run of one statement in one executemany
+                    end = start
+                    while end < len(batch) and batch[end][0] == batch[start][0]:
+                        end += 1
+                    await self.db.executemany(batch[start][0], [w[1] for w in batch[start:end]])
+                    start = end
+                await self.db.commit()
+            except Exception as error:  # the database failed: every waiter learns it
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                raise
+            for *_, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def events(self, key: tuple[str, str]) -> list[TransactionEvent]:
+        """Every recorded event of session `key`, in seq order."""
+        query = "SELECT * FROM events WHERE charge_point = ? AND transaction_id = ? ORDER BY seq_no"
+        async with self.db.execute(query, key) as rows:
+            return [
+                TransactionEvent(
+                    charge_point=r[0],
+                    transaction_id=r[1],
+                    seq_no=r[2],
+                    kind=EventKind(r[3]),
+                    timestamp_s=r[4],
+                    register_wh=r[5],
+                    signed_meter_value=r[6],
+                    offline=bool(r[7]),
+                    id_token=r[8],
+                )
+                async for r in rows
+            ]
+
+    async def event_count(self, key: tuple[str, str]) -> int:
+        """How many events of session `key` are recorded."""
+        query = "SELECT count(*) FROM events WHERE charge_point = ? AND transaction_id = ?"
+        async with self.db.execute(query, key) as c:
+            row = await c.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def unsettled(self) -> list[tuple[str, str]]:
+        """What a restarted CSMS resumes: sessions with events and no bill yet, and billed
+        sessions paid through a channel that the driver has not paid in full."""
+        query = """
+            SELECT DISTINCT charge_point, transaction_id FROM events e WHERE NOT EXISTS
+              (SELECT 1 FROM bills b WHERE b.charge_point = e.charge_point
+               AND b.transaction_id = e.transaction_id)
+            UNION
+            SELECT b.charge_point, b.transaction_id FROM bills b JOIN sessions s
+              ON s.charge_point = b.charge_point AND s.transaction_id = b.transaction_id
+            WHERE s.channel_id IS NOT NULL AND s.paid < b.amount"""
+        async with self.db.execute(query) as rows:
+            return [(r[0], r[1]) async for r in rows]
+
+    # -- sessions, payments and bills ----------------------------------------------------------
+
+    async def bind(self, key: tuple[str, str], binding: Binding) -> None:
+        """Save how session `key` is paid (once; a second binding is ignored)."""
+        limits = binding.limits
+        await self.db.execute(
+            "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *key,
+                binding.id_token,
+                binding.channel_id,
+                limits.margin,
+                limits.energy_wh,
+                limits.duration_s,
+                binding.paid,
+            ),
+        )
+        await self.db.commit()
+
+    async def binding(self, key: tuple[str, str]) -> Binding | None:
+        """How session `key` is paid, if it was bound."""
+        query = (
+            "SELECT id_token, channel_id, margin, energy_wh, duration_s, paid FROM sessions "
+            "WHERE charge_point = ? AND transaction_id = ?"
+        )
+        async with self.db.execute(query, key) as c:
+            r = await c.fetchone()
+        if r is None:
+            return None
+        limits = SessionLimits(margin=r[2], energy_wh=r[3], duration_s=r[4])
+        return Binding(id_token=r[0], channel_id=r[1], limits=limits, paid=r[5])
+
+    async def add_paid(self, key: tuple[str, str], amount: int) -> None:
+        """Count `amount` paid for session `key` (after the channel store saved the proof)."""
+        await self._write(_ADD_PAID, (amount, *key))
+
+    async def bill(self, bill: Bill) -> bool:
+        """Save the final bill; False if the session was billed already (nothing changes)."""
+        cursor = await self.db.execute(
+            "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
+            (bill.charge_point, bill.transaction_id, bill.energy_wh, bill.duration_s, bill.amount),
+        )
+        await self.db.commit()
+        return cursor.rowcount == 1
+
+    async def bill_of(self, key: tuple[str, str]) -> Bill | None:
+        """The bill of session `key`, if it was billed."""
+        query = "SELECT * FROM bills WHERE charge_point = ? AND transaction_id = ?"
+        async with self.db.execute(query, key) as c:
+            r = await c.fetchone()
+        if r is None:
+            return None
+        return Bill(
+            charge_point=r[0], transaction_id=r[1], energy_wh=r[2], duration_s=r[3], amount=r[4]
+        )
+
+    async def bills(self) -> list[Bill]:
+        """Every bill, oldest session first."""
+        async with self.db.execute("SELECT * FROM bills ORDER BY rowid") as rows:
+            return [
+                Bill(
+                    charge_point=r[0],
+                    transaction_id=r[1],
+                    energy_wh=r[2],
+                    duration_s=r[3],
+                    amount=r[4],
+                )
+                async for r in rows
+            ]
+
+    async def transaction_id_16(
+        self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int
+    ) -> int:
+        """The 1.6 transaction id for this start (the same one for a resent StartTransaction)."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO transactions16 (charge_point, connector_id, timestamp_s, "
+            "meter_start) VALUES (?, ?, ?, ?)",
+            (charge_point, connector_id, timestamp_s, meter_start),
+        )
+        await self.db.commit()
+        query = (
+            "SELECT id FROM transactions16 WHERE charge_point = ? AND connector_id = ? "
+            "AND timestamp_s = ?"
+        )
+        async with self.db.execute(query, (charge_point, connector_id, timestamp_s)) as c:
+            row = await c.fetchone()
+        if row is None:
+            raise RuntimeError("transaction id vanished")
+        return int(row[0])
+
+    async def sessions(self, limit: int = 1000) -> list[dict[str, object]]:
+        """A summary row per session, newest first: events, first and last register, bill."""
+        query = """
+            SELECT e.charge_point, e.transaction_id, count(*), min(e.register_wh),
+                   max(e.register_wh), min(e.timestamp_s), max(e.timestamp_s), b.amount
+            FROM events e LEFT JOIN bills b
+              ON b.charge_point = e.charge_point AND b.transaction_id = e.transaction_id
+            GROUP BY e.charge_point, e.transaction_id ORDER BY min(e.timestamp_s) DESC LIMIT ?"""
+        names = [
+            "charge_point",
+            "transaction_id",
+            "events",
+            "first_wh",
+            "last_wh",
+            "start_s",
+            "last_s",
+            "billed",
+        ]
+        async with self.db.execute(query, (limit,)) as rows:
+            return [dict(zip(names, r, strict=True)) async for r in rows]
+
+    async def save_commitment(self, key: tuple[str, str], digest: bytes, message: bytes) -> None:
+        """Record that session `key`'s digest is on the ledger in message `message`."""
+        await self.db.execute(
+            "INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (*key, digest, message)
+        )
+        await self.db.commit()
+
+    async def commitment(self, key: tuple[str, str]) -> tuple[bytes, bytes] | None:
+        """(digest, message id) of session `key` on the ledger, if committed."""
+        query = (
+            "SELECT digest, message_id FROM commitments WHERE charge_point = ? "
+            "AND transaction_id = ?"
+        )
+        async with self.db.execute(query, key) as c:
+            row = await c.fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    async def save_token(self, id_token: str, channel_id: bytes, prepaid: int) -> None:
+        """Bind `id_token` to a driver's channel (with what it prepaid, 0 for pay as you go)."""
+        await self.db.execute(
+            "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
+        )
+        await self.db.commit()
+
+    async def token(self, id_token: str) -> tuple[bytes, int] | None:
+        """The channel `id_token` is bound to and its prepaid amount, if bound."""
+        query = "SELECT channel_id, prepaid FROM tokens WHERE id_token = ?"
+        async with self.db.execute(query, (id_token,)) as c:
+            row = await c.fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]))

@@ -1,0 +1,140 @@
+"""The back-office API (`payments.charging.backoffice`): operator routes behind the bearer
+token, a driver binding its token and paying a live session over HTTP with receipts, named
+errors, and an OpenAPI document naming every route the app serves."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING
+
+import httpx
+
+from payments.channels.wire import encode_signed_proof
+from payments.charging import ocpi_json
+from payments.charging.backoffice import backoffice_app
+from payments.charging.ocpi_tariff import parse_tariff
+from payments.charging.simulator import Charger201, connect_charger
+from payments.payperuse.metering import Invoice
+from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
+from payments.payperuse.receipt import receipt_from_header
+from tests.payments.charging.test_csms import PER_KWH_TARIFF
+from tests.payments.charging.test_payment import DRIVER, PASSWORD, T0, World, run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+OPERATOR = "operator-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {OPERATOR}"}
+
+
+def client(world: World) -> httpx.AsyncClient:
+    app = backoffice_app(world.csms, world.payments, OPERATOR)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://csms.test")
+
+
+def test_operator_routes_need_the_token(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        async with client(world) as http:
+            assert (await http.get("/api/stations")).status_code == 401
+            refused = await http.get("/api/stations", headers={"Authorization": "Bearer nope"})
+            assert refused.json()["error"]["code"] == "unauthorized"
+            added = await http.post(
+                "/api/stations", json={"id": "CP-NEW", "password": "x" * 20}, headers=ADMIN
+            )
+            assert added.status_code == 201
+            short = await http.post(
+                "/api/stations", json={"id": "CP-X", "password": "short"}, headers=ADMIN
+            )
+            assert short.json()["error"]["code"] == "bad_request"
+            listed = (await http.get("/api/stations", headers=ADMIN)).json()
+            assert {"id": "CP-NEW", "connected": False} in listed
+            missing = await http.get("/api/sessions/CP-NEW/1", headers=ADMIN)
+            assert missing.status_code == 404
+            garbage = await http.post("/api/stations", content=b"[1", headers=ADMIN)
+            assert garbage.status_code == 400
+            huge = await http.post("/api/stations", content=b" " * 100_000, headers=ADMIN)
+            assert (huge.status_code, huge.json()["error"]["code"]) == (400, "bad_request")
+
+    run(tmp_path, body)
+
+
+def test_a_driver_binds_and_pays_a_live_session_over_http(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        async with (
+            client(world) as http,
+            connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger,
+        ):
+            assert isinstance(charger, Charger201)
+            wallet = await world.driver(("CP201", "T1"))
+            bound = await http.put(
+                "/api/tokens/CARD-9",
+                json={
+                    "channel_id": wallet.channel.terms.channel_id.hex(),
+                    "signature": wallet.bind_signature(DRIVER, "CARD-9").hex(),
+                },
+            )
+            assert bound.json() == {"bound": True}
+            await charger.event("Started", "T1", 0, 0, T0, id_token="CARD-9")
+            for i in range(1, 4):
+                await charger.event("Updated", "T1", i, 500 * i, T0 + 60 * i, signed=f"OCMF-{i}")
+                wallet.observe(500 * i, 0)
+                doc = (await http.get("/api/tokens/CARD-9/invoice")).json()
+                proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
+                assert proof is not None
+                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
+                paid = await http.post(
+                    "/api/tokens/CARD-9/payments", headers={PROOF_HEADER: header.decode()}
+                )
+                assert paid.status_code == 200
+                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
+            replay = await http.post(
+                "/api/tokens/CARD-9/payments", headers={PROOF_HEADER: header.decode()}
+            )
+            assert (replay.status_code, replay.json()["error"]["code"]) == (409, "stale_proof")
+            view = (await http.get("/api/sessions/CP201/T1", headers=ADMIN)).json()
+            assert (view["energy_wh"], view["billed"], view["paid"]) == (1500, 450, 450)
+            assert [s["data"] for s in view["signed_meter_values"]] == [
+                "OCMF-1",
+                "OCMF-2",
+                "OCMF-3",
+            ]
+            unknown = await http.get("/api/tokens/NOBODY/invoice")
+            assert unknown.status_code == 404
+
+    run(tmp_path, body)
+
+
+def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        app = backoffice_app(world.csms, world.payments, OPERATOR)
+        async with client(world) as http:
+            doc = (await http.get("/openapi.json")).json()
+        assert doc["openapi"] == "3.1.0"
+        served = {
+            (method.lower(), route.path)  # type: ignore[attr-defined]
+            for route in app.routes
+            for method in route.methods or ()  # type: ignore[attr-defined]
+            if method != "HEAD" and route.path != "/openapi.json"  # type: ignore[attr-defined]
+        }
+        documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+        assert served == documented
+        assert doc["paths"]["/api/tokens/{token}/payments"]["post"]["parameters"][1]["name"] == (
+            PROOF_HEADER
+        )
+
+    run(tmp_path, body)
+
+
+def test_the_tariffs_route_shows_the_channel_and_ocpi_tariffs(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        tariff = parse_tariff(ocpi_json.loads(PER_KWH_TARIFF))
+        app = backoffice_app(world.csms, world.payments, OPERATOR, tariff=tariff)
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://csms.test") as http:
+            offered = (await http.get("/api/tariffs")).json()
+        assert offered[0] == {"channel_tariff": {"price": 300, "per": 1000, "unit": "Wh"}}
+        assert offered[1]["ocpi"]["id"] == "E25"
+        assert parse_tariff(ocpi_json.loads(json.dumps(offered[1]["ocpi"]))) == tariff
+
+    run(tmp_path, body)

@@ -1,0 +1,35 @@
+"""`python -m benchmarks.charging --quick --json` runs end to end: every charge point connects,
+every meter value sent is committed, payments are taken, and the JSON names its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_the_quick_benchmark_runs_and_reports_its_figures() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.charging", "--quick", "--json", "--stations", "10"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["connected_charge_points"] == 10
+    assert doc["meter_values"] >= 10 * 2  # 3 s at one per second each, minus the last one
+    assert doc["payments_per_s"] > 0
+    assert doc["response_p99_ms"] > 0
+    assert doc["sqlite_fsync_commits_per_s"] > 0
+    assert isinstance(doc["targets_met"], bool)
+    assert isinstance(doc["simulators_saturated"], bool)

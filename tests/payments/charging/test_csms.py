@@ -1,0 +1,316 @@
+"""The CSMS (`payments.charging.csms`) with real `ocpp` charge points over real WebSockets on
+loopback, both protocol versions: authentication before the socket opens, full sessions billed
+from the register difference, offline events out of order, repeated unique ids, schema-invalid
+payloads, stop requests. Plain sync tests running `asyncio.run` (the CSMS is on asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
+
+from payments.charging import ocpi_json
+from payments.charging.csms import Csms, serve_csms
+from payments.charging.ocpi_tariff import parse_tariff
+from payments.charging.pricing import ocpi_pricing, session_usage
+from payments.charging.session import SessionLimits, StopReason
+from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.store import Binding, CsmsStore
+from payments.charging.tariff_pricing import price
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
+
+T0 = 1_780_000_000.0
+PASSWORD = "s3cret-password"
+
+
+def per_kwh(start_s: int, energy_wh: int, duration_s: int) -> int:
+    """250 minor units per kWh, rounded up."""
+    del start_s, duration_s
+    return -(-energy_wh * 250 // 1000)
+
+
+def run(tmp_path: Path, body: Callable[[Csms, str], Awaitable[None]], **csms: Any) -> None:
+    async def main() -> None:
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:
+            for station in ("CP16", "CP201"):
+                await store.add_station(station, PASSWORD)
+            csms.setdefault("pricing", per_kwh)
+            service = Csms(store=store, clock=lambda: T0, **csms)
+            await service.restore()
+            async with serve_csms(service) as server:
+                port = next(iter(server.sockets)).getsockname()[1]
+                await asyncio.wait_for(body(service, f"ws://127.0.0.1:{port}/ocpp"), 20)
+
+    asyncio.run(main())
+
+
+def test_a_16_session_is_billed_the_register_difference(tmp_path: Path) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            await charger.boot()
+            tx, status = await charger.start_session("DRIVER1", 10_000, T0)
+            assert status == "Accepted"
+            for i in range(1, 5):
+                await charger.meter(tx, 10_000 + 1_500 * i, T0 + 60 * i)
+            await charger.stop_session(tx, 17_345, T0 + 300)
+        [bill] = await csms.store.bills()
+        assert (bill.energy_wh, bill.duration_s) == (7_345, 300)
+        assert bill.amount == per_kwh(0, 7_345, 300) == 1837
+        assert len(await csms.store.events(("CP16", str(tx)))) == 6
+
+    run(tmp_path, body)
+
+
+def test_a_201_session_with_offline_events_out_of_order(tmp_path: Path) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.boot()
+            answer = await charger.event("Started", "T-1", 0, 2_000, T0, id_token="TOK")
+            assert answer.id_token_info["status"] == "Accepted"
+            # seq 1..3 were queued offline; 3 arrives first, 2 twice, then the Ended event
+            await charger.event("Updated", "T-1", 3, 5_000, T0 + 180, offline=True, signed="S3")
+            await charger.event("Updated", "T-1", 2, 4_000, T0 + 120, offline=True)
+            await charger.event("Updated", "T-1", 2, 4_000, T0 + 120, offline=True)
+            await charger.event("Ended", "T-1", 4, 6_000, T0 + 240)
+            await charger.event("Updated", "T-1", 1, 3_000, T0 + 60, offline=True)
+        [bill] = await csms.store.bills()
+        assert (bill.energy_wh, bill.duration_s, bill.amount) == (4_000, 240, 1000)
+        assert ("CP201", "T-1") not in csms.book.sessions  # billed, nothing more expected
+        events = await csms.store.events(("CP201", "T-1"))
+        assert [e.seq_no for e in events] == [0, 1, 2, 3, 4]
+        assert [e.signed_meter_value for e in events if e.signed_meter_value] == ["S3"]
+
+    run(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("station", "password", "protocol"),
+    [("CP16", "wrong", "ocpp1.6"), ("NOPE", PASSWORD, "ocpp1.6"), ("CP16", None, "ocpp1.6")],
+)
+def test_unknown_or_wrong_stations_get_401_before_the_socket_opens(
+    tmp_path: Path, station: str, password: str | None, protocol: str
+) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        headers = {}
+        if password is not None:
+            token = base64.b64encode(f"{station}:{password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(
+                f"{url}/{station}",
+                subprotocols=[Subprotocol(protocol)],
+                additional_headers=headers,
+            ):
+                pass
+        assert refused.value.response.status_code == 401
+        assert csms.stations == {}
+
+    run(tmp_path, body)
+
+
+async def _raw(url: str, station: str, protocol: str) -> AsyncIterator[Any]:
+    token = base64.b64encode(f"{station}:{PASSWORD}".encode()).decode()
+    async with connect(
+        f"{url}/{station}",
+        subprotocols=[Subprotocol(protocol)],
+        additional_headers={"Authorization": f"Basic {token}"},
+    ) as ws:
+        yield ws
+
+
+def test_schema_invalid_payloads_get_the_named_callerror_and_the_socket_survives(
+    tmp_path: Path,
+) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            assert ws.subprotocol == "ocpp1.6"
+            await ws.send(json.dumps([2, "bad-1", "BootNotification", {"chargePointVendor": "x"}]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-1", "ProtocolError"]  # a required field is missing
+            await ws.send(json.dumps([2, "bad-2", "Heartbeat", {"extra": 1}]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-2", "FormationViolation"]
+            values = {"connectorId": 1, "transactionId": 5, "meterValue": [{"sampledValue": []}]}
+            await ws.send(json.dumps([2, "bad-3", "MeterValues", values]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-3", "FormationViolation"]  # the request schema refuses
+            assert csms.book.sessions == {}
+            await ws.send(json.dumps([2, "ok-1", "Heartbeat", {}]))
+            answer = json.loads(await ws.recv())
+            assert answer[:2] == [3, "ok-1"]
+
+    run(tmp_path, body)
+
+
+def test_schema_invalid_201_payloads_get_the_named_callerror_and_the_socket_survives(
+    tmp_path: Path,
+) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP201", "ocpp2.0.1"):
+            assert ws.subprotocol == "ocpp2.0.1"
+            await ws.send(json.dumps([2, "bad-1", "Heartbeat", {"extra": 1}]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-1", "FormatViolation"]  # OCPP 2.0.1 spells it so
+            status: dict[str, object] = {"timestamp": "2026-06-01T00:00:00Z"}
+            status |= {"connectorStatus": "Available"}
+            status |= {"evseId": "one", "connectorId": 1}
+            await ws.send(json.dumps([2, "bad-2", "StatusNotification", status]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-2", "TypeConstraintViolation"]
+            event: dict[str, object] = {"eventType": "Updated"}
+            event |= {"timestamp": "2026-06-01T00:00:00Z"}
+            event |= {"triggerReason": "MeterValuePeriodic", "seqNo": "7"}
+            event |= {"transactionInfo": {"transactionId": "T"}}
+            await ws.send(json.dumps([2, "bad-3", "TransactionEvent", event]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-3", "TypeConstraintViolation"]  # seqNo is a string
+            assert csms.book.sessions == {}
+            await ws.send(json.dumps([2, "ok-1", "Heartbeat", {}]))
+            answer = json.loads(await ws.recv())
+            assert answer[:2] == [3, "ok-1"]
+
+    run(tmp_path, body)
+
+
+def test_a_repeated_unique_id_gets_the_same_answer_once(tmp_path: Path) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            start = {
+                "connectorId": 1,
+                "idTag": "D",
+                "meterStart": 100,
+                "timestamp": "2026-06-01T00:00:00Z",
+            }
+            await ws.send(json.dumps([2, "start-1", "StartTransaction", start]))
+            first = await ws.recv()
+            await ws.send(json.dumps([2, "start-1", "StartTransaction", start]))
+            assert await ws.recv() == first
+            tx = json.loads(first)[2]["transactionId"]
+            await ws.send(json.dumps([2, "start-2", "StartTransaction", start]))
+            assert json.loads(await ws.recv())[2]["transactionId"] == tx  # the same start again
+            assert len(await csms.store.events(("CP16", str(tx)))) == 1
+
+    run(tmp_path, body)
+
+
+def test_a_conflicting_event_is_a_callerror_and_changes_nothing(tmp_path: Path) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.event("Started", "T-9", 0, 5_000, T0, id_token="TOK")
+            await charger.event("Updated", "T-9", 1, 4_000, T0 + 60)  # below meterStart
+            await charger.event("Updated", "T-9", 2, 6_000, T0 + 120)
+        assert csms.book.sessions[("CP201", "T-9")].seen == {0, 2}
+        assert len(await csms.store.events(("CP201", "T-9"))) == 2
+
+    run(tmp_path, body)
+
+
+async def _prepaid(id_token: str) -> Binding | None:
+    return Binding(
+        id_token=id_token, channel_id=None, limits=SessionLimits(energy_wh=2_000), paid=0
+    )
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_the_csms_stops_a_session_at_its_prepaid_energy(tmp_path: Path, version: str) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        station = "CP16" if version == "1.6" else "CP201"
+        async with connect_charger(url, station, PASSWORD, version) as charger:
+            if isinstance(charger, Charger16):
+                tx, _ = await charger.start_session("PRE", 0, T0)
+                await charger.meter(tx, 1_500, T0 + 60)
+                assert not charger.stop_requested.is_set()
+                await charger.meter(tx, 2_100, T0 + 120)
+            else:
+                await charger.event("Started", "P", 0, 0, T0, id_token="PRE")
+                await charger.event("Updated", "P", 1, 1_500, T0 + 60)
+                assert not charger.stop_requested.is_set()
+                await charger.event("Updated", "P", 2, 2_100, T0 + 120)
+            await asyncio.wait_for(charger.stop_requested.wait(), 5)
+        assert [s.reason for s in csms.stops] == [StopReason.PREPAID_ENERGY]
+
+    run(tmp_path, body, authorize=_prepaid)
+
+
+def test_remote_start_and_charging_profile_reach_both_versions(tmp_path: Path) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async with (
+            connect_charger(url, "CP16", PASSWORD, "1.6"),
+            connect_charger(url, "CP201", PASSWORD, "2.0.1"),
+        ):
+            await asyncio.sleep(0.05)  # both registered
+            for station in ("CP16", "CP201"):
+                assert await csms.remote_start(station, "DRIVER")
+                assert await csms.set_charging_profile(station, 1, 7_400)
+
+    run(tmp_path, body)
+
+
+# Our own tariff in OCPI 2.2.1 JSON: 0.25 EUR per kWh, 10 % VAT, billed per Wh.
+PER_KWH_TARIFF = """{
+    "country_code": "NL", "party_id": "TPY", "id": "E25", "currency": "EUR",
+    "elements": [{"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 10.0,
+                                        "step_size": 1}]}],
+    "last_updated": "2026-01-01T00:00:00Z"
+}"""
+
+
+def test_a_session_priced_by_an_ocpi_tariff_bills_the_register_difference(
+    tmp_path: Path,
+) -> None:
+    tariff = parse_tariff(ocpi_json.loads(PER_KWH_TARIFF))
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.event("Started", "O-1", 0, 1_000, T0, id_token="ROAM")
+            await charger.event("Updated", "O-1", 1, 4_000, T0 + 900)
+            await charger.event("Ended", "O-1", 2, 8_345, T0 + 1800)
+        [bill] = await csms.store.bills()
+        assert bill.energy_wh == 7_345
+        expected = price(tariff, session_usage(int(T0), 7_345, 1_800)).total
+        # 7.345 kWh x 0.25 = 1.83625 EUR; with 10 % VAT 2.019875 EUR: 202 cents, half up
+        assert bill.amount == expected.incl_vat == 202
+
+    run(tmp_path, body, pricing=ocpi_pricing(tariff))
+
+
+async def _for_an_hour(id_token: str) -> Binding | None:
+    return Binding(
+        id_token=id_token, channel_id=None, limits=SessionLimits(duration_s=3600), paid=0
+    )
+
+
+def test_a_stop_decided_while_the_station_is_offline_reaches_it_when_it_reconnects(
+    tmp_path: Path,
+) -> None:
+    now = [T0]
+
+    async def body(csms: Csms, url: str) -> None:
+        csms.clock = lambda: now[0]
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as charger:
+            assert isinstance(charger, Charger201)
+            await charger.event("Started", "H", 0, 0, T0, id_token="HOUR")
+        for _ in range(100):  # the CSMS notices the socket closed
+            if "CP201" not in csms.stations:
+                break
+            await asyncio.sleep(0.01)
+        now[0] = T0 + 3600
+        await csms.tick()  # the hour is up while the station is offline
+        assert [s.reason for s in csms.stops] == [StopReason.PREPAID_TIME]
+        async with connect_charger(url, "CP201", PASSWORD, "2.0.1") as again:
+            await asyncio.wait_for(again.stop_requested.wait(), 5)
+
+    run(tmp_path, body, authorize=_for_an_hour)

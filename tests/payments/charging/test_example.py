@@ -1,0 +1,44 @@
+"""`python -m examples.charging --self-contained --json` runs end to end on a devnet of its own:
+the pay-as-you-charge driver paid exactly the tariff's price of the energy metered, with a checked
+receipt per increment; the prepaid session was stopped by the CSMS; the bills agree with the
+payments; the channel is open on the ledger with the deposit the driver holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.charging", "--self-contained", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    live = doc["pay_as_you_charge"]
+    assert live["energy_wh"] == 6_600
+    assert live["paid"] == live["owed_by_tariff"] == 1_980
+    assert live["receipts_checked"] == 6
+    assert doc["prepaid"]["stop_requested_by_csms"] is True
+    assert doc["prepaid"]["start_status"] == "Accepted"
+    bills = {(c["charge_point"], c["transaction_id"]): c["amount"] for c in doc["cdrs"]}
+    assert bills[("CP-201", "S-1")] == live["paid"]
+    assert doc["channel"]["paid_to_cpo"] == live["paid"] + doc["prepaid"]["prepaid"]
+    assert doc["ledger"]["ledger_deposit"] == doc["channel"]["deposit"]
+    assert doc["ledger"]["ledger_closing"] is False
+    assert doc["ledger_commitment"]["digest_matches_ledger"] is True
+    assert doc["ledger_commitment"]["signed_readings_in_record"] == 6
