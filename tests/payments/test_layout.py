@@ -18,6 +18,7 @@ ALLOWED = {
     "payments.transports": {"payments.errors", "payments.channels", "payments.transports"},
     "payments.ledger": {"payments.errors", "payments.channels", "payments.ledger"},
     "payments.payperuse": {"payments.errors", "payments.channels", "payments.payperuse"},
+    "payments.roaming": {"payments.errors", "payments.channels", "payments.roaming"},
 }
 
 
