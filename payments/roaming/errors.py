@@ -10,6 +10,7 @@ PaymentError
     ├── InvalidRecordError             a usage record field out of range (field, reason)
     ├── MalformedRecordError           bytes or JSON that are not one canonical usage record
     ├── InvalidSubscriberError         an IMSI or MSISDN that is not digits of a valid length
+    ├── FraudConfigError               a fraud threshold, cap or table bound out of range
     └── RoamingFormatError             a partner's file that cannot be imported (offset)
         ├── BerTruncatedError          the input ends inside a tag, a length or a value
         ├── BerLengthError             a length beyond its enclosing value, or too long to hold
@@ -58,6 +59,15 @@ class InvalidSubscriberError(RoamingError):
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(f"{kind}: {reason}")
         self.kind = kind
+        self.reason = reason
+
+
+class FraudConfigError(RoamingError):
+    """A fraud threshold, cap or table bound that is not a positive integer (or out of order)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"fraud config {field}: {reason}")
+        self.field = field
         self.reason = reason
 
 
