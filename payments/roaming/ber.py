@@ -26,6 +26,7 @@ from enum import IntEnum
 from typing import Final
 
 from .errors import (
+    BerElementCountError,
     BerEndOfContentsError,
     BerIntegerError,
     BerLengthError,
@@ -206,7 +207,7 @@ class _Reader:
         offset = self.pos
         self.count += 1
         if self.count > self.max_elements:
-            raise BerNestingError(offset, f"more than {self.max_elements} elements")
+            raise BerElementCountError(offset, f"more than {self.max_elements} elements")
         if self.data[offset : offset + 1] == b"\x00":
             raise BerEndOfContentsError(offset, "end-of-contents outside an indefinite value")
         tag_class, constructed, tag = self._identifier(end)

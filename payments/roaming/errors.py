@@ -16,6 +16,7 @@ PaymentError
         ├── BerLengthError             a length beyond its enclosing value, or too long to hold
         ├── BerEndOfContentsError      an end-of-contents where none is allowed
         ├── BerNestingError            constructed values nested deeper than the bound
+        ├── BerElementCountError       more elements in one file than the bound
         ├── BerTrailingBytesError      bytes after the one top-level value
         ├── BerTagError                a tag that is not minimally encoded or out of range
         ├── BerIntegerError            an INTEGER that is empty, non-minimal or too wide
@@ -95,6 +96,10 @@ class BerEndOfContentsError(RoamingFormatError):
 
 class BerNestingError(RoamingFormatError):
     """Constructed values nested deeper than the reader's bound."""
+
+
+class BerElementCountError(RoamingFormatError):
+    """More elements in one file than the reader's bound."""
 
 
 class BerTrailingBytesError(RoamingFormatError):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from payments.roaming import read_nrtrde, read_rap, read_tap
 from payments.roaming.ber import MAX_DEPTH, Element, TagClass, parse
 from payments.roaming.errors import (
+    BerElementCountError,
     BerEndOfContentsError,
     BerIntegerError,
     BerLengthError,
@@ -139,8 +140,9 @@ def test_nesting_beyond_the_bound_is_refused_definite_and_indefinite() -> None:
 def test_element_count_is_bounded() -> None:
     data = b"\x30\x0a" + b"\x05\x00" * 5
     assert len(parse(data).children) == 5
-    with pytest.raises(BerNestingError):
+    with pytest.raises(BerElementCountError) as caught:
         parse(data, max_elements=5)
+    assert caught.value.offset == 10  # the sixth element, the root counted first
 
 
 @pytest.mark.parametrize(
