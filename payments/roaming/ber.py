@@ -54,6 +54,9 @@ class TagClass(IntEnum):
     PRIVATE = 3
 
 
+_CLASSES: Final = tuple(TagClass)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Element:
     """One BER value: its tag, where it starts, and its contents (primitive) or children."""
@@ -185,7 +188,7 @@ class _Reader:
                     break
             if number < 0x1F:
                 raise BerTagError(start, f"tag {number} in the high-tag form")
-        return TagClass(first >> 6), bool(first & 0x20), number
+        return _CLASSES[first >> 6], bool(first & 0x20), number
 
     def _length(self, end: int) -> int | None:
         start = self.pos
