@@ -40,7 +40,7 @@ RELEASE_VERSION: Final = 1
 MOC: Final = 3
 MTC: Final = 4
 GPRS: Final = 5
-MAX_EVENTS: Final = 1_000_000
+MAX_EVENTS: Final = 100_000
 
 
 def read_nrtrde(data: bytes, policy: ImportPolicy) -> ImportedFile:

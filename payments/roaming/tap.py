@@ -48,7 +48,7 @@ SPECIFICATION_VERSION: Final = 3
 RELEASE_VERSIONS: Final = range(9, 13)
 """TAP 3.9 to 3.12 share every field read here; other versions are refused."""
 MAX_DECIMAL_PLACES: Final = 6
-MAX_EVENTS: Final = 1_000_000
+MAX_EVENTS: Final = 100_000
 
 
 def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
