@@ -32,6 +32,7 @@ from .errors import FraudConfigError
 from .record import EventType
 
 if TYPE_CHECKING:
+    from .partner_file import ImportedFile
     from .record import UsageRecord
 
 
@@ -243,6 +244,15 @@ class FraudMonitor:
         spent = spend.totals[0]
         if spent_before < config.partner_spend_cap <= spent:
             alert(AlertKind.PARTNER_SPEND_CAP, own, spent, config.partner_spend_cap)
+        return alerts
+
+    def observe_file(self, imported: ImportedFile, *, now: int) -> list[Alert]:
+        """Evaluate every record of an imported file in order, with the importer's IMSI range
+        flags."""
+        unknown = set(imported.meta.unknown_range_events)
+        alerts: list[Alert] = []
+        for record in imported.records:
+            alerts.extend(self.observe(record, now=now, unknown_range=record.event_id in unknown))
         return alerts
 
     def _expire(self, now: int) -> None:
