@@ -63,6 +63,7 @@ def test_a_repeated_field_is_refused_where_it_repeats() -> None:
         ((4, 109), b"00000", "FileSequenceNumber"),
         ((4, 109), b"3170a", "FileSequenceNumber"),
         ((4, 189), b"\x0d", "version"),
+        ((4, 189), b"\x0b", "version"),
         ((5, 244), b"\x07", "TapDecimalPlaces"),
         ((15, 415), b"\xff", "negative"),
         ((*MOC_PATH, 147, 44, 16), b"20140230150200", "not a valid time"),
