@@ -83,6 +83,8 @@ class EventType(IntEnum):
 
 
 _EVENT_TYPES: Final = tuple(EventType)
+INSTANT_EVENTS: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
+"""Event types without a duration (importers read a source's duration of these as 0)."""
 
 
 def is_tadig(value: object) -> bool:
@@ -159,7 +161,7 @@ class UsageRecord:
             raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
         if self.event_type is not EventType.DATA and (self.volume_up or self.volume_down):
             raise InvalidRecordError("volume_up", "only data sessions carry volumes")
-        if self.event_type in _NO_DURATION and self.duration_s:
+        if self.event_type in INSTANT_EVENTS and self.duration_s:
             raise InvalidRecordError("duration_s", f"a {self.event_type.name} has no duration")
         digest = hashlib.blake2b(EVENT_ID_DOMAIN + self._identity(), digest_size=HASH_SIZE)
         object.__setattr__(self, "event_id", digest.digest())
@@ -296,7 +298,6 @@ class UsageRecord:
         return record
 
 
-_NO_DURATION: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
 _JSON_FIELDS: Final = tuple(sorted(f.name for f in fields(UsageRecord) if f.init))
 
 

@@ -36,7 +36,7 @@ from .ber import TagClass, parse
 from .errors import InvalidRecordError, InvalidSubscriberError, TapStructureError, TapValueError
 from .fields import Fields, date_time, list_items, utc_offset_seconds
 from .partner_file import FileKind, ImportedFile, PartnerFile, file_digest, file_sequence
-from .record import NO_MSISDN, EventType, UsageRecord, is_tadig
+from .record import INSTANT_EVENTS, NO_MSISDN, UsageRecord, is_tadig
 from .tap_events import CallEvent, read_call_event
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def _record(meta: PartnerFile, event: CallEvent, policy: ImportPolicy) -> tuple[
             msisdn_hash=msisdn_hash,
             event_type=event.event_type,
             start_utc=event.start_utc,
-            duration_s=0 if event.event_type in _INSTANT else event.duration_s,
+            duration_s=0 if event.event_type in INSTANT_EVENTS else event.duration_s,
             volume_up=event.volume_up,
             volume_down=event.volume_down,
             apn=event.apn,
@@ -166,9 +166,6 @@ def _record(meta: PartnerFile, event: CallEvent, policy: ImportPolicy) -> tuple[
     except (InvalidRecordError, InvalidSubscriberError) as e:
         raise TapValueError(event.offset, str(e)) from None
     return record, known
-
-
-_INSTANT: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
 
 
 def _with_audit(
