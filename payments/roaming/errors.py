@@ -127,5 +127,4 @@ class TapValueError(RoamingFormatError):
 
 
 class LineFormatError(RoamingFormatError):
-    """A JSON Lines or CSV line that is not a usage record (`offset` is the 1-based line
-    number; 0 for the `LineFileHeader` given with the file, or a file over the size bound)."""
+    """A JSON Lines or CSV line that is not a usage record (`offset` is the line number)."""
