@@ -24,6 +24,7 @@ ALLOWED = {
         "payments.payperuse",
         "payments.charging",
     },
+    "payments.roaming": {"payments.errors", "payments.channels", "payments.roaming"},
 }
 
 
