@@ -132,7 +132,8 @@ class LineFormatError(RoamingFormatError):
 # │   └── BatchingError                a record the batcher cannot take (another pair, full)
 # ├── SettlementError                  an acknowledged amount that cannot be paid
 # │   └── ChannelCapacityError         more than the channel can hold: top it up
-# └── NettingError                     obligations or a clearing statement that cannot be used
+# ├── NettingError                     obligations or a clearing statement that cannot be used
+# └── RoamingStoreError                the roaming database: unusable, full, inconsistent
 
 
 class AgreementError(RoamingError):
@@ -232,4 +233,12 @@ class NettingError(RoamingError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+        self.reason = reason
+
+
+class RoamingStoreError(RoamingError):
+    """The roaming database is unusable, full for a source, or holds something inconsistent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"roaming store: {reason}")
         self.reason = reason
