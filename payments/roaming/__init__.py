@@ -1,11 +1,35 @@
-"""Roaming settlement between carriers (issue #12).
+"""Roaming settlement between carriers (issue #12); the public API is re-exported here.
 
 ```
-errors.py     the roaming error tree, rooted in payments' PaymentError
-record.py     the canonical UsageRecord, its binary and JSON forms, the IMSI/MSISDN hasher
+errors.py        the roaming error tree, rooted in payments' PaymentError
+record.py        the canonical UsageRecord (binary and JSON forms), the IMSI/MSISDN hasher
+ber.py           a strict BER reader: tags, definite and indefinite lengths, offsets, bounds
+fields.py        SEQUENCEs by tag number and the formats' time stamps, over the BER tree
+partner_file.py  what importers return: file metadata with declared audit totals, records,
+                 the import policy (hasher, IMSI ranges), idempotent import keys and ledger
+tap.py           TAP 3.12 transfer batches and notifications (tap_events.py: the call events)
+nrtrde.py        NRTRDE 2.1
+rap.py           RAP 1.5 return batches and acknowledgements, classified
+line_formats.py  JSON Lines and CSV from newer systems
+fraud.py         sans-I/O fraud rules evaluated as records arrive, with bounded tables
 ```
 """
 
+from .line_formats import LineFileHeader as LineFileHeader
+from .line_formats import read_csv as read_csv
+from .line_formats import read_jsonl as read_jsonl
+from .nrtrde import read_nrtrde as read_nrtrde
+from .partner_file import FileKind as FileKind
+from .partner_file import ImportedFile as ImportedFile
+from .partner_file import ImportKey as ImportKey
+from .partner_file import ImportLedger as ImportLedger
+from .partner_file import ImportOutcome as ImportOutcome
+from .partner_file import ImportPolicy as ImportPolicy
+from .partner_file import PartnerFile as PartnerFile
+from .rap import RapFile as RapFile
+from .rap import RapKind as RapKind
+from .rap import read_rap as read_rap
 from .record import EventType as EventType
 from .record import SubscriberHasher as SubscriberHasher
 from .record import UsageRecord as UsageRecord
+from .tap import read_tap as read_tap

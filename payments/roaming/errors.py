@@ -10,11 +10,13 @@ PaymentError
     ├── InvalidRecordError             a usage record field out of range (field, reason)
     ├── MalformedRecordError           bytes or JSON that are not one canonical usage record
     ├── InvalidSubscriberError         an IMSI or MSISDN that is not digits of a valid length
+    ├── FraudConfigError               a fraud threshold, cap or table bound out of range
     └── RoamingFormatError             a partner's file that cannot be imported (offset)
         ├── BerTruncatedError          the input ends inside a tag, a length or a value
         ├── BerLengthError             a length beyond its enclosing value, or too long to hold
         ├── BerEndOfContentsError      an end-of-contents where none is allowed
         ├── BerNestingError            constructed values nested deeper than the bound
+        ├── BerElementCountError       more elements in one file than the bound
         ├── BerTrailingBytesError      bytes after the one top-level value
         ├── BerTagError                a tag that is not minimally encoded or out of range
         ├── BerIntegerError            an INTEGER that is empty, non-minimal or too wide
@@ -61,6 +63,15 @@ class InvalidSubscriberError(RoamingError):
         self.reason = reason
 
 
+class FraudConfigError(RoamingError):
+    """A fraud threshold, cap or table bound that is not a positive integer (or out of order)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"fraud config {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class RoamingFormatError(RoamingError):
     """A partner's file (BER, JSON Lines, CSV) that cannot be imported; `offset` is the byte
     offset (BER) or the 1-based line number (text formats) where the rule broke."""
@@ -85,6 +96,10 @@ class BerEndOfContentsError(RoamingFormatError):
 
 class BerNestingError(RoamingFormatError):
     """Constructed values nested deeper than the reader's bound."""
+
+
+class BerElementCountError(RoamingFormatError):
+    """More elements in one file than the reader's bound."""
 
 
 class BerTrailingBytesError(RoamingFormatError):

@@ -74,6 +74,9 @@ class EventType(IntEnum):
     """A mobile-originated short message."""
     SMS_MT = 4
     """A mobile-terminated short message."""
+    SUPPLEMENTARY = 5
+    """A supplementary service event (call forwarding set up, barring changed): no duration,
+    no volume; TAP files count it in their audit totals, so it is carried rather than dropped."""
 
 
 def is_tadig(value: object) -> bool:
@@ -150,8 +153,8 @@ class UsageRecord:
             raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
         if self.event_type is not EventType.DATA and (self.volume_up or self.volume_down):
             raise InvalidRecordError("volume_up", "only data sessions carry volumes")
-        if self.event_type in (EventType.SMS_MO, EventType.SMS_MT) and self.duration_s:
-            raise InvalidRecordError("duration_s", "a short message has no duration")
+        if self.event_type in _NO_DURATION and self.duration_s:
+            raise InvalidRecordError("duration_s", f"a {self.event_type.name} has no duration")
         digest = hashlib.blake2b(EVENT_ID_DOMAIN + self._identity(), digest_size=HASH_SIZE)
         object.__setattr__(self, "event_id", digest.digest())
 
@@ -283,6 +286,7 @@ class UsageRecord:
         return record
 
 
+_NO_DURATION: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
 _JSON_FIELDS: Final = (
     "apn",
     "charge",

@@ -1,0 +1,280 @@
+"""A strict reader for BER (X.690), the tag/length/value layer of TAP, RAP and NRTRDE files.
+
+Why a reader of our own rather than `asn1crypto.parser`: asn1crypto parses one level at a time
+and reports every failure as a bare `ValueError` without the byte offset; it bounds only the
+nesting of indefinite-length values (at a fixed depth) and not of definite ones; and it cannot
+tell a stray end-of-contents from other trailing data. The formats here need none of its
+universal types, only tags, lengths and a few primitive decodings, so the reader is small: it
+parses the whole file into a tree of `Element`s (keyed by tag class and number, each with its
+offset), checking as it goes:
+
+- tags: the high-tag form is minimal and at most 4 octets (tag numbers below 2**28);
+- lengths: definite (short or long form, at most 4 length octets) and indefinite (constructed
+  values only, ended by an end-of-contents); every value fits inside its parent and the input;
+- end-of-contents only where an indefinite-length value ends, and exactly `00 00`;
+- constructed values nested at most `max_depth` deep, and at most `max_elements` elements;
+- exactly one top-level value, nothing after it.
+
+Each rule has its own error (`errors.py`), all carrying the offset where the rule broke. The
+primitive decoders (`Element.integer`, `.text`, `.digits`) check their own encodings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+from .errors import (
+    BerElementCountError,
+    BerEndOfContentsError,
+    BerIntegerError,
+    BerLengthError,
+    BerNestingError,
+    BerPrimitiveError,
+    BerTagError,
+    BerTrailingBytesError,
+    BerTruncatedError,
+    TapValueError,
+)
+
+MAX_DEPTH: Final = 24
+"""The deepest nesting the formats need is below 12; twice that is the default bound."""
+MAX_ELEMENTS: Final = 4_000_000
+_MAX_TAG_OCTETS: Final = 4
+_MAX_LENGTH_OCTETS: Final = 4
+
+
+class TagClass(IntEnum):
+    """The two high bits of an identifier octet."""
+
+    UNIVERSAL = 0
+    APPLICATION = 1
+    CONTEXT = 2
+    PRIVATE = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Element:
+    """One BER value: its tag, where it starts, and its contents (primitive) or children."""
+
+    tag_class: TagClass
+    """The tag's class."""
+    tag: int
+    """The tag number."""
+    offset: int
+    """Offset of the identifier octet in the input."""
+    value_offset: int
+    """Offset of the first contents octet."""
+    constructed: bool
+    """Whether the value is a sequence of elements rather than octets."""
+    contents: bytes
+    """The contents octets of a primitive value; empty for a constructed one."""
+    children: tuple[Element, ...]
+    """The elements of a constructed value, in order; empty for a primitive one."""
+
+    def _need_primitive(self, what: str) -> bytes:
+        if self.constructed:
+            raise BerPrimitiveError(self.offset, f"{what} (tag {self.tag}) must be primitive")
+        return self.contents
+
+    def _need_constructed(self, what: str) -> tuple[Element, ...]:
+        if not self.constructed:
+            raise BerPrimitiveError(self.offset, f"{what} (tag {self.tag}) must be constructed")
+        return self.children
+
+    def items(self, what: str) -> tuple[Element, ...]:
+        """The children, raising `BerPrimitiveError` if this value is primitive."""
+        return self._need_constructed(what)
+
+    def integer(self, what: str, *, max_octets: int = 8) -> int:
+        """A two's complement INTEGER, minimally encoded, at most `max_octets` octets."""
+        data = self._need_primitive(what)
+        if not data:
+            raise BerIntegerError(self.value_offset, f"{what}: an INTEGER has no octets")
+        if len(data) > max_octets:
+            raise BerIntegerError(
+                self.value_offset, f"{what}: {len(data)} octets, at most {max_octets}"
+            )
+        if len(data) > 1 and (
+            (data[0] == 0x00 and data[1] < 0x80) or (data[0] == 0xFF and data[1] >= 0x80)
+        ):
+            raise BerIntegerError(self.value_offset, f"{what}: INTEGER not minimally encoded")
+        return int.from_bytes(data, "big", signed=True)
+
+    def unsigned(self, what: str, *, max_octets: int = 8) -> int:
+        """An INTEGER that must not be negative (`TapValueError` otherwise)."""
+        value = self.integer(what, max_octets=max_octets)
+        if value < 0:
+            raise TapValueError(self.value_offset, f"{what} is negative ({value})")
+        return value
+
+    def text(self, what: str, *, shortest: int = 0, longest: int = 255) -> str:
+        """Printable ASCII (the AsciiString and VisibleString fields of the formats)."""
+        data = self._need_primitive(what)
+        if not shortest <= len(data) <= longest:
+            raise TapValueError(
+                self.value_offset, f"{what}: {len(data)} characters, {shortest}..{longest} allowed"
+            )
+        if any(not 0x20 <= b < 0x7F for b in data):
+            raise TapValueError(self.value_offset, f"{what}: not printable ASCII")
+        return data.decode("ascii")
+
+    def digits(self, what: str, *, longest: int) -> str:
+        """A packed digit string as TAP and NRTRDE carry IMSIs and MSISDNs: two decimal digits
+        per octet, high nibble first, a filler 0xF only as the very last nibble (the samples'
+        IMSI 133713371337133 is `13 37 13 37 13 37 13 3f`)."""
+        data = self._need_primitive(what)
+        if not data or len(data) > (longest + 1) // 2:
+            raise TapValueError(self.value_offset, f"{what}: {len(data)} octets")
+        nibbles: list[int] = []
+        for b in data:
+            nibbles.extend((b >> 4, b & 0x0F))
+        if nibbles[-1] == 0x0F:
+            nibbles.pop()
+        if any(n > 9 for n in nibbles):
+            raise TapValueError(self.value_offset, f"{what}: not a TBCD digit string")
+        return "".join(map(str, nibbles))
+
+
+def parse(data: bytes, *, max_depth: int = MAX_DEPTH, max_elements: int = MAX_ELEMENTS) -> Element:
+    """The single BER value that `data` holds; any breach of the rules in the module docstring
+    raises its `RoamingFormatError` with the offset."""
+    reader = _Reader(bytes(data), max_depth, max_elements)
+    root = reader.element(0, len(reader.data))
+    if reader.pos != len(reader.data):
+        if reader.data[reader.pos : reader.pos + 2] == b"\x00\x00":
+            raise BerEndOfContentsError(reader.pos, "end-of-contents after the top-level value")
+        raise BerTrailingBytesError(
+            reader.pos, f"{len(reader.data) - reader.pos} bytes after the top-level value"
+        )
+    return root
+
+
+class _Reader:
+    __slots__ = ("count", "data", "max_depth", "max_elements", "pos")
+
+    def __init__(self, data: bytes, max_depth: int, max_elements: int) -> None:
+        self.data = data
+        self.pos = 0
+        self.max_depth = max_depth
+        self.max_elements = max_elements
+        self.count = 0
+
+    def _octet(self, end: int, what: str) -> int:
+        if self.pos >= end:
+            raise BerTruncatedError(self.pos, f"input ends inside the {what}")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def _identifier(self, end: int) -> tuple[TagClass, bool, int]:
+        start = self.pos
+        first = self._octet(end, "identifier")
+        number = first & 0x1F
+        if number == 0x1F:
+            number = 0
+            for i in range(_MAX_TAG_OCTETS + 1):
+                if i == _MAX_TAG_OCTETS:
+                    raise BerTagError(start, f"tag number longer than {_MAX_TAG_OCTETS} octets")
+                b = self._octet(end, "tag number")
+                if i == 0 and b == 0x80:
+                    raise BerTagError(start, "tag number not minimally encoded")
+                number = (number << 7) | (b & 0x7F)
+                if not b & 0x80:
+                    break
+            if number < 0x1F:
+                raise BerTagError(start, f"tag {number} in the high-tag form")
+        return TagClass(first >> 6), bool(first & 0x20), number
+
+    def _length(self, end: int) -> int | None:
+        start = self.pos
+        first = self._octet(end, "length")
+        if first < 0x80:
+            return first
+        if first == 0x80:
+            return None
+        n = first & 0x7F
+        if n == 0x7F or n > _MAX_LENGTH_OCTETS:
+            raise BerLengthError(start, f"a length of {n} octets")
+        if self.pos + n > end:
+            raise BerTruncatedError(self.pos, "input ends inside the length")
+        length = int.from_bytes(self.data[self.pos : self.pos + n], "big")
+        self.pos += n
+        return length
+
+    def element(self, depth: int, end: int) -> Element:
+        offset = self.pos
+        self.count += 1
+        if self.count > self.max_elements:
+            raise BerElementCountError(offset, f"more than {self.max_elements} elements")
+        if self.data[offset : offset + 1] == b"\x00":
+            raise BerEndOfContentsError(offset, "end-of-contents outside an indefinite value")
+        tag_class, constructed, tag = self._identifier(end)
+        length_offset = self.pos
+        length = self._length(end)
+        value_offset = self.pos
+        if length is None:
+            if not constructed:
+                raise BerPrimitiveError(length_offset, "indefinite length on a primitive value")
+            return Element(
+                tag_class=tag_class,
+                tag=tag,
+                offset=offset,
+                value_offset=value_offset,
+                constructed=True,
+                contents=b"",
+                children=self._indefinite(depth + 1, end),
+            )
+        if value_offset + length > end:
+            raise BerLengthError(
+                length_offset,
+                f"length {length} runs past its container ({end - value_offset} left)",
+            )
+        if not constructed:
+            self.pos = value_offset + length
+            return Element(
+                tag_class=tag_class,
+                tag=tag,
+                offset=offset,
+                value_offset=value_offset,
+                constructed=False,
+                contents=self.data[value_offset : self.pos],
+                children=(),
+            )
+        children = self._definite(depth + 1, value_offset + length)
+        return Element(
+            tag_class=tag_class,
+            tag=tag,
+            offset=offset,
+            value_offset=value_offset,
+            constructed=True,
+            contents=b"",
+            children=children,
+        )
+
+    def _check_depth(self, depth: int) -> None:
+        if depth > self.max_depth:
+            raise BerNestingError(self.pos, f"nested deeper than {self.max_depth}")
+
+    def _definite(self, depth: int, stop: int) -> tuple[Element, ...]:
+        self._check_depth(depth)
+        children: list[Element] = []
+        while self.pos < stop:
+            children.append(self.element(depth, stop))
+        return tuple(children)
+
+    def _indefinite(self, depth: int, end: int) -> tuple[Element, ...]:
+        self._check_depth(depth)
+        children: list[Element] = []
+        while True:
+            if self.pos >= end:
+                raise BerTruncatedError(self.pos, "input ends before the end-of-contents")
+            if self.data[self.pos] == 0x00:
+                if self.pos + 1 >= end:
+                    raise BerTruncatedError(self.pos, "input ends inside the end-of-contents")
+                if self.data[self.pos + 1] != 0x00:
+                    raise BerEndOfContentsError(self.pos, "end-of-contents with a non-zero length")
+                self.pos += 2
+                return tuple(children)
+            children.append(self.element(depth, end))
