@@ -4,7 +4,8 @@ Both carriers run this same function on the same canonical agreement, so they co
 charge to the last minor unit. A `Plan` prices one service of one visited network:
 
 ```
-quantity   DATA: volume_up + volume_down (bytes)   MOC/MTC: duration_s   SMS: 1 per message
+quantity   DATA: volume_up + volume_down (bytes)   MOC/MTC: duration_s
+           SMS_MO/SMS_MT/SUPPLEMENTARY: 1 per event
 billed     max(minimum, quantity rounded to a multiple of `increment` with `rounding`)
 charge     billed * price / per, rounded to a minor unit with `rounding`
 tax        charge * tax_bp / 10_000, rounded with `rounding`

@@ -10,7 +10,7 @@ a program on an event loop calls them in a worker thread (`anyio.to_thread.run_s
 
 ```
 agreements(hash PK, version, signed)           the signed agreement files
-imports(sender, recipient, file_seq PK, ...)   one row per imported partner file: idempotence
+imports(sender, recipient, kind, file_seq PK, digest)   one row per imported file: idempotence
 records(id PK, sender, recipient, batch_seq, record)   usage records at the VPMN; batch_seq set
                                                when sealed
 batches(sender, recipient, sequence PK, header, records)   sealed batches (signed header, the
@@ -32,6 +32,7 @@ from .acknowledgement import SignedAcknowledgement
 from .agreement import SignedAgreement
 from .batch import Batch, SignedBatchHeader
 from .errors import RoamingError, RoamingStoreError
+from .partner_file import ImportedFile, ImportOutcome
 from .record import UsageRecord
 from .validation import DUPLICATE_WINDOW_S, DuplicateWindow
 
@@ -46,8 +47,9 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS agreements (
         hash BLOB PRIMARY KEY, version INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS imports (
-        sender TEXT NOT NULL, recipient TEXT NOT NULL, file_seq INTEGER NOT NULL,
-        records INTEGER NOT NULL, PRIMARY KEY (sender, recipient, file_seq)) WITHOUT ROWID""",
+        sender TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,
+        file_seq INTEGER NOT NULL, digest BLOB NOT NULL, records INTEGER NOT NULL,
+        PRIMARY KEY (sender, recipient, kind, file_seq)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS records (
         id INTEGER PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
         batch_seq INTEGER, record BLOB NOT NULL)""",
@@ -138,21 +140,26 @@ class RoamingStore:
 
     # -- imports and pending records (the VPMN) ----------------------------------------------
 
-    def import_file(
-        self, sender: str, recipient: str, file_seq: int, records: tuple[UsageRecord, ...]
-    ) -> bool:
-        """Keep a partner file's records for batching, all or none; False (and nothing
-        changes) if the file (sender, recipient, file_seq) was imported before."""
-        if self._rows(
-            "SELECT 1 FROM imports WHERE sender = ? AND recipient = ? AND file_seq = ?",
-            (sender, recipient, file_seq),
-        ):
-            return False
-        if any((r.sender, r.recipient) != (sender, recipient) for r in records):
-            raise RoamingStoreError("a file holds records of one pair")
+    def import_file(self, imported: ImportedFile) -> ImportOutcome:
+        """Keep a partner file's records for batching, all or none. Keyed like
+        `ImportLedger` (sender, recipient, kind, file sequence): a file seen before changes
+        nothing (ALREADY_IMPORTED), the same key with other bytes is refused (CONFLICT)."""
+        meta = imported.meta
+        key = (meta.sender, meta.recipient, meta.kind.value, meta.sequence)
+        held = self._rows(
+            "SELECT digest FROM imports WHERE sender = ? AND recipient = ? AND kind = ?"
+            " AND file_seq = ?",
+            key,
+        )
+        if held:
+            same = bytes(held[0][0]) == meta.digest
+            return ImportOutcome.ALREADY_IMPORTED if same else ImportOutcome.CONFLICT
+        records = imported.records
+        if any((r.sender, r.recipient) != (meta.sender, meta.recipient) for r in records):
+            raise RoamingStoreError("a file holds records of its own pair only")
         (pending,) = self._rows(
             "SELECT count(*) FROM records WHERE sender = ? AND recipient = ? AND batch_seq IS NULL",
-            (sender, recipient),
+            (meta.sender, meta.recipient),
         )[0]
         if int(pending) + len(records) > MAX_PENDING_PER_PAIR:
             raise RoamingStoreError(f"more than {MAX_PENDING_PER_PAIR} records pending")
@@ -160,13 +167,14 @@ class RoamingStore:
         self._write(
             [
                 (
-                    "INSERT INTO imports (sender, recipient, file_seq, records) VALUES (?,?,?,?)",
-                    (sender, recipient, file_seq, len(records)),
+                    "INSERT INTO imports (sender, recipient, kind, file_seq, digest, records)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, meta.digest, len(records)),
                 ),
-                *((insert, (sender, recipient, r.encode())) for r in records),
+                *((insert, (meta.sender, meta.recipient, r.encode())) for r in records),
             ]
         )
-        return True
+        return ImportOutcome.NEW
 
     def pending(self, sender: str, recipient: str, limit: int) -> tuple[UsageRecord, ...]:
         """Up to `limit` records of the pair not yet in a batch, in import order."""

@@ -38,6 +38,7 @@ def standard_plans() -> tuple[Plan, ...]:
         plan(EventType.MTC, 2_000, 60, 30, 60),
         plan(EventType.SMS_MO, 4_000, 1, 1, 1),
         plan(EventType.SMS_MT, 0, 1, 1, 0),
+        plan(EventType.SUPPLEMENTARY, 0, 1, 1, 0),
     )
 
 
@@ -103,7 +104,7 @@ def records(draw: st.DrawFn, sender: str = VISITED, recipient: str = HOME) -> Us
     """Records of the pair within the default agreement's validity, charge 0 (rate them)."""
     kind = draw(st.sampled_from(EventType))
     data = kind is EventType.DATA
-    sms = kind in (EventType.SMS_MO, EventType.SMS_MT)
+    sms = kind in (EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY)
     return record(
         sender=sender,
         recipient=recipient,

@@ -10,14 +10,17 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from payments.roaming.acknowledgement import ReturnCode
 from payments.roaming.batch import seal
 from payments.roaming.errors import ReplayedBatchError, RoamingStoreError
+from payments.roaming.partner_file import FileKind, ImportedFile, ImportOutcome, PartnerFile
 from payments.roaming.store import RoamingStore
 from payments.roaming.validation import Validator
+from tangle.protocol.ids import blake2b_256
 from tests.payments.roaming.settle_crash_child import A, batch
 from tests.payments.roaming.settle_support import (
     HOME,
@@ -29,17 +32,30 @@ from tests.payments.roaming.settle_support import (
     signed,
 )
 
+if TYPE_CHECKING:
+    from payments.roaming.record import UsageRecord
+
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def partner_file(sequence: int, records: tuple[UsageRecord, ...]) -> ImportedFile:
+    """A JSON Lines file of `records` (its digest over their encodings)."""
+    digest = blake2b_256(*(r.encode() for r in records))
+    meta = PartnerFile(
+        kind=FileKind.JSON_LINES, sender=VISITED, recipient=HOME, sequence=sequence, digest=digest
+    )
+    return ImportedFile(meta=meta, records=records)
 
 
 def test_a_file_is_imported_once_and_whole(tmp_path: Path) -> None:
     records = tuple(record(up=i + 1, start=T0 + i) for i in range(5))
     with RoamingStore(tmp_path / "r.db") as store:
-        assert store.import_file(VISITED, HOME, 7, records)
-        assert not store.import_file(VISITED, HOME, 7, records)
+        assert store.import_file(partner_file(7, records)) is ImportOutcome.NEW
+        assert store.import_file(partner_file(7, records)) is ImportOutcome.ALREADY_IMPORTED
+        assert store.import_file(partner_file(7, records[:1])) is ImportOutcome.CONFLICT
         mixed = (*records, record(sender=HOME, recipient=VISITED))
         with pytest.raises(RoamingStoreError):
-            store.import_file(VISITED, HOME, 8, mixed)
+            store.import_file(partner_file(8, mixed))
         assert store.pending(VISITED, HOME, 100) == records  # nothing of file 8
         b = seal(A, VISITED_KEY, store.pending(VISITED, HOME, 3), sequence=1, now=T0 + 60)
         store.save_batch(b)
