@@ -148,7 +148,9 @@ class LineFormatError(RoamingFormatError):
 # ├── SettlementError                  an acknowledged amount that cannot be paid
 # │   └── ChannelCapacityError         more than the channel can hold: top it up
 # ├── NettingError                     obligations or a clearing statement that cannot be used
-# └── RoamingStoreError                the roaming database: unusable, full, inconsistent
+# ├── RoamingStoreError                the roaming database: unusable, full, inconsistent
+# ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
+# └── StatementError                   a statement that cannot be built or accepted
 
 
 class AgreementError(RoamingError):
@@ -256,4 +258,23 @@ class RoamingStoreError(RoamingError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"roaming store: {reason}")
+        self.reason = reason
+
+
+class DisputeError(RoamingError):
+    """A dispute or its resolution that must be refused: outside the agreement's window, about
+    a batch that was not acknowledged, for more than was accepted, wrongly signed, or resolved
+    twice."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"dispute: {reason}")
+        self.reason = reason
+
+
+class StatementError(RoamingError):
+    """A statement that cannot be built or accepted (inputs of another pair or period, a
+    signature missing or not verifying)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"statement: {reason}")
         self.reason = reason

@@ -7,16 +7,18 @@ acknowledgement of the pair, keyed by (sender, recipient, batch sequence), and d
 the one balance the channel must show:
 
 ```
-target payee balance = base + sum(accepted amounts owed to the channel's payee)
-                            - sum(accepted amounts owed by the channel's payee)
+target payee balance = base + sum(accepted amounts and credits owed to the channel's payee)
+                            - sum(accepted amounts and credits owed by the channel's payee)
 ```
 
 `due` is how far the channel's latest co-signed state is from that target in the direction this
 carrier pays, and `pay` proposes exactly the target. The key makes recording idempotent (the same
 acknowledgement twice changes nothing; two different ones for the same batch are refused), and
-because the target is a function of the acknowledgements, not of the payments made, a carrier
-that was offline for hours pays everything due in one proposal and never twice: a payment that
-was made but not saved here (the channel learns it back from the other side) leaves nothing due.
+credit notes (accepted disputes, `disputes.py`) enter the same sum, keyed by dispute. Because
+the target is a function of the acknowledgements and credit notes, not of the payments made, a
+carrier that was offline for hours pays everything due in one proposal and never twice: a
+payment made but not saved here (the channel learns it back from the other side) leaves nothing
+due.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from ..channels.twoway import Proposal, TwoWayChannel
     from .acknowledgement import SignedAcknowledgement
     from .agreement import Agreement
+    from .disputes import CreditNote
 
 BatchKey = tuple[str, str, int]
 """(sender, recipient, sequence) of a batch: what a settlement is idempotent by."""
@@ -42,7 +45,7 @@ BatchKey = tuple[str, str, int]
 class Settlement:
     """What one carrier's two-way channel with its partner must pay (module docstring)."""
 
-    __slots__ = ("_acks", "_agreement", "_base", "_channel", "_payee_tadig")
+    __slots__ = ("_acks", "_agreement", "_base", "_channel", "_credits", "_payee_tadig")
 
     def __init__(
         self,
@@ -63,6 +66,7 @@ class Settlement:
         self._base = base_payee_balance
         self._payee_tadig = keys[terms.payee]
         self._acks: dict[BatchKey, int] = {}
+        self._credits: dict[bytes, CreditNote] = {}
         for ack in acks:
             self.record(ack)
 
@@ -92,16 +96,23 @@ class Settlement:
         self._acks[key] = ack.accepted_amount
         return True
 
+    def credit(self, note: CreditNote) -> bool:
+        """Take a credit note (an accepted dispute); False if it was already held."""
+        if {note.debtor, note.creditor} != {p.tadig for p in self._agreement.parties}:
+            raise SettlementError("a credit note of another pair")
+        held = self._credits.setdefault(note.dispute, note)
+        if held != note:
+            raise SettlementError("two credit notes of one dispute disagree")
+        return held is note
+
     @property
     def target(self) -> int:
-        """The payee balance the channel must show once everything acknowledged is paid."""
-        owed_to_payee = sum(
-            a for (vpmn, _, _), a in self._acks.items() if vpmn == self._payee_tadig
-        )
-        owed_by_payee = sum(
-            a for (vpmn, _, _), a in self._acks.items() if vpmn != self._payee_tadig
-        )
-        return self._base + owed_to_payee - owed_by_payee
+        """The payee balance the channel must show once everything acknowledged is paid and
+        every credit note applied."""
+        payee = self._payee_tadig
+        owed = [(vpmn == payee, a) for (vpmn, _, _), a in self._acks.items()]
+        owed += [(n.creditor == payee, n.amount) for n in self._credits.values()]
+        return self._base + sum(a if to_payee else -a for to_payee, a in owed)
 
     @property
     def due(self) -> int:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import replace
+from typing import TYPE_CHECKING, Final
 
 from hypothesis import strategies as st
 
+from payments.channels.core import ChannelTerms
+from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
-from payments.roaming.rating import Plan, PlanKind, Rounding
+from payments.roaming.batch import seal
+from payments.roaming.rating import Plan, PlanKind, Rounding, rate
 from payments.roaming.record import EventType, SubscriberHasher, UsageRecord
+from payments.roaming.settlement import Settlement
+from payments.roaming.validation import Validator
+from tangle.protocol.ids import ChannelId
 from wallet.keys import AddressKey, ExtendedKey
+
+if TYPE_CHECKING:
+    from payments.roaming.acknowledgement import SignedAcknowledgement
 
 HOME: Final = "DEUAA"
 """The HPMN in most tests (its subscribers roam at VISITED)."""
@@ -115,3 +125,69 @@ def records(draw: st.DrawFn, sender: str = VISITED, recipient: str = HOME) -> Us
         up=draw(st.integers(0, 10**10)) if data else 0,
         down=draw(st.integers(0, 10**10)) if data else 0,
     )
+
+
+AGREEMENT: Final = agreement()
+NOW: Final = T0 + 600
+
+
+def channel_terms(deposit: int = 10**9) -> ChannelTerms:
+    """HOME funds the channel (payer), VISITED is its payee."""
+    return ChannelTerms(
+        network_id=7,
+        channel_id=ChannelId(b"\x42" * 32),
+        payer=HOME_KEY.public_key,
+        payee=VISITED_KEY.public_key,
+        deposit=deposit,
+        bidirectional=True,
+        challenge_period=100,
+        expiry=10_000,
+    )
+
+
+class Carriers:
+    """Both carriers: each validates the other's batches, and each holds a channel side."""
+
+    def __init__(self, deposit: int = 10**9) -> None:
+        terms = channel_terms(deposit)
+        self.channels = {
+            HOME: TwoWayChannel(terms, HOME_KEY),
+            VISITED: TwoWayChannel(terms, VISITED_KEY),
+        }
+        self.validators = {
+            HOME: Validator(AGREEMENT, HOME_KEY),
+            VISITED: Validator(AGREEMENT, VISITED_KEY),
+        }
+        self.sequences = {HOME: 1, VISITED: 1}
+        self.events = 0
+        self.settlements = {t: Settlement(AGREEMENT, self.channels[t]) for t in (HOME, VISITED)}
+
+    def usage(self, vpmn: str, charges: int) -> SignedAcknowledgement:
+        """`vpmn` sends a batch of `charges` SMS of the other's subscribers; the HPMN answers."""
+        hpmn = HOME if vpmn == VISITED else VISITED
+        start = T0 + self.events  # each event its own second: no duplicates across batches
+        self.events += charges
+        records = tuple(
+            rated(record(sender=vpmn, recipient=hpmn, kind=EventType.SMS_MO, start=start + i))
+            for i in range(charges)
+        )
+        key = VISITED_KEY if vpmn == VISITED else HOME_KEY
+        batch = seal(AGREEMENT, key, records, sequence=self.sequences[vpmn], now=NOW)
+        self.sequences[vpmn] += 1
+        return self.validators[hpmn].validate(batch, NOW)
+
+    def settle(self, payer: str) -> Proposal | None:
+        """`payer` pays what is due; the other side countersigns; `payer` completes."""
+        other = HOME if payer == VISITED else VISITED
+        proposal = self.settlements[payer].pay()
+        if proposal is not None:
+            signed = self.channels[other].countersign(proposal)
+            theirs = signed.payee_signature if payer == HOME else signed.payer_signature
+            assert theirs is not None
+            self.channels[payer].complete(proposal.proof.sequence, theirs)
+        return proposal
+
+
+def rated(r: UsageRecord) -> UsageRecord:
+    """`r` with the charge the default agreement rates."""
+    return replace(r, charge=rate(AGREEMENT, r).charge)

@@ -12,89 +12,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments.channels.core import ChannelTerms
-from payments.channels.twoway import Proposal, TwoWayChannel
+from payments.channels.twoway import TwoWayChannel
 from payments.roaming.acknowledgement import SignedAcknowledgement
 from payments.roaming.batch import seal
 from payments.roaming.errors import ChannelCapacityError, NettingError, SettlementError
 from payments.roaming.netting import ClearingStatement, Obligation, net_positions, transfers
-from payments.roaming.rating import rate
-from payments.roaming.record import EventType, UsageRecord
+from payments.roaming.record import EventType
 from payments.roaming.settlement import Settlement
-from payments.roaming.validation import Validator
-from tangle.protocol.ids import ChannelId
 from tests.payments.roaming.settle_support import (
+    AGREEMENT,
     HOME,
     HOME_KEY,
     MALLORY_KEY,
+    NOW,
     T0,
     VISITED,
     VISITED_KEY,
-    agreement,
+    Carriers,
+    channel_terms,
+    rated,
     record,
 )
 from wallet.keys import AddressKey, ExtendedKey
-
-A = agreement()
-NOW = T0 + 600
-
-
-def channel_terms(deposit: int = 10**9) -> ChannelTerms:
-    """HOME funds the channel (payer), VISITED is its payee."""
-    return ChannelTerms(
-        network_id=7,
-        channel_id=ChannelId(b"\x42" * 32),
-        payer=HOME_KEY.public_key,
-        payee=VISITED_KEY.public_key,
-        deposit=deposit,
-        bidirectional=True,
-        challenge_period=100,
-        expiry=10_000,
-    )
-
-
-class Carriers:
-    """Both carriers: each validates the other's batches, and each holds a channel side."""
-
-    def __init__(self, deposit: int = 10**9) -> None:
-        terms = channel_terms(deposit)
-        self.channels = {
-            HOME: TwoWayChannel(terms, HOME_KEY),
-            VISITED: TwoWayChannel(terms, VISITED_KEY),
-        }
-        self.validators = {HOME: Validator(A, HOME_KEY), VISITED: Validator(A, VISITED_KEY)}
-        self.sequences = {HOME: 1, VISITED: 1}
-        self.events = 0
-        self.settlements = {t: Settlement(A, self.channels[t]) for t in (HOME, VISITED)}
-
-    def usage(self, vpmn: str, charges: int) -> SignedAcknowledgement:
-        """`vpmn` sends a batch of `charges` SMS of the other's subscribers; the HPMN answers."""
-        hpmn = HOME if vpmn == VISITED else VISITED
-        start = T0 + self.events  # each event its own second: no duplicates across batches
-        self.events += charges
-        records = tuple(
-            _rated(record(sender=vpmn, recipient=hpmn, kind=EventType.SMS_MO, start=start + i))
-            for i in range(charges)
-        )
-        key = VISITED_KEY if vpmn == VISITED else HOME_KEY
-        batch = seal(A, key, records, sequence=self.sequences[vpmn], now=NOW)
-        self.sequences[vpmn] += 1
-        return self.validators[hpmn].validate(batch, NOW)
-
-    def settle(self, payer: str) -> Proposal | None:
-        """`payer` pays what is due; the other side countersigns; `payer` completes."""
-        other = HOME if payer == VISITED else VISITED
-        proposal = self.settlements[payer].pay()
-        if proposal is not None:
-            signed = self.channels[other].countersign(proposal)
-            theirs = signed.payee_signature if payer == HOME else signed.payer_signature
-            assert theirs is not None
-            self.channels[payer].complete(proposal.proof.sequence, theirs)
-        return proposal
-
-
-def _rated(r: UsageRecord) -> UsageRecord:
-    return replace(r, charge=rate(A, r).charge)
-
 
 SMS = 4_000
 
@@ -133,9 +72,9 @@ def test_a_carrier_offline_for_hours_catches_up_in_one_payment_and_never_pays_tw
     c = Carriers()
     acks = [c.usage(VISITED, n) for n in (1, 2, 3, 4)]
     # HOME was offline: on restart it rebuilds its settlement from the stored acks, in any order
-    home = Settlement(A, c.channels[HOME], acks=reversed(acks))
+    home = Settlement(AGREEMENT, c.channels[HOME], acks=reversed(acks))
     c.settlements[HOME] = home
-    c.settlements[VISITED] = Settlement(A, c.channels[VISITED], acks=acks)
+    c.settlements[VISITED] = Settlement(AGREEMENT, c.channels[VISITED], acks=acks)
     assert home.due == 10 * SMS
     proposal = c.settle(HOME)
     assert proposal is not None
@@ -146,7 +85,7 @@ def test_a_carrier_offline_for_hours_catches_up_in_one_payment_and_never_pays_tw
     latest = c.channels[VISITED].latest
     assert latest is not None
     assert forgetful.recover(latest)
-    assert Settlement(A, forgetful, acks=acks + acks).due == 0
+    assert Settlement(AGREEMENT, forgetful, acks=acks + acks).due == 0
 
 
 def test_contradicting_rejected_foreign_and_oversized_acks() -> None:
@@ -158,7 +97,8 @@ def test_contradicting_rejected_foreign_and_oversized_acks() -> None:
     with pytest.raises(SettlementError, match="disagree"):
         home.record(SignedAcknowledgement(ack=lie, signature=HOME_KEY.sign(lie.signing_message())))
     gap = c.validators[HOME].validate(
-        seal(A, VISITED_KEY, (_rated(record(kind=EventType.SMS_MO)),), sequence=9, now=NOW), NOW
+        seal(AGREEMENT, VISITED_KEY, (rated(record(kind=EventType.SMS_MO)),), sequence=9, now=NOW),
+        NOW,
     )
     assert not home.record(gap)  # fatal: owes nothing
     home.record(c.usage(VISITED, 2))
@@ -171,7 +111,7 @@ def test_contradicting_rejected_foreign_and_oversized_acks() -> None:
         }
     )
     with pytest.raises(SettlementError):
-        Settlement(A, TwoWayChannel(other, HOME_KEY))
+        Settlement(AGREEMENT, TwoWayChannel(other, HOME_KEY))
 
 
 CARRIERS = [f"C{chr(65 + i)}{chr(65 + i)}01"[:5] for i in range(8)]
