@@ -100,10 +100,13 @@ class Settlement:
         """Take a credit note (an accepted dispute); False if it was already held."""
         if {note.debtor, note.creditor} != {p.tadig for p in self._agreement.parties}:
             raise SettlementError("a credit note of another pair")
-        held = self._credits.setdefault(note.dispute, note)
-        if held != note:
-            raise SettlementError("two credit notes of one dispute disagree")
-        return held is note
+        held = self._credits.get(note.dispute)
+        if held is not None:
+            if held != note:
+                raise SettlementError("two credit notes of one dispute disagree")
+            return False
+        self._credits[note.dispute] = note
+        return True
 
     @property
     def target(self) -> int:
