@@ -33,19 +33,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from tangle.errors import DecodeError, InvalidFieldError
+from tangle.protocol.codec import Reader
 from tangle.protocol.ids import MerkleRoot, PublicKey, Signature, blake2b_256
 from tangle.protocol.merkle import merkle_root
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.signature import is_valid
 
-from .errors import BatchingError, ForgedHeaderError, MalformedBatchError, WrongSignerError
-from .record import is_tadig
+from .errors import (
+    BatchingError,
+    ForgedHeaderError,
+    MalformedBatchError,
+    MalformedRecordError,
+    WrongSignerError,
+)
+from .record import RECORD_MAX_SIZE, UsageRecord, is_tadig
 
 if TYPE_CHECKING:
     from tangle.protocol.signature import Signer
 
     from .agreement import Agreement
-    from .record import UsageRecord
 
 HEADER_VERSION: Final = 1
 BATCH_DOMAIN: Final = b"tanglepay/roaming/batch/v1"
@@ -286,6 +292,32 @@ class Batcher:
         self._pending.clear()
         self.next_sequence += 1
         return batch
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """The batch as it travels to the HPMN: the signed header, u32 n, then n times (u16
+    length, record encoding)."""
+    parts = [batch.signed.encode(), struct.pack("<I", len(batch.records))]
+    for r in batch.records:
+        raw = r.encode()
+        parts.append(struct.pack("<H", len(raw)) + raw)
+    return b"".join(parts)
+
+
+def decode_batch(data: bytes) -> Batch:
+    """Exactly one encoded batch; `MalformedBatchError` for anything else (signatures and
+    the Merkle root are checked by the validator)."""
+    try:
+        r = Reader(data, "batch")
+        signed = SignedBatchHeader.decode(r.take(SIGNED_HEADER_SIZE, "header"))
+        n = r.u32("count")
+        if n > MAX_BATCH_RECORDS:
+            raise MalformedBatchError(f"{n} records, at most {MAX_BATCH_RECORDS}")
+        records = tuple(UsageRecord.decode(r.sized(2, RECORD_MAX_SIZE, "record")) for _ in range(n))
+        r.finish()
+    except (DecodeError, InvalidFieldError, MalformedRecordError) as e:
+        raise MalformedBatchError(str(e)) from None
+    return Batch(signed=signed, records=records)
 
 
 def anchor_payload(signed: SignedBatchHeader) -> TaggedData:

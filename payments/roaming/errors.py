@@ -150,7 +150,8 @@ class LineFormatError(RoamingFormatError):
 # ├── NettingError                     obligations or a clearing statement that cannot be used
 # ├── RoamingStoreError                the roaming database: unusable, full, inconsistent
 # ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
-# └── StatementError                   a statement that cannot be built or accepted
+# ├── StatementError                   a statement that cannot be built or accepted
+# └── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
 
 
 class AgreementError(RoamingError):
@@ -277,4 +278,13 @@ class StatementError(RoamingError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"statement: {reason}")
+        self.reason = reason
+
+
+class RequestAuthError(RoamingError):
+    """An operator-to-operator HTTP request that is not signed by a known partner's key, is
+    outside the replay window, or repeats a nonce."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"request refused: {reason}")
         self.reason = reason

@@ -275,6 +275,17 @@ class RoamingStore:
         except RoamingError as e:
             raise RoamingStoreError(f"unreadable acknowledgement: {e}") from e
 
+    def ack(self, sender: str, recipient: str, sequence: int) -> SignedAcknowledgement | None:
+        """The kept acknowledgement of one batch, if any."""
+        rows = self._rows(
+            "SELECT ack FROM acks WHERE sender = ? AND recipient = ? AND sequence = ?",
+            (sender, recipient, sequence),
+        )
+        try:
+            return SignedAcknowledgement.decode(bytes(rows[0][0])) if rows else None
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable acknowledgement: {e}") from e
+
     def next_expected(self, sender: str, recipient: str) -> int:
         """The sequence the HPMN expects next from the pair: one past the last accepted."""
         rows = self._rows(
