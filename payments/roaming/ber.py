@@ -21,9 +21,9 @@ primitive decoders (`Element.integer`, `.text`, `.digits`) check their own encod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from enum import IntEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from .errors import (
     BerElementCountError,
@@ -54,9 +54,14 @@ class TagClass(IntEnum):
     PRIVATE = 3
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Element:
-    """One BER value: its tag, where it starts, and its contents (primitive) or children."""
+_CLASSES: Final = tuple(TagClass)
+_PRINTABLE: Final = re.compile(rb"[\x20-\x7e]*")
+
+
+class Element(NamedTuple):
+    """One BER value: its tag, where it starts, and its contents (primitive) or children. A
+    named tuple rather than a frozen dataclass: a large file has millions of them, and a tuple
+    is built several times faster (immutable all the same)."""
 
     tag_class: TagClass
     """The tag's class."""
@@ -116,7 +121,7 @@ class Element:
             raise TapValueError(
                 self.value_offset, f"{what}: {len(data)} characters, {shortest}..{longest} allowed"
             )
-        if any(not 0x20 <= b < 0x7F for b in data):
+        if _PRINTABLE.fullmatch(data) is None:
             raise TapValueError(self.value_offset, f"{what}: not printable ASCII")
         return data.decode("ascii")
 
@@ -161,97 +166,84 @@ class _Reader:
         self.max_elements = max_elements
         self.count = 0
 
-    def _octet(self, end: int, what: str) -> int:
-        if self.pos >= end:
-            raise BerTruncatedError(self.pos, f"input ends inside the {what}")
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
+    def _high_tag(self, start: int, end: int) -> int:
+        """The number of a high-tag-form identifier at `start`; leaves `pos` after it."""
+        data = self.data
+        pos = start + 1
+        number = 0
+        for i in range(_MAX_TAG_OCTETS + 1):
+            if i == _MAX_TAG_OCTETS:
+                raise BerTagError(start, f"tag number longer than {_MAX_TAG_OCTETS} octets")
+            if pos >= end:
+                raise BerTruncatedError(pos, "input ends inside the tag number")
+            b = data[pos]
+            pos += 1
+            if i == 0 and b == 0x80:
+                raise BerTagError(start, "tag number not minimally encoded")
+            number = (number << 7) | (b & 0x7F)
+            if not b & 0x80:
+                break
+        if number < 0x1F:
+            raise BerTagError(start, f"tag {number} in the high-tag form")
+        self.pos = pos
+        return number
 
-    def _identifier(self, end: int) -> tuple[TagClass, bool, int]:
-        start = self.pos
-        first = self._octet(end, "identifier")
-        number = first & 0x1F
-        if number == 0x1F:
-            number = 0
-            for i in range(_MAX_TAG_OCTETS + 1):
-                if i == _MAX_TAG_OCTETS:
-                    raise BerTagError(start, f"tag number longer than {_MAX_TAG_OCTETS} octets")
-                b = self._octet(end, "tag number")
-                if i == 0 and b == 0x80:
-                    raise BerTagError(start, "tag number not minimally encoded")
-                number = (number << 7) | (b & 0x7F)
-                if not b & 0x80:
-                    break
-            if number < 0x1F:
-                raise BerTagError(start, f"tag {number} in the high-tag form")
-        return TagClass(first >> 6), bool(first & 0x20), number
-
-    def _length(self, end: int) -> int | None:
-        start = self.pos
-        first = self._octet(end, "length")
-        if first < 0x80:
-            return first
-        if first == 0x80:
-            return None
+    def _long_length(self, start: int, first: int, end: int) -> int:
+        """A long-form length whose first octet `first` is at `start`; leaves `pos` after it."""
         n = first & 0x7F
         if n == 0x7F or n > _MAX_LENGTH_OCTETS:
             raise BerLengthError(start, f"a length of {n} octets")
-        if self.pos + n > end:
-            raise BerTruncatedError(self.pos, "input ends inside the length")
-        length = int.from_bytes(self.data[self.pos : self.pos + n], "big")
-        self.pos += n
-        return length
+        if start + 1 + n > end:
+            raise BerTruncatedError(start + 1, "input ends inside the length")
+        self.pos = start + 1 + n
+        return int.from_bytes(self.data[start + 1 : start + 1 + n], "big")
 
     def element(self, depth: int, end: int) -> Element:
+        # The common short forms are read inline: this runs once per element of a large file.
+        data = self.data
         offset = self.pos
         self.count += 1
         if self.count > self.max_elements:
             raise BerElementCountError(offset, f"more than {self.max_elements} elements")
-        if self.data[offset : offset + 1] == b"\x00":
+        if offset >= end:
+            raise BerTruncatedError(offset, "input ends inside the identifier")
+        first = data[offset]
+        if first == 0x00:
             raise BerEndOfContentsError(offset, "end-of-contents outside an indefinite value")
-        tag_class, constructed, tag = self._identifier(end)
+        tag = first & 0x1F
+        if tag == 0x1F:
+            tag = self._high_tag(offset, end)
+        else:
+            self.pos = offset + 1
+        tag_class = _CLASSES[first >> 6]
+        constructed = bool(first & 0x20)
         length_offset = self.pos
-        length = self._length(end)
-        value_offset = self.pos
-        if length is None:
+        if length_offset >= end:
+            raise BerTruncatedError(length_offset, "input ends inside the length")
+        length_octet = data[length_offset]
+        if length_octet < 0x80:
+            length = length_octet
+            self.pos = value_offset = length_offset + 1
+        elif length_octet == 0x80:
             if not constructed:
                 raise BerPrimitiveError(length_offset, "indefinite length on a primitive value")
-            return Element(
-                tag_class=tag_class,
-                tag=tag,
-                offset=offset,
-                value_offset=value_offset,
-                constructed=True,
-                contents=b"",
-                children=self._indefinite(depth + 1, end),
-            )
-        if value_offset + length > end:
+            self.pos = value_offset = length_offset + 1
+            children = self._indefinite(depth + 1, end)
+            return Element(tag_class, tag, offset, value_offset, True, b"", children)
+        else:
+            length = self._long_length(length_offset, length_octet, end)
+            value_offset = self.pos
+        stop = value_offset + length
+        if stop > end:
             raise BerLengthError(
                 length_offset,
                 f"length {length} runs past its container ({end - value_offset} left)",
             )
         if not constructed:
-            self.pos = value_offset + length
-            return Element(
-                tag_class=tag_class,
-                tag=tag,
-                offset=offset,
-                value_offset=value_offset,
-                constructed=False,
-                contents=self.data[value_offset : self.pos],
-                children=(),
-            )
-        children = self._definite(depth + 1, value_offset + length)
-        return Element(
-            tag_class=tag_class,
-            tag=tag,
-            offset=offset,
-            value_offset=value_offset,
-            constructed=True,
-            contents=b"",
-            children=children,
-        )
+            self.pos = stop
+            return Element(tag_class, tag, offset, value_offset, False, data[value_offset:stop], ())
+        children = self._definite(depth + 1, stop)
+        return Element(tag_class, tag, offset, value_offset, True, b"", children)
 
     def _check_depth(self, depth: int) -> None:
         if depth > self.max_depth:

@@ -24,7 +24,7 @@ any not seen within the window), partners, bars, and the recent records kept per
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -99,14 +99,19 @@ class FraudConfig:
             raise FraudConfigError("max_imsis_per_partner", "above max_imsis")
 
 
-@dataclass(slots=True)
 class _Buckets:
-    """Sums per bucket of time, oldest first."""
+    """Sums per bucket of time, oldest first, with running totals over the kept buckets."""
 
-    sums: deque[list[int]] = field(default_factory=deque)
-    """[bucket start, value 0, value 1, ...] per bucket."""
+    __slots__ = ("sums", "totals")
+
+    def __init__(self, width: int) -> None:
+        self.sums: deque[list[int]] = deque()
+        """[bucket start, value 0, value 1, ...] per bucket."""
+        self.totals = [0] * width
 
     def add(self, start: int, values: tuple[int, ...]) -> None:
+        for i, v in enumerate(values):
+            self.totals[i] += v
         for bucket in reversed(self.sums):
             if bucket[0] == start:
                 for i, v in enumerate(values, start=1):
@@ -118,10 +123,13 @@ class _Buckets:
         if len(self.sums) > 1 and self.sums[-2][0] > start:
             self.sums = deque(sorted(self.sums))
 
-    def total(self, since: int, index: int) -> int:
+    def expire(self, since: int) -> list[int]:
+        """Drop the buckets before `since`; the totals of the rest."""
         while self.sums and self.sums[0][0] < since:
-            self.sums.popleft()
-        return sum(b[index + 1] for b in self.sums)
+            dropped = self.sums.popleft()
+            for i in range(len(self.totals)):
+                self.totals[i] -= dropped[i + 1]
+        return self.totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +220,7 @@ class FraudMonitor:
         )
         config = self.config
         since = now - config.window_s
-        before = [subscriber.usage.total(since, i) for i in range(3)]
+        before = list(subscriber.usage.expire(since))
         volume = record.volume_up + record.volume_down
         seconds = record.duration_s if record.event_type in (EventType.MOC, EventType.MTC) else 0
         # A record from the future counts now; one from before a window does not count in it.
@@ -220,7 +228,7 @@ class FraudMonitor:
         bucket = start - start % config.bucket_s
         if start >= since:
             subscriber.usage.add(bucket, (volume, seconds, record.charge))
-        after = [subscriber.usage.total(since, i) for i in range(3)]
+        after = subscriber.usage.totals
         evidence = tuple(s.event_id for s in subscriber.recent if s.start >= since) or own
         for index, limit in enumerate((config.data_volume_limit, config.call_seconds_limit)):
             if before[index] < limit <= after[index]:
@@ -229,10 +237,10 @@ class FraudMonitor:
             alert(AlertKind.IMSI_SPEND_CAP, evidence, after[2], config.imsi_spend_cap)
         spend = self._partner(partner)
         partner_since = now - config.partner_window_s
-        spent_before = spend.total(partner_since, 0)
+        spent_before = spend.expire(partner_since)[0]
         if start >= partner_since:
             spend.add(bucket, (record.charge,))
-        spent = spend.total(partner_since, 0)
+        spent = spend.totals[0]
         if spent_before < config.partner_spend_cap <= spent:
             alert(AlertKind.PARTNER_SPEND_CAP, own, spent, config.partner_spend_cap)
         return alerts
@@ -269,7 +277,7 @@ class FraudMonitor:
         created = _Subscriber(
             owner=partner,
             last_seen=now,
-            usage=_Buckets(),
+            usage=_Buckets(3),
             recent=deque(maxlen=config.recent_per_imsi),
         )
         self._subscribers[imsi] = created
@@ -283,6 +291,6 @@ class FraudMonitor:
             return found
         if len(self._partners) >= self.config.max_partners:
             self._partners.popitem(last=False)
-        created = _Buckets()
+        created = _Buckets(1)
         self._partners[partner] = created
         return created
