@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         "wallet", help="the wallet (see tanglepay wallet --help)", add_help=False, prefix_chars="\0"
     )
     wallet.add_argument("args", nargs="*")
+    roaming = commands.add_parser(
+        "roaming", help="roaming settlement (see tanglepay roaming --help)", add_help=False,
+        prefix_chars="\0",
+    )  # fmt: skip
+    roaming.add_argument("args", nargs="*")
     return parser
 
 

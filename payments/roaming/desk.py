@@ -76,7 +76,7 @@ class CarrierDesk:
             severe = {r.index for r in signed.ack.returns if r.severity is Severity.SEVERE}
             accepted = [r for i, r in enumerate(batch.records) if i not in severe]
             try:
-                self.store.save_ack(signed, accepted)
+                self.store.save_ack(signed, accepted, batch)
             except BaseException:
                 self._broken = True
                 raise

@@ -233,10 +233,15 @@ class RoamingStore:
 
     # -- acknowledgements and the duplicate window (the HPMN, and the VPMN's copy) ------------
 
-    def save_ack(self, signed: SignedAcknowledgement, accepted: Iterable[UsageRecord] = ()) -> bool:
-        """Keep an acknowledgement and (at the HPMN) the events it accepted, in one
-        transaction; False if the same one was already kept. A different acknowledgement of
-        the same batch is refused (`RoamingStoreError`)."""
+    def save_ack(
+        self,
+        signed: SignedAcknowledgement,
+        accepted: Iterable[UsageRecord] = (),
+        batch: Batch | None = None,
+    ) -> bool:
+        """Keep an acknowledgement and (at the HPMN) the events it accepted and the batch, in
+        one transaction; False if the same one was already kept. A different acknowledgement
+        of the same batch is refused (`RoamingStoreError`)."""
         ack = signed.ack
         raw = signed.encode()
         held = self._rows(
@@ -256,6 +261,20 @@ class RoamingStore:
                     (ack.sender, ack.recipient, ack.sequence, int(ack.accepted), raw),
                 ),
                 *((window, (r.event_id, r.start_utc)) for r in accepted),
+                *(
+                    (
+                        "INSERT OR IGNORE INTO batches (sender, recipient, sequence, header,"
+                        " records) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            ack.sender,
+                            ack.recipient,
+                            ack.sequence,
+                            b.signed.encode(),
+                            _pack(b.records),
+                        ),
+                    )
+                    for b in ([] if batch is None else [batch])
+                ),
                 (
                     "DELETE FROM window WHERE start_utc < (SELECT max(start_utc) FROM window) - ?",
                     (DUPLICATE_WINDOW_S,),
