@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
+from typing import TYPE_CHECKING
 
 from tanglepay.cli import main as tanglepay
+
+if TYPE_CHECKING:
+    import pytest
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "tap"
 VPMN, HPMN = "WERFD", "XLKJE"
