@@ -12,7 +12,7 @@ import pytest
 
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
 from payments.roaming.api import BATCHES, MAX_BODY, post_batch, roaming_app
-from payments.roaming.batch import encode_batch, seal
+from payments.roaming.batch import Batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
 from payments.roaming.errors import BatchError, RequestAuthError
 from payments.roaming.request_auth import NONCE, RequestVerifier, sign_request
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def batch(sequence: int, n: int = 3):  # type: ignore[no-untyped-def]
+def batch(sequence: int, n: int = 3) -> Batch:
     records = tuple(rated(record(up=10 + i, start=T0 + 10 * sequence + i)) for i in range(n))
     return seal(AGREEMENT, VISITED_KEY, records, sequence=sequence, now=NOW)
 
