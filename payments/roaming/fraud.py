@@ -32,6 +32,7 @@ from .errors import FraudConfigError
 from .record import EventType
 
 if TYPE_CHECKING:
+    from .partner_file import ImportedFile
     from .record import UsageRecord
 
 
@@ -183,30 +184,14 @@ class FraudMonitor:
     def observe(self, record: UsageRecord, *, now: int, unknown_range: bool = False) -> list[Alert]:
         """Evaluate every rule on `record`; `now` is the caller's clock (UTC seconds)."""
         self._expire(now)
-        alerts: list[Alert] = []
-        partner = record.sender
-        imsi = record.imsi_hash
-
-        def alert(kind: AlertKind, evidence: tuple[bytes, ...], value: int, limit: int) -> None:
-            alerts.append(
-                Alert(
-                    kind=kind,
-                    partner=partner,
-                    imsi_hash=None if kind is AlertKind.PARTNER_SPEND_CAP else imsi,
-                    evidence=evidence,
-                    at=now,
-                    value=value,
-                    limit=limit,
-                )
-            )
-
+        found: list[tuple[AlertKind, tuple[bytes, ...], int, int]] = []
         own = (record.event_id,)
         if unknown_range:
-            alert(AlertKind.UNKNOWN_IMSI_RANGE, own, 0, 0)
-        barred = self._bars.get(imsi)
+            found.append((AlertKind.UNKNOWN_IMSI_RANGE, own, 0, 0))
+        barred = self._bars.get(record.imsi_hash)
         if barred is not None and record.start_utc >= barred:
-            alert(AlertKind.USAGE_AFTER_BAR, own, 0, 0)
-        subscriber = self._subscriber(imsi, partner, now)
+            found.append((AlertKind.USAGE_AFTER_BAR, own, 0, 0))
+        subscriber = self._subscriber(record.imsi_hash, record.sender, now)
         end = record.start_utc + max(record.duration_s, 1)
         clones = tuple(
             s.event_id
@@ -214,35 +199,76 @@ class FraudMonitor:
             if s.network != record.serving_network and s.start < end and record.start_utc < s.end
         )
         if clones:
-            alert(AlertKind.CLONED_SIM, (*clones, record.event_id), 0, 0)
+            found.append((AlertKind.CLONED_SIM, (*clones, record.event_id), 0, 0))
         subscriber.recent.append(
             _Seen(record.start_utc, end, record.serving_network, record.event_id)
         )
+        # A record from the future counts now; one from before a window does not count in it.
+        start = min(record.start_utc, now)
+        found.extend(self._usage(subscriber, record, start, now))
+        found.extend(self._spend(record, start, now))
+        return [
+            Alert(
+                kind=kind,
+                partner=record.sender,
+                imsi_hash=None if kind is AlertKind.PARTNER_SPEND_CAP else record.imsi_hash,
+                evidence=evidence,
+                at=now,
+                value=value,
+                limit=limit,
+            )
+            for kind, evidence, value, limit in found
+        ]
+
+    def _usage(
+        self, subscriber: _Subscriber, record: UsageRecord, start: int, now: int
+    ) -> list[tuple[AlertKind, tuple[bytes, ...], int, int]]:
+        """HIGH_USAGE and IMSI_SPEND_CAP: the IMSI's sums within the window, before and after."""
         config = self.config
         since = now - config.window_s
         before = list(subscriber.usage.expire(since))
-        volume = record.volume_up + record.volume_down
         seconds = record.duration_s if record.event_type in (EventType.MOC, EventType.MTC) else 0
-        # A record from the future counts now; one from before a window does not count in it.
-        start = min(record.start_utc, now)
-        bucket = start - start % config.bucket_s
         if start >= since:
+            bucket = start - start % config.bucket_s
+            volume = record.volume_up + record.volume_down
             subscriber.usage.add(bucket, (volume, seconds, record.charge))
         after = subscriber.usage.totals
-        evidence = tuple(s.event_id for s in subscriber.recent if s.start >= since) or own
-        for index, limit in enumerate((config.data_volume_limit, config.call_seconds_limit)):
-            if before[index] < limit <= after[index]:
-                alert(AlertKind.HIGH_USAGE, evidence, after[index], limit)
-        if before[2] < config.imsi_spend_cap <= after[2]:
-            alert(AlertKind.IMSI_SPEND_CAP, evidence, after[2], config.imsi_spend_cap)
-        spend = self._partner(partner)
-        partner_since = now - config.partner_window_s
-        spent_before = spend.expire(partner_since)[0]
-        if start >= partner_since:
-            spend.add(bucket, (record.charge,))
-        spent = spend.totals[0]
-        if spent_before < config.partner_spend_cap <= spent:
-            alert(AlertKind.PARTNER_SPEND_CAP, own, spent, config.partner_spend_cap)
+        evidence = tuple(s.event_id for s in subscriber.recent if s.start >= since)
+        limits = (
+            (AlertKind.HIGH_USAGE, config.data_volume_limit),
+            (AlertKind.HIGH_USAGE, config.call_seconds_limit),
+            (AlertKind.IMSI_SPEND_CAP, config.imsi_spend_cap),
+        )
+        return [
+            (kind, evidence or (record.event_id,), after[i], limit)
+            for i, (kind, limit) in enumerate(limits)
+            if before[i] < limit <= after[i]
+        ]
+
+    def _spend(
+        self, record: UsageRecord, start: int, now: int
+    ) -> list[tuple[AlertKind, tuple[bytes, ...], int, int]]:
+        """PARTNER_SPEND_CAP: the sending partner's charges within its window."""
+        config = self.config
+        spend = self._partner(record.sender)
+        since = now - config.partner_window_s
+        before = spend.expire(since)[0]
+        if start >= since:
+            spend.add(start - start % config.bucket_s, (record.charge,))
+        after = spend.totals[0]
+        if before < config.partner_spend_cap <= after:
+            return [
+                (AlertKind.PARTNER_SPEND_CAP, (record.event_id,), after, config.partner_spend_cap)
+            ]
+        return []
+
+    def observe_file(self, imported: ImportedFile, *, now: int) -> list[Alert]:
+        """Evaluate every record of an imported file in order, with the importer's IMSI range
+        flags."""
+        unknown = set(imported.meta.unknown_range_events)
+        alerts: list[Alert] = []
+        for record in imported.records:
+            alerts.extend(self.observe(record, now=now, unknown_range=record.event_id in unknown))
         return alerts
 
     def _expire(self, now: int) -> None:

@@ -12,8 +12,8 @@ as JSON integers, `event_type` by name (`DATA`, `MOC`, ...). CSV: a header row w
 column names in this order, then one row per event. What the file is (sender, recipient,
 sequence number, currency, decimal places) comes from the channel it arrived over, as a
 `LineFileHeader`. Hostile input is bounded: at most `MAX_LINE` bytes a line and `MAX_LINES`
-lines; a line that breaks any rule raises `LineFormatError` with its 1-based line number, and
-nothing of the file is returned.
+lines; a line that breaks any rule raises `LineFormatError` with its 1-based line number (0 for
+a bad `LineFileHeader` or a file over the size bound), and nothing of the file is returned.
 """
 
 from __future__ import annotations

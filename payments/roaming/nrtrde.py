@@ -28,7 +28,7 @@ from .ber import TagClass, parse
 from .errors import InvalidRecordError, InvalidSubscriberError, TapStructureError, TapValueError
 from .fields import Fields, utc_offset_seconds, utc_seconds
 from .partner_file import FileKind, ImportedFile, PartnerFile, file_digest, file_sequence
-from .record import NO_MSISDN, EventType, UsageRecord, is_tadig
+from .record import INSTANT_EVENTS, NO_MSISDN, EventType, UsageRecord, is_tadig
 
 if TYPE_CHECKING:
     from .ber import Element
@@ -40,7 +40,7 @@ RELEASE_VERSION: Final = 1
 MOC: Final = 3
 MTC: Final = 4
 GPRS: Final = 5
-MAX_EVENTS: Final = 1_000_000
+MAX_EVENTS: Final = 100_000
 
 
 def read_nrtrde(data: bytes, policy: ImportPolicy) -> ImportedFile:
@@ -134,7 +134,7 @@ def _record(element: Element, meta: PartnerFile, policy: ImportPolicy) -> tuple[
             msisdn_hash=NO_MSISDN,
             event_type=kind,
             start_utc=start,
-            duration_s=0 if kind in (EventType.SMS_MO, EventType.SMS_MT) else duration,
+            duration_s=0 if kind in INSTANT_EVENTS else duration,
             volume_up=volume(29, "DataVolumeOutgoing"),
             volume_down=volume(28, "DataVolumeIncoming"),
             apn="" if apn_field is None else apn_field.text("AccessPointNameNI", longest=63),

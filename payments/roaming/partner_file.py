@@ -161,7 +161,9 @@ class ImportOutcome(Enum):
 @dataclass(slots=True)
 class ImportLedger:
     """The import keys seen and the digest of each file (sans I/O: a store loads it, calls
-    `check`, saves the file and its records, then calls `record` in the same transaction)."""
+    `check`, saves the file and its records, then calls `record` in the same transaction).
+    Bounded by the keys themselves: at most `FILE_SEQUENCE_MAX` per partner pair and kind, and
+    only files that imported whole are recorded."""
 
     seen: dict[ImportKey, bytes] = field(default_factory=dict)
 

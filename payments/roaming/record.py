@@ -34,12 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+import struct
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Final
 
-from tangle.errors import DecodeError, InvalidFieldError
-from tangle.protocol.codec import U32_MAX, U64_MAX, Reader, require_uint, sized, u8, u32, u64
+from tangle.errors import InvalidFieldError
+from tangle.protocol.codec import U32_MAX, U64_MAX, require_uint, sized, u8, u32, u64
 
 from .errors import InvalidRecordError, InvalidSubscriberError, MalformedRecordError
 
@@ -55,6 +56,8 @@ SALT_MAX: Final = 64
 """A BLAKE2b key is at most 64 bytes."""
 RECORD_MAX_SIZE: Final = 1 + 5 + 5 + 32 + 32 + 1 + 8 + 4 + 8 + 8 + 1 + APN_MAX + 1 + 7 + 8
 
+_HEAD: Final = struct.Struct("<B5s5s32s32sBQIQQ")
+"""version .. volume_down: the fixed-width head of the encoding."""
 _TADIG: Final = re.compile(r"[A-Z]{3}[A-Z0-9]{2}")
 _MCC_MNC: Final = re.compile(r"[0-9]{3}-[0-9]{2,3}")
 _APN: Final = re.compile(r"[A-Za-z0-9.\-]*")
@@ -77,6 +80,11 @@ class EventType(IntEnum):
     SUPPLEMENTARY = 5
     """A supplementary service event (call forwarding set up, barring changed): no duration,
     no volume; TAP files count it in their audit totals, so it is carried rather than dropped."""
+
+
+_EVENT_TYPES: Final = tuple(EventType)
+INSTANT_EVENTS: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
+"""Event types without a duration (importers read a source's duration of these as 0)."""
 
 
 def is_tadig(value: object) -> bool:
@@ -153,7 +161,7 @@ class UsageRecord:
             raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
         if self.event_type is not EventType.DATA and (self.volume_up or self.volume_down):
             raise InvalidRecordError("volume_up", "only data sessions carry volumes")
-        if self.event_type in _NO_DURATION and self.duration_s:
+        if self.event_type in INSTANT_EVENTS and self.duration_s:
             raise InvalidRecordError("duration_s", f"a {self.event_type.name} has no duration")
         digest = hashlib.blake2b(EVENT_ID_DOMAIN + self._identity(), digest_size=HASH_SIZE)
         object.__setattr__(self, "event_id", digest.digest())
@@ -205,39 +213,43 @@ class UsageRecord:
 
     @classmethod
     def decode(cls, data: bytes) -> UsageRecord:
-        """Read exactly one canonical record; anything else raises `MalformedRecordError`."""
+        """Read exactly one canonical record; anything else raises `MalformedRecordError`.
+        The fixed-width head is unpacked in one step: decoding is on every batch's path."""
+        data = bytes(data)
+        size = len(data)
+        if size < _HEAD.size:
+            raise MalformedRecordError(f"truncated: {size} bytes")
+        version, sender, recipient, imsi_hash, msisdn_hash, kind, start, duration, up, down = (
+            _HEAD.unpack_from(data)
+        )
+        if version != RECORD_VERSION:
+            raise MalformedRecordError(f"unknown version {version}")
+        if kind >= len(_EVENT_TYPES):
+            raise MalformedRecordError(f"unknown event type {kind}")
+        pos = _HEAD.size
+        apn, pos = _sized(data, pos, APN_MAX, "apn")
+        serving_network, pos = _sized(data, pos, SERVING_NETWORK_MAX, "serving_network")
+        if size - pos < 8:
+            raise MalformedRecordError(f"truncated charge: {size - pos} of 8 bytes")
+        if size - pos > 8:
+            raise MalformedRecordError(f"{size - pos - 8} trailing bytes")
         try:
-            r = Reader(data, "usage record")
-            version = r.u8("version")
-            if version != RECORD_VERSION:
-                raise MalformedRecordError(f"unknown version {version}")
-            sender = _ascii(r.take(5, "sender"), "sender")
-            recipient = _ascii(r.take(5, "recipient"), "recipient")
-            imsi_hash = r.take(HASH_SIZE, "imsi_hash")
-            msisdn_hash = r.take(HASH_SIZE, "msisdn_hash")
-            kind = r.u8("event_type")
-            if kind > max(EventType):
-                raise MalformedRecordError(f"unknown event type {kind}")
-            record = cls(
-                sender=sender,
-                recipient=recipient,
+            return cls(
+                sender=_ascii(sender, "sender"),
+                recipient=_ascii(recipient, "recipient"),
                 imsi_hash=imsi_hash,
                 msisdn_hash=msisdn_hash,
-                event_type=EventType(kind),
-                start_utc=r.u64("start_utc"),
-                duration_s=r.u32("duration_s"),
-                volume_up=r.u64("volume_up"),
-                volume_down=r.u64("volume_down"),
-                apn=_ascii(r.sized(1, APN_MAX, "apn"), "apn"),
-                serving_network=_ascii(
-                    r.sized(1, SERVING_NETWORK_MAX, "serving_network"), "serving_network"
-                ),
-                charge=r.u64("charge"),
+                event_type=_EVENT_TYPES[kind],
+                start_utc=start,
+                duration_s=duration,
+                volume_up=up,
+                volume_down=down,
+                apn=apn,
+                serving_network=serving_network,
+                charge=int.from_bytes(data[pos:], "little"),
             )
-            r.finish()
-        except (DecodeError, InvalidFieldError, InvalidRecordError) as e:
+        except InvalidRecordError as e:
             raise MalformedRecordError(str(e)) from None
-        return record
 
     @classmethod
     def from_json_object(cls, obj: object) -> UsageRecord:
@@ -286,25 +298,24 @@ class UsageRecord:
         return record
 
 
-_NO_DURATION: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
-_JSON_FIELDS: Final = (
-    "apn",
-    "charge",
-    "duration_s",
-    "event_type",
-    "imsi_hash",
-    "msisdn_hash",
-    "recipient",
-    "sender",
-    "serving_network",
-    "start_utc",
-    "volume_down",
-    "volume_up",
-)
+_JSON_FIELDS: Final = tuple(sorted(f.name for f in fields(UsageRecord) if f.init))
 
 
 def _is_mcc_mnc(value: object) -> bool:
     return isinstance(value, str) and _MCC_MNC.fullmatch(value) is not None
+
+
+def _sized(data: bytes, pos: int, limit: int, name: str) -> tuple[str, int]:
+    """A u8 length (at most `limit`) and that many ASCII bytes at `pos`; the text and the end."""
+    if pos >= len(data):
+        raise MalformedRecordError(f"truncated {name} length")
+    n = data[pos]
+    if n > limit:
+        raise MalformedRecordError(f"{name} length {n} is over {limit}")
+    end = pos + 1 + n
+    if end > len(data):
+        raise MalformedRecordError(f"truncated {name}")
+    return _ascii(data[pos + 1 : end], name), end
 
 
 def _ascii(data: bytes, name: str) -> str:

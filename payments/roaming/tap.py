@@ -36,19 +36,24 @@ from .ber import TagClass, parse
 from .errors import InvalidRecordError, InvalidSubscriberError, TapStructureError, TapValueError
 from .fields import Fields, date_time, list_items, utc_offset_seconds
 from .partner_file import FileKind, ImportedFile, PartnerFile, file_digest, file_sequence
-from .record import NO_MSISDN, EventType, UsageRecord, is_tadig
+from .record import INSTANT_EVENTS, NO_MSISDN, UsageRecord, is_tadig
 from .tap_events import CallEvent, read_call_event
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     from .partner_file import ImportPolicy
 
 TRANSFER_BATCH: Final = 1
 NOTIFICATION: Final = 2
 SPECIFICATION_VERSION: Final = 3
-RELEASE_VERSIONS: Final = range(9, 13)
-"""TAP 3.9 to 3.12 share every field read here; other versions are refused."""
+BATCH_RELEASE: Final = 12
+"""Transfer batches must be TAP 3.12: their call events are read by its tags."""
+NOTIFICATION_RELEASES: Final = range(9, 13)
+"""A notification holds only batch control fields, which keep their tags from TAP 3.9 on (the
+sample notification is 3.9); a later release is refused rather than guessed at."""
 MAX_DECIMAL_PLACES: Final = 6
-MAX_EVENTS: Final = 1_000_000
+MAX_EVENTS: Final = 100_000
 
 
 def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
@@ -61,10 +66,11 @@ def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
     digest = file_digest(data)
     if root.tag == NOTIFICATION:
         control = Fields(root, "Notification")
-        meta = _batch_control(control, FileKind.TAP_NOTIFICATION, digest)
+        meta = _batch_control(control, FileKind.TAP_NOTIFICATION, digest, NOTIFICATION_RELEASES)
         return ImportedFile(meta=meta, records=())
     batch = Fields(root, "TransferBatch")
-    meta = _batch_control(batch.sub(4, "BatchControlInfo"), FileKind.TAP_TRANSFER_BATCH, digest)
+    control = batch.sub(4, "BatchControlInfo")
+    meta = _batch_control(control, FileKind.TAP_TRANSFER_BATCH, digest, (BATCH_RELEASE,))
     accounting = batch.sub(5, "AccountingInfo")
     currency = accounting.need(135, "LocalCurrency").text("LocalCurrency", shortest=3, longest=3)
     places_field = accounting.need(244, "TapDecimalPlaces")
@@ -88,7 +94,9 @@ def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
     return ImportedFile(meta=meta, records=tuple(records))
 
 
-def _batch_control(control: Fields, kind: FileKind, digest: bytes) -> PartnerFile:
+def _batch_control(
+    control: Fields, kind: FileKind, digest: bytes, releases: Container[int]
+) -> PartnerFile:
     sender = control.need(196, "Sender").text("Sender", shortest=5, longest=5)
     recipient = control.need(182, "Recipient").text("Recipient", shortest=5, longest=5)
     for name, value, tag in (("Sender", sender, 196), ("Recipient", recipient, 182)):
@@ -100,7 +108,7 @@ def _batch_control(control: Fields, kind: FileKind, digest: bytes) -> PartnerFil
     spec = spec_field.unsigned("SpecificationVersionNumber", max_octets=1)
     release_field = control.need(189, "ReleaseVersionNumber")
     release = release_field.unsigned("ReleaseVersionNumber", max_octets=1)
-    if spec != SPECIFICATION_VERSION or release not in RELEASE_VERSIONS:
+    if spec != SPECIFICATION_VERSION or release not in releases:
         raise TapValueError(spec_field.value_offset, f"TAP version {spec}.{release} not supported")
     file_type = control.get(110)
     test = file_type is not None and file_type.text("FileTypeIndicator", longest=1) == "T"
@@ -148,7 +156,7 @@ def _record(meta: PartnerFile, event: CallEvent, policy: ImportPolicy) -> tuple[
             msisdn_hash=msisdn_hash,
             event_type=event.event_type,
             start_utc=event.start_utc,
-            duration_s=0 if event.event_type in _INSTANT else event.duration_s,
+            duration_s=0 if event.event_type in INSTANT_EVENTS else event.duration_s,
             volume_up=event.volume_up,
             volume_down=event.volume_down,
             apn=event.apn,
@@ -158,9 +166,6 @@ def _record(meta: PartnerFile, event: CallEvent, policy: ImportPolicy) -> tuple[
     except (InvalidRecordError, InvalidSubscriberError) as e:
         raise TapValueError(event.offset, str(e)) from None
     return record, known
-
-
-_INSTANT: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType.SUPPLEMENTARY})
 
 
 def _with_audit(

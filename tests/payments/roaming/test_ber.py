@@ -205,7 +205,7 @@ SAMPLES = [
 ]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200))
 def test_random_bytes_never_crash_an_importer(data: bytes) -> None:
     for reader in READERS:
@@ -232,7 +232,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_sample_files_never_crash_an_importer(data: bytes) -> None:
     for reader in READERS:
@@ -244,3 +244,11 @@ def test_mutated_sample_files_never_crash_an_importer(data: bytes) -> None:
         except RoamingError:
             pass
         assert 0 <= offset <= len(data)
+
+
+def test_text_must_be_printable_ascii() -> None:
+    assert parse(bytes.fromhex("0403455552")).text("currency", shortest=3, longest=3) == "EUR"
+    for bad in ("04034555ff", "0403455500", "04024555"):
+        with pytest.raises(TapValueError) as caught:
+            parse(bytes.fromhex(bad)).text("currency", shortest=3, longest=3)
+        assert caught.value.offset == 2

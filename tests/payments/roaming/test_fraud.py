@@ -249,3 +249,21 @@ def test_bad_configs_are_refused(changes: dict[str, object]) -> None:
     fields.update(changes)
     with pytest.raises(FraudConfigError):
         FraudConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_an_imported_nrtrde_file_with_foreign_imsis_is_flagged_per_record() -> None:
+    from payments.roaming import ImportPolicy, read_nrtrde
+
+    from .vectors import read
+
+    policy = ImportPolicy(hasher=HASHER, allowed_imsi_prefixes=frozenset({"20801"}))
+    imported = read_nrtrde(read("nrt_2_1.ber"), policy)
+    monitor = FraudMonitor(CONFIG)
+    now = max(r.start_utc for r in imported.records)
+    alerts = monitor.observe_file(imported, now=now)
+    flagged = [a for a in alerts if a.kind is AlertKind.UNKNOWN_IMSI_RANGE]
+    assert [a.evidence for a in flagged] == [(r.event_id,) for r in imported.records]
+    # Within the allowed range: no range alerts.
+    allowed = ImportPolicy(hasher=HASHER, allowed_imsi_prefixes=frozenset({"13371"}))
+    quiet = FraudMonitor(CONFIG).observe_file(read_nrtrde(read("nrt_2_1.ber"), allowed), now=now)
+    assert AlertKind.UNKNOWN_IMSI_RANGE not in kinds(quiet)

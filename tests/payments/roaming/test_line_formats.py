@@ -8,7 +8,7 @@ import contextlib
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payments.roaming import (
@@ -23,6 +23,9 @@ from payments.roaming.errors import LineFormatError, RoamingError
 from payments.roaming.line_formats import COLUMNS, MAX_LINE
 
 from .vectors import POLICY
+
+# Time is not what these tests measure: on a loaded machine it must not fail them.
+SHARED_MACHINE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 HEADER = LineFileHeader(
     sender="DEUD1", recipient="FRAF1", sequence=7, currency="EUR", decimal_places=2
@@ -182,6 +185,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@SHARED_MACHINE
 @given(
     st.lists(
         st.dictionaries(st.sampled_from([*COLUMNS, "x"]), JSON_VALUES, max_size=12), max_size=4
@@ -193,6 +197,7 @@ def test_generated_json_never_crashes_the_importer(objects: list[dict[str, objec
         read_jsonl(data, HEADER, POLICY)
 
 
+@SHARED_MACHINE
 @given(st.binary(max_size=300))
 def test_random_bytes_never_crash_either_importer(data: bytes) -> None:
     for reader in (read_jsonl, read_csv):
@@ -200,6 +205,7 @@ def test_random_bytes_never_crash_either_importer(data: bytes) -> None:
             reader(data, HEADER, POLICY)
 
 
+@SHARED_MACHINE
 @given(st.lists(st.text(max_size=30), min_size=len(COLUMNS), max_size=len(COLUMNS)))
 def test_generated_csv_rows_never_crash(fields: list[str]) -> None:
     row = ",".join('"' + f.replace('"', '""') + '"' for f in fields).encode(

@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from payments.errors import PaymentError
@@ -21,6 +21,9 @@ from payments.roaming.errors import (
 from payments.roaming.record import NO_MSISDN, RECORD_MAX_SIZE
 
 from .strategies import records
+
+# Time is not what these tests measure: on a loaded machine it must not fail them.
+SHARED_MACHINE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 HASHER = SubscriberHasher(salt=b"agreement-salt-16")
 
@@ -44,6 +47,7 @@ def sample(**changes: object) -> UsageRecord:
     return UsageRecord(**fields)  # type: ignore[arg-type]
 
 
+@SHARED_MACHINE
 @given(records())
 def test_decode_of_encode_is_the_record(record: UsageRecord) -> None:
     data = record.encode()
@@ -53,12 +57,14 @@ def test_decode_of_encode_is_the_record(record: UsageRecord) -> None:
     assert decoded.event_id == record.event_id
 
 
+@SHARED_MACHINE
 @given(records())
 def test_encode_of_decode_is_the_bytes(record: UsageRecord) -> None:
     data = record.encode()
     assert UsageRecord.decode(data).encode() == data
 
 
+@SHARED_MACHINE
 @given(records())
 def test_canonical_json_round_trips_both_ways(record: UsageRecord) -> None:
     text = record.canonical_json()
@@ -66,6 +72,7 @@ def test_canonical_json_round_trips_both_ways(record: UsageRecord) -> None:
     assert UsageRecord.from_canonical_json(text).canonical_json() == text
 
 
+@SHARED_MACHINE
 @given(st.binary(max_size=300))
 def test_random_bytes_decode_or_raise_malformed(data: bytes) -> None:
     try:
@@ -75,6 +82,7 @@ def test_random_bytes_decode_or_raise_malformed(data: bytes) -> None:
     assert record.encode() == data
 
 
+@SHARED_MACHINE
 @given(records(), st.data())
 def test_any_truncation_or_extension_is_malformed(record: UsageRecord, data: st.DataObject) -> None:
     encoded = record.encode()
