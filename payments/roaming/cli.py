@@ -9,7 +9,9 @@ import            FILE --db DB --format tap|nrtrde --salt-file F   progress on s
 batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
+ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
+disputes          raise | answer | record | list   (see _cli_disputes.py)
 ```
 
 `--json` (anywhere) prints one JSON object on stdout; errors are one line on stderr (with
@@ -27,12 +29,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from nacl.signing import SigningKey
-
 from tangle.errors import TangleError
 from tangle.protocol.ids import PublicKey, Signature
 from tangle.protocol.signature import is_valid
 
+from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
+from ._cli_disputes import add_dispute_commands
+from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
 from .batch import Batch, Batcher, decode_batch, encode_batch
 from .desk import CarrierDesk
@@ -53,34 +56,6 @@ EXIT_USAGE: Final = 2
 EXIT_REFUSED: Final = 3
 EXIT_IO: Final = 4
 Doc = dict[str, object]
-
-
-class SeedSigner:
-    """An operator key from a 32-byte seed (the `Signer` the agreement and batches need)."""
-
-    __slots__ = ("_key", "public_key")
-
-    def __init__(self, seed: bytes) -> None:
-        self._key = SigningKey(seed)
-        self.public_key = PublicKey(bytes(self._key.verify_key))
-
-    def sign(self, message: bytes) -> Signature:
-        return Signature(self._key.sign(message).signature)
-
-
-class UsageError(Exception):
-    pass
-
-
-def _signer(path: Path) -> SeedSigner:
-    text = path.read_text().strip()
-    try:
-        seed = bytes.fromhex(text)
-    except ValueError:
-        raise UsageError(f"{path}: not hex") from None
-    if len(seed) != 32:
-        raise UsageError(f"{path}: a key file holds 32 bytes (64 hex digits)")
-    return SeedSigner(seed)
 
 
 def _plans(args: argparse.Namespace) -> tuple[Plan, ...]:
@@ -124,23 +99,8 @@ def _agreement_create(args: argparse.Namespace) -> Doc:
     return {"file": str(args.output), "hash": agreement.hash.hex()}
 
 
-def _load_agreement(path: Path) -> tuple[Agreement, SignedAgreement | None]:
-    data = path.read_bytes()
-    if data.startswith(b'{"agreement"'):
-        signed = SignedAgreement.decode(data)
-        return signed.agreement, signed
-    return Agreement.decode(data), None
-
-
-def _signed_agreement(path: Path) -> SignedAgreement:
-    _, signed = _load_agreement(path)
-    if signed is None:
-        raise UsageError(f"{path}: not signed by both carriers (agreement seal)")
-    return signed
-
-
 def _agreement_show(args: argparse.Namespace) -> Doc:
-    agreement, signed = _load_agreement(args.file)
+    agreement, signed = load_agreement(args.file)
     return {
         "hash": agreement.hash.hex(),
         "signed_by_both": signed is not None,
@@ -149,15 +109,15 @@ def _agreement_show(args: argparse.Namespace) -> Doc:
 
 
 def _agreement_sign(args: argparse.Namespace) -> Doc:
-    agreement, _ = _load_agreement(args.file)
-    signer = _signer(args.key_file)
+    agreement, _ = load_agreement(args.file)
+    signer = signer_of(args.key_file)
     signature = sign_agreement(agreement, signer)
     tadig = next(p.tadig for p in agreement.parties if p.key == signer.public_key)
     return {"party": tadig, "signature": signature.hex(), "hash": agreement.hash.hex()}
 
 
 def _agreement_seal(args: argparse.Namespace) -> Doc:
-    agreement, _ = _load_agreement(args.file)
+    agreement, _ = load_agreement(args.file)
     sigs = [Signature.from_hex(s) for s in args.signature]
     message = agreement.signing_message()
     ordered = [
@@ -210,13 +170,13 @@ def _import(args: argparse.Namespace) -> Doc:
 
 
 def _batch(args: argparse.Namespace) -> Doc:
-    signed = _signed_agreement(args.agreement)
+    signed = signed_agreement(args.agreement)
     agreement = signed.agreement
     vpmn, hpmn = args.pair
     sealed: list[Batch] = []
     with RoamingStore(args.db) as store:
         batcher = Batcher(
-            agreement, _signer(args.key_file), sender=vpmn, recipient=hpmn,
+            agreement, signer_of(args.key_file), sender=vpmn, recipient=hpmn,
             next_sequence=store.next_batch_sequence(vpmn, hpmn),
         )  # fmt: skip
         for _ in range(10_000):
@@ -265,7 +225,7 @@ def _batches(args: argparse.Namespace) -> Doc:
 def _validate(args: argparse.Namespace) -> Doc:
     batch = decode_batch(args.file.read_bytes())
     with RoamingStore(args.db) as store:
-        desk = CarrierDesk(store, _signed_agreement(args.agreement), _signer(args.key_file))
+        desk = CarrierDesk(store, signed_agreement(args.agreement), signer_of(args.key_file))
         signed = desk.receive_batch(batch, args.now)
     if args.ack_out is not None:
         args.ack_out.write_bytes(signed.encode())
@@ -279,8 +239,17 @@ def _validate(args: argparse.Namespace) -> Doc:
     }
 
 
+def _ack(args: argparse.Namespace) -> Doc:
+    signed = SignedAcknowledgement.decode(args.file.read_bytes())
+    verify_ack(signed, signed_agreement(args.agreement).agreement)
+    with RoamingStore(args.db) as store:
+        kept = store.save_ack(signed)
+    a = signed.ack
+    return {"sequence": a.sequence, "accepted_amount": a.accepted_amount, "new": kept}
+
+
 def _statement(args: argparse.Namespace) -> Doc:
-    agreement = _signed_agreement(args.agreement).agreement
+    agreement = signed_agreement(args.agreement).agreement
     builder = StatementBuilder(agreement, period_start=args.start, period_end=args.end)
     a, b = (p.tadig for p in agreement.parties)
     with RoamingStore(args.db) as store:
@@ -342,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("batch")
     batches = commands.add_parser("batches")
     validate = commands.add_parser("validate")
+    ack = commands.add_parser("ack")
+    ack.add_argument("file", type=Path)
+    ack.add_argument("--db", type=Path, required=True)
+    ack.add_argument("--agreement", type=Path, required=True)
+    ack.set_defaults(run=_ack)
     statement = commands.add_parser("statement")
     validate.add_argument("file", type=Path)
     for sub in (batch, batches, validate, statement):
@@ -359,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     statement.add_argument("--to", dest="end", type=int, required=True)
     statement.add_argument("--format", choices=("json", "csv", "html"), default="json")
     statement.add_argument("-o", "--output", type=Path)
+    add_dispute_commands(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)

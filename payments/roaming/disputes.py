@@ -36,10 +36,56 @@ DISPUTE_DOMAIN: Final = b"tanglepay/roaming/dispute/v1"
 DISPUTE_TAG: Final = b"tanglepay/roaming/dispute"
 MAX_REASON: Final = 200
 MAX_INDICES: Final = 1_000
+MAX_FILE: Final = 16 * 1024
 
 
 def _canonical(doc: dict[str, object]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _fields(obj: object, names: tuple[str, ...]) -> dict[str, object]:
+    if not isinstance(obj, dict) or set(obj) != set(names):
+        raise DisputeError(f"an object with exactly {', '.join(names)}")
+    return obj
+
+
+def _uint(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise DisputeError("an integer in u64")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise DisputeError("a string")
+    return value
+
+
+def _hex32(value: object) -> bytes:
+    if not isinstance(value, str) or len(value) != 64 or value != value.lower():
+        raise DisputeError("64 lowercase hex digits")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise DisputeError("64 lowercase hex digits") from None
+
+
+def _signed(data: bytes) -> tuple[object, Signature]:
+    """The body and the signature of an exchanged dispute or resolution file."""
+    if len(data) > MAX_FILE:
+        raise DisputeError(f"more than {MAX_FILE} bytes")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise DisputeError(f"not JSON: {e}") from None
+    o = _fields(obj, ("body", "signature"))
+    sig = o["signature"]
+    if not isinstance(sig, str) or len(sig) != 128 or sig != sig.lower():
+        raise DisputeError("signature: 128 lowercase hex digits")
+    try:
+        return o["body"], Signature(bytes.fromhex(sig))
+    except ValueError:
+        raise DisputeError("signature: 128 lowercase hex digits") from None
 
 
 def _check_reason(reason: str) -> None:
@@ -71,18 +117,33 @@ class Dispute:
         if isinstance(self.amount, bool) or not 0 < self.amount < 2**64:
             raise DisputeError("the claimed amount is a positive u64")
 
-    def encode(self) -> bytes:
-        return _canonical(
-            {
-                "agreement": self.agreement.hex(),
-                "amount": self.amount,
-                "batch": self.batch.hex(),
-                "indices": list(self.indices),
-                "raised_by": self.raised_by,
-                "raised_utc": self.raised_utc,
-                "reason": self.reason,
-            }
+    def to_json_object(self) -> dict[str, object]:
+        return {
+            "agreement": self.agreement.hex(),
+            "amount": self.amount,
+            "batch": self.batch.hex(),
+            "indices": list(self.indices),
+            "raised_by": self.raised_by,
+            "raised_utc": self.raised_utc,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json_object(cls, obj: object) -> Dispute:
+        o = _fields(
+            obj, ("agreement", "amount", "batch", "indices", "raised_by", "raised_utc", "reason")
         )
+        indices = o["indices"]
+        if not isinstance(indices, list) or len(indices) > MAX_INDICES:
+            raise DisputeError(f"indices: a list of at most {MAX_INDICES}")
+        return cls(
+            agreement=_hex32(o["agreement"]), batch=_hex32(o["batch"]),
+            raised_by=_text(o["raised_by"]), indices=tuple(_uint(i) for i in indices),
+            amount=_uint(o["amount"]), reason=_text(o["reason"]), raised_utc=_uint(o["raised_utc"]),
+        )  # fmt: skip
+
+    def encode(self) -> bytes:
+        return _canonical(self.to_json_object())
 
     @property
     def id(self) -> bytes:
@@ -108,16 +169,27 @@ class Resolution:
         if not self.accepted and self.credit:
             raise DisputeError("a rejected dispute grants no credit")
 
+    def to_json_object(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "credit": self.credit,
+            "dispute": self.dispute.hex(),
+            "reason": self.reason,
+            "resolved_utc": self.resolved_utc,
+        }
+
+    @classmethod
+    def from_json_object(cls, obj: object) -> Resolution:
+        o = _fields(obj, ("accepted", "credit", "dispute", "reason", "resolved_utc"))
+        if not isinstance(o["accepted"], bool):
+            raise DisputeError("accepted: true or false")
+        return cls(
+            dispute=_hex32(o["dispute"]), accepted=o["accepted"], credit=_uint(o["credit"]),
+            reason=_text(o["reason"]), resolved_utc=_uint(o["resolved_utc"]),
+        )  # fmt: skip
+
     def encode(self) -> bytes:
-        return _canonical(
-            {
-                "accepted": self.accepted,
-                "credit": self.credit,
-                "dispute": self.dispute.hex(),
-                "reason": self.reason,
-                "resolved_utc": self.resolved_utc,
-            }
-        )
+        return _canonical(self.to_json_object())
 
     @property
     def id(self) -> bytes:
@@ -131,6 +203,18 @@ class SignedDispute:
     body: Dispute
     signature: Signature
 
+    def encode(self) -> bytes:
+        """The file the carriers exchange: canonical JSON of the body and the signature."""
+        return _canonical({"body": self.body.to_json_object(), "signature": self.signature.hex()})
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedDispute:
+        body, signature = _signed(data)
+        signed = cls(body=Dispute.from_json_object(body), signature=signature)
+        if signed.encode() != data:
+            raise DisputeError("not the canonical form")
+        return signed
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignedResolution:
@@ -138,6 +222,17 @@ class SignedResolution:
 
     body: Resolution
     signature: Signature
+
+    def encode(self) -> bytes:
+        return _canonical({"body": self.body.to_json_object(), "signature": self.signature.hex()})
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedResolution:
+        body, signature = _signed(data)
+        signed = cls(body=Resolution.from_json_object(body), signature=signature)
+        if signed.encode() != data:
+            raise DisputeError("not the canonical form")
+        return signed
 
 
 def _message(body: Dispute | Resolution) -> bytes:

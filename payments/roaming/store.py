@@ -17,6 +17,8 @@ batches(sender, recipient, sequence PK, header, records)   sealed batches (signe
                                                records' encodings)
 acks(sender, recipient, sequence PK, ack)      signed acknowledgements (either side)
 window(event_id PK, start_utc)                 event ids the HPMN accepted (duplicate window)
+disputes(id PK, sender, recipient, sequence, dispute, resolution)   signed disputes of a batch
+                                               and, once answered, the signed resolution
 ```
 """
 
@@ -31,6 +33,7 @@ from wallet.database import open_database
 from .acknowledgement import SignedAcknowledgement
 from .agreement import SignedAgreement
 from .batch import Batch, SignedBatchHeader
+from .disputes import SignedDispute, SignedResolution
 from .errors import RoamingError, RoamingStoreError
 from .partner_file import ImportedFile, ImportOutcome
 from .record import UsageRecord
@@ -65,6 +68,9 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS window (
         event_id BLOB PRIMARY KEY, start_utc INTEGER NOT NULL) WITHOUT ROWID""",
     """CREATE INDEX IF NOT EXISTS window_start ON window (start_utc)""",
+    """CREATE TABLE IF NOT EXISTS disputes (
+        id BLOB PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
+        sequence INTEGER NOT NULL, dispute BLOB NOT NULL, resolution BLOB) WITHOUT ROWID""",
 )
 _LENGTH: Final = struct.Struct("<H")
 
@@ -324,3 +330,36 @@ class RoamingStore:
         rows = self._rows("SELECT event_id, start_utc FROM window WHERE start_utc >= ?", (since,))
         window.add((bytes(e), int(s)) for e, s in rows)
         return window
+
+    # -- disputes -------------------------------------------------------------------------
+
+    def save_dispute(self, signed: SignedDispute, ack: SignedAcknowledgement) -> None:
+        """Keep a dispute (checked by a `DisputeBook`) of the batch `ack` acknowledged."""
+        a = ack.ack
+        sql = (
+            "INSERT OR IGNORE INTO disputes (id, sender, recipient, sequence, dispute, resolution)"
+            " VALUES (?, ?, ?, ?, ?, NULL)"
+        )
+        self._write([(sql, (signed.body.id, a.sender, a.recipient, a.sequence, signed.encode()))])
+
+    def save_resolution(self, signed: SignedResolution) -> None:
+        """Keep the answer to a kept dispute (checked by a `DisputeBook`)."""
+        sql = "UPDATE disputes SET resolution = ? WHERE id = ? AND resolution IS NULL"
+        self._write([(sql, (signed.encode(), signed.body.dispute))])
+
+    def disputes(
+        self,
+    ) -> list[tuple[SignedDispute, SignedAcknowledgement, SignedResolution | None]]:
+        """Every kept dispute with the acknowledgement it disputes and its resolution."""
+        rows = self._rows("SELECT sender, recipient, sequence, dispute, resolution FROM disputes")
+        out = []
+        for sender, recipient, sequence, dispute, resolution in rows:
+            ack = self.ack(sender, recipient, sequence)
+            if ack is None:
+                raise RoamingStoreError("a dispute of a batch with no acknowledgement")
+            try:
+                answer = None if resolution is None else SignedResolution.decode(bytes(resolution))
+                out.append((SignedDispute.decode(bytes(dispute)), ack, answer))
+            except RoamingError as e:
+                raise RoamingStoreError(f"unreadable dispute: {e}") from e
+        return sorted(out, key=lambda row: (row[0].body.raised_utc, row[0].body.id))

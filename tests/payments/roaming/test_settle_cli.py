@@ -30,7 +30,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, dic
 def test_a_carrier_pair_from_agreement_to_statement(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from payments.roaming.cli import SeedSigner
+    from payments.roaming._cli_base import SeedSigner
 
     keys = {}
     for tadig, seed in SEEDS.items():
@@ -42,7 +42,9 @@ def test_a_carrier_pair_from_agreement_to_statement(
         capsys, "agreement", "create", "--party", f"{VPMN}:{keys[VPMN]}",
         "--party", f"{HPMN}:{keys[HPMN]}", "--valid-from", "1388534400",
         "--valid-until", "1420070400", "--decimal-places", "3", "-o", draft,
+        "--voice-price", "575", "--voice-increment", "60",
     )  # fmt: skip
+    # 575 a minute in whole minutes: the sample's 213 s call rates at its 2300, as charged
     assert code == 0
     sigs = []
     for tadig in (VPMN, HPMN):
@@ -72,17 +74,19 @@ def test_a_carrier_pair_from_agreement_to_statement(
     assert code == 0
     assert [b["count"] for b in doc["batches"]] == [4]  # type: ignore[union-attr, index]
     (batch_file,) = out_dir.iterdir()
+    ack_file = tmp_path / "ack.bin"
     code, doc = run(
         capsys, "validate", batch_file, "--db", hpmn_db, "--agreement", sealed,
-        "--key-file", tmp_path / f"{HPMN}.key", "--now", str(NOW),
+        "--key-file", tmp_path / f"{HPMN}.key", "--now", str(NOW), "--ack-out", ack_file,
     )  # fmt: skip
     assert code == 0
     assert doc["fatal"] == "NONE"
-    # the sample's charges are not this agreement's rates: re-rating returns them (severe)
+    # the other charges of the sample are not this agreement's rates: returned (severe)
     assert {tuple(r)[1:] for r in doc["returns"]} == {  # type: ignore[union-attr]
         ("SEVERE", "CHARGE_MISMATCH")
     }
-    assert doc["accepted_count"] == 4 - len(doc["returns"])  # type: ignore[arg-type]
+    assert doc["accepted_count"] == 2  # the call and the supplementary event (charge 0)
+    assert doc["accepted_amount"] == 2300
     code, doc = run(capsys, "batches", "--db", hpmn_db, "--pair", VPMN, HPMN)
     assert doc["batches"][0]["acknowledged"] is not None  # type: ignore[index]
     code, doc = run(
@@ -91,6 +95,38 @@ def test_a_carrier_pair_from_agreement_to_statement(
     )  # fmt: skip
     assert code == 0
     assert len(str(doc["hash"])) == 64
+
+    # the VPMN keeps the ack; the HPMN disputes the batch; the VPMN grants a credit note
+    assert run(capsys, "ack", ack_file, "--db", vpmn_db, "--agreement", sealed)[1]["new"] is True
+    claim, answer = tmp_path / "dispute.json", tmp_path / "resolution.json"
+    common = ("--agreement", sealed, "--now", str(NOW + 86_400), "--reason")
+    code, doc = run(
+        capsys, "disputes", "raise", "--db", hpmn_db, "--key-file", tmp_path / f"{HPMN}.key",
+        "--pair", VPMN, HPMN, "--sequence", "1", "--amount", "1", *common, "not our SIM",
+        "-o", claim,
+    )  # fmt: skip
+    assert code == 0, doc
+    code, doc = run(
+        capsys, "disputes", "answer", claim, "--db", vpmn_db, "--key-file",
+        tmp_path / f"{VPMN}.key", "--credit", "1", *common, "agreed", "-o", answer,
+    )  # fmt: skip
+    assert (code, doc["credit_note"]) == (0, 1)
+    assert run(capsys, "disputes", "record", answer, "--db", hpmn_db, "--agreement", sealed)[0] == 0
+    for db in (vpmn_db, hpmn_db):
+        code, doc = run(capsys, "disputes", "list", "--db", db, "--agreement", sealed)
+        assert doc["credit_notes"] == [{"debtor": VPMN, "creditor": HPMN, "amount": 1}]
+    # a second answer, or a dispute past the window, is refused by name
+    code, doc = run(
+        capsys, "disputes", "answer", claim, "--db", vpmn_db, "--key-file",
+        tmp_path / f"{VPMN}.key", "--reject", *common, "changed my mind", "-o", answer,
+    )  # fmt: skip
+    assert (code, doc["error"]["code"]) == (3, "DisputeError")  # type: ignore[index]
+    late = ("--agreement", sealed, "--now", str(NOW + 46 * 86_400), "--reason", "late")
+    code, doc = run(
+        capsys, "disputes", "raise", "--db", hpmn_db, "--key-file", tmp_path / f"{HPMN}.key",
+        "--pair", VPMN, HPMN, "--sequence", "1", "--amount", "1", *late, "-o", claim,
+    )  # fmt: skip
+    assert (code, doc["error"]["code"]) == (3, "DisputeError")  # type: ignore[index]
 
 
 def test_errors_are_one_json_object_with_an_exit_code(
