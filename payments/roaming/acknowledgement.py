@@ -72,6 +72,8 @@ class ReturnCode(IntEnum):
     """A start in the future or outside the header's span, a duration or volume beyond bounds."""
     LATE = 5
     """Presented long after the event (a warning)."""
+    BARRED = 6
+    """The HPMN barred the subscriber before the event started (`bars.py`)."""
 
 
 class FatalCode(IntEnum):

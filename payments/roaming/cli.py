@@ -12,6 +12,7 @@ validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) ->
 ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
 disputes          raise | answer | record | list   (see _cli_disputes.py)
+bars              add | record | list               (see _cli_bars.py)
 ```
 
 `--json` (anywhere) prints one JSON object on stdout; errors are one line on stderr (with
@@ -33,6 +34,7 @@ from tangle.errors import TangleError
 from tangle.protocol.ids import PublicKey, Signature
 from tangle.protocol.signature import is_valid
 
+from ._cli_bars import add_bar_commands
 from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
 from .acknowledgement import SignedAcknowledgement, verify_ack
@@ -334,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     statement.add_argument("--format", choices=("json", "csv", "html"), default="json")
     statement.add_argument("-o", "--output", type=Path)
     add_dispute_commands(commands)
+    add_bar_commands(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)

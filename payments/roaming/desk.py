@@ -17,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 from .acknowledgement import Severity
+from .bars import BarList
 from .errors import RoamingStoreError
 from .validation import Validator
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from .acknowledgement import SignedAcknowledgement
     from .agreement import SignedAgreement
+    from .bars import SignedBar
     from .batch import Batch
     from .store import RoamingStore
 
@@ -50,11 +52,15 @@ class CarrierDesk:
         self.home = next(p.tadig for p in a.parties if p.key == signer.public_key)
         self.partner = a.counterparty(self.home).tadig
         store.put_agreement(agreement)
+        bars = BarList(a)
+        for bar in store.bars():
+            bars.add(bar)
         self._validator = Validator(
             a,
             signer,
             next_sequence=store.next_expected(self.partner, self.home),
             window=store.window(window_capacity),
+            bars=bars,
         )
         self._lock = threading.Lock()
         self._broken = False
@@ -81,6 +87,15 @@ class CarrierDesk:
                 self._broken = True
                 raise
             return signed
+
+    def bar(self, signed: SignedBar) -> bool:
+        """Take and keep a bar (checked: signed by the agreement's party it names); from then
+        on the subscriber's later usage is returned BARRED. False if an earlier bar holds."""
+        with self._lock:
+            if not self._validator.bars.add(signed):
+                return False
+            self.store.save_bar(signed)
+            return True
 
     @property
     def next_sequence(self) -> int:

@@ -151,7 +151,8 @@ class LineFormatError(RoamingFormatError):
 # ├── RoamingStoreError                the roaming database: unusable, full, inconsistent
 # ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
 # ├── StatementError                   a statement that cannot be built or accepted
-# └── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
+# ├── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
+# └── BarError                         a bar of a subscriber that is malformed or wrongly signed
 
 
 class AgreementError(RoamingError):
@@ -287,4 +288,13 @@ class RequestAuthError(RoamingError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"request refused: {reason}")
+        self.reason = reason
+
+
+class BarError(RoamingError):
+    """A bar that must be refused: malformed, not signed by the agreement's HPMN, or one too
+    many for the list."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bar: {reason}")
         self.reason = reason

@@ -19,6 +19,7 @@ acks(sender, recipient, sequence PK, ack)      signed acknowledgements (either s
 window(event_id PK, start_utc)                 event ids the HPMN accepted (duplicate window)
 disputes(id PK, sender, recipient, sequence, dispute, resolution)   signed disputes of a batch
                                                and, once answered, the signed resolution
+bars(imsi_hash PK, since, signed)              the HPMN's signed bars (the earliest per IMSI)
 ```
 """
 
@@ -32,6 +33,7 @@ from wallet.database import open_database
 
 from .acknowledgement import SignedAcknowledgement
 from .agreement import SignedAgreement
+from .bars import SignedBar
 from .batch import Batch, SignedBatchHeader
 from .disputes import SignedDispute, SignedResolution
 from .errors import RoamingError, RoamingStoreError
@@ -71,6 +73,8 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS disputes (
         id BLOB PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
         sequence INTEGER NOT NULL, dispute BLOB NOT NULL, resolution BLOB) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS bars (
+        imsi_hash BLOB PRIMARY KEY, since INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
 )
 _LENGTH: Final = struct.Struct("<H")
 
@@ -363,3 +367,22 @@ class RoamingStore:
             except RoamingError as e:
                 raise RoamingStoreError(f"unreadable dispute: {e}") from e
         return sorted(out, key=lambda row: (row[0].body.raised_utc, row[0].body.id))
+
+    # -- bars -----------------------------------------------------------------------------
+
+    def save_bar(self, signed: SignedBar) -> None:
+        """Keep a bar (checked by a `BarList`); an earlier bar of the same IMSI stays."""
+        b = signed.bar
+        sql = (
+            "INSERT INTO bars (imsi_hash, since, signed) VALUES (?, ?, ?) ON CONFLICT (imsi_hash)"
+            " DO UPDATE SET since = excluded.since, signed = excluded.signed"
+            " WHERE excluded.since < bars.since"
+        )
+        self._write([(sql, (b.imsi_hash, b.since, signed.encode()))])
+
+    def bars(self) -> list[SignedBar]:
+        rows = self._rows("SELECT signed FROM bars ORDER BY since")
+        try:
+            return [SignedBar.decode(bytes(row[0])) for row in rows]
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable bar: {e}") from e

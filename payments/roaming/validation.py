@@ -10,9 +10,9 @@ The checks, in order (TD.57 and TD.32 describe the same ones for TAP and RAP):
    (`RecordOutsideAgreementError`).
 2. Fatal, the whole batch returned and its sequence number still expected: a sequence gap, an
    audit count or audit total that does not match the records.
-3. Per record: SEVERE (not paid) for a duplicate, an event older than the duplicate window, an
-   impossible value, a charge that re-rating does not reproduce; WARNING (paid) for a record
-   presented long after the event.
+3. Per record: SEVERE (not paid) for an impossible value, usage after the HPMN barred the
+   subscriber (`bars.py`), a duplicate, an event older than the duplicate window, a charge that
+   re-rating does not reproduce; WARNING (paid) for a record presented long after the event.
 
 Duplicates are checked over `DUPLICATE_WINDOW_S` (80 days, as clearing houses do) behind the
 newest event seen, in a window bounded in entries: when it is full the oldest ids are dropped and
@@ -33,6 +33,7 @@ from .acknowledgement import (
     Severity,
     SignedAcknowledgement,
 )
+from .bars import BarList
 from .batch import records_root, verify_header
 from .errors import BatchError, ForgedHeaderError, RecordOutsideAgreementError, ReplayedBatchError
 from .rating import rate
@@ -97,7 +98,7 @@ class DuplicateWindow:
 class Validator:
     """The HPMN's checks of one partner's batches under one agreement."""
 
-    __slots__ = ("_agreement", "_known", "_signer", "next_sequence", "window")
+    __slots__ = ("_agreement", "_known", "_signer", "bars", "next_sequence", "window")
 
     def __init__(
         self,
@@ -107,6 +108,7 @@ class Validator:
         next_sequence: int = 1,
         window: DuplicateWindow | None = None,
         known: tuple[PublicKey, ...] = (),
+        bars: BarList | None = None,
     ) -> None:
         if signer.public_key not in (p.key for p in agreement.parties):
             raise BatchError("the validator's key is neither party's")
@@ -116,6 +118,8 @@ class Validator:
         self.next_sequence = next_sequence
         """The sequence number the next batch must carry."""
         self.window = window if window is not None else DuplicateWindow()
+        self.bars = bars if bars is not None else BarList(agreement)
+        """The subscribers this HPMN barred: their later usage is returned BARRED."""
 
     @property
     def home(self) -> str:
@@ -186,6 +190,8 @@ class Validator:
             or record.volume_up + record.volume_down > MAX_VOLUME
         ):
             return ReturnCode.IMPOSSIBLE_VALUE
+        if self.bars.barred(record.imsi_hash, record.start_utc):
+            return ReturnCode.BARRED
         if record.event_id in seen or record.event_id in self.window:
             return ReturnCode.DUPLICATE
         if record.start_utc < self.window.horizon:

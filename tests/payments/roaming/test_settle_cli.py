@@ -128,6 +128,22 @@ def test_a_carrier_pair_from_agreement_to_statement(
     )  # fmt: skip
     assert (code, doc["error"]["code"]) == (3, "DisputeError")  # type: ignore[index]
 
+    # the HPMN bars a SIM; the VPMN keeps the bar; neither output names the IMSI
+    imsi = "234150999999999"
+    bar_file = tmp_path / "bar.bin"
+    code, doc = run(
+        capsys, "bars", "add", "--db", hpmn_db, "--agreement", sealed, "--key-file",
+        tmp_path / f"{HPMN}.key", "--imsi", imsi, "--salt-file", tmp_path / "salt",
+        "--since", str(NOW), "-o", bar_file,
+    )  # fmt: skip
+    assert (code, doc["new"]) == (0, True)
+    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, "--agreement", sealed)[0] == 0
+    for db in (hpmn_db, vpmn_db):
+        code = tanglepay(["roaming", "--json", "bars", "list", "--db", str(db)])
+        out = capsys.readouterr().out
+        assert imsi not in out
+        assert json.loads(out)["bars"][0]["since"] == NOW
+
 
 def test_errors_are_one_json_object_with_an_exit_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
