@@ -11,8 +11,8 @@ acknowledgement, the batch and the event ids (one fsync'd transaction), and prop
 payment of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer
 carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
 countersigns the channel state and saves it in its `ChannelStore` (fsync'd): the amount is then
-durable at the VPMN. (The countersignature is not sent back to the HPMN here; each proposal
-pays the cumulative target, so none is lost.)
+durable at the VPMN; its countersignature goes back with the pair's next batch, and the HPMN
+completes the state with it before it validates that batch.
 
 * `records_per_s`: all records, from the first build to the last durable payment;
 * `record_to_payment_p50_s` / `p99_s`: per batch (every record of a batch shares it), from the
@@ -147,8 +147,12 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
 
     async def batches(request: Request) -> Response:
         batch = decode_batch(await request.body())
+        countersigned = request.headers.get("x-countersign")
 
         def work() -> bytes:
+            if countersigned is not None:  # the VPMN's signature of our previous proposal
+                sequence, signature = countersigned.split(":")
+                settlement.channel.complete(int(sequence), Signature.from_hex(signature))
             ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
             settlement.record(ack)
             proposal = settlement.pay()
@@ -209,12 +213,13 @@ async def vpmn_pair(
     a = signed.agreement
     channel = TwoWayChannel(terms(pair), _key("v", pair))
     key = _key("v", pair)
+    headers: dict[str, str] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
         for sequence, first in enumerate(range(0, count, batch), start=1):
             records = tuple(usage(pair, i, a) for i in range(first, min(first + batch, count)))
             b = seal(a, key, records, sequence=sequence, now=T0 + first + batch)
             signed_at = time.perf_counter()
-            response = await http.post("/batches", content=encode_batch(b))
+            response = await http.post("/batches", content=encode_batch(b), headers=headers)
             response.raise_for_status()
             body = response.content
             (n,) = struct.unpack_from("<I", body)
@@ -228,8 +233,10 @@ async def vpmn_pair(
                 network_id=1, channel_id=channel.terms.channel_id, sequence=sequence_,
                 payee_balance=balance,
             )  # fmt: skip
-            channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
+            state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
             await store.save(ChannelRecord.of(channel, Role.PAYEE))
+            assert state.payee_signature is not None
+            headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
             latencies.extend([time.perf_counter() - signed_at] * len(records))
             charged.append(b.signed.header.total_charge)
 
