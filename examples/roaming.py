@@ -33,6 +33,7 @@ from payments.ledger.funder import ChannelPolicy
 from payments.roaming.acknowledgement import anchor_payload as ack_anchor
 from payments.roaming.acknowledgement import verify_ack
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
+from payments.roaming.agreement import anchor_payload as agreement_anchor
 from payments.roaming.api import post_batch, roaming_app
 from payments.roaming.batch import Batcher, anchor_payload
 from payments.roaming.desk import CarrierDesk
@@ -55,13 +56,13 @@ from payments.roaming.statement import SignedStatement, StatementBuilder
 from payments.roaming.store import RoamingStore
 from payments.roaming.tap import read_tap
 from tangle.http.api import serve_api
-from tangle.protocol.payload import TaggedData
 from wallet.client import NodeClient
 from wallet.keys import AddressKey, ExtendedKey
 
 if TYPE_CHECKING:
     from payments.channels.twoway import Proposal
     from payments.roaming.acknowledgement import SignedAcknowledgement
+    from tangle.protocol.payload import TaggedData
 
 VPMN, HPMN = "WERFD", "XLKJE"
 """WERFD serves XLKJE's roamers in the sample TAP file; here both roam in each other's network."""
@@ -165,7 +166,7 @@ async def run(devnet: Path, work: Path) -> dict[str, Any]:
             agreement=agreement,
             signatures=tuple(sign_agreement(agreement, keys[p.tadig]) for p in agreement.parties),  # type: ignore[arg-type]
         )
-        await anchor(TaggedData(tag=b"tanglepay/roaming/agreement", data=agreement.hash))
+        await anchor(agreement_anchor(signed))
         carriers = {t: Carrier(t, keys[t], work, signed) for t in keys}
 
         # XLKJE (the payer) opens the two-way channel to WERFD on the ledger

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from tangle.protocol.codec import U64_MAX
 from tangle.protocol.ids import PublicKey, Signature, blake2b_256
+from tangle.protocol.payload import TaggedData
 from tangle.protocol.signature import is_valid
 
 from .errors import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from tangle.protocol.signature import Signer
 
 AGREEMENT_DOMAIN: Final = b"tanglepay/roaming/agreement/v1"
+AGREEMENT_TAG: Final = b"tanglepay/roaming/agreement"
 MAX_AGREEMENT_SIZE: Final = 64 * 1024
 MAX_DECIMAL_PLACES: Final = 6
 """TAP allows up to six decimal places."""
@@ -269,6 +271,11 @@ def sign_agreement(agreement: Agreement, signer: Signer) -> Signature:
     if signer.public_key not in (p.key for p in agreement.parties):
         raise AgreementSignatureError("signer", "the key is neither party's")
     return signer.sign(agreement.signing_message())
+
+
+def anchor_payload(signed: SignedAgreement) -> TaggedData:
+    """The ledger anchor of a signed agreement version: its hash and both signatures."""
+    return TaggedData(tag=AGREEMENT_TAG, data=signed.agreement.hash + b"".join(signed.signatures))
 
 
 def countersigned(agreement: Agreement, a: Signature, b: Signature) -> SignedAgreement:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .batch import Batch
     from .store import RoamingStore
 
-WINDOW_CAPACITY: Final = 20_000_000
+WINDOW_CAPACITY: Final = 5_000_000
 
 
 class CarrierDesk:

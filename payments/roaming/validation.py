@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from .record import UsageRecord
 
 DUPLICATE_WINDOW_S: Final = 80 * 86_400
-MAX_WINDOW_ENTRIES: Final = 20_000_000
+MAX_WINDOW_ENTRIES: Final = 5_000_000
+"""About 1 GB of ids and heap entries: past it the horizon rises (see the module docstring)."""
 MAX_DURATION_S: Final = 7 * 86_400
 MAX_VOLUME: Final = 10**13
 """Bytes in one record: 10 TB is beyond any session."""

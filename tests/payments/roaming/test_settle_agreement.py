@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payments.roaming.agreement import Agreement, SignedAgreement, sign_agreement
+from payments.roaming.agreement import Agreement, SignedAgreement, anchor_payload, sign_agreement
 from payments.roaming.errors import (
     AgreementError,
     AgreementSignatureError,
@@ -18,6 +18,7 @@ from payments.roaming.errors import (
 )
 from payments.roaming.record import EventType
 from tangle.protocol.ids import Signature
+from tangle.protocol.payload import MAX_DATA
 from tests.payments.roaming.settle_support import (
     HOME,
     HOME_KEY,
@@ -76,6 +77,13 @@ def test_both_parties_sign_and_the_file_round_trips() -> None:
     amended = a.amend(tax_bp=1900)
     with pytest.raises(AgreementSignatureError):
         SignedAgreement(agreement=amended, signatures=s.signatures)
+
+
+def test_the_anchor_holds_the_hash_and_both_signatures() -> None:
+    s = signed(agreement())
+    payload = anchor_payload(s)
+    assert payload.data == s.agreement.hash + s.signatures[0] + s.signatures[1]
+    assert len(payload.data) <= MAX_DATA
 
 
 def test_an_amendment_names_the_version_it_replaces() -> None:
