@@ -25,7 +25,7 @@ from coordinator.signers import KeySigner
 from payments.channels.service import PayeeService
 from payments.channels.state import Role
 from payments.channels.store import ChannelStore, read_records
-from payments.ledger.funder import LedgerFunder
+from payments.ledger.funder import ChannelPolicy, LedgerFunder
 from payments.payperuse.cashier import LedgerDirectory
 from tangle.http.api import serve_api
 from tanglepay.devnet import launch, load_or_create
@@ -141,12 +141,17 @@ async def pay_with_faucet_key(data_dir: Path, api: str, to: Address, amount: int
 
 @contextlib.asynccontextmanager
 async def devnet_payer(
-    devnet: Path, work_dir: Path, needed: int, *, faucet_key: bool = False
+    devnet: Path,
+    work_dir: Path,
+    needed: int,
+    *,
+    faucet_key: bool = False,
+    policy: ChannelPolicy | None = None,
 ) -> AsyncIterator[tuple[CountingFunder, AddressKey, int, int]]:
     """A wallet with at least `needed` base units (paid by the faucet if short: its service, or
     with `faucet_key` its key), its channel key, a `CountingFunder` over it, the network id and
     the least amount an output may hold (a deposit or a top-up below it is refused by the
-    ledger)."""
+    ledger). `policy` sets the terms of the channels it opens (two-way ones, say)."""
     network_id, api, faucet = read_devnet(devnet)
     account = AccountKey(_seed(work_dir, "device.seed"), 0)
     async with Wallet.open(account, url=api, state_path=work_dir / "wallet.sqlite") as wallet:
@@ -162,7 +167,8 @@ async def devnet_payer(
                     await anyio.sleep(MILESTONE_INTERVAL_S)
         key = wallet.channel_key(0)
         min_output = (await wallet.client.info()).min_output_amount
-        yield CountingFunder(LedgerFunder(wallet, key)), key, network_id, min_output
+        funder = LedgerFunder(wallet, key, policy=policy)
+        yield CountingFunder(funder), key, network_id, min_output
 
 
 @contextlib.asynccontextmanager

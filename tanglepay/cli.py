@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         prefix_chars="\0",
     )
     charging.add_argument("args", nargs="*")
+    roaming = commands.add_parser(
+        "roaming", help="roaming settlement (see tanglepay roaming --help)", add_help=False,
+        prefix_chars="\0",
+    )  # fmt: skip
+    roaming.add_argument("args", nargs="*")
     return parser
 
 

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
         "node": _node,
         "coordinator": _coordinator,
         "wallet": _wallet,
+        "roaming": _roaming,
     }
     return commands[args.command](args)
 
@@ -88,6 +89,12 @@ def _wallet(args: argparse.Namespace) -> int:
     from wallet.cli import main as wallet_main
 
     return wallet_main(args.args)
+
+
+def _roaming(args: argparse.Namespace) -> int:
+    from payments.roaming.cli import main as roaming_main
+
+    return roaming_main(args.args)
 
 
 def _devnet(args: argparse.Namespace) -> int:

@@ -128,3 +128,173 @@ class TapValueError(RoamingFormatError):
 
 class LineFormatError(RoamingFormatError):
     """A JSON Lines or CSV line that is not a usage record (`offset` is the line number)."""
+
+
+# -- settlement (agreement, rating, batches, acknowledgements, channel payments, netting) ----
+#
+# RoamingError
+# ├── AgreementError                   an agreement field out of range (field, reason)
+# │   ├── MalformedAgreementError      bytes or JSON that are not one canonical agreement
+# │   ├── AgreementSignatureError      a party's signature missing or not verifying
+# │   └── AmendmentError               a version that does not follow the one it amends
+# ├── RecordOutsideAgreementError      a record of another pair, period or currency
+# ├── BatchError                       a batch header or acknowledgement that must be refused
+# │   ├── MalformedBatchError          bytes that are not one canonical header or acknowledgement
+# │   ├── ForgedHeaderError            a signature that does not verify, or records that do not
+# │   │                                match the signed header (root, count, totals)
+# │   ├── WrongSignerError             signed by a key that is not the sender's in the agreement
+# │   ├── ReplayedBatchError           a sequence number already acknowledged
+# │   └── BatchingError                a record the batcher cannot take (another pair, full)
+# ├── SettlementError                  an acknowledged amount that cannot be paid
+# │   └── ChannelCapacityError         more than the channel can hold: top it up
+# ├── NettingError                     obligations or a clearing statement that cannot be used
+# ├── RoamingStoreError                the roaming database: unusable, full, inconsistent
+# ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
+# ├── StatementError                   a statement that cannot be built or accepted
+# ├── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
+# └── BarError                         a bar of a subscriber that is malformed or wrongly signed
+
+
+class AgreementError(RoamingError):
+    """A roaming agreement field outside its allowed range."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"agreement {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class MalformedAgreementError(AgreementError):
+    """Bytes or JSON that are not exactly the canonical form of one agreement."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("encoding", reason)
+
+
+class AgreementSignatureError(AgreementError):
+    """A party's signature of the agreement is missing, or it does not verify."""
+
+    def __init__(self, party: str, reason: str) -> None:
+        super().__init__(f"signature of {party}", reason)
+        self.party = party
+
+
+class AmendmentError(AgreementError):
+    """An amendment that does not name the hash of the version it amends, or whose version
+    number is not the next one, or that changes the parties."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("amendment", reason)
+
+
+class RecordOutsideAgreementError(RoamingError):
+    """A usage record the agreement does not cover: another pair of carriers, or an event
+    outside the agreement's validity period."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"record outside the agreement: {reason}")
+        self.reason = reason
+
+
+class BatchError(RoamingError):
+    """A batch header, batch or acknowledgement that must be refused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedBatchError(BatchError):
+    """Bytes that are not exactly one canonical batch header or acknowledgement."""
+
+
+class ForgedHeaderError(BatchError):
+    """A signature that does not verify, or records that do not match the signed header."""
+
+
+class WrongSignerError(BatchError):
+    """A header or acknowledgement signed by a key that is not the one the agreement names for
+    that carrier (a valid signature by the wrong party)."""
+
+
+class ReplayedBatchError(BatchError):
+    """A batch whose (pair, sequence) was already acknowledged: sent again, or replayed."""
+
+    def __init__(self, sequence: int, acknowledged: int) -> None:
+        super().__init__(f"batch {sequence} replayed: {acknowledged} batches already acknowledged")
+        self.sequence = sequence
+        self.acknowledged = acknowledged
+
+
+class BatchingError(BatchError):
+    """A record the batcher cannot take: of another pair, or past the bounds of a batch."""
+
+
+class SettlementError(RoamingError):
+    """An acknowledged amount that cannot be paid over the channel."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChannelCapacityError(SettlementError):
+    """Paying the acknowledged amount would exceed the paying carrier's share of the channel."""
+
+    def __init__(self, due: int, available: int) -> None:
+        super().__init__(f"{due} due, {available} left in the channel: top it up")
+        self.due = due
+        self.available = available
+
+
+class NettingError(RoamingError):
+    """Obligations or a clearing statement that cannot be netted, signed or accepted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RoamingStoreError(RoamingError):
+    """The roaming database is unusable, full for a source, or holds something inconsistent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"roaming store: {reason}")
+        self.reason = reason
+
+
+class DisputeError(RoamingError):
+    """A dispute or its resolution that must be refused: outside the agreement's window, about
+    a batch that was not acknowledged, for more than was accepted, wrongly signed, or resolved
+    twice."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"dispute: {reason}")
+        self.reason = reason
+
+
+class StatementError(RoamingError):
+    """A statement that cannot be built or accepted (inputs of another pair or period, a
+    signature missing or not verifying)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"statement: {reason}")
+        self.reason = reason
+
+
+class RequestAuthError(RoamingError):
+    """An operator-to-operator HTTP request that is not signed by a known partner's key, is
+    outside the replay window, or repeats a nonce."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"request refused: {reason}")
+        self.reason = reason
+
+
+class BarError(RoamingError):
+    """A bar that must be refused: malformed, not signed by the agreement's HPMN, or one too
+    many for the list."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bar: {reason}")
+        self.reason = reason

@@ -1,0 +1,392 @@
+"""Roaming settlement end to end: `python -m benchmarks.roaming [--json] [--quick]`.
+
+Two carrier processes on loopback. This process holds the ten visited networks (VPMNs); it
+starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite store each, WAL with
+`synchronous=FULL`, each behind the signed operator API on its own port). For each of the ten
+partner pairs, `RECORDS / 10` records (`--quick`: `QUICK_RECORDS / 10`) are built (the
+canonical `UsageRecord` with hashed IMSIs: no file parsing), rated under the pair's agreement,
+sealed into batches of `BATCH` records (Merkle root, signed header), and sent over HTTP; the HPMN
+verifies the header, re-rates and checks every record (duplicates, audit totals), commits the
+acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the
+payment of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer
+carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
+countersigns the channel state and saves it in its `ChannelStore` (fsync'd): the amount is then
+durable at the VPMN; its countersignature goes back with the pair's next batch, and the HPMN
+completes the state with it before it validates that batch.
+
+* `records_per_s`: all records, from the first build to the last durable payment;
+* `record_to_payment_p50_s` / `p99_s`: per batch (every record of a batch shares it), from the
+  batch's header being signed to its payment being durable at the VPMN;
+* `statement_s`: `StatementBuilder` over `STATEMENT_RECORDS` accepted records of one month
+  (`--quick`: `QUICK_STATEMENT_RECORDS`), aggregated per direction, service and day, then built
+  and rendered as canonical JSON and CSV;
+* `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
+  ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`.
+
+Targets from the issue: 50,000 records/s, p99 record-to-payment under 5 s, statement under 60 s.
+The last line printed is one JSON object (`--json` prints only that line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+import numpy as np
+import trio
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from payments.channels.core import ChannelTerms
+from payments.channels.state import Role
+from payments.channels.store import ChannelRecord, ChannelStore
+from payments.channels.twoway import Proposal, TwoWayChannel
+from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
+from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
+from payments.roaming.batch import decode_batch, encode_batch, seal
+from payments.roaming.desk import CarrierDesk
+from payments.roaming.rating import Plan, PlanKind, Rounding, rate
+from payments.roaming.record import EventType, SubscriberHasher, UsageRecord
+from payments.roaming.settlement import Settlement
+from payments.roaming.statement import StatementBuilder
+from payments.roaming.store import RoamingStore
+from tangle.http.api import serve_api
+from tangle.protocol.channel import BalanceProof
+from tangle.protocol.ids import ChannelId, Signature
+from wallet.keys import AddressKey, ExtendedKey
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from starlette.requests import Request
+
+RECORDS: Final = 1_000_000
+QUICK_RECORDS: Final = 20_000
+BATCH: Final = 1_000
+QUICK_BATCH: Final = 1_000
+PAIRS: Final = 10
+STATEMENT_RECORDS: Final = 10_000_000
+QUICK_STATEMENT_RECORDS: Final = 200_000
+HASH_COUNT: Final = 200_000
+TARGET_RECORDS_PER_S: Final = 50_000
+TARGET_P99_S: Final = 5.0
+TARGET_STATEMENT_S: Final = 60.0
+T0: Final = 1_790_000_000
+HASHER: Final = SubscriberHasher(salt=b"benchmark-salt-0123")
+
+
+def _key(role: str, pair: int) -> AddressKey:
+    return AddressKey(
+        ExtendedKey.from_seed(hashlib.blake2b(f"{role}{pair}".encode(), digest_size=32).digest())
+    )
+
+
+def _tadigs(pair: int) -> tuple[str, str]:
+    return f"AAV{pair:02d}", f"ZZH{pair:02d}"  # VPMN, HPMN
+
+
+def _plans() -> tuple[Plan, ...]:
+    def flat(service: EventType, price: int, per: int, increment: int) -> Plan:
+        return Plan(
+            service=service, price=price, per=per, increment=increment, minimum=increment,
+            rounding=Rounding.UP, kind=PlanKind.FLAT, tiers=(), commitment=0,
+        )  # fmt: skip
+
+    return (
+        flat(EventType.DATA, 1_000, 1_048_576, 1024),
+        flat(EventType.MOC, 2_000, 60, 30),
+        flat(EventType.MTC, 500, 60, 30),
+        flat(EventType.SMS_MO, 300, 1, 1),
+        flat(EventType.SMS_MT, 0, 1, 1),
+        flat(EventType.SUPPLEMENTARY, 0, 1, 1),
+    )
+
+
+def agreement(pair: int, batch: int) -> SignedAgreement:
+    vpmn, hpmn = _tadigs(pair)
+    keys = {vpmn: _key("v", pair), hpmn: _key("h", pair)}
+    a = Agreement(
+        version=1, previous=None,
+        parties=tuple(Party(tadig=t, key=keys[t].public_key, plans=_plans()) for t in sorted(keys)),  # type: ignore[arg-type]
+        valid_from=T0 - 86_400, valid_until=T0 + 365 * 86_400, currency="EUR", decimal_places=3,
+        tax_bp=0, batch_max_records=batch, batch_max_age_s=60, fraud_charge_4h=10**9,
+        dispute_window_s=45 * 86_400,
+    )  # fmt: skip
+    sigs = tuple(sign_agreement(a, keys[p.tadig]) for p in a.parties)
+    return SignedAgreement(agreement=a, signatures=sigs)  # type: ignore[arg-type]
+
+
+def terms(pair: int) -> ChannelTerms:
+    return ChannelTerms(
+        network_id=1, channel_id=ChannelId(bytes([pair + 1]) * 32),
+        payer=_key("h", pair).public_key, payee=_key("v", pair).public_key, deposit=2**62,
+        bidirectional=True, challenge_period=100, expiry=10_000,
+    )  # fmt: skip
+
+
+# -- the HPMN process --------------------------------------------------------------------------
+
+
+def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
+    """The desk's intake, with the payment proposal of each accepted batch in the answer:
+    u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
+    balance, the HPMN's signature)."""
+
+    async def batches(request: Request) -> Response:
+        batch = decode_batch(await request.body())
+        countersigned = request.headers.get("x-countersign")
+
+        def work() -> bytes:
+            if countersigned is not None:  # the VPMN's signature of our previous proposal
+                sequence, signature = countersigned.split(":")
+                settlement.channel.complete(int(sequence), Signature.from_hex(signature))
+            ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
+            settlement.record(ack)
+            proposal = settlement.pay()
+            tail = b""
+            if proposal is not None:
+                p = proposal.proof
+                tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
+            raw = ack.encode()
+            return struct.pack("<I", len(raw)) + raw + tail
+
+        return Response(await trio.to_thread.run_sync(work), media_type="application/octet-stream")
+
+    return Starlette(routes=[Route("/batches", batches, methods=["POST"])])
+
+
+async def hpmn_process(directory: Path, batch: int) -> None:
+    async with trio.open_nursery() as nursery:
+        ports = []
+        stores = []
+        for pair in range(PAIRS):
+            store = RoamingStore(directory / f"hpmn{pair}.db")
+            stores.append(store)
+            signed = agreement(pair, batch)
+            desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
+            settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
+            ports.append(await nursery.start(serve_api, hpmn_app(desk, settlement), "127.0.0.1", 0))
+        print(json.dumps(ports), flush=True)
+        await trio.to_thread.run_sync(sys.stdin.read)
+        nursery.cancel_scope.cancel()
+    for store in stores:
+        store.close()
+
+
+# -- the VPMN side (this process) -------------------------------------------------------------
+
+
+def usage(pair: int, index: int, a: Agreement) -> UsageRecord:
+    vpmn, hpmn = _tadigs(pair)
+    r = UsageRecord(
+        sender=vpmn, recipient=hpmn, imsi_hash=HASHER.imsi(f"90101{index % 100_000:010d}"),
+        msisdn_hash=bytes(32), event_type=EventType.DATA, start_utc=T0 + index,
+        duration_s=60, volume_up=1_000 + index % 5_000, volume_down=50_000 + index % 70_000,
+        apn="iot.example", serving_network=vpmn, charge=0,
+    )  # fmt: skip
+    return replace(r, charge=rate(a, r).charge)
+
+
+async def vpmn_pair(
+    pair: int,
+    port: int,
+    count: int,
+    batch: int,
+    store: ChannelStore,
+    latencies: list[float],
+    charged: list[int],
+) -> None:
+    signed = agreement(pair, batch)
+    a = signed.agreement
+    channel = TwoWayChannel(terms(pair), _key("v", pair))
+    key = _key("v", pair)
+    headers: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+        for sequence, first in enumerate(range(0, count, batch), start=1):
+            records = tuple(usage(pair, i, a) for i in range(first, min(first + batch, count)))
+            b = seal(a, key, records, sequence=sequence, now=T0 + first + batch)
+            signed_at = time.perf_counter()
+            response = await http.post("/batches", content=encode_batch(b), headers=headers)
+            response.raise_for_status()
+            body = response.content
+            (n,) = struct.unpack_from("<I", body)
+            ack = SignedAcknowledgement.decode(body[4 : 4 + n])
+            verify_ack(ack, a)
+            if ack.ack.accepted_count != len(records):
+                raise SystemExit(f"pair {pair} batch {sequence}: {ack.ack.returns[:3]}")
+            tail = body[4 + n :]
+            sequence_, balance = struct.unpack_from("<QQ", tail)
+            proof = BalanceProof(
+                network_id=1, channel_id=channel.terms.channel_id, sequence=sequence_,
+                payee_balance=balance,
+            )  # fmt: skip
+            state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
+            await store.save(ChannelRecord.of(channel, Role.PAYEE))
+            assert state.payee_signature is not None
+            headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
+            latencies.extend([time.perf_counter() - signed_at] * len(records))
+            charged.append(b.signed.header.total_charge)
+
+
+async def run_vpmns(
+    ports: list[int], count: int, batch: int, directory: Path
+) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    charged: list[int] = []
+    async with ChannelStore(directory / "vpmn-channels.db") as store:
+        began = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for pair, port in enumerate(ports):
+                nursery.start_soon(
+                    vpmn_pair, pair, port, count // PAIRS, batch, store, latencies, charged
+                )
+        elapsed = time.perf_counter() - began
+        paid = 0
+        for pair in range(PAIRS):
+            record = await store.load(ChannelId(bytes([pair + 1]) * 32), Role.PAYEE)
+            latest = None if record is None else record.latest
+            paid += 0 if latest is None else latest.proof.payee_balance
+    if paid != sum(charged):
+        raise SystemExit(f"paid {paid}, the batches charged {sum(charged)}")
+    return elapsed, latencies, paid
+
+
+def statement_seconds(count: int) -> float:
+    a = agreement(0, 1000).agreement
+    vpmn, hpmn = _tadigs(0)
+    month = 30 * 86_400
+    began = time.perf_counter()
+    builder = StatementBuilder(a, period_start=T0, period_end=T0 + month)
+    add = builder.add_usage
+    step = month // count or 1
+    for i in range(count):
+        add(vpmn, hpmn, i % 4, T0 + i * step % month, 100 + i % 1000)
+    statement = builder.build()
+    statement.encode()
+    statement.csv()
+    return time.perf_counter() - began
+
+
+def blake2b_per_s() -> float:
+    raw = usage(0, 1, agreement(0, 1000).agreement).encode()
+    best = 0.0
+    for _ in range(3):
+        began = time.perf_counter()
+        for _ in range(HASH_COUNT):
+            hashlib.blake2b(raw, digest_size=32).digest()
+        best = max(best, HASH_COUNT / (time.perf_counter() - began))
+    return best
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoamingBenchmark:
+    records_per_s: float
+    record_to_payment_p50_s: float
+    record_to_payment_p99_s: float
+    statement_s: float
+    statement_records: int
+    blake2b_hashes_per_s: float
+    ratio_to_blake2b_ceiling: float
+    records: int
+    batch: int
+    pairs: int
+    paid_total: int
+    cores: int
+
+    @property
+    def targets_met(self) -> bool:
+        return (
+            self.records_per_s >= TARGET_RECORDS_PER_S
+            and self.record_to_payment_p99_s < TARGET_P99_S
+            and self.statement_s < TARGET_STATEMENT_S
+            and self.statement_records >= STATEMENT_RECORDS
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "target_records_per_s": TARGET_RECORDS_PER_S,
+            "target_record_to_payment_p99_s": TARGET_P99_S,
+            "target_statement_s": TARGET_STATEMENT_S,
+            "targets_met": self.targets_met,
+        }
+
+
+def measure(quick: bool) -> RoamingBenchmark:
+    count = QUICK_RECORDS if quick else RECORDS
+    batch = QUICK_BATCH if quick else BATCH
+    ceiling = blake2b_per_s()
+    with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.roaming", "--serve", tmp, "--batch", str(batch)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if child.stdout is None or child.stdin is None:
+            raise SystemExit("the HPMN process has no pipes")
+        try:
+            ports = json.loads(child.stdout.readline())
+            elapsed, latencies, paid = trio.run(run_vpmns, ports, count, batch, Path(tmp))
+        finally:
+            child.stdin.close()
+            child.wait(60)
+            child.stdout.close()
+    statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
+    rate_ = count / elapsed
+    return RoamingBenchmark(
+        records_per_s=round(rate_),
+        record_to_payment_p50_s=round(float(np.percentile(latencies, 50)), 3),
+        record_to_payment_p99_s=round(float(np.percentile(latencies, 99)), 3),
+        statement_s=round(statement_seconds(statement_records), 3),
+        statement_records=statement_records,
+        blake2b_hashes_per_s=round(ceiling),
+        ratio_to_blake2b_ceiling=round(rate_ / ceiling, 4),
+        records=count,
+        batch=batch,
+        pairs=PAIRS,
+        paid_total=paid,
+        cores=os.cpu_count() or 1,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--quick", action="store_true", help="fewer records (under 30 s)")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve is not None:
+        trio.run(hpmn_process, args.serve, args.batch)
+        return
+    result = measure(args.quick)
+    if not args.json:
+        print(f"records end to end  {result.records_per_s:10,.0f} /s  ({result.records} records)")
+        print(
+            f"record to payment   p50 {result.record_to_payment_p50_s:.3f} s  "
+            f"p99 {result.record_to_payment_p99_s:.3f} s"
+        )
+        print(
+            f"statement           {result.statement_s:.2f} s ({result.statement_records:,} records)"
+        )
+        print(f"blake2b ceiling     {result.blake2b_hashes_per_s:10,.0f} /s")
+        print(f"targets {'met' if result.targets_met else 'MISSED'} on {result.cores} cores")
+    print(json.dumps(result.to_json()))
+
+
+if __name__ == "__main__":
+    main()

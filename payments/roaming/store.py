@@ -1,0 +1,388 @@
+"""The roaming database of one carrier: agreements, imported files, pending records, sealed
+batches, acknowledgements and the duplicate window, on embedded sqlite.
+
+It opens through the wallet's one opener (`wallet.database.open_database`: WAL,
+`synchronous=FULL`), so a method that returned has fsync'd its transaction: an acknowledged
+batch is never lost, even to SIGKILL or a power cut. Every write is one transaction, so a crash
+leaves either all of it or none (a file is imported whole or not at all; a batch is sealed with
+its records marked, an acknowledgement saved with the event ids it accepted). The methods block:
+a program on an event loop calls them in a worker thread (`anyio.to_thread.run_sync`).
+
+```
+agreements(hash PK, version, signed)           the signed agreement files
+imports(sender, recipient, kind, file_seq PK, digest)   one row per imported file: idempotence
+records(id PK, sender, recipient, batch_seq, record)   usage records at the VPMN; batch_seq set
+                                               when sealed
+batches(sender, recipient, sequence PK, header, records)   sealed batches (signed header, the
+                                               records' encodings)
+acks(sender, recipient, sequence PK, ack)      signed acknowledgements (either side)
+window(event_id PK, start_utc)                 event ids the HPMN accepted (duplicate window)
+disputes(id PK, sender, recipient, sequence, dispute, resolution)   signed disputes of a batch
+                                               and, once answered, the signed resolution
+bars(imsi_hash PK, since, signed)              the HPMN's signed bars (the earliest per IMSI)
+```
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from wallet.database import open_database
+
+from .acknowledgement import SignedAcknowledgement
+from .agreement import SignedAgreement
+from .bars import SignedBar
+from .batch import Batch, SignedBatchHeader
+from .disputes import SignedDispute, SignedResolution
+from .errors import RoamingError, RoamingStoreError
+from .partner_file import ImportedFile, ImportOutcome
+from .record import UsageRecord
+from .validation import DUPLICATE_WINDOW_S, DuplicateWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+MAX_PENDING_PER_PAIR: Final = 20_000_000
+"""Records waiting to be batched, per pair: a partner cannot fill the disk through imports."""
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS agreements (
+        hash BLOB PRIMARY KEY, version INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS imports (
+        sender TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,
+        file_seq INTEGER NOT NULL, digest BLOB NOT NULL, records INTEGER NOT NULL,
+        PRIMARY KEY (sender, recipient, kind, file_seq)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS records (
+        id INTEGER PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
+        batch_seq INTEGER, record BLOB NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS records_pending ON records (sender, recipient, batch_seq)""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        sender TEXT NOT NULL, recipient TEXT NOT NULL, sequence INTEGER NOT NULL,
+        header BLOB NOT NULL, records BLOB NOT NULL,
+        PRIMARY KEY (sender, recipient, sequence)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS acks (
+        sender TEXT NOT NULL, recipient TEXT NOT NULL, sequence INTEGER NOT NULL,
+        accepted INTEGER NOT NULL, ack BLOB NOT NULL,
+        PRIMARY KEY (sender, recipient, sequence)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS window (
+        event_id BLOB PRIMARY KEY, start_utc INTEGER NOT NULL) WITHOUT ROWID""",
+    """CREATE INDEX IF NOT EXISTS window_start ON window (start_utc)""",
+    """CREATE TABLE IF NOT EXISTS disputes (
+        id BLOB PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
+        sequence INTEGER NOT NULL, dispute BLOB NOT NULL, resolution BLOB) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS bars (
+        imsi_hash BLOB PRIMARY KEY, since INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
+)
+_LENGTH: Final = struct.Struct("<H")
+
+
+def _pack(records: Iterable[UsageRecord]) -> bytes:
+    return b"".join(_LENGTH.pack(len(e)) + e for e in (r.encode() for r in records))
+
+
+def _unpack(data: bytes) -> tuple[UsageRecord, ...]:
+    out, pos = [], 0
+    while pos < len(data):
+        (n,) = _LENGTH.unpack_from(data, pos)
+        out.append(UsageRecord.decode(data[pos + 2 : pos + 2 + n]))
+        pos += 2 + n
+    return tuple(out)
+
+
+class RoamingStore:
+    """One carrier's roaming database (see the module docstring)."""
+
+    __slots__ = ("_db", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = open_database(path)
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except sqlite3.Error as e:
+            raise RoamingStoreError(f"cannot open {path}: {e}") from e
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _write(self, statements: Iterable[tuple[str, tuple[object, ...]]]) -> None:
+        """Run `statements` in one transaction (all or nothing, fsync'd on return)."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    db.execute(sql, params)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise RoamingStoreError(f"write failed: {e}") from e
+
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._db.execute(sql, params))
+        except sqlite3.Error as e:
+            raise RoamingStoreError(f"read failed: {e}") from e
+
+    # -- agreements ------------------------------------------------------------------------
+
+    def put_agreement(self, signed: SignedAgreement) -> None:
+        a = signed.agreement
+        sql = "INSERT OR IGNORE INTO agreements (hash, version, signed) VALUES (?, ?, ?)"
+        self._write([(sql, (a.hash, a.version, signed.encode()))])
+
+    def agreements(self) -> list[SignedAgreement]:
+        """Every stored agreement version, oldest first."""
+        rows = self._rows("SELECT signed FROM agreements ORDER BY version")
+        return [SignedAgreement.decode(bytes(row[0])) for row in rows]
+
+    # -- imports and pending records (the VPMN) ----------------------------------------------
+
+    def import_file(self, imported: ImportedFile) -> ImportOutcome:
+        """Keep a partner file's records for batching, all or none. Keyed like
+        `ImportLedger` (sender, recipient, kind, file sequence): a file seen before changes
+        nothing (ALREADY_IMPORTED), the same key with other bytes is refused (CONFLICT)."""
+        meta = imported.meta
+        key = (meta.sender, meta.recipient, meta.kind.value, meta.sequence)
+        held = self._rows(
+            "SELECT digest FROM imports WHERE sender = ? AND recipient = ? AND kind = ?"
+            " AND file_seq = ?",
+            key,
+        )
+        if held:
+            same = bytes(held[0][0]) == meta.digest
+            return ImportOutcome.ALREADY_IMPORTED if same else ImportOutcome.CONFLICT
+        records = imported.records
+        if any((r.sender, r.recipient) != (meta.sender, meta.recipient) for r in records):
+            raise RoamingStoreError("a file holds records of its own pair only")
+        (pending,) = self._rows(
+            "SELECT count(*) FROM records WHERE sender = ? AND recipient = ? AND batch_seq IS NULL",
+            (meta.sender, meta.recipient),
+        )[0]
+        if int(pending) + len(records) > MAX_PENDING_PER_PAIR:
+            raise RoamingStoreError(f"more than {MAX_PENDING_PER_PAIR} records pending")
+        insert = "INSERT INTO records (sender, recipient, batch_seq, record) VALUES (?, ?, NULL, ?)"
+        self._write(
+            [
+                (
+                    "INSERT INTO imports (sender, recipient, kind, file_seq, digest, records)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, meta.digest, len(records)),
+                ),
+                *((insert, (meta.sender, meta.recipient, r.encode())) for r in records),
+            ]
+        )
+        return ImportOutcome.NEW
+
+    def pending(self, sender: str, recipient: str, limit: int) -> tuple[UsageRecord, ...]:
+        """Up to `limit` records of the pair not yet in a batch, in import order."""
+        rows = self._rows(
+            "SELECT record FROM records WHERE sender = ? AND recipient = ? AND batch_seq IS NULL"
+            " ORDER BY id LIMIT ?",
+            (sender, recipient, limit),
+        )
+        return tuple(UsageRecord.decode(bytes(row[0])) for row in rows)
+
+    def save_batch(self, batch: Batch) -> None:
+        """Keep a sealed batch and mark its records (the oldest pending ones) as batched."""
+        h = batch.signed.header
+        mark = (
+            "UPDATE records SET batch_seq = ? WHERE id IN (SELECT id FROM records WHERE"
+            " sender = ? AND recipient = ? AND batch_seq IS NULL ORDER BY id LIMIT ?)"
+        )
+        self._write(
+            [
+                (
+                    "INSERT INTO batches (sender, recipient, sequence, header, records)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        h.sender,
+                        h.recipient,
+                        h.sequence,
+                        batch.signed.encode(),
+                        _pack(batch.records),
+                    ),
+                ),
+                (mark, (h.sequence, h.sender, h.recipient, len(batch.records))),
+            ]
+        )
+
+    def batch(self, sender: str, recipient: str, sequence: int) -> Batch | None:
+        rows = self._rows(
+            "SELECT header, records FROM batches"
+            " WHERE sender = ? AND recipient = ? AND sequence = ?",
+            (sender, recipient, sequence),
+        )
+        if not rows:
+            return None
+        header, records = rows[0]
+        return Batch(
+            signed=SignedBatchHeader.decode(bytes(header)),
+            records=_unpack(bytes(records)),
+        )
+
+    def next_batch_sequence(self, sender: str, recipient: str) -> int:
+        rows = self._rows(
+            "SELECT max(sequence) FROM batches WHERE sender = ? AND recipient = ?",
+            (sender, recipient),
+        )
+        last = rows[0][0]
+        return 1 if last is None else int(last) + 1
+
+    # -- acknowledgements and the duplicate window (the HPMN, and the VPMN's copy) ------------
+
+    def save_ack(
+        self,
+        signed: SignedAcknowledgement,
+        accepted: Iterable[UsageRecord] = (),
+        batch: Batch | None = None,
+    ) -> bool:
+        """Keep an acknowledgement and (at the HPMN) the events it accepted and the batch, in
+        one transaction; False if the same one was already kept. A different acknowledgement
+        of the same batch is refused (`RoamingStoreError`)."""
+        ack = signed.ack
+        raw = signed.encode()
+        held = self._rows(
+            "SELECT ack FROM acks WHERE sender = ? AND recipient = ? AND sequence = ?",
+            (ack.sender, ack.recipient, ack.sequence),
+        )
+        if held:
+            if bytes(held[0][0]) != raw:
+                raise RoamingStoreError(f"another acknowledgement of batch {ack.sequence}")
+            return False
+        window = "INSERT OR IGNORE INTO window (event_id, start_utc) VALUES (?, ?)"
+        self._write(
+            [
+                (
+                    "INSERT INTO acks (sender, recipient, sequence, accepted, ack)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (ack.sender, ack.recipient, ack.sequence, int(ack.accepted), raw),
+                ),
+                *((window, (r.event_id, r.start_utc)) for r in accepted),
+                *(
+                    (
+                        "INSERT OR IGNORE INTO batches (sender, recipient, sequence, header,"
+                        " records) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            ack.sender,
+                            ack.recipient,
+                            ack.sequence,
+                            b.signed.encode(),
+                            _pack(b.records),
+                        ),
+                    )
+                    for b in ([] if batch is None else [batch])
+                ),
+                (
+                    "DELETE FROM window WHERE start_utc < (SELECT max(start_utc) FROM window) - ?",
+                    (DUPLICATE_WINDOW_S,),
+                ),
+            ]
+        )
+        return True
+
+    def acks(self, sender: str, recipient: str) -> list[SignedAcknowledgement]:
+        """Every kept acknowledgement of the pair, by sequence."""
+        rows = self._rows(
+            "SELECT ack FROM acks WHERE sender = ? AND recipient = ? ORDER BY sequence",
+            (sender, recipient),
+        )
+        try:
+            return [SignedAcknowledgement.decode(bytes(row[0])) for row in rows]
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable acknowledgement: {e}") from e
+
+    def ack(self, sender: str, recipient: str, sequence: int) -> SignedAcknowledgement | None:
+        """The kept acknowledgement of one batch, if any."""
+        rows = self._rows(
+            "SELECT ack FROM acks WHERE sender = ? AND recipient = ? AND sequence = ?",
+            (sender, recipient, sequence),
+        )
+        try:
+            return SignedAcknowledgement.decode(bytes(rows[0][0])) if rows else None
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable acknowledgement: {e}") from e
+
+    def next_expected(self, sender: str, recipient: str) -> int:
+        """The sequence the HPMN expects next from the pair: one past the last accepted."""
+        rows = self._rows(
+            "SELECT max(sequence) FROM acks WHERE sender = ? AND recipient = ? AND accepted = 1",
+            (sender, recipient),
+        )
+        last = rows[0][0]
+        return 1 if last is None else int(last) + 1
+
+    def window(self, capacity: int) -> DuplicateWindow:
+        """The duplicate window as it was: the accepted events of the last 80 days."""
+        window = DuplicateWindow(capacity)
+        (newest,) = self._rows("SELECT max(start_utc) FROM window")[0]
+        if newest is None:
+            return window
+        since = int(newest) - DUPLICATE_WINDOW_S
+        rows = self._rows("SELECT event_id, start_utc FROM window WHERE start_utc >= ?", (since,))
+        window.add((bytes(e), int(s)) for e, s in rows)
+        return window
+
+    # -- disputes -------------------------------------------------------------------------
+
+    def save_dispute(self, signed: SignedDispute, ack: SignedAcknowledgement) -> None:
+        """Keep a dispute (checked by a `DisputeBook`) of the batch `ack` acknowledged."""
+        a = ack.ack
+        sql = (
+            "INSERT OR IGNORE INTO disputes (id, sender, recipient, sequence, dispute, resolution)"
+            " VALUES (?, ?, ?, ?, ?, NULL)"
+        )
+        self._write([(sql, (signed.body.id, a.sender, a.recipient, a.sequence, signed.encode()))])
+
+    def save_resolution(self, signed: SignedResolution) -> None:
+        """Keep the answer to a kept dispute (checked by a `DisputeBook`)."""
+        sql = "UPDATE disputes SET resolution = ? WHERE id = ? AND resolution IS NULL"
+        self._write([(sql, (signed.encode(), signed.body.dispute))])
+
+    def disputes(
+        self,
+    ) -> list[tuple[SignedDispute, SignedAcknowledgement, SignedResolution | None]]:
+        """Every kept dispute with the acknowledgement it disputes and its resolution."""
+        rows = self._rows("SELECT sender, recipient, sequence, dispute, resolution FROM disputes")
+        out = []
+        for sender, recipient, sequence, dispute, resolution in rows:
+            ack = self.ack(sender, recipient, sequence)
+            if ack is None:
+                raise RoamingStoreError("a dispute of a batch with no acknowledgement")
+            try:
+                answer = None if resolution is None else SignedResolution.decode(bytes(resolution))
+                out.append((SignedDispute.decode(bytes(dispute)), ack, answer))
+            except RoamingError as e:
+                raise RoamingStoreError(f"unreadable dispute: {e}") from e
+        return sorted(out, key=lambda row: (row[0].body.raised_utc, row[0].body.id))
+
+    # -- bars -----------------------------------------------------------------------------
+
+    def save_bar(self, signed: SignedBar) -> None:
+        """Keep a bar (checked by a `BarList`); an earlier bar of the same IMSI stays."""
+        b = signed.bar
+        sql = (
+            "INSERT INTO bars (imsi_hash, since, signed) VALUES (?, ?, ?) ON CONFLICT (imsi_hash)"
+            " DO UPDATE SET since = excluded.since, signed = excluded.signed"
+            " WHERE excluded.since < bars.since"
+        )
+        self._write([(sql, (b.imsi_hash, b.since, signed.encode()))])
+
+    def bars(self) -> list[SignedBar]:
+        rows = self._rows("SELECT signed FROM bars ORDER BY since")
+        try:
+            return [SignedBar.decode(bytes(row[0])) for row in rows]
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable bar: {e}") from e

@@ -1,0 +1,224 @@
+"""Validation at the HPMN: every batch of one partner checked and answered with a signed
+acknowledgement (sans-I/O: the clock is passed in, storage is the caller's).
+
+The checks, in order (TD.57 and TD.32 describe the same ones for TAP and RAP):
+
+1. Refused, with no acknowledgement and no change (named errors): a header that is not signed by
+   the sender's key of this agreement (`ForgedHeaderError`, `WrongSignerError`), a sequence
+   number already acknowledged (`ReplayedBatchError`), records that do not hash to the signed
+   Merkle root (`ForgedHeaderError`), a record of another pair or outside the validity period
+   (`RecordOutsideAgreementError`).
+2. Fatal, the whole batch returned and its sequence number still expected: a sequence gap, an
+   audit count or audit total that does not match the records.
+3. Per record: SEVERE (not paid) for an impossible value, usage after the HPMN barred the
+   subscriber (`bars.py`), a duplicate, an event older than the duplicate window, a charge that
+   re-rating does not reproduce; WARNING (paid) for a record presented long after the event.
+
+Duplicates are checked over `DUPLICATE_WINDOW_S` (80 days, as clearing houses do) behind the
+newest event seen, in a window bounded in entries: when it is full the oldest ids are dropped and
+the horizon moves up, so an event the window can no longer vouch for is returned TOO_OLD, never
+paid twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Final
+
+from .acknowledgement import (
+    Acknowledgement,
+    FatalCode,
+    RecordReturn,
+    ReturnCode,
+    Severity,
+    SignedAcknowledgement,
+)
+from .bars import BarList
+from .batch import records_root, verify_header
+from .errors import BatchError, ForgedHeaderError, RecordOutsideAgreementError, ReplayedBatchError
+from .rating import rate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from tangle.protocol.ids import PublicKey
+    from tangle.protocol.signature import Signer
+
+    from .agreement import Agreement
+    from .batch import Batch
+    from .record import UsageRecord
+
+DUPLICATE_WINDOW_S: Final = 80 * 86_400
+MAX_WINDOW_ENTRIES: Final = 5_000_000
+"""About 1 GB of ids and heap entries: past it the horizon rises (see the module docstring)."""
+MAX_DURATION_S: Final = 7 * 86_400
+MAX_VOLUME: Final = 10**13
+"""Bytes in one record: 10 TB is beyond any session."""
+CLOCK_SKEW_S: Final = 300
+LATE_S: Final = 30 * 86_400
+
+
+class DuplicateWindow:
+    """Event ids accepted within the window, bounded to `capacity` entries."""
+
+    __slots__ = ("_capacity", "_heap", "_ids", "horizon", "newest")
+
+    def __init__(self, capacity: int = MAX_WINDOW_ENTRIES) -> None:
+        self._capacity = capacity
+        self._ids: dict[bytes, int] = {}
+        self._heap: list[tuple[int, bytes]] = []
+        self.horizon = 0
+        """Events that start before this second cannot be checked (returned TOO_OLD)."""
+        self.newest = 0
+        """The latest start of an event in the window."""
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, event_id: bytes) -> bool:
+        return event_id in self._ids
+
+    def add(self, entries: Iterable[tuple[bytes, int]]) -> None:
+        """Remember `(event_id, start_utc)` pairs, then drop what fell out of the window."""
+        for event_id, start in entries:
+            if event_id not in self._ids and start >= self.horizon:
+                self._ids[event_id] = start
+                heapq.heappush(self._heap, (start, event_id))
+                self.newest = max(self.newest, start)
+        self._drop_before(self.newest - DUPLICATE_WINDOW_S)
+        while len(self._ids) > self._capacity:
+            self._drop_before(self._heap[0][0] + 1)
+
+    def _drop_before(self, horizon: int) -> None:
+        self.horizon = max(self.horizon, horizon)
+        while self._heap and self._heap[0][0] < self.horizon:
+            _, event_id = heapq.heappop(self._heap)
+            del self._ids[event_id]
+
+
+class Validator:
+    """The HPMN's checks of one partner's batches under one agreement."""
+
+    __slots__ = ("_agreement", "_known", "_signer", "bars", "next_sequence", "window")
+
+    def __init__(
+        self,
+        agreement: Agreement,
+        signer: Signer,
+        *,
+        next_sequence: int = 1,
+        window: DuplicateWindow | None = None,
+        known: tuple[PublicKey, ...] = (),
+        bars: BarList | None = None,
+    ) -> None:
+        if signer.public_key not in (p.key for p in agreement.parties):
+            raise BatchError("the validator's key is neither party's")
+        self._agreement = agreement
+        self._signer = signer
+        self._known = known
+        self.next_sequence = next_sequence
+        """The sequence number the next batch must carry."""
+        self.window = window if window is not None else DuplicateWindow()
+        self.bars = bars if bars is not None else BarList(agreement)
+        """The subscribers this HPMN barred: their later usage is returned BARRED."""
+
+    @property
+    def home(self) -> str:
+        """The TADIG of this side (the HPMN)."""
+        return next(p.tadig for p in self._agreement.parties if p.key == self._signer.public_key)
+
+    def validate(self, batch: Batch, now: int) -> SignedAcknowledgement:
+        """Check `batch` (see the module docstring) and sign the answer. The validator's state
+        (next sequence, duplicate window) changes only for an accepted batch, and only after
+        every check passed."""
+        header = batch.signed.header
+        verify_header(batch.signed, self._agreement, self._known)
+        if header.recipient != self.home:
+            raise ForgedHeaderError(f"batch for {header.recipient}, this is {self.home}")
+        if header.sequence < self.next_sequence:
+            raise ReplayedBatchError(header.sequence, self.next_sequence - 1)
+        if records_root(batch.records) != header.root:
+            raise ForgedHeaderError("the records do not hash to the signed Merkle root")
+        ratings = [self._rate(header.pair, r) for r in batch.records]
+        fatal = FatalCode.NONE
+        if header.sequence > self.next_sequence:
+            fatal = FatalCode.SEQUENCE_GAP
+        elif header.count != len(batch.records):
+            fatal = FatalCode.AUDIT_COUNT
+        elif header.total_charge != sum(r.charge for r in batch.records):
+            fatal = FatalCode.AUDIT_TOTAL
+        if fatal is not FatalCode.NONE:
+            return self._sign(batch, now, fatal, (), [])
+        returns: list[RecordReturn] = []
+        accepted: list[UsageRecord] = []
+        seen: set[bytes] = set()
+        for index, (record, charge) in enumerate(zip(batch.records, ratings, strict=True)):
+            code = self._severe(record, charge, header.first_start, header.last_start, now, seen)
+            if code is not None:
+                returns.append(RecordReturn(index=index, severity=Severity.SEVERE, code=code))
+                continue
+            seen.add(record.event_id)
+            accepted.append(record)
+            if header.sealed_utc - record.start_utc > LATE_S:
+                returns.append(
+                    RecordReturn(index=index, severity=Severity.WARNING, code=ReturnCode.LATE)
+                )
+        signed = self._sign(batch, now, fatal, tuple(returns), accepted)
+        self.window.add((r.event_id, r.start_utc) for r in accepted)
+        self.next_sequence += 1
+        return signed
+
+    def _rate(self, pair: tuple[str, str], record: UsageRecord) -> int:
+        if (record.sender, record.recipient) != pair:
+            raise RecordOutsideAgreementError(
+                f"{record.sender}->{record.recipient} in a batch of {pair[0]}->{pair[1]}"
+            )
+        return rate(self._agreement, record).charge
+
+    def _severe(
+        self,
+        record: UsageRecord,
+        charge: int,
+        first: int,
+        last: int,
+        now: int,
+        seen: set[bytes],
+    ) -> ReturnCode | None:
+        if (
+            record.start_utc > now + CLOCK_SKEW_S
+            or not first <= record.start_utc <= last
+            or record.duration_s > MAX_DURATION_S
+            or record.volume_up + record.volume_down > MAX_VOLUME
+        ):
+            return ReturnCode.IMPOSSIBLE_VALUE
+        if self.bars.barred(record.imsi_hash, record.start_utc):
+            return ReturnCode.BARRED
+        if record.event_id in seen or record.event_id in self.window:
+            return ReturnCode.DUPLICATE
+        if record.start_utc < self.window.horizon:
+            return ReturnCode.TOO_OLD
+        if record.charge != charge:
+            return ReturnCode.CHARGE_MISMATCH
+        return None
+
+    def _sign(
+        self,
+        batch: Batch,
+        now: int,
+        fatal: FatalCode,
+        returns: tuple[RecordReturn, ...],
+        accepted: list[UsageRecord],
+    ) -> SignedAcknowledgement:
+        header = batch.signed.header
+        ack = Acknowledgement(
+            batch=header.hash,
+            sender=header.sender,
+            recipient=header.recipient,
+            sequence=header.sequence,
+            fatal=fatal,
+            accepted_count=len(accepted),
+            accepted_amount=sum(r.charge for r in accepted),
+            acked_utc=now,
+            returns=returns,
+        )
+        return SignedAcknowledgement(ack=ack, signature=self._signer.sign(ack.signing_message()))

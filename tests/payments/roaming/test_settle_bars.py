@@ -1,0 +1,88 @@
+"""Bars: the HPMN bars a subscriber (by keyed IMSI hash); its later usage comes back SEVERE
+BARRED and is not paid, also after the desk restarts from its store; bars not signed by the
+agreement's party, of another agreement, or past the bound are refused by name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payments.roaming.acknowledgement import RecordReturn, ReturnCode, Severity
+from payments.roaming.bars import Bar, BarList, SignedBar, anchor_payload, sign_bar
+from payments.roaming.batch import seal
+from payments.roaming.desk import CarrierDesk
+from payments.roaming.errors import BarError
+from payments.roaming.store import RoamingStore
+from tests.payments.roaming.settle_support import (
+    AGREEMENT,
+    HASHER,
+    HOME,
+    HOME_KEY,
+    NOW,
+    T0,
+    VISITED_KEY,
+    rated,
+    record,
+    signed,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+IMSI = "262010000000001"
+
+
+def bar(since: int, **changes: object) -> Bar:
+    fields: dict[str, object] = {
+        "agreement": AGREEMENT.hash,
+        "hpmn": HOME,
+        "imsi_hash": HASHER.imsi(IMSI),
+        "since": since,
+    }
+    fields.update(changes)
+    return Bar(**fields)  # type: ignore[arg-type]
+
+
+def test_usage_after_a_bar_is_returned_and_not_paid_also_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "hpmn.db"
+    records = (rated(record(up=10, start=T0)), rated(record(up=10, start=T0 + 100)))
+    with RoamingStore(path) as store:
+        desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=100)
+        assert desk.bar(sign_bar(bar(T0 + 50), HOME_KEY))
+        assert not desk.bar(sign_bar(bar(T0 + 60), HOME_KEY))  # the earlier bar holds
+        ack = desk.receive_batch(seal(AGREEMENT, VISITED_KEY, records, sequence=1, now=NOW), NOW)
+        assert ack.ack.returns == (
+            RecordReturn(index=1, severity=Severity.SEVERE, code=ReturnCode.BARRED),
+        )
+        assert ack.ack.accepted_amount == records[0].charge
+    with RoamingStore(path) as store:
+        desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=100)
+        later = (rated(record(up=11, start=T0 + 200)),)
+        ack = desk.receive_batch(seal(AGREEMENT, VISITED_KEY, later, sequence=2, now=NOW), NOW)
+        assert ack.ack.returns[0].code is ReturnCode.BARRED
+        assert [b.bar.since for b in store.bars()] == [T0 + 50]
+
+
+def test_bars_are_checked_and_bounded() -> None:
+    bars = BarList(AGREEMENT, capacity=1)
+    with pytest.raises(BarError, match="signed"):
+        bars.add(sign_bar(bar(T0), VISITED_KEY))  # VISITED's key for HOME's bar
+    with pytest.raises(BarError, match="another agreement"):
+        bars.add(sign_bar(bar(T0, agreement=bytes(32)), HOME_KEY))
+    assert bars.add(sign_bar(bar(T0), HOME_KEY))
+    with pytest.raises(BarError, match="more than"):
+        bars.add(sign_bar(bar(T0, imsi_hash=HASHER.imsi("262019999999999")), HOME_KEY))
+    assert bars.barred(HASHER.imsi(IMSI), T0)
+    assert not bars.barred(HASHER.imsi(IMSI), T0 - 1)
+    s = sign_bar(bar(T0), HOME_KEY)
+    assert SignedBar.decode(s.encode()) == s
+    assert IMSI.encode() not in anchor_payload(s).data
+
+
+@given(st.binary(max_size=200))
+def test_hostile_bar_bytes_raise_only_bar_errors(data: bytes) -> None:
+    with pytest.raises(BarError):
+        SignedBar.decode(data)

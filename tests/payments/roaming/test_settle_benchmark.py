@@ -1,0 +1,36 @@
+"""`python -m benchmarks.roaming --quick --json` runs both carrier processes end to end and
+prints one JSON object with the measured figures, the ceiling, the targets and `targets_met`
+(the benchmark itself refuses a run whose durable payments differ from the batches' charges)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_the_quick_benchmark_prints_its_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.roaming", "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    doc = json.loads(lines[0])
+    assert doc["records"] == 20_000
+    assert doc["records_per_s"] > 0
+    assert 0 < doc["record_to_payment_p50_s"] <= doc["record_to_payment_p99_s"]
+    assert doc["blake2b_hashes_per_s"] > doc["records_per_s"]
+    assert doc["paid_total"] > 0
+    assert doc["targets_met"] is False  # quick mode never covers the 10-million-record statement

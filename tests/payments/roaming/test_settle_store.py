@@ -1,0 +1,119 @@
+"""The roaming store: idempotent, all-or-nothing imports, sealed batches, acknowledgements and
+the duplicate window surviving a restart, and an HPMN SIGKILLed mid-run losing no batch it
+acknowledged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from payments.roaming.acknowledgement import ReturnCode
+from payments.roaming.batch import seal
+from payments.roaming.errors import ReplayedBatchError, RoamingStoreError
+from payments.roaming.partner_file import FileKind, ImportedFile, ImportOutcome, PartnerFile
+from payments.roaming.store import RoamingStore
+from payments.roaming.validation import Validator
+from tangle.protocol.ids import blake2b_256
+from tests.payments.roaming.settle_crash_child import A, batch
+from tests.payments.roaming.settle_support import (
+    HOME,
+    HOME_KEY,
+    T0,
+    VISITED,
+    VISITED_KEY,
+    record,
+    signed,
+)
+
+if TYPE_CHECKING:
+    from payments.roaming.record import UsageRecord
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def partner_file(sequence: int, records: tuple[UsageRecord, ...]) -> ImportedFile:
+    """A JSON Lines file of `records` (its digest over their encodings)."""
+    digest = blake2b_256(*(r.encode() for r in records))
+    meta = PartnerFile(
+        kind=FileKind.JSON_LINES, sender=VISITED, recipient=HOME, sequence=sequence, digest=digest
+    )
+    return ImportedFile(meta=meta, records=records)
+
+
+def test_a_file_is_imported_once_and_whole(tmp_path: Path) -> None:
+    records = tuple(record(up=i + 1, start=T0 + i) for i in range(5))
+    with RoamingStore(tmp_path / "r.db") as store:
+        assert store.import_file(partner_file(7, records)) is ImportOutcome.NEW
+        assert store.import_file(partner_file(7, records)) is ImportOutcome.ALREADY_IMPORTED
+        assert store.import_file(partner_file(7, records[:1])) is ImportOutcome.CONFLICT
+        mixed = (*records, record(sender=HOME, recipient=VISITED))
+        with pytest.raises(RoamingStoreError):
+            store.import_file(partner_file(8, mixed))
+        assert store.pending(VISITED, HOME, 100) == records  # nothing of file 8
+        b = seal(A, VISITED_KEY, store.pending(VISITED, HOME, 3), sequence=1, now=T0 + 60)
+        store.save_batch(b)
+        assert store.pending(VISITED, HOME, 100) == records[3:]
+        assert store.batch(VISITED, HOME, 1) == b
+        assert store.next_batch_sequence(VISITED, HOME) == 2
+        store.put_agreement(signed(A))
+        store.put_agreement(signed(A))
+        assert store.agreements() == [signed(A)]
+
+
+def test_acks_and_the_duplicate_window_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with RoamingStore(path) as store:
+        v = Validator(A, HOME_KEY)
+        first = batch(1)
+        ack = v.validate(first, T0 + 3_600)
+        assert store.save_ack(ack, accepted=first.records)
+        assert not store.save_ack(ack, accepted=first.records)
+        other = replace(ack, ack=replace(ack.ack, acked_utc=ack.ack.acked_utc + 1))
+        with pytest.raises(RoamingStoreError, match="another"):
+            store.save_ack(other)
+    with RoamingStore(path) as store:
+        assert store.acks(VISITED, HOME) == [ack]
+        v = Validator(
+            A, HOME_KEY, next_sequence=store.next_expected(VISITED, HOME), window=store.window(100)
+        )
+        with pytest.raises(ReplayedBatchError):
+            v.validate(first, T0 + 3_600)
+        again = seal(A, VISITED_KEY, first.records[:1], sequence=2, now=T0 + 3_600)
+        assert v.validate(again, T0 + 3_600).ack.returns[0].code is ReturnCode.DUPLICATE
+
+
+@pytest.mark.slow
+def test_an_hpmn_killed_mid_run_keeps_every_batch_it_acknowledged(tmp_path: Path) -> None:
+    path = tmp_path / "hpmn.db"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    printed: list[int] = []
+    for run in range(2):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.payments.roaming.settle_crash_child", str(path)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        for _ in range(5 + 10 * run):
+            line = child.stdout.readline()
+            assert line.startswith("acked "), line
+            printed.append(int(line.split()[1]))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+        with RoamingStore(path) as store:
+            kept = [a.ack.sequence for a in store.acks(VISITED, HOME)]
+            assert set(printed) <= set(kept)
+            assert kept == list(range(1, len(kept) + 1))  # no gap, no duplicate
+            assert store.next_expected(VISITED, HOME) == len(kept) + 1
+            for a in store.acks(VISITED, HOME):
+                assert a.ack.accepted_count == 20  # none was returned as a duplicate
