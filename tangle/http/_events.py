@@ -6,13 +6,16 @@ id: N.k  event: transaction   data: {"message_id", "transaction_id", "milestone_
                                      "inclusion", "conflict", "addresses", "addresses_hex"}
 id: N    event: milestone     data: {"index", "milestone_id", "message_id", "timestamp_ms",
                                      "ledger_state_hash", "referenced", "included",
-                                     "conflicting"}
+                                     "conflicting", "registry_root", "device_records",
+                                     "device_conflicts", "devices"}
 id: C    event: reset         data: {"reason", "confirmed_milestone_index"}
          event: dropped       data: {"reason"}   the node dropped this slow client; it ends
 : keep-alive                                     a comment every `keepalive_s` without an event
 ```
 
-Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction`
+A milestone event names the registry root it leaves, how many device registry records it
+applied and refused, and the devices whose entries it changed (`GET /api/v1/devices/{id}` tells
+what changed). Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction`
 event is sent for each transaction message the milestone included or marked conflicting, or,
 when the client named addresses, only for those touching one of them. A transaction touches the
 addresses of the outputs it creates and of the outputs it spends: for an included one, the
@@ -110,6 +113,10 @@ def milestone_data(notice: Notice) -> dict[str, Any]:
         "referenced": len(result.referenced),
         "included": len(result.included),
         "conflicting": len(result.conflicts),
+        "registry_root": result.registry.root.hex(),
+        "device_records": len(result.records),
+        "device_conflicts": len(result.record_conflicts),
+        "devices": [e.device_id.hex() for e in result.registry.devices],
     }
 
 
