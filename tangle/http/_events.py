@@ -13,17 +13,16 @@ id: C    event: reset         data: {"reason", "confirmed_milestone_index"}
 : keep-alive                                     a comment every `keepalive_s` without an event
 ```
 
-A milestone event names the registry root it leaves, how many device registry records it
-applied and refused, and the devices whose entries it changed (`GET /api/v1/devices/{id}` tells
-what changed). Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction`
-event is sent for each transaction message the milestone included or marked conflicting, or,
-when the client named addresses, only for those touching one of them. A transaction touches the
-addresses of the outputs it creates and of the outputs it spends: for an included one, the
-addresses of its outputs and of the outputs the ledger diff says it consumed; for a conflicting
-one (its inputs may not exist), the addresses of its outputs and of the keys in its signature
-unlocks. Each stream is its own bounded `Node.subscribe` subscription: a client that reads too
-slowly is dropped by the node, never slows it down; it receives what was buffered, then
-`dropped`.
+A milestone event names the registry root it leaves, how many device registry records it applied and
+refused, and the devices whose entries it changed (`GET /api/v1/devices/{id}` tells what changed).
+Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction` event
+is sent for each transaction message the milestone included or marked conflicting, or, when the
+client named addresses, only for those touching one of them. A transaction touches the addresses of
+the outputs it creates and of the outputs it spends: for an included one, the addresses of its
+outputs and of the outputs the ledger diff says it consumed; for a conflicting one (its inputs may
+not exist), the addresses of its outputs and of the keys in its signature unlocks. Each stream is
+its own bounded `Node.subscribe` subscription: a client that reads too slowly is dropped by the
+node, never slows it down; it receives what was buffered, then `dropped`.
 
 **Resuming.** Event ids name a place in the node's history: `N.k` is the k-th transaction event
 of milestone N (white-flag order, counted before any address filter), `N` the milestone event
