@@ -4,7 +4,8 @@ every version an entry had (its history), written in the same transaction as the
 ```
 devices         device_id -> key (its current one), entry (`encode_entry`)
 issuers         key -> entry (`encode_issuer`)
-device_history  (device_id, milestone_index) -> entry as that milestone left it
+device_history  (device_id, milestone_index) -> entry as that milestone left it (the newest
+                MAX_HISTORY versions of each device)
 ```
 The tables arrive with schema version 2 (`MIGRATIONS[1]` in `_schema.py`).
 """
@@ -42,7 +43,13 @@ TABLES: Final = (
     ) WITHOUT ROWID""",
 )
 MAX_HISTORY: Final = 256
-"""Most versions of one entry `history` returns (the newest)."""
+"""Most versions of one entry kept (the newest): a device that changes often cannot grow the
+table without bound."""
+_TRIM_HISTORY: Final = """
+    DELETE FROM device_history WHERE device_id = ? AND milestone_index < (
+        SELECT min(milestone_index) FROM (
+            SELECT milestone_index FROM device_history WHERE device_id = ?
+            ORDER BY milestone_index DESC LIMIT ?))"""
 
 
 def write_registry(db: sqlite3.Connection, index: int, diff: RegistryDiff) -> None:
@@ -56,6 +63,7 @@ def write_registry(db: sqlite3.Connection, index: int, diff: RegistryDiff) -> No
     db.executemany(
         "INSERT INTO device_history VALUES (?, ?, ?)", ((d, index, e) for d, _, e in rows)
     )
+    db.executemany(_TRIM_HISTORY, ((d, d, MAX_HISTORY) for d, _, _ in rows))
     db.executemany(
         "INSERT INTO issuers VALUES (?, ?) ON CONFLICT (issuer) DO UPDATE "
         "SET entry = excluded.entry",
