@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from tangle.errors import InvalidFieldError, NonCanonicalError
+from tangle.errors import InvalidFieldError, MalformedError, NonCanonicalError
 from tangle.protocol.codec import U32_MAX, Reader, require_uint, sized, u8, u32
 from tangle.protocol.device import (
     MAX_NAME,
@@ -178,24 +178,27 @@ def decode_entry(data: bytes) -> DeviceEntry:
     elif flag != 0:
         raise NonCanonicalError(f"quarantined is {flag}, not 0 or 1")
     r.finish()
-    entry = DeviceEntry(
-        device_id=device_id,
-        key=key,
-        address=address,
-        maker=maker,
-        model=model,
-        capability=capability,
-        gateway=gateway,
-        attributes_hash=attributes_hash,
-        uri=uri,
-        status=status,
-        serial=serial,
-        registered_at=registered_at,
-        updated_at=updated_at,
-        endorsers=endorsers,
-        quarantine_serial=quarantine_serial,
-        quarantine=quarantine,
-    )
+    try:
+        entry = DeviceEntry(
+            device_id=device_id,
+            key=key,
+            address=address,
+            maker=maker,
+            model=model,
+            capability=capability,
+            gateway=gateway,
+            attributes_hash=attributes_hash,
+            uri=uri,
+            status=status,
+            serial=serial,
+            registered_at=registered_at,
+            updated_at=updated_at,
+            endorsers=endorsers,
+            quarantine_serial=quarantine_serial,
+            quarantine=quarantine,
+        )
+    except InvalidFieldError as exc:
+        raise MalformedError(str(exc)) from exc
     if encode_entry(entry) != data:  # a list out of order, say
         raise NonCanonicalError("device entry is not in canonical form")
     return entry

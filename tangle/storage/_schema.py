@@ -210,8 +210,10 @@ def create_database(
     ledger_row: tuple[object, ...],
     unspent_rows: Iterable[tuple[object, ...]],
     entry_point_rows: Iterable[tuple[object, ...]],
+    registry_rows: tuple[Iterable[tuple[object, ...]], Iterable[tuple[object, ...]]] = ((), ()),
 ) -> sqlite3.Connection:
-    """Create the schema, the initial ledger and its entry points in one durable transaction."""
+    """Create the schema, the initial ledger, its entry points and its device registry
+    (`registry_rows`: rows of `devices` and of `issuers`) in one durable transaction."""
     db = connect(path, read_only=False)
     try:
         if _has_tables(db):
@@ -230,6 +232,9 @@ def create_database(
         db.execute("INSERT INTO ledger VALUES (0, ?, ?, ?, ?, ?)", ledger_row)
         db.executemany("INSERT INTO unspent VALUES (?, ?, ?, ?)", unspent_rows)
         db.executemany("INSERT INTO entry_points VALUES (?, ?)", entry_point_rows)
+        device_rows, issuer_rows = registry_rows
+        db.executemany("INSERT INTO devices VALUES (?, ?, ?)", device_rows)
+        db.executemany("INSERT INTO issuers VALUES (?, ?)", issuer_rows)
         db.execute("COMMIT")
         db.execute("PRAGMA synchronous = NORMAL")
     except BaseException as exc:

@@ -71,6 +71,19 @@ def write_registry(db: sqlite3.Connection, index: int, diff: RegistryDiff) -> No
     )
 
 
+def registry_rows(
+    registry: Registry,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The `devices` and `issuers` rows of a whole registry (a file started from a snapshot)."""
+    devices: list[tuple[object, ...]] = [
+        (e.device_id, e.key, encode_entry(e)) for e in registry.devices.values()
+    ]
+    issuers: list[tuple[object, ...]] = [
+        (i.key, encode_issuer(i)) for i in registry.issuers.values()
+    ]
+    return devices, issuers
+
+
 def load_registry(db: sqlite3.Connection, path: object) -> Registry:
     """The registry the database holds; `StorageError` if a row does not decode."""
     try:

@@ -65,7 +65,7 @@ from . import _schema as schema
 from ._schema import IncompatibleDatabaseError as IncompatibleDatabaseError
 from ._schema import InconsistentWriteError as InconsistentWriteError
 from .registry import history as device_history
-from .registry import load_registry, write_registry
+from .registry import load_registry, registry_rows, write_registry
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable
@@ -170,8 +170,6 @@ class Storage:
         passes them. `key_schedule`: the committee keys in force after that milestone (a
         snapshot's; see `key_schedule`)."""
         path = Path(path)
-        if state.registry.devices or state.registry.issuers:
-            raise InconsistentWriteError("a ledger with a device registry cannot start a file yet")
         if accumulate(state.unspent.items()) != state.accumulator:
             raise InconsistentWriteError("the state's accumulator does not match its outputs")
         index = state.milestone_index
@@ -197,6 +195,7 @@ class Storage:
             (index, milestone_id, acc, state.state_hash, index),
             ((oid, out.address, encode_output(out), index) for oid, out in outputs),
             points,
+            registry_rows(state.registry),
         )
         return cls(schema.Database(path, db, meta))
 
