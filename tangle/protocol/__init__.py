@@ -1,7 +1,8 @@
-"""The wire protocol: ids, the canonical codec, signatures, messages and their payloads (tagged data,
-transactions with basic and channel outputs, milestones, device registry records), the Merkle root
-and its audit paths, bech32m addresses and the proof-of-work rule. Pure values and checks: imports
-only `tangle.errors`, PyNaCl and the standard library (no Numba, no sqlite, no trio).
+"""The wire protocol: ids, the canonical codec, signatures, messages and their payloads (tagged
+data, transactions with basic and channel outputs, milestones, device registry records), the
+Merkle root and its audit paths, bech32m addresses and the proof-of-work rule. Pure values and
+checks: imports only `tangle.errors`, PyNaCl and the standard library (no Numba, no sqlite, no
+trio).
 """
 
 from .bech32 import Network as Network
