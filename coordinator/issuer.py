@@ -20,7 +20,7 @@ from tangle.protocol.codec import u16, u32
 from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId
 from tangle.protocol.milestone import KeySetChange, MilestoneEssence
 from tangle.protocol.payload import TaggedData
-from tangle.window.dag import Score
+from tangle.window.tip_pool import Score
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -32,14 +32,9 @@ from .coin_selection import select_coins as select_coins
 from .config import RetryPolicy as RetryPolicy
 from .config import WalletConfig as WalletConfig
 from .confirmation import find_nonce as find_nonce
-from .errors import AddressError as AddressError
-from .errors import AddressLengthError as AddressLengthError
 from .errors import AlreadyConfirmedError as AlreadyConfirmedError
 from .errors import AmbiguousTransferError as AmbiguousTransferError
 from .errors import AmountError as AmountError
-from .errors import Bech32ChecksumError as Bech32ChecksumError
-from .errors import Bech32Error as Bech32Error
-from .errors import Bech32FormatError as Bech32FormatError
 from .errors import ClientError as ClientError
 from .errors import DerivationError as DerivationError
 from .errors import EmptyPasswordError as EmptyPasswordError
@@ -47,14 +42,13 @@ from .errors import EntropyLengthError as EntropyLengthError
 from .errors import EventStreamError as EventStreamError
 from .errors import IdempotencyConflictError as IdempotencyConflictError
 from .errors import InsufficientFundsError as InsufficientFundsError
-from .errors import InvalidCharacterError as InvalidCharacterError
+from .errors import InvalidAddressError as InvalidAddressError
 from .errors import InvalidPathError as InvalidPathError
 from .errors import InvalidResponseError as InvalidResponseError
 from .errors import InvalidSeedError as InvalidSeedError
 from .errors import KeystoreError as KeystoreError
 from .errors import KeystoreExistsError as KeystoreExistsError
 from .errors import KeystoreFormatError as KeystoreFormatError
-from .errors import MixedCaseError as MixedCaseError
 from .errors import MnemonicChecksumError as MnemonicChecksumError
 from .errors import MnemonicError as MnemonicError
 from .errors import MnemonicLengthError as MnemonicLengthError
@@ -62,7 +56,6 @@ from .errors import NodeUnavailableError as NodeUnavailableError
 from .errors import NodeUrlError as NodeUrlError
 from .errors import NonHardenedError as NonHardenedError
 from .errors import NotFoundError as NotFoundError
-from .errors import PaddingError as PaddingError
 from .errors import RateLimitedError as RateLimitedError
 from .errors import RejectedError as RejectedError
 from .errors import SendError as SendError
@@ -73,7 +66,6 @@ from .errors import TransferFailedError as TransferFailedError
 from .errors import TransferTimeoutError as TransferTimeoutError
 from .errors import TruncatedKeystoreError as TruncatedKeystoreError
 from .errors import UnknownKeystoreVersionError as UnknownKeystoreVersionError
-from .errors import UnknownNetworkError as UnknownNetworkError
 from .errors import UnknownTransferError as UnknownTransferError
 from .errors import UnknownWordError as UnknownWordError
 from .errors import UnsupportedAlgorithmError as UnsupportedAlgorithmError
@@ -81,7 +73,6 @@ from .errors import WalletConfigError as WalletConfigError
 from .errors import WalletError as WalletError
 from .errors import WalletStateError as WalletStateError
 from .errors import WrongPasswordError as WrongPasswordError
-from .errors import WrongPrefixError as WrongPrefixError
 from .event_reader import EventReader as EventReader
 from .idempotency import MEMO_TAG as MEMO_TAG
 from .idempotency import account_fingerprint as account_fingerprint

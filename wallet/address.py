@@ -2,8 +2,8 @@
 there for the format), with the wallet's errors.
 
 The codec lives in `tangle` so that the node's API reads and writes addresses exactly as the
-wallet does; here each call raises the `wallet.errors` class of the same name as the
-`tangle.errors` one (`MixedCaseError`, `WrongPrefixError`, ...), so callers catch `WalletError`.
+wallet does; here each call raises an `InvalidAddressError` whose `rule` is the codec's error
+(`MixedCaseError`, `WrongPrefixError`, ...), so callers catch `WalletError`.
 """
 
 from __future__ import annotations
@@ -25,17 +25,7 @@ from tangle.protocol.bech32 import TESTNET as TESTNET
 from tangle.protocol.bech32 import Network as Network  # noqa: TC001 (re-exported)
 from tangle.protocol.bech32 import to_5bit as to_5bit
 
-from .errors import (
-    AddressError,
-    AddressLengthError,
-    Bech32ChecksumError,
-    Bech32FormatError,
-    InvalidCharacterError,
-    MixedCaseError,
-    PaddingError,
-    UnknownNetworkError,
-    WrongPrefixError,
-)
+from .errors import InvalidAddressError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -43,34 +33,12 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import Address
 
 
-def _wallet_error(exc: tangle_errors.AddressError) -> AddressError:
-    """The wallet's error for the codec's `exc`, with the same context."""
-    match exc:
-        case tangle_errors.UnknownNetworkError():
-            return UnknownNetworkError(exc.name)
-        case tangle_errors.MixedCaseError():
-            return MixedCaseError()
-        case tangle_errors.InvalidCharacterError():
-            return InvalidCharacterError(exc.position, exc.code_point)
-        case tangle_errors.Bech32FormatError():
-            return Bech32FormatError(exc.reason)
-        case tangle_errors.Bech32ChecksumError():
-            return Bech32ChecksumError()
-        case tangle_errors.PaddingError():
-            return PaddingError(exc.reason)
-        case tangle_errors.WrongPrefixError():
-            return WrongPrefixError(exc.expected, exc.got)
-        case tangle_errors.AddressLengthError():
-            return AddressLengthError(exc.size)
-    return AddressError(str(exc))
-
-
 @contextlib.contextmanager
 def _wallet_errors() -> Iterator[None]:
     try:
         yield
     except tangle_errors.AddressError as exc:
-        raise _wallet_error(exc) from None
+        raise InvalidAddressError(exc) from None
 
 
 def network_named(name: str) -> Network:

@@ -128,13 +128,13 @@ from .address import NETWORKS, network_named
 from .client import check_node_url
 from .config import RetryPolicy
 from .errors import (
-    AddressError,
     AlreadyConfirmedError,
     AmbiguousTransferError,
     AmountError,
     CliError,
     IdempotencyConflictError,
     InsufficientFundsError,
+    InvalidAddressError,
     KeystoreError,
     MnemonicError,
     NodeUnavailableError,
@@ -356,7 +356,7 @@ def classify(exc: BaseException) -> CliError:
             f"the node refused {exc.request} ({exc.code}): {exc.node_message}",
         )
     usage = (
-        AddressError,
+        InvalidAddressError,
         AmbiguousTransferError,
         AmountError,
         IdempotencyConflictError,

@@ -64,13 +64,13 @@ from ._keystore_fields import json_hex, json_int, json_object, json_str, unclose
 from .address import Network, network_named
 from .errors import (
     EmptyPasswordError,
+    InvalidAddressError,
     KeystoreExistsError,
     KeystoreFormatError,
     NoKeystoreFileError,
     TamperedKeystoreError,
     TruncatedKeystoreError,
     UnknownKeystoreVersionError,
-    UnknownNetworkError,
     UnsupportedAlgorithmError,
     WalletError,
     WrongPasswordError,
@@ -319,7 +319,7 @@ def _unseal_v1(document: dict[str, object], password: str) -> tuple[WalletSecret
         metadata = KeystoreMetadata(
             network=network, accounts=json_int(metadata_obj, "accounts", "metadata.")
         )
-    except UnknownNetworkError:
+    except InvalidAddressError:
         raise KeystoreFormatError(f"metadata.network {network!r} is not a known network") from None
     check = json_hex(document, "check", "", CHECK_SIZE)
     ciphertext = json_hex(document, "ciphertext", "")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from tangle.window.dag import Score
+from tangle.window.tip_pool import Score
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -6,6 +6,8 @@ import contextlib
 import math
 from typing import TYPE_CHECKING
 
+from tangle.node.token_bucket import TokenBucket
+
 from ._request import ApiError
 
 if TYPE_CHECKING:
@@ -22,16 +24,12 @@ class PowLimits:
         self._per_minute = per_minute
         self._concurrency = concurrency
         self._max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._buckets: dict[str, TokenBucket] = {}
         self._in_flight: set[str] = set()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
-
-    def _tokens(self, client: str, now: float) -> float:
-        tokens, at = self._buckets.get(client, (float(self._per_minute), now))
-        return min(float(self._per_minute), tokens + (now - at) * self._per_minute / 60.0)
 
     @contextlib.contextmanager
     def admit(self, client: str, now: float) -> Iterator[None]:
@@ -40,17 +38,21 @@ class PowLimits:
             raise ApiError("pow_in_flight", "one proof-of-work at a time", {"Retry-After": "1"})
         if len(self._in_flight) >= self._concurrency:
             raise ApiError("pow_capacity", "the node is busy", {"Retry-After": "1"})
-        tokens = self._tokens(client, now)
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = TokenBucket(self._per_minute / 60.0, float(self._per_minute), now)
+        tokens = bucket.tokens(now)
         if tokens < 1.0:
-            wait = (1.0 - tokens) * 60.0 / self._per_minute
+            wait = (1.0 - tokens) / bucket.rate
             raise ApiError(
                 "pow_rate_limited",
                 f"{self._per_minute} proofs-of-work a minute",
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
-        self._buckets[client] = (tokens - 1.0, now)
+        bucket.charge(1.0, now)
+        self._buckets[client] = bucket
         if len(self._buckets) > self._max_clients:
-            full = [c for c in self._buckets if self._tokens(c, now) >= self._per_minute]
+            full = [c for c, b in self._buckets.items() if b.tokens(now) >= b.burst]
             for c in full:
                 del self._buckets[c]
         self._in_flight.add(client)

@@ -49,7 +49,8 @@ from tangle.protocol.ids import MessageId, MilestoneId, OutputId
 from tangle.protocol.message import Parsed, check_message, decode_message
 from tangle.protocol.milestone import Milestone
 from tangle.protocol.transaction import Transaction
-from tangle.window.dag import GENESIS_ID, Dag, TipRules
+from tangle.window.dag import GENESIS_ID, Dag
+from tangle.window.tip_pool import TipRules
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping

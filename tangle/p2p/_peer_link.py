@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Final, Protocol
 import trio
 
 from tangle.errors import GossipError, InvalidFieldError, SlowPeerError
+from tangle.node.token_bucket import TokenBucket
 
-from .gossip import MAX_IDS, Announce, Handshake, MilestoneRequest, Request, TokenBucket
+from .gossip import MAX_IDS, Announce, Handshake, MilestoneRequest, Request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable

@@ -24,16 +24,7 @@ key: an output is spent at most once), and the ledger row (index, accumulator, s
 checks the index follows the confirmed one and that the diff moves the stored accumulator to the
 caller's state hash. After a crash the database is at milestone N or N-1, never in between.
 
-**Pruning.** `prune(keep)` forgets, in short batches, the messages referenced at or below
-`confirmed - keep`, messages stored that long ago and still unreferenced (orphans below max
-depth), and outputs spent that long ago. It keeps the UTXO set and every milestone record, and
-first records the solid entry points at the new boundary; an entry point goes once nothing
-stored approves it and it was referenced that long ago (a database created from a snapshot
-starts with the snapshot's entry points and its boundary at the snapshot's index; its own
-messages expire from their arrival like any other). Freed pages go back to the file system
-(`auto_vacuum=INCREMENTAL`, then a WAL checkpoint). Spent outputs older than the window are
-forgotten, so `is_spent` is only authoritative inside it (a conflict reason INPUT_SPENT may read
-INPUT_NOT_FOUND on a pruned node; the included set and the ledger never differ).
+**Pruning** is in `pruning.py`.
 """
 
 from __future__ import annotations
@@ -57,11 +48,12 @@ from tangle.ledger.ledger import (
 )
 from tangle.ledger.records import MilestoneRecord
 from tangle.ledger.registry import DeviceEntry, decode_entry
-from tangle.protocol.codec import U32_MAX, Reader, require_uint
+from tangle.protocol.codec import Reader
 from tangle.protocol.ids import Address, MessageId, MilestoneId, OutputId
 from tangle.protocol.transaction import Output, decode_output, encode_output
 
 from . import _schema as schema
+from . import pruning
 from ._schema import IncompatibleDatabaseError as IncompatibleDatabaseError
 from ._schema import InconsistentWriteError as InconsistentWriteError
 from .registry import history as device_history
@@ -73,6 +65,8 @@ if TYPE_CHECKING:
     from tangle.ledger.white_flag import WhiteFlagResult
     from tangle.protocol.device import DeviceId
     from tangle.protocol.message import Parsed
+
+    from .pruning import PruneResult
 
 ZERO_MILESTONE_ID: Final = MilestoneId(bytes(32))
 """The id of "milestone 0", the genesis (the `previous` of milestone 1)."""
@@ -105,18 +99,6 @@ class LedgerHead:
     """Ledger state hash at that index."""
     pruned_index: int
     """Everything referenced at or below this index may have been pruned."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PruneResult:
-    """What one `prune` call removed."""
-
-    pruned_index: int
-    """The pruning boundary after the call."""
-    messages: int
-    """Messages (with their metadata and approvals) deleted."""
-    spent_outputs: int
-    """Spent-output rows deleted."""
 
 
 def _i64(value: int) -> int:
@@ -484,67 +466,11 @@ class Storage:
         return self._db.one("SELECT 1 FROM spent WHERE output_id = ?", (output_id,)) is not None
 
     def solid_entry_points(self, index: int) -> list[tuple[MessageId, int]]:
-        """Where the DAG of a node that forgot everything referenced at or below `index` ends.
-
-        Messages referenced at or below `index` (with that milestone index; stored, or kept as
-        entry points by pruning or a snapshot) that a message the node may still receive can
-        approve: those approved by a stored message that is unreferenced or referenced after
-        `index`, and those no stored message approves (tips). A restarted node uses
-        `solid_entry_points(confirmed_index())`, plus its genesis entry points, to end white-flag
-        walks and solidification; a snapshot records them. `index` must lie between the pruning
-        and the confirmed index.
-        """
-        with self._db.read() as db:
-            confirmed, pruned = db.execute(
-                "SELECT confirmed_index, pruned_index FROM ledger"
-            ).fetchone()
-            if not pruned <= index <= confirmed:
-                raise StorageError(f"entry points at {index} are outside [{pruned}, {confirmed}]")
-            rows = db.execute(schema.SOLID_ENTRY_POINTS, {"index": index}).fetchall()
-        return [(MessageId(mid), at) for mid, at in rows]
-
-    # -- pruning -----------------------------------------------------------------------------
+        """Where the DAG of a node that forgot everything referenced at or below `index` ends
+        (`pruning.solid_entry_points`)."""
+        return pruning.solid_entry_points(self._db, index)
 
     def prune(self, keep_milestones: int, *, batch_size: int = 1000) -> PruneResult:
-        """Forget what milestones up to `confirmed - keep_milestones` referenced or spent.
-
-        Each batch of at most `batch_size` rows is its own short transaction, so a writer waits
-        at most one batch. An interrupted prune is finished by the next call. `keep_milestones`
-        must exceed the node's below-max-depth, or an orphan may be pruned before it is
-        referenced.
-        """
-        require_uint("keep_milestones", keep_milestones, U32_MAX)
-        require_uint("batch_size", batch_size, U32_MAX, minimum=1)
-        with self._db.write(durable=False) as db:
-            confirmed, bound = db.execute(
-                "SELECT confirmed_index, pruned_index FROM ledger"
-            ).fetchone()
-            if confirmed - keep_milestones > bound:
-                bound = confirmed - keep_milestones
-                db.execute(
-                    f"INSERT OR REPLACE INTO entry_points {schema.SOLID_ENTRY_POINTS}",
-                    {"index": bound},
-                )
-                db.execute("UPDATE ledger SET pruned_index = ?", (bound,))
-        expired = confirmed - keep_milestones
-        messages = spent = 0
-        while batch := self._prune_messages(bound, expired, batch_size):
-            messages += batch
-        while batch := self._prune_spent(bound, batch_size):
-            spent += batch
-        with self._db.write(durable=False) as db:
-            db.execute(schema.DROP_STALE_ENTRY_POINTS, {"expired": expired})
-        self._db.compact(batch_size)
-        return PruneResult(pruned_index=bound, messages=messages, spent_outputs=spent)
-
-    def _prune_messages(self, bound: int, expired: int, limit: int) -> int:
-        with self._db.write(durable=False) as db:
-            params = {"bound": bound, "expired": expired, "limit": limit}
-            ids = db.execute(schema.PRUNABLE_MESSAGES, params).fetchall()
-            for statement in schema.PRUNE_MESSAGE:
-                db.executemany(statement, ids)
-        return len(ids)
-
-    def _prune_spent(self, bound: int, limit: int) -> int:
-        with self._db.write(durable=False) as db:
-            return int(db.execute(schema.PRUNE_SPENT, (bound, limit)).rowcount)
+        """Forget what milestones up to `confirmed - keep_milestones` referenced or spent
+        (`pruning.prune`)."""
+        return pruning.prune(self._db, keep_milestones, batch_size=batch_size)

@@ -2,10 +2,9 @@
 its tip pool.
 
 Each solid message has a row; rows are handed out when a message becomes solid, so a message's
-parents always have smaller rows than it (the rows are a topological order). Per row, flat numpy
-arrays that grow by doubling hold the parents (`N x 8`, -1 padded, with a count), the approver
-lists (linked through edge ids `child * 8 + slot`), the milestone index that referenced it
-(0 = none), whether it is a solid entry point, and its oldest and youngest cone root indexes.
+parents always have smaller rows than it (the rows are a topological order). The rows' parents,
+approvers, referencing milestone and cone root indexes are flat numpy arrays (`_dag_arrays.py`);
+the tips and their scores are the tip pool (`tip_pool.py`).
 
 Solid entry points (SEPs) are rows without parents, treated as solid and referenced at a known
 milestone index: the genesis (all-zero id, milestone 0) and, after pruning, referenced messages
@@ -15,11 +14,7 @@ children, transitively) when its last parent does.
 
 Cone root indexes follow TIP-3 (RFC-0008): a referenced row's OCRI and YCRI are its milestone
 index; an unreferenced row's are the minimum OCRI and the maximum YCRI of its parents. A new
-milestone rewrites them for the changed rows' unreferenced future only. A tip is a solid
-non-entry row with no approvers, scored against the confirmed milestone index (CMI) as Hornet
-does: lazy if CMI - OCRI > below_max_depth or CMI - YCRI > max_delta_ycri, semi-lazy if
-CMI - OCRI > max_delta_ocri, else non-lazy. Scores change only when the CMI or the cone roots
-do, so tips are scored on attach and all rescored on each milestone.
+milestone rewrites them for the changed rows' unreferenced future only.
 
 One gossip slot per payload: only a solid attachment holds its work root's slot, while it is
 referenced or not yet below max depth; a second attachment of that work root is refused then.
@@ -35,10 +30,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import IntEnum
 from itertools import pairwise
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -52,64 +46,15 @@ from tangle.errors import (
 from tangle.protocol.ids import MessageId, WorkRoot
 
 from . import _tip_kernels as kernels
+from ._dag_arrays import MAX_PARENTS, DagArrays, RowArrays
 from ._dag_pending import PendingLimits, PendingTable
+from .tip_pool import Score, TipPool, TipRules
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Mapping, Sequence
 
-    from numpy.typing import NDArray
-
-MAX_PARENTS: Final = kernels.MAX_PARENTS
 GENESIS_ID: Final = MessageId(bytes(32))
 _INITIAL_CAPACITY: Final = 1024
-_T = TypeVar("_T", bound=np.generic)
-_ROW_ARRAYS: Final = (
-    "_parents",
-    "_parent_count",
-    "_first_approver",
-    "_next_approver",
-    "_approver_count",
-    "_referenced",
-    "_entry",
-    "_ocri",
-    "_ycri",
-)
-
-
-class Score(IntEnum):
-    """A tip's score (TIP-3 values)."""
-
-    LAZY = 0
-    SEMI_LAZY = 1
-    NON_LAZY = 2
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TipRules:
-    """Tip scoring thresholds, in milestones; the defaults are Hornet's and TIP-3's (C1, C2, M)."""
-
-    max_delta_ycri: int = 8
-    """C1: a tip whose YCRI is more than this below the CMI is lazy."""
-    max_delta_ocri: int = 13
-    """C2: a tip whose OCRI is more than this below the CMI is semi-lazy."""
-    below_max_depth: int = 15
-    """M: a message whose OCRI is more than this below the CMI is lazy, and cannot be confirmed."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_delta_ycri <= self.below_max_depth:
-            raise InvalidFieldError("max_delta_ycri", "must be in 0..below_max_depth")
-        if not 0 <= self.max_delta_ocri <= self.below_max_depth:
-            raise InvalidFieldError("max_delta_ocri", "must be in 0..below_max_depth")
-
-    def score(self, cmi: int, ocri: int, ycri: int) -> Score:
-        """The score of a tip with these cone root indexes, in Hornet's order of checks."""
-        if cmi - ocri > self.below_max_depth:
-            return Score.LAZY
-        if cmi - ycri > self.max_delta_ycri:
-            return Score.LAZY
-        if cmi - ocri > self.max_delta_ocri:
-            return Score.SEMI_LAZY
-        return Score.NON_LAZY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,76 +103,21 @@ class PruneResult:
     pending messages that approved them."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DagArrays:
-    """Read-only views of the window's first `size` rows, for kernels."""
-
-    size: int
-    """Number of rows."""
-    parents: NDArray[np.int32]
-    """size x 8 parent rows, -1 padded."""
-    parent_count: NDArray[np.int8]
-    """Parents per row (0 for entry points)."""
-    first_approver: NDArray[np.int32]
-    """First approver edge per row, -1 if none."""
-    next_approver: NDArray[np.int32]
-    """Next edge of the same parent, by edge id `child * 8 + slot`."""
-    referenced: NDArray[np.int32]
-    """Referencing milestone index, 0 if none."""
-    entry_point: NDArray[np.bool_]
-    """Solid entry point flag."""
-    ocri: NDArray[np.int32]
-    """Oldest cone root index."""
-    ycri: NDArray[np.int32]
-    """Youngest cone root index."""
-
-
-class _RowSet:
-    """A set of rows with O(1) add, remove and uniform indexing (swap-remove)."""
-
-    __slots__ = ("items", "positions")
-
-    def __init__(self) -> None:
-        self.items: list[int] = []
-        self.positions: dict[int, int] = {}
-
-    def add(self, row: int) -> None:
-        self.positions[row] = len(self.items)
-        self.items.append(row)
-
-    def remove(self, row: int) -> None:
-        at = self.positions.pop(row)
-        last = self.items.pop()
-        if last != row:
-            self.items[at] = last
-            self.positions[last] = at
-
-
 class Dag:
     """The message window. Change it only through `attach`, `discard_pending`,
     `mark_referenced` and `prune`."""
 
     __slots__ = (
-        "_approver_count",
         "_cmi",
-        "_entry",
-        "_first_approver",
         "_ids",
         "_index",
         "_milestones",
-        "_next_approver",
-        "_ocri",
-        "_parent_count",
-        "_parents",
         "_pending",
-        "_pools",
-        "_referenced",
+        "_rows",
         "_rules",
-        "_size",
         "_slots",
-        "_tip_score",
+        "_tips",
         "_work_roots",
-        "_ycri",
     )
 
     def __init__(
@@ -245,28 +135,26 @@ class Dag:
         if any(index < 0 for index in points.values()):
             raise InvalidFieldError("entry_points", "milestone indexes must be >= 0")
         self._rules = rules if rules is not None else TipRules()
-        self._allocate(max(_INITIAL_CAPACITY, 2 * len(points)))
-        self._size = 0
+        self._rows = RowArrays(max(_INITIAL_CAPACITY, 2 * len(points)))
         self._ids: list[MessageId] = []
         self._work_roots: list[WorkRoot | None] = []
         self._index: dict[MessageId, int] = {}
         self._pending = PendingTable(pending_limits or PendingLimits())
         self._slots: dict[WorkRoot, MessageId] = {}
         self._milestones: dict[int, MessageId] = {}
-        self._pools = (_RowSet(), _RowSet(), _RowSet())
-        self._tip_score: dict[int, Score] = {}
+        self._tips = TipPool(self._rules)
         self._cmi = max(points.values())
         for message_id, index in sorted(points.items(), key=lambda item: (item[1], item[0])):
             row = self._new_row(message_id, None)
-            self._referenced[row] = index
-            self._entry[row] = True
-            self._ocri[row] = index
-            self._ycri[row] = index
+            self._rows.referenced[row] = index
+            self._rows.entry[row] = True
+            self._rows.ocri[row] = index
+            self._rows.ycri[row] = index
 
     # -- queries -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._size
+        return self._rows.size
 
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._index
@@ -324,46 +212,46 @@ class Dag:
 
     def parents(self, message_id: MessageId) -> tuple[MessageId, ...]:
         row = self.row(message_id)
-        count = int(self._parent_count[row])
-        return tuple(self._ids[p] for p in self._parents[row, :count].tolist())
+        count = int(self._rows.parent_count[row])
+        return tuple(self._ids[p] for p in self._rows.parents[row, :count].tolist())
 
     def approvers(self, message_id: MessageId) -> tuple[MessageId, ...]:
         """Approvers in the window, sorted."""
-        edge = int(self._first_approver[self.row(message_id)])
+        edge = int(self._rows.first_approver[self.row(message_id)])
         found = []
         while edge >= 0:
             found.append(self._ids[edge // MAX_PARENTS])
-            edge = int(self._next_approver[edge])
+            edge = int(self._rows.next_approver[edge])
         return tuple(sorted(found))
 
     def tip_info(self, message_id: MessageId) -> TipInfo:
         row = self.row(message_id)
-        ocri = int(self._ocri[row])
-        ycri = int(self._ycri[row])
+        ocri = int(self._rows.ocri[row])
+        ycri = int(self._rows.ycri[row])
         return TipInfo(
             message_id=message_id,
-            referenced_by=int(self._referenced[row]),
-            entry_point=bool(self._entry[row]),
+            referenced_by=int(self._rows.referenced[row]),
+            entry_point=bool(self._rows.entry[row]),
             oldest_cone_root_index=ocri,
             youngest_cone_root_index=ycri,
-            approvers=int(self._approver_count[row]),
+            approvers=int(self._rows.approver_count[row]),
             score=self._rules.score(self._cmi, ocri, ycri),
-            is_tip=row in self._tip_score,
+            is_tip=row in self._tips,
         )
 
     def tips(self, score: Score = Score.NON_LAZY) -> tuple[MessageId, ...]:
         """The tips with this score, sorted."""
-        return tuple(sorted(self._ids[row] for row in self._pools[score].items))
+        return tuple(sorted(self._ids[row] for row in self._tips.rows(score)))
 
     def tip_rows(self, score: Score) -> Sequence[int]:
         """The rows of the tips with this score, in pool order (a live view: do not keep it
         across changes)."""
-        return self._pools[score].items
+        return self._tips.rows(score)
 
     def entry_points(self) -> dict[MessageId, int]:
         """The solid entry points and their milestone indexes."""
-        rows = np.flatnonzero(self._entry[: self._size]).tolist()
-        return {self._ids[row]: int(self._referenced[row]) for row in rows}
+        rows = np.flatnonzero(self._rows.entry[: self._rows.size]).tolist()
+        return {self._ids[row]: int(self._rows.referenced[row]) for row in rows}
 
     def milestone_messages(self) -> Mapping[int, MessageId]:
         """Milestone index -> the youngest message it referenced (its milestone message when the
@@ -372,35 +260,15 @@ class Dag:
 
     def arrays(self) -> DagArrays:
         """Read-only views for kernels; valid until the next change."""
-        n = self._size
-
-        def view(array: NDArray[_T]) -> NDArray[_T]:
-            out = array[:n]
-            out.flags.writeable = False
-            return out
-
-        return DagArrays(
-            size=n,
-            parents=view(self._parents),
-            parent_count=view(self._parent_count),
-            first_approver=view(self._first_approver),
-            next_approver=view(self._next_approver),
-            referenced=view(self._referenced),
-            entry_point=view(self._entry),
-            ocri=view(self._ocri),
-            ycri=view(self._ycri),
-        )
+        return self._rows.view()
 
     def unreferenced_past_cone(self, message_id: MessageId) -> tuple[MessageId, ...]:
         """The message and its past cone up to referenced messages and entry points, in row
         (topological) order; what a milestone on this message would newly reference."""
-        n = self._size
+        a = self._rows
+        n = a.size
         rows = kernels.unreferenced_past_cone(
-            self.row(message_id),
-            self._parents[:n],
-            self._parent_count[:n],
-            self._referenced[:n],
-            self._entry[:n],
+            self.row(message_id), a.parents[:n], a.parent_count[:n], a.referenced[:n], a.entry[:n]
         )
         return tuple(self._ids[row] for row in rows.tolist())
 
@@ -436,7 +304,7 @@ class Dag:
             raise DuplicatePayloadError(f"{work_root.hex()} is attached as {holder.hex()}")
         unresolved = [p for p in parent_ids if p not in self._index]
         if not unresolved:
-            ocri = min(self._ocri.item(self._index[p]) for p in parent_ids)
+            ocri = min(self._rows.ocri.item(self._index[p]) for p in parent_ids)
             if self._cmi - ocri > self._rules.below_max_depth and not protected:
                 raise BelowMaxDepthError(
                     f"{message_id.hex()} approves a cone confirmed at {ocri}, "
@@ -482,16 +350,17 @@ class Dag:
                 "milestone_index", f"{milestone_index} is not above the CMI {self._cmi}"
             )
         rows = np.fromiter((self.row(m) for m in message_ids), dtype=np.int64)
-        n = self._size
+        a = self._rows
+        n = a.size
         bad, reason = kernels.mark_referenced(
             rows,
             milestone_index,
-            self._parents[:n],
-            self._parent_count[:n],
-            self._referenced[:n],
-            self._entry[:n],
-            self._ocri[:n],
-            self._ycri[:n],
+            a.parents[:n],
+            a.parent_count[:n],
+            a.referenced[:n],
+            a.entry[:n],
+            a.ocri[:n],
+            a.ycri[:n],
         )
         if bad >= 0:
             what = "is already referenced" if reason == 1 else "has a parent outside the cone"
@@ -508,17 +377,18 @@ class Dag:
         which is as old), and the pending messages that approve them."""
         if not 0 <= below_milestone_index <= self._cmi:
             raise InvalidFieldError("below_milestone_index", f"must be in 0..{self._cmi}")
-        n = self._size
-        referenced = self._referenced[:n]
-        old = ((referenced > 0) | self._entry[:n]) & (referenced < below_milestone_index)
-        stale = (referenced == 0) & ~self._entry[:n] & (self._ocri[:n] < below_milestone_index)
+        a = self._rows
+        n = a.size
+        referenced, entry = a.referenced[:n], a.entry[:n]
+        old = ((referenced > 0) | entry) & (referenced < below_milestone_index)
+        stale = (referenced == 0) & ~entry & (a.ocri[:n] < below_milestone_index)
         stale_ids = {self._ids[row] for row in np.flatnonzero(stale).tolist()}
         orphans = self._pending.pending_with_parent_in(stale_ids)
         for message_id in orphans:
             self._pending.discard(message_id)
         keep = ~(old | stale)
         children = np.flatnonzero(keep)
-        held = self._parents[children][self._parents[children] >= 0]
+        held = a.parents[children][a.parents[children] >= 0]
         pending_parents = [
             self._index[p] for p in self._pending.parents_of_all() if p in self._index
         ]
@@ -530,35 +400,7 @@ class Dag:
         rows = np.flatnonzero(keep)
         removed = n - rows.size
         dropped = (*sorted(stale_ids), *orphans)
-        remap = np.full(n + 1, -1, np.int32)  # remap[-1] stays -1 for padding
-        remap[rows] = np.arange(rows.size, dtype=np.int32)
-        parents = remap[self._parents[rows]]
-        parents[new_entries[rows]] = -1
-        self._parents[: rows.size] = parents
-        self._parents[rows.size : n] = -1
-        self._parent_count[: rows.size] = np.where(new_entries[rows], 0, self._parent_count[rows])
-        per_row: tuple[NDArray[np.generic], ...] = (
-            self._referenced,
-            self._ocri,
-            self._ycri,
-            self._entry,
-        )
-        for array in per_row:
-            array[: rows.size] = array[rows]
-        self._entry[: rows.size] |= new_entries[rows]
-        for array in (*per_row, self._parent_count):
-            array[rows.size : n] = 0
-        self._first_approver[rows.size : n] = -1
-        self._approver_count[rows.size : n] = 0
-        self._size = rows.size
-        kernels.link_approvers(
-            self._parents,
-            self._parent_count,
-            self._first_approver,
-            self._next_approver,
-            self._approver_count,
-            self._size,
-        )
+        remap = a.compact(keep, new_entries)
         for row in np.flatnonzero(~keep).tolist():
             work_root = self._work_roots[row]
             if work_root is not None and self._slots.get(work_root) == self._ids[row]:
@@ -577,28 +419,8 @@ class Dag:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _allocate(self, capacity: int) -> None:
-        self._parents = np.full((capacity, MAX_PARENTS), -1, np.int32)
-        self._parent_count = np.zeros(capacity, np.int8)
-        self._first_approver = np.full(capacity, -1, np.int32)
-        self._next_approver = np.full(capacity * MAX_PARENTS, -1, np.int32)
-        self._approver_count = np.zeros(capacity, np.int32)
-        self._referenced = np.zeros(capacity, np.int32)
-        self._entry = np.zeros(capacity, np.bool_)
-        self._ocri = np.zeros(capacity, np.int32)
-        self._ycri = np.zeros(capacity, np.int32)
-
-    def _grow(self) -> None:
-        old: list[NDArray[Any]] = [getattr(self, name) for name in _ROW_ARRAYS]
-        self._allocate(2 * self._parents.shape[0])
-        for name, array in zip(_ROW_ARRAYS, old, strict=True):
-            getattr(self, name)[: array.shape[0]] = array
-
     def _new_row(self, message_id: MessageId, work_root: WorkRoot | None) -> int:
-        row = self._size
-        if row == self._parents.shape[0]:
-            self._grow()
-        self._size = row + 1
+        row = self._rows.append()
         self._ids.append(message_id)
         self._work_roots.append(work_root)
         self._index[message_id] = row
@@ -609,9 +431,9 @@ class Dag:
         row = self._index.get(holder)
         if row is None:
             return False
-        if self._referenced.item(row) or self._entry.item(row):
+        if self._rows.referenced.item(row) or self._rows.entry.item(row):
             return True
-        return self._cmi - self._ocri.item(row) <= self._rules.below_max_depth
+        return self._cmi - self._rows.ocri.item(row) <= self._rules.below_max_depth
 
     def _solidify(
         self, message_id: MessageId, parents: tuple[MessageId, ...], work_root: WorkRoot
@@ -634,35 +456,16 @@ class Dag:
             self._slots[root] = message_id
         row = self._new_row(message_id, root)
         parent_rows = [self._index[p] for p in parents]
-        self._parents[row, : len(parent_rows)] = parent_rows
-        self._parent_count[row] = len(parent_rows)
-        ocri = min(self._ocri.item(p) for p in parent_rows)
-        ycri = max(self._ycri.item(p) for p in parent_rows)
-        self._ocri[row] = ocri
-        self._ycri[row] = ycri
-        first, following, counts = self._first_approver, self._next_approver, self._approver_count
-        for slot, parent in enumerate(parent_rows):
-            edge = row * MAX_PARENTS + slot
-            following[edge] = first.item(parent)
-            first[parent] = edge
-            counts[parent] += 1
-            score = self._tip_score.pop(parent, None)
-            if score is not None:
-                self._pools[score].remove(parent)
-        score = self._rules.score(self._cmi, ocri, ycri)
-        self._tip_score[row] = score
-        self._pools[score].add(row)
+        ocri, ycri = self._rows.link(row, parent_rows)
+        for parent in parent_rows:
+            self._tips.approved(parent)
+        self._tips.add(row, self._cmi, ocri, ycri)
 
     def _rescore_tips(self) -> None:
-        """Rebuild the tip pools from the arrays under the current CMI."""
-        n = self._size
-        rows = np.flatnonzero((self._approver_count[:n] == 0) & ~self._entry[:n])
-        self._pools = (_RowSet(), _RowSet(), _RowSet())
-        self._tip_score = {}
-        score = self._rules.score
-        for row, ocri, ycri in zip(
-            rows.tolist(), self._ocri[rows].tolist(), self._ycri[rows].tolist(), strict=True
-        ):
-            tip_score = score(self._cmi, ocri, ycri)
-            self._tip_score[row] = tip_score
-            self._pools[tip_score].add(row)
+        """Rebuild the tip pool from the arrays under the current CMI."""
+        a = self._rows
+        n = a.size
+        rows = np.flatnonzero((a.approver_count[:n] == 0) & ~a.entry[:n])
+        self._tips.rebuild(
+            zip(rows.tolist(), a.ocri[rows].tolist(), a.ycri[rows].tolist(), strict=True), self._cmi
+        )

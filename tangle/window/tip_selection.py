@@ -34,7 +34,8 @@ from tangle.errors import InvalidFieldError, NoTipsError
 from tangle.protocol.ids import MessageId, WorkRoot
 
 from . import _tip_kernels as kernels
-from .dag import GENESIS_ID, Dag, Score
+from .dag import GENESIS_ID, Dag
+from .tip_pool import Score
 
 MAX_TIPS: Final = 8
 WALK_CHUNK: Final = 64

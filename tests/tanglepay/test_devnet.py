@@ -96,14 +96,16 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_the_faucet_takes_bech32m_or_hex_addresses() -> None:
+    from tangle.errors import WrongPrefixError
     from tangle.protocol.ids import Address
     from tanglepay.traffic import parse_address
-    from wallet import DEVNET, TESTNET, WalletError, WrongPrefixError, encode_address
+    from wallet import DEVNET, TESTNET, InvalidAddressError, WalletError, encode_address
 
     address = Address(bytes(range(32)))
     assert parse_address(encode_address(address, DEVNET)) == address
     assert parse_address(address.hex()) == address
-    with pytest.raises(WrongPrefixError):
+    with pytest.raises(InvalidAddressError) as refused:
         parse_address(encode_address(address, TESTNET))
+    assert isinstance(refused.value.rule, WrongPrefixError)
     with pytest.raises(WalletError):
         parse_address(encode_address(address, DEVNET)[:-1] + "q")

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tangle.errors import UnknownNetworkError
 from wallet import errors
 from wallet.address import DEVNET, encode_address
 from wallet.keystore import (
@@ -323,8 +324,9 @@ def test_kdf_bounds_on_write() -> None:
 
 
 def test_metadata_is_checked() -> None:
-    with pytest.raises(errors.UnknownNetworkError):
+    with pytest.raises(errors.InvalidAddressError) as unknown:
         KeystoreMetadata(network="moonnet")
+    assert isinstance(unknown.value.rule, UnknownNetworkError)
     with pytest.raises(errors.KeystoreFormatError):
         KeystoreMetadata(network="devnet", accounts=0)
 

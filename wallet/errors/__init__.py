@@ -16,16 +16,7 @@ WalletError
 │   ├── InvalidPathError           not of the form m/a'/b'/..., or an index out of range
 │   ├── NonHardenedError           a non-hardened segment (ed25519 derives hardened only)
 │   └── KeyLengthError             an extended key whose key or chain code is not 32 bytes
-├── AddressError                   bech32m addresses
-│   ├── UnknownNetworkError        no network with that name or prefix
-│   ├── Bech32Error                not a valid bech32m string
-│   │   ├── MixedCaseError         upper and lower case letters together
-│   │   ├── InvalidCharacterError  a character outside the HRP range or the data charset
-│   │   ├── Bech32FormatError      no separator, empty prefix, short checksum, too long
-│   │   ├── Bech32ChecksumError    the checksum does not verify (bech32 is not bech32m)
-│   │   └── PaddingError           more than 4 padding bits, or non-zero padding
-│   ├── WrongPrefixError           a valid address of another network
-│   └── AddressLengthError         a payload that is not 32 bytes
+├── InvalidAddressError            a bech32m address the codec refused (`rule`: which rule)
 ├── SigningError                   a transfer that cannot be signed as asked
 ├── KeystoreError                  the encrypted key file
 │   ├── KeystoreFormatError        not a keystore: bad JSON, missing or mistyped field
@@ -69,37 +60,28 @@ client, command line) and `_send` (sending); import them from here.
 from __future__ import annotations
 
 from ._base import WalletError as WalletError
-from ._keys import AddressError as AddressError
-from ._keys import AddressLengthError as AddressLengthError
-from ._keys import Bech32ChecksumError as Bech32ChecksumError
-from ._keys import Bech32Error as Bech32Error
-from ._keys import Bech32FormatError as Bech32FormatError
 from ._keys import DerivationError as DerivationError
 from ._keys import EmptyPasswordError as EmptyPasswordError
 from ._keys import EntropyLengthError as EntropyLengthError
-from ._keys import InvalidCharacterError as InvalidCharacterError
+from ._keys import InvalidAddressError as InvalidAddressError
 from ._keys import InvalidPathError as InvalidPathError
 from ._keys import InvalidSeedError as InvalidSeedError
 from ._keys import KeyLengthError as KeyLengthError
 from ._keys import KeystoreError as KeystoreError
 from ._keys import KeystoreExistsError as KeystoreExistsError
 from ._keys import KeystoreFormatError as KeystoreFormatError
-from ._keys import MixedCaseError as MixedCaseError
 from ._keys import MnemonicChecksumError as MnemonicChecksumError
 from ._keys import MnemonicError as MnemonicError
 from ._keys import MnemonicLengthError as MnemonicLengthError
 from ._keys import NoKeystoreFileError as NoKeystoreFileError
 from ._keys import NonHardenedError as NonHardenedError
-from ._keys import PaddingError as PaddingError
 from ._keys import SigningError as SigningError
 from ._keys import TamperedKeystoreError as TamperedKeystoreError
 from ._keys import TruncatedKeystoreError as TruncatedKeystoreError
 from ._keys import UnknownKeystoreVersionError as UnknownKeystoreVersionError
-from ._keys import UnknownNetworkError as UnknownNetworkError
 from ._keys import UnknownWordError as UnknownWordError
 from ._keys import UnsupportedAlgorithmError as UnsupportedAlgorithmError
 from ._keys import WrongPasswordError as WrongPasswordError
-from ._keys import WrongPrefixError as WrongPrefixError
 from ._node import ClientError as ClientError
 from ._node import CliError as CliError
 from ._node import EventStreamError as EventStreamError

@@ -10,6 +10,8 @@ from ._base import WalletError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tangle.errors import AddressError
+
 
 # -- mnemonics -------------------------------------------------------------------------------
 
@@ -86,80 +88,18 @@ class NonHardenedError(DerivationError):
 # -- addresses -------------------------------------------------------------------------------
 
 
-class AddressError(WalletError):
-    """Failures to encode or decode a bech32m address."""
+class InvalidAddressError(WalletError):
+    """An address, prefix or network name the bech32m codec refused. `rule` is the codec's own
+    error (a `tangle.errors.AddressError`: `MixedCaseError`, `Bech32ChecksumError`,
+    `WrongPrefixError`, `UnknownNetworkError`, ...), which names the rule that failed."""
 
-
-class UnknownNetworkError(AddressError):
-    """No network has that name (or human-readable prefix)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown network {name!r}")
-        self.name = name
-
-
-class Bech32Error(AddressError):
-    """The text is not a valid bech32m string (BIP-173 with the BIP-350 constant)."""
-
-
-class MixedCaseError(Bech32Error):
-    """Both upper and lower case letters; bech32 strings are all one case."""
-
-    def __init__(self) -> None:
-        super().__init__("bech32m string mixes upper and lower case")
-
-
-class InvalidCharacterError(Bech32Error):
-    """A prefix character outside ASCII 33..126, or a data character outside the charset."""
-
-    def __init__(self, position: int, code_point: int) -> None:
-        super().__init__(f"invalid character U+{code_point:04X} at position {position}")
-        self.position = position
-        self.code_point = code_point
-
-
-class Bech32FormatError(Bech32Error):
-    """No separator, an empty prefix, a checksum under 6 characters, or over 90 characters."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"malformed bech32m string: {reason}")
-        self.reason = reason
-
-
-class Bech32ChecksumError(Bech32Error):
-    """The checksum does not verify (a typo, or a bech32 rather than bech32m string)."""
-
-    def __init__(self) -> None:
-        super().__init__("bech32m checksum does not verify")
-
-
-class PaddingError(Bech32Error):
-    """Converting 5-bit groups to bytes left 5 or more bits, or non-zero bits."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"invalid padding: {reason}")
-        self.reason = reason
+    def __init__(self, rule: AddressError) -> None:
+        super().__init__(str(rule))
+        self.rule = rule
 
 
 class SigningError(WalletError):
     """A transfer that cannot be signed as asked (signers and inputs do not match)."""
-
-
-class WrongPrefixError(AddressError):
-    """A valid bech32m string whose human-readable prefix is not the expected network's."""
-
-    def __init__(self, expected: str, got: str) -> None:
-        super().__init__(f"address prefix {got!r} is not this network's {expected!r}")
-        self.expected = expected
-        self.got = got
-
-
-class AddressLengthError(AddressError):
-    """The decoded payload is not 32 bytes."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"address payload is {size} bytes, expected 32")
-        self.size = size
 
 
 # -- keystore --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import KeySet, KeySetChange
 from tangle.protocol.payload import TaggedData
 from tangle.storage.snapshot import create_from_snapshot, export_snapshot, read_snapshot
-from tangle.window.dag import Score
+from tangle.window.tip_pool import Score
 from tests.builders import address, genesis, key, message, on_tips, transfer
 from tests.coordinator.test_coordinator import KEY_SET, PARAMS, SIGNERS
 

@@ -28,6 +28,7 @@ from tangle.errors import (
     UnexpectedFrameError,
     UnknownTypeError,
 )
+from tangle.node.token_bucket import TokenBucket
 from tangle.p2p.gossip import (
     BODY_LIMITS,
     GOSSIP_VERSION,
@@ -51,7 +52,6 @@ from tangle.p2p.gossip import (
     PeerState,
     RateLimiter,
     Request,
-    TokenBucket,
     decode_frame,
     encode_frame,
     key_set_digest,

@@ -57,13 +57,8 @@ def test_addresses_round_trip_and_name_their_network() -> None:
         decode_address(text, MAINNET)
 
 
-def test_the_wallet_raises_its_own_errors_for_the_shared_codec() -> None:
-    from wallet import errors as wallet_errors
-    from wallet.address import decode_address as wallet_decode
-
-    text = encode_address(ADDRESS, DEVNET)
-    with pytest.raises(wallet_errors.WrongPrefixError) as caught:
-        wallet_decode(text, MAINNET)
-    assert (caught.value.expected, caught.value.got) == ("tp", "tpdev")
-    with pytest.raises(wallet_errors.Bech32ChecksumError):
-        wallet_decode(text[:-1] + ("q" if text[-1] != "q" else "p"), DEVNET)
+@pytest.mark.parametrize("case", BIP350["valid_segwit_v1_plus"], ids=lambda c: c["address"][:12])
+def test_bip350_segwit_programs(case: dict[str, str]) -> None:
+    _, data = bech32m_decode(case["address"])
+    program = from_5bit(data[1:])
+    assert (bytes([0x50 + data[0], len(program)]) + program).hex() == case["script_pubkey"]

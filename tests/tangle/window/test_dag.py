@@ -25,7 +25,8 @@ from tangle.errors import (
 )
 from tangle.protocol.ids import MessageId, WorkRoot, blake2b_256
 from tangle.window._dag_pending import PendingLimits
-from tangle.window.dag import GENESIS_ID, AttachResult, Dag, Score, TipRules
+from tangle.window.dag import GENESIS_ID, AttachResult, Dag
+from tangle.window.tip_pool import Score, TipRules
 
 if TYPE_CHECKING:
     import random

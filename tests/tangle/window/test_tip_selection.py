@@ -14,7 +14,8 @@ from benchmarks._arrival import ArrivalProcess, grow_window
 from tangle.errors import InvalidFieldError, NoTipsError
 from tangle.protocol.ids import MessageId, WorkRoot, blake2b_256
 from tangle.window import _tip_kernels as kernels
-from tangle.window.dag import GENESIS_ID, Dag, Score
+from tangle.window.dag import GENESIS_ID, Dag
+from tangle.window.tip_pool import Score
 from tangle.window.tip_selection import (
     ConeGraph,
     UniformRandomTips,
