@@ -168,3 +168,19 @@ async def test_an_anchor_has_an_inclusion_path_to_its_milestone(tmp_path: Path) 
         assert root_from_path(bytes.fromhex(anchor_id), path) == milestone.essence.inclusion_root
         unknown = await net.client.get(f"/api/v1/messages/{'00' * 32}/inclusion")
         assert unknown.json()["error"]["code"] == "unknown_message"
+
+
+async def test_a_refused_record_shows_its_rule_in_the_metadata(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        await _send(net, admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]))
+        await net.milestone()
+        forged = on_tips(net.ledger.core, register(DEVICE, MAKER, [signer(66)]), net.rng)
+        await net.client.post("/api/v1/messages", json={"message": forged.hex()})
+        await net.milestone()
+        metadata = await net.client.get(
+            f"/api/v1/messages/{decode_message(forged).id.hex()}/metadata"
+        )
+        body = metadata.json()
+        assert (body["inclusion"], body["conflict"]) == ("conflicting", "endorser_not_admitted")
+        missing = await net.client.get(f"/api/v1/devices/{device_id(DEVICE).hex()}")
+        assert missing.json()["error"]["code"] == "unknown_device"
