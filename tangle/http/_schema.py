@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Any, Final
 from tangle import errors
 from tangle.protocol.bech32 import encode_address
 from tangle.protocol.channel import ChannelOutput
+from tangle.protocol.device import DeviceRecord
 from tangle.protocol.message import PROTOCOL_VERSION
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.transaction import ReferenceUnlock, SignatureUnlock, Transaction
+
+from ._devices import render_record
 
 if TYPE_CHECKING:
     from tangle.ledger.records import MilestoneRecord
@@ -77,6 +80,8 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "unknown_milestone": (404, "no milestone with this index was applied"),
     "unknown_channel": (404, "no channel with this id is open or closing on the ledger"),
     "unknown_peer": (404, "no such peer"),
+    "unknown_device": (404, "no device with this id is registered"),
+    "proof_unavailable": (404, "the message is not referenced yet, or its milestone was pruned"),
     "method_not_allowed": (405, "the route exists, the method does not"),
     "body_too_large": (413, "the body is over the size limit (checked while it is read)"),
     "unsupported_media_type": (415, "the body is neither application/json nor octet-stream"),
@@ -119,6 +124,8 @@ def render_payload(payload: Payload, network: Network) -> dict[str, Any]:
             "memo": essence.memo.hex(),
             "unlocks": [_render_unlock(u) for u in payload.unlocks],
         }
+    if isinstance(payload, DeviceRecord):
+        return {"type": "device_record", **render_record(payload)}
     return {"type": "milestone", **render_milestone_payload(payload)}
 
 
@@ -132,6 +139,8 @@ def render_milestone_payload(milestone: Milestone) -> dict[str, Any]:
         "previous": essence.previous.hex(),
         "parents": [p.hex() for p in essence.parents],
         "applied_merkle_root": essence.applied_merkle_root.hex(),
+        "inclusion_root": essence.inclusion_root.hex(),
+        "registry_root": essence.registry_root.hex(),
         "key_set_change": None
         if change is None
         else {

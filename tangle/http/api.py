@@ -7,10 +7,12 @@ POST   /api/v1/messages/pow                  201 {"id"}; {"payload": hex}, the n
 POST   /api/v1/messages/batch                200 a result per message (see `_api_batch.py`)
 GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: octet-stream)
 GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
+GET    /api/v1/messages/{id}/inclusion       200 its path to the milestone's inclusion root
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
 GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: hex or bech32m
 GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
 GET    /api/v1/channels/{channel_id}         200 a payment channel's output
+GET    /api/v1/devices/{device_id}           200 a registered device (`_device_api.py`)
 GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
 GET    /api/v1/events?address=...            200 server-sent events, resumable (`_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
@@ -74,12 +76,14 @@ from ._admin import Admin
 from ._batch import with_batch
 from ._config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
 from ._config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
+from ._device_api import Devices, with_devices
 from ._event_stream import EventStream, with_events
 from ._events import EventHub
 from ._guard import Guard, refusal, route
 from ._metrics import Telemetry
 from ._openapi import openapi_document
 from ._pow import PowLimits as PowLimits
+from ._proofs import Proofs, with_proofs
 from ._request import (
     ApiError,
     client_of,
@@ -328,9 +332,8 @@ class _Api:
 
 def api_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
     """The OpenAPI document `/openapi.json` serves (see `_api_openapi.openapi_document`)."""
-    return with_events(
-        with_batch(openapi_document(keep_milestones_minimum=keep_milestones_minimum))
-    )
+    document = openapi_document(keep_milestones_minimum=keep_milestones_minimum)
+    return with_proofs(with_devices(with_events(with_batch(document))))
 
 
 def create_app(
@@ -350,10 +353,12 @@ def create_app(
         route("/api/v1/messages/batch", post=submit.submit_batch),
         route("/api/v1/messages/{message_id:message_id}", get=api.message),
         route("/api/v1/messages/{message_id:message_id}/metadata", get=api.metadata),
+        route("/api/v1/messages/{message_id:message_id}/inclusion", get=Proofs(node).inclusion),
         route("/api/v1/tips", get=submit.tips),
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
         route("/api/v1/channels/{channel_id}", get=api.channel),
+        route("/api/v1/devices/{device_id}", get=Devices(node, config.network).device),
         route("/api/v1/alarms", get=api.alarms),
         route("/api/v1/milestones/latest", get=api.milestone),
         route("/api/v1/milestones/{index}", get=api.milestone),

@@ -7,7 +7,9 @@ Two JSON documents, validated strictly (unknown keys, wrong types and out-of-ran
 ```
 {"network_id": int, "work_per_kib": int, "min_output_amount": int,
  "genesis": {"supply": int, "allocations": [[address hex, amount], ...]},
- "committee": {"threshold": int, "public_keys": [hex, ...]}}
+ "committee": {"threshold": int, "public_keys": [hex, ...]},
+ "registry": {"maker_endorses": bool, "operator_endorsements": int,      (optional: defaults
+              "authority_endorsements": int, "quarantine_threshold": int}  of `RegistryRules`)}
 ```
 `node.json`, one per node:
 ```
@@ -21,13 +23,14 @@ Two JSON documents, validated strictly (unknown keys, wrong types and out-of-ran
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tangle.errors import ConfigError, TangleError
 from tangle.ledger.committee import KeySchedule
 from tangle.ledger.ledger import Genesis
+from tangle.ledger.registry_rules import RegistryRules
 from tangle.protocol.ids import Address, PublicKey
 from tangle.protocol.milestone import KeySet
 
@@ -120,12 +123,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def parse_network(doc: dict[str, Any], where: str = "network") -> NetworkSpec:
-    _only(doc, {"network_id", "work_per_kib", "min_output_amount", "genesis", "committee"}, where)
+    _only(
+        doc,
+        {"network_id", "work_per_kib", "min_output_amount", "genesis", "committee", "registry"},
+        where,
+    )
     try:
         params = Parameters(
             network_id=_take(doc, "network_id", int, where),
             work_per_kib=_take(doc, "work_per_kib", int, where),
             min_output_amount=_take(doc, "min_output_amount", int, where),
+            registry_rules=_registry_rules(doc.get("registry", {}), f"{where}.registry"),
         )
         g = _object(_take(doc, "genesis", dict, where), f"{where}.genesis")
         _only(g, {"supply", "allocations"}, f"{where}.genesis")
@@ -152,7 +160,7 @@ def parse_network(doc: dict[str, Any], where: str = "network") -> NetworkSpec:
 
 def network_document(spec: NetworkSpec) -> dict[str, Any]:
     """The JSON document of `spec` (what `parse_network` reads)."""
-    return {
+    document: dict[str, Any] = {
         "network_id": spec.params.network_id,
         "work_per_kib": spec.params.work_per_kib,
         "min_output_amount": spec.params.min_output_amount,
@@ -165,6 +173,25 @@ def network_document(spec: NetworkSpec) -> dict[str, Any]:
             "public_keys": [k.hex() for k in spec.key_set.public_keys],
         },
     }
+    if spec.params.registry_rules != RegistryRules():
+        document["registry"] = asdict(spec.params.registry_rules)
+    return document
+
+
+def _registry_rules(value: Any, where: str) -> RegistryRules:
+    doc = _object(value, where)
+    default = RegistryRules()
+    _only(doc, set(asdict(default)), where)
+
+    def take(key: str, kind: type) -> Any:
+        return _take(doc, key, kind, where) if key in doc else getattr(default, key)
+
+    return RegistryRules(
+        maker_endorses=take("maker_endorses", bool),
+        operator_endorsements=take("operator_endorsements", int),
+        authority_endorsements=take("authority_endorsements", int),
+        quarantine_threshold=take("quarantine_threshold", int),
+    )
 
 
 def _endpoint(text: Any, where: str) -> Endpoint:

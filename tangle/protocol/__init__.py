@@ -1,18 +1,22 @@
-"""The wire protocol: ids, the canonical codec, signatures, messages and their payloads
-(tagged data, transactions with basic and channel outputs, milestones), the Merkle root,
-bech32m addresses and the proof-of-work rule. Pure values and checks: imports only
-`tangle.errors`, PyNaCl and the standard library (no Numba, no sqlite, no trio).
+"""The wire protocol: ids, the canonical codec, signatures, messages and their payloads (tagged
+data, transactions with basic and channel outputs, milestones, device registry records), the
+Merkle root and its audit paths, bech32m addresses and the proof-of-work rule. Pure values and
+checks: imports only `tangle.errors`, PyNaCl and the standard library (no Numba, no sqlite, no
+trio).
 """
 
 from .bech32 import Network as Network
 from .bech32 import decode_address as decode_address
 from .bech32 import encode_address as encode_address
 from .bech32 import parse_address as parse_address
+from .device import DeviceId as DeviceId
+from .device import DeviceRecord as DeviceRecord
 from .ids import Address as Address
 from .ids import MessageId as MessageId
 from .ids import MilestoneId as MilestoneId
 from .ids import OutputId as OutputId
 from .ids import TransactionId as TransactionId
+from .merkle import MerklePath as MerklePath
 from .message import Message as Message
 from .message import Parsed as Parsed
 from .message import check_message as check_message

@@ -3,7 +3,7 @@ canonical file.
 
 ```
 6    magic              b"TPSNAP"
-u8   version            2
+u8   version            3
 u64  network_id
 u64  supply
 u32  milestone_index    the confirmed milestone the ledger is at (0: genesis)
@@ -16,14 +16,20 @@ u64  output_count
 u32  entry_point_count
      entry_point_count x (MessageId 32 || u32 milestone_index), strictly increasing by
      MessageId, each milestone_index at most the snapshot's
+u32  device_count
+     device_count x (u16 length || registry entry, `encode_entry`), strictly increasing by
+     device id
+u32  issuer_count
+     issuer_count x (u16 length || issuer entry, `encode_issuer`), strictly increasing by key
 32   state_hash         ledger state hash at milestone_index
 ```
 
 Decoding is strict: the outputs must hold exactly `supply` and hash to `state_hash`, so a
 snapshot that decodes is one a node may start from, and `encode_snapshot(decode_snapshot(b)) == b`.
-The state hash covers the outputs and the index only; the milestone id, the key schedule and the
-entry points are carried as they are (a snapshot is as trusted as the node it came from).
-Version 1 lacked the key schedule and is refused (`UnknownVersionError`).
+The state hash covers the outputs, the index and the device registry (entries and issuers, protocol
+version 2); the milestone id, the key schedule and the entry points are carried as they are (a
+snapshot is as trusted as the node it came from). Version 1 lacked the key schedule, version 2 the
+registry; both are refused (`UnknownVersionError`).
 
 **The key schedule.** A node checks milestone N against the key set in force at N, which the
 milestones before it announced. A node started from a snapshot has none of those milestones, so
@@ -82,7 +88,17 @@ from tangle.errors import (
 )
 from tangle.ledger.committee import KeySchedule, decode_key_schedule, encode_key_schedule
 from tangle.ledger.ledger import accumulate, ledger_state_hash, restore_state
-from tangle.protocol.codec import U32_MAX, U64_MAX, Reader, require_uint, u8, u32, u64
+from tangle.ledger.registry import (
+    DeviceEntry,
+    IssuerEntry,
+    Registry,
+    decode_entry,
+    decode_issuer,
+    encode_entry,
+    encode_issuer,
+    restore_registry,
+)
+from tangle.protocol.codec import U32_MAX, U64_MAX, Reader, require_uint, sized, u8, u32, u64
 from tangle.protocol.ids import HASH_SIZE, MessageId, MilestoneId, OutputId
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
@@ -91,7 +107,7 @@ from tangle.protocol.transaction import Output, decode_output, encode_output
 from .storage import Storage
 
 MAGIC: Final = b"TPSNAP"
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 _MIN_ENTRY_SIZE: Final = OutputId.SIZE + 1 + 32 + 8  # id, output type, address, amount
 _ENTRY_POINT_SIZE: Final = MessageId.SIZE + 4  # id, milestone index
 
@@ -163,6 +179,10 @@ class Snapshot:
     started here may see approved (module docstring)."""
     state_hash: bytes
     """Ledger state hash at `milestone_index`."""
+    devices: tuple[DeviceEntry, ...] = ()
+    """The device registry's entries, strictly increasing by device id."""
+    issuers: tuple[IssuerEntry, ...] = ()
+    """The registry's issuers, strictly increasing by key."""
 
     def __post_init__(self) -> None:
         require_uint("Snapshot.network_id", self.network_id, U64_MAX)
@@ -186,6 +206,13 @@ class Snapshot:
             require_uint("Snapshot.entry_points index", index, self.milestone_index)
         if not isinstance(self.state_hash, bytes) or len(self.state_hash) != HASH_SIZE:
             raise InvalidFieldError("Snapshot.state_hash", f"must be {HASH_SIZE} bytes")
+        if any(a.device_id >= b.device_id for a, b in itertools.pairwise(self.devices)):
+            raise InvalidFieldError("Snapshot.devices", "must be sorted by device id and unique")
+        if any(a.key >= b.key for a, b in itertools.pairwise(self.issuers)):
+            raise InvalidFieldError("Snapshot.issuers", "must be sorted by key and unique")
+
+    def registry(self) -> Registry:
+        return restore_registry(list(self.devices), list(self.issuers))
 
 
 def verify_snapshot(snapshot: Snapshot) -> None:
@@ -193,7 +220,9 @@ def verify_snapshot(snapshot: Snapshot) -> None:
     held = sum(output.amount for _, output in snapshot.outputs)
     if held != snapshot.supply:
         raise SupplyMismatchError(held, snapshot.supply)
-    computed = ledger_state_hash(snapshot.milestone_index, accumulate(snapshot.outputs))
+    computed = ledger_state_hash(
+        snapshot.milestone_index, accumulate(snapshot.outputs), snapshot.registry().digest
+    )
     if computed != snapshot.state_hash:
         raise StateHashMismatchError(snapshot.state_hash, computed)
 
@@ -212,6 +241,10 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
             *(oid + encode_output(output) for oid, output in snapshot.outputs),
             u32(len(snapshot.entry_points)),
             *(mid + u32(index) for mid, index in snapshot.entry_points),
+            u32(len(snapshot.devices)),
+            *(sized(2, encode_entry(e)) for e in snapshot.devices),
+            u32(len(snapshot.issuers)),
+            *(sized(2, encode_issuer(i)) for i in snapshot.issuers),
             snapshot.state_hash,
         )
     )
@@ -256,6 +289,8 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
         if at > index:
             raise LateEntryPointError(mid, at, index)
         entry_points.append((mid, at))
+    devices = tuple(decode_entry(blob) for blob in _blobs(r, "device", 4 + HASH_SIZE))
+    issuers = tuple(decode_issuer(blob) for blob in _blobs(r, "issuer", HASH_SIZE))
     state_hash = r.take(HASH_SIZE, "state_hash")
     r.finish()
     try:
@@ -268,11 +303,23 @@ def decode_snapshot(data: bytes | bytearray | memoryview) -> Snapshot:
             outputs=tuple(outputs),
             entry_points=tuple(entry_points),
             state_hash=state_hash,
+            devices=devices,
+            issuers=issuers,
         )
     except InvalidFieldError as exc:
         raise MalformedError(str(exc)) from exc
     verify_snapshot(snapshot)
     return snapshot
+
+
+def _blobs(r: Reader, what: str, after: int) -> list[bytes]:
+    """A u32 count of u16-length-prefixed blobs; `after`: the least the rest of the file
+    needs behind them (the count of an impossible number is refused before reading on)."""
+    count = r.u32(f"{what}_count")
+    needed = count * (2 + 1) + after
+    if needed > r.remaining:
+        raise TruncatedError(f"snapshot.{what}s", needed, r.remaining)
+    return [r.sized(2, 0xFFFF, what) for _ in range(count)]
 
 
 def read_snapshot(path: str | Path) -> Snapshot:
@@ -330,6 +377,8 @@ def take_snapshot(storage: Storage) -> Snapshot:
         outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
         entry_points=tuple(storage.solid_entry_points(state.milestone_index)),
         state_hash=state.state_hash,
+        devices=tuple(state.registry.devices[d] for d in sorted(state.registry.devices)),
+        issuers=tuple(state.registry.issuers[k] for k in sorted(state.registry.issuers)),
     )
     return snapshot
 
@@ -356,7 +405,11 @@ def create_from_snapshot(path_db: str | Path, snapshot: Snapshot) -> Storage:
     points (`Storage.solid_entry_points` at the snapshot's index) are the snapshot's."""
     verify_snapshot(snapshot)
     state = restore_state(
-        snapshot.network_id, snapshot.supply, snapshot.milestone_index, dict(snapshot.outputs)
+        snapshot.network_id,
+        snapshot.supply,
+        snapshot.milestone_index,
+        dict(snapshot.outputs),
+        snapshot.registry(),
     )
     storage = Storage.create_from_ledger(
         path_db,

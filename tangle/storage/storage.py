@@ -47,6 +47,7 @@ from tangle.ledger.ledger import (
     restore_state,
 )
 from tangle.ledger.records import MilestoneRecord
+from tangle.ledger.registry import DeviceEntry, decode_entry
 from tangle.protocol.codec import Reader
 from tangle.protocol.ids import Address, MessageId, MilestoneId, OutputId
 from tangle.protocol.transaction import Output, decode_output, encode_output
@@ -55,11 +56,14 @@ from . import _schema as schema
 from . import pruning
 from ._schema import IncompatibleDatabaseError as IncompatibleDatabaseError
 from ._schema import InconsistentWriteError as InconsistentWriteError
+from .registry import history as device_history
+from .registry import load_registry, registry_rows, write_registry
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable
 
     from tangle.ledger.white_flag import WhiteFlagResult
+    from tangle.protocol.device import DeviceId
     from tangle.protocol.message import Parsed
 
     from .pruning import PruneResult
@@ -173,6 +177,7 @@ class Storage:
             (index, milestone_id, acc, state.state_hash, index),
             ((oid, out.address, encode_output(out), index) for oid, out in outputs),
             points,
+            registry_rows(state.registry),
         )
         return cls(schema.Database(path, db, meta))
 
@@ -289,6 +294,12 @@ class Storage:
             conflict=Conflict(conflict),
         )
 
+    def referenced_by(self, index: int) -> list[MessageId]:
+        """The messages milestone `index` referenced that are still stored (all of them inside
+        the pruning window: what an inclusion path is built from)."""
+        rows = self._db.all("SELECT message_id FROM metadata WHERE referenced_by = ?", (index,))
+        return [MessageId(bytes(m)) for (m,) in rows]
+
     # -- milestones and the ledger -----------------------------------------------------------
 
     def apply_milestone(
@@ -300,7 +311,8 @@ class Storage:
         accumulator, moved by `result.diff`, gives the same hash.
         """
         index, diff = record.index, result.diff
-        included, conflicts = set(result.included), dict(result.conflicts)
+        included = {*result.included, *result.records}
+        conflicts = {**dict(result.conflicts), **dict(result.record_conflicts)}
         referenced = set(result.referenced)
         if diff.index != index:
             raise InconsistentWriteError(f"diff of milestone {diff.index} given for {index}")
@@ -333,7 +345,7 @@ class Storage:
             acc = int.from_bytes(acc_bytes, "little")
             acc -= sum(output_leaf(s.output_id, s.output) for s in diff.consumed)
             acc = (acc + sum(output_leaf(oid, out) for oid, out in diff.created)) % _MOD
-            if ledger_state_hash(index, acc) != state_hash:
+            if ledger_state_hash(index, acc, result.registry.digest) != state_hash:
                 raise InconsistentWriteError(
                     f"milestone {index}: the diff does not lead to state hash {state_hash.hex()}"
                 )
@@ -357,6 +369,7 @@ class Storage:
                     f"milestone {index} spends an output that is not unspent as given"
                 )
             db.executemany("DELETE FROM unspent WHERE output_id = ?", ((s[2],) for s in spends))
+            write_registry(db, index, result.registry)
             db.execute(
                 "UPDATE ledger SET confirmed_index = ?, milestone_id = ?, accumulator = ?, "
                 "state_hash = ?",
@@ -409,9 +422,10 @@ class Storage:
                 "SELECT confirmed_index, accumulator, state_hash FROM ledger"
             ).fetchone()
             rows = db.execute("SELECT output_id, output FROM unspent").fetchall()
+            registry = load_registry(db, self._db.path)
         unspent = {OutputId(oid): _output(blob) for oid, blob in rows}
         try:
-            state = restore_state(self._network_id, self._supply, index, unspent)
+            state = restore_state(self._network_id, self._supply, index, unspent, registry)
         except InvalidGenesisError as exc:
             raise StorageError(f"{self._db.path}: inconsistent ledger: {exc}") from exc
         if (
@@ -422,6 +436,19 @@ class Storage:
                 f"{self._db.path}: the UTXO set does not match the stored state hash"
             )
         return state
+
+    def device(
+        self, device_id: DeviceId
+    ) -> tuple[DeviceEntry, list[tuple[int, DeviceEntry]]] | None:
+        """A registered device's entry at the confirmed milestone and its history (the entry
+        as each milestone that changed it left it, oldest first); None if unknown."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT entry FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return decode_entry(bytes(row[0])), device_history(db, device_id)
 
     def outputs_of(self, address: Address) -> list[tuple[OutputId, Output]]:
         """Unspent outputs locked to `address`, by output id."""

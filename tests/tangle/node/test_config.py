@@ -82,6 +82,9 @@ def test_bad_node_files(tmp_path: Path, change: Any, match: str) -> None:
         (lambda n: n["committee"].update(threshold=5), "threshold"),
         (lambda n: n["committee"].update(public_keys=["zz"]), "not hex"),
         (lambda n: n.update(work_per_kib=0), "work_per_kib"),
+        (lambda n: n.update(registry={"quarantine_threshold": 0}), "quarantine_threshold"),
+        (lambda n: n.update(registry={"maker_endorses": 1}), "maker_endorses"),
+        (lambda n: n.update(registry={"quorum": 2}), "unknown keys"),
     ],
 )
 def test_bad_network_files(tmp_path: Path, change: Any, match: str) -> None:
@@ -123,3 +126,16 @@ def test_a_node_starts_from_a_snapshot_of_its_network_only(tmp_path: Path) -> No
         fresh = load_node_config(_write(tmp_path / "second", {**NODE, "data_dir": "b"}))
         with pytest.raises(ConfigError, match="another network"):
             start_from_snapshot(fresh, other)
+
+
+def test_the_registry_policy_is_the_networks(tmp_path: Path) -> None:
+    network = json.loads(json.dumps(NETWORK))
+    network["registry"] = {"operator_endorsements": 2, "quarantine_threshold": 3}
+    config = load_node_config(_write(tmp_path, NODE, network))
+    rules = config.network.params.registry_rules
+    assert (rules.maker_endorses, rules.operator_endorsements, rules.quarantine_threshold) == (
+        True,
+        2,
+        3,
+    )
+    assert parse_network(network_document(config.network)) == config.network

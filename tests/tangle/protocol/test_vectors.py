@@ -19,6 +19,14 @@ import pytest
 
 from coordinator.signers import KeySigner, sign_milestone
 from tangle.ledger.ledger import genesis_state
+from tangle.ledger.registry import DeviceEntry, encode_entry, registry_path, restore_registry
+from tangle.protocol.device import (
+    DeviceRecord,
+    DeviceStatus,
+    Register,
+    device_id_of,
+    sign_record,
+)
 from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId, blake2b_256
 from tangle.protocol.merkle import merkle_root
 from tangle.protocol.message import check_message, decode_message, encode_message, prepare
@@ -27,6 +35,7 @@ from tangle.protocol.payload import Payload, TaggedData
 from tangle.protocol.pow import search_reference, work_value
 from tangle.protocol.signature import is_valid
 from tests.builders import address, genesis, key, transfer
+from tests.registry_records import register_body, signer
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 NETWORK = 0x7470646576
@@ -77,6 +86,48 @@ def _message_case(name: str, payload: Payload, parents: tuple[MessageId, ...]) -
     }
 
 
+def _device_vectors(record: DeviceRecord) -> dict[str, Any]:
+    """The device id, the record's signing message, and the registry that applying it to a
+    registry with its maker and operator admitted leaves: entry, root, path, digest."""
+    body = record.body
+    assert isinstance(body, Register)
+    entry = DeviceEntry(
+        device_id=body.device_id,
+        key=body.device_key,
+        address=body.address,
+        maker=body.maker,
+        model=body.model,
+        capability=body.capability,
+        gateway=body.gateway,
+        attributes_hash=body.attributes_hash,
+        uri=body.uri,
+        status=DeviceStatus.ACTIVE,
+        serial=0,
+        registered_at=1,
+        updated_at=1,
+        endorsers=tuple(sorted(k for k in record.signers if k != body.device_key)),
+    )
+    other = DeviceEntry(**{**_fields(entry), "device_id": device_id_of(b"\x05" * 32)})
+    registry = restore_registry([entry, other], [])
+    _, path = registry_path(registry, entry.device_id)
+    return {
+        "device_id": body.device_id.hex(),
+        "signing_message": record.signing_message().hex(),
+        "entry": encode_entry(entry).hex(),
+        "registry_root_of_two": registry.root.hex(),
+        "path": {
+            "index": path.index,
+            "size": path.size,
+            "siblings": [x.hex() for x in path.siblings],
+        },
+        "registry_digest_no_issuers": registry.digest.hex(),
+    }
+
+
+def _fields(entry: DeviceEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in DeviceEntry.__dataclass_fields__}
+
+
 def _protocol_vectors() -> dict[str, Any]:
     alice, bob = key(1), key(2)
     g = genesis([(alice, 1_000_000), (bob, 500_000)], network_id=NETWORK)
@@ -96,9 +147,16 @@ def _protocol_vectors() -> dict[str, Any]:
         previous=MilestoneId(bytes(32)),
         parents=PARENTS,
         applied_merkle_root=merkle_root([PARENTS[0]]),
+        inclusion_root=merkle_root(PARENTS),
+        registry_root=merkle_root([]),
         key_set_change=KeySetChange(activation_index=10, key_set=key_set),
     )
     milestone = sign_milestone(essence, committee[:2], key_set)
+    device_record = sign_record(
+        NETWORK,
+        register_body(signer(7), signer(8).public_key),
+        [signer(7), signer(8), signer(9)],
+    )
     leaves = [bytes([i]) * 32 for i in range(1, 6)]
     return {
         "about": (
@@ -111,7 +169,9 @@ def _protocol_vectors() -> dict[str, Any]:
             _message_case("tagged data", TaggedData(tag=b"sensor/42", data=b"21.5C"), PARENTS[:1]),
             _message_case("transaction", tx, PARENTS),
             _message_case("milestone", milestone, PARENTS),
+            _message_case("device record (register)", device_record, PARENTS[:1]),
         ],
+        "device": _device_vectors(device_record),
         "transaction": {
             "id": tx.id.hex(),
             "signing_message": (b"tanglepay/transaction/v1" + tx.id).hex(),

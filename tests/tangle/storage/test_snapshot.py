@@ -185,9 +185,11 @@ def test_named_errors_for_each_defect() -> None:
     with pytest.raises(BadMagicError):
         decode_snapshot(b"TPSNAQ" + raw[6:])
     with pytest.raises(UnknownVersionError):
-        decode_snapshot(raw[:6] + b"\x03" + raw[7:])
+        decode_snapshot(raw[:6] + b"\x04" + raw[7:])
     with pytest.raises(UnknownVersionError):  # version 1 had no key schedule
         decode_snapshot(raw[:6] + b"\x01" + raw[7:])
+    with pytest.raises(UnknownVersionError):  # version 2 had no device registry
+        decode_snapshot(raw[:6] + b"\x02" + raw[7:])
     with pytest.raises(TrailingBytesError):
         decode_snapshot(raw + b"\x00")
     with pytest.raises(TruncatedError):
@@ -220,9 +222,9 @@ def test_named_errors_for_each_defect() -> None:
 
 def test_named_errors_for_each_entry_point_defect() -> None:
     raw = small_snapshot()
-    at = len(raw) - 32 - len(POINTS) * POINT - 4  # the entry point count
+    at = len(raw) - 32 - 8 - len(POINTS) * POINT - 4  # the entry point count
     first, second = raw[at + 4 : at + 4 + POINT], raw[at + 4 + POINT : at + 4 + 2 * POINT]
-    state_hash = raw[-32:]
+    state_hash = raw[-40:]  # no devices, no issuers, the state hash
     assert decode_snapshot(raw).entry_points == POINTS
     huge_count = raw[:at] + (2**32 - 1).to_bytes(4, "little") + raw[at + 4 :]
     with pytest.raises(TruncatedError, match="entry_points"):
@@ -236,7 +238,7 @@ def test_named_errors_for_each_entry_point_defect() -> None:
         decode_snapshot(raw[: at + 4] + late + second + state_hash)
     assert (caught.value.message_id, caught.value.index) == (POINTS[0][0], 1)
     assert isinstance(caught.value, DecodeError)
-    with pytest.raises(TrailingBytesError):  # one entry point fewer than the bytes hold
+    with pytest.raises(TruncatedError):  # one entry point fewer: the rest reads as devices
         decode_snapshot(raw[:at] + (1).to_bytes(4, "little") + raw[at + 4 :])
     none = small_snapshot(entry_points=())
     assert none == raw[:at] + bytes(4) + state_hash
