@@ -6,22 +6,27 @@ MTH({d0})     = BLAKE2b-256(0x00 || d0)
 MTH(D[0:n])   = BLAKE2b-256(0x01 || MTH(D[0:k]) || MTH(D[k:n]))   k = largest power of 2 < n
 ```
 The prefixes keep leaves and inner nodes apart, so no inner node can pass as a leaf. An audit
-path (`merkle_path`) proves one leaf under a root without the other leaves (`root_from_path`).
+path (`merkle_path`) shows one leaf's place under a root without the other leaves
+(`root_from_path`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 from tangle.errors import InvalidFieldError
 
-from .ids import MerkleRoot, blake2b_256
+from .codec import require_uint
+from .ids import HASH_SIZE, MerkleRoot, blake2b_256
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _LEAF = b"\x00"
 _NODE = b"\x01"
+MAX_DEPTH: Final = 32
+MAX_LEAVES: Final = 1 << MAX_DEPTH
 
 
 def merkle_root(leaves: Sequence[bytes]) -> MerkleRoot:
@@ -39,50 +44,65 @@ def _hash(leaves: Sequence[bytes]) -> bytes:
     return blake2b_256(_NODE, _hash(leaves[:k]), _hash(leaves[k:]))
 
 
-def leaf_hash(leaf: bytes) -> bytes:
-    """The hash of one leaf in the tree (`MTH({d})`)."""
-    return blake2b_256(_LEAF, leaf)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MerklePath:
+    """An audit path: what shows that one leaf is at `index` of a tree of `size` leaves.
+
+    `siblings` are the roots of the subtrees beside the leaf's branch, from the leaf up (the
+    audit path of RFC 6962 section 2.1.1)."""
+
+    index: int
+    """The leaf's position, 0..size-1."""
+    size: int
+    """How many leaves the tree has, 1..MAX_LEAVES."""
+    siblings: tuple[bytes, ...]
+    """32-byte subtree hashes, bottom up; at most MAX_DEPTH of them."""
+
+    def __post_init__(self) -> None:
+        require_uint("MerklePath.size", self.size, MAX_LEAVES, minimum=1)
+        require_uint("MerklePath.index", self.index, self.size - 1)
+        if len(self.siblings) > MAX_DEPTH or any(
+            not isinstance(s, bytes) or len(s) != HASH_SIZE for s in self.siblings
+        ):
+            raise InvalidFieldError(
+                "MerklePath.siblings", f"at most {MAX_DEPTH} hashes of 32 bytes"
+            )
 
 
-def merkle_path(leaves: Sequence[bytes], index: int) -> tuple[bytes, ...]:
-    """The audit path of leaf `index` (RFC 9162 section 2.1.3.1): the sibling hashes from the
-    leaf up to the root, nearest first."""
-    if not 0 <= index < len(leaves):
-        raise InvalidFieldError("merkle_path.index", f"{index} outside 0..{len(leaves) - 1}")
-    path: list[bytes] = []
-    lo, hi = 0, len(leaves)
+def merkle_path(leaves: Sequence[bytes], index: int) -> MerklePath:
+    """The audit path of leaf `index` of `leaves`."""
+    require_uint("merkle_path.index", index, len(leaves) - 1)
+    siblings: list[bytes] = []
+    lo, hi, m = 0, len(leaves), index
+    # Descend from the root to the leaf, keeping the subtree beside each step.
     while hi - lo > 1:
         k = 1 << ((hi - lo - 1).bit_length() - 1)
-        if index - lo < k:
-            path.append(_hash(leaves[lo + k : hi]))
+        if m < k:
+            siblings.append(_hash(leaves[lo + k : hi]))
             hi = lo + k
         else:
-            path.append(_hash(leaves[lo : lo + k]))
-            lo += k
-    path.reverse()
-    return tuple(path)
+            siblings.append(_hash(leaves[lo : lo + k]))
+            lo, m = lo + k, m - k
+    return MerklePath(index=index, size=len(leaves), siblings=tuple(reversed(siblings)))
 
 
-def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> MerkleRoot:
-    """The root that `path` proves `leaf` at `index` of a tree of `size` leaves to be under
-    (RFC 9162 section 2.1.3.2); `InvalidFieldError` when the path cannot belong to such a tree
-    (index outside the tree, or too many or too few hashes)."""
-    if not 0 <= index < size:
-        raise InvalidFieldError("merkle path index", f"{index} outside a tree of {size}")
-    fn, sn = index, size - 1
-    node = leaf_hash(leaf)
-    for sibling in path:
-        if sn == 0:
-            raise InvalidFieldError("merkle path", "longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            node = blake2b_256(_NODE, sibling, node)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
+def root_from_path(leaf: bytes, path: MerklePath) -> MerkleRoot | None:
+    """The root a tree with `leaf` at `path.index` has, or None when the path's length does
+    not fit a tree of `path.size` leaves."""
+    # The shape of the tree fixes, at each level from the leaf up, whether the sibling is on
+    # the left or the right; walk the same descent as `merkle_path` to learn it.
+    sides: list[bool] = []  # True: the sibling is on the right
+    lo, hi, m = 0, path.size, path.index
+    while hi - lo > 1:
+        k = 1 << ((hi - lo - 1).bit_length() - 1)
+        sides.append(m < k)
+        if m < k:
+            hi = lo + k
         else:
-            node = blake2b_256(_NODE, node, sibling)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise InvalidFieldError("merkle path", "shorter than the tree is deep")
+            lo, m = lo + k, m - k
+    if len(sides) != len(path.siblings):
+        return None
+    node = blake2b_256(_LEAF, leaf)
+    for sibling, right in zip(path.siblings, reversed(sides), strict=True):
+        node = blake2b_256(_NODE, node, sibling) if right else blake2b_256(_NODE, sibling, node)
     return MerkleRoot(node)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 from tangle.errors import InvalidFieldError
 from tangle.protocol.codec import U64_MAX, require_uint
 from tangle.protocol.ids import MerkleRoot, blake2b_256
-from tangle.protocol.merkle import merkle_path, merkle_root, root_from_path
+from tangle.protocol.merkle import MerklePath, merkle_path, merkle_root, root_from_path
 from tangle.protocol.payload import TaggedData
 
 from .errors import AnchorPayloadError, BatchPathError
@@ -36,7 +36,6 @@ ANCHOR_TAG: Final = b"tanglepay/anchor"
 ANCHOR_VERSION: Final = 1
 MAX_BATCH: Final = 1 << 16
 """Most readings in one batch (a batch path is then at most 16 hashes)."""
-MAX_BATCH_PATH: Final = 16
 
 _ANCHOR: Final = struct.Struct("<BQ32sI")
 
@@ -84,28 +83,13 @@ def leaf_of(raw_reading: bytes) -> bytes:
     return blake2b_256(raw_reading)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchPath:
-    """Where one reading sits in an anchored batch."""
-
-    index: int
-    """The reading's position in the batch."""
-    hashes: tuple[bytes, ...]
-    """Its audit path, nearest sibling first (at most MAX_BATCH_PATH hashes of 32 bytes)."""
-
-    def __post_init__(self) -> None:
-        require_uint("BatchPath.index", self.index, MAX_BATCH - 1)
-        if len(self.hashes) > MAX_BATCH_PATH or any(len(h) != 32 for h in self.hashes):
-            raise InvalidFieldError("BatchPath.hashes", f"at most {MAX_BATCH_PATH} of 32 bytes")
-
-
-def check_batch_path(raw_reading: bytes, path: BatchPath, anchor: Anchor) -> None:
+def check_batch_path(raw_reading: bytes, path: MerklePath, anchor: Anchor) -> None:
     """Raise `BatchPathError` unless `path` puts `raw_reading` under the anchored root."""
-    try:
-        root = root_from_path(leaf_of(raw_reading), path.index, anchor.leaf_count, path.hashes)
-    except InvalidFieldError as exc:
-        raise BatchPathError(exc.reason) from None
-    if root != anchor.batch_root:
+    if path.size != anchor.leaf_count:
+        raise BatchPathError(
+            f"a path in a batch of {path.size}, the anchor names {anchor.leaf_count}"
+        )
+    if root_from_path(leaf_of(raw_reading), path) != anchor.batch_root:
         raise BatchPathError("the reading and its path lead to another root")
 
 
@@ -138,6 +122,6 @@ class Batch:
     def anchor(self) -> Anchor:
         return Anchor(network_id=self.network_id, batch_root=self.root, leaf_count=len(self.leaves))
 
-    def path(self, index: int) -> BatchPath:
+    def path(self, index: int) -> MerklePath:
         """The audit path of reading `index`."""
-        return BatchPath(index=index, hashes=merkle_path(self.leaves, index))
+        return merkle_path(self.leaves, index)

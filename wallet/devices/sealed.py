@@ -59,7 +59,7 @@ _AD: Final = struct.Struct("<Q32sHQI")
 _RECORD: Final = struct.Struct("<BBQ32sHI32sB")
 
 
-class RecordKind(IntEnum):
+class StreamRecordKind(IntEnum):
     """What a stream record says."""
 
     GRANT = 1
@@ -74,7 +74,7 @@ class RecordKind(IntEnum):
 class StreamRecord:
     """A signed statement by a stream's owner about who may read it."""
 
-    kind: RecordKind
+    kind: StreamRecordKind
     """Grant, revocation or sealed key."""
     network_id: int
     """The network (u64)."""
@@ -92,8 +92,8 @@ class StreamRecord:
     """The owner's ed25519 signature of RECORD_DOMAIN || the record without the signature."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, RecordKind):
-            raise InvalidFieldError("StreamRecord.kind", "must be a RecordKind")
+        if not isinstance(self.kind, StreamRecordKind):
+            raise InvalidFieldError("StreamRecord.kind", "must be a StreamRecordKind")
         require_uint("StreamRecord.network_id", self.network_id, U64_MAX)
         require_uint("StreamRecord.stream", self.stream, U16_MAX)
         require_uint("StreamRecord.period", self.period, U32_MAX)
@@ -101,7 +101,7 @@ class StreamRecord:
             value = getattr(self, name)
             if not isinstance(value, bytes) or len(value) != 32:
                 raise InvalidFieldError(f"StreamRecord.{name}", "must be 32 bytes")
-        expected = SEALED_KEY_SIZE if self.kind == RecordKind.KEY else 0
+        expected = SEALED_KEY_SIZE if self.kind == StreamRecordKind.KEY else 0
         if not isinstance(self.sealed_key, bytes) or len(self.sealed_key) != expected:
             raise InvalidFieldError("StreamRecord.sealed_key", f"must be {expected} bytes")
 
@@ -136,13 +136,13 @@ def decode_record(raw: bytes) -> StreamRecord:
     )
     if version != RECORD_VERSION:
         raise SealFormatError(f"record version {version}")
-    if kind not in set(RecordKind):
+    if kind not in set(StreamRecordKind):
         raise SealFormatError(f"record kind {kind}")
-    expected_key = SEALED_KEY_SIZE if kind == RecordKind.KEY else 0
+    expected_key = SEALED_KEY_SIZE if kind == StreamRecordKind.KEY else 0
     if key_len != expected_key or len(raw) != _RECORD.size + key_len + Signature.SIZE:
         raise SealFormatError("the sealed key or the record has the wrong length")
     return StreamRecord(
-        kind=RecordKind(kind),
+        kind=StreamRecordKind(kind),
         network_id=network_id,
         device_id=device_id,
         stream=stream,
@@ -186,7 +186,9 @@ class StreamKeys:
         """The current period: new readings are sealed under its key."""
         return len(self._keys) - 1
 
-    def _record(self, kind: RecordKind, grantee: bytes, sealed_key: bytes = b"") -> StreamRecord:
+    def _record(
+        self, kind: StreamRecordKind, grantee: bytes, sealed_key: bytes = b""
+    ) -> StreamRecord:
         unsigned = StreamRecord(
             kind=kind,
             network_id=self.network_id,
@@ -202,13 +204,13 @@ class StreamKeys:
 
     def _key_record(self, grantee: bytes) -> StreamRecord:
         sealed = SealedBox(PublicKey(grantee)).encrypt(self._keys[-1])
-        return self._record(RecordKind.KEY, grantee, bytes(sealed))
+        return self._record(StreamRecordKind.KEY, grantee, bytes(sealed))
 
     def grant(self, grantee: bytes) -> tuple[StreamRecord, StreamRecord]:
         """Let `grantee` (an X25519 public key) read from the current period on: the grant
         and the current period key sealed to it."""
         self._grantees.add(bytes(grantee))
-        return self._record(RecordKind.GRANT, grantee), self._key_record(grantee)
+        return self._record(StreamRecordKind.GRANT, grantee), self._key_record(grantee)
 
     def new_period(self) -> list[StreamRecord]:
         """Start a period with a fresh key; its key sealed to each grantee."""
@@ -222,7 +224,7 @@ class StreamKeys:
         granted. The revocation record comes first, then the new key records."""
         self._grantees.discard(bytes(grantee))
         keys = self.new_period()
-        return [self._record(RecordKind.REVOKE, grantee), *keys]
+        return [self._record(StreamRecordKind.REVOKE, grantee), *keys]
 
     def seal(self, reading: Reading, plaintext: bytes) -> Reading:
         """`reading` (its form and data ignored) with `plaintext` sealed under the current
@@ -256,7 +258,7 @@ class Keyring:
     def add(self, record: StreamRecord, owner_key: bytes) -> None:
         """Take a `KEY` record addressed to this reader, signed by the stream's owner."""
         check_record(record, owner_key)
-        if record.kind != RecordKind.KEY or record.grantee != self.public_key:
+        if record.kind != StreamRecordKind.KEY or record.grantee != self.public_key:
             raise SealFormatError("not a key record for this reader")
         try:
             key = SealedBox(self._private).decrypt(record.sealed_key)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tangle.errors import InvalidFieldError
 from tangle.protocol.ids import MerkleRoot
-from tangle.protocol.merkle import merkle_path, merkle_root, root_from_path
+from tangle.protocol.merkle import MerklePath, merkle_path, merkle_root, root_from_path
 from tangle.protocol.payload import TaggedData
 from wallet.devices.batch import (
     ANCHOR_TAG,
@@ -36,9 +35,9 @@ def test_every_path_of_every_small_tree_leads_to_the_root(size: int) -> None:
     root = merkle_root(leaves)
     for index in range(size):
         path = merkle_path(leaves, index)
-        assert len(path) <= max(1, (size - 1).bit_length())
-        assert root_from_path(leaves[index], index, size, path) == root
-        assert root_from_path(b"other", index, size, path) != root
+        assert len(path.siblings) <= max(1, (size - 1).bit_length())
+        assert root_from_path(leaves[index], path) == root
+        assert root_from_path(b"other", path) != root
 
 
 @given(st.integers(2, 300), st.data())
@@ -47,22 +46,17 @@ def test_a_path_proves_only_its_own_position(size: int, data: st.DataObject) -> 
     index = data.draw(st.integers(0, size - 1))
     other = data.draw(st.integers(0, size - 1).filter(lambda i: i != index))
     path = merkle_path(leaves, index)
-    root = merkle_root(leaves)
-    with contextlib.suppress(InvalidFieldError):  # a path of the wrong depth for that position
-        assert root_from_path(leaves[index], other, size, path) != root
+    moved = MerklePath(index=other, size=size, siblings=path.siblings)
+    assert root_from_path(leaves[index], moved) != merkle_root(leaves)
 
 
-def test_paths_of_the_wrong_length_or_position_are_refused() -> None:
+def test_a_path_of_the_wrong_length_leads_nowhere() -> None:
     leaves = _leaves(5)
     path = merkle_path(leaves, 4)
-    with pytest.raises(InvalidFieldError):
-        root_from_path(leaves[4], 4, 5, (*path, path[0]))
-    with pytest.raises(InvalidFieldError):
-        root_from_path(leaves[4], 4, 5, path[:-1])
-    with pytest.raises(InvalidFieldError):
-        root_from_path(leaves[4], 5, 5, path)
-    with pytest.raises(InvalidFieldError):
-        merkle_path(leaves, 5)
+    longer = MerklePath(index=4, size=5, siblings=(*path.siblings, path.siblings[0]))
+    shorter = MerklePath(index=4, size=5, siblings=path.siblings[:-1])
+    assert root_from_path(leaves[4], longer) is None
+    assert root_from_path(leaves[4], shorter) is None
 
 
 def test_an_anchor_round_trips_and_is_read_strictly() -> None:
@@ -89,3 +83,6 @@ def test_every_reading_of_a_batch_is_proved_under_its_anchor() -> None:
         check_batch_path(readings[0], batch.path(1), anchor)
     with pytest.raises(BatchPathError):
         check_batch_path(raw_reading(1, 99), batch.path(0), anchor)
+    shorter = read_anchor(anchor_payload(dataclasses.replace(anchor, leaf_count=6)))
+    with pytest.raises(BatchPathError, match="the anchor names 6"):
+        check_batch_path(readings[0], batch.path(0), shorter)

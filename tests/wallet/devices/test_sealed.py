@@ -19,9 +19,9 @@ from wallet.devices.reading import Form, Reading, decode_signed, encode_signed, 
 from wallet.devices.sealed import (
     MAX_PLAINTEXT,
     Keyring,
-    RecordKind,
     StreamKeys,
     StreamRecord,
+    StreamRecordKind,
     check_record,
     decode_record,
     encode_record,
@@ -52,7 +52,7 @@ def _sealed(keys: StreamKeys, counter: int, plaintext: bytes) -> bytes:
 def _reader(records: list[StreamRecord]) -> Keyring:
     ring = Keyring(PrivateKey.generate())
     for record in records:
-        if record.kind == RecordKind.KEY and record.grantee == ring.public_key:
+        if record.kind == StreamRecordKind.KEY and record.grantee == ring.public_key:
             ring.add(record, OWNER.public_key)
     return ring
 
@@ -85,16 +85,16 @@ def test_a_revoked_party_cannot_read_data_written_after_revocation() -> None:
     published += keys.revoke(bob.public_key)
     after = decode_signed(_sealed(keys, 2, b"after")).reading
     for record in published:  # bob sees every published record; none for the new period is his
-        if record.kind == RecordKind.KEY and record.grantee == alice.public_key:
+        if record.kind == StreamRecordKind.KEY and record.grantee == alice.public_key:
             alice.add(record, OWNER.public_key)
-        if record.kind == RecordKind.KEY and record.period == keys.period:
+        if record.kind == StreamRecordKind.KEY and record.period == keys.period:
             with pytest.raises(SealFormatError):
                 bob.add(record, OWNER.public_key)
     assert alice.open(after) == b"after"
     assert bob.open(before) == b"before"
     with pytest.raises(NoGrantError):
         bob.open(after)
-    assert [r.kind for r in published[2:]] == [RecordKind.REVOKE, RecordKind.KEY]
+    assert [r.kind for r in published[2:]] == [StreamRecordKind.REVOKE, StreamRecordKind.KEY]
 
 
 def test_records_round_trip_and_forgeries_are_named() -> None:
