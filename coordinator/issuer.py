@@ -65,7 +65,8 @@ def milestone_essence(
     timestamp_ms: int,
     key_set_change: KeySetChange | None,
 ) -> MilestoneEssence:
-    """The essence of the next milestone, with the Merkle root of what it will apply."""
+    """The essence of the next milestone, with the Merkle roots of what it will apply, of what
+    it references and of the device registry it leaves."""
     index = core.confirmed_index + 1
     preview = core.preview(index, parents)
     return MilestoneEssence(
@@ -75,5 +76,7 @@ def milestone_essence(
         previous=core.confirmed_id,
         parents=parents,
         applied_merkle_root=MerkleRoot(preview.merkle_root),
+        inclusion_root=preview.inclusion_root,
+        registry_root=preview.registry.root,
         key_set_change=key_set_change,
     )

@@ -37,7 +37,9 @@ TangleError
 │   └── NoTipsError              tip selection found nothing to approve
 ├── LedgerError
 │   ├── InvalidGenesisError      a genesis snapshot that breaks the supply rules
-│   └── InvalidTransactionError  a transaction no node may attach (bad signature, dust, ...)
+│   ├── InvalidTransactionError  a transaction no node may attach (bad signature, dust, ...)
+│   ├── InvalidDeviceRecordError a registry record no node may attach (a forged signature)
+│   └── QuarantinedDeviceError   a new message signed by a quarantined device
 ├── MilestoneError               a milestone no node may apply; nothing was applied
 │   ├── IndexGapError            not the successor of the confirmed milestone
 │   ├── StaleMilestoneError      an index this node has already confirmed
@@ -50,6 +52,8 @@ TangleError
 │   ├── HeldMilestoneLimitError  too many held milestones whose signers are not yet judged
 │   ├── EquivocationError        the committee signed two milestones for one index: stop
 │   └── MerkleRootMismatchError  our white-flag result differs from the committee's: stop
+│       ├── InclusionRootMismatchError  ... in the messages it references
+│       └── RegistryRootMismatchError   ... in the device registry it leaves
 ├── StorageError                 the database is unusable or inconsistent
 ├── ConfigError                  a configuration file that cannot be used
 ├── StartupError                 a process that cannot start (a port taken, a database it
@@ -330,6 +334,19 @@ class InvalidTransactionError(LedgerError):
         self.reason = reason
 
 
+class InvalidDeviceRecordError(LedgerError):
+    """A device registry record no node may attach: a signature that does not verify."""
+
+
+class QuarantinedDeviceError(LedgerError):
+    """A new message signed by a device under quarantine: not attached, worked or relayed."""
+
+    def __init__(self, device_id: bytes, until: int) -> None:
+        super().__init__(f"device {device_id.hex()} is quarantined until milestone {until}")
+        self.device_id = device_id
+        self.until = until
+
+
 # -- milestones ------------------------------------------------------------------------------
 
 
@@ -438,6 +455,34 @@ class MerkleRootMismatchError(MilestoneError):
         super().__init__(
             f"milestone {index}: applied Merkle root {computed.hex()} differs from the "
             f"committee's {expected.hex()}; refusing to continue"
+        )
+        self.index = index
+        self.expected = expected
+        self.computed = computed
+
+
+class InclusionRootMismatchError(MerkleRootMismatchError):
+    """The messages this node finds in the milestone's cone are not the ones it commits to."""
+
+    def __init__(self, index: int, expected: bytes, computed: bytes) -> None:
+        MilestoneError.__init__(
+            self,
+            f"milestone {index}: inclusion root {computed.hex()} differs from the committee's "
+            f"{expected.hex()}; refusing to continue",
+        )
+        self.index = index
+        self.expected = expected
+        self.computed = computed
+
+
+class RegistryRootMismatchError(MerkleRootMismatchError):
+    """The registry this node reaches differs from the one the milestone commits to."""
+
+    def __init__(self, index: int, expected: bytes, computed: bytes) -> None:
+        MilestoneError.__init__(
+            self,
+            f"milestone {index}: registry root {computed.hex()} differs from the committee's "
+            f"{expected.hex()}; refusing to continue",
         )
         self.index = index
         self.expected = expected

@@ -19,6 +19,7 @@ from tangle.protocol.ids import (
     PublicKey,
     Signature,
 )
+from tangle.protocol.merkle import merkle_root
 from tangle.protocol.message import encode_message, prepare
 from tangle.protocol.milestone import (
     CommitteeSignature,
@@ -99,19 +100,33 @@ def milestone(
     index: int,
     previous: MilestoneId,
     parents: tuple[MessageId, ...],
-    root: MerkleRoot,
     signers: Sequence[SigningKey],
+    root: MerkleRoot | None = None,
+    inclusion: MerkleRoot | None = None,
+    registry: MerkleRoot | None = None,
+    core: NodeCore | None = None,
     network_id: int = NET,
     timestamp_ms: int = 0,
     change: KeySetChange | None = None,
 ) -> Milestone:
+    """A signed milestone; a root not given is what `core` computes for it (an empty tree's
+    root without a core)."""
+    parents = tuple(sorted(parents))
+    empty = merkle_root([])
+    if core is not None:
+        preview = core.preview(index, parents)
+        root = preview.merkle_root if root is None else root
+        inclusion = preview.inclusion_root if inclusion is None else inclusion
+        registry = preview.registry.root if registry is None else registry
     essence = MilestoneEssence(
         network_id=network_id,
         index=index,
         timestamp_ms=timestamp_ms,
         previous=previous,
-        parents=tuple(sorted(parents)),
-        applied_merkle_root=root,
+        parents=parents,
+        applied_merkle_root=empty if root is None else root,
+        inclusion_root=empty if inclusion is None else inclusion,
+        registry_root=empty if registry is None else registry,
         key_set_change=change,
     )
     draft = Milestone(

@@ -162,6 +162,8 @@ def milestones(
         previous=MilestoneId(draw(st.binary(min_size=32, max_size=32))),
         parents=draw(parents) if msg_parents is None else msg_parents,
         applied_merkle_root=MerkleRoot(draw(st.binary(min_size=32, max_size=32))),
+        inclusion_root=MerkleRoot(draw(st.binary(min_size=32, max_size=32))),
+        registry_root=MerkleRoot(draw(st.binary(min_size=32, max_size=32))),
         key_set_change=change,
     )
     signers = sorted(draw(st.lists(public_keys, min_size=1, max_size=4, unique=True)))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tangle.ledger.ledger import Conflict
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 
 from ._admin import MAX_HOST_LENGTH
+from ._devices import DEVICE_SCHEMAS
 from ._schema import API_ERROR_CODES, TANGLE_ERROR_CODES
 
 _HEX = {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}
@@ -132,6 +134,7 @@ _SCHEMAS: dict[str, Any] = {
                 }
             ),
             {"allOf": [_object({"type": {"const": "milestone"}}), _ref("Milestone")]},
+            {"allOf": [_object({"type": {"const": "device_record"}}), _ref("DeviceRecord")]},
         ]
     },
     "Message": _object(
@@ -151,15 +154,7 @@ _SCHEMAS: dict[str, Any] = {
             "solid": {"type": "boolean"},
             "referenced_by": _nullable(_UINT),
             "inclusion": {"enum": ["no_transaction", "included", "conflicting"]},
-            "conflict": {
-                "enum": [
-                    "none",
-                    "input_not_found",
-                    "input_spent",
-                    "amount_mismatch",
-                    "unlock_address_mismatch",
-                ]
-            },
+            "conflict": {"enum": [c.name.lower() for c in Conflict]},
         }
     ),
     "Tips": _object({"tips": _array(_ID)}),
@@ -189,6 +184,8 @@ _SCHEMAS: dict[str, Any] = {
             "previous": _ID,
             "parents": _array(_ID),
             "applied_merkle_root": _ID,
+            "inclusion_root": _ID,
+            "registry_root": _ID,
             "key_set_change": _nullable({"type": "object"}),
             "signatures": _array(_object({"public_key": _ID, "signature": _HEX})),
         },
@@ -223,4 +220,5 @@ _SCHEMAS: dict[str, Any] = {
     "Pruned": _object(
         {"pruned_index": _UINT, "messages": _UINT, "spent_outputs": _UINT, "window_dropped": _UINT}
     ),
+    **DEVICE_SCHEMAS,
 }

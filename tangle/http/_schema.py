@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Any, Final
 from tangle import errors
 from tangle.protocol.bech32 import encode_address
 from tangle.protocol.channel import ChannelOutput
+from tangle.protocol.device import DeviceRecord
 from tangle.protocol.message import PROTOCOL_VERSION
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.transaction import ReferenceUnlock, SignatureUnlock, Transaction
+
+from ._devices import render_record
 
 if TYPE_CHECKING:
     from tangle.ledger.records import MilestoneRecord
@@ -119,6 +122,8 @@ def render_payload(payload: Payload, network: Network) -> dict[str, Any]:
             "memo": essence.memo.hex(),
             "unlocks": [_render_unlock(u) for u in payload.unlocks],
         }
+    if isinstance(payload, DeviceRecord):
+        return {"type": "device_record", **render_record(payload)}
     return {"type": "milestone", **render_milestone_payload(payload)}
 
 
@@ -132,6 +137,8 @@ def render_milestone_payload(milestone: Milestone) -> dict[str, Any]:
         "previous": essence.previous.hex(),
         "parents": [p.hex() for p in essence.parents],
         "applied_merkle_root": essence.applied_merkle_root.hex(),
+        "inclusion_root": essence.inclusion_root.hex(),
+        "registry_root": essence.registry_root.hex(),
         "key_set_change": None
         if change is None
         else {

@@ -12,7 +12,8 @@ input's address is the BLAKE2b-256 of its unlock's public key (or the channel ru
 transaction failing them stays in the tangle, marked conflicting with a `Conflict`.
 
 The ledger state hash is a digest of the UTXO set at the confirmed milestone: the sum, modulo
-2**256, of BLAKE2b-256(output id || output) over unspent outputs, hashed with the milestone index.
+2**256, of BLAKE2b-256(output id || output) over unspent outputs, hashed with the milestone index
+and the device registry's digest (`registry.py`).
 Being a sum, it is updated in O(1) per created or consumed output and does not depend on the order
 in which outputs were applied. It is a consistency check between nodes, not a commitment a light
 client may rely on.
@@ -33,6 +34,7 @@ from tangle.errors import (
 from tangle.protocol.channel import ChannelOp, ChannelOutput, ChannelUnlock, channel_id_of
 from tangle.protocol.codec import U32_MAX, U64_MAX, require_uint, u32, u64
 from tangle.protocol.ids import Address, OutputId, TransactionId, blake2b_256
+from tangle.protocol.merkle import merkle_root
 from tangle.protocol.signature import is_valid
 from tangle.protocol.transaction import (
     BasicOutput,
@@ -43,6 +45,8 @@ from tangle.protocol.transaction import (
     encode_output,
     signing_message,
 )
+
+from .registry import Registry, registry_digest
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -78,6 +82,31 @@ class Conflict(IntEnum):
     """The balance proof is missing, not newer than the ledger's state, or beyond the deposit."""
     CHANNEL_BAD_OUTPUTS = 9
     """The continuing channel output or the payout is not what the operation requires."""
+    # Device registry records (registry_rules.py), one code per rule.
+    DEVICE_ALREADY_REGISTERED = 10
+    DEVICE_NOT_REGISTERED = 11
+    DEVICE_RECORD_REPLAYED = 12
+    """The serial is not above the last one applied for that device or issuer."""
+    DEVICE_KEY_NOT_SIGNED = 13
+    """The device's current key (or the key it registers or rotates to) did not sign."""
+    ENDORSER_NOT_ADMITTED = 14
+    """A signer vouching for the record is not an admitted issuer of the role needed."""
+    ENDORSEMENT_POLICY_UNMET = 15
+    """The endorsements fall short of the network's policy (maker, operators, authorities)."""
+    GATEWAY_NOT_USABLE = 16
+    """A constrained device's gateway is unknown, constrained itself, or not active."""
+    DEVICE_STATUS_INVALID = 17
+    """The device is revoked, or the status record changes nothing."""
+    COMMITTEE_QUORUM_UNMET = 18
+    """An issuer admission not signed by a quorum of the committee in force (and only it)."""
+    QUARANTINE_QUORUM_UNMET = 19
+    """Fewer operators signed than the network's quarantine threshold."""
+    NOT_QUARANTINED = 20
+    """A lift for a device under no quarantine."""
+    DEVICE_KEY_IN_USE = 21
+    """The key is another device's current key."""
+    QUARANTINE_EXPIRED = 22
+    """A quarantine whose expiry is before the milestone that applies it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,14 +182,22 @@ class LedgerState:
     milestone_index: int = 0
     unspent: dict[OutputId, Output] = field(default_factory=dict)
     accumulator: int = 0
+    registry: Registry = field(default_factory=Registry)
+    """The device registry at the same milestone (`apply_registry_diff` moves it)."""
 
     @property
     def state_hash(self) -> bytes:
-        return ledger_state_hash(self.milestone_index, self.accumulator)
+        return ledger_state_hash(self.milestone_index, self.accumulator, self.registry.digest)
 
 
-def ledger_state_hash(index: int, accumulator: int) -> bytes:
-    return blake2b_256(STATE_DOMAIN, u32(index), accumulator.to_bytes(32, "little"))
+EMPTY_REGISTRY_DIGEST: Final = registry_digest(merkle_root([]), [])
+
+
+def ledger_state_hash(
+    index: int, accumulator: int, registry: bytes = EMPTY_REGISTRY_DIGEST
+) -> bytes:
+    """The state hash; `registry` is the registry's digest (default: an empty registry)."""
+    return blake2b_256(STATE_DOMAIN, u32(index), accumulator.to_bytes(32, "little"), registry)
 
 
 def accumulate(outputs: Iterable[tuple[OutputId, Output]]) -> int:
@@ -179,9 +216,14 @@ def genesis_state(genesis: Genesis) -> LedgerState:
 
 
 def restore_state(
-    network_id: int, supply: int, index: int, unspent: Mapping[OutputId, Output]
+    network_id: int,
+    supply: int,
+    index: int,
+    unspent: Mapping[OutputId, Output],
+    registry: Registry | None = None,
 ) -> LedgerState:
-    """A ledger state loaded from storage or a snapshot; refuses one that breaks the supply."""
+    """A ledger state loaded from storage or a snapshot (with its device registry, empty if
+    None); refuses one that breaks the supply."""
     require_uint("LedgerState.milestone_index", index, U32_MAX)
     held = sum(o.amount for o in unspent.values())
     if held != supply:
@@ -193,6 +235,7 @@ def restore_state(
         milestone_index=index,
         unspent=outputs,
         accumulator=accumulate(outputs.items()),
+        registry=Registry() if registry is None else registry,
     )
 
 

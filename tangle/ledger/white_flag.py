@@ -5,8 +5,12 @@ cone is walked in one deterministic order, a post-order depth-first search that 
 their (sorted) order, so every node lists the same messages in the same order. Transactions are
 applied in that order against the ledger plus the effects of those before them: the first spend
 of an output wins, a later one is kept in the tangle but marked conflicting with a reason.
+Device registry records are applied in the same order (`registry_rules.py`), each against the
+registry plus the records before it.
 The Merkle root of the ids of the included transaction messages, in that order, must equal the
-root the committee signed; if it does not, the node stops rather than diverge.
+root the committee signed, and so must the inclusion root of every referenced message
+(`inclusion.py`) and the registry root the records leave (`registry.py`); if one does not, the
+node stops rather than diverge.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ from tangle.protocol.ids import Address, MerkleRoot, MessageId, OutputId, blake2
 from tangle.protocol.merkle import merkle_root
 
 from .channel_rules import check_channel_spend, recorded_outputs
+from .inclusion import inclusion_root
 from .ledger import Conflict, LedgerDiff, Spend, unlock_key
+from .registry import Registry, RegistryDiff
+from .registry_rules import RegistryOverlay, RegistryRules, apply_record
 
 if TYPE_CHECKING:
+    from tangle.protocol.device import DeviceRecord
+    from tangle.protocol.milestone import KeySet
     from tangle.protocol.transaction import Output, Transaction
 
 
@@ -37,6 +46,20 @@ class ConeMessage:
     """Its transaction payload, if any (signatures already verified at attach)."""
     referenced: bool
     """True if an earlier milestone referenced it (the walk stops there)."""
+    record: DeviceRecord | None = None
+    """Its device registry record, if any (signatures already verified at attach)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryContext:
+    """What white flag applies registry records against."""
+
+    registry: Registry
+    """The registry at the confirmed milestone (read only)."""
+    committee: KeySet
+    """The committee in force at the milestone (it admits issuers)."""
+    rules: RegistryRules
+    """The network's endorsement policy and quarantine threshold."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +76,14 @@ class WhiteFlagResult:
     """The ledger changes."""
     merkle_root: MerkleRoot
     """Merkle root of `included`."""
+    inclusion_root: MerkleRoot
+    """Merkle root of `referenced`, sorted (`inclusion.py`)."""
+    records: tuple[MessageId, ...]
+    """Device registry records applied, in order."""
+    record_conflicts: tuple[tuple[MessageId, Conflict], ...]
+    """Device registry records kept out of the registry, with the rule they broke."""
+    registry: RegistryDiff
+    """The registry changes, with the registry root after them."""
 
 
 Lookup = Callable[[MessageId], ConeMessage | None]
@@ -107,14 +138,32 @@ def white_flag(
     is_entry_point: Callable[[MessageId], bool],
     unspent: Mapping[OutputId, Output],
     is_spent: Callable[[OutputId], bool],
+    registry: RegistryContext | None = None,
 ) -> WhiteFlagResult:
-    """Apply milestone `index`'s cone to the ledger given by `unspent` (read only)."""
+    """Apply milestone `index`'s cone to the ledger given by `unspent` and to `registry` (both
+    read only; no registry: an empty one, under a committee that admits no issuer)."""
     cone = past_cone(parents, lookup, is_entry_point)
+    overlay = RegistryOverlay(base=Registry() if registry is None else registry.registry)
+    records: list[MessageId] = []
+    record_conflicts: list[tuple[MessageId, Conflict]] = []
     created: dict[OutputId, Output] = {}
     consumed: dict[OutputId, Spend] = {}
     included: list[MessageId] = []
     conflicts: list[tuple[MessageId, Conflict]] = []
     for mid, msg in cone:
+        if msg.record is not None:
+            conflict = apply_record(
+                overlay,
+                msg.record,
+                index=index,
+                committee=None if registry is None else registry.committee,
+                rules=RegistryRules() if registry is None else registry.rules,
+            )
+            if conflict is Conflict.NONE:
+                records.append(mid)
+            else:
+                record_conflicts.append((mid, conflict))
+            continue
         tx = msg.transaction
         if tx is None:
             continue
@@ -136,12 +185,17 @@ def white_flag(
         created=tuple((oid, out) for oid, out in created.items() if oid not in consumed),
         consumed=tuple(s for s in consumed.values() if s.output_id not in created),
     )
+    referenced = tuple(mid for mid, _ in cone)
     return WhiteFlagResult(
-        referenced=tuple(mid for mid, _ in cone),
+        referenced=referenced,
         included=tuple(included),
         conflicts=tuple(conflicts),
         diff=diff,
         merkle_root=merkle_root(included),
+        inclusion_root=inclusion_root(referenced),
+        records=tuple(records),
+        record_conflicts=tuple(record_conflicts),
+        registry=overlay.diff(),
     )
 
 

@@ -28,17 +28,22 @@ from tangle.errors import (
     DuplicatePayloadError,
     EquivocationError,
     HeldMilestoneLimitError,
+    InclusionRootMismatchError,
     MerkleRootMismatchError,
     MilestoneError,
     MilestoneTooFarAheadError,
     NodeHaltedError,
+    RegistryRootMismatchError,
     StaleMilestoneError,
 )
 from tangle.ledger.committee import KeySchedule, check_signatures, verify_milestone
 from tangle.ledger.ledger import LedgerState, apply_diff, validate_transaction
 from tangle.ledger.records import MilestoneRecord, milestone_record
-from tangle.ledger.white_flag import ConeMessage, WhiteFlagResult, white_flag
+from tangle.ledger.registry import apply_registry_diff
+from tangle.ledger.registry_rules import RegistryRules, validate_record
+from tangle.ledger.white_flag import ConeMessage, RegistryContext, WhiteFlagResult, white_flag
 from tangle.protocol.codec import U64_MAX, require_uint
+from tangle.protocol.device import DeviceRecord
 from tangle.protocol.ids import MessageId, MilestoneId, OutputId
 from tangle.protocol.message import Parsed, check_message, decode_message
 from tangle.protocol.milestone import Milestone
@@ -73,6 +78,8 @@ class Parameters:
     """Tip scoring thresholds, in milestones."""
     pending_limits: PendingLimits | None = None
     """Bounds of the pending-message table (None: `PendingLimits()`); local, not consensus."""
+    registry_rules: RegistryRules = field(default_factory=RegistryRules)
+    """The device registry's endorsement policy and quarantine threshold."""
 
     def __post_init__(self) -> None:
         require_uint("Parameters.network_id", self.network_id, U64_MAX)
@@ -241,6 +248,11 @@ class NodeCore:
             is_entry_point=self._entry_points.__contains__,
             unspent=self._ledger.unspent,
             is_spent=self._is_spent,
+            registry=RegistryContext(
+                registry=self._ledger.registry,
+                committee=self._schedule.key_set_at(index),
+                rules=self._params.registry_rules,
+            ),
         )
         self._previewed = (index, parents, result)
         return result
@@ -262,8 +274,11 @@ class NodeCore:
         payload = message.payload
         transaction = payload if isinstance(payload, Transaction) else None
         milestone = payload if isinstance(payload, Milestone) else None
+        record = payload if isinstance(payload, DeviceRecord) else None
         if transaction is not None:
             validate_transaction(transaction, params.network_id, params.min_output_amount)
+        if record is not None:
+            validate_record(record, params.network_id)
         if milestone is not None:
             milestone = self._admit_milestone(milestone)
         committee = milestone is not None and self._by_committee(milestone)
@@ -276,7 +291,7 @@ class NodeCore:
             latest_index=self.latest_index,
         )
         self._messages[parsed.id] = ConeMessage(
-            parents=message.parents, transaction=transaction, referenced=False
+            parents=message.parents, transaction=transaction, referenced=False, record=record
         )
         if milestone is not None:
             self._milestone_messages[parsed.id] = (parsed, milestone)
@@ -436,14 +451,26 @@ class NodeCore:
             raise MerkleRootMismatchError(
                 essence.index, essence.applied_merkle_root, result.merkle_root
             )
+        if result.inclusion_root != essence.inclusion_root:
+            raise InclusionRootMismatchError(
+                essence.index, essence.inclusion_root, result.inclusion_root
+            )
+        if result.registry.root != essence.registry_root:
+            raise RegistryRootMismatchError(
+                essence.index, essence.registry_root, result.registry.root
+            )
         self._previewed = None
         apply_diff(self._ledger, result.diff)
+        apply_registry_diff(self._ledger.registry, result.registry)
         self._dag.mark_referenced(result.referenced, essence.index)
         messages = self._messages
         for message_id in result.referenced:
             cone = messages[message_id]
             messages[message_id] = ConeMessage(
-                parents=cone.parents, transaction=cone.transaction, referenced=True
+                parents=cone.parents,
+                transaction=cone.transaction,
+                referenced=True,
+                record=cone.record,
             )
         self._referenced_at[essence.index] = list(result.referenced)
         self._schedule = self._schedule.after(milestone)

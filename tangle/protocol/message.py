@@ -34,6 +34,7 @@ from tangle.errors import (
 
 from . import pow as work
 from .codec import U64_MAX, Reader, require_uint, u8, u32, u64
+from .device import DeviceRecord
 from .ids import MessageId, WorkRoot, blake2b_256
 from .milestone import Milestone
 from .payload import Payload, TaggedData, decode_payload, encode_payload
@@ -194,7 +195,12 @@ def check_message(parsed: Parsed, network_id: int, work_per_kib: int) -> None:
     if message.network_id != network_id:
         raise WrongNetworkError(network_id, message.network_id)
     payload = message.payload
-    if not isinstance(payload, TaggedData) and payload.essence.network_id != network_id:
+    if isinstance(payload, DeviceRecord) and payload.network_id != network_id:
+        raise WrongNetworkError(network_id, payload.network_id)
+    if (
+        not isinstance(payload, TaggedData | DeviceRecord)
+        and payload.essence.network_id != network_id
+    ):
         raise WrongNetworkError(network_id, payload.essence.network_id)
     target = work.target(work.work_units(parsed.size_bound), work_per_kib)
     work.verify_work(parsed.root, parsed.message.nonce, target)

@@ -15,6 +15,8 @@ essence:
   32   previous           MilestoneId of index - 1 (all zero for index 1)
   u8   parent_count (1..8), parents (must equal the message's parents)
   32   applied_merkle_root  of the transactions the milestone applied
+  32   inclusion_root       of the ids of every message it references (sorted), see inclusion.py
+  32   registry_root        of the device registry after it, see ledger/registry.py
   u8   has_key_set_change (0 or 1), then:
        u32 activation_index, u8 threshold, u8 key_count (1..MAX_COMMITTEE), keys (32 each, sorted)
 u8   signature_count (1..MAX_COMMITTEE), then (PublicKey 32, Signature 64) sorted by key, unique
@@ -34,7 +36,7 @@ from .ids import MerkleRoot, MessageId, MilestoneId, PublicKey, Signature, blake
 
 MAX_PARENTS: Final = 8
 MAX_COMMITTEE: Final = 32
-SIGNING_DOMAIN: Final = b"tanglepay/milestone/v1"
+SIGNING_DOMAIN: Final = b"tanglepay/milestone/v2"
 
 
 def _strictly_increasing(items: tuple[bytes, ...]) -> bool:
@@ -89,6 +91,10 @@ class MilestoneEssence:
     """The tips the milestone references; equal to its message's parents."""
     applied_merkle_root: MerkleRoot
     """Merkle root of the ids of the transactions this milestone applied, in white-flag order."""
+    inclusion_root: MerkleRoot
+    """Merkle root of the ids of every message this milestone references, sorted bytewise."""
+    registry_root: MerkleRoot
+    """Merkle root of the device registry's entries after this milestone, by device id."""
     key_set_change: KeySetChange | None = None
     """A committee rotation announced by this milestone."""
 
@@ -168,6 +174,8 @@ def encode_essence(essence: MilestoneEssence) -> bytes:
             u8(len(essence.parents)),
             *essence.parents,
             essence.applied_merkle_root,
+            essence.inclusion_root,
+            essence.registry_root,
             _encode_key_set_change(essence.key_set_change),
         )
     )
@@ -210,6 +218,8 @@ def decode_milestone(r: Reader) -> Milestone:
         MessageId(r.take(32, "parent")) for _ in range(_bounded(r, "parent_count", MAX_PARENTS))
     )
     root = MerkleRoot(r.take(32, "applied_merkle_root"))
+    inclusion = MerkleRoot(r.take(32, "inclusion_root"))
+    registry = MerkleRoot(r.take(32, "registry_root"))
     change = _decode_key_set_change(r)
     essence = MilestoneEssence(
         network_id=network_id,
@@ -218,6 +228,8 @@ def decode_milestone(r: Reader) -> Milestone:
         previous=previous,
         parents=parents,
         applied_merkle_root=root,
+        inclusion_root=inclusion,
+        registry_root=registry,
         key_set_change=change,
     )
     signatures = tuple(

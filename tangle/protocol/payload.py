@@ -4,6 +4,7 @@
 u8 type:  0 = tagged data     u8 tag_length (0..MAX_TAG), tag, u32 data_length, data
           1 = transaction     see transaction.py
           2 = milestone       see milestone.py
+          3 = device record   see device.py
           anything else is unknown (payment channels are transactions: channel.py)
 ```
 """
@@ -16,6 +17,7 @@ from typing import Final
 from tangle.errors import InvalidFieldError, UnknownTypeError
 
 from .codec import Reader, require_bytes, sized, u8
+from .device import DeviceRecord, decode_record, encode_record
 from .milestone import Milestone, decode_milestone, encode_milestone
 from .transaction import Transaction, decode_transaction, encode_transaction
 
@@ -25,6 +27,7 @@ MAX_DATA: Final = 32 * 1024
 PAYLOAD_TAGGED_DATA: Final = 0
 PAYLOAD_TRANSACTION: Final = 1
 PAYLOAD_MILESTONE: Final = 2
+PAYLOAD_DEVICE_RECORD: Final = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,7 +44,7 @@ class TaggedData:
         require_bytes("TaggedData.data", self.data, MAX_DATA)
 
 
-Payload = TaggedData | Transaction | Milestone
+Payload = TaggedData | Transaction | Milestone | DeviceRecord
 
 
 def encode_payload(payload: Payload) -> bytes:
@@ -51,6 +54,8 @@ def encode_payload(payload: Payload) -> bytes:
         return u8(PAYLOAD_TRANSACTION) + encode_transaction(payload)
     if isinstance(payload, Milestone):
         return u8(PAYLOAD_MILESTONE) + encode_milestone(payload)
+    if isinstance(payload, DeviceRecord):
+        return u8(PAYLOAD_DEVICE_RECORD) + encode_record(payload)
     raise InvalidFieldError("payload", f"unknown payload object {type(payload).__name__}")
 
 
@@ -63,4 +68,6 @@ def decode_payload(r: Reader) -> Payload:
         return decode_transaction(r)
     if tag == PAYLOAD_MILESTONE:
         return decode_milestone(r)
+    if tag == PAYLOAD_DEVICE_RECORD:
+        return decode_record(r)
     raise UnknownTypeError("payload", tag)

@@ -318,7 +318,8 @@ class Storage:
         accumulator, moved by `result.diff`, gives the same hash.
         """
         index, diff = record.index, result.diff
-        included, conflicts = set(result.included), dict(result.conflicts)
+        included = {*result.included, *result.records}
+        conflicts = {**dict(result.conflicts), **dict(result.record_conflicts)}
         referenced = set(result.referenced)
         if diff.index != index:
             raise InconsistentWriteError(f"diff of milestone {diff.index} given for {index}")
@@ -351,7 +352,7 @@ class Storage:
             acc = int.from_bytes(acc_bytes, "little")
             acc -= sum(output_leaf(s.output_id, s.output) for s in diff.consumed)
             acc = (acc + sum(output_leaf(oid, out) for oid, out in diff.created)) % _MOD
-            if ledger_state_hash(index, acc) != state_hash:
+            if ledger_state_hash(index, acc, result.registry.digest) != state_hash:
                 raise InconsistentWriteError(
                     f"milestone {index}: the diff does not lead to state hash {state_hash.hex()}"
                 )

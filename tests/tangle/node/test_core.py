@@ -237,8 +237,8 @@ def _chain(node: LedgerNode, count: int, first: int = 1) -> list[bytes]:
             index=index,
             previous=previous,
             parents=(parent,),
-            root=merkle_root([]),
             signers=KEYS[:3],
+            core=node.core,
         )
         raw = _send(ms, (parent,))
         node.submit(raw)
@@ -260,7 +260,7 @@ def test_a_forged_milestone_dropped_by_pruning_does_not_stop_the_chain(node: Led
     parent, prior = previous.id, tail.id
     for index in range(21, 31):
         ms = milestone(
-            index=index, previous=prior, parents=(parent,), root=merkle_root([]), signers=KEYS[:3]
+            index=index, previous=prior, parents=(parent,), signers=KEYS[:3], core=node.core
         )
         raw = _send(ms, (parent,))
         node.submit(raw)

@@ -130,6 +130,8 @@ def test_milestone_parents_must_match_message_parents() -> None:
         previous=MilestoneId(bytes(32)),
         parents=(MessageId(b"\x01" * 32),),
         applied_merkle_root=MerkleRoot(bytes(32)),
+        inclusion_root=MerkleRoot(bytes(32)),
+        registry_root=MerkleRoot(bytes(32)),
     )
     ms = Milestone(
         essence=essence,

@@ -96,6 +96,8 @@ def _protocol_vectors() -> dict[str, Any]:
         previous=MilestoneId(bytes(32)),
         parents=PARENTS,
         applied_merkle_root=merkle_root([PARENTS[0]]),
+        inclusion_root=merkle_root(PARENTS),
+        registry_root=merkle_root([]),
         key_set_change=KeySetChange(activation_index=10, key_set=key_set),
     )
     milestone = sign_milestone(essence, committee[:2], key_set)
