@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         "wallet", help="the wallet (see tanglepay wallet --help)", add_help=False, prefix_chars="\0"
     )
     wallet.add_argument("args", nargs="*")
+    verify = commands.add_parser(
+        "verify", help="check a reading's proof bundle offline", add_help=False, prefix_chars="\0"
+    )
+    verify.add_argument("args", nargs="*")
     return parser
 
 

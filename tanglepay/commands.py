@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
         "node": _node,
         "coordinator": _coordinator,
         "wallet": _wallet,
+        "verify": _verify,
     }
     return commands[args.command](args)
 
@@ -88,6 +89,12 @@ def _wallet(args: argparse.Namespace) -> int:
     from wallet.cli import main as wallet_main
 
     return wallet_main(args.args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from wallet.devices.cli import main as verify_main
+
+    return verify_main(args.args)
 
 
 def _devnet(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tangle.protocol.device import DeviceId, device_id_of
 from tangle.protocol.ids import blake2b_256
 from wallet.devices.reading import Form, Reading, SignedReading, encode_signed, sign_reading
 from wallet.keys import AddressKey, derive_address_key
@@ -14,9 +15,9 @@ def device_key(n: int) -> AddressKey:
     return derive_address_key(blake2b_256(b"device seed", n.to_bytes(4, "little")), 0, 0)
 
 
-def device_id(n: int) -> bytes:
-    """Device `n`'s registry id (fixed over key rotations)."""
-    return blake2b_256(b"device id", n.to_bytes(4, "little"))
+def device_id(n: int) -> DeviceId:
+    """Device `n`'s registry id (from its first key, fixed over key rotations)."""
+    return device_id_of(device_key(n).public_key)
 
 
 def reading(
