@@ -32,12 +32,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from tangle.errors import InvalidFieldError, NonCanonicalError, UnknownTypeError
 
 from .codec import U32_MAX, U64_MAX, Reader, require_bytes, require_uint, sized, u8, u32, u64
 from .ids import Address, FixedBytes, PublicKey, Signature, blake2b_256
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .signature import Signer
 
 SIGNING_DOMAIN: Final = b"tanglepay/device-record/v1"
 DEVICE_ID_DOMAIN: Final = b"tanglepay/device-id/v1"
@@ -103,6 +108,9 @@ class AdmitIssuer:
     name: bytes
     """Display name, at most MAX_NAME bytes."""
 
+    def __post_init__(self) -> None:
+        _check_body(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Register:
@@ -125,6 +133,9 @@ class Register:
     uri: bytes
     """Where that document lives (may be empty), at most MAX_URI bytes."""
 
+    def __post_init__(self) -> None:
+        _check_body(self)
+
     @property
     def device_id(self) -> DeviceId:
         return device_id_of(self.device_key)
@@ -140,6 +151,9 @@ class Update:
     attributes_hash: bytes
     uri: bytes
 
+    def __post_init__(self) -> None:
+        _check_body(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RotateKey:
@@ -150,6 +164,9 @@ class RotateKey:
     new_key: PublicKey
     new_address: Address
 
+    def __post_init__(self) -> None:
+        _check_body(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetStatus:
@@ -158,6 +175,9 @@ class SetStatus:
     device_id: DeviceId
     serial: int
     status: DeviceStatus
+
+    def __post_init__(self) -> None:
+        _check_body(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,6 +194,9 @@ class Quarantine:
     expires_after: int
     """The last milestone index the quarantine holds at."""
 
+    def __post_init__(self) -> None:
+        _check_body(self)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LiftQuarantine:
@@ -181,6 +204,9 @@ class LiftQuarantine:
 
     device_id: DeviceId
     serial: int
+
+    def __post_init__(self) -> None:
+        _check_body(self)
 
 
 Body = AdmitIssuer | Register | Update | RotateKey | SetStatus | Quarantine | LiftQuarantine
@@ -215,7 +241,8 @@ class DeviceRecord:
 
     def __post_init__(self) -> None:
         require_uint("DeviceRecord.network_id", self.network_id, U64_MAX)
-        _check_body(self.body)
+        if type(self.body) not in _KINDS:
+            raise InvalidFieldError("DeviceRecord.body", f"unknown body {type(self.body).__name__}")
         if not 1 <= len(self.signatures) <= MAX_SIGNERS:
             raise InvalidFieldError("DeviceRecord.signatures", f"count {len(self.signatures)}")
         keys = [s.public_key for s in self.signatures]
@@ -236,8 +263,7 @@ def record_signing_message(network_id: int, body: Body) -> bytes:
 
 
 def _check_body(body: Body) -> None:
-    if type(body) not in _KINDS:
-        raise InvalidFieldError("DeviceRecord.body", f"unknown body {type(body).__name__}")
+    """The field checks of every body (their `__post_init__`)."""
     if isinstance(body, AdmitIssuer):
         _require_enum("AdmitIssuer.role", body.role, IssuerRole)
         if not isinstance(body.admitted, bool):
@@ -395,5 +421,15 @@ def decode_record(r: Reader) -> DeviceRecord:
             signature=Signature(r.take(64, "signature")),
         )
         for _ in range(count)
+    )
+    return DeviceRecord(network_id=network_id, body=body, signatures=signatures)
+
+
+def sign_record(network_id: int, body: Body, signers: Sequence[Signer]) -> DeviceRecord:
+    """The record of `body` signed by each of `signers` (a key given twice signs once)."""
+    message = record_signing_message(network_id, body)
+    by_key = {s.public_key: s for s in signers}
+    signatures = tuple(
+        RecordSignature(public_key=k, signature=by_key[k].sign(message)) for k in sorted(by_key)
     )
     return DeviceRecord(network_id=network_id, body=body, signatures=signatures)

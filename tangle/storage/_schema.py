@@ -16,6 +16,7 @@ spent         output_id (PRIMARY KEY: spent at most once) -> address, output, cr
               spent_by (transaction id), spent_at; INDEX (spent_at): pruning
 entry_points  message_id -> milestone index: referenced messages the file no longer (or never)
               held that may still be approved: recorded by pruning, or a snapshot's
+devices, issuers, device_history   the device registry (version 2, see `registry.py`)
 ```
 
 Integers that may exceed 2**63 - 1 are never sqlite integers: amounts live inside the output
@@ -32,11 +33,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tangle.errors import StorageError
 
+from .registry import TABLES as REGISTRY_TABLES
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 APPLICATION_ID: Final = 0x54504159  # "TPAY"
 _BUSY_TIMEOUT_S: Final = 10.0
 
@@ -82,9 +85,10 @@ _TABLES: Final = (
     """CREATE TABLE entry_points (
         message_id BLOB PRIMARY KEY, milestone_index INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    *REGISTRY_TABLES,
 )
 
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: REGISTRY_TABLES}
 """Statements taking a database from schema version `v` to `v + 1`, keyed by `v`.
 
 `open_database` runs the chain in one transaction and refuses a version with no path to

@@ -56,6 +56,7 @@ from tangle.ledger.ledger import (
     restore_state,
 )
 from tangle.ledger.records import MilestoneRecord
+from tangle.ledger.registry import DeviceEntry, decode_entry
 from tangle.protocol.codec import U32_MAX, Reader, require_uint
 from tangle.protocol.ids import Address, MessageId, MilestoneId, OutputId
 from tangle.protocol.transaction import Output, decode_output, encode_output
@@ -63,11 +64,14 @@ from tangle.protocol.transaction import Output, decode_output, encode_output
 from . import _schema as schema
 from ._schema import IncompatibleDatabaseError as IncompatibleDatabaseError
 from ._schema import InconsistentWriteError as InconsistentWriteError
+from .registry import history as device_history
+from .registry import load_registry, write_registry
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable
 
     from tangle.ledger.white_flag import WhiteFlagResult
+    from tangle.protocol.device import DeviceId
     from tangle.protocol.message import Parsed
 
 ZERO_MILESTONE_ID: Final = MilestoneId(bytes(32))
@@ -166,6 +170,8 @@ class Storage:
         passes them. `key_schedule`: the committee keys in force after that milestone (a
         snapshot's; see `key_schedule`)."""
         path = Path(path)
+        if state.registry.devices or state.registry.issuers:
+            raise InconsistentWriteError("a ledger with a device registry cannot start a file yet")
         if accumulate(state.unspent.items()) != state.accumulator:
             raise InconsistentWriteError("the state's accumulator does not match its outputs")
         index = state.milestone_index
@@ -376,6 +382,7 @@ class Storage:
                     f"milestone {index} spends an output that is not unspent as given"
                 )
             db.executemany("DELETE FROM unspent WHERE output_id = ?", ((s[2],) for s in spends))
+            write_registry(db, index, result.registry)
             db.execute(
                 "UPDATE ledger SET confirmed_index = ?, milestone_id = ?, accumulator = ?, "
                 "state_hash = ?",
@@ -428,9 +435,10 @@ class Storage:
                 "SELECT confirmed_index, accumulator, state_hash FROM ledger"
             ).fetchone()
             rows = db.execute("SELECT output_id, output FROM unspent").fetchall()
+            registry = load_registry(db, self._db.path)
         unspent = {OutputId(oid): _output(blob) for oid, blob in rows}
         try:
-            state = restore_state(self._network_id, self._supply, index, unspent)
+            state = restore_state(self._network_id, self._supply, index, unspent, registry)
         except InvalidGenesisError as exc:
             raise StorageError(f"{self._db.path}: inconsistent ledger: {exc}") from exc
         if (
@@ -441,6 +449,19 @@ class Storage:
                 f"{self._db.path}: the UTXO set does not match the stored state hash"
             )
         return state
+
+    def device(
+        self, device_id: DeviceId
+    ) -> tuple[DeviceEntry, list[tuple[int, DeviceEntry]]] | None:
+        """A registered device's entry at the confirmed milestone and its history (the entry
+        as each milestone that changed it left it, oldest first); None if unknown."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT entry FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return decode_entry(bytes(row[0])), device_history(db, device_id)
 
     def outputs_of(self, address: Address) -> list[tuple[OutputId, Output]]:
         """Unspent outputs locked to `address`, by output id."""

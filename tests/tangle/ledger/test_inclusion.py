@@ -43,9 +43,7 @@ def _anchors(node: LedgerNode, count: int) -> list[MessageId]:
     ids = []
     parent = GENESIS_ID
     for n in range(count):
-        raw = message(
-            TaggedData(tag=b"anchor", data=bytes([n]) * 32), (parent,), work_per_kib=16
-        )
+        raw = message(TaggedData(tag=b"anchor", data=bytes([n]) * 32), (parent,), work_per_kib=16)
         node.submit(raw)
         parent = decode_message(raw).id
         ids.append(parent)
@@ -56,9 +54,7 @@ def test_a_tagged_data_anchor_has_a_path_to_the_milestone_it_is_confirmed_by(
     node: LedgerNode,
 ) -> None:
     anchors = _anchors(node, 5)
-    ms = milestone(
-        index=1, previous=ZERO, parents=(anchors[-1],), signers=KEYS[:3], core=node.core
-    )
+    ms = milestone(index=1, previous=ZERO, parents=(anchors[-1],), signers=KEYS[:3], core=node.core)
     events = node.submit(message(ms, (anchors[-1],), work_per_kib=16))
     (confirmed,) = [e for e in events if isinstance(e, Confirmed)]
     assert sorted(confirmed.result.referenced) == sorted(anchors)
