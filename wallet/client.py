@@ -37,16 +37,20 @@ import httpx
 
 from tangle.errors import TangleError
 from tangle.ledger.ledger import Conflict, Inclusion
+from tangle.ledger.registry import decode_entry
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.ids import (
     Address,
     ChannelId,
+    MerkleRoot,
     MessageId,
     OutputId,
     PublicKey,
     blake2b_256,
 )
+from tangle.protocol.merkle import MerklePath
 from tangle.protocol.message import Parsed, decode_message
+from tangle.protocol.milestone import Milestone
 from tangle.protocol.payload import Payload, encode_payload
 
 from ._responses import (
@@ -56,6 +60,7 @@ from ._responses import (
     Metadata,
     NodeInfo,
     OutputInfo,
+    RegisteredDevice,
     describe,
     error_of,
     fixed,
@@ -94,6 +99,15 @@ def check_node_url(url: str) -> None:
         raise NodeUrlError from None
     if parts.scheme not in ("http", "https") or not host:
         raise NodeUrlError
+
+
+def _hex_item(request: str, item: object) -> bytes:
+    if not isinstance(item, str):
+        raise InvalidResponseError(request, "a list item is not a string")
+    try:
+        return bytes.fromhex(item)
+    except ValueError:
+        raise InvalidResponseError(request, "a list item is not hex") from None
 
 
 class NodeClient:
@@ -353,6 +367,47 @@ class NodeClient:
     async def balance(self, address: Address) -> int:
         doc = await self._get_json(f"/api/v1/addresses/{address.hex()}/balance")
         return doc.decimal("balance")
+
+    async def device(self, device_id: bytes, *, proof: bool = False) -> RegisteredDevice | None:
+        """A device's registry entry at the confirmed milestone (None if it is not registered);
+        with `proof`, its audit path to the registry root."""
+        path = f"/api/v1/devices/{device_id.hex()}"
+        request = "GET /api/v1/devices/{id}"
+        try:
+            doc = await self._get_json(path, [("proof", "true" if proof else "false")])
+        except NotFoundError:
+            return None
+        try:
+            entry = decode_entry(doc.hexbytes("entry"))
+            root = MerkleRoot(doc.hexbytes("registry_root"))
+            registry_path = None
+            if proof:
+                p = doc.child("registry_path")
+                siblings = tuple(_hex_item(request, s) for s in p.items("siblings"))
+                registry_path = MerklePath(
+                    index=p.integer("index"), size=p.integer("size"), siblings=siblings
+                )
+        except TangleError as exc:
+            raise InvalidResponseError(request, str(exc)) from None
+        if entry.device_id != device_id:
+            raise InvalidResponseError(request, "the entry is another device's")
+        return RegisteredDevice(
+            ledger_index=doc.integer("ledger_index"),
+            registry_root=root,
+            entry=entry,
+            registry_path=registry_path,
+        )
+
+    async def milestone(self, index: int) -> tuple[MessageId, Milestone]:
+        """Applied milestone `index`: the id of the message that carries it, and the milestone
+        (read from that message's bytes, so it is exactly what the committee signed)."""
+        request = "GET /api/v1/milestones/{index}"
+        doc = await self._get_json(f"/api/v1/milestones/{int(index)}")
+        message_id = fixed(request, MessageId, doc.hexbytes("message_id"))
+        payload = (await self.message(message_id)).message.payload
+        if not isinstance(payload, Milestone) or payload.essence.index != index:
+            raise InvalidResponseError(request, f"message_id does not carry milestone {index}")
+        return message_id, payload
 
     # -- events ------------------------------------------------------------------------------
 

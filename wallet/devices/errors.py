@@ -9,6 +9,8 @@ WalletError
     │   ├── ReadingNetworkError     signed for another network
     │   ├── ReadingReplayError      counter not above the last one accepted from the device
     │   └── GatewayFullError        the open batch, or the device table, is at its bound
+    ├── NotRegisteredError          the node's registry holds no entry for the device
+    ├── ProofUnavailableError       a node cannot (yet, or any more) serve a proof's links
     ├── DeviceProofError            a proof bundle that does not check (`link` names the link)
     │   ├── ProofBundleFormatError  not a proof bundle: bad JSON, a field missing or malformed
     │   ├── MilestoneSignatureError the milestone is not signed by the committee of its index
@@ -81,6 +83,20 @@ class GatewayFullError(ReadingRejectedError):
         super().__init__(f"{what} is full ({limit})")
         self.what = what
         self.limit = limit
+
+
+class NotRegisteredError(DeviceDataError):
+    """The node's registry holds no entry for this device (yet: registration takes a
+    milestone)."""
+
+    def __init__(self, device_id: bytes) -> None:
+        super().__init__(f"device {device_id.hex()} is not registered")
+        self.device_id = device_id
+
+
+class ProofUnavailableError(DeviceDataError):
+    """A node cannot serve the links of a proof: the anchor is not confirmed yet, the
+    registry moved on since its milestone, or its answers disagree with the milestone."""
 
 
 class DeviceProofError(DeviceDataError):
