@@ -89,7 +89,70 @@ def _object(fields: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": sorted(fields), "properties": fields}
 
 
+_NULLABLE_ID: Final = {"oneOf": [_ID, {"type": "null"}]}
+
 DEVICE_SCHEMAS: Final[dict[str, Any]] = {
+    "Device": _object(
+        {
+            "ledger_index": _UINT,
+            "registry_root": _ID,
+            "device_id": _ID,
+            "status": {"enum": ["active", "suspended", "revoked"]},
+            "key": _ID,
+            "address": {"type": "string"},
+            "address_hex": _ID,
+            "maker": _ID,
+            "model": _HEX,
+            "capability": {"enum": ["full", "constrained"]},
+            "gateway": _NULLABLE_ID,
+            "attributes_hash": _ID,
+            "uri": _HEX,
+            "serial": _UINT,
+            "registered_at": _UINT,
+            "updated_at": _UINT,
+            "endorsements": {"type": "array", "items": _ID},
+            "quarantine_serial": _UINT,
+            "quarantine": {
+                "oneOf": [
+                    _object(
+                        {
+                            "in_force": {"type": "boolean"},
+                            "reason": _UINT,
+                            "evidence_hash": _ID,
+                            "since": _UINT,
+                            "expires_after": _UINT,
+                        }
+                    ),
+                    {"type": "null"},
+                ]
+            },
+            "entry": _HEX,
+            "history": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "milestone_index": _UINT,
+                        "status": {"enum": ["active", "suspended", "revoked"]},
+                        "key": _ID,
+                        "serial": _UINT,
+                        "quarantined": {"type": "boolean"},
+                    }
+                ),
+            },
+            "registry_path": {
+                "oneOf": [
+                    _object(
+                        {
+                            "index": _UINT,
+                            "size": _UINT,
+                            "siblings": {"type": "array", "items": _ID},
+                        }
+                    ),
+                    {"type": "null"},
+                ]
+            },
+        }
+    ),
     "DeviceRecord": _object(
         {
             "network_id": {"type": "string", "pattern": "^[0-9]{1,20}$"},

@@ -164,6 +164,10 @@ _EVENT_DATA: Final[dict[str, dict[str, Any]]] = {
             "referenced": _UINT,
             "included": _UINT,
             "conflicting": _UINT,
+            "registry_root": _ID,
+            "device_records": _UINT,
+            "device_conflicts": _UINT,
+            "devices": _array(_ID),
         }
     ),
     "TransactionEvent": _object(

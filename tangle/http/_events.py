@@ -6,21 +6,23 @@ id: N.k  event: transaction   data: {"message_id", "transaction_id", "milestone_
                                      "inclusion", "conflict", "addresses", "addresses_hex"}
 id: N    event: milestone     data: {"index", "milestone_id", "message_id", "timestamp_ms",
                                      "ledger_state_hash", "referenced", "included",
-                                     "conflicting"}
+                                     "conflicting", "registry_root", "device_records",
+                                     "device_conflicts", "devices"}
 id: C    event: reset         data: {"reason", "confirmed_milestone_index"}
          event: dropped       data: {"reason"}   the node dropped this slow client; it ends
 : keep-alive                                     a comment every `keepalive_s` without an event
 ```
 
-Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction`
-event is sent for each transaction message the milestone included or marked conflicting, or,
-when the client named addresses, only for those touching one of them. A transaction touches the
-addresses of the outputs it creates and of the outputs it spends: for an included one, the
-addresses of its outputs and of the outputs the ledger diff says it consumed; for a conflicting
-one (its inputs may not exist), the addresses of its outputs and of the keys in its signature
-unlocks. Each stream is its own bounded `Node.subscribe` subscription: a client that reads too
-slowly is dropped by the node, never slows it down; it receives what was buffered, then
-`dropped`.
+A milestone event names the registry root it leaves, how many device registry records it applied and
+refused, and the devices whose entries it changed (`GET /api/v1/devices/{id}` tells what changed).
+Every milestone is sent, after the `transaction` events of what it confirmed: a `transaction` event
+is sent for each transaction message the milestone included or marked conflicting, or, when the
+client named addresses, only for those touching one of them. A transaction touches the addresses of
+the outputs it creates and of the outputs it spends: for an included one, the addresses of its
+outputs and of the outputs the ledger diff says it consumed; for a conflicting one (its inputs may
+not exist), the addresses of its outputs and of the keys in its signature unlocks. Each stream is
+its own bounded `Node.subscribe` subscription: a client that reads too slowly is dropped by the
+node, never slows it down; it receives what was buffered, then `dropped`.
 
 **Resuming.** Event ids name a place in the node's history: `N.k` is the k-th transaction event
 of milestone N (white-flag order, counted before any address filter), `N` the milestone event
@@ -110,6 +112,10 @@ def milestone_data(notice: Notice) -> dict[str, Any]:
         "referenced": len(result.referenced),
         "included": len(result.included),
         "conflicting": len(result.conflicts),
+        "registry_root": result.registry.root.hex(),
+        "device_records": len(result.records),
+        "device_conflicts": len(result.record_conflicts),
+        "devices": [e.device_id.hex() for e in result.registry.devices],
     }
 
 

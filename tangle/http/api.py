@@ -11,6 +11,7 @@ GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
 GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: hex or bech32m
 GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
 GET    /api/v1/channels/{channel_id}         200 a payment channel's output
+GET    /api/v1/devices/{device_id}           200 a registered device (`_device_api.py`)
 GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
 GET    /api/v1/events?address=...            200 server-sent events, resumable (`_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
@@ -74,6 +75,7 @@ from ._admin import Admin
 from ._batch import with_batch
 from ._config import ApiConfig as ApiConfig  # noqa: TC001 (re-exported)
 from ._config import PeerAdmin as PeerAdmin  # noqa: TC001 (re-exported)
+from ._device_api import Devices, with_devices
 from ._event_stream import EventStream, with_events
 from ._events import EventHub
 from ._guard import Guard, refusal, route
@@ -328,8 +330,8 @@ class _Api:
 
 def api_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
     """The OpenAPI document `/openapi.json` serves (see `_api_openapi.openapi_document`)."""
-    return with_events(
-        with_batch(openapi_document(keep_milestones_minimum=keep_milestones_minimum))
+    return with_devices(
+        with_events(with_batch(openapi_document(keep_milestones_minimum=keep_milestones_minimum)))
     )
 
 
@@ -354,6 +356,7 @@ def create_app(
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
         route("/api/v1/channels/{channel_id}", get=api.channel),
+        route("/api/v1/devices/{device_id}", get=Devices(node, config.network).device),
         route("/api/v1/alarms", get=api.alarms),
         route("/api/v1/milestones/latest", get=api.milestone),
         route("/api/v1/milestones/{index}", get=api.milestone),
