@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from tangle.errors import InvalidFieldError
+from tangle.protocol.device import DeviceStatus
 
 from .batch import MAX_BATCH, Batch, anchor_payload, leaf_of
 from .errors import (
@@ -36,6 +37,7 @@ from .reading import DEVICE_ID_SIZE, read_header, verify_raw
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from tangle.ledger.registry import DeviceEntry
     from tangle.protocol.ids import MessageId, PublicKey
     from wallet.client import NodeClient
 
@@ -127,6 +129,16 @@ class Gateway:
     def stop_serving(self, device_id: bytes) -> None:
         """Forget a device (revoked, quarantined or moved to another gateway)."""
         self._devices.pop(device_id, None)
+
+    def follow(self, entry: DeviceEntry, index: int) -> bool:
+        """Serve the device, or stop, as its registry `entry` at milestone `index` says: an
+        active device under no quarantine is served with its current key (after a rotation, the
+        new one); a suspended, revoked or quarantined one is forgotten. True if served."""
+        if entry.status == DeviceStatus.ACTIVE and not entry.quarantined_at(index):
+            self.serve(entry.device_id, entry.key)
+            return True
+        self.stop_serving(entry.device_id)
+        return False
 
     def last_counter(self, device_id: bytes) -> int | None:
         """The last counter accepted from `device_id`, None if it is not served."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from tangle.ledger.registry import QuarantineState
+from tangle.protocol.device import DeviceStatus
 from wallet.devices.batch import anchor_payload, check_batch_path, read_anchor
 from wallet.devices.errors import (
     GatewayFullError,
@@ -15,6 +19,7 @@ from wallet.devices.errors import (
 )
 from wallet.devices.gateway import Accepted, Gateway, Refused
 
+from ._chain import entry
 from ._support import NETWORK, device_id, device_key, raw_reading
 
 
@@ -101,3 +106,20 @@ def test_the_batch_and_the_device_table_are_bounded() -> None:
     gateway.stop_serving(device_id(0))
     with pytest.raises(UnknownDeviceError):
         gateway.accept(raw_reading(0, 3))
+
+
+def test_the_gateway_follows_the_registry() -> None:
+    gateway = _gateway(devices=0)
+    active = entry(0)
+    assert gateway.follow(active, 5)
+    gateway.accept(raw_reading(0, 1))
+    rotated = dataclasses.replace(active, key=device_key(7).public_key)
+    assert gateway.follow(rotated, 6)
+    gateway.accept(raw_reading(0, 2, key=device_key(7)))
+    quarantine = QuarantineState(reason=2, evidence_hash=bytes(32), since=7, expires_after=9)
+    quarantined = dataclasses.replace(rotated, quarantine=quarantine)
+    assert not gateway.follow(quarantined, 7)
+    with pytest.raises(UnknownDeviceError):
+        gateway.accept(raw_reading(0, 3, key=device_key(7)))
+    assert gateway.follow(quarantined, 10)  # expired
+    assert not gateway.follow(dataclasses.replace(rotated, status=DeviceStatus.SUSPENDED), 10)
