@@ -11,6 +11,9 @@ from starlette.responses import JSONResponse
 
 from tangle.errors import NoTipsError, TangleError
 from tangle.ledger.ledger import validate_transaction
+from tangle.ledger.quarantine import refuse_quarantined
+from tangle.ledger.registry_rules import validate_record
+from tangle.protocol.device import DeviceRecord
 from tangle.protocol.message import MAX_MESSAGE_SIZE, MAX_PARENTS, encode_message, prepare
 from tangle.protocol.milestone import Milestone
 from tangle.protocol.transaction import Transaction
@@ -157,6 +160,11 @@ class Submission:
                 await trio.to_thread.run_sync(
                     validate_transaction, payload, params.network_id, params.min_output_amount
                 )
+            if isinstance(payload, DeviceRecord):
+                await trio.to_thread.run_sync(validate_record, payload, params.network_id)
+            await self.node.read_core(
+                lambda core: refuse_quarantined(core.ledger.registry, payload, core.confirmed_index)
+            )
             await self.require_synced()
             unsent = prepare(params.network_id, payload, params.work_per_kib)
             nonce = await self.solve(unsent.root, unsent.target)

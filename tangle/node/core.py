@@ -38,6 +38,7 @@ from tangle.errors import (
 )
 from tangle.ledger.committee import KeySchedule, check_signatures, verify_milestone
 from tangle.ledger.ledger import LedgerState, apply_diff, validate_transaction
+from tangle.ledger.quarantine import refuse_quarantined
 from tangle.ledger.records import MilestoneRecord, milestone_record
 from tangle.ledger.registry import apply_registry_diff
 from tangle.ledger.registry_rules import RegistryRules, validate_record
@@ -279,6 +280,8 @@ class NodeCore:
             validate_transaction(transaction, params.network_id, params.min_output_amount)
         if record is not None:
             validate_record(record, params.network_id)
+        if not self._dag.is_wanted(parsed.id):  # a new message: nothing held approves it
+            refuse_quarantined(self._ledger.registry, payload, self.confirmed_index)
         if milestone is not None:
             milestone = self._admit_milestone(milestone)
         committee = milestone is not None and self._by_committee(milestone)

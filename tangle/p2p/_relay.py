@@ -19,6 +19,7 @@ from tangle.errors import (
     DuplicateMessageError,
     DuplicatePayloadError,
     InsufficientWorkError,
+    InvalidDeviceRecordError,
     InvalidTransactionError,
     MisbehavingPeerError,
     StaleMilestoneError,
@@ -55,6 +56,7 @@ REFUSED_FOR_CAUSE: Final = (
     BadSignatureError,
     InsufficientWorkError,
     InvalidTransactionError,
+    InvalidDeviceRecordError,
     DecodeError,
     WrongNetworkError,
 )

@@ -12,11 +12,12 @@ from referencing.jsonschema import DRAFT202012
 
 from tangle.http.api import api_document
 from tangle.ledger.registry import decode_entry
-from tangle.protocol.device import IssuerRole, Quarantine
+from tangle.protocol.device import IssuerRole, LiftQuarantine, Quarantine, Update
 from tangle.protocol.ids import MerkleRoot
 from tangle.protocol.merkle import MerklePath, root_from_path
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
+from tangle.protocol.payload import encode_payload
 from tests.builders import on_tips
 from tests.registry_records import admit, device_id, record, register, signer
 from tests.tangle.http.test_api import SIGNERS, Net, network, open_stream
@@ -104,6 +105,28 @@ async def test_a_device_its_history_its_quarantine_and_its_proof(tmp_path: Path)
 
         plain = await net.client.get(f"/api/v1/devices/{device_id(DEVICE).hex()}")
         assert plain.json()["registry_path"] is None
+
+        # Quarantined: the node neither takes, batches nor works for what the device signs.
+        update = Update(device_id=device_id(DEVICE), serial=1, attributes_hash=bytes(32), uri=b"")
+        signed = record(update, [DEVICE])
+        raw = on_tips(net.ledger.core, signed, net.rng)
+        refused = await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (
+            400,
+            "quarantined_device",
+        )
+        batch = await net.client.post("/api/v1/messages/batch", json={"messages": [raw.hex()]})
+        assert batch.json()["rejected"] == 1
+        assert "quarantined_device" in batch.text
+        pow_ = await net.client.post(
+            "/api/v1/messages/pow", json={"payload": encode_payload(signed).hex()}
+        )
+        assert pow_.json()["error"]["code"] == "quarantined_device"
+        lift = LiftQuarantine(device_id=device_id(DEVICE), serial=2)
+        await _send(net, record(lift, [OP1, OP2]))
+        await net.milestone()
+        accepted = await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+        assert accepted.status_code == 201
 
 
 async def test_unknown_devices_and_bad_parameters_are_refused_by_code(tmp_path: Path) -> None:
