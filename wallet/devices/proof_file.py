@@ -10,9 +10,9 @@ keys.json   {"key_schedule": [{"activation_index": int, "threshold": int,
             or a network file's {"committee": {"threshold": int, "public_keys": [hex, ...]}}
             (one key set from milestone 1; other fields of that file are ignored)
 ```
-Strict: exactly these fields (for a proof), each of its type (a bool is not an int), lowercase
-hex of whole bytes, and a file of at most MAX_FILE bytes (MAX_COMMITTEE_FILE for keys). Every
-defect is a `ProofBundleFormatError` naming the field; nothing else escapes.
+Strict: exactly these fields (for a proof), none twice, each of its type (a bool is not an
+int), lowercase hex of whole bytes, and a file of at most MAX_FILE bytes (MAX_COMMITTEE_FILE for
+keys). Every defect is a `ProofBundleFormatError` naming the field; nothing else escapes.
 """
 
 from __future__ import annotations
@@ -59,11 +59,18 @@ def bundle_to_json(bundle: ProofBundle) -> str:
     return json.dumps(doc, indent=1) + "\n"
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise ProofBundleFormatError("a field is given twice")
+    return doc
+
+
 def _load(text: str | bytes, what: str, limit: int = MAX_FILE) -> Any:
     if len(text) > limit:
         raise ProofBundleFormatError(f"{what} is over {limit} bytes")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique)
     except (ValueError, RecursionError) as exc:
         raise ProofBundleFormatError(f"{what} is not JSON: {exc}") from None
 

@@ -72,7 +72,15 @@ def test_a_malformed_proof_file_is_named(change: object, why: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [b"", b"[", b"[]", b"\xff", b"1" * (MAX_FILE + 1), b"[" * 100_000],
+    [
+        b"",
+        b"[",
+        b"[]",
+        b"\xff",
+        b"1" * (MAX_FILE + 1),
+        b"[" * 100_000,
+        bundle_to_json(BUNDLE).replace('"version": 1', '"version": 1, "version": 1').encode(),
+    ],
 )
 def test_not_json_is_a_format_error(text: bytes) -> None:
     with pytest.raises(ProofBundleFormatError):

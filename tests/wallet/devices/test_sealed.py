@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 from nacl.public import PrivateKey
 
+from wallet.client import NodeClient
+from wallet.devices.agent import DeviceAgent
 from wallet.devices.batch import Batch, anchor_payload, check_batch_path, leaf_of, read_anchor
 from wallet.devices.errors import (
     GrantSignatureError,
@@ -143,3 +145,17 @@ def test_sealed_readings_are_verified_batched_and_proved_without_the_key() -> No
     anchor = read_anchor(anchor_payload(batch.anchor))
     for index, raw in enumerate(raws):
         check_batch_path(raw, batch.path(index), anchor)
+
+
+async def test_an_agent_seals_its_readings_for_the_granted() -> None:
+    keys = _stream()
+    alice = Keyring(PrivateKey.generate())
+    alice.add(keys.grant(alice.public_key)[1], OWNER.public_key)
+    async with NodeClient("http://127.0.0.1:9") as client:  # not called: readings are local
+        agent = DeviceAgent(client, network_id=NETWORK, key=device_key(1), device_id=device_id(1))
+        raw = agent.reading(b"secret 21.5C", timestamp_ms=1, stream=1, sealed=keys)
+        plain = agent.reading(b"public", timestamp_ms=2, stream=1)
+    sealed = decode_signed(raw).reading
+    assert (sealed.form, sealed.counter, agent.counter) == (Form.SEALED, 1, 2)
+    assert alice.open(sealed) == b"secret 21.5C"
+    assert decode_signed(plain).reading.data == b"public"
