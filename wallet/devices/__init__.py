@@ -20,10 +20,11 @@ from .proof import ProofBundle as ProofBundle
 from .proof import ProvedReading as ProvedReading
 from .proof import build_bundle as build_bundle
 from .proof import verify_bundle as verify_bundle
+from .proof_file import Committee as Committee
 from .proof_file import bundle_from_json as bundle_from_json
 from .proof_file import bundle_to_json as bundle_to_json
-from .proof_file import schedule_from_json as schedule_from_json
-from .proof_file import schedule_to_json as schedule_to_json
+from .proof_file import committee_from_json as committee_from_json
+from .proof_file import committee_to_json as committee_to_json
 from .reading import Form as Form
 from .reading import Reading as Reading
 from .reading import SignedReading as SignedReading

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .errors import DeviceProofError, ProofBundleFormatError
 from .proof import verify_bundle
-from .proof_file import read_bundle, read_schedule
+from .proof_file import read_bundle, read_committee
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        schedule = read_schedule(args.committee)
+        committee = read_committee(args.committee)
         bundle = read_bundle(args.proof)
     except OSError as exc:
         print(f"tanglepay verify: {exc.strerror}: {exc.filename}", file=sys.stderr)
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tanglepay verify: {exc}", file=sys.stderr)
         return 2
     try:
-        proved = verify_bundle(bundle, schedule)
+        proved = verify_bundle(bundle, committee.schedule, network_id=committee.network_id)
     except DeviceProofError as exc:
         print(f"tanglepay verify: broken link: {exc}", file=sys.stderr)
         return 1
@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     milestone = proved.milestone
     print(
         f"proof ok: reading {reading.counter} of device {reading.device_id.hex()} "
-        f"(stream {reading.stream}, {reading.form.name.lower()}, {len(bundle.reading)} bytes), "
+        f"on network {reading.network_id} (stream {reading.stream}, "
+        f"{reading.form.name.lower()}, {len(bundle.reading)} bytes), "
         f"anchored by message {proved.anchor_id.hex()} in a batch of {proved.anchor.leaf_count}, "
         f"confirmed by milestone {milestone.essence.index} with {len(milestone.signatures)} "
         f"committee signatures; proof {bundle.size} bytes"

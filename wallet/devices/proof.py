@@ -104,9 +104,10 @@ class ProvedReading:
     """The milestone that confirmed it, signed by the committee of its index."""
 
 
-def check_milestone(raw: bytes, schedule: KeySchedule) -> Milestone:
+def check_milestone(raw: bytes, schedule: KeySchedule, network_id: int | None = None) -> Milestone:
     """The milestone in `raw`, if at least the threshold of the key set in force at its index
-    signed it and nobody else did; else `MilestoneSignatureError`."""
+    signed it and nobody else did (and it is of `network_id`, if given); else
+    `MilestoneSignatureError`."""
     try:
         r = Reader(raw, "milestone")
         milestone = decode_milestone(r)
@@ -114,6 +115,10 @@ def check_milestone(raw: bytes, schedule: KeySchedule) -> Milestone:
     except TangleError as exc:
         raise MilestoneSignatureError(f"the milestone does not decode: {exc}") from None
     index = milestone.essence.index
+    if network_id is not None and milestone.essence.network_id != network_id:
+        raise MilestoneSignatureError(
+            f"a milestone of network {milestone.essence.network_id}, not of {network_id}"
+        )
     key_set = schedule.key_set_at(index)
     allowed = set(key_set.public_keys)
     message = signing_message(milestone.id)
@@ -134,10 +139,13 @@ def check_milestone(raw: bytes, schedule: KeySchedule) -> Milestone:
     return milestone
 
 
-def verify_bundle(bundle: ProofBundle, schedule: KeySchedule) -> ProvedReading:
-    """Check every link of `bundle` against the committee key `schedule` (module docstring);
-    the first broken link raises its own `DeviceProofError`."""
-    milestone = check_milestone(bundle.milestone, schedule)
+def verify_bundle(
+    bundle: ProofBundle, schedule: KeySchedule, *, network_id: int | None = None
+) -> ProvedReading:
+    """Check every link of `bundle` against the committee key `schedule` (module docstring),
+    and that it is of network `network_id` if given; the first broken link raises its own
+    `DeviceProofError`."""
+    milestone = check_milestone(bundle.milestone, schedule, network_id)
     essence = milestone.essence
     # registry entry, then the device's status at the milestone
     if root_from_path(bundle.registry_entry, bundle.registry_path) != essence.registry_root:

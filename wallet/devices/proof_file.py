@@ -6,8 +6,9 @@ proof.json  {"version": 1,
              "milestone": hex, "registry_entry": hex, "registry_path": PATH}
 PATH        {"index": int, "size": int, "siblings": [hex, ...]}
 keys.json   {"key_schedule": [{"activation_index": int, "threshold": int,
-                               "public_keys": [hex, ...]}, ...]}
-            or a network file's {"committee": {"threshold": int, "public_keys": [hex, ...]}}
+                               "public_keys": [hex, ...]}, ...], "network_id": int (optional)}
+            or a network file's {"network_id": int,
+                                 "committee": {"threshold": int, "public_keys": [hex, ...]}}
             (one key set from milestone 1; other fields of that file are ignored)
 ```
 Strict: exactly these fields (for a proof), none twice, each of its type (a bool is not an
@@ -18,6 +19,7 @@ keys). Every defect is a `ProofBundleFormatError` naming the field; nothing else
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from tangle.errors import TangleError
@@ -144,12 +146,24 @@ def _key_set(value: Any, where: str, fields: set[str]) -> KeySet:
     return KeySet(threshold=_int(doc, "threshold", where), public_keys=keys)
 
 
-def schedule_from_json(text: str | bytes) -> KeySchedule:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Committee:
+    """What a verifier trusts: the committee's key schedule, and the network if the file names
+    it (a milestone of another network is then refused)."""
+
+    schedule: KeySchedule
+    """Key sets by the milestone index from which each signs."""
+    network_id: int | None
+    """The network, when the file gives it."""
+
+
+def committee_from_json(text: str | bytes) -> Committee:
     """Read a committee key schedule (or a network file's committee); `ProofBundleFormatError`
     for any defect."""
     doc = _load(text, "the committee file", MAX_COMMITTEE_FILE)
     if not isinstance(doc, dict):
         raise ProofBundleFormatError("the committee file is not an object")
+    network_id = _int(doc, "network_id", "the committee file") if "network_id" in doc else None
     try:
         if "key_schedule" in doc:
             fields = {"activation_index", "threshold", "public_keys"}
@@ -158,26 +172,33 @@ def schedule_from_json(text: str | bytes) -> KeySchedule:
                 where = f"key_schedule[{i}]"
                 key_set = _key_set(entry, where, fields)
                 entries.append((_int(entry, "activation_index", where), key_set))
-            return KeySchedule(entries=tuple(entries))
-        if "committee" in doc:
+            schedule = KeySchedule(entries=tuple(entries))
+        elif "committee" in doc:
             key_set = _key_set(doc["committee"], "committee", {"threshold", "public_keys"})
-            return KeySchedule(entries=((1, key_set),))
+            schedule = KeySchedule(entries=((1, key_set),))
+        else:
+            raise ProofBundleFormatError(
+                "the committee file has neither key_schedule nor committee"
+            )
     except TangleError as exc:
         raise ProofBundleFormatError(f"the committee file: {exc}") from None
-    raise ProofBundleFormatError("the committee file has neither key_schedule nor committee")
+    return Committee(schedule=schedule, network_id=network_id)
 
 
-def schedule_to_json(schedule: KeySchedule) -> str:
-    """The `key_schedule` file form of `schedule`."""
+def committee_to_json(committee: Committee) -> str:
+    """The `key_schedule` file form of `committee`."""
     entries = [
         {
             "activation_index": start,
             "threshold": key_set.threshold,
             "public_keys": [k.hex() for k in key_set.public_keys],
         }
-        for start, key_set in schedule.entries
+        for start, key_set in committee.schedule.entries
     ]
-    return json.dumps({"key_schedule": entries}, indent=1) + "\n"
+    doc: dict[str, Any] = {"key_schedule": entries}
+    if committee.network_id is not None:
+        doc["network_id"] = committee.network_id
+    return json.dumps(doc, indent=1) + "\n"
 
 
 def read_bundle(path: Path) -> ProofBundle:
@@ -186,7 +207,7 @@ def read_bundle(path: Path) -> ProofBundle:
         return bundle_from_json(f.read(MAX_FILE + 1))
 
 
-def read_schedule(path: Path) -> KeySchedule:
-    """`schedule_from_json` of a file, reading at most MAX_COMMITTEE_FILE + 1 bytes of it."""
+def read_committee(path: Path) -> Committee:
+    """`committee_from_json` of a file, reading at most MAX_COMMITTEE_FILE + 1 bytes of it."""
     with path.open("rb") as f:
-        return schedule_from_json(f.read(MAX_COMMITTEE_FILE + 1))
+        return committee_from_json(f.read(MAX_COMMITTEE_FILE + 1))

@@ -13,13 +13,15 @@ from wallet.devices.cli import main as verify_main
 from wallet.devices.errors import ProofBundleFormatError
 from wallet.devices.proof_file import (
     MAX_FILE,
+    Committee,
     bundle_from_json,
     bundle_to_json,
-    schedule_from_json,
-    schedule_to_json,
+    committee_from_json,
+    committee_to_json,
 )
 
 from ._chain import build_chain, committee
+from ._support import NETWORK
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,12 +36,18 @@ def test_files_round_trip() -> None:
     text = bundle_to_json(BUNDLE)
     assert bundle_from_json(text) == BUNDLE
     assert bundle_to_json(bundle_from_json(text)) == text
-    assert schedule_from_json(schedule_to_json(SCHEDULE)) == SCHEDULE
+    for trusted in (
+        Committee(schedule=SCHEDULE, network_id=None),
+        Committee(schedule=SCHEDULE, network_id=NETWORK),
+    ):
+        assert committee_from_json(committee_to_json(trusted)) == trusted
     network = {
         "network_id": 7,
         "committee": {"threshold": 3, "public_keys": [k.hex() for k in KEY_SET.public_keys]},
     }
-    assert schedule_from_json(json.dumps(network)) == KeySchedule(entries=((1, KEY_SET),))
+    assert committee_from_json(json.dumps(network)) == Committee(
+        schedule=KeySchedule(entries=((1, KEY_SET),)), network_id=7
+    )
 
 
 def _doc() -> dict[str, object]:
@@ -96,16 +104,18 @@ def test_not_json_is_a_format_error(text: bytes) -> None:
         {"key_schedule": [{"activation_index": 1, "threshold": 2, "public_keys": ["00" * 32]}]},
         {"committee": {"threshold": 1, "public_keys": ["00" * 31]}},
         {"committee": {"threshold": 1, "public_keys": ["00" * 32], "extra": 0}},
+        {"network_id": "7", "committee": {"threshold": 1, "public_keys": ["00" * 32]}},
     ],
 )
 def test_a_malformed_committee_file_is_named(doc: object) -> None:
     with pytest.raises(ProofBundleFormatError):
-        schedule_from_json(json.dumps(doc))
+        committee_from_json(json.dumps(doc))
 
 
-def _files(tmp_path: Path, proof: str) -> tuple[str, str]:
+def _files(tmp_path: Path, proof: str, network_id: int = NETWORK) -> tuple[str, str]:
     (tmp_path / "proof.json").write_text(proof)
-    (tmp_path / "keys.json").write_text(schedule_to_json(SCHEDULE))
+    committee = Committee(schedule=SCHEDULE, network_id=network_id)
+    (tmp_path / "keys.json").write_text(committee_to_json(committee))
     return str(tmp_path / "proof.json"), str(tmp_path / "keys.json")
 
 
@@ -128,6 +138,14 @@ def test_tanglepay_verify_names_the_broken_link(
     proof, keys = _files(tmp_path, json.dumps(doc))
     assert verify_main([proof, "--committee", keys]) == 1
     assert "broken link: milestone:" in capsys.readouterr().err
+
+
+def test_tanglepay_verify_refuses_a_proof_of_another_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proof, keys = _files(tmp_path, bundle_to_json(BUNDLE), network_id=NETWORK + 1)
+    assert verify_main([proof, "--committee", keys]) == 1
+    assert "broken link: milestone: a milestone of network" in capsys.readouterr().err
 
 
 def test_tanglepay_verify_refuses_bad_files(
