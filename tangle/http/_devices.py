@@ -1,5 +1,6 @@
-"""The device registry in the HTTP API: JSON views of registry records and entries, and their
-JSON Schemas (merged into the OpenAPI components by `_components.py`)."""
+"""The device registry and proofs in the HTTP API: JSON views of registry records, and the JSON
+Schemas of records, devices and inclusion paths (merged into the OpenAPI components by
+`_components.py`)."""
 
 from __future__ import annotations
 
@@ -91,7 +92,19 @@ def _object(fields: dict[str, Any]) -> dict[str, Any]:
 
 _NULLABLE_ID: Final = {"oneOf": [_ID, {"type": "null"}]}
 
+_PATH: Final = _object({"index": _UINT, "size": _UINT, "siblings": {"type": "array", "items": _ID}})
+
 DEVICE_SCHEMAS: Final[dict[str, Any]] = {
+    "Inclusion": _object(
+        {
+            "message_id": _ID,
+            "milestone_index": _UINT,
+            "milestone_id": _ID,
+            "milestone_message_id": _ID,
+            "inclusion_root": _ID,
+            "path": _PATH,
+        }
+    ),
     "Device": _object(
         {
             "ledger_index": _UINT,
@@ -139,18 +152,7 @@ DEVICE_SCHEMAS: Final[dict[str, Any]] = {
                     }
                 ),
             },
-            "registry_path": {
-                "oneOf": [
-                    _object(
-                        {
-                            "index": _UINT,
-                            "size": _UINT,
-                            "siblings": {"type": "array", "items": _ID},
-                        }
-                    ),
-                    {"type": "null"},
-                ]
-            },
+            "registry_path": {"oneOf": [_PATH, {"type": "null"}]},
         }
     ),
     "DeviceRecord": _object(

@@ -7,6 +7,7 @@ POST   /api/v1/messages/pow                  201 {"id"}; {"payload": hex}, the n
 POST   /api/v1/messages/batch                200 a result per message (see `_api_batch.py`)
 GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: octet-stream)
 GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
+GET    /api/v1/messages/{id}/inclusion       200 its path to the milestone's inclusion root
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
 GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: hex or bech32m
 GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
@@ -82,6 +83,7 @@ from ._guard import Guard, refusal, route
 from ._metrics import Telemetry
 from ._openapi import openapi_document
 from ._pow import PowLimits as PowLimits
+from ._proofs import Proofs, with_proofs
 from ._request import (
     ApiError,
     client_of,
@@ -330,9 +332,8 @@ class _Api:
 
 def api_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
     """The OpenAPI document `/openapi.json` serves (see `_api_openapi.openapi_document`)."""
-    return with_devices(
-        with_events(with_batch(openapi_document(keep_milestones_minimum=keep_milestones_minimum)))
-    )
+    document = openapi_document(keep_milestones_minimum=keep_milestones_minimum)
+    return with_proofs(with_devices(with_events(with_batch(document))))
 
 
 def create_app(
@@ -352,6 +353,7 @@ def create_app(
         route("/api/v1/messages/batch", post=submit.submit_batch),
         route("/api/v1/messages/{message_id:message_id}", get=api.message),
         route("/api/v1/messages/{message_id:message_id}/metadata", get=api.metadata),
+        route("/api/v1/messages/{message_id:message_id}/inclusion", get=Proofs(node).inclusion),
         route("/api/v1/tips", get=submit.tips),
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),

@@ -313,6 +313,12 @@ class Storage:
             conflict=Conflict(conflict),
         )
 
+    def referenced_by(self, index: int) -> list[MessageId]:
+        """The messages milestone `index` referenced that are still stored (all of them inside
+        the pruning window: what an inclusion path is built from)."""
+        rows = self._db.all("SELECT message_id FROM metadata WHERE referenced_by = ?", (index,))
+        return [MessageId(bytes(m)) for (m,) in rows]
+
     # -- milestones and the ledger -----------------------------------------------------------
 
     def apply_milestone(

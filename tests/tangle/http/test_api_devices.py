@@ -17,7 +17,7 @@ from tangle.protocol.ids import MerkleRoot
 from tangle.protocol.merkle import MerklePath, root_from_path
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
-from tangle.protocol.payload import encode_payload
+from tangle.protocol.payload import TaggedData, encode_payload
 from tests.builders import on_tips
 from tests.registry_records import admit, device_id, record, register, signer
 from tests.tangle.http.test_api import SIGNERS, Net, network, open_stream
@@ -137,3 +137,34 @@ async def test_unknown_devices_and_bad_parameters_are_refused_by_code(tmp_path: 
         assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_id")
         response = await net.client.get(f"/api/v1/devices/{'00' * 32}", params={"proof": "yes"})
         assert response.json()["error"]["code"] == "invalid_parameter"
+
+
+async def test_an_anchor_has_an_inclusion_path_to_its_milestone(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        anchor = on_tips(net.ledger.core, TaggedData(tag=b"batch", data=b"\x01" * 32), net.rng)
+        await net.client.post("/api/v1/messages", json={"message": anchor.hex()})
+        anchor_id = decode_message(anchor).id.hex()
+        waiting = await net.client.get(f"/api/v1/messages/{anchor_id}/inclusion")
+        assert (waiting.status_code, waiting.json()["error"]["code"]) == (404, "proof_unavailable")
+        for n in range(3):  # company in the cone
+            raw = on_tips(net.ledger.core, TaggedData(tag=b"", data=bytes([n])), net.rng)
+            await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+        index = await net.milestone()
+        response = await net.client.get(f"/api/v1/messages/{anchor_id}/inclusion")
+        assert response.status_code == 200
+        body = response.json()
+        record_ = net.ledger.storage.milestone(index)
+        assert record_ is not None
+        milestone = decode_message(record_.raw).message.payload
+        assert isinstance(milestone, Milestone)
+        assert body["milestone_index"] == index
+        assert body["milestone_message_id"] == record_.message_id.hex()
+        path = MerklePath(
+            index=body["path"]["index"],
+            size=body["path"]["size"],
+            siblings=tuple(bytes.fromhex(s) for s in body["path"]["siblings"]),
+        )
+        assert path.size == 4
+        assert root_from_path(bytes.fromhex(anchor_id), path) == milestone.essence.inclusion_root
+        unknown = await net.client.get(f"/api/v1/messages/{'00' * 32}/inclusion")
+        assert unknown.json()["error"]["code"] == "unknown_message"
