@@ -17,11 +17,11 @@ Every figure is measured in this run, on one core:
 * `proof_verify_us`: `verify_bundle` of that bundle (4 ed25519 verifications: 3 committee
   signatures and the reading), median of `PROOF_REPEATS` (target < 1000);
   `proof_file_verify_us` adds reading the JSON file form;
-* `registrations_per_s`: `tangle.ledger.white_flag` applying a milestone cone of
-  `REGISTRATIONS` device registrations (each endorsed by a maker and an operator, signatures
-  checked at attach and so not here), against a registry already holding `REGISTRY` devices,
-  including the new registry root; best of `REPEATS` (target >= 2000). Checked: every one
-  applied.
+* `registrations_per_s`: `benchmarks.registry.measure_registrations` (white flag applying a
+  cone of `REGISTRATIONS` device registrations, each endorsed by a maker and an operator, with
+  the registry diff and root, against a registry already holding `REGISTRY` devices; its
+  checks and repeats; `python -m benchmarks.registry` measures the node path too)
+  (target >= 2000).
 
 Human-readable lines come first; the last line printed is always one JSON object (`--json`
 prints only that line).
@@ -41,20 +41,16 @@ from typing import TYPE_CHECKING, Final
 
 from nacl.bindings import crypto_sign_open
 
+from benchmarks.registry import measure_registrations
 from coordinator.signers import KeySigner, sign_milestone
 from tangle.ledger.committee import KeySchedule
 from tangle.ledger.inclusion import inclusion_root
-from tangle.ledger.registry import DeviceEntry, IssuerEntry, Registry, restore_registry
-from tangle.ledger.registry_rules import RegistryRules
-from tangle.ledger.white_flag import ConeMessage, RegistryContext, white_flag
+from tangle.ledger.registry import DeviceEntry, Registry, restore_registry
 from tangle.protocol.device import (
     NO_GATEWAY,
     Capability,
     DeviceStatus,
-    IssuerRole,
-    Register,
     device_id_of,
-    sign_record,
 )
 from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId, PublicKey, blake2b_256
 from tangle.protocol.message import Message, encode_message
@@ -233,15 +229,7 @@ def _registry() -> Registry:
         PublicKey(blake2b_256(b"other device", n.to_bytes(4, "little")))
         for n in range(REGISTRY - DEVICES)
     ]
-    issuers = [
-        IssuerEntry(
-            key=MAKER.public_key, role=IssuerRole.MAKER, admitted=True, serial=1, name=b"maker"
-        ),
-        IssuerEntry(
-            key=OPERATOR.public_key, role=IssuerRole.OPERATOR, admitted=True, serial=1, name=b"op"
-        ),
-    ]
-    return restore_registry([_entry(k) for k in keys], issuers)
+    return restore_registry([_entry(k) for k in keys], [])
 
 
 def proof_chain(raws: Sequence[bytes]) -> tuple[ProofBundle, KeySchedule]:
@@ -305,51 +293,6 @@ def proof_times(bundle: ProofBundle, schedule: KeySchedule) -> tuple[float, floa
     return statistics.median(plain) * 1e6, statistics.median(from_file) * 1e6
 
 
-def registration_rate(count: int) -> float:
-    """Registrations per second applied by white flag, best of `REPEATS`."""
-    registry = _registry()
-    committee = KeySet(threshold=1, public_keys=(PublicKey(blake2b_256(b"committee")),))
-    context = RegistryContext(registry=registry, committee=committee, rules=RegistryRules())
-    entry_point = MessageId(blake2b_256(b"entry point"))
-    cone: dict[MessageId, ConeMessage] = {}
-    parent = entry_point
-    for n in range(count):
-        device = _signer(b"new device", n)
-        body = Register(
-            device_key=device.public_key,
-            address=address_of(device.public_key),
-            maker=MAKER.public_key,
-            model=b"thermo-3",
-            capability=Capability.FULL,
-            gateway=NO_GATEWAY,
-            attributes_hash=blake2b_256(b"attributes", device.public_key),
-            uri=b"",
-        )
-        record = sign_record(NETWORK, body, [device, MAKER, OPERATOR])
-        mid = MessageId(blake2b_256(b"registration", n.to_bytes(4, "little")))
-        cone[mid] = ConeMessage(
-            parents=(parent,), transaction=None, referenced=False, record=record
-        )
-        parent = mid
-    best = 0.0
-    for _ in range(REPEATS):
-        began = time.perf_counter()
-        result = white_flag(
-            index=2,
-            parents=(parent,),
-            lookup=cone.get,
-            is_entry_point=entry_point.__eq__,
-            unspent={},
-            is_spent=lambda _: False,
-            registry=context,
-        )
-        elapsed = time.perf_counter() - began
-        if len(result.records) != count or result.record_conflicts:
-            raise SystemExit(f"white flag applied {len(result.records)} of {count} registrations")
-        best = max(best, count / elapsed)
-    return best
-
-
 def _path_bytes(path: MerklePath) -> int:
     return 8 + 32 * len(path.siblings)  # as `ProofBundle.size` counts it
 
@@ -376,7 +319,7 @@ def measure(quick: bool) -> AnchoringBenchmark:
         proof_reading_bytes=len(bundle.reading) + _path_bytes(bundle.batch_path),
         proof_verify_us=round(verify_us, 1),
         proof_file_verify_us=round(file_us, 1),
-        registrations_per_s=round(registration_rate(registrations)),
+        registrations_per_s=round(measure_registrations(registrations, REGISTRY)),
         registrations=registrations,
         cores=os.cpu_count() or 1,
     )

@@ -145,6 +145,19 @@ class RegisteredDevice:
     """With `proof=True`, the entry's audit path to `registry_root`."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InclusionPath:
+    """`GET /api/v1/messages/{id}/inclusion`: where a referenced message sits under its
+    milestone's inclusion root."""
+
+    milestone_index: int
+    """The milestone that referenced the message."""
+    milestone_message_id: MessageId
+    """The message that carries that milestone."""
+    path: MerklePath
+    """The message id's audit path to the milestone's inclusion root."""
+
+
 class Doc:
     """Typed access to a JSON object, each miss an `InvalidResponseError`."""
 

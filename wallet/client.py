@@ -50,13 +50,13 @@ from tangle.protocol.ids import (
 )
 from tangle.protocol.merkle import MerklePath
 from tangle.protocol.message import Parsed, decode_message
-from tangle.protocol.milestone import Milestone
 from tangle.protocol.payload import Payload, encode_payload
 
 from ._responses import (
     AddressOutputs,
     ChannelInfo,
     Doc,
+    InclusionPath,
     Metadata,
     NodeInfo,
     OutputInfo,
@@ -101,13 +101,19 @@ def check_node_url(url: str) -> None:
         raise NodeUrlError
 
 
-def _hex_item(request: str, item: object) -> bytes:
-    if not isinstance(item, str):
-        raise InvalidResponseError(request, "a list item is not a string")
-    try:
-        return bytes.fromhex(item)
-    except ValueError:
-        raise InvalidResponseError(request, "a list item is not hex") from None
+def _merkle_path(request: str, doc: Doc) -> MerklePath:
+    """An audit path as the API renders it: `{"index", "size", "siblings": [hex, ...]}`."""
+    siblings = []
+    for item in doc.items("siblings"):
+        if not isinstance(item, str):
+            raise InvalidResponseError(request, "a sibling is not a string")
+        try:
+            siblings.append(bytes.fromhex(item))
+        except ValueError:
+            raise InvalidResponseError(request, "a sibling is not hex") from None
+    return MerklePath(
+        index=doc.integer("index"), size=doc.integer("size"), siblings=tuple(siblings)
+    )
 
 
 class NodeClient:
@@ -380,13 +386,7 @@ class NodeClient:
         try:
             entry = decode_entry(doc.hexbytes("entry"))
             root = MerkleRoot(doc.hexbytes("registry_root"))
-            registry_path = None
-            if proof:
-                p = doc.child("registry_path")
-                siblings = tuple(_hex_item(request, s) for s in p.items("siblings"))
-                registry_path = MerklePath(
-                    index=p.integer("index"), size=p.integer("size"), siblings=siblings
-                )
+            registry_path = _merkle_path(request, doc.child("registry_path")) if proof else None
         except TangleError as exc:
             raise InvalidResponseError(request, str(exc)) from None
         if entry.device_id != device_id:
@@ -398,16 +398,22 @@ class NodeClient:
             registry_path=registry_path,
         )
 
-    async def milestone(self, index: int) -> tuple[MessageId, Milestone]:
-        """Applied milestone `index`: the id of the message that carries it, and the milestone
-        (read from that message's bytes, so it is exactly what the committee signed)."""
-        request = "GET /api/v1/milestones/{index}"
-        doc = await self._get_json(f"/api/v1/milestones/{int(index)}")
-        message_id = fixed(request, MessageId, doc.hexbytes("message_id"))
-        payload = (await self.message(message_id)).message.payload
-        if not isinstance(payload, Milestone) or payload.essence.index != index:
-            raise InvalidResponseError(request, f"message_id does not carry milestone {index}")
-        return message_id, payload
+    async def inclusion(self, message_id: MessageId) -> InclusionPath | None:
+        """The audit path of `message_id` to the inclusion root of the milestone that
+        referenced it; None while no milestone has (or once the node pruned it)."""
+        request = "GET /api/v1/messages/{id}/inclusion"
+        try:
+            doc = await self._get_json(f"/api/v1/messages/{message_id.hex()}/inclusion")
+        except NotFoundError:
+            return None
+        try:
+            return InclusionPath(
+                milestone_index=doc.integer("milestone_index"),
+                milestone_message_id=MessageId(doc.hexbytes("milestone_message_id")),
+                path=_merkle_path(request, doc.child("path")),
+            )
+        except TangleError as exc:
+            raise InvalidResponseError(request, str(exc)) from None
 
     # -- events ------------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ async def test_register_update_rotate_and_prove_readings(tmp_path: Path) -> None
         batch = gateway.seal()
         assert batch is not None
         anchor_id = await anchor_batch(client, batch)
-        with pytest.raises(ProofUnavailableError, match="no milestone has confirmed"):
+        with pytest.raises(ProofUnavailableError, match="no milestone has confirmed the anchor"):
             await collect_bundle(client, batch, 0, anchor_id)
         await net.milestone()
         bundles = [await collect_bundle(client, batch, i, anchor_id) for i in range(5)]
