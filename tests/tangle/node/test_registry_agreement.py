@@ -25,13 +25,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from coordinator import Coordinator, Journal, KeySigner
-from tangle.errors import DuplicateMessageError, DuplicatePayloadError
+from tangle.errors import DuplicateMessageError, DuplicatePayloadError, QuarantinedDeviceError
 from tangle.ledger.committee import KeySchedule
 from tangle.ledger.ledger import Conflict
 from tangle.node.core import Parameters
 from tangle.node.ledger_node import LedgerNode
 from tangle.node.node import Node
 from tangle.protocol.device import (
+    DeviceId,
     DeviceStatus,
     IssuerRole,
     LiftQuarantine,
@@ -123,6 +124,10 @@ class RegistryAgreement(RuleBasedStateMachine):
             self.origin.submit(raw)
         except DuplicatePayloadError:
             return  # a replay of a record still live in the window: refused at attach
+        except QuarantinedDeviceError as refused:  # signed by a quarantined device
+            entry = self.origin.core.ledger.registry.devices[DeviceId(refused.device_id)]
+            assert entry.quarantined_at(self.origin.core.confirmed_index)
+            return
         self.undelivered.append(raw)
         self.sent[decode_message(raw).id] = (rec, allowed)
 
