@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         prefix_chars="\0",
     )  # fmt: skip
     roaming.add_argument("args", nargs="*")
+    verify = commands.add_parser(
+        "verify", help="check a reading's proof bundle offline", add_help=False, prefix_chars="\0"
+    )
+    verify.add_argument("args", nargs="*")
     return parser
 
 

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
         "coordinator": _coordinator,
         "wallet": _wallet,
         "roaming": _roaming,
+        "verify": _verify,
     }
     return commands[args.command](args)
 
@@ -95,6 +96,12 @@ def _roaming(args: argparse.Namespace) -> int:
     from payments.roaming.cli import main as roaming_main
 
     return roaming_main(args.args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from wallet.devices.cli import main as verify_main
+
+    return verify_main(args.args)
 
 
 def _devnet(args: argparse.Namespace) -> int:

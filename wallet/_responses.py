@@ -21,13 +21,16 @@ from .errors import (
 
 if TYPE_CHECKING:
     from tangle.ledger.ledger import Conflict, Inclusion
+    from tangle.ledger.registry import DeviceEntry
     from tangle.protocol.channel import ChannelOutput
     from tangle.protocol.ids import (
         Address,
+        MerkleRoot,
         MessageId,
         MilestoneId,
         OutputId,
     )
+    from tangle.protocol.merkle import MerklePath
 
 _Id = TypeVar("_Id", bound=bytes)
 
@@ -126,6 +129,33 @@ NodeEvent = MilestoneEvent | TransactionEvent
 
 
 # -- parsing helpers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisteredDevice:
+    """`GET /api/v1/devices/{id}`: a device's registry entry at the node's confirmed milestone."""
+
+    ledger_index: int
+    """The confirmed milestone the entry is read at."""
+    registry_root: MerkleRoot
+    """The registry root after that milestone."""
+    entry: DeviceEntry
+    """The entry (decoded from its canonical bytes, which the node sends)."""
+    registry_path: MerklePath | None
+    """With `proof=True`, the entry's audit path to `registry_root`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InclusionPath:
+    """`GET /api/v1/messages/{id}/inclusion`: where a referenced message sits under its
+    milestone's inclusion root."""
+
+    milestone_index: int
+    """The milestone that referenced the message."""
+    milestone_message_id: MessageId
+    """The message that carries that milestone."""
+    path: MerklePath
+    """The message id's audit path to the milestone's inclusion root."""
 
 
 class Doc:

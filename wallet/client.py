@@ -37,15 +37,18 @@ import httpx
 
 from tangle.errors import TangleError
 from tangle.ledger.ledger import Conflict, Inclusion
+from tangle.ledger.registry import decode_entry
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.ids import (
     Address,
     ChannelId,
+    MerkleRoot,
     MessageId,
     OutputId,
     PublicKey,
     blake2b_256,
 )
+from tangle.protocol.merkle import MerklePath
 from tangle.protocol.message import Parsed, decode_message
 from tangle.protocol.payload import Payload, encode_payload
 
@@ -53,9 +56,11 @@ from ._responses import (
     AddressOutputs,
     ChannelInfo,
     Doc,
+    InclusionPath,
     Metadata,
     NodeInfo,
     OutputInfo,
+    RegisteredDevice,
     describe,
     error_of,
     fixed,
@@ -94,6 +99,21 @@ def check_node_url(url: str) -> None:
         raise NodeUrlError from None
     if parts.scheme not in ("http", "https") or not host:
         raise NodeUrlError
+
+
+def _merkle_path(request: str, doc: Doc) -> MerklePath:
+    """An audit path as the API renders it: `{"index", "size", "siblings": [hex, ...]}`."""
+    siblings = []
+    for item in doc.items("siblings"):
+        if not isinstance(item, str):
+            raise InvalidResponseError(request, "a sibling is not a string")
+        try:
+            siblings.append(bytes.fromhex(item))
+        except ValueError:
+            raise InvalidResponseError(request, "a sibling is not hex") from None
+    return MerklePath(
+        index=doc.integer("index"), size=doc.integer("size"), siblings=tuple(siblings)
+    )
 
 
 class NodeClient:
@@ -353,6 +373,47 @@ class NodeClient:
     async def balance(self, address: Address) -> int:
         doc = await self._get_json(f"/api/v1/addresses/{address.hex()}/balance")
         return doc.decimal("balance")
+
+    async def device(self, device_id: bytes, *, proof: bool = False) -> RegisteredDevice | None:
+        """A device's registry entry at the confirmed milestone (None if it is not registered);
+        with `proof`, its audit path to the registry root."""
+        path = f"/api/v1/devices/{device_id.hex()}"
+        request = "GET /api/v1/devices/{id}"
+        try:
+            doc = await self._get_json(path, [("proof", "true" if proof else "false")])
+        except NotFoundError:
+            return None
+        try:
+            entry = decode_entry(doc.hexbytes("entry"))
+            root = MerkleRoot(doc.hexbytes("registry_root"))
+            registry_path = _merkle_path(request, doc.child("registry_path")) if proof else None
+        except TangleError as exc:
+            raise InvalidResponseError(request, str(exc)) from None
+        if entry.device_id != device_id:
+            raise InvalidResponseError(request, "the entry is another device's")
+        return RegisteredDevice(
+            ledger_index=doc.integer("ledger_index"),
+            registry_root=root,
+            entry=entry,
+            registry_path=registry_path,
+        )
+
+    async def inclusion(self, message_id: MessageId) -> InclusionPath | None:
+        """The audit path of `message_id` to the inclusion root of the milestone that
+        referenced it; None while no milestone has (or once the node pruned it)."""
+        request = "GET /api/v1/messages/{id}/inclusion"
+        try:
+            doc = await self._get_json(f"/api/v1/messages/{message_id.hex()}/inclusion")
+        except NotFoundError:
+            return None
+        try:
+            return InclusionPath(
+                milestone_index=doc.integer("milestone_index"),
+                milestone_message_id=MessageId(doc.hexbytes("milestone_message_id")),
+                path=_merkle_path(request, doc.child("path")),
+            )
+        except TangleError as exc:
+            raise InvalidResponseError(request, str(exc)) from None
 
     # -- events ------------------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ WalletError
 │   └── InvalidResponseError       an answer that is not what the API documents
 ├── CliError                       `tanglepay wallet` failed (`exit_code`, `code`): every failure
 │                                  on the command line ends as one
+├── DeviceDataError                device readings, gateways, proofs, sealed data: its subtree
+│                                  is drawn in `wallet.devices.errors`
 └── SendError                      a transfer that cannot be made or did not complete
     ├── AmountError                an amount below the network's minimum output, or over u64
     ├── InsufficientFundsError     not enough unreserved funds (or in more than 128 inputs)

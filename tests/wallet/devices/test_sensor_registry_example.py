@@ -1,0 +1,36 @@
+"""`python -m examples.sensor_registry --self-contained --json` runs end to end on a devnet of its
+own: issuers admitted, sensors registered, readings anchored, one proof checked offline by the
+CLI in another process, the hijacked sensor quarantined and refused by gateway and node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_the_sensor_registry_example_runs_end_to_end() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.sensor_registry", "--self-contained", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    assert doc["issuers_admitted_at"] < doc["registered_at"] < doc["anchored_at"]
+    assert doc["anchored_at"] < doc["quarantined_at"]
+    assert doc["batch_readings"] == 30
+    assert doc["verify_exit_status"] == 0
+    assert doc["verify_output"].startswith("proof ok: ")
+    assert doc["gateway_serves_hijacked"] is False
+    assert doc["gateway_refused"] == "UnknownDeviceError"
+    assert doc["node_refused"] == "quarantined_device"
