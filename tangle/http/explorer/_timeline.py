@@ -1,0 +1,218 @@
+"""What the explorer remembers beyond storage, in bounded memory: when this node received each
+recent message and when a milestone confirmed it (the arrival-to-confirmation time storage does
+not keep), the cone of each milestone applied since the node started, the payment channels
+recent transactions opened or touched, and the latest refusals.
+
+Fed by the node's arrival watch (`Node.watch_arrivals`) and milestone notices
+(`Node.subscribe`); times are wall-clock Unix milliseconds, from the `wall` clock passed in,
+converted from the node's trio timestamps.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import trio
+
+from tangle.protocol.channel import ChannelOutput, ChannelUnlock
+from tangle.protocol.milestone import Milestone
+from tangle.protocol.transaction import Transaction
+
+from .._schema import tangle_error_code
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tangle.node.node import Arrival, Node, Notice
+    from tangle.protocol.ids import ChannelId, MessageId
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+MESSAGES_KEPT: Final = 200_000
+"""Messages whose arrival and confirmation times are remembered (the oldest are forgotten)."""
+MILESTONES_KEPT: Final = 10_000
+CHANNELS_KEPT: Final = 1_024
+REFUSALS_KEPT: Final = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    """When this node received a message and when a milestone it applied referenced it."""
+
+    arrived_ms: int | None
+    """Unix ms it was stored (None: it arrived before the node started, or is forgotten)."""
+    confirmed_ms: int | None
+    """Unix ms the referencing milestone was applied (None: not yet, or forgotten)."""
+    milestone_index: int | None
+    """That milestone's index."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cone:
+    """One applied milestone's cone, as counted when the node applied it."""
+
+    index: int
+    referenced: int
+    """Messages it newly referenced (its cone)."""
+    included: int
+    conflicting: int
+    applied_ms: int
+    """Unix ms this node applied it."""
+    timestamp_ms: int
+    """Its issuance time."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelSeen:
+    """A payment channel a confirmed transaction opened or unlocked."""
+
+    channel_id: ChannelId
+    last_op: str
+    """`open`, or the unlock's operation (`pay`, `close`, `challenge`, ...)."""
+    milestone_index: int
+    """The milestone that confirmed it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A message this node refused."""
+
+    code: str
+    """The error code (`_schema.error_code_of`)."""
+    reason: str
+    at_ms: int
+
+
+class Timeline:
+    """The explorer's bounded memory of one node (see the module docstring)."""
+
+    __slots__ = ("_arrived", "_channels", "_cones", "_confirmed", "_refusals", "_wall")
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+        self._arrived: OrderedDict[MessageId, int] = OrderedDict()
+        self._confirmed: OrderedDict[MessageId, tuple[int, int]] = OrderedDict()
+        self._cones: OrderedDict[int, Cone] = OrderedDict()
+        self._channels: OrderedDict[ChannelId, ChannelSeen] = OrderedDict()
+        self._refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
+
+    def wall_ms(self, trio_time: float) -> int:
+        """A trio timestamp of the past as Unix milliseconds."""
+        return round((self._wall() - (trio.current_time() - trio_time)) * 1000)
+
+    # -- what the node reports --------------------------------------------------------------
+
+    def arrived(self, arrival: Arrival) -> None:
+        at = self.wall_ms(arrival.at)
+        for parsed in arrival.accepted:
+            _put(self._arrived, parsed.id, at, MESSAGES_KEPT)
+        for error in arrival.rejected:
+            self._refusals.append(
+                Refusal(code=tangle_error_code(error), reason=str(error), at_ms=at)
+            )
+
+    def confirmed(self, notice: Notice) -> None:
+        confirmed = notice.confirmed
+        record, result = confirmed.record, confirmed.result
+        at = self.wall_ms(notice.applied_at)
+        for message_id in result.referenced:
+            _put(self._confirmed, message_id, (record.index, at), MESSAGES_KEPT)
+        cone = Cone(
+            index=record.index,
+            referenced=len(result.referenced),
+            included=len(result.included),
+            conflicting=len(result.conflicts),
+            applied_ms=at,
+            timestamp_ms=record.timestamp_ms,
+        )
+        _put(self._cones, record.index, cone, MILESTONES_KEPT)
+        included = set(result.included)
+        for message_id, transaction in confirmed.transactions.items():
+            if message_id in included:
+                self._channels_of(transaction, record.index)
+
+    def _channels_of(self, transaction: Transaction, index: int) -> None:
+        for unlock in transaction.unlocks:
+            if isinstance(unlock, ChannelUnlock):
+                op = unlock.op.name.lower()
+                seen = ChannelSeen(channel_id=unlock.channel_id, last_op=op, milestone_index=index)
+                _put(self._channels, unlock.channel_id, seen, CHANNELS_KEPT)
+        for output in transaction.essence.outputs:
+            if isinstance(output, ChannelOutput) and output.channel_id not in self._channels:
+                seen = ChannelSeen(
+                    channel_id=output.channel_id, last_op="open", milestone_index=index
+                )
+                _put(self._channels, output.channel_id, seen, CHANNELS_KEPT)
+
+    # -- what the pages read ----------------------------------------------------------------
+
+    def timing(self, message_id: MessageId) -> Timing:
+        confirmed = self._confirmed.get(message_id)
+        return Timing(
+            arrived_ms=self._arrived.get(message_id),
+            confirmed_ms=None if confirmed is None else confirmed[1],
+            milestone_index=None if confirmed is None else confirmed[0],
+        )
+
+    def cone(self, index: int) -> Cone | None:
+        return self._cones.get(index)
+
+    def channels(self) -> list[ChannelSeen]:
+        """The channels seen, most recently touched first."""
+        return list(reversed(self._channels.values()))
+
+    def refusals(self) -> list[Refusal]:
+        """The latest refusals, newest first."""
+        return list(reversed(self._refusals))
+
+    # -- following the node -----------------------------------------------------------------
+
+    async def run(
+        self, node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Follow the node's arrivals and milestones for ever (watching again if dropped)."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._follow_arrivals, node)
+            await nursery.start(self._follow_milestones, node)
+            task_status.started()
+
+    async def _follow_arrivals(
+        self, node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        while True:
+            with node.watch_arrivals(1024) as arrivals:
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                async for arrival in arrivals:
+                    self.arrived(arrival)
+            await trio.lowlevel.checkpoint()
+
+    async def _follow_milestones(
+        self, node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        while True:
+            with node.subscribe(1024) as notices:
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                async for notice in notices:
+                    self.confirmed(notice)
+            await trio.lowlevel.checkpoint()
+
+
+def kind_of(payload: object) -> str:
+    """The payload's type as the API names it."""
+    if isinstance(payload, Transaction):
+        return "transaction"
+    if isinstance(payload, Milestone):
+        return "milestone"
+    return "tagged_data"
+
+
+def _put(table: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)

@@ -1,0 +1,110 @@
+// The explorer's shell: hash routes to page modules, the search box, the status line, and the
+// one live store every page shares. Adding a page: a module under pages/ exporting
+// `render(root, args, app)` (returning an optional cleanup function) and one line in ROUTES.
+
+import { getJSON, problem } from "./api.js";
+import { resolve } from "./search.js";
+import { LiveStore } from "./stream.js";
+
+const ROUTES = {
+  "": "live",
+  milestones: "milestones",
+  milestone: "milestone",
+  message: "message",
+  address: "address",
+  channels: "channels",
+  channel: "channel",
+  peers: "peers",
+};
+
+const metrics = {
+  frames: [],
+  eventToPaint: [],
+  frame(ms) {
+    if (this.frames.length < 20000) this.frames.push(ms);
+  },
+  painted(ms) {
+    if (this.eventToPaint.length < 20000) this.eventToPaint.push(ms);
+  },
+};
+const store = new LiveStore({ cap: 5000 });
+const app = { store, getJSON, metrics, navigate: (hash) => (location.hash = hash) };
+window.__explorer = { store, metrics, ready: false, rendered: "" };
+
+let cleanup = null;
+let generation = 0;
+
+async function route() {
+  const [name = "", ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const page = ROUTES[name];
+  const root = document.getElementById("view");
+  const mine = ++generation;
+  if (cleanup) cleanup();
+  cleanup = null;
+  for (const a of document.querySelectorAll("nav a")) {
+    a.toggleAttribute("aria-current", a.dataset.page === (page === "milestone" ? "milestones" : page));
+  }
+  root.replaceChildren();
+  if (!page) {
+    root.append(problem("No such page", `"#/${name}" is not a page of the explorer; use the links above or search.`));
+    return;
+  }
+  try {
+    const module = await import(`./pages/${page}.js`);
+    if (mine !== generation) return;
+    const done = await module.render(root, args, app);
+    if (mine !== generation) {
+      if (done) done();
+      return;
+    }
+    cleanup = done || null;
+    window.__explorer.rendered = location.hash || "#/";
+  } catch (err) {
+    if (mine !== generation) return;
+    root.replaceChildren(problem(
+      err.code === "unreachable" ? "The node does not answer" : "This page could not be shown",
+      err.code === "unreachable" ? "Check that the node is running, then reload." : `${err.message} (${err.code || err.name})`,
+    ));
+    window.__explorer.rendered = location.hash || "#/";
+  }
+}
+
+function status() {
+  const line = document.getElementById("status");
+  const last = store.milestones[store.milestones.length - 1];
+  const ms = last ? `milestone #${last.index}` : "waiting for a milestone";
+  line.textContent = `${store.connected ? "live" : "reconnecting…"} · ${ms} · ${store.counts.messages} messages seen`;
+  line.classList.toggle("down", !store.connected);
+}
+
+document.getElementById("search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const box = document.getElementById("search-box");
+  const found = await resolve(box.value, getJSON);
+  if (found.route) {
+    box.setCustomValidity("");
+    box.blur();
+    location.hash = found.route;
+  } else {
+    box.setCustomValidity(found.error);
+    box.reportValidity();
+  }
+});
+document.getElementById("search-box").addEventListener("input", (e) => e.target.setCustomValidity(""));
+document.addEventListener("keydown", (event) => {
+  const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (event.key === "/" && !typing) {
+    event.preventDefault();
+    document.getElementById("search-box").focus();
+  }
+});
+
+window.addEventListener("hashchange", route);
+store.on((kind) => {
+  if (kind === "milestone" || kind === "status") status();
+});
+store.connect();
+setInterval(status, 1000);
+route().then(() => {
+  window.__explorer.ready = true;
+});
