@@ -34,7 +34,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : String(child));
   }
@@ -60,6 +60,11 @@ export function duration(ms) {
 
 export function amount(text) {
   return BigInt(text).toLocaleString("en-US");
+}
+
+/** Append `children` (nested arrays flattened, null and false left out) to `root`. */
+export function put(root, ...children) {
+  root.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 /** A definition table: [[label, value], ...]. */

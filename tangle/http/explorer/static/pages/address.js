@@ -1,7 +1,7 @@
 // One address: balance, unspent outputs, and the transactions touching it in the node's
 // recent history.
 
-import { amount, channelLink, el, facts, messageLink, milestoneLink, problem, short, table } from "../api.js";
+import { amount, channelLink, el, facts, messageLink, milestoneLink, problem, short, table, put } from "../api.js";
 
 export async function render(root, [address], app) {
   let balance, outputs, history;
@@ -13,12 +13,12 @@ export async function render(root, [address], app) {
     ]);
   } catch (err) {
     if (err.code === "invalid_address") {
-      root.append(problem("Not an address of this network", `${err.message}. Addresses look like tpdev1… (or 64 hex digits).`));
+      put(root, problem("Not an address of this network", `${err.message}. Addresses look like tpdev1… (or 64 hex digits).`));
       return;
     }
     throw err;
   }
-  root.append(
+  put(root, 
     el("h1", {}, "Address"),
     facts([
       ["Address", el("span", { class: "mono wrap" }, balance.address)],

@@ -1,6 +1,6 @@
 // One payment channel: its deposit, balances and whether a close or challenge is in progress.
 
-import { addressLink, amount, el, facts, milestoneLink, problem, short } from "../api.js";
+import { addressLink, amount, el, facts, milestoneLink, problem, short, put } from "../api.js";
 
 export function channelState(o) {
   return o.closing_since ? `closing since #${o.closing_since}` : "open";
@@ -12,7 +12,7 @@ export async function render(root, [id], app) {
     body = await app.getJSON(`/api/v1/channels/${id}`);
   } catch (err) {
     if (err.code === "unknown_channel" || err.code === "invalid_id") {
-      root.append(problem("No such channel on the ledger",
+      put(root, problem("No such channel on the ledger",
         "A settled channel leaves the ledger; an id is 64 hex digits. The channels page lists those seen recently."));
       return;
     }
@@ -22,7 +22,7 @@ export async function render(root, [id], app) {
   const closing = o.closing_since
     ? `Closing: started at milestone #${o.closing_since}; ${o.bidirectional ? "either party may challenge with a newer co-signed state" : "the payee may still close with a proof"} until #${o.closing_since + o.challenge_period}, then it can be settled.`
     : "Open: the payer can top it up; payments happen off the ledger as signed balance proofs.";
-  root.append(
+  put(root, 
     el("h1", {}, "Channel ", el("span", { class: "mono small" }, short(id, 16))),
     el("p", { class: "state" + (o.closing_since ? " bad" : " good"), id: "channel-state" }, closing),
     facts([

@@ -1,6 +1,6 @@
 // The live page: the DAG as it grows, charts of the rates, the latest milestones and refusals.
 
-import { el, milestoneLink, messageLink, table, time, duration } from "../api.js";
+import { el, milestoneLink, messageLink, table, time, duration, put } from "../api.js";
 import { Chart } from "../charts.js";
 import { COLOURS, DagView } from "../dag.js";
 
@@ -27,7 +27,7 @@ export async function render(root, args, app) {
   ];
   const milestones = el("div", { id: "recent-milestones" });
   const refusals = el("div", { id: "recent-refusals" });
-  root.append(
+  put(root, 
     el("section", { class: "live" },
       el("div", { class: "toolbar" }, el("h1", {}, "Live tangle"), pause, zoomOut, zoomIn, legend),
       el("div", { class: "stage" }, canvas, empty),

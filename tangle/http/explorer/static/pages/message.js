@@ -3,8 +3,7 @@
 
 import {
   addressLink, amount, channelLink, duration, el, facts, messageLink, milestoneLink, problem,
-  short, table, time,
-} from "../api.js";
+  short, table, time, put } from "../api.js";
 
 const CONFLICTS = {
   input_not_found: "an input it spends is not on the ledger: it was never created, or it was spent and pruned before this transaction was ordered.",
@@ -57,7 +56,7 @@ function payload(p) {
 
 export async function render(root, [id], app) {
   if (!/^[0-9a-f]{64}$/i.test(id || "")) {
-    root.append(problem("Not a message id", "A message id is 64 hex digits; paste one into the search box."));
+    put(root, problem("Not a message id", "A message id is 64 hex digits; paste one into the search box."));
     return;
   }
   let message, meta, timing;
@@ -69,13 +68,13 @@ export async function render(root, [id], app) {
     ]);
   } catch (err) {
     if (err.code === "unknown_message") {
-      root.append(problem("This node has no such message",
+      put(root, problem("This node has no such message",
         "It never reached this node, was refused (see \"Refused recently\" on the live page) or was pruned. Check the id, or look on another node."));
       return;
     }
     throw err;
   }
-  root.append(
+  put(root, 
     el("h1", {}, "Message ", el("span", { class: "mono small" }, short(id, 16))),
     el("p", { class: "state " + (meta.inclusion === "conflicting" ? "bad" : meta.referenced_by ? "good" : "") , id: "message-state" }, state(meta, timing)),
     facts([

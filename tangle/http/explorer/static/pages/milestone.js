@@ -1,11 +1,11 @@
 // One milestone: its signers, cone, inclusion root, and the milestones either side.
 
-import { el, facts, messageLink, milestoneLink, problem, short, table, time } from "../api.js";
+import { el, facts, messageLink, milestoneLink, problem, short, table, time, put } from "../api.js";
 
 export async function render(root, [text], app) {
   const index = Number(text);
   if (!Number.isInteger(index) || index < 1) {
-    root.append(problem("Not a milestone index", "Milestones are numbered from 1; type a number into the search box."));
+    put(root, problem("Not a milestone index", "Milestones are numbered from 1; type a number into the search box."));
     return;
   }
   let milestone, listed;
@@ -16,14 +16,14 @@ export async function render(root, [text], app) {
     ]);
   } catch (err) {
     if (err.code === "unknown_milestone" || err.code === "invalid_parameter") {
-      root.append(problem(`No milestone #${index} yet`, "This node has not applied it: it may not be issued yet. The milestones page lists those applied."));
+      put(root, problem(`No milestone #${index} yet`, "This node has not applied it: it may not be issued yet. The milestones page lists those applied."));
       return;
     }
     throw err;
   }
   const row = listed.milestones.find((m) => m.index === index);
   const cone = row && row.cone;
-  root.append(
+  put(root, 
     el("h1", {}, "Milestone #" + index),
     el("nav", { class: "pager", "aria-label": "Neighbours" },
       index > 1 ? milestoneLink(index - 1) : null, " ",

@@ -1,6 +1,6 @@
 // The applied milestones, newest first, a page at a time.
 
-import { el, messageLink, milestoneLink, table, time } from "../api.js";
+import { el, messageLink, milestoneLink, table, time, put } from "../api.js";
 
 export async function render(root, [before], app) {
   const query = before ? `?count=25&before=${Number(before)}` : "?count=25";
@@ -10,7 +10,7 @@ export async function render(root, [before], app) {
     m.cone ? m.cone.referenced : "–", m.cone ? m.cone.included : "–", m.cone ? m.cone.conflicting : "–",
   ]);
   const last = body.milestones[body.milestones.length - 1];
-  root.append(
+  put(root, 
     el("h1", {}, "Milestones"),
     el("p", { class: "note" }, `Confirmed: #${body.confirmed_milestone_index}. Cones are counted by this node as it applies milestones ("–": applied before it started).`),
     table(["Index", "Message", "Issued", "Cone", "Included", "Conflicting"], rows,

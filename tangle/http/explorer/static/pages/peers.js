@@ -1,6 +1,6 @@
 // This node, its peers and the latest milestone each reported, as a table and a map.
 
-import { el, facts, table } from "../api.js";
+import { el, facts, table, put } from "../api.js";
 
 function drawMap(canvas, self, peers) {
   const ratio = window.devicePixelRatio || 1;
@@ -39,7 +39,7 @@ function drawMap(canvas, self, peers) {
 
 export async function render(root, args, app) {
   const [info, body] = await Promise.all([app.getJSON("/api/v1/info"), app.getJSON("/api/v1/explorer/peers")]);
-  root.append(
+  put(root, 
     el("h1", {}, "Network"),
     facts([
       ["Network id", info.network_id],
@@ -51,7 +51,7 @@ export async function render(root, args, app) {
   );
   if (body.peers === null) return;
   const canvas = el("canvas", { class: "map", role: "img", "aria-label": "This node in the middle, its peers around it; green lines are connections up, dashed red ones down." });
-  root.append(
+  put(root, 
     canvas,
     table(["Peer", "Address", "Connected", "Dialed by us", "Latest milestone", "Behind"], body.peers.map((p) => [
       el("span", { class: "mono" }, p.id.slice(0, 16)), p.address || "–", p.connected ? "yes" : "no",

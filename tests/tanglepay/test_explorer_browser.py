@@ -1,0 +1,155 @@
+"""The explorer in a real headless Chromium against a running devnet: the live view draws
+messages and a milestone, the search box finds a transfer, its page leads to its milestone, the
+channels page to a channel a device pays through, on a desktop and a phone viewport, with no
+console error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from tanglepay.devnet import DevnetOptions, run
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from selenium.webdriver import Chrome
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL = "apt-get install chromium chromium-driver"
+WAIT_S = 60.0
+
+
+def browser(width: int = 1280, height: int = 800) -> Chrome:
+    """Headless Debian Chromium through its own chromedriver (Selenium Manager never runs)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"no {CHROMIUM} or {CHROMEDRIVER}: install them with `{INSTALL}`")
+    from selenium.webdriver import Chrome, ChromeOptions
+    from selenium.webdriver.chrome.service import Service
+
+    options = ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+
+
+def wait_for(driver: Chrome, script: str, what: str, timeout_s: float = WAIT_S) -> Any:
+    """Poll `script` (a JS expression) until it is truthy; its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(
+            lambda d: d.execute_script(f"return {script}")
+        )
+    except Exception as exc:
+        raise AssertionError(f"waited {timeout_s:g} s for {what}: {exc!r}") from None
+
+
+def shot(driver: Chrome, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(folder / f"{name}.png"))
+    extra = os.environ.get("EXPLORER_ARTIFACTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / f"{name}.png", Path(extra) / f"{name}.png")
+
+
+def errors_in(driver: Chrome) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def walk(url: str, folder: Path) -> None:
+    """The person's path through the dashboard (blocking: run in a thread)."""
+    driver = browser()
+    try:
+        driver.get(url)
+        wait_for(driver, "window.__explorer && window.__explorer.ready", "the page to load")
+        wait_for(
+            driver,
+            "__explorer.store.vertices.size > 0 && __explorer.store.milestones.length > 0"
+            " && __explorer.metrics.frames.length > 10",
+            "the live view to draw messages and a milestone",
+        )
+        transfer = wait_for(
+            driver,
+            "[...__explorer.store.vertices.values()].filter(v => v.kind === 'transaction'"
+            " && v.state === 'included').map(v => v.id)[0]",
+            "a confirmed transfer in the live view",
+        )
+        shot(driver, folder, "live")
+        box = driver.find_element("id", "search-box")
+        box.send_keys(transfer)
+        box.submit()
+        wait_for(driver, f"__explorer.rendered === '#/message/{transfer}'", "the message page")
+        state = driver.find_element("id", "message-state").text
+        assert state.startswith("Confirmed"), state
+        took = driver.find_element("id", "confirmation-time").text
+        assert re.fullmatch(r"[0-9]+ ms|[0-9]+\.[0-9]{2} s", took), took
+        shot(driver, folder, "message")
+        link = driver.find_element("css selector", "a[href^='#/milestone/']")
+        index = link.get_attribute("href").rsplit("/", 1)[1]
+        link.click()
+        wait_for(driver, f"__explorer.rendered === '#/milestone/{index}'", "the milestone page")
+        assert len(driver.find_element("id", "inclusion-root").text) == 64
+        shot(driver, folder, "milestone")
+        driver.find_element("css selector", "nav a[data-page='channels']").click()
+        channel = wait_for(
+            driver,
+            "__explorer.rendered === '#/channels' && document.querySelector("
+            "\"main a[href^='#/channel/']\")",
+            "a channel on the channels page",
+        )
+        shot(driver, folder, "channels")
+        channel.click()
+        wait_for(driver, "document.getElementById('channel-state')", "the channel page")
+        shot(driver, folder, "channel")
+        driver.find_element("css selector", "nav a[data-page='peers']").click()
+        wait_for(driver, "__explorer.rendered === '#/peers'", "the network page")
+        shot(driver, folder, "peers")
+        driver.set_window_size(390, 844)
+        driver.get(url)
+        wait_for(driver, "__explorer.ready && __explorer.store.vertices.size > 0", "phone view")
+        wide = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert wide <= 0, f"the phone view scrolls sideways by {wide} px"
+        shot(driver, folder, "phone")
+        assert errors_in(driver) == []
+    finally:
+        driver.quit()
+
+
+@pytest.mark.slow
+async def test_a_person_follows_a_transfer_and_a_channel(tmp_path: Path) -> None:
+    browser().quit()  # skips, naming the install command, when the browser is absent
+    lines: list[str] = []
+    stop, confirming = trio.Event(), trio.Event()
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if line.startswith("milestone"):
+            confirming.set()
+
+    options = DevnetOptions(data_dir=tmp_path / "devnet", nodes=1, interval_s=0.5, tps=10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run, options, say, stop)
+        with trio.fail_after(120):
+            await confirming.wait()
+        assert lines[0].startswith("dashboard")
+        url = lines[0].split()[1]
+        await trio.to_thread.run_sync(walk, url, tmp_path / "screenshots")
+        stop.set()
+
+
+async def _run(options: DevnetOptions, say: Callable[[str], None], stop: trio.Event) -> None:
+    await run(options, say, stop=stop)
