@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.codec import U32_MAX
+from tangle.protocol.ids import Address
 
 from .._guard import route
 from .._request import ApiError, path_address, path_message_id, query_uint
@@ -191,11 +192,11 @@ class Explorer:
         seen = self.timeline.channels()
 
         def read(storage: Storage) -> list[dict[str, Any] | None]:
-            states: list[dict[str, Any] | None] = []
+            states: list[dict[str, Any] | None] = []  # a channel is indexed by its id
             for entry in seen:
                 found = [
                     (oid, out)
-                    for oid, out in storage.outputs_of(entry.channel_id)
+                    for oid, out in storage.outputs_of(Address(entry.channel_id))
                     if isinstance(out, ChannelOutput)
                 ]
                 states.append(render_output(*found[0], self.network) if found else None)
