@@ -9,11 +9,12 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 
+from benchmarks._browser import BrowserMissingError, chromium, console_errors, wait_for
 from tanglepay.devnet import DevnetOptions, run
 
 if TYPE_CHECKING:
@@ -21,38 +22,12 @@ if TYPE_CHECKING:
 
     from selenium.webdriver import Chrome
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-INSTALL = "apt-get install chromium chromium-driver"
-WAIT_S = 60.0
-
 
 def browser(width: int = 1280, height: int = 800) -> Chrome:
-    """Headless Debian Chromium through its own chromedriver (Selenium Manager never runs)."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"no {CHROMIUM} or {CHROMEDRIVER}: install them with `{INSTALL}`")
-    from selenium.webdriver import Chrome, ChromeOptions
-    from selenium.webdriver.chrome.service import Service
-
-    options = ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={width},{height}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-
-
-def wait_for(driver: Chrome, script: str, what: str, timeout_s: float = WAIT_S) -> Any:
-    """Poll `script` (a JS expression) until it is truthy; its value."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
     try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(
-            lambda d: d.execute_script(f"return {script}")
-        )
-    except Exception as exc:
-        raise AssertionError(f"waited {timeout_s:g} s for {what}: {exc!r}") from None
+        return chromium(width, height)
+    except BrowserMissingError as exc:
+        pytest.skip(str(exc))
 
 
 def shot(driver: Chrome, folder: Path, name: str) -> None:
@@ -62,10 +37,6 @@ def shot(driver: Chrome, folder: Path, name: str) -> None:
     if extra:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(folder / f"{name}.png", Path(extra) / f"{name}.png")
-
-
-def errors_in(driver: Chrome) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def walk(url: str, folder: Path) -> None:
@@ -124,7 +95,7 @@ def walk(url: str, folder: Path) -> None:
         )
         assert wide <= 0, f"the phone view scrolls sideways by {wide} px"
         shot(driver, folder, "phone")
-        assert errors_in(driver) == []
+        assert console_errors(driver) == []
     finally:
         driver.quit()
 

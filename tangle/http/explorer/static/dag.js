@@ -40,7 +40,9 @@ export class DagView {
       if (!this.running) return;
       if (this.lastFrame) this.metrics.frame(t - this.lastFrame);
       this.lastFrame = t;
+      const started = performance.now();
       this.draw();
+      this.metrics.work(performance.now() - started, this.visible.length);
       requestAnimationFrame(frame);
     };
     requestAnimationFrame(frame);
