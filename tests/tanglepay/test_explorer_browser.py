@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
+from selenium.webdriver.common.keys import Keys
 
 from benchmarks._browser import BrowserMissingError, chromium, console_errors, wait_for
 from tanglepay.devnet import DevnetOptions, run
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from selenium.webdriver import Chrome
+
+
+WIDER_THAN_THE_SCREEN = """
+const width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth <= width) return [];
+return [...document.querySelectorAll("body *")]
+  .filter((e) => e.getBoundingClientRect().right > width && !e.closest(".scroll"))
+  .map((e) => `${e.tagName}#${e.id}.${e.className} ${e.getBoundingClientRect().right}`);
+"""
 
 
 def browser(width: int = 1280, height: int = 800) -> Chrome:
@@ -58,6 +68,13 @@ def walk(url: str, folder: Path) -> None:
             "a confirmed transfer in the live view",
         )
         shot(driver, folder, "live")
+        canvas = driver.find_element("id", "dag")
+        canvas.send_keys(Keys.ARROW_RIGHT)
+        assert "Selected" in driver.find_element("id", "selection").text
+        canvas.send_keys(Keys.ENTER)
+        wait_for(driver, "__explorer.rendered.startsWith('#/message/')", "Enter to open a message")
+        driver.find_element("tag name", "body").send_keys("/")
+        assert driver.switch_to.active_element.get_attribute("id") == "search-box"
         box = driver.find_element("id", "search-box")
         box.send_keys(transfer)
         box.submit()
@@ -67,12 +84,22 @@ def walk(url: str, folder: Path) -> None:
         took = driver.find_element("id", "confirmation-time").text
         assert re.fullmatch(r"[0-9]+ ms|[0-9]+\.[0-9]{2} s", took), took
         shot(driver, folder, "message")
-        link = driver.find_element("css selector", "a[href^='#/milestone/']")
+        driver.find_element("css selector", "main a[href^='#/address/']").click()
+        wait_for(driver, "__explorer.rendered.startsWith('#/address/')", "the address page")
+        assert driver.find_element("id", "balance").text
+        shot(driver, folder, "address")
+        driver.back()
+        wait_for(driver, f"__explorer.rendered === '#/message/{transfer}'", "back to the message")
+        link = driver.find_element("css selector", "main a[href^='#/milestone/']")
         index = link.get_attribute("href").rsplit("/", 1)[1]
         link.click()
         wait_for(driver, f"__explorer.rendered === '#/milestone/{index}'", "the milestone page")
         assert len(driver.find_element("id", "inclusion-root").text) == 64
         shot(driver, folder, "milestone")
+        driver.find_element("css selector", "nav a[data-page='milestones']").click()
+        wait_for(driver, "__explorer.rendered === '#/milestones'", "the milestone list")
+        assert driver.find_elements("css selector", "main tbody tr")
+        shot(driver, folder, "milestones")
         driver.find_element("css selector", "nav a[data-page='channels']").click()
         channel = wait_for(
             driver,
@@ -87,13 +114,14 @@ def walk(url: str, folder: Path) -> None:
         driver.find_element("css selector", "nav a[data-page='peers']").click()
         wait_for(driver, "__explorer.rendered === '#/peers'", "the network page")
         shot(driver, folder, "peers")
-        driver.set_window_size(390, 844)
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+        )
         driver.get(url)
         wait_for(driver, "__explorer.ready && __explorer.store.vertices.size > 0", "phone view")
-        wide = driver.execute_script(
-            "return document.documentElement.scrollWidth - window.innerWidth"
-        )
-        assert wide <= 0, f"the phone view scrolls sideways by {wide} px"
+        wide = driver.execute_script(WIDER_THAN_THE_SCREEN)
+        assert wide == [], f"the phone view scrolls sideways: {wide}"
         shot(driver, folder, "phone")
         assert console_errors(driver) == []
     finally:

@@ -13,7 +13,31 @@ from ._views import MEDIA_TYPES, MILESTONES_PER_PAGE
 
 _MS = {**_UINT, "description": "Unix milliseconds"}
 
+_VERTEX = {
+    "id": _ID,
+    "parents": _array(_ID),
+    "kind": {"enum": ["transaction", "tagged_data", "milestone"]},
+    "index": _nullable(_UINT),
+}
+
 SCHEMAS: dict[str, Any] = {
+    "RecentMessages": _object(
+        {
+            "now_ms": _MS,
+            "messages": _array(
+                _object(
+                    {
+                        **_VERTEX,
+                        "at_ms": _MS,
+                        "state": {
+                            "enum": ["pending", "solid", "referenced", "included", "conflicting"]
+                        },
+                        "referenced_by": _nullable(_UINT),
+                    }
+                )
+            ),
+        }
+    ),
     "ExplorerMilestones": _object(
         {
             "confirmed_milestone_index": _UINT,
@@ -102,16 +126,7 @@ SCHEMAS: dict[str, Any] = {
     "MessagesEvent": _object(
         {
             "at_ms": _MS,
-            "messages": _array(
-                _object(
-                    {
-                        "id": _ID,
-                        "parents": _array(_ID),
-                        "kind": {"enum": ["transaction", "tagged_data", "milestone"]},
-                        "index": _nullable(_UINT),
-                    }
-                )
-            ),
+            "messages": _array(_object(_VERTEX)),
             "solid": _array(_ID),
             "refused": _array({"type": "string"}),
         }
@@ -138,6 +153,13 @@ def with_explorer(document: dict[str, Any]) -> dict[str, Any]:
             "One of the explorer's scripts or styles",
             "not_found",
             params=(_path_param("file", {"type": "string"}),),
+        )
+    }
+    paths["/api/v1/explorer/recent"] = {
+        "get": _op(
+            "The latest messages this node received, with their parents and state, oldest first",
+            200,
+            "RecentMessages",
         )
     }
     count = {"type": "integer", "minimum": 1, "maximum": MILESTONES_PER_PAGE}

@@ -1,6 +1,6 @@
 """What the explorer remembers beyond storage, in bounded memory: when this node received each
-recent message and when a milestone confirmed it (the arrival-to-confirmation time storage does
-not keep), the cone of each milestone applied since the node started, the payment channels
+recent message, and the cone of each milestone applied since the node started with when it was
+applied (together the arrival-to-confirmation time storage does not keep), the payment channels
 recent transactions opened or touched, and the latest refusals.
 
 Fed by the node's arrival watch (`Node.watch_arrivals`) and milestone notices
@@ -34,20 +34,10 @@ V = TypeVar("V")
 MESSAGES_KEPT: Final = 200_000
 """Messages whose arrival and confirmation times are remembered (the oldest are forgotten)."""
 MILESTONES_KEPT: Final = 10_000
+RECENT_KEPT: Final = 2_000
+"""The latest messages kept with their parents and state, for a live view that opens."""
 CHANNELS_KEPT: Final = 1_024
 REFUSALS_KEPT: Final = 64
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Timing:
-    """When this node received a message and when a milestone it applied referenced it."""
-
-    arrived_ms: int | None
-    """Unix ms it was stored (None: it arrived before the node started, or is forgotten)."""
-    confirmed_ms: int | None
-    """Unix ms the referencing milestone was applied (None: not yet, or forgotten)."""
-    milestone_index: int | None
-    """That milestone's index."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +53,24 @@ class Cone:
     """Unix ms this node applied it."""
     timestamp_ms: int
     """Its issuance time."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Recent:
+    """One of the latest messages, as the live view draws it."""
+
+    id: MessageId
+    parents: tuple[MessageId, ...]
+    kind: str
+    """`transaction`, `tagged_data` or `milestone`."""
+    index: int | None
+    """A milestone's index."""
+    at_ms: int
+    """When this node stored it."""
+    state: str
+    """`pending`, `solid`, `referenced`, `included` or `conflicting`."""
+    referenced_by: int | None = None
+    """The milestone that referenced it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,13 +97,13 @@ class Refusal:
 class Timeline:
     """The explorer's bounded memory of one node (see the module docstring)."""
 
-    __slots__ = ("_arrived", "_channels", "_cones", "_confirmed", "_refusals", "_wall")
+    __slots__ = ("_arrived", "_channels", "_cones", "_recent", "_refusals", "_wall")
 
     def __init__(self, wall: Callable[[], float]) -> None:
         self._wall = wall
         self._arrived: OrderedDict[MessageId, int] = OrderedDict()
-        self._confirmed: OrderedDict[MessageId, tuple[int, int]] = OrderedDict()
         self._cones: OrderedDict[int, Cone] = OrderedDict()
+        self._recent: OrderedDict[MessageId, Recent] = OrderedDict()
         self._channels: OrderedDict[ChannelId, ChannelSeen] = OrderedDict()
         self._refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
 
@@ -107,8 +115,23 @@ class Timeline:
 
     def arrived(self, arrival: Arrival) -> None:
         at = self.wall_ms(arrival.at)
+        solid = set(arrival.solid)
         for parsed in arrival.accepted:
             _put(self._arrived, parsed.id, at, MESSAGES_KEPT)
+            payload = parsed.message.payload
+            recent = Recent(
+                id=parsed.id,
+                parents=parsed.message.parents,
+                kind=kind_of(payload),
+                index=payload.essence.index if isinstance(payload, Milestone) else None,
+                at_ms=at,
+                state="solid" if parsed.id in solid else "pending",
+            )
+            _put(self._recent, parsed.id, recent, RECENT_KEPT)
+        for message_id in solid:
+            found = self._recent.get(message_id)
+            if found is not None and found.state == "pending":
+                found.state = "solid"
         for error in arrival.rejected:
             self._refusals.append(
                 Refusal(code=tangle_error_code(error), reason=str(error), at_ms=at)
@@ -118,8 +141,6 @@ class Timeline:
         confirmed = notice.confirmed
         record, result = confirmed.record, confirmed.result
         at = self.wall_ms(notice.applied_at)
-        for message_id in result.referenced:
-            _put(self._confirmed, message_id, (record.index, at), MESSAGES_KEPT)
         cone = Cone(
             index=record.index,
             referenced=len(result.referenced),
@@ -130,6 +151,18 @@ class Timeline:
         )
         _put(self._cones, record.index, cone, MILESTONES_KEPT)
         included = set(result.included)
+        conflicting = {message_id for message_id, _ in result.conflicts}
+        for message_id in result.referenced:
+            found = self._recent.get(message_id)
+            if found is not None:
+                found.referenced_by = record.index
+                found.state = (
+                    "included"
+                    if message_id in included
+                    else "conflicting"
+                    if message_id in conflicting
+                    else "referenced"
+                )
         for message_id, transaction in confirmed.transactions.items():
             if message_id in included:
                 self._channels_of(transaction, record.index)
@@ -149,13 +182,14 @@ class Timeline:
 
     # -- what the pages read ----------------------------------------------------------------
 
-    def timing(self, message_id: MessageId) -> Timing:
-        confirmed = self._confirmed.get(message_id)
-        return Timing(
-            arrived_ms=self._arrived.get(message_id),
-            confirmed_ms=None if confirmed is None else confirmed[1],
-            milestone_index=None if confirmed is None else confirmed[0],
-        )
+    def arrived_ms(self, message_id: MessageId) -> int | None:
+        """When this node stored the message, Unix ms (None: before it started, or forgotten);
+        when it was confirmed is its milestone's `Cone.applied_ms`."""
+        return self._arrived.get(message_id)
+
+    def recent(self) -> list[Recent]:
+        """The latest messages, oldest first."""
+        return list(self._recent.values())
 
     def cone(self, index: int) -> Cone | None:
         return self._cones.get(index)

@@ -4,6 +4,7 @@ node's own read endpoints (the OpenAPI document describes them, see `_document.p
 ```
 GET /                                              the dashboard (index.html)
 GET /explorer/{file}                               its scripts and styles, from `static/`
+GET /api/v1/explorer/recent                        the latest messages, for a live view to open on
 GET /api/v1/explorer/milestones?before=&count=     applied milestones, newest first, with cones
 GET /api/v1/explorer/messages/{id}/timing          arrival and confirmation times at this node
 GET /api/v1/explorer/addresses/{address}/history   recent transactions touching an address
@@ -21,6 +22,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
+import trio
 from starlette.responses import JSONResponse, Response
 
 from tangle.protocol.channel import ChannelOutput
@@ -103,6 +105,7 @@ class Explorer:
         return [
             route("/", get=self.index),
             route("/explorer/{file:path}", get=self.file),
+            route("/api/v1/explorer/recent", get=self.recent),
             route("/api/v1/explorer/milestones", get=self.milestones),
             route("/api/v1/explorer/messages/{message_id}/timing", get=self.timing),
             route("/api/v1/explorer/addresses/{address}/history", get=self.history),
@@ -123,6 +126,25 @@ class Explorer:
 
     async def file(self, request: Request) -> Response:
         return self._serve(request.path_params["file"])
+
+    async def recent(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "now_ms": self.timeline.wall_ms(trio.current_time()),
+                "messages": [
+                    {
+                        "id": r.id.hex(),
+                        "parents": [p.hex() for p in r.parents],
+                        "kind": r.kind,
+                        "index": r.index,
+                        "at_ms": r.at_ms,
+                        "state": r.state,
+                        "referenced_by": r.referenced_by,
+                    }
+                    for r in self.timeline.recent()
+                ],
+            }
+        )
 
     async def milestones(self, request: Request) -> Response:
         params = request.query_params
@@ -164,14 +186,17 @@ class Explorer:
 
     async def timing(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
-        timing = self.timeline.timing(message_id)
-        arrived, confirmed = timing.arrived_ms, timing.confirmed_ms
+        found = await self.node.read_storage(lambda storage: storage.metadata(message_id))
+        index = None if found is None else found.referenced_by
+        cone = None if index is None else self.timeline.cone(index)
+        arrived = self.timeline.arrived_ms(message_id)
+        confirmed = None if cone is None else cone.applied_ms
         return JSONResponse(
             {
                 "id": message_id.hex(),
                 "arrived_at_ms": arrived,
                 "confirmed_at_ms": confirmed,
-                "milestone_index": timing.milestone_index,
+                "milestone_index": index,
                 "confirmation_ms": None
                 if arrived is None or confirmed is None
                 else max(0, confirmed - arrived),

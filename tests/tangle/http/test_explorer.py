@@ -110,6 +110,16 @@ async def test_a_live_stream_and_the_views_follow_a_channel_from_arrival_to_mile
         unknown = (await net.client.get(f"/api/v1/explorer/messages/{'00' * 32}/timing")).json()
         assert unknown["arrived_at_ms"] is unknown["confirmation_ms"] is None
 
+        recent = (await net.client.get("/api/v1/explorer/recent")).json()["messages"]
+        [ours] = [m for m in recent if m["id"] == message_id]
+        assert (ours["state"], ours["referenced_by"], ours["kind"]) == (
+            "included",
+            index,
+            "transaction",
+        )
+        [carrier] = [m for m in recent if m["kind"] == "milestone"]
+        assert (carrier["index"], carrier["id"]) == (index, milestone["message_id"])
+
         listed = (await net.client.get("/api/v1/explorer/milestones")).json()
         [row] = listed["milestones"]
         assert row["cone"]["included"] == 1
@@ -151,7 +161,7 @@ async def test_the_timeline_forgets_the_oldest_messages_first(
     for i, message in enumerate(parsed):
         at = trio.current_time() - i
         timeline.arrived(Arrival(accepted=(message,), solid=(), rejected=(), at=at))
-    kept = [timeline.timing(m.id).arrived_ms for m in parsed]
+    kept = [timeline.arrived_ms(m.id) for m in parsed]
     assert kept[0] is None
     assert kept[1] is not None
     assert kept[2] is not None

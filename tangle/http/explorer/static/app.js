@@ -86,7 +86,7 @@ function status() {
   const line = document.getElementById("status");
   const last = store.milestones[store.milestones.length - 1];
   const ms = last ? `milestone #${last.index}` : "waiting for a milestone";
-  line.textContent = `${store.connected ? "live" : "reconnecting…"} · ${ms} · ${store.counts.messages} messages seen`;
+  line.textContent = `${store.connected ? "live" : "reconnecting…"} · ${ms} · ${store.vertices.size} messages in view`;
   line.classList.toggle("down", !store.connected);
 }
 
@@ -114,9 +114,12 @@ document.addEventListener("keydown", (event) => {
 
 window.addEventListener("hashchange", route);
 store.on((kind) => {
-  if (kind === "milestone" || kind === "status") status();
+  if (kind === "milestone" || kind === "status" || kind === "primed") status();
 });
 store.connect();
+Promise.all([getJSON("/api/v1/explorer/recent"), getJSON("/api/v1/explorer/milestones?count=10")])
+  .then(([recent, milestones]) => store.prime(recent, milestones))
+  .catch(() => status());
 setInterval(status, 1000);
 route().then(() => {
   window.__explorer.ready = true;

@@ -64,6 +64,29 @@ export class LiveStore {
     }
   }
 
+  /** Start from what the node holds (GET /api/v1/explorer/recent and /milestones), older than
+   *  anything the stream has brought. */
+  prime(recent, milestones) {
+    const offset = Date.now() - recent.now_ms;
+    const older = [];
+    for (const m of recent.messages) {
+      if (this.vertices.has(m.id)) continue;
+      const lane = parseInt(m.id.slice(0, 6), 16) / 0xffffff;
+      this.vertices.set(m.id, { ...m, at: m.at_ms, seen: m.at_ms + offset, lane, cone: m.referenced_by || 0 });
+      older.push(m.id);
+    }
+    this.order = [...older, ...this.order.slice(this.head)];
+    this.head = 0;
+    while (this.order.length - this.head > this.cap) this.vertices.delete(this.order[this.head++]);
+    const known = new Set(this.milestones.map((m) => m.index));
+    const earlier = milestones.milestones
+      .filter((m) => m.cone && !known.has(m.index))
+      .map((m) => ({ index: m.index, message_id: m.message_id, applied_at_ms: m.cone.applied_at_ms, ...m.cone }))
+      .reverse();
+    this.milestones = [...earlier, ...this.milestones];
+    this.emit("primed", null);
+  }
+
   addTransaction(data) {
     const v = this.vertices.get(data.message_id);
     if (v) {

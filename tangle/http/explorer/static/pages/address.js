@@ -23,7 +23,7 @@ export async function render(root, [address], app) {
     facts([
       ["Address", el("span", { class: "mono wrap" }, balance.address)],
       ["Hex", el("span", { class: "mono wrap" }, balance.address_hex)],
-      ["Balance", el("strong", {}, amount(balance.balance))],
+      ["Balance", el("strong", { id: "balance" }, amount(balance.balance))],
       ["Unspent outputs", balance.output_count],
       ["As of milestone", milestoneLink(balance.ledger_index)],
     ]),

@@ -79,7 +79,7 @@ export async function render(root, args, app) {
     }
   };
   const off = store.on((kind) => {
-    if (kind === "milestone") listMilestones();
+    if (kind === "milestone" || kind === "primed") listMilestones();
   });
   const tick = () => {
     empty.hidden = store.vertices.size > 0;
