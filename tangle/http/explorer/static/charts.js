@@ -43,7 +43,9 @@ export class Chart {
     });
     ctx.stroke();
     const last = values.length ? values[values.length - 1] : null;
-    const text = `${this.label}: ${last === null ? "–" : this.format(last)} ${this.unit} (peak ${this.format(peak)})`;
+    const text = values.length
+      ? `${this.label}: ${last === null ? "–" : this.format(last)} ${this.unit} (peak ${this.format(peak)})`
+      : `${this.label}: no data yet`;
     ctx.fillStyle = "#c9d1dc";
     ctx.font = "12px system-ui, sans-serif";
     ctx.fillText(text, 4, 13);

@@ -125,7 +125,7 @@ export class DagView {
       ctx.beginPath();
       ctx.arc(x, y, 7, 0, 2 * Math.PI);
       ctx.fill();
-      ctx.fillText("#" + v.index, x - 10, y - 11);
+      ctx.fillText("#" + v.index, x - 10, v.index % 2 ? y - 11 : y + 20);
     }
     if (this.selected && positions.has(this.selected.id)) {
       const [x, y] = positions.get(this.selected.id);

@@ -16,7 +16,8 @@ export class LiveStore {
     this.connected = false;
     this.lastEventAt = 0;
     this.counts = { messages: 0, milestones: 0, refused: 0 };
-    this.pendingPaint = []; // milestone events waiting to be drawn: [applied_at_ms, received]
+    this.pendingPaint = []; // applied_at_ms of milestone events not drawn yet
+    this.uncounted = new Map(); // milestone message id -> its event, while the message is unseen
   }
 
   on(listener) {
@@ -54,6 +55,13 @@ export class LiveStore {
       const v = this.vertices.get(id);
       if (v && v.state === "pending") v.state = "solid";
     }
+    for (const m of data.messages) {
+      const milestone = this.uncounted.get(m.id);
+      if (milestone) {
+        this.uncounted.delete(m.id);
+        this.walkCone(milestone);
+      }
+    }
     this.counts.messages += data.messages.length;
     this.counts.refused += data.refused.length;
     this.bucket(data.at_ms).messages += data.messages.length;
@@ -74,6 +82,7 @@ export class LiveStore {
       const lane = parseInt(m.id.slice(0, 6), 16) / 0xffffff;
       this.vertices.set(m.id, { ...m, at: m.at_ms, seen: m.at_ms + offset, lane, cone: m.referenced_by || 0 });
       older.push(m.id);
+      this.bucket(m.at_ms).messages += 1;
     }
     this.order = [...older, ...this.order.slice(this.head)];
     this.head = 0;
@@ -83,6 +92,7 @@ export class LiveStore {
       .filter((m) => m.cone && !known.has(m.index))
       .map((m) => ({ index: m.index, message_id: m.message_id, applied_at_ms: m.cone.applied_at_ms, ...m.cone }))
       .reverse();
+    for (const m of earlier) this.bucket(m.applied_at_ms).confirmed += m.included;
     this.milestones = [...earlier, ...this.milestones];
     this.emit("primed", null);
   }
@@ -96,29 +106,37 @@ export class LiveStore {
   }
 
   addMilestone(data) {
-    // The milestone's cone: everything it newly references, walked back through the parents
-    // this view holds, stopping at what an earlier milestone referenced.
-    const start = this.vertices.get(data.message_id);
-    const latencies = this.bucket(data.applied_at_ms).latencies;
-    if (start) {
-      const stack = [start];
-      while (stack.length) {
-        const v = stack.pop();
-        if (v.cone) continue;
-        v.cone = data.index;
-        if (v.state === "pending" || v.state === "solid") v.state = "referenced";
-        if (v.kind === "transaction" && v.state === "included") latencies.push(data.applied_at_ms - v.at);
-        for (const p of v.parents) {
-          const parent = this.vertices.get(p);
-          if (parent && !parent.cone) stack.push(parent);
-        }
-      }
+    // The stream may bring the milestone before the message that carries it: its cone is
+    // walked once that arrives.
+    if (this.vertices.has(data.message_id)) this.walkCone(data);
+    else {
+      this.uncounted.set(data.message_id, data);
+      if (this.uncounted.size > 64) this.uncounted.delete(this.uncounted.keys().next().value);
     }
     this.bucket(data.applied_at_ms).confirmed += data.included;
     this.milestones.push(data);
     if (this.milestones.length > 200) this.milestones.shift();
     this.counts.milestones += 1;
     this.pendingPaint.push(data.applied_at_ms);
+  }
+
+  walkCone(data) {
+    // The milestone's cone: everything it newly references, walked back through the parents
+    // this view holds, stopping at what an earlier milestone referenced.
+    const start = this.vertices.get(data.message_id);
+    const latencies = this.bucket(data.applied_at_ms).latencies;
+    const stack = [start];
+    while (stack.length) {
+      const v = stack.pop();
+      if (v.cone) continue;
+      v.cone = data.index;
+      if (v.state === "pending" || v.state === "solid") v.state = "referenced";
+      if (v.kind === "transaction" && v.state === "included") latencies.push(data.applied_at_ms - v.at);
+      for (const p of v.parents) {
+        const parent = this.vertices.get(p);
+        if (parent && !parent.cone) stack.push(parent);
+      }
+    }
   }
 
   /** Rates per whole second over the last `seconds`: [{t, messages, confirmed, latency}]. */
