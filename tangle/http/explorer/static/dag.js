@@ -11,6 +11,7 @@ export const COLOURS = {
   milestone: "#f5b942",
 };
 const MARGIN = 14;
+const STATE_ORDER = ["pending", "solid", "referenced", "included", "conflicting"];
 
 export class DagView {
   constructor(canvas, store, { onOpen, metrics }) {
@@ -23,7 +24,8 @@ export class DagView {
     this.paused = false;
     this.frozenAt = 0;
     this.selected = null;
-    this.visible = []; // [x, y, vertex] of the last frame
+    this.visible = []; // the vertices of the last frame, with their x and y
+    this.frameNumber = 0;
     this.running = false;
     this.lastFrame = 0;
     canvas.addEventListener("click", (e) => this.click(e));
@@ -73,67 +75,68 @@ export class DagView {
   }
 
   draw() {
+    // One pass over the held vertices, no allocation per vertex: each visible vertex gets its
+    // position and this frame's number; edges are drawn to parents drawn in the same frame.
     const [w, h] = this.size();
     const ctx = this.ctx;
     const now = this.paused ? this.frozenAt : Date.now();
     const right = w - MARGIN;
     const scale = this.pxPerSecond / 1000;
     const laneHeight = h - 2 * MARGIN;
+    const frame = ++this.frameNumber;
     const store = this.store;
-    const positions = new Map();
-    const visible = [];
-    const byState = { pending: [], solid: [], referenced: [], included: [], conflicting: [] };
-    const milestones = [];
-    const latestCone = store.milestones.length ? store.milestones[store.milestones.length - 1].index : -1;
-    const ringed = [];
+    const visible = this.visible;
+    visible.length = 0;
+    const oldest = now - (right + MARGIN) / scale;
     for (const v of store.vertices.values()) {
+      if (v.seen < oldest) continue;
       const x = right - (now - v.seen) * scale;
-      if (x < -MARGIN || x > w + MARGIN) continue;
-      const y = MARGIN + (v.kind === "milestone" ? 0.5 : v.lane) * laneHeight;
-      positions.set(v.id, [x, y]);
-      visible.push([x, y, v]);
-      if (v.kind === "milestone") milestones.push([x, y, v]);
-      else byState[v.state].push(x, y);
-      if (v.cone === latestCone) ringed.push(x, y);
+      if (x > w + MARGIN) continue;
+      v.x = x;
+      v.y = MARGIN + (v.kind === "milestone" ? 0.5 : v.lane) * laneHeight;
+      v.frame = frame;
+      visible.push(v);
     }
     ctx.fillStyle = "#11141a";
     ctx.fillRect(0, 0, w, h);
     ctx.lineWidth = 1;
     ctx.strokeStyle = "rgba(150,160,180,0.22)";
     ctx.beginPath();
-    for (const [x, y, v] of visible) {
+    const vertices = store.vertices;
+    for (const v of visible) {
       for (const p of v.parents) {
-        const to = positions.get(p);
-        if (to) {
-          ctx.moveTo(x, y);
-          ctx.lineTo(to[0], to[1]);
+        const to = vertices.get(p);
+        if (to !== undefined && to.frame === frame) {
+          ctx.moveTo(v.x, v.y);
+          ctx.lineTo(to.x, to.y);
         }
       }
     }
     ctx.stroke();
-    if (ringed.length) {
-      ctx.fillStyle = "rgba(245,185,66,0.25)";
-      for (let i = 0; i < ringed.length; i += 2) ctx.fillRect(ringed[i] - 5, ringed[i + 1] - 5, 10, 10);
-    }
-    for (const [state, xy] of Object.entries(byState)) {
+    const latestCone = store.milestones.length ? store.milestones[store.milestones.length - 1].index : -1;
+    ctx.fillStyle = "rgba(245,185,66,0.25)";
+    for (const v of visible) if (v.cone === latestCone) ctx.fillRect(v.x - 5, v.y - 5, 10, 10);
+    for (const state of STATE_ORDER) {
       ctx.fillStyle = COLOURS[state];
-      for (let i = 0; i < xy.length; i += 2) ctx.fillRect(xy[i] - 2.5, xy[i + 1] - 2.5, 5, 5);
+      for (const v of visible) {
+        if (v.state === state && v.kind !== "milestone") ctx.fillRect(v.x - 2.5, v.y - 2.5, 5, 5);
+      }
     }
     ctx.fillStyle = COLOURS.milestone;
     ctx.font = "11px system-ui, sans-serif";
-    for (const [x, y, v] of milestones) {
+    for (const v of visible) {
+      if (v.kind !== "milestone") continue;
       ctx.beginPath();
-      ctx.arc(x, y, 7, 0, 2 * Math.PI);
+      ctx.arc(v.x, v.y, 7, 0, 2 * Math.PI);
       ctx.fill();
-      ctx.fillText("#" + v.index, x - 10, v.index % 2 ? y - 11 : y + 20);
+      ctx.fillText("#" + v.index, v.x - 10, v.index % 2 ? v.y - 11 : v.y + 20);
     }
-    if (this.selected && positions.has(this.selected.id)) {
-      const [x, y] = positions.get(this.selected.id);
+    const selected = this.selected;
+    if (selected && selected.frame === frame) {
       ctx.strokeStyle = "#ffffff";
       ctx.lineWidth = 2;
-      ctx.strokeRect(x - 6, y - 6, 12, 12);
+      ctx.strokeRect(selected.x - 6, selected.y - 6, 12, 12);
     }
-    this.visible = visible;
     if (this.paused) {
       ctx.fillStyle = "rgba(255,255,255,0.8)";
       ctx.fillText("paused", 10, 16);
@@ -149,8 +152,8 @@ export class DagView {
     const rect = this.canvas.getBoundingClientRect();
     const px = event.clientX - rect.left, py = event.clientY - rect.top;
     let best = null, bestDistance = 12 * 12;
-    for (const [x, y, v] of this.visible) {
-      const d = (x - px) ** 2 + (y - py) ** 2;
+    for (const v of this.visible) {
+      const d = (v.x - px) ** 2 + (v.y - py) ** 2;
       if (d < bestDistance) [best, bestDistance] = [v, d];
     }
     if (best) {
@@ -160,7 +163,7 @@ export class DagView {
   }
 
   key(event) {
-    const ordered = this.visible.map(([x, , v]) => [x, v]).sort((a, b) => a[0] - b[0]);
+    const ordered = this.visible.map((v) => [v.x, v]).sort((a, b) => a[0] - b[0]);
     const at = ordered.findIndex(([, v]) => v === this.selected);
     if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
       event.preventDefault();
