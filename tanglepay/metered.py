@@ -1,8 +1,8 @@
 """The devnet's pay-per-use flow: a meter (a Starlette app behind the payments paywall, paid per
-reading through a one-way channel to its key) and a device that reads it every few seconds with
+reading through a one-way channel to its key) and a device that reads it twice a second with
 `PaymentAuth`, opening its channel on the ledger on the first 402 and topping it up as it runs
-low, with a wallet the devnet's faucet funds. The channel, its top-ups and the payments'
-receipts are what the explorer's channel pages show.
+low (every 50 s or so), with a wallet the devnet's faucet funds. The channel and its top-ups are
+what the explorer's channel pages show.
 
 Files, under the devnet's data directory: `meter/` (its key seed and channel store) and
 `device/` (its wallet seed and state), created 0700 with 0600 seeds, reused across runs.
@@ -49,11 +49,12 @@ if TYPE_CHECKING:
 
 PRICE: Final = 100
 """Base units per reading."""
-DEPOSIT: Final = 100_000
-"""A channel's deposit, and each top-up (the ledger's least output is 1,000)."""
+DEPOSIT: Final = 10_000
+"""A channel's deposit, and each top-up (the ledger's least output is 1,000): 100 readings, so
+a top-up reaches the ledger about every `100 * READ_EVERY_S` seconds."""
 FUNDS: Final = 5_000_000
 """What the faucet pays the device."""
-READ_EVERY_S: Final = 2.0
+READ_EVERY_S: Final = 0.5
 FUNDING_WAIT_S: Final = 30.0
 """How long the device waits for the faucet's payment to confirm before asking again."""
 HOST: Final = "127.0.0.1"
