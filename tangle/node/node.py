@@ -6,7 +6,8 @@ blocks on sqlite or signature checks and the core is never touched by two thread
 Reads that only need committed data (`read_storage`) use storage's read connection in other
 worker threads. Confirmed milestones are published to subscribers (the HTTP event stream, the
 traffic reporter) as `Notice`s on bounded memory channels: a subscriber that falls behind is
-dropped, never allowed to slow the node down.
+dropped, never allowed to slow the node down. Each batch of accepted (or refused) messages is
+published the same way, as an `Arrival`, to those that watch arrivals (the explorer).
 
 This module holds what a node does locally; `peering.py` connects it to its peers and `api.py`
 serves it over HTTP.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from coordinator.signers import KeySigner
+from tangle.http import _event_stream as event_stream_module
 from tangle.http.explorer import Timeline
 from tangle.http.explorer import _timeline as timeline_module
 from tangle.node.node import Arrival
@@ -166,3 +167,19 @@ async def test_the_timeline_forgets_the_oldest_messages_first(
     assert kept[1] is not None
     assert kept[2] is not None
     assert kept[1] > kept[2]  # the clock passed in, less how long ago each arrived
+
+
+async def test_a_live_client_that_reads_too_slowly_is_dropped(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(event_stream_module, "LIVE_BUFFER", 2)
+    async with network(tmp_path) as net, lifespan(net.app):
+        async with open_stream(net.app, "/api/v1/events", "live=true") as stream:
+            for i in range(6):  # one batch each; the stream's first send blocks: nothing read
+                raw = on_tips(net.ledger.core, TaggedData(tag=b"t", data=bytes([i])), net.rng)
+                response = await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+                assert response.status_code == 201
+            names = [name for name, _ in await _until(stream, "dropped")]
+        assert names.count("messages") <= 3
+        assert names[-1] == "dropped"
+        assert net.node.counters.subscribers_dropped == 1
