@@ -46,6 +46,7 @@ window.__explorer = { store, metrics, ready: false, rendered: "" };
 
 let cleanup = null;
 let generation = 0;
+let first = true;
 
 async function route() {
   const [name = "", ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -71,6 +72,9 @@ async function route() {
       return;
     }
     cleanup = done || null;
+    const heading = root.querySelector("h1");
+    document.title = `${heading ? heading.textContent : page} · tanglepay explorer`;
+    if (!first) root.focus({ preventScroll: true }); // keyboard users continue in the page
     window.__explorer.rendered = location.hash || "#/";
   } catch (err) {
     if (mine !== generation) return;
@@ -122,5 +126,6 @@ Promise.all([getJSON("/api/v1/explorer/recent"), getJSON("/api/v1/explorer/miles
   .catch(() => status());
 setInterval(status, 1000);
 route().then(() => {
+  first = false;
   window.__explorer.ready = true;
 });

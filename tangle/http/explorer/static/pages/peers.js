@@ -37,10 +37,22 @@ function drawMap(canvas, self, peers) {
   ctx.fillText(`this node  #${self}`, cx, cy + 28);
 }
 
+const REFRESH_MS = 3000;
+
 export async function render(root, args, app) {
+  const view = el("div", {});
+  put(root, el("h1", {}, "Network"), view);
+  await show(view, app);
+  const timer = setInterval(() => show(view, app).catch((err) => {
+    view.replaceChildren(el("p", { class: "note" }, "Could not read the network: " + err.message));
+  }), REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
+async function show(root, app) {
   const [info, body] = await Promise.all([app.getJSON("/api/v1/info"), app.getJSON("/api/v1/explorer/peers")]);
+  root.replaceChildren();
   put(root, 
-    el("h1", {}, "Network"),
     facts([
       ["Network id", info.network_id],
       ["Confirmed milestone", "#" + info.confirmed_milestone_index],
