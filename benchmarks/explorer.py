@@ -1,5 +1,6 @@
 """The explorer in headless Chromium while a devnet runs the network benchmark's load:
-`python -m benchmarks.explorer [--json] [--quick] [--nodes 3] [--tps 1100] [--seconds 30]`.
+`python -m benchmarks.explorer [--json] [--quick] [--nodes 3] [--tps 1100] [--seconds 30]
+[--screenshot PNG]`.
 
 The load is `benchmarks.network`'s, run as it runs it (a temporary devnet, signed transfers sent
 at `--tps` round-robin over the nodes); beside it, from when the sending starts, a headless
@@ -11,7 +12,10 @@ every second until the measurement window closes:
   navigation start, loaded while the devnet is busy; `first_dag_frame_ms`: when the live view
   first drew messages;
 * `frame_time_p95_ms`: the main-thread work of a live-view frame (`performance.now()` around the
-  drawing in each `requestAnimationFrame` callback), 95th percentile;
+  drawing in each `requestAnimationFrame` callback), 95th percentile; the graph is drawn in
+  full twice a second and on each milestone into a layer the other frames scroll;
+  `graph_render_p95_ms` is the cost of those full drawings alone (up to 5,000 vertices and
+  their edges);
   `frame_interval_p50_ms` / `_p95_ms`: the `requestAnimationFrame` deltas; their median is the
   display's frame budget (the ceiling, measured in the same run: `frame_budget_ms`), and a p95
   interval above it counts frames the page dropped; `long_tasks`: tasks over 50 ms
@@ -32,6 +36,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -42,7 +47,6 @@ from benchmarks.network import percentile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
 
     from tanglepay.devnet import Launched
 
@@ -51,9 +55,9 @@ TARGET_EVENT_TO_PAINT_MS: Final = 1000.0
 TARGET_FIRST_PAINT_MS: Final = 500.0
 TAKE: Final = """
 const m = window.__explorer.metrics;
-const out = {frames: m.frames, works: m.works, paints: m.eventToPaint, long: m.longTasks,
-             vertices: window.__explorer.store.vertices.size};
-m.frames = []; m.works = []; m.eventToPaint = []; m.longTasks = 0;
+const out = {frames: m.frames, works: m.works, renders: m.renders, paints: m.eventToPaint,
+             long: m.longTasks, vertices: window.__explorer.store.vertices.size};
+m.frames = []; m.works = []; m.renders = []; m.eventToPaint = []; m.longTasks = 0;
 return out;
 """
 FIRST_PAINT: Final = """
@@ -70,6 +74,7 @@ class PageFigures:
     first_dag_frame_ms: float | None = None
     frames: list[float] = field(default_factory=list)
     works: list[float] = field(default_factory=list)
+    renders: list[float] = field(default_factory=list)
     paints: list[float] = field(default_factory=list)
     long_tasks: int = 0
     vertices: int = 0
@@ -78,16 +83,22 @@ class PageFigures:
         if counted:
             self.frames += chunk["frames"]
             self.works += chunk["works"]
+            self.renders += chunk["renders"]
             self.paints += chunk["paints"]
             self.long_tasks += int(chunk["long"])
         self.vertices = max(self.vertices, int(chunk["vertices"]))
 
 
 async def watch_page(
-    figures: PageFigures, warmup_s: float, launched: Sequence[Launched], directory: Path
+    figures: PageFigures,
+    warmup_s: float,
+    screenshot: Path | None,
+    launched: Sequence[Launched],
+    directory: Path,
 ) -> None:
     """Open the first node's dashboard and read the page's figures every second, counting
-    them after `warmup_s`, until cancelled (`benchmarks.network.run`'s `beside`)."""
+    them after `warmup_s`, until cancelled (`benchmarks.network.run`'s `beside`); then save a
+    screenshot of the page to `screenshot`, if given."""
     api = next(m.member.api for m in launched if m.member.name != "coordinator")
     driver = await trio.to_thread.run_sync(chromium)
     try:
@@ -107,6 +118,8 @@ async def watch_page(
             figures.take(chunk, trio.current_time() > counting_from)
     finally:
         with trio.CancelScope(shield=True):
+            if screenshot is not None:
+                await trio.to_thread.run_sync(driver.save_screenshot, str(screenshot))
             await trio.to_thread.run_sync(driver.quit)
 
 
@@ -125,6 +138,9 @@ def report(figures: PageFigures, load: dict[str, Any], quick: bool) -> dict[str,
         "first_dag_frame_ms": _ms(figures.first_dag_frame_ms),
         "frame_time_p50_ms": _ms(percentile(figures.works, 50)),
         "frame_time_p95_ms": _ms(frame_p95),
+        "graph_render_p50_ms": _ms(percentile(figures.renders, 50)),
+        "graph_render_p95_ms": _ms(percentile(figures.renders, 95)),
+        "graph_renders": len(figures.renders),
         "frame_interval_p50_ms": _ms(budget),
         "frame_interval_p95_ms": _ms(percentile(figures.frames, 95)),
         "frames": len(figures.frames),
@@ -177,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tps", type=float, default=network.OFFERED_TPS, help="offered load")
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
     parser.add_argument("--warmup", type=float, default=5.0, help="load before the window")
+    parser.add_argument("--screenshot", type=Path, help="save the page here (PNG) at the end")
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.tps, args.seconds, args.warmup = 1, 100.0, 8.0, 2.0
@@ -195,9 +212,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         probe_s=0.0,
     )
     figures = PageFigures()
-    result = trio.run(
-        partial(network.run, beside=partial(watch_page, figures, args.warmup)), options, say
-    )
+    watch = partial(watch_page, figures, args.warmup, args.screenshot)
+    result = trio.run(partial(network.run, beside=watch), options, say)
     doc = report(figures, result.to_json(), args.quick)
     say(
         f"explorer: first paint {doc['first_paint_ms']} ms, frame work p95 "

@@ -18,16 +18,21 @@ const ROUTES = {
 };
 
 // What the benchmark (benchmarks/explorer.py) reads: frame intervals (requestAnimationFrame
-// deltas), the work of each frame, the time from a milestone leaving the node to its drawing,
-// when the first frame with messages was drawn, and tasks over 50 ms.
+// deltas), the work of each frame and of each full drawing of the graph, the time from a
+// milestone leaving the node to its drawing, when the first frame with messages was drawn, and
+// tasks over 50 ms.
 const metrics = {
   frames: [],
   works: [],
+  renders: [],
   eventToPaint: [],
   firstDagFrameMs: null,
   longTasks: 0,
   frame(ms) {
     if (this.frames.length < 20000) this.frames.push(ms);
+  },
+  rendered(ms) {
+    if (this.renders.length < 20000) this.renders.push(ms);
   },
   work(ms, drawn) {
     if (this.works.length < 20000) this.works.push(ms);

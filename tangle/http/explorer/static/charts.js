@@ -42,13 +42,14 @@ export class Chart {
       drawing = true;
     });
     ctx.stroke();
-    const last = values.length ? values[values.length - 1] : null;
+    const recent = values.slice(-5);
+    const last = recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
     const text = values.length
       ? `${this.label}: ${last === null ? "–" : this.format(last)} ${this.unit} (peak ${this.format(peak)})`
       : `${this.label}: no data yet`;
     ctx.fillStyle = "#c9d1dc";
     ctx.font = "12px system-ui, sans-serif";
     ctx.fillText(text, 4, 13);
-    this.canvas.setAttribute("aria-label", text + ", last 60 s");
+    this.canvas.setAttribute("aria-label", text + ": the last 5 s on average; the line shows 60 s");
   }
 }
