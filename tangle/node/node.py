@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import trio
 
 from tangle.errors import EquivocationError
+from tangle.protocol.ids import MessageId, blake2b_256
 
 from .core import Accepted, Confirmed, Expired, Requested
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterator, Sequence
 
     from tangle.errors import TangleError
-    from tangle.protocol.ids import MessageId
     from tangle.protocol.message import Parsed
     from tangle.storage.storage import Storage
 
@@ -61,8 +61,8 @@ class Arrival:
     """New valid messages, in order."""
     solid: tuple[MessageId, ...]
     """Messages that became solid through them."""
-    rejected: tuple[TangleError, ...]
-    """Why messages of the batch were refused."""
+    rejected: tuple[tuple[MessageId, TangleError], ...]
+    """The batch's refused messages: the id their bytes would have (BLAKE2b-256), and why."""
     at: float
     """`trio.current_time()` when the node stored them."""
 
@@ -164,7 +164,7 @@ class Node:
         submitted: Submitted = await trio.to_thread.run_sync(
             self._ledger.submit_many, raws, sources, limiter=self._writer
         )
-        return self._outcome(submitted)
+        return self._outcome(submitted, raws)
 
     async def submit(self, raw: bytes) -> Parsed:
         """Check, attach and persist one message; raises its `TangleError` if refused.
@@ -233,7 +233,7 @@ class Node:
             self._watchers.discard(send)
             send.close()
 
-    def _outcome(self, submitted: Submitted) -> Outcome:
+    def _outcome(self, submitted: Submitted, raws: Sequence[bytes]) -> Outcome:
         accepted: list[Parsed] = []
         solid: list[MessageId] = []
         requested: list[MessageId] = []
@@ -262,7 +262,9 @@ class Node:
             arrival = Arrival(
                 accepted=tuple(accepted),
                 solid=tuple(solid),
-                rejected=tuple(error for _, error in submitted.rejected),
+                rejected=tuple(
+                    (MessageId(blake2b_256(raws[i])), error) for i, error in submitted.rejected
+                ),
                 at=now,
             )
             self._fan_out(self._watchers, arrival)

@@ -1,7 +1,8 @@
 """The explorer in a real headless Chromium against a running devnet: the live view draws
 messages and a milestone, the search box finds a transfer, its page leads to its milestone, the
-channels page to a channel a device pays through, on a desktop and a phone viewport, with no
-console error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
+channels page to a channel a device pays through, the search box explains a refused message, on
+a desktop and a phone viewport, with no console error. Screenshots are kept under the test's tmp
+dir (and `$EXPLORER_ARTIFACTS`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 import trio
 from selenium.webdriver.common.keys import Keys
 
 from benchmarks._browser import BrowserMissingError, chromium, console_errors, wait_for
-from tanglepay.devnet import DevnetOptions, run
+from tangle.protocol.message import decode_message, encode_message, prepare
+from tangle.protocol.payload import TaggedData
+from tangle.protocol.pow import work_value
+from tangle.window.dag import GENESIS_ID
+from tanglepay.devnet import NETWORK_ID, PARAMS, DevnetOptions, run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +53,16 @@ def shot(driver: Chrome, folder: Path, name: str) -> None:
     if extra:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(folder / f"{name}.png", Path(extra) / f"{name}.png")
+
+
+def refused_message(api: str) -> str:
+    """Send the node a message without its proof-of-work; the id of what it refused."""
+    unsent = prepare(NETWORK_ID, TaggedData(tag=b"lazy", data=b"no work"), PARAMS.work_per_kib)
+    nonce = next(n for n in range(10_000) if work_value(unsent.root, n) > unsent.target)
+    raw = encode_message(unsent.attach((GENESIS_ID,), nonce))
+    answer = httpx.post(f"{api}/api/v1/messages", json={"message": raw.hex()}, timeout=30)
+    assert answer.json()["error"]["code"] == "insufficient_work"
+    return decode_message(raw).id.hex()
 
 
 def walk(url: str, folder: Path) -> None:
@@ -111,6 +127,15 @@ def walk(url: str, folder: Path) -> None:
         channel.click()
         wait_for(driver, "document.getElementById('channel-state')", "the channel page")
         shot(driver, folder, "channel")
+        refused = refused_message(url.rstrip("/"))
+        box = driver.find_element("id", "search-box")
+        box.clear()
+        box.send_keys(refused)
+        box.submit()
+        wait_for(driver, f"__explorer.rendered === '#/message/{refused}'", "the refused message")
+        said = driver.find_element("css selector", "main .problem").text
+        assert "refused this message (insufficient_work)" in said, said
+        shot(driver, folder, "refused")
         driver.find_element("css selector", "nav a[data-page='peers']").click()
         wait_for(driver, "__explorer.rendered === '#/peers'", "the network page")
         shot(driver, folder, "peers")

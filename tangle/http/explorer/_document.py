@@ -8,7 +8,8 @@ from typing import Any
 
 from .._components import _ADDRESS_TEXT, _ID, _UINT, _array, _nullable, _object, _ref
 from .._openapi import _op, _path_param
-from . import _live
+from . import _live, _search
+from ._search import KINDS
 from ._views import MEDIA_TYPES, MILESTONES_PER_PAGE
 
 _MS = {**_UINT, "description": "Unix milliseconds"}
@@ -21,6 +22,16 @@ _VERTEX = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "SearchResult": _object(
+        {
+            "kind": {"enum": list(KINDS)},
+            "id": {
+                **_nullable({"type": "string"}),
+                "description": "what the page of that kind takes (null for none)",
+            },
+            "reason": {"type": "string"},
+        }
+    ),
     "RecentMessages": _object(
         {
             "now_ms": _MS,
@@ -116,13 +127,15 @@ SCHEMAS: dict[str, Any] = {
             ),
         }
     ),
-    "Refusals": _object(
+    "Refusal": _object(
         {
-            "refusals": _array(
-                _object({"code": {"type": "string"}, "reason": {"type": "string"}, "at_ms": _MS})
-            )
+            "message_id": {**_ID, "description": "BLAKE2b-256 of the refused bytes"},
+            "code": {"type": "string"},
+            "reason": {"type": "string"},
+            "at_ms": _MS,
         }
     ),
+    "Refusals": _object({"refusals": _array(_ref("Refusal"))}),
     "MessagesEvent": _object(
         {
             "at_ms": _MS,
@@ -153,6 +166,22 @@ def with_explorer(document: dict[str, Any]) -> dict[str, Any]:
             "One of the explorer's scripts or styles",
             "not_found",
             params=(_path_param("file", {"type": "string"}),),
+        )
+    }
+    paths["/api/v1/explorer/search"] = {
+        "get": _op(
+            "What a search names: a message (stored or refused), channel, address or milestone",
+            200,
+            "SearchResult",
+            params=(
+                {
+                    "name": "q",
+                    "in": "query",
+                    "required": False,
+                    "description": _search.__doc__,
+                    "schema": {"type": "string"},
+                },
+            ),
         )
     }
     paths["/api/v1/explorer/recent"] = {
@@ -214,6 +243,16 @@ def with_explorer(document: dict[str, Any]) -> dict[str, Any]:
     }
     paths["/api/v1/explorer/refusals"] = {
         "get": _op("The latest messages this node refused, and why", 200, "Refusals")
+    }
+    paths["/api/v1/explorer/refusals/{message_id}"] = {
+        "get": _op(
+            "Why this node refused a message (among the last 1,024 it refused)",
+            200,
+            "Refusal",
+            "invalid_id",
+            "unknown_message",
+            params=(_path_param("message_id", _ID),),
+        )
     }
     events = paths["/api/v1/events"]["get"]
     events["parameters"].append(

@@ -47,6 +47,6 @@ def arrival_event(arrival: Arrival, timeline: Timeline) -> bytes:
         "at_ms": timeline.wall_ms(arrival.at),
         "messages": [_vertex(p) for p in arrival.accepted],
         "solid": [m.hex() for m in arrival.solid],
-        "refused": [tangle_error_code(e) for e in arrival.rejected],
+        "refused": [tangle_error_code(e) for _, e in arrival.rejected],
     }
     return format_event("messages", data)

@@ -10,7 +10,8 @@ converted from the node's trio timestamps.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import itertools
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -37,7 +38,7 @@ MILESTONES_KEPT: Final = 10_000
 RECENT_KEPT: Final = 2_000
 """The latest messages kept with their parents and state, for a live view that opens."""
 CHANNELS_KEPT: Final = 1_024
-REFUSALS_KEPT: Final = 64
+REFUSALS_KEPT: Final = 1_024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +89,8 @@ class ChannelSeen:
 class Refusal:
     """A message this node refused."""
 
+    message_id: MessageId
+    """The id its bytes would have."""
     code: str
     """The error code (`_schema.error_code_of`)."""
     reason: str
@@ -105,7 +108,7 @@ class Timeline:
         self._cones: OrderedDict[int, Cone] = OrderedDict()
         self._recent: OrderedDict[MessageId, Recent] = OrderedDict()
         self._channels: OrderedDict[ChannelId, ChannelSeen] = OrderedDict()
-        self._refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
+        self._refusals: OrderedDict[MessageId, Refusal] = OrderedDict()
 
     def wall_ms(self, trio_time: float) -> int:
         """A trio timestamp of the past as Unix milliseconds."""
@@ -132,10 +135,11 @@ class Timeline:
             found = self._recent.get(message_id)
             if found is not None and found.state == "pending":
                 found.state = "solid"
-        for error in arrival.rejected:
-            self._refusals.append(
-                Refusal(code=tangle_error_code(error), reason=str(error), at_ms=at)
+        for message_id, error in arrival.rejected:
+            refusal = Refusal(
+                message_id=message_id, code=tangle_error_code(error), reason=str(error), at_ms=at
             )
+            _put(self._refusals, message_id, refusal, REFUSALS_KEPT)
 
     def confirmed(self, notice: Notice) -> None:
         confirmed = notice.confirmed
@@ -198,9 +202,13 @@ class Timeline:
         """The channels seen, most recently touched first."""
         return list(reversed(self._channels.values()))
 
-    def refusals(self) -> list[Refusal]:
-        """The latest refusals, newest first."""
-        return list(reversed(self._refusals))
+    def refusals(self, count: int) -> list[Refusal]:
+        """The latest `count` refusals, newest first."""
+        return list(itertools.islice(reversed(self._refusals.values()), count))
+
+    def refusal(self, message_id: MessageId) -> Refusal | None:
+        """Why this node refused the message, if it did lately."""
+        return self._refusals.get(message_id)
 
     # -- following the node -----------------------------------------------------------------
 

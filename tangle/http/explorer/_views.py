@@ -4,6 +4,7 @@ node's own read endpoints (the OpenAPI document describes them, see `_document.p
 ```
 GET /                                              the dashboard (index.html)
 GET /explorer/{file}                               its scripts and styles, from `static/`
+GET /api/v1/explorer/search?q=                     what a search names (`_search.py`)
 GET /api/v1/explorer/recent                        the latest messages, for a live view to open on
 GET /api/v1/explorer/milestones?before=&count=     applied milestones, newest first, with cones
 GET /api/v1/explorer/messages/{id}/timing          arrival and confirmation times at this node
@@ -11,6 +12,7 @@ GET /api/v1/explorer/addresses/{address}/history   recent transactions touching 
 GET /api/v1/explorer/channels                      channels recent transactions opened or used
 GET /api/v1/explorer/peers                         peers and their latest milestones (read only)
 GET /api/v1/explorer/refusals                      the latest messages this node refused
+GET /api/v1/explorer/refusals/{id}                 why it refused a message (if it did lately)
 ```
 
 Everything here reads; nothing changes the node. Files are read once from the package and
@@ -32,6 +34,7 @@ from tangle.protocol.ids import Address
 from .._guard import route
 from .._request import ApiError, path_address, path_message_id, query_uint
 from .._schema import render_output
+from ._search import resolve
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 
     from .._config import PeerAdmin
     from .._events import EventHub
-    from ._timeline import Timeline
+    from ._timeline import Refusal, Timeline
 
 MEDIA_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -62,6 +65,7 @@ SECURITY_HEADERS: Final = {
 }
 MILESTONES_PER_PAGE: Final = 100
 HISTORY_MAX: Final = 200
+REFUSALS_LISTED: Final = 64
 PEER_FIELDS: Final = ("id", "address", "connected", "outbound", "confirmed_index")
 """What the public peer view shows of each peer (the admin view shows more)."""
 
@@ -105,6 +109,7 @@ class Explorer:
         return [
             route("/", get=self.index),
             route("/explorer/{file:path}", get=self.file),
+            route("/api/v1/explorer/search", get=self.search),
             route("/api/v1/explorer/recent", get=self.recent),
             route("/api/v1/explorer/milestones", get=self.milestones),
             route("/api/v1/explorer/messages/{message_id}/timing", get=self.timing),
@@ -112,6 +117,7 @@ class Explorer:
             route("/api/v1/explorer/channels", get=self.channels),
             route("/api/v1/explorer/peers", get=self.peer_view),
             route("/api/v1/explorer/refusals", get=self.refusals),
+            route("/api/v1/explorer/refusals/{message_id}", get=self.refusal),
         ]
 
     def _serve(self, name: str) -> Response:
@@ -126,6 +132,11 @@ class Explorer:
 
     async def file(self, request: Request) -> Response:
         return self._serve(request.path_params["file"])
+
+    async def search(self, request: Request) -> Response:
+        text = request.query_params.get("q", "")
+        found = await resolve(text, self.node, self.timeline, self.network)
+        return JSONResponse(found)
 
     async def recent(self, request: Request) -> Response:
         return JSONResponse(
@@ -253,14 +264,24 @@ class Explorer:
         return JSONResponse({"confirmed_milestone_index": confirmed, "peers": peers})
 
     async def refusals(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "refusals": [
-                    {"code": r.code, "reason": r.reason, "at_ms": r.at_ms}
-                    for r in self.timeline.refusals()
-                ]
-            }
-        )
+        listed = self.timeline.refusals(REFUSALS_LISTED)
+        return JSONResponse({"refusals": [_refusal(r) for r in listed]})
+
+    async def refusal(self, request: Request) -> Response:
+        message_id = path_message_id(request.path_params["message_id"])
+        found = self.timeline.refusal(message_id)
+        if found is None:
+            raise ApiError("unknown_message", f"no refusal of {message_id.hex()} is remembered")
+        return JSONResponse(_refusal(found))
+
+
+def _refusal(refusal: Refusal) -> dict[str, Any]:
+    return {
+        "message_id": refusal.message_id.hex(),
+        "code": refusal.code,
+        "reason": refusal.reason,
+        "at_ms": refusal.at_ms,
+    }
 
 
 def _plain(value: object) -> str | int | bool | None:

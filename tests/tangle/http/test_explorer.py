@@ -14,6 +14,7 @@ from tangle.http import _event_stream as event_stream_module
 from tangle.http.explorer import Timeline
 from tangle.http.explorer import _timeline as timeline_module
 from tangle.node.node import Arrival
+from tangle.protocol.bech32 import DEVNET, encode_address
 from tangle.protocol.channel import channel_id_of
 from tangle.protocol.ids import PublicKey
 from tangle.protocol.message import decode_message
@@ -142,7 +143,23 @@ async def test_a_live_stream_and_the_views_follow_a_channel_from_arrival_to_mile
         assert bob.json()["transactions"] == []
 
         [refusal] = (await net.client.get("/api/v1/explorer/refusals")).json()["refusals"]
-        assert refusal["code"] == "duplicate_message"
+        assert (refusal["code"], refusal["message_id"]) == ("duplicate_message", message_id)
+        why = await net.client.get(f"/api/v1/explorer/refusals/{message_id}")
+        assert why.json() == refusal
+        for query, kind, found in [
+            (message_id, "message", message_id),
+            (f"#{index}", "milestone", str(index)),
+            ("99", "none", None),
+            (channel["channel_id"], "channel", channel["channel_id"]),
+            (address(BOB).hex(), "address", encode_address(address(BOB), DEVNET)),
+            (encode_address(address(BOB), DEVNET), "address", encode_address(address(BOB), DEVNET)),
+            ("tpdev1nonsense", "none", None),
+            ("x" * 101, "none", None),
+        ]:
+            said = (await net.client.get("/api/v1/explorer/search", params={"q": query})).json()
+            assert (said["kind"], said["id"]) == (kind, found), query
+        never = await net.client.get(f"/api/v1/explorer/refusals/{'00' * 32}")
+        assert (never.status_code, error_code(never)) == (404, "unknown_message")
         peers = (await net.client.get("/api/v1/explorer/peers")).json()
         assert peers == {"confirmed_milestone_index": index, "peers": None}
         wrong = await net.client.get("/api/v1/events?live=maybe")

@@ -1,30 +1,22 @@
-// The one search box: what a typed text names, and where it leads.
+// The one search box: the node says what a typed text names (GET /api/v1/explorer/search), and
+// the box leads to that page, or says why there is none.
 
-const HEX64 = /^[0-9a-fA-F]{64}$/;
-const BECH32 = /^[a-z]{1,83}1[02-9ac-hj-np-z]{58}$/i;
-const INDEX = /^#?[0-9]{1,10}$/;
+const PAGES = {
+  message: "#/message/",
+  refused: "#/message/", // the message page says why it was refused
+  channel: "#/channel/",
+  address: "#/address/",
+  milestone: "#/milestone/",
+};
 
-/** The route for `text`, or null with a reason. A 64-digit id may be a message, a channel or an
- *  address in hex: the node is asked which, in that order. */
+/** `{route}` for `text`, or `{error}` saying why there is none. */
 export async function resolve(text, getJSON) {
   const q = text.trim();
   if (!q) return { error: "Type a message id, a tpdev1… address, a milestone index or a channel id." };
-  if (INDEX.test(q)) return { route: "#/milestone/" + q.replace("#", "") };
-  if (BECH32.test(q)) return { route: "#/address/" + q.toLowerCase() };
-  if (HEX64.test(q)) {
-    const id = q.toLowerCase();
-    for (const [path, route] of [
-      ["/api/v1/messages/" + id + "/metadata", "#/message/"],
-      ["/api/v1/channels/" + id, "#/channel/"],
-    ]) {
-      try {
-        await getJSON(path);
-        return { route: route + id };
-      } catch (err) {
-        if (err.status !== 404) return { error: err.message };
-      }
-    }
-    return { route: "#/address/" + id };
+  try {
+    const found = await getJSON("/api/v1/explorer/search?q=" + encodeURIComponent(q));
+    return found.kind in PAGES ? { route: PAGES[found.kind] + found.id } : { error: found.reason };
+  } catch (err) {
+    return { error: err.message };
   }
-  return { error: `"${q}" is not a message id (64 hex digits), an address (tpdev1…), a milestone index or a channel id.` };
 }

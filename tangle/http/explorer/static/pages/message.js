@@ -59,21 +59,24 @@ export async function render(root, [id], app) {
     put(root, problem("Not a message id", "A message id is 64 hex digits; paste one into the search box."));
     return;
   }
-  let message, meta, timing;
-  try {
-    [message, meta, timing] = await Promise.all([
-      app.getJSON(`/api/v1/messages/${id}`),
-      app.getJSON(`/api/v1/messages/${id}/metadata`),
-      app.getJSON(`/api/v1/explorer/messages/${id}/timing`),
-    ]);
-  } catch (err) {
-    if (err.code === "unknown_message") {
-      put(root, problem("This node has no such message",
-        "It never reached this node, was refused (see \"Refused recently\" on the live page) or was pruned. Check the id, or look on another node."));
-      return;
-    }
-    throw err;
+  // Asked first: a search is always answered, so an unknown id logs no failed request.
+  const found = await app.getJSON(`/api/v1/explorer/search?q=${id}`);
+  if (found.kind === "refused") {
+    const refused = await app.getJSON(`/api/v1/explorer/refusals/${id}`);
+    put(root, problem(`This node refused this message (${refused.code})`,
+      `At ${time(refused.at_ms)}: ${refused.reason}. A refused message is not stored or passed on; fix what the reason names and send it again.`));
+    return;
   }
+  if (found.kind !== "message") {
+    put(root, problem("This node has no such message",
+      "It never reached this node, was pruned, or was refused long ago (the node remembers its last 1,024 refusals). Check the id, or look on another node."));
+    return;
+  }
+  const [message, meta, timing] = await Promise.all([
+    app.getJSON(`/api/v1/messages/${id}`),
+    app.getJSON(`/api/v1/messages/${id}/metadata`),
+    app.getJSON(`/api/v1/explorer/messages/${id}/timing`),
+  ]);
   put(root, 
     el("h1", {}, "Message ", el("span", { class: "mono small" }, short(id, 16))),
     el("p", { class: "state " + (meta.inclusion === "conflicting" ? "bad" : meta.referenced_by ? "good" : "") , id: "message-state" }, state(meta, timing)),
