@@ -5,6 +5,7 @@ history, refusals, peers). Their JSON against the OpenAPI document is checked by
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -13,6 +14,7 @@ from coordinator.signers import KeySigner
 from tangle.http import _event_stream as event_stream_module
 from tangle.http.explorer import Timeline
 from tangle.http.explorer import _timeline as timeline_module
+from tangle.http.explorer._views import static_files
 from tangle.node.node import Arrival
 from tangle.protocol.bech32 import DEVNET, encode_address
 from tangle.protocol.channel import channel_id_of
@@ -52,6 +54,17 @@ async def test_the_dashboard_and_its_files_are_served_read_only(tmp_path: Path) 
             assert (response.status_code, error_code(response)) == (404, "not_found"), missing
         response = await net.client.post("/")
         assert response.status_code == 405
+
+
+def test_the_dashboard_loads_nothing_from_elsewhere() -> None:
+    """Every file is served by the node; none names another origin (no CDN, no fonts)."""
+    files = static_files()
+    assert {"index.html", "app.js", "style.css", "pages/live.js"} <= set(files)
+    for name, (body, _) in files.items():
+        text = body.decode().replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name only
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), name
+        for imported in re.findall(r"""(?:import|from)\s*\(?\s*["'`]([^"'`]+)""", text):
+            assert imported.startswith("."), (name, imported)
 
 
 async def _until(stream: Stream, name: str) -> list[tuple[str, dict[str, Any]]]:
