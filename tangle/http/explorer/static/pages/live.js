@@ -71,8 +71,8 @@ export async function render(root, args, app) {
   const listRefusals = async () => {
     try {
       const body = await app.getJSON("/api/v1/explorer/refusals");
-      refusals.replaceChildren(table(["When", "Code", "Why"],
-        body.refusals.slice(0, 8).map((r) => [time(r.at_ms), r.code, r.reason]),
+      refusals.replaceChildren(table(["When", "Message", "Code"],
+        body.refusals.slice(0, 8).map((r) => [time(r.at_ms), messageLink(r.message_id), r.code]),
         "Nothing refused since the node started."));
     } catch (err) {
       refusals.replaceChildren(el("p", { class: "note" }, "Refusals unavailable: " + err.message));
