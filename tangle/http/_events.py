@@ -241,15 +241,6 @@ class EventHub:
         """When the node applied the notice's milestone, Unix ms."""
         return round((self._wall() - (trio.current_time() - notice.applied_at)) * 1000)
 
-    def touching(self, address: Address) -> list[TransactionEvent]:
-        """The transaction events in the history that touch `address`, newest first."""
-        return [
-            event
-            for index in sorted(self._history, reverse=True)
-            for event, _ in reversed(self._history[index].transactions)
-            if address in event.addresses
-        ]
-
     async def until_recorded(self, index: int, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) until milestone `index` is in the history: the recorder
         may not have seen a milestone the node has just applied."""

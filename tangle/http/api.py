@@ -138,7 +138,7 @@ class _Api:
             max_per_client=config.max_event_streams_per_client,
         )
         self.telemetry = Telemetry(hub, config.latency_tracked)
-        self.timeline = Timeline(time.time)
+        self.timeline = Timeline(time.time, hub)
         self.params: Parameters | None = None
         self.submission = Submission(
             node,
@@ -369,7 +369,7 @@ def create_app(
         route("/metrics", get=api.metrics),
         route("/openapi.json", get=api.openapi),
     ]
-    routes += Explorer(node, config.network, api.telemetry.hub, api.timeline, peers).routes()
+    routes += Explorer(node, config.network, api.timeline, peers).routes()
     if config.admin_token is not None:
         routes += Admin(node, config.admin_token, peers, api.parameters).routes()
     app = Starlette(

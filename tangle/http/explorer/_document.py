@@ -220,7 +220,7 @@ def with_explorer(document: dict[str, Any]) -> dict[str, Any]:
     }
     paths["/api/v1/explorer/addresses/{address}/history"] = {
         "get": _op(
-            "Transactions touching an address in the node's recent event history",
+            "The latest transactions touching an address (up to 100) since the node started",
             200,
             "AddressHistory",
             "invalid_address",

@@ -1,7 +1,8 @@
 """What the explorer remembers beyond storage, in bounded memory: when this node received each
 recent message, and the cone of each milestone applied since the node started with when it was
-applied (together the arrival-to-confirmation time storage does not keep), the payment channels
-recent transactions opened or touched, and the latest refusals.
+applied (together the arrival-to-confirmation time storage does not keep), the latest
+transactions of each address, the payment channels recent transactions opened or touched, and
+the latest refusals.
 
 Fed by the node's arrival watch (`Node.watch_arrivals`) and milestone notices
 (`Node.subscribe`); times are wall-clock Unix milliseconds, from the `wall` clock passed in,
@@ -11,7 +12,7 @@ converted from the node's trio timestamps.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -26,8 +27,11 @@ from .._schema import tangle_error_code
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tangle.ledger.events import TransactionEvent
     from tangle.node.node import Arrival, Node, Notice
-    from tangle.protocol.ids import ChannelId, MessageId
+    from tangle.protocol.ids import Address, ChannelId, MessageId
+
+    from .._events import EventHub
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -38,6 +42,9 @@ MESSAGES_KEPT: Final = 100_000
 MILESTONES_KEPT: Final = 10_000
 RECENT_KEPT: Final = 2_000
 """The latest messages kept with their parents and state, for a live view that opens."""
+ADDRESSES_KEPT: Final = 10_000
+"""Addresses whose latest transactions are remembered (the least recently touched go first)."""
+HISTORY_PER_ADDRESS: Final = 100
 CHANNELS_KEPT: Final = 1_024
 REFUSALS_KEPT: Final = 1_024
 
@@ -101,10 +108,21 @@ class Refusal:
 class Timeline:
     """The explorer's bounded memory of one node (see the module docstring)."""
 
-    __slots__ = ("_arrived", "_channels", "_cones", "_recent", "_refusals", "_wall")
+    __slots__ = (
+        "_arrived",
+        "_channels",
+        "_cones",
+        "_histories",
+        "_hub",
+        "_recent",
+        "_refusals",
+        "_wall",
+    )
 
-    def __init__(self, wall: Callable[[], float]) -> None:
+    def __init__(self, wall: Callable[[], float], hub: EventHub) -> None:
         self._wall = wall
+        self._hub = hub
+        self._histories: OrderedDict[Address, deque[TransactionEvent]] = OrderedDict()
         self._arrived: OrderedDict[MessageId, int] = OrderedDict()
         self._cones: OrderedDict[int, Cone] = OrderedDict()
         self._recent: OrderedDict[MessageId, Recent] = OrderedDict()
@@ -155,6 +173,13 @@ class Timeline:
             timestamp_ms=record.timestamp_ms,
         )
         _put(self._cones, record.index, cone, MILESTONES_KEPT)
+        for event, _ in self._hub.record(notice).transactions:  # derived once, for all
+            for address in event.addresses:
+                kept = self._histories.get(address)
+                if kept is None:
+                    kept = deque(maxlen=HISTORY_PER_ADDRESS)
+                kept.appendleft(event)
+                _put(self._histories, address, kept, ADDRESSES_KEPT)
         included = set(result.included)
         conflicting = {message_id for message_id, _ in result.conflicts}
         for message_id in result.referenced:
@@ -195,6 +220,10 @@ class Timeline:
     def recent(self) -> list[Recent]:
         """The latest messages, oldest first."""
         return list(self._recent.values())
+
+    def history(self, address: Address) -> list[TransactionEvent]:
+        """The latest transactions touching `address` since the node started, newest first."""
+        return list(self._histories.get(address, ()))
 
     def cone(self, index: int) -> Cone | None:
         return self._cones.get(index)

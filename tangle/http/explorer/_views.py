@@ -8,7 +8,7 @@ GET /api/v1/explorer/search?q=                     what a search names (`_search
 GET /api/v1/explorer/recent                        the latest messages, for a live view to open on
 GET /api/v1/explorer/milestones?before=&count=     applied milestones, newest first, with cones
 GET /api/v1/explorer/messages/{id}/timing          arrival and confirmation times at this node
-GET /api/v1/explorer/addresses/{address}/history   recent transactions touching an address
+GET /api/v1/explorer/addresses/{address}/history   an address's latest transactions
 GET /api/v1/explorer/channels                      channels recent transactions opened or used
 GET /api/v1/explorer/peers                         peers and their latest milestones (read only)
 GET /api/v1/explorer/refusals                      the latest messages this node refused
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from tangle.storage.storage import Storage
 
     from .._config import PeerAdmin
-    from .._events import EventHub
     from ._timeline import Refusal, Timeline
 
 MEDIA_TYPES: Final = {
@@ -64,7 +63,6 @@ SECURITY_HEADERS: Final = {
     "Cache-Control": "no-cache",
 }
 MILESTONES_PER_PAGE: Final = 100
-HISTORY_MAX: Final = 200
 REFUSALS_LISTED: Final = 64
 PEER_FIELDS: Final = ("id", "address", "connected", "outbound", "confirmed_index")
 """What the public peer view shows of each peer (the admin view shows more)."""
@@ -94,13 +92,11 @@ class Explorer:
         self,
         node: Node,
         network: Network,
-        hub: EventHub,
         timeline: Timeline,
         peers: PeerAdmin | None,
     ) -> None:
         self.node = node
         self.network = network
-        self.hub = hub
         self.timeline = timeline
         self.peers = peers
         self.files = static_files()
@@ -216,7 +212,7 @@ class Explorer:
 
     async def history(self, request: Request) -> Response:
         address = path_address(request.path_params["address"], self.network)
-        events = self.hub.touching(address)[:HISTORY_MAX]
+        events = self.timeline.history(address)
         return JSONResponse(
             {
                 "address_hex": address.hex(),

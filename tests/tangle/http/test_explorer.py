@@ -12,6 +12,7 @@ import trio
 
 from coordinator.signers import KeySigner
 from tangle.http import _event_stream as event_stream_module
+from tangle.http._events import EventHub
 from tangle.http.explorer import Timeline
 from tangle.http.explorer import _timeline as timeline_module
 from tangle.http.explorer._views import static_files
@@ -183,7 +184,8 @@ async def test_the_timeline_forgets_the_oldest_messages_first(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(timeline_module, "MESSAGES_KEPT", 2)
-    timeline = Timeline(lambda: 1_000.0)
+    hub = EventHub(DEVNET, capacity=4, max_streams=1, max_per_client=1)
+    timeline = Timeline(lambda: 1_000.0, hub)
     async with network(tmp_path) as net:
         parsed = [
             decode_message(on_tips(net.ledger.core, TaggedData(tag=b"t", data=bytes([i])), net.rng))

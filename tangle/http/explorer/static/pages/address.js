@@ -37,6 +37,6 @@ export async function render(root, [address], app) {
     table(["Message", "Milestone", "Result"], history.transactions.map((t) => [
       messageLink(t.message_id), milestoneLink(t.milestone_index),
       t.inclusion === "included" ? "included" : "conflicting: " + t.conflict,
-    ]), "None in the node's recent history (the last milestones it keeps events of)."),
+    ]), "None since this node started (it keeps the latest 100 of each address)."),
   );
 }
