@@ -1,6 +1,8 @@
 """`tanglepay devnet`: a coordinator and N nodes on loopback, each its own process on embedded
 sqlite, and a faucet-funded traffic generator that sends signed transfers through the nodes'
-HTTP APIs and reports each milestone and how long its transfers took to confirm.
+HTTP APIs and reports each milestone and how long its transfers took to confirm, and a device
+that pays a meter per reading over a payment channel (`metered.py`). It prints the URL of the
+explorer (the dashboard every node serves at `/`) first.
 
 Everything lives under the data directory:
 
@@ -50,6 +52,7 @@ from tangle.protocol.milestone import KeySet
 from tangle.service import start_listener
 from wallet import AccountKey, WalletError
 
+from .metered import run_device, serve_meter
 from .traffic import Traffic, faucet_app, follow, send
 
 if TYPE_CHECKING:
@@ -360,6 +363,9 @@ async def run(
     traffic = Traffic(params=PARAMS, keys={key.address: key for key in devnet.accounts})
     rng = np.random.default_rng()
     coordinator, *nodes = devnet.members
+    say(
+        f"dashboard    {nodes[0].api}/  (the explorer: open it in a browser; every node serves one)"
+    )
     duration = options.duration_s if options.duration_s is not None else math.inf
     async with httpx.AsyncClient(timeout=30) as client, trio.open_nursery() as processes:
         with trio.CancelScope() as running:
@@ -388,6 +394,11 @@ async def run(
                     fix="stop what uses it, or change the faucet URL in devnet.json",
                 )
                 say(f"faucet       POST http://{where}/faucet")
+                data_dir, api = options.data_dir, nodes[0].api
+                meter = await work_nursery.start(serve_meter, data_dir, api, NETWORK_ID)
+                device = partial(run_device, traffic=traffic, client=client, rng=rng, say=say)
+                work_nursery.start_soon(device, data_dir, api, meter, NETWORK_ID)
+                say(f"meter        {meter}/reading, paid per reading by a device over a channel")
                 turn = 0
                 while True:
                     await send(traffic, client, nodes[turn % len(nodes)].api, rng)

@@ -74,7 +74,7 @@ async def _refresh(traffic: Traffic, client: httpx.AsyncClient, api: str) -> Non
     traffic.unspent = unspent
 
 
-async def _pay(
+async def pay_from_faucet(
     traffic: Traffic,
     client: httpx.AsyncClient,
     api: str,
@@ -136,7 +136,7 @@ async def send(
 ) -> None:
     """One transfer of a random amount between the generator's own accounts."""
     to = list(traffic.keys)[int(rng.integers(len(traffic.keys)))]
-    await _pay(traffic, client, api, to, None, rng)
+    await pay_from_faucet(traffic, client, api, to, None, rng)
 
 
 def parse_address(text: str) -> Address:
@@ -163,7 +163,7 @@ def faucet_app(traffic: Traffic, client: httpx.AsyncClient, api: str) -> Starlet
         floor = traffic.params.min_output_amount
         if not floor <= amount <= FAUCET_MAX:
             return JSONResponse({"error": f"amount must be in {floor}..{FAUCET_MAX}"}, 400)
-        message_id = await _pay(traffic, client, api, address, amount, rng)
+        message_id = await pay_from_faucet(traffic, client, api, address, amount, rng)
         if message_id is None:
             return JSONResponse({"error": "the faucet is busy; try again after a milestone"}, 503)
         return JSONResponse({"message_id": message_id, "amount": amount}, 201)

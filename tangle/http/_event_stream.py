@@ -17,19 +17,23 @@ from . import _events as _api_events
 from ._components import _BECH32, _ID, _UINT, _array, _object, _ref
 from ._events import format_event, parse_event_id
 from ._request import error_response
+from .explorer._live import arrival_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from starlette.types import Message, Receive, Scope, Send
 
-    from tangle.node.node import Node, Notice
+    from tangle.node.node import Arrival, Node, Notice
     from tangle.protocol.ids import Address
 
     from ._events import EventHub
+    from .explorer import Timeline
 
 RECORDER_WAIT_S: Final = 1.0
 """How long a resuming stream waits for the hub to record a milestone the node just applied."""
+LIVE_BUFFER: Final = 1024
+"""Batches of arrivals a live stream may fall behind before the node drops it."""
 
 
 class EventStream(Response):
@@ -48,6 +52,7 @@ class EventStream(Response):
         last_event_id: str | None,
         buffer: int,
         keepalive_s: float,
+        live: Timeline | None = None,
     ) -> None:
         # Like Starlette's StreamingResponse: no body, so no Content-Length.
         self.status_code = 200
@@ -60,6 +65,8 @@ class EventStream(Response):
         self._last_event_id = last_event_id
         self._buffer = buffer
         self._keepalive_s = keepalive_s
+        self._live = live
+        self._sending = trio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Counted here, with no checkpoint between the check and the count, so that a burst of
@@ -91,7 +98,11 @@ class EventStream(Response):
 
     async def _stream(self, send: Send) -> None:
         hub = self._hub
-        with self._node.subscribe(self._buffer) as notices:
+        live = self._live
+        watch: contextlib.AbstractContextManager[trio.MemoryReceiveChannel[Arrival] | None] = (
+            contextlib.nullcontext() if live is None else self._node.watch_arrivals(LIVE_BUFFER)
+        )
+        with self._node.subscribe(self._buffer) as notices, watch as arrivals:
             hub.attach(notices)
             try:
                 # Subscribed first: every milestone after `confirmed` arrives as a notice.
@@ -101,7 +112,13 @@ class EventStream(Response):
                 )
                 missed = await self._missed(confirmed)
                 await self._body(send, b"retry: 5000\n: connected\n\n" + b"".join(missed))
-                await self._events(send, notices, confirmed)
+                async with trio.open_nursery() as nursery:
+                    if live is not None and arrivals is not None:
+                        nursery.start_soon(
+                            self._arrivals, send, arrivals, live, nursery.cancel_scope
+                        )
+                    await self._events(send, notices, confirmed)
+                    nursery.cancel_scope.cancel()
             finally:
                 hub.detach(notices)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -146,9 +163,23 @@ class EventStream(Response):
             chunk = self._hub.record(notice).after(None, self._addresses)
             await self._body(send, b"".join(chunk))
 
-    @staticmethod
-    async def _body(send: Send, chunk: bytes) -> None:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    async def _arrivals(
+        self,
+        send: Send,
+        arrivals: trio.MemoryReceiveChannel[Arrival],
+        live: Timeline,
+        scope: trio.CancelScope,
+    ) -> None:
+        """Send each batch of accepted messages as a `messages` event (`explorer/_live.py`)."""
+        async for arrival in arrivals:
+            await self._body(send, arrival_event(arrival, live))
+        dropped = {"reason": "the client read too slowly; reconnect"}
+        await self._body(send, format_event("dropped", dropped))
+        scope.cancel()
+
+    async def _body(self, send: Send, chunk: bytes) -> None:
+        async with self._sending:  # the milestone and the live task share the response
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 # -- the events in the OpenAPI document ----------------------------------------------------------
@@ -168,6 +199,7 @@ _EVENT_DATA: Final[dict[str, dict[str, Any]]] = {
             "device_records": _UINT,
             "device_conflicts": _UINT,
             "devices": _array(_ID),
+            "applied_at_ms": _UINT,
         }
     ),
     "TransactionEvent": _object(

@@ -8,6 +8,7 @@ id: N    event: milestone     data: {"index", "milestone_id", "message_id", "tim
                                      "ledger_state_hash", "referenced", "included",
                                      "conflicting", "registry_root", "device_records",
                                      "device_conflicts", "devices"}
+                                     "conflicting", "applied_at_ms"}
 id: C    event: reset         data: {"reason", "confirmed_milestone_index"}
          event: dropped       data: {"reason"}   the node dropped this slow client; it ends
 : keep-alive                                     a comment every `keepalive_s` without an event
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,7 +54,7 @@ from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.transaction import SignatureUnlock, address_of
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from tangle.node.core import Confirmed
     from tangle.node.node import Node, Notice
@@ -100,7 +102,8 @@ def transaction_events(confirmed: Confirmed) -> tuple[TransactionEvent, ...]:
     return tuple(events)
 
 
-def milestone_data(notice: Notice) -> dict[str, Any]:
+def milestone_data(notice: Notice, applied_at_ms: int) -> dict[str, Any]:
+    """The milestone event's data; `applied_at_ms`: when the node applied it, Unix ms."""
     confirmed = notice.confirmed
     record, result = confirmed.record, confirmed.result
     return {
@@ -116,6 +119,7 @@ def milestone_data(notice: Notice) -> dict[str, Any]:
         "device_records": len(result.records),
         "device_conflicts": len(result.record_conflicts),
         "devices": [e.device_id.hex() for e in result.registry.devices],
+        "applied_at_ms": applied_at_ms,
     }
 
 
@@ -167,14 +171,22 @@ class EventHub:
         "_network",
         "_recorded",
         "_streams",
+        "_wall",
         "max_per_client",
         "max_streams",
     )
 
     def __init__(
-        self, network: Network, *, capacity: int, max_streams: int, max_per_client: int
+        self,
+        network: Network,
+        *,
+        capacity: int,
+        max_streams: int,
+        max_per_client: int,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._network = network
+        self._wall = wall
         self._capacity = capacity
         self.max_streams = max_streams
         self.max_per_client = max_per_client
@@ -222,13 +234,19 @@ class EventHub:
                     (event, format_event("transaction", event.data(self._network), f"{index}.{k}"))
                     for k, event in enumerate(events)
                 ),
-                milestone=format_event("milestone", milestone_data(notice), str(index)),
+                milestone=format_event(
+                    "milestone", milestone_data(notice, self._applied_ms(notice)), str(index)
+                ),
             )
             while len(self._history) > self._capacity:  # the oldest milestone goes first
                 del self._history[min(self._history)]
             self._recorded.set()
             self._recorded = trio.Event()
         return found
+
+    def _applied_ms(self, notice: Notice) -> int:
+        """When the node applied the notice's milestone, Unix ms."""
+        return round((self._wall() - (trio.current_time() - notice.applied_at)) * 1000)
 
     async def until_recorded(self, index: int, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) until milestone `index` is in the history: the recorder

@@ -17,6 +17,7 @@ GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
 GET    /api/v1/events?address=...            200 server-sent events, resumable (`_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
 GET    /openapi.json                         200 the OpenAPI 3.1 document of all of these
+GET    /  and /api/v1/explorer/...           200 the explorer dashboard and its views (`explorer/`)
 /api/v1/admin/...                            peers, pruning, snapshots (`_api_admin.py`)
 ```
 
@@ -100,6 +101,7 @@ from ._schema import (
     render_output,
 )
 from ._submit import Submission
+from .explorer import Explorer, Timeline, with_explorer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -140,6 +142,7 @@ class _Api:
             max_per_client=config.max_event_streams_per_client,
         )
         self.telemetry = Telemetry(hub, config.latency_tracked)
+        self.timeline = Timeline(time.time, hub)
         self.params: Parameters | None = None
         self.submission = Submission(
             node,
@@ -165,6 +168,7 @@ class _Api:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(self.telemetry.latency.run, self.node))
             await nursery.start(partial(self.telemetry.hub.run, self.node))
+            await nursery.start(partial(self.timeline.run, self.node))
             yield
             nursery.cancel_scope.cancel()
 
@@ -304,6 +308,9 @@ class _Api:
         if len(texts) > MAX_EVENT_ADDRESSES:
             raise ApiError("invalid_parameter", f"at most {MAX_EVENT_ADDRESSES} addresses")
         addresses = [path_address(t, self.config.network) for t in texts]
+        live = request.query_params.get("live", "false")
+        if live not in ("true", "false"):
+            raise ApiError("invalid_parameter", "live must be true or false")
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
         return EventStream(
@@ -314,6 +321,7 @@ class _Api:
             last_event_id=request.headers.get("last-event-id"),
             buffer=self.config.event_buffer,
             keepalive_s=self.config.keepalive_s,
+            live=self.timeline if live == "true" else None,
         )
 
     async def metrics(self, request: Request) -> Response:
@@ -333,7 +341,7 @@ class _Api:
 def api_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
     """The OpenAPI document `/openapi.json` serves (see `_api_openapi.openapi_document`)."""
     document = openapi_document(keep_milestones_minimum=keep_milestones_minimum)
-    return with_proofs(with_devices(with_events(with_batch(document))))
+    return with_explorer(with_proofs(with_devices(with_events(with_batch(document)))))
 
 
 def create_app(
@@ -366,6 +374,7 @@ def create_app(
         route("/metrics", get=api.metrics),
         route("/openapi.json", get=api.openapi),
     ]
+    routes += Explorer(node, config.network, api.timeline, peers).routes()
     if config.admin_token is not None:
         routes += Admin(node, config.admin_token, peers, api.parameters).routes()
     app = Starlette(

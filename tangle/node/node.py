@@ -6,7 +6,8 @@ blocks on sqlite or signature checks and the core is never touched by two thread
 Reads that only need committed data (`read_storage`) use storage's read connection in other
 worker threads. Confirmed milestones are published to subscribers (the HTTP event stream, the
 traffic reporter) as `Notice`s on bounded memory channels: a subscriber that falls behind is
-dropped, never allowed to slow the node down.
+dropped, never allowed to slow the node down. Each batch of accepted (or refused) messages is
+published the same way, as an `Arrival`, to those that watch arrivals (the explorer).
 
 This module holds what a node does locally; `peering.py` connects it to its peers and `api.py`
 serves it over HTTP.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import trio
 
 from tangle.errors import EquivocationError
+from tangle.protocol.ids import MessageId, blake2b_256
 
 from .core import Accepted, Confirmed, Expired, Requested
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterator, Sequence
 
     from tangle.errors import TangleError
-    from tangle.protocol.ids import MessageId
     from tangle.protocol.message import Parsed
     from tangle.storage.storage import Storage
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .ledger_node import LedgerNode, Submitted
 
 T = TypeVar("T")
+E = TypeVar("E")
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,20 @@ class Notice:
     """The milestone, its white-flag result and ledger state hash."""
     applied_at: float
     """`trio.current_time()` when the node stored it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """One batch of messages the node accepted, as watchers (the explorer) see it."""
+
+    accepted: tuple[Parsed, ...]
+    """New valid messages, in order."""
+    solid: tuple[MessageId, ...]
+    """Messages that became solid through them."""
+    rejected: tuple[tuple[MessageId, TangleError], ...]
+    """The batch's refused messages: the id their bytes would have (BLAKE2b-256), and why."""
+    at: float
+    """`trio.current_time()` when the node stored them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,12 +129,21 @@ class Counters:
 class Node:
     """One node's state on trio."""
 
-    __slots__ = ("_counters", "_group", "_ledger", "_submitting", "_subscribers", "_writer")
+    __slots__ = (
+        "_counters",
+        "_group",
+        "_ledger",
+        "_submitting",
+        "_subscribers",
+        "_watchers",
+        "_writer",
+    )
 
     def __init__(self, ledger: LedgerNode) -> None:
         self._ledger = ledger
         self._writer = trio.CapacityLimiter(1)
         self._subscribers: set[trio.MemorySendChannel[Notice]] = set()
+        self._watchers: set[trio.MemorySendChannel[Arrival]] = set()
         self._counters = Counters()
         self._group: list[_Waiting] = []
         self._submitting = trio.Lock()
@@ -139,7 +164,7 @@ class Node:
         submitted: Submitted = await trio.to_thread.run_sync(
             self._ledger.submit_many, raws, sources, limiter=self._writer
         )
-        return self._outcome(submitted)
+        return self._outcome(submitted, raws)
 
     async def submit(self, raw: bytes) -> Parsed:
         """Check, attach and persist one message; raises its `TangleError` if refused.
@@ -196,7 +221,19 @@ class Node:
             self._subscribers.discard(send)
             send.close()
 
-    def _outcome(self, submitted: Submitted) -> Outcome:
+    @contextlib.contextmanager
+    def watch_arrivals(self, buffer: int = 256) -> Iterator[trio.MemoryReceiveChannel[Arrival]]:
+        """Receive every batch of messages accepted from now on; dropped if `buffer` batches
+        pile up (the channel ends)."""
+        send, receive = trio.open_memory_channel[Arrival](buffer)
+        self._watchers.add(send)
+        try:
+            yield receive
+        finally:
+            self._watchers.discard(send)
+            send.close()
+
+    def _outcome(self, submitted: Submitted, raws: Sequence[bytes]) -> Outcome:
         accepted: list[Parsed] = []
         solid: list[MessageId] = []
         requested: list[MessageId] = []
@@ -221,6 +258,16 @@ class Node:
         counters.messages_expired += len(expired)
         counters.messages_rejected += len(submitted.rejected)
         now = trio.current_time()
+        if self._watchers and (accepted or submitted.rejected):
+            arrival = Arrival(
+                accepted=tuple(accepted),
+                solid=tuple(solid),
+                rejected=tuple(
+                    (MessageId(blake2b_256(raws[i])), error) for i, error in submitted.rejected
+                ),
+                at=now,
+            )
+            self._fan_out(self._watchers, arrival)
         if confirmed:
             # What a node holds is long-lived and free of reference cycles: move it out of the
             # cyclic collector's generations, which otherwise rescan the whole window over and
@@ -242,12 +289,16 @@ class Node:
         )
 
     def _publish(self, notice: Notice) -> None:
-        for send in list(self._subscribers):
+        self._fan_out(self._subscribers, notice)
+
+    def _fan_out(self, channels: set[trio.MemorySendChannel[E]], item: E) -> None:
+        """Send `item` to every channel; drop (close) a channel that is full."""
+        for send in list(channels):
             try:
-                send.send_nowait(notice)
+                send.send_nowait(item)
             except trio.WouldBlock:
-                self._subscribers.discard(send)
+                channels.discard(send)
                 send.close()
                 self._counters.subscribers_dropped += 1
             except trio.BrokenResourceError:
-                self._subscribers.discard(send)
+                channels.discard(send)

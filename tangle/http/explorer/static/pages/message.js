@@ -1,0 +1,98 @@
+// One message: its payload decoded, its metadata, when this node received it and when a
+// milestone confirmed it, and in words why it is pending, refused or conflicting.
+
+import {
+  addressLink, amount, channelLink, duration, el, facts, messageLink, milestoneLink, problem,
+  short, table, time, put } from "../api.js";
+
+const CONFLICTS = {
+  input_not_found: "an input it spends is not on the ledger: it was never created, or it was spent and pruned before this transaction was ordered.",
+  input_spent: "an input it spends was already spent by a transaction the milestone ordered first (a double spend); the earlier one won.",
+  amount_mismatch: "its outputs do not add up to the inputs it spends.",
+  unlock_address_mismatch: "a signature does not unlock the address that owns the input it spends.",
+};
+
+function state(meta, timing) {
+  if (!meta.solid) return "Pending: some of its parents (or theirs) have not reached this node yet; it asked its peers for them.";
+  if (meta.referenced_by === null) return "Solid, not confirmed yet: waiting for a milestone to reference it.";
+  if (meta.inclusion === "conflicting") return `Conflicting: referenced by milestone #${meta.referenced_by} but kept out of the ledger because ${CONFLICTS[meta.conflict] || meta.conflict}`;
+  if (meta.inclusion === "included") return `Confirmed: milestone #${meta.referenced_by} included its transaction in the ledger.`;
+  return `Referenced by milestone #${meta.referenced_by}; it carries no transaction.`;
+}
+
+function payload(p) {
+  if (p.type === "transaction") {
+    return el("section", {},
+      el("h2", {}, "Transaction ", el("span", { class: "mono small" }, short(p.transaction_id, 16))),
+      el("h3", {}, "Inputs"),
+      table(["Output id"], p.inputs.map((i) => [el("span", { class: "mono" }, short(i, 16))]), "No inputs."),
+      el("h3", {}, "Outputs"),
+      table(["#", "Type", "Address or channel", "Amount"], p.outputs.map((o, i) => [
+        i, o.type, o.type === "channel" ? channelLink(o.channel_id) : addressLink(o.address), amount(o.amount),
+      ]), "No outputs."),
+      el("h3", {}, "Unlocks"),
+      table(["#", "Type", "Detail"], p.unlocks.map((u, i) => [
+        i, u.type,
+        u.type === "signature" ? el("span", { class: "mono" }, "key " + short(u.public_key))
+          : u.type === "reference" ? "same as unlock " + u.index
+          : el("span", {}, u.op + " on ", channelLink(u.channel_id)),
+      ]), "No unlocks."),
+      p.memo ? facts([["Memo", el("span", { class: "mono" }, p.memo)]]) : null);
+  }
+  if (p.type === "milestone") {
+    return el("section", {}, el("h2", {}, "Milestone ", milestoneLink(p.index)),
+      facts([["Issued", time(p.timestamp_ms)], ["Signers", p.signatures.length],
+        ["Inclusion root", el("span", { class: "mono" }, p.applied_merkle_root)]]));
+  }
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(p.data.match(/../g) || [], (h) => parseInt(h, 16)));
+  } catch (err) {
+    text = "(not UTF-8 text)";
+  }
+  return el("section", {}, el("h2", {}, "Tagged data"),
+    facts([["Tag", el("span", { class: "mono" }, p.tag || "(none)")], ["Data (hex)", el("span", { class: "mono wrap" }, p.data || "(empty)")], ["As text", text]]));
+}
+
+export async function render(root, [id], app) {
+  if (!/^[0-9a-f]{64}$/i.test(id || "")) {
+    put(root, problem("Not a message id", "A message id is 64 hex digits; paste one into the search box."));
+    return;
+  }
+  // Asked first: a search is always answered, so an unknown id logs no failed request.
+  const found = await app.getJSON(`/api/v1/explorer/search?q=${id}`);
+  if (found.kind === "refused") {
+    const refused = await app.getJSON(`/api/v1/explorer/refusals/${id}`);
+    put(root, problem(`This node refused this message (${refused.code})`,
+      `At ${time(refused.at_ms)}: ${refused.reason}. A refused message is not stored or passed on; fix what the reason names and send it again.`));
+    return;
+  }
+  if (found.kind !== "message") {
+    put(root, problem("This node has no such message",
+      "It never reached this node, was pruned, or was refused long ago (the node remembers its last 1,024 refusals). Check the id, or look on another node."));
+    return;
+  }
+  const [message, meta, timing] = await Promise.all([
+    app.getJSON(`/api/v1/messages/${id}`),
+    app.getJSON(`/api/v1/messages/${id}/metadata`),
+    app.getJSON(`/api/v1/explorer/messages/${id}/timing`),
+  ]);
+  put(root, 
+    el("h1", {}, "Message ", el("span", { class: "mono small" }, short(id, 16))),
+    el("p", { class: "state " + (meta.inclusion === "conflicting" ? "bad" : meta.referenced_by ? "good" : "") , id: "message-state" }, state(meta, timing)),
+    facts([
+      ["Id", el("span", { class: "mono wrap" }, id)],
+      ["Payload", message.payload.type],
+      ["Parents", el("span", {}, message.parents.map((p) => [messageLink(p), " "]))],
+      ["Solid", meta.solid ? "yes" : "no"],
+      ["Milestone", meta.referenced_by === null ? "not yet" : milestoneLink(meta.referenced_by)],
+      ["Inclusion", meta.inclusion.replace("_", " ")],
+      ["Conflict", meta.conflict],
+      ["Arrived here", timing.arrived_at_ms === null ? "before this node started (not recorded)" : time(timing.arrived_at_ms)],
+      ["Confirmed here", time(timing.confirmed_at_ms)],
+      ["Arrival to confirmation", el("strong", { id: "confirmation-time" }, duration(timing.confirmation_ms))],
+      ["Nonce", message.nonce],
+    ]),
+    payload(message.payload),
+  );
+}
