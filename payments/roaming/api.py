@@ -119,7 +119,12 @@ def roaming_app(
     async def acks(request: Request) -> Response:
         p = request.path_params
         try:
-            verifier.verify("GET", request.url.path, request.headers, b"", clock())
+            operator = verifier.verify("GET", request.url.path, request.headers, b"", clock())
+            if operator not in (p["sender"], p["recipient"]):
+                raise WrongSignerError(
+                    f"{operator} asked for an acknowledgement between {p['sender']} and "
+                    f"{p['recipient']}"
+                )
             held = await anyio.to_thread.run_sync(
                 desk.store.ack, p["sender"], p["recipient"], int(p["sequence"])
             )

@@ -7,8 +7,7 @@ id: N.k  event: transaction   data: {"message_id", "transaction_id", "milestone_
 id: N    event: milestone     data: {"index", "milestone_id", "message_id", "timestamp_ms",
                                      "ledger_state_hash", "referenced", "included",
                                      "conflicting", "registry_root", "device_records",
-                                     "device_conflicts", "devices"}
-                                     "conflicting", "applied_at_ms"}
+                                     "device_conflicts", "devices", "applied_at_ms"}
 id: C    event: reset         data: {"reason", "confirmed_milestone_index"}
          event: dropped       data: {"reason"}   the node dropped this slow client; it ends
 : keep-alive                                     a comment every `keepalive_s` without an event

@@ -281,7 +281,7 @@ class NodeCore:
             validate_transaction(transaction, params.network_id, params.min_output_amount)
         if record is not None:
             validate_record(record, params.network_id)
-        if not self._dag.is_wanted(parsed.id):  # a new message: nothing held approves it
+        if not self._dag.is_protected(parsed.id):  # no milestone the node holds waits for it
             refuse_quarantined(self._ledger.registry, payload, self.confirmed_index)
         if milestone is not None:
             milestone = self._admit_milestone(milestone)

@@ -186,10 +186,6 @@ class Dag:
         """Ids that pending messages approve and the window has never seen."""
         return self._pending.missing()
 
-    def is_wanted(self, message_id: MessageId) -> bool:
-        """Whether a pending message approves `message_id` (it is not new to the tangle)."""
-        return self._pending.is_missing(message_id)
-
     def is_protected(self, message_id: MessageId) -> bool:
         """Whether a protected milestone (`protect`) waits for `message_id`, directly or through
         pending messages, or it is one."""

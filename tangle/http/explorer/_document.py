@@ -17,7 +17,7 @@ _MS = {**_UINT, "description": "Unix milliseconds"}
 _VERTEX = {
     "id": _ID,
     "parents": _array(_ID),
-    "kind": {"enum": ["transaction", "tagged_data", "milestone"]},
+    "kind": {"enum": ["transaction", "tagged_data", "milestone", "device_record"]},
     "index": _nullable(_UINT),
 }
 
@@ -117,7 +117,6 @@ SCHEMAS: dict[str, Any] = {
                     _object(
                         {
                             "id": {"type": "string"},
-                            "address": _nullable({"type": "string"}),
                             "connected": _nullable({"type": "boolean"}),
                             "outbound": _nullable({"type": "boolean"}),
                             "confirmed_index": _nullable(_UINT),

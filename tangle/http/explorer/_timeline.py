@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import trio
 
 from tangle.protocol.channel import ChannelOutput, ChannelUnlock
+from tangle.protocol.device import DeviceRecord
 from tangle.protocol.milestone import Milestone
 from tangle.protocol.transaction import Transaction
 
@@ -280,6 +281,8 @@ def kind_of(payload: object) -> str:
         return "transaction"
     if isinstance(payload, Milestone):
         return "milestone"
+    if isinstance(payload, DeviceRecord):
+        return "device_record"
     return "tagged_data"
 
 

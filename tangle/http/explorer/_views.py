@@ -64,8 +64,8 @@ SECURITY_HEADERS: Final = {
 }
 MILESTONES_PER_PAGE: Final = 100
 REFUSALS_LISTED: Final = 64
-PEER_FIELDS: Final = ("id", "address", "connected", "outbound", "confirmed_index")
-"""What the public peer view shows of each peer (the admin view shows more)."""
+PEER_FIELDS: Final = ("id", "connected", "outbound", "confirmed_index")
+"""What the public peer view shows of each peer: never its address (the admin view shows it)."""
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:

@@ -34,6 +34,9 @@ from tests.payments.roaming.settle_support import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+OTHER_PARTNER = "ZZZZZ"
+"""A third carrier with its own key, partner of the same HPMN."""
+
 
 def batch(sequence: int, n: int = 3) -> Batch:
     records = tuple(rated(record(up=10 + i, start=T0 + 10 * sequence + i)) for i in range(n))
@@ -43,7 +46,9 @@ def batch(sequence: int, n: int = 3) -> Batch:
 def client(tmp_path: Path) -> tuple[httpx.AsyncClient, CarrierDesk]:
     store = RoamingStore(tmp_path / "hpmn.db")
     desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=1000)
-    verifier = RequestVerifier({VISITED: VISITED_KEY.public_key})
+    verifier = RequestVerifier(
+        {VISITED: VISITED_KEY.public_key, OTHER_PARTNER: MALLORY_KEY.public_key}
+    )
     app = roaming_app(desk, verifier, clock=lambda: NOW)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hpmn"), desk
 
@@ -63,6 +68,9 @@ async def test_batches_in_acks_back_and_a_retry_gets_the_same_ack(tmp_path: Path
         assert SignedAcknowledgement.decode(response.content) == first
         headers = sign_request(VISITED_KEY, VISITED, "GET", path[:-1] + "9", b"", NOW)
         assert (await http.get(path[:-1] + "9", headers=headers)).status_code == 404
+        # Another partner of this HPMN, properly signed, may not read this pair's acks.
+        headers = sign_request(MALLORY_KEY, OTHER_PARTNER, "GET", path, b"", NOW)
+        assert (await http.get(path, headers=headers)).status_code == 403
         gap = await post_batch(http, VISITED_KEY, VISITED, batch(3), NOW)
         assert not gap.ack.accepted
     assert desk.next_sequence == 2

@@ -26,7 +26,7 @@ function drawMap(canvas, self, peers) {
     ctx.arc(x, y, 9, 0, 2 * Math.PI);
     ctx.fill();
     ctx.fillStyle = "#c9d1dc";
-    ctx.fillText(`${p.address || p.id.slice(0, 8)}  #${p.confirmed_index ?? "?"}`, x, y + 24);
+    ctx.fillText(`${p.id.slice(0, 8)}  #${p.confirmed_index ?? "?"}`, x, y + 24);
   });
   ctx.setLineDash([]);
   ctx.fillStyle = "#f5b942";
@@ -65,8 +65,8 @@ async function show(root, app) {
   const canvas = el("canvas", { class: "map", role: "img", "aria-label": "This node in the middle, its peers around it; green lines are connections up, dashed red ones down." });
   put(root, 
     canvas,
-    table(["Peer", "Address", "Connected", "Dialed by us", "Latest milestone", "Behind"], body.peers.map((p) => [
-      el("span", { class: "mono" }, p.id.slice(0, 16)), p.address || "–", p.connected ? "yes" : "no",
+    table(["Peer", "Connected", "Dialed by us", "Latest milestone", "Behind"], body.peers.map((p) => [
+      el("span", { class: "mono" }, p.id.slice(0, 16)), p.connected ? "yes" : "no",
       p.outbound ? "yes" : "no", p.confirmed_index ?? "–",
       p.confirmed_index === null ? "–" : Math.max(0, body.confirmed_milestone_index - p.confirmed_index),
     ]), "No peers: add some to the node's configuration (p2p.peers) or through the admin API."),
