@@ -7,8 +7,9 @@ event: messages   data: {"at_ms", "messages": [{"id", "parents", "kind", "index"
 ```
 
 `at_ms` is when the node stored the batch (Unix ms), `kind` the payload type (`transaction`,
-`tagged_data`, `milestone`), `index` a milestone's index (null otherwise), `solid` the messages
-that became solid through the batch, `refused` the error codes of the batch's refused messages.
+`tagged_data`, `milestone`, `device_record`), `index` a milestone's index (null otherwise),
+`solid` the messages that became solid through the batch, `refused` the error codes of the
+batch's refused messages.
 These events carry no id: they are not replayed to a client that reconnects (a live view
 redraws from what it receives next). A stream whose client reads too slowly is dropped by the
 node, as for milestones.
@@ -42,11 +43,16 @@ def _vertex(parsed: Parsed) -> dict[str, Any]:
 
 
 def arrival_event(arrival: Arrival, timeline: Timeline) -> bytes:
-    """One batch of accepted messages as a server-sent `messages` event."""
-    data = {
-        "at_ms": timeline.wall_ms(arrival.at),
-        "messages": [_vertex(p) for p in arrival.accepted],
-        "solid": [m.hex() for m in arrival.solid],
-        "refused": [tangle_error_code(e) for _, e in arrival.rejected],
-    }
-    return format_event("messages", data)
+    """One batch of accepted messages as a server-sent `messages` event (encoded once, however
+    many live streams send it)."""
+
+    def encode(arrival: Arrival) -> bytes:
+        data = {
+            "at_ms": timeline.wall_ms(arrival.at),
+            "messages": [_vertex(p) for p in arrival.accepted],
+            "solid": [m.hex() for m in arrival.solid],
+            "refused": [tangle_error_code(e) for _, e in arrival.rejected],
+        }
+        return format_event("messages", data)
+
+    return timeline.encoded(arrival, encode)

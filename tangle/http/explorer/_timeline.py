@@ -113,6 +113,7 @@ class Timeline:
         "_arrived",
         "_channels",
         "_cones",
+        "_encoded",
         "_histories",
         "_hub",
         "_recent",
@@ -129,6 +130,17 @@ class Timeline:
         self._recent: OrderedDict[MessageId, Recent] = OrderedDict()
         self._channels: OrderedDict[ChannelId, ChannelSeen] = OrderedDict()
         self._refusals: OrderedDict[MessageId, Refusal] = OrderedDict()
+        self._encoded: OrderedDict[int, tuple[Arrival, bytes]] = OrderedDict()
+
+    def encoded(self, arrival: Arrival, encode: Callable[[Arrival], bytes]) -> bytes:
+        """`encode(arrival)`, computed once for all the live streams that send it (each gets
+        the same `Arrival` object); the last 64 are kept."""
+        held = self._encoded.get(id(arrival))
+        if held is not None and held[0] is arrival:
+            return held[1]
+        chunk = encode(arrival)
+        _put(self._encoded, id(arrival), (arrival, chunk), 64)
+        return chunk
 
     def wall_ms(self, trio_time: float) -> int:
         """A trio timestamp of the past as Unix milliseconds."""

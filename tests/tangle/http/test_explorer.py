@@ -15,6 +15,7 @@ from tangle.http import _event_stream as event_stream_module
 from tangle.http._events import EventHub
 from tangle.http.explorer import Timeline
 from tangle.http.explorer import _timeline as timeline_module
+from tangle.http.explorer._live import arrival_event
 from tangle.http.explorer._views import static_files
 from tangle.node.node import Arrival
 from tangle.protocol.bech32 import DEVNET, encode_address
@@ -215,3 +216,20 @@ async def test_a_live_client_that_reads_too_slowly_is_dropped(
         assert names.count("messages") <= 3
         assert names[-1] == "dropped"
         assert net.node.counters.subscribers_dropped == 1
+
+
+async def test_a_batch_is_encoded_once_for_every_live_stream() -> None:
+    hub = EventHub(DEVNET, capacity=4, max_streams=1, max_per_client=1)
+    timeline = Timeline(lambda: 1_000.0, hub)
+    first = Arrival(accepted=(), solid=(), rejected=(), at=trio.current_time())
+    second = Arrival(accepted=(), solid=(), rejected=(), at=trio.current_time())
+    calls: list[Arrival] = []
+
+    def encode(arrival: Arrival) -> bytes:
+        calls.append(arrival)
+        return f"chunk {len(calls)}".encode()
+
+    sent = [timeline.encoded(a, encode) for a in (first, first, second, first, second)]
+    assert calls == [first, second]
+    assert sent == [b"chunk 1", b"chunk 1", b"chunk 2", b"chunk 1", b"chunk 2"]
+    assert arrival_event(first, timeline) == arrival_event(first, timeline)
