@@ -38,7 +38,7 @@ from tangle.protocol.device import (
     read_enum,
 )
 from tangle.protocol.ids import Address, MerkleRoot, PublicKey, blake2b_256
-from tangle.protocol.merkle import MerklePath, merkle_path, merkle_root
+from tangle.protocol.merkle import MerklePath, MerkleTree, merkle_root
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -253,6 +253,9 @@ class Registry:
     _leaves: dict[DeviceId, bytes] = field(default_factory=dict)
     _root: MerkleRoot | None = None
     _digest: bytes | None = None
+    _tree: tuple[list[DeviceId], MerkleTree] | None = None
+    """The sorted ids and the tree over their leaves, built by the first `registry_path` after a
+    change, so later paths cost O(log n) subtree lookups, not a rebuild."""
 
     @property
     def root(self) -> MerkleRoot:
@@ -304,6 +307,7 @@ def _put(registry: Registry, entry: DeviceEntry) -> None:
     registry.devices[entry.device_id] = entry
     registry.by_key[entry.key] = entry.device_id
     registry._leaves[entry.device_id] = encode_entry(entry)
+    registry._tree = None
 
 
 def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
@@ -322,6 +326,8 @@ def registry_path(registry: Registry, device_id: DeviceId) -> tuple[DeviceEntry,
     entry = registry.devices.get(device_id)
     if entry is None:
         raise InvalidFieldError("device_id", f"{device_id.hex()} is not registered")
-    ids = sorted(registry._leaves)
-    leaves = [registry._leaves[d] for d in ids]
-    return entry, merkle_path(leaves, bisect.bisect_left(ids, device_id))
+    if registry._tree is None:
+        ids = sorted(registry._leaves)
+        registry._tree = ids, MerkleTree([registry._leaves[d] for d in ids])
+    ids, tree = registry._tree
+    return entry, tree.path(bisect.bisect_left(ids, device_id))

@@ -70,20 +70,53 @@ class MerklePath:
 
 
 def merkle_path(leaves: Sequence[bytes], index: int) -> MerklePath:
-    """The audit path of leaf `index` of `leaves`."""
+    """The audit path of leaf `index` of `leaves` (for several paths over the same leaves,
+    build one `MerkleTree`)."""
     require_uint("merkle_path.index", index, len(leaves) - 1)
-    siblings: list[bytes] = []
-    lo, hi, m = 0, len(leaves), index
-    # Descend from the root to the leaf, keeping the subtree beside each step.
-    while hi - lo > 1:
-        k = 1 << ((hi - lo - 1).bit_length() - 1)
-        if m < k:
-            siblings.append(_hash(leaves[lo + k : hi]))
-            hi = lo + k
-        else:
-            siblings.append(_hash(leaves[lo : lo + k]))
-            lo, m = lo + k, m - k
-    return MerklePath(index=index, size=len(leaves), siblings=tuple(reversed(siblings)))
+    return MerkleTree(leaves).path(index)
+
+
+class MerkleTree:
+    """The tree over `leaves` (kept by reference: do not change them), built once, keeping the
+    hashes of its subtrees of `KEPT_FROM` leaves or more: after the O(n) build each audit path
+    costs at most about 2 x KEPT_FROM + depth hashes, and the kept hashes take about
+    n / KEPT_FROM x 2 entries."""
+
+    KEPT_FROM: Final = 256
+
+    __slots__ = ("_kept", "_leaves", "root")
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self._leaves = leaves
+        self._kept: dict[tuple[int, int], bytes] = {}
+        self.root = MerkleRoot(self._subtree(0, len(leaves)))
+
+    def path(self, index: int) -> MerklePath:
+        """The audit path of leaf `index`."""
+        require_uint("MerkleTree.path.index", index, len(self._leaves) - 1)
+        siblings: list[bytes] = []
+        lo, hi, m = 0, len(self._leaves), index
+        # Descend from the root to the leaf, keeping the subtree beside each step.
+        while hi - lo > 1:
+            k = 1 << ((hi - lo - 1).bit_length() - 1)
+            if m < k:
+                siblings.append(self._subtree(lo + k, hi))
+                hi = lo + k
+            else:
+                siblings.append(self._subtree(lo, lo + k))
+                lo, m = lo + k, m - k
+        return MerklePath(index=index, size=len(self._leaves), siblings=tuple(reversed(siblings)))
+
+    def _subtree(self, lo: int, hi: int) -> bytes:
+        n = hi - lo
+        if n < self.KEPT_FROM:
+            return _hash(self._leaves[lo:hi])
+        held = self._kept.get((lo, hi))
+        if held is None:
+            k = 1 << ((n - 1).bit_length() - 1)
+            held = blake2b_256(_NODE, self._subtree(lo, lo + k), self._subtree(lo + k, hi))
+            self._kept[(lo, hi)] = held
+        return held
 
 
 def root_from_path(leaf: bytes, path: MerklePath) -> MerkleRoot | None:

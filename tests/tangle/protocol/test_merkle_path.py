@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tangle.errors import InvalidFieldError
-from tangle.protocol.merkle import MerklePath, merkle_path, merkle_root, root_from_path
+from tangle.protocol.merkle import (
+    MerklePath,
+    MerkleTree,
+    merkle_path,
+    merkle_root,
+    root_from_path,
+)
 
 leaf_lists = st.lists(st.binary(min_size=0, max_size=40), min_size=1, max_size=40)
 
@@ -67,3 +73,13 @@ def test_a_path_for_no_leaf_is_refused() -> None:
         merkle_path([], 0)
     with pytest.raises(InvalidFieldError):
         MerklePath(index=0, size=2, siblings=(b"short",))
+
+
+def test_a_tree_with_kept_subtrees_gives_the_same_root_and_paths() -> None:
+    leaves = [i.to_bytes(4, "little") for i in range(3 * MerkleTree.KEPT_FROM + 5)]
+    tree = MerkleTree(leaves)
+    assert tree.root == merkle_root(leaves)
+    for index in (0, 1, 255, 256, 511, 512, 700, len(leaves) - 1):
+        path = tree.path(index)
+        assert root_from_path(leaves[index], path) == tree.root
+        assert root_from_path(leaves[index - 1 if index else 1], path) != tree.root
