@@ -8,6 +8,7 @@ tpdev1...              address     a bech32m address of this network
 64 hex digits          message     a stored message
                        refused     a message this node refused lately (`Timeline.refusal`)
                        channel     a channel on the ledger
+                       device      a registered device (its id)
                        address     otherwise: an address in hex
 anything else          none        with the reason
 ```
@@ -22,6 +23,7 @@ from tangle.errors import AddressError
 from tangle.protocol.bech32 import decode_address, encode_address
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.codec import U32_MAX
+from tangle.protocol.device import DeviceId
 from tangle.protocol.ids import Address, MessageId
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ QUERY_MAX: Final = 100
 """The longest text searched (a bech32m address with a long prefix fits)."""
 INDEX: Final = re.compile(r"#?([0-9]{1,10})")
 HEX_ID: Final = re.compile(r"[0-9a-fA-F]{64}")
-KINDS: Final = ("message", "refused", "channel", "address", "milestone", "none")
+KINDS: Final = ("message", "refused", "channel", "device", "address", "milestone", "none")
 
 
 def _found(kind: str, found: str | None, reason: str) -> dict[str, Any]:
@@ -47,7 +49,9 @@ async def resolve(text: str, node: Node, timeline: Timeline, network: Network) -
     takes, None for `none`)."""
     query = text.strip()
     if not query:
-        return _found("none", None, "type a message id, an address, a milestone or a channel id")
+        return _found(
+            "none", None, "type a message id, an address, a milestone, a channel or device id"
+        )
     if len(query) > QUERY_MAX:
         return _found("none", None, f"at most {QUERY_MAX} characters")
     number = INDEX.fullmatch(query)
@@ -67,7 +71,8 @@ async def resolve(text: str, node: Node, timeline: Timeline, network: Network) -
         return _found(
             "none",
             None,
-            f"not a message or channel id (64 hex digits), a {network.hrp}1... address ({exc}) "
+            f"not a message, channel or device id (64 hex digits), a {network.hrp}1... address "
+            f"({exc})"
             "or a milestone index",
         )
     return _found("address", encode_address(address, network), "an address")
@@ -77,12 +82,12 @@ async def _hex(query: str, node: Node, timeline: Timeline, network: Network) -> 
     message_id = MessageId.from_hex(query)
     as_address = Address.from_hex(query)
 
-    def read(storage: Storage) -> tuple[bool, bool]:
+    def read(storage: Storage) -> tuple[bool, bool, bool]:
         stored = storage.metadata(message_id) is not None
         channel = any(isinstance(o, ChannelOutput) for _, o in storage.outputs_of(as_address))
-        return stored, channel
+        return stored, channel, storage.device(DeviceId(bytes(as_address))) is not None
 
-    stored, channel = await node.read_storage(read)
+    stored, channel, device = await node.read_storage(read)
     if stored:
         return _found("message", query, "a stored message")
     refusal = timeline.refusal(message_id)
@@ -90,4 +95,6 @@ async def _hex(query: str, node: Node, timeline: Timeline, network: Network) -> 
         return _found("refused", query, f"refused: {refusal.code}")
     if channel:
         return _found("channel", query, "a payment channel on the ledger")
+    if device:
+        return _found("device", query, "a registered device")
     return _found("address", encode_address(as_address, network), "an address (or an unknown id)")

@@ -1,8 +1,8 @@
 """What the explorer remembers beyond storage, in bounded memory: when this node received each
 recent message, and the cone of each milestone applied since the node started with when it was
 applied (together the arrival-to-confirmation time storage does not keep), the latest
-transactions of each address, the payment channels recent transactions opened or touched, and
-the latest refusals.
+transactions of each address, the payment channels recent transactions opened or touched, the
+latest refusals, and (`notes`, see `_notes.py`) the ledger's anchors and device records.
 
 Fed by the node's arrival watch (`Node.watch_arrivals`) and milestone notices
 (`Node.subscribe`); times are wall-clock Unix milliseconds, from the `wall` clock passed in,
@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -24,6 +24,8 @@ from tangle.protocol.milestone import Milestone
 from tangle.protocol.transaction import Transaction
 
 from .._schema import tangle_error_code
+from ._notes import Notes
+from ._notes import put as _put
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import Address, ChannelId, MessageId
 
     from .._events import EventHub
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 MESSAGES_KEPT: Final = 100_000
 """Messages whose arrival times are remembered (the oldest are forgotten): 90 s at the network's
@@ -119,6 +118,7 @@ class Timeline:
         "_recent",
         "_refusals",
         "_wall",
+        "notes",
     )
 
     def __init__(self, wall: Callable[[], float], hub: EventHub) -> None:
@@ -131,6 +131,8 @@ class Timeline:
         self._channels: OrderedDict[ChannelId, ChannelSeen] = OrderedDict()
         self._refusals: OrderedDict[MessageId, Refusal] = OrderedDict()
         self._encoded: OrderedDict[int, tuple[Arrival, bytes]] = OrderedDict()
+        self.notes = Notes()
+        """Anchors and device records (`_notes.py`)."""
 
     def encoded(self, arrival: Arrival, encode: Callable[[Arrival], bytes]) -> bytes:
         """`encode(arrival)`, computed once for all the live streams that send it (each gets
@@ -163,6 +165,7 @@ class Timeline:
                 state="solid" if parsed.id in solid else "pending",
             )
             _put(self._recent, parsed.id, recent, RECENT_KEPT)
+            self.notes.arrived(parsed, at)
         for message_id in solid:
             found = self._recent.get(message_id)
             if found is not None and found.state == "pending":
@@ -186,6 +189,7 @@ class Timeline:
             timestamp_ms=record.timestamp_ms,
         )
         _put(self._cones, record.index, cone, MILESTONES_KEPT)
+        self.notes.confirmed(record.index, result)
         for event, _ in self._hub.record(notice).transactions:  # derived once, for all
             for address in event.addresses:
                 kept = self._histories.get(address)
@@ -296,10 +300,3 @@ def kind_of(payload: object) -> str:
     if isinstance(payload, DeviceRecord):
         return "device_record"
     return "tagged_data"
-
-
-def _put(table: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
-    table[key] = value
-    table.move_to_end(key)
-    while len(table) > limit:
-        table.popitem(last=False)

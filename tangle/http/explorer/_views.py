@@ -13,7 +13,12 @@ GET /api/v1/explorer/channels                      channels recent transactions 
 GET /api/v1/explorer/peers                         peers and their latest milestones (read only)
 GET /api/v1/explorer/refusals                      the latest messages this node refused
 GET /api/v1/explorer/refusals/{id}                 why it refused a message (if it did lately)
+GET /api/v1/explorer/anchors?prefix=&count=        the latest `tanglepay/` anchors (`_notes.py`)
 ```
+and the registry's views (`_registry.py`).
+
+The channel view reads each channel's output from storage; its answer is kept until the next
+milestone (or until a confirmed transaction touches another channel).
 
 Everything here reads; nothing changes the node. Files are read once from the package and
 served with a content security policy that lets the page reach its own origin only.
@@ -34,6 +39,8 @@ from tangle.protocol.ids import Address
 from .._guard import route
 from .._request import ApiError, path_address, path_message_id, query_uint
 from .._schema import render_output
+from ._notes import ANCHOR_PREFIX, ANCHORS_KEPT
+from ._registry import RegistryViews
 from ._search import resolve
 
 if TYPE_CHECKING:
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
     from tangle.storage.storage import Storage
 
     from .._config import PeerAdmin
-    from ._timeline import Refusal, Timeline
+    from ._timeline import ChannelSeen, Refusal, Timeline
 
 MEDIA_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -64,6 +71,7 @@ SECURITY_HEADERS: Final = {
 }
 MILESTONES_PER_PAGE: Final = 100
 REFUSALS_LISTED: Final = 64
+ANCHORS_LISTED: Final = 500
 PEER_FIELDS: Final = ("id", "connected", "outbound", "confirmed_index")
 """What the public peer view shows of each peer: never its address (the admin view shows it)."""
 
@@ -100,6 +108,9 @@ class Explorer:
         self.timeline = timeline
         self.peers = peers
         self.files = static_files()
+        self.registry = RegistryViews(node, network, timeline.notes)
+        self._channels: tuple[int, list[ChannelSeen], list[dict[str, Any] | None]] | None = None
+        """The last channel view: the confirmed index and channels it was read at, and it."""
 
     def routes(self) -> list[Route]:
         return [
@@ -114,6 +125,8 @@ class Explorer:
             route("/api/v1/explorer/peers", get=self.peer_view),
             route("/api/v1/explorer/refusals", get=self.refusals),
             route("/api/v1/explorer/refusals/{message_id}", get=self.refusal),
+            route("/api/v1/explorer/anchors", get=self.anchors),
+            *self.registry.routes(),
         ]
 
     def _serve(self, name: str) -> Response:
@@ -222,8 +235,12 @@ class Explorer:
 
     async def channels(self, request: Request) -> Response:
         seen = self.timeline.channels()
+        held = self._channels
 
-        def read(storage: Storage) -> list[dict[str, Any] | None]:
+        def read(storage: Storage) -> tuple[int, list[dict[str, Any] | None]]:
+            index = storage.confirmed_index()
+            if held is not None and held[0] == index and held[1] == seen:
+                return index, held[2]
             states: list[dict[str, Any] | None] = []  # a channel is indexed by its id
             for entry in seen:
                 found = [
@@ -232,9 +249,10 @@ class Explorer:
                     if isinstance(out, ChannelOutput)
                 ]
                 states.append(render_output(*found[0], self.network) if found else None)
-            return states
+            return index, states
 
-        states = await self.node.read_storage(read)
+        index, states = await self.node.read_storage(read)
+        self._channels = index, seen, states
         return JSONResponse(
             {
                 "channels": [
@@ -269,6 +287,29 @@ class Explorer:
         if found is None:
             raise ApiError("unknown_message", f"no refusal of {message_id.hex()} is remembered")
         return JSONResponse(_refusal(found))
+
+    async def anchors(self, request: Request) -> Response:
+        params = request.query_params
+        count = query_uint(params.get("count", "100"), "count", 1, ANCHORS_LISTED)
+        prefix = params.get("prefix", ANCHOR_PREFIX.decode()).encode()
+        if not prefix.startswith(ANCHOR_PREFIX) or len(prefix) > 64:
+            raise ApiError("invalid_parameter", "prefix is a tag beginning tanglepay/ (<= 64)")
+        return JSONResponse(
+            {
+                "kept": ANCHORS_KEPT,
+                "anchors": [
+                    {
+                        "message_id": a.message_id.hex(),
+                        "tag": a.tag.decode("utf-8", "replace"),
+                        "tag_hex": a.tag.hex(),
+                        "size": a.size,
+                        "at_ms": a.at_ms,
+                        "milestone_index": a.referenced_by,
+                    }
+                    for a in self.timeline.notes.anchors(prefix, count)
+                ],
+            }
+        )
 
 
 def _refusal(refusal: Refusal) -> dict[str, Any]:

@@ -1,0 +1,303 @@
+"""The explorer's views of the device registry, beside the node's `GET /api/v1/devices/{id}`:
+lists the node has no read for, and the node's part of a proof bundle as a file.
+
+```
+GET /api/v1/explorer/devices?quarantined=&after=&count=   devices by id (or only those under
+                                                           a quarantine in force), a page at a time
+GET /api/v1/explorer/issuers?after=&count=                 issuers by key, a page at a time
+GET /api/v1/explorer/devices/{id}/records                  records applied to a device or issuer
+GET /api/v1/explorer/proof?device=&message=                the links of a proof this node holds
+```
+
+Lists are read from the registry at the confirmed milestone: the entries are copied once per
+registry change in the node's writer thread (a reference per entry) and sorted beside it, then
+pages are cut from that copy (`count` at most PAGE_MAX).
+
+The proof is a file in the form `tanglepay verify` reads (`wallet/devices/proof_file.py`), with
+the links this node holds filled in and the others empty:
+
+- `device`: the device's registry entry and its audit path to the registry root of the
+  confirmed milestone, and that milestone (with its committee signatures);
+- `message`: the message (an anchor) and its audit path to the inclusion root of the milestone
+  that referenced it, and that milestone; with `device` too, the device's entry only while the
+  registry root is still that milestone's (as `wallet.devices.collect` asks), else none.
+
+A node never holds a reading or its batch path (the gateway that anchored the batch does), so
+`tanglepay verify` checks the milestone's signatures and the registry link, then stops at the
+first empty link and names it: `reading` for a device's file, `registry` for a message alone.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import trio
+from starlette.responses import JSONResponse, Response
+
+from tangle.ledger.inclusion import inclusion_path, inclusion_root
+from tangle.ledger.registry import encode_entry, registry_path
+from tangle.protocol.device import DeviceId
+from tangle.protocol.message import decode_message
+from tangle.protocol.milestone import Milestone, encode_milestone
+
+from .._device_api import render_entry, render_path
+from .._guard import route
+from .._request import ApiError, path_id, path_message_id, query_uint
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from tangle.ledger.registry import DeviceEntry, IssuerEntry
+    from tangle.node.core import NodeCore
+    from tangle.node.node import Node
+    from tangle.protocol.bech32 import Network
+    from tangle.protocol.ids import MerkleRoot, MessageId
+    from tangle.protocol.merkle import MerklePath
+    from tangle.storage.storage import Storage
+
+    from ._notes import Notes, RecordApplied
+
+T = TypeVar("T")
+
+PAGE_MAX: Final = 100
+PROOF_VERSION: Final = 1
+"""The proof file's version (`wallet.devices.proof.BUNDLE_VERSION`)."""
+EMPTY_PATH: Final = {"index": 0, "size": 1, "siblings": []}
+"""A link this node does not hold: a path of one leaf, which proves nothing."""
+_FLAGS: Final = {"true": True, "false": False}
+
+
+class Snapshot:
+    """The registry's entries at one registry root, sorted by id (issuers by key)."""
+
+    __slots__ = ("devices", "index", "issuers", "quarantined", "root")
+
+    def __init__(
+        self,
+        index: int,
+        root: MerkleRoot,
+        devices: list[DeviceEntry],
+        issuers: list[IssuerEntry],
+    ) -> None:
+        self.index = index
+        self.root = root
+        self.devices = sorted(devices, key=lambda e: e.device_id)
+        self.quarantined = [e for e in self.devices if e.quarantined_at(index)]
+        self.issuers = sorted(issuers, key=lambda i: i.key)
+
+
+def _page(rows: list[T], keys: list[bytes], after: bytes | None, count: int) -> list[T]:
+    start = 0 if after is None else bisect.bisect_right(keys, after)
+    return rows[start : start + count]
+
+
+def _path_doc(path: MerklePath | None) -> dict[str, Any]:
+    return EMPTY_PATH if path is None else render_path(path)
+
+
+def _signed(applied: RecordApplied | None) -> dict[str, Any] | None:
+    if applied is None:
+        return None
+    return {
+        "message_id": applied.record.message_id.hex(),
+        "milestone_index": applied.milestone_index,
+        "signers": [s.hex() for s in applied.record.signers],
+    }
+
+
+class RegistryViews:
+    """The registry views over one node (module docstring)."""
+
+    def __init__(self, node: Node, network: Network, notes: Notes) -> None:
+        self.node = node
+        self.network = network
+        self.notes = notes
+        self._snapshot: Snapshot | None = None
+
+    def routes(self) -> list[Route]:
+        return [
+            route("/api/v1/explorer/devices", get=self.devices),
+            route("/api/v1/explorer/issuers", get=self.issuers),
+            route("/api/v1/explorer/devices/{device_id}/records", get=self.records),
+            route("/api/v1/explorer/proof", get=self.proof),
+        ]
+
+    async def snapshot(self) -> Snapshot:
+        """The registry at the confirmed milestone, copied again only when it changed."""
+        held = self._snapshot
+
+        def read(core: NodeCore) -> tuple[int, MerkleRoot, Any, Any]:
+            registry = core.ledger.registry
+            index, root = core.confirmed_index, registry.root
+            if held is not None and held.root == root and held.index == index:
+                return index, root, None, None
+            return index, root, list(registry.devices.values()), list(registry.issuers.values())
+
+        index, root, devices, issuers = await self.node.read_core(read)
+        if devices is None and held is not None:
+            return held
+        made = await trio.to_thread.run_sync(Snapshot, index, root, devices, issuers)
+        self._snapshot = made
+        return made
+
+    async def devices(self, request: Request) -> Response:
+        params = request.query_params
+        count = query_uint(params.get("count", "50"), "count", 1, PAGE_MAX)
+        after = None if "after" not in params else bytes(path_id(params["after"]))
+        flag = params.get("quarantined", "false")
+        if flag not in _FLAGS:
+            raise ApiError("invalid_parameter", "quarantined is true or false")
+        snap = await self.snapshot()
+        listed = snap.quarantined if _FLAGS[flag] else snap.devices
+        page = _page(listed, [bytes(e.device_id) for e in listed], after, count)
+        rows = []
+        for entry in page:
+            row = render_entry(entry, self.network, snap.index)
+            del row["entry"]
+            quarantine = row["quarantine"]
+            if quarantine is not None:
+                quarantine["record"] = _signed(self.notes.last(entry.device_id, "quarantine"))
+            rows.append(row)
+        return JSONResponse(
+            {
+                "ledger_index": snap.index,
+                "total": len(listed),
+                "devices": rows,
+                "next": page[-1].device_id.hex() if len(page) == count else None,
+            }
+        )
+
+    async def issuers(self, request: Request) -> Response:
+        params = request.query_params
+        count = query_uint(params.get("count", "50"), "count", 1, PAGE_MAX)
+        after = None if "after" not in params else bytes(path_id(params["after"]))
+        snap = await self.snapshot()
+        page = _page(snap.issuers, [bytes(i.key) for i in snap.issuers], after, count)
+        return JSONResponse(
+            {
+                "ledger_index": snap.index,
+                "total": len(snap.issuers),
+                "issuers": [
+                    {
+                        "key": i.key.hex(),
+                        "role": i.role.name.lower(),
+                        "admitted": i.admitted,
+                        "serial": i.serial,
+                        "name": i.name.decode("utf-8", "replace"),
+                        "record": _signed(self.notes.last(i.key, "admit_issuer")),
+                    }
+                    for i in page
+                ],
+                "next": page[-1].key.hex() if len(page) == count else None,
+            }
+        )
+
+    async def records(self, request: Request) -> Response:
+        subject = bytes(path_id(request.path_params["device_id"]))
+        return JSONResponse(
+            {
+                "records": [
+                    {
+                        "message_id": r.record.message_id.hex(),
+                        "kind": r.record.kind,
+                        "milestone_index": r.milestone_index,
+                        "signers": [s.hex() for s in r.record.signers],
+                    }
+                    for r in self.notes.records(subject)
+                ]
+            }
+        )
+
+    async def proof(self, request: Request) -> Response:
+        params = request.query_params
+        if not {"device", "message"} & set(params):
+            raise ApiError("invalid_parameter", "name a device, a message or both")
+        device = None if "device" not in params else DeviceId(path_id(params["device"]))
+        message = None if "message" not in params else path_message_id(params["message"])
+        anchor = b""
+        inclusion: MerklePath | None = None
+        index = None
+        if message is not None:
+            anchor, inclusion, index = await self._inclusion(message)
+        entry, path, index = await self._entry(device, index)
+        raw = await self.node.read_storage(lambda storage: storage.milestone(index))
+        if raw is None:
+            raise ApiError("proof_unavailable", f"milestone {index} is pruned on this node")
+        milestone = decode_message(raw.raw).message.payload
+        if not isinstance(milestone, Milestone):
+            raise ApiError("proof_unavailable", f"milestone {index} does not decode")
+        name = (message or device or b"").hex()[:16]
+        body = {
+            "version": PROOF_VERSION,
+            "reading": "",
+            "batch_path": EMPTY_PATH,
+            "anchor": anchor.hex(),
+            "inclusion_path": _path_doc(inclusion),
+            "milestone": encode_milestone(milestone).hex(),
+            "registry_entry": entry.hex(),
+            "registry_path": _path_doc(path),
+        }
+        disposition = {"Content-Disposition": f'attachment; filename="proof-{name}.json"'}
+        return JSONResponse(body, headers=disposition)
+
+    async def _inclusion(self, message_id: MessageId) -> tuple[bytes, MerklePath, int]:
+        def read(storage: Storage) -> tuple[bytes, MerklePath, int] | str:
+            metadata = storage.metadata(message_id)
+            raw = storage.message(message_id)
+            if metadata is None or raw is None:
+                return "unknown_message"
+            index = metadata.referenced_by
+            record = None if index is None else storage.milestone(index)
+            if index is None or record is None:
+                return "proof_unavailable"
+            milestone = decode_message(record.raw).message.payload
+            referenced = storage.referenced_by(index)
+            if (
+                not isinstance(milestone, Milestone)
+                or inclusion_root(referenced) != milestone.essence.inclusion_root
+            ):
+                return "proof_unavailable"
+            return raw, inclusion_path(referenced, message_id), index
+
+        found = await self.node.read_storage(read)
+        if isinstance(found, str):
+            raise ApiError(found, f"no inclusion path for {message_id.hex()} on this node")
+        return found
+
+    async def _entry(
+        self, device: DeviceId | None, index: int | None
+    ) -> tuple[bytes, MerklePath | None, int]:
+        """The device's entry and path at the confirmed milestone, with its index; none if the
+        registry root changed since milestone `index` (when given)."""
+
+        def read(core: NodeCore) -> tuple[int, DeviceEntry | None, MerklePath | None]:
+            registry = core.ledger.registry
+            entry = None if device is None else registry.devices.get(device)
+            if entry is None or device is None:
+                return core.confirmed_index, None, None
+            return core.confirmed_index, *registry_path(registry, device)
+
+        confirmed, entry, path = await self.node.read_core(read)
+        if device is not None and entry is None:
+            raise ApiError("unknown_device", f"no device {device.hex()} is registered")
+        if entry is None:
+            return b"", None, index if index is not None else confirmed
+        if index is not None and index != confirmed:
+            same = await self._same_registry(index, confirmed)
+            return (encode_entry(entry), path, index) if same else (b"", None, index)
+        return encode_entry(entry), path, confirmed
+
+    async def _same_registry(self, first: int, last: int) -> bool:
+        def read(storage: Storage) -> bool:
+            roots = set()
+            for at in (first, last):
+                record = storage.milestone(at)
+                payload = None if record is None else decode_message(record.raw).message.payload
+                if not isinstance(payload, Milestone):
+                    return False
+                roots.add(payload.essence.registry_root)
+            return len(roots) == 1
+
+        return await self.node.read_storage(read)
