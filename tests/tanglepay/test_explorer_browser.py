@@ -1,14 +1,19 @@
 """The explorer in a real headless Chromium against a running devnet: the live view draws
 messages and a milestone, the search box finds a transfer, its page leads to its milestone, the
-channels page to a channel a device pays through, the search box explains a refused message, on
-a desktop and a phone viewport, with no console error. Screenshots are kept under the test's tmp
-dir (and `$EXPLORER_ARTIFACTS`)."""
+channels page to a channel a device pays through, the search box explains a refused message; the
+test then admits issuers, registers two devices and quarantines one through the node's API, and
+the devices page lists the quarantine with its signers, the search box opens a device, its proof
+downloads (by keyboard) and `tanglepay verify` checks it up to the reading link it lacks, and the
+anchors page groups a device data anchor; on a desktop and a phone viewport, with no console
+error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,16 +23,29 @@ import trio
 from selenium.webdriver.common.keys import Keys
 
 from benchmarks._browser import BrowserMissingError, chromium, console_errors, wait_for
+from coordinator.signers import KeySigner
+from tangle.protocol.device import AdmitIssuer, IssuerRole, Quarantine, device_id_of
+from tangle.protocol.ids import MessageId
 from tangle.protocol.message import decode_message, encode_message, prepare
 from tangle.protocol.payload import TaggedData
-from tangle.protocol.pow import work_value
+from tangle.protocol.pow import search_reference, work_value
 from tangle.window.dag import GENESIS_ID
 from tanglepay.devnet import NETWORK_ID, PARAMS, DevnetOptions, run
+from tests.registry_records import record, register_body, signer
+from wallet.devices.cli import main as verify_main
+from wallet.devices.errors import ReadingSignatureError
+from wallet.devices.proof import verify_bundle
+from wallet.devices.proof_file import read_bundle, read_committee
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from selenium.webdriver import Chrome
+
+    from tangle.protocol.payload import Payload
+
+MAKER, OP1, OP2 = signer(10), signer(11), signer(12)
+DEVICE, HIJACKED = signer(20), signer(21)
 
 
 WIDER_THAN_THE_SCREEN = """
@@ -65,7 +83,112 @@ def refused_message(api: str) -> str:
     return decode_message(raw).id.hex()
 
 
-def walk(url: str, folder: Path) -> None:
+def submit(api: str, payload: Payload) -> str:
+    """Send `payload` on the node's tips with the work done here; its message id."""
+    tips = httpx.get(f"{api}/api/v1/tips", timeout=30).json()["tips"]
+    unsent = prepare(NETWORK_ID, payload, PARAMS.work_per_kib)
+    nonce = search_reference(unsent.root, unsent.target)
+    assert nonce is not None
+    parents = tuple(sorted(MessageId.from_hex(t) for t in tips))
+    raw = encode_message(unsent.attach(parents, nonce))
+    answer = httpx.post(f"{api}/api/v1/messages", json={"message": raw.hex()}, timeout=30)
+    assert answer.status_code == 201, answer.text
+    return decode_message(raw).id.hex()
+
+
+def until(api: str, path: str, done: Callable[[dict[str, object]], object]) -> None:
+    """Ask `path` until `done` holds of its answer (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while not done(httpx.get(f"{api}{path}", timeout=30).json()):
+        assert time.monotonic() < deadline, f"{path} never answered as awaited"
+        time.sleep(0.2)
+
+
+def registry(api: str, data_dir: Path) -> tuple[str, str]:
+    """Admit a maker and two operators (the committee signs), register two devices, quarantine
+    one by both operators; the two device ids."""
+    seeds = json.loads((data_dir / "secrets.json").read_text())["committee"]
+    committee = [KeySigner(bytes.fromhex(seed)) for seed in seeds[:3]]
+    roles = {MAKER: IssuerRole.MAKER, OP1: IssuerRole.OPERATOR, OP2: IssuerRole.OPERATOR}
+    for issuer, role in roles.items():
+        body = AdmitIssuer(
+            issuer=issuer.public_key, role=role, admitted=True, serial=1, name=b"issuer"
+        )
+        submit(api, record(body, committee, NETWORK_ID))
+    until(api, "/api/v1/explorer/issuers", lambda body: body["total"] == 3)
+    for device in (DEVICE, HIJACKED):
+        body = register_body(device, MAKER.public_key)
+        submit(api, record(body, [device, MAKER, OP1], NETWORK_ID))
+    hijacked = device_id_of(HIJACKED.public_key)
+    until(api, "/api/v1/explorer/devices", lambda body: body["total"] == 2)
+    quarantine = Quarantine(
+        device_id=hijacked, serial=1, reason=3, evidence_hash=b"\x0e" * 32, expires_after=10**6
+    )
+    submit(api, record(quarantine, [OP1, OP2], NETWORK_ID))
+    until(api, "/api/v1/explorer/devices?quarantined=true", lambda body: body["total"] == 1)
+    return device_id_of(DEVICE.public_key).hex(), hijacked.hex()
+
+
+def downloaded(folder: Path) -> Path:
+    """The one file the browser finished downloading into `folder` (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = [f for f in folder.glob("*.json") if f.stat().st_size]
+        if done and not list(folder.glob("*.crdownload")):
+            return done[0]
+        assert time.monotonic() < deadline, "the proof did not download"
+        time.sleep(0.1)
+
+
+def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> None:
+    """Devices, quarantines, a device's page and its proof, the anchors page."""
+    api = url.rstrip("/")
+    device, hijacked = registry(api, data_dir)
+    anchor = submit(api, TaggedData(tag=b"tanglepay/anchor", data=bytes(40)))
+    driver.find_element("css selector", "nav a[data-page='devices']").click()
+    row = wait_for(
+        driver,
+        "__explorer.rendered === '#/devices' && document.querySelector('#quarantines tbody tr')",
+        "the quarantine list",
+    )
+    text = row.text
+    assert hijacked[:10] in text, text
+    assert "#1000000" in text, text
+    assert len(row.find_elements("css selector", "td:last-child span.mono")) == 2  # signers
+    shot(driver, folder, "devices")
+    box = driver.find_element("id", "search-box")
+    box.clear()
+    box.send_keys(device)
+    box.submit()
+    wait_for(driver, f"__explorer.rendered === '#/device/{device}'", "the device page")
+    assert driver.find_element("id", "device-status").text == "active"
+    shot(driver, folder, "device")
+    downloads = folder / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.find_element("id", "proof-download").send_keys(Keys.ENTER)  # the keyboard's click
+    proof = downloaded(downloads)
+    committee = read_committee(data_dir / "network.json")
+    with pytest.raises(ReadingSignatureError):  # milestone, registry and status links hold
+        verify_bundle(read_bundle(proof), committee.schedule, network_id=committee.network_id)
+    assert verify_main([str(proof), "--committee", str(data_dir / "network.json")]) == 1
+    until(api, "/api/v1/explorer/anchors", lambda body: body["anchors"][0]["milestone_index"])
+    driver.find_element("css selector", "nav a[data-page='anchors']").click()
+    link = wait_for(
+        driver,
+        "__explorer.rendered === '#/anchors' && document.querySelector("
+        f"\"[data-prefix='tanglepay/anchor'] a[href='#/message/{anchor}']\")",
+        "the device data anchor on the anchors page",
+    )
+    shot(driver, folder, "anchors")
+    link.click()
+    wait_for(driver, "document.getElementById('proof-download')", "the anchor's proof")
+    shot(driver, folder, "anchor")
+
+
+def walk(url: str, folder: Path, data_dir: Path) -> None:
     """The person's path through the dashboard (blocking: run in a thread)."""
     driver = browser()
     try:
@@ -139,15 +262,17 @@ def walk(url: str, folder: Path) -> None:
         driver.find_element("css selector", "nav a[data-page='peers']").click()
         wait_for(driver, "__explorer.rendered === '#/peers'", "the network page")
         shot(driver, folder, "peers")
+        devices_walk(driver, url, data_dir, folder)
         driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
         )
-        driver.get(url)
-        wait_for(driver, "__explorer.ready && __explorer.store.vertices.size > 0", "phone view")
-        wide = driver.execute_script(WIDER_THAN_THE_SCREEN)
-        assert wide == [], f"the phone view scrolls sideways: {wide}"
-        shot(driver, folder, "phone")
+        for page in ("", "devices", "anchors"):
+            driver.get(f"{url}#/{page}")
+            wait_for(driver, f"__explorer.ready && __explorer.rendered === '#/{page}'", page)
+            wide = driver.execute_script(WIDER_THAN_THE_SCREEN)
+            assert wide == [], f"the phone view of #/{page} scrolls sideways: {wide}"
+            shot(driver, folder, f"phone-{page or 'live'}")
         assert console_errors(driver) == []
     finally:
         driver.quit()
@@ -171,7 +296,7 @@ async def test_a_person_follows_a_transfer_and_a_channel(tmp_path: Path) -> None
             await confirming.wait()
         assert lines[0].startswith("dashboard")
         url = lines[0].split()[1]
-        await trio.to_thread.run_sync(walk, url, tmp_path / "screenshots")
+        await trio.to_thread.run_sync(walk, url, tmp_path / "screenshots", options.data_dir)
         stop.set()
 
 

@@ -47,6 +47,8 @@ export const messageLink = (id) => link("#/message/" + id, short(id), id);
 export const milestoneLink = (index) => link("#/milestone/" + index, "#" + index);
 export const addressLink = (address) => link("#/address/" + address, short(address, 14), address);
 export const channelLink = (id) => link("#/channel/" + id, short(id), id);
+export const deviceLink = (id) => link("#/device/" + id, short(id), id);
+export const keyText = (hex) => el("span", { class: "mono", title: hex }, short(hex));
 
 export function time(ms) {
   if (ms === null || ms === undefined) return "–";

@@ -15,7 +15,11 @@ const ROUTES = {
   channels: "channels",
   channel: "channel",
   peers: "peers",
+  devices: "devices",
+  device: "device",
+  anchors: "anchors",
 };
+const SECTIONS = { milestone: "milestones", channel: "channels", device: "devices" };
 
 // What the benchmark (benchmarks/explorer.py) reads: frame intervals (requestAnimationFrame
 // deltas), the work of each frame and of each full drawing of the graph, the time from a
@@ -61,7 +65,7 @@ async function route() {
   if (cleanup) cleanup();
   cleanup = null;
   for (const a of document.querySelectorAll("nav a")) {
-    a.toggleAttribute("aria-current", a.dataset.page === (page === "milestone" ? "milestones" : page));
+    a.toggleAttribute("aria-current", a.dataset.page === (SECTIONS[page] || page));
   }
   root.replaceChildren();
   if (!page) {

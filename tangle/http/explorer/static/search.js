@@ -7,12 +7,13 @@ const PAGES = {
   channel: "#/channel/",
   address: "#/address/",
   milestone: "#/milestone/",
+  device: "#/device/",
 };
 
 /** `{route}` for `text`, or `{error}` saying why there is none. */
 export async function resolve(text, getJSON) {
   const q = text.trim();
-  if (!q) return { error: "Type a message id, a tpdev1… address, a milestone index or a channel id." };
+  if (!q) return { error: "Type a message id, a tpdev1… address, a milestone index, a channel or device id." };
   try {
     const found = await getJSON("/api/v1/explorer/search?q=" + encodeURIComponent(q));
     return found.kind in PAGES ? { route: PAGES[found.kind] + found.id } : { error: found.reason };

@@ -2,8 +2,38 @@
 // milestone confirmed it, and in words why it is pending, refused or conflicting.
 
 import {
-  addressLink, amount, channelLink, duration, el, facts, messageLink, milestoneLink, problem,
-  short, table, time, put } from "../api.js";
+  addressLink, amount, channelLink, deviceLink, duration, el, facts, keyText, messageLink,
+  milestoneLink, problem, short, table, time, put } from "../api.js";
+import { proofBox } from "./device.js";
+
+const hexText = (hex) => {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16)));
+  } catch (err) {
+    return null;
+  }
+};
+
+function record(p) {
+  const b = p.body;
+  const subject = b.kind === "admit_issuer"
+    ? ["Issuer", keyText(b.issuer)]
+    : b.kind === "register"
+      ? ["Device key", keyText(b.device_key)]
+      : ["Device", deviceLink(b.device_id)];
+  const rows = [["Record", b.kind.replace("_", " ")], subject];
+  if (b.kind === "register") rows.push(["Maker", keyText(b.maker)], ["Capability", b.capability]);
+  if (b.kind === "admit_issuer") rows.push(["Role", b.role], ["Admitted", b.admitted ? "yes" : "no (removed)"]);
+  if (b.kind === "set_status") rows.push(["Status", b.status]);
+  if (b.kind === "quarantine") {
+    rows.push(["Reason code", b.reason], ["Evidence hash", el("span", { class: "mono wrap" }, b.evidence_hash)],
+      ["Expires after", "milestone #" + b.expires_after]);
+  }
+  if ("serial" in b) rows.push(["Serial", b.serial]);
+  rows.push(["Signed by", el("span", {}, p.signatures.map((s) => [keyText(s.public_key), " "]))]);
+  return el("section", {}, el("h2", {}, "Device registry record"), facts(rows),
+    el("p", { class: "note" }, "Whether the signers are the ones the record needs is a ledger rule: a record that breaks it is conflicting, and changes nothing."));
+}
 
 const CONFLICTS = {
   input_not_found: "an input it spends is not on the ledger: it was never created, or it was spent and pruned before this transaction was ordered.",
@@ -39,19 +69,21 @@ function payload(p) {
       ]), "No unlocks."),
       p.memo ? facts([["Memo", el("span", { class: "mono" }, p.memo)]]) : null);
   }
+  if (p.type === "device_record") return record(p);
   if (p.type === "milestone") {
     return el("section", {}, el("h2", {}, "Milestone ", milestoneLink(p.index)),
       facts([["Issued", time(p.timestamp_ms)], ["Signers", p.signatures.length],
         ["Inclusion root", el("span", { class: "mono" }, p.applied_merkle_root)]]));
   }
-  let text = "";
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(p.data.match(/../g) || [], (h) => parseInt(h, 16)));
-  } catch (err) {
-    text = "(not UTF-8 text)";
-  }
+  const tag = hexText(p.tag);
   return el("section", {}, el("h2", {}, "Tagged data"),
-    facts([["Tag", el("span", { class: "mono" }, p.tag || "(none)")], ["Data (hex)", el("span", { class: "mono wrap" }, p.data || "(empty)")], ["As text", text]]));
+    facts([
+      ["Tag", el("span", { class: "mono" }, tag === null ? p.tag : tag || "(none)")],
+      ["Size", p.data.length / 2 + " bytes"],
+      ["Data (hex)", el("span", { class: "mono wrap" }, p.data || "(empty)")],
+      ["As text", hexText(p.data) ?? "(not UTF-8 text)"],
+    ]),
+    tag && tag.startsWith("tanglepay/") ? el("p", { class: "note" }, "An anchor of the payment layer: ", el("a", { href: "#/anchors" }, "all anchors"), ".") : null);
 }
 
 export async function render(root, [id], app) {
@@ -94,5 +126,8 @@ export async function render(root, [id], app) {
       ["Nonce", message.nonce],
     ]),
     payload(message.payload),
+    message.payload.type === "tagged_data" && hexText(message.payload.tag) === "tanglepay/anchor" && meta.referenced_by !== null
+      ? proofBox(`message=${id}`, `The file holds this anchor message with its audit path to the inclusion root of milestone #${meta.referenced_by}, and that milestone with its committee signatures. It names no device, so the check names "registry" as the first missing link; a gateway adds the device's entry, the reading and its batch path.`)
+      : null,
   );
 }

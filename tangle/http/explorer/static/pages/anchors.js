@@ -1,0 +1,67 @@
+// What the payment layer anchors on the ledger as tagged data: roaming agreements, batch headers,
+// acknowledgements, disputes and bars between carriers, charging session commitments, device
+// data anchors. Grouped by tag (the tags are listed in docs/PROTOCOL.md, "Anchors"), with their
+// size and confirmation; the node does not decode what they carry (the payment layer owns those
+// layouts), the message page shows the bytes. Read again every few seconds.
+
+import { duration, el, messageLink, milestoneLink, put, table, time } from "../api.js";
+
+const REFRESH_MS = 3000;
+const GROUPS = [
+  ["tanglepay/roaming/agreement", "Roaming agreements", "Signed agreements between two carriers (the hash of the agreement version and its signatures)."],
+  ["tanglepay/roaming/batch", "Roaming batch headers", "A visited carrier's signed header of a batch of usage records it bills to a home carrier."],
+  ["tanglepay/roaming/ack", "Roaming acknowledgements", "A home carrier's signed acknowledgement of a batch header (its summary and signature)."],
+  ["tanglepay/roaming/dispute", "Roaming disputes", "A dispute between carriers over billed usage (its id and signature)."],
+  ["tanglepay/roaming/bar", "Roaming bars", "A home carrier stops paying for a subscriber's usage from a given second."],
+  ["tanglepay/charging/", "Charging commitments", "A charging system commits the hashes of its sessions (charge detail records) to the ledger."],
+  ["tanglepay/anchor", "Device data anchors", "A gateway anchors the Merkle root of a batch of signed device readings; each reading's proof leads here."],
+];
+
+function groupOf(tag) {
+  const found = GROUPS.find(([prefix]) => tag === prefix || tag.startsWith(prefix.endsWith("/") ? prefix : prefix + "/"));
+  return found ? found[0] : "other";
+}
+
+function rows(anchors, now) {
+  return anchors.map((a) => [
+    messageLink(a.message_id), el("span", { class: "mono" }, a.tag), a.size + " B", time(a.at_ms),
+    a.milestone_index === null
+      ? el("span", { class: "note" }, `pending ${duration(Math.max(0, now - a.at_ms))}`)
+      : el("span", {}, "confirmed by ", milestoneLink(a.milestone_index)),
+  ]);
+}
+
+function view(body) {
+  const now = Date.now();
+  const grouped = new Map([...GROUPS.map(([prefix]) => [prefix, []]), ["other", []]]);
+  for (const a of body.anchors) grouped.get(groupOf(a.tag)).push(a);
+  const sections = [...GROUPS, ["other", "Other tanglepay anchors", "Tags this page does not group."]]
+    .filter(([prefix]) => prefix !== "other" || grouped.get("other").length)
+    .map(([prefix, title, about]) => {
+      const list = grouped.get(prefix);
+      return el("section", { class: "anchor-group", "data-prefix": prefix },
+        el("h2", {}, `${title} (${list.length})`),
+        el("p", { class: "note" }, about),
+        table(["Message", "Tag", "Size", "Arrived", "Confirmation"], rows(list, now), "None seen since this node started."));
+    });
+  return el("div", {}, sections);
+}
+
+export async function render(root, args, app) {
+  const read = () => app.getJSON("/api/v1/explorer/anchors?count=500");
+  const first = await read();
+  const box = el("div", { id: "anchor-groups" }, view(first));
+  put(root,
+    el("h1", {}, "Ledger anchors"),
+    el("p", { class: "note" }, `The latest tagged-data messages whose tag begins "tanglepay/" (this node keeps the last ${first.kept.toLocaleString("en-US")} since it started), newest first. Open one to see its bytes, its milestone and, for a device data anchor, download its inclusion proof.`),
+    box,
+  );
+  const timer = setInterval(async () => {
+    try {
+      box.replaceChildren(view(await read()));
+    } catch (err) {
+      box.replaceChildren(el("p", { class: "note" }, "Could not read the anchors: " + err.message));
+    }
+  }, REFRESH_MS);
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,89 @@
+// One registered device: its status and quarantine, keys, maker and the issuers that endorsed
+// it, its gateway, the versions of its entry milestones left, the records applied to it, and a
+// one-click download of the links of a proof this node holds (GET /api/v1/explorer/proof).
+
+import {
+  addressLink, deviceLink, el, facts, keyText, messageLink, milestoneLink, problem, put, short,
+  table } from "../api.js";
+
+export function quarantineText(q) {
+  if (!q) return "none";
+  const why = `reason code ${q.reason}`; // a u8 for people; the protocol names none
+  return q.in_force
+    ? `in force since #${q.since} until #${q.expires_after}: ${why}`
+    : `recorded at #${q.since}, expired after #${q.expires_after}: ${why}`;
+}
+
+function state(d) {
+  if (d.quarantine && d.quarantine.in_force) {
+    return `Quarantined: a quorum of operators cut this device off from milestone #${d.quarantine.since} to #${d.quarantine.expires_after}. Nodes refuse what it signs; the paywall and the charging system refuse it. The same quorum can lift it.`;
+  }
+  if (d.status === "active") return "Active: registered and endorsed; nodes accept what it signs.";
+  if (d.status === "suspended") return "Suspended by its issuer: reinstating it takes a status record.";
+  return "Revoked: the device is off the ledger for good.";
+}
+
+/** The proof download and what it holds. */
+export function proofBox(query, what) {
+  return el("section", { id: "proof" },
+    el("h2", {}, "One-click proof"),
+    el("p", {}, what),
+    el("p", {}, el("a", {
+      id: "proof-download", class: "button", href: "/api/v1/explorer/proof?" + query,
+      download: "proof.json", role: "button",
+    }, "Download proof.json")),
+    el("p", { class: "note" },
+      "Check it offline with ", el("code", {}, "tanglepay verify proof.json --committee network.json"),
+      ". A node never holds a device's readings: the gateway that anchored them adds the reading and its batch path."),
+  );
+}
+
+export async function render(root, [id], app) {
+  if (!/^[0-9a-f]{64}$/i.test(id || "")) {
+    put(root, problem("Not a device id", "A device id is 64 hex digits; paste one into the search box, or pick one from the devices page."));
+    return;
+  }
+  const found = await app.getJSON(`/api/v1/explorer/search?q=${id}`);
+  if (found.kind !== "device") {
+    put(root, problem("No such device in the registry",
+      "It is not registered on this node's ledger (yet). The devices page lists the registered ones."));
+    return;
+  }
+  const [d, seen] = await Promise.all([
+    app.getJSON(`/api/v1/devices/${id}`),
+    app.getJSON(`/api/v1/explorer/devices/${id}/records`),
+  ]);
+  const held = d.quarantine && d.quarantine.in_force;
+  put(root,
+    el("h1", {}, "Device ", el("span", { class: "mono small" }, short(id, 16))),
+    el("p", { class: "state " + (held || d.status !== "active" ? "bad" : "good"), id: "device-state" }, state(d)),
+    facts([
+      ["Device id", el("span", { class: "mono wrap" }, d.device_id)],
+      ["Status", el("strong", { id: "device-status" }, held ? "quarantined" : d.status)],
+      ["Quarantine", quarantineText(d.quarantine)],
+      ["Key", el("span", { class: "mono wrap" }, d.key)],
+      ["Address", addressLink(d.address)],
+      ["Maker", keyText(d.maker)],
+      ["Model", el("span", { class: "mono" }, d.model || "(none)")],
+      ["Capability", d.capability === "constrained" ? "constrained, behind a gateway" : "full function"],
+      ["Gateway", d.gateway ? deviceLink(d.gateway) : "none (it reaches the ledger itself)"],
+      ["Attributes hash", el("span", { class: "mono wrap" }, d.attributes_hash)],
+      ["Registered", milestoneLink(d.registered_at)],
+      ["Last changed", milestoneLink(d.updated_at)],
+      ["As of milestone", milestoneLink(d.ledger_index)],
+    ]),
+    el("h2", {}, "Endorsed by"),
+    table(["Issuer key"], d.endorsements.map((k) => [keyText(k)]), "No endorsement."),
+    el("h2", {}, "History"),
+    table(["Milestone", "Status", "Key", "Serial", "Quarantined"], d.history.map((v) => [
+      milestoneLink(v.milestone_index), v.status, keyText(v.key), v.serial, v.quarantined ? "yes" : "no",
+    ]), "No version stored."),
+    el("h2", {}, "Records applied since this node started"),
+    table(["Milestone", "Record", "Message", "Signed by"], seen.records.map((r) => [
+      milestoneLink(r.milestone_index), r.kind.replace("_", " "), messageLink(r.message_id),
+      el("span", {}, r.signers.map((s) => [keyText(s), " "])),
+    ]), "None since this node started (the history above shows what the ledger kept)."),
+    proofBox(`device=${id}`,
+      `The file holds milestone #${d.ledger_index} with its committee signatures, and this device's registry entry with its audit path to that milestone's registry root: offline, it shows the device's status at #${d.ledger_index}. Its reading and anchor links are empty, so the check names "reading" as the first missing link${held ? " (here it stops earlier: the device is quarantined)" : ""}.`),
+  );
+}
