@@ -23,6 +23,7 @@ from tangle.protocol.channel import channel_id_of
 from tangle.protocol.ids import PublicKey
 from tangle.protocol.message import decode_message
 from tangle.protocol.payload import TaggedData
+from tangle.storage.storage import Storage
 from tests.builders import address, on_tips
 from tests.tangle.http.test_api import (
     ALICE,
@@ -38,6 +39,10 @@ from wallet import channel_tx
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pytest
+
+    from tangle.protocol.ids import Address, OutputId
+    from tangle.protocol.transaction import Output
     from tests.tangle.http.test_api import Stream
 
 
@@ -80,7 +85,7 @@ async def _until(stream: Stream, name: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_a_live_stream_and_the_views_follow_a_channel_from_arrival_to_milestone(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with network(tmp_path) as net, lifespan(net.app):
         (coin,) = GENESIS.outputs()
@@ -179,6 +184,21 @@ async def test_a_live_stream_and_the_views_follow_a_channel_from_arrival_to_mile
         assert peers == {"confirmed_milestone_index": index, "peers": None}
         wrong = await net.client.get("/api/v1/events?live=maybe")
         assert error_code(wrong) == "invalid_parameter"
+
+        # The channel view is read from storage once a milestone, not once a request.
+        scans: list[Address] = []
+        outputs_of = Storage.outputs_of
+
+        def counted(storage: Storage, owner: Address) -> list[tuple[OutputId, Output]]:
+            scans.append(owner)
+            return outputs_of(storage, owner)
+
+        monkeypatch.setattr(Storage, "outputs_of", counted)
+        again = (await net.client.get("/api/v1/explorer/channels")).json()["channels"]
+        assert (again, scans) == ([channel], [])
+        await net.milestone()
+        again = (await net.client.get("/api/v1/explorer/channels")).json()["channels"]
+        assert (again, len(scans)) == ([channel], 1)
 
 
 async def test_the_timeline_forgets_the_oldest_messages_first(

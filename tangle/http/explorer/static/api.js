@@ -60,6 +60,15 @@ export function duration(ms) {
   return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(2) + " s";
 }
 
+/** Bytes given in hex, as UTF-8 text; null when they are not. */
+export function utf8(hex) {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16)));
+  } catch (err) {
+    return null;
+  }
+}
+
 export function amount(text) {
   return BigInt(text).toLocaleString("en-US");
 }

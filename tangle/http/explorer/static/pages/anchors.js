@@ -4,7 +4,7 @@
 // size and confirmation; the node does not decode what they carry (the payment layer owns those
 // layouts), the message page shows the bytes. Read again every few seconds.
 
-import { duration, el, messageLink, milestoneLink, put, table, time } from "../api.js";
+import { duration, el, facts, messageLink, milestoneLink, put, table, time } from "../api.js";
 
 const REFRESH_MS = 3000;
 const GROUPS = [
@@ -35,16 +35,18 @@ function view(body) {
   const now = Date.now();
   const grouped = new Map([...GROUPS.map(([prefix]) => [prefix, []]), ["other", []]]);
   for (const a of body.anchors) grouped.get(groupOf(a.tag)).push(a);
-  const sections = [...GROUPS, ["other", "Other tanglepay anchors", "Tags this page does not group."]]
-    .filter(([prefix]) => prefix !== "other" || grouped.get("other").length)
-    .map(([prefix, title, about]) => {
-      const list = grouped.get(prefix);
-      return el("section", { class: "anchor-group", "data-prefix": prefix },
-        el("h2", {}, `${title} (${list.length})`),
-        el("p", { class: "note" }, about),
-        table(["Message", "Tag", "Size", "Arrived", "Confirmation"], rows(list, now), "None seen since this node started."));
-    });
-  return el("div", {}, sections);
+  const all = [...GROUPS, ["other", "Other tanglepay anchors", "Tags this page does not group."]];
+  const seen = all.filter(([prefix]) => grouped.get(prefix).length);
+  const unseen = all.filter(([prefix]) => prefix !== "other" && !grouped.get(prefix).length);
+  return el("div", {},
+    seen.length ? null : el("p", { class: "note" }, "No anchor since this node started. ./dev devnet's traffic anchors what the flows that have landed produce; they appear here within a milestone."),
+    seen.map(([prefix, title, about]) => el("section", { class: "anchor-group", "data-prefix": prefix },
+      el("h2", {}, `${title} (${grouped.get(prefix).length})`),
+      el("p", { class: "note" }, about),
+      table(["Message", "Tag", "Size", "Arrived", "Confirmation"], rows(grouped.get(prefix), now), ""))),
+    unseen.length ? el("section", {}, el("h2", {}, "Not seen since this node started"),
+      facts(unseen.map(([prefix, title, about]) => [title, el("span", {}, about, " ", el("span", { class: "mono small" }, prefix))]))) : null,
+  );
 }
 
 export async function render(root, args, app) {

@@ -4,7 +4,7 @@
 
 import {
   addressLink, deviceLink, el, facts, keyText, messageLink, milestoneLink, problem, put, short,
-  table } from "../api.js";
+  table, utf8 } from "../api.js";
 
 export function quarantineText(q) {
   if (!q) return "none";
@@ -21,6 +21,12 @@ function state(d) {
   if (d.status === "active") return "Active: registered and endorsed; nodes accept what it signs.";
   if (d.status === "suspended") return "Suspended by its issuer: reinstating it takes a status record.";
   return "Revoked: the device is off the ledger for good.";
+}
+
+/** Bytes given in hex, as text when they are UTF-8 (a model name, a URI). */
+function text(hex) {
+  const found = utf8(hex);
+  return found === null ? el("span", { class: "mono" }, hex) : found || "(none)";
 }
 
 /** The proof download and what it holds. */
@@ -49,10 +55,13 @@ export async function render(root, [id], app) {
       "It is not registered on this node's ledger (yet). The devices page lists the registered ones."));
     return;
   }
-  const [d, seen] = await Promise.all([
+  const [d, seen, issuers] = await Promise.all([
     app.getJSON(`/api/v1/devices/${id}`),
     app.getJSON(`/api/v1/explorer/devices/${id}/records`),
+    app.getJSON("/api/v1/explorer/issuers?count=100"),
   ]);
+  const issuer = new Map(issuers.issuers.map((i) => [i.key, i]));
+  const role = (key) => (issuer.has(key) ? `${issuer.get(key).role} "${issuer.get(key).name}"` : "–");
   const held = d.quarantine && d.quarantine.in_force;
   put(root,
     el("h1", {}, "Device ", el("span", { class: "mono small" }, short(id, 16))),
@@ -63,17 +72,18 @@ export async function render(root, [id], app) {
       ["Quarantine", quarantineText(d.quarantine)],
       ["Key", el("span", { class: "mono wrap" }, d.key)],
       ["Address", addressLink(d.address)],
-      ["Maker", keyText(d.maker)],
-      ["Model", el("span", { class: "mono" }, d.model || "(none)")],
+      ["Maker", el("span", {}, keyText(d.maker), " ", role(d.maker))],
+      ["Model", text(d.model)],
       ["Capability", d.capability === "constrained" ? "constrained, behind a gateway" : "full function"],
       ["Gateway", d.gateway ? deviceLink(d.gateway) : "none (it reaches the ledger itself)"],
       ["Attributes hash", el("span", { class: "mono wrap" }, d.attributes_hash)],
+      ["URI", text(d.uri)],
       ["Registered", milestoneLink(d.registered_at)],
       ["Last changed", milestoneLink(d.updated_at)],
       ["As of milestone", milestoneLink(d.ledger_index)],
     ]),
     el("h2", {}, "Endorsed by"),
-    table(["Issuer key"], d.endorsements.map((k) => [keyText(k)]), "No endorsement."),
+    table(["Issuer key", "Role and name"], d.endorsements.map((k) => [keyText(k), role(k)]), "No endorsement."),
     el("h2", {}, "History"),
     table(["Milestone", "Status", "Key", "Serial", "Quarantined"], d.history.map((v) => [
       milestoneLink(v.milestone_index), v.status, keyText(v.key), v.serial, v.quarantined ? "yes" : "no",

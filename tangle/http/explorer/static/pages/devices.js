@@ -32,7 +32,7 @@ function issuerRows(issuers) {
   ]);
 }
 
-/** A table with a "More" button that reads the next page from `path` until there is none. */
+/** A table with a "More" button that reads the next page of `path` until there is none. */
 async function paged(app, path, key, headers, rows, empty) {
   const first = await app.getJSON(`${path}${path.includes("?") ? "&" : "?"}count=${PAGE}`);
   const body = table(headers, rows(first[key]), empty);

@@ -3,16 +3,8 @@
 
 import {
   addressLink, amount, channelLink, deviceLink, duration, el, facts, keyText, messageLink,
-  milestoneLink, problem, short, table, time, put } from "../api.js";
+  milestoneLink, problem, short, table, time, put, utf8 } from "../api.js";
 import { proofBox } from "./device.js";
-
-const hexText = (hex) => {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16)));
-  } catch (err) {
-    return null;
-  }
-};
 
 function record(p) {
   const b = p.body;
@@ -75,13 +67,13 @@ function payload(p) {
       facts([["Issued", time(p.timestamp_ms)], ["Signers", p.signatures.length],
         ["Inclusion root", el("span", { class: "mono" }, p.applied_merkle_root)]]));
   }
-  const tag = hexText(p.tag);
+  const tag = utf8(p.tag);
   return el("section", {}, el("h2", {}, "Tagged data"),
     facts([
       ["Tag", el("span", { class: "mono" }, tag === null ? p.tag : tag || "(none)")],
       ["Size", p.data.length / 2 + " bytes"],
       ["Data (hex)", el("span", { class: "mono wrap" }, p.data || "(empty)")],
-      ["As text", hexText(p.data) ?? "(not UTF-8 text)"],
+      ["As text", utf8(p.data) ?? "(not UTF-8 text)"],
     ]),
     tag && tag.startsWith("tanglepay/") ? el("p", { class: "note" }, "An anchor of the payment layer: ", el("a", { href: "#/anchors" }, "all anchors"), ".") : null);
 }
@@ -126,7 +118,7 @@ export async function render(root, [id], app) {
       ["Nonce", message.nonce],
     ]),
     payload(message.payload),
-    message.payload.type === "tagged_data" && hexText(message.payload.tag) === "tanglepay/anchor" && meta.referenced_by !== null
+    message.payload.type === "tagged_data" && utf8(message.payload.tag) === "tanglepay/anchor" && meta.referenced_by !== null
       ? proofBox(`message=${id}`, `The file holds this anchor message with its audit path to the inclusion root of milestone #${meta.referenced_by}, and that milestone with its committee signatures. It names no device, so the check names "registry" as the first missing link; a gateway adds the device's entry, the reading and its batch path.`)
       : null,
   );
