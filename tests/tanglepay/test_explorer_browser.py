@@ -24,8 +24,9 @@ from selenium.webdriver.common.keys import Keys
 
 from benchmarks._browser import BrowserMissingError, chromium, console_errors, wait_for
 from coordinator.signers import KeySigner
+from payments.roaming.batch import BatchHeader, SignedBatchHeader, anchor_payload
 from tangle.protocol.device import AdmitIssuer, IssuerRole, Quarantine, device_id_of
-from tangle.protocol.ids import MessageId
+from tangle.protocol.ids import MerkleRoot, MessageId, Signature
 from tangle.protocol.message import decode_message, encode_message, prepare
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.pow import search_reference, work_value
@@ -145,6 +146,21 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> None
     api = url.rstrip("/")
     device, hijacked = registry(api, data_dir)
     anchor = submit(api, TaggedData(tag=b"tanglepay/anchor", data=bytes(40)))
+    header = BatchHeader(
+        agreement=bytes(32),
+        sender="DEUVF",
+        recipient="FRAOR",
+        sequence=7,
+        count=5,
+        total_charge=1234,
+        first_start=1,
+        last_start=2,
+        sealed_utc=3,
+        root=MerkleRoot(bytes(32)),
+    )  # the signature is not the page's to check
+    batch = submit(
+        api, anchor_payload(SignedBatchHeader(header=header, signature=Signature(bytes(64))))
+    )
     driver.find_element("css selector", "nav a[data-page='devices']").click()
     row = wait_for(
         driver,
@@ -182,6 +198,10 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> None
         f"\"[data-prefix='tanglepay/anchor'] a[href='#/message/{anchor}']\")",
         "the device data anchor on the anchors page",
     )
+    says = driver.find_element(
+        "xpath", f"//a[@href='#/message/{batch}']/ancestor::tr/td[4]"
+    ).text  # decoded in the browser from the layout PROTOCOL.md section 12 gives
+    assert says == "DEUVF → FRAOR, batch 7: 5 records, 1,234 charged", says
     shot(driver, folder, "anchors")
     link.click()
     wait_for(driver, "document.getElementById('proof-download')", "the anchor's proof")

@@ -237,6 +237,7 @@ SCHEMAS: dict[str, Any] = {
                         "tag": {"type": "string"},
                         "tag_hex": _HEX,
                         "size": _UINT,
+                        "head": {**_HEX, "description": "the data's first 256 bytes"},
                         "at_ms": _MS,
                         "milestone_index": {
                             **_nullable(_UINT),

@@ -5,8 +5,8 @@ arrived and which milestone confirmed them, and for each device or issuer the re
 milestones applied to it, with who signed them (the registry keeps the outcome, not the
 signers: a quarantine's signers are known here for records applied since the node started).
 
-The node does not decode what an anchor carries (the payment layer owns those layouts); the
-pages show the tag, the size, the state and a link to the message.
+The node does not decode what an anchor carries (the layers above own those layouts): it keeps
+the first bytes of each, and the page decodes the fixed layouts PROTOCOL.md lists (section 12).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ V = TypeVar("V")
 ANCHOR_PREFIX: Final = b"tanglepay/"
 ANCHORS_KEPT: Final = 4_096
 """Anchors remembered (the oldest are forgotten)."""
+HEAD_KEPT: Final = 256
+"""Bytes of an anchor's data kept (the fixed layouts of section 12 of PROTOCOL.md fit)."""
 RECORDS_WAITING: Final = 4_096
 """Device records received and not yet applied (the oldest are forgotten)."""
 SUBJECTS_KEPT: Final = 10_000
@@ -45,6 +47,8 @@ class AnchorSeen:
     tag: bytes
     size: int
     """Bytes of its data."""
+    head: bytes
+    """Its first HEAD_KEPT bytes."""
     at_ms: int
     """When this node stored it (Unix ms)."""
     referenced_by: int | None = None
@@ -86,7 +90,11 @@ class Notes:
         payload = parsed.message.payload
         if isinstance(payload, TaggedData) and payload.tag.startswith(ANCHOR_PREFIX):
             seen = AnchorSeen(
-                message_id=parsed.id, tag=payload.tag, size=len(payload.data), at_ms=at_ms
+                message_id=parsed.id,
+                tag=payload.tag,
+                size=len(payload.data),
+                head=payload.data[:HEAD_KEPT],
+                at_ms=at_ms,
             )
             put(self._anchors, parsed.id, seen, ANCHORS_KEPT)
         elif isinstance(payload, DeviceRecord):

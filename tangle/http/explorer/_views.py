@@ -303,6 +303,7 @@ class Explorer:
                         "tag": a.tag.decode("utf-8", "replace"),
                         "tag_hex": a.tag.hex(),
                         "size": a.size,
+                        "head": a.head.hex(),
                         "at_ms": a.at_ms,
                         "milestone_index": a.referenced_by,
                     }

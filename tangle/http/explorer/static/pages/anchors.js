@@ -1,10 +1,11 @@
 // What the payment layer anchors on the ledger as tagged data: roaming agreements, batch headers,
 // acknowledgements, disputes and bars between carriers, charging session commitments, device
-// data anchors. Grouped by tag (the tags are listed in docs/PROTOCOL.md, "Anchors"), with their
-// size and confirmation; the node does not decode what they carry (the payment layer owns those
-// layouts), the message page shows the bytes. Read again every few seconds.
+// data anchors. Grouped by tag (docs/PROTOCOL.md section 12 lists them), with their size,
+// confirmation and, for the fixed layouts listed there, what they say (`layouts.js`, in the
+// browser: the node does not decode them). Read again every few seconds.
 
 import { duration, el, facts, messageLink, milestoneLink, put, table, time } from "../api.js";
+import { describe } from "../layouts.js";
 
 const REFRESH_MS = 3000;
 const GROUPS = [
@@ -13,7 +14,7 @@ const GROUPS = [
   ["tanglepay/roaming/ack", "Roaming acknowledgements", "A home carrier's signed acknowledgement of a batch header (its summary and signature)."],
   ["tanglepay/roaming/dispute", "Roaming disputes", "A dispute between carriers over billed usage (its id and signature)."],
   ["tanglepay/roaming/bar", "Roaming bars", "A home carrier stops paying for a subscriber's usage from a given second."],
-  ["tanglepay/charging/", "Charging commitments", "A charging system commits the hashes of its sessions (charge detail records) to the ledger."],
+  ["tanglepay/charging/", "Charging commitments", "A charging system commits the BLAKE2b-256 of each billed session's meter record, so a driver can check the energy billed."],
   ["tanglepay/anchor", "Device data anchors", "A gateway anchors the Merkle root of a batch of signed device readings; each reading's proof leads here."],
 ];
 
@@ -24,7 +25,8 @@ function groupOf(tag) {
 
 function rows(anchors, now) {
   return anchors.map((a) => [
-    messageLink(a.message_id), el("span", { class: "mono" }, a.tag), a.size + " B", time(a.at_ms),
+    messageLink(a.message_id), el("span", { class: "mono" }, a.tag), a.size + " B",
+    describe(a.tag, a.head, a.size) ?? "–", time(a.at_ms),
     a.milestone_index === null
       ? el("span", { class: "note" }, `pending ${duration(Math.max(0, now - a.at_ms))}`)
       : el("span", {}, "confirmed by ", milestoneLink(a.milestone_index)),
@@ -43,7 +45,7 @@ function view(body) {
     seen.map(([prefix, title, about]) => el("section", { class: "anchor-group", "data-prefix": prefix },
       el("h2", {}, `${title} (${grouped.get(prefix).length})`),
       el("p", { class: "note" }, about),
-      table(["Message", "Tag", "Size", "Arrived", "Confirmation"], rows(grouped.get(prefix), now), ""))),
+      table(["Message", "Tag", "Size", "Says", "Arrived", "Confirmation"], rows(grouped.get(prefix), now), ""))),
     unseen.length ? el("section", {}, el("h2", {}, "Not seen since this node started"),
       facts(unseen.map(([prefix, title, about]) => [title, el("span", {}, about, " ", el("span", { class: "mono small" }, prefix))]))) : null,
   );

@@ -6,6 +6,11 @@ import {
   milestoneLink, problem, short, table, time, put, utf8 } from "../api.js";
 import { proofBox } from "./device.js";
 
+function readable(text) {
+  if (text === null) return "(not UTF-8 text)";
+  return /[\u0000-\u0008\u000e-\u001f\u007f]/.test(text) ? "(binary: control characters)" : text;
+}
+
 function record(p) {
   const b = p.body;
   const subject = b.kind === "admit_issuer"
@@ -73,9 +78,9 @@ function payload(p) {
       ["Tag", el("span", { class: "mono" }, tag === null ? p.tag : tag || "(none)")],
       ["Size", p.data.length / 2 + " bytes"],
       ["Data (hex)", el("span", { class: "mono wrap" }, p.data || "(empty)")],
-      ["As text", utf8(p.data) ?? "(not UTF-8 text)"],
+      ["As text", readable(utf8(p.data))],
     ]),
-    tag && tag.startsWith("tanglepay/") ? el("p", { class: "note" }, "An anchor of the payment layer: ", el("a", { href: "#/anchors" }, "all anchors"), ".") : null);
+    tag && tag.startsWith("tanglepay/") ? el("p", { class: "note" }, "An anchor of the layers above the ledger (payments, roaming, charging, device data): ", el("a", { href: "#/anchors" }, "all anchors"), ".") : null);
 }
 
 export async function render(root, [id], app) {
