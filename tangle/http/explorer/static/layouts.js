@@ -7,7 +7,7 @@ const bytesOf = (hex) => Uint8Array.from(hex.match(/../g) || [], (h) => parseInt
 const ascii = (b) => String.fromCharCode(...b);
 const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
-/** Fields read in order from `b`: [name, kind, size] with kinds u8, u32, u64, tadig, hash. */
+/** The fields of `b`, in order: [name, kind, size] with kinds u8, u32, u64, tadig, hash. */
 function read(b, fields) {
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const out = {};
