@@ -190,6 +190,11 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> None
     with pytest.raises(ReadingSignatureError):  # milestone, registry and status links hold
         verify_bundle(read_bundle(proof), committee.schedule, network_id=committee.network_id)
     assert verify_main([str(proof), "--committee", str(data_dir / "network.json")]) == 1
+    driver.find_element("xpath", "//td[text()='register']/following-sibling::td/a").click()
+    wait_for(driver, "document.getElementById('record-device')", "the registration's page")
+    shot(driver, folder, "registration")
+    driver.find_element("css selector", "#record-device a").click()
+    wait_for(driver, f"__explorer.rendered === '#/device/{device}'", "its device, from the record")
     until(api, "/api/v1/explorer/anchors", lambda body: body["anchors"][0]["milestone_index"])
     driver.find_element("css selector", "nav a[data-page='anchors']").click()
     link = wait_for(

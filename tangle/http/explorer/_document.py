@@ -211,6 +211,13 @@ SCHEMAS: dict[str, Any] = {
             )
         }
     ),
+    "RecordSubject": _object(
+        {
+            "kind": {"type": "string"},
+            "subject": _ID,
+            "subject_kind": {"enum": ["device", "issuer"]},
+        }
+    ),
     "ProofFile": {
         **_object(
             {
@@ -440,6 +447,17 @@ def _registry_paths(paths: dict[str, Any]) -> None:
             "DeviceRecordsSeen",
             "invalid_id",
             params=(_path_param("device_id", _ID),),
+        )
+    }
+    paths["/api/v1/explorer/messages/{message_id}/subject"] = {
+        "get": _op(
+            "The device (its id) or issuer a stored device registry record is about",
+            200,
+            "RecordSubject",
+            "invalid_id",
+            "invalid_parameter",
+            "unknown_message",
+            params=(_path_param("message_id", _ID),),
         )
     }
     paths["/api/v1/explorer/proof"] = {

@@ -98,7 +98,7 @@ class Notes:
             )
             put(self._anchors, parsed.id, seen, ANCHORS_KEPT)
         elif isinstance(payload, DeviceRecord):
-            put(self._waiting, parsed.id, _record(parsed.id, payload, at_ms), RECORDS_WAITING)
+            put(self._waiting, parsed.id, record_seen(parsed.id, payload, at_ms), RECORDS_WAITING)
 
     def confirmed(self, index: int, result: WhiteFlagResult) -> None:
         for message_id in result.referenced:
@@ -136,7 +136,8 @@ class Notes:
         return next((r for r in self.records(subject) if r.record.kind == kind), None)
 
 
-def _record(message_id: MessageId, record: DeviceRecord, at_ms: int) -> RecordSeen:
+def record_seen(message_id: MessageId, record: DeviceRecord, at_ms: int) -> RecordSeen:
+    """What the explorer notes of a record: its kind, whom it is about, who signed."""
     body = record.body
     if isinstance(body, AdmitIssuer):
         subject = bytes(body.issuer)

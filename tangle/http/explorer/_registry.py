@@ -6,6 +6,9 @@ GET /api/v1/explorer/devices?quarantined=&after=&count=   devices by id (or only
                                                            a quarantine in force), a page at a time
 GET /api/v1/explorer/issuers?after=&count=                 issuers by key, a page at a time
 GET /api/v1/explorer/devices/{id}/records                  records applied to a device or issuer
+GET /api/v1/explorer/messages/{id}/subject                 the device or issuer a stored device
+                                                           record is about (a registration names
+                                                           the device by key; this gives its id)
 GET /api/v1/explorer/proof?device=&message=                the links of a proof this node holds
 ```
 
@@ -37,13 +40,14 @@ from starlette.responses import JSONResponse, Response
 
 from tangle.ledger.inclusion import inclusion_path, inclusion_root
 from tangle.ledger.registry import encode_entry, registry_path
-from tangle.protocol.device import DeviceId
+from tangle.protocol.device import DeviceId, DeviceRecord
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone, encode_milestone
 
 from .._device_api import render_entry, render_path
 from .._guard import route
 from .._request import ApiError, path_id, path_message_id, query_uint
+from ._notes import record_seen
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -122,6 +126,7 @@ class RegistryViews:
             route("/api/v1/explorer/issuers", get=self.issuers),
             route("/api/v1/explorer/devices/{device_id}/records", get=self.records),
             route("/api/v1/explorer/proof", get=self.proof),
+            route("/api/v1/explorer/messages/{message_id}/subject", get=self.subject),
         ]
 
     async def snapshot(self) -> Snapshot:
@@ -207,6 +212,23 @@ class RegistryViews:
                     }
                     for r in self.notes.records(subject)
                 ]
+            }
+        )
+
+    async def subject(self, request: Request) -> Response:
+        message_id = path_message_id(request.path_params["message_id"])
+        raw = await self.node.read_storage(lambda storage: storage.message(message_id))
+        if raw is None:
+            raise ApiError("unknown_message", f"no message {message_id.hex()} is stored")
+        payload = decode_message(raw).message.payload
+        if not isinstance(payload, DeviceRecord):
+            raise ApiError("invalid_parameter", "the message carries no device record")
+        seen = record_seen(message_id, payload, 0)
+        return JSONResponse(
+            {
+                "kind": seen.kind,
+                "subject": seen.subject.hex(),
+                "subject_kind": "issuer" if seen.kind == "admit_issuer" else "device",
             }
         )
 

@@ -67,21 +67,23 @@ async def _until(net: Net, path: str, done: Callable[[Any], object]) -> None:
     raise AssertionError(f"{path} never answered as awaited")
 
 
-async def _registry(net: Net) -> None:
-    await _send(
+async def _registry(net: Net) -> tuple[list[str], list[str]]:
+    """Admit a maker and two operators, register DEVICES; the message ids of both steps."""
+    admitted = await _send(
         net,
         admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]),
         admit(OP1, IssuerRole.OPERATOR, SIGNERS[:2]),
         admit(OP2, IssuerRole.OPERATOR, SIGNERS[:2]),
     )
     await _milestone(net)
-    await _send(net, *(register(d, MAKER, [OP1]) for d in DEVICES))
+    registered = await _send(net, *(register(d, MAKER, [OP1]) for d in DEVICES))
     await _milestone(net)
+    return admitted, registered
 
 
 async def test_devices_issuers_quarantines_and_records(tmp_path: Path) -> None:
     async with network(tmp_path) as net, lifespan(net.app):
-        await _registry(net)
+        admitted, registered = await _registry(net)
         hijacked = device_id(DEVICES[3])
         quarantine = Quarantine(
             device_id=hijacked, serial=1, reason=3, evidence_hash=b"\x0e" * 32, expires_after=99
@@ -125,6 +127,13 @@ async def test_devices_issuers_quarantines_and_records(tmp_path: Path) -> None:
 
         found = await _get(net, "/api/v1/explorer/search", q=hijacked.hex())
         assert (found["kind"], found["id"]) == ("device", hijacked.hex())
+        about = await _get(net, f"/api/v1/explorer/messages/{registered[3]}/subject")
+        assert about == {"kind": "register", "subject": hijacked.hex(), "subject_kind": "device"}
+        about = await _get(net, f"/api/v1/explorer/messages/{admitted[0]}/subject")
+        assert (about["subject"], about["subject_kind"]) == (MAKER.public_key.hex(), "issuer")
+        [tagged] = await _send(net, TaggedData(tag=b"t", data=b""))
+        response = await net.client.get(f"/api/v1/explorer/messages/{tagged}/subject")
+        assert error_code(response) == "invalid_parameter"
         for bad in ({"count": "0"}, {"after": "xy"}, {"quarantined": "yes"}):
             response = await net.client.get("/api/v1/explorer/devices", params=bad)
             assert response.status_code == 400, bad

@@ -11,15 +11,13 @@ function readable(text) {
   return /[\u0000-\u0008\u000e-\u001f\u007f]/.test(text) ? "(binary: control characters)" : text;
 }
 
-function record(p) {
+function record(p, about) {
   const b = p.body;
   const subject = b.kind === "admit_issuer"
     ? ["Issuer", keyText(b.issuer)]
-    : b.kind === "register"
-      ? ["Device key", keyText(b.device_key)]
-      : ["Device", deviceLink(b.device_id)];
+    : ["Device", el("span", { id: "record-device" }, deviceLink(about.subject))];
   const rows = [["Record", b.kind.replace("_", " ")], subject];
-  if (b.kind === "register") rows.push(["Maker", keyText(b.maker)], ["Capability", b.capability]);
+  if (b.kind === "register") rows.push(["Device key", keyText(b.device_key)], ["Maker", keyText(b.maker)], ["Capability", b.capability]);
   if (b.kind === "admit_issuer") rows.push(["Role", b.role], ["Admitted", b.admitted ? "yes" : "no (removed)"]);
   if (b.kind === "set_status") rows.push(["Status", b.status]);
   if (b.kind === "quarantine") {
@@ -47,7 +45,7 @@ function state(meta, timing) {
   return `Referenced by milestone #${meta.referenced_by}; it carries no transaction.`;
 }
 
-function payload(p) {
+function payload(p, about) {
   if (p.type === "transaction") {
     return el("section", {},
       el("h2", {}, "Transaction ", el("span", { class: "mono small" }, short(p.transaction_id, 16))),
@@ -66,7 +64,7 @@ function payload(p) {
       ]), "No unlocks."),
       p.memo ? facts([["Memo", el("span", { class: "mono" }, p.memo)]]) : null);
   }
-  if (p.type === "device_record") return record(p);
+  if (p.type === "device_record") return record(p, about);
   if (p.type === "milestone") {
     return el("section", {}, el("h2", {}, "Milestone ", milestoneLink(p.index)),
       facts([["Issued", time(p.timestamp_ms)], ["Signers", p.signatures.length],
@@ -106,6 +104,7 @@ export async function render(root, [id], app) {
     app.getJSON(`/api/v1/messages/${id}/metadata`),
     app.getJSON(`/api/v1/explorer/messages/${id}/timing`),
   ]);
+  const about = message.payload.type === "device_record" ? await app.getJSON(`/api/v1/explorer/messages/${id}/subject`) : null;
   put(root, 
     el("h1", {}, "Message ", el("span", { class: "mono small" }, short(id, 16))),
     el("p", { class: "state " + (meta.inclusion === "conflicting" ? "bad" : meta.referenced_by ? "good" : "") , id: "message-state" }, state(meta, timing)),
@@ -122,7 +121,7 @@ export async function render(root, [id], app) {
       ["Arrival to confirmation", el("strong", { id: "confirmation-time" }, duration(timing.confirmation_ms))],
       ["Nonce", message.nonce],
     ]),
-    payload(message.payload),
+    payload(message.payload, about),
     message.payload.type === "tagged_data" && utf8(message.payload.tag) === "tanglepay/anchor" && meta.referenced_by !== null
       ? proofBox(`message=${id}`, `The file holds this anchor message with its audit path to the inclusion root of milestone #${meta.referenced_by}, and that milestone with its committee signatures. It names no device, so the check names "registry" as the first missing link; a gateway adds the device's entry, the reading and its batch path.`)
       : null,
