@@ -141,8 +141,8 @@ def downloaded(folder: Path) -> Path:
         time.sleep(0.1)
 
 
-def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> None:
-    """Devices, quarantines, a device's page and its proof, the anchors page."""
+def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
+    """Devices, quarantines, a device's page and its proof, the anchors page; the device's id."""
     api = url.rstrip("/")
     device, hijacked = registry(api, data_dir)
     anchor = submit(api, TaggedData(tag=b"tanglepay/anchor", data=bytes(40)))
@@ -211,6 +211,7 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> None
     link.click()
     wait_for(driver, "document.getElementById('proof-download')", "the anchor's proof")
     shot(driver, folder, "anchor")
+    return device
 
 
 def walk(url: str, folder: Path, data_dir: Path) -> None:
@@ -287,17 +288,17 @@ def walk(url: str, folder: Path, data_dir: Path) -> None:
         driver.find_element("css selector", "nav a[data-page='peers']").click()
         wait_for(driver, "__explorer.rendered === '#/peers'", "the network page")
         shot(driver, folder, "peers")
-        devices_walk(driver, url, data_dir, folder)
+        device = devices_walk(driver, url, data_dir, folder)
         driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
         )
-        for page in ("", "devices", "anchors"):
+        for page in ("", "devices", f"device/{device}", "anchors"):
             driver.get(f"{url}#/{page}")
             wait_for(driver, f"__explorer.ready && __explorer.rendered === '#/{page}'", page)
             wide = driver.execute_script(WIDER_THAN_THE_SCREEN)
             assert wide == [], f"the phone view of #/{page} scrolls sideways: {wide}"
-            shot(driver, folder, f"phone-{page or 'live'}")
+            shot(driver, folder, f"phone-{page.split('/')[0] or 'live'}")
         assert console_errors(driver) == []
     finally:
         driver.quit()

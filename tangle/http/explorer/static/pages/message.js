@@ -35,12 +35,27 @@ const CONFLICTS = {
   input_spent: "an input it spends was already spent by a transaction the milestone ordered first (a double spend); the earlier one won.",
   amount_mismatch: "its outputs do not add up to the inputs it spends.",
   unlock_address_mismatch: "a signature does not unlock the address that owns the input it spends.",
+  // device registry records (docs/PROTOCOL.md section 11)
+  committee_quorum_unmet: "an issuer admission needs the signatures of the committee's threshold, and no other key.",
+  device_record_replayed: "its serial is not above the last one applied: a replay or an old record.",
+  device_already_registered: "the device is registered already.",
+  device_key_in_use: "the key is another device's current key.",
+  device_key_not_signed: "the device's key (for a rotation, the old and the new key) did not sign it.",
+  endorser_not_admitted: "a signer is not an issuer the committee admitted for this.",
+  endorsement_policy_unmet: "its endorsements do not meet the network's policy (the maker and enough operators).",
+  gateway_not_usable: "the gateway it names is not a registered, active, full-function device.",
+  device_not_registered: "the device it names is not registered.",
+  device_status_invalid: "the device is revoked, or the status does not change.",
+  quarantine_quorum_unmet: "fewer operators signed than the network's quarantine threshold.",
+  quarantine_expired: "its expiry is before the milestone that would apply it.",
+  not_quarantined: "no quarantine holds to lift.",
 };
 
-function state(meta, timing) {
+function state(meta, kind) {
   if (!meta.solid) return "Pending: some of its parents (or theirs) have not reached this node yet; it asked its peers for them.";
   if (meta.referenced_by === null) return "Solid, not confirmed yet: waiting for a milestone to reference it.";
-  if (meta.inclusion === "conflicting") return `Conflicting: referenced by milestone #${meta.referenced_by} but kept out of the ledger because ${CONFLICTS[meta.conflict] || meta.conflict}`;
+  if (meta.inclusion === "conflicting") return `Conflicting: referenced by milestone #${meta.referenced_by} but kept out of the ${kind === "device_record" ? "registry" : "ledger"} because ${CONFLICTS[meta.conflict] || meta.conflict}`;
+  if (meta.inclusion === "included" && kind === "device_record") return `Confirmed: milestone #${meta.referenced_by} applied this record to the device registry.`;
   if (meta.inclusion === "included") return `Confirmed: milestone #${meta.referenced_by} included its transaction in the ledger.`;
   return `Referenced by milestone #${meta.referenced_by}; it carries no transaction.`;
 }
@@ -107,7 +122,7 @@ export async function render(root, [id], app) {
   const about = message.payload.type === "device_record" ? await app.getJSON(`/api/v1/explorer/messages/${id}/subject`) : null;
   put(root, 
     el("h1", {}, "Message ", el("span", { class: "mono small" }, short(id, 16))),
-    el("p", { class: "state " + (meta.inclusion === "conflicting" ? "bad" : meta.referenced_by ? "good" : "") , id: "message-state" }, state(meta, timing)),
+    el("p", { class: "state " + (meta.inclusion === "conflicting" ? "bad" : meta.referenced_by ? "good" : "") , id: "message-state" }, state(meta, message.payload.type)),
     facts([
       ["Id", el("span", { class: "mono wrap" }, id)],
       ["Payload", message.payload.type],
