@@ -189,7 +189,9 @@ async def test_a_proof_file_holds_the_node_links_and_names_the_first_missing_one
         with pytest.raises(ReadingSignatureError):  # the registry has not changed since
             verify_bundle(bundle_from_json(both.content), SCHEDULE)
 
+        [waiting] = await _send(net, TaggedData(tag=b"tanglepay/anchor", data=b"\x02" * 40))
         for params, code in (
+            ({"message": waiting}, "proof_unavailable"),  # no milestone referenced it yet
             ({}, "invalid_parameter"),
             ({"device": "00" * 32}, "unknown_device"),
             ({"message": "00" * 32}, "unknown_message"),

@@ -29,15 +29,42 @@ function text(hex) {
   return found === null ? el("span", { class: "mono" }, hex) : found || "(none)";
 }
 
-/** The proof download and what it holds. */
+/** Fetch the proof file and hand it to the browser as a download; an error is said beside it. */
+async function download(event, url, name, said) {
+  event.preventDefault();
+  said.textContent = "";
+  try {
+    const response = await fetch(url);
+    const body = await response.blob();
+    if (!response.ok) {
+      const error = JSON.parse(await body.text()).error;
+      said.textContent = `No proof: ${error.message} (${error.code}).` + (error.code === "proof_unavailable"
+        ? " The node has pruned that milestone, or none has confirmed the message yet: wait a milestone, or ask a node that keeps more history."
+        : "");
+      return;
+    }
+    const link = el("a", { href: URL.createObjectURL(body), download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (err) {
+    said.textContent = "The node does not answer; is it running? " + err.message;
+  }
+}
+
+/** The one-click proof: a download of the links of a proof this node holds, and what they are. */
 export function proofBox(query, what) {
+  const url = "/api/v1/explorer/proof?" + query;
+  const said = el("p", { class: "note", role: "alert", id: "proof-error" });
   return el("section", { id: "proof" },
     el("h2", {}, "One-click proof"),
     el("p", {}, what),
     el("p", {}, el("a", {
-      id: "proof-download", class: "button", href: "/api/v1/explorer/proof?" + query,
-      download: "proof.json", role: "button",
+      id: "proof-download", class: "button", href: url, download: "proof.json", role: "button",
+      onclick: (event) => download(event, url, "proof.json", said),
     }, "Download proof.json")),
+    said,
     el("p", { class: "note" },
       "Check it offline with ", el("code", {}, "tanglepay verify proof.json --committee network.json"),
       ". A node never holds a device's readings: the gateway that anchored them adds the reading and its batch path."),
