@@ -142,7 +142,8 @@ def downloaded(folder: Path) -> Path:
 
 
 def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
-    """Devices, quarantines, a device's page and its proof, the anchors page; the device's id."""
+    """Devices, quarantines, a device's page, its proof and a quarantine it shows as it lands,
+    the anchors page; the device's id."""
     api = url.rstrip("/")
     device, hijacked = registry(api, data_dir)
     anchor = submit(api, TaggedData(tag=b"tanglepay/anchor", data=bytes(40)))
@@ -190,6 +191,19 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
     with pytest.raises(ReadingSignatureError):  # milestone, registry and status links hold
         verify_bundle(read_bundle(proof), committee.schedule, network_id=committee.network_id)
     assert verify_main([str(proof), "--committee", str(data_dir / "network.json")]) == 1
+    quarantine = Quarantine(
+        device_id=device_id_of(DEVICE.public_key),
+        serial=1,
+        reason=1,
+        evidence_hash=bytes(32),
+        expires_after=10**6,
+    )
+    submit(api, record(quarantine, [OP1, OP2], NETWORK_ID))
+    wait_for(  # the page follows the milestone event that names the device
+        driver,
+        "document.getElementById('device-status').textContent === 'quarantined'",
+        "the device page to show the new quarantine",
+    )
     driver.find_element("xpath", "//td[text()='register']/following-sibling::td/a").click()
     wait_for(driver, "document.getElementById('record-device')", "the registration's page")
     shot(driver, folder, "registration")

@@ -71,8 +71,9 @@ export function proofBox(query, what) {
   );
 }
 
-export async function render(root, [id], app) {
-  if (!/^[0-9a-f]{64}$/i.test(id || "")) {
+export async function render(root, [given], app) {
+  const id = (given || "").toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(id)) {
     put(root, problem("Not a device id", "A device id is 64 hex digits; paste one into the search box, or pick one from the devices page."));
     return;
   }
@@ -82,6 +83,20 @@ export async function render(root, [id], app) {
       "It is not registered on this node's ledger (yet). The devices page lists the registered ones."));
     return;
   }
+  root.append(el("div", { id: "device" }, await draw(id, app)));
+  // Drawn again when a milestone changes the device (the milestone event names the devices).
+  let drawing = null;
+  return app.store.on((kind, data) => {
+    if (kind !== "milestone" || !(data.devices || []).includes(id) || drawing) return;
+    drawing = draw(id, app)
+      .then((content) => document.getElementById("device")?.replaceChildren(content))
+      .catch(() => {}) // the next milestone event tries again
+      .finally(() => (drawing = null));
+  });
+}
+
+/** The device's page content, read from the node now. */
+async function draw(id, app) {
   const [d, seen, issuers] = await Promise.all([
     app.getJSON(`/api/v1/devices/${id}`),
     app.getJSON(`/api/v1/explorer/devices/${id}/records`),
@@ -90,7 +105,8 @@ export async function render(root, [id], app) {
   const issuer = new Map(issuers.issuers.map((i) => [i.key, i]));
   const role = (key) => (issuer.has(key) ? `${issuer.get(key).role} "${issuer.get(key).name}"` : "–");
   const held = d.quarantine && d.quarantine.in_force;
-  put(root,
+  const content = document.createDocumentFragment();
+  put(content,
     el("h1", {}, "Device ", el("span", { class: "mono small" }, short(id, 16))),
     el("p", { class: "state " + (held || d.status !== "active" ? "bad" : "good"), id: "device-state" }, state(d)),
     facts([
@@ -121,6 +137,7 @@ export async function render(root, [id], app) {
       el("span", {}, r.signers.map((s) => [keyText(s), " "])),
     ]), "None since this node started (the history above shows what the ledger kept)."),
     proofBox(`device=${id}`,
-      `The file holds milestone #${d.ledger_index} with its committee signatures, and this device's registry entry with its audit path to that milestone's registry root: offline, it shows the device's status at #${d.ledger_index}. Its reading and anchor links are empty, so the check names "reading" as the first missing link${held ? " (here it stops earlier: the device is quarantined)" : ""}.`),
+      `The file holds the latest milestone this node confirmed (now #${d.ledger_index}) with its committee signatures, and this device's registry entry with its audit path to that milestone's registry root: offline, it shows the device's status at that milestone. Its reading and anchor links are empty, so the check names "reading" as the first missing link${held ? " (here it stops earlier: the device is quarantined)" : ""}.`),
   );
+  return content;
 }
