@@ -74,9 +74,10 @@ _FLAGS: Final = {"true": True, "false": False}
 
 
 class Snapshot:
-    """The registry's entries at one registry root, sorted by id (issuers by key)."""
+    """The registry's entries at one registry root, sorted by id (issuers by key), with those
+    ids and keys to cut pages by."""
 
-    __slots__ = ("devices", "index", "issuers", "quarantined", "root")
+    __slots__ = ("devices", "index", "issuers", "keys", "quarantined", "root")
 
     def __init__(
         self,
@@ -90,6 +91,11 @@ class Snapshot:
         self.devices = sorted(devices, key=lambda e: e.device_id)
         self.quarantined = [e for e in self.devices if e.quarantined_at(index)]
         self.issuers = sorted(issuers, key=lambda i: i.key)
+        self.keys = {
+            "devices": [bytes(e.device_id) for e in self.devices],
+            "quarantined": [bytes(e.device_id) for e in self.quarantined],
+            "issuers": [bytes(i.key) for i in self.issuers],
+        }
 
 
 def _page(rows: list[T], keys: list[bytes], after: bytes | None, count: int) -> list[T]:
@@ -155,8 +161,9 @@ class RegistryViews:
         if flag not in _FLAGS:
             raise ApiError("invalid_parameter", "quarantined is true or false")
         snap = await self.snapshot()
+        which = "quarantined" if _FLAGS[flag] else "devices"
         listed = snap.quarantined if _FLAGS[flag] else snap.devices
-        page = _page(listed, [bytes(e.device_id) for e in listed], after, count)
+        page = _page(listed, snap.keys[which], after, count)
         rows = []
         for entry in page:
             row = render_entry(entry, self.network, snap.index)
@@ -179,7 +186,7 @@ class RegistryViews:
         count = query_uint(params.get("count", "50"), "count", 1, PAGE_MAX)
         after = None if "after" not in params else bytes(path_id(params["after"]))
         snap = await self.snapshot()
-        page = _page(snap.issuers, [bytes(i.key) for i in snap.issuers], after, count)
+        page = _page(snap.issuers, snap.keys["issuers"], after, count)
         return JSONResponse(
             {
                 "ledger_index": snap.index,

@@ -61,7 +61,7 @@ export function proofBox(query, what) {
     el("h2", {}, "One-click proof"),
     el("p", {}, what),
     el("p", {}, el("a", {
-      id: "proof-download", class: "button", href: url, download: "proof.json", role: "button",
+      id: "proof-download", class: "button", href: url, download: "proof.json",
       onclick: (event) => download(event, url, "proof.json", said),
     }, "Download proof.json")),
     said,
