@@ -222,6 +222,16 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
     ).text  # decoded in the browser from the layout PROTOCOL.md section 12 gives
     assert says == "DEUVF → FRAOR, batch 7: 5 records, 1,234 charged", says
     shot(driver, folder, "anchors")
+    driver.find_element("css selector", f"a[href='#/message/{batch}']").click()
+    said = wait_for(driver, "document.getElementById('anchor-says')", "the batch header's page")
+    assert said.text == says, said.text
+    driver.back()
+    link = wait_for(
+        driver,
+        "__explorer.rendered === '#/anchors' && document.querySelector("
+        f"\"a[href='#/message/{anchor}']\")",
+        "back to the anchors page",
+    )
     link.click()
     wait_for(driver, "document.getElementById('proof-download')", "the anchor's proof")
     shot(driver, folder, "anchor")

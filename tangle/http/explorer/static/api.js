@@ -78,9 +78,9 @@ export function put(root, ...children) {
   root.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
-/** A definition table: [[label, value], ...]. */
+/** A definition table: [[label, value], ...] (a null row is left out). */
 export function facts(rows) {
-  return el("dl", { class: "facts" }, rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  return el("dl", { class: "facts" }, rows.filter(Boolean).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
 /** A page's error: what went wrong, and what to do about it. */

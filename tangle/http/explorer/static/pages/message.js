@@ -4,6 +4,7 @@
 import {
   addressLink, amount, channelLink, deviceLink, duration, el, facts, keyText, messageLink,
   milestoneLink, problem, short, table, time, put, utf8 } from "../api.js";
+import { describe } from "../layouts.js";
 import { proofBox } from "./device.js";
 
 function readable(text) {
@@ -86,10 +87,12 @@ function payload(p, about) {
         ["Inclusion root", el("span", { class: "mono" }, p.applied_merkle_root)]]));
   }
   const tag = utf8(p.tag);
+  const says = tag === null ? null : describe(tag, p.data, p.data.length / 2);
   return el("section", {}, el("h2", {}, "Tagged data"),
     facts([
       ["Tag", el("span", { class: "mono" }, tag === null ? p.tag : tag || "(none)")],
       ["Size", p.data.length / 2 + " bytes"],
+      says ? ["Says", el("span", { id: "anchor-says" }, says)] : null,
       ["Data (hex)", el("span", { class: "mono wrap" }, p.data || "(empty)")],
       ["As text", readable(utf8(p.data))],
     ]),
