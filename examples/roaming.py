@@ -204,7 +204,7 @@ async def run(devnet: Path, work: Path) -> dict[str, Any]:
             ports = {}
             for t, c in carriers.items():
                 verifier = RequestVerifier(
-                    {p.tadig: p.key for p in agreement.parties if p.tadig != t}
+                    {p.tadig: p.key for p in agreement.parties if p.tadig != t}, own=t
                 )
                 app = roaming_app(c.desk, verifier, clock=lambda: int(time.time()))
                 ports[t] = await nursery.start(serve_api, app, "127.0.0.1", 0)

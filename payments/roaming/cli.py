@@ -5,7 +5,8 @@ agreement create  --party TADIG:KEY --party TADIG:KEY --valid-from S --valid-unt
 agreement sign    FILE --key-file K          this carrier's signature (hex)
 agreement seal    FILE --signature HEX --signature HEX -o FILE   both signatures, checked
 agreement show    FILE                       parties, validity, rates, hash (signed or not)
-import            FILE --db DB --format tap|nrtrde --salt-file F   progress on stderr
+import            FILE --db DB --format tap|nrtrde --salt-file F   progress on stderr; usage of
+                  a subscriber its HPMN barred (`bars record`) is refused, not kept
 batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
@@ -39,11 +40,12 @@ from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
+from .bars import admit
 from .batch import Batch, Batcher, decode_batch, encode_batch
 from .desk import CarrierDesk
 from .errors import RoamingError
 from .nrtrde import read_nrtrde
-from .partner_file import ImportPolicy
+from .partner_file import ImportedFile, ImportPolicy
 from .rating import Plan, PlanKind, Rounding
 from .record import EventType, SubscriberHasher
 from .statement import StatementBuilder
@@ -57,6 +59,8 @@ EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_REFUSED: Final = 3
 EXIT_IO: Final = 4
+MAX_LISTED: Final = 100
+"""Refused records listed one by one in the output (all are counted)."""
 Doc = dict[str, object]
 
 
@@ -156,6 +160,9 @@ def _import(args: argparse.Namespace) -> Doc:
     policy = ImportPolicy(hasher=SubscriberHasher(salt=salt))
     imported = (read_tap if args.format == "tap" else read_nrtrde)(data, policy)
     with RoamingStore(args.db) as store:
+        kept, refused = admit(imported.records, store.bars())
+        if refused:
+            imported = ImportedFile(meta=imported.meta, records=tuple(kept))
         outcome = store.import_file(imported)
     _progress(len(imported.records), len(imported.records), "stored", args.json)
     m = imported.meta
@@ -168,6 +175,16 @@ def _import(args: argparse.Namespace) -> Doc:
         "total_charge": imported.total_charge,
         "declared_total_charge": m.declared_total_charge,
         "audit_total_matches": m.declared_total_charge in (None, imported.total_charge),
+        "refused": len(refused),
+        "refusals": [
+            {
+                "error": type(e).__name__,
+                "imsi_hash": e.imsi_hash.hex(),
+                "since": e.since,
+                "start_utc": e.start_utc,
+            }
+            for e in refused[:MAX_LISTED]
+        ],
     }
 
 

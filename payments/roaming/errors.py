@@ -152,7 +152,9 @@ class LineFormatError(RoamingFormatError):
 # ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
 # ├── StatementError                   a statement that cannot be built or accepted
 # ├── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
-# └── BarError                         a bar of a subscriber that is malformed or wrongly signed
+# │   └── MisaddressedRequestError     a signed request addressed to another carrier
+# ├── BarError                         a bar of a subscriber that is malformed or wrongly signed
+# └── BarredUsageError                 the VPMN refuses usage of a subscriber its HPMN barred
 
 
 class AgreementError(RoamingError):
@@ -298,3 +300,27 @@ class BarError(RoamingError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"bar: {reason}")
         self.reason = reason
+
+
+class MisaddressedRequestError(RequestAuthError):
+    """A signed operator request addressed to another carrier (or to none): one partner's
+    request replayed to a third carrier is refused by name."""
+
+    def __init__(self, operator: str, recipient: str, own: str) -> None:
+        super().__init__(f"{operator!r} addressed this request to {recipient!r}, not to {own}")
+        self.operator = operator
+        self.recipient = recipient
+        self.own = own
+
+
+class BarredUsageError(RoamingError):
+    """At the VPMN: usage of a subscriber that its HPMN barred from `since` on (the HPMN will
+    not pay it), refused before it is kept or batched."""
+
+    def __init__(self, imsi_hash: bytes, since: int, start_utc: int) -> None:
+        super().__init__(
+            f"usage at {start_utc} of subscriber {imsi_hash.hex()[:16]} barred since {since}"
+        )
+        self.imsi_hash = imsi_hash
+        self.since = since
+        self.start_utc = start_utc
