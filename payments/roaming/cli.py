@@ -14,6 +14,7 @@ ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowl
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
 disputes          raise | answer | record | list   (see _cli_disputes.py)
 bars              add | record | list               (see _cli_bars.py)
+alerts            --url URL [--follow]              fraud alerts (see _cli_alerts.py)
 ```
 
 `--json` (anywhere) prints one JSON object on stdout; errors are one line on stderr (with
@@ -35,6 +36,7 @@ from tangle.errors import TangleError
 from tangle.protocol.ids import PublicKey, Signature
 from tangle.protocol.signature import is_valid
 
+from ._cli_alerts import add_alert_commands
 from ._cli_bars import add_bar_commands
 from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
@@ -354,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     statement.add_argument("-o", "--output", type=Path)
     add_dispute_commands(commands)
     add_bar_commands(commands)
+    add_alert_commands(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)
@@ -381,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_IO, "io", str(e), as_json)
     if as_json:
         print(json.dumps(doc, sort_keys=True))
-    elif args.command != "statement":
+    elif args.command not in ("statement", "alerts"):
         print(json.dumps(doc, indent=2, sort_keys=True))
     return EXIT_OK
 

@@ -154,7 +154,8 @@ class LineFormatError(RoamingFormatError):
 # ├── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
 # │   └── MisaddressedRequestError     a signed request addressed to another carrier
 # ├── BarError                         a bar of a subscriber that is malformed or wrongly signed
-# └── BarredUsageError                 the VPMN refuses usage of a subscriber its HPMN barred
+# ├── BarredUsageError                 the VPMN refuses usage of a subscriber its HPMN barred
+# └── BackOfficeError                  the back-office API unreachable or answering an error
 
 
 class AgreementError(RoamingError):
@@ -324,3 +325,8 @@ class BarredUsageError(RoamingError):
         self.imsi_hash = imsi_hash
         self.since = since
         self.start_utc = start_utc
+
+
+class BackOfficeError(RoamingError):
+    """The carrier's back-office API could not be reached or answered with an error (the
+    `tanglepay roaming alerts` client)."""

@@ -324,6 +324,24 @@ class RoamingStore:
         last = rows[0][0]
         return 1 if last is None else int(last) + 1
 
+    def open_exposure(self) -> dict[tuple[str, str], int]:
+        """Per (VPMN, HPMN): the total charge of the sealed batches that no accepted
+        acknowledgement answers yet, what the VPMN has served and not yet been told it will be
+        paid (zero pairs left out)."""
+        rows = self._rows(
+            "SELECT b.sender, b.recipient, b.header FROM batches b WHERE NOT EXISTS"
+            " (SELECT 1 FROM acks a WHERE a.sender = b.sender AND a.recipient = b.recipient"
+            " AND a.sequence = b.sequence AND a.accepted = 1)"
+        )
+        out: dict[tuple[str, str], int] = {}
+        try:
+            for sender, recipient, header in rows:
+                total = SignedBatchHeader.decode(bytes(header)).header.total_charge
+                out[(sender, recipient)] = out.get((sender, recipient), 0) + total
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable batch header: {e}") from e
+        return {k: v for k, v in sorted(out.items()) if v}
+
     def window(self, capacity: int) -> DuplicateWindow:
         """The duplicate window as it was: the accepted events of the last 80 days."""
         window = DuplicateWindow(capacity)
