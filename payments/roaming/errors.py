@@ -148,6 +148,7 @@ class LineFormatError(RoamingFormatError):
 # ├── SettlementError                  an acknowledged amount that cannot be paid
 # │   └── ChannelCapacityError         more than the channel can hold: top it up
 # ├── NettingError                     obligations or a clearing statement that cannot be used
+# │   └── ClearingTransferError        a transfer of the plan the ledger refused or not confirmed
 # ├── RoamingStoreError                the roaming database: unusable, full, inconsistent
 # ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
 # ├── StatementError                   a statement that cannot be built or accepted
@@ -330,3 +331,14 @@ class BarredUsageError(RoamingError):
 class BackOfficeError(RoamingError):
     """The carrier's back-office API could not be reached or answered with an error (the
     `tanglepay roaming alerts` client)."""
+
+
+class ClearingTransferError(NettingError):
+    """A transfer of a clearing statement that the wallet could not get confirmed on the ledger
+    (refused, conflicting, timed out, node unavailable); re-running resumes it, once."""
+
+    def __init__(self, index: int, payee: str, amount: int, reason: str) -> None:
+        super().__init__(f"transfer {index} ({amount} to {payee}): {reason}")
+        self.index = index
+        self.payee = payee
+        self.amount = amount
