@@ -15,6 +15,8 @@ statement         --db DB --agreement FILE --from S --to S --format json|csv|htm
 disputes          raise | answer | record | list   (see _cli_disputes.py)
 bars              add | record | list               (see _cli_bars.py)
 alerts            --url URL [--follow]              fraud alerts (see _cli_alerts.py)
+anchor            agreement | bar | dispute | resolution | batches | list   (see _cli_ledger.py)
+clearing          plan | sign | pay                 multilateral netting paid on the ledger
 ```
 
 `--json` (anywhere) prints one JSON object on stdout; errors are one line on stderr (with
@@ -35,11 +37,13 @@ from typing import TYPE_CHECKING, Final
 from tangle.errors import TangleError
 from tangle.protocol.ids import PublicKey, Signature
 from tangle.protocol.signature import is_valid
+from wallet.errors import WalletError
 
 from ._cli_alerts import add_alert_commands
 from ._cli_bars import add_bar_commands
 from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
+from ._cli_ledger import add_ledger_commands
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
 from .bars import admit
@@ -357,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dispute_commands(commands)
     add_bar_commands(commands)
     add_alert_commands(commands)
+    add_ledger_commands(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)
@@ -378,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = args.run(args)
     except UsageError as e:
         return _fail(EXIT_USAGE, "usage", str(e), as_json)
-    except (RoamingError, TangleError) as e:
+    except (RoamingError, TangleError, WalletError) as e:
         return _fail(EXIT_REFUSED, type(e).__name__, str(e), as_json)
     except OSError as e:
         return _fail(EXIT_IO, "io", str(e), as_json)

@@ -156,7 +156,8 @@ class LineFormatError(RoamingFormatError):
 # │   └── MisaddressedRequestError     a signed request addressed to another carrier
 # ├── BarError                         a bar of a subscriber that is malformed or wrongly signed
 # ├── BarredUsageError                 the VPMN refuses usage of a subscriber its HPMN barred
-# └── BackOfficeError                  the back-office API unreachable or answering an error
+# ├── BackOfficeError                  the back-office API unreachable or answering an error
+# └── AnchorError                      the node did not take an anchor (unreachable, refused)
 
 
 class AgreementError(RoamingError):
@@ -342,3 +343,7 @@ class ClearingTransferError(NettingError):
         self.index = index
         self.payee = payee
         self.amount = amount
+
+
+class AnchorError(RoamingError):
+    """The node did not take a roaming anchor (unreachable, or it refused the message)."""
