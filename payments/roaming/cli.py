@@ -11,6 +11,8 @@ batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
 ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
+returns           --db DB --agreement F --pair VPMN HPMN --sequence N [--format json|csv]
+                  each return's code, severity, field, TAP element, found and expected value
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
 disputes          raise | answer | record | list   (see _cli_disputes.py)
 bars              add | record | list               (see _cli_bars.py)
@@ -44,6 +46,7 @@ from ._cli_bars import add_bar_commands
 from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
 from ._cli_ledger import add_ledger_commands
+from ._cli_returns import add_return_commands
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
 from .bars import admit
@@ -54,6 +57,7 @@ from .nrtrde import read_nrtrde
 from .partner_file import ImportedFile, ImportPolicy
 from .rating import Plan, PlanKind, Rounding
 from .record import EventType, SubscriberHasher
+from .returns import explain
 from .statement import StatementBuilder
 from .store import RoamingStore
 from .tap import read_tap
@@ -255,12 +259,14 @@ def _validate(args: argparse.Namespace) -> Doc:
     if args.ack_out is not None:
         args.ack_out.write_bytes(signed.encode())
     a = signed.ack
+    details = explain(signed, batch, desk.agreement.agreement)
     return {
         "sequence": a.sequence,
         "fatal": a.fatal.name,
         "accepted_count": a.accepted_count,
         "accepted_amount": a.accepted_amount,
         "returns": [[r.index, r.severity.name, r.code.name] for r in a.returns],
+        "return_details": [d.to_json_object() for d in details[:MAX_LISTED]],
     }
 
 
@@ -362,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bar_commands(commands)
     add_alert_commands(commands)
     add_ledger_commands(commands)
+    add_return_commands(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)
@@ -389,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_IO, "io", str(e), as_json)
     if as_json:
         print(json.dumps(doc, sort_keys=True))
-    elif args.command not in ("statement", "alerts"):
+    elif args.command not in ("statement", "alerts") and not (
+        args.command == "returns" and args.format == "csv"
+    ):
         print(json.dumps(doc, indent=2, sort_keys=True))
     return EXIT_OK
 
