@@ -16,6 +16,7 @@ returns           --db DB --agreement F --pair VPMN HPMN --sequence N [--format 
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
 disputes          raise | answer | record | list   (see _cli_disputes.py)
 bars              add | record | list               (see _cli_bars.py)
+serve             --db DB --agreement F --key-file K   operator and back-office APIs (_cli_serve.py)
 alerts            --url URL [--follow]              fraud alerts (see _cli_alerts.py)
 anchor            agreement | bar | dispute | resolution | batches | list   (see _cli_ledger.py)
 clearing          plan | sign | pay                 multilateral netting paid on the ledger
@@ -47,6 +48,7 @@ from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
 from ._cli_ledger import add_ledger_commands
 from ._cli_returns import add_return_commands
+from ._cli_serve import add_serve_command
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
 from .bars import admit
@@ -369,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_commands(commands)
     add_ledger_commands(commands)
     add_return_commands(commands)
+    add_serve_command(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)
@@ -396,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_IO, "io", str(e), as_json)
     if as_json:
         print(json.dumps(doc, sort_keys=True))
-    elif args.command not in ("statement", "alerts") and not (
+    elif args.command not in ("statement", "alerts", "serve") and not (
         args.command == "returns" and args.format == "csv"
     ):
         print(json.dumps(doc, indent=2, sort_keys=True))

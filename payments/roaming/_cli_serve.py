@@ -1,0 +1,94 @@
+"""`tanglepay roaming serve`: one carrier's desk for one agreement, as a process (trio).
+
+```
+serve --db DB --agreement F --key-file K [--host H] [--port P] [--backoffice-port Q]
+      [--token-file F] [--data-volume-limit B] [--call-seconds-limit S]
+      [--imsi-spend-cap N] [--partner-spend-cap N]
+```
+
+It serves the operator API (`api.py`: the partner's batches in, signed acknowledgements and
+the partner's bars) on `--port`, and the back-office API (`backoffice.py`: fraud alerts as a long
+poll, Prometheus metrics) on `--backoffice-port`, loopback by default; port 0 picks a free one.
+The records of every accepted batch go through the fraud rules as they arrive (thresholds from
+the flags; the IMSI spend cap defaults to the agreement's 4-hour fraud charge). Once both listen
+it prints one JSON line naming their URLs, then runs until interrupted. Read the alerts with
+`tanglepay roaming alerts --url BACKOFFICE_URL [--follow]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from tangle.http.api import serve_api
+
+from ._cli_base import signed_agreement, signer_of
+from .alerts import FraudWatch
+from .api import roaming_app
+from .backoffice import backoffice_app
+from .desk import CarrierDesk
+from .fraud import FraudConfig, FraudMonitor
+from .request_auth import RequestVerifier
+from .store import RoamingStore
+
+if TYPE_CHECKING:
+    import argparse
+
+Doc = dict[str, object]
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    signed = signed_agreement(args.agreement)
+    signer = signer_of(args.key_file)
+    agreement = signed.agreement
+    config = FraudConfig(
+        data_volume_limit=args.data_volume_limit,
+        call_seconds_limit=args.call_seconds_limit,
+        imsi_spend_cap=args.imsi_spend_cap or agreement.fraud_charge_4h or 10**12,
+        partner_spend_cap=args.partner_spend_cap,
+    )
+    token = None if args.token_file is None else args.token_file.read_text().strip()
+    watch = FraudWatch(FraudMonitor(config))
+    with RoamingStore(args.db) as store, RoamingStore(args.db) as reader:
+        desk = CarrierDesk(store, signed, signer, watch=watch)
+        verifier = RequestVerifier({desk.partner: agreement.party(desk.partner).key}, own=desk.home)
+        operator = roaming_app(desk, verifier, clock=lambda: int(time.time()))
+        office = backoffice_app(watch, reader, token=token)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_api, operator, args.host, args.port)
+            office_port = await nursery.start(serve_api, office, args.host, args.backoffice_port)
+            where = {
+                "carrier": desk.home,
+                "partner": desk.partner,
+                "operator_api": f"http://{args.host}:{port}",
+                "backoffice_api": f"http://{args.host}:{office_port}",
+            }
+            print(json.dumps(where, sort_keys=True), flush=True)
+
+
+def _run(args: argparse.Namespace) -> Doc:
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(_serve, args)
+    return {"stopped": True}
+
+
+def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The `serve` command, on the roaming CLI's parser."""
+    serve = commands.add_parser("serve")
+    serve.add_argument("--db", type=Path, required=True)
+    serve.add_argument("--agreement", type=Path, required=True)
+    serve.add_argument("--key-file", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--backoffice-port", type=int, default=0)
+    serve.add_argument("--token-file", type=Path)
+    serve.add_argument("--data-volume-limit", type=int, default=5 * 1024**3)
+    serve.add_argument("--call-seconds-limit", type=int, default=4 * 3600)
+    serve.add_argument("--imsi-spend-cap", type=int, default=0, help="0: the agreement's")
+    serve.add_argument("--partner-spend-cap", type=int, default=10**12)
+    serve.set_defaults(run=_run)
