@@ -7,7 +7,8 @@ agreement seal    FILE --signature HEX --signature HEX -o FILE   both signatures
 agreement show    FILE                       parties, validity, rates, hash (signed or not)
 import            FILE --db DB --format tap|nrtrde --salt-file F   progress on stderr; usage of
                   a subscriber its HPMN barred (`bars record`) is refused, not kept
-batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
+batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S   pending
+                  usage of a subscriber the HPMN barred since it was imported is refused
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
 ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
@@ -51,10 +52,10 @@ from ._cli_returns import add_return_commands
 from ._cli_serve import add_serve_command
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
-from .bars import admit
+from .bars import BarList, admit
 from .batch import Batch, Batcher, decode_batch, encode_batch
 from .desk import CarrierDesk
-from .errors import RoamingError
+from .errors import BarredUsageError, RoamingError
 from .nrtrde import read_nrtrde
 from .partner_file import ImportedFile, ImportPolicy
 from .rating import Plan, PlanKind, Rounding
@@ -210,11 +211,26 @@ def _batch(args: argparse.Namespace) -> Doc:
             agreement, signer_of(args.key_file), sender=vpmn, recipient=hpmn,
             next_sequence=store.next_batch_sequence(vpmn, hpmn),
         )  # fmt: skip
+        bars = BarList(agreement)
+        for held in store.bars():
+            if held.bar.hpmn == hpmn and held.bar.agreement == agreement.hash:
+                bars.add(held)
+        refused: list[BarredUsageError] = []
         for _ in range(10_000):
-            pending = store.pending(vpmn, hpmn, agreement.batch_max_records)
-            if not pending:
+            rows = store.pending_rows(vpmn, hpmn, agreement.batch_max_records)
+            if not rows:
                 break
-            for r in pending:
+            barred = []
+            for row_id, r in rows:
+                try:
+                    bars.check(r)
+                except BarredUsageError as e:
+                    barred.append(row_id)
+                    refused.append(e)
+            if barred:  # out of batching for good, then read the pending records again
+                store.refuse_pending(barred)
+                continue
+            for _, r in rows:
                 batcher.add(r, args.now)
             batch = batcher.flush(args.now)
             if batch is None:
@@ -224,7 +240,7 @@ def _batch(args: argparse.Namespace) -> Doc:
             if args.out_dir is not None:
                 name = f"{vpmn}-{hpmn}-{batch.signed.header.sequence:08d}.batch"
                 (args.out_dir / name).write_bytes(encode_batch(batch))
-    return {"batches": [_header(b) for b in sealed]}
+    return {"batches": [_header(b) for b in sealed], "refused": len(refused)}
 
 
 def _header(batch: Batch) -> Doc:

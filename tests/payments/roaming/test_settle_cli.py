@@ -161,7 +161,8 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The HPMN bars one subscriber of the sample TAP file; once the VPMN keeps the bar, that
-    subscriber's usage from then on is refused by name at import, the rest is kept."""
+    subscriber's usage from then on is refused by name at import, the rest is kept; usage
+    imported before the bar arrived is refused when the VPMN batches."""
     from payments.roaming._cli_base import SeedSigner
     from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
     from tests.payments.roaming.settle_support import standard_plans
@@ -204,3 +205,17 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
     assert isinstance(refusals, list)
     assert {r["error"] for r in refusals} == {"BarredUsageError"}
     assert "133713371337133" not in json.dumps(doc)
+
+    late_db = tmp_path / "late.db"
+    code, doc = run(
+        capsys, "import", tap, "--db", late_db, "--format", "tap", "--salt-file", tmp_path / "salt"
+    )
+    assert (doc["records"], doc["refused"]) == (4, 0)
+    assert run(capsys, "bars", "record", bar_file, "--db", late_db, "--agreement", sealed)[0] == 0
+    code, doc = run(
+        capsys, "batch", "--db", late_db, "--agreement", sealed, "--key-file",
+        tmp_path / f"{VPMN}.key", "--pair", VPMN, HPMN, "--now", str(NOW),
+    )  # fmt: skip
+    assert code == 0, doc
+    assert doc["refused"] == 2
+    assert [b["count"] for b in doc["batches"]] == [2]  # type: ignore[union-attr, index]
