@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
-
-from tangle.http.api import serve_api
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
 
 from ._cli_base import signed_agreement, signer_of
 from .alerts import FraudWatch
@@ -39,7 +40,24 @@ from .store import RoamingStore
 if TYPE_CHECKING:
     import argparse
 
+    from starlette.applications import Starlette
+
 Doc = dict[str, object]
+
+
+async def _listen(
+    app: Starlette, host: str, port: int, *, task_status: trio.TaskStatus[int]
+) -> None:
+    """Serve `app` with hypercorn on `host:port` (0: a free port); report the bound port. (The
+    node's `tangle.http.api.serve_api` does the same, but `payments` may not import the node's
+    HTTP room.)"""
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.include_server_header = False
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(partial(hypercorn_serve, app, config))  # type: ignore[arg-type]
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -60,8 +78,8 @@ async def _serve(args: argparse.Namespace) -> None:
         operator = roaming_app(desk, verifier, clock=lambda: int(time.time()))
         office = backoffice_app(watch, reader, token=token)
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_api, operator, args.host, args.port)
-            office_port = await nursery.start(serve_api, office, args.host, args.backoffice_port)
+            port = await nursery.start(_listen, operator, args.host, args.port)
+            office_port = await nursery.start(_listen, office, args.host, args.backoffice_port)
             where = {
                 "carrier": desk.home,
                 "partner": desk.partner,
