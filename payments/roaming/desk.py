@@ -5,8 +5,9 @@ over the store (blocking; call it from a worker thread).
 Bars go both ways through `bar`: one this carrier signed as HPMN returns the subscriber's later
 usage BARRED (and the fraud watch raises USAGE_AFTER_BAR); one the partner signed reaches this
 carrier as VPMN, and `admit` then refuses the subscriber's later usage before it is kept or
-batched (`BarredUsageError`). With a `FraudWatch`, the records of every accepted batch go
-through the fraud rules as they arrive and the alerts are published to its log.
+batched (`BarredUsageError`). With a `FraudWatch`, the accepted records of every batch (and the
+ones returned BARRED) go through the fraud rules as they arrive and the alerts are published to
+its log; a duplicate or a record returned to be corrected is not counted twice.
 
 The validator resumes from the store (next expected sequence, duplicate window), so a restart
 continues where the last saved acknowledgement left off. A batch whose acknowledgement is
@@ -22,7 +23,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Final
 
-from .acknowledgement import Severity
+from .acknowledgement import ReturnCode, Severity
 from .bars import BarList
 from .errors import BarError, BarredUsageError, RoamingStoreError
 from .validation import Validator
@@ -116,7 +117,11 @@ class CarrierDesk:
                 self._broken = True
                 raise
         if self.watch is not None:
-            self.watch.observe(batch.records, now)
+            # the accepted records, and the barred ones (usage after a bar is an alert of its
+            # own); not the other returns, which come again corrected or were counted before
+            barred = {r.index for r in signed.ack.returns if r.code is ReturnCode.BARRED}
+            seen = [r for i, r in enumerate(batch.records) if i not in severe or i in barred]
+            self.watch.observe(seen, now)
         return signed
 
     def bar(self, signed: SignedBar) -> bool:

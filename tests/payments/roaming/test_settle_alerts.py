@@ -101,6 +101,12 @@ def test_the_desk_publishes_the_alerts_of_an_accepted_batch(tmp_path: Path) -> N
     assert again is not None
     desk.receive_batch(again, NOW)
     assert w.log.published == 2
+    # a duplicate is returned and not counted again: 600 bytes twice would cross 1000
+    first = rated(record(up=600, start=T0 + 200, imsi="262010000000002"))
+    desk.receive_batch(seal(AGREEMENT, VISITED_KEY, (first,), sequence=2, now=NOW), NOW)
+    b3 = seal(AGREEMENT, VISITED_KEY, (first,), sequence=3, now=NOW)
+    assert [r.code.name for r in desk.receive_batch(b3, NOW).ack.returns] == ["DUPLICATE"]
+    assert w.log.published == 2
     desk.store.close()
 
 
