@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
-from payments.roaming.api import BARS, BATCHES, MAX_BODY, post_bar, post_batch, roaming_app
+from payments.roaming.api import (
+    BARS,
+    BATCHES,
+    MAX_BAR_BODY,
+    MAX_BODY,
+    post_bar,
+    post_batch,
+    roaming_app,
+)
 from payments.roaming.bars import Bar, sign_bar
 from payments.roaming.batch import Batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
@@ -209,6 +217,10 @@ async def test_the_hpmn_bar_reaches_the_vpmn_and_later_usage_is_refused(tmp_path
             await post_bar(http, HOME_KEY, HOME, VISITED, forged, NOW)
         with pytest.raises(BarError, match="421"):
             await post_bar(http, HOME_KEY, HOME, OTHER_PARTNER, sign_bar(bar, HOME_KEY), NOW)
+        for body, status in ((b"\x01" * 5, 400), (b"\x01" * (MAX_BAR_BODY + 1), 413)):
+            h = sign_request(HOME_KEY, HOME, "POST", BARS, body, NOW, recipient=VISITED)
+            r = await http.post(BARS, content=body, headers=h)
+            assert r.status_code == status
     store.close()
     before, after = record(up=10, start=T0 + 49), record(up=10, start=T0 + 50)
     other = record(up=10, start=T0 + 60, imsi="262010000000002")
