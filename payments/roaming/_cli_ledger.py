@@ -10,6 +10,8 @@ clearing plan  --participant TADIG:KEY ... --obligation DEBTOR:CREDITOR:AMOUNT .
 clearing sign  FILE --key-file K                     this participant's signature (hex)
 clearing pay   FILE --signature TADIG:HEX ... --payer TADIG --db DB --node URL
                --wallet-dir DIR --password-file F    pay this payer's transfers, exactly once
+clearing show  FILE --db DB                          the plan's transfers with the transaction
+                                                     and message ids this carrier recorded
 ```
 
 Anchors are kept in the carrier's database (`ledger_book.py`): running a command again anchors
@@ -22,6 +24,7 @@ and the wallet are reached with trio.
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,6 +164,23 @@ def _pay(args: argparse.Namespace) -> Doc:
     return trio.run(_pay_from_wallet, args, made)
 
 
+def _show(args: argparse.Namespace) -> Doc:
+    made = ClearingStatement.decode(args.file.read_bytes())
+    payers = sorted({t.payer for t in made.transfers})
+    with LedgerBook(args.db) as book:
+        kept = [book.clearing(made.hash, p) for p in payers]
+    paid: dict[int, object] = {}
+    for raw in kept:
+        if raw is not None:
+            for row in json.loads(raw)["transfers"]:
+                paid[int(row["index"])] = row
+    transfers = [
+        paid.get(i, {"index": i, "payer": t.payer, "payee": t.payee, "amount": t.amount})
+        for i, t in enumerate(made.transfers)
+    ]
+    return {"hash": made.hash.hex(), "positions": dict(made.positions), "transfers": transfers}
+
+
 def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `anchor` and `clearing` commands, on the roaming CLI's parser."""
     anchor_cmd = commands.add_parser("anchor").add_subparsers(dest="action", required=True)
@@ -201,3 +221,7 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     pay.add_argument("--wallet-dir", type=Path, required=True)
     pay.add_argument("--password-file", type=Path, required=True)
     pay.set_defaults(run=_pay)
+    show = clearing.add_parser("show")
+    show.add_argument("file", type=Path)
+    show.add_argument("--db", type=Path, required=True)
+    show.set_defaults(run=_show)

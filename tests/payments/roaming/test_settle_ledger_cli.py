@@ -140,6 +140,11 @@ def test_anchors_once_and_a_signed_plan_paid_once_from_the_wallet(
         assert transfer["confirmed_index"] is not None
         code, again = roaming(capsys, *pay, *signatures)
         assert again == paid  # the same transaction: nothing paid twice
+        code, shown = roaming(capsys, "clearing", "show", plan, "--db", db)
+        assert shown["transfers"] == [  # B's transfer is not this carrier's: no ids here
+            transfer,
+            {"index": 1, "payer": "BBBBB", "payee": "CCCCC", "amount": 2000},
+        ]
 
         async def balance() -> int:
             async with NodeClient(url) as node:
