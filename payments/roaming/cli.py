@@ -47,23 +47,21 @@ from ._cli_alerts import add_alert_commands
 from ._cli_bars import add_bar_commands
 from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
+from ._cli_import import MAX_LISTED, add_import_command
 from ._cli_ledger import add_ledger_commands
 from ._cli_returns import add_return_commands
 from ._cli_serve import add_serve_command
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
-from .bars import BarList, admit
+from .bars import BarList
 from .batch import Batch, Batcher, decode_batch, encode_batch
 from .desk import CarrierDesk
 from .errors import BarredUsageError, RoamingError
-from .nrtrde import read_nrtrde
-from .partner_file import ImportedFile, ImportPolicy
 from .rating import Plan, PlanKind, Rounding
-from .record import EventType, SubscriberHasher
+from .record import EventType
 from .returns import explain
 from .statement import StatementBuilder
 from .store import RoamingStore
-from .tap import read_tap
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,8 +70,6 @@ EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_REFUSED: Final = 3
 EXIT_IO: Final = 4
-MAX_LISTED: Final = 100
-"""Refused records listed one by one in the output (all are counted)."""
 Doc = dict[str, object]
 
 
@@ -145,60 +141,6 @@ def _agreement_seal(args: argparse.Namespace) -> Doc:
     signed = SignedAgreement(agreement=agreement, signatures=(ordered[0], ordered[1]))
     args.output.write_bytes(signed.encode())
     return {"file": str(args.output), "hash": agreement.hash.hex()}
-
-
-def _progress(done: int, total: int, what: str, quiet: bool) -> None:
-    if quiet or not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r{what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def _import(args: argparse.Namespace) -> Doc:
-    size = args.file.stat().st_size
-    chunks = []
-    with args.file.open("rb") as f:
-        for _ in range(size // (1 << 20) + 2):
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            _progress(sum(map(len, chunks)), size, "reading", args.json)
-    data = b"".join(chunks)
-    salt = bytes.fromhex(args.salt_file.read_text().strip())
-    policy = ImportPolicy(hasher=SubscriberHasher(salt=salt))
-    imported = (read_tap if args.format == "tap" else read_nrtrde)(data, policy)
-    with RoamingStore(args.db) as store:
-        kept, refused = admit(imported.records, store.bars())
-        if refused:
-            imported = ImportedFile(meta=imported.meta, records=tuple(kept))
-        outcome = store.import_file(imported)
-    _progress(len(imported.records), len(imported.records), "stored", args.json)
-    m = imported.meta
-    return {
-        "outcome": outcome.value,
-        "sender": m.sender,
-        "recipient": m.recipient,
-        "sequence": m.sequence,
-        "records": len(imported.records),
-        "total_charge": imported.total_charge,
-        "declared_total_charge": m.declared_total_charge,
-        "audit_total_matches": m.declared_total_charge in (None, imported.total_charge),
-        "refused": len(refused),
-        "refusals": [
-            {
-                "error": type(e).__name__,
-                "imsi_hash": e.imsi_hash.hex(),
-                "since": e.since,
-                "start_utc": e.start_utc,
-            }
-            for e in refused[:MAX_LISTED]
-        ],
-    }
 
 
 def _batch(args: argparse.Namespace) -> Doc:
@@ -351,12 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "seal":
             sub.add_argument("--signature", action="append", required=True)
             sub.add_argument("-o", "--output", type=Path, required=True)
-    imp = commands.add_parser("import")
-    imp.add_argument("file", type=Path)
-    imp.add_argument("--db", type=Path, required=True)
-    imp.add_argument("--format", choices=("tap", "nrtrde"), required=True)
-    imp.add_argument("--salt-file", type=Path, required=True)
-    imp.set_defaults(run=_import)
+    add_import_command(commands)
     batch = commands.add_parser("batch")
     batches = commands.add_parser("batches")
     validate = commands.add_parser("validate")
