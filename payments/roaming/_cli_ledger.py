@@ -6,7 +6,8 @@ anchor batches --db DB --pair VPMN HPMN --node URL   every sealed header and kep
                                                      of the pair not anchored yet
 anchor list    --db DB                               what this carrier anchored, message ids
 clearing plan  --participant TADIG:KEY ... --obligation DEBTOR:CREDITOR:AMOUNT ...
-               --from S --to S [--currency EUR] -o FILE     net positions and <= N-1 transfers
+               [--acks-from DB ...] --from S --to S [--currency EUR] -o FILE
+                                                     net positions and <= N-1 transfers
 clearing sign  FILE --key-file K                     this participant's signature (hex)
 clearing pay   FILE --signature TADIG:HEX ... --payer TADIG --db DB --node URL
                --wallet-dir DIR --password-file F    pay this payer's transfers, exactly once
@@ -14,6 +15,10 @@ clearing show  FILE --db DB                          the plan's transfers with t
                                                      and message ids this carrier recorded
 ```
 
+`--acks-from DB` adds, for every pair of every agreement in that carrier database, the accepted
+amount of each acknowledgement made within [--from, --to) as an obligation of the HPMN to the
+VPMN (for carriers that settle by netting instead of over a channel); an acknowledgement kept in
+two of the databases counts once, two different ones of the same batch are refused.
 Anchors are kept in the carrier's database (`ledger_book.py`): running a command again anchors
 nothing twice. `clearing pay` refuses a statement every participant has not signed, pays from
 the wallet of `tanglepay wallet` in DIR (its keystore, account 0 and state, so the wallet's
@@ -46,6 +51,7 @@ from .batch import anchor_payload as header_anchor
 from .clearing import execute
 from .disputes import SignedDispute, SignedResolution
 from .disputes import anchor_payload as dispute_anchor
+from .errors import NettingError
 from .ledger_book import LedgerBook, anchor
 from .netting import ClearingStatement, Obligation
 from .store import RoamingStore
@@ -109,6 +115,32 @@ def _split(spec: str, parts: int, what: str) -> list[str]:
     return fields
 
 
+def _acked(paths: list[Path], start: int, end: int) -> list[Obligation]:
+    """The accepted amounts acknowledged within [start, end) in the databases at `paths`."""
+    amounts: dict[tuple[str, str, int], tuple[int, bytes]] = {}
+    for path in paths:
+        with RoamingStore(path) as store:
+            pairs = {
+                (a.tadig, b.tadig)
+                for s in store.agreements()
+                for a in s.agreement.parties
+                for b in s.agreement.parties
+                if a.tadig != b.tadig
+            }
+            for vpmn, hpmn in sorted(pairs):
+                for signed in store.acks(vpmn, hpmn):
+                    ack = signed.ack
+                    if not start <= ack.acked_utc < end or not ack.accepted_amount:
+                        continue
+                    key, held = (vpmn, hpmn, ack.sequence), (ack.accepted_amount, ack.hash)
+                    if amounts.setdefault(key, held) != held:
+                        raise NettingError(f"two acknowledgements of batch {key}")
+    return [
+        Obligation(debtor=hpmn, creditor=vpmn, amount=amount)
+        for (vpmn, hpmn, _), (amount, _) in sorted(amounts.items())
+    ]
+
+
 def _plan(args: argparse.Namespace) -> Doc:
     keys = {}
     for spec in args.participant:
@@ -120,6 +152,7 @@ def _plan(args: argparse.Namespace) -> Doc:
         if not amount.isdigit():
             raise UsageError(f"--obligation {spec!r}: the amount is a whole number")
         obligations.append(Obligation(debtor=debtor, creditor=creditor, amount=int(amount)))
+    obligations += _acked(args.acks_from, args.start, args.end)
     made = ClearingStatement.of(
         obligations, keys, period_start=args.start, period_end=args.end, currency=args.currency
     )
@@ -203,6 +236,7 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     plan = clearing.add_parser("plan")
     plan.add_argument("--participant", action="append", required=True, metavar="TADIG:KEY")
     plan.add_argument("--obligation", action="append", default=[], metavar="D:C:AMOUNT")
+    plan.add_argument("--acks-from", action="append", type=Path, default=[], metavar="DB")
     plan.add_argument("--from", dest="start", type=int, required=True)
     plan.add_argument("--to", dest="end", type=int, required=True)
     plan.add_argument("--currency", default="EUR")

@@ -5,6 +5,7 @@ and a re-run pays nothing twice and reports the same transactions."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import TYPE_CHECKING
 
@@ -13,11 +14,30 @@ import pytest
 import trio
 
 from examples._devnet import pay_with_faucet_key
+from payments.roaming.batch import seal
 from payments.roaming.clearing import execute, payee_address, transfer_key
 from payments.roaming.errors import NettingError
 from payments.roaming.netting import ClearingStatement, Obligation
+from payments.roaming.store import RoamingStore
+from payments.roaming.validation import Validator
 from tangle.protocol.transaction import address_of
+from tanglepay.cli import main as tanglepay
 from tanglepay.devnet import launch, load_or_create
+from tests.payments.roaming.settle_support import (
+    AGREEMENT,
+    HOME,
+    HOME_KEY,
+    NOW,
+    T0,
+    VISITED,
+    VISITED_KEY,
+    rated,
+    record,
+    signed,
+)
+from tests.payments.roaming.settle_support import (
+    KEYS as KEYS_BY_TADIG,
+)
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
 from wallet.keys import AddressKey, ExtendedKey
@@ -111,3 +131,29 @@ async def test_the_plan_is_paid_on_the_ledger_once(tmp_path: Path) -> None:
             for t in ("A", "B"):
                 assert await client.balance(address_of(KEYS[t].public_key)) == 0
         nursery.cancel_scope.cancel()
+
+
+def test_a_plan_from_the_carriers_acknowledgements_counts_each_batch_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both carriers keep the acknowledgement of the same batch: it is one obligation of the
+    HPMN to the VPMN; a different acknowledgement of that batch in one database is refused."""
+    batch = seal(AGREEMENT, VISITED_KEY, (rated(record(up=5_000, start=T0)),), sequence=1, now=NOW)
+    ack = Validator(AGREEMENT, HOME_KEY).validate(batch, NOW)
+    other = Validator(AGREEMENT, HOME_KEY).validate(batch, NOW + 1)
+    for name, kept in (("home", ack), ("visited", ack), ("liar", other)):
+        with RoamingStore(tmp_path / f"{name}.db") as store:
+            store.put_agreement(signed(AGREEMENT))
+            store.save_ack(kept)
+    keys = [f"--participant={t}:{k.public_key.hex()}" for t, k in KEYS_BY_TADIG.items()]
+    plan = ["roaming", "--json", "clearing", "plan", *keys, "--from", str(NOW - 10),
+            "--to", str(NOW + 10), "-o", str(tmp_path / "plan.json")]  # fmt: skip
+    both = ["--acks-from", str(tmp_path / "home.db"), "--acks-from", str(tmp_path / "visited.db")]
+    assert tanglepay([*plan, *both]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["transfers"] == [[HOME, VISITED, ack.ack.accepted_amount]]
+    assert tanglepay([*plan, *both, "--acks-from", str(tmp_path / "liar.db")]) == 3
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "NettingError"
+    early = [*plan[:-4], "--to", str(NOW), "-o", str(tmp_path / "none.json"), *both]
+    assert tanglepay(early) == 0  # acknowledged after the period: nothing to net
+    assert json.loads(capsys.readouterr().out)["transfers"] == []
