@@ -1,7 +1,9 @@
-"""`tanglepay roaming serve`: one carrier's desk for one agreement, as a process (trio).
+"""`tanglepay roaming serve`: one carrier's desks, one per agreement (partner), as a process
+(trio).
 
 ```
-serve --db DB --agreement F --key-file K [--host H] [--port P] [--backoffice-port Q]
+serve --db DB --agreement F [--agreement F ...] --key-file K [--host H] [--port P]
+      [--backoffice-port Q]
       [--token-file F] [--data-volume-limit B] [--call-seconds-limit S]
       [--imsi-spend-cap N] [--partner-spend-cap N]
 ```
@@ -9,8 +11,11 @@ serve --db DB --agreement F --key-file K [--host H] [--port P] [--backoffice-por
 It serves the operator API (`api.py`: the partner's batches in, signed acknowledgements and
 the partner's bars) on `--port`, and the back-office API (`backoffice.py`: fraud alerts as a long
 poll, Prometheus metrics) on `--backoffice-port`, loopback by default; port 0 picks a free one.
-The records of every accepted batch go through the fraud rules as they arrive (thresholds from
-the flags; the IMSI spend cap defaults to the agreement's 4-hour fraud charge). Once both listen
+Every agreement names this carrier (the key's party) and one partner; a partner's request goes
+to its agreement's desk. The records of every accepted batch, from every partner, go through
+one fraud watch as they arrive, so a SIM seen in two partners' networks at once is a clone
+(thresholds from the flags; the IMSI spend cap defaults to the smallest 4-hour fraud charge of
+the agreements). Once both listen
 it prints one JSON line naming their URLs, then runs until interrupted. Read the alerts with
 `tanglepay roaming alerts --url BACKOFFICE_URL [--follow]`.
 """
@@ -28,7 +33,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from ._cli_base import signed_agreement, signer_of
+from ._cli_base import UsageError, signed_agreement, signer_of
 from .alerts import FraudWatch
 from .api import roaming_app
 from .backoffice import backoffice_app
@@ -61,28 +66,35 @@ async def _listen(
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    signed = signed_agreement(args.agreement)
     signer = signer_of(args.key_file)
-    agreement = signed.agreement
+    agreements = [signed_agreement(path) for path in args.agreement]
+    charges = [s.agreement.fraud_charge_4h for s in agreements if s.agreement.fraud_charge_4h]
     config = FraudConfig(
         data_volume_limit=args.data_volume_limit,
         call_seconds_limit=args.call_seconds_limit,
-        imsi_spend_cap=args.imsi_spend_cap or agreement.fraud_charge_4h or 10**12,
+        imsi_spend_cap=args.imsi_spend_cap or min(charges, default=10**12),
         partner_spend_cap=args.partner_spend_cap,
     )
     token = None if args.token_file is None else args.token_file.read_text().strip()
     watch = FraudWatch(FraudMonitor(config))
     with RoamingStore(args.db) as store, RoamingStore(args.db) as reader:
-        desk = CarrierDesk(store, signed, signer, watch=watch)
-        verifier = RequestVerifier({desk.partner: agreement.party(desk.partner).key}, own=desk.home)
-        operator = roaming_app(desk, verifier, clock=lambda: int(time.time()))
+        desks: dict[str, CarrierDesk] = {}
+        for signed in agreements:
+            desk = CarrierDesk(store, signed, signer, watch=watch)
+            if desk.partner in desks or desk.home != next(iter(desks.values()), desk).home:
+                raise UsageError("one agreement per partner, each naming this carrier")
+            desks[desk.partner] = desk
+        home = next(iter(desks.values())).home
+        keys = {t: d.agreement.agreement.party(t).key for t, d in desks.items()}
+        verifier = RequestVerifier(keys, own=home)
+        operator = roaming_app(desks, verifier, clock=lambda: int(time.time()))
         office = backoffice_app(watch, reader, token=token)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(_listen, operator, args.host, args.port)
             office_port = await nursery.start(_listen, office, args.host, args.backoffice_port)
             where = {
-                "carrier": desk.home,
-                "partner": desk.partner,
+                "carrier": home,
+                "partners": sorted(desks),
                 "operator_api": f"http://{args.host}:{port}",
                 "backoffice_api": f"http://{args.host}:{office_port}",
             }
@@ -99,7 +111,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     """The `serve` command, on the roaming CLI's parser."""
     serve = commands.add_parser("serve")
     serve.add_argument("--db", type=Path, required=True)
-    serve.add_argument("--agreement", type=Path, required=True)
+    serve.add_argument("--agreement", type=Path, action="append", required=True)
     serve.add_argument("--key-file", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0)
@@ -107,6 +119,6 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument("--token-file", type=Path)
     serve.add_argument("--data-volume-limit", type=int, default=5 * 1024**3)
     serve.add_argument("--call-seconds-limit", type=int, default=4 * 3600)
-    serve.add_argument("--imsi-spend-cap", type=int, default=0, help="0: the agreement's")
+    serve.add_argument("--imsi-spend-cap", type=int, default=0, help="0: the agreements'")
     serve.add_argument("--partner-spend-cap", type=int, default=10**12)
     serve.set_defaults(run=_run)

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from .acknowledgement import SignedAcknowledgement
 from .bars import SignedBar
 from .batch import decode_batch, encode_batch
+from .desk import CarrierDesk
 from .errors import (
     BarError,
     BatchError,
@@ -48,7 +49,7 @@ from .errors import (
 from .request_auth import sign_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import httpx
     from starlette.requests import Request
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from tangle.protocol.signature import Signer
 
     from .batch import Batch
-    from .desk import CarrierDesk
     from .request_auth import RequestVerifier
 
 OCTETS: Final = "application/octet-stream"
@@ -105,9 +105,20 @@ class _TooLargeError(Exception):
 
 
 def roaming_app(
-    desk: CarrierDesk, verifier: RequestVerifier, clock: Callable[[], int]
+    desk: CarrierDesk | Mapping[str, CarrierDesk],
+    verifier: RequestVerifier,
+    clock: Callable[[], int],
 ) -> Starlette:
-    """The HPMN's API over `desk`; `verifier` knows the partners' keys, `clock` gives seconds."""
+    """The carrier's API over `desk`, or over one desk per partner (keyed by the partner's
+    TADIG: a request goes to the desk of the partner that signed it); `verifier` knows the
+    partners' keys, `clock` gives seconds."""
+    desks = {desk.partner: desk} if isinstance(desk, CarrierDesk) else dict(desk)
+
+    def desk_of(operator: str) -> CarrierDesk:
+        found = desks.get(operator)
+        if found is None:
+            raise WrongSignerError(f"no agreement with {operator} here")
+        return found
 
     async def batches(request: Request) -> Response:
         try:
@@ -121,7 +132,7 @@ def roaming_app(
                 raise WrongSignerError(
                     f"a batch of {batch.signed.header.sender} sent by {operator}"
                 )
-            ack = await anyio.to_thread.run_sync(desk.receive_batch, batch, clock())
+            ack = await anyio.to_thread.run_sync(desk_of(operator).receive_batch, batch, clock())
         except RoamingError as e:
             return _refuse(e)
         return Response(ack.encode(), media_type=OCTETS)
@@ -136,7 +147,7 @@ def roaming_app(
                     f"{p['recipient']}"
                 )
             held = await anyio.to_thread.run_sync(
-                desk.store.ack, p["sender"], p["recipient"], int(p["sequence"])
+                desk_of(operator).store.ack, p["sender"], p["recipient"], int(p["sequence"])
             )
         except RoamingError as e:
             return _refuse(e)
@@ -154,7 +165,7 @@ def roaming_app(
             signed = SignedBar.decode(body)
             if signed.bar.hpmn != operator:
                 raise WrongSignerError(f"a bar of {signed.bar.hpmn} sent by {operator}")
-            new = await anyio.to_thread.run_sync(desk.bar, signed)
+            new = await anyio.to_thread.run_sync(desk_of(operator).bar, signed)
         except RoamingError as e:
             return _refuse(e)
         return JSONResponse({"new": new})

@@ -78,12 +78,14 @@ class CarrierDesk:
         bars = BarList(a)
         self._served = BarList(a)
         """The partner's bars: this carrier, as VPMN, refuses the subscribers' later usage."""
-        for bar in store.bars():
+        for bar in store.bars():  # a store may hold the bars of other agreements too
+            if bar.bar.agreement != a.hash:
+                continue
             if bar.bar.hpmn == self.home:
                 bars.add(bar)
                 if watch is not None:
                     watch.bar(bar.bar.imsi_hash, bar.bar.since)
-            elif bar.bar.hpmn == self.partner and bar.bar.agreement == a.hash:
+            elif bar.bar.hpmn == self.partner:
                 self._served.add(bar)
         self._validator = Validator(
             a,

@@ -7,17 +7,22 @@ reads them (one page, and following) from a real server on loopback."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 import trio
 
+from payments.roaming.agreement import Party, SignedAgreement, sign_agreement
 from payments.roaming.alerts import AlertLog, FraudWatch
+from payments.roaming.api import post_batch, roaming_app
 from payments.roaming.backoffice import ALERTS, METRICS, PREFIX, backoffice_app
 from payments.roaming.bars import Bar, sign_bar
 from payments.roaming.batch import seal
 from payments.roaming.desk import CarrierDesk
 from payments.roaming.fraud import Alert, AlertKind, FraudConfig, FraudMonitor
+from payments.roaming.rating import rate
+from payments.roaming.request_auth import RequestVerifier
 from payments.roaming.store import RoamingStore
 from tangle.http.api import serve_api
 from tanglepay.cli import main as tanglepay
@@ -26,13 +31,16 @@ from tests.payments.roaming.settle_support import (
     HASHER,
     HOME,
     HOME_KEY,
+    MALLORY_KEY,
     NOW,
     T0,
     VISITED,
     VISITED_KEY,
+    agreement,
     rated,
     record,
     signed,
+    standard_plans,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +50,8 @@ if TYPE_CHECKING:
 
 IMSI = "262010000000001"
 TOKEN = "s3cret-token"
+THIRD = "GBRCC"
+"""A second partner of HOME (MALLORY_KEY is its operator key here)."""
 
 
 def watch() -> FraudWatch:
@@ -187,3 +197,44 @@ async def test_the_cli_reads_and_follows_alerts(
         assert json.loads(capsys.readouterr().out)["error"]["code"] == "BackOfficeError"
         nursery.cancel_scope.cancel()
     desk.store.close()
+
+
+async def test_one_watch_over_two_partners_catches_a_cloned_sim(tmp_path: Path) -> None:
+    """HOME's subscriber seen in VISITED's and in THIRD's network at once: each partner's batch
+    goes to its own desk behind one operator API, and the shared watch raises CLONED_SIM."""
+    third_agreement = agreement(
+        parties=(
+            Party(tadig=HOME, key=HOME_KEY.public_key, plans=standard_plans()),
+            Party(tadig=THIRD, key=MALLORY_KEY.public_key, plans=standard_plans()),
+        )
+    )
+    third_signed = SignedAgreement(
+        agreement=third_agreement,
+        signatures=(
+            sign_agreement(third_agreement, HOME_KEY),
+            sign_agreement(third_agreement, MALLORY_KEY),
+        ),
+    )
+    w = watch()
+    store = RoamingStore(tmp_path / "hpmn.db")
+    desks = {
+        VISITED: CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=100, watch=w),
+        THIRD: CarrierDesk(store, third_signed, HOME_KEY, window_capacity=100, watch=w),
+    }
+    verifier = RequestVerifier(
+        {VISITED: VISITED_KEY.public_key, THIRD: MALLORY_KEY.public_key}, own=HOME
+    )
+    app = roaming_app(desks, verifier, clock=lambda: NOW)
+    here = rated(record(up=10, start=T0, duration=600))
+    there = record(sender=THIRD, up=10, start=T0 + 100, duration=600)
+    there = replace(there, charge=rate(third_agreement, there).charge)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hpmn") as http:
+        b1 = seal(AGREEMENT, VISITED_KEY, (here,), sequence=1, now=NOW)
+        assert (await post_batch(http, VISITED_KEY, VISITED, b1, NOW)).ack.accepted
+        b2 = seal(third_agreement, MALLORY_KEY, (there,), sequence=1, now=NOW)
+        assert (await post_batch(http, MALLORY_KEY, THIRD, b2, NOW)).ack.accepted
+    [clone] = [a.alert for a in w.log.after(0) if a.alert.kind is AlertKind.CLONED_SIM]
+    assert (clone.partner, clone.evidence) == (THIRD, (here.event_id, there.event_id))
+    assert desks[VISITED].next_sequence == desks[THIRD].next_sequence == 2
+    store.close()
