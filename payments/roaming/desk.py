@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from .acknowledgement import ReturnCode, Severity
 from .bars import BarList
-from .errors import BarError, BarredUsageError, RoamingStoreError
+from .errors import BarError, BarredUsageError, BatchError, RoamingStoreError
 from .validation import Validator
 
 if TYPE_CHECKING:
@@ -71,7 +71,10 @@ class CarrierDesk:
         a = agreement.agreement
         self.store = store
         self.agreement = agreement
-        self.home = next(p.tadig for p in a.parties if p.key == signer.public_key)
+        home = next((p.tadig for p in a.parties if p.key == signer.public_key), None)
+        if home is None:
+            raise BatchError("the desk's key is neither party's of the agreement")
+        self.home = home
         self.partner = a.counterparty(self.home).tadig
         self.watch = watch
         store.put_agreement(agreement)
