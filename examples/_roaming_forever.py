@@ -40,7 +40,7 @@ from payments.roaming.request_auth import RequestVerifier
 from payments.roaming.settlement import Settlement
 from payments.roaming.store import RoamingStore
 from tangle.http.api import serve_api
-from wallet import AccountKey, Wallet
+from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
 from wallet.keys import AddressKey, ExtendedKey
 
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FUNDING_TIMEOUT_S: Final = 180.0
+CONFIG: Final = WalletConfig(confirm_timeout_s=120, pow_threads=1)
+"""One proof-of-work thread: a gentle neighbour on the devnet's machine."""
 SIMS: Final = {(VPMN, HPMN): 4, (HPMN, VPMN): 2}
 """SIMs roaming each way per round: about 1.5k minor units net a round, so the channel's
 deposit lasts for days at the default interval."""
@@ -101,7 +103,7 @@ async def forever(
     vpmn_key = AddressKey(ExtendedKey.from_seed(secrets.token_bytes(32)))
     account = AccountKey(secrets.token_bytes(32), 0)
     async with (
-        Wallet.open(account, url=node, state_path=work / "wallet.sqlite") as wallet,
+        Wallet.open(account, url=node, state_path=work / "wallet.sqlite", config=CONFIG) as wallet,
         NodeClient(node) as client,
         trio.open_nursery() as nursery,
     ):
