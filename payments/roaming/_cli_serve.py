@@ -4,7 +4,7 @@
 ```
 serve --db DB --agreement F [--agreement F ...] --key-file K [--host H] [--port P]
       [--backoffice-port Q]
-      [--token-file F] [--data-volume-limit B] [--call-seconds-limit S]
+      [--token-file F] [--node URL] [--data-volume-limit B] [--call-seconds-limit S]
       [--imsi-spend-cap N] [--partner-spend-cap N]
 ```
 
@@ -16,7 +16,10 @@ to its agreement's desk. The records of every accepted batch, from every partner
 one fraud watch as they arrive, so a SIM seen in two partners' networks at once is a clone
 (thresholds from the flags; the IMSI spend cap defaults to the smallest 4-hour fraud charge of
 the agreements). Once both listen
-it prints one JSON line naming their URLs, then runs until interrupted. Read the alerts with
+it prints one JSON line naming their URLs, then runs until interrupted. With `--node`, every
+acknowledgement it signs is anchored on the ledger through that node as it goes out (kept in
+the ledger book, so `anchor batches` later anchors only what this missed: a node that was down,
+or more than `ANCHOR_QUEUE` waiting). Read the alerts with
 `tanglepay roaming alerts --url BACKOFFICE_URL [--follow]`.
 """
 
@@ -24,21 +27,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from wallet.client import NodeClient
+
 from ._cli_base import UsageError, signed_agreement, signer_of
+from .acknowledgement import SignedAcknowledgement
+from .acknowledgement import anchor_payload as ack_anchor
 from .alerts import FraudWatch
 from .api import roaming_app
 from .backoffice import backoffice_app
 from .desk import CarrierDesk
+from .errors import RoamingError
 from .fraud import FraudConfig, FraudMonitor
+from .ledger_book import LedgerBook, anchor
 from .request_auth import RequestVerifier
 from .store import RoamingStore
 
@@ -47,7 +57,24 @@ if TYPE_CHECKING:
 
     from starlette.applications import Starlette
 
+
 Doc = dict[str, object]
+ANCHOR_QUEUE: Final = 10_000
+"""Acknowledgements waiting to be anchored; past it, the newest wait for `anchor batches`."""
+
+
+async def _anchor_acks(
+    db: Path, node: str, acks: trio.MemoryReceiveChannel[SignedAcknowledgement]
+) -> None:
+    """Anchor each acknowledgement from `acks` through `node`, once; a failure is reported on
+    stderr and left to `anchor batches`."""
+    with LedgerBook(db) as book:
+        async with NodeClient(node) as client:
+            async for signed in acks:
+                try:
+                    await anchor(book, client, ack_anchor(signed), "ack")
+                except RoamingError as e:
+                    print(f"tanglepay roaming serve: {e}", file=sys.stderr, flush=True)
 
 
 async def _listen(
@@ -87,9 +114,18 @@ async def _serve(args: argparse.Namespace) -> None:
         home = next(iter(desks.values())).home
         keys = {t: d.agreement.agreement.party(t).key for t, d in desks.items()}
         verifier = RequestVerifier(keys, own=home)
-        operator = roaming_app(desks, verifier, clock=lambda: int(time.time()))
+        send, receive = trio.open_memory_channel[SignedAcknowledgement](ANCHOR_QUEUE)
+
+        def queue(signed: SignedAcknowledgement) -> None:
+            with contextlib.suppress(trio.WouldBlock):
+                send.send_nowait(signed)
+
+        on_ack = None if args.node is None else queue
+        operator = roaming_app(desks, verifier, clock=lambda: int(time.time()), on_ack=on_ack)
         office = backoffice_app(watch, reader, token=token)
         async with trio.open_nursery() as nursery:
+            if args.node is not None:
+                nursery.start_soon(_anchor_acks, args.db, args.node, receive)
             port = await nursery.start(_listen, operator, args.host, args.port)
             office_port = await nursery.start(_listen, office, args.host, args.backoffice_port)
             where = {
@@ -117,6 +153,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--backoffice-port", type=int, default=0)
     serve.add_argument("--token-file", type=Path)
+    serve.add_argument("--node", help="anchor each acknowledgement through this node")
     serve.add_argument("--data-volume-limit", type=int, default=5 * 1024**3)
     serve.add_argument("--call-seconds-limit", type=int, default=4 * 3600)
     serve.add_argument("--imsi-spend-cap", type=int, default=0, help="0: the agreements'")

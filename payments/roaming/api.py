@@ -108,10 +108,13 @@ def roaming_app(
     desk: CarrierDesk | Mapping[str, CarrierDesk],
     verifier: RequestVerifier,
     clock: Callable[[], int],
+    *,
+    on_ack: Callable[[SignedAcknowledgement], None] | None = None,
 ) -> Starlette:
     """The carrier's API over `desk`, or over one desk per partner (keyed by the partner's
     TADIG: a request goes to the desk of the partner that signed it); `verifier` knows the
-    partners' keys, `clock` gives seconds."""
+    partners' keys, `clock` gives seconds. `on_ack` (it must not block) hears of every
+    acknowledgement the API answers with, before the answer goes out."""
     desks = {desk.partner: desk} if isinstance(desk, CarrierDesk) else dict(desk)
 
     def desk_of(operator: str) -> CarrierDesk:
@@ -135,6 +138,8 @@ def roaming_app(
             ack = await anyio.to_thread.run_sync(desk_of(operator).receive_batch, batch, clock())
         except RoamingError as e:
             return _refuse(e)
+        if on_ack is not None:
+            on_ack(ack)
         return Response(ack.encode(), media_type=OCTETS)
 
     async def acks(request: Request) -> Response:

@@ -18,12 +18,15 @@ import anyio
 import httpx
 
 from payments.roaming._cli_base import SeedSigner
+from payments.roaming.acknowledgement import anchor_payload as ack_anchor
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
 from payments.roaming.api import post_batch
 from payments.roaming.batch import seal
+from payments.roaming.ledger_book import payload_hash
 from payments.roaming.rating import rate
 from tanglepay.cli import main as tanglepay
 from tests.payments.roaming.settle_support import HOME, T0, VISITED, record, standard_plans
+from tests.wallet.test_client import node_in_a_thread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     import pytest
 
     from payments.roaming.acknowledgement import SignedAcknowledgement
+    from payments.roaming.batch import Batch
 
 ROOT = Path(__file__).resolve().parents[3]
 SEEDS = {HOME: "11" * 32, VISITED: "22" * 32}
@@ -69,9 +73,9 @@ def serving(tmp_path: Path, tadig: str, *extra: str) -> Iterator[dict[str, str]]
             process.wait(timeout=30)
 
 
-def test_a_served_desk_raises_alerts_and_takes_bars(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def files(tmp_path: Path) -> tuple[Batch, int]:
+    """The signed agreement, both key files and a salt under `tmp_path`; VISITED's first batch
+    (two records of one SIM, 1500 bytes in all) and the second it was sealed."""
     made = agreement()
     signed = SignedAgreement(
         agreement=made,
@@ -84,15 +88,20 @@ def test_a_served_desk_raises_alerts_and_takes_bars(
     now = int(time.time())
     usage = [record(up=600, start=now - 600), record(up=900, start=now - 300)]
     rated = tuple(replace(r, charge=rate(made, r).charge) for r in usage)
-    batch = seal(made, SIGNERS[VISITED], rated, sequence=1, now=now)
+    return seal(made, SIGNERS[VISITED], rated, sequence=1, now=now), now
 
+
+async def send(url: str, batch: Batch) -> SignedAcknowledgement:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        return await post_batch(http, SIGNERS[VISITED], VISITED, batch, int(time.time()))
+
+
+def test_a_served_desk_raises_alerts_and_takes_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch, now = files(tmp_path)
     with serving(tmp_path, HOME, "--data-volume-limit", "1000") as home:
-
-        async def send() -> SignedAcknowledgement:
-            async with httpx.AsyncClient(base_url=home["operator_api"], timeout=30) as http:
-                return await post_batch(http, SIGNERS[VISITED], VISITED, batch, int(time.time()))
-
-        ack = anyio.run(send, backend="trio")
+        ack = anyio.run(send, home["operator_api"], batch, backend="trio")
         assert ack.ack.accepted_count == 2
         assert tanglepay(["roaming", "--json", "alerts", "--url", home["backoffice_api"]]) == 0
         page = json.loads(capsys.readouterr().out)
@@ -123,3 +132,26 @@ def test_a_served_desk_raises_alerts_and_takes_bars(
     )
     [kept] = json.loads(capsys.readouterr().out)["bars"]
     assert (kept["hpmn"], kept["since"]) == (HOME, now)
+
+
+def test_a_served_desk_anchors_each_acknowledgement_through_its_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TANGLEPAY_NODE", "TANGLEPAY_WALLET_DIR", "TANGLEPAY_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    batch, _ = files(tmp_path)
+    db = str(tmp_path / f"{HOME}.db")
+    with (
+        node_in_a_thread(tmp_path) as port,
+        serving(tmp_path, HOME, "--node", f"http://127.0.0.1:{port}") as home,
+    ):
+        ack = anyio.run(send, home["operator_api"], batch, backend="trio")
+        anchored: list[dict[str, str]] = []
+        for _ in range(100):  # the anchor goes out beside the answer: wait for it, bounded
+            assert tanglepay(["roaming", "--json", "anchor", "list", "--db", db]) == 0
+            anchored = json.loads(capsys.readouterr().out)["anchors"]
+            if anchored:
+                break
+            time.sleep(0.2)
+        assert [a["kind"] for a in anchored] == ["ack"]
+        assert anchored[0]["payload"] == payload_hash(ack_anchor(ack)).hex()
