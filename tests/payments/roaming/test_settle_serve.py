@@ -1,6 +1,7 @@
 """`tanglepay roaming serve` as processes on loopback: the HPMN's desk takes a partner's signed
 batch, its fraud rules raise an alert that `tanglepay roaming alerts` prints and the metrics
-count; the HPMN's bar goes to the VPMN's serving desk with `bars send` and is kept there."""
+count; the HPMN's bar goes to the VPMN's serving desk with `bars send` and is kept there; with
+`--node`, each acknowledgement is anchored on a real node as it goes out."""
 
 from __future__ import annotations
 
