@@ -1,6 +1,7 @@
 """Roaming settlement between two carriers on a devnet of their own.
 
     python -m examples.roaming --self-contained [--json]
+    python -m examples.roaming --node URL --faucet URL --forever [--interval S]
 
 Carriers WERFD and XLKJE (the TADIG codes of the sample TAP file) sign an agreement and anchor
 its hash; XLKJE opens a two-way channel to WERFD on the ledger. IoT SIMs roam both ways; WERFD
@@ -11,6 +12,10 @@ signed operator API to the other carrier, which validates, answers with a signed
 acknowledgement and pays the accepted amount over the channel. XLKJE disputes a record, WERFD
 grants a credit note that the next settlement nets in, and both sign the month's statement,
 printed as CSV (the summary as JSON with `--json`).
+
+Attached to a running devnet (`--node`, `--faucet`, `--forever`; see `_roaming_forever.py`),
+the two carriers keep roaming, batching, acknowledging and settling at a gentle rate until
+killed, one JSON line a round.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from wallet.keys import AddressKey, ExtendedKey
 if TYPE_CHECKING:
     from payments.channels.twoway import Proposal
     from payments.roaming.acknowledgement import SignedAcknowledgement
+    from payments.roaming.alerts import FraudWatch
     from tangle.protocol.payload import TaggedData
 
 VPMN, HPMN = "WERFD", "XLKJE"
@@ -107,12 +113,21 @@ def iot_usage(
 
 
 class Carrier:
-    """One carrier: its key, store, desk (as HPMN) and its side of the channel."""
+    """One carrier: its key, store, desk (as HPMN, with its fraud watch if given) and its side
+    of the channel."""
 
-    def __init__(self, tadig: str, key: AddressKey, work: Path, signed: SignedAgreement) -> None:
+    def __init__(
+        self,
+        tadig: str,
+        key: AddressKey,
+        work: Path,
+        signed: SignedAgreement,
+        *,
+        watch: FraudWatch | None = None,
+    ) -> None:
         self.tadig, self.key = tadig, key
         self.store = RoamingStore(work / f"{tadig}.db")
-        self.desk = CarrierDesk(self.store, signed, key)
+        self.desk = CarrierDesk(self.store, signed, key, watch=watch)
         self.settlement: Settlement | None = None
 
 
@@ -204,7 +219,7 @@ async def run(devnet: Path, work: Path) -> dict[str, Any]:
             ports = {}
             for t, c in carriers.items():
                 verifier = RequestVerifier(
-                    {p.tadig: p.key for p in agreement.parties if p.tadig != t}
+                    {p.tadig: p.key for p in agreement.parties if p.tadig != t}, own=t
                 )
                 app = roaming_app(c.desk, verifier, clock=lambda: int(time.time()))
                 ports[t] = await nursery.start(serve_api, app, "127.0.0.1", 0)
@@ -307,11 +322,36 @@ async def self_contained() -> dict[str, Any]:
             return await run(devnet, work)
 
 
+async def attached(node: str, faucet: str, rounds: int | None, interval_s: float) -> None:
+    from ._roaming_forever import forever, print_line
+
+    with tempfile.TemporaryDirectory(prefix="roaming-") as tmp:
+        await forever(node, faucet, Path(tmp), rounds=rounds, interval_s=interval_s, say=print_line)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.roaming", description=__doc__)
-    parser.add_argument("--self-contained", action="store_true", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.roaming",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--self-contained", action="store_true", help="on a devnet of its own")
+    mode.add_argument("--forever", action="store_true", help="on --node/--faucet until killed")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--node", help="a devnet node's API URL (with --forever)")
+    parser.add_argument("--faucet", help="the devnet's faucet URL (with --forever)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
+    parser.add_argument("--rounds", type=int, help="stop after this many rounds (tests)")
     args = parser.parse_args(argv)
+    if args.forever:
+        if not args.node or not args.faucet:
+            parser.error("--forever needs --node and --faucet")
+        try:
+            trio.run(attached, args.node, args.faucet, args.rounds, args.interval)
+        except KeyboardInterrupt:
+            return 130
+        return 0
     doc = trio.run(self_contained)
     if args.json:
         print(json.dumps(doc, sort_keys=True))

@@ -2,6 +2,9 @@
 
 ```
 bars add    --db DB --agreement F --key-file K --imsi DIGITS --salt-file F --since S -o FILE
+bars send   FILE --to URL --agreement F --key-file K   (the HPMN) send the bar to the VPMN's
+                                                operator API; from then on the VPMN refuses
+                                                the subscriber's later usage
 bars record FILE --db DB --agreement F          (the VPMN) keep the HPMN's signed bar
 bars list   --db DB                             keyed IMSI hashes and the second each bar starts
 ```
@@ -12,10 +15,15 @@ the store and the output carry only the keyed hash.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+import trio
+
 from ._cli_base import signed_agreement, signer_of
+from .api import post_bar
 from .bars import Bar, BarList, SignedBar, sign_bar
 from .desk import CarrierDesk
 from .record import SubscriberHasher
@@ -41,6 +49,22 @@ def _add(args: argparse.Namespace) -> Doc:
         new = CarrierDesk(store, signed, signer).bar(signed_bar)
     args.output.write_bytes(signed_bar.encode())
     return {"imsi_hash": bar.imsi_hash.hex(), "since": bar.since, "new": new}
+
+
+def _send(args: argparse.Namespace) -> Doc:
+    agreement = signed_agreement(args.agreement).agreement
+    signed = SignedBar.decode(args.file.read_bytes())
+    signer = signer_of(args.key_file)
+    home = signed.bar.hpmn
+    vpmn = agreement.counterparty(home).tadig
+
+    async def send() -> bool:
+        async with httpx.AsyncClient(base_url=args.to, timeout=30) as http:
+            return await post_bar(http, signer, home, vpmn, signed, int(time.time()))
+
+    new = trio.run(send)
+    return {"imsi_hash": signed.bar.imsi_hash.hex(), "since": signed.bar.since, "to": vpmn,
+            "new": new}  # fmt: skip
 
 
 def _record(args: argparse.Namespace) -> Doc:
@@ -70,13 +94,18 @@ def add_bar_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     bars = commands.add_parser("bars").add_subparsers(dest="action", required=True)
     add = bars.add_parser("add")
     record = bars.add_parser("record")
+    send = bars.add_parser("send")
     listing = bars.add_parser("list")
     for sub in (add, record, listing):
         sub.add_argument("--db", type=Path, required=True)
-    for sub in (add, record):
+    for sub in (add, record, send):
         sub.add_argument("--agreement", type=Path, required=True)
-    record.add_argument("file", type=Path)
-    add.add_argument("--key-file", type=Path, required=True)
+    for sub in (record, send):
+        sub.add_argument("file", type=Path)
+    for sub in (add, send):
+        sub.add_argument("--key-file", type=Path, required=True)
+    send.add_argument("--to", required=True, help="the VPMN's operator API, e.g. https://...")
+    send.set_defaults(run=_send)
     add.add_argument("--imsi", required=True)
     add.add_argument("--salt-file", type=Path, required=True)
     add.add_argument("--since", type=int, required=True)

@@ -6,15 +6,18 @@ POST /roaming/v1/batches                      body: encode_batch(batch) (octet-s
      200  the signed acknowledgement (octet-stream; accepted, or returned as fatal)
 GET  /roaming/v1/acks/{sender}/{recipient}/{sequence}
      200  the stored acknowledgement (octet-stream)   404 none stored
+POST /roaming/v1/bars                         body: SignedBar.encode() (octet-stream), HPMN -> VPMN
+     200  {"new": bool}: kept; the subscriber's later usage is refused at this VPMN
 GET  /roaming/v1/openapi.json                 this API's OpenAPI 3.1 document (unsigned)
 errors: {"error": class name, "detail": text} with 400 malformed, 401 not signed by a partner,
-        stale or replayed, 403 forged or wrongly signed batch, 409 a batch already acknowledged
-        with other content, 413 body too large, 422 a record outside the agreement,
-        503 the store failed
+        stale or replayed, 403 forged or wrongly signed batch or bar, 409 a batch already
+        acknowledged with other content, 413 body too large, 421 a request addressed to another
+        carrier, 422 a record outside the agreement, 503 the store failed
 ```
 
 The app runs on anyio (Starlette): the desk's blocking work goes to a worker thread. The batch
-must come from the operator that signed the request. `post_batch` is the VPMN's client.
+(or bar) must come from the operator that signed the request, and the request must be addressed
+to this carrier (`request_auth.py`). `post_batch` is the VPMN's client, `post_bar` the HPMN's.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .acknowledgement import SignedAcknowledgement
+from .bars import SignedBar
 from .batch import decode_batch, encode_batch
+from .desk import CarrierDesk
 from .errors import (
+    BarError,
     BatchError,
     ForgedHeaderError,
     MalformedBatchError,
+    MisaddressedRequestError,
     RecordOutsideAgreementError,
     ReplayedBatchError,
     RequestAuthError,
@@ -42,7 +49,7 @@ from .errors import (
 from .request_auth import sign_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import httpx
     from starlette.requests import Request
@@ -50,15 +57,18 @@ if TYPE_CHECKING:
     from tangle.protocol.signature import Signer
 
     from .batch import Batch
-    from .desk import CarrierDesk
     from .request_auth import RequestVerifier
 
 OCTETS: Final = "application/octet-stream"
 MAX_BODY: Final = 64 * 1024 * 1024
 BATCHES: Final = "/roaming/v1/batches"
+BARS: Final = "/roaming/v1/bars"
+MAX_BAR_BODY: Final = 1024
 
 
 def _status(error: RoamingError) -> int:
+    if isinstance(error, MisaddressedRequestError):
+        return 421
     if isinstance(error, RequestAuthError):
         return 401
     if isinstance(error, (ForgedHeaderError, WrongSignerError)):
@@ -77,14 +87,14 @@ def _refuse(error: RoamingError) -> JSONResponse:
     return JSONResponse(body, status_code=_status(error))
 
 
-async def _body(request: Request) -> bytes:
+async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isdigit() and int(declared) > limit:
         raise _TooLargeError
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise _TooLargeError
         chunks.append(chunk)
     return b"".join(chunks)
@@ -95,9 +105,23 @@ class _TooLargeError(Exception):
 
 
 def roaming_app(
-    desk: CarrierDesk, verifier: RequestVerifier, clock: Callable[[], int]
+    desk: CarrierDesk | Mapping[str, CarrierDesk],
+    verifier: RequestVerifier,
+    clock: Callable[[], int],
+    *,
+    on_ack: Callable[[SignedAcknowledgement], None] | None = None,
 ) -> Starlette:
-    """The HPMN's API over `desk`; `verifier` knows the partners' keys, `clock` gives seconds."""
+    """The carrier's API over `desk`, or over one desk per partner (keyed by the partner's
+    TADIG: a request goes to the desk of the partner that signed it); `verifier` knows the
+    partners' keys, `clock` gives seconds. `on_ack` (it must not block) hears of every
+    acknowledgement the API answers with, before the answer goes out."""
+    desks = {desk.partner: desk} if isinstance(desk, CarrierDesk) else dict(desk)
+
+    def desk_of(operator: str) -> CarrierDesk:
+        found = desks.get(operator)
+        if found is None:
+            raise WrongSignerError(f"no agreement with {operator} here")
+        return found
 
     async def batches(request: Request) -> Response:
         try:
@@ -111,9 +135,11 @@ def roaming_app(
                 raise WrongSignerError(
                     f"a batch of {batch.signed.header.sender} sent by {operator}"
                 )
-            ack = await anyio.to_thread.run_sync(desk.receive_batch, batch, clock())
+            ack = await anyio.to_thread.run_sync(desk_of(operator).receive_batch, batch, clock())
         except RoamingError as e:
             return _refuse(e)
+        if on_ack is not None:
+            on_ack(ack)
         return Response(ack.encode(), media_type=OCTETS)
 
     async def acks(request: Request) -> Response:
@@ -126,7 +152,7 @@ def roaming_app(
                     f"{p['recipient']}"
                 )
             held = await anyio.to_thread.run_sync(
-                desk.store.ack, p["sender"], p["recipient"], int(p["sequence"])
+                desk_of(operator).store.ack, p["sender"], p["recipient"], int(p["sequence"])
             )
         except RoamingError as e:
             return _refuse(e)
@@ -134,12 +160,28 @@ def roaming_app(
             return JSONResponse({"error": "NotFound", "detail": "no such acknowledgement"}, 404)
         return Response(held.encode(), media_type=OCTETS)
 
+    async def bars(request: Request) -> Response:
+        try:
+            body = await _body(request, MAX_BAR_BODY)
+        except _TooLargeError:
+            return JSONResponse({"error": "TooLarge", "detail": f"over {MAX_BAR_BODY}"}, 413)
+        try:
+            operator = verifier.verify("POST", request.url.path, request.headers, body, clock())
+            signed = SignedBar.decode(body)
+            if signed.bar.hpmn != operator:
+                raise WrongSignerError(f"a bar of {signed.bar.hpmn} sent by {operator}")
+            new = await anyio.to_thread.run_sync(desk_of(operator).bar, signed)
+        except RoamingError as e:
+            return _refuse(e)
+        return JSONResponse({"new": new})
+
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(openapi_document())
 
     return Starlette(
         routes=[
             Route(BATCHES, batches, methods=["POST"]),
+            Route(BARS, bars, methods=["POST"]),
             Route("/roaming/v1/acks/{sender}/{recipient}/{sequence:int}", acks, methods=["GET"]),
             Route("/roaming/v1/openapi.json", openapi, methods=["GET"]),
         ]
@@ -152,7 +194,8 @@ async def post_batch(
     """Send `batch` to the HPMN at `client`'s base URL; its signed acknowledgement (not yet
     verified: `verify_ack`). A refusal raises `BatchError` with the HPMN's reason."""
     body = encode_batch(batch)
-    headers = sign_request(signer, operator, "POST", BATCHES, body, now)
+    recipient = batch.signed.header.recipient
+    headers = sign_request(signer, operator, "POST", BATCHES, body, now, recipient=recipient)
     headers["content-type"] = OCTETS
     response = await client.post(BATCHES, content=body, headers=headers)
     if response.status_code != 200:
@@ -161,6 +204,25 @@ async def post_batch(
         return SignedAcknowledgement.decode(response.content)
     except MalformedBatchError as e:
         raise BatchError(f"the HPMN's answer is not an acknowledgement: {e}") from None
+
+
+async def post_bar(
+    client: httpx.AsyncClient,
+    signer: Signer,
+    operator: str,
+    recipient: str,
+    bar: SignedBar,
+    now: int,
+) -> bool:
+    """The HPMN `operator` sends its signed `bar` to the VPMN `recipient` at `client`'s base
+    URL; whether it was new there. A refusal raises `BarError` with the VPMN's reason."""
+    body = bar.encode()
+    headers = sign_request(signer, operator, "POST", BARS, body, now, recipient=recipient)
+    headers["content-type"] = OCTETS
+    response = await client.post(BARS, content=body, headers=headers)
+    if response.status_code != 200:
+        raise BarError(f"the VPMN refused the bar ({response.status_code}): {response.text[:300]}")
+    return bool(response.json().get("new"))
 
 
 def openapi_document() -> dict[str, Any]:
@@ -184,8 +246,33 @@ def openapi_document() -> dict[str, Any]:
                     "security": signed,
                     "requestBody": {"required": True, **octets},
                     "responses": responses(
-                        "The signed acknowledgement", 400, 401, 403, 409, 413, 422, 503
+                        "The signed acknowledgement", 400, 401, 403, 409, 413, 421, 422, 503
                     ),
+                }
+            },
+            BARS: {
+                "post": {
+                    "summary": "The HPMN bars a subscriber (keyed IMSI hash) at the VPMN",
+                    "security": signed,
+                    "requestBody": {"required": True, **octets},
+                    "responses": {
+                        "200": {
+                            "description": "Kept: later usage of the subscriber is refused",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["new"],
+                                        "properties": {"new": {"type": "boolean"}},
+                                    }
+                                }
+                            },
+                        },
+                        **{
+                            str(c): {"description": _REASONS[c], **error}
+                            for c in (400, 401, 403, 413, 421, 503)
+                        },
+                    },
                 }
             },
             "/roaming/v1/acks/{sender}/{recipient}/{sequence}": {
@@ -200,7 +287,7 @@ def openapi_document() -> dict[str, Any]:
                             ("sequence", "integer"),
                         )
                     ],
-                    "responses": responses("The signed acknowledgement", 401, 404, 503),
+                    "responses": responses("The signed acknowledgement", 401, 404, 421, 503),
                 }
             },
             "/roaming/v1/openapi.json": {
@@ -217,8 +304,9 @@ def openapi_document() -> dict[str, Any]:
                     "in": "header",
                     "name": "x-roaming-signature",
                     "description": "ed25519 signature by the operator key over method, path, "
-                    "timestamp, nonce and the body's BLAKE2b-256, with x-roaming-operator, "
-                    "x-roaming-timestamp and x-roaming-nonce (see request_auth.py)",
+                    "operator, recipient, timestamp, nonce and the body's BLAKE2b-256, with "
+                    "x-roaming-operator, x-roaming-recipient, x-roaming-timestamp and "
+                    "x-roaming-nonce (see request_auth.py)",
                 }
             },
             "schemas": {
@@ -233,12 +321,13 @@ def openapi_document() -> dict[str, Any]:
 
 
 _REASONS: Final = {
-    400: "Malformed batch",
+    400: "Malformed batch or bar",
     401: "Not signed by a partner, stale or replayed",
-    403: "Forged or wrongly signed batch",
+    403: "Forged or wrongly signed batch or bar",
     404: "No such acknowledgement",
     409: "Already acknowledged with other content",
     413: "Body too large",
+    421: "Addressed to another carrier",
     422: "A record outside the agreement",
     503: "The store failed",
 }

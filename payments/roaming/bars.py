@@ -3,8 +3,10 @@
 A `Bar` names the subscriber by its keyed IMSI hash (never the IMSI), the HPMN and the second
 from which usage is refused; the HPMN signs it and sends it to the VPMN (and may anchor it:
 `anchor_payload`). The validator returns every later record of that IMSI as SEVERE `BARRED`, so
-it is never paid; the VPMN keeps the bar to stop serving the SIM. `BarList` holds the bars of one
-agreement, bounded in entries.
+it is never paid. The bar reaches the VPMN over the operator API (`api.post_bar`) or as a file
+(`tanglepay roaming bars record`); from then on the VPMN refuses that subscriber's later usage
+before keeping or batching it (`BarList.admit`, `admit`: `BarredUsageError`). `BarList` holds
+the bars of one agreement, bounded in entries.
 
 ```
 bar (little-endian, BAR_SIZE bytes, then the HPMN's 64-byte signature of signing_message())
@@ -26,13 +28,16 @@ from tangle.protocol.ids import Signature, blake2b_256
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.signature import is_valid
 
-from .errors import BarError
+from .errors import BarError, BarredUsageError
 from .record import is_tadig
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from tangle.protocol.signature import Signer
 
     from .agreement import Agreement
+    from .record import UsageRecord
 
 BAR_VERSION: Final = 1
 BAR_DOMAIN: Final = b"tanglepay/roaming/bar/v1"
@@ -124,3 +129,31 @@ class BarList:
         """Whether usage of `imsi_hash` starting at `start_utc` is refused."""
         since = self._bars.get(imsi_hash)
         return since is not None and start_utc >= since
+
+    def check(self, record: UsageRecord) -> None:
+        """Raise `BarredUsageError` if `record` is usage of a subscriber barred before it
+        started (the VPMN's gate)."""
+        since = self._bars.get(record.imsi_hash)
+        if since is not None and record.start_utc >= since:
+            raise BarredUsageError(record.imsi_hash, since, record.start_utc)
+
+
+def admit(
+    records: Iterable[UsageRecord], bars: Iterable[SignedBar]
+) -> tuple[list[UsageRecord], list[BarredUsageError]]:
+    """The VPMN's gate over `records`: those it may keep, and one `BarredUsageError` for each
+    record of a subscriber that the record's HPMN barred before the usage started. `bars` were
+    checked when they were kept (`BarList.add`); a bar counts only for its own HPMN."""
+    since: dict[tuple[str, bytes], int] = {}
+    for signed in bars:
+        key = (signed.bar.hpmn, signed.bar.imsi_hash)
+        since[key] = min(since.get(key, signed.bar.since), signed.bar.since)
+    kept: list[UsageRecord] = []
+    refused: list[BarredUsageError] = []
+    for record in records:
+        held = since.get((record.recipient, record.imsi_hash))
+        if held is not None and record.start_utc >= held:
+            refused.append(BarredUsageError(record.imsi_hash, held, record.start_utc))
+        else:
+            kept.append(record)
+    return kept, refused

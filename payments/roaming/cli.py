@@ -5,14 +5,22 @@ agreement create  --party TADIG:KEY --party TADIG:KEY --valid-from S --valid-unt
 agreement sign    FILE --key-file K          this carrier's signature (hex)
 agreement seal    FILE --signature HEX --signature HEX -o FILE   both signatures, checked
 agreement show    FILE                       parties, validity, rates, hash (signed or not)
-import            FILE --db DB --format tap|nrtrde --salt-file F   progress on stderr
-batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
+import            FILE --db DB --format tap|nrtrde --salt-file F   progress on stderr; usage of
+                  a subscriber its HPMN barred (`bars record`) is refused, not kept
+batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S   pending
+                  usage of a subscriber the HPMN barred since it was imported is refused
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
 ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
+returns           --db DB --agreement F --pair VPMN HPMN --sequence N [--format json|csv]
+                  each return's code, severity, field, TAP element, found and expected value
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
 disputes          raise | answer | record | list   (see _cli_disputes.py)
 bars              add | record | list               (see _cli_bars.py)
+serve             --db DB --agreement F --key-file K   operator and back-office APIs (_cli_serve.py)
+alerts            --url URL [--follow]              fraud alerts (see _cli_alerts.py)
+anchor            agreement | bar | dispute | resolution | batches | list   (see _cli_ledger.py)
+clearing          plan | sign | pay                 multilateral netting paid on the ledger
 ```
 
 `--json` (anywhere) prints one JSON object on stdout; errors are one line on stderr (with
@@ -33,22 +41,27 @@ from typing import TYPE_CHECKING, Final
 from tangle.errors import TangleError
 from tangle.protocol.ids import PublicKey, Signature
 from tangle.protocol.signature import is_valid
+from wallet.errors import WalletError
 
+from ._cli_alerts import add_alert_commands
 from ._cli_bars import add_bar_commands
 from ._cli_base import UsageError, load_agreement, signed_agreement, signer_of
 from ._cli_disputes import add_dispute_commands
+from ._cli_import import MAX_LISTED, add_import_command
+from ._cli_ledger import add_ledger_commands
+from ._cli_returns import add_return_commands
+from ._cli_serve import add_serve_command
 from .acknowledgement import SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
+from .bars import BarList
 from .batch import Batch, Batcher, decode_batch, encode_batch
 from .desk import CarrierDesk
-from .errors import RoamingError
-from .nrtrde import read_nrtrde
-from .partner_file import ImportPolicy
+from .errors import BarredUsageError, RoamingError
 from .rating import Plan, PlanKind, Rounding
-from .record import EventType, SubscriberHasher
+from .record import EventType
+from .returns import explain
 from .statement import StatementBuilder
 from .store import RoamingStore
-from .tap import read_tap
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -130,47 +143,6 @@ def _agreement_seal(args: argparse.Namespace) -> Doc:
     return {"file": str(args.output), "hash": agreement.hash.hex()}
 
 
-def _progress(done: int, total: int, what: str, quiet: bool) -> None:
-    if quiet or not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r{what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
-def _import(args: argparse.Namespace) -> Doc:
-    size = args.file.stat().st_size
-    chunks = []
-    with args.file.open("rb") as f:
-        for _ in range(size // (1 << 20) + 2):
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            _progress(sum(map(len, chunks)), size, "reading", args.json)
-    data = b"".join(chunks)
-    salt = bytes.fromhex(args.salt_file.read_text().strip())
-    policy = ImportPolicy(hasher=SubscriberHasher(salt=salt))
-    imported = (read_tap if args.format == "tap" else read_nrtrde)(data, policy)
-    with RoamingStore(args.db) as store:
-        outcome = store.import_file(imported)
-    _progress(len(imported.records), len(imported.records), "stored", args.json)
-    m = imported.meta
-    return {
-        "outcome": outcome.value,
-        "sender": m.sender,
-        "recipient": m.recipient,
-        "sequence": m.sequence,
-        "records": len(imported.records),
-        "total_charge": imported.total_charge,
-        "declared_total_charge": m.declared_total_charge,
-        "audit_total_matches": m.declared_total_charge in (None, imported.total_charge),
-    }
-
-
 def _batch(args: argparse.Namespace) -> Doc:
     signed = signed_agreement(args.agreement)
     agreement = signed.agreement
@@ -181,11 +153,26 @@ def _batch(args: argparse.Namespace) -> Doc:
             agreement, signer_of(args.key_file), sender=vpmn, recipient=hpmn,
             next_sequence=store.next_batch_sequence(vpmn, hpmn),
         )  # fmt: skip
+        bars = BarList(agreement)
+        for held in store.bars():
+            if held.bar.hpmn == hpmn and held.bar.agreement == agreement.hash:
+                bars.add(held)
+        refused: list[BarredUsageError] = []
         for _ in range(10_000):
-            pending = store.pending(vpmn, hpmn, agreement.batch_max_records)
-            if not pending:
+            rows = store.pending_rows(vpmn, hpmn, agreement.batch_max_records)
+            if not rows:
                 break
-            for r in pending:
+            barred = []
+            for row_id, r in rows:
+                try:
+                    bars.check(r)
+                except BarredUsageError as e:
+                    barred.append(row_id)
+                    refused.append(e)
+            if barred:  # out of batching for good, then read the pending records again
+                store.refuse_pending(barred)
+                continue
+            for _, r in rows:
                 batcher.add(r, args.now)
             batch = batcher.flush(args.now)
             if batch is None:
@@ -195,7 +182,7 @@ def _batch(args: argparse.Namespace) -> Doc:
             if args.out_dir is not None:
                 name = f"{vpmn}-{hpmn}-{batch.signed.header.sequence:08d}.batch"
                 (args.out_dir / name).write_bytes(encode_batch(batch))
-    return {"batches": [_header(b) for b in sealed]}
+    return {"batches": [_header(b) for b in sealed], "refused": len(refused)}
 
 
 def _header(batch: Batch) -> Doc:
@@ -232,12 +219,14 @@ def _validate(args: argparse.Namespace) -> Doc:
     if args.ack_out is not None:
         args.ack_out.write_bytes(signed.encode())
     a = signed.ack
+    details = explain(signed, batch, desk.agreement.agreement)
     return {
         "sequence": a.sequence,
         "fatal": a.fatal.name,
         "accepted_count": a.accepted_count,
         "accepted_amount": a.accepted_amount,
         "returns": [[r.index, r.severity.name, r.code.name] for r in a.returns],
+        "return_details": [d.to_json_object() for d in details[:MAX_LISTED]],
     }
 
 
@@ -304,12 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "seal":
             sub.add_argument("--signature", action="append", required=True)
             sub.add_argument("-o", "--output", type=Path, required=True)
-    imp = commands.add_parser("import")
-    imp.add_argument("file", type=Path)
-    imp.add_argument("--db", type=Path, required=True)
-    imp.add_argument("--format", choices=("tap", "nrtrde"), required=True)
-    imp.add_argument("--salt-file", type=Path, required=True)
-    imp.set_defaults(run=_import)
+    add_import_command(commands)
     batch = commands.add_parser("batch")
     batches = commands.add_parser("batches")
     validate = commands.add_parser("validate")
@@ -337,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     statement.add_argument("-o", "--output", type=Path)
     add_dispute_commands(commands)
     add_bar_commands(commands)
+    add_alert_commands(commands)
+    add_ledger_commands(commands)
+    add_return_commands(commands)
+    add_serve_command(commands)
     batch.set_defaults(run=_batch)
     batches.set_defaults(run=_batches)
     validate.set_defaults(run=_validate)
@@ -358,13 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = args.run(args)
     except UsageError as e:
         return _fail(EXIT_USAGE, "usage", str(e), as_json)
-    except (RoamingError, TangleError) as e:
+    except (RoamingError, TangleError, WalletError) as e:
         return _fail(EXIT_REFUSED, type(e).__name__, str(e), as_json)
     except OSError as e:
         return _fail(EXIT_IO, "io", str(e), as_json)
     if as_json:
         print(json.dumps(doc, sort_keys=True))
-    elif args.command != "statement":
+    elif args.command not in ("statement", "alerts", "serve") and not (
+        args.command == "returns" and args.format == "csv"
+    ):
         print(json.dumps(doc, indent=2, sort_keys=True))
     return EXIT_OK
 

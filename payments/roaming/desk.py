@@ -1,6 +1,13 @@
 """A carrier's roaming desk for one agreement: the HPMN side that takes the partner's batches,
-validates them and keeps the acknowledgements, over the store (blocking; call it from a worker
-thread).
+validates them and keeps the acknowledgements, and the VPMN side's gate for the partner's bars,
+over the store (blocking; call it from a worker thread).
+
+Bars go both ways through `bar`: one this carrier signed as HPMN returns the subscriber's later
+usage BARRED (and the fraud watch raises USAGE_AFTER_BAR); one the partner signed reaches this
+carrier as VPMN, and `admit` then refuses the subscriber's later usage before it is kept or
+batched (`BarredUsageError`). With a `FraudWatch`, the accepted records of every batch (and the
+ones returned BARRED) go through the fraud rules as they arrive and the alerts are published to
+its log; a duplicate or a record returned to be corrected is not counted twice.
 
 The validator resumes from the store (next expected sequence, duplicate window), so a restart
 continues where the last saved acknowledgement left off. A batch whose acknowledgement is
@@ -16,18 +23,22 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Final
 
-from .acknowledgement import Severity
+from .acknowledgement import ReturnCode, Severity
 from .bars import BarList
-from .errors import RoamingStoreError
+from .errors import BarError, BarredUsageError, BatchError, RoamingStoreError
 from .validation import Validator
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from tangle.protocol.signature import Signer
 
     from .acknowledgement import SignedAcknowledgement
     from .agreement import SignedAgreement
+    from .alerts import FraudWatch
     from .bars import SignedBar
     from .batch import Batch
+    from .record import UsageRecord
     from .store import RoamingStore
 
 WINDOW_CAPACITY: Final = 5_000_000
@@ -36,7 +47,17 @@ WINDOW_CAPACITY: Final = 5_000_000
 class CarrierDesk:
     """The HPMN's batch intake for one agreement (see the module docstring)."""
 
-    __slots__ = ("_broken", "_lock", "_validator", "agreement", "home", "partner", "store")
+    __slots__ = (
+        "_broken",
+        "_lock",
+        "_served",
+        "_validator",
+        "agreement",
+        "home",
+        "partner",
+        "store",
+        "watch",
+    )
 
     def __init__(
         self,
@@ -45,16 +66,30 @@ class CarrierDesk:
         signer: Signer,
         *,
         window_capacity: int = WINDOW_CAPACITY,
+        watch: FraudWatch | None = None,
     ) -> None:
         a = agreement.agreement
         self.store = store
         self.agreement = agreement
-        self.home = next(p.tadig for p in a.parties if p.key == signer.public_key)
+        home = next((p.tadig for p in a.parties if p.key == signer.public_key), None)
+        if home is None:
+            raise BatchError("the desk's key is neither party's of the agreement")
+        self.home = home
         self.partner = a.counterparty(self.home).tadig
+        self.watch = watch
         store.put_agreement(agreement)
         bars = BarList(a)
-        for bar in store.bars():
-            bars.add(bar)
+        self._served = BarList(a)
+        """The partner's bars: this carrier, as VPMN, refuses the subscribers' later usage."""
+        for bar in store.bars():  # a store may hold the bars of other agreements too
+            if bar.bar.agreement != a.hash:
+                continue
+            if bar.bar.hpmn == self.home:
+                bars.add(bar)
+                if watch is not None:
+                    watch.bar(bar.bar.imsi_hash, bar.bar.since)
+            elif bar.bar.hpmn == self.partner:
+                self._served.add(bar)
         self._validator = Validator(
             a,
             signer,
@@ -86,16 +121,47 @@ class CarrierDesk:
             except BaseException:
                 self._broken = True
                 raise
-            return signed
+        if self.watch is not None:
+            # the accepted records, and the barred ones (usage after a bar is an alert of its
+            # own); not the other returns, which come again corrected or were counted before
+            barred = {r.index for r in signed.ack.returns if r.code is ReturnCode.BARRED}
+            seen = [r for i, r in enumerate(batch.records) if i not in severe or i in barred]
+            self.watch.observe(seen, now)
+        return signed
 
     def bar(self, signed: SignedBar) -> bool:
-        """Take and keep a bar (checked: signed by the agreement's party it names); from then
-        on the subscriber's later usage is returned BARRED. False if an earlier bar holds."""
+        """Take and keep a bar (checked: signed by the agreement's party it names). This
+        carrier's own bar: the subscriber's later usage is returned BARRED; the partner's: it
+        is refused by `admit`. False if an earlier bar holds."""
+        hpmn = signed.bar.hpmn
+        if hpmn not in (self.home, self.partner):
+            raise BarError(f"a bar of {hpmn}, not a party of this agreement")
         with self._lock:
-            if not self._validator.bars.add(signed):
+            bars = self._validator.bars if hpmn == self.home else self._served
+            if not bars.add(signed):
                 return False
             self.store.save_bar(signed)
-            return True
+        if hpmn == self.home and self.watch is not None:
+            self.watch.bar(signed.bar.imsi_hash, signed.bar.since)
+        return True
+
+    def admit(
+        self, records: Iterable[UsageRecord]
+    ) -> tuple[list[UsageRecord], list[BarredUsageError]]:
+        """The VPMN's gate: the records it may keep and batch for the partner, and a
+        `BarredUsageError` for each one of a subscriber the partner barred before it started."""
+        kept: list[UsageRecord] = []
+        refused: list[BarredUsageError] = []
+        with self._lock:
+            for record in records:
+                try:
+                    if record.recipient == self.partner:
+                        self._served.check(record)
+                except BarredUsageError as e:
+                    refused.append(e)
+                else:
+                    kept.append(record)
+        return kept, refused
 
     @property
     def next_sequence(self) -> int:

@@ -148,11 +148,16 @@ class LineFormatError(RoamingFormatError):
 # ├── SettlementError                  an acknowledged amount that cannot be paid
 # │   └── ChannelCapacityError         more than the channel can hold: top it up
 # ├── NettingError                     obligations or a clearing statement that cannot be used
+# │   └── ClearingTransferError        a transfer of the plan the ledger refused or not confirmed
 # ├── RoamingStoreError                the roaming database: unusable, full, inconsistent
 # ├── DisputeError                     a dispute or resolution to refuse (window, amount, signer)
 # ├── StatementError                   a statement that cannot be built or accepted
 # ├── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
-# └── BarError                         a bar of a subscriber that is malformed or wrongly signed
+# │   └── MisaddressedRequestError     a signed request addressed to another carrier
+# ├── BarError                         a bar of a subscriber that is malformed or wrongly signed
+# ├── BarredUsageError                 the VPMN refuses usage of a subscriber its HPMN barred
+# ├── BackOfficeError                  the back-office API unreachable or answering an error
+# └── AnchorError                      the node did not take an anchor (unreachable, refused)
 
 
 class AgreementError(RoamingError):
@@ -298,3 +303,47 @@ class BarError(RoamingError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"bar: {reason}")
         self.reason = reason
+
+
+class MisaddressedRequestError(RequestAuthError):
+    """A signed operator request addressed to another carrier (or to none): one partner's
+    request replayed to a third carrier is refused by name."""
+
+    def __init__(self, operator: str, recipient: str, own: str) -> None:
+        super().__init__(f"{operator!r} addressed this request to {recipient!r}, not to {own}")
+        self.operator = operator
+        self.recipient = recipient
+        self.own = own
+
+
+class BarredUsageError(RoamingError):
+    """At the VPMN: usage of a subscriber that its HPMN barred from `since` on (the HPMN will
+    not pay it), refused before it is kept or batched."""
+
+    def __init__(self, imsi_hash: bytes, since: int, start_utc: int) -> None:
+        super().__init__(
+            f"usage at {start_utc} of subscriber {imsi_hash.hex()[:16]} barred since {since}"
+        )
+        self.imsi_hash = imsi_hash
+        self.since = since
+        self.start_utc = start_utc
+
+
+class BackOfficeError(RoamingError):
+    """The carrier's back-office API could not be reached or answered with an error (the
+    `tanglepay roaming alerts` client)."""
+
+
+class ClearingTransferError(NettingError):
+    """A transfer of a clearing statement that the wallet could not get confirmed on the ledger
+    (refused, conflicting, timed out, node unavailable); re-running resumes it, once."""
+
+    def __init__(self, index: int, payee: str, amount: int, reason: str) -> None:
+        super().__init__(f"transfer {index} ({amount} to {payee}): {reason}")
+        self.index = index
+        self.payee = payee
+        self.amount = amount
+
+
+class AnchorError(RoamingError):
+    """The node did not take a roaming anchor (unreachable, or it refused the message)."""

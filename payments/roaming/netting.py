@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from tangle.errors import TangleError
 from tangle.protocol.codec import U64_MAX
 from tangle.protocol.ids import PublicKey, Signature, blake2b_256
 from tangle.protocol.signature import is_valid
@@ -138,6 +139,34 @@ class ClearingStatement:
             "transfers": [[t.payer, t.payee, t.amount] for t in self.transfers],
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> ClearingStatement:
+        """The statement `encode` wrote; `NettingError` for anything else (not canonical, a
+        field out of range, transfers that are not the plan of the positions)."""
+        try:
+            doc = json.loads(data)
+            participants = tuple(
+                (str(t), PublicKey.from_hex(str(k))) for t, k in doc["participants"]
+            )
+            made = cls(
+                period_start=int(doc["period_start"]), period_end=int(doc["period_end"]),
+                currency=str(doc["currency"]), participants=participants,
+                positions=tuple((str(t), int(p)) for t, p in doc["positions"]),
+                transfers=tuple(
+                    Transfer(payer=str(a), payee=str(b), amount=int(n))
+                    for a, b, n in doc["transfers"]
+                ),
+            )  # fmt: skip
+        except (ValueError, TypeError, KeyError, TangleError, RecursionError) as e:
+            raise NettingError(f"not a clearing statement: {e}") from None
+        if made.encode() != data:
+            raise NettingError("not a canonical clearing statement")
+        if made.transfers != transfers(dict(made.positions)):
+            raise NettingError("the transfers are not the plan of the positions")
+        if [t for t, _ in made.participants] != [t for t, _ in made.positions]:
+            raise NettingError("positions and participants differ")
+        return made
 
     @property
     def hash(self) -> bytes:

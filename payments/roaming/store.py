@@ -12,7 +12,7 @@ a program on an event loop calls them in a worker thread (`anyio.to_thread.run_s
 agreements(hash PK, version, signed)           the signed agreement files
 imports(sender, recipient, kind, file_seq PK, digest)   one row per imported file: idempotence
 records(id PK, sender, recipient, batch_seq, record)   usage records at the VPMN; batch_seq set
-                                               when sealed
+                                               when sealed, REFUSED when a bar refused it
 batches(sender, recipient, sequence PK, header, records)   sealed batches (signed header, the
                                                records' encodings)
 acks(sender, recipient, sequence PK, ack)      signed acknowledgements (either side)
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
+REFUSED: Final = 0
+"""The `batch_seq` of a pending record the VPMN refused (its subscriber barred): never batched
+(batch sequence numbers start at 1)."""
 MAX_PENDING_PER_PAIR: Final = 20_000_000
 """Records waiting to be batched, per pair: a partner cannot fill the disk through imports."""
 
@@ -195,6 +198,22 @@ class RoamingStore:
         )
         return tuple(UsageRecord.decode(bytes(row[0])) for row in rows)
 
+    def pending_rows(
+        self, sender: str, recipient: str, limit: int
+    ) -> list[tuple[int, UsageRecord]]:
+        """Like `pending`, with each record's row id (for `refuse_pending`)."""
+        rows = self._rows(
+            "SELECT id, record FROM records WHERE sender = ? AND recipient = ?"
+            " AND batch_seq IS NULL ORDER BY id LIMIT ?",
+            (sender, recipient, limit),
+        )
+        return [(int(i), UsageRecord.decode(bytes(r))) for i, r in rows]
+
+    def refuse_pending(self, ids: Iterable[int]) -> None:
+        """Take pending records out of batching for good (`REFUSED`), in one transaction."""
+        sql = "UPDATE records SET batch_seq = ? WHERE id = ? AND batch_seq IS NULL"
+        self._write([(sql, (REFUSED, i)) for i in ids])
+
     def save_batch(self, batch: Batch) -> None:
         """Keep a sealed batch and mark its records (the oldest pending ones) as batched."""
         h = batch.signed.header
@@ -323,6 +342,24 @@ class RoamingStore:
         )
         last = rows[0][0]
         return 1 if last is None else int(last) + 1
+
+    def open_exposure(self) -> dict[tuple[str, str], int]:
+        """Per (VPMN, HPMN): the total charge of the sealed batches that no accepted
+        acknowledgement answers yet, what the VPMN has served and not yet been told it will be
+        paid (zero pairs left out)."""
+        rows = self._rows(
+            "SELECT b.sender, b.recipient, b.header FROM batches b WHERE NOT EXISTS"
+            " (SELECT 1 FROM acks a WHERE a.sender = b.sender AND a.recipient = b.recipient"
+            " AND a.sequence = b.sequence AND a.accepted = 1)"
+        )
+        out: dict[tuple[str, str], int] = {}
+        try:
+            for sender, recipient, header in rows:
+                total = SignedBatchHeader.decode(bytes(header)).header.total_charge
+                out[(sender, recipient)] = out.get((sender, recipient), 0) + total
+        except RoamingError as e:
+            raise RoamingStoreError(f"unreadable batch header: {e}") from e
+        return {k: v for k, v in sorted(out.items()) if v}
 
     def window(self, capacity: int) -> DuplicateWindow:
         """The duplicate window as it was: the accepted events of the last 80 days."""

@@ -11,14 +11,30 @@ import httpx
 import pytest
 
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
-from payments.roaming.api import BATCHES, MAX_BODY, post_batch, roaming_app
+from payments.roaming.api import (
+    BARS,
+    BATCHES,
+    MAX_BAR_BODY,
+    MAX_BODY,
+    post_bar,
+    post_batch,
+    roaming_app,
+)
+from payments.roaming.bars import Bar, sign_bar
 from payments.roaming.batch import Batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
-from payments.roaming.errors import BatchError, RequestAuthError
-from payments.roaming.request_auth import NONCE, RequestVerifier, sign_request
+from payments.roaming.errors import (
+    BarError,
+    BarredUsageError,
+    BatchError,
+    MisaddressedRequestError,
+    RequestAuthError,
+)
+from payments.roaming.request_auth import NONCE, RECIPIENT, RequestVerifier, sign_request
 from payments.roaming.store import RoamingStore
 from tests.payments.roaming.settle_support import (
     AGREEMENT,
+    HASHER,
     HOME,
     HOME_KEY,
     MALLORY_KEY,
@@ -47,7 +63,7 @@ def client(tmp_path: Path) -> tuple[httpx.AsyncClient, CarrierDesk]:
     store = RoamingStore(tmp_path / "hpmn.db")
     desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=1000)
     verifier = RequestVerifier(
-        {VISITED: VISITED_KEY.public_key, OTHER_PARTNER: MALLORY_KEY.public_key}
+        {VISITED: VISITED_KEY.public_key, OTHER_PARTNER: MALLORY_KEY.public_key}, own=HOME
     )
     app = roaming_app(desk, verifier, clock=lambda: NOW)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hpmn"), desk
@@ -63,13 +79,15 @@ async def test_batches_in_acks_back_and_a_retry_gets_the_same_ack(tmp_path: Path
         again = await post_batch(http, VISITED_KEY, VISITED, batch(1), NOW)
         assert again == first
         path = f"/roaming/v1/acks/{VISITED}/{HOME}/1"
-        headers = sign_request(VISITED_KEY, VISITED, "GET", path, b"", NOW)
+        headers = sign_request(VISITED_KEY, VISITED, "GET", path, b"", NOW, recipient=HOME)
         response = await http.get(path, headers=headers)
         assert SignedAcknowledgement.decode(response.content) == first
-        headers = sign_request(VISITED_KEY, VISITED, "GET", path[:-1] + "9", b"", NOW)
+        headers = sign_request(
+            VISITED_KEY, VISITED, "GET", path[:-1] + "9", b"", NOW, recipient=HOME
+        )
         assert (await http.get(path[:-1] + "9", headers=headers)).status_code == 404
         # Another partner of this HPMN, properly signed, may not read this pair's acks.
-        headers = sign_request(MALLORY_KEY, OTHER_PARTNER, "GET", path, b"", NOW)
+        headers = sign_request(MALLORY_KEY, OTHER_PARTNER, "GET", path, b"", NOW, recipient=HOME)
         assert (await http.get(path, headers=headers)).status_code == 403
         gap = await post_batch(http, VISITED_KEY, VISITED, batch(3), NOW)
         assert not gap.ack.accepted
@@ -86,21 +104,28 @@ async def test_hostile_requests_get_their_status_and_change_nothing(tmp_path: Pa
         return await http.post(BATCHES, content=content, headers=headers)
 
     async with http:
-        ok = sign_request(VISITED_KEY, VISITED, "POST", BATCHES, body, NOW)
+        ok = sign_request(VISITED_KEY, VISITED, "POST", BATCHES, body, NOW, recipient=HOME)
         assert (await post(body, {})).status_code == 401
         assert (await post(body + b"x", ok)).status_code == 401  # the body is signed
-        by_mallory = sign_request(MALLORY_KEY, VISITED, "POST", BATCHES, body, NOW)
+        by_mallory = sign_request(MALLORY_KEY, VISITED, "POST", BATCHES, body, NOW, recipient=HOME)
         assert (await post(body, by_mallory)).status_code == 401
-        stale = sign_request(VISITED_KEY, VISITED, "POST", BATCHES, body, NOW - 3_600)
+        stale = sign_request(
+            VISITED_KEY, VISITED, "POST", BATCHES, body, NOW - 3_600, recipient=HOME
+        )
         assert (await post(body, stale)).status_code == 401
         garbage = b"\x00" * 50
-        r = await post(garbage, sign_request(VISITED_KEY, VISITED, "POST", BATCHES, garbage, NOW))
+        r = await post(
+            garbage,
+            sign_request(VISITED_KEY, VISITED, "POST", BATCHES, garbage, NOW, recipient=HOME),
+        )
         assert r.status_code == 400
         assert r.json()["error"] == "MalformedBatchError"
         forged = bytearray(body)
         forged[-1] ^= 1  # a record's charge: the Merkle root no longer matches
         f = bytes(forged)
-        r = await post(f, sign_request(VISITED_KEY, VISITED, "POST", BATCHES, f, NOW))
+        r = await post(
+            f, sign_request(VISITED_KEY, VISITED, "POST", BATCHES, f, NOW, recipient=HOME)
+        )
         assert r.status_code == 403
         huge = {"content-length": str(MAX_BODY + 1), **ok}
         assert (await post(body, huge)).status_code == 413
@@ -113,6 +138,7 @@ async def test_hostile_requests_get_their_status_and_change_nothing(tmp_path: Pa
         doc = (await http.get("/roaming/v1/openapi.json")).json()
         assert set(doc["paths"]) == {
             BATCHES,
+            BARS,
             "/roaming/v1/acks/{sender}/{recipient}/{sequence}",
             "/roaming/v1/openapi.json",
         }
@@ -120,14 +146,89 @@ async def test_hostile_requests_get_their_status_and_change_nothing(tmp_path: Pa
 
 
 def test_the_verifier_bounds_nonces_per_operator() -> None:
-    verifier = RequestVerifier({VISITED: VISITED_KEY.public_key}, window_s=10, max_nonces=2)
+    verifier = RequestVerifier(
+        {VISITED: VISITED_KEY.public_key}, own=HOME, window_s=10, max_nonces=2
+    )
     for _ in range(2):
-        h = sign_request(VISITED_KEY, VISITED, "POST", "/x", b"", NOW)
+        h = sign_request(VISITED_KEY, VISITED, "POST", "/x", b"", NOW, recipient=HOME)
         assert verifier.verify("POST", "/x", h, b"", NOW) == VISITED
-    h = sign_request(VISITED_KEY, VISITED, "POST", "/x", b"", NOW)
+    h = sign_request(VISITED_KEY, VISITED, "POST", "/x", b"", NOW, recipient=HOME)
     with pytest.raises(RequestAuthError, match="too many"):
         verifier.verify("POST", "/x", h, b"", NOW)
-    later = sign_request(VISITED_KEY, VISITED, "POST", "/x", b"", NOW + 11)
+    later = sign_request(VISITED_KEY, VISITED, "POST", "/x", b"", NOW + 11, recipient=HOME)
     assert verifier.verify("POST", "/x", later, b"", NOW + 11) == VISITED  # old nonces expired
     with pytest.raises(RequestAuthError, match="nonce"):
         verifier.verify("POST", "/x", dict(later, **{NONCE: "zz"}), b"", NOW + 11)
+
+
+def test_a_request_to_one_carrier_replayed_to_another_is_refused_by_name() -> None:
+    """Partner A's request to B, replayed to C (who also knows A) within the window: C refuses
+    it as addressed to B; rewriting the recipient breaks the signature."""
+    to_b = sign_request(VISITED_KEY, VISITED, "POST", BATCHES, b"body", NOW, recipient=HOME)
+    at_c = RequestVerifier({VISITED: VISITED_KEY.public_key}, own=OTHER_PARTNER)
+    with pytest.raises(MisaddressedRequestError, match=f"to '{HOME}', not to {OTHER_PARTNER}"):
+        at_c.verify("POST", BATCHES, to_b, b"body", NOW)
+    rewritten = dict(to_b, **{RECIPIENT: OTHER_PARTNER})
+    with pytest.raises(RequestAuthError, match="signature") as refused:
+        at_c.verify("POST", BATCHES, rewritten, b"body", NOW)
+    assert not isinstance(refused.value, MisaddressedRequestError)
+    unaddressed = {k: v for k, v in to_b.items() if k != RECIPIENT}
+    with pytest.raises(RequestAuthError, match="no recipient"):
+        at_c.verify("POST", BATCHES, unaddressed, b"body", NOW)
+    at_b = RequestVerifier({VISITED: VISITED_KEY.public_key}, own=HOME)
+    assert at_b.verify("POST", BATCHES, to_b, b"body", NOW) == VISITED
+
+
+async def test_a_misaddressed_batch_gets_421_and_changes_nothing(tmp_path: Path) -> None:
+    http, desk = client(tmp_path)
+    body = encode_batch(batch(1))
+    async with http:
+        h = sign_request(VISITED_KEY, VISITED, "POST", BATCHES, body, NOW, recipient="GBRCC")
+        r = await http.post(BATCHES, content=body, headers=h)
+        assert r.status_code == 421
+        assert r.json()["error"] == "MisaddressedRequestError"
+    assert desk.next_sequence == 1
+    desk.store.close()
+
+
+async def test_the_hpmn_bar_reaches_the_vpmn_and_later_usage_is_refused(tmp_path: Path) -> None:
+    """HOME bars one of its subscribers at VISITED over the operator API; VISITED's desk then
+    refuses that subscriber's usage from the bar on (also after a restart), not before it and
+    not other subscribers'; a bar sent by the wrong carrier or signed by the wrong key is
+    refused."""
+    store = RoamingStore(tmp_path / "vpmn.db")
+    vpmn = CarrierDesk(store, signed(AGREEMENT), VISITED_KEY, window_capacity=100)
+    verifier = RequestVerifier({HOME: HOME_KEY.public_key}, own=VISITED)
+    app = roaming_app(vpmn, verifier, clock=lambda: NOW)
+    imsi = HASHER.imsi("262010000000001")
+    bar = Bar(agreement=AGREEMENT.hash, hpmn=HOME, imsi_hash=imsi, since=T0 + 50)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://vpmn") as http:
+        assert await post_bar(http, HOME_KEY, HOME, VISITED, sign_bar(bar, HOME_KEY), NOW)
+        assert not await post_bar(http, HOME_KEY, HOME, VISITED, sign_bar(bar, HOME_KEY), NOW)
+        theirs = Bar(agreement=AGREEMENT.hash, hpmn=VISITED, imsi_hash=imsi, since=T0)
+        with pytest.raises(BarError, match="403"):  # HOME cannot send VISITED's bar
+            await post_bar(http, HOME_KEY, HOME, VISITED, sign_bar(theirs, VISITED_KEY), NOW)
+        with pytest.raises(BarError, match="401"):  # nor VISITED sign in HOME's name
+            await post_bar(http, VISITED_KEY, HOME, VISITED, sign_bar(bar, HOME_KEY), NOW)
+        forged = sign_bar(Bar(agreement=AGREEMENT.hash, hpmn=HOME, imsi_hash=bytes(range(32)),
+                              since=T0), MALLORY_KEY)  # fmt: skip
+        with pytest.raises(BarError, match="400"):
+            await post_bar(http, HOME_KEY, HOME, VISITED, forged, NOW)
+        with pytest.raises(BarError, match="421"):
+            await post_bar(http, HOME_KEY, HOME, OTHER_PARTNER, sign_bar(bar, HOME_KEY), NOW)
+        for body, status in ((b"\x01" * 5, 400), (b"\x01" * (MAX_BAR_BODY + 1), 413)):
+            h = sign_request(HOME_KEY, HOME, "POST", BARS, body, NOW, recipient=VISITED)
+            r = await http.post(BARS, content=body, headers=h)
+            assert r.status_code == status
+    store.close()
+    before, after = record(up=10, start=T0 + 49), record(up=10, start=T0 + 50)
+    other = record(up=10, start=T0 + 60, imsi="262010000000002")
+    assert before.imsi_hash == after.imsi_hash == imsi
+    with RoamingStore(tmp_path / "vpmn.db") as store:
+        vpmn = CarrierDesk(store, signed(AGREEMENT), VISITED_KEY, window_capacity=100)
+        kept, refused = vpmn.admit([before, after, other])
+        assert kept == [before, other]
+        assert [type(e) for e in refused] == [BarredUsageError]
+        assert (refused[0].imsi_hash, refused[0].since) == (imsi, T0 + 50)
+        assert [b.bar.since for b in store.bars()] == [T0 + 50]

@@ -14,13 +14,14 @@ from payments.roaming.acknowledgement import RecordReturn, ReturnCode, Severity
 from payments.roaming.bars import Bar, BarList, SignedBar, anchor_payload, sign_bar
 from payments.roaming.batch import seal
 from payments.roaming.desk import CarrierDesk
-from payments.roaming.errors import BarError
+from payments.roaming.errors import BarError, BatchError
 from payments.roaming.store import RoamingStore
 from tests.payments.roaming.settle_support import (
     AGREEMENT,
     HASHER,
     HOME,
     HOME_KEY,
+    MALLORY_KEY,
     NOW,
     T0,
     VISITED_KEY,
@@ -86,3 +87,12 @@ def test_bars_are_checked_and_bounded() -> None:
 def test_hostile_bar_bytes_raise_only_bar_errors(data: bytes) -> None:
     with pytest.raises(BarError):
         SignedBar.decode(data)
+
+
+def test_a_desk_refuses_a_key_of_neither_party_and_a_bar_of_a_stranger(tmp_path: Path) -> None:
+    with RoamingStore(tmp_path / "x.db") as store:
+        with pytest.raises(BatchError, match="neither party"):
+            CarrierDesk(store, signed(AGREEMENT), MALLORY_KEY)
+        desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=10)
+        with pytest.raises(BarError, match="not a party"):
+            desk.bar(sign_bar(bar(T0, hpmn="GBRCC"), MALLORY_KEY))

@@ -155,3 +155,67 @@ def test_errors_are_one_json_object_with_an_exit_code(
     assert doc["error"]["code"] == "MalformedAgreementError"  # type: ignore[index]
     code, doc = run(capsys, "agreement", "show", tmp_path / "missing.json")
     assert code == 4
+
+
+def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The HPMN bars one subscriber of the sample TAP file; once the VPMN keeps the bar, that
+    subscriber's usage from then on is refused by name at import, the rest is kept; usage
+    imported before the bar arrived is refused when the VPMN batches."""
+    from payments.roaming._cli_base import SeedSigner
+    from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
+    from tests.payments.roaming.settle_support import standard_plans
+
+    signers = {t: SeedSigner(bytes.fromhex(s)) for t, s in SEEDS.items()}
+    for tadig, seed in SEEDS.items():
+        (tmp_path / f"{tadig}.key").write_text(seed)
+    (tmp_path / "salt").write_text("00" * 16)
+    agreement = Agreement(
+        version=1, previous=None,
+        parties=tuple(Party(tadig=t, key=signers[t].public_key, plans=standard_plans())
+                      for t in (VPMN, HPMN)),  # type: ignore[arg-type]
+        valid_from=1_388_534_400, valid_until=1_420_070_400, currency="EUR", decimal_places=3,
+        tax_bp=0, batch_max_records=100, batch_max_age_s=60, fraud_charge_4h=10**9,
+        dispute_window_s=45 * 86_400,
+    )  # fmt: skip
+    sealed = tmp_path / "signed.json"
+    sealed.write_bytes(
+        SignedAgreement(
+            agreement=agreement,
+            signatures=tuple(
+                sign_agreement(agreement, signers[p.tadig]) for p in agreement.parties
+            ),  # type: ignore[arg-type]
+        ).encode()
+    )
+    vpmn_db, hpmn_db, bar_file = tmp_path / "vpmn.db", tmp_path / "hpmn.db", tmp_path / "bar.bin"
+    code, doc = run(
+        capsys, "bars", "add", "--db", hpmn_db, "--agreement", sealed, "--key-file",
+        tmp_path / f"{HPMN}.key", "--imsi", "133713371337133", "--salt-file", tmp_path / "salt",
+        "--since", "1388534400", "-o", bar_file,
+    )  # fmt: skip
+    assert code == 0, doc
+    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, "--agreement", sealed)[0] == 0
+    tap = VECTORS / "tap_3_12_valid.ber"
+    code, doc = run(
+        capsys, "import", tap, "--db", vpmn_db, "--format", "tap", "--salt-file", tmp_path / "salt"
+    )
+    assert (code, doc["outcome"], doc["records"], doc["refused"]) == (0, "new", 2, 2)
+    refusals = doc["refusals"]
+    assert isinstance(refusals, list)
+    assert {r["error"] for r in refusals} == {"BarredUsageError"}
+    assert "133713371337133" not in json.dumps(doc)
+
+    late_db = tmp_path / "late.db"
+    code, doc = run(
+        capsys, "import", tap, "--db", late_db, "--format", "tap", "--salt-file", tmp_path / "salt"
+    )
+    assert (doc["records"], doc["refused"]) == (4, 0)
+    assert run(capsys, "bars", "record", bar_file, "--db", late_db, "--agreement", sealed)[0] == 0
+    code, doc = run(
+        capsys, "batch", "--db", late_db, "--agreement", sealed, "--key-file",
+        tmp_path / f"{VPMN}.key", "--pair", VPMN, HPMN, "--now", str(NOW),
+    )  # fmt: skip
+    assert code == 0, doc
+    assert doc["refused"] == 2
+    assert [b["count"] for b in doc["batches"]] == [2]  # type: ignore[union-attr, index]
