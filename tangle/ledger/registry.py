@@ -20,7 +20,6 @@ Issuer encoding: `32 key, u8 role, u8 admitted, u32 serial, u8 name_length, name
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -38,7 +37,7 @@ from tangle.protocol.device import (
     read_enum,
 )
 from tangle.protocol.ids import Address, MerkleRoot, PublicKey, blake2b_256
-from tangle.protocol.merkle import MerklePath, MerkleTree, merkle_root
+from tangle.protocol.merkle import MerklePath, SortedMerkleTree, merkle_root
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -250,17 +249,27 @@ class Registry:
     issuers: dict[PublicKey, IssuerEntry] = field(default_factory=dict)
     by_key: dict[PublicKey, DeviceId] = field(default_factory=dict)
     """Each device's current key, to its id."""
-    _leaves: dict[DeviceId, bytes] = field(default_factory=dict)
     _root: MerkleRoot | None = None
     _digest: bytes | None = None
-    _tree: tuple[list[DeviceId], MerkleTree] | None = None
-    """The sorted ids and the tree over their leaves, built by the first `registry_path` after a
-    change, so later paths cost O(log n) subtree lookups, not a rebuild."""
+    _tree: SortedMerkleTree | None = None
+    """The tree over the entries by device id, built on first use and then updated in place by
+    each milestone's changes (O(log n) a changed entry; see `SortedMerkleTree`)."""
+    _prepared: SortedMerkleTree | None = None
+    """The copy `roots_with` updated last (when it inserted devices), for
+    `apply_registry_diff` to take when the diff it applies has its root (only the same entries
+    have that root)."""
+
+    @property
+    def tree(self) -> SortedMerkleTree:
+        """The tree over the current entries (built here the first time)."""
+        if self._tree is None:
+            self._tree = SortedMerkleTree({d: encode_entry(e) for d, e in self.devices.items()})
+        return self._tree
 
     @property
     def root(self) -> MerkleRoot:
         if self._root is None:
-            self._root = merkle_root([self._leaves[d] for d in sorted(self._leaves)])
+            self._root = self.tree.root
         return self._root
 
     @property
@@ -278,9 +287,9 @@ class Registry:
             return self.root, self.digest
         root = self.root
         if devices:
-            leaves = dict(self._leaves)
-            leaves.update((d, encode_entry(e)) for d, e in devices.items())
-            root = merkle_root([leaves[d] for d in sorted(leaves)])
+            root, self._prepared = self.tree.root_with(
+                {d: encode_entry(e) for d, e in devices.items()}
+            )
         merged = {**self.issuers, **issuers}
         return root, registry_digest(root, [encode_issuer(merged[k]) for k in sorted(merged)])
 
@@ -306,14 +315,18 @@ def _put(registry: Registry, entry: DeviceEntry) -> None:
         del registry.by_key[old.key]
     registry.devices[entry.device_id] = entry
     registry.by_key[entry.key] = entry.device_id
-    registry._leaves[entry.device_id] = encode_entry(entry)
-    registry._tree = None
 
 
 def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
     """Move `registry` forward by one milestone's changes."""
     for entry in diff.devices:
         _put(registry, entry)
+    prepared, registry._prepared = registry._prepared, None
+    if diff.devices:
+        if prepared is not None and prepared.root == diff.root:
+            registry._tree = prepared
+        elif registry._tree is not None:
+            registry._tree.update({e.device_id: encode_entry(e) for e in diff.devices})
     for issuer in diff.issuers:
         registry.issuers[issuer.key] = issuer
     registry._root = diff.root
@@ -326,8 +339,8 @@ def registry_path(registry: Registry, device_id: DeviceId) -> tuple[DeviceEntry,
     entry = registry.devices.get(device_id)
     if entry is None:
         raise InvalidFieldError("device_id", f"{device_id.hex()} is not registered")
-    if registry._tree is None:
-        ids = sorted(registry._leaves)
-        registry._tree = ids, MerkleTree([registry._leaves[d] for d in ids])
-    ids, tree = registry._tree
-    return entry, tree.path(bisect.bisect_left(ids, device_id))
+    tree = registry.tree
+    index = tree.index(device_id)
+    if index is None:  # the tree is built from `devices`: it holds every device
+        raise InvalidFieldError("device_id", f"{device_id.hex()} is not in the tree")
+    return entry, tree.path(index)
