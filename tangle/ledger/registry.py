@@ -21,6 +21,7 @@ Issuer encoding: `32 key, u8 role, u8 admitted, u32 serial, u8 name_length, name
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -241,6 +242,21 @@ def registry_digest(root: bytes, issuer_leaves: list[bytes]) -> bytes:
     return blake2b_256(REGISTRY_DOMAIN, root, merkle_root(issuer_leaves))
 
 
+MAX_PAST_CHANGES: Final = 64
+"""Milestones that changed the registry whose trees `tree_at` can rebuild (the newest)."""
+MAX_PAST_ENTRIES: Final = 65_536
+"""Changed entries those milestones may hold in all (the oldest milestones go first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """One milestone's change: the root before it and each changed device's leaf hash before
+    (None: the milestone registered it)."""
+
+    root_before: MerkleRoot
+    hashes: dict[bytes, bytes | None]
+
+
 @dataclass(slots=True)
 class Registry:
     """The registry at the confirmed milestone. Change it only with `apply_registry_diff`."""
@@ -254,6 +270,10 @@ class Registry:
     _tree: SortedMerkleTree | None = None
     """The tree over the entries by device id, built on first use and then updated in place by
     each milestone's changes (O(log n) a changed entry; see `SortedMerkleTree`)."""
+    _past: deque[_Undo] = field(default_factory=deque)
+    """What each of the last changes did, newest last (bounded: `MAX_PAST_CHANGES` milestones,
+    `MAX_PAST_ENTRIES` entries), to rebuild the tree of an earlier milestone (`tree_at`)."""
+    _past_entries: int = 0
     _prepared: SortedMerkleTree | None = None
     """The copy `roots_with` updated last (when it inserted devices), for
     `apply_registry_diff` to take when the diff it applies has its root (only the same entries
@@ -293,6 +313,23 @@ class Registry:
         merged = {**self.issuers, **issuers}
         return root, registry_digest(root, [encode_issuer(merged[k]) for k in sorted(merged)])
 
+    def tree_at(self, root: bytes) -> SortedMerkleTree | None:
+        """The tree the registry had when its root was `root` (the current one or one of the
+        last `MAX_PAST_CHANGES` changes), a copy to keep; None beyond that. Costs a copy of the
+        tree (O(n) pointers) and undoing the changes since (`SortedMerkleTree.set_hashes`)."""
+        steps: list[_Undo] = []
+        if root != self.root:
+            for undo in reversed(self._past):
+                steps.append(undo)
+                if undo.root_before == root:
+                    break
+            else:
+                return None
+        tree = self.tree.copy()
+        for undo in steps:
+            tree.set_hashes(undo.hashes)
+        return tree if tree.root == root else None
+
     def quarantined(self, key: PublicKey, index: int) -> DeviceEntry | None:
         """The device whose current key is `key`, if a quarantine holds for it at `index`."""
         device_id = self.by_key.get(key)
@@ -319,18 +356,30 @@ def _put(registry: Registry, entry: DeviceEntry) -> None:
 
 def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
     """Move `registry` forward by one milestone's changes."""
-    for entry in diff.devices:
-        _put(registry, entry)
     prepared, registry._prepared = registry._prepared, None
     if diff.devices:
+        tree = registry.tree  # as the registry is before the diff
+        _remember(registry, {e.device_id: tree.leaf_hash(e.device_id) for e in diff.devices})
         if prepared is not None and prepared.root == diff.root:
             registry._tree = prepared
-        elif registry._tree is not None:
-            registry._tree.update({e.device_id: encode_entry(e) for e in diff.devices})
+        else:
+            tree.update({e.device_id: encode_entry(e) for e in diff.devices})
+    for entry in diff.devices:
+        _put(registry, entry)
     for issuer in diff.issuers:
         registry.issuers[issuer.key] = issuer
     registry._root = diff.root
     registry._digest = diff.digest
+
+
+def _remember(registry: Registry, hashes: dict[bytes, bytes | None]) -> None:
+    past = registry._past
+    past.append(_Undo(root_before=registry.root, hashes=hashes))
+    registry._past_entries += len(hashes)
+    while len(past) > MAX_PAST_CHANGES or (
+        len(past) > 1 and registry._past_entries > MAX_PAST_ENTRIES
+    ):
+        registry._past_entries -= len(past.popleft().hashes)
 
 
 def registry_path(registry: Registry, device_id: DeviceId) -> tuple[DeviceEntry, MerklePath]:

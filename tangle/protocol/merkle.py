@@ -153,7 +153,8 @@ class SortedMerkleTree:
     (O(n - position) hashes of two children; the leaves are not hashed again). A kept range that
     ends before the first insertion is an aligned complete subtree (only the right spine is
     not), which is a subtree of every larger tree too, so it stays valid and on the path of its
-    leaves. Keys are never removed.
+    leaves. `set_hashes` takes a tree back to an earlier state, removing keys as it must (the
+    same rule, the other way).
     """
 
     KEPT_FROM: Final = 32
@@ -228,6 +229,35 @@ class SortedMerkleTree:
             position = bisect.bisect_left(keys, key)
             keys.insert(position, key)
             hashes.insert(position, blake2b_256(_LEAF, leaves[key]))
+
+    def leaf_hash(self, key: bytes) -> bytes | None:
+        """`H(0x00 || leaf)` of `key`'s leaf, None if the tree does not hold it."""
+        index = self.index(key)
+        return None if index is None else self._hashes[index]
+
+    def set_hashes(self, hashes: Mapping[bytes, bytes | None]) -> None:
+        """Set each key's leaf hash as `leaf_hash` gives it (None: remove the key): what
+        takes a tree back to an earlier state."""
+        keys = self._keys
+        moved: list[tuple[bytes, bytes | None]] = []
+        for key, held in hashes.items():
+            position = self.index(key)
+            if position is not None and held is not None:
+                self._hashes[position] = held
+                self._drop_path(position)
+            elif position is not None or held is not None:
+                moved.append((key, held))
+        if not moved:
+            return
+        first = min(bisect.bisect_left(keys, key) for key, _ in moved)
+        self._kept = {r: h for r, h in self._kept.items() if r[1] < first}
+        for key, held in moved:
+            position = bisect.bisect_left(keys, key)
+            if held is None:
+                del keys[position], self._hashes[position]
+            else:
+                keys.insert(position, key)
+                self._hashes.insert(position, held)
 
     def _drop_path(self, index: int) -> None:
         for r in self._path(index):

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tangle.ledger.registry import (
+    MAX_PAST_CHANGES,
     DeviceEntry,
     Registry,
     RegistryDiff,
@@ -62,6 +63,7 @@ def test_the_incremental_root_is_the_from_scratch_root(
     registry = restore_registry([_entry(n) for n in range(start)], [])
     assert registry.root == _scratch(registry)
     serials: dict[int, int] = {}
+    states = [(registry.root, dict(registry.devices))]
     for index, numbers in enumerate(history, start=2):
         changed: dict[DeviceId, DeviceEntry] = {}
         for n in numbers:
@@ -75,11 +77,37 @@ def test_the_incremental_root_is_the_from_scratch_root(
         apply_registry_diff(registry, diff)
         assert registry.root == root == _scratch(registry)
         assert registry.tree.root == root
+        states.append((root, dict(registry.devices)))
+    # Every earlier registry's tree comes back, with paths that prove its entries then.
+    for root, devices in states:
+        past = registry.tree_at(root)
+        assert past is not None
+        assert past.root == root
+        assert len(past) == len(devices)
+        for device_id in sorted(devices)[:3]:
+            position = past.index(device_id)
+            assert position is not None
+            assert root_from_path(encode_entry(devices[device_id]), past.path(position)) == root
+    assert registry.tree.root == registry.root  # tree_at copies
+    assert registry.tree_at(bytes(32)) is None
     for device_id in list(registry.devices)[:3]:
         entry, path = registry_path(registry, device_id)
         assert root_from_path(encode_entry(entry), path) == registry.root
     restarted = restore_registry(list(registry.devices.values()), [])
     assert restarted.root == registry.root
+
+
+def test_only_the_last_changes_can_be_gone_back_to() -> None:
+    registry = restore_registry([_entry(n) for n in range(10)], [])
+    roots = [registry.root]
+    for n in range(MAX_PAST_CHANGES + 2):
+        changed = {_entry(n % 10, n + 1).device_id: _entry(n % 10, n + 1)}
+        root, digest = registry.roots_with(changed, {})
+        diff = RegistryDiff(devices=tuple(changed.values()), issuers=(), root=root, digest=digest)
+        apply_registry_diff(registry, diff)
+        roots.append(root)
+    assert [registry.tree_at(r) is not None for r in roots[:3]] == [False, False, True]
+    assert all(registry.tree_at(r) is not None for r in roots[2:])
 
 
 def test_a_refused_milestones_roots_change_nothing() -> None:
