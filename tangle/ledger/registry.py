@@ -317,6 +317,12 @@ class Registry:
         """The tree the registry had when its root was `root` (the current one or one of the
         last `MAX_PAST_CHANGES` changes), a copy to keep; None beyond that. Costs a copy of the
         tree (O(n) pointers) and undoing the changes since (`SortedMerkleTree.set_hashes`)."""
+        found = self.rewind_from(root)
+        return None if found is None else rewind(*found, root)
+
+    def rewind_from(self, root: bytes) -> tuple[SortedMerkleTree, list[_Undo]] | None:
+        """The first half of `tree_at` (what must run where the registry is changed): a copy of
+        the tree and the changes to undo, newest first; `rewind` does the rest anywhere."""
         steps: list[_Undo] = []
         if root != self.root:
             for undo in reversed(self._past):
@@ -325,10 +331,7 @@ class Registry:
                     break
             else:
                 return None
-        tree = self.tree.copy()
-        for undo in steps:
-            tree.set_hashes(undo.hashes)
-        return tree if tree.root == root else None
+        return self.tree.copy(), steps
 
     def quarantined(self, key: PublicKey, index: int) -> DeviceEntry | None:
         """The device whose current key is `key`, if a quarantine holds for it at `index`."""
@@ -370,6 +373,13 @@ def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
         registry.issuers[issuer.key] = issuer
     registry._root = diff.root
     registry._digest = diff.digest
+
+
+def rewind(tree: SortedMerkleTree, steps: list[_Undo], root: bytes) -> SortedMerkleTree | None:
+    """`tree` taken back through `steps` (from `Registry.rewind_from`), if it then has `root`."""
+    for undo in steps:
+        tree.set_hashes(undo.hashes)
+    return tree if tree.root == root else None
 
 
 def _remember(registry: Registry, hashes: dict[bytes, bytes | None]) -> None:
