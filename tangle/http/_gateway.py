@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tangle.errors import DecodeError, InvalidFieldError, TangleError
 from tangle.ledger.gateway_rule import authenticate_gateway, refuse_unserved
+from tangle.ledger.quarantine import payload_keys
 from tangle.protocol.gateway_request import read_headers
 from tangle.protocol.message import decode_message
 
@@ -49,6 +50,8 @@ async def gateway_refusals(
         claim = read_headers(request.headers)
     except InvalidFieldError as exc:
         raise ApiError("invalid_header", str(exc)) from None
+    if claim is None and not any(p is not None and payload_keys(p) for p in payloads):
+        return {}  # nothing any device signed (tagged data, anchors): no hop to the core
     network_id = (await parameters()).network_id
 
     def check(core: NodeCore) -> dict[int, TangleError]:
