@@ -13,7 +13,8 @@ Every figure is measured in this run, on one core:
 * `proof_bytes`: `ProofBundle.size` of one reading's proof (the link bytes; the JSON file,
   hex, is `proof_json_bytes`) in a realistic chain: a batch of `BATCH` readings, an anchor
   message with 4 parents, a milestone referencing `REFERENCED` messages with 4 parents and
-  the devnet's committee (3 of 5 signing), a registry of `REGISTRY` devices (target < 2048);
+  the devnet's committee (3 of 5 signing, each named by an 8-byte key prefix: bundle
+  version 2), a registry of `REGISTRY` devices (target < 2048);
 * `proof_verify_us`: `verify_bundle` of that bundle (4 ed25519 verifications: 3 committee
   signatures and the reading), median of `PROOF_REPEATS` (target < 1000);
   `proof_file_verify_us` adds reading the JSON file form;

@@ -12,6 +12,9 @@ milestone confirms the anchor, one reading's proof bundle is collected from the 
 (another process, which reads nothing but those two files). Then the last sensor is hijacked:
 two operators (the network's quarantine threshold) sign its quarantine; once applied, the
 gateway stops serving it, and the node refuses what its key signs (`quarantined_device`).
+Last, a constrained sensor registers behind a gateway device: its own update is refused
+(`unserved_device`), and the same update sent through the gateway's client
+(`GatewayTransport`, which signs it as the gateway) is applied.
 
 The summary (a JSON object with `--json`) holds what each step observed.
 """
@@ -37,6 +40,7 @@ from wallet.devices.agent import DeviceAgent, Profile
 from wallet.devices.collect import collect_bundle
 from wallet.devices.errors import UnknownDeviceError
 from wallet.devices.gateway import Gateway, anchor_batch
+from wallet.devices.gateway_transport import GatewayTransport
 from wallet.devices.proof_file import bundle_to_json
 from wallet.errors import RejectedError
 
@@ -53,6 +57,8 @@ def _signer(label: str, n: int = 0) -> KeySigner:
 
 
 MAKER = _signer("maker")
+GATEWAY_KEY = _signer("gateway")
+CONSTRAINED_KEY = _signer("constrained")
 OPERATORS = [_signer("operator", i) for i in range(3)]
 
 
@@ -97,6 +103,8 @@ async def scenario(data_dir: Path, work: Path, devices: int, readings: int) -> d
         ]
         profile = Profile(maker=MAKER.public_key, model=b"thermo-3", attributes_hash=bytes(32))
         registrations = [await agent.start(profile, [MAKER, OPERATORS[0]]) for agent in agents]
+        front = DeviceAgent(client, network_id=network_id, key=GATEWAY_KEY)
+        registrations.append(await front.start(profile, [MAKER, OPERATORS[0]]))
         doc["registered_at"] = await confirmed(client, *(r for r in registrations if r))
 
         gateway = Gateway(network_id=network_id)
@@ -150,6 +158,37 @@ async def scenario(data_dir: Path, work: Path, devices: int, readings: int) -> d
             doc["node_refused"] = None
         except RejectedError as exc:
             doc["node_refused"] = exc.code
+        doc.update(await constrained(client, api, network_id, front))
+    return doc
+
+
+async def constrained(
+    client: NodeClient, api: str, network_id: int, front: DeviceAgent
+) -> dict[str, Any]:
+    """A constrained sensor behind the registered gateway `front`: its update, sent by itself,
+    is refused; sent through the gateway's client (`GatewayTransport`), it is applied."""
+    doc: dict[str, Any] = {}
+    profile = Profile(
+        maker=MAKER.public_key,
+        model=b"thermo-mini",
+        attributes_hash=bytes(32),
+        gateway=front.device_id,
+    )
+    sensor = DeviceAgent(client, network_id=network_id, key=CONSTRAINED_KEY)
+    registered = await sensor.start(profile, [MAKER, OPERATORS[0]])
+    if registered is not None:
+        doc["constrained_registered_at"] = await confirmed(client, registered)
+    try:
+        await sensor.update(blake2b_256(b"firmware 2"), b"")
+        doc["alone_refused"] = None
+    except RejectedError as exc:
+        doc["alone_refused"] = exc.code
+    transport = GatewayTransport(network_id=network_id, gateway=front.device_id, key=GATEWAY_KEY)
+    async with NodeClient(api, transport=transport) as through:
+        forwarded = DeviceAgent(through, network_id=network_id, key=CONSTRAINED_KEY)
+        sent = await forwarded.update(blake2b_256(b"firmware 2"), b"")
+        if sent is not None:
+            doc["through_gateway_at"] = await confirmed(client, sent)
     return doc
 
 

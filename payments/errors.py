@@ -43,7 +43,8 @@ PaymentError
     │   │                              ProofError, UnknownChannelError, ChannelClosedError)
     │   ├── MalformedPaymentError      the payment header is not base64url of a proof
     │   ├── UnacceptableChannelError   the channel's terms are outside what the payee accepts
-    │   └── InsufficientPaymentError   the proof raises the balance by less than the price
+    │   ├── InsufficientPaymentError   the proof raises the balance by less than the price
+    │   └── QuarantinedPayerError      the payer is a device under quarantine on the ledger
     └── PayerError                     the paying client (`payments.payperuse.auth`)
         ├── BudgetExceededError        the price is over the owner's budget; nothing was paid
         ├── OfferError                 a 402 whose terms cannot be read or are not acceptable
@@ -402,6 +403,15 @@ class InsufficientPaymentError(PaywallError):
         super().__init__(f"the proof pays {credited}, the price is {price}")
         self.credited = credited
         self.price = price
+
+
+class QuarantinedPayerError(PaywallError):
+    """The channel's payer is a registered device under quarantine (operators cut it off)."""
+
+    def __init__(self, payer: bytes, until: int) -> None:
+        super().__init__(f"payer {payer.hex()} is a device quarantined until milestone {until}")
+        self.payer = payer
+        self.until = until
 
 
 # -- the paying client -----------------------------------------------------------------------

@@ -39,7 +39,10 @@ TangleError
 │   ├── InvalidGenesisError      a genesis snapshot that breaks the supply rules
 │   ├── InvalidTransactionError  a transaction no node may attach (bad signature, dust, ...)
 │   ├── InvalidDeviceRecordError a registry record no node may attach (a forged signature)
-│   └── QuarantinedDeviceError   a new message signed by a quarantined device
+│   ├── QuarantinedDeviceError   a new message signed by a quarantined device
+│   ├── UnservedDeviceError      a constrained device's message not from its gateway
+│   ├── GatewayNotServingError   a gateway handing in a device not behind it
+│   └── GatewaySignatureError    a request naming a gateway it is not signed by
 ├── MilestoneError               a milestone no node may apply; nothing was applied
 │   ├── IndexGapError            not the successor of the confirmed milestone
 │   ├── StaleMilestoneError      an index this node has already confirmed
@@ -345,6 +348,36 @@ class QuarantinedDeviceError(LedgerError):
         super().__init__(f"device {device_id.hex()} is quarantined until milestone {until}")
         self.device_id = device_id
         self.until = until
+
+
+class UnservedDeviceError(LedgerError):
+    """A message a constrained device signed, handed to a node by anyone but its gateway:
+    constrained devices reach the ledger only through the gateway they are registered behind."""
+
+    def __init__(self, device_id: bytes, gateway: bytes) -> None:
+        super().__init__(
+            f"device {device_id.hex()} is constrained: only its gateway {gateway.hex()} "
+            "submits for it"
+        )
+        self.device_id = device_id
+        self.gateway = gateway
+
+
+class GatewayNotServingError(LedgerError):
+    """A gateway handed in a message of a device not registered behind it (a full-function
+    device submits itself), or the gateway itself is not active or is quarantined."""
+
+    def __init__(self, gateway: bytes, device_id: bytes) -> None:
+        super().__init__(
+            f"gateway {gateway.hex()} does not serve device {device_id.hex()} at the "
+            "confirmed milestone"
+        )
+        self.gateway = gateway
+        self.device_id = device_id
+
+
+class GatewaySignatureError(LedgerError):
+    """A request that names a gateway but is not signed by that gateway's current key."""
 
 
 # -- milestones ------------------------------------------------------------------------------

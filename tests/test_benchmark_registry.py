@@ -23,3 +23,5 @@ def test_the_quick_benchmark_prints_its_figures(capsys: pytest.CaptureFixture[st
         figures["registrations_node_per_s"] * 3 / figures["ed25519_verify_per_s"]
     )
     assert figures["targets_met"] == (figures["registrations_per_s"] >= 2_000)
+    assert figures["one_change_devices"] == registry.QUICK_ONE_CHANGE_BASE
+    assert 0 < figures["one_update_ms"] < figures["one_registration_ms"]

@@ -13,7 +13,9 @@ that meets its payers over HTTP needs, in order:
    one leaves no trace;
 4. a proof that pays beyond the deposit known here, if its signature verifies (only a genuine
    proof makes the cashier ask the ledger), makes the cashier ask the directory for a top-up;
-5. `PayeeService.receive` with the price: the core's checks, the expiry, the price
+5. with a `DeviceStanding` (`standing.py`), a payer that is a device under quarantine
+   (`QuarantinedPayerError`);
+6. `PayeeService.receive` with the price: the core's checks, the expiry, the price
    (`InsufficientPaymentError`), the durable save, and only then the adoption.
 """
 
@@ -26,6 +28,7 @@ import anyio
 from ..channels.core import ChannelTerms, PayeeChannel
 from ..errors import (
     InvalidProofError,
+    QuarantinedPayerError,
     UnacceptableChannelError,
     UnknownChannelError,
     WrongChannelError,
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from wallet.client import NodeClient
 
     from ..channels.service import Credit, PayeeService
+    from .standing import DeviceStanding
 
 INDEX_MAX_AGE_S = 0.5
 """How long `LedgerDirectory` reuses the ledger index it read (well under a milestone)."""
@@ -88,7 +92,7 @@ class LedgerDirectory:
 class Cashier:
     """Accepts payments for one payee key on one network (see the module docstring)."""
 
-    __slots__ = ("_directory", "network_id", "payee", "requirements", "service")
+    __slots__ = ("_devices", "_directory", "network_id", "payee", "requirements", "service")
 
     def __init__(
         self,
@@ -98,8 +102,10 @@ class Cashier:
         directory: ChannelDirectory,
         service: PayeeService,
         requirements: ChannelRequirements | None = None,
+        devices: DeviceStanding | None = None,
     ) -> None:
         self.payee = payee
+        self._devices = devices
         self.network_id = network_id
         self.requirements = requirements or ChannelRequirements()
         self.service = service
@@ -116,11 +122,17 @@ class Cashier:
             held = await self._held(proof.channel_id)
         except UnknownChannelError:
             known = await self._lookup(proof.channel_id)
+            payer = known.payer
         else:
+            payer = held.terms.payer
             if proof.payee_balance > held.terms.deposit:
                 if not signed.verify(held.terms.payer, self.payee, bidirectional=False):
                     raise InvalidProofError(proof.sequence, "the payer's signature does not verify")
                 known = await self._directory.lookup(proof.channel_id)
+        if self._devices is not None:
+            until = await self._devices.quarantined_until(payer)
+            if until is not None:
+                raise QuarantinedPayerError(payer, until)
         return await self.service.receive(signed, price=price, known=known)
 
     async def open(self, channel_id: ChannelId) -> PayeeChannel:

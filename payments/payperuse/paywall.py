@@ -35,6 +35,7 @@ For every HTTP request (`exempt(scope)` aside):
 | 403    | `channel_closed`       | the channel is closing or settled                           |
 | 403    | `channel_expiring`     | the ledger is within the challenge period of the expiry     |
 | 403    | `invalid_terms`        | the ledger's channel no longer matches the one held         |
+| 403    | `quarantined_device`   | the payer is a device under quarantine (`devices` given)    |
 | 409    | `stale_proof`          | a sequence already seen (a replay)                          |
 | 409    | `balance_decreased`    | a balance below the latest                                  |
 | 503    | `store_unavailable`    | the payee's channel database failed (`StoreError`)          |
@@ -67,6 +68,7 @@ from ..errors import (
     InvalidTermsError,
     MalformedPaymentError,
     PaywallError,
+    QuarantinedPayerError,
     StaleProofError,
     StoreError,
     UnacceptableChannelError,
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
     from .cashier import ChannelDirectory
     from .metering import Tariff
     from .receipt import Receipt
+    from .standing import DeviceStanding
 
 REFUSALS: Final[dict[type[Exception], tuple[int, str]]] = {
     MalformedPaymentError: (400, "malformed_payment"),
@@ -108,6 +111,7 @@ REFUSALS: Final[dict[type[Exception], tuple[int, str]]] = {
     ChannelClosedError: (403, "channel_closed"),
     ChannelExpiringError: (403, "channel_expiring"),
     InvalidTermsError: (403, "invalid_terms"),
+    QuarantinedPayerError: (403, "quarantined_device"),
     StaleProofError: (409, "stale_proof"),
     BalanceDecreasedError: (409, "balance_decreased"),
     StoreError: (503, "store_unavailable"),
@@ -185,11 +189,13 @@ class Paywall:
         requirements: ChannelRequirements | None = None,
         units: Callable[[Scope], int] = _one_unit,
         exempt: Callable[[Scope], bool] = _nothing_exempt,
+        devices: DeviceStanding | None = None,
     ) -> None:
         """`signer` holds the payee key (channels must pay it; receipts are signed with it);
         `units(scope)` prices a request in the tariff's units (1 by default); `exempt(scope)`
         lets a request through unpaid (health checks, the API description); `service` holds
-        the channels (one per process, shared with its other transports)."""
+        the channels (one per process, shared with its other transports); `devices` (in
+        production `LedgerDevices`) refuses payers that are quarantined devices."""
         self._app = app
         self._signer = signer
         self.tariff = tariff
@@ -203,6 +209,7 @@ class Paywall:
             directory=directory,
             service=service,
             requirements=self.requirements,
+            devices=devices,
         )
 
     def offer(self, scope: Scope) -> Offer:

@@ -19,6 +19,12 @@ answer is 200 and one result per message, in the order sent: `{"id"}` if the nod
 `duplicate_message` means it is already there). The id is BLAKE2b-256 of the bytes sent, so a
 gateway can match results to messages either way. Messages are checked in order, so a message
 may approve one sent before it in the same batch.
+
+A gateway signs its batches (headers `Tangle-Gateway`, `Tangle-Gateway-Signature`, see
+`tangle/protocol/gateway_request.py`): a constrained device's message is taken only from the
+gateway it is registered behind (`unserved_device`, `gateway_not_serving` otherwise), and a
+gateway's batch carries no other device's message (`tangle/ledger/gateway_rule.py`). A claim
+that does not hold refuses the whole batch (`gateway_signature`, `gateway_not_serving`).
 """
 
 from __future__ import annotations

@@ -2,21 +2,36 @@
 milestone (status, keys, endorsements, quarantine), the versions of its entry each milestone
 left (history, from storage), and with `?proof=true` the audit path of its entry to the
 confirmed milestone's `registry_root` (what a proof bundle carries to show the device's status).
+
+With `?at=<milestone index>` the device as milestone `at` left it, with its audit path to that
+milestone's `registry_root`: a gateway can collect a proof after the registry changed again.
+The node rebuilds the registry tree of `at` from its current one by undoing the changes since
+(`Registry.tree_at`), for the last `MAX_PAST_CHANGES` (64) milestones that changed the registry
+(and at most 65,536 changed entries in all); the entry comes from the device's stored history
+(its newest 256 versions). Beyond that: 404 `proof_unavailable`. The last `MAX_PAST_TREES`
+trees rebuilt are kept.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final
 
+import trio
 from starlette.responses import JSONResponse, Response
 
-from tangle.ledger.registry import DeviceEntry, encode_entry, registry_path
+from tangle.ledger.registry import DeviceEntry, encode_entry, registry_path, rewind
 from tangle.protocol.bech32 import encode_address
+from tangle.protocol.codec import U32_MAX
 from tangle.protocol.device import NO_GATEWAY, DeviceId
+from tangle.protocol.merkle import root_from_path
+from tangle.protocol.message import decode_message
+from tangle.protocol.milestone import Milestone
+from tangle.storage.registry import MAX_HISTORY
 
 from ._openapi import _op, _path_param
-from ._request import ApiError, path_id
+from ._request import ApiError, path_id, query_uint
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -25,11 +40,13 @@ if TYPE_CHECKING:
     from tangle.node.node import Node
     from tangle.protocol.bech32 import Network
     from tangle.protocol.ids import MerkleRoot
-    from tangle.protocol.merkle import MerklePath
+    from tangle.protocol.merkle import MerklePath, SortedMerkleTree
     from tangle.storage.storage import Storage
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 _FLAGS = {"true": True, "false": False}
+MAX_PAST_TREES: Final = 4
+"""Registry trees of earlier milestones kept (rebuilding one costs a copy of the tree)."""
 
 
 def render_entry(entry: DeviceEntry, network: Network, index: int) -> dict[str, Any]:
@@ -75,9 +92,14 @@ class Devices:
     def __init__(self, node: Node, network: Network) -> None:
         self._node = node
         self._network = network
+        self._past: OrderedDict[bytes, SortedMerkleTree] = OrderedDict()
+        """Rebuilt trees by their root, the most recently used last."""
 
     async def device(self, request: Request) -> Response:
         device_id = DeviceId(path_id(request.path_params["device_id"]))
+        at_text = request.query_params.get("at")
+        if at_text is not None:
+            return await self._device_at(device_id, query_uint(at_text, "at", 1, U32_MAX))
         proof_text = request.query_params.get("proof", "false")
         if proof_text not in _FLAGS:
             raise ApiError("invalid_parameter", "proof is true or false")
@@ -103,7 +125,17 @@ class Devices:
             return [] if stored is None else stored[1]
 
         versions = await self._node.read_storage(history)
-        body = {
+        return JSONResponse(self._body(index, root, entry, versions, path))
+
+    def _body(
+        self,
+        index: int,
+        root: bytes,
+        entry: DeviceEntry,
+        versions: list[tuple[int, DeviceEntry]],
+        path: MerklePath | None,
+    ) -> dict[str, Any]:
+        return {
             "ledger_index": index,
             "registry_root": root.hex(),
             **render_entry(entry, self._network, index),
@@ -120,7 +152,53 @@ class Devices:
             ],
             "registry_path": None if path is None else render_path(path),
         }
-        return JSONResponse(body)
+
+    async def _device_at(self, device_id: DeviceId, at: int) -> Response:
+        """The device as milestone `at` left it, with its path to that milestone's root."""
+
+        def stored(storage: Storage) -> tuple[bytes, list[tuple[int, DeviceEntry]]] | None:
+            record = storage.milestone(at)
+            if record is None:
+                return None
+            milestone = decode_message(record.raw).message.payload
+            if not isinstance(milestone, Milestone):
+                return None
+            found = storage.device(device_id)
+            return milestone.essence.registry_root, [] if found is None else found[1]
+
+        found = await self._node.read_storage(stored)
+        if found is None:
+            raise ApiError("unknown_milestone", f"no milestone {at} is stored")
+        root, versions = found
+        then = [version for index, version in versions if index <= at]
+        if not then:
+            if len(versions) >= MAX_HISTORY:
+                raise ApiError("proof_unavailable", f"the entry at milestone {at} is not kept")
+            raise ApiError("unknown_device", f"no device {device_id.hex()} at milestone {at}")
+        entry = then[-1]
+        tree = await self._tree_at(root)
+        position = None if tree is None else tree.index(device_id)
+        if tree is None or position is None:
+            raise ApiError("proof_unavailable", f"the registry at milestone {at} is not kept")
+        path = tree.path(position)
+        if root_from_path(encode_entry(entry), path) != root:
+            raise ApiError("proof_unavailable", f"the entry at milestone {at} is not kept")
+        return JSONResponse(self._body(at, root, entry, versions, path))
+
+    async def _tree_at(self, root: bytes) -> SortedMerkleTree | None:
+        held = self._past.get(root)
+        if held is not None:
+            self._past.move_to_end(root)
+            return held
+        found = await self._node.read_core(lambda core: core.ledger.registry.rewind_from(root))
+        if found is None:
+            return None
+        tree = await trio.to_thread.run_sync(rewind, *found, root)
+        if tree is not None:
+            self._past[root] = tree
+            while len(self._past) > MAX_PAST_TREES:
+                self._past.popitem(last=False)
+        return tree
 
 
 def with_devices(document: dict[str, Any]) -> dict[str, Any]:
@@ -132,16 +210,26 @@ def with_devices(document: dict[str, Any]) -> dict[str, Any]:
         "required": False,
         "schema": {"enum": ["true", "false"]},
     }
+    at = {
+        "name": "at",
+        "in": "query",
+        "required": False,
+        "description": "a milestone index: the entry and its path at that milestone",
+        "schema": {"type": "integer", "minimum": 1, "maximum": U32_MAX},
+    }
     out["paths"]["/api/v1/devices/{device_id}"] = {
         "get": _op(
             "A registered device: status, keys, endorsements, quarantine and history; with "
-            "proof=true the audit path of its entry to the registry root",
+            "proof=true the audit path of its entry to the registry root; with at=<index> "
+            "the entry and its path at that milestone (the last 64 registry changes)",
             200,
             "Device",
             "invalid_id",
             "invalid_parameter",
             "unknown_device",
-            params=(_path_param("device_id", _ID), proof),
+            "unknown_milestone",
+            "proof_unavailable",
+            params=(_path_param("device_id", _ID), proof, at),
         )
     }
     return out

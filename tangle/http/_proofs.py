@@ -11,11 +11,14 @@ message no milestone referenced yet, the answer is 404 `proof_unavailable`, neve
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
+import trio
 from starlette.responses import JSONResponse, Response
 
-from tangle.ledger.inclusion import inclusion_path, inclusion_root
+from tangle.ledger.inclusion import InclusionTree
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
 
@@ -27,48 +30,101 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from tangle.node.node import Node
+    from tangle.protocol.ids import MessageId
     from tangle.storage.storage import Storage
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+MAX_CACHED_MILESTONES: Final = 16
+"""Milestones whose inclusion trees are kept (the most recently asked): the gateways that
+collect proofs ask about the newest milestones, many readings each."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Milestone:
+    """One milestone's inclusion tree, checked against its root, and its ids."""
+
+    tree: InclusionTree
+    milestone_id: str
+    message_id: str
+    inclusion_root: str
 
 
 class Proofs:
-    """The inclusion endpoint over one node."""
+    """The inclusion endpoint over one node, with the trees of the last
+    `MAX_CACHED_MILESTONES` milestones asked about (built once each, not per request)."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
+        self._trees: OrderedDict[int, _Milestone] = OrderedDict()
+        self.built = 0
+        """Trees built since start (what the cache saves shows here)."""
 
     async def inclusion(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
 
-        def read(storage: Storage) -> dict[str, Any] | str:
+        def referenced_by(storage: Storage) -> int | str:
             metadata = storage.metadata(message_id)
             if metadata is None:
                 return "unknown_message"
             index = metadata.referenced_by
-            record = None if index is None else storage.milestone(index)
-            if index is None or record is None:
+            if index is None or storage.milestone(index) is None:  # not yet, or pruned
                 return "proof_unavailable"
-            milestone = decode_message(record.raw).message.payload
-            referenced = storage.referenced_by(index)
-            if (
-                not isinstance(milestone, Milestone)
-                or inclusion_root(referenced) != milestone.essence.inclusion_root
-            ):
-                return "proof_unavailable"
-            return {
-                "message_id": message_id.hex(),
-                "milestone_index": index,
-                "milestone_id": record.milestone_id.hex(),
-                "milestone_message_id": record.message_id.hex(),
-                "inclusion_root": milestone.essence.inclusion_root.hex(),
-                "path": render_path(inclusion_path(referenced, message_id)),
-            }
+            return index
 
-        found = await self._node.read_storage(read)
+        found = await self._node.read_storage(referenced_by)
         if isinstance(found, str):
             raise ApiError(found, f"no inclusion path for {message_id.hex()} on this node")
-        return JSONResponse(found)
+        held = await self._tree(found)
+        if held is None:
+            raise ApiError("proof_unavailable", f"no inclusion path for {message_id.hex()}")
+        return JSONResponse(
+            {
+                "message_id": message_id.hex(),
+                "milestone_index": found,
+                "milestone_id": held.milestone_id,
+                "milestone_message_id": held.message_id,
+                "inclusion_root": held.inclusion_root,
+                "path": render_path(held.tree.path(message_id)),
+            }
+        )
+
+    async def _tree(self, index: int) -> _Milestone | None:
+        """Milestone `index`'s tree, from the cache or built from storage (None if what the
+        node stores does not hash to the milestone's inclusion root)."""
+        held = self._trees.get(index)
+        if held is not None:
+            self._trees.move_to_end(index)
+            return held
+
+        def read(storage: Storage) -> tuple[Milestone, str, str, list[MessageId]] | None:
+            record = storage.milestone(index)
+            if record is None:
+                return None
+            milestone = decode_message(record.raw).message.payload
+            if not isinstance(milestone, Milestone):
+                return None
+            ids = record.milestone_id.hex(), record.message_id.hex()
+            return milestone, *ids, storage.referenced_by(index)
+
+        stored = await self._node.read_storage(read)
+        if stored is None:
+            return None
+        milestone, milestone_id, message_id, referenced = stored
+        tree = await trio.to_thread.run_sync(InclusionTree, referenced)
+        self.built += 1
+        root = milestone.essence.inclusion_root
+        if tree.root != root:
+            return None
+        held = _Milestone(
+            tree=tree,
+            milestone_id=milestone_id,
+            message_id=message_id,
+            inclusion_root=root.hex(),
+        )
+        self._trees[index] = held
+        while len(self._trees) > MAX_CACHED_MILESTONES:
+            self._trees.popitem(last=False)
+        return held
 
 
 def with_proofs(document: dict[str, Any]) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from tangle.ledger.ledger import validate_transaction
 from tangle.ledger.quarantine import refuse_quarantined
 from tangle.ledger.registry_rules import validate_record
 from tangle.protocol.device import DeviceRecord
+from tangle.protocol.gateway_request import ItemKind
 from tangle.protocol.message import MAX_MESSAGE_SIZE, MAX_PARENTS, encode_message, prepare
 from tangle.protocol.milestone import Milestone
 from tangle.protocol.transaction import Transaction
 from tangle.window.tip_selection import UniformRandomTips
 
 from ._batch import BATCH_BODY_LIMIT, BATCH_JSON_LIMIT, MAX_BATCH, batch_result, decode_batch
+from ._gateway import gateway_refusals, payload_of
 from ._pow import PowLimits
 from ._request import (
     ApiError,
@@ -114,6 +116,11 @@ class Submission:
             raw = hex_field(json_field(await read_json(request), "message", str), "message")
         else:
             raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
+        refused = await gateway_refusals(
+            self.node, self.parameters, request, ItemKind.MESSAGES, [raw], [payload_of(raw)]
+        )
+        if refused:
+            raise refused[0]
         parsed = await self.submit_raw(raw)
         return JSONResponse({"id": parsed.id.hex()}, status_code=201)
 
@@ -130,18 +137,33 @@ class Submission:
             raws = [hex_field(t, "messages") for t in texts]
         else:
             raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
+        refused = await gateway_refusals(
+            self.node,
+            self.parameters,
+            request,
+            ItemKind.MESSAGES,
+            raws,
+            [payload_of(raw) for raw in raws],
+        )
+        sent = [raw for position, raw in enumerate(raws) if position not in refused]
         with trio.CancelScope(shield=True):  # what the node accepted is relayed, as for one
-            outcome = await self.node.submit_many(raws)
-            results = outcome.results(len(raws))
+            node_results = iter(
+                (await self.node.submit_many(sent)).results(len(sent)) if sent else ()
+            )
+            results = [
+                refused[position] if position in refused else next(node_results)
+                for position in range(len(raws))
+            ]
             for result in results:
                 accepted = None if isinstance(result, TangleError) else result
                 self.telemetry.submitted(accepted)
                 if accepted is not None and self.peers is not None:
                     await self.peers.publish(accepted.raw)
+        rejected = sum(isinstance(result, TangleError) for result in results)
         return JSONResponse(
             {
-                "accepted": len(outcome.accepted),
-                "rejected": len(outcome.rejected),
+                "accepted": len(results) - rejected,
+                "rejected": rejected,
                 "results": [batch_result(r, o) for r, o in zip(raws, results, strict=True)],
             }
         )
@@ -150,9 +172,10 @@ class Submission:
         # The limits are charged before anything else: reading the body and checking up to
         # 128 signatures costs the node too much to do for free.
         with self.limits.admit(client_of(request), trio.current_time()):
-            payload = decode_payload_bytes(
-                hex_field(json_field(await read_json(request), "payload", str), "payload")
+            payload_bytes = hex_field(
+                json_field(await read_json(request), "payload", str), "payload"
             )
+            payload = decode_payload_bytes(payload_bytes)
             params = await self.parameters()
             if isinstance(payload, Milestone):
                 raise ApiError("invalid_body", "a milestone names its parents: submit the message")
@@ -165,6 +188,11 @@ class Submission:
             await self.node.read_core(
                 lambda core: refuse_quarantined(core.ledger.registry, payload, core.confirmed_index)
             )
+            refused = await gateway_refusals(
+                self.node, self.parameters, request, ItemKind.PAYLOAD, [payload_bytes], [payload]
+            )
+            if refused:
+                raise refused[0]
             await self.require_synced()
             unsent = prepare(params.network_id, payload, params.work_per_kib)
             nonce = await self.solve(unsent.root, unsent.target)

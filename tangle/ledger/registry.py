@@ -20,8 +20,8 @@ Issuer encoding: `32 key, u8 role, u8 admitted, u32 serial, u8 name_length, name
 
 from __future__ import annotations
 
-import bisect
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -38,7 +38,7 @@ from tangle.protocol.device import (
     read_enum,
 )
 from tangle.protocol.ids import Address, MerkleRoot, PublicKey, blake2b_256
-from tangle.protocol.merkle import MerklePath, MerkleTree, merkle_root
+from tangle.protocol.merkle import MerklePath, SortedMerkleTree, merkle_root
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -242,6 +242,21 @@ def registry_digest(root: bytes, issuer_leaves: list[bytes]) -> bytes:
     return blake2b_256(REGISTRY_DOMAIN, root, merkle_root(issuer_leaves))
 
 
+MAX_PAST_CHANGES: Final = 64
+"""Milestones that changed the registry whose trees `tree_at` can rebuild (the newest)."""
+MAX_PAST_ENTRIES: Final = 65_536
+"""Changed entries those milestones may hold in all (the oldest milestones go first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """One milestone's change: the root before it and each changed device's leaf hash before
+    (None: the milestone registered it)."""
+
+    root_before: MerkleRoot
+    hashes: dict[bytes, bytes | None]
+
+
 @dataclass(slots=True)
 class Registry:
     """The registry at the confirmed milestone. Change it only with `apply_registry_diff`."""
@@ -250,17 +265,31 @@ class Registry:
     issuers: dict[PublicKey, IssuerEntry] = field(default_factory=dict)
     by_key: dict[PublicKey, DeviceId] = field(default_factory=dict)
     """Each device's current key, to its id."""
-    _leaves: dict[DeviceId, bytes] = field(default_factory=dict)
     _root: MerkleRoot | None = None
     _digest: bytes | None = None
-    _tree: tuple[list[DeviceId], MerkleTree] | None = None
-    """The sorted ids and the tree over their leaves, built by the first `registry_path` after a
-    change, so later paths cost O(log n) subtree lookups, not a rebuild."""
+    _tree: SortedMerkleTree | None = None
+    """The tree over the entries by device id, built on first use and then updated in place by
+    each milestone's changes (O(log n) a changed entry; see `SortedMerkleTree`)."""
+    _past: deque[_Undo] = field(default_factory=deque)
+    """What each of the last changes did, newest last (bounded: `MAX_PAST_CHANGES` milestones,
+    `MAX_PAST_ENTRIES` entries), to rebuild the tree of an earlier milestone (`tree_at`)."""
+    _past_entries: int = 0
+    _prepared: SortedMerkleTree | None = None
+    """The copy `roots_with` updated last (when it inserted devices), for
+    `apply_registry_diff` to take when the diff it applies has its root (only the same entries
+    have that root)."""
+
+    @property
+    def tree(self) -> SortedMerkleTree:
+        """The tree over the current entries (built here the first time)."""
+        if self._tree is None:
+            self._tree = SortedMerkleTree({d: encode_entry(e) for d, e in self.devices.items()})
+        return self._tree
 
     @property
     def root(self) -> MerkleRoot:
         if self._root is None:
-            self._root = merkle_root([self._leaves[d] for d in sorted(self._leaves)])
+            self._root = self.tree.root
         return self._root
 
     @property
@@ -278,11 +307,31 @@ class Registry:
             return self.root, self.digest
         root = self.root
         if devices:
-            leaves = dict(self._leaves)
-            leaves.update((d, encode_entry(e)) for d, e in devices.items())
-            root = merkle_root([leaves[d] for d in sorted(leaves)])
+            root, self._prepared = self.tree.root_with(
+                {d: encode_entry(e) for d, e in devices.items()}
+            )
         merged = {**self.issuers, **issuers}
         return root, registry_digest(root, [encode_issuer(merged[k]) for k in sorted(merged)])
+
+    def tree_at(self, root: bytes) -> SortedMerkleTree | None:
+        """The tree the registry had when its root was `root` (the current one or one of the
+        last `MAX_PAST_CHANGES` changes), a copy to keep; None beyond that. Costs a copy of the
+        tree (O(n) pointers) and undoing the changes since (`SortedMerkleTree.set_hashes`)."""
+        found = self.rewind_from(root)
+        return None if found is None else rewind(*found, root)
+
+    def rewind_from(self, root: bytes) -> tuple[SortedMerkleTree, list[_Undo]] | None:
+        """The first half of `tree_at` (what must run where the registry is changed): a copy of
+        the tree and the changes to undo, newest first; `rewind` does the rest anywhere."""
+        steps: list[_Undo] = []
+        if root != self.root:
+            for undo in reversed(self._past):
+                steps.append(undo)
+                if undo.root_before == root:
+                    break
+            else:
+                return None
+        return self.tree.copy(), steps
 
     def quarantined(self, key: PublicKey, index: int) -> DeviceEntry | None:
         """The device whose current key is `key`, if a quarantine holds for it at `index`."""
@@ -306,12 +355,18 @@ def _put(registry: Registry, entry: DeviceEntry) -> None:
         del registry.by_key[old.key]
     registry.devices[entry.device_id] = entry
     registry.by_key[entry.key] = entry.device_id
-    registry._leaves[entry.device_id] = encode_entry(entry)
-    registry._tree = None
 
 
 def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
     """Move `registry` forward by one milestone's changes."""
+    prepared, registry._prepared = registry._prepared, None
+    if diff.devices:
+        tree = registry.tree  # as the registry is before the diff
+        _remember(registry, {e.device_id: tree.leaf_hash(e.device_id) for e in diff.devices})
+        if prepared is not None and prepared.root == diff.root:
+            registry._tree = prepared
+        else:
+            tree.update({e.device_id: encode_entry(e) for e in diff.devices})
     for entry in diff.devices:
         _put(registry, entry)
     for issuer in diff.issuers:
@@ -320,14 +375,31 @@ def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
     registry._digest = diff.digest
 
 
+def rewind(tree: SortedMerkleTree, steps: list[_Undo], root: bytes) -> SortedMerkleTree | None:
+    """`tree` taken back through `steps` (from `Registry.rewind_from`), if it then has `root`."""
+    for undo in steps:
+        tree.set_hashes(undo.hashes)
+    return tree if tree.root == root else None
+
+
+def _remember(registry: Registry, hashes: dict[bytes, bytes | None]) -> None:
+    past = registry._past
+    past.append(_Undo(root_before=registry.root, hashes=hashes))
+    registry._past_entries += len(hashes)
+    while len(past) > MAX_PAST_CHANGES or (
+        len(past) > 1 and registry._past_entries > MAX_PAST_ENTRIES
+    ):
+        registry._past_entries -= len(past.popleft().hashes)
+
+
 def registry_path(registry: Registry, device_id: DeviceId) -> tuple[DeviceEntry, MerklePath]:
     """A device's entry and its audit path to `registry.root`; raises `InvalidFieldError` for
     a device the registry does not hold."""
     entry = registry.devices.get(device_id)
     if entry is None:
         raise InvalidFieldError("device_id", f"{device_id.hex()} is not registered")
-    if registry._tree is None:
-        ids = sorted(registry._leaves)
-        registry._tree = ids, MerkleTree([registry._leaves[d] for d in ids])
-    ids, tree = registry._tree
-    return entry, tree.path(bisect.bisect_left(ids, device_id))
+    tree = registry.tree
+    index = tree.index(device_id)
+    if index is None:  # the tree is built from `devices`: it holds every device
+        raise InvalidFieldError("device_id", f"{device_id.hex()} is not in the tree")
+    return entry, tree.path(index)

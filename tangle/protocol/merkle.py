@@ -12,6 +12,7 @@ path (`merkle_path`) shows one leaf's place under a root without the other leave
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -21,7 +22,7 @@ from .codec import require_uint
 from .ids import HASH_SIZE, MerkleRoot, blake2b_256
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 _LEAF = b"\x00"
 _NODE = b"\x01"
@@ -139,3 +140,177 @@ def root_from_path(leaf: bytes, path: MerklePath) -> MerkleRoot | None:
     for sibling, right in zip(path.siblings, reversed(sides), strict=True):
         node = blake2b_256(_NODE, node, sibling) if right else blake2b_256(_NODE, sibling, node)
     return MerkleRoot(node)
+
+
+class SortedMerkleTree:
+    """The tree over leaves kept in the order of their keys (the registry's: device ids), whose
+    root is `merkle_root` of the leaves in key order, updated in place as leaves change.
+
+    It holds each leaf's hash `H(0x00 || leaf)` (not the leaf) and the hashes of its subtrees of
+    `KEPT_FROM` leaves or more, by leaf range. Replacing a leaf drops the kept subtrees on its
+    path, so the next root costs O(log n + KEPT_FROM) hashes. Inserting a key moves every leaf
+    after it, so the subtrees ending at or after the first insertion are dropped and rebuilt
+    (O(n - position) hashes of two children; the leaves are not hashed again). A kept range that
+    ends before the first insertion is an aligned complete subtree (only the right spine is
+    not), which is a subtree of every larger tree too, so it stays valid and on the path of its
+    leaves. `set_hashes` takes a tree back to an earlier state, removing keys as it must (the
+    same rule, the other way).
+    """
+
+    KEPT_FROM: Final = 32
+
+    __slots__ = ("_hashes", "_kept", "_keys")
+
+    def __init__(self, leaves: Mapping[bytes, bytes] | None = None) -> None:
+        keys = sorted(leaves or {})
+        self._keys: list[bytes] = keys
+        self._hashes: list[bytes] = [blake2b_256(_LEAF, (leaves or {})[k]) for k in keys]
+        self._kept: dict[tuple[int, int], bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def copy(self) -> SortedMerkleTree:
+        """An independent copy (the lists and the kept hashes are copied, not the hashes)."""
+        other = SortedMerkleTree()
+        other._keys = self._keys.copy()
+        other._hashes = self._hashes.copy()
+        other._kept = self._kept.copy()
+        return other
+
+    def root_with(
+        self, leaves: Mapping[bytes, bytes]
+    ) -> tuple[MerkleRoot, SortedMerkleTree | None]:
+        """The root the tree would have with `leaves` set, the tree unchanged. When every key is
+        already there this costs what the update would (the changed leaves and kept subtrees
+        are put back after); otherwise the updated copy comes back too, to use instead of
+        updating this tree again."""
+        found = [(self.index(key), leaf) for key, leaf in leaves.items()]
+        changes = [(position, leaf) for position, leaf in found if position is not None]
+        if len(changes) < len(found):
+            other = self.copy()
+            other.update(leaves)
+            return other.root, other
+        hashes, kept = self._hashes, self._kept
+        old_hashes: dict[int, bytes] = {}
+        old_kept: dict[tuple[int, int], bytes | None] = {}
+        for position, leaf in changes:
+            old_hashes.setdefault(position, hashes[position])
+            hashes[position] = blake2b_256(_LEAF, leaf)
+            for r in self._path(position):
+                old_kept.setdefault(r, kept.pop(r, None))
+        root = self.root
+        for position, held in old_hashes.items():
+            hashes[position] = held
+        for r, value in old_kept.items():
+            if value is None:
+                kept.pop(r, None)
+            else:
+                kept[r] = value
+        return root, None
+
+    def update(self, leaves: Mapping[bytes, bytes]) -> None:
+        """Set the leaf of each key in `leaves` (a new key is inserted in order)."""
+        keys, hashes = self._keys, self._hashes
+        fresh: list[bytes] = []
+        for key, leaf in leaves.items():
+            position = bisect.bisect_left(keys, key)
+            if position < len(keys) and keys[position] == key:
+                hashes[position] = blake2b_256(_LEAF, leaf)
+                self._drop_path(position)
+            else:
+                fresh.append(key)
+        if not fresh:
+            return
+        fresh.sort()
+        first = bisect.bisect_left(keys, fresh[0])
+        self._kept = {r: h for r, h in self._kept.items() if r[1] < first}
+        for key in fresh:
+            position = bisect.bisect_left(keys, key)
+            keys.insert(position, key)
+            hashes.insert(position, blake2b_256(_LEAF, leaves[key]))
+
+    def leaf_hash(self, key: bytes) -> bytes | None:
+        """`H(0x00 || leaf)` of `key`'s leaf, None if the tree does not hold it."""
+        index = self.index(key)
+        return None if index is None else self._hashes[index]
+
+    def set_hashes(self, hashes: Mapping[bytes, bytes | None]) -> None:
+        """Set each key's leaf hash as `leaf_hash` gives it (None: remove the key): what
+        takes a tree back to an earlier state."""
+        keys = self._keys
+        moved: list[tuple[bytes, bytes | None]] = []
+        for key, held in hashes.items():
+            position = self.index(key)
+            if position is not None and held is not None:
+                self._hashes[position] = held
+                self._drop_path(position)
+            elif position is not None or held is not None:
+                moved.append((key, held))
+        if not moved:
+            return
+        first = min(bisect.bisect_left(keys, key) for key, _ in moved)
+        self._kept = {r: h for r, h in self._kept.items() if r[1] < first}
+        for key, held in moved:
+            position = bisect.bisect_left(keys, key)
+            if held is None:
+                del keys[position], self._hashes[position]
+            else:
+                keys.insert(position, key)
+                self._hashes.insert(position, held)
+
+    def _drop_path(self, index: int) -> None:
+        for r in self._path(index):
+            self._kept.pop(r, None)
+
+    def _path(self, index: int) -> list[tuple[int, int]]:
+        """The ranges of the kept-size subtrees that hold leaf `index`."""
+        ranges = []
+        lo, hi = 0, len(self._keys)
+        while hi - lo >= self.KEPT_FROM:
+            ranges.append((lo, hi))
+            k = 1 << ((hi - lo - 1).bit_length() - 1)
+            if index < lo + k:
+                hi = lo + k
+            else:
+                lo += k
+        return ranges
+
+    @property
+    def root(self) -> MerkleRoot:
+        return MerkleRoot(self._subtree(0, len(self._keys)))
+
+    def index(self, key: bytes) -> int | None:
+        """The position of `key`'s leaf, None if the tree does not hold it."""
+        position = bisect.bisect_left(self._keys, key)
+        found = position < len(self._keys) and self._keys[position] == key
+        return position if found else None
+
+    def path(self, index: int) -> MerklePath:
+        """The audit path of leaf `index`."""
+        require_uint("SortedMerkleTree.path.index", index, len(self._keys) - 1)
+        siblings: list[bytes] = []
+        lo, hi = 0, len(self._keys)
+        while hi - lo > 1:
+            k = 1 << ((hi - lo - 1).bit_length() - 1)
+            if index < lo + k:
+                siblings.append(self._subtree(lo + k, hi))
+                hi = lo + k
+            else:
+                siblings.append(self._subtree(lo, lo + k))
+                lo += k
+        return MerklePath(index=index, size=len(self._keys), siblings=tuple(reversed(siblings)))
+
+    def _subtree(self, lo: int, hi: int) -> bytes:
+        n = hi - lo
+        if n == 0:
+            return blake2b_256()
+        if n == 1:
+            return self._hashes[lo]
+        held = self._kept.get((lo, hi)) if n >= self.KEPT_FROM else None
+        if held is None:
+            k = 1 << ((n - 1).bit_length() - 1)
+            held = blake2b_256(_NODE, self._subtree(lo, lo + k), self._subtree(lo + k, hi))
+            if n >= self.KEPT_FROM:
+                self._kept[(lo, hi)] = held
+        return held

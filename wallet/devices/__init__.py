@@ -16,6 +16,7 @@ from .gateway import Accepted as Accepted
 from .gateway import Gateway as Gateway
 from .gateway import Refused as Refused
 from .gateway import anchor_batch as anchor_batch
+from .gateway_transport import GatewayTransport as GatewayTransport
 from .proof import ProofBundle as ProofBundle
 from .proof import ProvedReading as ProvedReading
 from .proof import build_bundle as build_bundle

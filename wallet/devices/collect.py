@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tangle.ledger.registry import encode_entry
-from tangle.protocol.milestone import Milestone, encode_milestone
+from tangle.protocol.milestone import Milestone
 
 from .errors import NotRegisteredError, ProofUnavailableError
-from .proof import ProofBundle
+from .proof import ProofBundle, bundle_milestone
 from .reading import read_header
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ async def collect_bundle(
         batch_path=batch.path(index),
         anchor=anchor,
         inclusion_path=inclusion.path,
-        milestone=encode_milestone(milestone),
+        milestone=bundle_milestone(milestone),
         registry_entry=encode_entry(registered.entry),
         registry_path=registered.registry_path,
     )

@@ -12,6 +12,12 @@ anchor message id ──inclusion path──▶ inclusion_root ─┤
                                                           `threshold` keys of the committee
                                                           in force at its index
 ```
+The milestone link names each committee signer by the first `KEY_PREFIX` bytes of its key, not
+the whole key (`bundle_milestone`): the verifier holds the committee's keys, so it takes the one
+key of its schedule with that prefix and checks the signature against it as before (a prefix
+that names no key, or two, fails the milestone link). 24 bytes a signature, nothing less
+checked.
+
 `verify_bundle` checks the links in this order, each named by its own error (`link`):
 milestone signatures, registry path, device status at that milestone, reading signature,
 inclusion path, anchor payload, batch path. The order makes each byte string of the bundle
@@ -31,10 +37,15 @@ from tangle.ledger.inclusion import inclusion_path
 from tangle.ledger.registry import DeviceEntry, decode_entry, encode_entry, registry_path
 from tangle.protocol.codec import Reader
 from tangle.protocol.device import DeviceId, DeviceStatus
-from tangle.protocol.ids import MessageId, blake2b_256
+from tangle.protocol.ids import MessageId, PublicKey, blake2b_256
 from tangle.protocol.merkle import MerklePath, root_from_path
 from tangle.protocol.message import decode_message
-from tangle.protocol.milestone import Milestone, decode_milestone, encode_milestone, signing_message
+from tangle.protocol.milestone import (
+    Milestone,
+    decode_milestone,
+    encode_essence,
+    signing_message,
+)
 from tangle.protocol.signature import is_valid
 
 from .batch import Anchor, check_batch_path, read_anchor
@@ -57,7 +68,11 @@ if TYPE_CHECKING:
 
     from .batch import Batch
 
-BUNDLE_VERSION: Final = 1
+BUNDLE_VERSION: Final = 2
+"""2: the milestone link names its signers by key prefix (1 held whole keys)."""
+KEY_PREFIX: Final = 8
+"""Bytes of a committee key that name it in a bundle's milestone."""
+_SIGNATURE: Final = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +88,7 @@ class ProofBundle:
     inclusion_path: MerklePath
     """The anchor message id's audit path to the milestone's inclusion root."""
     milestone: bytes
-    """The milestone that confirmed the anchor: its payload body (essence and signatures)."""
+    """The milestone that confirmed the anchor, as `bundle_milestone` writes it."""
     registry_entry: bytes
     """The device's registry entry after that milestone, canonical bytes."""
     registry_path: MerklePath
@@ -104,12 +119,44 @@ class ProvedReading:
     """The milestone that confirmed it, signed by the committee of its index."""
 
 
+def bundle_milestone(milestone: Milestone) -> bytes:
+    """The milestone link of a bundle: `essence || count x (key prefix, signature) || u8 count`
+    (the count last, so the essence needs no length)."""
+    signatures = b"".join(s.public_key[:KEY_PREFIX] + s.signature for s in milestone.signatures)
+    return encode_essence(milestone.essence) + signatures + bytes([len(milestone.signatures)])
+
+
+def _expand_milestone(raw: bytes, schedule: KeySchedule) -> bytes:
+    """The milestone's payload encoding, each signer's key found by its prefix among the keys
+    of `schedule`; `MilestoneSignatureError` if the link cannot be read."""
+    if not raw:
+        raise MilestoneSignatureError("the milestone is empty")
+    count = raw[-1]
+    start = len(raw) - 1 - count * (KEY_PREFIX + _SIGNATURE)
+    if count == 0 or start < 0:
+        raise MilestoneSignatureError(f"the milestone cannot hold {count} signatures")
+    by_prefix: dict[bytes, set[PublicKey]] = {}
+    for _, key_set in schedule.entries:
+        for key in key_set.public_keys:
+            by_prefix.setdefault(key[:KEY_PREFIX], set()).add(key)
+    parts = [raw[:start], bytes([count])]
+    for at in range(start, len(raw) - 1, KEY_PREFIX + _SIGNATURE):
+        prefix = raw[at : at + KEY_PREFIX]
+        named = by_prefix.get(prefix, set())
+        if not named:
+            raise MilestoneSignatureError(f"signer {prefix.hex()}.. is not in the committee")
+        if len(named) > 1:
+            raise MilestoneSignatureError(f"{prefix.hex()} names {len(named)} committee keys")
+        parts += (*named, raw[at + KEY_PREFIX : at + KEY_PREFIX + _SIGNATURE])
+    return b"".join(parts)
+
+
 def check_milestone(raw: bytes, schedule: KeySchedule, network_id: int | None = None) -> Milestone:
-    """The milestone in `raw`, if at least the threshold of the key set in force at its index
-    signed it and nobody else did (and it is of `network_id`, if given); else
-    `MilestoneSignatureError`."""
+    """The milestone in `raw` (a bundle's milestone link), if at least the threshold of the key
+    set in force at its index signed it and nobody else did (and it is of `network_id`, if
+    given); else `MilestoneSignatureError`."""
     try:
-        r = Reader(raw, "milestone")
+        r = Reader(_expand_milestone(raw, schedule), "milestone")
         milestone = decode_milestone(r)
         r.finish()
     except TangleError as exc:
@@ -205,7 +252,7 @@ def build_bundle(
         batch_path=batch.path(index),
         anchor=anchor,
         inclusion_path=inclusion_path(referenced, MessageId(blake2b_256(anchor))),
-        milestone=encode_milestone(milestone),
+        milestone=bundle_milestone(milestone),
         registry_entry=encode_entry(entry),
         registry_path=entry_path,
     )

@@ -1,9 +1,10 @@
 """The file forms of a proof bundle and of a committee key schedule (JSON, hex, strict).
 
 ```
-proof.json  {"version": 1,
+proof.json  {"version": 2,
              "reading": hex, "batch_path": PATH, "anchor": hex, "inclusion_path": PATH,
-             "milestone": hex, "registry_entry": hex, "registry_path": PATH}
+             "milestone": hex (`proof.bundle_milestone`), "registry_entry": hex,
+             "registry_path": PATH}
 PATH        {"index": int, "size": int, "siblings": [hex, ...]}
 keys.json   {"key_schedule": [{"activation_index": int, "threshold": int,
                                "public_keys": [hex, ...]}, ...], "network_id": int (optional)}

@@ -11,7 +11,9 @@ import pytest
 from tangle.ledger.committee import KeySchedule
 from tangle.ledger.registry import QuarantineState, restore_registry
 from tangle.protocol.device import DeviceStatus
+from tangle.protocol.ids import PublicKey
 from tangle.protocol.merkle import MerklePath
+from tangle.protocol.milestone import KeySet, encode_milestone
 from tangle.protocol.payload import TaggedData
 from wallet.devices.batch import anchor_payload
 from wallet.devices.errors import (
@@ -24,7 +26,7 @@ from wallet.devices.errors import (
     ReadingSignatureError,
     RegistryPathError,
 )
-from wallet.devices.proof import ProofBundle, build_bundle, verify_bundle
+from wallet.devices.proof import KEY_PREFIX, ProofBundle, build_bundle, verify_bundle
 
 from ._chain import build_chain, committee, entry, schedule_of
 from ._support import NETWORK
@@ -224,3 +226,24 @@ def test_build_bundle_is_what_the_chain_holds() -> None:
     assert isinstance(bundle, ProofBundle)
     assert bundle.reading == CHAIN.batch.readings[2]
     verify_bundle(bundle, SCHEDULE)
+
+
+def test_the_milestone_link_names_signers_by_key_prefix() -> None:
+    bundle = CHAIN.bundle(0)
+    signatures = CHAIN.milestone.signatures
+    # 24 bytes a signer fewer than the milestone's payload form, and every one still checked
+    assert len(bundle.milestone) == len(encode_milestone(CHAIN.milestone)) - 24 * len(signatures)
+    # a verifier whose committee has two keys under one signer's prefix cannot tell which signed
+    twin = PublicKey(signatures[0].public_key[:KEY_PREFIX] + bytes(32 - KEY_PREFIX))
+    keys = tuple(sorted((*KEY_SET.public_keys, twin)))
+    crowded = schedule_of(KeySet(threshold=KEY_SET.threshold, public_keys=keys))
+    with pytest.raises(MilestoneSignatureError, match="names 2 committee keys"):
+        verify_bundle(bundle, crowded)
+    for broken, why in [
+        (b"", "empty"),
+        (bundle.milestone[:-1] + b"\x00", "cannot hold 0"),
+        (bundle.milestone[:-1] + b"\xff", "cannot hold 255"),
+        (bundle.milestone[:-1] + bytes([len(signatures) - 1]), "does not decode"),
+    ]:
+        with pytest.raises(MilestoneSignatureError, match=why):
+            verify_bundle(dataclasses.replace(bundle, milestone=broken), SCHEDULE)

@@ -60,7 +60,7 @@ def _doc() -> dict[str, object]:
     [
         (lambda d: d.pop("anchor"), "missing"),
         (lambda d: d.update(extra=1), "unknown"),
-        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(version=1), "version"),  # 1 held whole signer keys
         (lambda d: d.update(version=True), "integer"),
         (lambda d: d.update(reading="ABCD"), "hex"),
         (lambda d: d.update(reading="abc"), "hex"),
@@ -87,7 +87,7 @@ def test_a_malformed_proof_file_is_named(change: object, why: str) -> None:
         b"\xff",
         b"1" * (MAX_FILE + 1),
         b"[" * 100_000,
-        bundle_to_json(BUNDLE).replace('"version": 1', '"version": 1, "version": 1').encode(),
+        bundle_to_json(BUNDLE).replace('"version": 2', '"version": 2, "version": 2').encode(),
     ],
 )
 def test_not_json_is_a_format_error(text: bytes) -> None:

@@ -1,6 +1,7 @@
 """`python -m examples.sensor_registry --self-contained --json` runs end to end on a devnet of its
 own: issuers admitted, sensors registered, readings anchored, one proof checked offline by the
-CLI in another process, the hijacked sensor quarantined and refused by gateway and node."""
+CLI in another process, the hijacked sensor quarantined and refused by gateway and node, a
+constrained sensor's update refused alone and applied through its gateway."""
 
 from __future__ import annotations
 
@@ -34,3 +35,5 @@ def test_the_sensor_registry_example_runs_end_to_end() -> None:
     assert doc["gateway_serves_hijacked"] is False
     assert doc["gateway_refused"] == "UnknownDeviceError"
     assert doc["node_refused"] == "quarantined_device"
+    assert doc["quarantined_at"] < doc["constrained_registered_at"] < doc["through_gateway_at"]
+    assert doc["alone_refused"] == "unserved_device"
