@@ -56,11 +56,12 @@ from tangle.protocol.device import (
 from tangle.protocol.ids import MerkleRoot, MessageId, MilestoneId, PublicKey, blake2b_256
 from tangle.protocol.message import Message, encode_message
 from tangle.protocol.milestone import KeySet, MilestoneEssence
+from tangle.protocol.proof_bundle import ProofBundle, bundle_to_json
 from tangle.protocol.transaction import address_of
 from wallet.devices.batch import anchor_payload
 from wallet.devices.gateway import Accepted, Gateway
-from wallet.devices.proof import ProofBundle, build_bundle, verify_bundle
-from wallet.devices.proof_file import bundle_from_json, bundle_to_json
+from wallet.devices.proof import build_bundle, verify_bundle
+from wallet.devices.proof_file import bundle_from_json
 from wallet.devices.reading import READING_DOMAIN, Form, Reading, encode_signed, sign_reading
 
 if TYPE_CHECKING:

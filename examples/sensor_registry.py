@@ -35,13 +35,13 @@ from coordinator.signers import KeySigner
 from tangle.ledger.ledger import Conflict
 from tangle.protocol.device import AdmitIssuer, IssuerRole, Quarantine, sign_record
 from tangle.protocol.ids import blake2b_256
+from tangle.protocol.proof_bundle import bundle_to_json
 from wallet.client import NodeClient
 from wallet.devices.agent import DeviceAgent, Profile
 from wallet.devices.collect import collect_bundle
 from wallet.devices.errors import UnknownDeviceError
 from wallet.devices.gateway import Gateway, anchor_batch
 from wallet.devices.gateway_transport import GatewayTransport
-from wallet.devices.proof_file import bundle_to_json
 from wallet.errors import RejectedError
 
 if TYPE_CHECKING:

@@ -4,6 +4,9 @@ sealed storage that only granted parties can read. Built on anyio (through the w
 like the rest of the wallet library; the cores are sans-I/O. The public API is re-exported here;
 the errors are in `wallet.devices.errors`."""
 
+from tangle.protocol.proof_bundle import ProofBundle as ProofBundle
+from tangle.protocol.proof_bundle import bundle_to_json as bundle_to_json
+
 from .agent import DeviceAgent as DeviceAgent
 from .agent import Profile as Profile
 from .batch import Anchor as Anchor
@@ -17,13 +20,11 @@ from .gateway import Gateway as Gateway
 from .gateway import Refused as Refused
 from .gateway import anchor_batch as anchor_batch
 from .gateway_transport import GatewayTransport as GatewayTransport
-from .proof import ProofBundle as ProofBundle
 from .proof import ProvedReading as ProvedReading
 from .proof import build_bundle as build_bundle
 from .proof import verify_bundle as verify_bundle
 from .proof_file import Committee as Committee
 from .proof_file import bundle_from_json as bundle_from_json
-from .proof_file import bundle_to_json as bundle_to_json
 from .proof_file import committee_from_json as committee_from_json
 from .proof_file import committee_to_json as committee_to_json
 from .reading import Form as Form

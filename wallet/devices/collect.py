@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from tangle.ledger.registry import encode_entry
 from tangle.protocol.milestone import Milestone
+from tangle.protocol.proof_bundle import ProofBundle, bundle_milestone
 
 from .errors import NotRegisteredError, ProofUnavailableError
-from .proof import ProofBundle, bundle_milestone
 from .reading import read_header
 
 if TYPE_CHECKING:

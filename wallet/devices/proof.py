@@ -30,7 +30,7 @@ whose key rotated in that very milestone proves its readings with the registry e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from tangle.errors import TangleError
 from tangle.ledger.inclusion import inclusion_path
@@ -38,13 +38,14 @@ from tangle.ledger.registry import DeviceEntry, decode_entry, encode_entry, regi
 from tangle.protocol.codec import Reader
 from tangle.protocol.device import DeviceId, DeviceStatus
 from tangle.protocol.ids import MessageId, PublicKey, blake2b_256
-from tangle.protocol.merkle import MerklePath, root_from_path
+from tangle.protocol.merkle import root_from_path
 from tangle.protocol.message import decode_message
-from tangle.protocol.milestone import (
-    Milestone,
-    decode_milestone,
-    encode_essence,
-    signing_message,
+from tangle.protocol.milestone import Milestone, decode_milestone, signing_message
+from tangle.protocol.proof_bundle import (
+    KEY_PREFIX,
+    SIGNATURE_BYTES,
+    ProofBundle,
+    bundle_milestone,
 )
 from tangle.protocol.signature import is_valid
 
@@ -68,40 +69,6 @@ if TYPE_CHECKING:
 
     from .batch import Batch
 
-BUNDLE_VERSION: Final = 2
-"""2: the milestone link names its signers by key prefix (1 held whole keys)."""
-KEY_PREFIX: Final = 8
-"""Bytes of a committee key that name it in a bundle's milestone."""
-_SIGNATURE: Final = 64
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProofBundle:
-    """The links of one reading's proof, as bytes (decoded only when checked)."""
-
-    reading: bytes
-    """The signed reading (plain or sealed), canonical bytes."""
-    batch_path: MerklePath
-    """Its audit path to the batch root."""
-    anchor: bytes
-    """The message that anchors the batch root, canonical bytes."""
-    inclusion_path: MerklePath
-    """The anchor message id's audit path to the milestone's inclusion root."""
-    milestone: bytes
-    """The milestone that confirmed the anchor, as `bundle_milestone` writes it."""
-    registry_entry: bytes
-    """The device's registry entry after that milestone, canonical bytes."""
-    registry_path: MerklePath
-    """The entry's audit path to the milestone's registry root."""
-
-    @property
-    def size(self) -> int:
-        """The bytes of the links: byte strings, path hashes, and 8 for each path's index
-        and size (the JSON file holds them in hex, so it is about twice as large)."""
-        paths = (self.batch_path, self.inclusion_path, self.registry_path)
-        strings = (self.reading, self.anchor, self.milestone, self.registry_entry)
-        return sum(map(len, strings)) + sum(8 + 32 * len(p.siblings) for p in paths)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProvedReading:
@@ -119,20 +86,13 @@ class ProvedReading:
     """The milestone that confirmed it, signed by the committee of its index."""
 
 
-def bundle_milestone(milestone: Milestone) -> bytes:
-    """The milestone link of a bundle: `essence || count x (key prefix, signature) || u8 count`
-    (the count last, so the essence needs no length)."""
-    signatures = b"".join(s.public_key[:KEY_PREFIX] + s.signature for s in milestone.signatures)
-    return encode_essence(milestone.essence) + signatures + bytes([len(milestone.signatures)])
-
-
 def _expand_milestone(raw: bytes, schedule: KeySchedule) -> bytes:
     """The milestone's payload encoding, each signer's key found by its prefix among the keys
     of `schedule`; `MilestoneSignatureError` if the link cannot be read."""
     if not raw:
         raise MilestoneSignatureError("the milestone is empty")
     count = raw[-1]
-    start = len(raw) - 1 - count * (KEY_PREFIX + _SIGNATURE)
+    start = len(raw) - 1 - count * (KEY_PREFIX + SIGNATURE_BYTES)
     if count == 0 or start < 0:
         raise MilestoneSignatureError(f"the milestone cannot hold {count} signatures")
     by_prefix: dict[bytes, set[PublicKey]] = {}
@@ -140,14 +100,14 @@ def _expand_milestone(raw: bytes, schedule: KeySchedule) -> bytes:
         for key in key_set.public_keys:
             by_prefix.setdefault(key[:KEY_PREFIX], set()).add(key)
     parts = [raw[:start], bytes([count])]
-    for at in range(start, len(raw) - 1, KEY_PREFIX + _SIGNATURE):
+    for at in range(start, len(raw) - 1, KEY_PREFIX + SIGNATURE_BYTES):
         prefix = raw[at : at + KEY_PREFIX]
         named = by_prefix.get(prefix, set())
         if not named:
             raise MilestoneSignatureError(f"signer {prefix.hex()}.. is not in the committee")
         if len(named) > 1:
             raise MilestoneSignatureError(f"{prefix.hex()} names {len(named)} committee keys")
-        parts += (*named, raw[at + KEY_PREFIX : at + KEY_PREFIX + _SIGNATURE])
+        parts += (*named, raw[at + KEY_PREFIX : at + KEY_PREFIX + SIGNATURE_BYTES])
     return b"".join(parts)
 
 

@@ -1,11 +1,7 @@
-"""The file forms of a proof bundle and of a committee key schedule (JSON, hex, strict).
+"""Reading the file forms of a proof bundle (written by `tangle.protocol.proof_bundle`, which
+gives its fields) and of a committee key schedule (JSON, hex, strict).
 
 ```
-proof.json  {"version": 2,
-             "reading": hex, "batch_path": PATH, "anchor": hex, "inclusion_path": PATH,
-             "milestone": hex (`proof.bundle_milestone`), "registry_entry": hex,
-             "registry_path": PATH}
-PATH        {"index": int, "size": int, "siblings": [hex, ...]}
 keys.json   {"key_schedule": [{"activation_index": int, "threshold": int,
                                "public_keys": [hex, ...]}, ...], "network_id": int (optional)}
             or a network file's {"network_id": int,
@@ -28,9 +24,9 @@ from tangle.ledger.committee import KeySchedule
 from tangle.protocol.ids import PublicKey
 from tangle.protocol.merkle import MerklePath
 from tangle.protocol.milestone import KeySet
+from tangle.protocol.proof_bundle import BUNDLE_VERSION, BYTES, PATHS, ProofBundle
 
 from .errors import ProofBundleFormatError
-from .proof import BUNDLE_VERSION, ProofBundle
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,27 +35,6 @@ MAX_FILE: Final = 64 * 1024
 MAX_COMMITTEE_FILE: Final = 4 * 1024 * 1024
 """A network file with its genesis allocations may be large."""
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")
-_PATHS: Final = ("batch_path", "inclusion_path", "registry_path")
-_BYTES: Final = ("reading", "anchor", "milestone", "registry_entry")
-
-
-def _path_json(path: MerklePath) -> dict[str, Any]:
-    return {"index": path.index, "size": path.size, "siblings": [s.hex() for s in path.siblings]}
-
-
-def bundle_to_json(bundle: ProofBundle) -> str:
-    """The file form of `bundle` (fields in a fixed order)."""
-    doc = {
-        "version": BUNDLE_VERSION,
-        "reading": bundle.reading.hex(),
-        "batch_path": _path_json(bundle.batch_path),
-        "anchor": bundle.anchor.hex(),
-        "inclusion_path": _path_json(bundle.inclusion_path),
-        "milestone": bundle.milestone.hex(),
-        "registry_entry": bundle.registry_entry.hex(),
-        "registry_path": _path_json(bundle.registry_path),
-    }
-    return json.dumps(doc, indent=1) + "\n"
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -122,11 +97,11 @@ def _path(value: Any, where: str) -> MerklePath:
 
 def bundle_from_json(text: str | bytes) -> ProofBundle:
     """Read the file form of a proof bundle; `ProofBundleFormatError` for any defect."""
-    doc = _only(_load(text, "the proof"), {"version", *_PATHS, *_BYTES}, "the proof")
+    doc = _only(_load(text, "the proof"), {"version", *PATHS, *BYTES}, "the proof")
     if _int(doc, "version", "the proof") != BUNDLE_VERSION:
         raise ProofBundleFormatError(f"version {doc['version']}, this code reads {BUNDLE_VERSION}")
-    paths = {name: _path(doc[name], name) for name in _PATHS}
-    strings = {name: _hex(doc[name], name) for name in _BYTES}
+    paths = {name: _path(doc[name], name) for name in PATHS}
+    strings = {name: _hex(doc[name], name) for name in BYTES}
     return ProofBundle(
         reading=strings["reading"],
         batch_path=paths["batch_path"],

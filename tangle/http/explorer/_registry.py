@@ -42,9 +42,10 @@ from tangle.ledger.inclusion import inclusion_path, inclusion_root
 from tangle.ledger.registry import encode_entry, registry_path
 from tangle.protocol.device import DeviceId, DeviceRecord
 from tangle.protocol.message import decode_message
-from tangle.protocol.milestone import Milestone, encode_milestone
+from tangle.protocol.milestone import Milestone
+from tangle.protocol.proof_bundle import NO_PATH, ProofBundle, bundle_milestone, bundle_to_json
 
-from .._device_api import render_entry, render_path
+from .._device_api import render_entry
 from .._guard import route
 from .._request import ApiError, path_id, path_message_id, query_uint
 from ._notes import record_seen
@@ -66,10 +67,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PAGE_MAX: Final = 100
-PROOF_VERSION: Final = 1
-"""The proof file's version (`wallet.devices.proof.BUNDLE_VERSION`)."""
-EMPTY_PATH: Final = {"index": 0, "size": 1, "siblings": []}
-"""A link this node does not hold: a path of one leaf, which proves nothing."""
 _FLAGS: Final = {"true": True, "false": False}
 
 
@@ -101,10 +98,6 @@ class Snapshot:
 def _page(rows: list[T], keys: list[bytes], after: bytes | None, count: int) -> list[T]:
     start = 0 if after is None else bisect.bisect_right(keys, after)
     return rows[start : start + count]
-
-
-def _path_doc(path: MerklePath | None) -> dict[str, Any]:
-    return EMPTY_PATH if path is None else render_path(path)
 
 
 def _signed(applied: RecordApplied | None) -> dict[str, Any] | None:
@@ -258,18 +251,17 @@ class RegistryViews:
         if not isinstance(milestone, Milestone):
             raise ApiError("proof_unavailable", f"milestone {index} does not decode")
         name = (message or device or b"").hex()[:16]
-        body = {
-            "version": PROOF_VERSION,
-            "reading": "",
-            "batch_path": EMPTY_PATH,
-            "anchor": anchor.hex(),
-            "inclusion_path": _path_doc(inclusion),
-            "milestone": encode_milestone(milestone).hex(),
-            "registry_entry": entry.hex(),
-            "registry_path": _path_doc(path),
-        }
+        bundle = ProofBundle(
+            reading=b"",
+            batch_path=NO_PATH,
+            anchor=anchor,
+            inclusion_path=inclusion or NO_PATH,
+            milestone=bundle_milestone(milestone),
+            registry_entry=entry,
+            registry_path=path or NO_PATH,
+        )
         disposition = {"Content-Disposition": f'attachment; filename="proof-{name}.json"'}
-        return JSONResponse(body, headers=disposition)
+        return Response(bundle_to_json(bundle), media_type="application/json", headers=disposition)
 
     async def _inclusion(self, message_id: MessageId) -> tuple[bytes, MerklePath, int]:
         def read(storage: Storage) -> tuple[bytes, MerklePath, int] | str:

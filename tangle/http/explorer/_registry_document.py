@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tangle.protocol.proof_bundle import BUNDLE_VERSION
+
 from .._components import _HEX, _ID, _UINT, _array, _nullable, _object
 from .._openapi import _op, _path_param
 from . import _registry
@@ -99,7 +101,7 @@ REGISTRY_SCHEMAS: dict[str, Any] = {
     "ProofFile": {
         **_object(
             {
-                "version": {"const": _registry.PROOF_VERSION},
+                "version": {"const": BUNDLE_VERSION},
                 "reading": _HEX,
                 "batch_path": _PATH,
                 "anchor": _HEX,

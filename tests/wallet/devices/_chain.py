@@ -17,12 +17,13 @@ from tangle.protocol.milestone import KeySet, Milestone, MilestoneEssence
 from tangle.protocol.transaction import address_of
 from wallet.devices.batch import Batch, anchor_payload
 from wallet.devices.gateway import Gateway
-from wallet.devices.proof import ProofBundle, build_bundle
+from wallet.devices.proof import build_bundle
 
 from ._support import NETWORK, device_id, device_key, raw_reading
 
 if TYPE_CHECKING:
     from tangle.protocol.payload import TaggedData
+    from tangle.protocol.proof_bundle import ProofBundle
 
 MAKER = PublicKey(blake2b_256(b"maker"))
 

@@ -15,6 +15,7 @@ from tangle.protocol.ids import PublicKey
 from tangle.protocol.merkle import MerklePath
 from tangle.protocol.milestone import KeySet, encode_milestone
 from tangle.protocol.payload import TaggedData
+from tangle.protocol.proof_bundle import KEY_PREFIX, ProofBundle
 from wallet.devices.batch import anchor_payload
 from wallet.devices.errors import (
     AnchorPayloadError,
@@ -26,7 +27,7 @@ from wallet.devices.errors import (
     ReadingSignatureError,
     RegistryPathError,
 )
-from wallet.devices.proof import KEY_PREFIX, ProofBundle, build_bundle, verify_bundle
+from wallet.devices.proof import build_bundle, verify_bundle
 
 from ._chain import build_chain, committee, entry, schedule_of
 from ._support import NETWORK

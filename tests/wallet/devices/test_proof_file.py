@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tangle.ledger.committee import KeySchedule
+from tangle.protocol.proof_bundle import bundle_to_json
 from tanglepay.cli import main as tanglepay_main
 from wallet.devices.cli import main as verify_main
 from wallet.devices.errors import ProofBundleFormatError
@@ -15,7 +16,6 @@ from wallet.devices.proof_file import (
     MAX_FILE,
     Committee,
     bundle_from_json,
-    bundle_to_json,
     committee_from_json,
     committee_to_json,
 )
