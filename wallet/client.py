@@ -374,14 +374,23 @@ class NodeClient:
         doc = await self._get_json(f"/api/v1/addresses/{address.hex()}/balance")
         return doc.decimal("balance")
 
-    async def device(self, device_id: bytes, *, proof: bool = False) -> RegisteredDevice | None:
-        """A device's registry entry at the confirmed milestone (None if it is not registered);
-        with `proof`, its audit path to the registry root."""
+    async def device(
+        self, device_id: bytes, *, proof: bool = False, at: int | None = None
+    ) -> RegisteredDevice | None:
+        """A device's registry entry at the confirmed milestone, or as milestone `at` left it
+        (None if it is not registered); with `proof` (implied by `at`), its audit path to that
+        milestone's registry root. A past milestone the node no longer keeps the changes of is
+        a `NotFoundError` with code `proof_unavailable`."""
         path = f"/api/v1/devices/{device_id.hex()}"
         request = "GET /api/v1/devices/{id}"
+        query = [("proof", "true" if proof else "false")]
+        if at is not None:
+            query, proof = [("at", str(at))], True
         try:
-            doc = await self._get_json(path, [("proof", "true" if proof else "false")])
-        except NotFoundError:
+            doc = await self._get_json(path, query)
+        except NotFoundError as exc:
+            if exc.code != "unknown_device":
+                raise
             return None
         try:
             entry = decode_entry(doc.hexbytes("entry"))

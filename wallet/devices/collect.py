@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from tangle.ledger.registry import encode_entry
 from tangle.protocol.milestone import Milestone
 from tangle.protocol.proof_bundle import ProofBundle, bundle_milestone
+from wallet.errors import NotFoundError
 
 from .errors import NotRegisteredError, ProofUnavailableError
 from .reading import read_header
@@ -45,7 +46,13 @@ async def collect_bundle(
         raise ProofUnavailableError("the node's milestone message carries no milestone")
     raw = batch.readings[index]
     device_id = read_header(raw).device_id
-    registered = await client.device(device_id, proof=True)
+    try:
+        registered = await client.device(device_id, at=inclusion.milestone_index)
+    except NotFoundError as exc:
+        raise ProofUnavailableError(
+            f"the node no longer keeps the registry as milestone {inclusion.milestone_index} "
+            f"left it ({exc.code})"
+        ) from None
     if registered is None:
         raise NotRegisteredError(device_id)
     if (
@@ -53,8 +60,8 @@ async def collect_bundle(
         or registered.registry_path is None
     ):
         raise ProofUnavailableError(
-            f"the registry changed after milestone {inclusion.milestone_index} (the node is at "
-            f"{registered.ledger_index}): the entry at the anchor's milestone is not served"
+            f"the node's registry at milestone {inclusion.milestone_index} is not the one that "
+            "milestone signed"
         )
     return ProofBundle(
         reading=raw,
