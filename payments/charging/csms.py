@@ -32,7 +32,7 @@ from websockets.typing import Subprotocol
 
 from .csms16 import Station16
 from .csms201 import Station201
-from .errors import SessionError, StationAuthError
+from .errors import SessionError, StationAuthError, TokenRefusedError
 from .session import (
     MAX_EVENTS_PER_SESSION,
     SessionBook,
@@ -124,7 +124,10 @@ class Csms:
         token was accepted."""
         binding = await self.store.binding(event.key)
         if binding is None and event.id_token is not None:
-            binding = await self.authorize(event.id_token)
+            try:
+                binding = await self.authorize(event.id_token)
+            except TokenRefusedError as e:
+                LOG.info("%s", e)
             if binding is not None:
                 await self.store.bind(event.key, binding)
         if binding is not None:
