@@ -8,6 +8,8 @@ tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
 tanglepay charging stations list [--json]
 tanglepay charging sessions [--json]
 tanglepay charging cdrs [--json]
+tanglepay charging verify-session CP-1 TX-1 --api http://127.0.0.1:8181
+                         --node-api http://127.0.0.1:14265 --meter-key meter.pub [--json]
 ```
 
 `serve` runs the CSMS and its back-office API (`backoffice.py`) on asyncio until SIGINT or
@@ -18,7 +20,10 @@ pay as they charge (or prepay) over payment channels the CSMS looks up on that n
 and each billed session's meter record is committed to the ledger through it (`commitment.py`);
 the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. A CSMS restarted on
 the same database resumes every unbilled session. `cdrs` lists the final bill of
-each ended session. Errors are one line on stderr, exit status 2.
+each ended session. `verify-session` is the driver's check (`verify.py`): the session record the
+back office serves hashes to the digest on the ledger (read from the node given), and every
+signed meter value in it verifies with the meter's OCMF public key (hex DER or PEM, in the
+file). Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -34,7 +39,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
+from tangle.errors import TangleError
 from wallet.client import NodeClient
+from wallet.errors import WalletError
 from wallet.keys import AddressKey, ExtendedKey
 
 from ..channels.service import PayeeService
@@ -42,14 +51,16 @@ from ..channels.store import ChannelStore
 from ..errors import PaymentError
 from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
-from . import ocpi_json
+from . import ocmf, ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
 from .commitment import LedgerCommitter
 from .csms import Csms, serve_csms
+from .errors import SignedMeterValueError
 from .ocpi_tariff import parse_tariff
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .store import CsmsStore
+from .verify import verify_session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -82,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list the stations")
     commands.add_parser("sessions", help="list the sessions")
     commands.add_parser("cdrs", help="list the bills of ended sessions")
+    verify = commands.add_parser("verify-session", help="check a session's signed meter values")
+    verify.add_argument("station")
+    verify.add_argument("transaction")
+    verify.add_argument("--api", required=True, help="the CSMS's back-office API")
+    verify.add_argument("--node-api", required=True, help="a node you trust")
+    verify.add_argument("--meter-key", type=Path, required=True, help="the meter's public key")
     return parser
 
 
@@ -155,7 +172,25 @@ async def _payments(
         )
 
 
+async def _verify(args: argparse.Namespace) -> object:
+    key = ocmf.load_key(args.meter_key.read_text())
+    where = f"{args.api.rstrip('/')}/api/sessions/{args.station}/{args.transaction}/commitment"
+    async with httpx.AsyncClient(timeout=30) as http, NodeClient(args.node_api) as node:
+        try:
+            answer = (await http.get(where)).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise SignedMeterValueError("back office", repr(e)) from None
+        if not isinstance(answer, dict):
+            raise SignedMeterValueError("back office", "not a commitment")
+        try:
+            return await verify_session(node, answer, key)
+        except (WalletError, TangleError) as e:
+            raise SignedMeterValueError("ledger", str(e)) from None
+
+
 async def _query(args: argparse.Namespace) -> object:
+    if args.command == "verify-session":
+        return await _verify(args)
     async with CsmsStore(args.db) as store:
         if args.command == "stations":
             if args.action == "add":
@@ -181,7 +216,8 @@ async def _query(args: argparse.Namespace) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.db.parent.mkdir(parents=True, exist_ok=True)
+    if args.command != "verify-session":
+        args.db.parent.mkdir(parents=True, exist_ok=True)
     try:
         if args.command == "serve":
             asyncio.run(_serve(args))

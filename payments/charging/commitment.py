@@ -20,14 +20,18 @@ Record encoding (little-endian; strings UTF-8 with a u16 length):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from tangle.errors import TangleError
 from tangle.protocol.ids import blake2b_256
 from tangle.protocol.payload import TaggedData
 from wallet.errors import WalletError
+
+from .errors import SignedMeterValueError
 
 if TYPE_CHECKING:
     from tangle.protocol.ids import MessageId
@@ -57,6 +61,88 @@ def session_record(bill: Bill, events: list[TransactionEvent]) -> bytes:
         parts.append(struct.pack("<QBQ", e.seq_no, 1, e.register_wh or 0))
         parts.append(_text(e.signed_meter_value or ""))
     return b"".join(parts)
+
+
+MAX_READINGS: Final = 100_000
+"""The most readings a record read back may hold."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading:
+    """One register reading of a session record."""
+
+    seq_no: int
+    register_wh: int
+    signed_meter_value: str
+    """"" if the charger sent none."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRecord:
+    """A session record read back (`parse_session_record`)."""
+
+    charge_point: str
+    transaction_id: str
+    energy_wh: int
+    duration_s: int
+    amount: int
+    readings: tuple[Reading, ...]
+
+
+class _Reader:
+    __slots__ = ("at", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self.at = raw, 0
+
+    def take(self, fmt: str) -> tuple[int, ...]:
+        size = struct.calcsize(fmt)
+        if self.at + size > len(self.raw):
+            raise SignedMeterValueError("session record", "truncated")
+        values = struct.unpack_from(fmt, self.raw, self.at)
+        self.at += size
+        return values
+
+    def text(self) -> str:
+        (length,) = self.take("<H")
+        if self.at + length > len(self.raw):
+            raise SignedMeterValueError("session record", "truncated")
+        raw = self.raw[self.at : self.at + length]
+        self.at += length
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            raise SignedMeterValueError("session record", "a string is not UTF-8") from None
+
+
+def parse_session_record(raw: bytes) -> SessionRecord:
+    """The record `session_record` wrote, strictly (`SignedMeterValueError` otherwise): what a
+    driver reads back before checking it; `session_record` of it gives the same bytes."""
+    r = _Reader(raw)
+    charge_point, transaction_id = r.text(), r.text()
+    energy_wh, duration_s, amount, count = r.take("<QQQI")
+    if count > MAX_READINGS:
+        raise SignedMeterValueError("session record", f"more than {MAX_READINGS} readings")
+    readings = []
+    for _ in range(count):
+        seq_no, has_register, register_wh = r.take("<QBQ")
+        if has_register != 1:
+            raise SignedMeterValueError("session record", "a reading without a register")
+        readings.append(
+            Reading(seq_no=seq_no, register_wh=register_wh, signed_meter_value=r.text())
+        )
+    if r.at != len(raw):
+        raise SignedMeterValueError("session record", "trailing bytes")
+    if any(a.seq_no >= b.seq_no for a, b in itertools.pairwise(readings)):
+        raise SignedMeterValueError("session record", "readings not in seq order")
+    return SessionRecord(
+        charge_point=charge_point,
+        transaction_id=transaction_id,
+        energy_wh=energy_wh,
+        duration_s=duration_s,
+        amount=amount,
+        readings=tuple(readings),
+    )
 
 
 def session_digest(record: bytes) -> bytes:
