@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from .csms import Csms
     from .payment import ChargePayments
+    from .store import Bill
     from .tariff import Tariff
 
     Handler = Callable[[Request], Awaitable[Response]]
@@ -97,10 +98,15 @@ def _proof(request: Request) -> Any:
 
 
 def backoffice_app(
-    csms: Csms, payments: ChargePayments | None, operator_token: str, tariff: Tariff | None = None
+    csms: Csms,
+    payments: ChargePayments | None,
+    operator_token: str,
+    tariff: Tariff | None = None,
+    cdr_hash: Callable[[Bill], Awaitable[bytes | None]] | None = None,
 ) -> Starlette:
     """The API of `csms` (payment routes answer 404 when `payments` is None); `tariff` is the
-    OCPI tariff sessions not paid by channel are priced with, if any."""
+    OCPI tariff sessions not paid by channel are priced with, if any; `cdr_hash` gives a
+    roaming session's CDR hash for its record (`RoamingCpo.cdr_hash_of`)."""
 
     def payments_of() -> ChargePayments:
         if payments is None:
@@ -185,7 +191,8 @@ def backoffice_app(
         bill = await csms.store.bill_of(key)
         if bill is None:
             raise UnknownSessionError(key)
-        record = session_record(bill, await csms.store.events(key))
+        cdr = None if cdr_hash is None else await cdr_hash(bill)
+        record = session_record(bill, await csms.store.events(key), cdr)
         committed = await csms.store.commitment(key)
         return JSONResponse(
             {

@@ -1,11 +1,13 @@
 """A session's meter data committed to the ledger, so a driver can check the energy billed
 without trusting the CPO.
 
-When a session is billed, the CSMS encodes its record (the bill and every meter reading with its
-signed meter value, in seq order) canonically, and attaches the BLAKE2b-256 of the record to the
-ledger in a tagged-data message (tag `COMMIT_TAG`), through the node's HTTP API (the node does
-the proof-of-work). The back office serves the record; the driver recomputes its hash, finds the
-message on the ledger, and checks the signed readings with the meter's public key.
+When a session is billed, the CSMS encodes its record (the bill, every meter reading with its
+signed meter value, in seq order, and for a roaming driver's session the hash of the OCPI CDR
+sent to the eMSP, `ocpi_cdr.cdr_hash`) canonically, and attaches the BLAKE2b-256 of the record
+to the ledger in a tagged-data message (tag `COMMIT_TAG`), through the node's HTTP API (the
+node does the proof-of-work). The back office serves the record; the driver recomputes its
+hash, finds the message on the ledger, and checks the signed readings with the meter's public
+key (`verify.py`).
 
 Record encoding (little-endian; strings UTF-8 with a u16 length):
 
@@ -15,6 +17,7 @@ Record encoding (little-endian; strings UTF-8 with a u16 length):
   u64  energy_wh      u64  duration_s      u64  amount
   u32  readings
   per reading:  u64 seq_no, u8 has_register, u64 register_wh, str signed_meter_value ("" if none)
+  u8   has_cdr         [32] cdr_hash (present only if has_cdr = 1)
 ```
 """
 
@@ -31,16 +34,18 @@ from tangle.protocol.ids import blake2b_256
 from tangle.protocol.payload import TaggedData
 from wallet.errors import WalletError
 
-from .errors import SignedMeterValueError
+from .errors import ChargingError, SignedMeterValueError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from tangle.protocol.ids import MessageId
     from wallet.client import NodeClient
 
     from .session import TransactionEvent
     from .store import Bill, CsmsStore
 
-COMMIT_TAG: Final = b"tanglepay/charging/session/v1"
+COMMIT_TAG: Final = b"tanglepay/charging/session/v2"
 LOG: Final = logging.getLogger(__name__)
 
 
@@ -49,7 +54,9 @@ def _text(value: str) -> bytes:
     return struct.pack("<H", len(raw)) + raw
 
 
-def session_record(bill: Bill, events: list[TransactionEvent]) -> bytes:
+def session_record(
+    bill: Bill, events: list[TransactionEvent], cdr_hash: bytes | None = None
+) -> bytes:
     """The canonical record of a billed session (see the module docstring)."""
     readings = sorted((e for e in events if e.register_wh is not None), key=lambda e: e.seq_no)
     parts = [
@@ -60,6 +67,9 @@ def session_record(bill: Bill, events: list[TransactionEvent]) -> bytes:
     for e in readings:
         parts.append(struct.pack("<QBQ", e.seq_no, 1, e.register_wh or 0))
         parts.append(_text(e.signed_meter_value or ""))
+    if cdr_hash is not None and len(cdr_hash) != 32:
+        raise SignedMeterValueError("session record", "a CDR hash is 32 bytes")
+    parts.append(b"\x00" if cdr_hash is None else b"\x01" + cdr_hash)
     return b"".join(parts)
 
 
@@ -87,6 +97,8 @@ class SessionRecord:
     duration_s: int
     amount: int
     readings: tuple[Reading, ...]
+    cdr_hash: bytes | None = None
+    """The hash of the session's OCPI CDR (a roaming driver's session)."""
 
 
 class _Reader:
@@ -131,6 +143,10 @@ def parse_session_record(raw: bytes) -> SessionRecord:
         readings.append(
             Reading(seq_no=seq_no, register_wh=register_wh, signed_meter_value=r.text())
         )
+    (has_cdr,) = r.take("<B")
+    if has_cdr > 1:
+        raise SignedMeterValueError("session record", "has_cdr is neither 0 nor 1")
+    cdr_hash = bytes(r.take("<32s")[0]) if has_cdr else None  # type: ignore[arg-type]
     if r.at != len(raw):
         raise SignedMeterValueError("session record", "trailing bytes")
     if any(a.seq_no >= b.seq_no for a, b in itertools.pairwise(readings)):
@@ -142,6 +158,7 @@ def parse_session_record(raw: bytes) -> SessionRecord:
         duration_s=duration_s,
         amount=amount,
         readings=tuple(readings),
+        cdr_hash=cdr_hash,
     )
 
 
@@ -151,19 +168,36 @@ def session_digest(record: bytes) -> bytes:
 
 
 class LedgerCommitter:
-    """The CSMS's `on_bill` hook: commits each billed session's digest through a node."""
+    """The CSMS's `on_bill` hook: commits each billed session's digest through a node; with
+    `cdr_hash` (`RoamingCpo.cdr_hash_of`), a roaming session's record carries its CDR's hash."""
 
-    __slots__ = ("node", "store")
+    __slots__ = ("cdr_hash", "node", "store")
 
-    def __init__(self, store: CsmsStore, node: NodeClient) -> None:
+    def __init__(
+        self,
+        store: CsmsStore,
+        node: NodeClient,
+        cdr_hash: Callable[[Bill], Awaitable[bytes | None]] | None = None,
+    ) -> None:
         self.store = store
         self.node = node
+        self.cdr_hash = cdr_hash
+
+    async def record(self, bill: Bill) -> bytes:
+        """The session record of `bill` (what the back office serves)."""
+        key = (bill.charge_point, bill.transaction_id)
+        cdr = None if self.cdr_hash is None else await self.cdr_hash(bill)
+        return session_record(bill, await self.store.events(key), cdr)
 
     async def __call__(self, bill: Bill) -> None:
         """Commit `bill`'s session; a node that fails is logged (the bill stands, and the
         commitment can be made again from the store)."""
         key = (bill.charge_point, bill.transaction_id)
-        record = session_record(bill, await self.store.events(key))
+        try:
+            record = await self.record(bill)
+        except ChargingError as e:
+            LOG.warning("session %s/%s has no record: %r", *key, e)
+            return
         digest = session_digest(record)
         try:
             message: MessageId = await self.node.submit_pow(TaggedData(tag=COMMIT_TAG, data=digest))

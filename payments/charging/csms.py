@@ -89,6 +89,8 @@ class Csms:
     """The latest session each accepted id token started (kept after the session closes, so a
     driver can still read its final bill; one entry per token)."""
     on_bill: list[Callable[[Bill], Awaitable[None]]] = field(default_factory=list)
+    on_event: list[Callable[[ChargingSession], None]] = field(default_factory=list)
+    """Called (synchronously, cheaply) with a session each time an event was applied to it."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -166,6 +168,8 @@ class Csms:
         if event.seq_no in session.seen:  # applied while the commit was in flight
             return session
         session.apply(event)
+        for hook in self.on_event:
+            hook(session)
         self.decide(session)
         if session.ended:
             await self._bill(session)

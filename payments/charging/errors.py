@@ -212,7 +212,8 @@ class TokenBindingError(SessionError):
 # ChargingError
 # ├── TokenRefusedError             Authorize refused for a named reason (an OCPP status)
 # │   ├── DeviceQuarantinedError    the token's or channel key's device is quarantined
-# │   └── DeviceLookupError         the registry could not be read: refused, not guessed
+# │   ├── DeviceLookupError         the registry could not be read: refused, not guessed
+# │   └── RoamingTokenRefusedError  an eMSP's token it invalidated or did not allow
 # ├── SignedMeterValueError         a signed meter value that does not verify or parse
 # └── RoamingError                  an eMSP's session that cannot be reported or settled
 
@@ -243,6 +244,15 @@ class DeviceQuarantinedError(TokenRefusedError):
 
 class DeviceLookupError(TokenRefusedError):
     """The node could not say whether the token's device is quarantined."""
+
+
+class RoamingTokenRefusedError(TokenRefusedError):
+    """An eMSP's token the eMSP invalidated or did not allow in real time (`status` Blocked
+    for a blocked token, else Invalid)."""
+
+    def __init__(self, id_token: str, reason: str, status: str) -> None:
+        super().__init__(id_token, reason)
+        self.status = status
 
 
 class SignedMeterValueError(ChargingError):
