@@ -146,7 +146,7 @@ def parse_session_record(raw: bytes) -> SessionRecord:
     (has_cdr,) = r.take("<B")
     if has_cdr > 1:
         raise SignedMeterValueError("session record", "has_cdr is neither 0 nor 1")
-    cdr_hash = bytes(r.take("<32s")[0]) if has_cdr else None  # type: ignore[arg-type]
+    cdr_hash = bytes(r.take("<32s")[0]) if has_cdr else None
     if r.at != len(raw):
         raise SignedMeterValueError("session record", "trailing bytes")
     if any(a.seq_no >= b.seq_no for a, b in itertools.pairwise(readings)):
