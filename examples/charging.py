@@ -10,9 +10,16 @@
   against her car's own meter, pays the difference and checks the CPO's signed receipt;
 * a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered.
 
-Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic. The summary
+Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic; the 2.0.1
+charger's meter signs its readings (OCMF, P-256), and the driver checks the session record on the
+ledger and every signature with the meter's public key (`payments.charging.verify`). The summary
 shows each session's energy, its bill, what each driver paid through the channel, the stops the
 CSMS asked for, and the channel as the ledger holds it.
+
+`python -m examples.charging --node URL --faucet URL --forever [--interval-s 20]` is the
+devnet's charging flow (`tanglepay.flows`): attached to a running devnet (the faucet funds the
+driver), it runs the CSMS as its own process and the same two sessions again and again, a round
+every `--interval-s` seconds, one line per round, until SIGTERM or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,12 +39,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from payments.channels.core import PayerChannel
 from payments.channels.wire import encode_signed_proof
-from payments.charging.commitment import COMMIT_TAG, session_digest
+from payments.charging import ocmf
+from payments.charging.commitment import COMMIT_TAG, parse_session_record, session_digest
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.station import now_iso
+from payments.charging.verify import check_record
 from payments.payperuse.metering import Invoice, Tariff
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
@@ -52,6 +65,8 @@ MARGIN = 400
 PASSWORD = "example-station-password"
 T0 = 1_780_000_000.0
 ROOT = Path(__file__).resolve().parent.parent
+METER = ec.derive_private_key(0x0CAF, ec.SECP256R1())
+"""The 2.0.1 charger's meter key (a fixed example key: its public half is on the meter's label)."""
 
 
 def _tanglepay(*args: str) -> list[str]:
@@ -187,15 +202,26 @@ async def check_commitment(
         and payload.tag == COMMIT_TAG
         and payload.data == digest == bytes.fromhex(doc["digest"])
     )
+    meter = check_record(parse_session_record(record), METER.public_key())
     return {
         "message_id": doc["message_id"],
         "digest_matches_ledger": matches,
-        "signed_readings_in_record": record.count(b"OCMF|example reading"),
+        "signed_readings_verified": meter.signed,
+        "energy_proven_by_meter_signatures": meter.energy_proven,
     }
 
 
-async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) -> dict[str, Any]:
+def _signed(register_wh: int, at: float) -> str:
+    return ocmf.sign(METER, register_wh, meter_serial="EXAMPLE-METER-1", time=now_iso(at))
+
+
+async def drive(
+    devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey, round_: int = 1
+) -> dict[str, Any]:
     from ._devnet import devnet_payer
+
+    t0 = T0 + 100_000 * round_
+    tx201 = f"S-{round_}"
 
     summary: dict[str, Any] = {}
     admin = {"Authorization": "Bearer example-operator"}
@@ -207,7 +233,7 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         terms = await funder.open(cpo, max(20_000, min_output))
         channel = PayerChannel(terms, key)
         # pay as you charge, on the 2.0.1 charger
-        wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", "S-1"))
+        wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", tx201))
         bound = await http.put(
             "/api/tokens/RFID-ANNA",
             json={
@@ -219,15 +245,19 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         receipts = 0
         async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
             assert isinstance(charger, Charger201)
-            await charger.event("Started", "S-1", 0, 40_000, T0, id_token="RFID-ANNA")
+            signed = _signed(40_000, t0)
+            await charger.event(
+                "Started", tx201, 0, 40_000, t0, id_token="RFID-ANNA", signed=signed
+            )
             for i in range(1, 7):
                 register = 40_000 + 1_100 * i
-                await charger.event(
-                    "Updated", "S-1", i, register, T0 + 300 * i, signed=f"OCMF|example reading {i}"
-                )
+                at = t0 + 300 * i
+                await charger.event("Updated", tx201, i, register, at, signed=_signed(register, at))
                 wallet.observe(register, 40_000)
                 receipts += await pay_due(http, wallet, "RFID-ANNA")
-            await charger.event("Ended", "S-1", 7, 46_600, T0 + 2_100)
+            await charger.event(
+                "Ended", tx201, 7, 46_600, t0 + 2_100, signed=_signed(46_600, t0 + 2_100)
+            )
             receipts += await pay_due(http, wallet, "RFID-ANNA")
         # prepaid, on the 1.6 charger: 450 minor units buy 1.5 kWh
         prepaid = channel.pay(450)
@@ -237,16 +267,16 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         ).raise_for_status()
         async with connect_charger(csms["url"], "CP-16", PASSWORD, "1.6") as charger16:
             assert isinstance(charger16, Charger16)
-            tx, status = await charger16.start_session("RFID-ANNA", 0, T0)
+            tx, status = await charger16.start_session("RFID-ANNA", 0, t0)
             register = 0
             for i in range(1, 10):
                 register = 400 * i
-                await charger16.meter(tx, register, T0 + 60 * i)
+                await charger16.meter(tx, register, t0 + 60 * i)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(charger16.stop_requested.wait(), 0.2)
                 if charger16.stop_requested.is_set():
                     break
-            await charger16.stop_session(tx, register, T0 + 60 * 10)
+            await charger16.stop_session(tx, register, t0 + 60 * 10)
         summary["pay_as_you_charge"] = {
             "energy_wh": wallet.meter.units,
             "paid": wallet.meter.paid,
@@ -261,7 +291,7 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         }
         summary["cdrs"] = (await http.get("/api/cdrs", headers=admin)).json()
         summary["ledger_commitment"] = await check_commitment(
-            http, csms["node_api"], ("CP-201", "S-1")
+            http, csms["node_api"], ("CP-201", tx201)
         )
         summary["channel"] = {"deposit": terms.deposit, "paid_to_cpo": channel.payee_balance}
         summary["ledger"] = await funder.ledger_state(terms.channel_id)
@@ -280,17 +310,72 @@ def self_contained() -> dict[str, Any]:
             return asyncio.run(drive(devnet, work, csms, cpo))
 
 
+def _attached_devnet(work: Path, node: str, faucet: str) -> Path:
+    """A `devnet.json` naming a running devnet's node and faucet (what `_devnet` reads)."""
+
+    async def network_id() -> int:
+        async with NodeClient(node) as client:
+            return (await client.info()).network_id
+
+    doc = {"network_id": asyncio.run(network_id()), "members": [{"api": node}], "faucet": faucet}
+    path = work / "devnet.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds the rounds and stops the CSMS process
+
+
+def forever(node: str, faucet: str, interval_s: float) -> None:
+    """The devnet's charging flow (see the module docstring)."""
+    signal.signal(signal.SIGTERM, _stop)
+    with tempfile.TemporaryDirectory(prefix="tanglepay-charging-flow-") as tmp:
+        work = Path(tmp)
+        seed = os.urandom(32)
+        (work / "cpo.seed").write_text(seed.hex())
+        from wallet.keys import AddressKey, ExtendedKey
+
+        cpo = AddressKey(ExtendedKey.from_seed(seed)).public_key
+        devnet = _attached_devnet(work, node, faucet)
+        with csms_process(work, devnet, work / "cpo.seed") as csms:
+            print(f"charging flow: CSMS at {csms['url']}, back office {csms['api']}", flush=True)
+
+            async def rounds() -> None:
+                for n in itertools.count(1):
+                    done = await drive(devnet, work, csms, cpo, n)
+                    line = {
+                        "round": n,
+                        "paid_per_kwh": done["pay_as_you_charge"],
+                        "prepaid_stopped": done["prepaid"]["stop_requested_by_csms"],
+                        "commitment": done["ledger_commitment"],
+                    }
+                    print(json.dumps(line), flush=True)
+                    await asyncio.sleep(interval_s)
+
+            asyncio.run(rounds())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--self-contained", action="store_true", help="a devnet of its own")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--node", help="a running devnet's node API (with --forever)")
+    parser.add_argument("--faucet", help="its faucet, POST URL (with --forever)")
+    parser.add_argument("--forever", action="store_true", help="rounds until SIGTERM")
+    parser.add_argument("--interval-s", type=float, default=20.0, help="between rounds")
     parser.add_argument("--devnet-process", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.devnet_process is not None:
         _devnet_main(args.devnet_process)
         return 0
+    if args.forever:
+        if not (args.node and args.faucet):
+            parser.error("--forever needs --node and --faucet")
+        forever(args.node, args.faucet, args.interval_s)
+        return 0
     if not args.self_contained:
-        parser.error("give --self-contained")
+        parser.error("give --self-contained, or --node, --faucet and --forever")
     doc = self_contained()
     if args.json:
         print(json.dumps(doc))

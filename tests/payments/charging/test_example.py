@@ -41,4 +41,5 @@ def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
     assert doc["ledger"]["ledger_deposit"] == doc["channel"]["deposit"]
     assert doc["ledger"]["ledger_closing"] is False
     assert doc["ledger_commitment"]["digest_matches_ledger"] is True
-    assert doc["ledger_commitment"]["signed_readings_in_record"] == 6
+    assert doc["ledger_commitment"]["signed_readings_verified"] == 8  # start, 6 updates, end
+    assert doc["ledger_commitment"]["energy_proven_by_meter_signatures"] is True
