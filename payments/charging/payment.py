@@ -16,7 +16,7 @@ key for each increment, checked in turn.
 *Prepaid.* The driver pays an amount up front through the channel (`prepay`); its sessions stop
 once the energy that amount buys is delivered. The unused rest is owed back to the driver and
 shown on the bill (`refund`); a one-way channel cannot carry money back, so the CPO returns it
-by a ledger transfer or over a two-way channel.
+by a ledger transfer to the channel payer's address (`refund.PrepaidRefunds`).
 """
 
 from __future__ import annotations
