@@ -3,7 +3,10 @@
 ```
 tanglepay charging serve --db csms.sqlite [--host 127.0.0.1] [--port 8180] [--api-port 8181]
                          [--price-per-kwh 30] [--node-api http://127.0.0.1:14265
-                          --network-id N --cpo-seed-file cpo.seed --margin 100]
+                          --network-id N --cpo-seed-file cpo.seed --margin 100
+                          [--devices] [--refund-seed-file cpo-wallet.seed]]
+                         [--tariff tariff.json --ocpi-port 8182 --party NL/TPY
+                          --location location.json]
 tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
 tanglepay charging stations list [--json]
 tanglepay charging sessions [--json]
@@ -18,7 +21,12 @@ to, `ws://HOST:PORT/ocpp/<station id>`, and the API's URL. The operator token is
 `$CSMS_OPERATOR_TOKEN` (operator routes answer 401 while it is unset). With `--node-api`, drivers
 pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API,
 and each billed session's meter record is committed to the ledger through it (`commitment.py`);
-the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. A CSMS restarted on
+the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. With `--devices`, a
+token whose channel key is a quarantined device of the node's registry is refused (`devices.py`);
+with `--refund-seed-file` (a wallet seed, hex), a prepaid session's unused rest is paid back from
+that wallet (`refund.py`). With `--ocpi-port`, eMSPs roam (`roaming_service.py`): they register
+with the Token A in `$OCPI_TOKEN_A`, push their tokens, and get OCPI Sessions and CDRs priced by
+`--tariff` at the OCPI CdrLocation in `--location`. A CSMS restarted on
 the same database resumes every unbilled session. `cdrs` lists the final bill of
 each ended session. `verify-session` is the driver's check (`verify.py`): the session record the
 back office serves hashes to the digest on the ledger (read from the node given), and every
@@ -42,6 +50,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from tangle.errors import TangleError
+from wallet import AccountKey, Wallet
 from wallet.client import NodeClient
 from wallet.errors import WalletError
 from wallet.keys import AddressKey, ExtendedKey
@@ -55,17 +64,25 @@ from . import ocmf, ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
 from .commitment import LedgerCommitter
 from .csms import Csms, serve_csms
+from .devices import DeviceGate
 from .errors import SignedMeterValueError
+from .ocpi_location import parse_cdr_location
 from .ocpi_tariff import parse_tariff
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
+from .refund import PrepaidRefunds
+from .roaming_service import serve_roaming
 from .store import CsmsStore
 from .verify import verify_session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from tangle.protocol.ids import Address
+
+    from .roaming_cpo import RoamingCpo
     from .session import Pricing
+    from .tariff import Tariff as OcpiTariff
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--network-id", type=int, default=0)
     serve.add_argument("--cpo-seed-file", type=Path, help="the CPO's channel key seed (hex)")
     serve.add_argument("--margin", type=int, default=100, help="most a driver may owe")
+    serve.add_argument("--devices", action="store_true", help="refuse quarantined devices")
+    serve.add_argument("--refund-seed-file", type=Path, help="pays prepaid rests back (hex seed)")
+    serve.add_argument("--ocpi-port", type=int, help="serve OCPI 2.2.1 to eMSPs (roaming)")
+    serve.add_argument("--party", default="NL/TPY", help="our OCPI country code/party id")
+    serve.add_argument("--location", type=Path, help="an OCPI CdrLocation (JSON) for CDRs")
     stations = commands.add_parser("stations", help="add or list charge points")
     actions = stations.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="register a station (or set its password)")
@@ -133,10 +155,21 @@ async def _serve(args: argparse.Namespace) -> None:
             payments = await stack.enter_async_context(_payments(args, csms, tariff, node))
             csms.authorize = payments.authorize
             csms.channel_pricing = payments.pricing
-            csms.on_bill.append(LedgerCommitter(store, node))
+            committer = LedgerCommitter(store, node)
+            csms.on_bill.append(committer)
+            if args.devices:
+                payments.devices = DeviceGate(lookup=node.device)
+            if args.refund_seed_file is not None:
+                csms.on_bill.append(await _refunds(stack, args, payments, node))
+        roaming = None
+        if args.ocpi_port is not None:
+            roaming = await _roaming(stack, args, csms, ocpi, node if args.node_api else None)
+            if args.node_api:
+                committer.cdr_hash = roaming.cdr_hash_of
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
-        app = backoffice_app(csms, payments, operator, tariff=ocpi)
+        cdr_hash = None if roaming is None else roaming.cdr_hash_of
+        app = backoffice_app(csms, payments, operator, tariff=ocpi, cdr_hash=cdr_hash)
         api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))
         host, port = next(iter(server.sockets)).getsockname()[:2]
         url = f"ws://{host}:{port}/ocpp"
@@ -145,6 +178,7 @@ async def _serve(args: argparse.Namespace) -> None:
             "api": f"http://{host}:{api_port}",
             "resumed_sessions": resumed,
             "payments": payments is not None,
+            "ocpi": None if roaming is None else roaming.registry.ours.url,
             "pid": os.getpid(),
         }
         print(json.dumps(line) if args.json else f"CSMS at {url}/<station>", flush=True)
@@ -170,6 +204,54 @@ async def _payments(
         yield ChargePayments(
             csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin
         )
+
+
+async def _refunds(
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    payments: ChargePayments,
+    node: NodeClient,
+) -> PrepaidRefunds:
+    seed = bytes.fromhex(args.refund_seed_file.read_text().strip())
+    wallet = await stack.enter_async_context(
+        Wallet.open(
+            AccountKey(seed, 0), url=args.node_api, state_path=args.db.with_suffix(".wallet.sqlite")
+        )
+    )
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        await wallet.send(to, amount, idempotency_key=key)
+
+    minimum = (await node.info()).min_output_amount
+    return PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+
+
+async def _roaming(
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    csms: Csms,
+    tariff: OcpiTariff | None,
+    node: NodeClient | None,
+) -> RoamingCpo:
+    token_a = os.environ.get("OCPI_TOKEN_A")
+    if tariff is None or args.location is None or not token_a:
+        raise SystemExit("error: --ocpi-port needs --tariff, --location and $OCPI_TOKEN_A")
+    location = parse_cdr_location(ocpi_json.loads(args.location.read_bytes()), "location")
+    country, _, party = args.party.partition("/")
+    roaming, _ = await stack.enter_async_context(
+        serve_roaming(
+            csms,
+            tariff=tariff,
+            locations={"*": location},
+            country_code=country,
+            party_id=party,
+            token_a=token_a,
+            host=args.host,
+            port=args.ocpi_port,
+            node=node,
+        )
+    )
+    return roaming
 
 
 async def _verify(args: argparse.Namespace) -> object:

@@ -44,7 +44,7 @@ from .session import EventKind, SessionLimits
 from .store import Binding
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from wallet.client import NodeClient
 
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from .session import ChargingSession
     from .store import Bill
     from .tariff import Tariff
+
+    Authorizer = Callable[[str], Awaitable[Binding | None]]
 
 CORRECTION_TAG: Final = b"tanglepay/charging/cdr-correction/v1"
 MAX_ROAMING_SESSIONS: Final = 100_000
@@ -80,7 +82,7 @@ class RoamingCpo:
     tariff: Tariff
     """The OCPI tariff pricing roaming sessions (the CSMS's `pricing` must be this tariff's)."""
     locations: Mapping[str, CdrLocation]
-    """Each charge point's location, frozen into its CDRs."""
+    """Each charge point's location, frozen into its CDRs (key "*": every other one's)."""
     country_code: str
     party_id: str
     node: NodeClient | None = None
@@ -135,6 +137,15 @@ class RoamingCpo:
         self._pending[id_token] = (method, reference)
         return Binding(id_token=id_token, channel_id=None, limits=SessionLimits(), paid=0)
 
+    def before(self, other: Authorizer) -> Authorizer:
+        """An authorizer asking this one first, then `other` for tokens no eMSP pushed."""
+
+        async def either(id_token: str) -> Binding | None:
+            binding = await self.authorize(id_token)
+            return binding if binding is not None else await other(id_token)
+
+        return either
+
     # -- sessions and CDRs -----------------------------------------------------------------
 
     def _auth_of(self, key: tuple[str, str], id_token: str | None) -> tuple[AuthMethod, str | None]:
@@ -183,7 +194,7 @@ class RoamingCpo:
         )
 
     def _location(self, charge_point: str) -> CdrLocation:
-        location = self.locations.get(charge_point)
+        location = self.locations.get(charge_point) or self.locations.get("*")
         if location is None:
             raise RoamingError(charge_point, "no location is configured for this charge point")
         return location

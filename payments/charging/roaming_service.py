@@ -1,0 +1,86 @@
+"""The CSMS's OCPI side as a service: `serve_roaming` serves the CPO's OCPI modules (versions,
+credentials, tariffs, sessions, CDRs, tokens: `ocpi_app`) on asyncio beside the CSMS, and joins
+a `RoamingCpo` to the CSMS, so an eMSP that registers with the Token A the operator handed it
+(the credentials handshake) gets its tokens authorized, its drivers' Sessions and CDRs, and CDRs
+pushed to it with the Token C it issued.
+
+The OCPI store and the registered parties live in memory: after a restart an eMSP registers
+again and pushes its tokens again (the CSMS's own sessions and bills are durable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .backoffice import serve_backoffice
+from .ocpi_app import ocpi_app
+from .ocpi_client import OcpiClient
+from .ocpi_credentials import Credentials, CredentialsRole, Registry, Role
+from .ocpi_store import OcpiStore
+from .roaming_cpo import RoamingCpo
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from wallet.client import NodeClient
+
+    from .csms import Csms
+    from .ocpi_location import CdrLocation
+    from .tariff import Tariff
+
+
+@contextlib.asynccontextmanager
+async def serve_roaming(
+    csms: Csms,
+    *,
+    tariff: Tariff,
+    locations: Mapping[str, CdrLocation],
+    country_code: str,
+    party_id: str,
+    token_a: str,
+    host: str,
+    port: int,
+    node: NodeClient | None = None,
+) -> AsyncIterator[tuple[RoamingCpo, str]]:
+    """Serve the CPO's OCPI modules on `host:port` until the context exits; yields the roaming
+    side (already hooked into `csms`: tried before its authorizer) and the versions URL."""
+    role = CredentialsRole(
+        role=Role.CPO, party_id=party_id, country_code=country_code, business_name=party_id
+    )
+    registry = Registry(ours=Credentials(token="unset", url="", roles=(role,)))
+    registry.issue(token_a)
+    store = OcpiStore()
+    store.put_tariff(tariff)
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = OcpiClient(http)
+        roaming = RoamingCpo(
+            csms=csms,
+            ocpi=store,
+            registry=registry,
+            client=client,
+            tariff=tariff,
+            locations=locations,
+            country_code=country_code,
+            party_id=party_id,
+            node=node,
+        )
+        app = ocpi_app(
+            role=Role.CPO,
+            registry=registry,
+            store=store,
+            client=client,
+            now=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0),
+            new_token=lambda: secrets.token_urlsafe(32),
+        )
+        async with serve_backoffice(app, host, port) as bound:
+            versions = f"http://{host}:{bound}/ocpi/versions"
+            registry.ours = Credentials(token="unset", url=versions, roles=(role,))
+            csms.authorize = roaming.before(csms.authorize)
+            csms.on_event.append(roaming.on_event)
+            csms.on_bill.append(roaming.on_bill)
+            yield roaming, versions
