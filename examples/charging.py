@@ -44,16 +44,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from payments.channels.core import PayerChannel
 from payments.channels.wire import encode_signed_proof
 from payments.charging import ocmf
-from payments.charging.commitment import COMMIT_TAG, parse_session_record, session_digest
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.station import now_iso
-from payments.charging.verify import check_record
+from payments.charging.verify import verify_session
 from payments.payperuse.metering import Invoice, Tariff
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
-from tangle.protocol.ids import MessageId
-from tangle.protocol.payload import TaggedData
 from wallet.client import NodeClient
 
 if TYPE_CHECKING:
@@ -185,30 +182,38 @@ async def check_commitment(
     http: httpx.AsyncClient, node_api: str, key: tuple[str, str]
 ) -> dict[str, Any]:
     """What a driver does to check the energy billed: fetch the session's meter record from the
-    CSMS, hash it, and find that hash in the ledger message the CSMS names."""
+    CSMS, find its hash in the ledger message the CSMS names, and verify every signed reading
+    with the meter's public key (`payments.charging.verify`)."""
     doc: dict[str, Any] = {}
     for _ in range(120):  # the CSMS commits after the bill, with the node's proof-of-work
         doc = (await http.get(f"/api/sessions/{key[0]}/{key[1]}/commitment")).json()
         if doc["message_id"] is not None:
             break
         await asyncio.sleep(0.5)
-    record = bytes.fromhex(doc["record"])
-    digest = session_digest(record)
     async with NodeClient(node_api) as node:
-        message = await node.message(MessageId.from_hex(doc["message_id"]))
-    payload = message.message.payload
-    matches = (
-        isinstance(payload, TaggedData)
-        and payload.tag == COMMIT_TAG
-        and payload.data == digest == bytes.fromhex(doc["digest"])
+        return await verify_session(node, doc, METER.public_key())
+
+
+async def verify_with_cli(work: Path, csms: dict[str, Any], key: tuple[str, str]) -> Any:
+    """The same check as a driver runs it: `tanglepay charging verify-session`."""
+    meter_key = work / "meter.pub"
+    meter_key.write_text(ocmf.key_hex(METER.public_key()))
+    argv = _tanglepay(
+        "charging",
+        "--json",
+        "verify-session",
+        *key,
+        "--api",
+        csms["api"],
+        "--node-api",
+        csms["node_api"],
+        "--meter-key",
+        str(meter_key),
     )
-    meter = check_record(parse_session_record(record), METER.public_key())
-    return {
-        "message_id": doc["message_id"],
-        "digest_matches_ledger": matches,
-        "signed_readings_verified": meter.signed,
-        "energy_proven_by_meter_signatures": meter.energy_proven,
-    }
+    done = await asyncio.to_thread(
+        subprocess.run, argv, env=_env(), capture_output=True, text=True, check=False
+    )
+    return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()}
 
 
 def _signed(register_wh: int, at: float) -> str:
@@ -293,6 +298,7 @@ async def drive(
         summary["ledger_commitment"] = await check_commitment(
             http, csms["node_api"], ("CP-201", tx201)
         )
+        summary["verify_session_cli"] = await verify_with_cli(work, csms, ("CP-201", tx201))
         summary["channel"] = {"deposit": terms.deposit, "paid_to_cpo": channel.payee_balance}
         summary["ledger"] = await funder.ledger_state(terms.channel_id)
     return summary

@@ -40,6 +40,8 @@ def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
     assert doc["channel"]["paid_to_cpo"] == live["paid"] + doc["prepaid"]["prepaid"]
     assert doc["ledger"]["ledger_deposit"] == doc["channel"]["deposit"]
     assert doc["ledger"]["ledger_closing"] is False
-    assert doc["ledger_commitment"]["digest_matches_ledger"] is True
-    assert doc["ledger_commitment"]["signed_readings_verified"] == 8  # start, 6 updates, end
-    assert doc["ledger_commitment"]["energy_proven_by_meter_signatures"] is True
+    commitment = doc["ledger_commitment"]  # the record hashes to the ledger's digest
+    assert (commitment["energy_wh"], commitment["amount"]) == (6_600, live["paid"])
+    assert commitment["signed_readings_verified"] == 8  # start, 6 updates, end
+    assert commitment["energy_proven_by_meter_signatures"] is True
+    assert doc["verify_session_cli"] == commitment  # `tanglepay charging verify-session`
