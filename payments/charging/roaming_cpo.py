@@ -5,9 +5,10 @@ charge, the CDR at the end pushed to the eMSP and committed to the ledger, credi
 
 * *Authorize* (`authorize`, an authorizer the CSMS chains before its own): a token the eMSP
   pushed to our tokens receiver (`OcpiStore.tokens`) is decided as OCPI 2.2.1 Tokens says by its
-  `whitelist`: ALWAYS and ALLOWED_OFFLINE are accepted locally while `valid`; ALLOWED asks the
-  eMSP in real time (`POST {tokens}/{uid}/authorize`) and accepts locally when the eMSP cannot
-  be reached; NEVER must be allowed by the eMSP in real time. A token invalidated by the eMSP is
+  `whitelist`: ALWAYS is accepted locally while `valid` (real-time authorization is not
+  allowed); ALLOWED (the CPO's choice: we ask) and ALLOWED_OFFLINE ask the eMSP in real time
+  (`POST {tokens}/{uid}/authorize`) and accept locally only when the eMSP cannot be reached;
+  NEVER must be allowed by the eMSP in real time. A token invalidated by the eMSP is
   refused (`RoamingTokenRefusedError`, status Blocked or Invalid). A token no eMSP pushed is
   not ours to decide: `None`, and the next authorizer is asked.
 * *Session* (`on_event`, a `Csms.on_event` hook): while a roaming session charges, its OCPI
@@ -35,7 +36,13 @@ from tangle.errors import TangleError
 from tangle.protocol.payload import TaggedData
 from wallet.errors import WalletError
 
-from .errors import ChargingError, OcpiPartnerError, RoamingError, RoamingTokenRefusedError
+from .errors import (
+    ChargingError,
+    HandshakeError,
+    OcpiPartnerError,
+    RoamingError,
+    RoamingTokenRefusedError,
+)
 from .ocpi_cdr import build_cdr, cdr_hash
 from .ocpi_credentials import Role
 from .ocpi_session import AuthMethod, CdrToken, Session, SessionStatus, WhitelistType
@@ -113,7 +120,7 @@ class RoamingCpo:
         if not token.valid:
             raise RoamingTokenRefusedError(id_token, "invalidated by its eMSP", "Blocked")
         method, reference = AuthMethod.WHITELIST, None
-        if token.whitelist in (WhitelistType.ALLOWED, WhitelistType.NEVER):
+        if token.whitelist is not WhitelistType.ALWAYS:
             party = self.party_of(token)
             try:
                 if party is None:
@@ -121,7 +128,7 @@ class RoamingCpo:
                 allowed, reference = await self.client.authorize_token(
                     party, token.uid, token.type.value
                 )
-            except ChargingError as e:
+            except (OcpiPartnerError, RoamingError, HandshakeError) as e:  # eMSP unreachable
                 if token.whitelist is WhitelistType.NEVER:
                     raise RoamingTokenRefusedError(
                         id_token, f"real-time authorization failed: {e}", "Invalid"

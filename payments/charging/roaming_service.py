@@ -10,6 +10,7 @@ again and pushes its tokens again (the CSMS's own sessions and bills are durable
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import secrets
@@ -46,9 +47,11 @@ async def serve_roaming(
     host: str,
     port: int,
     node: NodeClient | None = None,
+    retry_s: float = 60.0,
 ) -> AsyncIterator[tuple[RoamingCpo, str]]:
     """Serve the CPO's OCPI modules on `host:port` until the context exits; yields the roaming
-    side (already hooked into `csms`: tried before its authorizer) and the versions URL."""
+    side (already hooked into `csms`: tried before its authorizer) and the versions URL. A CDR
+    whose push failed is pushed again every `retry_s` seconds."""
     role = CredentialsRole(
         role=Role.CPO, party_id=party_id, country_code=country_code, business_name=party_id
     )
@@ -83,4 +86,15 @@ async def serve_roaming(
             csms.authorize = roaming.before(csms.authorize)
             csms.on_event.append(roaming.on_event)
             csms.on_bill.append(roaming.on_bill)
-            yield roaming, versions
+            retry = asyncio.create_task(_push_unsent_forever(roaming, retry_s))
+            try:
+                yield roaming, versions
+            finally:
+                retry.cancel()
+                await asyncio.gather(retry, return_exceptions=True)
+
+
+async def _push_unsent_forever(roaming: RoamingCpo, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await roaming.push_unsent()

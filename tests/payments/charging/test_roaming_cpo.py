@@ -15,11 +15,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 from payments.charging import ocpi_json
 from payments.charging.backoffice import backoffice_app
 from payments.charging.commitment import parse_session_record
-from payments.charging.csms import Csms, serve_csms
+from payments.charging.csms import Csms, accept_every_token, serve_csms
+from payments.charging.errors import RoamingTokenRefusedError
 from payments.charging.ocpi_cdr import cdr_hash
 from payments.charging.ocpi_location import CdrLocation
 from payments.charging.ocpi_session import (
@@ -200,3 +202,40 @@ async def _sessions(world: World, csms: Csms, roaming: RoamingCpo, url: str) -> 
     # a repeated bill builds and pushes the same CDR: nothing changes at the eMSP
     await roaming.on_bill(bill201)
     assert len(world.emsp.store.cdrs.rows) == 4
+
+
+def test_when_the_emsp_cannot_answer_only_offline_allowed_tokens_charge(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
+            await world.register()
+            party = next(iter(world.emsp.registry.parties.values()))
+            for uid, whitelist in (
+                ("RFID-101", WhitelistType.ALLOWED_OFFLINE),
+                ("RFID-102", WhitelistType.NEVER),
+            ):
+                await world.emsp.client.push_token(party, token(uid, whitelist))
+                world.emsp.store.put_token(token(uid, whitelist))
+            roaming = RoamingCpo(
+                csms=Csms(store=store, pricing=ocpi_pricing(TARIFF)),
+                ocpi=world.cpo.store,
+                registry=world.cpo.registry,
+                client=world.cpo.client,
+                tariff=TARIFF,
+                locations={"*": LOCATION},
+                country_code="NL",
+                party_id="CPO",
+            )
+            online = await roaming.authorize("RFID-101")  # asked in real time
+            assert online is not None
+            assert roaming._pending["RFID-101"][0] is AuthMethod.AUTH_REQUEST
+            [(held, emsp)] = world.cpo.registry.parties.items()
+            broken = dataclasses.replace(emsp.credentials, token="no-longer-valid")
+            world.cpo.registry.parties[held] = dataclasses.replace(emsp, credentials=broken)
+            assert await roaming.authorize("RFID-101") is not None  # offline: allowed
+            assert roaming._pending["RFID-101"][0] is AuthMethod.WHITELIST
+            with pytest.raises(RoamingTokenRefusedError) as refused:
+                await roaming.authorize("RFID-102")  # real-time only
+            assert refused.value.status == "Invalid"
+            assert await roaming.before(accept_every_token)("RFID-NOT-ROAMING") is not None
+
+    asyncio.run(main())
