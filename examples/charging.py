@@ -221,8 +221,16 @@ def _signed(register_wh: int, at: float) -> str:
 
 
 async def drive(
-    devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey, round_: int = 1
+    devnet: Path,
+    work: Path,
+    csms: dict[str, Any],
+    cpo: PublicKey,
+    round_: int = 1,
+    *,
+    faucet_key: bool = True,
 ) -> dict[str, Any]:
+    """One round: the pay-as-you-charge and the prepaid session; the driver is funded with the
+    faucet's key (a devnet of the example's own) or by the faucet service (`faucet_key` False)."""
     from ._devnet import devnet_payer
 
     t0 = T0 + 100_000 * round_
@@ -231,7 +239,7 @@ async def drive(
     summary: dict[str, Any] = {}
     admin = {"Authorization": "Bearer example-operator"}
     async with (
-        devnet_payer(devnet, work / "driver", 50_000, faucet_key=True) as payer,
+        devnet_payer(devnet, work / "driver", 50_000, faucet_key=faucet_key) as payer,
         httpx.AsyncClient(base_url=csms["api"], timeout=30) as http,
     ):
         funder, key, _, min_output = payer
@@ -349,7 +357,7 @@ def forever(node: str, faucet: str, interval_s: float) -> None:
 
             async def rounds() -> None:
                 for n in itertools.count(1):
-                    done = await drive(devnet, work, csms, cpo, n)
+                    done = await drive(devnet, work, csms, cpo, n, faucet_key=False)
                     line = {
                         "round": n,
                         "paid_per_kwh": done["pay_as_you_charge"],
