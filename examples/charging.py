@@ -174,7 +174,9 @@ async def pay_due(http: httpx.AsyncClient, wallet: DriverWallet, token: str) -> 
         return 0
     header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
     paid = await http.post(f"/api/tokens/{token}/payments", headers={PROOF_HEADER: header})
-    wallet.check(receipt_from_header(paid.raise_for_status().headers[RECEIPT_HEADER]))
+    if paid.status_code != 200:
+        raise SystemExit(f"the CSMS refused the payment: {paid.status_code} {paid.text}")
+    wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
     return 1
 
 
@@ -243,7 +245,9 @@ async def drive(
         httpx.AsyncClient(base_url=csms["api"], timeout=30) as http,
     ):
         funder, key, _, min_output = payer
-        terms = await funder.open(cpo, max(20_000, min_output))
+        # a deposit of its own per round: the funder returns a still-open channel of the same
+        # terms (an open repeated after a crash), and each round starts a fresh channel state
+        terms = await funder.open(cpo, max(20_000, min_output) + round_ - 1)
         channel = PayerChannel(terms, key)
         # pay as you charge, on the 2.0.1 charger
         wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", tx201))
