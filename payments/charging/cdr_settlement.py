@@ -23,6 +23,7 @@ and never twice.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Final
 
 from ..channels.state import Role
@@ -46,6 +47,16 @@ def cdr_amount(cdr: Cdr) -> int:
     credit CDR)."""
     total = cdr.total_cost
     return total.excl_vat if total.incl_vat is None else total.incl_vat
+
+
+def by_month(cdrs: Iterable[Cdr]) -> dict[str, list[Cdr]]:
+    """CDRs grouped into monthly periods ("YYYY-MM", UTC) by when their session ended: what a
+    CPO sent (`OcpiStore.cdrs`) or an eMSP received, ready for `CdrSettlement.record`."""
+    periods: dict[str, list[Cdr]] = {}
+    for cdr in cdrs:
+        period = cdr.end_date_time.astimezone(dt.UTC).strftime("%Y-%m")
+        periods.setdefault(period, []).append(cdr)
+    return periods
 
 
 class CdrSettlement:

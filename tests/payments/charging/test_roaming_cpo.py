@@ -3,8 +3,8 @@
 `ocpi_app`s talking through `OcpiClient` (in process over `httpx.ASGITransport`, after the
 Token A/B/C handshake). The eMSP's tokens are authorized by whitelist or in real time, a
 charging session shows as an ACTIVE OCPI Session, the CDR is pushed to the eMSP with the bill's
-exact total, its hash is in the session record the back office serves, and a correction
-reaches the eMSP as a credit CDR and a new CDR."""
+exact total, its hash is in the session record the back office serves, a correction reaches
+the eMSP as a credit CDR and a new CDR, and the month's net is settled over a two-way channel."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from payments.channels.twoway import TwoWayChannel
 from payments.charging import ocpi_json
 from payments.charging.backoffice import backoffice_app
+from payments.charging.cdr_settlement import CdrSettlement, by_month
 from payments.charging.commitment import parse_session_record
 from payments.charging.csms import Csms, accept_every_token, serve_csms
 from payments.charging.errors import RoamingTokenRefusedError
@@ -36,6 +38,7 @@ from payments.charging.pricing import ocpi_pricing
 from payments.charging.roaming_cpo import RoamingCpo
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.store import CsmsStore
+from tests.payments_support import PAYEE, PAYER, terms
 
 from .test_ocpi_app import World, in_process
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 T0 = 1_780_000_000.0
 PASSWORD = "pw"
+CHANNEL_TERMS = terms(deposit=10_000, bidirectional=True)
 TARIFF = parse_tariff(
     ocpi_json.loads(
         b'{"country_code": "NL", "party_id": "CPO", "id": "T-ENERGY", "currency": "EUR",'
@@ -202,6 +206,19 @@ async def _sessions(world: World, csms: Csms, roaming: RoamingCpo, url: str) -> 
     # a repeated bill builds and pushes the same CDR: nothing changes at the eMSP
     await roaming.on_bill(bill201)
     assert len(world.emsp.store.cdrs.rows) == 4
+    # the month is settled over the pair's two-way channel from the CDRs each side holds
+    [(month, received_cdrs)] = by_month(world.emsp.store.cdrs.rows.values()).items()
+    [(_, sent_cdrs)] = by_month(world.cpo.store.cdrs.rows.values()).items()
+    emsp_side = CdrSettlement(TwoWayChannel(CHANNEL_TERMS, PAYER))  # the eMSP pays
+    cpo_side = CdrSettlement(TwoWayChannel(CHANNEL_TERMS, PAYEE))
+    assert emsp_side.record(month, PAYEE.public_key, received_cdrs)
+    assert cpo_side.record(month, PAYEE.public_key, sent_cdrs)
+    assert emsp_side.due == 113 + 75 - 113 + 100
+    proposal = emsp_side.pay()
+    assert proposal is not None
+    cpo_side.channel.countersign(proposal)
+    assert cpo_side.channel.payee_balance == 175
+    assert cpo_side.due == 0
 
 
 def test_when_the_emsp_cannot_answer_only_offline_allowed_tokens_charge(tmp_path: Path) -> None:
