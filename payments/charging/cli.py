@@ -4,7 +4,8 @@
 tanglepay charging serve --db csms.sqlite [--host 127.0.0.1] [--port 8180] [--api-port 8181]
                          [--price-per-kwh 30] [--node-api http://127.0.0.1:14265
                           --network-id N --cpo-seed-file cpo.seed --margin 100
-                          [--devices] [--refund-seed-file cpo-wallet.seed]]
+                          [--devices [--device-token TOKEN=DEVICE_ID ...]]
+                          [--refund-seed-file cpo-wallet.seed]]
                          [--tariff tariff.json --ocpi-port 8182 --party NL/TPY
                           --location location.json]
 tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
@@ -22,7 +23,8 @@ to, `ws://HOST:PORT/ocpp/<station id>`, and the API's URL. The operator token is
 pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API,
 and each billed session's meter record is committed to the ledger through it (`commitment.py`);
 the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. With `--devices`, a
-token whose channel key is a quarantined device of the node's registry is refused (`devices.py`);
+token whose channel key, or whose device (`--device-token`, hex device id), is a quarantined
+device of the node's registry is refused by name, Blocked (`devices.py`);
 with `--refund-seed-file` (a wallet seed, hex), a prepaid session's unused rest is paid back from
 that wallet (`refund.py`). With `--ocpi-port`, eMSPs roam (`roaming_service.py`): they register
 with the Token A in `$OCPI_TOKEN_A`, push their tokens, and get OCPI Sessions and CDRs priced by
@@ -103,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cpo-seed-file", type=Path, help="the CPO's channel key seed (hex)")
     serve.add_argument("--margin", type=int, default=100, help="most a driver may owe")
     serve.add_argument("--devices", action="store_true", help="refuse quarantined devices")
+    serve.add_argument(
+        "--device-token", action="append", default=[], help="TOKEN=DEVICE_ID (hex), repeatable"
+    )
     serve.add_argument("--refund-seed-file", type=Path, help="pays prepaid rests back (hex seed)")
     serve.add_argument("--ocpi-port", type=int, help="serve OCPI 2.2.1 to eMSPs (roaming)")
     serve.add_argument("--party", default="NL/TPY", help="our OCPI country code/party id")
@@ -135,6 +140,8 @@ def per_kwh(tariff: Tariff) -> Pricing:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    if (args.devices or args.refund_seed_file) and not args.node_api:
+        raise SystemExit("error: --devices and --refund-seed-file need --node-api")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,6 +173,9 @@ async def _serve(args: argparse.Namespace) -> None:
             roaming = await _roaming(stack, args, csms, ocpi, node if args.node_api else None)
             if args.node_api:
                 committer.cdr_hash = roaming.cdr_hash_of
+        if args.devices and args.node_api:
+            gate = DeviceGate(lookup=node.device, token_devices=_device_tokens(args.device_token))
+            csms.authorize = gate.guard(csms.authorize)
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
         cdr_hash = None if roaming is None else roaming.cdr_hash_of
@@ -204,6 +214,19 @@ async def _payments(
         yield ChargePayments(
             csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin
         )
+
+
+def _device_tokens(pairs: list[str]) -> dict[str, bytes]:
+    tokens = {}
+    for pair in pairs:
+        token, _, device = pair.partition("=")
+        try:
+            tokens[token] = bytes.fromhex(device)
+        except ValueError:
+            raise SystemExit(f"error: --device-token {pair!r}: not TOKEN=HEX") from None
+        if not token or len(tokens[token]) != 32:
+            raise SystemExit(f"error: --device-token {pair!r}: a token and a 32-byte device id")
+    return tokens
 
 
 async def _refunds(
