@@ -8,7 +8,9 @@
 * a 2.0.1 charger whose driver pays as she charges: she opens a channel to the CPO on the
   ledger, binds her RFID token to it, and after each meter value fetches the invoice, checks it
   against her car's own meter, pays the difference and checks the CPO's signed receipt;
-* a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered.
+* a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered;
+* the same driver prepays 10 kWh and unplugs after 1.2: the CSMS's wallet pays the rest back on
+  the ledger.
 
 Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic; the 2.0.1
 charger's meter signs its readings (OCMF, P-256), and the driver checks the session record on the
@@ -51,6 +53,8 @@ from payments.charging.verify import verify_session
 from payments.payperuse.metering import Invoice, Tariff
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
+from tangle.protocol.transaction import address_of
+from wallet import AccountKey
 from wallet.client import NodeClient
 
 if TYPE_CHECKING:
@@ -59,6 +63,9 @@ if TYPE_CHECKING:
 PRICE_PER_KWH = 300
 TARIFF = Tariff.per_kwh(PRICE_PER_KWH)
 MARGIN = 400
+PREPAY_BIG = 3_000
+"""A prepayment (10 kWh) the driver does not use up: the rest comes back on the ledger."""
+CPO_WALLET_FUNDS = 1_000_000
 PASSWORD = "example-station-password"
 T0 = 1_780_000_000.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +118,8 @@ def _devnet_main(data_dir: Path) -> None:
 
 @contextlib.contextmanager
 def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
-    """The CSMS (`tanglepay charging serve`) paid over the devnet; yields its start line."""
+    """The CSMS (`tanglepay charging serve`) paid over the devnet, paying prepaid rests back
+    from the wallet whose seed is `cpo-wallet.seed` beside `cpo_seed`; yields its start line."""
     doc = json.loads(devnet.read_text())
     db = work / "csms.sqlite"
     for station in ("CP-201", "CP-16"):
@@ -151,6 +159,8 @@ def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
             str(doc["network_id"]),
             "--cpo-seed-file",
             str(cpo_seed),
+            "--refund-seed-file",
+            str(cpo_seed.with_name("cpo-wallet.seed")),
         ),
         stdout=subprocess.PIPE,
         text=True,
@@ -216,6 +226,32 @@ async def verify_with_cli(work: Path, csms: dict[str, Any], key: tuple[str, str]
         subprocess.run, argv, env=_env(), capture_output=True, text=True, check=False
     )
     return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()}
+
+
+async def unplug_early(
+    http: httpx.AsyncClient, channel: PayerChannel, csms: dict[str, Any], t0: float, round_: int
+) -> dict[str, Any]:
+    """A prepaid driver unplugs early: the CSMS pays the unused rest back on the ledger, to the
+    address of the channel's payer key (`payments.charging.refund`)."""
+    to = address_of(channel.terms.payer)
+    async with NodeClient(csms["node_api"]) as node:
+        before = await node.balance(to)
+        proof = channel.pay(PREPAY_BIG)
+        header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
+        (
+            await http.post("/api/tokens/RFID-ANNA/prepay", headers={PROOF_HEADER: header})
+        ).raise_for_status()
+        async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
+            tx, at = f"P-{round_}", t0 + 50_000
+            await charger.event("Started", tx, 0, 50_000, at, id_token="RFID-ANNA")
+            await charger.event("Ended", tx, 1, 51_200, at + 600)  # 1.2 kWh of 10 paid
+        refunded = 0
+        for _ in range(240):  # the CSMS's wallet sends once the bill is made; a milestone confirms
+            refunded = await node.balance(to) - before
+            if refunded:
+                break
+            await asyncio.sleep(0.5)
+    return {"prepaid": PREPAY_BIG, "billed": TARIFF.cost(1_200), "refunded_on_ledger": refunded}
 
 
 def _signed(register_wh: int, at: float) -> str:
@@ -294,6 +330,7 @@ async def drive(
                 if charger16.stop_requested.is_set():
                     break
             await charger16.stop_session(tx, register, t0 + 60 * 10)
+        summary["prepaid_refund"] = await unplug_early(http, channel, csms, t0, round_)
         summary["pay_as_you_charge"] = {
             "energy_wh": wallet.meter.units,
             "paid": wallet.meter.paid,
@@ -324,8 +361,30 @@ def self_contained() -> dict[str, Any]:
         from wallet.keys import AddressKey, ExtendedKey
 
         cpo = AddressKey(ExtendedKey.from_seed(seed)).public_key
-        with devnet_process(work) as devnet, csms_process(work, devnet, work / "cpo.seed") as csms:
-            return asyncio.run(drive(devnet, work, csms, cpo))
+        with devnet_process(work) as devnet:
+            asyncio.run(fund_cpo_wallet(devnet, work, faucet_key=True))
+            with csms_process(work, devnet, work / "cpo.seed") as csms:
+                return asyncio.run(drive(devnet, work, csms, cpo))
+
+
+async def fund_cpo_wallet(devnet: Path, work: Path, *, faucet_key: bool) -> None:
+    """A fresh CPO wallet (`cpo-wallet.seed`), funded to pay prepaid rests back."""
+    from ._devnet import _ask_faucet, pay_with_faucet_key, read_devnet
+
+    seed = os.urandom(32)
+    (work / "cpo-wallet.seed").write_text(seed.hex())
+    address = AccountKey(seed, 0).address(0)
+    _, api, faucet = read_devnet(devnet)
+    if faucet_key:
+        await pay_with_faucet_key(devnet.parent, api, address, CPO_WALLET_FUNDS)
+        return
+    await _ask_faucet(faucet, address, CPO_WALLET_FUNDS)
+    async with NodeClient(api) as node:
+        for _ in range(240):  # a milestone confirms the faucet's transfer
+            if await node.balance(address) >= CPO_WALLET_FUNDS:
+                return
+            await asyncio.sleep(0.5)
+    raise SystemExit("the faucet did not fund the CPO's wallet")
 
 
 def _attached_devnet(work: Path, node: str, faucet: str) -> Path:
@@ -356,6 +415,7 @@ def forever(node: str, faucet: str, interval_s: float) -> None:
 
         cpo = AddressKey(ExtendedKey.from_seed(seed)).public_key
         devnet = _attached_devnet(work, node, faucet)
+        asyncio.run(fund_cpo_wallet(devnet, work, faucet_key=False))
         with csms_process(work, devnet, work / "cpo.seed") as csms:
             print(f"charging flow: CSMS at {csms['url']}, back office {csms['api']}", flush=True)
 
@@ -366,6 +426,7 @@ def forever(node: str, faucet: str, interval_s: float) -> None:
                         "round": n,
                         "paid_per_kwh": done["pay_as_you_charge"],
                         "prepaid_stopped": done["prepaid"]["stop_requested_by_csms"],
+                        "prepaid_refund": done["prepaid_refund"],
                         "commitment": done["ledger_commitment"],
                     }
                     print(json.dumps(line), flush=True)

@@ -243,6 +243,7 @@ async def _refunds(
     )
 
     async def send(to: Address, amount: int, key: bytes) -> None:
+        await wallet.sync()
         await wallet.send(to, amount, idempotency_key=key)
 
     minimum = (await node.info()).min_output_amount

@@ -45,3 +45,5 @@ def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
     assert commitment["signed_readings_verified"] == 8  # start, 6 updates, end
     assert commitment["energy_proven_by_meter_signatures"] is True
     assert doc["verify_session_cli"] == commitment  # `tanglepay charging verify-session`
+    refund = doc["prepaid_refund"]  # unplugged after 1.2 of 10 kWh prepaid
+    assert refund["refunded_on_ledger"] == refund["prepaid"] - refund["billed"] == 3_000 - 360
