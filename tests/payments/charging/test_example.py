@@ -37,7 +37,8 @@ def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
     assert doc["prepaid"]["start_status"] == "Accepted"
     bills = {(c["charge_point"], c["transaction_id"]): c["amount"] for c in doc["cdrs"]}
     assert bills[("CP-201", "S-1")] == live["paid"]
-    assert doc["channel"]["paid_to_cpo"] == live["paid"] + doc["prepaid"]["prepaid"]
+    prepaid = doc["prepaid"]["prepaid"] + doc["prepaid_refund"]["prepaid"]
+    assert doc["channel"]["paid_to_cpo"] == live["paid"] + prepaid
     assert doc["ledger"]["ledger_deposit"] == doc["channel"]["deposit"]
     assert doc["ledger"]["ledger_closing"] is False
     commitment = doc["ledger_commitment"]  # the record hashes to the ledger's digest
