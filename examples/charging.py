@@ -10,7 +10,10 @@
   against her car's own meter, pays the difference and checks the CPO's signed receipt;
 * a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered;
 * the same driver prepays 10 kWh and unplugs after 1.2: the CSMS's wallet pays the rest back on
-  the ledger.
+  the ledger;
+* a roaming driver of an eMSP (`examples/_charging_roaming.py`): the eMSP registers with the
+  CSMS over OCPI 2.2.1, its driver charges on the 2.0.1 charger, the CSMS pushes the CDR to the
+  eMSP, and the two settle the month's net over a two-way channel on the devnet.
 
 Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic; the 2.0.1
 charger's meter signs its readings (OCMF, P-256), and the driver checks the session record on the
@@ -43,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from examples._charging_roaming import TOKEN_A, roam, roaming_files
 from payments.channels.core import PayerChannel
 from payments.channels.wire import encode_signed_proof
 from payments.charging import ocmf
@@ -59,6 +63,7 @@ from wallet.client import NodeClient
 
 if TYPE_CHECKING:
     from tangle.protocol.ids import PublicKey
+    from tangle.protocol.signature import Signer
 
 PRICE_PER_KWH = 300
 TARIFF = Tariff.per_kwh(PRICE_PER_KWH)
@@ -161,10 +166,11 @@ def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
             str(cpo_seed),
             "--refund-seed-file",
             str(cpo_seed.with_name("cpo-wallet.seed")),
+            *roaming_files(work),
         ),
         stdout=subprocess.PIPE,
         text=True,
-        env=_env(CSMS_OPERATOR_TOKEN="example-operator"),
+        env=_env(CSMS_OPERATOR_TOKEN="example-operator", OCPI_TOKEN_A=TOKEN_A),
     )
     if child.stdout is None:
         raise SystemExit("the CSMS process has no pipe")
@@ -266,6 +272,7 @@ async def drive(
     round_: int = 1,
     *,
     faucet_key: bool = True,
+    cpo_signer: Signer | None = None,
 ) -> dict[str, Any]:
     """One round: the pay-as-you-charge and the prepaid session; the driver is funded with the
     faucet's key (a devnet of the example's own) or by the faucet service (`faucet_key` False)."""
@@ -331,6 +338,8 @@ async def drive(
                     break
             await charger16.stop_session(tx, register, t0 + 60 * 10)
         summary["prepaid_refund"] = await unplug_early(http, channel, csms, t0, round_)
+        if cpo_signer is not None:  # a roaming driver, her eMSP's CDR and the settlement
+            summary["roaming"] = await roam(devnet, work, csms, cpo_signer, t0, PASSWORD)
         summary["pay_as_you_charge"] = {
             "energy_wh": wallet.meter.units,
             "paid": wallet.meter.paid,
@@ -360,11 +369,12 @@ def self_contained() -> dict[str, Any]:
         (work / "cpo.seed").write_text(seed.hex())
         from wallet.keys import AddressKey, ExtendedKey
 
-        cpo = AddressKey(ExtendedKey.from_seed(seed)).public_key
+        signer = AddressKey(ExtendedKey.from_seed(seed))
         with devnet_process(work) as devnet:
             asyncio.run(fund_cpo_wallet(devnet, work, faucet_key=True))
             with csms_process(work, devnet, work / "cpo.seed") as csms:
-                return asyncio.run(drive(devnet, work, csms, cpo))
+                run = drive(devnet, work, csms, signer.public_key, cpo_signer=signer)
+                return asyncio.run(run)
 
 
 async def fund_cpo_wallet(devnet: Path, work: Path, *, faucet_key: bool) -> None:
