@@ -235,6 +235,8 @@ class RoamingCpo:
         if binding is None or binding.id_token not in self.ocpi.tokens.rows:
             return None
         events = await self.csms.store.events(key)
+        if not events:
+            return None
         starts = [e.timestamp_s for e in events if e.kind is EventKind.STARTED]
         start_s = starts[0] if starts else min(e.timestamp_s for e in events)
         end_s = start_s + bill.duration_s
@@ -244,6 +246,9 @@ class RoamingCpo:
         cdr = build_cdr(
             session, usage, self.tariff, location, cdr_id=cdr_id, now=session.last_updated
         )
+        held = self.ocpi.cdrs.rows.get(cdr_id)  # built by a concurrent hook meanwhile
+        if held is not None:
+            return held
         self.ocpi.put_session(session)
         self.ocpi.add_cdr(cdr)
         return cdr
