@@ -39,6 +39,7 @@ from wallet.errors import WalletError
 from .errors import (
     ChargingError,
     HandshakeError,
+    OcpiFieldError,
     OcpiPartnerError,
     RoamingError,
     RoamingTokenRefusedError,
@@ -128,7 +129,8 @@ class RoamingCpo:
                 allowed, reference = await self.client.authorize_token(
                     party, token.uid, token.type.value
                 )
-            except (OcpiPartnerError, RoamingError, HandshakeError) as e:  # eMSP unreachable
+            except (OcpiPartnerError, OcpiFieldError, RoamingError, HandshakeError) as e:
+                # the eMSP cannot be reached, or answers nothing usable
                 if token.whitelist is WhitelistType.NEVER:
                     raise RoamingTokenRefusedError(
                         id_token, f"real-time authorization failed: {e}", "Invalid"
