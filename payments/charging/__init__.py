@@ -17,6 +17,7 @@ ocpi_app.py          the OCPI modules served as a Starlette app (CPO: Sender; eM
 ocpi_client.py       `OcpiClient` on httpx: register with a party, push CDRs
 roaming_cpo.py       eMSP tokens at the CSMS: authorization, live Sessions, CDRs pushed, credits
 roaming_service.py   the CPO's OCPI modules served beside the CSMS, joined to it
+roaming_state.py     the roaming partners, tokens and CDRs sent, kept on disk
 cdr_settlement.py    each period's net CDR amount over the CPO-eMSP two-way channel
 devices.py           Authorize refuses quarantined devices (the node's device registry)
 refund.py            a prepaid session's unused rest paid back on the ledger

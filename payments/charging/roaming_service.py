@@ -4,8 +4,9 @@ a `RoamingCpo` to the CSMS, so an eMSP that registers with the Token A the opera
 (the credentials handshake) gets its tokens authorized, its drivers' Sessions and CDRs, and CDRs
 pushed to it with the Token C it issued.
 
-The OCPI store and the registered parties live in memory: after a restart an eMSP registers
-again and pushes its tokens again (the CSMS's own sessions and bills are durable).
+With `state` (a file), the registered parties, unspent Token As, the tokens pushed and the CDRs
+sent survive a restart (`roaming_state.py`): saved after every OCPI request that is not a GET
+and after every CDR push, restored at start.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from .ocpi_client import OcpiClient
 from .ocpi_credentials import Credentials, CredentialsRole, Registry, Role
 from .ocpi_store import OcpiStore
 from .roaming_cpo import RoamingCpo
+from .roaming_state import restore, save
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
+    from pathlib import Path
+
+    from starlette.types import Receive, Scope, Send
 
     from wallet.client import NodeClient
 
@@ -48,6 +53,7 @@ async def serve_roaming(
     port: int,
     node: NodeClient | None = None,
     retry_s: float = 60.0,
+    state: Path | None = None,
 ) -> AsyncIterator[tuple[RoamingCpo, str]]:
     """Serve the CPO's OCPI modules on `host:port` until the context exits; yields the roaming
     side (already hooked into `csms`: tried before its authorizer) and the versions URL. A CDR
@@ -56,9 +62,15 @@ async def serve_roaming(
         role=Role.CPO, party_id=party_id, country_code=country_code, business_name=party_id
     )
     registry = Registry(ours=Credentials(token="unset", url="", roles=(role,)))
-    registry.issue(token_a)
     store = OcpiStore()
+    if state is None or not restore(state, registry, store):
+        registry.issue(token_a)
     store.put_tariff(tariff)
+
+    def persist() -> None:
+        if state is not None:
+            save(state, registry, store)
+
     async with httpx.AsyncClient(timeout=30) as http:
         client = OcpiClient(http)
         roaming = RoamingCpo(
@@ -72,7 +84,7 @@ async def serve_roaming(
             party_id=party_id,
             node=node,
         )
-        app = ocpi_app(
+        served = ocpi_app(
             role=Role.CPO,
             registry=registry,
             store=store,
@@ -80,12 +92,19 @@ async def serve_roaming(
             now=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0),
             new_token=lambda: secrets.token_urlsafe(32),
         )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await served(scope, receive, send)
+            if scope["type"] == "http" and scope["method"] != "GET":
+                persist()
+
         async with serve_backoffice(app, host, port) as bound:
             versions = f"http://{host}:{bound}/ocpi/versions"
             registry.ours = Credentials(token="unset", url=versions, roles=(role,))
             csms.authorize = roaming.before(csms.authorize)
             csms.on_event.append(roaming.on_event)
             csms.on_bill.append(roaming.on_bill)
+            roaming.after_push = persist
             retry = asyncio.create_task(_push_unsent_forever(roaming, retry_s))
             try:
                 yield roaming, versions

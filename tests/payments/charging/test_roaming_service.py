@@ -2,7 +2,7 @@
 `tanglepay charging serve --ocpi-port` runs): an eMSP (its own `ocpi_app`, served the same way)
 registers with the Token A the operator handed it, pushes a token, and a real 1.6J charger's
 session with that token ends in a CDR pushed to the eMSP over HTTP; other tokens still reach the
-CSMS's own authorizer."""
+CSMS's own authorizer; a restarted service still knows the partner, its token and the CDR sent."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -
                     token_a="token-A",
                     host="127.0.0.1",
                     port=0,
+                    state=tmp_path / "ocpi.json",
                 ) as (_, versions),
                 httpx.AsyncClient(timeout=10) as http,
             ):
@@ -93,5 +94,24 @@ def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -
             assert cdr.total_energy == 4_000 * 10
             assert cdr.total_cost.excl_vat == bill.amount == 100
             assert dataclasses.asdict(cdr.cdr_location) == dataclasses.asdict(LOCATION)
+            # restarted: the partner, its token and the CDR sent are still known
+            async with serve_roaming(
+                Csms(store=store, pricing=ocpi_pricing(TARIFF)),
+                tariff=TARIFF,
+                locations={"*": LOCATION},
+                country_code="NL",
+                party_id="CPO",
+                token_a="token-A",
+                host="127.0.0.1",
+                port=0,
+                state=tmp_path / "ocpi.json",
+            ) as (again, _):
+                assert not again.registry.pending  # Token A stays spent
+                [emsp] = again.registry.parties.values()
+                assert emsp.credentials.token == "token-B"
+                assert again.ocpi.tokens.get("RFID-777") == rfid
+                assert again.ocpi.cdrs.get(cdr.id) == cdr
+                assert cdr.id in again.ocpi.sent
+                assert await again.push_unsent() == 0  # never sent twice
 
     asyncio.run(main())
