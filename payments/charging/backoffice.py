@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.requests import Request
+    from starlette.types import ASGIApp
 
     from .csms import Csms
     from .payment import ChargePayments
@@ -328,7 +329,7 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def serve_backoffice(app: Starlette, host: str, port: int) -> AsyncIterator[int]:
+async def serve_backoffice(app: ASGIApp, host: str, port: int) -> AsyncIterator[int]:
     """Serve `app` with hypercorn on the running asyncio loop; yields the bound port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
