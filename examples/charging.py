@@ -8,11 +8,23 @@
 * a 2.0.1 charger whose driver pays as she charges: she opens a channel to the CPO on the
   ledger, binds her RFID token to it, and after each meter value fetches the invoice, checks it
   against her car's own meter, pays the difference and checks the CPO's signed receipt;
-* a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered.
+* a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered;
+* the same driver prepays 10 kWh and unplugs after 1.2: the CSMS's wallet pays the rest back on
+  the ledger;
+* a roaming driver of an eMSP (`examples/_charging_roaming.py`): the eMSP registers with the
+  CSMS over OCPI 2.2.1, its driver charges on the 2.0.1 charger, the CSMS pushes the CDR to the
+  eMSP, and the two settle the month's net over a two-way channel on the devnet.
 
-Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic. The summary
+Both chargers are the `ocpp` library's ChargePoint over WebSockets with HTTP Basic; the 2.0.1
+charger's meter signs its readings (OCMF, P-256), and the driver checks the session record on the
+ledger and every signature with the meter's public key (`payments.charging.verify`). The summary
 shows each session's energy, its bill, what each driver paid through the channel, the stops the
 CSMS asked for, and the channel as the ledger holds it.
+
+`python -m examples.charging --node URL --faucet URL --forever [--interval-s 20]` is the
+devnet's charging flow (`tanglepay.flows`): attached to a running devnet (the faucet funds the
+driver), it runs the CSMS as its own process and the same two sessions again and again, a round
+every `--interval-s` seconds, one line per round, until SIGTERM or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,8 +33,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,28 +44,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from examples._charging_roaming import TOKEN_A, roam, roaming_files
 from payments.channels.core import PayerChannel
 from payments.channels.wire import encode_signed_proof
-from payments.charging.commitment import COMMIT_TAG, session_digest
+from payments.charging import ocmf
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.station import now_iso
+from payments.charging.verify import verify_session
 from payments.payperuse.metering import Invoice, Tariff
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
-from tangle.protocol.ids import MessageId
-from tangle.protocol.payload import TaggedData
+from tangle.protocol.transaction import address_of
+from wallet import AccountKey
 from wallet.client import NodeClient
 
 if TYPE_CHECKING:
     from tangle.protocol.ids import PublicKey
+    from tangle.protocol.signature import Signer
 
 PRICE_PER_KWH = 300
 TARIFF = Tariff.per_kwh(PRICE_PER_KWH)
 MARGIN = 400
+PREPAY_BIG = 3_000
+"""A prepayment (10 kWh) the driver does not use up: the rest comes back on the ledger."""
+CPO_WALLET_FUNDS = 1_000_000
 PASSWORD = "example-station-password"
 T0 = 1_780_000_000.0
 ROOT = Path(__file__).resolve().parent.parent
+METER = ec.derive_private_key(0x0CAF, ec.SECP256R1())
+"""The 2.0.1 charger's meter key (a fixed example key: its public half is on the meter's label)."""
 
 
 def _tanglepay(*args: str) -> list[str]:
@@ -99,7 +123,8 @@ def _devnet_main(data_dir: Path) -> None:
 
 @contextlib.contextmanager
 def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
-    """The CSMS (`tanglepay charging serve`) paid over the devnet; yields its start line."""
+    """The CSMS (`tanglepay charging serve`) paid over the devnet, paying prepaid rests back
+    from the wallet whose seed is `cpo-wallet.seed` beside `cpo_seed`; yields its start line."""
     doc = json.loads(devnet.read_text())
     db = work / "csms.sqlite"
     for station in ("CP-201", "CP-16"):
@@ -139,10 +164,13 @@ def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
             str(doc["network_id"]),
             "--cpo-seed-file",
             str(cpo_seed),
+            "--refund-seed-file",
+            str(cpo_seed.with_name("cpo-wallet.seed")),
+            *roaming_files(work),
         ),
         stdout=subprocess.PIPE,
         text=True,
-        env=_env(CSMS_OPERATOR_TOKEN="example-operator"),
+        env=_env(CSMS_OPERATOR_TOKEN="example-operator", OCPI_TOKEN_A=TOKEN_A),
     )
     if child.stdout is None:
         raise SystemExit("the CSMS process has no pipe")
@@ -162,7 +190,9 @@ async def pay_due(http: httpx.AsyncClient, wallet: DriverWallet, token: str) -> 
         return 0
     header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
     paid = await http.post(f"/api/tokens/{token}/payments", headers={PROOF_HEADER: header})
-    wallet.check(receipt_from_header(paid.raise_for_status().headers[RECEIPT_HEADER]))
+    if paid.status_code != 200:
+        raise SystemExit(f"the CSMS refused the payment: {paid.status_code} {paid.text}")
+    wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
     return 1
 
 
@@ -170,44 +200,100 @@ async def check_commitment(
     http: httpx.AsyncClient, node_api: str, key: tuple[str, str]
 ) -> dict[str, Any]:
     """What a driver does to check the energy billed: fetch the session's meter record from the
-    CSMS, hash it, and find that hash in the ledger message the CSMS names."""
+    CSMS, find its hash in the ledger message the CSMS names, and verify every signed reading
+    with the meter's public key (`payments.charging.verify`)."""
     doc: dict[str, Any] = {}
     for _ in range(120):  # the CSMS commits after the bill, with the node's proof-of-work
         doc = (await http.get(f"/api/sessions/{key[0]}/{key[1]}/commitment")).json()
         if doc["message_id"] is not None:
             break
         await asyncio.sleep(0.5)
-    record = bytes.fromhex(doc["record"])
-    digest = session_digest(record)
     async with NodeClient(node_api) as node:
-        message = await node.message(MessageId.from_hex(doc["message_id"]))
-    payload = message.message.payload
-    matches = (
-        isinstance(payload, TaggedData)
-        and payload.tag == COMMIT_TAG
-        and payload.data == digest == bytes.fromhex(doc["digest"])
+        return await verify_session(node, doc, METER.public_key())
+
+
+async def verify_with_cli(work: Path, csms: dict[str, Any], key: tuple[str, str]) -> Any:
+    """The same check as a driver runs it: `tanglepay charging verify-session`."""
+    meter_key = work / "meter.pub"
+    meter_key.write_text(ocmf.key_hex(METER.public_key()))
+    argv = _tanglepay(
+        "charging",
+        "--json",
+        "verify-session",
+        *key,
+        "--api",
+        csms["api"],
+        "--node-api",
+        csms["node_api"],
+        "--meter-key",
+        str(meter_key),
     )
-    return {
-        "message_id": doc["message_id"],
-        "digest_matches_ledger": matches,
-        "signed_readings_in_record": record.count(b"OCMF|example reading"),
-    }
+    done = await asyncio.to_thread(
+        subprocess.run, argv, env=_env(), capture_output=True, text=True, check=False
+    )
+    return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()}
 
 
-async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) -> dict[str, Any]:
+async def unplug_early(
+    http: httpx.AsyncClient, channel: PayerChannel, csms: dict[str, Any], t0: float, round_: int
+) -> dict[str, Any]:
+    """A prepaid driver unplugs early: the CSMS pays the unused rest back on the ledger, to the
+    address of the channel's payer key (`payments.charging.refund`)."""
+    to = address_of(channel.terms.payer)
+    async with NodeClient(csms["node_api"]) as node:
+        before = await node.balance(to)
+        proof = channel.pay(PREPAY_BIG)
+        header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
+        (
+            await http.post("/api/tokens/RFID-ANNA/prepay", headers={PROOF_HEADER: header})
+        ).raise_for_status()
+        async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
+            tx, at = f"P-{round_}", t0 + 50_000
+            await charger.event("Started", tx, 0, 50_000, at, id_token="RFID-ANNA")
+            await charger.event("Ended", tx, 1, 51_200, at + 600)  # 1.2 kWh of 10 paid
+        refunded = 0
+        for _ in range(240):  # the CSMS's wallet sends once the bill is made; a milestone confirms
+            refunded = await node.balance(to) - before
+            if refunded:
+                break
+            await asyncio.sleep(0.5)
+    return {"prepaid": PREPAY_BIG, "billed": TARIFF.cost(1_200), "refunded_on_ledger": refunded}
+
+
+def _signed(register_wh: int, at: float) -> str:
+    return ocmf.sign(METER, register_wh, meter_serial="EXAMPLE-METER-1", time=now_iso(at))
+
+
+async def drive(
+    devnet: Path,
+    work: Path,
+    csms: dict[str, Any],
+    cpo: PublicKey,
+    round_: int = 1,
+    *,
+    faucet_key: bool = True,
+    cpo_signer: Signer | None = None,
+) -> dict[str, Any]:
+    """One round: the pay-as-you-charge and the prepaid session; the driver is funded with the
+    faucet's key (a devnet of the example's own) or by the faucet service (`faucet_key` False)."""
     from ._devnet import devnet_payer
+
+    t0 = T0 + 100_000 * round_
+    tx201 = f"S-{round_}"
 
     summary: dict[str, Any] = {}
     admin = {"Authorization": "Bearer example-operator"}
     async with (
-        devnet_payer(devnet, work / "driver", 50_000, faucet_key=True) as payer,
+        devnet_payer(devnet, work / "driver", 50_000, faucet_key=faucet_key) as payer,
         httpx.AsyncClient(base_url=csms["api"], timeout=30) as http,
     ):
         funder, key, _, min_output = payer
-        terms = await funder.open(cpo, max(20_000, min_output))
+        # a deposit of its own per round: the funder returns a still-open channel of the same
+        # terms (an open repeated after a crash), and each round starts a fresh channel state
+        terms = await funder.open(cpo, max(20_000, min_output) + round_ - 1)
         channel = PayerChannel(terms, key)
         # pay as you charge, on the 2.0.1 charger
-        wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", "S-1"))
+        wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", tx201))
         bound = await http.put(
             "/api/tokens/RFID-ANNA",
             json={
@@ -219,15 +305,19 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         receipts = 0
         async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
             assert isinstance(charger, Charger201)
-            await charger.event("Started", "S-1", 0, 40_000, T0, id_token="RFID-ANNA")
+            signed = _signed(40_000, t0)
+            await charger.event(
+                "Started", tx201, 0, 40_000, t0, id_token="RFID-ANNA", signed=signed
+            )
             for i in range(1, 7):
                 register = 40_000 + 1_100 * i
-                await charger.event(
-                    "Updated", "S-1", i, register, T0 + 300 * i, signed=f"OCMF|example reading {i}"
-                )
+                at = t0 + 300 * i
+                await charger.event("Updated", tx201, i, register, at, signed=_signed(register, at))
                 wallet.observe(register, 40_000)
                 receipts += await pay_due(http, wallet, "RFID-ANNA")
-            await charger.event("Ended", "S-1", 7, 46_600, T0 + 2_100)
+            await charger.event(
+                "Ended", tx201, 7, 46_600, t0 + 2_100, signed=_signed(46_600, t0 + 2_100)
+            )
             receipts += await pay_due(http, wallet, "RFID-ANNA")
         # prepaid, on the 1.6 charger: 450 minor units buy 1.5 kWh
         prepaid = channel.pay(450)
@@ -237,16 +327,19 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         ).raise_for_status()
         async with connect_charger(csms["url"], "CP-16", PASSWORD, "1.6") as charger16:
             assert isinstance(charger16, Charger16)
-            tx, status = await charger16.start_session("RFID-ANNA", 0, T0)
+            tx, status = await charger16.start_session("RFID-ANNA", 0, t0)
             register = 0
             for i in range(1, 10):
                 register = 400 * i
-                await charger16.meter(tx, register, T0 + 60 * i)
+                await charger16.meter(tx, register, t0 + 60 * i)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(charger16.stop_requested.wait(), 0.2)
                 if charger16.stop_requested.is_set():
                     break
-            await charger16.stop_session(tx, register, T0 + 60 * 10)
+            await charger16.stop_session(tx, register, t0 + 60 * 10)
+        summary["prepaid_refund"] = await unplug_early(http, channel, csms, t0, round_)
+        if cpo_signer is not None:  # a roaming driver, her eMSP's CDR and the settlement
+            summary["roaming"] = await roam(devnet, work, csms, cpo_signer, t0, PASSWORD)
         summary["pay_as_you_charge"] = {
             "energy_wh": wallet.meter.units,
             "paid": wallet.meter.paid,
@@ -261,8 +354,9 @@ async def drive(devnet: Path, work: Path, csms: dict[str, Any], cpo: PublicKey) 
         }
         summary["cdrs"] = (await http.get("/api/cdrs", headers=admin)).json()
         summary["ledger_commitment"] = await check_commitment(
-            http, csms["node_api"], ("CP-201", "S-1")
+            http, csms["node_api"], ("CP-201", tx201)
         )
+        summary["verify_session_cli"] = await verify_with_cli(work, csms, ("CP-201", tx201))
         summary["channel"] = {"deposit": terms.deposit, "paid_to_cpo": channel.payee_balance}
         summary["ledger"] = await funder.ledger_state(terms.channel_id)
     return summary
@@ -275,22 +369,102 @@ def self_contained() -> dict[str, Any]:
         (work / "cpo.seed").write_text(seed.hex())
         from wallet.keys import AddressKey, ExtendedKey
 
+        signer = AddressKey(ExtendedKey.from_seed(seed))
+        with devnet_process(work) as devnet:
+            asyncio.run(fund_cpo_wallet(devnet, work, faucet_key=True))
+            with csms_process(work, devnet, work / "cpo.seed") as csms:
+                run = drive(devnet, work, csms, signer.public_key, cpo_signer=signer)
+                return asyncio.run(run)
+
+
+async def fund_cpo_wallet(devnet: Path, work: Path, *, faucet_key: bool) -> None:
+    """A fresh CPO wallet (`cpo-wallet.seed`), funded to pay prepaid rests back."""
+    from ._devnet import _ask_faucet, pay_with_faucet_key, read_devnet
+
+    seed = os.urandom(32)
+    (work / "cpo-wallet.seed").write_text(seed.hex())
+    address = AccountKey(seed, 0).address(0)
+    _, api, faucet = read_devnet(devnet)
+    if faucet_key:
+        await pay_with_faucet_key(devnet.parent, api, address, CPO_WALLET_FUNDS)
+        return
+    await _ask_faucet(faucet, address, CPO_WALLET_FUNDS)
+    async with NodeClient(api) as node:
+        for _ in range(240):  # a milestone confirms the faucet's transfer
+            if await node.balance(address) >= CPO_WALLET_FUNDS:
+                return
+            await asyncio.sleep(0.5)
+    raise SystemExit("the faucet did not fund the CPO's wallet")
+
+
+def _attached_devnet(work: Path, node: str, faucet: str) -> Path:
+    """A `devnet.json` naming a running devnet's node and faucet (what `_devnet` reads)."""
+
+    async def network_id() -> int:
+        async with NodeClient(node) as client:
+            return (await client.info()).network_id
+
+    doc = {"network_id": asyncio.run(network_id()), "members": [{"api": node}], "faucet": faucet}
+    path = work / "devnet.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds the rounds and stops the CSMS process
+
+
+def forever(node: str, faucet: str, interval_s: float) -> None:
+    """The devnet's charging flow (see the module docstring)."""
+    signal.signal(signal.SIGTERM, _stop)
+    with tempfile.TemporaryDirectory(prefix="tanglepay-charging-flow-") as tmp:
+        work = Path(tmp)
+        seed = os.urandom(32)
+        (work / "cpo.seed").write_text(seed.hex())
+        from wallet.keys import AddressKey, ExtendedKey
+
         cpo = AddressKey(ExtendedKey.from_seed(seed)).public_key
-        with devnet_process(work) as devnet, csms_process(work, devnet, work / "cpo.seed") as csms:
-            return asyncio.run(drive(devnet, work, csms, cpo))
+        devnet = _attached_devnet(work, node, faucet)
+        asyncio.run(fund_cpo_wallet(devnet, work, faucet_key=False))
+        with csms_process(work, devnet, work / "cpo.seed") as csms:
+            print(f"charging flow: CSMS at {csms['url']}, back office {csms['api']}", flush=True)
+
+            async def rounds() -> None:
+                for n in itertools.count(1):
+                    done = await drive(devnet, work, csms, cpo, n, faucet_key=False)
+                    line = {
+                        "round": n,
+                        "paid_per_kwh": done["pay_as_you_charge"],
+                        "prepaid_stopped": done["prepaid"]["stop_requested_by_csms"],
+                        "prepaid_refund": done["prepaid_refund"],
+                        "commitment": done["ledger_commitment"],
+                    }
+                    print(json.dumps(line), flush=True)
+                    await asyncio.sleep(interval_s)
+
+            asyncio.run(rounds())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--self-contained", action="store_true", help="a devnet of its own")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--node", help="a running devnet's node API (with --forever)")
+    parser.add_argument("--faucet", help="its faucet, POST URL (with --forever)")
+    parser.add_argument("--forever", action="store_true", help="rounds until SIGTERM")
+    parser.add_argument("--interval-s", type=float, default=20.0, help="between rounds")
     parser.add_argument("--devnet-process", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.devnet_process is not None:
         _devnet_main(args.devnet_process)
         return 0
+    if args.forever:
+        if not (args.node and args.faucet):
+            parser.error("--forever needs --node and --faucet")
+        forever(args.node, args.faucet, args.interval_s)
+        return 0
     if not args.self_contained:
-        parser.error("give --self-contained")
+        parser.error("give --self-contained, or --node, --faucet and --forever")
     doc = self_contained()
     if args.json:
         print(json.dumps(doc))

@@ -52,6 +52,7 @@ from tangle.protocol.milestone import KeySet
 from tangle.service import start_listener
 from wallet import AccountKey, WalletError
 
+from .flows import FLOWS, run_flow
 from .metered import run_device, serve_meter
 from .traffic import Traffic, faucet_app, follow, send
 
@@ -399,6 +400,9 @@ async def run(
                 device = partial(run_device, traffic=traffic, client=client, rng=rng, say=say)
                 work_nursery.start_soon(device, data_dir, api, meter, NETWORK_ID)
                 say(f"meter        {meter}/reading, paid per reading by a device over a channel")
+                for flow in FLOWS:  # each a child process: `flows.py`
+                    runner = partial(run_flow, flow, api, f"http://{where}/faucet", data_dir, say)
+                    await work_nursery.start(runner)
                 turn = 0
                 while True:
                     await send(traffic, client, nodes[turn % len(nodes)].api, rng)

@@ -15,6 +15,13 @@ ocpi_credentials.py  versions and the Token A/B/C credentials handshake (sans-I/
 ocpi_store.py        the OCPI objects a party holds (bounded), sent CDRs immutable, pagination
 ocpi_app.py          the OCPI modules served as a Starlette app (CPO: Sender; eMSP: CDR Receiver)
 ocpi_client.py       `OcpiClient` on httpx: register with a party, push CDRs
+roaming_cpo.py       eMSP tokens at the CSMS: authorization, live Sessions, CDRs pushed, credits
+roaming_service.py   the CPO's OCPI modules served beside the CSMS, joined to it
+roaming_state.py     the roaming partners, tokens and CDRs sent, kept on disk
+cdr_settlement.py    each period's net CDR amount over the CPO-eMSP two-way channel
+devices.py           Authorize refuses quarantined devices (the node's device registry)
+refund.py            a prepaid session's unused rest paid back on the ledger
+ocmf.py, verify.py   signed meter values (OCMF) verified; a driver's check of a session
 ```
 
 The pricing core and the objects are pure; only `ocpi_app` and `ocpi_client` do I/O (ASGI and

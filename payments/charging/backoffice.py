@@ -43,9 +43,11 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.requests import Request
+    from starlette.types import ASGIApp
 
     from .csms import Csms
     from .payment import ChargePayments
+    from .store import Bill
     from .tariff import Tariff
 
     Handler = Callable[[Request], Awaitable[Response]]
@@ -97,10 +99,15 @@ def _proof(request: Request) -> Any:
 
 
 def backoffice_app(
-    csms: Csms, payments: ChargePayments | None, operator_token: str, tariff: Tariff | None = None
+    csms: Csms,
+    payments: ChargePayments | None,
+    operator_token: str,
+    tariff: Tariff | None = None,
+    cdr_hash: Callable[[Bill], Awaitable[bytes | None]] | None = None,
 ) -> Starlette:
     """The API of `csms` (payment routes answer 404 when `payments` is None); `tariff` is the
-    OCPI tariff sessions not paid by channel are priced with, if any."""
+    OCPI tariff sessions not paid by channel are priced with, if any; `cdr_hash` gives a
+    roaming session's CDR hash for its record (`RoamingCpo.cdr_hash_of`)."""
 
     def payments_of() -> ChargePayments:
         if payments is None:
@@ -185,7 +192,8 @@ def backoffice_app(
         bill = await csms.store.bill_of(key)
         if bill is None:
             raise UnknownSessionError(key)
-        record = session_record(bill, await csms.store.events(key))
+        cdr = None if cdr_hash is None else await cdr_hash(bill)
+        record = session_record(bill, await csms.store.events(key), cdr)
         committed = await csms.store.commitment(key)
         return JSONResponse(
             {
@@ -321,7 +329,7 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def serve_backoffice(app: Starlette, host: str, port: int) -> AsyncIterator[int]:
+async def serve_backoffice(app: ASGIApp, host: str, port: int) -> AsyncIterator[int]:
     """Serve `app` with hypercorn on the running asyncio loop; yields the bound port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)

@@ -3,11 +3,17 @@
 ```
 tanglepay charging serve --db csms.sqlite [--host 127.0.0.1] [--port 8180] [--api-port 8181]
                          [--price-per-kwh 30] [--node-api http://127.0.0.1:14265
-                          --network-id N --cpo-seed-file cpo.seed --margin 100]
+                          --network-id N --cpo-seed-file cpo.seed --margin 100
+                          [--devices [--device-token TOKEN=DEVICE_ID ...]]
+                          [--refund-seed-file cpo-wallet.seed]]
+                         [--tariff tariff.json --ocpi-port 8182 --party NL/TPY
+                          --location location.json]
 tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
 tanglepay charging stations list [--json]
 tanglepay charging sessions [--json]
 tanglepay charging cdrs [--json]
+tanglepay charging verify-session CP-1 TX-1 --api http://127.0.0.1:8181
+                         --node-api http://127.0.0.1:14265 --meter-key meter.pub [--json]
 ```
 
 `serve` runs the CSMS and its back-office API (`backoffice.py`) on asyncio until SIGINT or
@@ -16,9 +22,19 @@ to, `ws://HOST:PORT/ocpp/<station id>`, and the API's URL. The operator token is
 `$CSMS_OPERATOR_TOKEN` (operator routes answer 401 while it is unset). With `--node-api`, drivers
 pay as they charge (or prepay) over payment channels the CSMS looks up on that node's HTTP API,
 and each billed session's meter record is committed to the ledger through it (`commitment.py`);
-the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. A CSMS restarted on
+the CPO's channel key comes from the 32-byte hex seed in `--cpo-seed-file`. With `--devices`, a
+token whose channel key, or whose device (`--device-token`, hex device id), is a quarantined
+device of the node's registry is refused by name, Blocked (`devices.py`);
+with `--refund-seed-file` (a wallet seed, hex), a prepaid session's unused rest is paid back from
+that wallet (`refund.py`). With `--ocpi-port`, eMSPs roam (`roaming_service.py`): they register
+with the Token A in `$OCPI_TOKEN_A`, push their tokens, and get OCPI Sessions and CDRs priced by
+`--tariff` at the OCPI CdrLocation in `--location` (partners, tokens and CDRs sent are kept in
+`<db>.ocpi.json`). A CSMS restarted on
 the same database resumes every unbilled session. `cdrs` lists the final bill of
-each ended session. Errors are one line on stderr, exit status 2.
+each ended session. `verify-session` is the driver's check (`verify.py`): the session record the
+back office serves hashes to the digest on the ledger (read from the node given), and every
+signed meter value in it verifies with the meter's OCMF public key (hex DER or PEM, in the
+file). Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -34,7 +50,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
+from tangle.errors import TangleError
+from wallet import AccountKey, Wallet
 from wallet.client import NodeClient
+from wallet.errors import WalletError
 from wallet.keys import AddressKey, ExtendedKey
 
 from ..channels.service import PayeeService
@@ -42,19 +63,29 @@ from ..channels.store import ChannelStore
 from ..errors import PaymentError
 from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
-from . import ocpi_json
+from . import ocmf, ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
 from .commitment import LedgerCommitter
 from .csms import Csms, serve_csms
+from .devices import DeviceGate
+from .errors import SignedMeterValueError
+from .ocpi_location import parse_cdr_location
 from .ocpi_tariff import parse_tariff
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
+from .refund import PrepaidRefunds
+from .roaming_service import serve_roaming
 from .store import CsmsStore
+from .verify import verify_session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from tangle.protocol.ids import Address
+
+    from .roaming_cpo import RoamingCpo
     from .session import Pricing
+    from .tariff import Tariff as OcpiTariff
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--network-id", type=int, default=0)
     serve.add_argument("--cpo-seed-file", type=Path, help="the CPO's channel key seed (hex)")
     serve.add_argument("--margin", type=int, default=100, help="most a driver may owe")
+    serve.add_argument("--devices", action="store_true", help="refuse quarantined devices")
+    serve.add_argument(
+        "--device-token", action="append", default=[], help="TOKEN=DEVICE_ID (hex), repeatable"
+    )
+    serve.add_argument("--refund-seed-file", type=Path, help="pays prepaid rests back (hex seed)")
+    serve.add_argument("--ocpi-port", type=int, help="serve OCPI 2.2.1 to eMSPs (roaming)")
+    serve.add_argument("--party", default="NL/TPY", help="our OCPI country code/party id")
+    serve.add_argument("--location", type=Path, help="an OCPI CdrLocation (JSON) for CDRs")
     stations = commands.add_parser("stations", help="add or list charge points")
     actions = stations.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="register a station (or set its password)")
@@ -82,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list the stations")
     commands.add_parser("sessions", help="list the sessions")
     commands.add_parser("cdrs", help="list the bills of ended sessions")
+    verify = commands.add_parser("verify-session", help="check a session's signed meter values")
+    verify.add_argument("station")
+    verify.add_argument("transaction")
+    verify.add_argument("--api", required=True, help="the CSMS's back-office API")
+    verify.add_argument("--node-api", required=True, help="a node you trust")
+    verify.add_argument("--meter-key", type=Path, required=True, help="the meter's public key")
     return parser
 
 
@@ -96,6 +141,8 @@ def per_kwh(tariff: Tariff) -> Pricing:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    if (args.devices or args.refund_seed_file) and not args.node_api:
+        raise SystemExit("error: --devices and --refund-seed-file need --node-api")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,10 +163,24 @@ async def _serve(args: argparse.Namespace) -> None:
             payments = await stack.enter_async_context(_payments(args, csms, tariff, node))
             csms.authorize = payments.authorize
             csms.channel_pricing = payments.pricing
-            csms.on_bill.append(LedgerCommitter(store, node))
+            committer = LedgerCommitter(store, node)
+            csms.on_bill.append(committer)
+            if args.devices:
+                payments.devices = DeviceGate(lookup=node.device)
+            if args.refund_seed_file is not None:
+                csms.on_bill.append(await _refunds(stack, args, payments, node))
+        roaming = None
+        if args.ocpi_port is not None:
+            roaming = await _roaming(stack, args, csms, ocpi, node if args.node_api else None)
+            if args.node_api:
+                committer.cdr_hash = roaming.cdr_hash_of
+        if args.devices and args.node_api:
+            gate = DeviceGate(lookup=node.device, token_devices=_device_tokens(args.device_token))
+            csms.authorize = gate.guard(csms.authorize)
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
-        app = backoffice_app(csms, payments, operator, tariff=ocpi)
+        cdr_hash = None if roaming is None else roaming.cdr_hash_of
+        app = backoffice_app(csms, payments, operator, tariff=ocpi, cdr_hash=cdr_hash)
         api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))
         host, port = next(iter(server.sockets)).getsockname()[:2]
         url = f"ws://{host}:{port}/ocpp"
@@ -128,6 +189,7 @@ async def _serve(args: argparse.Namespace) -> None:
             "api": f"http://{host}:{api_port}",
             "resumed_sessions": resumed,
             "payments": payments is not None,
+            "ocpi": None if roaming is None else roaming.registry.ours.url,
             "pid": os.getpid(),
         }
         print(json.dumps(line) if args.json else f"CSMS at {url}/<station>", flush=True)
@@ -155,7 +217,88 @@ async def _payments(
         )
 
 
+def _device_tokens(pairs: list[str]) -> dict[str, bytes]:
+    tokens = {}
+    for pair in pairs:
+        token, _, device = pair.partition("=")
+        try:
+            tokens[token] = bytes.fromhex(device)
+        except ValueError:
+            raise SystemExit(f"error: --device-token {pair!r}: not TOKEN=HEX") from None
+        if not token or len(tokens[token]) != 32:
+            raise SystemExit(f"error: --device-token {pair!r}: a token and a 32-byte device id")
+    return tokens
+
+
+async def _refunds(
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    payments: ChargePayments,
+    node: NodeClient,
+) -> PrepaidRefunds:
+    seed = bytes.fromhex(args.refund_seed_file.read_text().strip())
+    wallet = await stack.enter_async_context(
+        Wallet.open(
+            AccountKey(seed, 0), url=args.node_api, state_path=args.db.with_suffix(".wallet.sqlite")
+        )
+    )
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        await wallet.sync()
+        await wallet.send(to, amount, idempotency_key=key)
+
+    minimum = (await node.info()).min_output_amount
+    return PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+
+
+async def _roaming(
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    csms: Csms,
+    tariff: OcpiTariff | None,
+    node: NodeClient | None,
+) -> RoamingCpo:
+    token_a = os.environ.get("OCPI_TOKEN_A")
+    if tariff is None or args.location is None or not token_a:
+        raise SystemExit("error: --ocpi-port needs --tariff, --location and $OCPI_TOKEN_A")
+    location = parse_cdr_location(ocpi_json.loads(args.location.read_bytes()), "location")
+    country, _, party = args.party.partition("/")
+    roaming, _ = await stack.enter_async_context(
+        serve_roaming(
+            csms,
+            tariff=tariff,
+            locations={"*": location},
+            country_code=country,
+            party_id=party,
+            token_a=token_a,
+            host=args.host,
+            port=args.ocpi_port,
+            node=node,
+            state=args.db.with_suffix(".ocpi.json"),
+        )
+    )
+    return roaming
+
+
+async def _verify(args: argparse.Namespace) -> object:
+    key = ocmf.load_key(args.meter_key.read_text())
+    where = f"{args.api.rstrip('/')}/api/sessions/{args.station}/{args.transaction}/commitment"
+    async with httpx.AsyncClient(timeout=30) as http, NodeClient(args.node_api) as node:
+        try:
+            answer = (await http.get(where)).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise SignedMeterValueError("back office", repr(e)) from None
+        if not isinstance(answer, dict):
+            raise SignedMeterValueError("back office", "not a commitment")
+        try:
+            return await verify_session(node, answer, key)
+        except (WalletError, TangleError) as e:
+            raise SignedMeterValueError("ledger", str(e)) from None
+
+
 async def _query(args: argparse.Namespace) -> object:
+    if args.command == "verify-session":
+        return await _verify(args)
     async with CsmsStore(args.db) as store:
         if args.command == "stations":
             if args.action == "add":
@@ -181,7 +324,8 @@ async def _query(args: argparse.Namespace) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.db.parent.mkdir(parents=True, exist_ok=True)
+    if args.command != "verify-session":
+        args.db.parent.mkdir(parents=True, exist_ok=True)
     try:
         if args.command == "serve":
             asyncio.run(_serve(args))

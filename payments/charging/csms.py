@@ -32,7 +32,7 @@ from websockets.typing import Subprotocol
 
 from .csms16 import Station16
 from .csms201 import Station201
-from .errors import SessionError, StationAuthError
+from .errors import SessionError, StationAuthError, TokenRefusedError
 from .session import (
     MAX_EVENTS_PER_SESSION,
     SessionBook,
@@ -89,6 +89,8 @@ class Csms:
     """The latest session each accepted id token started (kept after the session closes, so a
     driver can still read its final bill; one entry per token)."""
     on_bill: list[Callable[[Bill], Awaitable[None]]] = field(default_factory=list)
+    on_event: list[Callable[[ChargingSession], None]] = field(default_factory=list)
+    """Called (synchronously, cheaply) with a session each time an event was applied to it."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -124,7 +126,10 @@ class Csms:
         token was accepted."""
         binding = await self.store.binding(event.key)
         if binding is None and event.id_token is not None:
-            binding = await self.authorize(event.id_token)
+            try:
+                binding = await self.authorize(event.id_token)
+            except TokenRefusedError as e:
+                LOG.info("%s", e)
             if binding is not None:
                 await self.store.bind(event.key, binding)
         if binding is not None:
@@ -163,6 +168,8 @@ class Csms:
         if event.seq_no in session.seen:  # applied while the commit was in flight
             return session
         session.apply(event)
+        for hook in self.on_event:
+            hook(session)
         self.decide(session)
         if session.ended:
             await self._bill(session)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from ocpp.v16 import call, call_result  # type: ignore[import-untyped]
 
 from .session import STOP_SEQ, EventKind, TransactionEvent
-from .station import StationConnection, now_iso, on, parse_time, register_wh
+from .station import StationConnection, authorization_status, now_iso, on, parse_time, register_wh
 
 _ACCEPTED = {"status": "Accepted"}
 _INVALID = {"status": "Invalid"}
@@ -44,8 +44,7 @@ class Station16(StationConnection):
 
     @on("Authorize")
     async def on_authorize(self, id_tag: str, **_: Any) -> Any:
-        binding = await self.csms.authorize(id_tag)
-        return call_result.Authorize(id_tag_info=_ACCEPTED if binding else _INVALID)
+        return call_result.Authorize(id_tag_info=await authorization_status(self.csms, id_tag))
 
     @on("StartTransaction")
     async def on_start(

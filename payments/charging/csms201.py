@@ -14,7 +14,7 @@ from typing import Any
 from ocpp.v201 import call, call_result  # type: ignore[import-untyped]
 
 from .session import EventKind, TransactionEvent
-from .station import StationConnection, now_iso, on, parse_time, register_wh
+from .station import StationConnection, authorization_status, now_iso, on, parse_time, register_wh
 
 _ACCEPTED = {"status": "Accepted"}
 _INVALID = {"status": "Invalid"}
@@ -44,8 +44,8 @@ class Station201(StationConnection):
 
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
-        binding = await self.csms.authorize(str(id_token.get("id_token", "")))
-        return call_result.Authorize(id_token_info=_ACCEPTED if binding else _INVALID)
+        token = str(id_token.get("id_token", ""))
+        return call_result.Authorize(id_token_info=await authorization_status(self.csms, token))
 
     @on("TransactionEvent", request_only=True)
     async def on_transaction_event(

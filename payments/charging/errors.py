@@ -205,3 +205,70 @@ class TokenBindingError(SessionError):
         super().__init__(f"token {id_token!r}: {reason}")
         self.id_token = id_token
         self.reason = reason
+
+
+# -- refused tokens, signed meter values, roaming (`devices`, `ocmf`, `roaming_cpo`) ------------
+#
+# ChargingError
+# ├── TokenRefusedError             Authorize refused for a named reason (an OCPP status)
+# │   ├── DeviceQuarantinedError    the token's or channel key's device is quarantined
+# │   ├── DeviceLookupError         the registry could not be read: refused, not guessed
+# │   └── RoamingTokenRefusedError  an eMSP's token it invalidated or did not allow
+# ├── SignedMeterValueError         a signed meter value that does not verify or parse
+# └── RoamingError                  an eMSP's session that cannot be reported or settled
+
+
+class TokenRefusedError(ChargingError):
+    """An id token refused at Authorize for a reason the charger is told (`status`, an OCPP
+    AuthorizationStatus that 1.6 and 2.0.1 share)."""
+
+    status = "Invalid"
+
+    def __init__(self, id_token: str, reason: str) -> None:
+        super().__init__(f"token {id_token!r} refused: {reason}")
+        self.id_token = id_token
+        self.reason = reason
+
+
+class DeviceQuarantinedError(TokenRefusedError):
+    """The token, or the key of the channel it is bound to, is a registered device under a
+    quarantine in force (issue #14): it is not served."""
+
+    status = "Blocked"
+
+    def __init__(self, id_token: str, device_id: bytes, index: int) -> None:
+        super().__init__(id_token, f"device {device_id.hex()} quarantined at milestone {index}")
+        self.device_id = device_id
+        self.index = index
+
+
+class DeviceLookupError(TokenRefusedError):
+    """The node could not say whether the token's device is quarantined."""
+
+
+class RoamingTokenRefusedError(TokenRefusedError):
+    """An eMSP's token the eMSP invalidated or did not allow in real time (`status` Blocked
+    for a blocked token, else Invalid)."""
+
+    def __init__(self, id_token: str, reason: str, status: str) -> None:
+        super().__init__(id_token, reason)
+        self.status = status
+
+
+class SignedMeterValueError(ChargingError):
+    """A signed meter value that cannot be parsed, is not signed by the meter's key, or reads
+    another energy than the session's record."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class RoamingError(ChargingError):
+    """A roaming session that cannot be reported to its eMSP or settled."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason

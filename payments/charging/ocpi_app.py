@@ -8,7 +8,13 @@ GET                 /ocpi/cpo/2.2.1/{tariffs,sessions,cdrs}   CPO, Sender: pagin
 GET PUT PATCH       /ocpi/cpo/2.2.1/tokens/{cc}/{party}/{uid}   CPO, Receiver: an eMSP's tokens
 POST                /ocpi/emsp/2.2.1/cdrs                eMSP, Receiver: a CDR pushed by a CPO
 GET                 /ocpi/emsp/2.2.1/cdrs/{id}           eMSP, Receiver: a CDR received
+POST                /ocpi/emsp/2.2.1/tokens/{uid}/authorize   eMSP, Sender: real-time
+                                                         authorization of one of its tokens
 ```
+
+Real-time authorization answers an AuthorizationInfo: `allowed` ALLOWED for a valid token of
+the eMSP's, BLOCKED for one it invalidated; an unknown token is OCPI status 2004 (Unknown
+Token).
 
 Every answer is the OCPI envelope (`data`, `status_code`, `status_message`, `timestamp`) and
 echoes `X-Request-ID` and `X-Correlation-ID`. A missing or unknown token gets HTTP 401; a
@@ -161,6 +167,13 @@ def ocpi_app(
                     url=f"{base}/emsp/{VERSION}/cdrs",
                 )
             )
+            found.append(
+                Endpoint(
+                    identifier="tokens",
+                    role=InterfaceRole.SENDER,
+                    url=f"{base}/emsp/{VERSION}/tokens",
+                )
+            )
         return tuple(found)
 
     def guarded(
@@ -265,6 +278,18 @@ def ocpi_app(
     async def get_cdr(request: Request, party: Party | None) -> Response:
         return envelope(request, cdr_to_json(store.cdrs.get(request.path_params["cdr_id"])))
 
+    async def authorize_token(request: Request, party: Party | None) -> Response:
+        uid = request.path_params["uid"]
+        token = store.tokens.rows.get(uid)
+        if token is None:
+            raise _Refused(404, 2004, f"unknown token {uid!r}")
+        allowed = "ALLOWED" if token.valid else "BLOCKED"
+        reference = "AR-" + uuid.uuid4().hex[:32]
+        info = {"allowed": allowed, "token": token_to_json(token)}
+        if token.valid:
+            info["authorization_reference"] = reference
+        return envelope(request, info)
+
     async def token_receiver(request: Request, party: Party | None) -> Response:
         country, owner, uid = (request.path_params[k] for k in ("country_code", "party_id", "uid"))
         roles = () if party is None else party.credentials.roles
@@ -307,6 +332,11 @@ def ocpi_app(
         routes += [
             Route(f"/ocpi/emsp/{VERSION}/cdrs", guarded(receive_cdr), methods=["POST"]),
             Route(f"/ocpi/emsp/{VERSION}/cdrs/{{cdr_id}}", guarded(get_cdr)),
+            Route(
+                f"/ocpi/emsp/{VERSION}/tokens/{{uid}}/authorize",
+                guarded(authorize_token),
+                methods=["POST"],
+            ),
         ]
     return Starlette(routes=routes)
 

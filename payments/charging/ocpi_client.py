@@ -5,7 +5,8 @@ It speaks the transport rules: `Authorization: Token <base64 of the token>`, a f
 (`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
 `status_code` outside 1xxx raises `OcpiPartnerError`, and so does a transport failure or an
 answer over `MAX_RESPONSE_BYTES` (read no further). It registers with a party (the client
-side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO.
+side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO,
+and asks an eMSP for real-time authorization of a token.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from .ocpi_session import Token
 
 MAX_RESPONSE_BYTES = j.MAX_DOCUMENT_BYTES
+AUTHORIZATION_ALLOWED = frozenset({"ALLOWED", "BLOCKED", "EXPIRED", "NO_CREDIT", "NOT_ALLOWED"})
+"""OCPI 2.2.1 AllowedType."""
 
 
 def authorization(token: str) -> str:
@@ -121,6 +124,25 @@ class OcpiClient:
         if url is None:
             raise HandshakeError("the party has no CDRs receiver endpoint")
         await self.call("POST", url, party.credentials.token, body=cdr_to_json(cdr))
+
+    async def authorize_token(
+        self, party: Party, uid: str, token_type: str
+    ) -> tuple[str, str | None]:
+        """Real-time authorization of one of the party's (an eMSP's) tokens: its AuthorizationInfo
+        `allowed` (ALLOWED, BLOCKED, EXPIRED, NO_CREDIT, NOT_ALLOWED) and its
+        `authorization_reference`, if any."""
+        url = party.endpoint("tokens", InterfaceRole.SENDER)
+        if url is None:
+            raise HandshakeError("the party has no tokens sender endpoint")
+        where = f"{url}/{uid}/authorize?type={token_type}"
+        info = j.obj(await self.call("POST", where, party.credentials.token), "authorization")
+        allowed = j.need_text(info, "allowed", "authorization", max_len=16)
+        if allowed not in AUTHORIZATION_ALLOWED:
+            raise OcpiFieldError("authorization.allowed", f"{allowed!r} is not an AllowedType")
+        reference = j.text(
+            info, "authorization_reference", "authorization", max_len=36, required=False
+        )
+        return allowed, reference
 
     async def push_token(self, party: Party, token: Token) -> None:
         """PUT `token` to the party's (a CPO's) tokens receiver endpoint."""

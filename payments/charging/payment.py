@@ -16,7 +16,7 @@ key for each increment, checked in turn.
 *Prepaid.* The driver pays an amount up front through the channel (`prepay`); its sessions stop
 once the energy that amount buys is delivered. The unused rest is owed back to the driver and
 shown on the bill (`refund`); a one-way channel cannot carry money back, so the CPO returns it
-by a ledger transfer or over a two-way channel.
+by a ledger transfer to the channel payer's address (`refund.PrepaidRefunds`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..payperuse.metering import Tariff
     from ..payperuse.receipt import Receipt
     from .csms import Csms
+    from .devices import DeviceGate
     from .session import ChargingSession
 
 BIND_DOMAIN: Final = b"tanglepay/charging/bind/v1"
@@ -73,6 +74,8 @@ class ChargePayments:
     """The most a pay-as-you-charge driver may owe, in minor units."""
     increment_wh: int = 1000
     """The first increment Authorize requires the channel to cover."""
+    devices: DeviceGate | None = None
+    """If set, a token whose device or channel payer key is quarantined is refused."""
 
     def pricing(self, start_s: int, energy_wh: int, duration_s: int) -> int:
         """The price of a session paid through a channel: the tariff's cost of its energy."""
@@ -99,12 +102,16 @@ class ChargePayments:
 
     async def authorize(self, id_token: str) -> Binding | None:
         """How a session with `id_token` is paid, or None: unbound token, or a channel that
-        cannot cover the first increment (nor a prepaid amount that does)."""
+        cannot cover the first increment (nor a prepaid amount that does). A quarantined
+        device is refused by name (`DeviceQuarantinedError`, with `devices`)."""
         bound = await self.csms.store.token(id_token)
         if bound is None:
             return None
         channel_id, prepaid = ChannelId(bound[0]), bound[1]
         first = self.tariff.cost(self.increment_wh)
+        if self.devices is not None:
+            payer = (await self.cashier.open(channel_id)).terms.payer
+            await self.devices.check(id_token, bytes(payer))
         if prepaid:
             if prepaid < first:
                 return None

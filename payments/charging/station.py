@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
@@ -24,7 +25,7 @@ from ocpp.exceptions import (  # type: ignore[import-untyped]
 from ocpp.messages import validate_payload  # type: ignore[import-untyped]
 from ocpp.routing import on as _lib_on  # type: ignore[import-untyped]
 
-from .errors import MalformedEventError, SessionError
+from .errors import MalformedEventError, SessionError, TokenRefusedError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +37,7 @@ F = TypeVar("F", bound="Callable[..., Any]")
 MAX_ANSWERS: Final = 256
 """Replies kept per connection for repeated unique ids."""
 ENERGY_REGISTER: Final = "Energy.Active.Import.Register"
+LOG: Final = logging.getLogger(__name__)
 LibChargePoint: type[Any] = _LibChargePoint
 PropertyConstraintViolation: Any = _PropertyConstraintViolation
 
@@ -62,6 +64,17 @@ def parse_time(field: str, value: object) -> int:
     if seconds < 0:
         raise MalformedEventError(field, "before 1970")
     return seconds
+
+
+async def authorization_status(csms: Csms, id_token: str) -> dict[str, str]:
+    """The idTokenInfo/idTagInfo of an Authorize: Accepted, Invalid, or the status a refusal
+    names (Blocked for a quarantined device: `TokenRefusedError.status`)."""
+    try:
+        binding = await csms.authorize(id_token)
+    except TokenRefusedError as e:
+        LOG.info("%s", e)
+        return {"status": e.status}
+    return {"status": "Accepted" if binding is not None else "Invalid"}
 
 
 def now_iso(seconds: float) -> str:

@@ -37,8 +37,22 @@ def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
     assert doc["prepaid"]["start_status"] == "Accepted"
     bills = {(c["charge_point"], c["transaction_id"]): c["amount"] for c in doc["cdrs"]}
     assert bills[("CP-201", "S-1")] == live["paid"]
-    assert doc["channel"]["paid_to_cpo"] == live["paid"] + doc["prepaid"]["prepaid"]
+    prepaid = doc["prepaid"]["prepaid"] + doc["prepaid_refund"]["prepaid"]
+    assert doc["channel"]["paid_to_cpo"] == live["paid"] + prepaid
     assert doc["ledger"]["ledger_deposit"] == doc["channel"]["deposit"]
     assert doc["ledger"]["ledger_closing"] is False
-    assert doc["ledger_commitment"]["digest_matches_ledger"] is True
-    assert doc["ledger_commitment"]["signed_readings_in_record"] == 6
+    commitment = doc["ledger_commitment"]  # the record hashes to the ledger's digest
+    assert (commitment["energy_wh"], commitment["amount"]) == (6_600, live["paid"])
+    assert commitment["signed_readings_verified"] == 8  # start, 6 updates, end
+    assert commitment["energy_proven_by_meter_signatures"] is True
+    assert doc["verify_session_cli"] == commitment  # `tanglepay charging verify-session`
+    roaming = doc["roaming"]  # an eMSP's driver: the CDR reaches the eMSP, the month is settled
+    assert roaming["start_status"] == "Accepted"
+    [cdr] = roaming["cdrs_received_by_emsp"]
+    assert cdr["energy_wh"] == 4_250
+    assert bills[("CP-201", next(b for b in bills if b[1].startswith("R-"))[1])] == cdr["total"]
+    assert roaming["settled_over_two_way_channel"] == cdr["total"]
+    assert roaming["channel_payee_balance"] == cdr["total"]
+    assert roaming["settlement_due_after"] == 0
+    refund = doc["prepaid_refund"]  # unplugged after 1.2 of 10 kWh prepaid
+    assert refund["refunded_on_ledger"] == refund["prepaid"] - refund["billed"] == 3_000 - 360

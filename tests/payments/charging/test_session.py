@@ -230,9 +230,14 @@ def test_the_session_record_is_canonical_and_binds_every_reading() -> None:
     random.Random(7).shuffle(shuffled)
     record = session_record(bill, SESSION)
     assert session_record(bill, shuffled) == record
-    assert len(record) == 2 + 3 + 2 + 3 + 8 * 3 + 4 + len(SESSION) * (8 + 1 + 8 + 2) + len(
-        b"OCMF|{...}"
-    )
+    assert (
+        len(record)
+        == 2 + 3 + 2 + 3 + 8 * 3 + 4 + len(SESSION) * (8 + 1 + 8 + 2) + len(b"OCMF|{...}") + 1
+    )  # has_cdr = 0: no CDR hash
+    from payments.charging.commitment import parse_session_record
+
+    assert session_record(bill, SESSION, b"\x05" * 32) == record[:-1] + b"\x01" + b"\x05" * 32
+    assert parse_session_record(record).readings[-1].signed_meter_value == "OCMF|{...}"
     tampered = [
         *SESSION[:-1],
         event(9, EventKind.ENDED, 1600, 7300, signed_meter_value="OCMF|{..}"),

@@ -1,0 +1,79 @@
+"""Not serving quarantined devices: Authorize asks the device registry (issue #14) first.
+
+A driver's id token may belong to a registered device (a car's own token: the operator knows it
+as `token_devices`, since an OCPP id token is too short to carry a 32-byte device id), and the
+channel it pays from is keyed by the payer's public key, whose device id is
+`device_id_of(key)`. `DeviceGate.check` looks each candidate up on the node
+(`GET /api/v1/devices/{id}`, through `NodeClient.device` or anything of that shape) and refuses
+the token by name, `DeviceQuarantinedError` (OCPP status Blocked), if one is under a quarantine
+in force at the node's confirmed milestone. A token that is no registered device passes. A node
+that cannot answer refuses the token (`DeviceLookupError`, status Invalid): a quarantine is a
+safety measure, so the gate fails closed.
+
+`DeviceGate.guard(authorize)` wraps any authorizer (every token, roaming tokens); the
+pay-as-you-charge authorizer (`payment.ChargePayments`) also checks its channel's payer key.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from tangle.errors import TangleError
+from tangle.protocol.device import device_id_of
+from wallet.errors import WalletError
+
+from .errors import DeviceLookupError, DeviceQuarantinedError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from wallet._responses import RegisteredDevice
+
+    from .store import Binding
+
+    DeviceLookup = Callable[[bytes], Awaitable[RegisteredDevice | None]]
+    Authorizer = Callable[[str], Awaitable[Binding | None]]
+
+LOG: Final = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceGate:
+    """Refuses tokens whose device is quarantined (see the module docstring)."""
+
+    lookup: DeviceLookup
+    """A device's registry entry at the confirmed milestone, None if not registered."""
+    token_devices: Mapping[str, bytes] = field(default_factory=dict)
+    """The device id each known device token belongs to."""
+
+    def candidate_ids(self, id_token: str, payer_key: bytes | None = None) -> list[bytes]:
+        """The devices a token and its channel's payer key could be."""
+        ids = []
+        if id_token in self.token_devices:
+            ids.append(self.token_devices[id_token])
+        if payer_key is not None:
+            ids.append(bytes(device_id_of(payer_key)))
+        return ids
+
+    async def check(self, id_token: str, payer_key: bytes | None = None) -> None:
+        """Raise `DeviceQuarantinedError` if `id_token` or `payer_key` is a quarantined device,
+        `DeviceLookupError` if the registry cannot be read."""
+        for device_id in self.candidate_ids(id_token, payer_key):
+            try:
+                found = await self.lookup(device_id)
+            except (WalletError, TangleError) as e:
+                LOG.warning("device %s not looked up: %r", device_id.hex(), e)
+                raise DeviceLookupError(id_token, f"the registry did not answer: {e}") from None
+            if found is not None and found.entry.quarantined_at(found.ledger_index):
+                raise DeviceQuarantinedError(id_token, device_id, found.ledger_index)
+
+    def guard(self, authorize: Authorizer) -> Authorizer:
+        """`authorize`, refusing quarantined devices' tokens before it is asked."""
+
+        async def guarded(id_token: str) -> Binding | None:
+            await self.check(id_token)
+            return await authorize(id_token)
+
+        return guarded

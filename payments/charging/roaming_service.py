@@ -1,0 +1,119 @@
+"""The CSMS's OCPI side as a service: `serve_roaming` serves the CPO's OCPI modules (versions,
+credentials, tariffs, sessions, CDRs, tokens: `ocpi_app`) on asyncio beside the CSMS, and joins
+a `RoamingCpo` to the CSMS, so an eMSP that registers with the Token A the operator handed it
+(the credentials handshake) gets its tokens authorized, its drivers' Sessions and CDRs, and CDRs
+pushed to it with the Token C it issued.
+
+With `state` (a file), the registered parties, unspent Token As, the tokens pushed and the CDRs
+sent survive a restart (`roaming_state.py`): saved after every OCPI request that is not a GET
+and after every CDR push, restored at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import secrets
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .backoffice import serve_backoffice
+from .ocpi_app import ocpi_app
+from .ocpi_client import OcpiClient
+from .ocpi_credentials import Credentials, CredentialsRole, Registry, Role
+from .ocpi_store import OcpiStore
+from .roaming_cpo import RoamingCpo
+from .roaming_state import restore, save
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+    from pathlib import Path
+
+    from starlette.types import Receive, Scope, Send
+
+    from wallet.client import NodeClient
+
+    from .csms import Csms
+    from .ocpi_location import CdrLocation
+    from .tariff import Tariff
+
+
+@contextlib.asynccontextmanager
+async def serve_roaming(
+    csms: Csms,
+    *,
+    tariff: Tariff,
+    locations: Mapping[str, CdrLocation],
+    country_code: str,
+    party_id: str,
+    token_a: str,
+    host: str,
+    port: int,
+    node: NodeClient | None = None,
+    retry_s: float = 60.0,
+    state: Path | None = None,
+) -> AsyncIterator[tuple[RoamingCpo, str]]:
+    """Serve the CPO's OCPI modules on `host:port` until the context exits; yields the roaming
+    side (already hooked into `csms`: tried before its authorizer) and the versions URL. A CDR
+    whose push failed is pushed again every `retry_s` seconds."""
+    role = CredentialsRole(
+        role=Role.CPO, party_id=party_id, country_code=country_code, business_name=party_id
+    )
+    registry = Registry(ours=Credentials(token="unset", url="", roles=(role,)))
+    store = OcpiStore()
+    if state is None or not restore(state, registry, store):
+        registry.issue(token_a)
+    store.put_tariff(tariff)
+
+    def persist() -> None:
+        if state is not None:
+            save(state, registry, store)
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = OcpiClient(http)
+        roaming = RoamingCpo(
+            csms=csms,
+            ocpi=store,
+            registry=registry,
+            client=client,
+            tariff=tariff,
+            locations=locations,
+            country_code=country_code,
+            party_id=party_id,
+            node=node,
+        )
+        served = ocpi_app(
+            role=Role.CPO,
+            registry=registry,
+            store=store,
+            client=client,
+            now=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0),
+            new_token=lambda: secrets.token_urlsafe(32),
+        )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await served(scope, receive, send)
+            if scope["type"] == "http" and scope["method"] != "GET":
+                persist()
+
+        async with serve_backoffice(app, host, port) as bound:
+            versions = f"http://{host}:{bound}/ocpi/versions"
+            registry.ours = Credentials(token="unset", url=versions, roles=(role,))
+            csms.authorize = roaming.before(csms.authorize)
+            csms.on_event.append(roaming.on_event)
+            csms.on_bill.append(roaming.on_bill)
+            roaming.after_push = persist
+            retry = asyncio.create_task(_push_unsent_forever(roaming, retry_s))
+            try:
+                yield roaming, versions
+            finally:
+                retry.cancel()
+                await asyncio.gather(retry, return_exceptions=True)
+
+
+async def _push_unsent_forever(roaming: RoamingCpo, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await roaming.push_unsent()

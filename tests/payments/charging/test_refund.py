@@ -1,0 +1,89 @@
+"""A prepaid session's unused rest is paid back (`payments.charging.refund`).
+
+The driver prepays 900 (3 kWh) and unplugs after 1.2 kWh at a real 2.0.1 charger (`ocpp` over
+loopback): the CSMS bills 360 and its `PrepaidRefunds` hook sends 540 to the address of the
+channel's payer key. The CSMS is on asyncio; the CPO's wallet pays through an in-process node
+and coordinator (the wallet tests' harness, on trio), so the refund is a real transfer confirmed
+on a real ledger: the driver's address holds exactly the rest, once, even when the refund is
+sent again. A rest below the smallest output stays as the token's prepaid credit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import trio
+
+from payments.charging.refund import REFUND_KEY, PrepaidRefunds
+from payments.charging.simulator import connect_charger
+from tangle.protocol.transaction import address_of
+from tests.wallet.test_client import open_wallet, running
+
+from .test_payment import DRIVER, PASSWORD, World, _end, _meter, _start, run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tangle.protocol.ids import Address
+
+Sent = tuple["Address", int, bytes]
+
+
+def _prepaid_session(tmp_path: Path, prepay: int, used_wh: int, min_amount: int) -> list[Sent]:
+    """Run a prepaid session on the CSMS; returns the refunds its hook asked the wallet for."""
+    asked: list[Sent] = []
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        asked.append((to, amount, key))
+
+    async def body(world: World) -> None:
+        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=min_amount)
+        world.csms.on_bill.append(refunds)
+        async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
+            wallet = await world.driver(("CP201", "T1"))
+            await world.bind(wallet, "CARD-R")
+            await world.payments.prepay("CARD-R", wallet.channel.pay(prepay))
+            key = await _start(charger, "CARD-R", 0)
+            await _meter(charger, key, 1, used_wh // 2)
+            await _end(charger, key, 2, used_wh)  # unplugged before the prepaid energy
+        for _ in range(200):  # the hook runs after the charger's answer
+            credit = await world.csms.store.token("CARD-R")
+            if asked or (credit is not None and credit[1] > 0):
+                break
+            await asyncio.sleep(0.01)
+        [bill] = await world.csms.store.bills()
+        assert bill.amount == used_wh * 300 // 1000
+        if min_amount > prepay - bill.amount:
+            assert await world.csms.store.token("CARD-R") == (
+                wallet.channel.terms.channel_id,
+                prepay - bill.amount,
+            )
+
+    run(tmp_path, body)
+    return asked
+
+
+def test_the_unused_rest_of_a_prepaid_session_is_paid_back_on_the_ledger(tmp_path: Path) -> None:
+    for sub in ("csms", "node"):
+        (tmp_path / sub).mkdir()
+    [(to, amount, key)] = _prepaid_session(tmp_path / "csms", 900, 1_200, min_amount=100)
+    assert to == address_of(DRIVER.public_key)
+    assert amount == 900 - 360
+    assert key == REFUND_KEY + b"CP201/T1"
+
+    async def pay_back() -> int:
+        async with (
+            running(tmp_path / "node") as node,
+            open_wallet(node, tmp_path / "cpo-wallet.db") as cpo,
+        ):
+            await cpo.sync()
+            first = await cpo.send(to, amount, idempotency_key=key)
+            again = await cpo.send(to, amount, idempotency_key=key)  # a retried refund
+            assert again.transaction_id == first.transaction_id
+            return await node.balance_of(to)
+
+    assert trio.run(pay_back) == 540
+
+
+def test_a_rest_below_the_smallest_output_stays_as_prepaid_credit(tmp_path: Path) -> None:
+    assert _prepaid_session(tmp_path, 450, 1_400, min_amount=100) == []  # 450 - 420 = 30

@@ -1,0 +1,70 @@
+"""The devnet's flows (`tanglepay.flows`): a flow child starts with the node and faucet URLs, is
+reported, and is stopped with SIGTERM when the devnet stops; one that exits on its own is
+reported with its log's last line. The charging flow is the table's first entry."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import trio
+
+from tanglepay.flows import FLOWS, Flow, run_flow
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NODE, FAUCET = "http://127.0.0.1:1/", "http://127.0.0.1:2/faucet"
+# the child prints its arguments, then waits for a signal (SIGTERM ends it)
+WAITS = "import sys, time; print('args', *sys.argv[1:], flush=True); time.sleep(60)"
+
+
+def _flow(code: str) -> Flow:
+    return Flow(
+        name="probe",
+        argv=lambda node, faucet: [sys.executable, "-c", code, node, faucet],
+        description="a test flow",
+    )
+
+
+async def test_a_flow_child_starts_is_reported_and_is_stopped(tmp_path: Path) -> None:
+    lines: list[str] = []
+    log = tmp_path / "flows" / "probe.log"
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(run_flow, _flow(WAITS), NODE, FAUCET, tmp_path, lines.append)
+        with trio.fail_after(20):
+            for _ in range(400):  # the child writes its line
+                if log.exists() and "args" in log.read_text():
+                    break
+                await trio.sleep(0.05)
+        assert process.returncode is None  # running
+        nursery.cancel_scope.cancel()  # the devnet stops
+    assert process.returncode == -signal.SIGTERM
+    assert log.read_text().strip() == f"args {NODE} {FAUCET}"
+    assert lines[0].startswith(f"flow probe   a test flow (pid {process.pid}")
+    assert len(lines) == 1  # stopped, not "exited"
+
+
+async def test_a_flow_that_exits_is_reported_in_one_line(tmp_path: Path) -> None:
+    lines: list[str] = []
+    code = "print('cannot reach the node'); raise SystemExit(3)"
+    with trio.fail_after(20):
+        await run_flow(_flow(code), NODE, FAUCET, tmp_path, lines.append)
+    assert lines[1] == (
+        f"flow probe exited (3): cannot reach the node (log: {tmp_path / 'flows' / 'probe.log'})"
+    )
+
+
+def test_the_charging_flow_is_the_first() -> None:
+    charging = FLOWS[0]
+    assert charging.name == "charging"
+    assert charging.argv(NODE, FAUCET)[1:] == [
+        "-m",
+        "examples.charging",
+        "--node",
+        NODE,
+        "--faucet",
+        FAUCET,
+        "--forever",
+    ]
