@@ -54,11 +54,12 @@ from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.station import now_iso
 from payments.charging.verify import verify_session
+from payments.errors import PaymentError
 from payments.payperuse.metering import Invoice, Tariff
 from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from payments.payperuse.receipt import receipt_from_header
 from tangle.protocol.transaction import address_of
-from wallet import AccountKey
+from wallet import AccountKey, WalletError
 from wallet.client import NodeClient
 
 if TYPE_CHECKING:
@@ -431,7 +432,15 @@ def forever(node: str, faucet: str, interval_s: float) -> None:
 
             async def rounds() -> None:
                 for n in itertools.count(1):
-                    done = await drive(devnet, work, csms, cpo, n, faucet_key=False)
+                    try:
+                        done = await drive(devnet, work, csms, cpo, n, faucet_key=False)
+                    except (PaymentError, WalletError, httpx.HTTPError) as exc:
+                        # one round that fails (a loaded devnet confirming late) is reported;
+                        # the flow goes on with the next
+                        error = f"{type(exc).__name__}: {exc}"
+                        print(json.dumps({"round": n, "error": error}), flush=True)
+                        await asyncio.sleep(interval_s)
+                        continue
                     line = {
                         "round": n,
                         "paid_per_kwh": done["pay_as_you_charge"],

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import socket
 import stat
 import subprocess
@@ -52,7 +51,7 @@ from tangle.protocol.milestone import KeySet
 from tangle.service import start_listener
 from wallet import AccountKey, WalletError
 
-from .flows import FLOWS, run_flow
+from .flows import FLOWS, run_flow, stop_gently
 from .metered import run_device, serve_meter
 from .traffic import Traffic, faucet_app, follow, send
 
@@ -296,15 +295,6 @@ def _load(data_dir: Path, nodes: int, interval_s: float) -> Devnet:
     )
 
 
-async def _stop_gently(process: trio.Process) -> None:
-    """Cancel delivery for a devnet process: SIGTERM, then SIGKILL after 15 s."""
-    process.send_signal(signal.SIGTERM)
-    with trio.move_on_after(15):
-        await process.wait()
-        return
-    process.kill()
-
-
 async def launch(
     members: tuple[Member, ...], nursery: trio.Nursery, client: httpx.AsyncClient
 ) -> list[Launched]:
@@ -322,7 +312,7 @@ async def launch(
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 check=False,
-                deliver_cancel=_stop_gently,
+                deliver_cancel=stop_gently,
                 start_new_session=True,  # a Ctrl-C in the terminal is the devnet's to handle
             )
             process: trio.Process = await nursery.start(run)

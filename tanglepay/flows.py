@@ -52,7 +52,22 @@ FLOWS: Final = (
         argv=_example("examples.charging"),
         description="a CSMS with OCPP 1.6J and 2.0.1 chargers; drivers pay per kWh, prepay",
     ),
+    Flow(
+        name="roaming",
+        argv=_example("examples.roaming"),
+        description="two carriers roam both ways, anchor batches and acks, settle over a channel",
+    ),
 )
+
+
+async def stop_gently(process: trio.Process, grace_s: float = GRACE_S) -> None:
+    """Cancel delivery for a devnet child (a node, the coordinator, a flow): SIGTERM, then
+    SIGKILL after `grace_s`."""
+    process.send_signal(signal.SIGTERM)
+    with trio.move_on_after(grace_s):
+        await process.wait()
+        return
+    process.kill()
 
 
 def _last_line(log: Path) -> str:
@@ -76,13 +91,6 @@ async def run_flow(
     """Run `flow` until it exits or this task is cancelled (see the module docstring); reports
     its process once started."""
 
-    async def stop(process: trio.Process) -> None:
-        process.send_signal(signal.SIGTERM)
-        with trio.move_on_after(grace_s):
-            await process.wait()
-            return
-        process.kill()
-
     directory = data_dir / "flows"
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / f"{flow.name}.log"
@@ -94,7 +102,7 @@ async def run_flow(
             stderr=subprocess.STDOUT,
             check=False,
             cwd=ROOT,
-            deliver_cancel=stop,
+            deliver_cancel=partial(stop_gently, grace_s=grace_s),
             start_new_session=True,
         )
         async with trio.open_nursery() as nursery:
