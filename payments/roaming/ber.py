@@ -145,6 +145,10 @@ class Element(NamedTuple):
         return "".join(map(str, nibbles))
 
 
+def _new_element(fields: tuple[object, ...]) -> Element:
+    return tuple.__new__(Element, fields)
+
+
 def parse(data: bytes, *, max_depth: int = MAX_DEPTH, max_elements: int = MAX_ELEMENTS) -> Element:
     """The single BER value that `data` holds; any breach of the rules in the module docstring
     raises its `RoamingFormatError` with the offset."""
@@ -202,11 +206,13 @@ class _Reader:
         return int.from_bytes(self.data[start + 1 : start + 1 + n], "big")
 
     def element(self, depth: int, end: int) -> Element:
-        # The common short forms are read inline: this runs once per element of a large file.
+        # The common forms (a tag number below 16384, a short or long definite length) are
+        # read inline, and the tuple is built without the named tuple's Python-level __new__:
+        # this runs once per element of a large file.
         data = self.data
         offset = self.pos
-        self.count += 1
-        if self.count > self.max_elements:
+        count = self.count = self.count + 1
+        if count > self.max_elements:
             raise BerElementCountError(offset, f"more than {self.max_elements} elements")
         if offset >= end:
             raise BerTruncatedError(offset, "input ends inside the identifier")
@@ -214,39 +220,53 @@ class _Reader:
         if first == 0x00:
             raise BerEndOfContentsError(offset, "end-of-contents outside an indefinite value")
         tag = first & 0x1F
+        pos = offset + 1
         if tag == 0x1F:
-            tag = self._high_tag(offset, end)
-        else:
-            self.pos = offset + 1
-        tag_class = _CLASSES[first >> 6]
-        constructed = bool(first & 0x20)
-        length_offset = self.pos
-        if length_offset >= end:
-            raise BerTruncatedError(length_offset, "input ends inside the length")
-        length_octet = data[length_offset]
-        if length_octet < 0x80:
-            length = length_octet
-            self.pos = value_offset = length_offset + 1
-        elif length_octet == 0x80:
-            if not constructed:
-                raise BerPrimitiveError(length_offset, "indefinite length on a primitive value")
-            self.pos = value_offset = length_offset + 1
-            children = self._indefinite(depth + 1, end)
-            return Element(tag_class, tag, offset, value_offset, True, b"", children)
-        else:
-            length = self._long_length(length_offset, length_octet, end)
+            b1 = data[pos] if pos < end else 0x80
+            if 0x1F <= b1 < 0x80:
+                tag, pos = b1, pos + 1
+            elif b1 > 0x80 and pos + 1 < end and data[pos + 1] < 0x80:
+                tag, pos = ((b1 & 0x7F) << 7) | data[pos + 1], pos + 2
+            else:
+                tag = self._high_tag(offset, end)
+                pos = self.pos
+        constructed = first & 0x20 != 0
+        if pos >= end:
+            raise BerTruncatedError(pos, "input ends inside the length")
+        length = data[pos]
+        value_offset = pos + 1
+        if length >= 0x80:
+            if length == 0x80:
+                if not constructed:
+                    raise BerPrimitiveError(pos, "indefinite length on a primitive value")
+                self.pos = value_offset
+                children = self._indefinite(depth + 1, end)
+                return _new_element(
+                    (_CLASSES[first >> 6], tag, offset, value_offset, True, b"", children)
+                )
+            length = self._long_length(pos, length, end)
             value_offset = self.pos
         stop = value_offset + length
         if stop > end:
             raise BerLengthError(
-                length_offset,
-                f"length {length} runs past its container ({end - value_offset} left)",
+                pos, f"length {length} runs past its container ({end - value_offset} left)"
             )
         if not constructed:
             self.pos = stop
-            return Element(tag_class, tag, offset, value_offset, False, data[value_offset:stop], ())
+            return _new_element(
+                (
+                    _CLASSES[first >> 6],
+                    tag,
+                    offset,
+                    value_offset,
+                    False,
+                    data[value_offset:stop],
+                    (),
+                )
+            )
+        self.pos = value_offset
         children = self._definite(depth + 1, stop)
-        return Element(tag_class, tag, offset, value_offset, True, b"", children)
+        return _new_element((_CLASSES[first >> 6], tag, offset, value_offset, True, b"", children))
 
     def _check_depth(self, depth: int) -> None:
         if depth > self.max_depth:
@@ -255,8 +275,9 @@ class _Reader:
     def _definite(self, depth: int, stop: int) -> tuple[Element, ...]:
         self._check_depth(depth)
         children: list[Element] = []
+        append, element = children.append, self.element
         while self.pos < stop:
-            children.append(self.element(depth, stop))
+            append(element(depth, stop))
         return tuple(children)
 
     def _indefinite(self, depth: int, end: int) -> tuple[Element, ...]:
