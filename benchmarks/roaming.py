@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,11 +58,15 @@ from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
 from payments.roaming.batch import decode_batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
-from payments.roaming.rating import Plan, PlanKind, Rounding, rate
-from payments.roaming.record import EventType, SubscriberHasher, UsageRecord
+from payments.roaming.partner_file import ImportPolicy
+from payments.roaming.rating import Plan, PlanKind, RatingTable, Rounding
+from payments.roaming.record import EventType, SubscriberHasher
 from payments.roaming.settlement import Settlement
 from payments.roaming.statement import StatementBuilder
 from payments.roaming.store import RoamingStore
+from payments.roaming.tap import read_tap
+from payments.roaming.tap_events import CallEvent
+from payments.roaming.tap_writer import TapFileSpec, write_tap
 from tangle.http.api import serve_api
 from tangle.protocol.channel import BalanceProof
 from tangle.protocol.ids import ChannelId, Signature
@@ -73,10 +77,14 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from payments.roaming.partner_file import ImportedFile
+
 RECORDS: Final = 1_000_000
 QUICK_RECORDS: Final = 20_000
 BATCH: Final = 1_000
 QUICK_BATCH: Final = 1_000
+FILE_EVENTS: Final = 5_000
+"""Events per TAP transfer batch file the VPMN's billing system writes."""
 PAIRS: Final = 10
 STATEMENT_RECORDS: Final = 10_000_000
 QUICK_STATEMENT_RECORDS: Final = 200_000
@@ -140,20 +148,44 @@ def terms(pair: int) -> ChannelTerms:
 # -- the HPMN process --------------------------------------------------------------------------
 
 
-def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
+class Stages:
+    """CPU seconds per stage (`time.thread_time` of the thread doing the work) in one process:
+    the split the benchmark reports next to the figures."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, began: float) -> float:
+        """Charge the CPU time since `began` to `stage`; the time now (to chain stages)."""
+        now = time.thread_time()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - began
+        return now
+
+    def report(self, since: float) -> dict[str, float]:
+        """The stages, and `other`: the process's CPU time since `since` (`time.process_time`)
+        outside them (HTTP, the event loop, the channel store)."""
+        other = time.process_time() - since - sum(self.seconds.values())
+        return {k: round(v, 3) for k, v in (*self.seconds.items(), ("other", other))}
+
+
+def hpmn_app(desk: CarrierDesk, settlement: Settlement, stages: Stages) -> Starlette:
     """The desk's intake, with the payment proposal of each accepted batch in the answer:
     u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
     balance, the HPMN's signature)."""
 
     async def batches(request: Request) -> Response:
-        batch = decode_batch(await request.body())
+        body = await request.body()
         countersigned = request.headers.get("x-countersign")
 
         def work() -> bytes:
+            began = time.thread_time()
+            batch = decode_batch(body)
+            began = stages.add("decode", began)
             if countersigned is not None:  # the VPMN's signature of our previous proposal
                 sequence, signature = countersigned.split(":")
                 settlement.channel.complete(int(sequence), Signature.from_hex(signature))
             ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
+            began = stages.add("validate_and_commit", began)
             settlement.record(ack)
             proposal = settlement.pay()
             tail = b""
@@ -161,6 +193,7 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
                 p = proposal.proof
                 tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
             raw = ack.encode()
+            stages.add("settle", began)
             return struct.pack("<I", len(raw)) + raw + tail
 
         return Response(await trio.to_thread.run_sync(work), media_type="application/octet-stream")
@@ -169,6 +202,7 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
 
 
 async def hpmn_process(directory: Path, batch: int) -> None:
+    stages = Stages()
     async with trio.open_nursery() as nursery:
         ports = []
         stores = []
@@ -178,71 +212,123 @@ async def hpmn_process(directory: Path, batch: int) -> None:
             signed = agreement(pair, batch)
             desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
             settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
-            ports.append(await nursery.start(serve_api, hpmn_app(desk, settlement), "127.0.0.1", 0))
+            app = hpmn_app(desk, settlement, stages)
+            ports.append(await nursery.start(serve_api, app, "127.0.0.1", 0))
         print(json.dumps(ports), flush=True)
+        ready = time.process_time()
         await trio.to_thread.run_sync(sys.stdin.read)
         nursery.cancel_scope.cancel()
     for store in stores:
         store.close()
+    print(json.dumps(stages.report(ready)), flush=True)
 
 
 # -- the VPMN side (this process) -------------------------------------------------------------
 
 
-def usage(pair: int, index: int, a: Agreement) -> UsageRecord:
+def tap_files(pair: int, count: int, batch: int) -> list[bytes]:
+    """What the pair's VPMN billing system hands over: its roamers' data sessions, each rated
+    under the agreement, as TAP 3.12 transfer batches of `FILE_EVENTS` events (written before
+    the clock starts: this is the input)."""
     vpmn, hpmn = _tadigs(pair)
-    r = UsageRecord(
-        sender=vpmn, recipient=hpmn, imsi_hash=HASHER.imsi(f"90101{index % 100_000:010d}"),
-        msisdn_hash=bytes(32), event_type=EventType.DATA, start_utc=T0 + index,
-        duration_s=60, volume_up=1_000 + index % 5_000, volume_down=50_000 + index % 70_000,
-        apn="iot.example", serving_network=vpmn, charge=0,
-    )  # fmt: skip
-    return replace(r, charge=rate(a, r).charge)
+    a = agreement(pair, batch).agreement
+    plan = a.party(vpmn).plan(EventType.DATA)
+    files = []
+    for number, first in enumerate(range(0, count, FILE_EVENTS), start=1):
+        events = []
+        for index in range(first, min(first + FILE_EVENTS, count)):
+            up, down = 1_000 + index % 5_000, 50_000 + index % 70_000
+            events.append(
+                CallEvent(
+                    offset=0,
+                    event_type=EventType.DATA,
+                    imsi=f"90101{index % 100_000:010d}",
+                    msisdn=None,
+                    start_utc=T0 + index,
+                    duration_s=60,
+                    volume_up=up,
+                    volume_down=down,
+                    apn="iot.example",
+                    charge=plan.price_of(plan.billed(up + down)),
+                )
+            )
+        spec = TapFileSpec(
+            sender=vpmn, recipient=hpmn, sequence=number, created_utc=T0 + first + FILE_EVENTS,
+            currency=a.currency, decimal_places=a.decimal_places, utc_offset_s=3_600,
+        )  # fmt: skip
+        files.append(write_tap(spec, events))
+    return files
 
 
 async def vpmn_pair(
     pair: int,
     port: int,
-    count: int,
+    files: list[bytes],
     batch: int,
     store: ChannelStore,
     latencies: list[float],
     charged: list[int],
+    stages: Stages,
 ) -> None:
     signed = agreement(pair, batch)
     a = signed.agreement
+    table = RatingTable(a)
+    policy = ImportPolicy(hasher=HASHER)
     channel = TwoWayChannel(terms(pair), _key("v", pair))
     key = _key("v", pair)
     headers: dict[str, str] = {}
+    sequence = 0
+
+    def import_file(raw: bytes) -> ImportedFile:
+        began = time.thread_time()
+        imported = read_tap(raw, policy)
+        stages.add("tap_import", began)
+        return imported
+
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-        for sequence, first in enumerate(range(0, count, batch), start=1):
-            records = tuple(usage(pair, i, a) for i in range(first, min(first + batch, count)))
-            b = seal(a, key, records, sequence=sequence, now=T0 + first + batch)
-            signed_at = time.perf_counter()
-            response = await http.post("/batches", content=encode_batch(b), headers=headers)
-            response.raise_for_status()
-            body = response.content
-            (n,) = struct.unpack_from("<I", body)
-            ack = SignedAcknowledgement.decode(body[4 : 4 + n])
-            verify_ack(ack, a)
-            if ack.ack.accepted_count != len(records):
-                raise SystemExit(f"pair {pair} batch {sequence}: {ack.ack.returns[:3]}")
-            tail = body[4 + n :]
-            sequence_, balance = struct.unpack_from("<QQ", tail)
-            proof = BalanceProof(
-                network_id=1, channel_id=channel.terms.channel_id, sequence=sequence_,
-                payee_balance=balance,
-            )  # fmt: skip
-            state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
-            await store.save(ChannelRecord.of(channel, Role.PAYEE))
-            assert state.payee_signature is not None
-            headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
-            latencies.extend([time.perf_counter() - signed_at] * len(records))
-            charged.append(b.signed.header.total_charge)
+        for raw in files:
+            imported = await trio.to_thread.run_sync(import_file, raw)
+            began = time.thread_time()
+            if imported.total_charge != imported.meta.declared_total_charge:
+                raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
+            for r in imported.records:
+                if table.charge(r) != r.charge:
+                    raise SystemExit(f"pair {pair}: a record not rated under the agreement")
+            stages.add("rate", began)
+            for first in range(0, len(imported.records), batch):
+                began = time.thread_time()
+                records = imported.records[first : first + batch]
+                sequence += 1
+                b = seal(a, key, records, sequence=sequence, now=records[-1].start_utc + 1)
+                content = encode_batch(b)
+                stages.add("seal", began)
+                signed_at = time.perf_counter()
+                response = await http.post("/batches", content=content, headers=headers)
+                response.raise_for_status()
+                began = time.thread_time()
+                body = response.content
+                (n,) = struct.unpack_from("<I", body)
+                ack = SignedAcknowledgement.decode(body[4 : 4 + n])
+                verify_ack(ack, a)
+                if ack.ack.accepted_count != len(records):
+                    raise SystemExit(f"pair {pair} batch {sequence}: {ack.ack.returns[:3]}")
+                tail = body[4 + n :]
+                sequence_, balance = struct.unpack_from("<QQ", tail)
+                proof = BalanceProof(
+                    network_id=1, channel_id=channel.terms.channel_id, sequence=sequence_,
+                    payee_balance=balance,
+                )  # fmt: skip
+                state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
+                stages.add("verify_and_countersign", began)
+                await store.save(ChannelRecord.of(channel, Role.PAYEE))
+                assert state.payee_signature is not None
+                headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
+                latencies.extend([time.perf_counter() - signed_at] * len(records))
+                charged.append(b.signed.header.total_charge)
 
 
 async def run_vpmns(
-    ports: list[int], count: int, batch: int, directory: Path
+    ports: list[int], files: list[list[bytes]], batch: int, directory: Path, stages: Stages
 ) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     charged: list[int] = []
@@ -251,7 +337,7 @@ async def run_vpmns(
         async with trio.open_nursery() as nursery:
             for pair, port in enumerate(ports):
                 nursery.start_soon(
-                    vpmn_pair, pair, port, count // PAIRS, batch, store, latencies, charged
+                    vpmn_pair, pair, port, files[pair], batch, store, latencies, charged, stages
                 )
         elapsed = time.perf_counter() - began
         paid = 0
@@ -280,8 +366,8 @@ def statement_seconds(count: int) -> float:
     return time.perf_counter() - began
 
 
-def blake2b_per_s() -> float:
-    raw = usage(0, 1, agreement(0, 1000).agreement).encode()
+def blake2b_per_s(tap_file: bytes) -> float:
+    raw = read_tap(tap_file, ImportPolicy(hasher=HASHER)).records[0].encode()
     best = 0.0
     for _ in range(3):
         began = time.perf_counter()
@@ -305,6 +391,10 @@ class RoamingBenchmark:
     pairs: int
     paid_total: int
     cores: int
+    tap_files: int
+    tap_bytes: int
+    stages_cpu_s: dict[str, dict[str, float]]
+    """CPU seconds per stage in each process (`Stages`), summed over the pairs."""
 
     @property
     def targets_met(self) -> bool:
@@ -328,7 +418,9 @@ class RoamingBenchmark:
 def measure(quick: bool) -> RoamingBenchmark:
     count = QUICK_RECORDS if quick else RECORDS
     batch = QUICK_BATCH if quick else BATCH
-    ceiling = blake2b_per_s()
+    files = [tap_files(pair, count // PAIRS, batch) for pair in range(PAIRS)]
+    ceiling = blake2b_per_s(files[0][0])
+    stages = Stages()
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
         child = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.roaming", "--serve", tmp, "--batch", str(batch)],
@@ -340,9 +432,12 @@ def measure(quick: bool) -> RoamingBenchmark:
             raise SystemExit("the HPMN process has no pipes")
         try:
             ports = json.loads(child.stdout.readline())
-            elapsed, latencies, paid = trio.run(run_vpmns, ports, count, batch, Path(tmp))
+            cpu_before = time.process_time()
+            elapsed, latencies, paid = trio.run(run_vpmns, ports, files, batch, Path(tmp), stages)
+            vpmn_cpu = stages.report(cpu_before)
         finally:
             child.stdin.close()
+            hpmn_cpu = json.loads(child.stdout.readline() or "{}")
             child.wait(60)
             child.stdout.close()
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
@@ -360,6 +455,9 @@ def measure(quick: bool) -> RoamingBenchmark:
         pairs=PAIRS,
         paid_total=paid,
         cores=os.cpu_count() or 1,
+        tap_files=sum(len(f) for f in files),
+        tap_bytes=sum(len(raw) for f in files for raw in f),
+        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": hpmn_cpu},
     )
 
 

@@ -58,6 +58,8 @@ class TagClass(IntEnum):
 
 
 _CLASSES: Final = tuple(TagClass)
+_new: Final = tuple.__new__
+"""Builds an `Element` without the named tuple's Python-level `__new__` (several times faster)."""
 _PRINTABLE: Final = re.compile(rb"[\x20-\x7e]*")
 
 
@@ -145,10 +147,6 @@ class Element(NamedTuple):
         return "".join(map(str, nibbles))
 
 
-def _new_element(fields: tuple[object, ...]) -> Element:
-    return tuple.__new__(Element, fields)
-
-
 def parse(data: bytes, *, max_depth: int = MAX_DEPTH, max_elements: int = MAX_ELEMENTS) -> Element:
     """The single BER value that `data` holds; any breach of the rules in the module docstring
     raises its `RoamingFormatError` with the offset."""
@@ -231,19 +229,20 @@ class _Reader:
                 tag = self._high_tag(offset, end)
                 pos = self.pos
         constructed = first & 0x20 != 0
+        tag_class = _CLASSES[first >> 6]
         if pos >= end:
             raise BerTruncatedError(pos, "input ends inside the length")
         length = data[pos]
         value_offset = pos + 1
+        found: Element
         if length >= 0x80:
             if length == 0x80:
                 if not constructed:
                     raise BerPrimitiveError(pos, "indefinite length on a primitive value")
                 self.pos = value_offset
                 children = self._indefinite(depth + 1, end)
-                return _new_element(
-                    (_CLASSES[first >> 6], tag, offset, value_offset, True, b"", children)
-                )
+                found = _new(Element, (tag_class, tag, offset, value_offset, True, b"", children))
+                return found
             length = self._long_length(pos, length, end)
             value_offset = self.pos
         stop = value_offset + length
@@ -251,22 +250,15 @@ class _Reader:
             raise BerLengthError(
                 pos, f"length {length} runs past its container ({end - value_offset} left)"
             )
-        if not constructed:
+        if constructed:
+            self.pos = value_offset
+            children = self._definite(depth + 1, stop)
+            found = _new(Element, (tag_class, tag, offset, value_offset, True, b"", children))
+        else:
             self.pos = stop
-            return _new_element(
-                (
-                    _CLASSES[first >> 6],
-                    tag,
-                    offset,
-                    value_offset,
-                    False,
-                    data[value_offset:stop],
-                    (),
-                )
-            )
-        self.pos = value_offset
-        children = self._definite(depth + 1, stop)
-        return _new_element((_CLASSES[first >> 6], tag, offset, value_offset, True, b"", children))
+            contents = data[value_offset:stop]
+            found = _new(Element, (tag_class, tag, offset, value_offset, False, contents, ()))
+        return found
 
     def _check_depth(self, depth: int) -> None:
         if depth > self.max_depth:
