@@ -35,6 +35,8 @@ def identifier(tag_class: TagClass, constructed: bool, tag: int) -> bytes:
     """The identifier octets of a tag: the low form below 31, else the minimal high form."""
     if not 0 <= tag <= MAX_TAG:
         raise BerWriteError("tag", f"{tag} is outside 0..{MAX_TAG}")
+    if tag == 0 and tag_class is TagClass.UNIVERSAL:
+        raise BerWriteError("tag", "UNIVERSAL 0 is the end-of-contents marker")
     first = (tag_class << 6) | (0x20 if constructed else 0)
     if tag < 0x1F:
         return bytes((first | tag,))
