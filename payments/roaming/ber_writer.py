@@ -13,6 +13,7 @@ A value the rules do not allow raises `BerWriteError` naming what was being writ
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Final
 
@@ -31,8 +32,10 @@ _PRINTABLE: Final = re.compile(r"[\x20-\x7e]*")
 _DIGITS: Final = re.compile(r"[0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def identifier(tag_class: TagClass, constructed: bool, tag: int) -> bytes:
-    """The identifier octets of a tag: the low form below 31, else the minimal high form."""
+    """The identifier octets of a tag: the low form below 31, else the minimal high form
+    (cached: a file repeats a few dozen tags, each once per event)."""
     if not 0 <= tag <= MAX_TAG:
         raise BerWriteError("tag", f"{tag} is outside 0..{MAX_TAG}")
     if tag == 0 and tag_class is TagClass.UNIVERSAL:
