@@ -137,14 +137,12 @@ class Element(NamedTuple):
         data = self._need_primitive(what)
         if not data or len(data) > (longest + 1) // 2:
             raise TapValueError(self.value_offset, f"{what}: {len(data)} octets")
-        nibbles: list[int] = []
-        for b in data:
-            nibbles.extend((b >> 4, b & 0x0F))
-        if nibbles[-1] == 0x0F:
-            nibbles.pop()
-        if any(n > 9 for n in nibbles):
+        nibbles = data.hex()  # one character a nibble, high first: 0-9, or a-f beyond 9
+        if nibbles[-1] == "f":
+            nibbles = nibbles[:-1]
+        if not nibbles.isdigit():
             raise TapValueError(self.value_offset, f"{what}: not a TBCD digit string")
-        return "".join(map(str, nibbles))
+        return nibbles
 
 
 def parse(data: bytes, *, max_depth: int = MAX_DEPTH, max_elements: int = MAX_ELEMENTS) -> Element:

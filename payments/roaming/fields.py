@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 _LOCAL_TIME: Final = re.compile(r"[0-9]{14}")
 _UTC_OFFSET: Final = re.compile(r"[+-][0-9]{4}")
-_APPLICATION: Final = TagClass.APPLICATION
 MAX_OFFSET_MINUTES: Final = 14 * 60
 """UTC offsets in use run from -12:00 to +14:00."""
 
@@ -34,12 +33,13 @@ class Fields:
     def __init__(self, element: Element, what: str) -> None:
         self.element = element
         self.what = what
-        children = element.items(what)
-        self._by_tag = {child.tag: child for child in children}
-        if len(self._by_tag) != len(children) or any(
-            child.tag_class is not _APPLICATION for child in children
-        ):
-            _refuse(children, what)
+        self._by_tag: dict[int, Element] = {}
+        for child in element.items(what):
+            if child.tag_class is not TagClass.APPLICATION:
+                raise TapStructureError(child.offset, f"{what}: a field not in APPLICATION class")
+            if child.tag in self._by_tag:
+                raise TapStructureError(child.offset, f"{what}: field tag {child.tag} repeated")
+            self._by_tag[child.tag] = child
 
     def get(self, tag: int) -> Element | None:
         """The field with `tag`, or None."""
@@ -59,17 +59,6 @@ class Fields:
     def optional_sub(self, tag: int, name: str) -> Fields | None:
         found = self._by_tag.get(tag)
         return None if found is None else Fields(found, name)
-
-
-def _refuse(children: tuple[Element, ...], what: str) -> None:
-    """Raise for the first field, in order, that is not APPLICATION class or repeats a tag."""
-    seen: set[int] = set()
-    for child in children:
-        if child.tag_class is not _APPLICATION:
-            raise TapStructureError(child.offset, f"{what}: a field not in APPLICATION class")
-        if child.tag in seen:
-            raise TapStructureError(child.offset, f"{what}: field tag {child.tag} repeated")
-        seen.add(child.tag)
 
 
 def list_items(element: Element, what: str, item_tag: int) -> tuple[Element, ...]:

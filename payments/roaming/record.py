@@ -148,9 +148,18 @@ class UsageRecord:
         if sender == recipient:
             raise InvalidRecordError("recipient", "the home and visited networks are the same")
         imsi_hash, msisdn_hash = self.imsi_hash, self.msisdn_hash
-        for name, value in (("imsi_hash", imsi_hash), ("msisdn_hash", msisdn_hash)):
-            if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-                raise InvalidRecordError(name, f"must be {HASH_SIZE} bytes")
+        if not (
+            isinstance(imsi_hash, bytes)
+            and len(imsi_hash) == HASH_SIZE
+            and isinstance(msisdn_hash, bytes)
+            and len(msisdn_hash) == HASH_SIZE
+        ):
+            name = (
+                "msisdn_hash"
+                if isinstance(imsi_hash, bytes) and len(imsi_hash) == HASH_SIZE
+                else "imsi_hash"
+            )
+            raise InvalidRecordError(name, f"must be {HASH_SIZE} bytes")
         if imsi_hash == NO_MSISDN:
             raise InvalidRecordError("imsi_hash", "all zero: every record names a subscriber")
         kind = self.event_type
@@ -162,17 +171,26 @@ class UsageRecord:
             self.volume_up,
             self.volume_down,
         )
-        for name, number, maximum in (
-            ("start_utc", start, U64_MAX),
-            ("duration_s", duration, U32_MAX),
-            ("volume_up", up, U64_MAX),
-            ("volume_down", down, U64_MAX),
-            ("charge", self.charge, U64_MAX),
+        charge = self.charge
+        if not (
+            type(start) is int
+            and type(duration) is int
+            and type(up) is int
+            and type(down) is int
+            and type(charge) is int
+            and 0 <= start <= U64_MAX
+            and 0 <= duration <= U32_MAX
+            and 0 <= up <= U64_MAX
+            and 0 <= down <= U64_MAX
+            and 0 <= charge <= U64_MAX
         ):
-            if type(number) is not int or not 0 <= number <= maximum:
-                _require_uint(name, number, maximum)
+            _require_uint("start_utc", start, U64_MAX)
+            _require_uint("duration_s", duration, U32_MAX)
+            _require_uint("volume_up", up, U64_MAX)
+            _require_uint("volume_down", down, U64_MAX)
+            _require_uint("charge", charge, U64_MAX)
         apn = self.apn
-        if type(apn) is not str or len(apn) > APN_MAX:
+        if not isinstance(apn, str) or len(apn) > APN_MAX:
             raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
         if not apn.isascii() or _APN.fullmatch(apn) is None:
             raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
@@ -181,7 +199,7 @@ class UsageRecord:
             raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
         if kind is not EventType.DATA and (up or down):
             raise InvalidRecordError("volume_up", "only data sessions carry volumes")
-        if kind in INSTANT_EVENTS and duration:
+        if duration and kind in INSTANT_EVENTS:
             raise InvalidRecordError("duration_s", f"a {kind.name} has no duration")
         apn_bytes, serving_bytes = apn.encode("ascii"), serving.encode("ascii")
         identity = b"".join(
