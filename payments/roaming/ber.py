@@ -265,9 +265,39 @@ class _Reader:
     def _definite(self, depth: int, stop: int) -> tuple[Element, ...]:
         self._check_depth(depth)
         children: list[Element] = []
-        append, element = children.append, self.element
-        while self.pos < stop:
-            append(element(depth, stop))
+        append, element, data = children.append, self.element, self.data
+        pos = self.pos
+        while pos < stop:
+            # Most elements of a file are primitive, with a tag below 128 and a short length:
+            # those are read here; anything else (and every broken rule) goes to `element`.
+            first = data[pos]
+            tag = first & 0x1F
+            if tag == 0x1F:
+                tag = data[pos + 1] if pos + 1 < stop else 0
+                head = 2
+            else:
+                head = 1
+            value = pos + head + 1
+            if (
+                first & 0x20
+                or not first
+                or (head == 2 and not 0x1F <= tag < 0x80)
+                or value > stop
+                or data[value - 1] >= 0x80
+                or value + data[value - 1] > stop
+                or self.count >= self.max_elements
+            ):
+                self.pos = pos
+                append(element(depth, stop))
+                pos = self.pos
+                continue
+            self.count += 1
+            end = value + data[value - 1]
+            append(
+                _new(Element, (_CLASSES[first >> 6], tag, pos, value, False, data[value:end], ()))
+            )
+            pos = end
+        self.pos = pos
         return tuple(children)
 
     def _indefinite(self, depth: int, end: int) -> tuple[Element, ...]:
