@@ -2,11 +2,14 @@
 
 Two carrier processes on loopback. This process holds the ten visited networks (VPMNs); it
 starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite store each, WAL with
-`synchronous=FULL`, each behind the signed operator API on its own port). For each of the ten
-partner pairs, `RECORDS / 10` records (`--quick`: `QUICK_RECORDS / 10`) are built (the
-canonical `UsageRecord` with hashed IMSIs: no file parsing), rated under the pair's agreement,
-sealed into batches of `BATCH` records (Merkle root, signed header), and sent over HTTP; the HPMN
-verifies the header, re-rates and checks every record (duplicates, audit totals), commits the
+`synchronous=FULL`, each behind the signed operator API on its own port). Before the clock
+starts, each VPMN's billing system writes its `RECORDS / 10` data sessions (`--quick`:
+`QUICK_RECORDS / 10`), rated under the pair's agreement, as TAP 3.12 transfer batch files of
+`FILE_EVENTS` events (`tap_writer.py`). Then, for each pair: every file is imported with the
+TAP importer (`read_tap`: BER parsed and checked, IMSIs hashed, records built), its audit total
+checked and every record re-rated under the agreement; the records are sealed into batches of
+`BATCH` (Merkle root, signed header) and sent over HTTP; the HPMN verifies the header, re-rates
+and checks every record (duplicates over the 80-day window, audit totals), commits the
 acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the
 payment of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer
 carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
@@ -14,17 +17,23 @@ countersigns the channel state and saves it in its `ChannelStore` (fsync'd): the
 durable at the VPMN; its countersignature goes back with the pair's next batch, and the HPMN
 completes the state with it before it validates that batch.
 
-* `records_per_s`: all records, from the first build to the last durable payment;
+* `records_per_s`: all records, from the first file's import to the last durable payment;
 * `record_to_payment_p50_s` / `p99_s`: per batch (every record of a batch shares it), from the
   batch's header being signed to its payment being durable at the VPMN;
 * `statement_s`: `StatementBuilder` over `STATEMENT_RECORDS` accepted records of one month
   (`--quick`: `QUICK_STATEMENT_RECORDS`), aggregated per direction, service and day, then built
   and rendered as canonical JSON and CSV;
 * `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
-  ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`.
+  ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`;
+* `stages_cpu_s`: CPU seconds per stage in each process (`Stages`): at the VPMN the TAP import,
+  the rating check, sealing, verifying the answer; at the HPMN decoding the batch, validating
+  and committing it, settling; `other` is the rest of the process's CPU time (HTTP, the event
+  loops, the channel store).
 
-Targets from the issue: 50,000 records/s, p99 record-to-payment under 5 s, statement under 60 s.
-The last line printed is one JSON object (`--json` prints only that line).
+Both processes freeze their setup out of the garbage collector and collect its first generation
+every `GC_THRESHOLD` allocations (`Stages.start`). Targets from the issue: 50,000 records/s,
+p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one JSON object
+(`--json` prints only that line).
 """
 
 from __future__ import annotations
