@@ -95,6 +95,9 @@ QUICK_RECORDS: Final = 20_000
 BATCH: Final = 1_000
 QUICK_BATCH: Final = 1_000
 GC_THRESHOLD: Final = 100_000
+KEEP_ALIVE: Final = httpx.Limits(keepalive_expiry=2.0)
+"""A pair waits for the other pairs' imports between batches: its idle connection is dropped
+before the server's keep-alive timeout (hypercorn's 5 s) can close it under a request."""
 FILE_EVENTS: Final = 5_000
 """Events per TAP transfer batch file the VPMN's billing system writes."""
 PAIRS: Final = 10
@@ -358,7 +361,9 @@ async def run_vpmns(
         store = await clients.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
         https = [
             await clients.enter_async_context(
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120)
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", timeout=120, limits=KEEP_ALIVE
+                )
             )
             for port in ports
         ]
