@@ -268,8 +268,8 @@ class _Reader:
         append, element, data = children.append, self.element, self.data
         pos = self.pos
         while pos < stop:
-            # Most elements of a file are primitive, with a tag below 128 and a short length:
-            # those are read here; anything else (and every broken rule) goes to `element`.
+            # Most elements of a file have a tag below 128 and a short definite length: those
+            # are read here; anything else (and every broken rule) goes to `element`.
             first = data[pos]
             tag = first & 0x1F
             if tag == 0x1F:
@@ -279,8 +279,7 @@ class _Reader:
                 head = 1
             value = pos + head + 1
             if (
-                first & 0x20
-                or not first
+                not first
                 or (head == 2 and not 0x1F <= tag < 0x80)
                 or value > stop
                 or data[value - 1] >= 0x80
@@ -293,9 +292,13 @@ class _Reader:
                 continue
             self.count += 1
             end = value + data[value - 1]
-            append(
-                _new(Element, (_CLASSES[first >> 6], tag, pos, value, False, data[value:end], ()))
-            )
+            if first & 0x20:
+                self.pos = value
+                inner = self._definite(depth + 1, end)
+                append(_new(Element, (_CLASSES[first >> 6], tag, pos, value, True, b"", inner)))
+            else:
+                contents = data[value:end]
+                append(_new(Element, (_CLASSES[first >> 6], tag, pos, value, False, contents, ())))
             pos = end
         self.pos = pos
         return tuple(children)
