@@ -2,11 +2,14 @@
 
 Two carrier processes on loopback. This process holds the ten visited networks (VPMNs); it
 starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite store each, WAL with
-`synchronous=FULL`, each behind the signed operator API on its own port). For each of the ten
-partner pairs, `RECORDS / 10` records (`--quick`: `QUICK_RECORDS / 10`) are built (the
-canonical `UsageRecord` with hashed IMSIs: no file parsing), rated under the pair's agreement,
-sealed into batches of `BATCH` records (Merkle root, signed header), and sent over HTTP; the HPMN
-verifies the header, re-rates and checks every record (duplicates, audit totals), commits the
+`synchronous=FULL`, each behind the signed operator API on its own port). Before the clock
+starts, each VPMN's billing system writes its `RECORDS / 10` data sessions (`--quick`:
+`QUICK_RECORDS / 10`), rated under the pair's agreement, as TAP 3.12 transfer batch files of
+`FILE_EVENTS` events (`tap_writer.py`). Then, for each pair: every file is imported with the
+TAP importer (`read_tap`: BER parsed and checked, IMSIs hashed, records built), its audit total
+checked and every record re-rated under the agreement; the records are sealed into batches of
+`BATCH` (Merkle root, signed header) and sent over HTTP; the HPMN verifies the header, re-rates
+and checks every record (duplicates over the 80-day window, audit totals), commits the
 acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the
 payment of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer
 carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
@@ -14,23 +17,31 @@ countersigns the channel state and saves it in its `ChannelStore` (fsync'd): the
 durable at the VPMN; its countersignature goes back with the pair's next batch, and the HPMN
 completes the state with it before it validates that batch.
 
-* `records_per_s`: all records, from the first build to the last durable payment;
+* `records_per_s`: all records, from the first file's import to the last durable payment;
 * `record_to_payment_p50_s` / `p99_s`: per batch (every record of a batch shares it), from the
   batch's header being signed to its payment being durable at the VPMN;
 * `statement_s`: `StatementBuilder` over `STATEMENT_RECORDS` accepted records of one month
   (`--quick`: `QUICK_STATEMENT_RECORDS`), aggregated per direction, service and day, then built
   and rendered as canonical JSON and CSV;
 * `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
-  ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`.
+  ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`;
+* `stages_cpu_s`: CPU seconds per stage in each process (`Stages`): at the VPMN the TAP import,
+  the rating check, sealing, verifying the answer; at the HPMN decoding the batch, validating
+  and committing it, settling; `other` is the rest of the process's CPU time (HTTP, the event
+  loops, the channel store).
 
-Targets from the issue: 50,000 records/s, p99 record-to-payment under 5 s, statement under 60 s.
-The last line printed is one JSON object (`--json` prints only that line).
+Both processes freeze their setup out of the garbage collector and collect its first generation
+every `GC_THRESHOLD` allocations (`Stages.start`). Targets from the issue: 50,000 records/s,
+p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one JSON object
+(`--json` prints only that line).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -39,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,11 +69,15 @@ from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
 from payments.roaming.batch import decode_batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
-from payments.roaming.rating import Plan, PlanKind, Rounding, rate
-from payments.roaming.record import EventType, SubscriberHasher, UsageRecord
+from payments.roaming.partner_file import ImportPolicy
+from payments.roaming.rating import Plan, PlanKind, RatingTable, Rounding
+from payments.roaming.record import EventType, SubscriberHasher
 from payments.roaming.settlement import Settlement
 from payments.roaming.statement import StatementBuilder
 from payments.roaming.store import RoamingStore
+from payments.roaming.tap import read_tap
+from payments.roaming.tap_events import CallEvent
+from payments.roaming.tap_writer import TapFileSpec, write_tap
 from tangle.http.api import serve_api
 from tangle.protocol.channel import BalanceProof
 from tangle.protocol.ids import ChannelId, Signature
@@ -73,10 +88,18 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from payments.roaming.partner_file import ImportedFile
+
 RECORDS: Final = 1_000_000
 QUICK_RECORDS: Final = 20_000
 BATCH: Final = 1_000
 QUICK_BATCH: Final = 1_000
+GC_THRESHOLD: Final = 100_000
+KEEP_ALIVE: Final = httpx.Limits(keepalive_expiry=2.0)
+"""A pair waits for the other pairs' imports between batches: its idle connection is dropped
+before the server's keep-alive timeout (hypercorn's 5 s) can close it under a request."""
+FILE_EVENTS: Final = 5_000
+"""Events per TAP transfer batch file the VPMN's billing system writes."""
 PAIRS: Final = 10
 STATEMENT_RECORDS: Final = 10_000_000
 QUICK_STATEMENT_RECORDS: Final = 200_000
@@ -140,20 +163,54 @@ def terms(pair: int) -> ChannelTerms:
 # -- the HPMN process --------------------------------------------------------------------------
 
 
-def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
+class Stages:
+    """CPU seconds per stage (`time.thread_time` of the thread doing the work) in one process:
+    the split the benchmark reports next to the figures."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.since = time.process_time()
+
+    def start(self) -> None:
+        """Count the process's CPU time from now, after the setup: what the setup built is
+        frozen out of the garbage collector, whose first generation is collected every
+        `GC_THRESHOLD` allocations instead of 700 (a TAP file's tree is some 20 tuples an
+        event, none in a cycle: at 700 the collector took a quarter of the import's time)."""
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 50, 100)
+        self.since = time.process_time()
+
+    def add(self, stage: str, began: float) -> float:
+        """Charge the CPU time since `began` to `stage`; the time now (to chain stages)."""
+        now = time.thread_time()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - began
+        return now
+
+    def report(self) -> dict[str, float]:
+        """The stages, and `other`: the process's CPU time since `start` outside them (HTTP,
+        the event loop, the channel store)."""
+        other = time.process_time() - self.since - sum(self.seconds.values())
+        return {k: round(v, 3) for k, v in (*self.seconds.items(), ("other", other))}
+
+
+def hpmn_app(desk: CarrierDesk, settlement: Settlement, stages: Stages) -> Starlette:
     """The desk's intake, with the payment proposal of each accepted batch in the answer:
     u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
     balance, the HPMN's signature)."""
 
     async def batches(request: Request) -> Response:
-        batch = decode_batch(await request.body())
+        body = await request.body()
         countersigned = request.headers.get("x-countersign")
 
         def work() -> bytes:
+            began = time.thread_time()
+            batch = decode_batch(body)
+            began = stages.add("decode", began)
             if countersigned is not None:  # the VPMN's signature of our previous proposal
                 sequence, signature = countersigned.split(":")
                 settlement.channel.complete(int(sequence), Signature.from_hex(signature))
             ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
+            began = stages.add("validate_and_commit", began)
             settlement.record(ack)
             proposal = settlement.pay()
             tail = b""
@@ -161,6 +218,7 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
                 p = proposal.proof
                 tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
             raw = ack.encode()
+            stages.add("settle", began)
             return struct.pack("<I", len(raw)) + raw + tail
 
         return Response(await trio.to_thread.run_sync(work), media_type="application/octet-stream")
@@ -169,6 +227,7 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement) -> Starlette:
 
 
 async def hpmn_process(directory: Path, batch: int) -> None:
+    stages = Stages()
     async with trio.open_nursery() as nursery:
         ports = []
         stores = []
@@ -178,49 +237,100 @@ async def hpmn_process(directory: Path, batch: int) -> None:
             signed = agreement(pair, batch)
             desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
             settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
-            ports.append(await nursery.start(serve_api, hpmn_app(desk, settlement), "127.0.0.1", 0))
+            app = hpmn_app(desk, settlement, stages)
+            ports.append(await nursery.start(serve_api, app, "127.0.0.1", 0))
         print(json.dumps(ports), flush=True)
+        stages.start()
         await trio.to_thread.run_sync(sys.stdin.read)
         nursery.cancel_scope.cancel()
     for store in stores:
         store.close()
+    print(json.dumps(stages.report()), flush=True)
 
 
 # -- the VPMN side (this process) -------------------------------------------------------------
 
 
-def usage(pair: int, index: int, a: Agreement) -> UsageRecord:
+def tap_files(pair: int, count: int, batch: int) -> list[bytes]:
+    """What the pair's VPMN billing system hands over: its roamers' data sessions, each rated
+    under the agreement, as TAP 3.12 transfer batches of `FILE_EVENTS` events (written before
+    the clock starts: this is the input)."""
     vpmn, hpmn = _tadigs(pair)
-    r = UsageRecord(
-        sender=vpmn, recipient=hpmn, imsi_hash=HASHER.imsi(f"90101{index % 100_000:010d}"),
-        msisdn_hash=bytes(32), event_type=EventType.DATA, start_utc=T0 + index,
-        duration_s=60, volume_up=1_000 + index % 5_000, volume_down=50_000 + index % 70_000,
-        apn="iot.example", serving_network=vpmn, charge=0,
-    )  # fmt: skip
-    return replace(r, charge=rate(a, r).charge)
+    a = agreement(pair, batch).agreement
+    plan = a.party(vpmn).plan(EventType.DATA)
+    files = []
+    for number, first in enumerate(range(0, count, FILE_EVENTS), start=1):
+        events = []
+        for index in range(first, min(first + FILE_EVENTS, count)):
+            up, down = 1_000 + index % 5_000, 50_000 + index % 70_000
+            events.append(
+                CallEvent(
+                    offset=0,
+                    event_type=EventType.DATA,
+                    imsi=f"90101{index % 100_000:010d}",
+                    msisdn=None,
+                    start_utc=T0 + index,
+                    duration_s=60,
+                    volume_up=up,
+                    volume_down=down,
+                    apn="iot.example",
+                    charge=plan.price_of(plan.billed(up + down)),
+                )
+            )
+        spec = TapFileSpec(
+            sender=vpmn, recipient=hpmn, sequence=number, created_utc=T0 + first + FILE_EVENTS,
+            currency=a.currency, decimal_places=a.decimal_places, utc_offset_s=3_600,
+        )  # fmt: skip
+        files.append(write_tap(spec, events))
+    return files
 
 
 async def vpmn_pair(
     pair: int,
-    port: int,
-    count: int,
+    http: httpx.AsyncClient,
+    files: list[bytes],
     batch: int,
     store: ChannelStore,
+    importing: trio.CapacityLimiter,
     latencies: list[float],
     charged: list[int],
+    stages: Stages,
 ) -> None:
     signed = agreement(pair, batch)
     a = signed.agreement
+    table = RatingTable(a)
+    policy = ImportPolicy(hasher=HASHER)
     channel = TwoWayChannel(terms(pair), _key("v", pair))
     key = _key("v", pair)
     headers: dict[str, str] = {}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-        for sequence, first in enumerate(range(0, count, batch), start=1):
-            records = tuple(usage(pair, i, a) for i in range(first, min(first + batch, count)))
-            b = seal(a, key, records, sequence=sequence, now=T0 + first + batch)
+    sequence = 0
+
+    def import_file(raw: bytes) -> ImportedFile:
+        began = time.thread_time()
+        imported = read_tap(raw, policy)
+        stages.add("tap_import", began)
+        return imported
+
+    for raw in files:
+        imported = await trio.to_thread.run_sync(import_file, raw)
+        began = time.thread_time()
+        if imported.total_charge != imported.meta.declared_total_charge:
+            raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
+        for r in imported.records:
+            if table.charge(r) != r.charge:
+                raise SystemExit(f"pair {pair}: a record not rated under the agreement")
+        stages.add("rate", began)
+        for first in range(0, len(imported.records), batch):
+            began = time.thread_time()
+            records = imported.records[first : first + batch]
+            sequence += 1
+            b = seal(a, key, records, sequence=sequence, now=records[-1].start_utc + 1)
+            content = encode_batch(b)
+            stages.add("seal", began)
             signed_at = time.perf_counter()
-            response = await http.post("/batches", content=encode_batch(b), headers=headers)
+            response = await http.post("/batches", content=content, headers=headers)
             response.raise_for_status()
+            began = time.thread_time()
             body = response.content
             (n,) = struct.unpack_from("<I", body)
             ack = SignedAcknowledgement.decode(body[4 : 4 + n])
@@ -234,6 +344,7 @@ async def vpmn_pair(
                 payee_balance=balance,
             )  # fmt: skip
             state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
+            stages.add("verify_and_countersign", began)
             await store.save(ChannelRecord.of(channel, Role.PAYEE))
             assert state.payee_signature is not None
             headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
@@ -242,17 +353,29 @@ async def vpmn_pair(
 
 
 async def run_vpmns(
-    ports: list[int], count: int, batch: int, directory: Path
+    ports: list[int], files: list[list[bytes]], batch: int, directory: Path, stages: Stages
 ) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     charged: list[int] = []
-    async with ChannelStore(directory / "vpmn-channels.db") as store:
+    async with contextlib.AsyncExitStack() as clients:
+        store = await clients.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
+        https = [
+            await clients.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", timeout=120, limits=KEEP_ALIVE
+                )
+            )
+            for port in ports
+        ]
+        importing = trio.CapacityLimiter(1)  # one file at a time: the imports share one core
+        stages.start()
         began = time.perf_counter()
         async with trio.open_nursery() as nursery:
-            for pair, port in enumerate(ports):
+            for pair, http in enumerate(https):
                 nursery.start_soon(
-                    vpmn_pair, pair, port, count // PAIRS, batch, store, latencies, charged
-                )
+                    vpmn_pair, pair, http, files[pair], batch, store, importing, latencies,
+                    charged, stages,
+                )  # fmt: skip
         elapsed = time.perf_counter() - began
         paid = 0
         for pair in range(PAIRS):
@@ -280,8 +403,8 @@ def statement_seconds(count: int) -> float:
     return time.perf_counter() - began
 
 
-def blake2b_per_s() -> float:
-    raw = usage(0, 1, agreement(0, 1000).agreement).encode()
+def blake2b_per_s(tap_file: bytes) -> float:
+    raw = read_tap(tap_file, ImportPolicy(hasher=HASHER)).records[0].encode()
     best = 0.0
     for _ in range(3):
         began = time.perf_counter()
@@ -305,6 +428,10 @@ class RoamingBenchmark:
     pairs: int
     paid_total: int
     cores: int
+    tap_files: int
+    tap_bytes: int
+    stages_cpu_s: dict[str, dict[str, float]]
+    """CPU seconds per stage in each process (`Stages`), summed over the pairs."""
 
     @property
     def targets_met(self) -> bool:
@@ -328,7 +455,9 @@ class RoamingBenchmark:
 def measure(quick: bool) -> RoamingBenchmark:
     count = QUICK_RECORDS if quick else RECORDS
     batch = QUICK_BATCH if quick else BATCH
-    ceiling = blake2b_per_s()
+    files = [tap_files(pair, count // PAIRS, batch) for pair in range(PAIRS)]
+    ceiling = blake2b_per_s(files[0][0])
+    stages = Stages()
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
         child = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.roaming", "--serve", tmp, "--batch", str(batch)],
@@ -340,9 +469,11 @@ def measure(quick: bool) -> RoamingBenchmark:
             raise SystemExit("the HPMN process has no pipes")
         try:
             ports = json.loads(child.stdout.readline())
-            elapsed, latencies, paid = trio.run(run_vpmns, ports, count, batch, Path(tmp))
+            elapsed, latencies, paid = trio.run(run_vpmns, ports, files, batch, Path(tmp), stages)
+            vpmn_cpu = stages.report()
         finally:
             child.stdin.close()
+            hpmn_cpu = json.loads(child.stdout.readline() or "{}")
             child.wait(60)
             child.stdout.close()
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
@@ -360,6 +491,9 @@ def measure(quick: bool) -> RoamingBenchmark:
         pairs=PAIRS,
         paid_total=paid,
         cores=os.cpu_count() or 1,
+        tap_files=sum(len(f) for f in files),
+        tap_bytes=sum(len(raw) for f in files for raw in f),
+        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": hpmn_cpu},
     )
 
 

@@ -4,10 +4,12 @@
 errors.py        the roaming error tree, rooted in payments' PaymentError
 record.py        the canonical UsageRecord (binary and JSON forms), the IMSI/MSISDN hasher
 ber.py           a strict BER reader: tags, definite and indefinite lengths, offsets, bounds
+ber_writer.py    its mirror: a strict definite-length BER writer
 fields.py        SEQUENCEs by tag number and the formats' time stamps, over the BER tree
 partner_file.py  what importers return: file metadata with declared audit totals, records,
                  the import policy (hasher, IMSI ranges), idempotent import keys and ledger
 tap.py           TAP 3.12 transfer batches and notifications (tap_events.py: the call events)
+tap_writer.py    TAP 3.12 transfer batches written from call events (what a VPMN hands over)
 nrtrde.py        NRTRDE 2.1
 rap.py           RAP 1.5 return batches and acknowledgements, classified
 line_formats.py  JSON Lines and CSV from newer systems
@@ -33,3 +35,5 @@ from .record import EventType as EventType
 from .record import SubscriberHasher as SubscriberHasher
 from .record import UsageRecord as UsageRecord
 from .tap import read_tap as read_tap
+from .tap_writer import TapFileSpec as TapFileSpec
+from .tap_writer import write_tap as write_tap

@@ -11,6 +11,7 @@ PaymentError
     ├── MalformedRecordError           bytes or JSON that are not one canonical usage record
     ├── InvalidSubscriberError         an IMSI or MSISDN that is not digits of a valid length
     ├── FraudConfigError               a fraud threshold, cap or table bound out of range
+    ├── BerWriteError                  a value the BER or TAP writer cannot encode (what, reason)
     └── RoamingFormatError             a partner's file that cannot be imported (offset)
         ├── BerTruncatedError          the input ends inside a tag, a length or a value
         ├── BerLengthError             a length beyond its enclosing value, or too long to hold
@@ -69,6 +70,17 @@ class FraudConfigError(RoamingError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"fraud config {field}: {reason}")
         self.field = field
+        self.reason = reason
+
+
+class BerWriteError(RoamingError):
+    """A value the BER writer (`ber_writer.py`) or the TAP writer (`tap_writer.py`) cannot put
+    in a file the reader would accept: a tag or length out of range, a negative count, text that
+    is not printable ASCII."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"cannot write {what}: {reason}")
+        self.what = what
         self.reason = reason
 
 

@@ -131,6 +131,10 @@ class Plan:
         rounded = divide(quantity, self.increment, self.rounding) * self.increment
         return max(self.minimum, rounded)
 
+    def price_of(self, billed: int) -> int:
+        """The charge of a `billed` quantity at the standard rate, rounded to a minor unit."""
+        return divide(billed * self.price, self.per, self.rounding)
+
     def to_json_object(self) -> dict[str, object]:
         return {
             "commitment": self.commitment,
@@ -159,19 +163,53 @@ class Rating:
 
 def rate(agreement: Agreement, record: UsageRecord) -> Rating:
     """The rating of `record` under `agreement`; `RecordOutsideAgreementError` if the agreement
-    does not cover it (another pair, or an event outside the validity period)."""
-    tadigs = {p.tadig for p in agreement.parties}
-    if {record.sender, record.recipient} != tadigs:
-        raise RecordOutsideAgreementError(
-            f"{record.sender}->{record.recipient} is not a party pair"
-        )
-    if not agreement.valid_from <= record.start_utc < agreement.valid_until:
-        raise RecordOutsideAgreementError("the event is outside the validity period")
-    plan = agreement.party(record.sender).plan(record.event_type)
-    billed = plan.billed(plan.quantity(record))
-    charge = divide(billed * plan.price, plan.per, plan.rounding)
-    tax = divide(charge * agreement.tax_bp, BASIS_POINTS, plan.rounding)
-    return Rating(billed=billed, charge=charge, tax=tax)
+    does not cover it (another pair, or an event outside the validity period). For many records
+    build one `RatingTable`."""
+    return RatingTable(agreement).rate(record)
+
+
+class RatingTable:
+    """`rate` for many records of one agreement: the pair, the validity period, the tax rate and
+    every (visited network, service) plan looked up once."""
+
+    __slots__ = ("_plans", "_tax_bp", "_valid_from", "_valid_until")
+
+    def __init__(self, agreement: Agreement) -> None:
+        a, b = agreement.parties
+        self._plans = {
+            (sender, recipient, plan.service): plan
+            for sender, recipient, plans in (
+                (a.tadig, b.tadig, a.plans),
+                (b.tadig, a.tadig, b.plans),
+            )
+            for plan in plans
+        }
+        self._valid_from = agreement.valid_from
+        self._valid_until = agreement.valid_until
+        self._tax_bp = agreement.tax_bp
+
+    def plan(self, record: UsageRecord) -> Plan:
+        """The plan that prices `record` (its VPMN's plan for its service)."""
+        plan = self._plans.get((record.sender, record.recipient, record.event_type))
+        if plan is None:
+            raise RecordOutsideAgreementError(
+                f"{record.sender}->{record.recipient} is not a party pair"
+            )
+        if not self._valid_from <= record.start_utc < self._valid_until:
+            raise RecordOutsideAgreementError("the event is outside the validity period")
+        return plan
+
+    def charge(self, record: UsageRecord) -> int:
+        """`rate(...).charge`: what the record's `charge` must be."""
+        plan = self.plan(record)
+        return plan.price_of(plan.billed(plan.quantity(record)))
+
+    def rate(self, record: UsageRecord) -> Rating:
+        plan = self.plan(record)
+        billed = plan.billed(plan.quantity(record))
+        charge = plan.price_of(billed)
+        tax = divide(charge * self._tax_bp, BASIS_POINTS, plan.rounding)
+        return Rating(billed=billed, charge=charge, tax=tax)
 
 
 def period_charge(plan: Plan, billed_total: int, charge_total: int) -> int:

@@ -40,7 +40,7 @@ from enum import IntEnum
 from typing import Final
 
 from tangle.errors import InvalidFieldError
-from tangle.protocol.codec import U32_MAX, U64_MAX, require_uint, sized, u8, u32, u64
+from tangle.protocol.codec import U32_MAX, U64_MAX, require_uint
 
 from .errors import InvalidRecordError, InvalidSubscriberError, MalformedRecordError
 
@@ -135,58 +135,100 @@ class UsageRecord:
     event_id: bytes = field(init=False, repr=False, compare=False)
     """Derived: BLAKE2b-256 over `EVENT_ID_DOMAIN` and every field but `charge`."""
 
-    def __post_init__(self) -> None:
-        _require_tadig("sender", self.sender)
-        _require_tadig("recipient", self.recipient)
-        if self.sender == self.recipient:
-            raise InvalidRecordError("recipient", "the home and visited networks are the same")
-        for name in ("imsi_hash", "msisdn_hash"):
-            value = getattr(self, name)
-            if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-                raise InvalidRecordError(name, f"must be {HASH_SIZE} bytes")
-        if self.imsi_hash == NO_MSISDN:
-            raise InvalidRecordError("imsi_hash", "all zero: every record names a subscriber")
-        if not isinstance(self.event_type, EventType):
-            raise InvalidRecordError("event_type", "must be an EventType")
-        _require_uint("start_utc", self.start_utc, U64_MAX)
-        _require_uint("duration_s", self.duration_s, U32_MAX)
-        _require_uint("volume_up", self.volume_up, U64_MAX)
-        _require_uint("volume_down", self.volume_down, U64_MAX)
-        _require_uint("charge", self.charge, U64_MAX)
-        if not isinstance(self.apn, str) or len(self.apn) > APN_MAX:
-            raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
-        if not self.apn.isascii() or _APN.fullmatch(self.apn) is None:
-            raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
-        if not (is_tadig(self.serving_network) or _is_mcc_mnc(self.serving_network)):
-            raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
-        if self.event_type is not EventType.DATA and (self.volume_up or self.volume_down):
-            raise InvalidRecordError("volume_up", "only data sessions carry volumes")
-        if self.event_type in INSTANT_EVENTS and self.duration_s:
-            raise InvalidRecordError("duration_s", f"a {self.event_type.name} has no duration")
-        digest = hashlib.blake2b(EVENT_ID_DOMAIN + self._identity(), digest_size=HASH_SIZE)
-        object.__setattr__(self, "event_id", digest.digest())
+    _identity: bytes = field(init=False, repr=False, compare=False)
+    """Derived: the canonical encoding without `charge` (what `event_id` hashes)."""
 
-    def _identity(self) -> bytes:
-        return b"".join(
+    def __post_init__(self) -> None:
+        # Runs for every record imported or decoded: the common case is checked inline, and
+        # the helpers that name the broken rule run only when a check fails.
+        sender, recipient = self.sender, self.recipient
+        if not (is_tadig(sender) and is_tadig(recipient)):
+            _require_tadig("sender", sender)
+            _require_tadig("recipient", recipient)
+        if sender == recipient:
+            raise InvalidRecordError("recipient", "the home and visited networks are the same")
+        imsi_hash, msisdn_hash = self.imsi_hash, self.msisdn_hash
+        if not (
+            isinstance(imsi_hash, bytes)
+            and len(imsi_hash) == HASH_SIZE
+            and isinstance(msisdn_hash, bytes)
+            and len(msisdn_hash) == HASH_SIZE
+        ):
+            name = (
+                "msisdn_hash"
+                if isinstance(imsi_hash, bytes) and len(imsi_hash) == HASH_SIZE
+                else "imsi_hash"
+            )
+            raise InvalidRecordError(name, f"must be {HASH_SIZE} bytes")
+        if imsi_hash == NO_MSISDN:
+            raise InvalidRecordError("imsi_hash", "all zero: every record names a subscriber")
+        kind = self.event_type
+        if not isinstance(kind, EventType):
+            raise InvalidRecordError("event_type", "must be an EventType")
+        start, duration, up, down = (
+            self.start_utc,
+            self.duration_s,
+            self.volume_up,
+            self.volume_down,
+        )
+        charge = self.charge
+        if not (
+            type(start) is int
+            and type(duration) is int
+            and type(up) is int
+            and type(down) is int
+            and type(charge) is int
+            and 0 <= start <= U64_MAX
+            and 0 <= duration <= U32_MAX
+            and 0 <= up <= U64_MAX
+            and 0 <= down <= U64_MAX
+            and 0 <= charge <= U64_MAX
+        ):
+            _require_uint("start_utc", start, U64_MAX)
+            _require_uint("duration_s", duration, U32_MAX)
+            _require_uint("volume_up", up, U64_MAX)
+            _require_uint("volume_down", down, U64_MAX)
+            _require_uint("charge", charge, U64_MAX)
+        apn = self.apn
+        if not isinstance(apn, str) or len(apn) > APN_MAX:
+            raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
+        if not apn.isascii() or _APN.fullmatch(apn) is None:
+            raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
+        serving = self.serving_network
+        if not (is_tadig(serving) or _is_mcc_mnc(serving)):
+            raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
+        if kind is not EventType.DATA and (up or down):
+            raise InvalidRecordError("volume_up", "only data sessions carry volumes")
+        if duration and kind in INSTANT_EVENTS:
+            raise InvalidRecordError("duration_s", f"a {kind.name} has no duration")
+        apn_bytes, serving_bytes = apn.encode("ascii"), serving.encode("ascii")
+        identity = b"".join(
             (
-                u8(RECORD_VERSION),
-                self.sender.encode("ascii"),
-                self.recipient.encode("ascii"),
-                self.imsi_hash,
-                self.msisdn_hash,
-                u8(self.event_type),
-                u64(self.start_utc),
-                u32(self.duration_s),
-                u64(self.volume_up),
-                u64(self.volume_down),
-                sized(1, self.apn.encode("ascii")),
-                sized(1, self.serving_network.encode("ascii")),
+                _HEAD.pack(
+                    RECORD_VERSION,
+                    sender.encode("ascii"),
+                    recipient.encode("ascii"),
+                    imsi_hash,
+                    msisdn_hash,
+                    kind,
+                    start,
+                    duration,
+                    up,
+                    down,
+                ),
+                len(apn_bytes).to_bytes(1, "little"),
+                apn_bytes,
+                len(serving_bytes).to_bytes(1, "little"),
+                serving_bytes,
             )
         )
+        object.__setattr__(self, "_identity", identity)
+        digest = hashlib.blake2b(EVENT_ID_DOMAIN + identity, digest_size=HASH_SIZE)
+        object.__setattr__(self, "event_id", digest.digest())
 
     def encode(self) -> bytes:
         """The canonical bytes of this record."""
-        return self._identity() + u64(self.charge)
+        return self._identity + self.charge.to_bytes(8, "little")
 
     def to_json_object(self) -> dict[str, object]:
         """This record as a JSON object: hashes in lowercase hex, the event type by name, and

@@ -80,6 +80,8 @@ _SCHEMA: Final = (
         imsi_hash BLOB PRIMARY KEY, since INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
 )
 _LENGTH: Final = struct.Struct("<H")
+_Params = tuple[object, ...] | list[tuple[object, ...]]
+"""One statement's parameters, or a list of them for `executemany`."""
 
 
 def _pack(records: Iterable[UsageRecord]) -> bytes:
@@ -118,14 +120,19 @@ class RoamingStore:
     def close(self) -> None:
         self._db.close()
 
-    def _write(self, statements: Iterable[tuple[str, tuple[object, ...]]]) -> None:
-        """Run `statements` in one transaction (all or nothing, fsync'd on return)."""
+    def _write(self, statements: Iterable[tuple[str, _Params]]) -> None:
+        """Run `statements` in one transaction (all or nothing, fsync'd on return); a list of
+        parameter tuples runs its statement once per tuple (`executemany`: one call for the
+        rows of a whole file or batch)."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    db.execute(sql, params)
+                    if isinstance(params, list):
+                        db.executemany(sql, params)
+                    else:
+                        db.execute(sql, params)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -184,7 +191,7 @@ class RoamingStore:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (*key, meta.digest, len(records)),
                 ),
-                *((insert, (meta.sender, meta.recipient, r.encode())) for r in records),
+                (insert, [(meta.sender, meta.recipient, r.encode()) for r in records]),
             ]
         )
         return ImportOutcome.NEW
@@ -289,7 +296,7 @@ class RoamingStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (ack.sender, ack.recipient, ack.sequence, int(ack.accepted), raw),
                 ),
-                *((window, (r.event_id, r.start_utc)) for r in accepted),
+                (window, [(r.event_id, r.start_utc) for r in accepted]),
                 *(
                     (
                         "INSERT OR IGNORE INTO batches (sender, recipient, sequence, header,"

@@ -36,7 +36,7 @@ from .acknowledgement import (
 from .bars import BarList
 from .batch import records_root, verify_header
 from .errors import BatchError, ForgedHeaderError, RecordOutsideAgreementError, ReplayedBatchError
-from .rating import rate
+from .rating import RatingTable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -99,7 +99,7 @@ class DuplicateWindow:
 class Validator:
     """The HPMN's checks of one partner's batches under one agreement."""
 
-    __slots__ = ("_agreement", "_known", "_signer", "bars", "next_sequence", "window")
+    __slots__ = ("_agreement", "_known", "_rating", "_signer", "bars", "next_sequence", "window")
 
     def __init__(
         self,
@@ -114,6 +114,7 @@ class Validator:
         if signer.public_key not in (p.key for p in agreement.parties):
             raise BatchError("the validator's key is neither party's")
         self._agreement = agreement
+        self._rating = RatingTable(agreement)
         self._signer = signer
         self._known = known
         self.next_sequence = next_sequence
@@ -173,7 +174,7 @@ class Validator:
             raise RecordOutsideAgreementError(
                 f"{record.sender}->{record.recipient} in a batch of {pair[0]}->{pair[1]}"
             )
-        return rate(self._agreement, record).charge
+        return self._rating.charge(record)
 
     def _severe(
         self,

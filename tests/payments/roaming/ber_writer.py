@@ -1,42 +1,18 @@
-"""A small BER writer for the tests (definite, minimal lengths): re-encodes a parsed tree, so a
-sample file can be edited element by element and the importer's rules checked one at a time."""
+"""Editing parsed BER trees for the tests: a sample file can be changed element by element and
+re-encoded (`payments.roaming.ber_writer.encode`), so the importer's rules are checked one at a
+time."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from payments.roaming.ber import Element, TagClass
+from payments.roaming.ber_writer import encode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-
-def identifier(tag_class: TagClass, constructed: bool, tag: int) -> bytes:
-    first = (tag_class << 6) | (0x20 if constructed else 0)
-    if tag < 0x1F:
-        return bytes([first | tag])
-    groups = [tag & 0x7F]
-    tag >>= 7
-    while tag:
-        groups.append(0x80 | (tag & 0x7F))
-        tag >>= 7
-    return bytes([first | 0x1F, *reversed(groups)])
-
-
-def length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(octets)]) + octets
-
-
-def encode(element: Element) -> bytes:
-    body = (
-        b"".join(encode(c) for c in element.children) if element.constructed else element.contents
-    )
-    return (
-        identifier(element.tag_class, element.constructed, element.tag) + length(len(body)) + body
-    )
+__all__ = ["constructed", "edit", "encode", "primitive"]
 
 
 def primitive(tag: int, contents: bytes) -> Element:

@@ -1,6 +1,7 @@
-"""`python -m benchmarks.roaming --quick --json` runs both carrier processes end to end and
-prints one JSON object with the measured figures, the ceiling, the targets and `targets_met`
-(the benchmark itself refuses a run whose durable payments differ from the batches' charges)."""
+"""`python -m benchmarks.roaming --quick --json` runs both carrier processes end to end, from
+TAP 3.12 files through the importer to durable payments, and prints one JSON object with the
+measured figures, the ceiling, the CPU split per stage, the targets and `targets_met` (the
+benchmark itself refuses a run whose durable payments differ from the batches' charges)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,11 @@ def test_the_quick_benchmark_prints_its_figures() -> None:
     assert 0 < doc["record_to_payment_p50_s"] <= doc["record_to_payment_p99_s"]
     assert doc["blake2b_hashes_per_s"] > doc["records_per_s"]
     assert doc["paid_total"] > 0
+    assert doc["tap_files"] >= doc["pairs"]
+    assert doc["tap_bytes"] > 100 * doc["records"]
+    stages = doc["stages_cpu_s"]
+    assert set(stages["vpmn"]) >= {"tap_import", "rate", "seal", "other"}
+    assert set(stages["hpmn"]) >= {"decode", "validate_and_commit", "settle", "other"}
+    assert stages["vpmn"]["tap_import"] > 0
+    assert stages["hpmn"]["validate_and_commit"] > 0
     assert doc["targets_met"] is False  # quick mode never covers the 10-million-record statement

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from payments.roaming.agreement import Agreement, Party, SignedAgreement
 from payments.roaming.errors import AgreementError, RecordOutsideAgreementError
-from payments.roaming.rating import Plan, PlanKind, Rounding, Tier, period_charge, rate
+from payments.roaming.rating import (
+    Plan,
+    PlanKind,
+    RatingTable,
+    Rounding,
+    Tier,
+    period_charge,
+    rate,
+)
 from payments.roaming.record import EventType, UsageRecord
 from tests.payments.roaming.settle_support import (
     HOME,
@@ -48,6 +56,11 @@ def test_records_the_agreement_does_not_cover_are_refused_by_name() -> None:
         rate(a, record(sender="GBRXX"))
     with pytest.raises(RecordOutsideAgreementError, match="validity"):
         rate(a, record(start=a.valid_until))
+    table = RatingTable(a)
+    with pytest.raises(RecordOutsideAgreementError, match="pair"):
+        table.charge(record(sender="GBRXX"))
+    with pytest.raises(RecordOutsideAgreementError, match="validity"):
+        table.charge(record(start=a.valid_from - 1))
 
 
 def _plan(kind: PlanKind, tiers: tuple[Tier, ...], commitment: int = 0) -> Plan:
@@ -131,12 +144,14 @@ def test_both_carriers_rate_every_record_identically(
     wire = shared.encode()
     vpmn_side = SignedAgreement.decode(wire).agreement
     hpmn_side = SignedAgreement.decode(wire).agreement
+    table = RatingTable(hpmn_side)  # one table for the whole batch, as the validator holds it
     for r in batch:
         if home_visits:
             r = replace(r, sender=HOME, recipient=VISITED, serving_network=HOME)
         at_vpmn = rate(vpmn_side, r)
         at_hpmn = rate(hpmn_side, UsageRecord.decode(r.encode()))
-        assert at_vpmn == at_hpmn
+        assert at_vpmn == at_hpmn == table.rate(r)
+        assert table.charge(r) == at_vpmn.charge
         assert (at_vpmn.charge, at_vpmn.tax) == _reference(vpmn_side, r)
 
 
