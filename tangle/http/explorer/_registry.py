@@ -50,6 +50,8 @@ from .._request import ApiError, path_id, path_message_id, query_uint
 from ._notes import record_seen
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.requests import Request
     from starlette.routing import Route
 
@@ -75,9 +77,10 @@ _FLAGS: Final = {"true": True, "false": False}
 
 class Snapshot:
     """The registry's entries at one registry root, sorted by id (issuers by key), with those
-    ids and keys to cut pages by."""
+    ids and keys to cut pages by (the ids themselves, not copies), and the few entries that
+    carry a quarantine (in force or expired: which holds depends on the milestone index)."""
 
-    __slots__ = ("devices", "index", "issuers", "keys", "quarantined", "root")
+    __slots__ = ("devices", "ids", "index", "issuer_keys", "issuers", "root", "with_quarantine")
 
     def __init__(
         self,
@@ -87,15 +90,43 @@ class Snapshot:
         issuers: list[IssuerEntry],
     ) -> None:
         self.index = index
+        """The confirmed milestone it was read at (any later one with the same root shares it)."""
         self.root = root
         self.devices = sorted(devices, key=lambda e: e.device_id)
-        self.quarantined = [e for e in self.devices if e.quarantined_at(index)]
+        self.ids: list[bytes] = [e.device_id for e in self.devices]
         self.issuers = sorted(issuers, key=lambda i: i.key)
-        self.keys = {
-            "devices": [bytes(e.device_id) for e in self.devices],
-            "quarantined": [bytes(e.device_id) for e in self.quarantined],
-            "issuers": [bytes(i.key) for i in self.issuers],
-        }
+        self.issuer_keys: list[bytes] = [i.key for i in self.issuers]
+        self.with_quarantine = [e for e in self.devices if e.quarantine is not None]
+
+
+class Quarantined:
+    """The devices of a snapshot under a quarantine in force at one milestone index."""
+
+    __slots__ = ("devices", "ids", "index", "root")
+
+    def __init__(self, snapshot: Snapshot, index: int) -> None:
+        self.root = snapshot.root
+        self.index = index
+        self.devices = [e for e in snapshot.with_quarantine if e.quarantined_at(index)]
+        self.ids: list[bytes] = [e.device_id for e in self.devices]
+
+
+_Fresh = tuple["MerkleRoot", list["DeviceEntry"], list["IssuerEntry"]]
+
+
+def _reader(held: Snapshot | None) -> Callable[[NodeCore], tuple[int, Snapshot | _Fresh]]:
+    """What the writer thread reads: the confirmed index, and `held` if the registry root is
+    still its, else references to the registry's entries (no sort, no copy of an entry)."""
+
+    def read(core: NodeCore) -> tuple[int, Snapshot | _Fresh]:
+        registry = core.ledger.registry
+        root = registry.root
+        if held is not None and held.root == root:
+            return core.confirmed_index, held
+        devices, issuers = list(registry.devices.values()), list(registry.issuers.values())
+        return core.confirmed_index, (root, devices, issuers)
+
+    return read
 
 
 def _page(rows: list[T], keys: list[bytes], after: bytes | None, count: int) -> list[T]:
@@ -125,6 +156,10 @@ class RegistryViews:
         self.network = network
         self.notes = notes
         self._snapshot: Snapshot | None = None
+        self._quarantined: Quarantined | None = None
+        self._rebuild = trio.Lock()
+        self.rebuilt = 0
+        """Snapshots made since start (what sharing them saves shows here)."""
 
     def routes(self) -> list[Route]:
         return [
@@ -135,23 +170,31 @@ class RegistryViews:
             route("/api/v1/explorer/messages/{message_id}/subject", get=self.subject),
         ]
 
-    async def snapshot(self) -> Snapshot:
-        """The registry at the confirmed milestone, copied again only when it changed."""
-        held = self._snapshot
+    async def snapshot(self) -> tuple[Snapshot, int]:
+        """The registry at the confirmed milestone, with that milestone's index. The sorted
+        copy is made again only when the registry root changed, one rebuild at a time (the
+        others wait, then take it), and kept only if newer than the one held."""
+        index, found = await self.node.read_core(_reader(self._snapshot))
+        if isinstance(found, Snapshot):
+            return found, index
+        async with self._rebuild:
+            held = self._snapshot
+            index, found = await self.node.read_core(_reader(held))
+            if isinstance(found, Snapshot):  # another request rebuilt it meanwhile
+                return found, index
+            made = await trio.to_thread.run_sync(Snapshot, index, *found)
+            self.rebuilt += 1
+            if held is None or made.index >= held.index:
+                self._snapshot = made
+            return made, index
 
-        def read(core: NodeCore) -> tuple[int, MerkleRoot, Any, Any]:
-            registry = core.ledger.registry
-            index, root = core.confirmed_index, registry.root
-            if held is not None and held.root == root and held.index == index:
-                return index, root, None, None
-            return index, root, list(registry.devices.values()), list(registry.issuers.values())
-
-        index, root, devices, issuers = await self.node.read_core(read)
-        if devices is None and held is not None:
-            return held
-        made = await trio.to_thread.run_sync(Snapshot, index, root, devices, issuers)
-        self._snapshot = made
-        return made
+    def quarantined(self, snapshot: Snapshot, index: int) -> Quarantined:
+        """The devices under a quarantine in force at `index` (from the snapshot's short list
+        of entries with a quarantine, kept for the last index asked)."""
+        held = self._quarantined
+        if held is None or held.root != snapshot.root or held.index != index:
+            held = self._quarantined = Quarantined(snapshot, index)
+        return held
 
     async def devices(self, request: Request) -> Response:
         params = request.query_params
@@ -160,13 +203,13 @@ class RegistryViews:
         flag = params.get("quarantined", "false")
         if flag not in _FLAGS:
             raise ApiError("invalid_parameter", "quarantined is true or false")
-        snap = await self.snapshot()
-        which = "quarantined" if _FLAGS[flag] else "devices"
-        listed = snap.quarantined if _FLAGS[flag] else snap.devices
-        page = _page(listed, snap.keys[which], after, count)
+        snap, index = await self.snapshot()
+        chosen = self.quarantined(snap, index) if _FLAGS[flag] else snap
+        listed = chosen.devices
+        page = _page(listed, chosen.ids, after, count)
         rows = []
         for entry in page:
-            row = render_entry(entry, self.network, snap.index)
+            row = render_entry(entry, self.network, index)
             del row["entry"]
             quarantine = row["quarantine"]
             if quarantine is not None:
@@ -174,7 +217,7 @@ class RegistryViews:
             rows.append(row)
         return JSONResponse(
             {
-                "ledger_index": snap.index,
+                "ledger_index": index,
                 "total": len(listed),
                 "devices": rows,
                 "next": page[-1].device_id.hex() if len(page) == count else None,
@@ -185,11 +228,11 @@ class RegistryViews:
         params = request.query_params
         count = query_uint(params.get("count", "50"), "count", 1, PAGE_MAX)
         after = None if "after" not in params else bytes(path_id(params["after"]))
-        snap = await self.snapshot()
-        page = _page(snap.issuers, snap.keys["issuers"], after, count)
+        snap, index = await self.snapshot()
+        page = _page(snap.issuers, snap.issuer_keys, after, count)
         return JSONResponse(
             {
-                "ledger_index": snap.index,
+                "ledger_index": index,
                 "total": len(snap.issuers),
                 "issuers": [
                     {
