@@ -273,7 +273,7 @@ class RegistryViews:
         payload = decode_message(raw).message.payload
         if not isinstance(payload, DeviceRecord):
             raise ApiError("invalid_parameter", "the message carries no device record")
-        seen = record_seen(message_id, payload, 0)
+        seen = record_seen(message_id, payload)
         return JSONResponse(
             {
                 "kind": seen.kind,
