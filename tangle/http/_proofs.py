@@ -6,16 +6,23 @@ adds the milestone's signed message, `GET /api/v1/milestones/{index}` with
 A node builds the path from the messages the milestone referenced that it still stores, and
 serves it only if they hash to the milestone's inclusion root: past the pruning window, or for a
 message no milestone referenced yet, the answer is 404 `proof_unavailable`, never a wrong path.
+`inclusion_of` finds it (the explorer's proof file uses it too); the tree over the sorted
+referenced set of the last REFERENCED_KEPT milestones it checked is kept, by milestone id (which
+commits to the inclusion root, so the set is the same on any node that stores that milestone).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
-from typing import TYPE_CHECKING, Any
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.responses import JSONResponse, Response
 
-from tangle.ledger.inclusion import inclusion_path, inclusion_root
+from tangle.protocol.merkle import MerkleTree
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
 
@@ -26,10 +33,64 @@ from ._request import ApiError, path_message_id
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from tangle.ledger.records import MilestoneRecord
     from tangle.node.node import Node
+    from tangle.protocol.ids import MessageId, MilestoneId
+    from tangle.protocol.merkle import MerklePath
     from tangle.storage.storage import Storage
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+REFERENCED_KEPT: Final = 16
+"""Milestones whose inclusion tree `inclusion_of` keeps (the most recently asked)."""
+_referenced: OrderedDict[MilestoneId, tuple[list[MessageId], MerkleTree]] = OrderedDict()
+_referenced_lock = threading.Lock()
+"""`inclusion_of` runs in worker threads, beside each other."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inclusion:
+    """A referenced message's audit path to the inclusion root of the milestone that
+    referenced it."""
+
+    index: int
+    record: MilestoneRecord
+    milestone: Milestone
+    path: MerklePath
+
+
+def inclusion_of(storage: Storage, message_id: MessageId) -> Inclusion:
+    """The inclusion of `message_id` from what `storage` holds; `ApiError` `unknown_message`
+    for a message it does not store, `proof_unavailable` for one no milestone referenced yet,
+    whose milestone is pruned, or whose referenced messages do not hash to its root."""
+    text = f"no inclusion path for {message_id.hex()} on this node"
+    metadata = storage.metadata(message_id)
+    if metadata is None:
+        raise ApiError("unknown_message", text)
+    index = metadata.referenced_by
+    record = None if index is None else storage.milestone(index)
+    milestone = None if record is None else decode_message(record.raw).message.payload
+    unavailable = ApiError("proof_unavailable", text)
+    if index is None or record is None or not isinstance(milestone, Milestone):
+        raise unavailable
+    with _referenced_lock:
+        held = _referenced.get(record.milestone_id)
+        if held is not None:
+            _referenced.move_to_end(record.milestone_id)
+    if held is None:
+        referenced = sorted(storage.referenced_by(index))
+        held = referenced, MerkleTree(referenced)
+        if held[1].root != milestone.essence.inclusion_root:
+            raise unavailable
+        with _referenced_lock:
+            _referenced[record.milestone_id] = held
+            while len(_referenced) > REFERENCED_KEPT:
+                _referenced.popitem(last=False)
+    referenced, tree = held
+    position = bisect.bisect_left(referenced, message_id)
+    if position == len(referenced) or referenced[position] != message_id:
+        raise unavailable
+    path = tree.path(position)
+    return Inclusion(index=index, record=record, milestone=milestone, path=path)
 
 
 class Proofs:
@@ -41,34 +102,17 @@ class Proofs:
     async def inclusion(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
 
-        def read(storage: Storage) -> dict[str, Any] | str:
-            metadata = storage.metadata(message_id)
-            if metadata is None:
-                return "unknown_message"
-            index = metadata.referenced_by
-            record = None if index is None else storage.milestone(index)
-            if index is None or record is None:
-                return "proof_unavailable"
-            milestone = decode_message(record.raw).message.payload
-            referenced = storage.referenced_by(index)
-            if (
-                not isinstance(milestone, Milestone)
-                or inclusion_root(referenced) != milestone.essence.inclusion_root
-            ):
-                return "proof_unavailable"
-            return {
+        found = await self._node.read_storage(lambda storage: inclusion_of(storage, message_id))
+        return JSONResponse(
+            {
                 "message_id": message_id.hex(),
-                "milestone_index": index,
-                "milestone_id": record.milestone_id.hex(),
-                "milestone_message_id": record.message_id.hex(),
-                "inclusion_root": milestone.essence.inclusion_root.hex(),
-                "path": render_path(inclusion_path(referenced, message_id)),
+                "milestone_index": found.index,
+                "milestone_id": found.record.milestone_id.hex(),
+                "milestone_message_id": found.record.message_id.hex(),
+                "inclusion_root": found.milestone.essence.inclusion_root.hex(),
+                "path": render_path(found.path),
             }
-
-        found = await self._node.read_storage(read)
-        if isinstance(found, str):
-            raise ApiError(found, f"no inclusion path for {message_id.hex()} on this node")
-        return JSONResponse(found)
+        )
 
 
 def with_proofs(document: dict[str, Any]) -> dict[str, Any]:

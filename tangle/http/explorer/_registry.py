@@ -38,14 +38,15 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 from starlette.responses import JSONResponse, Response
 
-from tangle.ledger.inclusion import inclusion_path, inclusion_root
 from tangle.ledger.registry import encode_entry, registry_path
 from tangle.protocol.device import DeviceId, DeviceRecord
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone, encode_milestone
+from tangle.protocol.payload import TaggedData
 
 from .._device_api import render_entry, render_path
 from .._guard import route
+from .._proofs import inclusion_of
 from .._request import ApiError, path_id, path_message_id, query_uint
 from ._notes import record_seen
 
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from tangle.protocol.merkle import MerklePath
     from tangle.storage.storage import Storage
 
+    from .._proofs import Inclusion
     from ._notes import Notes, RecordApplied
 
 T = TypeVar("T")
@@ -70,6 +72,8 @@ T = TypeVar("T")
 PAGE_MAX: Final = 100
 PROOF_VERSION: Final = 1
 """The proof file's version (`wallet.devices.proof.BUNDLE_VERSION`)."""
+PROOF_FILE_MAX: Final = 64 * 1024
+"""The largest proof file `tanglepay verify` reads (`wallet.devices.proof_file.MAX_FILE`)."""
 EMPTY_PATH: Final = {"index": 0, "size": 1, "siblings": []}
 """A link this node does not hold: a path of one leaf, which proves nothing."""
 _FLAGS: Final = {"true": True, "false": False}
@@ -292,7 +296,8 @@ class RegistryViews:
         inclusion: MerklePath | None = None
         index = None
         if message is not None:
-            anchor, inclusion, index = await self._inclusion(message)
+            anchor, found = await self._inclusion(message)
+            inclusion, index = found.path, found.index
         entry, path, index = await self._entry(device, index)
         raw = await self.node.read_storage(lambda storage: storage.milestone(index))
         if raw is None:
@@ -312,31 +317,29 @@ class RegistryViews:
             "registry_path": _path_doc(path),
         }
         disposition = {"Content-Disposition": f'attachment; filename="proof-{name}.json"'}
-        return JSONResponse(body, headers=disposition)
+        response = JSONResponse(body, headers=disposition)
+        if len(response.body) > PROOF_FILE_MAX:
+            raise ApiError(
+                "invalid_parameter",
+                f"the proof file would be {len(response.body)} bytes, over the {PROOF_FILE_MAX} "
+                "that tanglepay verify reads (the anchor is too large)",
+            )
+        return response
 
-    async def _inclusion(self, message_id: MessageId) -> tuple[bytes, MerklePath, int]:
-        def read(storage: Storage) -> tuple[bytes, MerklePath, int] | str:
-            metadata = storage.metadata(message_id)
-            raw = storage.message(message_id)
-            if metadata is None or raw is None:
-                return "unknown_message"
-            index = metadata.referenced_by
-            record = None if index is None else storage.milestone(index)
-            if index is None or record is None:
-                return "proof_unavailable"
-            milestone = decode_message(record.raw).message.payload
-            referenced = storage.referenced_by(index)
-            if (
-                not isinstance(milestone, Milestone)
-                or inclusion_root(referenced) != milestone.essence.inclusion_root
-            ):
-                return "proof_unavailable"
-            return raw, inclusion_path(referenced, message_id), index
+    async def _inclusion(self, message_id: MessageId) -> tuple[bytes, Inclusion]:
+        """The message (a tagged-data anchor) and its inclusion (`inclusion_of`)."""
 
-        found = await self.node.read_storage(read)
-        if isinstance(found, str):
-            raise ApiError(found, f"no inclusion path for {message_id.hex()} on this node")
-        return found
+        def read(storage: Storage) -> tuple[bytes | None, Inclusion]:
+            return storage.message(message_id), inclusion_of(storage, message_id)
+
+        raw, found = await self.node.read_storage(read)
+        if raw is None:  # pruned since its metadata was read
+            raise ApiError("unknown_message", f"no message {message_id.hex()} is stored")
+        if not isinstance(decode_message(raw).message.payload, TaggedData):
+            raise ApiError(
+                "invalid_parameter", "a proof file proves a tagged-data message (an anchor) only"
+            )
+        return raw, found
 
     async def _entry(
         self, device: DeviceId | None, index: int | None
