@@ -44,7 +44,7 @@ from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone, encode_milestone
 from tangle.protocol.payload import TaggedData
 
-from .._device_api import render_entry, render_path
+from .._device_api import _FLAGS, render_entry, render_path
 from .._guard import route
 from .._proofs import inclusion_of
 from .._request import ApiError, path_id, path_message_id, query_uint
@@ -76,7 +76,6 @@ PROOF_FILE_MAX: Final = 64 * 1024
 """The largest proof file `tanglepay verify` reads (`wallet.devices.proof_file.MAX_FILE`)."""
 EMPTY_PATH: Final = {"index": 0, "size": 1, "siblings": []}
 """A link this node does not hold: a path of one leaf, which proves nothing."""
-_FLAGS: Final = {"true": True, "false": False}
 
 
 class Snapshot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._components import _HEX, _ID, _UINT, _array, _nullable, _object
+from .._devices import _PATH
 from .._openapi import _op, _path_param
 from . import _registry
 from ._registry import PAGE_MAX
@@ -20,7 +21,6 @@ _SIGNED = _nullable(
         "description": "the record that did it, if applied since the node started",
     }
 )
-_PATH = _object({"index": _UINT, "size": {**_UINT, "minimum": 1}, "siblings": _array(_ID)})
 
 REGISTRY_SCHEMAS: dict[str, Any] = {
     "ExplorerDevices": _object(
