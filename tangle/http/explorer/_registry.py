@@ -5,6 +5,7 @@ lists the node has no read for, and the node's part of a proof bundle as a file.
 GET /api/v1/explorer/devices?quarantined=&after=&count=   devices by id (or only those under
                                                            a quarantine in force), a page at a time
 GET /api/v1/explorer/issuers?after=&count=                 issuers by key, a page at a time
+GET /api/v1/explorer/issuers?keys=k1,k2,...                those issuers (a device's endorsers)
 GET /api/v1/explorer/devices/{id}/records                  records applied to a device or issuer
 GET /api/v1/explorer/messages/{id}/subject                 the device or issuer a stored device
                                                            record is about (a registration names
@@ -137,6 +138,12 @@ def _page(rows: list[T], keys: list[bytes], after: bytes | None, count: int) -> 
     return rows[start : start + count]
 
 
+def _at(rows: list[T], keys: list[bytes], key: bytes) -> T | None:
+    """The row whose key is `key`, if any."""
+    at = bisect.bisect_left(keys, key)
+    return rows[at] if at < len(keys) and keys[at] == key else None
+
+
 def _path_doc(path: MerklePath | None) -> dict[str, Any]:
     return EMPTY_PATH if path is None else render_path(path)
 
@@ -229,10 +236,18 @@ class RegistryViews:
 
     async def issuers(self, request: Request) -> Response:
         params = request.query_params
-        count = query_uint(params.get("count", "50"), "count", 1, PAGE_MAX)
-        after = None if "after" not in params else bytes(path_id(params["after"]))
         snap, index = await self.snapshot()
-        page = _page(snap.issuers, snap.issuer_keys, after, count)
+        if "keys" in params:  # a lookup by key (a device's maker and endorsers), no page
+            asked = [bytes(path_id(k)) for k in params["keys"].split(",")[: PAGE_MAX + 1]]
+            if len(asked) > PAGE_MAX:
+                raise ApiError("invalid_parameter", f"keys names at most {PAGE_MAX} issuers")
+            found = (_at(snap.issuers, snap.issuer_keys, key) for key in asked)
+            page, next_key = [i for i in found if i is not None], None
+        else:
+            count = query_uint(params.get("count", "50"), "count", 1, PAGE_MAX)
+            after = None if "after" not in params else bytes(path_id(params["after"]))
+            page = _page(snap.issuers, snap.issuer_keys, after, count)
+            next_key = page[-1].key.hex() if len(page) == count else None
         return JSONResponse(
             {
                 "ledger_index": index,
@@ -248,7 +263,7 @@ class RegistryViews:
                     }
                     for i in page
                 ],
-                "next": page[-1].key.hex() if len(page) == count else None,
+                "next": next_key,
             }
         )
 

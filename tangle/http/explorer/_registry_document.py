@@ -168,12 +168,19 @@ def registry_paths(paths: dict[str, Any]) -> None:
     }
     paths["/api/v1/explorer/issuers"] = {
         "get": _op(
-            "Issuers the committee admitted (or removed), by key, a page at a time",
+            "Issuers the committee admitted (or removed), by key, a page at a time; with keys,"
+            " those issuers only (keys it does not hold are left out)",
             200,
             "ExplorerIssuers",
             "invalid_parameter",
             "invalid_id",
-            params=(count, _query("after", _ID)),
+            params=(
+                count,
+                _query("after", _ID),
+                _query(
+                    "keys", {"type": "string", "pattern": "^[0-9a-fA-F]{64}(,[0-9a-fA-F]{64})*$"}
+                ),
+            ),
         )
     }
     paths["/api/v1/explorer/devices/{device_id}/records"] = {

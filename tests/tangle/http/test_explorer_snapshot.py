@@ -15,7 +15,15 @@ from tangle.protocol.bech32 import DEVNET
 from tangle.protocol.device import Quarantine
 from tests.registry_records import device_id, record
 from tests.tangle.http.test_api import lifespan, network
-from tests.tangle.http.test_explorer_registry import DEVICES, OP1, OP2, _get, _registry, _send
+from tests.tangle.http.test_explorer_registry import (
+    DEVICES,
+    MAKER,
+    OP1,
+    OP2,
+    _get,
+    _registry,
+    _send,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,3 +90,18 @@ async def test_the_quarantined_list_follows_expiry_over_http(tmp_path: Path) -> 
             pass
         held = await _get(net, "/api/v1/explorer/devices", quarantined="true")
         assert (held["total"], held["devices"]) == (0, [])
+
+
+async def test_issuers_are_looked_up_by_key(tmp_path: Path) -> None:
+    async with network(tmp_path) as net, lifespan(net.app):
+        await _registry(net)
+        keys = [OP2.public_key.hex(), "ab" * 32, MAKER.public_key.hex()]
+        found = await _get(net, "/api/v1/explorer/issuers", keys=",".join(keys))
+        assert [(i["key"], i["role"]) for i in found["issuers"]] == [
+            (keys[0], "operator"),
+            (keys[2], "maker"),
+        ]
+        assert (found["total"], found["next"]) == (3, None)
+        for bad in ("xy", ",".join(["ab" * 32] * 101)):
+            response = await net.client.get("/api/v1/explorer/issuers", params={"keys": bad})
+            assert response.status_code == 400, bad
