@@ -5,8 +5,8 @@ test then admits issuers, registers two devices and quarantines one through the 
 the devices page lists the quarantine with its signers, the search box opens a device (its maker's
 role looked up by key), its proof downloads (by keyboard) and `tanglepay verify` checks it up to
 the reading link it lacks, a quarantine shows on the device's page as it lands and goes when it
-expires, and the anchors page groups a device data anchor; on a desktop and a phone viewport, with no console
-error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
+expires, and the anchors page groups a device data anchor; on a desktop and a phone viewport,
+with no console error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
 
 from __future__ import annotations
 
