@@ -14,8 +14,10 @@ GET /api/v1/explorer/proof?device=&message=                the links of a proof 
 ```
 
 Lists are read from the registry at the confirmed milestone: the entries are copied once per
-registry change in the node's writer thread (a reference per entry) and sorted beside it, then
-pages are cut from that copy (`count` at most PAGE_MAX).
+registry change (a new registry digest: devices or issuers) in the node's writer thread (a
+reference per entry) and sorted beside it, one rebuild at a time; pages are cut from that copy
+(`count` at most PAGE_MAX). Which quarantines hold depends on the milestone index too: that is
+worked out from the copy's short list of entries with a quarantine.
 
 The proof is a file in the form `tanglepay verify` reads (`wallet/devices/proof_file.py`), with
 the links this node holds filled in and the others empty:
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
     from tangle.node.core import NodeCore
     from tangle.node.node import Node
     from tangle.protocol.bech32 import Network
-    from tangle.protocol.ids import MerkleRoot, MessageId
+    from tangle.protocol.ids import MessageId
     from tangle.protocol.merkle import MerklePath
     from tangle.storage.storage import Storage
 
@@ -80,22 +82,23 @@ EMPTY_PATH: Final = {"index": 0, "size": 1, "siblings": []}
 
 
 class Snapshot:
-    """The registry's entries at one registry root, sorted by id (issuers by key), with those
-    ids and keys to cut pages by (the ids themselves, not copies), and the few entries that
-    carry a quarantine (in force or expired: which holds depends on the milestone index)."""
+    """The registry's entries at one registry digest (its device root and its issuers),
+    sorted by id (issuers by key), with those ids and keys to cut pages by (the ids
+    themselves, not copies), and the few entries that carry a quarantine (in force or
+    expired: which holds depends on the milestone index)."""
 
-    __slots__ = ("devices", "ids", "index", "issuer_keys", "issuers", "root", "with_quarantine")
+    __slots__ = ("devices", "digest", "ids", "index", "issuer_keys", "issuers", "with_quarantine")
 
     def __init__(
         self,
         index: int,
-        root: MerkleRoot,
+        digest: bytes,
         devices: list[DeviceEntry],
         issuers: list[IssuerEntry],
     ) -> None:
         self.index = index
-        """The confirmed milestone it was read at (any later one with the same root shares it)."""
-        self.root = root
+        """The confirmed milestone it was read at (any later one with the same digest shares it)."""
+        self.digest = digest
         self.devices = sorted(devices, key=lambda e: e.device_id)
         self.ids: list[bytes] = [e.device_id for e in self.devices]
         self.issuers = sorted(issuers, key=lambda i: i.key)
@@ -106,29 +109,30 @@ class Snapshot:
 class Quarantined:
     """The devices of a snapshot under a quarantine in force at one milestone index."""
 
-    __slots__ = ("devices", "ids", "index", "root")
+    __slots__ = ("devices", "digest", "ids", "index")
 
     def __init__(self, snapshot: Snapshot, index: int) -> None:
-        self.root = snapshot.root
+        self.digest = snapshot.digest
         self.index = index
         self.devices = [e for e in snapshot.with_quarantine if e.quarantined_at(index)]
         self.ids: list[bytes] = [e.device_id for e in self.devices]
 
 
-_Fresh = tuple["MerkleRoot", list["DeviceEntry"], list["IssuerEntry"]]
+_Fresh = tuple[bytes, list["DeviceEntry"], list["IssuerEntry"]]
 
 
 def _reader(held: Snapshot | None) -> Callable[[NodeCore], tuple[int, Snapshot | _Fresh]]:
-    """What the writer thread reads: the confirmed index, and `held` if the registry root is
-    still its, else references to the registry's entries (no sort, no copy of an entry)."""
+    """What the writer thread reads: the confirmed index, and `held` if the registry digest
+    (devices and issuers) is still its, else references to the registry's entries (no sort, no
+    copy of an entry)."""
 
     def read(core: NodeCore) -> tuple[int, Snapshot | _Fresh]:
         registry = core.ledger.registry
-        root = registry.root
-        if held is not None and held.root == root:
+        digest = registry.digest
+        if held is not None and held.digest == digest:
             return core.confirmed_index, held
         devices, issuers = list(registry.devices.values()), list(registry.issuers.values())
-        return core.confirmed_index, (root, devices, issuers)
+        return core.confirmed_index, (digest, devices, issuers)
 
     return read
 
@@ -182,7 +186,7 @@ class RegistryViews:
 
     async def snapshot(self) -> tuple[Snapshot, int]:
         """The registry at the confirmed milestone, with that milestone's index. The sorted
-        copy is made again only when the registry root changed, one rebuild at a time (the
+        copy is made again only when the registry changed (its digest), one rebuild at a time (the
         others wait, then take it), and kept only if newer than the one held."""
         index, found = await self.node.read_core(_reader(self._snapshot))
         if isinstance(found, Snapshot):
@@ -202,7 +206,7 @@ class RegistryViews:
         """The devices under a quarantine in force at `index` (from the snapshot's short list
         of entries with a quarantine, kept for the last index asked)."""
         held = self._quarantined
-        if held is None or held.root != snapshot.root or held.index != index:
+        if held is None or held.digest != snapshot.digest or held.index != index:
             held = self._quarantined = Quarantined(snapshot, index)
         return held
 

@@ -1,7 +1,8 @@
 """The explorer's registry lists over a real node: the sorted copy of the registry is shared
 by concurrent requests and by milestones that leave the registry root alone (one rebuild per
 root), and which quarantines hold is worked out per milestone index from the short list of
-entries with one, so a quarantine that expires drops out with no registry change."""
+entries with one, so a quarantine that expires drops out with no registry change; an issuer
+admitted alone (the device root unchanged) makes a new copy."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import trio
 from tangle.http.explorer._notes import Notes
 from tangle.http.explorer._registry import RegistryViews, Snapshot
 from tangle.protocol.bech32 import DEVNET
-from tangle.protocol.device import Quarantine
-from tests.registry_records import device_id, record
-from tests.tangle.http.test_api import lifespan, network
+from tangle.protocol.device import IssuerRole, Quarantine
+from tests.registry_records import admit, device_id, record, signer
+from tests.tangle.http.test_api import SIGNERS, lifespan, network
 from tests.tangle.http.test_explorer_registry import (
     DEVICES,
     MAKER,
@@ -47,9 +48,13 @@ async def test_one_rebuild_per_registry_root(tmp_path: Path) -> None:
         assert first.ids == sorted(device_id(d) for d in DEVICES)
         assert all(a is e.device_id for a, e in zip(first.ids, first.devices, strict=True))
 
-        index = await net.milestone()  # no registry change: the same root, the same copy
+        index = await net.milestone()  # no registry change: the same digest, the same copy
         snap, at = await views.snapshot()
         assert (snap, at, views.rebuilt) == (first, index, 1)
+        await _send(net, admit(signer(13), IssuerRole.OPERATOR, SIGNERS[:2]))
+        await net.milestone()  # an issuer alone changes the digest (not the device root)
+        first, index = await views.snapshot()
+        assert (views.rebuilt, len(first.issuers)) == (2, 4)
 
         hijacked = device_id(DEVICES[2])
         quarantine = Quarantine(
@@ -58,15 +63,15 @@ async def test_one_rebuild_per_registry_root(tmp_path: Path) -> None:
         await _send(net, record(quarantine, [OP1, OP2]))
         since = await net.milestone()
         snap, at = await views.snapshot()
-        assert views.rebuilt == 2
-        assert snap.root != first.root
+        assert views.rebuilt == 3
+        assert snap.digest != first.digest
         assert [e.device_id for e in snap.with_quarantine] == [hijacked]
         assert views.quarantined(snap, at).ids == [hijacked]
 
         while at <= quarantine.expires_after:  # past expiry: no entry changed, no rebuild
             at = await net.milestone()
         later, index = await views.snapshot()
-        assert (later, index, views.rebuilt) == (snap, at, 2)
+        assert (later, index, views.rebuilt) == (snap, at, 3)
         assert views.quarantined(later, index).devices == []
         assert at > since
 
