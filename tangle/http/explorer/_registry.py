@@ -223,8 +223,7 @@ class RegistryViews:
         page = _page(listed, chosen.ids, after, count)
         rows = []
         for entry in page:
-            row = render_entry(entry, self.network, index)
-            del row["entry"]
+            row = render_entry(entry, self.network, index, with_entry=False)
             quarantine = row["quarantine"]
             if quarantine is not None:
                 quarantine["record"] = _signed(self.notes.last(entry.device_id, "quarantine"))
