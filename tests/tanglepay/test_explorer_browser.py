@@ -231,6 +231,10 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
     ).text  # decoded in the browser from the layout PROTOCOL.md section 12 gives
     assert says == "DEUVF → FRAOR, batch 7: 5 records, 1,234 charged", says
     shot(driver, folder, "anchors")
+    fresh = submit(api, TaggedData(tag=b"tanglepay/anchor", data=b"\x01" * 40))
+    wait_for(  # read again because the live stream showed a tagged-data message (no polling)
+        driver, f"document.querySelector(\"a[href='#/message/{fresh}']\")", "the new anchor"
+    )
     driver.find_element("css selector", f"a[href='#/message/{batch}']").click()
     said = wait_for(driver, "document.getElementById('anchor-says')", "the batch header's page")
     assert said.text == says, said.text
