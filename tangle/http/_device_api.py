@@ -49,10 +49,13 @@ MAX_PAST_TREES: Final = 4
 """Registry trees of earlier milestones kept (rebuilding one costs a copy of the tree)."""
 
 
-def render_entry(entry: DeviceEntry, network: Network, index: int) -> dict[str, Any]:
-    """An entry as JSON; `index` (the confirmed milestone) tells whether a quarantine holds."""
+def render_entry(
+    entry: DeviceEntry, network: Network, index: int, *, with_entry: bool = True
+) -> dict[str, Any]:
+    """An entry as JSON; `index` (the confirmed milestone) tells whether a quarantine holds;
+    `with_entry`: with the entry's encoding too."""
     q = entry.quarantine
-    return {
+    out: dict[str, Any] = {
         "device_id": entry.device_id.hex(),
         "status": entry.status.name.lower(),
         "key": entry.key.hex(),
@@ -78,8 +81,10 @@ def render_entry(entry: DeviceEntry, network: Network, index: int) -> dict[str, 
             "since": q.since,
             "expires_after": q.expires_after,
         },
-        "entry": encode_entry(entry).hex(),
     }
+    if with_entry:
+        out["entry"] = encode_entry(entry).hex()
+    return out
 
 
 def render_path(path: MerklePath) -> dict[str, Any]:

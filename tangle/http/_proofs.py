@@ -6,18 +6,22 @@ adds the milestone's signed message, `GET /api/v1/milestones/{index}` with
 A node builds the path from the messages the milestone referenced that it still stores, and
 serves it only if they hash to the milestone's inclusion root: past the pruning window, or for a
 message no milestone referenced yet, the answer is 404 `proof_unavailable`, never a wrong path.
+`inclusion_of` finds it (the explorer's proof file uses it too); the tree over the sorted
+referenced set of the last REFERENCED_KEPT milestones it checked is kept, by milestone id (which
+commits to the inclusion root, so the set is the same on any node that stores that milestone).
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import trio
 from starlette.responses import JSONResponse, Response
 
+from tangle.errors import InvalidFieldError
 from tangle.ledger.inclusion import InclusionTree
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
@@ -29,102 +33,84 @@ from ._request import ApiError, path_message_id
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from tangle.ledger.records import MilestoneRecord
     from tangle.node.node import Node
-    from tangle.protocol.ids import MessageId
+    from tangle.protocol.ids import MessageId, MilestoneId
+    from tangle.protocol.merkle import MerklePath
     from tangle.storage.storage import Storage
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
-MAX_CACHED_MILESTONES: Final = 16
-"""Milestones whose inclusion trees are kept (the most recently asked): the gateways that
-collect proofs ask about the newest milestones, many readings each."""
+REFERENCED_KEPT: Final = 16
+"""Milestones whose inclusion tree `inclusion_of` keeps (the most recently asked)."""
+_referenced: OrderedDict[MilestoneId, InclusionTree] = OrderedDict()
+_referenced_lock = threading.Lock()
+"""`inclusion_of` runs in worker threads, beside each other."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Milestone:
-    """One milestone's inclusion tree, checked against its root, and its ids."""
+class Inclusion:
+    """A referenced message's audit path to the inclusion root of the milestone that
+    referenced it."""
 
-    tree: InclusionTree
-    milestone_id: str
-    message_id: str
-    inclusion_root: str
+    index: int
+    record: MilestoneRecord
+    milestone: Milestone
+    path: MerklePath
+
+
+def inclusion_of(storage: Storage, message_id: MessageId) -> Inclusion:
+    """The inclusion of `message_id` from what `storage` holds; `ApiError` `unknown_message`
+    for a message it does not store, `proof_unavailable` for one no milestone referenced yet,
+    whose milestone is pruned, or whose referenced messages do not hash to its root."""
+    text = f"no inclusion path for {message_id.hex()} on this node"
+    metadata = storage.metadata(message_id)
+    if metadata is None:
+        raise ApiError("unknown_message", text)
+    index = metadata.referenced_by
+    record = None if index is None else storage.milestone(index)
+    milestone = None if record is None else decode_message(record.raw).message.payload
+    unavailable = ApiError("proof_unavailable", text)
+    if index is None or record is None or not isinstance(milestone, Milestone):
+        raise unavailable
+    with _referenced_lock:
+        held = _referenced.get(record.milestone_id)
+        if held is not None:
+            _referenced.move_to_end(record.milestone_id)
+    if held is None:
+        held = InclusionTree(storage.referenced_by(index))
+        if held.root != milestone.essence.inclusion_root:
+            raise unavailable
+        with _referenced_lock:
+            _referenced[record.milestone_id] = held
+            while len(_referenced) > REFERENCED_KEPT:
+                _referenced.popitem(last=False)
+    try:
+        path = held.path(message_id)
+    except InvalidFieldError:
+        raise unavailable from None
+    return Inclusion(index=index, record=record, milestone=milestone, path=path)
 
 
 class Proofs:
-    """The inclusion endpoint over one node, with the trees of the last
-    `MAX_CACHED_MILESTONES` milestones asked about (built once each, not per request)."""
+    """The inclusion endpoint over one node."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._trees: OrderedDict[int, _Milestone] = OrderedDict()
-        self.built = 0
-        """Trees built since start (what the cache saves shows here)."""
 
     async def inclusion(self, request: Request) -> Response:
         message_id = path_message_id(request.path_params["message_id"])
 
-        def referenced_by(storage: Storage) -> int | str:
-            metadata = storage.metadata(message_id)
-            if metadata is None:
-                return "unknown_message"
-            index = metadata.referenced_by
-            if index is None or storage.milestone(index) is None:  # not yet, or pruned
-                return "proof_unavailable"
-            return index
-
-        found = await self._node.read_storage(referenced_by)
-        if isinstance(found, str):
-            raise ApiError(found, f"no inclusion path for {message_id.hex()} on this node")
-        held = await self._tree(found)
-        if held is None:
-            raise ApiError("proof_unavailable", f"no inclusion path for {message_id.hex()}")
+        found = await self._node.read_storage(lambda storage: inclusion_of(storage, message_id))
         return JSONResponse(
             {
                 "message_id": message_id.hex(),
-                "milestone_index": found,
-                "milestone_id": held.milestone_id,
-                "milestone_message_id": held.message_id,
-                "inclusion_root": held.inclusion_root,
-                "path": render_path(held.tree.path(message_id)),
+                "milestone_index": found.index,
+                "milestone_id": found.record.milestone_id.hex(),
+                "milestone_message_id": found.record.message_id.hex(),
+                "inclusion_root": found.milestone.essence.inclusion_root.hex(),
+                "path": render_path(found.path),
             }
         )
-
-    async def _tree(self, index: int) -> _Milestone | None:
-        """Milestone `index`'s tree, from the cache or built from storage (None if what the
-        node stores does not hash to the milestone's inclusion root)."""
-        held = self._trees.get(index)
-        if held is not None:
-            self._trees.move_to_end(index)
-            return held
-
-        def read(storage: Storage) -> tuple[Milestone, str, str, list[MessageId]] | None:
-            record = storage.milestone(index)
-            if record is None:
-                return None
-            milestone = decode_message(record.raw).message.payload
-            if not isinstance(milestone, Milestone):
-                return None
-            ids = record.milestone_id.hex(), record.message_id.hex()
-            return milestone, *ids, storage.referenced_by(index)
-
-        stored = await self._node.read_storage(read)
-        if stored is None:
-            return None
-        milestone, milestone_id, message_id, referenced = stored
-        tree = await trio.to_thread.run_sync(InclusionTree, referenced)
-        self.built += 1
-        root = milestone.essence.inclusion_root
-        if tree.root != root:
-            return None
-        held = _Milestone(
-            tree=tree,
-            milestone_id=milestone_id,
-            message_id=message_id,
-            inclusion_root=root.hex(),
-        )
-        self._trees[index] = held
-        while len(self._trees) > MAX_CACHED_MILESTONES:
-            self._trees.popitem(last=False)
-        return held
 
 
 def with_proofs(document: dict[str, Any]) -> dict[str, Any]:

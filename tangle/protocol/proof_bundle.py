@@ -32,6 +32,8 @@ SIGNATURE_BYTES: Final = 64
 PATHS: Final = ("batch_path", "inclusion_path", "registry_path")
 """The file's path fields, in file order among the byte fields `BYTES`."""
 BYTES: Final = ("reading", "anchor", "milestone", "registry_entry")
+MAX_FILE: Final = 64 * 1024
+"""The largest proof file a reader takes (`wallet.devices.proof_file`)."""
 NO_PATH: Final = MerklePath(index=0, size=1, siblings=())
 """A link the writer does not hold: a path of one leaf, which proves nothing."""
 

@@ -2,10 +2,11 @@
 messages and a milestone, the search box finds a transfer, its page leads to its milestone, the
 channels page to a channel a device pays through, the search box explains a refused message; the
 test then admits issuers, registers two devices and quarantines one through the node's API, and
-the devices page lists the quarantine with its signers, the search box opens a device, its proof
-downloads (by keyboard) and `tanglepay verify` checks it up to the reading link it lacks, and the
-anchors page groups a device data anchor; on a desktop and a phone viewport, with no console
-error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
+the devices page lists the quarantine with its signers, the search box opens a device (its maker's
+role looked up by key), its proof downloads (by keyboard) and `tanglepay verify` checks it up to
+the reading link it lacks, a quarantine shows on the device's page as it lands and goes when it
+expires, and the anchors page groups a device data anchor; on a desktop and a phone viewport,
+with no console error. Screenshots are kept under the test's tmp dir (and `$EXPLORER_ARTIFACTS`)."""
 
 from __future__ import annotations
 
@@ -179,6 +180,8 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
     box.submit()
     wait_for(driver, f"__explorer.rendered === '#/device/{device}'", "the device page")
     assert driver.find_element("id", "device-status").text == "active"
+    maker = driver.find_element("xpath", "//dt[text()='Maker']/following-sibling::dd[1]").text
+    assert maker.endswith('maker "issuer"'), maker  # looked up by key (issuers?keys=)
     shot(driver, folder, "device")
     downloads = folder / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
@@ -191,18 +194,24 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
     with pytest.raises(ReadingSignatureError):  # milestone, registry and status links hold
         verify_bundle(read_bundle(proof), committee.schedule, network_id=committee.network_id)
     assert verify_main([str(proof), "--committee", str(data_dir / "network.json")]) == 1
-    quarantine = Quarantine(
+    latest = httpx.get(f"{api}/api/v1/explorer/milestones", timeout=30).json()
+    quarantine = Quarantine(  # expires some 5 s on (a milestone every 0.5 s)
         device_id=device_id_of(DEVICE.public_key),
         serial=1,
         reason=1,
         evidence_hash=bytes(32),
-        expires_after=10**6,
+        expires_after=latest["milestones"][0]["index"] + 10,
     )
     submit(api, record(quarantine, [OP1, OP2], NETWORK_ID))
     wait_for(  # the page follows the milestone event that names the device
         driver,
         "document.getElementById('device-status').textContent === 'quarantined'",
         "the device page to show the new quarantine",
+    )
+    wait_for(  # and the first milestone past its expiry, which changes no entry
+        driver,
+        "document.getElementById('device-status').textContent === 'active'",
+        "the device page to show the quarantine expired",
     )
     driver.find_element("xpath", "//td[text()='register']/following-sibling::td/a").click()
     wait_for(driver, "document.getElementById('record-device')", "the registration's page")
@@ -222,6 +231,10 @@ def devices_walk(driver: Chrome, url: str, data_dir: Path, folder: Path) -> str:
     ).text  # decoded in the browser from the layout PROTOCOL.md section 12 gives
     assert says == "DEUVF → FRAOR, batch 7: 5 records, 1,234 charged", says
     shot(driver, folder, "anchors")
+    fresh = submit(api, TaggedData(tag=b"tanglepay/anchor", data=b"\x01" * 40))
+    wait_for(  # read again because the live stream showed a tagged-data message (no polling)
+        driver, f"document.querySelector(\"a[href='#/message/{fresh}']\")", "the new anchor"
+    )
     driver.find_element("css selector", f"a[href='#/message/{batch}']").click()
     said = wait_for(driver, "document.getElementById('anchor-says')", "the batch header's page")
     assert said.text == says, said.text

@@ -24,14 +24,13 @@ from tangle.ledger.committee import KeySchedule
 from tangle.protocol.ids import PublicKey
 from tangle.protocol.merkle import MerklePath
 from tangle.protocol.milestone import KeySet
-from tangle.protocol.proof_bundle import BUNDLE_VERSION, BYTES, PATHS, ProofBundle
+from tangle.protocol.proof_bundle import BUNDLE_VERSION, BYTES, MAX_FILE, PATHS, ProofBundle
 
 from .errors import ProofBundleFormatError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-MAX_FILE: Final = 64 * 1024
 MAX_COMMITTEE_FILE: Final = 4 * 1024 * 1024
 """A network file with its genesis allocations may be large."""
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")

@@ -8,6 +8,7 @@ from typing import Any
 from tangle.protocol.proof_bundle import BUNDLE_VERSION
 
 from .._components import _HEX, _ID, _UINT, _array, _nullable, _object
+from .._devices import _PATH
 from .._openapi import _op, _path_param
 from . import _registry
 from ._registry import PAGE_MAX
@@ -22,7 +23,6 @@ _SIGNED = _nullable(
         "description": "the record that did it, if applied since the node started",
     }
 )
-_PATH = _object({"index": _UINT, "size": {**_UINT, "minimum": 1}, "siblings": _array(_ID)})
 
 REGISTRY_SCHEMAS: dict[str, Any] = {
     "ExplorerDevices": _object(
@@ -170,12 +170,19 @@ def registry_paths(paths: dict[str, Any]) -> None:
     }
     paths["/api/v1/explorer/issuers"] = {
         "get": _op(
-            "Issuers the committee admitted (or removed), by key, a page at a time",
+            "Issuers the committee admitted (or removed), by key, a page at a time; with keys,"
+            " those issuers only (keys it does not hold are left out)",
             200,
             "ExplorerIssuers",
             "invalid_parameter",
             "invalid_id",
-            params=(count, _query("after", _ID)),
+            params=(
+                count,
+                _query("after", _ID),
+                _query(
+                    "keys", {"type": "string", "pattern": "^[0-9a-fA-F]{64}(,[0-9a-fA-F]{64})*$"}
+                ),
+            ),
         )
     }
     paths["/api/v1/explorer/devices/{device_id}/records"] = {

@@ -1,6 +1,6 @@
 """`GET /api/v1/messages/{id}/inclusion` builds each milestone's inclusion tree once and keeps
-the trees of the last `MAX_CACHED_MILESTONES` milestones asked about; every path it serves
-from the cache proves its message under the milestone's inclusion root."""
+the trees of the last `REFERENCED_KEPT` milestones asked about (`inclusion_of`); every path it
+serves from the cache proves its message under the milestone's inclusion root."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ async def _anchors(net: Net, count: int, tag: bytes) -> list[str]:
 async def test_paths_come_from_one_tree_per_milestone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_proofs, "MAX_CACHED_MILESTONES", 2)
+    monkeypatch.setattr(_proofs, "REFERENCED_KEPT", 2)
+    _proofs._referenced.clear()
     async with network(tmp_path) as net:
         proofs = Proofs(net.node)
         app = Starlette(routes=[Route("/inclusion/{message_id}", proofs.inclusion)])
@@ -58,13 +59,13 @@ async def test_paths_come_from_one_tree_per_milestone(
                     )
                     root = bytes.fromhex(body["inclusion_root"])
                     assert root_from_path(bytes.fromhex(message_id), path) == root
-            assert proofs.built == 2  # ten paths, two trees
-            await client.get(f"/inclusion/{by_milestone[2][0]}")
-            await client.get(f"/inclusion/{by_milestone[0][0]}")  # evicted: built again
-            assert proofs.built == 4
-            assert len(proofs._trees) == 2
-            await client.get(f"/inclusion/{by_milestone[0][1]}")
-            assert proofs.built == 4
+            kept = list(_proofs._referenced.values())
+            assert len(kept) == 2  # ten paths, two trees
+            await client.get(f"/inclusion/{by_milestone[2][0]}")  # the first milestone's goes
+            assert kept[0] not in _proofs._referenced.values()
+            await client.get(f"/inclusion/{by_milestone[1][1]}")  # kept: not built again
+            assert kept[1] in _proofs._referenced.values()
+            assert len(_proofs._referenced) == 2
             waiting = await _anchors(net, 1, b"later")
             unavailable = await net.client.get(f"/api/v1/messages/{waiting[0]}/inclusion")
             assert unavailable.json()["error"]["code"] == "proof_unavailable"

@@ -60,10 +60,13 @@ export function duration(ms) {
   return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(2) + " s";
 }
 
+/** The bytes `hex` spells (pairs of hex digits). */
+export const bytesOf = (hex) => Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16));
+
 /** Bytes given in hex, as UTF-8 text; null when they are not. */
 export function utf8(hex) {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16)));
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytesOf(hex));
   } catch (err) {
     return null;
   }

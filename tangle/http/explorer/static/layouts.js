@@ -3,7 +3,8 @@
 // keeps of each anchor. A layout that does not fit (another version, another size) reads as
 // null: the page then shows the size only. Nothing here checks a signature.
 
-const bytesOf = (hex) => Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16));
+import { bytesOf } from "./api.js";
+
 const ascii = (b) => String.fromCharCode(...b);
 const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 

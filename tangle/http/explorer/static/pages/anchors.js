@@ -2,7 +2,7 @@
 // acknowledgements, disputes and bars between carriers, charging session commitments, device
 // data anchors. Grouped by tag (docs/PROTOCOL.md section 12 lists them), with their size,
 // confirmation and, for the fixed layouts listed there, what they say (`layouts.js`, in the
-// browser: the node does not decode them). Read again every few seconds.
+// browser: the node does not decode them). Read again when the live stream shows a change.
 
 import { duration, el, facts, messageLink, milestoneLink, put, table, time } from "../api.js";
 import { describe } from "../layouts.js";
@@ -60,12 +60,32 @@ export async function render(root, args, app) {
     el("p", { class: "note" }, `The latest tagged-data messages whose tag begins "tanglepay/" (this node keeps the last ${first.kept.toLocaleString("en-US")} since it started), newest first. Open one to see its bytes, its milestone and, for a device data anchor, download its inclusion proof.`),
     box,
   );
+  // Read again only when the live stream says something changed: a tagged-data message arrived,
+  // or a milestone came while an anchor shown was pending; at most once every REFRESH_MS.
+  let due = false;
+  let pending = first.anchors.some((a) => a.milestone_index === null);
+  const off = app.store.on((kind, data) => {
+    if (kind === "messages" && data.messages.some((m) => m.kind === "tagged_data")) due = true;
+    if (kind === "milestone" && pending) due = true;
+  });
+  let reading = false;
   const timer = setInterval(async () => {
+    if (!due || reading) return;
+    due = false;
+    reading = true;
     try {
-      box.replaceChildren(view(await read()));
+      const body = await read();
+      pending = body.anchors.some((a) => a.milestone_index === null);
+      box.replaceChildren(view(body));
     } catch (err) {
+      due = true; // try again at the next tick
       box.replaceChildren(el("p", { class: "note" }, "Could not read the anchors: " + err.message));
+    } finally {
+      reading = false;
     }
   }, REFRESH_MS);
-  return () => clearInterval(timer);
+  return () => {
+    off();
+    clearInterval(timer);
+  };
 }

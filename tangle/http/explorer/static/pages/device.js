@@ -37,7 +37,13 @@ async function download(event, url, name, said) {
     const response = await fetch(url);
     const body = await response.blob();
     if (!response.ok) {
-      const error = JSON.parse(await body.text()).error;
+      let error;
+      try {
+        error = JSON.parse(await body.text()).error;
+      } catch (err) { // not the node's JSON: a proxy or server in between answered
+        said.textContent = `No proof: the server answered ${response.status} ${response.statusText} without the node's error body; is a proxy between you and the node?`;
+        return;
+      }
       said.textContent = `No proof: ${error.message} (${error.code}).` + (error.code === "proof_unavailable"
         ? " The node has pruned that milestone, or none has confirmed the message yet: wait a milestone, or ask a node that keeps more history."
         : "");
@@ -83,25 +89,36 @@ export async function render(root, [given], app) {
       "It is not registered on this node's ledger (yet). The devices page lists the registered ones."));
     return;
   }
-  root.append(el("div", { id: "device" }, await draw(id, app)));
-  // Drawn again when a milestone changes the device (the milestone event names the devices).
+  const shown = await draw(id, app);
+  root.append(el("div", { id: "device" }, shown.content));
+  // Drawn again when a milestone changes the device (the milestone event names the devices), or
+  // passes the end of its quarantine (expiry changes no entry, so no event names the device).
+  let until = shown.until;
   let drawing = null;
   return app.store.on((kind, data) => {
-    if (kind !== "milestone" || !(data.devices || []).includes(id) || drawing) return;
+    if (kind !== "milestone" || drawing) return;
+    const expired = until !== null && data.index > until;
+    if (!expired && !(data.devices || []).includes(id)) return;
     drawing = draw(id, app)
-      .then((content) => document.getElementById("device")?.replaceChildren(content))
+      .then((again) => {
+        until = again.until;
+        document.getElementById("device")?.replaceChildren(again.content);
+      })
       .catch(() => {}) // the next milestone event tries again
       .finally(() => (drawing = null));
   });
 }
 
-/** The device's page content, read from the node now. */
+/** The device's page content, read from the node now, and the last milestone its quarantine
+ * holds at (null when none holds). */
 async function draw(id, app) {
-  const [d, seen, issuers] = await Promise.all([
+  const [d, seen] = await Promise.all([
     app.getJSON(`/api/v1/devices/${id}`),
     app.getJSON(`/api/v1/explorer/devices/${id}/records`),
-    app.getJSON("/api/v1/explorer/issuers?count=100"),
   ]);
+  // The maker and endorsers by key, whatever their place among the issuers.
+  const keys = [d.maker, ...d.endorsements].join(",");
+  const issuers = await app.getJSON(`/api/v1/explorer/issuers?keys=${keys}`);
   const issuer = new Map(issuers.issuers.map((i) => [i.key, i]));
   const role = (key) => (issuer.has(key) ? `${issuer.get(key).role} "${issuer.get(key).name}"` : "–");
   const held = d.quarantine && d.quarantine.in_force;
@@ -139,5 +156,5 @@ async function draw(id, app) {
     proofBox(`device=${id}`,
       `The file holds the latest milestone this node confirmed (now #${d.ledger_index}) with its committee signatures, and this device's registry entry with its audit path to that milestone's registry root: offline, it shows the device's status at that milestone. Its reading and anchor links are empty, so the check names "reading" as the first missing link${held ? " (here it stops earlier: the device is quarantined)" : ""}.`),
   );
-  return content;
+  return { content, until: held ? d.quarantine.expires_after : null };
 }

@@ -7,7 +7,7 @@ import { quarantineText } from "./device.js";
 const PAGE = 50;
 
 function signedBy(record) {
-  if (!record) return el("span", { class: "note" }, "applied before this node started");
+  if (!record) return el("span", { class: "note" }, "not remembered by this node");
   return el("span", {}, record.signers.map((s) => [keyText(s), " "]), "in ", messageLink(record.message_id));
 }
 
