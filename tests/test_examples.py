@@ -5,30 +5,18 @@ which must agree with itself, with the payee's store and with the ledger."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from examples import base_station, sensor_api
+from tests._programs import run_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*argv: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, *argv, "--self-contained", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    doc: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return doc
+    return run_json(*argv, "--self-contained", "--json", timeout=120)
 
 
 def check_ledger(doc: dict[str, object]) -> None:

@@ -4,14 +4,12 @@ frame and event-to-paint targets at the quick load."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks._browser import CHROMEDRIVER, CHROMIUM, INSTALL
+from tests._programs import run_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,16 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_quick_benchmark_measures_the_page_under_load() -> None:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip(f"no {CHROMIUM} or {CHROMEDRIVER}: install them with `{INSTALL}`")
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.explorer", "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    doc = run_json("-m", "benchmarks.explorer", "--quick", "--json", timeout=240)
     assert doc["quick"] is True
     assert doc["frames"] > 100
     assert doc["events_painted"] >= 3

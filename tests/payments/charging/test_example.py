@@ -5,30 +5,18 @@ payments; the channel is open on the ledger with the deposit the driver holds.""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests._programs import run_json
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
 def test_the_charging_example_pays_as_it_charges_and_prepaid() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.charging", "--self-contained", "--json"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    doc = run_json("-m", "examples.charging", "--self-contained", "--json", timeout=240)
     live = doc["pay_as_you_charge"]
     assert live["energy_wh"] == 6_600
     assert live["paid"] == live["owed_by_tariff"] == 1_980

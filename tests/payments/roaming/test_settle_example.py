@@ -7,7 +7,6 @@ roaming, anchoring and settling."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from functools import partial
 from pathlib import Path
@@ -19,22 +18,14 @@ import trio
 from tangle.http.api import serve_api
 from tanglepay.devnet import PARAMS, launch, load_or_create
 from tanglepay.traffic import Traffic, faucet_app, follow
+from tests._programs import run_json
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
 def test_two_carriers_roam_settle_dispute_and_sign_a_statement() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.roaming", "--self-contained", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    doc = run_json("-m", "examples.roaming", "--self-contained", "--json", timeout=240)
     assert doc["ledger_deposit"] == doc["channel_deposit"]
     assert doc["tap_audit_total_flagged"] is True
     assert doc["cloned_sim_alerts"] >= 1

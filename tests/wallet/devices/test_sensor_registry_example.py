@@ -5,28 +5,18 @@ constrained sensor's update refused alone and applied through its gateway."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests._programs import run_json
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
 def test_the_sensor_registry_example_runs_end_to_end() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.sensor_registry", "--self-contained", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    doc = run_json("-m", "examples.sensor_registry", "--self-contained", "--json", timeout=240)
     assert doc["issuers_admitted_at"] < doc["registered_at"] < doc["anchored_at"]
     assert doc["anchored_at"] < doc["quarantined_at"]
     assert doc["batch_readings"] == 30
