@@ -11,6 +11,8 @@ loop in its own process (the charging flow's CSMS is on asyncio; the devnet is o
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -60,19 +62,28 @@ FLOWS: Final = (
 )
 
 
+def _signal_group(process: trio.Process, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
 async def stop_gently(process: trio.Process, grace_s: float = GRACE_S) -> None:
-    """Cancel delivery for a devnet child (a node, the coordinator, a flow): SIGTERM, then
-    SIGKILL after `grace_s`."""
-    process.send_signal(signal.SIGTERM)
+    """Cancel delivery for a devnet child (a node, the coordinator, a flow), which leads a
+    process group of its own (`start_new_session`): SIGTERM to the group, then SIGKILL after
+    `grace_s`; whatever of the group outlives its leader is killed (a flow's CSMS, say)."""
+    _signal_group(process, signal.SIGTERM)
     with trio.move_on_after(grace_s):
         await process.wait()
-        return
-    process.kill()
+    _signal_group(process, signal.SIGKILL)
 
 
-def _last_line(log: Path) -> str:
+def _last_line(log: Path, tail: int = 4096) -> str:
+    """The last line of `log`, read from its last `tail` bytes (a log grows as long as the
+    devnet runs)."""
     try:
-        lines = log.read_text(errors="replace").strip().splitlines()
+        with log.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail))
+            lines = f.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return "no log"
     return lines[-1] if lines else "no output"

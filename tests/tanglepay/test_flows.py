@@ -4,8 +4,10 @@ reported with its log's last line. The charging flow is the table's first entry.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -68,3 +70,38 @@ def test_the_charging_flow_is_the_first() -> None:
         FAUCET,
         "--forever",
     ]
+
+
+async def test_stopping_a_flow_stops_what_it_started(tmp_path: Path) -> None:
+    """The flow's own child (a CSMS, say) ignores SIGTERM and outlives its parent: the group
+    is killed all the same, so nothing of the flow is left running."""
+    spawn = (
+        "import signal, subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)']); "
+        "print('child', child.pid, flush=True); time.sleep(60)"
+    )
+    log = tmp_path / "flows" / "probe.log"
+    async with trio.open_nursery() as nursery:
+        start = partial(run_flow, grace_s=0.5)
+        await nursery.start(start, _flow(spawn), NODE, FAUCET, tmp_path, [].append)
+        with trio.fail_after(20):
+            for _ in range(400):  # the child names its own child
+                if log.exists() and "child" in log.read_text():
+                    break
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    child = int(log.read_text().split()[1])
+    for _ in range(200):
+        if not _alive(child):
+            break
+        await trio.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
