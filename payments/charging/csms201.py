@@ -47,7 +47,7 @@ class Station201(StationConnection):
         binding = await self.csms.authorize(str(id_token.get("id_token", "")))
         return call_result.Authorize(id_token_info=_ACCEPTED if binding else _INVALID)
 
-    @on("TransactionEvent", request_only=True)
+    @on("TransactionEvent")
     async def on_transaction_event(
         self,
         event_type: str,
