@@ -187,11 +187,9 @@ def _cpu_share(samples: list[list[float]], window: tuple[float, float]) -> float
 
 
 def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
-    """Open the measured window once every charge point is in its session (or failed)."""
-    if out["connected"] + out["failed"] == plan["count"] and not plan["ready"].is_set():
-        plan["start_at"] = time.perf_counter() + 0.5
-        plan["stop_at"] = plan["start_at"] + plan["measure_s"]
-        plan["ready"].set()
+    """Say when every charge point is in its session (or failed)."""
+    if out["connected"] + out["failed"] == plan["count"]:
+        plan["in_session"].set()
 
 
 async def _connect(
@@ -302,20 +300,26 @@ async def simulator_process(
         "measure_s": measure_s,
         "pay_every": pay_every,
         "interval_s": interval_s,
+        "in_session": asyncio.Event(),
         "ready": asyncio.Event(),
         "connecting": asyncio.Semaphore(HANDSHAKES),
     }
     tasks = [
         asyncio.create_task(one_charge_point(url, api, first + k, plan, out)) for k in range(count)
     ]
-    await asyncio.wait_for(plan["ready"].wait(), 300)
-    began_cpu = cpu_seconds()
+    await asyncio.wait_for(plan["in_session"].wait(), 300)
+    print(json.dumps({"in_session": out["connected"]}), flush=True)
+    start_unix = float(await asyncio.to_thread(sys.stdin.readline))  # the same for every process
+    plan["start_at"] = time.perf_counter() + start_unix - time.time()
+    plan["stop_at"] = plan["start_at"] + measure_s
+    plan["ready"].set()
+    await asyncio.sleep(max(0.0, plan["start_at"] - time.perf_counter()))
+    began_cpu, began = cpu_seconds(), time.perf_counter()
     monitor = asyncio.create_task(_loop_lag(out["lag"]))
     await asyncio.gather(*tasks)
     monitor.cancel()
-    out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - plan["start_at"])
-    out["window"] = [time.time() - time.perf_counter() + plan["start_at"], 0.0]
-    out["window"][1] = out["window"][0] + measure_s
+    out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - began)
+    out["window"] = [start_unix, start_unix + measure_s]
     print(json.dumps(out), flush=True)
 
 
@@ -393,12 +397,23 @@ def _run(
                     str(pay_every),
                     str(interval_s),
                 ],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
             for first in range(0, stations, share)
         ]
-        results = [json.loads(c.communicate(timeout=600)[0]) for c in children]
+        for c in children:  # each says when its charge points are in their sessions
+            if c.stdout is None or not c.stdout.readline():
+                raise SystemExit("a simulator process failed")
+        start = f"{time.time() + 0.5}\n"  # then all start metering at the same moment
+        for c in children:
+            if c.stdin is not None:
+                c.stdin.write(start)
+                c.stdin.close()
+        results = [json.loads(c.stdout.read()) for c in children if c.stdout is not None]
+        for c in children:
+            c.wait(60)
     finally:
         child.stdin.close()
         samples = json.loads(child.stdout.readline() or "{}").get("cpu", [])
