@@ -4,7 +4,7 @@ bindings and payments, and the final bill of each session.
 WAL mode with `synchronous=FULL`: a commit is fsync'd before it returns, and the CSMS answers a
 charger only after the event is committed, so a SIGKILLed CSMS loses no meter value the charger
 saw acknowledged (the charger resends what was not). `record` (and `add_paid`) are a group
-commit: a write that finds the writer idle waits `group_window_s` (2 ms by default) for others,
+commit: a write that finds the writer idle waits `group_window_s` (5 ms by default) for others,
 and writes that arrive while a commit is in flight go together into the next transaction (one
 executemany, one commit and one fsync for many chargers and drivers). Events are keyed by
 (charge point, transaction id, seq) and inserted with `OR IGNORE`, and a bill is keyed by its
@@ -75,7 +75,7 @@ _ADD_PAID: Final = (
 )
 MAX_BATCH: Final = 1024
 """The most events one group commit writes."""
-GROUP_WINDOW_S: Final = 0.002
+GROUP_WINDOW_S: Final = 0.005
 """How long a write that finds the writer idle waits for others to share its commit."""
 
 
