@@ -13,9 +13,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
+import functools
 import itertools
 from typing import TYPE_CHECKING, Any
 
+from ocpp.charge_point import (  # type: ignore[import-untyped]
+    camel_to_snake_case,
+    snake_to_camel_case,
+)
+from ocpp.messages import Call, MessageType  # type: ignore[import-untyped]
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
@@ -55,8 +62,34 @@ class _Charger(LibChargePoint):  # type: ignore[misc]
         self._unique_id_generator = itertools.count(1).__next__  # unique per connection
 
     async def send(self, payload: Any) -> Any:
-        """`call(payload)`, validated unless `check_schemas` is off."""
-        return await self.call(payload, skip_schema_validation=not self.check_schemas)
+        """`call(payload)`, or with `check_schemas` off (the load generator) the same exchange
+        without the library's schema validation and its generic dataclass-to-JSON walk: these
+        payloads carry their nested values camel-cased already, so only the top-level field
+        names are converted (once per class, by the library's own function). A CALLERROR
+        answer returns None, as `call` does."""
+        if self.check_schemas:
+            return await self.call(payload)
+        action = type(payload).__name__
+        body = {
+            camel: value
+            for name, camel in _camel_fields(type(payload))
+            if (value := getattr(payload, name)) is not None
+        }
+        request = Call(unique_id=str(self._unique_id_generator()), action=action, payload=body)
+        async with self._call_lock:
+            await self._send(request.to_json())
+            response = await self._get_specific_response(request.unique_id, self._response_timeout)
+        if response.message_type_id == MessageType.CallError:
+            return None
+        return getattr(self._call_result, action)(**camel_to_snake_case(response.payload))
+
+
+@functools.cache
+def _camel_fields(kind: type) -> tuple[tuple[str, str], ...]:
+    """(field, camelCase key) of a payload dataclass, as the library names them."""
+    return tuple(
+        (f.name, next(iter(snake_to_camel_case({f.name: None})))) for f in dataclasses.fields(kind)
+    )
 
 
 class Charger16(_Charger):
