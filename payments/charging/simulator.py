@@ -14,7 +14,6 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-import functools
 import itertools
 from typing import TYPE_CHECKING, Any
 
@@ -84,12 +83,21 @@ class _Charger(LibChargePoint):  # type: ignore[misc]
         return getattr(self._call_result, action)(**camel_to_snake_case(response.payload))
 
 
-@functools.cache
+_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
 def _camel_fields(kind: type) -> tuple[tuple[str, str], ...]:
-    """(field, camelCase key) of a payload dataclass, as the library names them."""
-    return tuple(
-        (f.name, next(iter(snake_to_camel_case({f.name: None})))) for f in dataclasses.fields(kind)
-    )
+    """(field, camelCase key) of a payload dataclass, as the library names them (each of the
+    library's payload classes once)."""
+    key = f"{kind.__module__}.{kind.__qualname__}"
+    found = _FIELDS.get(key)
+    if found is None:
+        found = tuple(
+            (f.name, next(iter(snake_to_camel_case({f.name: None}))))
+            for f in dataclasses.fields(kind)
+        )
+        _FIELDS[key] = found
+    return found
 
 
 class Charger16(_Charger):
