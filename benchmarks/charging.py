@@ -1,14 +1,19 @@
-"""The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]`.
+"""The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]
+[--pay-every N]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
 and the back-office API for payments), and `SIMULATORS` simulator processes holding the charge
 points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on its own
-WebSocket over loopback, authenticated with HTTP Basic. Every charge point starts a session and
-then sends a meter value every `INTERVAL_S` seconds (an open-loop schedule, so a slow CSMS shows
-as latency, not as a lower offered rate); every `PAY_EVERY`-th meter value (`--quick`: every
-second one) its driver fetches the invoice and pays it through its one-way channel over the
-back-office API (a balance proof signed by the driver, verified, committed to the CPO's channel
-store, and answered with a signed receipt).
+WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again, as a
+charger does). Every charge point starts a session; once every simulator process has all of its
+charge points in session, all of them start at one moment to send a meter value every
+`INTERVAL_S` seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower
+offered rate); every `PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`:
+never) its driver fetches the invoice and pays it through its one-way channel over the
+back-office API, on its own HTTP connection (a balance proof signed by the driver, verified,
+committed to the CPO's channel store, and answered with a signed receipt). The simulators skip
+the library's schema validation of their own messages (`check_schemas=False`); the CSMS
+validates every message it receives and sends.
 
 * `connected_charge_points`: charge points connected and in a session;
 * `meter_values_per_s`: meter values the CSMS committed in the measured window, per second (read
@@ -19,10 +24,18 @@ store, and answered with a signed receipt).
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
   with the CSMS's settings on this disk (what the CSMS would reach committing each meter value
   alone), and `ratio_to_fsync_ceiling`;
+* `csms_cpu_share` and `csms_cpu_ms_per_meter_value`: the CSMS process's CPU seconds per second
+  in the window (sampled by the process itself) and per committed meter value (payments
+  included when there are any);
 * simulators are not the bottleneck when `simulator_cpu_share_max` (a simulator's CPU seconds per
   wall second) stays well under 1 and `simulator_loop_lag_p99_ms` (how late a simulator's event
-  loop wakes a 20 ms sleeper: its own backlog) stays small: both are reported, and
-  `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
+  loop wakes a 20 ms sleeper: its own backlog, or the machine's) stays small: both are reported,
+  and `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
+  `simulator_cpu_ms_per_meter_value` is their CPU per meter value;
+* the simulators' ceiling, measured in the same run: the same simulators against a trivial OCPP
+  answerer (a fixed CALLRESULT per action, no validation, no storage, no payments) offered
+  `CEILING_SPEEDUP` times the meter values: `simulator_ceiling_meter_values_per_s` (answered per
+  second), its p99 and loop lag, and `ratio_to_simulator_ceiling`;
 * `host_load_1m`: the machine's load average at the end (the run shares the machine).
 
 Channels for the drivers are built from deterministic keys in both processes (no ledger: the CPO's
