@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
 from ocpp import charge_point as _lib  # type: ignore[import-untyped]
 from ocpp.exceptions import (  # type: ignore[import-untyped]
+    FormatViolationError,
     InternalError,
     OCPPError,
 )
@@ -165,6 +166,8 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
 
     async def _answer(self, msg: Any) -> str:
         """The CALLRESULT for `msg`, or an `OCPPError` for its CALLERROR."""
+        if not isinstance(msg.action, str):
+            raise FormatViolationError(details={"cause": "the action must be a string"})
         handler = self.route_map.get(msg.action, {}).get("_on_action")
         if handler is None:  # the library names the error (NotImplemented / NotSupported)
             await super()._handle_call(msg)
