@@ -1,14 +1,19 @@
-"""The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]`.
+"""The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]
+[--pay-every N]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
 and the back-office API for payments), and `SIMULATORS` simulator processes holding the charge
 points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on its own
-WebSocket over loopback, authenticated with HTTP Basic. Every charge point starts a session and
-then sends a meter value every `INTERVAL_S` seconds (an open-loop schedule, so a slow CSMS shows
-as latency, not as a lower offered rate); every `PAY_EVERY`-th meter value (`--quick`: every
-second one) its driver fetches the invoice and pays it through its one-way channel over the
-back-office API (a balance proof signed by the driver, verified, committed to the CPO's channel
-store, and answered with a signed receipt).
+WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again, as a
+charger does). Every charge point starts a session; once every simulator process has all of its
+charge points in session, all of them start at one moment to send a meter value every
+`INTERVAL_S` seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower
+offered rate); every `PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`:
+never) its driver fetches the invoice and pays it through its one-way channel over the
+back-office API, on its own HTTP connection (a balance proof signed by the driver, verified,
+committed to the CPO's channel store, and answered with a signed receipt). The simulators skip
+the library's schema validation of their own messages (`check_schemas=False`); the CSMS
+validates every message it receives and sends.
 
 * `connected_charge_points`: charge points connected and in a session;
 * `meter_values_per_s`: meter values the CSMS committed in the measured window, per second (read
@@ -19,10 +24,18 @@ store, and answered with a signed receipt).
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
   with the CSMS's settings on this disk (what the CSMS would reach committing each meter value
   alone), and `ratio_to_fsync_ceiling`;
+* `csms_cpu_share` and `csms_cpu_ms_per_meter_value`: the CSMS process's CPU seconds per second
+  in the window (sampled by the process itself) and per committed meter value (payments
+  included when there are any);
 * simulators are not the bottleneck when `simulator_cpu_share_max` (a simulator's CPU seconds per
   wall second) stays well under 1 and `simulator_loop_lag_p99_ms` (how late a simulator's event
-  loop wakes a 20 ms sleeper: its own backlog) stays small: both are reported, and
-  `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
+  loop wakes a 20 ms sleeper: its own backlog, or the machine's) stays small: both are reported,
+  and `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
+  `simulator_cpu_ms_per_meter_value` is their CPU per meter value;
+* the simulators' ceiling, measured in the same run: the same simulators against a trivial OCPP
+  answerer (a fixed CALLRESULT per action, no validation, no storage, no payments) offered
+  `CEILING_SPEEDUP` times the meter values: `simulator_ceiling_meter_values_per_s` (answered per
+  second), its p99 and loop lag, and `ratio_to_simulator_ceiling`;
 * `host_load_1m`: the machine's load average at the end (the run shares the machine).
 
 Channels for the drivers are built from deterministic keys in both processes (no ledger: the CPO's
@@ -34,71 +47,54 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import httpx
 import numpy as np
+from websockets.asyncio.server import ServerConnection, serve
 
-from coordinator.signers import KeySigner
-from payments.channels.core import ChannelTerms, PayerChannel
+from benchmarks._charging_load import (
+    CPO,
+    NETWORK,
+    PASSWORD,
+    TARIFF,
+    cpu_seconds,
+    driver,
+    simulator_process,
+)
 from payments.channels.service import PayeeService
 from payments.channels.store import ChannelStore
-from payments.channels.wire import encode_signed_proof
 from payments.charging.backoffice import backoffice_app, serve_backoffice
-from payments.charging.csms import Csms, serve_csms
-from payments.charging.payment import ChargePayments, DriverWallet
-from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms
+from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
-from payments.payperuse.metering import Invoice, Tariff
-from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
-from payments.payperuse.receipt import receipt_from_header
-from tangle.protocol.ids import ChannelId, blake2b_256
+
+if TYPE_CHECKING:
+    from payments.channels.core import ChannelTerms
+    from tangle.protocol.ids import ChannelId
 
 STATIONS: Final = 1000
 QUICK_STATIONS: Final = 40
 SIMULATORS: Final = 4
 QUICK_SIMULATORS: Final = 2
 INTERVAL_S: Final = 1.0
+CEILING_SPEEDUP: Final = 3
+"""The simulators' ceiling run offers this many times the CSMS run's meter values."""
 PAY_EVERY: Final = 4
 QUICK_PAY_EVERY: Final = 2
 MEASURE_S: Final = 20.0
 QUICK_MEASURE_S: Final = 3.0
-NETWORK: Final = 1
-PASSWORD: Final = "benchmark-password"
-TARIFF: Final = Tariff.per_kwh(300)
-STEP_WH: Final = 50
 TARGET_STATIONS: Final = 1000
 TARGET_METER_VALUES_PER_S: Final = 1000
 TARGET_P99_MS: Final = 50.0
-CPO: Final = KeySigner(blake2b_256(b"benchmarks.charging cpo"))
-
-
-def driver(i: int) -> tuple[KeySigner, ChannelTerms]:
-    """Driver `i`'s key and channel to the CPO."""
-    key = KeySigner(blake2b_256(b"benchmarks.charging driver", i.to_bytes(4, "little")))
-    terms = ChannelTerms(
-        network_id=NETWORK,
-        channel_id=ChannelId(blake2b_256(b"benchmarks.charging channel", key.public_key)),
-        payer=key.public_key,
-        payee=CPO.public_key,
-        deposit=10**12,
-        bidirectional=False,
-        challenge_period=100,
-        expiry=10**6,
-    )
-    return key, terms
 
 
 class ChannelTable:
@@ -115,19 +111,14 @@ class ChannelTable:
         return 1
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def csms_process(directory: Path, count: int) -> None:
     """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
     async with (
         CsmsStore(directory / "csms.sqlite") as store,
         ChannelStore(directory / "channels.sqlite") as channels,
     ):
+        await asyncio.gather(*(store.add_station(f"CP{i}", PASSWORD) for i in range(count)))
         for i in range(count):
-            await store.add_station(f"CP{i}", PASSWORD)
             await store.save_token(f"TOKEN{i}", driver(i)[1].channel_id, 0)
         csms = Csms(store=store, pricing=lambda t, wh, s: TARIFF.cost(wh))
         cashier = Cashier(
@@ -150,124 +141,32 @@ async def csms_process(directory: Path, count: int) -> None:
                 ),
                 flush=True,
             )
-            began = cpu_seconds()
-            await asyncio.to_thread(sys.stdin.read)
-            print(json.dumps({"cpu_s": cpu_seconds() - began}), flush=True)
+            await _serve_until_stdin_closes()
 
 
-def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
-    """Open the measured window once every charge point is in its session (or failed)."""
-    if out["connected"] + out["failed"] == plan["count"] and not plan["ready"].is_set():
-        plan["start_at"] = time.perf_counter() + 0.5
-        plan["stop_at"] = plan["start_at"] + plan["measure_s"]
-        plan["ready"].set()
+async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
+    """Serve until stdin closes, then print this process's CPU seconds as JSON samples
+    `[unix time, CPU seconds]` taken every `every_s` (the parent reads off the window's)."""
+    samples: list[tuple[float, float]] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append((time.time(), cpu_seconds()))
+            await asyncio.sleep(every_s)
+
+    sampler = asyncio.create_task(sample())
+    await asyncio.to_thread(sys.stdin.read)
+    sampler.cancel()
+    samples.append((time.time(), cpu_seconds()))
+    print(json.dumps({"cpu": samples}), flush=True)
 
 
-async def one_charge_point(
-    url: str, api: httpx.AsyncClient, i: int, plan: dict[str, Any], out: dict[str, Any]
-) -> None:
-    """Charge point `i`: connect, start, and once every charge point of this process is in its
-    session, meter every `INTERVAL_S` for the measured window, paying every `pay_every`. A
-    charge point that fails is counted (and its error kept), not raised."""
-    version = "1.6" if i % 2 else "2.0.1"
-    key, terms = driver(i)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            async with plan["connecting"]:  # a bounded number of handshakes at once
-                charger = await stack.enter_async_context(
-                    connect_charger(url, f"CP{i}", PASSWORD, version)
-                )
-                if isinstance(charger, Charger16):
-                    tx, _ = await charger.start_session(f"TOKEN{i}", 0, time.time())
-                    session = (f"CP{i}", str(tx))
-                else:
-                    await charger.event("Started", f"B{i}", 0, 0, time.time(), id_token=f"TOKEN{i}")
-                    session = (f"CP{i}", f"B{i}")
-            wallet = DriverWallet(PayerChannel(terms, key), TARIFF, CPO.public_key, session)
-            out["connected"] += 1
-            _maybe_ready(plan, out)
-            await plan["ready"].wait()
-            await _meter_and_pay(charger, api, wallet, session, i, plan, out)
-    except Exception as e:  # counted and reported: the run says how many charge points failed
-        out["failed"] += 1
-        out["errors"] = [*out.get("errors", [])[:3], repr(e)]
-        _maybe_ready(plan, out)
-
-
-async def _meter_and_pay(
-    charger: Charger16 | Charger201,
-    api: httpx.AsyncClient,
-    wallet: DriverWallet,
-    session: tuple[str, str],
-    i: int,
-    plan: dict[str, Any],
-    out: dict[str, Any],
-) -> None:
-    stop_at: float = plan["stop_at"]
-    n = 0
-    next_at = plan["start_at"] + (i % 97) / 97 * INTERVAL_S  # spread over the interval
-    while True:
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        sent = time.perf_counter()
-        if sent >= stop_at:
-            return
-        n += 1
-        wh = STEP_WH * n
-        if isinstance(charger, Charger16):
-            await charger.meter(int(session[1]), wh, time.time())
-        else:
-            await charger.event("Updated", session[1], n, wh, time.time())
-        out["meter"].append(time.perf_counter() - sent)
-        wallet.observe(wh, 0)
-        if n % plan["pay_every"] == 0:
-            began = time.perf_counter()
-            doc = (await api.get(f"/api/tokens/TOKEN{i}/invoice")).json()
-            proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
-            if proof is not None:
-                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
-                paid = await api.post(
-                    f"/api/tokens/TOKEN{i}/payments", headers={PROOF_HEADER: header.decode()}
-                )
-                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
-                out["pay"].append(time.perf_counter() - began)
-        next_at += INTERVAL_S
-
-
-async def _loop_lag(samples: list[float], every_s: float = 0.02) -> None:
-    """How late this process's event loop wakes a sleeper (its own load), until cancelled."""
-    while True:
-        began = time.perf_counter()
-        await asyncio.sleep(every_s)
-        samples.append(time.perf_counter() - began - every_s)
-
-
-async def simulator_process(
-    url: str, api: str, first: int, count: int, measure_s: float, pay_every: int
-) -> None:
-    """Charge points `first..first+count`; prints their figures as JSON."""
-    out: dict[str, Any] = {"connected": 0, "failed": 0, "lag": [], "meter": [], "pay": []}
-    plan: dict[str, Any] = {
-        "count": count,
-        "measure_s": measure_s,
-        "pay_every": pay_every,
-        "ready": asyncio.Event(),
-        "connecting": asyncio.Semaphore(32),
-    }
-    limits = httpx.Limits(max_connections=count)  # one per driver, as each has its own phone
-    async with httpx.AsyncClient(base_url=api, limits=limits, timeout=30) as client:
-        tasks = [
-            asyncio.create_task(one_charge_point(url, client, first + k, plan, out))
-            for k in range(count)
-        ]
-        await asyncio.wait_for(plan["ready"].wait(), 300)
-        began_cpu = cpu_seconds()
-        monitor = asyncio.create_task(_loop_lag(out["lag"]))
-        await asyncio.gather(*tasks)
-        monitor.cancel()
-    out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - plan["start_at"])
-    out["window"] = [time.time() - time.perf_counter() + plan["start_at"], 0.0]
-    out["window"][1] = out["window"][0] + measure_s
-    print(json.dumps(out), flush=True)
+def _cpu_share(samples: list[list[float]], window: tuple[float, float]) -> float:
+    """CPU seconds per second of a server process over `window` (from its samples)."""
+    inside = [s for s in samples if window[0] <= s[0] <= window[1]]
+    if len(inside) < 2:
+        return -1.0
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
 def fsync_commits_per_s(directory: Path, count: int = 200) -> float:
@@ -295,58 +194,114 @@ def _committed(directory: Path) -> int:
     return int(n)
 
 
-def measure(stations: int, quick: bool) -> dict[str, Any]:
+async def echo_process() -> None:
+    """The simulators' ceiling: a trivial OCPP answerer (a fixed CALLRESULT per action, no
+    validation, no storage) serving until stdin closes, then printing its CPU seconds."""
+    ids = iter(range(1, 2**31))
+
+    async def answer(connection: ServerConnection) -> None:
+        async for raw in connection:
+            frame = json.loads(raw)
+            if frame[0] == 2:
+                payload: dict[str, Any] = {}
+                if frame[2] == "StartTransaction":
+                    payload = {"transactionId": next(ids), "idTagInfo": {"status": "Accepted"}}
+                await connection.send(json.dumps([3, frame[1], payload]))
+
+    async with serve(
+        answer, "127.0.0.1", 0, subprotocols=[*SUBPROTOCOLS], compression=None, ping_interval=None
+    ) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(json.dumps({"url": f"ws://127.0.0.1:{port}/ocpp", "api": "-"}), flush=True)
+        await _serve_until_stdin_closes()
+
+
+def _run(
+    server: list[str], stations: int, sims: int, measure_s: float, pay_every: int, interval_s: float
+) -> tuple[list[dict[str, Any]], float]:
+    """Start `server` (a child printing its URLs), run `sims` simulator processes against it;
+    returns their figures and the server's CPU seconds per second in their window."""
+    me = [sys.executable, "-m", "benchmarks.charging"]
+    child = subprocess.Popen(
+        [*me, *server], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    if child.stdout is None or child.stdin is None:
+        raise SystemExit("the server process has no pipes")
+    try:
+        where = json.loads(child.stdout.readline())
+        share = -(-stations // sims)
+        children = [
+            subprocess.Popen(
+                [
+                    *me,
+                    "--simulate",
+                    where["url"],
+                    where["api"],
+                    str(first),
+                    str(min(share, stations - first)),
+                    str(measure_s),
+                    str(pay_every),
+                    str(interval_s),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for first in range(0, stations, share)
+        ]
+        for c in children:  # each says when its charge points are in their sessions
+            if c.stdout is None or not c.stdout.readline():
+                raise SystemExit("a simulator process failed")
+        start = f"{time.time() + 0.5}\n"  # then all start metering at the same moment
+        for c in children:
+            if c.stdin is not None:
+                c.stdin.write(start)
+                c.stdin.close()
+        results = [json.loads(c.stdout.read()) for c in children if c.stdout is not None]
+        for c in children:
+            c.wait(60)
+    finally:
+        child.stdin.close()
+        samples = json.loads(child.stdout.readline() or "{}").get("cpu", [])
+        child.wait(60)
+        child.stdout.close()
+    return results, _cpu_share(samples, _bounds(results))
+
+
+def _bounds(results: list[dict[str, Any]]) -> tuple[float, float]:
+    return min(r["window"][0] for r in results), max(r["window"][1] for r in results)
+
+
+def _window(results: list[dict[str, Any]]) -> float:
+    began, ended = _bounds(results)
+    return ended - began
+
+
+def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[str, Any]:
     measure_s = QUICK_MEASURE_S if quick else MEASURE_S
     sims = min(QUICK_SIMULATORS if quick else SIMULATORS, stations)
+    if pay_every is None:
+        pay_every = QUICK_PAY_EVERY if quick else PAY_EVERY
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-bench-") as tmp:
         ceiling = fsync_commits_per_s(Path(tmp))
-        me = [sys.executable, "-m", "benchmarks.charging"]
-        csms = subprocess.Popen(
-            [*me, "--csms", tmp, "--stations", str(stations)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if csms.stdout is None or csms.stdin is None:
-            raise SystemExit("the CSMS process has no pipes")
-        try:
-            where = json.loads(csms.stdout.readline())
-            share = -(-stations // sims)
-            children = [
-                subprocess.Popen(
-                    [
-                        *me,
-                        "--simulate",
-                        where["url"],
-                        where["api"],
-                        str(first),
-                        str(min(share, stations - first)),
-                        str(measure_s),
-                        str(QUICK_PAY_EVERY if quick else PAY_EVERY),
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for first in range(0, stations, share)
-            ]
-            results = [json.loads(c.communicate(timeout=600)[0]) for c in children]
-        finally:
-            csms.stdin.close()
-            csms_cpu = json.loads(csms.stdout.readline() or "{}").get("cpu_s", -1.0)
-            csms.wait(60)
-            csms.stdout.close()
+        csms_run = ["--csms", tmp, "--stations", str(stations)]
+        results, csms_cpu = _run(csms_run, stations, sims, measure_s, pay_every, INTERVAL_S)
         committed = _committed(Path(tmp))
+    echo, echo_cpu = _run(["--echo"], stations, sims, measure_s, 0, INTERVAL_S / CEILING_SPEEDUP)
     meter = np.array([x for r in results for x in r["meter"]]) * 1e3
     pays = np.array([x for r in results for x in r["pay"]]) * 1e3
     lag = np.array([x for r in results for x in r["lag"]]) * 1e3
-    window = max(r["window"][1] for r in results) - min(r["window"][0] for r in results)
+    window = _window(results)
     rate = committed / window
     cpu_share_max = max(r["cpu_share"] for r in results)
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else 0.0
+    echo_rate = sum(len(r["meter"]) for r in echo) / _window(echo)
+    echo_lag = np.array([x for r in echo for x in r["lag"]]) * 1e3
     load = os.getloadavg()[0]
     doc: dict[str, Any] = {
         "connected_charge_points": sum(r["connected"] for r in results),
         "failed_charge_points": sum(r["failed"] for r in results),
+        "connects_retried": sum(r.get("retried", 0) for r in results),
         "errors": [e for r in results for e in r.get("errors", [])][:4],
         "meter_values_per_s": round(rate, 1),
         "meter_values_offered_per_s": round(stations / INTERVAL_S, 1),
@@ -354,15 +309,30 @@ def measure(stations: int, quick: bool) -> dict[str, Any]:
         "response_p50_ms": round(float(np.percentile(meter, 50)), 2),
         "response_p99_ms": round(float(np.percentile(meter, 99)), 2),
         "payments_per_s": round(pays.size / window, 1),
+        "pay_every_meter_values": pay_every,
         "payment_p50_ms": round(float(np.percentile(pays, 50)), 2) if pays.size else None,
         "payment_p99_ms": round(float(np.percentile(pays, 99)), 2) if pays.size else None,
         "sqlite_fsync_commits_per_s": round(ceiling, 1),
         "ratio_to_fsync_ceiling": round(rate / ceiling, 2),
-        "csms_cpu_share": round(csms_cpu / window, 2),
+        "csms_cpu_share": round(csms_cpu, 2),
+        "csms_cpu_ms_per_meter_value": round(csms_cpu * window / max(1, committed) * 1e3, 3),
         "simulators": len(results),
         "simulator_cpu_share_max": round(cpu_share_max, 2),
+        "simulator_cpu_ms_per_meter_value": round(
+            sum(r["cpu_share"] for r in results) * window / max(1, meter.size) * 1e3, 3
+        ),
         "simulator_loop_lag_p99_ms": round(lag_p99, 2),
         "simulators_saturated": cpu_share_max > 0.8 or lag_p99 > 10.0,
+        "simulator_ceiling_meter_values_per_s": round(echo_rate, 1),
+        "simulator_ceiling_offered_per_s": round(stations * CEILING_SPEEDUP / INTERVAL_S, 1),
+        "simulator_ceiling_p99_ms": round(
+            float(np.percentile([x for r in echo for x in r["meter"]], 99)) * 1e3, 2
+        ),
+        "simulator_ceiling_loop_lag_p99_ms": round(
+            float(np.percentile(echo_lag, 99)) if echo_lag.size else 0.0, 2
+        ),
+        "echo_server_cpu_share": round(echo_cpu, 2),
+        "ratio_to_simulator_ceiling": round(rate / echo_rate, 2),
         "host_load_1m": round(load, 2),
         "window_s": round(window, 2),
         "cores": os.cpu_count() or 1,
@@ -384,20 +354,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--quick", action="store_true", help="few charge points, a short run")
     parser.add_argument("--stations", type=int, default=None)
+    parser.add_argument(
+        "--pay-every", type=int, default=None, help="pay every N-th meter value (0: never)"
+    )
     parser.add_argument("--csms", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--simulate", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--simulate", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
     if args.csms is not None:
         asyncio.run(csms_process(args.csms, stations))
         return
+    if args.echo:
+        asyncio.run(echo_process())
+        return
     if args.simulate is not None:
-        url, api, first, count, measure_s, pay_every = args.simulate
+        url, api, first, count, measure_s, pay_every, interval_s = args.simulate
         asyncio.run(
-            simulator_process(url, api, int(first), int(count), float(measure_s), int(pay_every))
+            simulator_process(
+                url,
+                api,
+                int(first),
+                int(count),
+                float(measure_s),
+                int(pay_every),
+                float(interval_s),
+            )
         )
         return
-    doc = measure(stations, args.quick)
+    doc = measure(stations, args.quick, args.pay_every)
     if not args.json:
         for key, value in doc.items():
             print(f"{key:>32}: {value}")

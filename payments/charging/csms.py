@@ -311,9 +311,8 @@ async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> Asyn
     async def handler(connection: ServerConnection) -> None:
         await _connection_handler(csms, connection)
 
-    # The `ocpp` library validates each message against its JSON schema in a worker thread by
-    # default; a validation takes ~0.3 ms and holds the GIL, so the thread hops cost more than
-    # they free: validate on the loop.
+    # The `ocpp` library validates a message its compiled check refuses (see `schemas`) in a
+    # worker thread by default; that holds the GIL all the same, so validate on the loop.
     ocpp_messages.ASYNC_VALIDATION = False
     async with serve(
         handler,
@@ -323,6 +322,7 @@ async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> Asyn
         process_request=process_request,
         max_size=MAX_MESSAGE,
         ping_interval=None,
+        compression=None,  # no permessage-deflate: a zlib pass each way per small OCPP frame
     ) as server:
         ticker = asyncio.create_task(_tick_forever(csms))
         try:

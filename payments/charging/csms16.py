@@ -88,7 +88,7 @@ class Station16(StationConnection):
             )
         return events
 
-    @on("MeterValues", request_only=True)
+    @on("MeterValues")
     async def on_meter_values(
         self, connector_id: int, meter_value: list[Any], transaction_id: int | None = None, **_: Any
     ) -> Any:

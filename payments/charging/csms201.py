@@ -47,7 +47,7 @@ class Station201(StationConnection):
         token = str(id_token.get("id_token", ""))
         return call_result.Authorize(id_token_info=await authorization_status(self.csms, token))
 
-    @on("TransactionEvent", request_only=True)
+    @on("TransactionEvent")
     async def on_transaction_event(
         self,
         event_type: str,

@@ -3,7 +3,9 @@
 A `Charger16` or `Charger201` connects to a CSMS as a real station would (`connect_charger`:
 WebSocket subprotocol `ocpp1.6` / `ocpp2.0.1`, HTTP Basic with its password) and drives a
 session with the library's own `call` messages. It answers the CSMS's stop requests by recording
-them (`stop_requested`), so a caller sees when the CSMS asked it to stop.
+them (`stop_requested`), so a caller sees when the CSMS asked it to stop. A charger made with
+`check_schemas=False` (the benchmark's) skips the library's schema validation of its own calls and
+of the CSMS's answers, which a load generator need not repeat.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
+import itertools
 from typing import TYPE_CHECKING, Any
 
+from ocpp.charge_point import (  # type: ignore[import-untyped]
+    camel_to_snake_case,
+    snake_to_camel_case,
+)
+from ocpp.messages import Call, MessageType  # type: ignore[import-untyped]
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
@@ -42,16 +51,61 @@ def _reading(register_wh: int, at: float, signed: str | None = None) -> dict[str
     return {"timestamp": now_iso(at), "sampledValue": [sample]}
 
 
-class Charger16(LibChargePoint):  # type: ignore[misc]
+class _Charger(LibChargePoint):  # type: ignore[misc]
+    """What both versions' simulated chargers share."""
+
+    def __init__(self, station: str, connection: Any, *, check_schemas: bool = True) -> None:
+        super().__init__(station, connection, response_timeout=10)
+        self.stop_requested: asyncio.Event = asyncio.Event()
+        self.check_schemas = check_schemas
+        self._unique_id_generator = itertools.count(1).__next__  # unique per connection
+
+    async def send(self, payload: Any) -> Any:
+        """`call(payload)`, or with `check_schemas` off (the load generator) the same exchange
+        without the library's schema validation and its generic dataclass-to-JSON walk: these
+        payloads carry their nested values camel-cased already, so only the top-level field
+        names are converted (once per class, by the library's own function). A CALLERROR
+        answer returns None, as `call` does."""
+        if self.check_schemas:
+            return await self.call(payload)
+        action = type(payload).__name__
+        body = {
+            camel: value
+            for name, camel in _camel_fields(type(payload))
+            if (value := getattr(payload, name)) is not None
+        }
+        request = Call(unique_id=str(self._unique_id_generator()), action=action, payload=body)
+        async with self._call_lock:
+            await self._send(request.to_json())
+            response = await self._get_specific_response(request.unique_id, self._response_timeout)
+        if response.message_type_id == MessageType.CallError:
+            return None
+        return getattr(self._call_result, action)(**camel_to_snake_case(response.payload))
+
+
+_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _camel_fields(kind: type) -> tuple[tuple[str, str], ...]:
+    """(field, camelCase key) of a payload dataclass, as the library names them (each of the
+    library's payload classes once)."""
+    key = f"{kind.__module__}.{kind.__qualname__}"
+    found = _FIELDS.get(key)
+    if found is None:
+        found = tuple(
+            (f.name, next(iter(snake_to_camel_case({f.name: None}))))
+            for f in dataclasses.fields(kind)
+        )
+        _FIELDS[key] = found
+    return found
+
+
+class Charger16(_Charger):
     """A 1.6J station (see the module docstring)."""
 
     _call = call16
     _call_result = result16
     _ocpp_version = "1.6"
-
-    def __init__(self, station: str, connection: Any) -> None:
-        super().__init__(station, connection, response_timeout=10)
-        self.stop_requested: asyncio.Event = asyncio.Event()
 
     @on("RemoteStopTransaction")
     async def on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
@@ -67,11 +121,11 @@ class Charger16(LibChargePoint):  # type: ignore[misc]
         return result16.SetChargingProfile(status="Accepted")
 
     async def boot(self) -> None:
-        await self.call(call16.BootNotification(charge_point_model="sim", charge_point_vendor="tp"))
+        await self.send(call16.BootNotification(charge_point_model="sim", charge_point_vendor="tp"))
 
     async def start_session(self, id_tag: str, meter_start: int, at: float) -> tuple[int, str]:
         """Start a transaction; returns its id and the id tag status."""
-        result = await self.call(
+        result = await self.send(
             call16.StartTransaction(
                 connector_id=1, id_tag=id_tag, meter_start=meter_start, timestamp=now_iso(at)
             )
@@ -79,7 +133,7 @@ class Charger16(LibChargePoint):  # type: ignore[misc]
         return result.transaction_id, result.id_tag_info["status"]
 
     async def meter(self, transaction_id: int, register_wh: int, at: float) -> None:
-        await self.call(
+        await self.send(
             call16.MeterValues(
                 connector_id=1,
                 transaction_id=transaction_id,
@@ -93,23 +147,19 @@ class Charger16(LibChargePoint):  # type: ignore[misc]
         )
 
     async def stop_session(self, transaction_id: int, meter_stop: int, at: float) -> None:
-        await self.call(
+        await self.send(
             call16.StopTransaction(
                 meter_stop=meter_stop, timestamp=now_iso(at), transaction_id=transaction_id
             )
         )
 
 
-class Charger201(LibChargePoint):  # type: ignore[misc]
+class Charger201(_Charger):
     """A 2.0.1 station (see the module docstring)."""
 
     _call = call201
     _call_result = result201
     _ocpp_version = "2.0.1"
-
-    def __init__(self, station: str, connection: Any) -> None:
-        super().__init__(station, connection, response_timeout=10)
-        self.stop_requested: asyncio.Event = asyncio.Event()
 
     @on("RequestStopTransaction")
     async def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
@@ -125,7 +175,7 @@ class Charger201(LibChargePoint):  # type: ignore[misc]
         return result201.SetChargingProfile(status="Accepted")
 
     async def boot(self) -> None:
-        await self.call(
+        await self.send(
             call201.BootNotification(
                 charging_station={"model": "sim", "vendorName": "tp"}, reason="PowerUp"
             )
@@ -144,7 +194,7 @@ class Charger201(LibChargePoint):  # type: ignore[misc]
         signed: str | None = None,
     ) -> Any:
         """Send one TransactionEvent; returns the CSMS's answer."""
-        return await self.call(
+        return await self.send(
             call201.TransactionEvent(
                 event_type=kind,
                 timestamp=now_iso(at),
@@ -162,7 +212,7 @@ class Charger201(LibChargePoint):  # type: ignore[misc]
 
 @contextlib.asynccontextmanager
 async def connect_charger(
-    url: str, station: str, password: str, version: str
+    url: str, station: str, password: str, version: str, *, check_schemas: bool = True
 ) -> AsyncIterator[Charger16 | Charger201]:
     """A charger `station` of `version` ("1.6" or "2.0.1") connected to the CSMS at `url`
     (`ws://host:port/ocpp`), serving its socket until the context exits."""
@@ -173,8 +223,10 @@ async def connect_charger(
         additional_headers={"Authorization": f"Basic {token}"},
         ping_interval=None,
         open_timeout=60,
+        compression=None,
     ) as ws:
-        charger = Charger16(station, ws) if version == "1.6" else Charger201(station, ws)
+        kind = Charger16 if version == "1.6" else Charger201
+        charger = kind(station, ws, check_schemas=check_schemas)
         task = asyncio.create_task(charger.start())
         try:
             yield charger

@@ -12,20 +12,26 @@ last `MAX_ANSWERS` replies per connection are kept.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
-from ocpp.charge_point import ChargePoint as _LibChargePoint  # type: ignore[import-untyped]
+from ocpp import charge_point as _lib  # type: ignore[import-untyped]
 from ocpp.exceptions import (  # type: ignore[import-untyped]
+    FormatViolationError,
+    InternalError,
+    OCPPError,
+)
+from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
+from ocpp.exceptions import (
     PropertyConstraintViolationError as _PropertyConstraintViolation,
 )
-from ocpp.messages import validate_payload  # type: ignore[import-untyped]
+from ocpp.messages import MessageType, unpack  # type: ignore[import-untyped]
 from ocpp.routing import on as _lib_on  # type: ignore[import-untyped]
 
 from .errors import MalformedEventError, SessionError, TokenRefusedError
+from .schemas import check_payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,18 +42,22 @@ F = TypeVar("F", bound="Callable[..., Any]")
 
 MAX_ANSWERS: Final = 256
 """Replies kept per connection for repeated unique ids."""
-ENERGY_REGISTER: Final = "Energy.Active.Import.Register"
+MAX_KEYS: Final = 4096
+"""Payload keys whose snake-cased form is remembered (the schemas' keys, and a bound)."""
 LOG: Final = logging.getLogger(__name__)
-LibChargePoint: type[Any] = _LibChargePoint
+ENERGY_REGISTER: Final = "Energy.Active.Import.Register"
+LibChargePoint: type[Any] = _lib.ChargePoint
 PropertyConstraintViolation: Any = _PropertyConstraintViolation
+_camel_to_snake: Callable[[object], Any] = _lib.camel_to_snake_case
+_snake_to_camel: Callable[[object], Any] = _lib.snake_to_camel_case
+_remove_nones: Callable[[object], Any] = _lib.remove_nones
+_serialize: Callable[[object], Any] = _lib.serialize_as_dict
+_SNAKE: dict[str, str] = {}
 
 
-def on(action: str, *, request_only: bool = False) -> Callable[[F], F]:
-    """The `ocpp` library's `@on(action)`, typed. With `request_only`, the request is checked
-    against its JSON schema (by `StationConnection`) but our answer is not: the meter value
-    routes answer a constant shape, and a schema check costs as much as the rest of the
-    handling."""
-    return cast("Callable[[F], F]", _lib_on(action, skip_schema_validation=request_only))
+def on(action: str) -> Callable[[F], F]:
+    """The `ocpp` library's `@on(action)`, typed."""
+    return cast("Callable[[F], F]", _lib_on(action))
 
 
 def parse_time(field: str, value: object) -> int:
@@ -118,7 +128,14 @@ def register_wh(meter_values: object) -> tuple[int | None, str | None]:
 
 class StationConnection(LibChargePoint):  # type: ignore[misc]
     """An `ocpp` ChargePoint for one station's WebSocket that answers repeated unique ids
-    idempotently and turns `SessionError`s into the CALLERROR OCPP names for them."""
+    idempotently and turns `SessionError`s into the CALLERROR OCPP names for them.
+
+    It routes the station's CALLs itself, once per frame: the payload is checked with the
+    schema check compiled once per action (`schemas.check_payload`, the library's own errors
+    for an invalid one), its keys are snake-cased through a bounded cache, and the answer is
+    checked the same way before it is sent. Frames are not logged (the library logs each at
+    INFO); CALLRESULTs and CALLERRORs are queued for `call` only while a call waits for one.
+    """
 
     renamed_errors: ClassVar[dict[str, str]] = {}
     """CALLERROR codes the library spells otherwise than this version's spec."""
@@ -127,35 +144,60 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         super().__init__(station, connection, response_timeout=10)
         self.csms = csms
         self._answers: OrderedDict[str, str] = OrderedDict()
-        self._answering: str | None = None
+
+    async def start(self) -> None:
+        while True:
+            await self.route_message(await self._connection.recv())
 
     async def route_message(self, raw_msg: str) -> None:
-        unique_id = _call_id(raw_msg)
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as e:  # not an OCPP-J frame: the spec gives it no answer
+            LOG.debug("%s: unreadable frame: %r", self.id, e)
+            return
+        if msg.message_type_id != MessageType.Call:
+            if self._call_lock.locked():  # else nothing waits for it
+                self._response_queue.put_nowait(msg)
+            return
+        unique_id = msg.unique_id if isinstance(msg.unique_id, str) else None
         if unique_id is not None and unique_id in self._answers:
             await self._connection.send(self._answers[unique_id])
             return
-        self._answering = unique_id
         try:
-            await super().route_message(raw_msg)
-        finally:
-            self._answering = None
-
-    async def _send(self, message: str) -> None:
-        frame = _frame(message)
-        if frame is not None and frame[0] == 4 and frame[2] in self.renamed_errors:
-            frame[2] = self.renamed_errors[frame[2]]
-            message = json.dumps(frame, separators=(",", ":"))
-        if frame is not None and frame[0] in (3, 4) and frame[1] == self._answering:
-            self._answers[frame[1]] = message
+            answer = await self._answer(msg)
+        except OCPPError as e:
+            error = msg.create_call_error(e)
+            error.error_code = self.renamed_errors.get(error.error_code, error.error_code)
+            answer = error.to_json()
+        if unique_id is not None:
+            self._answers[unique_id] = answer
             while len(self._answers) > MAX_ANSWERS:
                 self._answers.popitem(last=False)
-        await self._connection.send(message)
+        await self._connection.send(answer)
 
-    async def _handle_call(self, msg: Any) -> Any:
-        handlers = self.route_map.get(msg.action, {})
-        if handlers.get("_skip_schema_validation", False):  # `on(..., request_only=True)`
-            await validate_payload(msg, self._ocpp_version)
-        return await super()._handle_call(msg)
+    async def _answer(self, msg: Any) -> str:
+        """The CALLRESULT for `msg`, or an `OCPPError` for its CALLERROR."""
+        if not isinstance(msg.action, str):
+            raise FormatViolationError(details={"cause": "the action must be a string"})
+        handler = self.route_map.get(msg.action, {}).get("_on_action")
+        if handler is None:  # the library names the error (NotImplemented / NotSupported)
+            await super()._handle_call(msg)
+            raise OcppNotImplementedError(details={"cause": f"no handler for {msg.action}"})
+        await check_payload(msg, self._ocpp_version)
+        try:
+            response = await handler(**snake_case(msg.payload))
+        except OCPPError:
+            raise
+        except Exception:
+            LOG.exception("%s: %s failed", self.id, msg.action)
+            raise InternalError(description="An unexpected error occurred.") from None
+        payload = _snake_to_camel(_remove_nones(_serialize(response)))
+        result = msg.create_call_result(payload)
+        await check_payload(result, self._ocpp_version)
+        return str(result.to_json())
+
+    async def _send(self, message: str) -> None:
+        await self._connection.send(message)
 
     async def close(self) -> None:
         """Close the station's WebSocket (it reconnected on another one)."""
@@ -169,18 +211,19 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             raise PropertyConstraintViolation(description=str(e)) from None
 
 
-def _frame(raw: str) -> list[Any] | None:
-    """An OCPP-J frame (a JSON array with a message type and a string unique id), or None."""
-    try:
-        frame = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(frame, list) and len(frame) >= 3 and isinstance(frame[1], str):
-        return frame
-    return None
-
-
-def _call_id(raw: str) -> str | None:
-    """The unique id of a CALL frame, None for anything else."""
-    frame = _frame(raw)
-    return frame[1] if frame is not None and frame[0] == 2 and len(frame) == 4 else None
+def snake_case(data: object) -> Any:
+    """`data` with every object key snake-cased as the library does (`camel_to_snake_case`),
+    each distinct key converted once (the first `MAX_KEYS` are remembered)."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            name = _SNAKE.get(key)
+            if name is None:
+                name = next(iter(_camel_to_snake({key: None})))
+                if len(_SNAKE) < MAX_KEYS:
+                    _SNAKE[key] = name
+            out[name] = snake_case(value)
+        return out
+    if isinstance(data, list):
+        return [snake_case(value) for value in data]
+    return data

@@ -1,5 +1,6 @@
 """`python -m benchmarks.charging --quick --json` runs end to end: every charge point connects,
-every meter value sent is committed, payments are taken, and the JSON names its figures."""
+every meter value sent is committed, payments are taken, the simulators' ceiling against the
+trivial answerer is measured in the same run, and the JSON names its figures."""
 
 from __future__ import annotations
 
@@ -33,3 +34,6 @@ def test_the_quick_benchmark_runs_and_reports_its_figures() -> None:
     assert doc["sqlite_fsync_commits_per_s"] > 0
     assert isinstance(doc["targets_met"], bool)
     assert isinstance(doc["simulators_saturated"], bool)
+    assert doc["csms_cpu_ms_per_meter_value"] > 0
+    assert doc["simulator_ceiling_offered_per_s"] == 3 * doc["meter_values_offered_per_s"]
+    assert doc["simulator_ceiling_meter_values_per_s"] > doc["meter_values_per_s"]

@@ -145,6 +145,9 @@ def test_schema_invalid_payloads_get_the_named_callerror_and_the_socket_survives
             await ws.send(json.dumps([2, "bad-3", "MeterValues", values]))
             error = json.loads(await ws.recv())
             assert error[:3] == [4, "bad-3", "FormationViolation"]  # the request schema refuses
+            await ws.send(json.dumps([2, "bad-4", ["Heartbeat"], {}]))
+            error = json.loads(await ws.recv())
+            assert error[:3] == [4, "bad-4", "FormationViolation"]  # the action is no string
             assert csms.book.sessions == {}
             await ws.send(json.dumps([2, "ok-1", "Heartbeat", {}]))
             answer = json.loads(await ws.recv())

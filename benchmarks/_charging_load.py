@@ -1,0 +1,194 @@
+"""The simulated side of `benchmarks.charging`: the drivers' keys and channels, and one simulator
+process holding many `ocpp` library charge points (see that module's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import resource
+import sys
+import time
+from typing import Any, Final
+
+import httpx
+from websockets.exceptions import InvalidHandshake
+
+from coordinator.signers import KeySigner
+from payments.channels.core import ChannelTerms, PayerChannel
+from payments.channels.wire import encode_signed_proof
+from payments.charging.payment import DriverWallet
+from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.payperuse.metering import Invoice, Tariff
+from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
+from payments.payperuse.receipt import receipt_from_header
+from tangle.protocol.ids import ChannelId, blake2b_256
+
+NETWORK: Final = 1
+PASSWORD: Final = "benchmark-password"
+TARIFF: Final = Tariff.per_kwh(300)
+STEP_WH: Final = 50
+CPO: Final = KeySigner(blake2b_256(b"benchmarks.charging cpo"))
+CONNECT_TRIES: Final = 3
+HANDSHAKES: Final = 8
+"""Handshakes a simulator process has in flight at once (each costs the CSMS an scrypt: more
+at once and some wait past the server's 10 s opening timeout)."""
+
+
+def driver(i: int) -> tuple[KeySigner, ChannelTerms]:
+    """Driver `i`'s key and channel to the CPO."""
+    key = KeySigner(blake2b_256(b"benchmarks.charging driver", i.to_bytes(4, "little")))
+    terms = ChannelTerms(
+        network_id=NETWORK,
+        channel_id=ChannelId(blake2b_256(b"benchmarks.charging channel", key.public_key)),
+        payer=key.public_key,
+        payee=CPO.public_key,
+        deposit=10**12,
+        bidirectional=False,
+        challenge_period=100,
+        expiry=10**6,
+    )
+    return key, terms
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
+    """Say when every charge point is in its session (or failed)."""
+    if out["connected"] + out["failed"] == plan["count"]:
+        plan["in_session"].set()
+
+
+async def _connect(
+    stack: contextlib.AsyncExitStack, url: str, i: int, version: str, out: dict[str, Any]
+) -> Charger16 | Charger201:
+    """Connect charge point `i`, trying again (as a charger does) if the handshake fails."""
+    for _ in range(CONNECT_TRIES - 1):
+        try:
+            return await stack.enter_async_context(_charger(url, i, version))
+        except (InvalidHandshake, OSError, TimeoutError):
+            out["retried"] = out.get("retried", 0) + 1
+            await asyncio.sleep(1.0)
+    return await stack.enter_async_context(_charger(url, i, version))
+
+
+def _charger(url: str, i: int, version: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    return connect_charger(url, f"CP{i}", PASSWORD, version, check_schemas=False)
+
+
+async def one_charge_point(
+    url: str, api: str, i: int, plan: dict[str, Any], out: dict[str, Any]
+) -> None:
+    """Charge point `i`: connect, start, and once every charge point of this process is in its
+    session, meter every `interval_s` for the measured window, paying every `pay_every` (if
+    not 0) through its driver's own HTTP connection to `api`. A charge point that fails is
+    counted (and its error kept), not raised."""
+    version = "1.6" if i % 2 else "2.0.1"
+    key, terms = driver(i)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=api, timeout=30)  # each driver has its own phone
+            )
+            async with plan["connecting"]:  # a bounded number of handshakes at once
+                charger = await _connect(stack, url, i, version, out)
+                if isinstance(charger, Charger16):
+                    tx, _ = await charger.start_session(f"TOKEN{i}", 0, time.time())
+                    session = (f"CP{i}", str(tx))
+                else:
+                    await charger.event("Started", f"B{i}", 0, 0, time.time(), id_token=f"TOKEN{i}")
+                    session = (f"CP{i}", f"B{i}")
+            wallet = DriverWallet(PayerChannel(terms, key), TARIFF, CPO.public_key, session)
+            out["connected"] += 1
+            _maybe_ready(plan, out)
+            await plan["ready"].wait()
+            await _meter_and_pay(charger, client, wallet, session, i, plan, out)
+    except Exception as e:  # counted and reported: the run says how many charge points failed
+        out["failed"] += 1
+        out["errors"] = [*out.get("errors", [])[:3], repr(e)]
+        _maybe_ready(plan, out)
+
+
+async def _meter_and_pay(
+    charger: Charger16 | Charger201,
+    api: httpx.AsyncClient,
+    wallet: DriverWallet,
+    session: tuple[str, str],
+    i: int,
+    plan: dict[str, Any],
+    out: dict[str, Any],
+) -> None:
+    stop_at: float = plan["stop_at"]
+    n = 0
+    interval_s: float = plan["interval_s"]
+    next_at = plan["start_at"] + (i % 97) / 97 * interval_s  # spread over the interval
+    while True:
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        sent = time.perf_counter()
+        if sent >= stop_at:
+            return
+        n += 1
+        wh = STEP_WH * n
+        if isinstance(charger, Charger16):
+            await charger.meter(int(session[1]), wh, time.time())
+        else:
+            await charger.event("Updated", session[1], n, wh, time.time())
+        out["meter"].append(time.perf_counter() - sent)
+        wallet.observe(wh, 0)
+        if plan["pay_every"] and n % plan["pay_every"] == 0:
+            began = time.perf_counter()
+            doc = (await api.get(f"/api/tokens/TOKEN{i}/invoice")).json()
+            proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
+            if proof is not None:
+                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
+                paid = await api.post(
+                    f"/api/tokens/TOKEN{i}/payments", headers={PROOF_HEADER: header.decode()}
+                )
+                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
+                out["pay"].append(time.perf_counter() - began)
+        next_at += interval_s
+
+
+async def _loop_lag(samples: list[float], every_s: float = 0.02) -> None:
+    """How late this process's event loop wakes a sleeper (its own load), until cancelled."""
+    while True:
+        began = time.perf_counter()
+        await asyncio.sleep(every_s)
+        samples.append(time.perf_counter() - began - every_s)
+
+
+async def simulator_process(
+    url: str, api: str, first: int, count: int, measure_s: float, pay_every: int, interval_s: float
+) -> None:
+    """Charge points `first..first+count`; prints their figures as JSON."""
+    out: dict[str, Any] = {"connected": 0, "failed": 0, "lag": [], "meter": [], "pay": []}
+    plan: dict[str, Any] = {
+        "count": count,
+        "measure_s": measure_s,
+        "pay_every": pay_every,
+        "interval_s": interval_s,
+        "in_session": asyncio.Event(),
+        "ready": asyncio.Event(),
+        "connecting": asyncio.Semaphore(HANDSHAKES),
+    }
+    tasks = [
+        asyncio.create_task(one_charge_point(url, api, first + k, plan, out)) for k in range(count)
+    ]
+    await asyncio.wait_for(plan["in_session"].wait(), 300)
+    print(json.dumps({"in_session": out["connected"]}), flush=True)
+    start_unix = float(await asyncio.to_thread(sys.stdin.readline))  # the same for every process
+    plan["start_at"] = time.perf_counter() + start_unix - time.time()
+    plan["stop_at"] = plan["start_at"] + measure_s
+    plan["ready"].set()
+    await asyncio.sleep(max(0.0, plan["start_at"] - time.perf_counter()))
+    began_cpu, began = cpu_seconds(), time.perf_counter()
+    monitor = asyncio.create_task(_loop_lag(out["lag"]))
+    await asyncio.gather(*tasks)
+    monitor.cancel()
+    out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - began)
+    out["window"] = [start_unix, start_unix + measure_s]
+    print(json.dumps(out), flush=True)
