@@ -1,0 +1,148 @@
+"""The registry's index of current keys (`Registry.by_key`): after any history of registrations,
+rotations (to free keys and to keys in use), status changes and quarantines, in one milestone or
+spread over many, it is exactly {entry.key: device id}, one key a device; and the registry a
+restart loads from the database (`load_registry`) or a snapshot (`restore_registry`) has it too."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tangle.ledger.ledger import Conflict
+from tangle.ledger.registry import Registry, apply_registry_diff, restore_registry
+from tangle.ledger.registry_rules import RegistryOverlay, RegistryRules, apply_record
+from tangle.protocol.device import DeviceRecord, DeviceStatus, IssuerRole, RotateKey, SetStatus
+from tangle.protocol.milestone import KeySet
+from tangle.protocol.transaction import address_of
+from tangle.storage.registry import TABLES, load_registry, write_registry
+from tests.registry_records import admit, device_id, record, register, signer
+
+COMMITTEE = [signer(100), signer(101)]
+KEY_SET = KeySet(threshold=1, public_keys=tuple(sorted(s.public_key for s in COMMITTEE)))
+MAKER, OPERATOR = signer(10), signer(11)
+DEVICES = [signer(20 + n) for n in range(4)]
+"""The devices (each registers with its own key)."""
+KEYS = [*DEVICES, *(signer(40 + n) for n in range(4))]
+"""The keys rotations move to: the devices' first keys too (in use, or freed by a rotation)."""
+BY_KEY = {s.public_key: s for s in KEYS}
+
+# One step: (kind, device, key index or status).
+STEP = st.tuples(
+    st.sampled_from(["register", "rotate", "revoke", "suspend"]),
+    st.integers(0, len(DEVICES) - 1),
+    st.integers(0, len(KEYS) - 1),
+)
+HISTORY = st.lists(st.lists(STEP, min_size=1, max_size=5), min_size=1, max_size=6)
+
+
+def _records(
+    registry: Registry, steps: list[tuple[str, int, int]], serial: int
+) -> list[DeviceRecord]:
+    """The records of one milestone; a rotation is signed by the key the device has when the
+    milestone starts (a second rotation of it in the same milestone is then refused)."""
+    out = []
+    for n, (kind, which, key) in enumerate(steps, start=serial):
+        device = DEVICES[which]
+        if kind == "register":
+            out.append(register(device, MAKER, [OPERATOR]))
+            continue
+        entry = registry.devices.get(device_id(device))
+        current = BY_KEY[entry.key] if entry is not None else device
+        if kind == "rotate":
+            new = KEYS[key]
+            body = RotateKey(
+                device_id=device_id(device),
+                serial=n,
+                new_key=new.public_key,
+                new_address=address_of(new.public_key),
+            )
+            out.append(record(body, [current, new, OPERATOR]))
+        else:
+            status = DeviceStatus.REVOKED if kind == "revoke" else DeviceStatus.SUSPENDED
+            out.append(
+                record(SetStatus(device_id=device_id(device), serial=n, status=status), [OPERATOR])
+            )
+    return out
+
+
+def _index_of(registry: Registry) -> dict[bytes, bytes]:
+    return {e.key: d for d, e in registry.devices.items()}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(HISTORY)
+def test_the_key_index_is_each_devices_current_key_after_any_history(
+    history: list[list[tuple[str, int, int]]],
+) -> None:
+    db = sqlite3.connect(":memory:")
+    for statement in TABLES:
+        db.execute(statement)
+    registry = Registry()
+    rules = RegistryRules(quarantine_threshold=1)
+    milestones = [
+        [admit(MAKER, IssuerRole.MAKER, COMMITTEE), admit(OPERATOR, IssuerRole.OPERATOR, COMMITTEE)]
+    ]
+    serial = 1
+    for index, steps in enumerate([None, *history], start=1):
+        records = milestones[0] if steps is None else _records(registry, steps, serial)
+        serial += len(records)
+        view = RegistryOverlay(base=registry)
+        for rec in records:
+            apply_record(view, rec, index=index, committee=KEY_SET, rules=rules)
+        diff = view.diff()
+        write_registry(db, index, diff)
+        apply_registry_diff(registry, diff)
+        assert registry.by_key == _index_of(registry)
+        assert len(registry.by_key) == len(registry.devices)
+    loaded = load_registry(db, "memory")
+    assert loaded.by_key == registry.by_key
+    restored = restore_registry(list(registry.devices.values()), list(registry.issuers.values()))
+    assert restored.by_key == registry.by_key
+    assert restored.root == registry.root  # the index is no part of the root
+
+
+def test_a_key_freed_by_a_rotation_is_taken_by_another_device_in_the_same_milestone() -> None:
+    """Device 0 rotates away from its key and device 1 rotates onto it in one milestone, device
+    1 first in the diff: the index follows both."""
+    registry = Registry()
+    view = RegistryOverlay(base=registry)
+    rules = RegistryRules()
+    for rec in (
+        admit(MAKER, IssuerRole.MAKER, COMMITTEE),
+        admit(OPERATOR, IssuerRole.OPERATOR, COMMITTEE),
+    ):
+        apply_record(view, rec, index=1, committee=KEY_SET, rules=rules)
+    for rec in (register(DEVICES[0], MAKER, [OPERATOR]), register(DEVICES[1], MAKER, [OPERATOR])):
+        apply_record(view, rec, index=1, committee=KEY_SET, rules=rules)
+    apply_registry_diff(registry, view.diff())
+    a, b, fresh = DEVICES[0], DEVICES[1], KEYS[5]
+    steps = [
+        record(
+            SetStatus(device_id=device_id(b), serial=1, status=DeviceStatus.SUSPENDED), [OPERATOR]
+        ),
+        record(
+            RotateKey(
+                device_id=device_id(a),
+                serial=1,
+                new_key=fresh.public_key,
+                new_address=address_of(fresh.public_key),
+            ),
+            [a, fresh, OPERATOR],
+        ),
+        record(
+            RotateKey(
+                device_id=device_id(b),
+                serial=2,
+                new_key=a.public_key,
+                new_address=address_of(a.public_key),
+            ),
+            [b, a, OPERATOR],
+        ),
+    ]
+    view = RegistryOverlay(base=registry)
+    conflicts = [apply_record(view, r, index=2, committee=KEY_SET, rules=rules) for r in steps]
+    assert conflicts == [Conflict.NONE] * 3
+    apply_registry_diff(registry, view.diff())
+    assert registry.by_key == {fresh.public_key: device_id(a), a.public_key: device_id(b)}
