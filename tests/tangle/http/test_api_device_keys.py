@@ -1,7 +1,8 @@
 """`GET /api/v1/keys/{key}/device` and `NodeClient.device_by_key`, against a real node whose
 coordinator applies a registration, a key rotation and a quarantine: the device is found by its
 current key only (with its audit path on request, schema-valid), its old key is 404
-`unknown_device_key`, and a key that is not 64 hex digits is 400 `invalid_id`."""
+`unknown_device_key`, and a key that is not 64 hex digits is 400 `invalid_id`; the explorer's
+search box resolves the current key (not the old one) to the device."""
 
 from __future__ import annotations
 
@@ -121,3 +122,16 @@ async def test_the_wallet_looks_a_device_up_by_its_current_key(tmp_path: Path) -
             await elsewhere.aclose()
         finally:
             await node.aclose()
+
+
+async def test_the_explorer_search_resolves_a_current_key_to_its_device(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        await rotated_and_quarantined(net)
+        path = "/api/v1/explorer/search"
+        found = (await net.client.get(path, params={"q": NEW_KEY.public_key.hex().upper()})).json()
+        assert (found["kind"], found["id"]) == ("device", device_id(DEVICE).hex())
+        assert found["reason"] == "a registered device's current key"
+        by_id = (await net.client.get(path, params={"q": device_id(DEVICE).hex()})).json()
+        assert (by_id["kind"], by_id["id"]) == ("device", device_id(DEVICE).hex())
+        old = (await net.client.get(path, params={"q": DEVICE.public_key.hex()})).json()
+        assert old["kind"] == "address"  # a key the device gave up names it no longer
