@@ -1,23 +1,37 @@
 """The registry's index of current keys (`Registry.by_key`): after any history of registrations,
-rotations (to free keys and to keys in use), status changes and quarantines, in one milestone or
+rotations (to free keys and to keys in use), suspensions and revocations, in one milestone or
 spread over many, it is exactly {entry.key: device id}, one key a device; and the registry a
-restart loads from the database (`load_registry`) or a snapshot (`restore_registry`) has it too."""
+restart loads from the database (`load_registry`) or from a snapshot (`create_from_snapshot`)
+has it too, though it is stored in neither."""
 
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tangle.ledger.ledger import Conflict
+from tangle.ledger.committee import KeySchedule
+from tangle.ledger.ledger import Conflict, genesis_state, ledger_state_hash
 from tangle.ledger.registry import Registry, apply_registry_diff, restore_registry
 from tangle.ledger.registry_rules import RegistryOverlay, RegistryRules, apply_record
 from tangle.protocol.device import DeviceRecord, DeviceStatus, IssuerRole, RotateKey, SetStatus
 from tangle.protocol.milestone import KeySet
 from tangle.protocol.transaction import address_of
 from tangle.storage.registry import TABLES, load_registry, write_registry
+from tangle.storage.snapshot import (
+    Snapshot,
+    create_from_snapshot,
+    decode_snapshot,
+    encode_snapshot,
+)
+from tangle.storage.storage import ZERO_MILESTONE_ID
+from tests.builders import genesis, key
 from tests.registry_records import admit, device_id, record, register, signer
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMMITTEE = [signer(100), signer(101)]
 KEY_SET = KeySet(threshold=1, public_keys=tuple(sorted(s.public_key for s in COMMITTEE)))
@@ -98,46 +112,70 @@ def test_the_key_index_is_each_devices_current_key_after_any_history(
     assert restored.root == registry.root  # the index is no part of the root
 
 
-def test_a_key_freed_by_a_rotation_is_taken_by_another_device_in_the_same_milestone() -> None:
+def _moved_key() -> Registry:
     """Device 0 rotates away from its key and device 1 rotates onto it in one milestone, device
-    1 first in the diff: the index follows both."""
+    1 first in the diff (it was suspended first)."""
     registry = Registry()
     view = RegistryOverlay(base=registry)
     rules = RegistryRules()
     for rec in (
         admit(MAKER, IssuerRole.MAKER, COMMITTEE),
         admit(OPERATOR, IssuerRole.OPERATOR, COMMITTEE),
+        register(DEVICES[0], MAKER, [OPERATOR]),
+        register(DEVICES[1], MAKER, [OPERATOR]),
     ):
-        apply_record(view, rec, index=1, committee=KEY_SET, rules=rules)
-    for rec in (register(DEVICES[0], MAKER, [OPERATOR]), register(DEVICES[1], MAKER, [OPERATOR])):
         apply_record(view, rec, index=1, committee=KEY_SET, rules=rules)
     apply_registry_diff(registry, view.diff())
     a, b, fresh = DEVICES[0], DEVICES[1], KEYS[5]
+    suspend = SetStatus(device_id=device_id(b), serial=1, status=DeviceStatus.SUSPENDED)
+    away = RotateKey(
+        device_id=device_id(a),
+        serial=1,
+        new_key=fresh.public_key,
+        new_address=address_of(fresh.public_key),
+    )
+    onto = RotateKey(
+        device_id=device_id(b),
+        serial=2,
+        new_key=a.public_key,
+        new_address=address_of(a.public_key),
+    )
     steps = [
-        record(
-            SetStatus(device_id=device_id(b), serial=1, status=DeviceStatus.SUSPENDED), [OPERATOR]
-        ),
-        record(
-            RotateKey(
-                device_id=device_id(a),
-                serial=1,
-                new_key=fresh.public_key,
-                new_address=address_of(fresh.public_key),
-            ),
-            [a, fresh, OPERATOR],
-        ),
-        record(
-            RotateKey(
-                device_id=device_id(b),
-                serial=2,
-                new_key=a.public_key,
-                new_address=address_of(a.public_key),
-            ),
-            [b, a, OPERATOR],
-        ),
+        record(suspend, [OPERATOR]),
+        record(away, [a, fresh, OPERATOR]),
+        record(onto, [b, a, OPERATOR]),
     ]
     view = RegistryOverlay(base=registry)
     conflicts = [apply_record(view, r, index=2, committee=KEY_SET, rules=rules) for r in steps]
     assert conflicts == [Conflict.NONE] * 3
     apply_registry_diff(registry, view.diff())
-    assert registry.by_key == {fresh.public_key: device_id(a), a.public_key: device_id(b)}
+    return registry
+
+
+def test_a_key_freed_by_a_rotation_is_taken_by_another_device_in_the_same_milestone() -> None:
+    registry = _moved_key()
+    assert registry.by_key == {
+        KEYS[5].public_key: device_id(DEVICES[0]),
+        DEVICES[0].public_key: device_id(DEVICES[1]),
+    }
+
+
+def test_a_node_started_from_a_snapshot_has_the_index(tmp_path: Path) -> None:
+    registry = _moved_key()
+    g = genesis([(key(1), 1_000)])
+    state = genesis_state(g)
+    snapshot = Snapshot(
+        network_id=g.network_id,
+        supply=g.supply,
+        milestone_index=0,
+        milestone_id=ZERO_MILESTONE_ID,
+        key_schedule=KeySchedule(entries=((1, KEY_SET),)),
+        outputs=tuple(sorted(state.unspent.items(), key=lambda item: item[0])),
+        entry_points=(),
+        state_hash=ledger_state_hash(0, state.accumulator, registry.digest),
+        devices=tuple(registry.devices[d] for d in sorted(registry.devices)),
+        issuers=tuple(registry.issuers[k] for k in sorted(registry.issuers)),
+    )
+    decoded = decode_snapshot(encode_snapshot(snapshot))
+    with create_from_snapshot(tmp_path / "copy.db", decoded) as storage:
+        assert storage.load_ledger().registry.by_key == registry.by_key
