@@ -82,8 +82,10 @@ from .errors import (
 from .event_reader import EventReader
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
     from types import TracebackType
+
+    from tangle.ledger.registry import DeviceEntry
 
 OCTETS: Final = "application/octet-stream"
 _RETRIED_STATUSES: Final = frozenset({500, 502, 503, 504})
@@ -381,15 +383,47 @@ class NodeClient:
         (None if it is not registered); with `proof` (implied by `at`), its audit path to that
         milestone's registry root. A past milestone the node no longer keeps the changes of is
         a `NotFoundError` with code `proof_unavailable`."""
-        path = f"/api/v1/devices/{device_id.hex()}"
-        request = "GET /api/v1/devices/{id}"
         query = [("proof", "true" if proof else "false")]
         if at is not None:
             query, proof = [("at", str(at))], True
+        return await self._registered(
+            f"/api/v1/devices/{device_id.hex()}",
+            "GET /api/v1/devices/{id}",
+            query,
+            proof=proof,
+            missing="unknown_device",
+            belongs=lambda entry: entry.device_id == device_id,
+        )
+
+    async def device_by_key(self, key: bytes, *, proof: bool = False) -> RegisteredDevice | None:
+        """The registry entry of the device whose current key is `key` at the confirmed
+        milestone (None if it is no device's: a key a device rotated away from is no longer
+        its); with `proof`, the entry's audit path to the registry root."""
+        return await self._registered(
+            f"/api/v1/keys/{key.hex()}/device",
+            "GET /api/v1/keys/{key}/device",
+            [("proof", "true" if proof else "false")],
+            proof=proof,
+            missing="unknown_device_key",
+            belongs=lambda entry: entry.key == key,
+        )
+
+    async def _registered(
+        self,
+        path: str,
+        request: str,
+        query: list[tuple[str, str]],
+        *,
+        proof: bool,
+        missing: str,
+        belongs: Callable[[DeviceEntry], bool],
+    ) -> RegisteredDevice | None:
+        """A device answer (with its audit path if `proof`): None on 404 `missing`; an entry
+        that is not what was asked for (`belongs`) is an `InvalidResponseError`."""
         try:
             doc = await self._get_json(path, query)
         except NotFoundError as exc:
-            if exc.code != "unknown_device":
+            if exc.code != missing:
                 raise
             return None
         try:
@@ -398,7 +432,7 @@ class NodeClient:
             registry_path = _merkle_path(request, doc.child("registry_path")) if proof else None
         except TangleError as exc:
             raise InvalidResponseError(request, str(exc)) from None
-        if entry.device_id != device_id:
+        if not belongs(entry):
             raise InvalidResponseError(request, "the entry is another device's")
         return RegisteredDevice(
             ledger_index=doc.integer("ledger_index"),

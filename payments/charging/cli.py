@@ -166,7 +166,7 @@ async def _serve(args: argparse.Namespace) -> None:
             committer = LedgerCommitter(store, node)
             csms.on_bill.append(committer)
             if args.devices:
-                payments.devices = DeviceGate(lookup=node.device)
+                payments.devices = DeviceGate(lookup=node.device, lookup_key=node.device_by_key)
             if args.refund_seed_file is not None:
                 csms.on_bill.append(await _refunds(stack, args, payments, node))
         roaming = None
@@ -175,7 +175,11 @@ async def _serve(args: argparse.Namespace) -> None:
             if args.node_api:
                 committer.cdr_hash = roaming.cdr_hash_of
         if args.devices and args.node_api:
-            gate = DeviceGate(lookup=node.device, token_devices=_device_tokens(args.device_token))
+            gate = DeviceGate(
+                lookup=node.device,
+                lookup_key=node.device_by_key,
+                token_devices=_device_tokens(args.device_token),
+            )
             csms.authorize = gate.guard(csms.authorize)
         resumed = await csms.restore()
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))

@@ -2,13 +2,14 @@
 
 A driver's id token may belong to a registered device (a car's own token: the operator knows it
 as `token_devices`, since an OCPP id token is too short to carry a 32-byte device id), and the
-channel it pays from is keyed by the payer's public key, whose device id is
-`device_id_of(key)`. `DeviceGate.check` looks each candidate up on the node
-(`GET /api/v1/devices/{id}`, through `NodeClient.device` or anything of that shape) and refuses
-the token by name, `DeviceQuarantinedError` (OCPP status Blocked), if one is under a quarantine
-in force at the node's confirmed milestone. A token that is no registered device passes. A node
-that cannot answer refuses the token (`DeviceLookupError`, status Invalid): a quarantine is a
-safety measure, so the gate fails closed.
+channel it pays from is keyed by the payer's public key, which may be a device's current key.
+`DeviceGate.check` looks the token's device up by id (`GET /api/v1/devices/{id}`,
+`NodeClient.device`) and the payer key by key (`GET /api/v1/keys/{key}/device`,
+`NodeClient.device_by_key`: a device that rotated its key is found by its new one, and by
+nothing else), and refuses the token by name, `DeviceQuarantinedError` (OCPP status Blocked), if
+one is under a quarantine in force at the node's confirmed milestone. A token that is no
+registered device passes. A node that cannot answer refuses the token (`DeviceLookupError`,
+status Invalid): a quarantine is a safety measure, so the gate fails closed.
 
 `DeviceGate.guard(authorize)` wraps any authorizer (every token, roaming tokens); the
 pay-as-you-charge authorizer (`payment.ChargePayments`) also checks its channel's payer key.
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from tangle.errors import TangleError
-from tangle.protocol.device import device_id_of
 from wallet.errors import WalletError
 
 from .errors import DeviceLookupError, DeviceQuarantinedError
@@ -45,29 +45,29 @@ class DeviceGate:
 
     lookup: DeviceLookup
     """A device's registry entry at the confirmed milestone, None if not registered."""
+    lookup_key: DeviceLookup
+    """The entry of the device whose current key is the one given, None if it is no device's."""
     token_devices: Mapping[str, bytes] = field(default_factory=dict)
     """The device id each known device token belongs to."""
-
-    def candidate_ids(self, id_token: str, payer_key: bytes | None = None) -> list[bytes]:
-        """The devices a token and its channel's payer key could be."""
-        ids = []
-        if id_token in self.token_devices:
-            ids.append(self.token_devices[id_token])
-        if payer_key is not None:
-            ids.append(bytes(device_id_of(payer_key)))
-        return ids
 
     async def check(self, id_token: str, payer_key: bytes | None = None) -> None:
         """Raise `DeviceQuarantinedError` if `id_token` or `payer_key` is a quarantined device,
         `DeviceLookupError` if the registry cannot be read."""
-        for device_id in self.candidate_ids(id_token, payer_key):
+        lookups: list[tuple[DeviceLookup, bytes]] = []
+        if id_token in self.token_devices:
+            lookups.append((self.lookup, self.token_devices[id_token]))
+        if payer_key is not None:
+            lookups.append((self.lookup_key, payer_key))
+        for lookup, subject in lookups:
             try:
-                found = await self.lookup(device_id)
+                found = await lookup(subject)
             except (WalletError, TangleError) as e:
-                LOG.warning("device %s not looked up: %r", device_id.hex(), e)
+                LOG.warning("device %s not looked up: %r", subject.hex(), e)
                 raise DeviceLookupError(id_token, f"the registry did not answer: {e}") from None
             if found is not None and found.entry.quarantined_at(found.ledger_index):
-                raise DeviceQuarantinedError(id_token, device_id, found.ledger_index)
+                raise DeviceQuarantinedError(
+                    id_token, bytes(found.entry.device_id), found.ledger_index
+                )
 
     def guard(self, authorize: Authorizer) -> Authorizer:
         """`authorize`, refusing quarantined devices' tokens before it is asked."""

@@ -1,15 +1,14 @@
 """Whether a payer is a device cut off by a quarantine: what the paywall's `Cashier` asks before
 it credits a payment (`QuarantinedPayerError`, `403 quarantined_device`).
 
-A channel's payer is a key. A device registered with that key has the id `device_id_of(key)`;
-`LedgerDevices` asks a node for it (`GET /api/v1/devices/{id}`) and takes the quarantine in
-force at the node's confirmed milestone. A key that is no registered device's stands. Answers
-are cached per payer for `ttl_s` (a quarantine applied meanwhile is seen at most that late), at
-most `max_entries` of them (the oldest goes first), so a flood of payments costs the node one
-request per payer per `ttl_s`. The clock is the caller's (anyio's by default).
-
-A device that rotated its key is found only by the key it registered with (its id): a payment
-from its new key is not refused here.
+A channel's payer is a key. `LedgerDevices` asks a node for the device whose current key it is
+(`GET /api/v1/keys/{key}/device`, `NodeClient.device_by_key`: a device that rotated its key is
+found by its new key) and takes the quarantine in force at the node's confirmed milestone. A key
+that is no registered device's current key stands, a key a device rotated away from included
+(nothing else is looked up: not `device_id_of(key)`). Answers are cached per payer for `ttl_s`
+(a quarantine applied meanwhile is seen at most that late), at most `max_entries` of them (the
+oldest goes first), so a flood of payments costs the node one request per payer per `ttl_s`.
+The clock is the caller's (anyio's by default).
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
-
-from tangle.protocol.device import device_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,7 +64,7 @@ class LedgerDevices:
         cached = self._cache.get(payer)
         if cached is not None and now < cached[1]:
             return cached[0]
-        found = await self._client.device(device_id_of(payer))
+        found = await self._client.device_by_key(payer)
         until = None
         if found is not None:
             entry = found.entry

@@ -10,6 +10,10 @@ The node rebuilds the registry tree of `at` from its current one by undoing the 
 (and at most 65,536 changed entries in all); the entry comes from the device's stored history
 (its newest 256 versions). Beyond that: 404 `proof_unavailable`. The last `MAX_PAST_TREES`
 trees rebuilt are kept.
+
+`GET /api/v1/keys/{key}/device`: the same answer for the device whose current key `key` is
+(the registry's index of current keys, `Registry.by_key`), or 404 `unknown_device_key`. A device
+that rotated its key is found by its new key only: a key it gave up is no device's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tangle.ledger.registry import DeviceEntry, encode_entry, registry_path, rew
 from tangle.protocol.bech32 import encode_address
 from tangle.protocol.codec import U32_MAX
 from tangle.protocol.device import NO_GATEWAY, DeviceId
+from tangle.protocol.ids import PublicKey
 from tangle.protocol.merkle import root_from_path
 from tangle.protocol.message import decode_message
 from tangle.protocol.milestone import Milestone
@@ -34,8 +39,11 @@ from ._openapi import _op, _path_param
 from ._request import ApiError, path_id, query_uint
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.requests import Request
 
+    from tangle.ledger.registry import Registry
     from tangle.node.core import NodeCore
     from tangle.node.node import Node
     from tangle.protocol.bech32 import Network
@@ -87,6 +95,13 @@ def render_entry(
     return out
 
 
+def _with_proof(request: Request) -> bool:
+    proof_text = request.query_params.get("proof", "false")
+    if proof_text not in _FLAGS:
+        raise ApiError("invalid_parameter", "proof is true or false")
+    return _FLAGS[proof_text]
+
+
 def render_path(path: MerklePath) -> dict[str, Any]:
     return {"index": path.index, "size": path.size, "siblings": [s.hex() for s in path.siblings]}
 
@@ -105,28 +120,43 @@ class Devices:
         at_text = request.query_params.get("at")
         if at_text is not None:
             return await self._device_at(device_id, query_uint(at_text, "at", 1, U32_MAX))
-        proof_text = request.query_params.get("proof", "false")
-        if proof_text not in _FLAGS:
-            raise ApiError("invalid_parameter", "proof is true or false")
-        with_proof = _FLAGS[proof_text]
+        found = await self._current(lambda registry: device_id, _with_proof(request))
+        if found is None:
+            raise ApiError("unknown_device", f"no device {device_id.hex()} is registered")
+        return found
+
+    async def device_by_key(self, request: Request) -> Response:
+        """The device whose current key is `{key}` (`Registry.by_key`): a device that rotated
+        is found by its new key, not by its old ones."""
+        key = PublicKey(path_id(request.path_params["key"]))
+        found = await self._current(lambda registry: registry.by_key.get(key), _with_proof(request))
+        if found is None:
+            raise ApiError("unknown_device_key", f"{key.hex()} is no device's current key")
+        return found
+
+    async def _current(
+        self, find: Callable[[Registry], DeviceId | None], with_proof: bool
+    ) -> Response | None:
+        """The device `find` picks in the registry at the confirmed milestone; None if none."""
 
         def current(
             core: NodeCore,
         ) -> tuple[int, MerkleRoot, DeviceEntry, MerklePath | None] | None:
             registry = core.ledger.registry
-            entry = registry.devices.get(device_id)
+            device_id = find(registry)
+            entry = None if device_id is None else registry.devices.get(device_id)
             if entry is None:
                 return None
-            path = registry_path(registry, device_id)[1] if with_proof else None
+            path = registry_path(registry, entry.device_id)[1] if with_proof else None
             return core.confirmed_index, registry.root, entry, path
 
         found = await self._node.read_core(current)
         if found is None:
-            raise ApiError("unknown_device", f"no device {device_id.hex()} is registered")
+            return None
         index, root, entry, path = found
 
         def history(storage: Storage) -> list[tuple[int, DeviceEntry]]:
-            stored = storage.device(device_id)
+            stored = storage.device(entry.device_id)
             return [] if stored is None else stored[1]
 
         versions = await self._node.read_storage(history)
@@ -235,6 +265,19 @@ def with_devices(document: dict[str, Any]) -> dict[str, Any]:
             "unknown_milestone",
             "proof_unavailable",
             params=(_path_param("device_id", _ID), proof, at),
+        )
+    }
+    out["paths"]["/api/v1/keys/{key}/device"] = {
+        "get": _op(
+            "The registered device whose current key is this one (a device that rotated its "
+            "key is found by its new key only), as GET /api/v1/devices/{device_id} answers it; "
+            "with proof=true the audit path of its entry to the registry root",
+            200,
+            "Device",
+            "invalid_id",
+            "invalid_parameter",
+            "unknown_device_key",
+            params=(_path_param("key", _ID), proof),
         )
     }
     return out

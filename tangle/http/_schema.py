@@ -81,6 +81,7 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "unknown_channel": (404, "no channel with this id is open or closing on the ledger"),
     "unknown_peer": (404, "no such peer"),
     "unknown_device": (404, "no device with this id is registered"),
+    "unknown_device_key": (404, "the key is no registered device's current key"),
     "proof_unavailable": (404, "the message is not referenced yet, or its milestone was pruned"),
     "method_not_allowed": (405, "the route exists, the method does not"),
     "body_too_large": (413, "the body is over the size limit (checked while it is read)"),

@@ -13,6 +13,7 @@ GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: he
 GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
 GET    /api/v1/channels/{channel_id}         200 a payment channel's output
 GET    /api/v1/devices/{device_id}           200 a registered device (`_device_api.py`)
+GET    /api/v1/keys/{key}/device             200 the device whose current key it is
 GET    /api/v1/milestones/latest | /{index}  200 an applied milestone
 GET    /api/v1/events?address=...            200 server-sent events, resumable (`_api_events.py`)
 GET    /metrics                              200 Prometheus text exposition
@@ -354,6 +355,7 @@ def create_app(
     """The ASGI app serving `node`. `solve` replaces the proof-of-work search (tests)."""
     api = _Api(node, config, peers, solve)
     submit = api.submission
+    devices = Devices(node, config.network)
     routes = [
         route("/api/v1/info", get=api.info),
         route("/api/v1/messages", post=submit.submit),
@@ -366,7 +368,8 @@ def create_app(
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
         route("/api/v1/channels/{channel_id}", get=api.channel),
-        route("/api/v1/devices/{device_id}", get=Devices(node, config.network).device),
+        route("/api/v1/devices/{device_id}", get=devices.device),
+        route("/api/v1/keys/{key}/device", get=devices.device_by_key),
         route("/api/v1/alarms", get=api.alarms),
         route("/api/v1/milestones/latest", get=api.milestone),
         route("/api/v1/milestones/{index}", get=api.milestone),

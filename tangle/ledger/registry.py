@@ -264,7 +264,10 @@ class Registry:
     devices: dict[DeviceId, DeviceEntry] = field(default_factory=dict)
     issuers: dict[PublicKey, IssuerEntry] = field(default_factory=dict)
     by_key: dict[PublicKey, DeviceId] = field(default_factory=dict)
-    """Each device's current key, to its id."""
+    """Each device's current key, to its id: one key a device (the rules keep current keys
+    unique), kept by every applied diff (`_put`) and rebuilt from the entries by
+    `restore_registry` (a restart, a snapshot), so never stored; no part of the root. It answers
+    `GET /api/v1/keys/{key}/device` and the quarantine checks of what a key signs."""
     _root: MerkleRoot | None = None
     _digest: bytes | None = None
     _tree: SortedMerkleTree | None = None

@@ -7,7 +7,9 @@ issuers         key -> entry (`encode_issuer`)
 device_history  (device_id, milestone_index) -> entry as that milestone left it (the newest
                 MAX_HISTORY versions of each device)
 ```
-The tables arrive with schema version 2 (`MIGRATIONS[1]` in `_schema.py`).
+The tables arrive with schema version 2 (`MIGRATIONS[1]` in `_schema.py`). The registry's index
+of current keys (`Registry.by_key`) is not read from `devices.key`: `load_registry` rebuilds it
+from the entries (`restore_registry`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ tpdev1...              address     a bech32m address of this network
 64 hex digits          message     a stored message
                        refused     a message this node refused lately (`Timeline.refusal`)
                        channel     a channel on the ledger
-                       device      a registered device (its id)
+                       device      a registered device (its id, or its current key)
                        address     otherwise: an address in hex
 anything else          none        with the reason
 ```
@@ -24,7 +24,7 @@ from tangle.protocol.bech32 import decode_address, encode_address
 from tangle.protocol.channel import ChannelOutput
 from tangle.protocol.codec import U32_MAX
 from tangle.protocol.device import DeviceId
-from tangle.protocol.ids import Address, MessageId
+from tangle.protocol.ids import Address, MessageId, PublicKey
 
 if TYPE_CHECKING:
     from tangle.node.node import Node
@@ -88,6 +88,8 @@ async def _hex(query: str, node: Node, timeline: Timeline, network: Network) -> 
         return stored, channel, storage.device(DeviceId(bytes(as_address))) is not None
 
     stored, channel, device = await node.read_storage(read)
+    key = PublicKey(bytes(as_address))
+    owner = await node.read_core(lambda core: core.ledger.registry.by_key.get(key))
     if stored:
         return _found("message", query, "a stored message")
     refusal = timeline.refusal(message_id)
@@ -97,4 +99,6 @@ async def _hex(query: str, node: Node, timeline: Timeline, network: Network) -> 
         return _found("channel", query, "a payment channel on the ledger")
     if device:
         return _found("device", query, "a registered device")
+    if owner is not None:
+        return _found("device", owner.hex(), "a registered device's current key")
     return _found("address", encode_address(as_address, network), "an address (or an unknown id)")

@@ -2,7 +2,8 @@
 chargers (1.6J and 2.0.1, loopback WebSockets) answers Blocked for a token that is a quarantined
 device's, or that is bound to a channel whose payer key is one; an expired quarantine is served;
 a registry that cannot be read refuses. The registry's entries are real `DeviceEntry` values,
-served by a lookup of `NodeClient.device`'s shape (no node runs here)."""
+served by lookups of `NodeClient.device`'s and `NodeClient.device_by_key`'s shape (no node runs
+here): a device that rotated its key onto the channel's payer key is found by that key."""
 
 from __future__ import annotations
 
@@ -73,7 +74,16 @@ class Registry:
     async def __call__(self, device_id: bytes) -> RegisteredDevice | None:
         if self.down:
             raise NodeUnavailableError("GET /api/v1/devices/{id}", "connection refused")
-        found = self.entries.get(device_id)
+        return self._answer(self.entries.get(device_id))
+
+    async def by_key(self, key: bytes) -> RegisteredDevice | None:
+        """The device whose current key is `key` (the node's `Registry.by_key`)."""
+        if self.down:
+            raise NodeUnavailableError("GET /api/v1/keys/{key}/device", "connection refused")
+        return self._answer(next((e for e in self.entries.values() if e.key == key), None))
+
+    @staticmethod
+    def _answer(found: DeviceEntry | None) -> RegisteredDevice | None:
         if found is None:
             return None
         root = blake2b_256(b"root")
@@ -88,7 +98,11 @@ class Registry:
 def test_a_quarantined_devices_token_is_blocked_by_both_versions(tmp_path: Path) -> None:
     expired_id = device_id_of(PublicKey(blake2b_256(b"old car")))
     registry = Registry(entry(CAR_ID, CAR, (30, 50)), entry(expired_id, CAR, (10, 20)))
-    gate = DeviceGate(lookup=registry, token_devices={"CAR-7": CAR_ID, "OLD-CAR": expired_id})
+    gate = DeviceGate(
+        lookup=registry,
+        lookup_key=registry.by_key,
+        token_devices={"CAR-7": CAR_ID, "OLD-CAR": expired_id},
+    )
 
     async def main() -> None:
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
@@ -150,7 +164,7 @@ def test_a_channel_whose_payer_key_is_quarantined_is_blocked(tmp_path: Path) -> 
     registry = Registry(entry(device_id_of(DRIVER.public_key), DRIVER.public_key, (INDEX, INDEX)))
 
     async def body(world: World) -> None:
-        world.payments.devices = DeviceGate(lookup=registry)
+        world.payments.devices = DeviceGate(lookup=registry, lookup_key=registry.by_key)
         wallet = await world.driver(("CP201", "T1"))
         await world.bind(wallet, "CARD-Q")
         with pytest.raises(DeviceQuarantinedError):
@@ -160,5 +174,30 @@ def test_a_channel_whose_payer_key_is_quarantined_is_blocked(tmp_path: Path) -> 
             assert answer.id_token_info["status"] == "Blocked"
         registry.entries.clear()  # lifted: served again
         assert await world.payments.authorize("CARD-Q") is not None
+
+    run_with_payments(tmp_path, body)
+
+
+def test_a_device_that_rotated_onto_the_payer_key_and_is_quarantined_is_blocked(
+    tmp_path: Path,
+) -> None:
+    """The device registered with another key (its id is not `device_id_of(DRIVER)`) and
+    rotated to the driver's: the channel's payer key finds it, and it is refused by name."""
+    rotated_id = device_id_of(PublicKey(blake2b_256(b"first key")))
+    registry = Registry(entry(rotated_id, DRIVER.public_key, (INDEX, INDEX + 10)))
+
+    async def body(world: World) -> None:
+        world.payments.devices = DeviceGate(lookup=registry, lookup_key=registry.by_key)
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-R")
+        with pytest.raises(DeviceQuarantinedError) as refused:
+            await world.payments.authorize("CARD-R")
+        assert refused.value.device_id == bytes(rotated_id)
+        async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
+            answer = await charger.call(_authorize201("CARD-R"))
+            assert answer.id_token_info["status"] == "Blocked"
+        # its old id (the first key's) is no payer key here: the key's device alone is asked
+        registry.entries = {bytes(CAR_ID): entry(CAR_ID, CAR, (INDEX, INDEX))}
+        assert await world.payments.authorize("CARD-R") is not None
 
     run_with_payments(tmp_path, body)

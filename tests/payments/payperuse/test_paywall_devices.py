@@ -1,6 +1,7 @@
 """The paywall refuses a payer that is a device under quarantine (`403 quarantined_device`),
-asking a real node's `GET /api/v1/devices/{id}` through `LedgerDevices`, whose answers are
-cached per payer for a while and bounded in number."""
+asking a real node's `GET /api/v1/keys/{key}/device` through `LedgerDevices`, whose answers are
+cached per payer for a while and bounded in number; a device that rotated its key to the payer's
+is refused by its current key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from payments.payperuse.standing import LedgerDevices
-from tangle.protocol.device import IssuerRole, LiftQuarantine, Quarantine
+from tangle.protocol.device import IssuerRole, LiftQuarantine, Quarantine, RotateKey
+from tangle.protocol.transaction import address_of
 from tests.payments.payperuse.test_paywall import PAYEE, PAYER, Service, header_of
 from tests.registry_records import admit, device_id, record, register, signer
 from tests.tangle.http.test_api import SIGNERS, Net, network
@@ -112,4 +114,55 @@ async def test_the_cache_is_bounded_and_a_key_that_is_no_device_stands(tmp_path:
                 assert await devices.quarantined_until(signer(200 + n).public_key) is None
                 assert len(devices) <= 2
         finally:
+            await node.aclose()
+
+
+async def test_a_device_that_rotated_onto_the_payer_key_and_is_quarantined_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The device registered with another key and rotated to PAYER's: its id is not
+    `device_id_of(PAYER)`, and it is found by its current key all the same."""
+    first = signer(63)
+    async with network(tmp_path) as net:
+        await _send(
+            net,
+            admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]),
+            admit(OP1, IssuerRole.OPERATOR, SIGNERS[:2]),
+            admit(OP2, IssuerRole.OPERATOR, SIGNERS[:2]),
+        )
+        await net.milestone()
+        await _send(net, register(first, MAKER, [OP1]))
+        await net.milestone()
+        rotate = RotateKey(
+            device_id=device_id(first),
+            serial=1,
+            new_key=PAYER.public_key,
+            new_address=address_of(PAYER.public_key),
+        )
+        await _send(net, record(rotate, [first, PAYER, OP1]))
+        await net.milestone()
+        quarantine = Quarantine(
+            device_id=device_id(first),
+            serial=2,
+            reason=1,
+            evidence_hash=bytes(32),
+            expires_after=1_000,
+        )
+        await _send(net, record(quarantine, [OP1, OP2]))
+        await net.milestone()
+        node = NodeClient("http://node", transport=httpx.ASGITransport(net.app))
+        service = Service(tmp_path, devices=LedgerDevices(node, clock=Clock()))
+        try:
+            channel = await service.channel()
+            async with service.client() as client:
+                refused = await client.get("/reading", headers=header_of(channel.pay(10)))
+                assert (refused.status_code, refused.json()["error"]["code"]) == (
+                    403,
+                    "quarantined_device",
+                )
+            assert service.calls == []
+            assert channel.terms.channel_id not in service.in_memory()  # nothing credited
+            assert await LedgerDevices(node).quarantined_until(first.public_key) is None
+        finally:
+            await service.store.aclose()
             await node.aclose()
