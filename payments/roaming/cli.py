@@ -153,31 +153,24 @@ def _batch(args: argparse.Namespace) -> Doc:
             agreement, signer_of(args.key_file), sender=vpmn, recipient=hpmn,
             next_sequence=store.next_batch_sequence(vpmn, hpmn),
         )  # fmt: skip
-        bars = BarList(agreement)
-        for held in store.bars():
-            if held.bar.hpmn == hpmn and held.bar.agreement == agreement.hash:
-                bars.add(held)
+        bars = BarList.restored(agreement, store.bars(), hpmn)
         refused: list[BarredUsageError] = []
         for _ in range(10_000):
             rows = store.pending_rows(vpmn, hpmn, agreement.batch_max_records)
             if not rows:
                 break
-            barred = []
-            for row_id, r in rows:
-                try:
-                    bars.check(r)
-                except BarredUsageError as e:
-                    barred.append(row_id)
-                    refused.append(e)
+            _, barred = bars.admit(rows)
             if barred:  # out of batching for good, then read the pending records again
-                store.refuse_pending(barred)
+                store.refuse_pending(row_id for row_id, _ in barred)
+                refused += [e for _, e in barred]
                 continue
+            full = None  # only the last record can fill the batch: rows are at most its size
             for _, r in rows:
-                batcher.add(r, args.now)
-            batch = batcher.flush(args.now)
+                full = batcher.add(r, args.now)
+            batch = full if full is not None else batcher.flush(args.now)
             if batch is None:
                 break
-            store.save_batch(batch)
+            store.save_batch(batch, [row_id for row_id, _ in rows])
             sealed.append(batch)
             if args.out_dir is not None:
                 name = f"{vpmn}-{hpmn}-{batch.signed.header.sequence:08d}.batch"

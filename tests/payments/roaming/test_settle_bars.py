@@ -52,8 +52,8 @@ def test_usage_after_a_bar_is_returned_and_not_paid_also_after_a_restart(tmp_pat
     records = (rated(record(up=10, start=T0)), rated(record(up=10, start=T0 + 100)))
     with RoamingStore(path) as store:
         desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=100)
-        assert desk.bar(sign_bar(bar(T0 + 50), HOME_KEY))
-        assert not desk.bar(sign_bar(bar(T0 + 60), HOME_KEY))  # the earlier bar holds
+        assert desk.bar(sign_bar(bar(T0 + 50), HOME_KEY), NOW)
+        assert not desk.bar(sign_bar(bar(T0 + 60), HOME_KEY), NOW)  # the earlier bar holds
         ack = desk.receive_batch(seal(AGREEMENT, VISITED_KEY, records, sequence=1, now=NOW), NOW)
         assert ack.ack.returns == (
             RecordReturn(index=1, severity=Severity.SEVERE, code=ReturnCode.BARRED),
@@ -70,14 +70,14 @@ def test_usage_after_a_bar_is_returned_and_not_paid_also_after_a_restart(tmp_pat
 def test_bars_are_checked_and_bounded() -> None:
     bars = BarList(AGREEMENT, capacity=1)
     with pytest.raises(BarError, match="signed"):
-        bars.add(sign_bar(bar(T0), VISITED_KEY))  # VISITED's key for HOME's bar
+        bars.add(sign_bar(bar(T0), VISITED_KEY), NOW)  # VISITED's key for HOME's bar
     with pytest.raises(BarError, match="another agreement"):
-        bars.add(sign_bar(bar(T0, agreement=bytes(32)), HOME_KEY))
-    assert bars.add(sign_bar(bar(T0), HOME_KEY))
+        bars.add(sign_bar(bar(T0, agreement=bytes(32)), HOME_KEY), NOW)
+    assert bars.add(sign_bar(bar(T0), HOME_KEY), NOW)
     with pytest.raises(BarError, match="more than"):
-        bars.add(sign_bar(bar(T0, imsi_hash=HASHER.imsi("262019999999999")), HOME_KEY))
-    assert bars.barred(HASHER.imsi(IMSI), T0)
-    assert not bars.barred(HASHER.imsi(IMSI), T0 - 1)
+        bars.add(sign_bar(bar(T0, imsi_hash=HASHER.imsi("262019999999999")), HOME_KEY), NOW)
+    assert bars.barred(record(start=T0, recipient=HOME))
+    assert not bars.barred(record(start=T0 - 1, recipient=HOME))
     s = sign_bar(bar(T0), HOME_KEY)
     assert SignedBar.decode(s.encode()) == s
     assert IMSI.encode() not in anchor_payload(s).data
@@ -95,4 +95,4 @@ def test_a_desk_refuses_a_key_of_neither_party_and_a_bar_of_a_stranger(tmp_path:
             CarrierDesk(store, signed(AGREEMENT), MALLORY_KEY)
         desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=10)
         with pytest.raises(BarError, match="not a party"):
-            desk.bar(sign_bar(bar(T0, hpmn="GBRCC"), MALLORY_KEY))
+            desk.bar(sign_bar(bar(T0, hpmn="GBRCC"), MALLORY_KEY), NOW)

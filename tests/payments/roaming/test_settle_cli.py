@@ -134,10 +134,11 @@ def test_a_carrier_pair_from_agreement_to_statement(
     code, doc = run(
         capsys, "bars", "add", "--db", hpmn_db, "--agreement", sealed, "--key-file",
         tmp_path / f"{HPMN}.key", "--imsi", imsi, "--salt-file", tmp_path / "salt",
-        "--since", str(NOW), "-o", bar_file,
+        "--since", str(NOW), "--now", str(NOW), "-o", bar_file,
     )  # fmt: skip
     assert (code, doc["new"]) == (0, True)
-    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, "--agreement", sealed)[0] == 0
+    recorded = ("--agreement", sealed, "--now", str(NOW))
+    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, *recorded)[0] == 0
     for db in (hpmn_db, vpmn_db):
         code = tanglepay(["roaming", "--json", "bars", "list", "--db", str(db)])
         out = capsys.readouterr().out
@@ -192,10 +193,11 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
     code, doc = run(
         capsys, "bars", "add", "--db", hpmn_db, "--agreement", sealed, "--key-file",
         tmp_path / f"{HPMN}.key", "--imsi", "133713371337133", "--salt-file", tmp_path / "salt",
-        "--since", "1388534400", "-o", bar_file,
+        "--since", "1388534400", "--now", "1388534400", "-o", bar_file,
     )  # fmt: skip
     assert code == 0, doc
-    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, "--agreement", sealed)[0] == 0
+    recorded = ("--agreement", sealed, "--now", "1388534400")
+    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, *recorded)[0] == 0
     tap = VECTORS / "tap_3_12_valid.ber"
     code, doc = run(
         capsys, "import", tap, "--db", vpmn_db, "--format", "tap", "--salt-file", tmp_path / "salt"
@@ -211,7 +213,7 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
         capsys, "import", tap, "--db", late_db, "--format", "tap", "--salt-file", tmp_path / "salt"
     )
     assert (doc["records"], doc["refused"]) == (4, 0)
-    assert run(capsys, "bars", "record", bar_file, "--db", late_db, "--agreement", sealed)[0] == 0
+    assert run(capsys, "bars", "record", bar_file, "--db", late_db, *recorded)[0] == 0
     code, doc = run(
         capsys, "batch", "--db", late_db, "--agreement", sealed, "--key-file",
         tmp_path / f"{VPMN}.key", "--pair", VPMN, HPMN, "--now", str(NOW),

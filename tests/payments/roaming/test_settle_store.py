@@ -57,8 +57,9 @@ def test_a_file_is_imported_once_and_whole(tmp_path: Path) -> None:
         with pytest.raises(RoamingStoreError):
             store.import_file(partner_file(8, mixed))
         assert store.pending(VISITED, HOME, 100) == records  # nothing of file 8
-        b = seal(A, VISITED_KEY, store.pending(VISITED, HOME, 3), sequence=1, now=T0 + 60)
-        store.save_batch(b)
+        rows = store.pending_rows(VISITED, HOME, 3)
+        b = seal(A, VISITED_KEY, tuple(r for _, r in rows), sequence=1, now=T0 + 60)
+        store.save_batch(b, [i for i, _ in rows])
         assert store.pending(VISITED, HOME, 100) == records[3:]
         assert store.batch(VISITED, HOME, 1) == b
         assert store.next_batch_sequence(VISITED, HOME) == 2
