@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments.roaming.acknowledgement import RecordReturn, ReturnCode, Severity
-from payments.roaming.bars import Bar, BarList, SignedBar, anchor_payload, sign_bar
+from payments.roaming.bars import BAR_GRACE_S, Bar, BarList, SignedBar, anchor_payload, sign_bar
 from payments.roaming.batch import seal
 from payments.roaming.desk import CarrierDesk
-from payments.roaming.errors import BarError, BatchError
+from payments.roaming.errors import BackdatedBarError, BarError, BatchError
 from payments.roaming.store import RoamingStore
 from tests.payments.roaming.settle_support import (
     AGREEMENT,
@@ -24,7 +24,9 @@ from tests.payments.roaming.settle_support import (
     MALLORY_KEY,
     NOW,
     T0,
+    VISITED,
     VISITED_KEY,
+    agreement,
     rated,
     record,
     signed,
@@ -96,3 +98,55 @@ def test_a_desk_refuses_a_key_of_neither_party_and_a_bar_of_a_stranger(tmp_path:
         desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=10)
         with pytest.raises(BarError, match="not a party"):
             desk.bar(sign_bar(bar(T0, hpmn="GBRCC"), MALLORY_KEY), NOW)
+
+
+def test_a_backdated_bar_is_refused_and_usage_served_before_it_arrived_stays_paid(
+    tmp_path: Path,
+) -> None:
+    """A hostile HPMN signs a bar from second 0: the VPMN refuses it by name (it would make the
+    usage it already served unpaid), and so does the HPMN's own desk, whose validator then
+    accepts the usage from before the bar arrived; a bar from the second it arrives counts."""
+    records = (rated(record(up=10, start=T0)), rated(record(up=10, start=NOW)))
+    with RoamingStore(tmp_path / "vpmn.db") as store:
+        vpmn = CarrierDesk(store, signed(AGREEMENT), VISITED_KEY, window_capacity=100)
+        with pytest.raises(BackdatedBarError) as refused:
+            vpmn.bar(sign_bar(bar(0), HOME_KEY), NOW)
+        assert (refused.value.since, refused.value.received) == (0, NOW)
+        assert store.bars() == []
+        gate = BarList.restored(AGREEMENT, store.bars(), HOME)
+        assert gate.admit(enumerate(records)) == (list(enumerate(records)), [])
+    with RoamingStore(tmp_path / "hpmn.db") as store:
+        hpmn = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=100)
+        with pytest.raises(BackdatedBarError):
+            hpmn.bar(sign_bar(bar(0), HOME_KEY), NOW)
+        assert hpmn.bar(sign_bar(bar(NOW - BAR_GRACE_S // 3), HOME_KEY), NOW)  # within the grace
+        ack = hpmn.receive_batch(seal(AGREEMENT, VISITED_KEY, records, sequence=1, now=NOW), NOW)
+        assert [(r.index, r.code) for r in ack.ack.returns] == [(1, ReturnCode.BARRED)]
+
+
+def test_a_later_bar_never_moves_the_held_one_earlier(tmp_path: Path) -> None:
+    bars = BarList(AGREEMENT)
+    assert bars.add(sign_bar(bar(NOW + 500), HOME_KEY), NOW)
+    assert not bars.add(sign_bar(bar(NOW), HOME_KEY), NOW)
+    assert not bars.barred(record(start=NOW + 499))
+    assert bars.barred(record(start=NOW + 500))
+    with RoamingStore(tmp_path / "hpmn.db") as store:
+        desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=100)
+        assert desk.bar(sign_bar(bar(NOW + 500), HOME_KEY), NOW)
+        assert not desk.bar(sign_bar(bar(NOW), HOME_KEY), NOW + 1)
+        assert [b.bar.since for b in store.bars()] == [NOW + 500]
+
+
+def test_the_gate_counts_a_bar_only_for_its_agreement_and_its_hpmn() -> None:
+    """A bar signed under another agreement (the same HPMN key) or by the other party refuses
+    nothing of this agreement's usage billed to HOME."""
+    other = agreement(valid_from=T0 - 2 * 86_400)
+    held = [
+        sign_bar(bar(T0, agreement=other.hash), HOME_KEY),
+        sign_bar(bar(T0, hpmn=VISITED), VISITED_KEY),
+    ]
+    gate = BarList.restored(AGREEMENT, held, HOME)
+    usage = [(0, record(start=T0 + 1))]
+    assert (len(gate), gate.admit(usage)) == (0, (usage, []))
+    assert len(BarList.restored(other, held, HOME)) == 1
+    assert BarList.restored(other, held, HOME).admit(usage)[0] == []
