@@ -11,7 +11,9 @@ batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
                   usage of a subscriber the HPMN barred since it was imported is refused
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
-ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
+ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement; the
+                  records it returns BARRED with no bar kept here from before they began are
+                  listed (`barred_without_a_bar`, batch indexes: dispute them)
 returns           --db DB --agreement F --pair VPMN HPMN --sequence N [--format json|csv]
                   each return's code, severity, field, TAP element, found and expected value
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
@@ -51,7 +53,7 @@ from ._cli_import import MAX_LISTED, add_import_command
 from ._cli_ledger import add_ledger_commands
 from ._cli_returns import add_return_commands
 from ._cli_serve import add_serve_command
-from .acknowledgement import SignedAcknowledgement, verify_ack
+from .acknowledgement import ReturnCode, SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
 from .bars import BarList
 from .batch import Batch, Batcher, decode_batch, encode_batch
@@ -225,11 +227,18 @@ def _validate(args: argparse.Namespace) -> Doc:
 
 def _ack(args: argparse.Namespace) -> Doc:
     signed = SignedAcknowledgement.decode(args.file.read_bytes())
-    verify_ack(signed, signed_agreement(args.agreement).agreement)
+    agreement = signed_agreement(args.agreement).agreement
+    verify_ack(signed, agreement)
+    a = signed.ack
     with RoamingStore(args.db) as store:
         kept = store.save_ack(signed)
-    a = signed.ack
-    return {"sequence": a.sequence, "accepted_amount": a.accepted_amount, "new": kept}
+        batch = store.batch(a.sender, a.recipient, a.sequence)
+        bars = BarList.restored(agreement, store.bars(), a.recipient)
+    barred = [r.index for r in a.returns if r.code is ReturnCode.BARRED]
+    records = () if batch is None else batch.records
+    unbacked = [i for i in barred if i >= len(records) or not bars.barred(records[i])]
+    return {"sequence": a.sequence, "accepted_amount": a.accepted_amount, "new": kept,
+            "barred_without_a_bar": unbacked}  # fmt: skip
 
 
 def _statement(args: argparse.Namespace) -> Doc:

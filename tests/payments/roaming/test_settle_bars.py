@@ -4,6 +4,7 @@ agreement's party, of another agreement, or past the bound are refused by name."
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +17,8 @@ from payments.roaming.batch import seal
 from payments.roaming.desk import CarrierDesk
 from payments.roaming.errors import BackdatedBarError, BarError, BatchError
 from payments.roaming.store import RoamingStore
+from payments.roaming.validation import Validator
+from tanglepay.cli import main as tanglepay
 from tests.payments.roaming.settle_support import (
     AGREEMENT,
     HASHER,
@@ -150,3 +153,27 @@ def test_the_gate_counts_a_bar_only_for_its_agreement_and_its_hpmn() -> None:
     assert (len(gate), gate.admit(usage)) == (0, (usage, []))
     assert len(BarList.restored(other, held, HOME)) == 1
     assert BarList.restored(other, held, HOME).admit(usage)[0] == []
+
+
+def test_the_vpmn_lists_the_barred_returns_no_bar_it_holds_backs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An HPMN whose validator counts a bar from second 0 returns the usage served before the
+    bar reached the VPMN as BARRED too: the VPMN keeps the acknowledgement and names those
+    returns (the ones to dispute); the one after its bar is backed."""
+    records = (rated(record(up=10, start=T0)), rated(record(up=10, start=T0 + 100)))
+    batch = seal(AGREEMENT, VISITED_KEY, records, sequence=1, now=NOW)
+    backdated = BarList.restored(AGREEMENT, [sign_bar(bar(0), HOME_KEY)], HOME)
+    ack = Validator(AGREEMENT, HOME_KEY, bars=backdated).validate(batch, NOW)
+    assert [r.code for r in ack.ack.returns] == [ReturnCode.BARRED] * 2
+    db, ack_file, agreement_file = tmp_path / "vpmn.db", tmp_path / "ack", tmp_path / "a.json"
+    ack_file.write_bytes(ack.encode())
+    agreement_file.write_bytes(signed(AGREEMENT).encode())
+    with RoamingStore(db) as store:
+        store.save_batch(batch)
+        vpmn = CarrierDesk(store, signed(AGREEMENT), VISITED_KEY, window_capacity=10)
+        assert vpmn.bar(sign_bar(bar(T0 + 50), HOME_KEY), T0 + 50)
+    argv = ["roaming", "--json", "ack", str(ack_file), "--db", str(db), "--agreement",
+            str(agreement_file)]  # fmt: skip
+    assert tanglepay(argv) == 0
+    assert json.loads(capsys.readouterr().out)["barred_without_a_bar"] == [0]
