@@ -161,14 +161,17 @@ class BarList:
 
     def barred(self, record: UsageRecord) -> bool:
         """Whether `record` is usage its HPMN (the record's recipient) barred before it began."""
-        since = self._bars.get((record.recipient, record.imsi_hash))
-        return since is not None and record.start_utc >= since
+        return self._since(record) is not None
 
     def check(self, record: UsageRecord) -> None:
         """Raise `BarredUsageError` if its HPMN barred `record`'s subscriber before it began."""
-        since = self._bars.get((record.recipient, record.imsi_hash))
-        if since is not None and record.start_utc >= since:
+        since = self._since(record)
+        if since is not None:
             raise BarredUsageError(record.imsi_hash, since, record.start_utc)
+
+    def _since(self, record: UsageRecord) -> int | None:
+        since = self._bars.get((record.recipient, record.imsi_hash))
+        return since if since is not None and record.start_utc >= since else None
 
     def admit(
         self, rows: Iterable[tuple[K, UsageRecord]]
