@@ -2,15 +2,18 @@
 
 ```
 bars add    --db DB --agreement F --key-file K --imsi DIGITS --salt-file F --since S -o FILE
+            [--now S]
 bars send   FILE --to URL --agreement F --key-file K   (the HPMN) send the bar to the VPMN's
                                                 operator API; from then on the VPMN refuses
                                                 the subscriber's later usage
-bars record FILE --db DB --agreement F          (the VPMN) keep the HPMN's signed bar
+bars record FILE --db DB --agreement F [--now S]   (the VPMN) keep the HPMN's signed bar
 bars list   --db DB                             keyed IMSI hashes and the second each bar starts
 ```
 
 The IMSI is hashed with the agreement's salt at once and never printed, stored or sent: the bar,
-the store and the output carry only the keyed hash.
+the store and the output carry only the keyed hash. A bar may not start before it is added or
+recorded (`--now`, the clock by default) less `BAR_GRACE_S`: it is refused by name
+(`BackdatedBarError`), since it would take back usage already served.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ if TYPE_CHECKING:
 Doc = dict[str, object]
 
 
+def _now(args: argparse.Namespace) -> int:
+    return int(time.time()) if args.now is None else int(args.now)
+
+
 def _add(args: argparse.Namespace) -> Doc:
     signed = signed_agreement(args.agreement)
     signer = signer_of(args.key_file)
@@ -46,7 +53,7 @@ def _add(args: argparse.Namespace) -> Doc:
     )  # fmt: skip
     signed_bar = sign_bar(bar, signer)
     with RoamingStore(args.db) as store:
-        new = CarrierDesk(store, signed, signer).bar(signed_bar)
+        new = CarrierDesk(store, signed, signer).bar(signed_bar, _now(args))
     args.output.write_bytes(signed_bar.encode())
     return {"imsi_hash": bar.imsi_hash.hex(), "since": bar.since, "new": new}
 
@@ -68,14 +75,13 @@ def _send(args: argparse.Namespace) -> Doc:
 
 
 def _record(args: argparse.Namespace) -> Doc:
-    agreement = signed_agreement(args.agreement).agreement
+    agreement = signed_agreement(args.agreement)
     signed = SignedBar.decode(args.file.read_bytes())
     with RoamingStore(args.db) as store:
-        bars = BarList(agreement)
-        for held in store.bars():
-            bars.add(held)
-        new = bars.add(signed)
+        bars = BarList.restored(agreement.agreement, store.bars(), signed.bar.hpmn)
+        new = bars.add(signed, _now(args))
         if new:
+            store.put_agreement(agreement)  # the import gate finds the pair's bars through it
             store.save_bar(signed)
     return {"imsi_hash": signed.bar.imsi_hash.hex(), "since": signed.bar.since, "new": new}
 
@@ -102,6 +108,10 @@ def add_bar_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
         sub.add_argument("--agreement", type=Path, required=True)
     for sub in (record, send):
         sub.add_argument("file", type=Path)
+    for sub in (add, record):
+        sub.add_argument(
+            "--now", type=int, default=None, help="the second the bar arrives (default: now)"
+        )
     for sub in (add, send):
         sub.add_argument("--key-file", type=Path, required=True)
     send.add_argument("--to", required=True, help="the VPMN's operator API, e.g. https://...")

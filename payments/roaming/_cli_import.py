@@ -1,7 +1,8 @@
 """`tanglepay roaming import`: a partner file (TAP 3.12 or NRTRDE 2.1) into the carrier's store,
 whole or not at all, idempotent by (sender, recipient, kind, file sequence), with a progress bar
 on a terminal. At the VPMN, usage of a subscriber its HPMN barred (a bar kept with `bars record`
-or received over the operator API) is refused by name (`BarredUsageError`) and not kept."""
+or received over the operator API, under an agreement of the file's pair) is refused by name
+(`BarredUsageError`) and not kept."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from .bars import admit
+from .bars import BarList
 from .nrtrde import read_nrtrde
 from .partner_file import ImportedFile, ImportPolicy
 from .record import SubscriberHasher
@@ -50,9 +51,15 @@ def _import(args: argparse.Namespace) -> Doc:
     policy = ImportPolicy(hasher=SubscriberHasher(salt=salt))
     imported = (read_tap if args.format == "tap" else read_nrtrde)(data, policy)
     with RoamingStore(args.db) as store:
-        kept, refused = admit(imported.records, store.bars())
+        kept, refused = list(enumerate(imported.records)), []
+        held, m = store.bars(), imported.meta
+        for signed in store.agreements():  # each version of the pair's agreement kept a bar
+            if {p.tadig for p in signed.agreement.parties} == {m.sender, m.recipient}:
+                gate = BarList.restored(signed.agreement, held, m.recipient)
+                kept, more = gate.admit(kept)
+                refused += [e for _, e in more]
         if refused:
-            imported = ImportedFile(meta=imported.meta, records=tuple(kept))
+            imported = ImportedFile(meta=imported.meta, records=tuple(r for _, r in kept))
         outcome = store.import_file(imported)
     _progress(len(imported.records), len(imported.records), "stored", args.json)
     m = imported.meta

@@ -3,14 +3,17 @@
 
 ```
 serve --db DB --agreement F [--agreement F ...] --key-file K [--host H] [--port P]
-      [--backoffice-port Q]
+      [--backoffice-host H] [--backoffice-port Q]
       [--token-file F] [--node URL] [--data-volume-limit B] [--call-seconds-limit S]
       [--imsi-spend-cap N] [--partner-spend-cap N]
 ```
 
 It serves the operator API (`api.py`: the partner's batches in, signed acknowledgements and
 the partner's bars) on `--port`, and the back-office API (`backoffice.py`: fraud alerts as a long
-poll, Prometheus metrics) on `--backoffice-port`, loopback by default; port 0 picks a free one.
+poll, Prometheus metrics) on `--backoffice-host` and `--backoffice-port`. Both listen on loopback
+by default, and the back office stays there when `--host` opens the operator API to partners: its
+alerts name subscribers (keyed IMSI hashes), so a back-office host that is not loopback is refused
+without `--token-file` (the bearer token it then requires). Port 0 picks a free one.
 Every agreement names this carrier (the key's party) and one partner; a partner's request goes
 to its agreement's desk. The records of every accepted batch, from every partner, go through
 one fraud watch as they arrive, so a SIM seen in two partners' networks at once is a clone
@@ -26,6 +29,7 @@ or more than `ANCHOR_QUEUE` waiting). Read the alerts with
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import sys
 import time
@@ -92,6 +96,15 @@ async def _listen(
         task_status.started(int(binds[0].rsplit(":", 1)[1]))
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
+
+
 async def _serve(args: argparse.Namespace) -> None:
     signer = signer_of(args.key_file)
     agreements = [signed_agreement(path) for path in args.agreement]
@@ -127,17 +140,24 @@ async def _serve(args: argparse.Namespace) -> None:
             if args.node is not None:
                 nursery.start_soon(_anchor_acks, args.db, args.node, receive)
             port = await nursery.start(_listen, operator, args.host, args.port)
-            office_port = await nursery.start(_listen, office, args.host, args.backoffice_port)
+            office_port = await nursery.start(
+                _listen, office, args.backoffice_host, args.backoffice_port
+            )
             where = {
                 "carrier": home,
                 "partners": sorted(desks),
                 "operator_api": f"http://{args.host}:{port}",
-                "backoffice_api": f"http://{args.host}:{office_port}",
+                "backoffice_api": f"http://{args.backoffice_host}:{office_port}",
             }
             print(json.dumps(where, sort_keys=True), flush=True)
 
 
 def _run(args: argparse.Namespace) -> Doc:
+    if args.token_file is None and not _loopback(args.backoffice_host):
+        raise UsageError(
+            f"--backoffice-host {args.backoffice_host} is not loopback: the back office needs"
+            " --token-file there"
+        )
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(_serve, args)
     return {"stopped": True}
@@ -151,6 +171,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument("--key-file", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--backoffice-host", default="127.0.0.1")
     serve.add_argument("--backoffice-port", type=int, default=0)
     serve.add_argument("--token-file", type=Path)
     serve.add_argument("--node", help="anchor each acknowledgement through this node")

@@ -170,7 +170,7 @@ def roaming_app(
             signed = SignedBar.decode(body)
             if signed.bar.hpmn != operator:
                 raise WrongSignerError(f"a bar of {signed.bar.hpmn} sent by {operator}")
-            new = await anyio.to_thread.run_sync(desk_of(operator).bar, signed)
+            new = await anyio.to_thread.run_sync(desk_of(operator).bar, signed, clock())
         except RoamingError as e:
             return _refuse(e)
         return JSONResponse({"new": new})

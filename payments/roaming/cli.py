@@ -11,7 +11,9 @@ batch             --db DB --agreement FILE --key-file K --pair VPMN HPMN --now S
                   usage of a subscriber the HPMN barred since it was imported is refused
 batches           --db DB --pair VPMN HPMN   sealed batches and their acknowledgement
 validate          FILE --db DB --agreement FILE --key-file K --now S   (HPMN) -> ack file
-ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement
+ack               FILE --db DB --agreement FILE   (VPMN) keep the HPMN's acknowledgement; the
+                  records it returns BARRED with no bar kept here from before they began are
+                  listed (`barred_without_a_bar`, batch indexes: dispute them)
 returns           --db DB --agreement F --pair VPMN HPMN --sequence N [--format json|csv]
                   each return's code, severity, field, TAP element, found and expected value
 statement         --db DB --agreement FILE --from S --to S --format json|csv|html
@@ -51,7 +53,7 @@ from ._cli_import import MAX_LISTED, add_import_command
 from ._cli_ledger import add_ledger_commands
 from ._cli_returns import add_return_commands
 from ._cli_serve import add_serve_command
-from .acknowledgement import SignedAcknowledgement, verify_ack
+from .acknowledgement import ReturnCode, SignedAcknowledgement, verify_ack
 from .agreement import Agreement, Party, SignedAgreement, sign_agreement
 from .bars import BarList
 from .batch import Batch, Batcher, decode_batch, encode_batch
@@ -153,31 +155,24 @@ def _batch(args: argparse.Namespace) -> Doc:
             agreement, signer_of(args.key_file), sender=vpmn, recipient=hpmn,
             next_sequence=store.next_batch_sequence(vpmn, hpmn),
         )  # fmt: skip
-        bars = BarList(agreement)
-        for held in store.bars():
-            if held.bar.hpmn == hpmn and held.bar.agreement == agreement.hash:
-                bars.add(held)
+        bars = BarList.restored(agreement, store.bars(), hpmn)
         refused: list[BarredUsageError] = []
         for _ in range(10_000):
             rows = store.pending_rows(vpmn, hpmn, agreement.batch_max_records)
             if not rows:
                 break
-            barred = []
-            for row_id, r in rows:
-                try:
-                    bars.check(r)
-                except BarredUsageError as e:
-                    barred.append(row_id)
-                    refused.append(e)
+            _, barred = bars.admit(rows)
             if barred:  # out of batching for good, then read the pending records again
-                store.refuse_pending(barred)
+                store.refuse_pending(row_id for row_id, _ in barred)
+                refused += [e for _, e in barred]
                 continue
+            full = None  # only the last record can fill the batch: rows are at most its size
             for _, r in rows:
-                batcher.add(r, args.now)
-            batch = batcher.flush(args.now)
+                full = batcher.add(r, args.now)
+            batch = full if full is not None else batcher.flush(args.now)
             if batch is None:
                 break
-            store.save_batch(batch)
+            store.save_batch(batch, [row_id for row_id, _ in rows])
             sealed.append(batch)
             if args.out_dir is not None:
                 name = f"{vpmn}-{hpmn}-{batch.signed.header.sequence:08d}.batch"
@@ -232,11 +227,18 @@ def _validate(args: argparse.Namespace) -> Doc:
 
 def _ack(args: argparse.Namespace) -> Doc:
     signed = SignedAcknowledgement.decode(args.file.read_bytes())
-    verify_ack(signed, signed_agreement(args.agreement).agreement)
+    agreement = signed_agreement(args.agreement).agreement
+    verify_ack(signed, agreement)
+    a = signed.ack
     with RoamingStore(args.db) as store:
         kept = store.save_ack(signed)
-    a = signed.ack
-    return {"sequence": a.sequence, "accepted_amount": a.accepted_amount, "new": kept}
+        batch = store.batch(a.sender, a.recipient, a.sequence)
+        bars = BarList.restored(agreement, store.bars(), a.recipient)
+    barred = [r.index for r in a.returns if r.code is ReturnCode.BARRED]
+    records = () if batch is None else batch.records
+    unbacked = [i for i in barred if i >= len(records) or not bars.barred(records[i])]
+    return {"sequence": a.sequence, "accepted_amount": a.accepted_amount, "new": kept,
+            "barred_without_a_bar": unbacked}  # fmt: skip
 
 
 def _statement(args: argparse.Namespace) -> Doc:

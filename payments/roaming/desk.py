@@ -1,13 +1,15 @@
 """A carrier's roaming desk for one agreement: the HPMN side that takes the partner's batches,
-validates them and keeps the acknowledgements, and the VPMN side's gate for the partner's bars,
+validates them and keeps the acknowledgements, and the VPMN side that keeps the partner's bars,
 over the store (blocking; call it from a worker thread).
 
 Bars go both ways through `bar`: one this carrier signed as HPMN returns the subscriber's later
 usage BARRED (and the fraud watch raises USAGE_AFTER_BAR); one the partner signed reaches this
-carrier as VPMN, and `admit` then refuses the subscriber's later usage before it is kept or
-batched (`BarredUsageError`). With a `FraudWatch`, the accepted records of every batch (and the
-ones returned BARRED) go through the fraud rules as they arrive and the alerts are published to
-its log; a duplicate or a record returned to be corrected is not counted twice.
+carrier as VPMN, and its gate (`BarList.admit`, at import and batching) then refuses the
+subscriber's later usage (`BarredUsageError`). A bar counts from no earlier than it arrived,
+less a grace (`BackdatedBarError`), and the first one kept for a subscriber holds. With a
+`FraudWatch`, the accepted records of every batch (and the ones returned BARRED) go through the
+fraud rules as they arrive and the alerts are published to its log; a duplicate or a record
+returned to be corrected is not counted twice.
 
 The validator resumes from the store (next expected sequence, duplicate window), so a restart
 continues where the last saved acknowledgement left off. A batch whose acknowledgement is
@@ -25,12 +27,10 @@ from typing import TYPE_CHECKING, Final
 
 from .acknowledgement import ReturnCode, Severity
 from .bars import BarList
-from .errors import BarError, BarredUsageError, BatchError, RoamingStoreError
+from .errors import BarError, BatchError, RoamingStoreError
 from .validation import Validator
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from tangle.protocol.signature import Signer
 
     from .acknowledgement import SignedAcknowledgement
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from .alerts import FraudWatch
     from .bars import SignedBar
     from .batch import Batch
-    from .record import UsageRecord
     from .store import RoamingStore
 
 WINDOW_CAPACITY: Final = 5_000_000
@@ -78,18 +77,13 @@ class CarrierDesk:
         self.partner = a.counterparty(self.home).tadig
         self.watch = watch
         store.put_agreement(agreement)
-        bars = BarList(a)
-        self._served = BarList(a)
+        held = store.bars()  # a store may hold the bars of other agreements too
+        bars = BarList.restored(a, held, self.home)
+        self._served = BarList.restored(a, held, self.partner)
         """The partner's bars: this carrier, as VPMN, refuses the subscribers' later usage."""
-        for bar in store.bars():  # a store may hold the bars of other agreements too
-            if bar.bar.agreement != a.hash:
-                continue
-            if bar.bar.hpmn == self.home:
-                bars.add(bar)
-                if watch is not None:
-                    watch.bar(bar.bar.imsi_hash, bar.bar.since)
-            elif bar.bar.hpmn == self.partner:
-                self._served.add(bar)
+        if watch is not None:
+            for _, imsi_hash, since in bars.items():
+                watch.bar(imsi_hash, since)
         self._validator = Validator(
             a,
             signer,
@@ -129,39 +123,23 @@ class CarrierDesk:
             self.watch.observe(seen, now)
         return signed
 
-    def bar(self, signed: SignedBar) -> bool:
-        """Take and keep a bar (checked: signed by the agreement's party it names). This
-        carrier's own bar: the subscriber's later usage is returned BARRED; the partner's: it
-        is refused by `admit`. False if an earlier bar holds."""
+    def bar(self, signed: SignedBar, now: int) -> bool:
+        """Take and keep a bar that reached this carrier at `now` (checked: signed by the
+        agreement's party it names, not dated before `now` less the grace). This carrier's own
+        bar: the subscriber's later usage is returned BARRED; the partner's: this carrier's
+        gate (`BarList.admit` at import and batching) refuses it. False if a bar of the
+        subscriber is held already."""
         hpmn = signed.bar.hpmn
         if hpmn not in (self.home, self.partner):
             raise BarError(f"a bar of {hpmn}, not a party of this agreement")
         with self._lock:
             bars = self._validator.bars if hpmn == self.home else self._served
-            if not bars.add(signed):
+            if not bars.add(signed, now):
                 return False
             self.store.save_bar(signed)
         if hpmn == self.home and self.watch is not None:
             self.watch.bar(signed.bar.imsi_hash, signed.bar.since)
         return True
-
-    def admit(
-        self, records: Iterable[UsageRecord]
-    ) -> tuple[list[UsageRecord], list[BarredUsageError]]:
-        """The VPMN's gate: the records it may keep and batch for the partner, and a
-        `BarredUsageError` for each one of a subscriber the partner barred before it started."""
-        kept: list[UsageRecord] = []
-        refused: list[BarredUsageError] = []
-        with self._lock:
-            for record in records:
-                try:
-                    if record.recipient == self.partner:
-                        self._served.check(record)
-                except BarredUsageError as e:
-                    refused.append(e)
-                else:
-                    kept.append(record)
-        return kept, refused
 
     @property
     def next_sequence(self) -> int:

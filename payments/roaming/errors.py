@@ -167,6 +167,7 @@ class LineFormatError(RoamingFormatError):
 # ├── RequestAuthError                 an HTTP request not signed by a partner, stale or replayed
 # │   └── MisaddressedRequestError     a signed request addressed to another carrier
 # ├── BarError                         a bar of a subscriber that is malformed or wrongly signed
+# │   └── BackdatedBarError            a bar starting before it arrived (less the grace)
 # ├── BarredUsageError                 the VPMN refuses usage of a subscriber its HPMN barred
 # ├── BackOfficeError                  the back-office API unreachable or answering an error
 # └── AnchorError                      the node did not take an anchor (unreachable, refused)
@@ -315,6 +316,18 @@ class BarError(RoamingError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"bar: {reason}")
         self.reason = reason
+
+
+class BackdatedBarError(BarError):
+    """A bar whose first barred second lies before it reached this carrier (less the grace):
+    it would turn usage already served into usage the HPMN need not pay."""
+
+    def __init__(self, since: int, received: int) -> None:
+        super().__init__(
+            f"it starts at {since}, before it arrived at {received}: sign one from now on"
+        )
+        self.since = since
+        self.received = received
 
 
 class MisaddressedRequestError(RequestAuthError):

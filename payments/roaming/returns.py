@@ -101,8 +101,9 @@ def _fatal(header: BatchHeader, records: tuple[UsageRecord, ...], code: FatalCod
 
 def _impossible(
     record: UsageRecord, header: BatchHeader, acked: int
-) -> tuple[str, str, int, int, str]:
-    """Which bound an IMPOSSIBLE_VALUE record crossed, in the validator's order."""
+) -> tuple[str, str, int | None, int | None, str]:
+    """Which bound an IMPOSSIBLE_VALUE record crossed, in the validator's order; if it crossed
+    none, the detail says so (the return is not this validator's: dispute it)."""
     start = record.start_utc
     if start > acked + CLOCK_SKEW_S:
         return (*_START, start, acked + CLOCK_SKEW_S, "the event starts after it was acknowledged")
@@ -114,8 +115,11 @@ def _impossible(
         return ("duration_s", "TotalCallEventDuration", record.duration_s, MAX_DURATION_S,
                 "the duration is beyond the bound")  # fmt: skip
     volume = record.volume_up + record.volume_down
-    return ("volume", "DataVolumeIncoming+DataVolumeOutgoing", volume, MAX_VOLUME,
-            "the volume is beyond the bound")  # fmt: skip
+    if volume > MAX_VOLUME:
+        return ("volume", "DataVolumeIncoming+DataVolumeOutgoing", volume, MAX_VOLUME,
+                "the volume is beyond the bound")  # fmt: skip
+    return ("record", "CallEventDetail", None, None,
+            "returned as impossible, but the record is within every bound")  # fmt: skip
 
 
 def _record(

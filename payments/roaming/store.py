@@ -42,7 +42,7 @@ from .record import UsageRecord
 from .validation import DUPLICATE_WINDOW_S, DuplicateWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
 REFUSED: Final = 0
@@ -221,12 +221,17 @@ class RoamingStore:
         sql = "UPDATE records SET batch_seq = ? WHERE id = ? AND batch_seq IS NULL"
         self._write([(sql, (REFUSED, i)) for i in ids])
 
-    def save_batch(self, batch: Batch) -> None:
-        """Keep a sealed batch and mark its records (the oldest pending ones) as batched."""
+    def save_batch(self, batch: Batch, ids: Sequence[int] = ()) -> None:
+        """Keep a sealed batch and mark its records, the pending rows `ids` (from
+        `pending_rows`, one per record; none for a batch sealed from records never kept
+        here), as batched: by id, so a row that left the pending ones after they were read
+        is never taken for one that was batched."""
         h = batch.signed.header
+        if ids and len(ids) != len(batch.records):
+            raise RoamingStoreError(f"{len(ids)} row ids for {len(batch.records)} records")
         mark = (
-            "UPDATE records SET batch_seq = ? WHERE id IN (SELECT id FROM records WHERE"
-            " sender = ? AND recipient = ? AND batch_seq IS NULL ORDER BY id LIMIT ?)"
+            "UPDATE records SET batch_seq = ? WHERE id = ? AND sender = ? AND recipient = ?"
+            " AND batch_seq IS NULL"
         )
         self._write(
             [
@@ -241,7 +246,7 @@ class RoamingStore:
                         _pack(batch.records),
                     ),
                 ),
-                (mark, (h.sequence, h.sender, h.recipient, len(batch.records))),
+                (mark, [(h.sequence, i, h.sender, h.recipient) for i in ids]),
             ]
         )
 

@@ -192,7 +192,7 @@ class Validator:
             or record.volume_up + record.volume_down > MAX_VOLUME
         ):
             return ReturnCode.IMPOSSIBLE_VALUE
-        if self.bars.barred(record.imsi_hash, record.start_utc):
+        if self.bars.barred(record):
             return ReturnCode.BARRED
         if record.event_id in seen or record.event_id in self.window:
             return ReturnCode.DUPLICATE

@@ -94,7 +94,7 @@ def desk_with_alerts(tmp_path: Path) -> tuple[CarrierDesk, FraudWatch]:
         watch=w,
     )  # fmt: skip
     desk.bar(sign_bar(Bar(agreement=AGREEMENT.hash, hpmn=HOME, imsi_hash=HASHER.imsi(IMSI),
-                          since=T0 + 50), HOME_KEY))  # fmt: skip
+                          since=T0 + 50), HOME_KEY), NOW)  # fmt: skip
     records = (rated(record(up=600, start=T0)), rated(record(up=1_400, start=T0 + 100)))
     ack = desk.receive_batch(seal(AGREEMENT, VISITED_KEY, records, sequence=1, now=NOW), NOW)
     assert ack.ack.accepted

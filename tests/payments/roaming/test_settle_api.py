@@ -20,7 +20,7 @@ from payments.roaming.api import (
     post_batch,
     roaming_app,
 )
-from payments.roaming.bars import Bar, sign_bar
+from payments.roaming.bars import Bar, BarList, sign_bar
 from payments.roaming.batch import Batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
 from payments.roaming.errors import (
@@ -226,9 +226,9 @@ async def test_the_hpmn_bar_reaches_the_vpmn_and_later_usage_is_refused(tmp_path
     other = record(up=10, start=T0 + 60, imsi="262010000000002")
     assert before.imsi_hash == after.imsi_hash == imsi
     with RoamingStore(tmp_path / "vpmn.db") as store:
-        vpmn = CarrierDesk(store, signed(AGREEMENT), VISITED_KEY, window_capacity=100)
-        kept, refused = vpmn.admit([before, after, other])
-        assert kept == [before, other]
-        assert [type(e) for e in refused] == [BarredUsageError]
-        assert (refused[0].imsi_hash, refused[0].since) == (imsi, T0 + 50)
+        gate = BarList.restored(AGREEMENT, store.bars(), HOME)
+        kept, refused = gate.admit(enumerate([before, after, other]))
+        assert kept == [(0, before), (2, other)]
+        assert [(i, type(e)) for i, e in refused] == [(1, BarredUsageError)]
+        assert (refused[0][1].imsi_hash, refused[0][1].since) == (imsi, T0 + 50)
         assert [b.bar.since for b in store.bars()] == [T0 + 50]

@@ -134,10 +134,11 @@ def test_a_carrier_pair_from_agreement_to_statement(
     code, doc = run(
         capsys, "bars", "add", "--db", hpmn_db, "--agreement", sealed, "--key-file",
         tmp_path / f"{HPMN}.key", "--imsi", imsi, "--salt-file", tmp_path / "salt",
-        "--since", str(NOW), "-o", bar_file,
+        "--since", str(NOW), "--now", str(NOW), "-o", bar_file,
     )  # fmt: skip
     assert (code, doc["new"]) == (0, True)
-    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, "--agreement", sealed)[0] == 0
+    recorded = ("--agreement", sealed, "--now", str(NOW))
+    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, *recorded)[0] == 0
     for db in (hpmn_db, vpmn_db):
         code = tanglepay(["roaming", "--json", "bars", "list", "--db", str(db)])
         out = capsys.readouterr().out
@@ -157,12 +158,9 @@ def test_errors_are_one_json_object_with_an_exit_code(
     assert code == 4
 
 
-def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_import(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The HPMN bars one subscriber of the sample TAP file; once the VPMN keeps the bar, that
-    subscriber's usage from then on is refused by name at import, the rest is kept; usage
-    imported before the bar arrived is refused when the VPMN batches."""
+def signed_agreement_file(tmp_path: Path, batch_max_records: int = 100) -> Path:
+    """Both carriers' key files, a salt and their agreement signed by both, under `tmp_path`;
+    the agreement's path."""
     from payments.roaming._cli_base import SeedSigner
     from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
     from tests.payments.roaming.settle_support import standard_plans
@@ -176,7 +174,7 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
         parties=tuple(Party(tadig=t, key=signers[t].public_key, plans=standard_plans())
                       for t in (VPMN, HPMN)),  # type: ignore[arg-type]
         valid_from=1_388_534_400, valid_until=1_420_070_400, currency="EUR", decimal_places=3,
-        tax_bp=0, batch_max_records=100, batch_max_age_s=60, fraud_charge_4h=10**9,
+        tax_bp=0, batch_max_records=batch_max_records, batch_max_age_s=60, fraud_charge_4h=10**9,
         dispute_window_s=45 * 86_400,
     )  # fmt: skip
     sealed = tmp_path / "signed.json"
@@ -188,14 +186,25 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
             ),  # type: ignore[arg-type]
         ).encode()
     )
+    return sealed
+
+
+def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The HPMN bars one subscriber of the sample TAP file; once the VPMN keeps the bar, that
+    subscriber's usage from then on is refused by name at import, the rest is kept; usage
+    imported before the bar arrived is refused when the VPMN batches."""
+    sealed = signed_agreement_file(tmp_path)
     vpmn_db, hpmn_db, bar_file = tmp_path / "vpmn.db", tmp_path / "hpmn.db", tmp_path / "bar.bin"
     code, doc = run(
         capsys, "bars", "add", "--db", hpmn_db, "--agreement", sealed, "--key-file",
         tmp_path / f"{HPMN}.key", "--imsi", "133713371337133", "--salt-file", tmp_path / "salt",
-        "--since", "1388534400", "-o", bar_file,
+        "--since", "1388534400", "--now", "1388534400", "-o", bar_file,
     )  # fmt: skip
     assert code == 0, doc
-    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, "--agreement", sealed)[0] == 0
+    recorded = ("--agreement", sealed, "--now", "1388534400")
+    assert run(capsys, "bars", "record", bar_file, "--db", vpmn_db, *recorded)[0] == 0
     tap = VECTORS / "tap_3_12_valid.ber"
     code, doc = run(
         capsys, "import", tap, "--db", vpmn_db, "--format", "tap", "--salt-file", tmp_path / "salt"
@@ -211,7 +220,7 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
         capsys, "import", tap, "--db", late_db, "--format", "tap", "--salt-file", tmp_path / "salt"
     )
     assert (doc["records"], doc["refused"]) == (4, 0)
-    assert run(capsys, "bars", "record", bar_file, "--db", late_db, "--agreement", sealed)[0] == 0
+    assert run(capsys, "bars", "record", bar_file, "--db", late_db, *recorded)[0] == 0
     code, doc = run(
         capsys, "batch", "--db", late_db, "--agreement", sealed, "--key-file",
         tmp_path / f"{VPMN}.key", "--pair", VPMN, HPMN, "--now", str(NOW),
@@ -219,3 +228,23 @@ def test_a_bar_recorded_at_the_vpmn_refuses_the_subscribers_later_usage_at_impor
     assert code == 0, doc
     assert doc["refused"] == 2
     assert [b["count"] for b in doc["batches"]] == [2]  # type: ignore[union-attr, index]
+
+
+def test_batching_pending_records_that_fill_batches_loses_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four pending records and batches of two: two batches of two, nothing left pending (the
+    batch filled by the last record read is sealed and kept, with the rows it was read from)."""
+    sealed, db = signed_agreement_file(tmp_path, batch_max_records=2), tmp_path / "vpmn.db"
+    tap = VECTORS / "tap_3_12_valid.ber"
+    code, doc = run(
+        capsys, "import", tap, "--db", db, "--format", "tap", "--salt-file", tmp_path / "salt"
+    )
+    assert (code, doc["records"]) == (0, 4)
+    code, doc = run(
+        capsys, "batch", "--db", db, "--agreement", sealed, "--key-file",
+        tmp_path / f"{VPMN}.key", "--pair", VPMN, HPMN, "--now", str(NOW),
+    )  # fmt: skip
+    assert code == 0, doc
+    assert [b["sequence"] for b in doc["batches"]] == [1, 2]  # type: ignore[union-attr, index]
+    assert [b["count"] for b in doc["batches"]] == [2, 2]  # type: ignore[union-attr, index]

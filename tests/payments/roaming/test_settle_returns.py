@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from payments.roaming.acknowledgement import RecordReturn, ReturnCode, Severity
 from payments.roaming.batch import SignedBatchHeader, seal
 from payments.roaming.errors import ForgedHeaderError
 from payments.roaming.rating import rate
@@ -80,6 +81,20 @@ def test_each_return_names_its_field_and_the_value_expected() -> None:
     text = details_csv(explain(signed_ack, b, A))
     assert text.splitlines()[0].startswith("index,event_id,severity,code,reason,field")
     assert len(text.splitlines()) == 6
+
+
+def test_an_impossible_return_within_every_bound_says_so() -> None:
+    """A record returned IMPOSSIBLE_VALUE although it crosses no bound (not this validator's
+    return): the detail names no bound and says the record is within them all."""
+    _, b, v = returned_batch()
+    signed_ack = v.validate(b, NOW)
+    claim = RecordReturn(index=1, severity=Severity.SEVERE, code=ReturnCode.IMPOSSIBLE_VALUE)
+    lying = replace(signed_ack, ack=replace(signed_ack.ack, returns=(claim,)))
+    [detail] = explain(lying, b, A)
+    assert (detail.reason, detail.field, detail.found, detail.expected) == (
+        "impossible_value", "record", None, None,
+    )  # fmt: skip
+    assert detail.message == "returned as impossible, but the record is within every bound"
 
 
 def test_a_fatal_batch_gets_one_detail_for_its_header_and_another_batch_is_refused() -> None:

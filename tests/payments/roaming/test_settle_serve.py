@@ -156,3 +156,24 @@ def test_a_served_desk_anchors_each_acknowledgement_through_its_node(
             time.sleep(0.2)
         assert [a["kind"] for a in anchored] == ["ack"]
         assert anchored[0]["payload"] == payload_hash(ack_anchor(ack)).hex()
+
+
+def test_the_back_office_stays_on_loopback_unless_a_token_guards_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator API opened on another address leaves the back office (alerts name keyed
+    IMSI hashes) on 127.0.0.1; a back office on an address that is not loopback is refused
+    without `--token-file`, before anything listens."""
+    files(tmp_path)
+    with serving(tmp_path, HOME, "--host", "127.0.0.2") as home:
+        assert home["operator_api"].startswith("http://127.0.0.2:")
+        assert home["backoffice_api"].startswith("http://127.0.0.1:")
+        assert httpx.get(home["backoffice_api"] + "/roaming/backoffice/v1/metrics").is_success
+    argv = ["roaming", "--json", "serve", "--db", str(tmp_path / "x.db"), "--agreement",
+            str(tmp_path / "agreement.json"), "--key-file", str(tmp_path / f"{HOME}.key"),
+            "--backoffice-host", "0.0.0.0"]  # fmt: skip
+    assert tanglepay(argv) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "usage"
+    assert "--backoffice-host 0.0.0.0 is not loopback" in error["message"]
+    assert not (tmp_path / "x.db").exists()
