@@ -366,7 +366,7 @@ def create_app(
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
         route("/api/v1/channels/{channel_id}", get=api.channel),
-        route("/api/v1/devices/{device_id}", get=Devices(node, config.network).device),
+        route("/api/v1/devices/{device_id}", get=Devices(node, config).device),
         route("/api/v1/alarms", get=api.alarms),
         route("/api/v1/milestones/latest", get=api.milestone),
         route("/api/v1/milestones/{index}", get=api.milestone),
