@@ -84,7 +84,7 @@ from ._guard import Guard, refusal, route
 from ._metrics import Telemetry
 from ._openapi import openapi_document
 from ._pow import PowLimits as PowLimits
-from ._proofs import Proofs, with_proofs
+from ._proofs import InclusionCache, Proofs, with_proofs
 from ._request import (
     ApiError,
     client_of,
@@ -354,6 +354,7 @@ def create_app(
     """The ASGI app serving `node`. `solve` replaces the proof-of-work search (tests)."""
     api = _Api(node, config, peers, solve)
     submit = api.submission
+    inclusions = InclusionCache()  # the inclusion endpoint's and the explorer's proof file's
     routes = [
         route("/api/v1/info", get=api.info),
         route("/api/v1/messages", post=submit.submit),
@@ -361,7 +362,10 @@ def create_app(
         route("/api/v1/messages/batch", post=submit.submit_batch),
         route("/api/v1/messages/{message_id:message_id}", get=api.message),
         route("/api/v1/messages/{message_id:message_id}/metadata", get=api.metadata),
-        route("/api/v1/messages/{message_id:message_id}/inclusion", get=Proofs(node).inclusion),
+        route(
+            "/api/v1/messages/{message_id:message_id}/inclusion",
+            get=Proofs(node, inclusions).inclusion,
+        ),
         route("/api/v1/tips", get=submit.tips),
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
@@ -374,7 +378,7 @@ def create_app(
         route("/metrics", get=api.metrics),
         route("/openapi.json", get=api.openapi),
     ]
-    routes += Explorer(node, config.network, api.timeline, peers).routes()
+    routes += Explorer(node, config.network, api.timeline, peers, inclusions).routes()
     if config.admin_token is not None:
         routes += Admin(node, config.admin_token, peers, api.parameters).routes()
     app = Starlette(
@@ -383,6 +387,7 @@ def create_app(
         exception_handlers={ApiError: refusal, TangleError: refusal, HTTPException: refusal},
         lifespan=api.lifespan,
     )
+    app.state.inclusions = inclusions
     app.router.redirect_slashes = False  # a machine API: one spelling per route, else 404
     return app
 
