@@ -28,8 +28,9 @@ Errors are `{"error": {"code", "message"}}` with the codes of `_api_schema.py`: 
 route, 405 wrong method, 400 malformed input or a message the node refused (the code names the
 `TangleError`), 413 a body over the limit (enforced while it is read), 415 an unknown body type,
 429 proof-of-work, event-stream and past-registry-tree (`?at=`) limits (with `Retry-After`),
-503 a node that halted, whose storage failed, or that is catching up (`node_unsynced`, with `Retry-After`). An unexpected
-exception becomes a 500 with code `internal_error` and is logged, never shown to the client.
+503 a node that halted, whose storage failed, or that is catching up (`node_unsynced`, with
+`Retry-After`). An unexpected exception becomes a 500 with code `internal_error` and is logged,
+never shown to the client.
 
 **Proof-of-work at the node** (for devices too small to do it): each client address may have one
 search in flight and `pow_per_minute` searches a minute (a token bucket of that size, refilled
