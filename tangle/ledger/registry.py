@@ -248,10 +248,10 @@ MAX_PAST_ENTRIES: Final = 65_536
 """Changed entries those milestones may hold in all (the oldest milestones go first)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Undo:
-    """One milestone's change: the root before it and each changed device's leaf hash before
-    (None: the milestone registered it)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryUndo:
+    """What undoes one milestone's change to the registry tree: the root before it and each
+    changed device's leaf hash before (None: the milestone registered it)."""
 
     root_before: MerkleRoot
     hashes: dict[bytes, bytes | None]
@@ -270,7 +270,7 @@ class Registry:
     _tree: SortedMerkleTree | None = None
     """The tree over the entries by device id, built on first use and then updated in place by
     each milestone's changes (O(log n) a changed entry; see `SortedMerkleTree`)."""
-    _past: deque[_Undo] = field(default_factory=deque)
+    _past: deque[RegistryUndo] = field(default_factory=deque)
     """What each of the last changes did, newest last (bounded: `MAX_PAST_CHANGES` milestones,
     `MAX_PAST_ENTRIES` entries), to rebuild the tree of an earlier milestone (`rewind_from`)."""
     _past_entries: int = 0
@@ -317,10 +317,10 @@ class Registry:
 
     def rewind_from(self, root: bytes) -> Rewind | None:
         """What rebuilds the tree the registry had when its root was `root` (the current one or
-        one of the last `MAX_PAST_CHANGES` changes), None beyond that. This half must run where
+        one of the last `MAX_PAST_CHANGES` changes), None beyond that. This call must run where
         the registry is changed (the node's writer): it copies the tree (O(n) pointers) and
         takes the changes to undo; `Rewind.run` undoes them anywhere (a worker thread)."""
-        steps: list[_Undo] = []
+        steps: list[RegistryUndo] = []
         if root != self.root:
             for undo in reversed(self._past):
                 steps.append(undo)
@@ -342,7 +342,7 @@ class Rewind:
 
     __slots__ = ("_root", "_steps", "_tree")
 
-    def __init__(self, tree: SortedMerkleTree, steps: list[_Undo], root: bytes) -> None:
+    def __init__(self, tree: SortedMerkleTree, steps: list[RegistryUndo], root: bytes) -> None:
         self._tree = tree
         self._steps = steps
         self._root = root
@@ -393,7 +393,7 @@ def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
 
 def _remember(registry: Registry, hashes: dict[bytes, bytes | None]) -> None:
     past = registry._past
-    past.append(_Undo(root_before=registry.root, hashes=hashes))
+    past.append(RegistryUndo(root_before=registry.root, hashes=hashes))
     registry._past_entries += len(hashes)
     while len(past) > MAX_PAST_CHANGES or (
         len(past) > 1 and registry._past_entries > MAX_PAST_ENTRIES
