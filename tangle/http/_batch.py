@@ -6,7 +6,8 @@ node far more than checking the message itself).
 The body is one of
 
 ```
-application/octet-stream   u16 count (1..MAX_BATCH), then count x (u32 length, message bytes):
+application/octet-stream   u16 count (1..MAX_BATCH), then count x (u32 length, message bytes)
+                           (`tangle.protocol.gateway_request.decode_batch`):
                            each length at most MAX_MESSAGE_SIZE, nothing after the last message;
                            the whole body at most BATCH_BODY_LIMIT bytes
 application/json           {"messages": [hex, ...]} with 1..MAX_BATCH messages
@@ -32,46 +33,22 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Final
 
-from tangle.errors import NonCanonicalError, TangleError
-from tangle.protocol.codec import Reader
+from tangle.errors import TangleError
+from tangle.protocol.gateway_request import MAX_BATCH as MAX_BATCH
+from tangle.protocol.gateway_request import decode_batch as decode_batch
+from tangle.protocol.gateway_request import encode_batch as encode_batch
 from tangle.protocol.ids import blake2b_256
-from tangle.protocol.message import MAX_MESSAGE_SIZE
 
 from ._components import _ID, _MESSAGE_HEX, _TANGLE_CODES, _UINT, _array, _object, _ref
 from ._openapi import _BAD_BODY, _op
 from ._schema import tangle_error_code
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from tangle.protocol.message import Parsed
 
-MAX_BATCH: Final = 256
-"""Most messages in one batch (the node's group commit takes as many at once)."""
 BATCH_BODY_LIMIT: Final = 1 << 20
 """Largest octet-stream body; a JSON body may be twice that (hex) and a little more."""
 BATCH_JSON_LIMIT: Final = 2 * BATCH_BODY_LIMIT + 1024
-
-
-def decode_batch(body: bytes) -> list[bytes]:
-    """The messages of an octet-stream batch body; a `DecodeError` if it is not one."""
-    r = Reader(body, "batch")
-    count = r.u16("count")
-    if not 1 <= count <= MAX_BATCH:
-        raise NonCanonicalError(f"batch count {count} is outside 1..{MAX_BATCH}")
-    messages = [r.sized(4, MAX_MESSAGE_SIZE, "message") for _ in range(count)]
-    r.finish()
-    return messages
-
-
-def encode_batch(messages: Sequence[bytes]) -> bytes:
-    """The octet-stream body of a batch of `messages` (what a gateway sends)."""
-    if not 1 <= len(messages) <= MAX_BATCH:
-        raise NonCanonicalError(f"batch count {len(messages)} is outside 1..{MAX_BATCH}")
-    parts = [len(messages).to_bytes(2, "little")]
-    for raw in messages:
-        parts += (len(raw).to_bytes(4, "little"), raw)
-    return b"".join(parts)
 
 
 def batch_result(raw: bytes, result: Parsed | TangleError) -> dict[str, Any]:

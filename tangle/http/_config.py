@@ -27,6 +27,9 @@ class ApiConfig:
     """Proofs-of-work the node runs at once, for all clients."""
     pow_threads: int = 1
     """Threads each proof-of-work search uses (capped at Numba's pool)."""
+    past_proofs_per_minute: int = 10
+    """Earlier registry trees one client address may have rebuilt per minute (`?at=` of
+    `GET /api/v1/devices/{id}`; also the burst size)."""
     max_event_streams: int = 256
     """Event streams served at once."""
     max_event_streams_per_client: int = 8
@@ -49,6 +52,7 @@ class ApiConfig:
             "pow_per_minute",
             "pow_concurrency",
             "pow_threads",
+            "past_proofs_per_minute",
             "max_event_streams",
             "max_event_streams_per_client",
             "event_history",

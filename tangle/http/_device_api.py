@@ -6,10 +6,18 @@ confirmed milestone's `registry_root` (what a proof bundle carries to show the d
 With `?at=<milestone index>` the device as milestone `at` left it, with its audit path to that
 milestone's `registry_root`: a gateway can collect a proof after the registry changed again.
 The node rebuilds the registry tree of `at` from its current one by undoing the changes since
-(`Registry.tree_at`), for the last `MAX_PAST_CHANGES` (64) milestones that changed the registry
-(and at most 65,536 changed entries in all); the entry comes from the device's stored history
-(its newest 256 versions). Beyond that: 404 `proof_unavailable`. The last `MAX_PAST_TREES`
-trees rebuilt are kept.
+(`Registry.rewind_from`), for the last `MAX_PAST_CHANGES` (64) milestones that changed the
+registry (and at most 65,536 changed entries in all); the entry comes from the device's stored
+history (its newest 256 versions). Beyond that: 404 `proof_unavailable`. Those changes are
+kept in memory only: after a restart the node can rebuild no earlier tree, and `?at=` an
+earlier milestone is `proof_unavailable` until the registry has changed again since.
+
+The last `MAX_PAST_TREES` trees rebuilt are kept. A rebuild costs a copy of the tree on the
+node's writer thread and the undoing in a worker, so: requests for a root being rebuilt wait
+for that rebuild (one flight per root), one rebuild runs at a time, and each client may start
+`past_proofs_per_minute` rebuilds a minute (`ApiConfig`; a token bucket as for the
+proof-of-work endpoint; past that 429 `proof_rate_limited` with `Retry-After`). Answers from a
+kept tree are not charged.
 
 `GET /api/v1/keys/{key}/device`: the same answer for the device whose current key `key` is
 (the registry's index of current keys, `Registry.by_key`), or 404 `unknown_device_key`. A device
@@ -19,13 +27,15 @@ that rotated its key is found by its new key only: a key it gave up is no device
 from __future__ import annotations
 
 import copy
+import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
 from starlette.responses import JSONResponse, Response
 
-from tangle.ledger.registry import DeviceEntry, encode_entry, registry_path, rewind
+from tangle.ledger.registry import DeviceEntry, encode_entry, registry_path
+from tangle.node.token_bucket import ClientBuckets
 from tangle.protocol.bech32 import encode_address
 from tangle.protocol.codec import U32_MAX
 from tangle.protocol.device import NO_GATEWAY, DeviceId
@@ -36,7 +46,7 @@ from tangle.protocol.milestone import Milestone
 from tangle.storage.registry import MAX_HISTORY
 
 from ._openapi import _op, _path_param
-from ._request import ApiError, path_id, query_uint
+from ._request import ApiError, client_of, path_id, query_uint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,6 +60,8 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import MerkleRoot
     from tangle.protocol.merkle import MerklePath, SortedMerkleTree
     from tangle.storage.storage import Storage
+
+    from ._config import ApiConfig
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 _FLAGS = {"true": True, "false": False}
@@ -106,20 +118,37 @@ def render_path(path: MerklePath) -> dict[str, Any]:
     return {"index": path.index, "size": path.size, "siblings": [s.hex() for s in path.siblings]}
 
 
-class Devices:
-    """The device endpoint over one node."""
+class _Flight:
+    """One rebuild under way: requests for the same root wait for it (`done`)."""
 
-    def __init__(self, node: Node, network: Network) -> None:
+    __slots__ = ("done", "finished", "tree")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.finished = False
+        """False if the rebuild was cancelled: a waiter tries again."""
+        self.tree: SortedMerkleTree | None = None
+
+
+class Devices:
+    """The device endpoint over one node, served as `config` says."""
+
+    def __init__(self, node: Node, config: ApiConfig) -> None:
         self._node = node
-        self._network = network
+        self._network = config.network
         self._past: OrderedDict[bytes, SortedMerkleTree] = OrderedDict()
         """Rebuilt trees by their root, the most recently used last."""
+        self._flights: dict[bytes, _Flight] = {}
+        """The rebuild under way for each root (at most one a root)."""
+        self._rebuild = trio.CapacityLimiter(1)
+        self._rates = ClientBuckets(config.past_proofs_per_minute)
 
     async def device(self, request: Request) -> Response:
         device_id = DeviceId(path_id(request.path_params["device_id"]))
         at_text = request.query_params.get("at")
         if at_text is not None:
-            return await self._device_at(device_id, query_uint(at_text, "at", 1, U32_MAX))
+            at = query_uint(at_text, "at", 1, U32_MAX)
+            return await self._device_at(device_id, at, client_of(request))
         found = await self._current(lambda registry: device_id, _with_proof(request))
         if found is None:
             raise ApiError("unknown_device", f"no device {device_id.hex()} is registered")
@@ -188,7 +217,7 @@ class Devices:
             "registry_path": None if path is None else render_path(path),
         }
 
-    async def _device_at(self, device_id: DeviceId, at: int) -> Response:
+    async def _device_at(self, device_id: DeviceId, at: int, client: str) -> Response:
         """The device as milestone `at` left it, with its path to that milestone's root."""
 
         def stored(storage: Storage) -> tuple[bytes, list[tuple[int, DeviceEntry]]] | None:
@@ -211,7 +240,7 @@ class Devices:
                 raise ApiError("proof_unavailable", f"the entry at milestone {at} is not kept")
             raise ApiError("unknown_device", f"no device {device_id.hex()} at milestone {at}")
         entry = then[-1]
-        tree = await self._tree_at(root)
+        tree = await self._tree_at(root, client)
         position = None if tree is None else tree.index(device_id)
         if tree is None or position is None:
             raise ApiError("proof_unavailable", f"the registry at milestone {at} is not kept")
@@ -220,15 +249,38 @@ class Devices:
             raise ApiError("proof_unavailable", f"the entry at milestone {at} is not kept")
         return JSONResponse(self._body(at, root, entry, versions, path))
 
-    async def _tree_at(self, root: bytes) -> SortedMerkleTree | None:
-        held = self._past.get(root)
-        if held is not None:
-            self._past.move_to_end(root)
-            return held
-        found = await self._node.read_core(lambda core: core.ledger.registry.rewind_from(root))
-        if found is None:
-            return None
-        tree = await trio.to_thread.run_sync(rewind, *found, root)
+    async def _tree_at(self, root: bytes, client: str) -> SortedMerkleTree | None:
+        """The registry tree whose root is `root`: kept, being rebuilt (waited for), or rebuilt
+        here, charged to `client`; None if the node cannot rebuild it."""
+        while True:
+            held = self._past.get(root)
+            if held is not None:
+                self._past.move_to_end(root)
+                return held
+            flight = self._flights.get(root)
+            if flight is None:
+                break
+            await flight.done.wait()
+            if flight.finished:
+                return flight.tree
+        wait = self._rates.take(client, trio.current_time())
+        if wait > 0:
+            raise ApiError(
+                "proof_rate_limited",
+                f"{self._rates.per_minute} rebuilt registry trees a minute",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        flight = self._flights[root] = _Flight()
+        try:
+            async with self._rebuild:
+                rewind = await self._node.read_core(
+                    lambda core: core.ledger.registry.rewind_from(root)
+                )
+                tree = None if rewind is None else await trio.to_thread.run_sync(rewind.run)
+            flight.tree, flight.finished = tree, True
+        finally:
+            del self._flights[root]
+            flight.done.set()
         if tree is not None:
             self._past[root] = tree
             while len(self._past) > MAX_PAST_TREES:
@@ -264,6 +316,7 @@ def with_devices(document: dict[str, Any]) -> dict[str, Any]:
             "unknown_device",
             "unknown_milestone",
             "proof_unavailable",
+            "proof_rate_limited",
             params=(_path_param("device_id", _ID), proof, at),
         )
     }

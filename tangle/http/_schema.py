@@ -89,6 +89,7 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "pow_rate_limited": (429, "this client used up its proof-of-work allowance (see Retry-After)"),
     "pow_in_flight": (429, "this client already has a proof-of-work running"),
     "pow_capacity": (429, "the node runs as many proofs-of-work as it allows"),
+    "proof_rate_limited": (429, "this client rebuilt as many past registry trees as it may"),
     "too_many_streams": (429, "the node serves as many event streams as it allows"),
     "internal_error": (500, "a bug; the node keeps running"),
     "node_unsynced": (503, "the node is catching up with the network (see Retry-After)"),

@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse
 
 from tangle.errors import NoTipsError, TangleError
 from tangle.ledger.ledger import validate_transaction
-from tangle.ledger.quarantine import refuse_quarantined
 from tangle.ledger.registry_rules import validate_record
 from tangle.protocol.device import DeviceRecord
 from tangle.protocol.gateway_request import ItemKind
@@ -21,7 +20,7 @@ from tangle.protocol.transaction import Transaction
 from tangle.window.tip_selection import UniformRandomTips
 
 from ._batch import BATCH_BODY_LIMIT, BATCH_JSON_LIMIT, MAX_BATCH, batch_result, decode_batch
-from ._gateway import gateway_refusals, payload_of
+from ._gateway import gateway_refusals, payloads_of
 from ._pow import PowLimits
 from ._request import (
     ApiError,
@@ -116,8 +115,9 @@ class Submission:
             raw = hex_field(json_field(await read_json(request), "message", str), "message")
         else:
             raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
+        payloads = await trio.to_thread.run_sync(payloads_of, [raw])
         refused = await gateway_refusals(
-            self.node, self.parameters, request, ItemKind.MESSAGES, [raw], [payload_of(raw)]
+            self.node, self.parameters, request, ItemKind.MESSAGES, [raw], payloads
         )
         if refused:
             raise refused[0]
@@ -137,13 +137,9 @@ class Submission:
             raws = [hex_field(t, "messages") for t in texts]
         else:
             raise ApiError("unsupported_media_type", "send application/octet-stream or JSON")
+        payloads = await trio.to_thread.run_sync(payloads_of, raws)
         refused = await gateway_refusals(
-            self.node,
-            self.parameters,
-            request,
-            ItemKind.MESSAGES,
-            raws,
-            [payload_of(raw) for raw in raws],
+            self.node, self.parameters, request, ItemKind.MESSAGES, raws, payloads
         )
         sent = [raw for position, raw in enumerate(raws) if position not in refused]
         with trio.CancelScope(shield=True):  # what the node accepted is relayed, as for one
@@ -185,11 +181,14 @@ class Submission:
                 )
             if isinstance(payload, DeviceRecord):
                 await trio.to_thread.run_sync(validate_record, payload, params.network_id)
-            await self.node.read_core(
-                lambda core: refuse_quarantined(core.ledger.registry, payload, core.confirmed_index)
-            )
             refused = await gateway_refusals(
-                self.node, self.parameters, request, ItemKind.PAYLOAD, [payload_bytes], [payload]
+                self.node,
+                self.parameters,
+                request,
+                ItemKind.PAYLOAD,
+                [payload_bytes],
+                [payload],
+                quarantine=True,
             )
             if refused:
                 raise refused[0]

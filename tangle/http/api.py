@@ -28,9 +28,10 @@ naming all of its methods.
 Errors are `{"error": {"code", "message"}}` with the codes of `_api_schema.py`: 404 unknown
 route, 405 wrong method, 400 malformed input or a message the node refused (the code names the
 `TangleError`), 413 a body over the limit (enforced while it is read), 415 an unknown body type,
-429 proof-of-work and event-stream limits (with `Retry-After`), 503 a node that halted, whose
-storage failed, or that is catching up (`node_unsynced`, with `Retry-After`). An unexpected
-exception becomes a 500 with code `internal_error` and is logged, never shown to the client.
+429 proof-of-work, event-stream and past-registry-tree (`?at=`) limits (with `Retry-After`),
+503 a node that halted, whose storage failed, or that is catching up (`node_unsynced`, with
+`Retry-After`). An unexpected exception becomes a 500 with code `internal_error` and is logged,
+never shown to the client.
 
 **Proof-of-work at the node** (for devices too small to do it): each client address may have one
 search in flight and `pow_per_minute` searches a minute (a token bucket of that size, refilled
@@ -85,7 +86,7 @@ from ._guard import Guard, refusal, route
 from ._metrics import Telemetry
 from ._openapi import openapi_document
 from ._pow import PowLimits as PowLimits
-from ._proofs import Proofs, with_proofs
+from ._proofs import InclusionCache, Proofs, with_proofs
 from ._request import (
     ApiError,
     client_of,
@@ -355,7 +356,8 @@ def create_app(
     """The ASGI app serving `node`. `solve` replaces the proof-of-work search (tests)."""
     api = _Api(node, config, peers, solve)
     submit = api.submission
-    devices = Devices(node, config.network)
+    devices = Devices(node, config)
+    inclusions = InclusionCache()  # the inclusion endpoint's and the explorer's proof file's
     routes = [
         route("/api/v1/info", get=api.info),
         route("/api/v1/messages", post=submit.submit),
@@ -363,7 +365,10 @@ def create_app(
         route("/api/v1/messages/batch", post=submit.submit_batch),
         route("/api/v1/messages/{message_id:message_id}", get=api.message),
         route("/api/v1/messages/{message_id:message_id}/metadata", get=api.metadata),
-        route("/api/v1/messages/{message_id:message_id}/inclusion", get=Proofs(node).inclusion),
+        route(
+            "/api/v1/messages/{message_id:message_id}/inclusion",
+            get=Proofs(node, inclusions).inclusion,
+        ),
         route("/api/v1/tips", get=submit.tips),
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
@@ -377,7 +382,7 @@ def create_app(
         route("/metrics", get=api.metrics),
         route("/openapi.json", get=api.openapi),
     ]
-    routes += Explorer(node, config.network, api.timeline, peers).routes()
+    routes += Explorer(node, config.network, api.timeline, peers, inclusions).routes()
     if config.admin_token is not None:
         routes += Admin(node, config.admin_token, peers, api.parameters).routes()
     app = Starlette(
@@ -386,6 +391,7 @@ def create_app(
         exception_handlers={ApiError: refusal, TangleError: refusal, HTTPException: refusal},
         lifespan=api.lifespan,
     )
+    app.state.inclusions = inclusions
     app.router.redirect_slashes = False  # a machine API: one spelling per route, else 404
     return app
 

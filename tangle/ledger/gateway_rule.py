@@ -34,28 +34,34 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from tangle.protocol.gateway_request import ItemKind
+    from tangle.protocol.ids import PublicKey
     from tangle.protocol.payload import Payload
 
     from .registry import Registry
 
 
-def authenticate_gateway(
-    registry: Registry,
-    claim: tuple[bytes, bytes],
-    network_id: int,
-    kind: ItemKind,
-    items: Sequence[bytes],
-) -> DeviceId:
-    """The gateway of `claim` (gateway id, signature) if its current key signed `items`;
-    raises `GatewayNotServingError` for a gateway the registry does not hold and
-    `GatewaySignatureError` for a signature that does not verify."""
-    gateway, signature = claim
+def gateway_key(registry: Registry, gateway: bytes) -> tuple[DeviceId, PublicKey]:
+    """The id and current key of `gateway` (a claim's gateway id); raises
+    `GatewayNotServingError` for a gateway the registry does not hold. The signature is checked
+    apart (`verify_gateway`), away from the registry's thread."""
     entry = registry.devices.get(DeviceId(gateway))
     if entry is None:
         raise GatewayNotServingError(gateway, gateway)
-    if not signed_by(entry.key, signature, network_id, kind, items):
+    return entry.device_id, entry.key
+
+
+def verify_gateway(
+    gateway: bytes,
+    key: PublicKey,
+    signature: bytes,
+    network_id: int,
+    kind: ItemKind,
+    items: Sequence[bytes],
+) -> None:
+    """Raise `GatewaySignatureError` unless `key` (`gateway`'s, from `gateway_key`) signed
+    `items` with `signature` (hashing up to a MiB and one ed25519 check: run it in a worker)."""
+    if not signed_by(key, signature, network_id, kind, items):
         raise GatewaySignatureError(f"the request is not signed by gateway {gateway.hex()}")
-    return entry.device_id
 
 
 def refuse_unserved(

@@ -243,15 +243,15 @@ def registry_digest(root: bytes, issuer_leaves: list[bytes]) -> bytes:
 
 
 MAX_PAST_CHANGES: Final = 64
-"""Milestones that changed the registry whose trees `tree_at` can rebuild (the newest)."""
+"""Milestones that changed the registry whose trees `rewind_from` can rebuild (the newest)."""
 MAX_PAST_ENTRIES: Final = 65_536
 """Changed entries those milestones may hold in all (the oldest milestones go first)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Undo:
-    """One milestone's change: the root before it and each changed device's leaf hash before
-    (None: the milestone registered it)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryUndo:
+    """What undoes one milestone's change to the registry tree: the root before it and each
+    changed device's leaf hash before (None: the milestone registered it)."""
 
     root_before: MerkleRoot
     hashes: dict[bytes, bytes | None]
@@ -273,9 +273,9 @@ class Registry:
     _tree: SortedMerkleTree | None = None
     """The tree over the entries by device id, built on first use and then updated in place by
     each milestone's changes (O(log n) a changed entry; see `SortedMerkleTree`)."""
-    _past: deque[_Undo] = field(default_factory=deque)
+    _past: deque[RegistryUndo] = field(default_factory=deque)
     """What each of the last changes did, newest last (bounded: `MAX_PAST_CHANGES` milestones,
-    `MAX_PAST_ENTRIES` entries), to rebuild the tree of an earlier milestone (`tree_at`)."""
+    `MAX_PAST_ENTRIES` entries), to rebuild the tree of an earlier milestone (`rewind_from`)."""
     _past_entries: int = 0
     _prepared: SortedMerkleTree | None = None
     """The copy `roots_with` updated last (when it inserted devices), for
@@ -310,23 +310,20 @@ class Registry:
             return self.root, self.digest
         root = self.root
         if devices:
+            # Kept for `apply_registry_diff`: when these entries are the milestone's, its root
+            # is this one and the updated copy replaces the tree (no second update).
             root, self._prepared = self.tree.root_with(
                 {d: encode_entry(e) for d, e in devices.items()}
             )
         merged = {**self.issuers, **issuers}
         return root, registry_digest(root, [encode_issuer(merged[k]) for k in sorted(merged)])
 
-    def tree_at(self, root: bytes) -> SortedMerkleTree | None:
-        """The tree the registry had when its root was `root` (the current one or one of the
-        last `MAX_PAST_CHANGES` changes), a copy to keep; None beyond that. Costs a copy of the
-        tree (O(n) pointers) and undoing the changes since (`SortedMerkleTree.set_hashes`)."""
-        found = self.rewind_from(root)
-        return None if found is None else rewind(*found, root)
-
-    def rewind_from(self, root: bytes) -> tuple[SortedMerkleTree, list[_Undo]] | None:
-        """The first half of `tree_at` (what must run where the registry is changed): a copy of
-        the tree and the changes to undo, newest first; `rewind` does the rest anywhere."""
-        steps: list[_Undo] = []
+    def rewind_from(self, root: bytes) -> Rewind | None:
+        """What rebuilds the tree the registry had when its root was `root` (the current one or
+        one of the last `MAX_PAST_CHANGES` changes), None beyond that. This call must run where
+        the registry is changed (the node's writer): it copies the tree (O(n) pointers) and
+        takes the changes to undo; `Rewind.run` undoes them anywhere (a worker thread)."""
+        steps: list[RegistryUndo] = []
         if root != self.root:
             for undo in reversed(self._past):
                 steps.append(undo)
@@ -334,13 +331,32 @@ class Registry:
                     break
             else:
                 return None
-        return self.tree.copy(), steps
+        return Rewind(self.tree.copy(), steps, root)
 
     def quarantined(self, key: PublicKey, index: int) -> DeviceEntry | None:
         """The device whose current key is `key`, if a quarantine holds for it at `index`."""
         device_id = self.by_key.get(key)
         entry = None if device_id is None else self.devices[device_id]
         return entry if entry is not None and entry.quarantined_at(index) else None
+
+
+class Rewind:
+    """A copy of the registry tree and the changes since `root` (`Registry.rewind_from`)."""
+
+    __slots__ = ("_root", "_steps", "_tree")
+
+    def __init__(self, tree: SortedMerkleTree, steps: list[RegistryUndo], root: bytes) -> None:
+        self._tree = tree
+        self._steps = steps
+        self._root = root
+
+    def run(self) -> SortedMerkleTree | None:
+        """The copy taken back through the changes (newest first; `SortedMerkleTree.set_hashes`)
+        if it then has the root asked for; run it once, in any thread."""
+        tree = self._tree
+        for undo in self._steps:
+            tree.set_hashes(undo.hashes)
+        return tree if tree.root == self._root else None
 
 
 def restore_registry(devices: list[DeviceEntry], issuers: list[IssuerEntry]) -> Registry:
@@ -378,16 +394,9 @@ def apply_registry_diff(registry: Registry, diff: RegistryDiff) -> None:
     registry._digest = diff.digest
 
 
-def rewind(tree: SortedMerkleTree, steps: list[_Undo], root: bytes) -> SortedMerkleTree | None:
-    """`tree` taken back through `steps` (from `Registry.rewind_from`), if it then has `root`."""
-    for undo in steps:
-        tree.set_hashes(undo.hashes)
-    return tree if tree.root == root else None
-
-
 def _remember(registry: Registry, hashes: dict[bytes, bytes | None]) -> None:
     past = registry._past
-    past.append(_Undo(root_before=registry.root, hashes=hashes))
+    past.append(RegistryUndo(root_before=registry.root, hashes=hashes))
     registry._past_entries += len(hashes)
     while len(past) > MAX_PAST_CHANGES or (
         len(past) > 1 and registry._past_entries > MAX_PAST_ENTRIES

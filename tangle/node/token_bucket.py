@@ -1,5 +1,6 @@
 """A token bucket: the one rate limiter of the node (gossip serving budgets, proof-of-work
-requests). Time is the caller's, so the bucket is sans-I/O and tests run on virtual time."""
+requests, rebuilding past registry trees), and one bucket per client (`ClientBuckets`). Time is
+the caller's, so the bucket is sans-I/O and tests run on virtual time."""
 
 from __future__ import annotations
 
@@ -46,3 +47,37 @@ class TokenBucket:
     def ready_at(self) -> float:
         """When the balance is back to zero (now, if it is not in debt)."""
         return self._at + max(0.0, -self._tokens) / self._rate
+
+
+class ClientBuckets:
+    """A `TokenBucket` of `per_minute` tokens a minute (also its burst) for each client (an
+    address), at most `max_clients` held: past that the full ones, which a new bucket equals,
+    are dropped."""
+
+    __slots__ = ("_buckets", "_max_clients", "_per_minute")
+
+    def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
+        self._per_minute = per_minute
+        self._max_clients = max_clients
+        self._buckets: dict[str, TokenBucket] = {}
+
+    @property
+    def per_minute(self) -> int:
+        return self._per_minute
+
+    def take(self, client: str, now: float) -> float:
+        """Charge `client` one token and return 0.0; or, when it has none, charge nothing and
+        return the seconds until it has one again."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = TokenBucket(self._per_minute / 60.0, float(self._per_minute), now)
+        tokens = bucket.tokens(now)
+        if tokens < 1.0:
+            return (1.0 - tokens) / bucket.rate
+        bucket.charge(1.0, now)
+        self._buckets[client] = bucket
+        if len(self._buckets) > self._max_clients:
+            full = [c for c, b in self._buckets.items() if b.tokens(now) >= b.burst]
+            for c in full:
+                del self._buckets[c]
+        return 0.0

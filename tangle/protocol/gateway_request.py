@@ -14,7 +14,14 @@ Tangle-Gateway-Signature   ed25519 by the gateway's current registry key, 128 he
 order sent) and 1 when the one item is a payload the node is asked to work for
 (`POST /api/v1/messages/pow`), so a signature over a payload cannot pass for one over a message
 of the same bytes. The signature covers the items, not their encoding in the body, so the octet
-and the JSON forms of a batch sign alike. A replayed request hands in the same messages again
+and the JSON forms of a batch sign alike. The octet form of a batch (`encode_batch`,
+`decode_batch`, served by `POST /api/v1/messages/batch`) lives here so that both the node and
+a gateway's client read it:
+
+```
+u16 count (1..MAX_BATCH), then count x (u32 length (at most MAX_MESSAGE_SIZE), message bytes)
+```
+nothing after the last message. A replayed request hands in the same messages again
 (duplicates) or asks for the same payload again (charged to the client's proof-of-work limits).
 """
 
@@ -23,10 +30,11 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
-from tangle.errors import InvalidFieldError
+from tangle.errors import InvalidFieldError, NonCanonicalError
 
-from .codec import U64_MAX, require_uint, u8, u64
+from .codec import U64_MAX, Reader, require_uint, u8, u64
 from .ids import blake2b_256
+from .message import MAX_MESSAGE_SIZE
 from .signature import is_valid
 
 if TYPE_CHECKING:
@@ -37,6 +45,8 @@ if TYPE_CHECKING:
     from .signature import Signer
 
 GATEWAY_DOMAIN: Final = b"tanglepay/gateway-request/v1"
+MAX_BATCH: Final = 256
+"""Most messages in one batch (the node's group commit takes as many at once)."""
 GATEWAY_HEADER: Final = "tangle-gateway"
 SIGNATURE_HEADER: Final = "tangle-gateway-signature"
 MAX_ITEMS: Final = 0xFFFF
@@ -100,3 +110,24 @@ def _hex(name: str, text: str | None, size: int) -> bytes:
     if len(out) != size:  # fromhex skips whitespace
         raise InvalidFieldError(name, f"must be {2 * size} hex digits")
     return out
+
+
+def decode_batch(body: bytes) -> list[bytes]:
+    """The messages of an octet-stream batch body; a `DecodeError` if it is not one."""
+    r = Reader(body, "batch")
+    count = r.u16("count")
+    if not 1 <= count <= MAX_BATCH:
+        raise NonCanonicalError(f"batch count {count} is outside 1..{MAX_BATCH}")
+    messages = [r.sized(4, MAX_MESSAGE_SIZE, "message") for _ in range(count)]
+    r.finish()
+    return messages
+
+
+def encode_batch(messages: Sequence[bytes]) -> bytes:
+    """The octet-stream body of a batch of `messages` (what a gateway sends)."""
+    if not 1 <= len(messages) <= MAX_BATCH:
+        raise NonCanonicalError(f"batch count {len(messages)} is outside 1..{MAX_BATCH}")
+    parts = [len(messages).to_bytes(2, "little")]
+    for raw in messages:
+        parts += (len(raw).to_bytes(4, "little"), raw)
+    return b"".join(parts)

@@ -220,15 +220,8 @@ class SortedMerkleTree:
                 self._drop_path(position)
             else:
                 fresh.append(key)
-        if not fresh:
-            return
-        fresh.sort()
-        first = bisect.bisect_left(keys, fresh[0])
-        self._kept = {r: h for r, h in self._kept.items() if r[1] < first}
-        for key in fresh:
-            position = bisect.bisect_left(keys, key)
-            keys.insert(position, key)
-            hashes.insert(position, blake2b_256(_LEAF, leaves[key]))
+        if fresh:
+            self._move({key: blake2b_256(_LEAF, leaves[key]) for key in fresh})
 
     def leaf_hash(self, key: bytes) -> bytes | None:
         """`H(0x00 || leaf)` of `key`'s leaf, None if the tree does not hold it."""
@@ -238,26 +231,51 @@ class SortedMerkleTree:
     def set_hashes(self, hashes: Mapping[bytes, bytes | None]) -> None:
         """Set each key's leaf hash as `leaf_hash` gives it (None: remove the key): what
         takes a tree back to an earlier state."""
-        keys = self._keys
-        moved: list[tuple[bytes, bytes | None]] = []
+        moved: dict[bytes, bytes | None] = {}
         for key, held in hashes.items():
             position = self.index(key)
             if position is not None and held is not None:
                 self._hashes[position] = held
                 self._drop_path(position)
             elif position is not None or held is not None:
-                moved.append((key, held))
-        if not moved:
-            return
-        first = min(bisect.bisect_left(keys, key) for key, _ in moved)
+                moved[key] = held
+        if moved:
+            self._move(moved)
+
+    def _move(self, moved: Mapping[bytes, bytes | None]) -> None:
+        """Insert each key of `moved` with its leaf hash, or remove it (None), the keys new or
+        held as that asks. One key is one list insertion or deletion; several are one merge
+        pass over the lists (O(n + m log m), not m shifts of O(n) each). The kept subtrees
+        ending at or after the first moved position are dropped."""
+        keys, hashes = self._keys, self._hashes
+        order = sorted(moved)
+        first = bisect.bisect_left(keys, order[0])
         self._kept = {r: h for r, h in self._kept.items() if r[1] < first}
-        for key, held in moved:
-            position = bisect.bisect_left(keys, key)
+        if len(order) == 1:
+            key = order[0]
+            held = moved[key]
             if held is None:
-                del keys[position], self._hashes[position]
+                del keys[first], hashes[first]
             else:
-                keys.insert(position, key)
-                self._hashes.insert(position, held)
+                keys.insert(first, key)
+                hashes.insert(first, held)
+            return
+        new_keys, new_hashes = keys[:first], hashes[:first]
+        i, n = first, len(keys)
+        for key in order:
+            j = bisect.bisect_left(keys, key, i)
+            new_keys += keys[i:j]
+            new_hashes += hashes[i:j]
+            held = moved[key]
+            if held is None:  # held at j: skip it
+                j += 1
+            else:
+                new_keys.append(key)
+                new_hashes.append(held)
+            i = j
+        new_keys += keys[i:n]
+        new_hashes += hashes[i:n]
+        self._keys, self._hashes = new_keys, new_hashes
 
     def _drop_path(self, index: int) -> None:
         for r in self._path(index):

@@ -9,7 +9,8 @@ await client.submit_pow(record_signed_by_a_sensor_behind_it)
 ```
 
 It signs `POST .../api/v1/messages` (the octet body, or JSON `{"message": hex}`), `.../batch`
-(JSON `{"messages": [hex, ...]}`) and `.../pow` (JSON `{"payload": hex}`) with the headers of
+(the octet form, `decode_batch`, or JSON `{"messages": [hex, ...]}`) and `.../pow` (JSON
+`{"payload": hex}`) with the headers of
 `tangle/protocol/gateway_request.py`; any other request, or a body it cannot read, goes on
 unsigned (the node then refuses a constrained device's message by name). The key must be the
 gateway's current registry key.
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from tangle.protocol.gateway_request import ItemKind, gateway_headers
+from tangle.errors import DecodeError
+from tangle.protocol.gateway_request import ItemKind, decode_batch, gateway_headers
 
 if TYPE_CHECKING:
     from tangle.protocol.device import DeviceId
@@ -73,7 +75,14 @@ def _items(request: httpx.Request, body: bytes) -> tuple[ItemKind, list[bytes]] 
         return None
     field, kind = _FIELDS[route]
     if request.headers.get("content-type", "").startswith("application/octet-stream"):
-        return (kind, [body]) if route == "/api/v1/messages" else None
+        if route == "/api/v1/messages":
+            return kind, [body]
+        if route == "/api/v1/messages/batch":
+            try:
+                return kind, decode_batch(body)
+            except DecodeError:
+                return None
+        return None
     try:
         value = json.loads(body)[field]
         texts = value if isinstance(value, list) else [value]

@@ -88,17 +88,23 @@ class ProvedReading:
 
 def _expand_milestone(raw: bytes, schedule: KeySchedule) -> bytes:
     """The milestone's payload encoding, each signer's key found by its prefix among the keys
-    of `schedule`; `MilestoneSignatureError` if the link cannot be read."""
+    of the key set `schedule` has in force at the milestone's index (read from the essence
+    first); `MilestoneSignatureError` if the link cannot be read."""
     if not raw:
         raise MilestoneSignatureError("the milestone is empty")
     count = raw[-1]
     start = len(raw) - 1 - count * (KEY_PREFIX + SIGNATURE_BYTES)
     if count == 0 or start < 0:
         raise MilestoneSignatureError(f"the milestone cannot hold {count} signatures")
+    try:  # the essence starts u64 network_id, u32 index: only that index's key set names
+        essence = Reader(raw[:start], "milestone essence")
+        essence.u64("network_id")
+        index = essence.u32("index")
+    except TangleError as exc:
+        raise MilestoneSignatureError(f"the milestone does not decode: {exc}") from None
     by_prefix: dict[bytes, set[PublicKey]] = {}
-    for _, key_set in schedule.entries:
-        for key in key_set.public_keys:
-            by_prefix.setdefault(key[:KEY_PREFIX], set()).add(key)
+    for key in schedule.key_set_at(index).public_keys:
+        by_prefix.setdefault(key[:KEY_PREFIX], set()).add(key)
     parts = [raw[:start], bytes([count])]
     for at in range(start, len(raw) - 1, KEY_PREFIX + SIGNATURE_BYTES):
         prefix = raw[at : at + KEY_PREFIX]

@@ -8,6 +8,12 @@ keys.json   {"key_schedule": [{"activation_index": int, "threshold": int,
                                  "committee": {"threshold": int, "public_keys": [hex, ...]}}
             (one key set from milestone 1; other fields of that file are ignored)
 ```
+Version 1 proof files (whose milestone link is the milestone's payload encoding, each signer's
+whole key beside its signature) are read too: proof files are long-lived offline artifacts. The
+link is decoded and rewritten in the version 2 form (`bundle_milestone`), which names the same
+signers and signatures, so every check is the same; a version 1 milestone that does not decode
+is a `ProofBundleFormatError` naming it.
+
 Strict: exactly these fields (for a proof), none twice, each of its type (a bool is not an
 int), lowercase hex of whole bytes, and a file of at most MAX_FILE bytes (MAX_COMMITTEE_FILE for
 keys). Every defect is a `ProofBundleFormatError` naming the field; nothing else escapes.
@@ -21,16 +27,26 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tangle.errors import TangleError
 from tangle.ledger.committee import KeySchedule
+from tangle.protocol.codec import Reader
 from tangle.protocol.ids import PublicKey
 from tangle.protocol.merkle import MerklePath
-from tangle.protocol.milestone import KeySet
-from tangle.protocol.proof_bundle import BUNDLE_VERSION, BYTES, MAX_FILE, PATHS, ProofBundle
+from tangle.protocol.milestone import KeySet, decode_milestone
+from tangle.protocol.proof_bundle import (
+    BUNDLE_VERSION,
+    BYTES,
+    MAX_FILE,
+    PATHS,
+    ProofBundle,
+    bundle_milestone,
+)
 
 from .errors import ProofBundleFormatError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+READ_VERSIONS: Final = (1, BUNDLE_VERSION)
+"""The proof file versions read (1: the milestone link holds whole signer keys)."""
 MAX_COMMITTEE_FILE: Final = 4 * 1024 * 1024
 """A network file with its genesis allocations may be large."""
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")
@@ -97,10 +113,13 @@ def _path(value: Any, where: str) -> MerklePath:
 def bundle_from_json(text: str | bytes) -> ProofBundle:
     """Read the file form of a proof bundle; `ProofBundleFormatError` for any defect."""
     doc = _only(_load(text, "the proof"), {"version", *PATHS, *BYTES}, "the proof")
-    if _int(doc, "version", "the proof") != BUNDLE_VERSION:
-        raise ProofBundleFormatError(f"version {doc['version']}, this code reads {BUNDLE_VERSION}")
+    version = _int(doc, "version", "the proof")
+    if version not in READ_VERSIONS:
+        raise ProofBundleFormatError(f"version {version}, this code reads {READ_VERSIONS}")
     paths = {name: _path(doc[name], name) for name in PATHS}
     strings = {name: _hex(doc[name], name) for name in BYTES}
+    if version == 1:
+        strings["milestone"] = _milestone_v1(strings["milestone"])
     return ProofBundle(
         reading=strings["reading"],
         batch_path=paths["batch_path"],
@@ -110,6 +129,17 @@ def bundle_from_json(text: str | bytes) -> ProofBundle:
         registry_entry=strings["registry_entry"],
         registry_path=paths["registry_path"],
     )
+
+
+def _milestone_v1(raw: bytes) -> bytes:
+    """A version 1 milestone link (the milestone's payload encoding) in the version 2 form."""
+    try:
+        r = Reader(raw, "milestone")
+        milestone = decode_milestone(r)
+        r.finish()
+    except TangleError as exc:
+        raise ProofBundleFormatError(f"milestone: not a version 1 milestone: {exc}") from None
+    return bundle_milestone(milestone)
 
 
 def _key_set(value: Any, where: str, fields: set[str]) -> KeySet:

@@ -56,7 +56,6 @@ from tangle.protocol.proof_bundle import (
 
 from .._device_api import _FLAGS, render_entry
 from .._guard import route
-from .._proofs import inclusion_of
 from .._request import ApiError, path_id, path_message_id, query_uint
 from ._notes import record_seen
 
@@ -74,7 +73,7 @@ if TYPE_CHECKING:
     from tangle.protocol.merkle import MerklePath
     from tangle.storage.storage import Storage
 
-    from .._proofs import Inclusion
+    from .._proofs import Inclusion, InclusionCache
     from ._notes import Notes, RecordApplied
 
 T = TypeVar("T")
@@ -162,8 +161,11 @@ def _signed(applied: RecordApplied | None) -> dict[str, Any] | None:
 class RegistryViews:
     """The registry views over one node (module docstring)."""
 
-    def __init__(self, node: Node, network: Network, notes: Notes) -> None:
+    def __init__(
+        self, node: Node, network: Network, notes: Notes, inclusions: InclusionCache
+    ) -> None:
         self.node = node
+        self.inclusions = inclusions
         self.network = network
         self.notes = notes
         self._snapshot: Snapshot | None = None
@@ -340,10 +342,10 @@ class RegistryViews:
         return Response(text, media_type="application/json", headers=disposition)
 
     async def _inclusion(self, message_id: MessageId) -> tuple[bytes, Inclusion]:
-        """The message (a tagged-data anchor) and its inclusion (`inclusion_of`)."""
+        """The message (a tagged-data anchor) and its inclusion (`InclusionCache`)."""
 
         def read(storage: Storage) -> tuple[bytes | None, Inclusion]:
-            return storage.message(message_id), inclusion_of(storage, message_id)
+            return storage.message(message_id), self.inclusions.inclusion_of(storage, message_id)
 
         raw, found = await self.node.read_storage(read)
         if raw is None:  # pruned since its metadata was read

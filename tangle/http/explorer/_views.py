@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from tangle.storage.storage import Storage
 
     from .._config import PeerAdmin
+    from .._proofs import InclusionCache
     from ._timeline import ChannelSeen, Refusal, Timeline
 
 MEDIA_TYPES: Final = {
@@ -102,13 +103,14 @@ class Explorer:
         network: Network,
         timeline: Timeline,
         peers: PeerAdmin | None,
+        inclusions: InclusionCache,
     ) -> None:
         self.node = node
         self.network = network
         self.timeline = timeline
         self.peers = peers
         self.files = static_files()
-        self.registry = RegistryViews(node, network, timeline.notes)
+        self.registry = RegistryViews(node, network, timeline.notes, inclusions)
         self._channels: tuple[int, list[ChannelSeen], list[dict[str, Any] | None]] | None = None
         """The last channel view: the confirmed index and channels it was read at, and it."""
 

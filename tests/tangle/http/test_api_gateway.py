@@ -4,9 +4,13 @@ other device's message, and a gateway claim that does not hold is refused by nam
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from tangle.http import _gateway
 from tangle.http.api import ApiConfig
+from tangle.ledger import gateway_rule
+from tangle.node.node import Node
 from tangle.protocol.device import IssuerRole, Quarantine, Update
 from tangle.protocol.gateway_request import (
     GATEWAY_HEADER,
@@ -21,11 +25,16 @@ from tests.registry_records import admit, device_id, record, register, signer
 from tests.tangle.http.test_api import SIGNERS, Net, network
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
+    import pytest
+
     from coordinator.signers import KeySigner
+    from tangle.node.core import NodeCore
     from tangle.protocol.device import DeviceRecord
 
+T = TypeVar("T")
 MAKER, OP1, OP2 = signer(30), signer(31), signer(32)
 GATEWAY, OTHER_GATEWAY, SENSOR, FULL = signer(40), signer(41), signer(42), signer(43)
 
@@ -164,3 +173,62 @@ async def test_a_gateway_claim_that_does_not_hold_refuses_the_request(tmp_path: 
             response = await net.client.post("/api/v1/messages/batch", json=body, headers=headers)
             assert (response.status_code, response.json()["error"]["code"]) == (status, code)
         assert not net.ledger.core.knows(MessageId(blake2b_256(raw)))
+
+
+async def test_the_writer_only_reads_the_registry_for_the_gateway_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hashing the items, the ed25519 check and decoding the messages run in worker threads
+    # outside the writer's hop (`Node.read_core`); the proof-of-work route reads the core once
+    # for its quarantine and gateway checks.
+    in_core = threading.local()
+    loop_thread = threading.get_ident()
+    hops: list[str] = []
+    verified: list[bool] = []
+    decoded_on_loop: list[bool] = []
+    read_core, signed_by, decode = Node.read_core, gateway_rule.signed_by, _gateway.decode_message
+
+    async def marked_read_core(self: Node, read: Callable[[NodeCore], T]) -> T:
+        def marked(core: NodeCore) -> T:
+            in_core.on = True
+            try:
+                return read(core)
+            finally:
+                in_core.on = False
+
+        hops.append(getattr(read, "__qualname__", ""))
+        return await read_core(self, marked)
+
+    def watched_signed_by(*args: Any) -> bool:
+        verified.append(getattr(in_core, "on", False))
+        return signed_by(*args)
+
+    def watched_decode(raw: bytes) -> Any:
+        decoded_on_loop.append(threading.get_ident() == loop_thread)
+        return decode(raw)
+
+    monkeypatch.setattr(Node, "read_core", marked_read_core)
+    monkeypatch.setattr(gateway_rule, "signed_by", watched_signed_by)
+    monkeypatch.setattr(_gateway, "decode_message", watched_decode)
+    async with network(tmp_path, ApiConfig(pow_per_minute=60)) as net:
+        await _registered(net)
+        raw = on_tips(net.ledger.core, _update(SENSOR, 1), net.rng)
+        served = await net.client.post(
+            "/api/v1/messages/batch",
+            json={"messages": [raw.hex()]},
+            headers=_as(GATEWAY, ItemKind.MESSAGES, raw),
+        )
+        assert _batch_codes(served) == [None]
+        payload = bytes.fromhex(encode_payload(_update(SENSOR, 2)).hex())
+        hops.clear()
+        pow_served = await net.client.post(
+            "/api/v1/messages/pow",
+            json={"payload": payload.hex()},
+            headers=_as(GATEWAY, ItemKind.PAYLOAD, payload),
+        )
+        assert pow_served.status_code == 201, pow_served.text
+    assert verified == [False, False]  # both requests' signatures, neither in the writer's hop
+    assert decoded_on_loop
+    assert not any(decoded_on_loop)
+    # The gateway and quarantine check, the sync check, the tips: three reads of the core.
+    assert len(hops) == 3, hops

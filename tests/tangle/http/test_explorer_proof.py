@@ -1,7 +1,7 @@
-"""The explorer's proof file and the node's inclusion endpoint share `inclusion_of` (one tree a
-milestone, the last REFERENCED_KEPT kept); a proof file names no registry entry once the registry
-root moved past the anchor's milestone; and a file `tanglepay verify` would refuse (over its
-MAX_FILE, or for a message that is no anchor) is refused by name instead."""
+"""The explorer's proof file and the node's inclusion endpoint share the app's `InclusionCache`
+(one tree a milestone, the last REFERENCED_KEPT kept); a proof file names no registry entry once
+the registry root moved past the anchor's milestone; and a file `tanglepay verify` would refuse
+(over its MAX_FILE, or for a message that is no anchor) is refused by name instead."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 async def test_both_endpoints_share_one_inclusion_tree_a_milestone(tmp_path: Path) -> None:
     async with network(tmp_path) as net, lifespan(net.app):
-        _proofs._referenced.clear()
+        inclusions = net.app.state.inclusions
         ids = []
         for i in range(_proofs.REFERENCED_KEPT + 1):
             [anchor] = await _send(net, TaggedData(tag=b"tanglepay/a", data=bytes([i]) * 8))
@@ -30,11 +30,11 @@ async def test_both_endpoints_share_one_inclusion_tree_a_milestone(tmp_path: Pat
         found = await _get(net, f"/api/v1/messages/{ids[0]}/inclusion")
         proof = await _get(net, "/api/v1/explorer/proof", message=ids[0])
         assert proof["inclusion_path"] == found["path"]
-        assert list(_proofs._referenced) == [bytes.fromhex(found["milestone_id"])]
+        assert inclusions.kept() == [bytes.fromhex(found["milestone_id"])]
         for anchor in ids[1:]:
             await _get(net, "/api/v1/explorer/proof", message=anchor)
-        assert len(_proofs._referenced) == _proofs.REFERENCED_KEPT
-        assert bytes.fromhex(found["milestone_id"]) not in _proofs._referenced  # the oldest went
+        assert len(inclusions.kept()) == _proofs.REFERENCED_KEPT
+        assert bytes.fromhex(found["milestone_id"]) not in inclusions.kept()  # the oldest went
 
 
 async def test_a_proof_file_leaves_the_entry_out_once_the_registry_moved(tmp_path: Path) -> None:

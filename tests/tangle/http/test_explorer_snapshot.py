@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from tangle.http._proofs import InclusionCache
 from tangle.http.explorer._notes import Notes
 from tangle.http.explorer._registry import RegistryViews, Snapshot
 from tangle.protocol.bech32 import DEVNET
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 async def test_one_rebuild_per_registry_root(tmp_path: Path) -> None:
     async with network(tmp_path) as net, lifespan(net.app):
         await _registry(net)
-        views = RegistryViews(net.node, DEVNET, Notes())
+        views = RegistryViews(net.node, DEVNET, Notes(), InclusionCache())
         got: list[tuple[Snapshot, int]] = []
 
         async def ask() -> None:

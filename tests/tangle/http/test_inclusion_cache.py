@@ -1,6 +1,6 @@
 """`GET /api/v1/messages/{id}/inclusion` builds each milestone's inclusion tree once and keeps
-the trees of the last `REFERENCED_KEPT` milestones asked about (`inclusion_of`); every path it
-serves from the cache proves its message under the milestone's inclusion root."""
+the trees of the last `REFERENCED_KEPT` milestones asked about (`InclusionCache`, one per app);
+every path it serves from the cache proves its message under the milestone's inclusion root."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from tangle.http import _proofs
-from tangle.http._proofs import Proofs
+from tangle.http._proofs import InclusionCache, Proofs
 from tangle.protocol.merkle import MerklePath, root_from_path
 from tangle.protocol.message import decode_message
 from tangle.protocol.payload import TaggedData
@@ -38,9 +38,9 @@ async def test_paths_come_from_one_tree_per_milestone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_proofs, "REFERENCED_KEPT", 2)
-    _proofs._referenced.clear()
     async with network(tmp_path) as net:
-        proofs = Proofs(net.node)
+        inclusions = InclusionCache()
+        proofs = Proofs(net.node, inclusions)
         app = Starlette(routes=[Route("/inclusion/{message_id}", proofs.inclusion)])
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://node"
@@ -59,13 +59,15 @@ async def test_paths_come_from_one_tree_per_milestone(
                     )
                     root = bytes.fromhex(body["inclusion_root"])
                     assert root_from_path(bytes.fromhex(message_id), path) == root
-            kept = list(_proofs._referenced.values())
+            kept = inclusions.kept()
             assert len(kept) == 2  # ten paths, two trees
             await client.get(f"/inclusion/{by_milestone[2][0]}")  # the first milestone's goes
-            assert kept[0] not in _proofs._referenced.values()
+            assert kept[0] not in inclusions.kept()
             await client.get(f"/inclusion/{by_milestone[1][1]}")  # kept: not built again
-            assert kept[1] in _proofs._referenced.values()
-            assert len(_proofs._referenced) == 2
+            assert kept[1] in inclusions.kept()
+            assert len(inclusions.kept()) == 2
+            # the app's own cache is another: nothing was asked of it
+            assert net.app.state.inclusions.kept() == []
             waiting = await _anchors(net, 1, b"later")
             unavailable = await net.client.get(f"/api/v1/messages/{waiting[0]}/inclusion")
             assert unavailable.json()["error"]["code"] == "proof_unavailable"

@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from tangle.protocol.device import IssuerRole, Update
+from tangle.protocol.gateway_request import encode_batch
 from tests.builders import NET, on_tips
 from tests.registry_records import admit, device_id, record, register, signer
-from tests.tangle.http.test_api import PARAMS, SIGNERS, network
+from tests.tangle.http.test_api import PARAMS, SIGNERS, Net, network
 from tests.tangle.http.test_api_devices import _send
 from wallet.client import NodeClient
 from wallet.devices.gateway_transport import GatewayTransport
@@ -45,19 +46,23 @@ def _client(app: ASGIApp, gateway: KeySigner | None) -> NodeClient:
     return NodeClient("http://node", transport=transport)
 
 
+async def _registered(net: Net) -> None:
+    await _send(
+        net,
+        admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]),
+        admit(OP, IssuerRole.OPERATOR, SIGNERS[:2]),
+    )
+    await net.milestone()
+    await _send(net, register(GATEWAY, MAKER, [OP]), register(OTHER, MAKER, [OP]))
+    await net.milestone()
+    await _send(net, register(SENSOR, MAKER, [OP], gateway=device_id(GATEWAY)))
+    await net.milestone()
+
+
 async def test_a_gateways_client_hands_in_its_sensors_records(tmp_path: Path) -> None:
     assert PARAMS.network_id == NET
     async with network(tmp_path) as net:
-        await _send(
-            net,
-            admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]),
-            admit(OP, IssuerRole.OPERATOR, SIGNERS[:2]),
-        )
-        await net.milestone()
-        await _send(net, register(GATEWAY, MAKER, [OP]), register(OTHER, MAKER, [OP]))
-        await net.milestone()
-        await _send(net, register(SENSOR, MAKER, [OP], gateway=device_id(GATEWAY)))
-        await net.milestone()
+        await _registered(net)
         async with (
             _client(net.app, GATEWAY) as served,
             _client(net.app, OTHER) as other,
@@ -72,3 +77,27 @@ async def test_a_gateways_client_hands_in_its_sensors_records(tmp_path: Path) ->
             with pytest.raises(RejectedError, match="unserved_device"):
                 await plain.submit(raw)
             await served.submit(raw)
+
+
+async def test_an_octet_stream_batch_is_signed_like_a_json_one(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        await _registered(net)
+        raws = [on_tips(net.ledger.core, _update(n), net.rng) for n in (1, 2)]
+        body = encode_batch(raws)
+        headers = {"content-type": "application/octet-stream"}
+        signing = GatewayTransport(
+            network_id=NET,
+            gateway=device_id(GATEWAY),
+            key=GATEWAY,
+            inner=httpx.ASGITransport(net.app),
+        )
+        plain = httpx.ASGITransport(net.app)
+        codes = []
+        for transport in (plain, signing):
+            async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+                response = await client.post(
+                    "/api/v1/messages/batch", content=body, headers=headers
+                )
+            assert response.status_code == 200, response.text
+            codes.append([r.get("error", {}).get("code") for r in response.json()["results"]])
+        assert codes == [["unserved_device"] * 2, [None, None]]

@@ -240,6 +240,14 @@ def test_the_milestone_link_names_signers_by_key_prefix() -> None:
     crowded = schedule_of(KeySet(threshold=KEY_SET.threshold, public_keys=keys))
     with pytest.raises(MilestoneSignatureError, match="names 2 committee keys"):
         verify_bundle(bundle, crowded)
+    # only the key set in force at the milestone's index names signers: a twin in another
+    # epoch of the schedule does not crowd the prefix
+    later = KeySet(threshold=1, public_keys=(twin,))
+    for schedule in (
+        KeySchedule(entries=((1, KEY_SET), (CHAIN.milestone.essence.index + 1, later))),
+        KeySchedule(entries=((1, later), (CHAIN.milestone.essence.index, KEY_SET))),
+    ):
+        verify_bundle(bundle, schedule)
     for broken, why in [
         (b"", "empty"),
         (bundle.milestone[:-1] + b"\x00", "cannot hold 0"),

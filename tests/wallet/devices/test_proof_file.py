@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tangle.ledger.committee import KeySchedule
+from tangle.protocol.milestone import encode_milestone
 from tangle.protocol.proof_bundle import bundle_to_json
 from tanglepay.cli import main as tanglepay_main
 from wallet.devices.cli import main as verify_main
 from wallet.devices.errors import ProofBundleFormatError
+from wallet.devices.proof import verify_bundle
 from wallet.devices.proof_file import (
     MAX_FILE,
     Committee,
@@ -50,6 +52,16 @@ def test_files_round_trip() -> None:
     )
 
 
+def test_a_version_1_file_is_read_and_verifies() -> None:
+    # Version 1 held the milestone's payload encoding (whole signer keys): read as version 2.
+    chain = build_chain(index=12, signers=NEW_SIGNERS, key_set=NEW_KEY_SET)
+    doc = _doc()
+    doc.update(version=1, milestone=encode_milestone(chain.milestone).hex())
+    bundle = bundle_from_json(json.dumps(doc))
+    assert bundle == BUNDLE
+    verify_bundle(bundle, SCHEDULE)
+
+
 def _doc() -> dict[str, object]:
     doc: dict[str, object] = json.loads(bundle_to_json(BUNDLE))
     return doc
@@ -60,7 +72,8 @@ def _doc() -> dict[str, object]:
     [
         (lambda d: d.pop("anchor"), "missing"),
         (lambda d: d.update(extra=1), "unknown"),
-        (lambda d: d.update(version=1), "version"),  # 1 held whole signer keys
+        (lambda d: d.update(version=3), "version"),
+        (lambda d: d.update(version=1), "not a version 1 milestone"),  # a v2 link
         (lambda d: d.update(version=True), "integer"),
         (lambda d: d.update(reading="ABCD"), "hex"),
         (lambda d: d.update(reading="abc"), "hex"),
