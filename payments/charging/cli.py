@@ -248,7 +248,9 @@ async def _refunds(
         await wallet.send(to, amount, idempotency_key=key)
 
     minimum = (await node.info()).min_output_amount
-    return PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+    refunds = PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+    await stack.enter_async_context(refunds.retrying())  # owed refunds: now and periodically
+    return refunds
 
 
 async def _roaming(
