@@ -19,6 +19,7 @@ PaymentError
     ├── OcpiAuthError                a request without a valid credentials token
     ├── HandshakeError               a credentials exchange step out of order or refused
     └── OcpiPartnerError             the partner answered with an OCPI error status
+        └── OcpiUnreachableError     no answer: a transport failure or a timeout
 ```
 """
 
@@ -137,6 +138,14 @@ class OcpiPartnerError(ChargingError):
         self.http_status = http_status
         self.status_code = status_code
         self.message = message
+
+
+class OcpiUnreachableError(OcpiPartnerError):
+    """The partner could not be reached: a transport failure or a timeout (no answer at all,
+    unlike an HTTP error or an OCPI status, which are the partner's answer)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, 0, message)
 
 
 # -- the CSMS (`session`, `store`, `csms`, `payment`) -----------------------------------------

@@ -7,7 +7,9 @@ charge, the CDR at the end pushed to the eMSP and committed to the ledger, credi
   pushed to our tokens receiver (`OcpiStore.tokens`) is decided as OCPI 2.2.1 Tokens says by its
   `whitelist`: ALWAYS is accepted locally while `valid` (real-time authorization is not
   allowed); ALLOWED (the CPO's choice: we ask) and ALLOWED_OFFLINE ask the eMSP in real time
-  (`POST {tokens}/{uid}/authorize`) and accept locally only when the eMSP cannot be reached;
+  (`POST {tokens}/{uid}/authorize`) and accept locally only when the eMSP cannot be reached
+  (a transport failure or a timeout, `OcpiUnreachableError`; an HTTP error, an OCPI status
+  outside 1xxx or an answer that is not an authorization refuses the token);
   NEVER must be allowed by the eMSP in real time. A token invalidated by the eMSP is
   refused (`RoamingTokenRefusedError`, status Blocked or Invalid). A token no eMSP pushed is
   not ours to decide: `None`, and the next authorizer is asked.
@@ -41,6 +43,7 @@ from .errors import (
     HandshakeError,
     OcpiFieldError,
     OcpiPartnerError,
+    OcpiUnreachableError,
     RoamingError,
     RoamingTokenRefusedError,
 )
@@ -131,13 +134,18 @@ class RoamingCpo:
                 allowed, reference = await self.client.authorize_token(
                     party, token.uid, token.type.value
                 )
-            except (OcpiPartnerError, OcpiFieldError, RoamingError, HandshakeError) as e:
-                # the eMSP cannot be reached, or answers nothing usable
+            except OcpiUnreachableError as e:  # no answer at all: the whitelist decides
                 if token.whitelist is WhitelistType.NEVER:
                     raise RoamingTokenRefusedError(
                         id_token, f"real-time authorization failed: {e}", "Invalid"
                     ) from None
                 LOG.info("token %s allowed by its whitelist: %s", id_token, e)
+            except (OcpiPartnerError, OcpiFieldError, RoamingError, HandshakeError) as e:
+                # the eMSP said no (an HTTP error, an OCPI status outside 1xxx), or its answer
+                # is not an authorization: a refusal, never a local accept
+                raise RoamingTokenRefusedError(
+                    id_token, f"real-time authorization refused: {e}", "Invalid"
+                ) from None
             else:
                 if allowed != "ALLOWED":
                     status = "Blocked" if allowed == "BLOCKED" else "Invalid"
