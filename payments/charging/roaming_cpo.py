@@ -46,6 +46,7 @@ from .errors import (
     OcpiUnreachableError,
     RoamingError,
     RoamingTokenRefusedError,
+    TokenClashError,
 )
 from .ocpi_cdr import build_cdr, cdr_hash
 from .ocpi_credentials import Role
@@ -119,10 +120,10 @@ class RoamingCpo:
 
     async def authorize(self, id_token: str) -> Binding | None:
         """How a session with an eMSP's token is paid (by the eMSP, through its CDRs), or None
-        if no eMSP pushed the token."""
+        if no eMSP pushed the token or a local driver's token has its uid."""
         token = self.ocpi.tokens.rows.get(id_token)
-        if token is None:
-            return None
+        if token is None or await self.csms.store.token(id_token) is not None:
+            return None  # not an eMSP's, or the uid is a local driver's: the local one decides
         if not token.valid:
             raise RoamingTokenRefusedError(id_token, "invalidated by its eMSP", "Blocked")
         method, reference = AuthMethod.WHITELIST, None
@@ -155,6 +156,12 @@ class RoamingCpo:
             self._pending.pop(next(iter(self._pending)))
         self._pending[id_token] = (method, reference)
         return Binding(id_token=id_token, channel_id=None, limits=SessionLimits(), paid=0)
+
+    async def refuse_local_uid(self, token: Token) -> None:
+        """`TokenClashError` if a local driver's token (bound at the CSMS) has `token`'s uid: an
+        eMSP cannot take it over (`OcpiStore.guard`)."""
+        if await self.csms.store.token(token.uid) is not None:
+            raise TokenClashError(token.uid)
 
     def before(self, other: Authorizer) -> Authorizer:
         """An authorizer asking this one first, then `other` for tokens no eMSP pushed."""

@@ -84,6 +84,7 @@ async def serve_roaming(
             party_id=party_id,
             node=node,
         )
+        store.guard = roaming.refuse_local_uid  # a local driver's uid is not an eMSP's
         served = ocpi_app(
             role=Role.CPO,
             registry=registry,

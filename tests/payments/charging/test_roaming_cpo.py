@@ -24,7 +24,7 @@ from payments.charging.backoffice import backoffice_app
 from payments.charging.cdr_settlement import CdrSettlement, by_month
 from payments.charging.commitment import parse_session_record
 from payments.charging.csms import Csms, accept_every_token, serve_csms
-from payments.charging.errors import RoamingTokenRefusedError
+from payments.charging.errors import OcpiPartnerError, RoamingTokenRefusedError
 from payments.charging.ocpi_cdr import cdr_hash
 from payments.charging.ocpi_client import OcpiClient
 from payments.charging.ocpi_location import CdrLocation
@@ -266,6 +266,40 @@ def test_an_emsp_refusal_or_a_malformed_answer_refuses_even_offline_tokens(
             world.cpo.registry.parties[held] = dataclasses.replace(emsp, endpoints=garbled)
             with pytest.raises(RoamingTokenRefusedError, match="not an OCPI response"):
                 await roaming.authorize("RFID-201")
+
+    asyncio.run(main())
+
+
+def test_an_emsp_token_cannot_take_over_a_local_drivers_uid(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
+            await world.register()
+            party = next(iter(world.emsp.registry.parties.values()))
+            csms = Csms(store=store, pricing=ocpi_pricing(TARIFF))
+            roaming = RoamingCpo(
+                csms=csms,
+                ocpi=world.cpo.store,
+                registry=world.cpo.registry,
+                client=world.cpo.client,
+                tariff=TARIFF,
+                locations={"*": LOCATION},
+                country_code="NL",
+                party_id="CPO",
+            )
+            world.cpo.store.guard = roaming.refuse_local_uid
+            local = b"\x07" * 32
+            await store.save_token("RFID-301", local, 0)  # a local driver's token
+            with pytest.raises(OcpiPartnerError, match="local driver's token") as refused:
+                await world.emsp.client.push_token(party, token("RFID-301", WhitelistType.ALWAYS))
+            assert refused.value.status_code == 2001
+            assert "RFID-301" not in world.cpo.store.tokens.rows
+            # held before the driver bound it (or restored): the local binding still decides
+            world.cpo.store.put_token(token("RFID-302", WhitelistType.ALWAYS))
+            await store.save_token("RFID-302", local, 0)
+            for uid in ("RFID-301", "RFID-302"):
+                assert await roaming.authorize(uid) is None
+                assert await store.token(uid) == (local, 0)
+            assert await roaming.before(accept_every_token)("RFID-302") is not None
 
     asyncio.run(main())
 
