@@ -101,7 +101,7 @@ class RoamingCpo:
     """Commits corrections' CDR hashes (a bill's CDR hash goes into its session record)."""
     auth: dict[tuple[str, str], tuple[str, AuthMethod, str | None]] = field(default_factory=dict)
     """Per roaming session: its token uid, how it was authorized, the eMSP's reference."""
-    after_push: Callable[[], None] | None = None
+    after_push: Callable[[], Awaitable[None]] | None = None
     """Called once a CDR was pushed and marked sent (the service saves its state)."""
     _pending: dict[str, tuple[AuthMethod, str | None]] = field(default_factory=dict)
 
@@ -298,7 +298,7 @@ class RoamingCpo:
         await self.client.push_cdr(party, cdr)
         self.ocpi.mark_sent(cdr.id)
         if self.after_push is not None:
-            self.after_push()
+            await self.after_push()
 
     async def push_unsent(self) -> int:
         """Push every CDR not yet sent (after a failed push); returns how many went."""
