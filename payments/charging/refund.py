@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -96,7 +97,10 @@ class PrepaidRefunds:
 
         async def loop() -> None:
             while True:
-                await self.retry()
+                try:
+                    await self.retry()
+                except sqlite3.Error as e:  # the store failed this round: the rows stay owed
+                    LOG.warning("owed refunds not read: %r", e)
                 await asyncio.sleep(self.interval_s)
 
         task = asyncio.create_task(loop())
