@@ -260,6 +260,11 @@ def test_an_emsp_refusal_or_a_malformed_answer_refuses_even_offline_tokens(
                 with pytest.raises(RoamingTokenRefusedError, match="OCPI 2004"):
                     await roaming.authorize(uid)
             [(held, emsp)] = world.cpo.registry.parties.items()
+            world.emsp.store.put_token(token("RFID-201", WhitelistType.ALLOWED_OFFLINE))
+            stale = dataclasses.replace(emsp.credentials, token="no-longer-valid")
+            world.cpo.registry.parties[held] = dataclasses.replace(emsp, credentials=stale)
+            with pytest.raises(RoamingTokenRefusedError, match="HTTP 401"):
+                await roaming.authorize("RFID-201")  # the eMSP answered: not "unreachable"
             garbled = tuple(  # a URL whose answer is Starlette's plain-text 404, not OCPI
                 dataclasses.replace(e, url=f"{world.cpo_url}/nowhere") for e in emsp.endpoints
             )
