@@ -261,8 +261,10 @@ async def unplug_early(
     return {"prepaid": PREPAY_BIG, "billed": TARIFF.cost(1_200), "refunded_on_ledger": refunded}
 
 
-def _signed(register_wh: int, at: float) -> str:
-    return ocmf.sign(METER, register_wh, meter_serial="EXAMPLE-METER-1", time=now_iso(at))
+def _signed(register_wh: int, at: float, kind: str, page: int) -> str:
+    return ocmf.sign(
+        METER, register_wh, meter_serial="EXAMPLE-METER-1", time=now_iso(at), kind=kind, page=page
+    )
 
 
 async def drive(
@@ -306,18 +308,20 @@ async def drive(
         receipts = 0
         async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
             assert isinstance(charger, Charger201)
-            signed = _signed(40_000, t0)
+            signed = _signed(40_000, t0, "B", 1)
             await charger.event(
                 "Started", tx201, 0, 40_000, t0, id_token="RFID-ANNA", signed=signed
             )
             for i in range(1, 7):
                 register = 40_000 + 1_100 * i
                 at = t0 + 300 * i
-                await charger.event("Updated", tx201, i, register, at, signed=_signed(register, at))
+                await charger.event(
+                    "Updated", tx201, i, register, at, signed=_signed(register, at, "C", i + 1)
+                )
                 wallet.observe(register, 40_000)
                 receipts += await pay_due(http, wallet, "RFID-ANNA")
             await charger.event(
-                "Ended", tx201, 7, 46_600, t0 + 2_100, signed=_signed(46_600, t0 + 2_100)
+                "Ended", tx201, 7, 46_600, t0 + 2_100, signed=_signed(46_600, t0 + 2_100, "E", 8)
             )
             receipts += await pay_due(http, wallet, "RFID-ANNA")
         # prepaid, on the 1.6 charger: 450 minor units buy 1.5 kWh

@@ -14,24 +14,33 @@ target payee balance = base + sum(period nets owed to the channel's payee)
 
 `due` is how far the channel's latest co-signed state is from that target in the direction this
 party pays, and `pay` proposes exactly the target (the other party countersigns it with
-`TwoWayChannel.countersign`). Recording a period is idempotent: the same period's CDRs again
-change nothing, and a different net for a period already held is refused (a correction after a
-period closed is a credit CDR in a later period). Because the target is a function of the
-periods, not of the payments made, a party that was offline pays everything due in one proposal
-and never twice.
+`TwoWayChannel.countersign`): both are the shared rule of `payments.channels.settle`, which the
+carriers' settlement uses too. Recording a period is idempotent: the same period's CDRs again
+change nothing, and a different net for a period already held is refused; CDRs of more than one
+currency in one period are refused by name (`CurrencyMismatchError`). `by_month` files a CDR in
+the month it was issued (`last_updated`: a session's CDR is issued at its end), so a correction
+after a period closed (a credit CDR, which keeps the original's session times, and the corrected
+CDR) falls in the period it is issued. Because the target is a function of the periods, not of
+the payments made, a party that was offline pays everything due in one proposal and never twice;
+`SettlementPeriods` keeps the periods in sqlite, so a restarted party derives the same target
+(without them it would propose paying back what was settled).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Self
 
-from ..channels.state import Role
+import aiosqlite
+
+from ..channels.settle import due_to, settle_to
 from ..errors import PaymentError
-from .errors import RoamingError
+from .errors import CurrencyMismatchError, RoamingError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
+    from types import TracebackType
 
     from tangle.protocol.ids import PublicKey
 
@@ -50,11 +59,12 @@ def cdr_amount(cdr: Cdr) -> int:
 
 
 def by_month(cdrs: Iterable[Cdr]) -> dict[str, list[Cdr]]:
-    """CDRs grouped into monthly periods ("YYYY-MM", UTC) by when their session ended: what a
-    CPO sent (`OcpiStore.cdrs`) or an eMSP received, ready for `CdrSettlement.record`."""
+    """CDRs grouped into monthly periods ("YYYY-MM", UTC) by when they were issued
+    (`last_updated`; see the module docstring): what a CPO sent (`OcpiStore.cdrs`) or an eMSP
+    received, ready for `CdrSettlement.record`."""
     periods: dict[str, list[Cdr]] = {}
     for cdr in cdrs:
-        period = cdr.end_date_time.astimezone(dt.UTC).strftime("%Y-%m")
+        period = cdr.last_updated.astimezone(dt.UTC).strftime("%Y-%m")
         periods.setdefault(period, []).append(cdr)
     return periods
 
@@ -83,12 +93,20 @@ class CdrSettlement:
     def record(self, period: str, cpo: PublicKey, cdrs: Iterable[Cdr]) -> bool:
         """Take the CDRs the CPO `cpo` (a channel party) sent the other party in `period`;
         False if that period was already held with the same net (nothing changes)."""
+        held = list(cdrs)
+        for cdr in held[1:]:
+            if cdr.currency != held[0].currency:
+                raise CurrencyMismatchError(held[0].currency, cdr.currency)
+        return self.hold(period, cpo, sum(cdr_amount(c) for c in held))
+
+    def hold(self, period: str, cpo: PublicKey, net: int) -> bool:
+        """Hold `period`'s net amount owed to `cpo` (`record`, or restored from
+        `SettlementPeriods`); False if it was held already with the same net."""
         terms = self._channel.terms
         if cpo not in (terms.payer, terms.payee):
             raise RoamingError("settlement", "the CPO is not a party of the channel")
         if not period or len(period) > 32:
             raise RoamingError("settlement", "a period is named in 1 to 32 characters")
-        net = sum(cdr_amount(c) for c in cdrs)
         key = (period, cpo)
         held = self._nets.get(key)
         if held is not None:
@@ -112,19 +130,79 @@ class CdrSettlement:
     @property
     def due(self) -> int:
         """What this party still has to pay (0 if the other side owes, or nothing is due)."""
-        gap = self.target - self._channel.payee_balance
-        return max(0, gap if self._channel.role is Role.PAYER else -gap)
+        return due_to(self._channel, self.target)
 
     def pay(self) -> Proposal | None:
         """Propose the target state if this party owes anything; None otherwise."""
-        due = self.due
-        if due == 0:
-            return None
-        if due > self._channel.own_balance:
-            raise RoamingError(
-                "settlement", f"{due} due, {self._channel.own_balance} in the channel"
-            )
+
+        def short(due: int, available: int) -> RoamingError:
+            return RoamingError("settlement", f"{due} due, {available} in the channel")
+
         try:
-            return self._channel.propose(self.target)
+            return settle_to(self._channel, self.target, short=short)
+        except RoamingError:
+            raise
         except PaymentError as e:
             raise RoamingError("settlement", f"the channel refused the payment: {e}") from e
+
+
+class SettlementPeriods:
+    """The periods of every `CdrSettlement` of one party, in sqlite (`synchronous=FULL`):
+    `record` holds a period and commits it before returning, `restore` holds them all again.
+    Open with `async with SettlementPeriods(path) as periods`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    async def __aenter__(self) -> Self:
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS periods (channel_id BLOB NOT NULL, period TEXT NOT NULL,"
+            " cpo BLOB NOT NULL, net INTEGER NOT NULL, PRIMARY KEY (channel_id, period, cpo))"
+        )
+        await self._db.commit()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the settlement periods are not open")
+        return self._db
+
+    async def record(
+        self, settlement: CdrSettlement, period: str, cpo: PublicKey, cdrs: Iterable[Cdr]
+    ) -> bool:
+        """`settlement.record`, and the period committed if it is new."""
+        new = settlement.record(period, cpo, cdrs)
+        if new:
+            net = settlement.periods[(period, cpo)]
+            channel_id = bytes(settlement.channel.terms.channel_id)
+            await self.db.execute(
+                "INSERT OR IGNORE INTO periods VALUES (?, ?, ?, ?)",
+                (channel_id, period, bytes(cpo), net),
+            )
+            await self.db.commit()
+        return new
+
+    async def restore(self, settlement: CdrSettlement) -> int:
+        """Hold again every period saved for `settlement`'s channel; returns how many."""
+        query = "SELECT period, cpo, net FROM periods WHERE channel_id = ? LIMIT ?"
+        channel_id = bytes(settlement.channel.terms.channel_id)
+        async with self.db.execute(query, (channel_id, MAX_PERIODS)) as rows:
+            held = [(r[0], bytes(r[1]), int(r[2])) async for r in rows]
+        terms = settlement.channel.terms
+        keys = {bytes(terms.payer): terms.payer, bytes(terms.payee): terms.payee}
+        for period, cpo, net in held:
+            if cpo not in keys:
+                raise RoamingError("settlement", "a saved period names no party of the channel")
+            settlement.hold(period, keys[cpo], net)
+        return len(held)

@@ -29,7 +29,7 @@ with `--refund-seed-file` (a wallet seed, hex), a prepaid session's unused rest 
 that wallet (`refund.py`). With `--ocpi-port`, eMSPs roam (`roaming_service.py`): they register
 with the Token A in `$OCPI_TOKEN_A`, push their tokens, and get OCPI Sessions and CDRs priced by
 `--tariff` at the OCPI CdrLocation in `--location` (partners, tokens and CDRs sent are kept in
-`<db>.ocpi.json`). A CSMS restarted on
+the CSMS's database). A CSMS restarted on
 the same database resumes every unbilled session. `cdrs` lists the final bill of
 each ended session. `verify-session` is the driver's check (`verify.py`): the session record the
 back office serves hashes to the digest on the ledger (read from the node given), and every
@@ -252,7 +252,9 @@ async def _refunds(
         await wallet.send(to, amount, idempotency_key=key)
 
     minimum = (await node.info()).min_output_amount
-    return PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+    refunds = PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+    await stack.enter_async_context(refunds.retrying())  # owed refunds: now and periodically
+    return refunds
 
 
 async def _roaming(
@@ -278,7 +280,7 @@ async def _roaming(
             host=args.host,
             port=args.ocpi_port,
             node=node,
-            state=args.db.with_suffix(".ocpi.json"),
+            persist=True,
         )
     )
     return roaming

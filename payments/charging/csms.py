@@ -130,8 +130,8 @@ class Csms:
                 binding = await self.authorize(event.id_token)
             except TokenRefusedError as e:
                 LOG.info("%s", e)
-            if binding is not None:
-                await self.store.bind(event.key, binding)
+            if binding is not None and not await self.store.bind(event.key, binding):
+                binding = None  # its prepaid amount went to another session meanwhile
         if binding is not None:
             session = self.book.open(event.key, binding.limits, pricing=self._pricing_of(binding))
             session.paid = max(session.paid, binding.paid)

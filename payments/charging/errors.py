@@ -19,6 +19,7 @@ PaymentError
     ├── OcpiAuthError                a request without a valid credentials token
     ├── HandshakeError               a credentials exchange step out of order or refused
     └── OcpiPartnerError             the partner answered with an OCPI error status
+        └── OcpiUnreachableError     no answer: a transport failure or a timeout
 ```
 """
 
@@ -139,6 +140,14 @@ class OcpiPartnerError(ChargingError):
         self.message = message
 
 
+class OcpiUnreachableError(OcpiPartnerError):
+    """The partner could not be reached: a transport failure or a timeout (no answer at all,
+    unlike an HTTP error or an OCPI status, which are the partner's answer)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, 0, message)
+
+
 # -- the CSMS (`session`, `store`, `csms`, `payment`) -----------------------------------------
 #
 # ChargingError
@@ -214,6 +223,7 @@ class TokenBindingError(SessionError):
 # │   ├── DeviceQuarantinedError    the token's or channel key's device is quarantined
 # │   ├── DeviceLookupError         the registry could not be read: refused, not guessed
 # │   └── RoamingTokenRefusedError  an eMSP's token it invalidated or did not allow
+# ├── TokenClashError               an eMSP's token pushed with a local driver's uid
 # ├── SignedMeterValueError         a signed meter value that does not verify or parse
 # └── RoamingError                  an eMSP's session that cannot be reported or settled
 
@@ -253,6 +263,15 @@ class RoamingTokenRefusedError(TokenRefusedError):
     def __init__(self, id_token: str, reason: str, status: str) -> None:
         super().__init__(id_token, reason)
         self.status = status
+
+
+class TokenClashError(ChargingError):
+    """An eMSP's token whose uid a local driver's token already uses (the CPO refuses the push:
+    the local driver keeps the uid)."""
+
+    def __init__(self, uid: str) -> None:
+        super().__init__(f"token uid {uid!r} is a local driver's token at this CPO")
+        self.uid = uid
 
 
 class SignedMeterValueError(ChargingError):

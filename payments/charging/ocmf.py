@@ -13,6 +13,9 @@ signed over the payload section's bytes exactly as sent. OCPP 2.0.1 carries it i
 `signedMeterValue.signedMeterData`, base64-encoded (`parse` takes it raw or in base64). The
 readings `RD` give the register (`RV` in `RU` kWh or Wh, `RI` an OBIS id); `reading_wh` is the
 last one's value in Wh, which must equal the register the charger reported with it.
+`context` reads what ties a value to one transaction of one meter: the meter serial `MS`, the
+pagination `PG` (`T` or `F` and a counter the meter increments per value), the reading's type
+`TX` (`B` begin, `C`/`X`/`T` within, `E` end) and time `TM`.
 
 `sign` makes such a value (a meter's side: the simulators and tests use it).
 """
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
@@ -43,6 +48,8 @@ DEFAULT_ALGORITHM: Final = "ECDSA-secp256r1-SHA256"
 MAX_VALUE: Final = 2500
 """OCPP 2.0.1 bounds `signedMeterData` at 2500 characters."""
 _WH: Final = {"kWh": Decimal(1000), "Wh": Decimal(1)}
+_PAGE: Final = re.compile(r"([TF])([0-9]{1,9})")
+_SERIAL_MAX: Final = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +78,7 @@ def parse(value: str, where: str = "signed meter value") -> SignedValue:
     fields = _object(payload, where)
     sig = _object(signature, where)
     algorithm = sig.get("SA", DEFAULT_ALGORITHM)
-    if algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise SignedMeterValueError(where, f"signing method {algorithm!r} is not supported")
     if sig.get("SE", "hex") != "hex" or sig.get("SM", "application/x-der") != "application/x-der":
         raise SignedMeterValueError(where, "only hex-encoded DER signatures are supported")
@@ -147,6 +154,56 @@ def reading_wh(value: SignedValue, where: str) -> int:
     return int(wh)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadingContext:
+    """What ties a signed value to one transaction of one meter."""
+
+    meter_serial: str
+    """`MS`."""
+    page: tuple[str, int]
+    """`PG`: its kind (`T` transaction, `F` fiscal) and counter."""
+    kind: str
+    """The last reading's `TX` (B, C, X, E, L, R, A, T)."""
+    time_s: int
+    """The last reading's `TM`, Unix seconds."""
+
+
+def context(value: SignedValue, where: str) -> ReadingContext:
+    """The meter serial, pagination, type and time of `value`'s last reading."""
+    serial, page = value.fields.get("MS"), value.fields.get("PG")
+    if not isinstance(serial, str) or not 0 < len(serial) <= _SERIAL_MAX:
+        raise SignedMeterValueError(where, "no meter serial (MS)")
+    matched = _PAGE.fullmatch(page) if isinstance(page, str) else None
+    if matched is None:
+        raise SignedMeterValueError(where, "PG is not T or F and a counter")
+    readings = value.fields.get("RD")
+    if not isinstance(readings, list) or not readings or not isinstance(readings[-1], dict):
+        raise SignedMeterValueError(where, "no readings (RD)")
+    kind, time = readings[-1].get("TX"), readings[-1].get("TM")
+    if kind not in ("B", "C", "X", "E", "L", "R", "A", "T"):
+        raise SignedMeterValueError(where, "TX is not an OCMF reading type")
+    return ReadingContext(
+        meter_serial=serial,
+        page=(matched[1], int(matched[2])),
+        kind=str(kind),
+        time_s=_time_s(time, where),
+    )
+
+
+def _time_s(time: object, where: str) -> int:
+    """OCMF `TM` ("2018-07-24T13:22:04,000+0200 S": a time and a sync state) in Unix seconds."""
+    if not isinstance(time, str) or len(time) > 40:
+        raise SignedMeterValueError(where, "TM is not a time")
+    stamp = time.split(" ", 1)[0].replace(",", ".")
+    try:
+        parsed = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        raise SignedMeterValueError(where, "TM is not a time") from None
+    if parsed.tzinfo is None:
+        raise SignedMeterValueError(where, "TM has no UTC offset")
+    return int(parsed.timestamp())
+
+
 def sign(
     key: ec.EllipticCurvePrivateKey,
     register_wh: int,
@@ -154,14 +211,16 @@ def sign(
     meter_serial: str,
     time: str,
     kind: str = "C",
+    page: int = 1,
     algorithm: str = DEFAULT_ALGORITHM,
 ) -> str:
-    """An OCMF value for one register reading (`kind`: B begin, C charging, E end)."""
+    """An OCMF value for one register reading (`kind`: B begin, C charging, E end; `page`: the
+    meter's counter, `PG` T<page>)."""
     payload = {
         "FV": "1.0",
         "GI": "tanglepay simulated meter",
         "GS": meter_serial,
-        "PG": "T1",
+        "PG": f"T{page}",
         "MS": meter_serial,
         "IS": False,
         "RD": [

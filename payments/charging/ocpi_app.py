@@ -304,7 +304,7 @@ def ocpi_app(
             token = parse_token(body)
         if (token.country_code, token.party_id, token.uid) != (country, owner, uid):
             raise OcpiFieldError("token", "country_code, party_id and uid differ from the URL")
-        store.put_token(token)
+        await store.admit(token)
         return envelope(request, None)
 
     routes = [

@@ -3,8 +3,9 @@
 It speaks the transport rules: `Authorization: Token <base64 of the token>`, a fresh
 `X-Request-ID` per request and an `X-Correlation-ID` per exchange, the response envelope
 (`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
-`status_code` outside 1xxx raises `OcpiPartnerError`, and so does a transport failure or an
-answer over `MAX_RESPONSE_BYTES` (read no further). It registers with a party (the client
+`status_code` outside 1xxx raises `OcpiPartnerError`, and so does an answer over
+`MAX_RESPONSE_BYTES` (read no further); a transport failure or a timeout raises its subclass
+`OcpiUnreachableError` (the partner answered nothing). It registers with a party (the client
 side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO,
 and asks an eMSP for real-time authorization of a token.
 """
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from . import ocpi_json as j
-from .errors import HandshakeError, OcpiFieldError, OcpiPartnerError
+from .errors import HandshakeError, OcpiFieldError, OcpiPartnerError, OcpiUnreachableError
 from .ocpi_cdr import cdr_to_json
 from .ocpi_credentials import (
     VERSION,
@@ -80,7 +81,7 @@ class OcpiClient:
                     if len(raw) > MAX_RESPONSE_BYTES:
                         break
         except httpx.HTTPError as error:
-            raise OcpiPartnerError(0, 0, f"{method} {url}: {error!r}") from None
+            raise OcpiUnreachableError(f"{method} {url}: {error!r}") from None
         try:
             envelope = j.obj(j.loads(bytes(raw)), "response")
             status = j.integer(envelope, "status_code", "response")

@@ -17,6 +17,7 @@ from .ocpi_cdr import credit_cdr
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Awaitable, Callable
 
     from .ocpi_cdr import Cdr
     from .ocpi_session import Session, Token
@@ -56,6 +57,9 @@ class OcpiStore:
     tokens: _Table[Token] = field(init=False)
     sent: set[str] = field(default_factory=set)
     """Ids of CDRs sent to the eMSP (or, at an eMSP, received)."""
+    guard: Callable[[Token], Awaitable[None]] | None = None
+    """Checks a token a partner pushes before it is held (`admit`); raises to refuse it (a CPO
+    refuses a uid its CSMS binds to a local driver: `RoamingCpo.refuse_local_uid`)."""
 
     def __post_init__(self) -> None:
         self.tariffs = _Table("tariff", self.limit)
@@ -78,6 +82,12 @@ class OcpiStore:
         ):
             raise OcpiFieldError("token", f"uid {token.uid!r} belongs to another party")
         self.tokens.put(token.uid, token)
+
+    async def admit(self, token: Token) -> None:
+        """A token a partner pushed: `guard` it, then `put_token`."""
+        if self.guard is not None:
+            await self.guard(token)
+        self.put_token(token)
 
     def add_cdr(self, cdr: Cdr) -> None:
         """Add a CDR, or replace one not yet sent."""

@@ -102,7 +102,8 @@ class ChargePayments:
 
     async def authorize(self, id_token: str) -> Binding | None:
         """How a session with `id_token` is paid, or None: unbound token, or a channel that
-        cannot cover the first increment (nor a prepaid amount that does). A quarantined
+        cannot cover the first increment (nor a prepaid amount that does). Only looks: a
+        prepaid amount is taken when the session is bound (`CsmsStore.bind`). A quarantined
         device is refused by name (`DeviceQuarantinedError`, with `devices`)."""
         bound = await self.csms.store.token(id_token)
         if bound is None:
@@ -116,7 +117,6 @@ class ChargePayments:
             if prepaid < first:
                 return None
             limits = SessionLimits(energy_wh=self.tariff.units_for(prepaid))
-            await self.csms.store.save_token(id_token, channel_id, 0)  # used by this session
             return Binding(id_token=id_token, channel_id=channel_id, limits=limits, paid=prepaid)
         channel = await self.cashier.open(channel_id)
         if channel.payer_balance < first:

@@ -5,16 +5,22 @@ session stops once the energy paid for is delivered, but it may end sooner, and 
 beyond the bill is the driver's. A one-way channel carries money only to the CPO, so the CPO
 pays the rest back with a ledger transfer from its own wallet to the address of the channel's
 payer key (the key that signed the prepayment, so the driver holds it). `PrepaidRefunds` is a
-`Csms.on_bill` hook: for each billed prepaid session it sends `paid - bill` with the idempotency
-key `REFUND_KEY || charge point / transaction id`, so calling it again for the same bill (a
-retry after a node failure) pays the rest once (`Wallet.send`'s idempotency). A rest below the
-ledger's smallest output (`min_amount`) cannot be an output of its own; it is kept as the
-token's prepaid credit for its next session instead.
+`Csms.on_bill` hook and a retry loop over the store's owed refunds: the store writes
+`paid - bill` as an owed refund in the bill's own transaction (`CsmsStore.bill`), and this pays
+each owed row with the idempotency key `REFUND_KEY || charge point / transaction id`, then marks
+it paid once the ledger took the transfer. A crash, a node that is down or a failed transfer
+leaves the row owed; `retrying` pays it at start and then every `interval_s`, and paying it again
+pays the rest once (`Wallet.send`'s idempotency). A rest below the ledger's smallest output
+(`min_amount`) cannot be an output of its own; it is kept as the token's prepaid credit for its
+next session instead, once per session (`CsmsStore.refund_as_credit`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -26,7 +32,7 @@ from wallet.errors import WalletError
 from ..errors import PaymentError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from tangle.protocol.ids import Address
 
@@ -48,41 +54,59 @@ class PrepaidRefunds:
     send: Sender
     min_amount: int = 1
     """The ledger's smallest output: a smaller rest stays as the token's prepaid credit."""
-
-    async def rest_of(self, bill: Bill) -> tuple[Address, int] | None:
-        """Where and how much a prepaid session's rest goes, None if nothing is owed back."""
-        key = (bill.charge_point, bill.transaction_id)
-        binding = await self.payments.csms.store.binding(key)
-        if binding is None or binding.channel_id is None or binding.limits.energy_wh is None:
-            return None  # not a prepaid session
-        rest = binding.paid - bill.amount
-        if rest <= 0:
-            return None
-        channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
-        return address_of(channel.terms.payer), rest
+    interval_s: float = 60.0
+    """How often `retrying` pays the refunds still owed."""
 
     async def __call__(self, bill: Bill) -> None:
-        """Pay `bill`'s session rest back (a failure is logged; the bill stands, and calling
-        this again sends the refund with the same key)."""
-        key = f"{bill.charge_point}/{bill.transaction_id}"
-        try:
-            owed = await self.rest_of(bill)
-            if owed is None:
-                return
-            to, rest = owed
-            if rest < self.min_amount:
-                await self._keep_as_credit(bill, rest)
-                return
-            await self.send(to, rest, REFUND_KEY + key.encode())
-            LOG.info("refunded %d to %s for %s", rest, to.hex(), key)
-        except (PaymentError, WalletError, TangleError) as e:
-            LOG.warning("refund of %s not paid: %r", key, e)
+        """Pay `bill`'s session rest back, if it is owed (a failure is logged and the refund
+        stays owed: `retry` pays it later with the same key)."""
+        await self.pay((bill.charge_point, bill.transaction_id))
 
-    async def _keep_as_credit(self, bill: Bill, rest: int) -> None:
+    async def pay(self, key: tuple[str, str]) -> bool:
+        """Pay session `key`'s owed refund (or keep it as credit) and mark it done; False if
+        nothing was owed or the payment failed (logged; it stays owed)."""
         store = self.payments.csms.store
-        binding = await store.binding((bill.charge_point, bill.transaction_id))
-        if binding is None or binding.id_token is None or binding.channel_id is None:
-            return
-        bound = await store.token(binding.id_token)
-        credit = bound[1] if bound is not None and bound[0] == binding.channel_id else 0
-        await store.save_token(binding.id_token, binding.channel_id, credit + rest)
+        name = f"{key[0]}/{key[1]}"
+        try:
+            rest = await store.owed_refund(key)
+            binding = await store.binding(key)
+            if rest is None or binding is None or binding.channel_id is None:
+                return False
+            if rest < self.min_amount:
+                if binding.id_token is None:
+                    return False
+                return await store.refund_as_credit(key, binding.id_token, binding.channel_id)
+            channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
+            to = address_of(channel.terms.payer)
+            await self.send(to, rest, REFUND_KEY + name.encode())
+            await store.refund_paid(key)
+        except (PaymentError, WalletError, TangleError, OSError) as e:
+            LOG.warning("refund of %s not paid: %r", name, e)
+            return False
+        LOG.info("refunded %d to %s for %s", rest, to.hex(), name)
+        return True
+
+    async def retry(self) -> int:
+        """Pay every refund still owed (one bounded batch); returns how many were paid."""
+        owed = await self.payments.csms.store.owed_refunds()
+        return sum([await self.pay(key) for key, _ in owed])
+
+    @contextlib.asynccontextmanager
+    async def retrying(self) -> AsyncIterator[None]:
+        """Within: pay the owed refunds now and then every `interval_s`."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.retry()
+                except sqlite3.Error as e:  # the store failed this round: the rows stay owed
+                    LOG.warning("owed refunds not read: %r", e)
+                await asyncio.sleep(self.interval_s)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -7,7 +7,9 @@ charge, the CDR at the end pushed to the eMSP and committed to the ledger, credi
   pushed to our tokens receiver (`OcpiStore.tokens`) is decided as OCPI 2.2.1 Tokens says by its
   `whitelist`: ALWAYS is accepted locally while `valid` (real-time authorization is not
   allowed); ALLOWED (the CPO's choice: we ask) and ALLOWED_OFFLINE ask the eMSP in real time
-  (`POST {tokens}/{uid}/authorize`) and accept locally only when the eMSP cannot be reached;
+  (`POST {tokens}/{uid}/authorize`) and accept locally only when the eMSP cannot be reached
+  (a transport failure or a timeout, `OcpiUnreachableError`; an HTTP error, an OCPI status
+  outside 1xxx or an answer that is not an authorization refuses the token);
   NEVER must be allowed by the eMSP in real time. A token invalidated by the eMSP is
   refused (`RoamingTokenRefusedError`, status Blocked or Invalid). A token no eMSP pushed is
   not ours to decide: `None`, and the next authorizer is asked.
@@ -41,8 +43,10 @@ from .errors import (
     HandshakeError,
     OcpiFieldError,
     OcpiPartnerError,
+    OcpiUnreachableError,
     RoamingError,
     RoamingTokenRefusedError,
+    TokenClashError,
 )
 from .ocpi_cdr import build_cdr, cdr_hash
 from .ocpi_credentials import Role
@@ -97,7 +101,7 @@ class RoamingCpo:
     """Commits corrections' CDR hashes (a bill's CDR hash goes into its session record)."""
     auth: dict[tuple[str, str], tuple[str, AuthMethod, str | None]] = field(default_factory=dict)
     """Per roaming session: its token uid, how it was authorized, the eMSP's reference."""
-    after_push: Callable[[], None] | None = None
+    after_push: Callable[[], Awaitable[None]] | None = None
     """Called once a CDR was pushed and marked sent (the service saves its state)."""
     _pending: dict[str, tuple[AuthMethod, str | None]] = field(default_factory=dict)
 
@@ -116,10 +120,10 @@ class RoamingCpo:
 
     async def authorize(self, id_token: str) -> Binding | None:
         """How a session with an eMSP's token is paid (by the eMSP, through its CDRs), or None
-        if no eMSP pushed the token."""
+        if no eMSP pushed the token or a local driver's token has its uid."""
         token = self.ocpi.tokens.rows.get(id_token)
-        if token is None:
-            return None
+        if token is None or await self.csms.store.token(id_token) is not None:
+            return None  # not an eMSP's, or the uid is a local driver's: the local one decides
         if not token.valid:
             raise RoamingTokenRefusedError(id_token, "invalidated by its eMSP", "Blocked")
         method, reference = AuthMethod.WHITELIST, None
@@ -131,13 +135,18 @@ class RoamingCpo:
                 allowed, reference = await self.client.authorize_token(
                     party, token.uid, token.type.value
                 )
-            except (OcpiPartnerError, OcpiFieldError, RoamingError, HandshakeError) as e:
-                # the eMSP cannot be reached, or answers nothing usable
+            except OcpiUnreachableError as e:  # no answer at all: the whitelist decides
                 if token.whitelist is WhitelistType.NEVER:
                     raise RoamingTokenRefusedError(
                         id_token, f"real-time authorization failed: {e}", "Invalid"
                     ) from None
                 LOG.info("token %s allowed by its whitelist: %s", id_token, e)
+            except (OcpiPartnerError, OcpiFieldError, RoamingError, HandshakeError) as e:
+                # the eMSP said no (an HTTP error, an OCPI status outside 1xxx), or its answer
+                # is not an authorization: a refusal, never a local accept
+                raise RoamingTokenRefusedError(
+                    id_token, f"real-time authorization refused: {e}", "Invalid"
+                ) from None
             else:
                 if allowed != "ALLOWED":
                     status = "Blocked" if allowed == "BLOCKED" else "Invalid"
@@ -147,6 +156,12 @@ class RoamingCpo:
             self._pending.pop(next(iter(self._pending)))
         self._pending[id_token] = (method, reference)
         return Binding(id_token=id_token, channel_id=None, limits=SessionLimits(), paid=0)
+
+    async def refuse_local_uid(self, token: Token) -> None:
+        """`TokenClashError` if a local driver's token (bound at the CSMS) has `token`'s uid: an
+        eMSP cannot take it over (`OcpiStore.guard`)."""
+        if await self.csms.store.token(token.uid) is not None:
+            raise TokenClashError(token.uid)
 
     def before(self, other: Authorizer) -> Authorizer:
         """An authorizer asking this one first, then `other` for tokens no eMSP pushed."""
@@ -283,7 +298,7 @@ class RoamingCpo:
         await self.client.push_cdr(party, cdr)
         self.ocpi.mark_sent(cdr.id)
         if self.after_push is not None:
-            self.after_push()
+            await self.after_push()
 
     async def push_unsent(self) -> int:
         """Push every CDR not yet sent (after a failed push); returns how many went."""

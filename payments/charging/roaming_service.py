@@ -4,9 +4,10 @@ a `RoamingCpo` to the CSMS, so an eMSP that registers with the Token A the opera
 (the credentials handshake) gets its tokens authorized, its drivers' Sessions and CDRs, and CDRs
 pushed to it with the Token C it issued.
 
-With `state` (a file), the registered parties, unspent Token As, the tokens pushed and the CDRs
-sent survive a restart (`roaming_state.py`): saved after every OCPI request that is not a GET
-and after every CDR push, restored at start.
+With `persist`, the registered parties, unspent Token As, the tokens pushed and the CDRs sent
+survive a restart as rows of the CSMS's sqlite store (`roaming_state.py`): what an OCPI request
+that is not a GET changed is written before its successful response is sent (a refused request
+writes nothing), and after every CDR push; restored at start.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from .ocpi_client import OcpiClient
 from .ocpi_credentials import Credentials, CredentialsRole, Registry, Role
 from .ocpi_store import OcpiStore
 from .roaming_cpo import RoamingCpo
-from .roaming_state import restore, save
+from .roaming_state import RoamingRows
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
-    from pathlib import Path
 
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
     from wallet.client import NodeClient
 
@@ -53,7 +53,7 @@ async def serve_roaming(
     port: int,
     node: NodeClient | None = None,
     retry_s: float = 60.0,
-    state: Path | None = None,
+    persist: bool = False,
 ) -> AsyncIterator[tuple[RoamingCpo, str]]:
     """Serve the CPO's OCPI modules on `host:port` until the context exits; yields the roaming
     side (already hooked into `csms`: tried before its authorizer) and the versions URL. A CDR
@@ -63,13 +63,14 @@ async def serve_roaming(
     )
     registry = Registry(ours=Credentials(token="unset", url="", roles=(role,)))
     store = OcpiStore()
-    if state is None or not restore(state, registry, store):
+    rows = RoamingRows(csms.store.db, registry, store)
+    if not persist or not await rows.restore():
         registry.issue(token_a)
     store.put_tariff(tariff)
 
-    def persist() -> None:
-        if state is not None:
-            save(state, registry, store)
+    async def save() -> None:
+        if persist:
+            await rows.save()
 
     async with httpx.AsyncClient(timeout=30) as http:
         client = OcpiClient(http)
@@ -84,6 +85,7 @@ async def serve_roaming(
             party_id=party_id,
             node=node,
         )
+        store.guard = roaming.refuse_local_uid  # a local driver's uid is not an eMSP's
         served = ocpi_app(
             role=Role.CPO,
             registry=registry,
@@ -94,9 +96,16 @@ async def serve_roaming(
         )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            await served(scope, receive, send)
-            if scope["type"] == "http" and scope["method"] != "GET":
-                persist()
+            if scope["type"] != "http" or scope["method"] == "GET":
+                await served(scope, receive, send)
+                return
+
+            async def saved_then(message: Message) -> None:  # the state before the answer
+                if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+                    await save()
+                await send(message)
+
+            await served(scope, receive, saved_then)
 
         async with serve_backoffice(app, host, port) as bound:
             versions = f"http://{host}:{bound}/ocpi/versions"
@@ -104,7 +113,7 @@ async def serve_roaming(
             csms.authorize = roaming.before(csms.authorize)
             csms.on_event.append(roaming.on_event)
             csms.on_bill.append(roaming.on_bill)
-            roaming.after_push = persist
+            roaming.after_push = save
             retry = asyncio.create_task(_push_unsent_forever(roaming, retry_s))
             try:
                 yield roaming, versions

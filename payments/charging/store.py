@@ -22,7 +22,14 @@ commitments(charge_point, transaction_id, digest, message_id)    a session on th
 tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
+refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
 ```
+
+A prepaid session's rest (`paid - amount`) is written as an owed refund in the same transaction
+as its bill, so a crash after the bill loses no refund: the refunder (`refund.PrepaidRefunds`)
+pays the owed rows at start and periodically and marks each `paid` (or `credited`, a rest kept as
+the token's prepaid credit) once done. Binding a prepaid session takes the token's prepaid
+amount in the same commit as the binding (once: a resent start binds nothing).
 """
 
 from __future__ import annotations
@@ -67,7 +74,24 @@ CREATE TABLE IF NOT EXISTS transactions16 (
     id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
     connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL, meter_start INTEGER NOT NULL,
     UNIQUE (charge_point, connector_id, timestamp_s));
+CREATE TABLE IF NOT EXISTS refunds (
+    charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, amount INTEGER NOT NULL,
+    state TEXT NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
 """
+_OWE_REFUND: Final = """
+    INSERT OR IGNORE INTO refunds SELECT charge_point, transaction_id, paid - ?, 'owed'
+    FROM sessions WHERE charge_point = ? AND transaction_id = ? AND channel_id IS NOT NULL
+    AND energy_wh IS NOT NULL AND paid > ?"""
+_CONSUME_PREPAID: Final = (
+    "UPDATE tokens SET prepaid = prepaid - ? WHERE id_token = ? AND channel_id = ? AND prepaid >= ?"
+)
+_ADD_CREDIT: Final = """
+    INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
+    prepaid = CASE WHEN channel_id = excluded.channel_id THEN prepaid + excluded.prepaid
+                   ELSE excluded.prepaid END,
+    channel_id = excluded.channel_id"""
+MAX_OWED_BATCH: Final = 1000
+"""The most owed refunds one retry round reads."""
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ADD_PAID: Final = (
@@ -270,10 +294,13 @@ class CsmsStore:
 
     # -- sessions, payments and bills ----------------------------------------------------------
 
-    async def bind(self, key: tuple[str, str], binding: Binding) -> None:
-        """Save how session `key` is paid (once; a second binding is ignored)."""
+    async def bind(self, key: tuple[str, str], binding: Binding) -> bool:
+        """Save how session `key` is paid (once; a second binding is ignored). A prepaid
+        binding takes what it was paid from its token's prepaid amount in the same commit (an
+        Authorize only looks at the amount: `ChargePayments.authorize`); False, and nothing is
+        saved, if that amount is no longer there (another session took it meanwhile)."""
         limits = binding.limits
-        await self.db.execute(
+        cursor = await self.db.execute(
             "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *key,
@@ -285,7 +312,20 @@ class CsmsStore:
                 binding.paid,
             ),
         )
+        prepaid = binding.channel_id is not None and limits.energy_wh is not None
+        taken = True
+        if cursor.rowcount == 1 and prepaid and binding.paid > 0:
+            used = await self.db.execute(
+                _CONSUME_PREPAID,
+                (binding.paid, binding.id_token, binding.channel_id, binding.paid),
+            )
+            if used.rowcount != 1:
+                taken = False
+                await self.db.execute(
+                    "DELETE FROM sessions WHERE charge_point = ? AND transaction_id = ?", key
+                )
         await self.db.commit()
+        return taken
 
     async def binding(self, key: tuple[str, str]) -> Binding | None:
         """How session `key` is paid, if it was bound."""
@@ -305,11 +345,62 @@ class CsmsStore:
         await self._write(_ADD_PAID, (amount, *key))
 
     async def bill(self, bill: Bill) -> bool:
-        """Save the final bill; False if the session was billed already (nothing changes)."""
+        """Save the final bill, and a prepaid session's rest as an owed refund in the same
+        transaction; False if the session was billed already (nothing changes)."""
+        key = (bill.charge_point, bill.transaction_id)
         cursor = await self.db.execute(
             "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
-            (bill.charge_point, bill.transaction_id, bill.energy_wh, bill.duration_s, bill.amount),
+            (*key, bill.energy_wh, bill.duration_s, bill.amount),
         )
+        billed = cursor.rowcount == 1
+        if billed:
+            await self.db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
+        await self.db.commit()
+        return billed
+
+    async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
+        """Refunds owed and not yet paid: (session, rest), oldest bill first."""
+        query = (
+            "SELECT r.charge_point, r.transaction_id, r.amount FROM refunds r JOIN bills b "
+            "ON b.charge_point = r.charge_point AND b.transaction_id = r.transaction_id "
+            "WHERE r.state = 'owed' ORDER BY b.rowid LIMIT ?"
+        )
+        async with self.db.execute(query, (limit,)) as rows:
+            return [((r[0], r[1]), int(r[2])) async for r in rows]
+
+    async def owed_refund(self, key: tuple[str, str]) -> int | None:
+        """The rest owed back for session `key`, None if nothing is (or it was paid)."""
+        query = (
+            "SELECT amount FROM refunds WHERE charge_point = ? AND transaction_id = ? "
+            "AND state = 'owed'"
+        )
+        async with self.db.execute(query, key) as c:
+            row = await c.fetchone()
+        return None if row is None else int(row[0])
+
+    async def refund_paid(self, key: tuple[str, str]) -> None:
+        """Mark session `key`'s refund paid (the ledger took the transfer)."""
+        await self.db.execute(
+            "UPDATE refunds SET state = 'paid' WHERE charge_point = ? AND transaction_id = ?",
+            key,
+        )
+        await self.db.commit()
+
+    async def refund_as_credit(
+        self, key: tuple[str, str], id_token: str, channel_id: bytes
+    ) -> bool:
+        """Keep session `key`'s owed rest as `id_token`'s prepaid credit on `channel_id` and mark
+        the refund credited, in one transaction; False (nothing changes) unless it was owed."""
+        rest = await self.owed_refund(key)
+        if rest is None:
+            return False
+        cursor = await self.db.execute(
+            "UPDATE refunds SET state = 'credited' WHERE charge_point = ? AND transaction_id = ? "
+            "AND state = 'owed'",
+            key,
+        )
+        if cursor.rowcount == 1:
+            await self.db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
         await self.db.commit()
         return cursor.rowcount == 1
 

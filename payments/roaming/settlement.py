@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..channels.state import Role
+from ..channels.settle import due_to, settle_to
 from ..errors import PaymentError
 from .acknowledgement import verify_ack
 from .errors import ChannelCapacityError, SettlementError
@@ -120,19 +120,14 @@ class Settlement:
     @property
     def due(self) -> int:
         """What this carrier still has to pay (0 if the other side owes, or nothing is due)."""
-        gap = self.target - self._channel.payee_balance
-        return max(0, gap if self._channel.role is Role.PAYER else -gap)
+        return due_to(self._channel, self.target)
 
     def pay(self) -> Proposal | None:
         """Propose the target state if this carrier owes anything; None otherwise. Raises
         `ChannelCapacityError` when this carrier's share cannot cover what is due (top up)."""
-        due = self.due
-        if due == 0:
-            return None
-        available = self._channel.own_balance
-        if due > available:
-            raise ChannelCapacityError(due, available)
         try:
-            return self._channel.propose(self.target)
+            return settle_to(self._channel, self.target, short=ChannelCapacityError)
+        except SettlementError:
+            raise
         except PaymentError as e:
             raise SettlementError(f"the channel refused the payment: {e}") from e

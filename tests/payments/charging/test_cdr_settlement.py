@@ -5,14 +5,21 @@ period is refused, and when each party is the other's CPO only the difference mo
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pytest
 
 from payments.channels.twoway import TwoWayChannel
-from payments.charging.cdr_settlement import CdrSettlement, cdr_amount
-from payments.charging.errors import RoamingError
+from payments.charging.cdr_settlement import (
+    CdrSettlement,
+    SettlementPeriods,
+    by_month,
+    cdr_amount,
+)
+from payments.charging.errors import CurrencyMismatchError, RoamingError
 from payments.charging.ocpi_cdr import Cdr, build_cdr, credit_cdr
 from payments.charging.ocpi_session import AuthMethod, CdrToken, Session, SessionStatus, TokenType
 from payments.charging.pricing import session_usage
@@ -21,6 +28,9 @@ from tangle.protocol.ids import PublicKey
 from tests.payments_support import PAYEE, PAYER, terms
 
 from .test_roaming_cpo import LOCATION, TARIFF
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TERMS = terms(deposit=10_000, bidirectional=True)
 CPO, EMSP = PAYEE, PAYER  # the channel's payee is the CPO, its payer the eMSP
@@ -91,3 +101,51 @@ def test_a_period_is_paid_once_as_its_net_amount() -> None:
     assert emsp.due == cpo.due == 0
     with pytest.raises(RoamingError):
         emsp.record("2026-12", PublicKey(b"\x07" * 32), [])  # not a party
+
+
+def test_mixed_currencies_in_a_period_are_refused_by_name() -> None:
+    side = CdrSettlement(TwoWayChannel(TERMS, EMSP))
+    dollars = dataclasses.replace(cdr("CDR-U", 1_000), currency="USD")
+    with pytest.raises(CurrencyMismatchError, match="currency USD, expected EUR"):
+        side.record("2026-11", CPO.public_key, [cdr("CDR-E", 1_000), dollars])
+    assert side.periods == {}
+
+
+def test_a_correction_is_filed_in_the_month_it_is_issued() -> None:
+    original = cdr("CDR-1", 4_500)  # a November session
+    issued = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    credit = credit_cdr(original, cdr_id="CDR-1-C", now=issued)
+    fixed = dataclasses.replace(cdr("CDR-1-2", 4_000), last_updated=issued)
+    assert credit.end_date_time == original.end_date_time  # OCPI: the session's times stay
+    months = by_month([original, credit, fixed])
+    assert {m: [c.id for c in cs] for m, cs in months.items()} == {
+        "2026-11": ["CDR-1"],
+        "2026-12": ["CDR-1-C", "CDR-1-2"],
+    }
+    side = CdrSettlement(TwoWayChannel(TERMS, EMSP))
+    for month, cdrs in months.items():  # November closed before the correction came
+        assert side.record(month, CPO.public_key, cdrs)
+    assert side.target == 100  # 113, then -113 + 100
+
+
+def test_a_restarted_party_still_knows_its_periods(tmp_path: Path) -> None:
+    async def main() -> None:
+        emsp = CdrSettlement(TwoWayChannel(TERMS, EMSP))
+        cpo = CdrSettlement(TwoWayChannel(TERMS, CPO))
+        november = [cdr("CDR-1", 4_500), cdr("CDR-2", 3_000)]
+        async with SettlementPeriods(tmp_path / "periods.sqlite") as periods:
+            assert await periods.record(cpo, "2026-11", CPO.public_key, november)
+            assert not await periods.record(cpo, "2026-11", CPO.public_key, november)
+        emsp.record("2026-11", CPO.public_key, november)
+        assert settle(emsp, cpo, "payer") == 188
+        # the CPO restarts: its channel state survives (the channel store), its periods too
+        without = CdrSettlement(cpo.channel)
+        assert without.due == 188  # it would propose paying the month back
+        again = CdrSettlement(cpo.channel)
+        async with SettlementPeriods(tmp_path / "periods.sqlite") as periods:
+            assert await periods.restore(again) == 1
+        assert again.periods == cpo.periods
+        assert again.due == 0
+        assert again.pay() is None
+
+    asyncio.run(main())

@@ -8,6 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
+from ocpp.v16 import call
 
 from coordinator.signers import KeySigner
 from payments.channels.core import PayerChannel
@@ -274,3 +275,23 @@ def test_a_restarted_csms_still_takes_the_last_payment_of_an_ended_session(
 
     run(tmp_path, first)
     run(tmp_path, second)
+
+
+def test_an_authorize_before_the_start_keeps_the_prepaid_amount(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        async with connect_charger(world.url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            wallet = await world.driver(("CP16", "1"))
+            await world.bind(wallet, "CARD-A")
+            await world.payments.prepay("CARD-A", wallet.channel.pay(450))
+            answer = await charger.call(call.Authorize(id_tag="CARD-A"))
+            assert answer.id_tag_info["status"] == "Accepted"
+            assert await world.csms.store.token("CARD-A") == (wallet.channel.terms.channel_id, 450)
+            tx, status = await charger.start_session("CARD-A", 0, T0)
+            assert status == "Accepted"
+            binding = world.csms.bindings[("CP16", str(tx))]
+            assert binding.paid == 450
+            assert binding.limits.energy_wh == 1_500
+            assert await world.csms.store.token("CARD-A") == (wallet.channel.terms.channel_id, 0)
+
+    run(tmp_path, body)

@@ -87,3 +87,65 @@ def test_the_unused_rest_of_a_prepaid_session_is_paid_back_on_the_ledger(tmp_pat
 
 def test_a_rest_below_the_smallest_output_stays_as_prepaid_credit(tmp_path: Path) -> None:
     assert _prepaid_session(tmp_path, 450, 1_400, min_amount=100) == []  # 450 - 420 = 30
+
+
+async def _billed_prepaid(world: World, token: str, prepay: int, used_wh: int) -> None:
+    """A prepaid session of `used_wh` on CP201, billed, with no refund hook (the CSMS crashed
+    right after the bill)."""
+    async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, token)
+        await world.payments.prepay(token, wallet.channel.pay(prepay))
+        key = await _start(charger, token, 0)
+        await _end(charger, key, 1, used_wh)
+    assert await world.csms.store.bill_of(("CP201", "T1")) is not None
+
+
+def test_a_refund_lost_to_a_crash_or_a_down_node_is_paid_by_the_retry(tmp_path: Path) -> None:
+    asked: list[Sent] = []
+    down = True
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        if down:
+            raise ConnectionRefusedError("node down")
+        asked.append((to, amount, key))
+
+    async def body(world: World) -> None:
+        nonlocal down
+        await _billed_prepaid(world, "CARD-C", 900, 1_200)  # owes 540 back
+        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        assert await world.csms.store.owed_refunds() == [(("CP201", "T1"), 540)]
+        assert await refunds.retry() == 0  # the node is down: still owed
+        assert await world.csms.store.owed_refunds() == [(("CP201", "T1"), 540)]
+        down = False
+        async with refunds.retrying():  # pays the owed refund at once
+            for _ in range(200):
+                if asked:
+                    break
+                await asyncio.sleep(0.01)
+        assert asked == [(address_of(DRIVER.public_key), 540, REFUND_KEY + b"CP201/T1")]
+        assert await world.csms.store.owed_refunds() == []
+        assert await refunds.retry() == 0  # paid: never sent again
+        [bill] = await world.csms.store.bills()
+        await refunds(bill)  # the hook again (a replayed bill)
+        assert len(asked) == 1
+
+    run(tmp_path, body)
+
+
+def test_a_rest_kept_as_credit_is_credited_once_per_session(tmp_path: Path) -> None:
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        raise AssertionError("a rest below the smallest output is not sent")
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-K", 450, 1_400)  # 450 - 420 = 30
+        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        [bill] = await world.csms.store.bills()
+        await refunds(bill)
+        await refunds(bill)
+        assert await refunds.retry() == 0
+        bound = await world.csms.store.token("CARD-K")
+        assert bound is not None
+        assert bound[1] == 30
+
+    run(tmp_path, body)

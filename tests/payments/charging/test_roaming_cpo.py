@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import socket
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,9 @@ from payments.charging.backoffice import backoffice_app
 from payments.charging.cdr_settlement import CdrSettlement, by_month
 from payments.charging.commitment import parse_session_record
 from payments.charging.csms import Csms, accept_every_token, serve_csms
-from payments.charging.errors import RoamingTokenRefusedError
+from payments.charging.errors import OcpiPartnerError, RoamingTokenRefusedError
 from payments.charging.ocpi_cdr import cdr_hash
+from payments.charging.ocpi_client import OcpiClient
 from payments.charging.ocpi_location import CdrLocation
 from payments.charging.ocpi_session import (
     AuthMethod,
@@ -221,6 +223,92 @@ async def _sessions(world: World, csms: Csms, roaming: RoamingCpo, url: str) -> 
     assert cpo_side.due == 0
 
 
+def _closed_port_url() -> str:
+    """A loopback URL nothing listens on (a port the OS gave and took back)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_an_emsp_refusal_or_a_malformed_answer_refuses_even_offline_tokens(
+    tmp_path: Path,
+) -> None:
+    """Only a transport failure is 'cannot be reached': the eMSP's OCPI 2004 (Unknown Token,
+    HTTP 404) and an answer that is not OCPI refuse ALLOWED and ALLOWED_OFFLINE tokens."""
+
+    async def main() -> None:
+        async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
+            await world.register()
+            party = next(iter(world.emsp.registry.parties.values()))
+            for uid, whitelist in (
+                ("RFID-201", WhitelistType.ALLOWED_OFFLINE),
+                ("RFID-202", WhitelistType.ALLOWED),
+            ):  # pushed to the CPO, unknown to the eMSP: it answers 2004
+                await world.emsp.client.push_token(party, token(uid, whitelist))
+            roaming = RoamingCpo(
+                csms=Csms(store=store, pricing=ocpi_pricing(TARIFF)),
+                ocpi=world.cpo.store,
+                registry=world.cpo.registry,
+                client=world.cpo.client,
+                tariff=TARIFF,
+                locations={"*": LOCATION},
+                country_code="NL",
+                party_id="CPO",
+            )
+            for uid in ("RFID-201", "RFID-202"):
+                with pytest.raises(RoamingTokenRefusedError, match="OCPI 2004"):
+                    await roaming.authorize(uid)
+            [(held, emsp)] = world.cpo.registry.parties.items()
+            world.emsp.store.put_token(token("RFID-201", WhitelistType.ALLOWED_OFFLINE))
+            stale = dataclasses.replace(emsp.credentials, token="no-longer-valid")
+            world.cpo.registry.parties[held] = dataclasses.replace(emsp, credentials=stale)
+            with pytest.raises(RoamingTokenRefusedError, match="HTTP 401"):
+                await roaming.authorize("RFID-201")  # the eMSP answered: not "unreachable"
+            garbled = tuple(  # a URL whose answer is Starlette's plain-text 404, not OCPI
+                dataclasses.replace(e, url=f"{world.cpo_url}/nowhere") for e in emsp.endpoints
+            )
+            world.cpo.registry.parties[held] = dataclasses.replace(emsp, endpoints=garbled)
+            with pytest.raises(RoamingTokenRefusedError, match="not an OCPI response"):
+                await roaming.authorize("RFID-201")
+
+    asyncio.run(main())
+
+
+def test_an_emsp_token_cannot_take_over_a_local_drivers_uid(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
+            await world.register()
+            party = next(iter(world.emsp.registry.parties.values()))
+            csms = Csms(store=store, pricing=ocpi_pricing(TARIFF))
+            roaming = RoamingCpo(
+                csms=csms,
+                ocpi=world.cpo.store,
+                registry=world.cpo.registry,
+                client=world.cpo.client,
+                tariff=TARIFF,
+                locations={"*": LOCATION},
+                country_code="NL",
+                party_id="CPO",
+            )
+            world.cpo.store.guard = roaming.refuse_local_uid
+            local = b"\x07" * 32
+            await store.save_token("RFID-301", local, 0)  # a local driver's token
+            with pytest.raises(OcpiPartnerError, match="local driver's token") as refused:
+                await world.emsp.client.push_token(party, token("RFID-301", WhitelistType.ALWAYS))
+            assert refused.value.status_code == 2001
+            assert "RFID-301" not in world.cpo.store.tokens.rows
+            # held before the driver bound it (or restored): the local binding still decides
+            world.cpo.store.put_token(token("RFID-302", WhitelistType.ALWAYS))
+            await store.save_token("RFID-302", local, 0)
+            for uid in ("RFID-301", "RFID-302"):
+                assert await roaming.authorize(uid) is None
+                assert await store.token(uid) == (local, 0)
+            assert await roaming.before(accept_every_token)("RFID-302") is not None
+
+    asyncio.run(main())
+
+
 def test_when_the_emsp_cannot_answer_only_offline_allowed_tokens_charge(tmp_path: Path) -> None:
     async def main() -> None:
         async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
@@ -246,13 +334,16 @@ def test_when_the_emsp_cannot_answer_only_offline_allowed_tokens_charge(tmp_path
             assert online is not None
             assert roaming._pending["RFID-101"][0] is AuthMethod.AUTH_REQUEST
             [(held, emsp)] = world.cpo.registry.parties.items()
-            broken = dataclasses.replace(emsp.credentials, token="no-longer-valid")
-            world.cpo.registry.parties[held] = dataclasses.replace(emsp, credentials=broken)
-            assert await roaming.authorize("RFID-101") is not None  # offline: allowed
-            assert roaming._pending["RFID-101"][0] is AuthMethod.WHITELIST
-            with pytest.raises(RoamingTokenRefusedError) as refused:
-                await roaming.authorize("RFID-102")  # real-time only
-            assert refused.value.status == "Invalid"
+            dead = _closed_port_url()  # nothing listens: the eMSP cannot be reached
+            gone = tuple(dataclasses.replace(e, url=dead + "/tokens") for e in emsp.endpoints)
+            world.cpo.registry.parties[held] = dataclasses.replace(emsp, endpoints=gone)
+            async with httpx.AsyncClient(timeout=5) as http:
+                roaming.client = OcpiClient(http)
+                assert await roaming.authorize("RFID-101") is not None  # offline: allowed
+                assert roaming._pending["RFID-101"][0] is AuthMethod.WHITELIST
+                with pytest.raises(RoamingTokenRefusedError) as refused:
+                    await roaming.authorize("RFID-102")  # real-time only
+                assert refused.value.status == "Invalid"
             assert await roaming.before(accept_every_token)("RFID-NOT-ROAMING") is not None
 
     asyncio.run(main())

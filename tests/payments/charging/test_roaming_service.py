@@ -16,12 +16,13 @@ import httpx
 from payments.charging.backoffice import serve_backoffice
 from payments.charging.csms import Csms, serve_csms
 from payments.charging.ocpi_app import ocpi_app
-from payments.charging.ocpi_client import OcpiClient
+from payments.charging.ocpi_client import OcpiClient, authorization
 from payments.charging.ocpi_credentials import Credentials, CredentialsRole, Registry, Role
 from payments.charging.ocpi_session import WhitelistType
 from payments.charging.ocpi_store import OcpiStore
 from payments.charging.pricing import ocpi_pricing
 from payments.charging.roaming_service import serve_roaming
+from payments.charging.roaming_state import RoamingRows
 from payments.charging.simulator import Charger16, connect_charger
 from payments.charging.store import CsmsStore
 
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 T0 = 1_780_000_000.0
+
+
+def _fresh_cpo() -> tuple[Registry, OcpiStore]:
+    role = CredentialsRole(role=Role.CPO, party_id="CPO", country_code="NL", business_name="CPO")
+    return Registry(ours=Credentials(token="unset", url="", roles=(role,))), OcpiStore()
 
 
 def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -> None:
@@ -49,7 +55,7 @@ def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -
                     token_a="token-A",
                     host="127.0.0.1",
                     port=0,
-                    state=tmp_path / "ocpi.json",
+                    persist=True,
                 ) as (_, versions),
                 httpx.AsyncClient(timeout=10) as http,
             ):
@@ -73,6 +79,19 @@ def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -
                     ours = Credentials(token="token-B", url=url, roles=(role,))
                     party = await OcpiClient(http).register(versions, "token-A", ours)
                     registry.bind(party)
+                    # the handshake is in the CSMS's store as soon as the eMSP has its answer
+                    saved = RoamingRows(store.db, *_fresh_cpo())
+                    assert await saved.restore()
+                    [held] = saved.registry.parties.values()
+                    assert held.credentials.token == "token-B"
+                    before = store.db.total_changes  # a refused request writes nothing
+                    refused = await http.put(
+                        versions.replace("/versions", "/cpo/2.2.1/tokens/NL/MSP/RFID-9"),
+                        headers={"Authorization": authorization("not-a-token")},
+                        json={},
+                    )
+                    assert refused.status_code == 401
+                    assert store.db.total_changes == before
                     rfid = token("RFID-777", WhitelistType.ALLOWED)
                     await OcpiClient(http).push_token(party, rfid)
                     emsp_store.put_token(rfid)  # the eMSP allows it in real time
@@ -104,7 +123,7 @@ def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -
                 token_a="token-A",
                 host="127.0.0.1",
                 port=0,
-                state=tmp_path / "ocpi.json",
+                persist=True,
             ) as (again, _):
                 assert not again.registry.pending  # Token A stays spent
                 [emsp] = again.registry.parties.values()

@@ -1,12 +1,15 @@
-"""The roaming state on disk (`payments.charging.roaming_state`): a snapshot restores to the same
-partners, Token As, tokens and sent CDRs; a document that breaks a rule raises a named error
-and fills nothing; the file is replaced whole."""
+"""The roaming state as rows of the CSMS's sqlite store (`payments.charging.roaming_state`): a
+save restores to the same partners, Token As, tokens and sent CDRs, beyond the 1,000 entries one
+OCPI list may hold (up to the store's own limit); a save writes only what changed; a row that
+breaks a rule raises a named error and fills nothing."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
+import aiosqlite
 import pytest
 
 from payments.charging.errors import ChargingError
@@ -19,9 +22,10 @@ from payments.charging.ocpi_credentials import (
     Registry,
     Role,
 )
+from payments.charging.ocpi_json import MAX_LIST
 from payments.charging.ocpi_session import WhitelistType
 from payments.charging.ocpi_store import OcpiStore
-from payments.charging.roaming_state import restore, save, snapshot
+from payments.charging.roaming_state import RoamingRows
 
 from .test_cdr_settlement import cdr
 from .test_roaming_cpo import token
@@ -31,42 +35,83 @@ if TYPE_CHECKING:
 
 ROLE = CredentialsRole(role=Role.CPO, party_id="CPO", country_code="NL", business_name="CPO")
 EMSP = CredentialsRole(role=Role.EMSP, party_id="MSP", country_code="NL", business_name="MSP")
+TOKENS = MAX_LIST + 500
 
 
 def _fresh() -> tuple[Registry, OcpiStore]:
     return Registry(ours=Credentials(token="unset", url="", roles=(ROLE,))), OcpiStore()
 
 
-def test_the_state_round_trips_and_a_broken_one_fills_nothing(tmp_path: Path) -> None:
-    registry, store = _fresh()
-    registry.issue("token-A2")
-    endpoint = Endpoint(identifier="cdrs", role=InterfaceRole.RECEIVER, url="http://e/cdrs")
-    credentials = Credentials(token="token-B", url="http://e/ocpi/versions", roles=(EMSP,))
-    registry.bind(Party(credentials=credentials, endpoints=(endpoint,), token="token-C"))
-    store.put_token(token("RFID-1", WhitelistType.ALWAYS))
-    store.add_cdr(cdr("CDR-1", 1_000))
-    store.add_cdr(cdr("CDR-2", 2_000))
-    store.mark_sent("CDR-1")
-    path = tmp_path / "ocpi.json"
-    save(path, registry, store)
-    registry2, store2 = _fresh()
-    assert restore(path, registry2, store2)
-    assert registry2.pending == {"token-A2"}
-    assert registry2.parties == registry.parties
-    assert store2.tokens.rows == store.tokens.rows
-    assert store2.cdrs.rows == store.cdrs.rows
-    assert store2.sent == {"CDR-1"}
-    assert snapshot(registry2, store2) == path.read_bytes()
-    assert not restore(tmp_path / "none.json", *_fresh())
-    doc = json.loads(path.read_text())
-    for broken in (
-        {**doc, "format": "other"},
-        {**doc, "sent": [""]},
-        {**doc, "tokens": [{"uid": "x"}]},
-        {**doc, "parties": [{"token": "t"}]},
-    ):
-        path.write_text(json.dumps(broken))
-        registry3, store3 = _fresh()
-        with pytest.raises(ChargingError):
-            restore(path, registry3, store3)
-        assert (registry3.pending, registry3.parties, store3.cdrs.rows) == (set(), {}, {})
+async def _restored(db: aiosqlite.Connection) -> RoamingRows:
+    rows = RoamingRows(db, *_fresh())
+    await rows.restore()
+    return rows
+
+
+def test_the_state_round_trips_beyond_one_ocpi_list_and_saves_only_changes(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with aiosqlite.connect(tmp_path / "csms.sqlite") as db:
+            registry, store = _fresh()
+            rows = RoamingRows(db, registry, store)
+            assert not await rows.restore()  # nothing yet
+            registry.issue("token-A2")
+            endpoint = Endpoint(identifier="cdrs", role=InterfaceRole.RECEIVER, url="http://e/c")
+            credentials = Credentials(token="token-B", url="http://e/ocpi/versions", roles=(EMSP,))
+            registry.bind(Party(credentials=credentials, endpoints=(endpoint,), token="token-C"))
+            for n in range(TOKENS):
+                store.put_token(token(f"RFID-{n:05}", WhitelistType.ALWAYS))
+            store.add_cdr(cdr("CDR-1", 1_000))
+            store.add_cdr(cdr("CDR-2", 2_000))
+            store.mark_sent("CDR-1")
+            await rows.save()
+            again = await _restored(db)
+            assert again.registry.pending == {"token-A2"}
+            assert again.registry.parties == registry.parties
+            assert again.store.tokens.rows == store.tokens.rows
+            assert len(again.store.tokens.rows) == TOKENS
+            assert again.store.cdrs.rows == store.cdrs.rows
+            assert again.store.sent == {"CDR-1"}
+            # a second save writes only what changed: one token replaced, one CDR sent
+            before = db.total_changes
+            blocked = dataclasses.replace(store.tokens.rows["RFID-00007"], valid=False)
+            store.put_token(blocked)
+            store.mark_sent("CDR-2")
+            await rows.save()
+            assert db.total_changes - before == 2
+            third = await _restored(db)
+            assert third.store.tokens.get("RFID-00007") == blocked
+            assert third.store.sent == {"CDR-1", "CDR-2"}
+
+    asyncio.run(main())
+
+
+def test_a_broken_row_fills_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with aiosqlite.connect(tmp_path / "csms.sqlite") as db:
+            registry, store = _fresh()
+            rows = RoamingRows(db, registry, store)
+            await rows.restore()
+            registry.issue("token-A2")
+            store.put_token(token("RFID-1", WhitelistType.ALWAYS))
+            store.add_cdr(cdr("CDR-1", 1_000))
+            await rows.save()
+            for table, column, broken in (
+                ("ocpi_tokens", "doc", '{"uid": "x"}'),
+                ("ocpi_cdrs", "doc", "[]"),
+                ("ocpi_tokens", "doc", "not json"),
+            ):
+                async with db.execute(f"SELECT {column} FROM {table}") as cursor:
+                    [(kept,)] = [tuple(r) async for r in cursor]
+                await db.execute(f"UPDATE {table} SET {column} = ?", (broken,))
+                await db.commit()
+                fresh = RoamingRows(db, *_fresh())
+                with pytest.raises(ChargingError):
+                    await fresh.restore()
+                assert (fresh.registry.pending, fresh.store.tokens.rows) == (set(), {})
+                await db.execute(f"UPDATE {table} SET {column} = ?", (kept,))
+                await db.commit()
+            assert (await _restored(db)).store.tokens.rows == store.tokens.rows
+
+    asyncio.run(main())

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from payments.charging import ocmf
-from payments.charging.commitment import parse_session_record, session_record
+from payments.charging.commitment import SessionRecord, parse_session_record, session_record
 from payments.charging.csms import Csms, serve_csms
 from payments.charging.errors import SignedMeterValueError
 from payments.charging.simulator import Charger201, connect_charger
@@ -32,8 +32,25 @@ METER = ec.derive_private_key(0x5EED, ec.SECP256R1())
 OTHER = ec.derive_private_key(0xBAD, ec.SECP256R1())
 
 
-def signed(key: ec.EllipticCurvePrivateKey, wh: int, i: int) -> str:
-    return ocmf.sign(key, wh, meter_serial="M-1", time=now_iso(T0 + 60 * i), kind="C")
+def signed(
+    key: ec.EllipticCurvePrivateKey,
+    wh: int,
+    i: int,
+    kind: str = "C",
+    *,
+    page: int | None = None,
+    serial: str = "M-1",
+    at: float | None = None,
+) -> str:
+    """Reading `i` of a transaction: page i + 1 at T0 + 60 i, unless told otherwise."""
+    return ocmf.sign(
+        key,
+        wh,
+        meter_serial=serial,
+        time=now_iso(T0 + 60 * i if at is None else at),
+        kind=kind,
+        page=i + 1 if page is None else page,
+    )
 
 
 def record_of(tmp_path: Path, readings: list[tuple[int, str | None]]) -> bytes:
@@ -62,7 +79,10 @@ def record_of(tmp_path: Path, readings: list[tuple[int, str | None]]) -> bytes:
 
 def test_a_driver_proves_the_energy_billed_from_the_meters_signatures(tmp_path: Path) -> None:
     registers = [12_000, 13_250, 14_500, 15_001]
-    raw = record_of(tmp_path, [(wh, signed(METER, wh, i)) for i, wh in enumerate(registers)])
+    kinds = ["B", "C", "C", "E"]
+    raw = record_of(
+        tmp_path, [(wh, signed(METER, wh, i, kinds[i])) for i, wh in enumerate(registers)]
+    )
     record = parse_session_record(raw)
     assert [r.register_wh for r in record.readings] == registers
     assert (record.energy_wh, record.amount) == (3_001, 300)
@@ -77,6 +97,34 @@ def test_a_driver_proves_the_energy_billed_from_the_meters_signatures(tmp_path: 
     for broken in (raw + b"\x00", raw[:-1], raw[:10]):
         with pytest.raises(SignedMeterValueError):
             parse_session_record(broken)
+    # values spliced in from another session of the same meter are caught by name
+    key = METER.public_key()
+    ends = (record.readings[0], record.readings[-1])
+
+    def spliced(value: str) -> SessionRecord:
+        middle = dataclasses.replace(record.readings[1], signed_meter_value=value)
+        return dataclasses.replace(record, readings=(ends[0], middle, *record.readings[2:]))
+
+    for value, named in (
+        (signed(METER, 13_250, 1, serial="M-2"), "more than one meter"),
+        (signed(METER, 13_250, 1, page=9), "pagination"),  # ahead of the 3rd value's
+        (signed(METER, 13_250, 1, page=1), "pagination"),  # the begin's page again
+        (signed(METER, 13_250, 1, at=T0 - 3_600), "run backwards"),
+        (signed(METER, 13_250, 1, "B"), "begins or ends"),
+        (signed(METER, 13_250, 1, "E"), "begins or ends"),
+    ):
+        with pytest.raises(SignedMeterValueError, match=named):
+            check_record(spliced(value), key)
+    late = dataclasses.replace(
+        ends[1], signed_meter_value=signed(METER, 15_001, 3, "E", at=T0 + 7_200)
+    )  # the end of a later session: the signed span is longer than this one
+    with pytest.raises(SignedMeterValueError, match="span more than the session"):
+        check_record(dataclasses.replace(record, readings=(*record.readings[:3], late)), key)
+    (tmp_path / "c").mkdir()
+    no_markers = [(wh, signed(METER, wh, i)) for i, wh in enumerate(registers)]  # all C
+    assert not check_record(
+        parse_session_record(record_of(tmp_path / "c", no_markers)), key
+    ).energy_proven
 
 
 def test_a_register_reported_otherwise_than_signed_is_caught(tmp_path: Path) -> None:
@@ -107,6 +155,8 @@ def test_ocmf_values_are_read_strictly() -> None:
         good.replace("ECDSA-secp256r1-SHA256", "RSA-PKCS1"),
         good.replace('"SD": "', '"SD": "zz'),
         "OCMF|[]|{}",
+        good.replace('"SA": "ECDSA-secp256r1-SHA256"', '"SA": [1]'),  # was a TypeError
+        good.replace('"SA": "ECDSA-secp256r1-SHA256"', '"SA": {}'),
     ):
         with pytest.raises(SignedMeterValueError):
             ocmf.parse(bad)
