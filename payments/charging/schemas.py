@@ -45,7 +45,9 @@ _checks: dict[tuple[str, int, str], Check | None] = {}
 
 def compile_schema(schema: dict[str, Any]) -> Check:
     """A predicate that accepts an instance iff Draft 4 accepts it under `schema`, formats not
-    checked (see the module docstring for the one difference, tuples)."""
+    checked (see the module docstring for the one difference, tuples). Besides its own refusal,
+    `fastjsonschema`'s `multipleOf` raises ValueError or OverflowError on NaN and infinities:
+    those are refusals too, left to the library."""
     validate = fastjsonschema.compile(
         {**schema, "$schema": _DRAFT4},
         use_default=False,

@@ -216,6 +216,14 @@ def test_no_default_is_written_into_the_payload() -> None:
     assert payload == before
 
 
+def test_a_number_fastjsonschema_cannot_divide_is_a_refusal_not_a_crash() -> None:
+    check = compile_schema({"type": "number", "multipleOf": 0.1})
+    assert check(0.3)
+    assert not check(4.11)
+    assert not check(float("nan"))  # int(Decimal("NaN")): ValueError
+    assert not check(float("inf"))  # int(Decimal("Infinity")): OverflowError
+
+
 def test_the_decimal_actions_keep_the_library_s_path() -> None:
     """The library re-parses these payloads with Decimal floats (21.4 is a multiple of 0.1,
     4.11 is not); the handler then gets its Decimals, as before."""
