@@ -100,7 +100,7 @@ JSON = st.recursive(
     | st.integers(-(2**40), 2**40)
     | st.floats()  # json.loads takes NaN and Infinity too
     | st.text(max_size=30)
-    | st.sampled_from(["Accepted", "Wh", "Updated", "Energy.Active.Import.Register", T]),
+    | st.sampled_from(["Accepted", "Wh", "Updated", "Energy.Active.Import.Register", T, 1.0]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
     max_leaves=8,
 )
