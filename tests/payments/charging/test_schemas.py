@@ -1,15 +1,17 @@
-"""The compiled OCPP payload checks never accept what the library's Draft 4 validation refuses,
-accept the payloads chargers send (so the fast path is the one taken), and leave every refusal's
-CALLERROR to the library."""
+"""The OCPP payload checks `fastjsonschema` compiles accept exactly what the library's Draft 4
+validation accepts on any JSON (so they never accept what it refuses, and the payloads chargers send
+take the fast path), and leave every refusal's CALLERROR to the library."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import decimal
 import json
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,9 +98,9 @@ JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**40), 2**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats()  # json.loads takes NaN and Infinity too
     | st.text(max_size=30)
-    | st.sampled_from(["Accepted", "Wh", "Updated", "Energy.Active.Import.Register", T]),
+    | st.sampled_from(["Accepted", "Wh", "Updated", "Energy.Active.Import.Register", T, 1.0]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
     max_leaves=8,
 )
@@ -154,27 +156,25 @@ def test_the_payloads_chargers_send_take_the_fast_path(
     how=st.sampled_from(["replace", "drop", "extra"]),
     new=JSON,
 )
-def test_a_mutated_payload_is_accepted_only_if_the_library_accepts_it(
+def test_a_mutated_payload_is_accepted_iff_the_library_accepts_it(
     case: tuple[str, int, str, dict[str, Any]], data: st.DataObject, how: str, new: object
 ) -> None:
     version, type_id, action, payload = case
     mutated = _mutate(payload, data.draw(st.sampled_from(_paths(payload))), how, new)
     check = compiled_check(version, type_id, action)
     assert check is not None
-    if check(mutated):
-        assert _library_accepts(version, type_id, action, mutated), json.dumps(mutated)
+    assert check(mutated) is _library_accepts(version, type_id, action, mutated), mutated
 
 
 @settings(max_examples=200, deadline=None)
 @given(case=st.sampled_from(VALID), instance=JSON)
-def test_any_json_is_accepted_only_if_the_library_accepts_it(
+def test_any_json_is_accepted_iff_the_library_accepts_it(
     case: tuple[str, int, str, dict[str, Any]], instance: object
 ) -> None:
     version, type_id, action, _ = case
     check = compiled_check(version, type_id, action)
     assert check is not None
-    if check(instance):
-        assert _library_accepts(version, type_id, action, instance)
+    assert check(instance) is _library_accepts(version, type_id, action, instance), instance
 
 
 def test_every_shipped_schema_compiles_and_agrees_on_an_empty_payload() -> None:
@@ -186,10 +186,72 @@ def test_every_shipped_schema_compiles_and_agrees_on_an_empty_payload() -> None:
             assert check({}) is Draft4Validator(schema).is_valid({}), path.name
 
 
-def test_a_keyword_it_does_not_know_refuses_so_the_library_decides() -> None:
-    check = compile_schema({"type": "string", "pattern": "^a"})
-    assert not check("abc")  # the library would accept it; the fast check leaves it to it
-    assert compile_schema({"type": "string", "maxLength": 3})("abc")
+def test_it_reads_every_schema_as_draft_4_as_the_library_does() -> None:
+    schema = messages.get_validator(2, "StatusNotification", "2.0.1").schema
+    assert schema["$schema"] == "http://json-schema.org/draft-06/schema#"
+    payload = {**VALID[7][3], "evseId": 1.0}  # an integer under draft 6, not under draft 4
+    fastjsonschema.compile(schema, use_default=False, use_formats=False)(payload)
+    assert not _library_accepts("2.0.1", 2, "StatusNotification", payload)
+    check = compiled_check("2.0.1", 2, "StatusNotification")
+    assert check is not None
+    assert not check(payload)
+
+
+def test_formats_are_not_checked_as_the_library_checks_none() -> None:
+    payload = {**VALID[1][3], "timestamp": "yesterday"}  # format: date-time
+    check = compiled_check("1.6", 2, "StartTransaction")
+    assert check is not None
+    assert check(payload)
+    assert _library_accepts("1.6", 2, "StartTransaction", payload)
+
+
+def test_no_default_is_written_into_the_payload() -> None:
+    payload = copy.deepcopy(VALID[6][3])
+    del payload["offline"]  # the schema's default: false
+    payload["meterValue"][0]["sampledValue"][0]["unitOfMeasure"] = {}  # defaults: Wh, 0
+    before = copy.deepcopy(payload)
+    check = compiled_check("2.0.1", 2, "TransactionEvent")
+    assert check is not None
+    assert check(payload)
+    assert payload == before
+
+
+def test_a_number_fastjsonschema_cannot_divide_is_a_refusal_not_a_crash() -> None:
+    check = compile_schema({"type": "number", "multipleOf": 0.1})
+    assert check(0.3)
+    assert not check(4.11)
+    assert not check(float("nan"))  # int(Decimal("NaN")): ValueError
+    assert not check(float("inf"))  # int(Decimal("Infinity")): OverflowError
+
+
+def test_the_decimal_actions_keep_the_library_s_path() -> None:
+    """The library re-parses these payloads with Decimal floats (21.4 is a multiple of 0.1,
+    4.11 is not); the handler then gets its Decimals, as before."""
+    for key in [("1.6", 2, "SetChargingProfile"), ("1.6", 2, "RemoteStartTransaction")]:
+        assert compiled_check(*key) is None
+    assert compiled_check("1.6", 3, "GetCompositeSchedule") is None
+
+    def profile(limit: float) -> dict[str, Any]:
+        period = {"startPeriod": 0, "limit": limit}
+        schedule = {"chargingRateUnit": "W", "chargingSchedulePeriod": [period]}
+        return {
+            "connectorId": 1,
+            "csChargingProfiles": {
+                "chargingProfileId": 1,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": schedule,
+            },
+        }
+
+    call = _call("SetChargingProfile", profile(21.4))
+    messages.ASYNC_VALIDATION = False
+    asyncio.run(check_payload(call, "1.6"))
+    schedule = call.payload["csChargingProfiles"]["chargingSchedule"]
+    assert schedule["chargingSchedulePeriod"][0]["limit"] == decimal.Decimal("21.4")
+    with pytest.raises(FormatViolationError):
+        asyncio.run(check_payload(_call("SetChargingProfile", profile(4.11)), "1.6"))
 
 
 def _call(action: str, payload: dict[str, Any]) -> Any:
