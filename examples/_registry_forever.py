@@ -16,7 +16,9 @@ device registers. Each round (`--interval`, 5 s):
   quarantine it and the node refuses what its key signs; every `LIFT_EVERY` rounds the oldest
   quarantine is lifted and the gateway serves the sensor again.
 
-One JSON line a round on stdout (the first says which keys this start admitted).
+Every message's proof-of-work is done here, on one thread (`LocalWork`): the node's
+proof-of-work budget is per client address, and the devnet's other users share loopback's. One
+JSON line a round on stdout (the first says which keys this start admitted).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ import trio
 from coordinator.signers import KeySigner
 from tangle.protocol.device import LiftQuarantine, sign_record
 from tangle.protocol.ids import blake2b_256
+from tangle.protocol.message import Message, encode_message, prepare
 from tangle.protocol.proof_bundle import bundle_to_json
 from wallet.client import NodeClient
+from wallet.confirmation import find_nonce
 from wallet.devices.agent import DeviceAgent, Profile
 from wallet.devices.collect import collect_bundle
 from wallet.devices.gateway import Gateway, anchor_batch
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 
     from tangle.protocol.device import DeviceRecord
     from tangle.protocol.ids import MessageId
+    from tangle.protocol.payload import Payload
 
 NEW_FULL: Final = 2
 """Full sensors registering a round (and one constrained sensor behind the gateway)."""
@@ -62,6 +67,21 @@ QUARANTINE_SPAN: Final = 100_000
 
 def _fresh() -> KeySigner:
     return KeySigner(secrets.token_bytes(32))
+
+
+class LocalWork(NodeClient):
+    """A node client whose `submit_pow` does the proof-of-work here, on one thread, and submits
+    the finished message (so `DeviceAgent` and `anchor_batch` use it unchanged)."""
+
+    __slots__ = ()
+
+    async def submit_pow(self, payload: Payload) -> MessageId:
+        info = await self.info()
+        unsent = prepare(info.network_id, payload, info.work_per_kib)
+        nonce = await find_nonce(unsent.root, unsent.target, threads=1)
+        parents = await self.tips()
+        message = Message(network_id=info.network_id, parents=parents, payload=payload, nonce=nonce)
+        return await self.submit(encode_message(message))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -215,7 +235,7 @@ async def forever(
     proof = data_dir / "flows" / "registry-proof.json"
     proof.parent.mkdir(parents=True, exist_ok=True)
     maker, operators, gateway_key = _fresh(), [_fresh() for _ in range(3)], _fresh()
-    async with NodeClient(devnet.api) as client:
+    async with LocalWork(devnet.api) as client:
         admitted = await admit_issuers(client, devnet, maker, operators)
         front = DeviceAgent(client, network_id=devnet.network_id, key=gateway_key)
         profile = Profile(maker=maker.public_key, model=b"gateway-1", attributes_hash=bytes(32))
@@ -223,7 +243,7 @@ async def forever(
         transport = GatewayTransport(
             network_id=devnet.network_id, gateway=front.device_id, key=gateway_key
         )
-        async with NodeClient(devnet.api, transport=transport) as through:
+        async with LocalWork(devnet.api, transport=transport) as through:
             fleet = Fleet(
                 devnet=devnet,
                 committee=read_committee(data_dir / "network.json"),
