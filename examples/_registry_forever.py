@@ -18,13 +18,16 @@ device registers. Each round (`--interval`, 5 s):
 
 Every message's proof-of-work is done here, on one thread (`LocalWork`): the node's
 proof-of-work budget is per client address, and the devnet's other users share loopback's. One
-JSON line a round on stdout (the first says which keys this start admitted).
+JSON line a round on stdout (the first says which keys this start admitted); a round the node
+fails (busy, catching up, a confirmation that takes too long) is one line naming the error, and
+the next round goes on.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,7 +46,7 @@ from wallet.devices.gateway import Gateway, anchor_batch
 from wallet.devices.gateway_transport import GatewayTransport
 from wallet.devices.proof import verify_bundle
 from wallet.devices.proof_file import Committee, bundle_from_json, read_committee
-from wallet.errors import RejectedError
+from wallet.errors import RejectedError, WalletError
 
 from .sensor_registry import DevnetFiles, admit_issuers, confirmed, devnet_files, quarantine
 
@@ -189,10 +192,10 @@ async def one_round(fleet: Fleet, number: int, max_devices: int, proof: Path) ->
     doc["registered"] = [agent.device_id.hex() for agent in fleet.sensors[before:]]
     doc["served"] = await fleet.follow()
     refused_before = sum(fleet.gateway.stats.refused.values())
+    now_ms = time.time_ns() // 1_000_000
     for t in range(READINGS):
-        stamp = number * READINGS + t
         fleet.gateway.accept_many(
-            agent.reading(f"{20 + t}.{number} C".encode(), timestamp_ms=stamp)
+            agent.reading(f"{20 + t}.{number} C".encode(), timestamp_ms=now_ms + t)
             for agent in fleet.sensors
         )
     doc["gateway_refused"] = sum(fleet.gateway.stats.refused.values()) - refused_before
@@ -261,7 +264,11 @@ async def forever(
             number = 0
             while rounds is None or number < rounds:
                 number += 1
-                say(await one_round(fleet, number, max_devices, proof))
+                try:
+                    line = await one_round(fleet, number, max_devices, proof)
+                except (WalletError, TimeoutError) as exc:  # a node busy or catching up
+                    line = {"round": number, "error": f"{type(exc).__name__}: {exc}"}
+                say(line)
                 await trio.sleep(interval_s)
 
 
