@@ -99,7 +99,7 @@ class DevnetFiles:
     """What the example reads of a devnet's data directory."""
 
     network_id: int
-    committee: list[KeySigner]
+    committee: tuple[KeySigner, ...]
     """The committee's threshold of members (from `secrets.json`): they admit issuers."""
     quarantine_threshold: int
     api: str
@@ -114,7 +114,7 @@ def devnet_files(data_dir: Path) -> DevnetFiles:
     rules = network.get("registry", {})
     return DevnetFiles(
         network_id=int(network["network_id"]),
-        committee=[KeySigner(bytes.fromhex(seed)) for seed in seeds][:threshold],
+        committee=tuple(KeySigner(bytes.fromhex(seed)) for seed in seeds)[:threshold],
         quarantine_threshold=int(
             rules.get("quarantine_threshold", RegistryRules().quarantine_threshold)
         ),
