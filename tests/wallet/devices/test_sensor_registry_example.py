@@ -42,21 +42,22 @@ def test_the_sensor_registry_example_runs_end_to_end() -> None:
 async def test_attached_to_a_devnet_sensors_register_anchor_and_get_quarantined(
     tmp_path: Path,
 ) -> None:
-    """`--devnet DATA_DIR --forever` (bounded by `--rounds 2` here) against a running devnet,
-    run twice as the devnet restarts a flow: each start admits its own issuers; each round
+    """`--devnet DATA_DIR --forever` (bounded by `--rounds` here) against a running devnet,
+    started twice as the devnet restarts a flow: each start admits its own issuers; each round
     registers sensors (one behind the gateway), anchors a batch whose proof verifies; round 2
-    quarantines a sensor, which the node's registry then holds as quarantined."""
+    quarantines a sensor, which the node's registry then holds as quarantined, and round 3 (of
+    the second start) lifts that quarantine."""
     devnet = load_or_create(tmp_path / "devnet", nodes=1, interval_s=0.5)
     data_dir = tmp_path / "devnet"
     argv = [sys.executable, "-m", "examples.sensor_registry", "--devnet", str(data_dir),
-            "--forever", "--rounds", "2", "--interval", "0.1"]  # fmt: skip
+            "--forever", "--interval", "0.1", "--rounds"]  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
         _, node = await launch(devnet.members, nursery, http)
         starts = []
-        for _ in range(2):  # a restarted flow works against a registry that holds the first's
+        for count in ("2", "3"):  # a restart works against a registry holding the first's
             with trio.fail_after(240):
                 done = await trio.run_process(
-                    argv, cwd=ROOT, capture_stdout=True, capture_stderr=True, check=False
+                    [*argv, count], cwd=ROOT, capture_stdout=True, capture_stderr=True, check=False
                 )
             assert done.returncode == 0, done.stderr.decode()[-4000:]
             starts.append([json.loads(line) for line in done.stdout.decode().splitlines()])
@@ -65,10 +66,14 @@ async def test_attached_to_a_devnet_sensors_register_anchor_and_get_quarantined(
             entries = {i: await client.device(bytes.fromhex(i)) for i in ids}
             at = (await client.info()).confirmed_milestone_index
         nursery.cancel_scope.cancel()
+    third = starts[1][3]  # the second start's round 3: the quarantined sensor's readings are
+    assert third["served"] == 9 - 1  # refused by the gateway, then its quarantine is lifted
+    assert third["gateway_refused"] == 3
+    assert third["lifted"] == starts[1][2]["quarantined"]
+    assert third["under_quarantine"] == 0
     for first, *rounds in starts:
         assert first["issuers_admitted_at"] <= first["gateway_registered_at"]
-        assert [r["round"] for r in rounds] == [1, 2]
-        assert [len(r["registered"]) for r in rounds] == [3, 3]  # two full, one constrained
+        assert [len(r["registered"]) for r in rounds] == [3] * len(rounds)  # 2 full, 1 behind
         assert rounds[0]["served"] == 3
         assert rounds[0]["batch_readings"] == 3 * 3
         assert rounds[1]["batch_readings"] == 6 * 3
@@ -88,8 +93,8 @@ async def test_attached_to_a_devnet_sensors_register_anchor_and_get_quarantined(
                     constrained += 1
                 if found.entry.quarantined_at(at):
                     held.append(i)
-        assert held == [rounds[1]["quarantined"]]
-        assert constrained == 2
+        assert held == ([] if "lifted" in rounds[-1] else [rounds[1]["quarantined"]])
+        assert constrained == len(rounds)
     # the last round's proof, as written to the devnet's directory, verifies offline
     proof = data_dir / "flows" / "registry-proof.json"
     committee = str(data_dir / "network.json")
