@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -227,14 +227,17 @@ async def one_round(fleet: Fleet, number: int, max_devices: int, proof: Path) ->
 async def forever(
     data_dir: Path,
     *,
+    node: str | None,
     rounds: int | None,
     interval_s: float,
     max_devices: int,
     say: Callable[[dict[str, Any]], None],
 ) -> None:
-    """Run against the devnet under `data_dir` (module docstring); `rounds` None runs until
-    cancelled."""
+    """Run against the devnet under `data_dir` (module docstring), through its API at `node`
+    (None: `devnet.json`'s first member); `rounds` None runs until cancelled."""
     devnet = devnet_files(data_dir)
+    if node is not None:
+        devnet = replace(devnet, api=node)
     proof = data_dir / "flows" / "registry-proof.json"
     proof.parent.mkdir(parents=True, exist_ok=True)
     maker, operators, gateway_key = _fresh(), [_fresh() for _ in range(3)], _fresh()

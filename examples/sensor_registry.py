@@ -2,7 +2,7 @@
 or attached to a running one.
 
     python -m examples.sensor_registry --self-contained [--devices 3] [--readings 10] [--json]
-    python -m examples.sensor_registry --devnet DATA_DIR --forever [--interval S]
+    python -m examples.sensor_registry --devnet DATA_DIR [--node URL] --forever [--interval S]
 
 A devnet (a coordinator and a node, as processes) starts under a temporary directory. Its
 committee admits a maker and three operators (issuer records signed by the committee's
@@ -258,13 +258,20 @@ async def self_contained(devices: int, readings: int) -> dict[str, Any]:
             return await scenario(devnet.parent, work, devices, readings)
 
 
-async def attached(data_dir: Path, rounds: int | None, interval_s: float, max_devices: int) -> None:
+async def attached(
+    data_dir: Path, node: str | None, rounds: int | None, interval_s: float, max_devices: int
+) -> None:
     """`--devnet DATA_DIR --forever`: round after round on a running devnet (see
     `_registry_forever.py`)."""
     from ._registry_forever import forever, print_line
 
     await forever(
-        data_dir, rounds=rounds, interval_s=interval_s, max_devices=max_devices, say=print_line
+        data_dir,
+        node=node,
+        rounds=rounds,
+        interval_s=interval_s,
+        max_devices=max_devices,
+        say=print_line,
     )
 
 
@@ -274,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--self-contained", action="store_true", help="run a devnet of its own")
     mode.add_argument("--forever", action="store_true", help="on --devnet, until killed")
     parser.add_argument("--devnet", type=Path, help="a running devnet's data directory")
+    parser.add_argument("--node", help="the node API URL to use (default: devnet.json's first)")
     parser.add_argument("--devices", type=int, default=3)
     parser.add_argument("--readings", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -287,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_devices < 2:
             parser.error("--max-devices is at least 2")
         try:
-            trio.run(attached, args.devnet, args.rounds, args.interval, args.max_devices)
+            trio.run(attached, args.devnet, args.node, args.rounds, args.interval, args.max_devices)
         except KeyboardInterrupt:
             return 130
         return 0

@@ -50,8 +50,8 @@ def _example(module: str) -> Callable[[str, str, Path], list[str]]:
 
 
 def _registry(node: str, faucet: str, data_dir: Path) -> list[str]:
-    module = "examples.sensor_registry"
-    return [sys.executable, "-m", module, "--devnet", str(data_dir.resolve()), "--forever"]
+    module, devnet = "examples.sensor_registry", str(data_dir.resolve())
+    return [sys.executable, "-m", module, "--devnet", devnet, "--node", node, "--forever"]
 
 
 FLOWS: Final = (

@@ -86,6 +86,8 @@ def test_the_registry_flow_attaches_to_the_devnet_data_directory() -> None:
         "examples.sensor_registry",
         "--devnet",
         "/data/devnet",
+        "--node",
+        NODE,
         "--forever",
     ]
 
