@@ -7,7 +7,8 @@ device registers. Each round (`--interval`, 5 s):
 
 - until `--max-devices` are registered, `NEW_FULL` sensors register themselves and one
   constrained sensor registers behind the gateway, its record handed over by the gateway's client
-  (`GatewayTransport`), each endorsed by the maker and an operator;
+  (`GatewayTransport`), each endorsed by the maker and an operator; the newest constrained
+  sensor's firmware update, which the node takes only from its gateway, goes the same way;
 - every sensor streams `READINGS` signed readings; the gateway (following the registry) verifies
   them, refuses the quarantined ones', seals a batch and anchors its root;
 - once a milestone confirms the anchor, one reading's proof bundle is collected, written to
@@ -138,6 +139,14 @@ class Fleet:
                 served += self.gateway.follow(found.entry, found.ledger_index)
         return served
 
+    async def forward(self, number: int) -> MessageId | None:
+        """The newest constrained sensor's firmware update for round `number`, which the node
+        takes only from its gateway: handed over by the gateway's client."""
+        behind = [a for a in self.sensors if a.device_id in self.constrained]
+        if not behind:
+            return None
+        return await behind[-1].update(blake2b_256(b"firmware", number.to_bytes(4, "little")), b"")
+
     def hijackable(self) -> DeviceAgent | None:
         """The oldest full sensor under no quarantine."""
         held = {a.device_id for a in self.quarantined}
@@ -203,7 +212,9 @@ async def one_round(fleet: Fleet, number: int, max_devices: int, proof: Path) ->
     if batch is None:
         raise SystemExit("no sensor is served")
     anchor_id = await anchor_batch(fleet.client, batch)
-    doc["anchored_at"] = await confirmed(fleet.client, anchor_id)
+    forwarded = await fleet.forward(number)
+    doc["forwarded"] = None if forwarded is None else forwarded.hex()
+    doc["anchored_at"] = await confirmed(fleet.client, anchor_id, *filter(None, [forwarded]))
     doc["batch_readings"] = len(batch.readings)
     bundle = await collect_bundle(fleet.client, batch, len(batch.readings) // 2, anchor_id)
     text = bundle_to_json(bundle)

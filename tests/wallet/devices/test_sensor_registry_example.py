@@ -92,6 +92,7 @@ async def test_attached_to_a_devnet_sensors_register_anchor_and_get_quarantined(
                 assert found is not None  # registered, as the node's API says
                 if found.entry.capability is Capability.CONSTRAINED:
                     assert found.entry.gateway.hex() == first["gateway"]
+                    assert found.entry.serial == 1  # its update, through the gateway, applied
                     constrained += 1
                 if found.entry.quarantined_at(at):
                     held.append(i)
