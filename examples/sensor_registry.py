@@ -1,6 +1,8 @@
-"""Sensors with ledger identities, signed readings and offline proofs, on a devnet of its own.
+"""Sensors with ledger identities, signed readings and offline proofs, on a devnet of its own
+or attached to a running one.
 
     python -m examples.sensor_registry --self-contained [--devices 3] [--readings 10] [--json]
+    python -m examples.sensor_registry --devnet DATA_DIR [--node URL] --forever [--interval S]
 
 A devnet (a coordinator and a node, as processes) starts under a temporary directory. Its
 committee admits a maker and three operators (issuer records signed by the committee's
@@ -16,7 +18,9 @@ Last, a constrained sensor registers behind a gateway device: its own update is 
 (`unserved_device`), and the same update sent through the gateway's client
 (`GatewayTransport`, which signs it as the gateway) is applied.
 
-The summary (a JSON object with `--json`) holds what each step observed.
+The summary (a JSON object with `--json`) holds what each step observed. Attached to a running
+devnet (`--devnet DATA_DIR --forever`, see `_registry_forever.py`), the same story runs round
+after round, one JSON line a round.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +38,15 @@ import trio
 
 from coordinator.signers import KeySigner
 from tangle.ledger.ledger import Conflict
-from tangle.protocol.device import AdmitIssuer, IssuerRole, Quarantine, sign_record
+from tangle.ledger.registry_rules import RegistryRules
+from tangle.protocol.device import (
+    AdmitIssuer,
+    DeviceId,
+    DeviceRecord,
+    IssuerRole,
+    Quarantine,
+    sign_record,
+)
 from tangle.protocol.ids import blake2b_256
 from tangle.protocol.proof_bundle import bundle_to_json
 from wallet.client import NodeClient
@@ -45,7 +58,10 @@ from wallet.devices.gateway_transport import GatewayTransport
 from wallet.errors import RejectedError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tangle.protocol.ids import MessageId
+    from tangle.protocol.signature import Signer
 
 CONFIRM_TIMEOUT_S = 60.0
 POLL_S = 0.2
@@ -78,24 +94,71 @@ async def confirmed(client: NodeClient, *ids: MessageId) -> int:
     return index
 
 
-async def scenario(data_dir: Path, work: Path, devices: int, readings: int) -> dict[str, Any]:
-    """Every step of the module docstring against the devnet under `data_dir`."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DevnetFiles:
+    """What the example reads of a devnet's data directory."""
+
+    network_id: int
+    committee: tuple[KeySigner, ...]
+    """The committee's threshold of members (from `secrets.json`): they admit issuers."""
+    quarantine_threshold: int
+    api: str
+    """The first member's API URL (`devnet.json`)."""
+
+
+def devnet_files(data_dir: Path) -> DevnetFiles:
+    """`network.json`, `secrets.json` and `devnet.json` of the devnet under `data_dir`."""
     network = json.loads((data_dir / "network.json").read_text())
-    network_id = int(network["network_id"])
     threshold = int(network["committee"]["threshold"])
     seeds = json.loads((data_dir / "secrets.json").read_text())["committee"]
-    committee = [KeySigner(bytes.fromhex(seed)) for seed in seeds][:threshold]
-    api = json.loads((data_dir / "devnet.json").read_text())["members"][0]["api"]
+    rules = network.get("registry", {})
+    return DevnetFiles(
+        network_id=int(network["network_id"]),
+        committee=tuple(KeySigner(bytes.fromhex(seed)) for seed in seeds)[:threshold],
+        quarantine_threshold=int(
+            rules.get("quarantine_threshold", RegistryRules().quarantine_threshold)
+        ),
+        api=str(json.loads((data_dir / "devnet.json").read_text())["members"][0]["api"]),
+    )
+
+
+async def admit_issuers(
+    client: NodeClient, devnet: DevnetFiles, maker: Signer, operators: Sequence[Signer]
+) -> int:
+    """Have the committee admit `maker` and `operators` (serial 1: keys it has not admitted
+    before); the milestone that applied the last."""
+    issuers = [(maker, IssuerRole.MAKER), *((op, IssuerRole.OPERATOR) for op in operators)]
+    sent = []
+    for issuer, role in issuers:
+        body = AdmitIssuer(
+            issuer=issuer.public_key, role=role, admitted=True, serial=1, name=b"example"
+        )
+        sent.append(await client.submit_pow(sign_record(devnet.network_id, body, devnet.committee)))
+    return await confirmed(client, *sent)
+
+
+def quarantine(
+    devnet: DevnetFiles, device_id: DeviceId, serial: int, until: int, operators: Sequence[Signer]
+) -> DeviceRecord:
+    """The quarantine of a hijacked device, signed by the network's threshold of `operators`,
+    holding until milestone `until`."""
+    body = Quarantine(
+        device_id=device_id,
+        serial=serial,
+        reason=QUARANTINE_REASON_BOTNET,
+        evidence_hash=blake2b_256(b"flow logs of the DDoS"),
+        expires_after=until,
+    )
+    return sign_record(devnet.network_id, body, operators[: devnet.quarantine_threshold])
+
+
+async def scenario(data_dir: Path, work: Path, devices: int, readings: int) -> dict[str, Any]:
+    """Every step of the module docstring against the devnet under `data_dir`."""
+    devnet = devnet_files(data_dir)
+    network_id, api = devnet.network_id, devnet.api
     doc: dict[str, Any] = {"network_id": network_id}
     async with NodeClient(api) as client:
-        issuers = [(MAKER, IssuerRole.MAKER), *((op, IssuerRole.OPERATOR) for op in OPERATORS)]
-        sent = []
-        for serial, (issuer, role) in enumerate(issuers, start=1):
-            body = AdmitIssuer(
-                issuer=issuer.public_key, role=role, admitted=True, serial=serial, name=b"example"
-            )
-            sent.append(await client.submit_pow(sign_record(network_id, body, committee)))
-        doc["issuers_admitted_at"] = await confirmed(client, *sent)
+        doc["issuers_admitted_at"] = await admit_issuers(client, devnet, MAKER, OPERATORS)
 
         agents = [
             DeviceAgent(client, network_id=network_id, key=_signer("sensor", n))
@@ -135,14 +198,7 @@ async def scenario(data_dir: Path, work: Path, devices: int, readings: int) -> d
         doc["verify_output"] = (check.stdout or check.stderr).decode().strip()
 
         hijacked = agents[-1]
-        quarantine = Quarantine(
-            device_id=hijacked.device_id,
-            serial=1,
-            reason=QUARANTINE_REASON_BOTNET,
-            evidence_hash=blake2b_256(b"flow logs of the DDoS"),
-            expires_after=1_000_000,
-        )
-        record = sign_record(network_id, quarantine, OPERATORS[:2])
+        record = quarantine(devnet, hijacked.device_id, 1, 1_000_000, OPERATORS)
         doc["quarantined_at"] = await confirmed(client, await client.submit_pow(record))
         found = await client.device(hijacked.device_id)
         if found is None:
@@ -202,15 +258,47 @@ async def self_contained(devices: int, readings: int) -> dict[str, Any]:
             return await scenario(devnet.parent, work, devices, readings)
 
 
+async def attached(
+    data_dir: Path, node: str | None, rounds: int | None, interval_s: float, max_devices: int
+) -> None:
+    """`--devnet DATA_DIR --forever`: round after round on a running devnet (see
+    `_registry_forever.py`)."""
+    from ._registry_forever import forever, print_line
+
+    await forever(
+        data_dir,
+        node=node,
+        rounds=rounds,
+        interval_s=interval_s,
+        max_devices=max_devices,
+        say=print_line,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--self-contained", action="store_true", help="run a devnet of its own")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--self-contained", action="store_true", help="run a devnet of its own")
+    mode.add_argument("--forever", action="store_true", help="on --devnet, until killed")
+    parser.add_argument("--devnet", type=Path, help="a running devnet's data directory")
+    parser.add_argument("--node", help="the node API URL to use (default: devnet.json's first)")
     parser.add_argument("--devices", type=int, default=3)
     parser.add_argument("--readings", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
+    parser.add_argument("--rounds", type=int, help="stop after this many rounds (tests)")
+    parser.add_argument("--max-devices", type=int, default=60, help="sensors per start")
     args = parser.parse_args(argv)
-    if not args.self_contained:
-        parser.error("give --self-contained")
+    if args.forever:
+        if args.devnet is None:
+            parser.error("--forever needs --devnet DATA_DIR")
+        if args.max_devices < 2:
+            parser.error("--max-devices is at least 2")
+        try:
+            trio.run(attached, args.devnet, args.node, args.rounds, args.interval, args.max_devices)
+        except KeyboardInterrupt:
+            return 130
+        return 0
     if args.devices < 2 or args.readings < 1:
         parser.error("at least 2 devices and 1 reading")
     doc = trio.run(self_contained, args.devices, args.readings)

@@ -1,12 +1,13 @@
 """The devnet's flows: programs that exercise one kind of user against the running devnet, each
 in a child process of its own (issue #15: the devnet's traffic exercises every flow).
 
-`FLOWS` is the table: a name, the command line built from the node's API URL and the faucet's
-URL, and a one-line description. `run_flow` starts one as a child process (in its own session,
-output appended to `<data dir>/flows/<name>.log`), reports it, and when cancelled stops it
-(SIGTERM, then SIGKILL after `grace_s`); a flow that exits on its own is reported in one line
-quoting the last line of its log, and the devnet goes on without it. A flow runs its own event
-loop in its own process (the charging flow's CSMS is on asyncio; the devnet is on trio).
+`FLOWS` is the table: a name, the command line built from the node's API URL, the faucet's URL
+and the devnet's data directory, and a one-line description. `run_flow` starts one as a child
+process (in its own session, output appended to `<data dir>/flows/<name>.log`), reports it, and
+when cancelled stops it (SIGTERM, then SIGKILL after `grace_s`); a flow that exits on its own is
+reported in one line quoting the last line of its log, and the devnet goes on without it. A flow
+runs its own event loop in its own process (the charging flow's CSMS is on asyncio; the devnet
+is on trio).
 """
 
 from __future__ import annotations
@@ -36,16 +37,21 @@ class Flow:
     """One flow of the devnet."""
 
     name: str
-    argv: Callable[[str, str], list[str]]
-    """The command line from (node API URL, faucet URL)."""
+    argv: Callable[[str, str, Path], list[str]]
+    """The command line from (node API URL, faucet URL, the devnet's data directory)."""
     description: str
 
 
-def _example(module: str) -> Callable[[str, str], list[str]]:
-    def argv(node: str, faucet: str) -> list[str]:
+def _example(module: str) -> Callable[[str, str, Path], list[str]]:
+    def argv(node: str, faucet: str, data_dir: Path) -> list[str]:
         return [sys.executable, "-m", module, "--node", node, "--faucet", faucet, "--forever"]
 
     return argv
+
+
+def _registry(node: str, faucet: str, data_dir: Path) -> list[str]:
+    module, devnet = "examples.sensor_registry", str(data_dir.resolve())
+    return [sys.executable, "-m", module, "--devnet", devnet, "--node", node, "--forever"]
 
 
 FLOWS: Final = (
@@ -58,6 +64,11 @@ FLOWS: Final = (
         name="roaming",
         argv=_example("examples.roaming"),
         description="two carriers roam both ways, anchor batches and acks, settle over a channel",
+    ),
+    Flow(
+        name="registry",
+        argv=_registry,
+        description="sensors register (some behind a gateway), anchor readings, get quarantined",
     ),
 )
 
@@ -108,7 +119,7 @@ async def run_flow(
     with log.open("ab") as sink:
         run = partial(
             trio.run_process,
-            flow.argv(node, faucet),
+            flow.argv(node, faucet, data_dir),
             stdout=sink,
             stderr=subprocess.STDOUT,
             check=False,

@@ -1,6 +1,7 @@
-"""The devnet's flows (`tanglepay.flows`): a flow child starts with the node and faucet URLs, is
-reported, and is stopped with SIGTERM when the devnet stops; one that exits on its own is
-reported with its log's last line. The charging flow is the table's first entry."""
+"""The devnet's flows (`tanglepay.flows`): a flow child starts with the node and faucet URLs and
+the devnet's data directory, is reported, and is stopped with SIGTERM when the devnet stops; one
+that exits on its own is reported with its log's last line. The charging flow is the table's
+first entry; the registry flow attaches to the devnet's data directory."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ import os
 import signal
 import sys
 from functools import partial
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import trio
 
 from tanglepay.flows import FLOWS, Flow, run_flow
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 NODE, FAUCET = "http://127.0.0.1:1/", "http://127.0.0.1:2/faucet"
 # the child prints its arguments, then waits for a signal (SIGTERM ends it)
@@ -25,7 +23,14 @@ WAITS = "import sys, time; print('args', *sys.argv[1:], flush=True); time.sleep(
 def _flow(code: str) -> Flow:
     return Flow(
         name="probe",
-        argv=lambda node, faucet: [sys.executable, "-c", code, node, faucet],
+        argv=lambda node, faucet, data_dir: [
+            sys.executable,
+            "-c",
+            code,
+            node,
+            faucet,
+            str(data_dir),
+        ],
         description="a test flow",
     )
 
@@ -43,7 +48,7 @@ async def test_a_flow_child_starts_is_reported_and_is_stopped(tmp_path: Path) ->
         assert process.returncode is None  # running
         nursery.cancel_scope.cancel()  # the devnet stops
     assert process.returncode == -signal.SIGTERM
-    assert log.read_text().strip() == f"args {NODE} {FAUCET}"
+    assert log.read_text().strip() == f"args {NODE} {FAUCET} {tmp_path}"
     assert lines[0].startswith(f"flow probe   a test flow (pid {process.pid}")
     assert len(lines) == 1  # stopped, not "exited"
 
@@ -61,13 +66,28 @@ async def test_a_flow_that_exits_is_reported_in_one_line(tmp_path: Path) -> None
 def test_the_charging_flow_is_the_first() -> None:
     charging = FLOWS[0]
     assert charging.name == "charging"
-    assert charging.argv(NODE, FAUCET)[1:] == [
+    assert charging.argv(NODE, FAUCET, Path("devnet"))[1:] == [
         "-m",
         "examples.charging",
         "--node",
         NODE,
         "--faucet",
         FAUCET,
+        "--forever",
+    ]
+
+
+def test_the_registry_flow_attaches_to_the_devnet_data_directory() -> None:
+    flows = {flow.name: flow for flow in FLOWS}
+    assert list(flows) == ["charging", "roaming", "registry"]
+    assert flows["roaming"].argv(NODE, FAUCET, Path("d"))[2:4] == ["examples.roaming", "--node"]
+    assert flows["registry"].argv(NODE, FAUCET, Path("/data/devnet"))[1:] == [
+        "-m",
+        "examples.sensor_registry",
+        "--devnet",
+        "/data/devnet",
+        "--node",
+        NODE,
         "--forever",
     ]
 
