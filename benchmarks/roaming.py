@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -52,7 +53,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import httpx
 import numpy as np
@@ -61,15 +62,19 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+from benchmarks._roaming_anchors import Anchoring
 from payments.channels.core import ChannelTerms
 from payments.channels.state import Role
 from payments.channels.store import ChannelRecord, ChannelStore
 from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
+from payments.roaming.acknowledgement import anchor_payload as ack_anchor
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
+from payments.roaming.batch import anchor_payload as batch_anchor
 from payments.roaming.batch import decode_batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
-from payments.roaming.partner_file import ImportPolicy
+from payments.roaming.ledger_book import LedgerBook
+from payments.roaming.partner_file import ImportOutcome, ImportPolicy
 from payments.roaming.rating import Plan, PlanKind, RatingTable, Rounding
 from payments.roaming.record import EventType, SubscriberHasher
 from payments.roaming.settlement import Settlement
@@ -81,10 +86,11 @@ from payments.roaming.tap_writer import TapFileSpec, write_tap
 from tangle.http.api import serve_api
 from tangle.protocol.channel import BalanceProof
 from tangle.protocol.ids import ChannelId, Signature
+from tanglepay.devnet import launch, load_or_create
 from wallet.keys import AddressKey, ExtendedKey
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from starlette.requests import Request
 
@@ -107,6 +113,8 @@ HASH_COUNT: Final = 200_000
 TARGET_RECORDS_PER_S: Final = 50_000
 TARGET_P99_S: Final = 5.0
 TARGET_STATEMENT_S: Final = 60.0
+MILESTONE_INTERVAL_S: Final = 0.5
+"""The milestone interval of the benchmark's devnet (the examples' own devnet's)."""
 T0: Final = 1_790_000_000
 HASHER: Final = SubscriberHasher(salt=b"benchmark-salt-0123")
 
@@ -170,6 +178,7 @@ class Stages:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.since = time.process_time()
+        self.began = time.perf_counter()
 
     def start(self) -> None:
         """Count the process's CPU time from now, after the setup: what the setup built is
@@ -179,6 +188,7 @@ class Stages:
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 50, 100)
         self.since = time.process_time()
+        self.began = time.perf_counter()
 
     def add(self, stage: str, began: float) -> float:
         """Charge the CPU time since `began` to `stage`; the time now (to chain stages)."""
@@ -193,16 +203,18 @@ class Stages:
         return {k: round(v, 3) for k, v in (*self.seconds.items(), ("other", other))}
 
 
-def hpmn_app(desk: CarrierDesk, settlement: Settlement, stages: Stages) -> Starlette:
+def hpmn_app(
+    desk: CarrierDesk, settlement: Settlement, stages: Stages, anchoring: Anchoring
+) -> Starlette:
     """The desk's intake, with the payment proposal of each accepted batch in the answer:
     u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
-    balance, the HPMN's signature)."""
+    balance, the HPMN's signature). Each acknowledgement is queued for anchoring."""
 
     async def batches(request: Request) -> Response:
         body = await request.body()
         countersigned = request.headers.get("x-countersign")
 
-        def work() -> bytes:
+        def work() -> tuple[bytes, SignedAcknowledgement, float]:
             began = time.thread_time()
             batch = decode_batch(body)
             began = stages.add("decode", began)
@@ -210,6 +222,7 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement, stages: Stages) -> Starl
                 sequence, signature = countersigned.split(":")
                 settlement.channel.complete(int(sequence), Signature.from_hex(signature))
             ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
+            signed_at = time.perf_counter()
             began = stages.add("validate_and_commit", began)
             settlement.record(ack)
             proposal = settlement.pay()
@@ -219,16 +232,19 @@ def hpmn_app(desk: CarrierDesk, settlement: Settlement, stages: Stages) -> Starl
                 tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
             raw = ack.encode()
             stages.add("settle", began)
-            return struct.pack("<I", len(raw)) + raw + tail
+            return struct.pack("<I", len(raw)) + raw + tail, ack, signed_at
 
-        return Response(await trio.to_thread.run_sync(work), media_type="application/octet-stream")
+        answer, ack, signed_at = await trio.to_thread.run_sync(work)
+        await anchoring.put(ack_anchor(ack), "acknowledgement", signed_at)
+        return Response(answer, media_type="application/octet-stream")
 
     return Starlette(routes=[Route("/batches", batches, methods=["POST"])])
 
 
-async def hpmn_process(directory: Path, batch: int) -> None:
+async def hpmn_process(directory: Path, batch: int, api: str) -> None:
     stages = Stages()
-    async with trio.open_nursery() as nursery:
+    book = LedgerBook(directory / "hpmn-ledger.db")
+    async with Anchoring(api, book) as anchoring, trio.open_nursery() as nursery:
         ports = []
         stores = []
         for pair in range(PAIRS):
@@ -237,15 +253,18 @@ async def hpmn_process(directory: Path, batch: int) -> None:
             signed = agreement(pair, batch)
             desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
             settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
-            app = hpmn_app(desk, settlement, stages)
+            app = hpmn_app(desk, settlement, stages, anchoring)
             ports.append(await nursery.start(serve_api, app, "127.0.0.1", 0))
         print(json.dumps(ports), flush=True)
         stages.start()
         await trio.to_thread.run_sync(sys.stdin.read)
+        await anchoring.finish()
         nursery.cancel_scope.cancel()
     for store in stores:
         store.close()
-    print(json.dumps(stages.report()), flush=True)
+    book.close()
+    report = {"stages": stages.report(), "anchors": anchoring.queued}
+    print(json.dumps({**report, "anchor_latencies": anchoring.latencies}), flush=True)
 
 
 # -- the VPMN side (this process) -------------------------------------------------------------
@@ -291,10 +310,11 @@ async def vpmn_pair(
     files: list[bytes],
     batch: int,
     store: ChannelStore,
-    importing: trio.CapacityLimiter,
+    roaming: RoamingStore,
     latencies: list[float],
     charged: list[int],
     stages: Stages,
+    anchoring: Anchoring,
 ) -> None:
     signed = agreement(pair, batch)
     a = signed.agreement
@@ -305,11 +325,21 @@ async def vpmn_pair(
     headers: dict[str, str] = {}
     sequence = 0
 
+    await trio.to_thread.run_sync(roaming.put_agreement, signed)
+
     def import_file(raw: bytes) -> ImportedFile:
         began = time.thread_time()
         imported = read_tap(raw, policy)
-        stages.add("tap_import", began)
+        began = stages.add("tap_import", began)
+        if roaming.import_file(imported) is not ImportOutcome.NEW:
+            raise SystemExit(f"pair {pair}: file {imported.meta.sequence} imported before")
+        stages.add("store_file", began)
         return imported
+
+    def save(stage: str, call: Callable[[], object]) -> None:
+        began = time.thread_time()
+        call()
+        stages.add(stage, began)
 
     for raw in files:
         imported = await trio.to_thread.run_sync(import_file, raw)
@@ -325,9 +355,13 @@ async def vpmn_pair(
             records = imported.records[first : first + batch]
             sequence += 1
             b = seal(a, key, records, sequence=sequence, now=records[-1].start_utc + 1)
+            signed_at = time.perf_counter()
             content = encode_batch(b)
             stages.add("seal", began)
-            signed_at = time.perf_counter()
+            await trio.to_thread.run_sync(
+                save, "store_batch", functools.partial(roaming.save_batch, b)
+            )
+            await anchoring.put(batch_anchor(b.signed), "batch", signed_at)
             response = await http.post("/batches", content=content, headers=headers)
             response.raise_for_status()
             began = time.thread_time()
@@ -345,6 +379,9 @@ async def vpmn_pair(
             )  # fmt: skip
             state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
             stages.add("verify_and_countersign", began)
+            await trio.to_thread.run_sync(
+                save, "store_ack", functools.partial(roaming.save_ack, ack)
+            )
             await store.save(ChannelRecord.of(channel, Role.PAYEE))
             assert state.payee_signature is not None
             headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
@@ -353,30 +390,38 @@ async def vpmn_pair(
 
 
 async def run_vpmns(
-    ports: list[int], files: list[list[bytes]], batch: int, directory: Path, stages: Stages
+    ports: list[int],
+    files: list[list[bytes]],
+    batch: int,
+    directory: Path,
+    stages: Stages,
+    anchoring: Anchoring,
 ) -> tuple[float, list[float], int]:
+    """Run the ten VPMNs against the HPMNs at `ports`; (seconds from the first import to the
+    last durable payment, the record-to-payment latencies, the total paid)."""  # fmt: skip
     latencies: list[float] = []
     charged: list[int] = []
-    async with contextlib.AsyncExitStack() as clients:
-        store = await clients.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
+        roaming = [
+            stack.enter_context(RoamingStore(directory / f"vpmn{pair}.db")) for pair in range(PAIRS)
+        ]
         https = [
-            await clients.enter_async_context(
+            await stack.enter_async_context(
                 httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", timeout=120, limits=KEEP_ALIVE
                 )
             )
             for port in ports
         ]
-        importing = trio.CapacityLimiter(1)  # one file at a time: the imports share one core
         stages.start()
-        began = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for pair, http in enumerate(https):
                 nursery.start_soon(
-                    vpmn_pair, pair, http, files[pair], batch, store, importing, latencies,
-                    charged, stages,
+                    vpmn_pair, pair, http, files[pair], batch, store, roaming[pair], latencies,
+                    charged, stages, anchoring,
                 )  # fmt: skip
-        elapsed = time.perf_counter() - began
+        elapsed = time.perf_counter() - stages.began
         paid = 0
         for pair in range(PAIRS):
             record = await store.load(ChannelId(bytes([pair + 1]) * 32), Role.PAYEE)
@@ -385,6 +430,71 @@ async def run_vpmns(
     if paid != sum(charged):
         raise SystemExit(f"paid {paid}, the batches charged {sum(charged)}")
     return elapsed, latencies, paid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarriersRun:
+    """What `run_carriers` measured."""
+
+    to_payment_s: float
+    """From the first import to the last durable payment."""
+    committed_s: float
+    """From the first import until every anchor of both processes is confirmed."""
+    latencies: list[float]
+    paid: int
+    anchor_latencies: list[float]
+    anchors: int
+    hpmn_cpu: dict[str, float]
+
+
+def hpmn_child(
+    directory: Path, batch: int, api: str
+) -> tuple[subprocess.Popen[str], IO[str], IO[str]]:
+    """The HPMN process (`--serve`), anchoring through the node at `api`; its stdin, stdout."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.roaming", "--serve", str(directory),
+         "--batch", str(batch), "--node", api],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if child.stdout is None or child.stdin is None:
+        raise SystemExit("the HPMN process has no pipes")
+    return child, child.stdin, child.stdout
+
+
+async def run_carriers(
+    files: list[list[bytes]], batch: int, directory: Path, stages: Stages
+) -> CarriersRun:
+    """Start a devnet of one node (coordinator and node as processes, a milestone every
+    `MILESTONE_INTERVAL_S`) and the HPMN process, then run the VPMNs; the run ends when the
+    HPMN process reports that every acknowledgement it anchored is confirmed."""
+    devnet = load_or_create(directory / "devnet", nodes=1, interval_s=MILESTONE_INTERVAL_S)
+    book = LedgerBook(directory / "vpmn-ledger.db")
+    async with httpx.AsyncClient(timeout=10.0) as control, trio.open_nursery() as devnet_nursery:
+        api = (await launch(devnet.members, devnet_nursery, control))[-1].member.api
+        child, stdin, stdout = hpmn_child(directory, batch, api)
+        hpmn: dict[str, Any] = {}
+        try:
+            ports = json.loads(await trio.to_thread.run_sync(stdout.readline))
+            async with Anchoring(api, book) as anchoring:
+                to_payment, latencies, paid = await run_vpmns(
+                    ports, files, batch, directory, stages, anchoring
+                )
+                stdin.close()
+                await anchoring.finish()
+                hpmn = json.loads(await trio.to_thread.run_sync(stdout.readline) or "{}")
+                committed = time.perf_counter() - stages.began
+        finally:
+            if not stdin.closed:
+                stdin.close()
+            await trio.to_thread.run_sync(child.wait, 60)
+            stdout.close()
+            book.close()
+        devnet_nursery.cancel_scope.cancel()
+    return CarriersRun(
+        to_payment_s=to_payment, committed_s=committed, latencies=latencies, paid=paid,
+        anchor_latencies=anchoring.latencies + hpmn["anchor_latencies"],
+        anchors=anchoring.queued + hpmn["anchors"], hpmn_cpu=hpmn["stages"],
+    )  # fmt: skip
 
 
 def statement_seconds(count: int) -> float:
@@ -417,8 +527,17 @@ def blake2b_per_s(tap_file: bytes) -> float:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoamingBenchmark:
     records_per_s: float
+    committed_records_per_s: float
+    """Records over the time until every anchor of both processes was confirmed too."""
     record_to_payment_p50_s: float
     record_to_payment_p99_s: float
+    anchors: int
+    """Batch headers (VPMN) and acknowledgements (HPMN) queued for anchoring."""
+    anchors_confirmed: int
+    """Those a milestone referenced before the run ended."""
+    anchor_p50_s: float
+    anchor_p99_s: float
+    """From an anchor's signing to the milestone that referenced it being seen."""
     statement_s: float
     statement_records: int
     blake2b_hashes_per_s: float
@@ -459,29 +578,19 @@ def measure(quick: bool) -> RoamingBenchmark:
     ceiling = blake2b_per_s(files[0][0])
     stages = Stages()
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.roaming", "--serve", tmp, "--batch", str(batch)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if child.stdout is None or child.stdin is None:
-            raise SystemExit("the HPMN process has no pipes")
-        try:
-            ports = json.loads(child.stdout.readline())
-            elapsed, latencies, paid = trio.run(run_vpmns, ports, files, batch, Path(tmp), stages)
-            vpmn_cpu = stages.report()
-        finally:
-            child.stdin.close()
-            hpmn_cpu = json.loads(child.stdout.readline() or "{}")
-            child.wait(60)
-            child.stdout.close()
+        run = trio.run(run_carriers, files, batch, Path(tmp), stages)
+        vpmn_cpu = stages.report()
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
-    rate_ = count / elapsed
+    rate_ = count / run.to_payment_s
     return RoamingBenchmark(
         records_per_s=round(rate_),
-        record_to_payment_p50_s=round(float(np.percentile(latencies, 50)), 3),
-        record_to_payment_p99_s=round(float(np.percentile(latencies, 99)), 3),
+        committed_records_per_s=round(count / run.committed_s),
+        record_to_payment_p50_s=round(float(np.percentile(run.latencies, 50)), 3),
+        record_to_payment_p99_s=round(float(np.percentile(run.latencies, 99)), 3),
+        anchors=run.anchors,
+        anchors_confirmed=len(run.anchor_latencies),
+        anchor_p50_s=round(float(np.percentile(run.anchor_latencies, 50)), 3),
+        anchor_p99_s=round(float(np.percentile(run.anchor_latencies, 99)), 3),
         statement_s=round(statement_seconds(statement_records), 3),
         statement_records=statement_records,
         blake2b_hashes_per_s=round(ceiling),
@@ -489,11 +598,11 @@ def measure(quick: bool) -> RoamingBenchmark:
         records=count,
         batch=batch,
         pairs=PAIRS,
-        paid_total=paid,
+        paid_total=run.paid,
         cores=os.cpu_count() or 1,
         tap_files=sum(len(f) for f in files),
         tap_bytes=sum(len(raw) for f in files for raw in f),
-        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": hpmn_cpu},
+        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": run.hpmn_cpu},
     )
 
 
@@ -503,9 +612,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer records (under 30 s)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--node", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        trio.run(hpmn_process, args.serve, args.batch)
+        trio.run(hpmn_process, args.serve, args.batch, args.node)
         return
     result = measure(args.quick)
     if not args.json:
