@@ -3,12 +3,15 @@ its batch headers, the HPMN its acknowledgements) on a devnet node while it sett
 
 `Anchoring` is one process's pipeline. `put` queues a payload with the time it was signed; the
 queue holds at most `QUEUE` (a full queue holds up the payment path: nothing is dropped).
-`SUBMITTERS` tasks take payloads off it and anchor each with `ledger_book.anchor` (the node does
-the proof-of-work; the message id is kept in the carrier's `LedgerBook`, fsync'd). A follower
-reads the node's event stream and, at each milestone, asks the node for the metadata of every
-anchor submitted and not yet confirmed (`CHECKS` at a time): one the milestone referenced is
-confirmed then, and its latency runs from its signing to that moment (`time.perf_counter`, the
-process's own clock). `finish` closes the queue and returns once every anchor is confirmed.
+`SUBMITTERS` tasks each take what is queued, up to `BATCH_MAX` payloads, leave out those the
+carrier's `LedgerBook` already holds, do their proof-of-work here (as a carrier's own server
+would: the node's `/messages/pow` does one search per client at a time, under a rate limit),
+attach them to the node's tips and submit them in one request (`POST /api/v1/messages/batch`);
+the book keeps each message id (fsync'd). A follower reads the node's event stream and, at each
+milestone, asks the node for the metadata of every anchor submitted and not yet confirmed
+(`CHECKS` at a time): one a milestone referenced is confirmed then, and its latency runs from
+its signing to that moment (`time.perf_counter`, the process's own clock). `finish` closes the
+queue and returns once every anchor queued is confirmed.
 """
 
 from __future__ import annotations

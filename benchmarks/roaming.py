@@ -1,23 +1,34 @@
 """Roaming settlement end to end: `python -m benchmarks.roaming [--json] [--quick]`.
 
-Two carrier processes on loopback. This process holds the ten visited networks (VPMNs); it
-starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite store each, WAL with
-`synchronous=FULL`, each behind the signed operator API on its own port). Before the clock
-starts, each VPMN's billing system writes its `RECORDS / 10` data sessions (`--quick`:
-`QUICK_RECORDS / 10`), rated under the pair's agreement, as TAP 3.12 transfer batch files of
-`FILE_EVENTS` events (`tap_writer.py`). Then, for each pair: every file is imported with the
-TAP importer (`read_tap`: BER parsed and checked, IMSIs hashed, records built), its audit total
-checked and every record re-rated under the agreement; the records are sealed into batches of
-`BATCH` (Merkle root, signed header) and sent over HTTP; the HPMN verifies the header, re-rates
-and checks every record (duplicates over the 80-day window, audit totals), commits the
-acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the
-payment of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer
-carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
-countersigns the channel state and saves it in its `ChannelStore` (fsync'd): the amount is then
-durable at the VPMN; its countersignature goes back with the pair's next batch, and the HPMN
-completes the state with it before it validates that batch.
+Two carrier processes on loopback, and a devnet of their own (a coordinator and one node as
+processes, a milestone every `MILESTONE_INTERVAL_S`). This process holds the ten visited
+networks (VPMNs); it starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite
+store each, WAL with `synchronous=FULL`, each behind the signed operator API on its own port).
+Before the clock starts, each VPMN's billing system writes its `RECORDS / 10` data sessions
+(`--quick`: `QUICK_RECORDS / 10`), rated under the pair's agreement, as TAP 3.12 transfer batch
+files of `FILE_EVENTS` events (`tap_writer.py`). Then, for each pair: every file is imported
+with the TAP importer (`read_tap`: BER parsed and checked, IMSIs hashed, records built) and kept
+in the VPMN's `RoamingStore` (one fsync'd transaction a file), its audit total checked and every
+record re-rated under the agreement; the records are sealed into batches of `BATCH` (Merkle
+root, signed header), each batch kept in the store (its records marked) and its signed header
+queued for anchoring on the ledger (`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN
+verifies the header, re-rates and checks every record (duplicates over the 80-day window, audit
+totals), commits the acknowledgement, the batch and the event ids (one fsync'd transaction), and
+proposes the payment of the accepted amount on the pair's two-way channel (`Settlement.pay`);
+the answer carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
+keeps the acknowledgement in its store, countersigns the channel state and saves it in its
+`ChannelStore` (fsync'd): the amount is then durable at the VPMN; its countersignature goes back
+with the pair's next batch, and the HPMN completes the state with it before it validates that
+batch.
+
+The HPMN queues each acknowledgement it signed for anchoring too; the run ends when every anchor
+of both processes is confirmed by a milestone.
 
 * `records_per_s`: all records, from the first file's import to the last durable payment;
+  `committed_records_per_s`: the same records over the time until every anchor was confirmed;
+* `anchors`, `anchors_confirmed`, `anchor_p50_s` / `anchor_p99_s`: batch headers and
+  acknowledgements anchored, those confirmed, and the time from an anchor's signing to the
+  moment its process saw it referenced by a milestone;
 * `record_to_payment_p50_s` / `p99_s`: per batch (every record of a batch shares it), from the
   batch's header being signed to its payment being durable at the VPMN;
 * `statement_s`: `StatementBuilder` over `STATEMENT_RECORDS` accepted records of one month
@@ -26,9 +37,10 @@ completes the state with it before it validates that batch.
 * `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
   ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`;
 * `stages_cpu_s`: CPU seconds per stage in each process (`Stages`): at the VPMN the TAP import,
-  the rating check, sealing, verifying the answer; at the HPMN decoding the batch, validating
-  and committing it, settling; `other` is the rest of the process's CPU time (HTTP, the event
-  loops, the channel store).
+  keeping the file (`store_file`), the rating check, sealing, keeping the batch (`store_batch`),
+  verifying the answer, keeping the acknowledgement (`store_ack`); at the HPMN decoding the
+  batch, validating and committing it, settling; `other` is the rest of the process's CPU time
+  (HTTP, the event loops, the channel store, anchoring).
 
 Both processes freeze their setup out of the garbage collector and collect its first generation
 every `GC_THRESHOLD` allocations (`Stages.start`). Targets from the issue: 50,000 records/s,
