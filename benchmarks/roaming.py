@@ -254,19 +254,26 @@ def hpmn_app(
 
 
 async def hpmn_process(directory: Path, batch: int, api: str) -> None:
+    """The HPMNs: set up while the devnet starts; served once the parent's first line says the
+    node at `api` answers; their report printed once stdin closes and every anchor is
+    confirmed."""
     stages = Stages()
     book = LedgerBook(directory / "hpmn-ledger.db")
+    stores = [RoamingStore(directory / f"hpmn{pair}.db") for pair in range(PAIRS)]
+    desks = []
+    for pair, store in enumerate(stores):
+        signed = agreement(pair, batch)
+        desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
+        settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
+        desks.append((desk, settlement))
+    await trio.to_thread.run_sync(sys.stdin.readline)
     async with Anchoring(api, book) as anchoring, trio.open_nursery() as nursery:
-        ports = []
-        stores = []
-        for pair in range(PAIRS):
-            store = RoamingStore(directory / f"hpmn{pair}.db")
-            stores.append(store)
-            signed = agreement(pair, batch)
-            desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
-            settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
-            app = hpmn_app(desk, settlement, stages, anchoring)
-            ports.append(await nursery.start(serve_api, app, "127.0.0.1", 0))
+        ports = [
+            await nursery.start(
+                serve_api, hpmn_app(desk, settlement, stages, anchoring), "127.0.0.1", 0
+            )
+            for desk, settlement in desks
+        ]
         print(json.dumps(ports), flush=True)
         stages.start()
         await trio.to_thread.run_sync(sys.stdin.read)
@@ -480,12 +487,15 @@ async def run_carriers(
     `MILESTONE_INTERVAL_S`) and the HPMN process, then run the VPMNs; the run ends when the
     HPMN process reports that every acknowledgement it anchored is confirmed."""
     devnet = load_or_create(directory / "devnet", nodes=1, interval_s=MILESTONE_INTERVAL_S)
+    api = devnet.members[-1].api
     book = LedgerBook(directory / "vpmn-ledger.db")
+    child, stdin, stdout = hpmn_child(directory, batch, api)  # it sets up meanwhile
+    hpmn: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=10.0) as control, trio.open_nursery() as devnet_nursery:
-        api = (await launch(devnet.members, devnet_nursery, control))[-1].member.api
-        child, stdin, stdout = hpmn_child(directory, batch, api)
-        hpmn: dict[str, Any] = {}
         try:
+            await launch(devnet.members, devnet_nursery, control)
+            stdin.write("the node answers\n")
+            stdin.flush()
             ports = json.loads(await trio.to_thread.run_sync(stdout.readline))
             async with Anchoring(api, book) as anchoring:
                 to_payment, latencies, paid = await run_vpmns(
