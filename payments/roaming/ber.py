@@ -268,13 +268,17 @@ class _Reader:
         append, element, data = children.append, self.element, self.data
         pos = self.pos
         while pos < stop:
-            # Most elements of a file have a tag below 128 and a short definite length: those
-            # are read here; anything else (and every broken rule) goes to `element`.
+            # Most elements of a file have a tag below 16384 (one or two octets of tag number)
+            # and a short definite length: those are read here; anything else (and every
+            # broken rule) goes to `element`.
             first = data[pos]
             tag = first & 0x1F
             if tag == 0x1F:
                 tag = data[pos + 1] if pos + 1 < stop else 0
                 head = 2
+                if tag > 0x80 and pos + 2 < stop and data[pos + 2] < 0x80:
+                    tag = ((tag & 0x7F) << 7) | data[pos + 2]  # at least 128: minimal
+                    head = 3
             else:
                 head = 1
             value = pos + head + 1
