@@ -264,7 +264,9 @@ def test_text_must_be_printable_ascii() -> None:
         ("3002 5f81", BerTruncatedError, 4),
     ],
 )
-def test_tag_rules_hold_inside_a_constructed_value(hex_data: str, error: type, offset: int) -> None:
+def test_tag_rules_hold_inside_a_constructed_value(
+    hex_data: str, error: type[RoamingFormatError], offset: int
+) -> None:
     # the children of a definite-length value are read by a faster path than the top level
     with pytest.raises(error) as caught:
         parse(bytes.fromhex(hex_data))
