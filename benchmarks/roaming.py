@@ -512,6 +512,8 @@ async def run_carriers(
             stdout.close()
             book.close()
         devnet_nursery.cancel_scope.cancel()
+    if not hpmn:
+        raise SystemExit("the HPMN process ended without its report (its stderr says why)")
     return CarriersRun(
         to_payment_s=to_payment, committed_s=committed, latencies=latencies, paid=paid,
         anchor_latencies=anchoring.latencies + hpmn["anchor_latencies"],
