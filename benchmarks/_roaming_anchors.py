@@ -4,14 +4,15 @@ its batch headers, the HPMN its acknowledgements) on a devnet node while it sett
 `Anchoring` is one process's pipeline. `put` queues a payload with the time it was signed; the
 queue holds at most `QUEUE` (a full queue holds up the payment path: nothing is dropped).
 `SUBMITTERS` tasks each take what is queued, up to `BATCH_MAX` payloads, leave out those the
-carrier's `LedgerBook` already holds, do their proof-of-work here (as a carrier's own server
-would: the node's `/messages/pow` does one search per client at a time, under a rate limit),
-attach them to the node's tips and submit them in one request (`POST /api/v1/messages/batch`);
-the book keeps each message id (fsync'd). A follower reads the node's event stream and, at each
-milestone, asks the node for the metadata of every anchor submitted and not yet confirmed
-(`CHECKS` at a time): one a milestone referenced is confirmed then, and its latency runs from
-its signing to that moment (`time.perf_counter`, the process's own clock). `finish` closes the
-queue and returns once every anchor queued is confirmed.
+carrier's `LedgerBook` already holds (whose messages are followed like the new ones), do their
+proof-of-work here (as a carrier's own server would: the node's `/messages/pow` does one search
+per client at a time, under a rate limit), attach them to the node's tips and submit them in one
+request (`POST /api/v1/messages/batch`); the book keeps each message id (fsync'd). A follower
+reads the node's event stream and, at each milestone, asks the node for the metadata of every
+anchor submitted and not yet confirmed (`CHECKS` at a time): one a milestone referenced is
+confirmed then, and its latency runs from its signing to that moment (`time.perf_counter`, the
+process's own clock). `finish` closes the queue and returns once every anchor queued is
+confirmed.
 """
 
 from __future__ import annotations
@@ -122,9 +123,11 @@ class Anchoring:
         """Anchor `taken` in one batch request: the anchors the book does not hold, their
         proof-of-work done here, approving the node's tips; the book keeps each message id."""
         book, info = self._book, self._info
-        fresh = await trio.to_thread.run_sync(
-            lambda: [t for t in taken if book.anchored(t[0]) is None]
-        )
+        held = await trio.to_thread.run_sync(lambda: [book.anchored(t[0]) for t in taken])
+        fresh = [t for t, message_id in zip(taken, held, strict=True) if message_id is None]
+        for (_, _, signed_at), message_id in zip(taken, held, strict=True):
+            if message_id is not None:  # anchored before: confirmed like the others
+                self._unconfirmed[MessageId(message_id)] = signed_at
         if not fresh:
             return
 
