@@ -2,24 +2,24 @@
 
 Two carrier processes on loopback, and a devnet of their own (a coordinator and one node as
 processes, a milestone every `MILESTONE_INTERVAL_S`). This process holds the ten visited
-networks (VPMNs); it starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite
-store each, WAL with `synchronous=FULL`, each behind the signed operator API on its own port).
-Before the clock starts, each VPMN's billing system writes its `RECORDS / 10` data sessions
-(`--quick`: `QUICK_RECORDS / 10`), rated under the pair's agreement, as TAP 3.12 transfer batch
-files of `FILE_EVENTS` events (`tap_writer.py`). Then, for each pair: every file is imported
-with the TAP importer (`read_tap`: BER parsed and checked, IMSIs hashed, records built) and kept
-in the VPMN's `RoamingStore` (one fsync'd transaction a file), its audit total checked and every
-record re-rated under the agreement; the records are sealed into batches of `BATCH` (Merkle
-root, signed header), each batch kept in the store (its records marked) and its signed header
-queued for anchoring on the ledger (`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN
-verifies the header, re-rates and checks every record (duplicates over the 80-day window, audit
-totals), commits the acknowledgement, the batch and the event ids (one fsync'd transaction), and
-proposes the payment of the accepted amount on the pair's two-way channel (`Settlement.pay`);
-the answer carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
-keeps the acknowledgement in its store, countersigns the channel state and saves it in its
-`ChannelStore` (fsync'd): the amount is then durable at the VPMN; its countersignature goes back
-with the pair's next batch, and the HPMN completes the state with it before it validates that
-batch.
+networks (VPMNs); it starts the home networks' process (`_roaming_hpmn.py`: ten HPMNs, one
+`CarrierDesk` and sqlite store each, WAL with `synchronous=FULL`, each behind the signed
+operator API on its own port). Before the clock starts, each VPMN's billing system writes its
+`RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated under the pair's
+agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events (`tap_writer.py`). Then, for
+each pair: every file is imported with the TAP importer (`read_tap`: BER parsed and checked,
+IMSIs hashed, records built) and kept in the VPMN's `RoamingStore` (one fsync'd transaction a
+file), its audit total checked and every record re-rated under the agreement; the records are
+sealed into batches of `BATCH` (Merkle root, signed header), each batch kept in the store (its
+records marked) and its signed header queued for anchoring on the ledger
+(`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN verifies the header, re-rates and
+checks every record (duplicates over the 80-day window, audit totals), commits the
+acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the payment
+of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer carries the
+signed acknowledgement and the signed proposal. The VPMN verifies both, keeps the
+acknowledgement in its store, countersigns the channel state and saves it in its `ChannelStore`
+(fsync'd): the amount is then durable at the VPMN; its countersignature goes back with the
+pair's next batch, and the HPMN completes the state with it before it validates that batch.
 
 The HPMN queues each acknowledgement it signed for anchoring too; the run ends when every anchor
 of both processes is confirmed by a milestone.
@@ -43,9 +43,9 @@ of both processes is confirmed by a milestone.
   (HTTP, the event loops, the channel store, anchoring).
 
 Both processes freeze their setup out of the garbage collector and collect its first generation
-every `GC_THRESHOLD` allocations (`Stages.start`). Targets from the issue: 50,000 records/s,
-p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one JSON object
-(`--json` prints only that line).
+every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the issue: 50,000
+records/s, p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one
+JSON object (`--json` prints only that line).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import gc
 import hashlib
 import json
 import os
@@ -70,41 +69,39 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import httpx
 import numpy as np
 import trio
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
 
 from benchmarks._roaming_anchors import Anchoring
-from payments.channels.core import ChannelTerms
+from benchmarks._roaming_hpmn import (
+    PAIRS,
+    T0,
+    Stages,
+    agreement,
+    hpmn_process,
+    key_of,
+    tadigs,
+    terms,
+)
 from payments.channels.state import Role
 from payments.channels.store import ChannelRecord, ChannelStore
 from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
-from payments.roaming.acknowledgement import anchor_payload as ack_anchor
-from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
 from payments.roaming.batch import anchor_payload as batch_anchor
-from payments.roaming.batch import decode_batch, encode_batch, seal
-from payments.roaming.desk import CarrierDesk
+from payments.roaming.batch import encode_batch, seal
 from payments.roaming.ledger_book import LedgerBook
 from payments.roaming.partner_file import ImportOutcome, ImportPolicy
-from payments.roaming.rating import Plan, PlanKind, RatingTable, Rounding
+from payments.roaming.rating import RatingTable
 from payments.roaming.record import EventType, SubscriberHasher
-from payments.roaming.settlement import Settlement
 from payments.roaming.statement import StatementBuilder
 from payments.roaming.store import RoamingStore
 from payments.roaming.tap import read_tap
 from payments.roaming.tap_events import CallEvent
 from payments.roaming.tap_writer import TapFileSpec, write_tap
-from tangle.http.api import serve_api
 from tangle.protocol.channel import BalanceProof
 from tangle.protocol.ids import ChannelId, Signature
 from tanglepay.devnet import launch, load_or_create
-from wallet.keys import AddressKey, ExtendedKey
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-
-    from starlette.requests import Request
 
     from payments.roaming.partner_file import ImportedFile
 
@@ -112,13 +109,11 @@ RECORDS: Final = 1_000_000
 QUICK_RECORDS: Final = 20_000
 BATCH: Final = 1_000
 QUICK_BATCH: Final = 1_000
-GC_THRESHOLD: Final = 100_000
 KEEP_ALIVE: Final = httpx.Limits(keepalive_expiry=2.0)
 """A pair waits for the other pairs' imports between batches: its idle connection is dropped
 before the server's keep-alive timeout (hypercorn's 5 s) can close it under a request."""
 FILE_EVENTS: Final = 5_000
 """Events per TAP transfer batch file the VPMN's billing system writes."""
-PAIRS: Final = 10
 STATEMENT_RECORDS: Final = 10_000_000
 QUICK_STATEMENT_RECORDS: Final = 200_000
 HASH_COUNT: Final = 200_000
@@ -127,163 +122,7 @@ TARGET_P99_S: Final = 5.0
 TARGET_STATEMENT_S: Final = 60.0
 MILESTONE_INTERVAL_S: Final = 0.5
 """The milestone interval of the benchmark's devnet (the examples' own devnet's)."""
-T0: Final = 1_790_000_000
 HASHER: Final = SubscriberHasher(salt=b"benchmark-salt-0123")
-
-
-def _key(role: str, pair: int) -> AddressKey:
-    return AddressKey(
-        ExtendedKey.from_seed(hashlib.blake2b(f"{role}{pair}".encode(), digest_size=32).digest())
-    )
-
-
-def _tadigs(pair: int) -> tuple[str, str]:
-    return f"AAV{pair:02d}", f"ZZH{pair:02d}"  # VPMN, HPMN
-
-
-def _plans() -> tuple[Plan, ...]:
-    def flat(service: EventType, price: int, per: int, increment: int) -> Plan:
-        return Plan(
-            service=service, price=price, per=per, increment=increment, minimum=increment,
-            rounding=Rounding.UP, kind=PlanKind.FLAT, tiers=(), commitment=0,
-        )  # fmt: skip
-
-    return (
-        flat(EventType.DATA, 1_000, 1_048_576, 1024),
-        flat(EventType.MOC, 2_000, 60, 30),
-        flat(EventType.MTC, 500, 60, 30),
-        flat(EventType.SMS_MO, 300, 1, 1),
-        flat(EventType.SMS_MT, 0, 1, 1),
-        flat(EventType.SUPPLEMENTARY, 0, 1, 1),
-    )
-
-
-def agreement(pair: int, batch: int) -> SignedAgreement:
-    vpmn, hpmn = _tadigs(pair)
-    keys = {vpmn: _key("v", pair), hpmn: _key("h", pair)}
-    a = Agreement(
-        version=1, previous=None,
-        parties=tuple(Party(tadig=t, key=keys[t].public_key, plans=_plans()) for t in sorted(keys)),  # type: ignore[arg-type]
-        valid_from=T0 - 86_400, valid_until=T0 + 365 * 86_400, currency="EUR", decimal_places=3,
-        tax_bp=0, batch_max_records=batch, batch_max_age_s=60, fraud_charge_4h=10**9,
-        dispute_window_s=45 * 86_400,
-    )  # fmt: skip
-    sigs = tuple(sign_agreement(a, keys[p.tadig]) for p in a.parties)
-    return SignedAgreement(agreement=a, signatures=sigs)  # type: ignore[arg-type]
-
-
-def terms(pair: int) -> ChannelTerms:
-    return ChannelTerms(
-        network_id=1, channel_id=ChannelId(bytes([pair + 1]) * 32),
-        payer=_key("h", pair).public_key, payee=_key("v", pair).public_key, deposit=2**62,
-        bidirectional=True, challenge_period=100, expiry=10_000,
-    )  # fmt: skip
-
-
-# -- the HPMN process --------------------------------------------------------------------------
-
-
-class Stages:
-    """CPU seconds per stage (`time.thread_time` of the thread doing the work) in one process:
-    the split the benchmark reports next to the figures."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.since = time.process_time()
-        self.began = time.perf_counter()
-
-    def start(self) -> None:
-        """Count the process's CPU time from now, after the setup: what the setup built is
-        frozen out of the garbage collector, whose first generation is collected every
-        `GC_THRESHOLD` allocations instead of 700 (a TAP file's tree is some 20 tuples an
-        event, none in a cycle: at 700 the collector took a quarter of the import's time)."""
-        gc.freeze()
-        gc.set_threshold(GC_THRESHOLD, 50, 100)
-        self.since = time.process_time()
-        self.began = time.perf_counter()
-
-    def add(self, stage: str, began: float) -> float:
-        """Charge the CPU time since `began` to `stage`; the time now (to chain stages)."""
-        now = time.thread_time()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - began
-        return now
-
-    def report(self) -> dict[str, float]:
-        """The stages, and `other`: the process's CPU time since `start` outside them (HTTP,
-        the event loop, the channel store)."""
-        other = time.process_time() - self.since - sum(self.seconds.values())
-        return {k: round(v, 3) for k, v in (*self.seconds.items(), ("other", other))}
-
-
-def hpmn_app(
-    desk: CarrierDesk, settlement: Settlement, stages: Stages, anchoring: Anchoring
-) -> Starlette:
-    """The desk's intake, with the payment proposal of each accepted batch in the answer:
-    u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
-    balance, the HPMN's signature). Each acknowledgement is queued for anchoring."""
-
-    async def batches(request: Request) -> Response:
-        body = await request.body()
-        countersigned = request.headers.get("x-countersign")
-
-        def work() -> tuple[bytes, SignedAcknowledgement, float]:
-            began = time.thread_time()
-            batch = decode_batch(body)
-            began = stages.add("decode", began)
-            if countersigned is not None:  # the VPMN's signature of our previous proposal
-                sequence, signature = countersigned.split(":")
-                settlement.channel.complete(int(sequence), Signature.from_hex(signature))
-            ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
-            signed_at = time.perf_counter()
-            began = stages.add("validate_and_commit", began)
-            settlement.record(ack)
-            proposal = settlement.pay()
-            tail = b""
-            if proposal is not None:
-                p = proposal.proof
-                tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
-            raw = ack.encode()
-            stages.add("settle", began)
-            return struct.pack("<I", len(raw)) + raw + tail, ack, signed_at
-
-        answer, ack, signed_at = await trio.to_thread.run_sync(work)
-        await anchoring.put(ack_anchor(ack), "acknowledgement", signed_at)
-        return Response(answer, media_type="application/octet-stream")
-
-    return Starlette(routes=[Route("/batches", batches, methods=["POST"])])
-
-
-async def hpmn_process(directory: Path, batch: int, api: str) -> None:
-    """The HPMNs: set up while the devnet starts; served once the parent's first line says the
-    node at `api` answers; their report printed once stdin closes and every anchor is
-    confirmed."""
-    stages = Stages()
-    book = LedgerBook(directory / "hpmn-ledger.db")
-    stores = [RoamingStore(directory / f"hpmn{pair}.db") for pair in range(PAIRS)]
-    desks = []
-    for pair, store in enumerate(stores):
-        signed = agreement(pair, batch)
-        desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
-        settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
-        desks.append((desk, settlement))
-    await trio.to_thread.run_sync(sys.stdin.readline)
-    async with Anchoring(api, book) as anchoring, trio.open_nursery() as nursery:
-        ports = [
-            await nursery.start(
-                serve_api, hpmn_app(desk, settlement, stages, anchoring), "127.0.0.1", 0
-            )
-            for desk, settlement in desks
-        ]
-        print(json.dumps(ports), flush=True)
-        stages.start()
-        await trio.to_thread.run_sync(sys.stdin.read)
-        await anchoring.finish()
-        nursery.cancel_scope.cancel()
-    for store in stores:
-        store.close()
-    book.close()
-    report = {"stages": stages.report(), "anchors": anchoring.queued}
-    print(json.dumps({**report, "anchor_latencies": anchoring.latencies}), flush=True)
 
 
 # -- the VPMN side (this process) -------------------------------------------------------------
@@ -293,7 +132,7 @@ def tap_files(pair: int, count: int, batch: int) -> list[bytes]:
     """What the pair's VPMN billing system hands over: its roamers' data sessions, each rated
     under the agreement, as TAP 3.12 transfer batches of `FILE_EVENTS` events (written before
     the clock starts: this is the input)."""
-    vpmn, hpmn = _tadigs(pair)
+    vpmn, hpmn = tadigs(pair)
     a = agreement(pair, batch).agreement
     plan = a.party(vpmn).plan(EventType.DATA)
     files = []
@@ -339,8 +178,8 @@ async def vpmn_pair(
     a = signed.agreement
     table = RatingTable(a)
     policy = ImportPolicy(hasher=HASHER)
-    channel = TwoWayChannel(terms(pair), _key("v", pair))
-    key = _key("v", pair)
+    channel = TwoWayChannel(terms(pair), key_of("v", pair))
+    key = key_of("v", pair)
     headers: dict[str, str] = {}
     sequence = 0
 
@@ -523,7 +362,7 @@ async def run_carriers(
 
 def statement_seconds(count: int) -> float:
     a = agreement(0, 1000).agreement
-    vpmn, hpmn = _tadigs(0)
+    vpmn, hpmn = tadigs(0)
     month = 30 * 86_400
     began = time.perf_counter()
     builder = StatementBuilder(a, period_start=T0, period_end=T0 + month)
