@@ -1,23 +1,34 @@
 """Roaming settlement end to end: `python -m benchmarks.roaming [--json] [--quick]`.
 
-Two carrier processes on loopback. This process holds the ten visited networks (VPMNs); it
-starts the home networks' process (ten HPMNs, one `CarrierDesk` and sqlite store each, WAL with
-`synchronous=FULL`, each behind the signed operator API on its own port). Before the clock
-starts, each VPMN's billing system writes its `RECORDS / 10` data sessions (`--quick`:
-`QUICK_RECORDS / 10`), rated under the pair's agreement, as TAP 3.12 transfer batch files of
-`FILE_EVENTS` events (`tap_writer.py`). Then, for each pair: every file is imported with the
-TAP importer (`read_tap`: BER parsed and checked, IMSIs hashed, records built), its audit total
-checked and every record re-rated under the agreement; the records are sealed into batches of
-`BATCH` (Merkle root, signed header) and sent over HTTP; the HPMN verifies the header, re-rates
-and checks every record (duplicates over the 80-day window, audit totals), commits the
-acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the
-payment of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer
-carries the signed acknowledgement and the signed proposal. The VPMN verifies both,
-countersigns the channel state and saves it in its `ChannelStore` (fsync'd): the amount is then
-durable at the VPMN; its countersignature goes back with the pair's next batch, and the HPMN
-completes the state with it before it validates that batch.
+Two carrier processes on loopback, and a devnet of their own (a coordinator and one node as
+processes, a milestone every `MILESTONE_INTERVAL_S`). This process holds the ten visited
+networks (VPMNs); it starts the home networks' process (`_roaming_hpmn.py`: ten HPMNs, one
+`CarrierDesk` and sqlite store each, WAL with `synchronous=FULL`, each behind the signed
+operator API on its own port). Before the clock starts, each VPMN's billing system writes its
+`RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated under the pair's
+agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events (`tap_writer.py`). Then, for
+each pair: every file is imported with the TAP importer (`read_tap`: BER parsed and checked,
+IMSIs hashed, records built) and kept in the VPMN's `RoamingStore` (one fsync'd transaction a
+file), its audit total checked and every record re-rated under the agreement; the records are
+sealed into batches of `BATCH` (Merkle root, signed header), each batch kept in the store (its
+records marked) and its signed header queued for anchoring on the ledger
+(`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN verifies the header, re-rates and
+checks every record (duplicates over the 80-day window, audit totals), commits the
+acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the payment
+of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer carries the
+signed acknowledgement and the signed proposal. The VPMN verifies both, keeps the
+acknowledgement in its store, countersigns the channel state and saves it in its `ChannelStore`
+(fsync'd): the amount is then durable at the VPMN; its countersignature goes back with the
+pair's next batch, and the HPMN completes the state with it before it validates that batch.
+
+The HPMN queues each acknowledgement it signed for anchoring too; the run ends when every anchor
+of both processes is confirmed by a milestone.
 
 * `records_per_s`: all records, from the first file's import to the last durable payment;
+  `committed_records_per_s`: the same records over the time until every anchor was confirmed;
+* `anchors`, `anchors_confirmed`, `anchor_p50_s` / `anchor_p99_s`: batch headers and
+  acknowledgements anchored, those confirmed, and the time from an anchor's signing to the
+  moment its process saw it referenced by a milestone;
 * `record_to_payment_p50_s` / `p99_s`: per batch (every record of a batch shares it), from the
   batch's header being signed to its payment being durable at the VPMN;
 * `statement_s`: `StatementBuilder` over `STATEMENT_RECORDS` accepted records of one month
@@ -26,14 +37,15 @@ completes the state with it before it validates that batch.
 * `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
   ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`;
 * `stages_cpu_s`: CPU seconds per stage in each process (`Stages`): at the VPMN the TAP import,
-  the rating check, sealing, verifying the answer; at the HPMN decoding the batch, validating
-  and committing it, settling; `other` is the rest of the process's CPU time (HTTP, the event
-  loops, the channel store).
+  keeping the file (`store_file`), the rating check, sealing, keeping the batch (`store_batch`),
+  verifying the answer, keeping the acknowledgement (`store_ack`); at the HPMN decoding the
+  batch, validating and committing it, settling; `other` is the rest of the process's CPU time
+  (HTTP, the event loops, the channel store, anchoring).
 
 Both processes freeze their setup out of the garbage collector and collect its first generation
-every `GC_THRESHOLD` allocations (`Stages.start`). Targets from the issue: 50,000 records/s,
-p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one JSON object
-(`--json` prints only that line).
+every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the issue: 50,000
+records/s, p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one
+JSON object (`--json` prints only that line).
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import gc
+import functools
 import hashlib
 import json
 import os
@@ -52,41 +64,44 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import httpx
 import numpy as np
 import trio
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
 
-from payments.channels.core import ChannelTerms
+from benchmarks._roaming_anchors import Anchoring
+from benchmarks._roaming_hpmn import (
+    PAIRS,
+    T0,
+    Stages,
+    agreement,
+    hpmn_process,
+    key_of,
+    tadigs,
+    terms,
+)
 from payments.channels.state import Role
 from payments.channels.store import ChannelRecord, ChannelStore
 from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
-from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
-from payments.roaming.batch import decode_batch, encode_batch, seal
-from payments.roaming.desk import CarrierDesk
-from payments.roaming.partner_file import ImportPolicy
-from payments.roaming.rating import Plan, PlanKind, RatingTable, Rounding
+from payments.roaming.batch import anchor_payload as batch_anchor
+from payments.roaming.batch import encode_batch, seal
+from payments.roaming.ledger_book import LedgerBook
+from payments.roaming.partner_file import ImportOutcome, ImportPolicy
+from payments.roaming.rating import RatingTable
 from payments.roaming.record import EventType, SubscriberHasher
-from payments.roaming.settlement import Settlement
 from payments.roaming.statement import StatementBuilder
 from payments.roaming.store import RoamingStore
 from payments.roaming.tap import read_tap
 from payments.roaming.tap_events import CallEvent
 from payments.roaming.tap_writer import TapFileSpec, write_tap
-from tangle.http.api import serve_api
 from tangle.protocol.channel import BalanceProof
 from tangle.protocol.ids import ChannelId, Signature
-from wallet.keys import AddressKey, ExtendedKey
+from tanglepay.devnet import launch, load_or_create
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from starlette.requests import Request
+    from collections.abc import Callable, Sequence
 
     from payments.roaming.partner_file import ImportedFile
 
@@ -94,158 +109,20 @@ RECORDS: Final = 1_000_000
 QUICK_RECORDS: Final = 20_000
 BATCH: Final = 1_000
 QUICK_BATCH: Final = 1_000
-GC_THRESHOLD: Final = 100_000
 KEEP_ALIVE: Final = httpx.Limits(keepalive_expiry=2.0)
 """A pair waits for the other pairs' imports between batches: its idle connection is dropped
 before the server's keep-alive timeout (hypercorn's 5 s) can close it under a request."""
 FILE_EVENTS: Final = 5_000
 """Events per TAP transfer batch file the VPMN's billing system writes."""
-PAIRS: Final = 10
 STATEMENT_RECORDS: Final = 10_000_000
 QUICK_STATEMENT_RECORDS: Final = 200_000
 HASH_COUNT: Final = 200_000
 TARGET_RECORDS_PER_S: Final = 50_000
 TARGET_P99_S: Final = 5.0
 TARGET_STATEMENT_S: Final = 60.0
-T0: Final = 1_790_000_000
+MILESTONE_INTERVAL_S: Final = 0.5
+"""The milestone interval of the benchmark's devnet (the examples' own devnet's)."""
 HASHER: Final = SubscriberHasher(salt=b"benchmark-salt-0123")
-
-
-def _key(role: str, pair: int) -> AddressKey:
-    return AddressKey(
-        ExtendedKey.from_seed(hashlib.blake2b(f"{role}{pair}".encode(), digest_size=32).digest())
-    )
-
-
-def _tadigs(pair: int) -> tuple[str, str]:
-    return f"AAV{pair:02d}", f"ZZH{pair:02d}"  # VPMN, HPMN
-
-
-def _plans() -> tuple[Plan, ...]:
-    def flat(service: EventType, price: int, per: int, increment: int) -> Plan:
-        return Plan(
-            service=service, price=price, per=per, increment=increment, minimum=increment,
-            rounding=Rounding.UP, kind=PlanKind.FLAT, tiers=(), commitment=0,
-        )  # fmt: skip
-
-    return (
-        flat(EventType.DATA, 1_000, 1_048_576, 1024),
-        flat(EventType.MOC, 2_000, 60, 30),
-        flat(EventType.MTC, 500, 60, 30),
-        flat(EventType.SMS_MO, 300, 1, 1),
-        flat(EventType.SMS_MT, 0, 1, 1),
-        flat(EventType.SUPPLEMENTARY, 0, 1, 1),
-    )
-
-
-def agreement(pair: int, batch: int) -> SignedAgreement:
-    vpmn, hpmn = _tadigs(pair)
-    keys = {vpmn: _key("v", pair), hpmn: _key("h", pair)}
-    a = Agreement(
-        version=1, previous=None,
-        parties=tuple(Party(tadig=t, key=keys[t].public_key, plans=_plans()) for t in sorted(keys)),  # type: ignore[arg-type]
-        valid_from=T0 - 86_400, valid_until=T0 + 365 * 86_400, currency="EUR", decimal_places=3,
-        tax_bp=0, batch_max_records=batch, batch_max_age_s=60, fraud_charge_4h=10**9,
-        dispute_window_s=45 * 86_400,
-    )  # fmt: skip
-    sigs = tuple(sign_agreement(a, keys[p.tadig]) for p in a.parties)
-    return SignedAgreement(agreement=a, signatures=sigs)  # type: ignore[arg-type]
-
-
-def terms(pair: int) -> ChannelTerms:
-    return ChannelTerms(
-        network_id=1, channel_id=ChannelId(bytes([pair + 1]) * 32),
-        payer=_key("h", pair).public_key, payee=_key("v", pair).public_key, deposit=2**62,
-        bidirectional=True, challenge_period=100, expiry=10_000,
-    )  # fmt: skip
-
-
-# -- the HPMN process --------------------------------------------------------------------------
-
-
-class Stages:
-    """CPU seconds per stage (`time.thread_time` of the thread doing the work) in one process:
-    the split the benchmark reports next to the figures."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.since = time.process_time()
-
-    def start(self) -> None:
-        """Count the process's CPU time from now, after the setup: what the setup built is
-        frozen out of the garbage collector, whose first generation is collected every
-        `GC_THRESHOLD` allocations instead of 700 (a TAP file's tree is some 20 tuples an
-        event, none in a cycle: at 700 the collector took a quarter of the import's time)."""
-        gc.freeze()
-        gc.set_threshold(GC_THRESHOLD, 50, 100)
-        self.since = time.process_time()
-
-    def add(self, stage: str, began: float) -> float:
-        """Charge the CPU time since `began` to `stage`; the time now (to chain stages)."""
-        now = time.thread_time()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - began
-        return now
-
-    def report(self) -> dict[str, float]:
-        """The stages, and `other`: the process's CPU time since `start` outside them (HTTP,
-        the event loop, the channel store)."""
-        other = time.process_time() - self.since - sum(self.seconds.values())
-        return {k: round(v, 3) for k, v in (*self.seconds.items(), ("other", other))}
-
-
-def hpmn_app(desk: CarrierDesk, settlement: Settlement, stages: Stages) -> Starlette:
-    """The desk's intake, with the payment proposal of each accepted batch in the answer:
-    u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
-    balance, the HPMN's signature)."""
-
-    async def batches(request: Request) -> Response:
-        body = await request.body()
-        countersigned = request.headers.get("x-countersign")
-
-        def work() -> bytes:
-            began = time.thread_time()
-            batch = decode_batch(body)
-            began = stages.add("decode", began)
-            if countersigned is not None:  # the VPMN's signature of our previous proposal
-                sequence, signature = countersigned.split(":")
-                settlement.channel.complete(int(sequence), Signature.from_hex(signature))
-            ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
-            began = stages.add("validate_and_commit", began)
-            settlement.record(ack)
-            proposal = settlement.pay()
-            tail = b""
-            if proposal is not None:
-                p = proposal.proof
-                tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
-            raw = ack.encode()
-            stages.add("settle", began)
-            return struct.pack("<I", len(raw)) + raw + tail
-
-        return Response(await trio.to_thread.run_sync(work), media_type="application/octet-stream")
-
-    return Starlette(routes=[Route("/batches", batches, methods=["POST"])])
-
-
-async def hpmn_process(directory: Path, batch: int) -> None:
-    stages = Stages()
-    async with trio.open_nursery() as nursery:
-        ports = []
-        stores = []
-        for pair in range(PAIRS):
-            store = RoamingStore(directory / f"hpmn{pair}.db")
-            stores.append(store)
-            signed = agreement(pair, batch)
-            desk = CarrierDesk(store, signed, _key("h", pair), window_capacity=2_000_000)
-            settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), _key("h", pair)))
-            app = hpmn_app(desk, settlement, stages)
-            ports.append(await nursery.start(serve_api, app, "127.0.0.1", 0))
-        print(json.dumps(ports), flush=True)
-        stages.start()
-        await trio.to_thread.run_sync(sys.stdin.read)
-        nursery.cancel_scope.cancel()
-    for store in stores:
-        store.close()
-    print(json.dumps(stages.report()), flush=True)
 
 
 # -- the VPMN side (this process) -------------------------------------------------------------
@@ -255,7 +132,7 @@ def tap_files(pair: int, count: int, batch: int) -> list[bytes]:
     """What the pair's VPMN billing system hands over: its roamers' data sessions, each rated
     under the agreement, as TAP 3.12 transfer batches of `FILE_EVENTS` events (written before
     the clock starts: this is the input)."""
-    vpmn, hpmn = _tadigs(pair)
+    vpmn, hpmn = tadigs(pair)
     a = agreement(pair, batch).agreement
     plan = a.party(vpmn).plan(EventType.DATA)
     files = []
@@ -291,25 +168,36 @@ async def vpmn_pair(
     files: list[bytes],
     batch: int,
     store: ChannelStore,
-    importing: trio.CapacityLimiter,
+    roaming: RoamingStore,
     latencies: list[float],
     charged: list[int],
     stages: Stages,
+    anchoring: Anchoring,
 ) -> None:
     signed = agreement(pair, batch)
     a = signed.agreement
     table = RatingTable(a)
     policy = ImportPolicy(hasher=HASHER)
-    channel = TwoWayChannel(terms(pair), _key("v", pair))
-    key = _key("v", pair)
+    channel = TwoWayChannel(terms(pair), key_of("v", pair))
+    key = key_of("v", pair)
     headers: dict[str, str] = {}
     sequence = 0
+
+    await trio.to_thread.run_sync(roaming.put_agreement, signed)
 
     def import_file(raw: bytes) -> ImportedFile:
         began = time.thread_time()
         imported = read_tap(raw, policy)
-        stages.add("tap_import", began)
+        began = stages.add("tap_import", began)
+        if roaming.import_file(imported) is not ImportOutcome.NEW:
+            raise SystemExit(f"pair {pair}: file {imported.meta.sequence} imported before")
+        stages.add("store_file", began)
         return imported
+
+    def save(stage: str, call: Callable[[], object]) -> None:
+        began = time.thread_time()
+        call()
+        stages.add(stage, began)
 
     for raw in files:
         imported = await trio.to_thread.run_sync(import_file, raw)
@@ -325,9 +213,13 @@ async def vpmn_pair(
             records = imported.records[first : first + batch]
             sequence += 1
             b = seal(a, key, records, sequence=sequence, now=records[-1].start_utc + 1)
+            signed_at = time.perf_counter()
             content = encode_batch(b)
             stages.add("seal", began)
-            signed_at = time.perf_counter()
+            await trio.to_thread.run_sync(
+                save, "store_batch", functools.partial(roaming.save_batch, b)
+            )
+            await anchoring.put(batch_anchor(b.signed), "batch", signed_at)
             response = await http.post("/batches", content=content, headers=headers)
             response.raise_for_status()
             began = time.thread_time()
@@ -345,6 +237,9 @@ async def vpmn_pair(
             )  # fmt: skip
             state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
             stages.add("verify_and_countersign", began)
+            await trio.to_thread.run_sync(
+                save, "store_ack", functools.partial(roaming.save_ack, ack)
+            )
             await store.save(ChannelRecord.of(channel, Role.PAYEE))
             assert state.payee_signature is not None
             headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
@@ -353,30 +248,38 @@ async def vpmn_pair(
 
 
 async def run_vpmns(
-    ports: list[int], files: list[list[bytes]], batch: int, directory: Path, stages: Stages
+    ports: list[int],
+    files: list[list[bytes]],
+    batch: int,
+    directory: Path,
+    stages: Stages,
+    anchoring: Anchoring,
 ) -> tuple[float, list[float], int]:
+    """Run the ten VPMNs against the HPMNs at `ports`; (seconds from the first import to the
+    last durable payment, the record-to-payment latencies, the total paid)."""  # fmt: skip
     latencies: list[float] = []
     charged: list[int] = []
-    async with contextlib.AsyncExitStack() as clients:
-        store = await clients.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
+        roaming = [
+            stack.enter_context(RoamingStore(directory / f"vpmn{pair}.db")) for pair in range(PAIRS)
+        ]
         https = [
-            await clients.enter_async_context(
+            await stack.enter_async_context(
                 httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{port}", timeout=120, limits=KEEP_ALIVE
                 )
             )
             for port in ports
         ]
-        importing = trio.CapacityLimiter(1)  # one file at a time: the imports share one core
         stages.start()
-        began = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for pair, http in enumerate(https):
                 nursery.start_soon(
-                    vpmn_pair, pair, http, files[pair], batch, store, importing, latencies,
-                    charged, stages,
+                    vpmn_pair, pair, http, files[pair], batch, store, roaming[pair], latencies,
+                    charged, stages, anchoring,
                 )  # fmt: skip
-        elapsed = time.perf_counter() - began
+        elapsed = time.perf_counter() - stages.began
         paid = 0
         for pair in range(PAIRS):
             record = await store.load(ChannelId(bytes([pair + 1]) * 32), Role.PAYEE)
@@ -387,9 +290,79 @@ async def run_vpmns(
     return elapsed, latencies, paid
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarriersRun:
+    """What `run_carriers` measured."""
+
+    to_payment_s: float
+    """From the first import to the last durable payment."""
+    committed_s: float
+    """From the first import until every anchor of both processes is confirmed."""
+    latencies: list[float]
+    paid: int
+    anchor_latencies: list[float]
+    anchors: int
+    hpmn_cpu: dict[str, float]
+
+
+def hpmn_child(
+    directory: Path, batch: int, api: str
+) -> tuple[subprocess.Popen[str], IO[str], IO[str]]:
+    """The HPMN process (`--serve`), anchoring through the node at `api`; its stdin, stdout."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.roaming", "--serve", str(directory),
+         "--batch", str(batch), "--node", api],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if child.stdout is None or child.stdin is None:
+        raise SystemExit("the HPMN process has no pipes")
+    return child, child.stdin, child.stdout
+
+
+async def run_carriers(
+    files: list[list[bytes]], batch: int, directory: Path, stages: Stages
+) -> CarriersRun:
+    """Start a devnet of one node (coordinator and node as processes, a milestone every
+    `MILESTONE_INTERVAL_S`) and the HPMN process, then run the VPMNs; the run ends when the
+    HPMN process reports that every acknowledgement it anchored is confirmed."""
+    devnet = load_or_create(directory / "devnet", nodes=1, interval_s=MILESTONE_INTERVAL_S)
+    api = devnet.members[-1].api
+    book = LedgerBook(directory / "vpmn-ledger.db")
+    child, stdin, stdout = hpmn_child(directory, batch, api)  # it sets up meanwhile
+    hpmn: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=10.0) as control, trio.open_nursery() as devnet_nursery:
+        try:
+            await launch(devnet.members, devnet_nursery, control)
+            stdin.write("the node answers\n")
+            stdin.flush()
+            ports = json.loads(await trio.to_thread.run_sync(stdout.readline))
+            async with Anchoring(api, book) as anchoring:
+                to_payment, latencies, paid = await run_vpmns(
+                    ports, files, batch, directory, stages, anchoring
+                )
+                stdin.close()
+                await anchoring.finish()
+                hpmn = json.loads(await trio.to_thread.run_sync(stdout.readline) or "{}")
+                committed = time.perf_counter() - stages.began
+        finally:
+            if not stdin.closed:
+                stdin.close()
+            await trio.to_thread.run_sync(child.wait, 60)
+            stdout.close()
+            book.close()
+        devnet_nursery.cancel_scope.cancel()
+    if not hpmn:
+        raise SystemExit("the HPMN process ended without its report (its stderr says why)")
+    return CarriersRun(
+        to_payment_s=to_payment, committed_s=committed, latencies=latencies, paid=paid,
+        anchor_latencies=anchoring.latencies + hpmn["anchor_latencies"],
+        anchors=anchoring.queued + hpmn["anchors"], hpmn_cpu=hpmn["stages"],
+    )  # fmt: skip
+
+
 def statement_seconds(count: int) -> float:
     a = agreement(0, 1000).agreement
-    vpmn, hpmn = _tadigs(0)
+    vpmn, hpmn = tadigs(0)
     month = 30 * 86_400
     began = time.perf_counter()
     builder = StatementBuilder(a, period_start=T0, period_end=T0 + month)
@@ -417,8 +390,17 @@ def blake2b_per_s(tap_file: bytes) -> float:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoamingBenchmark:
     records_per_s: float
+    committed_records_per_s: float
+    """Records over the time until every anchor of both processes was confirmed too."""
     record_to_payment_p50_s: float
     record_to_payment_p99_s: float
+    anchors: int
+    """Batch headers (VPMN) and acknowledgements (HPMN) queued for anchoring."""
+    anchors_confirmed: int
+    """Those a milestone referenced before the run ended."""
+    anchor_p50_s: float
+    anchor_p99_s: float
+    """From an anchor's signing to the milestone that referenced it being seen."""
     statement_s: float
     statement_records: int
     blake2b_hashes_per_s: float
@@ -459,29 +441,19 @@ def measure(quick: bool) -> RoamingBenchmark:
     ceiling = blake2b_per_s(files[0][0])
     stages = Stages()
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.roaming", "--serve", tmp, "--batch", str(batch)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if child.stdout is None or child.stdin is None:
-            raise SystemExit("the HPMN process has no pipes")
-        try:
-            ports = json.loads(child.stdout.readline())
-            elapsed, latencies, paid = trio.run(run_vpmns, ports, files, batch, Path(tmp), stages)
-            vpmn_cpu = stages.report()
-        finally:
-            child.stdin.close()
-            hpmn_cpu = json.loads(child.stdout.readline() or "{}")
-            child.wait(60)
-            child.stdout.close()
+        run = trio.run(run_carriers, files, batch, Path(tmp), stages)
+        vpmn_cpu = stages.report()
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
-    rate_ = count / elapsed
+    rate_ = count / run.to_payment_s
     return RoamingBenchmark(
         records_per_s=round(rate_),
-        record_to_payment_p50_s=round(float(np.percentile(latencies, 50)), 3),
-        record_to_payment_p99_s=round(float(np.percentile(latencies, 99)), 3),
+        committed_records_per_s=round(count / run.committed_s),
+        record_to_payment_p50_s=round(float(np.percentile(run.latencies, 50)), 3),
+        record_to_payment_p99_s=round(float(np.percentile(run.latencies, 99)), 3),
+        anchors=run.anchors,
+        anchors_confirmed=len(run.anchor_latencies),
+        anchor_p50_s=round(float(np.percentile(run.anchor_latencies, 50)), 3),
+        anchor_p99_s=round(float(np.percentile(run.anchor_latencies, 99)), 3),
         statement_s=round(statement_seconds(statement_records), 3),
         statement_records=statement_records,
         blake2b_hashes_per_s=round(ceiling),
@@ -489,11 +461,11 @@ def measure(quick: bool) -> RoamingBenchmark:
         records=count,
         batch=batch,
         pairs=PAIRS,
-        paid_total=paid,
+        paid_total=run.paid,
         cores=os.cpu_count() or 1,
         tap_files=sum(len(f) for f in files),
         tap_bytes=sum(len(raw) for f in files for raw in f),
-        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": hpmn_cpu},
+        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": run.hpmn_cpu},
     )
 
 
@@ -503,9 +475,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer records (under 30 s)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--node", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        trio.run(hpmn_process, args.serve, args.batch)
+        trio.run(hpmn_process, args.serve, args.batch, args.node)
         return
     result = measure(args.quick)
     if not args.json:

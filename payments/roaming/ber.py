@@ -266,41 +266,46 @@ class _Reader:
         self._check_depth(depth)
         children: list[Element] = []
         append, element, data = children.append, self.element, self.data
-        pos = self.pos
+        pos, count, max_elements = self.pos, self.count, self.max_elements
         while pos < stop:
-            # Most elements of a file have a tag below 128 and a short definite length: those
-            # are read here; anything else (and every broken rule) goes to `element`.
+            # Most elements of a file have a tag below 16384 (one or two octets of tag number)
+            # and a short definite length: those are read here, the position and the element
+            # count kept in locals; anything else (and every broken rule) goes to `element`.
             first = data[pos]
             tag = first & 0x1F
             if tag == 0x1F:
                 tag = data[pos + 1] if pos + 1 < stop else 0
                 head = 2
+                if tag > 0x80 and pos + 2 < stop and data[pos + 2] < 0x80:
+                    tag = ((tag & 0x7F) << 7) | data[pos + 2]  # at least 128: minimal
+                    head = 3
             else:
                 head = 1
             value = pos + head + 1
+            length = data[value - 1] if value <= stop else 0x80
+            end = value + length
             if (
                 not first
                 or (head == 2 and not 0x1F <= tag < 0x80)
-                or value > stop
-                or data[value - 1] >= 0x80
-                or value + data[value - 1] > stop
-                or self.count >= self.max_elements
+                or length >= 0x80
+                or end > stop
+                or count >= max_elements
             ):
-                self.pos = pos
+                self.pos, self.count = pos, count
                 append(element(depth, stop))
-                pos = self.pos
+                pos, count = self.pos, self.count
                 continue
-            self.count += 1
-            end = value + data[value - 1]
+            count += 1
             if first & 0x20:
-                self.pos = value
+                self.pos, self.count = value, count
                 inner = self._definite(depth + 1, end)
+                count = self.count
                 append(_new(Element, (_CLASSES[first >> 6], tag, pos, value, True, b"", inner)))
             else:
                 contents = data[value:end]
                 append(_new(Element, (_CLASSES[first >> 6], tag, pos, value, False, contents, ())))
             pos = end
-        self.pos = pos
+        self.pos, self.count = pos, count
         return tuple(children)
 
     def _indefinite(self, depth: int, end: int) -> tuple[Element, ...]:

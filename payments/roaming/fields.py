@@ -10,6 +10,7 @@ sender's local time plus a `+HHMM`/`-HHMM` offset; `utc_seconds` applies the off
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from typing import TYPE_CHECKING, Final
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 _LOCAL_TIME: Final = re.compile(r"[0-9]{14}")
 _UTC_OFFSET: Final = re.compile(r"[+-][0-9]{4}")
+_APPLICATION: Final = TagClass.APPLICATION
+DAYS_CACHED: Final = 4096
+"""Dates whose midnight `local_seconds` keeps (a bounded cache)."""
 MAX_OFFSET_MINUTES: Final = 14 * 60
 """UTC offsets in use run from -12:00 to +14:00."""
 
@@ -33,13 +37,13 @@ class Fields:
     def __init__(self, element: Element, what: str) -> None:
         self.element = element
         self.what = what
-        self._by_tag: dict[int, Element] = {}
-        for child in element.items(what):
-            if child.tag_class is not TagClass.APPLICATION:
-                raise TapStructureError(child.offset, f"{what}: a field not in APPLICATION class")
-            if child.tag in self._by_tag:
-                raise TapStructureError(child.offset, f"{what}: field tag {child.tag} repeated")
-            self._by_tag[child.tag] = child
+        items = element.items(what)
+        # One pass by index (an Element is a tuple: [0] the class, [1] the tag); the loop that
+        # names the broken rule runs only when a class is wrong or a tag repeats.
+        by_tag = {child[1]: child for child in items if child[0] is _APPLICATION}
+        if len(by_tag) != len(items):
+            _refuse(items, what)
+        self._by_tag = by_tag
 
     def get(self, tag: int) -> Element | None:
         """The field with `tag`, or None."""
@@ -59,6 +63,17 @@ class Fields:
     def optional_sub(self, tag: int, name: str) -> Fields | None:
         found = self._by_tag.get(tag)
         return None if found is None else Fields(found, name)
+
+
+def _refuse(items: tuple[Element, ...], what: str) -> None:
+    """Raise for the first field of `items` not in APPLICATION class or whose tag repeats."""
+    seen: set[int] = set()
+    for child in items:
+        if child.tag_class is not TagClass.APPLICATION:
+            raise TapStructureError(child.offset, f"{what}: a field not in APPLICATION class")
+        if child.tag in seen:
+            raise TapStructureError(child.offset, f"{what}: field tag {child.tag} repeated")
+        seen.add(child.tag)
 
 
 def list_items(element: Element, what: str, item_tag: int) -> tuple[Element, ...]:
@@ -87,18 +102,21 @@ def local_seconds(element: Element, what: str) -> int:
     text = element.text(what, shortest=14, longest=14)
     if _LOCAL_TIME.fullmatch(text) is None:
         raise TapValueError(element.value_offset, f"{what}: not YYYYMMDDHHMMSS")
-    year, month, day = int(text[0:4]), int(text[4:6]), int(text[6:8])
+    midnight = _midnight(text[:8])
     hour, minute, second = int(text[8:10]), int(text[10:12]), int(text[12:14])
-    if not (
-        year >= 1970
-        and 1 <= month <= 12
-        and 1 <= day <= calendar.monthrange(year, month)[1]
-        and hour < 24
-        and minute < 60
-        and second < 60
-    ):
+    if midnight is None or not (hour < 24 and minute < 60 and second < 60):
         raise TapValueError(element.value_offset, f"{what}: {text} is not a valid time")
-    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    return midnight + hour * 3600 + minute * 60 + second
+
+
+@functools.lru_cache(maxsize=DAYS_CACHED)
+def _midnight(date: str) -> int | None:
+    """A `YYYYMMDD` date's midnight as seconds since the epoch, or None if it is no date (the
+    events of a file fall on a few days: each is worked out once)."""
+    year, month, day = int(date[0:4]), int(date[4:6]), int(date[6:8])
+    if not (year >= 1970 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
 
 
 def utc_seconds(local: Element, offset_seconds: int, what: str) -> int:

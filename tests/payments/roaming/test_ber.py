@@ -252,3 +252,28 @@ def test_text_must_be_printable_ascii() -> None:
         with pytest.raises(TapValueError) as caught:
             parse(bytes.fromhex(bad)).text("currency", shortest=3, longest=3)
         assert caught.value.offset == 2
+
+
+@pytest.mark.parametrize(
+    ("hex_data", "error", "offset"),
+    [
+        ("3004 1f8001 00", BerTagError, 2),
+        ("3003 1f05 00", BerTagError, 2),
+        ("3007 1f8181818101 00", BerTagError, 2),
+        ("3003 5f81 44", BerTruncatedError, 5),
+        ("3002 5f81", BerTruncatedError, 4),
+    ],
+)
+def test_tag_rules_hold_inside_a_constructed_value(
+    hex_data: str, error: type[RoamingFormatError], offset: int
+) -> None:
+    # the children of a definite-length value are read by a faster path than the top level
+    with pytest.raises(error) as caught:
+        parse(bytes.fromhex(hex_data))
+    assert caught.value.offset == offset
+
+
+def test_one_and_two_octet_tag_numbers_inside_a_constructed_value() -> None:
+    data = bytes.fromhex("300d 5f1f 0161 5f7f 0162 5f8100 0163")
+    tags = [(c.tag, c.offset, c.value_offset, c.contents) for c in parse(data).children]
+    assert tags == [(31, 2, 5, b"a"), (127, 6, 9, b"b"), (128, 10, 14, b"c")]

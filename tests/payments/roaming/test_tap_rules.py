@@ -144,3 +144,16 @@ def test_a_huge_file_is_refused_by_the_element_bound() -> None:
     parse(data)
     with pytest.raises(BerElementCountError):
         ber.parse(data, max_elements=100)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "valid"),
+    [(b"20160229150200", True), (b"20150229150200", False), (b"20140301240000", False)],
+)
+def test_leap_days_and_hours(stamp: bytes, valid: bool) -> None:
+    data = encode(edit(VALID, (*MOC_PATH, 147, 44, 16), lambda e: e._replace(contents=stamp)))
+    if valid:
+        assert read_tap(data, POLICY).records
+    else:
+        with pytest.raises(TapValueError, match="not a valid time"):
+            read_tap(data, POLICY)
