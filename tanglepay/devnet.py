@@ -51,7 +51,7 @@ from tangle.protocol.milestone import KeySet
 from tangle.service import start_listener
 from wallet import AccountKey, WalletError
 
-from .flows import FLOWS, run_flow, stop_gently
+from .flows import FLOWS, Flow, run_flow, stop_gently
 from .metered import run_device, serve_meter
 from .traffic import Traffic, faucet_app, follow, send
 
@@ -85,6 +85,8 @@ class DevnetOptions:
     """Transfers per second the traffic generator sends."""
     duration_s: float | None = None
     """Stop after this long (None: until Ctrl-C)."""
+    flows: tuple[Flow, ...] = FLOWS
+    """The child-process flows it runs (`flows.py`); a test of one page may run none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -390,7 +392,7 @@ async def run(
                 device = partial(run_device, traffic=traffic, client=client, rng=rng, say=say)
                 work_nursery.start_soon(device, data_dir, api, meter, NETWORK_ID)
                 say(f"meter        {meter}/reading, paid per reading by a device over a channel")
-                for flow in FLOWS:  # each a child process: `flows.py`
+                for flow in options.flows:  # each a child process: `flows.py`
                     runner = partial(run_flow, flow, api, f"http://{where}/faucet", data_dir, say)
                     await work_nursery.start(runner)
                 turn = 0

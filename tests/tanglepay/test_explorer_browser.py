@@ -352,7 +352,9 @@ async def test_a_person_follows_a_transfer_and_a_channel(tmp_path: Path) -> None
         if line.startswith("milestone"):
             confirming.set()
 
-    options = DevnetOptions(data_dir=tmp_path / "devnet", nodes=1, interval_s=0.5, tps=10)
+    options = DevnetOptions(  # no flows: the registry pages hold only what this test records
+        data_dir=tmp_path / "devnet", nodes=1, interval_s=0.5, tps=10, flows=()
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_run, options, say, stop)
         with trio.fail_after(120):
