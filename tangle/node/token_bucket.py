@@ -4,6 +4,8 @@ the caller's, so the bucket is sans-I/O and tests run on virtual time."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from tangle.errors import InvalidFieldError
 
 
@@ -51,15 +53,16 @@ class TokenBucket:
 
 class ClientBuckets:
     """A `TokenBucket` of `per_minute` tokens a minute (also its burst) for each client (an
-    address), at most `max_clients` held: past that the full ones, which a new bucket equals,
-    are dropped."""
+    address), at most `max_clients` held: past that the client charged longest ago is dropped
+    (one a take, so a flood of new addresses costs O(1) each; a dropped client starts again
+    with a full bucket, which by then is what most of the oldest hold)."""
 
     __slots__ = ("_buckets", "_max_clients", "_per_minute")
 
     def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
         self._per_minute = per_minute
         self._max_clients = max_clients
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     @property
     def per_minute(self) -> int:
@@ -71,13 +74,14 @@ class ClientBuckets:
         bucket = self._buckets.get(client)
         if bucket is None:
             bucket = TokenBucket(self._per_minute / 60.0, float(self._per_minute), now)
+        else:
+            self._buckets.move_to_end(client)  # a client refused in debt stays held too
         tokens = bucket.tokens(now)
         if tokens < 1.0:
             return (1.0 - tokens) / bucket.rate
         bucket.charge(1.0, now)
         self._buckets[client] = bucket
+        self._buckets.move_to_end(client)
         if len(self._buckets) > self._max_clients:
-            full = [c for c, b in self._buckets.items() if b.tokens(now) >= b.burst]
-            for c in full:
-                del self._buckets[c]
+            self._buckets.popitem(last=False)
         return 0.0
