@@ -96,7 +96,8 @@ class ChargePayments:
         if bound is None or bound[0] != signed.proof.channel_id:
             raise TokenBindingError(id_token, "not bound to this proof's channel")
         credit = await self.cashier.accept(signed, price=1)
-        await self.csms.store.save_token(id_token, bound[0], bound[1] + credit.credited)
+        if not await self.csms.store.add_prepaid(id_token, bound[0], credit.credited):
+            raise TokenBindingError(id_token, "bound to another channel during the payment")
         meter = self._meter(signed.proof.channel_id, (id_token, "prepaid"))
         return meter.credit(signed.proof, credit.credited)
 

@@ -80,7 +80,7 @@ class PrepaidRefunds:
             to = address_of(channel.terms.payer)
             await self.send(to, rest, REFUND_KEY + name.encode())
             await store.refund_paid(key)
-        except (PaymentError, WalletError, TangleError, OSError) as e:
+        except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("refund of %s not paid: %r", name, e)
             return False
         LOG.info("refunded %d to %s for %s", rest, to.hex(), name)

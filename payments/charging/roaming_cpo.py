@@ -102,7 +102,8 @@ class RoamingCpo:
     auth: dict[tuple[str, str], tuple[str, AuthMethod, str | None]] = field(default_factory=dict)
     """Per roaming session: its token uid, how it was authorized, the eMSP's reference."""
     after_push: Callable[[], Awaitable[None]] | None = None
-    """Called once a CDR was pushed and marked sent (the service saves its state)."""
+    """Called once a CDR was added, and once one was pushed and marked sent (the service saves
+    its state)."""
     _pending: dict[str, tuple[AuthMethod, str | None]] = field(default_factory=dict)
 
     # -- authorization ---------------------------------------------------------------------
@@ -270,6 +271,8 @@ class RoamingCpo:
             return held
         self.ocpi.put_session(session)
         self.ocpi.add_cdr(cdr)
+        if self.after_push is not None:  # saved now, not only once a push succeeds
+            await self.after_push()
         return cdr
 
     async def cdr_hash_of(self, bill: Bill) -> bytes | None:

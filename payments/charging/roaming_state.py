@@ -21,6 +21,7 @@ and `OcpiStore`; a row that breaks a rule raises the parser's `ChargingError` an
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -85,6 +86,7 @@ class RoamingRows:
     _tokens: dict[str, Token] = field(default_factory=dict)
     _cdrs: dict[str, Cdr] = field(default_factory=dict)
     _sent: set[str] = field(default_factory=set)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def restore(self) -> bool:
         """Fill the (fresh) registry and store from the rows; False if there are none yet."""
@@ -142,14 +144,26 @@ class RoamingRows:
         self._sent = set(self.store.sent)
 
     async def save(self) -> None:
-        """Write what changed since the last save or restore, in one transaction."""
-        db, registry, store = self.db, self.registry, self.store
-        gone_pending = self._pending - registry.pending
-        new_pending = registry.pending - self._pending
-        put_parties, gone_parties = _changed(registry.parties, self._parties)
-        put_tokens, gone_tokens = _changed(store.tokens.rows, self._tokens)
-        put_cdrs, gone_cdrs = _changed(store.cdrs.rows, self._cdrs)
-        sent = store.sent - self._sent
+        """Write what changed since the last save or restore, in one transaction. It writes
+        the state as it was when called and remembers that, so what changes while it awaits
+        the database is written by the next save; saves run one at a time."""
+        async with self._lock:
+            await self._save()
+
+    async def _save(self) -> None:
+        db, registry = self.db, self.registry
+        pending, parties = set(registry.pending), dict(registry.parties)
+        tokens, cdrs, sent_now = (
+            dict(self.store.tokens.rows),
+            dict(self.store.cdrs.rows),
+            set(self.store.sent),
+        )
+        gone_pending = self._pending - pending
+        new_pending = pending - self._pending
+        put_parties, gone_parties = _changed(parties, self._parties)
+        put_tokens, gone_tokens = _changed(tokens, self._tokens)
+        put_cdrs, gone_cdrs = _changed(cdrs, self._cdrs)
+        sent = sent_now - self._sent
         await db.executemany("DELETE FROM ocpi_pending WHERE token = ?", _one(gone_pending))
         await db.executemany("INSERT OR IGNORE INTO ocpi_pending VALUES (?)", _one(new_pending))
         await db.executemany("DELETE FROM ocpi_parties WHERE token = ?", _one(gone_parties))
@@ -158,8 +172,8 @@ class RoamingRows:
             [
                 (
                     k,
-                    _dump(credentials_to_json(registry.parties[k].credentials)),
-                    _dump(endpoints_to_json(VERSION, registry.parties[k].endpoints)),
+                    _dump(credentials_to_json(parties[k].credentials)),
+                    _dump(endpoints_to_json(VERSION, parties[k].endpoints)),
                 )
                 for k in put_parties
             ],
@@ -167,16 +181,17 @@ class RoamingRows:
         await db.executemany("DELETE FROM ocpi_tokens WHERE uid = ?", _one(gone_tokens))
         await db.executemany(
             "INSERT OR REPLACE INTO ocpi_tokens VALUES (?, ?)",
-            [(k, _dump(token_to_json(store.tokens.rows[k]))) for k in put_tokens],
+            [(k, _dump(token_to_json(tokens[k]))) for k in put_tokens],
         )
         await db.executemany("DELETE FROM ocpi_cdrs WHERE id = ?", _one(gone_cdrs))
         await db.executemany(
             "INSERT OR REPLACE INTO ocpi_cdrs VALUES (?, ?, ?)",
-            [(k, _dump(cdr_to_json(store.cdrs.rows[k])), int(k in store.sent)) for k in put_cdrs],
+            [(k, _dump(cdr_to_json(cdrs[k])), int(k in sent_now)) for k in put_cdrs],
         )
         await db.executemany("UPDATE ocpi_cdrs SET sent = 1 WHERE id = ?", _one(sent))
         await db.commit()
-        self._remember()
+        self._pending, self._parties, self._tokens, self._cdrs = pending, parties, tokens, cdrs
+        self._sent = sent_now
 
 
 def _one(keys: Iterable[str]) -> list[tuple[str]]:

@@ -72,17 +72,19 @@ def compiled_check(version: str, message_type_id: int, action: str) -> Check | N
     if key in _checks:
         return _checks[key]
     check: Check | None = None
-    if key not in _UNCOMPILED:
+    known = key in _UNCOMPILED  # an action with a schema (junk names have none)
+    if not known:
         try:
             validator = _messages.get_validator(message_type_id, action, version)
         except (OSError, ValueError):  # no schema: the library names the error
             validator = None
+        known = validator is not None
         if validator is not None and isinstance(validator.schema, dict):
             try:
                 check = compile_schema(validator.schema)
             except fastjsonschema.JsonSchemaDefinitionException:  # the library decides alone
                 check = None
-    if len(_checks) < 4096:  # actions are a fixed set; a hostile stream of names is not cached
+    if known and len(_checks) < 4096:  # only actions with a schema: junk names fill nothing
         _checks[key] = check
     return check
 

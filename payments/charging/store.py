@@ -87,9 +87,7 @@ _CONSUME_PREPAID: Final = (
 )
 _ADD_CREDIT: Final = """
     INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
-    prepaid = CASE WHEN channel_id = excluded.channel_id THEN prepaid + excluded.prepaid
-                   ELSE excluded.prepaid END,
-    channel_id = excluded.channel_id"""
+    prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
@@ -146,6 +144,9 @@ class CsmsStore:
         self._db: aiosqlite.Connection | None = None
         self._pending: list[tuple[str, tuple[object, ...], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        """Held by every write from its first statement to its commit (the group writer's batch
+        too), so no commit lands in the middle of another write's transaction."""
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
@@ -179,10 +180,9 @@ class CsmsStore:
         """Register `station` (or replace its password)."""
         salt = os.urandom(16)
         key = await asyncio.to_thread(_password_key, password, salt)
-        await self.db.execute(
+        await self._write_now(
             "INSERT OR REPLACE INTO stations VALUES (?, ?, ?)", (station, salt, key)
         )
-        await self.db.commit()
         self._verified.pop(station, None)
 
     async def stations(self) -> list[str]:
@@ -230,19 +230,28 @@ class CsmsStore:
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(future)
 
+    async def _write_now(self, sql: str, params: tuple[object, ...]) -> int:
+        """Run one statement in its own transaction (under the lock); its row count."""
+        async with self._lock:
+            cursor = await self.db.execute(sql, params)
+            await self.db.commit()
+        return cursor.rowcount
+
     async def _flush(self) -> None:
         await asyncio.sleep(self.group_window_s)
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                start = 0
-                while start < len(batch):  # each run of one statement in one executemany
-                    end = start
-                    while end < len(batch) and batch[end][0] == batch[start][0]:
-                        end += 1
-                    await self.db.executemany(batch[start][0], [w[1] for w in batch[start:end]])
-                    start = end
-                await self.db.commit()
+                async with self._lock:
+                    start = 0
+                    while start < len(batch):  # each run of one statement in one executemany
+                        end = start
+                        while end < len(batch) and batch[end][0] == batch[start][0]:
+                            end += 1
+                        rows = [w[1] for w in batch[start:end]]
+                        await self.db.executemany(batch[start][0], rows)
+                        start = end
+                    await self.db.commit()
             except Exception as error:  # the database failed: every waiter learns it
                 for *_, future in batch:
                     if not future.done():
@@ -300,31 +309,32 @@ class CsmsStore:
         Authorize only looks at the amount: `ChargePayments.authorize`); False, and nothing is
         saved, if that amount is no longer there (another session took it meanwhile)."""
         limits = binding.limits
-        cursor = await self.db.execute(
-            "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                *key,
-                binding.id_token,
-                binding.channel_id,
-                limits.margin,
-                limits.energy_wh,
-                limits.duration_s,
-                binding.paid,
-            ),
-        )
-        prepaid = binding.channel_id is not None and limits.energy_wh is not None
-        taken = True
-        if cursor.rowcount == 1 and prepaid and binding.paid > 0:
-            used = await self.db.execute(
-                _CONSUME_PREPAID,
-                (binding.paid, binding.id_token, binding.channel_id, binding.paid),
+        async with self._lock:
+            cursor = await self.db.execute(
+                "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *key,
+                    binding.id_token,
+                    binding.channel_id,
+                    limits.margin,
+                    limits.energy_wh,
+                    limits.duration_s,
+                    binding.paid,
+                ),
             )
-            if used.rowcount != 1:
-                taken = False
-                await self.db.execute(
-                    "DELETE FROM sessions WHERE charge_point = ? AND transaction_id = ?", key
+            prepaid = binding.channel_id is not None and limits.energy_wh is not None
+            taken = True
+            if cursor.rowcount == 1 and prepaid and binding.paid > 0:
+                used = await self.db.execute(
+                    _CONSUME_PREPAID,
+                    (binding.paid, binding.id_token, binding.channel_id, binding.paid),
                 )
-        await self.db.commit()
+                if used.rowcount != 1:
+                    taken = False
+                    await self.db.execute(
+                        "DELETE FROM sessions WHERE charge_point = ? AND transaction_id = ?", key
+                    )
+            await self.db.commit()
         return taken
 
     async def binding(self, key: tuple[str, str]) -> Binding | None:
@@ -348,14 +358,15 @@ class CsmsStore:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
         transaction; False if the session was billed already (nothing changes)."""
         key = (bill.charge_point, bill.transaction_id)
-        cursor = await self.db.execute(
-            "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
-            (*key, bill.energy_wh, bill.duration_s, bill.amount),
-        )
-        billed = cursor.rowcount == 1
-        if billed:
-            await self.db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
-        await self.db.commit()
+        async with self._lock:
+            cursor = await self.db.execute(
+                "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
+                (*key, bill.energy_wh, bill.duration_s, bill.amount),
+            )
+            billed = cursor.rowcount == 1
+            if billed:
+                await self.db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
+            await self.db.commit()
         return billed
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
@@ -380,29 +391,32 @@ class CsmsStore:
 
     async def refund_paid(self, key: tuple[str, str]) -> None:
         """Mark session `key`'s refund paid (the ledger took the transfer)."""
-        await self.db.execute(
+        await self._write_now(
             "UPDATE refunds SET state = 'paid' WHERE charge_point = ? AND transaction_id = ?",
             key,
         )
-        await self.db.commit()
 
     async def refund_as_credit(
         self, key: tuple[str, str], id_token: str, channel_id: bytes
     ) -> bool:
         """Keep session `key`'s owed rest as `id_token`'s prepaid credit on `channel_id` and mark
-        the refund credited, in one transaction; False (nothing changes) unless it was owed."""
-        rest = await self.owed_refund(key)
-        if rest is None:
-            return False
-        cursor = await self.db.execute(
-            "UPDATE refunds SET state = 'credited' WHERE charge_point = ? AND transaction_id = ? "
-            "AND state = 'owed'",
-            key,
-        )
-        if cursor.rowcount == 1:
-            await self.db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
-        await self.db.commit()
-        return cursor.rowcount == 1
+        the refund credited, in one transaction; False (nothing changes) unless it was owed and
+        the token is still bound to `channel_id` (or unbound): a token rebound to another channel
+        keeps its own credit and this rest stays owed."""
+        async with self._lock:
+            rest = await self.owed_refund(key)
+            if rest is None:
+                return False
+            credit = await self.db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
+            if credit.rowcount != 1:
+                return False
+            await self.db.execute(
+                "UPDATE refunds SET state = 'credited' WHERE charge_point = ? "
+                "AND transaction_id = ?",
+                key,
+            )
+            await self.db.commit()
+        return True
 
     async def bill_of(self, key: tuple[str, str]) -> Bill | None:
         """The bill of session `key`, if it was billed."""
@@ -433,12 +447,11 @@ class CsmsStore:
         self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int
     ) -> int:
         """The 1.6 transaction id for this start (the same one for a resent StartTransaction)."""
-        await self.db.execute(
+        await self._write_now(
             "INSERT OR IGNORE INTO transactions16 (charge_point, connector_id, timestamp_s, "
             "meter_start) VALUES (?, ?, ?, ?)",
             (charge_point, connector_id, timestamp_s, meter_start),
         )
-        await self.db.commit()
         query = (
             "SELECT id FROM transactions16 WHERE charge_point = ? AND connector_id = ? "
             "AND timestamp_s = ?"
@@ -472,10 +485,9 @@ class CsmsStore:
 
     async def save_commitment(self, key: tuple[str, str], digest: bytes, message: bytes) -> None:
         """Record that session `key`'s digest is on the ledger in message `message`."""
-        await self.db.execute(
+        await self._write_now(
             "INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (*key, digest, message)
         )
-        await self.db.commit()
 
     async def commitment(self, key: tuple[str, str]) -> tuple[bytes, bytes] | None:
         """(digest, message id) of session `key` on the ledger, if committed."""
@@ -489,10 +501,14 @@ class CsmsStore:
 
     async def save_token(self, id_token: str, channel_id: bytes, prepaid: int) -> None:
         """Bind `id_token` to a driver's channel (with what it prepaid, 0 for pay as you go)."""
-        await self.db.execute(
+        await self._write_now(
             "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
         )
-        await self.db.commit()
+
+    async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
+        """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
+        anew if unbound); False, and nothing changes, if it is bound to another channel."""
+        return await self._write_now(_ADD_CREDIT, (id_token, channel_id, amount)) == 1
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

@@ -5,7 +5,7 @@ from `UnitTestOnlyFunder` (valid terms, no ledger)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from ocpp.v16 import call
@@ -17,9 +17,9 @@ from payments.channels.store import ChannelStore
 from payments.charging.csms import Csms, serve_csms
 from payments.charging.errors import TokenBindingError
 from payments.charging.payment import ChargePayments, DriverWallet
-from payments.charging.session import StopReason
+from payments.charging.session import SessionLimits, StopReason
 from payments.charging.simulator import Charger16, Charger201, connect_charger
-from payments.charging.store import CsmsStore
+from payments.charging.store import Binding, CsmsStore
 from payments.errors import OverchargeError
 from payments.payperuse.cashier import Cashier
 from payments.payperuse.metering import Invoice, Tariff
@@ -293,5 +293,33 @@ def test_an_authorize_before_the_start_keeps_the_prepaid_amount(tmp_path: Path) 
             assert binding.paid == 450
             assert binding.limits.energy_wh == 1_500
             assert await world.csms.store.token("CARD-A") == (wallet.channel.terms.channel_id, 0)
+
+    run(tmp_path, body)
+
+
+def test_a_prepaid_amount_taken_during_a_prepay_is_not_given_back(tmp_path: Path) -> None:
+    """A session binds (taking the prepaid 450) while a second prepay of 300 awaits its
+    payment: the token then holds 300, not 450 + 300."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-P")
+        channel_id = wallet.channel.terms.channel_id
+        await world.payments.prepay("CARD-P", wallet.channel.pay(450))
+        cashier = world.payments.cashier
+
+        class BindingMeanwhile:  # the real cashier; a session binds while it takes the payment
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cashier, name)
+
+            async def accept(self, *args: Any, **kwargs: Any) -> Any:
+                limits = SessionLimits(energy_wh=1_500)
+                taking = Binding(id_token="CARD-P", channel_id=channel_id, limits=limits, paid=450)
+                assert await world.csms.store.bind(("CP201", "T9"), taking)
+                return await cashier.accept(*args, **kwargs)
+
+        world.payments.cashier = BindingMeanwhile()  # type: ignore[assignment]
+        await world.payments.prepay("CARD-P", wallet.channel.pay(300))
+        assert await world.csms.store.token("CARD-P") == (channel_id, 300)
 
     run(tmp_path, body)

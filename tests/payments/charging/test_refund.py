@@ -10,6 +10,7 @@ sent again. A rest below the smallest output stays as the token's prepaid credit
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import TYPE_CHECKING
 
 import trio
@@ -147,5 +148,27 @@ def test_a_rest_kept_as_credit_is_credited_once_per_session(tmp_path: Path) -> N
         bound = await world.csms.store.token("CARD-K")
         assert bound is not None
         assert bound[1] == 30
+
+    run(tmp_path, body)
+
+
+def test_a_store_error_leaves_the_refund_owed_and_the_refunder_running(tmp_path: Path) -> None:
+    asked: list[Sent] = []
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        asked.append((to, amount, key))
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-E", 900, 1_200)  # owes 540 back
+        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        store = world.csms.store
+
+        async def failing(key: tuple[str, str]) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        store.refund_paid = failing  # type: ignore[method-assign]
+        assert not await refunds.pay(("CP201", "T1"))  # logged, not raised
+        assert await store.owed_refunds() == [(("CP201", "T1"), 540)]  # the retry pays it
+        assert len(asked) == 1  # the same key again next time: the ledger pays it once
 
     run(tmp_path, body)

@@ -119,9 +119,17 @@ def test_an_emsp_driver_charges_and_the_cdr_reaches_the_emsp(tmp_path: Path) -> 
             csms.authorize = roaming.authorize
             csms.on_event.append(roaming.on_event)
             csms.on_bill.append(roaming.on_bill)
+            unsent_at_save: list[set[str]] = []
+
+            async def save() -> None:  # what the service would save: here, what is unsent then
+                unsent_at_save.append(set(world.cpo.store.cdrs.rows) - world.cpo.store.sent)
+
+            roaming.after_push = save
             async with serve_csms(csms) as server:
                 url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
                 await asyncio.wait_for(_sessions(world, csms, roaming, url), 20)
+            # a bill's CDR is saved once built, before its push (a failed push loses nothing)
+            assert unsent_at_save[0], unsent_at_save
 
     asyncio.run(main())
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 import pytest
@@ -113,5 +113,29 @@ def test_a_broken_row_fills_nothing(tmp_path: Path) -> None:
                 await db.execute(f"UPDATE {table} SET {column} = ?", (kept,))
                 await db.commit()
             assert (await _restored(db)).store.tokens.rows == store.tokens.rows
+
+    asyncio.run(main())
+
+
+def test_a_cdr_added_while_a_save_awaits_is_written_by_the_next_save(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with aiosqlite.connect(tmp_path / "csms.sqlite") as db:
+            registry, store = _fresh()
+            rows = RoamingRows(db, registry, store)
+            assert not await rows.restore()
+            store.add_cdr(cdr("CDR-1", 1_000))
+            executemany = db.executemany
+
+            async def adding(sql: str, params: Any) -> Any:  # a bill's hook runs meanwhile
+                if "CDR-2" not in store.cdrs.rows:
+                    store.add_cdr(cdr("CDR-2", 2_000))
+                return await executemany(sql, params)
+
+            db.executemany = adding  # type: ignore[method-assign]
+            await rows.save()
+            db.executemany = executemany  # type: ignore[method-assign]
+            await rows.save()
+            again = await _restored(db)
+            assert set(again.store.cdrs.rows) == {"CDR-1", "CDR-2"}
 
     asyncio.run(main())

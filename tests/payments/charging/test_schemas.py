@@ -279,3 +279,16 @@ def test_a_refused_payload_gets_the_library_s_own_error(
 
 def test_a_valid_payload_passes() -> None:
     asyncio.run(check_payload(_call(*VALID[2][2:]), "1.6"))
+
+
+def test_junk_action_names_are_not_cached() -> None:
+    """A charger sending made-up action names fills no cache slot (the 4096 are kept for real
+    actions, which stay compiled once)."""
+    from payments.charging import schemas
+
+    before = len(schemas._checks)
+    for n in range(100):
+        assert compiled_check("2.0.1", 2, f"NoSuchAction{n}") is None
+    assert len(schemas._checks) == before
+    assert compiled_check("2.0.1", 2, "Heartbeat") is not None
+    assert ("2.0.1", 2, "Heartbeat") in schemas._checks

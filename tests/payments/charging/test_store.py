@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from payments.charging.session import EventKind, TransactionEvent
-from payments.charging.store import CsmsStore
+from payments.charging.session import EventKind, SessionLimits, TransactionEvent
+from payments.charging.store import Bill, Binding, CsmsStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,3 +87,77 @@ def test_a_write_after_a_quiet_spell_is_committed_alone_within_the_window(tmp_pa
 
     took = asyncio.run(main())
     assert 0.05 <= took < 5.0  # it waited the window for company, then committed
+
+
+CHANNEL_A = b"A" * 32
+CHANNEL_B = b"B" * 32
+PREPAID = Binding(
+    id_token="CARD", channel_id=CHANNEL_A, limits=SessionLimits(energy_wh=1_000), paid=100
+)
+
+
+def _taken_and_left(path: Path) -> tuple[int, int]:
+    """What committed sessions paid, and what the token has left (another connection reads)."""
+    reader = sqlite3.connect(path)
+    try:
+        paid = reader.execute("SELECT coalesce(sum(paid), 0) FROM sessions").fetchone()[0]
+        left = reader.execute("SELECT coalesce(sum(prepaid), 0) FROM tokens").fetchone()[0]
+    finally:
+        reader.close()
+    return int(paid), int(left)
+
+
+def test_a_group_commit_never_lands_inside_a_binding(tmp_path: Path) -> None:
+    """A meter value's group commit while a prepaid session binds: every commit leaves the
+    session's payment and the token's prepaid amount adding up to what was prepaid."""
+    path = tmp_path / "csms.sqlite"
+
+    async def main() -> list[tuple[int, int]]:
+        async with CsmsStore(path, group_window_s=0) as store:
+            await store.save_token("CARD", CHANNEL_A, 100)
+            seen: list[tuple[int, int]] = []
+            commit, execute = store.db.commit, store.db.execute
+
+            async def observed() -> None:
+                await commit()
+                seen.append(_taken_and_left(path))
+
+            def slow(sql: str, *args: Any) -> Any:  # the real statement, then a pause
+                async def run() -> Any:
+                    cursor = await execute(sql, *args)
+                    if "INTO sessions" in sql:
+                        await asyncio.sleep(0.05)  # the group writer runs now, if it may
+                    return cursor
+
+                return run()
+
+            store.db.commit = observed  # type: ignore[method-assign]
+            store.db.execute = slow  # type: ignore[method-assign, assignment]
+            binding = asyncio.create_task(store.bind(("CP", "TX"), PREPAID))
+            await asyncio.sleep(0.01)  # the binding's first statement is written
+            await store.record(_event(1, 1))
+            assert await binding
+        return seen
+
+    seen = asyncio.run(main())
+    assert len(seen) == 2
+    assert all(paid + left == 100 for paid, left in seen), seen
+
+
+def test_a_rest_owed_to_a_token_bound_elsewhere_stays_owed(tmp_path: Path) -> None:
+    """The driver rebound the token to another channel: the old session's rest does not reset
+    that channel's credit; it stays owed."""
+
+    async def main() -> tuple[bool, tuple[bytes, int] | None, int | None]:
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:
+            await store.save_token("CARD", CHANNEL_A, 100)
+            assert await store.bind(("CP", "TX"), PREPAID)
+            bill = Bill(
+                charge_point="CP", transaction_id="TX", energy_wh=600, duration_s=60, amount=60
+            )
+            assert await store.bill(bill)
+            await store.save_token("CARD", CHANNEL_B, 7)
+            credited = await store.refund_as_credit(("CP", "TX"), "CARD", CHANNEL_A)
+            return credited, await store.token("CARD"), await store.owed_refund(("CP", "TX"))
+
+    assert asyncio.run(main()) == (False, (CHANNEL_B, 7), 40)
