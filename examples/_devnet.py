@@ -28,9 +28,11 @@ from payments.channels.store import ChannelStore, read_records
 from payments.ledger.funder import ChannelPolicy, LedgerFunder
 from payments.payperuse.cashier import LedgerDirectory
 from tangle.http.api import serve_api
+from tangle.protocol.message import Message, encode_message, prepare
 from tanglepay.devnet import launch, load_or_create
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.client import NodeClient
+from wallet.confirmation import find_nonce
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from payments.channels.core import ChannelTerms
-    from tangle.protocol.ids import Address, ChannelId, PublicKey
+    from tangle.protocol.ids import Address, ChannelId, MessageId, PublicKey
+    from tangle.protocol.payload import Payload
     from tangle.protocol.signature import Signer
     from wallet.keys import AddressKey
 
@@ -237,3 +240,18 @@ async def self_contained(
             doc = await payer(devnet, work / "payer", f"http://127.0.0.1:{port}", payee)
             nursery.cancel_scope.cancel()
         return doc | payee_durable(work / name / store, durable)
+
+
+class LocalWork(NodeClient):
+    """A node client whose `submit_pow` does the proof-of-work here, on one thread, and submits
+    the finished message (so `DeviceAgent` and `anchor_batch` use it unchanged)."""
+
+    __slots__ = ()
+
+    async def submit_pow(self, payload: Payload) -> MessageId:
+        info = await self.info()
+        unsent = prepare(info.network_id, payload, info.work_per_kib)
+        nonce = await find_nonce(unsent.root, unsent.target, threads=1)
+        parents = await self.tips()
+        message = Message(network_id=info.network_id, parents=parents, payload=payload, nonce=nonce)
+        return await self.submit(encode_message(message))

@@ -37,10 +37,7 @@ import trio
 from coordinator.signers import KeySigner
 from tangle.protocol.device import LiftQuarantine, sign_record
 from tangle.protocol.ids import blake2b_256
-from tangle.protocol.message import Message, encode_message, prepare
 from tangle.protocol.proof_bundle import bundle_to_json
-from wallet.client import NodeClient
-from wallet.confirmation import find_nonce
 from wallet.devices.agent import DeviceAgent, Profile
 from wallet.devices.collect import collect_bundle
 from wallet.devices.gateway import Gateway, anchor_batch
@@ -49,6 +46,7 @@ from wallet.devices.proof import verify_bundle
 from wallet.devices.proof_file import Committee, bundle_from_json, read_committee
 from wallet.errors import RejectedError, WalletError
 
+from ._devnet import LocalWork
 from .sensor_registry import DevnetFiles, admit_issuers, confirmed, devnet_files, quarantine
 
 if TYPE_CHECKING:
@@ -57,7 +55,7 @@ if TYPE_CHECKING:
 
     from tangle.protocol.device import DeviceRecord
     from tangle.protocol.ids import MessageId
-    from tangle.protocol.payload import Payload
+    from wallet.client import NodeClient
 
 NEW_FULL: Final = 2
 """Full sensors registering a round (and one constrained sensor behind the gateway)."""
@@ -71,21 +69,6 @@ QUARANTINE_SPAN: Final = 100_000
 
 def _fresh() -> KeySigner:
     return KeySigner(secrets.token_bytes(32))
-
-
-class LocalWork(NodeClient):
-    """A node client whose `submit_pow` does the proof-of-work here, on one thread, and submits
-    the finished message (so `DeviceAgent` and `anchor_batch` use it unchanged)."""
-
-    __slots__ = ()
-
-    async def submit_pow(self, payload: Payload) -> MessageId:
-        info = await self.info()
-        unsent = prepare(info.network_id, payload, info.work_per_kib)
-        nonce = await find_nonce(unsent.root, unsent.target, threads=1)
-        parents = await self.tips()
-        message = Message(network_id=info.network_id, parents=parents, payload=payload, nonce=nonce)
-        return await self.submit(encode_message(message))
 
 
 @dataclass(slots=True, kw_only=True)

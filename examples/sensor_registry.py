@@ -154,10 +154,12 @@ def quarantine(
 
 async def scenario(data_dir: Path, work: Path, devices: int, readings: int) -> dict[str, Any]:
     """Every step of the module docstring against the devnet under `data_dir`."""
+    from ._devnet import LocalWork  # the proof-of-work is done here: the node rate-limits its own
+
     devnet = devnet_files(data_dir)
     network_id, api = devnet.network_id, devnet.api
     doc: dict[str, Any] = {"network_id": network_id}
-    async with NodeClient(api) as client:
+    async with LocalWork(api) as client:
         doc["issuers_admitted_at"] = await admit_issuers(client, devnet, MAKER, OPERATORS)
 
         agents = [
