@@ -41,9 +41,9 @@ from payments.roaming.settlement import Settlement
 from payments.roaming.store import RoamingStore
 from tangle.http.api import serve_api
 from wallet import AccountKey, Wallet, WalletConfig
-from wallet.client import NodeClient
 from wallet.keys import AddressKey, ExtendedKey
 
+from ._devnet import LocalWork
 from .roaming import DEPOSIT, HPMN, SALT, VPMN, Carrier, iot_usage, plans, settle
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ async def forever(
     account = AccountKey(secrets.token_bytes(32), 0)
     async with (
         Wallet.open(account, url=node, state_path=work / "wallet.sqlite", config=CONFIG) as wallet,
-        NodeClient(node) as client,
+        LocalWork(node) as client,  # anchors worked here: the node rate-limits its own PoW
         trio.open_nursery() as nursery,
     ):
         await fund(wallet, faucet, DEPOSIT + 1_000_000)

@@ -61,7 +61,6 @@ from payments.roaming.statement import SignedStatement, StatementBuilder
 from payments.roaming.store import RoamingStore
 from payments.roaming.tap import read_tap
 from tangle.http.api import serve_api
-from wallet.client import NodeClient
 from wallet.keys import AddressKey, ExtendedKey
 
 if TYPE_CHECKING:
@@ -150,7 +149,7 @@ def settle(payer: Carrier, payee: Carrier) -> tuple[str, str, int, int] | None:
 
 
 async def run(devnet: Path, work: Path) -> dict[str, Any]:
-    from ._devnet import devnet_payer, read_devnet
+    from ._devnet import LocalWork, devnet_payer, read_devnet
 
     _, api, _ = read_devnet(devnet)
     hasher = SubscriberHasher(salt=SALT)
@@ -160,7 +159,7 @@ async def run(devnet: Path, work: Path) -> dict[str, Any]:
         devnet_payer(devnet, work / "xlkje", 2 * DEPOSIT, faucet_key=True, policy=policy) as (
             funder, hpmn_key, network_id, _min_output,
         ),
-        NodeClient(api) as node,
+        LocalWork(api) as node,  # anchors worked here: the node rate-limits its own PoW
     ):  # fmt: skip
         anchors: list[str] = []
 
