@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from ocpp.v16 import call, call_result  # type: ignore[import-untyped]
 
 from .session import STOP_SEQ, EventKind, TransactionEvent
-from .station import StationConnection, authorization_status, now_iso, on, parse_time, register_wh
+from .station import StationConnection, authorization_status, on, parse_time, register_wh
 
 _ACCEPTED = {"status": "Accepted"}
 _INVALID = {"status": "Invalid"}
@@ -27,20 +27,6 @@ class Station16(StationConnection):
     renamed_errors: ClassVar[dict[str, str]] = {"FormatViolation": "FormationViolation"}
     """OCPP 1.6 section 4.2.3 names the code FormationViolation (the library sends the 2.0.1
     name, FormatViolation)."""
-
-    @on("BootNotification")
-    async def on_boot(self, **_: Any) -> Any:
-        return call_result.BootNotification(
-            current_time=now_iso(self.csms.clock()), interval=300, status="Accepted"
-        )
-
-    @on("Heartbeat")
-    async def on_heartbeat(self, **_: Any) -> Any:
-        return call_result.Heartbeat(current_time=now_iso(self.csms.clock()))
-
-    @on("StatusNotification")
-    async def on_status(self, **_: Any) -> Any:
-        return call_result.StatusNotification()
 
     @on("Authorize")
     async def on_authorize(self, id_tag: str, **_: Any) -> Any:

@@ -145,6 +145,22 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         self.csms = csms
         self._answers: OrderedDict[str, str] = OrderedDict()
 
+    # The answers 1.6 and 2.0.1 share: the subclass's `_call_result` module builds them.
+
+    @on("BootNotification")
+    async def on_boot(self, **_: Any) -> Any:
+        return self._call_result.BootNotification(
+            current_time=now_iso(self.csms.clock()), interval=300, status="Accepted"
+        )
+
+    @on("Heartbeat")
+    async def on_heartbeat(self, **_: Any) -> Any:
+        return self._call_result.Heartbeat(current_time=now_iso(self.csms.clock()))
+
+    @on("StatusNotification")
+    async def on_status(self, **_: Any) -> Any:
+        return self._call_result.StatusNotification()
+
     async def start(self) -> None:
         while True:
             await self.route_message(await self._connection.recv())
