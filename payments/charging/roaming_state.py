@@ -86,7 +86,9 @@ class RoamingRows:
     _tokens: dict[str, Token] = field(default_factory=dict)
     _cdrs: dict[str, Cdr] = field(default_factory=dict)
     _sent: set[str] = field(default_factory=set)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """The lock of every writer on `db` (`CsmsStore.write_lock` when `db` is the CSMS's store):
+    held from a save's first statement to its commit, so no other commit lands inside it."""
 
     async def restore(self) -> bool:
         """Fill the (fresh) registry and store from the rows; False if there are none yet."""
@@ -146,8 +148,9 @@ class RoamingRows:
     async def save(self) -> None:
         """Write what changed since the last save or restore, in one transaction. It writes
         the state as it was when called and remembers that, so what changes while it awaits
-        the database is written by the next save; saves run one at a time."""
-        async with self._lock:
+        the database is written by the next save; saves (and the store's writes) run one at a
+        time."""
+        async with self.lock:
             await self._save()
 
     async def _save(self) -> None:

@@ -151,6 +151,12 @@ class CsmsStore:
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
 
+    @property
+    def write_lock(self) -> asyncio.Lock:
+        """What every writer on this database holds from its first statement to its commit
+        (given to other writers on the same connection: `RoamingRows`)."""
+        return self._lock
+
     async def __aenter__(self) -> Self:
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")

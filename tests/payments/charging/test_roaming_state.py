@@ -26,6 +26,7 @@ from payments.charging.ocpi_json import MAX_LIST
 from payments.charging.ocpi_session import WhitelistType
 from payments.charging.ocpi_store import OcpiStore
 from payments.charging.roaming_state import RoamingRows
+from payments.charging.store import CsmsStore
 
 from .test_cdr_settlement import cdr
 from .test_roaming_cpo import token
@@ -137,5 +138,27 @@ def test_a_cdr_added_while_a_save_awaits_is_written_by_the_next_save(tmp_path: P
             await rows.save()
             again = await _restored(db)
             assert set(again.store.cdrs.rows) == {"CDR-1", "CDR-2"}
+
+    asyncio.run(main())
+
+
+def test_a_save_commits_nothing_while_the_stores_writer_holds_its_lock(tmp_path: Path) -> None:
+    """The roaming rows share the CSMS's connection: a save waits for the store's writer
+    (`CsmsStore.write_lock`) instead of committing inside its transaction."""
+
+    async def main() -> None:
+        async with CsmsStore(tmp_path / "csms.sqlite") as csms_store:
+            registry, store = _fresh()
+            rows = RoamingRows(csms_store.db, registry, store, lock=csms_store.write_lock)
+            assert not await rows.restore()
+            store.add_cdr(cdr("CDR-1", 1_000))
+            async with csms_store.write_lock:  # a bill in the middle of its statements
+                before = csms_store.db.total_changes
+                saving = asyncio.ensure_future(rows.save())
+                await asyncio.sleep(0.05)
+                assert not saving.done()
+                assert csms_store.db.total_changes == before
+            await saving
+            assert set((await _restored(csms_store.db)).store.cdrs.rows) == {"CDR-1"}
 
     asyncio.run(main())
