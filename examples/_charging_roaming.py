@@ -21,7 +21,7 @@ import httpx
 from payments.channels.twoway import TwoWayChannel
 from payments.charging import ocpi_json
 from payments.charging.backoffice import serve_backoffice
-from payments.charging.cdr_settlement import CdrSettlement, by_month
+from payments.charging.cdr_settlement import CdrSettlement, SettlementPeriods, by_month
 from payments.charging.ocpi_app import ocpi_app
 from payments.charging.ocpi_client import OcpiClient
 from payments.charging.ocpi_credentials import Credentials, CredentialsRole, Registry, Role
@@ -143,9 +143,13 @@ async def _settle(devnet: Path, work: Path, cpo: Signer, cdrs: list[Any]) -> dic
         terms = await funder.open(cpo.public_key, max(10_000, min_output))
         emsp = CdrSettlement(TwoWayChannel(terms, emsp_key))
         cpo_side = CdrSettlement(TwoWayChannel(terms, cpo))
-        for month, held in by_month(cdrs).items():
-            emsp.record(month, cpo.public_key, held)
-            cpo_side.record(month, cpo.public_key, held)
+        async with (  # each side's periods survive a restart
+            SettlementPeriods(work / "emsp-periods.sqlite") as emsp_periods,
+            SettlementPeriods(work / "cpo-periods.sqlite") as cpo_periods,
+        ):
+            for month, held in by_month(cdrs).items():
+                await emsp_periods.record(emsp, month, cpo.public_key, held)
+                await cpo_periods.record(cpo_side, month, cpo.public_key, held)
         due = emsp.due
         proposal = emsp.pay()
         if proposal is not None:

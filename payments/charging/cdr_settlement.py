@@ -120,6 +120,10 @@ class CdrSettlement:
         self._nets[key] = net
         return True
 
+    def release(self, period: str, cpo: PublicKey) -> None:
+        """Hold `period` no more (`SettlementPeriods.record`, when saving it failed)."""
+        self._nets.pop((period, cpo), None)
+
     @property
     def target(self) -> int:
         """The payee balance the channel must show once every period held is paid."""
@@ -181,16 +185,22 @@ class SettlementPeriods:
     async def record(
         self, settlement: CdrSettlement, period: str, cpo: PublicKey, cdrs: Iterable[Cdr]
     ) -> bool:
-        """`settlement.record`, and the period committed if it is new."""
+        """`settlement.record`, and the period committed if it is new; a period whose commit
+        fails is not held either (held but not saved, a restart would drop it and the payee
+        side would then propose paying it back)."""
         new = settlement.record(period, cpo, cdrs)
         if new:
             net = settlement.periods[(period, cpo)]
             channel_id = bytes(settlement.channel.terms.channel_id)
-            await self.db.execute(
-                "INSERT OR IGNORE INTO periods VALUES (?, ?, ?, ?)",
-                (channel_id, period, bytes(cpo), net),
-            )
-            await self.db.commit()
+            try:
+                await self.db.execute(
+                    "INSERT OR IGNORE INTO periods VALUES (?, ?, ?, ?)",
+                    (channel_id, period, bytes(cpo), net),
+                )
+                await self.db.commit()
+            except BaseException:
+                settlement.release(period, cpo)
+                raise
         return new
 
     async def restore(self, settlement: CdrSettlement) -> int:

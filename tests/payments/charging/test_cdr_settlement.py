@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
@@ -147,5 +148,25 @@ def test_a_restarted_party_still_knows_its_periods(tmp_path: Path) -> None:
         assert again.periods == cpo.periods
         assert again.due == 0
         assert again.pay() is None
+
+    asyncio.run(main())
+
+
+def test_a_period_whose_commit_fails_is_not_held(tmp_path: Path) -> None:
+    async def main() -> None:
+        cpo = CdrSettlement(TwoWayChannel(TERMS, CPO))
+        november = [cdr("CDR-1", 4_500)]
+        async with SettlementPeriods(tmp_path / "periods.sqlite") as periods:
+            commit = periods.db.commit
+
+            async def failing() -> None:
+                raise sqlite3.OperationalError("disk I/O error")
+
+            periods.db.commit = failing  # type: ignore[method-assign]
+            with pytest.raises(sqlite3.OperationalError):
+                await periods.record(cpo, "2026-11", CPO.public_key, november)
+            assert cpo.periods == {}  # held only once saved
+            periods.db.commit = commit  # type: ignore[method-assign]
+            assert await periods.record(cpo, "2026-11", CPO.public_key, november)
 
     asyncio.run(main())
