@@ -32,7 +32,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tangle.errors import DecodeError, InvalidFieldError
+from tangle.errors import DecodeError, InvalidFieldError, TrailingBytesError
 from tangle.protocol.codec import Reader
 from tangle.protocol.ids import MerkleRoot, PublicKey, Signature, blake2b_256
 from tangle.protocol.merkle import merkle_root
@@ -46,7 +46,7 @@ from .errors import (
     MalformedRecordError,
     WrongSignerError,
 )
-from .record import RECORD_MAX_SIZE, UsageRecord, is_tadig
+from .record import RECORD_MAX_SIZE, UsageRecord, decode_many, is_tadig
 
 if TYPE_CHECKING:
     from tangle.protocol.signature import Signer
@@ -313,11 +313,26 @@ def decode_batch(data: bytes) -> Batch:
         n = r.u32("count")
         if n > MAX_BATCH_RECORDS:
             raise MalformedBatchError(f"{n} records, at most {MAX_BATCH_RECORDS}")
-        records = tuple(UsageRecord.decode(r.sized(2, RECORD_MAX_SIZE, "record")) for _ in range(n))
-        r.finish()
+        records = tuple(decode_many(_frames(r.take(r.remaining, "records"), n)))
     except (DecodeError, InvalidFieldError, MalformedRecordError) as e:
         raise MalformedBatchError(str(e)) from None
     return Batch(signed=signed, records=records)
+
+
+def _frames(data: bytes, n: int) -> list[bytes]:
+    """Exactly `n` records of (u16 length, at most `RECORD_MAX_SIZE` bytes) filling `data`."""
+    out, pos, size = [], 0, len(data)
+    for _ in range(n):
+        end = pos + 2 + int.from_bytes(data[pos : pos + 2], "little")
+        if end > size or end - pos - 2 > RECORD_MAX_SIZE:
+            # the reader names what is wrong: a truncated or oversized record
+            r = Reader(data[pos:], "batch")
+            r.sized(2, RECORD_MAX_SIZE, "record")
+        out.append(data[pos + 2 : end])
+        pos = end
+    if pos != size:
+        raise TrailingBytesError("batch", size - pos)
+    return out
 
 
 def anchor_payload(signed: SignedBatchHeader) -> TaggedData:

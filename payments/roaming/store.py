@@ -16,7 +16,9 @@ records(id PK, sender, recipient, batch_seq, record)   usage records at the VPMN
 batches(sender, recipient, sequence PK, header, records)   sealed batches (signed header, the
                                                records' encodings)
 acks(sender, recipient, sequence PK, ack)      signed acknowledgements (either side)
-window(event_id PK, start_utc)                 event ids the HPMN accepted (duplicate window)
+accepted(sender, recipient, sequence PK, newest, events)   the events the HPMN accepted in a
+                                               batch (duplicate window): n x (32-byte event id,
+                                               u64 start_utc), newest the latest start
 disputes(id PK, sender, recipient, sequence, dispute, resolution)   signed disputes of a batch
                                                and, once answered, the signed resolution
 bars(imsi_hash PK, since, signed)              the HPMN's signed bars (the earliest per IMSI)
@@ -70,9 +72,11 @@ _SCHEMA: Final = (
         sender TEXT NOT NULL, recipient TEXT NOT NULL, sequence INTEGER NOT NULL,
         accepted INTEGER NOT NULL, ack BLOB NOT NULL,
         PRIMARY KEY (sender, recipient, sequence)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS window (
-        event_id BLOB PRIMARY KEY, start_utc INTEGER NOT NULL) WITHOUT ROWID""",
-    """CREATE INDEX IF NOT EXISTS window_start ON window (start_utc)""",
+    """CREATE TABLE IF NOT EXISTS accepted (
+        sender TEXT NOT NULL, recipient TEXT NOT NULL, sequence INTEGER NOT NULL,
+        newest INTEGER NOT NULL, events BLOB NOT NULL,
+        PRIMARY KEY (sender, recipient, sequence))""",
+    """CREATE INDEX IF NOT EXISTS accepted_newest ON accepted (newest)""",
     """CREATE TABLE IF NOT EXISTS disputes (
         id BLOB PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
         sequence INTEGER NOT NULL, dispute BLOB NOT NULL, resolution BLOB) WITHOUT ROWID""",
@@ -80,10 +84,12 @@ _SCHEMA: Final = (
         imsi_hash BLOB PRIMARY KEY, since INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
 )
 CACHE_KIB: Final = 32 * 1024
-"""The page cache of one store's connection (sqlite's default is 2 MiB): the duplicate window
-is keyed by event id, so its inserts land all over its B-tree, which outgrows the default
-within some 50,000 accepted records."""
+"""The page cache of one store's connection (sqlite's default is 2 MiB)."""
 _LENGTH: Final = struct.Struct("<H")
+_EVENT: Final = struct.Struct("<32sQ")
+"""One accepted event in `accepted.events`: its id and start. A batch's events are one row,
+appended in one piece: an index of event ids took some 9 us a record to keep (its inserts land
+all over its B-tree), the row well under 1 us."""
 _Params = tuple[object, ...] | list[tuple[object, ...]]
 """One statement's parameters, or a list of them for `executemany`."""
 
@@ -298,36 +304,49 @@ class RoamingStore:
             if bytes(held[0][0]) != raw:
                 raise RoamingStoreError(f"another acknowledgement of batch {ack.sequence}")
             return False
-        window = "INSERT OR IGNORE INTO window (event_id, start_utc) VALUES (?, ?)"
-        self._write(
-            [
+        statements: list[tuple[str, _Params]] = [
+            (
+                "INSERT INTO acks (sender, recipient, sequence, accepted, ack)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (ack.sender, ack.recipient, ack.sequence, int(ack.accepted), raw),
+            )
+        ]
+        events = [(r.event_id, r.start_utc) for r in accepted]
+        if events:
+            statements.append(
                 (
-                    "INSERT INTO acks (sender, recipient, sequence, accepted, ack)"
+                    "INSERT INTO accepted (sender, recipient, sequence, newest, events)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (ack.sender, ack.recipient, ack.sequence, int(ack.accepted), raw),
-                ),
-                # in key order: each row lands next to the one before (fewer pages touched)
-                (window, sorted((r.event_id, r.start_utc) for r in accepted)),
-                *(
                     (
-                        "INSERT OR IGNORE INTO batches (sender, recipient, sequence, header,"
-                        " records) VALUES (?, ?, ?, ?, ?)",
-                        (
-                            ack.sender,
-                            ack.recipient,
-                            ack.sequence,
-                            b.signed.encode(),
-                            _pack(b.records),
-                        ),
-                    )
-                    for b in ([] if batch is None else [batch])
-                ),
+                        ack.sender,
+                        ack.recipient,
+                        ack.sequence,
+                        max(start for _, start in events),
+                        b"".join([_EVENT.pack(*e) for e in events]),
+                    ),
+                )
+            )
+        if batch is not None:
+            statements.append(
                 (
-                    "DELETE FROM window WHERE start_utc < (SELECT max(start_utc) FROM window) - ?",
-                    (DUPLICATE_WINDOW_S,),
-                ),
-            ]
+                    "INSERT OR IGNORE INTO batches (sender, recipient, sequence, header, records)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        ack.sender,
+                        ack.recipient,
+                        ack.sequence,
+                        batch.signed.encode(),
+                        _pack(batch.records),
+                    ),
+                )
+            )
+        statements.append(
+            (
+                "DELETE FROM accepted WHERE newest < (SELECT max(newest) FROM accepted) - ?",
+                (DUPLICATE_WINDOW_S,),
+            )
         )
+        self._write(statements)
         return True
 
     def acks(self, sender: str, recipient: str) -> list[SignedAcknowledgement]:
@@ -382,12 +401,15 @@ class RoamingStore:
     def window(self, capacity: int) -> DuplicateWindow:
         """The duplicate window as it was: the accepted events of the last 80 days."""
         window = DuplicateWindow(capacity)
-        (newest,) = self._rows("SELECT max(start_utc) FROM window")[0]
+        (newest,) = self._rows("SELECT max(newest) FROM accepted")[0]
         if newest is None:
             return window
         since = int(newest) - DUPLICATE_WINDOW_S
-        rows = self._rows("SELECT event_id, start_utc FROM window WHERE start_utc >= ?", (since,))
-        window.add((bytes(e), int(s)) for e, s in rows)
+        rows = self._rows("SELECT events FROM accepted WHERE newest >= ? ORDER BY newest", (since,))
+        try:
+            window.add(e for (events,) in rows for e in _EVENT.iter_unpack(events) if e[1] >= since)
+        except struct.error as e:
+            raise RoamingStoreError(f"unreadable accepted events: {e}") from e
         return window
 
     # -- disputes -------------------------------------------------------------------------
