@@ -30,6 +30,8 @@ from .errors import AgreementError, MalformedAgreementError, RecordOutsideAgreem
 from .record import EventType
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .agreement import Agreement
     from .record import UsageRecord
 
@@ -203,6 +205,32 @@ class RatingTable:
         """`rate(...).charge`: what the record's `charge` must be."""
         plan = self.plan(record)
         return plan.price_of(plan.billed(plan.quantity(record)))
+
+    def charges(self, records: Iterable[UsageRecord], pair: tuple[str, str]) -> list[int]:
+        """`charge` of each of `records`, all of the (VPMN, HPMN) `pair`; a record of another
+        pair, or one the agreement does not cover, raises `RecordOutsideAgreementError` (each
+        service's plan looked up once)."""
+        sender, recipient = pair
+        plans = {
+            kind: plan
+            for (s, r, kind), plan in self._plans.items()
+            if (s, r) == (sender, recipient)
+        }
+        low, high = self._valid_from, self._valid_until
+        out: list[int] = []
+        append = out.append
+        for r in records:
+            plan = plans.get(r.event_type)
+            if plan is None or r.sender != sender or r.recipient != recipient:
+                if (r.sender, r.recipient) != pair:
+                    raise RecordOutsideAgreementError(
+                        f"{r.sender}->{r.recipient} in a batch of {sender}->{recipient}"
+                    )
+                plan = self.plan(r)  # raises: no plan for the service
+            if not low <= r.start_utc < high:
+                raise RecordOutsideAgreementError("the event is outside the validity period")
+            append(plan.price_of(plan.billed(plan.quantity(r))))
+        return out
 
     def rate(self, record: UsageRecord) -> Rating:
         plan = self.plan(record)

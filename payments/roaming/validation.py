@@ -35,7 +35,7 @@ from .acknowledgement import (
 )
 from .bars import BarList
 from .batch import records_root, verify_header
-from .errors import BatchError, ForgedHeaderError, RecordOutsideAgreementError, ReplayedBatchError
+from .errors import BatchError, ForgedHeaderError, ReplayedBatchError
 from .rating import RatingTable
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ MAX_VOLUME: Final = 10**13
 """Bytes in one record: 10 TB is beyond any session."""
 CLOCK_SKEW_S: Final = 300
 LATE_S: Final = 30 * 86_400
+_SEVERE: Final = Severity.SEVERE
+_WARNING: Final = Severity.WARNING
+_LATE: Final = ReturnCode.LATE
 
 
 class DuplicateWindow:
@@ -138,69 +141,54 @@ class Validator:
             raise ForgedHeaderError(f"batch for {header.recipient}, this is {self.home}")
         if header.sequence < self.next_sequence:
             raise ReplayedBatchError(header.sequence, self.next_sequence - 1)
-        if records_root(batch.records) != header.root:
+        records = batch.records
+        if records_root(records) != header.root:
             raise ForgedHeaderError("the records do not hash to the signed Merkle root")
-        ratings = [self._rate(header.pair, r) for r in batch.records]
+        ratings = self._rating.charges(records, header.pair)
         fatal = FatalCode.NONE
         if header.sequence > self.next_sequence:
             fatal = FatalCode.SEQUENCE_GAP
-        elif header.count != len(batch.records):
+        elif header.count != len(records):
             fatal = FatalCode.AUDIT_COUNT
-        elif header.total_charge != sum(r.charge for r in batch.records):
+        elif header.total_charge != sum(r.charge for r in records):
             fatal = FatalCode.AUDIT_TOTAL
         if fatal is not FatalCode.NONE:
             return self._sign(batch, now, fatal, (), [])
         returns: list[RecordReturn] = []
         accepted: list[UsageRecord] = []
         seen: set[bytes] = set()
-        for index, (record, charge) in enumerate(zip(batch.records, ratings, strict=True)):
-            code = self._severe(record, charge, header.first_start, header.last_start, now, seen)
-            if code is not None:
-                returns.append(RecordReturn(index=index, severity=Severity.SEVERE, code=code))
+        window, horizon = self.window, self.window.horizon
+        bars = self.bars if len(self.bars) else None
+        first, last, late = header.first_start, header.last_start, header.sealed_utc - LATE_S
+        future = now + CLOCK_SKEW_S
+        for index, (record, charge) in enumerate(zip(records, ratings, strict=True)):
+            start, event_id = record.start_utc, record.event_id
+            if (
+                start > future
+                or not first <= start <= last
+                or record.duration_s > MAX_DURATION_S
+                or record.volume_up + record.volume_down > MAX_VOLUME
+            ):
+                code = ReturnCode.IMPOSSIBLE_VALUE
+            elif bars is not None and bars.barred(record):
+                code = ReturnCode.BARRED
+            elif event_id in seen or event_id in window:
+                code = ReturnCode.DUPLICATE
+            elif start < horizon:
+                code = ReturnCode.TOO_OLD
+            elif record.charge != charge:
+                code = ReturnCode.CHARGE_MISMATCH
+            else:
+                seen.add(event_id)
+                accepted.append(record)
+                if start < late:
+                    returns.append(RecordReturn(index=index, severity=_WARNING, code=_LATE))
                 continue
-            seen.add(record.event_id)
-            accepted.append(record)
-            if header.sealed_utc - record.start_utc > LATE_S:
-                returns.append(
-                    RecordReturn(index=index, severity=Severity.WARNING, code=ReturnCode.LATE)
-                )
+            returns.append(RecordReturn(index=index, severity=_SEVERE, code=code))
         signed = self._sign(batch, now, fatal, tuple(returns), accepted)
         self.window.add((r.event_id, r.start_utc) for r in accepted)
         self.next_sequence += 1
         return signed
-
-    def _rate(self, pair: tuple[str, str], record: UsageRecord) -> int:
-        if (record.sender, record.recipient) != pair:
-            raise RecordOutsideAgreementError(
-                f"{record.sender}->{record.recipient} in a batch of {pair[0]}->{pair[1]}"
-            )
-        return self._rating.charge(record)
-
-    def _severe(
-        self,
-        record: UsageRecord,
-        charge: int,
-        first: int,
-        last: int,
-        now: int,
-        seen: set[bytes],
-    ) -> ReturnCode | None:
-        if (
-            record.start_utc > now + CLOCK_SKEW_S
-            or not first <= record.start_utc <= last
-            or record.duration_s > MAX_DURATION_S
-            or record.volume_up + record.volume_down > MAX_VOLUME
-        ):
-            return ReturnCode.IMPOSSIBLE_VALUE
-        if self.bars.barred(record):
-            return ReturnCode.BARRED
-        if record.event_id in seen or record.event_id in self.window:
-            return ReturnCode.DUPLICATE
-        if record.start_utc < self.window.horizon:
-            return ReturnCode.TOO_OLD
-        if record.charge != charge:
-            return ReturnCode.CHARGE_MISMATCH
-        return None
 
     def _sign(
         self,

@@ -13,6 +13,7 @@ path (`merkle_path`) shows one leaf's place under a root without the other leave
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 _LEAF = b"\x00"
 _NODE = b"\x01"
+_LEAF_HASH: Final = hashlib.blake2b(_LEAF, digest_size=HASH_SIZE)
+_NODE_HASH: Final = hashlib.blake2b(_NODE, digest_size=HASH_SIZE)
 MAX_DEPTH: Final = 32
 MAX_LEAVES: Final = 1 << MAX_DEPTH
 
@@ -36,13 +39,27 @@ def merkle_root(leaves: Sequence[bytes]) -> MerkleRoot:
 
 
 def _hash(leaves: Sequence[bytes]) -> bytes:
-    n = len(leaves)
-    if n == 0:
+    # Level by level, pairing from the left and carrying an odd last node up unchanged: the
+    # left subtree of every split is complete, so this is the recursive definition above.
+    if not leaves:
         return blake2b_256()
-    if n == 1:
-        return blake2b_256(_LEAF, leaves[0])
-    k = 1 << ((n - 1).bit_length() - 1)
-    return blake2b_256(_NODE, _hash(leaves[:k]), _hash(leaves[k:]))
+    leaf, node = _LEAF_HASH.copy, _NODE_HASH.copy
+    level = []
+    for data in leaves:
+        h = leaf()
+        h.update(data)
+        level.append(h.digest())
+    while len(level) > 1:
+        up = []
+        for i in range(1, len(level), 2):
+            h = node()
+            h.update(level[i - 1])
+            h.update(level[i])
+            up.append(h.digest())
+        if len(level) % 2:
+            up.append(level[-1])
+        level = up
+    return level[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
