@@ -45,7 +45,7 @@ from tangle.protocol.codec import U32_MAX, U64_MAX, require_uint
 from .errors import InvalidRecordError, InvalidSubscriberError, MalformedRecordError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
 RECORD_VERSION: Final = 1
 EVENT_ID_DOMAIN: Final = b"tanglepay/roaming/event/v1"
@@ -439,7 +439,6 @@ def _require_digits(kind: str, value: str, shortest: int, longest: int) -> None:
 
 # -- many records at once (the HPMN decodes every batch's records) ----------------------------
 
-_NEW: Final = object.__new__
 _SETTERS: Final = tuple(
     getattr(UsageRecord, name).__set__
     for name in (
@@ -459,22 +458,26 @@ _SETTERS: Final = tuple(
         "_identity",
     )
 )
-_HEAD_SIZE: Final = _HEAD.size
-_DATA: Final = EventType.DATA
+_EVENT_ID_HASH: Final = hashlib.blake2b(EVENT_ID_DOMAIN, digest_size=HASH_SIZE)
 _INSTANT_CODES: Final = frozenset(int(k) for k in INSTANT_EVENTS)
+_Pair = tuple[str, str]
+_UNSEEN: Final = ("", "")
+_REMEMBERED: Final = 4096
+"""Distinct (sender, recipient) and (apn, serving network) values `decode_many` remembers."""
 
 
 def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
-    """`UsageRecord.decode` of each encoding, in one pass: what `decode` checks, with every
-    TADIG, APN and serving network checked once per distinct value and the fields set as
+    """`UsageRecord.decode` of each encoding, in one pass: what `decode` checks, with each
+    distinct (sender, recipient) and (apn, serving network) checked once and the fields set as
     decoded (a canonical encoding is the identity, then the charge). An encoding the fast path
     does not take goes through `decode`, which names the broken rule (`MalformedRecordError`):
     so both accept the same bytes, build equal records and refuse with the same error."""
-    tadigs: dict[bytes, str] = {}
-    apns: dict[bytes, str] = {}
-    servings: dict[bytes, str] = {}
-    unpack = _HEAD.unpack_from
-    blake2b = hashlib.blake2b
+    pairs: dict[bytes, _Pair | None] = {}
+    tails: dict[bytes, _Pair | None] = {}
+    unpack, head = _HEAD.unpack_from, _HEAD.size
+    event_id_hash = _EVENT_ID_HASH.copy
+    event_types, instant, kinds = _EVENT_TYPES, _INSTANT_CODES, len(_EVENT_TYPES)
+    new = object.__new__
     (
         set_sender, set_recipient, set_imsi, set_msisdn, set_type, set_start, set_duration,
         set_up, set_down, set_apn, set_serving, set_charge, set_event_id, set_identity,
@@ -482,72 +485,78 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
     out: list[UsageRecord] = []
     append = out.append
     for raw in encodings:
-        size = len(raw)
-        if size < _HEAD_SIZE + 10:
-            append(UsageRecord.decode(raw))
+        end = len(raw) - 8
+        if end < head:
+            append(UsageRecord.decode(raw))  # raises, naming the rule
             continue
-        version, sender_b, recipient_b, imsi, msisdn, kind, start, duration, up, down = unpack(raw)
-        n = raw[_HEAD_SIZE]
-        apn_end = _HEAD_SIZE + 1 + n
-        m = raw[apn_end] if apn_end < size else 0
-        identity_end = apn_end + 1 + m
-        sender = tadigs.get(sender_b) or _checked(tadigs, sender_b, is_tadig)
-        recipient = tadigs.get(recipient_b) or _checked(tadigs, recipient_b, is_tadig)
-        apn = apns.get(raw[_HEAD_SIZE + 1 : apn_end])
-        if apn is None and n <= APN_MAX:
-            apn = _checked(apns, raw[_HEAD_SIZE + 1 : apn_end], _is_apn)
-        serving = servings.get(raw[apn_end + 1 : identity_end])
-        if serving is None and m <= SERVING_NETWORK_MAX:
-            serving = _checked(servings, raw[apn_end + 1 : identity_end], _is_serving)
-        if not (
-            version == RECORD_VERSION
-            and kind < len(_EVENT_TYPES)
-            and size == identity_end + 8
-            and sender is not None
-            and recipient is not None
-            and sender != recipient
-            and imsi != NO_MSISDN
-            and apn is not None
-            and serving is not None
-            and (kind == _DATA or not (up or down))
-            and not (duration and kind in _INSTANT_CODES)
+        version, _, _, imsi, msisdn, kind, start, duration, up, down = unpack(raw)
+        key = raw[1:11]
+        pair = pairs.get(key, _UNSEEN)
+        if pair is _UNSEEN:
+            pair = _remember(pairs, key, _pair(key))
+        key = raw[head:end]
+        tail = tails.get(key, _UNSEEN)
+        if tail is _UNSEEN:
+            tail = _remember(tails, key, _tail(key))
+        if (
+            pair is None
+            or tail is None
+            or version != RECORD_VERSION
+            or imsi == NO_MSISDN
+            or kind >= kinds
+            or (kind and (up or down))
+            or (duration and kind in instant)
         ):
             append(UsageRecord.decode(raw))  # raises, naming the rule
             continue
-        identity = raw[:identity_end]
-        record = _NEW(UsageRecord)
-        set_sender(record, sender)
-        set_recipient(record, recipient)
+        identity = raw[:end]
+        h = event_id_hash()
+        h.update(identity)
+        record = new(UsageRecord)
+        set_sender(record, pair[0])
+        set_recipient(record, pair[1])
         set_imsi(record, imsi)
         set_msisdn(record, msisdn)
-        set_type(record, _EVENT_TYPES[kind])
+        set_type(record, event_types[kind])
         set_start(record, start)
         set_duration(record, duration)
         set_up(record, up)
         set_down(record, down)
-        set_apn(record, apn)
-        set_serving(record, serving)
-        set_charge(record, int.from_bytes(raw[identity_end:], "little"))
+        set_apn(record, tail[0])
+        set_serving(record, tail[1])
+        set_charge(record, int.from_bytes(raw[end:], "little"))
         set_identity(record, identity)
-        set_event_id(record, blake2b(EVENT_ID_DOMAIN + identity, digest_size=HASH_SIZE).digest())
+        set_event_id(record, h.digest())
         append(record)
     return out
 
 
-def _checked(seen: dict[bytes, str], value: bytes, rule: Callable[[str], bool]) -> str | None:
-    """`value` as text if it is ASCII and keeps `rule` (remembered in `seen`); None if not."""
-    if not value.isascii():
+def _remember(seen: dict[bytes, _Pair | None], key: bytes, value: _Pair | None) -> _Pair | None:
+    if len(seen) < _REMEMBERED:
+        seen[key] = value
+    return value
+
+
+def _pair(data: bytes) -> _Pair | None:
+    """The (sender, recipient) of a record's 10 bytes after the version, if both are TADIG
+    codes and not the same; None if not."""
+    sender, recipient = data[:5], data[5:]
+    if not (sender.isascii() and recipient.isascii()) or sender == recipient:
         return None
-    text = value.decode("ascii")
-    if not rule(text):
+    pair = sender.decode("ascii"), recipient.decode("ascii")
+    return pair if is_tadig(pair[0]) and is_tadig(pair[1]) else None
+
+
+def _tail(data: bytes) -> _Pair | None:
+    """The (apn, serving network) of a record's bytes between the fixed head and the charge,
+    if they are exactly both, each valid; None if not."""
+    n = data[0] if data else APN_MAX + 1
+    if n > APN_MAX or len(data) < n + 2 or len(data) != n + 2 + data[n + 1]:
         return None
-    seen[value] = text
+    apn, serving = data[1 : n + 1], data[n + 2 :]
+    if not (apn.isascii() and serving.isascii()) or len(serving) > SERVING_NETWORK_MAX:
+        return None
+    text = apn.decode("ascii"), serving.decode("ascii")
+    if _APN.fullmatch(text[0]) is None or not (is_tadig(text[1]) or _is_mcc_mnc(text[1])):
+        return None
     return text
-
-
-def _is_apn(value: str) -> bool:
-    return _APN.fullmatch(value) is not None
-
-
-def _is_serving(value: str) -> bool:
-    return is_tadig(value) or _is_mcc_mnc(value)

@@ -1,0 +1,150 @@
+"""`decode_many`, the HPMN's one-pass decoder of a batch's records: the records `decode` builds,
+and for any bytes the same outcome as `decode` (the record, or the same named error)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from payments.roaming.batch import (
+    SIGNED_HEADER_SIZE,
+    Batch,
+    BatchHeader,
+    SignedBatchHeader,
+    decode_batch,
+    encode_batch,
+)
+from payments.roaming.errors import MalformedBatchError, MalformedRecordError
+from payments.roaming.record import RECORD_MAX_SIZE, EventType, UsageRecord, decode_many
+from tangle.protocol.ids import MerkleRoot, Signature
+
+from .strategies import records
+
+SHARED_MACHINE = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def outcome(raw: bytes) -> tuple[str, object]:
+    """What `UsageRecord.decode` makes of `raw`: the record (with its derived id) or the error."""
+    try:
+        record = UsageRecord.decode(raw)
+    except MalformedRecordError as e:
+        return ("error", str(e))
+    return ("record", (record, record.event_id, record.encode()))
+
+
+def outcome_many(raw: bytes) -> tuple[str, object]:
+    try:
+        (record,) = decode_many([raw])
+    except MalformedRecordError as e:
+        return ("error", str(e))
+    return ("record", (record, record.event_id, record.encode()))
+
+
+@SHARED_MACHINE
+@given(st.lists(records(), max_size=8))
+def test_decode_many_of_encodings_is_the_records(rs: list[UsageRecord]) -> None:
+    decoded = decode_many([r.encode() for r in rs])
+    assert decoded == rs
+    assert [r.event_id for r in decoded] == [r.event_id for r in rs]
+    assert [r.encode() for r in decoded] == [r.encode() for r in rs]
+
+
+@st.composite
+def altered(draw: st.DrawFn) -> bytes:
+    """A record's encoding with a few bytes overwritten, cut short or extended."""
+    raw = bytearray(draw(records()).encode())
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(raw) - 1))
+        raw[position] = draw(st.sampled_from([0, 1, 2, 5, 6, 7, 0x2D, 0x41, 0x5A, 0x7F, 0x80]))
+    cut = draw(st.integers(0, len(raw)))
+    return bytes(raw[: cut if draw(st.booleans()) else len(raw)]) + draw(st.binary(max_size=2))
+
+
+@SHARED_MACHINE
+@given(altered())
+def test_hostile_bytes_same_outcome_as_decode(raw: bytes) -> None:
+    assert outcome_many(raw) == outcome(raw)
+
+
+@SHARED_MACHINE
+@given(st.binary(max_size=200))
+def test_random_bytes_same_outcome_as_decode(raw: bytes) -> None:
+    assert outcome_many(raw) == outcome(raw)
+
+
+def test_each_broken_rule_named_as_decode_names_it() -> None:
+    good = UsageRecord(
+        sender="AAV01", recipient="ZZH01", imsi_hash=b"\x01" * 32, msisdn_hash=bytes(32),
+        event_type=EventType.MOC, start_utc=1_790_000_000, duration_s=60, volume_up=0,
+        volume_down=0, apn="", serving_network="262-01", charge=5,
+    ).encode()  # fmt: skip
+    head = struct.calcsize("<B5s5s32s32sBQIQQ")
+    broken = {
+        "version": b"\x02" + good[1:],
+        "sender": good[:1] + b"aav01" + good[6:],
+        "same pair": good[:6] + good[1:6] + good[11:],
+        "no subscriber": good[:11] + bytes(32) + good[43:],
+        "event type": good[:75] + b"\x09" + good[76:],
+        "sms duration": good[:75] + bytes([EventType.SMS_MO]) + good[76:],
+        "call volume": good[:88] + b"\x01" + good[89:],
+        "apn": good[:head] + b"\x02a_" + good[head + 1 :],
+        "serving network": good[: head + 1] + b"\x06262-0x" + good[head + 8 :],
+        "truncated": good[:-1],
+        "trailing": good + b"\x00",
+    }
+    for name, raw in broken.items():
+        kind, message = outcome(raw)
+        assert kind == "error", name
+        assert outcome_many(raw) == (kind, message), name
+        # one broken record among good ones: the same error, the good ones do not hide it
+        with pytest.raises(MalformedRecordError, match="^" + str(message)):
+            decode_many([good, raw, good])
+
+
+SIGNED = SignedBatchHeader(
+    header=BatchHeader(
+        agreement=bytes(32), sender="AAV01", recipient="ZZH01", sequence=1, count=1,
+        total_charge=0, first_start=0, last_start=0, sealed_utc=0, root=MerkleRoot(bytes(32)),
+    ),
+    signature=Signature(bytes(64)),
+)  # fmt: skip
+"""A header that decodes (the validator checks it, the decoder does not)."""
+
+
+@SHARED_MACHINE
+@given(st.lists(records(), min_size=1, max_size=4), st.data())
+def test_decode_batch_hostile_records(rs: list[UsageRecord], data: st.DataObject) -> None:
+    """A batch with bytes of its records' part altered is the batch the per-record decoder
+    reads from them, or `MalformedBatchError`."""
+    body = bytearray(encode_batch(Batch(signed=SIGNED, records=tuple(rs)))[SIGNED_HEADER_SIZE:])
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(body) - 1))
+        body[position] = data.draw(st.integers(0, 255))
+    try:
+        expected: object = tuple(UsageRecord.decode(f) for f in _split(bytes(body)))
+    except (MalformedRecordError, ValueError, struct.error):
+        expected = MalformedBatchError
+    try:
+        got: object = decode_batch(SIGNED.encode() + bytes(body)).records
+    except MalformedBatchError:
+        got = MalformedBatchError
+    assert got == expected
+
+
+def _split(body: bytes) -> list[bytes]:
+    """The record frames of a body (u32 n, then n times u16 length and at most
+    `RECORD_MAX_SIZE` bytes) read plainly; ValueError when they do not fill it exactly."""
+    (n,) = struct.unpack_from("<I", body)
+    pos, out = 4, []
+    for _ in range(n):
+        (size,) = struct.unpack_from("<H", body, pos)
+        if pos + 2 + size > len(body) or size > RECORD_MAX_SIZE:
+            raise ValueError("a frame past the end")
+        out.append(body[pos + 2 : pos + 2 + size])
+        pos += 2 + size
+    if pos != len(body):
+        raise ValueError("trailing bytes")
+    return out
