@@ -211,24 +211,20 @@ class RatingTable:
         pair, or one the agreement does not cover, raises `RecordOutsideAgreementError` (each
         service's plan looked up once)."""
         sender, recipient = pair
-        plans = {
-            kind: plan
-            for (s, r, kind), plan in self._plans.items()
-            if (s, r) == (sender, recipient)
-        }
+        plans = {kind: plan for (s, r, kind), plan in self._plans.items() if (s, r) == pair}
+        if not plans:  # else it holds every event type: a party has a plan for each
+            raise RecordOutsideAgreementError(f"{sender}->{recipient} is not a party pair")
         low, high = self._valid_from, self._valid_until
         out: list[int] = []
         append = out.append
         for r in records:
-            plan = plans.get(r.event_type)
-            if plan is None or r.sender != sender or r.recipient != recipient:
-                if (r.sender, r.recipient) != pair:
-                    raise RecordOutsideAgreementError(
-                        f"{r.sender}->{r.recipient} in a batch of {sender}->{recipient}"
-                    )
-                plan = self.plan(r)  # raises: no plan for the service
+            if r.sender != sender or r.recipient != recipient:
+                raise RecordOutsideAgreementError(
+                    f"{r.sender}->{r.recipient} in a batch of {sender}->{recipient}"
+                )
             if not low <= r.start_utc < high:
                 raise RecordOutsideAgreementError("the event is outside the validity period")
+            plan = plans[r.event_type]
             append(plan.price_of(plan.billed(plan.quantity(r))))
         return out
 

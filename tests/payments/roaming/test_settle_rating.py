@@ -171,3 +171,25 @@ def test_tiered_never_costs_more_than_its_first_tier_and_threshold_is_monotone_p
     flat_first = period_charge(_plan(PlanKind.THRESHOLD, tiers[:1]), total, 0)
     assert tiered <= flat_first
     assert period_charge(_plan(PlanKind.THRESHOLD, tiers), total, 0) <= tiered
+
+
+@given(st.lists(records(), max_size=20))
+def test_charges_of_a_batch_are_each_records_charge(rs: list[UsageRecord]) -> None:
+    table = RatingTable(agreement())
+    assert table.charges(rs, (VISITED, HOME)) == [table.charge(r) for r in rs]
+
+
+def test_charges_refuse_a_record_of_another_pair_or_outside_validity() -> None:
+    a = agreement()
+    table = RatingTable(a)
+    good = record()
+    for bad, reason in (
+        (record(sender=HOME, recipient=VISITED), "in a batch of"),
+        (record(sender="ITAXX"), "in a batch of"),
+        (record(start=a.valid_until), "validity"),
+        (record(start=a.valid_from - 1), "validity"),
+    ):
+        with pytest.raises(RecordOutsideAgreementError, match=reason):
+            table.charges([good, bad], (VISITED, HOME))
+    with pytest.raises(RecordOutsideAgreementError, match="party pair"):
+        table.charges([], (VISITED, "ITAXX"))
