@@ -1,6 +1,7 @@
-"""The HPMN's duplicate window in its store: one row of accepted events per batch, rows that fell
-out of the 80-day window dropped as later batches are kept, and a restart restoring exactly the
-events of the window."""
+"""The HPMN's duplicate window: in memory the same ids, horizon and newest start as a plain
+model after any adds; in its store one row of accepted events per batch, rows that fell out of
+the 80-day window dropped as later batches are kept, and a restart restoring exactly the events
+of the window."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payments.roaming.batch import seal
 from payments.roaming.errors import RoamingStoreError
 from payments.roaming.rating import rate
 from payments.roaming.store import RoamingStore
-from payments.roaming.validation import DUPLICATE_WINDOW_S, Validator
+from payments.roaming.validation import DUPLICATE_WINDOW_S, DuplicateWindow, Validator
 from tests.payments.roaming.settle_support import HOME_KEY, T0, VISITED_KEY, agreement, record
 
 if TYPE_CHECKING:
@@ -73,3 +76,46 @@ def test_an_unreadable_row_is_a_store_error(tmp_path: Path) -> None:
         db.execute("UPDATE accepted SET events = ?", (bytes(39),))
     with RoamingStore(path) as store, pytest.raises(RoamingStoreError, match="unreadable"):
         store.window(100)
+
+
+class Model:
+    """The window's rules, plainly: keep a new id starting at or after the horizon; the horizon
+    rises to the newest start less the window, and while over capacity, past the oldest start."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.ids, self.horizon, self.newest = capacity, dict[bytes, int](), 0, 0
+
+    def add(self, entries: list[tuple[bytes, int]]) -> None:
+        for event_id, start in entries:
+            if event_id not in self.ids and start >= self.horizon:
+                self.ids[event_id] = start
+                self.newest = max(self.newest, start)
+        self.drop(self.newest - DUPLICATE_WINDOW_S)
+        while len(self.ids) > self.capacity:
+            self.drop(min(self.ids.values()) + 1)
+
+    def drop(self, horizon: int) -> None:
+        self.horizon = max(self.horizon, horizon)
+        self.ids = {e: s for e, s in self.ids.items() if s >= self.horizon}
+
+
+ENTRY = st.tuples(st.integers(0, 40).map(lambda i: bytes([i]) * 32), st.integers(0, 12))
+
+
+@settings(deadline=None)
+@given(st.integers(1, 12), st.lists(st.lists(ENTRY, max_size=8), max_size=12))
+def test_the_window_keeps_what_the_model_keeps(
+    capacity: int, adds: list[list[tuple[bytes, int]]]
+) -> None:
+    window, model = DuplicateWindow(capacity), Model(capacity)
+    for entries in adds:
+        # starts in whole windows, so that both rules (age and capacity) come into play
+        scaled = [(e, s * DUPLICATE_WINDOW_S // 4) for e, s in entries]
+        window.add(scaled)
+        model.add(scaled)
+        assert (window.horizon, window.newest, len(window)) == (
+            model.horizon,
+            model.newest,
+            len(model.ids),
+        )
+        assert all(e in window for e in model.ids)
