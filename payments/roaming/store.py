@@ -119,8 +119,25 @@ class RoamingStore:
             self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            self._migrate_window()
         except sqlite3.Error as e:
             raise RoamingStoreError(f"cannot open {path}: {e}") from e
+
+    def _migrate_window(self) -> None:
+        """A store written before `accepted` kept the duplicate window as a table of event ids
+        (`window`): its events move to one `accepted` row (pair "", sequence 0) in one
+        transaction, so an upgraded HPMN still refuses the duplicates it accepted before."""
+        old = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'window'"
+        if not self._rows(old):
+            return
+        events = self._rows("SELECT event_id, start_utc FROM window")
+        moved: list[tuple[str, _Params]] = [("DROP TABLE window", ())]
+        if events:
+            blob = b"".join(_EVENT.pack(bytes(e), int(s)) for e, s in events)
+            newest = max(int(s) for _, s in events)
+            sql = "INSERT INTO accepted (sender, recipient, sequence, newest, events) VALUES"
+            moved.insert(0, (sql + " ('', '', 0, ?, ?)", (newest, blob)))
+        self._write(moved)
 
     def __enter__(self) -> Self:
         return self

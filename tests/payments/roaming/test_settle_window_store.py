@@ -6,6 +6,7 @@ of the window."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,7 @@ def keep(store: RoamingStore, v: Validator, sequence: int, starts: list[int]) ->
 
 
 def rows(path: Path) -> list[int]:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         return [int(s) for (s,) in db.execute("SELECT sequence FROM accepted ORDER BY sequence")]
 
 
@@ -72,7 +73,7 @@ def test_an_unreadable_row_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "hpmn.db"
     with RoamingStore(path) as store:
         keep(store, Validator(A, HOME_KEY), 1, [T0, T0 + 1])
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE accepted SET events = ?", (bytes(39),))
     with RoamingStore(path) as store, pytest.raises(RoamingStoreError, match="unreadable"):
         store.window(100)
@@ -119,3 +120,22 @@ def test_the_window_keeps_what_the_model_keeps(
             len(model.ids),
         )
         assert all(e in window for e in model.ids)
+
+
+def test_a_store_of_the_former_layout_keeps_its_window(tmp_path: Path) -> None:
+    """A store that kept the window as a table of event ids (before `accepted`) opens with the
+    same window: an upgraded HPMN still refuses what it accepted before."""
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE window (event_id BLOB PRIMARY KEY, start_utc INTEGER NOT NULL)")
+        db.executemany(
+            "INSERT INTO window VALUES (?, ?)", [(b"\x01" * 32, T0), (b"\x02" * 32, T0 + 5)]
+        )
+    for _ in range(2):  # the second open finds nothing left to move
+        with RoamingStore(path) as store:
+            window = store.window(100)
+        assert (len(window), window.newest) == (2, T0 + 5)
+        assert b"\x01" * 32 in window
+    with closing(sqlite3.connect(path)) as db, db:
+        tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "window" not in tables
