@@ -45,7 +45,7 @@ BatchKey = tuple[str, str, int]
 class Settlement:
     """What one carrier's two-way channel with its partner must pay (module docstring)."""
 
-    __slots__ = ("_acks", "_agreement", "_base", "_channel", "_credits", "_payee_tadig")
+    __slots__ = ("_acks", "_agreement", "_base", "_channel", "_credits", "_owed", "_payee_tadig")
 
     def __init__(
         self,
@@ -67,6 +67,8 @@ class Settlement:
         self._payee_tadig = keys[terms.payee]
         self._acks: dict[BatchKey, int] = {}
         self._credits: dict[bytes, CreditNote] = {}
+        self._owed = 0
+        """The sums of the module docstring, kept as each acknowledgement or note is taken."""
         for ack in acks:
             self.record(ack)
 
@@ -94,6 +96,9 @@ class Settlement:
                 raise SettlementError(f"two acknowledgements of batch {key} disagree")
             return False
         self._acks[key] = ack.accepted_amount
+        self._owed += (
+            ack.accepted_amount if ack.sender == self._payee_tadig else -ack.accepted_amount
+        )
         return True
 
     def credit(self, note: CreditNote) -> bool:
@@ -106,16 +111,14 @@ class Settlement:
                 raise SettlementError("two credit notes of one dispute disagree")
             return False
         self._credits[note.dispute] = note
+        self._owed += note.amount if note.creditor == self._payee_tadig else -note.amount
         return True
 
     @property
     def target(self) -> int:
         """The payee balance the channel must show once everything acknowledged is paid and
         every credit note applied."""
-        payee = self._payee_tadig
-        owed = [(vpmn == payee, a) for (vpmn, _, _), a in self._acks.items()]
-        owed += [(n.creditor == payee, n.amount) for n in self._credits.values()]
-        return self._base + sum(a if to_payee else -a for to_payee, a in owed)
+        return self._base + self._owed
 
     @property
     def due(self) -> int:
