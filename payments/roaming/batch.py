@@ -60,6 +60,7 @@ _HEADER: Final = struct.Struct("<B32s5s5sQIQQQQ32s")
 HEADER_SIZE: Final = _HEADER.size
 SIGNED_HEADER_SIZE: Final = HEADER_SIZE + 64
 MAX_BATCH_RECORDS: Final = 1_000_000
+_LENGTH: Final = struct.Struct("<H")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,14 +322,18 @@ def decode_batch(data: bytes) -> Batch:
 
 def _frames(data: bytes, n: int) -> list[bytes]:
     """Exactly `n` records of (u16 length, at most `RECORD_MAX_SIZE` bytes) filling `data`."""
-    out, pos, size = [], 0, len(data)
+    out: list[bytes] = []
+    append, length, pos, size = out.append, _LENGTH.unpack_from, 0, len(data)
     for _ in range(n):
-        end = pos + 2 + int.from_bytes(data[pos : pos + 2], "little")
-        if end > size or end - pos - 2 > RECORD_MAX_SIZE:
+        start = pos + 2
+        if (
+            start > size
+            or (end := start + length(data, pos)[0]) > size
+            or end - start > RECORD_MAX_SIZE
+        ):
             # the reader names what is wrong: a truncated or oversized record
-            r = Reader(data[pos:], "batch")
-            r.sized(2, RECORD_MAX_SIZE, "record")
-        out.append(data[pos + 2 : end])
+            Reader(data[pos:], "batch").sized(2, RECORD_MAX_SIZE, "record")
+        append(data[start:end])
         pos = end
     if pos != size:
         raise TrailingBytesError("batch", size - pos)
