@@ -130,38 +130,51 @@ class Stages:
         return {k: round(v, 3) for k, v in (*self.seconds.items(), ("other", other))}
 
 
+def take_batch(
+    desk: CarrierDesk,
+    settlement: Settlement,
+    stages: Stages,
+    body: bytes,
+    countersigned: str | None,
+) -> tuple[bytes, SignedAcknowledgement, float]:
+    """One batch as the HPMN takes it (blocking): decoded; the VPMN's countersignature of the
+    previous proposal ("sequence:signature hex") completing that channel state; validated and
+    committed by the desk; its acknowledgement settled. The answer (u32 length, the signed
+    acknowledgement, then the proposal: u64 sequence, u64 payee balance, the HPMN's signature),
+    the acknowledgement and when it was signed (`time.perf_counter`); the CPU time of each
+    stage charged to `stages`."""
+    began = time.thread_time()
+    batch = decode_batch(body)
+    began = stages.add("decode", began)
+    if countersigned is not None:
+        sequence, signature = countersigned.split(":")
+        settlement.channel.complete(int(sequence), Signature.from_hex(signature))
+    ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
+    signed_at = time.perf_counter()
+    began = stages.add("validate_and_commit", began)
+    settlement.record(ack)
+    proposal = settlement.pay()
+    tail = b""
+    if proposal is not None:
+        p = proposal.proof
+        tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
+    raw = ack.encode()
+    stages.add("settle", began)
+    return struct.pack("<I", len(raw)) + raw + tail, ack, signed_at
+
+
 def hpmn_app(
     desk: CarrierDesk, settlement: Settlement, stages: Stages, anchoring: Anchoring
 ) -> Starlette:
-    """The desk's intake, with the payment proposal of each accepted batch in the answer:
-    u32 length, the signed acknowledgement, then the proposal (u64 sequence, u64 payee
-    balance, the HPMN's signature). Each acknowledgement is queued for anchoring."""
+    """The desk's intake (`take_batch`, in a worker thread), with the payment proposal of each
+    accepted batch in the answer. Each acknowledgement is queued for anchoring."""
 
     async def batches(request: Request) -> Response:
         body = await request.body()
         countersigned = request.headers.get("x-countersign")
-
-        def work() -> tuple[bytes, SignedAcknowledgement, float]:
-            began = time.thread_time()
-            batch = decode_batch(body)
-            began = stages.add("decode", began)
-            if countersigned is not None:  # the VPMN's signature of our previous proposal
-                sequence, signature = countersigned.split(":")
-                settlement.channel.complete(int(sequence), Signature.from_hex(signature))
-            ack = desk.receive_batch(batch, batch.signed.header.sealed_utc)
-            signed_at = time.perf_counter()
-            began = stages.add("validate_and_commit", began)
-            settlement.record(ack)
-            proposal = settlement.pay()
-            tail = b""
-            if proposal is not None:
-                p = proposal.proof
-                tail = struct.pack("<QQ", p.sequence, p.payee_balance) + proposal.signature
-            raw = ack.encode()
-            stages.add("settle", began)
-            return struct.pack("<I", len(raw)) + raw + tail, ack, signed_at
-
-        answer, ack, signed_at = await trio.to_thread.run_sync(work)
+        answer, ack, signed_at = await trio.to_thread.run_sync(
+            take_batch, desk, settlement, stages, body, countersigned
+        )
         await anchoring.put(ack_anchor(ack), "acknowledgement", signed_at)
         return Response(answer, media_type="application/octet-stream")
 
