@@ -30,9 +30,7 @@ prints only that line).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Final
 
 from nacl.bindings import crypto_sign_open
 
+from benchmarks._report import arguments, emit
 from benchmarks.registry import measure_registrations
 from coordinator.signers import KeySigner, sign_milestone
 from tangle.ledger.committee import KeySchedule
@@ -328,36 +327,33 @@ def measure(quick: bool) -> AnchoringBenchmark:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--quick", action="store_true", help="fewer readings and registrations")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, quick="fewer readings and registrations").parse_args(argv)
     result = measure(args.quick)
-    if not args.json:
-        print(
+    lines = [
+        (
             f"gateway            {result.readings_per_s:10,.0f} readings/s verified and batched "
             f"({result.readings} readings, batches of {result.batch})"
-        )
-        print(
+        ),
+        (
             f"ed25519 ceiling    {result.ed25519_verify_per_s:10,.0f} verifications/s  "
             f"(ratio {result.ratio_to_verify_ceiling:.2f}, target {TARGET_RATIO})"
-        )
-        print(
+        ),
+        (
             f"proof              {result.proof_bytes} bytes ({result.proof_json_bytes} as JSON), "
             f"verified in {result.proof_verify_us:.0f} us ({result.proof_file_verify_us:.0f} us "
             "from the file)"
-        )
-        print(
+        ),
+        (
             f"  of which         milestone {result.proof_milestone_bytes}, registry "
             f"{result.proof_registry_bytes}, anchor {result.proof_anchor_bytes}, reading "
             f"{result.proof_reading_bytes}"
-        )
-        print(
+        ),
+        (
             f"registrations      {result.registrations_per_s:10,.0f} /s applied by white flag "
             f"({result.registrations} in one cone, over {REGISTRY} registered)"
-        )
-        print(f"targets {'met' if result.targets_met else 'MISSED'} on {result.cores} cores")
-    print(json.dumps(result.to_json()))
+        ),
+    ]
+    emit(result, lines, json_only=args.json)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import trio
 from nacl.bindings import crypto_sign_open
 from nacl.signing import SigningKey
 
+from benchmarks._report import arguments, emit
 from payments import (
     ChannelStore,
     ChannelTerms,
@@ -215,9 +216,7 @@ def measure(quick: bool, window: int) -> ChannelsBenchmark:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--quick", action="store_true", help="fewer payments")
+    parser = arguments(__doc__, quick="fewer payments")
     parser.add_argument("--window", type=int, default=WINDOW, help="payments in flight")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,21 +224,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         trio.run(payee_process, args.serve)
         return
     result = measure(args.quick, args.window)
-    if not args.json:
-        print(
-            f"durable payments   {result.payments_per_s:10,.0f} /s  ({result.payments} payments, "
-            f"window {result.window}, {result.payee_commits} payee commits)"
-        )
-        print(
-            f"send to ack        p50 {result.latency_p50_ms:.3f} ms  "
-            f"p99 {result.latency_p99_ms:.3f} ms"
-        )
-        print(
-            f"ed25519 ceiling    {result.ed25519_sign_verify_pairs_per_s:10,.0f} sign+verify/s  "
-            f"(ratio {result.ratio_to_sign_verify_ceiling:.2f})"
-        )
-        print(f"targets {'met' if result.targets_met else 'MISSED'} on {result.cores} cores")
-    print(json.dumps(result.to_json()))
+    lines = [
+        f"durable payments   {result.payments_per_s:10,.0f} /s  ({result.payments} payments, "
+        f"window {result.window}, {result.payee_commits} payee commits)",
+        f"send to ack        p50 {result.latency_p50_ms:.3f} ms  "
+        f"p99 {result.latency_p99_ms:.3f} ms",
+        f"ed25519 ceiling    {result.ed25519_sign_verify_pairs_per_s:10,.0f} sign+verify/s  "
+        f"(ratio {result.ratio_to_sign_verify_ceiling:.2f})",
+    ]
+    emit(result, lines, json_only=args.json)
 
 
 if __name__ == "__main__":

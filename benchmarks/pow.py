@@ -18,15 +18,14 @@ first; the last line printed is always one JSON object (`--json` prints only tha
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from benchmarks._report import arguments, emit
 from tangle import work
 from tangle.protocol.ids import blake2b_256
 
@@ -133,30 +132,29 @@ def measure() -> PowBenchmark:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, quick=None).parse_args(argv)
     result = measure()
-    if not args.json:
-        rates = [
-            ("hashlib loop", result.hashlib_loop_hps),
-            ("numba, 1 thread", result.numba_hps_1thread),
-            (f"numba, {result.threads} threads", result.numba_hps_all_cores),
-        ]
-        for label, rate in rates:
-            print(f"{label:<22}{rate / 1e6:8.2f} M hashes/s  (best of {result.repeats})")
-        ratios = [
-            ("speedup vs hashlib", result.speedup_1thread_vs_hashlib, TARGET_SPEEDUP_1THREAD),
-            (
-                "scaling vs 1 thread",
-                result.scaling_all_cores_vs_1thread,
-                TARGET_SCALING_PER_THREAD * result.threads,
-            ),
-        ]
-        for label, ratio, goal in ratios:
-            print(f"{label:<22}{ratio:8.2f}x  (target {goal:.2f}x)")
-        print(f"targets {'met' if result.targets_met else 'MISSED'} on {result.cores} cores")
-    print(json.dumps(result.to_json()))
+    rates = [
+        ("hashlib loop", result.hashlib_loop_hps),
+        ("numba, 1 thread", result.numba_hps_1thread),
+        (f"numba, {result.threads} threads", result.numba_hps_all_cores),
+    ]
+    ratios = [
+        ("speedup vs hashlib", result.speedup_1thread_vs_hashlib, TARGET_SPEEDUP_1THREAD),
+        (
+            "scaling vs 1 thread",
+            result.scaling_all_cores_vs_1thread,
+            TARGET_SCALING_PER_THREAD * result.threads,
+        ),
+    ]
+    lines = [
+        *(
+            f"{label:<22}{rate / 1e6:8.2f} M hashes/s  (best of {result.repeats})"
+            for label, rate in rates
+        ),
+        *(f"{label:<22}{ratio:8.2f}x  (target {goal:.2f}x)" for label, ratio, goal in ratios),
+    ]
+    emit(result, lines, json_only=args.json)
 
 
 if __name__ == "__main__":

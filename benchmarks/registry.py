@@ -31,8 +31,6 @@ Target (issue #14): `registrations_per_s` >= 2,000. `measure_registrations` and
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import time
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from benchmarks import _ledger_workload as workload
+from benchmarks._report import arguments, emit
 from benchmarks.ledger import verify_rate
 from coordinator import KeySigner
 from tangle.ledger.ledger import Conflict
@@ -335,28 +334,25 @@ def measure(quick: bool) -> RegistryBenchmark:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--quick", action="store_true", help="fewer registrations")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, quick="fewer registrations").parse_args(argv)
     result = measure(args.quick)
-    if not args.json:
-        print(
+    lines = [
+        (
             f"white flag         {result.registrations_per_s:10,.0f} registrations/s  "
             f"({result.registrations} onto {result.base_devices} devices)"
-        )
-        print(
+        ),
+        (
             f"through a node     {result.registrations_node_per_s:10,.0f} registrations/s  "
             f"(ratio to the ed25519 ceiling {result.ratio_node_to_verify_ceiling:.2f})"
-        )
-        print(f"ed25519 verify     {result.ed25519_verify_per_s:10,.0f} /s")
-        print(
+        ),
+        f"ed25519 verify     {result.ed25519_verify_per_s:10,.0f} /s",
+        (
             f"one change         {result.one_update_ms:10.2f} ms an update, "
             f"{result.one_registration_ms:.2f} ms a registration "
             f"(onto {result.one_change_devices} devices)"
-        )
-        print(f"targets {'met' if result.targets_met else 'MISSED'} on {result.cores} cores")
-    print(json.dumps(result.to_json()))
+        ),
+    ]
+    emit(result, lines, json_only=args.json)
 
 
 if __name__ == "__main__":

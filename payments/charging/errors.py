@@ -141,8 +141,9 @@ class OcpiPartnerError(ChargingError):
 
 
 class OcpiUnreachableError(OcpiPartnerError):
-    """The partner could not be reached: a transport failure or a timeout (no answer at all,
-    unlike an HTTP error or an OCPI status, which are the partner's answer)."""
+    """The partner could not be reached: a transport failure, a timeout or an HTTP 5xx (no
+    answer to the question, unlike an HTTP client error or an OCPI status, which are the
+    partner's answer)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(0, 0, message)

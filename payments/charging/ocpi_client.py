@@ -2,10 +2,11 @@
 
 It speaks the transport rules: `Authorization: Token <base64 of the token>`, a fresh
 `X-Request-ID` per request and an `X-Correlation-ID` per exchange, the response envelope
-(`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP error or an OCPI
-`status_code` outside 1xxx raises `OcpiPartnerError`, and so does an answer over
-`MAX_RESPONSE_BYTES` (read no further); a transport failure or a timeout raises its subclass
-`OcpiUnreachableError` (the partner answered nothing). It registers with a party (the client
+(`data`, `status_code`, `status_message`, `timestamp`) read strictly; an HTTP client error or an
+OCPI `status_code` outside 1xxx raises `OcpiPartnerError`, and so does an answer over
+`MAX_RESPONSE_BYTES` (read no further); a transport failure, a timeout or an HTTP server error
+(5xx: a gateway in front of the partner, or its server, failed, so the question went
+unanswered) raises its subclass `OcpiUnreachableError`. It registers with a party (the client
 side of the Token A/B/C handshake), reads versions, pushes CDRs to an eMSP and tokens to a CPO,
 and asks an eMSP for real-time authorization of a token.
 """
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .ocpi_session import Token
 
 MAX_RESPONSE_BYTES = j.MAX_DOCUMENT_BYTES
+SERVER_ERROR = 500
+"""HTTP statuses from here up: the partner did not answer (`OcpiUnreachableError`)."""
 AUTHORIZATION_ALLOWED = frozenset({"ALLOWED", "BLOCKED", "EXPIRED", "NO_CREDIT", "NOT_ALLOWED"})
 """OCPI 2.2.1 AllowedType."""
 
@@ -82,6 +85,8 @@ class OcpiClient:
                         break
         except httpx.HTTPError as error:
             raise OcpiUnreachableError(f"{method} {url}: {error!r}") from None
+        if response.status_code >= SERVER_ERROR:  # a gateway or the partner's server failed
+            raise OcpiUnreachableError(f"{method} {url}: HTTP {response.status_code}")
         try:
             envelope = j.obj(j.loads(bytes(raw)), "response")
             status = j.integer(envelope, "status_code", "response")

@@ -8,8 +8,9 @@ charge, the CDR at the end pushed to the eMSP and committed to the ledger, credi
   `whitelist`: ALWAYS is accepted locally while `valid` (real-time authorization is not
   allowed); ALLOWED (the CPO's choice: we ask) and ALLOWED_OFFLINE ask the eMSP in real time
   (`POST {tokens}/{uid}/authorize`) and accept locally only when the eMSP cannot be reached
-  (a transport failure or a timeout, `OcpiUnreachableError`; an HTTP error, an OCPI status
-  outside 1xxx or an answer that is not an authorization refuses the token);
+  (a transport failure, a timeout or an HTTP 5xx, `OcpiUnreachableError`; an HTTP client
+  error, an OCPI status outside 1xxx or an answer that is not an authorization refuses the
+  token);
   NEVER must be allowed by the eMSP in real time. A token invalidated by the eMSP is
   refused (`RoamingTokenRefusedError`, status Blocked or Invalid). A token no eMSP pushed is
   not ours to decide: `None`, and the next authorizer is asked.

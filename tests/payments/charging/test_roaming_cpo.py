@@ -242,8 +242,9 @@ def _closed_port_url() -> str:
 def test_an_emsp_refusal_or_a_malformed_answer_refuses_even_offline_tokens(
     tmp_path: Path,
 ) -> None:
-    """Only a transport failure is 'cannot be reached': the eMSP's OCPI 2004 (Unknown Token,
-    HTTP 404) and an answer that is not OCPI refuse ALLOWED and ALLOWED_OFFLINE tokens."""
+    """Only a transport failure or an HTTP 5xx is 'cannot be reached': the eMSP's OCPI 2004
+    (Unknown Token, HTTP 404), an HTTP 401 and an answer that is not OCPI refuse ALLOWED and
+    ALLOWED_OFFLINE tokens."""
 
     async def main() -> None:
         async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
@@ -352,6 +353,14 @@ def test_when_the_emsp_cannot_answer_only_offline_allowed_tokens_charge(tmp_path
                 with pytest.raises(RoamingTokenRefusedError) as refused:
                     await roaming.authorize("RFID-102")  # real-time only
                 assert refused.value.status == "Invalid"
+            for status in (500, 502, 503, 504):  # the eMSP's gateway or server failed
+                failing = httpx.MockTransport(lambda _, status=status: httpx.Response(status))
+                async with httpx.AsyncClient(transport=failing) as http:
+                    roaming.client = OcpiClient(http)
+                    assert await roaming.authorize("RFID-101") is not None
+                    assert roaming._pending["RFID-101"][0] is AuthMethod.WHITELIST
+                    with pytest.raises(RoamingTokenRefusedError, match=f"HTTP {status}"):
+                        await roaming.authorize("RFID-102")
             assert await roaming.before(accept_every_token)("RFID-NOT-ROAMING") is not None
 
     asyncio.run(main())

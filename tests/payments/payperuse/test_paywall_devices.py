@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import httpx
 
 from payments.payperuse.standing import LedgerDevices
-from tangle.protocol.device import IssuerRole, LiftQuarantine, Quarantine, RotateKey
-from tangle.protocol.transaction import address_of
+from tangle.protocol.device import IssuerRole, LiftQuarantine, Quarantine
 from tests.payments.payperuse.test_paywall import PAYEE, PAYER, Service, header_of
 from tests.registry_records import admit, device_id, record, register, signer
 from tests.tangle.http.test_api import SIGNERS, Net, network
+from tests.tangle.http.test_api_device_keys import rotated_and_quarantined
 from tests.tangle.http.test_api_devices import _send
 from wallet.client import NodeClient
 
@@ -124,32 +124,7 @@ async def test_a_device_that_rotated_onto_the_payer_key_and_is_quarantined_is_re
     `device_id_of(PAYER)`, and it is found by its current key all the same."""
     first = signer(63)
     async with network(tmp_path) as net:
-        await _send(
-            net,
-            admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]),
-            admit(OP1, IssuerRole.OPERATOR, SIGNERS[:2]),
-            admit(OP2, IssuerRole.OPERATOR, SIGNERS[:2]),
-        )
-        await net.milestone()
-        await _send(net, register(first, MAKER, [OP1]))
-        await net.milestone()
-        rotate = RotateKey(
-            device_id=device_id(first),
-            serial=1,
-            new_key=PAYER.public_key,
-            new_address=address_of(PAYER.public_key),
-        )
-        await _send(net, record(rotate, [first, PAYER, OP1]))
-        await net.milestone()
-        quarantine = Quarantine(
-            device_id=device_id(first),
-            serial=2,
-            reason=1,
-            evidence_hash=bytes(32),
-            expires_after=1_000,
-        )
-        await _send(net, record(quarantine, [OP1, OP2]))
-        await net.milestone()
+        await rotated_and_quarantined(net, first, PAYER)
         node = NodeClient("http://node", transport=httpx.ASGITransport(net.app))
         service = Service(tmp_path, devices=LedgerDevices(node, clock=Clock()))
         try:

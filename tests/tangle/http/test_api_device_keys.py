@@ -24,12 +24,17 @@ from wallet.errors import NotFoundError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from coordinator.signers import KeySigner
+
 MAKER, OP1, OP2 = signer(70), signer(71), signer(72)
 DEVICE, NEW_KEY = signer(73), signer(74)
 
 
-async def rotated_and_quarantined(net: Net) -> None:
-    """Issuers admitted; DEVICE registered, rotated to NEW_KEY, then quarantined (milestone 4)."""
+async def rotated_and_quarantined(
+    net: Net, device: KeySigner = DEVICE, new_key: KeySigner = NEW_KEY
+) -> None:
+    """Issuers MAKER, OP1 and OP2 admitted; `device` registered, rotated to `new_key`, then
+    quarantined by OP1 and OP2 (milestone 4)."""
     await _send(
         net,
         admit(MAKER, IssuerRole.MAKER, SIGNERS[:2]),
@@ -37,18 +42,18 @@ async def rotated_and_quarantined(net: Net) -> None:
         admit(OP2, IssuerRole.OPERATOR, SIGNERS[:2]),
     )
     await net.milestone()
-    await _send(net, register(DEVICE, MAKER, [OP1]))
+    await _send(net, register(device, MAKER, [OP1]))
     await net.milestone()
     rotate = RotateKey(
-        device_id=device_id(DEVICE),
+        device_id=device_id(device),
         serial=1,
-        new_key=NEW_KEY.public_key,
-        new_address=address_of(NEW_KEY.public_key),
+        new_key=new_key.public_key,
+        new_address=address_of(new_key.public_key),
     )
-    await _send(net, record(rotate, [DEVICE, NEW_KEY, OP1]))
+    await _send(net, record(rotate, [device, new_key, OP1]))
     await net.milestone()
     quarantine = Quarantine(
-        device_id=device_id(DEVICE),
+        device_id=device_id(device),
         serial=2,
         reason=2,
         evidence_hash=b"\x0e" * 32,
