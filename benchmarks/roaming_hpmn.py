@@ -23,10 +23,9 @@ HPMN's own code spends; its HTTP server and anchoring come on top (`roaming.py`:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
-import json
+import os
 import struct
 import tempfile
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from benchmarks._report import arguments, emit
 from benchmarks._roaming_hpmn import T0, Stages, agreement, key_of, tadigs, take_batch, terms
 from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.batch import decode_batch, encode_batch, seal
@@ -124,6 +124,7 @@ class HpmnBenchmark:
     paid_total: int
     blake2b_hashes_per_s: float
     ratio_to_blake2b_ceiling: float
+    cores: int
 
     @property
     def targets_met(self) -> bool:
@@ -153,22 +154,19 @@ def measure(quick: bool) -> HpmnBenchmark:
         paid_total=paid,
         blake2b_hashes_per_s=round(ceiling),
         ratio_to_blake2b_ceiling=round(1e6 / total / ceiling, 4),
+        cores=os.cpu_count() or 1,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--quick", action="store_true", help="fewer batches (under 30 s)")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, quick="fewer batches (under 30 s)").parse_args(argv)
     result = measure(args.quick)
-    if not args.json:
-        print(f"HPMN CPU per record {result.us_per_record:8.2f} us  ({result.records} records)")
-        for stage, us in result.stages_us_per_record.items():
-            print(f"  {stage:20s} {us:8.2f} us")
-        print(f"blake2b ceiling     {result.blake2b_hashes_per_s:10,.0f} /s")
-        print(f"target {'met' if result.targets_met else 'MISSED'}")
-    print(json.dumps(result.to_json()))
+    lines = [
+        f"HPMN CPU per record {result.us_per_record:8.2f} us  ({result.records} records)",
+        *(f"  {stage:20s}{us:8.2f} us" for stage, us in result.stages_us_per_record.items()),
+        f"blake2b ceiling     {result.blake2b_hashes_per_s:10,.0f} /s",
+    ]
+    emit(result, lines, json_only=args.json)
 
 
 if __name__ == "__main__":
