@@ -9,8 +9,9 @@ file keeps the count of its records still pending, which bounds a pair's pending
 finds the files to read without reading the others.
 
 ```
-files(id PK, sender, recipient, kind, file_seq, digest, first, count, pending, records)
+files(id PK, sender, recipient, kind, file_seq, digest, first, count, pending)
                       one row per imported file, unique per (sender, recipient, kind, file_seq)
+file_records(file PK, records)           its records, packed (apart: `pending` changes)
 taken(file, first PK, last, batch_seq)   records first..last (indexes, inclusive) of a file
                                          taken out of the pending ones
 ```
@@ -44,7 +45,9 @@ SCHEMA: Final = (
         id INTEGER PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
         kind TEXT NOT NULL, file_seq INTEGER NOT NULL, digest BLOB NOT NULL,
         first INTEGER NOT NULL, count INTEGER NOT NULL, pending INTEGER NOT NULL,
-        records BLOB NOT NULL, UNIQUE (sender, recipient, kind, file_seq))""",
+        UNIQUE (sender, recipient, kind, file_seq))""",
+    """CREATE TABLE IF NOT EXISTS file_records (
+        file INTEGER PRIMARY KEY REFERENCES files (id), records BLOB NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS files_first ON files (first) WHERE count > 0""",
     """CREATE INDEX IF NOT EXISTS files_pending ON files (sender, recipient, first)
         WHERE pending > 0""",
@@ -113,15 +116,17 @@ def add_file(db: sqlite3.Connection, meta: PartnerFile, records: tuple[UsageReco
     last = db.execute(
         "SELECT first + count FROM files WHERE count > 0 ORDER BY first DESC LIMIT 1"
     ).fetchone()
-    db.execute(
-        "INSERT INTO files (sender, recipient, kind, file_seq, digest, first, count, pending,"
-        " records) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    file = db.execute(
+        "INSERT INTO files (sender, recipient, kind, file_seq, digest, first, count, pending)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             meta.sender, meta.recipient, meta.kind.value, meta.sequence, meta.digest,
             1 if last is None else int(last[0]), len(records), len(records),
-            pack_records(records),
         ),
-    )  # fmt: skip
+    ).lastrowid  # fmt: skip
+    db.execute(
+        "INSERT INTO file_records (file, records) VALUES (?, ?)", (file, pack_records(records))
+    )
 
 
 def _taken(db: sqlite3.Connection, file: int, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -149,8 +154,8 @@ def pending_rows(
     """Up to `limit` pending records of the pair with their ids, in import order."""
     out: list[tuple[int, UsageRecord]] = []
     files = db.execute(
-        "SELECT id, first, count, records FROM files WHERE sender = ? AND recipient = ?"
-        " AND pending > 0 ORDER BY first",
+        "SELECT id, first, count, records FROM files JOIN file_records ON file = id"
+        " WHERE sender = ? AND recipient = ? AND pending > 0 ORDER BY first",
         (sender, recipient),
     )
     for file, first, count, data in files:
