@@ -13,6 +13,7 @@ path (`merkle_path`) shows one leaf's place under a root without the other leave
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -36,13 +37,22 @@ def merkle_root(leaves: Sequence[bytes]) -> MerkleRoot:
 
 
 def _hash(leaves: Sequence[bytes]) -> bytes:
-    n = len(leaves)
-    if n == 0:
+    """MTH, bottom up: pairing each level's nodes from the left, an odd last node carried up
+    as it is, builds the same tree as the split at the largest power of two below n (the left
+    part is always a complete subtree), without the recursion and the slices."""
+    if not leaves:
         return blake2b_256()
-    if n == 1:
-        return blake2b_256(_LEAF, leaves[0])
-    k = 1 << ((n - 1).bit_length() - 1)
-    return blake2b_256(_NODE, _hash(leaves[:k]), _hash(leaves[k:]))
+    blake2b = hashlib.blake2b
+    level = [blake2b(_LEAF + leaf, digest_size=HASH_SIZE).digest() for leaf in leaves]
+    while len(level) > 1:
+        pairs = [
+            blake2b(_NODE + level[i] + level[i + 1], digest_size=HASH_SIZE).digest()
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            pairs.append(level[-1])
+        level = pairs
+    return level[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
