@@ -8,12 +8,13 @@ operator API on its own port). Before the clock starts, each VPMN's billing syst
 `RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated under the pair's
 agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events (`tap_writer.py`). Then, for
 each pair: every file is imported with the TAP importer (`read_tap`: BER parsed and checked,
-IMSIs hashed, records built) and kept in the VPMN's `RoamingStore` (one fsync'd transaction a
-file), its audit total checked and every record re-rated under the agreement; the records are
-sealed into batches of `BATCH` (Merkle root, signed header), each batch kept in the store (its
-records marked) and its signed header queued for anchoring on the ledger
-(`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN verifies the header, re-rates and
-checks every record (duplicates over the 80-day window, audit totals), commits the
+IMSIs hashed, records built) and kept in the VPMN's `RoamingStore` (the file whole, in one
+fsync'd transaction: `payments.roaming.pending`), its audit total checked and every record
+re-rated under the agreement; the records are sealed into batches of `BATCH` (Merkle root,
+signed header), each batch kept in the store (its records, named by their ids in the file, taken
+out of the pending ones in the same transaction) and its signed header queued for anchoring on
+the ledger (`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN verifies the header,
+re-rates and checks every record (duplicates over the 80-day window, audit totals), commits the
 acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the payment
 of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer carries the
 signed acknowledgement and the signed proposal. The VPMN verifies both, keeps the
@@ -40,7 +41,10 @@ of both processes is confirmed by a milestone.
   keeping the file (`store_file`), the rating check, sealing, keeping the batch (`store_batch`),
   verifying the answer, keeping the acknowledgement (`store_ack`); at the HPMN decoding the
   batch, validating and committing it, settling; `other` is the rest of the process's CPU time
-  (HTTP, the event loops, the channel store, anchoring).
+  (HTTP, the event loops, the channel store, anchoring). The VPMN's stages run to its last
+  durable payment; `after_last_payment` is its CPU time after that (waiting for the last
+  anchors to be confirmed, closing). `vpmn_us_per_record`: the VPMN's CPU time per record to
+  its last durable payment outside the TAP import.
 
 Both processes freeze their setup out of the garbage collector and collect its first generation
 every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the issue: 50,000
@@ -185,14 +189,15 @@ async def vpmn_pair(
 
     await trio.to_thread.run_sync(roaming.put_agreement, signed)
 
-    def import_file(raw: bytes) -> ImportedFile:
+    def import_file(raw: bytes) -> tuple[ImportedFile, range]:
         began = time.thread_time()
         imported = read_tap(raw, policy)
         began = stages.add("tap_import", began)
         if roaming.import_file(imported) is not ImportOutcome.NEW:
             raise SystemExit(f"pair {pair}: file {imported.meta.sequence} imported before")
+        ids = roaming.file_ids(imported.meta)
         stages.add("store_file", began)
-        return imported
+        return imported, ids
 
     def save(stage: str, call: Callable[[], object]) -> None:
         began = time.thread_time()
@@ -200,7 +205,7 @@ async def vpmn_pair(
         stages.add(stage, began)
 
     for raw in files:
-        imported = await trio.to_thread.run_sync(import_file, raw)
+        imported, ids = await trio.to_thread.run_sync(import_file, raw)
         began = time.thread_time()
         if imported.total_charge != imported.meta.declared_total_charge:
             raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
@@ -217,7 +222,9 @@ async def vpmn_pair(
             content = encode_batch(b)
             stages.add("seal", began)
             await trio.to_thread.run_sync(
-                save, "store_batch", functools.partial(roaming.save_batch, b)
+                save,
+                "store_batch",
+                functools.partial(roaming.save_batch, b, ids[first : first + batch]),
             )
             await anchoring.put(batch_anchor(b.signed), "batch", signed_at)
             response = await http.post("/batches", content=content, headers=headers)
@@ -254,9 +261,10 @@ async def run_vpmns(
     directory: Path,
     stages: Stages,
     anchoring: Anchoring,
-) -> tuple[float, list[float], int]:
+) -> tuple[float, list[float], int, dict[str, float]]:
     """Run the ten VPMNs against the HPMNs at `ports`; (seconds from the first import to the
-    last durable payment, the record-to-payment latencies, the total paid)."""  # fmt: skip
+    last durable payment, the record-to-payment latencies, the total paid, the CPU seconds
+    per stage until then)."""  # fmt: skip
     latencies: list[float] = []
     charged: list[int] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -280,6 +288,7 @@ async def run_vpmns(
                     charged, stages, anchoring,
                 )  # fmt: skip
         elapsed = time.perf_counter() - stages.began
+        cpu = stages.report()
         paid = 0
         for pair in range(PAIRS):
             record = await store.load(ChannelId(bytes([pair + 1]) * 32), Role.PAYEE)
@@ -287,7 +296,7 @@ async def run_vpmns(
             paid += 0 if latest is None else latest.proof.payee_balance
     if paid != sum(charged):
         raise SystemExit(f"paid {paid}, the batches charged {sum(charged)}")
-    return elapsed, latencies, paid
+    return elapsed, latencies, paid, cpu
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -303,6 +312,8 @@ class CarriersRun:
     anchor_latencies: list[float]
     anchors: int
     hpmn_cpu: dict[str, float]
+    vpmn_cpu: dict[str, float]
+    """The VPMN's CPU per stage until the last durable payment."""
 
 
 def hpmn_child(
@@ -337,7 +348,7 @@ async def run_carriers(
             stdin.flush()
             ports = json.loads(await trio.to_thread.run_sync(stdout.readline))
             async with Anchoring(api, book) as anchoring:
-                to_payment, latencies, paid = await run_vpmns(
+                to_payment, latencies, paid, vpmn_cpu = await run_vpmns(
                     ports, files, batch, directory, stages, anchoring
                 )
                 stdin.close()
@@ -356,7 +367,7 @@ async def run_carriers(
     return CarriersRun(
         to_payment_s=to_payment, committed_s=committed, latencies=latencies, paid=paid,
         anchor_latencies=anchoring.latencies + hpmn["anchor_latencies"],
-        anchors=anchoring.queued + hpmn["anchors"], hpmn_cpu=hpmn["stages"],
+        anchors=anchoring.queued + hpmn["anchors"], hpmn_cpu=hpmn["stages"], vpmn_cpu=vpmn_cpu,
     )  # fmt: skip
 
 
@@ -414,6 +425,8 @@ class RoamingBenchmark:
     tap_bytes: int
     stages_cpu_s: dict[str, dict[str, float]]
     """CPU seconds per stage in each process (`Stages`), summed over the pairs."""
+    vpmn_us_per_record: float
+    """The VPMN's CPU microseconds per record to its last payment, the TAP import left out."""
 
     @property
     def targets_met(self) -> bool:
@@ -442,7 +455,8 @@ def measure(quick: bool) -> RoamingBenchmark:
     stages = Stages()
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
         run = trio.run(run_carriers, files, batch, Path(tmp), stages)
-        vpmn_cpu = stages.report()
+        tail = stages.report()["other"] - run.vpmn_cpu["other"]
+    vpmn_cpu = {**run.vpmn_cpu, "after_last_payment": round(tail, 3)}
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
     rate_ = count / run.to_payment_s
     return RoamingBenchmark(
@@ -466,6 +480,9 @@ def measure(quick: bool) -> RoamingBenchmark:
         tap_files=sum(len(f) for f in files),
         tap_bytes=sum(len(raw) for f in files for raw in f),
         stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": run.hpmn_cpu},
+        vpmn_us_per_record=round(
+            sum(v for k, v in run.vpmn_cpu.items() if k != "tap_import") / count * 1e6, 2
+        ),
     )
 
 
