@@ -162,9 +162,12 @@ class Anchoring:
             if "error" in result:
                 raise AnchorError(f"the node refused the {kind} anchor: {result['error']}")
             kept.append((payload, kind, MessageId(blake2b_256(raw)), signed_at))
-        await trio.to_thread.run_sync(
-            lambda: [book.save_anchor(p, kind, bytes(m)) for p, kind, m, _ in kept]
-        )
+
+        def save() -> None:
+            for payload, kind, message_id, _ in kept:
+                book.save_anchor(payload, kind, bytes(message_id))
+
+        await trio.to_thread.run_sync(save)
         for _, _, message_id, signed_at in kept:
             self._unconfirmed[message_id] = signed_at
 
