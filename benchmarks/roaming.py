@@ -1,32 +1,35 @@
 """Roaming settlement end to end: `python -m benchmarks.roaming [--json] [--quick]`.
 
-Two carrier processes on loopback, and a devnet of their own (a coordinator and one node as
-processes, a milestone every `MILESTONE_INTERVAL_S`). This process holds the ten visited
-networks (VPMNs); it starts the home networks' process (`_roaming_hpmn.py`: ten HPMNs, one
-`CarrierDesk` and sqlite store each, WAL with `synchronous=FULL`, each behind the signed
-operator API on its own port). Before the clock starts, each VPMN's billing system writes its
-`RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated under the pair's
-agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events (`tap_writer.py`). Then, for
-each pair: every file is imported with the TAP importer (`read_tap`: BER parsed and checked,
-IMSIs hashed, records built) and kept in the VPMN's `RoamingStore` (the file whole, in one
-fsync'd transaction: `payments.roaming.pending`), its audit total checked and every record
-re-rated under the agreement; the records are sealed into batches of `BATCH` (Merkle root,
-signed header), each batch kept in the store (its records, named by their ids in the file, taken
-out of the pending ones in the same transaction) and its signed header queued for anchoring on
-the ledger (`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN verifies the header,
-re-rates and checks every record (duplicates over the 80-day window, audit totals), commits the
-acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the payment
-of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer carries the
-signed acknowledgement and the signed proposal. The VPMN verifies both, keeps the
-acknowledgement in its store, countersigns the channel state and saves it in its `ChannelStore`
-(fsync'd): the amount is then durable at the VPMN; its countersignature goes back with the
-pair's next batch, and the HPMN completes the state with it before it validates that batch.
+Carrier processes on loopback, and a devnet of their own (a coordinator and one node as
+processes, a milestone every `MILESTONE_INTERVAL_S`). This process starts them and keeps the
+clock: the home networks' process (`_roaming_hpmn.py`: ten HPMNs, one `CarrierDesk` and sqlite
+store each, WAL with `synchronous=FULL`, each behind the signed operator API on its own port)
+and `VPMN_PROCESSES` processes of the visited networks (`_roaming_vpmn.py`: the ten VPMNs split
+among them, each with its own stores and anchoring). Before the clock starts, each VPMN's
+billing system writes its `RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated
+under the pair's agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events
+(`tap_writer.py`). Then, for each pair: every file is imported with the TAP importer
+(`read_tap`: BER parsed and checked, IMSIs hashed, records built) and kept in the VPMN's
+`RoamingStore` (the file whole, in one fsync'd transaction: `payments.roaming.pending`), its
+audit total checked and every record re-rated under the agreement; the records are sealed into
+batches of `BATCH` (Merkle root, signed header), each batch kept in the store (its records,
+named by their ids in the file, taken out of the pending ones in the same transaction) and its
+signed header queued for anchoring on the ledger (`_roaming_anchors.Anchoring`), and sent over
+HTTP; the HPMN verifies the header, re-rates and checks every record (duplicates over the 80-day
+window, audit totals), commits the acknowledgement, the batch and the event ids (one fsync'd
+transaction), and proposes the payment of the accepted amount on the pair's two-way channel
+(`Settlement.pay`); the answer carries the signed acknowledgement and the signed proposal. The
+VPMN verifies both, keeps the acknowledgement in its store, countersigns the channel state and
+saves it in its `ChannelStore` (fsync'd): the amount is then durable at the VPMN; its
+countersignature goes back with the pair's next batch, and the HPMN completes the state with it
+before it validates that batch.
 
 The HPMN queues each acknowledgement it signed for anchoring too; the run ends when every anchor
-of both processes is confirmed by a milestone.
+of every process is confirmed by a milestone.
 
-* `records_per_s`: all records, from the first file's import to the last durable payment;
-  `committed_records_per_s`: the same records over the time until every anchor was confirmed;
+* `records_per_s`: all records, from the VPMN processes' start (every one set up, its TAP files
+  written) to the last durable payment; `committed_records_per_s`: the same records over the
+  time until every anchor was confirmed;
 * `anchors`, `anchors_confirmed`, `anchor_p50_s` / `anchor_p99_s`: batch headers and
   acknowledgements anchored, those confirmed, and the time from an anchor's signing to the
   moment its process saw it referenced by a milestone;
@@ -37,19 +40,19 @@ of both processes is confirmed by a milestone.
   and rendered as canonical JSON and CSV;
 * `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
   ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`;
-* `stages_cpu_s`: CPU seconds per stage in each process (`Stages`): at the VPMN the TAP import,
-  keeping the file (`store_file`), the rating check, sealing, keeping the batch (`store_batch`),
-  verifying the answer, keeping the acknowledgement (`store_ack`); at the HPMN decoding the
-  batch, validating and committing it, settling; `other` is the rest of the process's CPU time
-  (HTTP, the event loops, the channel store, anchoring). The VPMN's stages run to its last
-  durable payment; `after_last_payment` is its CPU time after that (waiting for the last
-  anchors to be confirmed, closing). `vpmn_us_per_record`: the VPMN's CPU time per record to
-  its last durable payment outside the TAP import.
+* `stages_cpu_s`: CPU seconds per stage in each side (`Stages`, the VPMN processes summed): at
+  the VPMN the TAP import, keeping the file (`store_file`), the rating check, sealing, keeping
+  the batch (`store_batch`), verifying the answer, keeping the acknowledgement (`store_ack`); at
+  the HPMN decoding the batch, validating and committing it, settling; `other` is the rest of
+  the process's CPU time (HTTP, the event loops, the channel store, anchoring). The VPMN's
+  stages run to its last durable payment; `after_last_payment` is its CPU time after that
+  (waiting for the last anchors to be confirmed, closing). `vpmn_us_per_record`: the VPMN's CPU
+  time per record to its last durable payment outside the TAP import.
 
-Both processes freeze their setup out of the garbage collector and collect its first generation
-every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the issue: 50,000
-records/s, p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one
-JSON object (`--json` prints only that line).
+The carrier processes freeze their setup out of the garbage collector and collect its first
+generation every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the
+issue: 50,000 records/s, p99 record-to-payment under 5 s, statement under 60 s. The last line
+printed is one JSON object (`--json` prints only that line).
 """
 
 from __future__ import annotations
