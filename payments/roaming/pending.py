@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Final
 
-from .errors import RoamingStoreError
+from .errors import MalformedRecordError, RoamingStoreError
 from .record import UsageRecord
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ SCHEMA: Final = (
         batch_seq INTEGER NOT NULL, PRIMARY KEY (file, first)) WITHOUT ROWID""",
 )
 _LENGTH: Final = struct.Struct("<H")
+MAX_ID: Final = (1 << 63) - 1
+"""sqlite's largest integer: no record id is larger."""
 
 
 def pack_records(records: Iterable[UsageRecord]) -> bytes:
@@ -64,17 +66,25 @@ def pack_records(records: Iterable[UsageRecord]) -> bytes:
 
 
 def _offsets(data: bytes) -> list[int]:
-    """Where each packed record's length starts."""
+    """Where each packed record's length starts (`RoamingStoreError` if one runs past the
+    end)."""
     out, pos, size = [], 0, len(data)
     while pos < size:
         out.append(pos)
+        if pos + 2 > size:
+            raise RoamingStoreError("a packed record runs past the end")
         pos += 2 + _LENGTH.unpack_from(data, pos)[0]
+    if pos != size:
+        raise RoamingStoreError("a packed record runs past the end")
     return out
 
 
 def _at(data: bytes, offset: int) -> UsageRecord:
     (n,) = _LENGTH.unpack_from(data, offset)
-    return UsageRecord.decode(data[offset + 2 : offset + 2 + n])
+    try:
+        return UsageRecord.decode(data[offset + 2 : offset + 2 + n])
+    except MalformedRecordError as e:
+        raise RoamingStoreError(f"an unreadable record: {e}") from None
 
 
 def unpack_records(data: bytes) -> tuple[UsageRecord, ...]:
@@ -171,9 +181,10 @@ def pending_rows(
 
 
 def _runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
-    """Sorted distinct `ids` as runs of consecutive ids (inclusive)."""
+    """Sorted distinct `ids` as runs of consecutive ids (inclusive); none outside 1..`MAX_ID`
+    names a record."""
     run: list[int] = []
-    for i in sorted(set(ids)):
+    for i in sorted({i for i in ids if 1 <= i <= MAX_ID}):
         if run and i == run[1] + 1:
             run[1] = i
             continue

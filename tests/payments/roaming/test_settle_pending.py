@@ -4,6 +4,7 @@ per-pair bound, and `file_ids` naming a file's records as imported."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,18 +56,22 @@ def test_ids_follow_import_order_and_a_batch_takes_its_ids_across_files(tmp_path
         assert (store.file_ids(a.meta), store.file_ids(b.meta)) == (range(1, 4), range(4, 8))
         assert store.file_ids(c.meta) == range(8, 10)
         assert store.file_ids(imported(mine, 3, first).meta) == range(0)  # never imported
-        # a batch of the last record of file 1 and the first of file 2, plus an id of the other
-        # pair's file and one past the end: those two change nothing
+        # a batch of the last record of file 1 and the first of file 2
         batch = seal(A, VISITED_KEY, (first[2], second[0]), sequence=1, now=T0 + 60)
         store.save_batch(batch, [3, 4])
         assert store.pending(*mine, 100) == (*first[:2], *second[1:])
-        store.refuse_pending([2, 3, 6, 9, 99])  # 3 is batched already
-        assert store.pending_rows(*mine, 100) == [(1, first[0]), (5, second[1]), (7, second[3])]
+        # ids of the other pair's records take nothing: 8 stays theirs and pending
+        later = seal(A, VISITED_KEY, (second[1], second[2]), sequence=2, now=T0 + 60)
+        store.save_batch(later, [5, 8])
+        assert store.pending(*mine, 100) == (*first[:2], *second[2:])
+        assert store.pending(*theirs, 100) == other
+        store.refuse_pending([2, 3, 6, 9, 99])  # 3 is batched already, 99 is no record
+        assert store.pending_rows(*mine, 100) == [(1, first[0]), (7, second[3])]
         assert store.pending(*theirs, 100) == other[:1]
-        assert store.pending_rows(*mine, 2) == [(1, first[0]), (5, second[1])]
+        assert store.pending_rows(*mine, 1) == [(1, first[0])]
         assert store.batch(*mine, 1) == batch
     with RoamingStore(tmp_path / "r.db") as store:  # reopened: the same
-        assert store.pending_rows(*mine, 100) == [(1, first[0]), (5, second[1]), (7, second[3])]
+        assert store.pending_rows(*mine, 100) == [(1, first[0]), (7, second[3])]
 
 
 def test_a_pair_holds_at_most_the_bound_pending(
@@ -142,3 +147,21 @@ def test_the_store_keeps_what_a_list_of_records_would(ops: list[tuple[object, ..
             for p, pair in enumerate(PAIRS):
                 expected = [(i, r) for i, q, r in model if q == p and i not in taken]
                 assert store.pending_rows(*pair, 1_000) == expected
+
+
+def test_a_damaged_file_row_and_ids_out_of_range_raise_only_store_errors(tmp_path: Path) -> None:
+    """A packed file cut short, or a record in it changed, is `RoamingStoreError` on reading;
+    ids no record can have (zero, negative, past sqlite's integers) change nothing."""
+    mine = PAIRS[0]
+    with RoamingStore(tmp_path / "r.db") as store:
+        store.import_file(imported(mine, 1, usage(mine, 0, 3)))
+        store.refuse_pending([0, -1, 1 << 64, 10**30])
+        assert len(store.pending(*mine, 10)) == 3
+    db = sqlite3.connect(tmp_path / "r.db")
+    (packed,) = db.execute("SELECT records FROM file_records").fetchone()
+    for damaged in (packed[:-1], packed[:3] + b"\xff" + packed[4:], packed + b"\x00"):
+        with db:
+            db.execute("UPDATE file_records SET records = ?", (damaged,))
+        with RoamingStore(tmp_path / "r.db") as store, pytest.raises(RoamingStoreError):
+            store.pending(*mine, 10)
+    db.close()
