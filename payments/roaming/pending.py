@@ -60,6 +60,20 @@ MAX_ID: Final = (1 << 63) - 1
 """sqlite's largest integer: no record id is larger."""
 
 
+def refuse_record_rows(db: sqlite3.Connection) -> None:
+    """`RoamingStoreError` for a store an earlier version wrote, which kept a row per pending
+    record (`records`) and the imports apart (`imports`): read here, its pending records and
+    imported files would be taken for none."""
+    old = db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('records', 'imports')"
+    ).fetchall()
+    if old:
+        raise RoamingStoreError(
+            f"tables {sorted(r[0] for r in old)} of an earlier version: import its files again"
+            " into a new store"
+        )
+
+
 def pack_records(records: Iterable[UsageRecord]) -> bytes:
     """Records as stored: each its u16 length and its encoding, in order."""
     return b"".join(_LENGTH.pack(len(e)) + e for e in (r.encode() for r in records))

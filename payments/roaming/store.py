@@ -89,8 +89,12 @@ class RoamingStore:
             self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            _files.refuse_record_rows(self._db)
         except sqlite3.Error as e:
             raise RoamingStoreError(f"cannot open {path}: {e}") from e
+        except RoamingStoreError:
+            self._db.close()
+            raise
 
     def __enter__(self) -> Self:
         return self

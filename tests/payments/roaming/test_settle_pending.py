@@ -165,3 +165,11 @@ def test_a_damaged_file_row_and_ids_out_of_range_raise_only_store_errors(tmp_pat
         with RoamingStore(tmp_path / "r.db") as store, pytest.raises(RoamingStoreError):
             store.pending(*mine, 10)
     db.close()
+
+
+def test_a_store_of_the_earlier_layout_is_refused_not_read_as_empty(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, record BLOB)")
+    db.close()
+    with pytest.raises(RoamingStoreError, match="earlier version"):
+        RoamingStore(tmp_path / "old.db")
