@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from payments.roaming.partner_file import ImportedFile
 
 VPMN_PROCESSES: Final = 2
+"""Processes the ten VPMNs are split among (the machine's two cores)."""
 FILE_EVENTS: Final = 5_000
 """Events per TAP transfer batch file the VPMN's billing system writes."""
 KEEP_ALIVE: Final = httpx.Limits(keepalive_expiry=2.0)

@@ -94,9 +94,10 @@ if TYPE_CHECKING:
 RECORDS: Final = 1_000_000
 QUICK_RECORDS: Final = 20_000
 BATCH: Final = FILE_EVENTS
-"""Records per batch: one TAP file's. Each batch costs the VPMN some 5 ms of CPU whatever its
+"""Records per batch: one TAP file's. Each batch costs the VPMN 5 to 10 ms of CPU whatever its
 size (the request to the HPMN, its anchor's submission and confirmation, the signature, three
-fsync'd commits): 5 us a record in batches of 1,000, 1 us in batches of 5,000 (measured)."""
+fsync'd commits): measured on a shared 2-core machine, the VPMN's `other` was 6 to 11 us a
+record in batches of 1,000 and 2.5 us in batches of 5,000."""
 QUICK_BATCH: Final = 1_000
 """Two batches a pair in `--quick` mode: the countersignature rides on the pair's next batch."""
 STATEMENT_RECORDS: Final = 10_000_000
