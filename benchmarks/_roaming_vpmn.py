@@ -199,7 +199,8 @@ async def run_vpmns(
         }
         anchoring = await stack.enter_async_context(Anchoring(api, book))
         print(json.dumps({"ready": True}), flush=True)
-        await trio.to_thread.run_sync(sys.stdin.readline)
+        if await trio.to_thread.run_sync(sys.stdin.readline) != "go\n":
+            return  # the parent gave up before the start
         stages.start()
         async with trio.open_nursery() as nursery:
             for p in pairs:
