@@ -1,31 +1,35 @@
 """Roaming settlement end to end: `python -m benchmarks.roaming [--json] [--quick]`.
 
-Two carrier processes on loopback, and a devnet of their own (a coordinator and one node as
-processes, a milestone every `MILESTONE_INTERVAL_S`). This process holds the ten visited
-networks (VPMNs); it starts the home networks' process (`_roaming_hpmn.py`: ten HPMNs, one
-`CarrierDesk` and sqlite store each, WAL with `synchronous=FULL`, each behind the signed
-operator API on its own port). Before the clock starts, each VPMN's billing system writes its
-`RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated under the pair's
-agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events (`tap_writer.py`). Then, for
-each pair: every file is imported with the TAP importer (`read_tap`: BER parsed and checked,
-IMSIs hashed, records built) and kept in the VPMN's `RoamingStore` (one fsync'd transaction a
-file), its audit total checked and every record re-rated under the agreement; the records are
-sealed into batches of `BATCH` (Merkle root, signed header), each batch kept in the store (its
-records marked) and its signed header queued for anchoring on the ledger
-(`_roaming_anchors.Anchoring`), and sent over HTTP; the HPMN verifies the header, re-rates and
-checks every record (duplicates over the 80-day window, audit totals), commits the
-acknowledgement, the batch and the event ids (one fsync'd transaction), and proposes the payment
-of the accepted amount on the pair's two-way channel (`Settlement.pay`); the answer carries the
-signed acknowledgement and the signed proposal. The VPMN verifies both, keeps the
-acknowledgement in its store, countersigns the channel state and saves it in its `ChannelStore`
-(fsync'd): the amount is then durable at the VPMN; its countersignature goes back with the
-pair's next batch, and the HPMN completes the state with it before it validates that batch.
+Carrier processes on loopback, and a devnet of their own (a coordinator and one node as
+processes, a milestone every `MILESTONE_INTERVAL_S`). This process starts them and keeps the
+clock: the home networks' process (`_roaming_hpmn.py`: ten HPMNs, one `CarrierDesk` and sqlite
+store each, WAL with `synchronous=FULL`, each behind the signed operator API on its own port)
+and `VPMN_PROCESSES` processes of the visited networks (`_roaming_vpmn.py`: the ten VPMNs split
+among them, each with its own stores and anchoring). Before the clock starts, each VPMN's
+billing system writes its `RECORDS / 10` data sessions (`--quick`: `QUICK_RECORDS / 10`), rated
+under the pair's agreement, as TAP 3.12 transfer batch files of `FILE_EVENTS` events
+(`tap_writer.py`). Then, for each pair: every file is imported with the TAP importer
+(`read_tap`: BER parsed and checked, IMSIs hashed, records built) and kept in the VPMN's
+`RoamingStore` (the file whole, in one fsync'd transaction: `payments.roaming.pending`), its
+audit total checked and every record re-rated under the agreement; the records are sealed into
+batches of `BATCH` (Merkle root, signed header), each batch kept in the store (its records,
+named by their ids in the file, taken out of the pending ones in the same transaction) and its
+signed header queued for anchoring on the ledger (`_roaming_anchors.Anchoring`), and sent over
+HTTP; the HPMN verifies the header, re-rates and checks every record (duplicates over the 80-day
+window, audit totals), commits the acknowledgement, the batch and the event ids (one fsync'd
+transaction), and proposes the payment of the accepted amount on the pair's two-way channel
+(`Settlement.pay`); the answer carries the signed acknowledgement and the signed proposal. The
+VPMN verifies both, keeps the acknowledgement in its store, countersigns the channel state and
+saves it in its `ChannelStore` (fsync'd): the amount is then durable at the VPMN; its
+countersignature goes back with the pair's next batch, and the HPMN completes the state with it
+before it validates that batch.
 
 The HPMN queues each acknowledgement it signed for anchoring too; the run ends when every anchor
-of both processes is confirmed by a milestone.
+of every process is confirmed by a milestone.
 
-* `records_per_s`: all records, from the first file's import to the last durable payment;
-  `committed_records_per_s`: the same records over the time until every anchor was confirmed;
+* `records_per_s`: all records, from the VPMN processes' start (every one set up, its TAP files
+  written) to the last durable payment; `committed_records_per_s`: the same records over the
+  time until every anchor was confirmed;
 * `anchors`, `anchors_confirmed`, `anchor_p50_s` / `anchor_p99_s`: batch headers and
   acknowledgements anchored, those confirmed, and the time from an anchor's signing to the
   moment its process saw it referenced by a milestone;
@@ -36,28 +40,28 @@ of both processes is confirmed by a milestone.
   and rendered as canonical JSON and CSV;
 * `blake2b_hashes_per_s`: BLAKE2b-256 of one encoded record, per second, in this run (the
   ceiling: the least hashing a record needs is its event id), and `ratio_to_blake2b_ceiling`;
-* `stages_cpu_s`: CPU seconds per stage in each process (`Stages`): at the VPMN the TAP import,
-  keeping the file (`store_file`), the rating check, sealing, keeping the batch (`store_batch`),
-  verifying the answer, keeping the acknowledgement (`store_ack`); at the HPMN decoding the
-  batch, validating and committing it, settling; `other` is the rest of the process's CPU time
-  (HTTP, the event loops, the channel store, anchoring).
+* `stages_cpu_s`: CPU seconds per stage in each side (`Stages`, the VPMN processes summed): at
+  the VPMN the TAP import, keeping the file (`store_file`), the rating check, sealing, keeping
+  the batch (`store_batch`), verifying the answer, keeping the acknowledgement (`store_ack`); at
+  the HPMN decoding the batch, validating and committing it, settling; `other` is the rest of
+  the process's CPU time (HTTP, the event loops, the channel store, anchoring). The VPMN's
+  stages run to its last durable payment; `after_last_payment` is its CPU time after that
+  (waiting for the last anchors to be confirmed, closing). `vpmn_us_per_record`: the VPMN's CPU
+  time per record to its last durable payment outside the TAP import.
 
-Both processes freeze their setup out of the garbage collector and collect its first generation
-every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the issue: 50,000
-records/s, p99 record-to-payment under 5 s, statement under 60 s. The last line printed is one
-JSON object (`--json` prints only that line).
+The carrier processes freeze their setup out of the garbage collector and collect its first
+generation every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`). Targets from the
+issue: 50,000 records/s, p99 record-to-payment under 5 s, statement under 60 s. The last line
+printed is one JSON object (`--json` prints only that line).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -70,224 +74,44 @@ import httpx
 import numpy as np
 import trio
 
-from benchmarks._roaming_anchors import Anchoring
-from benchmarks._roaming_hpmn import (
-    PAIRS,
-    T0,
-    Stages,
-    agreement,
-    hpmn_process,
-    key_of,
-    tadigs,
-    terms,
+from benchmarks._roaming_hpmn import PAIRS, T0, agreement, hpmn_process, tadigs
+from benchmarks._roaming_vpmn import (
+    FILE_EVENTS,
+    HASHER,
+    VPMN_PROCESSES,
+    tap_files,
+    vpmn_process,
 )
-from payments.channels.state import Role
-from payments.channels.store import ChannelRecord, ChannelStore
-from payments.channels.twoway import Proposal, TwoWayChannel
-from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
-from payments.roaming.batch import anchor_payload as batch_anchor
-from payments.roaming.batch import encode_batch, seal
-from payments.roaming.ledger_book import LedgerBook
-from payments.roaming.partner_file import ImportOutcome, ImportPolicy
-from payments.roaming.rating import RatingTable
-from payments.roaming.record import EventType, SubscriberHasher
+from payments.roaming.partner_file import ImportPolicy
 from payments.roaming.statement import StatementBuilder
-from payments.roaming.store import RoamingStore
 from payments.roaming.tap import read_tap
-from payments.roaming.tap_events import CallEvent
-from payments.roaming.tap_writer import TapFileSpec, write_tap
-from tangle.protocol.channel import BalanceProof
-from tangle.protocol.ids import ChannelId, Signature
 from tanglepay.devnet import launch, load_or_create
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
-    from payments.roaming.partner_file import ImportedFile
 
 RECORDS: Final = 1_000_000
 QUICK_RECORDS: Final = 20_000
-BATCH: Final = 1_000
+BATCH: Final = FILE_EVENTS
+"""Records per batch: one TAP file's. Each batch costs the VPMN 5 to 10 ms of CPU whatever its
+size (the request to the HPMN, its anchor's submission and confirmation, the signature, three
+fsync'd commits): measured on a shared 2-core machine, the VPMN's `other` was 6 to 11 us a
+record in batches of 1,000 and 2.5 us in batches of 5,000."""
 QUICK_BATCH: Final = 1_000
-KEEP_ALIVE: Final = httpx.Limits(keepalive_expiry=2.0)
-"""A pair waits for the other pairs' imports between batches: its idle connection is dropped
-before the server's keep-alive timeout (hypercorn's 5 s) can close it under a request."""
-FILE_EVENTS: Final = 5_000
-"""Events per TAP transfer batch file the VPMN's billing system writes."""
+"""Two batches a pair in `--quick` mode: the countersignature rides on the pair's next batch."""
 STATEMENT_RECORDS: Final = 10_000_000
 QUICK_STATEMENT_RECORDS: Final = 200_000
+IMPORT_AND_TAIL: Final = ("tap_import", "after_last_payment")
 HASH_COUNT: Final = 200_000
 TARGET_RECORDS_PER_S: Final = 50_000
 TARGET_P99_S: Final = 5.0
 TARGET_STATEMENT_S: Final = 60.0
 MILESTONE_INTERVAL_S: Final = 0.5
 """The milestone interval of the benchmark's devnet (the examples' own devnet's)."""
-HASHER: Final = SubscriberHasher(salt=b"benchmark-salt-0123")
 
 
 # -- the VPMN side (this process) -------------------------------------------------------------
-
-
-def tap_files(pair: int, count: int, batch: int) -> list[bytes]:
-    """What the pair's VPMN billing system hands over: its roamers' data sessions, each rated
-    under the agreement, as TAP 3.12 transfer batches of `FILE_EVENTS` events (written before
-    the clock starts: this is the input)."""
-    vpmn, hpmn = tadigs(pair)
-    a = agreement(pair, batch).agreement
-    plan = a.party(vpmn).plan(EventType.DATA)
-    files = []
-    for number, first in enumerate(range(0, count, FILE_EVENTS), start=1):
-        events = []
-        for index in range(first, min(first + FILE_EVENTS, count)):
-            up, down = 1_000 + index % 5_000, 50_000 + index % 70_000
-            events.append(
-                CallEvent(
-                    offset=0,
-                    event_type=EventType.DATA,
-                    imsi=f"90101{index % 100_000:010d}",
-                    msisdn=None,
-                    start_utc=T0 + index,
-                    duration_s=60,
-                    volume_up=up,
-                    volume_down=down,
-                    apn="iot.example",
-                    charge=plan.price_of(plan.billed(up + down)),
-                )
-            )
-        spec = TapFileSpec(
-            sender=vpmn, recipient=hpmn, sequence=number, created_utc=T0 + first + FILE_EVENTS,
-            currency=a.currency, decimal_places=a.decimal_places, utc_offset_s=3_600,
-        )  # fmt: skip
-        files.append(write_tap(spec, events))
-    return files
-
-
-async def vpmn_pair(
-    pair: int,
-    http: httpx.AsyncClient,
-    files: list[bytes],
-    batch: int,
-    store: ChannelStore,
-    roaming: RoamingStore,
-    latencies: list[float],
-    charged: list[int],
-    stages: Stages,
-    anchoring: Anchoring,
-) -> None:
-    signed = agreement(pair, batch)
-    a = signed.agreement
-    table = RatingTable(a)
-    policy = ImportPolicy(hasher=HASHER)
-    channel = TwoWayChannel(terms(pair), key_of("v", pair))
-    key = key_of("v", pair)
-    headers: dict[str, str] = {}
-    sequence = 0
-
-    await trio.to_thread.run_sync(roaming.put_agreement, signed)
-
-    def import_file(raw: bytes) -> ImportedFile:
-        began = time.thread_time()
-        imported = read_tap(raw, policy)
-        began = stages.add("tap_import", began)
-        if roaming.import_file(imported) is not ImportOutcome.NEW:
-            raise SystemExit(f"pair {pair}: file {imported.meta.sequence} imported before")
-        stages.add("store_file", began)
-        return imported
-
-    def save(stage: str, call: Callable[[], object]) -> None:
-        began = time.thread_time()
-        call()
-        stages.add(stage, began)
-
-    for raw in files:
-        imported = await trio.to_thread.run_sync(import_file, raw)
-        began = time.thread_time()
-        if imported.total_charge != imported.meta.declared_total_charge:
-            raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
-        for r in imported.records:
-            if table.charge(r) != r.charge:
-                raise SystemExit(f"pair {pair}: a record not rated under the agreement")
-        stages.add("rate", began)
-        for first in range(0, len(imported.records), batch):
-            began = time.thread_time()
-            records = imported.records[first : first + batch]
-            sequence += 1
-            b = seal(a, key, records, sequence=sequence, now=records[-1].start_utc + 1)
-            signed_at = time.perf_counter()
-            content = encode_batch(b)
-            stages.add("seal", began)
-            await trio.to_thread.run_sync(
-                save, "store_batch", functools.partial(roaming.save_batch, b)
-            )
-            await anchoring.put(batch_anchor(b.signed), "batch", signed_at)
-            response = await http.post("/batches", content=content, headers=headers)
-            response.raise_for_status()
-            began = time.thread_time()
-            body = response.content
-            (n,) = struct.unpack_from("<I", body)
-            ack = SignedAcknowledgement.decode(body[4 : 4 + n])
-            verify_ack(ack, a)
-            if ack.ack.accepted_count != len(records):
-                raise SystemExit(f"pair {pair} batch {sequence}: {ack.ack.returns[:3]}")
-            tail = body[4 + n :]
-            sequence_, balance = struct.unpack_from("<QQ", tail)
-            proof = BalanceProof(
-                network_id=1, channel_id=channel.terms.channel_id, sequence=sequence_,
-                payee_balance=balance,
-            )  # fmt: skip
-            state = channel.countersign(Proposal(proof=proof, signature=Signature(tail[-64:])))
-            stages.add("verify_and_countersign", began)
-            await trio.to_thread.run_sync(
-                save, "store_ack", functools.partial(roaming.save_ack, ack)
-            )
-            await store.save(ChannelRecord.of(channel, Role.PAYEE))
-            assert state.payee_signature is not None
-            headers = {"x-countersign": f"{proof.sequence}:{state.payee_signature.hex()}"}
-            latencies.extend([time.perf_counter() - signed_at] * len(records))
-            charged.append(b.signed.header.total_charge)
-
-
-async def run_vpmns(
-    ports: list[int],
-    files: list[list[bytes]],
-    batch: int,
-    directory: Path,
-    stages: Stages,
-    anchoring: Anchoring,
-) -> tuple[float, list[float], int]:
-    """Run the ten VPMNs against the HPMNs at `ports`; (seconds from the first import to the
-    last durable payment, the record-to-payment latencies, the total paid)."""  # fmt: skip
-    latencies: list[float] = []
-    charged: list[int] = []
-    async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(ChannelStore(directory / "vpmn-channels.db"))
-        roaming = [
-            stack.enter_context(RoamingStore(directory / f"vpmn{pair}.db")) for pair in range(PAIRS)
-        ]
-        https = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{port}", timeout=120, limits=KEEP_ALIVE
-                )
-            )
-            for port in ports
-        ]
-        stages.start()
-        async with trio.open_nursery() as nursery:
-            for pair, http in enumerate(https):
-                nursery.start_soon(
-                    vpmn_pair, pair, http, files[pair], batch, store, roaming[pair], latencies,
-                    charged, stages, anchoring,
-                )  # fmt: skip
-        elapsed = time.perf_counter() - stages.began
-        paid = 0
-        for pair in range(PAIRS):
-            record = await store.load(ChannelId(bytes([pair + 1]) * 32), Role.PAYEE)
-            latest = None if record is None else record.latest
-            paid += 0 if latest is None else latest.proof.payee_balance
-    if paid != sum(charged):
-        raise SystemExit(f"paid {paid}, the batches charged {sum(charged)}")
-    return elapsed, latencies, paid
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,68 +119,105 @@ class CarriersRun:
     """What `run_carriers` measured."""
 
     to_payment_s: float
-    """From the first import to the last durable payment."""
+    """From the VPMNs' start to the last durable payment."""
     committed_s: float
-    """From the first import until every anchor of both processes is confirmed."""
+    """From the VPMNs' start until every anchor of every process is confirmed."""
     latencies: list[float]
     paid: int
     anchor_latencies: list[float]
     anchors: int
     hpmn_cpu: dict[str, float]
+    vpmn_cpu: dict[str, float]
+    """The VPMNs' CPU per stage until their last durable payment, summed over the processes,
+    and `after_last_payment`."""
+    tap_files: int
+    tap_bytes: int
 
 
-def hpmn_child(
-    directory: Path, batch: int, api: str
-) -> tuple[subprocess.Popen[str], IO[str], IO[str]]:
-    """The HPMN process (`--serve`), anchoring through the node at `api`; its stdin, stdout."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.roaming", "--serve", str(directory),
-         "--batch", str(batch), "--node", api],
+def child(args: list[str]) -> tuple[subprocess.Popen[str], IO[str], IO[str]]:
+    """`python -m benchmarks.roaming ARGS` as a process; its stdin, stdout."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.roaming", *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    if child.stdout is None or child.stdin is None:
-        raise SystemExit("the HPMN process has no pipes")
-    return child, child.stdin, child.stdout
+    if process.stdout is None or process.stdin is None:
+        raise SystemExit("a carrier process has no pipes")
+    return process, process.stdin, process.stdout
 
 
-async def run_carriers(
-    files: list[list[bytes]], batch: int, directory: Path, stages: Stages
-) -> CarriersRun:
+async def line(stdout: IO[str], who: str) -> dict[str, Any]:
+    """The next JSON line of a carrier process."""
+    text = await trio.to_thread.run_sync(stdout.readline)
+    if not text:
+        raise SystemExit(f"the {who} process ended early (its stderr says why)")
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+def summed(reports: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for report in reports:
+        for k, v in report.items():
+            out[k] = round(out.get(k, 0.0) + v, 3)
+    return out
+
+
+async def run_carriers(count: int, batch: int, directory: Path) -> CarriersRun:
     """Start a devnet of one node (coordinator and node as processes, a milestone every
-    `MILESTONE_INTERVAL_S`) and the HPMN process, then run the VPMNs; the run ends when the
-    HPMN process reports that every acknowledgement it anchored is confirmed."""
+    `MILESTONE_INTERVAL_S`), the HPMN process and the `VPMN_PROCESSES` VPMN processes, then
+    start the VPMNs together; the run ends when every process reports that every anchor it
+    queued is confirmed."""
     devnet = load_or_create(directory / "devnet", nodes=1, interval_s=MILESTONE_INTERVAL_S)
     api = devnet.members[-1].api
-    book = LedgerBook(directory / "vpmn-ledger.db")
-    child, stdin, stdout = hpmn_child(directory, batch, api)  # it sets up meanwhile
-    hpmn: dict[str, Any] = {}
+    hpmn, hpmn_in, hpmn_out = child(
+        ["--serve", str(directory), "--batch", str(batch), "--node", api]
+    )
+    processes = [(hpmn, hpmn_in, hpmn_out)]
     async with httpx.AsyncClient(timeout=10.0) as control, trio.open_nursery() as devnet_nursery:
         try:
             await launch(devnet.members, devnet_nursery, control)
-            stdin.write("the node answers\n")
-            stdin.flush()
-            ports = json.loads(await trio.to_thread.run_sync(stdout.readline))
-            async with Anchoring(api, book) as anchoring:
-                to_payment, latencies, paid = await run_vpmns(
-                    ports, files, batch, directory, stages, anchoring
-                )
-                stdin.close()
-                await anchoring.finish()
-                hpmn = json.loads(await trio.to_thread.run_sync(stdout.readline) or "{}")
-                committed = time.perf_counter() - stages.began
+            hpmn_in.write("the node answers\n")
+            hpmn_in.flush()
+            ports = json.loads(await trio.to_thread.run_sync(hpmn_out.readline) or "null")
+            if ports is None:
+                raise SystemExit("the HPMN process ended early (its stderr says why)")
+            vpmns = []
+            for k in range(VPMN_PROCESSES):
+                spec = {
+                    "directory": str(directory), "pairs": list(range(k, PAIRS, VPMN_PROCESSES)),
+                    "records": count // PAIRS, "batch": batch, "api": api, "ports": ports,
+                }  # fmt: skip
+                vpmns.append(child(["--vpmn", json.dumps(spec)]))
+            processes += vpmns
+            for _, _, stdout in vpmns:
+                await line(stdout, "VPMN")  # set up: files written, stores open
+            began = time.perf_counter()
+            for _, stdin, _ in vpmns:
+                stdin.write("go\n")
+                stdin.flush()
+            paid = [await line(stdout, "VPMN") for _, _, stdout in vpmns]
+            to_payment = time.perf_counter() - began
+            hpmn_in.close()
+            done = [await line(stdout, "VPMN") for _, _, stdout in vpmns]
+            report = await line(hpmn_out, "HPMN")
+            committed = time.perf_counter() - began
         finally:
-            if not stdin.closed:
-                stdin.close()
-            await trio.to_thread.run_sync(child.wait, 60)
-            stdout.close()
-            book.close()
+            for process, stdin, stdout in processes:
+                if not stdin.closed:
+                    stdin.close()
+                await trio.to_thread.run_sync(process.wait, 60)
+                stdout.close()
         devnet_nursery.cancel_scope.cancel()
-    if not hpmn:
-        raise SystemExit("the HPMN process ended without its report (its stderr says why)")
+    vpmn_cpu = summed([r["cpu"] for r in paid])
+    vpmn_cpu["after_last_payment"] = round(sum(d["after_last_payment"] for d in done), 3)
     return CarriersRun(
-        to_payment_s=to_payment, committed_s=committed, latencies=latencies, paid=paid,
-        anchor_latencies=anchoring.latencies + hpmn["anchor_latencies"],
-        anchors=anchoring.queued + hpmn["anchors"], hpmn_cpu=hpmn["stages"],
+        to_payment_s=to_payment, committed_s=committed,
+        latencies=[s for r in paid for s, n in r["latencies"] for _ in range(n)],
+        paid=sum(r["paid"] for r in paid),
+        anchor_latencies=[x for d in [*done, report] for x in d["anchor_latencies"]],
+        anchors=sum(d["anchors"] for d in [*done, report]), hpmn_cpu=report["stages"],
+        vpmn_cpu=vpmn_cpu, tap_files=sum(r["tap_files"] for r in paid),
+        tap_bytes=sum(r["tap_bytes"] for r in paid),
     )  # fmt: skip
 
 
@@ -414,6 +275,8 @@ class RoamingBenchmark:
     tap_bytes: int
     stages_cpu_s: dict[str, dict[str, float]]
     """CPU seconds per stage in each process (`Stages`), summed over the pairs."""
+    vpmn_us_per_record: float
+    """The VPMN's CPU microseconds per record to its last payment, the TAP import left out."""
 
     @property
     def targets_met(self) -> bool:
@@ -437,12 +300,9 @@ class RoamingBenchmark:
 def measure(quick: bool) -> RoamingBenchmark:
     count = QUICK_RECORDS if quick else RECORDS
     batch = QUICK_BATCH if quick else BATCH
-    files = [tap_files(pair, count // PAIRS, batch) for pair in range(PAIRS)]
-    ceiling = blake2b_per_s(files[0][0])
-    stages = Stages()
+    ceiling = blake2b_per_s(tap_files(0, 1, batch)[0])
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
-        run = trio.run(run_carriers, files, batch, Path(tmp), stages)
-        vpmn_cpu = stages.report()
+        run = trio.run(run_carriers, count, batch, Path(tmp))
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS
     rate_ = count / run.to_payment_s
     return RoamingBenchmark(
@@ -463,9 +323,12 @@ def measure(quick: bool) -> RoamingBenchmark:
         pairs=PAIRS,
         paid_total=run.paid,
         cores=os.cpu_count() or 1,
-        tap_files=sum(len(f) for f in files),
-        tap_bytes=sum(len(raw) for f in files for raw in f),
-        stages_cpu_s={"vpmn": vpmn_cpu, "hpmn": run.hpmn_cpu},
+        tap_files=run.tap_files,
+        tap_bytes=run.tap_bytes,
+        stages_cpu_s={"vpmn": run.vpmn_cpu, "hpmn": run.hpmn_cpu},
+        vpmn_us_per_record=round(
+            sum(v for k, v in run.vpmn_cpu.items() if k not in IMPORT_AND_TAIL) / count * 1e6, 2
+        ),
     )
 
 
@@ -476,9 +339,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     parser.add_argument("--node", help=argparse.SUPPRESS)
+    parser.add_argument("--vpmn", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
         trio.run(hpmn_process, args.serve, args.batch, args.node)
+        return
+    if args.vpmn is not None:
+        vpmn_process(args.vpmn)
         return
     result = measure(args.quick)
     if not args.json:

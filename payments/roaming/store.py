@@ -10,9 +10,8 @@ a program on an event loop calls them in a worker thread (`anyio.to_thread.run_s
 
 ```
 agreements(hash PK, version, signed)           the signed agreement files
-imports(sender, recipient, kind, file_seq PK, digest)   one row per imported file: idempotence
-records(id PK, sender, recipient, batch_seq, record)   usage records at the VPMN; batch_seq set
-                                               when sealed, REFUSED when a bar refused it
+files, taken                                   imported files kept whole, and the records taken
+                                               out of the pending ones (at the VPMN: `pending`)
 batches(sender, recipient, sequence PK, header, records)   sealed batches (signed header, the
                                                records' encodings)
 acks(sender, recipient, sequence PK, ack)      signed acknowledgements (either side)
@@ -29,10 +28,11 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from wallet.database import open_database
 
+from . import pending as _files
 from .acknowledgement import SignedAcknowledgement
 from .agreement import SignedAgreement
 from .bars import SignedBar
@@ -40,30 +40,21 @@ from .batch import Batch, SignedBatchHeader
 from .disputes import SignedDispute, SignedResolution
 from .errors import RoamingError, RoamingStoreError
 from .partner_file import ImportedFile, ImportOutcome
-from .record import UsageRecord
 from .validation import DUPLICATE_WINDOW_S, DuplicateWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
-REFUSED: Final = 0
-"""The `batch_seq` of a pending record the VPMN refused (its subscriber barred): never batched
-(batch sequence numbers start at 1)."""
-MAX_PENDING_PER_PAIR: Final = 20_000_000
-"""Records waiting to be batched, per pair: a partner cannot fill the disk through imports."""
+    from .partner_file import PartnerFile
+    from .record import UsageRecord
+
+_T = TypeVar("_T")
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS agreements (
         hash BLOB PRIMARY KEY, version INTEGER NOT NULL, signed BLOB NOT NULL) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS imports (
-        sender TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,
-        file_seq INTEGER NOT NULL, digest BLOB NOT NULL, records INTEGER NOT NULL,
-        PRIMARY KEY (sender, recipient, kind, file_seq)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS records (
-        id INTEGER PRIMARY KEY, sender TEXT NOT NULL, recipient TEXT NOT NULL,
-        batch_seq INTEGER, record BLOB NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS records_pending ON records (sender, recipient, batch_seq)""",
+    *_files.SCHEMA,
     """CREATE TABLE IF NOT EXISTS batches (
         sender TEXT NOT NULL, recipient TEXT NOT NULL, sequence INTEGER NOT NULL,
         header BLOB NOT NULL, records BLOB NOT NULL,
@@ -85,26 +76,12 @@ _SCHEMA: Final = (
 )
 CACHE_KIB: Final = 32 * 1024
 """The page cache of one store's connection (sqlite's default is 2 MiB)."""
-_LENGTH: Final = struct.Struct("<H")
 _EVENT: Final = struct.Struct("<32sQ")
 """One accepted event in `accepted.events`: its id and start. A batch's events are one row,
 appended in one piece: an index of event ids took some 9 us a record to keep (its inserts land
 all over its B-tree), the row well under 1 us."""
 _Params = tuple[object, ...] | list[tuple[object, ...]]
 """One statement's parameters, or a list of them for `executemany`."""
-
-
-def _pack(records: Iterable[UsageRecord]) -> bytes:
-    return b"".join(_LENGTH.pack(len(e)) + e for e in (r.encode() for r in records))
-
-
-def _unpack(data: bytes) -> tuple[UsageRecord, ...]:
-    out, pos = [], 0
-    while pos < len(data):
-        (n,) = _LENGTH.unpack_from(data, pos)
-        out.append(UsageRecord.decode(data[pos + 2 : pos + 2 + n]))
-        pos += 2 + n
-    return tuple(out)
 
 
 class RoamingStore:
@@ -120,8 +97,12 @@ class RoamingStore:
             for statement in _SCHEMA:
                 self._db.execute(statement)
             self._migrate_window()
+            _files.refuse_record_rows(self._db)
         except sqlite3.Error as e:
             raise RoamingStoreError(f"cannot open {path}: {e}") from e
+        except RoamingStoreError:
+            self._db.close()
+            raise
 
     def _migrate_window(self) -> None:
         """A store written before `accepted` kept the duplicate window as a table of event ids
@@ -152,21 +133,30 @@ class RoamingStore:
         """Run `statements` in one transaction (all or nothing, fsync'd on return); a list of
         parameter tuples runs its statement once per tuple (`executemany`: one call for the
         rows of a whole file or batch)."""
+
+        def run(db: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                if isinstance(params, list):
+                    db.executemany(sql, params)
+                else:
+                    db.execute(sql, params)
+
+        self._transact(run)
+
+    def _transact(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work` in one transaction, its reads included (all or nothing, fsync'd on return)."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    if isinstance(params, list):
-                        db.executemany(sql, params)
-                    else:
-                        db.execute(sql, params)
+                out = work(db)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as e:
             raise RoamingStoreError(f"write failed: {e}") from e
+        return out
 
     def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -189,94 +179,73 @@ class RoamingStore:
     # -- imports and pending records (the VPMN) ----------------------------------------------
 
     def import_file(self, imported: ImportedFile) -> ImportOutcome:
-        """Keep a partner file's records for batching, all or none. Keyed like
+        """Keep a partner file's records for batching, all or none (`pending`). Keyed like
         `ImportLedger` (sender, recipient, kind, file sequence): a file seen before changes
         nothing (ALREADY_IMPORTED), the same key with other bytes is refused (CONFLICT)."""
         meta = imported.meta
-        key = (meta.sender, meta.recipient, meta.kind.value, meta.sequence)
-        held = self._rows(
-            "SELECT digest FROM imports WHERE sender = ? AND recipient = ? AND kind = ?"
-            " AND file_seq = ?",
-            key,
-        )
-        if held:
-            same = bytes(held[0][0]) == meta.digest
-            return ImportOutcome.ALREADY_IMPORTED if same else ImportOutcome.CONFLICT
-        records = imported.records
-        if any((r.sender, r.recipient) != (meta.sender, meta.recipient) for r in records):
+        if any((r.sender, r.recipient) != (meta.sender, meta.recipient) for r in imported.records):
             raise RoamingStoreError("a file holds records of its own pair only")
-        (pending,) = self._rows(
-            "SELECT count(*) FROM records WHERE sender = ? AND recipient = ? AND batch_seq IS NULL",
-            (meta.sender, meta.recipient),
-        )[0]
-        if int(pending) + len(records) > MAX_PENDING_PER_PAIR:
-            raise RoamingStoreError(f"more than {MAX_PENDING_PER_PAIR} records pending")
-        insert = "INSERT INTO records (sender, recipient, batch_seq, record) VALUES (?, ?, NULL, ?)"
-        self._write(
-            [
-                (
-                    "INSERT INTO imports (sender, recipient, kind, file_seq, digest, records)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (*key, meta.digest, len(records)),
-                ),
-                (insert, [(meta.sender, meta.recipient, r.encode()) for r in records]),
-            ]
-        )
-        return ImportOutcome.NEW
+
+        def add(db: sqlite3.Connection) -> ImportOutcome:
+            digest = _files.held(db, meta)
+            if digest is not None:
+                same = digest == meta.digest
+                return ImportOutcome.ALREADY_IMPORTED if same else ImportOutcome.CONFLICT
+            _files.add_file(db, meta, imported.records)
+            return ImportOutcome.NEW
+
+        return self._transact(add)
+
+    def file_ids(self, meta: PartnerFile) -> range:
+        """The ids of an imported file's records, in file order (empty if no file with this
+        key and digest was imported): a caller that batches the file's records as it imported
+        them names them to `save_batch` without reading them back."""
+        try:
+            return _files.file_ids(self._db, meta)
+        except sqlite3.Error as e:
+            raise RoamingStoreError(f"read failed: {e}") from e
 
     def pending(self, sender: str, recipient: str, limit: int) -> tuple[UsageRecord, ...]:
         """Up to `limit` records of the pair not yet in a batch, in import order."""
-        rows = self._rows(
-            "SELECT record FROM records WHERE sender = ? AND recipient = ? AND batch_seq IS NULL"
-            " ORDER BY id LIMIT ?",
-            (sender, recipient, limit),
-        )
-        return tuple(UsageRecord.decode(bytes(row[0])) for row in rows)
+        return tuple(r for _, r in self.pending_rows(sender, recipient, limit))
 
     def pending_rows(
         self, sender: str, recipient: str, limit: int
     ) -> list[tuple[int, UsageRecord]]:
-        """Like `pending`, with each record's row id (for `refuse_pending`)."""
-        rows = self._rows(
-            "SELECT id, record FROM records WHERE sender = ? AND recipient = ?"
-            " AND batch_seq IS NULL ORDER BY id LIMIT ?",
-            (sender, recipient, limit),
-        )
-        return [(int(i), UsageRecord.decode(bytes(r))) for i, r in rows]
+        """Like `pending`, with each record's id (for `refuse_pending` and `save_batch`)."""
+        try:
+            return _files.pending_rows(self._db, sender, recipient, limit)
+        except sqlite3.Error as e:
+            raise RoamingStoreError(f"read failed: {e}") from e
 
     def refuse_pending(self, ids: Iterable[int]) -> None:
         """Take pending records out of batching for good (`REFUSED`), in one transaction."""
-        sql = "UPDATE records SET batch_seq = ? WHERE id = ? AND batch_seq IS NULL"
-        self._write([(sql, (REFUSED, i)) for i in ids])
+        self._transact(lambda db: _files.take(db, ids, _files.REFUSED, None))
 
     def save_batch(self, batch: Batch, ids: Sequence[int] = ()) -> None:
-        """Keep a sealed batch and mark its records, the pending rows `ids` (from
-        `pending_rows`, one per record; none for a batch sealed from records never kept
-        here), as batched: by id, so a row that left the pending ones after they were read
-        is never taken for one that was batched."""
+        """Keep a sealed batch and mark its records, the pending records `ids` (from
+        `pending_rows` or `file_ids`, one per record; none for a batch sealed from records
+        never kept here), as batched, in one transaction: by id, so a record that left the
+        pending ones after they were read is never taken for one that was batched."""
         h = batch.signed.header
         if ids and len(ids) != len(batch.records):
             raise RoamingStoreError(f"{len(ids)} row ids for {len(batch.records)} records")
-        mark = (
-            "UPDATE records SET batch_seq = ? WHERE id = ? AND sender = ? AND recipient = ?"
-            " AND batch_seq IS NULL"
-        )
-        self._write(
-            [
+
+        def keep(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO batches (sender, recipient, sequence, header, records)"
+                " VALUES (?, ?, ?, ?, ?)",
                 (
-                    "INSERT INTO batches (sender, recipient, sequence, header, records)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        h.sender,
-                        h.recipient,
-                        h.sequence,
-                        batch.signed.encode(),
-                        _pack(batch.records),
-                    ),
+                    h.sender,
+                    h.recipient,
+                    h.sequence,
+                    batch.signed.encode(),
+                    _files.pack_records(batch.records),
                 ),
-                (mark, [(h.sequence, i, h.sender, h.recipient) for i in ids]),
-            ]
-        )
+            )
+            _files.take(db, ids, h.sequence, (h.sender, h.recipient))
+
+        self._transact(keep)
 
     def batch(self, sender: str, recipient: str, sequence: int) -> Batch | None:
         rows = self._rows(
@@ -289,7 +258,7 @@ class RoamingStore:
         header, records = rows[0]
         return Batch(
             signed=SignedBatchHeader.decode(bytes(header)),
-            records=_unpack(bytes(records)),
+            records=_files.unpack_records(bytes(records)),
         )
 
     def next_batch_sequence(self, sender: str, recipient: str) -> int:
@@ -353,7 +322,7 @@ class RoamingStore:
                         ack.recipient,
                         ack.sequence,
                         batch.signed.encode(),
-                        _pack(batch.records),
+                        _files.pack_records(batch.records),
                     ),
                 )
             )

@@ -48,5 +48,7 @@ def test_the_quick_benchmark_prints_its_figures() -> None:
                                    "store_ack", "other"}  # fmt: skip
     assert set(stages["hpmn"]) >= {"decode", "validate_and_commit", "settle", "other"}
     assert stages["vpmn"]["tap_import"] > 0
+    assert stages["vpmn"]["after_last_payment"] >= 0
+    assert doc["vpmn_us_per_record"] > 0
     assert stages["hpmn"]["validate_and_commit"] > 0
     assert doc["targets_met"] is False  # quick mode never covers the 10-million-record statement
