@@ -73,6 +73,7 @@ from payments.channels.service import PayeeService
 from payments.channels.store import ChannelStore
 from payments.charging.backoffice import backoffice_app, serve_backoffice
 from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms
+from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
@@ -133,7 +134,10 @@ async def csms_process(directory: Path, count: int) -> None:
         csms.authorize = payments.authorize
         csms.channel_pricing = payments.pricing
         app = backoffice_app(csms, payments, os.urandom(16).hex())
-        async with serve_csms(csms) as server, serve_backoffice(app, "127.0.0.1", 0) as api:
+        async with (
+            serve_csms(csms, pay=payment_stream(payments)) as server,
+            serve_backoffice(app, "127.0.0.1", 0) as api,
+        ):
             port = next(iter(server.sockets)).getsockname()[1]
             print(
                 json.dumps(
