@@ -3,9 +3,10 @@ server (`serve_csms(..., pay=payment_stream(payments))`), one binary frame each 
 
 The driver's app opens `ws://<csms>/pay/<id token>` once (subprotocol `PAY_SUBPROTOCOL`, no Basic
 auth: a payment is only taken with a proof signed by the payer of the channel the token is bound
-to) and, every time it wants to pay, sends the invoice it computed from the car's own meter and the proof
-that pays it; the CSMS answers with the receipt, or with its own invoice if it bills otherwise
-(the pay-per-use `402`), or with a refusal. Frames (little-endian, strict: no trailing bytes):
+to) and, every time it wants to pay, sends the invoice it computed from the car's own meter and
+the proof that pays it; the CSMS answers with the receipt, or with its own invoice if it bills
+otherwise (the pay-per-use `402`), or with a refusal. Frames (little-endian, strict: no trailing
+bytes):
 
 ```
 driver -> CSMS   PAY      u8 1 | u64 units | u64 amount | signed proof (121 or 185 bytes,
