@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from anyio.abc import ByteStream
+    from websockets.protocol import Event
 
     from ..payperuse.receipt import Receipt
     from .payment import DriverWallet
@@ -103,7 +104,7 @@ class PaymentStream:
             if data:
                 await self._stream.send(data)
 
-    async def _events(self) -> list[Response | Frame]:
+    async def _events(self) -> list[Event]:
         """The next events the connection gives (reading as needed)."""
         while True:
             try:
