@@ -2,11 +2,14 @@
 document at `GET /openapi.json`, built from the same route table the app serves.
 
 Operators (bearer token) manage stations and act on them; drivers bind their token to a payment
-channel and pay for their session (pay as you charge, prepaid); the payment routes carry a
-balance proof in the `Payment-Proof` header and answer with the CPO's signed receipt in
-`Payment-Receipt`, as the pay-per-use paywall does. Errors are `{"error": {"code", "message"}}`
-with the status of the paywall's refusal table for payment errors, 400 for a refused event or
-request, 401 without the operator token, 404 for an unknown session, station or token.
+channel and pay for their session (pay as you charge, prepaid); the payment routes carry a balance
+proof in the `Payment-Proof` header and answer with the CPO's signed receipt in `Payment-Receipt`,
+as the pay-per-use paywall does. They serve clients that speak only HTTP (and a prepayment, made
+once before a session); a driver's app paying every meter interval uses its payment stream on the
+CSMS's OCPP server instead (`pay_stream`: one frame each way instead of two HTTP requests). Errors
+are `{"error": {"code", "message"}}` with the status of the paywall's refusal table for payment
+errors, 400 for a refused event or request, 401 without the operator token, 404 for an unknown
+session, station or token.
 """
 
 from __future__ import annotations
