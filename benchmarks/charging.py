@@ -2,11 +2,10 @@
 [--pay-every N]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
-and the drivers' payment streams on its OCPP
-server), and `SIMULATORS` simulator processes holding the charge
-points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on its own
-WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again, as a
-charger does). Every charge point starts a session; once every simulator process has all of its
+and the drivers' payment streams on its OCPP server), and `SIMULATORS` simulator processes holding
+the charge points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on
+its own WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again,
+as a charger does). Every charge point starts a session; once every simulator process has all of its
 charge points in session, all of them start at one moment to send a meter value every `INTERVAL_S`
 seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower offered rate); every
 `PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`: never) its driver pays
