@@ -9,11 +9,17 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
+from anyio.abc import SocketAttribute
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
+from payments.channels.core import ChannelTerms, PayerChannel
 from payments.channels.store import ChannelStore, Role
 from payments.charging.pay_client import PaymentStream
 from payments.charging.pay_stream import (
@@ -27,6 +33,7 @@ from payments.charging.pay_stream import (
     encode_pay,
     token_of,
 )
+from payments.charging.payment import DriverWallet
 from payments.charging.simulator import connect_charger
 from payments.errors import (
     ChannelFrameError,
@@ -37,13 +44,23 @@ from payments.errors import (
 from payments.payperuse.metering import Invoice
 from payments.payperuse.receipt import ReceiptKind, issue_receipt
 from tangle.protocol.ids import ChannelId
-from tests.payments.charging.test_payment import CPO, PASSWORD, TARIFF, World, _meter, _start, run
+from tests.payments.charging.test_payment import (
+    CPO,
+    DRIVER,
+    NET,
+    PASSWORD,
+    TARIFF,
+    World,
+    _meter,
+    _start,
+    run,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
-    from payments.charging.payment import DriverWallet
+    from anyio.abc import ByteStream
 
 
 def test_a_driver_pays_each_interval_with_one_frame_and_gets_checked_receipts(
@@ -258,3 +275,50 @@ def test_frames_are_canonical() -> None:
     for path in ("/pay/", "/pay/a/b", "/ocpp/CP1", "/pay/" + "x" * 65, "/pay/a?b=1", "/pay/\x00"):
         assert token_of(path) is None
     assert encode_answer(refusal)[0] == Answer.REFUSED
+
+
+async def _answer_every_frame(stream: ByteStream, answer: Callable[[], bytes]) -> None:
+    """A CSMS's end of one stream under trio: websockets' sans-I/O server over an anyio stream."""
+    protocol = ServerProtocol(subprotocols=[PAY_SUBPROTOCOL])
+    async with stream:
+        for _ in range(100):
+            try:
+                protocol.receive_data(await stream.receive())
+            except anyio.EndOfStream:
+                return
+            for event in protocol.events_received():
+                if isinstance(event, Request):
+                    protocol.send_response(protocol.accept(event))
+                elif isinstance(event, Frame) and event.opcode is Opcode.BINARY:
+                    protocol.send_binary(answer())
+            for data in protocol.data_to_send():
+                if data:
+                    await stream.send(data)
+
+
+async def test_the_driver_side_runs_under_trio() -> None:
+    terms = ChannelTerms(
+        network_id=NET,
+        channel_id=ChannelId(bytes(32)),
+        payer=DRIVER.public_key,
+        payee=CPO.public_key,
+        deposit=10_000,
+        bidirectional=False,
+        challenge_period=10,
+        expiry=10**6,
+    )
+    wallet = DriverWallet(PayerChannel(terms, DRIVER), TARIFF, CPO.public_key, ("CP201", "T1"))
+    wallet.observe(1_000, 0)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(
+            listener.serve, lambda s: _answer_every_frame(s, lambda: _receipt_for(wallet, 1_000))
+        )
+        async with PaymentStream.connect(f"ws://127.0.0.1:{port}/ocpp", "T", wallet) as stream:
+            receipt = await stream.pay()
+        assert receipt is not None
+        assert receipt.units == 1_000
+        assert wallet.meter.paid == 300
+        assert wallet.pending is None
+        tasks.cancel_scope.cancel()
