@@ -13,7 +13,8 @@ and reads one answer:
 * a refusal: `PaymentRejectedError` with the back office's status and code.
 
 Every answer is bounded (`MAX_ANSWER`) and each `pay()` by `timeout_s`; a closed or broken
-connection raises `ConnectionClosedError`.
+connection raises `ConnectionClosedError`, and so does every `pay()` after one whose answer
+never came or could not be read (the pending payment is sent again on a new stream).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ TIMEOUT_S: Final = 10.0
 class PaymentStream:
     """One driver's open payment stream (see the module docstring); `connect` opens it."""
 
-    __slots__ = ("_protocol", "_stream", "timeout_s", "wallet")
+    __slots__ = ("_broken", "_protocol", "_stream", "timeout_s", "wallet")
 
     def __init__(
         self, stream: ByteStream, protocol: ClientProtocol, wallet: DriverWallet, timeout_s: float
@@ -57,6 +58,7 @@ class PaymentStream:
         self._protocol = protocol
         self.wallet = wallet
         self.timeout_s = timeout_s
+        self._broken = False
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -144,10 +146,14 @@ class PaymentStream:
         if due is None:
             return None
         invoice, proof = due
+        if self._broken:
+            raise ConnectionClosedError("an earlier answer never came: open a new stream")
+        self._broken = True  # until the answer is read: a late one would answer the next frame
         with anyio.fail_after(self.timeout_s):
             self._protocol.send_binary(encode_pay(invoice, proof))
             await self._flush()
             answer = decode_answer(await self._answer(), invoice.channel_id)
+        self._broken = False
         if isinstance(answer, Invoice):
             self.wallet.disputed(answer)
             return None

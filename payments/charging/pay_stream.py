@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from tangle.errors import TangleError
@@ -226,6 +227,8 @@ def payment_stream(payments: ChargePayments) -> Callable[[ServerConnection], Awa
                     await connection.close(1009, f"a frame over {MAX_PAY_FRAME} bytes")
                     return
                 await connection.send(encode_answer(await take(payments, token, message)))
+        except ConnectionClosed:  # the driver's app went away; a payment taken stays taken
+            pass
         finally:
             open_streams -= 1
 

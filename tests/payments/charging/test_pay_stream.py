@@ -197,6 +197,18 @@ async def _hostile_csms(answer: bytes) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/ocpp"
 
 
+@contextlib.asynccontextmanager
+async def _silent_csms() -> AsyncIterator[str]:
+    """A CSMS that accepts the stream and never answers."""
+
+    async def handle(connection: ServerConnection) -> None:
+        async for _ in connection:
+            pass
+
+    async with serve(handle, "127.0.0.1", 0, subprotocols=[PAY_SUBPROTOCOL]) as server:
+        yield f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
+
+
 def test_the_wallet_refuses_an_overbilling_csms(tmp_path: Path) -> None:
     async def body(world: World) -> None:
         wallet = await world.driver(("CP201", "T1"))
@@ -248,6 +260,12 @@ def test_a_closed_or_unreachable_csms_is_a_named_error(tmp_path: Path) -> None:
     async def body(world: World) -> None:
         wallet = await world.driver(("CP201", "T1"))
         wallet.observe(1_000, 0)
+        async with _silent_csms() as url, PaymentStream.connect(url, "T", wallet, 0.2) as stream:
+            with pytest.raises(TimeoutError):
+                await stream.pay()
+            with pytest.raises(ConnectionClosedError):  # a late answer would be misread
+                await stream.pay()
+        assert wallet.pending is not None
         async with _hostile_csms(b"") as url:
             port = url.split(":")[2].split("/")[0]
         with pytest.raises(ConnectionClosedError):  # nobody listens there any more
