@@ -1,6 +1,7 @@
 """`python -m benchmarks.charging --quick --json` runs end to end: every charge point connects,
 every meter value sent is committed, payments are taken, the simulators' ceiling against the
-trivial answerer is measured in the same run, and the JSON names its figures."""
+trivial answerer is measured in the same run, and the JSON names its figures; and
+`python -m benchmarks.charging_payments --quick --json` measures what a payment costs each side."""
 
 from __future__ import annotations
 
