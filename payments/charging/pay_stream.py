@@ -119,7 +119,7 @@ def encode_answer(answer: Receipt | Invoice | Refusal) -> bytes:
         return bytes((Answer.INVOICE,)) + _INVOICE.pack(answer.units, answer.amount, answer.paid)
     if isinstance(answer, Refusal):
         code = answer.code.encode("ascii")[:32]
-        message = answer.message.encode()[:240]
+        message = answer.message.encode()[:240].decode(errors="ignore").encode()  # whole chars
         return b"".join(
             (
                 bytes((Answer.REFUSED,)),

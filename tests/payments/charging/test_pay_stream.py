@@ -293,6 +293,10 @@ def test_frames_are_canonical() -> None:
     for path in ("/pay/", "/pay/a/b", "/ocpp/CP1", "/pay/" + "x" * 65, "/pay/a?b=1", "/pay/\x00"):
         assert token_of(path) is None
     assert encode_answer(refusal)[0] == Answer.REFUSED
+    long = Refusal(status=400, code="bad_request", message="é" * 200)  # cut on a whole char
+    cut = decode_answer(encode_answer(long), channel)
+    assert isinstance(cut, Refusal)
+    assert cut.message == "é" * 120
 
 
 async def _answer_every_frame(stream: ByteStream, answer: Callable[[], bytes]) -> None:
