@@ -4,7 +4,6 @@ process holding many `ocpp` library charge points (see that module's docstring).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import resource
@@ -12,17 +11,14 @@ import sys
 import time
 from typing import Any, Final
 
-import httpx
 from websockets.exceptions import InvalidHandshake
 
 from coordinator.signers import KeySigner
 from payments.channels.core import ChannelTerms, PayerChannel
-from payments.channels.wire import encode_signed_proof
+from payments.charging.pay_client import PaymentStream
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
-from payments.payperuse.metering import Invoice, Tariff
-from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
-from payments.payperuse.receipt import receipt_from_header
+from payments.payperuse.metering import Tariff
 from tangle.protocol.ids import ChannelId, blake2b_256
 
 NETWORK: Final = 1
@@ -85,15 +81,12 @@ async def one_charge_point(
 ) -> None:
     """Charge point `i`: connect, start, and once every charge point of this process is in its
     session, meter every `interval_s` for the measured window, paying every `pay_every` (if
-    not 0) through its driver's own HTTP connection to `api`. A charge point that fails is
-    counted (and its error kept), not raised."""
+    not 0) over its driver's own payment stream (`pay_client`) on the CSMS's WebSocket
+    server. A charge point that fails is counted (and its error kept), not raised."""
     version = "1.6" if i % 2 else "2.0.1"
     key, terms = driver(i)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(base_url=api, timeout=30)  # each driver has its own phone
-            )
             async with plan["connecting"]:  # a bounded number of handshakes at once
                 charger = await _connect(stack, url, i, version, out)
                 if isinstance(charger, Charger16):
@@ -103,10 +96,14 @@ async def one_charge_point(
                     await charger.event("Started", f"B{i}", 0, 0, time.time(), id_token=f"TOKEN{i}")
                     session = (f"CP{i}", f"B{i}")
             wallet = DriverWallet(PayerChannel(terms, key), TARIFF, CPO.public_key, session)
+            stream = None
+            if plan["pay_every"]:  # each driver has its own phone
+                paying = PaymentStream.connect(url, f"TOKEN{i}", wallet, timeout_s=30)
+                stream = await stack.enter_async_context(paying)
             out["connected"] += 1
             _maybe_ready(plan, out)
             await plan["ready"].wait()
-            await _meter_and_pay(charger, client, wallet, session, i, plan, out)
+            await _meter_and_pay(charger, wallet, stream, session, i, plan, out)
     except Exception as e:  # counted and reported: the run says how many charge points failed
         out["failed"] += 1
         out["errors"] = [*out.get("errors", [])[:3], repr(e)]
@@ -115,8 +112,8 @@ async def one_charge_point(
 
 async def _meter_and_pay(
     charger: Charger16 | Charger201,
-    api: httpx.AsyncClient,
     wallet: DriverWallet,
+    stream: PaymentStream | None,
     session: tuple[str, str],
     i: int,
     plan: dict[str, Any],
@@ -139,16 +136,9 @@ async def _meter_and_pay(
             await charger.event("Updated", session[1], n, wh, time.time())
         out["meter"].append(time.perf_counter() - sent)
         wallet.observe(wh, 0)
-        if plan["pay_every"] and n % plan["pay_every"] == 0:
+        if stream is not None and n % plan["pay_every"] == 0:
             began = time.perf_counter()
-            doc = (await api.get(f"/api/tokens/TOKEN{i}/invoice")).json()
-            proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
-            if proof is not None:
-                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
-                paid = await api.post(
-                    f"/api/tokens/TOKEN{i}/payments", headers={PROOF_HEADER: header.decode()}
-                )
-                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
+            if await stream.pay() is not None:  # the invoice, the proof and the receipt
                 out["pay"].append(time.perf_counter() - began)
         next_at += interval_s
 

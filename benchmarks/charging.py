@@ -2,25 +2,27 @@
 [--pay-every N]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
-and the back-office API for payments), and `SIMULATORS` simulator processes holding the charge
-points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on its own
-WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again, as a
-charger does). Every charge point starts a session; once every simulator process has all of its
-charge points in session, all of them start at one moment to send a meter value every
-`INTERVAL_S` seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower
-offered rate); every `PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`:
-never) its driver fetches the invoice and pays it through its one-way channel over the
-back-office API, on its own HTTP connection (a balance proof signed by the driver, verified,
-committed to the CPO's channel store, and answered with a signed receipt). The simulators skip
-the library's schema validation of their own messages (`check_schemas=False`); the CSMS
-validates every message it receives and sends.
+and the drivers' payment streams on its OCPP server), and `SIMULATORS` simulator processes holding
+the charge points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on
+its own WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again,
+as a charger does). Every charge point starts a session; once every simulator process has all of its
+charge points in session, all of them start at one moment to send a meter value every `INTERVAL_S`
+seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower offered rate); every
+`PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`: never) its driver pays
+what its own meter shows through its one-way channel, on its own payment stream
+(`payments.charging.pay_client`: a WebSocket on the CSMS's OCPP server, one binary frame each way:
+the driver's invoice with a balance proof signed by the driver, verified, committed to the CPO's
+channel store, and answered with a signed receipt, checked). The simulators skip the library's
+schema validation of their own messages (`check_schemas=False`); the CSMS validates every message it
+receives and sends.
 
 * `connected_charge_points`: charge points connected and in a session;
 * `meter_values_per_s`: meter values the CSMS committed in the measured window, per second (read
   back from its database afterwards), and `meter_values_offered_per_s`;
 * `response_p50_ms` / `response_p99_ms`: per meter value, from the send to the CSMS's answer (the
   answer follows the fsync'd commit);
-* `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt) per second;
+* `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt, one round
+  trip) per second;
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
   with the CSMS's settings on this disk (what the CSMS would reach committing each meter value
   alone), and `ratio_to_fsync_ceiling`;
@@ -73,6 +75,7 @@ from payments.channels.service import PayeeService
 from payments.channels.store import ChannelStore
 from payments.charging.backoffice import backoffice_app, serve_backoffice
 from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms
+from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
@@ -133,7 +136,10 @@ async def csms_process(directory: Path, count: int) -> None:
         csms.authorize = payments.authorize
         csms.channel_pricing = payments.pricing
         app = backoffice_app(csms, payments, os.urandom(16).hex())
-        async with serve_csms(csms) as server, serve_backoffice(app, "127.0.0.1", 0) as api:
+        async with (
+            serve_csms(csms, pay=payment_stream(payments)) as server,
+            serve_backoffice(app, "127.0.0.1", 0) as api,
+        ):
             port = next(iter(server.sockets)).getsockname()[1]
             print(
                 json.dumps(

@@ -6,8 +6,9 @@
 * the CSMS as its own asyncio process, `tanglepay charging serve --node-api ...`: it looks the
   drivers' channels up on the node's HTTP API and takes their payments;
 * a 2.0.1 charger whose driver pays as she charges: she opens a channel to the CPO on the
-  ledger, binds her RFID token to it, and after each meter value fetches the invoice, checks it
-  against her car's own meter, pays the difference and checks the CPO's signed receipt;
+  ledger, binds her RFID token to it, and after each meter value pays what her car's own meter
+  shows is due, the invoice and the proof in one frame on her payment stream (a WebSocket on the
+  CSMS's OCPP server, `payments.charging.pay_client`), and checks the CPO's signed receipt;
 * a 1.6J charger whose driver prepays 1.5 kWh; the CSMS stops the charger once it is delivered;
 * the same driver prepays 10 kWh and unplugs after 1.2: the CSMS's wallet pays the rest back on
   the ledger;
@@ -50,14 +51,14 @@ from examples._charging_roaming import TOKEN_A, roam, roaming_files
 from payments.channels.core import PayerChannel
 from payments.channels.wire import encode_signed_proof
 from payments.charging import ocmf
+from payments.charging.pay_client import PaymentStream
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.station import now_iso
 from payments.charging.verify import verify_session
-from payments.errors import PaymentError
-from payments.payperuse.metering import Invoice, Tariff
-from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
-from payments.payperuse.receipt import receipt_from_header
+from payments.errors import PaymentError, PaymentRejectedError
+from payments.payperuse.metering import Tariff
+from payments.payperuse.offer import PROOF_HEADER
 from tangle.protocol.transaction import address_of
 from wallet import AccountKey, WalletError
 from wallet.client import NodeClient
@@ -183,18 +184,13 @@ def csms_process(work: Path, devnet: Path, cpo_seed: Path) -> Any:
         child.stdout.close()
 
 
-async def pay_due(http: httpx.AsyncClient, wallet: DriverWallet, token: str) -> int:
-    """Fetch the invoice, pay what is due (checked against the car's meter), check the receipt."""
-    doc = (await http.get(f"/api/tokens/{token}/invoice")).raise_for_status().json()
-    proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
-    if proof is None:
-        return 0
-    header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=").decode()
-    paid = await http.post(f"/api/tokens/{token}/payments", headers={PROOF_HEADER: header})
-    if paid.status_code != 200:
-        raise SystemExit(f"the CSMS refused the payment: {paid.status_code} {paid.text}")
-    wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
-    return 1
+async def pay_due(stream: PaymentStream) -> int:
+    """Pay what the car's meter shows is due with the invoice the wallet computed (one frame on
+    the payment stream), and check the CPO's receipt; 0 if nothing was taken this time."""
+    try:
+        return 0 if await stream.pay() is None else 1
+    except PaymentRejectedError as e:
+        raise SystemExit(f"the CSMS refused the payment: {e}") from None
 
 
 async def check_commitment(
@@ -306,7 +302,10 @@ async def drive(
         )
         bound.raise_for_status()
         receipts = 0
-        async with connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger:
+        async with (
+            connect_charger(csms["url"], "CP-201", PASSWORD, "2.0.1") as charger,
+            PaymentStream.connect(csms["url"], "RFID-ANNA", wallet) as stream,
+        ):
             assert isinstance(charger, Charger201)
             signed = _signed(40_000, t0, "B", 1)
             await charger.event(
@@ -319,11 +318,11 @@ async def drive(
                     "Updated", tx201, i, register, at, signed=_signed(register, at, "C", i + 1)
                 )
                 wallet.observe(register, 40_000)
-                receipts += await pay_due(http, wallet, "RFID-ANNA")
+                receipts += await pay_due(stream)
             await charger.event(
                 "Ended", tx201, 7, 46_600, t0 + 2_100, signed=_signed(46_600, t0 + 2_100, "E", 8)
             )
-            receipts += await pay_due(http, wallet, "RFID-ANNA")
+            receipts += await pay_due(stream)
         # prepaid, on the 1.6 charger: 450 minor units buy 1.5 kWh
         prepaid = channel.pay(450)
         header = base64.urlsafe_b64encode(encode_signed_proof(prepaid)).rstrip(b"=").decode()

@@ -302,6 +302,13 @@ class PayeeChannel(ChannelCore):
         """The channel as it was when `latest` was the newest accepted proof."""
         return cls(terms, state=state, latest=latest)
 
+    def copy(self) -> Self:
+        """An independent copy of this payee channel (its proof was checked when this one was
+        made: a trial copy for the next payment costs no signature check)."""
+        twin = object.__new__(type(self))
+        twin._terms, twin._state, twin._latest = self._terms, self._state, self._latest
+        return twin
+
     def _check_next(self, signed: SignedBalanceProof, sequence: int, balance: int) -> None:
         """The checks of `receive` but the signature, against a previous (sequence, balance)."""
         proof = signed.proof

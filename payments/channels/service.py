@@ -278,7 +278,7 @@ class PayeeService:
 
     @staticmethod
     def _copy(channel: PayeeChannel) -> PayeeChannel:
-        return PayeeChannel.restore(channel.terms, channel.latest, channel.state)
+        return channel.copy()
 
     @staticmethod
     def _refreshed(held: PayeeChannel, known: ChannelTerms) -> PayeeChannel:

@@ -2,11 +2,14 @@
 document at `GET /openapi.json`, built from the same route table the app serves.
 
 Operators (bearer token) manage stations and act on them; drivers bind their token to a payment
-channel and pay for their session (pay as you charge, prepaid); the payment routes carry a
-balance proof in the `Payment-Proof` header and answer with the CPO's signed receipt in
-`Payment-Receipt`, as the pay-per-use paywall does. Errors are `{"error": {"code", "message"}}`
-with the status of the paywall's refusal table for payment errors, 400 for a refused event or
-request, 401 without the operator token, 404 for an unknown session, station or token.
+channel and pay for their session (pay as you charge, prepaid); the payment routes carry a balance
+proof in the `Payment-Proof` header and answer with the CPO's signed receipt in `Payment-Receipt`,
+as the pay-per-use paywall does. They serve clients that speak only HTTP (and a prepayment, made
+once before a session); a driver's app paying every meter interval uses its payment stream on the
+CSMS's OCPP server instead (`pay_stream`: one frame each way instead of two HTTP requests). Errors
+are `{"error": {"code", "message"}}` with the status of the paywall's refusal table for payment
+errors, 400 for a refused event or request, 401 without the operator token, 404 for an unknown
+session, station or token.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -27,16 +31,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tangle.errors import TangleError
+from tangle.protocol.codec import U64_MAX
 from tangle.protocol.ids import ChannelId
 
 from ..channels.wire import decode_signed_proof
 from ..errors import PaymentError
+from ..payperuse.metering import Invoice
 from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
 from .commitment import session_digest, session_record
-from .errors import StationAuthError, TokenBindingError, UnknownSessionError
+from .errors import (
+    InvoiceDisagreesError,
+    StationAuthError,
+    TokenBindingError,
+    UnknownSessionError,
+)
 from .ocpi_tariff import tariff_to_json
 
 if TYPE_CHECKING:
@@ -53,6 +64,9 @@ if TYPE_CHECKING:
     Handler = Callable[[Request], Awaitable[Response]]
 
 MAX_BODY: Final = 16 * 1024
+INVOICE_HEADER: Final = "payment-invoice"
+"""The driver's own invoice sent with its payment: `<units> <amount>` (decimal)."""
+_INVOICE: Final = re.compile(r"(0|[1-9][0-9]{0,19}) (0|[1-9][0-9]{0,19})")
 KEEP_ALIVE_S: Final = 75
 """How long an idle client connection is kept (drivers' wallets pay every meter interval)."""
 
@@ -96,6 +110,17 @@ def _proof(request: Request) -> Any:
     if len(values) != 1:
         raise BadRequestError(f"exactly one {PROOF_HEADER} header")
     return decode_signed_proof(b64url_decode(values[0], BadRequestError))
+
+
+def _billed(request: Request, channel_id: ChannelId) -> Invoice | None:
+    """The driver's own invoice in the `Payment-Invoice` header (`<units> <amount>`), if any."""
+    values = request.headers.getlist(INVOICE_HEADER)
+    if not values:
+        return None
+    match = _INVOICE.fullmatch(values[0].strip()) if len(values) == 1 else None
+    if match is None or max(int(match[1]), int(match[2])) > U64_MAX:
+        raise BadRequestError(f"{INVOICE_HEADER} must be one `<units> <amount>` of u64 decimals")
+    return Invoice(channel_id=channel_id, units=int(match[1]), amount=int(match[2]), paid=0)
 
 
 def backoffice_app(
@@ -233,7 +258,9 @@ def backoffice_app(
         return JSONResponse({"units": bill.units, "amount": bill.amount, "paid": bill.paid})
 
     async def pay(request: Request) -> Response:
-        receipt = await payments_of().pay(session_key(request), _proof(request))
+        proof = _proof(request)
+        billed = _billed(request, proof.proof.channel_id)
+        receipt = await payments_of().pay(session_key(request), proof, billed)
         return Response(status_code=200, headers={RECEIPT_HEADER: receipt_to_header(receipt)})
 
     async def prepay(request: Request) -> Response:
@@ -276,6 +303,13 @@ def backoffice_app(
                 return _error(404, "not_found", str(e))
             except TokenBindingError as e:
                 return _error(403, "token_binding", str(e))
+            except InvoiceDisagreesError as e:
+                invoice = {"units": e.units, "amount": e.amount, "paid": e.paid}
+                doc = {
+                    "error": {"code": "invoice_disagrees", "message": str(e)},
+                    "invoice": invoice,
+                }
+                return JSONResponse(doc, 402)
             except PaymentError as e:
                 status, code = refusal_of(e)
                 return _error(status, code, str(e))
@@ -318,6 +352,11 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
                 *params,
                 {"name": PROOF_HEADER, "in": "header", "required": True},
             ]
+            if op.handler.__name__ == "pay":
+                entry["parameters"].append(
+                    {"name": INVOICE_HEADER, "in": "header", "required": False}
+                )
+                responses["402"] = {"description": "invoice_disagrees: the CSMS's own invoice"}
             responses["200"]["headers"] = {RECEIPT_HEADER: {"schema": {"type": "string"}}}
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {

@@ -71,6 +71,7 @@ from .devices import DeviceGate
 from .errors import SignedMeterValueError
 from .ocpi_location import parse_cdr_location
 from .ocpi_tariff import parse_tariff
+from .pay_stream import payment_stream
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .refund import PrepaidRefunds
@@ -182,7 +183,8 @@ async def _serve(args: argparse.Namespace) -> None:
             )
             csms.authorize = gate.guard(csms.authorize)
         resumed = await csms.restore()
-        server = await stack.enter_async_context(serve_csms(csms, args.host, args.port))
+        pay = None if payments is None else payment_stream(payments)
+        server = await stack.enter_async_context(serve_csms(csms, args.host, args.port, pay))
         cdr_hash = None if roaming is None else roaming.cdr_hash_of
         app = backoffice_app(csms, payments, operator, tariff=ocpi, cdr_hash=cdr_hash)
         api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))

@@ -33,6 +33,7 @@ from websockets.typing import Subprotocol
 from .csms16 import Station16
 from .csms201 import Station201
 from .errors import SessionError, StationAuthError, TokenRefusedError
+from .pay_stream import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
     MAX_EVENTS_PER_SESSION,
     SessionBook,
@@ -291,10 +292,18 @@ async def _connection_handler(csms: Csms, connection: ServerConnection) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Server]:
-    """Listen for charge points (see the module docstring) until the context exits."""
+async def serve_csms(
+    csms: Csms,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    pay: Callable[[ServerConnection], Awaitable[None]] | None = None,
+) -> AsyncIterator[Server]:
+    """Listen for charge points (see the module docstring) until the context exits; with
+    `pay`, drivers' payment streams on `/pay/<token>` too (`pay_stream.payment_stream`)."""
 
     async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if pay is not None and request.path.startswith(PAY_PATH):
+            return None
         station = station_of(request.path)
         credentials = _basic_auth(request)
         if credentials is None or credentials[0] != station:
@@ -309,6 +318,9 @@ async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> Asyn
         return None
 
     async def handler(connection: ServerConnection) -> None:
+        if pay is not None and connection.request and connection.request.path.startswith(PAY_PATH):
+            await pay(connection)
+            return
         await _connection_handler(csms, connection)
 
     # The `ocpp` library validates a message its compiled check refuses (see `schemas`) in a
@@ -318,7 +330,7 @@ async def serve_csms(csms: Csms, host: str = "127.0.0.1", port: int = 0) -> Asyn
         handler,
         host,
         port,
-        subprotocols=[*SUBPROTOCOLS],
+        subprotocols=[*SUBPROTOCOLS, *([PAY_SUBPROTOCOL] if pay else [])],
         process_request=process_request,
         max_size=MAX_MESSAGE,
         ping_interval=None,

@@ -158,7 +158,8 @@ class OcpiUnreachableError(OcpiPartnerError):
 #     ├── SessionLimitError         too many sessions for one charge point or in total
 #     ├── UnknownSessionError       no such session
 #     ├── StationAuthError          unknown station or wrong password
-#     └── TokenBindingError         a token not bound to (or not signed for) the channel
+#     ├── TokenBindingError         a token not bound to (or not signed for) the channel
+#     └── InvoiceDisagreesError     a driver's invoice that is not the CSMS's (402 with its own)
 
 
 class SessionError(ChargingError):
@@ -215,6 +216,21 @@ class TokenBindingError(SessionError):
         super().__init__(f"token {id_token!r}: {reason}")
         self.id_token = id_token
         self.reason = reason
+
+
+class InvoiceDisagreesError(SessionError):
+    """A payment sent with the driver's own invoice that the CSMS does not bill: more energy
+    than it metered, or an amount its tariff does not give for that energy. Nothing was taken;
+    `units`, `amount`, `paid` are the CSMS's own invoice (answered as 402)."""
+
+    def __init__(self, key: tuple[str, str], units: int, amount: int, paid: int) -> None:
+        super().__init__(
+            f"session {key[0]}/{key[1]}: the CSMS bills {units} units for {amount}, paid {paid}"
+        )
+        self.key = key
+        self.units = units
+        self.amount = amount
+        self.paid = paid
 
 
 # -- refused tokens, signed meter values, roaming (`devices`, `ocmf`, `roaming_cpo`) ------------

@@ -29,7 +29,7 @@ from tangle.protocol.signature import is_valid
 
 from ..payperuse.metering import Invoice, Meter, PayerMeter
 from ..payperuse.receipt import NO_TAG
-from .errors import TokenBindingError, UnknownSessionError
+from .errors import InvoiceDisagreesError, TokenBindingError, UnknownSessionError
 from .session import SessionLimits
 from .store import Binding
 
@@ -159,18 +159,32 @@ class ChargePayments:
             paid=binding.paid,
         )
 
-    async def pay(self, key: tuple[str, str], signed: SignedBalanceProof) -> Receipt:
+    async def pay(
+        self, key: tuple[str, str], signed: SignedBalanceProof, billed: Invoice | None = None
+    ) -> Receipt:
         """Take one payment for session `key` (the channel core's checks and the durable save
-        in the cashier), count it, and sign its receipt."""
+        in the cashier), count it, and sign its receipt for the units paid for.
+
+        `billed` is the invoice the driver computed from its own meter and paid (one request
+        per payment): taken only if the CSMS bills the same, its units no more than the CSMS
+        metered and its amount the tariff's for them; else `InvoiceDisagreesError` with the
+        CSMS's own invoice and nothing taken. None pays toward the CSMS's invoice as it is."""
         session = self._session(key)
         binding = self.csms.bindings.get(key)
         if binding is None or binding.channel_id != signed.proof.channel_id:
             raise TokenBindingError(session.id_token or "", "the proof's channel is not bound")
+        units = session.energy_wh if billed is None else billed.units
+        if billed is not None and (
+            billed.channel_id != signed.proof.channel_id
+            or billed.units > session.energy_wh
+            or billed.amount != self.tariff.cost(billed.units)
+        ):
+            raise InvoiceDisagreesError(key, session.energy_wh, session.billed(), session.paid)
         credit = await self.cashier.accept(signed, price=1)
         session.credit(credit.credited)
         await self.csms.store.add_paid(key, credit.credited)
         meter = self._meter(signed.proof.channel_id, key)
-        meter.record(session.energy_wh)
+        meter.record(units)
         receipt = meter.credit(signed.proof, credit.credited)
         self.csms.settle_if_done(session)
         return receipt
@@ -193,7 +207,7 @@ class DriverWallet:
     """The driver's side of one session: its own measure of the energy, the bills it accepts,
     the payments it signs and the receipts it checks."""
 
-    __slots__ = ("channel", "meter")
+    __slots__ = ("channel", "meter", "pending")
 
     def __init__(
         self, channel: PayerChannel, tariff: Tariff, cpo: PublicKey, key: tuple[str, str]
@@ -206,6 +220,8 @@ class DriverWallet:
             channel_id=channel.terms.channel_id,
             session=session_tag(key),
         )
+        self.pending: tuple[Invoice, SignedBalanceProof] | None = None
+        """A payment sent and not yet acknowledged (`pay_seen`, `check`)."""
 
     def bind_signature(self, signer: Signer, id_token: str) -> bytes:
         """The payer's signature binding `id_token` to this channel."""
@@ -227,6 +243,31 @@ class DriverWallet:
         self.meter.paying(proof.proof, amount, invoice)
         return proof
 
+    def own_invoice(self) -> Invoice:
+        """The bill as this side measured it: the energy seen, its price, what was paid."""
+        m = self.meter
+        return Invoice(
+            channel_id=m.channel_id, units=m.units, amount=m.tariff.cost(m.units), paid=m.paid
+        )
+
+    def pay_seen(self) -> tuple[Invoice, SignedBalanceProof] | None:
+        """The payment to send next with the invoice it pays (one request per payment): the
+        one sent last if its receipt is still owed (the CSMS had not metered that far), else
+        a new proof for the energy seen so far; None when nothing is due."""
+        if self.pending is None:
+            invoice = self.own_invoice()
+            proof = self.settle(invoice)
+            if proof is not None:
+                self.pending = (invoice, proof)
+        return self.pending
+
+    def disputed(self, invoice: Invoice) -> None:
+        """The CSMS answered the pending payment with its own `invoice` and took nothing: the
+        payment stays pending, sent again next time; `OverchargeError` if the CSMS bills more
+        than this side measured (an overbilling CPO)."""
+        self.meter.accept(invoice)
+
     def check(self, receipt: Receipt) -> None:
         """Accept the receipt of the last payment, or raise (see `PayerMeter.check_receipt`)."""
         self.meter.check_receipt(receipt)
+        self.pending = None

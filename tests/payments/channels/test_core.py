@@ -131,6 +131,16 @@ def test_restore_checks_the_proof() -> None:
         PayeeChannel.restore(terms(channel=OTHER), proof, ChannelState.OPEN)
 
 
+def test_a_copy_is_independent_of_its_original() -> None:
+    payer, payee = PayerChannel(terms(), PAYER), PayeeChannel(terms())
+    payee.receive(payer.pay(3))
+    trial = payee.copy()
+    assert trial.receive(payer.pay(4)) == 4
+    assert (payee.sequence, payee.payee_balance) == (1, 3)  # the original is as it was
+    assert (trial.sequence, trial.payee_balance, trial.state) == (2, 7, payee.state)
+    assert type(trial) is PayeeChannel
+
+
 def test_payer_recovers_from_payee_proof() -> None:
     payer = PayerChannel(terms(), PAYER)
     for _ in range(5):

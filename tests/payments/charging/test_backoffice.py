@@ -12,7 +12,7 @@ import httpx
 
 from payments.channels.wire import encode_signed_proof
 from payments.charging import ocpi_json
-from payments.charging.backoffice import backoffice_app
+from payments.charging.backoffice import INVOICE_HEADER, backoffice_app
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.simulator import Charger201, connect_charger
 from payments.payperuse.metering import Invoice
@@ -101,6 +101,45 @@ def test_a_driver_binds_and_pays_a_live_session_over_http(tmp_path: Path) -> Non
             ]
             unknown = await http.get("/api/tokens/NOBODY/invoice")
             assert unknown.status_code == 404
+
+    run(tmp_path, body)
+
+
+def test_a_payment_with_the_drivers_invoice_is_one_request_or_a_402(tmp_path: Path) -> None:
+    async def body(world: World) -> None:
+        async with (
+            client(world) as http,
+            connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger,
+        ):
+            assert isinstance(charger, Charger201)
+            wallet = await world.driver(("CP201", "T1"))
+            await world.bind(wallet, "CARD-8")
+            await charger.event("Started", "T1", 0, 0, T0, id_token="CARD-8")
+            await charger.event("Updated", "T1", 1, 1_000, T0 + 60)
+            wallet.observe(1_200, 0)  # the car saw more than the station reported
+            due = wallet.pay_seen()
+            assert due is not None
+            invoice, proof = due
+            headers = {
+                PROOF_HEADER: base64.urlsafe_b64encode(encode_signed_proof(proof))
+                .rstrip(b"=")
+                .decode(),
+                INVOICE_HEADER: f"{invoice.units} {invoice.amount}",
+            }
+            url = "/api/tokens/CARD-8/payments"
+            refused = await http.post(url, headers=headers)
+            assert refused.status_code == 402
+            assert refused.json()["invoice"] == {"units": 1_000, "amount": 300, "paid": 0}
+            assert world.csms.book.sessions[("CP201", "T1")].paid == 0  # nothing taken
+            bad = await http.post(url, headers={**headers, INVOICE_HEADER: "1200 -360"})
+            assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_request")
+            await charger.event("Updated", "T1", 2, 1_300, T0 + 120)
+            paid = await http.post(url, headers=headers)  # the same payment, one request
+            assert paid.status_code == 200
+            receipt = receipt_from_header(paid.headers[RECEIPT_HEADER])
+            wallet.check(receipt)
+            assert receipt.units == 1_200
+            assert world.csms.book.sessions[("CP201", "T1")].paid == 360
 
     run(tmp_path, body)
 

@@ -1,6 +1,7 @@
 """`python -m benchmarks.charging --quick --json` runs end to end: every charge point connects,
 every meter value sent is committed, payments are taken, the simulators' ceiling against the
-trivial answerer is measured in the same run, and the JSON names its figures."""
+trivial answerer is measured in the same run, and the JSON names its figures; and
+`python -m benchmarks.charging_payments --quick --json` measures what a payment costs each side."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ def test_the_quick_benchmark_runs_and_reports_its_figures() -> None:
     assert doc["csms_cpu_ms_per_meter_value"] > 0
     assert doc["simulator_ceiling_offered_per_s"] == 3 * doc["meter_values_offered_per_s"]
     assert doc["simulator_ceiling_meter_values_per_s"] > doc["meter_values_per_s"]
+
+
+@pytest.mark.slow
+def test_the_quick_payment_cost_benchmark_runs_and_reports_both_sides() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.charging_payments", "--quick", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["failed_charge_points"] == 0
+    assert doc["payments"] >= doc["stations"]  # every charge point paid, each interval
+    assert doc["meter_values_without_payments"] > 0
+    assert doc["ed25519_sign_verify_ms"] > 0
+    assert doc["csms_cpu_ms_per_payment"] > 0  # paying costs the CSMS something measurable
+    assert isinstance(doc["targets_met"], bool)

@@ -16,6 +16,7 @@ from payments.channels.service import PayeeService
 from payments.channels.store import ChannelStore
 from payments.charging.csms import Csms, serve_csms
 from payments.charging.errors import TokenBindingError
+from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments, DriverWallet
 from payments.charging.session import SessionLimits, StopReason
 from payments.charging.simulator import Charger16, Charger201, connect_charger
@@ -85,7 +86,7 @@ def run(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
             csms.channel_pricing = payments.pricing
             await csms.restore()
             world = World(csms, payments, funder)
-            async with serve_csms(csms) as server:
+            async with serve_csms(csms, pay=payment_stream(payments)) as server:
                 world.url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
                 await asyncio.wait_for(body(world), 20)
 
