@@ -30,10 +30,16 @@ serving network of every record is the sender: a TAP file holds one VPMN's event
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, overload
 
 from .ber import TagClass, parse
-from .errors import InvalidRecordError, InvalidSubscriberError, TapStructureError, TapValueError
+from .errors import (
+    InvalidRecordError,
+    InvalidSubscriberError,
+    RoamingFormatError,
+    TapStructureError,
+    TapValueError,
+)
 from .fields import Fields, date_time, list_items, utc_offset_seconds
 from .partner_file import FileKind, ImportedFile, PartnerFile, file_digest, file_sequence
 from .record import INSTANT_EVENTS, NO_MSISDN, UsageRecord, is_tadig
@@ -42,7 +48,9 @@ from .tap_events import CallEvent, read_call_event
 if TYPE_CHECKING:
     from collections.abc import Container
 
+    from .ber import Element
     from .partner_file import ImportPolicy
+    from .tap_scan import ScannedBatch
 
 TRANSFER_BATCH: Final = 1
 NOTIFICATION: Final = 2
@@ -56,9 +64,42 @@ MAX_DECIMAL_PLACES: Final = 6
 MAX_EVENTS: Final = 100_000
 
 
-def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
-    """Import one TAP file (a transfer batch or a notification), all or nothing."""
-    root = parse(data)
+def read_tap(data: bytes, policy: ImportPolicy, *, reference: bool = False) -> ImportedFile:
+    """Import one TAP file (a transfer batch or a notification), all or nothing.
+
+    A transfer batch's call events are read by the Numba kernel (`_tap_kernel.scan`) unless
+    `reference` is set; a file the kernel declines (one it does not fully understand, or one
+    that breaks a rule) is read again by the strict tree reader, which names the broken rule
+    and its offset. Both give the same `ImportedFile` for every file the kernel reads."""
+    data = bytes(data)
+    if not reference:
+        from .tap_scan import scan_batch  # imports Numba: not before the first file
+
+        try:
+            scanned = scan_batch(data, MAX_EVENTS)
+            imported = None if scanned is None else _read(scanned.root, data, policy, scanned)
+        except RoamingFormatError:
+            imported = None  # the reference below raises the error it finds first
+        if imported is not None:
+            return imported
+    return _read(parse(data), data, policy, None)
+
+
+@overload
+def _read(root: Element, data: bytes, policy: ImportPolicy, scanned: None) -> ImportedFile: ...
+
+
+@overload
+def _read(
+    root: Element, data: bytes, policy: ImportPolicy, scanned: ScannedBatch
+) -> ImportedFile | None: ...
+
+
+def _read(
+    root: Element, data: bytes, policy: ImportPolicy, scanned: ScannedBatch | None
+) -> ImportedFile | None:
+    """The file whose tree is `root`; its call events from `scanned` if given, else from the
+    tree (None: `scanned` declined an event's values)."""
     if root.tag_class is not TagClass.APPLICATION or root.tag not in (TRANSFER_BATCH, NOTIFICATION):
         raise TapStructureError(
             root.offset, f"not a TAP transfer batch or notification ({root.tag})"
@@ -78,6 +119,22 @@ def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
     if places > MAX_DECIMAL_PLACES:
         raise TapValueError(places_field.value_offset, f"TapDecimalPlaces {places} is too many")
     offsets = _utc_offsets(batch.sub(6, "NetworkInfo"))
+    if scanned is None:
+        read = _tree_records(meta, batch, offsets, policy)
+    else:
+        read = scanned.records(meta, offsets, policy)
+        if read is None:
+            return None
+    records, unknown = read
+    audit = batch.sub(15, "AuditControlInfo")
+    meta = _with_audit(meta, audit, currency, places, tuple(unknown))
+    return ImportedFile(meta=meta, records=tuple(records))
+
+
+def _tree_records(
+    meta: PartnerFile, batch: Fields, offsets: dict[int, int], policy: ImportPolicy
+) -> tuple[list[UsageRecord], list[bytes]]:
+    """The reference: every call event read from the tree (`tap_events`)."""
     events = batch.need(3, "CallEventDetailList").items("CallEventDetailList")
     if len(events) > MAX_EVENTS:
         raise TapStructureError(events[MAX_EVENTS].offset, f"more than {MAX_EVENTS} events")
@@ -89,9 +146,7 @@ def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
         records.append(record)
         if not known:
             unknown.append(record.event_id)
-    audit = batch.sub(15, "AuditControlInfo")
-    meta = _with_audit(meta, audit, currency, places, tuple(unknown))
-    return ImportedFile(meta=meta, records=tuple(records))
+    return records, unknown
 
 
 def _batch_control(
