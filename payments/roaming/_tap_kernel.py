@@ -66,6 +66,10 @@ _SMS_MO: Final = int(EventType.SMS_MO)
 _SMS_MT: Final = int(EventType.SMS_MT)
 _SUPPLEMENTARY: Final = int(EventType.SUPPLEMENTARY)
 _APPLICATION: Final = 1
+_BATCH_IDENTIFIER: Final = 0x61
+"""APPLICATION, constructed, tag 1: a TransferBatch."""
+_LIST_IDENTIFIER: Final = 0x63
+"""APPLICATION, constructed, tag 3: the CallEventDetailList."""
 
 
 def _kernel(fn: _F) -> _F:
@@ -148,6 +152,19 @@ def _tree_elements(data: U8, pos: int, end: int, depth: int) -> int:
             pos = value
         else:
             pos = stop
+
+
+@_kernel
+def _contents_end(data: U8, pos: int, end: int) -> int:
+    """Where the end-of-contents of an indefinite-length value whose children (definite
+    lengths only) start at `pos` lies, inside `end`; -1: none there, or a child declined."""
+    while pos + 1 < end:
+        if data[pos] == 0:
+            return pos if data[pos + 1] == 0 else -1
+        first, _, _, pos = _header(data, pos, end)
+        if first < 0:
+            return -1
+    return -1
 
 
 # -- fields (the contents are BER-checked by now) ----------------------------------------------
@@ -466,38 +483,57 @@ def _suppl(data: U8, value: int, stop: int, seen: I64, row: I64) -> bool:
 
 
 @_kernel
-def scan(data: U8, max_events: int) -> tuple[int, int, int, int, int, int, I64]:
-    """(status, root contents start, list offset, list contents start, list stop, elements in
-    the list's subtree counting the list, events table) of a transfer batch; status `DECLINE`
-    leaves the rest 0 (and so does a list of more than `max_events` events)."""
+def scan(data: U8, max_events: int) -> tuple[int, int, int, int, int, int, int, I64]:
+    """(status, root contents start and stop, list offset, list contents start, list end,
+    elements in the list's subtree counting the list, events table) of a transfer batch;
+    status `DECLINE` leaves the rest 0 (so does a list of more than `max_events` events)."""
     none = np.zeros((0, COLUMNS), np.int64)
     size = data.shape[0]
-    root, root_tag, root_start, stop = _header(data, 0, size)
+    if size >= 4 and data[0] == _BATCH_IDENTIFIER and data[1] == 0x80:
+        # An indefinite length at the top (as some billing systems write): the end-of-contents
+        # must be the file's last two octets (an earlier one is declined as a child below).
+        if data[size - 2] != 0 or data[size - 1] != 0:
+            return DECLINE, 0, 0, 0, 0, 0, 0, none
+        root_start, stop = 2, size - 2
+    else:
+        root, root_tag, root_start, stop = _header(data, 0, size)
+        if root != _BATCH_IDENTIFIER or root_tag != 1 or stop != size:
+            return DECLINE, 0, 0, 0, 0, 0, 0, none
     pos = root_start
-    if root >> 6 != _APPLICATION or not root & 0x20 or root_tag != 1 or stop != size:
-        return DECLINE, 0, 0, 0, 0, 0, none
-    found, list_at, list_start, list_stop = -1, 0, 0, 0
+    found, list_at, list_start, list_stop, list_end = -1, 0, 0, 0, 0
     while pos < stop:
-        first, tag, start, end = _header(data, pos, stop)
+        if data[pos] == _LIST_IDENTIFIER and pos + 1 < stop and data[pos + 1] == 0x80:
+            first, tag, start, end = (
+                _LIST_IDENTIFIER,
+                3,
+                pos + 2,
+                _contents_end(data, pos + 2, stop),
+            )
+            if end < 0:
+                return DECLINE, 0, 0, 0, 0, 0, 0, none
+            after = end + 2
+        else:
+            first, tag, start, end = _header(data, pos, stop)
+            after = end
         if first < 0:
-            return DECLINE, 0, 0, 0, 0, 0, none
+            return DECLINE, 0, 0, 0, 0, 0, 0, none
         if tag == 3 and first >> 6 == _APPLICATION:
             if found >= 0 or not first & 0x20:
-                return DECLINE, 0, 0, 0, 0, 0, none
-            found, list_at, list_start, list_stop = first, pos, start, end
-        pos = end
+                return DECLINE, 0, 0, 0, 0, 0, 0, none
+            found, list_at, list_start, list_stop, list_end = first, pos, start, end, after
+        pos = after
     if found < 0:
-        return DECLINE, 0, 0, 0, 0, 0, none
+        return DECLINE, 0, 0, 0, 0, 0, 0, none
     elements = _tree_elements(data, list_start, list_stop, 2)
     if elements < 0:
-        return DECLINE, 0, 0, 0, 0, 0, none
+        return DECLINE, 0, 0, 0, 0, 0, 0, none
     count = 0
     pos = list_start
     while pos < list_stop:
         _, _, _, pos = _header(data, pos, list_stop)
         count += 1
     if count > max_events:
-        return DECLINE, 0, 0, 0, 0, 0, none
+        return DECLINE, 0, 0, 0, 0, 0, 0, none
     table = np.empty((count, COLUMNS), np.int64)
     seen = np.empty(_MAX_FIELDS, np.int64)
     pos = list_start
@@ -506,7 +542,7 @@ def scan(data: U8, max_events: int) -> tuple[int, int, int, int, int, int, I64]:
         row = table[i]
         row[COL_OFFSET] = pos
         if first >> 6 != _APPLICATION or not _fields_ok(data, first, start, end, seen):
-            return DECLINE, 0, 0, 0, 0, 0, none
+            return DECLINE, 0, 0, 0, 0, 0, 0, none
         if tag == 14:
             ok = _gprs(data, start, end, seen, row)
         elif tag == 9 or tag == 10:
@@ -516,6 +552,6 @@ def scan(data: U8, max_events: int) -> tuple[int, int, int, int, int, int, I64]:
         else:
             ok = False
         if not ok:
-            return DECLINE, 0, 0, 0, 0, 0, none
+            return DECLINE, 0, 0, 0, 0, 0, 0, none
         pos = end
-    return OK, root_start, list_at, list_start, list_stop, elements + 1, table
+    return OK, root_start, stop, list_at, list_start, list_end, elements + 1, table

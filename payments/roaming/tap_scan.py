@@ -98,14 +98,14 @@ class ScannedBatch:
 def scan_batch(data: bytes, max_events: int) -> ScannedBatch | None:
     """The kernel's reading of a transfer batch, or None where it declines; raises the
     `RoamingFormatError` of a rule broken outside the event list."""
-    status, root_start, list_at, list_start, list_stop, elements, table = kernel.scan(
+    status, root_start, root_stop, list_at, list_start, list_end, elements, table = kernel.scan(
         np.frombuffer(data, np.uint8), max_events
     )
     if status != kernel.OK:
         return None
     hole = Element(TagClass.APPLICATION, CALL_EVENT_LIST, list_at, list_start, True, b"", ())
     children = parse_around(
-        data, root_start, len(data), hole, list_stop, max_elements=MAX_ELEMENTS - 1 - elements
+        data, root_start, root_stop, hole, list_end, max_elements=MAX_ELEMENTS - 1 - elements
     )
     root = Element(TagClass.APPLICATION, 1, 0, root_start, True, b"", children)
     return ScannedBatch(root=root, data=data, table=table)
