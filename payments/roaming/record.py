@@ -87,6 +87,33 @@ INSTANT_EVENTS: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType
 """Event types without a duration (importers read a source's duration of these as 0)."""
 
 
+_TEXTS_REMEMBERED: Final = 1024
+"""How many texts of each kind `UsageRecord` keeps as checked (all forgotten when full)."""
+_TADIGS: Final[dict[str, bytes]] = {}
+"""Checked TADIG codes -> their ASCII bytes."""
+_APNS: Final[dict[str, bytes]] = {}
+"""Checked APNs -> their encoding in a record (a length octet, then ASCII)."""
+_SERVING_NETWORKS: Final[dict[str, bytes]] = {}
+"""Checked serving networks -> their encoding in a record."""
+_EVENT_ID_HASH: Final = hashlib.blake2b(EVENT_ID_DOMAIN, digest_size=HASH_SIZE)
+"""The event id's hash with the domain fed in (copied for each record)."""
+
+
+def _remember(checked: dict[str, bytes], text: str, encoded: bytes) -> bytes:
+    """Note `text` (which passed its check) and its encoding in `checked`; the encoding."""
+    if type(text) is str:
+        if len(checked) >= _TEXTS_REMEMBERED:
+            checked.clear()
+        checked[text] = encoded
+    return encoded
+
+
+def _sized_ascii(text: str) -> bytes:
+    """A u8 length and the ASCII bytes (`text` is checked to be short ASCII)."""
+    encoded = text.encode("ascii")
+    return len(encoded).to_bytes(1, "little") + encoded
+
+
 def is_tadig(value: object) -> bool:
     """Whether `value` is a TADIG code: three letters (the country) and two letters or digits."""
     return isinstance(value, str) and _TADIG.fullmatch(value) is not None
@@ -139,12 +166,19 @@ class UsageRecord:
     """Derived: the canonical encoding without `charge` (what `event_id` hashes)."""
 
     def __post_init__(self) -> None:
-        # Runs for every record imported or decoded: the common case is checked inline, and
-        # the helpers that name the broken rule run only when a check fails.
+        # Runs for every record imported or decoded: the common case is checked inline (the
+        # texts of a file's records repeat, so each TADIG, serving network and APN is matched
+        # against its pattern once and then found in a bounded memo), and the helpers that
+        # name the broken rule run only when a check fails.
         sender, recipient = self.sender, self.recipient
-        if not (is_tadig(sender) and is_tadig(recipient)):
+        tadigs = _TADIGS
+        sender_ascii = tadigs.get(sender) if type(sender) is str else None
+        recipient_ascii = tadigs.get(recipient) if type(recipient) is str else None
+        if sender_ascii is None or recipient_ascii is None:
             _require_tadig("sender", sender)
             _require_tadig("recipient", recipient)
+            sender_ascii = _remember(tadigs, sender, sender.encode("ascii"))
+            recipient_ascii = _remember(tadigs, recipient, recipient.encode("ascii"))
         if sender == recipient:
             raise InvalidRecordError("recipient", "the home and visited networks are the same")
         imsi_hash, msisdn_hash = self.imsi_hash, self.msisdn_hash
@@ -190,40 +224,42 @@ class UsageRecord:
             _require_uint("volume_down", down, U64_MAX)
             _require_uint("charge", charge, U64_MAX)
         apn = self.apn
-        if not isinstance(apn, str) or len(apn) > APN_MAX:
-            raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
-        if not apn.isascii() or _APN.fullmatch(apn) is None:
-            raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
+        apn_field = _APNS.get(apn) if type(apn) is str else None
+        if apn_field is None:
+            if not isinstance(apn, str) or len(apn) > APN_MAX:
+                raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
+            if not apn.isascii() or _APN.fullmatch(apn) is None:
+                raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
+            apn_field = _remember(_APNS, apn, _sized_ascii(apn))
         serving = self.serving_network
-        if not (is_tadig(serving) or _is_mcc_mnc(serving)):
-            raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
+        serving_field = _SERVING_NETWORKS.get(serving) if type(serving) is str else None
+        if serving_field is None:
+            if not (is_tadig(serving) or _is_mcc_mnc(serving)):
+                raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
+            serving_field = _remember(_SERVING_NETWORKS, serving, _sized_ascii(serving))
         if kind is not EventType.DATA and (up or down):
             raise InvalidRecordError("volume_up", "only data sessions carry volumes")
         if duration and kind in INSTANT_EVENTS:
             raise InvalidRecordError("duration_s", f"a {kind.name} has no duration")
-        apn_bytes, serving_bytes = apn.encode("ascii"), serving.encode("ascii")
-        identity = b"".join(
-            (
-                _HEAD.pack(
-                    RECORD_VERSION,
-                    sender.encode("ascii"),
-                    recipient.encode("ascii"),
-                    imsi_hash,
-                    msisdn_hash,
-                    kind,
-                    start,
-                    duration,
-                    up,
-                    down,
-                ),
-                len(apn_bytes).to_bytes(1, "little"),
-                apn_bytes,
-                len(serving_bytes).to_bytes(1, "little"),
-                serving_bytes,
+        identity = (
+            _HEAD.pack(
+                RECORD_VERSION,
+                sender_ascii,
+                recipient_ascii,
+                imsi_hash,
+                msisdn_hash,
+                kind,
+                start,
+                duration,
+                up,
+                down,
             )
+            + apn_field
+            + serving_field
         )
         object.__setattr__(self, "_identity", identity)
-        digest = hashlib.blake2b(EVENT_ID_DOMAIN + identity, digest_size=HASH_SIZE)
+        digest = _EVENT_ID_HASH.copy()
+        digest.update(identity)
         object.__setattr__(self, "event_id", digest.digest())
 
     def encode(self) -> bytes:
