@@ -85,7 +85,7 @@ def _header(data: U8, pos: int, end: int) -> tuple[int, int, int, int]:
     inside `end`, by the rules of `ber.parse`; identifier -1: broken or indefinite (declined)."""
     if pos >= end:
         return -1, 0, 0, 0
-    first = np.int64(data[pos])
+    first = int(data[pos])
     if first == 0:
         return -1, 0, 0, 0
     tag = first & 0x1F
@@ -95,7 +95,7 @@ def _header(data: U8, pos: int, end: int) -> tuple[int, int, int, int]:
         for i in range(5):
             if i == 4 or p >= end:
                 return -1, 0, 0, 0
-            b = np.int64(data[p])
+            b = int(data[p])
             p += 1
             if i == 0 and b == 0x80:
                 return -1, 0, 0, 0
@@ -107,7 +107,7 @@ def _header(data: U8, pos: int, end: int) -> tuple[int, int, int, int]:
         tag = number
     if p >= end:
         return -1, 0, 0, 0
-    length = np.int64(data[p])
+    length = int(data[p])
     p += 1
     if length == 0x80:
         return -1, 0, 0, 0
@@ -117,7 +117,7 @@ def _header(data: U8, pos: int, end: int) -> tuple[int, int, int, int]:
             return -1, 0, 0, 0
         length = 0
         for i in range(n):
-            length = (length << 8) | np.int64(data[p + i])
+            length = (length << 8) | int(data[p + i])
         p += n
     if p + length > end:
         return -1, 0, 0, 0
@@ -222,7 +222,7 @@ def _unsigned(data: U8, first: int, start: int, stop: int, max_octets: int) -> i
         return -1
     value = 0
     for i in range(start, stop):
-        value = (value << 8) | np.int64(data[i])
+        value = (value << 8) | int(data[i])
     return value
 
 
@@ -255,7 +255,7 @@ def _digits(data: U8, first: int, start: int, stop: int) -> int:
 def _number(data: U8, start: int, count: int) -> int:
     value = 0
     for i in range(start, start + count):
-        value = value * 10 + np.int64(data[i]) - 0x30
+        value = value * 10 + int(data[i]) - 0x30
     return value
 
 
@@ -364,7 +364,7 @@ def _stamp(data: U8, value: int, stop: int, tag: int, seen: I64, row: I64) -> bo
     row[COL_CODE] = _unsigned(data, f, c_start, c_stop, 2)
     f, l_start, l_stop = _get(data, start, end, 16)
     row[COL_LOCAL] = _local_seconds(data, f, l_start, l_stop)
-    return row[COL_CODE] >= 0 and row[COL_LOCAL] >= 0
+    return bool(row[COL_CODE] >= 0 and row[COL_LOCAL] >= 0)
 
 
 @_kernel
@@ -412,7 +412,7 @@ def _gprs(data: U8, value: int, stop: int, seen: I64, row: I64) -> bool:
     row[COL_UP] = _need_unsigned(data, u_start, u_stop, 251)
     row[COL_DOWN] = _need_unsigned(data, u_start, u_stop, 250)
     row[COL_CHARGE] = _charge(data, u_start, u_stop, seen)
-    return (
+    return bool(
         row[COL_DURATION] >= 0 and row[COL_UP] >= 0 and row[COL_DOWN] >= 0 and row[COL_CHARGE] >= 0
     )
 
@@ -476,7 +476,7 @@ def _suppl(data: U8, value: int, stop: int, seen: I64, row: I64) -> bool:
     row[COL_KIND] = _SUPPLEMENTARY
     row[COL_DURATION], row[COL_UP], row[COL_DOWN], row[COL_APN], row[COL_APN_LEN] = 0, 0, 0, 0, 0
     row[COL_CHARGE] = _charge(data, u_start, u_stop, seen)
-    return row[COL_CHARGE] >= 0
+    return bool(row[COL_CHARGE] >= 0)
 
 
 # -- the batch ---------------------------------------------------------------------------------

@@ -119,6 +119,7 @@ def _read(
     if places > MAX_DECIMAL_PLACES:
         raise TapValueError(places_field.value_offset, f"TapDecimalPlaces {places} is too many")
     offsets = _utc_offsets(batch.sub(6, "NetworkInfo"))
+    read: tuple[list[UsageRecord], list[bytes]] | None
     if scanned is None:
         read = _tree_records(meta, batch, offsets, policy)
     else:

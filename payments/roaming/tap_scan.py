@@ -61,10 +61,13 @@ class ScannedBatch:
         msisdns: dict[bytes, bytes] = {b"": NO_MSISDN}  # an empty slice: no MSISDN
         records: list[UsageRecord] = []
         unknown: list[bytes] = []
-        append = records.append
+        apns: dict[bytes, str] = {}
+        append, event_types, instant = records.append, _EVENT_TYPES, _INSTANT
         try:
             for row, start in zip(table.tolist(), starts.tolist(), strict=True):
+                # The row's columns in `COL_*` order (local time and offset code are in `start`).
                 kind, _, imsi_at, imsi_len, msisdn_at, msisdn_len, apn_at, apn_len = row[:8]
+                duration, up, down, charge = row[10:]
                 raw = data[imsi_at : imsi_at + imsi_len]
                 imsi = imsis.get(raw)
                 if imsi is None:
@@ -73,19 +76,23 @@ class ScannedBatch:
                 msisdn_hash = msisdns.get(raw)
                 if msisdn_hash is None:
                     msisdn_hash = msisdns[raw] = policy.hasher.msisdn(_tbcd(raw))
+                raw = data[apn_at : apn_at + apn_len]
+                apn = apns.get(raw)
+                if apn is None:
+                    apn = apns[raw] = raw.decode("ascii")
                 record = UsageRecord(
                     sender=sender,
                     recipient=recipient,
                     imsi_hash=imsi[0],
                     msisdn_hash=msisdn_hash,
-                    event_type=_EVENT_TYPES[kind],
+                    event_type=event_types[kind],
                     start_utc=start,
-                    duration_s=0 if kind in _INSTANT else row[kernel.COL_DURATION],
-                    volume_up=row[kernel.COL_UP],
-                    volume_down=row[kernel.COL_DOWN],
-                    apn=data[apn_at : apn_at + apn_len].decode("ascii"),
+                    duration_s=0 if kind in instant else duration,
+                    volume_up=up,
+                    volume_down=down,
+                    apn=apn,
                     serving_network=sender,
-                    charge=row[kernel.COL_CHARGE],
+                    charge=charge,
                 )
                 append(record)
                 if not imsi[1]:
@@ -109,6 +116,12 @@ def scan_batch(data: bytes, max_events: int) -> ScannedBatch | None:
     )
     root = Element(TagClass.APPLICATION, 1, 0, root_start, True, b"", children)
     return ScannedBatch(root=root, data=data, table=table)
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's cache) the kernel, with the argument types `scan_batch`
+    passes (a read-only byte array: `np.frombuffer` of `bytes`)."""
+    kernel.scan(np.frombuffer(bytes(2), np.uint8), 0)
 
 
 def _utc_starts(table: NDArray[np.int64], offsets: dict[int, int]) -> NDArray[np.int64] | None:
