@@ -22,6 +22,13 @@ AuditControlInfo    EarliestCallTimeStamp 101, LatestCallTimeStamp 133, TotalCha
                     TotalTaxValue 226, TotalDiscountValue 225, CallEventDetailsCount 43
 ```
 
+Two paths read the call events: the Numba kernel (`_tap_kernel`, by way of `tap_scan`) walks
+the event list's bytes once, and the tree reader (`tap_events`, the reference) reads the parsed
+tree; everything else in the file is read from the tree on both paths. The kernel declines what
+it does not fully understand or what breaks a rule, and the tree reader then reads the file and
+names the error, so the two agree on every file (`read_tap(..., reference=True)` takes the tree
+path alone; the tests run on both).
+
 Time stamps in the batch control and audit info carry their own offset (UtcTimeOffset 231);
 event time stamps carry a UtcTimeOffsetCode (232) resolved through the network info. The
 serving network of every record is the sender: a TAP file holds one VPMN's events.
@@ -44,6 +51,7 @@ from .fields import Fields, date_time, list_items, utc_offset_seconds
 from .partner_file import FileKind, ImportedFile, PartnerFile, file_digest, file_sequence
 from .record import INSTANT_EVENTS, NO_MSISDN, UsageRecord, is_tadig
 from .tap_events import CallEvent, read_call_event
+from .tap_scan import scan_batch
 
 if TYPE_CHECKING:
     from collections.abc import Container
@@ -73,8 +81,6 @@ def read_tap(data: bytes, policy: ImportPolicy, *, reference: bool = False) -> I
     and its offset. Both give the same `ImportedFile` for every file the kernel reads."""
     data = bytes(data)
     if not reference:
-        from .tap_scan import scan_batch  # imports Numba: not before the first file
-
         try:
             scanned = scan_batch(data, MAX_EVENTS)
             imported = None if scanned is None else _read(scanned.root, data, policy, scanned)

@@ -10,8 +10,8 @@ deterministic) and builds the `UsageRecord`s. It returns None for what only the 
 name (an undefined offset code, a time before the epoch, a value a record refuses): `read_tap`
 then reads the file again the reference way and raises its error.
 
-`tap.py` imports this module when it reads its first file: Numba takes a while to import and
-`import payments.roaming` must stay quick for the CLI.
+Importing this module costs about 20 ms (`payments` has Numba loaded already); the kernel is
+loaded from Numba's cache on the first file (a few hundred ms in a fresh process: `warm_up`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
 CALL_EVENT_LIST: Final = 3
 _EVENT_TYPES: Final = tuple(EventType)
-_INSTANT: Final = frozenset(int(kind) for kind in INSTANT_EVENTS)
+_INSTANT: Final = [int(kind) for kind in INSTANT_EVENTS]
+_SLICES: Final = (
+    (kernel.COL_IMSI, kernel.COL_IMSI_LEN),
+    (kernel.COL_MSISDN, kernel.COL_MSISDN_LEN),
+    (kernel.COL_APN, kernel.COL_APN_LEN),
+)
+"""The (start, length) column pairs of the IMSI, MSISDN and APN slices."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,24 +65,41 @@ class ScannedBatch:
         sender, recipient = meta.sender, meta.recipient
         imsis: dict[bytes, tuple[bytes, bool]] = {}
         msisdns: dict[bytes, bytes] = {b"": NO_MSISDN}  # an empty slice: no MSISDN
+        apns: dict[bytes, str] = {}
         records: list[UsageRecord] = []
         unknown: list[bytes] = []
-        apns: dict[bytes, str] = {}
-        append, event_types, instant = records.append, _EVENT_TYPES, _INSTANT
+        append, event_types = records.append, _EVENT_TYPES
+        kinds = table[:, kernel.COL_KIND]
+        durations = np.where(np.isin(kinds, _INSTANT), 0, table[:, kernel.COL_DURATION])
+        columns = [kinds, durations, starts]
+        for at, length in _SLICES:
+            columns += [table[:, at], table[:, at] + table[:, length]]
+        columns += [table[:, kernel.COL_UP], table[:, kernel.COL_DOWN], table[:, kernel.COL_CHARGE]]
+        rows = zip(*(column.tolist() for column in columns), strict=True)
         try:
-            for row, start in zip(table.tolist(), starts.tolist(), strict=True):
-                # The row's columns in `COL_*` order (local time and offset code are in `start`).
-                kind, _, imsi_at, imsi_len, msisdn_at, msisdn_len, apn_at, apn_len = row[:8]
-                duration, up, down, charge = row[10:]
-                raw = data[imsi_at : imsi_at + imsi_len]
+            for (
+                kind,
+                duration,
+                start,
+                i_at,
+                i_end,
+                m_at,
+                m_end,
+                a_at,
+                a_end,
+                up,
+                down,
+                charge,
+            ) in rows:
+                raw = data[i_at:i_end]
                 imsi = imsis.get(raw)
                 if imsi is None:
                     imsi = imsis[raw] = policy.imsi(_tbcd(raw))
-                raw = data[msisdn_at : msisdn_at + msisdn_len]
+                raw = data[m_at:m_end]
                 msisdn_hash = msisdns.get(raw)
                 if msisdn_hash is None:
                     msisdn_hash = msisdns[raw] = policy.hasher.msisdn(_tbcd(raw))
-                raw = data[apn_at : apn_at + apn_len]
+                raw = data[a_at:a_end]
                 apn = apns.get(raw)
                 if apn is None:
                     apn = apns[raw] = raw.decode("ascii")
@@ -87,7 +110,7 @@ class ScannedBatch:
                     msisdn_hash=msisdn_hash,
                     event_type=event_types[kind],
                     start_utc=start,
-                    duration_s=0 if kind in instant else duration,
+                    duration_s=duration,
                     volume_up=up,
                     volume_down=down,
                     apn=apn,
