@@ -441,25 +441,33 @@ class SubscriberHasher:
 
     salt: bytes
     """The agreement's secret salt, `SALT_MIN`..`SALT_MAX` bytes, held by both carriers."""
+    _keyed: tuple[hashlib.blake2b, hashlib.blake2b] = field(init=False, repr=False, compare=False)
+    """Derived: the IMSI and MSISDN hashes with the key block fed in (each hash copies one)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.salt, bytes) or not SALT_MIN <= len(self.salt) <= SALT_MAX:
             raise InvalidSubscriberError("salt", f"must be {SALT_MIN}..{SALT_MAX} bytes")
+        keyed = tuple(
+            hashlib.blake2b(digest_size=HASH_SIZE, key=self.salt, person=person)
+            for person in (b"tp-roam-imsi", b"tp-roam-msisdn")
+        )
+        object.__setattr__(self, "_keyed", keyed)
 
     def imsi(self, imsi: str) -> bytes:
         """The hash of an IMSI (6 to 15 digits: MCC, MNC, MSIN)."""
         _require_digits("IMSI", imsi, 6, 15)
-        return self._hash(b"tp-roam-imsi", imsi)
+        return self._hash(self._keyed[0], imsi)
 
     def msisdn(self, msisdn: str) -> bytes:
         """The hash of an MSISDN (E.164: 1 to 15 digits, no '+')."""
         _require_digits("MSISDN", msisdn, 1, 15)
-        return self._hash(b"tp-roam-msisdn", msisdn)
+        return self._hash(self._keyed[1], msisdn)
 
-    def _hash(self, person: bytes, value: str) -> bytes:
-        h = hashlib.blake2b(
-            value.encode("ascii"), digest_size=HASH_SIZE, key=self.salt, person=person
-        )
+    @staticmethod
+    def _hash(keyed: hashlib.blake2b, value: str) -> bytes:
+        """Keyed BLAKE2b-256 of `value`: the same as `blake2b(value, key=salt, person=...)`."""
+        h = keyed.copy()
+        h.update(value.encode("ascii"))
         return h.digest()
 
 

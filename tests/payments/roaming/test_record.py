@@ -203,6 +203,16 @@ def test_hasher_is_keyed_and_domain_separated() -> None:
     )
 
 
+def test_hasher_is_keyed_blake2b_with_a_person_per_kind() -> None:
+    def keyed(value: str, person: bytes) -> bytes:
+        salt = b"agreement-salt-16"
+        return hashlib.blake2b(value.encode(), digest_size=32, key=salt, person=person).digest()
+
+    for _ in range(2):  # the prepared keyed states are copied, never used up
+        assert HASHER.imsi("208011234567890") == keyed("208011234567890", b"tp-roam-imsi")
+        assert HASHER.msisdn("33612345678") == keyed("33612345678", b"tp-roam-msisdn")
+
+
 @pytest.mark.parametrize(
     ("method", "value"),
     [
