@@ -73,7 +73,7 @@ _LIST_IDENTIFIER: Final = 0x63
 
 
 def _kernel(fn: _F) -> _F:
-    return cast("_F", numba.njit(cache=True, nogil=True)(fn))
+    return cast("_F", numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
 
 
 # -- BER ---------------------------------------------------------------------------------------
