@@ -10,7 +10,7 @@ deterministic) and builds the `UsageRecord`s. It returns None for what only the 
 name (an undefined offset code, a time before the epoch, a value a record refuses): `read_tap`
 then reads the file again the reference way and raises its error.
 
-Importing this module costs about 20 ms (`payments` has Numba loaded already); the kernel is
+Importing this module costs about 50 ms (`payments` has Numba loaded already); the kernel is
 loaded from Numba's cache on the first file (a few hundred ms in a fresh process: `warm_up`).
 """
 
