@@ -159,6 +159,25 @@ def parse(data: bytes, *, max_depth: int = MAX_DEPTH, max_elements: int = MAX_EL
     return root
 
 
+def parse_around(
+    data: bytes, start: int, stop: int, hole: Element, hole_stop: int, *, max_elements: int
+) -> tuple[Element, ...]:
+    """The children of a top-level constructed value whose contents are `data[start:stop]`, read
+    as `parse` reads them (at most `max_elements` of them and their descendants), except the
+    child at `hole.offset`, whose bytes up to `hole_stop` its caller has read and checked
+    another way (TAP's call event list, `_tap_kernel`): `hole` stands in for it."""
+    reader = _Reader(data, MAX_DEPTH, max_elements)
+    reader.pos = start
+    children: list[Element] = []
+    while reader.pos < stop:
+        if reader.pos == hole.offset:
+            children.append(hole)
+            reader.pos = hole_stop
+        else:
+            children.append(reader.element(1, stop))
+    return tuple(children)
+
+
 class _Reader:
     __slots__ = ("count", "data", "max_depth", "max_elements", "pos")
 

@@ -90,6 +90,33 @@ INSTANT_EVENTS: Final = frozenset({EventType.SMS_MO, EventType.SMS_MT, EventType
 """Event types without a duration (importers read a source's duration of these as 0)."""
 
 
+_TEXTS_REMEMBERED: Final = 1024
+"""How many texts of each kind `UsageRecord` keeps as checked (all forgotten when full)."""
+_TADIGS: Final[dict[str, bytes]] = {}
+"""Checked TADIG codes -> their ASCII bytes."""
+_APNS: Final[dict[str, bytes]] = {}
+"""Checked APNs -> their encoding in a record (a length octet, then ASCII)."""
+_SERVING_NETWORKS: Final[dict[str, bytes]] = {}
+"""Checked serving networks -> their encoding in a record."""
+_EVENT_ID_HASH: Final = hashlib.blake2b(EVENT_ID_DOMAIN, digest_size=HASH_SIZE)
+"""The event id's hash with the domain fed in (copied for each record)."""
+
+
+def _remember(checked: dict[str, bytes], text: str, encoded: bytes) -> bytes:
+    """Note `text` (which passed its check) and its encoding in `checked`; the encoding."""
+    if type(text) is str:
+        if len(checked) >= _TEXTS_REMEMBERED:
+            checked.clear()
+        checked[text] = encoded
+    return encoded
+
+
+def _sized_ascii(text: str) -> bytes:
+    """A u8 length and the ASCII bytes (`text` is checked to be short ASCII)."""
+    encoded = text.encode("ascii")
+    return len(encoded).to_bytes(1, "little") + encoded
+
+
 def is_tadig(value: object) -> bool:
     """Whether `value` is a TADIG code: three letters (the country) and two letters or digits."""
     return isinstance(value, str) and _TADIG.fullmatch(value) is not None
@@ -142,12 +169,19 @@ class UsageRecord:
     """Derived: the canonical encoding without `charge` (what `event_id` hashes)."""
 
     def __post_init__(self) -> None:
-        # Runs for every record imported or decoded: the common case is checked inline, and
-        # the helpers that name the broken rule run only when a check fails.
+        # Runs for every record imported or decoded: the common case is checked inline (the
+        # texts of a file's records repeat, so each TADIG, serving network and APN is matched
+        # against its pattern once and then found in a bounded memo), and the helpers that
+        # name the broken rule run only when a check fails.
         sender, recipient = self.sender, self.recipient
-        if not (is_tadig(sender) and is_tadig(recipient)):
+        tadigs = _TADIGS
+        sender_ascii = tadigs.get(sender) if type(sender) is str else None
+        recipient_ascii = tadigs.get(recipient) if type(recipient) is str else None
+        if sender_ascii is None or recipient_ascii is None:
             _require_tadig("sender", sender)
             _require_tadig("recipient", recipient)
+            sender_ascii = _remember(tadigs, sender, sender.encode("ascii"))
+            recipient_ascii = _remember(tadigs, recipient, recipient.encode("ascii"))
         if sender == recipient:
             raise InvalidRecordError("recipient", "the home and visited networks are the same")
         imsi_hash, msisdn_hash = self.imsi_hash, self.msisdn_hash
@@ -193,40 +227,42 @@ class UsageRecord:
             _require_uint("volume_down", down, U64_MAX)
             _require_uint("charge", charge, U64_MAX)
         apn = self.apn
-        if not isinstance(apn, str) or len(apn) > APN_MAX:
-            raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
-        if not apn.isascii() or _APN.fullmatch(apn) is None:
-            raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
+        apn_field = _APNS.get(apn) if type(apn) is str else None
+        if apn_field is None:
+            if not isinstance(apn, str) or len(apn) > APN_MAX:
+                raise InvalidRecordError("apn", f"a string of at most {APN_MAX} characters")
+            if not apn.isascii() or _APN.fullmatch(apn) is None:
+                raise InvalidRecordError("apn", "only letters, digits, '.' and '-'")
+            apn_field = _remember(_APNS, apn, _sized_ascii(apn))
         serving = self.serving_network
-        if not (is_tadig(serving) or _is_mcc_mnc(serving)):
-            raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
+        serving_field = _SERVING_NETWORKS.get(serving) if type(serving) is str else None
+        if serving_field is None:
+            if not (is_tadig(serving) or _is_mcc_mnc(serving)):
+                raise InvalidRecordError("serving_network", "a TADIG code or MCC-MNC")
+            serving_field = _remember(_SERVING_NETWORKS, serving, _sized_ascii(serving))
         if kind is not EventType.DATA and (up or down):
             raise InvalidRecordError("volume_up", "only data sessions carry volumes")
         if duration and kind in INSTANT_EVENTS:
             raise InvalidRecordError("duration_s", f"a {kind.name} has no duration")
-        apn_bytes, serving_bytes = apn.encode("ascii"), serving.encode("ascii")
-        identity = b"".join(
-            (
-                _HEAD.pack(
-                    RECORD_VERSION,
-                    sender.encode("ascii"),
-                    recipient.encode("ascii"),
-                    imsi_hash,
-                    msisdn_hash,
-                    kind,
-                    start,
-                    duration,
-                    up,
-                    down,
-                ),
-                len(apn_bytes).to_bytes(1, "little"),
-                apn_bytes,
-                len(serving_bytes).to_bytes(1, "little"),
-                serving_bytes,
+        identity = (
+            _HEAD.pack(
+                RECORD_VERSION,
+                sender_ascii,
+                recipient_ascii,
+                imsi_hash,
+                msisdn_hash,
+                kind,
+                start,
+                duration,
+                up,
+                down,
             )
+            + apn_field
+            + serving_field
         )
         object.__setattr__(self, "_identity", identity)
-        digest = hashlib.blake2b(EVENT_ID_DOMAIN + identity, digest_size=HASH_SIZE)
+        digest = _EVENT_ID_HASH.copy()
+        digest.update(identity)
         object.__setattr__(self, "event_id", digest.digest())
 
     def encode(self) -> bytes:
@@ -408,25 +444,33 @@ class SubscriberHasher:
 
     salt: bytes
     """The agreement's secret salt, `SALT_MIN`..`SALT_MAX` bytes, held by both carriers."""
+    _keyed: tuple[hashlib.blake2b, hashlib.blake2b] = field(init=False, repr=False, compare=False)
+    """Derived: the IMSI and MSISDN hashes with the key block fed in (each hash copies one)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.salt, bytes) or not SALT_MIN <= len(self.salt) <= SALT_MAX:
             raise InvalidSubscriberError("salt", f"must be {SALT_MIN}..{SALT_MAX} bytes")
+        keyed = tuple(
+            hashlib.blake2b(digest_size=HASH_SIZE, key=self.salt, person=person)
+            for person in (b"tp-roam-imsi", b"tp-roam-msisdn")
+        )
+        object.__setattr__(self, "_keyed", keyed)
 
     def imsi(self, imsi: str) -> bytes:
         """The hash of an IMSI (6 to 15 digits: MCC, MNC, MSIN)."""
         _require_digits("IMSI", imsi, 6, 15)
-        return self._hash(b"tp-roam-imsi", imsi)
+        return self._hash(self._keyed[0], imsi)
 
     def msisdn(self, msisdn: str) -> bytes:
         """The hash of an MSISDN (E.164: 1 to 15 digits, no '+')."""
         _require_digits("MSISDN", msisdn, 1, 15)
-        return self._hash(b"tp-roam-msisdn", msisdn)
+        return self._hash(self._keyed[1], msisdn)
 
-    def _hash(self, person: bytes, value: str) -> bytes:
-        h = hashlib.blake2b(
-            value.encode("ascii"), digest_size=HASH_SIZE, key=self.salt, person=person
-        )
+    @staticmethod
+    def _hash(keyed: hashlib.blake2b, value: str) -> bytes:
+        """Keyed BLAKE2b-256 of `value`: the same as `blake2b(value, key=salt, person=...)`."""
+        h = keyed.copy()
+        h.update(value.encode("ascii"))
         return h.digest()
 
 

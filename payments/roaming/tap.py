@@ -22,6 +22,13 @@ AuditControlInfo    EarliestCallTimeStamp 101, LatestCallTimeStamp 133, TotalCha
                     TotalTaxValue 226, TotalDiscountValue 225, CallEventDetailsCount 43
 ```
 
+Two paths read the call events: the Numba kernel (`_tap_kernel`, by way of `tap_scan`) walks
+the event list's bytes once, and the tree reader (`tap_events`, the reference) reads the parsed
+tree; everything else in the file is read from the tree on both paths. The kernel declines what
+it does not fully understand or what breaks a rule, and the tree reader then reads the file and
+names the error, so the two agree on every file (`read_tap(..., reference=True)` takes the tree
+path alone; the tests run on both).
+
 Time stamps in the batch control and audit info carry their own offset (UtcTimeOffset 231);
 event time stamps carry a UtcTimeOffsetCode (232) resolved through the network info. The
 serving network of every record is the sender: a TAP file holds one VPMN's events.
@@ -30,19 +37,28 @@ serving network of every record is the sender: a TAP file holds one VPMN's event
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, overload
 
 from .ber import TagClass, parse
-from .errors import InvalidRecordError, InvalidSubscriberError, TapStructureError, TapValueError
+from .errors import (
+    InvalidRecordError,
+    InvalidSubscriberError,
+    RoamingFormatError,
+    TapStructureError,
+    TapValueError,
+)
 from .fields import Fields, date_time, list_items, utc_offset_seconds
 from .partner_file import FileKind, ImportedFile, PartnerFile, file_digest, file_sequence
 from .record import INSTANT_EVENTS, NO_MSISDN, UsageRecord, is_tadig
 from .tap_events import CallEvent, read_call_event
+from .tap_scan import scan_batch
 
 if TYPE_CHECKING:
     from collections.abc import Container
 
+    from .ber import Element
     from .partner_file import ImportPolicy
+    from .tap_scan import ScannedBatch
 
 TRANSFER_BATCH: Final = 1
 NOTIFICATION: Final = 2
@@ -56,9 +72,40 @@ MAX_DECIMAL_PLACES: Final = 6
 MAX_EVENTS: Final = 100_000
 
 
-def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
-    """Import one TAP file (a transfer batch or a notification), all or nothing."""
-    root = parse(data)
+def read_tap(data: bytes, policy: ImportPolicy, *, reference: bool = False) -> ImportedFile:
+    """Import one TAP file (a transfer batch or a notification), all or nothing.
+
+    A transfer batch's call events are read by the Numba kernel (`_tap_kernel.scan`) unless
+    `reference` is set; a file the kernel declines (one it does not fully understand, or one
+    that breaks a rule) is read again by the strict tree reader, which names the broken rule
+    and its offset. Both give the same `ImportedFile` for every file the kernel reads."""
+    data = bytes(data)
+    if not reference:
+        try:
+            scanned = scan_batch(data, MAX_EVENTS)
+            imported = None if scanned is None else _read(scanned.root, data, policy, scanned)
+        except RoamingFormatError:
+            imported = None  # the reference below raises the error it finds first
+        if imported is not None:
+            return imported
+    return _read(parse(data), data, policy, None)
+
+
+@overload
+def _read(root: Element, data: bytes, policy: ImportPolicy, scanned: None) -> ImportedFile: ...
+
+
+@overload
+def _read(
+    root: Element, data: bytes, policy: ImportPolicy, scanned: ScannedBatch
+) -> ImportedFile | None: ...
+
+
+def _read(
+    root: Element, data: bytes, policy: ImportPolicy, scanned: ScannedBatch | None
+) -> ImportedFile | None:
+    """The file whose tree is `root`; its call events from `scanned` if given, else from the
+    tree (None: `scanned` declined an event's values)."""
     if root.tag_class is not TagClass.APPLICATION or root.tag not in (TRANSFER_BATCH, NOTIFICATION):
         raise TapStructureError(
             root.offset, f"not a TAP transfer batch or notification ({root.tag})"
@@ -78,6 +125,23 @@ def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
     if places > MAX_DECIMAL_PLACES:
         raise TapValueError(places_field.value_offset, f"TapDecimalPlaces {places} is too many")
     offsets = _utc_offsets(batch.sub(6, "NetworkInfo"))
+    read: tuple[list[UsageRecord], list[bytes]] | None
+    if scanned is None:
+        read = _tree_records(meta, batch, offsets, policy)
+    else:
+        read = scanned.records(meta, offsets, policy)
+        if read is None:
+            return None
+    records, unknown = read
+    audit = batch.sub(15, "AuditControlInfo")
+    meta = _with_audit(meta, audit, currency, places, tuple(unknown))
+    return ImportedFile(meta=meta, records=tuple(records))
+
+
+def _tree_records(
+    meta: PartnerFile, batch: Fields, offsets: dict[int, int], policy: ImportPolicy
+) -> tuple[list[UsageRecord], list[bytes]]:
+    """The reference: every call event read from the tree (`tap_events`)."""
     events = batch.need(3, "CallEventDetailList").items("CallEventDetailList")
     if len(events) > MAX_EVENTS:
         raise TapStructureError(events[MAX_EVENTS].offset, f"more than {MAX_EVENTS} events")
@@ -89,9 +153,7 @@ def read_tap(data: bytes, policy: ImportPolicy) -> ImportedFile:
         records.append(record)
         if not known:
             unknown.append(record.event_id)
-    audit = batch.sub(15, "AuditControlInfo")
-    meta = _with_audit(meta, audit, currency, places, tuple(unknown))
-    return ImportedFile(meta=meta, records=tuple(records))
+    return records, unknown
 
 
 def _batch_control(

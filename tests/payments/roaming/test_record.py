@@ -4,6 +4,7 @@ id over everything but the charge, field validation by name, and the keyed subsc
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import pytest
@@ -18,7 +19,7 @@ from payments.roaming.errors import (
     MalformedRecordError,
     RoamingError,
 )
-from payments.roaming.record import NO_MSISDN, RECORD_MAX_SIZE
+from payments.roaming.record import EVENT_ID_DOMAIN, NO_MSISDN, RECORD_MAX_SIZE
 
 from .strategies import records
 
@@ -202,6 +203,16 @@ def test_hasher_is_keyed_and_domain_separated() -> None:
     )
 
 
+def test_hasher_is_keyed_blake2b_with_a_person_per_kind() -> None:
+    def keyed(value: str, person: bytes) -> bytes:
+        salt = b"agreement-salt-16"
+        return hashlib.blake2b(value.encode(), digest_size=32, key=salt, person=person).digest()
+
+    for _ in range(2):  # the prepared keyed states are copied, never used up
+        assert HASHER.imsi("208011234567890") == keyed("208011234567890", b"tp-roam-imsi")
+        assert HASHER.msisdn("33612345678") == keyed("33612345678", b"tp-roam-msisdn")
+
+
 @pytest.mark.parametrize(
     ("method", "value"),
     [
@@ -223,3 +234,36 @@ def test_hasher_refuses_what_is_not_digits(method: str, value: str) -> None:
 def test_hasher_salt_length(salt: bytes) -> None:
     with pytest.raises(InvalidSubscriberError):
         SubscriberHasher(salt=salt)
+
+
+def test_texts_checked_once_are_still_checked_for_every_record() -> None:
+    from payments.roaming import record as module
+
+    assert sample().apn == "iot.example"  # its texts are now remembered as checked
+    for name, value in (("sender", "DEUD"), ("apn", "a b"), ("serving_network", "26-01")):
+        with pytest.raises(InvalidRecordError, match=name):
+            sample(**{name: value})
+
+    class Text(str):
+        __slots__ = ()
+
+    # A str subclass is checked each time and never remembered.
+    assert sample(apn=Text("iot.example")).apn == "iot.example"
+    assert all(type(t) is str for t in module._APNS)
+    with pytest.raises(InvalidRecordError, match="apn"):
+        sample(apn=Text("iot example"))
+
+
+def test_the_event_id_is_blake2b_over_the_domain_and_the_identity() -> None:
+    record = sample()
+    identity = record.encode()[:-8]
+    expected = hashlib.blake2b(EVENT_ID_DOMAIN + identity, digest_size=32).digest()
+    assert record.event_id == expected
+
+
+def test_the_memo_of_checked_texts_is_bounded() -> None:
+    from payments.roaming import record as module
+
+    for n in range(module._TEXTS_REMEMBERED + 10):
+        sample(apn=f"apn{n}")
+    assert 0 < len(module._APNS) <= module._TEXTS_REMEMBERED

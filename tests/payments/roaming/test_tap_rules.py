@@ -3,9 +3,11 @@ test-only BER writer) must be refused by name at the edited element, or read as 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from payments.roaming import EventType, read_tap
+from payments.roaming import EventType
 from payments.roaming.ber import Element, parse
 from payments.roaming.errors import (
     BerElementCountError,
@@ -17,6 +19,9 @@ from payments.roaming.errors import (
 from .ber_writer import constructed, edit, encode, primitive
 from .vectors import POLICY, read
 
+if TYPE_CHECKING:
+    from .conftest import TapReader
+
 VALID = parse(read("tap_3_12_valid.ber"))
 MOC_PATH = (3, 9)
 
@@ -25,7 +30,7 @@ def test_the_writer_reproduces_the_sample() -> None:
     assert encode(VALID) == read("tap_3_12_valid.ber")
 
 
-def import_edited(path: tuple[int, ...], change: object) -> object:
+def import_edited(path: tuple[int, ...], change: object, read_tap: TapReader) -> object:
     return read_tap(encode(edit(VALID, path, change)), POLICY)  # type: ignore[arg-type]
 
 
@@ -36,17 +41,17 @@ def offset_of(data: bytes, path: tuple[int, ...]) -> int:
     return element.offset
 
 
-def test_a_missing_mandatory_part_is_named() -> None:
+def test_a_missing_mandatory_part_is_named(read_tap: TapReader) -> None:
     with pytest.raises(TapStructureError, match="AuditControlInfo is missing") as caught:
-        import_edited((15,), lambda e: None)
+        import_edited((15,), lambda e: None, read_tap)
     assert caught.value.offset == 0
     with pytest.raises(TapStructureError, match="TapDecimalPlaces is missing"):
-        import_edited((5, 244), lambda e: None)
+        import_edited((5, 244), lambda e: None, read_tap)
     with pytest.raises(TapStructureError, match="Imsi is missing"):
-        import_edited((*MOC_PATH, 147, 427, 199, 129), lambda e: None)
+        import_edited((*MOC_PATH, 147, 427, 199, 129), lambda e: None, read_tap)
 
 
-def test_a_repeated_field_is_refused_where_it_repeats() -> None:
+def test_a_repeated_field_is_refused_where_it_repeats(read_tap: TapReader) -> None:
     control = next(c for c in VALID.children if c.tag == 4)
     doubled = control._replace(children=(*control.children, control.children[0]))
     data = encode(edit(VALID, (4,), lambda e: doubled))
@@ -76,7 +81,7 @@ def test_a_repeated_field_is_refused_where_it_repeats() -> None:
     ],
 )
 def test_a_bad_value_is_refused_by_name(
-    path: tuple[int, ...], contents: bytes, reason: str
+    path: tuple[int, ...], contents: bytes, reason: str, read_tap: TapReader
 ) -> None:
     gprs_path = (3, 14, 114, *path[2:]) if path[:2] == (3, 14) else path
     data = encode(edit(VALID, gprs_path, lambda e: e._replace(contents=contents)))
@@ -89,14 +94,14 @@ def test_a_bad_value_is_refused_by_name(
     assert start <= caught.value.offset < stop
 
 
-def test_an_integer_wider_than_its_field_is_refused() -> None:
+def test_an_integer_wider_than_its_field_is_refused(read_tap: TapReader) -> None:
     data = encode(edit(VALID, (5, 244), lambda e: e._replace(contents=b"\x00\x03")))
     with pytest.raises(BerIntegerError, match="TapDecimalPlaces") as caught:
         read_tap(data, POLICY)
     assert caught.value.offset == offset_of(data, (5, 244)) + 4  # 3 tag octets, 1 length
 
 
-def test_an_unsupported_call_event_is_refused_by_name() -> None:
+def test_an_unsupported_call_event_is_refused_by_name(read_tap: TapReader) -> None:
     listing = next(c for c in VALID.children if c.tag == 3)
     service_centre = constructed(12, primitive(129, b"\x13\x37"))
     data = encode(
@@ -107,14 +112,14 @@ def test_an_unsupported_call_event_is_refused_by_name() -> None:
     assert caught.value.offset == offset_of(data, (3, 12))
 
 
-def test_teleservice_2x_makes_a_short_message() -> None:
+def test_teleservice_2x_makes_a_short_message(read_tap: TapReader) -> None:
     path = (*MOC_PATH, 38, 39, 36, 426, 218)
     imported = read_tap(encode(edit(VALID, path, lambda e: e._replace(contents=b"22"))), POLICY)
     message = imported.records[1]
     assert (message.event_type, message.duration_s, message.charge) == (EventType.SMS_MO, 0, 2300)
 
 
-def test_test_data_indicator() -> None:
+def test_test_data_indicator(read_tap: TapReader) -> None:
     control = next(c for c in VALID.children if c.tag == 4)
     marked = control._replace(children=(*control.children, primitive(110, b"T")))
     imported = read_tap(encode(edit(VALID, (4,), lambda e: marked)), POLICY)
@@ -122,7 +127,7 @@ def test_test_data_indicator() -> None:
     assert not read_tap(read("tap_3_12_valid.ber"), POLICY).meta.test_data
 
 
-def test_a_field_outside_the_application_class_is_refused() -> None:
+def test_a_field_outside_the_application_class_is_refused(read_tap: TapReader) -> None:
     control = next(c for c in VALID.children if c.tag == 4)
     odd = control._replace(
         children=(
@@ -134,7 +139,7 @@ def test_a_field_outside_the_application_class_is_refused() -> None:
         read_tap(encode(edit(VALID, (4,), lambda e: odd)), POLICY)
 
 
-def test_a_huge_file_is_refused_by_the_element_bound() -> None:
+def test_a_huge_file_is_refused_by_the_element_bound(read_tap: TapReader) -> None:
     listing = next(c for c in VALID.children if c.tag == 3)
     many = listing._replace(children=listing.children * 2)
     data = encode(edit(VALID, (3,), lambda e: many))
@@ -150,7 +155,7 @@ def test_a_huge_file_is_refused_by_the_element_bound() -> None:
     ("stamp", "valid"),
     [(b"20160229150200", True), (b"20150229150200", False), (b"20140301240000", False)],
 )
-def test_leap_days_and_hours(stamp: bytes, valid: bool) -> None:
+def test_leap_days_and_hours(stamp: bytes, valid: bool, read_tap: TapReader) -> None:
     data = encode(edit(VALID, (*MOC_PATH, 147, 44, 16), lambda e: e._replace(contents=stamp)))
     if valid:
         assert read_tap(data, POLICY).records

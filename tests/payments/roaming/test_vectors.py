@@ -8,6 +8,7 @@ import calendar
 import hashlib
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,7 +20,6 @@ from payments.roaming import (
     RapKind,
     read_nrtrde,
     read_rap,
-    read_tap,
 )
 from payments.roaming.errors import (
     BerEndOfContentsError,
@@ -31,6 +31,9 @@ from payments.roaming.errors import (
 from payments.roaming.record import NO_MSISDN
 
 from .vectors import POLICY, SHARED_TAP_VECTORS, TAP_VECTORS, read
+
+if TYPE_CHECKING:
+    from .conftest import TapReader
 
 
 def utc(local: str, offset: str) -> int:
@@ -80,7 +83,7 @@ IMSI_A = "133713371337133"
 IMSI_B = "232323232323232"
 
 
-def test_tap_valid_decodes_to_the_values_it_holds() -> None:
+def test_tap_valid_decodes_to_the_values_it_holds(read_tap: TapReader) -> None:
     imported = read_tap(read("tap_3_12_valid.ber"), POLICY)
     meta = imported.meta
     assert meta.kind is FileKind.TAP_TRANSFER_BATCH
@@ -132,14 +135,14 @@ def test_tap_valid_decodes_to_the_values_it_holds() -> None:
 
 
 @pytest.mark.parametrize("name", VALID_TAP)
-def test_every_valid_tap_file_imports(name: str) -> None:
+def test_every_valid_tap_file_imports(name: str, read_tap: TapReader) -> None:
     imported = read_tap(read(name), POLICY)
     assert imported.meta.declared_total_charge == 2300
     assert imported.meta.declared_event_count == 4
     assert all(r.sender == "WERFD" for r in imported.records)
 
 
-def test_tap_variants_differ_where_their_bytes_do() -> None:
+def test_tap_variants_differ_where_their_bytes_do(read_tap: TapReader) -> None:
     valid = read_tap(read("tap_3_12_valid.ber"), POLICY)
     removed = read_tap(read("tap_3_12_valid_removed.ber"), POLICY)
     assert [r.event_type for r in removed.records] == [
@@ -155,7 +158,7 @@ def test_tap_variants_differ_where_their_bytes_do() -> None:
     assert len(timestamps.records) == 5 != timestamps.meta.declared_event_count
 
 
-def test_negative_volume_is_refused_where_it_is() -> None:
+def test_negative_volume_is_refused_where_it_is(read_tap: TapReader) -> None:
     with pytest.raises(TapValueError) as caught:
         read_tap(read("tap_3_12_negative_volume.ber"), POLICY)
     assert caught.value.offset == 364  # the DataVolumeIncoming contents octet (0xfe)
@@ -163,7 +166,7 @@ def test_negative_volume_is_refused_where_it_is() -> None:
     assert "negative" in caught.value.reason
 
 
-def test_negative_volume_fixed_imports() -> None:
+def test_negative_volume_fixed_imports(read_tap: TapReader) -> None:
     (gprs,) = read_tap(read("tap_3_12_negative_volume_fixed.ber"), POLICY).records
     assert gprs.event_type is EventType.DATA
     assert (gprs.volume_up, gprs.volume_down, gprs.charge) == (2_200_000_000, 0xFFFF_FFFE, 66600)
@@ -178,7 +181,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_broken_files_raise_named_errors_with_offsets(name: str) -> None:
+def test_broken_files_raise_named_errors_with_offsets(name: str, read_tap: TapReader) -> None:
     error, offset = BROKEN[name]
     reader = read_nrtrde if name == "deep_invalid.ber" else read_tap
     with pytest.raises(error) as caught:
@@ -186,7 +189,7 @@ def test_broken_files_raise_named_errors_with_offsets(name: str) -> None:
     assert caught.value.offset == offset
 
 
-def test_deep_invalid_is_refused_by_every_reader() -> None:
+def test_deep_invalid_is_refused_by_every_reader(read_tap: TapReader) -> None:
     # Its corrupted IMSI makes the following bytes read as a constructed value whose length
     # runs past the call event that holds it.
     for reader in (read_tap, read_nrtrde):
@@ -196,7 +199,7 @@ def test_deep_invalid_is_refused_by_every_reader() -> None:
         read_rap(read("deep_invalid.ber"))
 
 
-def test_a_file_of_another_kind_is_refused_by_name() -> None:
+def test_a_file_of_another_kind_is_refused_by_name(read_tap: TapReader) -> None:
     with pytest.raises(TapStructureError):
         read_tap(read("nrt_2_1.ber"), POLICY)
     with pytest.raises(TapStructureError):
@@ -212,7 +215,7 @@ def xml(name: str) -> ET.Element:
     return ET.fromstring(read(name))
 
 
-def test_notification_matches_its_xml() -> None:
+def test_notification_matches_its_xml(read_tap: TapReader) -> None:
     twin = xml("tap_notification.xml")
     imported = read_tap(read("tap_notification.ber"), POLICY)
     meta = imported.meta
@@ -304,7 +307,7 @@ def test_utc_helper_agrees_with_calendar() -> None:
 # -- idempotent import -----------------------------------------------------------------------
 
 
-def test_import_ledger_tells_new_repeat_and_conflict() -> None:
+def test_import_ledger_tells_new_repeat_and_conflict(read_tap: TapReader) -> None:
     ledger = ImportLedger()
     valid = read_tap(read("tap_3_12_valid.ber"), POLICY).meta
     assert ledger.check(valid) is ImportOutcome.NEW
@@ -321,7 +324,7 @@ def test_import_ledger_tells_new_repeat_and_conflict() -> None:
     assert ledger.check(nrtrde) is ImportOutcome.NEW
 
 
-def test_unknown_imsi_ranges_are_flagged_not_dropped() -> None:
+def test_unknown_imsi_ranges_are_flagged_not_dropped(read_tap: TapReader) -> None:
     from payments.roaming import ImportPolicy
 
     policy = ImportPolicy(hasher=POLICY.hasher, allowed_imsi_prefixes=frozenset({"13371"}))
@@ -334,7 +337,7 @@ def test_unknown_imsi_ranges_are_flagged_not_dropped() -> None:
     assert len(flagged) == 2
 
 
-def test_no_clear_imsi_in_any_record() -> None:
+def test_no_clear_imsi_in_any_record(read_tap: TapReader) -> None:
     for name in VALID_TAP:
         for record in read_tap(read(name), POLICY).records:
             text = record.canonical_json() + repr(record) + record.encode().hex()
