@@ -502,7 +502,6 @@ _SETTERS: Final = tuple(
         "_identity",
     )
 )
-_EVENT_ID_HASH: Final = hashlib.blake2b(EVENT_ID_DOMAIN, digest_size=HASH_SIZE)
 _INSTANT_CODES: Final = frozenset(int(k) for k in INSTANT_EVENTS)
 _Pair = tuple[str, str]
 _UNSEEN: Final = ("", "")
@@ -537,11 +536,11 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
         key = raw[1:11]
         pair = pairs.get(key, _UNSEEN)
         if pair is _UNSEEN:
-            pair = _remember(pairs, key, _pair(key))
+            pair = _note(pairs, key, _pair(key))
         key = raw[head:end]
         tail = tails.get(key, _UNSEEN)
         if tail is _UNSEEN:
-            tail = _remember(tails, key, _tail(key))
+            tail = _note(tails, key, _tail(key))
         if (
             pair is None
             or tail is None
@@ -575,7 +574,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
     return out
 
 
-def _remember(seen: dict[bytes, _Pair | None], key: bytes, value: _Pair | None) -> _Pair | None:
+def _note(seen: dict[bytes, _Pair | None], key: bytes, value: _Pair | None) -> _Pair | None:
     if len(seen) < _REMEMBERED:
         seen[key] = value
     return value
