@@ -19,13 +19,16 @@ CSMS -> driver   RECEIPT  u8 1 | receipt (169 bytes, payments.payperuse.receipt)
 
 A PAY frame is taken as `ChargePayments.pay(key, proof, invoice)` takes it: checked (PyNaCl),
 saved durably (the channel store's commit) before the receipt is sent. Bounds: a frame longer
-than `MAX_PAY_FRAME` or a text frame closes the connection (1009, 1003), at most `MAX_STREAMS`
-streams are open at once (more are closed with 1013), and one frame is answered at a time per
-stream. The HTTP routes of the back office stay for clients without a WebSocket.
+than `MAX_PAY_FRAME` or a text frame closes the connection (1009, 1003); a stream opens only
+for an id token bound to a channel (else 1008); at most `MAX_STREAMS` streams are open at once
+and `MAX_PER_HOST` from one remote host (more are closed with 1013); a stream with no frame for
+`IDLE_S` is closed (1000); and one frame is answered at a time per stream. The HTTP routes of
+the back office stay for clients without a WebSocket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -62,6 +65,10 @@ MAX_PAY_FRAME: Final = 1 + 8 + 8 + 185
 MAX_ANSWER: Final = 1 + 2 + 1 + 32 + 2 + 240
 """The largest answer: a refusal with its longest code and message."""
 MAX_STREAMS: Final = 8192
+MAX_PER_HOST: Final = 64
+"""Streams one remote host may hold open (drivers behind one NAT share a host)."""
+IDLE_S: Final = 900.0
+"""A stream that sends no payment for this long is closed (a session pays every interval)."""
 _AMOUNTS: Final = struct.Struct("<QQ")
 _INVOICE: Final = struct.Struct("<QQQ")
 _STATUS: Final = struct.Struct("<HB")
@@ -203,23 +210,30 @@ async def take(payments: ChargePayments, token: str, data: bytes) -> Receipt | I
         return Refusal(status=400, code="bad_request", message=str(e))
 
 
-def payment_stream(payments: ChargePayments) -> Callable[[ServerConnection], Awaitable[None]]:
+def payment_stream(
+    payments: ChargePayments, *, idle_s: float = IDLE_S
+) -> Callable[[ServerConnection], Awaitable[None]]:
     """The handler of `/pay/<token>` connections for `serve_csms(..., pay=...)`."""
-    open_streams = 0
+    open_streams: dict[str, int] = {}  # remote host -> its open streams
 
     async def handle(connection: ServerConnection) -> None:
-        nonlocal open_streams
         request = connection.request
         token = token_of(request.path if request is not None else "")
         if token is None or connection.subprotocol != PAY_SUBPROTOCOL:
             await connection.close(1008, f"not a /pay/<id token> path with {PAY_SUBPROTOCOL}")
             return
-        if open_streams >= MAX_STREAMS:
+        host = str(connection.remote_address[0]) if connection.remote_address else ""
+        if sum(open_streams.values()) >= MAX_STREAMS or open_streams.get(host, 0) >= MAX_PER_HOST:
             await connection.close(1013, "too many payment streams")
             return
-        open_streams += 1
+        open_streams[host] = open_streams.get(host, 0) + 1
         try:
-            async for message in connection:
+            if await payments.csms.store.token(token) is None:
+                await connection.close(1008, "no channel is bound to this id token")
+                return
+            while True:
+                async with asyncio.timeout(idle_s):
+                    message = await connection.recv()
                 if isinstance(message, str):
                     await connection.close(1003, "binary frames only")
                     return
@@ -227,9 +241,15 @@ def payment_stream(payments: ChargePayments) -> Callable[[ServerConnection], Awa
                     await connection.close(1009, f"a frame over {MAX_PAY_FRAME} bytes")
                     return
                 await connection.send(encode_answer(await take(payments, token, message)))
+        except TimeoutError:
+            await connection.close(1000, f"no payment for {idle_s:g} s")
         except ConnectionClosed:  # the driver's app went away; a payment taken stays taken
             pass
         finally:
-            open_streams -= 1
+            left = open_streams[host] - 1
+            if left:
+                open_streams[host] = left
+            else:
+                del open_streams[host]
 
     return handle

@@ -6,6 +6,7 @@ oversize, text and malformed frames)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from payments.channels.store import ChannelStore, Role
 from payments.charging.pay_client import PaymentStream
 from payments.charging.pay_stream import (
     MAX_PAY_FRAME,
+    MAX_PER_HOST,
     PAY_SUBPROTOCOL,
     Answer,
     Refusal,
@@ -31,6 +33,7 @@ from payments.charging.pay_stream import (
     decode_pay,
     encode_answer,
     encode_pay,
+    payment_stream,
     token_of,
 )
 from payments.charging.payment import DriverWallet
@@ -165,12 +168,12 @@ def test_forged_replayed_malformed_and_oversize_frames_are_refused_by_name(
                     await ws.recv()
                 assert closed.value.rcvd is not None
                 assert closed.value.rcvd.code == 1003
-            unknown = world.url.replace("/ocpp", "/pay/NOBODY")
+            unknown = world.url.replace("/ocpp", "/pay/NOBODY")  # no channel bound to it
             async with connect(unknown, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
-                await ws.send(frame)
-                answer = decode_answer(bytes(await ws.recv()), invoice.channel_id)
-                assert isinstance(answer, Refusal)
-                assert answer.status == 404
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1008
             async with connect(
                 world.url.replace("/ocpp", "/pay/"),
                 compression=None,
@@ -344,3 +347,39 @@ async def test_the_driver_side_runs_under_trio() -> None:
         assert wallet.meter.paid == 300
         assert wallet.pending is None
         tasks.cancel_scope.cancel()
+
+
+def test_streams_are_bounded_per_host_and_an_idle_one_is_closed(tmp_path: Path) -> None:
+    """One remote host holds at most `MAX_PER_HOST` streams (the next is closed with 1013, and
+    a slot frees when one closes); a stream that sends nothing for `idle_s` is closed (1000)."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-1")
+        handler = payment_stream(world.payments, idle_s=0.5)
+        async with serve(handler, "127.0.0.1", 0, subprotocols=[PAY_SUBPROTOCOL]) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            url = f"ws://127.0.0.1:{port}/pay/CARD-1"
+            async with contextlib.AsyncExitStack() as stack:
+                held = [
+                    await stack.enter_async_context(
+                        connect(url, compression=None, subprotocols=[PAY_SUBPROTOCOL])
+                    )
+                    for _ in range(MAX_PER_HOST)
+                ]
+                async with connect(url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await ws.recv()
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == 1013
+                await held[0].close()
+                await asyncio.sleep(0.05)  # the server's handler ends and frees the slot
+                async with connect(url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
+                    began = asyncio.get_running_loop().time()
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await ws.recv()  # nothing sent: closed once idle
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == 1000
+                    assert asyncio.get_running_loop().time() - began >= 0.4
+
+    run(tmp_path, body)
