@@ -14,7 +14,8 @@ and reads one answer:
 
 Every answer is bounded (`MAX_ANSWER`) and each `pay()` by `timeout_s`; a closed or broken
 connection raises `ConnectionClosedError`, and so does every `pay()` after one whose answer
-never came or could not be read (the pending payment is sent again on a new stream).
+never came or could not be read (the pending payment is sent again on a new stream; if the
+CSMS had taken it, it answers with the same receipt: `ChargePayments.pay`).
 """
 
 from __future__ import annotations

@@ -21,12 +21,13 @@ by a ledger transfer to the channel payer's address (`refund.PrepaidRefunds`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from tangle.protocol.ids import ChannelId
 from tangle.protocol.signature import is_valid
 
+from ..errors import StaleProofError
 from ..payperuse.metering import Invoice, Meter, PayerMeter
 from ..payperuse.receipt import NO_TAG
 from .errors import InvoiceDisagreesError, TokenBindingError, UnknownSessionError
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from .session import ChargingSession
 
 BIND_DOMAIN: Final = b"tanglepay/charging/bind/v1"
+LAST_RECEIPTS: Final = 100_000
+"""Sessions whose last receipt `ChargePayments` keeps to answer a re-sent payment (the oldest
+is forgotten first)."""
 
 
 def bind_message(channel_id: ChannelId, id_token: str) -> bytes:
@@ -76,6 +80,11 @@ class ChargePayments:
     """The first increment Authorize requires the channel to cover."""
     devices: DeviceGate | None = None
     """If set, a token whose device or channel payer key is quarantined is refused."""
+    _last: dict[tuple[str, str], tuple[SignedBalanceProof, Receipt]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """Each live session's last payment and its receipt: the same payment sent again (its
+    answer was lost on the way) gets the same receipt, not a `StaleProofError`."""
 
     def pricing(self, start_s: int, energy_wh: int, duration_s: int) -> int:
         """The price of a session paid through a channel: the tariff's cost of its energy."""
@@ -180,13 +189,24 @@ class ChargePayments:
             or billed.amount != self.tariff.cost(billed.units)
         ):
             raise InvoiceDisagreesError(key, session.energy_wh, session.billed(), session.paid)
-        credit = await self.cashier.accept(signed, price=1)
+        try:
+            credit = await self.cashier.accept(signed, price=1)
+        except StaleProofError:
+            last = self._last.get(key)
+            if last is not None and last[0] == signed:
+                return last[1]  # taken before, its answer lost: the same receipt again
+            raise
         session.credit(credit.credited)
         await self.csms.store.add_paid(key, credit.credited)
         meter = self._meter(signed.proof.channel_id, key)
         meter.record(units)
         receipt = meter.credit(signed.proof, credit.credited)
         self.csms.settle_if_done(session)
+        self._last.pop(key, None)
+        if key in self.csms.book.sessions:
+            if len(self._last) >= LAST_RECEIPTS:
+                del self._last[next(iter(self._last))]
+            self._last[key] = (signed, receipt)
         return receipt
 
     def _meter(self, channel_id: ChannelId, key: tuple[str, str]) -> Meter:

@@ -148,10 +148,25 @@ def test_forged_replayed_malformed_and_oversize_frames_are_refused_by_name(
                 taken = decode_answer(bytes(await ws.recv()), invoice.channel_id)
                 assert not isinstance(taken, Refusal | Invoice)
                 wallet.check(taken)
-                await ws.send(frame)  # the same payment again: a replay
-                replay = decode_answer(bytes(await ws.recv()), invoice.channel_id)
-                assert isinstance(replay, Refusal)
-                assert replay.code == "stale_proof"
+                await ws.send(frame)  # the last payment again (its answer lost): same receipt
+                assert decode_answer(bytes(await ws.recv()), invoice.channel_id) == taken
+                assert world.csms.book.sessions[key].paid == 300  # taken once
+                await _meter(charger, key, 2, 2_000)
+                wallet.observe(2_000, 0)
+                second = wallet.pay_seen()
+                assert second is not None
+                await ws.send(encode_pay(*second))
+                later = decode_answer(bytes(await ws.recv()), invoice.channel_id)
+                assert not isinstance(later, Refusal | Invoice)
+                wallet.check(later)
+                forged_last = bytearray(encode_pay(*second))
+                forged_last[-2] ^= 1
+                for old in (frame, bytes(forged_last)):  # an older payment, a forged last one
+                    await ws.send(old)
+                    replay = decode_answer(bytes(await ws.recv()), invoice.channel_id)
+                    assert isinstance(replay, Refusal)
+                    assert replay.code == "stale_proof"
+                assert world.csms.book.sessions[key].paid == 600
                 await ws.send(b"\x01" + bytes(20))
                 bad = decode_answer(bytes(await ws.recv()), invoice.channel_id)
                 assert isinstance(bad, Refusal)
@@ -161,7 +176,7 @@ def test_forged_replayed_malformed_and_oversize_frames_are_refused_by_name(
                     await ws.recv()
                 assert closed.value.rcvd is not None
                 assert closed.value.rcvd.code == 1009
-            assert world.csms.book.sessions[key].paid == 300
+            assert world.csms.book.sessions[key].paid == 600
             async with connect(pay_url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
                 await ws.send("text")
                 with pytest.raises(ConnectionClosed) as closed:
