@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import resource
+import ssl
 import sys
 import time
 from typing import Any, Final
@@ -31,6 +33,8 @@ TARIFF: Final = Tariff.per_kwh(300)
 STEP_WH: Final = 50
 CPO: Final = KeySigner(blake2b_256(b"benchmarks.charging cpo"))
 CONNECT_TRIES: Final = 3
+MAX_SAMPLES: Final = 100_000
+"""Loop lag samples and garbage collector pauses a process keeps (a run is minutes long)."""
 HANDSHAKES: Final = 8
 """Handshakes a simulator process has in flight at once (each costs the CSMS an scrypt: more
 at once and some wait past the server's 10 s opening timeout)."""
@@ -55,6 +59,39 @@ def driver(i: int) -> tuple[KeySigner, ChannelTerms]:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+class GcPauses:
+    """The cyclic garbage collector's pauses in this process while installed (a `gc.callbacks`
+    entry): `[unix time it ended, seconds]` each, the first `MAX_SAMPLES`."""
+
+    __slots__ = ("_began", "pauses")
+
+    def __init__(self) -> None:
+        self._began = 0.0
+        self.pauses: list[tuple[float, float]] = []
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif len(self.pauses) < MAX_SAMPLES:
+            self.pauses.append((time.time(), time.perf_counter() - self._began))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+async def loop_lag(samples: list[tuple[float, float]], every_s: float = 0.02) -> None:
+    """How late this process's event loop wakes a sleeper (its own load, or the machine's):
+    `[unix time, seconds late]` each, the first `MAX_SAMPLES`, until cancelled."""
+    while len(samples) < MAX_SAMPLES:
+        began = time.perf_counter()
+        await asyncio.sleep(every_s)
+        samples.append((time.time(), time.perf_counter() - began - every_s))
 
 
 def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
@@ -91,8 +128,8 @@ async def one_charge_point(
     key, terms = driver(i)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(base_url=api, timeout=30)  # each driver has its own phone
+            client = await stack.enter_async_context(  # each driver has its own phone
+                httpx.AsyncClient(base_url=api, timeout=30, verify=plan["tls"], trust_env=False)
             )
             async with plan["connecting"]:  # a bounded number of handshakes at once
                 charger = await _connect(stack, url, i, version, out)
@@ -153,14 +190,6 @@ async def _meter_and_pay(
         next_at += interval_s
 
 
-async def _loop_lag(samples: list[float], every_s: float = 0.02) -> None:
-    """How late this process's event loop wakes a sleeper (its own load), until cancelled."""
-    while True:
-        began = time.perf_counter()
-        await asyncio.sleep(every_s)
-        samples.append(time.perf_counter() - began - every_s)
-
-
 async def simulator_process(
     url: str, api: str, first: int, count: int, measure_s: float, pay_every: int, interval_s: float
 ) -> None:
@@ -174,6 +203,7 @@ async def simulator_process(
         "in_session": asyncio.Event(),
         "ready": asyncio.Event(),
         "connecting": asyncio.Semaphore(HANDSHAKES),
+        "tls": ssl.create_default_context(),  # one for all (each client would load its own)
     }
     tasks = [
         asyncio.create_task(one_charge_point(url, api, first + k, plan, out)) for k in range(count)
@@ -186,9 +216,11 @@ async def simulator_process(
     plan["ready"].set()
     await asyncio.sleep(max(0.0, plan["start_at"] - time.perf_counter()))
     began_cpu, began = cpu_seconds(), time.perf_counter()
-    monitor = asyncio.create_task(_loop_lag(out["lag"]))
-    await asyncio.gather(*tasks)
+    monitor = asyncio.create_task(loop_lag(out["lag"]))
+    with GcPauses() as pauses:
+        await asyncio.gather(*tasks)
     monitor.cancel()
+    out["gc"] = pauses.pauses
     out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - began)
     out["window"] = [start_unix, start_unix + measure_s]
     print(json.dumps(out), flush=True)

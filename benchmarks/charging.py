@@ -1,5 +1,5 @@
 """The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]
-[--pay-every N]`.
+[--pay-every N] [--profile DIR]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
 and the back-office API for payments), and `SIMULATORS` simulator processes holding the charge
@@ -38,6 +38,10 @@ validates every message it receives and sends.
   second), its p99 and loop lag, and `ratio_to_simulator_ceiling`;
 * `host_load_1m`: the machine's load average at the end (the run shares the machine).
 
+`--profile DIR` runs the CSMS process and each simulator process (of the CSMS run, not the
+ceiling's) under `cProfile` and writes their statistics to `DIR/csms-PID.prof` and
+`DIR/simulator-PID.prof` (the profiler's own cost inflates the CPU figures of such a run).
+
 Channels for the drivers are built from deterministic keys in both processes (no ledger: the CPO's
 channel directory here is a table of those channels, as `benchmarks.channels` builds its terms).
 Targets: 1,000 charge points, at least 1,000 meter values/s, p99 under 50 ms.
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import sqlite3
@@ -65,8 +70,10 @@ from benchmarks._charging_load import (
     NETWORK,
     PASSWORD,
     TARIFF,
+    GcPauses,
     cpu_seconds,
     driver,
+    loop_lag,
     simulator_process,
 )
 from payments.channels.service import PayeeService
@@ -78,6 +85,8 @@ from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from payments.channels.core import ChannelTerms
     from tangle.protocol.ids import ChannelId
 
@@ -145,9 +154,11 @@ async def csms_process(directory: Path, count: int) -> None:
 
 
 async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
-    """Serve until stdin closes, then print this process's CPU seconds as JSON samples
-    `[unix time, CPU seconds]` taken every `every_s` (the parent reads off the window's)."""
+    """Serve until stdin closes, then print as JSON this process's CPU seconds as samples
+    `[unix time, CPU seconds]` taken every `every_s`, its loop lag and its garbage collector's
+    pauses (`[unix time, seconds]` each; the parent reads off the window's)."""
     samples: list[tuple[float, float]] = []
+    lag: list[tuple[float, float]] = []
 
     async def sample() -> None:
         while True:
@@ -155,10 +166,22 @@ async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
             await asyncio.sleep(every_s)
 
     sampler = asyncio.create_task(sample())
-    await asyncio.to_thread(sys.stdin.read)
+    monitor = asyncio.create_task(loop_lag(lag))
+    with GcPauses() as pauses:
+        await asyncio.to_thread(sys.stdin.read)
     sampler.cancel()
+    monitor.cancel()
     samples.append((time.time(), cpu_seconds()))
-    print(json.dumps({"cpu": samples}), flush=True)
+    print(json.dumps({"cpu": samples, "lag": lag, "gc": pauses.pauses}), flush=True)
+
+
+def _inside(samples: list[list[float]], window: tuple[float, float]) -> np.ndarray[Any, Any]:
+    """The values (in ms) of `[unix time, seconds]` samples taken inside `window`."""
+    return np.array([s[1] for s in samples if window[0] <= s[0] <= window[1]]) * 1e3
+
+
+def _p99(values: np.ndarray[Any, Any]) -> float:
+    return round(float(np.percentile(values, 99)), 2) if values.size else 0.0
 
 
 def _cpu_share(samples: list[list[float]], window: tuple[float, float]) -> float:
@@ -217,11 +240,21 @@ async def echo_process() -> None:
 
 
 def _run(
-    server: list[str], stations: int, sims: int, measure_s: float, pay_every: int, interval_s: float
-) -> tuple[list[dict[str, Any]], float]:
+    server: list[str],
+    stations: int,
+    sims: int,
+    measure_s: float,
+    pay_every: int,
+    interval_s: float,
+    profile: Path | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Start `server` (a child printing its URLs), run `sims` simulator processes against it;
-    returns their figures and the server's CPU seconds per second in their window."""
+    returns their figures and the server's in their window: `cpu_share` (its CPU seconds per
+    second), `lag` and `gc` (its loop lag and collector pauses there, ms). With `profile`, every
+    child runs under cProfile (see the module docstring)."""
     me = [sys.executable, "-m", "benchmarks.charging"]
+    if profile is not None:
+        me = [*me, "--profile", str(profile)]
     child = subprocess.Popen(
         [*me, *server], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -262,10 +295,15 @@ def _run(
             c.wait(60)
     finally:
         child.stdin.close()
-        samples = json.loads(child.stdout.readline() or "{}").get("cpu", [])
+        samples = json.loads(child.stdout.readline() or "{}")
         child.wait(60)
         child.stdout.close()
-    return results, _cpu_share(samples, _bounds(results))
+    window = _bounds(results)
+    return results, {
+        "cpu_share": _cpu_share(samples.get("cpu", []), window),
+        "lag": _inside(samples.get("lag", []), window),
+        "gc": _inside(samples.get("gc", []), window),
+    }
 
 
 def _bounds(results: list[dict[str, Any]]) -> tuple[float, float]:
@@ -277,7 +315,9 @@ def _window(results: list[dict[str, Any]]) -> float:
     return ended - began
 
 
-def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[str, Any]:
+def measure(
+    stations: int, quick: bool, pay_every: int | None = None, profile: Path | None = None
+) -> dict[str, Any]:
     measure_s = QUICK_MEASURE_S if quick else MEASURE_S
     sims = min(QUICK_SIMULATORS if quick else SIMULATORS, stations)
     if pay_every is None:
@@ -285,18 +325,20 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-bench-") as tmp:
         ceiling = fsync_commits_per_s(Path(tmp))
         csms_run = ["--csms", tmp, "--stations", str(stations)]
-        results, csms_cpu = _run(csms_run, stations, sims, measure_s, pay_every, INTERVAL_S)
+        results, csms = _run(csms_run, stations, sims, measure_s, pay_every, INTERVAL_S, profile)
         committed = _committed(Path(tmp))
-    echo, echo_cpu = _run(["--echo"], stations, sims, measure_s, 0, INTERVAL_S / CEILING_SPEEDUP)
+    echo, echo_server = _run(["--echo"], stations, sims, measure_s, 0, INTERVAL_S / CEILING_SPEEDUP)
+    csms_cpu = csms["cpu_share"]
     meter = np.array([x for r in results for x in r["meter"]]) * 1e3
     pays = np.array([x for r in results for x in r["pay"]]) * 1e3
-    lag = np.array([x for r in results for x in r["lag"]]) * 1e3
+    lag = np.array([x[1] for r in results for x in r["lag"]]) * 1e3
+    sim_gc = np.array([x[1] for r in results for x in r["gc"]]) * 1e3
     window = _window(results)
     rate = committed / window
     cpu_share_max = max(r["cpu_share"] for r in results)
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else 0.0
     echo_rate = sum(len(r["meter"]) for r in echo) / _window(echo)
-    echo_lag = np.array([x for r in echo for x in r["lag"]]) * 1e3
+    echo_lag = np.array([x[1] for r in echo for x in r["lag"]]) * 1e3
     load = os.getloadavg()[0]
     doc: dict[str, Any] = {
         "connected_charge_points": sum(r["connected"] for r in results),
@@ -316,12 +358,18 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
         "ratio_to_fsync_ceiling": round(rate / ceiling, 2),
         "csms_cpu_share": round(csms_cpu, 2),
         "csms_cpu_ms_per_meter_value": round(csms_cpu * window / max(1, committed) * 1e3, 3),
+        "csms_loop_lag_p99_ms": _p99(csms["lag"]),
+        "csms_loop_lag_max_ms": round(float(csms["lag"].max()), 2) if csms["lag"].size else 0.0,
+        "csms_gc_ms_per_s": round(float(csms["gc"].sum()) / window, 2),
+        "csms_gc_pause_max_ms": round(float(csms["gc"].max()), 2) if csms["gc"].size else 0.0,
         "simulators": len(results),
         "simulator_cpu_share_max": round(cpu_share_max, 2),
         "simulator_cpu_ms_per_meter_value": round(
             sum(r["cpu_share"] for r in results) * window / max(1, meter.size) * 1e3, 3
         ),
         "simulator_loop_lag_p99_ms": round(lag_p99, 2),
+        "simulator_gc_ms_per_s": round(float(sim_gc.sum()) / window / len(results), 2),
+        "simulator_gc_pause_max_ms": round(float(sim_gc.max()), 2) if sim_gc.size else 0.0,
         "simulators_saturated": cpu_share_max > 0.8 or lag_p99 > 10.0,
         "simulator_ceiling_meter_values_per_s": round(echo_rate, 1),
         "simulator_ceiling_offered_per_s": round(stations * CEILING_SPEEDUP / INTERVAL_S, 1),
@@ -331,7 +379,7 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
         "simulator_ceiling_loop_lag_p99_ms": round(
             float(np.percentile(echo_lag, 99)) if echo_lag.size else 0.0, 2
         ),
-        "echo_server_cpu_share": round(echo_cpu, 2),
+        "echo_server_cpu_share": round(echo_server["cpu_share"], 2),
         "ratio_to_simulator_ceiling": round(rate / echo_rate, 2),
         "host_load_1m": round(load, 2),
         "window_s": round(window, 2),
@@ -349,6 +397,20 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
     return doc
 
 
+def _asyncio_run(work: Coroutine[Any, Any, None], profile: Path | None, role: str) -> None:
+    """`asyncio.run(work)`, under cProfile if `profile` names a folder for its statistics."""
+    if profile is None:
+        asyncio.run(work)
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(work)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile / f"{role}-{os.getpid()}.prof")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -357,20 +419,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pay-every", type=int, default=None, help="pay every N-th meter value (0: never)"
     )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write cProfile statistics of each process here"
+    )
     parser.add_argument("--csms", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--simulate", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
     if args.csms is not None:
-        asyncio.run(csms_process(args.csms, stations))
+        _asyncio_run(csms_process(args.csms, stations), args.profile, "csms")
         return
     if args.echo:
         asyncio.run(echo_process())
         return
     if args.simulate is not None:
         url, api, first, count, measure_s, pay_every, interval_s = args.simulate
-        asyncio.run(
+        _asyncio_run(
             simulator_process(
                 url,
                 api,
@@ -379,10 +444,14 @@ def main(argv: list[str] | None = None) -> None:
                 float(measure_s),
                 int(pay_every),
                 float(interval_s),
-            )
+            ),
+            args.profile,
+            "simulator",
         )
         return
-    doc = measure(stations, args.quick, args.pay_every)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    doc = measure(stations, args.quick, args.pay_every, args.profile)
     if not args.json:
         for key, value in doc.items():
             print(f"{key:>32}: {value}")
