@@ -61,6 +61,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def kernel_seconds() -> float:
+    """The CPU seconds this process spent in the kernel (sockets, epoll, fsync)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 class GcPauses:
     """The cyclic garbage collector's pauses in this process while installed (a `gc.callbacks`
     entry): `[unix time it ended, seconds]` each, the first `MAX_SAMPLES`."""
@@ -209,18 +214,21 @@ async def simulator_process(
         asyncio.create_task(one_charge_point(url, api, first + k, plan, out)) for k in range(count)
     ]
     await asyncio.wait_for(plan["in_session"].wait(), 300)
+    gc.collect()  # the charge points and their connections live for the whole run: keep them
+    gc.freeze()  # out of the collector's scans (their objects are freed by reference counting)
     print(json.dumps({"in_session": out["connected"]}), flush=True)
     start_unix = float(await asyncio.to_thread(sys.stdin.readline))  # the same for every process
     plan["start_at"] = time.perf_counter() + start_unix - time.time()
     plan["stop_at"] = plan["start_at"] + measure_s
     plan["ready"].set()
     await asyncio.sleep(max(0.0, plan["start_at"] - time.perf_counter()))
-    began_cpu, began = cpu_seconds(), time.perf_counter()
+    began_cpu, began_kernel, began = cpu_seconds(), kernel_seconds(), time.perf_counter()
     monitor = asyncio.create_task(loop_lag(out["lag"]))
     with GcPauses() as pauses:
         await asyncio.gather(*tasks)
     monitor.cancel()
     out["gc"] = pauses.pauses
     out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - began)
+    out["kernel_share"] = (kernel_seconds() - began_kernel) / (time.perf_counter() - began)
     out["window"] = [start_unix, start_unix + measure_s]
     print(json.dumps(out), flush=True)

@@ -11,7 +11,9 @@ last `MAX_ANSWERS` replies per connection are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
@@ -53,6 +55,7 @@ _snake_to_camel: Callable[[object], Any] = _lib.snake_to_camel_case
 _remove_nones: Callable[[object], Any] = _lib.remove_nones
 _serialize: Callable[[object], Any] = _lib.serialize_as_dict
 _SNAKE: dict[str, str] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def on(action: str) -> Callable[[F], F]:
@@ -89,7 +92,13 @@ async def authorization_status(csms: Csms, id_token: str) -> dict[str, str]:
 
 def now_iso(seconds: float) -> str:
     """`seconds` (Unix) as an OCPP date-time."""
-    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(int(seconds))
+
+
+@functools.lru_cache(maxsize=8)
+def _iso(seconds: int) -> str:
+    """Formatted once per second (a charger sends many messages in one)."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _WH_PER: Final = {"Wh": 1, "kWh": 1000}
@@ -207,8 +216,7 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         except Exception:
             LOG.exception("%s: %s failed", self.id, msg.action)
             raise InternalError(description="An unexpected error occurred.") from None
-        payload = _snake_to_camel(_remove_nones(_serialize(response)))
-        result = msg.create_call_result(payload)
+        result = msg.create_call_result(_payload(response))
         await check_payload(result, self._ocpp_version)
         return str(result.to_json())
 
@@ -225,6 +233,19 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             return await work()
         except SessionError as e:
             raise PropertyConstraintViolation(description=str(e)) from None
+
+
+def _payload(response: Any) -> Any:
+    """The camel-cased JSON payload of a handler's answer (a library dataclass), as the library
+    builds it; an answer with no field set (a MeterValues or an Updated TransactionEvent
+    answer) is `{}` at once, without the library's walk over a deep copy."""
+    names = _FIELD_NAMES.get(type(response))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(response))
+        _FIELD_NAMES[type(response)] = names  # one per library class
+    if all(getattr(response, name) is None for name in names):
+        return {}
+    return _snake_to_camel(_remove_nones(_serialize(response)))
 
 
 def snake_case(data: object) -> Any:
