@@ -68,19 +68,22 @@ def kernel_seconds() -> float:
 
 class GcPauses:
     """The cyclic garbage collector's pauses in this process while installed (a `gc.callbacks`
-    entry): `[unix time it ended, seconds]` each, the first `MAX_SAMPLES`."""
+    entry): `[unix time it ended, seconds, CPU seconds of the thread, generation]` each, the
+    first `MAX_SAMPLES` (a pause's seconds well over its CPU seconds: the process waited)."""
 
-    __slots__ = ("_began", "pauses")
+    __slots__ = ("_began", "_began_cpu", "pauses")
 
     def __init__(self) -> None:
-        self._began = 0.0
-        self.pauses: list[tuple[float, float]] = []
+        self._began = self._began_cpu = 0.0
+        self.pauses: list[tuple[float, float, float, int]] = []
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._began = time.perf_counter()
+            self._began, self._began_cpu = time.perf_counter(), time.thread_time()
         elif len(self.pauses) < MAX_SAMPLES:
-            self.pauses.append((time.time(), time.perf_counter() - self._began))
+            wall = time.perf_counter() - self._began
+            cpu = time.thread_time() - self._began_cpu
+            self.pauses.append((time.time(), wall, cpu, info["generation"]))
 
     def __enter__(self) -> GcPauses:
         gc.callbacks.append(self)
@@ -214,8 +217,6 @@ async def simulator_process(
         asyncio.create_task(one_charge_point(url, api, first + k, plan, out)) for k in range(count)
     ]
     await asyncio.wait_for(plan["in_session"].wait(), 300)
-    gc.collect()  # the charge points and their connections live for the whole run: keep them
-    gc.freeze()  # out of the collector's scans (their objects are freed by reference counting)
     print(json.dumps({"in_session": out["connected"]}), flush=True)
     start_unix = float(await asyncio.to_thread(sys.stdin.readline))  # the same for every process
     plan["start_at"] = time.perf_counter() + start_unix - time.time()

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import os
 import sqlite3
@@ -81,7 +80,7 @@ from benchmarks._charging_load import (
 from payments.channels.service import PayeeService
 from payments.channels.store import ChannelStore
 from payments.charging.backoffice import backoffice_app, serve_backoffice
-from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms
+from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_collector
 from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
@@ -124,6 +123,7 @@ class ChannelTable:
 
 async def csms_process(directory: Path, count: int) -> None:
     """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
+    tune_collector()  # as the CSMS's own command does
     async with (
         CsmsStore(directory / "csms.sqlite") as store,
         ChannelStore(directory / "channels.sqlite") as channels,
@@ -144,8 +144,6 @@ async def csms_process(directory: Path, count: int) -> None:
         csms.authorize = payments.authorize
         csms.channel_pricing = payments.pricing
         app = backoffice_app(csms, payments, os.urandom(16).hex())
-        gc.collect()  # what the setup built lives for the whole run: keep it out of the
-        gc.freeze()  # collector's scans (a CSMS's own startup would do the same)
         async with serve_csms(csms) as server, serve_backoffice(app, "127.0.0.1", 0) as api:
             port = next(iter(server.sockets)).getsockname()[1]
             print(
@@ -160,7 +158,7 @@ async def csms_process(directory: Path, count: int) -> None:
 async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
     """Serve until stdin closes, then print as JSON this process's CPU seconds as samples
     `[unix time, CPU seconds]` taken every `every_s`, its loop lag and its garbage collector's
-    pauses (`[unix time, seconds]` each; the parent reads off the window's)."""
+    pauses (`GcPauses`; the parent reads off the window's)."""
     samples: list[tuple[float, float, float]] = []
     lag: list[tuple[float, float]] = []
 
@@ -180,8 +178,12 @@ async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
 
 
 def _inside(samples: list[list[float]], window: tuple[float, float]) -> np.ndarray[Any, Any]:
-    """The values (in ms) of `[unix time, seconds]` samples taken inside `window`."""
-    return np.array([s[1] for s in samples if window[0] <= s[0] <= window[1]]) * 1e3
+    """`[unix time, seconds, ...]` samples taken inside `window`, without their time, the
+    seconds in ms (an empty array has the shape of one sample)."""
+    rows = [s[1:] for s in samples if window[0] <= s[0] <= window[1]]
+    inside = np.array(rows, dtype=float).reshape(len(rows), len(samples[0]) - 1 if samples else 1)
+    inside[:, 0] *= 1e3
+    return inside
 
 
 def _p99(values: np.ndarray[Any, Any]) -> float:
@@ -307,7 +309,7 @@ def _run(
     return results, {
         "cpu_share": _cpu_share(samples.get("cpu", []), window),
         "kernel_share": _cpu_share(samples.get("cpu", []), window, 2),
-        "lag": _inside(samples.get("lag", []), window),
+        "lag": _inside(samples.get("lag", []), window)[:, 0],
         "gc": _inside(samples.get("gc", []), window),
     }
 
@@ -339,6 +341,7 @@ def measure(
     pays = np.array([x for r in results for x in r["pay"]]) * 1e3
     lag = np.array([x[1] for r in results for x in r["lag"]]) * 1e3
     sim_gc = np.array([x[1] for r in results for x in r["gc"]]) * 1e3
+    gc_pauses = csms["gc"]
     window = _window(results)
     rate = committed / window
     cpu_share_max = max(r["cpu_share"] for r in results)
@@ -367,8 +370,10 @@ def measure(
         "csms_kernel_share_of_cpu": round(csms["kernel_share"] / max(csms_cpu, 1e-9), 2),
         "csms_loop_lag_p99_ms": _p99(csms["lag"]),
         "csms_loop_lag_max_ms": round(float(csms["lag"].max()), 2) if csms["lag"].size else 0.0,
-        "csms_gc_ms_per_s": round(float(csms["gc"].sum()) / window, 2),
-        "csms_gc_pause_max_ms": round(float(csms["gc"].max()), 2) if csms["gc"].size else 0.0,
+        "csms_gc_ms_per_s": round(float(gc_pauses[:, 0].sum()) / window, 2),
+        "csms_gc_cpu_ms_per_s": round(float(gc_pauses[:, 1].sum()) * 1e3 / window, 2),
+        "csms_gc_pause_max_ms": round(float(gc_pauses[:, 0].max()), 2) if gc_pauses.size else 0.0,
+        "csms_gc_full_collections": int((gc_pauses[:, 2] == 2).sum()),
         "simulators": len(results),
         "simulator_cpu_share_max": round(cpu_share_max, 2),
         "simulator_cpu_ms_per_meter_value": round(
