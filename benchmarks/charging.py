@@ -40,7 +40,8 @@ validates every message it receives and sends.
 
 `--profile DIR` runs the CSMS process and each simulator process (of the CSMS run, not the
 ceiling's) under `cProfile` and writes their statistics to `DIR/csms-PID.prof` and
-`DIR/simulator-PID.prof` (the profiler's own cost inflates the CPU figures of such a run).
+`DIR/simulator-PID.prof`, timed in the main thread's CPU seconds (not wall time, which a shared
+machine inflates), whose own cost inflates the CPU figures of such a run.
 
 Channels for the drivers are built from deterministic keys in both processes (no ledger: the CPO's
 channel directory here is a table of those channels, as `benchmarks.channels` builds its terms).
@@ -417,7 +418,7 @@ def _asyncio_run(work: Coroutine[Any, Any, None], profile: Path | None, role: st
     if profile is None:
         asyncio.run(work)
         return
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)  # CPU time: the machine is shared
     profiler.enable()
     try:
         asyncio.run(work)

@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ocpp.charge_point import (  # type: ignore[import-untyped]
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
+from ocpp.v16 import call_result  # type: ignore[import-untyped]
+from ocpp.v201 import call_result as result201  # type: ignore[import-untyped]
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from payments.charging import ocpi_json
-from payments.charging.csms import Csms, serve_csms
+from payments.charging.csms import GC_YOUNG_THRESHOLD, Csms, serve_csms, tune_collector
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pricing import ocpi_pricing, session_usage
 from payments.charging.session import SessionLimits, StopReason
 from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.station import _payload, now_iso
 from payments.charging.store import Binding, CsmsStore
 from payments.charging.tariff_pricing import price
 
@@ -317,3 +326,35 @@ def test_a_stop_decided_while_the_station_is_offline_reaches_it_when_it_reconnec
             await asyncio.wait_for(again.stop_requested.wait(), 5)
 
     run(tmp_path, body, authorize=_for_an_hour)
+
+
+def test_an_answer_payload_is_the_librarys_and_an_empty_answer_is_empty() -> None:
+    answers = [
+        call_result.MeterValues(),
+        result201.TransactionEvent(),
+        result201.TransactionEvent(id_token_info={"status": "Accepted"}),
+        call_result.StartTransaction(transaction_id=7, id_tag_info={"status": "Invalid"}),
+        call_result.BootNotification(
+            current_time="2026-01-01T00:00:00Z", interval=300, status="Accepted"
+        ),
+    ]
+    for answer in answers:
+        assert _payload(answer) == snake_to_camel_case(remove_nones(serialize_as_dict(answer)))
+    assert _payload(call_result.MeterValues()) == {}
+    assert _payload(result201.TransactionEvent(id_token_info={"status": "Accepted"})) == {
+        "idTokenInfo": {"status": "Accepted"}
+    }
+
+
+def test_ocpp_times_are_formatted_per_whole_second() -> None:
+    assert now_iso(T0) == now_iso(T0 + 0.99) == "2026-05-28T20:26:40Z"
+    assert now_iso(T0 + 1) == "2026-05-28T20:26:41Z"
+
+
+def test_a_csms_process_collects_its_youngest_generation_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.set_threshold(*before)
