@@ -26,12 +26,19 @@ validates every message it receives and sends.
   alone), and `ratio_to_fsync_ceiling`;
 * `csms_cpu_share` and `csms_cpu_ms_per_meter_value`: the CSMS process's CPU seconds per second
   in the window (sampled by the process itself) and per committed meter value (payments
-  included when there are any);
+  included when there are any), `csms_kernel_share_of_cpu` (the part spent in the kernel:
+  sockets, epoll, fsync);
+* where a tail comes from, in the window: `csms_loop_lag_p99_ms` / `_max_ms` (how late the CSMS's
+  loop wakes a 20 ms sleeper: its own backlog, or a machine that does not give it a core),
+  `csms_gc_ms_per_s` (wall time in the garbage collector), `csms_gc_cpu_ms_per_s` (its CPU
+  time: wall well over CPU means the process waited for a core), `csms_gc_pause_max_ms` and
+  `csms_gc_full_collections`; `simulator_gc_ms_per_s` and `simulator_gc_pause_max_ms` likewise;
 * simulators are not the bottleneck when `simulator_cpu_share_max` (a simulator's CPU seconds per
   wall second) stays well under 1 and `simulator_loop_lag_p99_ms` (how late a simulator's event
   loop wakes a 20 ms sleeper: its own backlog, or the machine's) stays small: both are reported,
   and `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
-  `simulator_cpu_ms_per_meter_value` is their CPU per meter value;
+  `simulator_cpu_ms_per_meter_value` is their CPU per meter value (`simulator_kernel_share_of_cpu`
+  in the kernel);
 * the simulators' ceiling, measured in the same run: the same simulators against a trivial OCPP
   answerer (a fixed CALLRESULT per action, no validation, no storage, no payments) offered
   `CEILING_SPEEDUP` times the meter values: `simulator_ceiling_meter_values_per_s` (answered per
@@ -178,11 +185,13 @@ async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
     print(json.dumps({"cpu": samples, "lag": lag, "gc": pauses.pauses}), flush=True)
 
 
-def _inside(samples: list[list[float]], window: tuple[float, float]) -> np.ndarray[Any, Any]:
-    """`[unix time, seconds, ...]` samples taken inside `window`, without their time, the
-    seconds in ms (an empty array has the shape of one sample)."""
+def _inside(
+    samples: list[list[float]], window: tuple[float, float], width: int
+) -> np.ndarray[Any, Any]:
+    """`[unix time, seconds, ...]` samples (`width` values after the time) taken inside
+    `window`, without their time, the seconds in ms: one row each."""
     rows = [s[1:] for s in samples if window[0] <= s[0] <= window[1]]
-    inside = np.array(rows, dtype=float).reshape(len(rows), len(samples[0]) - 1 if samples else 1)
+    inside = np.array(rows, dtype=float).reshape(len(rows), width)
     inside[:, 0] *= 1e3
     return inside
 
@@ -310,8 +319,8 @@ def _run(
     return results, {
         "cpu_share": _cpu_share(samples.get("cpu", []), window),
         "kernel_share": _cpu_share(samples.get("cpu", []), window, 2),
-        "lag": _inside(samples.get("lag", []), window)[:, 0],
-        "gc": _inside(samples.get("gc", []), window),
+        "lag": _inside(samples.get("lag", []), window, 1)[:, 0],
+        "gc": _inside(samples.get("gc", []), window, 3),
     }
 
 
