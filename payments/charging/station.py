@@ -102,6 +102,29 @@ def _iso(seconds: int) -> str:
 
 
 _WH_PER: Final = {"Wh": 1, "kWh": 1000}
+_MAX_VALUE: Final = 10**15
+"""The largest sample value accepted (in its own unit)."""
+
+
+def _whole_wh(raw: object, per: int, multiplier: int) -> int:
+    """A sample's value in whole Wh: `raw` (a JSON number, or a 1.6 decimal string) times
+    `per` (the unit's Wh) times 10 to the `multiplier`, rounded toward zero. A plain integer
+    (what chargers send) is read as one; anything else through `Decimal`, with the same
+    result."""
+    if multiplier >= 0 and (
+        type(raw) is int or (type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) < 17)
+    ):
+        number = int(raw)
+        if not 0 <= number <= _MAX_VALUE:
+            raise MalformedEventError("sampled_value.value", "out of range")
+        return number * per * 10**multiplier
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise MalformedEventError("sampled_value.value", "not a number") from None
+    if not value.is_finite() or value < 0 or value > _MAX_VALUE:
+        raise MalformedEventError("sampled_value.value", "out of range")
+    return int(value * per * Decimal(10) ** multiplier)
 
 
 def register_wh(meter_values: object) -> tuple[int | None, str | None]:
@@ -121,13 +144,7 @@ def register_wh(meter_values: object) -> tuple[int | None, str | None]:
             multiplier = (sample.get("unit_of_measure") or {}).get("multiplier", 0)
             if unit not in _WH_PER or not isinstance(multiplier, int) or not -3 <= multiplier <= 3:
                 raise MalformedEventError("sampled_value.unit", f"unsupported unit {unit!r}")
-            try:
-                value = Decimal(str(sample.get("value")))
-            except InvalidOperation:
-                raise MalformedEventError("sampled_value.value", "not a number") from None
-            if not value.is_finite() or value < 0 or value > Decimal(10) ** 15:
-                raise MalformedEventError("sampled_value.value", "out of range")
-            wh = int(value * _WH_PER[unit] * Decimal(10) ** multiplier)
+            wh = _whole_wh(sample.get("value"), _WH_PER[unit], multiplier)
             if best is None or wh > best:
                 best = wh
                 data = sample.get("signed_meter_value")
@@ -259,8 +276,8 @@ def snake_case(data: object) -> Any:
                 name = next(iter(_camel_to_snake({key: None})))
                 if len(_SNAKE) < MAX_KEYS:
                     _SNAKE[key] = name
-            out[name] = snake_case(value)
+            out[name] = snake_case(value) if isinstance(value, dict | list) else value
         return out
     if isinstance(data, list):
-        return [snake_case(value) for value in data]
+        return [snake_case(v) if isinstance(v, dict | list) else v for v in data]
     return data

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import gc
 import json
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,11 +26,12 @@ from websockets.typing import Subprotocol
 
 from payments.charging import ocpi_json
 from payments.charging.csms import GC_YOUNG_THRESHOLD, Csms, serve_csms, tune_collector
+from payments.charging.errors import MalformedEventError
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pricing import ocpi_pricing, session_usage
 from payments.charging.session import SessionLimits, StopReason
 from payments.charging.simulator import Charger16, Charger201, connect_charger
-from payments.charging.station import _payload, now_iso
+from payments.charging.station import _payload, now_iso, register_wh
 from payments.charging.store import Binding, CsmsStore
 from payments.charging.tariff_pricing import price
 
@@ -358,3 +360,52 @@ def test_a_csms_process_collects_its_youngest_generation_less_often() -> None:
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
     finally:
         gc.set_threshold(*before)
+
+
+def _decimal_wh(raw: object, unit: str, multiplier: int) -> int | None:
+    """What a sample's Wh were before plain integers were read as such (None: refused)."""
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0 or value > Decimal(10) ** 15:
+        return None
+    return int(value * {"Wh": 1, "kWh": 1000}[unit] * Decimal(10) ** multiplier)
+
+
+@pytest.mark.parametrize("unit", ["Wh", "kWh"])
+@pytest.mark.parametrize("multiplier", [-3, 0, 2])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        0,
+        1500,
+        "1500",
+        "0015",
+        10**15,
+        10**15 + 1,
+        "9" * 16,
+        "9" * 17,
+        -1,
+        "-1",
+        "1.5",
+        1.5,
+        "1e3",
+        True,
+        None,
+        "x",
+        "١٢",
+        "²",
+        "NaN",
+        "Infinity",
+        " 12",
+    ],
+)
+def test_a_sample_reads_as_the_decimal_reading_did(raw: object, unit: str, multiplier: int) -> None:
+    sample = {"value": raw, "unit_of_measure": {"unit": unit, "multiplier": multiplier}}
+    expected = _decimal_wh(raw, unit, multiplier)
+    if expected is None:
+        with pytest.raises(MalformedEventError):
+            register_wh([{"sampled_value": [sample]}])
+    else:
+        assert register_wh([{"sampled_value": [sample]}]) == (expected, None)
