@@ -117,7 +117,7 @@ def _whole_wh(raw: object, per: int, multiplier: int) -> int:
         number = int(raw)
         if not 0 <= number <= _MAX_VALUE:
             raise MalformedEventError("sampled_value.value", "out of range")
-        return number * per * 10**multiplier
+        return int(number * per * 10**multiplier)
     try:
         value = Decimal(str(raw))
     except InvalidOperation:
