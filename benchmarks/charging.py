@@ -28,7 +28,9 @@ validates every message it receives and sends.
   in the window (sampled by the process itself) and per committed meter value (payments
   included when there are any), `csms_kernel_share_of_cpu` (the part spent in the kernel:
   sockets, epoll, fsync);
-* where a tail comes from, in the window: `csms_loop_lag_p99_ms` / `_max_ms` (how late the CSMS's
+* where a tail comes from, in the window: `csms_commit_p99_ms` / `_max_ms` (a group commit from
+  taking the store's lock to the end of its fsync'd commit; every charger in it waits that
+  long) and `csms_rows_per_commit`, `csms_loop_lag_p99_ms` / `_max_ms` (how late the CSMS's
   loop wakes a 20 ms sleeper: its own backlog, or a machine that does not give it a core),
   `csms_gc_ms_per_s` (wall time in the garbage collector), `csms_gc_cpu_ms_per_s` (its CPU
   time: wall well over CPU means the process waited for a core), `csms_gc_pause_max_ms` and
@@ -160,13 +162,14 @@ async def csms_process(directory: Path, count: int) -> None:
                 ),
                 flush=True,
             )
-            await _serve_until_stdin_closes()
+            await _serve_until_stdin_closes(store)
 
 
-async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
+async def _serve_until_stdin_closes(store: CsmsStore | None = None, every_s: float = 0.25) -> None:
     """Serve until stdin closes, then print as JSON this process's CPU seconds as samples
     `[unix time, CPU seconds]` taken every `every_s`, its loop lag and its garbage collector's
-    pauses (`GcPauses`; the parent reads off the window's)."""
+    pauses (`GcPauses`), and `store`'s group commits (`CsmsStore.commits`); the parent reads off
+    the window's."""
     samples: list[tuple[float, float, float]] = []
     lag: list[tuple[float, float]] = []
 
@@ -182,7 +185,11 @@ async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
     sampler.cancel()
     monitor.cancel()
     samples.append((time.time(), cpu_seconds(), kernel_seconds()))
-    print(json.dumps({"cpu": samples, "lag": lag, "gc": pauses.pauses}), flush=True)
+    commits = [] if store is None else list(store.commits)
+    print(
+        json.dumps({"cpu": samples, "lag": lag, "gc": pauses.pauses, "commits": commits}),
+        flush=True,
+    )
 
 
 def _inside(
@@ -321,6 +328,7 @@ def _run(
         "kernel_share": _cpu_share(samples.get("cpu", []), window, 2),
         "lag": _inside(samples.get("lag", []), window, 1)[:, 0],
         "gc": _inside(samples.get("gc", []), window, 3),
+        "commits": _inside(samples.get("commits", []), window, 2),
     }
 
 
@@ -377,6 +385,13 @@ def measure(
         "ratio_to_fsync_ceiling": round(rate / ceiling, 2),
         "csms_cpu_share": round(csms_cpu, 2),
         "csms_cpu_ms_per_meter_value": round(csms_cpu * window / max(1, committed) * 1e3, 3),
+        "csms_commit_p99_ms": _p99(csms["commits"][:, 0]),
+        "csms_commit_max_ms": round(float(csms["commits"][:, 0].max()), 2)
+        if csms["commits"].size
+        else 0.0,
+        "csms_rows_per_commit": round(float(csms["commits"][:, 1].mean()), 1)
+        if csms["commits"].size
+        else 0.0,
         "csms_kernel_share_of_cpu": round(csms["kernel_share"] / max(csms_cpu, 1e-9), 2),
         "csms_loop_lag_p99_ms": _p99(csms["lag"]),
         "csms_loop_lag_max_ms": round(float(csms["lag"].max()), 2) if csms["lag"].size else 0.0,

@@ -45,6 +45,8 @@ def test_the_quick_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> Non
     assert doc["csms_loop_lag_p99_ms"] >= 0
     assert doc["csms_gc_cpu_ms_per_s"] >= 0
     assert isinstance(doc["csms_gc_full_collections"], int)
+    assert doc["csms_commit_max_ms"] >= doc["csms_commit_p99_ms"] > 0
+    assert doc["csms_rows_per_commit"] >= 1
     profiles = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.prof"))
     assert profiles == ["csms", "simulator", "simulator"]  # --quick: two simulator processes
     for profile in tmp_path.glob("*.prof"):
