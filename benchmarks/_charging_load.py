@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import sys
@@ -27,6 +28,8 @@ TARIFF: Final = Tariff.per_kwh(300)
 STEP_WH: Final = 50
 CPO: Final = KeySigner(blake2b_256(b"benchmarks.charging cpo"))
 CONNECT_TRIES: Final = 3
+MAX_SAMPLES: Final = 100_000
+"""Loop lag samples and garbage collector pauses a process keeps (a run is minutes long)."""
 HANDSHAKES: Final = 8
 """Handshakes a simulator process has in flight at once (each costs the CSMS an scrypt: more
 at once and some wait past the server's 10 s opening timeout)."""
@@ -53,6 +56,47 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def kernel_seconds() -> float:
+    """The CPU seconds this process spent in the kernel (sockets, epoll, fsync)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+class GcPauses:
+    """The cyclic garbage collector's pauses in this process while installed (a `gc.callbacks`
+    entry): `[unix time it ended, seconds, CPU seconds of the thread, generation]` each, the
+    first `MAX_SAMPLES` (a pause's seconds well over its CPU seconds: the process waited)."""
+
+    __slots__ = ("_began", "_began_cpu", "pauses")
+
+    def __init__(self) -> None:
+        self._began = self._began_cpu = 0.0
+        self.pauses: list[tuple[float, float, float, int]] = []
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began, self._began_cpu = time.perf_counter(), time.thread_time()
+        elif len(self.pauses) < MAX_SAMPLES:
+            wall = time.perf_counter() - self._began
+            cpu = time.thread_time() - self._began_cpu
+            self.pauses.append((time.time(), wall, cpu, info["generation"]))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+async def loop_lag(samples: list[tuple[float, float]], every_s: float = 0.02) -> None:
+    """How late this process's event loop wakes a sleeper (its own load, or the machine's):
+    `[unix time, seconds late]` each, the first `MAX_SAMPLES`, until cancelled."""
+    while len(samples) < MAX_SAMPLES:
+        began = time.perf_counter()
+        await asyncio.sleep(every_s)
+        samples.append((time.time(), time.perf_counter() - began - every_s))
+
+
 def _maybe_ready(plan: dict[str, Any], out: dict[str, Any]) -> None:
     """Say when every charge point is in its session (or failed)."""
     if out["connected"] + out["failed"] == plan["count"]:
@@ -76,9 +120,7 @@ def _charger(url: str, i: int, version: str) -> contextlib.AbstractAsyncContextM
     return connect_charger(url, f"CP{i}", PASSWORD, version, check_schemas=False)
 
 
-async def one_charge_point(
-    url: str, api: str, i: int, plan: dict[str, Any], out: dict[str, Any]
-) -> None:
+async def one_charge_point(url: str, i: int, plan: dict[str, Any], out: dict[str, Any]) -> None:
     """Charge point `i`: connect, start, and once every charge point of this process is in its
     session, meter every `interval_s` for the measured window, paying every `pay_every` (if
     not 0) over its driver's own payment stream (`pay_client`) on the CSMS's WebSocket
@@ -143,16 +185,8 @@ async def _meter_and_pay(
         next_at += interval_s
 
 
-async def _loop_lag(samples: list[float], every_s: float = 0.02) -> None:
-    """How late this process's event loop wakes a sleeper (its own load), until cancelled."""
-    while True:
-        began = time.perf_counter()
-        await asyncio.sleep(every_s)
-        samples.append(time.perf_counter() - began - every_s)
-
-
 async def simulator_process(
-    url: str, api: str, first: int, count: int, measure_s: float, pay_every: int, interval_s: float
+    url: str, first: int, count: int, measure_s: float, pay_every: int, interval_s: float
 ) -> None:
     """Charge points `first..first+count`; prints their figures as JSON."""
     out: dict[str, Any] = {"connected": 0, "failed": 0, "lag": [], "meter": [], "pay": []}
@@ -165,9 +199,7 @@ async def simulator_process(
         "ready": asyncio.Event(),
         "connecting": asyncio.Semaphore(HANDSHAKES),
     }
-    tasks = [
-        asyncio.create_task(one_charge_point(url, api, first + k, plan, out)) for k in range(count)
-    ]
+    tasks = [asyncio.create_task(one_charge_point(url, first + k, plan, out)) for k in range(count)]
     await asyncio.wait_for(plan["in_session"].wait(), 300)
     print(json.dumps({"in_session": out["connected"]}), flush=True)
     start_unix = float(await asyncio.to_thread(sys.stdin.readline))  # the same for every process
@@ -175,10 +207,13 @@ async def simulator_process(
     plan["stop_at"] = plan["start_at"] + measure_s
     plan["ready"].set()
     await asyncio.sleep(max(0.0, plan["start_at"] - time.perf_counter()))
-    began_cpu, began = cpu_seconds(), time.perf_counter()
-    monitor = asyncio.create_task(_loop_lag(out["lag"]))
-    await asyncio.gather(*tasks)
+    began_cpu, began_kernel, began = cpu_seconds(), kernel_seconds(), time.perf_counter()
+    monitor = asyncio.create_task(loop_lag(out["lag"]))
+    with GcPauses() as pauses:
+        await asyncio.gather(*tasks)
     monitor.cancel()
+    out["gc"] = pauses.pauses
     out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - began)
+    out["kernel_share"] = (kernel_seconds() - began_kernel) / (time.perf_counter() - began)
     out["window"] = [start_unix, start_unix + measure_s]
     print(json.dumps(out), flush=True)

@@ -1,5 +1,5 @@
 """The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]
-[--pay-every N]`.
+[--pay-every N] [--profile DIR]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
 and the drivers' payment streams on its OCPP server), and `SIMULATORS` simulator processes holding
@@ -28,17 +28,31 @@ receives and sends.
   alone), and `ratio_to_fsync_ceiling`;
 * `csms_cpu_share` and `csms_cpu_ms_per_meter_value`: the CSMS process's CPU seconds per second
   in the window (sampled by the process itself) and per committed meter value (payments
-  included when there are any);
+  included when there are any), `csms_kernel_share_of_cpu` (the part spent in the kernel:
+  sockets, epoll, fsync);
+* where a tail comes from, in the window: `csms_commit_p99_ms` / `_max_ms` (a group commit from
+  taking the store's lock to the end of its fsync'd commit; every charger in it waits that
+  long) and `csms_rows_per_commit`, `csms_loop_lag_p99_ms` / `_max_ms` (how late the CSMS's
+  loop wakes a 20 ms sleeper: its own backlog, or a machine that does not give it a core),
+  `csms_gc_ms_per_s` (wall time in the garbage collector), `csms_gc_cpu_ms_per_s` (its CPU
+  time: wall well over CPU means the process waited for a core), `csms_gc_pause_max_ms` and
+  `csms_gc_full_collections`; `simulator_gc_ms_per_s` and `simulator_gc_pause_max_ms` likewise;
 * simulators are not the bottleneck when `simulator_cpu_share_max` (a simulator's CPU seconds per
   wall second) stays well under 1 and `simulator_loop_lag_p99_ms` (how late a simulator's event
   loop wakes a 20 ms sleeper: its own backlog, or the machine's) stays small: both are reported,
   and `simulators_saturated` is true when either is not (over 0.8, over 10 ms);
-  `simulator_cpu_ms_per_meter_value` is their CPU per meter value;
+  `simulator_cpu_ms_per_meter_value` is their CPU per meter value (`simulator_kernel_share_of_cpu`
+  in the kernel);
 * the simulators' ceiling, measured in the same run: the same simulators against a trivial OCPP
   answerer (a fixed CALLRESULT per action, no validation, no storage, no payments) offered
   `CEILING_SPEEDUP` times the meter values: `simulator_ceiling_meter_values_per_s` (answered per
   second), its p99 and loop lag, and `ratio_to_simulator_ceiling`;
 * `host_load_1m`: the machine's load average at the end (the run shares the machine).
+
+`--profile DIR` runs the CSMS process and each simulator process (of the CSMS run, not the
+ceiling's) under `cProfile` and writes their statistics to `DIR/csms-PID.prof` and
+`DIR/simulator-PID.prof`, timed in the main thread's CPU seconds (not wall time, which a shared
+machine inflates), whose own cost inflates the CPU figures of such a run.
 
 Channels for the drivers are built from deterministic keys in both processes (no ledger: the CPO's
 channel directory here is a table of those channels, as `benchmarks.channels` builds its terms).
@@ -49,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import sqlite3
@@ -67,20 +82,24 @@ from benchmarks._charging_load import (
     NETWORK,
     PASSWORD,
     TARIFF,
+    GcPauses,
     cpu_seconds,
     driver,
+    kernel_seconds,
+    loop_lag,
     simulator_process,
 )
 from payments.channels.service import PayeeService
 from payments.channels.store import ChannelStore
-from payments.charging.backoffice import backoffice_app, serve_backoffice
-from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms
+from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_collector
 from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
 from payments.payperuse.cashier import Cashier
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from payments.channels.core import ChannelTerms
     from tangle.protocol.ids import ChannelId
 
@@ -116,6 +135,7 @@ class ChannelTable:
 
 async def csms_process(directory: Path, count: int) -> None:
     """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
+    tune_collector()  # as the CSMS's own command does
     async with (
         CsmsStore(directory / "csms.sqlite") as store,
         ChannelStore(directory / "channels.sqlite") as channels,
@@ -135,44 +155,61 @@ async def csms_process(directory: Path, count: int) -> None:
         )
         csms.authorize = payments.authorize
         csms.channel_pricing = payments.pricing
-        app = backoffice_app(csms, payments, os.urandom(16).hex())
-        async with (
-            serve_csms(csms, pay=payment_stream(payments)) as server,
-            serve_backoffice(app, "127.0.0.1", 0) as api,
-        ):
+        async with serve_csms(csms, pay=payment_stream(payments)) as server:
             port = next(iter(server.sockets)).getsockname()[1]
-            print(
-                json.dumps(
-                    {"url": f"ws://127.0.0.1:{port}/ocpp", "api": f"http://127.0.0.1:{api}"}
-                ),
-                flush=True,
-            )
-            await _serve_until_stdin_closes()
+            print(json.dumps({"url": f"ws://127.0.0.1:{port}/ocpp"}), flush=True)
+            await _serve_until_stdin_closes(store)
 
 
-async def _serve_until_stdin_closes(every_s: float = 0.25) -> None:
-    """Serve until stdin closes, then print this process's CPU seconds as JSON samples
-    `[unix time, CPU seconds]` taken every `every_s` (the parent reads off the window's)."""
-    samples: list[tuple[float, float]] = []
+async def _serve_until_stdin_closes(store: CsmsStore | None = None, every_s: float = 0.25) -> None:
+    """Serve until stdin closes, then print as JSON this process's CPU seconds as samples
+    `[unix time, CPU seconds]` taken every `every_s`, its loop lag and its garbage collector's
+    pauses (`GcPauses`), and `store`'s group commits (`CsmsStore.commits`); the parent reads off
+    the window's."""
+    samples: list[tuple[float, float, float]] = []
+    lag: list[tuple[float, float]] = []
 
     async def sample() -> None:
         while True:
-            samples.append((time.time(), cpu_seconds()))
+            samples.append((time.time(), cpu_seconds(), kernel_seconds()))
             await asyncio.sleep(every_s)
 
     sampler = asyncio.create_task(sample())
-    await asyncio.to_thread(sys.stdin.read)
+    monitor = asyncio.create_task(loop_lag(lag))
+    with GcPauses() as pauses:
+        await asyncio.to_thread(sys.stdin.read)
     sampler.cancel()
-    samples.append((time.time(), cpu_seconds()))
-    print(json.dumps({"cpu": samples}), flush=True)
+    monitor.cancel()
+    samples.append((time.time(), cpu_seconds(), kernel_seconds()))
+    commits = [] if store is None else list(store.commits)
+    print(
+        json.dumps({"cpu": samples, "lag": lag, "gc": pauses.pauses, "commits": commits}),
+        flush=True,
+    )
 
 
-def _cpu_share(samples: list[list[float]], window: tuple[float, float]) -> float:
-    """CPU seconds per second of a server process over `window` (from its samples)."""
+def _inside(
+    samples: list[list[float]], window: tuple[float, float], width: int
+) -> np.ndarray[Any, Any]:
+    """`[unix time, seconds, ...]` samples (`width` values after the time) taken inside
+    `window`, without their time, the seconds in ms: one row each."""
+    rows = [s[1:] for s in samples if window[0] <= s[0] <= window[1]]
+    inside = np.array(rows, dtype=float).reshape(len(rows), width)
+    inside[:, 0] *= 1e3
+    return inside
+
+
+def _p99(values: np.ndarray[Any, Any]) -> float:
+    return round(float(np.percentile(values, 99)), 2) if values.size else 0.0
+
+
+def _cpu_share(samples: list[list[float]], window: tuple[float, float], column: int = 1) -> float:
+    """CPU seconds per second of a server process over `window` (from its samples; `column`
+    2: in the kernel)."""
     inside = [s for s in samples if window[0] <= s[0] <= window[1]]
     if len(inside) < 2:
         return -1.0
-    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+    return (inside[-1][column] - inside[0][column]) / (inside[-1][0] - inside[0][0])
 
 
 def fsync_commits_per_s(directory: Path, count: int = 200) -> float:
@@ -218,16 +255,26 @@ async def echo_process() -> None:
         answer, "127.0.0.1", 0, subprotocols=[*SUBPROTOCOLS], compression=None, ping_interval=None
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        print(json.dumps({"url": f"ws://127.0.0.1:{port}/ocpp", "api": "-"}), flush=True)
+        print(json.dumps({"url": f"ws://127.0.0.1:{port}/ocpp"}), flush=True)
         await _serve_until_stdin_closes()
 
 
 def _run(
-    server: list[str], stations: int, sims: int, measure_s: float, pay_every: int, interval_s: float
-) -> tuple[list[dict[str, Any]], float]:
+    server: list[str],
+    stations: int,
+    sims: int,
+    measure_s: float,
+    pay_every: int,
+    interval_s: float,
+    profile: Path | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Start `server` (a child printing its URLs), run `sims` simulator processes against it;
-    returns their figures and the server's CPU seconds per second in their window."""
+    returns their figures and the server's in their window: `cpu_share` (its CPU seconds per
+    second), `lag` and `gc` (its loop lag and collector pauses there, ms). With `profile`, every
+    child runs under cProfile (see the module docstring)."""
     me = [sys.executable, "-m", "benchmarks.charging"]
+    if profile is not None:
+        me = [*me, "--profile", str(profile)]
     child = subprocess.Popen(
         [*me, *server], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -242,7 +289,6 @@ def _run(
                     *me,
                     "--simulate",
                     where["url"],
-                    where["api"],
                     str(first),
                     str(min(share, stations - first)),
                     str(measure_s),
@@ -268,10 +314,17 @@ def _run(
             c.wait(60)
     finally:
         child.stdin.close()
-        samples = json.loads(child.stdout.readline() or "{}").get("cpu", [])
+        samples = json.loads(child.stdout.readline() or "{}")
         child.wait(60)
         child.stdout.close()
-    return results, _cpu_share(samples, _bounds(results))
+    window = _bounds(results)
+    return results, {
+        "cpu_share": _cpu_share(samples.get("cpu", []), window),
+        "kernel_share": _cpu_share(samples.get("cpu", []), window, 2),
+        "lag": _inside(samples.get("lag", []), window, 1)[:, 0],
+        "gc": _inside(samples.get("gc", []), window, 3),
+        "commits": _inside(samples.get("commits", []), window, 2),
+    }
 
 
 def _bounds(results: list[dict[str, Any]]) -> tuple[float, float]:
@@ -283,7 +336,9 @@ def _window(results: list[dict[str, Any]]) -> float:
     return ended - began
 
 
-def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[str, Any]:
+def measure(
+    stations: int, quick: bool, pay_every: int | None = None, profile: Path | None = None
+) -> dict[str, Any]:
     measure_s = QUICK_MEASURE_S if quick else MEASURE_S
     sims = min(QUICK_SIMULATORS if quick else SIMULATORS, stations)
     if pay_every is None:
@@ -291,18 +346,21 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-bench-") as tmp:
         ceiling = fsync_commits_per_s(Path(tmp))
         csms_run = ["--csms", tmp, "--stations", str(stations)]
-        results, csms_cpu = _run(csms_run, stations, sims, measure_s, pay_every, INTERVAL_S)
+        results, csms = _run(csms_run, stations, sims, measure_s, pay_every, INTERVAL_S, profile)
         committed = _committed(Path(tmp))
-    echo, echo_cpu = _run(["--echo"], stations, sims, measure_s, 0, INTERVAL_S / CEILING_SPEEDUP)
+    echo, echo_server = _run(["--echo"], stations, sims, measure_s, 0, INTERVAL_S / CEILING_SPEEDUP)
+    csms_cpu = csms["cpu_share"]
     meter = np.array([x for r in results for x in r["meter"]]) * 1e3
     pays = np.array([x for r in results for x in r["pay"]]) * 1e3
-    lag = np.array([x for r in results for x in r["lag"]]) * 1e3
+    lag = np.array([x[1] for r in results for x in r["lag"]]) * 1e3
+    sim_gc = np.array([x[1] for r in results for x in r["gc"]]) * 1e3
+    gc_pauses = csms["gc"]
     window = _window(results)
     rate = committed / window
     cpu_share_max = max(r["cpu_share"] for r in results)
     lag_p99 = float(np.percentile(lag, 99)) if lag.size else 0.0
     echo_rate = sum(len(r["meter"]) for r in echo) / _window(echo)
-    echo_lag = np.array([x for r in echo for x in r["lag"]]) * 1e3
+    echo_lag = np.array([x[1] for r in echo for x in r["lag"]]) * 1e3
     load = os.getloadavg()[0]
     doc: dict[str, Any] = {
         "connected_charge_points": sum(r["connected"] for r in results),
@@ -322,12 +380,31 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
         "ratio_to_fsync_ceiling": round(rate / ceiling, 2),
         "csms_cpu_share": round(csms_cpu, 2),
         "csms_cpu_ms_per_meter_value": round(csms_cpu * window / max(1, committed) * 1e3, 3),
+        "csms_commit_p99_ms": _p99(csms["commits"][:, 0]),
+        "csms_commit_max_ms": round(float(csms["commits"][:, 0].max()), 2)
+        if csms["commits"].size
+        else 0.0,
+        "csms_rows_per_commit": round(float(csms["commits"][:, 1].mean()), 1)
+        if csms["commits"].size
+        else 0.0,
+        "csms_kernel_share_of_cpu": round(csms["kernel_share"] / max(csms_cpu, 1e-9), 2),
+        "csms_loop_lag_p99_ms": _p99(csms["lag"]),
+        "csms_loop_lag_max_ms": round(float(csms["lag"].max()), 2) if csms["lag"].size else 0.0,
+        "csms_gc_ms_per_s": round(float(gc_pauses[:, 0].sum()) / window, 2),
+        "csms_gc_cpu_ms_per_s": round(float(gc_pauses[:, 1].sum()) * 1e3 / window, 2),
+        "csms_gc_pause_max_ms": round(float(gc_pauses[:, 0].max()), 2) if gc_pauses.size else 0.0,
+        "csms_gc_full_collections": int((gc_pauses[:, 2] == 2).sum()),
         "simulators": len(results),
         "simulator_cpu_share_max": round(cpu_share_max, 2),
         "simulator_cpu_ms_per_meter_value": round(
             sum(r["cpu_share"] for r in results) * window / max(1, meter.size) * 1e3, 3
         ),
+        "simulator_kernel_share_of_cpu": round(
+            sum(r["kernel_share"] for r in results) / sum(r["cpu_share"] for r in results), 2
+        ),
         "simulator_loop_lag_p99_ms": round(lag_p99, 2),
+        "simulator_gc_ms_per_s": round(float(sim_gc.sum()) / window / len(results), 2),
+        "simulator_gc_pause_max_ms": round(float(sim_gc.max()), 2) if sim_gc.size else 0.0,
         "simulators_saturated": cpu_share_max > 0.8 or lag_p99 > 10.0,
         "simulator_ceiling_meter_values_per_s": round(echo_rate, 1),
         "simulator_ceiling_offered_per_s": round(stations * CEILING_SPEEDUP / INTERVAL_S, 1),
@@ -337,7 +414,7 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
         "simulator_ceiling_loop_lag_p99_ms": round(
             float(np.percentile(echo_lag, 99)) if echo_lag.size else 0.0, 2
         ),
-        "echo_server_cpu_share": round(echo_cpu, 2),
+        "echo_server_cpu_share": round(echo_server["cpu_share"], 2),
         "ratio_to_simulator_ceiling": round(rate / echo_rate, 2),
         "host_load_1m": round(load, 2),
         "window_s": round(window, 2),
@@ -355,6 +432,20 @@ def measure(stations: int, quick: bool, pay_every: int | None = None) -> dict[st
     return doc
 
 
+def _asyncio_run(work: Coroutine[Any, Any, None], profile: Path | None, role: str) -> None:
+    """`asyncio.run(work)`, under cProfile if `profile` names a folder for its statistics."""
+    if profile is None:
+        asyncio.run(work)
+        return
+    profiler = cProfile.Profile(time.thread_time)  # CPU time: the machine is shared
+    profiler.enable()
+    try:
+        asyncio.run(work)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile / f"{role}-{os.getpid()}.prof")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -363,32 +454,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pay-every", type=int, default=None, help="pay every N-th meter value (0: never)"
     )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write cProfile statistics of each process here"
+    )
     parser.add_argument("--csms", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--simulate", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--simulate", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
     if args.csms is not None:
-        asyncio.run(csms_process(args.csms, stations))
+        _asyncio_run(csms_process(args.csms, stations), args.profile, "csms")
         return
     if args.echo:
         asyncio.run(echo_process())
         return
     if args.simulate is not None:
-        url, api, first, count, measure_s, pay_every, interval_s = args.simulate
-        asyncio.run(
+        url, first, count, measure_s, pay_every, interval_s = args.simulate
+        _asyncio_run(
             simulator_process(
                 url,
-                api,
                 int(first),
                 int(count),
                 float(measure_s),
                 int(pay_every),
                 float(interval_s),
-            )
+            ),
+            args.profile,
+            "simulator",
         )
         return
-    doc = measure(stations, args.quick, args.pay_every)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    doc = measure(stations, args.quick, args.pay_every, args.profile)
     if not args.json:
         for key, value in doc.items():
             print(f"{key:>32}: {value}")

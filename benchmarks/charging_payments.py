@@ -67,13 +67,13 @@ def sign_verify_ms() -> float:
 def _one(stations: int, measure_s: float, pay_every: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-pay-bench-") as tmp:
         csms = ["--csms", tmp, "--stations", str(stations)]
-        results, csms_share = _run(csms, stations, 1, measure_s, pay_every, INTERVAL_S)
+        results, server = _run(csms, stations, 1, measure_s, pay_every, INTERVAL_S)
         committed = _committed(Path(tmp))
     window = _window(results)
     return {
         "meter_values": committed,
         "payments": sum(len(r["pay"]) for r in results),
-        "csms_cpu_s": csms_share * window,
+        "csms_cpu_s": server["cpu_share"] * window,
         "driver_cpu_s": sum(r["cpu_share"] for r in results) * window,
         "pay": [x for r in results for x in r["pay"]],
         "failed": sum(r["failed"] for r in results),

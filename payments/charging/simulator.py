@@ -21,7 +21,8 @@ from ocpp.charge_point import (  # type: ignore[import-untyped]
     camel_to_snake_case,
     snake_to_camel_case,
 )
-from ocpp.messages import Call, MessageType  # type: ignore[import-untyped]
+from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
+from ocpp.messages import Call, MessageType, unpack  # type: ignore[import-untyped]
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
@@ -59,12 +60,16 @@ class _Charger(LibChargePoint):  # type: ignore[misc]
         self.stop_requested: asyncio.Event = asyncio.Event()
         self.check_schemas = check_schemas
         self._unique_id_generator = itertools.count(1).__next__  # unique per connection
+        self._waiting: tuple[str, asyncio.Future[Any]] | None = None
+        """The unique id `send` waits for an answer to, and its future."""
 
     async def send(self, payload: Any) -> Any:
         """`call(payload)`, or with `check_schemas` off (the load generator) the same exchange
         without the library's schema validation and its generic dataclass-to-JSON walk: these
         payloads carry their nested values camel-cased already, so only the top-level field
-        names are converted (once per class, by the library's own function). A CALLERROR
+        names are converted (once per class, by the library's own function). The answer is
+        handed over by `route_message` through a future for its unique id (the library's
+        response queue takes a task and a timer per call: `asyncio.wait_for`). A CALLERROR
         answer returns None, as `call` does."""
         if self.check_schemas:
             return await self.call(payload)
@@ -76,11 +81,32 @@ class _Charger(LibChargePoint):  # type: ignore[misc]
         }
         request = Call(unique_id=str(self._unique_id_generator()), action=action, payload=body)
         async with self._call_lock:
-            await self._send(request.to_json())
-            response = await self._get_specific_response(request.unique_id, self._response_timeout)
+            answer = asyncio.get_running_loop().create_future()
+            self._waiting = (request.unique_id, answer)
+            try:
+                await self._send(request.to_json())
+                async with asyncio.timeout(self._response_timeout):
+                    response = await answer
+            finally:
+                self._waiting = None
         if response.message_type_id == MessageType.CallError:
             return None
         return getattr(self._call_result, action)(**camel_to_snake_case(response.payload))
+
+    async def route_message(self, raw_msg: str) -> None:
+        """The library's routing; with `check_schemas` off, an answer goes to the call `send`
+        waits for (one that answers no such call is dropped, as the library would do)."""
+        if not self.check_schemas:
+            try:
+                msg = unpack(raw_msg)
+            except OCPPError:
+                msg = None  # the library logs it below
+            if msg is not None and msg.message_type_id != MessageType.Call:
+                waiting = self._waiting
+                if waiting is not None and waiting[0] == msg.unique_id and not waiting[1].done():
+                    waiting[1].set_result(msg)
+                return
+        await super().route_message(raw_msg)
 
 
 _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {}

@@ -11,7 +11,9 @@ last `MAX_ANSWERS` replies per connection are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
@@ -53,6 +55,7 @@ _snake_to_camel: Callable[[object], Any] = _lib.snake_to_camel_case
 _remove_nones: Callable[[object], Any] = _lib.remove_nones
 _serialize: Callable[[object], Any] = _lib.serialize_as_dict
 _SNAKE: dict[str, str] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def on(action: str) -> Callable[[F], F]:
@@ -89,10 +92,39 @@ async def authorization_status(csms: Csms, id_token: str) -> dict[str, str]:
 
 def now_iso(seconds: float) -> str:
     """`seconds` (Unix) as an OCPP date-time."""
-    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(int(seconds))
+
+
+@functools.lru_cache(maxsize=8)
+def _iso(seconds: int) -> str:
+    """Formatted once per second (a charger sends many messages in one)."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _WH_PER: Final = {"Wh": 1, "kWh": 1000}
+_MAX_VALUE: Final = 10**15
+"""The largest sample value accepted (in its own unit)."""
+
+
+def _whole_wh(raw: object, per: int, multiplier: int) -> int:
+    """A sample's value in whole Wh: `raw` (a JSON number, or a 1.6 decimal string) times
+    `per` (the unit's Wh) times 10 to the `multiplier`, rounded toward zero. A plain integer
+    (what chargers send) is read as one; anything else through `Decimal`, with the same
+    result."""
+    if multiplier >= 0 and (
+        type(raw) is int or (type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) < 17)
+    ):
+        number = int(raw)
+        if not 0 <= number <= _MAX_VALUE:
+            raise MalformedEventError("sampled_value.value", "out of range")
+        return int(number * per * 10**multiplier)
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise MalformedEventError("sampled_value.value", "not a number") from None
+    if not value.is_finite() or value < 0 or value > _MAX_VALUE:
+        raise MalformedEventError("sampled_value.value", "out of range")
+    return int(value * per * Decimal(10) ** multiplier)
 
 
 def register_wh(meter_values: object) -> tuple[int | None, str | None]:
@@ -112,13 +144,7 @@ def register_wh(meter_values: object) -> tuple[int | None, str | None]:
             multiplier = (sample.get("unit_of_measure") or {}).get("multiplier", 0)
             if unit not in _WH_PER or not isinstance(multiplier, int) or not -3 <= multiplier <= 3:
                 raise MalformedEventError("sampled_value.unit", f"unsupported unit {unit!r}")
-            try:
-                value = Decimal(str(sample.get("value")))
-            except InvalidOperation:
-                raise MalformedEventError("sampled_value.value", "not a number") from None
-            if not value.is_finite() or value < 0 or value > Decimal(10) ** 15:
-                raise MalformedEventError("sampled_value.value", "out of range")
-            wh = int(value * _WH_PER[unit] * Decimal(10) ** multiplier)
+            wh = _whole_wh(sample.get("value"), _WH_PER[unit], multiplier)
             if best is None or wh > best:
                 best = wh
                 data = sample.get("signed_meter_value")
@@ -207,8 +233,7 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         except Exception:
             LOG.exception("%s: %s failed", self.id, msg.action)
             raise InternalError(description="An unexpected error occurred.") from None
-        payload = _snake_to_camel(_remove_nones(_serialize(response)))
-        result = msg.create_call_result(payload)
+        result = msg.create_call_result(_payload(response))
         await check_payload(result, self._ocpp_version)
         return str(result.to_json())
 
@@ -227,6 +252,19 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             raise PropertyConstraintViolation(description=str(e)) from None
 
 
+def _payload(response: Any) -> Any:
+    """The camel-cased JSON payload of a handler's answer (a library dataclass), as the library
+    builds it; an answer with no field set (a MeterValues or an Updated TransactionEvent
+    answer) is `{}` at once, without the library's walk over a deep copy."""
+    names = _FIELD_NAMES.get(type(response))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(response))
+        _FIELD_NAMES[type(response)] = names  # one per library class
+    if all(getattr(response, name) is None for name in names):
+        return {}
+    return _snake_to_camel(_remove_nones(_serialize(response)))
+
+
 def snake_case(data: object) -> Any:
     """`data` with every object key snake-cased as the library does (`camel_to_snake_case`),
     each distinct key converted once (the first `MAX_KEYS` are remembered)."""
@@ -238,8 +276,8 @@ def snake_case(data: object) -> Any:
                 name = next(iter(_camel_to_snake({key: None})))
                 if len(_SNAKE) < MAX_KEYS:
                     _SNAKE[key] = name
-            out[name] = snake_case(value)
+            out[name] = snake_case(value) if isinstance(value, dict | list) else value
         return out
     if isinstance(data, list):
-        return [snake_case(value) for value in data]
+        return [snake_case(v) if isinstance(v, dict | list) else v for v in data]
     return data

@@ -38,6 +38,8 @@ import asyncio
 import hashlib
 import hmac
 import os
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Self
 
@@ -97,6 +99,8 @@ _ADD_PAID: Final = (
 )
 MAX_BATCH: Final = 1024
 """The most events one group commit writes."""
+MAX_COMMIT_SAMPLES: Final = 100_000
+"""Group commits `CsmsStore.commits` remembers."""
 GROUP_WINDOW_S: Final = 0.005
 """How long a write that finds the writer idle waits for others to share its commit."""
 
@@ -147,6 +151,10 @@ class CsmsStore:
         self._lock = asyncio.Lock()
         """Held by every write from its first statement to its commit (the group writer's batch
         too), so no commit lands in the middle of another write's transaction."""
+        self.commits: deque[tuple[float, float, int]] = deque(maxlen=MAX_COMMIT_SAMPLES)
+        """The latest group commits: (Unix time it ended, seconds from taking the lock to the
+        end of the commit, rows), to see how long a commit (and its fsync) makes chargers
+        wait."""
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
@@ -249,6 +257,7 @@ class CsmsStore:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 async with self._lock:
+                    began = time.perf_counter()
                     start = 0
                     while start < len(batch):  # each run of one statement in one executemany
                         end = start
@@ -258,6 +267,7 @@ class CsmsStore:
                         await self.db.executemany(batch[start][0], rows)
                         start = end
                     await self.db.commit()
+                    self.commits.append((time.time(), time.perf_counter() - began, len(batch)))
             except Exception as error:  # the database failed: every waiter learns it
                 for *_, future in batch:
                     if not future.done():

@@ -1,12 +1,14 @@
 """`python -m benchmarks.charging --quick --json` runs end to end: every charge point connects,
 every meter value sent is committed, payments are taken, the simulators' ceiling against the
-trivial answerer is measured in the same run, and the JSON names its figures; and
+trivial answerer is measured in the same run, the JSON names its figures, and `--profile` leaves
+a readable profile of the CSMS and of each simulator process; and
 `python -m benchmarks.charging_payments --quick --json` measures what a payment costs each side."""
 
 from __future__ import annotations
 
 import json
 import os
+import pstats
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
-def test_the_quick_benchmark_runs_and_reports_its_figures() -> None:
+def test_the_quick_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> None:
+    quick = ["--quick", "--json", "--stations", "10", "--profile", str(tmp_path)]
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.charging", "--quick", "--json", "--stations", "10"],
+        [sys.executable, "-m", "benchmarks.charging", *quick],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -38,6 +41,17 @@ def test_the_quick_benchmark_runs_and_reports_its_figures() -> None:
     assert doc["csms_cpu_ms_per_meter_value"] > 0
     assert doc["simulator_ceiling_offered_per_s"] == 3 * doc["meter_values_offered_per_s"]
     assert doc["simulator_ceiling_meter_values_per_s"] > doc["meter_values_per_s"]
+    assert 0 <= doc["csms_kernel_share_of_cpu"] <= 1
+    assert 0 <= doc["simulator_kernel_share_of_cpu"] <= 1
+    assert doc["csms_loop_lag_p99_ms"] >= 0
+    assert doc["csms_gc_cpu_ms_per_s"] >= 0
+    assert isinstance(doc["csms_gc_full_collections"], int)
+    assert doc["csms_commit_max_ms"] >= doc["csms_commit_p99_ms"] > 0
+    assert doc["csms_rows_per_commit"] >= 1
+    profiles = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.prof"))
+    assert profiles == ["csms", "simulator", "simulator"]  # --quick: two simulator processes
+    for profile in tmp_path.glob("*.prof"):
+        assert pstats.Stats(str(profile)).total_calls > 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

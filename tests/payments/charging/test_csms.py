@@ -7,20 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ocpp.charge_point import (  # type: ignore[import-untyped]
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
+from ocpp.v16 import call_result  # type: ignore[import-untyped]
+from ocpp.v201 import call_result as result201  # type: ignore[import-untyped]
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from payments.charging import ocpi_json
-from payments.charging.csms import Csms, serve_csms
+from payments.charging.csms import GC_YOUNG_THRESHOLD, Csms, serve_csms, tune_collector
+from payments.charging.errors import MalformedEventError
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pricing import ocpi_pricing, session_usage
 from payments.charging.session import SessionLimits, StopReason
 from payments.charging.simulator import Charger16, Charger201, connect_charger
+from payments.charging.station import _payload, now_iso, register_wh
 from payments.charging.store import Binding, CsmsStore
 from payments.charging.tariff_pricing import price
 
@@ -317,3 +328,84 @@ def test_a_stop_decided_while_the_station_is_offline_reaches_it_when_it_reconnec
             await asyncio.wait_for(again.stop_requested.wait(), 5)
 
     run(tmp_path, body, authorize=_for_an_hour)
+
+
+def test_an_answer_payload_is_the_librarys_and_an_empty_answer_is_empty() -> None:
+    answers = [
+        call_result.MeterValues(),
+        result201.TransactionEvent(),
+        result201.TransactionEvent(id_token_info={"status": "Accepted"}),
+        call_result.StartTransaction(transaction_id=7, id_tag_info={"status": "Invalid"}),
+        call_result.BootNotification(
+            current_time="2026-01-01T00:00:00Z", interval=300, status="Accepted"
+        ),
+    ]
+    for answer in answers:
+        assert _payload(answer) == snake_to_camel_case(remove_nones(serialize_as_dict(answer)))
+    assert _payload(call_result.MeterValues()) == {}
+    assert _payload(result201.TransactionEvent(id_token_info={"status": "Accepted"})) == {
+        "idTokenInfo": {"status": "Accepted"}
+    }
+
+
+def test_ocpp_times_are_formatted_per_whole_second() -> None:
+    assert now_iso(T0) == now_iso(T0 + 0.99) == "2026-05-28T20:26:40Z"
+    assert now_iso(T0 + 1) == "2026-05-28T20:26:41Z"
+
+
+def test_a_csms_process_collects_its_youngest_generation_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.set_threshold(*before)
+
+
+def _decimal_wh(raw: object, unit: str, multiplier: int) -> int | None:
+    """What a sample's Wh were before plain integers were read as such (None: refused)."""
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0 or value > Decimal(10) ** 15:
+        return None
+    return int(value * {"Wh": 1, "kWh": 1000}[unit] * Decimal(10) ** multiplier)
+
+
+@pytest.mark.parametrize("unit", ["Wh", "kWh"])
+@pytest.mark.parametrize("multiplier", [-3, 0, 2])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        0,
+        1500,
+        "1500",
+        "0015",
+        10**15,
+        10**15 + 1,
+        "9" * 16,
+        "9" * 17,
+        -1,
+        "-1",
+        "1.5",
+        1.5,
+        "1e3",
+        True,
+        None,
+        "x",
+        "١٢",
+        "²",
+        "NaN",
+        "Infinity",
+        " 12",
+    ],
+)
+def test_a_sample_reads_as_the_decimal_reading_did(raw: object, unit: str, multiplier: int) -> None:
+    sample = {"value": raw, "unit_of_measure": {"unit": unit, "multiplier": multiplier}}
+    expected = _decimal_wh(raw, unit, multiplier)
+    if expected is None:
+        with pytest.raises(MalformedEventError):
+            register_wh([{"sampled_value": [sample]}])
+    else:
+        assert register_wh([{"sampled_value": [sample]}]) == (expected, None)

@@ -7,6 +7,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from websockets.asyncio.server import ServerConnection, serve
 
 from payments.charging.csms import SUBPROTOCOLS
@@ -60,5 +62,45 @@ def test_the_load_path_sends_what_the_library_sends() -> None:
                 assert frames == library
                 assert fast == checked
                 assert len(library) == 4
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_the_load_path_takes_its_own_answer_and_still_serves_the_csms_calls() -> None:
+    """While a load-path call waits: an answer to another unique id is dropped, a CALL from the
+    CSMS is answered by the library's routing, and the call returns its own answer; a
+    CALLERROR answer is None; no answer at all is a TimeoutError."""
+    seen: list[Any] = []
+
+    async def answer(connection: ServerConnection) -> None:
+        async for raw in connection:
+            frame = json.loads(raw)
+            seen.append(frame)
+            if frame[0] != 2:
+                continue
+            if frame[2] == "MeterValues":
+                await connection.send(json.dumps([3, "stray", {}]))
+                await connection.send(
+                    json.dumps([2, "s1", "RemoteStopTransaction", {"transactionId": 7}])
+                )
+                await connection.send(json.dumps([3, frame[1], {}]))
+            elif frame[2] == "StopTransaction":
+                await connection.send(json.dumps([4, frame[1], "InternalError", "no", {}]))
+            # a Heartbeat gets no answer
+
+    async def main() -> None:
+        async with serve(answer, "127.0.0.1", 0, subprotocols=[*SUBPROTOCOLS]) as server:
+            url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
+            async with connect_charger(url, "CP-1", "pw", "1.6", check_schemas=False) as cp:
+                assert isinstance(cp, Charger16)
+                await cp.meter(7, 1_500, T0)
+                await asyncio.wait_for(cp.stop_requested.wait(), 5)
+                assert await cp.stop_session(7, 2_000, T0 + 60) is None
+                cp._response_timeout = 0.2
+                with pytest.raises(TimeoutError):
+                    await cp.send(call16.Heartbeat())
+                assert cp._waiting is None
+                assert cp._response_queue.empty()  # the stray answer went nowhere
+        assert [3, "s1", {"status": "Accepted"}] in seen  # the library answered the CSMS
 
     asyncio.run(asyncio.wait_for(main(), 30))

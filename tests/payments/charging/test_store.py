@@ -46,7 +46,7 @@ def test_meter_values_arriving_together_share_commits_and_each_is_durable_on_ret
 ) -> None:
     path = tmp_path / "csms.sqlite"
 
-    async def main() -> tuple[int, list[bool]]:
+    async def main() -> tuple[int, list[bool], list[tuple[float, float, int]]]:
         async with CsmsStore(path) as store:
             commits = 0
             commit = store.db.commit
@@ -66,11 +66,14 @@ def test_meter_values_arriving_together_share_commits_and_each_is_durable_on_ret
             seen = await asyncio.gather(
                 *(one(station, seq) for seq in (1, 2) for station in range(CHARGERS))
             )
-            return commits, seen
+            return commits, seen, list(store.commits)
 
-    commits, seen = asyncio.run(main())
+    commits, seen, timed = asyncio.run(main())
     assert all(seen)
     assert 1 <= commits <= 4  # 100 meter values, a handful of transactions
+    assert len(timed) == commits  # each group commit is timed, with its rows
+    assert sum(rows for *_, rows in timed) == 2 * CHARGERS
+    assert all(seconds > 0 for _, seconds, _ in timed)
 
 
 def test_a_write_after_a_quiet_spell_is_committed_alone_within_the_window(tmp_path: Path) -> None:
