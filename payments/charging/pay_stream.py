@@ -21,7 +21,7 @@ A PAY frame is taken as `ChargePayments.pay(key, proof, invoice)` takes it: chec
 saved durably (the channel store's commit) before the receipt is sent. Bounds: a frame longer
 than `MAX_PAY_FRAME` or a text frame closes the connection (1009, 1003); a stream opens only
 for an id token bound to a channel (else 1008); at most `MAX_STREAMS` streams are open at once
-and `MAX_PER_HOST` from one remote host (more are closed with 1013); a stream with no frame for
+and `MAX_PER_TOKEN` for one id token (more are closed with 1013); a stream with no frame for
 `IDLE_S` is closed (1000); and one frame is answered at a time per stream. The HTTP routes of
 the back office stay for clients without a WebSocket.
 """
@@ -65,8 +65,9 @@ MAX_PAY_FRAME: Final = 1 + 8 + 8 + 185
 MAX_ANSWER: Final = 1 + 2 + 1 + 32 + 2 + 240
 """The largest answer: a refusal with its longest code and message."""
 MAX_STREAMS: Final = 8192
-MAX_PER_HOST: Final = 64
-"""Streams one remote host may hold open (drivers behind one NAT share a host)."""
+MAX_PER_TOKEN: Final = 4
+"""Streams open at once for one id token (a driver's app reconnecting, a second phone); not per
+remote host, since a CSMS behind a proxy sees every driver from one address."""
 IDLE_S: Final = 900.0
 """A stream that sends no payment for this long is closed (a session pays every interval)."""
 _AMOUNTS: Final = struct.Struct("<QQ")
@@ -214,19 +215,22 @@ def payment_stream(
     payments: ChargePayments, *, idle_s: float = IDLE_S
 ) -> Callable[[ServerConnection], Awaitable[None]]:
     """The handler of `/pay/<token>` connections for `serve_csms(..., pay=...)`."""
-    open_streams: dict[str, int] = {}  # remote host -> its open streams
+    open_streams: dict[str, int] = {}  # id token -> its open streams
+    total = 0
 
     async def handle(connection: ServerConnection) -> None:
+        nonlocal total
         request = connection.request
         token = token_of(request.path if request is not None else "")
         if token is None or connection.subprotocol != PAY_SUBPROTOCOL:
             await connection.close(1008, f"not a /pay/<id token> path with {PAY_SUBPROTOCOL}")
             return
-        host = str(connection.remote_address[0]) if connection.remote_address else ""
-        if sum(open_streams.values()) >= MAX_STREAMS or open_streams.get(host, 0) >= MAX_PER_HOST:
+        held = open_streams.get(token, 0)
+        if held >= MAX_PER_TOKEN or total >= MAX_STREAMS:
             await connection.close(1013, "too many payment streams")
             return
-        open_streams[host] = open_streams.get(host, 0) + 1
+        open_streams[token] = held + 1
+        total += 1
         try:
             if await payments.csms.store.token(token) is None:
                 await connection.close(1008, "no channel is bound to this id token")
@@ -246,10 +250,11 @@ def payment_stream(
         except ConnectionClosed:  # the driver's app went away; a payment taken stays taken
             pass
         finally:
-            left = open_streams[host] - 1
+            total -= 1
+            left = open_streams[token] - 1
             if left:
-                open_streams[host] = left
+                open_streams[token] = left
             else:
-                del open_streams[host]
+                del open_streams[token]
 
     return handle

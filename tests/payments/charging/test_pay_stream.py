@@ -25,7 +25,7 @@ from payments.channels.store import ChannelStore, Role
 from payments.charging.pay_client import PaymentStream
 from payments.charging.pay_stream import (
     MAX_PAY_FRAME,
-    MAX_PER_HOST,
+    MAX_PER_TOKEN,
     PAY_SUBPROTOCOL,
     Answer,
     Refusal,
@@ -364,9 +364,9 @@ async def test_the_driver_side_runs_under_trio() -> None:
         tasks.cancel_scope.cancel()
 
 
-def test_streams_are_bounded_per_host_and_an_idle_one_is_closed(tmp_path: Path) -> None:
-    """One remote host holds at most `MAX_PER_HOST` streams (the next is closed with 1013, and
-    a slot frees when one closes); a stream that sends nothing for `idle_s` is closed (1000)."""
+def test_streams_are_bounded_per_token_and_an_idle_one_is_closed(tmp_path: Path) -> None:
+    """One id token holds at most `MAX_PER_TOKEN` streams (the next is closed with 1013, and a
+    slot frees when one closes); a stream that sends nothing for `idle_s` is closed (1000)."""
 
     async def body(world: World) -> None:
         wallet = await world.driver(("CP201", "T1"))
@@ -380,7 +380,7 @@ def test_streams_are_bounded_per_host_and_an_idle_one_is_closed(tmp_path: Path) 
                     await stack.enter_async_context(
                         connect(url, compression=None, subprotocols=[PAY_SUBPROTOCOL])
                     )
-                    for _ in range(MAX_PER_HOST)
+                    for _ in range(MAX_PER_TOKEN)
                 ]
                 async with connect(url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
                     with pytest.raises(ConnectionClosed) as closed:
