@@ -165,8 +165,9 @@ class UsageRecord:
     event_id: bytes = field(init=False, repr=False, compare=False)
     """Derived: BLAKE2b-256 over `EVENT_ID_DOMAIN` and every field but `charge`."""
 
-    _identity: bytes = field(init=False, repr=False, compare=False)
-    """Derived: the canonical encoding without `charge` (what `event_id` hashes)."""
+    _encoding: bytes = field(init=False, repr=False, compare=False)
+    """Derived: the canonical encoding (built once: sealing, sending and storing a record
+    each need it); `event_id` hashes all of it but the charge."""
 
     def __post_init__(self) -> None:
         # Runs for every record imported or decoded: the common case is checked inline (the
@@ -260,14 +261,14 @@ class UsageRecord:
             + apn_field
             + serving_field
         )
-        object.__setattr__(self, "_identity", identity)
+        object.__setattr__(self, "_encoding", identity + charge.to_bytes(8, "little"))
         digest = _EVENT_ID_HASH.copy()
         digest.update(identity)
         object.__setattr__(self, "event_id", digest.digest())
 
     def encode(self) -> bytes:
         """The canonical bytes of this record."""
-        return self._identity + self.charge.to_bytes(8, "little")
+        return self._encoding
 
     def to_json_object(self) -> dict[str, object]:
         """This record as a JSON object: hashes in lowercase hex, the event type by name, and
@@ -499,7 +500,7 @@ _SETTERS: Final = tuple(
         "serving_network",
         "charge",
         "event_id",
-        "_identity",
+        "_encoding",
     )
 )
 _INSTANT_CODES: Final = frozenset(int(k) for k in INSTANT_EVENTS)
@@ -523,7 +524,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
     new = object.__new__
     (
         set_sender, set_recipient, set_imsi, set_msisdn, set_type, set_start, set_duration,
-        set_up, set_down, set_apn, set_serving, set_charge, set_event_id, set_identity,
+        set_up, set_down, set_apn, set_serving, set_charge, set_event_id, set_encoding,
     ) = _SETTERS  # fmt: skip
     out: list[UsageRecord] = []
     append = out.append
@@ -552,9 +553,8 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
         ):
             append(UsageRecord.decode(raw))  # raises, naming the rule
             continue
-        identity = raw[:end]
         h = event_id_hash()
-        h.update(identity)
+        h.update(raw[:end])
         record = new(UsageRecord)
         set_sender(record, pair[0])
         set_recipient(record, pair[1])
@@ -568,7 +568,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
         set_apn(record, tail[0])
         set_serving(record, tail[1])
         set_charge(record, int.from_bytes(raw[end:], "little"))
-        set_identity(record, identity)
+        set_encoding(record, raw)
         set_event_id(record, h.digest())
         append(record)
     return out
