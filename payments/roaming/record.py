@@ -603,3 +603,136 @@ def _tail(data: bytes) -> _Pair | None:
     if _APN.fullmatch(text[0]) is None or not (is_tadig(text[1]) or _is_mcc_mnc(text[1])):
         return None
     return text
+
+
+def build_many(
+    sender: str,
+    recipient: str,
+    serving_network: str,
+    columns: tuple[
+        list[bytes],
+        list[bytes],
+        list[EventType],
+        list[int],
+        list[int],
+        list[int],
+        list[int],
+        list[str],
+        list[int],
+    ],
+) -> list[UsageRecord]:
+    """`UsageRecord(...)` of each row of `columns` (imsi_hash, msisdn_hash, event_type,
+    start_utc, duration_s, volume_up, volume_down, apn, charge: one list a field, the rows of
+    one sender, recipient and serving network, as an importer reads a file): what the
+    constructor checks, with the TADIGs and serving network checked once and each APN found in
+    the constructor's memo, the fields set as built. A row the fast path does not take goes
+    through the constructor, which names the broken rule (`InvalidRecordError`): so both
+    accept the same rows, build equal records and refuse with the same error."""
+    if not columns[0]:
+        return []
+    first = UsageRecord(
+        sender=sender,
+        recipient=recipient,
+        imsi_hash=b"\x01" * HASH_SIZE,
+        msisdn_hash=NO_MSISDN,
+        event_type=EventType.DATA,
+        start_utc=0,
+        duration_s=0,
+        volume_up=0,
+        volume_down=0,
+        apn="",
+        serving_network=serving_network,
+        charge=0,
+    )
+    encoded = first.encode()
+    sender_ascii, recipient_ascii = encoded[1:6], encoded[6:11]
+    serving_field = encoded[_HEAD.size + 1 : -8]  # after the empty APN's length octet
+    pack, apns, instant = _HEAD.pack, _APNS, INSTANT_EVENTS
+    event_id_hash = _EVENT_ID_HASH.copy
+    new = object.__new__
+    (
+        set_sender,
+        set_recipient,
+        set_imsi,
+        set_msisdn,
+        set_type,
+        set_start,
+        set_duration,
+        set_up,
+        set_down,
+        set_apn,
+        set_serving,
+        set_charge,
+        set_event_id,
+        set_encoding,
+    ) = _SETTERS
+    out: list[UsageRecord] = []
+    append = out.append
+    for imsi, msisdn, kind, start, duration, up, down, apn, charge in zip(*columns, strict=True):
+        apn_field = apns.get(apn) if type(apn) is str else None
+        if (
+            apn_field is None
+            or type(imsi) is not bytes
+            or type(msisdn) is not bytes
+            or len(imsi) != HASH_SIZE
+            or len(msisdn) != HASH_SIZE
+            or imsi == NO_MSISDN
+            or type(kind) is not EventType
+            or not type(start) is type(duration) is type(up) is type(down) is type(charge) is int
+            or not (0 <= start <= U64_MAX and 0 <= duration <= U32_MAX)
+            or not (0 <= up <= U64_MAX and 0 <= down <= U64_MAX and 0 <= charge <= U64_MAX)
+            or (kind and (up or down))
+            or (duration and kind in instant)
+        ):
+            append(
+                UsageRecord(
+                    sender=sender,
+                    recipient=recipient,
+                    imsi_hash=imsi,
+                    msisdn_hash=msisdn,
+                    event_type=kind,
+                    start_utc=start,
+                    duration_s=duration,
+                    volume_up=up,
+                    volume_down=down,
+                    apn=apn,
+                    serving_network=serving_network,
+                    charge=charge,
+                )
+            )  # raises, naming the rule, or takes an APN into the memo
+            continue
+        identity = (
+            pack(
+                RECORD_VERSION,
+                sender_ascii,
+                recipient_ascii,
+                imsi,
+                msisdn,
+                kind,
+                start,
+                duration,
+                up,
+                down,
+            )
+            + apn_field
+            + serving_field
+        )
+        h = event_id_hash()
+        h.update(identity)
+        record = new(UsageRecord)
+        set_sender(record, sender)
+        set_recipient(record, recipient)
+        set_imsi(record, imsi)
+        set_msisdn(record, msisdn)
+        set_type(record, kind)
+        set_start(record, start)
+        set_duration(record, duration)
+        set_up(record, up)
+        set_down(record, down)
+        set_apn(record, apn)
+        set_serving(record, serving_network)
+        set_charge(record, charge)
+        set_event_id(record, h.digest())
+        set_encoding(record, identity + charge.to_bytes(8, "little"))
+        append(record)
+    return out
