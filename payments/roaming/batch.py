@@ -46,6 +46,7 @@ from .errors import (
     MalformedRecordError,
     WrongSignerError,
 )
+from .pending import pack_records
 from .record import RECORD_MAX_SIZE, UsageRecord, decode_many, is_tadig
 
 if TYPE_CHECKING:
@@ -297,12 +298,9 @@ class Batcher:
 
 def encode_batch(batch: Batch) -> bytes:
     """The batch as it travels to the HPMN: the signed header, u32 n, then n times (u16
-    length, record encoding)."""
-    parts = [batch.signed.encode(), struct.pack("<I", len(batch.records))]
-    for r in batch.records:
-        raw = r.encode()
-        parts.append(struct.pack("<H", len(raw)) + raw)
-    return b"".join(parts)
+    length, record encoding): the records as the stores keep them (`pack_records`)."""
+    records = batch.records
+    return batch.signed.encode() + struct.pack("<I", len(records)) + pack_records(records)
 
 
 def decode_batch(data: bytes) -> Batch:

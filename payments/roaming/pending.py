@@ -76,7 +76,9 @@ def refuse_record_rows(db: sqlite3.Connection) -> None:
 
 def pack_records(records: Iterable[UsageRecord]) -> bytes:
     """Records as stored: each its u16 length and its encoding, in order."""
-    return b"".join(_LENGTH.pack(len(e)) + e for e in (r.encode() for r in records))
+    encodings = [r.encode() for r in records]
+    lengths = map(_LENGTH.pack, map(len, encodings))
+    return b"".join([part for pair in zip(lengths, encodings, strict=True) for part in pair])
 
 
 def _offsets(data: bytes) -> list[int]:
