@@ -64,7 +64,6 @@ _HEAD: Final = struct.Struct("<B5s5s32s32sBQIQQ")
 _TADIG: Final = re.compile(r"[A-Z]{3}[A-Z0-9]{2}")
 _MCC_MNC: Final = re.compile(r"[0-9]{3}-[0-9]{2,3}")
 _APN: Final = re.compile(r"[A-Za-z0-9.\-]*")
-_DIGITS: Final = re.compile(r"[0-9]+")
 
 
 class EventType(IntEnum):
@@ -476,7 +475,8 @@ class SubscriberHasher:
 
 
 def _require_digits(kind: str, value: str, shortest: int, longest: int) -> None:
-    if not isinstance(value, str) or not value.isascii() or _DIGITS.fullmatch(value) is None:
+    # an ASCII string's isdigit() is [0-9]+ (only 0-9 are ASCII digits), without the regex
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         raise InvalidSubscriberError(kind, "must be decimal digits")
     if not shortest <= len(value) <= longest:
         raise InvalidSubscriberError(kind, f"must be {shortest} to {longest} digits")

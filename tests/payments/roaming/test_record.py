@@ -222,6 +222,9 @@ def test_hasher_is_keyed_blake2b_with_a_person_per_kind() -> None:
         ("msisdn", ""),
         ("msisdn", "+3361"),
         ("imsi", "\uff12\uff10\uff18\uff10\uff11\uff11\uff12\uff13"),
+        ("imsi", "20801123456789\u00b2"),  # a digit to isdigit(), not ASCII
+        ("msisdn", "3361234 5678"),
+        ("msisdn", "3361234567\n"),
     ],
 )
 def test_hasher_refuses_what_is_not_digits(method: str, value: str) -> None:
