@@ -198,7 +198,12 @@ def pending_rows(
 
 def _runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
     """Sorted distinct `ids` as runs of consecutive ids (inclusive); none outside 1..`MAX_ID`
-    names a record."""
+    names a record (a range of step 1, what `file_ids` gives, is one run without a sort)."""
+    if isinstance(ids, range) and ids.step == 1:
+        lo, hi = max(ids.start, 1), min(ids.stop - 1, MAX_ID)
+        if lo <= hi:
+            yield lo, hi
+        return
     run: list[int] = []
     for i in sorted({i for i in ids if 1 <= i <= MAX_ID}):
         if run and i == run[1] + 1:
