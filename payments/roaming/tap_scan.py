@@ -62,7 +62,6 @@ class ScannedBatch:
         if starts is None:
             return None
         data = self.data
-        imsis: dict[bytes, tuple[bytes, bool]] = {}
         msisdns: dict[bytes, bytes] = {b"": NO_MSISDN}  # an empty slice: no MSISDN
         apns: dict[bytes, str] = {}
         kinds = table[:, kernel.COL_KIND]
@@ -72,10 +71,9 @@ class ScannedBatch:
             for at, length in ((table[:, at], length) for at, length in _SLICES)
         ]
         try:
-            subscribers = [
-                imsis.get(raw) or imsis.setdefault(raw, policy.imsi(_tbcd(raw)))
-                for raw in slices[0]
-            ]
+            distinct = list(dict.fromkeys(slices[0]))
+            imsis = dict(zip(distinct, policy.imsis([_tbcd(raw) for raw in distinct]), strict=True))
+            subscribers = [imsis[raw] for raw in slices[0]]
             msisdn_hashes = [
                 msisdns.get(raw) or msisdns.setdefault(raw, policy.hasher.msisdn(_tbcd(raw)))
                 for raw in slices[1]
