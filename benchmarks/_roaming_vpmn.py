@@ -132,9 +132,9 @@ async def vpmn_pair(
         began = time.thread_time()
         if imported.total_charge != imported.meta.declared_total_charge:
             raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
-        for r in imported.records:
-            if table.charge(r) != r.charge:
-                raise SystemExit(f"pair {pair}: a record not rated under the agreement")
+        charges = table.charges(imported.records, tadigs(pair))
+        if charges != [r.charge for r in imported.records]:
+            raise SystemExit(f"pair {pair}: a record not rated under the agreement")
         stages.add("rate", began)
         for first in range(0, len(imported.records), batch):
             began = time.thread_time()

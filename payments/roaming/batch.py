@@ -46,6 +46,7 @@ from .errors import (
     MalformedRecordError,
     WrongSignerError,
 )
+from .pending import pack_records
 from .record import RECORD_MAX_SIZE, UsageRecord, decode_many, is_tadig
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def seal(
     if not records or len(records) > MAX_BATCH_RECORDS:
         raise BatchingError(f"a batch holds 1..{MAX_BATCH_RECORDS} records")
     sender, recipient = records[0].sender, records[0].recipient
-    if any((r.sender, r.recipient) != (sender, recipient) for r in records):
+    if any(r.sender != sender or r.recipient != recipient for r in records):
         raise BatchingError("a batch holds the records of one pair")
     if signer.public_key != agreement.party(sender).key:
         raise BatchingError(f"the signer is not {sender}'s operator key")
@@ -297,12 +298,9 @@ class Batcher:
 
 def encode_batch(batch: Batch) -> bytes:
     """The batch as it travels to the HPMN: the signed header, u32 n, then n times (u16
-    length, record encoding)."""
-    parts = [batch.signed.encode(), struct.pack("<I", len(batch.records))]
-    for r in batch.records:
-        raw = r.encode()
-        parts.append(struct.pack("<H", len(raw)) + raw)
-    return b"".join(parts)
+    length, record encoding): the records as the stores keep them (`pack_records`)."""
+    records = batch.records
+    return batch.signed.encode() + struct.pack("<I", len(records)) + pack_records(records)
 
 
 def decode_batch(data: bytes) -> Batch:

@@ -128,10 +128,18 @@ class ImportPolicy:
 
     def imsi(self, imsi: str) -> tuple[bytes, bool]:
         """The IMSI's hash and whether it lies in an allowed range."""
-        known = self.allowed_imsi_prefixes is None or any(
-            imsi.startswith(p) for p in self.allowed_imsi_prefixes
-        )
-        return self.hasher.imsi(imsi), known
+        return self.imsis([imsi])[0]
+
+    def imsis(self, imsis: list[str]) -> list[tuple[bytes, bool]]:
+        """`imsi` of each, hashed in one pass (`SubscriberHasher.imsis`)."""
+        hashes = self.hasher.imsis(imsis)
+        prefixes = self.allowed_imsi_prefixes
+        if prefixes is None:
+            return [(h, True) for h in hashes]
+        return [
+            (h, any(imsi.startswith(p) for p in prefixes))
+            for h, imsi in zip(hashes, imsis, strict=True)
+        ]
 
 
 def file_digest(data: bytes) -> bytes:

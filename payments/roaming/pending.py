@@ -76,7 +76,9 @@ def refuse_record_rows(db: sqlite3.Connection) -> None:
 
 def pack_records(records: Iterable[UsageRecord]) -> bytes:
     """Records as stored: each its u16 length and its encoding, in order."""
-    return b"".join(_LENGTH.pack(len(e)) + e for e in (r.encode() for r in records))
+    encodings = [r.encode() for r in records]
+    lengths = map(_LENGTH.pack, map(len, encodings))
+    return b"".join([part for pair in zip(lengths, encodings, strict=True) for part in pair])
 
 
 def _offsets(data: bytes) -> list[int]:
@@ -196,7 +198,12 @@ def pending_rows(
 
 def _runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
     """Sorted distinct `ids` as runs of consecutive ids (inclusive); none outside 1..`MAX_ID`
-    names a record."""
+    names a record (a range of step 1, what `file_ids` gives, is one run without a sort)."""
+    if isinstance(ids, range) and ids.step == 1:
+        lo, hi = max(ids.start, 1), min(ids.stop - 1, MAX_ID)
+        if lo <= hi:
+            yield lo, hi
+        return
     run: list[int] = []
     for i in sorted({i for i in ids if 1 <= i <= MAX_ID}):
         if run and i == run[1] + 1:

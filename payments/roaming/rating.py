@@ -41,6 +41,7 @@ MAX_INCREMENT: Final = 10**9
 MAX_TIERS: Final = 16
 BASIS_POINTS: Final = 10_000
 _E = TypeVar("_E", bound=IntEnum)
+_CALLS: Final = frozenset({EventType.MOC, EventType.MTC})
 
 
 class Rounding(IntEnum):
@@ -137,6 +138,20 @@ class Plan:
         """The charge of a `billed` quantity at the standard rate, rounded to a minor unit."""
         return divide(billed * self.price, self.per, self.rounding)
 
+    def prices(self, quantities: list[int]) -> list[int]:
+        """`price_of(billed(q))` of each of `quantities` (raw quantities, >= 0), the arithmetic
+        of `divide` written out for the plan's rounding (a batch's records are priced at once)."""
+        low, step, price, per = self.minimum, self.increment, self.price, self.per
+        if self.rounding is Rounding.UP:
+            return [-(-max(low, -(-q // step) * step) * price // per) for q in quantities]
+        if self.rounding is Rounding.DOWN:
+            return [max(low, q // step * step) * price // per for q in quantities]
+        half_step, half_per = 2 * step, 2 * per
+        return [
+            (2 * max(low, (2 * q + step) // half_step * step) * price + per) // half_per
+            for q in quantities
+        ]
+
     def to_json_object(self) -> dict[str, object]:
         return {
             "commitment": self.commitment,
@@ -209,14 +224,16 @@ class RatingTable:
     def charges(self, records: Iterable[UsageRecord], pair: tuple[str, str]) -> list[int]:
         """`charge` of each of `records`, all of the (VPMN, HPMN) `pair`; a record of another
         pair, or one the agreement does not cover, raises `RecordOutsideAgreementError` (each
-        service's plan looked up once)."""
+        service's plan looked up once, each service's quantities priced together:
+        `Plan.prices`)."""
         sender, recipient = pair
         plans = {kind: plan for (s, r, kind), plan in self._plans.items() if (s, r) == pair}
         if not plans:  # else it holds every event type: a party has a plan for each
             raise RecordOutsideAgreementError(f"{sender}->{recipient} is not a party pair")
         low, high = self._valid_from, self._valid_until
-        out: list[int] = []
-        append = out.append
+        data, calls = EventType.DATA, _CALLS
+        kinds: list[EventType] = []
+        quantities: list[int] = []
         for r in records:
             if r.sender != sender or r.recipient != recipient:
                 raise RecordOutsideAgreementError(
@@ -224,8 +241,23 @@ class RatingTable:
                 )
             if not low <= r.start_utc < high:
                 raise RecordOutsideAgreementError("the event is outside the validity period")
-            plan = plans[r.event_type]
-            append(plan.price_of(plan.billed(plan.quantity(r))))
+            kind = r.event_type
+            kinds.append(kind)
+            quantities.append(
+                r.volume_up + r.volume_down
+                if kind is data
+                else r.duration_s
+                if kind in calls
+                else 1
+            )
+        services = set(kinds)
+        if len(services) == 1:
+            return plans[kinds[0]].prices(quantities)
+        out = [0] * len(kinds)
+        for kind in services:
+            at = [i for i, k in enumerate(kinds) if k is kind]
+            for i, charge in zip(at, plans[kind].prices([quantities[i] for i in at]), strict=True):
+                out[i] = charge
         return out
 
     def rate(self, record: UsageRecord) -> Rating:

@@ -64,7 +64,6 @@ _HEAD: Final = struct.Struct("<B5s5s32s32sBQIQQ")
 _TADIG: Final = re.compile(r"[A-Z]{3}[A-Z0-9]{2}")
 _MCC_MNC: Final = re.compile(r"[0-9]{3}-[0-9]{2,3}")
 _APN: Final = re.compile(r"[A-Za-z0-9.\-]*")
-_DIGITS: Final = re.compile(r"[0-9]+")
 
 
 class EventType(IntEnum):
@@ -165,8 +164,9 @@ class UsageRecord:
     event_id: bytes = field(init=False, repr=False, compare=False)
     """Derived: BLAKE2b-256 over `EVENT_ID_DOMAIN` and every field but `charge`."""
 
-    _identity: bytes = field(init=False, repr=False, compare=False)
-    """Derived: the canonical encoding without `charge` (what `event_id` hashes)."""
+    _encoding: bytes = field(init=False, repr=False, compare=False)
+    """Derived: the canonical encoding (built once: sealing, sending and storing a record
+    each need it); `event_id` hashes all of it but the charge."""
 
     def __post_init__(self) -> None:
         # Runs for every record imported or decoded: the common case is checked inline (the
@@ -260,14 +260,14 @@ class UsageRecord:
             + apn_field
             + serving_field
         )
-        object.__setattr__(self, "_identity", identity)
+        object.__setattr__(self, "_encoding", identity + charge.to_bytes(8, "little"))
         digest = _EVENT_ID_HASH.copy()
         digest.update(identity)
         object.__setattr__(self, "event_id", digest.digest())
 
     def encode(self) -> bytes:
         """The canonical bytes of this record."""
-        return self._identity + self.charge.to_bytes(8, "little")
+        return self._encoding
 
     def to_json_object(self) -> dict[str, object]:
         """This record as a JSON object: hashes in lowercase hex, the event type by name, and
@@ -458,8 +458,24 @@ class SubscriberHasher:
 
     def imsi(self, imsi: str) -> bytes:
         """The hash of an IMSI (6 to 15 digits: MCC, MNC, MSIN)."""
-        _require_digits("IMSI", imsi, 6, 15)
-        return self._hash(self._keyed[0], imsi)
+        return self.imsis([imsi])[0]
+
+    def imsis(self, imsis: Iterable[str]) -> list[bytes]:
+        """`imsi` of each (an importer's distinct IMSIs of a file, hashed in one pass); the
+        first that is not an IMSI raises `InvalidSubscriberError`."""
+        keyed = self._keyed[0].copy
+        out: list[bytes] = []
+        append = out.append
+        for imsi in imsis:
+            # what _require_digits checks; it names the rule of one that fails
+            if not (type(imsi) is str and 6 <= len(imsi) <= 15 and imsi.isascii()) or (
+                not imsi.isdigit()
+            ):
+                _require_digits("IMSI", imsi, 6, 15)
+            h = keyed()
+            h.update(imsi.encode("ascii"))
+            append(h.digest())
+        return out
 
     def msisdn(self, msisdn: str) -> bytes:
         """The hash of an MSISDN (E.164: 1 to 15 digits, no '+')."""
@@ -475,7 +491,8 @@ class SubscriberHasher:
 
 
 def _require_digits(kind: str, value: str, shortest: int, longest: int) -> None:
-    if not isinstance(value, str) or not value.isascii() or _DIGITS.fullmatch(value) is None:
+    # an ASCII string's isdigit() is [0-9]+ (only 0-9 are ASCII digits), without the regex
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         raise InvalidSubscriberError(kind, "must be decimal digits")
     if not shortest <= len(value) <= longest:
         raise InvalidSubscriberError(kind, f"must be {shortest} to {longest} digits")
@@ -499,7 +516,7 @@ _SETTERS: Final = tuple(
         "serving_network",
         "charge",
         "event_id",
-        "_identity",
+        "_encoding",
     )
 )
 _INSTANT_CODES: Final = frozenset(int(k) for k in INSTANT_EVENTS)
@@ -523,7 +540,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
     new = object.__new__
     (
         set_sender, set_recipient, set_imsi, set_msisdn, set_type, set_start, set_duration,
-        set_up, set_down, set_apn, set_serving, set_charge, set_event_id, set_identity,
+        set_up, set_down, set_apn, set_serving, set_charge, set_event_id, set_encoding,
     ) = _SETTERS  # fmt: skip
     out: list[UsageRecord] = []
     append = out.append
@@ -552,9 +569,8 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
         ):
             append(UsageRecord.decode(raw))  # raises, naming the rule
             continue
-        identity = raw[:end]
         h = event_id_hash()
-        h.update(identity)
+        h.update(raw[:end])
         record = new(UsageRecord)
         set_sender(record, pair[0])
         set_recipient(record, pair[1])
@@ -568,7 +584,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
         set_apn(record, tail[0])
         set_serving(record, tail[1])
         set_charge(record, int.from_bytes(raw[end:], "little"))
-        set_identity(record, identity)
+        set_encoding(record, raw)
         set_event_id(record, h.digest())
         append(record)
     return out
@@ -603,3 +619,136 @@ def _tail(data: bytes) -> _Pair | None:
     if _APN.fullmatch(text[0]) is None or not (is_tadig(text[1]) or _is_mcc_mnc(text[1])):
         return None
     return text
+
+
+def build_many(
+    sender: str,
+    recipient: str,
+    serving_network: str,
+    columns: tuple[
+        list[bytes],
+        list[bytes],
+        list[EventType],
+        list[int],
+        list[int],
+        list[int],
+        list[int],
+        list[str],
+        list[int],
+    ],
+) -> list[UsageRecord]:
+    """`UsageRecord(...)` of each row of `columns` (imsi_hash, msisdn_hash, event_type,
+    start_utc, duration_s, volume_up, volume_down, apn, charge: one list a field, the rows of
+    one sender, recipient and serving network, as an importer reads a file): what the
+    constructor checks, with the TADIGs and serving network checked once and each APN found in
+    the constructor's memo, the fields set as built. A row the fast path does not take goes
+    through the constructor, which names the broken rule (`InvalidRecordError`): so both
+    accept the same rows, build equal records and refuse with the same error."""
+    if not columns[0]:
+        return []
+    first = UsageRecord(
+        sender=sender,
+        recipient=recipient,
+        imsi_hash=b"\x01" * HASH_SIZE,
+        msisdn_hash=NO_MSISDN,
+        event_type=EventType.DATA,
+        start_utc=0,
+        duration_s=0,
+        volume_up=0,
+        volume_down=0,
+        apn="",
+        serving_network=serving_network,
+        charge=0,
+    )
+    encoded = first.encode()
+    sender_ascii, recipient_ascii = encoded[1:6], encoded[6:11]
+    serving_field = encoded[_HEAD.size + 1 : -8]  # after the empty APN's length octet
+    pack, apns, instant = _HEAD.pack, _APNS, INSTANT_EVENTS
+    event_id_hash = _EVENT_ID_HASH.copy
+    new = object.__new__
+    (
+        set_sender,
+        set_recipient,
+        set_imsi,
+        set_msisdn,
+        set_type,
+        set_start,
+        set_duration,
+        set_up,
+        set_down,
+        set_apn,
+        set_serving,
+        set_charge,
+        set_event_id,
+        set_encoding,
+    ) = _SETTERS
+    out: list[UsageRecord] = []
+    append = out.append
+    for imsi, msisdn, kind, start, duration, up, down, apn, charge in zip(*columns, strict=True):
+        apn_field = apns.get(apn) if type(apn) is str else None
+        if (
+            apn_field is None
+            or type(imsi) is not bytes
+            or type(msisdn) is not bytes
+            or len(imsi) != HASH_SIZE
+            or len(msisdn) != HASH_SIZE
+            or imsi == NO_MSISDN
+            or type(kind) is not EventType
+            or not type(start) is type(duration) is type(up) is type(down) is type(charge) is int
+            or not (0 <= start <= U64_MAX and 0 <= duration <= U32_MAX)
+            or not (0 <= up <= U64_MAX and 0 <= down <= U64_MAX and 0 <= charge <= U64_MAX)
+            or (kind and (up or down))
+            or (duration and kind in instant)
+        ):
+            append(
+                UsageRecord(
+                    sender=sender,
+                    recipient=recipient,
+                    imsi_hash=imsi,
+                    msisdn_hash=msisdn,
+                    event_type=kind,
+                    start_utc=start,
+                    duration_s=duration,
+                    volume_up=up,
+                    volume_down=down,
+                    apn=apn,
+                    serving_network=serving_network,
+                    charge=charge,
+                )
+            )  # raises, naming the rule, or takes an APN into the memo
+            continue
+        identity = (
+            pack(
+                RECORD_VERSION,
+                sender_ascii,
+                recipient_ascii,
+                imsi,
+                msisdn,
+                kind,
+                start,
+                duration,
+                up,
+                down,
+            )
+            + apn_field
+            + serving_field
+        )
+        h = event_id_hash()
+        h.update(identity)
+        record = new(UsageRecord)
+        set_sender(record, sender)
+        set_recipient(record, recipient)
+        set_imsi(record, imsi)
+        set_msisdn(record, msisdn)
+        set_type(record, kind)
+        set_start(record, start)
+        set_duration(record, duration)
+        set_up(record, up)
+        set_down(record, down)
+        set_apn(record, apn)
+        set_serving(record, serving_network)
+        set_charge(record, charge)
+        set_event_id(record, h.digest())
+        set_encoding(record, identity + charge.to_bytes(8, "little"))
+        append(record)
+    return out

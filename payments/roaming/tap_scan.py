@@ -24,7 +24,7 @@ import numpy as np
 from . import _tap_kernel as kernel
 from .ber import MAX_ELEMENTS, Element, TagClass, parse_around
 from .errors import InvalidRecordError, InvalidSubscriberError
-from .record import INSTANT_EVENTS, NO_MSISDN, EventType, UsageRecord
+from .record import INSTANT_EVENTS, NO_MSISDN, EventType, UsageRecord, build_many
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -62,66 +62,46 @@ class ScannedBatch:
         if starts is None:
             return None
         data = self.data
-        sender, recipient = meta.sender, meta.recipient
-        imsis: dict[bytes, tuple[bytes, bool]] = {}
         msisdns: dict[bytes, bytes] = {b"": NO_MSISDN}  # an empty slice: no MSISDN
         apns: dict[bytes, str] = {}
-        records: list[UsageRecord] = []
-        unknown: list[bytes] = []
-        append, event_types = records.append, _EVENT_TYPES
         kinds = table[:, kernel.COL_KIND]
         durations = np.where(np.isin(kinds, _INSTANT), 0, table[:, kernel.COL_DURATION])
-        columns = [kinds, durations, starts]
-        for at, length in _SLICES:
-            columns += [table[:, at], table[:, at] + table[:, length]]
-        columns += [table[:, kernel.COL_UP], table[:, kernel.COL_DOWN], table[:, kernel.COL_CHARGE]]
-        rows = zip(*(column.tolist() for column in columns), strict=True)
+        slices = [
+            [data[a:b] for a, b in zip(at.tolist(), (at + table[:, length]).tolist(), strict=True)]
+            for at, length in ((table[:, at], length) for at, length in _SLICES)
+        ]
         try:
-            for (
-                kind,
-                duration,
-                start,
-                i_at,
-                i_end,
-                m_at,
-                m_end,
-                a_at,
-                a_end,
-                up,
-                down,
-                charge,
-            ) in rows:
-                raw = data[i_at:i_end]
-                imsi = imsis.get(raw)
-                if imsi is None:
-                    imsi = imsis[raw] = policy.imsi(_tbcd(raw))
-                raw = data[m_at:m_end]
-                msisdn_hash = msisdns.get(raw)
-                if msisdn_hash is None:
-                    msisdn_hash = msisdns[raw] = policy.hasher.msisdn(_tbcd(raw))
-                raw = data[a_at:a_end]
-                apn = apns.get(raw)
-                if apn is None:
-                    apn = apns[raw] = raw.decode("ascii")
-                record = UsageRecord(
-                    sender=sender,
-                    recipient=recipient,
-                    imsi_hash=imsi[0],
-                    msisdn_hash=msisdn_hash,
-                    event_type=event_types[kind],
-                    start_utc=start,
-                    duration_s=duration,
-                    volume_up=up,
-                    volume_down=down,
-                    apn=apn,
-                    serving_network=sender,
-                    charge=charge,
-                )
-                append(record)
-                if not imsi[1]:
-                    unknown.append(record.event_id)
+            distinct = list(dict.fromkeys(slices[0]))
+            imsis = dict(zip(distinct, policy.imsis([_tbcd(raw) for raw in distinct]), strict=True))
+            subscribers = [imsis[raw] for raw in slices[0]]
+            msisdn_hashes = [
+                msisdns.get(raw) or msisdns.setdefault(raw, policy.hasher.msisdn(_tbcd(raw)))
+                for raw in slices[1]
+            ]
+            records = build_many(
+                meta.sender,
+                meta.recipient,
+                meta.sender,
+                (
+                    [imsi for imsi, _ in subscribers],
+                    msisdn_hashes,
+                    [_EVENT_TYPES[kind] for kind in kinds.tolist()],
+                    starts.tolist(),
+                    durations.tolist(),
+                    table[:, kernel.COL_UP].tolist(),
+                    table[:, kernel.COL_DOWN].tolist(),
+                    [
+                        apns.get(raw) or apns.setdefault(raw, raw.decode("ascii"))
+                        for raw in slices[2]
+                    ],
+                    table[:, kernel.COL_CHARGE].tolist(),
+                ),
+            )
         except (InvalidRecordError, InvalidSubscriberError):
             return None
+        unknown = [
+            r.event_id for r, (_, known) in zip(records, subscribers, strict=True) if not known
+        ]
         return records, unknown
 
 

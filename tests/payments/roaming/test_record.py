@@ -19,6 +19,7 @@ from payments.roaming.errors import (
     MalformedRecordError,
     RoamingError,
 )
+from payments.roaming.partner_file import ImportPolicy
 from payments.roaming.record import EVENT_ID_DOMAIN, NO_MSISDN, RECORD_MAX_SIZE
 
 from .strategies import records
@@ -222,6 +223,9 @@ def test_hasher_is_keyed_blake2b_with_a_person_per_kind() -> None:
         ("msisdn", ""),
         ("msisdn", "+3361"),
         ("imsi", "\uff12\uff10\uff18\uff10\uff11\uff11\uff12\uff13"),
+        ("imsi", "20801123456789\u00b2"),  # a digit to isdigit(), not ASCII
+        ("msisdn", "3361234 5678"),
+        ("msisdn", "3361234567\n"),
     ],
 )
 def test_hasher_refuses_what_is_not_digits(method: str, value: str) -> None:
@@ -267,3 +271,18 @@ def test_the_memo_of_checked_texts_is_bounded() -> None:
     for n in range(module._TEXTS_REMEMBERED + 10):
         sample(apn=f"apn{n}")
     assert 0 < len(module._APNS) <= module._TEXTS_REMEMBERED
+
+
+def test_many_imsis_hash_as_one_each_and_refuse_as_one_does() -> None:
+    good = ["208011234567890", "262011", "90101000000042"]
+    assert HASHER.imsis(good) == [HASHER.imsi(i) for i in good]
+    assert HASHER.imsis([]) == []
+    for bad in ("12345", "1234567890123456", "20801abc", "20801123456789\u00b2", 262011):
+        with pytest.raises(InvalidSubscriberError) as one:
+            HASHER.imsi(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidSubscriberError) as many:
+            HASHER.imsis([good[0], bad, good[1]])  # type: ignore[list-item]
+        assert str(many.value) == str(one.value)
+    policy = ImportPolicy(hasher=HASHER, allowed_imsi_prefixes=frozenset({"20801", "262"}))
+    assert policy.imsis(good) == [(HASHER.imsi(i), i[:3] != "901") for i in good]
+    assert ImportPolicy(hasher=HASHER).imsis(good) == [(HASHER.imsi(i), True) for i in good]

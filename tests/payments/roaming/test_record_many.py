@@ -17,8 +17,14 @@ from payments.roaming.batch import (
     decode_batch,
     encode_batch,
 )
-from payments.roaming.errors import MalformedBatchError, MalformedRecordError
-from payments.roaming.record import RECORD_MAX_SIZE, EventType, UsageRecord, decode_many
+from payments.roaming.errors import InvalidRecordError, MalformedBatchError, MalformedRecordError
+from payments.roaming.record import (
+    RECORD_MAX_SIZE,
+    EventType,
+    UsageRecord,
+    build_many,
+    decode_many,
+)
 from tangle.protocol.ids import MerkleRoot, Signature
 
 from .strategies import records
@@ -148,3 +154,83 @@ def _split(body: bytes) -> list[bytes]:
     if pos != len(body):
         raise ValueError("trailing bytes")
     return out
+
+
+# -- build_many: the TAP kernel path's builder -------------------------------------------------
+
+FIELDS = (
+    "imsi_hash", "msisdn_hash", "event_type", "start_utc", "duration_s", "volume_up",
+    "volume_down", "apn", "charge",
+)  # fmt: skip
+
+
+def built(rows: list[dict[str, object]], ends: tuple[str, str, str]) -> tuple[str, object]:
+    """What `build_many` makes of `rows` (the record, its id and encoding, or the error)."""
+    columns = tuple([row[name] for row in rows] for name in FIELDS)
+    try:
+        records = build_many(*ends, columns)  # type: ignore[arg-type]
+    except InvalidRecordError as e:
+        return ("error", str(e))
+    return ("records", [(r, r.event_id, r.encode()) for r in records])
+
+
+def constructed(rows: list[dict[str, object]], ends: tuple[str, str, str]) -> tuple[str, object]:
+    sender, recipient, serving = ends
+    try:
+        records = [
+            UsageRecord(sender=sender, recipient=recipient, serving_network=serving, **row)  # type: ignore[arg-type]
+            for row in rows
+        ]
+    except InvalidRecordError as e:
+        return ("error", str(e))
+    return ("records", [(r, r.event_id, r.encode()) for r in records])
+
+
+@SHARED_MACHINE
+@given(st.lists(records(), min_size=1, max_size=6))
+def test_build_many_is_the_constructor(rs: list[UsageRecord]) -> None:
+    ends = (rs[0].sender, rs[0].recipient, rs[0].serving_network)
+    rows = [{name: getattr(r, name) for name in FIELDS} for r in rs]
+    got = built(rows, ends)
+    assert got == constructed(rows, ends)
+    assert got[0] == "records"
+
+
+BAD_VALUES: dict[str, list[object]] = {
+    "imsi_hash": [bytes(32), b"\x01" * 31, "x" * 32],
+    "msisdn_hash": [b"\x01" * 33],
+    "event_type": [9, 0],
+    "start_utc": [-1, 2**64, True, 1.0],
+    "duration_s": [2**32, -1],
+    "volume_up": [1, 2**64],
+    "volume_down": [-1],
+    "apn": ["a_b", "x" * 101, "iot.\u00e9"],
+    "charge": [-1, 2**64, None],
+}
+"""Values a constructor refuses (`volume_up` 1 on a call; `duration_s` below on an SMS)."""
+
+
+def test_build_many_refuses_as_the_constructor_names() -> None:
+    good = {
+        "imsi_hash": b"\x01" * 32, "msisdn_hash": bytes(32), "event_type": EventType.MOC,
+        "start_utc": 1_790_000_000, "duration_s": 60, "volume_up": 0, "volume_down": 0,
+        "apn": "", "charge": 5,
+    }  # fmt: skip
+    ends = ("AAV01", "ZZH01", "262-01")
+    assert built([good], ends)[0] == "records"
+    cases = [
+        ({**good, name: value}, ends) for name, values in BAD_VALUES.items() for value in values
+    ]
+    cases.append(({**good, "event_type": EventType.SMS_MO}, ends))  # an SMS with a duration
+    cases += [(good, bad) for bad in (("aav01", "ZZH01", "262-01"), ("AAV01", "AAV01", "262-01"))]
+    cases.append((good, ("AAV01", "ZZH01", "26-01")))
+    for row, e in cases:
+        expected = constructed([row], e)
+        assert expected[0] == "error", (row, e)
+        # alone and among good rows: the same named error
+        assert built([row], e) == expected, (row, e)
+        assert built([good, row, good], e) == expected, (row, e)
+
+
+def test_build_many_of_nothing_is_nothing() -> None:
+    assert build_many("AAV01", "ZZH01", "AAV01", ([], [], [], [], [], [], [], [], [])) == []

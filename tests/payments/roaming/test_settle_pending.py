@@ -173,3 +173,11 @@ def test_a_store_of_the_earlier_layout_is_refused_not_read_as_empty(tmp_path: Pa
     db.close()
     with pytest.raises(RoamingStoreError, match="earlier version"):
         RoamingStore(tmp_path / "old.db")
+
+
+@given(st.integers(-3, pending.MAX_ID + 3), st.integers(-3, pending.MAX_ID + 3), st.integers(1, 3))
+def test_runs_of_a_range_are_the_runs_of_its_ids(start: int, stop: int, step: int) -> None:
+    """A range of step 1 (what `file_ids` gives) is one run computed from its ends; the same
+    runs as its ids listed one by one (clamped to 1..MAX_ID, none when empty)."""
+    ids = range(start, min(stop, start + 50), step)
+    assert list(pending._runs(ids)) == list(pending._runs(list(ids)))

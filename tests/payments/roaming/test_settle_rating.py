@@ -193,3 +193,22 @@ def test_charges_refuse_a_record_of_another_pair_or_outside_validity() -> None:
             table.charges([good, bad], (VISITED, HOME))
     with pytest.raises(RecordOutsideAgreementError, match="party pair"):
         table.charges([], (VISITED, "ITAXX"))
+
+
+@given(
+    agreements(),
+    st.lists(records(), max_size=12),
+    st.lists(st.integers(0, 10**13), max_size=12),
+)
+def test_charges_and_prices_are_the_per_record_arithmetic_under_any_plan(
+    shared: SignedAgreement, rs: list[UsageRecord], quantities: list[int]
+) -> None:
+    """`charges` (one service or several in a batch) and `Plan.prices` (each rounding written
+    out) agree with `charge` and `price_of(billed(q))` under random plans."""
+    a = shared.agreement
+    table = RatingTable(a)
+    assert table.charges(rs, (VISITED, HOME)) == [table.charge(r) for r in rs]
+    one_service = [r for r in rs if r.event_type is EventType.DATA]
+    assert table.charges(one_service, (VISITED, HOME)) == [table.charge(r) for r in one_service]
+    for plan in a.party(VISITED).plans:
+        assert plan.prices(quantities) == [plan.price_of(plan.billed(q)) for q in quantities]
