@@ -32,8 +32,9 @@ from payments.roaming.batch import encode_batch, seal
 from payments.roaming.ledger_book import LedgerBook
 from payments.roaming.partner_file import ImportOutcome, ImportPolicy
 from payments.roaming.rating import RatingTable
-from payments.roaming.record import EventType, SubscriberHasher
+from payments.roaming.record import EventType
 from payments.roaming.store import RoamingStore
+from payments.roaming.subscriber import SubscriberHasher
 from payments.roaming.tap import read_tap
 from payments.roaming.tap_events import CallEvent
 from payments.roaming.tap_writer import TapFileSpec, write_tap

@@ -35,10 +35,10 @@ from payments.roaming.batch import anchor_payload as header_anchor
 from payments.roaming.errors import SettlementError
 from payments.roaming.fraud import FraudConfig, FraudMonitor
 from payments.roaming.ledger_book import LedgerBook, anchor
-from payments.roaming.record import SubscriberHasher
 from payments.roaming.request_auth import RequestVerifier
 from payments.roaming.settlement import Settlement
 from payments.roaming.store import RoamingStore
+from payments.roaming.subscriber import SubscriberHasher
 from tangle.http.api import serve_api
 from wallet import AccountKey, Wallet, WalletConfig
 from wallet.keys import AddressKey, ExtendedKey

@@ -54,11 +54,12 @@ from payments.roaming.fraud import FraudConfig, FraudMonitor
 from payments.roaming.nrtrde import read_nrtrde
 from payments.roaming.partner_file import ImportPolicy
 from payments.roaming.rating import Plan, PlanKind, Rounding, rate
-from payments.roaming.record import EventType, SubscriberHasher, UsageRecord
+from payments.roaming.record import EventType, UsageRecord
 from payments.roaming.request_auth import RequestVerifier
 from payments.roaming.settlement import Settlement
 from payments.roaming.statement import SignedStatement, StatementBuilder
 from payments.roaming.store import RoamingStore
+from payments.roaming.subscriber import SubscriberHasher
 from payments.roaming.tap import read_tap
 from tangle.http.api import serve_api
 from wallet.keys import AddressKey, ExtendedKey

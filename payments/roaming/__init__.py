@@ -2,7 +2,9 @@
 
 ```
 errors.py        the roaming error tree, rooted in payments' PaymentError
-record.py        the canonical UsageRecord (binary and JSON forms), the IMSI/MSISDN hasher
+record.py        the canonical UsageRecord (binary and JSON forms)
+_record_bulk.py  many records at once: a batch's encodings decoded, a file's columns built
+subscriber.py    the IMSI/MSISDN hasher (keyed BLAKE2b per agreement)
 ber.py           a strict BER reader: tags, definite and indefinite lengths, offsets, bounds
 ber_writer.py    its mirror: a strict definite-length BER writer
 fields.py        SEQUENCEs by tag number and the formats' time stamps, over the BER tree
@@ -32,8 +34,8 @@ from .rap import RapFile as RapFile
 from .rap import RapKind as RapKind
 from .rap import read_rap as read_rap
 from .record import EventType as EventType
-from .record import SubscriberHasher as SubscriberHasher
 from .record import UsageRecord as UsageRecord
+from .subscriber import SubscriberHasher as SubscriberHasher
 from .tap import read_tap as read_tap
 from .tap_writer import TapFileSpec as TapFileSpec
 from .tap_writer import write_tap as write_tap

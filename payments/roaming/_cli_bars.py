@@ -29,8 +29,8 @@ from ._cli_base import signed_agreement, signer_of
 from .api import post_bar
 from .bars import Bar, BarList, SignedBar, sign_bar
 from .desk import CarrierDesk
-from .record import SubscriberHasher
 from .store import RoamingStore
+from .subscriber import SubscriberHasher
 
 if TYPE_CHECKING:
     import argparse

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Final
 from .bars import BarList
 from .nrtrde import read_nrtrde
 from .partner_file import ImportedFile, ImportPolicy
-from .record import SubscriberHasher
 from .store import RoamingStore
+from .subscriber import SubscriberHasher
 from .tap import read_tap
 
 if TYPE_CHECKING:

@@ -39,6 +39,7 @@ from tangle.protocol.merkle import merkle_root
 from tangle.protocol.payload import TaggedData
 from tangle.protocol.signature import is_valid
 
+from ._record_bulk import decode_many
 from .errors import (
     BatchingError,
     ForgedHeaderError,
@@ -47,7 +48,7 @@ from .errors import (
     WrongSignerError,
 )
 from .pending import pack_records
-from .record import RECORD_MAX_SIZE, UsageRecord, decode_many, is_tadig
+from .record import RECORD_MAX_SIZE, UsageRecord, is_tadig
 
 if TYPE_CHECKING:
     from tangle.protocol.signature import Signer

@@ -19,7 +19,8 @@ from .errors import TapValueError
 
 if TYPE_CHECKING:
     from .ber import Element
-    from .record import SubscriberHasher, UsageRecord
+    from .record import UsageRecord
+    from .subscriber import SubscriberHasher
 
 FILE_SEQUENCE_MAX: Final = 99_999
 """TAP numbers a partner pair's files 00001 to 99999."""

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from . import _tap_kernel as kernel
+from ._record_bulk import build_many
 from .ber import MAX_ELEMENTS, Element, TagClass, parse_around
 from .errors import InvalidRecordError, InvalidSubscriberError
-from .record import INSTANT_EVENTS, NO_MSISDN, EventType, UsageRecord, build_many
+from .record import INSTANT_EVENTS, NO_MSISDN, EventType, UsageRecord
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

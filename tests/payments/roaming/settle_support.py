@@ -12,8 +12,9 @@ from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
 from payments.roaming.batch import seal
 from payments.roaming.rating import Plan, PlanKind, Rounding, rate
-from payments.roaming.record import EventType, SubscriberHasher, UsageRecord
+from payments.roaming.record import EventType, UsageRecord
 from payments.roaming.settlement import Settlement
+from payments.roaming.subscriber import SubscriberHasher
 from payments.roaming.validation import Validator
 from tangle.protocol.ids import ChannelId
 from wallet.keys import AddressKey, ExtendedKey

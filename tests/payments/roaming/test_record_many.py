@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payments.roaming._record_bulk import build_many, decode_many
 from payments.roaming.batch import (
     SIGNED_HEADER_SIZE,
     Batch,
@@ -18,13 +19,7 @@ from payments.roaming.batch import (
     encode_batch,
 )
 from payments.roaming.errors import InvalidRecordError, MalformedBatchError, MalformedRecordError
-from payments.roaming.record import (
-    RECORD_MAX_SIZE,
-    EventType,
-    UsageRecord,
-    build_many,
-    decode_many,
-)
+from payments.roaming.record import RECORD_MAX_SIZE, EventType, UsageRecord
 from tangle.protocol.ids import MerkleRoot, Signature
 
 from .strategies import records

@@ -25,7 +25,8 @@ from payments.roaming.ber_writer import (
 )
 from payments.roaming.errors import BerWriteError, TapValueError
 from payments.roaming.partner_file import FileKind, ImportPolicy
-from payments.roaming.record import INSTANT_EVENTS, NO_MSISDN, SubscriberHasher
+from payments.roaming.record import INSTANT_EVENTS, NO_MSISDN
+from payments.roaming.subscriber import SubscriberHasher
 from payments.roaming.tap_events import CallEvent
 from payments.roaming.tap_writer import TapFileSpec, write_tap
 
