@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import signal
 import sys
 import time
 from functools import partial
@@ -96,6 +97,19 @@ async def _listen(
         task_status.started(int(binds[0].rsplit(":", 1)[1]))
 
 
+async def _stop_on_signal(
+    scope: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Cancel `scope` (every service, then the stores close) on SIGINT or SIGTERM: a stop is a
+    cancellation at the services' checkpoints, never a KeyboardInterrupt raised wherever the
+    signal lands (inside a worker thread's sqlite call, or hypercorn's shutdown)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -137,6 +151,7 @@ async def _serve(args: argparse.Namespace) -> None:
         operator = roaming_app(desks, verifier, clock=lambda: int(time.time()), on_ack=on_ack)
         office = backoffice_app(watch, reader, token=token)
         async with trio.open_nursery() as nursery:
+            await nursery.start(_stop_on_signal, nursery.cancel_scope)
             if args.node is not None:
                 nursery.start_soon(_anchor_acks, args.db, args.node, receive)
             port = await nursery.start(_listen, operator, args.host, args.port)
@@ -158,8 +173,7 @@ def _run(args: argparse.Namespace) -> Doc:
             f"--backoffice-host {args.backoffice_host} is not loopback: the back office needs"
             " --token-file there"
         )
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(_serve, args)
+    trio.run(_serve, args)
     return {"stopped": True}
 
 

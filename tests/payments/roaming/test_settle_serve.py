@@ -71,7 +71,10 @@ def serving(tmp_path: Path, tadig: str, *extra: str) -> Iterator[dict[str, str]]
             yield json.loads(line)
         finally:
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+            try:
+                assert process.wait(timeout=30) == 0  # stopped cleanly, not by an interrupt
+            finally:
+                process.kill()  # never left behind (Popen's exit would wait on it forever)
 
 
 def files(tmp_path: Path) -> tuple[Batch, int]:
