@@ -16,6 +16,9 @@ taken(file, first PK, last, batch_seq)   records first..last (indexes, inclusive
                                          taken out of the pending ones
 ```
 
+A store an earlier version wrote (`imports`, and a row per record in `records`) is moved to
+this layout when it opens (`migrate_record_rows`).
+
 The functions run inside the caller's transaction (`RoamingStore`): they read and write with
 the connection they are given and neither begin nor commit.
 """
@@ -60,23 +63,58 @@ MAX_ID: Final = (1 << 63) - 1
 """sqlite's largest integer: no record id is larger."""
 
 
-def refuse_record_rows(db: sqlite3.Connection) -> None:
-    """`RoamingStoreError` for a store an earlier version wrote, which kept a row per pending
-    record (`records`) and the imports apart (`imports`): read here, its pending records and
-    imported files would be taken for none."""
-    old = db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('records', 'imports')"
-    ).fetchall()
-    if old:
-        raise RoamingStoreError(
-            f"tables {sorted(r[0] for r in old)} of an earlier version: import its files again"
-            " into a new store"
+MIGRATED: Final = "migrated"
+"""The `kind` of the file rows that hold the pending records of a store an earlier version
+wrote: no `FileKind` has this value, so no imported file's key is ever one of them."""
+MIGRATED_PER_FILE: Final = 1_000_000
+"""Records per migrated file row (its `file_seq` counts them from 0): a row stays well under
+sqlite's 1 GB value limit."""
+
+
+def migrate_record_rows(db: sqlite3.Connection) -> None:
+    """Move a store an earlier version wrote, which kept the imports apart (`imports`) and a
+    row per record (`records`), to `files`, inside the caller's transaction: each import
+    becomes a file row with its key and digest (no records, so its re-import is a duplicate),
+    the records still pending (batch_seq NULL) become file rows of their pair under the key
+    (sender, recipient, `MIGRATED`, n), in id order, and both old tables go. Records already
+    batched or refused are dropped: their batches are kept in `batches`."""
+    old = {
+        str(name)
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('records', 'imports')"
         )
+    }
+    if "imports" in old:
+        db.execute(
+            "INSERT INTO files (sender, recipient, kind, file_seq, digest, first, count, pending)"
+            " SELECT sender, recipient, kind, file_seq, digest, 0, 0, 0 FROM imports"
+        )
+        db.execute("DROP TABLE imports")
+    if "records" in old:
+        pairs = db.execute(
+            "SELECT DISTINCT sender, recipient FROM records WHERE batch_seq IS NULL"
+        ).fetchall()
+        for sender, recipient in pairs:
+            rows = db.execute(
+                "SELECT record FROM records WHERE sender = ? AND recipient = ?"
+                " AND batch_seq IS NULL ORDER BY id",
+                (sender, recipient),
+            )
+            n, chunk = 0, [bytes(r) for (r,) in rows.fetchmany(MIGRATED_PER_FILE)]
+            while chunk:
+                if any(len(e) > 0xFFFF for e in chunk):
+                    raise RoamingStoreError("an earlier version's record is too long to keep")
+                _add_packed(db, (sender, recipient, MIGRATED, n), chunk, b"")
+                n, chunk = n + 1, [bytes(r) for (r,) in rows.fetchmany(MIGRATED_PER_FILE)]
+        db.execute("DROP TABLE records")
 
 
 def pack_records(records: Iterable[UsageRecord]) -> bytes:
     """Records as stored: each its u16 length and its encoding, in order."""
-    encodings = [r.encode() for r in records]
+    return _pack_encodings([r.encode() for r in records])
+
+
+def _pack_encodings(encodings: list[bytes]) -> bytes:
     lengths = map(_LENGTH.pack, map(len, encodings))
     return b"".join([part for pair in zip(lengths, encodings, strict=True) for part in pair])
 
@@ -139,19 +177,26 @@ def add_file(db: sqlite3.Connection, meta: PartnerFile, records: tuple[UsageReco
     """Keep a new file (its key not held: `held`) and its records, all pending."""
     if pending_count(db, meta.sender, meta.recipient) + len(records) > MAX_PENDING_PER_PAIR:
         raise RoamingStoreError(f"more than {MAX_PENDING_PER_PAIR} records pending")
+    key = (meta.sender, meta.recipient, meta.kind.value, meta.sequence)
+    _add_packed(db, key, [r.encode() for r in records], meta.digest)
+
+
+def _add_packed(
+    db: sqlite3.Connection, key: tuple[str, str, str, int], encodings: list[bytes], digest: bytes
+) -> None:
+    """Keep a file under `key` (sender, recipient, kind, file_seq) whose records are
+    `encodings`, all pending, their ids after the last file's."""
     last = db.execute(
         "SELECT first + count FROM files WHERE count > 0 ORDER BY first DESC LIMIT 1"
     ).fetchone()
+    n = len(encodings)
     file = db.execute(
         "INSERT INTO files (sender, recipient, kind, file_seq, digest, first, count, pending)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            meta.sender, meta.recipient, meta.kind.value, meta.sequence, meta.digest,
-            1 if last is None else int(last[0]), len(records), len(records),
-        ),
-    ).lastrowid  # fmt: skip
+        (*key, digest, 1 if last is None else int(last[0]), n, n),
+    ).lastrowid
     db.execute(
-        "INSERT INTO file_records (file, records) VALUES (?, ?)", (file, pack_records(records))
+        "INSERT INTO file_records (file, records) VALUES (?, ?)", (file, _pack_encodings(encodings))
     )
 
 

@@ -80,8 +80,28 @@ _EVENT: Final = struct.Struct("<32sQ")
 """One accepted event in `accepted.events`: its id and start. A batch's events are one row,
 appended in one piece: an index of event ids took some 9 us a record to keep (its inserts land
 all over its B-tree), the row well under 1 us."""
+_MIGRATED_EVENTS: Final = 1_000_000
+"""Events per `accepted` row moved from an earlier version's window table (some 40 MB)."""
 _Params = tuple[object, ...] | list[tuple[object, ...]]
 """One statement's parameters, or a list of them for `executemany`."""
+
+
+def _move_window(db: sqlite3.Connection) -> None:
+    """The earlier version's `window` table into `accepted` rows (see `_migrate_window`)."""
+    rows = db.execute("SELECT event_id, start_utc FROM window ORDER BY start_utc")
+    sequence, chunk = 0, rows.fetchmany(_MIGRATED_EVENTS)
+    while chunk:
+        try:
+            blob = b"".join([_EVENT.pack(bytes(e), int(s)) for e, s in chunk])
+        except struct.error as e:
+            raise RoamingStoreError(f"an unreadable event in the earlier window: {e}") from e
+        db.execute(
+            "INSERT INTO accepted (sender, recipient, sequence, newest, events)"
+            " VALUES ('', '', ?, ?, ?)",
+            (sequence, max(int(s) for _, s in chunk), blob),
+        )
+        sequence, chunk = sequence + 1, rows.fetchmany(_MIGRATED_EVENTS)
+    db.execute("DROP TABLE window")
 
 
 class RoamingStore:
@@ -97,7 +117,7 @@ class RoamingStore:
             for statement in _SCHEMA:
                 self._db.execute(statement)
             self._migrate_window()
-            _files.refuse_record_rows(self._db)
+            self._transact(_files.migrate_record_rows)
         except sqlite3.Error as e:
             raise RoamingStoreError(f"cannot open {path}: {e}") from e
         except RoamingStoreError:
@@ -106,19 +126,12 @@ class RoamingStore:
 
     def _migrate_window(self) -> None:
         """A store written before `accepted` kept the duplicate window as a table of event ids
-        (`window`): its events move to one `accepted` row (pair "", sequence 0) in one
-        transaction, so an upgraded HPMN still refuses the duplicates it accepted before."""
+        (`window`): its events move, oldest first, to `accepted` rows of the pair "" (no real
+        pair), sequence 0, 1, ... (at most `_MIGRATED_EVENTS` each), in one transaction, so an
+        upgraded HPMN still refuses the duplicates it accepted before."""
         old = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'window'"
-        if not self._rows(old):
-            return
-        events = self._rows("SELECT event_id, start_utc FROM window")
-        moved: list[tuple[str, _Params]] = [("DROP TABLE window", ())]
-        if events:
-            blob = b"".join(_EVENT.pack(bytes(e), int(s)) for e, s in events)
-            newest = max(int(s) for _, s in events)
-            sql = "INSERT INTO accepted (sender, recipient, sequence, newest, events) VALUES"
-            moved.insert(0, (sql + " ('', '', 0, ?, ?)", (newest, blob)))
-        self._write(moved)
+        if self._rows(old):
+            self._transact(_move_window)
 
     def __enter__(self) -> Self:
         return self
@@ -226,7 +239,9 @@ class RoamingStore:
         """Keep a sealed batch and mark its records, the pending records `ids` (from
         `pending_rows` or `file_ids`, one per record; none for a batch sealed from records
         never kept here), as batched, in one transaction: by id, so a record that left the
-        pending ones after they were read is never taken for one that was batched."""
+        pending ones after they were read is never taken for one that was batched; if one of
+        `ids` is not a pending record of the batch's pair, `RoamingStoreError` and nothing is
+        kept."""
         h = batch.signed.header
         if ids and len(ids) != len(batch.records):
             raise RoamingStoreError(f"{len(ids)} row ids for {len(batch.records)} records")
@@ -243,7 +258,12 @@ class RoamingStore:
                     _files.pack_records(batch.records),
                 ),
             )
-            _files.take(db, ids, h.sequence, (h.sender, h.recipient))
+            took = _files.take(db, ids, h.sequence, (h.sender, h.recipient))
+            if took != len(ids):
+                raise RoamingStoreError(
+                    f"{len(ids) - took} of the batch's {len(ids)} records are not pending"
+                    f" records of {h.sender}->{h.recipient}"
+                )
 
         self._transact(keep)
 

@@ -3,12 +3,14 @@ and for any bytes the same outcome as `decode` (the record, or the same named er
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payments.roaming import _record_bulk
 from payments.roaming._record_bulk import build_many, decode_many
 from payments.roaming.batch import (
     SIGNED_HEADER_SIZE,
@@ -229,3 +231,12 @@ def test_build_many_refuses_as_the_constructor_names() -> None:
 
 def test_build_many_of_nothing_is_nothing() -> None:
     assert build_many("AAV01", "ZZH01", "AAV01", ([], [], [], [], [], [], [], [], [])) == []
+
+
+def test_the_bulk_setters_name_every_field_of_a_record() -> None:
+    """`build_many` and `decode_many` set each field through `_SETTERS`: a field added to
+    `UsageRecord` (one not set by `__init__` included) must be named there, or a bulk-built
+    record would be left without it."""
+    named = [setter.__self__.__name__ for setter in _record_bulk._SETTERS]
+    assert sorted(named) == sorted(f.name for f in dataclasses.fields(UsageRecord))
+    assert sorted(named) == sorted(UsageRecord.__slots__)

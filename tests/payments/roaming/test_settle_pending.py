@@ -60,12 +60,17 @@ def test_ids_follow_import_order_and_a_batch_takes_its_ids_across_files(tmp_path
         batch = seal(A, VISITED_KEY, (first[2], second[0]), sequence=1, now=T0 + 60)
         store.save_batch(batch, [3, 4])
         assert store.pending(*mine, 100) == (*first[:2], *second[1:])
-        # ids of the other pair's records take nothing: 8 stays theirs and pending
+        # an id of the other pair's records, or of one batched already: nothing is kept
         later = seal(A, VISITED_KEY, (second[1], second[2]), sequence=2, now=T0 + 60)
-        store.save_batch(later, [5, 8])
-        assert store.pending(*mine, 100) == (*first[:2], *second[2:])
+        for ids in ([5, 8], [3, 5], [5, 5]):
+            with pytest.raises(RoamingStoreError, match="not pending"):
+                store.save_batch(later, ids)
+            assert store.batch(*mine, 2) is None
+            assert store.pending(*mine, 100) == (*first[:2], *second[1:])
+        store.save_batch(later, [5, 6])
+        assert store.pending(*mine, 100) == (*first[:2], *second[3:])
         assert store.pending(*theirs, 100) == other
-        store.refuse_pending([2, 3, 6, 9, 99])  # 3 is batched already, 99 is no record
+        store.refuse_pending([2, 3, 6, 9, 99])  # 3 and 6 are batched already, 99 is no record
         assert store.pending_rows(*mine, 100) == [(1, first[0]), (7, second[3])]
         assert store.pending(*theirs, 100) == other[:1]
         assert store.pending_rows(*mine, 1) == [(1, first[0])]
@@ -165,14 +170,6 @@ def test_a_damaged_file_row_and_ids_out_of_range_raise_only_store_errors(tmp_pat
         with RoamingStore(tmp_path / "r.db") as store, pytest.raises(RoamingStoreError):
             store.pending(*mine, 10)
     db.close()
-
-
-def test_a_store_of_the_earlier_layout_is_refused_not_read_as_empty(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "old.db")
-    db.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, record BLOB)")
-    db.close()
-    with pytest.raises(RoamingStoreError, match="earlier version"):
-        RoamingStore(tmp_path / "old.db")
 
 
 @given(st.integers(-3, pending.MAX_ID + 3), st.integers(-3, pending.MAX_ID + 3), st.integers(1, 3))

@@ -71,18 +71,25 @@ def test_a_file_is_imported_once_and_whole(tmp_path: Path) -> None:
 def test_a_batch_marks_the_rows_it_was_sealed_from_not_the_oldest_pending(
     tmp_path: Path,
 ) -> None:
-    """A record refused between the read and the save (another `batch` run) leaves the pending
-    ones: the batch marks its own row ids, so a record it never sent stays pending."""
+    """The batch marks its own row ids, so a record it never sent stays pending; one of its
+    records refused between the read and the save (another `batch` run) refuses the batch,
+    nothing kept."""
     records = tuple(record(up=i + 1, start=T0 + i) for i in range(3))
     with RoamingStore(tmp_path / "r.db") as store:
         store.import_file(partner_file(1, records))
         rows = store.pending_rows(VISITED, HOME, 2)
+        b = seal(A, VISITED_KEY, tuple(r for _, r in rows), sequence=1, now=T0 + 60)
         store.refuse_pending([rows[0][0]])
+        with pytest.raises(RoamingStoreError, match="not pending"):
+            store.save_batch(b, [i for i, _ in rows])
+        assert store.batch(VISITED, HOME, 1) is None
+        assert store.pending(VISITED, HOME, 100) == records[1:]
+        rows = rows[1:]
         b = seal(A, VISITED_KEY, tuple(r for _, r in rows), sequence=1, now=T0 + 60)
         store.save_batch(b, [i for i, _ in rows])
         assert store.pending(VISITED, HOME, 100) == records[2:]
         with pytest.raises(RoamingStoreError, match="row ids"):
-            store.save_batch(replace(b, records=b.records[:1]), [i for i, _ in rows])
+            store.save_batch(replace(b, records=b.records * 2), [i for i, _ in rows])
 
 
 def test_acks_and_the_duplicate_window_survive_a_restart(tmp_path: Path) -> None:

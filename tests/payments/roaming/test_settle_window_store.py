@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from payments.roaming import store as store_module
 from payments.roaming.batch import seal
 from payments.roaming.errors import RoamingStoreError
 from payments.roaming.rating import rate
@@ -122,9 +123,14 @@ def test_the_window_keeps_what_the_model_keeps(
         assert all(e in window for e in model.ids)
 
 
-def test_a_store_of_the_former_layout_keeps_its_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_row", [1, 2, 1_000_000])
+def test_a_store_of_the_former_layout_keeps_its_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_row: int
+) -> None:
     """A store that kept the window as a table of event ids (before `accepted`) opens with the
-    same window: an upgraded HPMN still refuses what it accepted before."""
+    same window: an upgraded HPMN still refuses what it accepted before. Its events move in
+    rows of at most `_MIGRATED_EVENTS` (here 1, 2 and the real bound)."""
+    monkeypatch.setattr(store_module, "_MIGRATED_EVENTS", per_row)
     path = tmp_path / "old.db"
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE window (event_id BLOB PRIMARY KEY, start_utc INTEGER NOT NULL)")
@@ -138,4 +144,6 @@ def test_a_store_of_the_former_layout_keeps_its_window(tmp_path: Path) -> None:
         assert b"\x01" * 32 in window
     with closing(sqlite3.connect(path)) as db, db:
         tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = db.execute("SELECT length(events) FROM accepted ORDER BY sequence").fetchall()
     assert "window" not in tables
+    assert rows == ([(32 + 8,), (32 + 8,)] if per_row == 1 else [(2 * (32 + 8),)])

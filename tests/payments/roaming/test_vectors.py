@@ -20,6 +20,8 @@ from payments.roaming import (
     RapKind,
     read_nrtrde,
     read_rap,
+    tap,
+    tap_scan,
 )
 from payments.roaming.errors import (
     BerEndOfContentsError,
@@ -140,6 +142,18 @@ def test_every_valid_tap_file_imports(name: str, read_tap: TapReader) -> None:
     assert imported.meta.declared_total_charge == 2300
     assert imported.meta.declared_event_count == 4
     assert all(r.sender == "WERFD" for r in imported.records)
+
+
+@pytest.mark.parametrize("name", [*VALID_TAP, "tap_3_12_negative_volume_fixed.ber"])
+def test_the_kernel_path_takes_every_valid_tap_file(name: str) -> None:
+    """The "kernel" runs of these tests would pass on the tree reader's fallback alone: the
+    kernel itself reads each valid sample (no decline), to what the tree reader reads."""
+    data = read(name)
+    scanned = tap_scan.scan_batch(data, tap.MAX_EVENTS)
+    assert scanned is not None
+    kernel = tap._read(scanned.root, data, POLICY, scanned)
+    assert kernel is not None
+    assert kernel == tap.read_tap(data, POLICY, reference=True)
 
 
 def test_tap_variants_differ_where_their_bytes_do(read_tap: TapReader) -> None:
