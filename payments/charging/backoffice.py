@@ -253,6 +253,12 @@ def backoffice_app(
         await payments_of().bind(request.path_params["token"], channel_id, signature)
         return JSONResponse({"bound": True})
 
+    async def unbind(request: Request) -> Response:
+        prepaid = await payments_of().unbind(request.path_params["token"])
+        if prepaid is None:
+            raise UnknownSessionError((request.path_params["token"], "not bound"))
+        return JSONResponse({"unbound": True, "prepaid": prepaid})
+
     async def invoice(request: Request) -> Response:
         bill = await payments_of().invoice(session_key(request))
         return JSONResponse({"units": bill.units, "amount": bill.amount, "paid": bill.paid})
@@ -286,6 +292,7 @@ def backoffice_app(
             commitment,
         ),
         Operation("PUT", "/api/tokens/{token}", "Bind a token to a channel", False, bind),
+        Operation("DELETE", "/api/tokens/{token}", "Unbind a token", True, unbind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
         Operation("POST", "/api/tokens/{token}/payments", "Pay the session", False, pay),
         Operation("POST", "/api/tokens/{token}/prepay", "Pay up front", False, prepay),

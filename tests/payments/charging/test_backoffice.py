@@ -24,6 +24,8 @@ from tests.payments.charging.test_payment import DRIVER, PASSWORD, T0, World, ru
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from payments.charging.payment import DriverWallet
+
 OPERATOR = "operator-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {OPERATOR}"}
 
@@ -102,6 +104,44 @@ def test_a_driver_binds_and_pays_a_live_session_over_http(tmp_path: Path) -> Non
             ]
             unknown = await http.get("/api/tokens/NOBODY/invoice")
             assert unknown.status_code == 404
+
+    run(tmp_path, body)
+
+
+def test_a_bound_token_keeps_its_channel_and_prepaid_until_the_operator_unbinds(
+    tmp_path: Path,
+) -> None:
+    """Issue #13: a driver with a channel of its own cannot rebind someone else's token (nor
+    wipe its prepaid credit); binding the same channel again keeps the credit; the operator
+    unbinds (answered with the credit owed back), then the token binds anew."""
+
+    async def body(world: World) -> None:
+        victim = await world.driver(("CP201", "T1"))
+        other = await world.driver(("CP201", "T2"), deposit=90_000)  # another channel
+
+        def binding(wallet: DriverWallet) -> dict[str, str]:
+            return {
+                "channel_id": wallet.channel.terms.channel_id.hex(),
+                "signature": wallet.bind_signature(DRIVER, "CARD-V").hex(),
+            }
+
+        async with client(world) as http:
+            assert (await http.put("/api/tokens/CARD-V", json=binding(victim))).status_code == 200
+            await world.payments.prepay("CARD-V", victim.channel.pay(450))
+            stolen = await http.put("/api/tokens/CARD-V", json=binding(other))
+            assert (stolen.status_code, stolen.json()["error"]["code"]) == (403, "token_binding")
+            again = await http.put("/api/tokens/CARD-V", json=binding(victim))
+            assert again.json() == {"bound": True}
+            assert await world.csms.store.token("CARD-V") == (
+                victim.channel.terms.channel_id,
+                450,
+            )
+            assert (await http.delete("/api/tokens/CARD-V")).status_code == 401
+            unbound = await http.delete("/api/tokens/CARD-V", headers=ADMIN)
+            assert unbound.json() == {"unbound": True, "prepaid": 450}
+            assert (await http.delete("/api/tokens/CARD-V", headers=ADMIN)).status_code == 404
+            assert (await http.put("/api/tokens/CARD-V", json=binding(other))).status_code == 200
+            assert await world.csms.store.token("CARD-V") == (other.channel.terms.channel_id, 0)
 
     run(tmp_path, body)
 
