@@ -22,8 +22,8 @@ saved durably (the channel store's commit) before the receipt is sent. Bounds: a
 than `MAX_PAY_FRAME` or a text frame closes the connection (1009, 1003); a stream opens only
 for an id token bound to a channel (else 1008); at most `MAX_STREAMS` streams are open at once
 and `MAX_PER_TOKEN` for one id token (more are closed with 1013); a stream with no frame for
-`IDLE_S` is closed (1000); and one frame is answered at a time per stream. The HTTP routes of
-the back office stay for clients without a WebSocket.
+`IDLE_S` is closed (1000); and one frame is answered at a time per stream. This is the one way
+to pay a live session (the back office serves its bill, the binding and prepayment).
 """
 
 from __future__ import annotations
