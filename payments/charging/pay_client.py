@@ -32,7 +32,7 @@ from websockets.uri import parse_uri
 
 from ..errors import ConnectionClosedError, PaymentRejectedError
 from ..payperuse.metering import Invoice
-from .pay_stream import MAX_ANSWER, PAY_PATH, PAY_SUBPROTOCOL, Refusal, decode_answer, encode_pay
+from .pay_frames import MAX_ANSWER, PAY_PATH, PAY_SUBPROTOCOL, Refusal, decode_answer, encode_pay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -14,7 +14,7 @@ from payments.charging import ocpi_json
 from payments.charging.backoffice import backoffice_app
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pay_client import PaymentStream
-from payments.charging.pay_stream import PAY_SUBPROTOCOL, decode_answer, encode_pay
+from payments.charging.pay_frames import PAY_SUBPROTOCOL, decode_answer, encode_pay
 from payments.charging.simulator import Charger201, connect_charger
 from payments.payperuse.offer import PROOF_HEADER
 from tests.payments.charging.test_csms import PER_KWH_TARIFF

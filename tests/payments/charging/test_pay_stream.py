@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -23,9 +26,8 @@ from websockets.server import ServerProtocol
 from payments.channels.core import ChannelTerms, PayerChannel
 from payments.channels.store import ChannelStore, Role
 from payments.charging.pay_client import PaymentStream
-from payments.charging.pay_stream import (
+from payments.charging.pay_frames import (
     MAX_PAY_FRAME,
-    MAX_PER_TOKEN,
     PAY_SUBPROTOCOL,
     Answer,
     Refusal,
@@ -33,9 +35,8 @@ from payments.charging.pay_stream import (
     decode_pay,
     encode_answer,
     encode_pay,
-    payment_stream,
-    token_of,
 )
+from payments.charging.pay_stream import MAX_PER_TOKEN, payment_stream, token_of
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import connect_charger
 from payments.errors import (
@@ -61,7 +62,6 @@ from tests.payments.charging.test_payment import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
-    from pathlib import Path
 
     from anyio.abc import ByteStream
 
@@ -398,3 +398,19 @@ def test_streams_are_bounded_per_token_and_an_idle_one_is_closed(tmp_path: Path)
                     assert asyncio.get_running_loop().time() - began >= 0.4
 
     run(tmp_path, body)
+
+
+def test_the_drivers_end_does_not_load_the_csms_end() -> None:
+    """`pay_client` shares only the frames (`pay_frames`) with the CSMS: importing it loads
+    neither `pay_stream` (the CSMS's end, on the pay-per-use paywall) nor websockets' server.
+    (Starlette and httpx are still loaded by the `payments` package root's re-exports.)"""
+    server = ("payments.charging.pay_stream", "websockets.asyncio.server", "payments.charging.csms")
+    code = (
+        "import sys, payments.charging.pay_client; "
+        f"print(','.join(m for m in {server!r} if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[3]
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    ).stdout.strip()
+    assert loaded == ""
