@@ -295,6 +295,13 @@ class DriverWallet:
         than this side measured (an overbilling CPO)."""
         self.meter.accept(invoice)
 
+    def taken_unreceipted(self) -> None:
+        """The CSMS refused the pending payment as stale (`stale_proof`): only this side signs
+        the channel's proofs, so it holds that very proof; it took the payment and lost its
+        receipt (restarted after taking it). The payment stays counted as paid in the meter
+        (`paying` counted it), no receipt is expected, and the next payment goes on from it."""
+        self.pending = None
+
     def check(self, receipt: Receipt) -> None:
         """Accept the receipt of the last payment, or raise (see `PayerMeter.check_receipt`)."""
         self.meter.check_receipt(receipt)

@@ -414,3 +414,41 @@ def test_the_drivers_end_does_not_load_the_csms_end() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_a_payment_whose_receipt_the_restarted_csms_lost_counts_as_paid(tmp_path: Path) -> None:
+    """Issue #13: the CSMS took a payment, its answer was lost and the CSMS forgot the receipt
+    (a restart: `_last` is memory only), so the re-sent proof is refused as stale. The wallet
+    counts it as paid without a receipt and the next payment is taken and receipted."""
+
+    async def body(world: World) -> None:
+        async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
+            wallet = await world.driver(("CP201", "T1"))
+            await world.bind(wallet, "CARD-R")
+            key = await _start(charger, "CARD-R", 0)
+            await _meter(charger, key, 1, 1_000)
+            wallet.observe(1_000, 0)
+            due = wallet.pay_seen()
+            assert due is not None
+            pay_url = world.url.replace("/ocpp", "/pay/CARD-R")
+            async with connect(pay_url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
+                await ws.send(encode_pay(*due))  # taken; the driver never reads the answer
+                await ws.recv()
+            assert world.csms.book.sessions[key].paid == 300
+            world.payments._last.clear()  # the CSMS restarted: the receipt is forgotten
+            async with PaymentStream.connect(world.url, "CARD-R", wallet) as stream:
+                assert await stream.pay() is None  # stale: the CSMS holds it
+                assert wallet.pending is None
+                assert wallet.meter.paid == 300
+                await _meter(charger, key, 2, 2_000)
+                wallet.observe(2_000, 0)
+                receipt = await stream.pay()
+                assert receipt is not None
+                assert (receipt.units, receipt.cumulative_amount, receipt.credited) == (
+                    2_000,
+                    600,
+                    300,
+                )
+            assert world.csms.book.sessions[key].paid == wallet.meter.paid == 600
+
+    run(tmp_path, body)
