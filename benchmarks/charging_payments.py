@@ -26,12 +26,11 @@ Targets: the CSMS at most 0.3 ms and the driver at most 0.4 ms of CPU per paymen
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +38,7 @@ import numpy as np
 from nacl.bindings import crypto_sign_open
 from nacl.signing import SigningKey
 
+from benchmarks._report import arguments, emit
 from benchmarks.charging import INTERVAL_S, _committed, _run, _window
 
 STATIONS: Final = 200
@@ -64,6 +64,24 @@ def sign_verify_ms() -> float:
     return best
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentCost:
+    """The figures of one run (`measure`), in the order they are reported."""
+
+    figures: dict[str, Any]
+
+    @property
+    def cores(self) -> int:
+        return int(self.figures["cores"])
+
+    @property
+    def targets_met(self) -> bool:
+        return bool(self.figures["targets_met"])
+
+    def to_json(self) -> dict[str, Any]:
+        return self.figures
+
+
 def _one(stations: int, measure_s: float, pay_every: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-pay-bench-") as tmp:
         csms = ["--csms", tmp, "--stations", str(stations)]
@@ -80,7 +98,7 @@ def _one(stations: int, measure_s: float, pay_every: int) -> dict[str, Any]:
     }
 
 
-def measure(stations: int, quick: bool) -> dict[str, Any]:
+def measure(stations: int, quick: bool) -> PaymentCost:
     measure_s = QUICK_MEASURE_S if quick else MEASURE_S
     floor = sign_verify_ms()
     paying = _one(stations, measure_s, 1)
@@ -110,21 +128,17 @@ def measure(stations: int, quick: bool) -> dict[str, Any]:
     doc["targets_met"] = (
         paying["payments"] > 0 and csms_ms <= TARGET_CSMS_MS and driver_ms <= TARGET_DRIVER_MS
     )
-    return doc
+    return PaymentCost(figures=doc)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--quick", action="store_true", help="few charge points, a short run")
+    parser = arguments(__doc__, quick="few charge points, a short run")
     parser.add_argument("--stations", type=int, default=None)
     args = parser.parse_args(argv)
     stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
-    doc = measure(stations, args.quick)
-    if not args.json:
-        for key, value in doc.items():
-            print(f"{key:>34}: {value}")
-    print(json.dumps(doc))
+    result = measure(stations, args.quick)
+    lines = [f"{key:>34}: {value}" for key, value in result.figures.items()]
+    emit(result, lines, json_only=args.json)
     sys.stdout.flush()
 
 

@@ -1,14 +1,14 @@
 """The CSMS's back-office HTTP API (Starlette on the CSMS's asyncio loop), with its OpenAPI 3.1
 document at `GET /openapi.json`, built from the same route table the app serves.
 
-Operators (bearer token) manage stations and act on them; drivers bind their token to a payment
-channel and pay for their session (pay as you charge, prepaid); the payment routes carry a balance
-proof in the `Payment-Proof` header and answer with the CPO's signed receipt in `Payment-Receipt`,
-as the pay-per-use paywall does. They serve clients that speak only HTTP (and a prepayment, made
-once before a session); a driver's app paying every meter interval uses its payment stream on the
-CSMS's OCPP server instead (`pay_stream`: one frame each way instead of two HTTP requests). Errors
-are `{"error": {"code", "message"}}` with the status of the paywall's refusal table for payment
-errors, 400 for a refused event or request, 401 without the operator token, 404 for an unknown
+Operators (bearer token) manage stations, act on them and unbind tokens; drivers bind their token
+to a payment channel (a token bound to another channel is refused until the operator unbinds it),
+read their session's bill and prepay: the prepay route carries a balance proof in the
+`Payment-Proof` header and answers with the CPO's signed receipt in `Payment-Receipt`, as the
+pay-per-use paywall does. A live session is paid only over the driver's payment stream on the
+CSMS's OCPP server (`pay_stream`, `pay_client`). Errors are `{"error": {"code", "message"}}` with
+the status of the paywall's refusal table for payment errors, 400 for a refused event or request,
+401 without the operator token, 403 for a token bound to another channel, 404 for an unknown
 session, station or token.
 """
 
@@ -19,7 +19,6 @@ import contextlib
 import hmac
 import json
 import logging
-import re
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -31,23 +30,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tangle.errors import TangleError
-from tangle.protocol.codec import U64_MAX
 from tangle.protocol.ids import ChannelId
 
 from ..channels.wire import decode_signed_proof
 from ..errors import PaymentError
-from ..payperuse.metering import Invoice
 from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
 from .commitment import session_digest, session_record
-from .errors import (
-    InvoiceDisagreesError,
-    StationAuthError,
-    TokenBindingError,
-    UnknownSessionError,
-)
+from .errors import StationAuthError, TokenBindingError, UnknownSessionError
 from .ocpi_tariff import tariff_to_json
 
 if TYPE_CHECKING:
@@ -64,11 +56,8 @@ if TYPE_CHECKING:
     Handler = Callable[[Request], Awaitable[Response]]
 
 MAX_BODY: Final = 16 * 1024
-INVOICE_HEADER: Final = "payment-invoice"
-"""The driver's own invoice sent with its payment: `<units> <amount>` (decimal)."""
-_INVOICE: Final = re.compile(r"(0|[1-9][0-9]{0,19}) (0|[1-9][0-9]{0,19})")
 KEEP_ALIVE_S: Final = 75
-"""How long an idle client connection is kept (drivers' wallets pay every meter interval)."""
+"""How long an idle client connection is kept."""
 
 
 class BadRequestError(Exception):
@@ -110,17 +99,6 @@ def _proof(request: Request) -> Any:
     if len(values) != 1:
         raise BadRequestError(f"exactly one {PROOF_HEADER} header")
     return decode_signed_proof(b64url_decode(values[0], BadRequestError))
-
-
-def _billed(request: Request, channel_id: ChannelId) -> Invoice | None:
-    """The driver's own invoice in the `Payment-Invoice` header (`<units> <amount>`), if any."""
-    values = request.headers.getlist(INVOICE_HEADER)
-    if not values:
-        return None
-    match = _INVOICE.fullmatch(values[0].strip()) if len(values) == 1 else None
-    if match is None or max(int(match[1]), int(match[2])) > U64_MAX:
-        raise BadRequestError(f"{INVOICE_HEADER} must be one `<units> <amount>` of u64 decimals")
-    return Invoice(channel_id=channel_id, units=int(match[1]), amount=int(match[2]), paid=0)
 
 
 def backoffice_app(
@@ -253,15 +231,15 @@ def backoffice_app(
         await payments_of().bind(request.path_params["token"], channel_id, signature)
         return JSONResponse({"bound": True})
 
+    async def unbind(request: Request) -> Response:
+        prepaid = await payments_of().unbind(request.path_params["token"])
+        if prepaid is None:
+            raise UnknownSessionError((request.path_params["token"], "not bound"))
+        return JSONResponse({"unbound": True, "prepaid": prepaid})
+
     async def invoice(request: Request) -> Response:
         bill = await payments_of().invoice(session_key(request))
         return JSONResponse({"units": bill.units, "amount": bill.amount, "paid": bill.paid})
-
-    async def pay(request: Request) -> Response:
-        proof = _proof(request)
-        billed = _billed(request, proof.proof.channel_id)
-        receipt = await payments_of().pay(session_key(request), proof, billed)
-        return Response(status_code=200, headers={RECEIPT_HEADER: receipt_to_header(receipt)})
 
     async def prepay(request: Request) -> Response:
         receipt = await payments_of().prepay(request.path_params["token"], _proof(request))
@@ -286,8 +264,8 @@ def backoffice_app(
             commitment,
         ),
         Operation("PUT", "/api/tokens/{token}", "Bind a token to a channel", False, bind),
+        Operation("DELETE", "/api/tokens/{token}", "Unbind a token", True, unbind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
-        Operation("POST", "/api/tokens/{token}/payments", "Pay the session", False, pay),
         Operation("POST", "/api/tokens/{token}/prepay", "Pay up front", False, prepay),
     ]
 
@@ -303,13 +281,6 @@ def backoffice_app(
                 return _error(404, "not_found", str(e))
             except TokenBindingError as e:
                 return _error(403, "token_binding", str(e))
-            except InvoiceDisagreesError as e:
-                invoice = {"units": e.units, "amount": e.amount, "paid": e.paid}
-                doc = {
-                    "error": {"code": "invoice_disagrees", "message": str(e)},
-                    "invoice": invoice,
-                }
-                return JSONResponse(doc, 402)
             except PaymentError as e:
                 status, code = refusal_of(e)
                 return _error(status, code, str(e))
@@ -347,16 +318,11 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
             responses["401"] = {"description": "unauthorized"}
         if params:
             entry["parameters"] = params
-        if op.handler.__name__ in ("pay", "prepay"):
+        if op.handler.__name__ == "prepay":
             entry["parameters"] = [
                 *params,
                 {"name": PROOF_HEADER, "in": "header", "required": True},
             ]
-            if op.handler.__name__ == "pay":
-                entry["parameters"].append(
-                    {"name": INVOICE_HEADER, "in": "header", "required": False}
-                )
-                responses["402"] = {"description": "invoice_disagrees: the CSMS's own invoice"}
             responses["200"]["headers"] = {RECEIPT_HEADER: {"schema": {"type": "string"}}}
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {

@@ -34,7 +34,7 @@ from websockets.typing import Subprotocol
 from .csms16 import Station16
 from .csms201 import Station201
 from .errors import SessionError, StationAuthError, TokenRefusedError
-from .pay_stream import PAY_PATH, PAY_SUBPROTOCOL
+from .pay_frames import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
     MAX_EVENTS_PER_SESSION,
     SessionBook,

@@ -10,12 +10,17 @@ and reads one answer:
 * the CSMS's own invoice (it has not metered that far yet, or bills otherwise): checked against
   the car's meter (`OverchargeError` for an overbilling CPO); the payment stays pending and is
   sent again on the next `pay()`; returns None;
-* a refusal: `PaymentRejectedError` with the back office's status and code.
+* `stale_proof` (409): the CSMS already holds this proof, the newest the wallet signed, so it
+  took the payment and lost the answer (it restarted since; a live session's last answer is
+  kept only in memory): counted as paid without a receipt (`DriverWallet.taken_unreceipted`),
+  the next `pay()` goes on from it; returns None;
+* any other refusal: `PaymentRejectedError` with the back office's status and code.
 
 Every answer is bounded (`MAX_ANSWER`) and each `pay()` by `timeout_s`; a closed or broken
 connection raises `ConnectionClosedError`, and so does every `pay()` after one whose answer
 never came or could not be read (the pending payment is sent again on a new stream; if the
-CSMS had taken it, it answers with the same receipt: `ChargePayments.pay`).
+CSMS had taken it, it answers with the same receipt: `ChargePayments.pay`; after a restart,
+`stale_proof`, below).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from websockets.uri import parse_uri
 
 from ..errors import ConnectionClosedError, PaymentRejectedError
 from ..payperuse.metering import Invoice
-from .pay_stream import MAX_ANSWER, PAY_PATH, PAY_SUBPROTOCOL, Refusal, decode_answer, encode_pay
+from .pay_frames import MAX_ANSWER, PAY_PATH, PAY_SUBPROTOCOL, Refusal, decode_answer, encode_pay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
     from .payment import DriverWallet
 
 READ_SIZE: Final = 4096
+STALE_PROOF: Final = "stale_proof"
+"""The refusal code of a proof the CSMS already holds (`payperuse.paywall`'s table)."""
 TIMEOUT_S: Final = 10.0
 
 
@@ -159,6 +166,9 @@ class PaymentStream:
             self.wallet.disputed(answer)
             return None
         if isinstance(answer, Refusal):
+            if answer.code == STALE_PROOF:  # the CSMS holds our pending proof: taken
+                self.wallet.taken_unreceipted()
+                return None
             raise PaymentRejectedError(answer.status, answer.code, answer.message)
         self.wallet.check(answer)
         return answer

@@ -93,11 +93,19 @@ class ChargePayments:
 
     async def bind(self, id_token: str, channel_id: ChannelId, signature: bytes) -> None:
         """Bind `id_token` to the driver's channel; `TokenBindingError` unless the channel's
-        payer signed `bind_message` (the channel must be acceptable to the cashier)."""
+        payer signed `bind_message` (the channel must be acceptable to the cashier), or if the
+        token is bound to another channel (only the operator unbinds it: `unbind`). Binding the
+        same channel again keeps the token's prepaid amount."""
         channel = await self.cashier.open(channel_id)
         if not is_valid(channel.terms.payer, bind_message(channel_id, id_token), signature):
             raise TokenBindingError(id_token, "not signed by the channel's payer")
-        await self.csms.store.save_token(id_token, channel_id, 0)
+        if not await self.csms.store.add_prepaid(id_token, channel_id, 0):
+            raise TokenBindingError(id_token, "bound to another channel (the operator unbinds)")
+
+    async def unbind(self, id_token: str) -> int | None:
+        """The operator's unbinding of `id_token` (so that it can be bound to another channel):
+        the prepaid amount it held, owed back to the driver of its channel; None if unbound."""
+        return await self.csms.store.unbind_token(id_token)
 
     async def prepay(self, id_token: str, signed: SignedBalanceProof) -> Receipt:
         """Take a payment up front for the token's next session (the token must be bound)."""
@@ -286,6 +294,13 @@ class DriverWallet:
         payment stays pending, sent again next time; `OverchargeError` if the CSMS bills more
         than this side measured (an overbilling CPO)."""
         self.meter.accept(invoice)
+
+    def taken_unreceipted(self) -> None:
+        """The CSMS refused the pending payment as stale (`stale_proof`): only this side signs
+        the channel's proofs, so it holds that very proof; it took the payment and lost its
+        receipt (restarted after taking it). The payment stays counted as paid in the meter
+        (`paying` counted it), no receipt is expected, and the next payment goes on from it."""
+        self.pending = None
 
     def check(self, receipt: Receipt) -> None:
         """Accept the receipt of the last payment, or raise (see `PayerMeter.check_receipt`)."""

@@ -526,6 +526,16 @@ class CsmsStore:
         anew if unbound); False, and nothing changes, if it is bound to another channel."""
         return await self._write_now(_ADD_CREDIT, (id_token, channel_id, amount)) == 1
 
+    async def unbind_token(self, id_token: str) -> int | None:
+        """Unbind `id_token`: the prepaid amount it held, None if it was not bound."""
+        async with self._lock:
+            async with self.db.execute(
+                "DELETE FROM tokens WHERE id_token = ? RETURNING prepaid", (id_token,)
+            ) as c:
+                row = await c.fetchone()
+            await self.db.commit()
+        return None if row is None else int(row[0])
+
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""
         query = "SELECT channel_id, prepaid FROM tokens WHERE id_token = ?"

@@ -1,28 +1,29 @@
 """The back-office API (`payments.charging.backoffice`): operator routes behind the bearer
-token, a driver binding its token and paying a live session over HTTP with receipts, named
-errors, and an OpenAPI document naming every route the app serves."""
+token, a driver binding its token over HTTP (not someone else's) and paying a live session
+over its payment stream, named errors, and an OpenAPI document naming every route served."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import TYPE_CHECKING
 
 import httpx
+from websockets.asyncio.client import connect
 
-from payments.channels.wire import encode_signed_proof
 from payments.charging import ocpi_json
-from payments.charging.backoffice import INVOICE_HEADER, backoffice_app
+from payments.charging.backoffice import backoffice_app
 from payments.charging.ocpi_tariff import parse_tariff
+from payments.charging.pay_client import PaymentStream
+from payments.charging.pay_frames import PAY_SUBPROTOCOL, decode_answer, encode_pay
 from payments.charging.simulator import Charger201, connect_charger
-from payments.payperuse.metering import Invoice
-from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
-from payments.payperuse.receipt import receipt_from_header
+from payments.payperuse.offer import PROOF_HEADER
 from tests.payments.charging.test_csms import PER_KWH_TARIFF
 from tests.payments.charging.test_payment import DRIVER, PASSWORD, T0, World, run
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from payments.charging.payment import DriverWallet
 
 OPERATOR = "operator-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {OPERATOR}"}
@@ -59,7 +60,12 @@ def test_operator_routes_need_the_token(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
-def test_a_driver_binds_and_pays_a_live_session_over_http(tmp_path: Path) -> None:
+def test_a_driver_binds_over_http_and_pays_a_live_session_over_its_stream(
+    tmp_path: Path,
+) -> None:
+    """The back office binds the token and shows the session (bill, signed meter values); the
+    session is paid over the payment stream, the one way to pay a live session."""
+
     async def body(world: World) -> None:
         async with (
             client(world) as http,
@@ -76,23 +82,23 @@ def test_a_driver_binds_and_pays_a_live_session_over_http(tmp_path: Path) -> Non
             )
             assert bound.json() == {"bound": True}
             await charger.event("Started", "T1", 0, 0, T0, id_token="CARD-9")
-            for i in range(1, 4):
-                await charger.event("Updated", "T1", i, 500 * i, T0 + 60 * i, signed=f"OCMF-{i}")
-                wallet.observe(500 * i, 0)
-                doc = (await http.get("/api/tokens/CARD-9/invoice")).json()
-                proof = wallet.settle(Invoice(channel_id=wallet.channel.terms.channel_id, **doc))
-                assert proof is not None
-                header = base64.urlsafe_b64encode(encode_signed_proof(proof)).rstrip(b"=")
-                paid = await http.post(
-                    "/api/tokens/CARD-9/payments", headers={PROOF_HEADER: header.decode()}
-                )
-                assert paid.status_code == 200
-                wallet.check(receipt_from_header(paid.headers[RECEIPT_HEADER]))
-            replay = await http.post(  # the last payment again (its answer lost)
-                "/api/tokens/CARD-9/payments", headers={PROOF_HEADER: header.decode()}
-            )
-            assert replay.status_code == 200  # taken once: the same receipt
-            assert replay.headers[RECEIPT_HEADER] == paid.headers[RECEIPT_HEADER]
+            async with PaymentStream.connect(world.url, "CARD-9", wallet) as stream:
+                for i in range(1, 4):
+                    await charger.event(
+                        "Updated", "T1", i, 500 * i, T0 + 60 * i, signed=f"OCMF-{i}"
+                    )
+                    wallet.observe(500 * i, 0)
+                    due = wallet.pay_seen()
+                    receipt = await stream.pay()
+                    assert receipt is not None
+                    doc = (await http.get("/api/tokens/CARD-9/invoice")).json()
+                    assert doc == {"units": 500 * i, "amount": 150 * i, "paid": 150 * i}
+            assert due is not None
+            pay_url = world.url.replace("/ocpp", "/pay/CARD-9")
+            async with connect(pay_url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
+                await ws.send(encode_pay(*due))  # the last payment again (its answer lost)
+                again = decode_answer(bytes(await ws.recv()), due[0].channel_id)
+                assert again == receipt  # taken once: the same receipt
             view = (await http.get("/api/sessions/CP201/T1", headers=ADMIN)).json()
             assert (view["energy_wh"], view["billed"], view["paid"]) == (1500, 450, 450)
             assert [s["data"] for s in view["signed_meter_values"]] == [
@@ -102,45 +108,46 @@ def test_a_driver_binds_and_pays_a_live_session_over_http(tmp_path: Path) -> Non
             ]
             unknown = await http.get("/api/tokens/NOBODY/invoice")
             assert unknown.status_code == 404
+            gone = await http.post("/api/tokens/CARD-9/payments")
+            assert gone.status_code == 404  # no second way to pay
 
     run(tmp_path, body)
 
 
-def test_a_payment_with_the_drivers_invoice_is_one_request_or_a_402(tmp_path: Path) -> None:
+def test_a_bound_token_keeps_its_channel_and_prepaid_until_the_operator_unbinds(
+    tmp_path: Path,
+) -> None:
+    """Issue #13: a driver with a channel of its own cannot rebind someone else's token (nor
+    wipe its prepaid credit); binding the same channel again keeps the credit; the operator
+    unbinds (answered with the credit owed back), then the token binds anew."""
+
     async def body(world: World) -> None:
-        async with (
-            client(world) as http,
-            connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger,
-        ):
-            assert isinstance(charger, Charger201)
-            wallet = await world.driver(("CP201", "T1"))
-            await world.bind(wallet, "CARD-8")
-            await charger.event("Started", "T1", 0, 0, T0, id_token="CARD-8")
-            await charger.event("Updated", "T1", 1, 1_000, T0 + 60)
-            wallet.observe(1_200, 0)  # the car saw more than the station reported
-            due = wallet.pay_seen()
-            assert due is not None
-            invoice, proof = due
-            headers = {
-                PROOF_HEADER: base64.urlsafe_b64encode(encode_signed_proof(proof))
-                .rstrip(b"=")
-                .decode(),
-                INVOICE_HEADER: f"{invoice.units} {invoice.amount}",
+        victim = await world.driver(("CP201", "T1"))
+        other = await world.driver(("CP201", "T2"), deposit=90_000)  # another channel
+
+        def binding(wallet: DriverWallet) -> dict[str, str]:
+            return {
+                "channel_id": wallet.channel.terms.channel_id.hex(),
+                "signature": wallet.bind_signature(DRIVER, "CARD-V").hex(),
             }
-            url = "/api/tokens/CARD-8/payments"
-            refused = await http.post(url, headers=headers)
-            assert refused.status_code == 402
-            assert refused.json()["invoice"] == {"units": 1_000, "amount": 300, "paid": 0}
-            assert world.csms.book.sessions[("CP201", "T1")].paid == 0  # nothing taken
-            bad = await http.post(url, headers={**headers, INVOICE_HEADER: "1200 -360"})
-            assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_request")
-            await charger.event("Updated", "T1", 2, 1_300, T0 + 120)
-            paid = await http.post(url, headers=headers)  # the same payment, one request
-            assert paid.status_code == 200
-            receipt = receipt_from_header(paid.headers[RECEIPT_HEADER])
-            wallet.check(receipt)
-            assert receipt.units == 1_200
-            assert world.csms.book.sessions[("CP201", "T1")].paid == 360
+
+        async with client(world) as http:
+            assert (await http.put("/api/tokens/CARD-V", json=binding(victim))).status_code == 200
+            await world.payments.prepay("CARD-V", victim.channel.pay(450))
+            stolen = await http.put("/api/tokens/CARD-V", json=binding(other))
+            assert (stolen.status_code, stolen.json()["error"]["code"]) == (403, "token_binding")
+            again = await http.put("/api/tokens/CARD-V", json=binding(victim))
+            assert again.json() == {"bound": True}
+            assert await world.csms.store.token("CARD-V") == (
+                victim.channel.terms.channel_id,
+                450,
+            )
+            assert (await http.delete("/api/tokens/CARD-V")).status_code == 401
+            unbound = await http.delete("/api/tokens/CARD-V", headers=ADMIN)
+            assert unbound.json() == {"unbound": True, "prepaid": 450}
+            assert (await http.delete("/api/tokens/CARD-V", headers=ADMIN)).status_code == 404
+            assert (await http.put("/api/tokens/CARD-V", json=binding(other))).status_code == 200
+            assert await world.csms.store.token("CARD-V") == (other.channel.terms.channel_id, 0)
 
     run(tmp_path, body)
 
@@ -159,9 +166,10 @@ def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:
         }
         documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
         assert served == documented
-        assert doc["paths"]["/api/tokens/{token}/payments"]["post"]["parameters"][1]["name"] == (
+        assert doc["paths"]["/api/tokens/{token}/prepay"]["post"]["parameters"][1]["name"] == (
             PROOF_HEADER
         )
+        assert doc["paths"]["/api/tokens/{token}"]["delete"]["security"] == [{"bearer": []}]
 
     run(tmp_path, body)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -23,9 +26,8 @@ from websockets.server import ServerProtocol
 from payments.channels.core import ChannelTerms, PayerChannel
 from payments.channels.store import ChannelStore, Role
 from payments.charging.pay_client import PaymentStream
-from payments.charging.pay_stream import (
+from payments.charging.pay_frames import (
     MAX_PAY_FRAME,
-    MAX_PER_TOKEN,
     PAY_SUBPROTOCOL,
     Answer,
     Refusal,
@@ -33,9 +35,8 @@ from payments.charging.pay_stream import (
     decode_pay,
     encode_answer,
     encode_pay,
-    payment_stream,
-    token_of,
 )
+from payments.charging.pay_stream import MAX_PER_TOKEN, payment_stream, token_of
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import connect_charger
 from payments.errors import (
@@ -61,7 +62,6 @@ from tests.payments.charging.test_payment import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
-    from pathlib import Path
 
     from anyio.abc import ByteStream
 
@@ -396,5 +396,59 @@ def test_streams_are_bounded_per_token_and_an_idle_one_is_closed(tmp_path: Path)
                     assert closed.value.rcvd is not None
                     assert closed.value.rcvd.code == 1000
                     assert asyncio.get_running_loop().time() - began >= 0.4
+
+    run(tmp_path, body)
+
+
+def test_the_drivers_end_does_not_load_the_csms_end() -> None:
+    """`pay_client` shares only the frames (`pay_frames`) with the CSMS: importing it loads
+    neither `pay_stream` (the CSMS's end, on the pay-per-use paywall) nor websockets' server.
+    (Starlette and httpx are still loaded by the `payments` package root's re-exports.)"""
+    server = ("payments.charging.pay_stream", "websockets.asyncio.server", "payments.charging.csms")
+    code = (
+        "import sys, payments.charging.pay_client; "
+        f"print(','.join(m for m in {server!r} if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[3]
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_a_payment_whose_receipt_the_restarted_csms_lost_counts_as_paid(tmp_path: Path) -> None:
+    """Issue #13: the CSMS took a payment, its answer was lost and the CSMS forgot the receipt
+    (a restart: `_last` is memory only), so the re-sent proof is refused as stale. The wallet
+    counts it as paid without a receipt and the next payment is taken and receipted."""
+
+    async def body(world: World) -> None:
+        async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
+            wallet = await world.driver(("CP201", "T1"))
+            await world.bind(wallet, "CARD-R")
+            key = await _start(charger, "CARD-R", 0)
+            await _meter(charger, key, 1, 1_000)
+            wallet.observe(1_000, 0)
+            due = wallet.pay_seen()
+            assert due is not None
+            pay_url = world.url.replace("/ocpp", "/pay/CARD-R")
+            async with connect(pay_url, compression=None, subprotocols=[PAY_SUBPROTOCOL]) as ws:
+                await ws.send(encode_pay(*due))  # taken; the driver never reads the answer
+                await ws.recv()
+            assert world.csms.book.sessions[key].paid == 300
+            world.payments._last.clear()  # the CSMS restarted: the receipt is forgotten
+            async with PaymentStream.connect(world.url, "CARD-R", wallet) as stream:
+                assert await stream.pay() is None  # stale: the CSMS holds it
+                assert wallet.pending is None
+                assert wallet.meter.paid == 300
+                await _meter(charger, key, 2, 2_000)
+                wallet.observe(2_000, 0)
+                receipt = await stream.pay()
+                assert receipt is not None
+                assert (receipt.units, receipt.cumulative_amount, receipt.credited) == (
+                    2_000,
+                    600,
+                    300,
+                )
+            assert world.csms.book.sessions[key].paid == wallet.meter.paid == 600
 
     run(tmp_path, body)
