@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -74,7 +73,7 @@ import httpx
 import numpy as np
 import trio
 
-from benchmarks._roaming_hpmn import PAIRS, T0, agreement, hpmn_process, tadigs
+from benchmarks._roaming_hpmn import PAIRS, T0, agreement, blake2b_per_s, hpmn_process, tadigs
 from benchmarks._roaming_vpmn import (
     FILE_EVENTS,
     HASHER,
@@ -103,7 +102,6 @@ QUICK_BATCH: Final = 1_000
 STATEMENT_RECORDS: Final = 10_000_000
 QUICK_STATEMENT_RECORDS: Final = 200_000
 IMPORT_AND_TAIL: Final = ("tap_import", "after_last_payment")
-HASH_COUNT: Final = 200_000
 TARGET_RECORDS_PER_S: Final = 50_000
 TARGET_P99_S: Final = 5.0
 TARGET_STATEMENT_S: Final = 60.0
@@ -237,17 +235,6 @@ def statement_seconds(count: int) -> float:
     return time.perf_counter() - began
 
 
-def blake2b_per_s(tap_file: bytes) -> float:
-    raw = read_tap(tap_file, ImportPolicy(hasher=HASHER)).records[0].encode()
-    best = 0.0
-    for _ in range(3):
-        began = time.perf_counter()
-        for _ in range(HASH_COUNT):
-            hashlib.blake2b(raw, digest_size=32).digest()
-        best = max(best, HASH_COUNT / (time.perf_counter() - began))
-    return best
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoamingBenchmark:
     records_per_s: float
@@ -300,7 +287,9 @@ class RoamingBenchmark:
 def measure(quick: bool) -> RoamingBenchmark:
     count = QUICK_RECORDS if quick else RECORDS
     batch = QUICK_BATCH if quick else BATCH
-    ceiling = blake2b_per_s(tap_files(0, 1, batch)[0])
+    ceiling = blake2b_per_s(
+        read_tap(tap_files(0, 1, batch)[0], ImportPolicy(hasher=HASHER)).records[0].encode()
+    )
     with tempfile.TemporaryDirectory(prefix="tanglepay-roaming-bench-") as tmp:
         run = trio.run(run_carriers, count, batch, Path(tmp))
     statement_records = QUICK_STATEMENT_RECORDS if quick else STATEMENT_RECORDS

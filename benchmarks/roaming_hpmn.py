@@ -28,13 +28,21 @@ import hashlib
 import os
 import struct
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from benchmarks._report import arguments, emit
-from benchmarks._roaming_hpmn import T0, Stages, agreement, key_of, tadigs, take_batch, terms
+from benchmarks._roaming_hpmn import (
+    T0,
+    Stages,
+    agreement,
+    blake2b_per_s,
+    key_of,
+    tadigs,
+    take_batch,
+    terms,
+)
 from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming.batch import decode_batch, encode_batch, seal
 from payments.roaming.desk import CarrierDesk
@@ -52,7 +60,6 @@ BATCH: Final = 1_000
 BATCHES: Final = 200
 QUICK_BATCHES: Final = 20
 TARGET_US_PER_RECORD: Final = 12.0
-HASH_COUNT: Final = 200_000
 
 
 def batches(count: int) -> list[bytes]:
@@ -103,16 +110,6 @@ def run(bodies: list[bytes], directory: Path) -> tuple[dict[str, float], int]:
                 raise SystemExit("the VPMN did not countersign a proposal")
             countersigned, paid = f"{sequence}:{state.payee_signature.hex()}", balance
     return stages.seconds, paid
-
-
-def blake2b_per_s(raw: bytes) -> float:
-    best = 0.0
-    for _ in range(3):
-        began = time.perf_counter()
-        for _ in range(HASH_COUNT):
-            hashlib.blake2b(raw, digest_size=32).digest()
-        best = max(best, HASH_COUNT / (time.perf_counter() - began))
-    return best
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

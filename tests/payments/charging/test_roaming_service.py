@@ -103,8 +103,9 @@ def test_an_emsp_registers_pushes_a_token_and_receives_the_cdr(tmp_path: Path) -
                             tx, status = await charger.start_session("RFID-777", 1_000, T0)
                             assert status == "Accepted"
                             await charger.stop_session(tx, 5_000, T0 + 1200)
+                        kept = _fresh_cpo()  # the CDR reached the eMSP and its mark is saved
                         for _ in range(300):
-                            if emsp_store.cdrs.rows:
+                            if await RoamingRows(store.db, *kept).restore() and kept[1].sent:
                                 break
                             await asyncio.sleep(0.01)
             [cdr] = emsp_store.cdrs.rows.values()
