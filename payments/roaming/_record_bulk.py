@@ -7,6 +7,7 @@ equal records and refuse with the same error (tests/payments/roaming/test_record
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Final
 
 from tangle.protocol.codec import U32_MAX, U64_MAX
@@ -33,25 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
-_SETTERS: Final = tuple(
-    getattr(UsageRecord, name).__set__
-    for name in (
-        "sender",
-        "recipient",
-        "imsi_hash",
-        "msisdn_hash",
-        "event_type",
-        "start_utc",
-        "duration_s",
-        "volume_up",
-        "volume_down",
-        "apn",
-        "serving_network",
-        "charge",
-        "event_id",
-        "_encoding",
-    )
-)
+_SETTERS: Final = tuple(getattr(UsageRecord, f.name).__set__ for f in fields(UsageRecord))
+"""Each field's slot setter, in the class's field order (the builders unpack them by it)."""
 _INSTANT_CODES: Final = frozenset(int(k) for k in INSTANT_EVENTS)
 _Pair = tuple[str, str]
 _UNSEEN: Final = ("", "")
