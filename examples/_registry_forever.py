@@ -197,7 +197,11 @@ async def one_round(fleet: Fleet, number: int, max_devices: int, proof: Path) ->
     anchor_id = await anchor_batch(fleet.client, batch)
     forwarded = await fleet.forward(number)
     doc["forwarded"] = None if forwarded is None else forwarded.hex()
-    doc["anchored_at"] = await confirmed(fleet.client, anchor_id, *filter(None, [forwarded]))
+    # the milestone that confirmed the batch (the one its proof names); the constrained sensor's
+    # forwarded update may be confirmed by that milestone or a later one
+    doc["anchored_at"] = await confirmed(fleet.client, anchor_id)
+    if forwarded is not None:
+        await confirmed(fleet.client, forwarded)
     doc["batch_readings"] = len(batch.readings)
     bundle = await collect_bundle(fleet.client, batch, len(batch.readings) // 2, anchor_id)
     text = bundle_to_json(bundle)

@@ -5,6 +5,8 @@ which must agree with itself, with the payee's store and with the ledger."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,8 @@ def check_ledger(doc: dict[str, object]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", [["-m", "examples.sensor_api"], ["examples/sensor_api.py"]])
-def test_sensor_api_reads_and_pays_per_reading(form: list[str]) -> None:
-    doc = run(*form)
+def test_sensor_api_reads_and_pays_per_reading() -> None:
+    doc = run("-m", "examples.sensor_api")
     readings = 100
     assert doc["readings"] == readings
     assert doc["receipts"] == readings  # every answer carried the sensor's receipt, checked
@@ -47,9 +48,8 @@ def test_sensor_api_reads_and_pays_per_reading(form: list[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", [["-m", "examples.base_station"], ["examples/base_station.py"]])
-def test_base_station_meters_and_pays_per_mb(form: list[str]) -> None:
-    doc = run(*form)
+def test_base_station_meters_and_pays_per_mb() -> None:
+    doc = run("-m", "examples.base_station")
     megabytes = 20
     assert doc["bytes"] == megabytes * 1_000_000
     assert doc["paid"] == doc["owed"] == megabytes * base_station.TARIFF.price
@@ -59,3 +59,19 @@ def test_base_station_meters_and_pays_per_mb(form: list[str]) -> None:
     assert isinstance(doc["top_ups"], int)
     assert doc["top_ups"] >= 1
     check_ledger(doc)
+
+
+@pytest.mark.parametrize("example", ["sensor_api", "base_station"])
+def test_an_example_also_runs_by_its_file_path(example: str) -> None:
+    """`python examples/NAME.py` finds the project's packages as `python -m` does (the full run
+    above is the same code either way, so the file form only has to start and parse)."""
+    done = subprocess.run(
+        [sys.executable, f"examples/{example}.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.startswith(f"usage: {example}.py ")
