@@ -21,6 +21,7 @@ from payments.roaming.batch import (
     encode_batch,
 )
 from payments.roaming.errors import InvalidRecordError, MalformedBatchError, MalformedRecordError
+from payments.roaming.pending import pack_records
 from payments.roaming.record import RECORD_MAX_SIZE, EventType, UsageRecord
 from tangle.protocol.ids import MerkleRoot, Signature
 
@@ -121,7 +122,8 @@ SIGNED = SignedBatchHeader(
 @given(st.lists(records(), min_size=1, max_size=4), st.data())
 def test_decode_batch_hostile_records(rs: list[UsageRecord], data: st.DataObject) -> None:
     """A batch with bytes of its records' part altered is the batch the per-record decoder
-    reads from them, or `MalformedBatchError`."""
+    reads from them, or `MalformedBatchError`; a decoded batch keeps its records' bytes as
+    received, which are what packing its records gives (`Batch.packed`)."""
     body = bytearray(encode_batch(Batch(signed=SIGNED, records=tuple(rs)))[SIGNED_HEADER_SIZE:])
     for _ in range(data.draw(st.integers(1, 3))):
         position = data.draw(st.integers(0, len(body) - 1))
@@ -131,9 +133,12 @@ def test_decode_batch_hostile_records(rs: list[UsageRecord], data: st.DataObject
     except (MalformedRecordError, ValueError, struct.error):
         expected = MalformedBatchError
     try:
-        got: object = decode_batch(SIGNED.encode() + bytes(body)).records
+        batch = decode_batch(SIGNED.encode() + bytes(body))
     except MalformedBatchError:
-        got = MalformedBatchError
+        got: object = MalformedBatchError
+    else:
+        got = batch.records
+        assert batch.packed == pack_records(batch.records) == bytes(body[4:])
     assert got == expected
 
 
