@@ -238,10 +238,26 @@ def test_build_many_of_nothing_is_nothing() -> None:
     assert build_many("AAV01", "ZZH01", "AAV01", ([], [], [], [], [], [], [], [], [])) == []
 
 
-def test_the_bulk_setters_name_every_field_of_a_record() -> None:
-    """`build_many` and `decode_many` set each field through `_SETTERS`: a field added to
-    `UsageRecord` (one not set by `__init__` included) must be named there, or a bulk-built
-    record would be left without it."""
-    named = [setter.__self__.__name__ for setter in _record_bulk._SETTERS]
-    assert sorted(named) == sorted(f.name for f in dataclasses.fields(UsageRecord))
-    assert sorted(named) == sorted(UsageRecord.__slots__)
+def test_the_bulk_builders_set_every_field_of_a_record() -> None:
+    """`build_many` and `decode_many` build a record as an `_Unsealed` (`UsageRecord`'s slots)
+    and set each field by name: a field added to `UsageRecord` (one not set by `__init__`
+    included) must be set there too, or a bulk-built record would be left without it."""
+    assert _record_bulk._Unsealed.__slots__ == UsageRecord.__slots__
+    assert sorted(UsageRecord.__slots__) == sorted(f.name for f in dataclasses.fields(UsageRecord))
+    (reference,) = build_many(
+        "AAV01", "ZZH01", "AAV01",
+        ([b"\x01" * 32], [bytes(32)], [EventType.DATA], [1], [2], [3], [4], ["iot"], [5]),
+    )  # fmt: skip
+    (decoded,) = decode_many([reference.encode()])
+    for record in (reference, decoded):
+        assert type(record) is UsageRecord
+        assert {name: getattr(record, name) for name in UsageRecord.__slots__} == {
+            name: getattr(reference, name) for name in UsageRecord.__slots__
+        }
+    assert reference == UsageRecord(
+        sender="AAV01", recipient="ZZH01", imsi_hash=b"\x01" * 32, msisdn_hash=bytes(32),
+        event_type=EventType.DATA, start_utc=1, duration_s=2, volume_up=3, volume_down=4,
+        apn="iot", serving_network="AAV01", charge=5,
+    )  # fmt: skip
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reference.charge = 6  # type: ignore[misc]
