@@ -227,7 +227,7 @@ def seal(
         recipient=recipient,
         sequence=sequence,
         count=len(records),
-        total_charge=sum(r.charge for r in records),
+        total_charge=sum([r.charge for r in records]),
         first_start=min(starts),
         last_start=max(starts),
         sealed_utc=now,

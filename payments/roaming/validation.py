@@ -167,14 +167,14 @@ class Validator:
             fatal = FatalCode.SEQUENCE_GAP
         elif header.count != len(records):
             fatal = FatalCode.AUDIT_COUNT
-        elif header.total_charge != sum(r.charge for r in records):
+        elif header.total_charge != sum([r.charge for r in records]):
             fatal = FatalCode.AUDIT_TOTAL
         if fatal is not FatalCode.NONE:
             return self._sign(batch, now, fatal, (), [])
         returns: list[RecordReturn] = []
         accepted: list[UsageRecord] = []
         seen: set[bytes] = set()
-        window, horizon = self.window, self.window.horizon
+        window, horizon = self.window._ids, self.window.horizon  # its ids: no call a record
         bars = self.bars if len(self.bars) else None
         first, last, late = header.first_start, header.last_start, header.sealed_utc - LATE_S
         future = now + CLOCK_SKEW_S
@@ -203,7 +203,7 @@ class Validator:
                 continue
             returns.append(RecordReturn(index=index, severity=_SEVERE, code=code))
         signed = self._sign(batch, now, fatal, tuple(returns), accepted)
-        self.window.add((r.event_id, r.start_utc) for r in accepted)
+        self.window.add([(r.event_id, r.start_utc) for r in accepted])
         self.next_sequence += 1
         return signed
 
@@ -223,7 +223,7 @@ class Validator:
             sequence=header.sequence,
             fatal=fatal,
             accepted_count=len(accepted),
-            accepted_amount=sum(r.charge for r in accepted),
+            accepted_amount=sum([r.charge for r in accepted]),
             acked_utc=now,
             returns=returns,
         )
