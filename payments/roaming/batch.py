@@ -216,7 +216,7 @@ def seal(
     if not records or len(records) > MAX_BATCH_RECORDS:
         raise BatchingError(f"a batch holds 1..{MAX_BATCH_RECORDS} records")
     sender, recipient = records[0].sender, records[0].recipient
-    if any(r.sender != sender or r.recipient != recipient for r in records):
+    if {r.sender for r in records} != {sender} or {r.recipient for r in records} != {recipient}:
         raise BatchingError("a batch holds the records of one pair")
     if signer.public_key != agreement.party(sender).key:
         raise BatchingError(f"the signer is not {sender}'s operator key")

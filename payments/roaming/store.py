@@ -201,7 +201,9 @@ class RoamingStore:
         `ImportLedger` (sender, recipient, kind, file sequence): a file seen before changes
         nothing (ALREADY_IMPORTED), the same key with other bytes is refused (CONFLICT)."""
         meta = imported.meta
-        if any((r.sender, r.recipient) != (meta.sender, meta.recipient) for r in imported.records):
+        senders = {r.sender for r in imported.records}
+        recipients = {r.recipient for r in imported.records}
+        if senders - {meta.sender} or recipients - {meta.recipient}:
             raise RoamingStoreError("a file holds records of its own pair only")
 
         def add(db: sqlite3.Connection) -> ImportOutcome:
