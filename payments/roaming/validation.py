@@ -39,7 +39,7 @@ from .errors import BatchError, ForgedHeaderError, ReplayedBatchError
 from .rating import RatingTable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from tangle.protocol.ids import PublicKey
     from tangle.protocol.signature import Signer
@@ -87,6 +87,12 @@ class DuplicateWindow:
 
     def __contains__(self, event_id: bytes) -> bool:
         return event_id in self._ids
+
+    @property
+    def ids(self) -> Mapping[bytes, int]:
+        """The ids in the window, with their starts: a caller checking a batch's ids looks each
+        up here, without a method call an id."""
+        return self._ids
 
     def add(self, entries: Iterable[tuple[bytes, int]]) -> None:
         """Remember `(event_id, start_utc)` pairs, then drop what fell out of the window."""
@@ -174,7 +180,7 @@ class Validator:
         returns: list[RecordReturn] = []
         accepted: list[UsageRecord] = []
         seen: set[bytes] = set()
-        window, horizon = self.window._ids, self.window.horizon  # its ids: no call a record
+        window, horizon = self.window.ids, self.window.horizon
         bars = self.bars if len(self.bars) else None
         first, last, late = header.first_start, header.last_start, header.sealed_utc - LATE_S
         future = now + CLOCK_SKEW_S
