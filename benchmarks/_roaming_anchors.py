@@ -44,7 +44,7 @@ QUEUE: Final = 64
 """Anchors waiting to be submitted, per process."""
 SUBMITTERS: Final = 1
 """Submissions in flight at once, per process."""
-LINGER_S: Final = 0.2
+LINGER_S: Final = 0.45
 """How long a submitter gathers anchors after the first it takes (under the milestone
 interval: the anchors still make the next milestone or the one after)."""
 BATCH_MAX: Final = min(MAX_BATCH, 32)

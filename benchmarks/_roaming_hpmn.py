@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 GC_THRESHOLD: Final = 100_000
+WORKERS: Final = 2
+"""Worker threads a carrier process runs its CPU-bound stages in at once (the HPMN's batches,
+the VPMN's imports): two, so one computes while another waits for its fsync. More only take
+turns at the interpreter lock, each with a batch's records (some 5 MB) pushing the others'
+out of the caches the two cores share with the other processes."""
 PAIRS: Final = 10
 T0: Final = 1_790_000_000
 
@@ -164,16 +169,21 @@ def take_batch(
 
 
 def hpmn_app(
-    desk: CarrierDesk, settlement: Settlement, stages: Stages, anchoring: Anchoring
+    desk: CarrierDesk,
+    settlement: Settlement,
+    stages: Stages,
+    anchoring: Anchoring,
+    workers: trio.CapacityLimiter,
 ) -> Starlette:
-    """The desk's intake (`take_batch`, in a worker thread), with the payment proposal of each
-    accepted batch in the answer. Each acknowledgement is queued for anchoring."""
+    """The desk's intake (`take_batch`, in a worker thread of `workers`), with the payment
+    proposal of each accepted batch in the answer. Each acknowledgement is queued for
+    anchoring."""
 
     async def batches(request: Request) -> Response:
         body = await request.body()
         countersigned = request.headers.get("x-countersign")
         answer, ack, signed_at = await trio.to_thread.run_sync(
-            take_batch, desk, settlement, stages, body, countersigned
+            take_batch, desk, settlement, stages, body, countersigned, limiter=workers
         )
         await anchoring.put(ack_anchor(ack), "acknowledgement", signed_at)
         return Response(answer, media_type="application/octet-stream")
@@ -195,10 +205,11 @@ async def hpmn_process(directory: Path, batch: int, api: str) -> None:
         settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), key_of("h", pair)))
         desks.append((desk, settlement))
     await trio.to_thread.run_sync(sys.stdin.readline)
+    workers = trio.CapacityLimiter(WORKERS)
     async with Anchoring(api, book) as anchoring, trio.open_nursery() as nursery:
         ports = [
             await nursery.start(
-                serve_api, hpmn_app(desk, settlement, stages, anchoring), "127.0.0.1", 0
+                serve_api, hpmn_app(desk, settlement, stages, anchoring, workers), "127.0.0.1", 0
             )
             for desk, settlement in desks
         ]

@@ -21,7 +21,7 @@ import httpx
 import trio
 
 from benchmarks._roaming_anchors import Anchoring
-from benchmarks._roaming_hpmn import T0, Stages, agreement, key_of, tadigs, terms
+from benchmarks._roaming_hpmn import T0, WORKERS, Stages, agreement, key_of, tadigs, terms
 from payments.channels.state import Role
 from payments.channels.store import ChannelRecord, ChannelStore
 from payments.channels.twoway import Proposal, TwoWayChannel
@@ -101,6 +101,7 @@ async def vpmn_pair(
     charged: list[int],
     stages: Stages,
     anchoring: Anchoring,
+    workers: trio.CapacityLimiter,
 ) -> None:
     signed = agreement(pair, batch)
     a = signed.agreement
@@ -129,7 +130,7 @@ async def vpmn_pair(
         stages.add(stage, began)
 
     for raw in files:
-        imported, ids = await trio.to_thread.run_sync(import_file, raw)
+        imported, ids = await trio.to_thread.run_sync(import_file, raw, limiter=workers)
         began = time.thread_time()
         if imported.total_charge != imported.meta.declared_total_charge:
             raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
@@ -205,11 +206,12 @@ async def run_vpmns(
         if await trio.to_thread.run_sync(sys.stdin.readline) != "go\n":
             return  # the parent gave up before the start
         stages.start()
+        workers = trio.CapacityLimiter(WORKERS)
         async with trio.open_nursery() as nursery:
             for p in pairs:
                 nursery.start_soon(
                     vpmn_pair, p, https[p], files[p], batch, store, roaming[p], latencies,
-                    charged, stages, anchoring,
+                    charged, stages, anchoring, workers,
                 )  # fmt: skip
         cpu = stages.report()
         paid = 0

@@ -20,13 +20,17 @@ BUSY_TIMEOUT_S: Final = 30.0
 PRAGMAS: Final = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON")
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """The database at `path` (created if absent) with the settings above. Raises
-    `sqlite3.Error`; each caller maps it to its own error."""
+def open_database(path: Path, *, page_size: int | None = None) -> sqlite3.Connection:
+    """The database at `path` (created if absent) with the settings above, and `page_size`
+    bytes a page if given (a power of two, 512..65536) when this call creates it (a database
+    keeps the page size it was created with). Raises `sqlite3.Error`; each caller maps it to
+    its own error."""
     db = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
     try:
+        if page_size is not None:  # before WAL mode writes the file's header
+            db.execute(f"PRAGMA page_size = {int(page_size)}")
         for pragma in PRAGMAS:
             db.execute(pragma)
     except BaseException:

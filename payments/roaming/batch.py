@@ -29,7 +29,7 @@ Header encoding (little-endian, `HEADER_SIZE` bytes; the signed form appends the
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from tangle.errors import DecodeError, InvalidFieldError, TrailingBytesError
@@ -169,6 +169,13 @@ class Batch:
 
     signed: SignedBatchHeader
     records: tuple[UsageRecord, ...]
+    packed: bytes = field(init=False, repr=False, compare=False)
+    """Derived: the records as a batch carries them and the stores keep them (`pack_records`),
+    built once (a batch is both sent and kept); a decoded batch keeps the bytes it was read
+    from, which are exactly that (`decode_batch`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "packed", pack_records(self.records))
 
 
 def verify_header(
@@ -209,7 +216,7 @@ def seal(
     if not records or len(records) > MAX_BATCH_RECORDS:
         raise BatchingError(f"a batch holds 1..{MAX_BATCH_RECORDS} records")
     sender, recipient = records[0].sender, records[0].recipient
-    if any(r.sender != sender or r.recipient != recipient for r in records):
+    if {r.sender for r in records} != {sender} or {r.recipient for r in records} != {recipient}:
         raise BatchingError("a batch holds the records of one pair")
     if signer.public_key != agreement.party(sender).key:
         raise BatchingError(f"the signer is not {sender}'s operator key")
@@ -220,7 +227,7 @@ def seal(
         recipient=recipient,
         sequence=sequence,
         count=len(records),
-        total_charge=sum(r.charge for r in records),
+        total_charge=sum([r.charge for r in records]),
         first_start=min(starts),
         last_start=max(starts),
         sealed_utc=now,
@@ -300,8 +307,7 @@ class Batcher:
 def encode_batch(batch: Batch) -> bytes:
     """The batch as it travels to the HPMN: the signed header, u32 n, then n times (u16
     length, record encoding): the records as the stores keep them (`pack_records`)."""
-    records = batch.records
-    return batch.signed.encode() + struct.pack("<I", len(records)) + pack_records(records)
+    return batch.signed.encode() + struct.pack("<I", len(batch.records)) + batch.packed
 
 
 def decode_batch(data: bytes) -> Batch:
@@ -313,10 +319,17 @@ def decode_batch(data: bytes) -> Batch:
         n = r.u32("count")
         if n > MAX_BATCH_RECORDS:
             raise MalformedBatchError(f"{n} records, at most {MAX_BATCH_RECORDS}")
-        records = tuple(decode_many(_frames(r.take(r.remaining, "records"), n)))
+        packed = r.take(r.remaining, "records")
+        records = tuple(decode_many(_frames(packed, n)))
     except (DecodeError, InvalidFieldError, MalformedRecordError) as e:
         raise MalformedBatchError(str(e)) from None
-    return Batch(signed=signed, records=records)
+    # The records' bytes as received are `pack_records(records)`: each record's encoding is
+    # the bytes it was decoded from (the decoder is strict) and the framing is canonical, so
+    # they are kept rather than packed again.
+    batch = object.__new__(Batch)
+    for name, value in (("signed", signed), ("records", records), ("packed", packed)):
+        object.__setattr__(batch, name, value)
+    return batch
 
 
 def _frames(data: bytes, n: int) -> list[bytes]:

@@ -115,8 +115,9 @@ def pack_records(records: Iterable[UsageRecord]) -> bytes:
 
 
 def _pack_encodings(encodings: list[bytes]) -> bytes:
-    lengths = map(_LENGTH.pack, map(len, encodings))
-    return b"".join([part for pair in zip(lengths, encodings, strict=True) for part in pair])
+    # one concatenation a record, then one join: some twice as fast as joining the lengths
+    # and the encodings as separate parts
+    return b"".join([len(e).to_bytes(2, "little") + e for e in encodings])
 
 
 def _offsets(data: bytes) -> list[int]:

@@ -35,12 +35,6 @@ if TYPE_CHECKING:
 CALL_EVENT_LIST: Final = 3
 _EVENT_TYPES: Final = tuple(EventType)
 _INSTANT: Final = [int(kind) for kind in INSTANT_EVENTS]
-_SLICES: Final = (
-    (kernel.COL_IMSI, kernel.COL_IMSI_LEN),
-    (kernel.COL_MSISDN, kernel.COL_MSISDN_LEN),
-    (kernel.COL_APN, kernel.COL_APN_LEN),
-)
-"""The (start, length) column pairs of the IMSI, MSISDN and APN slices."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,18 +61,18 @@ class ScannedBatch:
         apns: dict[bytes, str] = {}
         kinds = table[:, kernel.COL_KIND]
         durations = np.where(np.isin(kinds, _INSTANT), 0, table[:, kernel.COL_DURATION])
-        slices = [
-            [data[a:b] for a, b in zip(at.tolist(), (at + table[:, length]).tolist(), strict=True)]
-            for at, length in ((table[:, at], length) for at, length in _SLICES)
-        ]
+        imsi_slices = _slices(data, table, kernel.COL_IMSI, kernel.COL_IMSI_LEN)
         try:
-            distinct = list(dict.fromkeys(slices[0]))
+            distinct = list(dict.fromkeys(imsi_slices))
             imsis = dict(zip(distinct, policy.imsis([_tbcd(raw) for raw in distinct]), strict=True))
-            subscribers = [imsis[raw] for raw in slices[0]]
-            msisdn_hashes = [
-                msisdns.get(raw) or msisdns.setdefault(raw, policy.hasher.msisdn(_tbcd(raw)))
-                for raw in slices[1]
-            ]
+            subscribers = [imsis[raw] for raw in imsi_slices]
+            if table[:, kernel.COL_MSISDN_LEN].any():
+                msisdn_hashes = [
+                    msisdns.get(raw) or msisdns.setdefault(raw, policy.hasher.msisdn(_tbcd(raw)))
+                    for raw in _slices(data, table, kernel.COL_MSISDN, kernel.COL_MSISDN_LEN)
+                ]
+            else:  # a file without MSISDNs (a data roaming file): no slice to look at
+                msisdn_hashes = [NO_MSISDN] * len(imsi_slices)
             records = build_many(
                 meta.sender,
                 meta.recipient,
@@ -93,13 +87,15 @@ class ScannedBatch:
                     table[:, kernel.COL_DOWN].tolist(),
                     [
                         apns.get(raw) or apns.setdefault(raw, raw.decode("ascii"))
-                        for raw in slices[2]
+                        for raw in _slices(data, table, kernel.COL_APN, kernel.COL_APN_LEN)
                     ],
                     table[:, kernel.COL_CHARGE].tolist(),
                 ),
             )
         except (InvalidRecordError, InvalidSubscriberError):
             return None
+        if all(known for _, known in imsis.values()):
+            return records, []
         unknown = [
             r.event_id for r, (_, known) in zip(records, subscribers, strict=True) if not known
         ]
@@ -143,6 +139,14 @@ def _utc_starts(table: NDArray[np.int64], offsets: dict[int, int]) -> NDArray[np
     if (starts < 0).any():
         return None
     return starts
+
+
+def _slices(data: bytes, table: NDArray[np.int64], at: int, length: int) -> list[bytes]:
+    """Each event's slice of `data` whose start and length are the table's columns `at` and
+    `length`."""
+    starts = table[:, at]
+    ends = starts + table[:, length]
+    return [data[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def _tbcd(raw: bytes) -> str:

@@ -39,7 +39,7 @@ from .errors import BatchError, ForgedHeaderError, ReplayedBatchError
 from .rating import RatingTable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from tangle.protocol.ids import PublicKey
     from tangle.protocol.signature import Signer
@@ -87,6 +87,12 @@ class DuplicateWindow:
 
     def __contains__(self, event_id: bytes) -> bool:
         return event_id in self._ids
+
+    @property
+    def ids(self) -> Mapping[bytes, int]:
+        """The ids in the window, with their starts: a caller checking a batch's ids looks each
+        up here, without a method call an id."""
+        return self._ids
 
     def add(self, entries: Iterable[tuple[bytes, int]]) -> None:
         """Remember `(event_id, start_utc)` pairs, then drop what fell out of the window."""
@@ -167,14 +173,14 @@ class Validator:
             fatal = FatalCode.SEQUENCE_GAP
         elif header.count != len(records):
             fatal = FatalCode.AUDIT_COUNT
-        elif header.total_charge != sum(r.charge for r in records):
+        elif header.total_charge != sum([r.charge for r in records]):
             fatal = FatalCode.AUDIT_TOTAL
         if fatal is not FatalCode.NONE:
             return self._sign(batch, now, fatal, (), [])
         returns: list[RecordReturn] = []
         accepted: list[UsageRecord] = []
         seen: set[bytes] = set()
-        window, horizon = self.window, self.window.horizon
+        window, horizon = self.window.ids, self.window.horizon
         bars = self.bars if len(self.bars) else None
         first, last, late = header.first_start, header.last_start, header.sealed_utc - LATE_S
         future = now + CLOCK_SKEW_S
@@ -203,7 +209,7 @@ class Validator:
                 continue
             returns.append(RecordReturn(index=index, severity=_SEVERE, code=code))
         signed = self._sign(batch, now, fatal, tuple(returns), accepted)
-        self.window.add((r.event_id, r.start_utc) for r in accepted)
+        self.window.add([(r.event_id, r.start_utc) for r in accepted])
         self.next_sequence += 1
         return signed
 
@@ -223,7 +229,7 @@ class Validator:
             sequence=header.sequence,
             fatal=fatal,
             accepted_count=len(accepted),
-            accepted_amount=sum(r.charge for r in accepted),
+            accepted_amount=sum([r.charge for r in accepted]),
             acked_utc=now,
             returns=returns,
         )

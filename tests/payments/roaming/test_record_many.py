@@ -21,6 +21,7 @@ from payments.roaming.batch import (
     encode_batch,
 )
 from payments.roaming.errors import InvalidRecordError, MalformedBatchError, MalformedRecordError
+from payments.roaming.pending import pack_records
 from payments.roaming.record import RECORD_MAX_SIZE, EventType, UsageRecord
 from tangle.protocol.ids import MerkleRoot, Signature
 
@@ -121,7 +122,8 @@ SIGNED = SignedBatchHeader(
 @given(st.lists(records(), min_size=1, max_size=4), st.data())
 def test_decode_batch_hostile_records(rs: list[UsageRecord], data: st.DataObject) -> None:
     """A batch with bytes of its records' part altered is the batch the per-record decoder
-    reads from them, or `MalformedBatchError`."""
+    reads from them, or `MalformedBatchError`; a decoded batch keeps its records' bytes as
+    received, which are what packing its records gives (`Batch.packed`)."""
     body = bytearray(encode_batch(Batch(signed=SIGNED, records=tuple(rs)))[SIGNED_HEADER_SIZE:])
     for _ in range(data.draw(st.integers(1, 3))):
         position = data.draw(st.integers(0, len(body) - 1))
@@ -131,9 +133,12 @@ def test_decode_batch_hostile_records(rs: list[UsageRecord], data: st.DataObject
     except (MalformedRecordError, ValueError, struct.error):
         expected = MalformedBatchError
     try:
-        got: object = decode_batch(SIGNED.encode() + bytes(body)).records
+        batch = decode_batch(SIGNED.encode() + bytes(body))
     except MalformedBatchError:
-        got = MalformedBatchError
+        got: object = MalformedBatchError
+    else:
+        got = batch.records
+        assert batch.packed == pack_records(batch.records) == bytes(body[4:])
     assert got == expected
 
 
@@ -233,10 +238,26 @@ def test_build_many_of_nothing_is_nothing() -> None:
     assert build_many("AAV01", "ZZH01", "AAV01", ([], [], [], [], [], [], [], [], [])) == []
 
 
-def test_the_bulk_setters_name_every_field_of_a_record() -> None:
-    """`build_many` and `decode_many` set each field through `_SETTERS`: a field added to
-    `UsageRecord` (one not set by `__init__` included) must be named there, or a bulk-built
-    record would be left without it."""
-    named = [setter.__self__.__name__ for setter in _record_bulk._SETTERS]
-    assert sorted(named) == sorted(f.name for f in dataclasses.fields(UsageRecord))
-    assert sorted(named) == sorted(UsageRecord.__slots__)
+def test_the_bulk_builders_set_every_field_of_a_record() -> None:
+    """`build_many` and `decode_many` build a record as an `_Unsealed` (`UsageRecord`'s slots)
+    and set each field by name: a field added to `UsageRecord` (one not set by `__init__`
+    included) must be set there too, or a bulk-built record would be left without it."""
+    assert _record_bulk._Unsealed.__slots__ == UsageRecord.__slots__
+    assert sorted(UsageRecord.__slots__) == sorted(f.name for f in dataclasses.fields(UsageRecord))
+    (reference,) = build_many(
+        "AAV01", "ZZH01", "AAV01",
+        ([b"\x01" * 32], [bytes(32)], [EventType.DATA], [1], [2], [3], [4], ["iot"], [5]),
+    )  # fmt: skip
+    (decoded,) = decode_many([reference.encode()])
+    for record in (reference, decoded):
+        assert type(record) is UsageRecord
+        assert {name: getattr(record, name) for name in UsageRecord.__slots__} == {
+            name: getattr(reference, name) for name in UsageRecord.__slots__
+        }
+    assert reference == UsageRecord(
+        sender="AAV01", recipient="ZZH01", imsi_hash=b"\x01" * 32, msisdn_hash=bytes(32),
+        event_type=EventType.DATA, start_utc=1, duration_s=2, volume_up=3, volume_down=4,
+        apn="iot", serving_network="AAV01", charge=5,
+    )  # fmt: skip
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reference.charge = 6  # type: ignore[misc]

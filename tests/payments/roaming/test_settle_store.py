@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,7 +19,7 @@ from payments.roaming.acknowledgement import ReturnCode
 from payments.roaming.batch import seal
 from payments.roaming.errors import ReplayedBatchError, RoamingStoreError
 from payments.roaming.partner_file import FileKind, ImportedFile, ImportOutcome, PartnerFile
-from payments.roaming.store import RoamingStore
+from payments.roaming.store import PAGE_SIZE, RoamingStore
 from payments.roaming.validation import Validator
 from tangle.protocol.ids import blake2b_256
 from tests.payments.roaming.settle_crash_child import A, batch
@@ -142,3 +143,25 @@ def test_an_hpmn_killed_mid_run_keeps_every_batch_it_acknowledged(tmp_path: Path
             assert store.next_expected(VISITED, HOME) == len(kept) + 1
             for a in store.acks(VISITED, HOME):
                 assert a.ack.accepted_count == 20  # none was returned as a duplicate
+
+
+def test_a_new_store_has_large_pages_and_an_earlier_one_keeps_its_own(tmp_path: Path) -> None:
+    """A store created now has `PAGE_SIZE` pages (a batch's rows are written as fewer pages);
+    one created with sqlite's default keeps it and works as before."""
+    earlier = sqlite3.connect(tmp_path / "earlier.db")
+    earlier.execute("CREATE TABLE other (x)")  # the file exists, with the default pages
+    earlier.close()
+    b = batch(1)
+    for name in ("new.db", "earlier.db"):
+        with RoamingStore(tmp_path / name) as store:
+            store.save_batch(b)
+            kept = store.batch(b.signed.header.sender, b.signed.header.recipient, 1)
+        assert kept == b
+        assert kept is not None
+        assert kept.packed == b.packed
+    sizes = []
+    for name in ("new.db", "earlier.db"):
+        db = sqlite3.connect(tmp_path / name)
+        sizes.append(db.execute("PRAGMA page_size").fetchone()[0])
+        db.close()
+    assert sizes == [PAGE_SIZE, 4096]
