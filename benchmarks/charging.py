@@ -90,7 +90,7 @@ from benchmarks._charging_load import (
     simulator_process,
 )
 from payments.channels.service import PayeeService
-from payments.channels.store import ChannelStore
+from payments.charging.channel_rows import CsmsChannels
 from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_collector
 from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
@@ -136,10 +136,7 @@ class ChannelTable:
 async def csms_process(directory: Path, count: int) -> None:
     """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
     tune_collector()  # as the CSMS's own command does
-    async with (
-        CsmsStore(directory / "csms.sqlite") as store,
-        ChannelStore(directory / "channels.sqlite") as channels,
-    ):
+    async with CsmsStore(directory / "csms.sqlite") as store:
         await asyncio.gather(*(store.add_station(f"CP{i}", PASSWORD) for i in range(count)))
         for i in range(count):
             await store.save_token(f"TOKEN{i}", driver(i)[1].channel_id, 0)
@@ -148,7 +145,7 @@ async def csms_process(directory: Path, count: int) -> None:
             payee=CPO.public_key,
             network_id=NETWORK,
             directory=ChannelTable(count),
-            service=PayeeService(channels),
+            service=PayeeService(CsmsChannels(store)),
         )
         payments = ChargePayments(
             csms=csms, cashier=cashier, signer=CPO, tariff=TARIFF, margin=10**9

@@ -3,12 +3,15 @@ bindings and payments, and the final bill of each session.
 
 WAL mode with `synchronous=FULL`: a commit is fsync'd before it returns, and the CSMS answers a
 charger only after the event is committed, so a SIGKILLed CSMS loses no meter value the charger
-saw acknowledged (the charger resends what was not). `record` (and `add_paid`) are a group
-commit: a write that finds the writer idle waits `group_window_s` (5 ms by default) for others,
-and writes that arrive while a commit is in flight go together into the next transaction (one
-executemany, one commit and one fsync for many chargers and drivers). Events are keyed by
-(charge point, transaction id, seq) and inserted with `OR IGNORE`, and a bill is keyed by its
-session, so a replay after a restart records and bills nothing twice.
+saw acknowledged (the charger resends what was not). `record` and `write` (a payment: the
+channel's new proof and the session's paid amount, `channel_rows`) are a group commit: a write
+that finds the writer idle waits `group_window_s` (5 ms by default) for others, and writes that
+arrive while a commit is in flight go together into the next transaction (one executemany per
+kind of statement, one commit and one fsync for many chargers and drivers). So the statements a
+group commit takes must not depend on their order: an event is inserted `OR IGNORE`, a channel's
+proof never replaces a newer one, a paid amount is added. Events are keyed by (charge point,
+transaction id, seq), and a bill is keyed by its session, so a replay after a restart records
+and bills nothing twice.
 
 ```
 stations(id TEXT PK, salt BLOB, key BLOB)                         scrypt of the password
@@ -23,6 +26,7 @@ tokens(id_token PK, channel_id, prepaid)                          a driver's tok
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
+channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
 A prepaid session's rest (`paid - amount`) is written as an owed refund in the same transaction
@@ -35,6 +39,7 @@ amount in the same commit as the binding (once: a resent start binds nothing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -45,11 +50,16 @@ from typing import TYPE_CHECKING, Final, Self
 
 import aiosqlite
 
+from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+
+    Statement = tuple[str, tuple[object, ...]]
+    """One SQL statement and its parameters."""
     from types import TracebackType
 
 _SCHEMA: Final = """
@@ -94,11 +104,11 @@ MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_ADD_PAID: Final = (
+ADD_PAID: Final = (
     "UPDATE sessions SET paid = paid + ? WHERE charge_point = ? AND transaction_id = ?"
 )
 MAX_BATCH: Final = 1024
-"""The most events one group commit writes."""
+"""The most writes (events, payments) one group commit takes."""
 MAX_COMMIT_SAMPLES: Final = 100_000
 """Group commits `CsmsStore.commits` remembers."""
 GROUP_WINDOW_S: Final = 0.005
@@ -146,7 +156,7 @@ class CsmsStore:
         self.path = path
         self.group_window_s = group_window_s
         self._db: aiosqlite.Connection | None = None
-        self._pending: list[tuple[str, tuple[object, ...], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[Statement], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         """Held by every write from its first statement to its commit (the group writer's batch
@@ -170,6 +180,7 @@ class CsmsStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.executescript(_SCHEMA)
+        await self._db.execute(CHANNELS_SCHEMA)
         await self._db.commit()
         return self
 
@@ -234,12 +245,13 @@ class CsmsStore:
             int(event.offline),
             event.id_token,
         )
-        await self._write(_INSERT_EVENT, row)
+        await self.write(((_INSERT_EVENT, row),))
 
-    async def _write(self, sql: str, row: tuple[object, ...]) -> None:
-        """Run `sql` with `row` in the next group commit; return after that commit."""
+    async def write(self, statements: Sequence[Statement]) -> None:
+        """Run `statements` in the next group commit (all in the same transaction, each in any
+        order with the other writes': see the module docstring); return after that commit."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, row, future))
+        self._pending.append((statements, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(future)
@@ -258,22 +270,22 @@ class CsmsStore:
             try:
                 async with self._lock:
                     began = time.perf_counter()
-                    start = 0
-                    while start < len(batch):  # each run of one statement in one executemany
-                        end = start
-                        while end < len(batch) and batch[end][0] == batch[start][0]:
-                            end += 1
-                        rows = [w[1] for w in batch[start:end]]
-                        await self.db.executemany(batch[start][0], rows)
-                        start = end
+                    rows: dict[str, list[tuple[object, ...]]] = {}
+                    for statements, _ in batch:  # one executemany per kind of statement
+                        for sql, params in statements:
+                            rows.setdefault(sql, []).append(params)
+                    for sql, params_of in rows.items():
+                        await self.db.executemany(sql, params_of)
                     await self.db.commit()
                     self.commits.append((time.time(), time.perf_counter() - began, len(batch)))
             except Exception as error:  # the database failed: every waiter learns it
-                for *_, future in batch:
+                with contextlib.suppress(Exception):  # nothing of the batch stays half-applied
+                    await self.db.rollback()
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 raise
-            for *_, future in batch:
+            for _, future in batch:
                 if not future.done():
                     future.set_result(None)
 
@@ -366,9 +378,11 @@ class CsmsStore:
         limits = SessionLimits(margin=r[2], energy_wh=r[3], duration_s=r[4])
         return Binding(id_token=r[0], channel_id=r[1], limits=limits, paid=r[5])
 
-    async def add_paid(self, key: tuple[str, str], amount: int) -> None:
-        """Count `amount` paid for session `key` (after the channel store saved the proof)."""
-        await self._write(_ADD_PAID, (amount, *key))
+    @staticmethod
+    def add_paid(key: tuple[str, str], amount: int) -> Statement:
+        """The statement counting `amount` paid for session `key` (committed with the proof
+        that paid it: `channel_rows.CsmsChannels`)."""
+        return ADD_PAID, (amount, *key)
 
     async def bill(self, bill: Bill) -> bool:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
