@@ -161,10 +161,13 @@ class CsmsStore:
         self._lock = asyncio.Lock()
         """Held by every write from its first statement to its commit (the group writer's batch
         too), so no commit lands in the middle of another write's transaction."""
-        self.commits: deque[tuple[float, float, int]] = deque(maxlen=MAX_COMMIT_SAMPLES)
+        self.commits: deque[tuple[float, float, int, float, float]] = deque(
+            maxlen=MAX_COMMIT_SAMPLES
+        )
         """The latest group commits: (Unix time it ended, seconds from taking the lock to the
-        end of the commit, rows), to see how long a commit (and its fsync) makes chargers
-        wait."""
+        end of the commit, writes, seconds it waited for the lock, seconds of the commit call
+        alone: the fsync), to see how long a commit makes chargers and drivers wait, and
+        why."""
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
@@ -267,24 +270,29 @@ class CsmsStore:
         await asyncio.sleep(self.group_window_s)
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                async with self._lock:
-                    began = time.perf_counter()
+            waited = time.perf_counter()
+            async with self._lock:
+                began = time.perf_counter()
+                try:
                     rows: dict[str, list[tuple[object, ...]]] = {}
                     for statements, _ in batch:  # one executemany per kind of statement
                         for sql, params in statements:
                             rows.setdefault(sql, []).append(params)
                     for sql, params_of in rows.items():
                         await self.db.executemany(sql, params_of)
+                    committing = time.perf_counter()
                     await self.db.commit()
-                    self.commits.append((time.time(), time.perf_counter() - began, len(batch)))
-            except Exception as error:  # the database failed: every waiter learns it
-                with contextlib.suppress(Exception):  # nothing of the batch stays half-applied
-                    await self.db.rollback()
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                raise
+                except Exception as error:  # the database failed: every waiter learns it
+                    with contextlib.suppress(Exception):  # nothing of the batch stays applied
+                        await self.db.rollback()
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    raise
+                ended = time.perf_counter()
+                self.commits.append(
+                    (time.time(), ended - began, len(batch), began - waited, ended - committing)
+                )
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
