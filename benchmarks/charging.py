@@ -26,7 +26,9 @@ the CSMS validates every message it receives and sends.
 * `response_p50_ms` / `response_p99_ms`: per meter value, from the send to the CSMS's answer (the
   answer follows the fsync'd commit); `response_p99_ms_by_interval_phase`: the p99 of the meter
   values of intervals `n` with `n % pay_every == k`, for each `k` (with `--pay-together`, `k = 0`
-  are the intervals in which every driver pays);
+  are the intervals in which every driver pays), and `response_p99_ms_by_interval`, for each
+  interval in turn (a tail in a few intervals only is a passing stall; in every one, the CSMS's
+  own);
 * `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt, one round
   trip) per second;
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
@@ -392,6 +394,9 @@ def measure(
         "payments_together": together,
         "response_p99_ms_by_interval_phase": [
             _p99(meter[interval % max(1, pay_every) == k]) for k in range(max(1, pay_every))
+        ],
+        "response_p99_ms_by_interval": [
+            _p99(meter[interval == n]) for n in range(1, int(interval.max(initial=0)) + 1)
         ],
         "payment_p50_ms": round(float(np.percentile(pays, 50)), 2) if pays.size else None,
         "payment_p99_ms": round(float(np.percentile(pays, 99)), 2) if pays.size else None,

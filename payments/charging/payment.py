@@ -113,7 +113,8 @@ class ChargePayments:
 
     async def unbind(self, id_token: str) -> int | None:
         """The operator's unbinding of `id_token` (so that it can be bound to another channel):
-        the prepaid amount it held, owed back to the driver of its channel; None if unbound."""
+        the prepaid amount it held, owed back to the driver of its channel from the same commit
+        on (`refund.PrepaidRefunds` pays it); None if unbound."""
         return await self.csms.store.unbind_token(id_token)
 
     async def prepay(self, id_token: str, signed: SignedBalanceProof) -> Receipt:

@@ -26,6 +26,8 @@ tokens(id_token PK, channel_id, prepaid)                          a driver's tok
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
+token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
+                                               a prepaid amount an unbound token held
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
@@ -33,7 +35,10 @@ A prepaid session's rest (`paid - amount`) is written as an owed refund in the s
 as its bill, so a crash after the bill loses no refund: the refunder (`refund.PrepaidRefunds`)
 pays the owed rows at start and periodically and marks each `paid` (or `credited`, a rest kept as
 the token's prepaid credit) once done. Binding a prepaid session takes the token's prepaid
-amount in the same commit as the binding (once: a resent start binds nothing).
+amount in the same commit as the binding (once: a resent start binds nothing). Unbinding a token
+that still holds a prepaid amount writes that amount as an owed refund to its channel's payer in
+the same commit as the unbinding (`token_refunds`, paid by the same refunder), so the operator's
+unbinding never keeps a driver's money.
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ CREATE TABLE IF NOT EXISTS transactions16 (
 CREATE TABLE IF NOT EXISTS refunds (
     charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, amount INTEGER NOT NULL,
     state TEXT NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_refunds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT NOT NULL, channel_id BLOB NOT NULL,
+    amount INTEGER NOT NULL, state TEXT NOT NULL);
 """
 _OWE_REFUND: Final = """
     INSERT OR IGNORE INTO refunds SELECT charge_point, transaction_id, paid - ?, 'owed'
@@ -549,14 +557,37 @@ class CsmsStore:
         return await self._write_now(_ADD_CREDIT, (id_token, channel_id, amount)) == 1
 
     async def unbind_token(self, id_token: str) -> int | None:
-        """Unbind `id_token`: the prepaid amount it held, None if it was not bound."""
+        """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
+        now on, written in the same commit: `owed_token_refunds`), None if it was not bound."""
         async with self._lock:
             async with self.db.execute(
-                "DELETE FROM tokens WHERE id_token = ? RETURNING prepaid", (id_token,)
+                "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
             ) as c:
                 row = await c.fetchone()
+            if row is not None and row[1] > 0:
+                await self.db.execute(
+                    "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
+                    "VALUES (?, ?, ?, 'owed')",
+                    (id_token, row[0], row[1]),
+                )
             await self.db.commit()
-        return None if row is None else int(row[0])
+        return None if row is None else int(row[1])
+
+    async def owed_token_refunds(
+        self, at_least: int = 1, limit: int = MAX_OWED_BATCH
+    ) -> list[tuple[int, bytes, int]]:
+        """Prepaid amounts of unbound tokens owed back and not yet paid, of at least
+        `at_least`: (refund id, channel, amount), oldest first."""
+        query = (
+            "SELECT id, channel_id, amount FROM token_refunds WHERE state = 'owed' "
+            "AND amount >= ? ORDER BY id LIMIT ?"
+        )
+        async with self.db.execute(query, (at_least, limit)) as rows:
+            return [(int(r[0]), bytes(r[1]), int(r[2])) async for r in rows]
+
+    async def token_refund_paid(self, refund_id: int) -> None:
+        """Mark the unbound token's refund `refund_id` paid (the ledger took the transfer)."""
+        await self._write_now("UPDATE token_refunds SET state = 'paid' WHERE id = ?", (refund_id,))
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""
