@@ -36,7 +36,7 @@ from ..channels.store import (
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from tangle.protocol.ids import ChannelId
 
@@ -91,6 +91,16 @@ class CsmsChannels:
         except Exception as e:
             raise StoreError(f"commit failed: {e!r}") from e
         self._balances[where] = _balance(record)
+
+    async def take_over(self, records: Iterable[ChannelRecord]) -> None:
+        """Keep `records` (a channel store file's, from before the channels moved into the
+        CSMS's database) in one commit; a record never replaces a newer one kept here."""
+        statements: list[Statement] = []
+        for record in records:
+            check_record(record)
+            statements.append((UPSERT, record_row(record)))
+        if statements:
+            await self._store.write(statements)
 
     async def load(self, channel_id: ChannelId, role: Role) -> ChannelRecord | None:
         """The committed record of `channel_id` for `role`, if any."""

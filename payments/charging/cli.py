@@ -59,6 +59,7 @@ from wallet.errors import WalletError
 from wallet.keys import AddressKey, ExtendedKey
 
 from ..channels.service import PayeeService
+from ..channels.store import read_records
 from ..errors import PaymentError
 from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
@@ -159,7 +160,7 @@ async def _serve(args: argparse.Namespace) -> None:
         payments = None
         if args.node_api:
             node = await stack.enter_async_context(NodeClient(args.node_api))
-            payments = _payments(args, csms, tariff, node)
+            payments = await _payments(args, csms, tariff, node)
             csms.authorize = payments.authorize
             csms.channel_pricing = payments.pricing
             committer = LedgerCommitter(store, node)
@@ -202,18 +203,22 @@ async def _serve(args: argparse.Namespace) -> None:
     print("stopped" if not args.json else json.dumps({"stopped": True}), flush=True)
 
 
-def _payments(
+async def _payments(
     args: argparse.Namespace, csms: Csms, tariff: Tariff, node: NodeClient
 ) -> ChargePayments:
     if args.cpo_seed_file is None:
         raise SystemExit("error: --node-api needs --cpo-seed-file")
     seed = bytes.fromhex(args.cpo_seed_file.read_text().strip())
     signer = AddressKey(ExtendedKey.from_seed(seed))
+    channels = CsmsChannels(csms.store)
+    earlier = args.db.with_suffix(".channels.sqlite")  # where channels were kept before
+    if earlier.exists():
+        await channels.take_over(read_records(earlier))
     cashier = Cashier(
         payee=signer.public_key,
         network_id=args.network_id,
         directory=LedgerDirectory(node, args.network_id),
-        service=PayeeService(CsmsChannels(csms.store)),
+        service=PayeeService(channels),
     )
     return ChargePayments(
         csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin

@@ -7,6 +7,7 @@ aborts the paid amount's update), and a CSMS process is SIGKILLed while paying."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -19,12 +20,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from payments.channels.core import PayerChannel
-from payments.channels.state import Role
-from payments.channels.store import ChannelRecord, row_record
+from payments.channels.state import ChannelState, Role
+from payments.channels.store import ChannelRecord, ChannelStore, read_records, row_record
+from payments.charging.channel_rows import CsmsChannels
 from payments.charging.session import EventKind, TransactionEvent
+from payments.charging.store import CsmsStore
 from payments.errors import StoreError
 from payments.payperuse.receipt import ReceiptKind
-from tests.payments.charging.test_payment import DRIVER, TARIFF, World, run
+from tests.payments.charging.test_payment import CPO, DRIVER, TARIFF, World, run
+from tests.unit_test_funder import UnitTestOnlyFunder
 
 if TYPE_CHECKING:
     from payments.charging.csms import Csms
@@ -176,3 +180,28 @@ def test_a_csms_sigkilled_while_paying_has_counted_every_proof_it_kept(
         assert _durable(tmp_path / "csms.sqlite") == (session.paid, session.paid)
 
     run(tmp_path, restarted)
+
+
+def test_channels_kept_in_a_channel_store_file_before_are_taken_over(tmp_path: Path) -> None:
+    """An upgraded CSMS (`charging serve` finds `<db>.channels.sqlite`) keeps every channel's
+    newest proof from the old file, and an older record never replaces a newer one."""
+    funder = UnitTestOnlyFunder(network_id=7, payer=DRIVER.public_key)
+
+    async def main() -> None:
+        terms = await funder.open(CPO.public_key, DEPOSIT)
+        payer = PayerChannel(terms, DRIVER)
+        older, newer = payer.pay(30), payer.pay(30)
+        record = ChannelRecord(terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=newer)
+        async with ChannelStore(tmp_path / "csms.channels.sqlite") as old:
+            await old.save(record)
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:
+            channels = CsmsChannels(store)
+            await channels.take_over(read_records(tmp_path / "csms.channels.sqlite"))
+            assert await channels.load(terms.channel_id, Role.PAYEE) == record
+            stale = ChannelRecord(
+                terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=older
+            )
+            await channels.take_over([stale])
+            assert await channels.records(Role.PAYEE) == [record]
+
+    asyncio.run(main())
