@@ -6,14 +6,15 @@ checks) in the CSMS's sqlite file, written through the CSMS store's group commit
 (`CsmsStore.write`) together with the meter values. A payment for a session runs inside
 `paying_for(key)` (`ChargePayments.pay`): the save of the channel record its proof makes
 carries the session's paid amount (what the proof credits over the channel's record saved
-before it) in the same transaction. So:
+before it) in the same transaction; a prepayment (`ChargePayments.prepay`) carries the token's
+prepaid amount likewise. So:
 
 * one payment costs one commit and no fsync of its own: it shares the group commit (and its
   fsync) of the meter values and payments around it;
-* a CSMS killed at any moment has either taken the proof and counted it for the session, or
-  neither: the driver's wallet sends the same proof again and it is taken then (before, the
-  channel store's commit and the session's paid amount were two commits, and a crash between
-  them kept the driver's money without counting it: the session owed it again).
+* a CSMS killed at any moment has either taken the proof and counted it for the session (or
+  the token), or neither: the driver's wallet sends the same proof again and it is taken then
+  (before, the channel store's commit and the session's paid amount were two commits, and a
+  crash between them kept the driver's money without counting it: the session owed it again).
 
 `paying_for` is a context variable, so it belongs to the task taking the payment: the service's
 lock on the channel, the check and the save all run in that task.
@@ -22,6 +23,7 @@ lock on the channel, the check and the save all run in that task.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final
 
@@ -43,14 +45,16 @@ if TYPE_CHECKING:
     from ..channels.state import Role
     from .store import CsmsStore, Statement
 
-_PAYING: Final[ContextVar[tuple[str, str] | None]] = ContextVar("paying_for", default=None)
+Counting = Callable[[int], "Statement"]
+"""The statement that counts an amount a proof credits (for a session or a token)."""
+_PAYING: Final[ContextVar[Counting | None]] = ContextVar("paying_for", default=None)
 
 
 @contextlib.contextmanager
-def paying_for(key: tuple[str, str]) -> Iterator[None]:
-    """Inside it, the current task's channel save counts what the proof credits as paid for
-    session `key` (in the same commit)."""
-    token = _PAYING.set(key)
+def paying_for(count: Counting) -> Iterator[None]:
+    """Inside it, the current task's channel save commits `count(credited)`, what the proof
+    credits, in the same transaction (`CsmsStore.add_paid`, `CsmsStore.add_credit`)."""
+    token = _PAYING.set(count)
     try:
         yield
     finally:
@@ -66,26 +70,28 @@ class CsmsChannels:
         self._store = store
         self._balances: dict[tuple[bytes, Role], int] = {}
         """The payee balance of each channel's latest record read or saved here (the channels
-        a service read from this store or saved: as many as it holds in memory)."""
+        a service read from this store or saved: as many as it holds in memory, and those a
+        payment found absent). A read never replaces what a save put here (the read may have
+        begun before that save's commit)."""
 
     @property
     def store(self) -> CsmsStore:
         return self._store
 
     async def save(self, record: ChannelRecord) -> None:
-        """Make `record` durable in the next group commit, with the paid amount of the session
-        the current task pays for (`paying_for`), if any; return after that commit."""
+        """Make `record` durable in the next group commit, with what the current task counts
+        its credit as (`paying_for`), if anything; return after that commit."""
         check_record(record)
         where = (record.terms.channel_id, record.role)
         statements: list[Statement] = [(UPSERT, record_row(record))]
-        key = _PAYING.get()
-        if key is not None:
+        count = _PAYING.get()
+        if count is not None:
             before = self._balances.get(where)
             if before is None:
                 before = _balance(await self.load(*where))
             credited = _balance(record) - before
             if credited > 0:
-                statements.append(self._store.add_paid(key, credited))
+                statements.append(count(credited))
         try:
             await self._store.write(statements)
         except Exception as e:
@@ -101,16 +107,19 @@ class CsmsChannels:
             statements.append((UPSERT, record_row(record)))
         if statements:
             await self._store.write(statements)
+            self._balances.clear()  # read again: a record here may have been replaced
 
     async def load(self, channel_id: ChannelId, role: Role) -> ChannelRecord | None:
         """The committed record of `channel_id` for `role`, if any."""
         query = f"SELECT {COLUMNS} FROM channels WHERE channel_id = ? AND role = ?"
         async with self._store.db.execute(query, (channel_id, int(role))) as c:
             row = await c.fetchone()
-        if row is None:  # not remembered: a caller may ask about any number of unknown ids
-            return None
+        if row is None:
+            if _PAYING.get() is not None:  # a payment's channel (bound to its session or token)
+                self._balances.setdefault((channel_id, role), 0)
+            return None  # else not remembered: a caller may ask about any number of unknown ids
         record = row_record(tuple(row))
-        self._balances[channel_id, role] = _balance(record)
+        self._balances.setdefault((channel_id, role), _balance(record))  # a save may be newer
         return record
 
     async def records(self, role: Role | None = None) -> list[ChannelRecord]:

@@ -33,7 +33,7 @@ from ..payperuse.receipt import NO_TAG
 from .channel_rows import CsmsChannels, paying_for
 from .errors import InvoiceDisagreesError, TokenBindingError, UnknownSessionError
 from .session import SessionLimits
-from .store import Binding
+from .store import Binding, CsmsStore
 
 if TYPE_CHECKING:
     from tangle.protocol.channel import SignedBalanceProof
@@ -122,8 +122,11 @@ class ChargePayments:
         bound = await self.csms.store.token(id_token)
         if bound is None or bound[0] != signed.proof.channel_id:
             raise TokenBindingError(id_token, "not bound to this proof's channel")
-        credit = await self.cashier.accept(signed, price=1)
-        if not await self.csms.store.add_prepaid(id_token, bound[0], credit.credited):
+        channel_id = bound[0]
+        with paying_for(lambda credited: CsmsStore.add_credit(id_token, channel_id, credited)):
+            credit = await self.cashier.accept(signed, price=1)  # one commit: proof and credit
+        after = await self.csms.store.token(id_token)
+        if after is None or after[0] != channel_id:
             raise TokenBindingError(id_token, "bound to another channel during the payment")
         meter = self._meter(signed.proof.channel_id, (id_token, "prepaid"))
         return meter.credit(signed.proof, credit.credited)
@@ -209,7 +212,7 @@ class ChargePayments:
         ):
             raise InvoiceDisagreesError(key, session.energy_wh, session.billed(), session.paid)
         try:
-            with paying_for(key):  # the proof and the session's paid amount: one commit
+            with paying_for(lambda credited: CsmsStore.add_paid(key, credited)):  # one commit
                 credit = await self.cashier.accept(signed, price=1)
         except StaleProofError:
             last = self._last.get(key)

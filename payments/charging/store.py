@@ -62,10 +62,10 @@ from .session import EventKind, SessionLimits, TransactionEvent
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+    from types import TracebackType
 
     Statement = tuple[str, tuple[object, ...]]
     """One SQL statement and its parameters."""
-    from types import TracebackType
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS stations (id TEXT PRIMARY KEY, salt BLOB NOT NULL, key BLOB NOT NULL);
@@ -112,7 +112,7 @@ MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-ADD_PAID: Final = (
+_ADD_PAID: Final = (
     "UPDATE sessions SET paid = paid + ? WHERE charge_point = ? AND transaction_id = ?"
 )
 MAX_BATCH: Final = 1024
@@ -398,7 +398,7 @@ class CsmsStore:
     def add_paid(key: tuple[str, str], amount: int) -> Statement:
         """The statement counting `amount` paid for session `key` (committed with the proof
         that paid it: `channel_rows.CsmsChannels`)."""
-        return ADD_PAID, (amount, *key)
+        return _ADD_PAID, (amount, *key)
 
     async def bill(self, bill: Bill) -> bool:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
@@ -550,6 +550,13 @@ class CsmsStore:
         await self._write_now(
             "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
         )
+
+    @staticmethod
+    def add_credit(id_token: str, channel_id: bytes, amount: int) -> Statement:
+        """The statement adding `amount` to `id_token`'s prepaid amount on `channel_id` (bound
+        anew if unbound; nothing if it is bound to another channel), committed with the proof
+        that paid it (`channel_rows.CsmsChannels`)."""
+        return _ADD_CREDIT, (id_token, channel_id, amount)
 
     async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound

@@ -205,3 +205,32 @@ def test_channels_kept_in_a_channel_store_file_before_are_taken_over(tmp_path: P
             assert await channels.records(Role.PAYEE) == [record]
 
     asyncio.run(main())
+
+
+def test_a_prepayment_whose_commit_fails_midway_takes_nothing(tmp_path: Path) -> None:
+    """A prepayment is one commit too: the proof and the token's prepaid amount."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(KEY, DEPOSIT)
+        await world.bind(wallet, TOKEN)
+        store = world.csms.store
+        async with store.write_lock:
+            await store.db.execute(
+                "CREATE TRIGGER crash_before_credit BEFORE UPDATE OF prepaid ON tokens "
+                "BEGIN SELECT RAISE(ABORT, 'the CSMS died here'); END"
+            )
+            await store.db.commit()
+        proof = wallet.channel.pay(450)
+        with pytest.raises(StoreError):
+            await world.payments.prepay(TOKEN, proof)
+        channel_id = wallet.channel.terms.channel_id
+        assert await store.token(TOKEN) == (channel_id, 0)
+        assert await CsmsChannels(store).load(channel_id, Role.PAYEE) is None
+        async with store.write_lock:
+            await store.db.execute("DROP TRIGGER crash_before_credit")
+            await store.db.commit()
+        receipt = await world.payments.prepay(TOKEN, proof)  # the same proof again: taken now
+        assert receipt.cumulative_amount == 450
+        assert await store.token(TOKEN) == (channel_id, 450)
+
+    run(tmp_path, body)
