@@ -21,8 +21,11 @@ simulators skip the library's schema validation of their own messages (`check_sc
 the CSMS validates every message it receives and sends.
 
 * `connected_charge_points`: charge points connected and in a session;
-* `meter_values_per_s`: meter values the CSMS committed in the measured window, per second (read
-  back from its database afterwards), and `meter_values_offered_per_s`;
+* `meter_values_per_s`: meter values the CSMS committed (read back from its database afterwards)
+  per second of the measured window, and `meter_values_offered_per_s`: each charge point sends
+  every meter value its schedule puts in the `MEASURE_S` window, each once the one before was
+  answered (and paid for), so the window is `MEASURE_S` longer by how late the slowest answers
+  held the last one back (a slow CSMS: a lower rate);
 * `response_p50_ms` / `response_p99_ms`: per meter value, from the send to the CSMS's answer (the
   answer follows the fsync'd commit); `response_p99_ms_by_interval_phase`: the p99 of the meter
   values of intervals `n` with `n % pay_every == k`, for each `k` (with `--pay-together`, `k = 0`
