@@ -164,12 +164,14 @@ async def _meter_and_pay(
     stop_at: float = plan["stop_at"]
     n = 0
     interval_s: float = plan["interval_s"]
+    pay_every: int = plan["pay_every"]
+    phase = 0 if plan["together"] else i  # drivers pay in their own intervals, or all in one
     next_at = plan["start_at"] + (i % 97) / 97 * interval_s  # spread over the interval
-    while True:
+    held_s = 0.0
+    while next_at < stop_at:  # each meter value the schedule puts in the window, sent in turn
+        held_s = max(0.0, time.perf_counter() - next_at)  # the answers before came after its time
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
         sent = time.perf_counter()
-        if sent >= stop_at:
-            return
         n += 1
         wh = STEP_WH * n
         if isinstance(charger, Charger16):
@@ -177,23 +179,44 @@ async def _meter_and_pay(
         else:
             await charger.event("Updated", session[1], n, wh, time.time())
         out["meter"].append(time.perf_counter() - sent)
+        out["interval"].append(n)
         wallet.observe(wh, 0)
-        if stream is not None and n % plan["pay_every"] == 0:
+        if stream is not None and (n + phase) % pay_every == 0:
             began = time.perf_counter()
             if await stream.pay() is not None:  # the invoice, the proof and the receipt
                 out["pay"].append(time.perf_counter() - began)
         next_at += interval_s
+    out["held_s"] = max(out["held_s"], held_s)  # the last one's: how far past the window it went
 
 
 async def simulator_process(
-    url: str, first: int, count: int, measure_s: float, pay_every: int, interval_s: float
+    url: str,
+    first: int,
+    count: int,
+    measure_s: float,
+    pay_every: int,
+    interval_s: float,
+    together: bool = False,
 ) -> None:
-    """Charge points `first..first+count`; prints their figures as JSON."""
-    out: dict[str, Any] = {"connected": 0, "failed": 0, "lag": [], "meter": [], "pay": []}
+    """Charge points `first..first+count`; prints their figures as JSON: `meter` (each meter
+    value's response time) with `interval` (its number, from 1), `pay`, `lag`, `gc`. Driver `i`
+    pays after the meter values `n` with `(n + i) % pay_every == 0` (the drivers' sessions began
+    at different times), or with `together` every driver after the same ones (`n % pay_every ==
+    0`: every `pay_every`-th interval all drivers pay)."""
+    out: dict[str, Any] = {
+        "connected": 0,
+        "failed": 0,
+        "lag": [],
+        "meter": [],
+        "interval": [],
+        "pay": [],
+        "held_s": 0.0,
+    }
     plan: dict[str, Any] = {
         "count": count,
         "measure_s": measure_s,
         "pay_every": pay_every,
+        "together": together,
         "interval_s": interval_s,
         "in_session": asyncio.Event(),
         "ready": asyncio.Event(),
@@ -215,5 +238,5 @@ async def simulator_process(
     out["gc"] = pauses.pauses
     out["cpu_share"] = (cpu_seconds() - began_cpu) / (time.perf_counter() - began)
     out["kernel_share"] = (kernel_seconds() - began_kernel) / (time.perf_counter() - began)
-    out["window"] = [start_unix, start_unix + measure_s]
+    out["window"] = [start_unix, start_unix + measure_s + out["held_s"]]
     print(json.dumps(out), flush=True)

@@ -1,5 +1,5 @@
 """The CSMS under load: `python -m benchmarks.charging [--json] [--quick] [--stations N]
-[--pay-every N] [--profile DIR]`.
+[--pay-every N] [--pay-together] [--profile DIR]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
 and the drivers' payment streams on its OCPP server), and `SIMULATORS` simulator processes holding
@@ -11,16 +11,27 @@ seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower 
 `PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`: never) its driver pays
 what its own meter shows through its one-way channel, on its own payment stream
 (`payments.charging.pay_client`: a WebSocket on the CSMS's OCPP server, one binary frame each way:
-the driver's invoice with a balance proof signed by the driver, verified, committed to the CPO's
-channel store, and answered with a signed receipt, checked). The simulators skip the library's
-schema validation of their own messages (`check_schemas=False`); the CSMS validates every message it
-receives and sends.
+the driver's invoice with a balance proof signed by the driver, verified, committed with the
+session's paid amount in the CSMS's group commit, and answered with a signed receipt, checked).
+Drivers' sessions begin at different times, so driver `i` pays after its meter values `n` with
+`(n + i) % PAY_EVERY == 0` (a quarter of the drivers in each interval); `--pay-together` makes
+every driver pay in the same intervals (all 1,000 payments in one second, none in the next three:
+a burst no fleet of independent drivers makes, kept to show what it does to the tail). The
+simulators skip the library's schema validation of their own messages (`check_schemas=False`);
+the CSMS validates every message it receives and sends.
 
 * `connected_charge_points`: charge points connected and in a session;
-* `meter_values_per_s`: meter values the CSMS committed in the measured window, per second (read
-  back from its database afterwards), and `meter_values_offered_per_s`;
+* `meter_values_per_s`: meter values the CSMS committed (read back from its database afterwards)
+  per second of the measured window, and `meter_values_offered_per_s`: each charge point sends
+  every meter value its schedule puts in the `MEASURE_S` window, each once the one before was
+  answered (and paid for), so the window is `MEASURE_S` longer by how late the slowest answers
+  held the last one back (a slow CSMS: a lower rate);
 * `response_p50_ms` / `response_p99_ms`: per meter value, from the send to the CSMS's answer (the
-  answer follows the fsync'd commit);
+  answer follows the fsync'd commit); `response_p99_ms_by_interval_phase`: the p99 of the meter
+  values of intervals `n` with `n % pay_every == k`, for each `k` (with `--pay-together`, `k = 0`
+  are the intervals in which every driver pays), and `response_p99_ms_by_interval`, for each
+  interval in turn (a tail in a few intervals only is a passing stall; in every one, the CSMS's
+  own);
 * `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt, one round
   trip) per second;
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
@@ -32,8 +43,11 @@ receives and sends.
   sockets, epoll, fsync);
 * where a tail comes from, in the window: `csms_commit_p99_ms` / `_max_ms` (a group commit from
   taking the store's lock to the end of its fsync'd commit; every charger in it waits that
-  long) and `csms_rows_per_commit`, `csms_loop_lag_p99_ms` / `_max_ms` (how late the CSMS's
-  loop wakes a 20 ms sleeper: its own backlog, or a machine that does not give it a core),
+  long), `csms_commit_lock_wait_p99_ms` (how long a group commit waited for the store's lock:
+  another writer's transaction), `csms_commit_fsync_p99_ms` (the commit call alone, its fsync)
+  and `csms_rows_per_commit` (writes: meter values and payments), `csms_loop_lag_p99_ms` /
+  `_max_ms` (how late the CSMS's loop wakes a 20 ms sleeper: its own backlog, or a machine that
+  does not give it a core),
   `csms_gc_ms_per_s` (wall time in the garbage collector), `csms_gc_cpu_ms_per_s` (its CPU
   time: wall well over CPU means the process waited for a core), `csms_gc_pause_max_ms` and
   `csms_gc_full_collections`; `simulator_gc_ms_per_s` and `simulator_gc_pause_max_ms` likewise;
@@ -90,7 +104,7 @@ from benchmarks._charging_load import (
     simulator_process,
 )
 from payments.channels.service import PayeeService
-from payments.channels.store import ChannelStore
+from payments.charging.channel_rows import CsmsChannels
 from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_collector
 from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
@@ -136,10 +150,7 @@ class ChannelTable:
 async def csms_process(directory: Path, count: int) -> None:
     """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
     tune_collector()  # as the CSMS's own command does
-    async with (
-        CsmsStore(directory / "csms.sqlite") as store,
-        ChannelStore(directory / "channels.sqlite") as channels,
-    ):
+    async with CsmsStore(directory / "csms.sqlite") as store:
         await asyncio.gather(*(store.add_station(f"CP{i}", PASSWORD) for i in range(count)))
         for i in range(count):
             await store.save_token(f"TOKEN{i}", driver(i)[1].channel_id, 0)
@@ -148,7 +159,7 @@ async def csms_process(directory: Path, count: int) -> None:
             payee=CPO.public_key,
             network_id=NETWORK,
             directory=ChannelTable(count),
-            service=PayeeService(channels),
+            service=PayeeService(CsmsChannels(store)),
         )
         payments = ChargePayments(
             csms=csms, cashier=cashier, signer=CPO, tariff=TARIFF, margin=10**9
@@ -267,6 +278,7 @@ def _run(
     pay_every: int,
     interval_s: float,
     profile: Path | None = None,
+    together: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Start `server` (a child printing its URLs), run `sims` simulator processes against it;
     returns their figures and the server's in their window: `cpu_share` (its CPU seconds per
@@ -294,6 +306,7 @@ def _run(
                     str(measure_s),
                     str(pay_every),
                     str(interval_s),
+                    "together" if together else "spread",
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -323,7 +336,7 @@ def _run(
         "kernel_share": _cpu_share(samples.get("cpu", []), window, 2),
         "lag": _inside(samples.get("lag", []), window, 1)[:, 0],
         "gc": _inside(samples.get("gc", []), window, 3),
-        "commits": _inside(samples.get("commits", []), window, 2),
+        "commits": _inside(samples.get("commits", []), window, 4),
     }
 
 
@@ -337,7 +350,11 @@ def _window(results: list[dict[str, Any]]) -> float:
 
 
 def measure(
-    stations: int, quick: bool, pay_every: int | None = None, profile: Path | None = None
+    stations: int,
+    quick: bool,
+    pay_every: int | None = None,
+    profile: Path | None = None,
+    together: bool = False,
 ) -> dict[str, Any]:
     measure_s = QUICK_MEASURE_S if quick else MEASURE_S
     sims = min(QUICK_SIMULATORS if quick else SIMULATORS, stations)
@@ -346,11 +363,14 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-bench-") as tmp:
         ceiling = fsync_commits_per_s(Path(tmp))
         csms_run = ["--csms", tmp, "--stations", str(stations)]
-        results, csms = _run(csms_run, stations, sims, measure_s, pay_every, INTERVAL_S, profile)
+        results, csms = _run(
+            csms_run, stations, sims, measure_s, pay_every, INTERVAL_S, profile, together
+        )
         committed = _committed(Path(tmp))
     echo, echo_server = _run(["--echo"], stations, sims, measure_s, 0, INTERVAL_S / CEILING_SPEEDUP)
     csms_cpu = csms["cpu_share"]
     meter = np.array([x for r in results for x in r["meter"]]) * 1e3
+    interval = np.array([x for r in results for x in r["interval"]], dtype=np.int64)
     pays = np.array([x for r in results for x in r["pay"]]) * 1e3
     lag = np.array([x[1] for r in results for x in r["lag"]]) * 1e3
     sim_gc = np.array([x[1] for r in results for x in r["gc"]]) * 1e3
@@ -374,6 +394,13 @@ def measure(
         "response_p99_ms": round(float(np.percentile(meter, 99)), 2),
         "payments_per_s": round(pays.size / window, 1),
         "pay_every_meter_values": pay_every,
+        "payments_together": together,
+        "response_p99_ms_by_interval_phase": [
+            _p99(meter[interval % max(1, pay_every) == k]) for k in range(max(1, pay_every))
+        ],
+        "response_p99_ms_by_interval": [
+            _p99(meter[interval == n]) for n in range(1, int(interval.max(initial=0)) + 1)
+        ],
         "payment_p50_ms": round(float(np.percentile(pays, 50)), 2) if pays.size else None,
         "payment_p99_ms": round(float(np.percentile(pays, 99)), 2) if pays.size else None,
         "sqlite_fsync_commits_per_s": round(ceiling, 1),
@@ -387,6 +414,8 @@ def measure(
         "csms_rows_per_commit": round(float(csms["commits"][:, 1].mean()), 1)
         if csms["commits"].size
         else 0.0,
+        "csms_commit_lock_wait_p99_ms": _p99(csms["commits"][:, 2] * 1e3),
+        "csms_commit_fsync_p99_ms": _p99(csms["commits"][:, 3] * 1e3),
         "csms_kernel_share_of_cpu": round(csms["kernel_share"] / max(csms_cpu, 1e-9), 2),
         "csms_loop_lag_p99_ms": _p99(csms["lag"]),
         "csms_loop_lag_max_ms": round(float(csms["lag"].max()), 2) if csms["lag"].size else 0.0,
@@ -459,7 +488,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--csms", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--simulate", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pay-together",
+        action="store_true",
+        help="every driver pays after the same meter values (a burst every N-th interval)",
+    )
+    parser.add_argument("--simulate", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
     if args.csms is not None:
@@ -469,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(echo_process())
         return
     if args.simulate is not None:
-        url, first, count, measure_s, pay_every, interval_s = args.simulate
+        url, first, count, measure_s, pay_every, interval_s, phases = args.simulate
         _asyncio_run(
             simulator_process(
                 url,
@@ -478,6 +512,7 @@ def main(argv: list[str] | None = None) -> None:
                 float(measure_s),
                 int(pay_every),
                 float(interval_s),
+                phases == "together",
             ),
             args.profile,
             "simulator",
@@ -485,7 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    doc = measure(stations, args.quick, args.pay_every, args.profile)
+    doc = measure(stations, args.quick, args.pay_every, args.profile, args.pay_together)
     if not args.json:
         for key, value in doc.items():
             print(f"{key:>32}: {value}")

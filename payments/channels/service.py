@@ -9,8 +9,8 @@ payment, under the channel's lock:
    `BalanceDecreasedError`, `InsufficientDepositError`, `InvalidProofError`), then that the
    channel can still be settled safely (`ChannelExpiringError`, see below), then, if asked, that
    it credits at least a price (`InsufficientPaymentError`);
-2. the trial's state is saved (`ChannelStore.save`: a group commit with every other save in
-   flight, fsync'd before it returns);
+2. the trial's state is saved (`ChannelStore.save`, or another `ChannelRecords`: a group commit
+   with every other save in flight, fsync'd before it returns);
 3. only then does the trial become the channel's core.
 
 So what the service holds in memory is always what is on disk, a refused proof changes nothing,
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import ChannelId
 
     from .core import ChannelTerms
-    from .store import ChannelStore
+    from .store import ChannelRecords
 
 
 _CODES: tuple[tuple[type[PaymentError], RejectCode], ...] = (
@@ -148,14 +148,14 @@ class PayeeService:
 
     __slots__ = ("_channels", "_index", "_locks", "_store")
 
-    def __init__(self, store: ChannelStore) -> None:
+    def __init__(self, store: ChannelRecords) -> None:
         self._store = store
         self._channels: dict[bytes, PayeeChannel] = {}
         self._locks: dict[bytes, _Gate] = {}
         self._index = 0
 
     @property
-    def store(self) -> ChannelStore:
+    def store(self) -> ChannelRecords:
         return self._store
 
     @property

@@ -25,7 +25,7 @@ import sqlite3
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 import anyio
 import anyio.to_thread
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 _TERMS: Final = struct.Struct("<Q32s32s32sQBII")
 _SEQUENCE: Final = struct.Struct(">Q")
 
-_SCHEMA: Final = """
+SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS channels (
     channel_id BLOB NOT NULL,
     role INTEGER NOT NULL,
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS channels (
     PRIMARY KEY (channel_id, role)
 ) WITHOUT ROWID
 """
-_UPSERT: Final = """
+UPSERT: Final = """
 INSERT INTO channels (channel_id, role, terms, state, sequence, proof) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (channel_id, role) DO UPDATE SET
     terms = excluded.terms, state = excluded.state, sequence = excluded.sequence,
@@ -132,7 +132,7 @@ def decode_terms(data: bytes) -> ChannelTerms:
     )
 
 
-def _row(record: ChannelRecord) -> tuple[bytes, int, bytes, int, bytes, bytes | None]:
+def record_row(record: ChannelRecord) -> tuple[bytes, int, bytes, int, bytes, bytes | None]:
     latest = record.latest
     return (
         record.terms.channel_id,
@@ -144,7 +144,7 @@ def _row(record: ChannelRecord) -> tuple[bytes, int, bytes, int, bytes, bytes | 
     )
 
 
-def _record(row: tuple[bytes, int, bytes, int, bytes, bytes | None]) -> ChannelRecord:
+def row_record(row: tuple[bytes, int, bytes, int, bytes, bytes | None]) -> ChannelRecord:
     _, role, terms, state, _, proof = row
     try:
         return ChannelRecord(
@@ -160,13 +160,13 @@ def _record(row: tuple[bytes, int, bytes, int, bytes, bytes | None]) -> ChannelR
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         db = open_database(path)
-        db.execute(_SCHEMA)
+        db.execute(SCHEMA)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open the channel store {path}: {e}") from e
     return db
 
 
-_COLUMNS: Final = "channel_id, role, terms, state, sequence, proof"
+COLUMNS: Final = "channel_id, role, terms, state, sequence, proof"
 
 
 def read_records(path: Path) -> list[ChannelRecord]:
@@ -174,9 +174,40 @@ def read_records(path: Path) -> list[ChannelRecord]:
     recovery before an event loop runs, and for tests after a crash)."""
     db = _connect(path)
     try:
-        return [_record(row) for row in db.execute(f"SELECT {_COLUMNS} FROM channels")]
+        return [row_record(row) for row in db.execute(f"SELECT {COLUMNS} FROM channels")]
     finally:
         db.close()
+
+
+def check_record(record: ChannelRecord) -> None:
+    """What every store checks before it saves `record`: a record, its proof bound to its terms
+    and within the deposit."""
+    if not isinstance(record, ChannelRecord):
+        raise StoreError(f"expected a ChannelRecord, got {type(record).__name__}")
+    latest = record.latest
+    if latest is not None:
+        check_binding(record.terms, latest.proof)
+        if latest.proof.payee_balance > record.terms.deposit:
+            raise InsufficientDepositError(latest.proof.payee_balance, record.terms.deposit)
+
+
+class ChannelRecords(Protocol):
+    """What a `PayeeService` needs of its store: `ChannelStore`, or a store inside another
+    database that commits a channel's record together with that database's own rows
+    (`payments.charging.channel_rows.CsmsChannels`)."""
+
+    async def save(self, record: ChannelRecord) -> None:
+        """Make `record` durable (never going back to a lower sequence); return after the
+        fsync'd commit that holds it."""
+        ...
+
+    async def load(self, channel_id: ChannelId, role: Role) -> ChannelRecord | None:
+        """The committed record of `channel_id` for `role`, if any."""
+        ...
+
+    async def records(self, role: Role | None = None) -> list[ChannelRecord]:
+        """Every committed record (of `role`, if given)."""
+        ...
 
 
 class _Batch:
@@ -213,7 +244,7 @@ class ChannelStore:
         """Make `record` durable; returns after the commit (fsync'd) that holds it. Concurrent
         calls are committed together. A record with a lower sequence than the one stored for
         its channel and role changes nothing."""
-        self._check(record)
+        check_record(record)
         batch = self._open
         key = (record.terms.channel_id, record.role)
         queued = batch.records.get(key)
@@ -230,7 +261,7 @@ class ChannelStore:
 
     async def _commit(self, batch: _Batch) -> None:
         try:
-            rows = [_row(r) for r in batch.records.values()]
+            rows = [record_row(r) for r in batch.records.values()]
             await anyio.to_thread.run_sync(self._write, rows, limiter=self._limiter)
             self._commits += 1
         except Exception as e:
@@ -244,44 +275,35 @@ class ChannelStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(_UPSERT, rows)
+            db.executemany(UPSERT, rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    def _check(self, record: ChannelRecord) -> None:
-        if not isinstance(record, ChannelRecord):
-            raise StoreError(f"expected a ChannelRecord, got {type(record).__name__}")
-        latest = record.latest
-        if latest is not None:
-            check_binding(record.terms, latest.proof)
-            if latest.proof.payee_balance > record.terms.deposit:
-                raise InsufficientDepositError(latest.proof.payee_balance, record.terms.deposit)
 
     async def load(self, channel_id: ChannelId, role: Role) -> ChannelRecord | None:
         """The committed record of `channel_id` for `role`, if any."""
         row = await anyio.to_thread.run_sync(
             self._select_one, channel_id, int(role), limiter=self._limiter
         )
-        return None if row is None else _record(row)
+        return None if row is None else row_record(row)
 
     async def records(self, role: Role | None = None) -> list[ChannelRecord]:
         """Every committed record (of `role`, if given)."""
         rows = await anyio.to_thread.run_sync(self._select_all, limiter=self._limiter)
-        found = [_record(row) for row in rows]
+        found = [row_record(row) for row in rows]
         return [r for r in found if role is None or r.role is role]
 
     def _select_one(
         self, channel_id: bytes, role: int
     ) -> tuple[bytes, int, bytes, int, bytes, bytes | None] | None:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ? AND role = ?", (channel_id, role)
+            f"SELECT {COLUMNS} FROM channels WHERE channel_id = ? AND role = ?", (channel_id, role)
         )
         return rows[0] if rows else None
 
     def _select_all(self) -> list[tuple[bytes, int, bytes, int, bytes, bytes | None]]:
-        return self._query(f"SELECT {_COLUMNS} FROM channels", ())
+        return self._query(f"SELECT {COLUMNS} FROM channels", ())
 
     def _query(
         self, sql: str, params: tuple[object, ...]

@@ -59,12 +59,13 @@ from wallet.errors import WalletError
 from wallet.keys import AddressKey, ExtendedKey
 
 from ..channels.service import PayeeService
-from ..channels.store import ChannelStore
+from ..channels.store import read_records
 from ..errors import PaymentError
 from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
 from . import ocmf, ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
+from .channel_rows import CsmsChannels
 from .commitment import LedgerCommitter
 from .csms import Csms, serve_csms, tune_collector
 from .devices import DeviceGate
@@ -80,8 +81,6 @@ from .store import CsmsStore
 from .verify import verify_session
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from tangle.protocol.ids import Address
 
     from .roaming_cpo import RoamingCpo
@@ -161,7 +160,7 @@ async def _serve(args: argparse.Namespace) -> None:
         payments = None
         if args.node_api:
             node = await stack.enter_async_context(NodeClient(args.node_api))
-            payments = await stack.enter_async_context(_payments(args, csms, tariff, node))
+            payments = await _payments(args, csms, tariff, node)
             csms.authorize = payments.authorize
             csms.channel_pricing = payments.pricing
             committer = LedgerCommitter(store, node)
@@ -204,24 +203,26 @@ async def _serve(args: argparse.Namespace) -> None:
     print("stopped" if not args.json else json.dumps({"stopped": True}), flush=True)
 
 
-@contextlib.asynccontextmanager
 async def _payments(
     args: argparse.Namespace, csms: Csms, tariff: Tariff, node: NodeClient
-) -> AsyncIterator[ChargePayments]:
+) -> ChargePayments:
     if args.cpo_seed_file is None:
         raise SystemExit("error: --node-api needs --cpo-seed-file")
     seed = bytes.fromhex(args.cpo_seed_file.read_text().strip())
     signer = AddressKey(ExtendedKey.from_seed(seed))
-    async with ChannelStore(args.db.with_suffix(".channels.sqlite")) as channels:
-        cashier = Cashier(
-            payee=signer.public_key,
-            network_id=args.network_id,
-            directory=LedgerDirectory(node, args.network_id),
-            service=PayeeService(channels),
-        )
-        yield ChargePayments(
-            csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin
-        )
+    channels = CsmsChannels(csms.store)
+    earlier = args.db.with_suffix(".channels.sqlite")  # where channels were kept before
+    if earlier.exists():
+        await channels.take_over(read_records(earlier))
+    cashier = Cashier(
+        payee=signer.public_key,
+        network_id=args.network_id,
+        directory=LedgerDirectory(node, args.network_id),
+        service=PayeeService(channels),
+    )
+    return ChargePayments(
+        csms=csms, cashier=cashier, signer=signer, tariff=tariff, margin=args.margin
+    )
 
 
 def _device_tokens(pairs: list[str]) -> dict[str, bytes]:

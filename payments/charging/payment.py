@@ -30,9 +30,10 @@ from tangle.protocol.signature import is_valid
 from ..errors import StaleProofError
 from ..payperuse.metering import Invoice, Meter, PayerMeter
 from ..payperuse.receipt import NO_TAG
+from .channel_rows import CsmsChannels, paying_for
 from .errors import InvoiceDisagreesError, TokenBindingError, UnknownSessionError
 from .session import SessionLimits
-from .store import Binding
+from .store import Binding, CsmsStore
 
 if TYPE_CHECKING:
     from tangle.protocol.channel import SignedBalanceProof
@@ -68,7 +69,8 @@ def session_tag(key: tuple[str, str]) -> bytes:
 @dataclass(slots=True)
 class ChargePayments:
     """The CPO's side (see the module docstring): authorizes tokens, prices sessions with a
-    per-kWh `Tariff`, takes payments and signs receipts."""
+    per-kWh `Tariff`, takes payments and signs receipts. The cashier's channels are kept in the
+    CSMS's own store (`channel_rows.CsmsChannels`), so a payment is one commit."""
 
     csms: Csms
     cashier: Cashier
@@ -85,6 +87,13 @@ class ChargePayments:
     )
     """Each live session's last payment and its receipt: the same payment sent again (its
     answer was lost on the way) gets the same receipt, not a `StaleProofError`."""
+
+    def __post_init__(self) -> None:
+        channels = self.cashier.service.store
+        if not isinstance(channels, CsmsChannels) or channels.store is not self.csms.store:
+            raise TypeError(
+                "the cashier's channels must be kept in the CSMS's store (CsmsChannels)"
+            )
 
     def pricing(self, start_s: int, energy_wh: int, duration_s: int) -> int:
         """The price of a session paid through a channel: the tariff's cost of its energy."""
@@ -104,7 +113,8 @@ class ChargePayments:
 
     async def unbind(self, id_token: str) -> int | None:
         """The operator's unbinding of `id_token` (so that it can be bound to another channel):
-        the prepaid amount it held, owed back to the driver of its channel; None if unbound."""
+        the prepaid amount it held, owed back to the driver of its channel from the same commit
+        on (`refund.PrepaidRefunds` pays it); None if unbound."""
         return await self.csms.store.unbind_token(id_token)
 
     async def prepay(self, id_token: str, signed: SignedBalanceProof) -> Receipt:
@@ -112,8 +122,11 @@ class ChargePayments:
         bound = await self.csms.store.token(id_token)
         if bound is None or bound[0] != signed.proof.channel_id:
             raise TokenBindingError(id_token, "not bound to this proof's channel")
-        credit = await self.cashier.accept(signed, price=1)
-        if not await self.csms.store.add_prepaid(id_token, bound[0], credit.credited):
+        channel_id = bound[0]
+        with paying_for(lambda credited: CsmsStore.add_credit(id_token, channel_id, credited)):
+            credit = await self.cashier.accept(signed, price=1)  # one commit: proof and credit
+        after = await self.csms.store.token(id_token)
+        if after is None or after[0] != channel_id:
             raise TokenBindingError(id_token, "bound to another channel during the payment")
         meter = self._meter(signed.proof.channel_id, (id_token, "prepaid"))
         return meter.credit(signed.proof, credit.credited)
@@ -179,8 +192,9 @@ class ChargePayments:
     async def pay(
         self, key: tuple[str, str], signed: SignedBalanceProof, billed: Invoice | None = None
     ) -> Receipt:
-        """Take one payment for session `key` (the channel core's checks and the durable save
-        in the cashier), count it, and sign its receipt for the units paid for.
+        """Take one payment for session `key` (the channel core's checks in the cashier, and
+        one durable commit of the proof with the session's paid amount: `channel_rows`), count
+        it, and sign its receipt for the units paid for.
 
         `billed` is the invoice the driver computed from its own meter and paid (one request
         per payment): taken only if the CSMS bills the same, its units no more than the CSMS
@@ -198,14 +212,14 @@ class ChargePayments:
         ):
             raise InvoiceDisagreesError(key, session.energy_wh, session.billed(), session.paid)
         try:
-            credit = await self.cashier.accept(signed, price=1)
+            with paying_for(lambda credited: CsmsStore.add_paid(key, credited)):  # one commit
+                credit = await self.cashier.accept(signed, price=1)
         except StaleProofError:
             last = self._last.get(key)
             if last is not None and last[0] == signed:
                 return last[1]  # taken before, its answer lost: the same receipt again
             raise
         session.credit(credit.credited)
-        await self.csms.store.add_paid(key, credit.credited)
         meter = self._meter(signed.proof.channel_id, key)
         meter.record(units)
         receipt = meter.credit(signed.proof, credit.credited)

@@ -13,6 +13,11 @@ leaves the row owed; `retrying` pays it at start and then every `interval_s`, an
 pays the rest once (`Wallet.send`'s idempotency). A rest below the ledger's smallest output
 (`min_amount`) cannot be an output of its own; it is kept as the token's prepaid credit for its
 next session instead, once per session (`CsmsStore.refund_as_credit`).
+
+A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
+leaves that amount owed to its channel's payer (`CsmsStore.owed_token_refunds`, written with the
+unbinding); `retry` pays those too, with the key `UNBIND_REFUND_KEY || refund id`. One below
+`min_amount` stays owed (the token is gone, so there is no credit to keep it as).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
     """Pays (address, amount) with an idempotency key; returns once the ledger took it."""
 
 REFUND_KEY: Final = b"tanglepay/charging/refund/"
+UNBIND_REFUND_KEY: Final = b"tanglepay/charging/unbind-refund/"
 LOG: Final = logging.getLogger(__name__)
 
 
@@ -87,9 +93,28 @@ class PrepaidRefunds:
         return True
 
     async def retry(self) -> int:
-        """Pay every refund still owed (one bounded batch); returns how many were paid."""
-        owed = await self.payments.csms.store.owed_refunds()
-        return sum([await self.pay(key) for key, _ in owed])
+        """Pay every refund still owed (one bounded batch of sessions' and one of unbound
+        tokens'); returns how many were paid."""
+        store = self.payments.csms.store
+        owed = await store.owed_refunds()
+        paid = sum([await self.pay(key) for key, _ in owed])
+        unbound = await store.owed_token_refunds(self.min_amount)
+        return paid + sum([await self.pay_unbound(*refund) for refund in unbound])
+
+    async def pay_unbound(self, refund_id: int, channel_id: bytes, amount: int) -> bool:
+        """Pay an unbound token's prepaid `amount` back to its channel's payer and mark it paid;
+        False if the payment failed (logged; it stays owed)."""
+        name = f"unbound token refund {refund_id}"
+        try:
+            channel = await self.payments.cashier.open(ChannelId(channel_id))
+            to = address_of(channel.terms.payer)
+            await self.send(to, amount, UNBIND_REFUND_KEY + str(refund_id).encode())
+            await self.payments.csms.store.token_refund_paid(refund_id)
+        except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
+            LOG.warning("%s not paid: %r", name, e)
+            return False
+        LOG.info("refunded %d to %s for %s", amount, to.hex(), name)
+        return True
 
     @contextlib.asynccontextmanager
     async def retrying(self) -> AsyncIterator[None]:

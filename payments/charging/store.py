@@ -3,12 +3,15 @@ bindings and payments, and the final bill of each session.
 
 WAL mode with `synchronous=FULL`: a commit is fsync'd before it returns, and the CSMS answers a
 charger only after the event is committed, so a SIGKILLed CSMS loses no meter value the charger
-saw acknowledged (the charger resends what was not). `record` (and `add_paid`) are a group
-commit: a write that finds the writer idle waits `group_window_s` (5 ms by default) for others,
-and writes that arrive while a commit is in flight go together into the next transaction (one
-executemany, one commit and one fsync for many chargers and drivers). Events are keyed by
-(charge point, transaction id, seq) and inserted with `OR IGNORE`, and a bill is keyed by its
-session, so a replay after a restart records and bills nothing twice.
+saw acknowledged (the charger resends what was not). `record` and `write` (a payment: the
+channel's new proof and the session's paid amount, `channel_rows`) are a group commit: a write
+that finds the writer idle waits `group_window_s` (5 ms by default) for others, and writes that
+arrive while a commit is in flight go together into the next transaction (one executemany per
+kind of statement, one commit and one fsync for many chargers and drivers). So the statements a
+group commit takes must not depend on their order: an event is inserted `OR IGNORE`, a channel's
+proof never replaces a newer one, a paid amount is added. Events are keyed by (charge point,
+transaction id, seq), and a bill is keyed by its session, so a replay after a restart records
+and bills nothing twice.
 
 ```
 stations(id TEXT PK, salt BLOB, key BLOB)                         scrypt of the password
@@ -23,18 +26,25 @@ tokens(id_token PK, channel_id, prepaid)                          a driver's tok
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
+token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
+                                               a prepaid amount an unbound token held
+channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
 A prepaid session's rest (`paid - amount`) is written as an owed refund in the same transaction
 as its bill, so a crash after the bill loses no refund: the refunder (`refund.PrepaidRefunds`)
 pays the owed rows at start and periodically and marks each `paid` (or `credited`, a rest kept as
 the token's prepaid credit) once done. Binding a prepaid session takes the token's prepaid
-amount in the same commit as the binding (once: a resent start binds nothing).
+amount in the same commit as the binding (once: a resent start binds nothing). Unbinding a token
+that still holds a prepaid amount writes that amount as an owed refund to its channel's payer in
+the same commit as the unbinding (`token_refunds`, paid by the same refunder), so the operator's
+unbinding never keeps a driver's money.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -45,12 +55,17 @@ from typing import TYPE_CHECKING, Final, Self
 
 import aiosqlite
 
+from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
     from types import TracebackType
+
+    Statement = tuple[str, tuple[object, ...]]
+    """One SQL statement and its parameters."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS stations (id TEXT PRIMARY KEY, salt BLOB NOT NULL, key BLOB NOT NULL);
@@ -79,6 +94,9 @@ CREATE TABLE IF NOT EXISTS transactions16 (
 CREATE TABLE IF NOT EXISTS refunds (
     charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, amount INTEGER NOT NULL,
     state TEXT NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_refunds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT NOT NULL, channel_id BLOB NOT NULL,
+    amount INTEGER NOT NULL, state TEXT NOT NULL);
 """
 _OWE_REFUND: Final = """
     INSERT OR IGNORE INTO refunds SELECT charge_point, transaction_id, paid - ?, 'owed'
@@ -98,7 +116,7 @@ _ADD_PAID: Final = (
     "UPDATE sessions SET paid = paid + ? WHERE charge_point = ? AND transaction_id = ?"
 )
 MAX_BATCH: Final = 1024
-"""The most events one group commit writes."""
+"""The most writes (events, payments) one group commit takes."""
 MAX_COMMIT_SAMPLES: Final = 100_000
 """Group commits `CsmsStore.commits` remembers."""
 GROUP_WINDOW_S: Final = 0.005
@@ -146,15 +164,18 @@ class CsmsStore:
         self.path = path
         self.group_window_s = group_window_s
         self._db: aiosqlite.Connection | None = None
-        self._pending: list[tuple[str, tuple[object, ...], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[Statement], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         """Held by every write from its first statement to its commit (the group writer's batch
         too), so no commit lands in the middle of another write's transaction."""
-        self.commits: deque[tuple[float, float, int]] = deque(maxlen=MAX_COMMIT_SAMPLES)
+        self.commits: deque[tuple[float, float, int, float, float]] = deque(
+            maxlen=MAX_COMMIT_SAMPLES
+        )
         """The latest group commits: (Unix time it ended, seconds from taking the lock to the
-        end of the commit, rows), to see how long a commit (and its fsync) makes chargers
-        wait."""
+        end of the commit, writes, seconds it waited for the lock, seconds of the commit call
+        alone: the fsync), to see how long a commit makes chargers and drivers wait, and
+        why."""
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
@@ -170,6 +191,7 @@ class CsmsStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.executescript(_SCHEMA)
+        await self._db.execute(CHANNELS_SCHEMA)
         await self._db.commit()
         return self
 
@@ -234,12 +256,13 @@ class CsmsStore:
             int(event.offline),
             event.id_token,
         )
-        await self._write(_INSERT_EVENT, row)
+        await self.write(((_INSERT_EVENT, row),))
 
-    async def _write(self, sql: str, row: tuple[object, ...]) -> None:
-        """Run `sql` with `row` in the next group commit; return after that commit."""
+    async def write(self, statements: Sequence[Statement]) -> None:
+        """Run `statements` in the next group commit (all in the same transaction, each in any
+        order with the other writes': see the module docstring); return after that commit."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, row, future))
+        self._pending.append((statements, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(future)
@@ -255,25 +278,30 @@ class CsmsStore:
         await asyncio.sleep(self.group_window_s)
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                async with self._lock:
-                    began = time.perf_counter()
-                    start = 0
-                    while start < len(batch):  # each run of one statement in one executemany
-                        end = start
-                        while end < len(batch) and batch[end][0] == batch[start][0]:
-                            end += 1
-                        rows = [w[1] for w in batch[start:end]]
-                        await self.db.executemany(batch[start][0], rows)
-                        start = end
+            waited = time.perf_counter()
+            async with self._lock:
+                began = time.perf_counter()
+                try:
+                    rows: dict[str, list[tuple[object, ...]]] = {}
+                    for statements, _ in batch:  # one executemany per kind of statement
+                        for sql, params in statements:
+                            rows.setdefault(sql, []).append(params)
+                    for sql, params_of in rows.items():
+                        await self.db.executemany(sql, params_of)
+                    committing = time.perf_counter()
                     await self.db.commit()
-                    self.commits.append((time.time(), time.perf_counter() - began, len(batch)))
-            except Exception as error:  # the database failed: every waiter learns it
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                raise
-            for *_, future in batch:
+                except Exception as error:  # the database failed: every waiter learns it
+                    with contextlib.suppress(Exception):  # nothing of the batch stays applied
+                        await self.db.rollback()
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    raise
+                ended = time.perf_counter()
+                self.commits.append(
+                    (time.time(), ended - began, len(batch), began - waited, ended - committing)
+                )
+            for _, future in batch:
                 if not future.done():
                     future.set_result(None)
 
@@ -366,9 +394,11 @@ class CsmsStore:
         limits = SessionLimits(margin=r[2], energy_wh=r[3], duration_s=r[4])
         return Binding(id_token=r[0], channel_id=r[1], limits=limits, paid=r[5])
 
-    async def add_paid(self, key: tuple[str, str], amount: int) -> None:
-        """Count `amount` paid for session `key` (after the channel store saved the proof)."""
-        await self._write(_ADD_PAID, (amount, *key))
+    @staticmethod
+    def add_paid(key: tuple[str, str], amount: int) -> Statement:
+        """The statement counting `amount` paid for session `key` (committed with the proof
+        that paid it: `channel_rows.CsmsChannels`)."""
+        return _ADD_PAID, (amount, *key)
 
     async def bill(self, bill: Bill) -> bool:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
@@ -521,20 +551,50 @@ class CsmsStore:
             "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
         )
 
+    @staticmethod
+    def add_credit(id_token: str, channel_id: bytes, amount: int) -> Statement:
+        """The statement adding `amount` to `id_token`'s prepaid amount on `channel_id` (bound
+        anew if unbound; nothing if it is bound to another channel), committed with the proof
+        that paid it (`channel_rows.CsmsChannels`)."""
+        return _ADD_CREDIT, (id_token, channel_id, amount)
+
     async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
         anew if unbound); False, and nothing changes, if it is bound to another channel."""
         return await self._write_now(_ADD_CREDIT, (id_token, channel_id, amount)) == 1
 
     async def unbind_token(self, id_token: str) -> int | None:
-        """Unbind `id_token`: the prepaid amount it held, None if it was not bound."""
+        """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
+        now on, written in the same commit: `owed_token_refunds`), None if it was not bound."""
         async with self._lock:
             async with self.db.execute(
-                "DELETE FROM tokens WHERE id_token = ? RETURNING prepaid", (id_token,)
+                "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
             ) as c:
                 row = await c.fetchone()
+            if row is not None and row[1] > 0:
+                await self.db.execute(
+                    "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
+                    "VALUES (?, ?, ?, 'owed')",
+                    (id_token, row[0], row[1]),
+                )
             await self.db.commit()
-        return None if row is None else int(row[0])
+        return None if row is None else int(row[1])
+
+    async def owed_token_refunds(
+        self, at_least: int = 1, limit: int = MAX_OWED_BATCH
+    ) -> list[tuple[int, bytes, int]]:
+        """Prepaid amounts of unbound tokens owed back and not yet paid, of at least
+        `at_least`: (refund id, channel, amount), oldest first."""
+        query = (
+            "SELECT id, channel_id, amount FROM token_refunds WHERE state = 'owed' "
+            "AND amount >= ? ORDER BY id LIMIT ?"
+        )
+        async with self.db.execute(query, (at_least, limit)) as rows:
+            return [(int(r[0]), bytes(r[1]), int(r[2])) async for r in rows]
+
+    async def token_refund_paid(self, refund_id: int) -> None:
+        """Mark the unbound token's refund `refund_id` paid (the ledger took the transfer)."""
+        await self._write_now("UPDATE token_refunds SET state = 'paid' WHERE id = ?", (refund_id,))
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

@@ -48,6 +48,11 @@ def test_the_quick_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> Non
     assert isinstance(doc["csms_gc_full_collections"], int)
     assert doc["csms_commit_max_ms"] >= doc["csms_commit_p99_ms"] > 0
     assert doc["csms_rows_per_commit"] >= 1
+    assert doc["csms_commit_p99_ms"] >= doc["csms_commit_fsync_p99_ms"] > 0
+    assert doc["csms_commit_lock_wait_p99_ms"] >= 0
+    assert len(doc["response_p99_ms_by_interval_phase"]) == doc["pay_every_meter_values"] == 2
+    assert 1 <= len(doc["response_p99_ms_by_interval"]) <= 3  # 3 s: up to 3 intervals each
+    assert doc["payments_together"] is False
     profiles = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.prof"))
     assert profiles == ["csms", "simulator", "simulator"]  # --quick: two simulator processes
     for profile in tmp_path.glob("*.prof"):

@@ -24,7 +24,8 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from payments.channels.core import ChannelTerms, PayerChannel
-from payments.channels.store import ChannelStore, Role
+from payments.channels.state import Role
+from payments.charging.channel_rows import CsmsChannels
 from payments.charging.pay_client import PaymentStream
 from payments.charging.pay_frames import (
     MAX_PAY_FRAME,
@@ -39,6 +40,7 @@ from payments.charging.pay_frames import (
 from payments.charging.pay_stream import MAX_PER_TOKEN, payment_stream, token_of
 from payments.charging.payment import DriverWallet
 from payments.charging.simulator import connect_charger
+from payments.charging.store import CsmsStore
 from payments.errors import (
     ChannelFrameError,
     ConnectionClosedError,
@@ -88,8 +90,8 @@ def test_a_driver_pays_each_interval_with_one_frame_and_gets_checked_receipts(
             binding = await world.csms.store.binding(key)  # durable before the receipt
             assert binding is not None
             assert binding.paid == 600
-        async with ChannelStore(tmp_path / "channels.sqlite") as again:  # a second reader
-            record = await again.load(wallet.channel.terms.channel_id, Role.PAYEE)
+        async with CsmsStore(tmp_path / "csms.sqlite") as again:  # a second reader
+            record = await CsmsChannels(again).load(wallet.channel.terms.channel_id, Role.PAYEE)
         assert record is not None
         assert record.latest is not None
         assert record.latest.proof.payee_balance == 600

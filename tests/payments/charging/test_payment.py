@@ -13,7 +13,7 @@ from ocpp.v16 import call
 from coordinator.signers import KeySigner
 from payments.channels.core import PayerChannel
 from payments.channels.service import PayeeService
-from payments.channels.store import ChannelStore
+from payments.charging.channel_rows import CsmsChannels
 from payments.charging.csms import Csms, serve_csms
 from payments.charging.errors import TokenBindingError
 from payments.charging.pay_stream import payment_stream
@@ -66,10 +66,7 @@ class World:
 def run(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
     async def main() -> None:
         funder = UnitTestOnlyFunder(network_id=NET, payer=DRIVER.public_key)
-        async with (
-            CsmsStore(tmp_path / "csms.sqlite") as store,
-            ChannelStore(tmp_path / "channels.sqlite") as channels,
-        ):
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:
             for station in ("CP16", "CP201"):
                 await store.add_station(station, PASSWORD)
             csms = Csms(store=store, pricing=lambda t, wh, s: TARIFF.cost(wh))
@@ -77,7 +74,7 @@ def run(tmp_path: Path, body: Callable[[World], Awaitable[None]]) -> None:
                 payee=CPO.public_key,
                 network_id=NET,
                 directory=funder,
-                service=PayeeService(channels),
+                service=PayeeService(CsmsChannels(store)),
             )
             payments = ChargePayments(
                 csms=csms, cashier=cashier, signer=CPO, tariff=TARIFF, margin=MARGIN

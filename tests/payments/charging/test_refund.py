@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from payments.charging.refund import REFUND_KEY, PrepaidRefunds
+from payments.charging.refund import REFUND_KEY, UNBIND_REFUND_KEY, PrepaidRefunds
 from payments.charging.simulator import connect_charger
 from tangle.protocol.transaction import address_of
 from tests.wallet.test_client import open_wallet, running
@@ -170,5 +170,45 @@ def test_a_store_error_leaves_the_refund_owed_and_the_refunder_running(tmp_path:
         assert not await refunds.pay(("CP201", "T1"))  # logged, not raised
         assert await store.owed_refunds() == [(("CP201", "T1"), 540)]  # the retry pays it
         assert len(asked) == 1  # the same key again next time: the ledger pays it once
+
+    run(tmp_path, body)
+
+
+def test_a_token_unbound_with_a_prepaid_amount_has_it_paid_back_once(tmp_path: Path) -> None:
+    """The operator unbinds a token that still holds a prepaid amount: the amount is owed to
+    the channel's payer from the unbinding's commit on, and the refunder pays it (once, after a
+    failed try), as it pays sessions' rests; an amount below the smallest output stays owed."""
+    asked: list[Sent] = []
+    down = True
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        if down:
+            raise ConnectionRefusedError("node down")
+        asked.append((to, amount, key))
+
+    async def body(world: World) -> None:
+        nonlocal down
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-U")
+        await world.payments.prepay("CARD-U", wallet.channel.pay(450))
+        small = await world.driver(("CP201", "T2"), deposit=90_000)
+        await world.bind(small, "CARD-S")
+        await world.payments.prepay("CARD-S", small.channel.pay(40))
+        assert await world.payments.unbind("CARD-U") == 450
+        assert await world.payments.unbind("CARD-S") == 40
+        assert await world.payments.unbind("CARD-U") is None
+        store = world.csms.store
+        [(first, *owed_first), (_, *owed_second)] = await store.owed_token_refunds()
+        assert owed_first == [wallet.channel.terms.channel_id, 450]
+        assert owed_second == [small.channel.terms.channel_id, 40]
+        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        assert await refunds.retry() == 0  # the node is down: still owed
+        down = False
+        assert await refunds.retry() == 1
+        key = UNBIND_REFUND_KEY + str(first).encode()
+        assert asked == [(address_of(DRIVER.public_key), 450, key)]
+        assert await refunds.retry() == 0  # paid: never sent again
+        assert len(asked) == 1
+        assert [r[2] for r in await store.owed_token_refunds(0)] == [40]  # below 100: owed
 
     run(tmp_path, body)
