@@ -14,6 +14,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Final
 
+import anyio
+import anyio.to_thread
 import trio
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -25,6 +27,7 @@ from payments.channels.twoway import TwoWayChannel
 from payments.roaming.acknowledgement import SignedAcknowledgement
 from payments.roaming.acknowledgement import anchor_payload as ack_anchor
 from payments.roaming.agreement import Agreement, Party, SignedAgreement, sign_agreement
+from payments.roaming.api import WORKERS
 from payments.roaming.batch import decode_batch
 from payments.roaming.desk import CarrierDesk
 from payments.roaming.ledger_book import LedgerBook
@@ -42,11 +45,6 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 GC_THRESHOLD: Final = 100_000
-WORKERS: Final = 2
-"""Worker threads a carrier process runs its CPU-bound stages in at once (the HPMN's batches,
-the VPMN's imports): two, so one computes while another waits for its fsync. More only take
-turns at the interpreter lock, each with a batch's records (some 5 MB) pushing the others'
-out of the caches the two cores share with the other processes."""
 PAIRS: Final = 10
 T0: Final = 1_790_000_000
 
@@ -173,7 +171,7 @@ def hpmn_app(
     settlement: Settlement,
     stages: Stages,
     anchoring: Anchoring,
-    workers: trio.CapacityLimiter,
+    workers: anyio.CapacityLimiter,
 ) -> Starlette:
     """The desk's intake (`take_batch`, in a worker thread of `workers`), with the payment
     proposal of each accepted batch in the answer. Each acknowledgement is queued for
@@ -182,7 +180,7 @@ def hpmn_app(
     async def batches(request: Request) -> Response:
         body = await request.body()
         countersigned = request.headers.get("x-countersign")
-        answer, ack, signed_at = await trio.to_thread.run_sync(
+        answer, ack, signed_at = await anyio.to_thread.run_sync(
             take_batch, desk, settlement, stages, body, countersigned, limiter=workers
         )
         await anchoring.put(ack_anchor(ack), "acknowledgement", signed_at)
@@ -205,7 +203,7 @@ async def hpmn_process(directory: Path, batch: int, api: str) -> None:
         settlement = Settlement(signed.agreement, TwoWayChannel(terms(pair), key_of("h", pair)))
         desks.append((desk, settlement))
     await trio.to_thread.run_sync(sys.stdin.readline)
-    workers = trio.CapacityLimiter(WORKERS)
+    workers = anyio.CapacityLimiter(WORKERS)  # the product's bound (`payments.roaming.api`)
     async with Anchoring(api, book) as anchoring, trio.open_nursery() as nursery:
         ports = [
             await nursery.start(

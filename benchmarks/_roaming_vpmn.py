@@ -17,16 +17,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
+import anyio.to_thread
 import httpx
 import trio
 
 from benchmarks._roaming_anchors import Anchoring
-from benchmarks._roaming_hpmn import T0, WORKERS, Stages, agreement, key_of, tadigs, terms
+from benchmarks._roaming_hpmn import T0, Stages, agreement, key_of, tadigs, terms
 from payments.channels.state import Role
 from payments.channels.store import ChannelRecord, ChannelStore
 from payments.channels.twoway import Proposal, TwoWayChannel
 from payments.roaming import tap_scan
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
+from payments.roaming.api import WORKERS
 from payments.roaming.batch import anchor_payload as batch_anchor
 from payments.roaming.batch import encode_batch, seal
 from payments.roaming.ledger_book import LedgerBook
@@ -101,7 +104,7 @@ async def vpmn_pair(
     charged: list[int],
     stages: Stages,
     anchoring: Anchoring,
-    workers: trio.CapacityLimiter,
+    workers: anyio.CapacityLimiter,
 ) -> None:
     signed = agreement(pair, batch)
     a = signed.agreement
@@ -130,7 +133,7 @@ async def vpmn_pair(
         stages.add(stage, began)
 
     for raw in files:
-        imported, ids = await trio.to_thread.run_sync(import_file, raw, limiter=workers)
+        imported, ids = await anyio.to_thread.run_sync(import_file, raw, limiter=workers)
         began = time.thread_time()
         if imported.total_charge != imported.meta.declared_total_charge:
             raise SystemExit(f"pair {pair}: file {imported.meta.sequence} audit total")
@@ -206,7 +209,7 @@ async def run_vpmns(
         if await trio.to_thread.run_sync(sys.stdin.readline) != "go\n":
             return  # the parent gave up before the start
         stages.start()
-        workers = trio.CapacityLimiter(WORKERS)
+        workers = anyio.CapacityLimiter(WORKERS)
         async with trio.open_nursery() as nursery:
             for p in pairs:
                 nursery.start_soon(

@@ -51,9 +51,10 @@ of every process is confirmed by a milestone.
 
 The carrier processes freeze their setup out of the garbage collector and collect its first
 generation every `GC_THRESHOLD` allocations (`_roaming_hpmn.Stages.start`), and run their
-CPU-bound stages (the HPMN's batches, the VPMN's imports) in at most `WORKERS` threads at
-once. Targets from the issue: 50,000 records/s, p99 record-to-payment under 5 s, statement
-under 60 s. The last line printed is one JSON object (`--json` prints only that line).
+CPU-bound stages (the HPMN's batches, the VPMN's imports) in at most the product's `WORKERS`
+(`payments.roaming.api`) threads at once. Targets from the issue: 50,000 records/s, p99
+record-to-payment under 5 s, statement under 60 s. The last line printed is one JSON object
+(`--json` prints only that line).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ errors: {"error": class name, "detail": text} with 400 malformed, 401 not signed
         carrier, 422 a record outside the agreement, 503 the store failed
 ```
 
-The app runs on anyio (Starlette): the desk's blocking work goes to a worker thread. The batch
+The app runs on anyio (Starlette): the desk's blocking work goes to a worker thread, at most
+`WORKERS` at once (a `CapacityLimiter` the app takes, shared by all its desks). The batch
 (or bar) must come from the operator that signed the request, and the request must be addressed
 to this carrier (`request_auth.py`). `post_batch` is the VPMN's client, `post_bar` the HPMN's.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
@@ -64,6 +66,11 @@ MAX_BODY: Final = 64 * 1024 * 1024
 BATCHES: Final = "/roaming/v1/batches"
 BARS: Final = "/roaming/v1/bars"
 MAX_BAR_BODY: Final = 1024
+WORKERS: Final = 2
+"""Worker threads a carrier process runs its CPU-bound desk work in at once (the cores it is
+sized for): two, so one validates while another waits for its fsync. More only take turns at
+the interpreter lock, each holding a batch's records (some 5 MB) that push the others' out of
+the shared caches (anyio's default pool would run 40)."""
 
 
 def _status(error: RoamingError) -> int:
@@ -110,12 +117,15 @@ def roaming_app(
     clock: Callable[[], int],
     *,
     on_ack: Callable[[SignedAcknowledgement], None] | None = None,
+    workers: anyio.CapacityLimiter | None = None,
 ) -> Starlette:
     """The carrier's API over `desk`, or over one desk per partner (keyed by the partner's
     TADIG: a request goes to the desk of the partner that signed it); `verifier` knows the
     partners' keys, `clock` gives seconds. `on_ack` (it must not block) hears of every
-    acknowledgement the API answers with, before the answer goes out."""
+    acknowledgement the API answers with, before the answer goes out. The desks' work runs in
+    worker threads of `workers` (default: a limiter of `WORKERS` for this app)."""
     desks = {desk.partner: desk} if isinstance(desk, CarrierDesk) else dict(desk)
+    limiter = anyio.CapacityLimiter(WORKERS) if workers is None else workers
 
     def desk_of(operator: str) -> CarrierDesk:
         found = desks.get(operator)
@@ -135,7 +145,9 @@ def roaming_app(
                 raise WrongSignerError(
                     f"a batch of {batch.signed.header.sender} sent by {operator}"
                 )
-            ack = await anyio.to_thread.run_sync(desk_of(operator).receive_batch, batch, clock())
+            ack = await anyio.to_thread.run_sync(
+                desk_of(operator).receive_batch, batch, clock(), limiter=limiter
+            )
         except RoamingError as e:
             return _refuse(e)
         if on_ack is not None:
@@ -152,7 +164,11 @@ def roaming_app(
                     f"{p['recipient']}"
                 )
             held = await anyio.to_thread.run_sync(
-                desk_of(operator).store.ack, p["sender"], p["recipient"], int(p["sequence"])
+                desk_of(operator).store.ack,
+                p["sender"],
+                p["recipient"],
+                int(p["sequence"]),
+                limiter=limiter,
             )
         except RoamingError as e:
             return _refuse(e)
@@ -170,7 +186,9 @@ def roaming_app(
             signed = SignedBar.decode(body)
             if signed.bar.hpmn != operator:
                 raise WrongSignerError(f"a bar of {signed.bar.hpmn} sent by {operator}")
-            new = await anyio.to_thread.run_sync(desk_of(operator).bar, signed, clock())
+            new = await anyio.to_thread.run_sync(
+                desk_of(operator).bar, signed, clock(), limiter=limiter
+            )
         except RoamingError as e:
             return _refuse(e)
         return JSONResponse({"new": new})

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 import pytest
+import trio
+import trio.testing
 
 from payments.roaming.acknowledgement import SignedAcknowledgement, verify_ack
 from payments.roaming.api import (
@@ -59,13 +62,15 @@ def batch(sequence: int, n: int = 3) -> Batch:
     return seal(AGREEMENT, VISITED_KEY, records, sequence=sequence, now=NOW)
 
 
-def client(tmp_path: Path) -> tuple[httpx.AsyncClient, CarrierDesk]:
+def client(
+    tmp_path: Path, workers: anyio.CapacityLimiter | None = None
+) -> tuple[httpx.AsyncClient, CarrierDesk]:
     store = RoamingStore(tmp_path / "hpmn.db")
     desk = CarrierDesk(store, signed(AGREEMENT), HOME_KEY, window_capacity=1000)
     verifier = RequestVerifier(
         {VISITED: VISITED_KEY.public_key, OTHER_PARTNER: MALLORY_KEY.public_key}, own=HOME
     )
-    app = roaming_app(desk, verifier, clock=lambda: NOW)
+    app = roaming_app(desk, verifier, clock=lambda: NOW, workers=workers)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hpmn"), desk
 
 
@@ -91,6 +96,29 @@ async def test_batches_in_acks_back_and_a_retry_gets_the_same_ack(tmp_path: Path
         assert (await http.get(path, headers=headers)).status_code == 403
         gap = await post_batch(http, VISITED_KEY, VISITED, batch(3), NOW)
         assert not gap.ack.accepted
+    assert desk.next_sequence == 2
+    desk.store.close()
+
+
+async def test_the_desk_work_waits_for_a_worker_of_the_limiter_the_app_takes(
+    tmp_path: Path,
+) -> None:
+    workers = anyio.CapacityLimiter(1)
+    http, desk = client(tmp_path, workers)
+    answers: list[SignedAcknowledgement] = []
+
+    async def send() -> None:
+        answers.append(await post_batch(http, VISITED_KEY, VISITED, batch(1), NOW))
+
+    async with http, trio.open_nursery() as nursery:
+        await workers.acquire()  # the only worker is busy: the batch waits for it
+        nursery.start_soon(send)
+        await trio.testing.wait_all_tasks_blocked()
+        assert workers.statistics().tasks_waiting == 1
+        assert desk.next_sequence == 1
+        assert not answers
+        workers.release()
+    assert answers[0].ack.accepted
     assert desk.next_sequence == 2
     desk.store.close()
 
