@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from payments.roaming import store as store_module
 from payments.roaming.acknowledgement import ReturnCode
 from payments.roaming.batch import seal
 from payments.roaming.errors import ReplayedBatchError, RoamingStoreError
@@ -145,20 +146,38 @@ def test_an_hpmn_killed_mid_run_keeps_every_batch_it_acknowledged(tmp_path: Path
                 assert a.ack.accepted_count == 20  # none was returned as a duplicate
 
 
-def test_a_new_store_has_large_pages_and_an_earlier_one_keeps_its_own(tmp_path: Path) -> None:
-    """A store created now has `PAGE_SIZE` pages (a batch's rows are written as fewer pages);
-    one created with sqlite's default keeps it and works as before."""
-    earlier = sqlite3.connect(tmp_path / "earlier.db")
-    earlier.execute("CREATE TABLE other (x)")  # the file exists, with the default pages
-    earlier.close()
-    b = batch(1)
-    for name in ("new.db", "earlier.db"):
-        with RoamingStore(tmp_path / name) as store:
-            store.save_batch(b)
-            kept = store.batch(b.signed.header.sender, b.signed.header.recipient, 1)
-        assert kept == b
+def test_a_new_store_has_large_pages_and_an_earlier_one_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store created now has `PAGE_SIZE` pages (a batch's rows are written as fewer pages).
+    One the earlier code wrote (the same store at sqlite's 4 KiB pages) holding a batch and its
+    acknowledgement keeps its pages: the new code reads both back equal, the batch's packed
+    bytes too, resumes from it and keeps more batches."""
+    first, second = batch(1), batch(2)
+    pair = (first.signed.header.sender, first.signed.header.recipient)
+    with monkeypatch.context() as earlier_code:
+        earlier_code.setattr(store_module, "PAGE_SIZE", 4096)
+        with RoamingStore(tmp_path / "earlier.db") as store:
+            acked = Validator(A, HOME_KEY).validate(first, first.signed.header.sealed_utc)
+            assert store.save_ack(acked, accepted=first.records, batch=first)
+    with RoamingStore(tmp_path / "earlier.db") as store:
+        kept = store.batch(*pair, 1)
+        assert kept == first
         assert kept is not None
-        assert kept.packed == b.packed
+        assert kept.packed == first.packed
+        assert store.ack(*pair, 1) == acked
+        v = Validator(
+            A, HOME_KEY, next_sequence=store.next_expected(*pair), window=store.window(100)
+        )
+        later = v.validate(second, second.signed.header.sealed_utc)
+        assert later.ack.accepted_count == len(second.records)  # none a duplicate of batch 1
+        assert store.save_ack(later, accepted=second.records, batch=second)
+    with RoamingStore(tmp_path / "earlier.db") as store:
+        assert store.acks(*pair) == [acked, later]
+        assert store.batch(*pair, 2) == second
+    with RoamingStore(tmp_path / "new.db") as store:
+        store.save_batch(first)
+        assert store.batch(*pair, 1) == first
     sizes = []
     for name in ("new.db", "earlier.db"):
         db = sqlite3.connect(tmp_path / name)
