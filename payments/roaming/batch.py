@@ -177,6 +177,21 @@ class Batch:
     def __post_init__(self) -> None:
         object.__setattr__(self, "packed", pack_records(self.records))
 
+    @classmethod
+    def _received(
+        cls, signed: SignedBatchHeader, records: tuple[UsageRecord, ...], packed: bytes
+    ) -> Batch:
+        """The batch `decode_batch` read: `records` decoded from `packed`, kept as `packed`
+        without `__post_init__` packing them again (the HPMN would encode every record it just
+        decoded). Only for bytes a strict decode produced `records` from: each record's
+        encoding is the bytes it was decoded from and the framing is canonical, so `packed` is
+        exactly `pack_records(records)`, what `__post_init__` would have built (checked by
+        tests/payments/roaming/test_record_many.py)."""
+        batch = object.__new__(cls)
+        for name, value in (("signed", signed), ("records", records), ("packed", packed)):
+            object.__setattr__(batch, name, value)
+        return batch
+
 
 def verify_header(
     signed: SignedBatchHeader, agreement: Agreement, known: tuple[PublicKey, ...] = ()
@@ -323,13 +338,7 @@ def decode_batch(data: bytes) -> Batch:
         records = tuple(decode_many(_frames(packed, n)))
     except (DecodeError, InvalidFieldError, MalformedRecordError) as e:
         raise MalformedBatchError(str(e)) from None
-    # The records' bytes as received are `pack_records(records)`: each record's encoding is
-    # the bytes it was decoded from (the decoder is strict) and the framing is canonical, so
-    # they are kept rather than packed again.
-    batch = object.__new__(Batch)
-    for name, value in (("signed", signed), ("records", records), ("packed", packed)):
-        object.__setattr__(batch, name, value)
-    return batch
+    return Batch._received(signed, records, packed)
 
 
 def _frames(data: bytes, n: int) -> list[bytes]:
