@@ -7,7 +7,7 @@ equal records and refuse with the same error (tests/payments/roaming/test_record
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from tangle.protocol.codec import U32_MAX, U64_MAX
 
@@ -39,9 +39,29 @@ class _Unsealed:
     calling each slot's setter (the frozen class allows no other way), then makes it a
     `UsageRecord` by setting its class, which Python allows between classes of the same
     slots; only once every check passed (tests/payments/roaming/test_record_many.py checks
-    that a built record has every field)."""
+    that a built record has every field, and that these annotations are `UsageRecord`'s)."""
 
     __slots__ = UsageRecord.__slots__
+    sender: str
+    recipient: str
+    imsi_hash: bytes
+    msisdn_hash: bytes
+    event_type: EventType
+    start_utc: int
+    duration_s: int
+    volume_up: int
+    volume_down: int
+    apn: str
+    serving_network: str
+    charge: int
+    event_id: bytes
+    _encoding: bytes
+
+
+def _sealed(record: _Unsealed) -> UsageRecord:
+    """`record`, every field set and checked, made the `UsageRecord` it now is."""
+    record.__class__ = UsageRecord  # type: ignore[assignment]  # same slots: Python allows it
+    return cast("UsageRecord", record)
 
 
 _INSTANT_CODES: Final = frozenset(int(k) for k in INSTANT_EVENTS)
@@ -62,7 +82,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
     unpack, head = _HEAD.unpack_from, _HEAD.size
     event_id_hash = _EVENT_ID_HASH.copy
     event_types, instant, kinds = _EVENT_TYPES, _INSTANT_CODES, len(_EVENT_TYPES)
-    new, sealed = object.__new__, UsageRecord
+    new, sealed = object.__new__, _sealed
     out: list[UsageRecord] = []
     append = out.append
     for raw in encodings:
@@ -92,7 +112,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
             continue
         h = event_id_hash()
         h.update(raw[:end])
-        record: Any = new(_Unsealed)
+        record = new(_Unsealed)
         record.sender, record.recipient = pair
         record.imsi_hash = imsi
         record.msisdn_hash = msisdn
@@ -105,8 +125,7 @@ def decode_many(encodings: Iterable[bytes]) -> list[UsageRecord]:
         record.charge = int.from_bytes(raw[end:], "little")
         record.event_id = h.digest()
         record._encoding = raw
-        record.__class__ = sealed
-        append(record)
+        append(sealed(record))
     return out
 
 
@@ -185,7 +204,7 @@ def build_many(
     serving_field = encoded[_HEAD.size + 1 : -8]  # after the empty APN's length octet
     pack, apns, instant = _HEAD.pack, _APNS, INSTANT_EVENTS
     event_id_hash = _EVENT_ID_HASH.copy
-    new, sealed = object.__new__, UsageRecord
+    new, sealed = object.__new__, _sealed
     out: list[UsageRecord] = []
     append = out.append
     for imsi, msisdn, kind, start, duration, up, down, apn, charge in zip(*columns, strict=True):
@@ -239,7 +258,7 @@ def build_many(
         )
         h = event_id_hash()
         h.update(identity)
-        record: Any = new(_Unsealed)
+        record = new(_Unsealed)
         record.sender = sender
         record.recipient = recipient
         record.imsi_hash = imsi
@@ -254,6 +273,5 @@ def build_many(
         record.charge = charge
         record.event_id = h.digest()
         record._encoding = identity + charge.to_bytes(8, "little")
-        record.__class__ = sealed
-        append(record)
+        append(sealed(record))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import typing
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -241,8 +242,10 @@ def test_build_many_of_nothing_is_nothing() -> None:
 def test_the_bulk_builders_set_every_field_of_a_record() -> None:
     """`build_many` and `decode_many` build a record as an `_Unsealed` (`UsageRecord`'s slots)
     and set each field by name: a field added to `UsageRecord` (one not set by `__init__`
-    included) must be set there too, or a bulk-built record would be left without it."""
+    included) must be set there too, or a bulk-built record would be left without it; the
+    builders' fields are typed as `UsageRecord`'s."""
     assert _record_bulk._Unsealed.__slots__ == UsageRecord.__slots__
+    assert typing.get_type_hints(_record_bulk._Unsealed) == typing.get_type_hints(UsageRecord)
     assert sorted(UsageRecord.__slots__) == sorted(f.name for f in dataclasses.fields(UsageRecord))
     (reference,) = build_many(
         "AAV01", "ZZH01", "AAV01",
