@@ -60,7 +60,7 @@ from .errors import StationAuthError
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -267,11 +267,32 @@ class CsmsStore:
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(future)
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction under the lock: committed when the block ends (unless the block
+        committed already), rolled back if it raises anything, so no statement of a failed
+        write stays in the open transaction for the next commit to take. If the rollback
+        fails too, the store closes (sqlite drops the open transaction): nothing half-applied
+        can be committed later, and every later call fails."""
+        async with self._lock:
+            db = self.db
+            try:
+                yield db
+                if db.in_transaction:
+                    await db.commit()
+            except BaseException:
+                try:
+                    await db.rollback()
+                except BaseException:
+                    self._db = None
+                    with contextlib.suppress(Exception):
+                        await db.close()
+                raise
+
     async def _write_now(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in its own transaction (under the lock); its row count."""
-        async with self._lock:
-            cursor = await self.db.execute(sql, params)
-            await self.db.commit()
+        async with self._transaction() as db:
+            cursor = await db.execute(sql, params)
         return cursor.rowcount
 
     async def _flush(self) -> None:
@@ -279,28 +300,26 @@ class CsmsStore:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             waited = time.perf_counter()
-            async with self._lock:
-                began = time.perf_counter()
-                try:
+            try:
+                async with self._transaction() as db:  # nothing of a failed batch stays applied
+                    began = time.perf_counter()
                     rows: dict[str, list[tuple[object, ...]]] = {}
                     for statements, _ in batch:  # one executemany per kind of statement
                         for sql, params in statements:
                             rows.setdefault(sql, []).append(params)
                     for sql, params_of in rows.items():
-                        await self.db.executemany(sql, params_of)
+                        await db.executemany(sql, params_of)
                     committing = time.perf_counter()
-                    await self.db.commit()
-                except Exception as error:  # the database failed: every waiter learns it
-                    with contextlib.suppress(Exception):  # nothing of the batch stays applied
-                        await self.db.rollback()
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    raise
-                ended = time.perf_counter()
-                self.commits.append(
-                    (time.time(), ended - began, len(batch), began - waited, ended - committing)
-                )
+                    await db.commit()
+                    ended = time.perf_counter()
+            except Exception as error:  # the database failed: every waiter learns it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                raise
+            self.commits.append(
+                (time.time(), ended - began, len(batch), began - waited, ended - committing)
+            )
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
@@ -353,8 +372,8 @@ class CsmsStore:
         Authorize only looks at the amount: `ChargePayments.authorize`); False, and nothing is
         saved, if that amount is no longer there (another session took it meanwhile)."""
         limits = binding.limits
-        async with self._lock:
-            cursor = await self.db.execute(
+        async with self._transaction() as db:
+            cursor = await db.execute(
                 "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     *key,
@@ -369,16 +388,15 @@ class CsmsStore:
             prepaid = binding.channel_id is not None and limits.energy_wh is not None
             taken = True
             if cursor.rowcount == 1 and prepaid and binding.paid > 0:
-                used = await self.db.execute(
+                used = await db.execute(
                     _CONSUME_PREPAID,
                     (binding.paid, binding.id_token, binding.channel_id, binding.paid),
                 )
                 if used.rowcount != 1:
                     taken = False
-                    await self.db.execute(
+                    await db.execute(
                         "DELETE FROM sessions WHERE charge_point = ? AND transaction_id = ?", key
                     )
-            await self.db.commit()
         return taken
 
     async def binding(self, key: tuple[str, str]) -> Binding | None:
@@ -404,15 +422,14 @@ class CsmsStore:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
         transaction; False if the session was billed already (nothing changes)."""
         key = (bill.charge_point, bill.transaction_id)
-        async with self._lock:
-            cursor = await self.db.execute(
+        async with self._transaction() as db:
+            cursor = await db.execute(
                 "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
                 (*key, bill.energy_wh, bill.duration_s, bill.amount),
             )
             billed = cursor.rowcount == 1
             if billed:
-                await self.db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
-            await self.db.commit()
+                await db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
         return billed
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
@@ -449,19 +466,18 @@ class CsmsStore:
         the refund credited, in one transaction; False (nothing changes) unless it was owed and
         the token is still bound to `channel_id` (or unbound): a token rebound to another channel
         keeps its own credit and this rest stays owed."""
-        async with self._lock:
+        async with self._transaction() as db:
             rest = await self.owed_refund(key)
             if rest is None:
                 return False
-            credit = await self.db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
+            credit = await db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
             if credit.rowcount != 1:
                 return False
-            await self.db.execute(
+            await db.execute(
                 "UPDATE refunds SET state = 'credited' WHERE charge_point = ? "
                 "AND transaction_id = ?",
                 key,
             )
-            await self.db.commit()
         return True
 
     async def bill_of(self, key: tuple[str, str]) -> Bill | None:
@@ -566,18 +582,17 @@ class CsmsStore:
     async def unbind_token(self, id_token: str) -> int | None:
         """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
         now on, written in the same commit: `owed_token_refunds`), None if it was not bound."""
-        async with self._lock:
-            async with self.db.execute(
+        async with self._transaction() as db:
+            async with db.execute(
                 "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
             ) as c:
                 row = await c.fetchone()
             if row is not None and row[1] > 0:
-                await self.db.execute(
+                await db.execute(
                     "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
                     "VALUES (?, ?, ?, 'owed')",
                     (id_token, row[0], row[1]),
                 )
-            await self.db.commit()
         return None if row is None else int(row[1])
 
     async def owed_token_refunds(
