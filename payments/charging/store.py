@@ -597,15 +597,15 @@ class CsmsStore:
 
     async def owed_token_refunds(
         self, at_least: int = 1, limit: int = MAX_OWED_BATCH
-    ) -> list[tuple[int, bytes, int]]:
+    ) -> list[tuple[int, bytes, str, int]]:
         """Prepaid amounts of unbound tokens owed back and not yet paid, of at least
-        `at_least`: (refund id, channel, amount), oldest first."""
+        `at_least`: (refund id, channel, token, amount), oldest first."""
         query = (
-            "SELECT id, channel_id, amount FROM token_refunds WHERE state = 'owed' "
+            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'owed' "
             "AND amount >= ? ORDER BY id LIMIT ?"
         )
         async with self.db.execute(query, (at_least, limit)) as rows:
-            return [(int(r[0]), bytes(r[1]), int(r[2])) async for r in rows]
+            return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]
 
     async def token_refund_paid(self, refund_id: int) -> None:
         """Mark the unbound token's refund `refund_id` paid (the ledger took the transfer)."""

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from payments.charging.refund import REFUND_KEY, UNBIND_REFUND_KEY, PrepaidRefunds
+from payments.charging.refund import (
+    REFUND_KEY,
+    UNBIND_REFUND_KEY,
+    PrepaidRefunds,
+    unbind_refund_key,
+)
 from payments.charging.simulator import connect_charger
 from tangle.protocol.transaction import address_of
 from tests.wallet.test_client import open_wallet, running
@@ -199,16 +204,29 @@ def test_a_token_unbound_with_a_prepaid_amount_has_it_paid_back_once(tmp_path: P
         assert await world.payments.unbind("CARD-U") is None
         store = world.csms.store
         [(first, *owed_first), (_, *owed_second)] = await store.owed_token_refunds()
-        assert owed_first == [wallet.channel.terms.channel_id, 450]
-        assert owed_second == [small.channel.terms.channel_id, 40]
+        assert owed_first == [wallet.channel.terms.channel_id, "CARD-U", 450]
+        assert owed_second == [small.channel.terms.channel_id, "CARD-S", 40]
         refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
         assert await refunds.retry() == 0  # the node is down: still owed
         down = False
         assert await refunds.retry() == 1
-        key = UNBIND_REFUND_KEY + str(first).encode()
+        channel = wallet.channel.terms.channel_id
+        key = UNBIND_REFUND_KEY + channel.hex().encode() + b"/CARD-U/" + str(first).encode()
         assert asked == [(address_of(DRIVER.public_key), 450, key)]
         assert await refunds.retry() == 0  # paid: never sent again
         assert len(asked) == 1
-        assert [r[2] for r in await store.owed_token_refunds(0)] == [40]  # below 100: owed
+        assert [r[3] for r in await store.owed_token_refunds(0)] == [40]  # below 100: owed
 
     run(tmp_path, body)
+
+
+def test_unbound_token_refunds_of_two_databases_sharing_a_wallet_have_different_keys() -> None:
+    """Refund ids restart at 1 in every CSMS database; two of them paying from one CPO wallet
+    must not share an idempotency key (the wallet would answer the second with the first's
+    transfer and that driver would never be paid): the key holds the channel and the token."""
+    first = unbind_refund_key(b"\x01" * 32, "CARD-A", 1)
+    other_db = unbind_refund_key(b"\x02" * 32, "CARD-B", 1)
+    same_channel_other_token = unbind_refund_key(b"\x01" * 32, "CARD-B", 1)
+    assert len({first, other_db, same_channel_other_token}) == 3
+    assert unbind_refund_key(b"\x01" * 32, "CARD-A", 1) == first  # a retry: the same key
+    assert first.startswith(UNBIND_REFUND_KEY)
