@@ -57,6 +57,7 @@ import aiosqlite
 
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
+from .refund_rows import ADD_CREDIT, RefundRows
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
@@ -105,11 +106,6 @@ _OWE_REFUND: Final = """
 _CONSUME_PREPAID: Final = (
     "UPDATE tokens SET prepaid = prepaid - ? WHERE id_token = ? AND channel_id = ? AND prepaid >= ?"
 )
-_ADD_CREDIT: Final = """
-    INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
-    prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
-MAX_OWED_BATCH: Final = 1000
-"""The most owed refunds one retry round reads."""
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ADD_PAID: Final = (
@@ -176,6 +172,8 @@ class CsmsStore:
         end of the commit, writes, seconds it waited for the lock, seconds of the commit call
         alone: the fsync), to see how long a commit makes chargers and drivers wait, and
         why."""
+        self.refunds = RefundRows(self)
+        """The refunds owed to drivers (`refund_rows`)."""
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
@@ -216,7 +214,7 @@ class CsmsStore:
         """Register `station` (or replace its password)."""
         salt = os.urandom(16)
         key = await asyncio.to_thread(_password_key, password, salt)
-        await self._write_now(
+        await self.write_now(
             "INSERT OR REPLACE INTO stations VALUES (?, ?, ?)", (station, salt, key)
         )
         self._verified.pop(station, None)
@@ -268,7 +266,7 @@ class CsmsStore:
         await asyncio.shield(future)
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One transaction under the lock: committed when the block ends (unless the block
         committed already), rolled back if it raises anything, so no statement of a failed
         write stays in the open transaction for the next commit to take. If the rollback
@@ -289,9 +287,9 @@ class CsmsStore:
                         await db.close()
                 raise
 
-    async def _write_now(self, sql: str, params: tuple[object, ...]) -> int:
+    async def write_now(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in its own transaction (under the lock); its row count."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cursor = await db.execute(sql, params)
         return cursor.rowcount
 
@@ -301,7 +299,7 @@ class CsmsStore:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             waited = time.perf_counter()
             try:
-                async with self._transaction() as db:  # nothing of a failed batch stays applied
+                async with self.transaction() as db:  # nothing of a failed batch stays applied
                     began = time.perf_counter()
                     rows: dict[str, list[tuple[object, ...]]] = {}
                     for statements, _ in batch:  # one executemany per kind of statement
@@ -372,7 +370,7 @@ class CsmsStore:
         Authorize only looks at the amount: `ChargePayments.authorize`); False, and nothing is
         saved, if that amount is no longer there (another session took it meanwhile)."""
         limits = binding.limits
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -422,7 +420,7 @@ class CsmsStore:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
         transaction; False if the session was billed already (nothing changes)."""
         key = (bill.charge_point, bill.transaction_id)
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
                 (*key, bill.energy_wh, bill.duration_s, bill.amount),
@@ -431,54 +429,6 @@ class CsmsStore:
             if billed:
                 await db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
         return billed
-
-    async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
-        """Refunds owed and not yet paid: (session, rest), oldest bill first."""
-        query = (
-            "SELECT r.charge_point, r.transaction_id, r.amount FROM refunds r JOIN bills b "
-            "ON b.charge_point = r.charge_point AND b.transaction_id = r.transaction_id "
-            "WHERE r.state = 'owed' ORDER BY b.rowid LIMIT ?"
-        )
-        async with self.db.execute(query, (limit,)) as rows:
-            return [((r[0], r[1]), int(r[2])) async for r in rows]
-
-    async def owed_refund(self, key: tuple[str, str]) -> int | None:
-        """The rest owed back for session `key`, None if nothing is (or it was paid)."""
-        query = (
-            "SELECT amount FROM refunds WHERE charge_point = ? AND transaction_id = ? "
-            "AND state = 'owed'"
-        )
-        async with self.db.execute(query, key) as c:
-            row = await c.fetchone()
-        return None if row is None else int(row[0])
-
-    async def refund_paid(self, key: tuple[str, str]) -> None:
-        """Mark session `key`'s refund paid (the ledger took the transfer)."""
-        await self._write_now(
-            "UPDATE refunds SET state = 'paid' WHERE charge_point = ? AND transaction_id = ?",
-            key,
-        )
-
-    async def refund_as_credit(
-        self, key: tuple[str, str], id_token: str, channel_id: bytes
-    ) -> bool:
-        """Keep session `key`'s owed rest as `id_token`'s prepaid credit on `channel_id` and mark
-        the refund credited, in one transaction; False (nothing changes) unless it was owed and
-        the token is still bound to `channel_id` (or unbound): a token rebound to another channel
-        keeps its own credit and this rest stays owed."""
-        async with self._transaction() as db:
-            rest = await self.owed_refund(key)
-            if rest is None:
-                return False
-            credit = await db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
-            if credit.rowcount != 1:
-                return False
-            await db.execute(
-                "UPDATE refunds SET state = 'credited' WHERE charge_point = ? "
-                "AND transaction_id = ?",
-                key,
-            )
-        return True
 
     async def bill_of(self, key: tuple[str, str]) -> Bill | None:
         """The bill of session `key`, if it was billed."""
@@ -509,7 +459,7 @@ class CsmsStore:
         self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int
     ) -> int:
         """The 1.6 transaction id for this start (the same one for a resent StartTransaction)."""
-        await self._write_now(
+        await self.write_now(
             "INSERT OR IGNORE INTO transactions16 (charge_point, connector_id, timestamp_s, "
             "meter_start) VALUES (?, ?, ?, ?)",
             (charge_point, connector_id, timestamp_s, meter_start),
@@ -547,7 +497,7 @@ class CsmsStore:
 
     async def save_commitment(self, key: tuple[str, str], digest: bytes, message: bytes) -> None:
         """Record that session `key`'s digest is on the ledger in message `message`."""
-        await self._write_now(
+        await self.write_now(
             "INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (*key, digest, message)
         )
 
@@ -563,7 +513,7 @@ class CsmsStore:
 
     async def save_token(self, id_token: str, channel_id: bytes, prepaid: int) -> None:
         """Bind `id_token` to a driver's channel (with what it prepaid, 0 for pay as you go)."""
-        await self._write_now(
+        await self.write_now(
             "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
         )
 
@@ -572,17 +522,18 @@ class CsmsStore:
         """The statement adding `amount` to `id_token`'s prepaid amount on `channel_id` (bound
         anew if unbound; nothing if it is bound to another channel), committed with the proof
         that paid it (`channel_rows.CsmsChannels`)."""
-        return _ADD_CREDIT, (id_token, channel_id, amount)
+        return ADD_CREDIT, (id_token, channel_id, amount)
 
     async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
         anew if unbound); False, and nothing changes, if it is bound to another channel."""
-        return await self._write_now(_ADD_CREDIT, (id_token, channel_id, amount)) == 1
+        return await self.write_now(ADD_CREDIT, (id_token, channel_id, amount)) == 1
 
     async def unbind_token(self, id_token: str) -> int | None:
         """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
-        now on, written in the same commit: `owed_token_refunds`), None if it was not bound."""
-        async with self._transaction() as db:
+        now on, written in the same commit: `RefundRows.owed_token_refunds`), None if it
+        was not bound."""
+        async with self.transaction() as db:
             async with db.execute(
                 "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
             ) as c:
@@ -594,22 +545,6 @@ class CsmsStore:
                     (id_token, row[0], row[1]),
                 )
         return None if row is None else int(row[1])
-
-    async def owed_token_refunds(
-        self, at_least: int = 1, limit: int = MAX_OWED_BATCH
-    ) -> list[tuple[int, bytes, str, int]]:
-        """Prepaid amounts of unbound tokens owed back and not yet paid, of at least
-        `at_least`: (refund id, channel, token, amount), oldest first."""
-        query = (
-            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'owed' "
-            "AND amount >= ? ORDER BY id LIMIT ?"
-        )
-        async with self.db.execute(query, (at_least, limit)) as rows:
-            return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]
-
-    async def token_refund_paid(self, refund_id: int) -> None:
-        """Mark the unbound token's refund `refund_id` paid (the ledger took the transfer)."""
-        await self._write_now("UPDATE token_refunds SET state = 'paid' WHERE id = ?", (refund_id,))
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

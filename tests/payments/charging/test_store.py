@@ -162,8 +162,12 @@ def test_a_rest_owed_to_a_token_bound_elsewhere_stays_owed(tmp_path: Path) -> No
             )
             assert await store.bill(bill)
             await store.save_token("CARD", CHANNEL_B, 7)
-            credited = await store.refund_as_credit(("CP", "TX"), "CARD", CHANNEL_A)
-            return credited, await store.token("CARD"), await store.owed_refund(("CP", "TX"))
+            credited = await store.refunds.refund_as_credit(("CP", "TX"), "CARD", CHANNEL_A)
+            return (
+                credited,
+                await store.token("CARD"),
+                await store.refunds.owed_refund(("CP", "TX")),
+            )
 
     assert asyncio.run(main()) == (False, (CHANNEL_B, 7), 40)
 
