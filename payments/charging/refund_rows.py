@@ -2,11 +2,11 @@
 
 A prepaid session's rest (`paid - amount`) is written as an owed row of `refunds` in the same
 transaction as its bill (`CsmsStore.bill`); a token the operator unbinds while it still holds a
-prepaid amount leaves that amount as an owed row of `token_refunds` (`CsmsStore.unbind_token`).
-The refunder (`refund.PrepaidRefunds`) reads the owed rows here in bounded batches, pays each
-and marks it `paid`, or keeps a session's rest as its token's prepaid credit and marks it
-`credited` (one transaction). Every write runs under the store's lock in one transaction that
-rolls back on any error (`CsmsStore.transaction`).
+prepaid amount leaves that amount as an owed row of `token_refunds` (`unbind_token`: the
+unbinding and the owed row are one commit). The refunder (`refund.PrepaidRefunds`) reads the
+owed rows here in bounded batches, pays each and marks it `paid`, or keeps a session's rest as
+its token's prepaid credit and marks it `credited` (one transaction). Every write runs under
+the store's lock in one transaction that rolls back on any error (`CsmsStore.transaction`).
 """
 
 from __future__ import annotations
@@ -80,6 +80,23 @@ class RefundRows:
                 key,
             )
         return True
+
+    async def unbind_token(self, id_token: str) -> int | None:
+        """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
+        now on, written in the same commit: `owed_token_refunds`), None if it
+        was not bound."""
+        async with self._store.transaction() as db:
+            async with db.execute(
+                "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
+            ) as c:
+                row = await c.fetchone()
+            if row is not None and row[1] > 0:
+                await db.execute(
+                    "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
+                    "VALUES (?, ?, ?, 'owed')",
+                    (id_token, row[0], row[1]),
+                )
+        return None if row is None else int(row[1])
 
     async def owed_token_refunds(
         self, at_least: int = 1, limit: int = MAX_OWED_BATCH

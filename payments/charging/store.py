@@ -38,7 +38,9 @@ the token's prepaid credit) once done. Binding a prepaid session takes the token
 amount in the same commit as the binding (once: a resent start binds nothing). Unbinding a token
 that still holds a prepaid amount writes that amount as an owed refund to its channel's payer in
 the same commit as the unbinding (`token_refunds`, paid by the same refunder), so the operator's
-unbinding never keeps a driver's money.
+unbinding never keeps a driver's money. The refund rows are read and written by `refund_rows`
+(`CsmsStore.refunds`). Every write under the lock is one transaction that rolls back on any
+error (`CsmsStore.transaction`): a failed write leaves nothing for the next commit to take.
 """
 
 from __future__ import annotations
@@ -528,23 +530,6 @@ class CsmsStore:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
         anew if unbound); False, and nothing changes, if it is bound to another channel."""
         return await self.write_now(ADD_CREDIT, (id_token, channel_id, amount)) == 1
-
-    async def unbind_token(self, id_token: str) -> int | None:
-        """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
-        now on, written in the same commit: `RefundRows.owed_token_refunds`), None if it
-        was not bound."""
-        async with self.transaction() as db:
-            async with db.execute(
-                "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
-            ) as c:
-                row = await c.fetchone()
-            if row is not None and row[1] > 0:
-                await db.execute(
-                    "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
-                    "VALUES (?, ?, ?, 'owed')",
-                    (id_token, row[0], row[1]),
-                )
-        return None if row is None else int(row[1])
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

@@ -192,7 +192,7 @@ def test_a_write_failing_after_its_first_statement_leaves_nothing_for_the_next_c
             await store.db.execute(_ABORT_TOKEN_REFUND)
             await store.db.commit()
             with pytest.raises(sqlite3.Error, match="the disk failed here"):
-                await store.unbind_token("CARD")
+                await store.refunds.unbind_token("CARD")
             await store.record(_event(1, 1))  # a group commit after the failure
             assert await store.token("CARD") == (b"\x01" * 32, 700)
 
