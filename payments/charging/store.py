@@ -155,6 +155,29 @@ class Binding:
     """What the driver paid so far."""
 
 
+@contextlib.asynccontextmanager
+async def locked_transaction(
+    db: aiosqlite.Connection, lock: asyncio.Lock
+) -> AsyncIterator[aiosqlite.Connection]:
+    """One transaction on `db` under `lock` (every writer on `db` holds it): committed when the
+    block ends (unless the block committed already), rolled back if it raises anything, so no
+    statement of a failed write stays in the open transaction for the next commit to take. If
+    the rollback fails too, `db` is closed (sqlite drops the open transaction): nothing
+    half-applied can be committed later, and every later use of `db` fails."""
+    async with lock:
+        try:
+            yield db
+            if db.in_transaction:
+                await db.commit()
+        except BaseException:
+            try:
+                await db.rollback()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await db.close()
+            raise
+
+
 class CsmsStore:
     """The CSMS's database; open with `async with CsmsStore(path) as store`."""
 
@@ -269,25 +292,10 @@ class CsmsStore:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction under the lock: committed when the block ends (unless the block
-        committed already), rolled back if it raises anything, so no statement of a failed
-        write stays in the open transaction for the next commit to take. If the rollback
-        fails too, the store closes (sqlite drops the open transaction): nothing half-applied
-        can be committed later, and every later call fails."""
-        async with self._lock:
-            db = self.db
-            try:
-                yield db
-                if db.in_transaction:
-                    await db.commit()
-            except BaseException:
-                try:
-                    await db.rollback()
-                except BaseException:
-                    self._db = None
-                    with contextlib.suppress(Exception):
-                        await db.close()
-                raise
+        """One transaction under the lock (`locked_transaction`); a store whose rollback
+        failed is closed, and every later call fails."""
+        async with locked_transaction(self.db, self._lock) as db:
+            yield db
 
     async def write_now(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in its own transaction (under the lock); its row count."""
