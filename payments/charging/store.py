@@ -63,7 +63,7 @@ from .refund_rows import ADD_CREDIT, RefundRows
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -157,13 +157,14 @@ class Binding:
 
 @contextlib.asynccontextmanager
 async def locked_transaction(
-    db: aiosqlite.Connection, lock: asyncio.Lock
+    db: aiosqlite.Connection, lock: asyncio.Lock, closed: Callable[[], None] | None = None
 ) -> AsyncIterator[aiosqlite.Connection]:
     """One transaction on `db` under `lock` (every writer on `db` holds it): committed when the
     block ends (unless the block committed already), rolled back if it raises anything, so no
     statement of a failed write stays in the open transaction for the next commit to take. If
     the rollback fails too, `db` is closed (sqlite drops the open transaction): nothing
-    half-applied can be committed later, and every later use of `db` fails."""
+    half-applied can be committed later, and every later use of `db` fails (`closed` is called
+    then)."""
     async with lock:
         try:
             yield db
@@ -173,6 +174,8 @@ async def locked_transaction(
             try:
                 await db.rollback()
             except BaseException:
+                if closed is not None:
+                    closed()
                 with contextlib.suppress(Exception):
                     await db.close()
             raise
@@ -293,9 +296,12 @@ class CsmsStore:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One transaction under the lock (`locked_transaction`); a store whose rollback
-        failed is closed, and every later call fails."""
-        async with locked_transaction(self.db, self._lock) as db:
+        failed is closed, and every later call fails (`RuntimeError`: not open)."""
+        async with locked_transaction(self.db, self._lock, self._closed) as db:
             yield db
+
+    def _closed(self) -> None:
+        self._db = None
 
     async def write_now(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in its own transaction (under the lock); its row count."""

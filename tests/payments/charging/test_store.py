@@ -206,3 +206,33 @@ def test_a_write_failing_after_its_first_statement_leaves_nothing_for_the_next_c
         assert reader.execute("SELECT count(*) FROM events").fetchone() == (1,)
     finally:
         reader.close()
+
+
+def test_a_store_whose_rollback_fails_closes_and_commits_nothing_half_applied(
+    tmp_path: Path,
+) -> None:
+    """If the rollback of a failed write fails too, the store closes its connection (sqlite
+    drops the open transaction) and every later call fails: the delete is never committed."""
+    path = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(path) as store:
+            await store.save_token("CARD", b"\x01" * 32, 700)
+            await store.db.execute(_ABORT_TOKEN_REFUND)
+            await store.db.commit()
+
+            async def failing() -> None:
+                raise sqlite3.OperationalError("disk I/O error")
+
+            store.db.rollback = failing  # type: ignore[method-assign]
+            with pytest.raises(sqlite3.Error, match="the disk failed here"):
+                await store.refunds.unbind_token("CARD")
+            with pytest.raises(RuntimeError, match="not open"):
+                await store.record(_event(1, 1))
+
+    asyncio.run(main())
+    reader = sqlite3.connect(path)
+    try:
+        assert reader.execute("SELECT prepaid FROM tokens").fetchall() == [(700,)]
+    finally:
+        reader.close()
