@@ -152,6 +152,52 @@ async def one_charge_point(url: str, i: int, plan: dict[str, Any], out: dict[str
         _maybe_ready(plan, out)
 
 
+class _Phone:
+    """A driver's phone: pays over its payment stream in a task of its own, so that a charger
+    never waits for its driver's payment (a real one does not) and a slow payment cannot hold
+    the next meter value back. At most one payment in flight: asked while one is, it pays once
+    more after it (invoices are cumulative: that one covers every meter value since), and the
+    asks in between are merged (counted in `out["pay_merged"]`)."""
+
+    __slots__ = ("_closing", "_due", "_out", "_stream", "_task", "_wake")
+
+    def __init__(self, stream: PaymentStream, out: dict[str, Any]) -> None:
+        self._stream = stream
+        self._out = out
+        self._due = self._closing = False
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._paying())
+
+    def ask(self) -> None:
+        """Pay what the car's meter shows (now, or after the payment in flight)."""
+        if self._due:
+            self._out["pay_merged"] += 1
+        self._due = True
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Wait for the payment in flight and the one asked for, if any; raise what failed."""
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _paying(self) -> None:
+        while True:
+            if not self._due:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            self._due = False
+            began = time.perf_counter()
+            if await self._stream.pay() is not None:  # the invoice, the proof and the receipt
+                self._out["pay"].append(time.perf_counter() - began)
+
+
 async def _meter_and_pay(
     charger: Charger16 | Charger201,
     wallet: DriverWallet,
@@ -161,12 +207,37 @@ async def _meter_and_pay(
     plan: dict[str, Any],
     out: dict[str, Any],
 ) -> None:
-    stop_at: float = plan["stop_at"]
-    n = 0
     interval_s: float = plan["interval_s"]
-    pay_every: int = plan["pay_every"]
     phase = 0 if plan["together"] else i  # drivers pay in their own intervals, or all in one
     next_at = plan["start_at"] + (i % 97) / 97 * interval_s  # spread over the interval
+    phone = None if stream is None else _Phone(stream, out)
+    try:
+        held_s = await _metering(charger, wallet, phone, session, next_at, plan, phase)
+    except BaseException:
+        if phone is not None:
+            phone.cancel()
+        raise
+    if phone is not None:
+        await phone.close()  # the payment in flight at the window's end
+    out["held_s"] = max(out["held_s"], held_s)  # the last one's: how far past the window it went
+
+
+async def _metering(
+    charger: Charger16 | Charger201,
+    wallet: DriverWallet,
+    phone: _Phone | None,
+    session: tuple[str, str],
+    next_at: float,
+    plan: dict[str, Any],
+    phase: int,
+) -> float:
+    """Send each meter value the schedule puts in the window, each once the one before was
+    answered, asking the phone to pay after every `pay_every`-th; how late the last was sent."""
+    stop_at: float = plan["stop_at"]
+    interval_s: float = plan["interval_s"]
+    pay_every: int = plan["pay_every"]
+    out: dict[str, Any] = plan["out"]
+    n = 0
     held_s = 0.0
     while next_at < stop_at:  # each meter value the schedule puts in the window, sent in turn
         held_s = max(0.0, time.perf_counter() - next_at)  # the answers before came after its time
@@ -181,12 +252,10 @@ async def _meter_and_pay(
         out["meter"].append(time.perf_counter() - sent)
         out["interval"].append(n)
         wallet.observe(wh, 0)
-        if stream is not None and (n + phase) % pay_every == 0:
-            began = time.perf_counter()
-            if await stream.pay() is not None:  # the invoice, the proof and the receipt
-                out["pay"].append(time.perf_counter() - began)
+        if phone is not None and (n + phase) % pay_every == 0:
+            phone.ask()
         next_at += interval_s
-    out["held_s"] = max(out["held_s"], held_s)  # the last one's: how far past the window it went
+    return held_s
 
 
 async def simulator_process(
@@ -210,6 +279,7 @@ async def simulator_process(
         "meter": [],
         "interval": [],
         "pay": [],
+        "pay_merged": 0,
         "held_s": 0.0,
     }
     plan: dict[str, Any] = {
@@ -221,6 +291,7 @@ async def simulator_process(
         "in_session": asyncio.Event(),
         "ready": asyncio.Event(),
         "connecting": asyncio.Semaphore(HANDSHAKES),
+        "out": out,
     }
     tasks = [asyncio.create_task(one_charge_point(url, first + k, plan, out)) for k in range(count)]
     await asyncio.wait_for(plan["in_session"].wait(), 300)

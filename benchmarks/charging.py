@@ -24,8 +24,9 @@ the CSMS validates every message it receives and sends.
 * `meter_values_per_s`: meter values the CSMS committed (read back from its database afterwards)
   per second of the measured window, and `meter_values_offered_per_s`: each charge point sends
   every meter value its schedule puts in the `MEASURE_S` window, each once the one before was
-  answered (and paid for), so the window is `MEASURE_S` longer by how late the slowest answers
-  held the last one back (a slow CSMS: a lower rate);
+  answered (never waiting for its driver's payment: the driver's phone pays in a task of its
+  own, one payment in flight at a time), so the window is `MEASURE_S` longer by how late the
+  slowest answers held the last one back (a slow CSMS: a lower rate);
 * `response_p50_ms` / `response_p99_ms`: per meter value, from the send to the CSMS's answer (the
   answer follows the fsync'd commit); `response_p99_ms_by_interval_phase`: the p99 of the meter
   values of intervals `n` with `n % pay_every == k`, for each `k` (with `--pay-together`, `k = 0`
@@ -33,7 +34,8 @@ the CSMS validates every message it receives and sends.
   interval in turn (a tail in a few intervals only is a passing stall; in every one, the CSMS's
   own);
 * `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt, one round
-  trip) per second;
+  trip) per second; `payments_merged`: payments due while the driver's previous one was still in
+  flight, paid by the next one (invoices are cumulative);
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
   with the CSMS's settings on this disk (what the CSMS would reach committing each meter value
   alone), and `ratio_to_fsync_ceiling`;
@@ -401,6 +403,7 @@ def measure(
         "response_p99_ms_by_interval": [
             _p99(meter[interval == n]) for n in range(1, int(interval.max(initial=0)) + 1)
         ],
+        "payments_merged": sum(r["pay_merged"] for r in results),
         "payment_p50_ms": round(float(np.percentile(pays, 50)), 2) if pays.size else None,
         "payment_p99_ms": round(float(np.percentile(pays, 99)), 2) if pays.size else None,
         "sqlite_fsync_commits_per_s": round(ceiling, 1),

@@ -32,13 +32,15 @@ from ..channels.store import (
     UPSERT,
     ChannelRecord,
     check_record,
+    read_records,
     record_row,
     row_record,
 )
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
+    from pathlib import Path
 
     from tangle.protocol.ids import ChannelId
 
@@ -48,6 +50,12 @@ if TYPE_CHECKING:
 Counting = Callable[[int], "Statement"]
 """The statement that counts an amount a proof credits (for a session or a token)."""
 _PAYING: Final[ContextVar[Counting | None]] = ContextVar("paying_for", default=None)
+_INSERT_ABSENT: Final = f"INSERT OR IGNORE INTO channels ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+"""A record taken over only where this store has none: a row here is this store's own, and
+newer than any in the old file even at the same sequence (a close, a settlement or a top-up
+keeps the sequence)."""
+TAKEN_OVER: Final = ".taken-over"
+"""The suffix the old channel store file gets once taken over (so it is taken over once)."""
 
 
 @contextlib.contextmanager
@@ -98,16 +106,23 @@ class CsmsChannels:
             raise StoreError(f"commit failed: {e!r}") from e
         self._balances[where] = _balance(record)
 
-    async def take_over(self, records: Iterable[ChannelRecord]) -> None:
-        """Keep `records` (a channel store file's, from before the channels moved into the
-        CSMS's database) in one commit; a record never replaces a newer one kept here."""
+    async def take_over(self, path: Path) -> bool:
+        """Keep the records of the channel store file at `path` (from before the channels moved
+        into the CSMS's database) that this store lacks, in one commit, then rename the file
+        (and its sidecars) to `<name>.taken-over`, so that a later start takes nothing over
+        again. A record never replaces one kept here. False if there is no file at `path`."""
+        old = _old_records(path)
+        if old is None:
+            return False
         statements: list[Statement] = []
-        for record in records:
+        for record in old:
             check_record(record)
-            statements.append((UPSERT, record_row(record)))
+            statements.append((_INSERT_ABSENT, record_row(record)))
         if statements:
             await self._store.write(statements)
-            self._balances.clear()  # read again: a record here may have been replaced
+            self._balances.clear()  # read again: a record here may have been added
+        _mark_taken_over(path)  # after the commit: a crash before it takes over again (no harm)
+        return True
 
     async def load(self, channel_id: ChannelId, role: Role) -> ChannelRecord | None:
         """The committed record of `channel_id` for `role`, if any."""
@@ -127,6 +142,22 @@ class CsmsChannels:
         async with self._store.db.execute(f"SELECT {COLUMNS} FROM channels") as rows:
             found = [row_record(tuple(r)) async for r in rows]
         return [r for r in found if role is None or r.role is role]
+
+
+def _old_records(path: Path) -> list[ChannelRecord] | None:
+    """The records of the channel store file at `path`; None if there is none (run once, at
+    start, before the CSMS serves: blocking is fine)."""
+    return read_records(path) if path.exists() else None
+
+
+def _mark_taken_over(path: Path) -> None:
+    """Rename the file at `path` (and its sidecars, if a crashed writer left any) so that it is
+    not taken over again, and kept for an operator to inspect or delete."""
+    for suffix in ("-wal", "-shm"):
+        sidecar = path.with_name(path.name + suffix)
+        if sidecar.exists():
+            sidecar.rename(path.with_name(path.name + TAKEN_OVER + suffix))
+    path.rename(path.with_name(path.name + TAKEN_OVER))
 
 
 def _balance(record: ChannelRecord | None) -> int:

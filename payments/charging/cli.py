@@ -59,7 +59,6 @@ from wallet.errors import WalletError
 from wallet.keys import AddressKey, ExtendedKey
 
 from ..channels.service import PayeeService
-from ..channels.store import read_records
 from ..errors import PaymentError
 from ..payperuse.cashier import Cashier, LedgerDirectory
 from ..payperuse.metering import Tariff
@@ -211,9 +210,7 @@ async def _payments(
     seed = bytes.fromhex(args.cpo_seed_file.read_text().strip())
     signer = AddressKey(ExtendedKey.from_seed(seed))
     channels = CsmsChannels(csms.store)
-    earlier = args.db.with_suffix(".channels.sqlite")  # where channels were kept before
-    if earlier.exists():
-        await channels.take_over(read_records(earlier))
+    await channels.take_over(args.db.with_suffix(".channels.sqlite"))  # kept there before
     cashier = Cashier(
         payee=signer.public_key,
         network_id=args.network_id,

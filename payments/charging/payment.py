@@ -115,7 +115,7 @@ class ChargePayments:
         """The operator's unbinding of `id_token` (so that it can be bound to another channel):
         the prepaid amount it held, owed back to the driver of its channel from the same commit
         on (`refund.PrepaidRefunds` pays it); None if unbound."""
-        return await self.csms.store.unbind_token(id_token)
+        return await self.csms.store.refunds.unbind_token(id_token)
 
     async def prepay(self, id_token: str, signed: SignedBalanceProof) -> Receipt:
         """Take a payment up front for the token's next session (the token must be bound)."""

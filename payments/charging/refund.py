@@ -12,12 +12,13 @@ it paid once the ledger took the transfer. A crash, a node that is down or a fai
 leaves the row owed; `retrying` pays it at start and then every `interval_s`, and paying it again
 pays the rest once (`Wallet.send`'s idempotency). A rest below the ledger's smallest output
 (`min_amount`) cannot be an output of its own; it is kept as the token's prepaid credit for its
-next session instead, once per session (`CsmsStore.refund_as_credit`).
+next session instead, once per session (`RefundRows.refund_as_credit`).
 
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
-leaves that amount owed to its channel's payer (`CsmsStore.owed_token_refunds`, written with the
-unbinding); `retry` pays those too, with the key `UNBIND_REFUND_KEY || refund id`. One below
-`min_amount` stays owed (the token is gone, so there is no credit to keep it as).
+leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with the
+unbinding); `retry` pays those too, with the key `unbind_refund_key` (channel, token, refund
+id: refund ids repeat across databases that may share a wallet). One below `min_amount` stays
+owed (the token is gone, so there is no credit to keep it as).
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ if TYPE_CHECKING:
 
 REFUND_KEY: Final = b"tanglepay/charging/refund/"
 UNBIND_REFUND_KEY: Final = b"tanglepay/charging/unbind-refund/"
+
+
+def unbind_refund_key(channel_id: bytes, id_token: str, refund_id: int) -> bytes:
+    """The idempotency key of an unbound token's refund: its channel, its token and its row id
+    (the row id alone restarts at 1 in every database, and two CSMS databases may share a CPO
+    wallet: one refund would then be taken for another and never paid)."""
+    return b"%s%s/%s/%d" % (
+        UNBIND_REFUND_KEY,
+        channel_id.hex().encode(),
+        id_token.encode(),
+        refund_id,
+    )
+
+
 LOG: Final = logging.getLogger(__name__)
 
 
@@ -74,18 +89,20 @@ class PrepaidRefunds:
         store = self.payments.csms.store
         name = f"{key[0]}/{key[1]}"
         try:
-            rest = await store.owed_refund(key)
+            rest = await store.refunds.owed_refund(key)
             binding = await store.binding(key)
             if rest is None or binding is None or binding.channel_id is None:
                 return False
             if rest < self.min_amount:
                 if binding.id_token is None:
                     return False
-                return await store.refund_as_credit(key, binding.id_token, binding.channel_id)
+                return await store.refunds.refund_as_credit(
+                    key, binding.id_token, binding.channel_id
+                )
             channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
             to = address_of(channel.terms.payer)
             await self.send(to, rest, REFUND_KEY + name.encode())
-            await store.refund_paid(key)
+            await store.refunds.refund_paid(key)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("refund of %s not paid: %r", name, e)
             return False
@@ -96,20 +113,22 @@ class PrepaidRefunds:
         """Pay every refund still owed (one bounded batch of sessions' and one of unbound
         tokens'); returns how many were paid."""
         store = self.payments.csms.store
-        owed = await store.owed_refunds()
+        owed = await store.refunds.owed_refunds()
         paid = sum([await self.pay(key) for key, _ in owed])
-        unbound = await store.owed_token_refunds(self.min_amount)
+        unbound = await store.refunds.owed_token_refunds(self.min_amount)
         return paid + sum([await self.pay_unbound(*refund) for refund in unbound])
 
-    async def pay_unbound(self, refund_id: int, channel_id: bytes, amount: int) -> bool:
+    async def pay_unbound(
+        self, refund_id: int, channel_id: bytes, id_token: str, amount: int
+    ) -> bool:
         """Pay an unbound token's prepaid `amount` back to its channel's payer and mark it paid;
         False if the payment failed (logged; it stays owed)."""
         name = f"unbound token refund {refund_id}"
         try:
             channel = await self.payments.cashier.open(ChannelId(channel_id))
             to = address_of(channel.terms.payer)
-            await self.send(to, amount, UNBIND_REFUND_KEY + str(refund_id).encode())
-            await self.payments.csms.store.token_refund_paid(refund_id)
+            await self.send(to, amount, unbind_refund_key(channel_id, id_token, refund_id))
+            await self.payments.csms.store.refunds.token_refund_paid(refund_id)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("%s not paid: %r", name, e)
             return False

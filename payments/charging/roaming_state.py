@@ -38,6 +38,7 @@ from .ocpi_credentials import (
     parse_endpoints,
 )
 from .ocpi_session import parse_token, token_to_json
+from .store import locked_transaction
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -150,11 +151,11 @@ class RoamingRows:
         the state as it was when called and remembers that, so what changes while it awaits
         the database is written by the next save; saves (and the store's writes) run one at a
         time."""
-        async with self.lock:
-            await self._save()
+        async with locked_transaction(self.db, self.lock) as db:  # a failure: rolled back
+            await self._save(db)
 
-    async def _save(self) -> None:
-        db, registry = self.db, self.registry
+    async def _save(self, db: aiosqlite.Connection) -> None:
+        registry = self.registry
         pending, parties = set(registry.pending), dict(registry.parties)
         tokens, cdrs, sent_now = (
             dict(self.store.tokens.rows),
@@ -192,7 +193,7 @@ class RoamingRows:
             [(k, _dump(cdr_to_json(cdrs[k])), int(k in sent_now)) for k in put_cdrs],
         )
         await db.executemany("UPDATE ocpi_cdrs SET sent = 1 WHERE id = ?", _one(sent))
-        await db.commit()
+        await db.commit()  # remembered only once committed
         self._pending, self._parties, self._tokens, self._cdrs = pending, parties, tokens, cdrs
         self._sent = sent_now
 

@@ -38,7 +38,9 @@ the token's prepaid credit) once done. Binding a prepaid session takes the token
 amount in the same commit as the binding (once: a resent start binds nothing). Unbinding a token
 that still holds a prepaid amount writes that amount as an owed refund to its channel's payer in
 the same commit as the unbinding (`token_refunds`, paid by the same refunder), so the operator's
-unbinding never keeps a driver's money.
+unbinding never keeps a driver's money. The refund rows are read and written by `refund_rows`
+(`CsmsStore.refunds`). Every write under the lock is one transaction that rolls back on any
+error (`CsmsStore.transaction`): a failed write leaves nothing for the next commit to take.
 """
 
 from __future__ import annotations
@@ -57,10 +59,11 @@ import aiosqlite
 
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
+from .refund_rows import ADD_CREDIT, RefundRows
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -105,11 +108,6 @@ _OWE_REFUND: Final = """
 _CONSUME_PREPAID: Final = (
     "UPDATE tokens SET prepaid = prepaid - ? WHERE id_token = ? AND channel_id = ? AND prepaid >= ?"
 )
-_ADD_CREDIT: Final = """
-    INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
-    prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
-MAX_OWED_BATCH: Final = 1000
-"""The most owed refunds one retry round reads."""
 _SCRYPT: Final = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ADD_PAID: Final = (
@@ -157,6 +155,32 @@ class Binding:
     """What the driver paid so far."""
 
 
+@contextlib.asynccontextmanager
+async def locked_transaction(
+    db: aiosqlite.Connection, lock: asyncio.Lock, closed: Callable[[], None] | None = None
+) -> AsyncIterator[aiosqlite.Connection]:
+    """One transaction on `db` under `lock` (every writer on `db` holds it): committed when the
+    block ends (unless the block committed already), rolled back if it raises anything, so no
+    statement of a failed write stays in the open transaction for the next commit to take. If
+    the rollback fails too, `db` is closed (sqlite drops the open transaction): nothing
+    half-applied can be committed later, and every later use of `db` fails (`closed` is called
+    then)."""
+    async with lock:
+        try:
+            yield db
+            if db.in_transaction:
+                await db.commit()
+        except BaseException:
+            try:
+                await db.rollback()
+            except BaseException:
+                if closed is not None:
+                    closed()
+                with contextlib.suppress(Exception):
+                    await db.close()
+            raise
+
+
 class CsmsStore:
     """The CSMS's database; open with `async with CsmsStore(path) as store`."""
 
@@ -176,6 +200,8 @@ class CsmsStore:
         end of the commit, writes, seconds it waited for the lock, seconds of the commit call
         alone: the fsync), to see how long a commit makes chargers and drivers wait, and
         why."""
+        self.refunds = RefundRows(self)
+        """The refunds owed to drivers (`refund_rows`)."""
         self._verified: dict[str, bytes] = {}
         """station -> SHA-256 of the password last verified with scrypt, so that a station
         reconnecting costs no scrypt (bounded by the stations registered)."""
@@ -216,7 +242,7 @@ class CsmsStore:
         """Register `station` (or replace its password)."""
         salt = os.urandom(16)
         key = await asyncio.to_thread(_password_key, password, salt)
-        await self._write_now(
+        await self.write_now(
             "INSERT OR REPLACE INTO stations VALUES (?, ?, ?)", (station, salt, key)
         )
         self._verified.pop(station, None)
@@ -267,11 +293,20 @@ class CsmsStore:
             self._flushing = asyncio.create_task(self._flush())
         await asyncio.shield(future)
 
-    async def _write_now(self, sql: str, params: tuple[object, ...]) -> int:
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction under the lock (`locked_transaction`); a store whose rollback
+        failed is closed, and every later call fails (`RuntimeError`: not open)."""
+        async with locked_transaction(self.db, self._lock, self._closed) as db:
+            yield db
+
+    def _closed(self) -> None:
+        self._db = None
+
+    async def write_now(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in its own transaction (under the lock); its row count."""
-        async with self._lock:
-            cursor = await self.db.execute(sql, params)
-            await self.db.commit()
+        async with self.transaction() as db:
+            cursor = await db.execute(sql, params)
         return cursor.rowcount
 
     async def _flush(self) -> None:
@@ -279,28 +314,26 @@ class CsmsStore:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             waited = time.perf_counter()
-            async with self._lock:
-                began = time.perf_counter()
-                try:
+            try:
+                async with self.transaction() as db:  # nothing of a failed batch stays applied
+                    began = time.perf_counter()
                     rows: dict[str, list[tuple[object, ...]]] = {}
                     for statements, _ in batch:  # one executemany per kind of statement
                         for sql, params in statements:
                             rows.setdefault(sql, []).append(params)
                     for sql, params_of in rows.items():
-                        await self.db.executemany(sql, params_of)
+                        await db.executemany(sql, params_of)
                     committing = time.perf_counter()
-                    await self.db.commit()
-                except Exception as error:  # the database failed: every waiter learns it
-                    with contextlib.suppress(Exception):  # nothing of the batch stays applied
-                        await self.db.rollback()
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    raise
-                ended = time.perf_counter()
-                self.commits.append(
-                    (time.time(), ended - began, len(batch), began - waited, ended - committing)
-                )
+                    await db.commit()
+                    ended = time.perf_counter()
+            except Exception as error:  # the database failed: every waiter learns it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                raise
+            self.commits.append(
+                (time.time(), ended - began, len(batch), began - waited, ended - committing)
+            )
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
@@ -353,8 +386,8 @@ class CsmsStore:
         Authorize only looks at the amount: `ChargePayments.authorize`); False, and nothing is
         saved, if that amount is no longer there (another session took it meanwhile)."""
         limits = binding.limits
-        async with self._lock:
-            cursor = await self.db.execute(
+        async with self.transaction() as db:
+            cursor = await db.execute(
                 "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     *key,
@@ -369,16 +402,15 @@ class CsmsStore:
             prepaid = binding.channel_id is not None and limits.energy_wh is not None
             taken = True
             if cursor.rowcount == 1 and prepaid and binding.paid > 0:
-                used = await self.db.execute(
+                used = await db.execute(
                     _CONSUME_PREPAID,
                     (binding.paid, binding.id_token, binding.channel_id, binding.paid),
                 )
                 if used.rowcount != 1:
                     taken = False
-                    await self.db.execute(
+                    await db.execute(
                         "DELETE FROM sessions WHERE charge_point = ? AND transaction_id = ?", key
                     )
-            await self.db.commit()
         return taken
 
     async def binding(self, key: tuple[str, str]) -> Binding | None:
@@ -404,65 +436,15 @@ class CsmsStore:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
         transaction; False if the session was billed already (nothing changes)."""
         key = (bill.charge_point, bill.transaction_id)
-        async with self._lock:
-            cursor = await self.db.execute(
+        async with self.transaction() as db:
+            cursor = await db.execute(
                 "INSERT OR IGNORE INTO bills VALUES (?, ?, ?, ?, ?)",
                 (*key, bill.energy_wh, bill.duration_s, bill.amount),
             )
             billed = cursor.rowcount == 1
             if billed:
-                await self.db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
-            await self.db.commit()
+                await db.execute(_OWE_REFUND, (bill.amount, *key, bill.amount))
         return billed
-
-    async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
-        """Refunds owed and not yet paid: (session, rest), oldest bill first."""
-        query = (
-            "SELECT r.charge_point, r.transaction_id, r.amount FROM refunds r JOIN bills b "
-            "ON b.charge_point = r.charge_point AND b.transaction_id = r.transaction_id "
-            "WHERE r.state = 'owed' ORDER BY b.rowid LIMIT ?"
-        )
-        async with self.db.execute(query, (limit,)) as rows:
-            return [((r[0], r[1]), int(r[2])) async for r in rows]
-
-    async def owed_refund(self, key: tuple[str, str]) -> int | None:
-        """The rest owed back for session `key`, None if nothing is (or it was paid)."""
-        query = (
-            "SELECT amount FROM refunds WHERE charge_point = ? AND transaction_id = ? "
-            "AND state = 'owed'"
-        )
-        async with self.db.execute(query, key) as c:
-            row = await c.fetchone()
-        return None if row is None else int(row[0])
-
-    async def refund_paid(self, key: tuple[str, str]) -> None:
-        """Mark session `key`'s refund paid (the ledger took the transfer)."""
-        await self._write_now(
-            "UPDATE refunds SET state = 'paid' WHERE charge_point = ? AND transaction_id = ?",
-            key,
-        )
-
-    async def refund_as_credit(
-        self, key: tuple[str, str], id_token: str, channel_id: bytes
-    ) -> bool:
-        """Keep session `key`'s owed rest as `id_token`'s prepaid credit on `channel_id` and mark
-        the refund credited, in one transaction; False (nothing changes) unless it was owed and
-        the token is still bound to `channel_id` (or unbound): a token rebound to another channel
-        keeps its own credit and this rest stays owed."""
-        async with self._lock:
-            rest = await self.owed_refund(key)
-            if rest is None:
-                return False
-            credit = await self.db.execute(_ADD_CREDIT, (id_token, channel_id, rest))
-            if credit.rowcount != 1:
-                return False
-            await self.db.execute(
-                "UPDATE refunds SET state = 'credited' WHERE charge_point = ? "
-                "AND transaction_id = ?",
-                key,
-            )
-            await self.db.commit()
-        return True
 
     async def bill_of(self, key: tuple[str, str]) -> Bill | None:
         """The bill of session `key`, if it was billed."""
@@ -493,7 +475,7 @@ class CsmsStore:
         self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int
     ) -> int:
         """The 1.6 transaction id for this start (the same one for a resent StartTransaction)."""
-        await self._write_now(
+        await self.write_now(
             "INSERT OR IGNORE INTO transactions16 (charge_point, connector_id, timestamp_s, "
             "meter_start) VALUES (?, ?, ?, ?)",
             (charge_point, connector_id, timestamp_s, meter_start),
@@ -531,7 +513,7 @@ class CsmsStore:
 
     async def save_commitment(self, key: tuple[str, str], digest: bytes, message: bytes) -> None:
         """Record that session `key`'s digest is on the ledger in message `message`."""
-        await self._write_now(
+        await self.write_now(
             "INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (*key, digest, message)
         )
 
@@ -547,7 +529,7 @@ class CsmsStore:
 
     async def save_token(self, id_token: str, channel_id: bytes, prepaid: int) -> None:
         """Bind `id_token` to a driver's channel (with what it prepaid, 0 for pay as you go)."""
-        await self._write_now(
+        await self.write_now(
             "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?)", (id_token, channel_id, prepaid)
         )
 
@@ -556,45 +538,12 @@ class CsmsStore:
         """The statement adding `amount` to `id_token`'s prepaid amount on `channel_id` (bound
         anew if unbound; nothing if it is bound to another channel), committed with the proof
         that paid it (`channel_rows.CsmsChannels`)."""
-        return _ADD_CREDIT, (id_token, channel_id, amount)
+        return ADD_CREDIT, (id_token, channel_id, amount)
 
     async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
         anew if unbound); False, and nothing changes, if it is bound to another channel."""
-        return await self._write_now(_ADD_CREDIT, (id_token, channel_id, amount)) == 1
-
-    async def unbind_token(self, id_token: str) -> int | None:
-        """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
-        now on, written in the same commit: `owed_token_refunds`), None if it was not bound."""
-        async with self._lock:
-            async with self.db.execute(
-                "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
-            ) as c:
-                row = await c.fetchone()
-            if row is not None and row[1] > 0:
-                await self.db.execute(
-                    "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
-                    "VALUES (?, ?, ?, 'owed')",
-                    (id_token, row[0], row[1]),
-                )
-            await self.db.commit()
-        return None if row is None else int(row[1])
-
-    async def owed_token_refunds(
-        self, at_least: int = 1, limit: int = MAX_OWED_BATCH
-    ) -> list[tuple[int, bytes, int]]:
-        """Prepaid amounts of unbound tokens owed back and not yet paid, of at least
-        `at_least`: (refund id, channel, amount), oldest first."""
-        query = (
-            "SELECT id, channel_id, amount FROM token_refunds WHERE state = 'owed' "
-            "AND amount >= ? ORDER BY id LIMIT ?"
-        )
-        async with self.db.execute(query, (at_least, limit)) as rows:
-            return [(int(r[0]), bytes(r[1]), int(r[2])) async for r in rows]
-
-    async def token_refund_paid(self, refund_id: int) -> None:
-        """Mark the unbound token's refund `refund_id` paid (the ledger took the transfer)."""
-        await self._write_now("UPDATE token_refunds SET state = 'paid' WHERE id = ?", (refund_id,))
+        return await self.write_now(ADD_CREDIT, (id_token, channel_id, amount)) == 1
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

@@ -8,6 +8,7 @@ aborts the paid amount's update), and a CSMS process is SIGKILLed while paying."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -21,7 +22,7 @@ import pytest
 
 from payments.channels.core import PayerChannel
 from payments.channels.state import ChannelState, Role
-from payments.channels.store import ChannelRecord, ChannelStore, read_records, row_record
+from payments.channels.store import ChannelRecord, ChannelStore, row_record
 from payments.charging.channel_rows import CsmsChannels
 from payments.charging.session import EventKind, TransactionEvent
 from payments.charging.store import CsmsStore
@@ -182,27 +183,47 @@ def test_a_csms_sigkilled_while_paying_has_counted_every_proof_it_kept(
     run(tmp_path, restarted)
 
 
-def test_channels_kept_in_a_channel_store_file_before_are_taken_over(tmp_path: Path) -> None:
-    """An upgraded CSMS (`charging serve` finds `<db>.channels.sqlite`) keeps every channel's
-    newest proof from the old file, and an older record never replaces a newer one."""
+def test_channels_kept_in_a_channel_store_file_before_are_taken_over_once(tmp_path: Path) -> None:
+    """An upgraded CSMS (`charging serve` finds `<db>.channels.sqlite`) keeps the channels the
+    old file has and its own store lacks, once: the file is renamed `.taken-over`. A channel the
+    CSMS store has at the same sequence with a newer state and deposit (a close, a settlement or
+    a top-up keeps the sequence) is not turned back by the old file, at the first start or the
+    second (before the fix it was taken over at every start and replaced the newer row)."""
     funder = UnitTestOnlyFunder(network_id=7, payer=DRIVER.public_key)
+    old_file = tmp_path / "csms.channels.sqlite"
 
     async def main() -> None:
         terms = await funder.open(CPO.public_key, DEPOSIT)
-        payer = PayerChannel(terms, DRIVER)
-        older, newer = payer.pay(30), payer.pay(30)
-        record = ChannelRecord(terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=newer)
-        async with ChannelStore(tmp_path / "csms.channels.sqlite") as old:
-            await old.save(record)
+        other = await funder.open(CPO.public_key, DEPOSIT + 1)  # a second channel
+        paid = PayerChannel(terms, DRIVER).pay(30)
+        before = ChannelRecord(terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=paid)
+        only_old = ChannelRecord(
+            terms=other,
+            role=Role.PAYEE,
+            state=ChannelState.OPEN,
+            latest=PayerChannel(other, DRIVER).pay(40),
+        )
+        async with ChannelStore(old_file) as old:
+            await old.save(before)
+            await old.save(only_old)
+        newer = dataclasses.replace(
+            before,
+            terms=dataclasses.replace(terms, deposit=2 * DEPOSIT),
+            state=ChannelState.SETTLED,
+        )
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
             channels = CsmsChannels(store)
-            await channels.take_over(read_records(tmp_path / "csms.channels.sqlite"))
-            assert await channels.load(terms.channel_id, Role.PAYEE) == record
-            stale = ChannelRecord(
-                terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=older
-            )
-            await channels.take_over([stale])
-            assert await channels.records(Role.PAYEE) == [record]
+            await channels.save(newer)  # the CSMS's own row: same sequence, newer state/deposit
+            assert await channels.take_over(old_file)
+            assert not old_file.exists()
+            assert (tmp_path / "csms.channels.sqlite.taken-over").exists()
+            assert await channels.load(terms.channel_id, Role.PAYEE) == newer
+            assert await channels.load(other.channel_id, Role.PAYEE) == only_old
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:  # the second start
+            channels = CsmsChannels(store)
+            assert not await channels.take_over(old_file)
+            found = {r.terms.channel_id: r for r in await channels.records(Role.PAYEE)}
+            assert found == {terms.channel_id: newer, other.channel_id: only_old}
 
     asyncio.run(main())
 

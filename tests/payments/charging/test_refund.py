@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from payments.charging.refund import REFUND_KEY, UNBIND_REFUND_KEY, PrepaidRefunds
+from payments.charging.refund import (
+    REFUND_KEY,
+    UNBIND_REFUND_KEY,
+    PrepaidRefunds,
+    unbind_refund_key,
+)
+from payments.charging.refund_rows import RefundRows
 from payments.charging.simulator import connect_charger
 from tangle.protocol.transaction import address_of
 from tests.wallet.test_client import open_wallet, running
@@ -24,6 +30,8 @@ from .test_payment import DRIVER, PASSWORD, World, _end, _meter, _start, run
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
     from tangle.protocol.ids import Address
 
@@ -115,9 +123,9 @@ def test_a_refund_lost_to_a_crash_or_a_down_node_is_paid_by_the_retry(tmp_path: 
         nonlocal down
         await _billed_prepaid(world, "CARD-C", 900, 1_200)  # owes 540 back
         refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
-        assert await world.csms.store.owed_refunds() == [(("CP201", "T1"), 540)]
+        assert await world.csms.store.refunds.owed_refunds() == [(("CP201", "T1"), 540)]
         assert await refunds.retry() == 0  # the node is down: still owed
-        assert await world.csms.store.owed_refunds() == [(("CP201", "T1"), 540)]
+        assert await world.csms.store.refunds.owed_refunds() == [(("CP201", "T1"), 540)]
         down = False
         async with refunds.retrying():  # pays the owed refund at once
             for _ in range(200):
@@ -125,7 +133,7 @@ def test_a_refund_lost_to_a_crash_or_a_down_node_is_paid_by_the_retry(tmp_path: 
                     break
                 await asyncio.sleep(0.01)
         assert asked == [(address_of(DRIVER.public_key), 540, REFUND_KEY + b"CP201/T1")]
-        assert await world.csms.store.owed_refunds() == []
+        assert await world.csms.store.refunds.owed_refunds() == []
         assert await refunds.retry() == 0  # paid: never sent again
         [bill] = await world.csms.store.bills()
         await refunds(bill)  # the hook again (a replayed bill)
@@ -152,7 +160,9 @@ def test_a_rest_kept_as_credit_is_credited_once_per_session(tmp_path: Path) -> N
     run(tmp_path, body)
 
 
-def test_a_store_error_leaves_the_refund_owed_and_the_refunder_running(tmp_path: Path) -> None:
+def test_a_store_error_leaves_the_refund_owed_and_the_refunder_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asked: list[Sent] = []
 
     async def send(to: Address, amount: int, key: bytes) -> None:
@@ -163,12 +173,12 @@ def test_a_store_error_leaves_the_refund_owed_and_the_refunder_running(tmp_path:
         refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
         store = world.csms.store
 
-        async def failing(key: tuple[str, str]) -> None:
+        async def failing(rows: RefundRows, key: tuple[str, str]) -> None:
             raise sqlite3.OperationalError("disk I/O error")
 
-        store.refund_paid = failing  # type: ignore[method-assign]
+        monkeypatch.setattr(RefundRows, "refund_paid", failing)
         assert not await refunds.pay(("CP201", "T1"))  # logged, not raised
-        assert await store.owed_refunds() == [(("CP201", "T1"), 540)]  # the retry pays it
+        assert await store.refunds.owed_refunds() == [(("CP201", "T1"), 540)]  # the retry pays it
         assert len(asked) == 1  # the same key again next time: the ledger pays it once
 
     run(tmp_path, body)
@@ -198,17 +208,30 @@ def test_a_token_unbound_with_a_prepaid_amount_has_it_paid_back_once(tmp_path: P
         assert await world.payments.unbind("CARD-S") == 40
         assert await world.payments.unbind("CARD-U") is None
         store = world.csms.store
-        [(first, *owed_first), (_, *owed_second)] = await store.owed_token_refunds()
-        assert owed_first == [wallet.channel.terms.channel_id, 450]
-        assert owed_second == [small.channel.terms.channel_id, 40]
+        [(first, *owed_first), (_, *owed_second)] = await store.refunds.owed_token_refunds()
+        assert owed_first == [wallet.channel.terms.channel_id, "CARD-U", 450]
+        assert owed_second == [small.channel.terms.channel_id, "CARD-S", 40]
         refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
         assert await refunds.retry() == 0  # the node is down: still owed
         down = False
         assert await refunds.retry() == 1
-        key = UNBIND_REFUND_KEY + str(first).encode()
+        channel = wallet.channel.terms.channel_id
+        key = UNBIND_REFUND_KEY + channel.hex().encode() + b"/CARD-U/" + str(first).encode()
         assert asked == [(address_of(DRIVER.public_key), 450, key)]
         assert await refunds.retry() == 0  # paid: never sent again
         assert len(asked) == 1
-        assert [r[2] for r in await store.owed_token_refunds(0)] == [40]  # below 100: owed
+        assert [r[3] for r in await store.refunds.owed_token_refunds(0)] == [40]  # below 100: owed
 
     run(tmp_path, body)
+
+
+def test_unbound_token_refunds_of_two_databases_sharing_a_wallet_have_different_keys() -> None:
+    """Refund ids restart at 1 in every CSMS database; two of them paying from one CPO wallet
+    must not share an idempotency key (the wallet would answer the second with the first's
+    transfer and that driver would never be paid): the key holds the channel and the token."""
+    first = unbind_refund_key(b"\x01" * 32, "CARD-A", 1)
+    other_db = unbind_refund_key(b"\x02" * 32, "CARD-B", 1)
+    same_channel_other_token = unbind_refund_key(b"\x01" * 32, "CARD-B", 1)
+    assert len({first, other_db, same_channel_other_token}) == 3
+    assert unbind_refund_key(b"\x01" * 32, "CARD-A", 1) == first  # a retry: the same key
+    assert first.startswith(UNBIND_REFUND_KEY)

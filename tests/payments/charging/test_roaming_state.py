@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -26,6 +27,7 @@ from payments.charging.ocpi_json import MAX_LIST
 from payments.charging.ocpi_session import WhitelistType
 from payments.charging.ocpi_store import OcpiStore
 from payments.charging.roaming_state import RoamingRows
+from payments.charging.session import EventKind, TransactionEvent
 from payments.charging.store import CsmsStore
 
 from .test_cdr_settlement import cdr
@@ -37,6 +39,17 @@ if TYPE_CHECKING:
 ROLE = CredentialsRole(role=Role.CPO, party_id="CPO", country_code="NL", business_name="CPO")
 EMSP = CredentialsRole(role=Role.EMSP, party_id="MSP", country_code="NL", business_name="MSP")
 TOKENS = MAX_LIST + 500
+
+
+def _event() -> TransactionEvent:
+    return TransactionEvent(
+        charge_point="CP1",
+        transaction_id="TX1",
+        seq_no=1,
+        kind=EventKind.UPDATED,
+        timestamp_s=1_780_000_000,
+        register_wh=100,
+    )
 
 
 def _fresh() -> tuple[Registry, OcpiStore]:
@@ -160,5 +173,37 @@ def test_a_save_commits_nothing_while_the_stores_writer_holds_its_lock(tmp_path:
                 assert csms_store.db.total_changes == before
             await saving
             assert set((await _restored(csms_store.db)).store.cdrs.rows) == {"CDR-1"}
+
+    asyncio.run(main())
+
+
+def test_a_save_failing_midway_leaves_nothing_for_the_stores_next_commit(tmp_path: Path) -> None:
+    """A save that fails after its first statements (here the CDR insert) is rolled back
+    (`store.locked_transaction`): the CSMS store's next group commit does not commit half of it,
+    and the next save writes it whole."""
+
+    async def main() -> None:
+        async with CsmsStore(tmp_path / "csms.sqlite") as csms_store:
+            registry, store = _fresh()
+            rows = RoamingRows(csms_store.db, registry, store, lock=csms_store.write_lock)
+            await rows.restore()
+            await csms_store.db.execute(
+                "CREATE TRIGGER fail_cdr BEFORE INSERT ON ocpi_cdrs "
+                "BEGIN SELECT RAISE(ABORT, 'the disk failed here'); END"
+            )
+            await csms_store.db.commit()
+            registry.issue("token-A")  # written before the CDRs
+            store.add_cdr(cdr("CDR-1", 1_000))
+            with pytest.raises(sqlite3.Error, match="the disk failed here"):
+                await rows.save()
+            await csms_store.record(_event())  # a group commit after the failure
+            again = await _restored(csms_store.db)
+            assert set(again.registry.pending) == set()  # nothing of the failed save
+            assert not again.store.cdrs.rows
+            await csms_store.db.execute("DROP TRIGGER fail_cdr")
+            await rows.save()
+            again = await _restored(csms_store.db)
+            assert set(again.registry.pending) == {"token-A"}
+            assert set(again.store.cdrs.rows) == {"CDR-1"}
 
     asyncio.run(main())

@@ -7,6 +7,8 @@ import asyncio
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from payments.charging.session import EventKind, SessionLimits, TransactionEvent
 from payments.charging.store import Bill, Binding, CsmsStore
 
@@ -160,7 +162,77 @@ def test_a_rest_owed_to_a_token_bound_elsewhere_stays_owed(tmp_path: Path) -> No
             )
             assert await store.bill(bill)
             await store.save_token("CARD", CHANNEL_B, 7)
-            credited = await store.refund_as_credit(("CP", "TX"), "CARD", CHANNEL_A)
-            return credited, await store.token("CARD"), await store.owed_refund(("CP", "TX"))
+            credited = await store.refunds.refund_as_credit(("CP", "TX"), "CARD", CHANNEL_A)
+            return (
+                credited,
+                await store.token("CARD"),
+                await store.refunds.owed_refund(("CP", "TX")),
+            )
 
     assert asyncio.run(main()) == (False, (CHANNEL_B, 7), 40)
+
+
+_ABORT_TOKEN_REFUND = """
+    CREATE TRIGGER fail_token_refund BEFORE INSERT ON token_refunds
+    BEGIN SELECT RAISE(ABORT, 'the disk failed here'); END"""
+
+
+def test_a_write_failing_after_its_first_statement_leaves_nothing_for_the_next_commit(
+    tmp_path: Path,
+) -> None:
+    """Unbinding a token deletes its row, then writes its prepaid amount as an owed refund; if
+    that insert fails, the delete is rolled back with it (`CsmsStore._transaction`), so the
+    next group commit (a meter value) does not commit a token unbound without its refund (the
+    driver's money lost). Before, the delete stayed in the open transaction."""
+    path = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(path) as store:
+            await store.save_token("CARD", b"\x01" * 32, 700)
+            await store.db.execute(_ABORT_TOKEN_REFUND)
+            await store.db.commit()
+            with pytest.raises(sqlite3.Error, match="the disk failed here"):
+                await store.refunds.unbind_token("CARD")
+            await store.record(_event(1, 1))  # a group commit after the failure
+            assert await store.token("CARD") == (b"\x01" * 32, 700)
+
+    asyncio.run(main())
+    reader = sqlite3.connect(path)
+    try:
+        assert reader.execute("SELECT prepaid FROM tokens WHERE id_token = 'CARD'").fetchall() == [
+            (700,)
+        ]
+        assert reader.execute("SELECT count(*) FROM token_refunds").fetchone() == (0,)
+        assert reader.execute("SELECT count(*) FROM events").fetchone() == (1,)
+    finally:
+        reader.close()
+
+
+def test_a_store_whose_rollback_fails_closes_and_commits_nothing_half_applied(
+    tmp_path: Path,
+) -> None:
+    """If the rollback of a failed write fails too, the store closes its connection (sqlite
+    drops the open transaction) and every later call fails: the delete is never committed."""
+    path = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(path) as store:
+            await store.save_token("CARD", b"\x01" * 32, 700)
+            await store.db.execute(_ABORT_TOKEN_REFUND)
+            await store.db.commit()
+
+            async def failing() -> None:
+                raise sqlite3.OperationalError("disk I/O error")
+
+            store.db.rollback = failing  # type: ignore[method-assign]
+            with pytest.raises(sqlite3.Error, match="the disk failed here"):
+                await store.refunds.unbind_token("CARD")
+            with pytest.raises(RuntimeError, match="not open"):
+                await store.record(_event(1, 1))
+
+    asyncio.run(main())
+    reader = sqlite3.connect(path)
+    try:
+        assert reader.execute("SELECT prepaid FROM tokens").fetchall() == [(700,)]
+    finally:
+        reader.close()
