@@ -11,10 +11,12 @@ the store's lock in one transaction that rolls back on any error (`CsmsStore.tra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
-    from .store import CsmsStore
+    from contextlib import AbstractAsyncContextManager
+
+    import aiosqlite
 
 ADD_CREDIT: Final = """
     INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
@@ -25,12 +27,23 @@ MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
 
 
+class _Store(Protocol):
+    """What `RefundRows` uses of its `CsmsStore` (so this module need not import the store)."""
+
+    @property
+    def db(self) -> aiosqlite.Connection: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+
+    async def write_now(self, sql: str, params: tuple[object, ...]) -> int: ...
+
+
 class RefundRows:
     """The owed refunds of a `CsmsStore` (see the module docstring)."""
 
     __slots__ = ("_store",)
 
-    def __init__(self, store: CsmsStore) -> None:
+    def __init__(self, store: _Store) -> None:
         self._store = store
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
