@@ -25,7 +25,11 @@ countersignature goes back with the pair's next batch, and the HPMN completes th
 before it validates that batch.
 
 The HPMN queues each acknowledgement it signed for anchoring too; the run ends when every anchor
-of every process is confirmed by a milestone.
+of every process is confirmed by a milestone. The benchmark's anchoring does its own proof of
+work and submits up to 32 anchors gathered over `LINGER_S` in one request; the product
+(`tanglepay roaming serve`) does not yet: it anchors each acknowledgement through the node's
+proof-of-work route, one at a time. The carriers here are the benchmark's own processes on the
+product's stores, validation, settlement and `WORKERS`, not `roaming serve`.
 
 * `records_per_s`: all records, from the VPMN processes' start (every one set up, its TAP files
   written) to the last durable payment; `committed_records_per_s`: the same records over the

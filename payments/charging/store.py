@@ -326,11 +326,11 @@ class CsmsStore:
                     committing = time.perf_counter()
                     await db.commit()
                     ended = time.perf_counter()
-            except Exception as error:  # the database failed: every waiter learns it
-                for _, future in batch:
+            except Exception as error:  # the database failed: this batch's waiters learn it,
+                for _, future in batch:  # and the writes queued behind it get their own try
                     if not future.done():
                         future.set_exception(error)
-                raise
+                continue
             self.commits.append(
                 (time.time(), ended - began, len(batch), began - waited, ended - committing)
             )

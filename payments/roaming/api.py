@@ -111,6 +111,15 @@ class _TooLargeError(Exception):
     pass
 
 
+def _receive(desk: CarrierDesk, operator: str, body: bytes, now: int) -> SignedAcknowledgement:
+    """Decode a batch `operator` sent (in a worker: the decode is the CPU-bound part), check
+    that `operator` signed it, and hand it to `desk`; its acknowledgement."""
+    batch = decode_batch(body)
+    if batch.signed.header.sender != operator:
+        raise WrongSignerError(f"a batch of {batch.signed.header.sender} sent by {operator}")
+    return desk.receive_batch(batch, now)
+
+
 def roaming_app(
     desk: CarrierDesk | Mapping[str, CarrierDesk],
     verifier: RequestVerifier,
@@ -140,13 +149,9 @@ def roaming_app(
             return JSONResponse({"error": "TooLarge", "detail": f"over {MAX_BODY}"}, 413)
         try:
             operator = verifier.verify("POST", request.url.path, request.headers, body, clock())
-            batch = decode_batch(body)
-            if batch.signed.header.sender != operator:
-                raise WrongSignerError(
-                    f"a batch of {batch.signed.header.sender} sent by {operator}"
-                )
+            desk = desk_of(operator)
             ack = await anyio.to_thread.run_sync(
-                desk_of(operator).receive_batch, batch, clock(), limiter=limiter
+                _receive, desk, operator, body, clock(), limiter=limiter
             )
         except RoamingError as e:
             return _refuse(e)

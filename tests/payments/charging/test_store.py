@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import payments.charging.store as store_module
 from payments.charging.session import EventKind, SessionLimits, TransactionEvent
 from payments.charging.store import Bill, Binding, CsmsStore
 
@@ -181,7 +182,7 @@ def test_a_write_failing_after_its_first_statement_leaves_nothing_for_the_next_c
     tmp_path: Path,
 ) -> None:
     """Unbinding a token deletes its row, then writes its prepaid amount as an owed refund; if
-    that insert fails, the delete is rolled back with it (`CsmsStore._transaction`), so the
+    that insert fails, the delete is rolled back with it (`CsmsStore.transaction`), so the
     next group commit (a meter value) does not commit a token unbound without its refund (the
     driver's money lost). Before, the delete stayed in the open transaction."""
     path = tmp_path / "csms.sqlite"
@@ -236,3 +237,29 @@ def test_a_store_whose_rollback_fails_closes_and_commits_nothing_half_applied(
         assert reader.execute("SELECT prepaid FROM tokens").fetchall() == [(700,)]
     finally:
         reader.close()
+
+
+def test_writes_queued_behind_a_failed_group_commit_are_committed_without_another_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit that fails hands its error to its own writers only; the writes queued
+    behind it (beyond one batch, or come while it was committing) are committed by the same
+    flush. Before, the flush ended with the error and they waited for an unrelated write."""
+    monkeypatch.setattr(store_module, "MAX_BATCH", 1)
+
+    async def main() -> None:
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:
+            await store.db.execute(
+                "CREATE TRIGGER fail BEFORE INSERT ON events WHEN NEW.seq_no = 1 "
+                "BEGIN SELECT RAISE(ABORT, 'the disk failed here'); END"
+            )
+            await store.db.commit()
+            first = asyncio.create_task(store.record(_event(1, 1)))
+            second = asyncio.create_task(store.record(_event(1, 2)))
+            await asyncio.wait_for(asyncio.wait([first, second]), 10)
+            with pytest.raises(sqlite3.Error, match="the disk failed here"):
+                first.result()
+            second.result()
+            assert [e.seq_no for e in await store.events(("CP1", "TX1"))] == [2]
+
+    asyncio.run(main())
