@@ -198,7 +198,12 @@ async def _serve(args: argparse.Namespace) -> None:
             "pid": os.getpid(),
         }
         print(json.dumps(line) if args.json else f"CSMS at {url}/<station>", flush=True)
-        await stop.wait()
+        stopping, broken = (asyncio.create_task(e.wait()) for e in (stop, store.broken))
+        await asyncio.wait((stopping, broken), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        broken.cancel()
+        if store.broken.is_set():  # its answers would all be errors: a restart recovers
+            raise SystemExit(f"error: the database {args.db} failed (a rollback failed): exiting")
     print("stopped" if not args.json else json.dumps({"stopped": True}), flush=True)
 
 

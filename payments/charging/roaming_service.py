@@ -63,7 +63,9 @@ async def serve_roaming(
     )
     registry = Registry(ours=Credentials(token="unset", url="", roles=(role,)))
     store = OcpiStore()
-    rows = RoamingRows(csms.store.db, registry, store, lock=csms.store.write_lock)
+    rows = RoamingRows(
+        csms.store.db, registry, store, lock=csms.store.write_lock, broken=csms.store.mark_broken
+    )
     if not persist or not await rows.restore():
         registry.issue(token_a)
     store.put_tariff(tariff)

@@ -41,7 +41,7 @@ from .ocpi_session import parse_token, token_to_json
 from .store import locked_transaction
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import aiosqlite
 
@@ -90,6 +90,9 @@ class RoamingRows:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """The lock of every writer on `db` (`CsmsStore.write_lock` when `db` is the CSMS's store):
     held from a save's first statement to its commit, so no other commit lands inside it."""
+    broken: Callable[[], None] | None = None
+    """Called if a failed save's rollback fails too and `db` is closed (`CsmsStore.mark_broken`
+    when `db` is the CSMS's store)."""
 
     async def restore(self) -> bool:
         """Fill the (fresh) registry and store from the rows; False if there are none yet."""
@@ -151,7 +154,7 @@ class RoamingRows:
         the state as it was when called and remembers that, so what changes while it awaits
         the database is written by the next save; saves (and the store's writes) run one at a
         time."""
-        async with locked_transaction(self.db, self.lock) as db:  # a failure: rolled back
+        async with locked_transaction(self.db, self.lock, self.broken) as db:  # error: rollback
             await self._save(db)
 
     async def _save(self, db: aiosqlite.Connection) -> None:

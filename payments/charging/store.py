@@ -190,6 +190,9 @@ class CsmsStore:
         self._db: aiosqlite.Connection | None = None
         self._pending: list[tuple[Sequence[Statement], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self.broken = asyncio.Event()
+        """Set when the store closed itself because a failed write's rollback failed too
+        (`mark_broken`): `charging serve` then exits, and a restart reopens the database."""
         self._lock = asyncio.Lock()
         """Held by every write from its first statement to its commit (the group writer's batch
         too), so no commit lands in the middle of another write's transaction."""
@@ -297,11 +300,14 @@ class CsmsStore:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One transaction under the lock (`locked_transaction`); a store whose rollback
         failed is closed, and every later call fails (`RuntimeError`: not open)."""
-        async with locked_transaction(self.db, self._lock, self._closed) as db:
+        async with locked_transaction(self.db, self._lock, self.mark_broken) as db:
             yield db
 
-    def _closed(self) -> None:
+    def mark_broken(self) -> None:
+        """The connection is being closed after a failed rollback: the store is not open from
+        now on, and `broken` is set."""
         self._db = None
+        self.broken.set()
 
     async def write_now(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in its own transaction (under the lock); its row count."""

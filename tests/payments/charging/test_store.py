@@ -228,6 +228,7 @@ def test_a_store_whose_rollback_fails_closes_and_commits_nothing_half_applied(
             store.db.rollback = failing  # type: ignore[method-assign]
             with pytest.raises(sqlite3.Error, match="the disk failed here"):
                 await store.refunds.unbind_token("CARD")
+            assert store.broken.is_set()  # what `charging serve` exits on
             with pytest.raises(RuntimeError, match="not open"):
                 await store.record(_event(1, 1))
 
