@@ -293,6 +293,11 @@ async def drive(
         channel = PayerChannel(terms, key)
         # pay as you charge, on the 2.0.1 charger
         wallet = DriverWallet(channel, TARIFF, cpo, ("CP-201", tx201))
+        # her card is still bound to the last round's channel (a token bound to another channel
+        # is refused): the operator unbinds it first (404: bound to none yet)
+        unbound = await http.delete("/api/tokens/RFID-ANNA", headers=admin)
+        if unbound.status_code != 404:
+            unbound.raise_for_status()
         bound = await http.put(
             "/api/tokens/RFID-ANNA",
             json={
