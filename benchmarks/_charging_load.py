@@ -251,10 +251,11 @@ async def _metering(
         sent = time.perf_counter()
         n += 1
         wh = STEP_WH * n
+        sampled = plan["start_unix"] + next_at - plan["start_at"]  # on schedule, sent when it can
         if isinstance(charger, Charger16):
-            await charger.meter(int(session[1]), wh, time.time())
+            await charger.meter(int(session[1]), wh, sampled)
         else:
-            await charger.event("Updated", session[1], n, wh, time.time())
+            await charger.event("Updated", session[1], n, wh, sampled)
         out["meter"].append(time.perf_counter() - sent)
         out["interval"].append(n)
         wallet.observe(wh, 0)
@@ -304,6 +305,7 @@ async def simulator_process(
     print(json.dumps({"in_session": out["connected"]}), flush=True)
     start_unix = float(await asyncio.to_thread(sys.stdin.readline))  # the same for every process
     plan["start_at"] = time.perf_counter() + start_unix - time.time()
+    plan["start_unix"] = start_unix
     plan["stop_at"] = plan["start_at"] + measure_s
     plan["ready"].set()
     await asyncio.sleep(max(0.0, plan["start_at"] - time.perf_counter()))

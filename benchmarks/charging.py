@@ -7,7 +7,9 @@ the charge points: each charge point is an `ocpp` library `ChargePoint` (half 1.
 its own WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again,
 as a charger does). Every charge point starts a session; once every simulator process has all of its
 charge points in session, all of them start at one moment to send a meter value every `INTERVAL_S`
-seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower offered rate); every
+seconds (an open-loop schedule, so a slow CSMS shows as latency, not as a lower offered rate;
+each sample is stamped with its time on the schedule, as a charger samples on its clock and
+sends when it can: one sent late does not share a second with the next); every
 `PAY_EVERY`-th meter value (`--quick`: every second one; `--pay-every 0`: never) its driver pays
 what its own meter shows through its one-way channel, on its own payment stream
 (`payments.charging.pay_client`: a WebSocket on the CSMS's OCPP server, one binary frame each way:

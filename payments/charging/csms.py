@@ -166,11 +166,11 @@ class Csms:
                 await self.store.record(event)
             return None
         session = self.book.open(event.key)
-        if event.seq_no in session.seen:
+        if session.repeated(event):
             return session
         session.check(event)
         await self.store.record(event)
-        if event.seq_no in session.seen:  # applied while the commit was in flight
+        if session.repeated(event):  # applied while the commit was in flight
             return session
         session.apply(event)
         for hook in self.on_event:

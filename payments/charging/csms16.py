@@ -12,7 +12,14 @@ from typing import Any, ClassVar
 from ocpp.v16 import call, call_result  # type: ignore[import-untyped]
 
 from .session import STOP_SEQ, EventKind, TransactionEvent
-from .station import StationConnection, authorization_status, on, parse_time, register_wh
+from .station import (
+    StationConnection,
+    authorization_status,
+    on,
+    parse_time,
+    parse_time_ms,
+    register_wh,
+)
 
 _ACCEPTED = {"status": "Accepted"}
 _INVALID = {"status": "Invalid"}
@@ -60,14 +67,14 @@ class Station16(StationConnection):
         events = []
         for sample in meter_value:
             wh, signed = register_wh([sample])
-            at = parse_time("meter_value.timestamp", sample.get("timestamp"))
+            ms = parse_time_ms("meter_value.timestamp", sample.get("timestamp"))
             events.append(
                 TransactionEvent(
                     charge_point=self.id,
                     transaction_id=str(transaction_id),
-                    seq_no=at * 1000,
+                    seq_no=ms,
                     kind=EventKind.UPDATED,
-                    timestamp_s=at,
+                    timestamp_s=ms // 1000,
                     register_wh=wh,
                     signed_meter_value=signed,
                 )

@@ -154,7 +154,8 @@ class OcpiUnreachableError(OcpiPartnerError):
 # ChargingError
 # └── SessionError                  a charging session event or command the CSMS must refuse
 #     ├── MalformedEventError       a field out of range (ids, seqNo, register, timestamps)
-#     ├── EventConflictError        a second Started/Ended, or a register below the start
+#     ├── EventConflictError        a second Started/Ended, a register below the start, or a
+#     │                             seq again with another reading
 #     ├── SessionLimitError         too many sessions for one charge point or in total
 #     ├── UnknownSessionError       no such session
 #     ├── StationAuthError          unknown station or wrong password

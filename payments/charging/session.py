@@ -177,7 +177,8 @@ class ChargingSession:
     pricing: Pricing
     limits: SessionLimits = field(default_factory=SessionLimits)
     id_token: str | None = None
-    seen: set[int] = field(default_factory=set)
+    seen: dict[int, int | None] = field(default_factory=dict)
+    """The seq of each event applied, with its register reading."""
     start_wh: int | None = None
     low_wh: int | None = None
     high_wh: int | None = None
@@ -228,6 +229,20 @@ class ChargingSession:
         """What the driver owes now."""
         return max(0, self.billed() - self.paid)
 
+    def repeated(self, event: TransactionEvent) -> bool:
+        """Whether `event` was applied already; `EventConflictError` if its seq was applied
+        with another register reading (a resent message carries the same one: a second reading
+        under one key is not a repeat, and dropping it silently would lose it)."""
+        if event.seq_no not in self.seen:
+            return False
+        if self.seen[event.seq_no] != event.register_wh:
+            raise EventConflictError(
+                self.key,
+                f"seq {event.seq_no} again with register {event.register_wh} "
+                f"(was {self.seen[event.seq_no]})",
+            )
+        return True
+
     def check(self, event: TransactionEvent) -> None:
         """Every refusal of `apply`, before anything changes."""
         if event.key != self.key:
@@ -246,11 +261,12 @@ class ChargingSession:
             raise EventConflictError(self.key, f"register {reading} below start {self.start_wh}")
 
     def apply(self, event: TransactionEvent) -> bool:
-        """Apply `event` once; False (and nothing changes) if its seq was applied already."""
-        if event.seq_no in self.seen:
+        """Apply `event` once; False (and nothing changes) if it was applied already
+        (`repeated`)."""
+        if self.repeated(event):
             return False
         self.check(event)
-        self.seen.add(event.seq_no)
+        self.seen[event.seq_no] = event.register_wh
         t, reading = event.timestamp_s, event.register_wh
         self.first_s = t if self.first_s is None else min(self.first_s, t)
         self.last_s = t if self.last_s is None else max(self.last_s, t)

@@ -55,6 +55,8 @@ _snake_to_camel: Callable[[object], Any] = _lib.snake_to_camel_case
 _remove_nones: Callable[[object], Any] = _lib.remove_nones
 _serialize: Callable[[object], Any] = _lib.serialize_as_dict
 _SNAKE: dict[str, str] = {}
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS: Final = dt.timedelta(milliseconds=1)
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -65,6 +67,12 @@ def on(action: str) -> Callable[[F], F]:
 
 def parse_time(field: str, value: object) -> int:
     """An OCPP date-time as Unix seconds; `MalformedEventError` for anything else."""
+    return parse_time_ms(field, value) // 1000
+
+
+def parse_time_ms(field: str, value: object) -> int:
+    """An OCPP date-time as Unix milliseconds (finer digits dropped); `MalformedEventError`
+    for anything else."""
     if not isinstance(value, str) or len(value) > 40:
         raise MalformedEventError(field, "must be an RFC 3339 date-time")
     try:
@@ -73,10 +81,10 @@ def parse_time(field: str, value: object) -> int:
         raise MalformedEventError(field, "must be an RFC 3339 date-time") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    seconds = int(when.timestamp())
-    if seconds < 0:
+    ms = (when - _EPOCH) // _MS
+    if ms < 0:
         raise MalformedEventError(field, "before 1970")
-    return seconds
+    return ms
 
 
 async def authorization_status(csms: Csms, id_token: str) -> dict[str, str]:

@@ -225,10 +225,44 @@ def test_a_conflicting_event_is_a_callerror_and_changes_nothing(tmp_path: Path) 
             await charger.event("Started", "T-9", 0, 5_000, T0, id_token="TOK")
             await charger.event("Updated", "T-9", 1, 4_000, T0 + 60)  # below meterStart
             await charger.event("Updated", "T-9", 2, 6_000, T0 + 120)
-        assert csms.book.sessions[("CP201", "T-9")].seen == {0, 2}
+        assert set(csms.book.sessions[("CP201", "T-9")].seen) == {0, 2}
         assert len(await csms.store.events(("CP201", "T-9"))) == 2
 
     run(tmp_path, body)
+
+
+def test_16_samples_are_keyed_by_their_millisecond_and_a_second_reading_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Two samples in one second are two events (1.6 has no seqNo: the key is the sample's
+    time in ms); the same sample resent is a repeat; another reading under its time is a
+    CALLERROR, not dropped in silence."""
+
+    def sample(ms: int, wh: int) -> dict[str, object]:
+        at = f"2026-06-01T00:00:05.{ms:03d}Z"
+        return {"timestamp": at, "sampledValue": [{"value": str(wh), "unit": "Wh"}]}
+
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            start = {"connectorId": 1, "idTag": "D", "meterStart": 100}
+            start["timestamp"] = "2026-06-01T00:00:00Z"
+            await ws.send(json.dumps([2, "s", "StartTransaction", start]))
+            tx = json.loads(await ws.recv())[2]["transactionId"]
+            for n, (ms, wh) in enumerate([(250, 1_000), (750, 1_500), (750, 1_500), (750, 1_600)]):
+                values = {"connectorId": 1, "transactionId": tx, "meterValue": [sample(ms, wh)]}
+                await ws.send(json.dumps([2, f"m{n}", "MeterValues", values]))
+                answers.append(json.loads(await ws.recv()))
+            session = csms.book.sessions[("CP16", str(tx))]
+            seqs = [1_780_272_005_250, 1_780_272_005_750]  # 2026-06-01T00:00:05 in ms
+            assert session.seen == {0: 100, seqs[0]: 1_000, seqs[1]: 1_500}
+            assert session.energy_wh == 1_400
+            assert len(await csms.store.events(("CP16", str(tx)))) == 3
+
+    answers: list[Any] = []
+    run(tmp_path, body)
+    assert [a[0] for a in answers] == [3, 3, 3, 4]
+    assert answers[3][2] == "PropertyConstraintViolation"
+    assert "again with register 1600 (was 1500)" in answers[3][3]
 
 
 async def _prepaid(id_token: str) -> Binding | None:

@@ -68,13 +68,16 @@ def test_any_order_with_repeats_gives_the_same_session(
     assert session.start_wh == 5000
 
 
-def test_a_repeated_seq_changes_nothing() -> None:
+def test_a_repeated_seq_changes_nothing_and_another_reading_under_it_is_refused() -> None:
     book = SessionBook(per_kwh)
     book.apply(SESSION[0])
     book.apply(SESSION[1])
-    again = book.apply(event(1, EventKind.UPDATED, 9999, 9_999_999))
+    again = book.apply(SESSION[1])
     assert not again.new
+    with pytest.raises(EventConflictError, match="seq 1 again with register 9999999"):
+        book.apply(event(1, EventKind.UPDATED, 9999, 9_999_999))
     assert again.session.energy_wh == 250
+    assert again.session.seen == {0: SESSION[0].register_wh, 1: SESSION[1].register_wh}
 
 
 def test_conflicting_events_are_refused_and_change_nothing() -> None:
@@ -88,7 +91,7 @@ def test_conflicting_events_are_refused_and_change_nothing() -> None:
     with pytest.raises(EventConflictError):
         book.apply(event(10, EventKind.ENDED, 1700, 8000))
     session = book.sessions[("CP1", "tx1")]
-    assert session.seen == {0, 9}
+    assert set(session.seen) == {0, 9}
     assert session.energy_wh == 2300
 
 
