@@ -2,7 +2,8 @@
 [--pay-every N] [--pay-together] [--profile DIR]`.
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
-and the drivers' payment streams on its OCPP server), and `SIMULATORS` simulator processes holding
+and the drivers' payment streams on its OCPP server, on the event loop `charging serve` runs it
+on: `csms.run_process`), and `SIMULATORS` simulator processes holding
 the charge points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on
 its own WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again,
 as a charger does). Every charge point starts a session; once every simulator process has all of its
@@ -109,7 +110,7 @@ from benchmarks._charging_load import (
 )
 from payments.channels.service import PayeeService
 from payments.charging.channel_rows import CsmsChannels
-from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_collector
+from payments.charging.csms import SUBPROTOCOLS, Csms, run_process, serve_csms, tune_collector
 from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
@@ -467,14 +468,17 @@ def measure(
 
 
 def _asyncio_run(work: Coroutine[Any, Any, None], profile: Path | None, role: str) -> None:
-    """`asyncio.run(work)`, under cProfile if `profile` names a folder for its statistics."""
+    """`work` on its process's loop (the CSMS's as it serves, `run_process`; a simulator's on
+    asyncio's own, as a charger's library runs it), under cProfile if `profile` names a folder
+    for its statistics."""
+    run = run_process if role == "csms" else asyncio.run  # the CSMS's own loop, as it serves
     if profile is None:
-        asyncio.run(work)
+        run(work)
         return
     profiler = cProfile.Profile(time.thread_time)  # CPU time: the machine is shared
     profiler.enable()
     try:
-        asyncio.run(work)
+        run(work)
     finally:
         profiler.disable()
         profiler.dump_stats(profile / f"{role}-{os.getpid()}.prof")
@@ -505,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
         _asyncio_run(csms_process(args.csms, stations), args.profile, "csms")
         return
     if args.echo:
-        asyncio.run(echo_process())
+        run_process(echo_process())  # the CSMS's loop: the answerer's own cost stays small
         return
     if args.simulate is not None:
         url, first, count, measure_s, pay_every, interval_s, phases = args.simulate

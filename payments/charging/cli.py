@@ -66,7 +66,7 @@ from . import ocmf, ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
 from .channel_rows import CsmsChannels
 from .commitment import LedgerCommitter
-from .csms import Csms, serve_csms, tune_collector
+from .csms import Csms, run_process, serve_csms, tune_collector
 from .devices import DeviceGate
 from .errors import SignedMeterValueError
 from .ocpi_location import parse_cdr_location
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         args.db.parent.mkdir(parents=True, exist_ok=True)
     try:
         if args.command == "serve":
-            asyncio.run(_serve(args))
+            run_process(_serve(args))
             return 0
         result = asyncio.run(_query(args))
     except (PaymentError, OSError) as e:

@@ -1,4 +1,5 @@
-"""The CSMS process: OCPP 1.6J and 2.0.1 charge points over WebSockets, on asyncio.
+"""The CSMS process: OCPP 1.6J and 2.0.1 charge points over WebSockets, on asyncio (uvloop's
+event loop in its own process: `run_process`).
 
 `Csms` is the service both versions' handlers (`csms16`, `csms201`) call: it turns their events
 into the session core's (`session.SessionBook`), makes each durable (`store.CsmsStore`) before
@@ -20,11 +21,12 @@ import binascii
 import contextlib
 import gc
 import logging
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ocpp import messages as ocpp_messages  # type: ignore[import-untyped]
 from websockets.asyncio.server import ServerConnection, serve
@@ -44,8 +46,11 @@ from .session import (
 )
 from .store import Bill, Binding, CsmsStore
 
+if sys.platform != "win32":
+    import uvloop
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 
     from websockets.asyncio.server import Server
     from websockets.http11 import Request, Response
@@ -63,6 +68,7 @@ MAX_RECENT_STOPS: Final = 1024
 MAX_TOKENS: Final = 100_000
 """Id tokens indexed to their latest session (the least recently started are forgotten)."""
 LOG: Final = logging.getLogger(__name__)
+T = TypeVar("T")
 GC_YOUNG_THRESHOLD: Final = 20_000
 """Net allocations of tracked objects between two collections of the youngest generation in a
 CSMS process (`tune_collector`; Python's default is 700)."""
@@ -347,6 +353,16 @@ async def serve_csms(
             for task in (ticker, *csms._tasks):
                 task.cancel()
             await asyncio.gather(ticker, *csms._tasks, return_exceptions=True)
+
+
+def run_process(main: Coroutine[Any, Any, T]) -> T:
+    """Run a CSMS process's `main` on uvloop's event loop: asyncio's API on libuv, a quarter
+    less CPU per OCPP message than asyncio's own loop (`benchmarks.charging --pay-every 0`: 0.41
+    -> 0.32 ms per meter value, the trivial answerer 0.15 -> 0.11 ms per message), or on
+    asyncio's own loop where uvloop has no build (Windows). One loop per process either way."""
+    if sys.platform == "win32":
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def tune_collector() -> None:

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import uvloop
 from ocpp.charge_point import (  # type: ignore[import-untyped]
     remove_nones,
     serialize_as_dict,
@@ -25,7 +26,13 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from payments.charging import ocpi_json
-from payments.charging.csms import GC_YOUNG_THRESHOLD, Csms, serve_csms, tune_collector
+from payments.charging.csms import (
+    GC_YOUNG_THRESHOLD,
+    Csms,
+    run_process,
+    serve_csms,
+    tune_collector,
+)
 from payments.charging.errors import MalformedEventError
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pricing import ocpi_pricing, session_usage
@@ -385,6 +392,13 @@ def test_an_answer_payload_is_the_librarys_and_an_empty_answer_is_empty() -> Non
 def test_ocpp_times_are_formatted_per_whole_second() -> None:
     assert now_iso(T0) == now_iso(T0 + 0.99) == "2026-05-28T20:26:40Z"
     assert now_iso(T0 + 1) == "2026-05-28T20:26:41Z"
+
+
+def test_a_csms_process_runs_on_uvloops_event_loop() -> None:
+    async def loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    assert isinstance(run_process(loop()), uvloop.Loop)
 
 
 def test_a_csms_process_collects_its_youngest_generation_less_often() -> None:
