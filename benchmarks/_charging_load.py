@@ -163,14 +163,17 @@ class _Phone:
     never waits for its driver's payment (a real one does not) and a slow payment cannot hold
     the next meter value back. At most one payment in flight: asked while one is, it pays once
     more after it (invoices are cumulative: that one covers every meter value since), and the
-    asks in between are merged (counted in `out["pay_merged"]`)."""
+    asks in between are merged (counted in `out["pay_merged"]`). Each accepted payment's round
+    trip goes to `out["pay"]`, and the time from the oldest ask it answers to its receipt (the
+    wait behind a payment in flight included) to `out["pay_asked"]`."""
 
-    __slots__ = ("_closing", "_due", "_out", "_stream", "_task", "_wake")
+    __slots__ = ("_asked", "_closing", "_due", "_out", "_stream", "_task", "_wake")
 
     def __init__(self, stream: PaymentStream, out: dict[str, Any]) -> None:
         self._stream = stream
         self._out = out
         self._due = self._closing = False
+        self._asked = 0.0
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._paying())
 
@@ -178,6 +181,8 @@ class _Phone:
         """Pay what the car's meter shows (now, or after the payment in flight)."""
         if self._due:
             self._out["pay_merged"] += 1
+        else:
+            self._asked = time.perf_counter()
         self._due = True
         self._wake.set()
 
@@ -187,8 +192,11 @@ class _Phone:
         self._wake.set()
         await self._task
 
-    def cancel(self) -> None:
+    async def cancel(self) -> None:
+        """Stop paying (the charger failed): the payment in flight is abandoned."""
         self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
 
     async def _paying(self) -> None:
         while True:
@@ -199,9 +207,11 @@ class _Phone:
                 self._wake.clear()
                 continue
             self._due = False
-            began = time.perf_counter()
+            asked, began = self._asked, time.perf_counter()
             if await self._stream.pay() is not None:  # the invoice, the proof and the receipt
-                self._out["pay"].append(time.perf_counter() - began)
+                done = time.perf_counter()
+                self._out["pay"].append(done - began)
+                self._out["pay_asked"].append(done - asked)
 
 
 async def _meter_and_pay(
@@ -221,7 +231,7 @@ async def _meter_and_pay(
         held_s = await _metering(charger, wallet, phone, session, next_at, plan, phase)
     except BaseException:
         if phone is not None:
-            phone.cancel()
+            await phone.cancel()
         raise
     if phone is not None:
         await phone.close()  # the payment in flight at the window's end
@@ -286,6 +296,7 @@ async def simulator_process(
         "meter": [],
         "interval": [],
         "pay": [],
+        "pay_asked": [],
         "pay_merged": 0,
         "held_s": 0.0,
     }

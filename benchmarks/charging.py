@@ -37,8 +37,10 @@ the CSMS validates every message it receives and sends.
   interval in turn (a tail in a few intervals only is a passing stall; in every one, the CSMS's
   own);
 * `payments_per_s`, `payment_p99_ms`: accepted payments (invoice + proof + receipt, one round
-  trip) per second; `payments_merged`: payments due while the driver's previous one was still in
-  flight, paid by the next one (invoices are cumulative);
+  trip) per second; `payment_asked_p99_ms`: from the meter value that made a payment due to its
+  receipt (a wait behind the driver's payment in flight included); `payments_merged`: payments
+  due while the driver's previous one was still in flight, paid by the next one (invoices are
+  cumulative);
 * the ceiling, measured in the same run: `sqlite_fsync_commits_per_s`, one-row commits per second
   with the CSMS's settings on this disk (what the CSMS would reach committing each meter value
   alone), and `ratio_to_fsync_ceiling`;
@@ -377,6 +379,7 @@ def measure(
     meter = np.array([x for r in results for x in r["meter"]]) * 1e3
     interval = np.array([x for r in results for x in r["interval"]], dtype=np.int64)
     pays = np.array([x for r in results for x in r["pay"]]) * 1e3
+    asked = np.array([x for r in results for x in r["pay_asked"]]) * 1e3
     lag = np.array([x[1] for r in results for x in r["lag"]]) * 1e3
     sim_gc = np.array([x[1] for r in results for x in r["gc"]]) * 1e3
     gc_pauses = csms["gc"]
@@ -409,6 +412,7 @@ def measure(
         "payments_merged": sum(r["pay_merged"] for r in results),
         "payment_p50_ms": round(float(np.percentile(pays, 50)), 2) if pays.size else None,
         "payment_p99_ms": round(float(np.percentile(pays, 99)), 2) if pays.size else None,
+        "payment_asked_p99_ms": round(float(np.percentile(asked, 99)), 2) if asked.size else None,
         "sqlite_fsync_commits_per_s": round(ceiling, 1),
         "ratio_to_fsync_ceiling": round(rate / ceiling, 2),
         "csms_cpu_share": round(csms_cpu, 2),

@@ -35,6 +35,7 @@ def test_the_quick_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> Non
     assert doc["meter_values"] >= 10 * 2  # 3 s at one per second each, minus the last one
     assert doc["payments_per_s"] > 0
     assert doc["payments_merged"] >= 0
+    assert doc["payment_asked_p99_ms"] >= doc["payment_p99_ms"] > 0  # each: ask <= send
     assert doc["response_p99_ms"] > 0
     assert doc["sqlite_fsync_commits_per_s"] > 0
     assert isinstance(doc["targets_met"], bool)
