@@ -17,7 +17,7 @@ import functools
 import logging
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, TypeVar, cast
 
 from ocpp import charge_point as _lib  # type: ignore[import-untyped]
 from ocpp.exceptions import (  # type: ignore[import-untyped]
@@ -36,9 +36,10 @@ from .errors import MalformedEventError, SessionError, TokenRefusedError
 from .schemas import check_payload
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
-    from .csms import Csms
+    from .session import ChargingSession, TransactionEvent
+    from .store import Binding, CsmsStore
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -58,6 +59,23 @@ _SNAKE: dict[str, str] = {}
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MS: Final = dt.timedelta(milliseconds=1)
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+class StationService(Protocol):
+    """What a station's connection asks of the CSMS (`csms.Csms`)."""
+
+    @property
+    def store(self) -> CsmsStore: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def authorize(self) -> Callable[[str], Awaitable[Binding | None]]: ...
+
+    async def start(self, event: TransactionEvent) -> bool: ...
+
+    async def event(self, event: TransactionEvent) -> ChargingSession | None: ...
 
 
 def on(action: str) -> Callable[[F], F]:
@@ -87,7 +105,7 @@ def parse_time_ms(field: str, value: object) -> int:
     return ms
 
 
-async def authorization_status(csms: Csms, id_token: str) -> dict[str, str]:
+async def authorization_status(csms: StationService, id_token: str) -> dict[str, str]:
     """The idTokenInfo/idTagInfo of an Authorize: Accepted, Invalid, or the status a refusal
     names (Blocked for a quarantined device: `TokenRefusedError.status`)."""
     try:
@@ -174,7 +192,7 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
     renamed_errors: ClassVar[dict[str, str]] = {}
     """CALLERROR codes the library spells otherwise than this version's spec."""
 
-    def __init__(self, station: str, connection: Any, csms: Csms) -> None:
+    def __init__(self, station: str, connection: Any, csms: StationService) -> None:
         super().__init__(station, connection, response_timeout=10)
         self.csms = csms
         self._answers: OrderedDict[str, str] = OrderedDict()
