@@ -7,7 +7,8 @@ checks) in the CSMS's sqlite file, written through the CSMS store's group commit
 `paying_for(key)` (`ChargePayments.pay`): the save of the channel record its proof makes
 carries the session's paid amount (what the proof credits over the channel's record saved
 before it) in the same transaction; a prepayment (`ChargePayments.prepay`) carries the token's
-prepaid amount likewise. So:
+prepaid amount likewise, or, if the operator unbound or rebound the token meanwhile, a refund
+owed to the channel's payer (`refund_rows.credit_or_owe`). So:
 
 * one payment costs one commit and no fsync of its own: it shares the group commit (and its
   fsync) of the meter values and payments around it;
@@ -39,7 +40,7 @@ from ..channels.store import (
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from tangle.protocol.ids import ChannelId
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
     from ..channels.state import Role
     from .store import CsmsStore, Statement
 
-Counting = Callable[[int], "Statement"]
-"""The statement that counts an amount a proof credits (for a session or a token)."""
+Counting = Callable[[int], "Sequence[Statement]"]
+"""The statements that count an amount a proof credits (for a session or a token)."""
 _PAYING: Final[ContextVar[Counting | None]] = ContextVar("paying_for", default=None)
 _INSERT_ABSENT: Final = f"INSERT OR IGNORE INTO channels ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 """A record taken over only where this store has none: a row here is this store's own, and
@@ -99,7 +100,7 @@ class CsmsChannels:
                 before = _balance(await self.load(*where))
             credited = _balance(record) - before
             if credited > 0:
-                statements.append(count(credited))
+                statements.extend(count(credited))
         try:
             await self._store.write(statements)
         except Exception as e:

@@ -3,10 +3,12 @@
 A prepaid session's rest (`paid - amount`) is written as an owed row of `refunds` in the same
 transaction as its bill (`CsmsStore.bill`); a token the operator unbinds while it still holds a
 prepaid amount leaves that amount as an owed row of `token_refunds` (`unbind_token`: the
-unbinding and the owed row are one commit). The refunder (`refund.PrepaidRefunds`) reads the
-owed rows here in bounded batches, pays each and marks it `paid`, or keeps a session's rest as
-its token's prepaid credit and marks it `credited` (one transaction). Every write runs under
-the store's lock in one transaction that rolls back on any error (`CsmsStore.transaction`).
+unbinding and the owed row are one commit), and so does a prepayment whose token the operator
+unbound or rebound while it was being taken (`credit_or_owe`, in the payment's commit). The
+refunder (`refund.PrepaidRefunds`) reads the owed rows here in bounded batches, pays each and
+marks it `paid`, or keeps a session's rest as its token's prepaid credit and marks it
+`credited` (one transaction). Every write runs under the store's lock in one transaction that
+rolls back on any error (`CsmsStore.transaction`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,32 @@ ADD_CREDIT: Final = """
     INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
     prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
 """Add an amount to a token's prepaid credit on a channel (bound anew if unbound; nothing if it
-is bound to another channel): a rest kept as credit, a prepayment (`CsmsStore.add_credit`)."""
+is bound to another channel): a binding (`CsmsStore.add_prepaid`), a rest kept as credit."""
+CREDIT_BOUND: Final = (
+    "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
+)
+"""Add an amount to a token's prepaid credit if it is bound to the channel it was paid from."""
+OWE_UNBOUND: Final = """
+    INSERT INTO token_refunds (id_token, channel_id, amount, state)
+    SELECT ?, ?, ?, 'owed' WHERE NOT EXISTS
+    (SELECT 1 FROM tokens WHERE id_token = ? AND channel_id = ?)"""
+"""Owe an amount back to a channel's payer if the token is not bound to that channel (unbound
+or rebound by the operator): the complement of `CREDIT_BOUND`, so the two credit an amount
+exactly once, whichever runs first (no statement of a group commit binds or unbinds a token)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
+
+
+def credit_or_owe(
+    id_token: str, channel_id: bytes, amount: int
+) -> tuple[tuple[str, tuple[object, ...]], ...]:
+    """The statements crediting `amount`, paid from `channel_id` for `id_token`, to the token's
+    prepaid credit if it is still bound to that channel, else owing it back to the channel's
+    payer (`owed_token_refunds`); run in one transaction."""
+    return (
+        (CREDIT_BOUND, (amount, id_token, channel_id)),
+        (OWE_UNBOUND, (id_token, channel_id, amount, id_token, channel_id)),
+    )
 
 
 class _Store(Protocol):

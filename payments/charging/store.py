@@ -27,7 +27,7 @@ transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestam
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
 token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
-                                               a prepaid amount an unbound token held
+                      a prepaid amount an unbound token held (or a prepayment raced by it)
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
@@ -59,7 +59,7 @@ import aiosqlite
 
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
-from .refund_rows import ADD_CREDIT, RefundRows
+from .refund_rows import ADD_CREDIT, RefundRows, credit_or_owe
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
@@ -433,10 +433,10 @@ class CsmsStore:
         return Binding(id_token=r[0], channel_id=r[1], limits=limits, paid=r[5])
 
     @staticmethod
-    def add_paid(key: tuple[str, str], amount: int) -> Statement:
+    def add_paid(key: tuple[str, str], amount: int) -> Sequence[Statement]:
         """The statement counting `amount` paid for session `key` (committed with the proof
         that paid it: `channel_rows.CsmsChannels`)."""
-        return _ADD_PAID, (amount, *key)
+        return ((_ADD_PAID, (amount, *key)),)
 
     async def bill(self, bill: Bill) -> bool:
         """Save the final bill, and a prepaid session's rest as an owed refund in the same
@@ -540,11 +540,12 @@ class CsmsStore:
         )
 
     @staticmethod
-    def add_credit(id_token: str, channel_id: bytes, amount: int) -> Statement:
-        """The statement adding `amount` to `id_token`'s prepaid amount on `channel_id` (bound
-        anew if unbound; nothing if it is bound to another channel), committed with the proof
-        that paid it (`channel_rows.CsmsChannels`)."""
-        return ADD_CREDIT, (id_token, channel_id, amount)
+    def add_credit(id_token: str, channel_id: bytes, amount: int) -> Sequence[Statement]:
+        """The statements adding `amount` to `id_token`'s prepaid amount on `channel_id`, or,
+        if the operator unbound or rebound the token meanwhile, owing it back to the channel's
+        payer (`refund_rows.credit_or_owe`), committed with the proof that paid it
+        (`channel_rows.CsmsChannels`): the driver's money is never taken uncounted."""
+        return credit_or_owe(id_token, channel_id, amount)
 
     async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
