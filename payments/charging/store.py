@@ -26,15 +26,17 @@ tokens(id_token PK, channel_id, prepaid)                          a driver's tok
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
                UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
+                                  a prepaid session's rest, while owed (state owed | sending)
 token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
-                      a prepaid amount an unbound token held (or a prepayment raced by it)
+          owed to a channel's payer: a prepaid amount an unbound token held, a prepayment raced
+          by an unbinding, a small rest (state owed | sending)
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
 A prepaid session's rest (`paid - amount`) is written as an owed refund in the same transaction
 as its bill, so a crash after the bill loses no refund: the refunder (`refund.PrepaidRefunds`)
-pays the owed rows at start and periodically and marks each `paid` (or `credited`, a rest kept as
-the token's prepaid credit) once done. Binding a prepaid session takes the token's prepaid
+pays the owed rows at start and periodically and deletes each once done (`refund_rows`: the
+rows are bounded). Binding a prepaid session takes the token's prepaid
 amount in the same commit as the binding (once: a resent start binds nothing). Unbinding a token
 that still holds a prepaid amount writes that amount as an owed refund to its channel's payer in
 the same commit as the unbinding (`token_refunds`, paid by the same refunder), so the operator's
@@ -59,7 +61,7 @@ import aiosqlite
 
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
-from .refund_rows import ADD_CREDIT, RefundRows, credit_or_owe
+from .refund_rows import ADD_CREDIT, PRUNE_DONE, RefundRows, credit_or_owe
 from .session import EventKind, SessionLimits, TransactionEvent
 
 if TYPE_CHECKING:
@@ -220,6 +222,7 @@ class CsmsStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.executescript(_SCHEMA)
+        await self._db.executescript(PRUNE_DONE)
         await self._db.execute(CHANNELS_SCHEMA)
         await self._db.commit()
         return self
