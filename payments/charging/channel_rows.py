@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import ChannelId
 
     from ..channels.state import Role
-    from .store import CsmsStore, Statement
+    from .group_commit import Statement
+    from .store import CsmsStore
 
 Counting = Callable[[int], "Sequence[Statement]"]
 """The statements that count an amount a proof credits (for a session or a token)."""

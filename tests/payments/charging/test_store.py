@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import payments.charging.store as store_module
+import payments.charging.group_commit as group_commit
 from payments.charging.session import EventKind, SessionLimits, TransactionEvent
 from payments.charging.store import Bill, Binding, CsmsStore
 
@@ -248,7 +248,7 @@ def test_writes_queued_behind_a_failed_group_commit_are_committed_without_anothe
     """A group commit that fails hands its error to its own writers only; the writes queued
     behind it (beyond one batch, or come while it was committing) are committed by the same
     flush. Before, the flush ended with the error and they waited for an unrelated write."""
-    monkeypatch.setattr(store_module, "MAX_BATCH", 1)
+    monkeypatch.setattr(group_commit, "MAX_BATCH", 1)
 
     async def main() -> None:
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
