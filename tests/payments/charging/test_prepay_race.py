@@ -51,10 +51,14 @@ def _conserved(path: Path) -> tuple[int, int, int]:
     return sum(p.proof.payee_balance for p in balances if p is not None), prepaid, owed
 
 
+@pytest.mark.parametrize("in_commit", [False, True], ids=["before-the-check", "in-the-commit"])
 @pytest.mark.parametrize("rebind", [False, True], ids=["unbound", "rebound"])
 def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
-    tmp_path: Path, rebind: bool
+    tmp_path: Path, rebind: bool, in_commit: bool
 ) -> None:
+    """The operator's step lands before the cashier checks the proof, or after the channel
+    service checked it and handed its save to the group commit (the commit then takes the
+    operator's transaction first)."""
     sent: list[tuple[Address, int, bytes]] = []
 
     async def send(to: Address, amount: int, key: bytes) -> None:
@@ -66,21 +70,34 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
         await world.bind(first, "CARD-R")
         cashier = world.payments.cashier
 
+        store = world.csms.store
+        write = store.write
+
+        async def operator() -> None:
+            assert await world.payments.unbind("CARD-R") == 0
+            if rebind:
+                await world.bind(other, "CARD-R")
+
         class OperatorMeanwhile:  # the real cashier; the operator acts before it takes the proof
             def __getattr__(self, name: str) -> Any:
                 return getattr(cashier, name)
 
             async def accept(self, *args: Any, **kwargs: Any) -> Any:
-                assert await world.payments.unbind("CARD-R") == 0
-                if rebind:
-                    await world.bind(other, "CARD-R")
+                await operator()
                 return await cashier.accept(*args, **kwargs)
 
-        world.payments.cashier = OperatorMeanwhile()  # type: ignore[assignment]
+        async def saving(statements: Any) -> None:  # the payment's save, queued for its commit
+            store.write = write  # type: ignore[method-assign]
+            await operator()
+            await write(statements)
+
+        if in_commit:
+            store.write = saving  # type: ignore[method-assign]
+        else:
+            world.payments.cashier = OperatorMeanwhile()  # type: ignore[assignment]
         with pytest.raises(TokenBindingError) as raised:  # the money taken: told apart below
             await world.payments.prepay("CARD-R", first.channel.pay(450))
         world.payments.cashier = cashier
-        store = world.csms.store
         channel_id = first.channel.terms.channel_id
         kept = await CsmsChannels(store).load(channel_id, Role.PAYEE)
         assert kept is not None
