@@ -7,8 +7,8 @@ pays the rest back with a ledger transfer from its own wallet to the address of 
 payer key (the key that signed the prepayment, so the driver holds it). `PrepaidRefunds` is a
 `Csms.on_bill` hook and a retry loop over the store's owed refunds: the store writes
 `paid - bill` as an owed refund in the bill's own transaction (`CsmsStore.bill`), and this pays
-each owed row with the idempotency key `REFUND_KEY || charge point / transaction id`, then marks
-it paid once the ledger took the transfer. A crash, a node that is down or a failed transfer
+each owed row with the idempotency key `REFUND_KEY || charge point / transaction id`, then
+deletes it once the ledger took the transfer. A crash, a node that is down or a failed transfer
 leaves the row owed; `retrying` pays it at start and then every `interval_s`, and paying it again
 pays the rest once (`Wallet.send`'s idempotency: a refund's amount is fixed at its first try,
 `RefundRows.claim_refund`). A rest below the ledger's smallest output (`min_amount`) cannot be

@@ -23,7 +23,8 @@ channel is owed reaches the minimum: every refund to the channel takes in, befor
 try, the channel's small amounts still `owed` (`claim_refund`, `claim_token_refund`: one
 transfer pays them all), and small amounts with no larger refund to join are merged into one row
 per channel (`merge_small`), paid once their total reaches the minimum. So a channel is owed at
-most one row below the minimum, and nothing is owed forever that can be paid.
+most one row below the minimum; it stays owed only while nothing more is owed to that channel
+(the ledger cannot carry it alone).
 """
 
 from __future__ import annotations
