@@ -130,16 +130,19 @@ async def _ask_faucet(faucet: str, to: Address, amount: int) -> None:
         response.raise_for_status()
 
 
-async def pay_with_faucet_key(data_dir: Path, api: str, to: Address, amount: int) -> None:
+async def pay_with_faucet_key(
+    data_dir: Path, api: str, to: Address, amount: int, *, again: bytes = b""
+) -> None:
     """Pay `amount` to `to` (through the node at `api`) from the faucet's accounts of the devnet
     under `data_dir`, with the faucet's key from its `secrets.json`; the faucet's wallet state
-    lives beside it. Returns once a milestone confirmed the payment."""
+    lives beside it. Returns once a milestone confirmed the payment. `to` is paid once per
+    `again` (the idempotency key holds both: a retry pays nothing twice)."""
     seed = bytes.fromhex(json.loads((data_dir / "secrets.json").read_text())["faucet"])
     state = data_dir / "faucet-wallet.sqlite"
     config = WalletConfig(confirm_timeout_s=FUNDING_TIMEOUT_S, pow_threads=1)
     async with Wallet.open(AccountKey(seed, 0), url=api, state_path=state, config=config) as w:
         await w.sync()
-        await w.send(to, amount, idempotency_key=b"faucet:" + to)
+        await w.send(to, amount, idempotency_key=b"faucet:" + to + again)
 
 
 @contextlib.asynccontextmanager
@@ -158,9 +161,13 @@ async def devnet_payer(
     network_id, api, faucet = read_devnet(devnet)
     account = AccountKey(_seed(work_dir, "device.seed"), 0)
     async with Wallet.open(account, url=api, state_path=work_dir / "wallet.sqlite") as wallet:
-        if (await wallet.sync()).balance.available < needed:
-            if faucet_key:
-                await pay_with_faucet_key(devnet.parent, api, wallet.address(0), needed)
+        available = (await wallet.sync()).balance.available
+        if available < needed:
+            if faucet_key:  # once per balance short: a later round short again is paid again
+                again = b":%d" % available
+                await pay_with_faucet_key(
+                    devnet.parent, api, wallet.address(0), needed, again=again
+                )
             else:
                 await _ask_faucet(faucet, wallet.address(0), needed)
             with anyio.fail_after(FUNDING_TIMEOUT_S):

@@ -1,6 +1,8 @@
 """EV charging paid over payment channels: a CSMS, OCPP 1.6J and 2.0.1 chargers, two drivers.
 
-`python -m examples.charging --self-contained [--json]` runs, under a temporary directory:
+`python -m examples.charging --self-contained [--json] [--rounds N]` runs, under a temporary
+directory (with `--rounds`, the two drivers' sessions N times on the same CSMS and devnet, as the
+devnet's charging flow does; the roaming driver in the first round only):
 
 * a devnet of its own (a coordinator and one node, as processes: `examples._devnet`);
 * the CSMS as its own asyncio process, `tanglepay charging serve --node-api ...`: it looks the
@@ -371,7 +373,10 @@ async def drive(
     return summary
 
 
-def self_contained() -> dict[str, Any]:
+def self_contained(rounds: int = 1) -> dict[str, Any]:
+    """The first round's summary (with the roaming driver); with `rounds` above 1, the later
+    rounds' summaries (`later_rounds`), run against the same CSMS and devnet as the devnet's
+    charging flow runs them (`forever`)."""
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-example-") as tmp:
         work = Path(tmp)
         seed = os.urandom(32)
@@ -382,8 +387,16 @@ def self_contained() -> dict[str, Any]:
         with devnet_process(work) as devnet:
             asyncio.run(fund_cpo_wallet(devnet, work, faucet_key=True))
             with csms_process(work, devnet, work / "cpo.seed") as csms:
-                run = drive(devnet, work, csms, signer.public_key, cpo_signer=signer)
-                return asyncio.run(run)
+
+                async def run() -> dict[str, Any]:
+                    doc = await drive(devnet, work, csms, signer.public_key, cpo_signer=signer)
+                    later = [
+                        await drive(devnet, work, csms, signer.public_key, n)
+                        for n in range(2, rounds + 1)
+                    ]
+                    return {**doc, "later_rounds": later} if later else doc
+
+                return asyncio.run(run())
 
 
 async def fund_cpo_wallet(devnet: Path, work: Path, *, faucet_key: bool) -> None:
@@ -470,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faucet", help="its faucet, POST URL (with --forever)")
     parser.add_argument("--forever", action="store_true", help="rounds until SIGTERM")
     parser.add_argument("--interval-s", type=float, default=20.0, help="between rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --self-contained: rounds on one CSMS"
+    )
     parser.add_argument("--devnet-process", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.devnet_process is not None:
@@ -482,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.self_contained:
         parser.error("give --self-contained, or --node, --faucet and --forever")
-    doc = self_contained()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    doc = self_contained(args.rounds)
     if args.json:
         print(json.dumps(doc))
     else:

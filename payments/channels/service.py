@@ -221,7 +221,7 @@ class PayeeService:
             self._check_settleable(trial.terms)
             if credited < price:
                 raise InsufficientPaymentError(credited, price)
-            await self._adopt(trial)
+            await self._adopt(trial, credited)
         return Credit(proof=signed, credited=credited)
 
     async def receive_batch(
@@ -246,7 +246,7 @@ class PayeeService:
                     except PaymentError as e:
                         refused.append((signed.proof.sequence, e))
             if trial.sequence > held.sequence:
-                await self._adopt(trial)
+                await self._adopt(trial, trial.payee_balance - held.payee_balance)
         return Taken(sequence=trial.sequence, refused=tuple(refused))
 
     # -- internals -----------------------------------------------------------------------------
@@ -296,8 +296,10 @@ class PayeeService:
         if index and terms.expiry - index <= terms.challenge_period:
             raise ChannelExpiringError(index, terms.expiry, terms.challenge_period)
 
-    async def _adopt(self, trial: PayeeChannel) -> PayeeChannel:
+    async def _adopt(self, trial: PayeeChannel, credited: int = 0) -> PayeeChannel:
+        """Save `trial` (with what its proof newly credited, for a store that counts it in the
+        same commit: `ChannelRecords.save`), then hold it."""
         with anyio.CancelScope(shield=True):
-            await self._store.save(ChannelRecord.of(trial, Role.PAYEE))
+            await self._store.save(ChannelRecord.of(trial, Role.PAYEE), credited)
             self._channels[trial.terms.channel_id] = trial
         return trial

@@ -196,9 +196,12 @@ class ChannelRecords(Protocol):
     database that commits a channel's record together with that database's own rows
     (`payments.charging.channel_rows.CsmsChannels`)."""
 
-    async def save(self, record: ChannelRecord) -> None:
+    async def save(self, record: ChannelRecord, credited: int = 0) -> None:
         """Make `record` durable (never going back to a lower sequence); return after the
-        fsync'd commit that holds it."""
+        fsync'd commit that holds it. `credited` is what the record's proof newly credits over
+        the record saved before it, as the `PayeeService` worked it out (`Credit.credited`; 0
+        for a save no payment made): a store that counts payments commits that figure with the
+        record (`CsmsChannels`); others ignore it."""
         ...
 
     async def load(self, channel_id: ChannelId, role: Role) -> ChannelRecord | None:
@@ -240,10 +243,12 @@ class ChannelStore:
     def stats(self) -> StoreStats:
         return StoreStats(saves=self._saves, commits=self._commits)
 
-    async def save(self, record: ChannelRecord) -> None:
+    async def save(self, record: ChannelRecord, credited: int = 0) -> None:
         """Make `record` durable; returns after the commit (fsync'd) that holds it. Concurrent
         calls are committed together. A record with a lower sequence than the one stored for
-        its channel and role changes nothing."""
+        its channel and role changes nothing. `credited` is not kept (this store counts no
+        payments: `ChannelRecords.save`)."""
+        del credited
         check_record(record)
         batch = self._open
         key = (record.terms.channel_id, record.role)

@@ -6,8 +6,10 @@ checks) in the CSMS's sqlite file, written through the CSMS store's group commit
 (`CsmsStore.write`) together with the meter values. A payment for a session runs inside
 `paying_for(key)` (`ChargePayments.pay`): the save of the channel record its proof makes
 carries the session's paid amount (what the proof credits over the channel's record saved
-before it) in the same transaction; a prepayment (`ChargePayments.prepay`) carries the token's
-prepaid amount likewise. So:
+before it, as the `PayeeService` worked it out and hands to the save: `Credit.credited`, the
+one figure of it) in the same transaction; a prepayment (`ChargePayments.prepay`) carries the
+token's prepaid amount likewise, or, if the operator unbound or rebound the token meanwhile, a
+refund owed to the channel's payer (`refund_rows.credit_or_owe`). So:
 
 * one payment costs one commit and no fsync of its own: it shares the group commit (and its
   fsync) of the meter values and payments around it;
@@ -39,16 +41,17 @@ from ..channels.store import (
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from tangle.protocol.ids import ChannelId
 
     from ..channels.state import Role
-    from .store import CsmsStore, Statement
+    from .group_commit import Statement
+    from .store import CsmsStore
 
-Counting = Callable[[int], "Statement"]
-"""The statement that counts an amount a proof credits (for a session or a token)."""
+Counting = Callable[[int], "Sequence[Statement]"]
+"""The statements that count an amount a proof credits (for a session or a token)."""
 _PAYING: Final[ContextVar[Counting | None]] = ContextVar("paying_for", default=None)
 _INSERT_ABSENT: Final = f"INSERT OR IGNORE INTO channels ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 """A record taken over only where this store has none: a row here is this store's own, and
@@ -72,39 +75,29 @@ def paying_for(count: Counting) -> Iterator[None]:
 class CsmsChannels:
     """The payee channels' rows in a `CsmsStore`'s database (see the module docstring)."""
 
-    __slots__ = ("_balances", "_store")
+    __slots__ = ("_store",)
 
     def __init__(self, store: CsmsStore) -> None:
         self._store = store
-        self._balances: dict[tuple[bytes, Role], int] = {}
-        """The payee balance of each channel's latest record read or saved here (the channels
-        a service read from this store or saved: as many as it holds in memory, and those a
-        payment found absent). A read never replaces what a save put here (the read may have
-        begun before that save's commit)."""
 
     @property
     def store(self) -> CsmsStore:
         return self._store
 
-    async def save(self, record: ChannelRecord) -> None:
+    async def save(self, record: ChannelRecord, credited: int = 0) -> None:
         """Make `record` durable in the next group commit, with what the current task counts
-        its credit as (`paying_for`), if anything; return after that commit."""
+        the proof's credit as (`paying_for`), if anything; return after that commit.
+        `credited` is the service's own figure (`Credit.credited`: one source of truth, the
+        figure its caller is told), not worked out again here."""
         check_record(record)
-        where = (record.terms.channel_id, record.role)
         statements: list[Statement] = [(UPSERT, record_row(record))]
         count = _PAYING.get()
-        if count is not None:
-            before = self._balances.get(where)
-            if before is None:
-                before = _balance(await self.load(*where))
-            credited = _balance(record) - before
-            if credited > 0:
-                statements.append(count(credited))
+        if count is not None and credited > 0:
+            statements.extend(count(credited))
         try:
             await self._store.write(statements)
         except Exception as e:
             raise StoreError(f"commit failed: {e!r}") from e
-        self._balances[where] = _balance(record)
 
     async def take_over(self, path: Path) -> bool:
         """Keep the records of the channel store file at `path` (from before the channels moved
@@ -120,7 +113,6 @@ class CsmsChannels:
             statements.append((_INSERT_ABSENT, record_row(record)))
         if statements:
             await self._store.write(statements)
-            self._balances.clear()  # read again: a record here may have been added
         _mark_taken_over(path)  # after the commit: a crash before it takes over again (no harm)
         return True
 
@@ -129,13 +121,7 @@ class CsmsChannels:
         query = f"SELECT {COLUMNS} FROM channels WHERE channel_id = ? AND role = ?"
         async with self._store.db.execute(query, (channel_id, int(role))) as c:
             row = await c.fetchone()
-        if row is None:
-            if _PAYING.get() is not None:  # a payment's channel (bound to its session or token)
-                self._balances.setdefault((channel_id, role), 0)
-            return None  # else not remembered: a caller may ask about any number of unknown ids
-        record = row_record(tuple(row))
-        self._balances.setdefault((channel_id, role), _balance(record))  # a save may be newer
-        return record
+        return None if row is None else row_record(tuple(row))
 
     async def records(self, role: Role | None = None) -> list[ChannelRecord]:
         """Every committed record (of `role`, if given)."""
@@ -158,8 +144,3 @@ def _mark_taken_over(path: Path) -> None:
         if sidecar.exists():
             sidecar.rename(path.with_name(path.name + TAKEN_OVER + suffix))
     path.rename(path.with_name(path.name + TAKEN_OVER))
-
-
-def _balance(record: ChannelRecord | None) -> int:
-    """The payee balance `record`'s proof gives (0 without one)."""
-    return 0 if record is None or record.latest is None else record.latest.proof.payee_balance

@@ -219,6 +219,18 @@ class TokenBindingError(SessionError):
         self.reason = reason
 
 
+class PrepaymentOwedBackError(TokenBindingError):
+    """A prepayment the CSMS took while the operator unbound or rebound its token: what it
+    credited (`amount`) is owed back to the channel's payer (a `token_refunds` row written in
+    the payment's own commit, paid by `refund.PrepaidRefunds`), not credited to the token."""
+
+    def __init__(self, id_token: str, amount: int) -> None:
+        super().__init__(
+            id_token, f"unbound or rebound during the payment: {amount} is owed back to its payer"
+        )
+        self.amount = amount
+
+
 class InvoiceDisagreesError(SessionError):
     """A payment sent with the driver's own invoice that the CSMS does not bill: more energy
     than it metered, or an amount its tariff does not give for that energy. Nothing was taken;

@@ -31,7 +31,12 @@ from ..errors import StaleProofError
 from ..payperuse.metering import Invoice, Meter, PayerMeter
 from ..payperuse.receipt import NO_TAG
 from .channel_rows import CsmsChannels, paying_for
-from .errors import InvoiceDisagreesError, TokenBindingError, UnknownSessionError
+from .errors import (
+    InvoiceDisagreesError,
+    PrepaymentOwedBackError,
+    TokenBindingError,
+    UnknownSessionError,
+)
 from .session import SessionLimits
 from .store import Binding, CsmsStore
 
@@ -118,7 +123,11 @@ class ChargePayments:
         return await self.csms.store.refunds.unbind_token(id_token)
 
     async def prepay(self, id_token: str, signed: SignedBalanceProof) -> Receipt:
-        """Take a payment up front for the token's next session (the token must be bound)."""
+        """Take a payment up front for the token's next session (the token must be bound:
+        else `TokenBindingError` and nothing is taken). The proof and its credit are one commit:
+        the token's prepaid amount if the token is still bound to the proof's channel then, else
+        (the operator unbound or rebound it meanwhile) an owed refund to the channel's payer
+        (`CsmsStore.add_credit`), answered with `PrepaymentOwedBackError`."""
         bound = await self.csms.store.token(id_token)
         if bound is None or bound[0] != signed.proof.channel_id:
             raise TokenBindingError(id_token, "not bound to this proof's channel")
@@ -127,7 +136,7 @@ class ChargePayments:
             credit = await self.cashier.accept(signed, price=1)  # one commit: proof and credit
         after = await self.csms.store.token(id_token)
         if after is None or after[0] != channel_id:
-            raise TokenBindingError(id_token, "bound to another channel during the payment")
+            raise PrepaymentOwedBackError(id_token, credit.credited)
         meter = self._meter(signed.proof.channel_id, (id_token, "prepaid"))
         return meter.credit(signed.proof, credit.credited)
 

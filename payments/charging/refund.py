@@ -7,18 +7,21 @@ pays the rest back with a ledger transfer from its own wallet to the address of 
 payer key (the key that signed the prepayment, so the driver holds it). `PrepaidRefunds` is a
 `Csms.on_bill` hook and a retry loop over the store's owed refunds: the store writes
 `paid - bill` as an owed refund in the bill's own transaction (`CsmsStore.bill`), and this pays
-each owed row with the idempotency key `REFUND_KEY || charge point / transaction id`, then marks
-it paid once the ledger took the transfer. A crash, a node that is down or a failed transfer
+each owed row with the idempotency key `REFUND_KEY || charge point / transaction id`, then
+deletes it once the ledger took the transfer. A crash, a node that is down or a failed transfer
 leaves the row owed; `retrying` pays it at start and then every `interval_s`, and paying it again
-pays the rest once (`Wallet.send`'s idempotency). A rest below the ledger's smallest output
-(`min_amount`) cannot be an output of its own; it is kept as the token's prepaid credit for its
-next session instead, once per session (`RefundRows.refund_as_credit`).
+pays the rest once (`Wallet.send`'s idempotency: a refund's amount is fixed at its first try,
+`RefundRows.claim_refund`). A rest below the ledger's smallest output (`min_amount`) cannot be
+an output of its own; it is kept as the token's prepaid credit for its next session instead,
+once per session, or, if the token was unbound or rebound meanwhile, owed to the channel's
+payer with the channel's other small amounts (`RefundRows.refund_as_credit`).
 
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
 leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with the
 unbinding); `retry` pays those too, with the key `unbind_refund_key` (channel, token, refund
-id: refund ids repeat across databases that may share a wallet). One below `min_amount` stays
-owed (the token is gone, so there is no credit to keep it as).
+id: refund ids repeat across databases that may share a wallet). Amounts below `min_amount`
+owed to one channel are paid as soon as what the channel is owed reaches it: with the next
+refund to that channel, or merged into one row once their total does (see `refund_rows`).
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ class PrepaidRefunds:
     payments: ChargePayments
     send: Sender
     min_amount: int = 1
-    """The ledger's smallest output: a smaller rest stays as the token's prepaid credit."""
+    """The ledger's smallest output: a smaller rest is kept as the token's prepaid credit, or
+    paid with the channel's other refunds once they reach it."""
     interval_s: float = 60.0
     """How often `retrying` pays the refunds still owed."""
 
@@ -101,34 +105,41 @@ class PrepaidRefunds:
                 )
             channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
             to = address_of(channel.terms.payer)
-            await self.send(to, rest, REFUND_KEY + name.encode())
+            amount = await store.refunds.claim_refund(key, binding.channel_id, self.min_amount)
+            await self.send(to, amount, REFUND_KEY + name.encode())
             await store.refunds.refund_paid(key)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("refund of %s not paid: %r", name, e)
             return False
-        LOG.info("refunded %d to %s for %s", rest, to.hex(), name)
+        LOG.info("refunded %d to %s for %s", amount, to.hex(), name)
         return True
 
     async def retry(self) -> int:
-        """Pay every refund still owed (one bounded batch of sessions' and one of unbound
-        tokens'); returns how many were paid."""
+        """Pay every refund still owed (one bounded batch of sessions' and one of the amounts
+        owed to channels, after merging each channel's small ones: `RefundRows.merge_small`);
+        returns how many were paid."""
         store = self.payments.csms.store
         owed = await store.refunds.owed_refunds()
         paid = sum([await self.pay(key) for key, _ in owed])
+        await store.refunds.merge_small(self.min_amount)
         unbound = await store.refunds.owed_token_refunds(self.min_amount)
-        return paid + sum([await self.pay_unbound(*refund) for refund in unbound])
+        return paid + sum([await self.pay_unbound(*refund[:3]) for refund in unbound])
 
-    async def pay_unbound(
-        self, refund_id: int, channel_id: bytes, id_token: str, amount: int
-    ) -> bool:
-        """Pay an unbound token's prepaid `amount` back to its channel's payer and mark it paid;
-        False if the payment failed (logged; it stays owed)."""
+    async def pay_unbound(self, refund_id: int, channel_id: bytes, id_token: str) -> bool:
+        """Pay what refund `refund_id` owes back to its channel's payer (an unbound token's
+        prepaid amount, a raced prepayment, merged small amounts), with the channel's small
+        owed amounts (`RefundRows.claim_token_refund`), and forget it; False if nothing was
+        owed or the payment failed (logged; it stays owed)."""
         name = f"unbound token refund {refund_id}"
         try:
             channel = await self.payments.cashier.open(ChannelId(channel_id))
             to = address_of(channel.terms.payer)
+            refunds = self.payments.csms.store.refunds
+            amount = await refunds.claim_token_refund(refund_id, self.min_amount)
+            if not amount:
+                return False
             await self.send(to, amount, unbind_refund_key(channel_id, id_token, refund_id))
-            await self.payments.csms.store.refunds.token_refund_paid(refund_id)
+            await refunds.token_refund_paid(refund_id)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("%s not paid: %r", name, e)
             return False

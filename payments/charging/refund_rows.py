@@ -3,10 +3,28 @@
 A prepaid session's rest (`paid - amount`) is written as an owed row of `refunds` in the same
 transaction as its bill (`CsmsStore.bill`); a token the operator unbinds while it still holds a
 prepaid amount leaves that amount as an owed row of `token_refunds` (`unbind_token`: the
-unbinding and the owed row are one commit). The refunder (`refund.PrepaidRefunds`) reads the
-owed rows here in bounded batches, pays each and marks it `paid`, or keeps a session's rest as
-its token's prepaid credit and marks it `credited` (one transaction). Every write runs under
-the store's lock in one transaction that rolls back on any error (`CsmsStore.transaction`).
+unbinding and the owed row are one commit), and so does a prepayment whose token the operator
+unbound or rebound while it was being taken (`credit_or_owe`, in the payment's commit). The
+refunder (`refund.PrepaidRefunds`) reads the owed rows here in bounded batches. Every write runs
+under the store's lock in one transaction that rolls back on any error
+(`CsmsStore.transaction`).
+
+*Bounded.* A row lives only while its money is owed: paid, it is deleted (nothing reads a paid
+refund: the ledger's transfer is its record, and the back office shows bills, not refunds);
+rows marked `paid` or `credited` by older versions are deleted when the store opens
+(`PRUNE_DONE`). A row is `owed` until a payment of it is first tried, then `sending`: from then
+on its amount and idempotency key never change, so a retry pays it once.
+
+*Amounts below the ledger's smallest output* (`min_amount`) cannot be paid on their own. A
+session's rest below it is kept as its token's prepaid credit if the token is still bound to the
+channel that paid it, else owed to that channel's payer as a `token_refunds` row
+(`refund_as_credit`). Small owed amounts of one channel are then paid as soon as what that
+channel is owed reaches the minimum: every refund to the channel takes in, before its first
+try, the channel's small amounts still `owed` (`claim_refund`, `claim_token_refund`: one
+transfer pays them all), and small amounts with no larger refund to join are merged into one row
+per channel (`merge_small`), paid once their total reaches the minimum. So a channel is owed at
+most one row below the minimum; it stays owed only while nothing more is owed to that channel
+(the ledger cannot carry it alone).
 """
 
 from __future__ import annotations
@@ -22,9 +40,44 @@ ADD_CREDIT: Final = """
     INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
     prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
 """Add an amount to a token's prepaid credit on a channel (bound anew if unbound; nothing if it
-is bound to another channel): a rest kept as credit, a prepayment (`CsmsStore.add_credit`)."""
+is bound to another channel): a binding (`CsmsStore.add_prepaid`), a rest kept as credit."""
+CREDIT_BOUND: Final = (
+    "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
+)
+"""Add an amount to a token's prepaid credit if it is bound to the channel it was paid from."""
+OWE_UNBOUND: Final = """
+    INSERT INTO token_refunds (id_token, channel_id, amount, state)
+    SELECT ?, ?, ?, 'owed' WHERE NOT EXISTS
+    (SELECT 1 FROM tokens WHERE id_token = ? AND channel_id = ?)"""
+"""Owe an amount back to a channel's payer if the token is not bound to that channel (unbound
+or rebound by the operator): the complement of `CREDIT_BOUND`, so the two credit an amount
+exactly once, whichever runs first (no statement of a group commit binds or unbinds a token)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
+PRUNE_DONE: Final = """
+    DELETE FROM refunds WHERE state NOT IN ('owed', 'sending');
+    DELETE FROM token_refunds WHERE state NOT IN ('owed', 'sending');"""
+"""Rows of refunds done, as versions that kept them left them (run when the store opens)."""
+_UNPAID: Final = "('owed', 'sending')"
+_SMALL_SUM: Final = (
+    "SELECT coalesce(sum(amount), 0) FROM token_refunds "
+    "WHERE channel_id = ? AND state = 'owed' AND amount < ?"
+)
+_DELETE_SMALL: Final = (
+    "DELETE FROM token_refunds WHERE channel_id = ? AND state = 'owed' AND amount < ?"
+)
+
+
+def credit_or_owe(
+    id_token: str, channel_id: bytes, amount: int
+) -> tuple[tuple[str, tuple[object, ...]], ...]:
+    """The statements crediting `amount`, paid from `channel_id` for `id_token`, to the token's
+    prepaid credit if it is still bound to that channel, else owing it back to the channel's
+    payer (`owed_token_refunds`); run in one transaction."""
+    return (
+        (CREDIT_BOUND, (amount, id_token, channel_id)),
+        (OWE_UNBOUND, (id_token, channel_id, amount, id_token, channel_id)),
+    )
 
 
 class _Store(Protocol):
@@ -47,11 +100,12 @@ class RefundRows:
         self._store = store
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
-        """Refunds owed and not yet paid: (session, rest), oldest bill first."""
+        """Refunds of sessions' rests owed and not yet paid: (session, rest), oldest bill
+        first."""
         query = (
             "SELECT r.charge_point, r.transaction_id, r.amount FROM refunds r JOIN bills b "
             "ON b.charge_point = r.charge_point AND b.transaction_id = r.transaction_id "
-            "WHERE r.state = 'owed' ORDER BY b.rowid LIMIT ?"
+            f"WHERE r.state IN {_UNPAID} ORDER BY b.rowid LIMIT ?"
         )
         async with self._store.db.execute(query, (limit,)) as rows:
             return [((r[0], r[1]), int(r[2])) async for r in rows]
@@ -60,44 +114,55 @@ class RefundRows:
         """The rest owed back for session `key`, None if nothing is (or it was paid)."""
         query = (
             "SELECT amount FROM refunds WHERE charge_point = ? AND transaction_id = ? "
-            "AND state = 'owed'"
+            f"AND state IN {_UNPAID}"
         )
         async with self._store.db.execute(query, key) as c:
             row = await c.fetchone()
         return None if row is None else int(row[0])
 
+    async def claim_refund(self, key: tuple[str, str], channel_id: bytes, minimum: int) -> int:
+        """What to send for session `key`'s rest, paid to `channel_id`'s payer: at its first
+        try, the rest and the channel's owed amounts below `minimum` (taken in, in the same
+        transaction, and marked `sending`); the same amount at every later try. 0 if nothing is
+        owed."""
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                f"UPDATE refunds SET amount = amount + ({_SMALL_SUM}), state = 'sending' "
+                "WHERE charge_point = ? AND transaction_id = ? AND state = 'owed'",
+                (channel_id, minimum, *key),
+            )
+            if cursor.rowcount == 1:
+                await db.execute(_DELETE_SMALL, (channel_id, minimum))
+            found = await self.owed_refund(key)
+        return found or 0
+
     async def refund_paid(self, key: tuple[str, str]) -> None:
-        """Mark session `key`'s refund paid (the ledger took the transfer)."""
+        """Session `key`'s refund is paid (the ledger took the transfer): forget it."""
         await self._store.write_now(
-            "UPDATE refunds SET state = 'paid' WHERE charge_point = ? AND transaction_id = ?",
-            key,
+            "DELETE FROM refunds WHERE charge_point = ? AND transaction_id = ?", key
         )
 
     async def refund_as_credit(
         self, key: tuple[str, str], id_token: str, channel_id: bytes
     ) -> bool:
-        """Keep session `key`'s owed rest as `id_token`'s prepaid credit on `channel_id` and mark
-        the refund credited, in one transaction; False (nothing changes) unless it was owed and
-        the token is still bound to `channel_id` (or unbound): a token rebound to another channel
-        keeps its own credit and this rest stays owed."""
+        """Settle session `key`'s owed rest (one below the smallest output) in one transaction:
+        as `id_token`'s prepaid credit if the token is still bound to `channel_id`, else owed to
+        the channel's payer with its other small amounts (`credit_or_owe`: a token unbound or
+        rebound to another channel keeps its own credit); False if nothing was owed."""
         async with self._store.transaction() as db:
             rest = await self.owed_refund(key)
             if rest is None:
                 return False
-            credit = await db.execute(ADD_CREDIT, (id_token, channel_id, rest))
-            if credit.rowcount != 1:
-                return False
+            for sql, params in credit_or_owe(id_token, channel_id, rest):
+                await db.execute(sql, params)
             await db.execute(
-                "UPDATE refunds SET state = 'credited' WHERE charge_point = ? "
-                "AND transaction_id = ?",
-                key,
+                "DELETE FROM refunds WHERE charge_point = ? AND transaction_id = ?", key
             )
         return True
 
     async def unbind_token(self, id_token: str) -> int | None:
         """Unbind `id_token`: the prepaid amount it held (owed back to its channel's payer from
-        now on, written in the same commit: `owed_token_refunds`), None if it
-        was not bound."""
+        now on, written in the same commit: `owed_token_refunds`), None if it was not bound."""
         async with self._store.transaction() as db:
             async with db.execute(
                 "DELETE FROM tokens WHERE id_token = ? RETURNING channel_id, prepaid", (id_token,)
@@ -114,17 +179,64 @@ class RefundRows:
     async def owed_token_refunds(
         self, at_least: int = 1, limit: int = MAX_OWED_BATCH
     ) -> list[tuple[int, bytes, str, int]]:
-        """Prepaid amounts of unbound tokens owed back and not yet paid, of at least
-        `at_least`: (refund id, channel, token, amount), oldest first."""
+        """Amounts owed back to channels' payers and not yet paid (unbound tokens' prepaid
+        amounts, raced prepayments, small rests), of at least `at_least`: (refund id, channel,
+        token, amount), oldest first."""
         query = (
-            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'owed' "
+            f"SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state IN {_UNPAID} "
             "AND amount >= ? ORDER BY id LIMIT ?"
         )
         async with self._store.db.execute(query, (at_least, limit)) as rows:
             return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]
 
+    async def claim_token_refund(self, refund_id: int, minimum: int) -> int:
+        """What to send for owed refund `refund_id`: at its first try, its amount and its
+        channel's other owed amounts below `minimum` (taken in, in the same transaction, and
+        marked `sending`); the same amount at every later try. 0 if it is not owed."""
+        async with self._store.transaction() as db:
+            async with db.execute(
+                "SELECT channel_id, state, amount FROM token_refunds WHERE id = ?", (refund_id,)
+            ) as c:
+                row = await c.fetchone()
+            if row is None or row[1] not in ("owed", "sending"):
+                return 0
+            if row[1] == "sending":
+                return int(row[2])
+            channel_id = row[0]
+            async with db.execute(
+                f"{_SMALL_SUM} AND id != ?", (channel_id, minimum, refund_id)
+            ) as c:
+                small = await c.fetchone()
+            taken = 0 if small is None else int(small[0])
+            await db.execute(f"{_DELETE_SMALL} AND id != ?", (channel_id, minimum, refund_id))
+            await db.execute(
+                "UPDATE token_refunds SET amount = amount + ?, state = 'sending' WHERE id = ?",
+                (taken, refund_id),
+            )
+        return int(row[2]) + taken
+
+    async def merge_small(self, minimum: int, limit: int = MAX_OWED_BATCH) -> int:
+        """Merge each channel's owed amounts below `minimum` (never tried: they are below it)
+        into one row of their total (with the newest one's token), in one transaction; that row
+        is paid once its total reaches `minimum`. Returns how many channels were merged (at most
+        `limit` per call)."""
+        async with self._store.transaction() as db:
+            async with db.execute(
+                "SELECT channel_id, sum(amount), max(id) FROM token_refunds "
+                "WHERE state = 'owed' AND amount < ? GROUP BY channel_id HAVING count(*) > 1 "
+                "LIMIT ?",
+                (minimum, limit),
+            ) as c:
+                merging = [(bytes(r[0]), int(r[1]), int(r[2])) async for r in c]
+            for channel_id, total, newest in merging:
+                await db.execute(
+                    "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
+                    "SELECT id_token, channel_id, ?, 'owed' FROM token_refunds WHERE id = ?",
+                    (total, newest),
+                )
+                await db.execute(f"{_DELETE_SMALL} AND id <= ?", (channel_id, minimum, newest))
+        return len(merging)
+
     async def token_refund_paid(self, refund_id: int) -> None:
-        """Mark the unbound token's refund `refund_id` paid (the ledger took the transfer)."""
-        await self._store.write_now(
-            "UPDATE token_refunds SET state = 'paid' WHERE id = ?", (refund_id,)
-        )
+        """The owed refund `refund_id` is paid (the ledger took the transfer): forget it."""
+        await self._store.write_now("DELETE FROM token_refunds WHERE id = ?", (refund_id,))

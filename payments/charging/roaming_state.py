@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from . import ocpi_json as j
 from .errors import OcpiFieldError
+from .group_commit import locked_transaction
 from .ocpi_cdr import cdr_to_json, parse_cdr
 from .ocpi_credentials import (
     MAX_PARTIES,
@@ -38,7 +39,6 @@ from .ocpi_credentials import (
     parse_endpoints,
 )
 from .ocpi_session import parse_token, token_to_json
-from .store import locked_transaction
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -23,7 +23,7 @@ import pytest
 from payments.channels.core import PayerChannel
 from payments.channels.state import ChannelState, Role
 from payments.channels.store import ChannelRecord, ChannelStore, row_record
-from payments.charging.channel_rows import CsmsChannels
+from payments.charging.channel_rows import CsmsChannels, paying_for
 from payments.charging.session import EventKind, TransactionEvent
 from payments.charging.store import CsmsStore
 from payments.errors import StoreError
@@ -255,3 +255,38 @@ def test_a_prepayment_whose_commit_fails_midway_takes_nothing(tmp_path: Path) ->
         assert await store.token(TOKEN) == (channel_id, 450)
 
     run(tmp_path, body)
+
+
+def test_a_payment_commits_the_credit_the_channel_service_worked_out(tmp_path: Path) -> None:
+    """One figure of a payment's credit: the save commits the amount the `PayeeService` hands
+    it (`Credit.credited`, what the driver is told was taken), not one it works out again from
+    its own view of the channel's previous balance (before, `CsmsChannels` kept a cache of
+    balances for that). A save handed no credit (a top-up, a close) counts nothing, whatever
+    its proof's balance (the paid amounts of real sessions: the tests above)."""
+    funder = UnitTestOnlyFunder(network_id=7, payer=DRIVER.public_key)
+    counted: list[int] = []
+
+    async def main() -> None:
+        terms = await funder.open(CPO.public_key, DEPOSIT)
+        payer = PayerChannel(terms, DRIVER)
+        async with CsmsStore(tmp_path / "csms.sqlite") as store:
+            channels = CsmsChannels(store)
+
+            def count(credited: int) -> tuple[tuple[str, tuple[object, ...]], ...]:
+                counted.append(credited)
+                return ()
+
+            with paying_for(count):
+                first = payer.pay(30)
+                record = ChannelRecord(
+                    terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=first
+                )
+                await channels.save(record, 30)
+                second = ChannelRecord(
+                    terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=payer.pay(20)
+                )
+                await channels.save(second)  # handed nothing: counts nothing
+                await channels.save(second, 20)
+
+    asyncio.run(main())
+    assert counted == [30, 20]

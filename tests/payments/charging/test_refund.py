@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     import pytest
 
+    from payments.charging.payment import DriverWallet
     from tangle.protocol.ids import Address
 
 Sent = tuple["Address", int, bytes]
@@ -98,9 +99,9 @@ def test_a_rest_below_the_smallest_output_stays_as_prepaid_credit(tmp_path: Path
     assert _prepaid_session(tmp_path, 450, 1_400, min_amount=100) == []  # 450 - 420 = 30
 
 
-async def _billed_prepaid(world: World, token: str, prepay: int, used_wh: int) -> None:
+async def _billed_prepaid(world: World, token: str, prepay: int, used_wh: int) -> DriverWallet:
     """A prepaid session of `used_wh` on CP201, billed, with no refund hook (the CSMS crashed
-    right after the bill)."""
+    right after the bill); the driver's wallet."""
     async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
         wallet = await world.driver(("CP201", "T1"))
         await world.bind(wallet, token)
@@ -108,6 +109,7 @@ async def _billed_prepaid(world: World, token: str, prepay: int, used_wh: int) -
         key = await _start(charger, token, 0)
         await _end(charger, key, 1, used_wh)
     assert await world.csms.store.bill_of(("CP201", "T1")) is not None
+    return wallet
 
 
 def test_a_refund_lost_to_a_crash_or_a_down_node_is_paid_by_the_retry(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import payments.charging.store as store_module
+import payments.charging.group_commit as group_commit
 from payments.charging.session import EventKind, SessionLimits, TransactionEvent
 from payments.charging.store import Bill, Binding, CsmsStore
 
@@ -150,11 +150,12 @@ def test_a_group_commit_never_lands_inside_a_binding(tmp_path: Path) -> None:
     assert all(paid + left == 100 for paid, left in seen), seen
 
 
-def test_a_rest_owed_to_a_token_bound_elsewhere_stays_owed(tmp_path: Path) -> None:
+def test_a_small_rest_of_a_token_bound_elsewhere_is_owed_to_its_channel(tmp_path: Path) -> None:
     """The driver rebound the token to another channel: the old session's rest does not reset
-    that channel's credit; it stays owed."""
+    that channel's credit; it is owed to the old channel's payer (with that channel's other
+    small amounts: `refund_rows`), and the session's refund row is gone."""
 
-    async def main() -> tuple[bool, tuple[bytes, int] | None, int | None]:
+    async def main() -> tuple[bool, tuple[bytes, int] | None, int | None, list[object]]:
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
             await store.save_token("CARD", CHANNEL_A, 100)
             assert await store.bind(("CP", "TX"), PREPAID)
@@ -168,9 +169,10 @@ def test_a_rest_owed_to_a_token_bound_elsewhere_stays_owed(tmp_path: Path) -> No
                 credited,
                 await store.token("CARD"),
                 await store.refunds.owed_refund(("CP", "TX")),
+                [r[1:] for r in await store.refunds.owed_token_refunds(0)],
             )
 
-    assert asyncio.run(main()) == (False, (CHANNEL_B, 7), 40)
+    assert asyncio.run(main()) == (True, (CHANNEL_B, 7), None, [(CHANNEL_A, "CARD", 40)])
 
 
 _ABORT_TOKEN_REFUND = """
@@ -246,7 +248,7 @@ def test_writes_queued_behind_a_failed_group_commit_are_committed_without_anothe
     """A group commit that fails hands its error to its own writers only; the writes queued
     behind it (beyond one batch, or come while it was committing) are committed by the same
     flush. Before, the flush ended with the error and they waited for an unrelated write."""
-    monkeypatch.setattr(store_module, "MAX_BATCH", 1)
+    monkeypatch.setattr(group_commit, "MAX_BATCH", 1)
 
     async def main() -> None:
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
