@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 
 class ChannelTable:
-    """The CPO's channel directory in this benchmark: the drivers' channels (see the module
-    docstring)."""
+    """The CPO's channel directory in this benchmark: the drivers' channels, from the same
+    deterministic keys the simulators' drivers use (`_charging_load.driver`), in place of the
+    ledger's."""
 
     def __init__(self, count: int) -> None:
         self.terms = {t.channel_id: t for t in (driver(i)[1] for i in range(count))}

@@ -348,7 +348,7 @@ def measure(
     return doc
 
 
-def _asyncio_run(work: Coroutine[Any, Any, None], profile: Path | None, role: str) -> None:
+def _run_role(work: Coroutine[Any, Any, None], profile: Path | None, role: str) -> None:
     """`work` on its process's loop (the CSMS's as it serves, `run_process`; a simulator's on
     asyncio's own, as a charger's library runs it), under cProfile if `profile` names a folder
     for its statistics."""
@@ -387,14 +387,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stations = args.stations or (QUICK_STATIONS if args.quick else STATIONS)
     if args.csms is not None:
-        _asyncio_run(csms_process(args.csms, stations), args.profile, "csms")
+        _run_role(csms_process(args.csms, stations), args.profile, "csms")
         return
     if args.echo:
         run_process(echo_process())  # the CSMS's loop: the answerer's own cost stays small
         return
     if args.simulate is not None:
         url, first, count, measure_s, pay_every, interval_s, phases = args.simulate
-        _asyncio_run(
+        _run_role(
             simulator_process(
                 url,
                 int(first),

@@ -39,6 +39,7 @@ from .errors import SessionError, StationAuthError, TokenRefusedError
 from .pay_frames import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
     MAX_EVENTS_PER_SESSION,
+    ChargingSession,
     SessionBook,
     SessionLimits,
     StopSession,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import Server
     from websockets.http11 import Request, Response
 
-    from .session import ChargingSession, Pricing
+    from .session import Pricing
     from .station import StationConnection
 
     Authorizer = Callable[[str], Awaitable[Binding | None]]
@@ -68,7 +69,6 @@ MAX_RECENT_STOPS: Final = 1024
 MAX_TOKENS: Final = 100_000
 """Id tokens indexed to their latest session (the least recently started are forgotten)."""
 LOG: Final = logging.getLogger(__name__)
-T = TypeVar("T")
 GC_YOUNG_THRESHOLD: Final = 20_000
 """Net allocations of tracked objects between two collections of the youngest generation in a
 CSMS process (`tune_collector`; Python's default is 700)."""
@@ -162,11 +162,18 @@ class Csms:
             return self.channel_pricing
         return None
 
+    def sample_seq(self, key: tuple[str, str], ms: int, register_wh: int | None) -> int:
+        """The seq of a 1.6 sample of session `key` (`ChargingSession.sample_seq`; a session
+        not in the book, new or billed and closed, has none applied)."""
+        session = self.book.sessions.get(key) or ChargingSession(key, self.pricing)
+        return session.sample_seq(ms, register_wh)
+
     async def event(self, event: TransactionEvent) -> ChargingSession | None:
         """Apply one transaction event once, durably, then act on the core's decision. An
         event of a session already billed and closed (a late offline event) is kept in the
         store; the bill stands (the energy is the register's highest reading, which the Ended
-        event carried)."""
+        event carried). A `SessionError` refuses it with nothing applied: `EventConflictError`
+        for one that contradicts the session, a seq applied with another reading included."""
         if event.key not in self.book.sessions and await self.store.bill_of(event.key):
             if await self.store.event_count(event.key) < MAX_EVENTS_PER_SESSION:
                 await self.store.record(event)
@@ -355,11 +362,13 @@ async def serve_csms(
             await asyncio.gather(ticker, *csms._tasks, return_exceptions=True)
 
 
+T = TypeVar("T")
+
+
 def run_process(main: Coroutine[Any, Any, T]) -> T:
-    """Run a CSMS process's `main` on uvloop's event loop: asyncio's API on libuv, a quarter
-    less CPU per OCPP message than asyncio's own loop (`benchmarks.charging --pay-every 0`: 0.41
-    -> 0.32 ms per meter value, the trivial answerer 0.15 -> 0.11 ms per message), or on
-    asyncio's own loop where uvloop has no build (Windows). One loop per process either way."""
+    """Run a CSMS process's `main` on uvloop's event loop (asyncio's API on libuv: less CPU per
+    OCPP message than asyncio's own loop, see `benchmarks.charging`), or on asyncio's own loop
+    where uvloop has no build (Windows). One loop per process either way."""
     if sys.platform == "win32":
         return asyncio.run(main)
     return uvloop.run(main)

@@ -1,16 +1,20 @@
 """OCPP 1.6J: one station's connection, its handlers and the CSMS's calls to it.
 
 StartTransaction is the session's seq 0 and gets its transaction id from the store (the same id
-for a resent start); each MeterValues sample becomes an Updated event keyed by its timestamp in
-milliseconds; StopTransaction (with its `transactionData`) is the Ended event at `STOP_SEQ`.
+for a resent start); each MeterValues sample becomes an Updated event keyed by its time and
+reading (`session.ChargingSession.sample_seq`); StopTransaction is the Ended event at `STOP_SEQ`,
+after its `transactionData` samples (a refused sample is logged: the stop is applied, and the
+session billed, all the same).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import logging
+from typing import Any, ClassVar, Final
 
 from ocpp.v16 import call, call_result  # type: ignore[import-untyped]
 
+from .errors import SessionError
 from .session import STOP_SEQ, EventKind, TransactionEvent
 from .station import (
     StationConnection,
@@ -21,6 +25,7 @@ from .station import (
     register_wh,
 )
 
+LOG: Final = logging.getLogger(__name__)
 _ACCEPTED = {"status": "Accepted"}
 _INVALID = {"status": "Invalid"}
 
@@ -63,23 +68,31 @@ class Station16(StationConnection):
 
         return await self.guarded(work)
 
-    def _samples(self, transaction_id: int, meter_value: list[Any]) -> list[TransactionEvent]:
-        events = []
+    async def _apply_samples(
+        self, transaction_id: int, meter_value: list[Any]
+    ) -> SessionError | None:
+        """Apply each sample as an Updated event, keyed by its time and reading
+        (`Csms.sample_seq`), in turn: a refused one keeps none of the others out. Returns the
+        first refusal, if any."""
+        key = (self.id, str(transaction_id))
+        refused: SessionError | None = None
         for sample in meter_value:
-            wh, signed = register_wh([sample])
-            ms = parse_time_ms("meter_value.timestamp", sample.get("timestamp"))
-            events.append(
-                TransactionEvent(
+            try:
+                wh, signed = register_wh([sample])
+                ms = parse_time_ms("meter_value.timestamp", sample.get("timestamp"))
+                event = TransactionEvent(
                     charge_point=self.id,
-                    transaction_id=str(transaction_id),
-                    seq_no=ms,
+                    transaction_id=key[1],
+                    seq_no=self.csms.sample_seq(key, ms, wh),
                     kind=EventKind.UPDATED,
                     timestamp_s=ms // 1000,
                     register_wh=wh,
                     signed_meter_value=signed,
                 )
-            )
-        return events
+                await self.csms.event(event)
+            except SessionError as e:
+                refused = refused or e
+        return refused
 
     @on("MeterValues")
     async def on_meter_values(
@@ -87,8 +100,9 @@ class Station16(StationConnection):
     ) -> Any:
         async def work() -> Any:
             if transaction_id is not None:
-                for event in self._samples(transaction_id, meter_value):
-                    await self.csms.event(event)
+                refused = await self._apply_samples(transaction_id, meter_value)
+                if refused is not None:  # the others are applied: a resend finds them repeats
+                    raise refused
             return call_result.MeterValues()
 
         return await self.guarded(work)
@@ -103,8 +117,14 @@ class Station16(StationConnection):
         **_: Any,
     ) -> Any:
         async def work() -> Any:
-            for event in self._samples(transaction_id, transaction_data or []):
-                await self.csms.event(event)
+            refused = await self._apply_samples(transaction_id, transaction_data or [])
+            if refused is not None:  # the stop itself stands: the session is billed all the same
+                LOG.warning(
+                    "%s: a sample of stopped transaction %s refused: %s",
+                    self.id,
+                    transaction_id,
+                    refused,
+                )
             await self.csms.event(
                 TransactionEvent(
                     charge_point=self.id,

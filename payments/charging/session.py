@@ -5,9 +5,11 @@ holds no sockets, clocks or databases. A session is keyed by (charge point, tran
 each event by (charge point, transaction id, `seq_no`):
 
 - OCPP 2.0.1: `TransactionEvent` Started / Updated / Ended with the charger's `seqNo`;
-- OCPP 1.6: StartTransaction is seq 0, StopTransaction is `STOP_SEQ`, and MeterValues are keyed by
-  the sample's timestamp in milliseconds (1.6 has no seqNo; a sample's time is unique per
-  transaction), so a resent message is recognised all the same.
+- OCPP 1.6: StartTransaction is seq 0, StopTransaction is `STOP_SEQ`, and a MeterValues sample,
+  which has no seqNo, is keyed by its time and reading (`ChargingSession.sample_seq`): its
+  timestamp in ms times `SAMPLE_SLOTS`, plus a slot per distinct reading stamped that ms (a
+  clock-aligned and a periodic sample often share a whole second). A resent sample finds its
+  slot again, so it is recognised all the same.
 
 Events a charger queued while offline arrive late and out of order: each key is applied once, and
 nothing depends on the order. The meter register only grows, so the energy delivered is the
@@ -40,7 +42,12 @@ if TYPE_CHECKING:
 STOP_SEQ: Final = 2**31 - 1
 """The seq of an OCPP 1.6 StopTransaction (2.0.1 seqNo values stay below it in practice)."""
 MAX_SEQ: Final = 2**53
-"""The largest seq accepted (a 1.6 sample's time in ms fits well below)."""
+"""The largest seq accepted (a 1.6 sample's key, `SAMPLE_SLOTS` per ms, fits well below)."""
+SAMPLE_SLOTS: Final = 16
+"""Distinct readings a 1.6 transaction may have stamped with one millisecond."""
+MIN_SAMPLE_MS: Final = 2 * 86_400_000
+"""The earliest 1.6 sample time taken, 1970-01-03 (Unix ms): every key from it on lies above
+`STOP_SEQ`."""
 MAX_REGISTER_WH: Final = 10**15
 """The largest meter register reading accepted (a petawatt-hour)."""
 MAX_ID_LENGTH: Final = 64
@@ -229,13 +236,32 @@ class ChargingSession:
         """What the driver owes now."""
         return max(0, self.billed() - self.paid)
 
+    def sample_seq(self, ms: int, register_wh: int | None) -> int:
+        """The seq of a 1.6 sample stamped `ms` (Unix ms) with `register_wh`: `ms *
+        SAMPLE_SLOTS` plus the slot of an applied sample with the same reading (a resend), else
+        the first free slot; a sample without a reading takes the first slot (a repeat when one
+        is applied: it adds only a time already known). `MalformedEventError` for a time before
+        `MIN_SAMPLE_MS` (its key could be seq 0 or `STOP_SEQ`, the start's and the stop's), or
+        for more than `SAMPLE_SLOTS` readings stamped with one ms."""
+        if ms < MIN_SAMPLE_MS:
+            raise MalformedEventError("meter_value.timestamp", "before 1970-01-03")
+        base = ms * SAMPLE_SLOTS
+        for seq in range(base, base + SAMPLE_SLOTS):
+            if seq not in self.seen or register_wh is None or self.seen[seq] == register_wh:
+                return seq
+        raise MalformedEventError(
+            "meter_value", f"more than {SAMPLE_SLOTS} readings stamped at {ms} ms"
+        )
+
     def repeated(self, event: TransactionEvent) -> bool:
         """Whether `event` was applied already; `EventConflictError` if its seq was applied
         with another register reading (a resent message carries the same one: a second reading
-        under one key is not a repeat, and dropping it silently would lose it)."""
+        under one key is not a repeat, and dropping it silently would lose it). A missing
+        reading on either side is no conflict."""
         if event.seq_no not in self.seen:
             return False
-        if self.seen[event.seq_no] != event.register_wh:
+        held = self.seen[event.seq_no]
+        if held is not None and event.register_wh is not None and held != event.register_wh:
             raise EventConflictError(
                 self.key,
                 f"seq {event.seq_no} again with register {event.register_wh} "

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import gc
 import json
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvloop
 from ocpp.charge_point import (  # type: ignore[import-untyped]
     remove_nones,
     serialize_as_dict,
@@ -36,7 +36,13 @@ from payments.charging.csms import (
 from payments.charging.errors import MalformedEventError
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pricing import ocpi_pricing, session_usage
-from payments.charging.session import SessionLimits, StopReason
+from payments.charging.session import (
+    SAMPLE_SLOTS,
+    EventKind,
+    SessionLimits,
+    StopReason,
+    TransactionEvent,
+)
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.station import _payload, now_iso, register_wh
 from payments.charging.store import Binding, CsmsStore
@@ -238,38 +244,115 @@ def test_a_conflicting_event_is_a_callerror_and_changes_nothing(tmp_path: Path) 
     run(tmp_path, body)
 
 
-def test_16_samples_are_keyed_by_their_millisecond_and_a_second_reading_is_refused(
-    tmp_path: Path,
-) -> None:
-    """Two samples in one second are two events (1.6 has no seqNo: the key is the sample's
-    time in ms); the same sample resent is a repeat; another reading under its time is a
-    CALLERROR, not dropped in silence."""
+def _sample(at: str, wh: int | None, power: bool = False) -> dict[str, object]:
+    values: list[dict[str, object]] = [] if wh is None else [{"value": str(wh), "unit": "Wh"}]
+    if power:
+        values.append({"value": "7400", "unit": "W", "measurand": "Power.Active.Import"})
+    return {"timestamp": f"2026-06-01T00:00:{at}Z", "sampledValue": values}
 
-    def sample(ms: int, wh: int) -> dict[str, object]:
-        at = f"2026-06-01T00:00:05.{ms:03d}Z"
-        return {"timestamp": at, "sampledValue": [{"value": str(wh), "unit": "Wh"}]}
+
+async def _start16(ws: Any) -> int:
+    start = {"connectorId": 1, "idTag": "D", "meterStart": 100}
+    start["timestamp"] = "2026-06-01T00:00:00Z"
+    await ws.send(json.dumps([2, "s", "StartTransaction", start]))
+    return int(json.loads(await ws.recv())[2]["transactionId"])
+
+
+async def _meter16(ws: Any, unique_id: str, tx: int, *samples: dict[str, object]) -> Any:
+    values = {"connectorId": 1, "transactionId": tx, "meterValue": list(samples)}
+    await ws.send(json.dumps([2, unique_id, "MeterValues", values]))
+    return json.loads(await ws.recv())
+
+
+def test_16_samples_are_keyed_by_their_time_and_reading(tmp_path: Path) -> None:
+    """1.6 has no seqNo: two samples in one second are two events (their ms), two readings
+    stamped with one ms are two events (a clock-aligned and a periodic sample in one whole
+    second), a sample resent is a repeat, and one without a reading at a known time adds
+    nothing."""
+    at_5 = 1_780_272_005_000 * SAMPLE_SLOTS  # 2026-06-01T00:00:05 in ms, its first slot
 
     async def body(csms: Csms, url: str) -> None:
         async for ws in _raw(url, "CP16", "ocpp1.6"):
-            start = {"connectorId": 1, "idTag": "D", "meterStart": 100}
-            start["timestamp"] = "2026-06-01T00:00:00Z"
-            await ws.send(json.dumps([2, "s", "StartTransaction", start]))
-            tx = json.loads(await ws.recv())[2]["transactionId"]
-            for n, (ms, wh) in enumerate([(250, 1_000), (750, 1_500), (750, 1_500), (750, 1_600)]):
-                values = {"connectorId": 1, "transactionId": tx, "meterValue": [sample(ms, wh)]}
-                await ws.send(json.dumps([2, f"m{n}", "MeterValues", values]))
-                answers.append(json.loads(await ws.recv()))
+            tx = await _start16(ws)
+            answers = [
+                await _meter16(ws, "m1", tx, _sample("05.250", 1_000)),
+                await _meter16(ws, "m2", tx, _sample("05.750", 1_500)),
+                await _meter16(ws, "m3", tx, _sample("05.750", 1_500)),  # resent
+                await _meter16(ws, "m4", tx, _sample("06", 2_000)),
+                await _meter16(ws, "m5", tx, _sample("06", 2_004), _sample("06", None, True)),
+            ]
+            assert [a[0] for a in answers] == [3] * 5
             session = csms.book.sessions[("CP16", str(tx))]
-            seqs = [1_780_272_005_250, 1_780_272_005_750]  # 2026-06-01T00:00:05 in ms
-            assert session.seen == {0: 100, seqs[0]: 1_000, seqs[1]: 1_500}
-            assert session.energy_wh == 1_400
-            assert len(await csms.store.events(("CP16", str(tx)))) == 3
+            at_6 = at_5 + 1000 * SAMPLE_SLOTS
+            assert session.seen == {
+                0: 100,
+                at_5 + 250 * SAMPLE_SLOTS: 1_000,
+                at_5 + 750 * SAMPLE_SLOTS: 1_500,
+                at_6: 2_000,
+                at_6 + 1: 2_004,
+            }
+            assert session.energy_wh == 1_904
+            assert len(await csms.store.events(("CP16", str(tx)))) == 5
 
-    answers: list[Any] = []
     run(tmp_path, body)
-    assert [a[0] for a in answers] == [3, 3, 3, 4]
-    assert answers[3][2] == "PropertyConstraintViolation"
-    assert "again with register 1600 (was 1500)" in answers[3][3]
+
+
+def test_a_refused_16_sample_keeps_none_of_the_others_out_nor_the_stop(tmp_path: Path) -> None:
+    """A MeterValues with a refused sample (stamped before 1970-01-03) between two good ones is
+    a CALLERROR, with the good ones applied (its resend: the same answer, nothing twice); a
+    StopTransaction whose `transactionData` holds one is applied and billed all the same."""
+
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            tx = await _start16(ws)
+            early = {**_sample("01", 1_200), "timestamp": "1970-01-01T00:00:01Z"}
+            samples = (_sample("05", 1_000), early, _sample("07", 1_100))
+            for unique_id in ("m1", "m1-again"):
+                error = await _meter16(ws, unique_id, tx, *samples)
+                assert error[:3] == [4, unique_id, "PropertyConstraintViolation"]
+                assert "before 1970-01-03" in error[3]
+            key = ("CP16", str(tx))
+            assert csms.book.sessions[key].energy_wh == 1_000
+            stop = {"meterStop": 1_500, "timestamp": "2026-06-01T00:05:00Z", "transactionId": tx}
+            stop["transactionData"] = [early, _sample("10", 1_400)]
+            await ws.send(json.dumps([2, "stop", "StopTransaction", stop]))
+            assert json.loads(await ws.recv())[0] == 3
+        [bill] = await csms.store.bills()
+        assert (bill.energy_wh, bill.duration_s) == (1_400, 300)
+        assert len(await csms.store.events(key)) == 5  # start, 05, 07, 10, stop
+
+    run(tmp_path, body)
+
+
+def test_two_readings_racing_under_one_seq_apply_one_and_refuse_the_other(
+    tmp_path: Path,
+) -> None:
+    """The same 2.0.1 seqNo with two readings at once (a charger reconnected mid-send): both
+    pass the check before either commits; the first is applied, the second is refused after
+    its commit found the seq taken, and the store holds the applied reading."""
+
+    async def body(csms: Csms, url: str) -> None:
+        del url
+        key = ("CP201", "T-1")
+        start = TransactionEvent(
+            charge_point=key[0],
+            transaction_id=key[1],
+            seq_no=0,
+            kind=EventKind.STARTED,
+            timestamp_s=int(T0),
+            register_wh=100,
+        )
+        await csms.event(start)
+        racing = [
+            dataclasses.replace(start, seq_no=5, kind=EventKind.UPDATED, register_wh=wh)
+            for wh in (500, 700)
+        ]
+        results = await asyncio.gather(*(csms.event(e) for e in racing), return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["ChargingSession", "EventConflictError"]
+        assert csms.book.sessions[key].seen == {0: 100, 5: 500}
+        assert [e.register_wh for e in await csms.store.events(key)] == [100, 500]
+
+    run(tmp_path, body)
 
 
 async def _prepaid(id_token: str) -> Binding | None:
@@ -395,6 +478,8 @@ def test_ocpp_times_are_formatted_per_whole_second() -> None:
 
 
 def test_a_csms_process_runs_on_uvloops_event_loop() -> None:
+    uvloop = pytest.importorskip("uvloop", reason="no uvloop build here: asyncio's own loop")
+
     async def loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 

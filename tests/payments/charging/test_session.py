@@ -10,6 +10,10 @@ from hypothesis import strategies as st
 from payments.charging.errors import EventConflictError, MalformedEventError, SessionLimitError
 from payments.charging.session import (
     MAX_SESSIONS_PER_CHARGE_POINT,
+    MIN_SAMPLE_MS,
+    SAMPLE_SLOTS,
+    STOP_SEQ,
+    ChargingSession,
     EventKind,
     SessionBook,
     SessionLimits,
@@ -78,6 +82,36 @@ def test_a_repeated_seq_changes_nothing_and_another_reading_under_it_is_refused(
         book.apply(event(1, EventKind.UPDATED, 9999, 9_999_999))
     assert again.session.energy_wh == 250
     assert again.session.seen == {0: SESSION[0].register_wh, 1: SESSION[1].register_wh}
+
+
+def test_a_16_sample_takes_the_slot_of_its_reading_at_its_millisecond() -> None:
+    session = ChargingSession(("CP1", "tx1"), per_kwh)
+    ms = 1_780_000_000_123
+    base = ms * SAMPLE_SLOTS
+
+    def apply(wh: int | None) -> int:
+        seq = session.sample_seq(ms, wh)
+        session.apply(event(seq, EventKind.UPDATED, ms // 1000, wh))
+        return seq
+
+    assert apply(None) == base  # a time alone
+    assert apply(1_000) == base + 1  # a reading: not the slot of the time alone
+    assert apply(1_004) == base + 2
+    assert session.sample_seq(ms, 1_000) == base + 1  # resent: its slot again, a repeat
+    assert session.sample_seq(ms, None) == base  # a time alone again adds nothing
+    for wh in range(2_000, 2_000 + SAMPLE_SLOTS - 3):
+        apply(wh)
+    with pytest.raises(MalformedEventError, match=f"more than {SAMPLE_SLOTS} readings"):
+        session.sample_seq(ms, 9_999)
+    assert session.sample_seq(ms, 2_000) == base + 3  # a resend still finds its slot
+
+
+def test_a_16_sample_key_never_reaches_the_start_or_the_stop() -> None:
+    session = ChargingSession(("CP1", "tx1"), per_kwh)
+    for ms in (0, STOP_SEQ // SAMPLE_SLOTS, MIN_SAMPLE_MS - 1):
+        with pytest.raises(MalformedEventError, match="before 1970-01-03"):
+            session.sample_seq(ms, 1)
+    assert session.sample_seq(MIN_SAMPLE_MS, 1) > STOP_SEQ
 
 
 def test_conflicting_events_are_refused_and_change_nothing() -> None:
