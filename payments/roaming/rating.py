@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from .errors import AgreementError, MalformedAgreementError, RecordOutsideAgreementError
 from .record import EventType
@@ -32,7 +32,6 @@ from .record import EventType
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .agreement import Agreement
     from .record import UsageRecord
 
 MAX_PRICE: Final = 10**12
@@ -178,7 +177,33 @@ class Rating:
     """Minor units of tax on `charge`."""
 
 
-def rate(agreement: Agreement, record: UsageRecord) -> Rating:
+class RatedParty(Protocol):
+    """What rating reads of an agreement's party (`agreement.Party`)."""
+
+    @property
+    def tadig(self) -> str: ...
+
+    @property
+    def plans(self) -> tuple[Plan, ...]: ...
+
+
+class RatedAgreement(Protocol):
+    """What rating reads of an agreement (`agreement.Agreement`)."""
+
+    @property
+    def parties(self) -> tuple[RatedParty, RatedParty]: ...
+
+    @property
+    def valid_from(self) -> int: ...
+
+    @property
+    def valid_until(self) -> int: ...
+
+    @property
+    def tax_bp(self) -> int: ...
+
+
+def rate(agreement: RatedAgreement, record: UsageRecord) -> Rating:
     """The rating of `record` under `agreement`; `RecordOutsideAgreementError` if the agreement
     does not cover it (another pair, or an event outside the validity period). For many records
     build one `RatingTable`."""
@@ -191,7 +216,7 @@ class RatingTable:
 
     __slots__ = ("_plans", "_tax_bp", "_valid_from", "_valid_until")
 
-    def __init__(self, agreement: Agreement) -> None:
+    def __init__(self, agreement: RatedAgreement) -> None:
         a, b = agreement.parties
         self._plans = {
             (sender, recipient, plan.service): plan
