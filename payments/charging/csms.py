@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import anyio.lowlevel
 from ocpp import messages as ocpp_messages  # type: ignore[import-untyped]
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -343,6 +344,10 @@ async def serve_csms(
     # The `ocpp` library validates a message its compiled check refuses (see `schemas`) in a
     # worker thread by default; that holds the GIL all the same, so validate on the loop.
     ocpp_messages.ASYNC_VALIDATION = False
+    # The drivers' payments take anyio locks (the payee service is a library on anyio), and
+    # anyio imports its asyncio backend at its first call: 20-30 ms in which no charger is
+    # answered, at the first payment. Take it before the first charger connects.
+    await anyio.lowlevel.checkpoint()
     async with serve(
         handler,
         host,

@@ -10,7 +10,11 @@ import base64
 import dataclasses
 import gc
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -50,7 +54,6 @@ from payments.charging.tariff_pricing import price
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
-    from pathlib import Path
 
 T0 = 1_780_000_000.0
 PASSWORD = "s3cret-password"
@@ -484,6 +487,36 @@ def test_a_csms_process_runs_on_uvloops_event_loop() -> None:
         return asyncio.get_running_loop()
 
     assert isinstance(run_process(loop()), uvloop.Loop)
+
+
+def test_the_csms_takes_anyios_backend_before_the_first_charger(tmp_path: Path) -> None:
+    """anyio imports its asyncio backend at its first call (20-30 ms in which no charger is
+    answered): a fresh CSMS process takes it as it starts serving, not at its first payment."""
+    code = f"""
+import asyncio, sys
+from pathlib import Path
+from payments.charging.csms import Csms, serve_csms
+from payments.charging.store import CsmsStore
+
+async def main():
+    async with CsmsStore(Path({str(tmp_path / "csms.sqlite")!r})) as store:
+        before = "anyio._backends._asyncio" in sys.modules
+        async with serve_csms(Csms(store=store, pricing=lambda t, wh, s: 0)):
+            print(before, "anyio._backends._asyncio" in sys.modules)
+
+asyncio.run(main())
+"""
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_a_csms_process_collects_its_youngest_generation_less_often() -> None:
