@@ -344,9 +344,12 @@ async def serve_csms(
     # The `ocpp` library validates a message its compiled check refuses (see `schemas`) in a
     # worker thread by default; that holds the GIL all the same, so validate on the loop.
     ocpp_messages.ASYNC_VALIDATION = False
-    # The drivers' payments take anyio locks (the payee service is a library on anyio), and
-    # anyio imports its asyncio backend at its first call: 20-30 ms in which no charger is
-    # answered, at the first payment. Take it before the first charger connects.
+    # Before the first charger connects, what would otherwise hold every charger's answer up
+    # the first time it is needed: the payload checks of each action, compiled once (1-13 ms
+    # each), and anyio's asyncio backend, imported at anyio's first call (17-30 ms, at the
+    # first payment: the payee service is a library on anyio and takes anyio locks).
+    Station16.compile_checks()
+    Station201.compile_checks()
     await anyio.lowlevel.checkpoint()
     async with serve(
         handler,
