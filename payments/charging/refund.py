@@ -93,11 +93,11 @@ class PrepaidRefunds:
         store = self.payments.csms.store
         name = f"{key[0]}/{key[1]}"
         try:
-            rest = await store.refunds.owed_refund(key)
+            owed = await store.refunds.owed_refund(key)
             binding = await store.binding(key)
-            if rest is None or binding is None or binding.channel_id is None:
+            if owed is None or binding is None or binding.channel_id is None:
                 return False
-            if rest < self.min_amount:
+            if owed[0] < self.min_amount:
                 if binding.id_token is None:
                     return False
                 return await store.refunds.refund_as_credit(

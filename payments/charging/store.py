@@ -14,10 +14,10 @@ bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_poi
 commitments(charge_point, transaction_id, digest, message_id)    a session on the ledger
 tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
-                                  a prepaid session's rest, while owed (state owed | sending)
+                  a prepaid session's rest, while owed (state owed | maybe_sent | sending)
 token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
           owed to a channel's payer: a prepaid amount an unbound token held, a prepayment raced
-          by an unbinding, a small rest (state owed | sending)
+          by an unbinding, a small rest (state owed | maybe_sent | sending)
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
@@ -45,7 +45,7 @@ from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
 from .event_rows import EVENTS_SCHEMA, EventRows
 from .group_commit import GROUP_WINDOW_S
-from .refund_rows import ADD_CREDIT, PRUNE_DONE, RefundRows, credit_or_owe
+from .refund_rows import ADD_CREDIT, MARK_MAYBE_SENT, PRUNE_DONE, RefundRows, credit_or_owe
 from .session import SessionLimits
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS token_refunds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT NOT NULL, channel_id BLOB NOT NULL,
     amount INTEGER NOT NULL, state TEXT NOT NULL);
 """
+SCHEMA_VERSION: Final = 1
+"""This version's `PRAGMA user_version` of the database (`CsmsStore._upgrade`)."""
 _OWE_REFUND: Final = """
     INSERT OR IGNORE INTO refunds SELECT charge_point, transaction_id, paid - ?, 'owed'
     FROM sessions WHERE charge_point = ? AND transaction_id = ? AND channel_id IS NOT NULL
@@ -137,10 +139,22 @@ class CsmsStore(EventRows):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         await self.db.executescript(EVENTS_SCHEMA + _SCHEMA)
+        await self._upgrade()
         await self.db.executescript(PRUNE_DONE)
         await self.db.execute(CHANNELS_SCHEMA)
         await self.db.commit()
         return self
+
+    async def _upgrade(self) -> None:
+        """Bring a database older versions wrote up to this one's (`PRAGMA user_version`, 0 in
+        a database they wrote or a new one), in one transaction: 0 -> 1, the refund rows they
+        left owed may have been sent (`refund_rows.MARK_MAYBE_SENT`)."""
+        async with self.db.execute("PRAGMA user_version") as c:
+            row = await c.fetchone()
+        if row is not None and int(row[0]) < SCHEMA_VERSION:
+            await self.db.executescript(
+                f"BEGIN; {MARK_MAYBE_SENT} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
 
     # -- stations ------------------------------------------------------------------------------
 

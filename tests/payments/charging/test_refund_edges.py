@@ -1,0 +1,72 @@
+"""Edges of the refunds (`refund`, `refund_rows`): rows an older version left, a refund whose
+amount is fixed, concurrent payers of one bill (a second reader's findings on the bounded
+refunds)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from payments.charging.refund import REFUND_KEY, unbind_refund_key
+from tangle.protocol.transaction import address_of
+
+from .test_payment import DRIVER, World, run
+from .test_refund import _billed_prepaid
+from .test_refund_bounds import Sent, _owe_small, _refunder
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from payments.charging.payment import DriverWallet
+
+
+def _as_an_older_version_left_it(path: Path) -> None:
+    """The file at `path` as a version before the `sending` state left it: its schema version 0
+    (its unpaid refund rows are `owed`, as the tests' bodies left them)."""
+    writer = sqlite3.connect(path)
+    try:
+        writer.execute("PRAGMA user_version = 0")
+    finally:
+        writer.close()
+
+
+def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: Path) -> None:
+    """An older version sent 540 and 450 and was killed before marking them paid: both rows
+    are still `owed`, beside a small 40 owed to the same channel. Opened by this version, each
+    is sent again at its own amount under its own key (the wallet pays a key once: a new amount
+    under it is refused, and the refund and the 40 it took in stayed owed forever); the 40,
+    never sent, is paid with the next refund to the channel."""
+    sent: list[Sent] = []
+    wallets: list[DriverWallet] = []
+
+    async def before(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-S", 900, 1_200)  # 540 owed back
+        wallets.append(wallet)
+        await _owe_small(world, wallet, "CARD-T", 40)  # row 1
+        await _owe_small(world, wallet, "CARD-U", 450)  # row 2
+
+    async def after(world: World) -> None:
+        refunds = _refunder(world, sent)
+        assert await refunds.retry() == 2
+        to, channel = address_of(DRIVER.public_key), wallets[0].channel.terms.channel_id
+        assert sent == [  # before: 580 under the key of 540, and 450 not sent (or 490)
+            (to, 540, REFUND_KEY + b"CP201/T1"),
+            (to, 450, unbind_refund_key(channel, "CARD-U", 2)),
+        ]
+        owed = await world.csms.store.refunds.owed_token_refunds(0)
+        assert [r[2:] for r in owed] == [("CARD-T", 40)]
+
+    async def later(world: World) -> None:
+        await _owe_small(world, wallets[0], "CARD-V", 200)  # row 3, owed by this version
+        refunds = _refunder(world, sent)
+        assert await refunds.retry() == 1
+        assert sent[2][1:] == (
+            240,
+            unbind_refund_key(wallets[0].channel.terms.channel_id, "CARD-V", 3),
+        )
+        assert await world.csms.store.refunds.owed_token_refunds(0) == []
+
+    run(tmp_path, before)
+    _as_an_older_version_left_it(tmp_path / "csms.sqlite")
+    run(tmp_path, after)
+    run(tmp_path, later)
