@@ -7,17 +7,19 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from payments.charging.refund import REFUND_KEY, unbind_refund_key
+from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
 from .test_refund import _billed_prepaid
-from .test_refund_bounds import Sent, _owe_small, _refunder
+from .test_refund_bounds import KEY, Sent, _owe_small, _refunder
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from payments.charging.payment import DriverWallet
+    from tangle.protocol.ids import Address
 
 
 def _as_an_older_version_left_it(path: Path) -> None:
@@ -28,6 +30,13 @@ def _as_an_older_version_left_it(path: Path) -> None:
         writer.execute("PRAGMA user_version = 0")
     finally:
         writer.close()
+
+
+def _sending(sent: list[Sent]) -> Callable[[Address, int, bytes], Awaitable[None]]:
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        sent.append((to, amount, key))
+
+    return send
 
 
 def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: Path) -> None:
@@ -70,3 +79,24 @@ def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: P
     _as_an_older_version_left_it(tmp_path / "csms.sqlite")
     run(tmp_path, after)
     run(tmp_path, later)
+
+
+def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum(
+    tmp_path: Path,
+) -> None:
+    """A rest of 150 was tried at a minimum of 100 (the node did not answer: it may have been
+    sent); the ledger's minimum is 200 by the retry. The rest is sent again under its key, never
+    kept as the token's credit too (before, it was credited and its row deleted: paid twice if
+    the first try went through)."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-F", 900, 2_500)  # 150 owed back
+        assert not await _refunder(world, sent, [True]).pay(KEY)  # tried: 150, fixed
+        risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
+        assert await risen.pay(KEY)
+        assert sent == [(address_of(DRIVER.public_key), 150, REFUND_KEY + b"CP201/T1")]
+        bound = await world.csms.store.token("CARD-F")
+        assert bound is not None and bound[1] == 0  # not credited as well
+
+    run(tmp_path, body)
