@@ -203,11 +203,12 @@ class RefundRows:
         self, at_least: int = 1, limit: int = MAX_OWED_BATCH
     ) -> list[tuple[int, bytes, str, int]]:
         """Amounts owed back to channels' payers and not yet paid (unbound tokens' prepaid
-        amounts, raced prepayments, small rests), of at least `at_least`: (refund id, channel,
-        token, amount), oldest first."""
+        amounts, raced prepayments, small rests), of at least `at_least` unless their amount is
+        fixed (`sending`: tried, so sent again as it is, whatever the minimum is now): (refund
+        id, channel, token, amount), oldest first."""
         query = (
-            f"SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state IN {_UNPAID} "
-            "AND amount >= ? ORDER BY id LIMIT ?"
+            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'sending' "
+            "OR (state IN ('owed', 'maybe_sent') AND amount >= ?) ORDER BY id LIMIT ?"
         )
         async with self._store.db.execute(query, (at_least, limit)) as rows:
             return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]

@@ -91,12 +91,34 @@ def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum
     sent: list[Sent] = []
 
     async def body(world: World) -> None:
-        await _billed_prepaid(world, "CARD-F", 900, 2_500)  # 150 owed back
+        wallet = await _billed_prepaid(world, "CARD-F", 900, 2_500)  # 150 owed back
         assert not await _refunder(world, sent, [True]).pay(KEY)  # tried: 150, fixed
         risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
         assert await risen.pay(KEY)
         assert sent == [(address_of(DRIVER.public_key), 150, REFUND_KEY + b"CP201/T1")]
-        bound = await world.csms.store.token("CARD-F")
-        assert bound is not None and bound[1] == 0  # not credited as well
+        channel_id = wallet.channel.terms.channel_id
+        assert await world.csms.store.token("CARD-F") == (channel_id, 0)  # not credited too
+
+    run(tmp_path, body)
+
+
+def test_an_amount_owed_to_a_channel_whose_amount_is_fixed_is_retried_below_a_risen_minimum(
+    tmp_path: Path,
+) -> None:
+    """150 owed back to a channel was tried at a minimum of 100 (no answer); the minimum is 200
+    by the retry: it is sent again at 150 under its key (before, it was never read again)."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(KEY)
+        await _owe_small(world, wallet, "CARD-G", 150)
+        assert await _refunder(world, sent, [True]).retry() == 0  # tried: 150, fixed
+        risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
+        assert await risen.retry() == 1
+        channel_id = wallet.channel.terms.channel_id
+        assert sent == [
+            (address_of(DRIVER.public_key), 150, unbind_refund_key(channel_id, "CARD-G", 1))
+        ]
+        assert await world.csms.store.refunds.owed_token_refunds(0) == []
 
     run(tmp_path, body)
