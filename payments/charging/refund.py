@@ -108,6 +108,8 @@ class PrepaidRefunds:
             channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
             to = address_of(channel.terms.payer)
             amount = await store.refunds.claim_refund(key, binding.channel_id, self.min_amount)
+            if not amount:  # another payer paid it meanwhile
+                return False
             await self.send(to, amount, REFUND_KEY + name.encode())
             await store.refunds.refund_paid(key)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:

@@ -4,6 +4,7 @@ refunds)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from payments.charging.payment import DriverWallet
+    from payments.charging.store import Binding
     from tangle.protocol.ids import Address
 
 
@@ -120,5 +122,39 @@ def test_an_amount_owed_to_a_channel_whose_amount_is_fixed_is_retried_below_a_ri
             (address_of(DRIVER.public_key), 150, unbind_refund_key(channel_id, "CARD-G", 1))
         ]
         assert await world.csms.store.refunds.owed_token_refunds(0) == []
+
+    run(tmp_path, body)
+
+
+def test_two_payers_of_one_bill_send_its_refund_once(tmp_path: Path) -> None:
+    """The bill's hook and the retry loop pay one refund at once; the second reads the row
+    before the first deletes it and claims it after: it finds nothing owed and sends nothing
+    (before, it sent 0 under the refund's used key)."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-H", 900, 1_200)  # 540 owed back
+        store = world.csms.store
+        binding = store.binding
+        paid = asyncio.Event()
+        calls: list[tuple[str, str]] = []
+
+        async def behind(key: tuple[str, str]) -> Binding | None:
+            calls.append(key)
+            if len(calls) == 2:  # the second payer waits here until the first is done
+                await paid.wait()
+            return await binding(key)
+
+        store.binding = behind  # type: ignore[method-assign]
+        refunds = _refunder(world, sent)
+
+        async def pay() -> bool:
+            try:
+                return await refunds.pay(KEY)
+            finally:
+                paid.set()
+
+        assert sorted(await asyncio.gather(pay(), pay())) == [False, True]
+        assert [amount for _, amount, _ in sent] == [540]
 
     run(tmp_path, body)
