@@ -16,7 +16,7 @@ rows marked `paid` or `credited` by older versions are deleted when the store op
 on its amount and idempotency key never change, so a retry pays it once. Versions before
 `sending` existed sent an `owed` row as it was and marked it paid afterwards: a row they left
 `owed` may have been sent already (killed between the two). The store marks such rows
-`maybe_sent` once, when it first opens a database they wrote (`MARK_MAYBE_SENT`, PRAGMA
+`maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
 user_version 0 -> 1): claiming one fixes it at its amount (-> `sending`) and takes nothing in,
 and nothing takes it in, unless it is below the minimum (those versions never sent such an
 amount: a session's small rest was credited to its token, a small `token_refunds` row never
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
     import aiosqlite
 
+    from .group_commit import Statement
+
 ADD_CREDIT: Final = """
     INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
     prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
@@ -53,12 +55,13 @@ CREDIT_BOUND: Final = (
 )
 """Add an amount to a token's prepaid credit if it is bound to the channel it was paid from."""
 OWE_UNBOUND: Final = """
-    INSERT INTO token_refunds (id_token, channel_id, amount, state)
-    SELECT ?, ?, ?, 'owed' WHERE NOT EXISTS
+    INSERT INTO token_refunds (id_token, channel_id, amount, state, proof_sequence)
+    SELECT ?, ?, ?, 'owed', ? WHERE NOT EXISTS
     (SELECT 1 FROM tokens WHERE id_token = ? AND channel_id = ?)"""
 """Owe an amount back to a channel's payer if the token is not bound to that channel (unbound
 or rebound by the operator): the complement of `CREDIT_BOUND`, so the two credit an amount
-exactly once, whichever runs first (no statement of a group commit binds or unbinds a token)."""
+exactly once, whichever runs first (no statement of a group commit binds or unbinds a token).
+A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
 _UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
@@ -66,11 +69,14 @@ PRUNE_DONE: Final = f"""
     DELETE FROM refunds WHERE state NOT IN {_UNPAID};
     DELETE FROM token_refunds WHERE state NOT IN {_UNPAID};"""
 """Rows of refunds done, as versions that kept them left them (run when the store opens)."""
-MARK_MAYBE_SENT: Final = """
+UPGRADE_1: Final = """
     UPDATE refunds SET state = 'maybe_sent' WHERE state = 'owed';
-    UPDATE token_refunds SET state = 'maybe_sent' WHERE state = 'owed';"""
-"""Mark the rows an older version left `owed` as maybe sent (run once, by the store's upgrade of
-a database those versions wrote)."""
+    UPDATE token_refunds SET state = 'maybe_sent' WHERE state = 'owed';
+    ALTER TABLE token_refunds ADD COLUMN proof_sequence BLOB;
+    CREATE INDEX token_refunds_proof ON token_refunds (channel_id, proof_sequence);"""
+"""The refund tables of version 0 (older versions' and a new database's) to version 1 (run once,
+by the store's upgrade): the rows older versions left `owed` may have been sent; a raced
+prepayment's row holds its proof's sequence (u64 big-endian, `owed_back`)."""
 _SMALL: Final = "state IN ('owed', 'maybe_sent') AND amount < ?"
 """Never sent (below the minimum, so no version sent it) and not fixed: may be taken in."""
 _SMALL_SUM: Final = (
@@ -80,15 +86,21 @@ _DELETE_SMALL: Final = f"DELETE FROM token_refunds WHERE channel_id = ? AND {_SM
 
 
 def credit_or_owe(
-    id_token: str, channel_id: bytes, amount: int
-) -> tuple[tuple[str, tuple[object, ...]], ...]:
+    id_token: str, channel_id: bytes, amount: int, sequence: int | None = None
+) -> tuple[Statement, Statement]:
     """The statements crediting `amount`, paid from `channel_id` for `id_token`, to the token's
     prepaid credit if it is still bound to that channel, else owing it back to the channel's
-    payer (`owed_token_refunds`); run in one transaction."""
+    payer (`owed_token_refunds`; with the `sequence` of the proof that paid it, if a proof did:
+    `owed_back`); run in one transaction."""
+    proof = None if sequence is None else _proof_sequence(sequence)
     return (
         (CREDIT_BOUND, (amount, id_token, channel_id)),
-        (OWE_UNBOUND, (id_token, channel_id, amount, id_token, channel_id)),
+        (OWE_UNBOUND, (id_token, channel_id, amount, proof, id_token, channel_id)),
     )
+
+
+def _proof_sequence(sequence: int) -> bytes:
+    return sequence.to_bytes(8, "big")
 
 
 class _Store(Protocol):
@@ -198,6 +210,18 @@ class RefundRows:
                     (id_token, row[0], row[1]),
                 )
         return None if row is None else int(row[1])
+
+    async def owed_back(self, channel_id: bytes, sequence: int) -> bool:
+        """Whether the commit of `channel_id`'s proof `sequence` owed its prepayment back
+        (`credit_or_owe`: the row it wrote is still owed; it is gone once paid or taken into
+        another refund)."""
+        query = (
+            "SELECT 1 FROM token_refunds WHERE channel_id = ? AND proof_sequence = ? "
+            f"AND state IN {_UNPAID}"
+        )
+        params = (channel_id, _proof_sequence(sequence))
+        async with self._store.db.execute(query, params) as c:
+            return await c.fetchone() is not None
 
     async def owed_token_refunds(
         self, at_least: int = 1, limit: int = MAX_OWED_BATCH

@@ -15,9 +15,10 @@ commitments(charge_point, transaction_id, digest, message_id)    a session on th
 tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
                   a prepaid session's rest, while owed (state owed | maybe_sent | sending)
-token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
+token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state, proof_sequence)
           owed to a channel's payer: a prepaid amount an unbound token held, a prepayment raced
-          by an unbinding, a small rest (state owed | maybe_sent | sending)
+          by an unbinding (with its proof's sequence), a small rest (state owed | maybe_sent |
+          sending)
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
@@ -45,7 +46,7 @@ from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
 from .event_rows import EVENTS_SCHEMA, EventRows
 from .group_commit import GROUP_WINDOW_S
-from .refund_rows import ADD_CREDIT, MARK_MAYBE_SENT, PRUNE_DONE, RefundRows, credit_or_owe
+from .refund_rows import ADD_CREDIT, PRUNE_DONE, UPGRADE_1, RefundRows, credit_or_owe
 from .session import SessionLimits
 
 if TYPE_CHECKING:
@@ -138,22 +139,27 @@ class CsmsStore(EventRows):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        await self.db.executescript(EVENTS_SCHEMA + _SCHEMA)
-        await self._upgrade()
-        await self.db.executescript(PRUNE_DONE)
-        await self.db.execute(CHANNELS_SCHEMA)
-        await self.db.commit()
+        try:
+            await self.db.executescript(EVENTS_SCHEMA + _SCHEMA)
+            await self._upgrade()
+            await self.db.executescript(PRUNE_DONE)
+            await self.db.execute(CHANNELS_SCHEMA)
+            await self.db.commit()
+        except BaseException:  # closed, not left open (its thread would keep the process up)
+            await super().__aexit__(None, None, None)
+            raise
         return self
 
     async def _upgrade(self) -> None:
         """Bring a database older versions wrote up to this one's (`PRAGMA user_version`, 0 in
         a database they wrote or a new one), in one transaction: 0 -> 1, the refund rows they
-        left owed may have been sent (`refund_rows.MARK_MAYBE_SENT`)."""
+        left owed may have been sent, a raced prepayment's owed row holds its proof's sequence
+        (`refund_rows.UPGRADE_1`)."""
         async with self.db.execute("PRAGMA user_version") as c:
             row = await c.fetchone()
         if row is not None and int(row[0]) < SCHEMA_VERSION:
             await self.db.executescript(
-                f"BEGIN; {MARK_MAYBE_SENT} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                f"BEGIN; {UPGRADE_1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
 
     # -- stations ------------------------------------------------------------------------------
@@ -305,12 +311,15 @@ class CsmsStore(EventRows):
         )
 
     @staticmethod
-    def add_credit(id_token: str, channel_id: bytes, amount: int) -> Sequence[Statement]:
+    def add_credit(
+        id_token: str, channel_id: bytes, amount: int, sequence: int
+    ) -> Sequence[Statement]:
         """The statements adding `amount` to `id_token`'s prepaid amount on `channel_id`, or,
         if the operator unbound or rebound the token meanwhile, owing it back to the channel's
-        payer (`refund_rows.credit_or_owe`), committed with the proof that paid it
-        (`channel_rows.CsmsChannels`): the driver's money is never taken uncounted."""
-        return credit_or_owe(id_token, channel_id, amount)
+        payer (`refund_rows.credit_or_owe`), committed with the proof that paid it, of
+        `sequence` (`channel_rows.CsmsChannels`): the driver's money is never taken
+        uncounted."""
+        return credit_or_owe(id_token, channel_id, amount, sequence)
 
     async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
         """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound

@@ -131,3 +131,34 @@ def test_a_prepayment_not_raced_is_credited_to_its_token(tmp_path: Path) -> None
         assert _conserved(tmp_path / "csms.sqlite") == (450, 450, 0)
 
     run(tmp_path, body)
+
+
+def test_a_prepayment_owed_back_stays_so_when_its_token_is_bound_again_before_the_answer(
+    tmp_path: Path,
+) -> None:
+    """The operator unbinds the token before the payment's commit (the commit owes the 450
+    back), and the driver binds it to the same channel again before `prepay` answers: the
+    answer is still "owed back", from what the commit did (before, `prepay` read the token
+    again after the commit and answered a receipt for a credit the token never got)."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-R")
+        store = world.csms.store
+        write = store.write
+
+        async def saving(statements: Any) -> None:
+            store.write = write  # type: ignore[method-assign]
+            await world.payments.unbind("CARD-R")
+            await write(statements)
+            await world.bind(wallet, "CARD-R")  # the driver binds its card again
+
+        store.write = saving  # type: ignore[method-assign]
+        with pytest.raises(PrepaymentOwedBackError) as raised:
+            await world.payments.prepay("CARD-R", wallet.channel.pay(450))
+        assert raised.value.amount == 450
+        channel_id = wallet.channel.terms.channel_id
+        assert await store.token("CARD-R") == (channel_id, 0)
+        assert _conserved(tmp_path / "csms.sqlite") == (450, 0, 450)
+
+    run(tmp_path, body)

@@ -29,7 +29,10 @@ def _as_an_older_version_left_it(path: Path) -> None:
     (its unpaid refund rows are `owed`, as the tests' bodies left them)."""
     writer = sqlite3.connect(path)
     try:
-        writer.execute("PRAGMA user_version = 0")
+        writer.executescript(
+            "DROP INDEX token_refunds_proof; "
+            "ALTER TABLE token_refunds DROP COLUMN proof_sequence; PRAGMA user_version = 0"
+        )
     finally:
         writer.close()
 
