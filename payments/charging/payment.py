@@ -113,7 +113,7 @@ class ChargePayments:
         channel = await self.cashier.open(channel_id)
         if not is_valid(channel.terms.payer, bind_message(channel_id, id_token), signature):
             raise TokenBindingError(id_token, "not signed by the channel's payer")
-        if not await self.csms.store.add_prepaid(id_token, channel_id, 0):
+        if not await self.csms.store.bind_token(id_token, channel_id):
             raise TokenBindingError(id_token, "bound to another channel (the operator unbinds)")
 
     async def unbind(self, id_token: str) -> int | None:

@@ -26,12 +26,14 @@ read).
 session's rest below it is kept as its token's prepaid credit if the token is still bound to the
 channel that paid it, else owed to that channel's payer as a `token_refunds` row
 (`refund_as_credit`). Small owed amounts of one channel are then paid as soon as what that
-channel is owed reaches the minimum: every refund to the channel takes in, before its first
-try, the channel's small amounts still `owed` (`claim_refund`, `claim_token_refund`: one
-transfer pays them all), and small amounts with no larger refund to join are merged into one row
-per channel (`merge_small`), paid once their total reaches the minimum. So a channel is owed at
-most one row below the minimum; it stays owed only while nothing more is owed to that channel
-(the ledger cannot carry it alone).
+channel is owed reaches the minimum: every `owed` refund to the channel takes in, before its
+first try, the channel's small amounts never sent (`owed`, or `maybe_sent` below the minimum:
+`claim_refund`, `claim_token_refund`; one transfer pays them all), and small amounts with no
+larger refund to join are merged into one row per channel (`merge_small`), paid once their
+total reaches the minimum. So after each
+`merge_small` round (every `PrepaidRefunds.retry`) a channel is owed at most one never-sent row
+below the minimum (between rounds, new small amounts add rows); it stays owed only while nothing
+more is owed to that channel (the ledger cannot carry it alone).
 """
 
 from __future__ import annotations
@@ -45,11 +47,6 @@ if TYPE_CHECKING:
 
     from .group_commit import Statement
 
-ADD_CREDIT: Final = """
-    INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
-    prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
-"""Add an amount to a token's prepaid credit on a channel (bound anew if unbound; nothing if it
-is bound to another channel): a binding (`CsmsStore.add_prepaid`), a rest kept as credit."""
 CREDIT_BOUND: Final = (
     "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
 )
