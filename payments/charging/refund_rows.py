@@ -30,10 +30,10 @@ channel is owed reaches the minimum: every `owed` refund to the channel takes in
 first try, the channel's small amounts never sent (`owed`, or `maybe_sent` below the minimum:
 `claim_refund`, `claim_token_refund`; one transfer pays them all), and small amounts with no
 larger refund to join are merged into one row per channel (`merge_small`), paid once their
-total reaches the minimum. So after each
-`merge_small` round (every `PrepaidRefunds.retry`) a channel is owed at most one never-sent row
-below the minimum (between rounds, new small amounts add rows); it stays owed only while nothing
-more is owed to that channel (the ledger cannot carry it alone).
+total reaches the minimum. So after each `merge_small` round (every `PrepaidRefunds.retry`) a
+channel is owed at most one never-sent row below the minimum (between rounds, new small amounts
+add rows); it stays owed only while nothing more is owed to that channel (the ledger cannot
+carry it alone).
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ class RefundRows:
 
     async def claim_refund(self, key: tuple[str, str], channel_id: bytes, minimum: int) -> int:
         """What to send for session `key`'s rest, paid to `channel_id`'s payer: at its first
-        try, the rest and, if the rest is `owed` (never sent), the channel's owed amounts below
-        `minimum` (taken in, in the same transaction); the same amount at every later try (the
+        try, the rest and, if the rest is `owed` (never sent), the channel's never-sent amounts
+        below `minimum` (taken in, in the same transaction); the same amount at every later try (the
         row is `sending` from the first). 0 if nothing is owed."""
         async with self._store.transaction() as db:
             query = (
@@ -236,12 +236,12 @@ class RefundRows:
 
     async def claim_token_refund(self, refund_id: int, minimum: int) -> int:
         """What to send for owed refund `refund_id`: at its first try, its amount and, if it is
-        `owed` (never sent), its channel's other owed amounts below `minimum` (taken in, in the
-        same transaction); the same amount at every later try (the row is `sending` from the
+        `owed` (never sent), its channel's other never-sent amounts below `minimum` (taken in, in
+        the same transaction); the same amount at every later try (the row is `sending` from the
         first). 0 if it is not owed."""
         async with self._store.transaction() as db:
             async with db.execute(
-                f"SELECT channel_id, state, amount FROM token_refunds WHERE id = ? "
+                "SELECT channel_id, state, amount FROM token_refunds WHERE id = ? "
                 f"AND state IN {_UNPAID}",
                 (refund_id,),
             ) as c:
