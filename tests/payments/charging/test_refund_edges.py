@@ -8,7 +8,10 @@ import asyncio
 import sqlite3
 from typing import TYPE_CHECKING
 
+import pytest
+
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
+from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
@@ -161,3 +164,28 @@ def test_two_payers_of_one_bill_send_its_refund_once(tmp_path: Path) -> None:
         assert [amount for _, amount, _ in sent] == [540]
 
     run(tmp_path, body)
+
+
+def test_a_store_whose_upgrade_fails_is_closed(tmp_path: Path) -> None:
+    """A database the upgrade cannot bring to this version (here, the column it adds is there
+    already) fails the opening, and the store's connection is closed, not left open (its
+    thread then kept the process from exiting)."""
+    path = tmp_path / "csms.sqlite"
+    writer = sqlite3.connect(path)
+    try:
+        writer.execute(
+            "CREATE TABLE token_refunds (id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT "
+            "NOT NULL, channel_id BLOB NOT NULL, amount INTEGER NOT NULL, state TEXT NOT NULL, "
+            "proof_sequence BLOB)"
+        )
+    finally:
+        writer.close()
+
+    async def main() -> None:
+        store = CsmsStore(path)
+        with pytest.raises(sqlite3.OperationalError, match="duplicate column"):
+            await store.__aenter__()
+        with pytest.raises(RuntimeError, match="not open"):
+            _ = store.db
+
+    asyncio.run(main())
