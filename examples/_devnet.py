@@ -155,16 +155,20 @@ async def devnet_payer(
     policy: ChannelPolicy | None = None,
 ) -> AsyncIterator[tuple[CountingFunder, AddressKey, int, int]]:
     """A wallet with at least `needed` base units (paid by the faucet if short: its service, or
-    with `faucet_key` its key), its channel key, a `CountingFunder` over it, the network id and
-    the least amount an output may hold (a deposit or a top-up below it is refused by the
-    ledger). `policy` sets the terms of the channels it opens (two-way ones, say)."""
+    with `faucet_key` its key, under an idempotency key holding how many times it did so
+    before, a count kept in `work_dir` that only grows), its channel key, a `CountingFunder`
+    over it, the network id and the least amount an output may hold (a deposit or a top-up
+    below it is refused by the ledger). `policy` sets the terms of the channels it opens
+    (two-way ones, say)."""
     network_id, api, faucet = read_devnet(devnet)
     account = AccountKey(_seed(work_dir, "device.seed"), 0)
     async with Wallet.open(account, url=api, state_path=work_dir / "wallet.sqlite") as wallet:
         available = (await wallet.sync()).balance.available
         if available < needed:
-            if faucet_key:  # once per balance short: a later round short again is paid again
-                again = b":%d" % available
+            funded = work_dir / "faucet-funded"  # how many times the faucet's key funded it
+            times = int(funded.read_text()) if funded.exists() else 0
+            if faucet_key:  # once per funding: a later one (a round short again) is paid again
+                again = b":%d" % times
                 await pay_with_faucet_key(
                     devnet.parent, api, wallet.address(0), needed, again=again
                 )
@@ -175,6 +179,8 @@ async def devnet_payer(
                     if (await wallet.sync()).balance.available >= needed:
                         break
                     await anyio.sleep(MILESTONE_INTERVAL_S)
+            if faucet_key:  # after the confirmation: one cut short asks again under the same key
+                funded.write_text(str(times + 1))
         key = wallet.channel_key(0)
         min_output = (await wallet.client.info()).min_output_amount
         funder = LedgerFunder(wallet, key, policy=policy)

@@ -9,7 +9,9 @@ pay-per-use paywall does. A live session is paid only over the driver's payment 
 CSMS's OCPP server (`pay_stream`, `pay_client`). Errors are `{"error": {"code", "message"}}` with
 the status of the paywall's refusal table for payment errors, 400 for a refused event or request,
 401 without the operator token, 403 for a token bound to another channel, 404 for an unknown
-session, station or token.
+session, station or token, and 409 `prepayment_owed_back` (with its `amount`) for a prepayment
+taken while the operator unbound or rebound its token: taken, and owed back to the channel's
+payer.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
 from .commitment import session_digest, session_record
-from .errors import StationAuthError, TokenBindingError, UnknownSessionError
+from .errors import (
+    PrepaymentOwedBackError,
+    StationAuthError,
+    TokenBindingError,
+    UnknownSessionError,
+)
 from .ocpi_tariff import tariff_to_json
 
 if TYPE_CHECKING:
@@ -281,6 +288,9 @@ def backoffice_app(
                 return _error(404, "not_found", str(e))
             except TokenBindingError as e:
                 return _error(403, "token_binding", str(e))
+            except PrepaymentOwedBackError as e:
+                owed = {"code": "prepayment_owed_back", "message": str(e), "amount": e.amount}
+                return JSONResponse({"error": owed}, 409)
             except PaymentError as e:
                 status, code = refusal_of(e)
                 return _error(status, code, str(e))
@@ -324,6 +334,10 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
                 {"name": PROOF_HEADER, "in": "header", "required": True},
             ]
             responses["200"]["headers"] = {RECEIPT_HEADER: {"schema": {"type": "string"}}}
+            responses["409"] = {
+                "description": "prepayment_owed_back: taken while the operator unbound or "
+                "rebound the token; `amount` is owed back to the channel's payer"
+            }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",

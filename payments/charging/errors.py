@@ -161,6 +161,10 @@ class OcpiUnreachableError(OcpiPartnerError):
 #     ├── StationAuthError          unknown station or wrong password
 #     ├── TokenBindingError         a token not bound to (or not signed for) the channel
 #     └── InvoiceDisagreesError     a driver's invoice that is not the CSMS's (402 with its own)
+#
+# ChargingError
+# └── PrepaymentOwedBackError       a prepayment taken while its token was unbound or rebound:
+#                                   applied, owed back to the channel's payer (409 with amount)
 
 
 class SessionError(ChargingError):
@@ -219,15 +223,18 @@ class TokenBindingError(SessionError):
         self.reason = reason
 
 
-class PrepaymentOwedBackError(TokenBindingError):
-    """A prepayment the CSMS took while the operator unbound or rebound its token: what it
-    credited (`amount`) is owed back to the channel's payer (a `token_refunds` row written in
-    the payment's own commit, paid by `refund.PrepaidRefunds`), not credited to the token."""
+class PrepaymentOwedBackError(ChargingError):
+    """A prepayment the CSMS took while the operator unbound or rebound its token: the payment
+    was applied (unlike a `SessionError`: the proof is taken), and what it credited (`amount`)
+    is owed back to the channel's payer (a `token_refunds` row written in the payment's own
+    commit, paid by `refund.PrepaidRefunds`), not credited to the token."""
 
     def __init__(self, id_token: str, amount: int) -> None:
         super().__init__(
-            id_token, f"unbound or rebound during the payment: {amount} is owed back to its payer"
+            f"token {id_token!r} unbound or rebound during the payment: {amount} is owed back "
+            "to the channel's payer"
         )
+        self.id_token = id_token
         self.amount = amount
 
 

@@ -3,8 +3,9 @@
 
 Each event is made durable through the group commit (`group_commit`) before the charger is
 answered. Events are keyed by (charge point, transaction id, seq) and inserted `OR IGNORE`, so a
-replay after a restart (a charger resending what it was not answered) records nothing twice;
-`unsettled` is what a restarted CSMS resumes.
+replay after a restart (a charger resending what it was not answered) records nothing twice.
+What reads them with the sessions' bills (what a restarted CSMS resumes, the back office's
+summary of sessions) is the store's: `CsmsStore.unsettled`, `CsmsStore.sessions`.
 
 ```
 events(charge_point, transaction_id, seq_no, kind, timestamp_s, register_wh, signed, offline,
@@ -79,20 +80,6 @@ class EventRows(GroupCommit):
             row = await c.fetchone()
         return 0 if row is None else int(row[0])
 
-    async def unsettled(self) -> list[tuple[str, str]]:
-        """What a restarted CSMS resumes: sessions with events and no bill yet, and billed
-        sessions paid through a channel that the driver has not paid in full."""
-        query = """
-            SELECT DISTINCT charge_point, transaction_id FROM events e WHERE NOT EXISTS
-              (SELECT 1 FROM bills b WHERE b.charge_point = e.charge_point
-               AND b.transaction_id = e.transaction_id)
-            UNION
-            SELECT b.charge_point, b.transaction_id FROM bills b JOIN sessions s
-              ON s.charge_point = b.charge_point AND s.transaction_id = b.transaction_id
-            WHERE s.channel_id IS NOT NULL AND s.paid < b.amount"""
-        async with self.db.execute(query) as rows:
-            return [(r[0], r[1]) async for r in rows]
-
     async def transaction_id_16(
         self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int
     ) -> int:
@@ -111,24 +98,3 @@ class EventRows(GroupCommit):
         if row is None:
             raise RuntimeError("transaction id vanished")
         return int(row[0])
-
-    async def sessions(self, limit: int = 1000) -> list[dict[str, object]]:
-        """A summary row per session, newest first: events, first and last register, bill."""
-        query = """
-            SELECT e.charge_point, e.transaction_id, count(*), min(e.register_wh),
-                   max(e.register_wh), min(e.timestamp_s), max(e.timestamp_s), b.amount
-            FROM events e LEFT JOIN bills b
-              ON b.charge_point = e.charge_point AND b.transaction_id = e.transaction_id
-            GROUP BY e.charge_point, e.transaction_id ORDER BY min(e.timestamp_s) DESC LIMIT ?"""
-        names = [
-            "charge_point",
-            "transaction_id",
-            "events",
-            "first_wh",
-            "last_wh",
-            "start_s",
-            "last_s",
-            "billed",
-        ]
-        async with self.db.execute(query, (limit,)) as rows:
-            return [dict(zip(names, r, strict=True)) async for r in rows]

@@ -9,7 +9,11 @@ write that finds the writer idle waits `group_window_s` (5 ms by default) for ot
 that arrive while a commit is in flight go together into the next transaction (one executemany
 per kind of statement, one commit and one fsync for many chargers and drivers). So the
 statements a group commit takes must not depend on their order: an event is inserted `OR
-IGNORE`, a channel's proof never replaces a newer one, a paid amount is added. Every other write
+IGNORE`, a channel's proof never replaces a newer one, a paid amount is added, and a
+prepayment's credit is added to its token or owed back to its channel's payer
+(`refund_rows.credit_or_owe`: which one applies depends only on whether the token is bound to
+the channel, and no statement a group commit takes binds or unbinds a token, so every order
+gives the same answer; the binding and the unbinding are writes of their own). Every other write
 (`write_now`, `transaction`) holds the same lock from its first statement to its commit, and is
 one transaction that rolls back on any error: a failed write leaves nothing for the next commit
 to take.

@@ -113,7 +113,7 @@ class ChargePayments:
         channel = await self.cashier.open(channel_id)
         if not is_valid(channel.terms.payer, bind_message(channel_id, id_token), signature):
             raise TokenBindingError(id_token, "not signed by the channel's payer")
-        if not await self.csms.store.add_prepaid(id_token, channel_id, 0):
+        if not await self.csms.store.bind_token(id_token, channel_id):
             raise TokenBindingError(id_token, "bound to another channel (the operator unbinds)")
 
     async def unbind(self, id_token: str) -> int | None:
@@ -127,15 +127,22 @@ class ChargePayments:
         else `TokenBindingError` and nothing is taken). The proof and its credit are one commit:
         the token's prepaid amount if the token is still bound to the proof's channel then, else
         (the operator unbound or rebound it meanwhile) an owed refund to the channel's payer
-        (`CsmsStore.add_credit`), answered with `PrepaymentOwedBackError`."""
+        (`CsmsStore.add_credit`), answered with `PrepaymentOwedBackError`. The answer is what
+        that commit did (the owed row it wrote, found by the proof: `RefundRows.owed_back`),
+        whatever the token's binding is by then; if the refunder paid that row already, the
+        token not bound to the channel tells it."""
         bound = await self.csms.store.token(id_token)
         if bound is None or bound[0] != signed.proof.channel_id:
             raise TokenBindingError(id_token, "not bound to this proof's channel")
-        channel_id = bound[0]
-        with paying_for(lambda credited: CsmsStore.add_credit(id_token, channel_id, credited)):
+        channel_id, sequence = bound[0], signed.proof.sequence
+        with paying_for(
+            lambda credited: CsmsStore.add_credit(id_token, channel_id, credited, sequence)
+        ):
             credit = await self.cashier.accept(signed, price=1)  # one commit: proof and credit
+        if await self.csms.store.refunds.owed_back(channel_id, sequence):
+            raise PrepaymentOwedBackError(id_token, credit.credited)
         after = await self.csms.store.token(id_token)
-        if after is None or after[0] != channel_id:
+        if after is None or after[0] != channel_id:  # owed back, and paid meanwhile
             raise PrepaymentOwedBackError(id_token, credit.credited)
         meter = self._meter(signed.proof.channel_id, (id_token, "prepaid"))
         return meter.credit(signed.proof, credit.credited)

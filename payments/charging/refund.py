@@ -14,7 +14,9 @@ pays the rest once (`Wallet.send`'s idempotency: a refund's amount is fixed at i
 `RefundRows.claim_refund`). A rest below the ledger's smallest output (`min_amount`) cannot be
 an output of its own; it is kept as the token's prepaid credit for its next session instead,
 once per session, or, if the token was unbound or rebound meanwhile, owed to the channel's
-payer with the channel's other small amounts (`RefundRows.refund_as_credit`).
+payer with the channel's other small amounts (`RefundRows.refund_as_credit`). Only a rest never
+tried is: one whose amount is fixed (tried at a lower minimum, it may have been sent) is sent
+again as it is.
 
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
 leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with the
@@ -93,11 +95,11 @@ class PrepaidRefunds:
         store = self.payments.csms.store
         name = f"{key[0]}/{key[1]}"
         try:
-            rest = await store.refunds.owed_refund(key)
+            owed = await store.refunds.owed_refund(key)
             binding = await store.binding(key)
-            if rest is None or binding is None or binding.channel_id is None:
+            if owed is None or binding is None or binding.channel_id is None:
                 return False
-            if rest < self.min_amount:
+            if owed[0] < self.min_amount and not owed[1]:  # never tried: kept as credit
                 if binding.id_token is None:
                     return False
                 return await store.refunds.refund_as_credit(
@@ -106,6 +108,8 @@ class PrepaidRefunds:
             channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
             to = address_of(channel.terms.payer)
             amount = await store.refunds.claim_refund(key, binding.channel_id, self.min_amount)
+            if not amount:  # another payer paid it meanwhile
+                return False
             await self.send(to, amount, REFUND_KEY + name.encode())
             await store.refunds.refund_paid(key)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:

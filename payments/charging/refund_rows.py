@@ -13,18 +13,27 @@ under the store's lock in one transaction that rolls back on any error
 refund: the ledger's transfer is its record, and the back office shows bills, not refunds);
 rows marked `paid` or `credited` by older versions are deleted when the store opens
 (`PRUNE_DONE`). A row is `owed` until a payment of it is first tried, then `sending`: from then
-on its amount and idempotency key never change, so a retry pays it once.
+on its amount and idempotency key never change, so a retry pays it once. Versions before
+`sending` existed sent an `owed` row as it was and marked it paid afterwards: a row they left
+`owed` may have been sent already (killed between the two). The store marks such rows
+`maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
+user_version 0 -> 1): claiming one fixes it at its amount (-> `sending`) and takes nothing in,
+and nothing takes it in, unless it is below the minimum (those versions never sent such an
+amount: a session's small rest was credited to its token, a small `token_refunds` row never
+read).
 
 *Amounts below the ledger's smallest output* (`min_amount`) cannot be paid on their own. A
 session's rest below it is kept as its token's prepaid credit if the token is still bound to the
 channel that paid it, else owed to that channel's payer as a `token_refunds` row
 (`refund_as_credit`). Small owed amounts of one channel are then paid as soon as what that
-channel is owed reaches the minimum: every refund to the channel takes in, before its first
-try, the channel's small amounts still `owed` (`claim_refund`, `claim_token_refund`: one
-transfer pays them all), and small amounts with no larger refund to join are merged into one row
-per channel (`merge_small`), paid once their total reaches the minimum. So a channel is owed at
-most one row below the minimum; it stays owed only while nothing more is owed to that channel
-(the ledger cannot carry it alone).
+channel is owed reaches the minimum: every `owed` refund to the channel takes in, before its
+first try, the channel's small amounts never sent (`owed`, or `maybe_sent` below the minimum:
+`claim_refund`, `claim_token_refund`; one transfer pays them all), and small amounts with no
+larger refund to join are merged into one row per channel (`merge_small`), paid once their
+total reaches the minimum. So after each `merge_small` round (every `PrepaidRefunds.retry`) a
+channel is owed at most one never-sent row below the minimum (between rounds, new small amounts
+add rows); it stays owed only while nothing more is owed to that channel (the ledger cannot
+carry it alone).
 """
 
 from __future__ import annotations
@@ -36,48 +45,59 @@ if TYPE_CHECKING:
 
     import aiosqlite
 
-ADD_CREDIT: Final = """
-    INSERT INTO tokens VALUES (?, ?, ?) ON CONFLICT (id_token) DO UPDATE SET
-    prepaid = prepaid + excluded.prepaid WHERE channel_id = excluded.channel_id"""
-"""Add an amount to a token's prepaid credit on a channel (bound anew if unbound; nothing if it
-is bound to another channel): a binding (`CsmsStore.add_prepaid`), a rest kept as credit."""
+    from .group_commit import Statement
+
 CREDIT_BOUND: Final = (
     "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
 )
 """Add an amount to a token's prepaid credit if it is bound to the channel it was paid from."""
 OWE_UNBOUND: Final = """
-    INSERT INTO token_refunds (id_token, channel_id, amount, state)
-    SELECT ?, ?, ?, 'owed' WHERE NOT EXISTS
+    INSERT INTO token_refunds (id_token, channel_id, amount, state, proof_sequence)
+    SELECT ?, ?, ?, 'owed', ? WHERE NOT EXISTS
     (SELECT 1 FROM tokens WHERE id_token = ? AND channel_id = ?)"""
 """Owe an amount back to a channel's payer if the token is not bound to that channel (unbound
 or rebound by the operator): the complement of `CREDIT_BOUND`, so the two credit an amount
-exactly once, whichever runs first (no statement of a group commit binds or unbinds a token)."""
+exactly once, whichever runs first (no statement of a group commit binds or unbinds a token).
+A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
-PRUNE_DONE: Final = """
-    DELETE FROM refunds WHERE state NOT IN ('owed', 'sending');
-    DELETE FROM token_refunds WHERE state NOT IN ('owed', 'sending');"""
+_UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
+PRUNE_DONE: Final = f"""
+    DELETE FROM refunds WHERE state NOT IN {_UNPAID};
+    DELETE FROM token_refunds WHERE state NOT IN {_UNPAID};"""
 """Rows of refunds done, as versions that kept them left them (run when the store opens)."""
-_UNPAID: Final = "('owed', 'sending')"
+UPGRADE_1: Final = """
+    UPDATE refunds SET state = 'maybe_sent' WHERE state = 'owed';
+    UPDATE token_refunds SET state = 'maybe_sent' WHERE state = 'owed';
+    ALTER TABLE token_refunds ADD COLUMN proof_sequence BLOB;
+    CREATE INDEX token_refunds_proof ON token_refunds (channel_id, proof_sequence);"""
+"""The refund tables of version 0 (older versions' and a new database's) to version 1 (run once,
+by the store's upgrade): the rows older versions left `owed` may have been sent; a raced
+prepayment's row holds its proof's sequence (u64 big-endian, `owed_back`)."""
+_SMALL: Final = "state IN ('owed', 'maybe_sent') AND amount < ?"
+"""Never sent (below the minimum, so no version sent it) and not fixed: may be taken in."""
 _SMALL_SUM: Final = (
-    "SELECT coalesce(sum(amount), 0) FROM token_refunds "
-    "WHERE channel_id = ? AND state = 'owed' AND amount < ?"
+    f"SELECT coalesce(sum(amount), 0) FROM token_refunds WHERE channel_id = ? AND {_SMALL}"
 )
-_DELETE_SMALL: Final = (
-    "DELETE FROM token_refunds WHERE channel_id = ? AND state = 'owed' AND amount < ?"
-)
+_DELETE_SMALL: Final = f"DELETE FROM token_refunds WHERE channel_id = ? AND {_SMALL}"
 
 
 def credit_or_owe(
-    id_token: str, channel_id: bytes, amount: int
-) -> tuple[tuple[str, tuple[object, ...]], ...]:
+    id_token: str, channel_id: bytes, amount: int, sequence: int | None = None
+) -> tuple[Statement, Statement]:
     """The statements crediting `amount`, paid from `channel_id` for `id_token`, to the token's
     prepaid credit if it is still bound to that channel, else owing it back to the channel's
-    payer (`owed_token_refunds`); run in one transaction."""
+    payer (`owed_token_refunds`; with the `sequence` of the proof that paid it, if a proof did:
+    `owed_back`); run in one transaction."""
+    proof = None if sequence is None else _proof_sequence(sequence)
     return (
         (CREDIT_BOUND, (amount, id_token, channel_id)),
-        (OWE_UNBOUND, (id_token, channel_id, amount, id_token, channel_id)),
+        (OWE_UNBOUND, (id_token, channel_id, amount, proof, id_token, channel_id)),
     )
+
+
+def _proof_sequence(sequence: int) -> bytes:
+    return sequence.to_bytes(8, "big")
 
 
 class _Store(Protocol):
@@ -110,31 +130,42 @@ class RefundRows:
         async with self._store.db.execute(query, (limit,)) as rows:
             return [((r[0], r[1]), int(r[2])) async for r in rows]
 
-    async def owed_refund(self, key: tuple[str, str]) -> int | None:
-        """The rest owed back for session `key`, None if nothing is (or it was paid)."""
+    async def owed_refund(self, key: tuple[str, str]) -> tuple[int, bool] | None:
+        """The rest owed back for session `key` and whether its amount is fixed (`sending`: a
+        payment of it was tried, so it may have been sent), None if nothing is (or it was
+        paid)."""
         query = (
-            "SELECT amount FROM refunds WHERE charge_point = ? AND transaction_id = ? "
+            "SELECT amount, state FROM refunds WHERE charge_point = ? AND transaction_id = ? "
             f"AND state IN {_UNPAID}"
         )
         async with self._store.db.execute(query, key) as c:
             row = await c.fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), row[1] == "sending")
 
     async def claim_refund(self, key: tuple[str, str], channel_id: bytes, minimum: int) -> int:
         """What to send for session `key`'s rest, paid to `channel_id`'s payer: at its first
-        try, the rest and the channel's owed amounts below `minimum` (taken in, in the same
-        transaction, and marked `sending`); the same amount at every later try. 0 if nothing is
-        owed."""
+        try, the rest and, if the rest is `owed` (never sent), the channel's never-sent amounts
+        below `minimum` (taken in, in the same transaction); the same amount at every later try (the
+        row is `sending` from the first). 0 if nothing is owed."""
         async with self._store.transaction() as db:
-            cursor = await db.execute(
-                f"UPDATE refunds SET amount = amount + ({_SMALL_SUM}), state = 'sending' "
-                "WHERE charge_point = ? AND transaction_id = ? AND state = 'owed'",
-                (channel_id, minimum, *key),
+            query = (
+                "SELECT amount, state FROM refunds WHERE charge_point = ? "
+                f"AND transaction_id = ? AND state IN {_UNPAID}"
             )
-            if cursor.rowcount == 1:
-                await db.execute(_DELETE_SMALL, (channel_id, minimum))
-            found = await self.owed_refund(key)
-        return found or 0
+            async with db.execute(query, key) as c:
+                row = await c.fetchone()
+            if row is None:
+                return 0
+            amount, state = int(row[0]), str(row[1])
+            if state == "owed":
+                amount += await _take_in(db, channel_id, minimum)
+            if state != "sending":
+                await db.execute(
+                    "UPDATE refunds SET amount = ?, state = 'sending' "
+                    "WHERE charge_point = ? AND transaction_id = ?",
+                    (amount, *key),
+                )
+        return amount
 
     async def refund_paid(self, key: tuple[str, str]) -> None:
         """Session `key`'s refund is paid (the ledger took the transfer): forget it."""
@@ -148,12 +179,13 @@ class RefundRows:
         """Settle session `key`'s owed rest (one below the smallest output) in one transaction:
         as `id_token`'s prepaid credit if the token is still bound to `channel_id`, else owed to
         the channel's payer with its other small amounts (`credit_or_owe`: a token unbound or
-        rebound to another channel keeps its own credit); False if nothing was owed."""
+        rebound to another channel keeps its own credit); False if nothing was owed, or its
+        amount is fixed (`sending`: it may have been sent, so it is sent again, never credited)."""
         async with self._store.transaction() as db:
-            rest = await self.owed_refund(key)
-            if rest is None:
+            owed = await self.owed_refund(key)
+            if owed is None or owed[1]:
                 return False
-            for sql, params in credit_or_owe(id_token, channel_id, rest):
+            for sql, params in credit_or_owe(id_token, channel_id, owed[0]):
                 await db.execute(sql, params)
             await db.execute(
                 "DELETE FROM refunds WHERE charge_point = ? AND transaction_id = ?", key
@@ -176,44 +208,55 @@ class RefundRows:
                 )
         return None if row is None else int(row[1])
 
+    async def owed_back(self, channel_id: bytes, sequence: int) -> bool:
+        """Whether the commit of `channel_id`'s proof `sequence` owed its prepayment back
+        (`credit_or_owe`: the row it wrote is still owed; it is gone once paid or taken into
+        another refund)."""
+        query = (
+            "SELECT 1 FROM token_refunds WHERE channel_id = ? AND proof_sequence = ? "
+            f"AND state IN {_UNPAID}"
+        )
+        params = (channel_id, _proof_sequence(sequence))
+        async with self._store.db.execute(query, params) as c:
+            return await c.fetchone() is not None
+
     async def owed_token_refunds(
         self, at_least: int = 1, limit: int = MAX_OWED_BATCH
     ) -> list[tuple[int, bytes, str, int]]:
         """Amounts owed back to channels' payers and not yet paid (unbound tokens' prepaid
-        amounts, raced prepayments, small rests), of at least `at_least`: (refund id, channel,
-        token, amount), oldest first."""
+        amounts, raced prepayments, small rests), of at least `at_least` unless their amount is
+        fixed (`sending`: tried, so sent again as it is, whatever the minimum is now): (refund
+        id, channel, token, amount), oldest first."""
         query = (
-            f"SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state IN {_UNPAID} "
-            "AND amount >= ? ORDER BY id LIMIT ?"
+            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'sending' "
+            "OR (state IN ('owed', 'maybe_sent') AND amount >= ?) ORDER BY id LIMIT ?"
         )
         async with self._store.db.execute(query, (at_least, limit)) as rows:
             return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]
 
     async def claim_token_refund(self, refund_id: int, minimum: int) -> int:
-        """What to send for owed refund `refund_id`: at its first try, its amount and its
-        channel's other owed amounts below `minimum` (taken in, in the same transaction, and
-        marked `sending`); the same amount at every later try. 0 if it is not owed."""
+        """What to send for owed refund `refund_id`: at its first try, its amount and, if it is
+        `owed` (never sent), its channel's other never-sent amounts below `minimum` (taken in, in
+        the same transaction); the same amount at every later try (the row is `sending` from the
+        first). 0 if it is not owed."""
         async with self._store.transaction() as db:
             async with db.execute(
-                "SELECT channel_id, state, amount FROM token_refunds WHERE id = ?", (refund_id,)
+                "SELECT channel_id, state, amount FROM token_refunds WHERE id = ? "
+                f"AND state IN {_UNPAID}",
+                (refund_id,),
             ) as c:
                 row = await c.fetchone()
-            if row is None or row[1] not in ("owed", "sending"):
+            if row is None:
                 return 0
-            if row[1] == "sending":
-                return int(row[2])
-            channel_id = row[0]
-            async with db.execute(
-                f"{_SMALL_SUM} AND id != ?", (channel_id, minimum, refund_id)
-            ) as c:
-                small = await c.fetchone()
-            taken = 0 if small is None else int(small[0])
-            await db.execute(f"{_DELETE_SMALL} AND id != ?", (channel_id, minimum, refund_id))
-            await db.execute(
-                "UPDATE token_refunds SET amount = amount + ?, state = 'sending' WHERE id = ?",
-                (taken, refund_id),
-            )
-        return int(row[2]) + taken
+            amount, state = int(row[2]), str(row[1])
+            if state == "owed":
+                amount += await _take_in(db, bytes(row[0]), minimum, refund_id)
+            if state != "sending":
+                await db.execute(
+                    "UPDATE token_refunds SET amount = ?, state = 'sending' WHERE id = ?",
+                    (amount, refund_id),
+                )
+        return amount
 
     async def merge_small(self, minimum: int, limit: int = MAX_OWED_BATCH) -> int:
         """Merge each channel's owed amounts below `minimum` (never tried: they are below it)
@@ -222,9 +265,8 @@ class RefundRows:
         `limit` per call)."""
         async with self._store.transaction() as db:
             async with db.execute(
-                "SELECT channel_id, sum(amount), max(id) FROM token_refunds "
-                "WHERE state = 'owed' AND amount < ? GROUP BY channel_id HAVING count(*) > 1 "
-                "LIMIT ?",
+                f"SELECT channel_id, sum(amount), max(id) FROM token_refunds WHERE {_SMALL} "
+                "GROUP BY channel_id HAVING count(*) > 1 LIMIT ?",
                 (minimum, limit),
             ) as c:
                 merging = [(bytes(r[0]), int(r[1]), int(r[2])) async for r in c]
@@ -240,3 +282,16 @@ class RefundRows:
     async def token_refund_paid(self, refund_id: int) -> None:
         """The owed refund `refund_id` is paid (the ledger took the transfer): forget it."""
         await self._store.write_now("DELETE FROM token_refunds WHERE id = ?", (refund_id,))
+
+
+async def _take_in(
+    db: aiosqlite.Connection, channel_id: bytes, minimum: int, but: int | None = None
+) -> int:
+    """Delete `channel_id`'s never-sent owed amounts below `minimum` (but row `but`) in the
+    open transaction; their total (added to the refund that takes them in)."""
+    other = "" if but is None else " AND id != ?"
+    params = (channel_id, minimum) if but is None else (channel_id, minimum, but)
+    async with db.execute(_SMALL_SUM + other, params) as c:
+        row = await c.fetchone()
+    await db.execute(_DELETE_SMALL + other, params)
+    return 0 if row is None else int(row[0])

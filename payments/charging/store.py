@@ -2,7 +2,8 @@
 bindings and payments, the final bill of each session, drivers' tokens; with the transaction
 events (`event_rows.EventRows`) and the group-commit writer (`group_commit.GroupCommit`) it
 builds on, and the refunds owed (`refund_rows`, `CsmsStore.refunds`). A bill is keyed by its
-session, so a replay after a restart bills nothing twice.
+session, so a replay after a restart bills nothing twice; `unsettled` is what a restarted CSMS
+resumes.
 
 ```
 stations(id TEXT PK, salt BLOB, key BLOB)                         scrypt of the password
@@ -14,10 +15,11 @@ bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_poi
 commitments(charge_point, transaction_id, digest, message_id)    a session on the ledger
 tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
 refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
-                                  a prepaid session's rest, while owed (state owed | sending)
-token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state)
+                  a prepaid session's rest, while owed (state owed | maybe_sent | sending)
+token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state, proof_sequence)
           owed to a channel's payer: a prepaid amount an unbound token held, a prepayment raced
-          by an unbinding, a small rest (state owed | sending)
+          by an unbinding (with its proof's sequence), a small rest (state owed | maybe_sent |
+          sending)
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
@@ -45,7 +47,7 @@ from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError
 from .event_rows import EVENTS_SCHEMA, EventRows
 from .group_commit import GROUP_WINDOW_S
-from .refund_rows import ADD_CREDIT, PRUNE_DONE, RefundRows, credit_or_owe
+from .refund_rows import PRUNE_DONE, UPGRADE_1, RefundRows, credit_or_owe
 from .session import SessionLimits
 
 if TYPE_CHECKING:
@@ -76,10 +78,17 @@ CREATE TABLE IF NOT EXISTS token_refunds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT NOT NULL, channel_id BLOB NOT NULL,
     amount INTEGER NOT NULL, state TEXT NOT NULL);
 """
+SCHEMA_VERSION: Final = 1
+"""This version's `PRAGMA user_version` of the database (`CsmsStore._upgrade`)."""
 _OWE_REFUND: Final = """
     INSERT OR IGNORE INTO refunds SELECT charge_point, transaction_id, paid - ?, 'owed'
     FROM sessions WHERE charge_point = ? AND transaction_id = ? AND channel_id IS NOT NULL
     AND energy_wh IS NOT NULL AND paid > ?"""
+_BIND_TOKEN: Final = """
+    INSERT INTO tokens VALUES (?, ?, 0) ON CONFLICT (id_token) DO UPDATE SET prepaid = prepaid
+    WHERE channel_id = excluded.channel_id"""
+"""Bind a token to a channel with no prepaid amount; bound to that channel already, it keeps its
+amount (a row still counts as changed); bound to another one, no row changes."""
 _CONSUME_PREPAID: Final = (
     "UPDATE tokens SET prepaid = prepaid - ? WHERE id_token = ? AND channel_id = ? AND prepaid >= ?"
 )
@@ -136,11 +145,28 @@ class CsmsStore(EventRows):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        await self.db.executescript(EVENTS_SCHEMA + _SCHEMA)
-        await self.db.executescript(PRUNE_DONE)
-        await self.db.execute(CHANNELS_SCHEMA)
-        await self.db.commit()
+        try:
+            await self.db.executescript(EVENTS_SCHEMA + _SCHEMA)
+            await self._upgrade()
+            await self.db.executescript(PRUNE_DONE)
+            await self.db.execute(CHANNELS_SCHEMA)
+            await self.db.commit()
+        except BaseException:  # closed, not left open (its thread would keep the process up)
+            await super().__aexit__(None, None, None)
+            raise
         return self
+
+    async def _upgrade(self) -> None:
+        """Bring a database older versions wrote up to this one's (`PRAGMA user_version`, 0 in
+        a database they wrote or a new one), in one transaction: 0 -> 1, the refund rows they
+        left owed may have been sent, a raced prepayment's owed row holds its proof's sequence
+        (`refund_rows.UPGRADE_1`)."""
+        async with self.db.execute("PRAGMA user_version") as c:
+            row = await c.fetchone()
+        if row is not None and int(row[0]) < SCHEMA_VERSION:
+            await self.db.executescript(
+                f"BEGIN; {UPGRADE_1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
 
     # -- stations ------------------------------------------------------------------------------
 
@@ -172,8 +198,6 @@ class CsmsStore(EventRows):
         if not hmac.compare_digest(key, row[1]):
             raise StationAuthError(station)
         self._verified[station] = digest
-
-    # -- events --------------------------------------------------------------------------------
 
     # -- sessions, payments and bills ----------------------------------------------------------
 
@@ -268,6 +292,41 @@ class CsmsStore(EventRows):
                 async for r in rows
             ]
 
+    async def unsettled(self) -> list[tuple[str, str]]:
+        """What a restarted CSMS resumes: sessions with events and no bill yet, and billed
+        sessions paid through a channel that the driver has not paid in full."""
+        query = """
+            SELECT DISTINCT charge_point, transaction_id FROM events e WHERE NOT EXISTS
+              (SELECT 1 FROM bills b WHERE b.charge_point = e.charge_point
+               AND b.transaction_id = e.transaction_id)
+            UNION
+            SELECT b.charge_point, b.transaction_id FROM bills b JOIN sessions s
+              ON s.charge_point = b.charge_point AND s.transaction_id = b.transaction_id
+            WHERE s.channel_id IS NOT NULL AND s.paid < b.amount"""
+        async with self.db.execute(query) as rows:
+            return [(r[0], r[1]) async for r in rows]
+
+    async def sessions(self, limit: int = 1000) -> list[dict[str, object]]:
+        """A summary row per session, newest first: events, first and last register, bill."""
+        query = """
+            SELECT e.charge_point, e.transaction_id, count(*), min(e.register_wh),
+                   max(e.register_wh), min(e.timestamp_s), max(e.timestamp_s), b.amount
+            FROM events e LEFT JOIN bills b
+              ON b.charge_point = e.charge_point AND b.transaction_id = e.transaction_id
+            GROUP BY e.charge_point, e.transaction_id ORDER BY min(e.timestamp_s) DESC LIMIT ?"""
+        names = [
+            "charge_point",
+            "transaction_id",
+            "events",
+            "first_wh",
+            "last_wh",
+            "start_s",
+            "last_s",
+            "billed",
+        ]
+        async with self.db.execute(query, (limit,)) as rows:
+            return [dict(zip(names, r, strict=True)) async for r in rows]
+
     async def save_commitment(self, key: tuple[str, str], digest: bytes, message: bytes) -> None:
         """Record that session `key`'s digest is on the ledger in message `message`."""
         await self.write_now(
@@ -291,17 +350,20 @@ class CsmsStore(EventRows):
         )
 
     @staticmethod
-    def add_credit(id_token: str, channel_id: bytes, amount: int) -> Sequence[Statement]:
+    def add_credit(
+        id_token: str, channel_id: bytes, amount: int, sequence: int
+    ) -> Sequence[Statement]:
         """The statements adding `amount` to `id_token`'s prepaid amount on `channel_id`, or,
         if the operator unbound or rebound the token meanwhile, owing it back to the channel's
-        payer (`refund_rows.credit_or_owe`), committed with the proof that paid it
-        (`channel_rows.CsmsChannels`): the driver's money is never taken uncounted."""
-        return credit_or_owe(id_token, channel_id, amount)
+        payer (`refund_rows.credit_or_owe`), committed with the proof that paid it, of
+        `sequence` (`channel_rows.CsmsChannels`): the driver's money is never taken
+        uncounted."""
+        return credit_or_owe(id_token, channel_id, amount, sequence)
 
-    async def add_prepaid(self, id_token: str, channel_id: bytes, amount: int) -> bool:
-        """Add `amount` to `id_token`'s prepaid amount on `channel_id` in one statement (bound
-        anew if unbound); False, and nothing changes, if it is bound to another channel."""
-        return await self.write_now(ADD_CREDIT, (id_token, channel_id, amount)) == 1
+    async def bind_token(self, id_token: str, channel_id: bytes) -> bool:
+        """Bind `id_token` to `channel_id` in one statement (bound to it already: its prepaid
+        amount is kept); False, and nothing changes, if it is bound to another channel."""
+        return await self.write_now(_BIND_TOKEN, (id_token, channel_id)) == 1
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

@@ -4,12 +4,14 @@ over its payment stream, named errors, and an OpenAPI document naming every rout
 
 from __future__ import annotations
 
+import base64
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from websockets.asyncio.client import connect
 
+from payments.channels.wire import encode_signed_proof
 from payments.charging import ocpi_json
 from payments.charging.backoffice import backoffice_app
 from payments.charging.ocpi_tariff import parse_tariff
@@ -152,6 +154,35 @@ def test_a_bound_token_keeps_its_channel_and_prepaid_until_the_operator_unbinds(
     run(tmp_path, body)
 
 
+def test_a_prepayment_owed_back_is_answered_409_with_its_amount(tmp_path: Path) -> None:
+    """The operator unbinds the token while its prepayment is being committed: the proof is
+    taken and the amount owed back to the channel's payer, answered 409 `prepayment_owed_back`
+    with the amount (before, 403 `token_binding`, the answer of a payment refused with nothing
+    taken)."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-W")
+        store = world.csms.store
+        write = store.write
+
+        async def saving(statements: Any) -> None:
+            store.write = write  # type: ignore[method-assign]
+            await world.payments.unbind("CARD-W")
+            await write(statements)
+
+        store.write = saving  # type: ignore[method-assign]
+        proof = encode_signed_proof(wallet.channel.pay(450))
+        header = base64.urlsafe_b64encode(proof).rstrip(b"=").decode()
+        async with client(world) as http:
+            owed = await http.post("/api/tokens/CARD-W/prepay", headers={PROOF_HEADER: header})
+        assert owed.status_code == 409
+        assert owed.json()["error"]["code"] == "prepayment_owed_back"
+        assert owed.json()["error"]["amount"] == 450
+
+    run(tmp_path, body)
+
+
 def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:
     async def body(world: World) -> None:
         app = backoffice_app(world.csms, world.payments, OPERATOR)
@@ -170,6 +201,14 @@ def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:
             PROOF_HEADER
         )
         assert doc["paths"]["/api/tokens/{token}"]["delete"]["security"] == [{"bearer": []}]
+        assert (
+            "prepayment_owed_back"
+            in (
+                doc["paths"]["/api/tokens/{token}/prepay"]["post"]["responses"]["409"][
+                    "description"
+                ]
+            )
+        )
 
     run(tmp_path, body)
 

@@ -261,7 +261,8 @@ def test_a_payment_commits_the_credit_the_channel_service_worked_out(tmp_path: P
     """One figure of a payment's credit: the save commits the amount the `PayeeService` hands
     it (`Credit.credited`, what the driver is told was taken), not one it works out again from
     its own view of the channel's previous balance (before, `CsmsChannels` kept a cache of
-    balances for that). A save handed no credit (a top-up, a close) counts nothing, whatever
+    balances for that): handed 25 and 15 for proofs that move the balance by 30 and 20, it
+    counts 25 and 15. A save handed no credit (a top-up, a close) counts nothing, whatever
     its proof's balance (the paid amounts of real sessions: the tests above)."""
     funder = UnitTestOnlyFunder(network_id=7, payer=DRIVER.public_key)
     counted: list[int] = []
@@ -281,12 +282,12 @@ def test_a_payment_commits_the_credit_the_channel_service_worked_out(tmp_path: P
                 record = ChannelRecord(
                     terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=first
                 )
-                await channels.save(record, 30)
+                await channels.save(record, 25)  # the proof moves the balance by 30
                 second = ChannelRecord(
                     terms=terms, role=Role.PAYEE, state=ChannelState.OPEN, latest=payer.pay(20)
                 )
                 await channels.save(second)  # handed nothing: counts nothing
-                await channels.save(second, 20)
+                await channels.save(second, 15)  # by 20
 
     asyncio.run(main())
-    assert counted == [30, 20]
+    assert counted == [25, 15]

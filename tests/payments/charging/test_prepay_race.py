@@ -20,7 +20,7 @@ import pytest
 from payments.channels.state import Role
 from payments.channels.store import row_record
 from payments.charging.channel_rows import CsmsChannels
-from payments.charging.errors import PrepaymentOwedBackError, TokenBindingError
+from payments.charging.errors import PrepaymentOwedBackError, SessionError
 from payments.charging.refund import PrepaidRefunds
 from tangle.protocol.transaction import address_of
 
@@ -95,7 +95,7 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
             store.write = saving  # type: ignore[method-assign]
         else:
             world.payments.cashier = OperatorMeanwhile()  # type: ignore[assignment]
-        with pytest.raises(TokenBindingError) as raised:  # the money taken: told apart below
+        with pytest.raises(PrepaymentOwedBackError) as raised:  # not "nothing taken"
             await world.payments.prepay("CARD-R", first.channel.pay(450))
         world.payments.cashier = cashier
         channel_id = first.channel.terms.channel_id
@@ -108,7 +108,7 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
         [(_, owed_channel, token, amount)] = await store.refunds.owed_token_refunds()
         assert (owed_channel, token, amount) == (channel_id, "CARD-R", 450)  # ...but owed back
         assert _conserved(tmp_path / "csms.sqlite") == (450, 0, 450)
-        assert isinstance(raised.value, PrepaymentOwedBackError)  # not "nothing taken"
+        assert not isinstance(raised.value, SessionError)  # whose rule: nothing was applied
         assert raised.value.amount == 450
         refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
         assert await refunds.retry() == 1
@@ -129,5 +129,36 @@ def test_a_prepayment_not_raced_is_credited_to_its_token(tmp_path: Path) -> None
         assert await world.csms.store.token("CARD-N") == (wallet.channel.terms.channel_id, 450)
         assert await world.csms.store.refunds.owed_token_refunds(0) == []
         assert _conserved(tmp_path / "csms.sqlite") == (450, 450, 0)
+
+    run(tmp_path, body)
+
+
+def test_a_prepayment_owed_back_stays_so_when_its_token_is_bound_again_before_the_answer(
+    tmp_path: Path,
+) -> None:
+    """The operator unbinds the token before the payment's commit (the commit owes the 450
+    back), and the driver binds it to the same channel again before `prepay` answers: the
+    answer is still "owed back", from what the commit did (before, `prepay` read the token
+    again after the commit and answered a receipt for a credit the token never got)."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(("CP201", "T1"))
+        await world.bind(wallet, "CARD-R")
+        store = world.csms.store
+        write = store.write
+
+        async def saving(statements: Any) -> None:
+            store.write = write  # type: ignore[method-assign]
+            await world.payments.unbind("CARD-R")
+            await write(statements)
+            await world.bind(wallet, "CARD-R")  # the driver binds its card again
+
+        store.write = saving  # type: ignore[method-assign]
+        with pytest.raises(PrepaymentOwedBackError) as raised:
+            await world.payments.prepay("CARD-R", wallet.channel.pay(450))
+        assert raised.value.amount == 450
+        channel_id = wallet.channel.terms.channel_id
+        assert await store.token("CARD-R") == (channel_id, 0)
+        assert _conserved(tmp_path / "csms.sqlite") == (450, 0, 450)
 
     run(tmp_path, body)

@@ -1,0 +1,191 @@
+"""Edges of the refunds (`refund`, `refund_rows`): rows an older version left, a refund whose
+amount is fixed, concurrent payers of one bill (a second reader's findings on the bounded
+refunds)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import TYPE_CHECKING
+
+import pytest
+
+from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
+from payments.charging.store import CsmsStore
+from tangle.protocol.transaction import address_of
+
+from .test_payment import DRIVER, World, run
+from .test_refund import _billed_prepaid
+from .test_refund_bounds import KEY, Sent, _owe_small, _refunder
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from payments.charging.payment import DriverWallet
+    from payments.charging.store import Binding
+    from tangle.protocol.ids import Address
+
+
+def _as_an_older_version_left_it(path: Path) -> None:
+    """The file at `path` as a version before the `sending` state left it: its schema version 0
+    (its unpaid refund rows are `owed`, as the tests' bodies left them)."""
+    writer = sqlite3.connect(path)
+    try:
+        writer.executescript(
+            "DROP INDEX token_refunds_proof; "
+            "ALTER TABLE token_refunds DROP COLUMN proof_sequence; PRAGMA user_version = 0"
+        )
+    finally:
+        writer.close()
+
+
+def _sending(sent: list[Sent]) -> Callable[[Address, int, bytes], Awaitable[None]]:
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        sent.append((to, amount, key))
+
+    return send
+
+
+def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: Path) -> None:
+    """An older version sent 540 and 450 and was killed before marking them paid: both rows
+    are still `owed`, beside a small 40 owed to the same channel. Opened by this version, each
+    is sent again at its own amount under its own key (the wallet pays a key once: a new amount
+    under it is refused, and the refund and the 40 it took in stayed owed forever); the 40,
+    never sent, is paid with the next refund to the channel."""
+    sent: list[Sent] = []
+    wallets: list[DriverWallet] = []
+
+    async def before(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-S", 900, 1_200)  # 540 owed back
+        wallets.append(wallet)
+        await _owe_small(world, wallet, "CARD-T", 40)  # row 1
+        await _owe_small(world, wallet, "CARD-U", 450)  # row 2
+
+    async def after(world: World) -> None:
+        refunds = _refunder(world, sent)
+        assert await refunds.retry() == 2
+        to, channel = address_of(DRIVER.public_key), wallets[0].channel.terms.channel_id
+        assert sent == [  # before: 580 under the key of 540, and 450 not sent (or 490)
+            (to, 540, REFUND_KEY + b"CP201/T1"),
+            (to, 450, unbind_refund_key(channel, "CARD-U", 2)),
+        ]
+        owed = await world.csms.store.refunds.owed_token_refunds(0)
+        assert [r[2:] for r in owed] == [("CARD-T", 40)]
+
+    async def later(world: World) -> None:
+        await _owe_small(world, wallets[0], "CARD-V", 200)  # row 3, owed by this version
+        refunds = _refunder(world, sent)
+        assert await refunds.retry() == 1
+        assert sent[2][1:] == (
+            240,
+            unbind_refund_key(wallets[0].channel.terms.channel_id, "CARD-V", 3),
+        )
+        assert await world.csms.store.refunds.owed_token_refunds(0) == []
+
+    run(tmp_path, before)
+    _as_an_older_version_left_it(tmp_path / "csms.sqlite")
+    run(tmp_path, after)
+    run(tmp_path, later)
+
+
+def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum(
+    tmp_path: Path,
+) -> None:
+    """A rest of 150 was tried at a minimum of 100 (the node did not answer: it may have been
+    sent); the ledger's minimum is 200 by the retry. The rest is sent again under its key, never
+    kept as the token's credit too (before, it was credited and its row deleted: paid twice if
+    the first try went through)."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-F", 900, 2_500)  # 150 owed back
+        assert not await _refunder(world, sent, [True]).pay(KEY)  # tried: 150, fixed
+        risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
+        assert await risen.pay(KEY)
+        assert sent == [(address_of(DRIVER.public_key), 150, REFUND_KEY + b"CP201/T1")]
+        channel_id = wallet.channel.terms.channel_id
+        assert await world.csms.store.token("CARD-F") == (channel_id, 0)  # not credited too
+
+    run(tmp_path, body)
+
+
+def test_an_amount_owed_to_a_channel_whose_amount_is_fixed_is_retried_below_a_risen_minimum(
+    tmp_path: Path,
+) -> None:
+    """150 owed back to a channel was tried at a minimum of 100 (no answer); the minimum is 200
+    by the retry: it is sent again at 150 under its key (before, it was never read again)."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(KEY)
+        await _owe_small(world, wallet, "CARD-G", 150)
+        assert await _refunder(world, sent, [True]).retry() == 0  # tried: 150, fixed
+        risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
+        assert await risen.retry() == 1
+        channel_id = wallet.channel.terms.channel_id
+        assert sent == [
+            (address_of(DRIVER.public_key), 150, unbind_refund_key(channel_id, "CARD-G", 1))
+        ]
+        assert await world.csms.store.refunds.owed_token_refunds(0) == []
+
+    run(tmp_path, body)
+
+
+def test_two_payers_of_one_bill_send_its_refund_once(tmp_path: Path) -> None:
+    """The bill's hook and the retry loop pay one refund at once; the second reads the row
+    before the first deletes it and claims it after: it finds nothing owed and sends nothing
+    (before, it sent 0 under the refund's used key)."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-H", 900, 1_200)  # 540 owed back
+        store = world.csms.store
+        binding = store.binding
+        paid = asyncio.Event()
+        calls: list[tuple[str, str]] = []
+
+        async def behind(key: tuple[str, str]) -> Binding | None:
+            calls.append(key)
+            if len(calls) == 2:  # the second payer waits here until the first is done
+                await paid.wait()
+            return await binding(key)
+
+        store.binding = behind  # type: ignore[method-assign]
+        refunds = _refunder(world, sent)
+
+        async def pay() -> bool:
+            try:
+                return await refunds.pay(KEY)
+            finally:
+                paid.set()
+
+        assert sorted(await asyncio.gather(pay(), pay())) == [False, True]
+        assert [amount for _, amount, _ in sent] == [540]
+
+    run(tmp_path, body)
+
+
+def test_a_store_whose_upgrade_fails_is_closed(tmp_path: Path) -> None:
+    """A database the upgrade cannot bring to this version (here, the column it adds is there
+    already) fails the opening, and the store's connection is closed, not left open (its
+    thread then kept the process from exiting)."""
+    path = tmp_path / "csms.sqlite"
+    writer = sqlite3.connect(path)
+    try:
+        writer.execute(
+            "CREATE TABLE token_refunds (id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT "
+            "NOT NULL, channel_id BLOB NOT NULL, amount INTEGER NOT NULL, state TEXT NOT NULL, "
+            "proof_sequence BLOB)"
+        )
+    finally:
+        writer.close()
+
+    async def main() -> None:
+        store = CsmsStore(path)
+        with pytest.raises(sqlite3.OperationalError, match="duplicate column"):
+            await store.__aenter__()
+        with pytest.raises(RuntimeError, match="not open"):
+            _ = store.db
+
+    asyncio.run(main())
