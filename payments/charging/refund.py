@@ -16,7 +16,9 @@ an output of its own; it is kept as the token's prepaid credit for its next sess
 once per session, or, if the token was unbound or rebound meanwhile, owed to the channel's
 payer with the channel's other small amounts (`RefundRows.refund_as_credit`). Only a rest never
 tried is: one whose amount is fixed (tried at a lower minimum, it may have been sent) is sent
-again as it is.
+again as it is (`Wallet.send` resumes a transfer recorded under its key whatever the minimum is
+now); one the wallet refuses for its amount was never recorded, so never sent, and is owed
+again as never tried (`RefundRows.unclaim_refund`).
 
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
 leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with the
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Final
 from tangle.errors import TangleError
 from tangle.protocol.ids import ChannelId
 from tangle.protocol.transaction import address_of
-from wallet.errors import WalletError
+from wallet.errors import AmountError, WalletError
 
 from ..errors import PaymentError
 
@@ -110,7 +112,11 @@ class PrepaidRefunds:
             amount = await store.refunds.claim_refund(key, binding.channel_id, self.min_amount)
             if not amount:  # another payer paid it meanwhile
                 return False
-            await self.send(to, amount, REFUND_KEY + name.encode())
+            try:
+                await self.send(to, amount, REFUND_KEY + name.encode())
+            except AmountError:  # nothing recorded under its key (`Wallet.send`): never sent
+                await store.refunds.unclaim_refund(key)
+                raise
             await store.refunds.refund_paid(key)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("refund of %s not paid: %r", name, e)
@@ -142,7 +148,11 @@ class PrepaidRefunds:
             amount = await refunds.claim_token_refund(refund_id, self.min_amount)
             if not amount:
                 return False
-            await self.send(to, amount, unbind_refund_key(channel_id, id_token, refund_id))
+            try:
+                await self.send(to, amount, unbind_refund_key(channel_id, id_token, refund_id))
+            except AmountError:  # nothing recorded under its key (`Wallet.send`): never sent
+                await refunds.unclaim_token_refund(refund_id)
+                raise
             await refunds.token_refund_paid(refund_id)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("%s not paid: %r", name, e)

@@ -167,6 +167,16 @@ class RefundRows:
                 )
         return amount
 
+    async def unclaim_refund(self, key: tuple[str, str]) -> None:
+        """Session `key`'s refund was never sent after all (the wallet refused its amount
+        before it recorded anything under its key): it is `owed` again, never tried, so a rest
+        below the ledger's minimum takes the way of a small amount."""
+        await self._store.write_now(
+            "UPDATE refunds SET state = 'owed' "
+            "WHERE charge_point = ? AND transaction_id = ? AND state = 'sending'",
+            key,
+        )
+
     async def refund_paid(self, key: tuple[str, str]) -> None:
         """Session `key`'s refund is paid (the ledger took the transfer): forget it."""
         await self._store.write_now(
@@ -257,6 +267,13 @@ class RefundRows:
                     (amount, refund_id),
                 )
         return amount
+
+    async def unclaim_token_refund(self, refund_id: int) -> None:
+        """Refund `refund_id` was never sent after all (as `unclaim_refund`): `owed` again."""
+        await self._store.write_now(
+            "UPDATE token_refunds SET state = 'owed' WHERE id = ? AND state = 'sending'",
+            (refund_id,),
+        )
 
     async def merge_small(self, minimum: int, limit: int = MAX_OWED_BATCH) -> int:
         """Merge each channel's owed amounts below `minimum` (never tried: they are below it)

@@ -11,6 +11,7 @@ for the events route never get an answer: that is how the polling fallback is ex
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import queue
@@ -431,6 +432,29 @@ async def test_send_is_confirmed_through_the_event_stream(tmp_path: Path) -> Non
         assert caught.value.available == 0
         with pytest.raises(AmountError):
             await w.send(address(CAROL), MIN_OUTPUT - 1)
+
+
+async def test_a_repeat_of_a_recorded_transfer_is_not_held_to_a_minimum_raised_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refund of 150 sent at a minimum output of 100 and repeated (its answer lost) after the
+    node's minimum rose to 200: the repeat returns the recorded transfer instead of failing
+    on the new rule for ever; a new transfer of 150 is refused."""
+    async with running(tmp_path) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await w.sync()
+        sent = await w.send(address(BOB), 150, idempotency_key="refund-1")
+        node_info = NodeClient.info
+
+        async def raised(client: NodeClient) -> wallet.NodeInfo:
+            return dataclasses.replace(await node_info(client), min_output_amount=200)
+
+        monkeypatch.setattr(NodeClient, "info", raised)
+        before = len(h.submitted)
+        again = await w.send(address(BOB), 150, idempotency_key="refund-1")
+        assert again.transaction_id == sent.transaction_id
+        assert len(h.submitted) == before
+        with pytest.raises(AmountError):
+            await w.send(address(BOB), 150, idempotency_key="refund-2")
 
 
 async def test_an_idempotent_repeat_returns_the_transfer_and_pays_once(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
+from wallet.errors import AmountError
 
 from .test_payment import DRIVER, World, run
 from .test_refund import _billed_prepaid
@@ -45,6 +46,70 @@ def _sending(sent: list[Sent]) -> Callable[[Address, int, bytes], Awaitable[None
         sent.append((to, amount, key))
 
     return send
+
+
+class _WalletRules:
+    """A sender with `Wallet.send`'s rules: a key it recorded returns its transfer whatever the
+    minimum is now; a new one below the node's `minimum` is refused (`AmountError`) before
+    anything is recorded. `lost` answers: recorded, then the answer lost (the node timed out)."""
+
+    def __init__(self, minimum: int, lost: int = 0) -> None:
+        self.minimum = minimum
+        self.lost = lost
+        self.recorded: dict[bytes, tuple[Address, int]] = {}
+
+    async def __call__(self, to: Address, amount: int, key: bytes) -> None:
+        if key not in self.recorded:
+            if amount < self.minimum:
+                raise AmountError(amount, self.minimum)
+            self.recorded[key] = (to, amount)
+        if self.lost:
+            self.lost -= 1
+            raise ConnectionRefusedError("no answer")
+
+
+def test_a_refund_the_wallet_refuses_for_its_amount_is_owed_again_as_never_tried(
+    tmp_path: Path,
+) -> None:
+    """A rest of 150 tried while the node's minimum is already 200 (the refunder still at 100):
+    the wallet refuses it before recording anything, so it was never sent: owed again as never
+    tried, and kept as the token's credit by a refunder at 200 (before, it stayed `sending`,
+    refused at every retry for ever)."""
+
+    async def body(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-W", 900, 2_500)  # 150 owed back
+        node = _WalletRules(minimum=200)
+        behind = PrepaidRefunds(payments=world.payments, send=node, min_amount=100)
+        assert not await behind.pay(KEY)
+        assert await world.csms.store.refunds.owed_refund(KEY) == (150, False)  # never tried
+        caught_up = PrepaidRefunds(payments=world.payments, send=node, min_amount=200)
+        assert await caught_up.pay(KEY)
+        assert node.recorded == {}
+        channel_id = wallet.channel.terms.channel_id
+        assert await world.csms.store.token("CARD-W") == (channel_id, 150)
+
+    run(tmp_path, body)
+
+
+def test_a_refund_sent_before_the_minimum_rose_is_finished_by_its_recorded_transfer(
+    tmp_path: Path,
+) -> None:
+    """A rest of 150 sent at a minimum of 100, its answer lost; the minimum is 200 by the retry:
+    the wallet returns the transfer it recorded under the key (`Wallet.send`), and the refund
+    is done: paid once, not credited too."""
+
+    async def body(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-X", 900, 2_500)  # 150 owed back
+        node = _WalletRules(minimum=100, lost=1)
+        assert not await PrepaidRefunds(payments=world.payments, send=node, min_amount=100).pay(KEY)
+        node.minimum = 200
+        assert await PrepaidRefunds(payments=world.payments, send=node, min_amount=200).pay(KEY)
+        assert list(node.recorded.values()) == [(address_of(DRIVER.public_key), 150)]
+        assert await world.csms.store.refunds.owed_refund(KEY) is None
+        channel_id = wallet.channel.terms.channel_id
+        assert await world.csms.store.token("CARD-X") == (channel_id, 0)
+
+    run(tmp_path, body)
 
 
 def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: Path) -> None:
