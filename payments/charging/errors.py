@@ -163,8 +163,9 @@ class OcpiUnreachableError(OcpiPartnerError):
 #     └── InvoiceDisagreesError     a driver's invoice that is not the CSMS's (402 with its own)
 #
 # ChargingError
-# └── PrepaymentOwedBackError       a prepayment taken while its token was unbound or rebound:
-#                                   applied, owed back to the channel's payer (409 with amount)
+# ├── PrepaymentOwedBackError       a prepayment taken while its token was unbound or rebound:
+# │                                 applied, owed back to the channel's payer (409 with amount)
+# └── StoreVersionError             a CSMS database a newer version wrote
 
 
 class SessionError(ChargingError):
@@ -236,6 +237,16 @@ class PrepaymentOwedBackError(ChargingError):
         )
         self.id_token = id_token
         self.amount = amount
+
+
+class StoreVersionError(ChargingError):
+    """A CSMS database written by a newer version (its `PRAGMA user_version`): this one does not
+    open it, as it would not know its rows (a refund in a state it does not know)."""
+
+    def __init__(self, version: int, known: int) -> None:
+        super().__init__(f"the CSMS database is at version {version}; this CSMS knows {known}")
+        self.version = version
+        self.known = known
 
 
 class InvoiceDisagreesError(SessionError):

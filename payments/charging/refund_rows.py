@@ -62,10 +62,11 @@ A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads."""
 _UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
-PRUNE_DONE: Final = f"""
-    DELETE FROM refunds WHERE state NOT IN {_UNPAID};
-    DELETE FROM token_refunds WHERE state NOT IN {_UNPAID};"""
-"""Rows of refunds done, as versions that kept them left them (run when the store opens)."""
+PRUNE_DONE: Final = """
+    DELETE FROM refunds WHERE state IN ('paid', 'credited');
+    DELETE FROM token_refunds WHERE state IN ('paid', 'credited');"""
+"""Rows of refunds done, as versions that kept them left them (run when the store opens): only
+those states, so that no state a later version adds is taken for done."""
 UPGRADE_1: Final = """
     UPDATE refunds SET state = 'maybe_sent' WHERE state = 'owed';
     UPDATE token_refunds SET state = 'maybe_sent' WHERE state = 'owed';

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Self
 
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
-from .errors import StationAuthError
+from .errors import StationAuthError, StoreVersionError
 from .event_rows import EVENTS_SCHEMA, EventRows
 from .group_commit import GROUP_WINDOW_S
 from .refund_rows import PRUNE_DONE, UPGRADE_1, RefundRows, credit_or_owe
@@ -158,15 +158,27 @@ class CsmsStore(EventRows):
 
     async def _upgrade(self) -> None:
         """Bring a database older versions wrote up to this one's (`PRAGMA user_version`, 0 in
-        a database they wrote or a new one), in one transaction: 0 -> 1, the refund rows they
-        left owed may have been sent, a raced prepayment's owed row holds its proof's sequence
-        (`refund_rows.UPGRADE_1`)."""
-        async with self.db.execute("PRAGMA user_version") as c:
-            row = await c.fetchone()
-        if row is not None and int(row[0]) < SCHEMA_VERSION:
-            await self.db.executescript(
-                f"BEGIN; {UPGRADE_1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
+        a database they wrote or a new one), in one transaction that holds the write lock from
+        the version's read on (two processes opening one old file: the second finds it done):
+        0 -> 1, the refund rows they left owed may have been sent, a raced prepayment's owed
+        row holds its proof's sequence (`refund_rows.UPGRADE_1`). `StoreVersionError` for a
+        database a newer version wrote."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            async with self.db.execute("PRAGMA user_version") as c:
+                row = await c.fetchone()
+            version = 0 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreVersionError(version, SCHEMA_VERSION)
+            if version < SCHEMA_VERSION:
+                for statement in UPGRADE_1.split(";"):  # not executescript: it commits first
+                    if statement.strip():
+                        await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
 
     # -- stations ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from payments.charging.errors import StoreVersionError
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
@@ -231,10 +232,13 @@ def test_two_payers_of_one_bill_send_its_refund_once(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
-def test_a_store_whose_upgrade_fails_is_closed(tmp_path: Path) -> None:
+def test_a_store_whose_upgrade_fails_is_closed_and_its_database_left_as_it_was(
+    tmp_path: Path,
+) -> None:
     """A database the upgrade cannot bring to this version (here, the column it adds is there
-    already) fails the opening, and the store's connection is closed, not left open (its
-    thread then kept the process from exiting)."""
+    already) fails the opening: the upgrade is rolled back (its owed row still `owed`, the
+    version still 0), and the store's connection is closed, not left open (its thread then kept
+    the process from exiting)."""
     path = tmp_path / "csms.sqlite"
     writer = sqlite3.connect(path)
     try:
@@ -243,6 +247,8 @@ def test_a_store_whose_upgrade_fails_is_closed(tmp_path: Path) -> None:
             "NOT NULL, channel_id BLOB NOT NULL, amount INTEGER NOT NULL, state TEXT NOT NULL, "
             "proof_sequence BLOB)"
         )
+        writer.execute("INSERT INTO token_refunds VALUES (1, 'CARD', x'00', 450, 'owed', NULL)")
+        writer.commit()
     finally:
         writer.close()
 
@@ -252,5 +258,28 @@ def test_a_store_whose_upgrade_fails_is_closed(tmp_path: Path) -> None:
             await store.__aenter__()
         with pytest.raises(RuntimeError, match="not open"):
             _ = store.db
+
+    asyncio.run(main())
+    reader = sqlite3.connect(path)
+    try:
+        assert reader.execute("SELECT state FROM token_refunds").fetchall() == [("owed",)]
+        assert reader.execute("PRAGMA user_version").fetchone() == (0,)
+    finally:
+        reader.close()
+
+
+def test_a_database_a_newer_version_wrote_is_not_opened(tmp_path: Path) -> None:
+    """Its rows may hold states this version does not know (it would take them for done)."""
+    path = tmp_path / "csms.sqlite"
+    writer = sqlite3.connect(path)
+    try:
+        writer.execute("PRAGMA user_version = 2")
+    finally:
+        writer.close()
+
+    async def main() -> None:
+        with pytest.raises(StoreVersionError, match="version 2; this CSMS knows 1"):
+            async with CsmsStore(path):
+                pass
 
     asyncio.run(main())
