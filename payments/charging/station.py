@@ -197,9 +197,10 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
 
     @classmethod
     def compile_checks(cls) -> None:
-        """Compile the payload checks of every action this CSMS answers, its requests' and its
-        answers' (`schemas.compiled_check`: 1-13 ms each), so that the first charger to send
-        each is not held up by it, nor every charger answered on the same loop meanwhile."""
+        """Compile the payload checks of every action this CSMS answers: the chargers' requests
+        (CALL) and its answers (CALLRESULT) (`schemas.compiled_check`: 1-13 ms each), so that
+        the first charger to send each is not held up by it, nor every charger answered on the
+        same loop meanwhile."""
         for action in _create_route_map(cls):
             compiled_check(cls._ocpp_version, MessageType.Call, action)
             compiled_check(cls._ocpp_version, MessageType.CallResult, action)
