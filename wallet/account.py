@@ -272,10 +272,9 @@ class Wallet(ConfirmingWallet):
             raise SendError(
                 f"memo is {len(memo)} bytes; at most {MAX_MEMO - len(full_memo) + len(memo)} fit"
             )
-        if idempotency_key is None or await self.transfer(key) is None:
-            # a repeat of a recorded transfer is resumed as it was, under the rule it was
-            # checked against: a minimum output raised since does not strand it
-            await self.check_amount(amount)
+        # the amount is checked where a new transfer is built (`select_coins`, in the state's
+        # transaction that first looks the key up): a repeat of a recorded transfer is resumed
+        # as it was, under the rule it was checked against, a minimum output raised since or not
         info = await self._info()
         request = request_fingerprint(to, amount, memo)
 
