@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from websockets.asyncio.client import connect
@@ -21,6 +21,7 @@ from payments.charging.simulator import Charger201, connect_charger
 from payments.payperuse.offer import PROOF_HEADER
 from tests.payments.charging.test_csms import PER_KWH_TARIFF
 from tests.payments.charging.test_payment import DRIVER, PASSWORD, T0, World, run
+from tests.payments.charging.test_prepay_race import during_the_commit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -163,15 +164,7 @@ def test_a_prepayment_owed_back_is_answered_409_with_its_amount(tmp_path: Path) 
     async def body(world: World) -> None:
         wallet = await world.driver(("CP201", "T1"))
         await world.bind(wallet, "CARD-W")
-        store = world.csms.store
-        write = store.write
-
-        async def saving(statements: Any) -> None:
-            store.write = write  # type: ignore[method-assign]
-            await world.payments.unbind("CARD-W")
-            await write(statements)
-
-        store.write = saving  # type: ignore[method-assign]
+        during_the_commit(world, lambda: world.payments.unbind("CARD-W"))
         proof = encode_signed_proof(wallet.channel.pay(450))
         header = base64.urlsafe_b64encode(proof).rstrip(b"=").decode()
         async with client(world) as http:

@@ -27,9 +27,24 @@ from tangle.protocol.transaction import address_of
 from .test_payment import DRIVER, World, run
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from tangle.protocol.ids import Address
+
+
+def during_the_commit(world: World, step: Callable[[], Awaitable[object]]) -> None:
+    """Run `step` (the operator's, the driver's) once, when the next write reaches the store's
+    group commit: after the channel service checked the payment and queued its save."""
+    store = world.csms.store
+    write = store.write
+
+    async def saving(statements: Any) -> None:
+        store.write = write  # type: ignore[method-assign]
+        await step()
+        await write(statements)
+
+    store.write = saving  # type: ignore[method-assign]
 
 
 def _conserved(path: Path) -> tuple[int, int, int]:
@@ -71,7 +86,6 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
         cashier = world.payments.cashier
 
         store = world.csms.store
-        write = store.write
 
         async def operator() -> None:
             assert await world.payments.unbind("CARD-R") == 0
@@ -86,13 +100,8 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
                 await operator()
                 return await cashier.accept(*args, **kwargs)
 
-        async def saving(statements: Any) -> None:  # the payment's save, queued for its commit
-            store.write = write  # type: ignore[method-assign]
-            await operator()
-            await write(statements)
-
-        if in_commit:
-            store.write = saving  # type: ignore[method-assign]
+        if in_commit:  # the payment's save, queued for its commit
+            during_the_commit(world, operator)
         else:
             world.payments.cashier = OperatorMeanwhile()  # type: ignore[assignment]
         with pytest.raises(PrepaymentOwedBackError) as raised:  # not "nothing taken"
