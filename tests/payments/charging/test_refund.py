@@ -37,6 +37,20 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import Address
 
 Sent = tuple["Address", int, bytes]
+MINIMUM = 100
+"""The ledger's smallest output, as the refunders of these tests take it."""
+
+
+def refunder(world: World, sent: list[Sent], down: list[bool] | None = None) -> PrepaidRefunds:
+    """A refunder whose wallet records what it is asked to send in `sent`, or fails as a node
+    that is down while `down` holds anything."""
+
+    async def send(to: Address, amount: int, key: bytes) -> None:
+        if down:
+            raise ConnectionRefusedError("node down")
+        sent.append((to, amount, key))
+
+    return PrepaidRefunds(payments=world.payments, send=send, min_amount=MINIMUM)
 
 
 def _prepaid_session(tmp_path: Path, prepay: int, used_wh: int, min_amount: int) -> list[Sent]:
@@ -114,21 +128,15 @@ async def _billed_prepaid(world: World, token: str, prepay: int, used_wh: int) -
 
 def test_a_refund_lost_to_a_crash_or_a_down_node_is_paid_by_the_retry(tmp_path: Path) -> None:
     asked: list[Sent] = []
-    down = True
-
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        if down:
-            raise ConnectionRefusedError("node down")
-        asked.append((to, amount, key))
+    down = [True]
 
     async def body(world: World) -> None:
-        nonlocal down
         await _billed_prepaid(world, "CARD-C", 900, 1_200)  # owes 540 back
-        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        refunds = refunder(world, asked, down)
         assert await world.csms.store.refunds.owed_refunds() == [(("CP201", "T1"), 540)]
         assert await refunds.retry() == 0  # the node is down: still owed
         assert await world.csms.store.refunds.owed_refunds() == [(("CP201", "T1"), 540)]
-        down = False
+        down.clear()
         async with refunds.retrying():  # pays the owed refund at once
             for _ in range(200):
                 if asked:
@@ -191,15 +199,9 @@ def test_a_token_unbound_with_a_prepaid_amount_has_it_paid_back_once(tmp_path: P
     the channel's payer from the unbinding's commit on, and the refunder pays it (once, after a
     failed try), as it pays sessions' rests; an amount below the smallest output stays owed."""
     asked: list[Sent] = []
-    down = True
-
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        if down:
-            raise ConnectionRefusedError("node down")
-        asked.append((to, amount, key))
+    down = [True]
 
     async def body(world: World) -> None:
-        nonlocal down
         wallet = await world.driver(("CP201", "T1"))
         await world.bind(wallet, "CARD-U")
         await world.payments.prepay("CARD-U", wallet.channel.pay(450))
@@ -213,9 +215,9 @@ def test_a_token_unbound_with_a_prepaid_amount_has_it_paid_back_once(tmp_path: P
         [(first, *owed_first), (_, *owed_second)] = await store.refunds.owed_token_refunds()
         assert owed_first == [wallet.channel.terms.channel_id, "CARD-U", 450]
         assert owed_second == [small.channel.terms.channel_id, "CARD-S", 40]
-        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        refunds = refunder(world, asked, down)
         assert await refunds.retry() == 0  # the node is down: still owed
-        down = False
+        down.clear()
         assert await refunds.retry() == 1
         channel = wallet.channel.terms.channel_id
         key = UNBIND_REFUND_KEY + channel.hex().encode() + b"/CARD-U/" + str(first).encode()

@@ -13,21 +13,18 @@ import asyncio
 import sqlite3
 from typing import TYPE_CHECKING
 
-from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
+from payments.charging.refund import REFUND_KEY, unbind_refund_key
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
-from .test_refund import _billed_prepaid
+from .test_refund import Sent, _billed_prepaid, refunder
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from payments.charging.payment import DriverWallet
-    from tangle.protocol.ids import Address
 
-Sent = tuple["Address", int, bytes]
-MINIMUM = 100
 KEY = ("CP201", "T1")
 
 
@@ -49,22 +46,13 @@ async def _owe_small(world: World, wallet: DriverWallet, token: str, amount: int
     assert await world.payments.unbind(token) == amount
 
 
-def _refunder(world: World, sent: list[Sent], down: list[bool] | None = None) -> PrepaidRefunds:
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        if down:
-            raise ConnectionRefusedError("node down")
-        sent.append((to, amount, key))
-
-    return PrepaidRefunds(payments=world.payments, send=send, min_amount=MINIMUM)
-
-
 def test_refunds_paid_or_credited_leave_no_rows(tmp_path: Path) -> None:
     sent: list[Sent] = []
 
     async def body(world: World) -> None:
         wallet = await _billed_prepaid(world, "CARD-P", 900, 1_200)  # 540 owed back
         await _owe_small(world, wallet, "CARD-Q", 450)
-        refunds = _refunder(world, sent)
+        refunds = refunder(world, sent)
         assert _rows(tmp_path / "csms.sqlite") == (1, 1)
         assert await refunds.retry() == 2
         assert [amount for _, amount, _ in sent] == [540, 450]
@@ -112,7 +100,7 @@ def test_small_amounts_owed_to_a_channel_are_paid_once_they_reach_the_minimum(
         wallet = await world.driver(KEY)
         other = await world.driver(("CP201", "T2"), deposit=90_000)
         await _owe_small(world, other, "CARD-O", 20)  # another channel's: never mixed in
-        refunds = _refunder(world, sent)
+        refunds = refunder(world, sent)
         await _owe_small(world, wallet, "CARD-1", 40)
         await _owe_small(world, wallet, "CARD-2", 30)
         assert await refunds.retry() == 0
@@ -142,7 +130,7 @@ def test_a_small_amount_is_paid_with_the_next_refund_to_its_channel(tmp_path: Pa
     async def body(world: World) -> None:
         wallet = await _billed_prepaid(world, "CARD-S", 900, 1_200)  # 540 owed back
         await _owe_small(world, wallet, "CARD-T", 40)
-        refunds = _refunder(world, sent, down)
+        refunds = refunder(world, sent, down)
         assert not await refunds.pay(KEY)  # the node is down: 540 + 40 claimed, not sent
         await _owe_small(world, wallet, "CARD-U", 30)
         down.clear()

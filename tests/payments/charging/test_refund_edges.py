@@ -17,8 +17,8 @@ from tangle.protocol.transaction import address_of
 from wallet.errors import AmountError
 
 from .test_payment import DRIVER, World, run
-from .test_refund import _billed_prepaid
-from .test_refund_bounds import KEY, Sent, _owe_small, _refunder
+from .test_refund import Sent, _billed_prepaid, refunder
+from .test_refund_bounds import KEY, _owe_small
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -129,7 +129,7 @@ def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: P
         await _owe_small(world, wallet, "CARD-U", 450)  # row 2
 
     async def after(world: World) -> None:
-        refunds = _refunder(world, sent)
+        refunds = refunder(world, sent)
         assert await refunds.retry() == 2
         to, channel = address_of(DRIVER.public_key), wallets[0].channel.terms.channel_id
         assert sent == [  # before: 580 under the key of 540, and 450 not sent (or 490)
@@ -141,7 +141,7 @@ def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: P
 
     async def later(world: World) -> None:
         await _owe_small(world, wallets[0], "CARD-V", 200)  # row 3, owed by this version
-        refunds = _refunder(world, sent)
+        refunds = refunder(world, sent)
         assert await refunds.retry() == 1
         assert sent[2][1:] == (
             240,
@@ -166,7 +166,7 @@ def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum
 
     async def body(world: World) -> None:
         wallet = await _billed_prepaid(world, "CARD-F", 900, 2_500)  # 150 owed back
-        assert not await _refunder(world, sent, [True]).pay(KEY)  # tried: 150, fixed
+        assert not await refunder(world, sent, [True]).pay(KEY)  # tried: 150, fixed
         risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
         assert await risen.pay(KEY)
         assert sent == [(address_of(DRIVER.public_key), 150, REFUND_KEY + b"CP201/T1")]
@@ -186,7 +186,7 @@ def test_an_amount_owed_to_a_channel_whose_amount_is_fixed_is_retried_below_a_ri
     async def body(world: World) -> None:
         wallet = await world.driver(KEY)
         await _owe_small(world, wallet, "CARD-G", 150)
-        assert await _refunder(world, sent, [True]).retry() == 0  # tried: 150, fixed
+        assert await refunder(world, sent, [True]).retry() == 0  # tried: 150, fixed
         risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
         assert await risen.retry() == 1
         channel_id = wallet.channel.terms.channel_id
@@ -218,7 +218,7 @@ def test_two_payers_of_one_bill_send_its_refund_once(tmp_path: Path) -> None:
             return await binding(key)
 
         store.binding = behind  # type: ignore[method-assign]
-        refunds = _refunder(world, sent)
+        refunds = refunder(world, sent)
 
         async def pay() -> bool:
             try:
