@@ -27,7 +27,7 @@ from benchmarks._charging_load import (
 )
 from payments.channels.service import PayeeService
 from payments.charging.channel_rows import CsmsChannels
-from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_collector
+from payments.charging.csms import SUBPROTOCOLS, Csms, serve_csms, tune_process
 from payments.charging.pay_stream import payment_stream
 from payments.charging.payment import ChargePayments
 from payments.charging.store import CsmsStore
@@ -57,7 +57,7 @@ class ChannelTable:
 
 async def csms_process(directory: Path, count: int) -> None:
     """The CSMS: serve until stdin closes, then print its CPU seconds as JSON."""
-    tune_collector()  # as the CSMS's own command does
+    tune_process()  # as the CSMS's own command does
     async with CsmsStore(directory / "csms.sqlite") as store:
         await asyncio.gather(*(store.add_station(f"CP{i}", PASSWORD) for i in range(count)))
         for i in range(count):

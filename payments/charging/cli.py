@@ -66,7 +66,7 @@ from . import ocmf, ocpi_json
 from .backoffice import backoffice_app, serve_backoffice
 from .channel_rows import CsmsChannels
 from .commitment import LedgerCommitter
-from .csms import Csms, run_process, serve_csms, tune_collector
+from .csms import Csms, run_process, serve_csms, tune_process
 from .devices import DeviceGate
 from .errors import SignedMeterValueError
 from .ocpi_location import parse_cdr_location
@@ -181,7 +181,7 @@ async def _serve(args: argparse.Namespace) -> None:
             )
             csms.authorize = gate.guard(csms.authorize)
         resumed = await csms.restore()
-        tune_collector()
+        tune_process()
         pay = None if payments is None else payment_stream(payments)
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port, pay))
         cdr_hash = None if roaming is None else roaming.cdr_hash_of

@@ -72,7 +72,10 @@ MAX_TOKENS: Final = 100_000
 LOG: Final = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD: Final = 20_000
 """Net allocations of tracked objects between two collections of the youngest generation in a
-CSMS process (`tune_collector`; Python's default is 700)."""
+CSMS process (`tune_process`; Python's default is 700)."""
+SWITCH_INTERVAL_S: Final = 0.0001
+"""How long a thread of a CSMS process waits for the GIL before it asks the running one to drop
+it (`tune_process`; Python's default is 5 ms)."""
 
 
 async def accept_every_token(id_token: str) -> Binding | None:
@@ -382,15 +385,26 @@ def run_process(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-def tune_collector() -> None:
-    """Set this process's garbage collector for a CSMS: collect the youngest generation every
-    `GC_YOUNG_THRESHOLD` net allocations. At Python's 700, a collection comes every few
-    messages and promotes the objects of every message then waiting for its commit (its
-    frames, futures, payload); the promoted pile up until a full collection scans every
-    station's connection, a pause of tens of milliseconds under load that every message in
-    flight waits out (`benchmarks.charging` reports the collector's pauses). Those objects
-    are freed by reference counting once answered; fewer young collections promote fewer."""
+def tune_process() -> None:
+    """Set this process's interpreter for a CSMS.
+
+    *The collector* collects the youngest generation every `GC_YOUNG_THRESHOLD` net
+    allocations. At Python's 700, a collection comes every few messages and promotes the
+    objects of every message then waiting for its commit (its frames, futures, payload); the
+    promoted pile up until a full collection scans every station's connection, a pause of tens
+    of milliseconds under load that every message in flight waits out (`benchmarks.charging`
+    reports the collector's pauses). Those objects are freed by reference counting once
+    answered; fewer young collections promote fewer.
+
+    *The GIL's switch interval* is `SWITCH_INTERVAL_S`. The store's sqlite calls run on
+    aiosqlite's thread, which lets go of the GIL around every step of a statement (each row of
+    a group commit's executemany, the commit's fsync) and must take it back from the event
+    loop's thread to go on. At Python's 5 ms, a loop busy with chargers' messages hands it back
+    only when that interval runs out, once per row: a group commit of a dozen rows, one fsync
+    long on its own, took tens of milliseconds (`benchmarks.charging`: `csms_commit_p99_ms`
+    well over `csms_commit_fsync_p99_ms`), and every charger in it waited that long."""
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def _refuse(connection: ServerConnection, status: HTTPStatus) -> Response:

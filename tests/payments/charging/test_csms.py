@@ -32,10 +32,11 @@ from websockets.typing import Subprotocol
 from payments.charging import ocpi_json
 from payments.charging.csms import (
     GC_YOUNG_THRESHOLD,
+    SWITCH_INTERVAL_S,
     Csms,
     run_process,
     serve_csms,
-    tune_collector,
+    tune_process,
 )
 from payments.charging.errors import MalformedEventError
 from payments.charging.ocpi_tariff import parse_tariff
@@ -528,13 +529,15 @@ asyncio.run(main())
     assert out.stdout.split() == ["False", "False", "True", "True"]
 
 
-def test_a_csms_process_collects_its_youngest_generation_less_often() -> None:
-    before = gc.get_threshold()
+def test_a_csms_process_collects_less_often_and_hands_the_gil_over_sooner() -> None:
+    before, interval = gc.get_threshold(), sys.getswitchinterval()
     try:
-        tune_collector()
+        tune_process()
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
     finally:
         gc.set_threshold(*before)
+        sys.setswitchinterval(interval)
 
 
 def _decimal_wh(raw: object, unit: str, multiplier: int) -> int | None:
