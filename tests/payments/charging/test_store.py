@@ -45,21 +45,21 @@ def _committed(path: Path, event: TransactionEvent) -> bool:
 
 
 def test_meter_values_arriving_together_share_commits_and_each_is_durable_on_return(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "csms.sqlite"
 
     async def main() -> tuple[int, list[bool], list[tuple[float, float, int, float, float]]]:
         async with CsmsStore(path) as store:
             commits = 0
-            commit = store.db.commit
+            commit = group_commit._commit
 
-            async def counted() -> None:  # the real commit, counted
+            def counted(db: sqlite3.Connection, rows: Any) -> float:  # the real one, counted
                 nonlocal commits
                 commits += 1
-                await commit()
+                return commit(db, rows)
 
-            store.db.commit = counted  # type: ignore[method-assign]
+            monkeypatch.setattr(group_commit, "_commit", counted)
 
             async def one(station: int, seq: int) -> bool:
                 event = _event(station, seq)
@@ -113,7 +113,9 @@ def _taken_and_left(path: Path) -> tuple[int, int]:
     return int(paid), int(left)
 
 
-def test_a_group_commit_never_lands_inside_a_binding(tmp_path: Path) -> None:
+def test_a_group_commit_never_lands_inside_a_binding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A meter value's group commit while a prepaid session binds: every commit leaves the
     session's payment and the token's prepaid amount adding up to what was prepaid."""
     path = tmp_path / "csms.sqlite"
@@ -123,10 +125,16 @@ def test_a_group_commit_never_lands_inside_a_binding(tmp_path: Path) -> None:
             await store.save_token("CARD", CHANNEL_A, 100)
             seen: list[tuple[int, int]] = []
             commit, execute = store.db.commit, store.db.execute
+            group = group_commit._commit
 
-            async def observed() -> None:
+            async def observed() -> None:  # the binding's commit
                 await commit()
                 seen.append(_taken_and_left(path))
+
+            def group_observed(db: sqlite3.Connection, rows: Any) -> float:  # a group commit
+                began = group(db, rows)
+                seen.append(_taken_and_left(path))
+                return began
 
             def slow(sql: str, *args: Any) -> Any:  # the real statement, then a pause
                 async def run() -> Any:
@@ -138,6 +146,7 @@ def test_a_group_commit_never_lands_inside_a_binding(tmp_path: Path) -> None:
                 return run()
 
             store.db.commit = observed  # type: ignore[method-assign]
+            monkeypatch.setattr(group_commit, "_commit", group_observed)
             store.db.execute = slow  # type: ignore[method-assign, assignment]
             binding = asyncio.create_task(store.bind(("CP", "TX"), PREPAID))
             await asyncio.sleep(0.01)  # the binding's first statement is written
