@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -40,9 +41,10 @@ from typing import TYPE_CHECKING, Final
 from tangle.errors import TangleError
 from tangle.protocol.ids import ChannelId
 from tangle.protocol.transaction import address_of
-from wallet.errors import AmountError, WalletError
+from wallet.errors import AmountError, TransferFailedError, WalletError
 
 from ..errors import PaymentError
+from .refund_attempts import attempt_key, never_applies, next_attempt
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,10 +52,9 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import Address
 
     from .payment import ChargePayments
+    from .refund_attempts import RefundWallet
+    from .refund_rows import Claim
     from .store import Bill
-
-    Sender = Callable[[Address, int, bytes], Awaitable[object]]
-    """Pays (address, amount) with an idempotency key; returns once the ledger took it."""
 
 REFUND_KEY: Final = b"tanglepay/charging/refund/"
 UNBIND_REFUND_KEY: Final = b"tanglepay/charging/unbind-refund/"
@@ -79,7 +80,8 @@ class PrepaidRefunds:
     """Pays each prepaid session's unused rest back (see the module docstring)."""
 
     payments: ChargePayments
-    send: Sender
+    wallet: RefundWallet
+    """The CPO's wallet the refunds are paid from (`refund_attempts.LedgerWallet`)."""
     min_amount: int = 1
     """The ledger's smallest output: a smaller rest is kept as the token's prepaid credit, or
     paid with the channel's other refunds once they reach it."""
@@ -95,33 +97,36 @@ class PrepaidRefunds:
         """Pay session `key`'s owed refund (or keep it as credit) and mark it done; False if
         nothing was owed or the payment failed (logged; it stays owed)."""
         store = self.payments.csms.store
+        refunds = store.refunds
         name = f"{key[0]}/{key[1]}"
         try:
-            owed = await store.refunds.owed_refund(key)
+            owed = await refunds.owed_refund(key)
             binding = await store.binding(key)
             if owed is None or binding is None or binding.channel_id is None:
                 return False
             if owed[0] < self.min_amount and not owed[1]:  # never tried: kept as credit
                 if binding.id_token is None:
                     return False
-                return await store.refunds.refund_as_credit(
-                    key, binding.id_token, binding.channel_id
-                )
+                return await refunds.refund_as_credit(key, binding.id_token, binding.channel_id)
             channel = await self.payments.cashier.open(ChannelId(binding.channel_id))
             to = address_of(channel.terms.payer)
-            amount = await store.refunds.claim_refund(key, binding.channel_id, self.min_amount)
-            if not amount:  # another payer paid it meanwhile
+            claim = await refunds.claim_refund(key, binding.channel_id, self.min_amount)
+            if claim is None:  # another payer paid it meanwhile
                 return False
-            try:
-                await self.send(to, amount, REFUND_KEY + name.encode())
-            except AmountError:  # nothing recorded under its key (`Wallet.send`): never sent
-                await store.refunds.unclaim_refund(key)
-                raise
-            await store.refunds.refund_paid(key)
+            await self._send(
+                to,
+                claim,
+                REFUND_KEY + name.encode(),
+                functools.partial(refunds.unclaim_refund, key),
+                functools.partial(refunds.next_refund_attempt, key),
+            )
+            await refunds.refund_paid(key)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("refund of %s not paid: %r", name, e)
+            with contextlib.suppress(sqlite3.Error):  # counted: tried less often than new ones
+                await refunds.refund_failed(key)
             return False
-        LOG.info("refunded %d to %s for %s", amount, to.hex(), name)
+        LOG.info("refunded %d to %s for %s", claim.amount, to.hex(), name)
         return True
 
     async def retry(self) -> int:
@@ -141,24 +146,59 @@ class PrepaidRefunds:
         owed amounts (`RefundRows.claim_token_refund`), and forget it; False if nothing was
         owed or the payment failed (logged; it stays owed)."""
         name = f"unbound token refund {refund_id}"
+        refunds = self.payments.csms.store.refunds
         try:
             channel = await self.payments.cashier.open(ChannelId(channel_id))
             to = address_of(channel.terms.payer)
-            refunds = self.payments.csms.store.refunds
-            amount = await refunds.claim_token_refund(refund_id, self.min_amount)
-            if not amount:
+            claim = await refunds.claim_token_refund(refund_id, self.min_amount)
+            if claim is None:
                 return False
-            try:
-                await self.send(to, amount, unbind_refund_key(channel_id, id_token, refund_id))
-            except AmountError:  # nothing recorded under its key (`Wallet.send`): never sent
-                await refunds.unclaim_token_refund(refund_id)
-                raise
+            await self._send(
+                to,
+                claim,
+                unbind_refund_key(channel_id, id_token, refund_id),
+                functools.partial(refunds.unclaim_token_refund, refund_id),
+                functools.partial(refunds.next_token_refund_attempt, refund_id),
+            )
             await refunds.token_refund_paid(refund_id)
         except (PaymentError, WalletError, TangleError, OSError, sqlite3.Error) as e:
             LOG.warning("%s not paid: %r", name, e)
+            with contextlib.suppress(sqlite3.Error):  # counted: tried less often than new ones
+                await refunds.token_refund_failed(refund_id)
             return False
-        LOG.info("refunded %d to %s for %s", amount, to.hex(), name)
+        LOG.info("refunded %d to %s for %s", claim.amount, to.hex(), name)
         return True
+
+    async def _send(
+        self,
+        to: Address,
+        claim: Claim,
+        key: bytes,
+        unclaim: Callable[[], Awaitable[None]],
+        move: Callable[[int, int | None], Awaitable[bool]],
+    ) -> None:
+        """Send `claim` to `to` under the key of its attempt (`attempt_key` of the refund's
+        `key`). The wallet refused its amount: nothing was recorded under the key, so it was
+        never sent, and it is owed again as never tried (`unclaim`). Its transfer failed for
+        good: the refund moves to its next attempt, or is held (`move`, `next_attempt`). Either
+        error is raised on."""
+        sent_key = attempt_key(key, claim.attempt)
+        try:
+            await self.wallet.send(to, claim.amount, sent_key)
+        except AmountError:  # nothing recorded under its key (`Wallet.send`): never sent
+            await unclaim()
+            raise
+        except TransferFailedError:
+            then = next_attempt(claim.attempt, never_applies(await self.wallet.transfer(sent_key)))
+            if await move(claim.attempt, then) and then is None:
+                LOG.error(
+                    "refund of %d under %r held after its attempt %d failed for good: not sent "
+                    "again; the operator pays it",
+                    claim.amount,
+                    sent_key,
+                    claim.attempt,
+                )
+            raise
 
     @contextlib.asynccontextmanager
     async def retrying(self) -> AsyncIterator[None]:
