@@ -29,13 +29,19 @@ from tangle.protocol.transaction import address_of
 from tests.builders import key as signing_key
 from tests.builders import transfer as signed_transfer
 from tests.wallet.test_client import open_wallet, running
-from wallet.errors import AmountError, IdempotencyConflictError, TransferFailedError
+from wallet.errors import (
+    AmountError,
+    IdempotencyConflictError,
+    TransferFailedError,
+    TransferTimeoutError,
+)
 from wallet.idempotency import idempotency_hash
 from wallet.records import Attachment, Transfer, TransferStatus
 
 from .test_payment import DRIVER, PASSWORD, World, _end, _meter, _start, run
 
 if TYPE_CHECKING:
+    from collections.abc import Container
     from pathlib import Path
 
     import pytest
@@ -58,7 +64,10 @@ class WalletRules:
     transfer failed raises `TransferFailedError` at every repeat; a new key below `minimum` is
     refused (`AmountError`) before anything is recorded. Each send it takes is appended to
     `sent`; while `down` holds anything the node is down (nothing recorded); `lost` answers are
-    lost after recording (the node timed out). A recorded transfer is confirmed until `fail`."""
+    lost after recording (the node timed out); the transfers under the keys in `pending` never
+    confirm (`TransferTimeoutError` at every send). A recorded transfer is confirmed until
+    `fail`, or, with `fail_new`, fails for that reason at once (a milestone marked it
+    conflicting)."""
 
     def __init__(
         self,
@@ -67,11 +76,15 @@ class WalletRules:
         minimum: int = 0,
         down: list[bool] | None = None,
         lost: int = 0,
+        pending: Container[bytes] = (),
+        fail_new: str | None = None,
     ) -> None:
         self.sent = [] if sent is None else sent
         self.minimum = minimum
         self.down = [] if down is None else down
         self.lost = lost
+        self.pending = pending
+        self.fail_new = fail_new
         self.recorded: dict[bytes, Transfer] = {}
 
     async def send(self, to: Address, amount: int, key: bytes, /) -> Transfer:
@@ -82,6 +95,13 @@ class WalletRules:
             if amount < self.minimum:
                 raise AmountError(amount, self.minimum)
             transfer = self.recorded[key] = _recorded(to, amount, key)
+            if key in self.pending:
+                transfer = self.recorded[key] = dataclasses.replace(
+                    transfer, status=TransferStatus.SUBMITTED, confirmed_index=None
+                )
+            if self.fail_new is not None:
+                self.fail(key, self.fail_new)
+                transfer = self.recorded[key]
         self.sent.append((to, amount, key))
         if (transfer.recipient, transfer.amount) != (to, amount):
             raise IdempotencyConflictError(transfer.transaction_id.hex())
@@ -90,6 +110,8 @@ class WalletRules:
         if self.lost:
             self.lost -= 1
             raise ConnectionRefusedError("no answer")
+        if key in self.pending:
+            raise TransferTimeoutError(transfer.transaction_id.hex(), 1.0)
         return transfer
 
     async def transfer(self, key: bytes, /) -> Transfer | None:

@@ -1,0 +1,259 @@
+"""Refunds whose transfer failed for good, and refunds that fail again and again
+(`refund_attempts`, `refund_rows`): a failed transfer that can never apply is replaced by a next
+attempt under a key of its own, at most `MAX_ATTEMPTS` times, then the refund is held; the retry
+batches read the refunds tried least often first; the store's upgrade 1 -> 2 keeps every row and
+its key. Before, a refund whose transfer failed stayed `sending` and was sent under the same key
+every round (the wallet answers a failed key with its failure for ever): the driver was never
+paid, and such rows kept newer ones out of the batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+from typing import TYPE_CHECKING
+
+import pytest
+
+from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
+from payments.charging.refund_attempts import MAX_ATTEMPTS, attempt_key, never_applies
+from payments.charging.refund_rows import MAX_OWED_BATCH
+from tangle.protocol.transaction import address_of
+from wallet.records import TransferStatus
+
+from .test_payment import DRIVER, World, run
+from .test_refund import MINIMUM, Sent, WalletRules, _billed_prepaid, _recorded
+from .test_refund_bounds import _owe_small
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SESSION_KEY = REFUND_KEY + b"CP201/T1"
+
+
+def _states(path: Path) -> list[tuple[str, int, int]]:
+    """(state, attempt, amount) of every refund row, sessions' then tokens', as another
+    connection reads them."""
+    reader = sqlite3.connect(path)
+    try:
+        query = (
+            "SELECT state, attempt, amount FROM refunds UNION ALL "
+            "SELECT state, attempt, amount FROM token_refunds"
+        )
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in reader.execute(query)]
+    finally:
+        reader.close()
+
+
+def test_a_refund_whose_transfer_failed_for_good_is_paid_once_under_its_next_attempt(
+    tmp_path: Path,
+) -> None:
+    """A session's rest of 540 and an unbound token's 450: each sent, its answer lost, then a
+    milestone marks the transfer conflicting (its input spent elsewhere). The next round moves
+    each to attempt 1 at the same amount; the round after pays it under `key/attempt/1`, once:
+    the driver's address receives each amount once, and nothing is sent again after."""
+    sent: list[Sent] = []
+    ledger = WalletRules(sent, lost=2)
+
+    async def body(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-A", 900, 1_200)  # 540 owed back
+        await _owe_small(world, wallet, "CARD-B", 450)  # token refund 1
+        unbind_key = unbind_refund_key(wallet.channel.terms.channel_id, "CARD-B", 1)
+        refunds = _refunder(world, ledger)
+        assert await refunds.retry() == 0  # both recorded, both answers lost
+        ledger.fail(SESSION_KEY, "input_spent")
+        ledger.fail(unbind_key, "input_spent")
+        assert await refunds.retry() == 0  # failed for good: each moves to attempt 1
+        assert _states(tmp_path / "csms.sqlite") == [("sending", 1, 540), ("sending", 1, 450)]
+        assert await refunds.retry() == 2
+        to = address_of(DRIVER.public_key)
+        assert sorted(ledger.paid()) == sorted(
+            [(to, 540, SESSION_KEY + b"/attempt/1"), (to, 450, unbind_key + b"/attempt/1")]
+        )
+        assert await refunds.retry() == 0
+        assert len(sent) == 6  # 2 lost, 2 failed, 2 paid: never sent again
+        assert _states(tmp_path / "csms.sqlite") == []
+
+    run(tmp_path, body)
+
+
+def _refunder(world: World, ledger: WalletRules) -> PrepaidRefunds:
+    return PrepaidRefunds(payments=world.payments, wallet=ledger, min_amount=MINIMUM)
+
+
+def test_attempts_are_bounded_and_a_held_refund_is_not_sent_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every transfer of a refund fails for good: after `MAX_ATTEMPTS` attempts the refund is
+    held (kept, at its amount), logged at error level once, and no later round sends it."""
+    sent: list[Sent] = []
+    ledger = WalletRules(sent, fail_new="input_spent")
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-H", 900, 1_200)  # 540 owed back
+        refunds = _refunder(world, ledger)
+        with caplog.at_level(logging.ERROR, logger="payments.charging.refund"):
+            for _ in range(MAX_ATTEMPTS + 3):
+                assert await refunds.retry() == 0
+        assert [key for _, _, key in sent] == [
+            attempt_key(SESSION_KEY, n) for n in range(MAX_ATTEMPTS)
+        ]
+        assert _states(tmp_path / "csms.sqlite") == [("held", MAX_ATTEMPTS - 1, 540)]
+        [held] = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert "held" in held.getMessage()
+        assert ledger.paid() == []
+
+    run(tmp_path, body)
+
+
+def test_a_refund_whose_transfer_was_abandoned_after_it_was_attached_is_held_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The owner abandoned the refund's transfer after it was attached (`wallet abandon` of an
+    expired transfer): its payload is on the tangle and may still apply if anyone attaches it
+    again, so no next attempt is made (it could pay twice): the refund is held."""
+    sent: list[Sent] = []
+    ledger = WalletRules(sent, lost=1)
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-J", 900, 1_200)  # 540 owed back
+        refunds = _refunder(world, ledger)
+        assert await refunds.retry() == 0
+        ledger.fail(SESSION_KEY, "abandoned", attached=True)
+        with caplog.at_level(logging.ERROR, logger="payments.charging.refund"):
+            assert await refunds.retry() == 0
+            assert await refunds.retry() == 0
+        assert [key for _, _, key in sent] == [SESSION_KEY, SESSION_KEY]
+        assert _states(tmp_path / "csms.sqlite") == [("held", 0, 540)]
+        assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+
+    run(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("status", "failure", "attached", "never"),
+    [
+        (TransferStatus.CONFIRMED, None, True, False),
+        (TransferStatus.SUBMITTED, None, True, False),
+        (TransferStatus.EXPIRED, None, True, False),
+        (TransferStatus.FAILED, "input_spent", True, True),  # a milestone's verdict
+        (TransferStatus.FAILED, "input_not_found", True, True),
+        (TransferStatus.FAILED, "invalid_payload", False, True),  # the node refused it
+        (TransferStatus.FAILED, "abandoned", False, True),  # never handed to a node
+        (TransferStatus.FAILED, "abandoned", True, False),  # on the tangle: may still apply
+    ],
+)
+def test_only_a_failed_transfer_that_can_never_apply_is_replaced(
+    status: TransferStatus, failure: str | None, attached: bool, never: bool
+) -> None:
+    recorded = _recorded(address_of(DRIVER.public_key), 540, SESSION_KEY)
+    transfer = dataclasses.replace(
+        recorded,
+        status=status,
+        failure=failure,
+        attachments=recorded.attachments if attached else (),
+    )
+    assert never_applies(transfer) is never
+    assert not never_applies(None)
+
+
+def test_the_first_attempt_keeps_the_refund_key() -> None:
+    assert attempt_key(SESSION_KEY, 0) == SESSION_KEY
+    keys = {attempt_key(SESSION_KEY, n) for n in range(MAX_ATTEMPTS)}
+    assert len(keys) == MAX_ATTEMPTS
+    assert attempt_key(SESSION_KEY, 2) == SESSION_KEY + b"/attempt/2"
+
+
+@pytest.mark.slow  # about 15 s: two rounds of 2 x 1,000 failing refunds
+def test_a_batch_full_of_stuck_refunds_still_reaches_a_new_one(tmp_path: Path) -> None:
+    """`MAX_OWED_BATCH` older refunds of sessions and as many to a channel whose transfers never
+    confirm (each round: not confirmed in time), then a new refund of each kind: the first round
+    reads only the stuck ones; the second reads the new ones first (tried least often) and pays
+    them. Before, the stuck rows filled every batch: the new ones were never read."""
+    sent: list[Sent] = []
+
+    async def body(world: World) -> None:
+        channel_id = (await world.driver(("CP-OLD", "0"))).channel.terms.channel_id
+        stuck = [("CP-OLD", str(n)) for n in range(MAX_OWED_BATCH)]
+        async with world.csms.store.transaction() as db:
+            await db.executemany(
+                "INSERT INTO sessions (charge_point, transaction_id, channel_id, energy_wh, "
+                "paid) VALUES (?, ?, ?, 1, 900)",
+                [(*key, channel_id) for key in stuck],
+            )
+            await db.executemany("INSERT INTO bills VALUES (?, ?, 1, 1, 360)", stuck)
+            await db.executemany(
+                "INSERT INTO refunds (charge_point, transaction_id, amount, state) "
+                "VALUES (?, ?, 540, 'owed')",
+                stuck,
+            )
+            await db.executemany(
+                "INSERT INTO token_refunds (id_token, channel_id, amount, state) "
+                "VALUES ('OLD', ?, 300, 'owed')",
+                [(channel_id,)] * MAX_OWED_BATCH,
+            )
+        pending = {REFUND_KEY + f"{cp}/{tx}".encode() for cp, tx in stuck}
+        pending |= {unbind_refund_key(channel_id, "OLD", n + 1) for n in range(MAX_OWED_BATCH)}
+        ledger = WalletRules(sent, pending=pending)
+        wallet = await _billed_prepaid(world, "CARD-N", 900, 1_200)  # new: 540 owed back
+        await _owe_small(world, wallet, "CARD-M", 450)  # new: 450 owed to its channel
+        refunds = _refunder(world, ledger)
+        assert await refunds.retry() == 0  # only stuck ones read
+        assert len(sent) == 2 * MAX_OWED_BATCH
+        assert await refunds.retry() == 2  # the new ones first
+        new_key = unbind_refund_key(wallet.channel.terms.channel_id, "CARD-M", MAX_OWED_BATCH + 1)
+        to = address_of(DRIVER.public_key)
+        assert ledger.paid() == [(to, 540, SESSION_KEY), (to, 450, new_key)]
+
+    run(tmp_path, body)
+
+
+def test_the_upgrade_from_version_1_keeps_every_row_and_its_key(tmp_path: Path) -> None:
+    """A database version 1 left (its refund tables without `attempt` and `tries`), holding a
+    session's refund `sending` (sent, its answer lost) and an unbound token's refund owed with
+    its proof's sequence: opened by this version, every row is kept as it was (attempt 0, tried
+    0), and the `sending` refund is finished under the key it was sent with (the wallet's
+    recorded transfer: paid once)."""
+    sent: list[Sent] = []
+    ledger = WalletRules(sent, lost=1)
+    path = tmp_path / "csms.sqlite"
+    columns = "state, amount, charge_point || transaction_id"
+    token_columns = "state, amount, id_token, channel_id, proof_sequence"
+
+    async def before(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-U", 900, 1_200)  # 540 owed back
+        assert await _refunder(world, ledger).retry() == 0  # 540 sent, answer lost
+        await _owe_small(world, wallet, "CARD-V", 40)  # below the minimum: stays owed
+
+    run(tmp_path, before)
+    writer = sqlite3.connect(path)
+    try:
+        writer.executescript(
+            "UPDATE token_refunds SET proof_sequence = x'0000000000000007'; "
+            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
+            "ALTER TABLE token_refunds DROP COLUMN attempt; "
+            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 1"
+        )
+        rows = writer.execute(f"SELECT {columns} FROM refunds").fetchall()
+        token_rows = writer.execute(f"SELECT {token_columns} FROM token_refunds").fetchall()
+    finally:
+        writer.close()
+    assert rows == [("sending", 540, "CP201T1")]
+    assert [r[:3] for r in token_rows] == [("owed", 40, "CARD-V")]
+
+    async def after(world: World) -> None:
+        reader = sqlite3.connect(path)
+        try:
+            assert reader.execute("PRAGMA user_version").fetchone() == (2,)
+            assert reader.execute(f"SELECT {columns}, attempt, tries FROM refunds").fetchall() == [
+                (*rows[0], 0, 0)
+            ]
+            query = f"SELECT {token_columns}, attempt, tries FROM token_refunds"
+            assert reader.execute(query).fetchall() == [(*token_rows[0], 0, 0)]
+        finally:
+            reader.close()
+        assert await _refunder(world, ledger).retry() == 1
+        assert [key for _, _, key in sent] == [SESSION_KEY, SESSION_KEY]  # its key kept
+        assert ledger.paid() == [(address_of(DRIVER.public_key), 540, SESSION_KEY)]
+
+    run(tmp_path, after)
