@@ -7,11 +7,25 @@ pays the rest back with a ledger transfer from its own wallet to the address of 
 payer key (the key that signed the prepayment, so the driver holds it). `PrepaidRefunds` is a
 `Csms.on_bill` hook and a retry loop over the store's owed refunds: the store writes
 `paid - bill` as an owed refund in the bill's own transaction (`CsmsStore.bill`), and this pays
-each owed row with the idempotency key `REFUND_KEY || charge point / transaction id`, then
-deletes it once the ledger took the transfer. A crash, a node that is down or a failed transfer
-leaves the row owed; `retrying` pays it at start and then every `interval_s`, and paying it again
-pays the rest once (`Wallet.send`'s idempotency: a refund's amount is fixed at its first try,
-`RefundRows.claim_refund`). A rest below the ledger's smallest output (`min_amount`) cannot be
+each owed row from the CPO's wallet (`refund_attempts.RefundWallet`) with the idempotency key
+`REFUND_KEY || charge point / transaction id`, then deletes it once the ledger took the
+transfer. A crash, a node that is down or a transfer not confirmed in time leaves the row owed;
+`retrying` pays it at start and then every `interval_s`, and paying it again pays the rest once
+(`Wallet.send`'s idempotency: a refund's amount is fixed at its first try,
+`RefundRows.claim_refund`). Each failed try is counted, and each round reads the refunds tried
+least often first, so refunds that fail again and again never keep newer ones out of the
+bounded batch (`RefundRows.owed_refunds`).
+
+A transfer that failed for good stays failed under its key (`Wallet.send` raises
+`TransferFailedError` at every repeat). If the wallet's record shows it can never apply
+(conflicting by a milestone's verdict, or never handed to a node:
+`refund_attempts.never_applies`), the refund moves to its next attempt, sent at the same amount
+under a key of its own (`refund_attempts.attempt_key`: the key above for attempt 0,
+`key || /attempt/N` after), in one statement that only the payer who saw the failure first
+makes (`RefundRows.next_refund_attempt`). After `refund_attempts.MAX_ATTEMPTS` attempts, or if
+the failed transfer may still apply (abandoned by its owner after it was attached), the refund
+is `held`: kept at its amount, logged at error level once, and never read by a round again
+(paying it is the operator's). So the money leaves at most once. A rest below the ledger's smallest output (`min_amount`) cannot be
 an output of its own; it is kept as the token's prepaid credit for its next session instead,
 once per session, or, if the token was unbound or rebound meanwhile, owed to the channel's
 payer with the channel's other small amounts (`RefundRows.refund_as_credit`). Only a rest never
@@ -23,7 +37,8 @@ again as never tried (`RefundRows.unclaim_refund`).
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
 leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with the
 unbinding); `retry` pays those too, with the key `unbind_refund_key` (channel, token, refund
-id: refund ids repeat across databases that may share a wallet). Amounts below `min_amount`
+id: refund ids repeat across databases that may share a wallet; its attempts as above).
+Amounts below `min_amount`
 owed to one channel are paid as soon as what the channel is owed reaches it: with the next
 refund to that channel, or merged into one row once their total does (see `refund_rows`).
 """
