@@ -25,22 +25,24 @@ under a key of its own (`refund_attempts.attempt_key`: the key above for attempt
 makes (`RefundRows.next_refund_attempt`). After `refund_attempts.MAX_ATTEMPTS` attempts, or if
 the failed transfer may still apply (abandoned by its owner after it was attached), the refund
 is `held`: kept at its amount, logged at error level once, and never read by a round again
-(paying it is the operator's). So the money leaves at most once. A rest below the ledger's smallest output (`min_amount`) cannot be
-an output of its own; it is kept as the token's prepaid credit for its next session instead,
-once per session, or, if the token was unbound or rebound meanwhile, owed to the channel's
-payer with the channel's other small amounts (`RefundRows.refund_as_credit`). Only a rest never
-tried is: one whose amount is fixed (tried at a lower minimum, it may have been sent) is sent
-again as it is (`Wallet.send` resumes a transfer recorded under its key whatever the minimum is
-now); one the wallet refuses for its amount was never recorded, so never sent, and is owed
-again as never tried (`RefundRows.unclaim_refund`).
+(paying it is the operator's). So the money leaves at most once.
+
+A rest below the ledger's smallest output (`min_amount`) cannot be an output of its own; it is
+kept as the token's prepaid credit for its next session instead, once per session, or, if the
+token was unbound or rebound meanwhile, owed to the channel's payer with the channel's other
+small amounts (`RefundRows.refund_as_credit`). Only a rest never tried is: one whose amount is
+fixed (tried at a lower minimum, it may have been sent) is sent again as it is (`Wallet.send`
+resumes a transfer recorded under its key whatever the minimum is now); one the wallet refuses
+for its amount was never recorded, so never sent, and is owed again as never tried
+(`RefundRows.unclaim_refund`).
 
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
-leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with the
-unbinding); `retry` pays those too, with the key `unbind_refund_key` (channel, token, refund
-id: refund ids repeat across databases that may share a wallet; its attempts as above).
-Amounts below `min_amount`
-owed to one channel are paid as soon as what the channel is owed reaches it: with the next
-refund to that channel, or merged into one row once their total does (see `refund_rows`).
+leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with
+the unbinding); `retry` pays those too, with the key `unbind_refund_key` (channel, token, refund
+id: refund ids repeat across databases that may share a wallet; its attempts as above). Amounts
+below `min_amount` owed to one channel are paid as soon as what the channel is owed reaches it:
+with the next refund to that channel, or merged into one row once their total does (see
+`refund_rows`).
 """
 
 from __future__ import annotations

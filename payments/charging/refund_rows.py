@@ -19,13 +19,14 @@ own (`next_refund_attempt`; `refund_attempts`), so a retry pays it once. Past th
 (or after a failure that may still apply) it is `held`: kept, still owed (`owed_back`), never
 read by a retry round, taken in or merged. Every failed try adds one to the row's `tries`, and
 the retry batches read the rows tried least often first (then the oldest), so no set of rows
-failing round after round keeps the others out of the `MAX_OWED_BATCH` rows a round reads. Versions before
-`sending` existed sent an `owed` row as it was and marked it paid afterwards: a row they left
-`owed` may have been sent already (killed between the two). The store marks such rows
-`maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
+failing round after round keeps the others out of the `MAX_OWED_BATCH` rows a round reads.
+
+Versions before `sending` existed sent an `owed` row as it was and marked it paid afterwards: a
+row they left `owed` may have been sent already (killed between the two). The store marks such
+rows `maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
 user_version 0 -> 1; `UPGRADE_2`, 1 -> 2, adds `attempt` and `tries`, 0 for every row, so a row
-`sending` keeps its key): claiming one fixes it at its amount (-> `sending`) and takes nothing in,
-and nothing takes it in, unless it is below the minimum (those versions never sent such an
+`sending` keeps its key): claiming one fixes it at its amount (-> `sending`) and takes nothing
+in, and nothing takes it in, unless it is below the minimum (those versions never sent such an
 amount: a session's small rest was credited to its token, a small `token_refunds` row never
 read).
 

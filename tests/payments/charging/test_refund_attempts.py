@@ -14,11 +14,22 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
+import trio
 
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
-from payments.charging.refund_attempts import MAX_ATTEMPTS, attempt_key, never_applies
+from payments.charging.refund_attempts import (
+    MAX_ATTEMPTS,
+    LedgerWallet,
+    attempt_key,
+    never_applies,
+)
 from payments.charging.refund_rows import MAX_OWED_BATCH
 from tangle.protocol.transaction import address_of
+from tests.builders import address
+from tests.wallet.test_client import BOB, CAROL, CONFIG, open_wallet, running
+from wallet.config import RetryPolicy, WalletConfig
+from wallet.errors import NodeUnavailableError, TransferFailedError
+from wallet.pending import abandon
 from wallet.records import TransferStatus
 
 from .test_payment import DRIVER, World, run
@@ -257,3 +268,64 @@ def test_the_upgrade_from_version_1_keeps_every_row_and_its_key(tmp_path: Path) 
         assert ledger.paid() == [(address_of(DRIVER.public_key), 540, SESSION_KEY)]
 
     run(tmp_path, after)
+
+
+async def test_the_real_wallet_s_conflicting_transfer_is_replaced_and_pays_once(
+    tmp_path: Path,
+) -> None:
+    """On the wallet tests' node (trio): the refund's first attempt spends a coin another
+    device of the same account spent first (its state had not seen it), so a milestone marks it
+    conflicting, `input_spent`. The wallet's record says it can never apply; the next attempt,
+    sent through `LedgerWallet` (which syncs first: the rival's change funds it), pays Bob once,
+    and the first attempt still fails at every repeat: Bob holds the amount once."""
+    to = address(BOB)
+    async with (
+        running(tmp_path) as h,
+        open_wallet(h, tmp_path / "cpo.db") as cpo,
+        open_wallet(h, tmp_path / "rival.db") as rival,
+    ):
+        await cpo.sync()
+        await rival.sync()
+        await rival.send(address(CAROL), 20_000, idempotency_key="rival")
+        with pytest.raises(TransferFailedError, match="input_spent"):
+            await cpo.send(to, 540, idempotency_key=SESSION_KEY)  # its state not synced
+        assert never_applies(await cpo.transfer(SESSION_KEY))
+        ledger = LedgerWallet(wallet=cpo)
+        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1))
+        with pytest.raises(TransferFailedError):
+            await ledger.send(to, 540, SESSION_KEY)
+        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1))  # a repeat: the same transfer
+        assert await h.balance_of(to) == 540
+
+
+async def test_the_real_wallet_s_abandoned_transfers_are_replaced_only_if_never_attached(
+    tmp_path: Path,
+) -> None:
+    """The wallet's own record decides: a transfer signed and then abandoned before it reached
+    a node (`Wallet.settle` after its lease) can never apply, while one attached, expired and
+    then abandoned by its owner (`wallet.pending.abandon`) is on the tangle and may still
+    apply if anyone attaches it again (its inputs are free): no next attempt for it."""
+    quick = RetryPolicy(attempts=2, base_delay_s=0.001, max_delay_s=0.001)
+    brief = WalletConfig(abandon_after_s=0.001, pow_threads=1)
+    async with (
+        running(tmp_path, tick_s=0.01) as h,
+        open_wallet(h, tmp_path / "cpo.db", retry=quick) as cpo,
+    ):
+        await cpo.sync()
+        h.refuse_tips = True  # signed and recorded, then the node is lost
+        with pytest.raises(NodeUnavailableError):
+            await cpo.send(address(BOB), 540, idempotency_key=b"never-attached")
+        h.refuse_tips = False
+        async with open_wallet(h, tmp_path / "cpo.db", config=brief) as janitor:
+            await trio.sleep(0.01)
+            await janitor.settle()
+        assert never_applies(await cpo.transfer(b"never-attached"))
+        await h.wait_for_index(10)  # the genesis is below max depth by now
+        h.lazy_tips = 1  # its only attachment is never confirmed
+        stuck = await cpo.send(address(BOB), 540, idempotency_key=b"attached", wait=False)
+        assert stuck.last_cmi is not None
+        await h.wait_for_index(stuck.last_cmi + CONFIG.expire_after)
+        await cpo.settle()  # expired
+        abandoned = await abandon(cpo, stuck, online=False)
+        assert (abandoned.status, abandoned.failure) == (TransferStatus.FAILED, "abandoned")
+        assert not never_applies(await cpo.transfer(b"attached"))
