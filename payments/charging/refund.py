@@ -31,10 +31,10 @@ A rest below the ledger's smallest output (`min_amount`) cannot be an output of 
 kept as the token's prepaid credit for its next session instead, once per session, or, if the
 token was unbound or rebound meanwhile, owed to the channel's payer with the channel's other
 small amounts (`RefundRows.refund_as_credit`). Only a rest never tried is: one whose amount is
-fixed (tried at a lower minimum, it may have been sent) is sent again as it is (`Wallet.send`
-resumes a transfer recorded under its key whatever the minimum is now); one the wallet refuses
-for its amount was never recorded, so never sent, and is owed again as never tried
-(`RefundRows.unclaim_refund`).
+fixed (tried at a lower minimum, or left `maybe_sent` by an older version: it may have been
+sent) is sent again as it is (`Wallet.send` resumes a transfer recorded under its key whatever
+the minimum is now); one the wallet refuses for its amount was never recorded, so never sent,
+and is owed again as never tried (`RefundRows.unclaim_refund`).
 
 A token the operator unbinds while it still holds a prepaid amount (`ChargePayments.unbind`)
 leaves that amount owed to its channel's payer (`RefundRows.owed_token_refunds`, written with
@@ -69,8 +69,7 @@ if TYPE_CHECKING:
     from tangle.protocol.ids import Address
 
     from .payment import ChargePayments
-    from .refund_attempts import RefundWallet
-    from .refund_rows import Claim
+    from .refund_attempts import Claim, RefundWallet
     from .store import Bill
 
 REFUND_KEY: Final = b"tanglepay/charging/refund/"

@@ -69,6 +69,16 @@ def next_attempt(failed: int, retry: bool) -> int | None:
     return failed + 1 if retry and failed + 1 < MAX_ATTEMPTS else None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """What a refund's payment sends, once its row is `sending` (`RefundRows.claim_refund`)."""
+
+    amount: int
+    """Fixed at the first try: the same at every later try and attempt."""
+    attempt: int
+    """Which attempt's key it is sent under (`attempt_key`)."""
+
+
 class RefundWallet(Protocol):
     """What the refunder uses of the CPO's wallet (`LedgerWallet` on a `wallet.Wallet`)."""
 

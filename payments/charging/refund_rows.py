@@ -25,29 +25,33 @@ Versions before `sending` existed sent an `owed` row as it was and marked it pai
 row they left `owed` may have been sent already (killed between the two). The store marks such
 rows `maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
 user_version 0 -> 1; `UPGRADE_2`, 1 -> 2, adds `attempt` and `tries`, 0 for every row, so a row
-`sending` keeps its key): claiming one fixes it at its amount (-> `sending`) and takes nothing
-in, and nothing takes it in, unless it is below the minimum (those versions never sent such an
-amount: a session's small rest was credited to its token, a small `token_refunds` row never
-read).
+`sending` keeps its key). A `maybe_sent` row's amount is fixed whatever it is: claiming one
+fixes it at its amount (-> `sending`) and takes nothing in, nothing takes it in, and a small one
+is not credited. The wallet's record of its key then tells (`Wallet.send` looks the key up
+first): recorded, it was sent, and the transfer is resumed at its amount whatever the minimum is
+now; not recorded and below the minimum, the wallet refuses it before recording anything
+(`AmountError`), so it was never sent, and it is `owed` again (`unclaim_refund`,
+`unclaim_token_refund`), a small amount like any other. (Before, a `maybe_sent` row below the
+minimum was taken for never sent; sent by those versions at a lower minimum, it was paid twice.)
 
 *Amounts below the ledger's smallest output* (`min_amount`) cannot be paid on their own. A
 session's rest below it is kept as its token's prepaid credit if the token is still bound to the
 channel that paid it, else owed to that channel's payer as a `token_refunds` row
 (`refund_as_credit`). Small owed amounts of one channel are then paid as soon as what that
 channel is owed reaches the minimum: every `owed` refund to the channel takes in, before its
-first try, the channel's small amounts never sent (`owed`, or `maybe_sent` below the minimum:
-`claim_refund`, `claim_token_refund`; one transfer pays them all), and small amounts with no
-larger refund to join are merged into one row per channel (`merge_small`), paid once their
-total reaches the minimum. So after each `merge_small` round (every `PrepaidRefunds.retry`) a
-channel is owed at most one never-sent row below the minimum (between rounds, new small amounts
-add rows); it stays owed only while nothing more is owed to that channel (the ledger cannot
-carry it alone).
+first try, the channel's small amounts never sent (`owed`: `claim_refund`, `claim_token_refund`;
+one transfer pays them all), and small amounts with no larger refund to join are merged into one
+row per channel (`merge_small`), paid once their total reaches the minimum. So after each
+`merge_small` round (every `PrepaidRefunds.retry`) a channel is owed at most one never-sent row
+below the minimum (between rounds, new small amounts add rows); it stays owed only while nothing
+more is owed to that channel (the ledger cannot carry it alone).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
+
+from .refund_attempts import Claim
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -93,8 +97,8 @@ UPGRADE_2: Final = """
     ALTER TABLE token_refunds ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;"""
 """Version 1 to 2: each row counts its attempt (0 for every row a version 1 left: a row
 `sending` keeps its key, `attempt_key`) and its failed tries (0: the batches' order)."""
-_SMALL: Final = "state IN ('owed', 'maybe_sent') AND amount < ?"
-"""Never sent (below the minimum, so no version sent it) and not fixed: may be taken in."""
+_SMALL: Final = "state = 'owed' AND amount < ?"
+"""Never sent and not fixed (`owed`), below the minimum: may be taken in."""
 _SMALL_SUM: Final = (
     f"SELECT coalesce(sum(amount), 0) FROM token_refunds WHERE channel_id = ? AND {_SMALL}"
 )
@@ -117,16 +121,6 @@ def credit_or_owe(
 
 def _proof_sequence(sequence: int) -> bytes:
     return sequence.to_bytes(8, "big")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
-    """What a refund's payment sends, once its row is `sending`."""
-
-    amount: int
-    """Fixed at the first try: the same at every later try and attempt."""
-    attempt: int
-    """Which attempt's key it is sent under (`refund_attempts.attempt_key`)."""
 
 
 class _Store(Protocol):
@@ -161,15 +155,15 @@ class RefundRows:
 
     async def owed_refund(self, key: tuple[str, str]) -> tuple[int, bool] | None:
         """The rest owed back for session `key` and whether its amount is fixed (`sending`: a
-        payment of it was tried, so it may have been sent), None if nothing is (or it was
-        paid)."""
+        payment of it was tried, or `maybe_sent`: so it may have been sent), None if nothing is
+        (or it was paid, or it is `held`)."""
         query = (
             "SELECT amount, state FROM refunds WHERE charge_point = ? AND transaction_id = ? "
             f"AND state IN {_UNPAID}"
         )
         async with self._store.db.execute(query, key) as c:
             row = await c.fetchone()
-        return None if row is None else (int(row[0]), row[1] == "sending")
+        return None if row is None else (int(row[0]), row[1] != "owed")
 
     async def claim_refund(
         self, key: tuple[str, str], channel_id: bytes, minimum: int
@@ -287,12 +281,14 @@ class RefundRows:
     ) -> list[tuple[int, bytes, str, int]]:
         """Amounts owed back to channels' payers and not yet paid (unbound tokens' prepaid
         amounts, raced prepayments, small rests), of at least `at_least` unless their amount is
-        fixed (`sending`: tried, so sent again as it is, whatever the minimum is now): (refund
-        id, channel, token, amount), those whose payment failed least often first
+        fixed (`sending`: tried, or `maybe_sent`: so sent again as it is, whatever the minimum
+        is now, or found never sent: `unclaim_token_refund`): (refund id, channel, token,
+        amount), those whose payment failed least often first
         (`token_refund_failed`), then oldest first."""
         query = (
-            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'sending' "
-            "OR (state IN ('owed', 'maybe_sent') AND amount >= ?) ORDER BY tries, id LIMIT ?"
+            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state IN "
+            "('sending', 'maybe_sent') OR (state = 'owed' AND amount >= ?) "
+            "ORDER BY tries, id LIMIT ?"
         )
         async with self._store.db.execute(query, (at_least, limit)) as rows:
             return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]

@@ -159,9 +159,9 @@ def _recorded(to: Address, amount: int, key: bytes) -> Transfer:
 
 
 def refunder(world: World, sent: list[Sent], down: list[bool] | None = None) -> PrepaidRefunds:
-    """A refunder whose wallet (`WalletRules`, minimum 0) appends what it is asked to send to
-    `sent`, or fails as a node that is down while `down` holds anything."""
-    wallet = WalletRules(sent, down=down)
+    """A refunder whose wallet (`WalletRules`, at the refunder's minimum) appends what it is
+    asked to send to `sent`, or fails as a node that is down while `down` holds anything."""
+    wallet = WalletRules(sent, minimum=MINIMUM, down=down)
     return PrepaidRefunds(payments=world.payments, wallet=wallet, min_amount=MINIMUM)
 
 

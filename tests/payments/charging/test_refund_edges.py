@@ -16,7 +16,7 @@ from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
-from .test_refund import Sent, WalletRules, _billed_prepaid, refunder
+from .test_refund import Sent, WalletRules, _billed_prepaid, _recorded, refunder
 from .test_refund_bounds import KEY, _owe_small
 
 if TYPE_CHECKING:
@@ -127,6 +127,47 @@ def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: P
     _as_an_older_version_left_it(tmp_path / "csms.sqlite")
     run(tmp_path, after)
     run(tmp_path, later)
+
+
+def test_a_small_refund_an_older_version_left_is_taken_as_sent_if_the_wallet_recorded_it(
+    tmp_path: Path,
+) -> None:
+    """An older version sent a session's rest of 150 and 150 owed to the same channel at a
+    minimum of 100 (their transfers are in the wallet) and was killed before marking them paid;
+    120 more owed to the channel was never sent. The minimum is 200 when this version opens the
+    database: all three are `maybe_sent` below it. The wallet's record of each key tells: the
+    two recorded are resumed (paid once, the rest not credited to the token too, nothing taken
+    in or merged), the one never recorded is refused for its amount before anything is recorded,
+    so it is owed again as never sent. Before, all three were taken for never sent: the rest
+    credited, the two small ones merged into 270 and sent again (150 paid twice, twice)."""
+    ledger = WalletRules(minimum=200)
+    to = address_of(DRIVER.public_key)
+    keys: list[bytes] = []
+
+    async def before(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-O", 900, 2_500)  # 150 owed back
+        await _owe_small(world, wallet, "CARD-P", 150)  # row 1
+        await _owe_small(world, wallet, "CARD-Q", 120)  # row 2
+        channel_id = wallet.channel.terms.channel_id
+        keys.extend([REFUND_KEY + b"CP201/T1", unbind_refund_key(channel_id, "CARD-P", 1)])
+        for key in keys:  # what the older version sent
+            ledger.recorded[key] = _recorded(to, 150, key)
+
+    async def after(world: World) -> None:
+        refunds = PrepaidRefunds(payments=world.payments, wallet=ledger, min_amount=200)
+        assert await refunds.retry() == 2
+        assert await refunds.retry() == 0
+        assert ledger.paid() == [(to, 150, key) for key in keys]  # the older version's, once
+        [token] = [await world.csms.store.token("CARD-O")]
+        assert token is not None
+        assert token[1] == 0  # not credited too
+        owed = await world.csms.store.refunds.owed_token_refunds(0)
+        assert [r[2:] for r in owed] == [("CARD-Q", 120)]  # never sent: owed again
+        assert await world.csms.store.refunds.owed_refund(KEY) is None
+
+    run(tmp_path, before)
+    _as_an_older_version_left_it(tmp_path / "csms.sqlite")
+    run(tmp_path, after)
 
 
 def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum(
