@@ -205,14 +205,25 @@ class PrepaidRefunds:
             await unclaim()
             raise
         except TransferFailedError:
-            then = next_attempt(claim.attempt, never_applies(await self.wallet.transfer(sent_key)))
-            if await move(claim.attempt, then) and then is None:
+            never = never_applies(await self.wallet.transfer(sent_key))
+            then = next_attempt(claim.attempt, never)
+            if not await move(claim.attempt, then):  # another payer moved it first
+                raise
+            if then is None:
+                why = "its last attempt" if never else "it may still apply: abandoned, attached"
                 LOG.error(
-                    "refund of %d under %r held after its attempt %d failed for good: not sent "
-                    "again; the operator pays it",
+                    "refund of %d held: its transfer under %r failed for good (%s); not sent "
+                    "again, the operator pays it",
                     claim.amount,
                     sent_key,
-                    claim.attempt,
+                    why,
+                )
+            else:
+                LOG.warning(
+                    "refund of %d under %r failed for good: attempt %d next",
+                    claim.amount,
+                    sent_key,
+                    then,
                 )
             raise
 

@@ -19,6 +19,7 @@ import trio
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
 from payments.charging.refund_attempts import (
     MAX_ATTEMPTS,
+    Claim,
     LedgerWallet,
     attempt_key,
     never_applies,
@@ -34,7 +35,7 @@ from wallet.records import TransferStatus
 
 from .test_payment import DRIVER, World, run
 from .test_refund import MINIMUM, Sent, WalletRules, _billed_prepaid, _recorded
-from .test_refund_bounds import _owe_small
+from .test_refund_bounds import KEY, _owe_small
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -137,6 +138,24 @@ def test_a_refund_whose_transfer_was_abandoned_after_it_was_attached_is_held_at_
         assert [key for _, _, key in sent] == [SESSION_KEY, SESSION_KEY]
         assert _states(tmp_path / "csms.sqlite") == [("held", 0, 540)]
         assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+
+    run(tmp_path, body)
+
+
+def test_only_the_first_payer_to_see_an_attempt_fail_moves_the_refund(tmp_path: Path) -> None:
+    """Two payers of one refund (the bill's hook and the retry loop) both saw attempt 0 fail:
+    the first moves it to attempt 1; the second, still at attempt 0, moves nothing (no attempt
+    skipped, nothing held), so the claim after is attempt 1 at the same amount."""
+
+    async def body(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-K", 900, 1_200)  # 540 owed back
+        rows = world.csms.store.refunds
+        channel_id = wallet.channel.terms.channel_id
+        assert await rows.claim_refund(KEY, channel_id, MINIMUM) == Claim(amount=540, attempt=0)
+        assert await rows.next_refund_attempt(KEY, 0, 1)
+        assert not await rows.next_refund_attempt(KEY, 0, 1)
+        assert not await rows.next_refund_attempt(KEY, 0, None)
+        assert await rows.claim_refund(KEY, channel_id, MINIMUM) == Claim(amount=540, attempt=1)
 
     run(tmp_path, body)
 
