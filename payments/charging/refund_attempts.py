@@ -12,11 +12,12 @@ refund is `held`: kept, logged at error level, and read by no retry round.
 shows that it can never apply (`never_applies`), as the wallet's rules give it
 (`wallet.account`, `wallet.confirmation`, `wallet.pending`):
 
-- a milestone marked its attachment conflicting (`input_spent`, `input_not_found`, ...): one of
-  its inputs was spent by another confirmed transaction (the wallet first checks that none of
-  its own attachments, nor the ledger's outputs, show it included), and a spent output stays
-  spent, so no attachment of it can ever apply; the rules it broke otherwise (amounts, unlocks)
-  hold for every attachment alike;
+- a milestone marked its attachment conflicting (`input_spent`, or `input_not_found`: the
+  wallet spends only outputs the ledger confirmed, so one the ledger no longer knows was spent
+  before the node's pruning window): one of its inputs was spent by another confirmed
+  transaction (the wallet first checks that none of its own attachments, nor the ledger's
+  outputs, show it included), and a spent output stays spent, so no attachment of it can ever
+  apply; the rules it broke otherwise (amounts, unlocks) hold for every attachment alike;
 - it was never handed to a node (no attachment recorded: the wallet records each attachment
   before it submits it): refused by the node at its only attachment, or abandoned while signed
   only. Nobody but this wallet holds its bytes.
