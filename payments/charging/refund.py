@@ -106,7 +106,8 @@ class PrepaidRefunds:
 
     async def __call__(self, bill: Bill) -> None:
         """Pay `bill`'s session rest back, if it is owed (a failure is logged and the refund
-        stays owed: `retry` pays it later with the same key)."""
+        stays owed: `retry` pays it later, with the same key unless its transfer failed for
+        good)."""
         await self.pay((bill.charge_point, bill.transaction_id))
 
     async def pay(self, key: tuple[str, str]) -> bool:
