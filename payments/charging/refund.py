@@ -20,12 +20,12 @@ A transfer that failed for good stays failed under its key (`Wallet.send` raises
 `TransferFailedError` at every repeat). If the wallet's record shows it can never apply
 (conflicting by a milestone's verdict, or never handed to a node:
 `refund_attempts.never_applies`), the refund moves to its next attempt, sent at the same amount
-under a key of its own (`refund_attempts.attempt_key`: the key above for attempt 0,
-`key || /attempt/N` after), in one statement that only the payer who saw the failure first
-makes (`RefundRows.next_refund_attempt`). After `refund_attempts.MAX_ATTEMPTS` attempts, or if
-the failed transfer may still apply (abandoned by its owner after it was attached), the refund
-is `held`: kept at its amount, logged at error level once, and never read by a round again
-(paying it is the operator's). So the money leaves at most once.
+under a key of its own (`refund_attempts.attempt_key`: the key above for attempt 0, with
+`ATTEMPT_KEY || N /` before it after), in one statement that only the payer who saw the
+failure first makes (`RefundRows.next_refund_attempt`). After `refund_attempts.MAX_ATTEMPTS`
+attempts, or if the failed transfer may still apply (abandoned by its owner after it was
+attached), the refund is `held`: kept at its amount, logged at error level once, and never read
+by a round again (paying it is the operator's). So the money leaves at most once.
 
 A rest below the ledger's smallest output (`min_amount`) cannot be an output of its own; it is
 kept as the token's prepaid credit for its next session instead, once per session, or, if the

@@ -44,15 +44,20 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS: Final = 4
 """The most attempts (transfers under keys of their own: `attempt_key`) a refund is paid under;
 one whose last attempt failed for good too is `held`."""
-ATTEMPT_KEY: Final = b"/attempt/"
+ATTEMPT_KEY: Final = b"tanglepay/charging/refund-attempt/"
+"""The prefix of a next attempt's key (`attempt_key`): no refund's own key starts with it."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
 
 
 def attempt_key(key: bytes, attempt: int) -> bytes:
     """The idempotency key of a refund's `attempt`: its own `key` for the first (0, so a row a
-    version before attempts left `sending` keeps its key), `key || /attempt/N` for N >= 1."""
-    return key if attempt == 0 else b"%s%s%d" % (key, ATTEMPT_KEY, attempt)
+    version before attempts left `sending` keeps its key), `ATTEMPT_KEY || N / key` for
+    N >= 1. So no attempt's key is another refund's key or attempt's, whatever text a charger's
+    transaction id or a token holds (a suffix after `key` could be part of another session's
+    transaction id): the prefix tells the first attempts from the others, and N ends at the
+    first `/`."""
+    return key if attempt == 0 else b"%s%d/%s" % (ATTEMPT_KEY, attempt, key)
 
 
 def never_applies(transfer: Transfer | None) -> bool:

@@ -62,7 +62,7 @@ def test_a_refund_whose_transfer_failed_for_good_is_paid_once_under_its_next_att
 ) -> None:
     """A session's rest of 540 and an unbound token's 450: each sent, its answer lost, then a
     milestone marks the transfer conflicting (its input spent elsewhere). The next round moves
-    each to attempt 1 at the same amount; the round after pays it under `key/attempt/1`, once:
+    each to attempt 1 at the same amount; the round after pays it under attempt 1's key, once:
     the driver's address receives each amount once, and nothing is sent again after."""
     sent: list[Sent] = []
     ledger = WalletRules(sent, lost=2)
@@ -80,7 +80,7 @@ def test_a_refund_whose_transfer_failed_for_good_is_paid_once_under_its_next_att
         assert await refunds.retry() == 2
         to = address_of(DRIVER.public_key)
         assert sorted(ledger.paid()) == sorted(
-            [(to, 540, SESSION_KEY + b"/attempt/1"), (to, 450, unbind_key + b"/attempt/1")]
+            [(to, 540, attempt_key(SESSION_KEY, 1)), (to, 450, attempt_key(unbind_key, 1))]
         )
         assert await refunds.retry() == 0
         assert len(sent) == 6  # 2 lost, 2 failed, 2 paid: never sent again
@@ -187,11 +187,51 @@ def test_only_a_failed_transfer_that_can_never_apply_is_replaced(
     assert not never_applies(None)
 
 
+def test_a_next_attempt_s_key_is_no_other_refund_s_key(tmp_path: Path) -> None:
+    """A charger names its transactions (OCPP 2.0.1), so a session may be `T1/attempt/1`, and
+    an unbound token's name is any text: a refund's next attempt is never sent under the key of
+    another refund of the same driver and amount. Before (`key || /attempt/N`), session T1's
+    attempt 1 was the key that session `T1/attempt/1` had been paid under: the wallet answered
+    with that payment, and T1's refund was marked paid without being paid."""
+    sent: list[Sent] = []
+    ledger = WalletRules(sent, lost=1)
+    other = ("CP201", "T1/attempt/1")
+
+    async def body(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-X", 900, 1_200)  # 540 owed back
+        channel_id = wallet.channel.terms.channel_id
+        async with world.csms.store.transaction() as db:
+            await db.execute(
+                "INSERT INTO sessions (charge_point, transaction_id, channel_id, energy_wh, "
+                "paid) VALUES (?, ?, ?, 1, 900)",
+                (*other, channel_id),
+            )
+            await db.execute("INSERT INTO bills VALUES (?, ?, 1, 1, 360)", other)
+            await db.execute(
+                "INSERT INTO refunds (charge_point, transaction_id, amount, state) "
+                "VALUES (?, ?, 540, 'owed')",
+                other,
+            )
+        refunds = _refunder(world, ledger)
+        assert not await refunds.pay(KEY)  # recorded, its answer lost
+        ledger.fail(SESSION_KEY, "input_spent")
+        assert await refunds.pay(other)
+        assert not await refunds.pay(KEY)  # failed for good: attempt 1 next
+        assert await refunds.pay(KEY)
+        assert len({key for _, _, key in sent}) == 3
+        assert len(ledger.paid()) == 2  # each session's 540, once
+        token_key = unbind_refund_key(channel_id, "CARD-X", 5)
+        assert attempt_key(token_key, 1) != unbind_refund_key(channel_id, "CARD-X/5/attempt", 1)
+        assert _states(tmp_path / "csms.sqlite") == []
+
+    run(tmp_path, body)
+
+
 def test_the_first_attempt_keeps_the_refund_key() -> None:
     assert attempt_key(SESSION_KEY, 0) == SESSION_KEY
     keys = {attempt_key(SESSION_KEY, n) for n in range(MAX_ATTEMPTS)}
     assert len(keys) == MAX_ATTEMPTS
-    assert attempt_key(SESSION_KEY, 2) == SESSION_KEY + b"/attempt/2"
+    assert attempt_key(SESSION_KEY, 2) == b"tanglepay/charging/refund-attempt/2/" + SESSION_KEY
 
 
 @pytest.mark.slow  # about 15 s: two rounds of 2 x 1,000 failing refunds
