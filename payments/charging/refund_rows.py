@@ -236,7 +236,8 @@ class RefundRows:
         as `id_token`'s prepaid credit if the token is still bound to `channel_id`, else owed to
         the channel's payer with its other small amounts (`credit_or_owe`: a token unbound or
         rebound to another channel keeps its own credit); False if nothing was owed, or its
-        amount is fixed (`sending`: it may have been sent, so it is sent again, never credited)."""
+        amount is fixed (`sending` or `maybe_sent`: it may have been sent, so it is sent again,
+        never credited)."""
         async with self._store.transaction() as db:
             owed = await self.owed_refund(key)
             if owed is None or owed[1]:
