@@ -21,6 +21,7 @@ roaming_state.py     the roaming partners, tokens and CDRs sent, kept on disk
 cdr_settlement.py    each period's net CDR amount over the CPO-eMSP two-way channel
 devices.py           Authorize refuses quarantined devices (the node's device registry)
 refund.py            a prepaid session's unused rest paid back on the ledger
+refund_attempts.py   a refund's wallet, its attempts' keys, which failed transfer may be replaced
 ocmf.py, verify.py   signed meter values (OCMF) verified; a driver's check of a session
 ```
 

@@ -75,13 +75,12 @@ from .pay_stream import payment_stream
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .refund import PrepaidRefunds
+from .refund_attempts import LedgerWallet
 from .roaming_service import serve_roaming
 from .store import CsmsStore
 from .verify import verify_session
 
 if TYPE_CHECKING:
-    from tangle.protocol.ids import Address
-
     from .roaming_cpo import RoamingCpo
     from .session import Pricing
     from .tariff import Tariff as OcpiTariff
@@ -252,13 +251,10 @@ async def _refunds(
             AccountKey(seed, 0), url=args.node_api, state_path=args.db.with_suffix(".wallet.sqlite")
         )
     )
-
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        await wallet.sync()
-        await wallet.send(to, amount, idempotency_key=key)
-
     minimum = (await node.info()).min_output_amount
-    refunds = PrepaidRefunds(payments=payments, send=send, min_amount=minimum)
+    refunds = PrepaidRefunds(
+        payments=payments, wallet=LedgerWallet(wallet=wallet), min_amount=minimum
+    )
     await stack.enter_async_context(refunds.retrying())  # owed refunds: now and periodically
     return refunds
 

@@ -13,32 +13,45 @@ under the store's lock in one transaction that rolls back on any error
 refund: the ledger's transfer is its record, and the back office shows bills, not refunds);
 rows marked `paid` or `credited` by older versions are deleted when the store opens
 (`PRUNE_DONE`). A row is `owed` until a payment of it is first tried, then `sending`: from then
-on its amount and idempotency key never change, so a retry pays it once. Versions before
-`sending` existed sent an `owed` row as it was and marked it paid afterwards: a row they left
-`owed` may have been sent already (killed between the two). The store marks such rows
-`maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
-user_version 0 -> 1): claiming one fixes it at its amount (-> `sending`) and takes nothing in,
-and nothing takes it in, unless it is below the minimum (those versions never sent such an
-amount: a session's small rest was credited to its token, a small `token_refunds` row never
-read).
+on its amount never changes, and its idempotency key changes only when the wallet says the
+transfer under it failed and can never apply: the row moves to its next `attempt`, a key of its
+own (`next_refund_attempt`; `refund_attempts`), so a retry pays it once. Past the last attempt
+(or after a failure that may still apply) it is `held`: kept, still owed (`owed_back`), never
+read by a retry round, taken in or merged. Every failed try adds one to the row's `tries`, and
+the retry batches read the rows tried least often first (then the oldest), so no set of rows
+failing round after round keeps the others out of the `MAX_OWED_BATCH` rows a round reads.
+
+Versions before `sending` existed sent an `owed` row as it was and marked it paid afterwards: a
+row they left `owed` may have been sent already (killed between the two). The store marks such
+rows `maybe_sent` once, when it first opens a database they wrote (`UPGRADE_1`, PRAGMA
+user_version 0 -> 1; `UPGRADE_2`, 1 -> 2, adds `attempt` and `tries`, 0 for every row, so a row
+`sending` keeps its key). A `maybe_sent` row's amount is fixed whatever it is: claiming one
+fixes it at its amount (-> `sending`) and takes nothing in, nothing takes it in, and a small one
+is not credited. The wallet's record of its key then tells (`Wallet.send` looks the key up
+first): recorded, it was sent, and the transfer is resumed at its amount whatever the minimum is
+now; not recorded and below the minimum, the wallet refuses it before recording anything
+(`AmountError`), so it was never sent, and it is `owed` again (`unclaim_refund`,
+`unclaim_token_refund`), a small amount like any other. (Before, a `maybe_sent` row below the
+minimum was taken for never sent; sent by those versions at a lower minimum, it was paid twice.)
 
 *Amounts below the ledger's smallest output* (`min_amount`) cannot be paid on their own. A
 session's rest below it is kept as its token's prepaid credit if the token is still bound to the
 channel that paid it, else owed to that channel's payer as a `token_refunds` row
 (`refund_as_credit`). Small owed amounts of one channel are then paid as soon as what that
 channel is owed reaches the minimum: every `owed` refund to the channel takes in, before its
-first try, the channel's small amounts never sent (`owed`, or `maybe_sent` below the minimum:
-`claim_refund`, `claim_token_refund`; one transfer pays them all), and small amounts with no
-larger refund to join are merged into one row per channel (`merge_small`), paid once their
-total reaches the minimum. So after each `merge_small` round (every `PrepaidRefunds.retry`) a
-channel is owed at most one never-sent row below the minimum (between rounds, new small amounts
-add rows); it stays owed only while nothing more is owed to that channel (the ledger cannot
-carry it alone).
+first try, the channel's small amounts never sent (`owed`: `claim_refund`, `claim_token_refund`;
+one transfer pays them all), and small amounts with no larger refund to join are merged into one
+row per channel (`merge_small`), paid once their total reaches the minimum. So after each
+`merge_small` round (every `PrepaidRefunds.retry`) a channel is owed at most one never-sent row
+below the minimum (between rounds, new small amounts add rows); it stays owed only while nothing
+more is owed to that channel (the ledger cannot carry it alone).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Protocol
+
+from .refund_attempts import Claim
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -60,8 +73,10 @@ or rebound by the operator): the complement of `CREDIT_BOUND`, so the two credit
 exactly once, whichever runs first (no statement of a group commit binds or unbinds a token).
 A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
-"""The most owed refunds one retry round reads."""
+"""The most owed refunds one retry round reads (those tried least often first)."""
 _UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
+_OWED: Final = "('owed', 'maybe_sent', 'sending', 'held')"
+"""Every state in which the money is still owed (`held` too: it is kept for the operator)."""
 PRUNE_DONE: Final = """
     DELETE FROM refunds WHERE state IN ('paid', 'credited');
     DELETE FROM token_refunds WHERE state IN ('paid', 'credited');"""
@@ -75,8 +90,15 @@ UPGRADE_1: Final = """
 """The refund tables of version 0 (older versions' and a new database's) to version 1 (run once,
 by the store's upgrade): the rows older versions left `owed` may have been sent; a raced
 prepayment's row holds its proof's sequence (u64 big-endian, `owed_back`)."""
-_SMALL: Final = "state IN ('owed', 'maybe_sent') AND amount < ?"
-"""Never sent (below the minimum, so no version sent it) and not fixed: may be taken in."""
+UPGRADE_2: Final = """
+    ALTER TABLE refunds ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE refunds ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE token_refunds ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE token_refunds ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;"""
+"""Version 1 to 2: each row counts its attempt (0 for every row a version 1 left: a row
+`sending` keeps its key, `attempt_key`) and its failed tries (0: the batches' order)."""
+_SMALL: Final = "state = 'owed' AND amount < ?"
+"""Never sent and not fixed (`owed`), below the minimum: may be taken in."""
 _SMALL_SUM: Final = (
     f"SELECT coalesce(sum(amount), 0) FROM token_refunds WHERE channel_id = ? AND {_SMALL}"
 )
@@ -121,42 +143,45 @@ class RefundRows:
         self._store = store
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
-        """Refunds of sessions' rests owed and not yet paid: (session, rest), oldest bill
-        first."""
+        """Refunds of sessions' rests owed and not yet paid: (session, rest), those whose
+        payment failed least often first (`refund_failed`), then oldest bill first."""
         query = (
             "SELECT r.charge_point, r.transaction_id, r.amount FROM refunds r JOIN bills b "
             "ON b.charge_point = r.charge_point AND b.transaction_id = r.transaction_id "
-            f"WHERE r.state IN {_UNPAID} ORDER BY b.rowid LIMIT ?"
+            f"WHERE r.state IN {_UNPAID} ORDER BY r.tries, b.rowid LIMIT ?"
         )
         async with self._store.db.execute(query, (limit,)) as rows:
             return [((r[0], r[1]), int(r[2])) async for r in rows]
 
     async def owed_refund(self, key: tuple[str, str]) -> tuple[int, bool] | None:
         """The rest owed back for session `key` and whether its amount is fixed (`sending`: a
-        payment of it was tried, so it may have been sent), None if nothing is (or it was
-        paid)."""
+        payment of it was tried, or `maybe_sent`: so it may have been sent), None if nothing is
+        (or it was paid, or it is `held`)."""
         query = (
             "SELECT amount, state FROM refunds WHERE charge_point = ? AND transaction_id = ? "
             f"AND state IN {_UNPAID}"
         )
         async with self._store.db.execute(query, key) as c:
             row = await c.fetchone()
-        return None if row is None else (int(row[0]), row[1] == "sending")
+        return None if row is None else (int(row[0]), row[1] != "owed")
 
-    async def claim_refund(self, key: tuple[str, str], channel_id: bytes, minimum: int) -> int:
+    async def claim_refund(
+        self, key: tuple[str, str], channel_id: bytes, minimum: int
+    ) -> Claim | None:
         """What to send for session `key`'s rest, paid to `channel_id`'s payer: at its first
         try, the rest and, if the rest is `owed` (never sent), the channel's never-sent amounts
-        below `minimum` (taken in, in the same transaction); the same amount at every later try (the
-        row is `sending` from the first). 0 if nothing is owed."""
+        below `minimum` (taken in, in the same transaction); the same amount at every later try
+        (the row is `sending` from the first), under its current attempt. None if nothing is
+        owed (or the refund is `held`)."""
         async with self._store.transaction() as db:
             query = (
-                "SELECT amount, state FROM refunds WHERE charge_point = ? "
+                "SELECT amount, state, attempt FROM refunds WHERE charge_point = ? "
                 f"AND transaction_id = ? AND state IN {_UNPAID}"
             )
             async with db.execute(query, key) as c:
                 row = await c.fetchone()
             if row is None:
-                return 0
+                return None
             amount, state = int(row[0]), str(row[1])
             if state == "owed":
                 amount += await _take_in(db, channel_id, minimum)
@@ -166,7 +191,7 @@ class RefundRows:
                     "WHERE charge_point = ? AND transaction_id = ?",
                     (amount, *key),
                 )
-        return amount
+        return Claim(amount=amount, attempt=int(row[2]))
 
     async def unclaim_refund(self, key: tuple[str, str]) -> None:
         """Session `key`'s refund was never sent after all (the wallet refused its amount
@@ -177,6 +202,26 @@ class RefundRows:
             "WHERE charge_point = ? AND transaction_id = ? AND state = 'sending'",
             key,
         )
+
+    async def refund_failed(self, key: tuple[str, str]) -> None:
+        """A payment of session `key`'s refund failed (it stays owed): counted, so that the
+        retry batches read the refunds tried least often first (`owed_refunds`) and rows that
+        fail again and again cannot keep newer ones out."""
+        await self._store.write_now(
+            "UPDATE refunds SET tries = tries + 1 WHERE charge_point = ? AND transaction_id = ?",
+            key,
+        )
+
+    async def next_refund_attempt(
+        self, key: tuple[str, str], failed: int, then: int | None
+    ) -> bool:
+        """The transfer of session `key`'s attempt `failed` failed for good: the refund moves
+        to attempt `then` at the same amount, or, if `then` is None, is `held`
+        (`refund_attempts.next_attempt`).
+        One statement, from attempt `failed` only: False if another payer who saw the same
+        failure moved it first (nothing changes)."""
+        where = "charge_point = ? AND transaction_id = ?"
+        return await _next_attempt(self._store, "refunds", where, key, failed, then)
 
     async def refund_paid(self, key: tuple[str, str]) -> None:
         """Session `key`'s refund is paid (the ledger took the transfer): forget it."""
@@ -191,7 +236,8 @@ class RefundRows:
         as `id_token`'s prepaid credit if the token is still bound to `channel_id`, else owed to
         the channel's payer with its other small amounts (`credit_or_owe`: a token unbound or
         rebound to another channel keeps its own credit); False if nothing was owed, or its
-        amount is fixed (`sending`: it may have been sent, so it is sent again, never credited)."""
+        amount is fixed (`sending` or `maybe_sent`: it may have been sent, so it is sent again,
+        never credited)."""
         async with self._store.transaction() as db:
             owed = await self.owed_refund(key)
             if owed is None or owed[1]:
@@ -225,7 +271,7 @@ class RefundRows:
         another refund)."""
         query = (
             "SELECT 1 FROM token_refunds WHERE channel_id = ? AND proof_sequence = ? "
-            f"AND state IN {_UNPAID}"
+            f"AND state IN {_OWED}"
         )
         params = (channel_id, _proof_sequence(sequence))
         async with self._store.db.execute(query, params) as c:
@@ -236,29 +282,32 @@ class RefundRows:
     ) -> list[tuple[int, bytes, str, int]]:
         """Amounts owed back to channels' payers and not yet paid (unbound tokens' prepaid
         amounts, raced prepayments, small rests), of at least `at_least` unless their amount is
-        fixed (`sending`: tried, so sent again as it is, whatever the minimum is now): (refund
-        id, channel, token, amount), oldest first."""
+        fixed (`sending`: tried, or `maybe_sent`: so sent again as it is, whatever the minimum
+        is now, or found never sent: `unclaim_token_refund`): (refund id, channel, token,
+        amount), those whose payment failed least often first
+        (`token_refund_failed`), then oldest first."""
         query = (
-            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state = 'sending' "
-            "OR (state IN ('owed', 'maybe_sent') AND amount >= ?) ORDER BY id LIMIT ?"
+            "SELECT id, channel_id, id_token, amount FROM token_refunds WHERE state IN "
+            "('sending', 'maybe_sent') OR (state = 'owed' AND amount >= ?) "
+            "ORDER BY tries, id LIMIT ?"
         )
         async with self._store.db.execute(query, (at_least, limit)) as rows:
             return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) async for r in rows]
 
-    async def claim_token_refund(self, refund_id: int, minimum: int) -> int:
+    async def claim_token_refund(self, refund_id: int, minimum: int) -> Claim | None:
         """What to send for owed refund `refund_id`: at its first try, its amount and, if it is
         `owed` (never sent), its channel's other never-sent amounts below `minimum` (taken in, in
         the same transaction); the same amount at every later try (the row is `sending` from the
-        first). 0 if it is not owed."""
+        first), under its current attempt. None if it is not owed (or `held`)."""
         async with self._store.transaction() as db:
             async with db.execute(
-                "SELECT channel_id, state, amount FROM token_refunds WHERE id = ? "
+                "SELECT channel_id, state, amount, attempt FROM token_refunds WHERE id = ? "
                 f"AND state IN {_UNPAID}",
                 (refund_id,),
             ) as c:
                 row = await c.fetchone()
             if row is None:
-                return 0
+                return None
             amount, state = int(row[2]), str(row[1])
             if state == "owed":
                 amount += await _take_in(db, bytes(row[0]), minimum, refund_id)
@@ -267,13 +316,27 @@ class RefundRows:
                     "UPDATE token_refunds SET amount = ?, state = 'sending' WHERE id = ?",
                     (amount, refund_id),
                 )
-        return amount
+        return Claim(amount=amount, attempt=int(row[3]))
 
     async def unclaim_token_refund(self, refund_id: int) -> None:
         """Refund `refund_id` was never sent after all (as `unclaim_refund`): `owed` again."""
         await self._store.write_now(
             "UPDATE token_refunds SET state = 'owed' WHERE id = ? AND state = 'sending'",
             (refund_id,),
+        )
+
+    async def token_refund_failed(self, refund_id: int) -> None:
+        """A payment of refund `refund_id` failed (as `refund_failed`): counted."""
+        await self._store.write_now(
+            "UPDATE token_refunds SET tries = tries + 1 WHERE id = ?", (refund_id,)
+        )
+
+    async def next_token_refund_attempt(
+        self, refund_id: int, failed: int, then: int | None
+    ) -> bool:
+        """Refund `refund_id`'s attempt `failed` failed for good (as `next_refund_attempt`)."""
+        return await _next_attempt(
+            self._store, "token_refunds", "id = ?", (refund_id,), failed, then
         )
 
     async def merge_small(self, minimum: int, limit: int = MAX_OWED_BATCH) -> int:
@@ -300,6 +363,25 @@ class RefundRows:
     async def token_refund_paid(self, refund_id: int) -> None:
         """The owed refund `refund_id` is paid (the ledger took the transfer): forget it."""
         await self._store.write_now("DELETE FROM token_refunds WHERE id = ?", (refund_id,))
+
+
+async def _next_attempt(
+    store: _Store,
+    table: str,
+    where: str,
+    key: tuple[object, ...],
+    failed: int,
+    then: int | None,
+) -> bool:
+    """`next_refund_attempt` on `table`'s row `where`: one statement, so the write lock is held
+    from the row's check to its change."""
+    state, attempt = ("held", failed) if then is None else ("sending", then)
+    changed = await store.write_now(
+        f"UPDATE {table} SET state = ?, attempt = ? "
+        f"WHERE {where} AND state = 'sending' AND attempt = ?",
+        (state, attempt, *key, failed),
+    )
+    return changed == 1
 
 
 async def _take_in(

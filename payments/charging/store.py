@@ -14,12 +14,14 @@ bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_poi
       transaction_id))
 commitments(charge_point, transaction_id, digest, message_id)    a session on the ledger
 tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
-refunds(charge_point, transaction_id, amount, state, PK(charge_point, transaction_id))
-                  a prepaid session's rest, while owed (state owed | maybe_sent | sending)
-token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state, proof_sequence)
+refunds(charge_point, transaction_id, amount, state, attempt, tries, PK(charge_point,
+        transaction_id))
+          a prepaid session's rest, while owed (state owed | maybe_sent | sending | held)
+token_refunds(id INTEGER PK AUTOINCREMENT, id_token, channel_id, amount, state, proof_sequence,
+              attempt, tries)
           owed to a channel's payer: a prepaid amount an unbound token held, a prepayment raced
           by an unbinding (with its proof's sequence), a small rest (state owed | maybe_sent |
-          sending)
+          sending | held)
 channels(...)                 the CPO's payee channels (`payments.channels.store`'s table)
 ```
 
@@ -47,7 +49,7 @@ from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError, StoreVersionError
 from .event_rows import EVENTS_SCHEMA, EventRows
 from .group_commit import GROUP_WINDOW_S
-from .refund_rows import PRUNE_DONE, UPGRADE_1, RefundRows, credit_or_owe
+from .refund_rows import PRUNE_DONE, UPGRADE_1, UPGRADE_2, RefundRows, credit_or_owe
 from .session import SessionLimits
 
 if TYPE_CHECKING:
@@ -78,11 +80,14 @@ CREATE TABLE IF NOT EXISTS token_refunds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT NOT NULL, channel_id BLOB NOT NULL,
     amount INTEGER NOT NULL, state TEXT NOT NULL);
 """
-SCHEMA_VERSION: Final = 1
+_UPGRADES: Final = (UPGRADE_1, UPGRADE_2)
+"""The upgrade from version `i` to `i + 1` at index `i` (`CsmsStore._upgrade`)."""
+SCHEMA_VERSION: Final = len(_UPGRADES)
 """This version's `PRAGMA user_version` of the database (`CsmsStore._upgrade`)."""
 _OWE_REFUND: Final = """
-    INSERT OR IGNORE INTO refunds SELECT charge_point, transaction_id, paid - ?, 'owed'
-    FROM sessions WHERE charge_point = ? AND transaction_id = ? AND channel_id IS NOT NULL
+    INSERT OR IGNORE INTO refunds (charge_point, transaction_id, amount, state)
+    SELECT charge_point, transaction_id, paid - ?, 'owed' FROM sessions
+    WHERE charge_point = ? AND transaction_id = ? AND channel_id IS NOT NULL
     AND energy_wh IS NOT NULL AND paid > ?"""
 _BIND_TOKEN: Final = """
     INSERT INTO tokens VALUES (?, ?, 0) ON CONFLICT (id_token) DO UPDATE SET prepaid = prepaid
@@ -161,7 +166,9 @@ class CsmsStore(EventRows):
         a database they wrote or a new one), in one transaction that holds the write lock from
         the version's read on (two processes opening one old file: the second finds it done):
         0 -> 1, the refund rows they left owed may have been sent, a raced prepayment's owed
-        row holds its proof's sequence (`refund_rows.UPGRADE_1`). `StoreVersionError` for a
+        row holds its proof's sequence (`refund_rows.UPGRADE_1`); 1 -> 2, each refund row
+        counts its attempt and its failed tries (`refund_rows.UPGRADE_2`). Each step from the
+        database's version on runs, all in that one transaction. `StoreVersionError` for a
         database a newer version wrote."""
         await self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -170,10 +177,11 @@ class CsmsStore(EventRows):
             version = 0 if row is None else int(row[0])
             if version > SCHEMA_VERSION:
                 raise StoreVersionError(version, SCHEMA_VERSION)
-            if version < SCHEMA_VERSION:
-                for statement in UPGRADE_1.split(";"):  # not executescript: it commits first
+            for upgrade in _UPGRADES[version:]:
+                for statement in upgrade.split(";"):  # not executescript: it commits first
                     if statement.strip():
                         await self.db.execute(statement)
+            if version < SCHEMA_VERSION:
                 await self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await self.db.commit()
         except BaseException:

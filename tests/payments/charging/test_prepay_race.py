@@ -21,16 +21,14 @@ from payments.channels.state import Role
 from payments.channels.store import row_record
 from payments.charging.channel_rows import CsmsChannels
 from payments.charging.errors import PrepaymentOwedBackError, SessionError
-from payments.charging.refund import PrepaidRefunds
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
+from .test_refund import Sent, refunder
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
-
-    from tangle.protocol.ids import Address
 
 
 def during_the_commit(world: World, step: Callable[[], Awaitable[object]]) -> None:
@@ -74,10 +72,7 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
     """The operator's step lands before the cashier checks the proof, or after the channel
     service checked it and handed its save to the group commit (the commit then takes the
     operator's transaction first)."""
-    sent: list[tuple[Address, int, bytes]] = []
-
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        sent.append((to, amount, key))
+    sent: list[Sent] = []
 
     async def body(world: World) -> None:
         first = await world.driver(("CP201", "T1"))
@@ -119,7 +114,7 @@ def test_a_prepayment_raced_by_the_operator_is_owed_back_in_its_own_commit(
         assert _conserved(tmp_path / "csms.sqlite") == (450, 0, 450)
         assert not isinstance(raised.value, SessionError)  # whose rule: nothing was applied
         assert raised.value.amount == 450
-        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        refunds = refunder(world, sent)
         assert await refunds.retry() == 1
         assert [(to, amount) for to, amount, _ in sent] == [(address_of(DRIVER.public_key), 450)]
 

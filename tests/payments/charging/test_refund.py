@@ -10,6 +10,7 @@ sent again. A rest below the smallest output stays as the token's prepaid credit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -23,12 +24,24 @@ from payments.charging.refund import (
 )
 from payments.charging.refund_rows import RefundRows
 from payments.charging.simulator import connect_charger
+from tangle.protocol.ids import OutputId, TransactionId, blake2b_256
 from tangle.protocol.transaction import address_of
+from tests.builders import key as signing_key
+from tests.builders import transfer as signed_transfer
 from tests.wallet.test_client import open_wallet, running
+from wallet.errors import (
+    AmountError,
+    IdempotencyConflictError,
+    TransferFailedError,
+    TransferTimeoutError,
+)
+from wallet.idempotency import idempotency_hash
+from wallet.records import Attachment, Transfer, TransferStatus
 
 from .test_payment import DRIVER, PASSWORD, World, _end, _meter, _start, run
 
 if TYPE_CHECKING:
+    from collections.abc import Container
     from pathlib import Path
 
     import pytest
@@ -41,27 +54,124 @@ MINIMUM = 100
 """The ledger's smallest output, as the refunders of these tests take it."""
 
 
-def refunder(world: World, sent: list[Sent], down: list[bool] | None = None) -> PrepaidRefunds:
-    """A refunder whose wallet records what it is asked to send in `sent`, or fails as a node
-    that is down while `down` holds anything."""
+_PAYER = signing_key(7)
 
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        if down:
+
+class WalletRules:
+    """A `refund_attempts.RefundWallet` with the wallet's rules (`Wallet.send`,
+    `Wallet.transfer`): a key it recorded is answered with its transfer whatever the minimum is
+    now (another amount or recipient under it: `IdempotencyConflictError`), and one whose
+    transfer failed raises `TransferFailedError` at every repeat; a new key below `minimum` is
+    refused (`AmountError`) before anything is recorded. Each send it takes is appended to
+    `sent`; while `down` holds anything the node is down (nothing recorded); `lost` answers are
+    lost after recording (the node timed out); the transfers under the keys in `pending` never
+    confirm (`TransferTimeoutError` at every send). A recorded transfer is confirmed until
+    `fail`, or, with `fail_new`, fails for that reason at once (a milestone marked it
+    conflicting)."""
+
+    def __init__(
+        self,
+        sent: list[Sent] | None = None,
+        *,
+        minimum: int = 0,
+        down: list[bool] | None = None,
+        lost: int = 0,
+        pending: Container[bytes] = (),
+        fail_new: str | None = None,
+    ) -> None:
+        self.sent = [] if sent is None else sent
+        self.minimum = minimum
+        self.down = [] if down is None else down
+        self.lost = lost
+        self.pending = pending
+        self.fail_new = fail_new
+        self.recorded: dict[bytes, Transfer] = {}
+
+    async def send(self, to: Address, amount: int, key: bytes, /) -> Transfer:
+        if self.down:
             raise ConnectionRefusedError("node down")
-        sent.append((to, amount, key))
+        transfer = self.recorded.get(key)
+        if transfer is None:
+            if amount < self.minimum:
+                raise AmountError(amount, self.minimum)
+            transfer = self.recorded[key] = _recorded(to, amount, key)
+            if key in self.pending:
+                transfer = self.recorded[key] = dataclasses.replace(
+                    transfer, status=TransferStatus.SUBMITTED, confirmed_index=None
+                )
+            if self.fail_new is not None:
+                self.fail(key, self.fail_new)
+                transfer = self.recorded[key]
+        self.sent.append((to, amount, key))
+        if (transfer.recipient, transfer.amount) != (to, amount):
+            raise IdempotencyConflictError(transfer.transaction_id.hex())
+        if transfer.status is TransferStatus.FAILED:
+            raise TransferFailedError(transfer.transaction_id.hex(), transfer.failure or "")
+        if self.lost:
+            self.lost -= 1
+            raise ConnectionRefusedError("no answer")
+        if key in self.pending:
+            raise TransferTimeoutError(transfer.transaction_id.hex(), 1.0)
+        return transfer
 
-    return PrepaidRefunds(payments=world.payments, send=send, min_amount=MINIMUM)
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        return self.recorded.get(key)
+
+    def fail(self, key: bytes, reason: str, *, attached: bool = True) -> None:
+        """The transfer under `key` failed for good (`reason`, as the wallet records it),
+        after an attachment or before any."""
+        attachments = (Attachment(sequence=0, message_id=None, raw=None, cmi=1, at_ms=0),)
+        self.recorded[key] = dataclasses.replace(
+            self.recorded[key],
+            status=TransferStatus.FAILED,
+            failure=reason,
+            attachments=attachments if attached else (),
+            confirmed_index=None,
+        )
+
+    def paid(self) -> list[tuple[Address, int, bytes]]:
+        """What the ledger paid: the confirmed transfers, (recipient, amount, key)."""
+        return [
+            (t.recipient, t.amount, key)
+            for key, t in self.recorded.items()
+            if t.status is TransferStatus.CONFIRMED
+        ]
+
+
+def _recorded(to: Address, amount: int, key: bytes) -> Transfer:
+    """A confirmed transfer of `amount` to `to` under `key`, with an input of its own."""
+    spent = OutputId.of(TransactionId(blake2b_256(key)), 0)
+    tx = signed_transfer([(spent, _PAYER)], [(to, amount)])
+    return Transfer(
+        key_hash=idempotency_hash(key),
+        idempotency_key=key,
+        transaction=tx,
+        recipient=to,
+        amount=amount,
+        nonce=0,
+        status=TransferStatus.CONFIRMED,
+        attachments=(Attachment(sequence=0, message_id=None, raw=None, cmi=1, at_ms=0),),
+        confirmed_index=2,
+        failure=None,
+        created_ms=0,
+        updated_ms=0,
+    )
+
+
+def refunder(world: World, sent: list[Sent], down: list[bool] | None = None) -> PrepaidRefunds:
+    """A refunder whose wallet (`WalletRules`, at the refunder's minimum) appends what it is
+    asked to send to `sent`, or fails as a node that is down while `down` holds anything."""
+    wallet = WalletRules(sent, minimum=MINIMUM, down=down)
+    return PrepaidRefunds(payments=world.payments, wallet=wallet, min_amount=MINIMUM)
 
 
 def _prepaid_session(tmp_path: Path, prepay: int, used_wh: int, min_amount: int) -> list[Sent]:
     """Run a prepaid session on the CSMS; returns the refunds its hook asked the wallet for."""
     asked: list[Sent] = []
 
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        asked.append((to, amount, key))
-
     async def body(world: World) -> None:
-        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=min_amount)
+        wallet = WalletRules(asked)
+        refunds = PrepaidRefunds(payments=world.payments, wallet=wallet, min_amount=min_amount)
         world.csms.on_bill.append(refunds)
         async with connect_charger(world.url, "CP201", PASSWORD, "2.0.1") as charger:
             wallet = await world.driver(("CP201", "T1"))
@@ -153,16 +263,16 @@ def test_a_refund_lost_to_a_crash_or_a_down_node_is_paid_by_the_retry(tmp_path: 
 
 
 def test_a_rest_kept_as_credit_is_credited_once_per_session(tmp_path: Path) -> None:
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        raise AssertionError("a rest below the smallest output is not sent")
+    asked: list[Sent] = []
 
     async def body(world: World) -> None:
         await _billed_prepaid(world, "CARD-K", 450, 1_400)  # 450 - 420 = 30
-        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        refunds = refunder(world, asked)
         [bill] = await world.csms.store.bills()
         await refunds(bill)
         await refunds(bill)
         assert await refunds.retry() == 0
+        assert asked == []  # a rest below the smallest output is not sent
         bound = await world.csms.store.token("CARD-K")
         assert bound is not None
         assert bound[1] == 30
@@ -175,12 +285,9 @@ def test_a_store_error_leaves_the_refund_owed_and_the_refunder_running(
 ) -> None:
     asked: list[Sent] = []
 
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        asked.append((to, amount, key))
-
     async def body(world: World) -> None:
         await _billed_prepaid(world, "CARD-E", 900, 1_200)  # owes 540 back
-        refunds = PrepaidRefunds(payments=world.payments, send=send, min_amount=100)
+        refunds = refunder(world, asked)
         store = world.csms.store
 
         async def failing(rows: RefundRows, key: tuple[str, str]) -> None:

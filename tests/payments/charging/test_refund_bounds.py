@@ -67,7 +67,7 @@ def test_refund_rows_left_done_by_older_versions_are_deleted_at_open(tmp_path: P
     writer = sqlite3.connect(path)
     with writer:
         writer.executemany(
-            "INSERT INTO refunds VALUES (?, ?, ?, ?)",
+            "INSERT INTO refunds (charge_point, transaction_id, amount, state) VALUES (?, ?, ?, ?)",
             [("CP", "1", 5, "paid"), ("CP", "2", 6, "credited"), ("CP", "3", 7, "owed")],
         )
         writer.executemany(

@@ -14,19 +14,16 @@ from payments.charging.errors import StoreVersionError
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
-from wallet.errors import AmountError
 
 from .test_payment import DRIVER, World, run
-from .test_refund import Sent, _billed_prepaid, refunder
+from .test_refund import Sent, WalletRules, _billed_prepaid, _recorded, refunder
 from .test_refund_bounds import KEY, _owe_small
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from payments.charging.payment import DriverWallet
     from payments.charging.store import Binding
-    from tangle.protocol.ids import Address
 
 
 def _as_an_older_version_left_it(path: Path) -> None:
@@ -35,38 +32,13 @@ def _as_an_older_version_left_it(path: Path) -> None:
     writer = sqlite3.connect(path)
     try:
         writer.executescript(
-            "DROP INDEX token_refunds_proof; "
-            "ALTER TABLE token_refunds DROP COLUMN proof_sequence; PRAGMA user_version = 0"
+            "DROP INDEX token_refunds_proof; ALTER TABLE token_refunds DROP COLUMN proof_sequence; "
+            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
+            "ALTER TABLE token_refunds DROP COLUMN attempt; "
+            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 0"
         )
     finally:
         writer.close()
-
-
-def _sending(sent: list[Sent]) -> Callable[[Address, int, bytes], Awaitable[None]]:
-    async def send(to: Address, amount: int, key: bytes) -> None:
-        sent.append((to, amount, key))
-
-    return send
-
-
-class _WalletRules:
-    """A sender with `Wallet.send`'s rules: a key it recorded returns its transfer whatever the
-    minimum is now; a new one below the node's `minimum` is refused (`AmountError`) before
-    anything is recorded. `lost` answers: recorded, then the answer lost (the node timed out)."""
-
-    def __init__(self, minimum: int, lost: int = 0) -> None:
-        self.minimum = minimum
-        self.lost = lost
-        self.recorded: dict[bytes, tuple[Address, int]] = {}
-
-    async def __call__(self, to: Address, amount: int, key: bytes) -> None:
-        if key not in self.recorded:
-            if amount < self.minimum:
-                raise AmountError(amount, self.minimum)
-            self.recorded[key] = (to, amount)
-        if self.lost:
-            self.lost -= 1
-            raise ConnectionRefusedError("no answer")
 
 
 def test_a_refund_the_wallet_refuses_for_its_amount_is_owed_again_as_never_tried(
@@ -79,11 +51,11 @@ def test_a_refund_the_wallet_refuses_for_its_amount_is_owed_again_as_never_tried
 
     async def body(world: World) -> None:
         wallet = await _billed_prepaid(world, "CARD-W", 900, 2_500)  # 150 owed back
-        node = _WalletRules(minimum=200)
-        behind = PrepaidRefunds(payments=world.payments, send=node, min_amount=100)
+        node = WalletRules(minimum=200)
+        behind = PrepaidRefunds(payments=world.payments, wallet=node, min_amount=100)
         assert not await behind.pay(KEY)
         assert await world.csms.store.refunds.owed_refund(KEY) == (150, False)  # never tried
-        caught_up = PrepaidRefunds(payments=world.payments, send=node, min_amount=200)
+        caught_up = PrepaidRefunds(payments=world.payments, wallet=node, min_amount=200)
         assert await caught_up.pay(KEY)
         assert node.recorded == {}
         channel_id = wallet.channel.terms.channel_id
@@ -101,11 +73,13 @@ def test_a_refund_sent_before_the_minimum_rose_is_finished_by_its_recorded_trans
 
     async def body(world: World) -> None:
         wallet = await _billed_prepaid(world, "CARD-X", 900, 2_500)  # 150 owed back
-        node = _WalletRules(minimum=100, lost=1)
-        assert not await PrepaidRefunds(payments=world.payments, send=node, min_amount=100).pay(KEY)
+        node = WalletRules(minimum=100, lost=1)
+        assert not await PrepaidRefunds(payments=world.payments, wallet=node, min_amount=100).pay(
+            KEY
+        )
         node.minimum = 200
-        assert await PrepaidRefunds(payments=world.payments, send=node, min_amount=200).pay(KEY)
-        assert list(node.recorded.values()) == [(address_of(DRIVER.public_key), 150)]
+        assert await PrepaidRefunds(payments=world.payments, wallet=node, min_amount=200).pay(KEY)
+        assert [paid[:2] for paid in node.paid()] == [(address_of(DRIVER.public_key), 150)]
         assert await world.csms.store.refunds.owed_refund(KEY) is None
         channel_id = wallet.channel.terms.channel_id
         assert await world.csms.store.token("CARD-X") == (channel_id, 0)
@@ -155,6 +129,47 @@ def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: P
     run(tmp_path, later)
 
 
+def test_a_small_refund_an_older_version_left_is_taken_as_sent_if_the_wallet_recorded_it(
+    tmp_path: Path,
+) -> None:
+    """An older version sent a session's rest of 150 and 150 owed to the same channel at a
+    minimum of 100 (their transfers are in the wallet) and was killed before marking them paid;
+    120 more owed to the channel was never sent. The minimum is 200 when this version opens the
+    database: all three are `maybe_sent` below it. The wallet's record of each key tells: the
+    two recorded are resumed (paid once, the rest not credited to the token too, nothing taken
+    in or merged), the one never recorded is refused for its amount before anything is recorded,
+    so it is owed again as never sent. Before, all three were taken for never sent: the rest
+    credited, the two small ones merged into 270 and sent again (150 paid twice, twice)."""
+    ledger = WalletRules(minimum=200)
+    to = address_of(DRIVER.public_key)
+    keys: list[bytes] = []
+
+    async def before(world: World) -> None:
+        wallet = await _billed_prepaid(world, "CARD-O", 900, 2_500)  # 150 owed back
+        await _owe_small(world, wallet, "CARD-P", 150)  # row 1
+        await _owe_small(world, wallet, "CARD-Q", 120)  # row 2
+        channel_id = wallet.channel.terms.channel_id
+        keys.extend([REFUND_KEY + b"CP201/T1", unbind_refund_key(channel_id, "CARD-P", 1)])
+        for key in keys:  # what the older version sent
+            ledger.recorded[key] = _recorded(to, 150, key)
+
+    async def after(world: World) -> None:
+        refunds = PrepaidRefunds(payments=world.payments, wallet=ledger, min_amount=200)
+        assert await refunds.retry() == 2
+        assert await refunds.retry() == 0
+        assert ledger.paid() == [(to, 150, key) for key in keys]  # the older version's, once
+        [token] = [await world.csms.store.token("CARD-O")]
+        assert token is not None
+        assert token[1] == 0  # not credited too
+        owed = await world.csms.store.refunds.owed_token_refunds(0)
+        assert [r[2:] for r in owed] == [("CARD-Q", 120)]  # never sent: owed again
+        assert await world.csms.store.refunds.owed_refund(KEY) is None
+
+    run(tmp_path, before)
+    _as_an_older_version_left_it(tmp_path / "csms.sqlite")
+    run(tmp_path, after)
+
+
 def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum(
     tmp_path: Path,
 ) -> None:
@@ -167,7 +182,7 @@ def test_a_refund_whose_amount_is_fixed_is_sent_again_even_below_a_risen_minimum
     async def body(world: World) -> None:
         wallet = await _billed_prepaid(world, "CARD-F", 900, 2_500)  # 150 owed back
         assert not await refunder(world, sent, [True]).pay(KEY)  # tried: 150, fixed
-        risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
+        risen = PrepaidRefunds(payments=world.payments, wallet=WalletRules(sent), min_amount=200)
         assert await risen.pay(KEY)
         assert sent == [(address_of(DRIVER.public_key), 150, REFUND_KEY + b"CP201/T1")]
         channel_id = wallet.channel.terms.channel_id
@@ -187,7 +202,7 @@ def test_an_amount_owed_to_a_channel_whose_amount_is_fixed_is_retried_below_a_ri
         wallet = await world.driver(KEY)
         await _owe_small(world, wallet, "CARD-G", 150)
         assert await refunder(world, sent, [True]).retry() == 0  # tried: 150, fixed
-        risen = PrepaidRefunds(payments=world.payments, send=_sending(sent), min_amount=200)
+        risen = PrepaidRefunds(payments=world.payments, wallet=WalletRules(sent), min_amount=200)
         assert await risen.retry() == 1
         channel_id = wallet.channel.terms.channel_id
         assert sent == [
@@ -273,12 +288,12 @@ def test_a_database_a_newer_version_wrote_is_not_opened(tmp_path: Path) -> None:
     path = tmp_path / "csms.sqlite"
     writer = sqlite3.connect(path)
     try:
-        writer.execute("PRAGMA user_version = 2")
+        writer.execute("PRAGMA user_version = 3")
     finally:
         writer.close()
 
     async def main() -> None:
-        with pytest.raises(StoreVersionError, match="version 2; this CSMS knows 1"):
+        with pytest.raises(StoreVersionError, match="version 3; this CSMS knows 2"):
             async with CsmsStore(path):
                 pass
 

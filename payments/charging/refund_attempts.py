@@ -1,0 +1,114 @@
+"""A refund's attempts: the wallet a refund is paid from, the key each attempt is sent under, and
+which failed transfer a next attempt may replace without paying twice.
+
+A refund is paid with the CPO wallet's `Wallet.send` under an idempotency key, and the wallet
+pays a key once, for ever: a transfer under it that failed for good stays failed, and `send`
+raises `TransferFailedError` at every repeat. So a refund whose transfer failed for good moves
+to its next *attempt*, sent under a key of its own (`attempt_key`), at the same amount
+(`refund_rows.RefundRows.next_refund_attempt`); at most `MAX_ATTEMPTS` of them, after which the
+refund is `held`: kept, logged at error level, and read by no retry round.
+
+*At most once.* A next attempt is made only when the wallet's record of the failed transfer
+shows that it can never apply (`never_applies`), as the wallet's rules give it
+(`wallet.account`, `wallet.confirmation`, `wallet.pending`):
+
+- a milestone marked its attachment conflicting (`input_spent`, or `input_not_found`: the
+  wallet spends only outputs the ledger confirmed, so one the ledger no longer knows was spent
+  before the node's pruning window): one of its inputs was spent by another confirmed
+  transaction (the wallet first checks that none of its own attachments, nor the ledger's
+  outputs, show it included), and a spent output stays spent, so no attachment of it can ever
+  apply; the rules it broke otherwise (amounts, unlocks) hold for every attachment alike;
+- it was never handed to a node (no attachment recorded: the wallet records each attachment
+  before it submits it): refused by the node at its only attachment, or abandoned while signed
+  only. Nobody but this wallet holds its bytes.
+
+A transfer the owner abandoned after it was attached (`wallet abandon` of an expired transfer,
+reason `abandoned` with attachments) is not such a failure: its payload is on the tangle and
+anyone (the driver, who would gain) may attach it again, and it applies while its inputs are
+unspent; the wallet freed them, and a next attempt may be funded from other coins. Such a refund
+is `held` at once, for the operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol
+
+from wallet.records import TransferStatus
+
+if TYPE_CHECKING:
+    from tangle.protocol.ids import Address
+    from wallet.account import Wallet
+    from wallet.records import Transfer
+
+MAX_ATTEMPTS: Final = 4
+"""The most attempts (transfers under keys of their own: `attempt_key`) a refund is paid under;
+one whose last attempt failed for good too is `held`."""
+ATTEMPT_KEY: Final = b"tanglepay/charging/refund-attempt/"
+"""The prefix of a next attempt's key (`attempt_key`): no refund's own key starts with it."""
+ABANDONED: Final = "abandoned"
+"""The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
+
+
+def attempt_key(key: bytes, attempt: int) -> bytes:
+    """The idempotency key of a refund's `attempt`: its own `key` for the first (0, so a row a
+    version before attempts left `sending` keeps its key), `ATTEMPT_KEY || N / key` for
+    N >= 1. So no attempt's key is another refund's key or attempt's, whatever text a charger's
+    transaction id or a token holds (a suffix after `key` could be part of another session's
+    transaction id): the prefix tells the first attempts from the others, and N ends at the
+    first `/`."""
+    return key if attempt == 0 else b"%s%d/%s" % (ATTEMPT_KEY, attempt, key)
+
+
+def never_applies(transfer: Transfer | None) -> bool:
+    """Whether the wallet's record shows a transfer that failed and can never apply (the module
+    docstring): failed, and conflicting by a milestone's verdict or never handed to a node."""
+    if transfer is None or transfer.status is not TransferStatus.FAILED:
+        return False
+    return not transfer.attachments or transfer.failure != ABANDONED
+
+
+def next_attempt(failed: int, retry: bool) -> int | None:
+    """The attempt after attempt `failed`, whose transfer failed for good: the next one if that
+    transfer can never apply (`retry`, `never_applies`) and `MAX_ATTEMPTS` allows one more,
+    else None (the refund is `held`)."""
+    return failed + 1 if retry and failed + 1 < MAX_ATTEMPTS else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """What a refund's payment sends, once its row is `sending` (`RefundRows.claim_refund`)."""
+
+    amount: int
+    """Fixed at the first try: the same at every later try and attempt."""
+    attempt: int
+    """Which attempt's key it is sent under (`attempt_key`)."""
+
+
+class RefundWallet(Protocol):
+    """What the refunder uses of the CPO's wallet (`LedgerWallet` on a `wallet.Wallet`)."""
+
+    async def send(self, to: Address, amount: int, key: bytes, /) -> object:
+        """Pay `amount` to `to` under idempotency key `key`; return once the ledger took it
+        (`Wallet.send`: a key is paid once; `TransferFailedError` if its transfer failed)."""
+        ...
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerWallet:
+    """A `RefundWallet` on a CPO's `wallet.Wallet`, which it syncs before each send (so coins
+    it received since are spent too)."""
+
+    wallet: Wallet
+    """The CPO's wallet."""
+
+    async def send(self, to: Address, amount: int, key: bytes, /) -> object:
+        await self.wallet.sync()
+        return await self.wallet.send(to, amount, idempotency_key=key)
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        return await self.wallet.transfer(key)
