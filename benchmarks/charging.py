@@ -3,7 +3,7 @@
 
 One CSMS process (`payments.charging.csms` with its sqlite store in WAL mode, `synchronous=FULL`,
 and the drivers' payment streams on its OCPP server, on the event loop `charging serve` runs it
-on: `csms.run_process`), and `SIMULATORS` simulator processes holding
+on: `csms.run_process`), and `SIMULATORS` simulator processes (on the same loop) holding
 the charge points: each charge point is an `ocpp` library `ChargePoint` (half 1.6J, half 2.0.1) on
 its own WebSocket over loopback, authenticated with HTTP Basic (a failed handshake is tried again,
 as a charger does). Every charge point starts a session; once every simulator process has all of its
@@ -83,7 +83,6 @@ Targets: 1,000 charge points, at least 1,000 meter values/s, p99 under 50 ms.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import json
 import os
@@ -349,17 +348,17 @@ def measure(
 
 
 def _run_role(work: Coroutine[Any, Any, None], profile: Path | None, role: str) -> None:
-    """`work` on its process's loop (the CSMS's as it serves, `run_process`; a simulator's on
-    asyncio's own, as a charger's library runs it), under cProfile if `profile` names a folder
-    for its statistics."""
-    run = run_process if role == "csms" else asyncio.run  # the CSMS's own loop, as it serves
+    """`work` on the loop the CSMS serves on (`run_process`: uvloop), the simulators' too (the
+    `ocpp` library runs on any asyncio loop, and theirs is the cheapest: their CPU is taken from
+    the two cores the CSMS runs on), under cProfile if `profile` names a folder for its
+    statistics."""
     if profile is None:
-        run(work)
+        run_process(work)
         return
     profiler = cProfile.Profile(time.thread_time)  # CPU time: the machine is shared
     profiler.enable()
     try:
-        run(work)
+        run_process(work)
     finally:
         profiler.disable()
         profiler.dump_stats(profile / f"{role}-{os.getpid()}.prof")
