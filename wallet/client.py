@@ -19,15 +19,16 @@ error, a read or write timeout, a broken answer; not `ConnectError`, `ConnectTim
 `PoolTimeout`, which fail before a byte of the request is sent), a 500 (the node's guard
 answers it for an exception that escaped a route, perhaps after the route stored a message),
 a 502 or 504 (a proxy that may have forwarded the request), and a 503 other than the node's
-`node_unsynced` and `node_halted` (which it answers before it changes anything; its `storage`
-503 comes from a commit that failed part-way). After such a try, a last answer of 429 says
-nothing about the earlier one: it is raised as `NodeUnavailableError` (outcome unknown), not
-`RateLimitedError`, which therefore always means that no try was carried out. The same holds
-for a refusal of a submission (`submit`, `submit_pow`) after such a try, except the
-`duplicate_message` and `duplicate_payload` refusals, which say that the node holds it: a node
-checks some rules before it looks for the message (a device quarantined between two tries), so
-another refusal does not show that the earlier try was not stored. Reads are safe to repeat and
-keep their refusals (a 404 after a timeout is still `NotFoundError`).
+`node_unsynced` and `node_halted` (answered before it changes anything; its `storage` 503 can
+come after it took the message in, as `LedgerNode.submit_many` persists afterwards). After such
+a try, a last answer of 429 says nothing about the earlier one: it is raised as
+`NodeUnavailableError` with `outcome_unknown`, not as `RateLimitedError`, which therefore always
+means that no try was carried out. The same holds for a refusal of a submission (`submit`,
+`submit_pow`) after such a try, except `duplicate_message` and `duplicate_payload`, which say
+that the node holds it: the node checks some rules before it looks for a duplicate (a device
+quarantined between two tries), so another refusal does not show that the earlier try was not
+stored. Reads are safe to repeat and keep their refusals (a 404 after a timeout is still
+`NotFoundError`).
 
 **Retries are safe** because every call is idempotent at the node: reads are, submitting the
 same message bytes again is answered `duplicate_message` (which `submit` reports as success, the

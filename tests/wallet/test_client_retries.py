@@ -50,8 +50,10 @@ class Scripted(httpx.AsyncBaseTransport):
 
     - `lost`: the node carries the request out; its answer is lost (a read timeout);
     - `refused`: the connection is refused (nothing sent);
+    - `connect-timeout`: the connection is not made in time (nothing sent);
     - `429`: a proxy answers 429 with a `Retry-After` longer than the client waits (not sent);
     - `502`: a proxy forwards the request and answers 502 instead of the node's answer;
+    - `500`: the node carries the request out, then fails (500 `internal_error`);
     - `unsynced`: 503 `node_unsynced`, the node's refusal before it changes anything;
     - `quarantined`: 400 `quarantined_device`, a rule checked before the node looks for the
       message (a device quarantined between two tries).
@@ -77,6 +79,8 @@ class Scripted(httpx.AsyncBaseTransport):
         self.played.append(step)
         if step == "refused":
             raise httpx.ConnectError("connection refused", request=request)
+        if step == "connect-timeout":
+            raise httpx.ConnectTimeout("no connection in time", request=request)
         if step == "429":
             return _error(429, "rate_limited", {"Retry-After": "3600"})
         if step == "unsynced":
@@ -89,6 +93,8 @@ class Scripted(httpx.AsyncBaseTransport):
             raise httpx.ReadTimeout("the answer was lost", request=request)
         if step == "502":
             return _error(502, "http_502")
+        if step == "500":
+            return _error(500, "internal_error")
         raise AssertionError(f"unknown step {step!r}")
 
 
@@ -131,9 +137,10 @@ async def _wallet(
     [
         (["lost", "429"], True),  # the node holds it; the 429 says nothing about that
         (["502", "429"], True),  # a proxy forwarded it, then lost the node's answer
+        (["500", "429"], True),  # the node failed after storing it
         (["lost", "refused", "429"], True),  # once unknown, later certain tries do not help
         (["429"], False),  # a 429 alone: nothing was carried out
-        (["refused", "429"], False),  # a refused connection sent nothing
+        (["refused", "connect-timeout", "429"], False),  # no connection: nothing sent
         (["unsynced", "429"], False),  # node_unsynced: the node changed nothing
     ],
 )
