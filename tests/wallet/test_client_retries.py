@@ -162,8 +162,7 @@ async def test_a_429_after_a_lost_answer_is_an_unknown_outcome(
                 assert isinstance(caught.value, NodeUnavailableError)
                 assert caught.value.outcome_unknown
                 assert "rate limited (rate_limited)" in str(caught.value)
-            # a retry that reaches the node is answered duplicate_message: submitted
-            if unknown:
+                # a later submission reaches the node: duplicate_message, i.e. submitted
                 assert await client.submit(raw) == message_id
 
 
