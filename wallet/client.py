@@ -13,6 +13,23 @@ as `RateLimitedError`; any other 4xx is `RejectedError` with the node's error `c
 `InvalidResponseError`. Messages name the request (`GET /api/v1/info`), never the node's URL,
 which may carry credentials.
 
+**A lost answer is not a refusal.** A try whose outcome is unknown may have reached the node
+and been carried out there: any transport failure once a connection was made (a read or write
+error, a read or write timeout, a broken answer; not `ConnectError`, `ConnectTimeout` or
+`PoolTimeout`, which fail before a byte of the request is sent), a 500 (the node's guard
+answers it for an exception that escaped a route, perhaps after the route stored a message),
+a 502 or 504 (a proxy that may have forwarded the request), and a 503 other than the node's
+`node_unsynced` and `node_halted` (answered before it changes anything; its `storage` 503 can
+come after it took the message in, as `LedgerNode.submit_many` persists afterwards). After such
+a try, a last answer of 429 says nothing about the earlier one: it is raised as
+`NodeUnavailableError` with `outcome_unknown`, not as `RateLimitedError`, which therefore always
+means that no try was carried out. The same holds for a refusal of a submission (`submit`,
+`submit_pow`) after such a try, except `duplicate_message` and `duplicate_payload`, which say
+that the node holds it: the node checks some rules before it looks for a duplicate (a device
+quarantined between two tries), so another refusal does not show that the earlier try was not
+stored. Reads are safe to repeat and keep their refusals (a 404 after a timeout is still
+`NotFoundError`).
+
 **Retries are safe** because every call is idempotent at the node: reads are, submitting the
 same message bytes again is answered `duplicate_message` (which `submit` reports as success, the
 id being the hash of the bytes), and a second proof-of-work request for a payload the node has
@@ -89,6 +106,13 @@ if TYPE_CHECKING:
 
 OCTETS: Final = "application/octet-stream"
 _RETRIED_STATUSES: Final = frozenset({500, 502, 503, 504})
+_UNSENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport failures before any byte of the request left: the try was certainly not carried out."""
+_UNCHANGED_CODES: Final = frozenset({"node_unsynced", "node_halted"})
+"""503 codes the node answers before it changes anything (`tangle.http._submit.require_synced`,
+`NodeCore.receive`'s first check); any other retried status may follow a carried-out request."""
+_HELD_CODES: Final = frozenset({"duplicate_message", "duplicate_payload"})
+"""Refusals of a submission that say the node holds the message (or the payload's slot)."""
 
 
 def check_node_url(url: str) -> None:
@@ -115,6 +139,14 @@ def _merkle_path(request: str, doc: Doc) -> MerklePath:
             raise InvalidResponseError(request, "a sibling is not hex") from None
     return MerklePath(
         index=doc.integer("index"), size=doc.integer("size"), siblings=tuple(siblings)
+    )
+
+
+def _unknown_outcome(request: str, answer: str, earlier: str) -> NodeUnavailableError:
+    """The last try was answered `answer`, but an earlier one (`earlier`: how it ended) may
+    have been carried out: the request's outcome is unknown (module docstring)."""
+    return NodeUnavailableError(
+        request, f"{answer} after a try whose outcome is unknown ({earlier})", outcome_unknown=True
     )
 
 
@@ -186,11 +218,15 @@ class NodeClient:
         json_body: Mapping[str, Any] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        stores: bool = False,
     ) -> httpx.Response:
-        """The answer (2xx) to one request, retried as the module docstring says."""
+        """The answer (2xx) to one request, retried as the module docstring says. `stores`:
+        the request submits something the node keeps, so after a try whose outcome is unknown
+        a refusal other than a duplicate is not taken as "not stored" either."""
         request = f"{method} {path.split('?')[0]}"
         policy = self._retry
         failure = NodeUnavailableError(request, "not attempted")
+        unknown: str | None = None  # why an earlier try may have been carried out
         for attempt in range(policy.attempts):
             if attempt:
                 self.retries += 1
@@ -203,8 +239,11 @@ class NodeClient:
                     content=content,
                     headers=dict(headers or {}),
                 )
+            except _UNSENT as exc:
+                failure = NodeUnavailableError(request, describe(exc))
             except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
                 failure = NodeUnavailableError(request, describe(exc))
+                unknown = unknown or describe(exc)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a bad URL or scheme
                 raise NodeUnavailableError(request, describe(exc)) from None
             else:
@@ -214,17 +253,23 @@ class NodeClient:
                 if status == 429:
                     code, _ = error_of(request, response)
                     wait = retry_after(response)
-                    limited = RateLimitedError(request, code, wait)
                     if attempt + 1 == policy.attempts or (wait or 0) > policy.max_retry_after_s:
-                        raise limited
+                        if unknown is not None:
+                            raise _unknown_outcome(request, f"rate limited ({code})", unknown)
+                        raise RateLimitedError(request, code, wait)
                     pause = wait if wait is not None else policy.delay(attempt, self._rng)
                     await anyio.sleep(pause)
                     continue
                 if status in _RETRIED_STATUSES:
                     code, message = error_of(request, response)
                     failure = NodeUnavailableError(request, f"{code}: {message}", status=status)
+                    if status != 503 or code not in _UNCHANGED_CODES:
+                        unknown = unknown or f"{status} {code}"
                 else:
-                    raise refusal(request, response)
+                    refused = refusal(request, response)
+                    if stores and unknown is not None and refused.code not in _HELD_CODES:
+                        raise _unknown_outcome(request, f"refused ({refused.code})", unknown)
+                    raise refused
             if attempt + 1 < policy.attempts:
                 await anyio.sleep(policy.delay(attempt, self._rng))
         raise failure
@@ -265,11 +310,16 @@ class NodeClient:
 
     async def submit(self, raw: bytes) -> MessageId:
         """Submit a message with its proof-of-work; its id. A message the node already holds
-        (a retry whose first answer was lost) counts as submitted."""
+        (a retry whose first answer was lost) counts as submitted; a 429 or another refusal
+        after a lost answer is `NodeUnavailableError` (it may be stored)."""
         message_id = MessageId(blake2b_256(raw))
         try:
             response = await self._request(
-                "POST", "/api/v1/messages", content=raw, headers={"content-type": OCTETS}
+                "POST",
+                "/api/v1/messages",
+                content=raw,
+                headers={"content-type": OCTETS},
+                stores=True,
             )
         except RejectedError as exc:
             if exc.code == "duplicate_message":
@@ -283,9 +333,13 @@ class NodeClient:
     async def submit_pow(self, payload: Payload) -> MessageId:
         """Submit a payload for the node to attach, doing the proof-of-work itself; the id of
         the message it made. `RejectedError` with code `duplicate_payload` means the payload is
-        already attached (perhaps by an earlier try whose answer was lost)."""
+        already attached (perhaps by an earlier try whose answer was lost); a 429 or another
+        refusal after a lost answer is `NodeUnavailableError` (it may be attached)."""
         response = await self._request(
-            "POST", "/api/v1/messages/pow", json_body={"payload": encode_payload(payload).hex()}
+            "POST",
+            "/api/v1/messages/pow",
+            json_body={"payload": encode_payload(payload).hex()},
+            stores=True,
         )
         request = "POST /api/v1/messages/pow"
         return fixed(request, MessageId, parse_json(request, response).hexbytes("id"))

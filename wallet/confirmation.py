@@ -130,9 +130,11 @@ class ConfirmingWallet(WalletBase):
     async def _refused(
         self, transfer: Transfer, sequence: int, exc: RejectedError | RateLimitedError
     ) -> Transfer:
-        """The node did not store this attachment: forget it. `duplicate_payload` means an
-        earlier attachment still holds the payload's slot (keep waiting); any other refusal of
-        a transfer never published fails it, and is raised."""
+        """The node did not store this attachment: forget it. The client raises these only
+        when no try of the submission may have been carried out (after a lost answer a 429 or
+        refusal is a `NodeUnavailableError`, and the attachment is kept: `wallet.client`).
+        `duplicate_payload` means an earlier attachment still holds the payload's slot (keep
+        waiting); any other refusal of a transfer never published fails it, and is raised."""
         transfer = await self._db(
             self._state.drop_attachment, transfer.key_hash, sequence, now_ms()
         )

@@ -32,9 +32,10 @@ WalletError
 │   └── NodeUrlError               a node URL that is not http(s)://HOST[:PORT][/PATH]
 ├── WalletStateError               the state file is unreadable, or belongs to another account
 ├── ClientError                    talking to a node (`wallet.client`); never a bare httpx error
-│   ├── NodeUnavailableError       no usable answer after the retries: connection, timeout, 5xx
+│   ├── NodeUnavailableError       no usable answer after the retries: connection, timeout, 5xx;
+│   │   │                          or an outcome unknown (a 429 after a lost answer)
 │   │   └── EventStreamError       the event stream did not open, broke, ended or was dropped
-│   ├── RateLimitedError           still 429 after the retries (`code`, `retry_after_s`)
+│   ├── RateLimitedError           still 429 after the retries, none carried out (`code`, ...)
 │   ├── RejectedError              the node refused the request (`code` as the node names it)
 │   │   └── NotFoundError          404: no such message, milestone or route
 │   └── InvalidResponseError       an answer that is not what the API documents

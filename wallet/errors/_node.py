@@ -41,13 +41,19 @@ class ClientError(WalletError):
 
 class NodeUnavailableError(ClientError):
     """No usable answer after the retries: the connection failed or timed out, or the node
-    answered 5xx (`status`; `reason` holds the node's error code and message, if any)."""
+    answered 5xx (`status`; `reason` holds the node's error code and message, if any). Also a
+    429, or a refusal of a submission other than a duplicate, after an earlier try whose
+    answer was lost (`outcome_unknown`: that try may have been carried out, see
+    `wallet.client`)."""
 
-    def __init__(self, request: str, reason: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, request: str, reason: str, *, status: int | None = None, outcome_unknown: bool = False
+    ) -> None:
         super().__init__(f"{request}: node unavailable: {reason}")
         self.request = request
         self.reason = reason
         self.status = status
+        self.outcome_unknown = outcome_unknown
 
 
 class EventStreamError(NodeUnavailableError):
@@ -55,7 +61,8 @@ class EventStreamError(NodeUnavailableError):
 
 
 class RateLimitedError(ClientError):
-    """The node still answered 429 when the retries ran out; `retry_after_s` is its hint."""
+    """The node still answered 429 when the retries ran out, and no try was carried out (no
+    answer was lost: else it is `NodeUnavailableError`); `retry_after_s` is the node's hint."""
 
     def __init__(self, request: str, code: str, retry_after_s: float | None) -> None:
         super().__init__(f"{request}: rate limited by the node ({code})")
