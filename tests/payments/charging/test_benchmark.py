@@ -2,7 +2,9 @@
 every meter value sent is committed, payments are taken, the simulators' ceiling against the
 trivial answerer is measured in the same run, the JSON names its figures, and `--profile` leaves
 a readable profile of the CSMS and of each simulator process; and
-`python -m benchmarks.charging_payments --quick --json` measures what a payment costs each side."""
+`python -m benchmarks.charging_payments --quick --json` measures what a payment costs each side;
+and `python -m benchmarks.charging_commit --quick --json` times group commits on an idle and on a
+busy loop."""
 
 from __future__ import annotations
 
@@ -79,4 +81,24 @@ def test_the_quick_payment_cost_benchmark_runs_and_reports_both_sides() -> None:
     assert doc["ed25519_sign_verify_ms"] > 0
     assert doc["payments"] <= doc["meter_values"]  # at most one payment per meter value
     assert doc["payment_p50_ms"] is not None  # (the CPU figures of --quick are sampling noise)
+    assert isinstance(doc["targets_met"], bool)
+
+
+def test_the_quick_commit_benchmark_times_idle_and_busy_loops() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.charging_commit", "--quick", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    doc = json.loads(out.strip().splitlines()[-1])
+    for run in ("idle", "busy_default", "busy_tuned"):
+        assert doc[f"{run}_writes"] > 0
+        assert doc[f"{run}_write_p99_ms"] >= doc[f"{run}_write_p50_ms"] > 0
+    assert doc["busy_tuned_loop_cpu_share"] > doc["idle_loop_cpu_share"]
+    assert doc["tuned_p99_gain"] > 0
+    assert doc["switch_interval_ms"] == 0.1
     assert isinstance(doc["targets_met"], bool)
