@@ -12,6 +12,12 @@ the status of the paywall's refusal table for payment errors, 400 for a refused 
 session, station or token, and 409 `prepayment_owed_back` (with its `amount`) for a prepayment
 taken while the operator unbound or rebound its token: taken, and owed back to the channel's
 payer.
+
+Operators see the refunds owed to drivers (`GET /api/refunds`, `?state=held`, pages of `?limit`
+after the cursor `?after=` the last page's `next`) and act on a held one
+(`POST /api/refunds/{kind}/{id}/retry`, `.../settle` with `{"note": ...}`; `refund_desk`): 400
+`bad_refund` for an id that names no refund, 400 `bad_note`, 404 `refund_not_found` for a
+refund not owed (paid, or settled), 409 `refund_not_held` for one owed but not held.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import hmac
 import json
 import logging
 import socket
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -40,14 +45,20 @@ from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
+from .backoffice_openapi import Operation, openapi_document
 from .commitment import session_digest, session_record
 from .errors import (
     PrepaymentOwedBackError,
+    RefundNoteError,
+    RefundNotHeldError,
+    RefundRefError,
     StationAuthError,
     TokenBindingError,
+    UnknownRefundError,
     UnknownSessionError,
 )
 from .ocpi_tariff import tariff_to_json
+from .refund_desk import MAX_PAGE, parse_ref, ref_text
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,12 +66,11 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp
 
+    from .backoffice_openapi import Handler
     from .csms import Csms
     from .payment import ChargePayments
     from .store import Bill
     from .tariff import Tariff
-
-    Handler = Callable[[Request], Awaitable[Response]]
 
 MAX_BODY: Final = 16 * 1024
 KEEP_ALIVE_S: Final = 75
@@ -69,17 +79,6 @@ KEEP_ALIVE_S: Final = 75
 
 class BadRequestError(Exception):
     """A request body or parameter the API cannot use."""
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One route: method, path, summary, whether it needs the operator token, its handler."""
-
-    method: str
-    path: str
-    summary: str
-    operator: bool
-    handler: Handler
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -252,6 +251,39 @@ def backoffice_app(
         receipt = await payments_of().prepay(request.path_params["token"], _proof(request))
         return Response(status_code=200, headers={RECEIPT_HEADER: receipt_to_header(receipt)})
 
+    async def refunds(request: Request) -> Response:
+        query = request.query_params
+        state, limit, after = query.get("state"), query.get("limit", str(MAX_PAGE)), None
+        if state not in (None, "held"):
+            raise BadRequestError("state must be held (or left out: every refund owed)")
+        if not (
+            limit.isascii() and limit.isdigit() and len(limit) <= 3 and 0 < int(limit) <= MAX_PAGE
+        ):
+            raise BadRequestError(f"limit must be 1-{MAX_PAGE}")
+        if "after" in query:
+            kind, _, ref = query["after"].partition("/")
+            after = parse_ref(kind, ref)
+        size = int(limit)
+        page = await csms.store.refunds.owed_page(
+            held_only=state == "held", after=after, limit=size
+        )
+        full = len(page) == size
+        last = "/".join(ref_text(page[-1].ref)) if full else None
+        return JSONResponse({"refunds": [r.to_json() for r in page], "next": last})
+
+    async def retry_refund(request: Request) -> Response:
+        ref = parse_ref(request.path_params["kind"], request.path_params["id"])
+        return JSONResponse((await csms.store.refunds.retry_held(ref)).to_json())
+
+    async def settle_refund(request: Request) -> Response:
+        ref = parse_ref(request.path_params["kind"], request.path_params["id"])
+        note = (await _json_body(request)).get("note")
+        if not isinstance(note, str):
+            raise BadRequestError("note (string): how the refund was paid")
+        settled = await csms.store.refunds.settle_held(ref, note)
+        return JSONResponse({**settled.to_json(), "settled": True, "note": note})
+
+    held = (("409", "refund_not_held: owed, but not held (the refunder is paying it)"),)
     table = [
         Operation("GET", "/api/tariffs", "The tariffs sessions are priced with", False, tariffs),
         Operation("GET", "/api/stations", "Registered stations", True, stations),
@@ -274,6 +306,30 @@ def backoffice_app(
         Operation("DELETE", "/api/tokens/{token}", "Unbind a token", True, unbind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
         Operation("POST", "/api/tokens/{token}/prepay", "Pay up front", False, prepay),
+        Operation(
+            "GET",
+            "/api/refunds",
+            "Refunds owed to drivers, a page ordered by refund (`next`: the cursor)",
+            True,
+            refunds,
+            query=("state", "limit", "after"),
+        ),
+        Operation(
+            "POST",
+            "/api/refunds/{kind}/{id:path}/retry",
+            "Owe a held refund again under its next attempt (its transfer can never apply)",
+            True,
+            retry_refund,
+            answers=held,
+        ),
+        Operation(
+            "POST",
+            "/api/refunds/{kind}/{id:path}/settle",
+            "Forget a held refund paid outside the ledger, logging the note",
+            True,
+            settle_refund,
+            answers=held,
+        ),
     ]
 
     def guarded(op: Operation) -> Handler:
@@ -288,6 +344,14 @@ def backoffice_app(
                 return _error(404, "not_found", str(e))
             except TokenBindingError as e:
                 return _error(403, "token_binding", str(e))
+            except UnknownRefundError as e:
+                return _error(404, "refund_not_found", str(e))
+            except RefundNotHeldError as e:
+                return _error(409, "refund_not_held", str(e))
+            except RefundRefError as e:
+                return _error(400, "bad_refund", str(e))
+            except RefundNoteError as e:
+                return _error(400, "bad_note", str(e))
             except PrepaymentOwedBackError as e:
                 owed = {"code": "prepayment_owed_back", "message": str(e), "amount": e.amount}
                 return JSONResponse({"error": owed}, 409)
@@ -306,45 +370,6 @@ def backoffice_app(
 
     routes = [Route(op.path, guarded(op), methods=[op.method]) for op in table]
     return Starlette(routes=[*routes, Route("/openapi.json", openapi)])
-
-
-def openapi_document(table: list[Operation]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `table`."""
-    paths: dict[str, dict[str, Any]] = {}
-    for op in table:
-        params = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in op.path.split("/")
-            if part.startswith("{")
-        ]
-        responses: dict[str, Any] = {
-            "200": {"description": "success"},
-            "400": {"description": "bad_request, or a refused payment"},
-            "404": {"description": "not_found"},
-        }
-        entry: dict[str, Any] = {"summary": op.summary, "responses": responses}
-        if op.operator:
-            entry["security"] = [{"bearer": []}]
-            responses["401"] = {"description": "unauthorized"}
-        if params:
-            entry["parameters"] = params
-        if op.handler.__name__ == "prepay":
-            entry["parameters"] = [
-                *params,
-                {"name": PROOF_HEADER, "in": "header", "required": True},
-            ]
-            responses["200"]["headers"] = {RECEIPT_HEADER: {"schema": {"type": "string"}}}
-            responses["409"] = {
-                "description": "prepayment_owed_back: taken while the operator unbound or "
-                "rebound the token; `amount` is owed back to the channel's payer"
-            }
-        paths.setdefault(op.path, {})[op.method.lower()] = entry
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "tanglepay CSMS back office", "version": "1.0.0"},
-        "paths": paths,
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-    }
 
 
 @contextlib.asynccontextmanager

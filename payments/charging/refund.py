@@ -8,7 +8,7 @@ payer key (the key that signed the prepayment, so the driver holds it). `Prepaid
 `Csms.on_bill` hook and a retry loop over the store's owed refunds: the store writes
 `paid - bill` as an owed refund in the bill's own transaction (`CsmsStore.bill`), and this pays
 each owed row from the CPO's wallet (`refund_attempts.RefundWallet`) with the idempotency key
-`REFUND_KEY || charge point / transaction id`, then deletes it once the ledger took the
+`refund_attempts.session_refund_key`, then deletes it once the ledger took the
 transfer. A crash, a node that is down or a transfer not confirmed in time leaves the row owed;
 `retrying` pays it at start and then every `interval_s`, and paying it again pays the rest once
 (`Wallet.send`'s idempotency: a refund's amount is fixed at its first try,
@@ -61,7 +61,15 @@ from tangle.protocol.transaction import address_of
 from wallet.errors import AmountError, TransferFailedError, WalletError
 
 from ..errors import PaymentError
-from .refund_attempts import attempt_key, never_applies, next_attempt
+from .refund_attempts import REFUND_KEY as REFUND_KEY
+from .refund_attempts import UNBIND_REFUND_KEY as UNBIND_REFUND_KEY
+from .refund_attempts import (
+    attempt_key,
+    never_applies,
+    next_attempt,
+    session_refund_key,
+    unbind_refund_key,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,22 +79,6 @@ if TYPE_CHECKING:
     from .payment import ChargePayments
     from .refund_attempts import Claim, RefundWallet
     from .store import Bill
-
-REFUND_KEY: Final = b"tanglepay/charging/refund/"
-UNBIND_REFUND_KEY: Final = b"tanglepay/charging/unbind-refund/"
-
-
-def unbind_refund_key(channel_id: bytes, id_token: str, refund_id: int) -> bytes:
-    """The idempotency key of an unbound token's refund: its channel, its token and its row id
-    (the row id alone restarts at 1 in every database, and two CSMS databases may share a CPO
-    wallet: one refund would then be taken for another and never paid)."""
-    return b"%s%s/%s/%d" % (
-        UNBIND_REFUND_KEY,
-        channel_id.hex().encode(),
-        id_token.encode(),
-        refund_id,
-    )
-
 
 LOG: Final = logging.getLogger(__name__)
 
@@ -133,7 +125,7 @@ class PrepaidRefunds:
             await self._send(
                 to,
                 claim,
-                REFUND_KEY + name.encode(),
+                session_refund_key(key),
                 functools.partial(refunds.unclaim_refund, key),
                 functools.partial(refunds.next_refund_attempt, key),
             )

@@ -49,16 +49,16 @@ more is owed to that channel (the ledger cannot carry it alone).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from .refund_attempts import Claim
+from .refund_desk import RefundDesk
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
     import aiosqlite
 
     from .group_commit import Statement
+    from .refund_desk import RefundStore
 
 CREDIT_BOUND: Final = (
     "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
@@ -123,24 +123,11 @@ def _proof_sequence(sequence: int) -> bytes:
     return sequence.to_bytes(8, "big")
 
 
-class _Store(Protocol):
-    """What `RefundRows` uses of its `CsmsStore` (so this module need not import the store)."""
+class RefundRows(RefundDesk):
+    """The owed refunds of a `CsmsStore` (see the module docstring), with the operator's
+    listing and actions (`RefundDesk`)."""
 
-    @property
-    def db(self) -> aiosqlite.Connection: ...
-
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
-
-    async def write_now(self, sql: str, params: tuple[object, ...]) -> int: ...
-
-
-class RefundRows:
-    """The owed refunds of a `CsmsStore` (see the module docstring)."""
-
-    __slots__ = ("_store",)
-
-    def __init__(self, store: _Store) -> None:
-        self._store = store
+    __slots__ = ()
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
         """Refunds of sessions' rests owed and not yet paid: (session, rest), those whose
@@ -366,7 +353,7 @@ class RefundRows:
 
 
 async def _next_attempt(
-    store: _Store,
+    store: RefundStore,
     table: str,
     where: str,
     key: tuple[object, ...],
