@@ -71,7 +71,7 @@ def parse_ref(kind: str, text: str) -> RefundRef:
             raise RefundRefError(text, "a session refund is CHARGE_POINT/TRANSACTION_ID")
         return (charge_point, transaction_id)
     if kind == TOKEN:
-        if not (text.isascii() and text.isdigit() and 0 < len(text) <= 19):
+        if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) > 0):
             raise RefundRefError(text, "a token refund's id is a positive integer")
         return int(text)
     raise RefundRefError(f"{kind}/{text}", f"the kind is {SESSION} or {TOKEN}")
