@@ -13,11 +13,8 @@ session, station or token, and 409 `prepayment_owed_back` (with its `amount`) fo
 taken while the operator unbound or rebound its token: taken, and owed back to the channel's
 payer.
 
-Operators see the refunds owed to drivers (`GET /api/refunds`, `?state=held`, pages of `?limit`
-after the cursor `?after=` the last page's `next`) and act on a held one
-(`POST /api/refunds/{kind}/{id}/retry`, `.../settle` with `{"note": ...}`; `refund_desk`): 400
-`bad_refund` for an id that names no refund, 400 `bad_note`, 404 `refund_not_found` for a
-refund not owed (paid, or settled), 409 `refund_not_held` for one owed but not held.
+Operators see the refunds owed to drivers and retry, hold or settle one (`backoffice_refunds`):
+400 `bad_refund`, 400 `bad_note`, 404 `refund_not_found`, 409 `refund_not_held`.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import socket
 from typing import TYPE_CHECKING, Any, Final
@@ -45,7 +41,14 @@ from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
-from .backoffice_openapi import Operation, openapi_document
+from .backoffice_refunds import refund_operations
+from .backoffice_routes import (
+    BadRequestError,
+    Operation,
+    error_response,
+    json_body,
+    openapi_document,
+)
 from .commitment import session_digest, session_record
 from .errors import (
     PrepaymentOwedBackError,
@@ -58,7 +61,6 @@ from .errors import (
     UnknownSessionError,
 )
 from .ocpi_tariff import tariff_to_json
-from .refund_desk import MAX_PAGE, parse_ref, ref_text
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,38 +68,14 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp
 
-    from .backoffice_openapi import Handler
+    from .backoffice_routes import Handler
     from .csms import Csms
     from .payment import ChargePayments
     from .store import Bill
     from .tariff import Tariff
 
-MAX_BODY: Final = 16 * 1024
 KEEP_ALIVE_S: Final = 75
 """How long an idle client connection is kept."""
-
-
-class BadRequestError(Exception):
-    """A request body or parameter the API cannot use."""
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = b""
-    async for chunk in request.stream():  # read no more than the limit allows
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise BadRequestError(f"body over {MAX_BODY} bytes")
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise BadRequestError("body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise BadRequestError("body must be a JSON object")
-    return doc
 
 
 def _proof(request: Request) -> Any:
@@ -145,7 +123,7 @@ def backoffice_app(
         return JSONResponse(rows)
 
     async def add_station(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         station, password = doc.get("id"), doc.get("password")
         if not isinstance(station, str) or not 0 < len(station) <= 48:
             raise BadRequestError("id must be 1-48 characters")
@@ -155,7 +133,7 @@ def backoffice_app(
         return JSONResponse({"id": station}, 201)
 
     async def remote_start(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         token, connector = doc.get("id_token"), doc.get("connector", 1)
         if not isinstance(token, str) or not isinstance(connector, int):
             raise BadRequestError("id_token (string) and connector (integer)")
@@ -163,7 +141,7 @@ def backoffice_app(
         return JSONResponse({"accepted": accepted})
 
     async def charging_profile(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         connector, limit = doc.get("connector", 1), doc.get("limit_w")
         if not isinstance(connector, int) or not isinstance(limit, int) or limit < 0:
             raise BadRequestError("connector and limit_w must be non-negative integers")
@@ -228,7 +206,7 @@ def backoffice_app(
         )
 
     async def bind(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         try:
             channel_id = ChannelId.from_hex(str(doc.get("channel_id", "")))
             signature = bytes.fromhex(str(doc.get("signature", "")))
@@ -251,39 +229,6 @@ def backoffice_app(
         receipt = await payments_of().prepay(request.path_params["token"], _proof(request))
         return Response(status_code=200, headers={RECEIPT_HEADER: receipt_to_header(receipt)})
 
-    async def refunds(request: Request) -> Response:
-        query = request.query_params
-        state, limit, after = query.get("state"), query.get("limit", str(MAX_PAGE)), None
-        if state not in (None, "held"):
-            raise BadRequestError("state must be held (or left out: every refund owed)")
-        if not (
-            limit.isascii() and limit.isdigit() and len(limit) <= 3 and 0 < int(limit) <= MAX_PAGE
-        ):
-            raise BadRequestError(f"limit must be 1-{MAX_PAGE}")
-        if "after" in query:
-            kind, _, ref = query["after"].partition("/")
-            after = parse_ref(kind, ref)
-        size = int(limit)
-        page = await csms.store.refunds.owed_page(
-            held_only=state == "held", after=after, limit=size
-        )
-        full = len(page) == size
-        last = "/".join(ref_text(page[-1].ref)) if full else None
-        return JSONResponse({"refunds": [r.to_json() for r in page], "next": last})
-
-    async def retry_refund(request: Request) -> Response:
-        ref = parse_ref(request.path_params["kind"], request.path_params["id"])
-        return JSONResponse((await csms.store.refunds.retry_held(ref)).to_json())
-
-    async def settle_refund(request: Request) -> Response:
-        ref = parse_ref(request.path_params["kind"], request.path_params["id"])
-        note = (await _json_body(request)).get("note")
-        if not isinstance(note, str):
-            raise BadRequestError("note (string): how the refund was paid")
-        settled = await csms.store.refunds.settle_held(ref, note)
-        return JSONResponse({**settled.to_json(), "settled": True, "note": note})
-
-    held = (("409", "refund_not_held: owed, but not held (the refunder is paying it)"),)
     table = [
         Operation("GET", "/api/tariffs", "The tariffs sessions are priced with", False, tariffs),
         Operation("GET", "/api/stations", "Registered stations", True, stations),
@@ -306,30 +251,7 @@ def backoffice_app(
         Operation("DELETE", "/api/tokens/{token}", "Unbind a token", True, unbind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
         Operation("POST", "/api/tokens/{token}/prepay", "Pay up front", False, prepay),
-        Operation(
-            "GET",
-            "/api/refunds",
-            "Refunds owed to drivers, a page ordered by refund (`next`: the cursor)",
-            True,
-            refunds,
-            query=("state", "limit", "after"),
-        ),
-        Operation(
-            "POST",
-            "/api/refunds/{kind}/{id:path}/retry",
-            "Owe a held refund again under its next attempt (its transfer can never apply)",
-            True,
-            retry_refund,
-            answers=held,
-        ),
-        Operation(
-            "POST",
-            "/api/refunds/{kind}/{id:path}/settle",
-            "Forget a held refund paid outside the ledger, logging the note",
-            True,
-            settle_refund,
-            answers=held,
-        ),
+        *refund_operations(csms.store.refunds),
     ]
 
     def guarded(op: Operation) -> Handler:
@@ -337,29 +259,29 @@ def backoffice_app(
             if op.operator:
                 given = request.headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {operator_token}".encode()):
-                    return _error(401, "unauthorized", "operator token required")
+                    return error_response(401, "unauthorized", "operator token required")
             try:
                 return await op.handler(request)
             except (UnknownSessionError, StationAuthError) as e:
-                return _error(404, "not_found", str(e))
+                return error_response(404, "not_found", str(e))
             except TokenBindingError as e:
-                return _error(403, "token_binding", str(e))
+                return error_response(403, "token_binding", str(e))
             except UnknownRefundError as e:
-                return _error(404, "refund_not_found", str(e))
+                return error_response(404, "refund_not_found", str(e))
             except RefundNotHeldError as e:
-                return _error(409, "refund_not_held", str(e))
+                return error_response(409, "refund_not_held", str(e))
             except RefundRefError as e:
-                return _error(400, "bad_refund", str(e))
+                return error_response(400, "bad_refund", str(e))
             except RefundNoteError as e:
-                return _error(400, "bad_note", str(e))
+                return error_response(400, "bad_note", str(e))
             except PrepaymentOwedBackError as e:
                 owed = {"code": "prepayment_owed_back", "message": str(e), "amount": e.amount}
                 return JSONResponse({"error": owed}, 409)
             except PaymentError as e:
                 status, code = refusal_of(e)
-                return _error(status, code, str(e))
+                return error_response(status, code, str(e))
             except (BadRequestError, TangleError) as e:
-                return _error(400, "bad_request", str(e))
+                return error_response(400, "bad_request", str(e))
 
         return handle
 

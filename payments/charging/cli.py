@@ -15,6 +15,7 @@ tanglepay charging cdrs [--json]
 tanglepay charging refunds [--held] [--limit N] [--after KIND/ID] [--json]
 tanglepay charging refund-retry KIND ID
 tanglepay charging refund-settle KIND ID --note "paid by bank transfer ref X"
+tanglepay charging refund-hold KIND ID
 tanglepay charging verify-session CP-1 TX-1 --api http://127.0.0.1:8181
                          --node-api http://127.0.0.1:14265 --meter-key meter.pub [--json]
 ```
@@ -37,14 +38,15 @@ the same database resumes every unbilled session. `cdrs` lists the final bill of
 each ended session. `verify-session` is the driver's check (`verify.py`): the session record the
 back office serves hashes to the digest on the ledger (read from the node given), and every
 signed meter value in it verifies with the meter's OCMF public key (hex DER or PEM, in the
-file). `refunds` lists the refunds owed to drivers (`--held`: those the refunder
-no longer pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or
-`token`, ID the row id; `--after` the last one listed for the next page: a full page says so on
-stderr), each with its state, attempt, failed tries and the idempotency key of its current
-attempt, as the CPO's wallet records its transfer (`wallet history`); `refund-retry` owes a held
-refund again under its next attempt, once the operator has checked that its failed transfer
-can never confirm; `refund-settle` forgets one paid outside the ledger and prints it with the
-note (`refund_desk`). Errors are one line on stderr, exit status 2.
+file). `refunds` lists the refunds owed to drivers (`--held`: those the refunder no longer
+pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or `token`, ID the
+row id; `--after` the last one listed for the next page: a full page says so on stderr), each
+with its state, attempt, failed tries and the idempotency key of its current attempt, as the
+CPO's wallet records its transfer (`wallet history`); `refund-retry` owes a held refund again
+under its next attempt, once the operator has checked that its failed transfer can never
+confirm; `refund-settle` forgets one paid outside the ledger and prints it with the note;
+`refund-hold` stops the refunder paying one, so that it can be settled (`refund_desk`).
+Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("refund-retry", "owe a held refund again, under its next attempt"),
         ("refund-settle", "forget a held refund paid outside the ledger"),
+        ("refund-hold", "stop paying an owed refund (to settle it)"),
     ):
         action = commands.add_parser(name, help=text)
         action.add_argument("kind", choices=(SESSION, TOKEN))
@@ -367,6 +370,8 @@ async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
     ref = parse_ref(args.kind, args.id)
     if args.command == "refund-retry":
         return (await store.refunds.retry_held(ref)).to_json()
+    if args.command == "refund-hold":
+        return (await store.refunds.hold(ref)).to_json()
     settled = await store.refunds.settle_held(ref, args.note)
     return {**settled.to_json(), "settled": True, "note": args.note}
 

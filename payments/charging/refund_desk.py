@@ -14,7 +14,9 @@ reads it again, and it stays owed until the operator acts:
   is deleted, and the operator's note is logged at info level with its amount and the key of
   its last attempt, the record of how it was paid.
 
-Each action is one statement that changes the row only while it is still `held`, so two
+To settle a refund the refunder still pays (one the operator paid by hand while its transfer
+kept failing), the operator first holds it (`hold`, from any state). Each action is one
+statement that changes the row only while it is still `held`, so two
 operators (or an operator and the refunder) never both act on one: the second is refused by
 name (`RefundNotHeldError` for a refund owed in another state, `UnknownRefundError` for one no
 longer owed), and nothing changes. An action from another process on the same database (the
@@ -262,13 +264,23 @@ class RefundDesk:
         )
         return settled
 
-    async def _act(self, ref: RefundRef, change: str) -> OwedRefund:
-        """Run `change` (a statement on table `{}`) on refund `ref`'s row if it is `held`, in
-        one statement, and read what it returns (a session's token and channel in the same
-        transaction); the refusal if no row changed."""
+    async def hold(self, ref: RefundRef) -> OwedRefund:
+        """Refund `ref` is `held` from now on, whatever its state (the refunder no longer
+        reads it: `refund_rows`), so that the operator can settle one paid outside the ledger
+        before the refunder pays it too (a refund a version before attempts left `sending`:
+        the README's upgrade note); the refund as it is now. A payment of it already under
+        way still ends (paid: it is deleted). `UnknownRefundError` if it is not owed."""
+        held = await self._act(ref, "UPDATE {} SET state = 'held'", _IN)
+        LOG.info("refund %s of %d held by the operator", ref_text(ref), held.amount)
+        return held
+
+    async def _act(self, ref: RefundRef, change: str, states: str = "('held')") -> OwedRefund:
+        """Run `change` (a statement on table `{}`) on refund `ref`'s row if it is in one of
+        `states` (SQL), in one statement, and read what it returns (a session's token and
+        channel in the same transaction); the refusal if no row changed."""
         table, where, params = _row_of(ref)
         columns = _TOKEN_COLUMNS if isinstance(ref, int) else _SESSION_RETURNING
-        query = f"{change.format(table)} WHERE {where} AND state = 'held' RETURNING {columns}"
+        query = f"{change.format(table)} WHERE {where} AND state IN {states} RETURNING {columns}"
         async with self._store.transaction() as db:
             async with db.execute(query, params) as c:
                 row = await c.fetchone()

@@ -1,12 +1,16 @@
-"""The back office's route table (`Operation`) and its OpenAPI 3.1 document (`openapi_document`),
-built from the same table the app serves (`backoffice.backoffice_app`), so the document names
-every route served and no other."""
+"""The back office's routes (`backoffice.backoffice_app`): the route table (`Operation`), what its
+handlers share (a JSON body read within `MAX_BODY`, `BadRequestError`, the error answer) and its
+OpenAPI 3.1 document (`openapi_document`), built from the same table the app serves, so the
+document names every route served and no other."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+
+from starlette.responses import JSONResponse
 
 from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 
@@ -18,8 +22,36 @@ if TYPE_CHECKING:
 
     Handler = Callable[[Request], Awaitable[Response]]
 
+MAX_BODY: Final = 16 * 1024
+"""The largest request body read."""
+
 _CONVERTER: Final = re.compile(r"\{(\w+):\w+\}")
 """A path parameter with a Starlette converter (`{id:path}`): `{id}` in the document."""
+
+
+class BadRequestError(Exception):
+    """A request body or parameter the API cannot use."""
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """An error answer: `{"error": {"code", "message"}}`."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's body, a JSON object of at most `MAX_BODY` bytes (`BadRequestError`)."""
+    body = b""
+    async for chunk in request.stream():  # read no more than the limit allows
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequestError(f"body over {MAX_BODY} bytes")
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise BadRequestError("body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise BadRequestError("body must be a JSON object")
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
