@@ -159,6 +159,9 @@ def test_the_refund_routes_page_and_refuse_by_name(tmp_path: Path) -> None:
         assert settled.json()["settled"] is True
         held = (await http.get(HELD, headers=ADMIN)).json()["refunds"]
         assert [r["id"] for r in held] == ["CP1/T2"]
+        holding = await http.post("/api/refunds/session/CP1/T1/hold", headers=ADMIN)
+        assert (holding.status_code, holding.json()["held"]) == (200, True)
+        assert await code("/api/refunds/token/99/hold") == (404, "refund_not_found")
         doc = (await http.get("/openapi.json")).json()["paths"]
         assert "409" in doc["/api/refunds/{kind}/{id}/settle"]["post"]["responses"]
         names = [p["name"] for p in doc["/api/refunds"]["get"]["parameters"]]

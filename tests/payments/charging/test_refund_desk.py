@@ -205,6 +205,28 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
     run_with(tmp_path, body)
 
 
+def test_a_refund_the_refunder_still_pays_is_held_then_settled(tmp_path: Path) -> None:
+    """Holding takes a refund in any unpaid state out of the refunder's rounds (its claim
+    finds nothing) and lets the operator settle it; holding again changes nothing; a refund
+    not owed cannot be held."""
+
+    async def body(store: CsmsStore) -> None:
+        refunds = store.refunds
+        held = await refunds.hold(("CP1", "T1"))  # sending
+        assert (held.state, held.attempt, held.amount) == ("held", 1, 540)
+        assert await refunds.claim_refund(("CP1", "T1"), CHANNEL, 100) is None
+        assert await refunds.owed_refunds() == []
+        assert await refunds.hold(("CP1", "T1")) == held
+        assert (await refunds.hold(1)).state == "held"  # maybe_sent
+        assert await refunds.claim_token_refund(1, 100) is None
+        with pytest.raises(UnknownRefundError):
+            await refunds.hold(99)
+        await refunds.settle_held(("CP1", "T1"), NOTE)
+        assert await refunds.owed(("CP1", "T1")) is None
+
+    run_with(tmp_path, body)
+
+
 def test_a_raced_second_action_from_another_process_gets_the_named_error(
     tmp_path: Path,
 ) -> None:
