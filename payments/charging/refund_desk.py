@@ -1,6 +1,6 @@
 """The operator's side of the refunds owed to drivers (`RefundDesk`, the base of
 `refund_rows.RefundRows`, so `CsmsStore.refunds` has both): a bounded listing of every refund
-still owed, and the two actions on a `held` one.
+still owed, the two actions on a `held` one, and holding one.
 
 A refund is `held` when its transfer failed for good at its last attempt, or failed in a way
 that may still apply (abandoned after it was attached: `refund_attempts`); the refunder never
@@ -14,13 +14,13 @@ reads it again, and it stays owed until the operator acts:
   is deleted, and the operator's note is logged at info level with its amount and the key of
   its last attempt, the record of how it was paid.
 
-To settle a refund the refunder still pays (one the operator paid by hand while its transfer
-kept failing), the operator first holds it (`hold`, from any state). Each action is one
-statement that changes the row only while it is still `held`, so two
-operators (or an operator and the refunder) never both act on one: the second is refused by
-name (`RefundNotHeldError` for a refund owed in another state, `UnknownRefundError` for one no
-longer owed), and nothing changes. An action from another process on the same database (the
-CLI beside a running CSMS) is atomic alike.
+Retry and settle are each one statement that changes the row only while it is still `held`,
+so two operators (or an operator and the refunder) never both act on one: the second is refused
+by name (`RefundNotHeldError` for a refund owed in another state, `UnknownRefundError` for one
+no longer owed), and nothing changes. An action from another process on the same database (the
+CLI beside a running CSMS) is atomic alike. To settle a refund the refunder still pays (one the
+operator paid by hand while its transfer kept failing), the operator first holds it (`hold`,
+one statement from any state in which it is owed).
 
 Refunds are named by kind and id (`RefundRef`): `session` and `charge point/transaction id`
 (no charge point id holds a `/`: it is the last segment of the URL it connects at,
@@ -299,8 +299,8 @@ _SESSION_RETURNING: Final = (
 
 
 async def _joined(db: aiosqlite.Connection, row: Sequence[Any]) -> OwedRefund:
-    """The settled session refund `row` (read by `_SESSION_RETURNING`) with its session's token
-    and channel."""
+    """Session refund `row` (as `_SESSION_RETURNING` reads it) with its session's token and
+    channel, read in the open transaction."""
     query = (
         "SELECT id_token, channel_id FROM sessions WHERE charge_point = ? AND transaction_id = ?"
     )
