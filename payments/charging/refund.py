@@ -70,6 +70,7 @@ from .refund_attempts import (
     session_refund_key,
     unbind_refund_key,
 )
+from .refund_rows import MAX_OWED_BATCH
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -95,6 +96,8 @@ class PrepaidRefunds:
     paid with the channel's other refunds once they reach it."""
     interval_s: float = 60.0
     """How often `retrying` pays the refunds still owed."""
+    batch: int = MAX_OWED_BATCH
+    """The most refunds of each kind (sessions', channels') one `retry` round reads."""
 
     async def __call__(self, bill: Bill) -> None:
         """Pay `bill`'s session rest back, if it is owed (a failure is logged and the refund
@@ -143,10 +146,10 @@ class PrepaidRefunds:
         owed to channels, after merging each channel's small ones: `RefundRows.merge_small`);
         returns how many were paid."""
         store = self.payments.csms.store
-        owed = await store.refunds.owed_refunds()
+        owed = await store.refunds.owed_refunds(self.batch)
         paid = sum([await self.pay(key) for key, _ in owed])
         await store.refunds.merge_small(self.min_amount)
-        unbound = await store.refunds.owed_token_refunds(self.min_amount)
+        unbound = await store.refunds.owed_token_refunds(self.min_amount, self.batch)
         return paid + sum([await self.pay_unbound(*refund[:3]) for refund in unbound])
 
     async def pay_unbound(self, refund_id: int, channel_id: bytes, id_token: str) -> bool:
