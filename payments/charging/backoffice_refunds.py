@@ -69,7 +69,8 @@ def refund_operations(refunds: RefundDesk) -> list[Operation]:
         Operation(
             "POST",
             action + "retry",
-            "Owe a held refund again under its next attempt (its transfer can never apply)",
+            "Owe a held refund again: held, under its next attempt (its transfer can never "
+            "apply); paused, under its key",
             True,
             retry,
             answers=NOT_HELD,
@@ -77,7 +78,7 @@ def refund_operations(refunds: RefundDesk) -> list[Operation]:
         Operation(
             "POST",
             action + "hold",
-            "Hold an owed refund: the refunder no longer pays it (to settle it)",
+            "Hold (pause) an owed refund: the refunder no longer pays it (to settle it)",
             True,
             hold,
         ),

@@ -43,9 +43,10 @@ pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or 
 row id; `--after` the last one listed for the next page: a full page says so on stderr), each
 with its state, attempt, failed tries and the idempotency key of its current attempt, as the
 CPO's wallet records its transfer (`wallet history`); `refund-retry` owes a held refund again
-under its next attempt, once the operator has checked that its failed transfer can never
-confirm; `refund-settle` forgets one paid outside the ledger and prints it with the note;
-`refund-hold` stops the refunder paying one, so that it can be settled (`refund_desk`).
+(one the refunder held under its next attempt, once the operator has checked that its failed
+transfer can never confirm; one `refund-hold` paused under its key); `refund-settle` forgets
+one paid outside the ledger and prints it with the note; `refund-hold` stops the refunder
+paying one (`paused`), so that it can be settled (`refund_desk`).
 Errors are one line on stderr, exit status 2.
 """
 

@@ -1,18 +1,27 @@
 """The operator's side of the refunds owed to drivers (`RefundDesk`, the base of
 `refund_rows.RefundRows`, so `CsmsStore.refunds` has both): a bounded listing of every refund
-still owed, the two actions on a `held` one, and holding one.
+still owed, the two actions on a held one, and holding one.
 
-A refund is `held` when its transfer failed for good at its last attempt, or failed in a way
-that may still apply (abandoned after it was attached: `refund_attempts`); the refunder never
-reads it again, and it stays owed until the operator acts:
+A refund is held in one of two states (`HELD_STATES`), which the refunder never reads; it
+stays owed until the operator acts. `held`: the refunder held it, its transfer failed for good
+at its last attempt, or failed in a way that may still apply (abandoned after it was attached:
+`refund_attempts`). `paused`: the operator held it (`hold`) while the refunder was paying it,
+so a transfer under its key may be in flight or submitted, and may still confirm.
 
-- *retry* (`retry_held`): the operator checked that the failed transfer can never confirm; the
-  refund is owed again under its next attempt, at the same amount and under a key of its own
-  (`refund_attempts.attempt_key`), so the refunder's next round pays it. Should that transfer
-  fail for good too it is held again (`refund_attempts.next_attempt`: past `MAX_ATTEMPTS`).
+- *retry* (`retry_held`): a `held` refund's failed transfer can never confirm (the operator
+  checked): the refund is owed again under its next attempt, at the same amount and under a
+  key of its own (`refund_attempts.attempt_key`), so the refunder's next round pays it. Should
+  that transfer fail for good too it is held again (`refund_attempts.next_attempt`: past
+  `MAX_ATTEMPTS`). A `paused` refund is owed again under the attempt it was paused at, the
+  same key: the refunder resumes the transfer recorded under it (`Wallet.send`), and a next
+  attempt comes only from the wallet's record of that transfer (`refund_attempts.never_applies`),
+  so retrying never puts a second transfer beside one that may still confirm.
 - *settle* (`settle_held`): the operator paid it outside the ledger (a bank transfer, say); it
   is deleted, and the operator's note is logged at info level with its amount and the key of
-  its last attempt, the record of how it was paid.
+  its last attempt, the record of how it was paid. The store does not see the wallet: before
+  settling, the operator checks that the wallet's transfer under that key (`wallet history`)
+  failed or was never recorded; a `paused` refund's may still confirm, and then the driver
+  is paid twice.
 
 Retry and settle are each one statement that changes the row only while it is still `held`,
 so two operators (or an operator and the refunder) never both act on one: the second is refused
@@ -20,7 +29,7 @@ by name (`RefundNotHeldError` for a refund owed in another state, `UnknownRefund
 no longer owed), and nothing changes. An action from another process on the same database (the
 CLI beside a running CSMS) is atomic alike. To settle a refund the refunder still pays (one the
 operator paid by hand while its transfer kept failing), the operator first holds it (`hold`,
-one statement from any state in which it is owed).
+one statement from any state the refunder reads: `paused`).
 
 Refunds are named by kind and id (`RefundRef`): `session` and `charge point/transaction id`
 (no charge point id holds a `/`: it is the last segment of the URL it connects at,
@@ -52,11 +61,17 @@ MAX_PAGE: Final = 500
 """The most refunds one page of the listing holds."""
 MAX_NOTE: Final = 500
 """The longest settlement note, in characters."""
-OWED_STATES: Final = ("owed", "maybe_sent", "sending", "held")
+OWED_STATES: Final = ("owed", "maybe_sent", "sending", "held", "paused")
 """Every state in which a refund's money is still owed (`refund_rows`)."""
+HELD_STATES: Final = ("held", "paused")
+"""The states the refunder never reads, in which the operator retries or settles a refund."""
 
-_IN: Final = "('owed', 'maybe_sent', 'sending', 'held')"
+_IN: Final = "('owed', 'maybe_sent', 'sending', 'held', 'paused')"
 """`OWED_STATES` in SQL."""
+_HELD: Final = "('held', 'paused')"
+"""`HELD_STATES` in SQL."""
+_PAID_BY_REFUNDER: Final = "('owed', 'maybe_sent', 'sending')"
+"""The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
 
 RefundRef = tuple[str, str] | int
 """A refund: a session's (charge point, transaction id), or a `token_refunds` row id."""
@@ -99,7 +114,8 @@ class OwedRefund:
     amount: int
     """What is owed, in minor units."""
     state: str
-    """`owed`, `maybe_sent`, `sending` or `held` (`refund_rows`)."""
+    """`owed`, `maybe_sent`, `sending` (`refund_rows`), `held` or `paused` (the module
+    docstring)."""
     attempt: int
     """Its current attempt (`refund_attempts`)."""
     tries: int
@@ -119,7 +135,7 @@ class OwedRefund:
             "channel_id": None if self.channel_id is None else self.channel_id.hex(),
             "amount": self.amount,
             "state": self.state,
-            "held": self.state == "held",
+            "held": self.state in HELD_STATES,
             "attempt": self.attempt,
             "tries": self.tries,
             "key": self.key.decode("utf-8", "backslashreplace"),
@@ -188,11 +204,11 @@ class RefundDesk:
     async def owed_page(
         self, *, held_only: bool = False, after: RefundRef | None = None, limit: int = MAX_PAGE
     ) -> list[OwedRefund]:
-        """Up to `limit` (at most `MAX_PAGE`) refunds still owed, in every state or `held`
-        only, ordered by reference (sessions' first), after refund `after` if given: the next
-        page starts after the last refund of a full one."""
+        """Up to `limit` (at most `MAX_PAGE`) refunds still owed, in every state or held
+        (`HELD_STATES`) only, ordered by reference (sessions' first), after refund `after` if
+        given: the next page starts after the last refund of a full one."""
         limit = max(0, min(limit, MAX_PAGE))
-        states = ("held",) if held_only else OWED_STATES
+        states = HELD_STATES if held_only else OWED_STATES
         marks = ", ".join("?" * len(states))
         page: list[OwedRefund] = []
         if not isinstance(after, int):
@@ -230,10 +246,13 @@ class RefundDesk:
         return None if row is None else _session_refund(row)
 
     async def retry_held(self, ref: RefundRef) -> OwedRefund:
-        """Held refund `ref` is owed again under its next attempt (same amount, a new key), in
-        one statement from `held` only; the refund as it is now. `UnknownRefundError` if it is
-        not owed, `RefundNotHeldError` if it is not held (nothing changes)."""
-        retried = await self._act(ref, "UPDATE {} SET state = 'sending', attempt = attempt + 1")
+        """Held refund `ref` is owed again (`sending`, same amount): a `held` one under its next
+        attempt (a new key), a `paused` one under the attempt it was paused at (its key: the
+        module docstring); in one statement from a held state only; the refund as it is now.
+        `UnknownRefundError` if it is not owed, `RefundNotHeldError` if it is not held (nothing
+        changes)."""
+        change = "UPDATE {} SET attempt = attempt + (state = 'held'), state = 'sending'"
+        retried = await self._act(ref, change)
         LOG.info(
             "held refund %s of %d retried by the operator: attempt %d, under %r",
             ref_text(ref),
@@ -244,8 +263,9 @@ class RefundDesk:
         return retried
 
     async def settle_held(self, ref: RefundRef, note: str) -> OwedRefund:
-        """Held refund `ref` was paid outside the ledger: deleted, in one statement from `held`
-        only, and `note` (how it was paid) logged at info with its amount and key; the refund
+        """Held refund `ref` was paid outside the ledger: deleted, in one statement from a held
+        state only (`held` or `paused`: the module docstring on what the operator checks
+        first), and `note` (how it was paid) logged at info with its amount and key; the refund
         as it was. `RefundNoteError` for an empty, overlong or unprintable note, else as
         `retry_held`."""
         if not note.strip():
@@ -265,16 +285,25 @@ class RefundDesk:
         return settled
 
     async def hold(self, ref: RefundRef) -> OwedRefund:
-        """Refund `ref` is `held` from now on, whatever its state (the refunder no longer
-        reads it: `refund_rows`), so that the operator can settle one paid outside the ledger
-        before the refunder pays it too (a refund a version before attempts left `sending`:
-        the README's upgrade note); the refund as it is now. A payment of it already under
-        way still ends (paid: it is deleted). `UnknownRefundError` if it is not owed."""
-        held = await self._act(ref, "UPDATE {} SET state = 'held'", _IN)
+        """Refund `ref`, in a state the refunder reads, is `paused` from now on (the refunder
+        no longer reads it: `refund_rows`), so that the operator can settle one paid outside
+        the ledger before the refunder pays it too (a refund a version before attempts left
+        `sending`: the README's upgrade note); one already held stays as it is. The refund as
+        it is now. A payment of it already under way still ends (paid: it is deleted; failed
+        for good: it stays `paused`). `UnknownRefundError` if it is not owed."""
+        try:
+            held = await self._act(ref, "UPDATE {} SET state = 'paused'", _PAID_BY_REFUNDER)
+        except RefundNotHeldError as e:  # held already, unless retried since
+            if e.state not in HELD_STATES:
+                raise
+            now = await self.owed(ref)
+            if now is None:
+                raise UnknownRefundError(*ref_text(ref)) from None
+            return now
         LOG.info("refund %s of %d held by the operator", ref_text(ref), held.amount)
         return held
 
-    async def _act(self, ref: RefundRef, change: str, states: str = "('held')") -> OwedRefund:
+    async def _act(self, ref: RefundRef, change: str, states: str = _HELD) -> OwedRefund:
         """Run `change` (a statement on table `{}`) on refund `ref`'s row if it is in one of
         `states` (SQL), in one statement, and read what it returns (a session's token and
         channel in the same transaction); the refusal if no row changed."""

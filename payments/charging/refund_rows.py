@@ -17,7 +17,8 @@ on its amount never changes, and its idempotency key changes only when the walle
 transfer under it failed and can never apply: the row moves to its next `attempt`, a key of its
 own (`next_refund_attempt`; `refund_attempts`), so a retry pays it once. Past the last attempt
 (or after a failure that may still apply) it is `held`: kept, still owed (`owed_back`), never
-read by a retry round, taken in or merged. Every failed try adds one to the row's `tries`, and
+read by a retry round, taken in or merged; so is one the operator holds (`paused`:
+`refund_desk`). Every failed try adds one to the row's `tries`, and
 the retry batches read the rows tried least often first (then the oldest), so no set of rows
 failing round after round keeps the others out of the `MAX_OWED_BATCH` rows a round reads.
 
@@ -75,8 +76,9 @@ A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads (those tried least often first)."""
 _UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
-_OWED: Final = "('owed', 'maybe_sent', 'sending', 'held')"
-"""Every state in which the money is still owed (`held` too: it is kept for the operator)."""
+_OWED: Final = "('owed', 'maybe_sent', 'sending', 'held', 'paused')"
+"""Every state in which the money is still owed (`held` and `paused` too: kept for the operator,
+`refund_desk`)."""
 PRUNE_DONE: Final = """
     DELETE FROM refunds WHERE state IN ('paid', 'credited');
     DELETE FROM token_refunds WHERE state IN ('paid', 'credited');"""

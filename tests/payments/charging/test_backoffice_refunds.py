@@ -7,6 +7,7 @@ routes existed: a held refund was one error line in the log."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
 import httpx
@@ -16,6 +17,7 @@ from payments.charging.csms import Csms
 from payments.charging.refund_attempts import MAX_ATTEMPTS, attempt_key
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
+from wallet.records import TransferStatus
 
 from .test_backoffice import ADMIN, OPERATOR, client
 from .test_payment import DRIVER, World, run
@@ -94,6 +96,46 @@ def test_a_held_refund_paid_by_hand_is_settled_and_never_sent_again(tmp_path: Pa
     run(tmp_path, body)
 
 
+def test_a_refund_held_while_its_transfer_may_confirm_is_resumed_under_its_key_when_retried(
+    tmp_path: Path,
+) -> None:
+    """A rest of 540 whose transfer the node holds unconfirmed (the refunder's send times out:
+    `sending`, attempt 0). The operator holds it: it is listed held, and the refunder sends
+    nothing more; then retries it: it is owed again under the same attempt and key, so the
+    refunder resumes that one transfer, and once a milestone confirms it the driver is paid
+    540 once. Before, the retry moved it to attempt 1: a second transfer under a new key
+    beside the first, which the node could still confirm (paid twice)."""
+    sent: list[Sent] = []
+    ledger = WalletRules(sent, pending={SESSION_KEY})
+
+    async def body(world: World) -> None:
+        await _billed_prepaid(world, "CARD-P", 900, 1_200)  # 540 owed back
+        refunds = _refunder(world, ledger)
+        assert await refunds.retry() == 0  # submitted, not confirmed in time
+        path = "/api/refunds/session/CP201/T1/"
+        async with client(world) as http:
+            held = (await http.post(path + "hold", headers=ADMIN)).json()
+            assert (held["state"], held["held"], held["attempt"]) == ("paused", True, 0)
+            [listed] = (await http.get(HELD, headers=ADMIN)).json()["refunds"]
+            assert listed["key"] == SESSION_KEY.decode()
+            assert await refunds.retry() == 0
+            assert len(sent) == 1  # held: not sent again
+            retried = (await http.post(path + "retry", headers=ADMIN)).json()
+            assert (retried["state"], retried["attempt"]) == ("sending", 0)
+            assert retried["key"] == SESSION_KEY.decode()
+        ledger.pending = ()  # a milestone confirms the first transfer
+        ledger.recorded[SESSION_KEY] = dataclasses.replace(
+            ledger.recorded[SESSION_KEY], status=TransferStatus.CONFIRMED, confirmed_index=2
+        )
+        assert await refunds.retry() == 1
+        assert await refunds.retry() == 0
+        assert ledger.paid() == [(address_of(DRIVER.public_key), 540, SESSION_KEY)]
+        assert {key for *_, key in sent} == {SESSION_KEY}  # one transfer, resumed
+        assert _states(tmp_path / "csms.sqlite") == []
+
+    run(tmp_path, body)
+
+
 def _with_rows(tmp_path: Path, body: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
     """`body` with a client of a back office whose store owes `SESSIONS` and `TOKENS`."""
 
@@ -116,6 +158,7 @@ def test_the_refund_routes_page_and_refuse_by_name(tmp_path: Path) -> None:
             ("GET", "/api/refunds"),
             ("POST", "/api/refunds/token/2/retry"),
             ("POST", "/api/refunds/token/2/settle"),
+            ("POST", "/api/refunds/token/2/hold"),
         ]:
             assert (await http.request(method, path)).status_code == 401
         seen: list[str] = []

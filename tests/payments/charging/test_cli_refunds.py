@@ -110,7 +110,7 @@ def test_a_refund_stuck_sending_before_the_upgrade_is_paid_unless_held_and_settl
     settle = ["--db", str(db), "refund-settle", "session", "CP201/T1", "--note", NOTE]
     assert charging_main(settle) == 2
     assert "is sending, not held" in capsys.readouterr().err
-    assert _cli(db, "refund-hold", "session", "CP201/T1")["state"] == "held"
+    assert _cli(db, "refund-hold", "session", "CP201/T1")["state"] == "paused"
     assert charging_main(settle) == 0
 
     async def settled(world: World) -> None:

@@ -206,23 +206,50 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
 
 
 def test_a_refund_the_refunder_still_pays_is_held_then_settled(tmp_path: Path) -> None:
-    """Holding takes a refund in any unpaid state out of the refunder's rounds (its claim
-    finds nothing) and lets the operator settle it; holding again changes nothing; a refund
-    not owed cannot be held."""
+    """Holding takes a refund in a state the refunder reads out of its rounds (its claim finds
+    nothing): `paused`, at its attempt, listed held, and the operator may settle it; holding
+    again changes nothing, and holding a refund the refunder held keeps it `held` (its next
+    retry is a new attempt); a refund not owed cannot be held."""
 
     async def body(store: CsmsStore) -> None:
         refunds = store.refunds
         held = await refunds.hold(("CP1", "T1"))  # sending
-        assert (held.state, held.attempt, held.amount) == ("held", 1, 540)
+        assert (held.state, held.attempt, held.amount) == ("paused", 1, 540)
+        assert held.to_json()["held"] is True
         assert await refunds.claim_refund(("CP1", "T1"), CHANNEL, 100) is None
         assert await refunds.owed_refunds() == []
         assert await refunds.hold(("CP1", "T1")) == held
-        assert (await refunds.hold(1)).state == "held"  # maybe_sent
+        assert ("CP1", "T1") in [r.ref for r in await refunds.owed_page(held_only=True)]
+        assert (await refunds.hold(1)).state == "paused"  # maybe_sent
         assert await refunds.claim_token_refund(1, 100) is None
+        assert await refunds.owed_back(CHANNEL, 0) is False  # no proof's row: nothing else
+        assert (await refunds.hold(("CP1", "T2"))).state == "held"  # the refunder's: kept
         with pytest.raises(UnknownRefundError):
             await refunds.hold(99)
         await refunds.settle_held(("CP1", "T1"), NOTE)
         assert await refunds.owed(("CP1", "T1")) is None
+
+    run_with(tmp_path, body)
+
+
+def test_a_paused_refund_retried_is_owed_again_under_the_same_key(tmp_path: Path) -> None:
+    """A refund the operator held while the refunder was paying it (its transfer may still
+    confirm) is owed again under the attempt it was paused at, the same key, so the refunder
+    resumes that transfer rather than sending a second one beside it; a refund the refunder
+    held moves to its next attempt. Before, both moved to the next attempt."""
+
+    async def body(store: CsmsStore) -> None:
+        refunds = store.refunds
+        await refunds.hold(("CP1", "T1"))  # sending, attempt 1
+        resumed = await refunds.retry_held(("CP1", "T1"))
+        assert (resumed.state, resumed.attempt) == ("sending", 1)
+        assert resumed.key == attempt_key(session_refund_key(("CP1", "T1")), 1)
+        claim = await refunds.claim_refund(("CP1", "T1"), CHANNEL, 100)
+        assert claim is not None
+        assert (claim.amount, claim.attempt) == (540, 1)
+        await refunds.hold(1)  # maybe_sent, attempt 0
+        assert (await refunds.retry_held(1)).attempt == 0
+        assert (await refunds.retry_held(("CP1", "T2"))).attempt == 4  # held: the next
 
     run_with(tmp_path, body)
 
