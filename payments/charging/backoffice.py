@@ -12,6 +12,9 @@ the status of the paywall's refusal table for payment errors, 400 for a refused 
 session, station or token, and 409 `prepayment_owed_back` (with its `amount`) for a prepayment
 taken while the operator unbound or rebound its token: taken, and owed back to the channel's
 payer.
+
+Operators see the refunds owed to drivers and retry, hold or settle one (`backoffice_refunds`):
+400 `bad_refund`, 400 `bad_note`, 404 `refund_not_found`, 409 `refund_not_held`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import socket
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -40,11 +41,23 @@ from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from ..payperuse.paywall import refusal_of
 from ..payperuse.receipt import b64url_decode, receipt_to_header
 from . import ocpi_json
+from .backoffice_refunds import refund_operations
+from .backoffice_routes import (
+    BadRequestError,
+    Operation,
+    error_response,
+    json_body,
+    openapi_document,
+)
 from .commitment import session_digest, session_record
 from .errors import (
     PrepaymentOwedBackError,
+    RefundNoteError,
+    RefundNotHeldError,
+    RefundRefError,
     StationAuthError,
     TokenBindingError,
+    UnknownRefundError,
     UnknownSessionError,
 )
 from .ocpi_tariff import tariff_to_json
@@ -55,50 +68,14 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp
 
+    from .backoffice_routes import Handler
     from .csms import Csms
     from .payment import ChargePayments
     from .store import Bill
     from .tariff import Tariff
 
-    Handler = Callable[[Request], Awaitable[Response]]
-
-MAX_BODY: Final = 16 * 1024
 KEEP_ALIVE_S: Final = 75
 """How long an idle client connection is kept."""
-
-
-class BadRequestError(Exception):
-    """A request body or parameter the API cannot use."""
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One route: method, path, summary, whether it needs the operator token, its handler."""
-
-    method: str
-    path: str
-    summary: str
-    operator: bool
-    handler: Handler
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = b""
-    async for chunk in request.stream():  # read no more than the limit allows
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise BadRequestError(f"body over {MAX_BODY} bytes")
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise BadRequestError("body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise BadRequestError("body must be a JSON object")
-    return doc
 
 
 def _proof(request: Request) -> Any:
@@ -146,7 +123,7 @@ def backoffice_app(
         return JSONResponse(rows)
 
     async def add_station(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         station, password = doc.get("id"), doc.get("password")
         if not isinstance(station, str) or not 0 < len(station) <= 48:
             raise BadRequestError("id must be 1-48 characters")
@@ -156,7 +133,7 @@ def backoffice_app(
         return JSONResponse({"id": station}, 201)
 
     async def remote_start(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         token, connector = doc.get("id_token"), doc.get("connector", 1)
         if not isinstance(token, str) or not isinstance(connector, int):
             raise BadRequestError("id_token (string) and connector (integer)")
@@ -164,7 +141,7 @@ def backoffice_app(
         return JSONResponse({"accepted": accepted})
 
     async def charging_profile(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         connector, limit = doc.get("connector", 1), doc.get("limit_w")
         if not isinstance(connector, int) or not isinstance(limit, int) or limit < 0:
             raise BadRequestError("connector and limit_w must be non-negative integers")
@@ -229,7 +206,7 @@ def backoffice_app(
         )
 
     async def bind(request: Request) -> Response:
-        doc = await _json_body(request)
+        doc = await json_body(request)
         try:
             channel_id = ChannelId.from_hex(str(doc.get("channel_id", "")))
             signature = bytes.fromhex(str(doc.get("signature", "")))
@@ -274,6 +251,7 @@ def backoffice_app(
         Operation("DELETE", "/api/tokens/{token}", "Unbind a token", True, unbind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
         Operation("POST", "/api/tokens/{token}/prepay", "Pay up front", False, prepay),
+        *refund_operations(csms.store.refunds),
     ]
 
     def guarded(op: Operation) -> Handler:
@@ -281,21 +259,29 @@ def backoffice_app(
             if op.operator:
                 given = request.headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {operator_token}".encode()):
-                    return _error(401, "unauthorized", "operator token required")
+                    return error_response(401, "unauthorized", "operator token required")
             try:
                 return await op.handler(request)
             except (UnknownSessionError, StationAuthError) as e:
-                return _error(404, "not_found", str(e))
+                return error_response(404, "not_found", str(e))
             except TokenBindingError as e:
-                return _error(403, "token_binding", str(e))
+                return error_response(403, "token_binding", str(e))
+            except UnknownRefundError as e:
+                return error_response(404, "refund_not_found", str(e))
+            except RefundNotHeldError as e:
+                return error_response(409, "refund_not_held", str(e))
+            except RefundRefError as e:
+                return error_response(400, "bad_refund", str(e))
+            except RefundNoteError as e:
+                return error_response(400, "bad_note", str(e))
             except PrepaymentOwedBackError as e:
                 owed = {"code": "prepayment_owed_back", "message": str(e), "amount": e.amount}
                 return JSONResponse({"error": owed}, 409)
             except PaymentError as e:
                 status, code = refusal_of(e)
-                return _error(status, code, str(e))
+                return error_response(status, code, str(e))
             except (BadRequestError, TangleError) as e:
-                return _error(400, "bad_request", str(e))
+                return error_response(400, "bad_request", str(e))
 
         return handle
 
@@ -306,45 +292,6 @@ def backoffice_app(
 
     routes = [Route(op.path, guarded(op), methods=[op.method]) for op in table]
     return Starlette(routes=[*routes, Route("/openapi.json", openapi)])
-
-
-def openapi_document(table: list[Operation]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `table`."""
-    paths: dict[str, dict[str, Any]] = {}
-    for op in table:
-        params = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in op.path.split("/")
-            if part.startswith("{")
-        ]
-        responses: dict[str, Any] = {
-            "200": {"description": "success"},
-            "400": {"description": "bad_request, or a refused payment"},
-            "404": {"description": "not_found"},
-        }
-        entry: dict[str, Any] = {"summary": op.summary, "responses": responses}
-        if op.operator:
-            entry["security"] = [{"bearer": []}]
-            responses["401"] = {"description": "unauthorized"}
-        if params:
-            entry["parameters"] = params
-        if op.handler.__name__ == "prepay":
-            entry["parameters"] = [
-                *params,
-                {"name": PROOF_HEADER, "in": "header", "required": True},
-            ]
-            responses["200"]["headers"] = {RECEIPT_HEADER: {"schema": {"type": "string"}}}
-            responses["409"] = {
-                "description": "prepayment_owed_back: taken while the operator unbound or "
-                "rebound the token; `amount` is owed back to the channel's payer"
-            }
-        paths.setdefault(op.path, {})[op.method.lower()] = entry
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "tanglepay CSMS back office", "version": "1.0.0"},
-        "paths": paths,
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-    }
 
 
 @contextlib.asynccontextmanager

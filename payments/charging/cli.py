@@ -12,6 +12,10 @@ tanglepay charging stations add CP-1 --password-env CP1_PASSWORD
 tanglepay charging stations list [--json]
 tanglepay charging sessions [--json]
 tanglepay charging cdrs [--json]
+tanglepay charging refunds [--held] [--limit N] [--after KIND/ID] [--json]
+tanglepay charging refund-retry KIND ID
+tanglepay charging refund-settle KIND ID --note "paid by bank transfer ref X"
+tanglepay charging refund-hold KIND ID
 tanglepay charging verify-session CP-1 TX-1 --api http://127.0.0.1:8181
                          --node-api http://127.0.0.1:14265 --meter-key meter.pub [--json]
 ```
@@ -34,7 +38,16 @@ the same database resumes every unbilled session. `cdrs` lists the final bill of
 each ended session. `verify-session` is the driver's check (`verify.py`): the session record the
 back office serves hashes to the digest on the ledger (read from the node given), and every
 signed meter value in it verifies with the meter's OCMF public key (hex DER or PEM, in the
-file). Errors are one line on stderr, exit status 2.
+file). `refunds` lists the refunds owed to drivers (`--held`: those the refunder no longer
+pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or `token`, ID the
+row id; `--after` the last one listed for the next page: a full page says so on stderr), each
+with its state, attempt, failed tries and the idempotency key of its current attempt, as the
+CPO's wallet records its transfer (`wallet history`); `refund-retry` owes a held refund again
+(one the refunder held under its next attempt, once the operator has checked that its failed
+transfer can never confirm; one `refund-hold` paused under its key); `refund-settle` forgets
+one paid outside the ledger and prints it with the note; `refund-hold` stops the refunder
+paying one (`paused`), so that it can be settled (`refund_desk`).
+Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -76,6 +89,7 @@ from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .refund import PrepaidRefunds
 from .refund_attempts import LedgerWallet
+from .refund_desk import MAX_PAGE, SESSION, TOKEN, parse_ref, ref_text
 from .roaming_service import serve_roaming
 from .store import CsmsStore
 from .verify import verify_session
@@ -119,6 +133,20 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list the stations")
     commands.add_parser("sessions", help="list the sessions")
     commands.add_parser("cdrs", help="list the bills of ended sessions")
+    refunds = commands.add_parser("refunds", help="list the refunds owed to drivers")
+    refunds.add_argument("--held", action="store_true", help="only those held for the operator")
+    refunds.add_argument("--limit", type=int, default=MAX_PAGE, help=f"at most {MAX_PAGE}")
+    refunds.add_argument("--after", help="KIND/ID: the last refund of the page before")
+    for name, text in (
+        ("refund-retry", "owe a held refund again, under its next attempt"),
+        ("refund-settle", "forget a held refund paid outside the ledger"),
+        ("refund-hold", "stop paying an owed refund (to settle it)"),
+    ):
+        action = commands.add_parser(name, help=text)
+        action.add_argument("kind", choices=(SESSION, TOKEN))
+        action.add_argument("id", help="CP/TX for a session, the row id for a token")
+        if name == "refund-settle":
+            action.add_argument("--note", required=True, help="how it was paid")
     verify = commands.add_parser("verify-session", help="check a session's signed meter values")
     verify.add_argument("station")
     verify.add_argument("transaction")
@@ -318,6 +346,8 @@ async def _query(args: argparse.Namespace) -> object:
             return await store.stations()
         if args.command == "sessions":
             return await store.sessions()
+        if args.command.startswith("refund"):
+            return await _refunds_query(args, store)
         return [
             {
                 "charge_point": b.charge_point,
@@ -328,6 +358,23 @@ async def _query(args: argparse.Namespace) -> object:
             }
             for b in await store.bills()
         ]
+
+
+async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
+    if args.command == "refunds":
+        after = None if args.after is None else parse_ref(*args.after.partition("/")[::2])
+        limit = max(1, min(args.limit, MAX_PAGE))
+        page = await store.refunds.owed_page(held_only=args.held, after=after, limit=limit)
+        if len(page) == limit:
+            print(f"more: --after {'/'.join(ref_text(page[-1].ref))}", file=sys.stderr)
+        return [refund.to_json() for refund in page]
+    ref = parse_ref(args.kind, args.id)
+    if args.command == "refund-retry":
+        return (await store.refunds.retry_held(ref)).to_json()
+    if args.command == "refund-hold":
+        return (await store.refunds.hold(ref)).to_json()
+    settled = await store.refunds.settle_held(ref, args.note)
+    return {**settled.to_json(), "settled": True, "note": args.note}
 
 
 def main(argv: list[str] | None = None) -> int:

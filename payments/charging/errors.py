@@ -165,7 +165,12 @@ class OcpiUnreachableError(OcpiPartnerError):
 # ChargingError
 # ├── PrepaymentOwedBackError       a prepayment taken while its token was unbound or rebound:
 # │                                 applied, owed back to the channel's payer (409 with amount)
-# └── StoreVersionError             a CSMS database a newer version wrote
+# ├── StoreVersionError             a CSMS database a newer version wrote
+# └── RefundActionError             an operator's action on an owed refund refused (`refund_desk`)
+#     ├── RefundRefError            not a refund's reference (kind session | token, its id)
+#     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)
+#     ├── RefundNotHeldError        owed, but not held: the refunder is paying it
+#     └── RefundNoteError           a settlement's note that is empty or too long
 
 
 class SessionError(ChargingError):
@@ -338,4 +343,47 @@ class RoamingError(ChargingError):
     def __init__(self, what: str, reason: str) -> None:
         super().__init__(f"{what}: {reason}")
         self.what = what
+        self.reason = reason
+
+
+class RefundActionError(ChargingError):
+    """An operator's listing of, or action on, an owed refund that is refused; nothing changed."""
+
+
+class RefundRefError(RefundActionError):
+    """Text that names no refund: a kind other than `session` and `token`, a session's id that
+    is not `charge point/transaction id`, a token refund's id that is not a positive integer."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"refund {text!r}: {reason}")
+        self.text = text
+        self.reason = reason
+
+
+class UnknownRefundError(RefundActionError):
+    """No refund owed under this reference: never owed, or paid, or settled since."""
+
+    def __init__(self, kind: str, ref: str) -> None:
+        super().__init__(f"no {kind} refund {ref!r} is owed")
+        self.kind = kind
+        self.ref = ref
+
+
+class RefundNotHeldError(RefundActionError):
+    """A refund owed but not `held` (its `state`): the refunder is paying it, so the operator
+    may neither retry nor settle it (a second operator's action on one just retried)."""
+
+    def __init__(self, kind: str, ref: str, state: str) -> None:
+        super().__init__(f"{kind} refund {ref!r} is {state}, not held")
+        self.kind = kind
+        self.ref = ref
+        self.state = state
+
+
+class RefundNoteError(RefundActionError):
+    """A settlement's note (how the refund was paid outside the ledger) that is empty, too long
+    or not printable text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"settlement note: {reason}")
         self.reason = reason

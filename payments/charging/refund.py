@@ -8,7 +8,7 @@ payer key (the key that signed the prepayment, so the driver holds it). `Prepaid
 `Csms.on_bill` hook and a retry loop over the store's owed refunds: the store writes
 `paid - bill` as an owed refund in the bill's own transaction (`CsmsStore.bill`), and this pays
 each owed row from the CPO's wallet (`refund_attempts.RefundWallet`) with the idempotency key
-`REFUND_KEY || charge point / transaction id`, then deletes it once the ledger took the
+`refund_attempts.session_refund_key`, then deletes it once the ledger took the
 transfer. A crash, a node that is down or a transfer not confirmed in time leaves the row owed;
 `retrying` pays it at start and then every `interval_s`, and paying it again pays the rest once
 (`Wallet.send`'s idempotency: a refund's amount is fixed at its first try,
@@ -61,7 +61,16 @@ from tangle.protocol.transaction import address_of
 from wallet.errors import AmountError, TransferFailedError, WalletError
 
 from ..errors import PaymentError
-from .refund_attempts import attempt_key, never_applies, next_attempt
+from .refund_attempts import REFUND_KEY as REFUND_KEY
+from .refund_attempts import UNBIND_REFUND_KEY as UNBIND_REFUND_KEY
+from .refund_attempts import (
+    attempt_key,
+    never_applies,
+    next_attempt,
+    session_refund_key,
+    unbind_refund_key,
+)
+from .refund_rows import MAX_OWED_BATCH
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,22 +80,6 @@ if TYPE_CHECKING:
     from .payment import ChargePayments
     from .refund_attempts import Claim, RefundWallet
     from .store import Bill
-
-REFUND_KEY: Final = b"tanglepay/charging/refund/"
-UNBIND_REFUND_KEY: Final = b"tanglepay/charging/unbind-refund/"
-
-
-def unbind_refund_key(channel_id: bytes, id_token: str, refund_id: int) -> bytes:
-    """The idempotency key of an unbound token's refund: its channel, its token and its row id
-    (the row id alone restarts at 1 in every database, and two CSMS databases may share a CPO
-    wallet: one refund would then be taken for another and never paid)."""
-    return b"%s%s/%s/%d" % (
-        UNBIND_REFUND_KEY,
-        channel_id.hex().encode(),
-        id_token.encode(),
-        refund_id,
-    )
-
 
 LOG: Final = logging.getLogger(__name__)
 
@@ -103,6 +96,8 @@ class PrepaidRefunds:
     paid with the channel's other refunds once they reach it."""
     interval_s: float = 60.0
     """How often `retrying` pays the refunds still owed."""
+    batch: int = MAX_OWED_BATCH
+    """The most refunds of each kind (sessions', channels') one `retry` round reads."""
 
     async def __call__(self, bill: Bill) -> None:
         """Pay `bill`'s session rest back, if it is owed (a failure is logged and the refund
@@ -133,7 +128,7 @@ class PrepaidRefunds:
             await self._send(
                 to,
                 claim,
-                REFUND_KEY + name.encode(),
+                session_refund_key(key),
                 functools.partial(refunds.unclaim_refund, key),
                 functools.partial(refunds.next_refund_attempt, key),
             )
@@ -151,10 +146,10 @@ class PrepaidRefunds:
         owed to channels, after merging each channel's small ones: `RefundRows.merge_small`);
         returns how many were paid."""
         store = self.payments.csms.store
-        owed = await store.refunds.owed_refunds()
+        owed = await store.refunds.owed_refunds(self.batch)
         paid = sum([await self.pay(key) for key, _ in owed])
         await store.refunds.merge_small(self.min_amount)
-        unbound = await store.refunds.owed_token_refunds(self.min_amount)
+        unbound = await store.refunds.owed_token_refunds(self.min_amount, self.batch)
         return paid + sum([await self.pay_unbound(*refund[:3]) for refund in unbound])
 
     async def pay_unbound(self, refund_id: int, channel_id: bytes, id_token: str) -> bool:

@@ -1,5 +1,6 @@
-"""A refund's attempts: the wallet a refund is paid from, the key each attempt is sent under, and
-which failed transfer a next attempt may replace without paying twice.
+"""A refund's attempts: the wallet a refund is paid from, the key each attempt is sent under (a
+session's refund: `session_refund_key`, an amount owed to a channel's payer: `unbind_refund_key`;
+then `attempt_key`), and which failed transfer a next attempt may replace without paying twice.
 
 A refund is paid with the CPO wallet's `Wallet.send` under an idempotency key, and the wallet
 pays a key once, for ever: a transfer under it that failed for good stays failed, and `send`
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from wallet.account import Wallet
     from wallet.records import Transfer
 
+REFUND_KEY: Final = b"tanglepay/charging/refund/"
+"""The prefix of a session's refund key (`session_refund_key`)."""
+UNBIND_REFUND_KEY: Final = b"tanglepay/charging/unbind-refund/"
+"""The prefix of a refund's key owed to a channel's payer (`unbind_refund_key`)."""
 MAX_ATTEMPTS: Final = 4
 """The most attempts (transfers under keys of their own: `attempt_key`) a refund is paid under;
 one whose last attempt failed for good too is `held`."""
@@ -48,6 +53,24 @@ ATTEMPT_KEY: Final = b"tanglepay/charging/refund-attempt/"
 """The prefix of a next attempt's key (`attempt_key`): no refund's own key starts with it."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
+
+
+def session_refund_key(key: tuple[str, str]) -> bytes:
+    """The idempotency key of session `key`'s refund (its first attempt's):
+    `REFUND_KEY || charge point / transaction id`."""
+    return b"%s%s/%s" % (REFUND_KEY, key[0].encode(), key[1].encode())
+
+
+def unbind_refund_key(channel_id: bytes, id_token: str, refund_id: int) -> bytes:
+    """The idempotency key of an unbound token's refund: its channel, its token and its row id
+    (the row id alone restarts at 1 in every database, and two CSMS databases may share a CPO
+    wallet: one refund would then be taken for another and never paid)."""
+    return b"%s%s/%s/%d" % (
+        UNBIND_REFUND_KEY,
+        channel_id.hex().encode(),
+        id_token.encode(),
+        refund_id,
+    )
 
 
 def attempt_key(key: bytes, attempt: int) -> bytes:

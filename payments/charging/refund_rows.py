@@ -17,7 +17,8 @@ on its amount never changes, and its idempotency key changes only when the walle
 transfer under it failed and can never apply: the row moves to its next `attempt`, a key of its
 own (`next_refund_attempt`; `refund_attempts`), so a retry pays it once. Past the last attempt
 (or after a failure that may still apply) it is `held`: kept, still owed (`owed_back`), never
-read by a retry round, taken in or merged. Every failed try adds one to the row's `tries`, and
+read by a retry round, taken in or merged; so is one the operator holds (`paused`:
+`refund_desk`). Every failed try adds one to the row's `tries`, and
 the retry batches read the rows tried least often first (then the oldest), so no set of rows
 failing round after round keeps the others out of the `MAX_OWED_BATCH` rows a round reads.
 
@@ -49,16 +50,16 @@ more is owed to that channel (the ledger cannot carry it alone).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from .refund_attempts import Claim
+from .refund_desk import RefundDesk
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
     import aiosqlite
 
     from .group_commit import Statement
+    from .refund_desk import RefundStore
 
 CREDIT_BOUND: Final = (
     "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
@@ -75,8 +76,9 @@ A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads (those tried least often first)."""
 _UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
-_OWED: Final = "('owed', 'maybe_sent', 'sending', 'held')"
-"""Every state in which the money is still owed (`held` too: it is kept for the operator)."""
+_OWED: Final = "('owed', 'maybe_sent', 'sending', 'held', 'paused')"
+"""Every state in which the money is still owed (`held` and `paused` too: kept for the operator,
+`refund_desk`)."""
 PRUNE_DONE: Final = """
     DELETE FROM refunds WHERE state IN ('paid', 'credited');
     DELETE FROM token_refunds WHERE state IN ('paid', 'credited');"""
@@ -123,24 +125,11 @@ def _proof_sequence(sequence: int) -> bytes:
     return sequence.to_bytes(8, "big")
 
 
-class _Store(Protocol):
-    """What `RefundRows` uses of its `CsmsStore` (so this module need not import the store)."""
+class RefundRows(RefundDesk):
+    """The owed refunds of a `CsmsStore` (see the module docstring), with the operator's
+    listing and actions (`RefundDesk`)."""
 
-    @property
-    def db(self) -> aiosqlite.Connection: ...
-
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
-
-    async def write_now(self, sql: str, params: tuple[object, ...]) -> int: ...
-
-
-class RefundRows:
-    """The owed refunds of a `CsmsStore` (see the module docstring)."""
-
-    __slots__ = ("_store",)
-
-    def __init__(self, store: _Store) -> None:
-        self._store = store
+    __slots__ = ()
 
     async def owed_refunds(self, limit: int = MAX_OWED_BATCH) -> list[tuple[tuple[str, str], int]]:
         """Refunds of sessions' rests owed and not yet paid: (session, rest), those whose
@@ -366,7 +355,7 @@ class RefundRows:
 
 
 async def _next_attempt(
-    store: _Store,
+    store: RefundStore,
     table: str,
     where: str,
     key: tuple[object, ...],
