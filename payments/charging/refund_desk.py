@@ -66,12 +66,18 @@ OWED_STATES: Final = ("owed", "maybe_sent", "sending", "held", "paused")
 HELD_STATES: Final = ("held", "paused")
 """The states the refunder never reads, in which the operator retries or settles a refund."""
 
-_IN: Final = "('owed', 'maybe_sent', 'sending', 'held', 'paused')"
-"""`OWED_STATES` in SQL."""
-_HELD: Final = "('held', 'paused')"
-"""`HELD_STATES` in SQL."""
-_PAID_BY_REFUNDER: Final = "('owed', 'maybe_sent', 'sending')"
+READ_STATES: Final = ("owed", "maybe_sent", "sending")
 """The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
+
+
+def sql_states(states: tuple[str, ...]) -> str:
+    """`states` as an SQL list, for `state IN ...` (fixed names, never input)."""
+    return "(" + ", ".join(f"'{state}'" for state in states) + ")"
+
+
+_IN: Final = sql_states(OWED_STATES)
+_HELD: Final = sql_states(HELD_STATES)
+_PAID_BY_REFUNDER: Final = sql_states(READ_STATES)
 
 RefundRef = tuple[str, str] | int
 """A refund: a session's (charge point, transaction id), or a `token_refunds` row id."""

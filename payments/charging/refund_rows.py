@@ -53,7 +53,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from .refund_attempts import Claim
-from .refund_desk import RefundDesk
+from .refund_desk import OWED_STATES, READ_STATES, RefundDesk, sql_states
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -75,8 +75,8 @@ exactly once, whichever runs first (no statement of a group commit binds or unbi
 A prepayment's row holds its proof's sequence (`owed_back`)."""
 MAX_OWED_BATCH: Final = 1000
 """The most owed refunds one retry round reads (those tried least often first)."""
-_UNPAID: Final = "('owed', 'maybe_sent', 'sending')"
-_OWED: Final = "('owed', 'maybe_sent', 'sending', 'held', 'paused')"
+_UNPAID: Final = sql_states(READ_STATES)
+_OWED: Final = sql_states(OWED_STATES)
 """Every state in which the money is still owed (`held` and `paused` too: kept for the operator,
 `refund_desk`)."""
 PRUNE_DONE: Final = """
