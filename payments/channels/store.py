@@ -295,9 +295,8 @@ class ChannelStore:
 
     async def records(self, role: Role | None = None) -> list[ChannelRecord]:
         """Every committed record (of `role`, if given)."""
-        rows = await anyio.to_thread.run_sync(self._select_all, limiter=self._limiter)
-        found = [row_record(row) for row in rows]
-        return [r for r in found if role is None or r.role is role]
+        rows = await anyio.to_thread.run_sync(self._select_all, role, limiter=self._limiter)
+        return [row_record(row) for row in rows]
 
     def _select_one(
         self, channel_id: bytes, role: int
@@ -307,8 +306,12 @@ class ChannelStore:
         )
         return rows[0] if rows else None
 
-    def _select_all(self) -> list[tuple[bytes, int, bytes, int, bytes, bytes | None]]:
-        return self._query(f"SELECT {COLUMNS} FROM channels", ())
+    def _select_all(
+        self, role: Role | None
+    ) -> list[tuple[bytes, int, bytes, int, bytes, bytes | None]]:
+        if role is None:
+            return self._query(f"SELECT {COLUMNS} FROM channels", ())
+        return self._query(f"SELECT {COLUMNS} FROM channels WHERE role = ?", (int(role),))
 
     def _query(
         self, sql: str, params: tuple[object, ...]

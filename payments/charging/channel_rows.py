@@ -125,9 +125,9 @@ class CsmsChannels:
 
     async def records(self, role: Role | None = None) -> list[ChannelRecord]:
         """Every committed record (of `role`, if given)."""
-        async with self._store.db.execute(f"SELECT {COLUMNS} FROM channels") as rows:
-            found = [row_record(tuple(r)) async for r in rows]
-        return [r for r in found if role is None or r.role is role]
+        where, params = ("", ()) if role is None else (" WHERE role = ?", (int(role),))
+        async with self._store.db.execute(f"SELECT {COLUMNS} FROM channels{where}", params) as rows:
+            return [row_record(tuple(r)) async for r in rows]
 
 
 def _old_records(path: Path) -> list[ChannelRecord] | None:
