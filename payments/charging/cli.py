@@ -56,6 +56,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -125,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ocpi-port", type=int, help="serve OCPI 2.2.1 to eMSPs (roaming)")
     serve.add_argument("--party", default="NL/TPY", help="our OCPI country code/party id")
     serve.add_argument("--location", type=Path, help="an OCPI CdrLocation (JSON) for CDRs")
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="what the CSMS logs on stderr (refunds paid, held and settled at info)",
+    )
     stations = commands.add_parser("stations", help="add or list charge points")
     actions = stations.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="register a station (or set its password)")
@@ -377,12 +384,21 @@ async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
     return {**settled.to_json(), "settled": True, "note": args.note}
 
 
+def configure_logging(level: str) -> None:
+    """Log on stderr with times: tanglepay's own loggers at `level`, other libraries' (websockets,
+    ocpp, hypercorn) at warning only (the `ocpp` library logs every message at info)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for package in ("payments", "tangle", "wallet"):
+        logging.getLogger(package).setLevel(level.upper())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command != "verify-session":
         args.db.parent.mkdir(parents=True, exist_ok=True)
     try:
         if args.command == "serve":
+            configure_logging(args.log_level)
             run_process(_serve(args))
             return 0
         result = asyncio.run(_query(args))

@@ -2,7 +2,9 @@
 CSMS's database: the operator lists the owed refunds (held ones alone with `--held`, a full page
 naming the next one's cursor), retries or settles a held one, and a refused action is one line
 on stderr, exit status 2; the upgrade note of the README holds. Before, these commands did not
-exist."""
+exist. And `charging serve` logs tanglepay's info lines (a settled refund's note, a refund paid)
+on stderr, other libraries' only from warning up: before, nothing configured logging, and every
+info line was dropped."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from payments.charging.cli import main as charging_main
@@ -24,9 +30,9 @@ from .test_refund import Sent, WalletRules, _billed_prepaid
 from .test_refund_attempts import SESSION_KEY, _refunder
 from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
 
-if TYPE_CHECKING:
-    from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]
 
+if TYPE_CHECKING:
     import pytest
 
 
@@ -127,3 +133,26 @@ def test_a_refund_stuck_sending_before_the_upgrade_is_paid_unless_held_and_settl
         assert ledger.paid() == [(to, 540, attempt_key(SESSION_KEY, 1))]
 
     run(tmp_path, left)
+
+
+def test_the_csms_logs_its_own_info_lines_and_only_warnings_of_other_libraries() -> None:
+    script = (
+        "import logging\n"
+        "from payments.charging.cli import configure_logging\n"
+        "configure_logging('info')\n"
+        "logging.getLogger('payments.charging.refund_desk').info('settled: %s', 'ref 7')\n"
+        "logging.getLogger('websockets.server').info('connection open')\n"
+        "logging.getLogger('ocpp').warning('a library warning')\n"
+    )
+    err = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stderr
+    assert "INFO payments.charging.refund_desk: settled: ref 7" in err
+    assert "connection open" not in err
+    assert "WARNING ocpp: a library warning" in err
