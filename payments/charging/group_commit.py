@@ -17,12 +17,22 @@ gives the same answer; the binding and the unbinding are writes of their own). E
 (`write_now`, `transaction`) holds the same lock from its first statement to its commit, and is
 one transaction that rolls back on any error: a failed write leaves nothing for the next commit
 to take.
+
+*Checkpoints off the commit's path.* sqlite copies the WAL back into the database file (a
+checkpoint, with an fsync of that file) in whichever commit finds the WAL over 1,000 pages: that
+commit, and every charger waiting in it, then took up to a few hundred milliseconds, every ten
+seconds or so at 1,000 meter values a second (`benchmarks.charging`: `csms_commit_max_ms`). The
+writer's connection does not checkpoint (`wal_autocheckpoint=0`); a second connection, on its
+own thread, runs a passive checkpoint every `CHECKPOINT_EVERY_S` (it waits for no reader nor
+writer, and copies what it can), so the WAL stays small and a commit only appends to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Final, Self, TypeVar
@@ -30,7 +40,6 @@ from typing import TYPE_CHECKING, Final, Self, TypeVar
 import aiosqlite
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
     from types import TracebackType
@@ -41,12 +50,15 @@ if TYPE_CHECKING:
 A = TypeVar("A")
 R = TypeVar("R")
 
+LOG: Final = logging.getLogger(__name__)
 MAX_BATCH: Final = 1024
 """The most writes (events, payments) one group commit takes."""
 MAX_COMMIT_SAMPLES: Final = 100_000
 """Group commits `GroupCommit.commits` remembers."""
 GROUP_WINDOW_S: Final = 0.005
 """How long a write that finds the writer idle waits for others to share its commit."""
+CHECKPOINT_EVERY_S: Final = 1.0
+"""How often the checkpointer copies the WAL's committed pages into the database file."""
 
 
 @contextlib.asynccontextmanager
@@ -79,10 +91,17 @@ class GroupCommit:
     """The database's connection, its write lock and its group commit (see the module
     docstring); open with `async with`."""
 
-    def __init__(self, path: Path, group_window_s: float = GROUP_WINDOW_S) -> None:
+    def __init__(
+        self,
+        path: Path,
+        group_window_s: float = GROUP_WINDOW_S,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    ) -> None:
         self.path = path
         self.group_window_s = group_window_s
+        self.checkpoint_every_s = checkpoint_every_s
         self._db: aiosqlite.Connection | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._pending: list[tuple[Sequence[Statement], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self.broken = asyncio.Event()
@@ -109,11 +128,16 @@ class GroupCommit:
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's work
+        self._checkpointer = asyncio.create_task(self._checkpoints())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
         if self._db is not None:
@@ -153,6 +177,29 @@ class GroupCommit:
         async with self.transaction() as db:
             cursor = await db.execute(sql, params)
         return cursor.rowcount
+
+    async def _checkpoints(self) -> None:
+        """Every `checkpoint_every_s`, a passive checkpoint on a connection of its own (see the
+        module docstring); one that fails (its connection too) is logged and tried again next
+        time, on a new connection."""
+        db: aiosqlite.Connection | None = None
+        try:
+            while True:
+                await asyncio.sleep(self.checkpoint_every_s)
+                try:
+                    if db is None:
+                        db = await aiosqlite.connect(self.path)
+                        await db.execute("PRAGMA synchronous=FULL")
+                    await db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except (sqlite3.Error, ValueError) as error:  # ValueError: connection closed
+                    LOG.warning("WAL checkpoint failed: %r", error)
+                    if db is not None:
+                        with contextlib.suppress(sqlite3.Error, ValueError):
+                            await db.close()
+                    db = None
+        finally:
+            if db is not None:
+                await db.close()
 
     async def _flush(self) -> None:
         await asyncio.sleep(self.group_window_s)

@@ -275,3 +275,29 @@ def test_writes_queued_behind_a_failed_group_commit_are_committed_without_anothe
             assert [e.seq_no for e in await store.events(("CP1", "TX1"))] == [2]
 
     asyncio.run(main())
+
+
+def test_the_wal_is_copied_back_by_the_checkpointer_never_by_a_commit(tmp_path: Path) -> None:
+    """The writer's connection never checkpoints (a commit that did took the copy and its fsync
+    on every charger in it); the checkpointer's connection does, in the background."""
+    path = tmp_path / "csms.sqlite"
+
+    async def main() -> tuple[int, int, int]:
+        store = CsmsStore(path)
+        store.checkpoint_every_s = 0.05
+        async with store:
+            async with store.db.execute("PRAGMA wal_autocheckpoint") as cursor:
+                (automatic,) = tuple(await cursor.fetchone() or (None,))
+            before = path.stat().st_size
+            await asyncio.gather(
+                *(store.record(_event(station, seq)) for seq in (1, 2, 3) for station in range(50))
+            )
+            for _ in range(200):  # up to about 10 s: the checkpointer runs every 0.05 s
+                if path.stat().st_size > before:
+                    break
+                await asyncio.sleep(0.05)
+            return automatic, before, path.stat().st_size
+
+    automatic, before, after = asyncio.run(main())
+    assert automatic == 0
+    assert after > before  # the rows reached the database file while the store was open
