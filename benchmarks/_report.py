@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -22,6 +23,25 @@ class Result(Protocol):
     def targets_met(self) -> bool: ...
 
     def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Figures:
+    """A `Result` that is one dict of figures, `cores` and `targets_met` among them, in the
+    order they are reported."""
+
+    figures: dict[str, Any]
+
+    @property
+    def cores(self) -> int:
+        return int(self.figures["cores"])
+
+    @property
+    def targets_met(self) -> bool:
+        return bool(self.figures["targets_met"])
+
+    def to_json(self) -> dict[str, Any]:
+        return self.figures
 
 
 def arguments(doc: str | None, *, quick: str | None) -> argparse.ArgumentParser:

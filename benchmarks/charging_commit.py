@@ -31,13 +31,12 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from benchmarks._report import arguments, emit
+from benchmarks._report import Figures, arguments, emit
 from payments.charging.csms import SWITCH_INTERVAL_S, run_process
 from payments.charging.session import EventKind, TransactionEvent
 from payments.charging.store import CsmsStore
@@ -54,24 +53,6 @@ QUICK_MEASURE_S: Final = 1.0
 PYTHON_SWITCH_INTERVAL_S: Final = 0.005
 TARGET_RATIO: Final = 3.0
 T0: Final = 1_780_000_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CommitOnBusyLoop:
-    """The figures of one run (`measure`), in the order they are reported."""
-
-    figures: dict[str, Any]
-
-    @property
-    def cores(self) -> int:
-        return int(self.figures["cores"])
-
-    @property
-    def targets_met(self) -> bool:
-        return bool(self.figures["targets_met"])
-
-    def to_json(self) -> dict[str, Any]:
-        return self.figures
 
 
 async def _busy(until: float) -> None:
@@ -135,7 +116,7 @@ def _runs(measure_s: float) -> dict[str, dict[str, float]]:
     return runs
 
 
-def measure(quick: bool) -> CommitOnBusyLoop:
+def measure(quick: bool) -> Figures:
     runs = _runs(QUICK_MEASURE_S if quick else MEASURE_S)
     idle = runs["idle"]["write_p99_ms"]
     doc: dict[str, Any] = {f"{name}_{k}": v for name, run in runs.items() for k, v in run.items()}
@@ -151,7 +132,7 @@ def measure(quick: bool) -> CommitOnBusyLoop:
         "target_busy_tuned_ratio_to_idle": TARGET_RATIO,
     }
     doc["targets_met"] = doc["busy_tuned_ratio_to_idle"] <= TARGET_RATIO
-    return CommitOnBusyLoop(figures=doc)
+    return Figures(figures=doc)
 
 
 def main(argv: list[str] | None = None) -> None:

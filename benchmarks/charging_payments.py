@@ -30,7 +30,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,7 +37,7 @@ import numpy as np
 from nacl.bindings import crypto_sign_open
 from nacl.signing import SigningKey
 
-from benchmarks._report import arguments, emit
+from benchmarks._report import Figures, arguments, emit
 from benchmarks.charging import INTERVAL_S, _committed, _run, _window
 
 STATIONS: Final = 200
@@ -64,24 +63,6 @@ def sign_verify_ms() -> float:
     return best
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentCost:
-    """The figures of one run (`measure`), in the order they are reported."""
-
-    figures: dict[str, Any]
-
-    @property
-    def cores(self) -> int:
-        return int(self.figures["cores"])
-
-    @property
-    def targets_met(self) -> bool:
-        return bool(self.figures["targets_met"])
-
-    def to_json(self) -> dict[str, Any]:
-        return self.figures
-
-
 def _one(stations: int, measure_s: float, pay_every: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tanglepay-charging-pay-bench-") as tmp:
         csms = ["--csms", tmp, "--stations", str(stations)]
@@ -98,7 +79,7 @@ def _one(stations: int, measure_s: float, pay_every: int) -> dict[str, Any]:
     }
 
 
-def measure(stations: int, quick: bool) -> PaymentCost:
+def measure(stations: int, quick: bool) -> Figures:
     measure_s = QUICK_MEASURE_S if quick else MEASURE_S
     floor = sign_verify_ms()
     paying = _one(stations, measure_s, 1)
@@ -128,7 +109,7 @@ def measure(stations: int, quick: bool) -> PaymentCost:
     doc["targets_met"] = (
         paying["payments"] > 0 and csms_ms <= TARGET_CSMS_MS and driver_ms <= TARGET_DRIVER_MS
     )
-    return PaymentCost(figures=doc)
+    return Figures(figures=doc)
 
 
 def main(argv: list[str] | None = None) -> None:
