@@ -8,31 +8,21 @@ busy loop."""
 
 from __future__ import annotations
 
-import json
-import os
 import pstats
-import subprocess
-import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests._programs import run_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.slow
 def test_the_quick_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> None:
     quick = ["--quick", "--json", "--stations", "10", "--profile", str(tmp_path)]
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.charging", *quick],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    doc = json.loads(out.strip().splitlines()[-1])
+    doc = run_json("-m", "benchmarks.charging", *quick, timeout=120)
     assert doc["connected_charge_points"] == 10
     assert doc["meter_values"] >= 10 * 2  # 3 s at one per second each, minus the last one
     assert doc["payments_per_s"] > 0
@@ -65,16 +55,7 @@ def test_the_quick_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_the_quick_payment_cost_benchmark_runs_and_reports_both_sides() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.charging_payments", "--quick", "--json"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    ).stdout
-    doc = json.loads(out.strip().splitlines()[-1])
+    doc = run_json("-m", "benchmarks.charging_payments", "--quick", "--json", timeout=180)
     assert doc["failed_charge_points"] == 0
     assert doc["payments"] >= doc["stations"]  # every charge point paid, each interval
     assert doc["meter_values_without_payments"] > 0
@@ -85,16 +66,7 @@ def test_the_quick_payment_cost_benchmark_runs_and_reports_both_sides() -> None:
 
 
 def test_the_quick_commit_benchmark_times_idle_and_busy_loops() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.charging_commit", "--quick", "--json"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    doc = json.loads(out.strip().splitlines()[-1])
+    doc = run_json("-m", "benchmarks.charging_commit", "--quick", "--json", timeout=60)
     for run in ("idle", "busy_default", "busy_tuned"):
         assert doc[f"{run}_writes"] > 0
         assert doc[f"{run}_write_p99_ms"] >= doc[f"{run}_write_p50_ms"] > 0
