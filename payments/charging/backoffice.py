@@ -85,6 +85,27 @@ def _proof(request: Request) -> Any:
     return decode_signed_proof(b64url_decode(values[0], BadRequestError))
 
 
+_ANSWERS: Final[dict[type[PaymentError], tuple[int, str]]] = {
+    UnknownSessionError: (404, "not_found"),
+    StationAuthError: (404, "not_found"),
+    TokenBindingError: (403, "token_binding"),
+    UnknownRefundError: (404, "refund_not_found"),
+    RefundNotHeldError: (409, "refund_not_held"),
+    RefundRefError: (400, "bad_refund"),
+    RefundNoteError: (400, "bad_note"),
+}
+"""The status and code of each refusal the back office names itself (the nearest class)."""
+
+
+def _answer_of(error: PaymentError) -> tuple[int, str]:
+    """A refused call's status and code: the back office's own (`_ANSWERS`), else the
+    paywall's for a refused payment (`refusal_of`)."""
+    for cls in type(error).__mro__:
+        if cls in _ANSWERS:
+            return _ANSWERS[cls]
+    return refusal_of(error)
+
+
 def backoffice_app(
     csms: Csms,
     payments: ChargePayments | None,
@@ -262,23 +283,11 @@ def backoffice_app(
                     return error_response(401, "unauthorized", "operator token required")
             try:
                 return await op.handler(request)
-            except (UnknownSessionError, StationAuthError) as e:
-                return error_response(404, "not_found", str(e))
-            except TokenBindingError as e:
-                return error_response(403, "token_binding", str(e))
-            except UnknownRefundError as e:
-                return error_response(404, "refund_not_found", str(e))
-            except RefundNotHeldError as e:
-                return error_response(409, "refund_not_held", str(e))
-            except RefundRefError as e:
-                return error_response(400, "bad_refund", str(e))
-            except RefundNoteError as e:
-                return error_response(400, "bad_note", str(e))
             except PrepaymentOwedBackError as e:
                 owed = {"code": "prepayment_owed_back", "message": str(e), "amount": e.amount}
                 return JSONResponse({"error": owed}, 409)
             except PaymentError as e:
-                status, code = refusal_of(e)
+                status, code = _answer_of(e)
                 return error_response(status, code, str(e))
             except (BadRequestError, TangleError) as e:
                 return error_response(400, "bad_request", str(e))
