@@ -215,40 +215,29 @@ async def test_proof_of_work_rate_limited_after_a_lost_answer_is_an_unknown_outc
 # -- the wallet ------------------------------------------------------------------------------
 
 
-async def test_a_submission_429_after_a_lost_answer_keeps_the_attachment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("answer", ["429", "quarantined"])
+async def test_a_429_or_a_refusal_after_a_lost_answer_keeps_the_attachment(
+    tmp_path: Path, answer: str
+) -> None:
+    key = f"lost-then-{answer}"
     async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, ["lost", "429"])
+        transport = Scripted(h, SUBMIT, ["lost", answer])
         async with _wallet(transport, tmp_path / "w.db") as w:
             await w.sync()
             with pytest.raises(NodeUnavailableError):
-                await w.send(address(BOB), 50_000, idempotency_key="lost-then-429")
+                await w.send(address(BOB), 50_000, idempotency_key=key)
             (pending,) = await w.transfers()
-            assert pending.status is TransferStatus.SUBMITTED  # not SIGNED: it was published
+            assert pending.status is TransferStatus.SUBMITTED  # not SIGNED nor FAILED
             (attachment,) = pending.attachments
             assert attachment.message_id is not None
             assert await _knows(h, attachment.message_id)
             await w.settle()  # never abandoned as unpublished
             assert (await w.transfers())[0].status is not TransferStatus.FAILED
-            done = await w.send(address(BOB), 50_000, idempotency_key="lost-then-429")
+            done = await w.send(address(BOB), 50_000, idempotency_key=key)
         assert done.transaction_id == pending.transaction_id
         assert done.status is TransferStatus.CONFIRMED
         assert [a.message_id for a in done.attachments] == [attachment.message_id]
         assert await h.balance_of(address(BOB)) == 50_000  # paid once
-
-
-async def test_a_refusal_after_a_lost_answer_does_not_fail_the_transfer(tmp_path: Path) -> None:
-    async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, ["lost", "quarantined"])
-        async with _wallet(transport, tmp_path / "w.db") as w:
-            await w.sync()
-            with pytest.raises(NodeUnavailableError):
-                await w.send(address(BOB), 40_000, idempotency_key="lost-then-refused")
-            (pending,) = await w.transfers()
-            assert pending.status is TransferStatus.SUBMITTED  # not FAILED "never published"
-            assert len(pending.attachments) == 1
-            done = await w.send(address(BOB), 40_000, idempotency_key="lost-then-refused")
-        assert done.status is TransferStatus.CONFIRMED
-        assert await h.balance_of(address(BOB)) == 40_000
 
 
 async def test_a_429_on_a_try_never_carried_out_still_drops_the_attachment(
