@@ -22,7 +22,7 @@ from wallet.records import TransferStatus
 from .test_backoffice import ADMIN, OPERATOR, client
 from .test_payment import DRIVER, World, run
 from .test_refund import Sent, WalletRules, _billed_prepaid
-from .test_refund_attempts import SESSION_KEY, _refunder, _states
+from .test_refund_attempts import SESSION_KEY, _refunder, _states, abandoned_after_attaching
 from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
 
 if TYPE_CHECKING:
@@ -76,10 +76,7 @@ def test_a_held_refund_paid_by_hand_is_settled_and_never_sent_again(tmp_path: Pa
     ledger = WalletRules(sent, lost=1)
 
     async def body(world: World) -> None:
-        await _billed_prepaid(world, "CARD-J", 900, 1_200)  # 540 owed back
-        refunds = _refunder(world, ledger)
-        assert await refunds.retry() == 0
-        ledger.fail(SESSION_KEY, "abandoned", attached=True)
+        refunds = await abandoned_after_attaching(world, ledger)
         assert await refunds.retry() == 0
         assert _states(tmp_path / "csms.sqlite") == [("held", 0, 540)]
         async with client(world) as http:

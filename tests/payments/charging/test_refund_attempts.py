@@ -94,6 +94,16 @@ def _refunder(world: World, ledger: WalletRules) -> PrepaidRefunds:
     return PrepaidRefunds(payments=world.payments, wallet=ledger, min_amount=MINIMUM)
 
 
+async def abandoned_after_attaching(world: World, ledger: WalletRules) -> PrepaidRefunds:
+    """A prepaid session billed with 540 owed back, its refund sent once (its answer lost), and
+    its transfer then abandoned after it was attached: the refunder of `world`."""
+    await _billed_prepaid(world, "CARD-J", 900, 1_200)  # 540 owed back
+    refunds = _refunder(world, ledger)
+    assert await refunds.retry() == 0
+    ledger.fail(SESSION_KEY, "abandoned", attached=True)
+    return refunds
+
+
 def test_attempts_are_bounded_and_a_held_refund_is_not_sent_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -129,10 +139,7 @@ def test_a_refund_whose_transfer_was_abandoned_after_it_was_attached_is_held_at_
     ledger = WalletRules(sent, lost=1)
 
     async def body(world: World) -> None:
-        await _billed_prepaid(world, "CARD-J", 900, 1_200)  # 540 owed back
-        refunds = _refunder(world, ledger)
-        assert await refunds.retry() == 0
-        ledger.fail(SESSION_KEY, "abandoned", attached=True)
+        refunds = await abandoned_after_attaching(world, ledger)
         with caplog.at_level(logging.ERROR, logger="payments.charging.refund"):
             assert await refunds.retry() == 0
             assert await refunds.retry() == 0
