@@ -55,6 +55,11 @@ if TYPE_CHECKING:
 
 BIND_DOMAIN: Final = b"tanglepay/charging/bind/v1"
 LAST_RECEIPTS: Final = 100_000
+MAX_ID_TOKEN: Final = 36
+"""The longest id token bound to a channel: OCPP 2.0.1's IdTokenType.idToken (1.6's idTag is
+20), so a longer one could never start a session."""
+MAX_TOKENS_PER_CHANNEL: Final = 16
+"""The most id tokens bound to one channel (a driver's cards, phone and car)."""
 """Sessions whose last receipt `ChargePayments` keeps to answer a re-sent payment (the oldest
 is forgotten first)."""
 
@@ -107,14 +112,24 @@ class ChargePayments:
 
     async def bind(self, id_token: str, channel_id: ChannelId, signature: bytes) -> None:
         """Bind `id_token` to the driver's channel; `TokenBindingError` unless the channel's
-        payer signed `bind_message` (the channel must be acceptable to the cashier), or if the
-        token is bound to another channel (only the operator unbinds it: `unbind`). Binding the
-        same channel again keeps the token's prepaid amount."""
+        payer signed `bind_message` (the channel must be acceptable to the cashier), if the
+        token is not 1 to `MAX_ID_TOKEN` characters, if it is bound to another channel, or if
+        `MAX_TOKENS_PER_CHANNEL` others are bound to this one (only the operator unbinds:
+        `unbind`; so one channel's payer cannot grow the token table without bound). Binding
+        the same channel again keeps the token's prepaid amount."""
+        if not 0 < len(id_token) <= MAX_ID_TOKEN:
+            raise TokenBindingError(id_token[:MAX_ID_TOKEN], "not 1 to 36 characters long")
         channel = await self.cashier.open(channel_id)
         if not is_valid(channel.terms.payer, bind_message(channel_id, id_token), signature):
             raise TokenBindingError(id_token, "not signed by the channel's payer")
-        if not await self.csms.store.bind_token(id_token, channel_id):
-            raise TokenBindingError(id_token, "bound to another channel (the operator unbinds)")
+        store = self.csms.store
+        if not await store.bind_token(id_token, channel_id, MAX_TOKENS_PER_CHANNEL):
+            bound = await store.token(id_token)
+            if bound is not None and bound[0] != channel_id:
+                raise TokenBindingError(id_token, "bound to another channel (the operator unbinds)")
+            raise TokenBindingError(
+                id_token, f"its channel has {MAX_TOKENS_PER_CHANNEL} tokens (the operator unbinds)"
+            )
 
     async def unbind(self, id_token: str) -> int | None:
         """The operator's unbinding of `id_token` (so that it can be bound to another channel):

@@ -90,10 +90,13 @@ _OWE_REFUND: Final = """
     WHERE charge_point = ? AND transaction_id = ? AND channel_id IS NOT NULL
     AND energy_wh IS NOT NULL AND paid > ?"""
 _BIND_TOKEN: Final = """
-    INSERT INTO tokens VALUES (?, ?, 0) ON CONFLICT (id_token) DO UPDATE SET prepaid = prepaid
+    INSERT INTO tokens SELECT ?, ?, 0
+    WHERE (SELECT count(*) FROM tokens WHERE channel_id = ? AND id_token != ?) < ?
+    ON CONFLICT (id_token) DO UPDATE SET prepaid = prepaid
     WHERE channel_id = excluded.channel_id"""
-"""Bind a token to a channel with no prepaid amount; bound to that channel already, it keeps its
-amount (a row still counts as changed); bound to another one, no row changes."""
+"""Bind a token to a channel with no prepaid amount, if the channel has fewer than the most
+tokens other than it; bound to that channel already, it keeps its amount (a row still counts
+as changed); bound to another one, or the channel full, no row changes."""
 _CONSUME_PREPAID: Final = (
     "UPDATE tokens SET prepaid = prepaid - ? WHERE id_token = ? AND channel_id = ? AND prepaid >= ?"
 )
@@ -380,10 +383,12 @@ class CsmsStore(EventRows):
         uncounted."""
         return credit_or_owe(id_token, channel_id, amount, sequence)
 
-    async def bind_token(self, id_token: str, channel_id: bytes) -> bool:
+    async def bind_token(self, id_token: str, channel_id: bytes, most: int) -> bool:
         """Bind `id_token` to `channel_id` in one statement (bound to it already: its prepaid
-        amount is kept); False, and nothing changes, if it is bound to another channel."""
-        return await self.write_now(_BIND_TOKEN, (id_token, channel_id)) == 1
+        amount is kept); False, and nothing changes, if it is bound to another channel or
+        `most` other tokens are bound to `channel_id`."""
+        params = (id_token, channel_id, channel_id, id_token, most)
+        return await self.write_now(_BIND_TOKEN, params) == 1
 
     async def token(self, id_token: str) -> tuple[bytes, int] | None:
         """The channel `id_token` is bound to and its prepaid amount, if bound."""

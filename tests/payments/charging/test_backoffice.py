@@ -18,6 +18,7 @@ from payments.charging.backoffice import backoffice_app
 from payments.charging.ocpi_tariff import parse_tariff
 from payments.charging.pay_client import PaymentStream
 from payments.charging.pay_frames import PAY_SUBPROTOCOL, decode_answer, encode_pay
+from payments.charging.payment import MAX_ID_TOKEN, MAX_TOKENS_PER_CHANNEL
 from payments.charging.simulator import Charger201, connect_charger
 from payments.payperuse.offer import PROOF_HEADER
 from tests.payments.charging.test_csms import PER_KWH_TARIFF
@@ -152,6 +153,43 @@ def test_a_bound_token_keeps_its_channel_and_prepaid_until_the_operator_unbinds(
             assert (await http.delete("/api/tokens/CARD-V", headers=ADMIN)).status_code == 404
             assert (await http.put("/api/tokens/CARD-V", json=binding(other))).status_code == 200
             assert await world.csms.store.token("CARD-V") == (other.channel.terms.channel_id, 0)
+
+    run(tmp_path, body)
+
+
+def test_one_channel_binds_at_most_its_share_of_tokens_each_of_an_ocpp_length(
+    tmp_path: Path,
+) -> None:
+    """A driver (anyone with one channel) cannot grow the token table without bound: at most
+    `MAX_TOKENS_PER_CHANNEL` tokens per channel, each at most `MAX_ID_TOKEN` characters;
+    binding one of them again still works when the channel is full, and once the operator
+    unbinds one, another binds. Before, every bind added a row."""
+
+    async def body(world: World) -> None:
+        wallet = await world.driver(("CP201", "T1"))
+
+        def binding(token: str) -> dict[str, str]:
+            return {
+                "channel_id": wallet.channel.terms.channel_id.hex(),
+                "signature": wallet.bind_signature(DRIVER, token).hex(),
+            }
+
+        async with client(world) as http:
+            long = "L" * (MAX_ID_TOKEN + 1)
+            refused = await http.put(f"/api/tokens/{long}", json=binding(long))
+            assert (refused.status_code, refused.json()["error"]["code"]) == (403, "token_binding")
+            tokens = [f"CARD-{i}" for i in range(MAX_TOKENS_PER_CHANNEL)]
+            for token in tokens:
+                assert (await http.put(f"/api/tokens/{token}", json=binding(token))).is_success
+            full = await http.put("/api/tokens/ONE-MORE", json=binding("ONE-MORE"))
+            assert (full.status_code, full.json()["error"]["code"]) == (403, "token_binding")
+            assert "tokens" in full.json()["error"]["message"]
+            again = await http.put(f"/api/tokens/{tokens[0]}", json=binding(tokens[0]))
+            assert again.json() == {"bound": True}
+            assert (await http.delete(f"/api/tokens/{tokens[0]}", headers=ADMIN)).is_success
+            late = await http.put("/api/tokens/ONE-MORE", json=binding("ONE-MORE"))
+            assert late.json() == {"bound": True}
+        assert await world.csms.store.token(long) is None
 
     run(tmp_path, body)
 
