@@ -32,12 +32,15 @@ is `held` at once, for the operator.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from wallet.records import TransferStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tangle.protocol.ids import Address
     from wallet.account import Wallet
     from wallet.records import Transfer
@@ -51,6 +54,8 @@ MAX_ATTEMPTS: Final = 4
 one whose last attempt failed for good too is `held`."""
 ATTEMPT_KEY: Final = b"tanglepay/charging/refund-attempt/"
 """The prefix of a next attempt's key (`attempt_key`): no refund's own key starts with it."""
+SYNC_EVERY_S: Final = 10.0
+"""How old the CPO wallet's last sync may be when a refund is sent (`LedgerWallet`)."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
 
@@ -121,17 +126,36 @@ class RefundWallet(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LedgerWallet:
-    """A `RefundWallet` on a CPO's `wallet.Wallet`, which it syncs before each send (so coins
-    it received since are spent too)."""
+    """A `RefundWallet` on a CPO's `wallet.Wallet`, which it syncs before a send (so coins it
+    received since are spent too) when its last sync is `sync_every_s` old or a send failed
+    since: a round of many refunds syncs once, not once per refund."""
 
-    wallet: Wallet
-    """The CPO's wallet."""
+    __slots__ = ("_clock", "_synced_at", "sync_every_s", "wallet")
+
+    def __init__(
+        self,
+        *,
+        wallet: Wallet,
+        sync_every_s: float = SYNC_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.wallet = wallet
+        """The CPO's wallet."""
+        self.sync_every_s = sync_every_s
+        self._clock = clock
+        self._synced_at: float | None = None
 
     async def send(self, to: Address, amount: int, key: bytes, /) -> object:
-        await self.wallet.sync()
-        return await self.wallet.send(to, amount, idempotency_key=key)
+        now = self._clock()
+        if self._synced_at is None or now - self._synced_at >= self.sync_every_s:
+            await self.wallet.sync()
+            self._synced_at = now
+        try:
+            return await self.wallet.send(to, amount, idempotency_key=key)
+        except BaseException:
+            self._synced_at = None  # perhaps short of coins it has not seen: sync next time
+            raise
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         return await self.wallet.transfer(key)

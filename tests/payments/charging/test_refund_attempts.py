@@ -27,8 +27,9 @@ from payments.charging.refund_attempts import (
 from tangle.protocol.transaction import address_of
 from tests.builders import address
 from tests.wallet.test_client import BOB, CAROL, CONFIG, open_wallet, running
+from wallet.account import Wallet
 from wallet.config import RetryPolicy, WalletConfig
-from wallet.errors import NodeUnavailableError, TransferFailedError
+from wallet.errors import InsufficientFundsError, NodeUnavailableError, TransferFailedError
 from wallet.pending import abandon
 from wallet.records import TransferStatus
 
@@ -398,3 +399,35 @@ async def test_the_real_wallet_s_abandoned_transfers_are_replaced_only_if_never_
         abandoned = await abandon(cpo, stuck, online=False)
         assert (abandoned.status, abandoned.failure) == (TransferStatus.FAILED, "abandoned")
         assert not never_applies(await cpo.transfer(b"attached"))
+
+
+async def test_the_ledger_wallet_syncs_once_a_round_and_again_after_a_failed_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`LedgerWallet` syncs the real wallet before its first send, not before each refund of a
+    round (before, a round of 2,000 refunds scanned the account 2,000 times), again once
+    `sync_every_s` has passed, and again after a send that failed."""
+    syncs = 0
+    real_sync = Wallet.sync
+
+    async def counted(self: Wallet) -> object:
+        nonlocal syncs
+        syncs += 1
+        return await real_sync(self)
+
+    monkeypatch.setattr(Wallet, "sync", counted)
+    now = [0.0]
+    to = address(BOB)
+    async with running(tmp_path) as h, open_wallet(h, tmp_path / "cpo.db") as cpo:
+        ledger = LedgerWallet(wallet=cpo, sync_every_s=10.0, clock=lambda: now[0])
+        for n in range(3):
+            await ledger.send(to, 500, b"round-1/%d" % n)
+        assert syncs == 1
+        with pytest.raises(InsufficientFundsError):  # too much for its coins: nothing is sent
+            await ledger.send(to, 10**15, b"round-1/too-much")
+        await ledger.send(to, 500, b"round-1/after-the-failure")
+        assert syncs == 2  # the send after the failure synced first
+        now[0] = 10.0
+        await ledger.send(to, 500, b"round-2/0")
+        assert syncs == 3
+        assert await h.balance_of(to) == 2_500
