@@ -271,7 +271,22 @@ def backoffice_app(
         Operation("PUT", "/api/tokens/{token}", "Bind a token to a channel", False, bind),
         Operation("DELETE", "/api/tokens/{token}", "Unbind a token", True, unbind),
         Operation("GET", "/api/tokens/{token}/invoice", "The session's bill", False, invoice),
-        Operation("POST", "/api/tokens/{token}/prepay", "Pay up front", False, prepay),
+        Operation(
+            "POST",
+            "/api/tokens/{token}/prepay",
+            "Pay up front",
+            False,
+            prepay,
+            answers=(
+                (
+                    "409",
+                    "prepayment_owed_back: taken while the operator unbound or rebound the "
+                    "token; `amount` is owed back to the channel's payer",
+                ),
+            ),
+            headers_in=(PROOF_HEADER,),
+            headers_out=(RECEIPT_HEADER,),
+        ),
         *refund_operations(csms.store.refunds),
     ]
 

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from starlette.responses import JSONResponse
 
-from ..payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
-
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -57,8 +55,8 @@ async def json_body(request: Request) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One route: method, path, summary, whether it needs the operator token, its handler; the
-    query parameters it reads and the answers it gives beyond the common ones (status, its
-    description) for the document."""
+    query parameters and request headers it reads, the headers its success answers with, and
+    the answers it gives beyond the common ones (status, its description) for the document."""
 
     method: str
     path: str
@@ -67,6 +65,8 @@ class Operation:
     handler: Handler
     query: tuple[str, ...] = ()
     answers: tuple[tuple[str, str], ...] = ()
+    headers_in: tuple[str, ...] = ()
+    headers_out: tuple[str, ...] = ()
 
 
 def openapi_document(table: list[Operation]) -> dict[str, Any]:
@@ -93,17 +93,12 @@ def openapi_document(table: list[Operation]) -> dict[str, Any]:
         if op.operator:
             entry["security"] = [{"bearer": []}]
             responses["401"] = {"description": "unauthorized"}
+        params += [{"name": name, "in": "header", "required": True} for name in op.headers_in]
         if params:
             entry["parameters"] = params
-        if op.handler.__name__ == "prepay":
-            entry["parameters"] = [
-                *params,
-                {"name": PROOF_HEADER, "in": "header", "required": True},
-            ]
-            responses["200"]["headers"] = {RECEIPT_HEADER: {"schema": {"type": "string"}}}
-            responses["409"] = {
-                "description": "prepayment_owed_back: taken while the operator unbound or "
-                "rebound the token; `amount` is owed back to the channel's payer"
+        if op.headers_out:
+            responses["200"]["headers"] = {
+                h: {"schema": {"type": "string"}} for h in op.headers_out
             }
         paths.setdefault(path, {})[op.method.lower()] = entry
     return {

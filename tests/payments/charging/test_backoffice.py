@@ -20,7 +20,7 @@ from payments.charging.pay_client import PaymentStream
 from payments.charging.pay_frames import PAY_SUBPROTOCOL, decode_answer, encode_pay
 from payments.charging.payment import MAX_ID_TOKEN, MAX_TOKENS_PER_CHANNEL
 from payments.charging.simulator import Charger201, connect_charger
-from payments.payperuse.offer import PROOF_HEADER
+from payments.payperuse.offer import PROOF_HEADER, RECEIPT_HEADER
 from tests.payments.charging.test_csms import PER_KWH_TARIFF
 from tests.payments.charging.test_payment import DRIVER, PASSWORD, T0, World, run
 from tests.payments.charging.test_prepay_race import during_the_commit
@@ -232,6 +232,8 @@ def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:
         assert doc["paths"]["/api/tokens/{token}/prepay"]["post"]["parameters"][1]["name"] == (
             PROOF_HEADER
         )
+        prepay = doc["paths"]["/api/tokens/{token}/prepay"]["post"]
+        assert RECEIPT_HEADER in prepay["responses"]["200"]["headers"]
         assert doc["paths"]["/api/tokens/{token}"]["delete"]["security"] == [{"bearer": []}]
         assert (
             "prepayment_owed_back"
