@@ -11,8 +11,8 @@ under the store's lock in one transaction that rolls back on any error
 
 *Bounded.* A row lives only while its money is owed: paid, it is deleted (nothing reads a paid
 refund: the ledger's transfer is its record, and the back office shows bills, not refunds);
-rows marked `paid` or `credited` by older versions are deleted when the store opens
-(`PRUNE_DONE`). A row is `owed` until a payment of it is first tried, then `sending`: from then
+rows marked `paid` or `credited` by older versions are deleted by the store's upgrade
+(`UPGRADE_1`). A row is `owed` until a payment of it is first tried, then `sending`: from then
 on its amount never changes, and its idempotency key changes only when the wallet says the
 transfer under it failed and can never apply: the row moves to its next `attempt`, a key of its
 own (`next_refund_attempt`; `refund_attempts`), so a retry pays it once. Past the last attempt
@@ -79,19 +79,18 @@ _UNPAID: Final = sql_states(READ_STATES)
 _OWED: Final = sql_states(OWED_STATES)
 """Every state in which the money is still owed (`held` and `paused` too: kept for the operator,
 `refund_desk`)."""
-PRUNE_DONE: Final = """
-    DELETE FROM refunds WHERE state IN ('paid', 'credited');
-    DELETE FROM token_refunds WHERE state IN ('paid', 'credited');"""
-"""Rows of refunds done, as versions that kept them left them (run when the store opens): only
-those states, so that no state a later version adds is taken for done."""
 UPGRADE_1: Final = """
+    DELETE FROM refunds WHERE state IN ('paid', 'credited');
+    DELETE FROM token_refunds WHERE state IN ('paid', 'credited');
     UPDATE refunds SET state = 'maybe_sent' WHERE state = 'owed';
     UPDATE token_refunds SET state = 'maybe_sent' WHERE state = 'owed';
     ALTER TABLE token_refunds ADD COLUMN proof_sequence BLOB;
     CREATE INDEX token_refunds_proof ON token_refunds (channel_id, proof_sequence);"""
 """The refund tables of version 0 (older versions' and a new database's) to version 1 (run once,
-by the store's upgrade): the rows older versions left `owed` may have been sent; a raced
-prepayment's row holds its proof's sequence (u64 big-endian, `owed_back`)."""
+by the store's upgrade): the rows of refunds done that older versions kept (only those states,
+so that no state a later version adds is taken for done) are deleted; the rows they left `owed`
+may have been sent; a raced prepayment's row holds its proof's sequence (u64 big-endian,
+`owed_back`)."""
 UPGRADE_2: Final = """
     ALTER TABLE refunds ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE refunds ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;

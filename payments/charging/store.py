@@ -49,7 +49,7 @@ from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError, StoreVersionError
 from .event_rows import EVENTS_SCHEMA, EventRows
 from .group_commit import GROUP_WINDOW_S
-from .refund_rows import PRUNE_DONE, UPGRADE_1, UPGRADE_2, RefundRows, credit_or_owe
+from .refund_rows import UPGRADE_1, UPGRADE_2, RefundRows, credit_or_owe
 from .session import SessionLimits
 
 if TYPE_CHECKING:
@@ -156,7 +156,6 @@ class CsmsStore(EventRows):
         try:
             await self.db.executescript(EVENTS_SCHEMA + _SCHEMA)
             await self._upgrade()
-            await self.db.executescript(PRUNE_DONE)
             await self.db.execute(CHANNELS_SCHEMA)
             await self.db.commit()
         except BaseException:  # closed, not left open (its thread would keep the process up)
@@ -168,7 +167,8 @@ class CsmsStore(EventRows):
         """Bring a database older versions wrote up to this one's (`PRAGMA user_version`, 0 in
         a database they wrote or a new one), in one transaction that holds the write lock from
         the version's read on (two processes opening one old file: the second finds it done):
-        0 -> 1, the refund rows they left owed may have been sent, a raced prepayment's owed
+        0 -> 1, the refund rows of refunds done they kept are deleted, those they left owed may
+        have been sent, a raced prepayment's owed
         row holds its proof's sequence (`refund_rows.UPGRADE_1`); 1 -> 2, each refund row
         counts its attempt and its failed tries (`refund_rows.UPGRADE_2`). Each step from the
         database's version on runs, all in that one transaction. `StoreVersionError` for a

@@ -61,6 +61,21 @@ def test_refunds_paid_or_credited_leave_no_rows(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def as_an_older_version_left_it(path: Path) -> None:
+    """The file at `path` as a version before the `sending` state left it: its schema version 0
+    (its unpaid refund rows are `owed`, as the tests' bodies left them)."""
+    writer = sqlite3.connect(path)
+    try:
+        writer.executescript(
+            "DROP INDEX token_refunds_proof; ALTER TABLE token_refunds DROP COLUMN proof_sequence; "
+            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
+            "ALTER TABLE token_refunds DROP COLUMN attempt; "
+            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 0"
+        )
+    finally:
+        writer.close()
+
+
 def test_refund_rows_left_done_by_older_versions_are_deleted_at_open(tmp_path: Path) -> None:
     path = tmp_path / "csms.sqlite"
     asyncio.run(_open_and_close(path))
@@ -75,6 +90,7 @@ def test_refund_rows_left_done_by_older_versions_are_deleted_at_open(tmp_path: P
             [("A", b"\x01" * 32, 8, "paid"), ("B", b"\x01" * 32, 9, "owed")],
         )
     writer.close()
+    as_an_older_version_left_it(path)  # those versions' rows are pruned by the upgrade, once
     asyncio.run(_open_and_close(path))
     reader = sqlite3.connect(path)
     try:

@@ -17,28 +17,13 @@ from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
 from .test_refund import Sent, WalletRules, _billed_prepaid, _recorded, refunder
-from .test_refund_bounds import KEY, _owe_small
+from .test_refund_bounds import KEY, _owe_small, as_an_older_version_left_it
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from payments.charging.payment import DriverWallet
     from payments.charging.store import Binding
-
-
-def _as_an_older_version_left_it(path: Path) -> None:
-    """The file at `path` as a version before the `sending` state left it: its schema version 0
-    (its unpaid refund rows are `owed`, as the tests' bodies left them)."""
-    writer = sqlite3.connect(path)
-    try:
-        writer.executescript(
-            "DROP INDEX token_refunds_proof; ALTER TABLE token_refunds DROP COLUMN proof_sequence; "
-            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
-            "ALTER TABLE token_refunds DROP COLUMN attempt; "
-            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 0"
-        )
-    finally:
-        writer.close()
 
 
 def test_a_refund_the_wallet_refuses_for_its_amount_is_owed_again_as_never_tried(
@@ -124,7 +109,7 @@ def test_a_refund_an_older_version_left_owed_is_sent_again_as_it_was(tmp_path: P
         assert await world.csms.store.refunds.owed_token_refunds(0) == []
 
     run(tmp_path, before)
-    _as_an_older_version_left_it(tmp_path / "csms.sqlite")
+    as_an_older_version_left_it(tmp_path / "csms.sqlite")
     run(tmp_path, after)
     run(tmp_path, later)
 
@@ -166,7 +151,7 @@ def test_a_small_refund_an_older_version_left_is_taken_as_sent_if_the_wallet_rec
         assert await world.csms.store.refunds.owed_refund(KEY) is None
 
     run(tmp_path, before)
-    _as_an_older_version_left_it(tmp_path / "csms.sqlite")
+    as_an_older_version_left_it(tmp_path / "csms.sqlite")
     run(tmp_path, after)
 
 
