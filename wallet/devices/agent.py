@@ -31,6 +31,7 @@ from tangle.protocol.device import (
     sign_record,
 )
 from tangle.protocol.transaction import address_of
+from wallet.errors import RejectedError
 
 from .errors import NotRegisteredError
 from .reading import Form, Reading, encode_signed, sign_reading
@@ -137,10 +138,22 @@ class DeviceAgent:
         )
         return await self._client.submit_pow(sign_record(self.network_id, body, [self._key]))
 
-    async def rotate(self, new_key: Signer, issuer: Signer) -> MessageId:
+    async def rotate(self, new_key: Signer, issuer: Signer) -> MessageId | None:
         """Move the device to `new_key`: signed by the current key, the new one and an admitted
-        issuer. The agent signs with the new key from now on."""
+        issuer. The agent signs with the new key from now on; the message sent, or None when
+        the rotation was attached already by an earlier try.
+
+        A call that fails after its request may have reached the node (`NodeUnavailableError`
+        with `outcome_unknown`: the answer was lost) leaves the agent on its current key, as the
+        rotation may or may not apply: call it again with the same keys. The record it builds is
+        the same bytes (the same serial, and ed25519 signatures are deterministic), so the node
+        refuses it as `duplicate_payload` if an earlier try attached it, and the registry
+        applies one rotation; once one is applied, the entry holds `new_key` and nothing is
+        sent. Either way the agent takes the new key."""
         entry = await self._current()
+        if entry.key == new_key.public_key:
+            self._key = new_key
+            return None
         body = RotateKey(
             device_id=self.device_id,
             serial=entry.serial + 1,
@@ -148,7 +161,13 @@ class DeviceAgent:
             new_address=address_of(new_key.public_key),
         )
         record = sign_record(self.network_id, body, [self._key, new_key, issuer])
-        sent = await self._client.submit_pow(record)
+        sent: MessageId | None
+        try:
+            sent = await self._client.submit_pow(record)
+        except RejectedError as refused:
+            if refused.code != "duplicate_payload":
+                raise
+            sent = None
         self._key = new_key
         return sent
 

@@ -94,3 +94,49 @@ async def test_register_update_rotate_and_prove_readings(tmp_path: Path) -> None
         gateway.serve(agent.device_id, agent.public_key)
         gateway.accept(agent.reading(b"after rotation", timestamp_ms=9))
         assert gateway.last_counter(agent.device_id) == 6
+
+
+class _LosesFirstAnswer(httpx.AsyncBaseTransport):
+    """The node's app, whose first answer to a request for `path` is lost: the node handles the
+    request, and the client sees a timeout."""
+
+    def __init__(self, app: object, path: str) -> None:
+        self._inner = httpx.ASGITransport(app)  # type: ignore[arg-type]
+        self._path = path
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path == self._path and not self.lost:
+            self.lost += 1
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+async def test_a_rotation_whose_answer_was_lost_moves_the_agent_to_the_new_key(
+    tmp_path: Path,
+) -> None:
+    """The client's second try of the rotation is refused as `duplicate_payload` (the first
+    attached it): the agent takes the new key, and the registry applies the rotation once; a
+    later call with the same keys finds it applied and sends nothing."""
+    async with network(tmp_path) as net:
+        await _admit_issuers(net)
+        losing = _LosesFirstAnswer(net.app, "/api/v1/messages/pow")
+        retry = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.01)
+        async with (
+            _client(net) as client,
+            NodeClient("http://node", transport=losing, retry=retry) as lossy,
+        ):
+            agent = DeviceAgent(client, network_id=NET, key=signer(30))
+            await agent.start(PROFILE, [MAKER, OPERATOR])
+            await net.milestone()
+            rotating = DeviceAgent(lossy, network_id=NET, key=signer(30))
+            assert await rotating.rotate(signer(31), OPERATOR) is None
+            assert losing.lost == 1
+            assert rotating.public_key == signer(31).public_key
+            await net.milestone()
+            entry = await rotating.entry()
+            assert entry is not None
+            assert (entry.key, entry.serial) == (signer(31).public_key, 1)
+            assert await rotating.rotate(signer(31), OPERATOR) is None  # applied: nothing sent
+            assert rotating.public_key == signer(31).public_key
