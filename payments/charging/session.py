@@ -375,7 +375,9 @@ class SessionBook:
         self.pricing = pricing
         self._default_limits = limits or SessionLimits()
         self.sessions: dict[tuple[str, str], ChargingSession] = {}
-        self._by_station: dict[str, int] = {}
+        self._by_station: dict[str, dict[str, ChargingSession]] = {}
+        """charge point -> transaction id -> its session (`at`: a charge point's sessions
+        without a walk over every session's)."""
 
     def open(
         self,
@@ -398,13 +400,15 @@ class SessionBook:
         _check_id("transaction_id", key[1])
         if len(self.sessions) >= MAX_SESSIONS:
             raise SessionLimitError("in total", MAX_SESSIONS)
-        if self._by_station.get(key[0], 0) >= MAX_SESSIONS_PER_CHARGE_POINT:
+        station = self._by_station.get(key[0], {})
+        if len(station) >= MAX_SESSIONS_PER_CHARGE_POINT:
             raise SessionLimitError(f"charge point {key[0]}", MAX_SESSIONS_PER_CHARGE_POINT)
         session = ChargingSession(
             key=key, pricing=pricing or self.pricing, limits=limits or self._default_limits
         )
         self.sessions[key] = session
-        self._by_station[key[0]] = self._by_station.get(key[0], 0) + 1
+        self._by_station[key[0]] = station
+        station[key[1]] = session
         return session
 
     def apply(self, event: TransactionEvent) -> Applied:
@@ -416,9 +420,14 @@ class SessionBook:
     def close(self, key: tuple[str, str]) -> None:
         """Forget an ended, billed session (its record stays in the store)."""
         if self.sessions.pop(key, None) is not None:
-            self._by_station[key[0]] -= 1
-            if not self._by_station[key[0]]:
+            station = self._by_station[key[0]]
+            del station[key[1]]
+            if not station:
                 del self._by_station[key[0]]
+
+    def at(self, charge_point: str) -> list[ChargingSession]:
+        """The sessions of `charge_point` (at most `MAX_SESSIONS_PER_CHARGE_POINT`)."""
+        return list(self._by_station.get(charge_point, {}).values())
 
     def tick(self, now_s: int) -> list[StopSession]:
         """Stop decisions due at `now_s` (prepaid time limits between meter values)."""

@@ -202,6 +202,23 @@ def test_sessions_are_bounded_per_charge_point() -> None:
     book.open(("CP2", "t0"))
 
 
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from("AB"), st.sampled_from("xyz"))))
+def test_a_charge_points_sessions_are_those_opened_there_and_not_closed(
+    steps: list[tuple[bool, str, str]],
+) -> None:
+    """`SessionBook.at` (what a reconnecting station's stops are resent from) agrees with the
+    book's sessions after any sequence of opens and closes."""
+    book = SessionBook(per_kwh)
+    for opening, station, tx in steps:
+        if opening:
+            book.open((station, tx))
+        else:
+            book.close((station, tx))
+    for station in "AB":
+        at = {s.key for s in book.at(station)}
+        assert at == {key for key in book.sessions if key[0] == station}
+
+
 def test_the_session_core_is_sans_io() -> None:
     """`session.py` imports no event loop, socket, database or clock."""
     import ast
