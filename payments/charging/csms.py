@@ -70,6 +70,9 @@ MAX_RECENT_STOPS: Final = 1024
 MAX_TOKENS: Final = 100_000
 """Id tokens indexed to their latest session (the least recently started are forgotten)."""
 LOG: Final = logging.getLogger(__name__)
+TICK_SLICE: Final = 256
+"""Sessions `Csms.tick` decides at a time: every charger's answer waits out a slice (deciding
+every session at once held them up 67 ms at 64,000 sessions, 64 each at 1,000 charge points)."""
 GC_YOUNG_THRESHOLD: Final = 20_000
 """Net allocations of tracked objects between two collections of the youngest generation in a
 CSMS process (`tune_process`; Python's default is 700)."""
@@ -247,19 +250,22 @@ class Csms:
     def resend_stops(self, station: str) -> None:
         """Ask a (re)connected station again to stop each of its running sessions the core
         decided to stop (the station may have been offline when the decision was taken)."""
-        for session in list(self.book.sessions.values()):
+        for session in self.book.at(station):  # not every session's: a reconnect storm
             reason = session.stopped_for
-            if session.key[0] == station and reason is not None and not session.ended:
+            if reason is not None and not session.ended:
                 stop = StopSession(
                     charge_point=station, transaction_id=session.key[1], reason=reason
                 )
                 self._spawn(self._stop(stop))
 
     async def tick(self) -> None:
-        """Check the prepaid time limits against the clock."""
+        """Check the prepaid time limits against the clock, `TICK_SLICE` sessions between two
+        returns to the event loop."""
         now = int(self.clock())
-        for session in list(self.book.sessions.values()):
-            self.decide(session, now)
+        for done, session in enumerate(list(self.book.sessions.values()), 1):
+            self.decide(session, now)  # one closed meanwhile is ended: nothing to decide
+            if done % TICK_SLICE == 0:
+                await asyncio.sleep(0)
 
     async def remote_start(self, station: str, id_token: str, connector: int = 1) -> bool:
         """Ask `station` to start a session for `id_token` (1.6 RemoteStartTransaction, 2.0.1

@@ -33,6 +33,7 @@ from payments.charging import ocpi_json
 from payments.charging.csms import (
     GC_YOUNG_THRESHOLD,
     SWITCH_INTERVAL_S,
+    TICK_SLICE,
     Csms,
     run_process,
     serve_csms,
@@ -456,6 +457,35 @@ def test_a_stop_decided_while_the_station_is_offline_reaches_it_when_it_reconnec
             await asyncio.wait_for(again.stop_requested.wait(), 5)
 
     run(tmp_path, body, authorize=_for_an_hour)
+
+
+def test_the_clock_tick_decides_every_session_a_slice_at_a_time(tmp_path: Path) -> None:
+    """Between slices of `TICK_SLICE` sessions the tick lets the loop answer chargers."""
+
+    async def body(csms: Csms, url: str) -> None:
+        del url
+        csms.clock = lambda: T0 + 3600
+        for i in range(3 * TICK_SLICE):
+            csms.book.open((f"CP{i}", "t"), SessionLimits(duration_s=3600))
+            csms.book.apply(
+                TransactionEvent(
+                    charge_point=f"CP{i}",
+                    transaction_id="t",
+                    seq_no=0,
+                    kind=EventKind.STARTED,
+                    timestamp_s=int(T0),
+                    register_wh=0,
+                    id_token="HOUR",
+                )
+            )
+        ticking = asyncio.create_task(csms.tick())
+        await asyncio.sleep(0)  # the tick's first slice, then this task's turn
+        assert not ticking.done()
+        assert sum(s.stopped_for is not None for s in csms.book.sessions.values()) == TICK_SLICE
+        await ticking
+        assert {s.stopped_for for s in csms.book.sessions.values()} == {StopReason.PREPAID_TIME}
+
+    run(tmp_path, body)
 
 
 def test_an_answer_payload_is_the_librarys_and_an_empty_answer_is_empty() -> None:
