@@ -428,7 +428,3 @@ class SessionBook:
     def at(self, charge_point: str) -> list[ChargingSession]:
         """The sessions of `charge_point` (at most `MAX_SESSIONS_PER_CHARGE_POINT`)."""
         return list(self._by_station.get(charge_point, {}).values())
-
-    def tick(self, now_s: int) -> list[StopSession]:
-        """Stop decisions due at `now_s` (prepaid time limits between meter values)."""
-        return [d for s in self.sessions.values() if (d := s.decide(now_s)) is not None]

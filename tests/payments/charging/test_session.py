@@ -183,12 +183,13 @@ def test_prepaid_energy_and_time() -> None:
     reasons = [a.stop.reason for e in SESSION if (a := book.apply(e)).stop is not None]
     assert reasons == [StopReason.PREPAID_ENERGY]
     book = SessionBook(per_kwh)
-    book.open(("CP1", "tx1"), SessionLimits(duration_s=300))
+    session = book.open(("CP1", "tx1"), SessionLimits(duration_s=300))
     book.apply(SESSION[0])
-    assert book.tick(1299) == []
-    [stop] = book.tick(1300)
+    assert session.decide(1299) is None  # the clock between meter values (`Csms.tick`)
+    stop = session.decide(1300)
+    assert stop is not None
     assert stop.reason is StopReason.PREPAID_TIME
-    assert book.tick(1400) == []
+    assert session.decide(1400) is None
 
 
 def test_sessions_are_bounded_per_charge_point() -> None:
