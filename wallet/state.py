@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tangle.protocol.ids import Address, MessageId, OutputId
 
 from ._state_rows import coin_of, encode_transaction, read_transfer
-from ._state_schema import RECORD_RECEIVED, prepare
+from ._state_schema import RECORD_RECEIVED, SCHEMA_VERSION, prepare
 from .database import open_database
 from .errors import IdempotencyConflictError, WalletStateError
 from .records import (
@@ -79,6 +79,32 @@ class WalletState:
             raise WalletStateError(f"cannot open {path}: {exc}") from None
         except BaseException:
             db.close()
+            raise
+        return state
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> WalletState:
+        """The existing state at `path`, to read only: a process that holds no key of the
+        account (an operator's tool beside the wallet's owner) looks its transfers up without
+        creating, upgrading or claiming the file; every write raises `WalletStateError`. A
+        file of another schema version than this wallet's is refused (its owner upgrades a
+        version 1 file when it next opens it)."""
+        try:
+            db = open_database(path, read_only=True)
+        except sqlite3.Error as exc:
+            raise WalletStateError(f"cannot read {path}: {exc}") from None
+        state = cls(db, path)
+        try:
+            row = state._read(
+                lambda db: db.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+            )
+            if row is None or row[0] != str(SCHEMA_VERSION):
+                version = None if row is None else row[0]
+                raise WalletStateError(f"{path} has schema version {version}, not {SCHEMA_VERSION}")
+        except BaseException:
+            state.close()
             raise
         return state
 

@@ -14,7 +14,9 @@ taken while the operator unbound or rebound its token: taken, and owed back to t
 payer.
 
 Operators see the refunds owed to drivers and retry, hold or settle one (`backoffice_refunds`):
-400 `bad_refund`, 400 `bad_note`, 404 `refund_not_found`, 409 `refund_not_held`.
+400 `bad_refund`, 400 `bad_note`, 404 `refund_not_found`, 409 `refund_not_held`, 409
+`refund_transfer_live` (a settlement while the CPO wallet's transfer may still confirm, or
+confirmed), 503 `refund_wallet_unreadable`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ from .errors import (
     RefundNoteError,
     RefundNotHeldError,
     RefundRefError,
+    RefundTransferLiveError,
+    RefundWalletError,
     StationAuthError,
     TokenBindingError,
     UnknownRefundError,
@@ -71,6 +75,7 @@ if TYPE_CHECKING:
     from .backoffice_routes import Handler
     from .csms import Csms
     from .payment import ChargePayments
+    from .refund_attempts import TransferRecords
     from .store import Bill
     from .tariff import Tariff
 
@@ -93,6 +98,8 @@ _ANSWERS: Final[dict[type[PaymentError], tuple[int, str]]] = {
     RefundNotHeldError: (409, "refund_not_held"),
     RefundRefError: (400, "bad_refund"),
     RefundNoteError: (400, "bad_note"),
+    RefundTransferLiveError: (409, "refund_transfer_live"),
+    RefundWalletError: (503, "refund_wallet_unreadable"),
 }
 """The status and code of each refusal the back office names itself (the nearest class)."""
 
@@ -112,10 +119,13 @@ def backoffice_app(
     operator_token: str,
     tariff: Tariff | None = None,
     cdr_hash: Callable[[Bill], Awaitable[bytes | None]] | None = None,
+    refund_wallet: TransferRecords | None = None,
 ) -> Starlette:
     """The API of `csms` (payment routes answer 404 when `payments` is None); `tariff` is the
     OCPI tariff sessions not paid by channel are priced with, if any; `cdr_hash` gives a
-    roaming session's CDR hash for its record (`RoamingCpo.cdr_hash_of`)."""
+    roaming session's CDR hash for its record (`RoamingCpo.cdr_hash_of`); `refund_wallet` is
+    the CPO wallet refunds are paid from, whose records the refund routes show and settling
+    checks (None: no wallet, so no refund was ever sent)."""
 
     def payments_of() -> ChargePayments:
         if payments is None:
@@ -287,7 +297,7 @@ def backoffice_app(
             headers_in=(PROOF_HEADER,),
             headers_out=(RECEIPT_HEADER,),
         ),
-        *refund_operations(csms.store.refunds),
+        *refund_operations(csms.store.refunds, refund_wallet),
     ]
 
     def guarded(op: Operation) -> Handler:

@@ -1,10 +1,13 @@
 """The back office's routes for the refunds owed to drivers (`refund_desk`): the operator lists
 them (`GET /api/refunds`, `?state=held`, pages of `?limit` after the cursor `?after=`, the last
-page's `next`) and acts on one (`POST /api/refunds/{kind}/{id}/retry`, `.../settle` with
-`{"note": ...}`, `.../hold`). The back office answers their refusals by name
-(`backoffice.backoffice_app`): 400 `bad_refund` for an id that names no refund, 400
-`bad_note`, 404 `refund_not_found` for a refund not owed (paid, or settled), 409
-`refund_not_held` for one owed but not held."""
+page's `next`), each with its transfer's state in the CPO's wallet (`transfer`: `none`,
+`pending`, `confirmed`, `failed`, `abandoned`; null without a wallet), and acts on one
+(`POST /api/refunds/{kind}/{id}/retry`, `.../settle` with `{"note": ...}`, `.../hold`). The back
+office answers their refusals by name (`backoffice.backoffice_app`): 400 `bad_refund` for an id
+that names no refund, 400 `bad_note`, 404 `refund_not_found` for a refund not owed (paid, or
+settled), 409 `refund_not_held` for one owed but not held, 409 `refund_transfer_live` for a
+settlement while the wallet's transfer of the refund is pending or confirmed, 503
+`refund_wallet_unreadable` when the wallet's record cannot be read."""
 
 from __future__ import annotations
 
@@ -13,34 +16,45 @@ from typing import TYPE_CHECKING, Final
 from starlette.responses import JSONResponse, Response
 
 from .backoffice_routes import BadRequestError, Operation, json_body
-from .refund_desk import MAX_PAGE, parse_ref, ref_text
+from .refund_desk import MAX_PAGE, parse_ref
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from .refund_attempts import TransferRecords
     from .refund_desk import RefundDesk, RefundRef
 
 NOT_HELD: Final = (("409", "refund_not_held: owed, but not held (the refunder is paying it)"),)
 """The answer an action only on a held refund adds to the document."""
+UNREADABLE: Final = (("503", "refund_wallet_unreadable: the CPO wallet's record cannot be read"),)
+"""The answer of the routes that read the CPO wallet's records."""
+SETTLE_REFUSED: Final = (
+    (
+        "409",
+        "refund_not_held: owed, but not held (the refunder is paying it); "
+        "refund_transfer_live: the CPO wallet's transfer under its key is pending (it may "
+        "still confirm) or confirmed (paid: retry it)",
+    ),
+    *UNREADABLE,
+)
+"""The answers a settlement adds to the document."""
 
 
-def refund_operations(refunds: RefundDesk) -> list[Operation]:
-    """The operator's routes over `refunds` (`CsmsStore.refunds`)."""
+def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> list[Operation]:
+    """The operator's routes over `refunds` (`CsmsStore.refunds`), whose transfers the CPO's
+    `wallet` records (None: this CSMS has no wallet, and never sent a refund)."""
 
     async def owed(request: Request) -> Response:
         query = request.query_params
-        state, limit, after = query.get("state"), query.get("limit", str(MAX_PAGE)), None
+        state, limit = query.get("state"), query.get("limit", str(MAX_PAGE))
         if state not in (None, "held"):
             raise BadRequestError("state must be held (or left out: every refund owed)")
         if not (limit.isdecimal() and len(limit) <= 3 and 0 < int(limit) <= MAX_PAGE):
             raise BadRequestError(f"limit must be 1-{MAX_PAGE}")
-        if "after" in query:
-            kind, _, ref = query["after"].partition("/")
-            after = parse_ref(kind, ref)
-        size = int(limit)
-        page = await refunds.owed_page(held_only=state == "held", after=after, limit=size)
-        last = "/".join(ref_text(page[-1].ref)) if len(page) == size else None
-        return JSONResponse({"refunds": [r.to_json() for r in page], "next": last})
+        page = await refunds.page(
+            held_only=state == "held", after=query.get("after"), limit=int(limit), wallet=wallet
+        )
+        return JSONResponse(page.to_json())
 
     async def retry(request: Request) -> Response:
         return JSONResponse((await refunds.retry_held(_ref(request))).to_json())
@@ -53,7 +67,7 @@ def refund_operations(refunds: RefundDesk) -> list[Operation]:
         note = (await json_body(request)).get("note")
         if not isinstance(note, str):
             raise BadRequestError("note (string): how the refund was paid")
-        settled = await refunds.settle_held(ref, note)
+        settled = await refunds.settle_held(ref, note, wallet=wallet)
         return JSONResponse({**settled.to_json(), "settled": True, "note": note})
 
     action = "/api/refunds/{kind}/{id:path}/"
@@ -65,6 +79,7 @@ def refund_operations(refunds: RefundDesk) -> list[Operation]:
             True,
             owed,
             query=("state", "limit", "after"),
+            answers=UNREADABLE,
         ),
         Operation(
             "POST",
@@ -85,10 +100,11 @@ def refund_operations(refunds: RefundDesk) -> list[Operation]:
         Operation(
             "POST",
             action + "settle",
-            "Forget a held refund paid outside the ledger, logging the note",
+            "Forget a held refund paid outside the ledger, logging the note (refused while "
+            "its transfer is pending or confirmed)",
             True,
             settle,
-            answers=NOT_HELD,
+            answers=SETTLE_REFUSED,
         ),
     ]
 

@@ -41,12 +41,17 @@ signed meter value in it verifies with the meter's OCMF public key (hex DER or P
 file). `refunds` lists the refunds owed to drivers (`--held`: those the refunder no longer
 pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or `token`, ID the
 row id; `--after` the last one listed for the next page: a full page says so on stderr), each
-with its state, attempt, failed tries and the idempotency key of its current attempt, as the
-CPO's wallet records its transfer (`wallet history`); `refund-retry` owes a held refund again
-(one the refunder held under its next attempt, once the operator has checked that its failed
-transfer can never confirm; one `refund-hold` paused under its key); `refund-settle` forgets
-one paid outside the ledger and prints it with the note; `refund-hold` stops the refunder
-paying one (`paused`), so that it can be settled (`refund_desk`).
+with its state, attempt, failed tries, the idempotency key of its current attempt, as the
+CPO's wallet records its transfer (`wallet history`), and that transfer's state in the wallet
+(`transfer`: `none`, `pending`, `confirmed`, `failed`, `abandoned`; null when there is no
+wallet state file, `<db>.wallet.sqlite`, beside the database: read only); `refund-retry` owes
+a held refund again (one the refunder held under its next attempt, once the operator has
+checked that its failed transfer can never confirm; one `refund-hold` paused under its key);
+`refund-settle` forgets one paid outside the ledger and prints it with the note, and refuses
+while the wallet's transfer under its key is pending (it may still confirm: settle once it
+failed) or confirmed (the ledger paid it: `refund-retry` it, and the refunder records it
+paid); `refund-hold` stops the refunder paying one (`paused`), so that it can be settled once
+its transfer, if a payment was under way, shows in the listing (`refund_desk`).
 Errors are one line on stderr, exit status 2.
 """
 
@@ -89,13 +94,14 @@ from .pay_stream import payment_stream
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .refund import PrepaidRefunds
-from .refund_attempts import LedgerWallet
-from .refund_desk import MAX_PAGE, SESSION, TOKEN, parse_ref, ref_text
+from .refund_attempts import LedgerWallet, state_records
+from .refund_desk import MAX_PAGE, SESSION, TOKEN, parse_ref
 from .roaming_service import serve_roaming
 from .store import CsmsStore
 from .verify import verify_session
 
 if TYPE_CHECKING:
+    from .refund_attempts import TransferRecords
     from .roaming_cpo import RoamingCpo
     from .session import Pricing
     from .tariff import Tariff as OcpiTariff
@@ -146,7 +152,11 @@ def _parser() -> argparse.ArgumentParser:
     refunds.add_argument("--after", help="KIND/ID: the last refund of the page before")
     for name, text in (
         ("refund-retry", "owe a held refund again, under its next attempt"),
-        ("refund-settle", "forget a held refund paid outside the ledger"),
+        (
+            "refund-settle",
+            "forget a held refund paid outside the ledger (not while its "
+            "transfer is pending or confirmed)",
+        ),
         ("refund-hold", "stop paying an owed refund (to settle it)"),
     ):
         action = commands.add_parser(name, help=text)
@@ -191,6 +201,7 @@ async def _serve(args: argparse.Namespace) -> None:
             pricing = ocpi_pricing(ocpi)
         csms = Csms(store=store, pricing=pricing)
         payments = None
+        refund_wallet: TransferRecords | None = None
         if args.node_api:
             node = await stack.enter_async_context(NodeClient(args.node_api))
             payments = await _payments(args, csms, tariff, node)
@@ -201,7 +212,13 @@ async def _serve(args: argparse.Namespace) -> None:
             if args.devices:
                 payments.devices = DeviceGate(lookup=node.device, lookup_key=node.device_by_key)
             if args.refund_seed_file is not None:
-                csms.on_bill.append(await _refunds(stack, args, payments, node))
+                refunds = await _refunds(stack, args, payments, node)
+                csms.on_bill.append(refunds)
+                refund_wallet = refunds.wallet
+        if refund_wallet is None:  # an earlier run's wallet, if any: what settling checks
+            refund_wallet = await stack.enter_async_context(
+                state_records(wallet_state_path(args.db))
+            )
         roaming = None
         if args.ocpi_port is not None:
             roaming = await _roaming(stack, args, csms, ocpi, node if args.node_api else None)
@@ -219,7 +236,14 @@ async def _serve(args: argparse.Namespace) -> None:
         pay = None if payments is None else payment_stream(payments)
         server = await stack.enter_async_context(serve_csms(csms, args.host, args.port, pay))
         cdr_hash = None if roaming is None else roaming.cdr_hash_of
-        app = backoffice_app(csms, payments, operator, tariff=ocpi, cdr_hash=cdr_hash)
+        app = backoffice_app(
+            csms,
+            payments,
+            operator,
+            tariff=ocpi,
+            cdr_hash=cdr_hash,
+            refund_wallet=refund_wallet,
+        )
         api_port = await stack.enter_async_context(serve_backoffice(app, args.host, args.api_port))
         host, port = next(iter(server.sockets)).getsockname()[:2]
         url = f"ws://{host}:{port}/ocpp"
@@ -282,9 +306,7 @@ async def _refunds(
 ) -> PrepaidRefunds:
     seed = bytes.fromhex(args.refund_seed_file.read_text().strip())
     wallet = await stack.enter_async_context(
-        Wallet.open(
-            AccountKey(seed, 0), url=args.node_api, state_path=args.db.with_suffix(".wallet.sqlite")
-        )
+        Wallet.open(AccountKey(seed, 0), url=args.node_api, state_path=wallet_state_path(args.db))
     )
     minimum = (await node.info()).min_output_amount
     refunds = PrepaidRefunds(
@@ -368,20 +390,26 @@ async def _query(args: argparse.Namespace) -> object:
 
 
 async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
-    if args.command == "refunds":
-        after = None if args.after is None else parse_ref(*args.after.partition("/")[::2])
-        limit = max(1, min(args.limit, MAX_PAGE))
-        page = await store.refunds.owed_page(held_only=args.held, after=after, limit=limit)
-        if len(page) == limit:
-            print(f"more: --after {'/'.join(ref_text(page[-1].ref))}", file=sys.stderr)
-        return [refund.to_json() for refund in page]
-    ref = parse_ref(args.kind, args.id)
     if args.command == "refund-retry":
-        return (await store.refunds.retry_held(ref)).to_json()
+        return (await store.refunds.retry_held(parse_ref(args.kind, args.id))).to_json()
     if args.command == "refund-hold":
-        return (await store.refunds.hold(ref)).to_json()
-    settled = await store.refunds.settle_held(ref, args.note)
+        return (await store.refunds.hold(parse_ref(args.kind, args.id))).to_json()
+    async with state_records(wallet_state_path(args.db)) as wallet:
+        if args.command == "refunds":
+            page = await store.refunds.page(
+                held_only=args.held, after=args.after, limit=args.limit, wallet=wallet
+            )
+            if page.next is not None:
+                print(f"more: --after {page.next}", file=sys.stderr)
+            return [refund.to_json() for refund in page.refunds]
+        ref = parse_ref(args.kind, args.id)
+        settled = await store.refunds.settle_held(ref, args.note, wallet=wallet)
     return {**settled.to_json(), "settled": True, "note": args.note}
+
+
+def wallet_state_path(db: Path) -> Path:
+    """The state file of the CPO wallet refunds are paid from, beside the CSMS's database."""
+    return db.with_suffix(".wallet.sqlite")
 
 
 def configure_logging(level: str) -> None:

@@ -170,7 +170,9 @@ class OcpiUnreachableError(OcpiPartnerError):
 #     ├── RefundRefError            not a refund's reference (kind session | token, its id)
 #     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)
 #     ├── RefundNotHeldError        owed, but not held: the refunder is paying it
-#     └── RefundNoteError           a settlement's note that is empty or too long
+#     ├── RefundNoteError           a settlement's note that is empty or too long
+#     ├── RefundTransferLiveError   settling one whose ledger transfer is pending or confirmed
+#     └── RefundWalletError         the CPO wallet's record of its transfer could not be read
 
 
 class SessionError(ChargingError):
@@ -386,4 +388,35 @@ class RefundNoteError(RefundActionError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"settlement note: {reason}")
+        self.reason = reason
+
+
+class RefundTransferLiveError(RefundActionError):
+    """A held refund the operator would settle whose transfer under its current `key` the CPO's
+    wallet records as pending (it may still confirm) or confirmed (the ledger paid it): paid by
+    hand too, the driver would be paid twice. `status` is the wallet's (`TransferStatus`)."""
+
+    def __init__(self, kind: str, ref: str, key: bytes, status: str) -> None:
+        text = key.decode("utf-8", "backslashreplace")
+        if status == "confirmed":
+            then = "the ledger paid it: retry it, and the refunder records it as paid"
+        else:
+            then = "it may still confirm: settle it once it failed (or retry it to resume it)"
+        super().__init__(
+            f"{kind} refund {ref!r} not settled: the CPO wallet's transfer under {text!r} is "
+            f"{status}; {then}"
+        )
+        self.kind = kind
+        self.ref = ref
+        self.key = key
+        self.status = status
+
+
+class RefundWalletError(RefundActionError):
+    """The CPO wallet's record of a refund's transfer could not be read (its state file is
+    locked, damaged or of another version): the listing is not shown, and nothing is settled,
+    as nothing shows that the transfer cannot pay the refund."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the CPO wallet's records cannot be read: {reason}")
         self.reason = reason

@@ -28,18 +28,33 @@ reason `abandoned` with attachments) is not such a failure: its payload is on th
 anyone (the driver, who would gain) may attach it again, and it applies while its inputs are
 unspent; the wallet freed them, and a next attempt may be funded from other coins. Such a refund
 is `held` at once, for the operator.
+
+*What the operator sees* (`transfer_state`, `refund_desk`): the wallet's record under a
+refund's current key, as one of `TransferState`: nothing recorded, pending (it may still
+confirm), confirmed, failed (it can never apply) or abandoned after it was attached. A process
+that holds no key of the CPO's wallet (the CLI beside the CSMS, a CSMS run without a refund
+seed) reads the wallet's state file beside the CSMS's database read only (`state_records`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol
 
+from wallet.errors import WalletError
+from wallet.idempotency import idempotency_hash
 from wallet.records import TransferStatus
+from wallet.state import WalletState
+
+from .errors import RefundWalletError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
 
     from tangle.protocol.ids import Address
     from wallet.account import Wallet
@@ -96,6 +111,35 @@ def never_applies(transfer: Transfer | None) -> bool:
     return not transfer.attachments or transfer.failure != ABANDONED
 
 
+class TransferState(StrEnum):
+    """The CPO wallet's record of a refund's transfer under one key, as the operator is shown
+    it (`transfer_state`)."""
+
+    NONE = "none"
+    """Nothing recorded under the key: never sent."""
+    PENDING = "pending"
+    """Signed, submitted or expired, not final: it may still confirm."""
+    CONFIRMED = "confirmed"
+    """Included by a milestone: the ledger paid it."""
+    FAILED = "failed"
+    """Failed, and can never apply (`never_applies`)."""
+    ABANDONED = "abandoned"
+    """Abandoned by the wallet's owner after it was attached: final in the wallet, but its
+    payload is on the tangle and applies if anyone attaches it again before its inputs are
+    spent elsewhere (the refunder holds such a refund for the operator)."""
+
+
+def transfer_state(transfer: Transfer | None) -> TransferState:
+    """What the wallet's record `transfer` (None: nothing recorded) says of the refund."""
+    if transfer is None:
+        return TransferState.NONE
+    if transfer.status is TransferStatus.CONFIRMED:
+        return TransferState.CONFIRMED
+    if transfer.status is not TransferStatus.FAILED:
+        return TransferState.PENDING
+    return TransferState.FAILED if never_applies(transfer) else TransferState.ABANDONED
+
+
 def next_attempt(failed: int, retry: bool) -> int | None:
     """The attempt after attempt `failed`, whose transfer failed for good: the next one if that
     transfer can never apply (`retry`, `never_applies`) and `MAX_ATTEMPTS` allows one more,
@@ -113,16 +157,20 @@ class Claim:
     """Which attempt's key it is sent under (`attempt_key`)."""
 
 
-class RefundWallet(Protocol):
+class TransferRecords(Protocol):
+    """The CPO wallet's records of its transfers, read only (`LedgerWallet`, `StateRecords`)."""
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
+        ...
+
+
+class RefundWallet(TransferRecords, Protocol):
     """What the refunder uses of the CPO's wallet (`LedgerWallet` on a `wallet.Wallet`)."""
 
     async def send(self, to: Address, amount: int, key: bytes, /) -> object:
         """Pay `amount` to `to` under idempotency key `key`; return once the ledger took it
         (`Wallet.send`: a key is paid once; `TransferFailedError` if its transfer failed)."""
-        ...
-
-    async def transfer(self, key: bytes, /) -> Transfer | None:
-        """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
         ...
 
 
@@ -159,3 +207,35 @@ class LedgerWallet:
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         return await self.wallet.transfer(key)
+
+
+class StateRecords:
+    """The transfers a CPO wallet's state file records, read without the wallet's key
+    (`WalletState.open_read_only`): never created, upgraded nor written, so it may be read
+    beside the running CSMS that owns it."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: WalletState) -> None:
+        self._state = state
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        return await asyncio.to_thread(self._state.transfer, idempotency_hash(key))
+
+
+@contextlib.asynccontextmanager
+async def state_records(path: Path) -> AsyncIterator[StateRecords | None]:
+    """Within: the records of the wallet state at `path`, None if there is no such file (no
+    refund was ever sent from it: the CSMS creates it when it first runs with a refund seed).
+    `RefundWalletError` if the file is not a state this wallet reads."""
+    if not await asyncio.to_thread(path.exists):
+        yield None
+        return
+    try:
+        state = await asyncio.to_thread(WalletState.open_read_only, path)
+    except WalletError as e:
+        raise RefundWalletError(str(e)) from None
+    try:
+        yield StateRecords(state)
+    finally:
+        state.close()

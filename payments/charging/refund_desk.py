@@ -17,13 +17,36 @@ so a transfer under its key may be in flight or submitted, and may still confirm
   attempt comes only from the wallet's record of that transfer (`refund_attempts.never_applies`),
   so retrying never puts a second transfer beside one that may still confirm.
 - *settle* (`settle_held`): the operator paid it outside the ledger (a bank transfer, say); it
-  is deleted, and the operator's note is logged at info level with its amount and the key of
-  its last attempt, the record of how it was paid. The store does not see the wallet: before
-  settling, the operator checks that the wallet's transfer under that key (`wallet history`)
-  failed or was never recorded; a `paused` refund's may still confirm, and then the driver
-  is paid twice.
+  is deleted, and the operator's note is logged at info level with its amount, the key of its
+  last attempt and what the CPO's wallet recorded under that key, the record of how it was
+  paid. Settling consults that record first (`refund_attempts.transfer_state`): a transfer
+  `pending` (it may still confirm) or `confirmed` (the ledger paid it: the operator retries a
+  `paused` refund, and the refunder finds it paid) refuses the settlement by name
+  (`RefundTransferLiveError`: paid by hand too, the driver would be paid twice); one `failed`
+  (it can never apply), `abandoned` after it was attached (the owner gave it up: the refunder
+  held the refund for the operator to decide) or never recorded (`none`) allows it. A
+  process with no wallet at all (no refund seed, and no wallet state file beside the database:
+  `refund_attempts.state_records`) never sent a refund, and settles without a check. A
+  record that cannot be read refuses it (`RefundWalletError`).
 
-Retry and settle are each one statement that changes the row only while it is still `held`,
+*Checking, then deleting.* The check runs inside the settlement's one transaction, after its
+DELETE took the row (and the database's write lock) and before its commit, so the row it
+deletes is the row whose key was checked: no retry, hold or refunder changes it in between
+(another process waits for the lock). A wallet record only moves from pending to final, never
+back, so one seen final stays final. And no transfer starts under the key of a `held` or
+`paused` row: the refunder reads neither state, and retrying is the only way out of them. One
+window is left, and it is the operator's to avoid: a payment already under way when the
+operator paused the refund (`hold` of a `sending` row while the refunder had claimed it)
+still goes on, and records its transfer only once the wallet gets to it (after its sync:
+seconds, longer on a slow node); settled in between, it shows `none` and is deleted, and the
+transfer then goes out. So after holding a refund the refunder may have been paying, settle it
+only once the listing shows its transfer, or a while later (that send either records its
+transfer or fails having sent nothing, and nothing sends it again), or with the CSMS stopped.
+The two databases are two files, and neither's lock holds the other's writes, so no check
+here closes that window; the refunder would have to check the row inside the wallet's own
+recording transaction.
+
+Retry and settle each change the row in one statement, only while it is still held,
 so two operators (or an operator and the refunder) never both act on one: the second is refused
 by name (`RefundNotHeldError` for a refund owed in another state, `UnknownRefundError` for one
 no longer owed), and nothing changes. An action from another process on the same database (the
@@ -36,6 +59,8 @@ Refunds are named by kind and id (`RefundRef`): `session` and `charge point/tran
 `csms.station_of`), or `token` and the `token_refunds` row id. The listing is ordered by that
 reference, sessions' refunds first, and read in pages of at most `MAX_PAGE` after a cursor
 (the last reference read), so a listing costs a bounded read however many refunds are owed.
+The back office and the CLI list one `page` alike: each refund with its transfer's state in the
+CPO's wallet, and the next page's cursor.
 """
 
 from __future__ import annotations
@@ -44,14 +69,33 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from .errors import RefundNoteError, RefundNotHeldError, RefundRefError, UnknownRefundError
-from .refund_attempts import attempt_key, session_refund_key, unbind_refund_key
+from wallet.errors import WalletError
+
+from .errors import (
+    RefundNoteError,
+    RefundNotHeldError,
+    RefundRefError,
+    RefundTransferLiveError,
+    RefundWalletError,
+    UnknownRefundError,
+)
+from .refund_attempts import (
+    TransferState,
+    attempt_key,
+    session_refund_key,
+    transfer_state,
+    unbind_refund_key,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
     import aiosqlite
+
+    from wallet.records import Transfer
+
+    from .refund_attempts import TransferRecords
 
 SESSION: Final = "session"
 """The kind of a prepaid session's rest (`refunds`)."""
@@ -68,6 +112,8 @@ HELD_STATES: Final = ("held", "paused")
 
 READ_STATES: Final = ("owed", "maybe_sent", "sending")
 """The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
+LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED)
+"""The states of a refund's transfer in which it is not settled (the module docstring)."""
 
 
 def sql_states(states: tuple[str, ...]) -> str:
@@ -146,6 +192,35 @@ class OwedRefund:
             "tries": self.tries,
             "key": self.key.decode("utf-8", "backslashreplace"),
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListedRefund:
+    """A refund still owed, as the listing shows it."""
+
+    refund: OwedRefund
+    """The refund."""
+    transfer: TransferState | None
+    """The CPO wallet's record of the transfer under its key; None where no wallet is read."""
+
+    def to_json(self) -> dict[str, object]:
+        """Its JSON object: the refund's, and `transfer` (null: no wallet)."""
+        transfer = None if self.transfer is None else self.transfer.value
+        return {**self.refund.to_json(), "transfer": transfer}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefundPage:
+    """One page of the listing (`RefundDesk.page`)."""
+
+    refunds: tuple[ListedRefund, ...]
+    """The refunds, ordered by reference."""
+    next: str | None
+    """The cursor (`KIND/ID`) the next page starts after, if this one is full."""
+
+    def to_json(self) -> dict[str, object]:
+        """Its JSON object, as the back office answers it."""
+        return {"refunds": [r.to_json() for r in self.refunds], "next": self.next}
 
 
 class RefundStore(Protocol):
@@ -236,6 +311,31 @@ class RefundDesk:
                 page.extend([_token_refund(r) async for r in rows])
         return page
 
+    async def page(
+        self,
+        *,
+        held_only: bool = False,
+        after: str | None = None,
+        limit: int = MAX_PAGE,
+        wallet: TransferRecords | None,
+    ) -> RefundPage:
+        """The listing's page of up to `limit` (1 to `MAX_PAGE`) refunds owed (`owed_page`)
+        after the cursor `after` (`KIND/ID`, a page's `next`; `RefundRefError` if it names no
+        refund), each with its transfer's state in `wallet` (None: none shown), and the next
+        page's cursor if this one is full."""
+        size = max(1, min(limit, MAX_PAGE))
+        start = None if after is None else parse_ref(*after.partition("/")[::2])
+        owed = await self.owed_page(held_only=held_only, after=start, limit=size)
+        listed = [
+            ListedRefund(
+                refund=r,
+                transfer=None if wallet is None else transfer_state(await _record(wallet, r.key)),
+            )
+            for r in owed
+        ]
+        last = "/".join(ref_text(owed[-1].ref)) if len(owed) == size else None
+        return RefundPage(refunds=tuple(listed), next=last)
+
     async def owed(self, ref: RefundRef) -> OwedRefund | None:
         """Refund `ref` if it is still owed (in any state)."""
         if isinstance(ref, int):
@@ -268,24 +368,41 @@ class RefundDesk:
         )
         return retried
 
-    async def settle_held(self, ref: RefundRef, note: str) -> OwedRefund:
-        """Held refund `ref` was paid outside the ledger: deleted, in one statement from a held
-        state only (`held` or `paused`: the module docstring on what the operator checks
-        first), and `note` (how it was paid) logged at info with its amount and key; the refund
-        as it was. `RefundNoteError` for an empty, overlong or unprintable note, else as
-        `retry_held`."""
+    async def settle_held(
+        self, ref: RefundRef, note: str, *, wallet: TransferRecords | None
+    ) -> OwedRefund:
+        """Held refund `ref` was paid outside the ledger: deleted, in one transaction from a
+        held state only (`held` or `paused`), unless `wallet`, the CPO's wallet (None: there is
+        none, nothing was sent), records its transfer under the refund's key as pending or
+        confirmed (`RefundTransferLiveError`; the module docstring); `note` (how it was paid)
+        logged at info with its amount, key and transfer; the refund as it was.
+        `RefundNoteError` for an empty, overlong or unprintable note, `RefundWalletError` if
+        the wallet's record cannot be read, else as `retry_held`."""
         if not note.strip():
             raise RefundNoteError("empty")
         if len(note) > MAX_NOTE:
             raise RefundNoteError(f"over {MAX_NOTE} characters")
         if not note.isprintable():
             raise RefundNoteError("not printable text (one line)")
-        settled = await self._act(ref, "DELETE FROM {}")
+        seen: list[TransferState] = []
+
+        async def unpaid(refund: OwedRefund) -> None:
+            if wallet is None:
+                return
+            transfer = await _record(wallet, refund.key)
+            state = transfer_state(transfer)
+            if transfer is not None and state in LIVE:
+                kind, text = ref_text(refund.ref)
+                raise RefundTransferLiveError(kind, text, refund.key, transfer.status.value)
+            seen.append(state)
+
+        settled = await self._act(ref, "DELETE FROM {}", check=unpaid)
         LOG.info(
-            "held refund %s of %d under %r settled by the operator: %r",
+            "held refund %s of %d under %r (its transfer: %s) settled by the operator: %r",
             ref_text(ref),
             settled.amount,
             settled.key,
+            seen[0].value if seen else "no wallet",
             note,
         )
         return settled
@@ -309,10 +426,17 @@ class RefundDesk:
         LOG.info("refund %s of %d held by the operator", ref_text(ref), held.amount)
         return held
 
-    async def _act(self, ref: RefundRef, change: str, states: str = _HELD) -> OwedRefund:
+    async def _act(
+        self,
+        ref: RefundRef,
+        change: str,
+        states: str = _HELD,
+        check: Callable[[OwedRefund], Awaitable[None]] | None = None,
+    ) -> OwedRefund:
         """Run `change` (a statement on table `{}`) on refund `ref`'s row if it is in one of
         `states` (SQL), in one statement, and read what it returns (a session's token and
-        channel in the same transaction); the refusal if no row changed."""
+        channel in the same transaction); `check`, if given, sees that refund before the
+        commit, and what it raises rolls the change back; the refusal if no row changed."""
         table, where, params = _row_of(ref)
         columns = _TOKEN_COLUMNS if isinstance(ref, int) else _SESSION_RETURNING
         query = f"{change.format(table)} WHERE {where} AND state IN {states} RETURNING {columns}"
@@ -320,7 +444,10 @@ class RefundDesk:
             async with db.execute(query, params) as c:
                 row = await c.fetchone()
             if row is not None:
-                return _token_refund(row) if isinstance(ref, int) else await _joined(db, row)
+                acted = _token_refund(row) if isinstance(ref, int) else await _joined(db, row)
+                if check is not None:
+                    await check(acted)
+                return acted
         kind, text = ref_text(ref)
         now = await self.owed(ref)
         if now is None:
@@ -345,6 +472,14 @@ async def _joined(db: aiosqlite.Connection, row: Sequence[Any]) -> OwedRefund:
     if session is not None:
         values[2:4] = session
     return _session_refund(values)
+
+
+async def _record(wallet: TransferRecords, key: bytes) -> Transfer | None:
+    """The transfer `wallet` records under `key`; `RefundWalletError` if it cannot be read."""
+    try:
+        return await wallet.transfer(key)
+    except WalletError as e:
+        raise RefundWalletError(str(e)) from None
 
 
 def _row_of(ref: RefundRef) -> tuple[str, str, tuple[object, ...]]:

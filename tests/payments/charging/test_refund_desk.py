@@ -183,10 +183,10 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
         refunds = store.refunds
         for note in ("", "  ", "x" * 501, "paid\nFAKE LOG LINE"):
             with pytest.raises(RefundNoteError):
-                await refunds.settle_held(2, note)
+                await refunds.settle_held(2, note, wallet=None)
         assert (await refunds.owed(2)) is not None  # a refused note changes nothing
         with caplog.at_level(logging.INFO, logger="payments.charging.refund_desk"):
-            settled = await refunds.settle_held(2, NOTE)
+            settled = await refunds.settle_held(2, NOTE, wallet=None)
         assert (settled.amount, settled.state, settled.id_token) == (150, "held", "CARD-Y")
         assert await refunds.owed(2) is None
         [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
@@ -194,11 +194,11 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
         assert "150" in line
         assert repr(unbind_refund_key(CHANNEL, "CARD-Y", 2)) in line
         with pytest.raises(UnknownRefundError):
-            await refunds.settle_held(2, NOTE)  # settled already
+            await refunds.settle_held(2, NOTE, wallet=None)  # settled already
         with pytest.raises(RefundNotHeldError):
-            await refunds.settle_held(("CP1", "T1"), NOTE)  # the refunder is paying it
+            await refunds.settle_held(("CP1", "T1"), NOTE, wallet=None)  # the refunder is paying it
         assert (await refunds.owed(("CP1", "T1"))) is not None
-        session = await refunds.settle_held(("CP1", "T2"), NOTE)
+        session = await refunds.settle_held(("CP1", "T2"), NOTE, wallet=None)
         assert (session.id_token, session.channel_id, session.attempt) == ("CARD-T2", CHANNEL, 3)
         assert [r.ref for r in await refunds.owed_page(held_only=True)] == []
 
@@ -226,7 +226,7 @@ def test_a_refund_the_refunder_still_pays_is_held_then_settled(tmp_path: Path) -
         assert (await refunds.hold(("CP1", "T2"))).state == "held"  # the refunder's: kept
         with pytest.raises(UnknownRefundError):
             await refunds.hold(99)
-        await refunds.settle_held(("CP1", "T1"), NOTE)
+        await refunds.settle_held(("CP1", "T1"), NOTE, wallet=None)
         assert await refunds.owed(("CP1", "T1")) is None
 
     run_with(tmp_path, body)
@@ -267,7 +267,7 @@ def test_a_raced_second_action_from_another_process_gets_the_named_error(
             for ref in [("CP1", "T2"), 2]:
                 results = await asyncio.gather(
                     store.refunds.retry_held(ref),
-                    other.refunds.settle_held(ref, NOTE),
+                    other.refunds.settle_held(ref, NOTE, wallet=None),
                     return_exceptions=True,
                 )
                 done = [r for r in results if isinstance(r, OwedRefund)]

@@ -1,0 +1,279 @@
+"""Settling a held refund consults the CPO wallet's own record of its transfer
+(`refund_desk.RefundDesk.settle_held`, the back office's `.../settle`, the CLI's
+`refund-settle`): refused by name while the transfer under the refund's current key is pending
+(it may still confirm) or confirmed (the ledger paid it), allowed once it failed, was abandoned
+after it was attached, or was never recorded; the listing shows each refund's transfer. The
+wallet is a real state file beside the CSMS's database, which its owner keeps open and changes
+while the back office and the CLI read it (read only). Before, settling deleted a `paused`
+refund whose transfer was still in flight: when it confirmed, the driver was paid twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from payments.charging.backoffice import backoffice_app
+from payments.charging.cli import main as charging_main
+from payments.charging.cli import wallet_state_path
+from payments.charging.csms import Csms
+from payments.charging.errors import UnknownRefundError
+from payments.charging.refund_attempts import (
+    REFUND_KEY,
+    attempt_key,
+    state_records,
+    unbind_refund_key,
+)
+from payments.charging.store import CsmsStore
+from tangle.protocol.ids import OutputId, TransactionId, blake2b_256
+from tests.builders import address, key
+from tests.builders import transfer as signed_transfer
+from tests.wallet.test_client import ACCOUNT
+from wallet.idempotency import account_fingerprint, idempotency_hash
+from wallet.records import Draft
+from wallet.state import WalletState
+
+from .test_backoffice import ADMIN, OPERATOR
+from .test_refund_desk import CHANNEL, NOTE, owe
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from payments.charging.refund_desk import RefundRef
+    from wallet.coin_selection import Coin
+    from wallet.records import Transfer
+
+DRIVER = key(11)
+SESSIONS = [  # charge point, transaction, amount, state, attempt, tries
+    ("CP1", "PENDING", 540, "paused", 0, 1),
+    ("CP1", "PAID", 300, "paused", 1, 1),
+    ("CP1", "FAILED", 200, "held", 3, 4),
+    ("CP1", "NEVER", 150, "paused", 0, 0),
+    ("CP1", "ABANDONED", 120, "held", 0, 1),
+]
+TOKENS = [("CARD-Y", 450, "paused", 2, 3)]  # token refund 1, pending under attempt 2
+
+
+def _key(transaction: str) -> bytes:
+    """The key of session `CP1/transaction`'s current attempt (as `SESSIONS` has it)."""
+    [attempt] = [row[4] for row in SESSIONS if row[1] == transaction]
+    return attempt_key(REFUND_KEY + b"CP1/" + transaction.encode(), attempt)
+
+
+TOKEN_KEY = attempt_key(unbind_refund_key(CHANNEL, "CARD-Y", 1), 2)
+
+
+def _record(state: WalletState, idempotency_key: bytes, amount: int) -> bytes:
+    """Record a signed transfer of `amount` to the driver under `idempotency_key` in `state`,
+    as `Wallet.send` does before it attaches it; its key hash."""
+    key_hash = idempotency_hash(idempotency_key)
+    spent = OutputId.of(TransactionId(blake2b_256(idempotency_key)), 0)
+    tx = signed_transfer([(spent, key(7))], [(address(DRIVER), amount)])
+
+    def build(coins: list[Coin], change_index: int) -> Draft:
+        del coins, change_index
+        return Draft(transaction=tx, recipient=address(DRIVER), amount=amount, change=None)
+
+    state.create_transfer(idempotency_key, key_hash, key_hash, build, 1)
+    return key_hash
+
+
+def _attached(state: WalletState, idempotency_key: bytes, amount: int) -> bytes:
+    """`_record`, then attached once (submitted): it may confirm."""
+    key_hash = _record(state, idempotency_key, amount)
+    state.add_attachment(key_hash, message_id=None, raw=None, cmi=1, now_ms=2)
+    return key_hash
+
+
+@contextlib.contextmanager
+def _wallet(db: Path) -> Iterator[WalletState]:
+    """The CPO's wallet state beside `db` (`<db>.wallet.sqlite`), as the CSMS's refunder left
+    it: the transfer of `CP1/PENDING` and of token refund 1 submitted and unconfirmed,
+    `CP1/PAID`'s confirmed, `CP1/FAILED`'s conflicting (`input_spent`), `CP1/ABANDONED`'s
+    attached, expired and abandoned by its owner, and nothing under `CP1/NEVER`'s key. Held
+    open (by its owner) while the test runs."""
+    state = WalletState.open(wallet_state_path(db), account=account_fingerprint(ACCOUNT))
+    try:
+        _attached(state, _key("PENDING"), 540)
+        _attached(state, TOKEN_KEY, 450)
+        state.confirm(_attached(state, _key("PAID"), 300), 2, [], 3)
+        state.fail(_attached(state, _key("FAILED"), 200), "input_spent", 3)
+        abandoned = _attached(state, _key("ABANDONED"), 120)
+        state.expire(abandoned, 3)
+        state.abandon(abandoned, 10, 11)
+        yield state
+    finally:
+        state.close()
+
+
+async def _owing(db: Path) -> None:
+    async with CsmsStore(db) as store:
+        await owe(store, SESSIONS, TOKENS)
+
+
+def _states(db: Path) -> dict[str, str]:
+    """Each refund still owed (`KIND/ID`) and its transfer, as the CLI lists them."""
+    return {f"{r['kind']}/{r['id']}": r["transfer"] for r in _cli(db, "refunds")}
+
+
+def test_the_back_office_settles_only_a_refund_whose_transfer_cannot_pay_it(
+    tmp_path: Path,
+) -> None:
+    """Listed, each refund shows its transfer; settling the pending and the confirmed ones
+    answers 409 `refund_transfer_live` naming the key and the wallet's status (the confirmed
+    one: retry it), and changes nothing; the failed, abandoned and never recorded ones are
+    settled. Once the wallet's owner records the pending transfer failed for good, settling
+    it goes through; the token refund's, confirmed meanwhile, stays refused."""
+    db = tmp_path / "csms.sqlite"
+
+    async def main(owner: WalletState) -> None:
+        async with CsmsStore(db) as store, state_records(wallet_state_path(db)) as wallet:
+            await owe(store, SESSIONS, TOKENS)
+            csms = Csms(store=store, pricing=lambda t, wh, s: 0)
+            app = backoffice_app(csms, None, OPERATOR, refund_wallet=wallet)
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://csms.test") as http:
+                listed = (await http.get("/api/refunds?state=held", headers=ADMIN)).json()
+                assert {r["id"]: r["transfer"] for r in listed["refunds"]} == {
+                    "CP1/ABANDONED": "abandoned",
+                    "CP1/FAILED": "failed",
+                    "CP1/NEVER": "none",
+                    "CP1/PAID": "confirmed",
+                    "CP1/PENDING": "pending",
+                    "1": "pending",
+                }
+
+                async def settle(path: str) -> httpx.Response:
+                    url = f"/api/refunds/{path}/settle"
+                    return await http.post(url, json={"note": NOTE}, headers=ADMIN)
+
+                for path, refund_key, status, then in [
+                    ("session/CP1/PENDING", _key("PENDING"), "submitted", "may still confirm"),
+                    ("session/CP1/PAID", _key("PAID"), "confirmed", "retry it"),
+                    ("token/1", TOKEN_KEY, "submitted", "may still confirm"),
+                ]:
+                    refused = await settle(path)
+                    assert refused.status_code == 409, path
+                    error = refused.json()["error"]
+                    assert error["code"] == "refund_transfer_live"
+                    assert f"{refund_key.decode()!r} is {status}" in error["message"]
+                    assert then in error["message"]
+                for path in ["session/CP1/FAILED", "session/CP1/ABANDONED", "session/CP1/NEVER"]:
+                    settled = await settle(path)
+                    assert (settled.status_code, settled.json()["settled"]) == (200, True), path
+                left = (await http.get("/api/refunds", headers=ADMIN)).json()["refunds"]
+                assert [r["id"] for r in left] == ["CP1/PAID", "CP1/PENDING", "1"]
+
+                owner.fail(idempotency_hash(_key("PENDING")), "input_spent", 4)
+                owner.confirm(idempotency_hash(TOKEN_KEY), 5, [], 5)
+                assert (await settle("session/CP1/PENDING")).status_code == 200
+                assert (await settle("token/1")).json()["error"]["code"] == "refund_transfer_live"
+                doc = (await http.get("/openapi.json")).json()["paths"]
+                answers = doc["/api/refunds/{kind}/{id}/settle"]["post"]["responses"]
+                assert "refund_transfer_live" in answers["409"]["description"]
+
+    with _wallet(db) as owner:
+        asyncio.run(asyncio.wait_for(main(owner), 20))
+
+
+def _cli(db: Path, *args: str) -> Any:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert charging_main(["--db", str(db), "--json", *args]) == 0
+    return json.loads(buffer.getvalue())
+
+
+def test_the_cli_refuses_to_settle_a_refund_whose_transfer_may_confirm_or_confirmed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI beside the CSMS reads the wallet's state file read only: `refunds` shows each
+    transfer, `refund-settle` of a pending or a confirmed one is one line on stderr naming the
+    key and what to do, exit status 2, and nothing changes; a failed one is settled."""
+    db = tmp_path / "csms.sqlite"
+    asyncio.run(_owing(db))
+    with _wallet(db):
+        assert _states(db) == {
+            "session/CP1/ABANDONED": "abandoned",
+            "session/CP1/FAILED": "failed",
+            "session/CP1/NEVER": "none",
+            "session/CP1/PAID": "confirmed",
+            "session/CP1/PENDING": "pending",
+            "token/1": "pending",
+        }
+        capsys.readouterr()
+        for transaction, then in [("PENDING", "may still confirm"), ("PAID", "retry it")]:
+            settle = ["--db", str(db), "refund-settle", "session", f"CP1/{transaction}"]
+            assert charging_main([*settle, "--note", NOTE]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: session refund ")
+            assert err.count("\n") == 1
+            assert _key(transaction).decode() in err
+            assert then in err
+        settled = _cli(db, "refund-settle", "session", "CP1/FAILED", "--note", NOTE)
+        assert (settled["settled"], settled["amount"]) == (True, 200)
+        assert "session/CP1/FAILED" not in _states(db)
+        assert "session/CP1/PENDING" in _states(db)
+
+
+def test_without_a_wallet_nothing_was_sent_and_settling_is_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No wallet state file beside the database (a CSMS never run with a refund seed): the
+    listing shows no transfer (null), settling a paused refund goes through, and the CLI
+    creates no wallet file. A wallet file that cannot be read refuses settling (exit 2)."""
+    db = tmp_path / "csms.sqlite"
+    asyncio.run(_owing(db))
+    assert set(_states(db).values()) == {None}
+    settled = _cli(db, "refund-settle", "session", "CP1/PENDING", "--note", NOTE)
+    assert settled["settled"] is True
+    assert not wallet_state_path(db).exists()
+    wallet_state_path(db).write_bytes(b"not a wallet state" * 100)
+    capsys.readouterr()
+    settle = ["--db", str(db), "refund-settle", "session", "CP1/NEVER", "--note", NOTE]
+    assert charging_main(settle) == 2
+    assert "the CPO wallet's records cannot be read" in capsys.readouterr().err
+    wallet_state_path(db).unlink()
+    assert "session/CP1/NEVER" in _states(db)
+
+
+class _RetriedMeanwhile:
+    """The CPO's wallet, with nothing recorded, read while a second store on the database (the
+    CLI beside the CSMS) retries the refund being settled."""
+
+    def __init__(self, other: CsmsStore, ref: RefundRef) -> None:
+        self.other = other
+        self.ref = ref
+        self.retry: asyncio.Future[object] | None = None
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        self.retry = asyncio.ensure_future(self.other.refunds.retry_held(self.ref))
+        await asyncio.sleep(0.3)
+        assert not self.retry.done()  # it waits for the settlement's commit
+        return None
+
+
+def test_the_wallet_is_read_while_the_settlement_holds_the_row(tmp_path: Path) -> None:
+    """The key checked is the key of the row deleted: an operator's retry from another process
+    while the wallet is read waits for the settlement, and then finds nothing owed. Had the
+    check run before the delete, the retry would have put the refund back in the refunder's
+    hands (a transfer under its key could start) and the settlement would then have deleted
+    it, or been refused, on a key nobody checked."""
+    db = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(db) as store, CsmsStore(db) as other:
+            await owe(store, SESSIONS, TOKENS)
+            wallet = _RetriedMeanwhile(other, ("CP1", "NEVER"))
+            settled = await store.refunds.settle_held(("CP1", "NEVER"), NOTE, wallet=wallet)
+            assert settled.state == "paused"
+            assert wallet.retry is not None
+            with pytest.raises(UnknownRefundError):
+                await wallet.retry
+
+    asyncio.run(asyncio.wait_for(main(), 20))
