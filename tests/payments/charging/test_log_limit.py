@@ -1,0 +1,106 @@
+"""Log lines hostile input causes are bounded (`payments.charging.log_limit`): the limiter on an
+injected clock (lines per window, the suppressed count reported once the window closes, a bounded
+key table)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from payments.charging.log_limit import LogLimiter, Suppressed
+
+if TYPE_CHECKING:
+    import pytest
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_key_writes_its_lines_then_counts_the_rest_until_its_window_closes() -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
+    verdicts = [limiter.admit("CP1", "token refused") for _ in range(10)]
+    assert [v.write for v in verdicts] == [True] * 3 + [False] * 7
+    assert all(v.summaries == () for v in verdicts)
+    clock.now += 59.5
+    assert not limiter.admit("CP1", "token refused").write  # the window is still open
+    clock.now += 0.5
+    reopened = limiter.admit("CP1", "token refused")
+    assert reopened.write
+    assert reopened.summaries == (
+        Suppressed(source="CP1", kind="token refused", count=8, seconds=60.0),
+    )
+    assert [limiter.admit("CP1", "token refused").write for _ in range(3)] == [True, True, False]
+
+
+def test_a_window_with_nothing_suppressed_owes_no_summary() -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
+    for _ in range(3):
+        limiter.admit("CP1", "token refused")
+    clock.now += 600
+    assert limiter.admit("CP1", "token refused").summaries == ()
+
+
+def test_keys_are_counted_apart() -> None:
+    limiter = LogLimiter(lines=1, interval_s=60, clock=Clock())
+    assert limiter.admit("CP1", "token refused").write
+    assert not limiter.admit("CP1", "token refused").write
+    assert limiter.admit("CP2", "token refused").write
+    assert limiter.admit("CP1", "cannot stop").write
+
+
+def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> None:
+    """With every line suppressed (`lines=0`), each new key beyond `max_keys` forgets exactly
+    one, whose count comes back as a summary: the table holds `max_keys` keys, however many
+    sources flood it; the least recently used goes first."""
+    clock = Clock()
+    limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, clock=clock)
+    summaries = [s for i in range(10_000) for s in limiter.admit(f"10.0.{i}", "x").summaries]
+    assert len(summaries) == 10_000 - 4
+    assert summaries[0] == Suppressed(source="10.0.0", kind="x", count=1, seconds=0.0)
+    assert [s.source for s in summaries[-2:]] == ["10.0.9994", "10.0.9995"]
+
+    limiter = LogLimiter(lines=1, interval_s=60, max_keys=2, clock=clock)
+    for source in ("A", "A", "A", "B", "A"):  # A: one written, three suppressed; B older now
+        limiter.admit(source, "x")
+    clock.now += 5
+    forgets_b = limiter.admit("C", "x")
+    assert forgets_b.summaries == ()  # B had nothing suppressed
+    forgets_a = limiter.admit("D", "x")
+    assert forgets_a.summaries == (Suppressed(source="A", kind="x", count=3, seconds=5.0),)
+    assert limiter.admit("A", "x").write  # forgotten: a fresh window
+
+
+def test_log_writes_the_summary_line_before_the_next_one(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=2, interval_s=30, clock=clock)
+    logger = logging.getLogger("tests.log_limit")
+    with caplog.at_level(logging.INFO, logger="tests.log_limit"):
+        for i in range(5):
+            limiter.log(logger, logging.INFO, "CP1", "token refused", "token %d refused", i)
+        clock.now += 45
+        limiter.log(logger, logging.INFO, "CP1", "token refused", "token %d refused", 5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "token 0 refused",
+        "token 1 refused",
+        "suppressed 3 similar lines (token refused) from CP1 in the last 45 s",
+        "token 5 refused",
+    ]
+
+
+def test_a_line_the_logger_drops_is_not_counted(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = LogLimiter(lines=1, interval_s=30, clock=Clock())
+    logger = logging.getLogger("tests.log_limit")
+    with caplog.at_level(logging.WARNING, logger="tests.log_limit"):
+        for _ in range(5):
+            limiter.log(logger, logging.INFO, "CP1", "token refused", "dropped")
+        limiter.log(logger, logging.WARNING, "CP1", "token refused", "written")
+    assert [r.getMessage() for r in caplog.records] == ["written"]
