@@ -1,26 +1,49 @@
 """Log lines hostile input causes are bounded (`payments.charging.log_limit`): the limiter on an
 injected clock (lines per window, the suppressed count reported once the window closes, a bounded
-key table)."""
+key table), then a real charge point over a real WebSocket sending refused Authorize calls, and
+TCP clients failing their handshake, against a real CSMS."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+import pytest
+from ocpp.v16 import call as call16  # type: ignore[import-untyped]
+from ocpp.v201 import call as call201  # type: ignore[import-untyped]
+
+from payments.charging.errors import TokenRefusedError
 from payments.charging.log_limit import LogLimiter, Suppressed
+from payments.charging.simulator import connect_charger
+from tests.payments.charging.test_csms import PASSWORD, run
 
 if TYPE_CHECKING:
-    import pytest
+    from pathlib import Path
+
+    from payments.charging.csms import Csms
+    from payments.charging.store import Binding
 
 
 class Clock:
-    """A clock the test moves."""
+    """A clock the test moves; it counts its readings (the limiter reads it once a line)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.readings = 0
+        self._awaited: tuple[int, asyncio.Event] | None = None
 
     def __call__(self) -> float:
+        self.readings += 1
+        if self._awaited is not None and self.readings >= self._awaited[0]:
+            self._awaited[1].set()
         return self.now
+
+    async def read(self, times: int) -> None:
+        """Return once the clock was read `times` times in all."""
+        if self.readings < times:
+            self._awaited = (times, asyncio.Event())
+            await self._awaited[1].wait()
 
 
 def test_a_key_writes_its_lines_then_counts_the_rest_until_its_window_closes() -> None:
@@ -104,3 +127,76 @@ def test_a_line_the_logger_drops_is_not_counted(caplog: pytest.LogCaptureFixture
             limiter.log(logger, logging.INFO, "CP1", "token refused", "dropped")
         limiter.log(logger, logging.WARNING, "CP1", "token refused", "written")
     assert [r.getMessage() for r in caplog.records] == ["written"]
+
+
+async def refuse_every_token(id_token: str) -> Binding | None:
+    raise TokenRefusedError(id_token, "not ours")
+
+
+@pytest.mark.parametrize(("station", "version"), [("CP16", "1.6"), ("CP201", "2.0.1")])
+def test_a_charger_flooding_refused_authorizes_logs_a_bounded_number_of_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, station: str, version: str
+) -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=5, interval_s=60, clock=clock)
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, station, PASSWORD, version) as charger:
+            for i in range(200):
+                if version == "1.6":
+                    answer = await charger.call(call16.Authorize(id_tag=f"T{i}"))
+                    assert answer.id_tag_info["status"] == "Invalid"
+                else:
+                    token = {"idToken": f"T{i}", "type": "ISO14443"}
+                    answer = await charger.call(call201.Authorize(id_token=token))
+                    assert answer.id_token_info["status"] == "Invalid"
+            clock.now += 61
+            await charger.call(
+                call16.Authorize(id_tag="LAST")
+                if version == "1.6"
+                else call201.Authorize(id_token={"idToken": "LAST", "type": "ISO14443"})
+            )
+
+    with caplog.at_level(logging.INFO, logger="payments.charging"):
+        run(tmp_path, body, authorize=refuse_every_token, log_limit=limiter)
+    lines = [r.getMessage() for r in caplog.records if r.name == "payments.charging.station"]
+    assert lines == [
+        *(f"token 'T{i}' refused: not ours" for i in range(5)),
+        f"suppressed 195 similar lines (token refused) from {station} in the last 61 s",
+        "token 'LAST' refused: not ours",
+    ]
+
+
+def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TCP client that sends no HTTP request (or garbage) is an error line with a traceback in
+    `websockets`' server per connection; through the CSMS's limiter, a bounded number."""
+    clock = Clock()
+    limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
+
+    async def hang_up(url: str, payload: bytes) -> None:
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def body(csms: Csms, url: str) -> None:
+        for i in range(30):
+            await hang_up(url, b"garbage\r\n\r\n" if i % 2 else b"")
+        await clock.read(30)  # the server read each and gave up
+        clock.now += 60
+        await hang_up(url, b"garbage\r\n\r\n")
+        await clock.read(31)
+
+    with caplog.at_level(logging.WARNING, logger="websockets"):
+        run(tmp_path, body, log_limit=limiter)
+    lines = [r.getMessage() for r in caplog.records if r.name == "websockets.server"]
+    assert lines == [
+        *["opening handshake failed (client 127.0.0.1)"] * 3,
+        "suppressed 27 similar lines (opening handshake failed) from websocket clients in the "
+        "last 60 s",
+        "opening handshake failed (client 127.0.0.1)",
+    ]
