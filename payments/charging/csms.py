@@ -37,7 +37,7 @@ from websockets.typing import Subprotocol
 from .csms16 import Station16
 from .csms201 import Station201
 from .errors import SessionError, StationAuthError, TokenRefusedError
-from .log_limit import LimitedLogger, LogLimiter
+from .log_limit import CLIENTS, LimitedLogger, LogLimiter
 from .pay_frames import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
     MAX_EVENTS_PER_SESSION,
@@ -381,7 +381,7 @@ async def serve_csms(
         max_size=MAX_MESSAGE,
         ping_interval=None,
         compression=None,  # no permessage-deflate: a zlib pass each way per small OCPP frame
-        logger=LimitedLogger(logging.getLogger("websockets.server"), csms.log_limit),
+        logger=LimitedLogger(logging.getLogger("websockets.server"), csms.log_limit, CLIENTS),
     ) as server:
         ticker = asyncio.create_task(_tick_forever(csms))
         try:

@@ -10,9 +10,10 @@ once its window has closed, or when the key is forgotten. It remembers at most `
 the least recently used forgotten first, so a flood of distinct station ids, tokens or addresses
 cannot grow it. The core (`admit`) is pure over the injected clock; `log` writes.
 
-`LimitedLogger` puts the same bound on the `websockets` server's own lines, which an
-unauthenticated client causes (an unreadable or dropped handshake is an error line with a
-traceback per TCP connection).
+`LimitedLogger` puts the same bound on a library's own lines, under one source: the `websockets`
+server's, which an unauthenticated client causes (an unreadable or dropped handshake is an error
+line with a traceback per TCP connection), and the `ocpp` library's of one station's connection
+(an answer with an unknown unique id, while a call to the station waits, is an error line each).
 
 Lines about money (refunds paid, held or settled; bills, their commitments and CDRs) do not go
 through a limiter: they are the operator's record, one per refund or bill, not per message.
@@ -36,9 +37,9 @@ INTERVAL_S: Final = 60.0
 MAX_KEYS: Final = 1024
 """Keys remembered (each a few hundred bytes)."""
 CLIENTS: Final = "websocket clients"
-"""The one source of `LimitedLogger`'s lines: a key per address would let a client with many
-addresses (an IPv6 prefix) write `LINES` lines per address; each line written names its
-client's address instead."""
+"""The source of the `websockets` server's lines: a key per address would let a client with
+many addresses (an IPv6 prefix) write `LINES` lines per address; each line written names its
+client's address instead (`LimitedLogger`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,12 +142,14 @@ def _summary(key: tuple[str, str], window: _Window, now: float) -> tuple[Suppres
 
 
 class LimitedLogger(logging.LoggerAdapter[logging.Logger]):
-    """The logger given to the `websockets` server: its lines go through `limiter`, one key per
-    message under source `CLIENTS`, each written line naming its client's address."""
+    """The logger given to a library: its lines go through `limiter`, one key per message (the
+    library's format string) under `source`; a line about a `websockets` connection names the
+    connection's client address."""
 
-    def __init__(self, logger: logging.Logger, limiter: LogLimiter) -> None:
+    def __init__(self, logger: logging.Logger, limiter: LogLimiter, source: str) -> None:
         super().__init__(logger, {})
         self.limiter = limiter
+        self.source = source
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         extra: MutableMapping[str, object] = kwargs.get("extra") or {}
@@ -154,4 +157,4 @@ class LimitedLogger(logging.LoggerAdapter[logging.Logger]):
         line = str(msg)
         if isinstance(address, tuple) and address:  # a line about one connection
             line, args = f"{line} (client %s)", (*args, address[0])
-        self.limiter.log(self.logger, level, CLIENTS, str(msg), line, *args, **kwargs)
+        self.limiter.log(self.logger, level, self.source, str(msg), line, *args, **kwargs)

@@ -34,6 +34,7 @@ from ocpp.routing import create_route_map as _create_route_map  # type: ignore[i
 from ocpp.routing import on as _lib_on
 
 from .errors import MalformedEventError, SessionError, TokenRefusedError
+from .log_limit import LimitedLogger
 from .schemas import check_payload, compiled_check
 
 if TYPE_CHECKING:
@@ -213,7 +214,8 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             compiled_check(cls._ocpp_version, MessageType.CallResult, action)
 
     def __init__(self, station: str, connection: Any, csms: StationService) -> None:
-        super().__init__(station, connection, response_timeout=10)
+        library_log = LimitedLogger(logging.getLogger("ocpp"), csms.log_limit, station)
+        super().__init__(station, connection, response_timeout=10, logger=library_log)
         self.csms = csms
         self._answers: OrderedDict[str, str] = OrderedDict()
 

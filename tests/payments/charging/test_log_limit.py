@@ -6,8 +6,9 @@ TCP clients failing their handshake, against a real CSMS."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
@@ -16,7 +17,7 @@ from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from payments.charging.errors import TokenRefusedError
 from payments.charging.log_limit import LogLimiter, Suppressed
 from payments.charging.simulator import connect_charger
-from tests.payments.charging.test_csms import PASSWORD, run
+from tests.payments.charging.test_csms import PASSWORD, _raw, run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -200,3 +201,38 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
         "last 60 s",
         "opening handshake failed (client 127.0.0.1)",
     ]
+
+
+def test_a_station_flooding_answers_to_no_call_logs_a_bounded_number_of_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While a call to a station waits, the `ocpp` library logs an error line for each answer
+    with another unique id; through the CSMS's limiter, a bounded number, under the station."""
+    clock = Clock()
+    limiter = LogLimiter(lines=5, interval_s=60, clock=clock)
+
+    async def remote_start_answered_after(csms: Csms, ws: Any, bogus: int) -> None:
+        started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
+        unique_id = json.loads(await ws.recv())[1]
+        for i in range(bogus):
+            await ws.send(json.dumps([3, f"bogus-{i}", {"status": "Accepted"}]))
+        await ws.send(json.dumps([3, unique_id, {"status": "Accepted"}]))
+        assert await started
+
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+            await ws.recv()  # the station's connection is the CSMS's now
+            await remote_start_answered_after(csms, ws, 40)
+            clock.now += 60
+            await remote_start_answered_after(csms, ws, 1)
+
+    with caplog.at_level(logging.WARNING, logger="ocpp"):
+        run(tmp_path, body, log_limit=limiter)
+    lines = [r.getMessage() for r in caplog.records if r.name == "ocpp"]
+    assert [line.split(": ")[0] for line in lines] == [
+        *["Ignoring response with unknown unique id"] * 5,
+        "suppressed 35 similar lines (Ignoring response with unknown unique id",
+        "Ignoring response with unknown unique id",
+    ]
+    assert lines[5].endswith(") from CP16 in the last 60 s")
