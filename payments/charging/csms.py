@@ -274,7 +274,9 @@ class Csms:
                 self._spawn(self._stop(stop), station)
 
     async def tick(self) -> None:
-        """Check the prepaid time limits against the clock."""
+        """Check the prepaid time limits against the clock, and count the log lines suppressed
+        in windows closed since (`LogLimiter.flush`)."""
+        self.log_limit.flush()
         now = int(self.clock())
         for session in list(self.book.sessions.values()):
             self.decide(session, now)

@@ -52,7 +52,7 @@ class DeviceGate:
     """The device id each known device token belongs to."""
     log_limit: LogLimiter = field(default_factory=LogLimiter)
     """Bounds the lines of a registry that does not answer: one per Authorize, and a charger
-    decides how many it sends."""
+    decides how many it sends (the CSMS's, `Csms.log_limit`, which its tick flushes)."""
 
     async def check(self, id_token: str, payer_key: bytes | None = None) -> None:
         """Raise `DeviceQuarantinedError` if `id_token` or `payer_key` is a quarantined device,

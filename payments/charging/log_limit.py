@@ -5,10 +5,11 @@ line per refusal would let 1,000 refused Authorize calls a second write 1,000 li
 filling the disk and spending a small box's CPU on formatting. `LogLimiter` lets at most `lines`
 lines of one key, a (source, kind) pair such as (a station id, "token refused"), through per
 window of `interval_s`; the rest are counted, and the count is logged as one summary line
-("suppressed K similar lines (kind) from source in the last T s") before the key's first line
-once its window has closed, or when the key is forgotten. It remembers at most `max_keys` keys,
-the least recently used forgotten first, so a flood of distinct station ids, tokens or addresses
-cannot grow it. The core (`admit`) is pure over the injected clock; `log` writes.
+("suppressed K similar lines (kind) from source in the last T s", on this module's logger) once
+the window has closed: before the key's next line, at the latest at the next `flush` (the
+CSMS's tick), or when the key is forgotten. It remembers at most `max_keys` keys, the least
+recently used forgotten first, so a flood of distinct station ids, tokens or addresses cannot
+grow it. Its core (`admit`, `expire`) is pure over the injected clock; `log` and `flush` write.
 
 `LimitedLogger` puts the same bound on a library's own lines, under one source: the `websockets`
 server's, which an unauthenticated client causes (an unreadable or dropped handshake is an error
@@ -36,6 +37,7 @@ INTERVAL_S: Final = 60.0
 """The window's length."""
 MAX_KEYS: Final = 1024
 """Keys remembered (each a few hundred bytes)."""
+LOG: Final = logging.getLogger(__name__)
 CLIENTS: Final = "websocket clients"
 """The source of the `websockets` server's lines: a key per address would let a client with
 many addresses (an IPv6 prefix) write `LINES` lines per address; each line written names its
@@ -52,6 +54,8 @@ class Suppressed:
     """What they were about."""
     count: int
     """How many were not written."""
+    level: int
+    """The highest level among them: the summary's."""
     seconds: float
     """How long ago the window they fell in opened."""
 
@@ -71,6 +75,8 @@ class _Window:
     start: float
     written: int = 0
     suppressed: int = 0
+    level: int = logging.NOTSET
+    """The highest level among the suppressed lines."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -83,8 +89,8 @@ class LogLimiter:
     clock: Callable[[], float] = time.monotonic
     _windows: OrderedDict[tuple[str, str], _Window] = field(default_factory=OrderedDict, init=False)
 
-    def admit(self, source: str, kind: str) -> Verdict:
-        """Count one line of (`source`, `kind`) and say what to write for it."""
+    def admit(self, source: str, kind: str, level: int) -> Verdict:
+        """Count one line of (`source`, `kind`) at `level` and say what to write for it."""
         now = self.clock()
         key = (source, kind)
         summaries: list[Suppressed] = []
@@ -103,7 +109,15 @@ class LogLimiter:
             window.written += 1
         else:
             window.suppressed += 1
+            window.level = max(window.level, level)
         return Verdict(write=write, summaries=tuple(summaries))
+
+    def expire(self) -> tuple[Suppressed, ...]:
+        """Forget every key whose window has closed; the summaries of those that suppressed
+        lines (so that a flood which stopped is counted without waiting for its next line)."""
+        now = self.clock()
+        closed = [key for key, w in self._windows.items() if now - w.start >= self.interval_s]
+        return tuple(s for key in closed for s in _summary(key, self._windows.pop(key), now))
 
     def log(
         self,
@@ -119,26 +133,43 @@ class LogLimiter:
         its window, after the summaries owed; a line the logger would drop is not counted."""
         if not logger.isEnabledFor(level):
             return
-        verdict = self.admit(source, kind)
-        for s in verdict.summaries:
-            logger.log(
-                level,
-                "suppressed %d similar lines (%s) from %s in the last %.0f s",
-                s.count,
-                s.kind,
-                s.source,
-                s.seconds,
-            )
+        verdict = self.admit(source, kind, level)
+        _write(verdict.summaries)
         if verdict.write:
             logger.log(level, msg, *args, **kwargs)
+
+    def flush(self) -> None:
+        """Write the summaries of the windows closed by now (`expire`); the CSMS calls it on
+        its tick."""
+        _write(self.expire())
 
 
 def _summary(key: tuple[str, str], window: _Window, now: float) -> tuple[Suppressed, ...]:
     if window.suppressed == 0:
         return ()
     return (
-        Suppressed(source=key[0], kind=key[1], count=window.suppressed, seconds=now - window.start),
+        Suppressed(
+            source=key[0],
+            kind=key[1],
+            count=window.suppressed,
+            level=window.level,
+            seconds=now - window.start,
+        ),
     )
+
+
+def _write(summaries: tuple[Suppressed, ...]) -> None:
+    """Summaries go to this module's logger, whichever logger the lines were for: a summary
+    `flush` writes has no line of its own to follow."""
+    for s in summaries:
+        LOG.log(
+            s.level,
+            "suppressed %d similar lines (%s) from %s in the last %.0f s",
+            s.count,
+            s.kind,
+            s.source,
+            s.seconds,
+        )
 
 
 class LimitedLogger(logging.LoggerAdapter[logging.Logger]):

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from payments.charging.store import Binding
 
 
+INFO = logging.INFO
+NAMES = ("tests.log_limit", "payments.charging.log_limit")
+"""The loggers of the lines `log` writes, and of their summaries."""
+
+
 class Clock:
     """A clock the test moves; it counts its readings (the limiter reads it once a line)."""
 
@@ -50,35 +55,39 @@ class Clock:
 def test_a_key_writes_its_lines_then_counts_the_rest_until_its_window_closes() -> None:
     clock = Clock()
     limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
-    verdicts = [limiter.admit("CP1", "token refused") for _ in range(10)]
+    verdicts = [limiter.admit("CP1", "token refused", INFO) for _ in range(10)]
     assert [v.write for v in verdicts] == [True] * 3 + [False] * 7
     assert all(v.summaries == () for v in verdicts)
     clock.now += 59.5
-    assert not limiter.admit("CP1", "token refused").write  # the window is still open
+    assert not limiter.admit("CP1", "token refused", INFO).write  # the window is still open
     clock.now += 0.5
-    reopened = limiter.admit("CP1", "token refused")
+    reopened = limiter.admit("CP1", "token refused", INFO)
     assert reopened.write
     assert reopened.summaries == (
-        Suppressed(source="CP1", kind="token refused", count=8, seconds=60.0),
+        Suppressed(source="CP1", kind="token refused", count=8, level=INFO, seconds=60.0),
     )
-    assert [limiter.admit("CP1", "token refused").write for _ in range(3)] == [True, True, False]
+    assert [limiter.admit("CP1", "token refused", INFO).write for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_a_window_with_nothing_suppressed_owes_no_summary() -> None:
     clock = Clock()
     limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
     for _ in range(3):
-        limiter.admit("CP1", "token refused")
+        limiter.admit("CP1", "token refused", INFO)
     clock.now += 600
-    assert limiter.admit("CP1", "token refused").summaries == ()
+    assert limiter.admit("CP1", "token refused", INFO).summaries == ()
 
 
 def test_keys_are_counted_apart() -> None:
     limiter = LogLimiter(lines=1, interval_s=60, clock=Clock())
-    assert limiter.admit("CP1", "token refused").write
-    assert not limiter.admit("CP1", "token refused").write
-    assert limiter.admit("CP2", "token refused").write
-    assert limiter.admit("CP1", "cannot stop").write
+    assert limiter.admit("CP1", "token refused", INFO).write
+    assert not limiter.admit("CP1", "token refused", INFO).write
+    assert limiter.admit("CP2", "token refused", INFO).write
+    assert limiter.admit("CP1", "cannot stop", INFO).write
 
 
 def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> None:
@@ -87,47 +96,87 @@ def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> Non
     sources flood it; the least recently used goes first."""
     clock = Clock()
     limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, clock=clock)
-    summaries = [s for i in range(10_000) for s in limiter.admit(f"10.0.{i}", "x").summaries]
+    summaries = [s for i in range(10_000) for s in limiter.admit(f"10.0.{i}", "x", INFO).summaries]
     assert len(summaries) == 10_000 - 4
-    assert summaries[0] == Suppressed(source="10.0.0", kind="x", count=1, seconds=0.0)
+    assert summaries[0] == Suppressed(source="10.0.0", kind="x", count=1, level=INFO, seconds=0.0)
     assert [s.source for s in summaries[-2:]] == ["10.0.9994", "10.0.9995"]
 
     limiter = LogLimiter(lines=1, interval_s=60, max_keys=2, clock=clock)
     for source in ("A", "A", "A", "B", "A"):  # A: one written, three suppressed; B older now
-        limiter.admit(source, "x")
+        limiter.admit(source, "x", INFO)
     clock.now += 5
-    forgets_b = limiter.admit("C", "x")
+    forgets_b = limiter.admit("C", "x", INFO)
     assert forgets_b.summaries == ()  # B had nothing suppressed
-    forgets_a = limiter.admit("D", "x")
-    assert forgets_a.summaries == (Suppressed(source="A", kind="x", count=3, seconds=5.0),)
-    assert limiter.admit("A", "x").write  # forgotten: a fresh window
+    forgets_a = limiter.admit("D", "x", INFO)
+    assert forgets_a.summaries == (
+        Suppressed(source="A", kind="x", count=3, level=INFO, seconds=5.0),
+    )
+    assert limiter.admit("A", "x", INFO).write  # forgotten: a fresh window
+
+
+def test_the_summary_has_the_highest_level_of_the_lines_it_counts() -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=1, interval_s=60, clock=clock)
+    for level in (logging.ERROR, logging.INFO, logging.WARNING, logging.DEBUG):
+        limiter.admit("CP1", "x", level)
+    clock.now += 60
+    [summary] = limiter.admit("CP1", "x", INFO).summaries
+    assert (summary.count, summary.level) == (3, logging.WARNING)
+
+
+def test_expire_forgets_closed_windows_and_reports_what_they_suppressed() -> None:
+    """A flood that stops is counted once its window closes, without a next line."""
+    clock = Clock()
+    limiter = LogLimiter(lines=1, interval_s=60, clock=clock)
+    for _ in range(4):
+        limiter.admit("CP1", "x", INFO)
+    clock.now += 30
+    limiter.admit("CP2", "x", INFO)
+    limiter.admit("CP2", "x", INFO)
+    assert limiter.expire() == ()
+    clock.now += 30
+    assert limiter.expire() == (
+        Suppressed(source="CP1", kind="x", count=3, level=INFO, seconds=60.0),
+    )
+    assert limiter.expire() == ()  # reported once
+    assert limiter.admit("CP1", "x", INFO).write  # a fresh window
+    clock.now += 30
+    assert limiter.expire() == (
+        Suppressed(source="CP2", kind="x", count=1, level=INFO, seconds=60.0),
+    )
 
 
 def test_log_writes_the_summary_line_before_the_next_one(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     limiter = LogLimiter(lines=2, interval_s=30, clock=clock)
     logger = logging.getLogger("tests.log_limit")
-    with caplog.at_level(logging.INFO, logger="tests.log_limit"):
-        for i in range(5):
-            limiter.log(logger, logging.INFO, "CP1", "token refused", "token %d refused", i)
-        clock.now += 45
-        limiter.log(logger, logging.INFO, "CP1", "token refused", "token %d refused", 5)
-    assert [r.getMessage() for r in caplog.records] == [
-        "token 0 refused",
-        "token 1 refused",
-        "suppressed 3 similar lines (token refused) from CP1 in the last 45 s",
-        "token 5 refused",
+    caplog.set_level(INFO)
+    for i in range(5):
+        limiter.log(logger, INFO, "CP1", "token refused", "token %d refused", i)
+    clock.now += 45
+    limiter.log(logger, INFO, "CP1", "token refused", "token %d refused", 5)
+    for i in range(6, 9):
+        limiter.log(logger, INFO, "CP1", "token refused", "token %d refused", i)
+    clock.now += 30
+    limiter.flush()
+    assert [(r.name, r.getMessage()) for r in caplog.records if r.name in NAMES] == [
+        ("tests.log_limit", "token 0 refused"),
+        ("tests.log_limit", "token 1 refused"),
+        (NAMES[1], "suppressed 3 similar lines (token refused) from CP1 in the last 45 s"),
+        ("tests.log_limit", "token 5 refused"),
+        ("tests.log_limit", "token 6 refused"),
+        (NAMES[1], "suppressed 2 similar lines (token refused) from CP1 in the last 30 s"),
     ]
 
 
 def test_a_line_the_logger_drops_is_not_counted(caplog: pytest.LogCaptureFixture) -> None:
     limiter = LogLimiter(lines=1, interval_s=30, clock=Clock())
     logger = logging.getLogger("tests.log_limit")
-    with caplog.at_level(logging.WARNING, logger="tests.log_limit"):
-        for _ in range(5):
-            limiter.log(logger, logging.INFO, "CP1", "token refused", "dropped")
-        limiter.log(logger, logging.WARNING, "CP1", "token refused", "written")
-    assert [r.getMessage() for r in caplog.records] == ["written"]
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):
+        limiter.log(logger, INFO, "CP1", "token refused", "dropped")
+    limiter.log(logger, logging.WARNING, "CP1", "token refused", "written")
+    assert [r.getMessage() for r in caplog.records if r.name in NAMES] == ["written"]
 
 
 async def refuse_every_token(id_token: str) -> Binding | None:
@@ -152,6 +201,8 @@ def test_a_charger_flooding_refused_authorizes_logs_a_bounded_number_of_lines(
                     answer = await charger.call(call201.Authorize(id_token=token))
                     assert answer.id_token_info["status"] == "Invalid"
             clock.now += 61
+            await csms.tick()  # the window closed: its count is written without a next line
+            assert caplog.records[-1].getMessage().startswith("suppressed 195 similar lines")
             await charger.call(
                 call16.Authorize(id_tag="LAST")
                 if version == "1.6"
@@ -160,7 +211,8 @@ def test_a_charger_flooding_refused_authorizes_logs_a_bounded_number_of_lines(
 
     with caplog.at_level(logging.INFO, logger="payments.charging"):
         run(tmp_path, body, authorize=refuse_every_token, log_limit=limiter)
-    lines = [r.getMessage() for r in caplog.records if r.name == "payments.charging.station"]
+    names = ("payments.charging.station", "payments.charging.log_limit")
+    lines = [r.getMessage() for r in caplog.records if r.name in names]
     assert lines == [
         *(f"token 'T{i}' refused: not ours" for i in range(5)),
         f"suppressed 195 similar lines (token refused) from {station} in the last 61 s",
@@ -194,7 +246,8 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
 
     with caplog.at_level(logging.WARNING, logger="websockets"):
         run(tmp_path, body, log_limit=limiter)
-    lines = [r.getMessage() for r in caplog.records if r.name == "websockets.server"]
+    names = ("websockets.server", "payments.charging.log_limit")
+    lines = [r.getMessage() for r in caplog.records if r.name in names]
     assert lines == [
         *["opening handshake failed (client 127.0.0.1)"] * 3,
         "suppressed 27 similar lines (opening handshake failed) from websocket clients in the "
@@ -229,7 +282,7 @@ def test_a_station_flooding_answers_to_no_call_logs_a_bounded_number_of_lines(
 
     with caplog.at_level(logging.WARNING, logger="ocpp"):
         run(tmp_path, body, log_limit=limiter)
-    lines = [r.getMessage() for r in caplog.records if r.name == "ocpp"]
+    lines = [r.getMessage() for r in caplog.records if r.name in ("ocpp", NAMES[1])]
     assert [line.split(": ")[0] for line in lines] == [
         *["Ignoring response with unknown unique id"] * 5,
         "suppressed 35 similar lines (Ignoring response with unknown unique id",
