@@ -1,13 +1,15 @@
 """Log lines hostile input causes are bounded (`payments.charging.log_limit`): the limiter on an
 injected clock (lines per window, the suppressed count reported once the window closes, a bounded
-key table), then a real charge point over a real WebSocket sending refused Authorize calls, and
-TCP clients failing their handshake, against a real CSMS."""
+key table, a flood that stopped counted), then against a real CSMS: real charge points over real
+WebSockets sending refused Authorize calls, TCP clients failing their handshake, and a station
+answering a call with unknown unique ids."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,7 +17,7 @@ from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 
 from payments.charging.errors import TokenRefusedError
-from payments.charging.log_limit import LogLimiter, Suppressed
+from payments.charging.log_limit import LogLimiter, Suppressed, Verdict
 from payments.charging.simulator import connect_charger
 from tests.payments.charging.test_csms import PASSWORD, _raw, run
 
@@ -32,24 +34,33 @@ NAMES = ("tests.log_limit", "payments.charging.log_limit")
 
 
 class Clock:
-    """A clock the test moves; it counts its readings (the limiter reads it once a line)."""
+    """A clock the test moves."""
 
     def __init__(self) -> None:
         self.now = 1000.0
-        self.readings = 0
-        self._awaited: tuple[int, asyncio.Event] | None = None
 
     def __call__(self) -> float:
-        self.readings += 1
-        if self._awaited is not None and self.readings >= self._awaited[0]:
-            self._awaited[1].set()
         return self.now
 
-    async def read(self, times: int) -> None:
-        """Return once the clock was read `times` times in all."""
-        if self.readings < times:
-            self._awaited = (times, asyncio.Event())
-            await self._awaited[1].wait()
+
+@dataclass(slots=True, kw_only=True)
+class CountingLimiter(LogLimiter):
+    """A `LogLimiter` a test can wait on: until it was asked about so many lines."""
+
+    admitted: int = 0
+    awaited: tuple[int, asyncio.Event] | None = None
+
+    def admit(self, source: str, kind: str, level: int) -> Verdict:
+        self.admitted += 1
+        if self.awaited is not None and self.admitted >= self.awaited[0]:
+            self.awaited[1].set()
+        return LogLimiter.admit(self, source, kind, level)
+
+    async def asked(self, lines: int) -> None:
+        """Return once `lines` lines were asked about in all."""
+        if self.admitted < lines:
+            self.awaited = (lines, asyncio.Event())
+            await self.awaited[1].wait()
 
 
 def test_a_key_writes_its_lines_then_counts_the_rest_until_its_window_closes() -> None:
@@ -226,7 +237,7 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     """A TCP client that sends no HTTP request (or garbage) is an error line with a traceback in
     `websockets`' server per connection; through the CSMS's limiter, a bounded number."""
     clock = Clock()
-    limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
+    limiter = CountingLimiter(lines=3, interval_s=60, clock=clock)
 
     async def hang_up(url: str, payload: bytes) -> None:
         port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -239,10 +250,10 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     async def body(csms: Csms, url: str) -> None:
         for i in range(30):
             await hang_up(url, b"garbage\r\n\r\n" if i % 2 else b"")
-        await clock.read(30)  # the server read each and gave up
+        await limiter.asked(30)  # the server read each and gave up
         clock.now += 60
         await hang_up(url, b"garbage\r\n\r\n")
-        await clock.read(31)
+        await limiter.asked(31)
 
     with caplog.at_level(logging.WARNING, logger="websockets"):
         run(tmp_path, body, log_limit=limiter)
