@@ -210,7 +210,9 @@ async def _serve(args: argparse.Namespace) -> None:
             committer = LedgerCommitter(store, node)
             csms.on_bill.append(committer)
             if args.devices:
-                payments.devices = DeviceGate(lookup=node.device, lookup_key=node.device_by_key)
+                payments.devices = DeviceGate(
+                    lookup=node.device, lookup_key=node.device_by_key, log_limit=csms.log_limit
+                )
             if args.refund_seed_file is not None:
                 refunds = await _refunds(stack, args, payments, node)
                 csms.on_bill.append(refunds)
@@ -229,6 +231,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 lookup=node.device,
                 lookup_key=node.device_by_key,
                 token_devices=_device_tokens(args.device_token),
+                log_limit=csms.log_limit,
             )
             csms.authorize = gate.guard(csms.authorize)
         resumed = await csms.restore()

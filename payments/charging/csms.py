@@ -37,6 +37,7 @@ from websockets.typing import Subprotocol
 from .csms16 import Station16
 from .csms201 import Station201
 from .errors import SessionError, StationAuthError, TokenRefusedError
+from .log_limit import CLIENTS, LimitedLogger, LogLimiter
 from .pay_frames import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
     MAX_EVENTS_PER_SESSION,
@@ -97,6 +98,9 @@ class Csms:
     """The price of sessions paid through a channel (the channel's per-kWh tariff, which the
     driver's wallet checks every bill against); `pricing` prices the others."""
     clock: Callable[[], float] = time.time
+    log_limit: LogLimiter = field(default_factory=LogLimiter)
+    """Bounds the lines stations' and clients' input causes (`log_limit`): a charger decides
+    how often it is refused, a TCP client how often a handshake fails."""
     book: SessionBook = field(init=False)
     stations: dict[str, StationConnection] = field(default_factory=dict)
     stops: deque[StopSession] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_STOPS))
@@ -147,7 +151,7 @@ class Csms:
             try:
                 binding = await self.authorize(event.id_token)
             except TokenRefusedError as e:
-                LOG.info("%s", e)
+                self.log_limit.log(LOG, logging.INFO, event.charge_point, "token refused", "%s", e)
             if binding is not None and not await self.store.bind(event.key, binding):
                 binding = None  # its prepaid amount went to another session meanwhile
         if binding is not None:
@@ -205,7 +209,7 @@ class Csms:
         stop = session.decide(now_s)
         if stop is not None:
             self.stops.append(stop)
-            self._spawn(self._stop(stop))
+            self._spawn(self._stop(stop), stop.charge_point)
 
     async def _bill(self, session: ChargingSession) -> None:
         bill = Bill(
@@ -217,7 +221,7 @@ class Csms:
         )
         if await self.store.bill(bill):
             for hook in self.on_bill:  # after the charger's answer; a hook logs its failures
-                self._spawn(hook(bill))
+                self._spawn(hook(bill), bill.charge_point)
         self.settle_if_done(session)
 
     def settle_if_done(self, session: ChargingSession) -> None:
@@ -232,16 +236,30 @@ class Csms:
     async def _stop(self, stop: StopSession) -> None:
         connection = self.stations.get(stop.charge_point)
         if connection is None:
-            LOG.warning("cannot stop %s/%s: not connected", stop.charge_point, stop.transaction_id)
+            self.log_limit.log(
+                LOG,
+                logging.WARNING,
+                stop.charge_point,
+                "cannot stop",
+                "cannot stop %s/%s: not connected",
+                stop.charge_point,
+                stop.transaction_id,
+            )
             return
         await connection.request_stop(stop.transaction_id)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Awaitable[None], station: str) -> None:
+        """Run `work` (a call to `station`, or a bill hook of one of its sessions) apart from
+        the message that caused it, its call's failures logged (`log_limit`: a station that
+        reconnects in a loop causes a call per reconnection)."""
+
         async def run() -> None:
             try:
                 await work
             except (TimeoutError, ConnectionClosed, SessionError) as e:
-                LOG.warning("station call failed: %r", e)
+                self.log_limit.log(
+                    LOG, logging.WARNING, station, "call failed", "station call failed: %r", e
+                )
 
         task = asyncio.create_task(run())
         self._tasks.add(task)
@@ -256,11 +274,13 @@ class Csms:
                 stop = StopSession(
                     charge_point=station, transaction_id=session.key[1], reason=reason
                 )
-                self._spawn(self._stop(stop))
+                self._spawn(self._stop(stop), station)
 
     async def tick(self) -> None:
         """Check the prepaid time limits against the clock, `TICK_SLICE` sessions between two
-        returns to the event loop."""
+        returns to the event loop, and count the log lines suppressed in windows closed since
+        (`LogLimiter.flush`)."""
+        self.log_limit.flush()
         now = int(self.clock())
         for done, session in enumerate(list(self.book.sessions.values()), 1):
             self.decide(session, now)  # one closed meanwhile is ended: nothing to decide
@@ -369,6 +389,7 @@ async def serve_csms(
         max_size=MAX_MESSAGE,
         ping_interval=None,
         compression=None,  # no permessage-deflate: a zlib pass each way per small OCPP frame
+        logger=LimitedLogger(logging.getLogger("websockets.server"), csms.log_limit, CLIENTS),
     ) as server:
         ticker = asyncio.create_task(_tick_forever(csms))
         try:

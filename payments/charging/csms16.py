@@ -42,7 +42,9 @@ class Station16(StationConnection):
 
     @on("Authorize")
     async def on_authorize(self, id_tag: str, **_: Any) -> Any:
-        return call_result.Authorize(id_tag_info=await authorization_status(self.csms, id_tag))
+        return call_result.Authorize(
+            id_tag_info=await authorization_status(self.csms, self.id, id_tag)
+        )
 
     @on("StartTransaction")
     async def on_start(
@@ -119,7 +121,11 @@ class Station16(StationConnection):
         async def work() -> Any:
             refused = await self._apply_samples(transaction_id, transaction_data or [])
             if refused is not None:  # the stop itself stands: the session is billed all the same
-                LOG.warning(
+                self.csms.log_limit.log(
+                    LOG,
+                    logging.WARNING,
+                    self.id,
+                    "stop sample refused",
                     "%s: a sample of stopped transaction %s refused: %s",
                     self.id,
                     transaction_id,

@@ -31,7 +31,9 @@ class Station201(StationConnection):
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
         token = str(id_token.get("id_token", ""))
-        return call_result.Authorize(id_token_info=await authorization_status(self.csms, token))
+        return call_result.Authorize(
+            id_token_info=await authorization_status(self.csms, self.id, token)
+        )
 
     @on("TransactionEvent")
     async def on_transaction_event(

@@ -25,6 +25,7 @@ from tangle.errors import TangleError
 from wallet.errors import WalletError
 
 from .errors import DeviceLookupError, DeviceQuarantinedError
+from .log_limit import LogLimiter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +50,9 @@ class DeviceGate:
     """The entry of the device whose current key is the one given, None if it is no device's."""
     token_devices: Mapping[str, bytes] = field(default_factory=dict)
     """The device id each known device token belongs to."""
+    log_limit: LogLimiter = field(default_factory=LogLimiter)
+    """Bounds the lines of a registry that does not answer: one per Authorize, and a charger
+    decides how many it sends (the CSMS's, `Csms.log_limit`, which its tick flushes)."""
 
     async def check(self, id_token: str, payer_key: bytes | None = None) -> None:
         """Raise `DeviceQuarantinedError` if `id_token` or `payer_key` is a quarantined device,
@@ -62,7 +66,15 @@ class DeviceGate:
             try:
                 found = await lookup(subject)
             except (WalletError, TangleError) as e:
-                LOG.warning("device %s not looked up: %r", subject.hex(), e)
+                self.log_limit.log(
+                    LOG,
+                    logging.WARNING,
+                    "device registry",
+                    "lookup failed",
+                    "device %s not looked up: %r",
+                    subject.hex(),
+                    e,
+                )
                 raise DeviceLookupError(id_token, f"the registry did not answer: {e}") from None
             if found is not None and found.entry.quarantined_at(found.ledger_index):
                 raise DeviceQuarantinedError(

@@ -142,7 +142,15 @@ class RoamingCpo:
                     raise RoamingTokenRefusedError(
                         id_token, f"real-time authorization failed: {e}", "Invalid"
                     ) from None
-                LOG.info("token %s allowed by its whitelist: %s", id_token, e)
+                self.csms.log_limit.log(  # a line per Authorize, the eMSP's bound
+                    LOG,
+                    logging.INFO,
+                    f"eMSP {token.country_code}*{token.party_id}",
+                    "allowed by whitelist",
+                    "token %s allowed by its whitelist: %s",
+                    id_token,
+                    e,
+                )
             except (OcpiPartnerError, OcpiFieldError, RoamingError, HandshakeError) as e:
                 # the eMSP said no (an HTTP error, an OCPI status outside 1xxx), or its answer
                 # is not an authorization: a refusal, never a local accept
@@ -238,7 +246,15 @@ class RoamingCpo:
                 self.session_of(session.key, token, session.start_time_s, session.energy_wh, end)
             )
         except ChargingError as e:
-            LOG.warning("no OCPI session for %s/%s: %s", *session.key, e)
+            self.csms.log_limit.log(  # a line per event, its station's bound
+                LOG,
+                logging.WARNING,
+                session.key[0],
+                "no OCPI session",
+                "no OCPI session for %s/%s: %s",
+                *session.key,
+                e,
+            )
 
     def _token_of(self, key: tuple[str, str]) -> str | None:
         binding = self.csms.bindings.get(key)

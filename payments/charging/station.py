@@ -34,11 +34,13 @@ from ocpp.routing import create_route_map as _create_route_map  # type: ignore[i
 from ocpp.routing import on as _lib_on
 
 from .errors import MalformedEventError, SessionError, TokenRefusedError
+from .log_limit import LimitedLogger
 from .schemas import check_payload, compiled_check
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from .log_limit import LogLimiter
     from .session import ChargingSession, TransactionEvent
     from .store import Binding, CsmsStore
 
@@ -74,6 +76,9 @@ class StationService(Protocol):
     @property
     def authorize(self) -> Callable[[str], Awaitable[Binding | None]]: ...
 
+    @property
+    def log_limit(self) -> LogLimiter: ...
+
     def sample_seq(self, key: tuple[str, str], ms: int, register_wh: int | None) -> int: ...
 
     async def start(self, event: TransactionEvent) -> bool: ...
@@ -108,13 +113,14 @@ def parse_time_ms(field: str, value: object) -> int:
     return ms
 
 
-async def authorization_status(csms: StationService, id_token: str) -> dict[str, str]:
-    """The idTokenInfo/idTagInfo of an Authorize: Accepted, Invalid, or the status a refusal
-    names (Blocked for a quarantined device: `TokenRefusedError.status`)."""
+async def authorization_status(csms: StationService, station: str, id_token: str) -> dict[str, str]:
+    """The idTokenInfo/idTagInfo of an Authorize from `station`: Accepted, Invalid, or the
+    status a refusal names (Blocked for a quarantined device: `TokenRefusedError.status`). A
+    refusal is logged within `station`'s bound (`StationService.log_limit`)."""
     try:
         binding = await csms.authorize(id_token)
     except TokenRefusedError as e:
-        LOG.info("%s", e)
+        csms.log_limit.log(LOG, logging.INFO, station, "token refused", "%s", e)
         return {"status": e.status}
     return {"status": "Accepted" if binding is not None else "Invalid"}
 
@@ -189,7 +195,9 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
     schema check compiled once per action (`schemas.check_payload`, the library's own errors
     for an invalid one), its keys are snake-cased through a bounded cache, and the answer is
     checked the same way before it is sent. Frames are not logged (the library logs each at
-    INFO); CALLRESULTs and CALLERRORs are queued for `call` only while a call waits for one.
+    INFO), and what is logged about one is within the station's bound (`Csms.log_limit`: the
+    station decides how many frames it sends); CALLRESULTs and CALLERRORs are queued for
+    `call` only while a call waits for one.
     """
 
     renamed_errors: ClassVar[dict[str, str]] = {}
@@ -206,7 +214,8 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             compiled_check(cls._ocpp_version, MessageType.CallResult, action)
 
     def __init__(self, station: str, connection: Any, csms: StationService) -> None:
-        super().__init__(station, connection, response_timeout=10)
+        library_log = LimitedLogger(logging.getLogger("ocpp"), csms.log_limit, station)
+        super().__init__(station, connection, response_timeout=10, logger=library_log)
         self.csms = csms
         self._answers: OrderedDict[str, str] = OrderedDict()
 
@@ -234,7 +243,15 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         try:
             msg = unpack(raw_msg)
         except OCPPError as e:  # not an OCPP-J frame: the spec gives it no answer
-            LOG.debug("%s: unreadable frame: %r", self.id, e)
+            self.csms.log_limit.log(
+                LOG,
+                logging.DEBUG,
+                self.id,
+                "unreadable frame",
+                "%s: unreadable frame: %r",
+                self.id,
+                e,
+            )
             return
         if msg.message_type_id != MessageType.Call:
             if self._call_lock.locked():  # else nothing waits for it
@@ -270,7 +287,16 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         except OCPPError:
             raise
         except Exception:
-            LOG.exception("%s: %s failed", self.id, msg.action)
+            self.csms.log_limit.log(
+                LOG,
+                logging.ERROR,
+                self.id,
+                f"{msg.action} failed",
+                "%s: %s failed",
+                self.id,
+                msg.action,
+                exc_info=True,
+            )
             raise InternalError(description="An unexpected error occurred.") from None
         result = msg.create_call_result(_payload(response))
         await check_payload(result, self._ocpp_version)

@@ -1,0 +1,191 @@
+"""Bounds on the log lines hostile input can cause.
+
+A charger, a driver, an eMSP or any TCP client decides how often the CSMS refuses something: a
+line per refusal would let 1,000 refused Authorize calls a second write 1,000 lines a second,
+filling the disk and spending a small box's CPU on formatting. `LogLimiter` lets at most `lines`
+lines of one key, a (source, kind) pair such as (a station id, "token refused"), through per
+window of `interval_s`; the rest are counted, and the count is logged as one summary line
+("suppressed K similar lines (kind) from source in the last T s", on this module's logger) once
+the window has closed: before the key's next line, at the latest at the next `flush` (the
+CSMS's tick), or when the key is forgotten. It remembers at most `max_keys` keys, the least
+recently used forgotten first, so a flood of distinct station ids, tokens or addresses cannot
+grow it. Its core (`admit`, `expire`) is pure over the injected clock; `log` and `flush` write.
+
+`LimitedLogger` puts the same bound on a library's own lines, under one source: the `websockets`
+server's, which an unauthenticated client causes (an unreadable or dropped handshake is an error
+line with a traceback per TCP connection), and the `ocpp` library's of one station's connection
+(an answer with an unknown unique id, while a call to the station waits, is an error line each).
+
+Lines about money (refunds paid, held or settled; bills, their commitments and CDRs) do not go
+through a limiter: they are the operator's record, one per refund or bill, not per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, MutableMapping
+
+LINES: Final = 10
+"""Lines of one key written per window."""
+INTERVAL_S: Final = 60.0
+"""The window's length."""
+MAX_KEYS: Final = 1024
+"""Keys remembered (each a few hundred bytes)."""
+LOG: Final = logging.getLogger(__name__)
+CLIENTS: Final = "websocket clients"
+"""The source of the `websockets` server's lines: a key per address would let a client with
+many addresses (an IPv6 prefix) write `LINES` lines per address; each line written names its
+client's address instead (`LimitedLogger`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suppressed:
+    """Lines of one key that were not written, owed a summary line."""
+
+    source: str
+    """Who caused them (a station id, an eMSP, `CLIENTS`)."""
+    kind: str
+    """What they were about."""
+    count: int
+    """How many were not written."""
+    level: int
+    """The highest level among them: the summary's."""
+    seconds: float
+    """How long ago the window they fell in opened."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """What to write for one line."""
+
+    write: bool
+    """Whether the line itself is written."""
+    summaries: tuple[Suppressed, ...]
+    """Summaries to write first: the key's closed window, a forgotten key's."""
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    written: int = 0
+    suppressed: int = 0
+    level: int = logging.NOTSET
+    """The highest level among the suppressed lines."""
+
+
+@dataclass(slots=True, kw_only=True)
+class LogLimiter:
+    """At most `lines` lines per key per `interval_s` (see the module docstring)."""
+
+    lines: int = LINES
+    interval_s: float = INTERVAL_S
+    max_keys: int = MAX_KEYS
+    clock: Callable[[], float] = time.monotonic
+    _windows: OrderedDict[tuple[str, str], _Window] = field(default_factory=OrderedDict, init=False)
+
+    def admit(self, source: str, kind: str, level: int) -> Verdict:
+        """Count one line of (`source`, `kind`) at `level` and say what to write for it."""
+        now = self.clock()
+        key = (source, kind)
+        summaries: list[Suppressed] = []
+        window = self._windows.get(key)
+        if window is not None and now - window.start >= self.interval_s:
+            summaries.extend(_summary(key, window, now))
+            window = None
+        if window is None:
+            window = self._windows[key] = _Window(start=now)
+        self._windows.move_to_end(key)
+        while len(self._windows) > max(self.max_keys, 1):
+            old_key, old = self._windows.popitem(last=False)
+            summaries.extend(_summary(old_key, old, now))
+        write = window.written < self.lines
+        if write:
+            window.written += 1
+        else:
+            window.suppressed += 1
+            window.level = max(window.level, level)
+        return Verdict(write=write, summaries=tuple(summaries))
+
+    def expire(self) -> tuple[Suppressed, ...]:
+        """Forget every key whose window has closed; the summaries of those that suppressed
+        lines (so that a flood which stopped is counted without waiting for its next line)."""
+        now = self.clock()
+        closed = [key for key, w in self._windows.items() if now - w.start >= self.interval_s]
+        return tuple(s for key in closed for s in _summary(key, self._windows.pop(key), now))
+
+    def log(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        level: int,
+        source: str,
+        kind: str,
+        msg: str,
+        *args: object,
+        **kwargs: Any,
+    ) -> None:
+        """`logger.log(level, msg, *args, **kwargs)` if (`source`, `kind`) has lines left in
+        its window, after the summaries owed; a line the logger would drop is not counted."""
+        if not logger.isEnabledFor(level):
+            return
+        verdict = self.admit(source, kind, level)
+        _write(verdict.summaries)
+        if verdict.write:
+            logger.log(level, msg, *args, **kwargs)
+
+    def flush(self) -> None:
+        """Write the summaries of the windows closed by now (`expire`); the CSMS calls it on
+        its tick."""
+        _write(self.expire())
+
+
+def _summary(key: tuple[str, str], window: _Window, now: float) -> tuple[Suppressed, ...]:
+    if window.suppressed == 0:
+        return ()
+    return (
+        Suppressed(
+            source=key[0],
+            kind=key[1],
+            count=window.suppressed,
+            level=window.level,
+            seconds=now - window.start,
+        ),
+    )
+
+
+def _write(summaries: tuple[Suppressed, ...]) -> None:
+    """Summaries go to this module's logger, whichever logger the lines were for: a summary
+    `flush` writes has no line of its own to follow."""
+    for s in summaries:
+        LOG.log(
+            s.level,
+            "suppressed %d similar lines (%s) from %s in the last %.0f s",
+            s.count,
+            s.kind,
+            s.source,
+            s.seconds,
+        )
+
+
+class LimitedLogger(logging.LoggerAdapter[logging.Logger]):
+    """The logger given to a library: its lines go through `limiter`, one key per message (the
+    library's format string) under `source`; a line about a `websockets` connection names the
+    connection's client address."""
+
+    def __init__(self, logger: logging.Logger, limiter: LogLimiter, source: str) -> None:
+        super().__init__(logger, {})
+        self.limiter = limiter
+        self.source = source
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        extra: MutableMapping[str, object] = kwargs.get("extra") or {}
+        address = getattr(extra.get("websocket"), "remote_address", None)
+        line = str(msg)
+        if isinstance(address, tuple) and address:  # a line about one connection
+            line, args = f"{line} (client %s)", (*args, address[0])
+        self.limiter.log(self.logger, level, self.source, str(msg), line, *args, **kwargs)

@@ -1,0 +1,302 @@
+"""Log lines hostile input causes are bounded (`payments.charging.log_limit`): the limiter on an
+injected clock (lines per window, the suppressed count reported once the window closes, a bounded
+key table, a flood that stopped counted), then against a real CSMS: real charge points over real
+WebSockets sending refused Authorize calls, TCP clients failing their handshake, and a station
+answering a call with unknown unique ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from ocpp.v16 import call as call16  # type: ignore[import-untyped]
+from ocpp.v201 import call as call201  # type: ignore[import-untyped]
+
+from payments.charging.errors import TokenRefusedError
+from payments.charging.log_limit import LogLimiter, Suppressed, Verdict
+from payments.charging.simulator import connect_charger
+from tests.payments.charging.test_csms import PASSWORD, _raw, run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from payments.charging.csms import Csms
+    from payments.charging.store import Binding
+
+
+INFO = logging.INFO
+NAMES = ("tests.log_limit", "payments.charging.log_limit")
+"""The loggers of the lines `log` writes, and of their summaries."""
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(slots=True, kw_only=True)
+class CountingLimiter(LogLimiter):
+    """A `LogLimiter` a test can wait on: until it was asked about so many lines."""
+
+    admitted: int = 0
+    awaited: tuple[int, asyncio.Event] | None = None
+
+    def admit(self, source: str, kind: str, level: int) -> Verdict:
+        self.admitted += 1
+        if self.awaited is not None and self.admitted >= self.awaited[0]:
+            self.awaited[1].set()
+        return LogLimiter.admit(self, source, kind, level)
+
+    async def asked(self, lines: int) -> None:
+        """Return once `lines` lines were asked about in all."""
+        if self.admitted < lines:
+            self.awaited = (lines, asyncio.Event())
+            await self.awaited[1].wait()
+
+
+def test_a_key_writes_its_lines_then_counts_the_rest_until_its_window_closes() -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
+    verdicts = [limiter.admit("CP1", "token refused", INFO) for _ in range(10)]
+    assert [v.write for v in verdicts] == [True] * 3 + [False] * 7
+    assert all(v.summaries == () for v in verdicts)
+    clock.now += 59.5
+    assert not limiter.admit("CP1", "token refused", INFO).write  # the window is still open
+    clock.now += 0.5
+    reopened = limiter.admit("CP1", "token refused", INFO)
+    assert reopened.write
+    assert reopened.summaries == (
+        Suppressed(source="CP1", kind="token refused", count=8, level=INFO, seconds=60.0),
+    )
+    assert [limiter.admit("CP1", "token refused", INFO).write for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_a_window_with_nothing_suppressed_owes_no_summary() -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=3, interval_s=60, clock=clock)
+    for _ in range(3):
+        limiter.admit("CP1", "token refused", INFO)
+    clock.now += 600
+    assert limiter.admit("CP1", "token refused", INFO).summaries == ()
+
+
+def test_keys_are_counted_apart() -> None:
+    limiter = LogLimiter(lines=1, interval_s=60, clock=Clock())
+    assert limiter.admit("CP1", "token refused", INFO).write
+    assert not limiter.admit("CP1", "token refused", INFO).write
+    assert limiter.admit("CP2", "token refused", INFO).write
+    assert limiter.admit("CP1", "cannot stop", INFO).write
+
+
+def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> None:
+    """With every line suppressed (`lines=0`), each new key beyond `max_keys` forgets exactly
+    one, whose count comes back as a summary: the table holds `max_keys` keys, however many
+    sources flood it; the least recently used goes first."""
+    clock = Clock()
+    limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, clock=clock)
+    summaries = [s for i in range(10_000) for s in limiter.admit(f"10.0.{i}", "x", INFO).summaries]
+    assert len(summaries) == 10_000 - 4
+    assert summaries[0] == Suppressed(source="10.0.0", kind="x", count=1, level=INFO, seconds=0.0)
+    assert [s.source for s in summaries[-2:]] == ["10.0.9994", "10.0.9995"]
+
+    limiter = LogLimiter(lines=1, interval_s=60, max_keys=2, clock=clock)
+    for source in ("A", "A", "A", "B", "A"):  # A: one written, three suppressed; B older now
+        limiter.admit(source, "x", INFO)
+    clock.now += 5
+    forgets_b = limiter.admit("C", "x", INFO)
+    assert forgets_b.summaries == ()  # B had nothing suppressed
+    forgets_a = limiter.admit("D", "x", INFO)
+    assert forgets_a.summaries == (
+        Suppressed(source="A", kind="x", count=3, level=INFO, seconds=5.0),
+    )
+    assert limiter.admit("A", "x", INFO).write  # forgotten: a fresh window
+
+
+def test_the_summary_has_the_highest_level_of_the_lines_it_counts() -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=1, interval_s=60, clock=clock)
+    for level in (logging.ERROR, logging.INFO, logging.WARNING, logging.DEBUG):
+        limiter.admit("CP1", "x", level)
+    clock.now += 60
+    [summary] = limiter.admit("CP1", "x", INFO).summaries
+    assert (summary.count, summary.level) == (3, logging.WARNING)
+
+
+def test_expire_forgets_closed_windows_and_reports_what_they_suppressed() -> None:
+    """A flood that stops is counted once its window closes, without a next line."""
+    clock = Clock()
+    limiter = LogLimiter(lines=1, interval_s=60, clock=clock)
+    for _ in range(4):
+        limiter.admit("CP1", "x", INFO)
+    clock.now += 30
+    limiter.admit("CP2", "x", INFO)
+    limiter.admit("CP2", "x", INFO)
+    assert limiter.expire() == ()
+    clock.now += 30
+    assert limiter.expire() == (
+        Suppressed(source="CP1", kind="x", count=3, level=INFO, seconds=60.0),
+    )
+    assert limiter.expire() == ()  # reported once
+    assert limiter.admit("CP1", "x", INFO).write  # a fresh window
+    clock.now += 30
+    assert limiter.expire() == (
+        Suppressed(source="CP2", kind="x", count=1, level=INFO, seconds=60.0),
+    )
+
+
+def test_log_writes_the_summary_line_before_the_next_one(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=2, interval_s=30, clock=clock)
+    logger = logging.getLogger("tests.log_limit")
+    caplog.set_level(INFO)
+    for i in range(5):
+        limiter.log(logger, INFO, "CP1", "token refused", "token %d refused", i)
+    clock.now += 45
+    limiter.log(logger, INFO, "CP1", "token refused", "token %d refused", 5)
+    for i in range(6, 9):
+        limiter.log(logger, INFO, "CP1", "token refused", "token %d refused", i)
+    clock.now += 30
+    limiter.flush()
+    assert [(r.name, r.getMessage()) for r in caplog.records if r.name in NAMES] == [
+        ("tests.log_limit", "token 0 refused"),
+        ("tests.log_limit", "token 1 refused"),
+        (NAMES[1], "suppressed 3 similar lines (token refused) from CP1 in the last 45 s"),
+        ("tests.log_limit", "token 5 refused"),
+        ("tests.log_limit", "token 6 refused"),
+        (NAMES[1], "suppressed 2 similar lines (token refused) from CP1 in the last 30 s"),
+    ]
+
+
+def test_a_line_the_logger_drops_is_not_counted(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = LogLimiter(lines=1, interval_s=30, clock=Clock())
+    logger = logging.getLogger("tests.log_limit")
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):
+        limiter.log(logger, INFO, "CP1", "token refused", "dropped")
+    limiter.log(logger, logging.WARNING, "CP1", "token refused", "written")
+    assert [r.getMessage() for r in caplog.records if r.name in NAMES] == ["written"]
+
+
+async def refuse_every_token(id_token: str) -> Binding | None:
+    raise TokenRefusedError(id_token, "not ours")
+
+
+@pytest.mark.parametrize(("station", "version"), [("CP16", "1.6"), ("CP201", "2.0.1")])
+def test_a_charger_flooding_refused_authorizes_logs_a_bounded_number_of_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, station: str, version: str
+) -> None:
+    clock = Clock()
+    limiter = LogLimiter(lines=5, interval_s=60, clock=clock)
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, station, PASSWORD, version) as charger:
+            for i in range(200):
+                if version == "1.6":
+                    answer = await charger.call(call16.Authorize(id_tag=f"T{i}"))
+                    assert answer.id_tag_info["status"] == "Invalid"
+                else:
+                    token = {"idToken": f"T{i}", "type": "ISO14443"}
+                    answer = await charger.call(call201.Authorize(id_token=token))
+                    assert answer.id_token_info["status"] == "Invalid"
+            clock.now += 61
+            await csms.tick()  # the window closed: its count is written without a next line
+            assert caplog.records[-1].getMessage().startswith("suppressed 195 similar lines")
+            await charger.call(
+                call16.Authorize(id_tag="LAST")
+                if version == "1.6"
+                else call201.Authorize(id_token={"idToken": "LAST", "type": "ISO14443"})
+            )
+
+    with caplog.at_level(logging.INFO, logger="payments.charging"):
+        run(tmp_path, body, authorize=refuse_every_token, log_limit=limiter)
+    names = ("payments.charging.station", "payments.charging.log_limit")
+    lines = [r.getMessage() for r in caplog.records if r.name in names]
+    assert lines == [
+        *(f"token 'T{i}' refused: not ours" for i in range(5)),
+        f"suppressed 195 similar lines (token refused) from {station} in the last 61 s",
+        "token 'LAST' refused: not ours",
+    ]
+
+
+def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TCP client that sends no HTTP request (or garbage) is an error line with a traceback in
+    `websockets`' server per connection; through the CSMS's limiter, a bounded number."""
+    clock = Clock()
+    limiter = CountingLimiter(lines=3, interval_s=60, clock=clock)
+
+    async def hang_up(url: str, payload: bytes) -> None:
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def body(csms: Csms, url: str) -> None:
+        for i in range(30):
+            await hang_up(url, b"garbage\r\n\r\n" if i % 2 else b"")
+        await limiter.asked(30)  # the server read each and gave up
+        clock.now += 60
+        await hang_up(url, b"garbage\r\n\r\n")
+        await limiter.asked(31)
+
+    with caplog.at_level(logging.WARNING, logger="websockets"):
+        run(tmp_path, body, log_limit=limiter)
+    names = ("websockets.server", "payments.charging.log_limit")
+    lines = [r.getMessage() for r in caplog.records if r.name in names]
+    assert lines == [
+        *["opening handshake failed (client 127.0.0.1)"] * 3,
+        "suppressed 27 similar lines (opening handshake failed) from websocket clients in the "
+        "last 60 s",
+        "opening handshake failed (client 127.0.0.1)",
+    ]
+
+
+def test_a_station_flooding_answers_to_no_call_logs_a_bounded_number_of_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While a call to a station waits, the `ocpp` library logs an error line for each answer
+    with another unique id; through the CSMS's limiter, a bounded number, under the station."""
+    clock = Clock()
+    limiter = LogLimiter(lines=5, interval_s=60, clock=clock)
+
+    async def remote_start_answered_after(csms: Csms, ws: Any, bogus: int) -> None:
+        started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
+        unique_id = json.loads(await ws.recv())[1]
+        for i in range(bogus):
+            await ws.send(json.dumps([3, f"bogus-{i}", {"status": "Accepted"}]))
+        await ws.send(json.dumps([3, unique_id, {"status": "Accepted"}]))
+        assert await started
+
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+            await ws.recv()  # the station's connection is the CSMS's now
+            await remote_start_answered_after(csms, ws, 40)
+            clock.now += 60
+            await remote_start_answered_after(csms, ws, 1)
+
+    with caplog.at_level(logging.WARNING, logger="ocpp"):
+        run(tmp_path, body, log_limit=limiter)
+    lines = [r.getMessage() for r in caplog.records if r.name in ("ocpp", NAMES[1])]
+    assert [line.split(": ")[0] for line in lines] == [
+        *["Ignoring response with unknown unique id"] * 5,
+        "suppressed 35 similar lines (Ignoring response with unknown unique id",
+        "Ignoring response with unknown unique id",
+    ]
+    assert lines[5].endswith(") from CP16 in the last 60 s")
