@@ -18,6 +18,7 @@ from tangle.protocol.message import Message, encode_message
 from tests.builders import address, message, transfer
 from tests.wallet.test_client import BOB, CAROL, CONFIG, PARAMS, open_wallet, running
 from wallet import NodeClient, NotFoundError, TransferStatus, TransferTimeoutError
+from wallet.config import BELOW_MAX_DEPTH
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -61,7 +62,6 @@ async def spend_on(h: Harness, tx: Transaction) -> None:
     await paid(h, address(CAROL), EXACT)
 
 
-@pytest.mark.xfail(reason="the hole: recorded failed (input_not_found)", strict=True)
 async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
     tmp_path: Path,
 ) -> None:
@@ -115,3 +115,31 @@ async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
         (expired,) = await w.settle()
         assert expired.status is TransferStatus.EXPIRED
         assert not never_applies(expired)
+
+
+async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirmed(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await w.sync()
+        await h.wait_for_index(10)
+        h.lazy_tips = 1  # the wallet's attachment approves the genesis only: never referenced
+        sent = await w.send(address(BOB), EXACT, idempotency_key="exact", wait=False)
+        (first,) = sent.attachments
+        # once it is below max depth, someone else (the payee, say) attaches the payload again
+        await h.wait_for_index(first.cmi + BELOW_MAX_DEPTH + 1)
+        theirs = await submit(
+            h, message(sent.transaction, await tips(h), work_per_kib=PARAMS.work_per_kib)
+        )
+        await paid(h, address(BOB), EXACT)
+        await spend_on(h, sent.transaction)
+        async with NodeClient("http://node", transport=h.transport()) as client:
+            applied_at = (await client.metadata(theirs)).referenced_by
+            assert first.message_id is not None
+            assert (await client.metadata(first.message_id)).referenced_by is None
+        assert applied_at is not None
+
+        done = await w.resume("exact", timeout_s=5.0)
+        assert done.status is TransferStatus.CONFIRMED
+        assert done.confirmed_index == applied_at
+        assert done.attachments == sent.attachments  # not attached again
