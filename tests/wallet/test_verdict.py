@@ -2,13 +2,15 @@
 in-process node of `test_client` (sqlite ledger, coordinator, ASGI app), a transfer applied
 through an attachment the node has forgotten (pruned) or the wallet never knew (a re-attachment
 by someone else), with no output of it left unspent (an exact amount, spent on by its
-recipient), is confirmed when the node can tell and left pending when it cannot."""
+recipient), is confirmed when the node can tell and left pending when it cannot; and the
+client's reading of an output by id (`NodeClient.output`), which it tells them apart by."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from payments.charging.refund_attempts import never_applies
@@ -17,7 +19,13 @@ from tangle.protocol.ids import MessageId, OutputId
 from tangle.protocol.message import Message, encode_message
 from tests.builders import address, message, transfer
 from tests.wallet.test_client import BOB, CAROL, CONFIG, PARAMS, open_wallet, running
-from wallet import NodeClient, NotFoundError, TransferStatus, TransferTimeoutError
+from wallet import (
+    InvalidResponseError,
+    NodeClient,
+    NotFoundError,
+    TransferStatus,
+    TransferTimeoutError,
+)
 from wallet.config import BELOW_MAX_DEPTH
 
 if TYPE_CHECKING:
@@ -143,3 +151,32 @@ async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirm
         assert done.status is TransferStatus.CONFIRMED
         assert done.confirmed_index == applied_at
         assert done.attachments == sent.attachments  # not attached again
+
+
+async def test_the_client_reads_an_output_with_its_spender_or_nothing(tmp_path: Path) -> None:
+    async with running(tmp_path) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await w.sync()
+        sent = await w.send(address(BOB), 10_000)
+        (coin,) = sent.inputs
+        paid_out = OutputId.of(sent.transaction_id, 0)
+        async with NodeClient("http://node", transport=h.transport()) as client:
+            spent = await client.output(coin)
+            assert spent is not None
+            assert (spent.spent_by, spent.spent_at) == (sent.transaction_id, sent.confirmed_index)
+            unspent = await client.output(paid_out)
+            assert unspent is not None
+            assert (unspent.created_at, unspent.spent_by) == (sent.confirmed_index, None)
+            assert await client.output(OutputId.of(sent.transaction_id, 9)) is None
+
+    def answer(status: int, body: object) -> httpx.MockTransport:
+        return httpx.MockTransport(lambda _: httpx.Response(status, json=body))
+
+    # a node without the route cannot tell: not taken for "no record of it"
+    no_route = answer(404, {"error": {"code": "not_found", "message": "no such route"}})
+    async with NodeClient("http://node", transport=no_route) as client:
+        with pytest.raises(NotFoundError):
+            await client.output(coin)
+    other = {"output": {"output_id": paid_out.hex()}, "created_at": 1}
+    async with NodeClient("http://node", transport=answer(200, other)) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.output(coin)
