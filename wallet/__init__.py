@@ -11,6 +11,7 @@ from ._responses import MilestoneEvent as MilestoneEvent
 from ._responses import NodeEvent as NodeEvent
 from ._responses import NodeInfo as NodeInfo
 from ._responses import OutputInfo as OutputInfo
+from ._responses import OutputRecord as OutputRecord
 from .account import SyncResult as SyncResult
 from .account import Wallet as Wallet
 from .address import DEVNET as DEVNET

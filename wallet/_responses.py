@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         MessageId,
         MilestoneId,
         OutputId,
+        TransactionId,
     )
     from tangle.protocol.merkle import MerklePath
 
@@ -65,6 +66,21 @@ class OutputInfo:
     """Where it is locked."""
     amount: int
     """Base units."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputRecord:
+    """`GET /api/v1/outputs/{output_id}`: an output the node's ledger holds unspent, or saw
+    spent inside its pruning window."""
+
+    output_id: OutputId
+    """The output asked about."""
+    created_at: int
+    """The milestone that applied the transaction creating it."""
+    spent_by: TransactionId | None
+    """The transaction that spent it; None while it is unspent."""
+    spent_at: int | None
+    """The milestone that applied that transaction; None while it is unspent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +221,11 @@ class Doc:
             return bytes.fromhex(self.text(key))
         except ValueError:
             raise InvalidResponseError(self._request, f"field {key!r} is not hex") from None
+
+    def optional_hexbytes(self, key: str) -> bytes | None:
+        if self._doc.get(key) is None:
+            return None
+        return self.hexbytes(key)
 
     def items(self, key: str) -> list[Any]:
         value: list[Any] = self._get(key, list)

@@ -32,8 +32,10 @@ finds an emptied address only within the gap of a funded one).
    stream cannot be opened or breaks, it polls message metadata instead (and tries the stream
    again later). A transfer not confirmed `reattach_after` (> 15) milestones after its last
    attachment is below max depth: it is re-attached with the same payload and nonce on fresh
-   tips, never re-signed. A transfer a milestone marks conflicting failed for good (its inputs
-   were spent elsewhere) and is never re-attached.
+   tips, never re-signed. A transfer fails for good, and is never re-attached, only when the
+   ledger shows it can never apply: a milestone found it broke a rule of its own, or another
+   transaction spent one of its inputs; an applied transaction is never called failed, even
+   once the node has pruned its attachment (`confirmation.py`'s docstring).
 
 **Exactly once.** One key is one transaction, for ever: a repeat returns the recorded transfer
 (driving it on if it is unfinished) and a failed transfer stays failed. Only a new key makes a

@@ -63,6 +63,7 @@ from tangle.protocol.ids import (
     MessageId,
     OutputId,
     PublicKey,
+    TransactionId,
     blake2b_256,
 )
 from tangle.protocol.merkle import MerklePath
@@ -77,6 +78,7 @@ from ._responses import (
     Metadata,
     NodeInfo,
     OutputInfo,
+    OutputRecord,
     RegisteredDevice,
     describe,
     error_of,
@@ -393,6 +395,30 @@ class NodeClient:
             )
         return AddressOutputs(
             address=address, ledger_index=doc.integer("ledger_index"), outputs=tuple(outputs)
+        )
+
+    async def output(self, output_id: OutputId) -> OutputRecord | None:
+        """Output `output_id` as the node's ledger records it: unspent, or spent inside the
+        node's pruning window (by which transaction); None if it holds no record of it (never
+        created, or spent before its pruning window: `unknown_output`). A node without the route
+        is a `NotFoundError` (code `not_found`): it cannot tell, and saying None would claim
+        the output unknown to the ledger."""
+        request = "GET /api/v1/outputs/{output_id}"
+        try:
+            doc = await self._get_json(f"/api/v1/outputs/{output_id.hex()}")
+        except NotFoundError as exc:
+            if exc.code == "unknown_output":
+                return None
+            raise
+        entry = doc.child("output")
+        if fixed(request, OutputId, entry.hexbytes("output_id")) != output_id:
+            raise InvalidResponseError(request, "the answer is about another output")
+        spent_by = doc.optional_hexbytes("spent_by")
+        return OutputRecord(
+            output_id=output_id,
+            created_at=doc.integer("created_at"),
+            spent_by=None if spent_by is None else fixed(request, TransactionId, spent_by),
+            spent_at=doc.optional_integer("spent_at"),
         )
 
     async def channel(self, channel_id: ChannelId) -> ChannelInfo | None:

@@ -1,19 +1,30 @@
 """Attaching a recorded transfer and following it to its end: proof-of-work (local or by the
 node), each attachment recorded before it is submitted, confirmation from the event stream or by
 polling, re-attachment by the policy in `reattach.py`, and `settle` for every unfinished transfer
-of the state. Steps 2 to 4 of sending in `account.py`'s docstring."""
+of the state. Steps 2 to 4 of sending in `account.py`'s docstring.
+
+**The verdict** (`_verdict`) never calls an applied transaction failed. Every attachment carries
+the same signed transaction, so once one is applied a later one is conflicting on its inputs
+(spent: by the transaction itself). A conflict on the inputs (`input_spent`, or
+`input_not_found`: spent before the node's pruning window) therefore fails a transfer only when
+the node names another transaction as an input's spender; an output of the transaction the
+ledger knows (unspent, or spent inside the window), or an input spent by the transaction itself,
+confirms it. When the node cannot tell (pruned, or never saw the spend), the transfer stays
+pending, is not re-attached (its inputs are gone: no attachment can apply) and expires
+`expire_after` milestones after its last attachment, as any transfer nobody re-attached; an
+owner may then abandon it, which a refunder reads as "may still apply" (`wallet.pending`)."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.to_thread
 
 from tangle.ledger.events import TransactionEvent
-from tangle.ledger.ledger import Inclusion
+from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.ids import MessageId, OutputId, blake2b_256
 from tangle.protocol.message import Message, encode_message, prepare
 from tangle.work import solve
@@ -36,6 +47,10 @@ from .records import TransferStatus
 if TYPE_CHECKING:
     from ._responses import NodeInfo
     from .records import Transfer
+
+ON_INPUTS: Final = frozenset({Conflict.INPUT_SPENT, Conflict.INPUT_NOT_FOUND})
+"""Conflicts about a transaction's inputs, not its own rules: what every attachment after an
+applied one meets, so no failure by themselves (the module docstring)."""
 
 
 async def find_nonce(root: bytes, target: int, *, threads: int | None = None) -> int:
@@ -201,17 +216,18 @@ class ConfirmingWallet(WalletBase):
         self, transfer: Transfer, remote: bool, cmi: int | None
     ) -> tuple[Transfer, bool]:
         """Ask the ledger about the transfer; finish it, or re-attach it when due, or submit
-        its latest attachment again if the node lost it."""
-        verdict = await self._verdict(transfer)
+        its latest attachment again if the node lost it; neither while its inputs are gone
+        (`Verdict.inputs_gone`: only expiry ends it then)."""
+        if cmi is None:
+            cmi = (await self._info()).confirmed_milestone_index
+        verdict = await self._verdict(transfer, cmi)
         if verdict.confirmed_index is not None:
             return await self._confirmed(transfer, verdict.confirmed_index), True
         if verdict.conflict is not None:
             return await self._failed(transfer, verdict.conflict), True
         transfer = await self._reload(transfer)
-        if transfer.final:
-            return transfer, True
-        if cmi is None:
-            cmi = (await self._info()).confirmed_milestone_index
+        if transfer.final or verdict.inputs_gone:
+            return transfer, transfer.final
         if reattach_due(transfer, cmi, self._config.reattach_after):
             if transfer.status is not TransferStatus.SIGNED:
                 self.counters.reattachments += 1
@@ -223,10 +239,13 @@ class ConfirmingWallet(WalletBase):
                 await self._client.submit(latest.raw)
         return transfer, False
 
-    async def _verdict(self, transfer: Transfer) -> Verdict:
-        """Included (at which milestone), conflicting (why), or neither, from the metadata of
-        its attachments and, when those cannot tell, the ledger's outputs."""
-        conflict: str | None = None
+    async def _verdict(self, transfer: Transfer, cmi: int) -> Verdict:
+        """Included (at which milestone), never applicable (why), or neither (the module
+        docstring), from the metadata of its attachments and, when those cannot tell, from the
+        ledger's record of its outputs and inputs (`_on_ledger`): when one conflicted, none is
+        known to the node, one is unnamed, or a re-attachment is due at `cmi` (so no applied
+        transaction is attached again)."""
+        conflict: Conflict | None = None
         known = 0
         missing = False
         for attachment in transfer.attachments:
@@ -242,25 +261,45 @@ class ConfirmingWallet(WalletBase):
                 continue
             if metadata.inclusion is Inclusion.INCLUDED:
                 return Verdict(confirmed_index=metadata.referenced_by)
-            if metadata.inclusion is Inclusion.CONFLICTING:
-                conflict = metadata.conflict.name.lower()
+            if metadata.inclusion is Inclusion.CONFLICTING and conflict in (None, *ON_INPUTS):
+                conflict = metadata.conflict  # a rule of its own outweighs one of its inputs
         unnamed = any(a.message_id is None for a in transfer.attachments)
-        if conflict is not None or known == 0 or unnamed:
-            index = await self._on_ledger(transfer)
-            if index is not None:
-                return Verdict(confirmed_index=index)
-        return Verdict(conflict=conflict, missing=missing)
+        due = reattach_due(transfer, cmi, self._config.reattach_after)
+        if conflict is None and known > 0 and not unnamed and not due:
+            return Verdict(missing=missing)
+        ledger = await self._on_ledger(transfer)
+        if ledger.confirmed_index is None and conflict is not None and conflict not in ON_INPUTS:
+            return Verdict(conflict=conflict.name.lower())  # its own rule: no attachment applies
+        return Verdict(
+            confirmed_index=ledger.confirmed_index,
+            conflict=ledger.conflict,
+            missing=missing,
+            inputs_gone=ledger.inputs_gone,
+        )
 
-    async def _on_ledger(self, transfer: Transfer) -> int | None:
-        """The ledger index at which an output of the transaction is seen unspent (the change
-        first: nobody else spends it), or None."""
-        outputs = list(enumerate(transfer.transaction.essence.outputs))
-        for position, output in reversed(outputs[-2:]):
-            answer = await self._client.outputs(output.address)
-            wanted = OutputId.of(transfer.transaction_id, position)
-            if any(o.output_id == wanted for o in answer.outputs):
-                return answer.ledger_index
-        return None
+    async def _on_ledger(self, transfer: Transfer) -> Verdict:
+        """What the node's ledger records of the transaction, whatever became of its
+        attachments: applied at the milestone that created an output of it (unspent, or spent
+        inside the node's pruning window; the change first, which nobody else spends) or that
+        spent an input by it (an output created and spent in one milestone leaves no record);
+        never applicable (`input_spent`) if another transaction spent an input; else whether
+        an input is gone with no record of its spender. One request per output and input at
+        most (the transaction bounds them)."""
+        tx = transfer.transaction
+        for position in reversed(range(len(tx.essence.outputs))):
+            created = await self._client.output(OutputId.of(tx.id, position))
+            if created is not None:
+                return Verdict(confirmed_index=created.created_at)
+        gone = False
+        for output_id in tx.essence.inputs:
+            spent = await self._client.output(output_id)
+            if spent is None:
+                gone = True
+            elif spent.spent_by == tx.id:
+                return Verdict(confirmed_index=spent.spent_at)
+            elif spent.spent_by is not None:
+                return Verdict(conflict=Conflict.INPUT_SPENT.name.lower())
+        return Verdict(inputs_gone=gone)
 
     async def _confirmed(self, transfer: Transfer, index: int) -> Transfer:
         await self._load_owners()
@@ -310,7 +349,7 @@ class ConfirmingWallet(WalletBase):
             if transfer.status is TransferStatus.SIGNED:
                 after = await self._db(self._state.abandon, transfer.key_hash, silent_since, now)
             else:
-                verdict = await self._verdict(transfer)
+                verdict = await self._verdict(transfer, info.confirmed_milestone_index)
                 if verdict.confirmed_index is not None:
                     after = await self._confirmed(transfer, verdict.confirmed_index)
                 elif verdict.conflict is not None:

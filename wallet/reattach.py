@@ -25,9 +25,17 @@ class Verdict:
     confirmed_index: int | None = None
     """The milestone that confirmed it, if one did."""
     conflict: str | None = None
-    """Why a milestone marked it conflicting, if one did."""
+    """Why it can never apply, if the ledger shows so: the rule a milestone found it broke
+    (one of its own, not of its inputs: every attachment breaks it alike), or `input_spent`
+    when another transaction spent one of its inputs."""
     missing: bool = False
     """The latest attachment is one the wallet built and the node does not hold."""
+    inputs_gone: bool = False
+    """Neither confirmed nor failed, and an input is no longer unspent with no record of which
+    transaction spent it (spent before the node's pruning window, or by a milestone it never
+    saw): it may have been applied (through an attachment the node forgot or never saw), and a
+    new attachment cannot apply. It stays pending, is not attached again, and expires
+    `expire_after` milestones after its last attachment (`expire_due`)."""
 
 
 def reattach_due(transfer: Transfer, cmi: int, reattach_after: int) -> bool:

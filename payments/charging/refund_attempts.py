@@ -13,12 +13,13 @@ refund is `held`: kept, logged at error level, and read by no retry round.
 shows that it can never apply (`never_applies`), as the wallet's rules give it
 (`wallet.account`, `wallet.confirmation`, `wallet.pending`):
 
-- a milestone marked its attachment conflicting (`input_spent`, or `input_not_found`: the
-  wallet spends only outputs the ledger confirmed, so one the ledger no longer knows was spent
-  before the node's pruning window): one of its inputs was spent by another confirmed
-  transaction (the wallet first checks that none of its own attachments, nor the ledger's
-  outputs, show it included), and a spent output stays spent, so no attachment of it can ever
-  apply; the rules it broke otherwise (amounts, unlocks) hold for every attachment alike;
+- the ledger named another transaction as the spender of one of its inputs (`input_spent`):
+  a spent output stays spent, so no attachment of it can ever apply. A conflict on its inputs
+  alone is no such failure (a re-attachment of a transaction applied through another
+  attachment meets one too): when the node cannot tell who spent them (pruned), the transfer
+  stays pending and expires, and an abandoned one is held, below;
+- a milestone marked its attachment conflicting for a rule of its own (amounts, unlocks): it
+  holds for every attachment alike;
 - it was never handed to a node (no attachment recorded: the wallet records each attachment
   before it submits it): refused by the node at its only attachment, or abandoned while signed
   only. Nobody but this wallet holds its bytes.

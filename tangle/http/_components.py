@@ -20,6 +20,7 @@ _MESSAGE_HEX = {
     "description": "bytes in hex, at least one",
 }
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+_OUTPUT_ID = {"type": "string", "pattern": "^[0-9a-fA-F]{68}$"}
 _U64 = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "u64, decimal"}
 _UINT = {"type": "integer", "minimum": 0}
 _BECH32 = {
@@ -207,6 +208,15 @@ _SCHEMAS: dict[str, Any] = {
         ]
     },
     "Channel": _object({"ledger_index": _UINT, "output": _ref("UnspentOutput")}),
+    "StoredOutput": _object(
+        {
+            "ledger_index": _UINT,
+            "output": _ref("UnspentOutput"),
+            "created_at": _UINT,
+            "spent_by": _nullable(_ID),
+            "spent_at": _nullable(_UINT),
+        }
+    ),
     "Balance": _object(
         {**_ADDRESS_FIELDS, "ledger_index": _UINT, "balance": _U64, "output_count": _UINT}
     ),

@@ -13,6 +13,7 @@ from . import _schema
 from ._components import (
     _ADDRESS_TEXT,
     _ID,
+    _OUTPUT_ID,
     _SCHEMAS,
     _TANGLE_CODES,
     _array,
@@ -168,6 +169,17 @@ def openapi_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PARENTS},
                     },
                 ),
+            )
+        },
+        "/api/v1/outputs/{output_id}": {
+            "get": _op(
+                "An output: unspent, or spent inside the pruning window (by which transaction, "
+                "at which milestone); unknown once spent at or below the pruning index",
+                200,
+                "StoredOutput",
+                "invalid_id",
+                "unknown_output",
+                params=(_path_param("output_id", _OUTPUT_ID),),
             )
         },
         "/api/v1/addresses/{address}/outputs": {

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from tangle.errors import AddressError, InvalidFieldError, MalformedError
 from tangle.protocol.bech32 import decode_address
 from tangle.protocol.codec import Reader
-from tangle.protocol.ids import Address, MessageId
+from tangle.protocol.ids import Address, MessageId, OutputId
 from tangle.protocol.message import MAX_MESSAGE_SIZE
 from tangle.protocol.payload import Payload, decode_payload
 
@@ -30,6 +30,7 @@ JSON_BODY_LIMIT: Final = 2 * MAX_MESSAGE_SIZE + 1024
 """Largest JSON body: a maximal message in hex, and room for the keys."""
 HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 ID = re.compile(r"[0-9a-fA-F]{64}")
+OUTPUT_ID = re.compile(r"[0-9a-fA-F]{68}")
 DIGITS = re.compile(r"[0-9]{1,20}")
 
 
@@ -99,6 +100,14 @@ def path_message_id(text: str) -> MessageId:
     if not ID.fullmatch(text):
         raise ApiError("invalid_id", "a message id is 64 hex digits")
     return MessageId.from_hex(text)
+
+
+def path_output_id(text: str) -> OutputId:
+    """An output id: 68 hex digits (the transaction id, then the index as a little-endian
+    u16)."""
+    if not OUTPUT_ID.fullmatch(text):
+        raise ApiError("invalid_id", "an output id is 68 hex digits")
+    return OutputId.from_hex(text)
 
 
 def path_id(text: str) -> Address:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from tangle.protocol.milestone import Milestone
     from tangle.protocol.payload import Payload
     from tangle.protocol.transaction import Output, Unlock
-    from tangle.storage.storage import MessageMetadata
+    from tangle.storage.storage import MessageMetadata, StoredOutput
 
 # -- error codes -------------------------------------------------------------------------------
 
@@ -69,7 +69,10 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "invalid_json": (400, "the body is not a JSON document"),
     "invalid_body": (400, "the JSON body lacks a field or has one of the wrong type"),
     "invalid_hex": (400, "a body field is not lowercase or uppercase hex of whole bytes"),
-    "invalid_id": (400, "an id or address in the path or query is not 64 hex digits"),
+    "invalid_id": (
+        400,
+        "an id or address in the path or query is not 64 hex digits (68 for an output id)",
+    ),
     "invalid_address": (400, "an address is neither 64 hex digits nor bech32m of this network"),
     "invalid_parameter": (400, "a path or query parameter is out of range"),
     "invalid_header": (400, "a header (Content-Length) cannot be read"),
@@ -78,6 +81,10 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "not_found": (404, "no such route"),
     "unknown_message": (404, "no message with this id is stored"),
     "unknown_milestone": (404, "no milestone with this index was applied"),
+    "unknown_output": (
+        404,
+        "no output with this id is unspent or was spent inside the pruning window",
+    ),
     "unknown_channel": (404, "no channel with this id is open or closing on the ledger"),
     "unknown_peer": (404, "no such peer"),
     "unknown_device": (404, "no device with this id is registered"),
@@ -195,6 +202,20 @@ def render_output(output_id: OutputId, output: Output, network: Network) -> dict
         "transaction_id": output_id.transaction_id.hex(),
         "output_index": output_id.output_index,
         **_render_output_body(output, network),
+    }
+
+
+def render_stored_output(
+    output_id: OutputId, stored: StoredOutput, ledger_index: int, network: Network
+) -> dict[str, Any]:
+    """`GET /api/v1/outputs/{output_id}`: the output, where it was created and, once spent, by
+    which transaction at which milestone."""
+    return {
+        "ledger_index": ledger_index,
+        "output": render_output(output_id, stored.output, network),
+        "created_at": stored.created_at,
+        "spent_by": None if stored.spent_by is None else stored.spent_by.hex(),
+        "spent_at": stored.spent_at,
     }
 
 

@@ -9,6 +9,7 @@ GET    /api/v1/messages/{id}                 200 decoded JSON, or raw (Accept: o
 GET    /api/v1/messages/{id}/metadata        200 solid, referenced_by, inclusion, conflict
 GET    /api/v1/messages/{id}/inclusion       200 its path to the milestone's inclusion root
 GET    /api/v1/tips?count=n                  200 up to 8 parents chosen by URTS
+GET    /api/v1/outputs/{output_id}           200 an output, unspent or spent (by which transaction)
 GET    /api/v1/addresses/{address}/outputs   200 unspent outputs   {address}: hex or bech32m
 GET    /api/v1/addresses/{address}/balance   200 balance           (answered in bech32m)
 GET    /api/v1/channels/{channel_id}         200 a payment channel's output
@@ -93,6 +94,7 @@ from ._request import (
     path_address,
     path_id,
     path_message_id,
+    path_output_id,
     query_uint,
 )
 from ._schema import (
@@ -101,6 +103,7 @@ from ._schema import (
     render_metadata,
     render_milestone,
     render_output,
+    render_stored_output,
 )
 from ._submit import Submission
 from .explorer import Explorer, Timeline, with_explorer
@@ -115,7 +118,7 @@ if TYPE_CHECKING:
     from tangle.node.node import Node
     from tangle.protocol.ids import OutputId
     from tangle.protocol.transaction import Output
-    from tangle.storage.storage import Storage
+    from tangle.storage.storage import Storage, StoredOutput
 
 
 MAX_EVENT_ADDRESSES: Final = 16
@@ -230,6 +233,24 @@ class _Api:
         if found is None:
             raise ApiError("unknown_message", f"no message {message_id.hex()}")
         return JSONResponse(render_metadata(message_id, found))
+
+    async def output(self, request: Request) -> Response:
+        """One output by id: unspent, or spent inside the pruning window with the transaction
+        that spent it, so a client can tell whether a transaction was applied (its output is
+        known) and whether one can still apply (an input spent by another transaction cannot),
+        even once the message that carried it is pruned or when it never knew that message."""
+        output_id = path_output_id(request.path_params["output_id"])
+
+        def read(storage: Storage) -> tuple[int, StoredOutput | None]:
+            return storage.confirmed_index(), storage.output(output_id)
+
+        index, found = await self.node.read_storage(read)
+        if found is None:
+            raise ApiError(
+                "unknown_output",
+                f"no output {output_id.hex()} unspent or spent inside the pruning window",
+            )
+        return JSONResponse(render_stored_output(output_id, found, index, self.config.network))
 
     async def outputs(self, request: Request) -> Response:
         network = self.config.network
@@ -370,6 +391,7 @@ def create_app(
             get=Proofs(node, inclusions).inclusion,
         ),
         route("/api/v1/tips", get=submit.tips),
+        route("/api/v1/outputs/{output_id}", get=api.output),
         route("/api/v1/addresses/{address}/outputs", get=api.outputs),
         route("/api/v1/addresses/{address}/balance", get=api.balance),
         route("/api/v1/channels/{channel_id}", get=api.channel),

@@ -9,3 +9,4 @@ from .snapshot import take_snapshot as take_snapshot
 from .snapshot import write_snapshot as write_snapshot
 from .storage import MessageMetadata as MessageMetadata
 from .storage import Storage as Storage
+from .storage import StoredOutput as StoredOutput

@@ -129,6 +129,13 @@ MOVE_TO_SPENT: Final = """
     INSERT INTO spent SELECT output_id, address, output, created_at, ?, ?
     FROM unspent WHERE output_id = ? AND output = ?"""
 
+OUTPUT_BY_ID: Final = """
+    SELECT output, created_at, NULL, NULL FROM unspent WHERE output_id = ?
+    UNION ALL
+    SELECT output, created_at, spent_by, spent_at FROM spent WHERE output_id = ?"""
+"""An output (its encoding, created_at, spent_by, spent_at): at most one row, since a milestone
+moves an output from `unspent` to `spent` in the transaction that spends it."""
+
 PRUNABLE_MESSAGES: Final = """
     SELECT message_id FROM metadata WHERE referenced_by <= :bound
     UNION ALL

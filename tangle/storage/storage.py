@@ -49,7 +49,7 @@ from tangle.ledger.ledger import (
 from tangle.ledger.records import MilestoneRecord
 from tangle.ledger.registry import DeviceEntry, decode_entry
 from tangle.protocol.codec import Reader
-from tangle.protocol.ids import Address, MessageId, MilestoneId, OutputId
+from tangle.protocol.ids import Address, MessageId, MilestoneId, OutputId, TransactionId
 from tangle.protocol.transaction import Output, decode_output, encode_output
 
 from . import _schema as schema
@@ -85,6 +85,21 @@ class MessageMetadata:
     """What that milestone made of it (NO_TRANSACTION while unreferenced)."""
     conflict: Conflict
     """Why its transaction was not applied (NONE unless conflicting)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredOutput:
+    """An output as the ledger records it: unspent, or spent inside the pruning window."""
+
+    output: Output
+    """What it holds."""
+    created_at: int
+    """The milestone that applied the transaction creating it (the origin's index for an
+    output of the genesis or of a snapshot)."""
+    spent_by: TransactionId | None
+    """The transaction that spent it, None while it is unspent."""
+    spent_at: int | None
+    """The milestone that applied that transaction, None while it is unspent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -460,6 +475,20 @@ class Storage:
 
     def balance(self, address: Address) -> int:
         return sum(output.amount for _, output in self.outputs_of(address))
+
+    def output(self, output_id: OutputId) -> StoredOutput | None:
+        """Output `output_id`, unspent or spent inside the pruning window (with its spender);
+        None if no milestone created it or it was spent at or below the pruning index."""
+        row = self._db.one(schema.OUTPUT_BY_ID, (output_id, output_id))
+        if row is None:
+            return None
+        blob, created_at, spent_by, spent_at = row
+        return StoredOutput(
+            output=_output(bytes(blob)),
+            created_at=created_at,
+            spent_by=None if spent_by is None else TransactionId(bytes(spent_by)),
+            spent_at=spent_at,
+        )
 
     def is_spent(self, output_id: OutputId) -> bool:
         """True if a milestone inside the pruning window spent `output_id`."""

@@ -64,8 +64,9 @@ class IdempotencyConflictError(SendError):
 
 
 class TransferFailedError(SendError):
-    """The ledger will never apply the transfer: a milestone marked it conflicting (`reason`,
-    e.g. `input_spent`: its inputs were spent elsewhere), or the node refused it outright."""
+    """The ledger will never apply the transfer: a milestone found it broke a rule of its own
+    (`reason`), another transaction spent one of its inputs (`input_spent`), or the node refused
+    it outright."""
 
     def __init__(self, transaction_id: str, reason: str) -> None:
         super().__init__(f"transfer {transaction_id} failed: {reason}")

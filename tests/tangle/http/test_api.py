@@ -306,6 +306,47 @@ async def test_a_transfer_is_included_after_a_milestone(tmp_path: Path) -> None:
         assert (await net.client.get("/api/v1/tips?count=1")).json()["tips"] == tips
 
 
+async def test_an_output_is_read_by_id_with_its_spender_until_pruned(tmp_path: Path) -> None:
+    async with network(tmp_path) as net:
+        (genesis_output,) = GENESIS.outputs()
+        paid = spend_genesis([(BOB, 1_000_000)])
+        for tx in (paid, transfer([(paid.output_id(0), BOB)], [(address(CAROL), 1_000_000)])):
+            raw = on_tips(net.ledger.core, tx, net.rng)
+            assert (
+                await net.client.post("/api/v1/messages", json={"message": raw.hex()})
+            ).is_success
+            await net.milestone()
+        onward = (await net.client.get(f"/api/v1/outputs/{paid.output_id(0).hex()}")).json()
+        assert onward["ledger_index"] == 2
+        assert onward["output"]["transaction_id"] == paid.id.hex()
+        assert onward["output"]["amount"] == "1000000"
+        assert (onward["created_at"], onward["spent_at"]) == (1, 2)
+        assert onward["spent_by"] != paid.id.hex()
+        first = (await net.client.get(f"/api/v1/outputs/{genesis_output.hex()}")).json()
+        assert (first["created_at"], first["spent_by"], first["spent_at"]) == (0, paid.id.hex(), 1)
+        (last,) = (
+            await net.client.get(f"/api/v1/addresses/{address(CAROL).hex()}/outputs")
+        ).json()["outputs"]
+        unspent = (await net.client.get(f"/api/v1/outputs/{last['output_id']}")).json()
+        assert (unspent["created_at"], unspent["spent_by"], unspent["spent_at"]) == (2, None, None)
+
+        for wrong, status, code in [
+            (genesis_output.hex()[:-2] + "01", 404, "unknown_output"),  # never created
+            (paid.id.hex(), 400, "invalid_id"),  # a transaction id, not an output id
+            ("zz" * 34, 400, "invalid_id"),
+        ]:
+            response = await net.client.get(f"/api/v1/outputs/{wrong}")
+            assert (response.status_code, error_code(response)) == (status, code), wrong
+        # spent at or below the pruning index: forgotten, as the message that spent it
+        for _ in range(16):
+            await net.milestone()
+        await net.node.write(lambda ledger: ledger.prune(16))
+        response = await net.client.get(f"/api/v1/outputs/{genesis_output.hex()}")
+        assert (response.status_code, error_code(response)) == (404, "unknown_output")
+        response = await net.client.get(f"/api/v1/outputs/{last['output_id']}")
+        assert response.json()["spent_by"] is None  # the UTXO set is never pruned
+
+
 async def test_a_node_that_is_catching_up_serves_no_tips(tmp_path: Path) -> None:
     """Milestones 2..4 arrive before 1 (committee-signed, so they count as the network's
     progress): the node refuses tips until it has applied them; an attacker's milestone signed

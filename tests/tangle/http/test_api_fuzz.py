@@ -81,6 +81,7 @@ METHODS = {
     "/api/v1/messages/{}": "GET",
     "/api/v1/messages/{}/metadata": "GET",
     "/api/v1/tips": "GET",
+    "/api/v1/outputs/{}": "GET",
     "/api/v1/addresses/{}/outputs": "GET",
     "/api/v1/addresses/{}/balance": "GET",
     "/api/v1/milestones/latest": "GET",
