@@ -5,12 +5,15 @@ whose clock is unset and stamps every message with one fixed time, one with whol
 are two sessions, each billed; a resent start gets its first answer's id and records nothing
 twice. Before, the id was keyed by the connector and the second alone: the second session got
 the first one's id, and its energy was never billed. Also the store's upgrade of a version-2
-database's table of those ids (`event_rows.UPGRADE_3`)."""
+database's table of those ids (`event_rows.UPGRADE_3`), alone and by two opens at once."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
 from payments.charging.simulator import Charger16, connect_charger
@@ -159,3 +162,30 @@ async def open_and_close(path: Path) -> None:
     """Open the store at `path` (upgrading it) and close it."""
     async with CsmsStore(path):
         pass
+
+
+def test_two_opens_of_one_version_2_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    """Two CSMS processes (here threads, each with its own connection and event loop) open one
+    version-2 file while a third writer holds its write lock: both wait for it in the upgrade's
+    `BEGIN IMMEDIATE`, one upgrades, the other finds it done, and both open. (An upgrade that
+    read the version before taking the lock would run in both: the second's write fails, as
+    the database is locked, or rebuilds the table twice.)"""
+    a = _version_2_file(tmp_path)
+    path = tmp_path / "csms.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    waiting = threading.Barrier(3)
+
+    def open_store() -> None:
+        waiting.wait()
+        asyncio.run(open_and_close(path))
+
+    with ThreadPoolExecutor(2) as pool:
+        opens = [pool.submit(open_store) for _ in range(2)]
+        waiting.wait()
+        time.sleep(0.3)  # both reach the lock (one that comes later opens after)
+        holder.execute("ROLLBACK")
+        holder.close()
+        for opened in opens:
+            opened.result()
+    _rows_after_the_upgrade(path, a)
