@@ -1,10 +1,11 @@
 """OCPP 1.6J: one station's connection, its handlers and the CSMS's calls to it.
 
-StartTransaction is the session's seq 0 and gets its transaction id from the store (the same id
-for a resent start); each MeterValues sample becomes an Updated event keyed by its time and
-reading (`session.ChargingSession.sample_seq`); StopTransaction is the Ended event at `STOP_SEQ`,
-after its `transactionData` samples (a refused sample is logged: the stop is applied, and the
-session billed, all the same).
+StartTransaction is the session's seq 0 and gets its transaction id from the store, by its
+connector, time, meterStart and idTag (the same id for a resent start, another for another start
+in the same second: `event_rows`); each MeterValues sample becomes an Updated event keyed by its
+time and reading (`session.ChargingSession.sample_seq`); StopTransaction is the Ended event at
+`STOP_SEQ`, after its `transactionData` samples (a refused sample is logged: the stop is
+applied, and the session billed, all the same).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class Station16(StationConnection):
     ) -> Any:
         async def work() -> Any:
             at = parse_time("timestamp", timestamp)
-            tx = await self.csms.store.transaction_id_16(self.id, connector_id, at, meter_start)
+            tx = await self.csms.store.transaction_id_16(
+                self.id, connector_id, at, meter_start, id_tag
+            )
             accepted = await self.csms.start(
                 TransactionEvent(
                     charge_point=self.id,

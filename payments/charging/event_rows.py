@@ -11,8 +11,28 @@ summary of sessions) is the store's: `CsmsStore.unsettled`, `CsmsStore.sessions`
 events(charge_point, transaction_id, seq_no, kind, timestamp_s, register_wh, signed, offline,
        id_token, PK(charge_point, transaction_id, seq_no))
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
-               UNIQUE(charge_point, connector_id, timestamp_s))   1.6 transaction ids
+               id_tag, UNIQUE(charge_point, connector_id, timestamp_s, meter_start, id_tag))
+          1.6 transaction ids
 ```
+
+*A 1.6 start's identity.* OCPP 1.6 leaves the transaction id to the CSMS, and a charger that got
+no answer to its StartTransaction sends it again, byte for byte: it must get the same id, and a
+different start its own. What a start carries is its connector, time (whole seconds, as every
+charger can stamp it), meterStart and idTag, and the id is keyed by all of them. Keyed by the
+connector and the second alone (versions up to 2), two starts in one second on one connector
+got one id: a quick stop and restart, and far more often a charger whose clock is unset (it
+stamps every message with one fixed time until it learns the time) or has whole seconds only;
+the second session was taken for the first's resend and its energy never billed. A start's
+reservationId is not part of it: this CSMS makes no reservations (no ReserveNow), so none it
+carries is one of its own. Two starts alike in all of these (a session in which the car took
+nothing, then the same driver's at once, both stamped with one second) still get one id: nothing
+in the message tells them apart from a resend.
+
+`UPGRADE_3` rebuilds a version-2 table with that key: every id is kept, and so is the table's
+sequence (AUTOINCREMENT: no id is handed out twice). Its rows have no id tag; each gets its
+session's, from the session's Started event (seq 0), so a start resent across the upgrade gets
+its id; a row with no event (the CSMS stopped between the id and the event, so the charger got
+no answer) gets none (NULL): it matches no start, and that start resent gets a new id.
 """
 
 from __future__ import annotations
@@ -33,7 +53,38 @@ CREATE TABLE IF NOT EXISTS transactions16 (
     connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL, meter_start INTEGER NOT NULL,
     UNIQUE (charge_point, connector_id, timestamp_s));
 """
+"""The tables as version 0 (and a new database) has them; the store's upgrades bring them to
+this version's (`transactions16`: `UPGRADE_3`)."""
+UPGRADE_3: Final = """
+    CREATE TABLE transactions16_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
+        connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL,
+        meter_start INTEGER NOT NULL, id_tag TEXT,
+        UNIQUE (charge_point, connector_id, timestamp_s, meter_start, id_tag));
+    INSERT INTO transactions16_v3
+        SELECT t.id, t.charge_point, t.connector_id, t.timestamp_s, t.meter_start,
+               (SELECT e.id_token FROM events e WHERE e.charge_point = t.charge_point
+                AND e.transaction_id = CAST(t.id AS TEXT) AND e.seq_no = 0)
+        FROM transactions16 t;
+    DELETE FROM sqlite_sequence WHERE name = 'transactions16_v3';
+    UPDATE sqlite_sequence SET name = 'transactions16_v3' WHERE name = 'transactions16';
+    DROP TABLE transactions16;
+    ALTER TABLE transactions16_v3 RENAME TO transactions16"""
+"""Version 2 to 3 (run once, by the store's upgrade): `transactions16` keyed by a start's
+identity (see the module docstring). sqlite cannot change a table's UNIQUE constraint, so the
+table is rebuilt: created anew, its rows copied with their ids and each its id tag (its
+session's Started event's, NULL if it has none), the old table's sequence moved to the new one
+(the copy set it to the highest id copied, lower if the highest ids' rows are gone), the old
+table dropped and the new one renamed (its sequence's row with it)."""
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_START_ID: Final = """
+    SELECT id FROM transactions16 WHERE charge_point = ? AND connector_id = ? AND timestamp_s = ?
+    AND meter_start = ? AND id_tag = ?"""
+_NEW_START: Final = f"""
+    INSERT INTO transactions16 (charge_point, connector_id, timestamp_s, meter_start, id_tag)
+    SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS ({_START_ID})"""
+"""A start's row, unless it has one: a resent start adds nothing and takes no id (an `INSERT OR
+IGNORE` of a row already there takes the next id all the same: one id lost per resend)."""
 
 
 class EventRows(GroupCommit):
@@ -81,19 +132,13 @@ class EventRows(GroupCommit):
         return 0 if row is None else int(row[0])
 
     async def transaction_id_16(
-        self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int
+        self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int, id_tag: str
     ) -> int:
-        """The 1.6 transaction id for this start (the same one for a resent StartTransaction)."""
-        await self.write_now(
-            "INSERT OR IGNORE INTO transactions16 (charge_point, connector_id, timestamp_s, "
-            "meter_start) VALUES (?, ?, ?, ?)",
-            (charge_point, connector_id, timestamp_s, meter_start),
-        )
-        query = (
-            "SELECT id FROM transactions16 WHERE charge_point = ? AND connector_id = ? "
-            "AND timestamp_s = ?"
-        )
-        async with self.db.execute(query, (charge_point, connector_id, timestamp_s)) as c:
+        """The 1.6 transaction id for this start (the same one for a resent StartTransaction;
+        a start's identity: see the module docstring)."""
+        start = (charge_point, connector_id, timestamp_s, meter_start, id_tag)
+        await self.write_now(_NEW_START, start + start)
+        async with self.db.execute(_START_ID, start) as c:
             row = await c.fetchone()
         if row is None:
             raise RuntimeError("transaction id vanished")

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Final, Self
 
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError, StoreVersionError
-from .event_rows import EVENTS_SCHEMA, EventRows
+from .event_rows import EVENTS_SCHEMA, UPGRADE_3, EventRows
 from .group_commit import GROUP_WINDOW_S
 from .refund_rows import UPGRADE_1, UPGRADE_2, RefundRows, credit_or_owe
 from .session import SessionLimits
@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS token_refunds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, id_token TEXT NOT NULL, channel_id BLOB NOT NULL,
     amount INTEGER NOT NULL, state TEXT NOT NULL);
 """
-_UPGRADES: Final = (UPGRADE_1, UPGRADE_2)
+_UPGRADES: Final = (UPGRADE_1, UPGRADE_2, UPGRADE_3)
 """The upgrade from version `i` to `i + 1` at index `i` (`CsmsStore._upgrade`)."""
 SCHEMA_VERSION: Final = len(_UPGRADES)
 """This version's `PRAGMA user_version` of the database (`CsmsStore._upgrade`)."""
@@ -168,11 +168,12 @@ class CsmsStore(EventRows):
         a database they wrote or a new one), in one transaction that holds the write lock from
         the version's read on (two processes opening one old file: the second finds it done):
         0 -> 1, the refund rows of refunds done they kept are deleted, those they left owed may
-        have been sent, a raced prepayment's owed
-        row holds its proof's sequence (`refund_rows.UPGRADE_1`); 1 -> 2, each refund row
-        counts its attempt and its failed tries (`refund_rows.UPGRADE_2`). Each step from the
-        database's version on runs, all in that one transaction. `StoreVersionError` for a
-        database a newer version wrote."""
+        have been sent, a raced prepayment's owed row holds its proof's sequence
+        (`refund_rows.UPGRADE_1`); 1 -> 2, each refund row counts its attempt and its failed
+        tries (`refund_rows.UPGRADE_2`); 2 -> 3, a 1.6 transaction id is keyed by its start's
+        meterStart and idTag too (`event_rows.UPGRADE_3`). Each step from the database's
+        version on runs, all in that one transaction. `StoreVersionError` for a database a
+        newer version wrote."""
         await self.db.execute("BEGIN IMMEDIATE")
         try:
             async with self.db.execute("PRAGMA user_version") as c:

@@ -29,6 +29,7 @@ from .test_payment import DRIVER, World, run
 from .test_refund import Sent, WalletRules, _billed_prepaid
 from .test_refund_attempts import SESSION_KEY, _refunder
 from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
+from .test_start16 import as_version_2_left_it
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -96,6 +97,7 @@ def test_a_refund_stuck_sending_before_the_upgrade_is_paid_unless_held_and_settl
         assert await _refunder(world, ledger).retry() == 0  # 540 sent, answer lost
 
     run(tmp_path, before)
+    as_version_2_left_it(tmp_path / "csms.sqlite")  # and as version 1 left it, below
     writer = sqlite3.connect(tmp_path / "csms.sqlite")
     try:
         writer.executescript(

@@ -24,6 +24,7 @@ from payments.charging.refund_attempts import (
     attempt_key,
     never_applies,
 )
+from payments.charging.store import SCHEMA_VERSION
 from tangle.protocol.transaction import address_of
 from tests.builders import address
 from tests.wallet.test_client import BOB, CAROL, CONFIG, open_wallet, running
@@ -36,6 +37,7 @@ from wallet.records import TransferStatus
 from .test_payment import DRIVER, World, run
 from .test_refund import MINIMUM, Sent, WalletRules, _billed_prepaid, _recorded
 from .test_refund_bounds import KEY, _owe_small
+from .test_start16 import as_version_2_left_it
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -307,6 +309,7 @@ def test_the_upgrade_from_version_1_keeps_every_row_and_its_key(tmp_path: Path) 
         await _owe_small(world, wallet, "CARD-V", 40)  # below the minimum: stays owed
 
     run(tmp_path, before)
+    as_version_2_left_it(path)  # and as version 1 left it, below
     writer = sqlite3.connect(path)
     try:
         writer.executescript(
@@ -325,7 +328,7 @@ def test_the_upgrade_from_version_1_keeps_every_row_and_its_key(tmp_path: Path) 
     async def after(world: World) -> None:
         reader = sqlite3.connect(path)
         try:
-            assert reader.execute("PRAGMA user_version").fetchone() == (2,)
+            assert reader.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             assert reader.execute(f"SELECT {columns}, attempt, tries FROM refunds").fetchall() == [
                 (*rows[0], 0, 0)
             ]

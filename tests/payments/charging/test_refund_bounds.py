@@ -14,11 +14,11 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from payments.charging.refund import REFUND_KEY, unbind_refund_key
-from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
 from .test_refund import Sent, _billed_prepaid, refunder
+from .test_start16 import as_version_2_left_it, open_and_close
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,7 +63,9 @@ def test_refunds_paid_or_credited_leave_no_rows(tmp_path: Path) -> None:
 
 def as_an_older_version_left_it(path: Path) -> None:
     """The file at `path` as a version before the `sending` state left it: its schema version 0
-    (its unpaid refund rows are `owed`, as the tests' bodies left them)."""
+    (its unpaid refund rows are `owed`, as the tests' bodies left them; its 1.6 transaction
+    ids as version 2 still kept them)."""
+    as_version_2_left_it(path)
     writer = sqlite3.connect(path)
     try:
         writer.executescript(
@@ -78,7 +80,7 @@ def as_an_older_version_left_it(path: Path) -> None:
 
 def test_refund_rows_left_done_by_older_versions_are_deleted_at_open(tmp_path: Path) -> None:
     path = tmp_path / "csms.sqlite"
-    asyncio.run(_open_and_close(path))
+    asyncio.run(open_and_close(path))
     writer = sqlite3.connect(path)
     with writer:
         writer.executemany(
@@ -91,18 +93,13 @@ def test_refund_rows_left_done_by_older_versions_are_deleted_at_open(tmp_path: P
         )
     writer.close()
     as_an_older_version_left_it(path)  # those versions' rows are pruned by the upgrade, once
-    asyncio.run(_open_and_close(path))
+    asyncio.run(open_and_close(path))
     reader = sqlite3.connect(path)
     try:
         assert reader.execute("SELECT amount FROM refunds").fetchall() == [(7,)]
         assert reader.execute("SELECT amount FROM token_refunds").fetchall() == [(9,)]
     finally:
         reader.close()
-
-
-async def _open_and_close(path: Path) -> None:
-    async with CsmsStore(path):
-        pass
 
 
 def test_small_amounts_owed_to_a_channel_are_paid_once_they_reach_the_minimum(

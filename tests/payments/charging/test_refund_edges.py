@@ -12,7 +12,7 @@ import pytest
 
 from payments.charging.errors import StoreVersionError
 from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_key
-from payments.charging.store import CsmsStore
+from payments.charging.store import SCHEMA_VERSION, CsmsStore
 from tangle.protocol.transaction import address_of
 
 from .test_payment import DRIVER, World, run
@@ -273,12 +273,13 @@ def test_a_database_a_newer_version_wrote_is_not_opened(tmp_path: Path) -> None:
     path = tmp_path / "csms.sqlite"
     writer = sqlite3.connect(path)
     try:
-        writer.execute("PRAGMA user_version = 3")
+        writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     finally:
         writer.close()
 
     async def main() -> None:
-        with pytest.raises(StoreVersionError, match="version 3; this CSMS knows 2"):
+        newer = f"version {SCHEMA_VERSION + 1}; this CSMS knows {SCHEMA_VERSION}"
+        with pytest.raises(StoreVersionError, match=newer):
             async with CsmsStore(path):
                 pass
 

@@ -1,0 +1,191 @@
+"""An OCPP 1.6 StartTransaction gets its transaction id by what makes it the same start
+(`event_rows.EventRows.transaction_id_16`): its charge point, connector, time, meterStart and
+idTag. Two starts on one connector stamped with one second (a quick stop and restart, a charger
+whose clock is unset and stamps every message with one fixed time, one with whole seconds only)
+are two sessions, each billed; a resent start gets its first answer's id and records nothing
+twice. Before, the id was keyed by the connector and the second alone: the second session got
+the first one's id, and its energy was never billed. Also the store's upgrade of a version-2
+database's table of those ids (`event_rows.UPGRADE_3`), alone and by two opens at once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Final
+
+from payments.charging.simulator import Charger16, connect_charger
+from payments.charging.store import SCHEMA_VERSION, CsmsStore
+
+from .test_csms import PASSWORD, T0, run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from payments.charging.csms import Csms
+
+_OLD_IDS: Final = 10
+"""The transaction ids a version-2 file handed out in these tests (its sequence), whatever rows
+it still holds: none is handed out again after the upgrade."""
+
+
+def _read(path: Path, query: str) -> list[tuple[object, ...]]:
+    """`query`'s rows, as another connection reads them."""
+    reader = sqlite3.connect(path)
+    try:
+        return reader.execute(query).fetchall()
+    finally:
+        reader.close()
+
+
+def test_16_starts_in_one_second_are_sessions_of_their_own_and_a_resend_is_not(
+    tmp_path: Path,
+) -> None:
+    """A charger with its clock unset stamps every message T0: a session of 1,000 Wh, one of
+    the same driver in which the car took nothing (another meterStart), one of another driver
+    from that same register (another idTag, its start resent): three ids, three bills."""
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            await charger.boot()
+            a, _ = await charger.start_session("DRIVER1", 1_000, T0)
+            await charger.stop_session(a, 2_000, T0)
+            b, _ = await charger.start_session("DRIVER1", 2_000, T0)
+            await charger.stop_session(b, 2_000, T0)
+            c, status = await charger.start_session("DRIVER2", 2_000, T0)
+            assert await charger.start_session("DRIVER2", 2_000, T0) == (c, status)  # resent
+            assert status == "Accepted"
+            await charger.stop_session(c, 2_700, T0)
+        assert len({a, b, c}) == 3
+        bills = {bill.transaction_id: bill.energy_wh for bill in await csms.store.bills()}
+        assert bills == {str(a): 1_000, str(b): 0, str(c): 700}  # before: one bill, of a
+        assert len(await csms.store.events(("CP16", str(c)))) == 2  # its start once, its stop
+
+    run(tmp_path, body)
+    assert _read(tmp_path / "csms.sqlite", "SELECT count(*) FROM transactions16") == [(3,)]
+
+
+def as_version_2_left_it(path: Path) -> None:
+    """The file at `path` as version 2 left it: `transactions16` keyed by (charge point,
+    connector, second), with no id tag, its ids and its sequence kept; schema version 2."""
+    writer = sqlite3.connect(path)
+    try:
+        writer.executescript(
+            """
+            CREATE TABLE transactions16_v2 (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
+                connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL,
+                meter_start INTEGER NOT NULL, UNIQUE (charge_point, connector_id, timestamp_s));
+            INSERT INTO transactions16_v2
+                SELECT id, charge_point, connector_id, timestamp_s, meter_start FROM transactions16;
+            DELETE FROM sqlite_sequence WHERE name = 'transactions16_v2';
+            UPDATE sqlite_sequence SET name = 'transactions16_v2' WHERE name = 'transactions16';
+            DROP TABLE transactions16;
+            ALTER TABLE transactions16_v2 RENAME TO transactions16;
+            PRAGMA user_version = 2"""
+        )
+    finally:
+        writer.close()
+
+
+def _version_2_file(tmp_path: Path) -> int:
+    """A version-2 file at `tmp_path / "csms.sqlite"` holding an open 1.6 session (DRIVER1 from
+    1,000 Wh at T0, on connector 1), a start on connector 2 whose answer never went out (the
+    CSMS stopped between its id and its event: no event), and a sequence of `_OLD_IDS`; the
+    open session's id."""
+
+    async def body(csms: Csms, url: str) -> None:
+        del csms
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            started.append((await charger.start_session("DRIVER1", 1_000, T0))[0])
+
+    started: list[int] = []
+    run(tmp_path, body)
+    path = tmp_path / "csms.sqlite"
+    as_version_2_left_it(path)
+    writer = sqlite3.connect(path)
+    with writer:
+        writer.execute(
+            "INSERT INTO transactions16 (charge_point, connector_id, timestamp_s, meter_start) "
+            "VALUES ('CP16', 2, ?, 5)",
+            (int(T0),),
+        )
+        writer.execute(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = 'transactions16'", (_OLD_IDS,)
+        )
+    writer.close()
+    return started[0]
+
+
+def _rows_after_the_upgrade(path: Path, a: int) -> None:
+    """The file at `path`, upgraded: version `SCHEMA_VERSION`, every id of the version-2 file
+    kept, the open session's with its id tag (from its Started event), the start with no event
+    with none (it matches no start), the sequence kept."""
+    assert _read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert _read(path, "SELECT * FROM transactions16 ORDER BY id") == [
+        (a, "CP16", 1, int(T0), 1_000, "DRIVER1"),
+        (a + 1, "CP16", 2, int(T0), 5, None),
+    ]
+    query = "SELECT name, seq FROM sqlite_sequence WHERE name LIKE 'transactions16%'"
+    assert _read(path, query) == [("transactions16", _OLD_IDS)]
+
+
+def test_a_version_2_file_keeps_its_16_ids_and_their_starts(tmp_path: Path) -> None:
+    """After the upgrade, the open session's start resent gets its id (its id tag is known:
+    its Started event's), and another driver's start from that register at that second gets
+    an id of its own, past every id handed out before (the sequence, not only the rows)."""
+    a = _version_2_file(tmp_path)
+    path = tmp_path / "csms.sqlite"
+    asyncio.run(open_and_close(path))
+    _rows_after_the_upgrade(path, a)
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            assert (await charger.start_session("DRIVER1", 1_000, T0))[0] == a
+            await charger.stop_session(a, 1_000, T0)  # the car took nothing
+            started.append((await charger.start_session("DRIVER2", 1_000, T0))[0])
+            await charger.stop_session(started[0], 1_300, T0)
+        bills = {bill.transaction_id: bill.energy_wh for bill in await csms.store.bills()}
+        assert bills == {str(a): 0, str(_OLD_IDS + 1): 300}
+
+    started: list[int] = []
+    run(tmp_path, body)
+    assert started == [_OLD_IDS + 1]
+
+
+async def open_and_close(path: Path) -> None:
+    """Open the store at `path` (upgrading it) and close it."""
+    async with CsmsStore(path):
+        pass
+
+
+def test_two_opens_of_one_version_2_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    """Two CSMS processes (here threads, each with its own connection and event loop) open one
+    version-2 file while a third writer holds its write lock: both wait for it in the upgrade's
+    `BEGIN IMMEDIATE`, one upgrades, the other finds it done, and both open. (An upgrade that
+    read the version before taking the lock would run in both: the second's write fails, as
+    the database is locked, or rebuilds the table twice.)"""
+    a = _version_2_file(tmp_path)
+    path = tmp_path / "csms.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    waiting = threading.Barrier(3)
+
+    def open_store() -> None:
+        waiting.wait()
+        asyncio.run(open_and_close(path))
+
+    with ThreadPoolExecutor(2) as pool:
+        opens = [pool.submit(open_store) for _ in range(2)]
+        waiting.wait()
+        time.sleep(0.3)  # both reach the lock (one that comes later opens after)
+        holder.execute("ROLLBACK")
+        holder.close()
+        for opened in opens:
+            opened.result()
+    _rows_after_the_upgrade(path, a)
