@@ -44,13 +44,23 @@ CONFIG = WalletConfig(confirm_timeout_s=40, pow_threads=1)
 
 
 @contextlib.asynccontextmanager
-async def _devnet(tmp_path: Path, nodes: int) -> AsyncIterator[tuple[trio.Nursery, list[str]]]:
-    """A devnet of `nodes` nodes under `tmp_path / "devnet"`, running until the block ends: a
-    nursery for the test's own services, and the nodes' API URLs."""
+async def _devnet(tmp_path: Path, nodes: int) -> AsyncIterator[list[str]]:
+    """A devnet of `nodes` nodes under `tmp_path / "devnet"`, running until the block ends: the
+    nodes' API URLs."""
     devnet = load_or_create(tmp_path / "devnet", nodes=nodes, interval_s=0.5)
     async with httpx.AsyncClient(timeout=10) as http, trio.open_nursery() as nursery:
         _, *node_processes = await launch(devnet.members, nursery, http)
-        yield nursery, [node.member.api for node in node_processes]
+        yield [node.member.api for node in node_processes]
+        nursery.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _services() -> AsyncIterator[trio.Nursery]:
+    """A nursery for the test's services (the payee's server, its ledger feed, its watch
+    service), cancelled when the block ends. Entered after the stores and wallets they use, it
+    ends before those close: a service polling a closed store fails the test."""
+    async with trio.open_nursery() as nursery:
+        yield nursery
         nursery.cancel_scope.cancel()
 
 
@@ -98,12 +108,13 @@ async def test_open_pay_ten_thousand_times_close_and_survive_an_offline_payee(
     payee_account = AccountKey(secrets.token_bytes(32), 0)
     payee_key = payee_account.address_key(0)
     async with (
-        _devnet(tmp_path, nodes=2) as (nursery, (api1, api2)),
+        _devnet(tmp_path, nodes=2) as (api1, api2),
         _funded_payer(tmp_path, api1) as (payer_wallet, payer_key, funder),
         Wallet.open(
             payee_account, url=api2, state_path=tmp_path / "payee.db", config=CONFIG
         ) as payee_wallet,
         ChannelStore(tmp_path / "payee-channels.db") as payee_store,
+        _services() as nursery,
     ):
         service = PayeeService(payee_store)
 
@@ -167,10 +178,11 @@ async def test_a_tcp_payee_follows_top_ups_and_the_payers_close_through_its_ledg
     payee_key = AccountKey(secrets.token_bytes(32), 0).address_key(0)
     deposit, top_up = 200_000, 100_000
     async with (
-        _devnet(tmp_path, nodes=1) as (nursery, (api,)),
+        _devnet(tmp_path, nodes=1) as (api,),
         _funded_payer(tmp_path, api) as (payer_wallet, payer_key, funder),
         NodeClient(api) as payee_node,
         ChannelStore(tmp_path / "payee-channels.db") as payee_store,
+        _services() as nursery,
     ):
         terms = await funder.open(payee_key.public_key, deposit)
         service = PayeeService(payee_store)
