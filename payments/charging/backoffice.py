@@ -60,6 +60,8 @@ from .errors import (
     RefundTransferLiveError,
     RefundWalletError,
     StationAuthError,
+    StationCallError,
+    StationTimeoutError,
     TokenBindingError,
     UnknownRefundError,
     UnknownSessionError,
@@ -93,6 +95,8 @@ def _proof(request: Request) -> Any:
 _ANSWERS: Final[dict[type[PaymentError], tuple[int, str]]] = {
     UnknownSessionError: (404, "not_found"),
     StationAuthError: (404, "not_found"),
+    StationTimeoutError: (504, "station_timeout"),
+    StationCallError: (502, "station_call_failed"),
     TokenBindingError: (403, "token_binding"),
     UnknownRefundError: (404, "refund_not_found"),
     RefundNotHeldError: (409, "refund_not_held"),
@@ -102,6 +106,12 @@ _ANSWERS: Final[dict[type[PaymentError], tuple[int, str]]] = {
     RefundWalletError: (503, "refund_wallet_unreadable"),
 }
 """The status and code of each refusal the back office names itself (the nearest class)."""
+STATION_CALL: Final = (
+    ("404", "not_found: the station is not connected"),
+    ("502", "station_call_failed: a CALLERROR, an answer outside the schema, or a disconnect"),
+    ("504", "station_timeout: no answer in time (the station may still carry the call out)"),
+)
+"""The answers a route that calls a station adds to the document."""
 
 
 def _answer_of(error: PaymentError) -> tuple[int, str]:
@@ -264,9 +274,21 @@ def backoffice_app(
         Operation("GET", "/api/tariffs", "The tariffs sessions are priced with", False, tariffs),
         Operation("GET", "/api/stations", "Registered stations", True, stations),
         Operation("POST", "/api/stations", "Register a station", True, add_station),
-        Operation("POST", "/api/stations/{station}/remote-start", "Start", True, remote_start),
         Operation(
-            "POST", "/api/stations/{station}/charging-profile", "Cap", True, charging_profile
+            "POST",
+            "/api/stations/{station}/remote-start",
+            "Start",
+            True,
+            remote_start,
+            answers=STATION_CALL,
+        ),
+        Operation(
+            "POST",
+            "/api/stations/{station}/charging-profile",
+            "Cap",
+            True,
+            charging_profile,
+            answers=STATION_CALL,
         ),
         Operation("GET", "/api/sessions", "Sessions, newest first", True, sessions),
         Operation("GET", "/api/sessions/{station}/{transaction}", "A session", True, session),

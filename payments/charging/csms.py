@@ -30,13 +30,20 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.lowlevel
 from ocpp import messages as ocpp_messages  # type: ignore[import-untyped]
+from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from .csms16 import Station16
 from .csms201 import Station201
-from .errors import SessionError, StationAuthError, TokenRefusedError
+from .errors import (
+    SessionError,
+    StationAuthError,
+    StationCallError,
+    StationTimeoutError,
+    TokenRefusedError,
+)
 from .log_limit import CLIENTS, LimitedLogger, LogLimiter
 from .pay_frames import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
@@ -289,12 +296,29 @@ class Csms:
 
     async def remote_start(self, station: str, id_token: str, connector: int = 1) -> bool:
         """Ask `station` to start a session for `id_token` (1.6 RemoteStartTransaction, 2.0.1
-        RequestStartTransaction); True if it accepted."""
-        return bool(await self._connected(station).request_start(id_token, connector))
+        RequestStartTransaction); True if it accepted (`_ask` on its failures)."""
+        return await self._ask(station, lambda c: c.request_start(id_token, connector))
 
     async def set_charging_profile(self, station: str, connector: int, limit_w: int) -> bool:
-        """Cap `station`'s connector at `limit_w` watts (a TxDefaultProfile)."""
-        return bool(await self._connected(station).set_power_limit(connector, limit_w))
+        """Cap `station`'s connector at `limit_w` watts (a TxDefaultProfile); True if it
+        accepted (`_ask` on its failures)."""
+        return await self._ask(station, lambda c: c.set_power_limit(connector, limit_w))
+
+    async def _ask(
+        self, station: str, call: Callable[[StationConnection], Awaitable[bool]]
+    ) -> bool:
+        """`call` on `station`'s connection, its failures named: `StationAuthError` if it is
+        not connected, `StationTimeoutError` if it did not answer in time, `StationCallError`
+        for a CALLERROR, an answer outside the schema, or a connection closed meanwhile."""
+        connection = self._connected(station)
+        try:
+            return bool(await call(connection))
+        except TimeoutError:
+            raise StationTimeoutError(station, "no answer in time") from None
+        except OCPPError as e:
+            raise StationCallError(station, f"answered {type(e).__name__}") from None
+        except ConnectionClosed:
+            raise StationCallError(station, "disconnected before it answered") from None
 
     def _connected(self, station: str) -> StationConnection:
         connection = self.stations.get(station)

@@ -156,9 +156,10 @@ class Station16(StationConnection):
 
     async def request_start(self, id_token: str, connector: int) -> bool:
         result = await self.call(
-            call.RemoteStartTransaction(id_tag=id_token, connector_id=connector)
+            call.RemoteStartTransaction(id_tag=id_token, connector_id=connector),
+            suppress=False,  # a CALLERROR raises (`Csms._ask` names it), not None
         )
-        return result is not None and result.status == "Accepted"
+        return bool(result.status == "Accepted")
 
     async def set_power_limit(self, connector: int, limit_w: int) -> bool:
         profile = {
@@ -172,6 +173,7 @@ class Station16(StationConnection):
             },
         }
         result = await self.call(
-            call.SetChargingProfile(connector_id=connector, cs_charging_profiles=profile)
+            call.SetChargingProfile(connector_id=connector, cs_charging_profiles=profile),
+            suppress=False,
         )
-        return result is not None and result.status == "Accepted"
+        return bool(result.status == "Accepted")

@@ -83,9 +83,10 @@ class Station201(StationConnection):
                 id_token={"idToken": id_token, "type": "Central"},
                 remote_start_id=next(_REMOTE_START_IDS),
                 evse_id=connector,
-            )
+            ),
+            suppress=False,  # a CALLERROR raises (`Csms._ask` names it), not None
         )
-        return result is not None and result.status == "Accepted"
+        return bool(result.status == "Accepted")
 
     async def set_power_limit(self, connector: int, limit_w: int) -> bool:
         profile = {
@@ -102,6 +103,7 @@ class Station201(StationConnection):
             ],
         }
         result = await self.call(
-            call.SetChargingProfile(evse_id=connector, charging_profile=profile)
+            call.SetChargingProfile(evse_id=connector, charging_profile=profile),
+            suppress=False,
         )
-        return result is not None and result.status == "Accepted"
+        return bool(result.status == "Accepted")

@@ -222,6 +222,22 @@ class StationAuthError(SessionError):
         self.station = station
 
 
+class StationCallError(SessionError):
+    """A call of the CSMS to a connected station (a remote start, a charging profile) that got
+    no usable answer: the station answered with a CALLERROR or outside the schema, or the
+    connection closed first."""
+
+    def __init__(self, station: str, reason: str) -> None:
+        super().__init__(f"station {station!r}: {reason}")
+        self.station = station
+        self.reason = reason
+
+
+class StationTimeoutError(StationCallError):
+    """A call of the CSMS to a station that was not answered in time (the station may still
+    carry it out)."""
+
+
 class TokenBindingError(SessionError):
     """An id token that cannot be bound to, or paid through, the channel given."""
 

@@ -4,6 +4,7 @@ over its payment stream, named errors, and an OpenAPI document naming every rout
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from payments.channels.wire import encode_signed_proof
 from payments.charging import ocpi_json
@@ -257,5 +259,46 @@ def test_the_tariffs_route_shows_the_channel_and_ocpi_tariffs(tmp_path: Path) ->
         assert offered[0] == {"channel_tariff": {"price": 300, "per": 1000, "unit": "Wh"}}
         assert offered[1]["ocpi"]["id"] == "E25"
         assert parse_tariff(ocpi_json.loads(json.dumps(offered[1]["ocpi"]))) == tariff
+
+    run(tmp_path, body)
+
+
+def test_a_station_call_that_fails_is_answered_by_name(tmp_path: Path) -> None:
+    """A remote start the station answers with a CALLERROR is 502 `station_call_failed`, one
+    it leaves unanswered 504 `station_timeout`, one to a station not connected 404."""
+
+    async def body(world: World) -> None:
+        token = base64.b64encode(f"CP16:{PASSWORD}".encode()).decode()
+        async with (
+            client(world) as http,
+            connect(
+                f"{world.url}/CP16",
+                subprotocols=[Subprotocol("ocpp1.6")],
+                additional_headers={"Authorization": f"Basic {token}"},
+            ) as station,
+        ):
+            for _ in range(500):  # the CSMS registers the connection
+                if "CP16" in world.csms.stations:
+                    break
+                await asyncio.sleep(0.01)
+            world.csms.stations["CP16"]._response_timeout = 0.5  # the library's, 10 s here
+            start = "/api/stations/CP16/remote-start"
+            asked = asyncio.create_task(http.post(start, json={"id_token": "D"}, headers=ADMIN))
+            call = json.loads(await station.recv())
+            await station.send(json.dumps([4, call[1], "InternalError", "busy", {}]))
+            failed = await asked
+            assert (failed.status_code, failed.json()["error"]["code"]) == (
+                502,
+                "station_call_failed",
+            )
+            unanswered = await http.post(start, json={"id_token": "D"}, headers=ADMIN)
+            assert (unanswered.status_code, unanswered.json()["error"]["code"]) == (
+                504,
+                "station_timeout",
+            )
+            gone = await http.post(
+                "/api/stations/CP201/remote-start", json={"id_token": "D"}, headers=ADMIN
+            )
+            assert gone.status_code == 404
 
     run(tmp_path, body)
