@@ -253,7 +253,9 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
     async def route_message(self, raw_msg: str) -> None:
         try:
             msg = unpack(raw_msg)
-        except OCPPError as e:  # not an OCPP-J frame: the spec gives it no answer
+        except (OCPPError, RecursionError) as e:  # not an OCPP-J frame: the spec gives no answer
+            # (RecursionError: JSON nested deeper than Python's reader goes, a frame's 64 KiB
+            # allow tens of thousands of levels; it would end the connection's task)
             self.csms.log_limit.log(
                 LOG,
                 logging.DEBUG,

@@ -1,7 +1,8 @@
 """A station's answers to the CSMS's calls (CALLRESULT / CALLERROR), sent by a raw WebSocket
 station: a flood of answers with unknown unique ids while a call waits, of answers while no call
-waits, or of repeats of the right answer, neither breaks a call nor piles up for the next one;
-a call that fails on the station's answer is logged, not left as a task's unretrieved exception.
+waits, or of repeats of the right answer, neither breaks a call nor piles up for the next one
+(each is dropped and counted); a frame nested too deep to read is dropped as well; a call that
+fails on the station's answer is logged, not left as a task's unretrieved exception.
 
 The `ocpp` library waits for the answer of a call by calling itself once for every answer with
 another unique id: about 1,500 of them exhausted the interpreter's stack (RecursionError), and
@@ -118,3 +119,19 @@ def test_a_stop_call_failing_on_the_stations_answer_is_logged_not_left_unretriev
         run(tmp_path, body, authorize=_prepaid)
     assert unretrieved == []
     assert any("station call failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_frame_nested_too_deep_to_read_is_dropped_and_the_call_waiting_goes_on(
+    tmp_path: Path,
+) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        async for ws in _raw(url, "CP16", "ocpp1.6"):
+            await _heartbeat(ws)
+            started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
+            unique_id = await _call_of(ws)
+            await ws.send("[3," + "[" * 60_000)  # Python's JSON reader gives up (RecursionError)
+            await ws.send(json.dumps([3, unique_id, {"status": "Accepted"}]))
+            assert await started
+            await _heartbeat(ws)
+
+    run(tmp_path, body)
