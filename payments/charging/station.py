@@ -267,7 +267,8 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             )
             return
         if msg.message_type_id != MessageType.Call:
-            if self._call_lock.locked() and msg.unique_id == self._awaited:
+            awaited = self._awaited  # None once answered: a null unique id matches no call
+            if awaited is not None and msg.unique_id == awaited and self._call_lock.locked():
                 self._awaited = None  # a repeat of the answer is not queued for the next call
                 self._response_queue.put_nowait(msg)
             else:
