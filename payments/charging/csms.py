@@ -257,15 +257,28 @@ class Csms:
 
     def _spawn(self, work: Awaitable[None], station: str) -> None:
         """Run `work` (a call to `station`, or a bill hook of one of its sessions) apart from
-        the message that caused it, its call's failures logged (`log_limit`: a station that
-        reconnects in a loop causes a call per reconnection)."""
+        the message that caused it. Its failure is logged here, where it ends (a task's
+        exception nobody retrieves is reported only when the task is collected, without the
+        call it came from), within `station`'s bound (`log_limit`: a station that reconnects in
+        a loop causes a call per reconnection). A station that times out, hangs up or answers
+        outside the schema (`OCPPError`) is a warning; anything else is a bug, logged with its
+        traceback."""
 
         async def run() -> None:
             try:
                 await work
-            except (TimeoutError, ConnectionClosed, SessionError) as e:
+            except (TimeoutError, ConnectionClosed, SessionError, OCPPError) as e:
                 self.log_limit.log(
                     LOG, logging.WARNING, station, "call failed", "station call failed: %r", e
+                )
+            except Exception:
+                self.log_limit.log(
+                    LOG,
+                    logging.ERROR,
+                    station,
+                    "call failed unexpectedly",
+                    "station call failed unexpectedly",
+                    exc_info=True,
                 )
 
         task = asyncio.create_task(run())

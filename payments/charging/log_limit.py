@@ -14,7 +14,7 @@ grow it. Its core (`admit`, `expire`) is pure over the injected clock; `log` and
 `LimitedLogger` puts the same bound on a library's own lines, under one source: the `websockets`
 server's, which an unauthenticated client causes (an unreadable or dropped handshake is an error
 line with a traceback per TCP connection), and the `ocpp` library's of one station's connection
-(an answer with an unknown unique id, while a call to the station waits, is an error line each).
+(a call the station answers with a CALLERROR is a warning line each).
 
 Lines about money (refunds paid, held or settled; bills, their commitments and CDRs) do not go
 through a limiter: they are the operator's record, one per refund or bill, not per message.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import logging
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
@@ -196,8 +197,14 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
     for an invalid one), its keys are snake-cased through a bounded cache, and the answer is
     checked the same way before it is sent. Frames are not logged (the library logs each at
     INFO), and what is logged about one is within the station's bound (`Csms.log_limit`: the
-    station decides how many frames it sends); CALLRESULTs and CALLERRORs are queued for
-    `call` only while a call waits for one.
+    station decides how many frames it sends).
+
+    A CALLRESULT or CALLERROR reaches the library's `call` only if it is the first answer to the
+    call in flight (the library sends one call at a time, under its call lock); any other is
+    dropped and counted (`dropped_answers`), not logged. The library's wait for an answer calls
+    itself once for every answer with another unique id, so a station flooding such answers
+    exhausted the stack of the call (RecursionError); nothing else may grow its response queue
+    either, which holds at most the one answer.
     """
 
     renamed_errors: ClassVar[dict[str, str]] = {}
@@ -218,6 +225,10 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         super().__init__(station, connection, response_timeout=10, logger=library_log)
         self.csms = csms
         self._answers: OrderedDict[str, str] = OrderedDict()
+        self._awaited: str | None = None
+        """The unique id of the call in flight, until its first answer arrives."""
+        self.dropped_answers = 0
+        """CALLRESULTs and CALLERRORs dropped: no call waited for them."""
 
     # The answers 1.6 and 2.0.1 share: the subclass's `_call_result` module builds them.
 
@@ -242,7 +253,9 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
     async def route_message(self, raw_msg: str) -> None:
         try:
             msg = unpack(raw_msg)
-        except OCPPError as e:  # not an OCPP-J frame: the spec gives it no answer
+        except (OCPPError, RecursionError) as e:  # not an OCPP-J frame: the spec gives no answer
+            # (RecursionError: JSON nested deeper than Python's reader goes, a frame's 64 KiB
+            # allow tens of thousands of levels; it would end the connection's task)
             self.csms.log_limit.log(
                 LOG,
                 logging.DEBUG,
@@ -254,8 +267,12 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             )
             return
         if msg.message_type_id != MessageType.Call:
-            if self._call_lock.locked():  # else nothing waits for it
+            awaited = self._awaited  # None once answered: a null unique id matches no call
+            if awaited is not None and msg.unique_id == awaited and self._call_lock.locked():
+                self._awaited = None  # a repeat of the answer is not queued for the next call
                 self._response_queue.put_nowait(msg)
+            else:
+                self.dropped_answers += 1
             return
         unique_id = msg.unique_id if isinstance(msg.unique_id, str) else None
         if unique_id is not None and unique_id in self._answers:
@@ -303,6 +320,14 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         return str(result.to_json())
 
     async def _send(self, message: str) -> None:
+        """Send a CALL of the library's `call`, the only caller (this class sends its answers
+        itself), with the call lock held, right before it waits for the answer: from now on
+        the answer with its unique id is the one awaited. An answer left in the queue (one that
+        came as the previous call timed out) is dropped."""
+        self._awaited = str(json.loads(message)[1])
+        while not self._response_queue.empty():
+            self._response_queue.get_nowait()
+            self.dropped_answers += 1
         await self._connection.send(message)
 
     async def close(self) -> None:

@@ -2,7 +2,7 @@
 injected clock (lines per window, the suppressed count reported once the window closes, a bounded
 key table, a flood that stopped counted), then against a real CSMS: real charge points over real
 WebSockets sending refused Authorize calls, TCP clients failing their handshake, and a station
-answering a call with unknown unique ids."""
+refusing the CSMS's calls."""
 
 from __future__ import annotations
 
@@ -267,36 +267,37 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     ]
 
 
-def test_a_station_flooding_answers_to_no_call_logs_a_bounded_number_of_lines(
+def test_a_station_refusing_the_csms_calls_logs_a_bounded_number_of_lines(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """While a call to a station waits, the `ocpp` library logs an error line for each answer
-    with another unique id; through the CSMS's limiter, a bounded number, under the station."""
+    """The `ocpp` library logs a warning for each call a station answers with a CALLERROR (a
+    call is made per back office request, per stop decision, per reconnection); through the
+    CSMS's limiter, a bounded number, under the station. (Answers with another unique id never
+    reach the library: `test_station_answers`.)"""
     clock = Clock()
     limiter = LogLimiter(lines=5, interval_s=60, clock=clock)
 
-    async def remote_start_answered_after(csms: Csms, ws: Any, bogus: int) -> None:
-        started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
-        unique_id = json.loads(await ws.recv())[1]
-        for i in range(bogus):
-            await ws.send(json.dumps([3, f"bogus-{i}", {"status": "Accepted"}]))
-        await ws.send(json.dumps([3, unique_id, {"status": "Accepted"}]))
-        assert await started
+    async def remote_starts_refused(csms: Csms, ws: Any, calls: int) -> None:
+        for _ in range(calls):
+            started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
+            unique_id = json.loads(await ws.recv())[1]
+            await ws.send(json.dumps([4, unique_id, "InternalError", "", {}]))
+            assert not await started
 
     async def body(csms: Csms, url: str) -> None:
         async for ws in _raw(url, "CP16", "ocpp1.6"):
             await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
             await ws.recv()  # the station's connection is the CSMS's now
-            await remote_start_answered_after(csms, ws, 40)
+            await remote_starts_refused(csms, ws, 40)
             clock.now += 60
-            await remote_start_answered_after(csms, ws, 1)
+            await remote_starts_refused(csms, ws, 1)
 
     with caplog.at_level(logging.WARNING, logger="ocpp"):
         run(tmp_path, body, log_limit=limiter)
     lines = [r.getMessage() for r in caplog.records if r.name in ("ocpp", NAMES[1])]
     assert [line.split(": ")[0] for line in lines] == [
-        *["Ignoring response with unknown unique id"] * 5,
-        "suppressed 35 similar lines (Ignoring response with unknown unique id",
-        "Ignoring response with unknown unique id",
+        *["Received a CALLError"] * 5,
+        "suppressed 35 similar lines (Received a CALLError",
+        "Received a CALLError",
     ]
     assert lines[5].endswith(") from CP16 in the last 60 s")
