@@ -276,8 +276,9 @@ class Csms:
                     LOG,
                     logging.ERROR,
                     station,
-                    "call failed unexpectedly",
-                    "station call failed unexpectedly",
+                    "work failed unexpectedly",
+                    "%s: work of the station failed unexpectedly (a call or a bill hook)",
+                    station,
                     exc_info=True,
                 )
 

@@ -253,9 +253,10 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
     async def route_message(self, raw_msg: str) -> None:
         try:
             msg = unpack(raw_msg)
-        except (OCPPError, RecursionError) as e:  # not an OCPP-J frame: the spec gives no answer
-            # (RecursionError: JSON nested deeper than Python's reader goes, a frame's 64 KiB
-            # allow tens of thousands of levels; it would end the connection's task)
+        except (OCPPError, RecursionError, ValueError) as e:  # not an OCPP-J frame: the spec
+            # gives no answer. Each would end the connection's task: RecursionError, JSON nested
+            # deeper than Python's reader goes (a frame's 64 KiB allow tens of thousands of
+            # levels); ValueError, an integer over Python's 4,300 digits (`sys.int_info`)
             self.csms.log_limit.log(
                 LOG,
                 logging.DEBUG,
@@ -324,7 +325,10 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         itself), with the call lock held, right before it waits for the answer: from now on
         the answer with its unique id is the one awaited. An answer left in the queue (one that
         came as the previous call timed out) is dropped."""
-        self._awaited = str(json.loads(message)[1])
+        frame = json.loads(message)
+        if frame[0] != MessageType.Call:  # only `call` sends through here (see above)
+            raise RuntimeError(f"not a CALL: {frame[0]!r}")
+        self._awaited = str(frame[1])
         while not self._response_queue.empty():
             self._response_queue.get_nowait()
             self.dropped_answers += 1

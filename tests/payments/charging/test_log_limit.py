@@ -16,7 +16,7 @@ import pytest
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 
-from payments.charging.errors import TokenRefusedError
+from payments.charging.errors import StationCallError, TokenRefusedError
 from payments.charging.log_limit import LogLimiter, Suppressed, Verdict
 from payments.charging.simulator import connect_charger
 from tests.payments.charging.test_csms import PASSWORD, _raw, run
@@ -282,7 +282,8 @@ def test_a_station_refusing_the_csms_calls_logs_a_bounded_number_of_lines(
             started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
             unique_id = json.loads(await ws.recv())[1]
             await ws.send(json.dumps([4, unique_id, "InternalError", "", {}]))
-            assert not await started
+            with pytest.raises(StationCallError):
+                await started
 
     async def body(csms: Csms, url: str) -> None:
         async for ws in _raw(url, "CP16", "ocpp1.6"):

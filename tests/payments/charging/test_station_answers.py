@@ -86,12 +86,16 @@ def test_answers_no_call_waits_for_are_dropped_not_kept_for_the_next_call(
             for _ in range(FLOOD):  # the right answer, and then again and again
                 await ws.send(json.dumps([3, unique_id, {"status": "Accepted"}]))
             assert await started
+            for null in ([3, None, {}], [4, None, "InternalError", "", {}]):  # no call's id
+                await ws.send(json.dumps(null))
             await _heartbeat(ws)
+            dropped = 2 * FLOOD - 1 + 2  # counted as they came, not at the next call
+            assert csms.stations[station].dropped_answers == dropped
             limited = asyncio.create_task(csms.set_charging_profile(station, 1, 7_400))
             unique_id = await _call_of(ws)
             await ws.send(json.dumps([3, unique_id, {"status": "Rejected"}]))
             assert not await limited  # its own answer, not one left over
-            assert csms.stations[station].dropped_answers == 2 * FLOOD - 1
+            assert csms.stations[station].dropped_answers == dropped
 
     run(tmp_path, body)
 
@@ -111,17 +115,19 @@ def test_a_stop_call_failing_on_the_stations_answer_is_logged_not_left_unretriev
             [stop] = [f for f in frames if f[0] == 2]
             assert stop[2] == "RemoteStopTransaction"
             await ws.send(json.dumps([3, stop[1], {"status": "Maybe"}]))  # not in the schema
-            await asyncio.wait(list(csms._tasks))  # the stop call, its exception not retrieved
+            if csms._tasks:  # the stop call, its exception not retrieved
+                await asyncio.wait(list(csms._tasks))
             gc.collect()
             await _heartbeat(ws)
 
     with caplog.at_level(logging.WARNING, logger="payments.charging.csms"):
         run(tmp_path, body, authorize=_prepaid)
     assert unretrieved == []
-    assert any("station call failed" in r.getMessage() for r in caplog.records)
+    failed = [r for r in caplog.records if r.getMessage().startswith("station call failed: ")]
+    assert [r.levelno for r in failed] == [logging.WARNING]  # a station's fault, not a bug
 
 
-def test_a_frame_nested_too_deep_to_read_is_dropped_and_the_call_waiting_goes_on(
+def test_a_frame_too_deep_or_too_long_a_number_to_read_is_dropped_and_the_call_goes_on(
     tmp_path: Path,
 ) -> None:
     async def body(csms: Csms, url: str) -> None:
@@ -130,6 +136,8 @@ def test_a_frame_nested_too_deep_to_read_is_dropped_and_the_call_waiting_goes_on
             started = asyncio.create_task(csms.remote_start("CP16", "DRIVER"))
             unique_id = await _call_of(ws)
             await ws.send("[3," + "[" * 60_000)  # Python's JSON reader gives up (RecursionError)
+            await ws.send("[3," + "1" * 5_000 + ",{}]")  # over Python's digits (ValueError)
+            await ws.send('[2,"x","Heartbeat",{"n":' + "9" * 5_000 + "}]")
             await ws.send(json.dumps([3, unique_id, {"status": "Accepted"}]))
             assert await started
             await _heartbeat(ws)
