@@ -170,10 +170,10 @@ class CsmsStore(EventRows):
         0 -> 1, the refund rows of refunds done they kept are deleted, those they left owed may
         have been sent, a raced prepayment's owed row holds its proof's sequence
         (`refund_rows.UPGRADE_1`); 1 -> 2, each refund row counts its attempt and its failed
-        tries (`refund_rows.UPGRADE_2`); 2 -> 3, a 1.6 transaction id is keyed by its start's
-        meterStart and idTag too (`event_rows.UPGRADE_3`). Each step from the database's
-        version on runs, all in that one transaction. `StoreVersionError` for a database a
-        newer version wrote."""
+        tries (`refund_rows.UPGRADE_2`); 2 -> 3, a 1.6 transaction id is looked up by its
+        start's meterStart and idTag too, with no unique key (`event_rows.UPGRADE_3`). Each
+        step from the database's version on runs, all in that one transaction.
+        `StoreVersionError` for a database a newer version wrote."""
         await self.db.execute("BEGIN IMMEDIATE")
         try:
             async with self.db.execute("PRAGMA user_version") as c:

@@ -3,8 +3,9 @@
 idTag. Two starts on one connector stamped with one second (a quick stop and restart, a charger
 whose clock is unset and stamps every message with one fixed time, one with whole seconds only)
 are two sessions, each billed; a resent start gets its first answer's id and records nothing
-twice. Before, the id was keyed by the connector and the second alone: the second session got
-the first one's id, and its energy was never billed. Also the store's upgrade of a version-2
+twice, unless its session has stopped (then it is a new session, alike in every field). Before,
+the id was keyed by the connector and the second alone: the second session got the first one's
+id, and its energy was never billed. Also the store's upgrade of a version-2
 database's table of those ids (`event_rows.UPGRADE_3`), alone and by two opens at once."""
 
 from __future__ import annotations
@@ -66,6 +67,34 @@ def test_16_starts_in_one_second_are_sessions_of_their_own_and_a_resend_is_not(
 
     run(tmp_path, body)
     assert _read(tmp_path / "csms.sqlite", "SELECT count(*) FROM transactions16") == [(3,)]
+
+
+def test_16_the_same_start_after_its_session_stopped_is_a_new_session(tmp_path: Path) -> None:
+    """A charger with its clock unset stamps every message T0; the car takes nothing and the
+    session stops; the same driver taps again: that start is alike in every field to the
+    first one, but it comes after the first session's stop, so it is no resend (a 1.6 charger
+    sends a transaction's messages in order): a new id, and its 800 Wh billed. Its own resend
+    gets its id. Before, it got the first session's id, and its energy and its stop were
+    taken for repeats of the first session's: never billed."""
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            await charger.boot()
+            a, _ = await charger.start_session("DRIVER1", 1_000, T0)
+            await charger.stop_session(a, 1_000, T0)  # the car took nothing
+            b, status = await charger.start_session("DRIVER1", 1_000, T0)
+            assert await charger.start_session("DRIVER1", 1_000, T0) == (b, status)  # resent
+            assert status == "Accepted"
+            await charger.meter(b, 1_500, T0)
+            await charger.stop_session(b, 1_800, T0)
+        assert a != b
+        bills = {bill.transaction_id: bill.energy_wh for bill in await csms.store.bills()}
+        assert bills == {str(a): 0, str(b): 800}
+        assert len(await csms.store.events(("CP16", str(b)))) == 3  # start, sample, stop
+        assert len(await csms.store.events(("CP16", str(a)))) == 2
+
+    run(tmp_path, body)
 
 
 def as_version_2_left_it(path: Path) -> None:
