@@ -5,8 +5,9 @@ whose clock is unset and stamps every message with one fixed time, one with whol
 are two sessions, each billed; a resent start gets its first answer's id and records nothing
 twice, unless its session has stopped (then it is a new session, alike in every field). Before,
 the id was keyed by the connector and the second alone: the second session got the first one's
-id, and its energy was never billed. Also the store's upgrade of a version-2
-database's table of those ids (`event_rows.UPGRADE_3`), alone and by two opens at once."""
+id, and its energy was never billed. Also the store's upgrade of an older database's table of
+those ids (`event_rows.UPGRADE_3`): of a version-2 file alone, of a version-1 file by two opens
+at once."""
 
 from __future__ import annotations
 
@@ -18,18 +19,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
 from payments.charging.simulator import Charger16, connect_charger
-from payments.charging.store import SCHEMA_VERSION, CsmsStore
+from payments.charging.store import SCHEMA_VERSION
 
+from .old_databases import as_version_1_left_it, as_version_2_left_it, open_and_close
 from .test_csms import PASSWORD, T0, run
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from payments.charging.csms import Csms
 
 _OLD_IDS: Final = 10
-"""The transaction ids a version-2 file handed out in these tests (its sequence), whatever rows
-it still holds: none is handed out again after the upgrade."""
+"""The transaction ids an older version's file handed out in these tests (its sequence),
+whatever rows it still holds: none is handed out again after the upgrade."""
 
 
 def _read(path: Path, query: str) -> list[tuple[object, ...]]:
@@ -97,34 +100,12 @@ def test_16_the_same_start_after_its_session_stopped_is_a_new_session(tmp_path: 
     run(tmp_path, body)
 
 
-def as_version_2_left_it(path: Path) -> None:
-    """The file at `path` as version 2 left it: `transactions16` keyed by (charge point,
-    connector, second), with no id tag, its ids and its sequence kept; schema version 2."""
-    writer = sqlite3.connect(path)
-    try:
-        writer.executescript(
-            """
-            CREATE TABLE transactions16_v2 (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
-                connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL,
-                meter_start INTEGER NOT NULL, UNIQUE (charge_point, connector_id, timestamp_s));
-            INSERT INTO transactions16_v2
-                SELECT id, charge_point, connector_id, timestamp_s, meter_start FROM transactions16;
-            DELETE FROM sqlite_sequence WHERE name = 'transactions16_v2';
-            UPDATE sqlite_sequence SET name = 'transactions16_v2' WHERE name = 'transactions16';
-            DROP TABLE transactions16;
-            ALTER TABLE transactions16_v2 RENAME TO transactions16;
-            PRAGMA user_version = 2"""
-        )
-    finally:
-        writer.close()
-
-
-def _version_2_file(tmp_path: Path) -> int:
-    """A version-2 file at `tmp_path / "csms.sqlite"` holding an open 1.6 session (DRIVER1 from
-    1,000 Wh at T0, on connector 1), a start on connector 2 whose answer never went out (the
-    CSMS stopped between its id and its event: no event), and a sequence of `_OLD_IDS`; the
-    open session's id."""
+def _old_file(tmp_path: Path, left_by: Callable[[Path], None]) -> int:
+    """A file at `tmp_path / "csms.sqlite"` as an older version left it (`left_by`: version 2's
+    or version 1's, alike in `transactions16`) holding an open 1.6 session (DRIVER1 from 1,000
+    Wh at T0, on connector 1), a start on connector 2 whose answer never went out (the CSMS
+    stopped between its id and its event: no event), and a sequence of `_OLD_IDS`; the open
+    session's id."""
 
     async def body(csms: Csms, url: str) -> None:
         del csms
@@ -135,7 +116,7 @@ def _version_2_file(tmp_path: Path) -> int:
     started: list[int] = []
     run(tmp_path, body)
     path = tmp_path / "csms.sqlite"
-    as_version_2_left_it(path)
+    left_by(path)
     writer = sqlite3.connect(path)
     with writer:
         writer.execute(
@@ -151,7 +132,7 @@ def _version_2_file(tmp_path: Path) -> int:
 
 
 def _rows_after_the_upgrade(path: Path, a: int) -> None:
-    """The file at `path`, upgraded: version `SCHEMA_VERSION`, every id of the version-2 file
+    """The file at `path`, upgraded: version `SCHEMA_VERSION`, every id of the older file
     kept, the open session's with its id tag (from its Started event), the start with no event
     with none (it matches no start), the sequence kept."""
     assert _read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
@@ -167,7 +148,7 @@ def test_a_version_2_file_keeps_its_16_ids_and_their_starts(tmp_path: Path) -> N
     """After the upgrade, the open session's start resent gets its id (its id tag is known:
     its Started event's), and another driver's start from that register at that second gets
     an id of its own, past every id handed out before (the sequence, not only the rows)."""
-    a = _version_2_file(tmp_path)
+    a = _old_file(tmp_path, as_version_2_left_it)
     path = tmp_path / "csms.sqlite"
     asyncio.run(open_and_close(path))
     _rows_after_the_upgrade(path, a)
@@ -187,19 +168,15 @@ def test_a_version_2_file_keeps_its_16_ids_and_their_starts(tmp_path: Path) -> N
     assert started == [_OLD_IDS + 1]
 
 
-async def open_and_close(path: Path) -> None:
-    """Open the store at `path` (upgrading it) and close it."""
-    async with CsmsStore(path):
-        pass
-
-
-def test_two_opens_of_one_version_2_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
+def test_two_opens_of_one_version_1_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
     """Two CSMS processes (here threads, each with its own connection and event loop) open one
-    version-2 file while a third writer holds its write lock: both wait for it in the upgrade's
-    `BEGIN IMMEDIATE`, one upgrades, the other finds it done, and both open. (An upgrade that
-    read the version before taking the lock would run in both: the second's write fails, as
-    the database is locked, or rebuilds the table twice.)"""
-    a = _version_2_file(tmp_path)
+    version-1 file while a third writer holds its write lock: both wait for it in the upgrade's
+    `BEGIN IMMEDIATE`, one upgrades, the other finds it done, and both open. An upgrade that
+    read the version before taking the lock, or in a deferred transaction, would run in both:
+    the second fails, as the database is locked or as the column `UPGRADE_2` adds is there
+    already ("duplicate column name: attempt"). (A version-2 file would not show it:
+    `UPGRADE_3` run twice rebuilds the table twice, and ends alike.)"""
+    a = _old_file(tmp_path, as_version_1_left_it)
     path = tmp_path / "csms.sqlite"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -218,3 +195,5 @@ def test_two_opens_of_one_version_2_file_at_once_upgrade_it_once(tmp_path: Path)
         for opened in opens:
             opened.result()
     _rows_after_the_upgrade(path, a)
+    added = "SELECT count(*) FROM pragma_table_info('refunds') WHERE name IN ('attempt', 'tries')"
+    assert _read(path, added) == [(2,)]
