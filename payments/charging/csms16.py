@@ -2,10 +2,11 @@
 
 StartTransaction is the session's seq 0 and gets its transaction id from the store, by its
 connector, time, meterStart and idTag (the same id for a resent start, another for another start
-in the same second: `event_rows`); each MeterValues sample becomes an Updated event keyed by its
-time and reading (`session.ChargingSession.sample_seq`); StopTransaction is the Ended event at
-`STOP_SEQ`, after its `transactionData` samples (a refused sample is logged: the stop is
-applied, and the session billed, all the same).
+in the same second, and for one alike in every field that comes after its session's stop:
+`event_rows`); each MeterValues sample becomes an Updated event keyed by its time and reading
+(`session.ChargingSession.sample_seq`); StopTransaction is the Ended event at `STOP_SEQ`, after
+its `transactionData` samples (a refused sample is logged: the stop is applied, and the session
+billed, all the same).
 """
 
 from __future__ import annotations

@@ -11,28 +11,41 @@ summary of sessions) is the store's: `CsmsStore.unsettled`, `CsmsStore.sessions`
 events(charge_point, transaction_id, seq_no, kind, timestamp_s, register_wh, signed, offline,
        id_token, PK(charge_point, transaction_id, seq_no))
 transactions16(id INTEGER PK AUTOINCREMENT, charge_point, connector_id, timestamp_s, meter_start,
-               id_tag, UNIQUE(charge_point, connector_id, timestamp_s, meter_start, id_tag))
-          1.6 transaction ids
+               id_tag)
+          1.6 transaction ids, indexed (not unique) by (charge_point, connector_id, timestamp_s,
+          meter_start, id_tag, id): one row per session
 ```
 
 *A 1.6 start's identity.* OCPP 1.6 leaves the transaction id to the CSMS, and a charger that got
 no answer to its StartTransaction sends it again, byte for byte: it must get the same id, and a
-different start its own. What a start carries is its connector, time (whole seconds, as every
-charger can stamp it), meterStart and idTag, and the id is keyed by all of them. Keyed by the
-connector and the second alone (versions up to 2), two starts in one second on one connector
-got one id: a quick stop and restart, and far more often a charger whose clock is unset (it
-stamps every message with one fixed time until it learns the time) or has whole seconds only;
-the second session was taken for the first's resend and its energy never billed. A start's
-reservationId is not part of it: this CSMS makes no reservations (no ReserveNow), so none it
-carries is one of its own. Two starts alike in all of these (a session in which the car took
-nothing, then the same driver's at once, both stamped with one second) still get one id: nothing
-in the message tells them apart from a resend.
+different start its own. What a start carries is its connector, time, meterStart and idTag, and
+the id is looked up by all of them. Its time is taken in whole seconds: every charger can stamp
+those, and the rows of versions up to 2 hold seconds only (`timestamp_s`), so a start resent
+across the upgrade still finds its row. Looked up by the connector and the second alone (versions
+up to 2), two starts in one second on one connector got one id: a quick stop and restart, and
+far more often a charger whose clock is unset (it stamps every message with one fixed time until
+it learns the time) or has whole seconds only; the second session was taken for the first's
+resend and its energy never billed. A start's reservationId is not part of it: this CSMS makes
+no reservations (no ReserveNow), so none it carries is one of its own.
 
-`UPGRADE_3` rebuilds a version-2 table with that key: every id is kept, and so is the table's
-sequence (AUTOINCREMENT: no id is handed out twice). Its rows have no id tag; each gets its
-session's, from the session's Started event (seq 0), so a start resent across the upgrade gets
-its id; a row with no event (the CSMS stopped between the id and the event, so the charger got
-no answer) gets none (NULL): it matches no start, and that start resent gets a new id.
+Two starts can be alike in all of these: a session in which the car took nothing, then the same
+driver's again at once, both stamped with one second by a charger whose clock is unset. What
+tells the second from a resend of the first is the order OCPP 1.6 keeps: a charger sends a
+transaction's messages in order, so it never resends a StartTransaction after that
+transaction's StopTransaction. A start whose newest alike row's session has its Ended event
+recorded (seq `STOP_SEQ`) is a new session and gets a new id; otherwise it is that row's resend
+(`EventRows.transaction_id_16`). So the key is a plain index, not a unique one: one start's
+identity can have several rows, one per session. The trade-off: a first copy of a start that
+arrived only after its whole session's stop (the charger resent it, got its answer, charged and
+stopped, and only then the first copy came in, delayed past all of that) would open a phantom
+session, which never ends and bills nothing. Messages on one WebSocket connection arrive in
+order, so that copy is negligible, where a session in which the car took nothing is common.
+
+`UPGRADE_3` rebuilds a version-2 table without its unique key: every id is kept, and so is the
+table's sequence (AUTOINCREMENT: no id is handed out twice). Its rows have no id tag; each gets
+its session's, from the session's Started event (seq 0), so a start resent across the upgrade
+gets its id; a row with no event (the CSMS stopped between the id and the event, so the charger
+got no answer) gets none (NULL): it matches no start, and that start resent gets a new id.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from __future__ import annotations
 from typing import Final
 
 from .group_commit import GroupCommit
-from .session import EventKind, TransactionEvent
+from .session import STOP_SEQ, EventKind, TransactionEvent
 
 EVENTS_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
@@ -53,14 +66,13 @@ CREATE TABLE IF NOT EXISTS transactions16 (
     connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL, meter_start INTEGER NOT NULL,
     UNIQUE (charge_point, connector_id, timestamp_s));
 """
-"""The tables as version 0 (and a new database) has them; the store's upgrades bring them to
+"""The tables as version 0 (and a new database) have them; the store's upgrades bring them to
 this version's (`transactions16`: `UPGRADE_3`)."""
 UPGRADE_3: Final = """
     CREATE TABLE transactions16_v3 (
         id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
         connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL,
-        meter_start INTEGER NOT NULL, id_tag TEXT,
-        UNIQUE (charge_point, connector_id, timestamp_s, meter_start, id_tag));
+        meter_start INTEGER NOT NULL, id_tag TEXT);
     INSERT INTO transactions16_v3
         SELECT t.id, t.charge_point, t.connector_id, t.timestamp_s, t.meter_start,
                (SELECT e.id_token FROM events e WHERE e.charge_point = t.charge_point
@@ -69,22 +81,27 @@ UPGRADE_3: Final = """
     DELETE FROM sqlite_sequence WHERE name = 'transactions16_v3';
     UPDATE sqlite_sequence SET name = 'transactions16_v3' WHERE name = 'transactions16';
     DROP TABLE transactions16;
-    ALTER TABLE transactions16_v3 RENAME TO transactions16"""
-"""Version 2 to 3 (run once, by the store's upgrade): `transactions16` keyed by a start's
-identity (see the module docstring). sqlite cannot change a table's UNIQUE constraint, so the
-table is rebuilt: created anew, its rows copied with their ids and each its id tag (its
-session's Started event's, NULL if it has none), the old table's sequence moved to the new one
-(the copy set it to the highest id copied, lower if the highest ids' rows are gone), the old
-table dropped and the new one renamed (its sequence's row with it)."""
+    ALTER TABLE transactions16_v3 RENAME TO transactions16;
+    CREATE INDEX transactions16_start
+        ON transactions16 (charge_point, connector_id, timestamp_s, meter_start, id_tag)"""
+"""Version 2 to 3 (run once, by the store's upgrade): `transactions16` looked up by a start's
+identity, with no unique key (see the module docstring). sqlite cannot drop a table's UNIQUE
+constraint, so the table is rebuilt: created anew, its rows copied with their ids and each its
+id tag (its session's Started event's, NULL if it has none), the old table's sequence moved to
+the new one (the copy set it to the highest id copied, lower if the highest ids' rows are
+gone), the old table dropped, the new one renamed (its sequence's row with it) and indexed."""
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_START_ID: Final = """
-    SELECT id FROM transactions16 WHERE charge_point = ? AND connector_id = ? AND timestamp_s = ?
-    AND meter_start = ? AND id_tag = ?"""
-_NEW_START: Final = f"""
+_LATEST_START: Final = f"""
+    SELECT t.id, EXISTS (SELECT 1 FROM events e WHERE e.charge_point = t.charge_point
+                         AND e.transaction_id = CAST(t.id AS TEXT) AND e.seq_no = {STOP_SEQ})
+    FROM transactions16 t WHERE t.charge_point = ? AND t.connector_id = ? AND t.timestamp_s = ?
+    AND t.meter_start = ? AND t.id_tag = ? ORDER BY t.id DESC LIMIT 1"""
+"""The newest row of a start's identity, and whether its session has ended (its Ended event is
+recorded)."""
+_NEW_START: Final = """
     INSERT INTO transactions16 (charge_point, connector_id, timestamp_s, meter_start, id_tag)
-    SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS ({_START_ID})"""
-"""A start's row, unless it has one: a resent start adds nothing and takes no id (an `INSERT OR
-IGNORE` of a row already there takes the next id all the same: one id lost per resend)."""
+    VALUES (?, ?, ?, ?, ?) RETURNING id"""
+"""A new session's row, and its id (AUTOINCREMENT: never one handed out before)."""
 
 
 class EventRows(GroupCommit):
@@ -134,12 +151,15 @@ class EventRows(GroupCommit):
     async def transaction_id_16(
         self, charge_point: str, connector_id: int, timestamp_s: int, meter_start: int, id_tag: str
     ) -> int:
-        """The 1.6 transaction id for this start (the same one for a resent StartTransaction;
-        a start's identity: see the module docstring)."""
+        """The 1.6 transaction id for this start: its newest alike row's if that session has
+        not ended (a resent StartTransaction), else a new one (see the module docstring). The
+        look-up and the insert are one `transaction`, under the write lock: a resend that
+        arrives while its first copy is being answered finds that copy's row."""
         start = (charge_point, connector_id, timestamp_s, meter_start, id_tag)
-        await self.write_now(_NEW_START, start + start)
-        async with self.db.execute(_START_ID, start) as c:
-            row = await c.fetchone()
-        if row is None:
-            raise RuntimeError("transaction id vanished")
-        return int(row[0])
+        async with self.transaction() as db:
+            async with db.execute(_LATEST_START, start) as c:
+                latest = await c.fetchone()
+            if latest is not None and not latest[1]:
+                return int(latest[0])
+            [(new,)] = await db.execute_fetchall(_NEW_START, start)
+        return int(new)

@@ -84,6 +84,13 @@ _UPGRADES: Final = (UPGRADE_1, UPGRADE_2, UPGRADE_3)
 """The upgrade from version `i` to `i + 1` at index `i` (`CsmsStore._upgrade`)."""
 SCHEMA_VERSION: Final = len(_UPGRADES)
 """This version's `PRAGMA user_version` of the database (`CsmsStore._upgrade`)."""
+OPEN_WAIT_S: Final = 600
+"""How long opening the store waits for another connection's write lock before it fails
+(`CsmsStore._upgrade`): another CSMS process may be upgrading the file, which takes seconds a
+million 1.6 sessions (version 2 -> 3 rebuilds `transactions16`: 4 to 16 s measured on a shared
+developer machine), more on a slow disk. sqlite's busy timeout (5 s, aiosqlite's default, kept
+for every other statement) made the second opening fail with "database is locked" instead of
+finding the upgrade done."""
 _OWE_REFUND: Final = """
     INSERT OR IGNORE INTO refunds (charge_point, transaction_id, amount, state)
     SELECT charge_point, transaction_id, paid - ?, 'owed' FROM sessions
@@ -170,11 +177,19 @@ class CsmsStore(EventRows):
         0 -> 1, the refund rows of refunds done they kept are deleted, those they left owed may
         have been sent, a raced prepayment's owed row holds its proof's sequence
         (`refund_rows.UPGRADE_1`); 1 -> 2, each refund row counts its attempt and its failed
-        tries (`refund_rows.UPGRADE_2`); 2 -> 3, a 1.6 transaction id is keyed by its start's
-        meterStart and idTag too (`event_rows.UPGRADE_3`). Each step from the database's
-        version on runs, all in that one transaction. `StoreVersionError` for a database a
-        newer version wrote."""
-        await self.db.execute("BEGIN IMMEDIATE")
+        tries (`refund_rows.UPGRADE_2`); 2 -> 3, a 1.6 transaction id is looked up by its
+        start's meterStart and idTag too, with no unique key (`event_rows.UPGRADE_3`). Each
+        step from the database's version on runs, all in that one transaction.
+        `StoreVersionError` for a database a newer version wrote. Taking the lock waits up to
+        `OPEN_WAIT_S`."""
+        async with self.db.execute("PRAGMA busy_timeout") as c:
+            row = await c.fetchone()
+        busy_timeout_ms = 0 if row is None else int(row[0])
+        await self.db.execute(f"PRAGMA busy_timeout = {OPEN_WAIT_S * 1000}")
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+        finally:
+            await self.db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         try:
             async with self.db.execute("PRAGMA user_version") as c:
                 row = await c.fetchone()

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +24,11 @@ from payments.charging.refund_attempts import attempt_key
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
 
+from .old_databases import as_version_1_left_it
 from .test_payment import DRIVER, World, run
 from .test_refund import Sent, WalletRules, _billed_prepaid
 from .test_refund_attempts import SESSION_KEY, _refunder
 from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
-from .test_start16 import as_version_2_left_it
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -97,16 +96,7 @@ def test_a_refund_stuck_sending_before_the_upgrade_is_paid_unless_held_and_settl
         assert await _refunder(world, ledger).retry() == 0  # 540 sent, answer lost
 
     run(tmp_path, before)
-    as_version_2_left_it(tmp_path / "csms.sqlite")  # and as version 1 left it, below
-    writer = sqlite3.connect(tmp_path / "csms.sqlite")
-    try:
-        writer.executescript(
-            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
-            "ALTER TABLE token_refunds DROP COLUMN attempt; "
-            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 1"
-        )
-    finally:
-        writer.close()
+    as_version_1_left_it(tmp_path / "csms.sqlite")
     ledger.fail(SESSION_KEY, "input_spent")
     (tmp_path / "settled").mkdir()
     db = tmp_path / "settled" / "csms.sqlite"

@@ -34,10 +34,10 @@ from wallet.errors import InsufficientFundsError, NodeUnavailableError, Transfer
 from wallet.pending import abandon
 from wallet.records import TransferStatus
 
+from .old_databases import as_version_1_left_it
 from .test_payment import DRIVER, World, run
 from .test_refund import MINIMUM, Sent, WalletRules, _billed_prepaid, _recorded
 from .test_refund_bounds import KEY, _owe_small
-from .test_start16 import as_version_2_left_it
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -309,15 +309,11 @@ def test_the_upgrade_from_version_1_keeps_every_row_and_its_key(tmp_path: Path) 
         await _owe_small(world, wallet, "CARD-V", 40)  # below the minimum: stays owed
 
     run(tmp_path, before)
-    as_version_2_left_it(path)  # and as version 1 left it, below
+    as_version_1_left_it(path)
     writer = sqlite3.connect(path)
     try:
-        writer.executescript(
-            "UPDATE token_refunds SET proof_sequence = x'0000000000000007'; "
-            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
-            "ALTER TABLE token_refunds DROP COLUMN attempt; "
-            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 1"
-        )
+        writer.execute("UPDATE token_refunds SET proof_sequence = x'0000000000000007'")
+        writer.commit()
         rows = writer.execute(f"SELECT {columns} FROM refunds").fetchall()
         token_rows = writer.execute(f"SELECT {token_columns} FROM token_refunds").fetchall()
     finally:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from payments.charging.refund import REFUND_KEY, unbind_refund_key
 from tangle.protocol.transaction import address_of
 
+from .old_databases import as_version_1_left_it, open_and_close
 from .test_payment import DRIVER, World, run
 from .test_refund import Sent, _billed_prepaid, refunder
-from .test_start16 import as_version_2_left_it, open_and_close
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,14 +65,12 @@ def as_an_older_version_left_it(path: Path) -> None:
     """The file at `path` as a version before the `sending` state left it: its schema version 0
     (its unpaid refund rows are `owed`, as the tests' bodies left them; its 1.6 transaction
     ids as version 2 still kept them)."""
-    as_version_2_left_it(path)
+    as_version_1_left_it(path)
     writer = sqlite3.connect(path)
     try:
         writer.executescript(
             "DROP INDEX token_refunds_proof; ALTER TABLE token_refunds DROP COLUMN proof_sequence; "
-            "ALTER TABLE refunds DROP COLUMN attempt; ALTER TABLE refunds DROP COLUMN tries; "
-            "ALTER TABLE token_refunds DROP COLUMN attempt; "
-            "ALTER TABLE token_refunds DROP COLUMN tries; PRAGMA user_version = 0"
+            "PRAGMA user_version = 0"
         )
     finally:
         writer.close()

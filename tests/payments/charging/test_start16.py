@@ -3,9 +3,11 @@
 idTag. Two starts on one connector stamped with one second (a quick stop and restart, a charger
 whose clock is unset and stamps every message with one fixed time, one with whole seconds only)
 are two sessions, each billed; a resent start gets its first answer's id and records nothing
-twice. Before, the id was keyed by the connector and the second alone: the second session got
-the first one's id, and its energy was never billed. Also the store's upgrade of a version-2
-database's table of those ids (`event_rows.UPGRADE_3`), alone and by two opens at once."""
+twice, unless its session has stopped (then it is a new session, alike in every field). Before,
+the id was keyed by the connector and the second alone: the second session got the first one's
+id, and its energy was never billed. Also the store's upgrade of an older database's table of
+those ids (`event_rows.UPGRADE_3`): of a version-2 file alone, of a version-1 file by two opens
+at once, and an open that waits out another's long upgrade."""
 
 from __future__ import annotations
 
@@ -16,19 +18,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
-from payments.charging.simulator import Charger16, connect_charger
-from payments.charging.store import SCHEMA_VERSION, CsmsStore
+import pytest
 
+from payments.charging.simulator import Charger16, connect_charger
+from payments.charging.store import SCHEMA_VERSION
+
+from .old_databases import as_version_1_left_it, as_version_2_left_it, open_and_close
 from .test_csms import PASSWORD, T0, run
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from payments.charging.csms import Csms
 
 _OLD_IDS: Final = 10
-"""The transaction ids a version-2 file handed out in these tests (its sequence), whatever rows
-it still holds: none is handed out again after the upgrade."""
+"""The transaction ids an older version's file handed out in these tests (its sequence),
+whatever rows it still holds: none is handed out again after the upgrade."""
 
 
 def _read(path: Path, query: str) -> list[tuple[object, ...]]:
@@ -68,34 +74,40 @@ def test_16_starts_in_one_second_are_sessions_of_their_own_and_a_resend_is_not(
     assert _read(tmp_path / "csms.sqlite", "SELECT count(*) FROM transactions16") == [(3,)]
 
 
-def as_version_2_left_it(path: Path) -> None:
-    """The file at `path` as version 2 left it: `transactions16` keyed by (charge point,
-    connector, second), with no id tag, its ids and its sequence kept; schema version 2."""
-    writer = sqlite3.connect(path)
-    try:
-        writer.executescript(
-            """
-            CREATE TABLE transactions16_v2 (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, charge_point TEXT NOT NULL,
-                connector_id INTEGER NOT NULL, timestamp_s INTEGER NOT NULL,
-                meter_start INTEGER NOT NULL, UNIQUE (charge_point, connector_id, timestamp_s));
-            INSERT INTO transactions16_v2
-                SELECT id, charge_point, connector_id, timestamp_s, meter_start FROM transactions16;
-            DELETE FROM sqlite_sequence WHERE name = 'transactions16_v2';
-            UPDATE sqlite_sequence SET name = 'transactions16_v2' WHERE name = 'transactions16';
-            DROP TABLE transactions16;
-            ALTER TABLE transactions16_v2 RENAME TO transactions16;
-            PRAGMA user_version = 2"""
-        )
-    finally:
-        writer.close()
+def test_16_the_same_start_after_its_session_stopped_is_a_new_session(tmp_path: Path) -> None:
+    """A charger with its clock unset stamps every message T0; the car takes nothing and the
+    session stops; the same driver taps again: that start is alike in every field to the
+    first one, but it comes after the first session's stop, so it is no resend (a 1.6 charger
+    sends a transaction's messages in order): a new id, and its 800 Wh billed. Its own resend
+    gets its id. Before, it got the first session's id, and its energy and its stop were
+    taken for repeats of the first session's: never billed."""
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            assert isinstance(charger, Charger16)
+            await charger.boot()
+            a, _ = await charger.start_session("DRIVER1", 1_000, T0)
+            await charger.stop_session(a, 1_000, T0)  # the car took nothing
+            b, status = await charger.start_session("DRIVER1", 1_000, T0)
+            assert await charger.start_session("DRIVER1", 1_000, T0) == (b, status)  # resent
+            assert status == "Accepted"
+            await charger.meter(b, 1_500, T0)
+            await charger.stop_session(b, 1_800, T0)
+        assert a != b
+        bills = {bill.transaction_id: bill.energy_wh for bill in await csms.store.bills()}
+        assert bills == {str(a): 0, str(b): 800}
+        assert len(await csms.store.events(("CP16", str(b)))) == 3  # start, sample, stop
+        assert len(await csms.store.events(("CP16", str(a)))) == 2
+
+    run(tmp_path, body)
 
 
-def _version_2_file(tmp_path: Path) -> int:
-    """A version-2 file at `tmp_path / "csms.sqlite"` holding an open 1.6 session (DRIVER1 from
-    1,000 Wh at T0, on connector 1), a start on connector 2 whose answer never went out (the
-    CSMS stopped between its id and its event: no event), and a sequence of `_OLD_IDS`; the
-    open session's id."""
+def _old_file(tmp_path: Path, left_by: Callable[[Path], None]) -> int:
+    """A file at `tmp_path / "csms.sqlite"` as an older version left it (`left_by`: version 2's
+    or version 1's, alike in `transactions16`) holding an open 1.6 session (DRIVER1 from 1,000
+    Wh at T0, on connector 1), a start on connector 2 whose answer never went out (the CSMS
+    stopped between its id and its event: no event), and a sequence of `_OLD_IDS`; the open
+    session's id."""
 
     async def body(csms: Csms, url: str) -> None:
         del csms
@@ -106,7 +118,7 @@ def _version_2_file(tmp_path: Path) -> int:
     started: list[int] = []
     run(tmp_path, body)
     path = tmp_path / "csms.sqlite"
-    as_version_2_left_it(path)
+    left_by(path)
     writer = sqlite3.connect(path)
     with writer:
         writer.execute(
@@ -122,7 +134,7 @@ def _version_2_file(tmp_path: Path) -> int:
 
 
 def _rows_after_the_upgrade(path: Path, a: int) -> None:
-    """The file at `path`, upgraded: version `SCHEMA_VERSION`, every id of the version-2 file
+    """The file at `path`, upgraded: version `SCHEMA_VERSION`, every id of the older file
     kept, the open session's with its id tag (from its Started event), the start with no event
     with none (it matches no start), the sequence kept."""
     assert _read(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
@@ -138,7 +150,7 @@ def test_a_version_2_file_keeps_its_16_ids_and_their_starts(tmp_path: Path) -> N
     """After the upgrade, the open session's start resent gets its id (its id tag is known:
     its Started event's), and another driver's start from that register at that second gets
     an id of its own, past every id handed out before (the sequence, not only the rows)."""
-    a = _version_2_file(tmp_path)
+    a = _old_file(tmp_path, as_version_2_left_it)
     path = tmp_path / "csms.sqlite"
     asyncio.run(open_and_close(path))
     _rows_after_the_upgrade(path, a)
@@ -158,19 +170,15 @@ def test_a_version_2_file_keeps_its_16_ids_and_their_starts(tmp_path: Path) -> N
     assert started == [_OLD_IDS + 1]
 
 
-async def open_and_close(path: Path) -> None:
-    """Open the store at `path` (upgrading it) and close it."""
-    async with CsmsStore(path):
-        pass
-
-
-def test_two_opens_of_one_version_2_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
+def test_two_opens_of_one_version_1_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
     """Two CSMS processes (here threads, each with its own connection and event loop) open one
-    version-2 file while a third writer holds its write lock: both wait for it in the upgrade's
-    `BEGIN IMMEDIATE`, one upgrades, the other finds it done, and both open. (An upgrade that
-    read the version before taking the lock would run in both: the second's write fails, as
-    the database is locked, or rebuilds the table twice.)"""
-    a = _version_2_file(tmp_path)
+    version-1 file while a third writer holds its write lock: both wait for it in the upgrade's
+    `BEGIN IMMEDIATE`, one upgrades, the other finds it done, and both open. An upgrade that
+    read the version before taking the lock, or in a deferred transaction, would run in both:
+    the second fails, as the database is locked or as the column `UPGRADE_2` adds is there
+    already ("duplicate column name: attempt"). (A version-2 file would not show it:
+    `UPGRADE_3` run twice rebuilds the table twice, and ends alike.)"""
+    a = _old_file(tmp_path, as_version_1_left_it)
     path = tmp_path / "csms.sqlite"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -188,4 +196,26 @@ def test_two_opens_of_one_version_2_file_at_once_upgrade_it_once(tmp_path: Path)
         holder.close()
         for opened in opens:
             opened.result()
+    _rows_after_the_upgrade(path, a)
+    added = "SELECT count(*) FROM pragma_table_info('refunds') WHERE name IN ('attempt', 'tries')"
+    assert _read(path, added) == [(2,)]
+
+
+@pytest.mark.slow
+def test_an_open_waits_for_another_opens_long_upgrade(tmp_path: Path) -> None:
+    """Another CSMS process upgrading a large file holds its write lock for seconds (4 to 16 s
+    measured a million 1.6 sessions); here a writer holds it 6 s, past sqlite's 5 s busy
+    timeout. The open waits for it (`store.OPEN_WAIT_S`) and finds the file to upgrade. Before,
+    it failed after 5 s: "database is locked"."""
+    a = _old_file(tmp_path, as_version_1_left_it)
+    path = tmp_path / "csms.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with ThreadPoolExecutor(1) as pool:
+        opened = pool.submit(asyncio.run, open_and_close(path))
+        time.sleep(6)
+        assert not opened.done()
+        holder.execute("ROLLBACK")
+        holder.close()
+        opened.result()
     _rows_after_the_upgrade(path, a)
