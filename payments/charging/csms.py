@@ -10,7 +10,9 @@ A restarted CSMS first rebuilds every unsettled session from its store (`restore
 `serve` listens for charge points at `ws://HOST:PORT/ocpp/<station id>`, negotiating the
 subprotocol `ocpp2.0.1` or `ocpp1.6`, and authenticates them with OCPP security profile 1 (HTTP
 Basic, the station id and its password) in `process_request`, before the WebSocket opens: an
-unknown station or a wrong password gets 401, a missing or unknown subprotocol 400.
+unknown station or a wrong password gets 401, a missing or unknown subprotocol 400, and a store
+that fails to read the station's password 503 (the station retries; the error is logged under its
+own key, `STORE_FAILED`, apart from the `websockets` lines any TCP client causes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import binascii
 import contextlib
 import gc
 import logging
+import sqlite3
 import sys
 import time
 from collections import deque
@@ -71,6 +74,11 @@ MAX_RECENT_STOPS: Final = 1024
 MAX_TOKENS: Final = 100_000
 """Id tokens indexed to their latest session (the least recently started are forgotten)."""
 LOG: Final = logging.getLogger(__name__)
+STORE_FAILED: Final = ("the CSMS store", "station login failed")
+"""The key (source, kind) of the lines about the store failing at a station's login: the
+operator's own fault, under a key no client's input shares (the `websockets` server's lines,
+which any TCP client causes, are all under `log_limit.CLIENTS`), so that a crowd of clients
+that never log in cannot take its lines' place."""
 TICK_SLICE: Final = 256
 """Sessions `Csms.tick` decides at a time: every charger's answer waits out a slice (deciding
 every session at once held them up 67 ms at 64,000 sessions, 64 each at 1,000 charge points)."""
@@ -359,6 +367,21 @@ async def serve_csms(
             await csms.check_station(station, credentials[1])
         except StationAuthError:
             return _refuse(connection, HTTPStatus.UNAUTHORIZED)
+        except sqlite3.Error as e:  # else `websockets` logs it under the clients' key, as a 500
+            source, kind = STORE_FAILED
+            csms.log_limit.log(
+                LOG,
+                logging.ERROR,
+                source,
+                f"{kind} ({type(e).__name__})",
+                "station %r not logged in: the store failed: %r",
+                station,
+                e,
+                exc_info=True,
+            )
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, "station logins are unavailable, retry later\n"
+            )
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         if not {p.strip() for p in offered.split(",")} & set(SUBPROTOCOLS):
             return connection.respond(HTTPStatus.BAD_REQUEST, "no OCPP subprotocol offered\n")

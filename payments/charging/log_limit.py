@@ -23,6 +23,7 @@ through a limiter: they are the operator's record, one per refund or bill, not p
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -174,8 +175,10 @@ def _write(summaries: tuple[Suppressed, ...]) -> None:
 
 class LimitedLogger(logging.LoggerAdapter[logging.Logger]):
     """The logger given to a library: its lines go through `limiter`, one key per message (the
-    library's format string) under `source`; a line about a `websockets` connection names the
-    connection's client address."""
+    library's format string, and the class of the error a line carries: `websockets` writes
+    "opening handshake failed" for a client that sent garbage and for our own `process_request`
+    failing alike, and one must not hide the other) under `source`; a line about a `websockets`
+    connection names the connection's client address."""
 
     def __init__(self, logger: logging.Logger, limiter: LogLimiter, source: str) -> None:
         super().__init__(logger, {})
@@ -188,4 +191,19 @@ class LimitedLogger(logging.LoggerAdapter[logging.Logger]):
         line = str(msg)
         if isinstance(address, tuple) and address:  # a line about one connection
             line, args = f"{line} (client %s)", (*args, address[0])
-        self.limiter.log(self.logger, level, self.source, str(msg), line, *args, **kwargs)
+        kind = str(msg)
+        error = _error_class(kwargs.get("exc_info"))
+        if error is not None:  # as many keys as the program has error classes
+            kind = f"{kind} ({error.__name__})"
+        self.limiter.log(self.logger, level, self.source, kind, line, *args, **kwargs)
+
+
+def _error_class(exc_info: object) -> type[BaseException] | None:
+    """The class of the error a logging call's `exc_info` names, if any."""
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        return type(exc_info)
+    if isinstance(exc_info, tuple) and exc_info and isinstance(exc_info[0], type):
+        return exc_info[0]
+    return None

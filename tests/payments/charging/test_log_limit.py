@@ -9,16 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
+from websockets.exceptions import InvalidStatus
 
 from payments.charging.errors import TokenRefusedError
-from payments.charging.log_limit import LogLimiter, Suppressed, Verdict
+from payments.charging.log_limit import (
+    CLIENTS,
+    LINES,
+    LimitedLogger,
+    LogLimiter,
+    Suppressed,
+    Verdict,
+)
 from payments.charging.simulator import connect_charger
+from payments.charging.store import CsmsStore
 from tests.payments.charging.test_csms import PASSWORD, _raw, run
 
 if TYPE_CHECKING:
@@ -194,6 +204,16 @@ async def refuse_every_token(id_token: str) -> Binding | None:
     raise TokenRefusedError(id_token, "not ours")
 
 
+async def hang_up(url: str, payload: bytes) -> None:
+    """A TCP client of the CSMS at `url` that sends `payload` (no HTTP request) and leaves."""
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
 @pytest.mark.parametrize(("station", "version"), [("CP16", "1.6"), ("CP201", "2.0.1")])
 def test_a_charger_flooding_refused_authorizes_logs_a_bounded_number_of_lines(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, station: str, version: str
@@ -239,14 +259,6 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     clock = Clock()
     limiter = CountingLimiter(lines=3, interval_s=60, clock=clock)
 
-    async def hang_up(url: str, payload: bytes) -> None:
-        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(payload)
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
     async def body(csms: Csms, url: str) -> None:
         for i in range(30):
             await hang_up(url, b"garbage\r\n\r\n" if i % 2 else b"")
@@ -261,8 +273,8 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     lines = [r.getMessage() for r in caplog.records if r.name in names]
     assert lines == [
         *["opening handshake failed (client 127.0.0.1)"] * 3,
-        "suppressed 27 similar lines (opening handshake failed) from websocket clients in the "
-        "last 60 s",
+        "suppressed 27 similar lines (opening handshake failed (InvalidMessage)) from websocket "
+        "clients in the last 60 s",
         "opening handshake failed (client 127.0.0.1)",
     ]
 
@@ -300,3 +312,55 @@ def test_a_station_flooding_answers_to_no_call_logs_a_bounded_number_of_lines(
         "Ignoring response with unknown unique id",
     ]
     assert lines[5].endswith(") from CP16 in the last 60 s")
+
+
+def test_a_library_line_carrying_an_error_is_keyed_by_the_errors_class_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`websockets` writes one message for every failed handshake, a client's garbage or our
+    own failure: the error's class keeps them apart."""
+    library = LimitedLogger(
+        logging.getLogger("tests.log_limit"), LogLimiter(lines=1, clock=Clock()), CLIENTS
+    )
+    caplog.set_level(logging.ERROR)
+    for error in (EOFError("first"), EOFError("second"), OSError("third")):
+        try:
+            raise error
+        except (OSError, EOFError):
+            library.error("opening handshake failed", exc_info=True)
+    library.error("opening handshake failed", exc_info=EOFError("fourth"))
+    library.error("opening handshake failed")
+    records = [r for r in caplog.records if r.name == NAMES[0]]
+    assert [r.exc_info and str(r.exc_info[1]) for r in records] == ["first", "third", None]
+
+
+def test_a_store_failing_at_a_station_login_is_not_hidden_by_clients_that_never_log_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review's case: ten TCP clients that send nothing use up the handshake failures'
+    lines, then the store fails while a real station logs in. The station is told 503 (retry),
+    and the store's error is written, with its traceback, under its own key."""
+    limiter = CountingLimiter(clock=Clock())
+
+    async def disk_failing(store: CsmsStore, station: str, password: str) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def body(csms: Csms, url: str) -> None:
+        for _ in range(LINES):
+            await hang_up(url, b"")
+        await limiter.asked(LINES)
+        monkeypatch.setattr(CsmsStore, "check_password", disk_failing)
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect_charger(url, "CP16", PASSWORD, "1.6"):
+                pass
+        assert refused.value.response.status_code == 503
+
+    with caplog.at_level(logging.WARNING):
+        run(tmp_path, body, log_limit=limiter)
+    [failed] = [r for r in caplog.records if r.name == "payments.charging.csms"]
+    assert failed.levelno == logging.ERROR
+    assert failed.getMessage() == (
+        "station 'CP16' not logged in: the store failed: OperationalError('disk I/O error')"
+    )
+    assert failed.exc_info is not None
+    assert isinstance(failed.exc_info[1], sqlite3.OperationalError)
