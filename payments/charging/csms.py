@@ -77,8 +77,9 @@ LOG: Final = logging.getLogger(__name__)
 STORE_FAILED: Final = ("the CSMS store", "station login failed")
 """The key (source, kind) of the lines about the store failing at a station's login: the
 operator's own fault, under a key no client's input shares (the `websockets` server's lines,
-which any TCP client causes, are all under `log_limit.CLIENTS`), so that a crowd of clients
-that never log in cannot take its lines' place."""
+which any TCP client causes, are all under `log_limit.CLIENTS`) and outside the cap on all lines
+(`LogLimiter.max_lines`), so that a crowd of clients that never log in cannot take its lines'
+place."""
 TICK_SLICE: Final = 256
 """Sessions `Csms.tick` decides at a time: every charger's answer waits out a slice (deciding
 every session at once held them up 67 ms at 64,000 sessions, 64 each at 1,000 charge points)."""
@@ -377,6 +378,7 @@ async def serve_csms(
                 "station %r not logged in: the store failed: %r",
                 station,
                 e,
+                capped=False,
                 exc_info=True,
             )
             return connection.respond(

@@ -9,7 +9,13 @@ window of `interval_s`; the rest are counted, and the count is logged as one sum
 the window has closed: before the key's next line, at the latest at the next `flush` (the
 CSMS's tick), or when the key is forgotten. It remembers at most `max_keys` keys, the least
 recently used forgotten first, so a flood of distinct station ids, tokens or addresses cannot
-grow it. Its core (`admit`, `expire`) is pure over the injected clock; `log` and `flush` write.
+grow it. A forgotten key's next line opens a fresh window, so more than `max_keys` keys flooding
+in turn would each write `lines` lines per turn: on top of each key's bound, at most `max_lines`
+lines of all keys together, summaries included, are written per window of `interval_s`, and
+the lines over that cap are counted under one key (`OVERFLOW`), in one summary line per window
+that the cap does not hold back. A line of a key no hostile input chooses (the operator's own
+store failing) can be written outside the cap (`capped=False`), so that no flood can hide it.
+Its core (`admit`, `expire`) is pure over the injected clock; `log` and `flush` write.
 
 `LimitedLogger` puts the same bound on a library's own lines, under one source: the `websockets`
 server's, which an unauthenticated client causes (an unreadable or dropped handshake is an error
@@ -38,6 +44,12 @@ INTERVAL_S: Final = 60.0
 """The window's length."""
 MAX_KEYS: Final = 1024
 """Keys remembered (each a few hundred bytes)."""
+MAX_LINES: Final = 1000
+"""Lines of every key together, summaries included, written per window: a forgotten key's next
+line opens a fresh window, so without this cap more than `MAX_KEYS` keys flooding in turn would
+each write `LINES` lines per turn (2,000 sources writing 10 lines each: all 20,000 written)."""
+OVERFLOW: Final = ("all sources", "over the cap on all lines")
+"""The key the lines over `MAX_LINES` are counted under, in one summary per window."""
 LOG: Final = logging.getLogger(__name__)
 CLIENTS: Final = "websocket clients"
 """The source of the `websockets` server's lines: a key per address would let a client with
@@ -82,35 +94,46 @@ class _Window:
 
 @dataclass(slots=True, kw_only=True)
 class LogLimiter:
-    """At most `lines` lines per key per `interval_s` (see the module docstring)."""
+    """At most `lines` lines per key per `interval_s`, and `max_lines` in all (see the module
+    docstring)."""
 
     lines: int = LINES
     interval_s: float = INTERVAL_S
     max_keys: int = MAX_KEYS
+    max_lines: int = MAX_LINES
     clock: Callable[[], float] = time.monotonic
     _windows: OrderedDict[tuple[str, str], _Window] = field(default_factory=OrderedDict, init=False)
+    _all: _Window | None = field(default=None, init=False)
+    """The window of `max_lines`: `written` counts the lines and summaries of every capped key,
+    `suppressed` those over the cap (owed the `OVERFLOW` summary)."""
 
-    def admit(self, source: str, kind: str, level: int) -> Verdict:
-        """Count one line of (`source`, `kind`) at `level` and say what to write for it."""
+    def admit(self, source: str, kind: str, level: int, *, capped: bool = True) -> Verdict:
+        """Count one line of (`source`, `kind`) at `level` and say what to write for it. A line
+        that is not `capped` (of a key no hostile input chooses: the operator's own store
+        failing) has only its key's bound, and neither takes nor waits for a place under
+        `max_lines`: no flood of other keys can hide it."""
         now = self.clock()
+        summaries = list(self._close_all(now))
         key = (source, kind)
-        summaries: list[Suppressed] = []
+        owed: list[Suppressed] = []
         window = self._windows.get(key)
         if window is not None and now - window.start >= self.interval_s:
-            summaries.extend(_summary(key, window, now))
+            owed.extend(_summary(key, window, now))
             window = None
         if window is None:
             window = self._windows[key] = _Window(start=now)
         self._windows.move_to_end(key)
         while len(self._windows) > max(self.max_keys, 1):
             old_key, old = self._windows.popitem(last=False)
-            summaries.extend(_summary(old_key, old, now))
-        write = window.written < self.lines
-        if write:
-            window.written += 1
-        else:
+            owed.extend(_summary(old_key, old, now))
+        summaries.extend(s for s in owed if self._take(now, s.level, s.count))
+        if window.written >= self.lines:
             window.suppressed += 1
             window.level = max(window.level, level)
+            return Verdict(write=False, summaries=tuple(summaries))
+        write = not capped or self._take(now, level, 1)  # else counted under `OVERFLOW`
+        if write:
+            window.written += 1
         return Verdict(write=write, summaries=tuple(summaries))
 
     def expire(self) -> tuple[Suppressed, ...]:
@@ -118,7 +141,29 @@ class LogLimiter:
         lines (so that a flood which stopped is counted without waiting for its next line)."""
         now = self.clock()
         closed = [key for key, w in self._windows.items() if now - w.start >= self.interval_s]
-        return tuple(s for key in closed for s in _summary(key, self._windows.pop(key), now))
+        owed = [s for key in closed for s in _summary(key, self._windows.pop(key), now)]
+        summaries = self._close_all(now)
+        return (*summaries, *(s for s in owed if self._take(now, s.level, s.count)))
+
+    def _close_all(self, now: float) -> tuple[Suppressed, ...]:
+        """The `OVERFLOW` summary of the window of `max_lines`, if it has closed (and it is
+        forgotten: the next line opens one). Written over the cap: one per window."""
+        if self._all is None or now - self._all.start < self.interval_s:
+            return ()
+        closed, self._all = self._all, None
+        return _summary(OVERFLOW, closed, now)
+
+    def _take(self, now: float, level: int, count: int) -> bool:
+        """Take a place under `max_lines` for a line, or a summary of `count` lines; if there
+        is none left, count the `count` lines under `OVERFLOW` instead."""
+        if self._all is None:
+            self._all = _Window(start=now)
+        if self._all.written < self.max_lines:
+            self._all.written += 1
+            return True
+        self._all.suppressed += count
+        self._all.level = max(self._all.level, level)
+        return False
 
     def log(
         self,
@@ -128,13 +173,15 @@ class LogLimiter:
         kind: str,
         msg: str,
         *args: object,
+        capped: bool = True,
         **kwargs: Any,
     ) -> None:
         """`logger.log(level, msg, *args, **kwargs)` if (`source`, `kind`) has lines left in
-        its window, after the summaries owed; a line the logger would drop is not counted."""
+        its window (and, if `capped`, `max_lines` has room: `admit`), after the summaries owed;
+        a line the logger would drop is not counted."""
         if not logger.isEnabledFor(level):
             return
-        verdict = self.admit(source, kind, level)
+        verdict = self.admit(source, kind, level, capped=capped)
         _write(verdict.summaries)
         if verdict.write:
             logger.log(level, msg, *args, **kwargs)

@@ -22,6 +22,8 @@ from payments.charging.errors import TokenRefusedError
 from payments.charging.log_limit import (
     CLIENTS,
     LINES,
+    MAX_LINES,
+    OVERFLOW,
     LimitedLogger,
     LogLimiter,
     Suppressed,
@@ -60,11 +62,11 @@ class CountingLimiter(LogLimiter):
     admitted: int = 0
     awaited: tuple[int, asyncio.Event] | None = None
 
-    def admit(self, source: str, kind: str, level: int) -> Verdict:
+    def admit(self, source: str, kind: str, level: int, *, capped: bool = True) -> Verdict:
         self.admitted += 1
         if self.awaited is not None and self.admitted >= self.awaited[0]:
             self.awaited[1].set()
-        return LogLimiter.admit(self, source, kind, level)
+        return LogLimiter.admit(self, source, kind, level, capped=capped)
 
     async def asked(self, lines: int) -> None:
         """Return once `lines` lines were asked about in all."""
@@ -116,7 +118,7 @@ def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> Non
     one, whose count comes back as a summary: the table holds `max_keys` keys, however many
     sources flood it; the least recently used goes first."""
     clock = Clock()
-    limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, clock=clock)
+    limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, max_lines=10_000, clock=clock)
     summaries = [s for i in range(10_000) for s in limiter.admit(f"10.0.{i}", "x", INFO).summaries]
     assert len(summaries) == 10_000 - 4
     assert summaries[0] == Suppressed(source="10.0.0", kind="x", count=1, level=INFO, seconds=0.0)
@@ -133,6 +135,45 @@ def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> Non
         Suppressed(source="A", kind="x", count=3, level=INFO, seconds=5.0),
     )
     assert limiter.admit("A", "x", INFO).write  # forgotten: a fresh window
+
+
+def test_more_keys_than_the_table_holds_flooding_in_turn_are_held_to_the_cap_on_all_lines() -> None:
+    """The review's case: 2,000 sources taking turns are each forgotten before their next line,
+    so every line opens a fresh window of its key; the cap on all lines holds them, and what it
+    held back is counted in one summary once its window closes."""
+    clock = Clock()
+    limiter = LogLimiter(clock=clock)
+    verdicts = [limiter.admit(f"10.0.{i}", "x", INFO) for _ in range(LINES) for i in range(2000)]
+    assert sum(v.write for v in verdicts) == MAX_LINES
+    assert all(v.summaries == () for v in verdicts)  # no key suppressed a line of its own
+    clock.now += 60
+    [overflow] = limiter.expire()
+    assert overflow == Suppressed(
+        source=OVERFLOW[0], kind=OVERFLOW[1], count=2000 * LINES - MAX_LINES, level=INFO, seconds=60
+    )
+    assert limiter.admit("10.0.0", "x", INFO).write  # a fresh window of the cap
+
+
+def test_summaries_take_places_under_the_cap_and_every_line_is_counted_once() -> None:
+    """Keys that each suppress lines, then are forgotten, owe a summary each: those count
+    against the cap too, and every line is written or counted by exactly one summary."""
+    clock = Clock()
+    limiter = LogLimiter(lines=1, interval_s=60, max_keys=4, max_lines=10, clock=clock)
+    verdicts = [limiter.admit(f"CP{i}", "x", INFO) for i in range(100) for _ in range(3)]
+    summaries = [s for v in verdicts for s in v.summaries]
+    written = sum(v.write for v in verdicts)
+    assert written + len(summaries) == 10
+    clock.now += 60
+    summaries += limiter.expire()
+    assert written + sum(s.count for s in summaries) == 300
+    assert [s.source for s in summaries].count(OVERFLOW[0]) == 1
+
+
+def test_a_line_outside_the_cap_is_written_when_the_cap_is_used_up() -> None:
+    limiter = LogLimiter(lines=2, max_lines=3, clock=Clock())
+    assert [limiter.admit(f"CP{i}", "x", INFO).write for i in range(5)] == [True] * 3 + [False] * 2
+    ours = [limiter.admit("the CSMS store", "x", logging.ERROR, capped=False) for _ in range(3)]
+    assert [v.write for v in ours] == [True, True, False]  # its key's bound still holds
 
 
 def test_the_summary_has_the_highest_level_of_the_lines_it_counts() -> None:
