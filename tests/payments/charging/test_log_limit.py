@@ -320,6 +320,33 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     ]
 
 
+def test_a_handlers_failures_are_keyed_by_their_error_class(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A charger's message that fails its handler unexpectedly is an error line with a
+    traceback, within the station's bound for that action: a failure of another class is a
+    key of its own (a charger that makes one handler fail cannot hide another fault)."""
+    errors = iter(
+        [RuntimeError("first"), RuntimeError("second"), sqlite3.OperationalError("third")]
+    )
+
+    async def failing(id_token: str) -> Binding | None:
+        raise next(errors)
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            for _ in range(3):
+                assert await charger.call(call16.Authorize(id_tag="T")) is None  # a CallError
+
+    with caplog.at_level(logging.ERROR, logger="payments.charging"):
+        run(tmp_path, body, authorize=failing, log_limit=LogLimiter(lines=1, clock=Clock()))
+    failures = [r for r in caplog.records if r.name == "payments.charging.station"]
+    assert [(r.getMessage(), r.exc_info and str(r.exc_info[1])) for r in failures] == [
+        ("CP16: Authorize failed", "first"),
+        ("CP16: Authorize failed", "third"),
+    ]
+
+
 def test_a_station_flooding_answers_to_no_call_logs_a_bounded_number_of_lines(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
