@@ -2,8 +2,8 @@
 injected clock (lines per window, the suppressed count reported once the window closes, a bounded
 key table, a flood that stopped counted), then against a real CSMS: real charge points over real
 WebSockets sending refused Authorize calls, TCP clients failing their handshake, a store failing
-at a station's login, and a station answering a call with unknown unique ids; and each other line
-hostile input causes, caused once, goes through the limiter."""
+at a station's login, and a station answering a call with unknown unique ids (the other lines
+and the money lines that are never limited: `test_log_lines`)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from websockets.exceptions import InvalidStatus
 
-from payments.charging.csms import Csms
-from payments.charging.devices import DeviceGate
-from payments.charging.errors import DeviceLookupError, EventConflictError, TokenRefusedError
+from payments.charging.errors import TokenRefusedError
 from payments.charging.log_limit import (
     CLIENTS,
     LINES,
@@ -33,24 +30,14 @@ from payments.charging.log_limit import (
     Suppressed,
     Verdict,
 )
-from payments.charging.ocpi_client import OcpiClient
-from payments.charging.ocpi_session import WhitelistType
-from payments.charging.pricing import ocpi_pricing
-from payments.charging.roaming_cpo import RoamingCpo
-from payments.charging.session import ChargingSession, StopReason, StopSession
 from payments.charging.simulator import connect_charger
-from payments.charging.store import CsmsStore
-from tests.payments.charging.test_csms import PASSWORD, _raw, _sample, _start16, run
-from tests.payments.charging.test_ocpi_app import in_process
-from tests.payments.charging.test_roaming_cpo import TARIFF, token
-from wallet.errors import NodeUnavailableError
+from payments.charging.store import Binding, CsmsStore
+from tests.payments.charging.test_csms import PASSWORD, _raw, run
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
-    from payments.charging.store import Bill, Binding
-    from wallet._responses import RegisteredDevice
+    from payments.charging.csms import Csms
 
 
 INFO = logging.INFO
@@ -445,126 +432,3 @@ def test_a_store_failing_at_a_station_login_is_not_hidden_by_clients_that_never_
     )
     assert failed.exc_info is not None
     assert isinstance(failed.exc_info[1], sqlite3.OperationalError)
-
-
-def _stop_sample_refused(tmp_path: Path, limiter: LogLimiter) -> None:
-    async def body(csms: Csms, url: str) -> None:
-        async for ws in _raw(url, "CP16", "ocpp1.6"):
-            tx = await _start16(ws)
-            early = {**_sample("01", 1_200), "timestamp": "1970-01-01T00:00:01Z"}
-            stop = {"meterStop": 1_500, "timestamp": "2026-06-01T00:05:00Z", "transactionId": tx}
-            stop["transactionData"] = [early]
-            await ws.send(json.dumps([2, "stop", "StopTransaction", stop]))
-            assert json.loads(await ws.recv())[0] == 3  # the stop stands
-
-    run(tmp_path, body, log_limit=limiter)
-
-
-def _cannot_stop(tmp_path: Path, limiter: LogLimiter) -> None:
-    async def body(csms: Csms, url: str) -> None:
-        stop = StopSession(charge_point="CP9", transaction_id="1", reason=StopReason.PAYMENT_LAG)
-        await csms._stop(stop)  # CP9 is not connected
-
-    run(tmp_path, body, log_limit=limiter)
-
-
-def _call_failed(tmp_path: Path, limiter: LogLimiter) -> None:
-    async def body(csms: Csms, url: str) -> None:
-        failed = asyncio.Event()
-
-        async def failing_hook(bill: Bill) -> None:
-            failed.set()  # the failure is logged in this task's step, before `body` resumes
-            raise EventConflictError((bill.charge_point, bill.transaction_id), "refused")
-
-        csms.on_bill.append(failing_hook)
-        async for ws in _raw(url, "CP16", "ocpp1.6"):
-            tx = await _start16(ws)
-            stop = {"meterStop": 1_500, "timestamp": "2026-06-01T00:05:00Z", "transactionId": tx}
-            await ws.send(json.dumps([2, "stop", "StopTransaction", stop]))
-            assert json.loads(await ws.recv())[0] == 3
-        await failed.wait()
-        await asyncio.sleep(0)
-
-    run(tmp_path, body, log_limit=limiter)
-
-
-def _lookup_failed(tmp_path: Path, limiter: LogLimiter) -> None:
-    async def unavailable(subject: bytes) -> RegisteredDevice | None:
-        raise NodeUnavailableError("GET /api/v1/devices/{id}", "connection refused")
-
-    gate = DeviceGate(
-        lookup=unavailable,
-        lookup_key=unavailable,
-        token_devices={"CAR-7": bytes(32)},
-        log_limit=limiter,
-    )
-    with pytest.raises(DeviceLookupError):
-        asyncio.run(gate.check("CAR-7"))
-
-
-async def _roaming(
-    tmp_path: Path, limiter: LogLimiter, work: Callable[[RoamingCpo], Awaitable[None]]
-) -> None:
-    """`work` done with a roaming CPO whose eMSP pushed token RFID-101 (allowed offline), and
-    which knows no charge point's location."""
-    async with in_process() as (world, _), CsmsStore(tmp_path / "csms.sqlite") as store:
-        await world.register()
-        party = next(iter(world.emsp.registry.parties.values()))
-        await world.emsp.client.push_token(party, token("RFID-101", WhitelistType.ALLOWED_OFFLINE))
-        roaming = RoamingCpo(
-            csms=Csms(store=store, pricing=ocpi_pricing(TARIFF), log_limit=limiter),
-            ocpi=world.cpo.store,
-            registry=world.cpo.registry,
-            client=world.cpo.client,
-            tariff=TARIFF,
-            locations={},
-            country_code="NL",
-            party_id="CPO",
-        )
-        await work(roaming)
-
-
-def _allowed_by_whitelist(tmp_path: Path, limiter: LogLimiter) -> None:
-    async def work(roaming: RoamingCpo) -> None:
-        down = httpx.MockTransport(lambda _: httpx.Response(503))
-        async with httpx.AsyncClient(transport=down) as http:
-            roaming.client = OcpiClient(http)
-            assert await roaming.authorize("RFID-101") is not None
-
-    asyncio.run(_roaming(tmp_path, limiter, work))
-
-
-def _no_ocpi_session(tmp_path: Path, limiter: LogLimiter) -> None:
-    async def work(roaming: RoamingCpo) -> None:
-        session = ChargingSession(("CP16", "1"), roaming.csms.pricing, id_token="RFID-101")
-        roaming.on_event(session)  # no location for CP16
-
-    asyncio.run(_roaming(tmp_path, limiter, work))
-
-
-@pytest.mark.parametrize(
-    ("kind", "cause"),
-    [
-        ("stop sample refused", _stop_sample_refused),
-        ("cannot stop", _cannot_stop),
-        ("call failed", _call_failed),
-        ("lookup failed", _lookup_failed),
-        ("allowed by whitelist", _allowed_by_whitelist),
-        ("no OCPI session", _no_ocpi_session),
-    ],
-)
-def test_each_line_hostile_input_causes_goes_through_the_limiter(
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    kind: str,
-    cause: Callable[[Path, LogLimiter], None],
-) -> None:
-    """Each such line, caused once with a limiter that writes none (`lines=0`): nothing is
-    written, and its key counts it. A line written with a plain `LOG.warning` fails this."""
-    clock = Clock()
-    limiter = LogLimiter(lines=0, interval_s=60, clock=clock)
-    with caplog.at_level(logging.INFO, logger="payments.charging"):
-        cause(tmp_path, limiter)
-    assert [r.getMessage() for r in caplog.records if r.name.startswith("payments.")] == []
-    clock.now += 60
-    assert kind in {s.kind for s in limiter.expire()}
