@@ -178,13 +178,15 @@ class LogLimiter:
     ) -> None:
         """`logger.log(level, msg, *args, **kwargs)` if (`source`, `kind`) has lines left in
         its window (and, if `capped`, `max_lines` has room: `admit`), after the summaries owed;
-        a line the logger would drop is not counted."""
+        a line the logger would drop is not counted. The record names the caller's location
+        (`stacklevel` counts from the caller of this method), not this module's."""
         if not logger.isEnabledFor(level):
             return
         verdict = self.admit(source, kind, level, capped=capped)
         _write(verdict.summaries)
         if verdict.write:
-            logger.log(level, msg, *args, **kwargs)
+            stacklevel = kwargs.pop("stacklevel", 1) + 1
+            logger.log(level, msg, *args, stacklevel=stacklevel, **kwargs)
 
     def flush(self) -> None:
         """Write the summaries of the windows closed by now (`expire`); the CSMS calls it on
@@ -233,15 +235,20 @@ class LimitedLogger(logging.LoggerAdapter[logging.Logger]):
         self.source = source
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):  # a debug line costs no work of ours
+            return
         extra: MutableMapping[str, object] = kwargs.get("extra") or {}
         address = getattr(extra.get("websocket"), "remote_address", None)
         line = str(msg)
         if isinstance(address, tuple) and address:  # a line about one connection
+            if not args:  # not a format string then: "% sent keepalive ping" must stay as is
+                line = line.replace("%", "%%")
             line, args = f"{line} (client %s)", (*args, address[0])
         kind = str(msg)
         error = _error_class(kwargs.get("exc_info"))
         if error is not None:  # as many keys as the program has error classes
             kind = f"{kind} ({error.__name__})"
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the library's call, not ours
         self.limiter.log(self.logger, level, self.source, kind, line, *args, **kwargs)
 
 

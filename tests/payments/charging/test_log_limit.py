@@ -402,6 +402,37 @@ def test_a_library_line_carrying_an_error_is_keyed_by_the_errors_class_too(
     assert [r.exc_info and str(r.exc_info[1]) for r in records] == ["first", "third", None]
 
 
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """What `LimitedLogger` reads of a `websockets` connection."""
+
+    remote_address: tuple[str, int]
+
+
+def test_a_library_line_names_its_client_and_its_callers_location(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As `websockets` logs: through a stdlib adapter whose `extra` is the connection, a message
+    that is no format string ("% sent keepalive ping") included; the record's location is the
+    library's call, not `log_limit`'s."""
+    library = LimitedLogger(
+        logging.getLogger("tests.log_limit"), LogLimiter(clock=Clock()), CLIENTS
+    )
+    connection = logging.LoggerAdapter(library, {"websocket": Connection(("10.0.0.7", 4242))})
+    caplog.set_level(logging.DEBUG, logger="tests.log_limit")
+    connection.debug("% sent keepalive ping")
+    connection.info("connection rejected (%d %s)", 401, "Unauthorized")
+    LogLimiter(clock=Clock()).log(logging.getLogger("tests.log_limit"), INFO, "CP1", "x", "ours")
+    records = [r for r in caplog.records if r.name == NAMES[0]]
+    assert [r.getMessage() for r in records] == [
+        "% sent keepalive ping (client 10.0.0.7)",
+        "connection rejected (401 Unauthorized) (client 10.0.0.7)",
+        "ours",
+    ]
+    this = test_a_library_line_names_its_client_and_its_callers_location.__name__
+    assert [(r.filename, r.funcName) for r in records] == [("test_log_limit.py", this)] * 3
+
+
 def test_a_store_failing_at_a_station_login_is_not_hidden_by_clients_that_never_log_in(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
