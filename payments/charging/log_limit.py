@@ -35,6 +35,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from .errors import LogLimitError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping
 
@@ -107,6 +109,16 @@ class LogLimiter:
     """The window of `max_lines`: `written` counts the lines and summaries of every capped key,
     `suppressed` those over the cap (owed the `OVERFLOW` summary)."""
 
+    def __post_init__(self) -> None:
+        if self.lines < 0:
+            raise LogLimitError("lines", self.lines, "at least 0")
+        if not self.interval_s > 0:  # NaN too: no window would ever close
+            raise LogLimitError("interval_s", self.interval_s, "above 0")
+        if self.max_keys < 1:
+            raise LogLimitError("max_keys", self.max_keys, "at least 1")
+        if self.max_lines < 0:
+            raise LogLimitError("max_lines", self.max_lines, "at least 0")
+
     def admit(self, source: str, kind: str, level: int, *, capped: bool = True) -> Verdict:
         """Count one line of (`source`, `kind`) at `level` and say what to write for it. A line
         that is not `capped` (of a key no hostile input chooses: the operator's own store
@@ -123,7 +135,7 @@ class LogLimiter:
         if window is None:
             window = self._windows[key] = _Window(start=now)
         self._windows.move_to_end(key)
-        while len(self._windows) > max(self.max_keys, 1):
+        while len(self._windows) > self.max_keys:
             old_key, old = self._windows.popitem(last=False)
             owed.extend(_summary(old_key, old, now))
         summaries.extend(s for s in owed if self._take(now, s.level, s.count))

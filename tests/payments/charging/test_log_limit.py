@@ -19,7 +19,7 @@ from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
 from websockets.exceptions import InvalidStatus
 
-from payments.charging.errors import TokenRefusedError
+from payments.charging.errors import LogLimitError, TokenRefusedError
 from payments.charging.log_limit import (
     CLIENTS,
     LINES,
@@ -174,6 +174,22 @@ def test_a_line_outside_the_cap_is_written_when_the_cap_is_used_up() -> None:
     assert [limiter.admit(f"CP{i}", "x", INFO).write for i in range(5)] == [True] * 3 + [False] * 2
     ours = [limiter.admit("the CSMS store", "x", logging.ERROR, capped=False) for _ in range(3)]
     assert [v.write for v in ours] == [True, True, False]  # its key's bound still holds
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("lines", -1),
+        ("interval_s", 0.0),
+        ("interval_s", float("nan")),
+        ("max_keys", 0),
+        ("max_lines", -1),
+    ],
+)
+def test_a_bound_out_of_range_is_refused_by_name(field: str, value: float) -> None:
+    with pytest.raises(LogLimitError) as refused:
+        LogLimiter(**{field: value})
+    assert refused.value.field == field
 
 
 def test_the_summary_has_the_highest_level_of_the_lines_it_counts() -> None:
