@@ -8,14 +8,18 @@ window of `interval_s`; the rest are counted, and the count is logged as one sum
 ("suppressed K similar lines (kind) from source in the last T s", on this module's logger) once
 the window has closed: before the key's next line, at the latest at the next `flush` (the
 CSMS's tick), or when the key is forgotten. It remembers at most `max_keys` keys, the least
-recently used forgotten first, so a flood of distinct station ids, tokens or addresses cannot
-grow it. A forgotten key's next line opens a fresh window, so more than `max_keys` keys flooding
-in turn would each write `lines` lines per turn: on top of each key's bound, at most `max_lines`
-lines of all keys together, summaries included, are written per window of `interval_s`, and
-the lines over that cap are counted under one key (`OVERFLOW`), in one summary line per window
-that the cap does not hold back. A line of a key no hostile input chooses (the operator's own
-store failing) can be written outside the cap (`capped=False`), so that no flood can hide it.
-Its core (`admit`, `expire`) is pure over the injected clock; `log` and `flush` write.
+recently used forgotten first, so no number of distinct sources (station ids, eMSPs) can grow
+it; a token or a client's address is never part of a key, only of the line.
+
+A forgotten key's next line opens a fresh window, so more than `max_keys` keys flooding in turn
+would each write `lines` lines per turn. On top of each key's bound, at most `max_lines` lines of
+all keys together, summaries included, are written per window of `interval_s`; the lines over
+that cap are counted under one key (`OVERFLOW`), whose one summary line per window the cap does
+not hold back. A line of a key no hostile input chooses (the operator's own store failing) can
+be written outside the cap (`capped=False`), so that no flood of other keys can hide it.
+
+The core (`admit`, `expire`) does no I/O: it updates the windows on the injected clock and says
+what to write; `log` and `flush` write.
 
 `LimitedLogger` puts the same bound on a library's own lines, under one source: the `websockets`
 server's, which an unauthenticated client causes (an unreadable or dropped handshake is an error
@@ -97,7 +101,8 @@ class _Window:
 @dataclass(slots=True, kw_only=True)
 class LogLimiter:
     """At most `lines` lines per key per `interval_s`, and `max_lines` in all (see the module
-    docstring)."""
+    docstring). Not locked: every caller runs on the CSMS's event loop thread (its handlers,
+    its tick, and the `websockets` and `ocpp` libraries, which log on the loop too)."""
 
     lines: int = LINES
     interval_s: float = INTERVAL_S
