@@ -1,8 +1,8 @@
 """Which log lines go through the CSMS's limiter (`payments.charging.log_limit`), and which never
-do: each line hostile input causes (a charger, an eMSP's answers, a registry a charger makes us
-ask), caused once under a limiter that writes none, is counted and not written; each line about
-money (refunds paid, held and settled, CDRs not pushed, sessions not committed), written twice
-as often as any key's bound allows, is written every time."""
+do: each line hostile input causes (a client's refused login, a charger, an eMSP's answers, a
+registry a charger makes us ask), caused once under a limiter that writes none, is counted and
+not written; each line about money (refunds paid, held and settled, CDRs not pushed, sessions
+not committed), written twice as often as any key's bound allows, is written every time."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from payments.charging.commitment import LedgerCommitter
 from payments.charging.csms import Csms
@@ -31,6 +32,7 @@ from payments.charging.session import (
     StopSession,
     TransactionEvent,
 )
+from payments.charging.simulator import connect_charger
 from payments.charging.store import Bill, Binding, CsmsStore
 from tests.payments.charging.test_csms import _raw, _sample, _start16, run
 from tests.payments.charging.test_log_limit import Clock
@@ -59,6 +61,15 @@ def _stop_sample_refused(tmp_path: Path, limiter: LogLimiter) -> None:
             stop["transactionData"] = [early]
             await ws.send(json.dumps([2, "stop", "StopTransaction", stop]))
             assert json.loads(await ws.recv())[0] == 3  # the stop stands
+
+    run(tmp_path, body, log_limit=limiter)
+
+
+def _login_refused(tmp_path: Path, limiter: LogLimiter) -> None:
+    async def body(csms: Csms, url: str) -> None:
+        with pytest.raises(InvalidStatus):
+            async with connect_charger(url, "CP16", "guessed", "1.6"):
+                pass
 
     run(tmp_path, body, log_limit=limiter)
 
@@ -148,6 +159,7 @@ def _no_ocpi_session(tmp_path: Path, limiter: LogLimiter) -> None:
 @pytest.mark.parametrize(
     ("kind", "cause"),
     [
+        ("login refused", _login_refused),
         ("stop sample refused", _stop_sample_refused),
         ("cannot stop", _cannot_stop),
         ("call failed", _call_failed),
