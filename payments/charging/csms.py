@@ -10,7 +10,10 @@ A restarted CSMS first rebuilds every unsettled session from its store (`restore
 `serve` listens for charge points at `ws://HOST:PORT/ocpp/<station id>`, negotiating the
 subprotocol `ocpp2.0.1` or `ocpp1.6`, and authenticates them with OCPP security profile 1 (HTTP
 Basic, the station id and its password) in `process_request`, before the WebSocket opens: an
-unknown station or a wrong password gets 401, a missing or unknown subprotocol 400.
+unknown station or a wrong password gets 401 (and a WARNING line, bounded per station id), a
+missing or unknown subprotocol 400, and a store that fails to read the station's password 503
+(the station retries; the error is logged under its own key, `STORE_FAILED`, apart from the
+`websockets` lines any TCP client causes).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import binascii
 import contextlib
 import gc
 import logging
+import sqlite3
 import sys
 import time
 from collections import deque
@@ -48,6 +52,7 @@ from .log_limit import CLIENTS, LimitedLogger, LogLimiter
 from .pay_frames import PAY_PATH, PAY_SUBPROTOCOL
 from .session import (
     MAX_EVENTS_PER_SESSION,
+    MAX_ID_LENGTH,
     ChargingSession,
     SessionBook,
     SessionLimits,
@@ -78,6 +83,12 @@ MAX_RECENT_STOPS: Final = 1024
 MAX_TOKENS: Final = 100_000
 """Id tokens indexed to their latest session (the least recently started are forgotten)."""
 LOG: Final = logging.getLogger(__name__)
+STORE_FAILED: Final = ("the CSMS store", "station login failed")
+"""The key (source, kind) of the lines about the store failing at a station's login: the
+operator's own fault, under a key no client's input shares (the `websockets` server's lines,
+which any TCP client causes, are all under `log_limit.CLIENTS`) and outside the cap on all lines
+(`LogLimiter.max_lines`), so that a crowd of clients that never log in cannot take its lines'
+place."""
 TICK_SLICE: Final = 256
 """Sessions `Csms.tick` decides at a time: every charger's answer waits out a slice (deciding
 every session at once held them up 67 ms at 64,000 sessions, 64 each at 1,000 charge points)."""
@@ -391,12 +402,30 @@ async def serve_csms(
             return None
         station = station_of(request.path)
         credentials = _basic_auth(request)
-        if credentials is None or credentials[0] != station:
-            return _refuse(connection, HTTPStatus.UNAUTHORIZED)
+        if credentials is None:
+            return _refuse_login(csms, connection, station, "no credentials")
+        if credentials[0] != station:
+            return _refuse_login(csms, connection, station, "another station's credentials")
         try:
             await csms.check_station(station, credentials[1])
         except StationAuthError:
-            return _refuse(connection, HTTPStatus.UNAUTHORIZED)
+            return _refuse_login(csms, connection, station, "unknown station or wrong password")
+        except sqlite3.Error as e:  # else `websockets` logs it under the clients' key, as a 500
+            source, kind = STORE_FAILED
+            csms.log_limit.log(
+                LOG,
+                logging.ERROR,
+                source,
+                f"{kind} ({type(e).__name__})",
+                "station %r not logged in: the store failed: %r",
+                station,
+                e,
+                capped=False,
+                exc_info=True,
+            )
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, "station logins are unavailable, retry later\n"
+            )
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         if not {p.strip() for p in offered.split(",")} & set(SUBPROTOCOLS):
             return connection.respond(HTTPStatus.BAD_REQUEST, "no OCPP subprotocol offered\n")
@@ -472,8 +501,25 @@ def tune_process() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
-def _refuse(connection: ServerConnection, status: HTTPStatus) -> Response:
-    response = connection.respond(status, "station unknown or wrong password\n")
+def _refuse_login(csms: Csms, connection: ServerConnection, station: str, reason: str) -> Response:
+    """401, and a WARNING line within `station`'s bound (`Csms.log_limit`): `websockets` logs a
+    refused handshake at INFO only, and an operator must see a station's password being
+    guessed. The id, from the request's path, is cut to `MAX_ID_LENGTH` characters in the key
+    and the line: any client chooses it."""
+    station = station[:MAX_ID_LENGTH]
+    address = connection.remote_address
+    client = address[0] if isinstance(address, tuple) and address else "unknown"
+    csms.log_limit.log(
+        LOG,
+        logging.WARNING,
+        station,
+        "login refused",
+        "station %r not logged in from %s: %s",
+        station,
+        client,
+        reason,
+    )
+    response = connection.respond(HTTPStatus.UNAUTHORIZED, "station unknown or wrong password\n")
     response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
     return response
 

@@ -25,13 +25,13 @@ from tangle.errors import TangleError
 from wallet.errors import WalletError
 
 from .errors import DeviceLookupError, DeviceQuarantinedError
-from .log_limit import LogLimiter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
     from wallet._responses import RegisteredDevice
 
+    from .log_limit import LogLimiter
     from .store import Binding
 
     DeviceLookup = Callable[[bytes], Awaitable[RegisteredDevice | None]]
@@ -48,11 +48,12 @@ class DeviceGate:
     """A device's registry entry at the confirmed milestone, None if not registered."""
     lookup_key: DeviceLookup
     """The entry of the device whose current key is the one given, None if it is no device's."""
+    log_limit: LogLimiter
+    """Bounds the lines of a registry that does not answer: one per Authorize, and a charger
+    decides how many it sends. The CSMS's (`Csms.log_limit`), which its tick flushes: a limiter
+    of its own would never write the summary of a flood that stopped."""
     token_devices: Mapping[str, bytes] = field(default_factory=dict)
     """The device id each known device token belongs to."""
-    log_limit: LogLimiter = field(default_factory=LogLimiter)
-    """Bounds the lines of a registry that does not answer: one per Authorize, and a charger
-    decides how many it sends (the CSMS's, `Csms.log_limit`, which its tick flushes)."""
 
     async def check(self, id_token: str, payer_key: bytes | None = None) -> None:
         """Raise `DeviceQuarantinedError` if `id_token` or `payer_key` is a quarantined device,

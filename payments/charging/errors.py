@@ -166,6 +166,7 @@ class OcpiUnreachableError(OcpiPartnerError):
 # ├── PrepaymentOwedBackError       a prepayment taken while its token was unbound or rebound:
 # │                                 applied, owed back to the channel's payer (409 with amount)
 # ├── StoreVersionError             a CSMS database a newer version wrote
+# ├── LogLimitError                 a log limiter's bound out of range (`log_limit`)
 # └── RefundActionError             an operator's action on an owed refund refused (`refund_desk`)
 #     ├── RefundRefError            not a refund's reference (kind session | token, its id)
 #     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)
@@ -270,6 +271,17 @@ class StoreVersionError(ChargingError):
         super().__init__(f"the CSMS database is at version {version}; this CSMS knows {known}")
         self.version = version
         self.known = known
+
+
+class LogLimitError(ChargingError):
+    """A `log_limit.LogLimiter` bound out of range: `field`'s `value` is not `rule` (a window
+    that does not pass, a key table that holds no key, a negative number of lines)."""
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        super().__init__(f"log limit {field} = {value!r}: must be {rule}")
+        self.field = field
+        self.value = value
+        self.rule = rule
 
 
 class InvoiceDisagreesError(SessionError):

@@ -304,12 +304,12 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
             response = await handler(**snake_case(msg.payload))
         except OCPPError:
             raise
-        except Exception:
+        except Exception as e:  # a key per action and error class: one does not hide another
             self.csms.log_limit.log(
                 LOG,
                 logging.ERROR,
                 self.id,
-                f"{msg.action} failed",
+                f"{msg.action} failed ({type(e).__name__})",
                 "%s: %s failed",
                 self.id,
                 msg.action,

@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import gc
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -128,8 +129,15 @@ def test_a_201_session_with_offline_events_out_of_order(tmp_path: Path) -> None:
     [("CP16", "wrong", "ocpp1.6"), ("NOPE", PASSWORD, "ocpp1.6"), ("CP16", None, "ocpp1.6")],
 )
 def test_unknown_or_wrong_stations_get_401_before_the_socket_opens(
-    tmp_path: Path, station: str, password: str | None, protocol: str
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    station: str,
+    password: str | None,
+    protocol: str,
 ) -> None:
+    """And a WARNING line (`websockets` logs the refusal at INFO only): an operator sees a
+    station's password guessed."""
+
     async def body(csms: Csms, url: str) -> None:
         headers = {}
         if password is not None:
@@ -145,7 +153,10 @@ def test_unknown_or_wrong_stations_get_401_before_the_socket_opens(
         assert refused.value.response.status_code == 401
         assert csms.stations == {}
 
-    run(tmp_path, body)
+    with caplog.at_level(logging.WARNING, logger="payments.charging.csms"):
+        run(tmp_path, body)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "payments.charging.csms"]
+    assert line.startswith(f"station {station!r} not logged in from 127.0.0.1: ")
 
 
 async def _raw(url: str, station: str, protocol: str) -> AsyncIterator[Any]:

@@ -15,6 +15,7 @@ import pytest
 from payments.charging.csms import Csms, accept_every_token, serve_csms
 from payments.charging.devices import DeviceGate
 from payments.charging.errors import DeviceLookupError, DeviceQuarantinedError
+from payments.charging.log_limit import LogLimiter
 from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.store import CsmsStore
 from tangle.ledger.registry import DeviceEntry, QuarantineState
@@ -98,10 +99,12 @@ class Registry:
 def test_a_quarantined_devices_token_is_blocked_by_both_versions(tmp_path: Path) -> None:
     expired_id = device_id_of(PublicKey(blake2b_256(b"old car")))
     registry = Registry(entry(CAR_ID, CAR, (30, 50)), entry(expired_id, CAR, (10, 20)))
+    log_limit = LogLimiter()
     gate = DeviceGate(
         lookup=registry,
         lookup_key=registry.by_key,
         token_devices={"CAR-7": CAR_ID, "OLD-CAR": expired_id},
+        log_limit=log_limit,
     )
 
     async def main() -> None:
@@ -109,7 +112,10 @@ def test_a_quarantined_devices_token_is_blocked_by_both_versions(tmp_path: Path)
             for station in ("CP16", "CP201"):
                 await store.add_station(station, PASSWORD)
             csms = Csms(
-                store=store, pricing=lambda t, wh, s: wh, authorize=gate.guard(accept_every_token)
+                store=store,
+                pricing=lambda t, wh, s: wh,
+                authorize=gate.guard(accept_every_token),
+                log_limit=log_limit,
             )
             async with serve_csms(csms) as server:
                 url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/ocpp"
@@ -164,7 +170,9 @@ def test_a_channel_whose_payer_key_is_quarantined_is_blocked(tmp_path: Path) -> 
     registry = Registry(entry(device_id_of(DRIVER.public_key), DRIVER.public_key, (INDEX, INDEX)))
 
     async def body(world: World) -> None:
-        world.payments.devices = DeviceGate(lookup=registry, lookup_key=registry.by_key)
+        world.payments.devices = DeviceGate(
+            lookup=registry, lookup_key=registry.by_key, log_limit=world.csms.log_limit
+        )
         wallet = await world.driver(("CP201", "T1"))
         await world.bind(wallet, "CARD-Q")
         with pytest.raises(DeviceQuarantinedError):
@@ -187,7 +195,9 @@ def test_a_device_that_rotated_onto_the_payer_key_and_is_quarantined_is_blocked(
     registry = Registry(entry(rotated_id, DRIVER.public_key, (INDEX, INDEX + 10)))
 
     async def body(world: World) -> None:
-        world.payments.devices = DeviceGate(lookup=registry, lookup_key=registry.by_key)
+        world.payments.devices = DeviceGate(
+            lookup=registry, lookup_key=registry.by_key, log_limit=world.csms.log_limit
+        )
         wallet = await world.driver(("CP201", "T1"))
         await world.bind(wallet, "CARD-R")
         with pytest.raises(DeviceQuarantinedError) as refused:

@@ -1,31 +1,43 @@
 """Log lines hostile input causes are bounded (`payments.charging.log_limit`): the limiter on an
 injected clock (lines per window, the suppressed count reported once the window closes, a bounded
 key table, a flood that stopped counted), then against a real CSMS: real charge points over real
-WebSockets sending refused Authorize calls, TCP clients failing their handshake, and a station
-refusing the CSMS's calls."""
+WebSockets sending refused Authorize calls, TCP clients failing their handshake, a store failing
+at a station's login, and a station answering a call with unknown unique ids (the other lines
+and the money lines that are never limited: `test_log_lines`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from ocpp.v16 import call as call16  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201  # type: ignore[import-untyped]
+from websockets.exceptions import InvalidStatus
 
-from payments.charging.errors import StationCallError, TokenRefusedError
-from payments.charging.log_limit import LogLimiter, Suppressed, Verdict
+from payments.charging.errors import LogLimitError, StationCallError, TokenRefusedError
+from payments.charging.log_limit import (
+    CLIENTS,
+    LINES,
+    MAX_LINES,
+    OVERFLOW,
+    LimitedLogger,
+    LogLimiter,
+    Suppressed,
+    Verdict,
+)
 from payments.charging.simulator import connect_charger
+from payments.charging.store import Binding, CsmsStore
 from tests.payments.charging.test_csms import PASSWORD, _raw, run
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from payments.charging.csms import Csms
-    from payments.charging.store import Binding
 
 
 INFO = logging.INFO
@@ -50,11 +62,11 @@ class CountingLimiter(LogLimiter):
     admitted: int = 0
     awaited: tuple[int, asyncio.Event] | None = None
 
-    def admit(self, source: str, kind: str, level: int) -> Verdict:
+    def admit(self, source: str, kind: str, level: int, *, capped: bool = True) -> Verdict:
         self.admitted += 1
         if self.awaited is not None and self.admitted >= self.awaited[0]:
             self.awaited[1].set()
-        return LogLimiter.admit(self, source, kind, level)
+        return LogLimiter.admit(self, source, kind, level, capped=capped)
 
     async def asked(self, lines: int) -> None:
         """Return once `lines` lines were asked about in all."""
@@ -106,7 +118,7 @@ def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> Non
     one, whose count comes back as a summary: the table holds `max_keys` keys, however many
     sources flood it; the least recently used goes first."""
     clock = Clock()
-    limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, clock=clock)
+    limiter = LogLimiter(lines=0, interval_s=60, max_keys=4, max_lines=10_000, clock=clock)
     summaries = [s for i in range(10_000) for s in limiter.admit(f"10.0.{i}", "x", INFO).summaries]
     assert len(summaries) == 10_000 - 4
     assert summaries[0] == Suppressed(source="10.0.0", kind="x", count=1, level=INFO, seconds=0.0)
@@ -123,6 +135,61 @@ def test_the_key_table_is_bounded_and_a_forgotten_key_reports_its_count() -> Non
         Suppressed(source="A", kind="x", count=3, level=INFO, seconds=5.0),
     )
     assert limiter.admit("A", "x", INFO).write  # forgotten: a fresh window
+
+
+def test_more_keys_than_the_table_holds_flooding_in_turn_are_held_to_the_cap_on_all_lines() -> None:
+    """The review's case: 2,000 sources taking turns are each forgotten before their next line,
+    so every line opens a fresh window of its key; the cap on all lines holds them, and what it
+    held back is counted in one summary once its window closes."""
+    clock = Clock()
+    limiter = LogLimiter(clock=clock)
+    verdicts = [limiter.admit(f"10.0.{i}", "x", INFO) for _ in range(LINES) for i in range(2000)]
+    assert sum(v.write for v in verdicts) == MAX_LINES
+    assert all(v.summaries == () for v in verdicts)  # no key suppressed a line of its own
+    clock.now += 60
+    [overflow] = limiter.expire()
+    assert overflow == Suppressed(
+        source=OVERFLOW[0], kind=OVERFLOW[1], count=2000 * LINES - MAX_LINES, level=INFO, seconds=60
+    )
+    assert limiter.admit("10.0.0", "x", INFO).write  # a fresh window of the cap
+
+
+def test_summaries_take_places_under_the_cap_and_every_line_is_counted_once() -> None:
+    """Keys that each suppress lines, then are forgotten, owe a summary each: those count
+    against the cap too, and every line is written or counted by exactly one summary."""
+    clock = Clock()
+    limiter = LogLimiter(lines=1, interval_s=60, max_keys=4, max_lines=10, clock=clock)
+    verdicts = [limiter.admit(f"CP{i}", "x", INFO) for i in range(100) for _ in range(3)]
+    summaries = [s for v in verdicts for s in v.summaries]
+    written = sum(v.write for v in verdicts)
+    assert written + len(summaries) == 10
+    clock.now += 60
+    summaries += limiter.expire()
+    assert written + sum(s.count for s in summaries) == 300
+    assert [s.source for s in summaries].count(OVERFLOW[0]) == 1
+
+
+def test_a_line_outside_the_cap_is_written_when_the_cap_is_used_up() -> None:
+    limiter = LogLimiter(lines=2, max_lines=3, clock=Clock())
+    assert [limiter.admit(f"CP{i}", "x", INFO).write for i in range(5)] == [True] * 3 + [False] * 2
+    ours = [limiter.admit("the CSMS store", "x", logging.ERROR, capped=False) for _ in range(3)]
+    assert [v.write for v in ours] == [True, True, False]  # its key's bound still holds
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("lines", -1),
+        ("interval_s", 0.0),
+        ("interval_s", float("nan")),
+        ("max_keys", 0),
+        ("max_lines", -1),
+    ],
+)
+def test_a_bound_out_of_range_is_refused_by_name(field: str, value: float) -> None:
+    with pytest.raises(LogLimitError) as refused:
+        LogLimiter(**{field: value})
+    assert refused.value.field == field
 
 
 def test_the_summary_has_the_highest_level_of_the_lines_it_counts() -> None:
@@ -194,6 +261,16 @@ async def refuse_every_token(id_token: str) -> Binding | None:
     raise TokenRefusedError(id_token, "not ours")
 
 
+async def hang_up(url: str, payload: bytes) -> None:
+    """A TCP client of the CSMS at `url` that sends `payload` (no HTTP request) and leaves."""
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
 @pytest.mark.parametrize(("station", "version"), [("CP16", "1.6"), ("CP201", "2.0.1")])
 def test_a_charger_flooding_refused_authorizes_logs_a_bounded_number_of_lines(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, station: str, version: str
@@ -239,14 +316,6 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     clock = Clock()
     limiter = CountingLimiter(lines=3, interval_s=60, clock=clock)
 
-    async def hang_up(url: str, payload: bytes) -> None:
-        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(payload)
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
     async def body(csms: Csms, url: str) -> None:
         for i in range(30):
             await hang_up(url, b"garbage\r\n\r\n" if i % 2 else b"")
@@ -261,9 +330,36 @@ def test_clients_failing_their_handshake_log_a_bounded_number_of_lines(
     lines = [r.getMessage() for r in caplog.records if r.name in names]
     assert lines == [
         *["opening handshake failed (client 127.0.0.1)"] * 3,
-        "suppressed 27 similar lines (opening handshake failed) from websocket clients in the "
-        "last 60 s",
+        "suppressed 27 similar lines (opening handshake failed (InvalidMessage)) from websocket "
+        "clients in the last 60 s",
         "opening handshake failed (client 127.0.0.1)",
+    ]
+
+
+def test_a_handlers_failures_are_keyed_by_their_error_class(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A charger's message that fails its handler unexpectedly is an error line with a
+    traceback, within the station's bound for that action: a failure of another class is a
+    key of its own (a charger that makes one handler fail cannot hide another fault)."""
+    errors = iter(
+        [RuntimeError("first"), RuntimeError("second"), sqlite3.OperationalError("third")]
+    )
+
+    async def failing(id_token: str) -> Binding | None:
+        raise next(errors)
+
+    async def body(csms: Csms, url: str) -> None:
+        async with connect_charger(url, "CP16", PASSWORD, "1.6") as charger:
+            for _ in range(3):
+                assert await charger.call(call16.Authorize(id_tag="T")) is None  # a CallError
+
+    with caplog.at_level(logging.ERROR, logger="payments.charging"):
+        run(tmp_path, body, authorize=failing, log_limit=LogLimiter(lines=1, clock=Clock()))
+    failures = [r for r in caplog.records if r.name == "payments.charging.station"]
+    assert [(r.getMessage(), r.exc_info and str(r.exc_info[1])) for r in failures] == [
+        ("CP16: Authorize failed", "first"),
+        ("CP16: Authorize failed", "third"),
     ]
 
 
@@ -302,3 +398,86 @@ def test_a_station_refusing_the_csms_calls_logs_a_bounded_number_of_lines(
         "Received a CALLError",
     ]
     assert lines[5].endswith(") from CP16 in the last 60 s")
+
+
+def test_a_library_line_carrying_an_error_is_keyed_by_the_errors_class_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`websockets` writes one message for every failed handshake, a client's garbage or our
+    own failure: the error's class keeps them apart."""
+    library = LimitedLogger(
+        logging.getLogger("tests.log_limit"), LogLimiter(lines=1, clock=Clock()), CLIENTS
+    )
+    caplog.set_level(logging.ERROR)
+    for error in (EOFError("first"), EOFError("second"), OSError("third")):
+        try:
+            raise error
+        except (OSError, EOFError):
+            library.error("opening handshake failed", exc_info=True)
+    library.error("opening handshake failed", exc_info=EOFError("fourth"))
+    library.error("opening handshake failed")
+    records = [r for r in caplog.records if r.name == NAMES[0]]
+    assert [r.exc_info and str(r.exc_info[1]) for r in records] == ["first", "third", None]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """What `LimitedLogger` reads of a `websockets` connection."""
+
+    remote_address: tuple[str, int]
+
+
+def test_a_library_line_names_its_client_and_its_callers_location(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As `websockets` logs: through a stdlib adapter whose `extra` is the connection, a message
+    that is no format string ("% sent keepalive ping") included; the record's location is the
+    library's call, not `log_limit`'s."""
+    library = LimitedLogger(
+        logging.getLogger("tests.log_limit"), LogLimiter(clock=Clock()), CLIENTS
+    )
+    connection = logging.LoggerAdapter(library, {"websocket": Connection(("10.0.0.7", 4242))})
+    caplog.set_level(logging.DEBUG, logger="tests.log_limit")
+    connection.debug("% sent keepalive ping")
+    connection.info("connection rejected (%d %s)", 401, "Unauthorized")
+    LogLimiter(clock=Clock()).log(logging.getLogger("tests.log_limit"), INFO, "CP1", "x", "ours")
+    records = [r for r in caplog.records if r.name == NAMES[0]]
+    assert [r.getMessage() for r in records] == [
+        "% sent keepalive ping (client 10.0.0.7)",
+        "connection rejected (401 Unauthorized) (client 10.0.0.7)",
+        "ours",
+    ]
+    this = test_a_library_line_names_its_client_and_its_callers_location.__name__
+    assert [(r.filename, r.funcName) for r in records] == [("test_log_limit.py", this)] * 3
+
+
+def test_a_store_failing_at_a_station_login_is_not_hidden_by_clients_that_never_log_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review's case: ten TCP clients that send nothing use up the handshake failures'
+    lines, then the store fails while a real station logs in. The station is told 503 (retry),
+    and the store's error is written, with its traceback, under its own key."""
+    limiter = CountingLimiter(clock=Clock())
+
+    async def disk_failing(store: CsmsStore, station: str, password: str) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def body(csms: Csms, url: str) -> None:
+        for _ in range(LINES):
+            await hang_up(url, b"")
+        await limiter.asked(LINES)
+        monkeypatch.setattr(CsmsStore, "check_password", disk_failing)
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect_charger(url, "CP16", PASSWORD, "1.6"):
+                pass
+        assert refused.value.response.status_code == 503
+
+    with caplog.at_level(logging.WARNING):
+        run(tmp_path, body, log_limit=limiter)
+    [failed] = [r for r in caplog.records if r.name == "payments.charging.csms"]
+    assert failed.levelno == logging.ERROR
+    assert failed.getMessage() == (
+        "station 'CP16' not logged in: the store failed: OperationalError('disk I/O error')"
+    )
+    assert failed.exc_info is not None
+    assert isinstance(failed.exc_info[1], sqlite3.OperationalError)
