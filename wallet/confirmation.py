@@ -12,7 +12,13 @@ ledger knows (unspent, or spent inside the window), or an input spent by the tra
 confirms it. When the node cannot tell (pruned, or never saw the spend), the transfer stays
 pending, is not re-attached (its inputs are gone: no attachment can apply) and expires
 `expire_after` milestones after its last attachment, as any transfer nobody re-attached; an
-owner may then abandon it, which a refunder reads as "may still apply" (`wallet.pending`)."""
+owner may then abandon it, which a refunder reads as "may still apply" (`wallet.pending`).
+
+**The node it wants** serves `GET /api/v1/outputs/{output_id}` (docs/PROTOCOL.md section 8; the
+node of this release, the first with the route). An older node answers the route 404 `not_found`
+(an unknown output is 404 `unknown_output`): the wallet then confirms by its outputs' addresses
+(`_on_addresses`), as before the route, and, unable to name an input's spender, leaves a transfer
+whose attachment conflicts on its inputs pending, not re-attached, until it expires."""
 
 from __future__ import annotations
 
@@ -267,7 +273,10 @@ class ConfirmingWallet(WalletBase):
         due = reattach_due(transfer, cmi, self._config.reattach_after)
         if conflict is None and known > 0 and not unnamed and not due:
             return Verdict(missing=missing)
-        ledger = await self._on_ledger(transfer)
+        try:
+            ledger = await self._on_ledger(transfer)
+        except NotFoundError:  # a node older than the outputs route (`unknown_output` is None)
+            ledger = await self._on_addresses(transfer, conflict is not None)
         if ledger.confirmed_index is None and conflict is not None and conflict not in ON_INPUTS:
             return Verdict(conflict=conflict.name.lower())  # its own rule: no attachment applies
         return Verdict(
@@ -300,6 +309,20 @@ class ConfirmingWallet(WalletBase):
             elif spent.spent_by is not None:
                 return Verdict(conflict=Conflict.INPUT_SPENT.name.lower())
         return Verdict(inputs_gone=gone)
+
+    async def _on_addresses(self, transfer: Transfer, conflicting: bool) -> Verdict:
+        """What a node without `GET /api/v1/outputs/{output_id}` tells: applied at the ledger
+        index where an output of the transaction is seen unspent (of its last two, the change
+        first), else nothing. It cannot name an input's spender, so an attachment conflicting on
+        the inputs (`conflicting`) leaves the transfer pending and not re-attached
+        (`Verdict.inputs_gone`); otherwise it is re-attached when due, as before the route."""
+        outputs = list(enumerate(transfer.transaction.essence.outputs))
+        for position, output in reversed(outputs[-2:]):
+            answer = await self._client.outputs(output.address)
+            wanted = OutputId.of(transfer.transaction_id, position)
+            if any(o.output_id == wanted for o in answer.outputs):
+                return Verdict(confirmed_index=answer.ledger_index)
+        return Verdict(inputs_gone=conflicting)
 
     async def _confirmed(self, transfer: Transfer, index: int) -> Transfer:
         await self._load_owners()

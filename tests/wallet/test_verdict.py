@@ -70,10 +70,12 @@ async def spend_on(h: Harness, tx: Transaction) -> None:
     await paid(h, address(CAROL), EXACT)
 
 
+@pytest.mark.parametrize("old_node", [False, True], ids=["node", "older-node"])
 async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
-    tmp_path: Path,
+    tmp_path: Path, old_node: bool
 ) -> None:
     async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        h.old_node = old_node  # without the outputs route the conflict on its inputs is no failure
         await w.sync()
         sent = await w.send(address(BOB), EXACT, idempotency_key="exact", wait=False)
         assert len(sent.transaction.essence.outputs) == 1  # no change output
@@ -151,6 +153,21 @@ async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirm
         assert done.status is TransferStatus.CONFIRMED
         assert done.confirmed_index == applied_at
         assert done.attachments == sent.attachments  # not attached again
+
+
+async def test_an_older_node_without_the_outputs_route_confirms_by_address(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        h.old_node = True
+        await w.sync()
+        await h.wait_for_index(10)
+        h.lazy_tips = 1  # the first attachment is never referenced: a re-attachment is due
+        sent = await w.send(address(BOB), 40_000, idempotency_key="lazy")
+        assert sent.status is TransferStatus.CONFIRMED
+        assert w.counters.reattachments == 1
+        assert await w.settle() == []
+        assert await h.balance_of(address(BOB)) == 40_000
 
 
 async def test_the_client_reads_an_output_with_its_spender_or_nothing(tmp_path: Path) -> None:
