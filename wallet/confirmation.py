@@ -231,6 +231,8 @@ class ConfirmingWallet(WalletBase):
             return await self._confirmed(transfer, verdict.confirmed_index), True
         if verdict.conflict is not None:
             return await self._failed(transfer, verdict.conflict), True
+        if verdict.inputs_gone:
+            await self._refresh_inputs(transfer)
         transfer = await self._reload(transfer)
         if transfer.final or verdict.inputs_gone:
             return transfer, transfer.final
@@ -338,10 +340,22 @@ class ConfirmingWallet(WalletBase):
         """Record the failure, then refresh the inputs' addresses: some inputs were spent
         elsewhere, the others are free again."""
         transfer = await self._db(self._state.fail, transfer.key_hash, reason, now_ms())
+        await self._refresh_inputs(transfer)
+        return transfer
+
+    async def _refresh_inputs(self, transfer: Transfer) -> None:
+        """Replace the coins at the addresses of the transfer's inputs still among the coins
+        by the node's outputs there (a node that does not answer leaves them as they are).
+        Called when a transfer failed (its unspent inputs are free again) and when its inputs
+        are gone (`Verdict.inputs_gone`): its reservation ends when it expires, and a spent
+        input left among the coins would then count in the balance and fund a transfer that
+        can never apply. Nothing is asked once none of its inputs is among the coins."""
         await self._load_owners()
         addresses = {
             c.address for c in await self._db(self._state.coins) if c.output_id in transfer.inputs
         }
+        if not addresses:
+            return
         with contextlib.suppress(ClientError):
             found = await self._query_outputs(sorted(addresses))
             for address, answer in found.items():
@@ -352,7 +366,6 @@ class ConfirmingWallet(WalletBase):
                 await self._db(
                     self._state.replace_outputs, [address], coins, answer.ledger_index, now_ms()
                 )
-        return transfer
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -373,6 +386,8 @@ class ConfirmingWallet(WalletBase):
                 after = await self._db(self._state.abandon, transfer.key_hash, silent_since, now)
             else:
                 verdict = await self._verdict(transfer, info.confirmed_milestone_index)
+                if verdict.inputs_gone:
+                    await self._refresh_inputs(transfer)
                 if verdict.confirmed_index is not None:
                     after = await self._confirmed(transfer, verdict.confirmed_index)
                 elif verdict.conflict is not None:

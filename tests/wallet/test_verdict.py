@@ -20,6 +20,7 @@ from tangle.protocol.message import Message, encode_message
 from tests.builders import address, message, transfer
 from tests.wallet.test_client import BOB, CAROL, CONFIG, PARAMS, open_wallet, running
 from wallet import (
+    InsufficientFundsError,
     InvalidResponseError,
     NodeClient,
     NotFoundError,
@@ -125,6 +126,11 @@ async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
         (expired,) = await w.settle()
         assert expired.status is TransferStatus.EXPIRED
         assert not never_applies(expired)
+        # its input is gone from the ledger, so from the wallet's coins too: never spent again
+        assert (await w.balance()).total == 0
+        with pytest.raises(InsufficientFundsError):
+            await w.send(address(CAROL), 10_000, idempotency_key="later", wait=False)
+        assert [t.status for t in await w.transfers()] == [TransferStatus.EXPIRED]
 
 
 async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirmed(
