@@ -119,6 +119,7 @@ async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
         (record,) = await w.transfers()
         assert record.status is TransferStatus.SUBMITTED
         assert not never_applies(record)  # a refunder would not pay it again
+        assert w.counters.reattachments == 0  # (a submission the node refused leaves no record)
         assert len(record.attachments) == 2
         # and it is not pending for ever: it expires as any transfer nobody re-attached
         assert record.last_cmi is not None
@@ -159,6 +160,37 @@ async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirm
         assert done.status is TransferStatus.CONFIRMED
         assert done.confirmed_index == applied_at
         assert done.attachments == sent.attachments  # not attached again
+
+
+async def test_an_input_spent_by_the_transaction_itself_confirms_it(tmp_path: Path) -> None:
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await w.sync()
+        await h.wait_for_index(10)
+        h.lazy_tips = 1  # the wallet's attachment is never referenced
+        sent = await w.send(address(BOB), EXACT, idempotency_key="exact", wait=False)
+        (first,) = sent.attachments
+        await h.wait_for_index(first.cmi + BELOW_MAX_DEPTH + 1)
+        # someone else attaches it and the payee spends its only output on, in one milestone:
+        # no record of that output is left, only of the input the transaction spent
+        h.ticking = False
+        tx = sent.transaction
+        theirs = await submit(h, message(tx, await tips(h), work_per_kib=PARAMS.work_per_kib))
+        onward = transfer([(OutputId.of(tx.id, 0), BOB)], [(address(CAROL), EXACT)])
+        await submit(h, message(onward, (theirs,), work_per_kib=PARAMS.work_per_kib))
+        applied_at = await h.milestone()
+        h.ticking = True
+        assert await h.balance_of(address(CAROL)) == EXACT
+        async with NodeClient("http://node", transport=h.transport()) as client:
+            assert await client.output(OutputId.of(tx.id, 0)) is None
+            (spent_input,) = tx.essence.inputs
+            spent = await client.output(spent_input)
+            assert spent is not None
+            assert (spent.spent_by, spent.spent_at) == (tx.id, applied_at)
+
+        done = await w.resume("exact", timeout_s=5.0)
+        assert done.status is TransferStatus.CONFIRMED
+        assert done.confirmed_index == applied_at
+        assert w.counters.reattachments == 0
 
 
 async def test_an_older_node_without_the_outputs_route_confirms_by_address(
