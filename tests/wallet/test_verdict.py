@@ -235,3 +235,10 @@ async def test_the_client_reads_an_output_with_its_spender_or_nothing(tmp_path: 
     async with NodeClient("http://node", transport=answer(200, other)) as client:
         with pytest.raises(InvalidResponseError):
             await client.output(coin)
+    # a spender without its milestone (or the reverse) is no record a verdict may rest on
+    halves = [{"spent_by": sent.transaction_id.hex(), "spent_at": None}, {"spent_at": 5}]
+    for half in halves:
+        body = {"output": {"output_id": coin.hex()}, "created_at": 1, **half}
+        async with NodeClient("http://node", transport=answer(200, body)) as client:
+            with pytest.raises(InvalidResponseError, match="spent_by and spent_at"):
+                await client.output(coin)
