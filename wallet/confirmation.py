@@ -269,7 +269,9 @@ class ConfirmingWallet(WalletBase):
                 continue
             if metadata.inclusion is Inclusion.INCLUDED:
                 return Verdict(confirmed_index=metadata.referenced_by)
-            if metadata.inclusion is Inclusion.CONFLICTING and conflict in (None, *ON_INPUTS):
+            if metadata.inclusion is not Inclusion.CONFLICTING:
+                continue
+            if conflict is None or conflict in ON_INPUTS:
                 conflict = metadata.conflict  # a rule of its own outweighs one of its inputs
         unnamed = any(a.message_id is None for a in transfer.attachments)
         due = reattach_due(transfer, cmi, self._config.reattach_after)
