@@ -297,22 +297,25 @@ class ConfirmingWallet(WalletBase):
         spent an input by it (an output created and spent in one milestone leaves no record);
         never applicable (`input_spent`) if another transaction spent an input; else whether
         an input is gone with no record of its spender. One request per output and input at
-        most (the transaction bounds them)."""
+        most (the transaction bounds them), and none after an input gone: a transaction spends
+        its inputs at one milestone, so their spent records are pruned together and no later
+        input can show it applied. One another transaction spent, listed after, is then not
+        seen: the transfer expires instead of failing, which a refunder holds (the safe side)
+        rather than pays again. A pending transfer asks this at every due step."""
         tx = transfer.transaction
         for position in reversed(range(len(tx.essence.outputs))):
             created = await self._client.output(OutputId.of(tx.id, position))
             if created is not None:
                 return Verdict(confirmed_index=created.created_at)
-        gone = False
         for output_id in tx.essence.inputs:
             spent = await self._client.output(output_id)
             if spent is None:
-                gone = True
-            elif spent.spent_by == tx.id:
+                return Verdict(inputs_gone=True)
+            if spent.spent_by == tx.id:
                 return Verdict(confirmed_index=spent.spent_at)
-            elif spent.spent_by is not None:
+            if spent.spent_by is not None:
                 return Verdict(conflict=Conflict.INPUT_SPENT.name.lower())
-        return Verdict(inputs_gone=gone)
+        return Verdict()
 
     async def _on_addresses(self, transfer: Transfer, conflicting: bool) -> Verdict:
         """What a node without `GET /api/v1/outputs/{output_id}` tells: applied at the ledger

@@ -233,6 +233,8 @@ class Harness:
     """Serve the node as one older than `GET /api/v1/outputs/{output_id}`: the route is
     answered as any unknown one."""
     submitted: list[bytes] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+    """The path of every request that reached the node through a `Router`."""
     faucet_output: OutputId = field(init=False)
     faucet_balance: int = 99_000_000
 
@@ -326,6 +328,7 @@ class Router(httpx.AsyncBaseTransport):
             return httpx.Response(200, json={"tips": ["00" * 32]})
         if path == "/api/v1/events" and self.stream:
             return await h.streaming.handle_async_request(request)
+        h.asked.append(path)
         if path.startswith("/api/v1/outputs/") and h.old_node:
             request = httpx.Request(request.method, request.url.copy_with(path="/api/v1/none"))
         response = await httpx.ASGITransport(h.app).handle_async_request(request)

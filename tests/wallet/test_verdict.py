@@ -18,7 +18,7 @@ from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.ids import MessageId, OutputId
 from tangle.protocol.message import Message, encode_message
 from tests.builders import address, message, transfer
-from tests.wallet.test_client import BOB, CAROL, CONFIG, PARAMS, open_wallet, running
+from tests.wallet.test_client import ACCOUNT, BOB, CAROL, CONFIG, PARAMS, open_wallet, running
 from wallet import (
     InsufficientFundsError,
     InvalidResponseError,
@@ -160,6 +160,34 @@ async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirm
         assert done.status is TransferStatus.CONFIRMED
         assert done.confirmed_index == applied_at
         assert done.attachments == sent.attachments  # not attached again
+
+
+async def test_the_ledger_is_asked_about_no_input_after_one_gone(tmp_path: Path) -> None:
+    more = 500_000
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await h.fund([(ACCOUNT.address(0), more)])
+        await w.sync()
+        sent = await w.send(address(BOB), EXACT + more, idempotency_key="two", wait=False)
+        tx = sent.transaction
+        assert (len(tx.essence.inputs), len(tx.essence.outputs)) == (2, 1)
+        await paid(h, address(BOB), EXACT + more)
+        onward = transfer([(OutputId.of(tx.id, 0), BOB)], [(address(CAROL), EXACT + more)])
+        await submit(h, message(onward, await tips(h), work_per_kib=PARAMS.work_per_kib))
+        await paid(h, address(CAROL), EXACT + more)
+        # the node forgets the attachment and every spend: both inputs are gone
+        await h.wait_for_index(await h.confirmed_index() + KEEP + 2)
+        await h.node.write(lambda ledger: ledger.prune(KEEP))
+        h.asked.clear()
+        with pytest.raises(TransferTimeoutError):
+            await w.resume("two", timeout_s=1.0)
+        # the transaction spends its inputs in one milestone: once one is gone, no other can
+        # show it applied, so each scan stops there (the requests a pending transfer makes)
+        first, second = (f"/api/v1/outputs/{i.hex()}" for i in tx.essence.inputs)
+        assert first in h.asked
+        assert second not in h.asked
+        (record,) = await w.transfers()
+        assert record.status is TransferStatus.SUBMITTED
+        assert w.counters.reattachments == 0
 
 
 async def test_an_input_spent_by_the_transaction_itself_confirms_it(tmp_path: Path) -> None:
