@@ -41,9 +41,12 @@ finds an emptied address only within the gap of a funded one).
 (driving it on if it is unfinished) and a failed transfer stays failed. Only a new key makes a
 new transaction. Different keys never share an input while both may confirm, because inputs are
 reserved in the same exclusive transaction that chooses them, across every process sharing the
-state file. Reservations are released only when the ledger says so: on confirmation or
-conflict, or once every attachment is below max depth (the transfer is then EXPIRED and can
-only confirm if re-attached, so spending one of its inputs elsewhere cancels it for good), or
+state file. Reservations are released only when the ledger says so: on confirmation or when
+it can never apply (another transaction spent an input, or it broke a rule of its own: a
+conflict on its inputs alone is none, `wallet.confirmation`), or once every attachment is below
+max depth (the transfer is then EXPIRED and can only confirm if re-attached, so spending one of
+its inputs elsewhere cancels it for good; inputs already gone, which it may have spent itself
+through an attachment the node forgot, left the coins before), or
 for a transfer never submitted whose sender has been silent for `abandon_after_s`, or when the
 owner abandons a transfer that can no longer confirm (`wallet.pending`).
 
@@ -257,7 +260,8 @@ class Wallet(ConfirmingWallet):
         `idempotency_key` returns the same transfer and never pays twice (module docstring).
 
         Raises `InsufficientFundsError`, `AmountError`, `IdempotencyConflictError`,
-        `TransferFailedError` (conflicting), `TransferTimeoutError` (still pending: repeat to
+        `TransferFailedError` (never applicable: an input spent by another transaction, or a
+        rule of its own broken), `TransferTimeoutError` (still pending: repeat to
         resume), `RejectedError` (the node refused it; `code`), `NodeUnavailableError`."""
         to = (
             recipient

@@ -80,7 +80,7 @@ Exit codes (`error.code` in brackets):
 5    node unreachable after the retries, or rate limiting [node_unavailable]
 6    insufficient funds [insufficient_funds]
 7    not confirmed within --timeout; still pending, a repeat with the key resumes it [timeout]
-8    the transfer failed for good: conflicting, or refused before publication [transfer_failed]
+8    failed for good: an input spent elsewhere, a rule broken, or refused [transfer_failed]
 9    not abandoned: it may still confirm [still_pending], or it is confirmed [confirmed]
 130  interrupted [interrupted]
 ```

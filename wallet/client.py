@@ -400,9 +400,10 @@ class NodeClient:
     async def output(self, output_id: OutputId) -> OutputRecord | None:
         """Output `output_id` as the node's ledger records it: unspent, or spent inside the
         node's pruning window (by which transaction); None if it holds no record of it (never
-        created, or spent before its pruning window: `unknown_output`). A node without the route
-        is a `NotFoundError` (code `not_found`): it cannot tell, and saying None would claim
-        the output unknown to the ledger."""
+        created, spent before its pruning window, or created and spent by one milestone:
+        `unknown_output`). A node without the route is a `NotFoundError` (code `not_found`):
+        it cannot tell, and saying None would claim the output unknown to the ledger. A spender
+        without its milestone, or the reverse, is an `InvalidResponseError`."""
         request = "GET /api/v1/outputs/{output_id}"
         try:
             doc = await self._get_json(f"/api/v1/outputs/{output_id.hex()}")
@@ -414,11 +415,14 @@ class NodeClient:
         if fixed(request, OutputId, entry.hexbytes("output_id")) != output_id:
             raise InvalidResponseError(request, "the answer is about another output")
         spent_by = doc.optional_hexbytes("spent_by")
+        spent_at = doc.optional_integer("spent_at")
+        if (spent_by is None) != (spent_at is None):
+            raise InvalidResponseError(request, "spent_by and spent_at must be both set or null")
         return OutputRecord(
             output_id=output_id,
             created_at=doc.integer("created_at"),
             spent_by=None if spent_by is None else fixed(request, TransactionId, spent_by),
-            spent_at=doc.optional_integer("spent_at"),
+            spent_at=spent_at,
         )
 
     async def channel(self, channel_id: ChannelId) -> ChannelInfo | None:

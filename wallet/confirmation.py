@@ -12,7 +12,13 @@ ledger knows (unspent, or spent inside the window), or an input spent by the tra
 confirms it. When the node cannot tell (pruned, or never saw the spend), the transfer stays
 pending, is not re-attached (its inputs are gone: no attachment can apply) and expires
 `expire_after` milestones after its last attachment, as any transfer nobody re-attached; an
-owner may then abandon it, which a refunder reads as "may still apply" (`wallet.pending`)."""
+owner may then abandon it, which a refunder reads as "may still apply" (`wallet.pending`).
+
+**The node it wants** serves `GET /api/v1/outputs/{output_id}` (docs/PROTOCOL.md section 8; the
+node of this release, the first with the route). An older node answers the route 404 `not_found`
+(an unknown output is 404 `unknown_output`): the wallet then confirms by its outputs' addresses
+(`_on_addresses`), as before the route, and, unable to name an input's spender, leaves a transfer
+whose attachment conflicts on its inputs pending, not re-attached, until it expires."""
 
 from __future__ import annotations
 
@@ -225,6 +231,8 @@ class ConfirmingWallet(WalletBase):
             return await self._confirmed(transfer, verdict.confirmed_index), True
         if verdict.conflict is not None:
             return await self._failed(transfer, verdict.conflict), True
+        if verdict.inputs_gone:
+            await self._refresh_inputs(transfer)
         transfer = await self._reload(transfer)
         if transfer.final or verdict.inputs_gone:
             return transfer, transfer.final
@@ -261,13 +269,18 @@ class ConfirmingWallet(WalletBase):
                 continue
             if metadata.inclusion is Inclusion.INCLUDED:
                 return Verdict(confirmed_index=metadata.referenced_by)
-            if metadata.inclusion is Inclusion.CONFLICTING and conflict in (None, *ON_INPUTS):
+            if metadata.inclusion is not Inclusion.CONFLICTING:
+                continue
+            if conflict is None or conflict in ON_INPUTS:
                 conflict = metadata.conflict  # a rule of its own outweighs one of its inputs
         unnamed = any(a.message_id is None for a in transfer.attachments)
         due = reattach_due(transfer, cmi, self._config.reattach_after)
         if conflict is None and known > 0 and not unnamed and not due:
             return Verdict(missing=missing)
-        ledger = await self._on_ledger(transfer)
+        try:
+            ledger = await self._on_ledger(transfer)
+        except NotFoundError:  # a node older than the outputs route (`unknown_output` is None)
+            ledger = await self._on_addresses(transfer, conflict is not None)
         if ledger.confirmed_index is None and conflict is not None and conflict not in ON_INPUTS:
             return Verdict(conflict=conflict.name.lower())  # its own rule: no attachment applies
         return Verdict(
@@ -284,22 +297,39 @@ class ConfirmingWallet(WalletBase):
         spent an input by it (an output created and spent in one milestone leaves no record);
         never applicable (`input_spent`) if another transaction spent an input; else whether
         an input is gone with no record of its spender. One request per output and input at
-        most (the transaction bounds them)."""
+        most (the transaction bounds them), and none after an input gone: a transaction spends
+        its inputs at one milestone, so their spent records are pruned together and no later
+        input can show it applied. One another transaction spent, listed after, is then not
+        seen: the transfer expires instead of failing, which a refunder holds (the safe side)
+        rather than pays again. A pending transfer asks this at every due step."""
         tx = transfer.transaction
         for position in reversed(range(len(tx.essence.outputs))):
             created = await self._client.output(OutputId.of(tx.id, position))
             if created is not None:
                 return Verdict(confirmed_index=created.created_at)
-        gone = False
         for output_id in tx.essence.inputs:
             spent = await self._client.output(output_id)
             if spent is None:
-                gone = True
-            elif spent.spent_by == tx.id:
+                return Verdict(inputs_gone=True)
+            if spent.spent_by == tx.id:
                 return Verdict(confirmed_index=spent.spent_at)
-            elif spent.spent_by is not None:
+            if spent.spent_by is not None:
                 return Verdict(conflict=Conflict.INPUT_SPENT.name.lower())
-        return Verdict(inputs_gone=gone)
+        return Verdict()
+
+    async def _on_addresses(self, transfer: Transfer, conflicting: bool) -> Verdict:
+        """What a node without `GET /api/v1/outputs/{output_id}` tells: applied at the ledger
+        index where an output of the transaction is seen unspent (of its last two, the change
+        first), else nothing. It cannot name an input's spender, so an attachment conflicting on
+        the inputs (`conflicting`) leaves the transfer pending and not re-attached
+        (`Verdict.inputs_gone`); otherwise it is re-attached when due, as before the route."""
+        outputs = list(enumerate(transfer.transaction.essence.outputs))
+        for position, output in reversed(outputs[-2:]):
+            answer = await self._client.outputs(output.address)
+            wanted = OutputId.of(transfer.transaction_id, position)
+            if any(o.output_id == wanted for o in answer.outputs):
+                return Verdict(confirmed_index=answer.ledger_index)
+        return Verdict(inputs_gone=conflicting)
 
     async def _confirmed(self, transfer: Transfer, index: int) -> Transfer:
         await self._load_owners()
@@ -315,10 +345,22 @@ class ConfirmingWallet(WalletBase):
         """Record the failure, then refresh the inputs' addresses: some inputs were spent
         elsewhere, the others are free again."""
         transfer = await self._db(self._state.fail, transfer.key_hash, reason, now_ms())
+        await self._refresh_inputs(transfer)
+        return transfer
+
+    async def _refresh_inputs(self, transfer: Transfer) -> None:
+        """Replace the coins at the addresses of the transfer's inputs still among the coins
+        by the node's outputs there (a node that does not answer leaves them as they are).
+        Called when a transfer failed (its unspent inputs are free again) and when its inputs
+        are gone (`Verdict.inputs_gone`): its reservation ends when it expires, and a spent
+        input left among the coins would then count in the balance and fund a transfer that
+        can never apply. Nothing is asked once none of its inputs is among the coins."""
         await self._load_owners()
         addresses = {
             c.address for c in await self._db(self._state.coins) if c.output_id in transfer.inputs
         }
+        if not addresses:
+            return
         with contextlib.suppress(ClientError):
             found = await self._query_outputs(sorted(addresses))
             for address, answer in found.items():
@@ -329,7 +371,6 @@ class ConfirmingWallet(WalletBase):
                 await self._db(
                     self._state.replace_outputs, [address], coins, answer.ledger_index, now_ms()
                 )
-        return transfer
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -350,6 +391,8 @@ class ConfirmingWallet(WalletBase):
                 after = await self._db(self._state.abandon, transfer.key_hash, silent_since, now)
             else:
                 verdict = await self._verdict(transfer, info.confirmed_milestone_index)
+                if verdict.inputs_gone:
+                    await self._refresh_inputs(transfer)
                 if verdict.confirmed_index is not None:
                     after = await self._confirmed(transfer, verdict.confirmed_index)
                 elif verdict.conflict is not None:

@@ -11,7 +11,10 @@ only when its transaction cannot confirm unless this wallet attaches it again:
 - `signed`: never handed to a node (the state records every attachment before it is
   submitted), so nothing on the tangle carries it. Abandoned at once, with or without a node.
 - `expired`: every attachment is below max depth; its inputs were already freed when it
-  expired. Abandoning it only stops a repeat of its send from re-attaching it.
+  expired. Abandoning it only stops a repeat of its send from re-attaching it. One whose inputs
+  were gone with no record of their spender (`Verdict.inputs_gone`) may have been applied
+  through an attachment the node forgot: abandoning it is no proof it was not, and a refunder
+  holds such a refund for the operator (`payments.charging.refund_attempts.never_applies`).
 - `submitted`: a node holds it and a milestone may still confirm it. Not abandoned
   (`StillPendingError`): freeing its inputs could let a second payment confirm beside it.
   With a node, the wallet first brings every pending transfer up to date (`Wallet.settle`), so

@@ -35,7 +35,8 @@ class Verdict:
     transaction spent it (spent before the node's pruning window, or by a milestone it never
     saw): it may have been applied (through an attachment the node forgot or never saw), and a
     new attachment cannot apply. It stays pending, is not attached again, and expires
-    `expire_after` milestones after its last attachment (`expire_due`)."""
+    `expire_after` milestones after its last attachment (`expire_due`); the gone inputs leave
+    the wallet's coins at once, so its expiry frees none of them for another transfer."""
 
 
 def reattach_due(transfer: Transfer, cmi: int, reattach_after: int) -> bool:

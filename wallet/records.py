@@ -23,11 +23,14 @@ class TransferStatus(StrEnum):
     """Handed to a node at least once (perhaps without an answer); inputs reserved."""
     EXPIRED = "expired"
     """Unconfirmed with every attachment below max depth: it can only confirm if re-attached.
-    Its inputs are released (spending one of them elsewhere cancels it for good)."""
+    Its inputs are released (spending one of them elsewhere cancels it for good). One whose
+    inputs were gone (`Verdict.inputs_gone`) may have been applied already; they left the coins."""
     CONFIRMED = "confirmed"
     """Included by a milestone; its inputs are spent."""
     FAILED = "failed"
-    """Never applicable: conflicting, refused by the node, or abandoned before submission."""
+    """Never applicable: another transaction spent an input, a milestone found it broke a rule
+    of its own, the node refused it, or it was abandoned (before submission; after it, once
+    expired, it may still apply: `wallet.pending`)."""
 
 
 TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {

@@ -17,7 +17,13 @@ shows that it can never apply (`never_applies`), as the wallet's rules give it
   a spent output stays spent, so no attachment of it can ever apply. A conflict on its inputs
   alone is no such failure (a re-attachment of a transaction applied through another
   attachment meets one too): when the node cannot tell who spent them (pruned), the transfer
-  stays pending and expires, and an abandoned one is held, below;
+  stays pending and expires, and an abandoned one is held, below. A record failed
+  `input_not_found` comes only from a wallet before that verdict (`INPUT_NOT_FOUND`): its
+  transaction may have been applied through an attachment the node forgot, so it is held too.
+  An old record failed `input_spent` is as ambiguous (that wallet failed a re-attachment of an
+  applied transaction so, when the node still knew the spend); it cannot be told from the
+  current wallet's, which names another spender, and is replaced: check such refunds by hand
+  after upgrading from a wallet before the verdict;
 - a milestone marked its attachment conflicting for a rule of its own (amounts, unlocks): it
   holds for every attachment alike;
 - it was never handed to a node (no attachment recorded: the wallet records each attachment
@@ -74,6 +80,10 @@ SYNC_EVERY_S: Final = 10.0
 """How old the CPO wallet's last sync may be when a refund is sent (`LedgerWallet`)."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
+INPUT_NOT_FOUND: Final = "input_not_found"
+"""A failure only wallets before the ledger verdict (`wallet.confirmation`) recorded, also for a
+re-attachment of a transaction applied through an attachment the node had pruned: it may still
+have applied (the module docstring)."""
 
 
 def session_refund_key(key: tuple[str, str]) -> bytes:
@@ -106,10 +116,11 @@ def attempt_key(key: bytes, attempt: int) -> bytes:
 
 def never_applies(transfer: Transfer | None) -> bool:
     """Whether the wallet's record shows a transfer that failed and can never apply (the module
-    docstring): failed, and conflicting by a milestone's verdict or never handed to a node."""
+    docstring): failed, and conflicting by a milestone's verdict or never handed to a node;
+    not an attached transfer abandoned or failed `input_not_found` by an older wallet."""
     if transfer is None or transfer.status is not TransferStatus.FAILED:
         return False
-    return not transfer.attachments or transfer.failure != ABANDONED
+    return not transfer.attachments or transfer.failure not in (ABANDONED, INPUT_NOT_FOUND)
 
 
 class TransferState(StrEnum):
@@ -125,9 +136,10 @@ class TransferState(StrEnum):
     FAILED = "failed"
     """Failed, and can never apply (`never_applies`)."""
     ABANDONED = "abandoned"
-    """Abandoned by the wallet's owner after it was attached: final in the wallet, but its
-    payload is on the tangle and applies if anyone attaches it again before its inputs are
-    spent elsewhere (the refunder holds such a refund for the operator)."""
+    """Abandoned by the wallet's owner after it was attached (or failed `input_not_found` by an
+    older wallet): final in the wallet, but its payload is on the tangle and applies if anyone
+    attaches it again before its inputs are spent elsewhere, or already did (the refunder holds
+    such a refund for the operator)."""
 
 
 def transfer_state(transfer: Transfer | None) -> TransferState:

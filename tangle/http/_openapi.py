@@ -174,7 +174,8 @@ def openapi_document(*, keep_milestones_minimum: int) -> dict[str, Any]:
         "/api/v1/outputs/{output_id}": {
             "get": _op(
                 "An output: unspent, or spent inside the pruning window (by which transaction, "
-                "at which milestone); unknown once spent at or below the pruning index",
+                "at which milestone); unknown once spent at or below the pruning index, and for "
+                "an output one milestone both created and spent (never in the UTXO set)",
                 200,
                 "StoredOutput",
                 "invalid_id",

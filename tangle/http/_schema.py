@@ -83,7 +83,8 @@ API_ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "unknown_milestone": (404, "no milestone with this index was applied"),
     "unknown_output": (
         404,
-        "no output with this id is unspent or was spent inside the pruning window",
+        "no output with this id is unspent or was spent inside the pruning window (one a "
+        "milestone both created and spent never was)",
     ),
     "unknown_channel": (404, "no channel with this id is open or closing on the ledger"),
     "unknown_peer": (404, "no such peer"),

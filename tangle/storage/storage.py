@@ -478,7 +478,9 @@ class Storage:
 
     def output(self, output_id: OutputId) -> StoredOutput | None:
         """Output `output_id`, unspent or spent inside the pruning window (with its spender);
-        None if no milestone created it or it was spent at or below the pruning index."""
+        None if no milestone created it, it was spent at or below the pruning index, or the
+        milestone that created it also spent it (it never entered the UTXO set, so no spent
+        record holds it: the spender's own inputs tell that milestone)."""
         row = self._db.one(schema.OUTPUT_BY_ID, (output_id, output_id))
         if row is None:
             return None

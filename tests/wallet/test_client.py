@@ -229,7 +229,12 @@ class Harness:
     crashed: anyio.Event = field(default_factory=anyio.Event)
     lazy_tips: int = 0
     refuse_tips: bool = False
+    old_node: bool = False
+    """Serve the node as one older than `GET /api/v1/outputs/{output_id}`: the route is
+    answered as any unknown one."""
     submitted: list[bytes] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+    """The path of every request that reached the node through a `Router`."""
     faucet_output: OutputId = field(init=False)
     faucet_balance: int = 99_000_000
 
@@ -304,7 +309,8 @@ class Harness:
 
 class Router(httpx.AsyncBaseTransport):
     """The wallet's way into the harness: refuses connections while the node is down, streams
-    the events route (or not), and can make the first tips lazy or lose a submission's answer."""
+    the events route (or not), can make the first tips lazy or lose a submission's answer, and can
+    play an older node."""
 
     def __init__(self, harness: Harness, *, stream: bool) -> None:
         self.harness = harness
@@ -322,6 +328,9 @@ class Router(httpx.AsyncBaseTransport):
             return httpx.Response(200, json={"tips": ["00" * 32]})
         if path == "/api/v1/events" and self.stream:
             return await h.streaming.handle_async_request(request)
+        h.asked.append(path)
+        if path.startswith("/api/v1/outputs/") and h.old_node:
+            request = httpx.Request(request.method, request.url.copy_with(path="/api/v1/none"))
         response = await httpx.ASGITransport(h.app).handle_async_request(request)
         if path == "/api/v1/messages" and request.method == "POST":
             h.submitted.append(request.content)

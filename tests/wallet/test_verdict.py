@@ -18,8 +18,9 @@ from tangle.ledger.ledger import Conflict, Inclusion
 from tangle.protocol.ids import MessageId, OutputId
 from tangle.protocol.message import Message, encode_message
 from tests.builders import address, message, transfer
-from tests.wallet.test_client import BOB, CAROL, CONFIG, PARAMS, open_wallet, running
+from tests.wallet.test_client import ACCOUNT, BOB, CAROL, CONFIG, PARAMS, open_wallet, running
 from wallet import (
+    InsufficientFundsError,
     InvalidResponseError,
     NodeClient,
     NotFoundError,
@@ -70,10 +71,12 @@ async def spend_on(h: Harness, tx: Transaction) -> None:
     await paid(h, address(CAROL), EXACT)
 
 
+@pytest.mark.parametrize("old_node", [False, True], ids=["node", "older-node"])
 async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
-    tmp_path: Path,
+    tmp_path: Path, old_node: bool
 ) -> None:
     async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        h.old_node = old_node  # without the outputs route the conflict on its inputs is no failure
         await w.sync()
         sent = await w.send(address(BOB), EXACT, idempotency_key="exact", wait=False)
         assert len(sent.transaction.essence.outputs) == 1  # no change output
@@ -116,6 +119,7 @@ async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
         (record,) = await w.transfers()
         assert record.status is TransferStatus.SUBMITTED
         assert not never_applies(record)  # a refunder would not pay it again
+        assert w.counters.reattachments == 0  # (a submission the node refused leaves no record)
         assert len(record.attachments) == 2
         # and it is not pending for ever: it expires as any transfer nobody re-attached
         assert record.last_cmi is not None
@@ -123,6 +127,11 @@ async def test_an_applied_transfer_whose_attachment_was_pruned_is_never_failed(
         (expired,) = await w.settle()
         assert expired.status is TransferStatus.EXPIRED
         assert not never_applies(expired)
+        # its input is gone from the ledger, so from the wallet's coins too: never spent again
+        assert (await w.balance()).total == 0
+        with pytest.raises(InsufficientFundsError):
+            await w.send(address(CAROL), 10_000, idempotency_key="later", wait=False)
+        assert [t.status for t in await w.transfers()] == [TransferStatus.EXPIRED]
 
 
 async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirmed(
@@ -153,6 +162,80 @@ async def test_a_transfer_applied_through_an_attachment_it_never_knew_is_confirm
         assert done.attachments == sent.attachments  # not attached again
 
 
+async def test_the_ledger_is_asked_about_no_input_after_one_gone(tmp_path: Path) -> None:
+    more = 500_000
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await h.fund([(ACCOUNT.address(0), more)])
+        await w.sync()
+        sent = await w.send(address(BOB), EXACT + more, idempotency_key="two", wait=False)
+        tx = sent.transaction
+        assert (len(tx.essence.inputs), len(tx.essence.outputs)) == (2, 1)
+        await paid(h, address(BOB), EXACT + more)
+        onward = transfer([(OutputId.of(tx.id, 0), BOB)], [(address(CAROL), EXACT + more)])
+        await submit(h, message(onward, await tips(h), work_per_kib=PARAMS.work_per_kib))
+        await paid(h, address(CAROL), EXACT + more)
+        # the node forgets the attachment and every spend: both inputs are gone
+        await h.wait_for_index(await h.confirmed_index() + KEEP + 2)
+        await h.node.write(lambda ledger: ledger.prune(KEEP))
+        h.asked.clear()
+        with pytest.raises(TransferTimeoutError):
+            await w.resume("two", timeout_s=1.0)
+        # the transaction spends its inputs in one milestone: once one is gone, no other can
+        # show it applied, so each scan stops there (the requests a pending transfer makes)
+        first, second = (f"/api/v1/outputs/{i.hex()}" for i in tx.essence.inputs)
+        assert first in h.asked
+        assert second not in h.asked
+        (record,) = await w.transfers()
+        assert record.status is TransferStatus.SUBMITTED
+        assert w.counters.reattachments == 0
+
+
+async def test_an_input_spent_by_the_transaction_itself_confirms_it(tmp_path: Path) -> None:
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await w.sync()
+        await h.wait_for_index(10)
+        h.lazy_tips = 1  # the wallet's attachment is never referenced
+        sent = await w.send(address(BOB), EXACT, idempotency_key="exact", wait=False)
+        (first,) = sent.attachments
+        await h.wait_for_index(first.cmi + BELOW_MAX_DEPTH + 1)
+        # someone else attaches it and the payee spends its only output on, in one milestone:
+        # no record of that output is left, only of the input the transaction spent
+        h.ticking = False
+        tx = sent.transaction
+        theirs = await submit(h, message(tx, await tips(h), work_per_kib=PARAMS.work_per_kib))
+        onward = transfer([(OutputId.of(tx.id, 0), BOB)], [(address(CAROL), EXACT)])
+        await submit(h, message(onward, (theirs,), work_per_kib=PARAMS.work_per_kib))
+        applied_at = await h.milestone()
+        h.ticking = True
+        assert await h.balance_of(address(CAROL)) == EXACT
+        async with NodeClient("http://node", transport=h.transport()) as client:
+            assert await client.output(OutputId.of(tx.id, 0)) is None
+            (spent_input,) = tx.essence.inputs
+            spent = await client.output(spent_input)
+            assert spent is not None
+            assert (spent.spent_by, spent.spent_at) == (tx.id, applied_at)
+
+        done = await w.resume("exact", timeout_s=5.0)
+        assert done.status is TransferStatus.CONFIRMED
+        assert done.confirmed_index == applied_at
+        assert w.counters.reattachments == 0
+
+
+async def test_an_older_node_without_the_outputs_route_confirms_by_address(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        h.old_node = True
+        await w.sync()
+        await h.wait_for_index(10)
+        h.lazy_tips = 1  # the first attachment is never referenced: a re-attachment is due
+        sent = await w.send(address(BOB), 40_000, idempotency_key="lazy")
+        assert sent.status is TransferStatus.CONFIRMED
+        assert w.counters.reattachments == 1
+        assert await w.settle() == []
+        assert await h.balance_of(address(BOB)) == 40_000
+
+
 async def test_the_client_reads_an_output_with_its_spender_or_nothing(tmp_path: Path) -> None:
     async with running(tmp_path) as h, open_wallet(h, tmp_path / "w.db") as w:
         await w.sync()
@@ -180,3 +263,10 @@ async def test_the_client_reads_an_output_with_its_spender_or_nothing(tmp_path: 
     async with NodeClient("http://node", transport=answer(200, other)) as client:
         with pytest.raises(InvalidResponseError):
             await client.output(coin)
+    # a spender without its milestone (or the reverse) is no record a verdict may rest on
+    halves = [{"spent_by": sent.transaction_id.hex(), "spent_at": None}, {"spent_at": 5}]
+    for half in halves:
+        body = {"output": {"output_id": coin.hex()}, "created_at": 1, **half}
+        async with NodeClient("http://node", transport=answer(200, body)) as client:
+            with pytest.raises(InvalidResponseError, match="spent_by and spent_at"):
+                await client.output(coin)
