@@ -239,6 +239,11 @@ class Wallet(ConfirmingWallet):
     async def transfer(self, idempotency_key: str | bytes) -> Transfer | None:
         return await self._db(self._state.transfer, idempotency_hash(idempotency_key))
 
+    async def spenders(self, output_ids: Sequence[OutputId]) -> dict[OutputId, bytes]:
+        """The confirmed transfer (key hash) this wallet recorded as spending each of
+        `output_ids` that one spent (`WalletState.spenders`)."""
+        return await self._db(self._state.spenders, output_ids)
+
     # -- sending -----------------------------------------------------------------------------
 
     async def send(

@@ -6,7 +6,7 @@ page's `next`), each with its transfer's state in the CPO's wallet (`transfer`: 
 office answers their refusals by name (`backoffice.backoffice_app`): 400 `bad_refund` for an id
 that names no refund, 400 `bad_note`, 404 `refund_not_found` for a refund not owed (paid, or
 settled), 409 `refund_not_held` for one owed but not held, 409 `refund_transfer_live` for a
-settlement while the wallet's transfer of the refund is pending or confirmed, 503
+settlement while the wallet's transfer of the refund is pending, confirmed or abandoned, 503
 `refund_wallet_unreadable` when the wallet's record cannot be read."""
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ SETTLE_REFUSED: Final = (
         "409",
         "refund_not_held: owed, but not held (the refunder is paying it); "
         "refund_transfer_live: the CPO wallet's transfer under its key is pending (it may "
-        "still confirm) or confirmed (paid: retry it)",
+        "still confirm), confirmed (paid: retry it) or abandoned after it was attached (it "
+        "may be attached again and apply)",
     ),
     *UNREADABLE,
 )
@@ -101,7 +102,7 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
             "POST",
             action + "settle",
             "Forget a held refund paid outside the ledger, logging the note (refused while "
-            "its transfer is pending or confirmed)",
+            "its transfer is pending, confirmed or abandoned)",
             True,
             settle,
             answers=SETTLE_REFUSED,

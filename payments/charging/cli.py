@@ -48,11 +48,12 @@ wallet state file, `<db>.wallet.sqlite`, beside the database: read only); `refun
 a held refund again (one the refunder held under its next attempt, once the operator has
 checked that its failed transfer can never confirm; one `refund-hold` paused under its key);
 `refund-settle` forgets one paid outside the ledger and prints it with the note, and refuses
-while the wallet's transfer under its key is pending (it may still confirm: settle once it
-failed) or confirmed (the ledger paid it: `refund-retry` it, and the refunder records it
-paid); `refund-hold` stops the refunder paying one (`paused`), so that it can be settled once
-its transfer, if a payment was under way, shows in the listing (`refund_desk`).
-Errors are one line on stderr, exit status 2.
+while the wallet's transfer under its key is pending (it may still confirm: `refund-retry` it
+to resume it), confirmed (the ledger paid it: `refund-retry` it, and the refunder records it
+paid) or abandoned after it was attached (it may be attached again and apply, until the wallet
+records one of its inputs spent by another of its transfers); `refund-hold` stops the refunder
+paying one (`paused`), so that it can be settled once its transfer, if a payment was under way,
+shows in the listing (`refund_desk`). Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         (
             "refund-settle",
             "forget a held refund paid outside the ledger (not while its "
-            "transfer is pending or confirmed)",
+            "transfer is pending, confirmed or abandoned)",
         ),
         ("refund-hold", "stop paying an owed refund (to settle it)"),
     ):
@@ -214,9 +215,8 @@ async def _serve(args: argparse.Namespace) -> None:
                     lookup=node.device, lookup_key=node.device_by_key, log_limit=csms.log_limit
                 )
             if args.refund_seed_file is not None:
-                refunds = await _refunds(stack, args, payments, node)
+                refunds, refund_wallet = await _refunds(stack, args, payments, node)
                 csms.on_bill.append(refunds)
-                refund_wallet = refunds.wallet
         if refund_wallet is None:  # an earlier run's wallet, if any: what settling checks
             refund_wallet = await stack.enter_async_context(
                 state_records(wallet_state_path(args.db))
@@ -306,17 +306,18 @@ async def _refunds(
     args: argparse.Namespace,
     payments: ChargePayments,
     node: NodeClient,
-) -> PrepaidRefunds:
+) -> tuple[PrepaidRefunds, LedgerWallet]:
+    """The refunder paying from the wallet of `--refund-seed-file`, retrying within `stack`, and
+    that wallet (whose records settling checks)."""
     seed = bytes.fromhex(args.refund_seed_file.read_text().strip())
     wallet = await stack.enter_async_context(
         Wallet.open(AccountKey(seed, 0), url=args.node_api, state_path=wallet_state_path(args.db))
     )
     minimum = (await node.info()).min_output_amount
-    refunds = PrepaidRefunds(
-        payments=payments, wallet=LedgerWallet(wallet=wallet), min_amount=minimum
-    )
+    ledger = LedgerWallet(wallet=wallet)
+    refunds = PrepaidRefunds(payments=payments, wallet=ledger, min_amount=minimum)
     await stack.enter_async_context(refunds.retrying())  # owed refunds: now and periodically
-    return refunds
+    return refunds, ledger
 
 
 async def _roaming(

@@ -171,7 +171,7 @@ class OcpiUnreachableError(OcpiPartnerError):
 #     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)
 #     ├── RefundNotHeldError        owed, but not held: the refunder is paying it
 #     ├── RefundNoteError           a settlement's note that is empty or too long
-#     ├── RefundTransferLiveError   settling one whose ledger transfer is pending or confirmed
+#     ├── RefundTransferLiveError   settling one whose ledger transfer is live (may pay it)
 #     └── RefundWalletError         the CPO wallet's record of its transfer could not be read
 
 
@@ -393,22 +393,31 @@ class RefundNoteError(RefundActionError):
 
 class RefundTransferLiveError(RefundActionError):
     """A held refund the operator would settle whose transfer under its current `key` the CPO's
-    wallet records as pending (it may still confirm) or confirmed (the ledger paid it): paid by
-    hand too, the driver would be paid twice. `status` is the wallet's (`TransferStatus`)."""
+    wallet records as live (`state`, as the listing shows it): pending (it may still confirm),
+    confirmed (the ledger paid it) or abandoned after it was attached (its payload may be
+    attached again and apply): paid by hand too, the driver would be paid twice. `status` is
+    the wallet's own (`TransferStatus`)."""
 
-    def __init__(self, kind: str, ref: str, key: bytes, status: str) -> None:
+    def __init__(self, kind: str, ref: str, key: bytes, state: str, status: str) -> None:
         text = key.decode("utf-8", "backslashreplace")
-        if status == "confirmed":
+        if state == "confirmed":
             then = "the ledger paid it: retry it, and the refunder records it as paid"
+        elif state == "abandoned":
+            then = (
+                "abandoned after it was attached, it applies if anyone attaches it again while "
+                "its inputs are unspent: settle it once the wallet records one of them spent by "
+                "another of its transfers"
+            )
         else:
-            then = "it may still confirm: settle it once it failed (or retry it to resume it)"
+            then = "it may still confirm: retry it to resume it; settle it only once it failed"
         super().__init__(
             f"{kind} refund {ref!r} not settled: the CPO wallet's transfer under {text!r} is "
-            f"{status}; {then}"
+            f"{state} (wallet status {status}); {then}"
         )
         self.kind = kind
         self.ref = ref
         self.key = key
+        self.state = state
         self.status = status
 
 

@@ -28,11 +28,14 @@ A transfer the owner abandoned after it was attached (`wallet abandon` of an exp
 reason `abandoned` with attachments) is not such a failure: its payload is on the tangle and
 anyone (the driver, who would gain) may attach it again, and it applies while its inputs are
 unspent; the wallet freed them, and a next attempt may be funded from other coins. Such a refund
-is `held` at once, for the operator.
+is `held` at once, for the operator, and it stays live for settling too: only once the wallet
+records one of its inputs as spent by another of its confirmed transfers (`recorded_state`:
+a spent output stays spent) can it never apply.
 
 *What the operator sees* (`transfer_state`, `refund_desk`): the wallet's record under a
 refund's current key, as one of `TransferState`: nothing recorded, pending (it may still
-confirm), confirmed, failed (it can never apply) or abandoned after it was attached. A process
+confirm), confirmed, failed (it can never apply) or abandoned after it was attached (it may
+still apply). A process
 that holds no key of the CPO's wallet (the CLI beside the CSMS, a CSMS run without a refund
 seed) reads the wallet's state file beside the CSMS's database read only (`state_records`).
 """
@@ -54,10 +57,10 @@ from wallet.state import WalletState
 from .errors import RefundWalletError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
-    from tangle.protocol.ids import Address
+    from tangle.protocol.ids import Address, OutputId
     from wallet.account import Wallet
     from wallet.records import Transfer
 
@@ -123,11 +126,12 @@ class TransferState(StrEnum):
     CONFIRMED = "confirmed"
     """Included by a milestone: the ledger paid it."""
     FAILED = "failed"
-    """Failed, and can never apply (`never_applies`)."""
+    """Failed, and can never apply (`never_applies`; or abandoned, and one of its inputs
+    spent by another confirmed transfer: `recorded_state`)."""
     ABANDONED = "abandoned"
     """Abandoned by the wallet's owner after it was attached: final in the wallet, but its
     payload is on the tangle and applies if anyone attaches it again before its inputs are
-    spent elsewhere (the refunder holds such a refund for the operator)."""
+    spent elsewhere (the refunder holds such a refund for the operator): live, as pending."""
 
 
 def transfer_state(transfer: Transfer | None) -> TransferState:
@@ -139,6 +143,23 @@ def transfer_state(transfer: Transfer | None) -> TransferState:
     if transfer.status is not TransferStatus.FAILED:
         return TransferState.PENDING
     return TransferState.FAILED if never_applies(transfer) else TransferState.ABANDONED
+
+
+async def recorded_state(
+    records: TransferRecords, key: bytes
+) -> tuple[Transfer | None, TransferState]:
+    """The transfer `records` holds under `key` (None: none) and its state (`transfer_state`),
+    except that one abandoned after it was attached is failed once the wallet records one of
+    its inputs as spent by another of its confirmed transfers: no attachment of it can ever
+    apply then. (An input spent by a transaction of someone else's is not recorded, and the
+    transfer stays abandoned: refusing to settle it is safe.)"""
+    transfer = await records.transfer(key)
+    state = transfer_state(transfer)
+    if transfer is not None and state is TransferState.ABANDONED:
+        spenders = await records.spenders(transfer.inputs)
+        if any(spender != transfer.key_hash for spender in spenders.values()):
+            return transfer, TransferState.FAILED
+    return transfer, state
 
 
 def next_attempt(failed: int, retry: bool) -> int | None:
@@ -165,9 +186,18 @@ class TransferRecords(Protocol):
         """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
         ...
 
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        """The confirmed transfer (key hash) recorded as spending each of `inputs` that one
+        spent (`Wallet.spenders`)."""
+        ...
 
-class RefundWallet(TransferRecords, Protocol):
+
+class RefundWallet(Protocol):
     """What the refunder uses of the CPO's wallet (`LedgerWallet` on a `wallet.Wallet`)."""
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
+        ...
 
     async def send(self, to: Address, amount: int, key: bytes, /) -> object:
         """Pay `amount` to `to` under idempotency key `key`; return once the ledger took it
@@ -209,6 +239,9 @@ class LedgerWallet:
     async def transfer(self, key: bytes, /) -> Transfer | None:
         return await self.wallet.transfer(key)
 
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        return await self.wallet.spenders(inputs)
+
 
 class StateRecords:
     """The transfers a CPO wallet's state file records, read without the wallet's key
@@ -222,6 +255,9 @@ class StateRecords:
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         return await asyncio.to_thread(self._state.transfer, idempotency_hash(key))
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        return await asyncio.to_thread(self._state.spenders, inputs)
 
 
 @contextlib.asynccontextmanager

@@ -19,12 +19,14 @@ so a transfer under its key may be in flight or submitted, and may still confirm
 - *settle* (`settle_held`): the operator paid it outside the ledger (a bank transfer, say); it
   is deleted, and the operator's note is logged at info level with its amount, the key of its
   last attempt and what the CPO's wallet recorded under that key, the record of how it was
-  paid. Settling consults that record first (`refund_attempts.transfer_state`): a transfer
-  `pending` (it may still confirm) or `confirmed` (the ledger paid it: the operator retries a
-  `paused` refund, and the refunder finds it paid) refuses the settlement by name
-  (`RefundTransferLiveError`: paid by hand too, the driver would be paid twice); one `failed`
-  (it can never apply), `abandoned` after it was attached (the owner gave it up: the refunder
-  held the refund for the operator to decide) or never recorded (`none`) allows it. A
+  paid. Settling consults that record first (`refund_attempts.recorded_state`): a transfer
+  `pending` (it may still confirm), `confirmed` (the ledger paid it: the operator retries a
+  `paused` refund, and the refunder finds it paid) or `abandoned` after it was attached (its
+  payload is on the tangle: anyone may attach it again, and it applies while its inputs are
+  unspent) refuses the settlement by name (`RefundTransferLiveError`: paid by hand too, the
+  driver would be paid twice); one `failed` (it can never apply: an abandoned one too, once
+  the wallet records one of its inputs spent by another confirmed transfer) or never recorded
+  (`none`) allows it. A
   process with no wallet at all (no refund seed, and no wallet state file beside the database:
   `refund_attempts.state_records`) never sent a refund, and settles without a check. A
   record that cannot be read refuses it (`RefundWalletError`).
@@ -82,8 +84,8 @@ from .errors import (
 from .refund_attempts import (
     TransferState,
     attempt_key,
+    recorded_state,
     session_refund_key,
-    transfer_state,
     unbind_refund_key,
 )
 
@@ -112,7 +114,7 @@ HELD_STATES: Final = ("held", "paused")
 
 READ_STATES: Final = ("owed", "maybe_sent", "sending")
 """The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
-LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED)
+LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED, TransferState.ABANDONED)
 """The states of a refund's transfer in which it is not settled (the module docstring)."""
 
 
@@ -329,7 +331,7 @@ class RefundDesk:
         listed = [
             ListedRefund(
                 refund=r,
-                transfer=None if wallet is None else transfer_state(await _record(wallet, r.key)),
+                transfer=None if wallet is None else (await _record(wallet, r.key))[1],
             )
             for r in owed
         ]
@@ -373,10 +375,10 @@ class RefundDesk:
     ) -> OwedRefund:
         """Held refund `ref` was paid outside the ledger: deleted, in one transaction from a
         held state only (`held` or `paused`), unless `wallet`, the CPO's wallet (None: there is
-        none, nothing was sent), records its transfer under the refund's key as pending or
-        confirmed (`RefundTransferLiveError`; the module docstring); `note` (how it was paid)
-        logged at info with its amount, key and transfer; the refund as it was.
-        `RefundNoteError` for an empty, overlong or unprintable note, `RefundWalletError` if
+        none, nothing was sent), records its transfer under the refund's key as pending,
+        confirmed or abandoned (`LIVE`: `RefundTransferLiveError`; the module docstring);
+        `note` (how it was paid) logged at info with its amount, key and transfer; the refund as it
+        was. `RefundNoteError` for an empty, overlong or unprintable note, `RefundWalletError` if
         the wallet's record cannot be read, else as `retry_held`."""
         if not note.strip():
             raise RefundNoteError("empty")
@@ -389,11 +391,12 @@ class RefundDesk:
         async def unpaid(refund: OwedRefund) -> None:
             if wallet is None:
                 return
-            transfer = await _record(wallet, refund.key)
-            state = transfer_state(transfer)
+            transfer, state = await _record(wallet, refund.key)
             if transfer is not None and state in LIVE:
                 kind, text = ref_text(refund.ref)
-                raise RefundTransferLiveError(kind, text, refund.key, transfer.status.value)
+                raise RefundTransferLiveError(
+                    kind, text, refund.key, state.value, transfer.status.value
+                )
             seen.append(state)
 
         settled = await self._act(ref, "DELETE FROM {}", check=unpaid)
@@ -474,10 +477,11 @@ async def _joined(db: aiosqlite.Connection, row: Sequence[Any]) -> OwedRefund:
     return _session_refund(values)
 
 
-async def _record(wallet: TransferRecords, key: bytes) -> Transfer | None:
-    """The transfer `wallet` records under `key`; `RefundWalletError` if it cannot be read."""
+async def _record(wallet: TransferRecords, key: bytes) -> tuple[Transfer | None, TransferState]:
+    """The transfer `wallet` records under `key` and its state (`recorded_state`);
+    `RefundWalletError` if it cannot be read."""
     try:
-        return await wallet.transfer(key)
+        return await recorded_state(wallet, key)
     except WalletError as e:
         raise RefundWalletError(str(e)) from None
 

@@ -1,8 +1,10 @@
 """Settling a held refund consults the CPO wallet's own record of its transfer
 (`refund_desk.RefundDesk.settle_held`, the back office's `.../settle`, the CLI's
 `refund-settle`): refused by name while the transfer under the refund's current key is pending
-(it may still confirm) or confirmed (the ledger paid it), allowed once it failed, was abandoned
-after it was attached, or was never recorded; the listing shows each refund's transfer. The
+(it may still confirm), confirmed (the ledger paid it) or abandoned after it was attached (its
+payload may be attached again and apply), allowed once it failed (an abandoned one, once
+another confirmed transfer spent one of its inputs) or was never recorded; the listing shows
+each refund's transfer. The
 wallet is a real state file beside the CSMS's database, which its owner keeps open and changes
 while the back office and the CLI read it (read only). Before, settling deleted a `paused`
 refund whose transfer was still in flight: when it confirmed, the driver was paid twice."""
@@ -56,6 +58,7 @@ SESSIONS = [  # charge point, transaction, amount, state, attempt, tries
     ("CP1", "FAILED", 200, "held", 3, 4),
     ("CP1", "NEVER", 150, "paused", 0, 0),
     ("CP1", "ABANDONED", 120, "held", 0, 1),
+    ("CP1", "SPENT", 110, "held", 0, 1),
 ]
 TOKENS = [("CARD-Y", 450, "paused", 2, 3)]  # token refund 1, pending under attempt 2
 
@@ -69,11 +72,14 @@ def _key(transaction: str) -> bytes:
 TOKEN_KEY = attempt_key(unbind_refund_key(CHANNEL, "CARD-Y", 1), 2)
 
 
-def _record(state: WalletState, idempotency_key: bytes, amount: int) -> bytes:
+def _record(
+    state: WalletState, idempotency_key: bytes, amount: int, spends: bytes | None = None
+) -> bytes:
     """Record a signed transfer of `amount` to the driver under `idempotency_key` in `state`,
-    as `Wallet.send` does before it attaches it; its key hash."""
+    as `Wallet.send` does before it attaches it, spending an input of its own (or the input of
+    the transfer under key `spends`); its key hash."""
     key_hash = idempotency_hash(idempotency_key)
-    spent = OutputId.of(TransactionId(blake2b_256(idempotency_key)), 0)
+    spent = OutputId.of(TransactionId(blake2b_256(spends or idempotency_key)), 0)
     tx = signed_transfer([(spent, key(7))], [(address(DRIVER), amount)])
 
     def build(coins: list[Coin], change_index: int) -> Draft:
@@ -84,9 +90,11 @@ def _record(state: WalletState, idempotency_key: bytes, amount: int) -> bytes:
     return key_hash
 
 
-def _attached(state: WalletState, idempotency_key: bytes, amount: int) -> bytes:
+def _attached(
+    state: WalletState, idempotency_key: bytes, amount: int, spends: bytes | None = None
+) -> bytes:
     """`_record`, then attached once (submitted): it may confirm."""
-    key_hash = _record(state, idempotency_key, amount)
+    key_hash = _record(state, idempotency_key, amount, spends)
     state.add_attachment(key_hash, message_id=None, raw=None, cmi=1, now_ms=2)
     return key_hash
 
@@ -96,17 +104,20 @@ def _wallet(db: Path) -> Iterator[WalletState]:
     """The CPO's wallet state beside `db` (`<db>.wallet.sqlite`), as the CSMS's refunder left
     it: the transfer of `CP1/PENDING` and of token refund 1 submitted and unconfirmed,
     `CP1/PAID`'s confirmed, `CP1/FAILED`'s conflicting (`input_spent`), `CP1/ABANDONED`'s
-    attached, expired and abandoned by its owner, and nothing under `CP1/NEVER`'s key. Held
-    open (by its owner) while the test runs."""
+    and `CP1/SPENT`'s attached, expired and abandoned by its owner (`CP1/SPENT`'s input then
+    spent by another confirmed transfer of the wallet), and nothing under `CP1/NEVER`'s key.
+    Held open (by its owner) while the test runs."""
     state = WalletState.open(wallet_state_path(db), account=account_fingerprint(ACCOUNT))
     try:
         _attached(state, _key("PENDING"), 540)
         _attached(state, TOKEN_KEY, 450)
         state.confirm(_attached(state, _key("PAID"), 300), 2, [], 3)
         state.fail(_attached(state, _key("FAILED"), 200), "input_spent", 3)
-        abandoned = _attached(state, _key("ABANDONED"), 120)
-        state.expire(abandoned, 3)
-        state.abandon(abandoned, 10, 11)
+        for transaction, amount in [("ABANDONED", 120), ("SPENT", 110)]:
+            abandoned = _attached(state, _key(transaction), amount)
+            state.expire(abandoned, 3)
+            state.abandon(abandoned, 10, 11)
+        state.confirm(_attached(state, b"another payment", 50, _key("SPENT")), 4, [], 12)
         yield state
     finally:
         state.close()
@@ -125,11 +136,13 @@ def _states(db: Path) -> dict[str, str]:
 def test_the_back_office_settles_only_a_refund_whose_transfer_cannot_pay_it(
     tmp_path: Path,
 ) -> None:
-    """Listed, each refund shows its transfer; settling the pending and the confirmed ones
-    answers 409 `refund_transfer_live` naming the key and the wallet's status (the confirmed
-    one: retry it), and changes nothing; the failed, abandoned and never recorded ones are
-    settled. Once the wallet's owner records the pending transfer failed for good, settling
-    it goes through; the token refund's, confirmed meanwhile, stays refused."""
+    """Listed, each refund shows its transfer; settling the pending, the confirmed and the
+    abandoned ones answers 409 `refund_transfer_live` naming the key and the transfer's state
+    (the confirmed one: retry it; the abandoned one: not `wallet abandon`, it is abandoned
+    already), and changes nothing; the failed, the never recorded and the abandoned one whose
+    input another confirmed transfer spent (listed failed) are settled. Once the wallet's owner
+    records the pending transfer failed for good, settling it goes through; the token refund's,
+    confirmed meanwhile, stays refused."""
     db = tmp_path / "csms.sqlite"
 
     async def main(owner: WalletState) -> None:
@@ -146,6 +159,7 @@ def test_the_back_office_settles_only_a_refund_whose_transfer_cannot_pay_it(
                     "CP1/NEVER": "none",
                     "CP1/PAID": "confirmed",
                     "CP1/PENDING": "pending",
+                    "CP1/SPENT": "failed",
                     "1": "pending",
                 }
 
@@ -153,22 +167,29 @@ def test_the_back_office_settles_only_a_refund_whose_transfer_cannot_pay_it(
                     url = f"/api/refunds/{path}/settle"
                     return await http.post(url, json={"note": NOTE}, headers=ADMIN)
 
-                for path, refund_key, status, then in [
-                    ("session/CP1/PENDING", _key("PENDING"), "submitted", "may still confirm"),
+                for path, refund_key, state, then in [
+                    ("session/CP1/PENDING", _key("PENDING"), "pending", "may still confirm"),
                     ("session/CP1/PAID", _key("PAID"), "confirmed", "retry it"),
-                    ("token/1", TOKEN_KEY, "submitted", "may still confirm"),
+                    ("session/CP1/ABANDONED", _key("ABANDONED"), "abandoned", "attaches it"),
+                    ("token/1", TOKEN_KEY, "pending", "may still confirm"),
                 ]:
                     refused = await settle(path)
                     assert refused.status_code == 409, path
                     error = refused.json()["error"]
                     assert error["code"] == "refund_transfer_live"
-                    assert f"{refund_key.decode()!r} is {status}" in error["message"]
+                    assert f"{refund_key.decode()!r} is {state}" in error["message"]
                     assert then in error["message"]
-                for path in ["session/CP1/FAILED", "session/CP1/ABANDONED", "session/CP1/NEVER"]:
+                    assert "wallet abandon" not in error["message"]
+                for path in ["session/CP1/FAILED", "session/CP1/SPENT", "session/CP1/NEVER"]:
                     settled = await settle(path)
                     assert (settled.status_code, settled.json()["settled"]) == (200, True), path
                 left = (await http.get("/api/refunds", headers=ADMIN)).json()["refunds"]
-                assert [r["id"] for r in left] == ["CP1/PAID", "CP1/PENDING", "1"]
+                assert [r["id"] for r in left] == [
+                    "CP1/ABANDONED",
+                    "CP1/PAID",
+                    "CP1/PENDING",
+                    "1",
+                ]
 
                 owner.fail(idempotency_hash(_key("PENDING")), "input_spent", 4)
                 owner.confirm(idempotency_hash(TOKEN_KEY), 5, [], 5)
@@ -204,6 +225,7 @@ def test_the_cli_refuses_to_settle_a_refund_whose_transfer_may_confirm_or_confir
             "session/CP1/NEVER": "none",
             "session/CP1/PAID": "confirmed",
             "session/CP1/PENDING": "pending",
+            "session/CP1/SPENT": "failed",
             "token/1": "pending",
         }
         capsys.readouterr()
