@@ -1,13 +1,16 @@
 """The back office's routes for the refunds owed to drivers (`refund_desk`): the operator lists
 them (`GET /api/refunds`, `?state=held`, pages of `?limit` after the cursor `?after=`, the last
 page's `next`), each with its transfer's state in the CPO's wallet (`transfer`: `none`,
-`pending`, `confirmed`, `failed`, `abandoned`; null without a wallet), and acts on one
+`pending`, `confirmed`, `failed`, `abandoned`, `unknown` where its record cannot be read; null
+without a wallet), and acts on one
 (`POST /api/refunds/{kind}/{id}/retry`, `.../settle` with `{"note": ...}`, `.../hold`). The back
 office answers their refusals by name (`backoffice.backoffice_app`): 400 `bad_refund` for an id
 that names no refund, 400 `bad_note`, 404 `refund_not_found` for a refund not owed (paid, or
 settled), 409 `refund_not_held` for one owed but not held, 409 `refund_transfer_live` for a
 settlement while the wallet's transfer of the refund is pending, confirmed or abandoned, 503
-`refund_wallet_unreadable` when the wallet's record cannot be read."""
+`refund_wallet_unreadable` for a settlement when the wallet's record cannot be read (its
+file damaged, of another version or locked: the CSMS still serves, and lists such a transfer
+as `unknown`)."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 NOT_HELD: Final = (("409", "refund_not_held: owed, but not held (the refunder is paying it)"),)
 """The answer an action only on a held refund adds to the document."""
 UNREADABLE: Final = (("503", "refund_wallet_unreadable: the CPO wallet's record cannot be read"),)
-"""The answer of the routes that read the CPO wallet's records."""
+"""The answer of a settlement that cannot read the CPO wallet's record."""
 SETTLE_REFUSED: Final = (
     (
         "409",
@@ -80,7 +83,6 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
             True,
             owed,
             query=("state", "limit", "after"),
-            answers=UNREADABLE,
         ),
         Operation(
             "POST",

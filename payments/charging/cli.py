@@ -43,8 +43,9 @@ pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or 
 row id; `--after` the last one listed for the next page: a full page says so on stderr), each
 with its state, attempt, failed tries, the idempotency key of its current attempt, as the
 CPO's wallet records its transfer (`wallet history`), and that transfer's state in the wallet
-(`transfer`: `none`, `pending`, `confirmed`, `failed`, `abandoned`; null when there is no
-wallet state file, `<db>.wallet.sqlite`, beside the database: read only); `refund-retry` owes
+(`transfer`: `none`, `pending`, `confirmed`, `failed`, `abandoned`, `unknown` where its record
+cannot be read; null when there is no wallet state file, `<db>.wallet.sqlite`, beside the
+database: read only); `refund-retry` owes
 a held refund again (one the refunder held under its next attempt, once the operator has
 checked that its failed transfer can never confirm; one `refund-hold` paused under its key);
 `refund-settle` forgets one paid outside the ledger and prints it with the note, and refuses

@@ -423,8 +423,8 @@ class RefundTransferLiveError(RefundActionError):
 
 class RefundWalletError(RefundActionError):
     """The CPO wallet's record of a refund's transfer could not be read (its state file is
-    locked, damaged or of another version): the listing is not shown, and nothing is settled,
-    as nothing shows that the transfer cannot pay the refund."""
+    locked, damaged or of another version): the refund is not settled, as nothing shows that
+    the transfer cannot pay it (the listing shows such a transfer as `unknown`)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the CPO wallet's records cannot be read: {reason}")

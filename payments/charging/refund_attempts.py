@@ -37,24 +37,27 @@ refund's current key, as one of `TransferState`: nothing recorded, pending (it m
 confirm), confirmed, failed (it can never apply) or abandoned after it was attached (it may
 still apply). A process
 that holds no key of the CPO's wallet (the CLI beside the CSMS, a CSMS run without a refund
-seed) reads the wallet's state file beside the CSMS's database read only (`state_records`).
+seed) reads the wallet's state file beside the CSMS's database read only (`state_records`). A
+file it cannot read (damaged, or of another schema version: an older wallet's file is upgraded
+only by its owner, a CSMS with the refund seed) stops nothing but settling: its records are
+`UnreadableRecords`, every read of which fails, so settling is refused (fails closed) and the
+listing shows each transfer as `unknown`, while the CSMS serves its chargers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol
 
-from wallet.errors import WalletError
+from wallet.errors import WalletError, WalletStateError
 from wallet.idempotency import idempotency_hash
 from wallet.records import TransferStatus
 from wallet.state import WalletState
-
-from .errors import RefundWalletError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -77,6 +80,8 @@ SYNC_EVERY_S: Final = 10.0
 """How old the CPO wallet's last sync may be when a refund is sent (`LedgerWallet`)."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
+
+LOG: Final = logging.getLogger(__name__)
 
 
 def session_refund_key(key: tuple[str, str]) -> bytes:
@@ -132,6 +137,8 @@ class TransferState(StrEnum):
     """Abandoned by the wallet's owner after it was attached: final in the wallet, but its
     payload is on the tangle and applies if anyone attaches it again before its inputs are
     spent elsewhere (the refunder holds such a refund for the operator): live, as pending."""
+    UNKNOWN = "unknown"
+    """The record could not be read (the listing's: settling such a refund is refused)."""
 
 
 def transfer_state(transfer: Transfer | None) -> TransferState:
@@ -260,18 +267,38 @@ class StateRecords:
         return await asyncio.to_thread(self._state.spenders, inputs)
 
 
+class UnreadableRecords:
+    """The records of a wallet state file that could not be opened: every read raises
+    `WalletStateError` with the `reason`, so settling fails closed (the module docstring)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        """Why the file could not be read."""
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        raise WalletStateError(self.reason)
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        raise WalletStateError(self.reason)
+
+
 @contextlib.asynccontextmanager
-async def state_records(path: Path) -> AsyncIterator[StateRecords | None]:
+async def state_records(path: Path) -> AsyncIterator[StateRecords | UnreadableRecords | None]:
     """Within: the records of the wallet state at `path`, None if there is no such file (no
-    refund was ever sent from it: the CSMS creates it when it first runs with a refund seed).
-    `RefundWalletError` if the file is not a state this wallet reads."""
+    refund was ever sent from it: the CSMS creates it when it first runs with a refund seed),
+    `UnreadableRecords` (logged at error level) if the file is not a state this wallet reads:
+    a process beside it still starts, and refuses to settle."""
     if not await asyncio.to_thread(path.exists):
         yield None
         return
     try:
         state = await asyncio.to_thread(WalletState.open_read_only, path)
     except WalletError as e:
-        raise RefundWalletError(str(e)) from None
+        LOG.error("the CPO wallet's state cannot be read, no refund is settled: %s", e)
+        yield UnreadableRecords(str(e))
+        return
     try:
         yield StateRecords(state)
     finally:

@@ -203,7 +203,8 @@ class ListedRefund:
     refund: OwedRefund
     """The refund."""
     transfer: TransferState | None
-    """The CPO wallet's record of the transfer under its key; None where no wallet is read."""
+    """The CPO wallet's record of the transfer under its key (`unknown`: it cannot be read);
+    None where no wallet is read."""
 
     def to_json(self) -> dict[str, object]:
         """Its JSON object: the refund's, and `transfer` (null: no wallet)."""
@@ -324,15 +325,13 @@ class RefundDesk:
         """The listing's page of up to `limit` (1 to `MAX_PAGE`) refunds owed (`owed_page`)
         after the cursor `after` (`KIND/ID`, a page's `next`; `RefundRefError` if it names no
         refund), each with its transfer's state in `wallet` (None: none shown), and the next
-        page's cursor if this one is full."""
+        page's cursor if this one is full. A record that cannot be read is shown `unknown`
+        (logged), and the rest are still read: only settling fails closed."""
         size = max(1, min(limit, MAX_PAGE))
         start = None if after is None else parse_ref(*after.partition("/")[::2])
         owed = await self.owed_page(held_only=held_only, after=start, limit=size)
         listed = [
-            ListedRefund(
-                refund=r,
-                transfer=None if wallet is None else (await _record(wallet, r.key))[1],
-            )
+            ListedRefund(refund=r, transfer=None if wallet is None else await _shown(wallet, r))
             for r in owed
         ]
         last = "/".join(ref_text(owed[-1].ref)) if len(owed) == size else None
@@ -484,6 +483,16 @@ async def _record(wallet: TransferRecords, key: bytes) -> tuple[Transfer | None,
         return await recorded_state(wallet, key)
     except WalletError as e:
         raise RefundWalletError(str(e)) from None
+
+
+async def _shown(wallet: TransferRecords, refund: OwedRefund) -> TransferState:
+    """The state of `refund`'s transfer as the listing shows it: `unknown` if its record cannot
+    be read (logged)."""
+    try:
+        return (await _record(wallet, refund.key))[1]
+    except RefundWalletError as e:
+        LOG.warning("refund %s: its transfer is not shown: %s", ref_text(refund.ref), e)
+        return TransferState.UNKNOWN
 
 
 def _row_of(ref: RefundRef) -> tuple[str, str, tuple[object, ...]]:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import json
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,9 +25,10 @@ from payments.charging.backoffice import backoffice_app
 from payments.charging.cli import main as charging_main
 from payments.charging.cli import wallet_state_path
 from payments.charging.csms import Csms
-from payments.charging.errors import UnknownRefundError
+from payments.charging.errors import RefundWalletError, UnknownRefundError
 from payments.charging.refund_attempts import (
     REFUND_KEY,
+    TransferState,
     attempt_key,
     state_records,
     unbind_refund_key,
@@ -42,6 +44,7 @@ from wallet.state import WalletState
 
 from .test_backoffice import ADMIN, OPERATOR
 from .test_refund_desk import CHANNEL, NOTE, owe
+from .test_restart import CsmsProcess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -248,20 +251,85 @@ def test_without_a_wallet_nothing_was_sent_and_settling_is_not_checked(
 ) -> None:
     """No wallet state file beside the database (a CSMS never run with a refund seed): the
     listing shows no transfer (null), settling a paused refund goes through, and the CLI
-    creates no wallet file. A wallet file that cannot be read refuses settling (exit 2)."""
+    creates no wallet file. A wallet file that cannot be read (damaged; of schema version 1,
+    which only its owner upgrades) refuses settling (exit 2), and the listing shows each
+    transfer `unknown`."""
     db = tmp_path / "csms.sqlite"
     asyncio.run(_owing(db))
     assert set(_states(db).values()) == {None}
     settled = _cli(db, "refund-settle", "session", "CP1/PENDING", "--note", NOTE)
     assert settled["settled"] is True
     assert not wallet_state_path(db).exists()
-    wallet_state_path(db).write_bytes(b"not a wallet state" * 100)
-    capsys.readouterr()
-    settle = ["--db", str(db), "refund-settle", "session", "CP1/NEVER", "--note", NOTE]
-    assert charging_main(settle) == 2
-    assert "the CPO wallet's records cannot be read" in capsys.readouterr().err
-    wallet_state_path(db).unlink()
+    for unreadable in [_damaged, _version_1]:
+        unreadable(wallet_state_path(db))
+        capsys.readouterr()
+        settle = ["--db", str(db), "refund-settle", "session", "CP1/NEVER", "--note", NOTE]
+        assert charging_main(settle) == 2
+        assert "the CPO wallet's records cannot be read" in capsys.readouterr().err
+        assert set(_states(db).values()) == {"unknown"}
+        wallet_state_path(db).unlink()
     assert "session/CP1/NEVER" in _states(db)
+
+
+def _damaged(path: Path) -> None:
+    path.write_bytes(b"not a wallet state" * 100)
+
+
+def _version_1(path: Path) -> None:
+    """A wallet state as a version before idempotency keys were kept left it (schema 1)."""
+    WalletState.open(path, account=account_fingerprint(ACCOUNT)).close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        db.commit()
+
+
+def test_the_csms_serves_beside_a_wallet_it_cannot_read_and_settles_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`charging serve` without a refund seed, beside a damaged wallet state file: it starts
+    (before, it exited with status 2 and could never start), lists each transfer `unknown`,
+    and answers a settlement 503 `refund_wallet_unreadable`, changing nothing."""
+    db = tmp_path / "csms.sqlite"
+    asyncio.run(_owing(db))
+    _damaged(wallet_state_path(db))
+    monkeypatch.setenv("CSMS_OPERATOR_TOKEN", OPERATOR)
+    csms = CsmsProcess(db)
+    try:
+        api = csms.started["api"]
+        listed = httpx.get(f"{api}/api/refunds", headers=ADMIN, timeout=10).json()["refunds"]
+        assert {r["transfer"] for r in listed} == {"unknown"}
+        settle = f"{api}/api/refunds/session/CP1/NEVER/settle"
+        refused = httpx.post(settle, json={"note": NOTE}, headers=ADMIN, timeout=10)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "refund_wallet_unreadable"
+    finally:
+        csms.stop()
+    assert "session/CP1/NEVER" in _states(db)
+
+
+def test_one_record_that_cannot_be_read_is_unknown_and_is_not_settled(tmp_path: Path) -> None:
+    """One transfer whose stored payload does not decode: the listing shows it `unknown` and
+    every other transfer as it is (before, the whole listing failed), and settling its refund
+    is refused (503)."""
+    db = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(db) as store, state_records(wallet_state_path(db)) as wallet:
+            await owe(store, SESSIONS, TOKENS)
+            page = await store.refunds.page(wallet=wallet)
+            shown = {r.refund.ref: r.transfer for r in page.refunds}
+            assert shown[("CP1", "FAILED")] == TransferState.UNKNOWN
+            assert shown[("CP1", "PAID")] == TransferState.CONFIRMED
+            with pytest.raises(RefundWalletError):
+                await store.refunds.settle_held(("CP1", "FAILED"), NOTE, wallet=wallet)
+            assert await store.refunds.owed(("CP1", "FAILED")) is not None
+
+    with _wallet(db):
+        with contextlib.closing(sqlite3.connect(wallet_state_path(db))) as writer:
+            hashed = idempotency_hash(_key("FAILED"))
+            writer.execute("UPDATE transfers SET payload = x'00' WHERE key_hash = ?", (hashed,))
+            writer.commit()
+        asyncio.run(asyncio.wait_for(main(), 20))
 
 
 class _RetriedMeanwhile:
