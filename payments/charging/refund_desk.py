@@ -67,6 +67,7 @@ CPO's wallet, and the next page's cursor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -116,6 +117,11 @@ READ_STATES: Final = ("owed", "maybe_sent", "sending")
 """The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
 LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED, TransferState.ABANDONED)
 """The states of a refund's transfer in which it is not settled (the module docstring)."""
+WALLET_READ_S: Final = 1.0
+"""The longest a wallet record is waited for (`RefundWalletError` after it). A settlement reads
+it while it holds the database's write lock, so every charger's group commit waits behind the
+read, and a writer of the wallet's file may hold that file for as long as its busy timeout
+(`wallet.database.BUSY_TIMEOUT_S`, 30 s): refusing to settle is safe, stalling the CSMS is not."""
 
 
 def sql_states(states: tuple[str, ...]) -> str:
@@ -326,14 +332,22 @@ class RefundDesk:
         after the cursor `after` (`KIND/ID`, a page's `next`; `RefundRefError` if it names no
         refund), each with its transfer's state in `wallet` (None: none shown), and the next
         page's cursor if this one is full. A record that cannot be read is shown `unknown`
-        (logged), and the rest are still read: only settling fails closed."""
+        (logged), and the rest are still read (only settling fails closed), unless it was not
+        read in time (`WALLET_READ_S`): the rest are `unknown` too, so a page is not held up
+        `WALLET_READ_S` a refund."""
         size = max(1, min(limit, MAX_PAGE))
         start = None if after is None else parse_ref(*after.partition("/")[::2])
         owed = await self.owed_page(held_only=held_only, after=start, limit=size)
-        listed = [
-            ListedRefund(refund=r, transfer=None if wallet is None else await _shown(wallet, r))
-            for r in owed
-        ]
+        clock = asyncio.get_running_loop().time
+        listed: list[ListedRefund] = []
+        stalled = False  # a read ran out of time: the file is held, the rest are not read
+        for refund in owed:
+            shown: TransferState | None = None
+            if wallet is not None:
+                began = clock()
+                shown = TransferState.UNKNOWN if stalled else await _shown(wallet, refund)
+                stalled = stalled or clock() - began >= WALLET_READ_S
+            listed.append(ListedRefund(refund=refund, transfer=shown))
         last = "/".join(ref_text(owed[-1].ref)) if len(owed) == size else None
         return RefundPage(refunds=tuple(listed), next=last)
 
@@ -476,13 +490,35 @@ async def _joined(db: aiosqlite.Connection, row: Sequence[Any]) -> OwedRefund:
     return _session_refund(values)
 
 
+_LATE: Final[set[asyncio.Task[Any]]] = set()
+"""Wallet reads given up on (`_record`), kept until they end (the loop holds tasks weakly)."""
+
+
 async def _record(wallet: TransferRecords, key: bytes) -> tuple[Transfer | None, TransferState]:
     """The transfer `wallet` records under `key` and its state (`recorded_state`);
-    `RefundWalletError` if it cannot be read."""
+    `RefundWalletError` if it cannot be read, or not within `WALLET_READ_S`. A read given up
+    on is cancelled, and left to end (one in a worker thread ends when the thread does)."""
+    read = asyncio.ensure_future(recorded_state(wallet, key))
     try:
-        return await recorded_state(wallet, key)
+        done, _ = await asyncio.wait((read,), timeout=WALLET_READ_S)
+    finally:
+        if not read.done():
+            read.cancel()
+            _LATE.add(read)
+            read.add_done_callback(_forget)
+    if not done:
+        raise RefundWalletError(f"no answer within {WALLET_READ_S} s (its file is held)")
+    try:
+        return read.result()
     except WalletError as e:
         raise RefundWalletError(str(e)) from None
+
+
+def _forget(read: asyncio.Task[Any]) -> None:
+    """A late read ended: its answer (or error) is no longer wanted."""
+    _LATE.discard(read)
+    if not read.cancelled():
+        read.exception()
 
 
 async def _shown(wallet: TransferRecords, refund: OwedRefund) -> TransferState:

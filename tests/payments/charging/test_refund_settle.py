@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import sqlite3
+import threading
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,6 +34,7 @@ from payments.charging.refund_attempts import (
     state_records,
     unbind_refund_key,
 )
+from payments.charging.refund_desk import WALLET_READ_S
 from payments.charging.store import CsmsStore
 from tangle.protocol.ids import OutputId, TransactionId, blake2b_256
 from tests.builders import address, key
@@ -47,7 +49,7 @@ from .test_refund_desk import CHANNEL, NOTE, owe
 from .test_restart import CsmsProcess
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from payments.charging.refund_desk import RefundRef
@@ -365,5 +367,64 @@ def test_the_wallet_is_read_while_the_settlement_holds_the_row(tmp_path: Path) -
             assert wallet.retry is not None
             with pytest.raises(UnknownRefundError):
                 await wallet.retry
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+class _HeldFile:
+    """The CPO's wallet whose file a writer holds (`WalletState`'s lock, held by a wallet
+    write waiting on another process's lock): every read waits, in a worker thread, until
+    `held` is released."""
+
+    def __init__(self) -> None:
+        self.held = threading.Lock()
+        self.held.acquire()
+        self.reads = 0
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        self.reads += 1
+        await asyncio.to_thread(self._wait)
+        return None
+
+    def _wait(self) -> None:
+        with self.held:
+            pass
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        return {}
+
+
+def test_a_held_wallet_file_refuses_settling_in_a_second_and_stalls_no_charger(
+    tmp_path: Path,
+) -> None:
+    """A settlement reads the wallet holding the database's write lock: with the wallet's file
+    held, it is refused (`RefundWalletError`) after `WALLET_READ_S`, not after the wallet's
+    30 s busy timeout, the refund stays owed, and a write of the CSMS (a charger's group
+    commit) waited only that long; the listing shows `unknown` after one such wait, not one
+    per refund. Before, both waited as long as the file was held."""
+    db = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(db) as store:
+            await owe(store, SESSIONS, TOKENS)
+            wallet = _HeldFile()
+            clock = asyncio.get_running_loop().time
+            began = clock()
+            settling = asyncio.ensure_future(
+                store.refunds.settle_held(("CP1", "NEVER"), NOTE, wallet=wallet)
+            )
+            await asyncio.sleep(0.1)
+            await store.refunds.hold(("CP1", "NEVER"))  # a write: waits for the settlement
+            wrote = clock() - began
+            with pytest.raises(RefundWalletError, match="no answer within"):
+                await settling
+            assert WALLET_READ_S <= wrote < WALLET_READ_S + 2
+            assert await store.refunds.owed(("CP1", "NEVER")) is not None
+            began = clock()
+            page = await store.refunds.page(wallet=wallet)
+            assert {r.transfer for r in page.refunds} == {TransferState.UNKNOWN}
+            assert clock() - began < WALLET_READ_S + 2
+            assert wallet.reads == 2
+            wallet.held.release()
 
     asyncio.run(asyncio.wait_for(main(), 20))
