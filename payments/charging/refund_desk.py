@@ -26,10 +26,11 @@ so a transfer under its key may be in flight or submitted, and may still confirm
   unspent) refuses the settlement by name (`RefundTransferLiveError`: paid by hand too, the
   driver would be paid twice); one `failed` (it can never apply: an abandoned one too, once
   the wallet records one of its inputs spent by another confirmed transfer) or never recorded
-  (`none`) allows it. A
-  process with no wallet at all (no refund seed, and no wallet state file beside the database:
-  `refund_attempts.state_records`) never sent a refund, and settles without a check. A
-  record that cannot be read refuses it (`RefundWalletError`).
+  (`none`) allows it. A process with no wallet at all (no refund seed, and no wallet state
+  file beside the database: `refund_attempts.state_records`) never sent a refund, and settles
+  without a check, unless the refund's row shows that a send of it was tried (`tried`): then
+  the wallet's file is missing, and settling is refused. A record that cannot be read (in
+  time: `WALLET_READ_S`) refuses it (`RefundWalletError`).
 
 *Checking, then deleting.* The check runs inside the settlement's one transaction, after its
 DELETE took the row (and the database's write lock) and before its commit, so the row it
@@ -385,14 +386,16 @@ class RefundDesk:
 
     async def settle_held(
         self, ref: RefundRef, note: str, *, wallet: TransferRecords | None
-    ) -> OwedRefund:
+    ) -> ListedRefund:
         """Held refund `ref` was paid outside the ledger: deleted, in one transaction from a
         held state only (`held` or `paused`), unless `wallet`, the CPO's wallet (None: there is
         none, nothing was sent), records its transfer under the refund's key as pending,
         confirmed or abandoned (`LIVE`: `RefundTransferLiveError`; the module docstring);
-        `note` (how it was paid) logged at info with its amount, key and transfer; the refund as it
-        was. `RefundNoteError` for an empty, overlong or unprintable note, `RefundWalletError` if
-        the wallet's record cannot be read, else as `retry_held`."""
+        `note` (how it was paid) logged at info with its amount, key and transfer; the refund
+        as it was, with its transfer's state (None: no wallet). `RefundNoteError` for an
+        empty, overlong or unprintable note, `RefundWalletError` if the wallet's record cannot
+        be read, or if there is no wallet and the refund's row shows that a send was tried
+        (`tried`: the wallet's file is missing), else as `retry_held`."""
         if not note.strip():
             raise RefundNoteError("empty")
         if len(note) > MAX_NOTE:
@@ -403,6 +406,12 @@ class RefundDesk:
 
         async def unpaid(refund: OwedRefund) -> None:
             if wallet is None:
+                if tried(refund):
+                    kind, text = ref_text(refund.ref)
+                    raise RefundWalletError(
+                        f"there is none, yet {kind} refund {text!r} shows a send (attempt "
+                        f"{refund.attempt}, {refund.tries} failed tries, {refund.state})"
+                    )
                 return
             transfer, state = await _record(wallet, refund.key)
             if transfer is not None and state in LIVE:
@@ -421,7 +430,7 @@ class RefundDesk:
             seen[0].value if seen else "no wallet",
             note,
         )
-        return settled
+        return ListedRefund(refund=settled, transfer=seen[0] if seen else None)
 
     async def hold(self, ref: RefundRef) -> OwedRefund:
         """Refund `ref`, in a state the refunder reads, is `paused` from now on (the refunder
@@ -469,6 +478,16 @@ class RefundDesk:
         if now is None:
             raise UnknownRefundError(kind, text)
         raise RefundNotHeldError(kind, text, now.state)
+
+
+def tried(refund: OwedRefund) -> bool:
+    """Whether `refund`'s row shows that a send of it was tried, so that a wallet recorded its
+    transfer: a later attempt (one moves on only from a recorded transfer that failed for
+    good), a failed try, or `held` (by the refunder, after its transfer failed for good). A
+    `paused` refund at its first attempt never tried may still have been paused while it was
+    being sent, but a send needs the wallet, whose state file the CSMS creates when it starts
+    with a refund seed, before it sends anything: with no such file, nothing was sent."""
+    return refund.attempt > 0 or refund.tries > 0 or refund.state == "held"
 
 
 _SESSION_RETURNING: Final = (

@@ -41,7 +41,7 @@ from wallet.records import Attachment, Transfer, TransferStatus
 from .test_payment import DRIVER, PASSWORD, World, _end, _meter, _start, run
 
 if TYPE_CHECKING:
-    from collections.abc import Container
+    from collections.abc import Container, Sequence
     from pathlib import Path
 
     import pytest
@@ -116,6 +116,22 @@ class WalletRules:
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         return self.recorded.get(key)
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        spent = {
+            output_id: t.key_hash
+            for t in self.recorded.values()
+            if t.status is TransferStatus.CONFIRMED
+            for output_id in t.inputs
+        }
+        return {output_id: spent[output_id] for output_id in inputs if output_id in spent}
+
+    def spend_input_of(self, key: bytes, by: bytes) -> None:
+        """A confirmed transfer under key `by` spent the input of the transfer under `key`."""
+        [spent] = self.recorded[key].inputs
+        to = self.recorded[key].recipient
+        tx = signed_transfer([(spent, _PAYER)], [(to, 1)])
+        self.recorded[by] = dataclasses.replace(_recorded(to, 1, by), transaction=tx)
 
     def fail(self, key: bytes, reason: str, *, attached: bool = True) -> None:
         """The transfer under `key` failed for good (`reason`, as the wallet records it),

@@ -17,6 +17,7 @@ from payments.charging.errors import (
     RefundNoteError,
     RefundNotHeldError,
     RefundRefError,
+    RefundWalletError,
     UnknownRefundError,
 )
 from payments.charging.refund_attempts import (
@@ -25,14 +26,22 @@ from payments.charging.refund_attempts import (
     session_refund_key,
     unbind_refund_key,
 )
-from payments.charging.refund_desk import MAX_PAGE, OwedRefund, parse_ref, ref_text
+from payments.charging.refund_desk import (
+    MAX_PAGE,
+    ListedRefund,
+    OwedRefund,
+    parse_ref,
+    ref_text,
+)
 from payments.charging.store import CsmsStore
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from pathlib import Path
 
     from payments.charging.refund_desk import RefundRef
+    from tangle.protocol.ids import OutputId
+    from wallet.records import Transfer
 
 CHANNEL = bytes(range(32))
 NOTE = "paid by bank transfer ref X-42"
@@ -46,6 +55,19 @@ TOKENS = [  # token, amount, state, attempt, tries (ids 1, 2, 3)
     ("CARD-Y", 150, "held", 0, 1),
     ("CARD-Z", 120, "owed", 0, 0),
 ]
+
+
+class NothingRecorded:
+    """The CPO's wallet, which recorded no transfer."""
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        return None
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        return {}
+
+
+NOTHING = NothingRecorded()
 
 
 async def owe(
@@ -183,10 +205,10 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
         refunds = store.refunds
         for note in ("", "  ", "x" * 501, "paid\nFAKE LOG LINE"):
             with pytest.raises(RefundNoteError):
-                await refunds.settle_held(2, note, wallet=None)
+                await refunds.settle_held(2, note, wallet=NOTHING)
         assert (await refunds.owed(2)) is not None  # a refused note changes nothing
         with caplog.at_level(logging.INFO, logger="payments.charging.refund_desk"):
-            settled = await refunds.settle_held(2, NOTE, wallet=None)
+            settled = (await refunds.settle_held(2, NOTE, wallet=NOTHING)).refund
         assert (settled.amount, settled.state, settled.id_token) == (150, "held", "CARD-Y")
         assert await refunds.owed(2) is None
         [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
@@ -194,11 +216,11 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
         assert "150" in line
         assert repr(unbind_refund_key(CHANNEL, "CARD-Y", 2)) in line
         with pytest.raises(UnknownRefundError):
-            await refunds.settle_held(2, NOTE, wallet=None)  # settled already
-        with pytest.raises(RefundNotHeldError):
-            await refunds.settle_held(("CP1", "T1"), NOTE, wallet=None)  # the refunder is paying it
+            await refunds.settle_held(2, NOTE, wallet=NOTHING)  # settled already
+        with pytest.raises(RefundNotHeldError):  # the refunder is paying it
+            await refunds.settle_held(("CP1", "T1"), NOTE, wallet=NOTHING)
         assert (await refunds.owed(("CP1", "T1"))) is not None
-        session = await refunds.settle_held(("CP1", "T2"), NOTE, wallet=None)
+        session = (await refunds.settle_held(("CP1", "T2"), NOTE, wallet=NOTHING)).refund
         assert (session.id_token, session.channel_id, session.attempt) == ("CARD-T2", CHANNEL, 3)
         assert [r.ref for r in await refunds.owed_page(held_only=True)] == []
 
@@ -226,7 +248,7 @@ def test_a_refund_the_refunder_still_pays_is_held_then_settled(tmp_path: Path) -
         assert (await refunds.hold(("CP1", "T2"))).state == "held"  # the refunder's: kept
         with pytest.raises(UnknownRefundError):
             await refunds.hold(99)
-        await refunds.settle_held(("CP1", "T1"), NOTE, wallet=None)
+        await refunds.settle_held(("CP1", "T1"), NOTE, wallet=NOTHING)
         assert await refunds.owed(("CP1", "T1")) is None
 
     run_with(tmp_path, body)
@@ -267,10 +289,10 @@ def test_a_raced_second_action_from_another_process_gets_the_named_error(
             for ref in [("CP1", "T2"), 2]:
                 results = await asyncio.gather(
                     store.refunds.retry_held(ref),
-                    other.refunds.settle_held(ref, NOTE, wallet=None),
+                    other.refunds.settle_held(ref, NOTE, wallet=NOTHING),
                     return_exceptions=True,
                 )
-                done = [r for r in results if isinstance(r, OwedRefund)]
+                done = [r for r in results if isinstance(r, (OwedRefund, ListedRefund))]
                 refused = [r for r in results if isinstance(r, Exception)]
                 assert (len(done), len(refused)) == (1, 1)
                 now = await store.refunds.owed(ref)
@@ -302,3 +324,24 @@ def test_a_refund_reference_parses_strictly() -> None:
     ]:
         with pytest.raises(RefundRefError):
             parse_ref(kind, text)
+
+
+def test_without_a_wallet_a_refund_whose_row_shows_a_send_is_not_settled(tmp_path: Path) -> None:
+    """No wallet (no seed, no wallet file beside the database): a refund whose row shows that a
+    send was tried (a later attempt, a failed try, held by the refunder) is refused, as its
+    wallet's file must be missing, and stays owed; one paused before any try is settled, its
+    answer showing no transfer. Before, every refund was settled unchecked."""
+
+    async def body(store: CsmsStore) -> None:
+        refunds = store.refunds
+        await refunds.hold(("CP2", "A/B"))  # owed, never tried
+        await refunds.hold(("CP1", "T1"))  # attempt 1, 2 tries
+        for ref in [("CP1", "T2"), ("CP1", "T1"), 2]:
+            with pytest.raises(RefundWalletError, match="shows a send"):
+                await refunds.settle_held(ref, NOTE, wallet=None)
+            assert await refunds.owed(ref) is not None
+        settled = await refunds.settle_held(("CP2", "A/B"), NOTE, wallet=None)
+        assert (settled.refund.amount, settled.transfer) == (200, None)
+        assert settled.to_json()["transfer"] is None
+
+    run_with(tmp_path, body)

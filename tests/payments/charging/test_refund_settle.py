@@ -243,7 +243,7 @@ def test_the_cli_refuses_to_settle_a_refund_whose_transfer_may_confirm_or_confir
             assert _key(transaction).decode() in err
             assert then in err
         settled = _cli(db, "refund-settle", "session", "CP1/FAILED", "--note", NOTE)
-        assert (settled["settled"], settled["amount"]) == (True, 200)
+        assert (settled["settled"], settled["amount"], settled["transfer"]) == (True, 200, "failed")
         assert "session/CP1/FAILED" not in _states(db)
         assert "session/CP1/PENDING" in _states(db)
 
@@ -252,15 +252,18 @@ def test_without_a_wallet_nothing_was_sent_and_settling_is_not_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No wallet state file beside the database (a CSMS never run with a refund seed): the
-    listing shows no transfer (null), settling a paused refund goes through, and the CLI
-    creates no wallet file. A wallet file that cannot be read (damaged; of schema version 1,
-    which only its owner upgrades) refuses settling (exit 2), and the listing shows each
-    transfer `unknown`."""
+    listing shows no transfer (null), settling a paused refund never tried goes through
+    (`transfer` null in its answer), one whose row shows a failed try is refused (its wallet's
+    file is missing), and the CLI creates no wallet file. A wallet file that cannot be read
+    (damaged; of schema version 1, which only its owner upgrades) refuses settling (exit 2),
+    and the listing shows each transfer `unknown`."""
     db = tmp_path / "csms.sqlite"
     asyncio.run(_owing(db))
     assert set(_states(db).values()) == {None}
-    settled = _cli(db, "refund-settle", "session", "CP1/PENDING", "--note", NOTE)
-    assert settled["settled"] is True
+    capsys.readouterr()
+    tried = ["--db", str(db), "refund-settle", "session", "CP1/PENDING", "--note", NOTE]
+    assert charging_main(tried) == 2
+    assert "shows a send (attempt 0, 1 failed tries, paused)" in capsys.readouterr().err
     assert not wallet_state_path(db).exists()
     for unreadable in [_damaged, _version_1]:
         unreadable(wallet_state_path(db))
@@ -270,7 +273,10 @@ def test_without_a_wallet_nothing_was_sent_and_settling_is_not_checked(
         assert "the CPO wallet's records cannot be read" in capsys.readouterr().err
         assert set(_states(db).values()) == {"unknown"}
         wallet_state_path(db).unlink()
-    assert "session/CP1/NEVER" in _states(db)
+    settled = _cli(db, "refund-settle", "session", "CP1/NEVER", "--note", NOTE)
+    assert (settled["settled"], settled["transfer"]) == (True, None)
+    assert "session/CP1/PENDING" in _states(db)
+    assert not wallet_state_path(db).exists()
 
 
 def _damaged(path: Path) -> None:
@@ -363,7 +369,7 @@ def test_the_wallet_is_read_while_the_settlement_holds_the_row(tmp_path: Path) -
             await owe(store, SESSIONS, TOKENS)
             wallet = _RetriedMeanwhile(other, ("CP1", "NEVER"))
             settled = await store.refunds.settle_held(("CP1", "NEVER"), NOTE, wallet=wallet)
-            assert settled.state == "paused"
+            assert (settled.refund.state, settled.transfer) == ("paused", TransferState.NONE)
             assert wallet.retry is not None
             with pytest.raises(UnknownRefundError):
                 await wallet.retry
