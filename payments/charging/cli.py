@@ -53,8 +53,8 @@ while the wallet's transfer under its key is pending (it may still confirm: `ref
 to resume it), confirmed (the ledger paid it: `refund-retry` it, and the refunder records it
 paid) or abandoned after it was attached (it may be attached again and apply, until the wallet
 records one of its inputs spent by another of its transfers); `refund-hold` stops the refunder
-paying one (`paused`), so that it can be settled once its transfer, if a payment was under way,
-shows in the listing (`refund_desk`). Errors are one line on stderr, exit status 2.
+paying one (`paused`), so that it can be settled (a payment under way attaches nothing once
+it finds the refund held: `refund_desk`). Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations

@@ -166,6 +166,8 @@ class OcpiUnreachableError(OcpiPartnerError):
 # ├── PrepaymentOwedBackError       a prepayment taken while its token was unbound or rebound:
 # │                                 applied, owed back to the channel's payer (409 with amount)
 # ├── StoreVersionError             a CSMS database a newer version wrote
+# ├── RefundReleasedError           a refund held or settled while its transfer was recorded:
+# │                                 not attached (`refund_attempts.LedgerWallet`)
 # └── RefundActionError             an operator's action on an owed refund refused (`refund_desk`)
 #     ├── RefundRefError            not a refund's reference (kind session | token, its id)
 #     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)
@@ -254,6 +256,17 @@ class StoreVersionError(ChargingError):
         super().__init__(f"the CSMS database is at version {version}; this CSMS knows {known}")
         self.version = version
         self.known = known
+
+
+class RefundReleasedError(ChargingError):
+    """A refund whose row was no longer `sending` at the attempt its payer claimed once the
+    wallet had recorded its transfer under `key` (the operator held or settled it meanwhile):
+    the transfer is not attached, so a refund settled by hand is not paid on the ledger too."""
+
+    def __init__(self, key: bytes) -> None:
+        text = key.decode("utf-8", "backslashreplace")
+        super().__init__(f"the refund under {text!r} was held or settled meanwhile: not attached")
+        self.key = key
 
 
 class InvoiceDisagreesError(SessionError):

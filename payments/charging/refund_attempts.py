@@ -59,8 +59,10 @@ from wallet.idempotency import idempotency_hash
 from wallet.records import TransferStatus
 from wallet.state import WalletState
 
+from .errors import RefundReleasedError
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
     from pathlib import Path
 
     from tangle.protocol.ids import Address, OutputId
@@ -206,16 +208,31 @@ class RefundWallet(Protocol):
         """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
         ...
 
-    async def send(self, to: Address, amount: int, key: bytes, /) -> object:
+    async def send(
+        self, to: Address, amount: int, key: bytes, claimed: Callable[[], Awaitable[bool]], /
+    ) -> object:
         """Pay `amount` to `to` under idempotency key `key`; return once the ledger took it
-        (`Wallet.send`: a key is paid once; `TransferFailedError` if its transfer failed)."""
+        (`Wallet.send`: a key is paid once; `TransferFailedError` if its transfer failed).
+        Once its transfer is recorded and before any node sees it, `claimed()` tells whether
+        the refund is still to be paid (`RefundReleasedError` if not: nothing attached)."""
         ...
 
 
 class LedgerWallet:
     """A `RefundWallet` on a CPO's `wallet.Wallet`, which it syncs before a send (so coins it
     received since are spent too) when its last sync is `sync_every_s` old or a send failed
-    since: a round of many refunds syncs once, not once per refund."""
+    since: a round of many refunds syncs once, not once per refund.
+
+    *Record, check, attach.* A send records its transfer first (`Wallet.record`: signed and
+    stored, handed to no node), then asks whether the refund is still claimed (`claimed`: its
+    row still `sending` at its attempt), and only then attaches it (`Wallet.resume`). The
+    operator may hold and settle a refund at any time, from another process too, and neither
+    database's lock holds the other's writes; this order closes that window. A hold committed
+    before the check is seen, and nothing is attached (the signed transfer no node saw is
+    abandoned by the wallet's own rules, or resumed under its key if the operator retries the
+    refund). A hold committed after it finds the transfer recorded, so a settlement's check of
+    the wallet refuses it (`refund_desk`). The sync before a send takes the longest (seconds,
+    more on a slow node), and it is before the record, so the window left is one read."""
 
     __slots__ = ("_clock", "_synced_at", "sync_every_s", "wallet")
 
@@ -232,13 +249,18 @@ class LedgerWallet:
         self._clock = clock
         self._synced_at: float | None = None
 
-    async def send(self, to: Address, amount: int, key: bytes, /) -> object:
+    async def send(
+        self, to: Address, amount: int, key: bytes, claimed: Callable[[], Awaitable[bool]], /
+    ) -> object:
         now = self._clock()
         if self._synced_at is None or now - self._synced_at >= self.sync_every_s:
             await self.wallet.sync()
             self._synced_at = now
         try:
-            return await self.wallet.send(to, amount, idempotency_key=key)
+            transfer = await self.wallet.record(to, amount, idempotency_key=key)
+            if not await claimed():
+                raise RefundReleasedError(key)
+            return await self.wallet.resume(transfer)
         except BaseException:
             self._synced_at = None  # perhaps short of coins it has not seen: sync next time
             raise

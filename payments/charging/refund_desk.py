@@ -37,17 +37,15 @@ DELETE took the row (and the database's write lock) and before its commit, so th
 deletes is the row whose key was checked: no retry, hold or refunder changes it in between
 (another process waits for the lock). A wallet record only moves from pending to final, never
 back, so one seen final stays final. And no transfer starts under the key of a `held` or
-`paused` row: the refunder reads neither state, and retrying is the only way out of them. One
-window is left, and it is the operator's to avoid: a payment already under way when the
-operator paused the refund (`hold` of a `sending` row while the refunder had claimed it)
-still goes on, and records its transfer only once the wallet gets to it (after its sync:
-seconds, longer on a slow node); settled in between, it shows `none` and is deleted, and the
-transfer then goes out. So after holding a refund the refunder may have been paying, settle it
-only once the listing shows its transfer, or a while later (that send either records its
-transfer or fails having sent nothing, and nothing sends it again), or with the CSMS stopped.
-The two databases are two files, and neither's lock holds the other's writes, so no check
-here closes that window; the refunder would have to check the row inside the wallet's own
-recording transaction.
+`paused` row: the refunder reads neither state, and retrying is the only way out of them. A
+payment already under way when the operator paused the refund (`hold` of a `sending` row
+while the refunder had claimed it) records its transfer only once the wallet gets to it
+(after its sync: seconds, longer on a slow node), and settled in between it shows `none`. The
+two databases are two files, and neither's lock holds the other's writes, so the refunder
+closes that window on its side: it records the transfer, then checks that the row is still
+`sending` at its attempt, and only then attaches it (`refund_attempts.LedgerWallet`). A hold
+committed before that check is seen, and nothing is attached; one committed after it finds
+the transfer recorded, and settling refuses it.
 
 Retry and settle each change the row in one statement, only while it is still held,
 so two operators (or an operator and the refunder) never both act on one: the second is refused
@@ -438,7 +436,9 @@ class RefundDesk:
         the ledger before the refunder pays it too (a refund a version before attempts left
         `sending`: the README's upgrade note); one already held stays as it is. The refund as
         it is now. A payment of it already under way still ends (paid: it is deleted; failed
-        for good: it stays `paused`). `UnknownRefundError` if it is not owed."""
+        for good: it stays `paused`), unless it had not yet recorded its transfer: then it
+        attaches nothing (`refund_attempts.LedgerWallet`). `UnknownRefundError` if it is not
+        owed."""
         try:
             held = await self._act(ref, "UPDATE {} SET state = 'paused'", _PAID_BY_REFUNDER)
         except RefundNotHeldError as e:  # held already, unless retried since

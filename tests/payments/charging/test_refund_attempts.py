@@ -93,6 +93,11 @@ def test_a_refund_whose_transfer_failed_for_good_is_paid_once_under_its_next_att
     run(tmp_path, body)
 
 
+async def _claimed() -> bool:
+    """A refund still claimed (`RefundWallet.send`'s re-check)."""
+    return True
+
+
 def _refunder(world: World, ledger: WalletRules) -> PrepaidRefunds:
     return PrepaidRefunds(payments=world.payments, wallet=ledger, min_amount=MINIMUM)
 
@@ -364,10 +369,10 @@ async def test_the_real_wallet_s_conflicting_transfer_is_replaced_and_pays_once(
             await cpo.send(to, 540, idempotency_key=SESSION_KEY)  # its state not synced
         assert never_applies(await cpo.transfer(SESSION_KEY))
         ledger = LedgerWallet(wallet=cpo)
-        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1))
+        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1), _claimed)
         with pytest.raises(TransferFailedError):
-            await ledger.send(to, 540, SESSION_KEY)
-        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1))  # a repeat: the same transfer
+            await ledger.send(to, 540, SESSION_KEY, _claimed)
+        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1), _claimed)  # the same transfer
         assert await h.balance_of(to) == 540
 
 
@@ -424,13 +429,13 @@ async def test_the_ledger_wallet_syncs_once_a_round_and_again_after_a_failed_sen
     async with running(tmp_path) as h, open_wallet(h, tmp_path / "cpo.db") as cpo:
         ledger = LedgerWallet(wallet=cpo, sync_every_s=10.0, clock=lambda: now[0])
         for n in range(3):
-            await ledger.send(to, 500, b"round-1/%d" % n)
+            await ledger.send(to, 500, b"round-1/%d" % n, _claimed)
         assert syncs == 1
         with pytest.raises(InsufficientFundsError):  # too much for its coins: nothing is sent
-            await ledger.send(to, 10**15, b"round-1/too-much")
-        await ledger.send(to, 500, b"round-1/after-the-failure")
+            await ledger.send(to, 10**15, b"round-1/too-much", _claimed)
+        await ledger.send(to, 500, b"round-1/after-the-failure", _claimed)
         assert syncs == 2  # the send after the failure synced first
         now[0] = 10.0
-        await ledger.send(to, 500, b"round-2/0")
+        await ledger.send(to, 500, b"round-2/0", _claimed)
         assert syncs == 3
         assert await h.balance_of(to) == 2_500
