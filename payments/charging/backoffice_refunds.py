@@ -27,11 +27,9 @@ if TYPE_CHECKING:
     from .refund_attempts import TransferRecords
     from .refund_desk import RefundDesk, RefundRef
 
-NOT_HELD: Final = (("409", "refund_not_held: owed, but not held (the refunder is paying it)"),)
-"""The answer an action only on a held refund adds to the document."""
 UNREADABLE: Final = (("503", "refund_wallet_unreadable: the CPO wallet's record cannot be read"),)
-"""The answer of a settlement that cannot read the CPO wallet's record."""
-SETTLE_REFUSED: Final = (
+"""The answer of an action that cannot read the CPO wallet's record."""
+CHECKED_REFUSED: Final = (
     (
         "409",
         "refund_not_held: owed, but not held (the refunder is paying it); "
@@ -41,7 +39,7 @@ SETTLE_REFUSED: Final = (
     ),
     *UNREADABLE,
 )
-"""The answers a settlement adds to the document."""
+"""The answers a settlement, or a retry under a new key, adds to the document."""
 
 
 def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> list[Operation]:
@@ -61,7 +59,7 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
         return JSONResponse(page.to_json())
 
     async def retry(request: Request) -> Response:
-        return JSONResponse((await refunds.retry_held(_ref(request))).to_json())
+        return JSONResponse((await refunds.retry_held(_ref(request), wallet=wallet)).to_json())
 
     async def hold(request: Request) -> Response:
         return JSONResponse((await refunds.hold(_ref(request))).to_json())
@@ -87,11 +85,11 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
         Operation(
             "POST",
             action + "retry",
-            "Owe a held refund again: held, under its next attempt (its transfer can never "
-            "apply); paused, under its key",
+            "Owe a held refund again: held, under its next attempt (refused while its transfer "
+            "may still apply); paused, under its key",
             True,
             retry,
-            answers=NOT_HELD,
+            answers=CHECKED_REFUSED,
         ),
         Operation(
             "POST",
@@ -107,7 +105,7 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
             "its transfer is pending, confirmed or abandoned)",
             True,
             settle,
-            answers=SETTLE_REFUSED,
+            answers=CHECKED_REFUSED,
         ),
     ]
 

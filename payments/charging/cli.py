@@ -395,11 +395,12 @@ async def _query(args: argparse.Namespace) -> object:
 
 
 async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
-    if args.command == "refund-retry":
-        return (await store.refunds.retry_held(parse_ref(args.kind, args.id))).to_json()
     if args.command == "refund-hold":
         return (await store.refunds.hold(parse_ref(args.kind, args.id))).to_json()
     async with state_records(wallet_state_path(args.db)) as wallet:
+        if args.command == "refund-retry":
+            ref = parse_ref(args.kind, args.id)
+            return (await store.refunds.retry_held(ref, wallet=wallet)).to_json()
         if args.command == "refunds":
             page = await store.refunds.page(
                 held_only=args.held, after=args.after, limit=args.limit, wallet=wallet

@@ -405,11 +405,11 @@ class RefundNoteError(RefundActionError):
 
 
 class RefundTransferLiveError(RefundActionError):
-    """A held refund the operator would settle whose transfer under its current `key` the CPO's
-    wallet records as live (`state`, as the listing shows it): pending (it may still confirm),
-    confirmed (the ledger paid it) or abandoned after it was attached (its payload may be
-    attached again and apply): paid by hand too, the driver would be paid twice. `status` is
-    the wallet's own (`TransferStatus`)."""
+    """A held refund the operator would settle (or retry under its next attempt's key) whose
+    transfer under its current `key` the CPO's wallet records as live (`state`, as the listing shows
+    it): pending (it may still confirm), confirmed (the ledger paid it) or abandoned after it was
+    attached (its payload may be attached again and apply): paid by hand too, the driver would be
+    paid twice. `status` is the wallet's own (`TransferStatus`)."""
 
     def __init__(self, kind: str, ref: str, key: bytes, state: str, status: str) -> None:
         text = key.decode("utf-8", "backslashreplace")
@@ -418,14 +418,14 @@ class RefundTransferLiveError(RefundActionError):
         elif state == "abandoned":
             then = (
                 "abandoned after it was attached, it applies if anyone attaches it again while "
-                "its inputs are unspent: settle it once the wallet records one of them spent by "
-                "another of its transfers"
+                "its inputs are unspent: settle it (or retry it under a new key) once the "
+                "wallet records one of them spent by another of its transfers"
             )
         else:
             then = "it may still confirm: retry it to resume it; settle it only once it failed"
         super().__init__(
-            f"{kind} refund {ref!r} not settled: the CPO wallet's transfer under {text!r} is "
-            f"{state} (wallet status {status}); {then}"
+            f"{kind} refund {ref!r} not settled nor moved to a new key: the CPO wallet's "
+            f"transfer under {text!r} is {state} (wallet status {status}); {then}"
         )
         self.kind = kind
         self.ref = ref

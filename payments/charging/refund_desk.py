@@ -67,6 +67,7 @@ CPO's wallet, and the next page's cursor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -179,8 +180,14 @@ class OwedRefund:
     """Its current attempt (`refund_attempts`)."""
     tries: int
     """How many payments of it failed."""
-    key: bytes
-    """The idempotency key of its current attempt, as the CPO's wallet records its transfer."""
+    first_key: bytes
+    """The idempotency key of its first attempt (`session_refund_key`, `unbind_refund_key`)."""
+
+    @property
+    def key(self) -> bytes:
+        """The idempotency key of its current attempt, as the CPO's wallet records its
+        transfer (`attempt_key`)."""
+        return attempt_key(self.first_key, self.attempt)
 
     def to_json(self) -> dict[str, object]:
         """Its JSON object (the back office's and the CLI's)."""
@@ -263,7 +270,7 @@ def _session_refund(r: Sequence[Any]) -> OwedRefund:
         state=str(r[5]),
         attempt=int(r[6]),
         tries=int(r[7]),
-        key=attempt_key(session_refund_key(ref), int(r[6])),
+        first_key=session_refund_key(ref),
     )
 
 
@@ -277,7 +284,7 @@ def _token_refund(r: Sequence[Any]) -> OwedRefund:
         state=str(r[4]),
         attempt=int(r[5]),
         tries=int(r[6]),
-        key=attempt_key(unbind_refund_key(channel_id, id_token, refund_id), int(r[5])),
+        first_key=unbind_refund_key(channel_id, id_token, refund_id),
     )
 
 
@@ -365,14 +372,28 @@ class RefundDesk:
             row = await c.fetchone()
         return None if row is None else _session_refund(row)
 
-    async def retry_held(self, ref: RefundRef) -> OwedRefund:
+    async def retry_held(self, ref: RefundRef, *, wallet: TransferRecords | None) -> OwedRefund:
         """Held refund `ref` is owed again (`sending`, same amount): a `held` one under its next
         attempt (a new key), a `paused` one under the attempt it was paused at (its key: the
         module docstring); in one statement from a held state only; the refund as it is now.
+        A `held` one moves to a new key only if `wallet`, the CPO's wallet, shows that its
+        transfer under its current key cannot pay it, checked as settling does (`LIVE`:
+        `RefundTransferLiveError`, a transfer beside one that may still apply would pay the
+        driver twice; `RefundWalletError`, with no wallet: a held refund was sent).
         `UnknownRefundError` if it is not owed, `RefundNotHeldError` if it is not held (nothing
         changes)."""
-        change = "UPDATE {} SET attempt = attempt + (state = 'held'), state = 'sending'"
-        retried = await self._act(ref, change)
+
+        async def unpaid(moved: OwedRefund) -> None:
+            held = dataclasses.replace(moved, attempt=moved.attempt - 1, state="held")
+            await _unpaid(held, wallet)
+
+        try:
+            move = "UPDATE {} SET attempt = attempt + 1, state = 'sending'"
+            retried = await self._act(ref, move, "('held')", unpaid)
+        except RefundNotHeldError as e:
+            if e.state != "paused":
+                raise
+            retried = await self._act(ref, "UPDATE {} SET state = 'sending'", "('paused')")
         LOG.info(
             "held refund %s of %d retried by the operator: attempt %d, under %r",
             ref_text(ref),
@@ -403,21 +424,9 @@ class RefundDesk:
         seen: list[TransferState] = []
 
         async def unpaid(refund: OwedRefund) -> None:
-            if wallet is None:
-                if tried(refund):
-                    kind, text = ref_text(refund.ref)
-                    raise RefundWalletError(
-                        f"there is none, yet {kind} refund {text!r} shows a send (attempt "
-                        f"{refund.attempt}, {refund.tries} failed tries, {refund.state})"
-                    )
-                return
-            transfer, state = await _record(wallet, refund.key)
-            if transfer is not None and state in LIVE:
-                kind, text = ref_text(refund.ref)
-                raise RefundTransferLiveError(
-                    kind, text, refund.key, state.value, transfer.status.value
-                )
-            seen.append(state)
+            state = await _unpaid(refund, wallet)
+            if state is not None:
+                seen.append(state)
 
         settled = await self._act(ref, "DELETE FROM {}", check=unpaid)
         LOG.info(
@@ -538,6 +547,25 @@ def _forget(read: asyncio.Task[Any]) -> None:
     _LATE.discard(read)
     if not read.cancelled():
         read.exception()
+
+
+async def _unpaid(refund: OwedRefund, wallet: TransferRecords | None) -> TransferState | None:
+    """The state of `refund`'s transfer under its key in `wallet` (None: no wallet), if it
+    cannot pay the refund; `RefundTransferLiveError` if it is live (`LIVE`), `RefundWalletError`
+    if it cannot be read, or if there is no wallet and the refund's row shows a send
+    (`tried`)."""
+    kind, text = ref_text(refund.ref)
+    if wallet is None:
+        if tried(refund):
+            raise RefundWalletError(
+                f"there is none, yet {kind} refund {text!r} shows a send (attempt "
+                f"{refund.attempt}, {refund.tries} failed tries, {refund.state})"
+            )
+        return None
+    transfer, state = await _record(wallet, refund.key)
+    if transfer is not None and state in LIVE:
+        raise RefundTransferLiveError(kind, text, refund.key, state.value, transfer.status.value)
+    return state
 
 
 async def _shown(wallet: TransferRecords, refund: OwedRefund) -> TransferState:

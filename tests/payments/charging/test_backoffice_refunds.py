@@ -48,7 +48,7 @@ def test_a_held_refund_retried_by_the_operator_is_paid_once_under_its_next_attem
         for _ in range(MAX_ATTEMPTS + 1):
             assert await refunds.retry() == 0
         last = attempt_key(SESSION_KEY, MAX_ATTEMPTS - 1)
-        async with client(world) as http:
+        async with client(world, ledger) as http:
             [held] = (await http.get(HELD, headers=ADMIN)).json()["refunds"]
             assert (held["kind"], held["id"], held["amount"]) == ("session", "CP201/T1", 540)
             assert (held["held"], held["attempt"], held["key"]) == (True, 3, last.decode())

@@ -141,8 +141,9 @@ def test_every_owed_refund_is_listed_in_bounded_pages_after_a_cursor(tmp_path: P
             state="held",
             attempt=3,
             tries=5,
-            key=attempt_key(REFUND_KEY + b"CP1/T2", 3),
+            first_key=REFUND_KEY + b"CP1/T2",
         )
+        assert held.key == attempt_key(REFUND_KEY + b"CP1/T2", 3)
         token = await refunds.owed(2)
         assert token is not None
         assert token.key == unbind_refund_key(CHANNEL, "CARD-Y", 2)  # attempt 0: its own key
@@ -173,25 +174,25 @@ def test_a_held_refund_is_retried_under_its_next_attempt_only_from_held(tmp_path
 
     async def body(store: CsmsStore) -> None:
         refunds = store.refunds
-        retried = await refunds.retry_held(("CP1", "T2"))
+        retried = await refunds.retry_held(("CP1", "T2"), wallet=NOTHING)
         assert (retried.state, retried.attempt, retried.amount) == ("sending", 4, 300)
         assert retried.key == attempt_key(session_refund_key(("CP1", "T2")), 4)
         claim = await refunds.claim_refund(("CP1", "T2"), CHANNEL, 100)
         assert claim is not None
         assert (claim.amount, claim.attempt) == (300, 4)
         with pytest.raises(RefundNotHeldError) as again:
-            await refunds.retry_held(("CP1", "T2"))
+            await refunds.retry_held(("CP1", "T2"), wallet=NOTHING)
         assert (again.value.kind, again.value.ref, again.value.state) == (
             "session",
             "CP1/T2",
             "sending",
         )
         with pytest.raises(RefundNotHeldError):
-            await refunds.retry_held(3)  # owed, never tried
+            await refunds.retry_held(3, wallet=NOTHING)  # owed, never tried
         with pytest.raises(UnknownRefundError):
-            await refunds.retry_held(("CP9", "T9"))
+            await refunds.retry_held(("CP9", "T9"), wallet=NOTHING)
         assert await refunds.owed(("CP1", "T2")) == retried
-        token = await refunds.retry_held(2)
+        token = await refunds.retry_held(2, wallet=NOTHING)
         assert token.key == attempt_key(unbind_refund_key(CHANNEL, "CARD-Y", 2), 1)
         assert [r.ref for r in await refunds.owed_page(held_only=True)] == []
 
@@ -263,15 +264,16 @@ def test_a_paused_refund_retried_is_owed_again_under_the_same_key(tmp_path: Path
     async def body(store: CsmsStore) -> None:
         refunds = store.refunds
         await refunds.hold(("CP1", "T1"))  # sending, attempt 1
-        resumed = await refunds.retry_held(("CP1", "T1"))
+        resumed = await refunds.retry_held(("CP1", "T1"), wallet=NOTHING)
         assert (resumed.state, resumed.attempt) == ("sending", 1)
         assert resumed.key == attempt_key(session_refund_key(("CP1", "T1")), 1)
         claim = await refunds.claim_refund(("CP1", "T1"), CHANNEL, 100)
         assert claim is not None
         assert (claim.amount, claim.attempt) == (540, 1)
         await refunds.hold(1)  # maybe_sent, attempt 0
-        assert (await refunds.retry_held(1)).attempt == 0
-        assert (await refunds.retry_held(("CP1", "T2"))).attempt == 4  # held: the next
+        assert (await refunds.retry_held(1, wallet=NOTHING)).attempt == 0
+        held = await refunds.retry_held(("CP1", "T2"), wallet=NOTHING)
+        assert held.attempt == 4  # held: the next
 
     run_with(tmp_path, body)
 
@@ -288,7 +290,7 @@ def test_a_raced_second_action_from_another_process_gets_the_named_error(
         async with CsmsStore(tmp_path / "csms.sqlite") as other:
             for ref in [("CP1", "T2"), 2]:
                 results = await asyncio.gather(
-                    store.refunds.retry_held(ref),
+                    store.refunds.retry_held(ref, wallet=NOTHING),
                     other.refunds.settle_held(ref, NOTE, wallet=NOTHING),
                     return_exceptions=True,
                 )

@@ -26,7 +26,11 @@ from payments.charging.backoffice import backoffice_app
 from payments.charging.cli import main as charging_main
 from payments.charging.cli import wallet_state_path
 from payments.charging.csms import Csms
-from payments.charging.errors import RefundWalletError, UnknownRefundError
+from payments.charging.errors import (
+    RefundTransferLiveError,
+    RefundWalletError,
+    UnknownRefundError,
+)
 from payments.charging.refund_attempts import (
     REFUND_KEY,
     TransferState,
@@ -45,7 +49,7 @@ from wallet.records import Draft
 from wallet.state import WalletState
 
 from .test_backoffice import ADMIN, OPERATOR
-from .test_refund_desk import CHANNEL, NOTE, owe
+from .test_refund_desk import CHANNEL, NOTE, NOTHING, owe
 from .test_restart import CsmsProcess
 
 if TYPE_CHECKING:
@@ -350,7 +354,8 @@ class _RetriedMeanwhile:
         self.retry: asyncio.Future[object] | None = None
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
-        self.retry = asyncio.ensure_future(self.other.refunds.retry_held(self.ref))
+        retry = self.other.refunds.retry_held(self.ref, wallet=NOTHING)
+        self.retry = asyncio.ensure_future(retry)
         await asyncio.sleep(0.3)
         assert not self.retry.done()  # it waits for the settlement's commit
         return None
@@ -434,3 +439,36 @@ def test_a_held_wallet_file_refuses_settling_in_a_second_and_stalls_no_charger(
             wallet.held.release()
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_held_refund_moves_to_a_new_key_only_once_its_transfer_cannot_pay_it(
+    tmp_path: Path,
+) -> None:
+    """Retrying a `held` refund sends it under its next attempt's key: refused while its
+    transfer under the current key was abandoned after it was attached (it may be attached
+    again and apply: 409 `refund_transfer_live`) and with no wallet at all (a held refund was
+    sent), allowed once that transfer can never apply (its input spent by another confirmed
+    transfer). Before, a retry moved it to a new key unchecked: the driver could be paid by
+    both transfers."""
+    db = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(db) as store, state_records(wallet_state_path(db)) as wallet:
+            await owe(store, SESSIONS, TOKENS)
+            refunds = store.refunds
+            with pytest.raises(RefundTransferLiveError, match="is abandoned"):
+                await refunds.retry_held(("CP1", "ABANDONED"), wallet=wallet)
+            with pytest.raises(RefundWalletError, match="shows a send"):
+                await refunds.retry_held(("CP1", "SPENT"), wallet=None)
+            still = await refunds.owed(("CP1", "ABANDONED"))
+            assert still is not None
+            assert (still.state, still.attempt) == ("held", 0)
+            retried = await refunds.retry_held(("CP1", "SPENT"), wallet=wallet)
+            assert (retried.state, retried.attempt, retried.key) == (
+                "sending",
+                1,
+                attempt_key(_key("SPENT"), 1),
+            )
+
+    with _wallet(db):
+        asyncio.run(asyncio.wait_for(main(), 20))
