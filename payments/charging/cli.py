@@ -96,8 +96,8 @@ from .pay_stream import payment_stream
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .refund import PrepaidRefunds
-from .refund_attempts import LedgerWallet, state_records
 from .refund_desk import MAX_PAGE, SESSION, TOKEN, parse_ref
+from .refund_wallet import LedgerWallet, state_records, wallet_state_path
 from .roaming_service import serve_roaming
 from .store import CsmsStore
 from .verify import verify_session
@@ -411,11 +411,6 @@ async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
         ref = parse_ref(args.kind, args.id)
         settled = await store.refunds.settle_held(ref, args.note, wallet=wallet)
     return {**settled.to_json(), "settled": True, "note": args.note}
-
-
-def wallet_state_path(db: Path) -> Path:
-    """The state file of the CPO wallet refunds are paid from, beside the CSMS's database."""
-    return db.with_suffix(".wallet.sqlite")
 
 
 def configure_logging(level: str) -> None:

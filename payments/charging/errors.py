@@ -167,7 +167,7 @@ class OcpiUnreachableError(OcpiPartnerError):
 # │                                 applied, owed back to the channel's payer (409 with amount)
 # ├── StoreVersionError             a CSMS database a newer version wrote
 # ├── RefundReleasedError           a refund held or settled while its transfer was recorded:
-# │                                 not attached (`refund_attempts.LedgerWallet`)
+# │                                 not attached (`refund_wallet.LedgerWallet`)
 # └── RefundActionError             an operator's action on an owed refund refused (`refund_desk`)
 #     ├── RefundRefError            not a refund's reference (kind session | token, its id)
 #     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)

@@ -90,7 +90,7 @@ class PrepaidRefunds:
 
     payments: ChargePayments
     wallet: RefundWallet
-    """The CPO's wallet the refunds are paid from (`refund_attempts.LedgerWallet`)."""
+    """The CPO's wallet the refunds are paid from (`refund_wallet.LedgerWallet`)."""
     min_amount: int = 1
     """The ledger's smallest output: a smaller rest is kept as the token's prepaid credit, or
     paid with the channel's other refunds once they reach it."""

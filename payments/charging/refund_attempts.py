@@ -1,6 +1,7 @@
-"""A refund's attempts: the wallet a refund is paid from, the key each attempt is sent under (a
-session's refund: `session_refund_key`, an amount owed to a channel's payer: `unbind_refund_key`;
-then `attempt_key`), and which failed transfer a next attempt may replace without paying twice.
+"""A refund's attempts: the key each attempt is sent under (a session's refund:
+`session_refund_key`, an amount owed to a channel's payer: `unbind_refund_key`; then
+`attempt_key`), which failed transfer a next attempt may replace without paying twice, and what
+the CPO wallet's records say of a refund's transfer (the wallet itself: `refund_wallet`).
 
 A refund is paid with the CPO wallet's `Wallet.send` under an idempotency key, and the wallet
 pays a key once, for ever: a transfer under it that failed for good stays failed, and `send`
@@ -35,38 +36,23 @@ a spent output stays spent) can it never apply.
 *What the operator sees* (`transfer_state`, `refund_desk`): the wallet's record under a
 refund's current key, as one of `TransferState`: nothing recorded, pending (it may still
 confirm), confirmed, failed (it can never apply) or abandoned after it was attached (it may
-still apply). A process
-that holds no key of the CPO's wallet (the CLI beside the CSMS, a CSMS run without a refund
-seed) reads the wallet's state file beside the CSMS's database read only (`state_records`). A
-file it cannot read (damaged, or of another schema version: an older wallet's file is upgraded
-only by its owner, a CSMS with the refund seed) stops nothing but settling: its records are
-`UnreadableRecords`, every read of which fails, so settling is refused (fails closed) and the
-listing shows each transfer as `unknown`, while the CSMS serves its chargers.
+still apply). A process that holds no key of the CPO's wallet (the CLI beside the CSMS, a
+CSMS run without a refund seed) reads the wallet's state file beside the CSMS's database read
+only (`refund_wallet.state_records`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol
 
-from wallet.errors import WalletError, WalletStateError
-from wallet.idempotency import idempotency_hash
 from wallet.records import TransferStatus
-from wallet.state import WalletState
-
-from .errors import RefundReleasedError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-    from pathlib import Path
+    from collections.abc import Awaitable, Callable, Sequence
 
     from tangle.protocol.ids import Address, OutputId
-    from wallet.account import Wallet
     from wallet.records import Transfer
 
 REFUND_KEY: Final = b"tanglepay/charging/refund/"
@@ -78,12 +64,8 @@ MAX_ATTEMPTS: Final = 4
 one whose last attempt failed for good too is `held`."""
 ATTEMPT_KEY: Final = b"tanglepay/charging/refund-attempt/"
 """The prefix of a next attempt's key (`attempt_key`): no refund's own key starts with it."""
-SYNC_EVERY_S: Final = 10.0
-"""How old the CPO wallet's last sync may be when a refund is sent (`LedgerWallet`)."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
-
-LOG: Final = logging.getLogger(__name__)
 
 
 def session_refund_key(key: tuple[str, str]) -> bytes:
@@ -189,7 +171,7 @@ class Claim:
 
 
 class TransferRecords(Protocol):
-    """The CPO wallet's records of its transfers, read only (`LedgerWallet`, `StateRecords`)."""
+    """The CPO wallet's records of its transfers, read only (`refund_wallet`)."""
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
@@ -202,7 +184,7 @@ class TransferRecords(Protocol):
 
 
 class RefundWallet(Protocol):
-    """What the refunder uses of the CPO's wallet (`LedgerWallet` on a `wallet.Wallet`)."""
+    """What the refunder uses of the CPO's wallet (`refund_wallet.LedgerWallet`)."""
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
@@ -216,112 +198,3 @@ class RefundWallet(Protocol):
         Once its transfer is recorded and before any node sees it, `claimed()` tells whether
         the refund is still to be paid (`RefundReleasedError` if not: nothing attached)."""
         ...
-
-
-class LedgerWallet:
-    """A `RefundWallet` on a CPO's `wallet.Wallet`, which it syncs before a send (so coins it
-    received since are spent too) when its last sync is `sync_every_s` old or a send failed
-    since: a round of many refunds syncs once, not once per refund.
-
-    *Record, check, attach.* A send records its transfer first (`Wallet.record`: signed and
-    stored, handed to no node), then asks whether the refund is still claimed (`claimed`: its
-    row still `sending` at its attempt), and only then attaches it (`Wallet.resume`). The
-    operator may hold and settle a refund at any time, from another process too, and neither
-    database's lock holds the other's writes; this order closes that window. A hold committed
-    before the check is seen, and nothing is attached (the signed transfer no node saw is
-    abandoned by the wallet's own rules, or resumed under its key if the operator retries the
-    refund). A hold committed after it finds the transfer recorded, so a settlement's check of
-    the wallet refuses it (`refund_desk`). The sync before a send takes the longest (seconds,
-    more on a slow node), and it is before the record, so the window left is one read."""
-
-    __slots__ = ("_clock", "_synced_at", "sync_every_s", "wallet")
-
-    def __init__(
-        self,
-        *,
-        wallet: Wallet,
-        sync_every_s: float = SYNC_EVERY_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.wallet = wallet
-        """The CPO's wallet."""
-        self.sync_every_s = sync_every_s
-        self._clock = clock
-        self._synced_at: float | None = None
-
-    async def send(
-        self, to: Address, amount: int, key: bytes, claimed: Callable[[], Awaitable[bool]], /
-    ) -> object:
-        now = self._clock()
-        if self._synced_at is None or now - self._synced_at >= self.sync_every_s:
-            await self.wallet.sync()
-            self._synced_at = now
-        try:
-            transfer = await self.wallet.record(to, amount, idempotency_key=key)
-            if not await claimed():
-                raise RefundReleasedError(key)
-            return await self.wallet.resume(transfer)
-        except BaseException:
-            self._synced_at = None  # perhaps short of coins it has not seen: sync next time
-            raise
-
-    async def transfer(self, key: bytes, /) -> Transfer | None:
-        return await self.wallet.transfer(key)
-
-    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
-        return await self.wallet.spenders(inputs)
-
-
-class StateRecords:
-    """The transfers a CPO wallet's state file records, read without the wallet's key
-    (`WalletState.open_read_only`): never created, upgraded nor written, so it may be read
-    beside the running CSMS that owns it."""
-
-    __slots__ = ("_state",)
-
-    def __init__(self, state: WalletState) -> None:
-        self._state = state
-
-    async def transfer(self, key: bytes, /) -> Transfer | None:
-        return await asyncio.to_thread(self._state.transfer, idempotency_hash(key))
-
-    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
-        return await asyncio.to_thread(self._state.spenders, inputs)
-
-
-class UnreadableRecords:
-    """The records of a wallet state file that could not be opened: every read raises
-    `WalletStateError` with the `reason`, so settling fails closed (the module docstring)."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        """Why the file could not be read."""
-
-    async def transfer(self, key: bytes, /) -> Transfer | None:
-        raise WalletStateError(self.reason)
-
-    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
-        raise WalletStateError(self.reason)
-
-
-@contextlib.asynccontextmanager
-async def state_records(path: Path) -> AsyncIterator[StateRecords | UnreadableRecords | None]:
-    """Within: the records of the wallet state at `path`, None if there is no such file (no
-    refund was ever sent from it: the CSMS creates it when it first runs with a refund seed),
-    `UnreadableRecords` (logged at error level) if the file is not a state this wallet reads:
-    a process beside it still starts, and refuses to settle."""
-    if not await asyncio.to_thread(path.exists):
-        yield None
-        return
-    try:
-        state = await asyncio.to_thread(WalletState.open_read_only, path)
-    except WalletError as e:
-        LOG.error("the CPO wallet's state cannot be read, no refund is settled: %s", e)
-        yield UnreadableRecords(str(e))
-        return
-    try:
-        yield StateRecords(state)
-    finally:
-        state.close()

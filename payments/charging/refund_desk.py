@@ -27,7 +27,7 @@ so a transfer under its key may be in flight or submitted, and may still confirm
   driver would be paid twice); one `failed` (it can never apply: an abandoned one too, once
   the wallet records one of its inputs spent by another confirmed transfer) or never recorded
   (`none`) allows it. A process with no wallet at all (no refund seed, and no wallet state
-  file beside the database: `refund_attempts.state_records`) never sent a refund, and settles
+  file beside the database: `refund_wallet.state_records`) never sent a refund, and settles
   without a check, unless the refund's row shows that a send of it was tried (`tried`): then
   the wallet's file is missing, and settling is refused. A record that cannot be read (in
   time: `WALLET_READ_S`) refuses it (`RefundWalletError`).
@@ -43,7 +43,7 @@ while the refunder had claimed it) records its transfer only once the wallet get
 (after its sync: seconds, longer on a slow node), and settled in between it shows `none`. The
 two databases are two files, and neither's lock holds the other's writes, so the refunder
 closes that window on its side: it records the transfer, then checks that the row is still
-`sending` at its attempt, and only then attaches it (`refund_attempts.LedgerWallet`). A hold
+`sending` at its attempt, and only then attaches it (`refund_wallet.LedgerWallet`). A hold
 committed before that check is seen, and nothing is attached; one committed after it finds
 the transfer recorded, and settling refuses it.
 
@@ -446,7 +446,7 @@ class RefundDesk:
         `sending`: the README's upgrade note); one already held stays as it is. The refund as
         it is now. A payment of it already under way still ends (paid: it is deleted; failed
         for good: it stays `paused`), unless it had not yet recorded its transfer: then it
-        attaches nothing (`refund_attempts.LedgerWallet`). `UnknownRefundError` if it is not
+        attaches nothing (`refund_wallet.LedgerWallet`). `UnknownRefundError` if it is not
         owed."""
         try:
             held = await self._act(ref, "UPDATE {} SET state = 'paused'", _PAID_BY_REFUNDER)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from payments.charging.cli import main as charging_main
-from payments.charging.cli import wallet_state_path
 from payments.charging.refund_attempts import attempt_key
+from payments.charging.refund_wallet import wallet_state_path
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
 from tests.wallet.test_client import ACCOUNT

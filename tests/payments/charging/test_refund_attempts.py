@@ -20,10 +20,10 @@ from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_k
 from payments.charging.refund_attempts import (
     MAX_ATTEMPTS,
     Claim,
-    LedgerWallet,
     attempt_key,
     never_applies,
 )
+from payments.charging.refund_wallet import LedgerWallet
 from payments.charging.store import SCHEMA_VERSION
 from tangle.protocol.transaction import address_of
 from tests.builders import address

@@ -1,5 +1,5 @@
 """A refund the operator holds (and settles) while the refunder is between claiming it and the
-wallet recording its transfer (`refund_attempts.LedgerWallet`: sync, record, re-check, attach):
+wallet recording its transfer (`refund_wallet.LedgerWallet`: sync, record, re-check, attach):
 the refunder records the transfer, finds the row no longer `sending` at its attempt, and
 attaches nothing (`RefundReleasedError`), so the driver, paid by hand, is not paid on the
 ledger too. Before, the send went on after the sync: the settlement had found nothing recorded
@@ -15,11 +15,11 @@ import trio
 
 from payments.charging.errors import RefundReleasedError
 from payments.charging.refund_attempts import (
-    LedgerWallet,
     TransferState,
     attempt_key,
     transfer_state,
 )
+from payments.charging.refund_wallet import LedgerWallet
 from tests.builders import address
 from tests.wallet.test_client import BOB, open_wallet, running
 from wallet.account import Wallet

@@ -24,7 +24,6 @@ import pytest
 
 from payments.charging.backoffice import backoffice_app
 from payments.charging.cli import main as charging_main
-from payments.charging.cli import wallet_state_path
 from payments.charging.csms import Csms
 from payments.charging.errors import (
     RefundTransferLiveError,
@@ -35,10 +34,10 @@ from payments.charging.refund_attempts import (
     REFUND_KEY,
     TransferState,
     attempt_key,
-    state_records,
     unbind_refund_key,
 )
 from payments.charging.refund_desk import WALLET_READ_S
+from payments.charging.refund_wallet import state_records, wallet_state_path
 from payments.charging.store import CsmsStore
 from tangle.protocol.ids import OutputId, TransactionId, blake2b_256
 from tests.builders import address, key
