@@ -44,7 +44,7 @@ from tests.builders import address, key
 from tests.builders import transfer as signed_transfer
 from tests.wallet.test_client import ACCOUNT
 from wallet.idempotency import account_fingerprint, idempotency_hash
-from wallet.records import Draft
+from wallet.records import Draft, TransferStatus
 from wallet.state import WalletState
 
 from .test_backoffice import ADMIN, OPERATOR
@@ -470,4 +470,25 @@ def test_a_held_refund_moves_to_a_new_key_only_once_its_transfer_cannot_pay_it(
             )
 
     with _wallet(db):
+        asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_transfer_signed_only_or_expired_is_pending_and_refuses_settling(tmp_path: Path) -> None:
+    """A transfer recorded but never attached (the refunder's send stopped after recording it)
+    and one whose every attachment expired are both pending: either may still confirm (the
+    first if its send resumes, the second if anyone attaches it again), so settling is refused."""
+    db = tmp_path / "csms.sqlite"
+
+    async def main() -> None:
+        async with CsmsStore(db) as store, state_records(wallet_state_path(db)) as wallet:
+            await owe(store, SESSIONS, TOKENS)
+            for transaction in ["NEVER", "PENDING"]:
+                with pytest.raises(RefundTransferLiveError, match="is pending"):
+                    await store.refunds.settle_held(("CP1", transaction), NOTE, wallet=wallet)
+
+    with _wallet(db) as owner:
+        _record(owner, _key("NEVER"), 150)  # signed, never attached
+        owner.expire(idempotency_hash(_key("PENDING")), 5)
+        for state in [TransferStatus.SIGNED, TransferStatus.EXPIRED]:
+            assert state in {t.status for t in owner.transfers()}
         asyncio.run(asyncio.wait_for(main(), 20))
