@@ -242,6 +242,11 @@ class Wallet(ConfirmingWallet):
     async def transfer(self, idempotency_key: str | bytes) -> Transfer | None:
         return await self._db(self._state.transfer, idempotency_hash(idempotency_key))
 
+    async def spenders(self, output_ids: Sequence[OutputId]) -> dict[OutputId, bytes]:
+        """The confirmed transfer (key hash) this wallet recorded as spending each of
+        `output_ids` that one spent (`WalletState.spenders`)."""
+        return await self._db(self._state.spenders, output_ids)
+
     # -- sending -----------------------------------------------------------------------------
 
     async def send(
@@ -263,6 +268,46 @@ class Wallet(ConfirmingWallet):
         `TransferFailedError` (never applicable: an input spent by another transaction, or a
         rule of its own broken), `TransferTimeoutError` (still pending: repeat to
         resume), `RejectedError` (the node refused it; `code`), `NodeUnavailableError`."""
+        key, request, compose = await self._payment(recipient, amount, idempotency_key, memo)
+        return await self._fund(
+            key,
+            request,
+            amount,
+            compose,
+            remote_pow=remote_pow,
+            wait=wait,
+            timeout_s=timeout_s,
+        )
+
+    async def record(
+        self,
+        recipient: str | Address,
+        amount: int,
+        *,
+        idempotency_key: str | bytes,
+        memo: bytes = b"",
+    ) -> Transfer:
+        """`send`'s first step alone: the transfer recorded under `idempotency_key` (a repeat:
+        the one recorded before, as it stands), or a new one signed and recorded (its inputs
+        reserved), handed to no node; `resume` attaches it and follows it as `send` would. So
+        a caller can check, between the two, that the payment is still wanted (a refund the
+        operator paused meanwhile), and attach nothing if not: a transfer no node saw is
+        abandoned by a later `sync` once its sender is silent for `abandon_after_s`, or
+        attached by a later `send` or `resume` under its key. Raises as `send` does before it
+        attaches (`InsufficientFundsError`, `AmountError`, `IdempotencyConflictError`,
+        `NodeUnavailableError`)."""
+        key, request, compose = await self._payment(recipient, amount, idempotency_key, memo)
+        return await self._fund_record(key, request, amount, compose)
+
+    async def _payment(
+        self,
+        recipient: str | Address,
+        amount: int,
+        idempotency_key: str | bytes | None,
+        memo: bytes,
+    ) -> tuple[bytes, bytes, Compose]:
+        """The key, request fingerprint and transaction builder of a payment of `amount` to
+        `recipient` (`send`)."""
         to = (
             recipient
             if isinstance(recipient, Address)
@@ -296,15 +341,7 @@ class Wallet(ConfirmingWallet):
             )
             return sign_transaction(essence, [signer for _, signer in funding])
 
-        return await self._fund(
-            key,
-            request,
-            amount,
-            compose,
-            remote_pow=remote_pow,
-            wait=wait,
-            timeout_s=timeout_s,
-        )
+        return key, request, compose
 
     async def pay_with(
         self,
@@ -369,15 +406,22 @@ class Wallet(ConfirmingWallet):
         wait: bool,
         timeout_s: float | None,
     ) -> Transfer:
+        transfer = await self._fund_record(key, request, amount, compose)
+        return await self._complete(transfer, remote_pow=remote_pow, wait=wait, timeout_s=timeout_s)
+
+    async def _fund_record(
+        self, key: bytes, request: bytes, amount: int, compose: Compose
+    ) -> Transfer:
+        """The transfer recorded under `key`, or a new one funded from the free coins (settling
+        unfinished transfers first if they fall short) and recorded."""
         await self._load_owners()
         info = await self._info()
         try:
-            transfer = await self._create(key, request, amount, compose, info)
+            return await self._create(key, request, amount, compose, info)
         except InsufficientFundsError:
             if not await self.settle():
                 raise
-            transfer = await self._create(key, request, amount, compose, info)
-        return await self._complete(transfer, remote_pow=remote_pow, wait=wait, timeout_s=timeout_s)
+            return await self._create(key, request, amount, compose, info)
 
     async def check_amount(self, amount: int) -> None:
         """Raise `AmountError` unless `amount` can be an output on the node's network: at least

@@ -333,6 +333,24 @@ class WalletState:
 
         return self._read(read)
 
+    def spenders(self, output_ids: Iterable[OutputId]) -> dict[OutputId, bytes]:
+        """The confirmed transfer (its key hash) recorded as spending each of `output_ids` that
+        one of this state's confirmed transfers spent (`confirm`): a spent output stays spent,
+        so a transfer with an input another transfer spent can never apply."""
+        wanted = list(output_ids)
+
+        def read(db: sqlite3.Connection) -> dict[OutputId, bytes]:
+            found: dict[OutputId, bytes] = {}
+            for output_id in wanted:
+                row = db.execute(
+                    "SELECT key_hash FROM spent WHERE output_id = ?", (output_id,)
+                ).fetchone()
+                if row is not None:
+                    found[output_id] = bytes(row[0])
+            return found
+
+        return self._read(read)
+
     def set_nonce(self, key_hash: bytes, nonce: int, now_ms: int) -> Transfer:
         with self._write() as db:
             db.execute(

@@ -21,7 +21,8 @@ roaming_state.py     the roaming partners, tokens and CDRs sent, kept on disk
 cdr_settlement.py    each period's net CDR amount over the CPO-eMSP two-way channel
 devices.py           Authorize refuses quarantined devices (the node's device registry)
 refund.py            a prepaid session's unused rest paid back on the ledger
-refund_attempts.py   a refund's wallet, its attempts' keys, which failed transfer may be replaced
+refund_attempts.py   a refund's attempts' keys, which failed transfer may be replaced
+refund_wallet.py     the CPO's wallet as refunds use it: the refunder's, and its records read only
 ocmf.py, verify.py   signed meter values (OCMF) verified; a driver's check of a session
 ```
 

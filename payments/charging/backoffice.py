@@ -15,8 +15,8 @@ payer.
 
 Operators see the refunds owed to drivers and retry, hold or settle one (`backoffice_refunds`):
 400 `bad_refund`, 400 `bad_note`, 404 `refund_not_found`, 409 `refund_not_held`, 409
-`refund_transfer_live` (a settlement while the CPO wallet's transfer may still confirm, or
-confirmed), 503 `refund_wallet_unreadable`.
+`refund_transfer_live` (a settlement while the CPO wallet's transfer may still confirm or
+apply, or confirmed), 503 `refund_wallet_unreadable`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """The back office's routes for the refunds owed to drivers (`refund_desk`): the operator lists
 them (`GET /api/refunds`, `?state=held`, pages of `?limit` after the cursor `?after=`, the last
 page's `next`), each with its transfer's state in the CPO's wallet (`transfer`: `none`,
-`pending`, `confirmed`, `failed`, `abandoned`; null without a wallet), and acts on one
+`pending`, `confirmed`, `failed`, `abandoned`, `unknown` where its record cannot be read; null
+without a wallet), and acts on one
 (`POST /api/refunds/{kind}/{id}/retry`, `.../settle` with `{"note": ...}`, `.../hold`). The back
 office answers their refusals by name (`backoffice.backoffice_app`): 400 `bad_refund` for an id
 that names no refund, 400 `bad_note`, 404 `refund_not_found` for a refund not owed (paid, or
 settled), 409 `refund_not_held` for one owed but not held, 409 `refund_transfer_live` for a
-settlement while the wallet's transfer of the refund is pending or confirmed, 503
-`refund_wallet_unreadable` when the wallet's record cannot be read."""
+settlement while the wallet's transfer of the refund is pending, confirmed or abandoned, 503
+`refund_wallet_unreadable` for a settlement when the wallet's record cannot be read (its
+file damaged, of another version or locked: the CSMS still serves, and lists such a transfer
+as `unknown`)."""
 
 from __future__ import annotations
 
@@ -24,20 +27,19 @@ if TYPE_CHECKING:
     from .refund_attempts import TransferRecords
     from .refund_desk import RefundDesk, RefundRef
 
-NOT_HELD: Final = (("409", "refund_not_held: owed, but not held (the refunder is paying it)"),)
-"""The answer an action only on a held refund adds to the document."""
 UNREADABLE: Final = (("503", "refund_wallet_unreadable: the CPO wallet's record cannot be read"),)
-"""The answer of the routes that read the CPO wallet's records."""
-SETTLE_REFUSED: Final = (
+"""The answer of an action that cannot read the CPO wallet's record."""
+CHECKED_REFUSED: Final = (
     (
         "409",
         "refund_not_held: owed, but not held (the refunder is paying it); "
         "refund_transfer_live: the CPO wallet's transfer under its key is pending (it may "
-        "still confirm) or confirmed (paid: retry it)",
+        "still confirm), confirmed (paid: retry it) or abandoned after it was attached (it "
+        "may be attached again and apply)",
     ),
     *UNREADABLE,
 )
-"""The answers a settlement adds to the document."""
+"""The answers a settlement, or a retry under a new key, adds to the document."""
 
 
 def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> list[Operation]:
@@ -57,7 +59,7 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
         return JSONResponse(page.to_json())
 
     async def retry(request: Request) -> Response:
-        return JSONResponse((await refunds.retry_held(_ref(request))).to_json())
+        return JSONResponse((await refunds.retry_held(_ref(request), wallet=wallet)).to_json())
 
     async def hold(request: Request) -> Response:
         return JSONResponse((await refunds.hold(_ref(request))).to_json())
@@ -79,16 +81,15 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
             True,
             owed,
             query=("state", "limit", "after"),
-            answers=UNREADABLE,
         ),
         Operation(
             "POST",
             action + "retry",
-            "Owe a held refund again: held, under its next attempt (its transfer can never "
-            "apply); paused, under its key",
+            "Owe a held refund again: held, under its next attempt (refused while its transfer "
+            "may still apply); paused, under its key",
             True,
             retry,
-            answers=NOT_HELD,
+            answers=CHECKED_REFUSED,
         ),
         Operation(
             "POST",
@@ -101,10 +102,10 @@ def refund_operations(refunds: RefundDesk, wallet: TransferRecords | None) -> li
             "POST",
             action + "settle",
             "Forget a held refund paid outside the ledger, logging the note (refused while "
-            "its transfer is pending or confirmed)",
+            "its transfer is pending, confirmed or abandoned)",
             True,
             settle,
-            answers=SETTLE_REFUSED,
+            answers=CHECKED_REFUSED,
         ),
     ]
 

@@ -43,16 +43,18 @@ pays), a page of `--limit` ordered by refund (KIND is `session`, ID `CP/TX`, or 
 row id; `--after` the last one listed for the next page: a full page says so on stderr), each
 with its state, attempt, failed tries, the idempotency key of its current attempt, as the
 CPO's wallet records its transfer (`wallet history`), and that transfer's state in the wallet
-(`transfer`: `none`, `pending`, `confirmed`, `failed`, `abandoned`; null when there is no
-wallet state file, `<db>.wallet.sqlite`, beside the database: read only); `refund-retry` owes
+(`transfer`: `none`, `pending`, `confirmed`, `failed`, `abandoned`, `unknown` where its record
+cannot be read; null when there is no wallet state file, `<db>.wallet.sqlite`, beside the
+database: read only); `refund-retry` owes
 a held refund again (one the refunder held under its next attempt, once the operator has
 checked that its failed transfer can never confirm; one `refund-hold` paused under its key);
 `refund-settle` forgets one paid outside the ledger and prints it with the note, and refuses
-while the wallet's transfer under its key is pending (it may still confirm: settle once it
-failed) or confirmed (the ledger paid it: `refund-retry` it, and the refunder records it
-paid); `refund-hold` stops the refunder paying one (`paused`), so that it can be settled once
-its transfer, if a payment was under way, shows in the listing (`refund_desk`).
-Errors are one line on stderr, exit status 2.
+while the wallet's transfer under its key is pending (it may still confirm: `refund-retry` it
+to resume it), confirmed (the ledger paid it: `refund-retry` it, and the refunder records it
+paid) or abandoned after it was attached (it may be attached again and apply, until the wallet
+records one of its inputs spent by another of its transfers); `refund-hold` stops the refunder
+paying one (`paused`), so that it can be settled (a payment under way attaches nothing once
+it finds the refund held: `refund_desk`). Errors are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ from .pay_stream import payment_stream
 from .payment import ChargePayments
 from .pricing import ocpi_pricing
 from .refund import PrepaidRefunds
-from .refund_attempts import LedgerWallet, state_records
 from .refund_desk import MAX_PAGE, SESSION, TOKEN, parse_ref
+from .refund_wallet import LedgerWallet, state_records, wallet_state_path
 from .roaming_service import serve_roaming
 from .store import CsmsStore
 from .verify import verify_session
@@ -155,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         (
             "refund-settle",
             "forget a held refund paid outside the ledger (not while its "
-            "transfer is pending or confirmed)",
+            "transfer is pending, confirmed or abandoned)",
         ),
         ("refund-hold", "stop paying an owed refund (to settle it)"),
     ):
@@ -214,9 +216,8 @@ async def _serve(args: argparse.Namespace) -> None:
                     lookup=node.device, lookup_key=node.device_by_key, log_limit=csms.log_limit
                 )
             if args.refund_seed_file is not None:
-                refunds = await _refunds(stack, args, payments, node)
+                refunds, refund_wallet = await _refunds(stack, args, payments, node)
                 csms.on_bill.append(refunds)
-                refund_wallet = refunds.wallet
         if refund_wallet is None:  # an earlier run's wallet, if any: what settling checks
             refund_wallet = await stack.enter_async_context(
                 state_records(wallet_state_path(args.db))
@@ -306,17 +307,18 @@ async def _refunds(
     args: argparse.Namespace,
     payments: ChargePayments,
     node: NodeClient,
-) -> PrepaidRefunds:
+) -> tuple[PrepaidRefunds, LedgerWallet]:
+    """The refunder paying from the wallet of `--refund-seed-file`, retrying within `stack`, and
+    that wallet (whose records settling checks)."""
     seed = bytes.fromhex(args.refund_seed_file.read_text().strip())
     wallet = await stack.enter_async_context(
         Wallet.open(AccountKey(seed, 0), url=args.node_api, state_path=wallet_state_path(args.db))
     )
     minimum = (await node.info()).min_output_amount
-    refunds = PrepaidRefunds(
-        payments=payments, wallet=LedgerWallet(wallet=wallet), min_amount=minimum
-    )
+    ledger = LedgerWallet(wallet=wallet)
+    refunds = PrepaidRefunds(payments=payments, wallet=ledger, min_amount=minimum)
     await stack.enter_async_context(refunds.retrying())  # owed refunds: now and periodically
-    return refunds
+    return refunds, ledger
 
 
 async def _roaming(
@@ -393,11 +395,12 @@ async def _query(args: argparse.Namespace) -> object:
 
 
 async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
-    if args.command == "refund-retry":
-        return (await store.refunds.retry_held(parse_ref(args.kind, args.id))).to_json()
     if args.command == "refund-hold":
         return (await store.refunds.hold(parse_ref(args.kind, args.id))).to_json()
     async with state_records(wallet_state_path(args.db)) as wallet:
+        if args.command == "refund-retry":
+            ref = parse_ref(args.kind, args.id)
+            return (await store.refunds.retry_held(ref, wallet=wallet)).to_json()
         if args.command == "refunds":
             page = await store.refunds.page(
                 held_only=args.held, after=args.after, limit=args.limit, wallet=wallet
@@ -408,11 +411,6 @@ async def _refunds_query(args: argparse.Namespace, store: CsmsStore) -> object:
         ref = parse_ref(args.kind, args.id)
         settled = await store.refunds.settle_held(ref, args.note, wallet=wallet)
     return {**settled.to_json(), "settled": True, "note": args.note}
-
-
-def wallet_state_path(db: Path) -> Path:
-    """The state file of the CPO wallet refunds are paid from, beside the CSMS's database."""
-    return db.with_suffix(".wallet.sqlite")
 
 
 def configure_logging(level: str) -> None:

@@ -159,6 +159,9 @@ class OcpiUnreachableError(OcpiPartnerError):
 #     ├── SessionLimitError         too many sessions for one charge point or in total
 #     ├── UnknownSessionError       no such session
 #     ├── StationAuthError          unknown station or wrong password
+#     ├── StationCallError          a call to a station answered with a CALLERROR, outside the
+#     │   │                         schema, or not at all as the connection closed
+#     │   └── StationTimeoutError   no answer in time (back office: 502 / 504)
 #     ├── TokenBindingError         a token not bound to (or not signed for) the channel
 #     └── InvoiceDisagreesError     a driver's invoice that is not the CSMS's (402 with its own)
 #
@@ -167,12 +170,14 @@ class OcpiUnreachableError(OcpiPartnerError):
 # │                                 applied, owed back to the channel's payer (409 with amount)
 # ├── StoreVersionError             a CSMS database a newer version wrote
 # ├── LogLimitError                 a log limiter's bound out of range (`log_limit`)
+# ├── RefundReleasedError           a refund held or settled while its transfer was recorded:
+# │                                 not attached (`refund_wallet.LedgerWallet`)
 # └── RefundActionError             an operator's action on an owed refund refused (`refund_desk`)
 #     ├── RefundRefError            not a refund's reference (kind session | token, its id)
 #     ├── UnknownRefundError        no such refund owed (never, or paid, or settled)
 #     ├── RefundNotHeldError        owed, but not held: the refunder is paying it
 #     ├── RefundNoteError           a settlement's note that is empty or too long
-#     ├── RefundTransferLiveError   settling one whose ledger transfer is pending or confirmed
+#     ├── RefundTransferLiveError   settling one whose ledger transfer is live (may pay it)
 #     └── RefundWalletError         the CPO wallet's record of its transfer could not be read
 
 
@@ -282,6 +287,17 @@ class LogLimitError(ChargingError):
         self.field = field
         self.value = value
         self.rule = rule
+
+
+class RefundReleasedError(ChargingError):
+    """A refund whose row was no longer `sending` at the attempt its payer claimed once the
+    wallet had recorded its transfer under `key` (the operator held or settled it meanwhile):
+    the transfer is not attached, so a refund settled by hand is not paid on the ledger too."""
+
+    def __init__(self, key: bytes) -> None:
+        text = key.decode("utf-8", "backslashreplace")
+        super().__init__(f"the refund under {text!r} was held or settled meanwhile: not attached")
+        self.key = key
 
 
 class InvoiceDisagreesError(SessionError):
@@ -420,30 +436,39 @@ class RefundNoteError(RefundActionError):
 
 
 class RefundTransferLiveError(RefundActionError):
-    """A held refund the operator would settle whose transfer under its current `key` the CPO's
-    wallet records as pending (it may still confirm) or confirmed (the ledger paid it): paid by
-    hand too, the driver would be paid twice. `status` is the wallet's (`TransferStatus`)."""
+    """A held refund the operator would settle (or retry under its next attempt's key) whose
+    transfer under its current `key` the CPO's wallet records as live (`state`, as the listing shows
+    it): pending (it may still confirm), confirmed (the ledger paid it) or abandoned after it was
+    attached (its payload may be attached again and apply): paid by hand too, the driver would be
+    paid twice. `status` is the wallet's own (`TransferStatus`)."""
 
-    def __init__(self, kind: str, ref: str, key: bytes, status: str) -> None:
+    def __init__(self, kind: str, ref: str, key: bytes, state: str, status: str) -> None:
         text = key.decode("utf-8", "backslashreplace")
-        if status == "confirmed":
+        if state == "confirmed":
             then = "the ledger paid it: retry it, and the refunder records it as paid"
+        elif state == "abandoned":
+            then = (
+                "abandoned after it was attached, it applies if anyone attaches it again while "
+                "its inputs are unspent: settle it (or retry it under a new key) once the "
+                "wallet records one of them spent by another of its transfers"
+            )
         else:
-            then = "it may still confirm: settle it once it failed (or retry it to resume it)"
+            then = "it may still confirm: retry it to resume it; settle it only once it failed"
         super().__init__(
-            f"{kind} refund {ref!r} not settled: the CPO wallet's transfer under {text!r} is "
-            f"{status}; {then}"
+            f"{kind} refund {ref!r} not settled nor moved to a new key: the CPO wallet's "
+            f"transfer under {text!r} is {state} (wallet status {status}); {then}"
         )
         self.kind = kind
         self.ref = ref
         self.key = key
+        self.state = state
         self.status = status
 
 
 class RefundWalletError(RefundActionError):
     """The CPO wallet's record of a refund's transfer could not be read (its state file is
-    locked, damaged or of another version): the listing is not shown, and nothing is settled,
-    as nothing shows that the transfer cannot pay the refund."""
+    locked, damaged or of another version): the refund is not settled, as nothing shows that
+    the transfer cannot pay it (the listing shows such a transfer as `unknown`)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the CPO wallet's records cannot be read: {reason}")

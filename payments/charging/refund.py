@@ -90,7 +90,7 @@ class PrepaidRefunds:
 
     payments: ChargePayments
     wallet: RefundWallet
-    """The CPO's wallet the refunds are paid from (`refund_attempts.LedgerWallet`)."""
+    """The CPO's wallet the refunds are paid from (`refund_wallet.LedgerWallet`)."""
     min_amount: int = 1
     """The ledger's smallest output: a smaller rest is kept as the token's prepaid credit, or
     paid with the channel's other refunds once they reach it."""
@@ -129,6 +129,7 @@ class PrepaidRefunds:
                 to,
                 claim,
                 session_refund_key(key),
+                functools.partial(refunds.still_sending, key, claim.attempt),
                 functools.partial(refunds.unclaim_refund, key),
                 functools.partial(refunds.next_refund_attempt, key),
             )
@@ -169,6 +170,7 @@ class PrepaidRefunds:
                 to,
                 claim,
                 unbind_refund_key(channel_id, id_token, refund_id),
+                functools.partial(refunds.token_still_sending, refund_id, claim.attempt),
                 functools.partial(refunds.unclaim_token_refund, refund_id),
                 functools.partial(refunds.next_token_refund_attempt, refund_id),
             )
@@ -186,17 +188,19 @@ class PrepaidRefunds:
         to: Address,
         claim: Claim,
         key: bytes,
+        claimed: Callable[[], Awaitable[bool]],
         unclaim: Callable[[], Awaitable[None]],
         move: Callable[[int, int | None], Awaitable[bool]],
     ) -> None:
-        """Send `claim` to `to` under the key of its attempt (`attempt_key` of the refund's
-        `key`). The wallet refused its amount: nothing was recorded under the key, so it was
-        never sent, and it is owed again as never tried (`unclaim`). Its transfer failed for
-        good: the refund moves to its next attempt, or is held (`move`, `next_attempt`). Either
-        error is raised on."""
+        """Send `claim` to `to` under the key of its attempt (`attempt_key` of the refund's `key`),
+        attached only while `claimed()` (the row is still `sending` at the claim's attempt) once its
+        transfer is recorded (`LedgerWallet`). The wallet refused its amount: nothing was recorded
+        under the key, so it was never sent, and it is owed again as never tried (`unclaim`). Its
+        transfer failed for good: the refund moves to its next attempt, or is held (`move`,
+        `next_attempt`). Either error is raised on."""
         sent_key = attempt_key(key, claim.attempt)
         try:
-            await self.wallet.send(to, claim.amount, sent_key)
+            await self.wallet.send(to, claim.amount, sent_key, claimed)
         except AmountError:  # nothing recorded under its key (`Wallet.send`): never sent
             await unclaim()
             raise

@@ -1,6 +1,7 @@
-"""A refund's attempts: the wallet a refund is paid from, the key each attempt is sent under (a
-session's refund: `session_refund_key`, an amount owed to a channel's payer: `unbind_refund_key`;
-then `attempt_key`), and which failed transfer a next attempt may replace without paying twice.
+"""A refund's attempts: the key each attempt is sent under (a session's refund:
+`session_refund_key`, an amount owed to a channel's payer: `unbind_refund_key`; then
+`attempt_key`), which failed transfer a next attempt may replace without paying twice, and what
+the CPO wallet's records say of a refund's transfer (the wallet itself: `refund_wallet`).
 
 A refund is paid with the CPO wallet's `Wallet.send` under an idempotency key, and the wallet
 pays a key once, for ever: a transfer under it that failed for good stays failed, and `send`
@@ -34,37 +35,30 @@ A transfer the owner abandoned after it was attached (`wallet abandon` of an exp
 reason `abandoned` with attachments) is not such a failure: its payload is on the tangle and
 anyone (the driver, who would gain) may attach it again, and it applies while its inputs are
 unspent; the wallet freed them, and a next attempt may be funded from other coins. Such a refund
-is `held` at once, for the operator.
+is `held` at once, for the operator, and it stays live for settling too: only once the wallet
+records one of its inputs as spent by another of its confirmed transfers (`recorded_state`:
+a spent output stays spent) can it never apply.
 
 *What the operator sees* (`transfer_state`, `refund_desk`): the wallet's record under a
 refund's current key, as one of `TransferState`: nothing recorded, pending (it may still
-confirm), confirmed, failed (it can never apply) or abandoned after it was attached. A process
-that holds no key of the CPO's wallet (the CLI beside the CSMS, a CSMS run without a refund
-seed) reads the wallet's state file beside the CSMS's database read only (`state_records`).
+confirm), confirmed, failed (it can never apply) or abandoned after it was attached (it may
+still apply). A process that holds no key of the CPO's wallet (the CLI beside the CSMS, a
+CSMS run without a refund seed) reads the wallet's state file beside the CSMS's database read
+only (`refund_wallet.state_records`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Protocol
 
-from wallet.errors import WalletError
-from wallet.idempotency import idempotency_hash
 from wallet.records import TransferStatus
-from wallet.state import WalletState
-
-from .errors import RefundWalletError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
-    from pathlib import Path
+    from collections.abc import Awaitable, Callable, Sequence
 
-    from tangle.protocol.ids import Address
-    from wallet.account import Wallet
+    from tangle.protocol.ids import Address, OutputId
     from wallet.records import Transfer
 
 REFUND_KEY: Final = b"tanglepay/charging/refund/"
@@ -76,8 +70,6 @@ MAX_ATTEMPTS: Final = 4
 one whose last attempt failed for good too is `held`."""
 ATTEMPT_KEY: Final = b"tanglepay/charging/refund-attempt/"
 """The prefix of a next attempt's key (`attempt_key`): no refund's own key starts with it."""
-SYNC_EVERY_S: Final = 10.0
-"""How old the CPO wallet's last sync may be when a refund is sent (`LedgerWallet`)."""
 ABANDONED: Final = "abandoned"
 """The failure the wallet records for a transfer its owner (or `Wallet.settle`) abandoned."""
 INPUT_NOT_FOUND: Final = "input_not_found"
@@ -134,12 +126,15 @@ class TransferState(StrEnum):
     CONFIRMED = "confirmed"
     """Included by a milestone: the ledger paid it."""
     FAILED = "failed"
-    """Failed, and can never apply (`never_applies`)."""
+    """Failed, and can never apply (`never_applies`; or abandoned, and one of its inputs
+    spent by another confirmed transfer: `recorded_state`)."""
     ABANDONED = "abandoned"
     """Abandoned by the wallet's owner after it was attached (or failed `input_not_found` by an
     older wallet): final in the wallet, but its payload is on the tangle and applies if anyone
     attaches it again before its inputs are spent elsewhere, or already did (the refunder holds
-    such a refund for the operator)."""
+    such a refund for the operator): live, as pending."""
+    UNKNOWN = "unknown"
+    """The record could not be read (the listing's: settling such a refund is refused)."""
 
 
 def transfer_state(transfer: Transfer | None) -> TransferState:
@@ -151,6 +146,23 @@ def transfer_state(transfer: Transfer | None) -> TransferState:
     if transfer.status is not TransferStatus.FAILED:
         return TransferState.PENDING
     return TransferState.FAILED if never_applies(transfer) else TransferState.ABANDONED
+
+
+async def recorded_state(
+    records: TransferRecords, key: bytes
+) -> tuple[Transfer | None, TransferState]:
+    """The transfer `records` holds under `key` (None: none) and its state (`transfer_state`),
+    except that one abandoned after it was attached is failed once the wallet records one of
+    its inputs as spent by another of its confirmed transfers: no attachment of it can ever
+    apply then. (An input spent by a transaction of someone else's is not recorded, and the
+    transfer stays abandoned: refusing to settle it is safe.)"""
+    transfer = await records.transfer(key)
+    state = transfer_state(transfer)
+    if transfer is not None and state is TransferState.ABANDONED:
+        spenders = await records.spenders(transfer.inputs)
+        if any(spender != transfer.key_hash for spender in spenders.values()):
+            return transfer, TransferState.FAILED
+    return transfer, state
 
 
 def next_attempt(failed: int, retry: bool) -> int | None:
@@ -171,84 +183,30 @@ class Claim:
 
 
 class TransferRecords(Protocol):
-    """The CPO wallet's records of its transfers, read only (`LedgerWallet`, `StateRecords`)."""
+    """The CPO wallet's records of its transfers, read only (`refund_wallet`)."""
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
         ...
 
-
-class RefundWallet(TransferRecords, Protocol):
-    """What the refunder uses of the CPO's wallet (`LedgerWallet` on a `wallet.Wallet`)."""
-
-    async def send(self, to: Address, amount: int, key: bytes, /) -> object:
-        """Pay `amount` to `to` under idempotency key `key`; return once the ledger took it
-        (`Wallet.send`: a key is paid once; `TransferFailedError` if its transfer failed)."""
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        """The confirmed transfer (key hash) recorded as spending each of `inputs` that one
+        spent (`Wallet.spenders`)."""
         ...
 
 
-class LedgerWallet:
-    """A `RefundWallet` on a CPO's `wallet.Wallet`, which it syncs before a send (so coins it
-    received since are spent too) when its last sync is `sync_every_s` old or a send failed
-    since: a round of many refunds syncs once, not once per refund."""
-
-    __slots__ = ("_clock", "_synced_at", "sync_every_s", "wallet")
-
-    def __init__(
-        self,
-        *,
-        wallet: Wallet,
-        sync_every_s: float = SYNC_EVERY_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.wallet = wallet
-        """The CPO's wallet."""
-        self.sync_every_s = sync_every_s
-        self._clock = clock
-        self._synced_at: float | None = None
-
-    async def send(self, to: Address, amount: int, key: bytes, /) -> object:
-        now = self._clock()
-        if self._synced_at is None or now - self._synced_at >= self.sync_every_s:
-            await self.wallet.sync()
-            self._synced_at = now
-        try:
-            return await self.wallet.send(to, amount, idempotency_key=key)
-        except BaseException:
-            self._synced_at = None  # perhaps short of coins it has not seen: sync next time
-            raise
+class RefundWallet(Protocol):
+    """What the refunder uses of the CPO's wallet (`refund_wallet.LedgerWallet`)."""
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
-        return await self.wallet.transfer(key)
+        """The transfer recorded under `key` (`Wallet.transfer`), None if none was."""
+        ...
 
-
-class StateRecords:
-    """The transfers a CPO wallet's state file records, read without the wallet's key
-    (`WalletState.open_read_only`): never created, upgraded nor written, so it may be read
-    beside the running CSMS that owns it."""
-
-    __slots__ = ("_state",)
-
-    def __init__(self, state: WalletState) -> None:
-        self._state = state
-
-    async def transfer(self, key: bytes, /) -> Transfer | None:
-        return await asyncio.to_thread(self._state.transfer, idempotency_hash(key))
-
-
-@contextlib.asynccontextmanager
-async def state_records(path: Path) -> AsyncIterator[StateRecords | None]:
-    """Within: the records of the wallet state at `path`, None if there is no such file (no
-    refund was ever sent from it: the CSMS creates it when it first runs with a refund seed).
-    `RefundWalletError` if the file is not a state this wallet reads."""
-    if not await asyncio.to_thread(path.exists):
-        yield None
-        return
-    try:
-        state = await asyncio.to_thread(WalletState.open_read_only, path)
-    except WalletError as e:
-        raise RefundWalletError(str(e)) from None
-    try:
-        yield StateRecords(state)
-    finally:
-        state.close()
+    async def send(
+        self, to: Address, amount: int, key: bytes, claimed: Callable[[], Awaitable[bool]], /
+    ) -> object:
+        """Pay `amount` to `to` under idempotency key `key`; return once the ledger took it
+        (`Wallet.send`: a key is paid once; `TransferFailedError` if its transfer failed).
+        Once its transfer is recorded and before any node sees it, `claimed()` tells whether
+        the refund is still to be paid (`RefundReleasedError` if not: nothing attached)."""
+        ...

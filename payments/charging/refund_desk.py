@@ -19,32 +19,33 @@ so a transfer under its key may be in flight or submitted, and may still confirm
 - *settle* (`settle_held`): the operator paid it outside the ledger (a bank transfer, say); it
   is deleted, and the operator's note is logged at info level with its amount, the key of its
   last attempt and what the CPO's wallet recorded under that key, the record of how it was
-  paid. Settling consults that record first (`refund_attempts.transfer_state`): a transfer
-  `pending` (it may still confirm) or `confirmed` (the ledger paid it: the operator retries a
-  `paused` refund, and the refunder finds it paid) refuses the settlement by name
-  (`RefundTransferLiveError`: paid by hand too, the driver would be paid twice); one `failed`
-  (it can never apply), `abandoned` after it was attached (the owner gave it up: the refunder
-  held the refund for the operator to decide) or never recorded (`none`) allows it. A
-  process with no wallet at all (no refund seed, and no wallet state file beside the database:
-  `refund_attempts.state_records`) never sent a refund, and settles without a check. A
-  record that cannot be read refuses it (`RefundWalletError`).
+  paid. Settling consults that record first (`refund_attempts.recorded_state`): a transfer
+  `pending` (it may still confirm), `confirmed` (the ledger paid it: the operator retries a
+  `paused` refund, and the refunder finds it paid) or `abandoned` after it was attached (its
+  payload is on the tangle: anyone may attach it again, and it applies while its inputs are
+  unspent) refuses the settlement by name (`RefundTransferLiveError`: paid by hand too, the
+  driver would be paid twice); one `failed` (it can never apply: an abandoned one too, once
+  the wallet records one of its inputs spent by another confirmed transfer) or never recorded
+  (`none`) allows it. A process with no wallet at all (no refund seed, and no wallet state
+  file beside the database: `refund_wallet.state_records`) never sent a refund, and settles
+  without a check, unless the refund's row shows that a send of it was tried (`tried`): then
+  the wallet's file is missing, and settling is refused. A record that cannot be read (in
+  time: `WALLET_READ_S`) refuses it (`RefundWalletError`).
 
 *Checking, then deleting.* The check runs inside the settlement's one transaction, after its
 DELETE took the row (and the database's write lock) and before its commit, so the row it
 deletes is the row whose key was checked: no retry, hold or refunder changes it in between
 (another process waits for the lock). A wallet record only moves from pending to final, never
 back, so one seen final stays final. And no transfer starts under the key of a `held` or
-`paused` row: the refunder reads neither state, and retrying is the only way out of them. One
-window is left, and it is the operator's to avoid: a payment already under way when the
-operator paused the refund (`hold` of a `sending` row while the refunder had claimed it)
-still goes on, and records its transfer only once the wallet gets to it (after its sync:
-seconds, longer on a slow node); settled in between, it shows `none` and is deleted, and the
-transfer then goes out. So after holding a refund the refunder may have been paying, settle it
-only once the listing shows its transfer, or a while later (that send either records its
-transfer or fails having sent nothing, and nothing sends it again), or with the CSMS stopped.
-The two databases are two files, and neither's lock holds the other's writes, so no check
-here closes that window; the refunder would have to check the row inside the wallet's own
-recording transaction.
+`paused` row: the refunder reads neither state, and retrying is the only way out of them. A
+payment already under way when the operator paused the refund (`hold` of a `sending` row
+while the refunder had claimed it) records its transfer only once the wallet gets to it
+(after its sync: seconds, longer on a slow node), and settled in between it shows `none`. The
+two databases are two files, and neither's lock holds the other's writes, so the refunder
+closes that window on its side: it records the transfer, then checks that the row is still
+`sending` at its attempt, and only then attaches it (`refund_wallet.LedgerWallet`). A hold
+committed before that check is seen, and nothing is attached; one committed after it finds
+the transfer recorded, and settling refuses it.
 
 Retry and settle each change the row in one statement, only while it is still held,
 so two operators (or an operator and the refunder) never both act on one: the second is refused
@@ -65,6 +66,8 @@ CPO's wallet, and the next page's cursor.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -82,8 +85,8 @@ from .errors import (
 from .refund_attempts import (
     TransferState,
     attempt_key,
+    recorded_state,
     session_refund_key,
-    transfer_state,
     unbind_refund_key,
 )
 
@@ -112,8 +115,13 @@ HELD_STATES: Final = ("held", "paused")
 
 READ_STATES: Final = ("owed", "maybe_sent", "sending")
 """The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
-LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED)
+LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED, TransferState.ABANDONED)
 """The states of a refund's transfer in which it is not settled (the module docstring)."""
+WALLET_READ_S: Final = 1.0
+"""The longest a wallet record is waited for (`RefundWalletError` after it). A settlement reads
+it while it holds the database's write lock, so every charger's group commit waits behind the
+read, and a writer of the wallet's file may hold that file for as long as its busy timeout
+(`wallet.database.BUSY_TIMEOUT_S`, 30 s): refusing to settle is safe, stalling the CSMS is not."""
 
 
 def sql_states(states: tuple[str, ...]) -> str:
@@ -172,8 +180,14 @@ class OwedRefund:
     """Its current attempt (`refund_attempts`)."""
     tries: int
     """How many payments of it failed."""
-    key: bytes
-    """The idempotency key of its current attempt, as the CPO's wallet records its transfer."""
+    first_key: bytes
+    """The idempotency key of its first attempt (`session_refund_key`, `unbind_refund_key`)."""
+
+    @property
+    def key(self) -> bytes:
+        """The idempotency key of its current attempt, as the CPO's wallet records its
+        transfer (`attempt_key`)."""
+        return attempt_key(self.first_key, self.attempt)
 
     def to_json(self) -> dict[str, object]:
         """Its JSON object (the back office's and the CLI's)."""
@@ -201,7 +215,8 @@ class ListedRefund:
     refund: OwedRefund
     """The refund."""
     transfer: TransferState | None
-    """The CPO wallet's record of the transfer under its key; None where no wallet is read."""
+    """The CPO wallet's record of the transfer under its key (`unknown`: it cannot be read);
+    None where no wallet is read."""
 
     def to_json(self) -> dict[str, object]:
         """Its JSON object: the refund's, and `transfer` (null: no wallet)."""
@@ -255,7 +270,7 @@ def _session_refund(r: Sequence[Any]) -> OwedRefund:
         state=str(r[5]),
         attempt=int(r[6]),
         tries=int(r[7]),
-        key=attempt_key(session_refund_key(ref), int(r[6])),
+        first_key=session_refund_key(ref),
     )
 
 
@@ -269,7 +284,7 @@ def _token_refund(r: Sequence[Any]) -> OwedRefund:
         state=str(r[4]),
         attempt=int(r[5]),
         tries=int(r[6]),
-        key=attempt_key(unbind_refund_key(channel_id, id_token, refund_id), int(r[5])),
+        first_key=unbind_refund_key(channel_id, id_token, refund_id),
     )
 
 
@@ -322,17 +337,23 @@ class RefundDesk:
         """The listing's page of up to `limit` (1 to `MAX_PAGE`) refunds owed (`owed_page`)
         after the cursor `after` (`KIND/ID`, a page's `next`; `RefundRefError` if it names no
         refund), each with its transfer's state in `wallet` (None: none shown), and the next
-        page's cursor if this one is full."""
+        page's cursor if this one is full. A record that cannot be read is shown `unknown`
+        (logged), and the rest are still read (only settling fails closed), unless it was not
+        read in time (`WALLET_READ_S`): the rest are `unknown` too, so a page is not held up
+        `WALLET_READ_S` a refund."""
         size = max(1, min(limit, MAX_PAGE))
         start = None if after is None else parse_ref(*after.partition("/")[::2])
         owed = await self.owed_page(held_only=held_only, after=start, limit=size)
-        listed = [
-            ListedRefund(
-                refund=r,
-                transfer=None if wallet is None else transfer_state(await _record(wallet, r.key)),
-            )
-            for r in owed
-        ]
+        clock = asyncio.get_running_loop().time
+        listed: list[ListedRefund] = []
+        stalled = False  # a read ran out of time: the file is held, the rest are not read
+        for refund in owed:
+            shown: TransferState | None = None
+            if wallet is not None:
+                began = clock()
+                shown = TransferState.UNKNOWN if stalled else await _shown(wallet, refund)
+                stalled = stalled or clock() - began >= WALLET_READ_S
+            listed.append(ListedRefund(refund=refund, transfer=shown))
         last = "/".join(ref_text(owed[-1].ref)) if len(owed) == size else None
         return RefundPage(refunds=tuple(listed), next=last)
 
@@ -351,14 +372,28 @@ class RefundDesk:
             row = await c.fetchone()
         return None if row is None else _session_refund(row)
 
-    async def retry_held(self, ref: RefundRef) -> OwedRefund:
+    async def retry_held(self, ref: RefundRef, *, wallet: TransferRecords | None) -> OwedRefund:
         """Held refund `ref` is owed again (`sending`, same amount): a `held` one under its next
         attempt (a new key), a `paused` one under the attempt it was paused at (its key: the
         module docstring); in one statement from a held state only; the refund as it is now.
+        A `held` one moves to a new key only if `wallet`, the CPO's wallet, shows that its
+        transfer under its current key cannot pay it, checked as settling does (`LIVE`:
+        `RefundTransferLiveError`, a transfer beside one that may still apply would pay the
+        driver twice; `RefundWalletError`, with no wallet: a held refund was sent).
         `UnknownRefundError` if it is not owed, `RefundNotHeldError` if it is not held (nothing
         changes)."""
-        change = "UPDATE {} SET attempt = attempt + (state = 'held'), state = 'sending'"
-        retried = await self._act(ref, change)
+
+        async def unpaid(moved: OwedRefund) -> None:
+            held = dataclasses.replace(moved, attempt=moved.attempt - 1, state="held")
+            await _unpaid(held, wallet)
+
+        try:
+            move = "UPDATE {} SET attempt = attempt + 1, state = 'sending'"
+            retried = await self._act(ref, move, "('held')", unpaid)
+        except RefundNotHeldError as e:
+            if e.state != "paused":
+                raise
+            retried = await self._act(ref, "UPDATE {} SET state = 'sending'", "('paused')")
         LOG.info(
             "held refund %s of %d retried by the operator: attempt %d, under %r",
             ref_text(ref),
@@ -370,14 +405,16 @@ class RefundDesk:
 
     async def settle_held(
         self, ref: RefundRef, note: str, *, wallet: TransferRecords | None
-    ) -> OwedRefund:
+    ) -> ListedRefund:
         """Held refund `ref` was paid outside the ledger: deleted, in one transaction from a
         held state only (`held` or `paused`), unless `wallet`, the CPO's wallet (None: there is
-        none, nothing was sent), records its transfer under the refund's key as pending or
-        confirmed (`RefundTransferLiveError`; the module docstring); `note` (how it was paid)
-        logged at info with its amount, key and transfer; the refund as it was.
-        `RefundNoteError` for an empty, overlong or unprintable note, `RefundWalletError` if
-        the wallet's record cannot be read, else as `retry_held`."""
+        none, nothing was sent), records its transfer under the refund's key as pending,
+        confirmed or abandoned (`LIVE`: `RefundTransferLiveError`; the module docstring);
+        `note` (how it was paid) logged at info with its amount, key and transfer; the refund
+        as it was, with its transfer's state (None: no wallet). `RefundNoteError` for an
+        empty, overlong or unprintable note, `RefundWalletError` if the wallet's record cannot
+        be read, or if there is no wallet and the refund's row shows that a send was tried
+        (`tried`: the wallet's file is missing), else as `retry_held`."""
         if not note.strip():
             raise RefundNoteError("empty")
         if len(note) > MAX_NOTE:
@@ -387,14 +424,9 @@ class RefundDesk:
         seen: list[TransferState] = []
 
         async def unpaid(refund: OwedRefund) -> None:
-            if wallet is None:
-                return
-            transfer = await _record(wallet, refund.key)
-            state = transfer_state(transfer)
-            if transfer is not None and state in LIVE:
-                kind, text = ref_text(refund.ref)
-                raise RefundTransferLiveError(kind, text, refund.key, transfer.status.value)
-            seen.append(state)
+            state = await _unpaid(refund, wallet)
+            if state is not None:
+                seen.append(state)
 
         settled = await self._act(ref, "DELETE FROM {}", check=unpaid)
         LOG.info(
@@ -405,7 +437,7 @@ class RefundDesk:
             seen[0].value if seen else "no wallet",
             note,
         )
-        return settled
+        return ListedRefund(refund=settled, transfer=seen[0] if seen else None)
 
     async def hold(self, ref: RefundRef) -> OwedRefund:
         """Refund `ref`, in a state the refunder reads, is `paused` from now on (the refunder
@@ -413,7 +445,9 @@ class RefundDesk:
         the ledger before the refunder pays it too (a refund a version before attempts left
         `sending`: the README's upgrade note); one already held stays as it is. The refund as
         it is now. A payment of it already under way still ends (paid: it is deleted; failed
-        for good: it stays `paused`). `UnknownRefundError` if it is not owed."""
+        for good: it stays `paused`), unless it had not yet recorded its transfer: then it
+        attaches nothing (`refund_wallet.LedgerWallet`). `UnknownRefundError` if it is not
+        owed."""
         try:
             held = await self._act(ref, "UPDATE {} SET state = 'paused'", _PAID_BY_REFUNDER)
         except RefundNotHeldError as e:  # held already, unless retried since
@@ -455,6 +489,16 @@ class RefundDesk:
         raise RefundNotHeldError(kind, text, now.state)
 
 
+def tried(refund: OwedRefund) -> bool:
+    """Whether `refund`'s row shows that a send of it was tried, so that a wallet recorded its
+    transfer: a later attempt (one moves on only from a recorded transfer that failed for
+    good), a failed try, or `held` (by the refunder, after its transfer failed for good). A
+    `paused` refund at its first attempt never tried may still have been paused while it was
+    being sent, but a send needs the wallet, whose state file the CSMS creates when it starts
+    with a refund seed, before it sends anything: with no such file, nothing was sent."""
+    return refund.attempt > 0 or refund.tries > 0 or refund.state == "held"
+
+
 _SESSION_RETURNING: Final = (
     "charge_point, transaction_id, NULL, NULL, amount, state, attempt, tries"
 )
@@ -474,12 +518,64 @@ async def _joined(db: aiosqlite.Connection, row: Sequence[Any]) -> OwedRefund:
     return _session_refund(values)
 
 
-async def _record(wallet: TransferRecords, key: bytes) -> Transfer | None:
-    """The transfer `wallet` records under `key`; `RefundWalletError` if it cannot be read."""
+_LATE: Final[set[asyncio.Task[Any]]] = set()
+"""Wallet reads given up on (`_record`), kept until they end (the loop holds tasks weakly)."""
+
+
+async def _record(wallet: TransferRecords, key: bytes) -> tuple[Transfer | None, TransferState]:
+    """The transfer `wallet` records under `key` and its state (`recorded_state`);
+    `RefundWalletError` if it cannot be read, or not within `WALLET_READ_S`. A read given up
+    on is cancelled, and left to end (one in a worker thread ends when the thread does)."""
+    read = asyncio.ensure_future(recorded_state(wallet, key))
     try:
-        return await wallet.transfer(key)
+        done, _ = await asyncio.wait((read,), timeout=WALLET_READ_S)
+    finally:
+        if not read.done():
+            read.cancel()
+            _LATE.add(read)
+            read.add_done_callback(_forget)
+    if not done:
+        raise RefundWalletError(f"no answer within {WALLET_READ_S} s (its file is held)")
+    try:
+        return read.result()
     except WalletError as e:
         raise RefundWalletError(str(e)) from None
+
+
+def _forget(read: asyncio.Task[Any]) -> None:
+    """A late read ended: its answer (or error) is no longer wanted."""
+    _LATE.discard(read)
+    if not read.cancelled():
+        read.exception()
+
+
+async def _unpaid(refund: OwedRefund, wallet: TransferRecords | None) -> TransferState | None:
+    """The state of `refund`'s transfer under its key in `wallet` (None: no wallet), if it
+    cannot pay the refund; `RefundTransferLiveError` if it is live (`LIVE`), `RefundWalletError`
+    if it cannot be read, or if there is no wallet and the refund's row shows a send
+    (`tried`)."""
+    kind, text = ref_text(refund.ref)
+    if wallet is None:
+        if tried(refund):
+            raise RefundWalletError(
+                f"there is none, yet {kind} refund {text!r} shows a send (attempt "
+                f"{refund.attempt}, {refund.tries} failed tries, {refund.state})"
+            )
+        return None
+    transfer, state = await _record(wallet, refund.key)
+    if transfer is not None and state in LIVE:
+        raise RefundTransferLiveError(kind, text, refund.key, state.value, transfer.status.value)
+    return state
+
+
+async def _shown(wallet: TransferRecords, refund: OwedRefund) -> TransferState:
+    """The state of `refund`'s transfer as the listing shows it: `unknown` if its record cannot
+    be read (logged)."""
+    try:
+        return (await _record(wallet, refund.key))[1]
+    except RefundWalletError as e:
+        LOG.warning("refund %s: its transfer is not shown: %s", ref_text(refund.ref), e)
+        return TransferState.UNKNOWN
 
 
 def _row_of(ref: RefundRef) -> tuple[str, str, tuple[object, ...]]:

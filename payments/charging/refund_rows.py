@@ -191,6 +191,16 @@ class RefundRows(RefundDesk):
             key,
         )
 
+    async def still_sending(self, key: tuple[str, str], attempt: int) -> bool:
+        """Whether session `key`'s refund is still `sending` at `attempt`: its payer's claim
+        holds (the operator neither held nor settled it since)."""
+        query = (
+            "SELECT 1 FROM refunds WHERE charge_point = ? AND transaction_id = ? "
+            "AND state = 'sending' AND attempt = ?"
+        )
+        async with self._store.db.execute(query, (*key, attempt)) as c:
+            return await c.fetchone() is not None
+
     async def refund_failed(self, key: tuple[str, str]) -> None:
         """A payment of session `key`'s refund failed (it stays owed): counted, so that the
         retry batches read the refunds tried least often first (`owed_refunds`) and rows that
@@ -312,6 +322,12 @@ class RefundRows(RefundDesk):
             "UPDATE token_refunds SET state = 'owed' WHERE id = ? AND state = 'sending'",
             (refund_id,),
         )
+
+    async def token_still_sending(self, refund_id: int, attempt: int) -> bool:
+        """Whether refund `refund_id` is still `sending` at `attempt` (as `still_sending`)."""
+        query = "SELECT 1 FROM token_refunds WHERE id = ? AND state = 'sending' AND attempt = ?"
+        async with self._store.db.execute(query, (refund_id, attempt)) as c:
+            return await c.fetchone() is not None
 
     async def token_refund_failed(self, refund_id: int) -> None:
         """A payment of refund `refund_id` failed (as `refund_failed`): counted."""

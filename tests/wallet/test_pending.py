@@ -174,3 +174,24 @@ def test_a_schema_1_state_file_is_upgraded_in_place(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(WalletStateError, match="schema version 3"):
         WalletState.open(path, account=fingerprint)
+
+
+async def test_a_recorded_transfer_is_handed_to_no_node_until_resumed(tmp_path: Path) -> None:
+    """`Wallet.record` signs and records a transfer (its inputs reserved) and attaches nothing:
+    Bob has nothing, a repeat returns the same record, and `resume` attaches it and follows it
+    to its milestone once. Once confirmed, `spenders` names it as the spender of each of its
+    inputs (and of no other output)."""
+    async with running(tmp_path) as h, open_wallet(h, tmp_path / "w.db") as w:
+        await w.sync()
+        recorded = await w.record(address(BOB), 10_000, idempotency_key="refund-1")
+        assert (recorded.status, recorded.attachments) == (TransferStatus.SIGNED, ())
+        again = await w.record(address(BOB), 10_000, idempotency_key="refund-1")
+        assert again.transaction_id == recorded.transaction_id
+        assert await h.balance_of(address(BOB)) == 0
+        assert await w.spenders(recorded.inputs) == {}
+        done = await w.resume(recorded)
+        assert done.status is TransferStatus.CONFIRMED
+        assert await h.balance_of(address(BOB)) == 10_000
+        other = OutputId.of(TransactionId(hashlib.blake2b(b"x", digest_size=32).digest()), 0)
+        spent = await w.spenders([*recorded.inputs, other])
+        assert spent == dict.fromkeys(recorded.inputs, recorded.key_hash)

@@ -31,13 +31,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from payments.charging.payment import DriverWallet
+    from payments.charging.refund_attempts import TransferRecords
 
 OPERATOR = "operator-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {OPERATOR}"}
 
 
-def client(world: World) -> httpx.AsyncClient:
-    app = backoffice_app(world.csms, world.payments, OPERATOR)
+def client(world: World, refund_wallet: TransferRecords | None = None) -> httpx.AsyncClient:
+    app = backoffice_app(world.csms, world.payments, OPERATOR, refund_wallet=refund_wallet)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://csms.test")
 
 

@@ -23,7 +23,7 @@ from .test_backoffice import ADMIN, OPERATOR, client
 from .test_payment import DRIVER, World, run
 from .test_refund import Sent, WalletRules, _billed_prepaid
 from .test_refund_attempts import SESSION_KEY, _refunder, _states, abandoned_after_attaching
-from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
+from .test_refund_desk import NOTE, NOTHING, SESSIONS, TOKENS, owe
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -48,7 +48,7 @@ def test_a_held_refund_retried_by_the_operator_is_paid_once_under_its_next_attem
         for _ in range(MAX_ATTEMPTS + 1):
             assert await refunds.retry() == 0
         last = attempt_key(SESSION_KEY, MAX_ATTEMPTS - 1)
-        async with client(world) as http:
+        async with client(world, ledger) as http:
             [held] = (await http.get(HELD, headers=ADMIN)).json()["refunds"]
             assert (held["kind"], held["id"], held["amount"]) == ("session", "CP201/T1", 540)
             assert (held["held"], held["attempt"], held["key"]) == (True, 3, last.decode())
@@ -70,8 +70,11 @@ def test_a_held_refund_retried_by_the_operator_is_paid_once_under_its_next_attem
 
 def test_a_held_refund_paid_by_hand_is_settled_and_never_sent_again(tmp_path: Path) -> None:
     """Its transfer was abandoned after it was attached (it may still apply: held at once);
-    the operator paid the driver by bank and settles it with the note: it is gone, the
-    refunder sends nothing more, and a second settlement answers 404 by name."""
+    the operator paid the driver by bank, and settling it is refused (409) while anyone may
+    attach that transfer again and it would apply; once the wallet records one of its inputs
+    spent by another confirmed transfer, it is settled with the note: it is gone, the
+    refunder sends nothing more, and a second settlement answers 404 by name. Before, the
+    abandoned transfer was settled at once."""
     sent: list[Sent] = []
     ledger = WalletRules(sent, lost=1)
 
@@ -79,11 +82,15 @@ def test_a_held_refund_paid_by_hand_is_settled_and_never_sent_again(tmp_path: Pa
         refunds = await abandoned_after_attaching(world, ledger)
         assert await refunds.retry() == 0
         assert _states(tmp_path / "csms.sqlite") == [("held", 0, 540)]
-        async with client(world) as http:
+        async with client(world, ledger) as http:
             path = "/api/refunds/session/CP201/T1/settle"
+            live = await http.post(path, json={"note": NOTE}, headers=ADMIN)
+            assert (live.status_code, live.json()["error"]["code"]) == (409, "refund_transfer_live")
+            ledger.spend_input_of(SESSION_KEY, b"a later payment")
             settled = await http.post(path, json={"note": NOTE}, headers=ADMIN)
             assert settled.status_code == 200
             assert (settled.json()["amount"], settled.json()["note"]) == (540, NOTE)
+            assert settled.json()["transfer"] == "failed"
             again = await http.post(path, json={"note": NOTE}, headers=ADMIN)
             assert (again.status_code, again.json()["error"]["code"]) == (404, "refund_not_found")
         assert _states(tmp_path / "csms.sqlite") == []
@@ -134,14 +141,16 @@ def test_a_refund_held_while_its_transfer_may_confirm_is_resumed_under_its_key_w
 
 
 def _with_rows(tmp_path: Path, body: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
-    """`body` with a client of a back office whose store owes `SESSIONS` and `TOKENS`."""
+    """`body` with a client of a back office whose store owes `SESSIONS` and `TOKENS`, whose
+    CPO wallet recorded no transfer."""
 
     async def main() -> None:
         async with CsmsStore(tmp_path / "csms.sqlite") as store:
             await owe(store, SESSIONS, TOKENS)
             held = [("CP3", "X/Y", 70, "held", 0, 0)]  # a transaction id with a slash
             await owe(store, held, [])
-            app = backoffice_app(Csms(store=store, pricing=lambda t, wh, s: 0), None, OPERATOR)
+            csms = Csms(store=store, pricing=lambda t, wh, s: 0)
+            app = backoffice_app(csms, None, OPERATOR, refund_wallet=NOTHING)
             transport = httpx.ASGITransport(app)
             async with httpx.AsyncClient(transport=transport, base_url="http://csms.test") as h:
                 await asyncio.wait_for(body(h), 20)

@@ -21,8 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from payments.charging.cli import main as charging_main
 from payments.charging.refund_attempts import attempt_key
+from payments.charging.refund_wallet import wallet_state_path
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
+from tests.wallet.test_client import ACCOUNT
+from wallet.idempotency import account_fingerprint
+from wallet.state import WalletState
 
 from .old_databases import as_version_1_left_it
 from .test_payment import DRIVER, World, run
@@ -44,11 +48,20 @@ def _cli(db: Path, *args: str) -> Any:
 
 
 def _owing(db: Path) -> None:
+    """`db` owes `SESSIONS` and `TOKENS`; the CPO's wallet beside it recorded no transfer."""
+
     async def write() -> None:
         async with CsmsStore(db) as store:
             await owe(store, SESSIONS, TOKENS)
 
     asyncio.run(write())
+    _no_transfer(db)
+
+
+def _no_transfer(db: Path) -> None:
+    """The CPO wallet's state file beside `db`, as a CSMS run with a refund seed creates it,
+    with no transfer recorded."""
+    WalletState.open(wallet_state_path(db), account=account_fingerprint(ACCOUNT)).close()
 
 
 def test_the_operator_lists_retries_and_settles_held_refunds(
@@ -101,6 +114,7 @@ def test_a_refund_stuck_sending_before_the_upgrade_is_paid_unless_held_and_settl
     (tmp_path / "settled").mkdir()
     db = tmp_path / "settled" / "csms.sqlite"
     shutil.copy(tmp_path / "csms.sqlite", db)
+    _no_transfer(db)  # its transfer is recorded in the refunder's wallet (`WalletRules`)
 
     [stuck] = _cli(db, "refunds")  # opened, so upgraded: attempt 0, its key kept
     assert (stuck["state"], stuck["attempt"], stuck["key"]) == ("sending", 0, SESSION_KEY.decode())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from payments.charging.errors import RefundReleasedError
 from payments.charging.refund import (
     REFUND_KEY,
     UNBIND_REFUND_KEY,
@@ -41,7 +42,7 @@ from wallet.records import Attachment, Transfer, TransferStatus
 from .test_payment import DRIVER, PASSWORD, World, _end, _meter, _start, run
 
 if TYPE_CHECKING:
-    from collections.abc import Container
+    from collections.abc import Awaitable, Callable, Container, Sequence
     from pathlib import Path
 
     import pytest
@@ -67,7 +68,9 @@ class WalletRules:
     lost after recording (the node timed out); the transfers under the keys in `pending` never
     confirm (`TransferTimeoutError` at every send). A recorded transfer is confirmed until
     `fail`, or, with `fail_new`, fails for that reason at once (a milestone marked it
-    conflicting)."""
+    conflicting). As `LedgerWallet`, it records a transfer (after `syncing` is set, if given:
+    its sync), then asks `claimed()`, and attaches nothing if the refund is no longer claimed
+    (`RefundReleasedError`; a new transfer then stays signed, never attached)."""
 
     def __init__(
         self,
@@ -78,6 +81,7 @@ class WalletRules:
         lost: int = 0,
         pending: Container[bytes] = (),
         fail_new: str | None = None,
+        syncing: asyncio.Event | None = None,
     ) -> None:
         self.sent = [] if sent is None else sent
         self.minimum = minimum
@@ -85,12 +89,25 @@ class WalletRules:
         self.lost = lost
         self.pending = pending
         self.fail_new = fail_new
+        self.syncing = syncing
         self.recorded: dict[bytes, Transfer] = {}
 
-    async def send(self, to: Address, amount: int, key: bytes, /) -> Transfer:
+    async def send(
+        self, to: Address, amount: int, key: bytes, claimed: Callable[[], Awaitable[bool]], /
+    ) -> Transfer:
         if self.down:
             raise ConnectionRefusedError("node down")
+        if self.syncing is not None:
+            await self.syncing.wait()
         transfer = self.recorded.get(key)
+        if transfer is None and amount >= self.minimum and not await claimed():
+            self.recorded[key] = dataclasses.replace(
+                _recorded(to, amount, key),
+                status=TransferStatus.SIGNED,
+                attachments=(),
+                confirmed_index=None,
+            )
+            raise RefundReleasedError(key)
         if transfer is None:
             if amount < self.minimum:
                 raise AmountError(amount, self.minimum)
@@ -105,6 +122,10 @@ class WalletRules:
         self.sent.append((to, amount, key))
         if (transfer.recipient, transfer.amount) != (to, amount):
             raise IdempotencyConflictError(transfer.transaction_id.hex())
+        if not await claimed():
+            raise RefundReleasedError(key)
+        if transfer.status is TransferStatus.SIGNED:  # resumed: attached, and it confirms
+            transfer = self.recorded[key] = _recorded(to, amount, key)
         if transfer.status is TransferStatus.FAILED:
             raise TransferFailedError(transfer.transaction_id.hex(), transfer.failure or "")
         if self.lost:
@@ -116,6 +137,22 @@ class WalletRules:
 
     async def transfer(self, key: bytes, /) -> Transfer | None:
         return self.recorded.get(key)
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        spent = {
+            output_id: t.key_hash
+            for t in self.recorded.values()
+            if t.status is TransferStatus.CONFIRMED
+            for output_id in t.inputs
+        }
+        return {output_id: spent[output_id] for output_id in inputs if output_id in spent}
+
+    def spend_input_of(self, key: bytes, by: bytes) -> None:
+        """A confirmed transfer under key `by` spent the input of the transfer under `key`."""
+        [spent] = self.recorded[key].inputs
+        to = self.recorded[key].recipient
+        tx = signed_transfer([(spent, _PAYER)], [(to, 1)])
+        self.recorded[by] = dataclasses.replace(_recorded(to, 1, by), transaction=tx)
 
     def fail(self, key: bytes, reason: str, *, attached: bool = True) -> None:
         """The transfer under `key` failed for good (`reason`, as the wallet records it),

@@ -20,10 +20,10 @@ from payments.charging.refund import REFUND_KEY, PrepaidRefunds, unbind_refund_k
 from payments.charging.refund_attempts import (
     MAX_ATTEMPTS,
     Claim,
-    LedgerWallet,
     attempt_key,
     never_applies,
 )
+from payments.charging.refund_wallet import LedgerWallet
 from payments.charging.store import SCHEMA_VERSION
 from tangle.protocol.transaction import address_of
 from tests.builders import address
@@ -91,6 +91,11 @@ def test_a_refund_whose_transfer_failed_for_good_is_paid_once_under_its_next_att
         assert _states(tmp_path / "csms.sqlite") == []
 
     run(tmp_path, body)
+
+
+async def _claimed() -> bool:
+    """A refund still claimed (`RefundWallet.send`'s re-check)."""
+    return True
 
 
 def _refunder(world: World, ledger: WalletRules) -> PrepaidRefunds:
@@ -362,10 +367,10 @@ async def test_the_real_wallet_s_conflicting_transfer_is_replaced_and_pays_once(
             await cpo.send(to, 540, idempotency_key=SESSION_KEY)  # its state not synced
         assert never_applies(await cpo.transfer(SESSION_KEY))
         ledger = LedgerWallet(wallet=cpo)
-        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1))
+        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1), _claimed)
         with pytest.raises(TransferFailedError):
-            await ledger.send(to, 540, SESSION_KEY)
-        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1))  # a repeat: the same transfer
+            await ledger.send(to, 540, SESSION_KEY, _claimed)
+        await ledger.send(to, 540, attempt_key(SESSION_KEY, 1), _claimed)  # the same transfer
         assert await h.balance_of(to) == 540
 
 
@@ -422,13 +427,13 @@ async def test_the_ledger_wallet_syncs_once_a_round_and_again_after_a_failed_sen
     async with running(tmp_path) as h, open_wallet(h, tmp_path / "cpo.db") as cpo:
         ledger = LedgerWallet(wallet=cpo, sync_every_s=10.0, clock=lambda: now[0])
         for n in range(3):
-            await ledger.send(to, 500, b"round-1/%d" % n)
+            await ledger.send(to, 500, b"round-1/%d" % n, _claimed)
         assert syncs == 1
         with pytest.raises(InsufficientFundsError):  # too much for its coins: nothing is sent
-            await ledger.send(to, 10**15, b"round-1/too-much")
-        await ledger.send(to, 500, b"round-1/after-the-failure")
+            await ledger.send(to, 10**15, b"round-1/too-much", _claimed)
+        await ledger.send(to, 500, b"round-1/after-the-failure", _claimed)
         assert syncs == 2  # the send after the failure synced first
         now[0] = 10.0
-        await ledger.send(to, 500, b"round-2/0")
+        await ledger.send(to, 500, b"round-2/0", _claimed)
         assert syncs == 3
         assert await h.balance_of(to) == 2_500

@@ -17,6 +17,7 @@ from payments.charging.errors import (
     RefundNoteError,
     RefundNotHeldError,
     RefundRefError,
+    RefundWalletError,
     UnknownRefundError,
 )
 from payments.charging.refund_attempts import (
@@ -25,14 +26,22 @@ from payments.charging.refund_attempts import (
     session_refund_key,
     unbind_refund_key,
 )
-from payments.charging.refund_desk import MAX_PAGE, OwedRefund, parse_ref, ref_text
+from payments.charging.refund_desk import (
+    MAX_PAGE,
+    ListedRefund,
+    OwedRefund,
+    parse_ref,
+    ref_text,
+)
 from payments.charging.store import CsmsStore
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from pathlib import Path
 
     from payments.charging.refund_desk import RefundRef
+    from tangle.protocol.ids import OutputId
+    from wallet.records import Transfer
 
 CHANNEL = bytes(range(32))
 NOTE = "paid by bank transfer ref X-42"
@@ -46,6 +55,19 @@ TOKENS = [  # token, amount, state, attempt, tries (ids 1, 2, 3)
     ("CARD-Y", 150, "held", 0, 1),
     ("CARD-Z", 120, "owed", 0, 0),
 ]
+
+
+class NothingRecorded:
+    """The CPO's wallet, which recorded no transfer."""
+
+    async def transfer(self, key: bytes, /) -> Transfer | None:
+        return None
+
+    async def spenders(self, inputs: Sequence[OutputId], /) -> dict[OutputId, bytes]:
+        return {}
+
+
+NOTHING = NothingRecorded()
 
 
 async def owe(
@@ -119,8 +141,9 @@ def test_every_owed_refund_is_listed_in_bounded_pages_after_a_cursor(tmp_path: P
             state="held",
             attempt=3,
             tries=5,
-            key=attempt_key(REFUND_KEY + b"CP1/T2", 3),
+            first_key=REFUND_KEY + b"CP1/T2",
         )
+        assert held.key == attempt_key(REFUND_KEY + b"CP1/T2", 3)
         token = await refunds.owed(2)
         assert token is not None
         assert token.key == unbind_refund_key(CHANNEL, "CARD-Y", 2)  # attempt 0: its own key
@@ -151,25 +174,25 @@ def test_a_held_refund_is_retried_under_its_next_attempt_only_from_held(tmp_path
 
     async def body(store: CsmsStore) -> None:
         refunds = store.refunds
-        retried = await refunds.retry_held(("CP1", "T2"))
+        retried = await refunds.retry_held(("CP1", "T2"), wallet=NOTHING)
         assert (retried.state, retried.attempt, retried.amount) == ("sending", 4, 300)
         assert retried.key == attempt_key(session_refund_key(("CP1", "T2")), 4)
         claim = await refunds.claim_refund(("CP1", "T2"), CHANNEL, 100)
         assert claim is not None
         assert (claim.amount, claim.attempt) == (300, 4)
         with pytest.raises(RefundNotHeldError) as again:
-            await refunds.retry_held(("CP1", "T2"))
+            await refunds.retry_held(("CP1", "T2"), wallet=NOTHING)
         assert (again.value.kind, again.value.ref, again.value.state) == (
             "session",
             "CP1/T2",
             "sending",
         )
         with pytest.raises(RefundNotHeldError):
-            await refunds.retry_held(3)  # owed, never tried
+            await refunds.retry_held(3, wallet=NOTHING)  # owed, never tried
         with pytest.raises(UnknownRefundError):
-            await refunds.retry_held(("CP9", "T9"))
+            await refunds.retry_held(("CP9", "T9"), wallet=NOTHING)
         assert await refunds.owed(("CP1", "T2")) == retried
-        token = await refunds.retry_held(2)
+        token = await refunds.retry_held(2, wallet=NOTHING)
         assert token.key == attempt_key(unbind_refund_key(CHANNEL, "CARD-Y", 2), 1)
         assert [r.ref for r in await refunds.owed_page(held_only=True)] == []
 
@@ -183,10 +206,10 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
         refunds = store.refunds
         for note in ("", "  ", "x" * 501, "paid\nFAKE LOG LINE"):
             with pytest.raises(RefundNoteError):
-                await refunds.settle_held(2, note, wallet=None)
+                await refunds.settle_held(2, note, wallet=NOTHING)
         assert (await refunds.owed(2)) is not None  # a refused note changes nothing
         with caplog.at_level(logging.INFO, logger="payments.charging.refund_desk"):
-            settled = await refunds.settle_held(2, NOTE, wallet=None)
+            settled = (await refunds.settle_held(2, NOTE, wallet=NOTHING)).refund
         assert (settled.amount, settled.state, settled.id_token) == (150, "held", "CARD-Y")
         assert await refunds.owed(2) is None
         [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
@@ -194,11 +217,11 @@ def test_settling_deletes_a_held_refund_and_logs_the_note_with_amount_and_key(
         assert "150" in line
         assert repr(unbind_refund_key(CHANNEL, "CARD-Y", 2)) in line
         with pytest.raises(UnknownRefundError):
-            await refunds.settle_held(2, NOTE, wallet=None)  # settled already
-        with pytest.raises(RefundNotHeldError):
-            await refunds.settle_held(("CP1", "T1"), NOTE, wallet=None)  # the refunder is paying it
+            await refunds.settle_held(2, NOTE, wallet=NOTHING)  # settled already
+        with pytest.raises(RefundNotHeldError):  # the refunder is paying it
+            await refunds.settle_held(("CP1", "T1"), NOTE, wallet=NOTHING)
         assert (await refunds.owed(("CP1", "T1"))) is not None
-        session = await refunds.settle_held(("CP1", "T2"), NOTE, wallet=None)
+        session = (await refunds.settle_held(("CP1", "T2"), NOTE, wallet=NOTHING)).refund
         assert (session.id_token, session.channel_id, session.attempt) == ("CARD-T2", CHANNEL, 3)
         assert [r.ref for r in await refunds.owed_page(held_only=True)] == []
 
@@ -226,7 +249,7 @@ def test_a_refund_the_refunder_still_pays_is_held_then_settled(tmp_path: Path) -
         assert (await refunds.hold(("CP1", "T2"))).state == "held"  # the refunder's: kept
         with pytest.raises(UnknownRefundError):
             await refunds.hold(99)
-        await refunds.settle_held(("CP1", "T1"), NOTE, wallet=None)
+        await refunds.settle_held(("CP1", "T1"), NOTE, wallet=NOTHING)
         assert await refunds.owed(("CP1", "T1")) is None
 
     run_with(tmp_path, body)
@@ -241,15 +264,16 @@ def test_a_paused_refund_retried_is_owed_again_under_the_same_key(tmp_path: Path
     async def body(store: CsmsStore) -> None:
         refunds = store.refunds
         await refunds.hold(("CP1", "T1"))  # sending, attempt 1
-        resumed = await refunds.retry_held(("CP1", "T1"))
+        resumed = await refunds.retry_held(("CP1", "T1"), wallet=NOTHING)
         assert (resumed.state, resumed.attempt) == ("sending", 1)
         assert resumed.key == attempt_key(session_refund_key(("CP1", "T1")), 1)
         claim = await refunds.claim_refund(("CP1", "T1"), CHANNEL, 100)
         assert claim is not None
         assert (claim.amount, claim.attempt) == (540, 1)
         await refunds.hold(1)  # maybe_sent, attempt 0
-        assert (await refunds.retry_held(1)).attempt == 0
-        assert (await refunds.retry_held(("CP1", "T2"))).attempt == 4  # held: the next
+        assert (await refunds.retry_held(1, wallet=NOTHING)).attempt == 0
+        held = await refunds.retry_held(("CP1", "T2"), wallet=NOTHING)
+        assert held.attempt == 4  # held: the next
 
     run_with(tmp_path, body)
 
@@ -266,11 +290,11 @@ def test_a_raced_second_action_from_another_process_gets_the_named_error(
         async with CsmsStore(tmp_path / "csms.sqlite") as other:
             for ref in [("CP1", "T2"), 2]:
                 results = await asyncio.gather(
-                    store.refunds.retry_held(ref),
-                    other.refunds.settle_held(ref, NOTE, wallet=None),
+                    store.refunds.retry_held(ref, wallet=NOTHING),
+                    other.refunds.settle_held(ref, NOTE, wallet=NOTHING),
                     return_exceptions=True,
                 )
-                done = [r for r in results if isinstance(r, OwedRefund)]
+                done = [r for r in results if isinstance(r, (OwedRefund, ListedRefund))]
                 refused = [r for r in results if isinstance(r, Exception)]
                 assert (len(done), len(refused)) == (1, 1)
                 now = await store.refunds.owed(ref)
@@ -302,3 +326,24 @@ def test_a_refund_reference_parses_strictly() -> None:
     ]:
         with pytest.raises(RefundRefError):
             parse_ref(kind, text)
+
+
+def test_without_a_wallet_a_refund_whose_row_shows_a_send_is_not_settled(tmp_path: Path) -> None:
+    """No wallet (no seed, no wallet file beside the database): a refund whose row shows that a
+    send was tried (a later attempt, a failed try, held by the refunder) is refused, as its
+    wallet's file must be missing, and stays owed; one paused before any try is settled, its
+    answer showing no transfer. Before, every refund was settled unchecked."""
+
+    async def body(store: CsmsStore) -> None:
+        refunds = store.refunds
+        await refunds.hold(("CP2", "A/B"))  # owed, never tried
+        await refunds.hold(("CP1", "T1"))  # attempt 1, 2 tries
+        for ref in [("CP1", "T2"), ("CP1", "T1"), 2]:
+            with pytest.raises(RefundWalletError, match="shows a send"):
+                await refunds.settle_held(ref, NOTE, wallet=None)
+            assert await refunds.owed(ref) is not None
+        settled = await refunds.settle_held(("CP2", "A/B"), NOTE, wallet=None)
+        assert (settled.refund.amount, settled.transfer) == (200, None)
+        assert settled.to_json()["transfer"] is None
+
+    run_with(tmp_path, body)
