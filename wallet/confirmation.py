@@ -348,29 +348,33 @@ class ConfirmingWallet(WalletBase):
         await self._refresh_inputs(transfer)
         return transfer
 
-    async def _refresh_inputs(self, transfer: Transfer) -> None:
+    async def _refresh_inputs(self, transfer: Transfer) -> bool:
         """Replace the coins at the addresses of the transfer's inputs still among the coins
-        by the node's outputs there (a node that does not answer leaves them as they are).
-        Called when a transfer failed (its unspent inputs are free again) and when its inputs
-        are gone (`Verdict.inputs_gone`): its reservation ends when it expires, and a spent
-        input left among the coins would then count in the balance and fund a transfer that
-        can never apply. Nothing is asked once none of its inputs is among the coins."""
+        by the node's outputs there; False if the node did not answer (they are left as they
+        are). Called when a transfer failed (its unspent inputs are free again), when its inputs
+        are gone (`Verdict.inputs_gone`), and before it expires (`settle`): its reservation
+        ends then, and a spent input left among the coins would count in the balance and fund
+        a transfer that can never apply. Nothing is asked once none of its inputs is among the
+        coins."""
         await self._load_owners()
         addresses = {
             c.address for c in await self._db(self._state.coins) if c.output_id in transfer.inputs
         }
         if not addresses:
-            return
-        with contextlib.suppress(ClientError):
+            return True
+        try:
             found = await self._query_outputs(sorted(addresses))
-            for address, answer in found.items():
-                coins = [
-                    Coin(output_id=o.output_id, address=o.address, amount=o.amount)
-                    for o in answer.outputs
-                ]
-                await self._db(
-                    self._state.replace_outputs, [address], coins, answer.ledger_index, now_ms()
-                )
+        except ClientError:
+            return False
+        for address, answer in found.items():
+            coins = [
+                Coin(output_id=o.output_id, address=o.address, amount=o.amount)
+                for o in answer.outputs
+            ]
+            await self._db(
+                self._state.replace_outputs, [address], coins, answer.ledger_index, now_ms()
+            )
+        return True
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -391,13 +395,16 @@ class ConfirmingWallet(WalletBase):
                 after = await self._db(self._state.abandon, transfer.key_hash, silent_since, now)
             else:
                 verdict = await self._verdict(transfer, info.confirmed_milestone_index)
-                if verdict.inputs_gone:
-                    await self._refresh_inputs(transfer)
                 if verdict.confirmed_index is not None:
                     after = await self._confirmed(transfer, verdict.confirmed_index)
                 elif verdict.conflict is not None:
                     after = await self._failed(transfer, verdict.conflict)
                 elif expire_due(transfer, info.confirmed_milestone_index, expire_after):
+                    # its inputs' coins first, as the node has them (one may be spent: its
+                    # inputs gone, or an older node that cannot tell): the expiry frees them;
+                    # a node that does not answer leaves it for the next settle
+                    if not await self._refresh_inputs(transfer):
+                        continue
                     after = await self._db(self._state.expire, transfer.key_hash, now)
                 else:
                     continue

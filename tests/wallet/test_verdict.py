@@ -24,10 +24,12 @@ from wallet import (
     InvalidResponseError,
     NodeClient,
     NotFoundError,
+    RateLimitedError,
     TransferStatus,
     TransferTimeoutError,
 )
 from wallet.config import BELOW_MAX_DEPTH
+from wallet.confirmation import ConfirmingWallet
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -270,3 +272,35 @@ async def test_the_client_reads_an_output_with_its_spender_or_nothing(tmp_path: 
         async with NodeClient("http://node", transport=answer(200, body)) as client:
             with pytest.raises(InvalidResponseError, match="spent_by and spent_at"):
                 await client.output(coin)
+
+
+@pytest.mark.parametrize("old_node", [False, True], ids=["node", "older-node"])
+async def test_an_expiry_frees_no_spent_input_even_when_the_node_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old_node: bool
+) -> None:
+    """`settle` expires a transfer it cannot decide (its attachment pruned, its only output
+    spent on) only after it read its inputs' coins from the node: a node that does not answer
+    (429) leaves it for the next settle, and once expired its spent input is gone from the
+    coins, on a node with the outputs route or without it."""
+    async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
+        h.old_node = old_node
+        await w.sync()
+        sent = await w.send(address(BOB), EXACT, idempotency_key="exact", wait=False)
+        await paid(h, address(BOB), EXACT)
+        await spend_on(h, sent.transaction)
+        await h.wait_for_index(await h.confirmed_index() + KEEP + 2)
+        await h.node.write(lambda ledger: ledger.prune(KEEP))
+        (record,) = await w.transfers()
+        await h.wait_for_index(record.last_cmi + CONFIG.expire_after)
+
+        async def limited(self: object, addresses: object) -> object:
+            raise RateLimitedError("GET /api/v1/addresses/{address}/outputs", "limited", 1.0)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(ConfirmingWallet, "_query_outputs", limited)
+            assert await w.settle() == []  # not expired: its coins could not be read
+        (expired,) = await w.settle()
+        assert expired.status is TransferStatus.EXPIRED
+        assert (await w.balance()).total == 0
+        with pytest.raises(InsufficientFundsError):
+            await w.send(address(CAROL), 10_000, idempotency_key="later", wait=False)
