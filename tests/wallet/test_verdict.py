@@ -223,9 +223,12 @@ async def test_an_input_spent_by_the_transaction_itself_confirms_it(tmp_path: Pa
         assert w.counters.reattachments == 0
 
 
-async def test_an_older_node_without_the_outputs_route_confirms_by_address(
+async def test_an_older_node_without_the_outputs_route_still_gets_a_due_reattachment(
     tmp_path: Path,
 ) -> None:
+    """The wallet asks for the route, falls back to the address query (which finds nothing:
+    the transfer was never applied) and re-attaches as before, confirmed through the
+    re-attachment's metadata."""
     async with running(tmp_path, tick_s=0.01) as h, open_wallet(h, tmp_path / "w.db") as w:
         h.old_node = True
         await w.sync()
