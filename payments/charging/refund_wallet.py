@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Final
 
 from wallet.errors import WalletError, WalletStateError
 from wallet.idempotency import idempotency_hash
+from wallet.pending import abandon
+from wallet.records import TransferStatus
 from wallet.state import WalletState
 
 from .errors import RefundReleasedError
@@ -54,11 +56,12 @@ class LedgerWallet:
     row still `sending` at its attempt), and only then attaches it (`Wallet.resume`). The
     operator may hold and settle a refund at any time, from another process too, and neither
     database's lock holds the other's writes; this order closes that window. A hold committed
-    before the check is seen, and nothing is attached (the signed transfer no node saw is
-    abandoned by the wallet's own rules, or resumed under its key if the operator retries the
-    refund). A hold committed after it finds the transfer recorded, so a settlement's check of
-    the wallet refuses it (`refund_desk`). The sync before a send takes the longest (seconds,
-    more on a slow node), and it is before the record, so the window left is one read."""
+    before the check is seen, and nothing is attached: the signed transfer no node saw is
+    abandoned at once (`wallet.pending.abandon`: failed, it can never apply), so the operator
+    may settle the refund at once, or retry it, under its next attempt. A hold committed
+    after it finds the transfer recorded, so a settlement's check of the wallet refuses it
+    (`refund_desk`). The sync before a send takes the longest (seconds, more on a slow node),
+    and it is before the record, so the window left is one read."""
 
     __slots__ = ("_clock", "_synced_at", "sync_every_s", "wallet")
 
@@ -85,6 +88,8 @@ class LedgerWallet:
         try:
             transfer = await self.wallet.record(to, amount, idempotency_key=key)
             if not await claimed():
+                if transfer.status is TransferStatus.SIGNED:  # no node saw it: it never applies
+                    await abandon(self.wallet, transfer, online=False)
                 raise RefundReleasedError(key)
             return await self.wallet.resume(transfer)
         except BaseException:

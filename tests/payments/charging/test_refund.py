@@ -101,9 +101,10 @@ class WalletRules:
             await self.syncing.wait()
         transfer = self.recorded.get(key)
         if transfer is None and amount >= self.minimum and not await claimed():
-            self.recorded[key] = dataclasses.replace(
+            self.recorded[key] = dataclasses.replace(  # recorded, then abandoned (no node saw it)
                 _recorded(to, amount, key),
-                status=TransferStatus.SIGNED,
+                status=TransferStatus.FAILED,
+                failure="abandoned",
                 attachments=(),
                 confirmed_index=None,
             )

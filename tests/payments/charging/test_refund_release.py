@@ -17,12 +17,14 @@ from payments.charging.errors import RefundReleasedError
 from payments.charging.refund_attempts import (
     TransferState,
     attempt_key,
+    never_applies,
     transfer_state,
 )
 from payments.charging.refund_wallet import LedgerWallet
 from tests.builders import address
 from tests.wallet.test_client import BOB, open_wallet, running
 from wallet.account import Wallet
+from wallet.errors import TransferFailedError
 from wallet.records import TransferStatus
 
 from .test_payment import World, run
@@ -42,7 +44,7 @@ def test_a_refund_held_and_settled_during_the_wallet_s_sync_is_never_sent(
     """The refunder claimed the refund and its wallet syncs (held by an event); the operator
     holds it and settles it (nothing recorded under its key yet: `none`); the sync ends, the
     transfer is recorded, the re-check finds the row gone, and nothing is attached: the
-    ledger paid nothing, the refund is gone, the signed transfer waits for the wallet's rules.
+    ledger paid nothing, the refund is gone, the signed transfer no node saw is abandoned.
     (Unheld, the refunder pays once: every refund test, through the same re-check.)"""
     syncing = asyncio.Event()
     ledger = WalletRules(syncing=syncing)
@@ -61,7 +63,7 @@ def test_a_refund_held_and_settled_during_the_wallet_s_sync_is_never_sent(
         assert ledger.paid() == []
         recorded = await ledger.transfer(SESSION_KEY)
         assert recorded is not None
-        assert (recorded.status, recorded.attachments) == (TransferStatus.SIGNED, ())
+        assert (recorded.status, recorded.attachments) == (TransferStatus.FAILED, ())
         assert await desk.owed(REF) is None
         assert await refunds.retry() == 0
         assert ledger.paid() == []
@@ -74,9 +76,10 @@ async def test_the_real_wallet_records_a_released_refund_s_transfer_and_attaches
 ) -> None:
     """On the wallet tests' node: `LedgerWallet.send` whose refund is released during the
     wallet's sync (held by an event) records the transfer signed, attaches nothing
-    (`RefundReleasedError`) and Bob receives nothing: a settlement's check of the wallet then
-    sees it pending and refuses. The operator retries it instead: the same transfer is resumed
-    under its key, and Bob receives the amount once."""
+    (`RefundReleasedError`) and abandons it (no node saw it: it can never apply), and Bob
+    receives nothing: a settlement's check of the wallet then finds it failed and allows it.
+    Retried instead, the refund's transfer under that key fails for good (`never_applies`: the
+    refunder moves it to its next attempt), and Bob receives the amount once under the next."""
     gate = trio.Event()
     real_sync = Wallet.sync
 
@@ -106,10 +109,14 @@ async def test_the_real_wallet_records_a_released_refund_s_transfer_and_attaches
             gate.set()
         recorded = await cpo.transfer(key)
         assert recorded is not None
-        assert (recorded.status, recorded.attachments) == (TransferStatus.SIGNED, ())
-        assert transfer_state(recorded) is TransferState.PENDING
+        assert (recorded.status, recorded.attachments) == (TransferStatus.FAILED, ())
+        assert transfer_state(recorded) is TransferState.FAILED
+        assert never_applies(recorded)
         assert await h.balance_of(to) == 0
         released = False  # retried instead
-        await ledger.send(to, 540, key, claimed)
-        await ledger.send(to, 540, key, claimed)  # a repeat: the same transfer
+        with pytest.raises(TransferFailedError):
+            await ledger.send(to, 540, key, claimed)
+        following = attempt_key(SESSION_KEY, 1)
+        await ledger.send(to, 540, following, claimed)
+        await ledger.send(to, 540, following, claimed)  # a repeat: the same transfer
         assert await h.balance_of(to) == 540
