@@ -34,7 +34,10 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.lowlevel
 from ocpp import messages as ocpp_messages  # type: ignore[import-untyped]
-from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
+from ocpp.exceptions import (  # type: ignore[import-untyped]
+    OCPPError,
+    UnknownCallErrorCodeError,
+)
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -333,14 +336,17 @@ class Csms:
         self, station: str, call: Callable[[StationConnection], Awaitable[bool]]
     ) -> bool:
         """`call` on `station`'s connection, its failures named: `StationAuthError` if it is
-        not connected, `StationTimeoutError` if it did not answer in time, `StationCallError`
-        for a CALLERROR, an answer outside the schema, or a connection closed meanwhile."""
+        not connected, `StationTimeoutError` if it did not answer in time (a station that hung
+        up after the call was sent too), `StationCallError` for a CALLERROR (of a code the
+        library knows or not), an answer outside the schema, or a connection closed as the
+        call was sent."""
         connection = self._connected(station)
         try:
             return bool(await call(connection))
         except TimeoutError:
             raise StationTimeoutError(station, "no answer in time") from None
-        except OCPPError as e:
+        except (OCPPError, UnknownCallErrorCodeError) as e:  # the latter: a code the library
+            # does not name (2.0.1's RpcFrameworkError, a maker's own), not an OCPPError
             raise StationCallError(station, f"answered {type(e).__name__}") from None
         except ConnectionClosed:
             raise StationCallError(station, "disconnected before it answered") from None

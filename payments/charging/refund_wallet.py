@@ -19,7 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
-from wallet.errors import WalletError, WalletStateError
+from wallet.errors import StillPendingError, WalletError, WalletStateError
 from wallet.idempotency import idempotency_hash
 from wallet.pending import abandon
 from wallet.records import TransferStatus
@@ -89,7 +89,8 @@ class LedgerWallet:
             transfer = await self.wallet.record(to, amount, idempotency_key=key)
             if not await claimed():
                 if transfer.status is TransferStatus.SIGNED:  # no node saw it: it never applies
-                    await abandon(self.wallet, transfer, online=False)
+                    with contextlib.suppress(StillPendingError):  # attached meanwhile: live
+                        await abandon(self.wallet, transfer, online=False)
                 raise RefundReleasedError(key)
             return await self.wallet.resume(transfer)
         except BaseException:

@@ -21,7 +21,8 @@ After each event the session is priced with the `Pricing` callable it was given 
 engine's price, or a flat per-kWh price) and checked against its `SessionLimits`: it emits one
 `StopSession` decision when the unpaid amount would pass the margin by the next meter value (the
 energy of the last step again, unpaid: pay as you charge), or when the prepaid energy or time is
-reached. `tick(now)` checks the time limit between meter values.
+reached. `ChargingSession.decide(now_s)` checks the time limit between meter values (the
+CSMS's clock tick).
 """
 
 from __future__ import annotations
