@@ -13,9 +13,9 @@ from typing import Any, Final
 ROOT: Final = Path(__file__).resolve().parent.parent
 
 
-def run_json(*argv: str, timeout: float = 240) -> dict[str, Any]:
+def run_python(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run `python *argv` in the checkout; it must exit 0 (else the end of its stderr is the
-    failure); its last stdout line, a JSON object, is returned."""
+    failure); what it printed."""
     done = subprocess.run(
         [sys.executable, *argv],
         cwd=ROOT,
@@ -26,6 +26,12 @@ def run_json(*argv: str, timeout: float = 240) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def run_json(*argv: str, timeout: float = 240) -> dict[str, Any]:
+    """`run_python`, whose last stdout line, a JSON object, is returned."""
+    done = run_python(*argv, timeout=timeout)
     doc = json.loads(done.stdout.strip().splitlines()[-1])
     assert isinstance(doc, dict), doc
     return doc

@@ -12,11 +12,7 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from payments.charging.cli import main as charging_main
@@ -24,6 +20,7 @@ from payments.charging.refund_attempts import attempt_key
 from payments.charging.refund_wallet import wallet_state_path
 from payments.charging.store import CsmsStore
 from tangle.protocol.transaction import address_of
+from tests._programs import run_python
 from tests.wallet.test_client import ACCOUNT
 from wallet.idempotency import account_fingerprint
 from wallet.state import WalletState
@@ -34,9 +31,9 @@ from .test_refund import Sent, WalletRules, _billed_prepaid
 from .test_refund_attempts import SESSION_KEY, _refunder
 from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
 
-ROOT = Path(__file__).resolve().parents[3]
-
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pytest
 
 
@@ -150,15 +147,7 @@ def test_the_csms_logs_its_own_info_lines_and_only_warnings_of_other_libraries()
         "logging.getLogger('websockets.server').info('connection open')\n"
         "logging.getLogger('ocpp').warning('a library warning')\n"
     )
-    err = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stderr
+    err = run_python("-c", script, timeout=60).stderr
     assert "INFO payments.charging.refund_desk: settled: ref 7" in err
     assert "connection open" not in err
     assert "WARNING ocpp: a library warning" in err

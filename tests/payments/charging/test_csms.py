@@ -11,11 +11,8 @@ import dataclasses
 import gc
 import json
 import logging
-import os
-import subprocess
 import sys
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -54,9 +51,11 @@ from payments.charging.simulator import Charger16, Charger201, connect_charger
 from payments.charging.station import _payload, now_iso, register_wh
 from payments.charging.store import Binding, CsmsStore
 from payments.charging.tariff_pricing import price
+from tests._programs import run_python
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
 
 T0 = 1_780_000_000.0
 PASSWORD = "s3cret-password"
@@ -557,16 +556,7 @@ async def main():
 
 asyncio.run(main())
 """
-    root = Path(__file__).resolve().parents[3]
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    out = run_python("-c", code, timeout=60)
     assert out.stdout.split() == ["False", "False", "True", "True"]
 
 
