@@ -30,7 +30,7 @@ so a transfer under its key may be in flight or submitted, and may still confirm
   file beside the database: `refund_wallet.state_records`) never sent a refund, and settles
   without a check, unless the refund's row shows that a send of it was tried (`tried`): then
   the wallet's file is missing, and settling is refused. A record that cannot be read (in
-  time: `WALLET_READ_S`) refuses it (`RefundWalletError`).
+  time: `refund_wallet.WALLET_READ_S`) refuses it (`RefundWalletError`).
 
 *Checking, then deleting.* The check runs inside the settlement's one transaction, after its
 DELETE took the row (and the database's write lock) and before its commit, so the row it
@@ -72,8 +72,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from wallet.errors import WalletError
-
 from .errors import (
     RefundNoteError,
     RefundNotHeldError,
@@ -85,18 +83,16 @@ from .errors import (
 from .refund_attempts import (
     TransferState,
     attempt_key,
-    recorded_state,
     session_refund_key,
     unbind_refund_key,
 )
+from .refund_wallet import WALLET_READ_S, read_record
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
     import aiosqlite
-
-    from wallet.records import Transfer
 
     from .refund_attempts import TransferRecords
 
@@ -117,11 +113,6 @@ READ_STATES: Final = ("owed", "maybe_sent", "sending")
 """The states the refunder reads (`refund_rows`), from which the operator holds a refund."""
 LIVE: Final = (TransferState.PENDING, TransferState.CONFIRMED, TransferState.ABANDONED)
 """The states of a refund's transfer in which it is not settled (the module docstring)."""
-WALLET_READ_S: Final = 1.0
-"""The longest a wallet record is waited for (`RefundWalletError` after it). A settlement reads
-it while it holds the database's write lock, so every charger's group commit waits behind the
-read, and a writer of the wallet's file may hold that file for as long as its busy timeout
-(`wallet.database.BUSY_TIMEOUT_S`, 30 s): refusing to settle is safe, stalling the CSMS is not."""
 
 
 def sql_states(states: tuple[str, ...]) -> str:
@@ -518,37 +509,6 @@ async def _joined(db: aiosqlite.Connection, row: Sequence[Any]) -> OwedRefund:
     return _session_refund(values)
 
 
-_LATE: Final[set[asyncio.Task[Any]]] = set()
-"""Wallet reads given up on (`_record`), kept until they end (the loop holds tasks weakly)."""
-
-
-async def _record(wallet: TransferRecords, key: bytes) -> tuple[Transfer | None, TransferState]:
-    """The transfer `wallet` records under `key` and its state (`recorded_state`);
-    `RefundWalletError` if it cannot be read, or not within `WALLET_READ_S`. A read given up
-    on is cancelled, and left to end (one in a worker thread ends when the thread does)."""
-    read = asyncio.ensure_future(recorded_state(wallet, key))
-    try:
-        done, _ = await asyncio.wait((read,), timeout=WALLET_READ_S)
-    finally:
-        if not read.done():
-            read.cancel()
-            _LATE.add(read)
-            read.add_done_callback(_forget)
-    if not done:
-        raise RefundWalletError(f"no answer within {WALLET_READ_S} s (its file is held)")
-    try:
-        return read.result()
-    except WalletError as e:
-        raise RefundWalletError(str(e)) from None
-
-
-def _forget(read: asyncio.Task[Any]) -> None:
-    """A late read ended: its answer (or error) is no longer wanted."""
-    _LATE.discard(read)
-    if not read.cancelled():
-        read.exception()
-
-
 async def _unpaid(refund: OwedRefund, wallet: TransferRecords | None) -> TransferState | None:
     """The state of `refund`'s transfer under its key in `wallet` (None: no wallet), if it
     cannot pay the refund; `RefundTransferLiveError` if it is live (`LIVE`), `RefundWalletError`
@@ -562,7 +522,7 @@ async def _unpaid(refund: OwedRefund, wallet: TransferRecords | None) -> Transfe
                 f"{refund.attempt}, {refund.tries} failed tries, {refund.state})"
             )
         return None
-    transfer, state = await _record(wallet, refund.key)
+    transfer, state = await read_record(wallet, refund.key)
     if transfer is not None and state in LIVE:
         raise RefundTransferLiveError(kind, text, refund.key, state.value, transfer.status.value)
     return state
@@ -572,7 +532,7 @@ async def _shown(wallet: TransferRecords, refund: OwedRefund) -> TransferState:
     """The state of `refund`'s transfer as the listing shows it: `unknown` if its record cannot
     be read (logged)."""
     try:
-        return (await _record(wallet, refund.key))[1]
+        return (await read_record(wallet, refund.key))[1]
     except RefundWalletError as e:
         LOG.warning("refund %s: its transfer is not shown: %s", ref_text(refund.ref), e)
         return TransferState.UNKNOWN

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from wallet.errors import StillPendingError, WalletError, WalletStateError
 from wallet.idempotency import idempotency_hash
@@ -25,7 +25,8 @@ from wallet.pending import abandon
 from wallet.records import TransferStatus
 from wallet.state import WalletState
 
-from .errors import RefundReleasedError
+from .errors import RefundReleasedError, RefundWalletError
+from .refund_attempts import TransferState, recorded_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,10 +36,17 @@ if TYPE_CHECKING:
     from wallet.account import Wallet
     from wallet.records import Transfer
 
+    from .refund_attempts import TransferRecords
+
 SYNC_EVERY_S: Final = 10.0
 """How old the CPO wallet's last sync may be when a refund is sent (`LedgerWallet`)."""
 
 LOG: Final = logging.getLogger(__name__)
+WALLET_READ_S: Final = 1.0
+"""The longest a wallet record is waited for (`RefundWalletError` after it). A settlement reads
+it while it holds the database's write lock, so every charger's group commit waits behind the
+read, and a writer of the wallet's file may hold that file for as long as its busy timeout
+(`wallet.database.BUSY_TIMEOUT_S`, 30 s): refusing to settle is safe, stalling the CSMS is not."""
 
 
 def wallet_state_path(db: Path) -> Path:
@@ -157,3 +165,34 @@ async def state_records(path: Path) -> AsyncIterator[StateRecords | UnreadableRe
         yield StateRecords(state)
     finally:
         state.close()
+
+
+_LATE_READS: Final[set[asyncio.Task[Any]]] = set()
+"""Wallet reads given up on (`read_record`), kept until they end (the loop holds tasks weakly)."""
+
+
+async def read_record(wallet: TransferRecords, key: bytes) -> tuple[Transfer | None, TransferState]:
+    """The transfer `wallet` records under `key` and its state (`recorded_state`);
+    `RefundWalletError` if it cannot be read, or not within `WALLET_READ_S`. A read given up
+    on is cancelled, and left to end (one in a worker thread ends when the thread does)."""
+    read = asyncio.ensure_future(recorded_state(wallet, key))
+    try:
+        done, _ = await asyncio.wait((read,), timeout=WALLET_READ_S)
+    finally:
+        if not read.done():
+            read.cancel()
+            _LATE_READS.add(read)
+            read.add_done_callback(_forget)
+    if not done:
+        raise RefundWalletError(f"no answer within {WALLET_READ_S} s (its file is held)")
+    try:
+        return read.result()
+    except WalletError as e:
+        raise RefundWalletError(str(e)) from None
+
+
+def _forget(read: asyncio.Task[Any]) -> None:
+    """A late read ended: its answer (or error) is no longer wanted."""
+    _LATE_READS.discard(read)
+    if not read.cancelled():
+        read.exception()

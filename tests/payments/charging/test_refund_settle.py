@@ -36,8 +36,7 @@ from payments.charging.refund_attempts import (
     attempt_key,
     unbind_refund_key,
 )
-from payments.charging.refund_desk import WALLET_READ_S
-from payments.charging.refund_wallet import state_records, wallet_state_path
+from payments.charging.refund_wallet import WALLET_READ_S, state_records, wallet_state_path
 from payments.charging.store import CsmsStore
 from tangle.protocol.ids import OutputId, TransactionId, blake2b_256
 from tests.builders import address, key
