@@ -292,30 +292,35 @@ class ConfirmingWallet(WalletBase):
 
     async def _on_ledger(self, transfer: Transfer) -> Verdict:
         """What the node's ledger records of the transaction, whatever became of its
-        attachments: applied at the milestone that created an output of it (unspent, or spent
-        inside the node's pruning window; the change first, which nobody else spends) or that
-        spent an input by it (an output created and spent in one milestone leaves no record);
-        never applicable (`input_spent`) if another transaction spent an input; else whether
-        an input is gone with no record of its spender. One request per output and input at
-        most (the transaction bounds them), and none after an input gone: a transaction spends
-        its inputs at one milestone, so their spent records are pruned together and no later
-        input can show it applied. One another transaction spent, listed after, is then not
-        seen: the transfer expires instead of failing, which a refunder holds (the safe side)
-        rather than pays again. A pending transfer asks this at every due step."""
+        attachments, from its inputs first: a transaction spends all its inputs at one
+        milestone, so an input spent by it shows it applied at that milestone, one spent by
+        another transaction shows it never applicable (`input_spent`), and one unspent that it
+        has not applied (the next inputs are asked all the same: another may be spent
+        elsewhere). Only once an input is gone with no record of its spender (pruned with its
+        spent record, or never there) are its outputs asked, the change first (nobody else
+        spends it): one the node knows (unspent, or spent inside its pruning window) shows it
+        applied at the milestone that created it, else its inputs are gone
+        (`Verdict.inputs_gone`). None is asked after an input gone: their spent records are
+        pruned together, so no later input can show it applied; one another transaction
+        spent, listed after, is then not seen, and the transfer expires instead of failing,
+        which a refunder holds (the safe side) rather than pays again. A pending transfer
+        asks this at every due step: one request per input while they are unspent."""
         tx = transfer.transaction
-        for position in reversed(range(len(tx.essence.outputs))):
-            created = await self._client.output(OutputId.of(tx.id, position))
-            if created is not None:
-                return Verdict(confirmed_index=created.created_at)
         for output_id in tx.essence.inputs:
             spent = await self._client.output(output_id)
             if spent is None:
-                return Verdict(inputs_gone=True)
+                break
             if spent.spent_by == tx.id:
                 return Verdict(confirmed_index=spent.spent_at)
             if spent.spent_by is not None:
                 return Verdict(conflict=Conflict.INPUT_SPENT.name.lower())
-        return Verdict()
+        else:
+            return Verdict()
+        for position in reversed(range(len(tx.essence.outputs))):
+            created = await self._client.output(OutputId.of(tx.id, position))
+            if created is not None:
+                return Verdict(confirmed_index=created.created_at)
+        return Verdict(inputs_gone=True)
 
     async def _on_addresses(self, transfer: Transfer, conflicting: bool) -> Verdict:
         """What a node without `GET /api/v1/outputs/{output_id}` tells: applied at the ledger
