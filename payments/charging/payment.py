@@ -55,13 +55,13 @@ if TYPE_CHECKING:
 
 BIND_DOMAIN: Final = b"tanglepay/charging/bind/v1"
 LAST_RECEIPTS: Final = 100_000
+"""Sessions whose last receipt `ChargePayments` keeps to answer a re-sent payment (the oldest
+is forgotten first)."""
 MAX_ID_TOKEN: Final = 36
 """The longest id token bound to a channel: OCPP 2.0.1's IdTokenType.idToken (1.6's idTag is
 20), so a longer one could never start a session."""
 MAX_TOKENS_PER_CHANNEL: Final = 16
 """The most id tokens bound to one channel (a driver's cards, phone and car)."""
-"""Sessions whose last receipt `ChargePayments` keeps to answer a re-sent payment (the oldest
-is forgotten first)."""
 
 
 def bind_message(channel_id: ChannelId, id_token: str) -> bytes:
