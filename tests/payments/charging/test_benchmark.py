@@ -65,6 +65,7 @@ def test_the_quick_payment_cost_benchmark_runs_and_reports_both_sides() -> None:
     assert isinstance(doc["targets_met"], bool)
 
 
+@pytest.mark.slow
 def test_the_quick_commit_benchmark_times_idle_and_busy_loops() -> None:
     doc = run_json("-m", "benchmarks.charging_commit", "--quick", "--json", timeout=60)
     for run in ("idle", "busy_default", "busy_tuned"):
