@@ -424,7 +424,7 @@ async def serve_csms(
                 source,
                 f"{kind} ({type(e).__name__})",
                 "station %r not logged in: the store failed: %r",
-                station,
+                station[:MAX_ID_LENGTH],  # any client names it (the URL's last segment)
                 e,
                 capped=False,
                 exc_info=True,

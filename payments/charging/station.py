@@ -325,10 +325,7 @@ class StationConnection(LibChargePoint):  # type: ignore[misc]
         itself), with the call lock held, right before it waits for the answer: from now on
         the answer with its unique id is the one awaited. An answer left in the queue (one that
         came as the previous call timed out) is dropped."""
-        frame = json.loads(message)
-        if frame[0] != MessageType.Call:  # only `call` sends through here (see above)
-            raise RuntimeError(f"not a CALL: {frame[0]!r}")
-        self._awaited = str(frame[1])
+        self._awaited = str(json.loads(message)[1])
         while not self._response_queue.empty():
             self._response_queue.get_nowait()
             self.dropped_answers += 1
