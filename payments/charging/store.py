@@ -13,7 +13,7 @@ sessions(charge_point, transaction_id, id_token, channel_id, margin, energy_wh, 
 bills(charge_point, transaction_id, energy_wh, duration_s, amount, PK(charge_point,
       transaction_id))
 commitments(charge_point, transaction_id, digest, message_id)    a session on the ledger
-tokens(id_token PK, channel_id, prepaid)                          a driver's token -> channel
+tokens(id_token PK, channel_id INDEXED, prepaid)                  a driver's token -> channel
 refunds(charge_point, transaction_id, amount, state, attempt, tries, PK(charge_point,
         transaction_id))
           a prepaid session's rest, while owed (state owed | maybe_sent | sending | held)
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Final, Self
 from ..channels.store import SCHEMA as CHANNELS_SCHEMA
 from .errors import StationAuthError, StoreVersionError
 from .event_rows import EVENTS_SCHEMA, UPGRADE_3, EventRows
-from .group_commit import GROUP_WINDOW_S
+from .group_commit import CHECKPOINT_EVERY_S, GROUP_WINDOW_S
 from .refund_rows import UPGRADE_1, UPGRADE_2, RefundRows, credit_or_owe
 from .session import SessionLimits
 
@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS commitments (
     message_id BLOB NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     id_token TEXT PRIMARY KEY, channel_id BLOB NOT NULL, prepaid INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tokens_channel ON tokens (channel_id);
 CREATE TABLE IF NOT EXISTS refunds (
     charge_point TEXT NOT NULL, transaction_id TEXT NOT NULL, amount INTEGER NOT NULL,
     state TEXT NOT NULL, PRIMARY KEY (charge_point, transaction_id)) WITHOUT ROWID;
@@ -150,8 +151,13 @@ class Binding:
 class CsmsStore(EventRows):
     """The CSMS's database; open with `async with CsmsStore(path) as store`."""
 
-    def __init__(self, path: Path, group_window_s: float = GROUP_WINDOW_S) -> None:
-        super().__init__(path, group_window_s)
+    def __init__(
+        self,
+        path: Path,
+        group_window_s: float = GROUP_WINDOW_S,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    ) -> None:
+        super().__init__(path, group_window_s, checkpoint_every_s)
         self.refunds = RefundRows(self)
         """The refunds owed to drivers (`refund_rows`)."""
         self._verified: dict[str, bytes] = {}

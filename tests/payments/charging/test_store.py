@@ -283,9 +283,7 @@ def test_the_wal_is_copied_back_by_the_checkpointer_never_by_a_commit(tmp_path: 
     path = tmp_path / "csms.sqlite"
 
     async def main() -> tuple[int, int, int]:
-        store = CsmsStore(path)
-        store.checkpoint_every_s = 0.05
-        async with store:
+        async with CsmsStore(path, checkpoint_every_s=0.05) as store:
             async with store.db.execute("PRAGMA wal_autocheckpoint") as cursor:
                 (automatic,) = tuple(await cursor.fetchone() or (None,))
             before = path.stat().st_size
