@@ -101,6 +101,8 @@ class LedgerWallet:
                         await abandon(self.wallet, transfer, online=False)
                 raise RefundReleasedError(key)
             return await self.wallet.resume(transfer)
+        except RefundReleasedError:  # the operator's doing, not the wallet's: no sync owed
+            raise
         except BaseException:
             self._synced_at = None  # perhaps short of coins it has not seen: sync next time
             raise
