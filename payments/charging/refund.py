@@ -170,7 +170,7 @@ class PrepaidRefunds:
                 to,
                 claim,
                 unbind_refund_key(channel_id, id_token, refund_id),
-                functools.partial(refunds.token_still_sending, refund_id, claim.attempt),
+                functools.partial(refunds.still_sending, refund_id, claim.attempt),
                 functools.partial(refunds.unclaim_token_refund, refund_id),
                 functools.partial(refunds.next_token_refund_attempt, refund_id),
             )

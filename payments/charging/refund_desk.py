@@ -462,7 +462,7 @@ class RefundDesk:
         `states` (SQL), in one statement, and read what it returns (a session's token and
         channel in the same transaction); `check`, if given, sees that refund before the
         commit, and what it raises rolls the change back; the refusal if no row changed."""
-        table, where, params = _row_of(ref)
+        table, where, params = row_of(ref)
         columns = _TOKEN_COLUMNS if isinstance(ref, int) else _SESSION_RETURNING
         query = f"{change.format(table)} WHERE {where} AND state IN {states} RETURNING {columns}"
         async with self._store.transaction() as db:
@@ -538,7 +538,7 @@ async def _shown(wallet: TransferRecords, refund: OwedRefund) -> TransferState:
         return TransferState.UNKNOWN
 
 
-def _row_of(ref: RefundRef) -> tuple[str, str, tuple[object, ...]]:
+def row_of(ref: RefundRef) -> tuple[str, str, tuple[object, ...]]:
     """The table, WHERE clause and parameters of refund `ref`'s row."""
     if isinstance(ref, int):
         return "token_refunds", "id = ?", (ref,)

@@ -53,13 +53,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from .refund_attempts import Claim
-from .refund_desk import OWED_STATES, READ_STATES, RefundDesk, sql_states
+from .refund_desk import OWED_STATES, READ_STATES, RefundDesk, row_of, sql_states
 
 if TYPE_CHECKING:
     import aiosqlite
 
     from .group_commit import Statement
-    from .refund_desk import RefundStore
+    from .refund_desk import RefundRef, RefundStore
 
 CREDIT_BOUND: Final = (
     "UPDATE tokens SET prepaid = prepaid + ? WHERE id_token = ? AND channel_id = ?"
@@ -191,14 +191,13 @@ class RefundRows(RefundDesk):
             key,
         )
 
-    async def still_sending(self, key: tuple[str, str], attempt: int) -> bool:
-        """Whether session `key`'s refund is still `sending` at `attempt`: its payer's claim
-        holds (the operator neither held nor settled it since)."""
-        query = (
-            "SELECT 1 FROM refunds WHERE charge_point = ? AND transaction_id = ? "
-            "AND state = 'sending' AND attempt = ?"
-        )
-        async with self._store.db.execute(query, (*key, attempt)) as c:
+    async def still_sending(self, ref: RefundRef, attempt: int) -> bool:
+        """Whether refund `ref` (a session's key, or a `token_refunds` id) is still `sending`
+        at `attempt`: its payer's claim holds (the operator neither held nor settled it
+        since)."""
+        table, where, params = row_of(ref)
+        query = f"SELECT 1 FROM {table} WHERE {where} AND state = 'sending' AND attempt = ?"
+        async with self._store.db.execute(query, (*params, attempt)) as c:
             return await c.fetchone() is not None
 
     async def refund_failed(self, key: tuple[str, str]) -> None:
@@ -322,12 +321,6 @@ class RefundRows(RefundDesk):
             "UPDATE token_refunds SET state = 'owed' WHERE id = ? AND state = 'sending'",
             (refund_id,),
         )
-
-    async def token_still_sending(self, refund_id: int, attempt: int) -> bool:
-        """Whether refund `refund_id` is still `sending` at `attempt` (as `still_sending`)."""
-        query = "SELECT 1 FROM token_refunds WHERE id = ? AND state = 'sending' AND attempt = ?"
-        async with self._store.db.execute(query, (refund_id, attempt)) as c:
-            return await c.fetchone() is not None
 
     async def token_refund_failed(self, refund_id: int) -> None:
         """A payment of refund `refund_id` failed (as `refund_failed`): counted."""
