@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("cdrs", help="list the bills of ended sessions")
     refunds = commands.add_parser("refunds", help="list the refunds owed to drivers")
     refunds.add_argument("--held", action="store_true", help="only those held for the operator")
-    refunds.add_argument("--limit", type=int, default=MAX_PAGE, help=f"at most {MAX_PAGE}")
+    refunds.add_argument("--limit", type=_page_size, default=MAX_PAGE, help=f"1-{MAX_PAGE}")
     refunds.add_argument("--after", help="KIND/ID: the last refund of the page before")
     for name, text in (
         ("refund-retry", "owe a held refund again, under its next attempt"),
@@ -300,6 +300,13 @@ def _device_tokens(pairs: list[str]) -> dict[str, bytes]:
         if not token or len(tokens[token]) != 32:
             raise SystemExit(f"error: --device-token {pair!r}: a token and a 32-byte device id")
     return tokens
+
+
+def _page_size(text: str) -> int:
+    """`--limit`: a page of 1 to `MAX_PAGE` refunds, refused as the back office refuses it."""
+    if not (text.isdecimal() and 0 < int(text) <= MAX_PAGE):
+        raise argparse.ArgumentTypeError(f"must be 1-{MAX_PAGE}")
+    return int(text)
 
 
 async def _refunds(

@@ -15,6 +15,8 @@ import json
 import shutil
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from payments.charging.cli import main as charging_main
 from payments.charging.refund_attempts import attempt_key
 from payments.charging.refund_wallet import wallet_state_path
@@ -33,8 +35,6 @@ from .test_refund_desk import NOTE, SESSIONS, TOKENS, owe
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 
 def _cli(db: Path, *args: str) -> Any:
@@ -74,6 +74,11 @@ def test_the_operator_lists_retries_and_settles_held_refunds(
     page = _cli(db, "refunds", "--limit", "2")
     assert [r["id"] for r in page] == ["CP1/T1", "CP1/T2"]
     assert "more: --after session/CP1/T2" in capsys.readouterr().err
+    for limit in ("0", "501", "-1", "x"):  # refused as the back office refuses them
+        with pytest.raises(SystemExit) as refused:
+            charging_main(["--db", str(db), "refunds", "--limit", limit])
+        assert refused.value.code == 2
+    assert "must be 1-500" in capsys.readouterr().err
     rest = _cli(db, "refunds", "--after", "session/CP1/T2")
     assert [r["id"] for r in rest] == ["CP2/A/B", "1", "2", "3"]
     retried = _cli(db, "refund-retry", "session", "CP1/T2")
