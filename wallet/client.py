@@ -274,6 +274,7 @@ class NodeClient:
                     raise refused
             if attempt + 1 < policy.attempts:
                 await anyio.sleep(policy.delay(attempt, self._rng))
+        failure.outcome_unknown = unknown is not None  # a try ended with no answer to trust
         raise failure
 
     async def _get_json(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Doc:

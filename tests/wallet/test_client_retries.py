@@ -30,6 +30,7 @@ from wallet import (
     Wallet,
     WalletConfig,
 )
+from wallet.config import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -278,3 +279,28 @@ async def test_node_proof_of_work_rate_limited_after_a_lost_answer_keeps_the_att
             done = await w.send(address(BOB), 20_000, idempotency_key="pow-lost")
         assert done.status is TransferStatus.CONFIRMED
         assert await h.balance_of(address(BOB)) == 20_000
+
+
+@pytest.mark.parametrize(
+    ("script", "unknown"),
+    [
+        (["refused", "connect-timeout", "unsynced"], False),
+        (["refused", "lost", "refused"], True),
+        (["500", "502", "unsynced"], True),
+    ],
+)
+async def test_a_submission_no_try_of_which_was_answered_says_whether_one_may_have_applied(
+    tmp_path: Path, script: list[str], unknown: bool
+) -> None:
+    """Every try failing: `outcome_unknown` is set when a try may have been carried out (its
+    answer lost, or a 500/502 that can follow the work), whichever try it was, and only
+    then."""
+    async with running(tmp_path) as h:
+        transport = Scripted(h, SUBMIT, script)
+        retry = RetryPolicy(attempts=len(script), base_delay_s=0.001, max_delay_s=0.001)
+        async with NodeClient("http://node", transport=transport, retry=retry) as client:
+            raw = await _tagged(client, b"every try failed")
+            with pytest.raises(NodeUnavailableError) as caught:
+                await client.submit(raw)
+            assert transport.played == script
+            assert caught.value.outcome_unknown is unknown

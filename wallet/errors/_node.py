@@ -43,8 +43,9 @@ class NodeUnavailableError(ClientError):
     """No usable answer after the retries: the connection failed or timed out, or the node
     answered 5xx (`status`; `reason` holds the node's error code and message, if any). Also a
     429, or a refusal of a submission other than a duplicate, after an earlier try whose
-    answer was lost (`outcome_unknown`: that try may have been carried out, see
-    `wallet.client`)."""
+    answer was lost. `outcome_unknown`: a try may have been carried out (its answer was lost:
+    a timeout, a broken connection, a 500 or 502 or 504 that may follow the work), see
+    `wallet.client`; False only when no try can have changed anything."""
 
     def __init__(
         self, request: str, reason: str, *, status: int | None = None, outcome_unknown: bool = False
