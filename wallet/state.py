@@ -338,18 +338,13 @@ class WalletState:
         one of this state's confirmed transfers spent (`confirm`): a spent output stays spent,
         so a transfer with an input another transfer spent can never apply."""
         wanted = list(output_ids)
+        marks = ", ".join("?" * len(wanted))
 
         def read(db: sqlite3.Connection) -> dict[OutputId, bytes]:
-            found: dict[OutputId, bytes] = {}
-            for output_id in wanted:
-                row = db.execute(
-                    "SELECT key_hash FROM spent WHERE output_id = ?", (output_id,)
-                ).fetchone()
-                if row is not None:
-                    found[output_id] = bytes(row[0])
-            return found
+            query = f"SELECT output_id, key_hash FROM spent WHERE output_id IN ({marks})"
+            return {OutputId(bytes(r[0])): bytes(r[1]) for r in db.execute(query, wanted)}
 
-        return self._read(read)
+        return self._read(read) if wanted else {}
 
     def set_nonce(self, key_hash: bytes, nonce: int, now_ms: int) -> Transfer:
         with self._write() as db:
