@@ -90,6 +90,8 @@ class WalletRules:
         self.pending = pending
         self.fail_new = fail_new
         self.syncing = syncing
+        self.entered = asyncio.Event()
+        """Set once a send waits for `syncing`: its refund is claimed."""
         self.recorded: dict[bytes, Transfer] = {}
 
     async def send(
@@ -98,6 +100,7 @@ class WalletRules:
         if self.down:
             raise ConnectionRefusedError("node down")
         if self.syncing is not None:
+            self.entered.set()
             await self.syncing.wait()
         transfer = self.recorded.get(key)
         if transfer is None and amount >= self.minimum and not await claimed():

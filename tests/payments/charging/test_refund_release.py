@@ -45,7 +45,9 @@ def test_a_refund_held_and_settled_during_the_wallet_s_sync_is_never_sent(
     holds it and settles it (nothing recorded under its key yet: `none`); the sync ends, the
     transfer is recorded, the re-check finds the row gone, and nothing is attached: the
     ledger paid nothing, the refund is gone, the signed transfer no node saw is abandoned.
-    (Unheld, the refunder pays once: every refund test, through the same re-check.)"""
+    (Unheld, the refunder pays once: every refund test, through the same re-check.) The
+    wallet here is the refund tests' stand-in, which follows `LedgerWallet`'s order: this test
+    checks the desk and the refunder; the next one checks that order on the real wallet."""
     syncing = asyncio.Event()
     ledger = WalletRules(syncing=syncing)
 
@@ -53,7 +55,7 @@ def test_a_refund_held_and_settled_during_the_wallet_s_sync_is_never_sent(
         await _billed_prepaid(world, "CARD-S", 900, 1_200)  # 540 owed back
         refunds = _refunder(world, ledger)
         paying = asyncio.ensure_future(refunds.retry())
-        await asyncio.sleep(0.05)  # claimed: `sending`, its wallet syncing
+        await ledger.entered.wait()  # claimed: `sending`, its wallet syncing
         desk = world.csms.store.refunds
         assert (await desk.hold(REF)).state == "paused"
         settled = await desk.settle_held(REF, NOTE, wallet=ledger)
@@ -80,10 +82,11 @@ async def test_the_real_wallet_records_a_released_refund_s_transfer_and_attaches
     receives nothing: a settlement's check of the wallet then finds it failed and allows it.
     Retried instead, the refund's transfer under that key fails for good (`never_applies`: the
     refunder moves it to its next attempt), and Bob receives the amount once under the next."""
-    gate = trio.Event()
+    gate, entered = trio.Event(), trio.Event()
     real_sync = Wallet.sync
 
     async def held(self: Wallet) -> object:
+        entered.set()
         await gate.wait()
         return await real_sync(self)
 
@@ -104,7 +107,7 @@ async def test_the_real_wallet_records_a_released_refund_s_transfer_and_attaches
                     await ledger.send(to, 540, key, claimed)
 
             nursery.start_soon(send)
-            await trio.sleep(0.05)
+            await entered.wait()  # the send is in its sync, before its record
             released = True  # held and settled by the operator meanwhile
             gate.set()
         recorded = await cpo.transfer(key)
