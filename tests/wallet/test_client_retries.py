@@ -46,8 +46,8 @@ def _error(status: int, code: str, headers: dict[str, str] | None = None) -> htt
 
 
 class Scripted(httpx.AsyncBaseTransport):
-    """The harness's transport, with the tries of one route played by `script`, one step per
-    try (then the node answers):
+    """A node's transport (`inner`: the harness's, or an app's), with the tries of one route
+    played by `script`, one step per try (then the node answers):
 
     - `lost`: the node carries the request out; its answer is lost (a read timeout);
     - `refused`: the connection is refused (nothing sent);
@@ -61,14 +61,9 @@ class Scripted(httpx.AsyncBaseTransport):
     """
 
     def __init__(
-        self,
-        harness: Harness,
-        route: tuple[str, str],
-        script: Sequence[str],
-        *,
-        stream: bool = True,
+        self, inner: httpx.AsyncBaseTransport, route: tuple[str, str], script: Sequence[str]
     ) -> None:
-        self.inner = harness.transport(stream=stream)
+        self.inner = inner
         self.route = route
         self.script = list(script)
         self.played: list[str] = []
@@ -149,7 +144,7 @@ async def test_a_429_after_a_lost_answer_is_an_unknown_outcome(
     tmp_path: Path, script: list[str], unknown: bool
 ) -> None:
     async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, script)
+        transport = Scripted(h.transport(), SUBMIT, script)
         async with NodeClient("http://node", transport=transport, retry=RETRY) as client:
             raw = await _tagged(client, b"retries")
             message_id = MessageId(blake2b_256(raw))
@@ -171,7 +166,7 @@ async def test_a_refusal_of_a_submission_after_a_lost_answer_is_an_unknown_outco
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, ["lost", "quarantined"])
+        transport = Scripted(h.transport(), SUBMIT, ["lost", "quarantined"])
         async with NodeClient("http://node", transport=transport, retry=RETRY) as client:
             raw = await _tagged(client, b"refused")
             with pytest.raises(NodeUnavailableError) as caught:
@@ -185,7 +180,7 @@ async def test_a_refusal_of_a_submission_after_a_lost_answer_is_an_unknown_outco
             assert refused.value.code == "quarantined_device"
         # a read keeps its refusal: a 404 after a lost answer is still NotFoundError
         metadata = ("GET", f"/api/v1/messages/{'ab' * 32}/metadata")
-        reads = Scripted(h, metadata, ["lost"])
+        reads = Scripted(h.transport(), metadata, ["lost"])
         async with NodeClient("http://node", transport=reads, retry=RETRY) as client:
             with pytest.raises(NotFoundError):
                 await client.metadata(MessageId(bytes.fromhex("ab" * 32)))
@@ -197,7 +192,7 @@ async def test_proof_of_work_rate_limited_after_a_lost_answer_is_an_unknown_outc
 ) -> None:
     async with running(tmp_path) as h:
         _limit_pow(h)
-        transport = Scripted(h, POW, ["lost"])
+        transport = Scripted(h.transport(), POW, ["lost"])
         async with NodeClient("http://node", transport=transport, retry=RETRY) as client:
             payload = TaggedData(tag=b"pow", data=b"lost")
             with pytest.raises(NodeUnavailableError) as caught:
@@ -222,7 +217,7 @@ async def test_a_429_or_a_refusal_after_a_lost_answer_keeps_the_attachment(
 ) -> None:
     key = f"lost-then-{answer}"
     async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, ["lost", answer])
+        transport = Scripted(h.transport(), SUBMIT, ["lost", answer])
         async with _wallet(transport, tmp_path / "w.db") as w:
             await w.sync()
             with pytest.raises(NodeUnavailableError):
@@ -245,7 +240,7 @@ async def test_a_429_on_a_try_never_carried_out_still_drops_the_attachment(
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, ["refused", "429"])
+        transport = Scripted(h.transport(), SUBMIT, ["refused", "429"])
         async with _wallet(transport, tmp_path / "w.db") as w:
             await w.sync()
             with pytest.raises(RateLimitedError):
@@ -267,7 +262,7 @@ async def test_node_proof_of_work_rate_limited_after_a_lost_answer_keeps_the_att
     )
     async with running(tmp_path) as h:
         _limit_pow(h)
-        transport = Scripted(h, POW, ["lost"], stream=False)
+        transport = Scripted(h.transport(stream=False), POW, ["lost"])
         async with _wallet(transport, tmp_path / "w.db", remote) as w:
             await w.sync()
             with pytest.raises(NodeUnavailableError):  # the node's own 429 on the retry
@@ -296,7 +291,7 @@ async def test_a_submission_no_try_of_which_was_answered_says_whether_one_may_ha
     answer lost, or a 500/502 that can follow the work), whichever try it was, and only
     then."""
     async with running(tmp_path) as h:
-        transport = Scripted(h, SUBMIT, script)
+        transport = Scripted(h.transport(), SUBMIT, script)
         retry = RetryPolicy(attempts=len(script), base_delay_s=0.001, max_delay_s=0.001)
         async with NodeClient("http://node", transport=transport, retry=retry) as client:
             raw = await _tagged(client, b"every try failed")

@@ -15,6 +15,7 @@ from tangle.protocol.device import DeviceStatus, IssuerRole
 from tangle.protocol.ids import blake2b_256
 from tests.registry_records import admit, signer
 from tests.tangle.http.test_api import KEY_SET, NET, SIGNERS, Net, network
+from tests.wallet.test_client_retries import Scripted
 from wallet.client import NodeClient
 from wallet.config import RetryPolicy
 from wallet.devices.agent import DeviceAgent, Profile
@@ -96,23 +97,6 @@ async def test_register_update_rotate_and_prove_readings(tmp_path: Path) -> None
         assert gateway.last_counter(agent.device_id) == 6
 
 
-class _LosesFirstAnswer(httpx.AsyncBaseTransport):
-    """The node's app, whose first answer to a request for `path` is lost: the node handles the
-    request, and the client sees a timeout."""
-
-    def __init__(self, app: object, path: str) -> None:
-        self._inner = httpx.ASGITransport(app)  # type: ignore[arg-type]
-        self._path = path
-        self.lost = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        if request.url.path == self._path and not self.lost:
-            self.lost += 1
-            raise httpx.ReadTimeout("the answer was lost", request=request)
-        return response
-
-
 async def test_a_rotation_whose_answer_was_lost_moves_the_agent_to_the_new_key(
     tmp_path: Path,
 ) -> None:
@@ -121,7 +105,8 @@ async def test_a_rotation_whose_answer_was_lost_moves_the_agent_to_the_new_key(
     later call with the same keys finds it applied and sends nothing."""
     async with network(tmp_path) as net:
         await _admit_issuers(net)
-        losing = _LosesFirstAnswer(net.app, "/api/v1/messages/pow")
+        pow_route = ("POST", "/api/v1/messages/pow")
+        losing = Scripted(httpx.ASGITransport(net.app), pow_route, ["lost"])
         retry = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.01)
         async with (
             _client(net) as client,
@@ -132,7 +117,7 @@ async def test_a_rotation_whose_answer_was_lost_moves_the_agent_to_the_new_key(
             await net.milestone()
             rotating = DeviceAgent(lossy, network_id=NET, key=signer(30))
             assert await rotating.rotate(signer(31), OPERATOR) is None
-            assert losing.lost == 1
+            assert losing.played == ["lost"]
             assert rotating.public_key == signer(31).public_key
             await net.milestone()
             entry = await rotating.entry()
